@@ -1,0 +1,131 @@
+package core
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Event types of the catalog (product.md §3).
+const (
+	EventBatchSucceeded            = "batch.succeeded"
+	EventBatchFailed               = "batch.failed"
+	EventBatchExpired              = "batch.expired"
+	EventBatchCancelled            = "batch.cancelled"
+	EventVideoGenerated            = "video.generated"
+	EventInteractionRequiresAction = "interaction.requires_action"
+	EventInteractionCompleted      = "interaction.completed"
+	EventInteractionFailed         = "interaction.failed"
+	EventInteractionCancelled      = "interaction.cancelled"
+	EventWebhookPing               = "webhook.ping"
+)
+
+// GeminiEventTypes are the seven types Gemini's WebhookService accepts.
+var GeminiEventTypes = []string{
+	EventBatchSucceeded, EventBatchExpired, EventBatchFailed,
+	EventInteractionRequiresAction, EventInteractionCompleted, EventInteractionFailed,
+	EventVideoGenerated,
+}
+
+// Catalog is the set of event types a server accepts: Gemini's seven, the
+// two cancellation extensions, and operator-declared custom types.
+type Catalog struct {
+	types []string
+}
+
+// NewCatalog returns the built-in catalog plus custom types, which must be
+// dot-separated segments of [a-zA-Z0-9_].
+func NewCatalog(custom ...string) (*Catalog, error) {
+	types := append([]string{}, GeminiEventTypes...)
+	types = append(types, EventBatchCancelled, EventInteractionCancelled)
+	for _, c := range custom {
+		if !ValidEventTypeSyntax(c) {
+			return nil, Invalid("event_types", "custom event type %q must be dot-separated segments of [a-zA-Z0-9_]", c)
+		}
+		if !slices.Contains(types, c) {
+			types = append(types, c)
+		}
+	}
+	return &Catalog{types: types}, nil
+}
+
+// Types lists the subscribable types.
+func (c *Catalog) Types() []string { return slices.Clone(c.types) }
+
+// Contains reports whether t is subscribable. webhook.ping is delivered but
+// not subscribable.
+func (c *Catalog) Contains(t string) bool { return slices.Contains(c.types, t) }
+
+// Publishable reports whether t may be published through the events API.
+func (c *Catalog) Publishable(t string) bool { return c.Contains(t) }
+
+// ValidEventTypeSyntax reports whether t is dot-separated [a-zA-Z0-9_] segments.
+func ValidEventTypeSyntax(t string) bool {
+	if t == "" || len(t) > 128 {
+		return false
+	}
+	for _, seg := range strings.Split(t, ".") {
+		if seg == "" {
+			return false
+		}
+		for _, r := range seg {
+			if !(r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// ValidateSubscribedEvents checks a subscribed_events list.
+func (c *Catalog) ValidateSubscribedEvents(events []string) error {
+	if len(events) == 0 {
+		return Invalid("subscribed_events", "subscribed_events must not be empty; valid values: %s", strings.Join(c.types, ", "))
+	}
+	for _, e := range events {
+		if !c.Contains(e) {
+			return Invalid("subscribed_events", "subscribed_events: unknown event type %q; valid values: %s", e, strings.Join(c.types, ", "))
+		}
+	}
+	return nil
+}
+
+// Envelope renders the delivered body {"type","version","timestamp","data"}.
+// data must be a JSON object (or empty, meaning {}).
+func Envelope(eventType string, at time.Time, data json.RawMessage) ([]byte, error) {
+	if len(bytes.TrimSpace(data)) == 0 {
+		data = json.RawMessage("{}")
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(data) + len(eventType) + 80)
+	buf.WriteString(`{"type":`)
+	tb, err := json.Marshal(eventType)
+	if err != nil {
+		return nil, err
+	}
+	buf.Write(tb)
+	buf.WriteString(`,"version":"v1","timestamp":"`)
+	buf.WriteString(at.UTC().Format(time.RFC3339))
+	buf.WriteString(`","data":`)
+	buf.Write(data)
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
+}
+
+// WithUserMetadata returns data with "user_metadata" set to meta (a JSON
+// object), replacing any existing key. data must be a JSON object.
+func WithUserMetadata(data, meta json.RawMessage) (json.RawMessage, error) {
+	if len(meta) == 0 {
+		return data, nil
+	}
+	m := map[string]json.RawMessage{}
+	if len(bytes.TrimSpace(data)) > 0 {
+		if err := json.Unmarshal(data, &m); err != nil {
+			return nil, Invalid("data", "data must be a JSON object")
+		}
+	}
+	m["user_metadata"] = meta
+	return json.Marshal(m)
+}

@@ -1,0 +1,213 @@
+package core
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Project is a tenant. Every other resource belongs to exactly one project,
+// and a project never sees another project's resources.
+type Project struct {
+	ID         string
+	Name       string
+	CreateTime time.Time
+}
+
+// APIKey authenticates requests for one project. Only the SHA-256 digest of
+// the key is stored; the key itself is shown once, when it is created.
+type APIKey struct {
+	ID         string
+	ProjectID  string
+	Name       string
+	Digest     []byte // SHA-256 of the full key
+	Hint       string // last 4 characters of the key, for listings
+	Admin      bool   // admin keys may create projects and keys
+	CreateTime time.Time
+	RevokeTime time.Time // zero while the key is valid
+}
+
+// WebhookState is the state of a static webhook.
+type WebhookState string
+
+// Webhook states, spelled as on the wire.
+const (
+	WebhookEnabled                       WebhookState = "enabled"
+	WebhookDisabled                      WebhookState = "disabled"
+	WebhookDisabledDueToFailedDeliveries WebhookState = "disabled_due_to_failed_deliveries"
+)
+
+// Valid reports whether s is one of the known states.
+func (s WebhookState) Valid() bool {
+	switch s {
+	case WebhookEnabled, WebhookDisabled, WebhookDisabledDueToFailedDeliveries:
+		return true
+	}
+	return false
+}
+
+// SigningSecret is one HMAC secret of a static webhook. Sealed holds the
+// secret encrypted with the server's master key (see Cipher); the plaintext
+// never reaches the store.
+type SigningSecret struct {
+	ID         string
+	Sealed     []byte
+	Hint       string    // last 4 characters of the secret
+	CreateTime time.Time // newest secret is the current one
+	ExpireTime time.Time // zero on the current secret
+}
+
+// Expired reports whether the secret may no longer be used for signing at now.
+func (s SigningSecret) Expired(now time.Time) bool {
+	return !s.ExpireTime.IsZero() && !now.Before(s.ExpireTime)
+}
+
+// Webhook is a project-level (static) webhook: the Gemini WebhookService
+// resource.
+type Webhook struct {
+	ID               string
+	ProjectID        string
+	Name             string
+	URI              string
+	SubscribedEvents []string
+	State            WebhookState
+	Secrets          []SigningSecret // newest first
+	// RetrySchedule overrides the server's schedule for this webhook when
+	// non-empty.
+	RetrySchedule []time.Duration
+	CreateTime    time.Time
+	UpdateTime    time.Time
+	// FailingSince is the time of the first failed attempt in the current
+	// run of failures; zero when the last attempt succeeded. Together with
+	// ConsecutiveFailures it drives auto-disable.
+	FailingSince        time.Time
+	ConsecutiveFailures int
+}
+
+// Subscribes reports whether the webhook wants events of type t.
+func (w *Webhook) Subscribes(t string) bool {
+	for _, e := range w.SubscribedEvents {
+		if e == t {
+			return true
+		}
+	}
+	return false
+}
+
+// ActiveSecrets returns the secrets usable for signing at now, newest first.
+func (w *Webhook) ActiveSecrets(now time.Time) []SigningSecret {
+	out := make([]SigningSecret, 0, len(w.Secrets))
+	for _, s := range w.Secrets {
+		if !s.Expired(now) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// WebhookConfig is the per-job (dynamic) webhook configuration of
+// product.md §5.
+type WebhookConfig struct {
+	URIs         []string        `json:"uris"`
+	UserMetadata json.RawMessage `json:"user_metadata,omitempty"`
+	// Audience overrides the JWT aud claim (default: the delivery URI).
+	Audience string `json:"audience,omitempty"`
+}
+
+// Event is one accepted event. Payload is the exact JSON body every
+// destination receives: {"type","version","timestamp","data"}.
+type Event struct {
+	ID             string
+	ProjectID      string
+	Type           string
+	Subject        string // resource name of the job that emitted it (JWT sub)
+	Payload        []byte
+	Dynamic        *WebhookConfig // non-nil: deliver only to these URIs, JWT-signed
+	IdempotencyKey string
+	DeliveryCount  int // deliveries created when the event was accepted
+	CreateTime     time.Time
+}
+
+// DeliveryStatus is the state of one delivery (event × destination).
+type DeliveryStatus string
+
+// Delivery statuses. Pending covers both "due" and "scheduled for retry".
+const (
+	DeliveryPending   DeliveryStatus = "pending"
+	DeliverySucceeded DeliveryStatus = "succeeded"
+	DeliveryFailed    DeliveryStatus = "failed"    // retries exhausted or permanent failure
+	DeliverySkipped   DeliveryStatus = "skipped"   // destination disabled when the event arrived
+	DeliveryCancelled DeliveryStatus = "cancelled" // webhook deleted before delivery
+)
+
+// Valid reports whether s is a known status.
+func (s DeliveryStatus) Valid() bool {
+	switch s {
+	case DeliveryPending, DeliverySucceeded, DeliveryFailed, DeliverySkipped, DeliveryCancelled:
+		return true
+	}
+	return false
+}
+
+// Delivery is one event to one destination. Its ID is the webhook-id header
+// value, identical on every attempt.
+type Delivery struct {
+	ID        string // "msg_" + sortable random id
+	EventID   string
+	ProjectID string
+	// WebhookID is set for static deliveries; URI is set for dynamic ones
+	// (static deliveries always go to the webhook's current URI).
+	WebhookID string
+	URI       string
+	// Dest groups deliveries by destination for the per-destination
+	// concurrency cap: the webhook id, or "uri:"+URI for dynamic ones.
+	Dest      string
+	EventType string
+	Status    DeliveryStatus
+	Attempts  int
+	// NextAttemptTime is when the next attempt is due (pending only).
+	NextAttemptTime time.Time
+	// Manual marks a delivery re-sent by :redeliver; manual sends never
+	// re-enter the automatic schedule.
+	Manual         bool
+	LastStatusCode int
+	LastError      string
+	// ScheduleStart is where the retry horizon counts from: the event's
+	// acceptance, or the moment :recover re-queued the delivery.
+	ScheduleStart time.Time
+	CreateTime    time.Time
+	UpdateTime    time.Time
+}
+
+// Attempt records one HTTP attempt of a delivery.
+type Attempt struct {
+	DeliveryID string
+	Number     int // 1-based
+	Time       time.Time
+	URI        string
+	StatusCode int // 0 when no HTTP response was received
+	Latency    time.Duration
+	Error      string
+	Response   []byte // first 4 KiB of the response body
+}
+
+// Claimed is a delivery handed to an engine, with what it needs to send it.
+type Claimed struct {
+	Delivery
+	Payload []byte
+	Subject string
+	Dynamic *WebhookConfig
+}
+
+// SigningKey is one of the server's asymmetric keys used to sign dynamic
+// webhook JWTs. The private key is sealed with the master key.
+type SigningKey struct {
+	ID         string // kid
+	Algorithm  string // RS256, ES256 or EdDSA
+	Sealed     []byte // sealed PKCS#8 private key
+	PublicJWK  []byte // JSON of the public JWK
+	CreateTime time.Time
+	// RetireTime is when the key stopped signing (zero while current);
+	// ExpireTime is when it leaves the JWKS.
+	RetireTime time.Time
+	ExpireTime time.Time
+}

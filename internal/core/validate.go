@@ -1,0 +1,162 @@
+package core
+
+import (
+	"encoding/json"
+	"net/netip"
+	"net/url"
+	"strings"
+)
+
+// Limits of product.md §5.
+const (
+	MaxDynamicURIs       = 10
+	MaxUserMetadataBytes = 16 << 10
+	MaxWebhookNameLength = 256
+	MaxURILength         = 2048
+	MaxSubscribedEvents  = 64
+	MaxIdempotencyKeyLen = 256
+	MaxOldSigningSecrets = 10
+	MaxEventDataBytes    = 256 << 10
+)
+
+// AddressPolicy decides which destinations deliveries may reach (product.md
+// §8). The zero value is the production default: https only, public
+// addresses only.
+type AddressPolicy struct {
+	// Dev allows plain http and loopback/private destinations.
+	Dev bool
+	// Allow lists CIDRs that are reachable even though they are private.
+	Allow []netip.Prefix
+}
+
+var blockedPrefixes = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range []string{
+		"0.0.0.0/8",         // "this" network, unspecified
+		"10.0.0.0/8",        // RFC 1918
+		"100.64.0.0/10",     // CGNAT
+		"127.0.0.0/8",       // loopback
+		"169.254.0.0/16",    // link-local, cloud metadata
+		"172.16.0.0/12",     // RFC 1918
+		"192.0.0.0/24",      // IETF protocol assignments
+		"192.168.0.0/16",    // RFC 1918
+		"198.18.0.0/15",     // benchmarking
+		"224.0.0.0/4",       // multicast
+		"240.0.0.0/4",       // reserved, broadcast
+		"::/128",            // unspecified
+		"::1/128",           // loopback
+		"fc00::/7",          // ULA
+		"fe80::/10",         // link-local
+		"ff00::/8",          // multicast
+		"fd00:ec2::254/128", // AWS metadata (inside ULA, listed for clarity)
+		"64:ff9b::/96",      // NAT64 can reach IPv4-private space
+	} {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}()
+
+// AddrAllowed reports whether a resolved destination address may be dialed.
+func (p AddressPolicy) AddrAllowed(a netip.Addr) bool {
+	a = a.Unmap()
+	for _, pre := range p.Allow {
+		if pre.Contains(a) {
+			return true
+		}
+	}
+	if p.Dev && (a.IsLoopback() || a.IsPrivate()) {
+		return true
+	}
+	if !a.IsValid() || a.IsUnspecified() || a.IsLoopback() || a.IsPrivate() ||
+		a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() || a.IsMulticast() {
+		return false
+	}
+	for _, pre := range blockedPrefixes {
+		if pre.Contains(a) {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidateURI checks a destination URI for field (e.g. "uri",
+// "webhook_config.uris[0]"): absolute, https (http only in dev mode), a
+// host, no credentials, and — when the host is an IP literal — an allowed
+// address. Host names are checked again at dial time on the resolved IP.
+func (p AddressPolicy) ValidateURI(field, raw string) error {
+	if raw == "" {
+		return Invalid(field, "%s is required", field)
+	}
+	if len(raw) > MaxURILength {
+		return Invalid(field, "%s is longer than %d characters", field, MaxURILength)
+	}
+	u, err := url.Parse(raw)
+	if err != nil || !u.IsAbs() || u.Host == "" {
+		return Invalid(field, "%s must be an absolute URL such as https://example.com/hook", field)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !p.Dev {
+			return Invalid(field, "%s must use https (plain http is allowed only with serve --dev)", field)
+		}
+	default:
+		return Invalid(field, "%s must use https, not %q", field, u.Scheme)
+	}
+	if u.User != nil {
+		return Invalid(field, "%s must not contain credentials", field)
+	}
+	if u.Fragment != "" {
+		return Invalid(field, "%s must not contain a fragment", field)
+	}
+	host := u.Hostname()
+	if a, err := netip.ParseAddr(host); err == nil {
+		if !p.AddrAllowed(a) {
+			return Invalid(field, "%s points at a private, loopback or reserved address (%s); allow it with --allow-cidr or use --dev", field, host)
+		}
+	} else if !p.Dev && (strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost")) {
+		return Invalid(field, "%s points at localhost; use --dev for local targets", field)
+	}
+	return nil
+}
+
+// ValidateWebhookConfig checks a per-job webhook_config (product.md §5).
+func (p AddressPolicy) ValidateWebhookConfig(field string, c *WebhookConfig) error {
+	if c == nil {
+		return nil
+	}
+	if len(c.URIs) == 0 || len(c.URIs) > MaxDynamicURIs {
+		return Invalid(field+".uris", "%s.uris must hold 1 to %d URIs", field, MaxDynamicURIs)
+	}
+	seen := map[string]bool{}
+	for i, u := range c.URIs {
+		f := field + ".uris[" + itoa(i) + "]"
+		if err := p.ValidateURI(f, u); err != nil {
+			return err
+		}
+		if seen[u] {
+			return Invalid(f, "%s repeats %q", f, u)
+		}
+		seen[u] = true
+	}
+	if len(c.UserMetadata) > 0 {
+		if len(c.UserMetadata) > MaxUserMetadataBytes {
+			return Invalid(field+".user_metadata", "%s.user_metadata is larger than %d bytes", field, MaxUserMetadataBytes)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(c.UserMetadata, &m); err != nil || m == nil {
+			return Invalid(field+".user_metadata", "%s.user_metadata must be a JSON object", field)
+		}
+	}
+	if len(c.Audience) > MaxURILength {
+		return Invalid(field+".audience", "%s.audience is too long", field)
+	}
+	return nil
+}
+
+func itoa(i int) string {
+	if i < 10 {
+		return string(rune('0' + i))
+	}
+	return itoa(i/10) + string(rune('0'+i%10))
+}

@@ -1,0 +1,342 @@
+// Package publish accepts events: it validates them, fans each out to its
+// destinations (the project's subscribed static webhooks, or the job's
+// webhook_config URIs), and writes the event and its deliveries durably in
+// one transaction before the caller answers 2xx.
+//
+// Concurrent Publish calls are coalesced into shared transactions (group
+// commit), so many single-event publishers cost about as many commits as one
+// batch publisher.
+package publish
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// Input is one event to publish.
+type Input struct {
+	Type string
+	// Data is the event's data object; empty means {}.
+	Data json.RawMessage
+	// Timestamp is when the event happened; zero means now.
+	Timestamp time.Time
+	// Subject is the resource name of the job that emitted the event (the
+	// JWT sub claim of dynamic deliveries).
+	Subject       string
+	WebhookConfig *core.WebhookConfig
+	// IdempotencyKey makes a repeat return the first result.
+	IdempotencyKey string
+	// OnlyWebhook delivers to this webhook alone, whatever it subscribes to
+	// (ping).
+	OnlyWebhook string
+	// Internal allows event types that clients may not publish (webhook.ping).
+	Internal bool
+}
+
+// Result is what one Input became.
+type Result struct {
+	Event      *core.Event
+	Deliveries int
+	Duplicate  bool
+}
+
+// Store is what the publisher needs of core.Store.
+type Store interface {
+	SubscribedWebhooks(ctx context.Context, projectID string, types []string) ([]*core.Webhook, error)
+	WebhooksByID(ctx context.Context, ids []string) (map[string]*core.Webhook, error)
+	PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.PublishResult, error)
+}
+
+// Config configures a Publisher.
+type Config struct {
+	Store       Store
+	Catalog     *core.Catalog
+	Clock       core.Clock         // default core.SystemClock
+	Policy      core.AddressPolicy // URI rules for webhook_config
+	Lanes       int                // concurrent group commits (default 1: SQLite has one writer)
+	OnPublished func(n int)        // optional: called with the number of new events accepted
+}
+
+// Publisher accepts events.
+type Publisher struct {
+	cfg   Config
+	lanes []*lane
+	next  atomic.Uint64
+}
+
+// New returns a Publisher.
+func New(cfg Config) *Publisher {
+	if cfg.Clock == nil {
+		cfg.Clock = core.SystemClock{}
+	}
+	if cfg.Lanes <= 0 {
+		cfg.Lanes = 1
+	}
+	p := &Publisher{cfg: cfg}
+	for range cfg.Lanes {
+		p.lanes = append(p.lanes, &lane{p: p})
+	}
+	return p
+}
+
+// MaxBatch is the most events one Publish call may carry.
+const MaxBatch = 1000
+
+// Validate checks one input; field names are prefixed with prefix (e.g.
+// "events[3].").
+func (p *Publisher) Validate(prefix string, in *Input) error {
+	if in.Type == "" {
+		return core.Invalid(prefix+"type", "%stype is required", prefix)
+	}
+	if !in.Internal && !p.cfg.Catalog.Publishable(in.Type) {
+		return core.Invalid(prefix+"type", "%stype: unknown event type %q; valid values: %v", prefix, in.Type, p.cfg.Catalog.Types())
+	}
+	if len(in.Data) > core.MaxEventDataBytes {
+		return core.Invalid(prefix+"data", "%sdata is larger than %d bytes", prefix, core.MaxEventDataBytes)
+	}
+	if d := bytes.TrimSpace(in.Data); len(d) > 0 && (d[0] != '{' || !json.Valid(d)) {
+		return core.Invalid(prefix+"data", "%sdata must be a JSON object", prefix)
+	}
+	if len(in.IdempotencyKey) > core.MaxIdempotencyKeyLen {
+		return core.Invalid(prefix+"idempotency_key", "%sidempotency_key is longer than %d characters", prefix, core.MaxIdempotencyKeyLen)
+	}
+	return p.cfg.Policy.ValidateWebhookConfig(prefix+"webhook_config", in.WebhookConfig)
+}
+
+// Publish validates, fans out and durably writes the inputs of one
+// project. Results are in input order. Nothing is written if any input is
+// invalid.
+func (p *Publisher) Publish(ctx context.Context, projectID string, in []Input) ([]Result, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	if len(in) > MaxBatch {
+		return nil, core.Invalid("events", "at most %d events per call, got %d", MaxBatch, len(in))
+	}
+	for i := range in {
+		prefix := ""
+		if len(in) > 1 {
+			prefix = fmt.Sprintf("events[%d].", i)
+		}
+		if err := p.Validate(prefix, &in[i]); err != nil {
+			return nil, err
+		}
+	}
+	r := &request{ctx: ctx, projectID: projectID, in: in, done: make(chan struct{})}
+	l := p.lanes[p.next.Add(1)%uint64(len(p.lanes))]
+	l.submit(r)
+	select {
+	case <-r.done:
+		return r.results, r.err
+	case <-ctx.Done():
+		// The batch may still commit; the caller retries with its
+		// idempotency key if it needs to know.
+		return nil, ctx.Err()
+	}
+}
+
+type request struct {
+	ctx       context.Context
+	projectID string
+	in        []Input
+	results   []Result
+	err       error
+	done      chan struct{}
+}
+
+// lane is a combining queue: the first caller to find it idle commits
+// everything queued, while later callers wait for their result.
+type lane struct {
+	p       *Publisher
+	mu      sync.Mutex
+	pending []*request
+	busy    bool
+}
+
+func (l *lane) submit(r *request) {
+	l.mu.Lock()
+	l.pending = append(l.pending, r)
+	if l.busy {
+		l.mu.Unlock()
+		return
+	}
+	l.busy = true
+	for len(l.pending) > 0 {
+		batch := l.pending
+		l.pending = nil
+		l.mu.Unlock()
+		l.p.commit(batch)
+		l.mu.Lock()
+	}
+	l.busy = false
+	l.mu.Unlock()
+}
+
+// commit fans out and writes a batch of requests in one transaction.
+func (p *Publisher) commit(batch []*request) {
+	ctx := context.WithoutCancel(batch[0].ctx)
+	err := p.commitErr(ctx, batch)
+	for _, r := range batch {
+		if err != nil {
+			r.err = err
+		}
+		close(r.done)
+	}
+}
+
+func (p *Publisher) commitErr(ctx context.Context, batch []*request) error {
+	now := p.cfg.Clock.Now()
+	hooks, err := p.destinations(ctx, batch)
+	if err != nil {
+		return err
+	}
+	var evs []core.NewEvent
+	for _, r := range batch {
+		for i := range r.in {
+			ne, err := p.build(now, r.projectID, &r.in[i], hooks[r.projectID])
+			if err != nil {
+				return err
+			}
+			evs = append(evs, ne)
+		}
+	}
+	res, err := p.cfg.Store.PublishEvents(ctx, evs)
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	k, accepted := 0, 0
+	for _, r := range batch {
+		r.results = make([]Result, len(r.in))
+		for i := range r.in {
+			pr := res[k]
+			r.results[i] = Result{Event: pr.Event, Deliveries: pr.Event.DeliveryCount, Duplicate: pr.Duplicate}
+			if !pr.Duplicate {
+				accepted++
+			}
+			k++
+		}
+	}
+	if p.cfg.OnPublished != nil && accepted > 0 {
+		p.cfg.OnPublished(accepted)
+	}
+	return nil
+}
+
+// destinations loads, per project, the static webhooks subscribed to the
+// batch's event types, plus webhooks addressed directly (ping).
+func (p *Publisher) destinations(ctx context.Context, batch []*request) (map[string][]*core.Webhook, error) {
+	types := map[string]map[string]bool{}
+	var direct []string
+	for _, r := range batch {
+		for _, in := range r.in {
+			if in.OnlyWebhook != "" {
+				direct = append(direct, in.OnlyWebhook)
+				continue
+			}
+			if in.WebhookConfig != nil {
+				continue
+			}
+			if types[r.projectID] == nil {
+				types[r.projectID] = map[string]bool{}
+			}
+			types[r.projectID][in.Type] = true
+		}
+	}
+	out := map[string][]*core.Webhook{}
+	for project, set := range types {
+		list := make([]string, 0, len(set))
+		for t := range set {
+			list = append(list, t)
+		}
+		hooks, err := p.cfg.Store.SubscribedWebhooks(ctx, project, list)
+		if err != nil {
+			return nil, fmt.Errorf("publish: webhooks: %w", err)
+		}
+		out[project] = hooks
+	}
+	if len(direct) > 0 {
+		byID, err := p.cfg.Store.WebhooksByID(ctx, direct)
+		if err != nil {
+			return nil, fmt.Errorf("publish: webhooks: %w", err)
+		}
+		for _, w := range byID {
+			out[w.ProjectID] = append(out[w.ProjectID], w)
+		}
+	}
+	return out, nil
+}
+
+func (p *Publisher) build(now time.Time, projectID string, in *Input, hooks []*core.Webhook) (core.NewEvent, error) {
+	ts := in.Timestamp
+	if ts.IsZero() {
+		ts = now
+	}
+	data := in.Data
+	if in.WebhookConfig != nil && len(in.WebhookConfig.UserMetadata) > 0 {
+		var err error
+		if data, err = core.WithUserMetadata(data, in.WebhookConfig.UserMetadata); err != nil {
+			return core.NewEvent{}, err
+		}
+	}
+	payload, err := core.Envelope(in.Type, ts, data)
+	if err != nil {
+		return core.NewEvent{}, err
+	}
+	ev := core.Event{
+		ID:             core.NewSortableID(now),
+		ProjectID:      projectID,
+		Type:           in.Type,
+		Subject:        in.Subject,
+		Payload:        payload,
+		Dynamic:        in.WebhookConfig,
+		IdempotencyKey: in.IdempotencyKey,
+		CreateTime:     now,
+	}
+	var ds []core.Delivery
+	add := func(d core.Delivery) {
+		d.ID = core.NewMessageID(now)
+		d.EventID = ev.ID
+		d.ProjectID = projectID
+		d.EventType = in.Type
+		d.NextAttemptTime = now
+		d.ScheduleStart = now
+		d.CreateTime = now
+		d.UpdateTime = now
+		ds = append(ds, d)
+	}
+	switch {
+	case in.WebhookConfig != nil:
+		for _, u := range in.WebhookConfig.URIs {
+			add(core.Delivery{URI: u, Dest: "uri:" + u, Status: core.DeliveryPending})
+		}
+	default:
+		for _, w := range hooks {
+			if w.ProjectID != projectID {
+				continue
+			}
+			if in.OnlyWebhook != "" {
+				if w.ID != in.OnlyWebhook {
+					continue
+				}
+			} else if !w.Subscribes(in.Type) {
+				continue
+			}
+			st := core.DeliveryPending
+			// A ping always goes out: it is how a user tests a webhook,
+			// disabled or not.
+			if w.State != core.WebhookEnabled && in.OnlyWebhook == "" {
+				st = core.DeliverySkipped
+			}
+			add(core.Delivery{WebhookID: w.ID, Dest: w.ID, Status: st})
+		}
+	}
+	ev.DeliveryCount = len(ds)
+	return core.NewEvent{Event: ev, Deliveries: ds}, nil
+}

@@ -128,12 +128,15 @@ type ClaimParams struct {
 }
 
 // Completion is the result of one attempt, written by CompleteDeliveries.
+// A completion with Attempt.Number == 0 records no attempt: the engine
+// closed the delivery without sending (webhook deleted or disabled meanwhile;
+// Status is then Cancelled or Skipped).
 type Completion struct {
 	DeliveryID string
 	Owner      string
 	Attempt    Attempt
 	// Status is the delivery's new status: Pending (retry at
-	// NextAttemptTime), Succeeded or Failed.
+	// NextAttemptTime), Succeeded, Failed, Skipped or Cancelled.
 	Status          DeliveryStatus
 	NextAttemptTime time.Time
 	// WebhookID, when set, updates the webhook's failure run: a success

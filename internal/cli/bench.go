@@ -1,0 +1,412 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/longhook/longhook/webhook"
+)
+
+// benchConfig are the flags of `longhook bench`.
+type benchConfig struct {
+	Events      int
+	Webhooks    int
+	Size        int
+	Concurrency int
+	Batch       int
+	Rate        float64
+	SlowShare   float64
+	FailShare   float64
+	Backlog     int
+	JSON        bool
+	DatabaseURL string
+	Workers     int
+	PerDest     int
+	Timeout     time.Duration
+}
+
+// benchReport is the outcome of one run.
+type benchReport struct {
+	Machine          string  `json:"machine"`
+	Store            string  `json:"store"`
+	Events           int     `json:"events"`
+	Webhooks         int     `json:"webhooks"`
+	EventBytes       int     `json:"event_bytes"`
+	Concurrency      int     `json:"concurrency"`
+	Batch            int     `json:"batch"`
+	Rate             float64 `json:"rate,omitempty"`
+	Backlog          int     `json:"backlog,omitempty"`
+	Deliveries       int     `json:"deliveries"`
+	Seconds          float64 `json:"seconds"`
+	DeliveriesPerSec float64 `json:"deliveries_per_sec"`
+	PublishPerSec    float64 `json:"events_published_per_sec"`
+	P50ms            float64 `json:"latency_p50_ms"`
+	P95ms            float64 `json:"latency_p95_ms"`
+	P99ms            float64 `json:"latency_p99_ms"`
+	CeilingPerSec    float64 `json:"bare_http_ceiling_per_sec"`
+	Ratio            float64 `json:"ratio_to_ceiling"`
+	HealthyP99ms     float64 `json:"healthy_latency_p99_ms,omitempty"`
+	MaxRSSMB         float64 `json:"max_rss_mb"`
+}
+
+func runBench(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("bench", env)
+	var c benchConfig
+	fs.IntVar(&c.Events, "events", 20000, "events to publish")
+	fs.IntVar(&c.Webhooks, "webhooks", 10, "webhooks subscribed to every event (fan-out)")
+	fs.IntVar(&c.Size, "size", 600, "event body size in bytes")
+	fs.IntVar(&c.Concurrency, "concurrency", 64, "concurrent publishers (and bare-HTTP client connections)")
+	fs.IntVar(&c.Batch, "batch", 0, "events per events:batchPublish call (0: single-event publishes)")
+	fs.Float64Var(&c.Rate, "rate", 0, "publish at this many events/s (0: as fast as accepted)")
+	fs.Float64Var(&c.SlowShare, "slow-share", 0, "share of webhooks that hang until the attempt timeout")
+	fs.Float64Var(&c.FailShare, "fail-share", 0, "share of webhooks that answer 500")
+	fs.IntVar(&c.Backlog, "backlog", 0, "scheduled retries to insert before the run")
+	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "database URL (default: SQLite in a temporary directory)")
+	fs.IntVar(&c.Workers, "workers", 512, "engine attempts in flight")
+	fs.IntVar(&c.PerDest, "per-destination", 32, "engine attempts in flight per destination")
+	fs.DurationVar(&c.Timeout, "timeout", 5*time.Minute, "give up after this long")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if c.Events <= 0 || c.Webhooks <= 0 || c.Concurrency <= 0 || c.Size < 100 {
+		return fmt.Errorf("%w: --events, --webhooks, --concurrency must be positive and --size ≥ 100", errUsage)
+	}
+	rep, err := bench(ctx, c, env)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		enc := json.NewEncoder(env.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printBench(env.Stdout, rep)
+	return nil
+}
+
+func printBench(w io.Writer, r *benchReport) {
+	fmt.Fprintf(w, "machine            %s\n", r.Machine)
+	fmt.Fprintf(w, "store              %s\n", r.Store)
+	fmt.Fprintf(w, "events × webhooks  %d × %d = %d deliveries (%d-byte events, %d publishers, batch %d)\n", r.Events, r.Webhooks, r.Deliveries, r.EventBytes, r.Concurrency, r.Batch)
+	if r.Backlog > 0 {
+		fmt.Fprintf(w, "backlog            %d scheduled retries\n", r.Backlog)
+	}
+	fmt.Fprintf(w, "elapsed            %.2f s\n", r.Seconds)
+	fmt.Fprintf(w, "deliveries/s       %.0f\n", r.DeliveriesPerSec)
+	fmt.Fprintf(w, "published events/s %.0f\n", r.PublishPerSec)
+	fmt.Fprintf(w, "publish→receipt    p50 %.2f ms  p95 %.2f ms  p99 %.2f ms\n", r.P50ms, r.P95ms, r.P99ms)
+	if r.HealthyP99ms > 0 {
+		fmt.Fprintf(w, "healthy webhooks   p99 %.2f ms\n", r.HealthyP99ms)
+	}
+	fmt.Fprintf(w, "bare-HTTP ceiling  %.0f req/s (signed POSTs, same body and concurrency)\n", r.CeilingPerSec)
+	fmt.Fprintf(w, "ratio              %.1f %% of the ceiling\n", 100*r.Ratio)
+	fmt.Fprintf(w, "max RSS            %.0f MB\n", r.MaxRSSMB)
+}
+
+// receiver is the loopback destination: it answers 204 (or hangs, or 500
+// for the webhooks told to) and records publish→receipt latency from the
+// sent_at_ns field every benchmark event carries.
+type receiver struct {
+	mu        sync.Mutex
+	latencies []time.Duration
+	healthy   []time.Duration
+	count     atomic.Int64
+	done      chan struct{}
+	want      int64
+	slow      map[string]bool
+	fail      map[string]bool
+	stop      chan struct{}
+}
+
+func (rv *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	hook := strings.TrimPrefix(r.URL.Path, "/")
+	switch {
+	case rv.slow[hook]:
+		select {
+		case <-r.Context().Done():
+		case <-rv.stop:
+		}
+		return
+	case rv.fail[hook]:
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	case hook == "ceiling":
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	now := time.Now()
+	if i := bytes.Index(body, []byte(`"sent_at_ns":`)); i >= 0 {
+		rest := body[i+len(`"sent_at_ns":`):]
+		j := bytes.IndexAny(rest, ",}")
+		if ns, err := strconv.ParseInt(string(rest[:j]), 10, 64); err == nil {
+			d := now.Sub(time.Unix(0, ns))
+			rv.mu.Lock()
+			rv.latencies = append(rv.latencies, d)
+			rv.mu.Unlock()
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+	if rv.count.Add(1) == rv.want {
+		close(rv.done)
+	}
+}
+
+func percentile(ds []time.Duration, p float64) float64 {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	i := int(p * float64(len(ds)-1))
+	return float64(ds[i]) / float64(time.Millisecond)
+}
+
+func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	dir, err := os.MkdirTemp("", "longhook-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+
+	nSlow := int(c.SlowShare * float64(c.Webhooks))
+	nFail := int(c.FailShare * float64(c.Webhooks))
+	healthy := c.Webhooks - nSlow - nFail
+	rv := &receiver{done: make(chan struct{}), want: int64(c.Events * healthy), slow: map[string]bool{}, fail: map[string]bool{}, stop: make(chan struct{})}
+	defer close(rv.stop)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	recvSrv := &http.Server{Handler: rv, ReadHeaderTimeout: 10 * time.Second}
+	go recvSrv.Serve(ln)
+	defer recvSrv.Close()
+	recvURL := "http://" + ln.Addr().String()
+
+	body := benchBody(c.Size)
+	ceiling, err := bareCeiling(ctx, recvURL+"/ceiling", body, c.Concurrency, max(c.Events*c.Webhooks/4, 20000))
+	if err != nil {
+		return nil, err
+	}
+
+	quiet := Env{Getenv: func(k string) string {
+		if k == "LONGHOOK_BOOTSTRAP_API_KEY" {
+			return "bench-key-0123456789abcdef0123456789abcdef"
+		}
+		return ""
+	}, Stdout: io.Discard, Stderr: io.Discard}
+	srv, err := NewServer(ctx, ServeConfig{
+		Addr: "127.0.0.1:0", DataDir: dir, DatabaseURL: c.DatabaseURL, Dev: true,
+		Workers: c.Workers, PerDest: c.PerDest, SoftStop: time.Second, TimeScale: 1,
+	}, quiet, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
+	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Run(srvCtx) }()
+	defer func() { stopSrv(); <-srvDone }()
+	cl := &benchClient{base: srv.URL + "/v1beta", key: srv.APIKey, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.Concurrency * 2}}}
+
+	for i := range c.Webhooks {
+		name := fmt.Sprintf("h%d", i)
+		switch {
+		case i < nSlow:
+			rv.slow[name] = true
+		case i < nSlow+nFail:
+			rv.fail[name] = true
+		}
+		if err := cl.post(ctx, "/webhooks", map[string]any{"name": name, "uri": recvURL + "/" + name, "subscribed_events": []string{"batch.succeeded"}}, nil); err != nil {
+			return nil, fmt.Errorf("create webhook: %w", err)
+		}
+	}
+	if c.Backlog > 0 {
+		if err := srv.insertBacklog(ctx, c.Backlog); err != nil {
+			return nil, fmt.Errorf("backlog: %w", err)
+		}
+	}
+
+	start := time.Now()
+	pubDone, err := publishAll(ctx, cl, c, len(body))
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-rv.done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("timed out with %d of %d deliveries received", rv.count.Load(), rv.want)
+	}
+	elapsed := time.Since(start)
+	rv.mu.Lock()
+	lat := slices.Clone(rv.latencies)
+	rv.mu.Unlock()
+	rep := &benchReport{
+		Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
+		Store:   srv.store.Capabilities().Driver,
+		Events:  c.Events, Webhooks: c.Webhooks, EventBytes: len(body) + 60, Concurrency: c.Concurrency, Batch: c.Batch, Rate: c.Rate, Backlog: c.Backlog,
+		Deliveries:       int(rv.want),
+		Seconds:          elapsed.Seconds(),
+		DeliveriesPerSec: float64(rv.want) / elapsed.Seconds(),
+		PublishPerSec:    float64(c.Events) / pubDone.Seconds(),
+		P50ms:            percentile(lat, .50), P95ms: percentile(lat, .95), P99ms: percentile(lat, .99),
+		CeilingPerSec: ceiling,
+		MaxRSSMB:      maxRSSMB(),
+	}
+	if nSlow+nFail > 0 {
+		rep.HealthyP99ms = rep.P99ms
+	}
+	rep.Ratio = rep.DeliveriesPerSec / rep.CeilingPerSec
+	return rep, nil
+}
+
+// benchBody is the data object of every benchmark event, padded so the
+// delivered envelope is about size bytes; sent_at_ns is filled per event.
+func benchBody(size int) []byte {
+	pad := max(size-120, 0)
+	return []byte(`{"id":"batches/bench","output_file_uri":"files/bench","pad":"` + strings.Repeat("x", pad) + `"}`)
+}
+
+type benchClient struct {
+	base, key string
+	http      *http.Client
+}
+
+func (b *benchClient) post(ctx context.Context, path string, body any, out any) error {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.base+path, bytes.NewReader(data))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("x-goog-api-key", b.key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := b.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	rb, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST %s: %d %s", path, resp.StatusCode, rb)
+	}
+	if out != nil {
+		return json.Unmarshal(rb, out)
+	}
+	return nil
+}
+
+// publishAll publishes c.Events events with c.Concurrency publishers and
+// returns how long publishing took.
+func publishAll(ctx context.Context, cl *benchClient, c benchConfig, padLen int) (time.Duration, error) {
+	pad := strings.Repeat("x", max(padLen-110, 0))
+	event := func() map[string]any {
+		return map[string]any{"type": "batch.succeeded", "data": json.RawMessage(
+			`{"id":"batches/bench","output_file_uri":"files/bench","pad":"` + pad + `","sent_at_ns":` + strconv.FormatInt(time.Now().UnixNano(), 10) + `}`)}
+	}
+	per := max(c.Batch, 1)
+	calls := (c.Events + per - 1) / per
+	var next atomic.Int64
+	var interval time.Duration
+	if c.Rate > 0 {
+		interval = time.Duration(float64(time.Second) * float64(per) / c.Rate)
+	}
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, c.Concurrency)
+	for range c.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= calls {
+					return
+				}
+				if interval > 0 {
+					if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+						time.Sleep(d)
+					}
+				}
+				n := min(per, c.Events-i*per)
+				var err error
+				if c.Batch == 0 {
+					err = cl.post(ctx, "/events", event(), nil)
+				} else {
+					evs := make([]map[string]any, n)
+					for k := range evs {
+						evs[k] = event()
+					}
+					err = cl.post(ctx, "/events:batchPublish", map[string]any{"events": evs}, nil)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// bareCeiling measures plain signed POSTs of body to url with the given
+// concurrency: the most any delivery system could do on this machine.
+func bareCeiling(ctx context.Context, url string, data []byte, conc, n int) (float64, error) {
+	secret, _ := webhook.NewSecret()
+	sec, _ := webhook.ParseSecret(secret)
+	cl := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc * 2}}
+	defer cl.CloseIdleConnections()
+	var next atomic.Int64
+	var failed atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				now := time.Now()
+				id := "msg_" + strconv.FormatInt(now.UnixNano(), 36)
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(data))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("webhook-id", id)
+				req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+				req.Header.Set("webhook-signature", webhook.Sign(sec, id, now, data))
+				resp, err := cl.Do(req)
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		return 0, fmt.Errorf("bare-HTTP ceiling: %d requests failed", f)
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}

@@ -1,0 +1,139 @@
+// Package cli is longhook's command tree and composition root: it parses
+// flags (with LONGHOOK_* environment fallbacks), picks the store driver from
+// the database URL, wires the API, the publisher, the delivery engine and
+// the periodic work together, and runs them until a signal arrives.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Version is the release version, set at build time with -ldflags.
+var Version = "0.1.0-dev"
+
+// Env gives access to the process environment (injected for tests).
+type Env struct {
+	Getenv func(string) string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// errUsage marks a command-line mistake (exit code 2).
+var errUsage = errors.New("usage")
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, env Env) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the webhook server (API, delivery engine, jobs)", runServe},
+		{"projects", "create or list projects (on the data dir or database)", runProjects},
+		{"keys", "create, list or revoke API keys", runKeys},
+		{"jwks", "rotate or list the JWT signing keys of dynamic webhooks", runJWKS},
+		{"bench", "measure delivery throughput and latency against the bare-HTTP ceiling", runBench},
+		{"version", "print the version", func(_ context.Context, _ []string, env Env) error {
+			fmt.Fprintln(env.Stdout, "longhook", Version)
+			return nil
+		}},
+	}
+}
+
+// Run executes the command line args (without the program name) and
+// returns the process exit code.
+func Run(ctx context.Context, args []string, env Env) int {
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(env.Stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			err := c.run(ctx, args[1:], env)
+			switch {
+			case err == nil:
+				return 0
+			case errors.Is(err, flag.ErrHelp):
+				return 0
+			case errors.Is(err, errUsage):
+				fmt.Fprintln(env.Stderr, "longhook:", err)
+				return 2
+			default:
+				fmt.Fprintln(env.Stderr, "longhook:", err)
+				return 1
+			}
+		}
+	}
+	fmt.Fprintf(env.Stderr, "longhook: unknown command %q\n", args[0])
+	usage(env.Stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	var b strings.Builder
+	b.WriteString("longhook — webhooks for long-running AI jobs\n\nUsage: longhook <command> [flags]\n\nCommands:\n")
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
+	}
+	b.WriteString("\nRun 'longhook <command> -h' for the flags of a command.\n")
+	fmt.Fprint(w, b.String())
+}
+
+// flagSet returns a FlagSet whose flags fall back to LONGHOOK_* variables.
+type flagSet struct {
+	*flag.FlagSet
+	env Env
+}
+
+func newFlagSet(name string, env Env) *flagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	return &flagSet{FlagSet: fs, env: env}
+}
+
+// envName maps a flag name to its environment variable: data-dir →
+// LONGHOOK_DATA_DIR.
+func envName(flagName string) string {
+	return "LONGHOOK_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parse parses args, then fills every flag not given on the command line
+// from its environment variable.
+func (fs *flagSet) parse(args []string) error {
+	fs.VisitAll(func(f *flag.Flag) {
+		f.Usage += fmt.Sprintf(" [$%s]", envName(f.Name))
+	})
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		if v := fs.env.Getenv(envName(f.Name)); v != "" {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%w: $%s: %v", errUsage, envName(f.Name), e)
+			}
+		}
+	})
+	return err
+}

@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/longhook/longhook/internal/jwks"
+	"github.com/longhook/longhook/internal/secretbox"
+)
+
+func runJWKS(ctx context.Context, args []string, env Env) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: longhook jwks rotate | list", errUsage)
+	}
+	fs := newFlagSet("jwks "+args[0], env)
+	dataDir, dbURL := storeFlags(fs)
+	alg := fs.String("jwt-algorithm", "RS256", "algorithm of the new key: RS256, ES256 or EdDSA")
+	if err := fs.parse(args[1:]); err != nil {
+		return err
+	}
+	key, _, err := secretbox.LoadOrCreateKey(env.Getenv("LONGHOOK_MASTER_KEY"), *dataDir)
+	if err != nil {
+		return err
+	}
+	box, err := secretbox.New(key)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, *dbURL, *dataDir)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	switch args[0] {
+	case "rotate":
+		m, err := jwks.New(ctx, jwks.Config{Store: store, Cipher: box, Algorithm: *alg})
+		if err != nil {
+			return err
+		}
+		kid, err := m.Rotate(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "new signing key %s; running servers pick it up within seconds\n", kid)
+		return nil
+	case "list":
+		keys, err := store.SigningKeys(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "KID\tALG\tCREATED\tRETIRED\tUNPUBLISHED AT")
+		for _, k := range keys {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.CreateTime.Format(time.RFC3339), fmtTime(k.RetireTime), fmtTime(k.ExpireTime))
+		}
+		return tw.Flush()
+	default:
+		return fmt.Errorf("%w: unknown jwks command %q (rotate, list)", errUsage, args[0])
+	}
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}

@@ -1,0 +1,139 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/longhook/longhook/internal/api"
+	"github.com/longhook/longhook/internal/core"
+)
+
+// storeFlags are the flags every offline admin command shares.
+func storeFlags(fs *flagSet) (dataDir, dbURL *string) {
+	dataDir = fs.String("data-dir", "./longhook-data", "data directory")
+	dbURL = fs.String("database-url", "", "database URL (default sqlite in the data dir)")
+	return
+}
+
+func runProjects(ctx context.Context, args []string, env Env) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: longhook projects create NAME | list", errUsage)
+	}
+	fs := newFlagSet("projects "+args[0], env)
+	dataDir, dbURL := storeFlags(fs)
+	if err := fs.parse(args[1:]); err != nil {
+		return err
+	}
+	store, err := openStore(ctx, *dbURL, *dataDir)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	switch args[0] {
+	case "create":
+		if fs.NArg() != 1 {
+			return fmt.Errorf("%w: longhook projects create NAME", errUsage)
+		}
+		now := time.Now().UTC()
+		p := core.Project{ID: core.NewID(), Name: fs.Arg(0), CreateTime: now}
+		if err := store.CreateProject(ctx, p); err != nil {
+			return err
+		}
+		key, digest, hint := api.NewAPIKey()
+		if err := store.CreateAPIKey(ctx, core.APIKey{ID: core.NewID(), ProjectID: p.ID, Name: "default", Digest: digest, Hint: hint, CreateTime: now}); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "project %s (%s)\nAPI key (shown once): %s\n", p.Name, p.ID, key)
+		return nil
+	case "list":
+		ps, err := store.ListProjects(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tCREATED")
+		for _, p := range ps {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.ID, p.Name, p.CreateTime.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	default:
+		return fmt.Errorf("%w: unknown projects command %q (create, list)", errUsage, args[0])
+	}
+}
+
+func runKeys(ctx context.Context, args []string, env Env) error {
+	if len(args) == 0 {
+		return fmt.Errorf("%w: longhook keys create --project ID [--name N] [--admin] | list [--project ID] | revoke KEY_ID", errUsage)
+	}
+	fs := newFlagSet("keys "+args[0], env)
+	dataDir, dbURL := storeFlags(fs)
+	project := fs.String("project", "", "project id (default: the default project)")
+	name := fs.String("name", "", "key name")
+	admin := fs.Bool("admin", false, "the key may also manage projects and keys")
+	if err := fs.parse(args[1:]); err != nil {
+		return err
+	}
+	store, err := openStore(ctx, *dbURL, *dataDir)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	resolve := func() (string, error) {
+		if *project != "" {
+			_, err := store.GetProject(ctx, *project)
+			return *project, err
+		}
+		ps, err := store.ListProjects(ctx)
+		if err != nil {
+			return "", err
+		}
+		for _, p := range ps {
+			if p.Name == "default" {
+				return p.ID, nil
+			}
+		}
+		return "", fmt.Errorf("%w: no default project; pass --project", errUsage)
+	}
+	switch args[0] {
+	case "create":
+		pid, err := resolve()
+		if err != nil {
+			return err
+		}
+		key, digest, hint := api.NewAPIKey()
+		k := core.APIKey{ID: core.NewID(), ProjectID: pid, Name: *name, Digest: digest, Hint: hint, Admin: *admin, CreateTime: time.Now().UTC()}
+		if err := store.CreateAPIKey(ctx, k); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "key %s for project %s\nAPI key (shown once): %s\n", k.ID, pid, key)
+		return nil
+	case "list":
+		keys, err := store.ListAPIKeys(ctx, *project)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tPROJECT\tNAME\tKEY\tADMIN\tCREATED\tREVOKED")
+		for _, k := range keys {
+			revoked := ""
+			if !k.RevokeTime.IsZero() {
+				revoked = k.RevokeTime.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t…%s\t%v\t%s\t%s\n", k.ID, k.ProjectID, k.Name, k.Hint, k.Admin, k.CreateTime.Format(time.RFC3339), revoked)
+		}
+		return tw.Flush()
+	case "revoke":
+		if fs.NArg() != 1 {
+			return fmt.Errorf("%w: longhook keys revoke KEY_ID", errUsage)
+		}
+		if err := store.RevokeAPIKey(ctx, fs.Arg(0), time.Now().UTC()); err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stdout, "revoked %s\n", fs.Arg(0))
+		return nil
+	default:
+		return fmt.Errorf("%w: unknown keys command %q (create, list, revoke)", errUsage, args[0])
+	}
+}

@@ -1,0 +1,321 @@
+package cli
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/longhook/longhook/internal/api"
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/engine"
+	"github.com/longhook/longhook/internal/jwks"
+	"github.com/longhook/longhook/internal/publish"
+	"github.com/longhook/longhook/internal/secretbox"
+)
+
+// ServeConfig is the configuration of `longhook serve`.
+type ServeConfig struct {
+	Addr        string // listen address (default 127.0.0.1:8080)
+	DataDir     string // data directory (default ./longhook-data)
+	DatabaseURL string // sqlite://path (default: DataDir/longhook.db) or postgres://…
+	PublicURL   string // the server's public base URL (JWT iss); default http://Addr
+	Dev         bool   // allow http:// and loopback/private destinations
+	AllowCIDRs  []netip.Prefix
+	TimeScale   float64       // divide every delay, horizon and window (default 1)
+	Workers     int           // attempts in flight (default 512)
+	PerDest     int           // attempts in flight per destination (default 32)
+	Retention   time.Duration // default 30 days
+	EventTypes  []string      // custom event types
+	SoftStop    time.Duration // how long shutdown waits for attempts in flight
+	// JWTAlgorithm signs dynamic webhooks: RS256 (default), ES256, EdDSA.
+	JWTAlgorithm string
+	// JWKSRotateEvery is the scheduled key rotation (default 30 days).
+	JWKSRotateEvery time.Duration
+	LogLevel        slog.Level
+	LogJSON         bool
+}
+
+func runServe(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("serve", env)
+	var cfg ServeConfig
+	var cidrs, types, level, format string
+	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen address")
+	fs.StringVar(&cfg.DataDir, "data-dir", "./longhook-data", "data directory (SQLite database, master key, bootstrap key)")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "database: sqlite://PATH (default DATA_DIR/longhook.db) or postgres://…")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "public base URL of this server (JWT issuer); default http://ADDR")
+	fs.BoolVar(&cfg.Dev, "dev", false, "development mode: allow http:// and loopback/private webhook URIs")
+	fs.StringVar(&cidrs, "allow-cidr", "", "comma-separated CIDRs deliveries may reach even though they are private")
+	fs.Float64Var(&cfg.TimeScale, "time-scale", 1, "compress every retry delay, horizon and window by this factor (3600 = an hour per second)")
+	fs.IntVar(&cfg.Workers, "workers", 512, "delivery attempts in flight")
+	fs.IntVar(&cfg.PerDest, "per-destination", 32, "delivery attempts in flight per destination")
+	fs.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "how long deliveries, attempts and payloads are kept")
+	fs.StringVar(&types, "event-types", "", "comma-separated custom event types to accept besides the catalog")
+	fs.DurationVar(&cfg.SoftStop, "soft-stop", 10*time.Second, "on shutdown, how long attempts in flight may finish")
+	fs.StringVar(&cfg.JWTAlgorithm, "jwt-algorithm", "RS256", "algorithm of dynamic-webhook JWTs: RS256, ES256 or EdDSA")
+	fs.DurationVar(&cfg.JWKSRotateEvery, "jwks-rotate-every", 30*24*time.Hour, "scheduled rotation of the JWT signing key")
+	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&format, "log-format", "text", "log format: text or json")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	for _, c := range splitList(cidrs) {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			return fmt.Errorf("%w: --allow-cidr %q: %v", errUsage, c, err)
+		}
+		cfg.AllowCIDRs = append(cfg.AllowCIDRs, p)
+	}
+	cfg.EventTypes = splitList(types)
+	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
+	}
+	cfg.LogJSON = format == "json"
+	if cfg.TimeScale <= 0 {
+		return fmt.Errorf("%w: --time-scale must be positive", errUsage)
+	}
+	logger := newLogger(env, cfg.LogLevel, cfg.LogJSON)
+	srv, err := NewServer(ctx, cfg, env, logger)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}
+
+func newLogger(env Env, level slog.Level, json bool) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if json {
+		return slog.New(slog.NewJSONHandler(env.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(env.Stderr, opts))
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Server is a composed `longhook serve`: store, API, publisher, engine and
+// periodic work. Tests embed it; the CLI runs it.
+type Server struct {
+	cfg       ServeConfig
+	env       Env
+	log       *slog.Logger
+	store     core.Store
+	listener  net.Listener
+	http      *http.Server
+	engine    *engine.Engine
+	maint     *engine.Maintenance
+	keys      *jwks.Manager
+	ready     atomic.Bool
+	URL       string // http://host:port actually listened on
+	APIKey    string // the bootstrap key, when this start created it
+	ProjectID string // the default project
+}
+
+// NewServer opens the store, bootstraps the default project on first start,
+// and listens; Run serves.
+func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logger) (*Server, error) {
+	if env.Getenv == nil {
+		env.Getenv = func(string) string { return "" }
+	}
+	if cfg.TimeScale <= 0 {
+		cfg.TimeScale = 1
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	masterKey, _, err := secretbox.LoadOrCreateKey(env.Getenv("LONGHOOK_MASTER_KEY"), cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	box, err := secretbox.New(masterKey)
+	if err != nil {
+		return nil, err
+	}
+	store, err := openStore(ctx, cfg.DatabaseURL, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, env: env, log: logger, store: store}
+	ok := false
+	defer func() {
+		if !ok {
+			store.Close()
+		}
+	}()
+	if err := s.bootstrap(ctx); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	s.listener = ln
+	s.URL = "http://" + ln.Addr().String()
+	if s.cfg.PublicURL == "" {
+		s.cfg.PublicURL = s.URL
+	}
+	defer func() {
+		if !ok {
+			ln.Close()
+		}
+	}()
+	keys, err := jwks.New(ctx, jwks.Config{Store: store, Cipher: box, Logger: logger, Issuer: strings.TrimSuffix(s.cfg.PublicURL, "/"),
+		Algorithm: cfg.JWTAlgorithm, RotateEvery: cfg.JWKSRotateEvery})
+	if err != nil {
+		return nil, err
+	}
+	s.keys = keys
+	catalog, err := core.NewCatalog(cfg.EventTypes...)
+	if err != nil {
+		return nil, err
+	}
+	policy := core.AddressPolicy{Dev: cfg.Dev, Allow: cfg.AllowCIDRs}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	accepted := prometheus.NewCounter(prometheus.CounterOpts{Name: "longhook_events_accepted_total", Help: "Events accepted by the publish API and jobs."})
+	reg.MustRegister(accepted)
+
+	lanes := 1
+	if store.Capabilities().SharedAcrossProcesses {
+		lanes = 4
+	}
+	pub := publish.New(publish.Config{
+		Store: store, Catalog: catalog, Policy: policy, Lanes: lanes,
+		OnPublished: func(n int) { accepted.Add(float64(n)) },
+	})
+	retry := core.RetryPolicy{Scale: cfg.TimeScale}
+	s.engine = engine.New(engine.Config{
+		Store: store, Cipher: box, Logger: logger, Retry: retry,
+		Sender:  engine.NewSender(engine.SenderConfig{Policy: policy, UserAgent: "longhook/" + Version, MaxConnsPerHost: cfg.PerDest}),
+		Workers: cfg.Workers, PerDestination: cfg.PerDest, SoftStop: cfg.SoftStop, Dynamic: keys,
+		Metrics: engine.NewMetrics(reg, func(ctx context.Context) (core.QueueDepth, error) {
+			return store.QueueDepth(ctx, time.Now().UTC())
+		}),
+	})
+	s.maint = engine.NewMaintenance(engine.MaintenanceConfig{
+		Store: store, Logger: logger, Owner: s.engine.Owner(), Retention: cfg.Retention, Scale: cfg.TimeScale,
+		Tasks: []engine.Task{{Name: "jwks", Run: keys.Maintain}},
+	})
+
+	mac := hmac.New(sha256.New, masterKey)
+	mac.Write([]byte("longhook page tokens v1"))
+	handler := api.NewServer(api.Deps{
+		Store: store, Publisher: pub, Catalog: catalog, Cipher: box, Policy: policy,
+		Logger: logger, PageTokenKey: mac.Sum(nil), Ready: s.ready.Load,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), JWKS: keys,
+	})
+	s.http = &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	ok = true
+	return s, nil
+}
+
+// Run serves until ctx is cancelled, then shuts down in order: stop
+// accepting HTTP, stop claiming, let attempts finish (soft stop), close the
+// store.
+func (s *Server) Run(ctx context.Context) error {
+	defer s.store.Close()
+	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopEngine()
+	g, gctx := errgroup.WithContext(engineCtx)
+	g.Go(func() error { return s.engine.Run(gctx) })
+	g.Go(func() error { return s.maint.Run(gctx) })
+	g.Go(func() error { return s.keys.RunReloader(gctx, 2*time.Second) })
+
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- s.http.Serve(s.listener) }()
+	s.ready.Store(true)
+	s.log.Info("server.ready", slog.String("url", s.URL), slog.String("public_url", s.cfg.PublicURL),
+		slog.Bool("dev", s.cfg.Dev), slog.Float64("time_scale", s.cfg.TimeScale), slog.String("store", s.store.Capabilities().Driver))
+	fmt.Fprintf(s.env.Stdout, "longhook %s listening on %s\n", Version, s.URL)
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-httpErr:
+		err = fmt.Errorf("http: %w", err)
+	case <-gctx.Done():
+	}
+	s.ready.Store(false)
+	s.log.Info("server.stopping")
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	if e := s.http.Shutdown(shutCtx); e != nil && !errors.Is(e, http.ErrServerClosed) {
+		s.log.Warn("server.http_shutdown", slog.String("error", e.Error()))
+	}
+	cancel()
+	stopEngine()
+	if e := g.Wait(); e != nil && err == nil {
+		err = e
+	}
+	s.log.Info("server.stopped")
+	return err
+}
+
+// bootstrap creates the default project and its API key on first start.
+func (s *Server) bootstrap(ctx context.Context) error {
+	projects, err := s.store.ListProjects(ctx)
+	if err != nil {
+		return err
+	}
+	if len(projects) > 0 {
+		for _, p := range projects {
+			if p.Name == "default" {
+				s.ProjectID = p.ID
+			}
+		}
+		return nil
+	}
+	now := time.Now().UTC()
+	p := core.Project{ID: core.NewID(), Name: "default", CreateTime: now}
+	if err := s.store.CreateProject(ctx, p); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	key := s.env.Getenv("LONGHOOK_BOOTSTRAP_API_KEY")
+	var digest []byte
+	var hint string
+	if key == "" {
+		key, digest, hint = api.NewAPIKey()
+	} else {
+		digest, hint = api.DigestAPIKey(key)
+	}
+	k := core.APIKey{ID: core.NewID(), ProjectID: p.ID, Name: "bootstrap", Digest: digest, Hint: hint, Admin: true, CreateTime: now}
+	if err := s.store.CreateAPIKey(ctx, k); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	path := filepath.Join(s.cfg.DataDir, "api-key")
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	s.ProjectID, s.APIKey = p.ID, key
+	fmt.Fprintf(s.env.Stdout, "Created project %q (%s).\nAPI key (shown once, also saved to %s):\n\n    %s\n\n", p.Name, p.ID, path, key)
+	return nil
+}

@@ -1,0 +1,132 @@
+package core
+
+import (
+	"encoding/json"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidateURI(t *testing.T) {
+	t.Parallel()
+	prod := AddressPolicy{}
+	dev := AddressPolicy{Dev: true}
+	allow := AddressPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}}
+	cases := []struct {
+		p   AddressPolicy
+		uri string
+		ok  bool
+	}{
+		{prod, "https://example.com/hook", true},
+		{prod, "http://example.com/hook", false},
+		{prod, "/relative", false},
+		{prod, "example.com/hook", false},
+		{prod, "ftp://example.com", false},
+		{prod, "https://user:pw@example.com/", false},
+		{prod, "https://127.0.0.1/hook", false},
+		{prod, "https://localhost/hook", false},
+		{prod, "https://169.254.169.254/latest", false},
+		{prod, "https://[::1]/", false},
+		{prod, "https://10.1.2.3/", false},
+		{allow, "https://10.1.2.3/", true},
+		{dev, "http://127.0.0.1:3000/hook", true},
+		{dev, "http://localhost:3000/hook", true},
+		{prod, "", false},
+	}
+	for _, c := range cases {
+		err := c.p.ValidateURI("uri", c.uri)
+		if (err == nil) != c.ok {
+			t.Errorf("ValidateURI(%q, dev=%v) = %v, want ok=%v", c.uri, c.p.Dev, err, c.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), "uri") {
+			t.Errorf("error %q does not name the field", err)
+		}
+	}
+}
+
+func TestAddrAllowedBlocksSpecialRanges(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{"127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "100.64.0.1", "169.254.169.254", "0.0.0.0", "224.0.0.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "::"} {
+		if (AddressPolicy{}).AddrAllowed(netip.MustParseAddr(s)) {
+			t.Errorf("%s allowed, want blocked", s)
+		}
+	}
+	for _, s := range []string{"93.184.216.34", "2606:2800:220:1::1"} {
+		if !(AddressPolicy{}).AddrAllowed(netip.MustParseAddr(s)) {
+			t.Errorf("%s blocked, want allowed", s)
+		}
+	}
+}
+
+func TestWebhookConfigValidation(t *testing.T) {
+	t.Parallel()
+	p := AddressPolicy{}
+	ok := &WebhookConfig{URIs: []string{"https://a.example/x"}, UserMetadata: json.RawMessage(`{"k":"v"}`)}
+	if err := p.ValidateWebhookConfig("webhook_config", ok); err != nil {
+		t.Fatal(err)
+	}
+	bad := []*WebhookConfig{
+		{},
+		{URIs: make([]string, 11)},
+		{URIs: []string{"http://a.example/x"}},
+		{URIs: []string{"https://a.example/x", "https://a.example/x"}},
+		{URIs: []string{"https://a.example/x"}, UserMetadata: json.RawMessage(`[1]`)},
+		{URIs: []string{"https://a.example/x"}, UserMetadata: json.RawMessage(`{"k":"` + strings.Repeat("x", 17<<10) + `"}`)},
+	}
+	for i, c := range bad {
+		if err := p.ValidateWebhookConfig("webhook_config", c); err == nil || !IsInvalid(err) {
+			t.Errorf("case %d: err = %v, want invalid argument", i, err)
+		}
+	}
+}
+
+func TestCatalog(t *testing.T) {
+	t.Parallel()
+	c, err := NewCatalog("acme.report_ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ValidateSubscribedEvents([]string{"batch.succeeded", "acme.report_ready", "batch.cancelled"}); err != nil {
+		t.Fatal(err)
+	}
+	err = c.ValidateSubscribedEvents([]string{"batch.done"})
+	if err == nil || !strings.Contains(err.Error(), "batch.succeeded") {
+		t.Fatalf("unknown type error should list valid values: %v", err)
+	}
+	if err := c.ValidateSubscribedEvents(nil); err == nil {
+		t.Fatal("empty list accepted")
+	}
+	if _, err := NewCatalog("bad type!"); err == nil {
+		t.Fatal("bad custom type accepted")
+	}
+}
+
+func TestIDs(t *testing.T) {
+	t.Parallel()
+	id := NewID()
+	if len(id) != 36 || strings.Trim(id, base36) != "" {
+		t.Fatalf("NewID = %q", id)
+	}
+	t1 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a, b := NewMessageID(t1), NewMessageID(t1.Add(time.Millisecond))
+	if !strings.HasPrefix(a, "msg_") || len(a) != 30 || a >= b {
+		t.Fatalf("message ids not sortable: %q %q", a, b)
+	}
+}
+
+func TestEnvelopeAndUserMetadata(t *testing.T) {
+	t.Parallel()
+	data, err := WithUserMetadata(json.RawMessage(`{"id":"batches/1"}`), json.RawMessage(`{"job":"n"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := Envelope("batch.succeeded", time.Date(2026, 5, 5, 12, 0, 0, 0, time.UTC), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"type":"batch.succeeded","version":"v1","timestamp":"2026-05-05T12:00:00Z","data":{"id":"batches/1","user_metadata":{"job":"n"}}}`
+	if string(body) != want {
+		t.Fatalf("envelope:\n got %s\nwant %s", body, want)
+	}
+}

@@ -1,0 +1,177 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/webhook"
+)
+
+// attempt sends one attempt of t and returns its completion.
+func (e *Engine) attempt(ctx context.Context, t *task) core.Completion {
+	c := &t.c
+	now := e.cfg.Clock.Now()
+	comp := core.Completion{DeliveryID: c.ID, Owner: e.cfg.Owner, WebhookID: c.WebhookID}
+
+	// Static deliveries go to the webhook's current URI, signed with its
+	// unexpired secrets; a webhook deleted or disabled since the event was
+	// accepted closes the delivery without an attempt.
+	uri := c.URI
+	var sig string
+	if c.WebhookID != "" {
+		w := t.hook
+		switch {
+		case w == nil:
+			comp.Status = core.DeliveryCancelled
+			comp.WebhookID = ""
+			return comp
+		case w.State != core.WebhookEnabled && c.EventType != core.EventWebhookPing:
+			comp.Status = core.DeliverySkipped
+			comp.WebhookID = ""
+			return comp
+		}
+		uri = w.URI
+		secrets, err := e.secrets.hmacSecrets(w, now)
+		if err != nil {
+			return e.fail(comp, c, now, uri, &core.Failure{Kind: core.FailInvalid, Err: "signing secret unavailable: " + err.Error()}, 0, t)
+		}
+		sig = webhook.SignAll(secrets, c.ID, now, c.Payload)
+	} else {
+		if e.cfg.Dynamic == nil {
+			return e.fail(comp, c, now, uri, &core.Failure{Kind: core.FailInvalid, Err: "dynamic webhook signing is not configured"}, 0, t)
+		}
+		var err error
+		sig, err = e.cfg.Dynamic.SignDynamic(ctx, c, uri, now)
+		if err != nil {
+			return e.fail(comp, c, now, uri, &core.Failure{Kind: core.FailConnection, Err: "sign: " + err.Error()}, 0, t)
+		}
+	}
+
+	res := e.cfg.Sender.Send(ctx, Request{URI: uri, Body: c.Payload, Headers: [][2]string{
+		{webhook.HeaderID, c.ID},
+		{webhook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10)},
+		{webhook.HeaderSignature, sig},
+	}})
+	comp.Attempt = core.Attempt{
+		DeliveryID: c.ID, Number: c.Attempts + 1, Time: now, URI: uri,
+		StatusCode: res.StatusCode, Latency: res.Latency, Error: res.Err, Response: res.Response,
+	}
+	if s, ok := res.Outcome.(core.Success); ok {
+		comp.Status = core.DeliverySucceeded
+		comp.Success = true
+		e.logAttempt(c, uri, comp.Attempt, "succeeded", time.Time{})
+		e.cfg.Metrics.observe(c, comp.Attempt, "succeeded", s.StatusCode)
+		return comp
+	}
+	return e.fail(comp, c, now, uri, res.Outcome.(*core.Failure), res.StatusCode, t)
+}
+
+// fail schedules the retry (or gives up) after a failed attempt.
+func (e *Engine) fail(comp core.Completion, c *core.Claimed, now time.Time, uri string, f *core.Failure, status int, t *task) core.Completion {
+	if comp.Attempt.Number == 0 {
+		comp.Attempt = core.Attempt{DeliveryID: c.ID, Number: c.Attempts + 1, Time: now, URI: uri, StatusCode: status, Error: f.Error()}
+	}
+	var schedule []time.Duration
+	if t.hook != nil {
+		schedule = t.hook.RetrySchedule
+	}
+	next, retry := time.Time{}, false
+	if !c.Manual {
+		next, retry = e.cfg.Retry.Next(f, c.Attempts+1, c.ScheduleStart, now, schedule, e.cfg.Rand)
+	}
+	outcome := "failed"
+	if retry {
+		comp.Status = core.DeliveryPending
+		comp.NextAttemptTime = next
+		outcome = "retry"
+	} else {
+		comp.Status = core.DeliveryFailed
+	}
+	if f.Kind == core.FailGone && c.WebhookID != "" {
+		comp.DisableWebhook = true
+	}
+	e.logAttempt(c, uri, comp.Attempt, outcome, next)
+	e.cfg.Metrics.observe(c, comp.Attempt, outcome, status)
+	return comp
+}
+
+// logAttempt writes the one wide record per attempt. It never includes the
+// payload, the signature or query strings that could carry tokens.
+func (e *Engine) logAttempt(c *core.Claimed, uri string, a core.Attempt, outcome string, next time.Time) {
+	attrs := []slog.Attr{
+		slog.String("delivery_id", c.ID),
+		slog.String("event_type", c.EventType),
+		slog.String("project_id", c.ProjectID),
+		slog.String("destination", redactURI(uri)),
+		slog.Int("attempt", a.Number),
+		slog.String("outcome", outcome),
+		slog.Int("status", a.StatusCode),
+		slog.Duration("latency", a.Latency),
+	}
+	if c.WebhookID != "" {
+		attrs = append(attrs, slog.String("webhook_id", c.WebhookID))
+	}
+	if a.Error != "" {
+		attrs = append(attrs, slog.String("error", a.Error))
+	}
+	if !next.IsZero() {
+		attrs = append(attrs, slog.Time("next_attempt", next))
+	}
+	level := slog.LevelInfo
+	if outcome != "succeeded" {
+		level = slog.LevelWarn
+	}
+	e.cfg.Logger.LogAttrs(context.Background(), level, "delivery.attempt", attrs...)
+}
+
+func redactURI(u string) string {
+	for i := 0; i < len(u); i++ {
+		if u[i] == '?' {
+			return u[:i] + "?…"
+		}
+	}
+	return u
+}
+
+// secretCache keeps opened signing secrets by secret id, so each sealed
+// secret is decrypted once.
+type secretCache struct {
+	cipher core.Cipher
+	mu     sync.Mutex
+	m      map[string]any
+}
+
+func (s *secretCache) hmacSecrets(w *core.Webhook, now time.Time) ([]webhook.Secret, error) {
+	out := make([]webhook.Secret, 0, len(w.Secrets))
+	for _, ss := range w.Secrets {
+		if ss.Expired(now) {
+			continue
+		}
+		s.mu.Lock()
+		v, ok := s.m[ss.ID]
+		s.mu.Unlock()
+		if !ok {
+			plain, err := s.cipher.Open(ss.Sealed)
+			if err != nil {
+				return nil, err
+			}
+			sec, err := webhook.ParseSecret(string(plain))
+			if err != nil {
+				return nil, err
+			}
+			v = sec
+			s.mu.Lock()
+			if len(s.m) > 100000 {
+				clear(s.m)
+			}
+			s.m[ss.ID] = v
+			s.mu.Unlock()
+		}
+		out = append(out, v.(webhook.Secret))
+	}
+	return out, nil
+}

@@ -1,0 +1,426 @@
+// Package engine is the durable delivery engine: it claims due deliveries
+// from the store in batches (never more than it has free slots), attempts
+// them concurrently with a cap per destination, signs every attempt afresh,
+// classifies the outcome, schedules retries by the core retry policy, and
+// writes the results back in batched transactions.
+//
+// Work arrives through the store's Wake channel (an in-process signal for
+// SQLite, LISTEN/NOTIFY for PostgreSQL), so a new event is claimed at once;
+// a timer set to the next scheduled retry covers the rest. Shutdown stops
+// claiming, releases claimed deliveries it has not started, lets attempts in
+// flight finish until the soft-stop timeout, then cancels them, and writes
+// every result before returning.
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// Store is what the engine needs of core.Store.
+type Store interface {
+	ClaimDeliveries(ctx context.Context, p core.ClaimParams) ([]core.Claimed, error)
+	CompleteDeliveries(ctx context.Context, cs []core.Completion) error
+	ReleaseDeliveries(ctx context.Context, owner string, ids []string) error
+	NextDueTime(ctx context.Context) (time.Time, bool, error)
+	WebhooksByID(ctx context.Context, ids []string) (map[string]*core.Webhook, error)
+	Wake() <-chan struct{}
+}
+
+// Signer produces the webhook-signature header of dynamic (per-job)
+// deliveries. The dynamic-webhooks feature provides it; without one,
+// dynamic deliveries fail permanently.
+type Signer interface {
+	// SignDynamic returns the header value for an attempt of c to uri.
+	SignDynamic(ctx context.Context, c *core.Claimed, uri string, now time.Time) (string, error)
+}
+
+// Config configures the engine. Zero fields take the documented defaults.
+type Config struct {
+	Store  Store
+	Cipher core.Cipher
+	Clock  core.Clock // default core.SystemClock
+	Logger *slog.Logger
+	// Owner identifies this engine in leases; default a random id.
+	Owner string
+	// Retry is the retry policy (its Scale is the --time-scale).
+	Retry core.RetryPolicy
+	// Sender makes the attempts; default NewSender(SenderConfig{}).
+	Sender *Sender
+	// Dynamic signs per-job deliveries (optional).
+	Dynamic Signer
+	// Workers caps attempts in flight (default 512).
+	Workers int
+	// PerDestination caps attempts in flight to one destination (default 32).
+	PerDestination int
+	// BatchSize caps one claim (default 256).
+	BatchSize int
+	// Lease is how long a claim holds before another engine may take the
+	// delivery over (default 60 s; real time, never scaled).
+	Lease time.Duration
+	// SoftStop is how long shutdown waits for attempts in flight (default 10 s).
+	SoftStop time.Duration
+	// PollInterval is the safety-net poll when no wake-up or retry timer
+	// fires (default 1 s).
+	PollInterval time.Duration
+	// Metrics receives observations (optional).
+	Metrics *Metrics
+	// Rand returns uniform values in [0,1) for jitter (default math/rand/v2).
+	Rand func() float64
+}
+
+func (c Config) withDefaults() Config {
+	if c.Clock == nil {
+		c.Clock = core.SystemClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Owner == "" {
+		c.Owner = "engine-" + core.NewID()[:12]
+	}
+	c.Retry = c.Retry.WithDefaults()
+	if c.Sender == nil {
+		c.Sender = NewSender(SenderConfig{})
+	}
+	if c.Workers <= 0 {
+		c.Workers = 512
+	}
+	if c.PerDestination <= 0 {
+		c.PerDestination = 32
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 256
+	}
+	if c.Lease <= 0 {
+		c.Lease = 60 * time.Second
+	}
+	if c.SoftStop <= 0 {
+		c.SoftStop = 10 * time.Second
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Float64
+	}
+	return c
+}
+
+// Engine delivers. Create it with New and run it with Run.
+type Engine struct {
+	cfg Config
+
+	mu       sync.Mutex
+	inflight int                   // claimed, not yet completed (running + parked)
+	dests    map[string]*destState // per-destination running attempts and parked work
+	held     map[string]bool       // delivery ids this engine holds
+	freed    chan struct{}         // signalled when slots free up
+
+	results chan core.Completion
+	secrets secretCache
+
+	attemptCtx    context.Context // cancelled at hard stop
+	cancelAttempt context.CancelFunc
+	wg            sync.WaitGroup // attempts in flight
+}
+
+type destState struct {
+	running int
+	parked  []*task
+}
+
+type task struct {
+	c    core.Claimed
+	hook *core.Webhook // nil for dynamic deliveries
+}
+
+// New returns an engine.
+func New(cfg Config) *Engine {
+	cfg = cfg.withDefaults()
+	e := &Engine{
+		cfg:     cfg,
+		dests:   map[string]*destState{},
+		held:    map[string]bool{},
+		freed:   make(chan struct{}, 1),
+		results: make(chan core.Completion, cfg.Workers*2),
+		secrets: secretCache{cipher: cfg.Cipher, m: map[string]any{}},
+	}
+	e.attemptCtx, e.cancelAttempt = context.WithCancel(context.Background())
+	return e
+}
+
+// Owner returns the lease owner id of this engine.
+func (e *Engine) Owner() string { return e.cfg.Owner }
+
+// Run claims and delivers until ctx is cancelled, then shuts down as the
+// package doc describes. It returns nil after a clean shutdown.
+func (e *Engine) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		e.complete()
+		close(done)
+	}()
+	e.claimLoop(ctx)
+
+	// Stop: release parked work, wait for attempts up to SoftStop, cancel.
+	e.releaseParked()
+	waited := make(chan struct{})
+	go func() { e.wg.Wait(); close(waited) }()
+	t := time.NewTimer(e.cfg.SoftStop)
+	select {
+	case <-waited:
+	case <-t.C:
+		e.cfg.Logger.Warn("engine.soft_stop_timeout", slog.Duration("timeout", e.cfg.SoftStop))
+		e.cancelAttempt()
+		<-waited
+	}
+	t.Stop()
+	e.cancelAttempt()
+	close(e.results)
+	<-done
+	return nil
+}
+
+func (e *Engine) claimLoop(ctx context.Context) {
+	wake := e.cfg.Store.Wake()
+	backoff := 50 * time.Millisecond
+	for {
+		n, err := e.claimOnce(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			e.cfg.Logger.Error("engine.claim_failed", slog.String("error", err.Error()))
+			if !sleepCtx(ctx, backoff) {
+				return
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		if n > 0 && e.free() > 0 {
+			continue // there may be more due right now
+		}
+		wait := e.cfg.PollInterval
+		if e.free() > 0 {
+			if t, ok, err := e.cfg.Store.NextDueTime(ctx); err == nil && ok {
+				if d := t.Sub(e.cfg.Clock.Now()); d < wait {
+					wait = max(d, time.Millisecond)
+				}
+			}
+		}
+		timer := e.cfg.Clock.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-wake:
+		case <-e.freed:
+		case <-timer.C():
+		}
+		timer.Stop()
+	}
+}
+
+func (e *Engine) free() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cfg.Workers - e.inflight
+}
+
+// claimOnce claims at most the free slots and starts the attempts.
+func (e *Engine) claimOnce(ctx context.Context) (int, error) {
+	e.mu.Lock()
+	free := e.cfg.Workers - e.inflight
+	var exclude []string
+	for k, d := range e.dests {
+		if d.running >= e.cfg.PerDestination {
+			exclude = append(exclude, k)
+		}
+	}
+	e.mu.Unlock()
+	if free <= 0 {
+		return 0, nil
+	}
+	claimed, err := e.cfg.Store.ClaimDeliveries(ctx, core.ClaimParams{
+		Owner: e.cfg.Owner, Now: e.cfg.Clock.Now(), Limit: min(free, e.cfg.BatchSize),
+		Lease: e.cfg.Lease, ExcludeDests: exclude,
+	})
+	if err != nil || len(claimed) == 0 {
+		return 0, err
+	}
+	hooks, err := e.lookupWebhooks(ctx, claimed)
+	if err != nil {
+		// Leave the claims to expire; they are retried after the lease.
+		return 0, err
+	}
+	var release []string
+	e.mu.Lock()
+	for i := range claimed {
+		c := claimed[i]
+		if e.held[c.ID] {
+			continue // our own lease expired while we still work on it
+		}
+		t := &task{c: c}
+		if c.WebhookID != "" {
+			t.hook = hooks[c.WebhookID]
+		}
+		d := e.dests[c.Dest]
+		if d == nil {
+			d = &destState{}
+			e.dests[c.Dest] = d
+		}
+		if d.running >= e.cfg.PerDestination {
+			if len(d.parked) >= e.cfg.PerDestination {
+				release = append(release, c.ID)
+				continue
+			}
+			d.parked = append(d.parked, t)
+		} else {
+			d.running++
+			e.start(t)
+		}
+		e.held[c.ID] = true
+		e.inflight++
+	}
+	e.mu.Unlock()
+	if len(release) > 0 {
+		if err := e.cfg.Store.ReleaseDeliveries(context.WithoutCancel(ctx), e.cfg.Owner, release); err != nil {
+			e.cfg.Logger.Warn("engine.release_failed", slog.String("error", err.Error()))
+		}
+	}
+	return len(claimed), nil
+}
+
+func (e *Engine) lookupWebhooks(ctx context.Context, claimed []core.Claimed) (map[string]*core.Webhook, error) {
+	seen := map[string]bool{}
+	var ids []string
+	for _, c := range claimed {
+		if c.WebhookID != "" && !seen[c.WebhookID] {
+			seen[c.WebhookID] = true
+			ids = append(ids, c.WebhookID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	return e.cfg.Store.WebhooksByID(ctx, ids)
+}
+
+// start runs an attempt; e.mu is held.
+func (e *Engine) start(t *task) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		comp := e.attempt(e.attemptCtx, t)
+		e.results <- comp
+		e.finished(t)
+	}()
+}
+
+// finished frees the task's slot and starts parked work of its destination.
+func (e *Engine) finished(t *task) {
+	e.mu.Lock()
+	d := e.dests[t.c.Dest]
+	d.running--
+	if len(d.parked) > 0 && e.attemptCtx.Err() == nil {
+		next := d.parked[0]
+		d.parked = d.parked[1:]
+		d.running++
+		e.start(next)
+	} else if d.running == 0 && len(d.parked) == 0 {
+		delete(e.dests, t.c.Dest)
+	}
+	e.inflight--
+	delete(e.held, t.c.ID)
+	e.mu.Unlock()
+	select {
+	case e.freed <- struct{}{}:
+	default:
+	}
+}
+
+// releaseParked gives parked (claimed, unstarted) deliveries back.
+func (e *Engine) releaseParked() {
+	e.mu.Lock()
+	var ids []string
+	for k, d := range e.dests {
+		for _, t := range d.parked {
+			ids = append(ids, t.c.ID)
+			delete(e.held, t.c.ID)
+			e.inflight--
+		}
+		d.parked = nil
+		if d.running == 0 {
+			delete(e.dests, k)
+		}
+	}
+	e.mu.Unlock()
+	if len(ids) > 0 {
+		if err := e.cfg.Store.ReleaseDeliveries(context.Background(), e.cfg.Owner, ids); err != nil {
+			e.cfg.Logger.Warn("engine.release_failed", slog.String("error", err.Error()))
+		}
+	}
+}
+
+// complete writes results in batches: it takes whatever has queued up while
+// the previous write ran (group commit), so an idle engine writes each
+// result at once and a busy one writes hundreds per transaction.
+func (e *Engine) complete() {
+	const maxBatch = 512
+	batch := make([]core.Completion, 0, maxBatch)
+	for first := range e.results {
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < maxBatch {
+			select {
+			case c, ok := <-e.results:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, c)
+			default:
+				break drain
+			}
+		}
+		e.write(batch)
+	}
+}
+
+func (e *Engine) write(batch []core.Completion) {
+	ctx := context.Background()
+	backoff := 20 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		err := e.cfg.Store.CompleteDeliveries(ctx, batch)
+		if err == nil {
+			return
+		}
+		// A result that cannot be written is not lost: the delivery's lease
+		// expires and it is attempted again (at-least-once). Keep trying for
+		// a while first, since that costs a duplicate.
+		e.cfg.Logger.Error("engine.complete_failed", slog.Int("batch", len(batch)), slog.String("error", err.Error()))
+		if attempt >= 8 || errors.Is(err, context.Canceled) {
+			return
+		}
+		time.Sleep(backoff)
+		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

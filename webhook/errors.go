@@ -2,9 +2,10 @@ package webhook
 
 import "errors"
 
-// Sentinel errors. Every error returned by this package wraps exactly one of
-// them (a few wrap two, as documented), so callers branch with [errors.Is]
-// and keep the wrapped message for logs:
+// Sentinel errors. Every error from a Verify method and from parsing a
+// secret or key wraps one of them, so callers branch with [errors.Is] and
+// keep the full message for logs (constructors report invalid options with
+// plain errors):
 //
 //	if err := v.Verify(r.Header, body); err != nil {
 //		switch {

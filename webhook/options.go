@@ -89,8 +89,9 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithHTTPClient sets the client used to fetch the JWKS. The default client
-// has a 10 second timeout and does not follow redirects to other schemes
-// than HTTPS. Give your own to add a proxy, mTLS or a tighter timeout.
+// has a 10 second timeout. Give your own to add a proxy, mTLS or a
+// different timeout; its timeout also bounds how long a Verify that needs
+// a fetch can take, besides the context.
 func WithHTTPClient(client *http.Client) Option {
 	return func(c *config) {
 		if client == nil {

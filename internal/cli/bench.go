@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +38,8 @@ type benchConfig struct {
 	Workers     int
 	PerDest     int
 	Timeout     time.Duration
+	CPUProfile  string
+	LogLevel    string
 }
 
 // benchReport is the outcome of one run.
@@ -80,6 +83,8 @@ func runBench(ctx context.Context, args []string, env Env) error {
 	fs.IntVar(&c.Workers, "workers", 512, "engine attempts in flight")
 	fs.IntVar(&c.PerDest, "per-destination", 32, "engine attempts in flight per destination")
 	fs.DurationVar(&c.Timeout, "timeout", 5*time.Minute, "give up after this long")
+	fs.StringVar(&c.LogLevel, "log-level", "error", "server log level (logs go to stderr)")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the delivery phase to this file")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -214,7 +219,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	srv, err := NewServer(ctx, ServeConfig{
 		Addr: "127.0.0.1:0", DataDir: dir, DatabaseURL: c.DatabaseURL, Dev: true,
 		Workers: c.Workers, PerDest: c.PerDest, SoftStop: time.Second, TimeScale: 1,
-	}, quiet, slog.New(slog.DiscardHandler))
+	}, quiet, benchLogger(env, c.LogLevel))
 	if err != nil {
 		return nil, err
 	}
@@ -242,6 +247,24 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		}
 	}
 
+	if c.CPUProfile != "" {
+		f, err := os.Create(c.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
+		runtime.SetBlockProfileRate(int(time.Millisecond))
+		defer func() {
+			if bf, err := os.Create(c.CPUProfile + ".block"); err == nil {
+				_ = pprof.Lookup("block").WriteTo(bf, 0)
+				bf.Close()
+			}
+		}()
+	}
 	start := time.Now()
 	pubDone, err := publishAll(ctx, cl, c, len(body))
 	if err != nil {
@@ -409,4 +432,12 @@ func bareCeiling(ctx context.Context, url string, data []byte, conc, n int) (flo
 		return 0, fmt.Errorf("bare-HTTP ceiling: %d requests failed", f)
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+func benchLogger(env Env, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelError
+	}
+	return newLogger(env, l, false)
 }

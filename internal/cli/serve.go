@@ -305,7 +305,10 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	if key == "" {
 		key, digest, hint = api.NewAPIKey()
 	} else {
-		digest, hint = api.DigestAPIKey(key)
+		if len(key) < 32 {
+			return fmt.Errorf("%w: LONGHOOK_BOOTSTRAP_API_KEY must be at least 32 characters", errUsage)
+		}
+		digest, hint = api.KeyDigest(key), key[len(key)-4:]
 	}
 	k := core.APIKey{ID: core.NewID(), ProjectID: p.ID, Name: "bootstrap", Digest: digest, Hint: hint, Admin: true, CreateTime: now}
 	if err := s.store.CreateAPIKey(ctx, k); err != nil {

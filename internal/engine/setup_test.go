@@ -1,0 +1,234 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/longhook/longhook/internal/clocktest"
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/publish"
+	"github.com/longhook/longhook/internal/secretbox"
+	"github.com/longhook/longhook/internal/store/sqlite"
+	"github.com/longhook/longhook/webhook"
+)
+
+// bundle is the fixture of an engine test: a real SQLite store, a fake
+// clock, a publisher and a running engine.
+type bundle struct {
+	t       *testing.T
+	store   *sqlite.Store
+	clock   *clocktest.Clock
+	box     *secretbox.Box
+	pub     *publish.Publisher
+	engine  *Engine
+	project string
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+type setupOpts struct {
+	attemptTimeout time.Duration
+	perDest        int
+	workers        int
+	dynamic        Signer
+}
+
+func setup(t *testing.T, o setupOpts) *bundle {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir()+"/longhook.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	box, err := secretbox.New(bytes.Repeat([]byte{1}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := clocktest.New(time.Date(2026, 5, 5, 12, 0, 0, 0, time.UTC))
+	cat, _ := core.NewCatalog()
+	b := &bundle{t: t, store: st, clock: clock, box: box, project: core.NewID()}
+	if err := st.CreateProject(ctx, core.Project{ID: b.project, Name: "p", CreateTime: clock.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	b.pub = publish.New(publish.Config{Store: st, Catalog: cat, Clock: clock, Policy: core.AddressPolicy{Dev: true}})
+	if o.attemptTimeout == 0 {
+		o.attemptTimeout = 2 * time.Second
+	}
+	b.engine = New(Config{
+		Store: st, Cipher: box, Clock: clock,
+		Sender:         NewSender(SenderConfig{Policy: core.AddressPolicy{Dev: true}, AttemptTimeout: o.attemptTimeout}),
+		Rand:           func() float64 { return 0.5 }, // no jitter: exact schedule
+		PerDestination: o.perDest, Workers: o.workers, Dynamic: o.dynamic,
+		SoftStop: 5 * time.Second, Logger: testLogger(t),
+	})
+	runCtx, cancel := context.WithCancel(ctx)
+	b.cancel = cancel
+	b.done = make(chan error, 1)
+	go func() { b.done <- b.engine.Run(runCtx) }()
+	t.Cleanup(func() {
+		b.stop()
+		st.Close()
+	})
+	return b
+}
+
+func (b *bundle) stop() {
+	if b.cancel != nil {
+		b.cancel()
+		if err := <-b.done; err != nil {
+			b.t.Errorf("engine.Run: %v", err)
+		}
+		b.cancel = nil
+	}
+}
+
+// webhook creates an enabled webhook for uri subscribed to batch.succeeded
+// and returns it with its plaintext secret.
+func (b *bundle) webhook(uri string) (*core.Webhook, string) {
+	b.t.Helper()
+	secret, _ := webhook.NewSecret()
+	sealed, err := b.box.Seal([]byte(secret))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	now := b.clock.Now()
+	w := &core.Webhook{ID: core.NewID(), ProjectID: b.project, URI: uri, SubscribedEvents: []string{"batch.succeeded"},
+		State: core.WebhookEnabled, CreateTime: now, UpdateTime: now,
+		Secrets: []core.SigningSecret{{ID: core.NewID(), Sealed: sealed, Hint: secret[len(secret)-4:], CreateTime: now}}}
+	if err := b.store.CreateWebhook(context.Background(), w); err != nil {
+		b.t.Fatal(err)
+	}
+	return w, secret
+}
+
+func (b *bundle) publish(data string) *core.Event {
+	b.t.Helper()
+	res, err := b.pub.Publish(context.Background(), b.project, []publish.Input{{Type: "batch.succeeded", Data: json.RawMessage(data)}})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return res[0].Event
+}
+
+// deliveryOf returns the single delivery of the project's webhook.
+func (b *bundle) deliveries(webhookID string) []*core.Delivery {
+	b.t.Helper()
+	ds, err := b.store.ListDeliveries(context.Background(), core.ListDeliveriesParams{ProjectID: b.project, WebhookID: webhookID, Limit: 1000})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return ds
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// drive runs a delivery through its schedule: after each attempt it moves
+// the fake clock to the next attempt time, until the delivery is final. It
+// returns the attempts.
+func (b *bundle) drive(id string) (*core.Delivery, []core.Attempt) {
+	b.t.Helper()
+	ctx := context.Background()
+	seen := 0
+	for range 100 {
+		var d *core.Delivery
+		var as []core.Attempt
+		waitFor(b.t, "attempt "+itoa(seen+1), func() bool {
+			var err error
+			d, as, err = b.store.GetDelivery(ctx, b.project, id)
+			if err != nil {
+				b.t.Fatal(err)
+			}
+			// Attempts and the delivery's new state commit together.
+			return len(as) > seen
+		})
+		seen = len(as)
+		if d.Status != core.DeliveryPending {
+			return d, as
+		}
+		b.clock.Set(d.NextAttemptTime)
+		// The engine may have armed its timer just before the clock moved;
+		// nudge past its poll interval until the attempt happens.
+		for i := 0; ; i++ {
+			_, as2, _ := b.store.GetDelivery(ctx, b.project, id)
+			if len(as2) > seen {
+				break
+			}
+			if i > 0 && i%25 == 0 {
+				b.clock.Advance(time.Second)
+			}
+			if i > 5000 {
+				b.t.Fatalf("attempt %d never came", seen+1)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	b.t.Fatal("delivery never finished")
+	return nil, nil
+}
+
+func itoa(i int) string { return string(rune('0'+i/10)) + string(rune('0'+i%10)) }
+
+// recorder is a receiver that answers with a fixed handler and records the
+// requests it got.
+type recorder struct {
+	mu   sync.Mutex
+	reqs []recorded
+	got  chan recorded
+	srv  *httptest.Server
+}
+
+type recorded struct {
+	header http.Header
+	body   []byte
+}
+
+func newRecorder(t *testing.T, h http.HandlerFunc) *recorder {
+	r := &recorder{got: make(chan recorded, 10000)}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		rec := recorded{header: req.Header.Clone(), body: body}
+		r.mu.Lock()
+		r.reqs = append(r.reqs, rec)
+		r.mu.Unlock()
+		r.got <- rec
+		if h != nil {
+			h(w, req)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.reqs)
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("LONGHOOK_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}

@@ -1,0 +1,84 @@
+// Package webhook signs and verifies webhooks: Standard Webhooks v1
+// (HMAC-SHA256 with a shared secret) and JWTs verified through a JWKS
+// endpoint, the two schemes longhook and the Gemini API use. It depends on
+// the standard library only.
+//
+// # Receiving
+//
+// Read the raw body, verify, then decode. Verification works on the exact
+// bytes received; decoding and re-encoding JSON first breaks it.
+//
+//	v, err := webhook.NewVerifier([]string{os.Getenv("WEBHOOK_SECRET")})
+//	...
+//	func handle(w http.ResponseWriter, r *http.Request) {
+//		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+//		if err != nil { ... }
+//		if err := v.Verify(r.Header, body); err != nil {
+//			http.Error(w, "invalid webhook", http.StatusUnauthorized)
+//			return
+//		}
+//		// Deduplicate on r.Header.Get(webhook.HeaderID), store, answer 2xx.
+//	}
+//
+// A [Verifier] accepts several secrets, so a receiver can roll a secret
+// without dropping messages: configure old and new, and the sender signs
+// with both during the overlap. The webhook-timestamp must be within
+// [DefaultTolerance] (5 minutes) of the receiver's clock, which defeats
+// replays; senders re-sign every retry, so the window holds across a
+// 24-hour retry schedule. The package does not deduplicate: at-least-once
+// delivery means the same webhook-id can arrive twice, and only the
+// receiver's storage can remember it.
+//
+// For dynamic (per-job) webhooks the webhook-signature header carries a
+// JWT instead. A [JWKSVerifier] fetches and caches the sender's public
+// keys and checks the algorithm, key id, signature, issuer, audience,
+// expiry, the SHA-256 of the body and that the token id equals the
+// webhook-id. A [Receiver] holds both verifiers and picks one by the shape
+// of the header, for endpoints that accept both kinds.
+//
+// # Sending
+//
+// [Sign] and [SignAll] produce the webhook-signature value for one secret
+// or for every secret of a rotation overlap; [AppendSignature] does the
+// same without allocating. They are cheap enough to call on every delivery
+// attempt: a [Secret] keeps a pool of keyed HMAC states. [NewSecret]
+// generates a secret.
+//
+// [JWTSigner] signs tokens (RS256 by default, ES256 or EdDSA by key type)
+// with any [crypto.Signer], and [JWTSigner.PublicJWK] gives the key to
+// publish in the sender's [JWKS].
+//
+// # Signed content
+//
+// HMAC: the key is the base64-decoded part of the secret after "whsec_"; the
+// MAC covers "{webhook-id}.{webhook-timestamp}.{raw body}"; the header is
+// "v1," plus standard base64 of the MAC, entries separated by spaces.
+//
+// JWT: header {"alg":"RS256","kid":...,"typ":"JWT"}; claims iss, aud, sub,
+// iat, exp (iat + 5 minutes), jti (= webhook-id), body_sha256 (unpadded
+// base64url SHA-256 of the raw body, see [BodyHash]) and the event's type,
+// version, timestamp and data (see [Claims]).
+//
+// # Errors
+//
+// Every verification failure wraps one of the package's sentinel errors, so callers use
+// [errors.Is]: [ErrMissingHeader], [ErrMalformed], [ErrInvalidSignature]
+// (and its HMAC refinement [ErrNoMatchingSignature]), [ErrTimestampTooOld],
+// [ErrTimestampTooNew], [ErrUnknownKeyID], [ErrAlgorithmNotAllowed],
+// [ErrIssuer], [ErrAudience], [ErrTokenExpired], [ErrTokenNotYetValid],
+// [ErrBodyHash], [ErrTokenID], [ErrJWKSFetch], [ErrInvalidKey] and
+// [ErrSchemeNotAccepted]. Messages never include secrets, keys or bodies.
+//
+// # Security choices
+//
+//   - Signatures are compared in constant time ([crypto/hmac.Equal]).
+//   - HMAC signatures are checked before timestamps, so a timestamp error
+//     describes an authentic but stale message, never a forgery.
+//   - JWT algorithms come from an allow-list (RS256 by default); "none" and
+//     HMAC algorithms are refused outright, and the algorithm must match the
+//     type of the key the JWKS publishes under that key id, which defeats
+//     algorithm-confusion attacks. RSA keys must have at least 2048 bits.
+//   - JWKS fetches are rate-limited, bounded in size ([DefaultMaxJWKSSize])
+//     and time, and shared between concurrent callers. Cached keys outlive a
+//     failing endpoint by at most [MaxJWKSStale]; see [JWKSVerifier].
+package webhook

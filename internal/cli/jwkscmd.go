@@ -17,6 +17,8 @@ func runJWKS(ctx context.Context, args []string, env Env) error {
 	fs := newFlagSet("jwks "+args[0], env)
 	dataDir, dbURL := storeFlags(fs)
 	alg := fs.String("jwt-algorithm", "RS256", "algorithm of the new key: RS256, ES256 or EdDSA")
+	ttl := fs.Duration("jwt-ttl", 5*time.Minute, "token lifetime the server uses (the retired key stays published for it plus the margin)")
+	margin := fs.Duration("jwks-retire-margin", 10*time.Minute, "extra time a retired key stays published")
 	if err := fs.parse(args[1:]); err != nil {
 		return err
 	}
@@ -35,7 +37,7 @@ func runJWKS(ctx context.Context, args []string, env Env) error {
 	defer store.Close()
 	switch args[0] {
 	case "rotate":
-		m, err := jwks.New(ctx, jwks.Config{Store: store, Cipher: box, Algorithm: *alg})
+		m, err := jwks.New(ctx, jwks.Config{Store: store, Cipher: box, Algorithm: *alg, TokenTTL: *ttl, Margin: *margin})
 		if err != nil {
 			return err
 		}

@@ -47,6 +47,10 @@ type ServeConfig struct {
 	JWTAlgorithm string
 	// JWKSRotateEvery is the scheduled key rotation (default 30 days).
 	JWKSRotateEvery time.Duration
+	// JWTTTL is the lifetime of each dynamic-webhook token (default 5 min);
+	// JWKSMargin keeps a retired key published beyond it (default 10 min).
+	JWTTTL     time.Duration
+	JWKSMargin time.Duration
 	LogLevel        slog.Level
 	LogJSON         bool
 }
@@ -69,6 +73,8 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	fs.DurationVar(&cfg.SoftStop, "soft-stop", 10*time.Second, "on shutdown, how long attempts in flight may finish")
 	fs.StringVar(&cfg.JWTAlgorithm, "jwt-algorithm", "RS256", "algorithm of dynamic-webhook JWTs: RS256, ES256 or EdDSA")
 	fs.DurationVar(&cfg.JWKSRotateEvery, "jwks-rotate-every", 30*24*time.Hour, "scheduled rotation of the JWT signing key")
+	fs.DurationVar(&cfg.JWTTTL, "jwt-ttl", 5*time.Minute, "lifetime of each dynamic-webhook JWT")
+	fs.DurationVar(&cfg.JWKSMargin, "jwks-retire-margin", 10*time.Minute, "how long a retired key stays published after its last token expired")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&format, "log-format", "text", "log format: text or json")
 	if err := fs.parse(args); err != nil {
@@ -182,7 +188,7 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 		}
 	}()
 	keys, err := jwks.New(ctx, jwks.Config{Store: store, Cipher: box, Logger: logger, Issuer: strings.TrimSuffix(s.cfg.PublicURL, "/"),
-		Algorithm: cfg.JWTAlgorithm, RotateEvery: cfg.JWKSRotateEvery})
+		Algorithm: cfg.JWTAlgorithm, RotateEvery: cfg.JWKSRotateEvery, TokenTTL: cfg.JWTTTL, Margin: cfg.JWKSMargin})
 	if err != nil {
 		return nil, err
 	}

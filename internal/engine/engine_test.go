@@ -72,7 +72,7 @@ func TestRetrySemantics(t *testing.T) {
 			handler: func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(500) }, attempts: 11,
 			spacing: fullSchedule, status: core.DeliveryFailed},
 		{name: "3xx is a failure and is not followed",
-			handler: func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/elsewhere", http.StatusFound) },
+			handler:  func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/elsewhere", http.StatusFound) },
 			attempts: 11, spacing: fullSchedule[:3], status: core.DeliveryFailed},
 		{name: "410 stops at once and disables the webhook",
 			handler: func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusGone) }, attempts: 1,

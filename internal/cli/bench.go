@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -40,6 +42,7 @@ type benchConfig struct {
 	Timeout     time.Duration
 	CPUProfile  string
 	LogLevel    string
+	Dynamic     bool
 }
 
 // benchReport is the outcome of one run.
@@ -63,6 +66,9 @@ type benchReport struct {
 	CeilingPerSec    float64 `json:"bare_http_ceiling_per_sec"`
 	Ratio            float64 `json:"ratio_to_ceiling"`
 	HealthyP99ms     float64 `json:"healthy_latency_p99_ms,omitempty"`
+	Dynamic          bool    `json:"dynamic,omitempty"`
+	RS256SignPerSec  float64 `json:"rs256_signs_per_sec,omitempty"`
+	RatioToSigning   float64 `json:"ratio_to_rs256_signing,omitempty"`
 	MaxRSSMB         float64 `json:"max_rss_mb"`
 }
 
@@ -83,6 +89,7 @@ func runBench(ctx context.Context, args []string, env Env) error {
 	fs.IntVar(&c.Workers, "workers", 512, "engine attempts in flight")
 	fs.IntVar(&c.PerDest, "per-destination", 32, "engine attempts in flight per destination")
 	fs.DurationVar(&c.Timeout, "timeout", 5*time.Minute, "give up after this long")
+	fs.BoolVar(&c.Dynamic, "dynamic", false, "publish with webhook_config (JWT-signed dynamic deliveries, one per --webhooks URI) and compare with the raw RS256 signing rate")
 	fs.StringVar(&c.LogLevel, "log-level", "error", "server log level (logs go to stderr)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the delivery phase to this file")
 	if err := fs.parse(args); err != nil {
@@ -118,6 +125,10 @@ func printBench(w io.Writer, r *benchReport) {
 	if r.HealthyP99ms > 0 {
 		fmt.Fprintf(w, "healthy webhooks   p99 %.2f ms\n", r.HealthyP99ms)
 	}
+	if r.Dynamic {
+		fmt.Fprintf(w, "RS256 signing rate %.0f tokens/s (all cores, same run)\n", r.RS256SignPerSec)
+		fmt.Fprintf(w, "dynamic ratio      %.1f %% of the signing rate\n", 100*r.RatioToSigning)
+	}
 	fmt.Fprintf(w, "bare-HTTP ceiling  %.0f req/s (signed POSTs, same body and concurrency)\n", r.CeilingPerSec)
 	fmt.Fprintf(w, "ratio              %.1f %% of the ceiling\n", 100*r.Ratio)
 	fmt.Fprintf(w, "max RSS            %.0f MB\n", r.MaxRSSMB)
@@ -129,7 +140,6 @@ func printBench(w io.Writer, r *benchReport) {
 type receiver struct {
 	mu        sync.Mutex
 	latencies []time.Duration
-	healthy   []time.Duration
 	count     atomic.Int64
 	done      chan struct{}
 	want      int64
@@ -229,8 +239,13 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	defer func() { stopSrv(); <-srvDone }()
 	cl := &benchClient{base: srv.URL + "/v1beta", key: srv.APIKey, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.Concurrency * 2}}}
 
+	var dynURIs []string
 	for i := range c.Webhooks {
 		name := fmt.Sprintf("h%d", i)
+		if c.Dynamic {
+			dynURIs = append(dynURIs, recvURL+"/"+name)
+			continue
+		}
 		switch {
 		case i < nSlow:
 			rv.slow[name] = true
@@ -266,7 +281,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		}()
 	}
 	start := time.Now()
-	pubDone, err := publishAll(ctx, cl, c, len(body))
+	pubDone, err := publishAll(ctx, cl, c, len(body), dynURIs)
 	if err != nil {
 		return nil, err
 	}
@@ -295,6 +310,14 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		rep.HealthyP99ms = rep.P99ms
 	}
 	rep.Ratio = rep.DeliveriesPerSec / rep.CeilingPerSec
+	if c.Dynamic {
+		stopSrv()
+		<-srvDone
+		srvDone <- nil
+		rep.Dynamic = true
+		rep.RS256SignPerSec = rs256Rate(2 * time.Second)
+		rep.RatioToSigning = rep.DeliveriesPerSec / rep.RS256SignPerSec
+	}
 	return rep, nil
 }
 
@@ -338,11 +361,15 @@ func (b *benchClient) post(ctx context.Context, path string, body any, out any) 
 
 // publishAll publishes c.Events events with c.Concurrency publishers and
 // returns how long publishing took.
-func publishAll(ctx context.Context, cl *benchClient, c benchConfig, padLen int) (time.Duration, error) {
+func publishAll(ctx context.Context, cl *benchClient, c benchConfig, padLen int, dynURIs []string) (time.Duration, error) {
 	pad := strings.Repeat("x", max(padLen-110, 0))
 	event := func() map[string]any {
-		return map[string]any{"type": "batch.succeeded", "data": json.RawMessage(
+		ev := map[string]any{"type": "batch.succeeded", "data": json.RawMessage(
 			`{"id":"batches/bench","output_file_uri":"files/bench","pad":"` + pad + `","sent_at_ns":` + strconv.FormatInt(time.Now().UnixNano(), 10) + `}`)}
+		if len(dynURIs) > 0 {
+			ev["webhook_config"] = map[string]any{"uris": dynURIs}
+		}
+		return ev
 	}
 	per := max(c.Batch, 1)
 	calls := (c.Events + per - 1) / per
@@ -440,4 +467,35 @@ func benchLogger(env Env, level string) *slog.Logger {
 		l = slog.LevelError
 	}
 	return newLogger(env, l, false)
+}
+
+// rs256Rate measures how many RS256 tokens this machine signs per second on
+// all cores: the ceiling of JWT-signed (dynamic) deliveries.
+func rs256Rate(d time.Duration) float64 {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return 0
+	}
+	signer, err := webhook.NewJWTSigner("bench", key)
+	if err != nil {
+		return 0
+	}
+	claims := webhook.Claims{Issuer: "http://bench", Audience: "http://bench/h", ID: "msg_x", Type: "batch.succeeded", Data: json.RawMessage(`{"id":"batches/bench"}`)}
+	var n atomic.Int64
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if _, err := signer.Sign(claims); err == nil {
+					n.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n.Load()) / time.Since(start).Seconds()
 }

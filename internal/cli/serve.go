@@ -51,8 +51,8 @@ type ServeConfig struct {
 	// JWKSMargin keeps a retired key published beyond it (default 10 min).
 	JWTTTL     time.Duration
 	JWKSMargin time.Duration
-	LogLevel        slog.Level
-	LogJSON         bool
+	LogLevel   slog.Level
+	LogJSON    bool
 }
 
 func runServe(ctx context.Context, args []string, env Env) error {

@@ -222,13 +222,7 @@ func TestRotationSignsWithEverySecret(t *testing.T) {
 	}
 }
 
-func splitSig(h string) []string {
-	var out []string
-	for _, f := range splitSpace(h) {
-		out = append(out, f)
-	}
-	return out
-}
+func splitSig(h string) []string { return splitSpace(h) }
 
 func splitSpace(s string) []string {
 	var out []string

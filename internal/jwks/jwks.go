@@ -89,7 +89,6 @@ type Manager struct {
 	current   *webhook.JWTSigner
 	createdAt time.Time
 	doc       []byte // the JWKS JSON
-	loadedIDs string
 
 	tokens tokenCache
 }
@@ -176,16 +175,9 @@ func (m *Manager) Reload(ctx context.Context) error {
 		return fmt.Errorf("jwks: load keys: %w", err)
 	}
 	now := m.cfg.Clock.Now()
-	ids := ""
-	for _, k := range keys {
-		ids += k.ID + "," + strconv.FormatBool(k.RetireTime.IsZero()) + ";"
-	}
 	m.mu.RLock()
-	same := ids == m.loadedIDs && m.current != nil
+	prev := m.current
 	m.mu.RUnlock()
-	if same {
-		return nil
-	}
 	var doc webhook.JWKS
 	var current *webhook.JWTSigner
 	var created time.Time
@@ -198,6 +190,9 @@ func (m *Manager) Reload(ctx context.Context) error {
 			return fmt.Errorf("jwks: key %s: %w", k.ID, err)
 		}
 		doc.Keys = append(doc.Keys, jwk)
+		if current == nil && k.RetireTime.IsZero() && prev != nil && prev.PublicJWK().Kid == k.ID {
+			current, created = prev, k.CreateTime // unchanged: skip the key parse
+		}
 		if current == nil && k.RetireTime.IsZero() {
 			der, err := m.cfg.Cipher.Open(k.Sealed)
 			if err != nil {
@@ -225,7 +220,7 @@ func (m *Manager) Reload(ctx context.Context) error {
 		return err
 	}
 	m.mu.Lock()
-	m.current, m.createdAt, m.doc, m.loadedIDs = current, created, body, ids
+	m.current, m.createdAt, m.doc = current, created, body
 	m.mu.Unlock()
 	return nil
 }

@@ -1,0 +1,202 @@
+package jwks
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/longhook/longhook/internal/clocktest"
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/secretbox"
+	"github.com/longhook/longhook/internal/store/sqlite"
+	"github.com/longhook/longhook/webhook"
+)
+
+type fixture struct {
+	store *sqlite.Store
+	box   *secretbox.Box
+	clock *clocktest.Clock
+	m     *Manager
+	srv   *httptest.Server
+}
+
+func setup(t *testing.T, alg string) *fixture {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), t.TempDir()+"/db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	box, _ := secretbox.New(bytes.Repeat([]byte{3}, 32))
+	f := &fixture{store: st, box: box, clock: clocktest.New(time.Now().UTC().Truncate(time.Second))}
+	f.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { f.m.ServeHTTP(w, r) }))
+	t.Cleanup(f.srv.Close)
+	f.m, err = New(context.Background(), Config{Store: st, Cipher: box, Clock: f.clock, Issuer: f.srv.URL, Algorithm: alg,
+		TokenTTL: 5 * time.Minute, Margin: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func claimed(payload string) *core.Claimed {
+	return &core.Claimed{Delivery: core.Delivery{ID: core.NewMessageID(time.Now()), EventID: "ev1"}, Payload: []byte(payload), Subject: "batches/abc"}
+}
+
+func (f *fixture) verify(t *testing.T, c *core.Claimed, tok, aud string) (*webhook.Claims, error) {
+	t.Helper()
+	v, err := webhook.NewJWKSVerifier(f.srv.URL, f.srv.URL, aud, webhook.WithClock(f.clock.Now), webhook.WithAlgorithms("RS256", "ES256", "EdDSA"), webhook.WithMinRefreshInterval(time.Nanosecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	h.Set(webhook.HeaderID, c.ID)
+	h.Set(webhook.HeaderTimestamp, "0")
+	h.Set(webhook.HeaderSignature, tok)
+	return v.Verify(context.Background(), h, c.Payload)
+}
+
+func TestSignedTokenVerifiesAgainstServedJWKS(t *testing.T) {
+	t.Parallel()
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		t.Run(alg, func(t *testing.T) {
+			t.Parallel()
+			f := setup(t, alg)
+			c := claimed(`{"type":"batch.succeeded","version":"v1","timestamp":"2026-05-05T12:00:00Z","data":{"id":"batches/abc"}}`)
+			tok, err := f.m.SignDynamic(context.Background(), c, "https://r.example/hook", f.clock.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl, err := f.verify(t, c, tok, "https://r.example/hook")
+			if err != nil {
+				t.Fatalf("verify: %v", err)
+			}
+			if cl.Subject != "batches/abc" || cl.ID != c.ID || cl.Type != "batch.succeeded" || string(cl.Data) != `{"id":"batches/abc"}` || cl.Issuer != f.srv.URL {
+				t.Fatalf("claims: %+v", cl)
+			}
+			if exp := cl.ExpiresAt.Time().Sub(cl.IssuedAt.Time()); exp != 5*time.Minute {
+				t.Fatalf("exp - iat = %v, want 5m", exp)
+			}
+		})
+	}
+}
+
+func TestTokenReuseAndAudienceOverride(t *testing.T) {
+	t.Parallel()
+	f := setup(t, "")
+	c := claimed(`{"type":"t.x","version":"v1","timestamp":"x","data":{}}`)
+	ctx := context.Background()
+	t1, _ := f.m.SignDynamic(ctx, c, "https://r.example/a", f.clock.Now())
+	f.clock.Advance(30 * time.Second)
+	t2, _ := f.m.SignDynamic(ctx, c, "https://r.example/a", f.clock.Now())
+	if t1 != t2 {
+		t.Fatal("a retry within the token's validity should reuse it")
+	}
+	f.clock.Advance(4 * time.Minute)
+	t3, _ := f.m.SignDynamic(ctx, c, "https://r.example/a", f.clock.Now())
+	if t3 == t1 {
+		t.Fatal("a token with under a minute left must not be reused")
+	}
+	c2 := claimed(`{"type":"t.x","version":"v1","timestamp":"x","data":{}}`)
+	c2.Dynamic = &core.WebhookConfig{Audience: "my-service"}
+	tok, _ := f.m.SignDynamic(ctx, c2, "https://r.example/a", f.clock.Now())
+	if _, err := f.verify(t, c2, tok, "my-service"); err != nil {
+		t.Fatalf("audience override: %v", err)
+	}
+}
+
+func TestRotationKeepsOldKeyUntilItsTokensExpire(t *testing.T) {
+	t.Parallel()
+	f := setup(t, "")
+	ctx := context.Background()
+	k1 := f.m.Current()
+	c := claimed(`{"type":"t.x","version":"v1","timestamp":"x","data":{}}`)
+	old, _ := f.m.SignDynamic(ctx, c, "https://r.example/a", f.clock.Now())
+	k2, err := f.m.Rotate(ctx)
+	if err != nil || k2 == k1 || f.m.Current() != k2 {
+		t.Fatalf("rotate: %v %s %s", err, k1, k2)
+	}
+	c2 := claimed(`{"type":"t.x","version":"v1","timestamp":"x","data":{}}`)
+	fresh, _ := f.m.SignDynamic(ctx, c2, "https://r.example/a", f.clock.Now())
+	if kidOf(t, fresh) != k2 || kidOf(t, old) != k1 {
+		t.Fatal("new deliveries must carry the new kid")
+	}
+	if _, err := f.verify(t, c, old, "https://r.example/a"); err != nil {
+		t.Fatalf("old token stops verifying right after rotation: %v", err)
+	}
+	if !strings.Contains(f.jwks(t), k1) {
+		t.Fatal("retired key left the JWKS too early")
+	}
+	f.clock.Advance(6*time.Minute + time.Second)
+	if err := f.m.Maintain(ctx, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	doc := f.jwks(t)
+	if strings.Contains(doc, k1) || !strings.Contains(doc, k2) {
+		t.Fatalf("after expiry the JWKS should hold only %s: %s", k2, doc)
+	}
+}
+
+func TestScheduledRotation(t *testing.T) {
+	t.Parallel()
+	f := setup(t, "")
+	k1 := f.m.Current()
+	f.clock.Advance(31 * 24 * time.Hour)
+	if err := f.m.Maintain(context.Background(), f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if f.m.Current() == k1 {
+		t.Fatal("key older than RotateEvery was not rotated")
+	}
+}
+
+func TestPrivateKeysSealedAtRest(t *testing.T) {
+	t.Parallel()
+	f := setup(t, "")
+	keys, err := f.store.SigningKeys(context.Background())
+	if err != nil || len(keys) != 1 {
+		t.Fatal(err, len(keys))
+	}
+	if bytes.Contains(keys[0].Sealed, []byte("PRIVATE")) || len(keys[0].Sealed) < 100 {
+		t.Fatal("private key does not look sealed")
+	}
+	if _, err := f.box.Open(keys[0].Sealed); err != nil {
+		t.Fatal("sealed key does not open with the master key")
+	}
+}
+
+func (f *fixture) jwks(t *testing.T) string {
+	t.Helper()
+	resp, err := http.Get(f.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "max-age=") {
+		t.Fatalf("Cache-Control = %q", cc)
+	}
+	var doc struct{ Keys []map[string]any }
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+func kidOf(t *testing.T, tok string) string {
+	t.Helper()
+	h, _, _ := strings.Cut(tok, ".")
+	var hdr struct{ Kid string }
+	b, err := base64URL(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal(b, &hdr)
+	return hdr.Kid
+}

@@ -1,0 +1,169 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// Admin routes manage projects and API keys; admin() in routes.go has
+// already checked that the caller holds an admin key.
+
+type projectJSON struct {
+	ID         string      `json:"id"`
+	Name       string      `json:"name"`
+	CreateTime string      `json:"create_time"`
+	APIKey     *apiKeyJSON `json:"api_key,omitempty"`
+}
+
+// apiKeyJSON is an API key on the wire. Key (the plaintext) is set only in
+// the response that creates it.
+type apiKeyJSON struct {
+	ID         string `json:"id"`
+	ProjectID  string `json:"project_id"`
+	Name       string `json:"name,omitempty"`
+	Key        string `json:"key,omitempty"`
+	Hint       string `json:"hint"`
+	Admin      bool   `json:"admin,omitempty"`
+	CreateTime string `json:"create_time"`
+	RevokeTime string `json:"revoke_time,omitempty"`
+}
+
+const maxProjectNameLength = 256
+
+type createProjectRequest struct {
+	Name string `json:"name"`
+}
+
+func (s *server) createProject(r *http.Request, _ core.APIKey) (any, error) {
+	var req createProjectRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	req.Name = strings.TrimSpace(req.Name)
+	if req.Name == "" {
+		return nil, core.Invalid("name", "name is required")
+	}
+	if len(req.Name) > maxProjectNameLength {
+		return nil, core.Invalid("name", "name is longer than %d characters", maxProjectNameLength)
+	}
+	now := s.d.Clock.Now().UTC()
+	p := core.Project{ID: core.NewID(), Name: req.Name, CreateTime: now}
+	if err := s.d.Store.CreateProject(r.Context(), p); err != nil {
+		return nil, err
+	}
+	k, err := s.issueKey(r, p.ID, "default")
+	if err != nil {
+		return nil, err
+	}
+	out := projectOut(p)
+	out.APIKey = k
+	return out, nil
+}
+
+func projectOut(p core.Project) *projectJSON {
+	return &projectJSON{ID: p.ID, Name: p.Name, CreateTime: resourceTime(p.CreateTime)}
+}
+
+// issueKey creates a (non-admin) key for a project and returns it with its
+// plaintext, which is never shown again.
+func (s *server) issueKey(r *http.Request, projectID, name string) (*apiKeyJSON, error) {
+	plaintext, digest, hint := NewAPIKey()
+	k := core.APIKey{
+		ID:         core.NewID(),
+		ProjectID:  projectID,
+		Name:       name,
+		Digest:     digest,
+		Hint:       hint,
+		CreateTime: s.d.Clock.Now().UTC(),
+	}
+	if err := s.d.Store.CreateAPIKey(r.Context(), k); err != nil {
+		return nil, err
+	}
+	out := keyOut(k)
+	out.Key = plaintext
+	return out, nil
+}
+
+func keyOut(k core.APIKey) *apiKeyJSON {
+	return &apiKeyJSON{
+		ID:         k.ID,
+		ProjectID:  k.ProjectID,
+		Name:       k.Name,
+		Hint:       k.Hint,
+		Admin:      k.Admin,
+		CreateTime: resourceTime(k.CreateTime),
+		RevokeTime: resourceTime(k.RevokeTime),
+	}
+}
+
+type listProjectsResponse struct {
+	Projects []*projectJSON `json:"projects,omitempty"`
+}
+
+func (s *server) listProjects(r *http.Request, _ core.APIKey) (any, error) {
+	ps, err := s.d.Store.ListProjects(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	var resp listProjectsResponse
+	for _, p := range ps {
+		resp.Projects = append(resp.Projects, projectOut(p))
+	}
+	return &resp, nil
+}
+
+type createKeyRequest struct {
+	Name string `json:"name"`
+}
+
+func (s *server) createKey(r *http.Request, _ core.APIKey) (any, error) {
+	var req createKeyRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	if len(req.Name) > maxProjectNameLength {
+		return nil, core.Invalid("name", "name is longer than %d characters", maxProjectNameLength)
+	}
+	id := r.PathValue("id")
+	if _, err := s.d.Store.GetProject(r.Context(), id); err != nil {
+		return nil, notFoundAs(err, "project", id)
+	}
+	return s.issueKey(r, id, req.Name)
+}
+
+type listKeysResponse struct {
+	Keys []*apiKeyJSON `json:"keys,omitempty"`
+}
+
+func (s *server) listKeys(r *http.Request, _ core.APIKey) (any, error) {
+	id := r.PathValue("id")
+	if _, err := s.d.Store.GetProject(r.Context(), id); err != nil {
+		return nil, notFoundAs(err, "project", id)
+	}
+	ks, err := s.d.Store.ListAPIKeys(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	var resp listKeysResponse
+	for _, k := range ks {
+		resp.Keys = append(resp.Keys, keyOut(k))
+	}
+	return &resp, nil
+}
+
+func (s *server) revokeKey(r *http.Request, _ core.APIKey) (any, error) {
+	var req struct{}
+	if err := DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	id := r.PathValue("id")
+	if err := s.d.Store.RevokeAPIKey(r.Context(), id, s.d.Clock.Now().UTC()); err != nil {
+		return nil, notFoundAs(err, "API key", id)
+	}
+	// The cache is keyed by digest, which the id does not give us: forget
+	// everything so the revocation holds here at once.
+	s.keys.purge()
+	return nil, nil
+}

@@ -1,0 +1,200 @@
+package api_test
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/longhook/longhook/internal/api"
+)
+
+var errTest = errors.New("test")
+
+func TestAuthentication(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.callWith("", nil, "GET", "/v1/webhooks", nil).mustError(t, http.StatusUnauthorized, "UNAUTHENTICATED", "x-goog-api-key")
+	f.callWith("lh_wrong", nil, "GET", "/v1beta/webhooks", nil).mustError(t, http.StatusUnauthorized, "UNAUTHENTICATED", "API key not valid")
+	f.callWith("", nil, "POST", "/v1alpha/webhooks:anything", "{}").mustError(t, http.StatusUnauthorized, "UNAUTHENTICATED")
+	f.callWith("", nil, "GET", "/v1", nil).mustError(t, http.StatusUnauthorized, "UNAUTHENTICATED")
+	for _, p := range []string{"//v1/webhooks", "/x/../v1/webhooks", "/v1beta/./webhooks"} {
+		f.callWith("", nil, "GET", p, nil).mustError(t, http.StatusUnauthorized, "UNAUTHENTICATED")
+	}
+
+	// ?key= works; Google headers are ignored.
+	f.callWith("", nil, "GET", "/v1/webhooks?key="+f.key, nil).must(t, http.StatusOK)
+	hdr := http.Header{"Api-Revision": {"2026-05-20"}, "X-Goog-Api-Client": {"google-genai-sdk/3.1.0 gl-node/20"}}
+	f.callWith(f.key, hdr, "GET", "/v1/webhooks", nil).must(t, http.StatusOK)
+
+	// Health and JWKS need no key.
+	f.callWith("", nil, "GET", "/healthz", nil).must(t, http.StatusOK)
+}
+
+func TestRevokedKeyIsRejected(t *testing.T) {
+	t.Parallel()
+	f := setup(t, func(d *api.Deps) { d.KeyCacheTTL = 50 * time.Millisecond })
+	key := f.newKey(f.project.ID, false)
+	f.callWith(key, nil, "GET", "/v1/webhooks", nil).must(t, http.StatusOK) // now cached
+
+	keys, err := f.store.ListAPIKeys(t.Context(), f.project.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if bytes.Equal(k.Digest, api.KeyDigest(key)) {
+			if err := f.store.RevokeAPIKey(t.Context(), k.ID, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Revoked behind the server's back: rejected once the cache entry ages out.
+	deadline := time.Now().Add(5 * time.Second)
+	for f.callWith(key, nil, "GET", "/v1/webhooks", nil).status != http.StatusUnauthorized {
+		if time.Now().After(deadline) {
+			t.Fatal("revoked key still accepted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestAdmin(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	// Non-admin keys may not use admin routes.
+	for _, c := range []struct{ method, path string }{
+		{"POST", "/v1/projects"}, {"GET", "/v1/projects"},
+		{"POST", "/v1/projects/" + f.project.ID + "/keys"}, {"GET", "/v1/projects/" + f.project.ID + "/keys"},
+		{"POST", "/v1/keys/abc:revoke"},
+	} {
+		f.call(c.method, c.path, "{}").mustError(t, http.StatusForbidden, "PERMISSION_DENIED", "admin")
+	}
+
+	p := f.callWith(f.admin, nil, "POST", "/v1/projects", `{"name":"acme"}`).must(t, http.StatusOK)
+	k := p.body["api_key"].(map[string]any)
+	plain := k["key"].(string)
+	if p.str("name") != "acme" || p.str("id") == "" || !strings.HasPrefix(plain, "lh_") || len(plain) != 3+43 || k["hint"] != plain[len(plain)-4:] {
+		t.Fatalf("create project: %s", p.raw)
+	}
+	f.callWith(f.admin, nil, "POST", "/v1/projects", `{"name":" "}`).mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", "name")
+	f.callWith(f.admin, nil, "POST", "/v1/projects", `{"name":"x","admin":true}`).mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", `"admin"`)
+
+	// The new key works and sees only its project.
+	if r := f.callWith(plain, nil, "GET", "/v1/webhooks", nil).must(t, http.StatusOK); string(r.raw) != "{}\n" {
+		t.Errorf("new project's webhooks: %s", r.raw)
+	}
+	ps := f.callWith(f.admin, nil, "GET", "/v1/projects", nil).must(t, http.StatusOK)
+	if n := len(ps.body["projects"].([]any)); n != 3 {
+		t.Errorf("%d projects, want 3", n)
+	}
+
+	// Second key; listings show hints, never keys.
+	nk := f.callWith(f.admin, nil, "POST", "/v1beta/projects/"+p.str("id")+"/keys", `{"name":"ci"}`).must(t, http.StatusOK)
+	second := nk.str("key")
+	if nk.str("name") != "ci" || second == "" || second == plain {
+		t.Fatalf("create key: %s", nk.raw)
+	}
+	l := f.callWith(f.admin, nil, "GET", "/v1/projects/"+p.str("id")+"/keys", nil).must(t, http.StatusOK)
+	if strings.Contains(string(l.raw), plain) || strings.Contains(string(l.raw), second) || len(l.body["keys"].([]any)) != 2 {
+		t.Errorf("list keys: %s", l.raw)
+	}
+	f.callWith(f.admin, nil, "GET", "/v1/projects/nope/keys", nil).mustError(t, http.StatusNotFound, "NOT_FOUND", "nope")
+	f.callWith(f.admin, nil, "POST", "/v1/projects/nope/keys", nil).mustError(t, http.StatusNotFound, "NOT_FOUND", "nope")
+
+	// Revocation takes effect at once on this server.
+	f.callWith(second, nil, "GET", "/v1/webhooks", nil).must(t, http.StatusOK)
+	rv := f.callWith(f.admin, nil, "POST", "/v1/keys/"+nk.str("id")+":revoke", nil).must(t, http.StatusOK)
+	if string(rv.raw) != "{}\n" {
+		t.Errorf("revoke = %s", rv.raw)
+	}
+	f.callWith(second, nil, "GET", "/v1/webhooks", nil).mustError(t, http.StatusUnauthorized, "UNAUTHENTICATED")
+	f.callWith(plain, nil, "GET", "/v1/webhooks", nil).must(t, http.StatusOK)
+	f.callWith(f.admin, nil, "POST", "/v1/keys/nope:revoke", nil).mustError(t, http.StatusNotFound, "NOT_FOUND")
+	f.callWith(f.admin, nil, "POST", "/v1/keys/"+nk.str("id")+":destroy", nil).mustError(t, http.StatusNotFound, "NOT_FOUND")
+}
+
+func TestHealthMetricsJWKS(t *testing.T) {
+	t.Parallel()
+	var ready atomic.Bool
+	f := setup(t, func(d *api.Deps) {
+		d.Ready = ready.Load
+		d.Metrics = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"metrics":true}`))
+		})
+		d.JWKS = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"keys":[]}`))
+		})
+		d.Extra = func(mux *http.ServeMux) {
+			mux.HandleFunc("GET /v1/extra", func(w http.ResponseWriter, r *http.Request) {
+				k, ok := api.KeyFromContext(r.Context())
+				if !ok {
+					api.WriteError(w, r, nil, errTest)
+					return
+				}
+				api.WriteJSON(w, http.StatusOK, map[string]string{"project": k.ProjectID})
+			})
+		}
+	})
+	if r := f.callWith("", nil, "GET", "/healthz", nil).must(t, http.StatusOK); r.str("status") != "ok" {
+		t.Errorf("healthz: %s", r.raw)
+	}
+	f.callWith("", nil, "GET", "/readyz", nil).must(t, http.StatusServiceUnavailable)
+	ready.Store(true)
+	f.callWith("", nil, "GET", "/readyz", nil).must(t, http.StatusOK)
+	if r := f.callWith("", nil, "GET", "/metrics", nil).must(t, http.StatusOK); r.body["metrics"] != true {
+		t.Errorf("metrics: %s", r.raw)
+	}
+	if r := f.callWith("", nil, "GET", "/.well-known/jwks.json", nil).must(t, http.StatusOK); r.body["keys"] == nil {
+		t.Errorf("jwks: %s", r.raw)
+	}
+	// Extra routes under a version prefix are authenticated.
+	f.callWith("", nil, "GET", "/v1/extra", nil).mustError(t, http.StatusUnauthorized, "UNAUTHENTICATED")
+	if r := f.callWith(f.key, nil, "GET", "/v1/extra", nil).must(t, http.StatusOK); r.str("project") != f.project.ID {
+		t.Errorf("extra: %s", r.raw)
+	}
+}
+
+func TestOptionalRoutesAbsent(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.callWith("", nil, "GET", "/metrics", nil).mustError(t, http.StatusNotFound, "NOT_FOUND")
+	f.callWith("", nil, "GET", "/.well-known/jwks.json", nil).mustError(t, http.StatusNotFound, "NOT_FOUND")
+	f.callWith("", nil, "GET", "/readyz", nil).must(t, http.StatusOK)
+}
+
+// TestNoSecretsInLogs runs the secret-bearing calls with a debug logger and
+// checks that no full signing secret or API key reaches the log.
+func TestNoSecretsInLogs(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	created := f.createWebhook("logs")
+	id := created.str("id")
+	secrets := []string{created.str("new_signing_secret"), f.key, f.admin}
+	for range 2 {
+		secrets = append(secrets, f.call("POST", "/v1/webhooks/"+id+":rotateSigningSecret", nil).must(t, http.StatusOK).str("secret"))
+	}
+	f.call("POST", "/v1/webhooks/"+id+":ping", nil).must(t, http.StatusOK)
+	f.callWith("", nil, "GET", "/v1/webhooks/"+id+"?key="+f.key, nil).must(t, http.StatusOK)
+	p := f.callWith(f.admin, nil, "POST", "/v1/projects", `{"name":"logs"}`).must(t, http.StatusOK)
+	secrets = append(secrets, p.body["api_key"].(map[string]any)["key"].(string))
+	f.callWith("lh_not_a_key_but_secret_looking", nil, "GET", "/v1/webhooks", nil).must(t, http.StatusUnauthorized)
+	secrets = append(secrets, "lh_not_a_key_but_secret_looking")
+
+	logs := f.logs.String()
+	if !strings.Contains(logs, `"msg":"api.request"`) {
+		t.Fatalf("no request lines logged: %q", logs)
+	}
+	for _, s := range secrets {
+		if s == "" {
+			t.Fatal("empty secret")
+		}
+		if strings.Contains(logs, s) || strings.Contains(logs, strings.TrimPrefix(s, "whsec_")) {
+			t.Errorf("log contains a secret or key (%s...)", s[:8])
+		}
+	}
+}

@@ -1,0 +1,113 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// WriteJSON answers status with v as JSON. A nil v is written as {}: the
+// official SDK fails on empty bodies, so the API never sends one.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	var body []byte
+	if v == nil {
+		body = []byte("{}")
+	} else {
+		var err error
+		body, err = json.Marshal(v)
+		if err != nil {
+			// Only a programming error gets here (an unsupported type).
+			status = http.StatusInternalServerError
+			body = []byte(`{"error":{"code":500,"message":"Internal error encountered.","status":"INTERNAL"}}`)
+		}
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// DecodeJSON reads a JSON object from the request body into v, rejecting
+// unknown fields. An empty body decodes as {} so that methods without
+// required fields (ping, rotate) accept it. Failures are
+// core.InvalidArgumentError values whose message names the problem: the
+// unknown field, the mistyped field, the syntax error and its offset, or the
+// size limit when the body was wrapped in http.MaxBytesReader.
+func DecodeJSON(r *http.Request, v any) error {
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return core.Invalid("body", "Request payload size exceeds the limit: %d bytes.", mbe.Limit)
+		}
+		return fmt.Errorf("read body: %w", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil
+	}
+	return decodeBytes(data, v)
+}
+
+// decodeBytes strictly decodes one JSON object from data into v.
+func decodeBytes(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] != '{' {
+		return core.Invalid("body", "Invalid JSON payload: the request body must be a JSON object.")
+	}
+	if err := dec.Decode(v); err != nil {
+		return translateJSONError(err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return core.Invalid("body", "Invalid JSON payload: unexpected data after the top-level object.")
+	}
+	return nil
+}
+
+// translateJSONError turns encoding/json errors into messages that name the
+// field, in the style of Google's API errors.
+func translateJSONError(err error) error {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return core.Invalid("body", "Invalid JSON payload: %s (at byte %d).", strings.TrimPrefix(se.Error(), "json: "), se.Offset)
+	case errors.As(err, &te):
+		if te.Field == "" {
+			return core.Invalid("body", "Invalid JSON payload: expected %s, got %s.", jsonKind(te.Type.String()), te.Value)
+		}
+		return core.Invalid(te.Field, "Invalid value for field %q: expected %s, got %s.", te.Field, jsonKind(te.Type.String()), te.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return core.Invalid("body", "Invalid JSON payload: unexpected end of input.")
+	}
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return core.Invalid(strings.Trim(name, `"`), "Unknown field %s.", name)
+	}
+	return core.Invalid("body", "Invalid JSON payload: %s.", strings.TrimPrefix(msg, "json: "))
+}
+
+// jsonKind describes a Go type in JSON terms for error messages.
+func jsonKind(goType string) string {
+	switch {
+	case goType == "string":
+		return "a string"
+	case goType == "bool":
+		return "a boolean"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"), strings.HasPrefix(goType, "float"):
+		return "a number"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "struct"), strings.Contains(goType, "."):
+		return "an object"
+	}
+	return goType
+}

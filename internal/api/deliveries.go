@@ -1,0 +1,254 @@
+package api
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// deliveryJSON is a delivery on the wire (product.md §7).
+type deliveryJSON struct {
+	ID              string `json:"id"`
+	EventID         string `json:"event_id"`
+	WebhookID       string `json:"webhook_id,omitempty"`
+	URI             string `json:"uri,omitempty"`
+	EventType       string `json:"event_type"`
+	Status          string `json:"status"`
+	AttemptCount    int    `json:"attempt_count"`
+	NextAttemptTime string `json:"next_attempt_time,omitempty"`
+	LastStatusCode  int    `json:"last_status_code,omitempty"`
+	LastError       string `json:"last_error,omitempty"`
+	CreateTime      string `json:"create_time"`
+	UpdateTime      string `json:"update_time"`
+}
+
+// deliveryDetailJSON is one delivery with every attempt (GET
+// /{v}/deliveries/{id}); lists leave the attempts out.
+type deliveryDetailJSON struct {
+	*deliveryJSON
+	Attempts []*attemptJSON `json:"attempts"`
+}
+
+type attemptJSON struct {
+	Number       int    `json:"number"`
+	Time         string `json:"time"`
+	URI          string `json:"uri"`
+	StatusCode   int    `json:"status_code,omitempty"`
+	LatencyMS    int64  `json:"latency_ms"`
+	Error        string `json:"error,omitempty"`
+	ResponseBody string `json:"response_body,omitempty"`
+}
+
+// deliveryTime formats delivery and attempt times with sub-second
+// precision: retries under --time-scale are milliseconds apart, and these
+// values are always read back from the store.
+func deliveryTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func deliveryOut(d *core.Delivery) *deliveryJSON {
+	out := &deliveryJSON{
+		ID:             d.ID,
+		EventID:        d.EventID,
+		WebhookID:      d.WebhookID,
+		EventType:      d.EventType,
+		Status:         string(d.Status),
+		AttemptCount:   d.Attempts,
+		LastStatusCode: d.LastStatusCode,
+		LastError:      d.LastError,
+		CreateTime:     deliveryTime(d.CreateTime),
+		UpdateTime:     deliveryTime(d.UpdateTime),
+	}
+	if d.WebhookID == "" {
+		out.URI = d.URI
+	}
+	if d.Status == core.DeliveryPending {
+		out.NextAttemptTime = deliveryTime(d.NextAttemptTime)
+	}
+	return out
+}
+
+type listDeliveriesResponse struct {
+	Deliveries    []*deliveryJSON `json:"deliveries,omitempty"`
+	NextPageToken string          `json:"next_page_token,omitempty"`
+}
+
+func (s *server) listDeliveries(r *http.Request, key core.APIKey) (any, error) {
+	q := r.URL.Query()
+	webhookID := r.PathValue("id")
+	p := core.ListDeliveriesParams{ProjectID: key.ProjectID, WebhookID: webhookID}
+	if st := q.Get("status"); st != "" {
+		p.Status = core.DeliveryStatus(strings.ToLower(st))
+		if !p.Status.Valid() {
+			return nil, core.Invalid("status", "status: unknown value %q; valid values: pending, succeeded, failed, skipped, cancelled", st)
+		}
+	}
+	if et := q.Get("event_type"); et != "" {
+		if !core.ValidEventTypeSyntax(et) {
+			return nil, core.Invalid("event_type", "event_type %q is not an event type (dot-separated segments of [a-zA-Z0-9_])", et)
+		}
+		p.EventType = et
+	}
+	var err error
+	if p.Since, err = queryTime(q, "since"); err != nil {
+		return nil, err
+	}
+	if p.Until, err = queryTime(q, "until"); err != nil {
+		return nil, err
+	}
+	if !p.Since.IsZero() && !p.Until.IsZero() && !p.Since.Before(p.Until) {
+		return nil, core.Invalid("until", "until must be after since")
+	}
+	size, err := pageSize(q)
+	if err != nil {
+		return nil, err
+	}
+	collection := "deliveries/" + webhookID
+	if p.BeforeID, err = s.tokens.decode(collection, key.ProjectID, q.Get("page_token")); err != nil {
+		return nil, err
+	}
+	p.Limit = size + 1
+	ds, err := s.d.Store.ListDeliveries(r.Context(), p)
+	if err != nil {
+		return nil, err
+	}
+	var resp listDeliveriesResponse
+	if len(ds) == 0 && p.BeforeID == "" {
+		// Nothing to show: tell an unknown (or another project's) webhook
+		// apart from a quiet one. A deleted webhook's history stays
+		// listable while it has deliveries.
+		if _, err := s.getOwnWebhook(r, key); err != nil {
+			return nil, err
+		}
+	}
+	ds, more := trimPage(ds, size)
+	if more {
+		resp.NextPageToken = s.tokens.encode(collection, key.ProjectID, ds[len(ds)-1].ID)
+	}
+	for _, d := range ds {
+		resp.Deliveries = append(resp.Deliveries, deliveryOut(d))
+	}
+	return &resp, nil
+}
+
+// queryTime parses an optional RFC 3339 query parameter.
+func queryTime(q url.Values, name string) (time.Time, error) {
+	s := q.Get(name)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	return parseTime(name, s)
+}
+
+func parseTime(field, s string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, core.Invalid(field, "%s must be an RFC 3339 time such as 2026-05-05T12:00:00Z, got %q", field, s)
+	}
+	return t.UTC(), nil
+}
+
+func (s *server) getDelivery(r *http.Request, key core.APIKey) (any, error) {
+	id := r.PathValue("id")
+	d, attempts, err := s.d.Store.GetDelivery(r.Context(), key.ProjectID, id)
+	if err != nil {
+		return nil, notFoundAs(err, "delivery", id)
+	}
+	out := &deliveryDetailJSON{deliveryJSON: deliveryOut(d), Attempts: make([]*attemptJSON, 0, len(attempts))}
+	for _, a := range attempts {
+		out.Attempts = append(out.Attempts, &attemptJSON{
+			Number:       a.Number,
+			Time:         deliveryTime(a.Time),
+			URI:          a.URI,
+			StatusCode:   a.StatusCode,
+			LatencyMS:    a.Latency.Milliseconds(),
+			Error:        a.Error,
+			ResponseBody: string(a.Response),
+		})
+	}
+	return out, nil
+}
+
+func (s *server) redeliver(r *http.Request, key core.APIKey) (any, error) {
+	var req struct{}
+	if err := DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	id := r.PathValue("id")
+	d, err := s.d.Store.Redeliver(r.Context(), key.ProjectID, id, s.d.Clock.Now().UTC())
+	if err != nil {
+		return nil, notFoundAs(err, "delivery", id)
+	}
+	return deliveryOut(d), nil
+}
+
+// Bounds of :recover.
+const (
+	defaultRecoverLimit = 1000
+	maxRecoverLimit     = 10000
+)
+
+type recoverRequest struct {
+	Since      string `json:"since"`
+	Until      string `json:"until"`
+	OnlyFailed *bool  `json:"only_failed"`
+	DryRun     bool   `json:"dry_run"`
+	Limit      *int   `json:"limit"`
+}
+
+type recoverResponse struct {
+	Count   int  `json:"count"`
+	HasMore bool `json:"has_more"`
+	DryRun  bool `json:"dry_run"`
+}
+
+func (s *server) recoverDeliveries(r *http.Request, key core.APIKey) (any, error) {
+	var req recoverRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	now := s.d.Clock.Now().UTC()
+	p := core.RecoverParams{
+		ProjectID:  key.ProjectID,
+		WebhookID:  r.PathValue("id"),
+		OnlyFailed: req.OnlyFailed == nil || *req.OnlyFailed,
+		DryRun:     req.DryRun,
+		Limit:      defaultRecoverLimit,
+		Until:      now,
+		Now:        now,
+	}
+	if req.Since == "" {
+		return nil, core.Invalid("since", "since is required: the start of the time range to replay, RFC 3339 (e.g. 2026-05-05T12:00:00Z)")
+	}
+	var err error
+	if p.Since, err = parseTime("since", req.Since); err != nil {
+		return nil, err
+	}
+	if req.Until != "" {
+		if p.Until, err = parseTime("until", req.Until); err != nil {
+			return nil, err
+		}
+	}
+	if !p.Since.Before(p.Until) {
+		return nil, core.Invalid("until", "until (default: now) must be after since")
+	}
+	if req.Limit != nil {
+		if *req.Limit < 0 {
+			return nil, core.Invalid("limit", "limit must be between 1 and %d (default %d)", maxRecoverLimit, defaultRecoverLimit)
+		}
+		if *req.Limit > 0 {
+			p.Limit = min(*req.Limit, maxRecoverLimit)
+		}
+	}
+	n, more, err := s.d.Store.RecoverDeliveries(r.Context(), p)
+	if err != nil {
+		return nil, notFoundAs(err, "webhook", p.WebhookID)
+	}
+	return &recoverResponse{Count: n, HasMore: more, DryRun: p.DryRun}, nil
+}

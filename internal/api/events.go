@@ -1,0 +1,169 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/publish"
+)
+
+// publishRequest is one event of POST /{v}/events (product.md §7).
+type publishRequest struct {
+	Type           string              `json:"type"`
+	Data           json.RawMessage     `json:"data"`
+	WebhookConfig  *core.WebhookConfig `json:"webhook_config"`
+	IdempotencyKey string              `json:"idempotency_key"`
+	Timestamp      string              `json:"timestamp"`
+	Subject        string              `json:"subject"`
+}
+
+// eventJSON is the publish response: the accepted event.
+type eventJSON struct {
+	ID            string `json:"id"`
+	Type          string `json:"type"`
+	Timestamp     string `json:"timestamp,omitempty"`
+	CreateTime    string `json:"create_time"`
+	DeliveryCount int    `json:"delivery_count"`
+}
+
+// input converts a request to a publish.Input; prefix qualifies field names
+// in messages ("events[2].").
+func (req *publishRequest) input(prefix string) (publish.Input, error) {
+	in := publish.Input{
+		Type:           req.Type,
+		Data:           req.Data,
+		WebhookConfig:  req.WebhookConfig,
+		IdempotencyKey: req.IdempotencyKey,
+		Subject:        req.Subject,
+	}
+	if d := bytes.TrimSpace(req.Data); bytes.Equal(d, []byte("null")) {
+		in.Data = nil
+	}
+	if req.Timestamp != "" {
+		ts, err := time.Parse(time.RFC3339Nano, req.Timestamp)
+		if err != nil {
+			return in, core.Invalid(prefix+"timestamp", "%stimestamp must be an RFC 3339 time such as 2026-05-05T12:00:00Z, got %q", prefix, req.Timestamp)
+		}
+		in.Timestamp = ts.UTC()
+	}
+	if len(req.Subject) > core.MaxURILength {
+		return in, core.Invalid(prefix+"subject", "%ssubject is longer than %d characters", prefix, core.MaxURILength)
+	}
+	return in, nil
+}
+
+func (s *server) publishEvent(r *http.Request, key core.APIKey) (any, error) {
+	var req publishRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	if h := r.Header.Get("Idempotency-Key"); h != "" {
+		switch req.IdempotencyKey {
+		case "":
+			req.IdempotencyKey = h
+		case h:
+		default:
+			return nil, core.Invalid("idempotency_key", "idempotency_key in the body differs from the Idempotency-Key header; send one, or the same value in both")
+		}
+	}
+	in, err := req.input("")
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.d.Publisher.Publish(r.Context(), key.ProjectID, []publish.Input{in})
+	if err != nil {
+		return nil, err
+	}
+	return eventOut(res[0].Event), nil
+}
+
+type batchPublishRequest struct {
+	Events []publishRequest `json:"events"`
+}
+
+type batchPublishResponse struct {
+	Events []*eventJSON `json:"events"`
+}
+
+func (s *server) batchPublish(r *http.Request, key core.APIKey) (any, error) {
+	if r.Header.Get("Idempotency-Key") != "" {
+		return nil, core.Invalid("Idempotency-Key", "the Idempotency-Key header is not supported on events:batchPublish; set idempotency_key on each event")
+	}
+	var req batchPublishRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	if len(req.Events) == 0 {
+		return nil, core.Invalid("events", "events must hold 1 to %d events", publish.MaxBatch)
+	}
+	if len(req.Events) > publish.MaxBatch {
+		return nil, core.Invalid("events", "events must hold 1 to %d events, got %d", publish.MaxBatch, len(req.Events))
+	}
+	ins := make([]publish.Input, len(req.Events))
+	for i := range req.Events {
+		var err error
+		if ins[i], err = req.Events[i].input(fmt.Sprintf("events[%d].", i)); err != nil {
+			return nil, err
+		}
+	}
+	if len(ins) == 1 {
+		// Publish names fields without the events[i] prefix for a single
+		// input; validate here so messages stay uniform.
+		if err := s.d.Publisher.Validate("events[0].", &ins[0]); err != nil {
+			return nil, err
+		}
+	}
+	res, err := s.d.Publisher.Publish(r.Context(), key.ProjectID, ins)
+	if err != nil {
+		return nil, err
+	}
+	out := &batchPublishResponse{Events: make([]*eventJSON, len(res))}
+	for i, rr := range res {
+		out.Events[i] = eventOut(rr.Event)
+	}
+	return out, nil
+}
+
+// eventOut renders a stored or fresh event; a repeat of an idempotent
+// publish renders the original event, so it answers the same JSON.
+func eventOut(ev *core.Event) *eventJSON {
+	return &eventJSON{
+		ID:            ev.ID,
+		Type:          ev.Type,
+		Timestamp:     envelopeTimestamp(ev.Payload),
+		CreateTime:    resourceTime(ev.CreateTime),
+		DeliveryCount: ev.DeliveryCount,
+	}
+}
+
+// envelopeTimestamp reads "timestamp" from an event envelope without
+// decoding data (core.Envelope writes it before data).
+func envelopeTimestamp(payload []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if name, _ := k.(string); strings.EqualFold(name, "timestamp") {
+			var ts string
+			if dec.Decode(&ts) != nil {
+				return ""
+			}
+			return ts
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return ""
+		}
+	}
+	return ""
+}

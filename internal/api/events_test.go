@@ -1,0 +1,182 @@
+package api_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/longhook/longhook/internal/api"
+	"github.com/longhook/longhook/internal/core"
+)
+
+func TestPublish(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	hook := f.createWebhook("p", "batch.succeeded").str("id")
+	f.createWebhook("other", "video.generated")
+
+	r := f.call("POST", "/v1/events", map[string]any{
+		"type": "batch.succeeded", "data": map[string]any{"id": "batches/1", "output_file_uri": "files/1"},
+		"timestamp": "2026-05-05T12:00:00Z", "subject": "batches/1",
+	}).must(t, http.StatusOK)
+	if r.str("id") == "" || r.str("type") != "batch.succeeded" || r.str("timestamp") != "2026-05-05T12:00:00Z" ||
+		r.body["delivery_count"] != 1.0 || r.str("create_time") == "" {
+		t.Fatalf("publish: %s", r.raw)
+	}
+	ds := f.deliveries(hook)
+	if len(ds) != 1 || ds[0].(map[string]any)["event_id"] != r.str("id") {
+		t.Fatalf("deliveries: %v", ds)
+	}
+	ev, err := f.store.GetEvent(t.Context(), f.project.ID, r.str("id"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"type":"batch.succeeded","version":"v1","timestamp":"2026-05-05T12:00:00Z","data":{"id":"batches/1","output_file_uri":"files/1"}}`
+	if string(ev.Payload) != want || ev.Subject != "batches/1" {
+		t.Errorf("payload %s subject %q", ev.Payload, ev.Subject)
+	}
+
+	// No subscriber: accepted with zero deliveries; timestamp defaults to now.
+	r = f.call("POST", "/v1beta/events", `{"type":"interaction.completed"}`).must(t, http.StatusOK)
+	if r.body["delivery_count"] != 0.0 || r.str("timestamp") == "" {
+		t.Errorf("unsubscribed publish: %s", r.raw)
+	}
+
+	// Dynamic: only the webhook_config URIs.
+	r = f.call("POST", "/v1/events", map[string]any{
+		"type": "batch.succeeded", "data": map[string]any{"id": "batches/2"},
+		"webhook_config": map[string]any{
+			"uris":          []string{"https://a.example.com/h", "https://b.example.com/h"},
+			"user_metadata": map[string]any{"job": "nightly"}, "audience": "aud",
+		},
+	}).must(t, http.StatusOK)
+	if r.body["delivery_count"] != 2.0 {
+		t.Errorf("dynamic publish: %s", r.raw)
+	}
+	if len(f.deliveries(hook)) != 1 {
+		t.Error("a dynamic event reached the static webhook")
+	}
+}
+
+func TestPublishIdempotency(t *testing.T) {
+	t.Parallel()
+	clock := &fakeClock{now: time.Date(2026, 5, 5, 12, 0, 0, 0, time.UTC)}
+	f := setup(t, func(d *api.Deps) { d.Clock = clock })
+	f.createWebhook("p", "batch.succeeded")
+	body := `{"type":"batch.succeeded","data":{"id":"batches/1"},"idempotency_key":"k1"}`
+	first := f.call("POST", "/v1/events", body).must(t, http.StatusOK)
+	clock.advance(time.Hour) // a fresh event would show another time
+	again := f.call("POST", "/v1/events", body).must(t, http.StatusOK)
+	if string(first.raw) != string(again.raw) {
+		t.Errorf("repeat differs:\n%s\n%s", first.raw, again.raw)
+	}
+
+	// The header works too, and matches the body key.
+	hdr := http.Header{"Idempotency-Key": {"k1"}}
+	viaHeader := f.callWith(f.key, hdr, "POST", "/v1/events", `{"type":"batch.succeeded","data":{"id":"batches/1"}}`).must(t, http.StatusOK)
+	if string(viaHeader.raw) != string(first.raw) {
+		t.Errorf("header key: %s", viaHeader.raw)
+	}
+	f.callWith(f.key, hdr, "POST", "/v1/events", body).must(t, http.StatusOK)
+	f.callWith(f.key, http.Header{"Idempotency-Key": {"k2"}}, "POST", "/v1/events", body).
+		mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", "idempotency_key", "Idempotency-Key")
+
+	// Keys are per project.
+	other := f.newKey(f.newProject("other").ID, false)
+	o := f.callWith(other, nil, "POST", "/v1/events", body).must(t, http.StatusOK)
+	if o.str("id") == first.str("id") {
+		t.Error("another project's publish returned this project's event")
+	}
+}
+
+func TestBatchPublish(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	hook := f.createWebhook("p", "batch.succeeded", "batch.failed").str("id")
+	r := f.call("POST", "/v1/events:batchPublish", map[string]any{"events": []map[string]any{
+		{"type": "batch.succeeded", "data": map[string]any{"id": "batches/1"}},
+		{"type": "batch.failed", "data": map[string]any{"id": "batches/2", "error_code": 3}, "idempotency_key": "b2"},
+		{"type": "video.generated"},
+	}}).must(t, http.StatusOK)
+	evs := r.body["events"].([]any)
+	if len(evs) != 3 || evs[0].(map[string]any)["delivery_count"] != 1.0 || evs[2].(map[string]any)["delivery_count"] != 0.0 {
+		t.Fatalf("batch: %s", r.raw)
+	}
+	if n := len(f.deliveries(hook)); n != 2 {
+		t.Fatalf("%d deliveries, want 2", n)
+	}
+
+	// All or nothing: one bad event rejects the batch and names it.
+	bad := []struct {
+		body  string
+		field string
+	}{
+		{`{"events":[{"type":"batch.succeeded"},{"type":"no.such"}]}`, "events[1].type"},
+		{`{"events":[{"type":"batch.succeeded"},{"type":"batch.failed","data":[1]}]}`, "events[1].data"},
+		{`{"events":[{"type":"batch.succeeded","timestamp":"yesterday"}]}`, "events[0].timestamp"},
+		{`{"events":[{"type":"batch.succeeded","webhook_config":{"uris":["http://x.example.com"]}}]}`, "events[0].webhook_config.uris[0]"},
+		{`{"events":[{"type":"batch.succeeded","webhook_config":{"uris":["https://x.example.com"],"userMetadata":{}}}]}`, `Unknown field "userMetadata"`},
+		{`{"events":[{"type":"batch.succeeded","colour":1}]}`, `Unknown field "colour"`},
+		{`{"events":[]}`, "events"},
+		{`{}`, "events"},
+	}
+	for _, b := range bad {
+		f.call("POST", "/v1/events:batchPublish", b.body).mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", b.field)
+	}
+	many := `{"events":[` + strings.TrimSuffix(strings.Repeat(`{"type":"batch.succeeded"},`, 1001), ",") + `]}`
+	f.call("POST", "/v1/events:batchPublish", many).mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", "1000")
+	f.callWith(f.key, http.Header{"Idempotency-Key": {"x"}}, "POST", "/v1/events:batchPublish", `{"events":[{"type":"batch.succeeded"}]}`).
+		mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", "idempotency_key")
+	if n := len(f.deliveries(hook)); n != 2 {
+		t.Errorf("%d deliveries after rejected batches, want 2", n)
+	}
+}
+
+func TestPublishBadInput(t *testing.T) {
+	t.Parallel()
+	f := setup(t, func(d *api.Deps) { d.MaxPublishBodyBytes = 4 << 10 })
+	hook := f.createWebhook("p", "batch.succeeded").str("id")
+	for _, c := range []struct{ body, field string }{
+		{`{}`, "type"},
+		{`{"type":"webhook.ping"}`, "type"},
+		{`{"type":"batch.succeeded","data":"x"}`, "data"},
+		{`{"type":"batch.succeeded","timestamp":"2026-05-05"}`, "timestamp"},
+		{`{"type":"batch.succeeded","webhook_config":{"uris":[]}}`, "webhook_config.uris"},
+		{`{"type":"batch.succeeded","webhook_config":{"uris":["https://x.example.com"],"user_metadata":[1]}}`, "webhook_config.user_metadata"},
+		{`{"type":"batch.succeeded","idempotency_key":"` + strings.Repeat("k", 300) + `"}`, "idempotency_key"},
+		{`{"type":"batch.succeeded","data":{"pad":"` + strings.Repeat("x", 5<<10) + `"}}`, "payload size exceeds the limit: 4096 bytes"},
+		{`{"type":`, "Invalid JSON payload"},
+	} {
+		f.call("POST", "/v1/events", c.body).mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", c.field)
+	}
+	if n := len(f.deliveries(hook)); n != 0 {
+		t.Errorf("%d deliveries after rejected publishes", n)
+	}
+	// The publish limit applies only to publish routes.
+	f.call("POST", "/v1/webhooks", fmt.Sprintf(`{"name":"big",%s"uri":"https://example.com/h","subscribed_events":["batch.succeeded"]}`, strings.Repeat(" ", 8<<10))).
+		must(t, http.StatusOK)
+}
+
+// fakeClock is a core.Clock that moves only when told.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// NewTimer is unused by the API.
+func (c *fakeClock) NewTimer(d time.Duration) core.Timer { return core.SystemClock{}.NewTimer(d) }

@@ -1,0 +1,325 @@
+// Package api serves longhook's HTTP API: the Gemini-compatible
+// WebhookService, the publish, deliveries and admin extensions, and the
+// health endpoints (product.md §1, §2, §7).
+//
+// routes.go lists every route. Conventions that hold for all of them:
+//
+//   - Every API route is served under /v1, /v1beta and /v1alpha, and every
+//     request under those prefixes is authenticated first (x-goog-api-key
+//     header or ?key=), including routes added through Deps.Extra.
+//   - Custom methods use Google's ":verb" suffix on the last path segment,
+//     which ServeMux cannot split on, so those routes dispatch by hand.
+//   - Responses are always JSON: results are 200 (an empty result is {}),
+//     errors use the Google envelope through the one table in errors.go.
+//   - Request bodies are size-limited, snake_case, and unknown fields are
+//     rejected.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"log/slog"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/publish"
+)
+
+// Deps are the server's dependencies. Store and Cipher are required; every
+// other field has a default, filled by withDefaults.
+type Deps struct {
+	// Store is the persistence layer (required).
+	Store core.Store
+	// Publisher accepts events for POST /{v}/events and ping. Default: a
+	// publisher over Store with Catalog, Clock and Policy.
+	Publisher *publish.Publisher
+	// Catalog is the set of subscribable event types. Default: the
+	// built-in catalog.
+	Catalog *core.Catalog
+	// Cipher seals signing secrets before they reach the store (required).
+	Cipher core.Cipher
+	// Policy validates destination URIs. The zero value is production:
+	// https and public addresses only.
+	Policy core.AddressPolicy
+	// Clock stamps resources. Default: core.SystemClock.
+	Clock core.Clock
+	// Logger receives one debug line per request and internal errors; it
+	// never receives secrets, API keys or bodies. Default: discard.
+	Logger *slog.Logger
+	// PageTokenKey is the HMAC key for page tokens. Default: 32 random
+	// bytes, so tokens do not survive a restart nor work across instances;
+	// set it when several instances serve one database.
+	PageTokenKey []byte
+	// Ready reports readiness for /readyz. Default: always ready.
+	Ready func() bool
+	// Metrics serves GET /metrics when set.
+	Metrics http.Handler
+	// JWKS serves GET /.well-known/jwks.json (no auth) when set.
+	JWKS http.Handler
+	// Extra registers more routes on the server's mux (e.g. jobs). Routes
+	// under /v1, /v1beta and /v1alpha are authenticated before they run;
+	// handlers read the caller with KeyFromContext and may answer with
+	// WriteJSON, WriteError and DecodeJSON. They must limit their own
+	// request bodies.
+	Extra func(mux *http.ServeMux)
+	// MaxBodyBytes limits management request bodies. Default: 1 MiB.
+	MaxBodyBytes int64
+	// MaxPublishBodyBytes limits POST /{v}/events and
+	// /{v}/events:batchPublish bodies. Default: 16 MiB.
+	MaxPublishBodyBytes int64
+	// KeyCacheTTL is how long an authenticated API key is cached in memory
+	// (every publish is authenticated). A key revoked elsewhere (another
+	// instance, the CLI) keeps working here for up to this long; revoking
+	// through this server's API takes effect at once. Default: 2 s;
+	// negative disables the cache.
+	KeyCacheTTL time.Duration
+}
+
+const (
+	defaultMaxBodyBytes        = 1 << 20
+	defaultMaxPublishBodyBytes = 16 << 20
+	defaultKeyCacheTTL         = 2 * time.Second
+	keyCacheSize               = 1024
+)
+
+// withDefaults returns d with every optional field filled.
+func (d Deps) withDefaults() Deps {
+	if d.Clock == nil {
+		d.Clock = core.SystemClock{}
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.DiscardHandler)
+	}
+	if d.Catalog == nil {
+		c, err := core.NewCatalog()
+		if err != nil {
+			panic("api: built-in catalog: " + err.Error())
+		}
+		d.Catalog = c
+	}
+	if d.Publisher == nil && d.Store != nil {
+		d.Publisher = publish.New(publish.Config{Store: d.Store, Catalog: d.Catalog, Clock: d.Clock, Policy: d.Policy})
+	}
+	if len(d.PageTokenKey) == 0 {
+		d.PageTokenKey = make([]byte, 32)
+		_, _ = rand.Read(d.PageTokenKey)
+	}
+	if d.Ready == nil {
+		d.Ready = func() bool { return true }
+	}
+	if d.MaxBodyBytes <= 0 {
+		d.MaxBodyBytes = defaultMaxBodyBytes
+	}
+	if d.MaxPublishBodyBytes <= 0 {
+		d.MaxPublishBodyBytes = defaultMaxPublishBodyBytes
+	}
+	if d.KeyCacheTTL == 0 {
+		d.KeyCacheTTL = defaultKeyCacheTTL
+	}
+	return d
+}
+
+// validate reports missing required dependencies.
+func (d Deps) validate() error {
+	var errs []error
+	if d.Store == nil {
+		errs = append(errs, errors.New("api: Deps.Store is required"))
+	}
+	if d.Cipher == nil {
+		errs = append(errs, errors.New("api: Deps.Cipher is required"))
+	}
+	return errors.Join(errs...)
+}
+
+// server is the API's http.Handler.
+type server struct {
+	d      Deps
+	mux    *http.ServeMux
+	keys   *keyCache
+	tokens pageTokens
+}
+
+// NewServer returns the API handler. It panics if a required dependency
+// (Store, Cipher) is missing: that is a wiring bug, not a runtime condition.
+// Server timeouts are the caller's job; body limits are set here.
+func NewServer(d Deps) http.Handler {
+	if err := d.validate(); err != nil {
+		panic(err)
+	}
+	d = d.withDefaults()
+	s := &server{
+		d:      d,
+		mux:    http.NewServeMux(),
+		keys:   newKeyCache(d.KeyCacheTTL, keyCacheSize),
+		tokens: pageTokens{key: d.PageTokenKey},
+	}
+	s.routes(s.mux)
+	if d.Extra != nil {
+		d.Extra(s.mux)
+	}
+	return s
+}
+
+// apiVersions are the path prefixes every API route is served under.
+var apiVersions = []string{"v1", "v1beta", "v1alpha"}
+
+// versioned reports whether path is under an API version prefix (and so
+// needs an API key).
+func versioned(p string) bool {
+	// Clean as ServeMux does before it matches (it redirects unclean
+	// paths), so no spelling of a path reaches a route unauthenticated.
+	p = path.Clean("/" + p)
+	for _, v := range apiVersions {
+		if rest, ok := strings.CutPrefix(p, "/"+v); ok && (rest == "" || rest[0] == '/') {
+			return true
+		}
+	}
+	return false
+}
+
+// statusRecorder remembers the status code for the request log line.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Flush keeps streaming handlers (registered through Deps.Extra) that
+// assert http.Flusher working.
+func (r *statusRecorder) Flush() {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	_ = http.NewResponseController(r.ResponseWriter).Flush()
+}
+
+// ServeHTTP authenticates versioned requests, then dispatches. It logs one
+// debug line per request: method, route pattern (never the raw URL, which
+// may carry ?key=), status, duration and project.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	var project string
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.d.Logger.LogAttrs(r.Context(), slog.LevelError, "api.panic",
+				slog.String("method", r.Method), slog.String("route", r.Pattern), slog.Any("panic", v))
+			if rec.status == 0 {
+				WriteError(rec, r, s.d.Logger, errors.New("panic"))
+			}
+		}
+		s.d.Logger.LogAttrs(r.Context(), slog.LevelDebug, "api.request",
+			slog.String("method", r.Method), slog.String("route", r.Pattern),
+			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)),
+			slog.String("project", project))
+	}()
+	if versioned(r.URL.Path) {
+		key, err := s.authenticate(r)
+		if err != nil {
+			WriteError(rec, r, s.d.Logger, err)
+			return
+		}
+		project = key.ProjectID
+		r = r.WithContext(context.WithValue(r.Context(), keyContextKey{}, key))
+	}
+	s.mux.ServeHTTP(rec, r)
+}
+
+// apiFunc is an API method: it returns the response object (nil means {})
+// or an error for the error table.
+type apiFunc func(r *http.Request, key core.APIKey) (any, error)
+
+// api adapts an apiFunc to http.Handler with a body limit.
+func (s *server) api(limit int64, fn apiFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, ok := KeyFromContext(r.Context())
+		if !ok {
+			// Unreachable: ServeHTTP authenticates every versioned path.
+			WriteError(w, r, s.d.Logger, errorf(core.ErrUnauthenticated, "Request is missing a valid API key."))
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		res, err := fn(r, key)
+		if err != nil {
+			WriteError(w, r, s.d.Logger, err)
+			return
+		}
+		WriteJSON(w, http.StatusOK, res)
+	})
+}
+
+// admin restricts fn to admin keys.
+func admin(fn apiFunc) apiFunc {
+	return func(r *http.Request, key core.APIKey) (any, error) {
+		if !key.Admin {
+			return nil, errorf(core.ErrPermissionDenied, "This method requires an admin API key.")
+		}
+		return fn(r, key)
+	}
+}
+
+// verbs dispatches a "{id}:verb" path segment (the wildcard named id) to
+// the apiFunc registered for the verb, with the bare id in PathValue("id").
+// A segment without a known verb is 404.
+func verbs(table map[string]apiFunc) apiFunc {
+	return func(r *http.Request, key core.APIKey) (any, error) {
+		id, verb, _ := strings.Cut(r.PathValue("id"), ":")
+		fn, ok := table[verb]
+		if !ok || id == "" {
+			return nil, errorf(core.ErrNotFound, "Method %s %s not found.", r.Method, r.URL.Path)
+		}
+		r.SetPathValue("id", id)
+		return fn(r, key)
+	}
+}
+
+// noVerb rejects "{id}:verb" segments on methods that take a plain id
+// (GET/PATCH/DELETE), which would otherwise look like ids.
+func noVerb(fn apiFunc) apiFunc {
+	return func(r *http.Request, key core.APIKey) (any, error) {
+		if strings.Contains(r.PathValue("id"), ":") {
+			return nil, errorf(core.ErrNotFound, "Method %s %s not found.", r.Method, r.URL.Path)
+		}
+		return fn(r, key)
+	}
+}
+
+// notFound answers every path no route matches.
+func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
+	WriteError(w, r, s.d.Logger, errorf(core.ErrNotFound, "Method %s %s not found.", r.Method, r.URL.Path))
+}
+
+func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if !s.d.Ready() {
+		WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
+		return
+	}
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

@@ -1,0 +1,466 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/publish"
+)
+
+// webhookJSON is the Webhook resource on the wire (product.md §2).
+type webhookJSON struct {
+	ID               string              `json:"id"`
+	Name             string              `json:"name"`
+	URI              string              `json:"uri"`
+	SubscribedEvents []string            `json:"subscribed_events"`
+	State            core.WebhookState   `json:"state"`
+	SigningSecrets   []signingSecretJSON `json:"signing_secrets"`
+	NewSigningSecret string              `json:"new_signing_secret,omitempty"`
+	CreateTime       string              `json:"create_time"`
+	UpdateTime       string              `json:"update_time"`
+}
+
+type signingSecretJSON struct {
+	TruncatedSecret string `json:"truncated_secret"`
+	ExpireTime      string `json:"expire_time,omitempty"`
+}
+
+// resourceTime formats a resource timestamp: RFC 3339, UTC, whole seconds
+// (the precision of the event envelope, and independent of how precisely
+// a store keeps time, so a create response matches a later get).
+func resourceTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// webhookOut renders w. It shows the current secret first and hides
+// expired ones; full secrets never appear here.
+func webhookOut(w *core.Webhook, now time.Time) *webhookJSON {
+	out := &webhookJSON{
+		ID:               w.ID,
+		Name:             w.Name,
+		URI:              w.URI,
+		SubscribedEvents: w.SubscribedEvents,
+		State:            w.State,
+		SigningSecrets:   []signingSecretJSON{},
+		CreateTime:       resourceTime(w.CreateTime),
+		UpdateTime:       resourceTime(w.UpdateTime),
+	}
+	if out.SubscribedEvents == nil {
+		out.SubscribedEvents = []string{}
+	}
+	for i, sec := range sortedSecrets(w.Secrets) {
+		if i > 0 && sec.Expired(now) {
+			continue
+		}
+		js := signingSecretJSON{TruncatedSecret: truncatedSecret(sec.Hint)}
+		if i > 0 {
+			js.ExpireTime = resourceTime(sec.ExpireTime)
+		}
+		out.SigningSecrets = append(out.SigningSecrets, js)
+	}
+	return out
+}
+
+// sortedSecrets returns the current secret (the one without an expiry)
+// first, then the older ones newest first. The store keeps them newest
+// first already; ordering on the expiry too keeps "current first" true
+// even when two rotations share a timestamp.
+func sortedSecrets(in []core.SigningSecret) []core.SigningSecret {
+	out := slices.Clone(in)
+	slices.SortStableFunc(out, func(a, b core.SigningSecret) int {
+		if az, bz := a.ExpireTime.IsZero(), b.ExpireTime.IsZero(); az != bz {
+			if az {
+				return -1
+			}
+			return 1
+		}
+		if c := b.CreateTime.Compare(a.CreateTime); c != 0 {
+			return c
+		}
+		return b.ExpireTime.Compare(a.ExpireTime)
+	})
+	return out
+}
+
+// createWebhookRequest is WebhookInput.
+type createWebhookRequest struct {
+	Name             string   `json:"name"`
+	URI              string   `json:"uri"`
+	SubscribedEvents []string `json:"subscribed_events"`
+}
+
+func (s *server) createWebhook(r *http.Request, key core.APIKey) (any, error) {
+	var req createWebhookRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	if err := validateName(req.Name); err != nil {
+		return nil, err
+	}
+	if err := s.d.Policy.ValidateURI("uri", req.URI); err != nil {
+		return nil, err
+	}
+	events, err := s.subscribedEvents(req.SubscribedEvents)
+	if err != nil {
+		return nil, err
+	}
+	now := s.d.Clock.Now().UTC()
+	secret, sealed, err := s.newSecret(now)
+	if err != nil {
+		return nil, err
+	}
+	w := &core.Webhook{
+		ID:               core.NewID(),
+		ProjectID:        key.ProjectID,
+		Name:             req.Name,
+		URI:              req.URI,
+		SubscribedEvents: events,
+		State:            core.WebhookEnabled,
+		Secrets:          []core.SigningSecret{sealed},
+		CreateTime:       now,
+		UpdateTime:       now,
+	}
+	if err := s.d.Store.CreateWebhook(r.Context(), w); err != nil {
+		return nil, err
+	}
+	out := webhookOut(w, now)
+	out.NewSigningSecret = secret
+	return out, nil
+}
+
+// newSecret generates a signing secret and seals it for the store.
+func (s *server) newSecret(now time.Time) (plaintext string, sec core.SigningSecret, err error) {
+	plaintext, err = newSigningSecret()
+	if err != nil {
+		return "", sec, err
+	}
+	sealed, err := s.d.Cipher.Seal([]byte(plaintext))
+	if err != nil {
+		return "", sec, err
+	}
+	return plaintext, core.SigningSecret{
+		ID:         core.NewSortableID(now),
+		Sealed:     sealed,
+		Hint:       lastN(plaintext, 4),
+		CreateTime: now,
+	}, nil
+}
+
+func validateName(name string) error {
+	if len(name) > core.MaxWebhookNameLength {
+		return core.Invalid("name", "name is longer than %d characters", core.MaxWebhookNameLength)
+	}
+	return nil
+}
+
+// subscribedEvents validates a subscribed_events list against the catalog
+// and drops repeats, keeping the first occurrence.
+func (s *server) subscribedEvents(events []string) ([]string, error) {
+	if err := s.d.Catalog.ValidateSubscribedEvents(events); err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(events))
+	for _, e := range events {
+		if !slices.Contains(out, e) {
+			out = append(out, e)
+		}
+	}
+	if len(out) > core.MaxSubscribedEvents {
+		return nil, core.Invalid("subscribed_events", "subscribed_events holds more than %d values", core.MaxSubscribedEvents)
+	}
+	return out, nil
+}
+
+type listWebhooksResponse struct {
+	Webhooks      []*webhookJSON `json:"webhooks,omitempty"`
+	NextPageToken string         `json:"next_page_token,omitempty"`
+}
+
+func (s *server) listWebhooks(r *http.Request, key core.APIKey) (any, error) {
+	q := r.URL.Query()
+	size, err := pageSize(q)
+	if err != nil {
+		return nil, err
+	}
+	after, err := s.tokens.decode("webhooks", key.ProjectID, q.Get("page_token"))
+	if err != nil {
+		return nil, err
+	}
+	hooks, err := s.d.Store.ListWebhooks(r.Context(), core.ListWebhooksParams{
+		ProjectID: key.ProjectID, AfterID: after, Limit: size + 1,
+	})
+	if err != nil {
+		return nil, err
+	}
+	var resp listWebhooksResponse
+	hooks, more := trimPage(hooks, size)
+	if more {
+		resp.NextPageToken = s.tokens.encode("webhooks", key.ProjectID, hooks[len(hooks)-1].ID)
+	}
+	now := s.d.Clock.Now()
+	for _, w := range hooks {
+		resp.Webhooks = append(resp.Webhooks, webhookOut(w, now))
+	}
+	return &resp, nil
+}
+
+// getOwnWebhook loads a webhook of the caller's project; another project's
+// webhook is indistinguishable from a missing one.
+func (s *server) getOwnWebhook(r *http.Request, key core.APIKey) (*core.Webhook, error) {
+	id := r.PathValue("id")
+	w, err := s.d.Store.GetWebhook(r.Context(), key.ProjectID, id)
+	return w, notFoundAs(err, "webhook", id)
+}
+
+// notFoundAs gives ErrNotFound a message naming the resource.
+func notFoundAs(err error, kind, id string) error {
+	if errors.Is(err, core.ErrNotFound) {
+		return errorf(core.ErrNotFound, "%s %q not found", kind, id)
+	}
+	return err
+}
+
+func (s *server) getWebhook(r *http.Request, key core.APIKey) (any, error) {
+	w, err := s.getOwnWebhook(r, key)
+	if err != nil {
+		return nil, err
+	}
+	return webhookOut(w, s.d.Clock.Now()), nil
+}
+
+// updateWebhookRequest is WebhookUpdate; pointers tell present fields from
+// absent ones.
+type updateWebhookRequest struct {
+	Name             *string   `json:"name"`
+	URI              *string   `json:"uri"`
+	SubscribedEvents *[]string `json:"subscribed_events"`
+	State            *string   `json:"state"`
+}
+
+// updatePaths are the update_mask paths, with the camelCase spellings
+// Google's field masks also accept.
+var updatePaths = map[string]string{
+	"name":              "name",
+	"uri":               "uri",
+	"subscribed_events": "subscribed_events",
+	"subscribedEvents":  "subscribed_events",
+	"state":             "state",
+}
+
+// webhookUpdate is a validated update: set reports which fields to apply.
+type webhookUpdate struct {
+	set    map[string]bool
+	name   string
+	uri    string
+	events []string
+	state  core.WebhookState
+}
+
+// parseUpdate validates an update. With update_mask, exactly the masked
+// fields are applied (a masked field absent from the body is set to its
+// empty value, which fails validation for required fields); without it,
+// the fields present in the body are.
+func (s *server) parseUpdate(r *http.Request) (*webhookUpdate, error) {
+	var req updateWebhookRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	u := &webhookUpdate{set: map[string]bool{}}
+	if mask := strings.TrimSpace(r.URL.Query().Get("update_mask")); mask != "" {
+		for _, p := range strings.Split(mask, ",") {
+			path, ok := updatePaths[strings.TrimSpace(p)]
+			if !ok {
+				return nil, core.Invalid("update_mask", "update_mask: unknown field path %q; valid paths: name, uri, subscribed_events, state", strings.TrimSpace(p))
+			}
+			u.set[path] = true
+		}
+	} else {
+		u.set["name"] = req.Name != nil
+		u.set["uri"] = req.URI != nil
+		u.set["subscribed_events"] = req.SubscribedEvents != nil
+		u.set["state"] = req.State != nil
+	}
+	if u.set["name"] {
+		u.name = deref(req.Name)
+		if err := validateName(u.name); err != nil {
+			return nil, err
+		}
+	}
+	if u.set["uri"] {
+		u.uri = deref(req.URI)
+		if err := s.d.Policy.ValidateURI("uri", u.uri); err != nil {
+			return nil, err
+		}
+	}
+	if u.set["subscribed_events"] {
+		var err error
+		if u.events, err = s.subscribedEvents(deref(req.SubscribedEvents)); err != nil {
+			return nil, err
+		}
+	}
+	if u.set["state"] {
+		u.state = core.WebhookState(deref(req.State))
+		if u.state != core.WebhookEnabled && u.state != core.WebhookDisabled {
+			return nil, core.Invalid("state", "state: %q cannot be set; valid values: enabled, disabled", deref(req.State))
+		}
+	}
+	return u, nil
+}
+
+// setsAny reports whether the update sets at least one field.
+func (u *webhookUpdate) setsAny() bool {
+	for _, set := range u.set {
+		if set {
+			return true
+		}
+	}
+	return false
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+func (s *server) updateWebhook(r *http.Request, key core.APIKey) (any, error) {
+	u, err := s.parseUpdate(r)
+	if err != nil {
+		return nil, err
+	}
+	now := s.d.Clock.Now().UTC()
+	id := r.PathValue("id")
+	w, err := s.d.Store.UpdateWebhook(r.Context(), key.ProjectID, id, func(w *core.Webhook) error {
+		if u.set["name"] {
+			w.Name = u.name
+		}
+		if u.set["uri"] {
+			w.URI = u.uri
+		}
+		if u.set["subscribed_events"] {
+			w.SubscribedEvents = u.events
+		}
+		if u.set["state"] && w.State != u.state {
+			w.State = u.state
+			// Re-enabling starts a fresh failure run, so auto-disable
+			// does not fire again on the old one.
+			w.FailingSince = time.Time{}
+			w.ConsecutiveFailures = 0
+		}
+		if u.setsAny() {
+			w.UpdateTime = now
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, notFoundAs(err, "webhook", id)
+	}
+	return webhookOut(w, now), nil
+}
+
+func (s *server) deleteWebhook(r *http.Request, key core.APIKey) (any, error) {
+	id := r.PathValue("id")
+	err := s.d.Store.DeleteWebhook(r.Context(), key.ProjectID, id, s.d.Clock.Now().UTC())
+	return nil, notFoundAs(err, "webhook", id)
+}
+
+func (s *server) pingWebhook(r *http.Request, key core.APIKey) (any, error) {
+	var req struct{}
+	if err := DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	w, err := s.getOwnWebhook(r, key)
+	if err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(map[string]string{"id": w.ID})
+	if err != nil {
+		return nil, err
+	}
+	_, err = s.d.Publisher.Publish(r.Context(), key.ProjectID, []publish.Input{{
+		Type:        core.EventWebhookPing,
+		Data:        data,
+		OnlyWebhook: w.ID,
+		Internal:    true,
+	}})
+	return nil, err
+}
+
+// Revocation behaviours of :rotateSigningSecret.
+const (
+	revokeAfter24h     = "revoke_previous_secrets_after_h24"
+	revokeImmediately  = "revoke_previous_secrets_immediately"
+	oldSecretsLifetime = 24 * time.Hour
+)
+
+type rotateRequest struct {
+	RevocationBehavior string `json:"revocation_behavior"`
+}
+
+type rotateResponse struct {
+	Secret string `json:"secret"`
+}
+
+func (s *server) rotateSigningSecret(r *http.Request, key core.APIKey) (any, error) {
+	var req rotateRequest
+	if err := DecodeJSON(r, &req); err != nil {
+		return nil, err
+	}
+	behavior := strings.ToLower(req.RevocationBehavior)
+	switch behavior {
+	case "":
+		behavior = revokeAfter24h
+	case revokeAfter24h, revokeImmediately:
+	default:
+		return nil, core.Invalid("revocation_behavior", "revocation_behavior: unknown value %q; valid values: %s (default), %s",
+			req.RevocationBehavior, revokeAfter24h, revokeImmediately)
+	}
+	now := s.d.Clock.Now().UTC()
+	secret, sealed, err := s.newSecret(now)
+	if err != nil {
+		return nil, err
+	}
+	id := r.PathValue("id")
+	_, err = s.d.Store.UpdateWebhook(r.Context(), key.ProjectID, id, func(w *core.Webhook) error {
+		w.Secrets = rotateSecrets(w.Secrets, sealed, behavior, now)
+		w.UpdateTime = now
+		return nil
+	})
+	if err != nil {
+		return nil, notFoundAs(err, "webhook", id)
+	}
+	return &rotateResponse{Secret: secret}, nil
+}
+
+// rotateSecrets returns the secret list after a rotation: fresh first, then
+// (after_h24) the previous unexpired secrets, each given an expiry 24 h out
+// unless it already has one, at most core.MaxOldSigningSecrets of them.
+func rotateSecrets(old []core.SigningSecret, fresh core.SigningSecret, behavior string, now time.Time) []core.SigningSecret {
+	out := []core.SigningSecret{fresh}
+	if behavior == revokeImmediately {
+		return out
+	}
+	for _, sec := range sortedSecrets(old) {
+		if sec.Expired(now) {
+			continue
+		}
+		if sec.ExpireTime.IsZero() {
+			sec.ExpireTime = now.Add(oldSecretsLifetime)
+		}
+		if len(out) > core.MaxOldSigningSecrets {
+			break // out holds the fresh secret plus the maximum
+		}
+		out = append(out, sec)
+	}
+	return out
+}

@@ -207,18 +207,18 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 	if store.Capabilities().SharedAcrossProcesses {
 		lanes = 4
 	}
-	pub := publish.New(publish.Config{
-		Store: store, Catalog: catalog, Policy: policy, Lanes: lanes,
-		OnPublished: func(n int) { accepted.Add(float64(n)) },
-	})
 	retry := core.RetryPolicy{Scale: cfg.TimeScale}
 	s.engine = engine.New(engine.Config{
 		Store: store, Cipher: box, Logger: logger, Retry: retry,
-		Sender:  engine.NewSender(engine.SenderConfig{Policy: policy, UserAgent: "longhook/" + Version, MaxConnsPerHost: cfg.PerDest}),
+		Sender:  engine.NewSender(engine.SenderConfig{Policy: policy, UserAgent: "longhook/" + Version, MaxConnsPerHost: max(cfg.Workers, 64)}),
 		Workers: cfg.Workers, PerDestination: cfg.PerDest, SoftStop: cfg.SoftStop, Dynamic: keys,
 		Metrics: engine.NewMetrics(reg, func(ctx context.Context) (core.QueueDepth, error) {
 			return store.QueueDepth(ctx, time.Now().UTC())
 		}),
+	})
+	pub := publish.New(publish.Config{
+		Store: store, Catalog: catalog, Policy: policy, Lanes: lanes,
+		OnPublished: func(n int) { accepted.Add(float64(n)) }, Direct: s.engine,
 	})
 	s.maint = engine.NewMaintenance(engine.MaintenanceConfig{
 		Store: store, Logger: logger, Owner: s.engine.Owner(), Retention: cfg.Retention, Scale: cfg.TimeScale,

@@ -168,7 +168,12 @@ type Delivery struct {
 	NextAttemptTime time.Time
 	// Manual marks a delivery re-sent by :redeliver; manual sends never
 	// re-enter the automatic schedule.
-	Manual         bool
+	Manual bool
+	// LeaseOwner, when set on a delivery passed to PublishEvents, inserts it
+	// already claimed by that engine (NextAttemptTime is then the lease
+	// expiry): the publishing process hands it straight to its engine and
+	// skips the claim. If that process dies, the lease expires as usual.
+	LeaseOwner     string
 	LastStatusCode int
 	LastError      string
 	// ScheduleStart is where the retry horizon counts from: the event's
@@ -210,4 +215,14 @@ type SigningKey struct {
 	// ExpireTime is when it leaves the JWKS.
 	RetireTime time.Time
 	ExpireTime time.Time
+}
+
+// Reservation is a number of delivery slots an engine reserved for
+// deliveries that the publisher inserts already leased to it (see
+// Delivery.LeaseOwner).
+type Reservation struct {
+	N     int
+	Owner string
+	// Until is the lease expiry to store with the reserved deliveries.
+	Until time.Time
 }

@@ -119,6 +119,8 @@ type Engine struct {
 
 	mu       sync.Mutex
 	inflight int                   // claimed, not yet completed (running + parked)
+	reserved int                   // slots reserved by the direct path, not yet dispatched
+	stopping bool                  // no new direct work once shutdown began
 	dests    map[string]*destState // per-destination running attempts and parked work
 	held     map[string]bool       // delivery ids this engine holds
 	freed    chan struct{}         // signalled when slots free up
@@ -168,6 +170,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		close(done)
 	}()
 	e.claimLoop(ctx)
+	e.mu.Lock()
+	e.stopping = true
+	e.mu.Unlock()
 
 	// Stop: release parked work, wait for attempts up to SoftStop, cancel.
 	e.releaseParked()
@@ -192,7 +197,7 @@ func (e *Engine) claimLoop(ctx context.Context) {
 	wake := e.cfg.Store.Wake()
 	backoff := 50 * time.Millisecond
 	for {
-		n, err := e.claimOnce(ctx)
+		n, full, err := e.claimOnce(ctx)
 		if ctx.Err() != nil {
 			return
 		}
@@ -205,25 +210,39 @@ func (e *Engine) claimLoop(ctx context.Context) {
 			continue
 		}
 		backoff = 50 * time.Millisecond
-		if n > 0 && e.free() > 0 {
+		if n > 0 && full && e.free() > 0 {
 			continue // there may be more due right now
 		}
+		// Wait for new work, a scheduled retry, the safety poll — or, when
+		// the last claim filled every free slot (so more may be due), for
+		// slots to free up. Freed slots alone do not trigger a claim
+		// otherwise: that would query the store after every attempt.
 		wait := e.cfg.PollInterval
-		if e.free() > 0 {
-			if t, ok, err := e.cfg.Store.NextDueTime(ctx); err == nil && ok {
-				if d := t.Sub(e.cfg.Clock.Now()); d < wait {
-					wait = max(d, time.Millisecond)
-				}
+		if t, ok, err := e.cfg.Store.NextDueTime(ctx); err == nil && ok {
+			if d := t.Sub(e.cfg.Clock.Now()); d <= 0 {
+				// Due work that the claim did not take belongs to
+				// destinations at their cap: a freed slot may unblock it.
+				full = true
+			} else if d < wait {
+				wait = d
 			}
 		}
 		timer := e.cfg.Clock.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return
-		case <-wake:
-		case <-e.freed:
-		case <-timer.C():
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return
+			case <-wake:
+				break wait
+			case <-timer.C():
+				break wait
+			case <-e.freed:
+				if full {
+					break wait
+				}
+			}
 		}
 		timer.Stop()
 	}
@@ -232,71 +251,51 @@ func (e *Engine) claimLoop(ctx context.Context) {
 func (e *Engine) free() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.cfg.Workers - e.inflight
+	return e.cfg.Workers - e.inflight - e.reserved
 }
 
-// claimOnce claims at most the free slots and starts the attempts.
-func (e *Engine) claimOnce(ctx context.Context) (int, error) {
+// claimOnce claims at most the free slots and starts the attempts. full
+// reports whether the claim was limited by free slots (more may be due).
+func (e *Engine) claimOnce(ctx context.Context) (n int, full bool, err error) {
 	e.mu.Lock()
-	free := e.cfg.Workers - e.inflight
+	free := e.cfg.Workers - e.inflight - e.reserved
 	var exclude []string
 	for k, d := range e.dests {
-		if d.running >= e.cfg.PerDestination {
+		if d.running+len(d.parked) >= e.cfg.PerDestination {
 			exclude = append(exclude, k)
 		}
 	}
 	e.mu.Unlock()
 	if free <= 0 {
-		return 0, nil
+		return 0, true, nil
 	}
+	limit := min(free, e.cfg.BatchSize)
 	claimed, err := e.cfg.Store.ClaimDeliveries(ctx, core.ClaimParams{
-		Owner: e.cfg.Owner, Now: e.cfg.Clock.Now(), Limit: min(free, e.cfg.BatchSize),
+		Owner: e.cfg.Owner, Now: e.cfg.Clock.Now(), Limit: limit,
 		Lease: e.cfg.Lease, ExcludeDests: exclude,
 	})
 	if err != nil || len(claimed) == 0 {
-		return 0, err
+		return 0, false, err
 	}
 	hooks, err := e.lookupWebhooks(ctx, claimed)
 	if err != nil {
 		// Leave the claims to expire; they are retried after the lease.
-		return 0, err
+		return 0, false, err
 	}
 	var release []string
 	e.mu.Lock()
 	for i := range claimed {
-		c := claimed[i]
-		if e.held[c.ID] {
-			continue // our own lease expired while we still work on it
+		t := &task{c: claimed[i]}
+		if t.c.WebhookID != "" {
+			t.hook = hooks[t.c.WebhookID]
 		}
-		t := &task{c: c}
-		if c.WebhookID != "" {
-			t.hook = hooks[c.WebhookID]
+		if !e.admit(t) {
+			release = append(release, t.c.ID)
 		}
-		d := e.dests[c.Dest]
-		if d == nil {
-			d = &destState{}
-			e.dests[c.Dest] = d
-		}
-		if d.running >= e.cfg.PerDestination {
-			if len(d.parked) >= e.cfg.PerDestination {
-				release = append(release, c.ID)
-				continue
-			}
-			d.parked = append(d.parked, t)
-		} else {
-			d.running++
-			e.start(t)
-		}
-		e.held[c.ID] = true
-		e.inflight++
 	}
 	e.mu.Unlock()
-	if len(release) > 0 {
-		if err := e.cfg.Store.ReleaseDeliveries(context.WithoutCancel(ctx), e.cfg.Owner, release); err != nil {
-			e.cfg.Logger.Warn("engine.release_failed", slog.String("error", err.Error()))
-		}
-	}
-	return len(claimed), nil
+	e.release(release)
+	return len(claimed), len(claimed) == limit, nil
 }
 
 func (e *Engine) lookupWebhooks(ctx context.Context, claimed []core.Claimed) (map[string]*core.Webhook, error) {
@@ -341,10 +340,7 @@ func (e *Engine) finished(t *task) {
 	e.inflight--
 	delete(e.held, t.c.ID)
 	e.mu.Unlock()
-	select {
-	case e.freed <- struct{}{}:
-	default:
-	}
+	e.signalFreed()
 }
 
 // releaseParked gives parked (claimed, unstarted) deliveries back.
@@ -363,11 +359,7 @@ func (e *Engine) releaseParked() {
 		}
 	}
 	e.mu.Unlock()
-	if len(ids) > 0 {
-		if err := e.cfg.Store.ReleaseDeliveries(context.Background(), e.cfg.Owner, ids); err != nil {
-			e.cfg.Logger.Warn("engine.release_failed", slog.String("error", err.Error()))
-		}
-	}
+	e.release(ids)
 }
 
 // complete writes results in batches: it takes whatever has queued up while

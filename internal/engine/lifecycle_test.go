@@ -123,7 +123,7 @@ func TestLeaseExpiryReclaims(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- e.Run(runCtx) }()
 	defer func() { cancel(); <-done }()
-	if n, _ := e.claimOnce(ctx); n != 0 {
+	if n, _, _ := e.claimOnce(ctx); n != 0 {
 		t.Fatalf("claimed %d deliveries still leased to a live-looking owner", n)
 	}
 	b.clock.Advance(61 * time.Second)

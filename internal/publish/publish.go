@@ -56,12 +56,23 @@ type Store interface {
 
 // Config configures a Publisher.
 type Config struct {
-	Store       Store
-	Catalog     *core.Catalog
-	Clock       core.Clock         // default core.SystemClock
-	Policy      core.AddressPolicy // URI rules for webhook_config
-	Lanes       int                // concurrent group commits (default 1: SQLite has one writer)
-	OnPublished func(n int)        // optional: called with the number of new events accepted
+	Store   Store
+	Catalog *core.Catalog
+	Clock   core.Clock         // default core.SystemClock
+	Policy  core.AddressPolicy // URI rules for webhook_config
+	Lanes   int                // concurrent group commits (default 1: SQLite has one writer)
+	// Direct, when set, is this process's delivery engine: new deliveries
+	// it has room for are inserted already leased to it and handed over in
+	// memory after the commit (no claim query, no payload read).
+	Direct      Direct
+	OnPublished func(n int) // optional: called with the number of new events accepted
+}
+
+// Direct is the engine's direct path (see engine.Engine.Reserve).
+type Direct interface {
+	Reserve(dests []string) (core.Reservation, []bool)
+	Cancel(r core.Reservation)
+	Dispatch(r core.Reservation, cs []core.Claimed, hooks map[string]*core.Webhook)
 }
 
 // Publisher accepts events.
@@ -207,9 +218,19 @@ func (p *Publisher) commitErr(ctx context.Context, batch []*request) error {
 			evs = append(evs, ne)
 		}
 	}
+	var resv core.Reservation
+	if p.cfg.Direct != nil {
+		resv = p.reserve(evs)
+	}
 	res, err := p.cfg.Store.PublishEvents(ctx, evs)
 	if err != nil {
+		if p.cfg.Direct != nil {
+			p.cfg.Direct.Cancel(resv)
+		}
 		return fmt.Errorf("publish: %w", err)
+	}
+	if p.cfg.Direct != nil {
+		p.dispatch(resv, evs, res, hooks)
 	}
 	k, accepted := 0, 0
 	for _, r := range batch {
@@ -339,4 +360,59 @@ func (p *Publisher) build(now time.Time, projectID string, in *Input, hooks []*c
 	}
 	ev.DeliveryCount = len(ds)
 	return core.NewEvent{Event: ev, Deliveries: ds}, nil
+}
+
+// reserve asks the engine for slots and marks the deliveries it takes as
+// leased to it.
+func (p *Publisher) reserve(evs []core.NewEvent) core.Reservation {
+	var dests []string
+	for _, ne := range evs {
+		for _, d := range ne.Deliveries {
+			if d.Status == core.DeliveryPending {
+				dests = append(dests, d.Dest)
+			}
+		}
+	}
+	if len(dests) == 0 {
+		return core.Reservation{}
+	}
+	r, take := p.cfg.Direct.Reserve(dests)
+	k := 0
+	for i := range evs {
+		for j := range evs[i].Deliveries {
+			d := &evs[i].Deliveries[j]
+			if d.Status != core.DeliveryPending {
+				continue
+			}
+			if take[k] {
+				d.LeaseOwner = r.Owner
+				d.NextAttemptTime = r.Until
+			}
+			k++
+		}
+	}
+	return r
+}
+
+// dispatch hands the committed, leased deliveries to the engine.
+func (p *Publisher) dispatch(r core.Reservation, evs []core.NewEvent, res []core.PublishResult, hooks map[string][]*core.Webhook) {
+	var cs []core.Claimed
+	for i, ne := range evs {
+		if res[i].Duplicate {
+			continue
+		}
+		for _, d := range ne.Deliveries {
+			if d.LeaseOwner == "" {
+				continue
+			}
+			cs = append(cs, core.Claimed{Delivery: d, Payload: ne.Event.Payload, Subject: ne.Event.Subject, Dynamic: ne.Event.Dynamic})
+		}
+	}
+	byID := map[string]*core.Webhook{}
+	for _, ws := range hooks {
+		for _, w := range ws {
+			byID[w.ID] = w
+		}
+	}
+	p.cfg.Direct.Dispatch(r, cs, byID)
 }

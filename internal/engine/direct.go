@@ -1,0 +1,123 @@
+package engine
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// The direct path: the publisher inserts deliveries already leased to this
+// engine (core.Delivery.LeaseOwner) and hands them over in memory after the
+// commit, so a fresh event costs no claim query and no payload read. The
+// engine reserves a slot per delivery before the insert, so the direct path
+// never exceeds the worker cap; whatever it cannot take is inserted
+// unleased and claimed the ordinary way.
+
+// Reserve reserves up to len(dests) slots for deliveries to the given
+// destinations and reports which of them it took: a destination already at
+// its cap is left to the ordinary claim path.
+func (e *Engine) Reserve(dests []string) (core.Reservation, []bool) {
+	take := make([]bool, len(dests))
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.attemptCtx.Err() != nil || e.stopping {
+		return core.Reservation{}, take
+	}
+	free := e.cfg.Workers - e.inflight - e.reserved
+	// Keep a share of the slots for claimed work (retries, reclaims).
+	free -= e.cfg.Workers / 8
+	n := 0
+	perDest := map[string]int{}
+	for i, d := range dests {
+		if n >= free {
+			break
+		}
+		busy := perDest[d]
+		if s := e.dests[d]; s != nil {
+			busy += s.running + len(s.parked)
+		}
+		if busy >= e.cfg.PerDestination {
+			continue
+		}
+		perDest[d]++
+		take[i] = true
+		n++
+	}
+	e.reserved += n
+	return core.Reservation{N: n, Owner: e.cfg.Owner, Until: e.cfg.Clock.Now().Add(e.cfg.Lease)}, take
+}
+
+// Cancel returns the slots of a reservation whose insert failed.
+func (e *Engine) Cancel(r core.Reservation) {
+	e.mu.Lock()
+	e.reserved -= r.N
+	e.mu.Unlock()
+	e.signalFreed()
+}
+
+// Dispatch starts the deliveries of a committed reservation. hooks
+// resolves static deliveries' webhooks (those the publisher fanned out to).
+func (e *Engine) Dispatch(r core.Reservation, cs []core.Claimed, hooks map[string]*core.Webhook) {
+	var release []string
+	e.mu.Lock()
+	e.reserved -= r.N
+	for i := range cs {
+		c := cs[i]
+		if e.stopping {
+			release = append(release, c.ID)
+			continue
+		}
+		t := &task{c: c}
+		if c.WebhookID != "" {
+			t.hook = hooks[c.WebhookID]
+		}
+		if !e.admit(t) {
+			release = append(release, c.ID)
+		}
+	}
+	e.mu.Unlock()
+	e.release(release)
+}
+
+// admit starts t or parks it behind its destination's cap; it reports
+// false if the destination's parking is full (the caller releases it).
+// e.mu is held.
+func (e *Engine) admit(t *task) bool {
+	if e.held[t.c.ID] {
+		return true // already ours (an expired lease claimed again)
+	}
+	d := e.dests[t.c.Dest]
+	if d == nil {
+		d = &destState{}
+		e.dests[t.c.Dest] = d
+	}
+	if d.running >= e.cfg.PerDestination {
+		if len(d.parked) >= e.cfg.PerDestination {
+			return false
+		}
+		d.parked = append(d.parked, t)
+	} else {
+		d.running++
+		e.start(t)
+	}
+	e.held[t.c.ID] = true
+	e.inflight++
+	return true
+}
+
+func (e *Engine) release(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	if err := e.cfg.Store.ReleaseDeliveries(context.Background(), e.cfg.Owner, ids); err != nil {
+		e.cfg.Logger.Warn("engine.release_failed", slog.String("error", err.Error()))
+	}
+}
+
+func (e *Engine) signalFreed() {
+	select {
+	case e.freed <- struct{}{}:
+	default:
+	}
+}

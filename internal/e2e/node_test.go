@@ -1,0 +1,137 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// nodeDir holds package.json, the committed package-lock.json and the
+// verifier scripts.
+const nodeDir = "testdata/node"
+
+// nodeStamp, inside node_modules, records the lock file and node version
+// node_modules was installed from, so `npm ci` runs only when they change.
+const nodeStamp = "node_modules/.longhook-e2e-stamp"
+
+var (
+	npmOnce sync.Once
+	npmErr  error
+)
+
+// requireNode skips the test when node or npm is missing, and otherwise
+// installs the locked verifier packages once per test binary.
+func requireNode(t testing.TB) {
+	t.Helper()
+	for _, tool := range []string{"node", "npm"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed: the npm verifiers need it (CI has it)", tool)
+		}
+	}
+	npmOnce.Do(func() { npmErr = npmCI() })
+	if npmErr != nil {
+		t.Fatalf("npm ci in %s: %v", nodeDir, npmErr)
+	}
+}
+
+// npmCI runs `npm ci` in nodeDir unless the stamp says node_modules
+// already matches package-lock.json and this node.
+func npmCI() error {
+	lock, err := os.ReadFile(filepath.Join(nodeDir, "package-lock.json"))
+	if err != nil {
+		return err
+	}
+	ver, err := exec.Command("node", "--version").Output()
+	if err != nil {
+		return fmt.Errorf("node --version: %w", err)
+	}
+	sum := sha256.Sum256(append(lock, ver...))
+	want := hex.EncodeToString(sum[:])
+	if got, err := os.ReadFile(filepath.Join(nodeDir, nodeStamp)); err == nil && string(got) == want {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
+	cmd.Dir = nodeDir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%w\n%s", err, out.String())
+	}
+	return os.WriteFile(filepath.Join(nodeDir, nodeStamp), []byte(want), 0o644)
+}
+
+// nodeCase is the JSON a verifier script reads from stdin.
+type nodeCase struct {
+	Headers  map[string]string `json:"headers"`
+	Body     string            `json:"body"`
+	Secret   string            `json:"secret,omitempty"`
+	JWKSURL  string            `json:"jwks_url,omitempty"`
+	Issuer   string            `json:"issuer,omitempty"`
+	Audience string            `json:"audience,omitempty"`
+	Now      int64             `json:"now,omitempty"` // Unix seconds; 0 = the real clock
+}
+
+// newNodeCase returns the case for one received request.
+func newNodeCase(r received) nodeCase {
+	return nodeCase{
+		Headers: map[string]string{
+			"webhook-id":        r.Header.Get("webhook-id"),
+			"webhook-timestamp": r.Header.Get("webhook-timestamp"),
+			"webhook-signature": r.Header.Get("webhook-signature"),
+		},
+		Body: string(r.Body),
+	}
+}
+
+// errRejected wraps a verifier script's rejection (exit code 1).
+var errRejected = errors.New("rejected")
+
+// runNode runs a verifier script from nodeDir with c on stdin. It returns
+// the claims the script reports on success (JSON null for HMAC), an error
+// wrapping errRejected with the script's message when it rejects, and ends
+// the test when the script fails in any other way.
+func runNode(t testing.TB, script string, c nodeCase) (json.RawMessage, error) {
+	t.Helper()
+	in, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", script)
+	cmd.Dir = nodeDir
+	cmd.Stdin = bytes.NewReader(in)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	var res struct {
+		OK     bool            `json:"ok"`
+		Claims json.RawMessage `json:"claims"`
+		Error  string          `json:"error"`
+	}
+	if jerr := json.Unmarshal(stdout.Bytes(), &res); jerr != nil {
+		t.Fatalf("node %s: %v; stdout %q, stderr:\n%s", script, runErr, stdout.String(), stderr.String())
+	}
+	var exit *exec.ExitError
+	switch {
+	case runErr == nil && res.OK:
+		return res.Claims, nil
+	case errors.As(runErr, &exit) && exit.ExitCode() == 1 && !res.OK:
+		return nil, fmt.Errorf("%w by %s: %s", errRejected, script, res.Error)
+	default:
+		t.Fatalf("node %s: %v; stdout %q, stderr:\n%s", script, runErr, stdout.String(), stderr.String())
+		return nil, nil
+	}
+}

@@ -43,6 +43,7 @@ type ServeConfig struct {
 	Retention   time.Duration // default 30 days
 	EventTypes  []string      // custom event types
 	SoftStop    time.Duration // how long shutdown waits for attempts in flight
+	Lease       time.Duration // claim lease: a dead instance's deliveries are retried after it
 	// JWTAlgorithm signs dynamic webhooks: RS256 (default), ES256, EdDSA.
 	JWTAlgorithm string
 	// JWKSRotateEvery is the scheduled key rotation (default 30 days).
@@ -71,6 +72,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	fs.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "how long deliveries, attempts and payloads are kept")
 	fs.StringVar(&types, "event-types", "", "comma-separated custom event types to accept besides the catalog")
 	fs.DurationVar(&cfg.SoftStop, "soft-stop", 10*time.Second, "on shutdown, how long attempts in flight may finish")
+	fs.DurationVar(&cfg.Lease, "lease", 60*time.Second, "claim lease (real time); deliveries held by a crashed instance are retried once it expires; must exceed the 15 s attempt timeout")
 	fs.StringVar(&cfg.JWTAlgorithm, "jwt-algorithm", "RS256", "algorithm of dynamic-webhook JWTs: RS256, ES256 or EdDSA")
 	fs.DurationVar(&cfg.JWKSRotateEvery, "jwks-rotate-every", 30*24*time.Hour, "scheduled rotation of the JWT signing key")
 	fs.DurationVar(&cfg.JWTTTL, "jwt-ttl", 5*time.Minute, "lifetime of each dynamic-webhook JWT")
@@ -94,6 +96,9 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	cfg.LogJSON = format == "json"
 	if cfg.TimeScale <= 0 {
 		return fmt.Errorf("%w: --time-scale must be positive", errUsage)
+	}
+	if cfg.Lease < 20*time.Second {
+		return fmt.Errorf("%w: --lease must be at least 20s (the attempt timeout is 15s)", errUsage)
 	}
 	logger := newLogger(env, cfg.LogLevel, cfg.LogJSON)
 	srv, err := NewServer(ctx, cfg, env, logger)
@@ -211,7 +216,7 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 	s.engine = engine.New(engine.Config{
 		Store: store, Cipher: box, Logger: logger, Retry: retry,
 		Sender:  engine.NewSender(engine.SenderConfig{Policy: policy, UserAgent: "longhook/" + Version, MaxConnsPerHost: max(cfg.Workers, 64)}),
-		Workers: cfg.Workers, PerDestination: cfg.PerDest, SoftStop: cfg.SoftStop, Dynamic: keys,
+		Workers: cfg.Workers, PerDestination: cfg.PerDest, SoftStop: cfg.SoftStop, Dynamic: keys, Lease: cfg.Lease,
 		Metrics: engine.NewMetrics(reg, func(ctx context.Context) (core.QueueDepth, error) {
 			return store.QueueDepth(ctx, time.Now().UTC())
 		}),

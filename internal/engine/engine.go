@@ -124,6 +124,7 @@ type Engine struct {
 	dests    map[string]*destState // per-destination running attempts and parked work
 	held     map[string]bool       // delivery ids this engine holds
 	freed    chan struct{}         // signalled when slots free up
+	resched  chan struct{}         // signalled when a retry was scheduled
 
 	results chan core.Completion
 	secrets secretCache
@@ -151,6 +152,7 @@ func New(cfg Config) *Engine {
 		dests:   map[string]*destState{},
 		held:    map[string]bool{},
 		freed:   make(chan struct{}, 1),
+		resched: make(chan struct{}, 1),
 		results: make(chan core.Completion, cfg.Workers*2),
 		secrets: secretCache{cipher: cfg.Cipher, m: map[string]any{}},
 	}
@@ -235,6 +237,10 @@ func (e *Engine) claimLoop(ctx context.Context) {
 				timer.Stop()
 				return
 			case <-wake:
+				break wait
+			case <-e.resched:
+				// A retry was written after the timer was armed; it may be
+				// due before the timer fires.
 				break wait
 			case <-timer.C():
 				break wait
@@ -392,6 +398,7 @@ func (e *Engine) write(batch []core.Completion) {
 	for attempt := 0; ; attempt++ {
 		err := e.cfg.Store.CompleteDeliveries(ctx, batch)
 		if err == nil {
+			e.noteRetries(batch)
 			return
 		}
 		// A result that cannot be written is not lost: the delivery's lease
@@ -403,6 +410,21 @@ func (e *Engine) write(batch []core.Completion) {
 		}
 		time.Sleep(backoff)
 		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+// noteRetries wakes the claim loop when a written retry is due before its
+// safety poll (short delays, --time-scale).
+func (e *Engine) noteRetries(batch []core.Completion) {
+	soon := e.cfg.Clock.Now().Add(e.cfg.PollInterval)
+	for _, c := range batch {
+		if c.Status == core.DeliveryPending && c.NextAttemptTime.Before(soon) {
+			select {
+			case e.resched <- struct{}{}:
+			default:
+			}
+			return
+		}
 	}
 }
 

@@ -1,0 +1,99 @@
+package postgres
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/store/storetest"
+)
+
+// claimComplete claims up to limit deliveries as owner, completes them as
+// succeeded in one call and returns how many there were.
+func claimComplete(tb testing.TB, s *Store, owner string, limit int) int {
+	now := storetest.T0.Add(time.Second)
+	cs, err := s.ClaimDeliveries(tb.Context(), core.ClaimParams{Owner: owner, Now: now, Limit: limit, Lease: time.Minute})
+	if err != nil {
+		tb.Fatalf("ClaimDeliveries: %v", err)
+	}
+	if len(cs) == 0 {
+		return 0
+	}
+	comps := make([]core.Completion, len(cs))
+	for i, c := range cs {
+		comps[i] = succeeded(c, owner, now)
+	}
+	if err := s.CompleteDeliveries(tb.Context(), comps); err != nil {
+		tb.Fatalf("CompleteDeliveries: %v", err)
+	}
+	return len(cs)
+}
+
+// BenchmarkPublishClaimComplete measures the whole life of a delivery:
+// publish (fan-out 10), claim, complete. Each op is 1,000 deliveries.
+//
+//   - Serial: one goroutine publishes 100 events, then claims and
+//     completes batches of 250 until nothing is due.
+//   - Parallel: 8 goroutines over two stores on one schema (two
+//     processes, as far as the database can tell) each publish 10 events
+//     and claim and complete batches of 50 until nothing is due.
+func BenchmarkPublishClaimComplete(b *testing.B) {
+	url := testURL(b)
+	const fanout = 10
+
+	b.Run("Serial", func(b *testing.B) {
+		s := open(b, url, newSchema(b, url))
+		f := newFixture(b, s, fanout)
+		b.ResetTimer()
+		done := 0
+		for range b.N {
+			f.publish(100, storetest.T0)
+			for {
+				n := claimComplete(b, s, "bench", 250)
+				if n == 0 {
+					break
+				}
+				done += n
+			}
+		}
+		b.ReportMetric(float64(done)/b.Elapsed().Seconds(), "deliveries/s")
+	})
+
+	b.Run("Parallel", func(b *testing.B) {
+		schema := newSchema(b, url)
+		stores := []*Store{open(b, url, schema), open(b, url, schema)}
+		f := newFixture(b, stores[0], fanout)
+		var done atomic.Int64
+		var next atomic.Int64
+		b.ResetTimer()
+		var wg sync.WaitGroup
+		for g := range 8 {
+			s := stores[g%2]
+			owner := fmt.Sprintf("bench-%d", g)
+			wg.Go(func() {
+				for next.Add(1) <= int64(b.N)*10 {
+					var evs []core.NewEvent
+					for range 10 {
+						evs = append(evs, storetest.NewEvent(f.p.ID, core.EventBatchSucceeded, storetest.T0, f.hooks...))
+					}
+					if _, err := s.PublishEvents(b.Context(), evs); err != nil {
+						b.Errorf("PublishEvents: %v", err)
+						return
+					}
+					for {
+						n := claimComplete(b, s, owner, 50)
+						if n == 0 {
+							break
+						}
+						done.Add(int64(n))
+					}
+				}
+			})
+		}
+		wg.Wait()
+		b.ReportMetric(float64(done.Load())/b.Elapsed().Seconds(), "deliveries/s")
+	})
+}

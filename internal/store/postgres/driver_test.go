@@ -1,0 +1,434 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/store/storetest"
+)
+
+// fixture is a project with webhooks on a store.
+type fixture struct {
+	t     testing.TB
+	ctx   context.Context
+	s     *Store
+	p     core.Project
+	hooks []*core.Webhook
+}
+
+func newFixture(t testing.TB, s *Store, hooks int) *fixture {
+	t.Helper()
+	f := &fixture{t: t, ctx: context.Background(), s: s, p: storetest.NewProject()}
+	if err := s.CreateProject(f.ctx, f.p); err != nil {
+		t.Fatalf("CreateProject: %v", err)
+	}
+	for range hooks {
+		w := storetest.NewWebhook(f.p.ID)
+		if err := s.CreateWebhook(f.ctx, w); err != nil {
+			t.Fatalf("CreateWebhook: %v", err)
+		}
+		f.hooks = append(f.hooks, w)
+	}
+	return f
+}
+
+// publish publishes n events (fan-out to every hook) due at at in calls
+// of at most 100 events, and returns the delivery ids.
+func (f *fixture) publish(n int, at time.Time) []string {
+	f.t.Helper()
+	var ids []string
+	for n > 0 {
+		var evs []core.NewEvent
+		for range min(n, 100) {
+			ne := storetest.NewEvent(f.p.ID, core.EventBatchSucceeded, at, f.hooks...)
+			evs = append(evs, ne)
+			for _, d := range ne.Deliveries {
+				ids = append(ids, d.ID)
+			}
+		}
+		if _, err := f.s.PublishEvents(f.ctx, evs); err != nil {
+			f.t.Fatalf("PublishEvents: %v", err)
+		}
+		n -= len(evs)
+	}
+	return ids
+}
+
+func succeeded(c core.Claimed, owner string, at time.Time) core.Completion {
+	return core.Completion{
+		DeliveryID: c.ID, Owner: owner, Status: core.DeliverySucceeded, WebhookID: c.WebhookID, Success: true,
+		Attempt: core.Attempt{DeliveryID: c.ID, Number: c.Attempts + 1, Time: at, URI: "https://example.com/x",
+			StatusCode: 200, Latency: time.Millisecond, Response: []byte("ok")},
+	}
+}
+
+func TestPendingMigrations(t *testing.T) {
+	t.Parallel()
+	url := testURL(t)
+	ctx := context.Background()
+	schema := newSchema(t, url)
+
+	_, err := Open(ctx, url, Options{Schema: schema})
+	if !errors.Is(err, ErrPendingMigrations) {
+		t.Fatalf("Open without Migrate on an empty schema = %v, want ErrPendingMigrations", err)
+	}
+	applied, pending, err := MigrationStatus(ctx, url, schema)
+	if err != nil || len(applied) != 0 || !slices.Equal(pending, []string{"0001_init"}) {
+		t.Fatalf("MigrationStatus = %v, %v, %v; want nothing applied, 0001_init pending", applied, pending, err)
+	}
+
+	// Concurrent MigrateUp calls apply each migration exactly once.
+	var mu sync.Mutex
+	var all []string
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			got, err := MigrateUp(ctx, url, schema)
+			if err != nil {
+				t.Errorf("MigrateUp: %v", err)
+			}
+			mu.Lock()
+			all = append(all, got...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if !slices.Equal(all, []string{"0001_init"}) {
+		t.Errorf("concurrent MigrateUp applied %v, want 0001_init once", all)
+	}
+	applied, pending, err = MigrationStatus(ctx, url, schema)
+	if err != nil || !slices.Equal(applied, []string{"0001_init"}) || len(pending) != 0 {
+		t.Fatalf("MigrationStatus after up = %v, %v, %v", applied, pending, err)
+	}
+	s, err := Open(ctx, url, Options{Schema: schema})
+	if err != nil {
+		t.Fatalf("Open after MigrateUp: %v", err)
+	}
+	_ = s.Close()
+}
+
+func TestMigrateCreatesSchema(t *testing.T) {
+	t.Parallel()
+	url := testURL(t)
+	schema := newSchema(t, url) + "_new" // does not exist yet
+	t.Cleanup(func() { admin(t, url, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
+	s := open(t, url, schema)
+	newFixture(t, s, 1).publish(1, storetest.T0)
+	if _, err := Open(context.Background(), url, Options{Schema: "bad-name"}); err == nil {
+		t.Errorf("Open accepted an invalid schema name")
+	}
+}
+
+// TestConcurrentClaimers has two stores on one schema (two processes,
+// as far as the database can tell) claim with four goroutines each: every
+// delivery is claimed exactly once.
+func TestConcurrentClaimers(t *testing.T) {
+	t.Parallel()
+	url := testURL(t)
+	schema := newSchema(t, url)
+	stores := []*Store{open(t, url, schema), open(t, url, schema)}
+	f := newFixture(t, stores[0], 10)
+	all := f.publish(500, storetest.T0) // 5,000 deliveries
+	now := storetest.T0.Add(time.Second)
+
+	var mu sync.Mutex
+	claims := map[string]int{}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		s := stores[g%2]
+		owner := fmt.Sprintf("engine-%d", g)
+		wg.Go(func() {
+			for {
+				cs, err := s.ClaimDeliveries(f.ctx, core.ClaimParams{
+					Owner: owner, Now: now, Limit: 1 + rand.IntN(64), Lease: time.Minute})
+				if err != nil {
+					t.Errorf("ClaimDeliveries: %v", err)
+					return
+				}
+				if len(cs) == 0 {
+					return
+				}
+				comps := make([]core.Completion, len(cs))
+				mu.Lock()
+				for i, c := range cs {
+					claims[c.ID]++
+					comps[i] = succeeded(c, owner, now)
+				}
+				mu.Unlock()
+				if err := s.CompleteDeliveries(f.ctx, comps); err != nil {
+					t.Errorf("CompleteDeliveries: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(claims) != len(all) {
+		t.Errorf("claimed %d distinct deliveries of %d", len(claims), len(all))
+	}
+	for _, id := range all {
+		if n := claims[id]; n != 1 {
+			t.Errorf("delivery %s claimed %d times", id, n)
+			break
+		}
+	}
+	depth, err := stores[1].QueueDepth(f.ctx, now)
+	if err != nil || depth != (core.QueueDepth{}) {
+		t.Errorf("QueueDepth after completing everything = %+v, %v", depth, err)
+	}
+	w := f.hooks[0]
+	if got, err := stores[1].GetWebhook(f.ctx, f.p.ID, w.ID); err != nil || got.ConsecutiveFailures != 0 {
+		t.Errorf("webhook after successes: %+v, %v", got, err)
+	}
+}
+
+// TestWakeAcrossStores: a commit in one store wakes the other through
+// NOTIFY; stores on another schema do not.
+func TestWakeAcrossStores(t *testing.T) {
+	t.Parallel()
+	url := testURL(t)
+	schema := newSchema(t, url)
+	a, b := open(t, url, schema), open(t, url, schema)
+	other := open(t, url, newSchema(t, url))
+	fa, fo := newFixture(t, a, 1), newFixture(t, other, 1)
+	drain(b)
+
+	fa.publish(1, storetest.T0)
+	waitWake(t, b, "publish in another store")
+
+	cs, err := a.ClaimDeliveries(fa.ctx, core.ClaimParams{Owner: "a", Now: storetest.T0, Limit: 1, Lease: time.Minute})
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("claim: %d, %v", len(cs), err)
+	}
+	drain(b)
+	if err := a.ReleaseDeliveries(fa.ctx, "a", []string{cs[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	waitWake(t, b, "release in another store")
+
+	drain(b)
+	fo.publish(1, storetest.T0)
+	select {
+	case <-b.Wake():
+		t.Errorf("woken by a publish in another schema")
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+func drain(s *Store) {
+	for {
+		select {
+		case <-s.Wake():
+		default:
+			return
+		}
+	}
+}
+
+func waitWake(t testing.TB, s *Store, what string) {
+	t.Helper()
+	select {
+	case <-s.Wake():
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no wake-up after %s", what)
+	}
+}
+
+// TestLeaseContention: exactly one of many concurrent acquirers (across
+// two stores) gets a free or expired lease, and the holder keeps it.
+func TestLeaseContention(t *testing.T) {
+	t.Parallel()
+	url := testURL(t)
+	schema := newSchema(t, url)
+	stores := []*Store{open(t, url, schema), open(t, url, schema)}
+	ctx := context.Background()
+	t0 := storetest.T0
+
+	acquire := func(s *Store, name, owner string, now time.Time) bool {
+		t.Helper()
+		ok, err := s.AcquireLease(ctx, name, owner, now, time.Minute)
+		if err != nil {
+			t.Fatalf("AcquireLease: %v", err)
+		}
+		return ok
+	}
+	if !acquire(stores[0], "leader", "a", t0) || acquire(stores[1], "leader", "b", t0.Add(time.Second)) {
+		t.Fatalf("a should hold the lease, b not")
+	}
+	if acquire(stores[1], "leader", "b", t0.Add(59*time.Second)) {
+		t.Errorf("b took the lease before it expired")
+	}
+	if !acquire(stores[1], "leader", "b", t0.Add(time.Minute)) || acquire(stores[0], "leader", "a", t0.Add(61*time.Second)) {
+		t.Errorf("b should take over the expired lease, and a lose it")
+	}
+
+	race := func(name string, now time.Time) []string {
+		start := make(chan struct{})
+		var mu sync.Mutex
+		var winners []string
+		var wg sync.WaitGroup
+		for g := range 8 {
+			owner := fmt.Sprintf("owner-%d", g)
+			wg.Go(func() {
+				<-start
+				ok, err := stores[g%2].AcquireLease(ctx, name, owner, now, time.Minute)
+				if err != nil {
+					t.Errorf("AcquireLease: %v", err)
+				}
+				if ok {
+					mu.Lock()
+					winners = append(winners, owner)
+					mu.Unlock()
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		return winners
+	}
+	for round := range 20 {
+		name := fmt.Sprintf("race-%d", round)
+		if w := race(name, t0); len(w) != 1 {
+			t.Fatalf("round %d, free lease: winners %v, want exactly one", round, w)
+		}
+		if w := race(name, t0.Add(30*time.Second)); len(w) > 1 {
+			t.Fatalf("round %d, held lease: winners %v", round, w)
+		}
+		if w := race(name, t0.Add(2*time.Minute)); len(w) != 1 {
+			t.Fatalf("round %d, expired lease: winners %v, want exactly one", round, w)
+		}
+	}
+}
+
+// TestPublishRetryAfterLostCommit simulates a publish whose commit
+// succeeded but whose answer was lost: the driver retries, and the retry
+// neither fails nor writes anything twice.
+func TestPublishRetryAfterLostCommit(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	f := newFixture(t, s, 2)
+	s.afterPublish = func(attempt int) error {
+		if attempt == 1 {
+			return &lostConnError{errors.New("connection reset (simulated)")}
+		}
+		return nil
+	}
+	plain := storetest.NewEvent(f.p.ID, core.EventBatchSucceeded, storetest.T0, f.hooks...)
+	keyed := storetest.NewEvent(f.p.ID, core.EventBatchSucceeded, storetest.T0, f.hooks...)
+	keyed.Event.IdempotencyKey = "k"
+	res, err := s.PublishEvents(f.ctx, []core.NewEvent{plain, keyed})
+	if err != nil {
+		t.Fatalf("PublishEvents: %v", err)
+	}
+	for i, r := range res {
+		if r.Duplicate {
+			t.Errorf("result %d reported as duplicate after a retried commit", i)
+		}
+	}
+	ds, err := s.ListDeliveries(f.ctx, core.ListDeliveriesParams{ProjectID: f.p.ID})
+	if err != nil || len(ds) != 4 {
+		t.Errorf("deliveries after retried publish: %d, %v; want 4", len(ds), err)
+	}
+}
+
+// TestClaimPlan checks that claims walk the partial index deliveries_due
+// and never scan the table.
+func TestClaimPlan(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	f := newFixture(t, s, 10)
+	f.publish(300, storetest.T0)
+	var plan []string
+	err := s.run(f.ctx, true, func(c *pgx.Conn) error {
+		if _, err := c.Exec(f.ctx, "ANALYZE deliveries"); err != nil {
+			return err
+		}
+		rows, err := c.Query(f.ctx, "EXPLAIN "+claimSQL, "o", storetest.T0, storetest.T0.Add(time.Minute),
+			[]string{}, int64(100), int64(25))
+		if err != nil {
+			return err
+		}
+		plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Join(plan, "\n")
+	if strings.Count(text, "deliveries_due") < 3 || strings.Contains(text, "Seq Scan on deliveries") {
+		t.Errorf("claim plan does not use deliveries_due for each queue:\n%s", text)
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	t.Parallel()
+	lost := &lostConnError{errors.New("eof")}
+	for _, tc := range []struct {
+		err        error
+		idempotent bool
+		want       bool
+	}{
+		{pgErr("40001"), false, true},
+		{pgErr("40P01"), false, true},
+		{pgErr("23505"), true, false},
+		{pgErr("57P01"), false, false},
+		{pgErr("57P01"), true, true},
+		{lost, false, false},
+		{lost, true, true},
+		{&connectError{errors.New("refused")}, false, true},
+		{&connectError{pgErr("28P01")}, false, false},
+		{context.Canceled, true, false},
+		{fmt.Errorf("x: %w", context.DeadlineExceeded), true, false},
+	} {
+		if got := retryable(tc.err, tc.idempotent); got != tc.want {
+			t.Errorf("retryable(%v, %v) = %v, want %v", tc.err, tc.idempotent, got, tc.want)
+		}
+	}
+}
+
+func TestNotifierDebounce(t *testing.T) {
+	t.Parallel()
+	n := newNotifier("c", "p")
+	if !n.lead() {
+		t.Fatal("the first commit should lead")
+	}
+	for range 100 {
+		if n.lead() {
+			t.Fatal("a commit within the window led")
+		}
+		n.follow()
+	}
+	if len(n.kick) != 1 || !n.takeTrailing() {
+		t.Errorf("held-back commits did not schedule one trailing NOTIFY")
+	}
+	n.last = time.Now().Add(-time.Second)
+	if !n.lead() {
+		t.Errorf("a commit after the window did not lead")
+	}
+}
+
+func TestWakeChannel(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("s", 63)
+	for _, s := range []string{"", "lh_test_abc", long} {
+		if c := wakeChannel(s); len(c) > 63 || !strings.HasPrefix(c, "longhook_wake") {
+			t.Errorf("wakeChannel(%q) = %q", s, c)
+		}
+	}
+	if wakeChannel(long) == wakeChannel(strings.Repeat("t", 63)) {
+		t.Errorf("hashed channel names collide")
+	}
+}
+
+func pgErr(code string) error { return &pgconn.PgError{Code: code} }

@@ -1,0 +1,344 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+const eventCols = `id, project_id, type, subject, payload, dynamic, idempotency_key, delivery_count, create_time`
+
+func scanEvent(sc pgx.Row) (*core.Event, error) {
+	e := &core.Event{}
+	var dyn []byte
+	if err := sc.Scan(&e.ID, &e.ProjectID, &e.Type, &e.Subject, &e.Payload, &dyn,
+		&e.IdempotencyKey, &e.DeliveryCount, &e.CreateTime); err != nil {
+		return nil, err
+	}
+	cfg, err := decodeDynamic(dyn)
+	if err != nil {
+		return nil, err
+	}
+	e.Dynamic = cfg
+	e.Payload = orEmpty(e.Payload)
+	return e, nil
+}
+
+func decodeDynamic(b []byte) (*core.WebhookConfig, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	cfg := &core.WebhookConfig{}
+	if err := json.Unmarshal(b, cfg); err != nil {
+		return nil, fmt.Errorf("decode webhook_config: %w", err)
+	}
+	return cfg, nil
+}
+
+func encodeDynamic(cfg *core.WebhookConfig) (*string, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := string(b)
+	return &s, nil
+}
+
+// publishSQL inserts a call's events and, for each event actually
+// inserted, its deliveries, in one statement: an event whose idempotency
+// key exists is skipped by ON CONFLICT, and its deliveries with it.
+// publishRetrySQL is used after an attempt whose outcome is unknown (the
+// connection broke): it also skips events whose id exists, so a retry of
+// a publish that did commit changes nothing and reports success.
+const (
+	publishEventsSQL = `WITH ev AS (
+	INSERT INTO events (id, project_id, type, subject, payload, dynamic, idempotency_key,
+		delivery_count, create_time)
+	SELECT x.id, x.project_id, x.type, x.subject, x.payload, x.dynamic::json, x.idempotency_key,
+		x.delivery_count, x.create_time
+	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::text[],
+		$8::int4[], $9::timestamptz[])
+		AS x(id, project_id, type, subject, payload, dynamic, idempotency_key, delivery_count, create_time)
+	%s
+	ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key <> '' DO NOTHING
+	RETURNING id
+)
+INSERT INTO deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type, status, queue,
+	attempts, next_attempt_time, manual, last_status_code, last_error, schedule_start, create_time,
+	update_time, lease_owner, lease_time)
+SELECT d.* FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+	$16::text[], $17::text[], $18::int2[], $19::int4[], $20::timestamptz[], $21::bool[], $22::int4[],
+	$23::text[], $24::timestamptz[], $25::timestamptz[], $26::timestamptz[], $27::text[], $28::timestamptz[])
+	AS d(id, event_id, project_id, webhook_id, uri, dest, event_type, status, queue, attempts,
+		next_attempt_time, manual, last_status_code, last_error, schedule_start, create_time, update_time,
+		lease_owner, lease_time)
+WHERE d.event_id IN (SELECT id FROM ev)`
+)
+
+var (
+	publishSQL      = fmt.Sprintf(publishEventsSQL, "")
+	publishRetrySQL = fmt.Sprintf(publishEventsSQL, `WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = x.id)`)
+)
+
+// eventRows and deliveryRows are the column arrays of publishSQL.
+type eventRows struct {
+	id, project, typ, subject, key []string
+	payload                        [][]byte
+	dynamic                        []*string
+	count                          []int32
+	created                        []time.Time
+}
+
+type deliveryRows struct {
+	id, event, project, webhook, uri, dest, typ, status, lastError, leaseOwner []string
+	queue                                                                      []int16
+	attempts, lastCode                                                         []int32
+	next, start, created, updated, leaseTime                                   []time.Time
+	manual                                                                     []bool
+}
+
+func (r *deliveryRows) add(d core.Delivery) {
+	r.id = append(r.id, d.ID)
+	r.event = append(r.event, d.EventID)
+	r.project = append(r.project, d.ProjectID)
+	r.webhook = append(r.webhook, d.WebhookID)
+	r.uri = append(r.uri, d.URI)
+	r.dest = append(r.dest, d.Dest)
+	r.typ = append(r.typ, d.EventType)
+	r.status = append(r.status, string(d.Status))
+	r.queue = append(r.queue, queueOf(d))
+	r.attempts = append(r.attempts, int32(d.Attempts))
+	r.next = append(r.next, d.NextAttemptTime)
+	r.manual = append(r.manual, d.Manual)
+	r.lastCode = append(r.lastCode, int32(d.LastStatusCode))
+	r.lastError = append(r.lastError, d.LastError)
+	r.start = append(r.start, d.ScheduleStart)
+	r.created = append(r.created, d.CreateTime)
+	r.updated = append(r.updated, d.UpdateTime)
+	r.leaseOwner = append(r.leaseOwner, d.LeaseOwner)
+	// A delivery inserted already leased was claimed at its creation.
+	lt := time.Time{}
+	if d.LeaseOwner != "" {
+		lt = d.CreateTime
+	}
+	r.leaseTime = append(r.leaseTime, lt)
+}
+
+// PublishEvents implements core.EventStore in one round trip: one
+// statement writes the events and their deliveries (arrays unnested
+// server-side), a second reads back the events holding the call's
+// idempotency keys, and the NOTIFY rides along, all in the batch's
+// implicit transaction.
+//
+// Missing delivery fields are filled from the event as the SQLite driver
+// does: EventID, ProjectID, EventType, CreateTime, ScheduleStart,
+// UpdateTime, Status (pending), NextAttemptTime of a pending delivery (its
+// CreateTime) and Dest. A pending delivery with a LeaseOwner is inserted
+// already claimed, its lease expiring at NextAttemptTime; such deliveries
+// neither signal Wake nor send a NOTIFY.
+func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.PublishResult, error) {
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	// A key repeated within the call refers to its first occurrence.
+	firstOf := make([]int, len(evs))
+	seen := map[[2]string]int{}
+	var keyProjects, keys []string
+	var er eventRows
+	var dr deliveryRows
+	wakes := make([]bool, len(evs)) // event i has due work for an engine
+	anyWake := false
+	for i, ne := range evs {
+		firstOf[i] = i
+		ev := ne.Event
+		if ev.IdempotencyKey != "" {
+			k := [2]string{ev.ProjectID, ev.IdempotencyKey}
+			if j, ok := seen[k]; ok {
+				firstOf[i] = j
+				continue
+			}
+			seen[k] = i
+			keyProjects = append(keyProjects, ev.ProjectID)
+			keys = append(keys, ev.IdempotencyKey)
+		}
+		dyn, err := encodeDynamic(ev.Dynamic)
+		if err != nil {
+			return nil, wrap("publish", err)
+		}
+		er.id = append(er.id, ev.ID)
+		er.project = append(er.project, ev.ProjectID)
+		er.typ = append(er.typ, ev.Type)
+		er.subject = append(er.subject, ev.Subject)
+		er.payload = append(er.payload, orEmpty(ev.Payload))
+		er.dynamic = append(er.dynamic, dyn)
+		er.key = append(er.key, ev.IdempotencyKey)
+		er.count = append(er.count, int32(len(ne.Deliveries)))
+		er.created = append(er.created, ev.CreateTime)
+		for _, d := range ne.Deliveries {
+			d = fillDelivery(d, &ev)
+			dr.add(d)
+			// Deliveries inserted already leased are handed to their
+			// engine in memory; only unleased ones need a wake-up.
+			if d.LeaseOwner == "" && d.Status == core.DeliveryPending {
+				wakes[i] = true
+				anyWake = true
+			}
+		}
+	}
+
+	var originals map[[2]string]*core.Event
+	var led bool
+	attempt := 0
+	err := s.run(ctx, true, func(c *pgx.Conn) error {
+		attempt++
+		q := publishSQL
+		if attempt > 1 {
+			q = publishRetrySQL
+		}
+		b := &pgx.Batch{}
+		b.Queue(q, er.id, er.project, er.typ, er.subject, er.payload, er.dynamic, er.key, er.count, er.created,
+			orEmpty(dr.id), orEmpty(dr.event), orEmpty(dr.project), orEmpty(dr.webhook), orEmpty(dr.uri),
+			orEmpty(dr.dest), orEmpty(dr.typ), orEmpty(dr.status), orEmpty(dr.queue), orEmpty(dr.attempts),
+			orEmpty(dr.next), orEmpty(dr.manual), orEmpty(dr.lastCode), orEmpty(dr.lastError),
+			orEmpty(dr.start), orEmpty(dr.created), orEmpty(dr.updated), orEmpty(dr.leaseOwner),
+			orEmpty(dr.leaseTime))
+		if len(keys) > 0 {
+			b.Queue(`SELECT `+eventCols+` FROM events WHERE (project_id, idempotency_key) IN (
+				SELECT * FROM unnest($1::text[], $2::text[])) AND idempotency_key <> ''`, keyProjects, keys)
+		}
+		led = anyWake && s.queueNotify(b)
+		br := c.SendBatch(ctx, b)
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return err
+		}
+		if len(keys) > 0 {
+			rows, err := br.Query()
+			if err != nil {
+				_ = br.Close()
+				return err
+			}
+			originals = make(map[[2]string]*core.Event, len(keys))
+			for rows.Next() {
+				e, err := scanEvent(rows)
+				if err != nil {
+					rows.Close()
+					_ = br.Close()
+					return err
+				}
+				originals[[2]string{e.ProjectID, e.IdempotencyKey}] = e
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				_ = br.Close()
+				return err
+			}
+		}
+		if err := br.Close(); err != nil {
+			return err
+		}
+		if s.afterPublish != nil {
+			return s.afterPublish(attempt)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap("publish", err)
+	}
+
+	results := make([]core.PublishResult, len(evs))
+	wrote := false
+	for i, ne := range evs {
+		ev := ne.Event
+		ev.DeliveryCount = len(ne.Deliveries)
+		if ev.IdempotencyKey == "" {
+			results[i] = core.PublishResult{Event: &ev}
+			wrote = wrote || wakes[i]
+			continue
+		}
+		orig := originals[[2]string{ev.ProjectID, ev.IdempotencyKey}]
+		switch {
+		case orig == nil: // deleted by retention between the two statements
+			return nil, wrap("publish", fmt.Errorf("idempotency key %q: original event vanished", ev.IdempotencyKey))
+		case firstOf[i] == i && orig.ID == ev.ID:
+			results[i] = core.PublishResult{Event: &ev}
+			wrote = wrote || wakes[i]
+		default:
+			o := *orig
+			results[i] = core.PublishResult{Event: &o, Duplicate: true}
+		}
+	}
+	if wrote {
+		s.committed(led)
+	}
+	return results, nil
+}
+
+func fillDelivery(d core.Delivery, ev *core.Event) core.Delivery {
+	if d.EventID == "" {
+		d.EventID = ev.ID
+	}
+	if d.ProjectID == "" {
+		d.ProjectID = ev.ProjectID
+	}
+	if d.EventType == "" {
+		d.EventType = ev.Type
+	}
+	if d.Status == "" {
+		d.Status = core.DeliveryPending
+	}
+	if d.Dest == "" {
+		if d.WebhookID != "" {
+			d.Dest = d.WebhookID
+		} else {
+			d.Dest = "uri:" + d.URI
+		}
+	}
+	if d.CreateTime.IsZero() {
+		d.CreateTime = ev.CreateTime
+	}
+	if d.ScheduleStart.IsZero() {
+		d.ScheduleStart = d.CreateTime
+	}
+	if d.UpdateTime.IsZero() {
+		d.UpdateTime = d.CreateTime
+	}
+	switch {
+	case d.Status != core.DeliveryPending:
+		d.NextAttemptTime, d.LeaseOwner = time.Time{}, ""
+	case d.NextAttemptTime.IsZero():
+		d.NextAttemptTime = d.CreateTime
+	}
+	return d
+}
+
+// queueOf puts deliveries that were attempted before into the retry queue.
+func queueOf(d core.Delivery) int16 {
+	if d.Attempts > 0 && !d.Manual {
+		return 1
+	}
+	return 0
+}
+
+// GetEvent implements core.EventStore.
+func (s *Store) GetEvent(ctx context.Context, projectID, id string) (*core.Event, error) {
+	var e *core.Event
+	err := s.run(ctx, true, func(c *pgx.Conn) error {
+		var err error
+		e, err = scanEvent(c.QueryRow(ctx, `SELECT `+eventCols+` FROM events WHERE id = $1 AND project_id = $2`,
+			id, projectID))
+		return err
+	})
+	if err != nil {
+		return nil, wrap("get event", err)
+	}
+	return e, nil
+}

@@ -1,0 +1,264 @@
+package postgres
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// Default and maximum page sizes of ListDeliveries.
+const (
+	defaultListLimit = 100
+	maxListLimit     = 1000
+)
+
+// GetDelivery implements core.DeliveryStore; attempts are in order.
+func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*core.Delivery, []core.Attempt, error) {
+	var d *core.Delivery
+	var as []core.Attempt
+	// One REPEATABLE READ transaction, so the delivery and its attempts
+	// agree.
+	err := s.run(ctx, true, func(c *pgx.Conn) error {
+		return pgx.BeginTxFunc(ctx, c, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
+			func(tx pgx.Tx) error {
+				var err error
+				d, err = scanDelivery(tx.QueryRow(ctx,
+					`SELECT `+deliveryCols+` FROM deliveries WHERE id = $1 AND project_id = $2`, id, projectID))
+				if err != nil {
+					return err
+				}
+				rows, err := tx.Query(ctx, `SELECT number, time, uri, status_code, latency_ns, error, response
+					FROM attempts WHERE delivery_id = $1 ORDER BY number, time, id`, id)
+				if err != nil {
+					return err
+				}
+				as = nil
+				for rows.Next() {
+					a := core.Attempt{DeliveryID: id}
+					var lat int64
+					if err := rows.Scan(&a.Number, &a.Time, &a.URI, &a.StatusCode, &lat, &a.Error, &a.Response); err != nil {
+						rows.Close()
+						return err
+					}
+					a.Latency = time.Duration(lat)
+					if len(a.Response) == 0 {
+						a.Response = nil
+					}
+					as = append(as, a)
+				}
+				rows.Close()
+				return rows.Err()
+			})
+	})
+	if err != nil {
+		return nil, nil, wrap("get delivery", err)
+	}
+	return d, as, nil
+}
+
+// ListDeliveries implements core.DeliveryStore: newest first by id, Limit
+// defaulting to 100 and capped at 1000. Since and Until bound CreateTime
+// as [Since, Until).
+func (s *Store) ListDeliveries(ctx context.Context, p core.ListDeliveriesParams) ([]*core.Delivery, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	limit = min(limit, maxListLimit)
+	var where []string
+	var args []any
+	add := func(cond string, arg any) {
+		args = append(args, arg)
+		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	add("project_id = ?", p.ProjectID)
+	if p.WebhookID != "" {
+		add("webhook_id = ?", p.WebhookID)
+	}
+	if p.Status != "" {
+		add("status = ?", string(p.Status))
+	}
+	if p.EventType != "" {
+		add("event_type = ?", p.EventType)
+	}
+	if !p.Since.IsZero() {
+		add("create_time >= ?", p.Since)
+	}
+	if !p.Until.IsZero() {
+		add("create_time < ?", p.Until)
+	}
+	if p.BeforeID != "" {
+		add("id < ?", p.BeforeID)
+	}
+	args = append(args, limit)
+	q := `SELECT ` + deliveryCols + ` FROM deliveries WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY id DESC LIMIT $` + strconv.Itoa(len(args))
+	var out []*core.Delivery
+	err := s.run(ctx, true, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, q, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		out = nil
+		for rows.Next() {
+			d, err := scanDelivery(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, d)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, wrap("list deliveries", err)
+	}
+	return out, nil
+}
+
+// Redeliver implements core.DeliveryStore. The delivery joins the
+// first-attempt queue (a person is waiting for it); any lease is dropped,
+// so a completion from an engine still holding it changes nothing.
+func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Time) (*core.Delivery, error) {
+	var d *core.Delivery
+	var led bool
+	err := s.run(ctx, true, func(c *pgx.Conn) error {
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE deliveries SET status = 'pending', queue = 0, manual = true, next_attempt_time = $1,
+			lease_owner = '', lease_time = `+zeroTime+`, update_time = $1
+			WHERE id = $2 AND project_id = $3
+			RETURNING `+deliveryCols, now, id, projectID)
+		led = s.queueNotify(b)
+		br := c.SendBatch(ctx, b)
+		var err error
+		d, err = scanDelivery(br.QueryRow())
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+	if err != nil {
+		return nil, wrap("redeliver", err)
+	}
+	s.committed(led)
+	return d, nil
+}
+
+// RecoverDeliveries implements core.DeliveryStore. Matching deliveries
+// (oldest first) go back to the first-attempt queue with ScheduleStart and
+// NextAttemptTime at Now and Manual cleared; Attempts is kept as history.
+// Until zero means no upper bound; Limit defaults to 1000.
+func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (int, bool, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = maxListLimit
+	}
+	statuses := []string{"succeeded", "failed", "skipped", "cancelled"}
+	if p.OnlyFailed {
+		statuses = []string{"failed", "skipped"}
+	}
+	until := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	if !p.Until.IsZero() {
+		until = p.Until
+	}
+	const match = `SELECT id FROM deliveries
+		WHERE webhook_id = $1 AND project_id = $2 AND create_time >= $3 AND create_time < $4
+		  AND status = ANY ($5::text[]) ORDER BY id LIMIT $6`
+	var n int
+	var more, led bool
+	err := s.inTx(ctx, false, func(tx pgx.Tx) error {
+		led = false
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = $1 AND project_id = $2)`,
+			p.WebhookID, p.ProjectID).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return core.ErrNotFound
+		}
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM (`+match+`) m`,
+			p.WebhookID, p.ProjectID, p.Since, until, statuses, limit+1).Scan(&n); err != nil {
+			return err
+		}
+		more = n > limit
+		n = min(n, limit)
+		if p.DryRun || n == 0 {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'pending', queue = 0, manual = false,
+			schedule_start = $7, next_attempt_time = $7, lease_owner = '', lease_time = `+zeroTime+`,
+			update_time = $7
+			WHERE id IN (`+match+`)`,
+			p.WebhookID, p.ProjectID, p.Since, until, statuses, limit, p.Now); err != nil {
+			return err
+		}
+		var err error
+		led, err = s.notifyInTx(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return 0, false, wrap("recover", err)
+	}
+	if !p.DryRun && n > 0 {
+		s.committed(led)
+	}
+	return n, more, nil
+}
+
+// deleteChunk bounds each DeleteExpired statement, so the sweep never
+// holds many row locks for long.
+const deleteChunk = 256
+
+// DeleteExpired implements core.DeliveryStore in statements of at most
+// deleteChunk deliveries or events. limit bounds deliveries and events
+// separately; the result counts deleted deliveries and events (attempts go
+// with their delivery and are not counted).
+func (s *Store) DeleteExpired(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	total := 0
+	for _, q := range []string{
+		// Deliveries with their attempts, in one statement.
+		`WITH d AS (
+			DELETE FROM deliveries WHERE id IN (
+				SELECT id FROM deliveries WHERE create_time < $1 AND status <> 'pending' LIMIT $2)
+			RETURNING id
+		), a AS (
+			DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM d)
+		)
+		SELECT count(*) FROM d`,
+		`WITH e AS (
+			DELETE FROM events WHERE id IN (
+				SELECT e.id FROM events e
+				WHERE e.create_time < $1
+				  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status = 'pending')
+				LIMIT $2)
+			RETURNING 1
+		)
+		SELECT count(*) FROM e`,
+	} {
+		left := limit
+		for left > 0 {
+			chunk := min(left, deleteChunk)
+			var got int
+			err := s.run(ctx, false, func(c *pgx.Conn) error {
+				return c.QueryRow(ctx, q, cutoff, chunk).Scan(&got)
+			})
+			if err != nil {
+				return total, wrap("delete expired", err)
+			}
+			total += got
+			left -= got
+			if got < chunk {
+				break
+			}
+		}
+	}
+	return total, nil
+}

@@ -1,0 +1,199 @@
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// migrationFS holds the schema as numbered SQL files (0001_init.sql, ...),
+// applied in name order, each in its own transaction, and recorded in
+// schema_migrations by file name without the extension (the SQLite
+// driver's scheme).
+//
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+type migration struct {
+	version string // "0001_init"
+	sql     string
+}
+
+func migrations() ([]migration, error) {
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	out := make([]migration, 0, len(names))
+	for _, n := range names {
+		b, err := migrationFS.ReadFile(n)
+		if err != nil {
+			return nil, err
+		}
+		v := strings.TrimSuffix(strings.TrimPrefix(n, "migrations/"), ".sql")
+		out = append(out, migration{version: v, sql: string(b)})
+	}
+	return out, nil
+}
+
+const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    text PRIMARY KEY,
+	apply_time timestamptz NOT NULL DEFAULT now()
+)`
+
+// migrateLockClass is the first key of the advisory lock taken while
+// migrating ("long"); the second is a hash of the schema name, so
+// different schemas of one database migrate independently.
+const migrateLockClass = 0x6c6f6e67
+
+// MigrationStatus lists the applied and the pending (embedded but not yet
+// applied) migration versions of the database at url, each in order.
+// schema is Options.Schema ("" for the database's search_path).
+func MigrationStatus(ctx context.Context, url, schema string) (applied, pending []string, err error) {
+	cfg, err := connConfig(url, schema)
+	if err != nil {
+		return nil, nil, err
+	}
+	return migrationStatus(ctx, cfg)
+}
+
+// MigrateUp applies the pending migrations of the database at url (creating
+// schema if it is set and missing) and returns the versions it applied.
+// Concurrent callers serialise on an advisory lock; each migration runs
+// once.
+func MigrateUp(ctx context.Context, url, schema string) (applied []string, err error) {
+	cfg, err := connConfig(url, schema)
+	if err != nil {
+		return nil, err
+	}
+	return migrateUp(ctx, cfg, schema, slog.New(slog.DiscardHandler))
+}
+
+func migrationStatus(ctx context.Context, cfg *pgx.ConnConfig) (applied, pending []string, err error) {
+	c, err := connect(ctx, cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres: migration status: %w", err)
+	}
+	defer closeConn(c)
+	applied, pending, _, err = status(ctx, c)
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres: migration status: %w", err)
+	}
+	return applied, pending, nil
+}
+
+// status reads schema_migrations (absent: nothing applied). unknown lists
+// applied versions this binary does not embed (a newer binary migrated).
+func status(ctx context.Context, c *pgx.Conn) (applied, pending, unknown []string, err error) {
+	ms, err := migrations()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var exists bool
+	if err := c.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
+		return nil, nil, nil, err
+	}
+	if exists {
+		rows, err := c.Query(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		applied, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	known := make(map[string]bool, len(ms))
+	for _, m := range ms {
+		known[m.version] = true
+		if !slices.Contains(applied, m.version) {
+			pending = append(pending, m.version)
+		}
+	}
+	for _, v := range applied {
+		if !known[v] {
+			unknown = append(unknown, v)
+		}
+	}
+	return applied, pending, unknown, nil
+}
+
+func migrateUp(ctx context.Context, cfg *pgx.ConnConfig, schema string, log *slog.Logger) (done []string, err error) {
+	c, err := connect(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: migrate: %w", err)
+	}
+	defer closeConn(c) // also releases the advisory lock
+	name := schema
+	if name == "" {
+		var cur *string
+		if err := c.QueryRow(ctx, `SELECT current_schema()`).Scan(&cur); err != nil {
+			return nil, fmt.Errorf("postgres: migrate: %w", err)
+		}
+		if cur == nil {
+			return nil, errors.New("postgres: migrate: no schema of search_path exists (set Options.Schema)")
+		}
+		name = *cur
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(name))
+	if _, err := c.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, int32(migrateLockClass), int32(h.Sum32())); err != nil {
+		return nil, fmt.Errorf("postgres: migrate: lock: %w", err)
+	}
+	if schema != "" {
+		var exists bool
+		if err := c.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, schema).Scan(&exists); err != nil {
+			return nil, fmt.Errorf("postgres: migrate: %w", err)
+		}
+		if !exists {
+			if _, err := c.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
+				return nil, fmt.Errorf("postgres: migrate: create schema: %w", err)
+			}
+		}
+	}
+	if _, err := c.Exec(ctx, createMigrationsTable); err != nil {
+		return nil, fmt.Errorf("postgres: migrate: %w", err)
+	}
+	_, pending, unknown, err := status(ctx, c)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: migrate: %w", err)
+	}
+	if len(unknown) > 0 {
+		log.Warn("postgres.unknown_migrations", slog.Any("versions", unknown),
+			slog.String("hint", "the database was migrated by a newer longhook"))
+	}
+	ms, err := migrations()
+	if err != nil {
+		return nil, fmt.Errorf("postgres: migrate: %w", err)
+	}
+	for _, m := range ms {
+		if !slices.Contains(pending, m.version) {
+			continue
+		}
+		err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, m.version)
+			return err
+		})
+		if err != nil {
+			return done, fmt.Errorf("postgres: migrate %s: %w", m.version, err)
+		}
+		log.Info("postgres.migrated", slog.String("version", m.version), slog.String("schema", name))
+		done = append(done, m.version)
+	}
+	if _, err := c.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, int32(migrateLockClass), int32(h.Sum32())); err != nil {
+		return done, fmt.Errorf("postgres: migrate: unlock: %w", err)
+	}
+	return done, nil
+}

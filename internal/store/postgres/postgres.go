@@ -1,0 +1,282 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// Options tunes a store. The zero value is usable: it refuses to open a
+// database with pending migrations and uses the defaults below.
+type Options struct {
+	// Migrate applies pending migrations on Open (under an advisory lock,
+	// so instances starting together apply each migration once). Without
+	// it, Open fails with ErrPendingMigrations if the schema is behind.
+	Migrate bool
+	// Schema, when set, is the only entry of search_path: every table
+	// lives in it. Open creates it when Migrate is set. Tests use one
+	// schema each; production normally leaves it empty (the database's
+	// default search_path, usually "public").
+	Schema string
+	// MaxConns caps the connection pool (default 16). The wake listener
+	// uses one more connection of its own.
+	MaxConns int32
+	// StatementTimeout is the server-side statement_timeout of every pool
+	// connection, and its idle_in_transaction_session_timeout (default
+	// 30 s).
+	StatementTimeout time.Duration
+	// Logger receives connection-level warnings (listener reconnects,
+	// retried transient errors). Default: discarded.
+	Logger *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxConns <= 0 {
+		o.MaxConns = 16
+	}
+	if o.StatementTimeout <= 0 {
+		o.StatementTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+var schemaName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+func (o Options) validate() error {
+	if o.Schema != "" && !schemaName.MatchString(o.Schema) {
+		return fmt.Errorf("postgres: schema %q must match %s", o.Schema, schemaName)
+	}
+	return nil
+}
+
+// ErrPendingMigrations is returned by Open (without Options.Migrate) when
+// the database schema is older than this binary. Run `longhook migrate up`
+// (MigrateUp) or open with Migrate.
+var ErrPendingMigrations = errors.New("postgres: pending migrations")
+
+// Store is the PostgreSQL implementation of core.Store. It is safe for
+// concurrent use, and any number of Stores (in any number of processes)
+// may share one database.
+type Store struct {
+	cfg    *pgx.ConnConfig // pool connections
+	pool   *pool
+	log    *slog.Logger
+	id     string // NOTIFY payload identifying this store
+	notify *notifier
+	wake   chan struct{}
+
+	// claimed counts delivery slots asked for by ClaimDeliveries; it
+	// spreads the retry share (a quarter of every batch) exactly, also
+	// when batches are smaller than four.
+	claimed atomic.Int64
+
+	// afterPublish, when set by a test, runs after each publish attempt's
+	// batch and may fail the attempt as if its outcome were unknown.
+	afterPublish func(attempt int) error
+
+	cancel    context.CancelFunc // stops the listener and the notifier
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+}
+
+var _ core.Store = (*Store)(nil)
+
+// Open connects to the database at url (a postgres:// URL or a libpq
+// keyword/value string), checks or applies migrations, and starts the wake
+// listener. The returned store must be closed.
+func Open(ctx context.Context, url string, o Options) (*Store, error) {
+	o = o.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	cfg, err := connConfig(url, o.Schema)
+	if err != nil {
+		return nil, err
+	}
+	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10)
+	cfg.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10)
+
+	if o.Migrate {
+		if _, err := migrateUp(ctx, cfg, o.Schema, o.Logger); err != nil {
+			return nil, err
+		}
+	} else {
+		_, pending, err := migrationStatus(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if len(pending) > 0 {
+			return nil, fmt.Errorf("%w: %v (run `longhook migrate up`)", ErrPendingMigrations, pending)
+		}
+	}
+
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	s := &Store{
+		cfg:  cfg,
+		pool: newPool(cfg, int(o.MaxConns)),
+		log:  o.Logger,
+		id:   hex.EncodeToString(rnd[:]),
+		wake: make(chan struct{}, 1),
+	}
+	s.notify = newNotifier(wakeChannel(o.Schema), s.id)
+
+	// The first listener connection is made here, so that Open fails on
+	// an unreachable database and Wake works as soon as Open returns.
+	lc, err := s.connectListener(ctx)
+	if err != nil {
+		s.pool.close()
+		return nil, fmt.Errorf("postgres: listen: %w", err)
+	}
+	bg, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(2)
+	go s.listen(bg, lc)
+	go s.notifyLoop(bg)
+	return s, nil
+}
+
+// connConfig parses url and applies the settings every connection of the
+// driver shares: search_path, application_name and a connect timeout.
+func connConfig(url, schema string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse url: %w", err)
+	}
+	if schema != "" {
+		if !schemaName.MatchString(schema) {
+			return nil, fmt.Errorf("postgres: schema %q must match %s", schema, schemaName)
+		}
+		cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	}
+	if cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = "longhook"
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = 10 * time.Second
+	}
+	return cfg, nil
+}
+
+// connect opens one connection with cfg; scanned timestamptz values are
+// in UTC, so they compare equal (reflect.DeepEqual) to what was written.
+func connect(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	c.TypeMap().RegisterType(&pgtype.Type{
+		Name: "timestamptz", OID: pgtype.TimestamptzOID,
+		Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC},
+	})
+	return c, nil
+}
+
+// wakeChannel is the NOTIFY channel of a schema: stores of different
+// schemas in one database do not wake each other.
+func wakeChannel(schema string) string {
+	const base = "longhook_wake"
+	switch {
+	case schema == "":
+		return base
+	case len(base)+1+len(schema) <= 63:
+		return base + "_" + schema
+	}
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(schema))
+	return fmt.Sprintf("%s_%016x", base, h.Sum64())
+}
+
+// Close stops the listener, sends a pending trailing NOTIFY and closes
+// the pool. Safe to call twice.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		s.wg.Wait()
+		if s.notify.takeTrailing() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = s.sendNotify(ctx)
+			cancel()
+		}
+		s.pool.close()
+	})
+	return nil
+}
+
+// Wake implements core.Store: it fires after this store commits new due
+// work, and when another store on the same database and schema does (its
+// NOTIFY reaches the listener).
+func (s *Store) Wake() <-chan struct{} { return s.wake }
+
+func (s *Store) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Capabilities implements core.Store.
+func (s *Store) Capabilities() core.Capabilities {
+	return core.Capabilities{Driver: "postgres", SharedAcrossProcesses: true}
+}
+
+// zeroTime is how the zero time.Time is stored: Go's zero time itself,
+// 0001-01-01 00:00:00 UTC, which pgx encodes as is. It sorts before every
+// real time, as SQLite's 0 does.
+const zeroTime = `'0001-01-01 00:00:00+00'::timestamptz`
+
+// utc returns t in UTC, keeping the zero time zero.
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+// isUniqueViolation reports whether err is a unique or primary key
+// violation.
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// wrap prefixes err for op, mapping pgx.ErrNoRows to core.ErrNotFound and
+// key violations to core.ErrAlreadyExists.
+func wrap(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, pgx.ErrNoRows), errors.Is(err, core.ErrNotFound):
+		return fmt.Errorf("postgres: %s: %w", op, core.ErrNotFound)
+	case isUniqueViolation(err):
+		return fmt.Errorf("postgres: %s: %w: %w", op, core.ErrAlreadyExists, err)
+	}
+	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+// orEmpty returns a non-nil slice: pgx encodes a nil slice as NULL, and
+// `x <> ALL(NULL)` is never true.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,398 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// MaxResponseBytes is how much of an attempt's response body is stored.
+const MaxResponseBytes = 4 << 10
+
+// deliveryCols are the columns scanDelivery reads, in order.
+const deliveryCols = `id, event_id, project_id, webhook_id, uri, dest, event_type, status, attempts,
+	next_attempt_time, manual, last_status_code, last_error, schedule_start, create_time, update_time,
+	lease_owner`
+
+func scanDelivery(sc pgx.Row, extra ...any) (*core.Delivery, error) {
+	d := &core.Delivery{}
+	var status string
+	dst := append([]any{&d.ID, &d.EventID, &d.ProjectID, &d.WebhookID, &d.URI, &d.Dest, &d.EventType,
+		&status, &d.Attempts, &d.NextAttemptTime, &d.Manual, &d.LastStatusCode, &d.LastError,
+		&d.ScheduleStart, &d.CreateTime, &d.UpdateTime, &d.LeaseOwner}, extra...)
+	if err := sc.Scan(dst...); err != nil {
+		return nil, err
+	}
+	d.Status = core.DeliveryStatus(status)
+	return d, nil
+}
+
+// claimSQL leases due deliveries of both queues in one statement (one
+// round trip, its own transaction):
+//
+//	r1: retries (queue 1) up to the retry share $6;
+//	f:  first attempts (queue 0) up to what r1 left of the limit $5;
+//	r2: if r1 got its whole share, more retries up to the limit.
+//
+// Each CTE walks the partial index deliveries_due in next_attempt_time
+// order and stops after LIMIT rows; FOR UPDATE SKIP LOCKED passes over
+// rows another claimer is taking, and rows another claimer took since
+// this statement's snapshot fail the re-checked WHERE (their
+// next_attempt_time moved to the lease expiry). The UPDATE then leases the
+// chosen rows, and the payload, subject and webhook_config of each event
+// come back with its first delivery only (no payload is sent twice).
+//
+//	$1 owner, $2 now, $3 lease expiry, $4 excluded dests, $5 limit, $6 retry share
+const claimSQL = `WITH r1 AS MATERIALIZED (
+	SELECT id FROM deliveries
+	WHERE status = 'pending' AND queue = 1 AND next_attempt_time <= $2 AND dest <> ALL ($4::text[])
+	ORDER BY next_attempt_time LIMIT $6::int8
+	FOR UPDATE SKIP LOCKED
+), f AS MATERIALIZED (
+	SELECT id FROM deliveries
+	WHERE status = 'pending' AND queue = 0 AND next_attempt_time <= $2 AND dest <> ALL ($4::text[])
+	ORDER BY next_attempt_time LIMIT $5::int8 - (SELECT count(*) FROM r1)
+	FOR UPDATE SKIP LOCKED
+), r2 AS MATERIALIZED (
+	SELECT id FROM deliveries
+	WHERE status = 'pending' AND queue = 1 AND next_attempt_time <= $2 AND dest <> ALL ($4::text[])
+	  AND id <> ALL (ARRAY(SELECT id FROM r1))
+	ORDER BY next_attempt_time
+	LIMIT CASE WHEN (SELECT count(*) FROM r1) = $6::int8
+		THEN $5::int8 - $6::int8 - (SELECT count(*) FROM f) ELSE 0 END
+	FOR UPDATE SKIP LOCKED
+), c AS (
+	UPDATE deliveries SET lease_owner = $1, lease_time = $2, next_attempt_time = $3
+	WHERE id = ANY (ARRAY(SELECT id FROM r1 UNION ALL SELECT id FROM f UNION ALL SELECT id FROM r2))
+	RETURNING ` + deliveryCols + `
+)
+SELECT ` + claimedCols + `, c.first, CASE WHEN c.first THEN e.payload END, coalesce(e.subject, ''), e.dynamic
+FROM (SELECT *, row_number() OVER (PARTITION BY event_id) = 1 AS first FROM c) AS c
+LEFT JOIN events e ON e.id = c.event_id`
+
+// claimedCols is deliveryCols qualified by the claim's CTE name.
+const claimedCols = `c.id, c.event_id, c.project_id, c.webhook_id, c.uri, c.dest, c.event_type, c.status,
+	c.attempts, c.next_attempt_time, c.manual, c.last_status_code, c.last_error, c.schedule_start,
+	c.create_time, c.update_time, c.lease_owner`
+
+// ClaimDeliveries implements core.DeliveryStore with claimSQL: retries
+// get a quarter of the slots (spread across calls, so batches of one get
+// their share too), first attempts the rest, and retries fill what first
+// attempts leave. Claimed deliveries carry NextAttemptTime = the lease
+// expiry. A claim whose outcome is unknown (lost connection) is retried:
+// at worst the first claim's leases expire unused.
+func (s *Store) ClaimDeliveries(ctx context.Context, p core.ClaimParams) ([]core.Claimed, error) {
+	if p.Limit <= 0 {
+		return nil, nil
+	}
+	if p.Owner == "" || p.Lease <= 0 {
+		return nil, fmt.Errorf("postgres: claim: owner and a positive lease are required")
+	}
+	n := int64(p.Limit)
+	c := s.claimed.Add(n) - n
+	reserve := (c+n)/4 - c/4
+	excl := orEmpty(p.ExcludeDests)
+
+	var out []core.Claimed
+	var firsts map[string]int // event id → index of its delivery carrying the payload
+	err := s.run(ctx, true, func(conn *pgx.Conn) error {
+		out = make([]core.Claimed, 0, p.Limit)
+		firsts = make(map[string]int)
+		rows, err := conn.Query(ctx, claimSQL, p.Owner, p.Now, p.Now.Add(p.Lease), excl, n, reserve)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var cl core.Claimed
+			var dyn []byte
+			var first bool
+			d, err := scanDelivery(rows, &first, &cl.Payload, &cl.Subject, &dyn)
+			if err != nil {
+				return err
+			}
+			cl.Delivery = *d
+			if cl.Dynamic, err = decodeDynamic(dyn); err != nil {
+				return err
+			}
+			if first {
+				firsts[cl.EventID] = len(out)
+			}
+			out = append(out, cl)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, wrap("claim", err)
+	}
+	// Share each event's payload, subject and config with its other
+	// deliveries.
+	for i := range out {
+		if j, ok := firsts[out[i].EventID]; ok && j != i {
+			out[i].Payload, out[i].Subject, out[i].Dynamic = out[j].Payload, out[j].Subject, out[j].Dynamic
+		}
+	}
+	return out, nil
+}
+
+// completeRows are the column arrays of one CompleteDeliveries batch.
+type completeRows struct {
+	// attempts
+	aDelivery, aURI, aError []string
+	aNumber, aCode          []int32
+	aTime                   []time.Time
+	aLatency                []int64
+	aResponse               [][]byte
+	// delivery updates (completions with an owner)
+	dID, dOwner, dStatus, dError []string
+	dNext, dAt                   []time.Time
+	dCode                        []int32
+	dTried                       []bool
+}
+
+const (
+	insertAttemptsSQL = `INSERT INTO attempts (delivery_id, number, time, uri, status_code, latency_ns, error, response)
+SELECT * FROM unnest($1::text[], $2::int4[], $3::timestamptz[], $4::text[], $5::int4[], $6::int8[],
+	$7::text[], $8::bytea[])`
+
+	// completeSQL applies each outcome whose lease is still held; x.tried
+	// is false for a delivery closed without an attempt. Only
+	// pending deliveries have a lease owner, so there is no status test:
+	// with one, the planner, misled by stale statistics after a burst of
+	// publishes, picks a partial index over every pending delivery. The
+	// redundant `d.id = ANY ($1)` likewise pins a primary key lookup (a
+	// join on the unnested array alone can become a hash join).
+	completeSQL = `UPDATE deliveries d SET status = x.status,
+	queue = CASE WHEN x.status = 'pending' THEN 1 ELSE d.queue END,
+	next_attempt_time = x.next, lease_owner = '', lease_time = ` + zeroTime + `,
+	attempts = d.attempts + CASE WHEN x.tried THEN 1 ELSE 0 END,
+	last_status_code = CASE WHEN x.tried THEN x.code ELSE d.last_status_code END,
+	last_error = CASE WHEN x.tried THEN x.err ELSE d.last_error END,
+	update_time = x.at
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int4[], $6::text[], $7::timestamptz[],
+	$8::bool[]) AS x(id, owner, status, next, code, err, at, tried)
+WHERE d.id = ANY ($1::text[]) AND d.id = x.id AND d.lease_owner = x.owner`
+
+	// failureRunSQL folds a batch's attempts into webhooks' failure runs
+	// (see runAgg.fold); a success on a healthy webhook writes nothing.
+	failureRunSQL = `UPDATE webhooks w SET
+	consecutive_failures = CASE WHEN x.reset THEN x.n ELSE w.consecutive_failures + x.n END,
+	failing_since = CASE WHEN x.reset OR w.failing_since = ` + zeroTime + ` THEN x.earliest
+		ELSE w.failing_since END
+FROM unnest($1::text[], $2::bool[], $3::int4[], $4::timestamptz[]) AS x(id, reset, n, earliest)
+WHERE w.id = ANY ($1::text[]) AND w.id = x.id AND (x.n > 0 OR w.consecutive_failures <> 0 OR w.failing_since <> ` + zeroTime + `)`
+
+	// disableWebhooksSQL disables webhooks that answered 410, stamped
+	// with the time of that attempt.
+	disableWebhooksSQL = `UPDATE webhooks w SET state = 'disabled_due_to_failed_deliveries', update_time = x.at
+FROM unnest($1::text[], $2::timestamptz[]) AS x(id, at)
+WHERE w.id = ANY ($1::text[]) AND w.id = x.id AND w.state = 'enabled'`
+)
+
+// runAgg accumulates one webhook's attempts within a CompleteDeliveries
+// batch.
+type runAgg struct {
+	lastSuccess time.Time // latest successful attempt, zero if none
+	failures    []time.Time
+}
+
+// fold returns whether the webhook's run restarts (a success was seen),
+// how many failures follow the last success, and the earliest of them.
+func (r *runAgg) fold() (reset bool, count int, earliest time.Time) {
+	reset = !r.lastSuccess.IsZero()
+	for _, f := range r.failures {
+		if reset && f.Before(r.lastSuccess) {
+			continue
+		}
+		count++
+		if earliest.IsZero() || f.Before(earliest) {
+			earliest = f
+		}
+	}
+	return reset, count, earliest
+}
+
+// CompleteDeliveries implements core.DeliveryStore in one round trip: a
+// batch (one implicit transaction) of four set-based statements —
+// insert the attempts (none for a completion with Attempt.Number 0: the
+// delivery was closed without sending), apply the outcomes whose lease is
+// still held, fold failure runs per webhook (as the SQLite driver does),
+// disable webhooks that answered 410. Only errors that guarantee nothing
+// was committed are retried, so an attempt is never recorded twice.
+func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	var r completeRows
+	runs := map[string]*runAgg{}
+	disable := map[string]time.Time{} // webhook id → time of the attempt that disables it
+	held := map[[2]string]bool{}
+	for _, c := range cs {
+		if !c.Status.Valid() {
+			return fmt.Errorf("postgres: complete %s: invalid status %q", c.DeliveryID, c.Status)
+		}
+		a := c.Attempt
+		at := attemptTime(c)
+		tried := a.Number != 0
+		if tried {
+			resp := orEmpty(a.Response)
+			if len(resp) > MaxResponseBytes {
+				resp = resp[:MaxResponseBytes]
+			}
+			r.aDelivery = append(r.aDelivery, c.DeliveryID)
+			r.aNumber = append(r.aNumber, int32(a.Number))
+			r.aTime = append(r.aTime, at)
+			r.aURI = append(r.aURI, a.URI)
+			r.aCode = append(r.aCode, int32(a.StatusCode))
+			r.aLatency = append(r.aLatency, int64(a.Latency))
+			r.aError = append(r.aError, a.Error)
+			r.aResponse = append(r.aResponse, resp)
+		}
+
+		// An empty owner holds no lease; of repeated (delivery, owner)
+		// pairs only the first can find the lease held, as in sequence.
+		if k := [2]string{c.DeliveryID, c.Owner}; c.Owner != "" && !held[k] {
+			held[k] = true
+			next := c.NextAttemptTime
+			if c.Status != core.DeliveryPending {
+				next = time.Time{}
+			}
+			r.dID = append(r.dID, c.DeliveryID)
+			r.dOwner = append(r.dOwner, c.Owner)
+			r.dStatus = append(r.dStatus, string(c.Status))
+			r.dNext = append(r.dNext, next)
+			r.dCode = append(r.dCode, int32(a.StatusCode))
+			r.dError = append(r.dError, a.Error)
+			r.dAt = append(r.dAt, at)
+			r.dTried = append(r.dTried, tried)
+		}
+
+		if c.WebhookID == "" || !tried {
+			continue // no webhook, or no attempt: the failure run is unchanged
+		}
+		ra := runs[c.WebhookID]
+		if ra == nil {
+			ra = &runAgg{}
+			runs[c.WebhookID] = ra
+		}
+		if c.Success {
+			if at.After(ra.lastSuccess) {
+				ra.lastSuccess = at
+			}
+		} else {
+			ra.failures = append(ra.failures, at)
+		}
+		if c.DisableWebhook && at.After(disable[c.WebhookID]) {
+			disable[c.WebhookID] = at
+		}
+	}
+	var runIDs []string
+	var runReset []bool
+	var runN []int32
+	var runEarliest []time.Time
+	for _, id := range slices.Sorted(maps.Keys(runs)) { // a stable lock order
+		reset, n, earliest := runs[id].fold()
+		if !reset && n == 0 {
+			continue
+		}
+		runIDs = append(runIDs, id)
+		runReset = append(runReset, reset)
+		runN = append(runN, int32(n))
+		runEarliest = append(runEarliest, earliest)
+	}
+	disIDs := slices.Sorted(maps.Keys(disable))
+	disAt := make([]time.Time, len(disIDs))
+	for i, id := range disIDs {
+		disAt[i] = disable[id]
+	}
+
+	err := s.run(ctx, false, func(c *pgx.Conn) error {
+		b := &pgx.Batch{}
+		if len(r.aDelivery) > 0 {
+			b.Queue(insertAttemptsSQL, r.aDelivery, r.aNumber, r.aTime, r.aURI, r.aCode, r.aLatency, r.aError,
+				r.aResponse)
+		}
+		if len(r.dID) > 0 {
+			b.Queue(completeSQL, r.dID, r.dOwner, r.dStatus, r.dNext, r.dCode, r.dError, r.dAt, r.dTried)
+		}
+		if len(runIDs) > 0 {
+			b.Queue(failureRunSQL, runIDs, runReset, runN, runEarliest)
+		}
+		if len(disIDs) > 0 {
+			b.Queue(disableWebhooksSQL, disIDs, disAt)
+		}
+		if b.Len() == 0 {
+			return nil
+		}
+		return c.SendBatch(ctx, b).Close()
+	})
+	return wrap("complete", err)
+}
+
+func attemptTime(c core.Completion) time.Time {
+	if c.Attempt.Time.IsZero() {
+		return time.Now().UTC()
+	}
+	return c.Attempt.Time
+}
+
+// ReleaseDeliveries implements core.DeliveryStore: the deliveries become
+// due again at the time they were claimed.
+func (s *Store) ReleaseDeliveries(ctx context.Context, owner string, ids []string) error {
+	if len(ids) == 0 || owner == "" {
+		return nil
+	}
+	var led bool
+	err := s.run(ctx, true, func(c *pgx.Conn) error {
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE deliveries SET lease_owner = '', next_attempt_time = lease_time, lease_time = `+zeroTime+`
+			WHERE id = ANY ($1::text[]) AND lease_owner = $2`, ids, owner) // leased ⇒ pending
+		led = s.queueNotify(b)
+		return c.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return wrap("release", err)
+	}
+	s.committed(led)
+	return nil
+}
+
+// NextDueTime implements core.DeliveryStore. Leased deliveries carry
+// their lease expiry in next_attempt_time, so one minimum per queue (two
+// index probes) covers both cases.
+func (s *Store) NextDueTime(ctx context.Context) (time.Time, bool, error) {
+	var t *time.Time
+	err := s.run(ctx, true, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, `SELECT least(
+			(SELECT min(next_attempt_time) FROM deliveries WHERE status = 'pending' AND queue = 0),
+			(SELECT min(next_attempt_time) FROM deliveries WHERE status = 'pending' AND queue = 1))`).Scan(&t)
+	})
+	if err != nil {
+		return time.Time{}, false, wrap("next due time", err)
+	}
+	if t == nil {
+		return time.Time{}, false, nil
+	}
+	return *t, true, nil
+}
+
+// QueueDepth implements core.DeliveryStore (linear in the number of
+// pending deliveries).
+func (s *Store) QueueDepth(ctx context.Context, now time.Time) (core.QueueDepth, error) {
+	var due, total int
+	err := s.run(ctx, true, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, `SELECT
+			count(*) FILTER (WHERE next_attempt_time <= $1 OR lease_owner <> ''), count(*)
+			FROM deliveries WHERE status = 'pending'`, now).Scan(&due, &total)
+	})
+	if err != nil {
+		return core.QueueDepth{}, wrap("queue depth", err)
+	}
+	return core.QueueDepth{Due: due, Scheduled: total - due}, nil
+}

@@ -1,0 +1,280 @@
+package postgres
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// querier is what both *pgx.Conn and pgx.Tx offer for reads.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+const webhookCols = `id, project_id, name, uri, subscribed_events, state, retry_schedule,
+	create_time, update_time, failing_since, consecutive_failures`
+
+func scanWebhook(r pgx.Row) (*core.Webhook, error) {
+	w := &core.Webhook{}
+	var state string
+	var sched []int64
+	if err := r.Scan(&w.ID, &w.ProjectID, &w.Name, &w.URI, &w.SubscribedEvents, &state, &sched,
+		&w.CreateTime, &w.UpdateTime, &w.FailingSince, &w.ConsecutiveFailures); err != nil {
+		return nil, err
+	}
+	w.State = core.WebhookState(state)
+	w.SubscribedEvents = orEmpty(w.SubscribedEvents)
+	for _, ns := range sched {
+		w.RetrySchedule = append(w.RetrySchedule, time.Duration(ns))
+	}
+	return w, nil
+}
+
+// queryWebhooks runs a webhook query (the WHERE/ORDER part is tail) and
+// attaches every webhook's secrets, newest first: two queries.
+func queryWebhooks(ctx context.Context, q querier, tail string, args ...any) ([]*core.Webhook, error) {
+	rows, err := q.Query(ctx, `SELECT `+webhookCols+` FROM webhooks `+tail, args...)
+	if err != nil {
+		return nil, err
+	}
+	var out []*core.Webhook
+	for rows.Next() {
+		w, err := scanWebhook(rows)
+		if err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(out))
+	byID := make(map[string]*core.Webhook, len(out))
+	for i, w := range out {
+		ids[i] = w.ID
+		byID[w.ID] = w
+	}
+	rows, err = q.Query(ctx,
+		`SELECT webhook_id, id, sealed, hint, create_time, expire_time FROM webhook_secrets
+		 WHERE webhook_id = ANY ($1::text[])
+		 ORDER BY webhook_id, create_time DESC, id DESC`, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var wid string
+		var sec core.SigningSecret
+		if err := rows.Scan(&wid, &sec.ID, &sec.Sealed, &sec.Hint, &sec.CreateTime, &sec.ExpireTime); err != nil {
+			return nil, err
+		}
+		if w := byID[wid]; w != nil {
+			w.Secrets = append(w.Secrets, sec)
+		}
+	}
+	return out, rows.Err()
+}
+
+// webhooks runs queryWebhooks on a pool connection.
+func (s *Store) webhooks(ctx context.Context, tail string, args ...any) ([]*core.Webhook, error) {
+	var out []*core.Webhook
+	err := s.run(ctx, true, func(c *pgx.Conn) error {
+		// One snapshot for both queries.
+		return pgx.BeginTxFunc(ctx, c, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
+			func(tx pgx.Tx) error {
+				var err error
+				out, err = queryWebhooks(ctx, tx, tail, args...)
+				return err
+			})
+	})
+	return out, err
+}
+
+// writeWebhook inserts w, or updates it, and replaces its secrets.
+func writeWebhook(ctx context.Context, tx pgx.Tx, w *core.Webhook, insert bool) error {
+	sched := make([]int64, len(w.RetrySchedule))
+	for i, d := range w.RetrySchedule {
+		sched[i] = int64(d)
+	}
+	args := []any{w.Name, w.URI, orEmpty(w.SubscribedEvents), string(w.State), sched,
+		w.CreateTime, w.UpdateTime, w.FailingSince, w.ConsecutiveFailures, w.ID, w.ProjectID}
+	var err error
+	if insert {
+		_, err = tx.Exec(ctx,
+			`INSERT INTO webhooks (name, uri, subscribed_events, state, retry_schedule, create_time,
+			 update_time, failing_since, consecutive_failures, id, project_id)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, args...)
+	} else {
+		_, err = tx.Exec(ctx,
+			`UPDATE webhooks SET name = $1, uri = $2, subscribed_events = $3, state = $4, retry_schedule = $5,
+			 create_time = $6, update_time = $7, failing_since = $8, consecutive_failures = $9
+			 WHERE id = $10 AND project_id = $11`, args...)
+	}
+	if err != nil {
+		return err
+	}
+	if !insert {
+		if _, err := tx.Exec(ctx, `DELETE FROM webhook_secrets WHERE webhook_id = $1`, w.ID); err != nil {
+			return err
+		}
+	}
+	if len(w.Secrets) == 0 {
+		return nil
+	}
+	n := len(w.Secrets)
+	ids, hints := make([]string, n), make([]string, n)
+	sealed := make([][]byte, n)
+	created, expires := make([]time.Time, n), make([]time.Time, n)
+	for i, sec := range w.Secrets {
+		ids[i], hints[i], sealed[i] = sec.ID, sec.Hint, orEmpty(sec.Sealed)
+		created[i], expires[i] = sec.CreateTime, sec.ExpireTime
+	}
+	_, err = tx.Exec(ctx,
+		`INSERT INTO webhook_secrets (webhook_id, id, sealed, hint, create_time, expire_time)
+		 SELECT $1, * FROM unnest($2::text[], $3::bytea[], $4::text[], $5::timestamptz[], $6::timestamptz[])`,
+		w.ID, ids, sealed, hints, created, expires)
+	return err
+}
+
+// CreateWebhook implements core.WebhookStore. A duplicate id is
+// core.ErrAlreadyExists.
+func (s *Store) CreateWebhook(ctx context.Context, w *core.Webhook) error {
+	err := s.inTx(ctx, false, func(tx pgx.Tx) error { return writeWebhook(ctx, tx, w, true) })
+	return wrap("create webhook", err)
+}
+
+// GetWebhook implements core.WebhookStore.
+func (s *Store) GetWebhook(ctx context.Context, projectID, id string) (*core.Webhook, error) {
+	ws, err := s.webhooks(ctx, `WHERE id = $1 AND project_id = $2`, id, projectID)
+	if err == nil && len(ws) == 0 {
+		err = core.ErrNotFound
+	}
+	if err != nil {
+		return nil, wrap("get webhook", err)
+	}
+	return ws[0], nil
+}
+
+// ListWebhooks implements core.WebhookStore. Limit defaults to 50.
+func (s *Store) ListWebhooks(ctx context.Context, p core.ListWebhooksParams) ([]*core.Webhook, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	ws, err := s.webhooks(ctx, `WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
+		p.ProjectID, p.AfterID, limit)
+	if err != nil {
+		return nil, wrap("list webhooks", err)
+	}
+	return ws, nil
+}
+
+// UpdateWebhook implements core.WebhookStore. The webhook row is locked
+// (SELECT ... FOR UPDATE) while fn runs, so concurrent updates and
+// failure-run writes from completions serialise instead of overwriting
+// each other. fn should be quick and must not call the store. fn cannot
+// move the webhook: its ID and ProjectID are restored before writing.
+func (s *Store) UpdateWebhook(ctx context.Context, projectID, id string, fn func(*core.Webhook) error) (*core.Webhook, error) {
+	var out *core.Webhook
+	var fnErr error
+	err := s.inTx(ctx, false, func(tx pgx.Tx) error {
+		ws, err := queryWebhooks(ctx, tx, `WHERE id = $1 AND project_id = $2 FOR UPDATE`, id, projectID)
+		if err != nil {
+			return err
+		}
+		if len(ws) == 0 {
+			return core.ErrNotFound
+		}
+		w := ws[0]
+		if fnErr = fn(w); fnErr != nil {
+			return fnErr
+		}
+		w.ID, w.ProjectID = id, projectID
+		if err := writeWebhook(ctx, tx, w, false); err != nil {
+			return err
+		}
+		out = w
+		return nil
+	})
+	if fnErr != nil {
+		return nil, fnErr
+	}
+	if err != nil {
+		return nil, wrap("update webhook", err)
+	}
+	return out, nil
+}
+
+// DeleteWebhook implements core.WebhookStore. The webhook's deliveries
+// keep their webhook_id, so history stays readable by id.
+func (s *Store) DeleteWebhook(ctx context.Context, projectID, id string, now time.Time) error {
+	err := s.inTx(ctx, false, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM webhooks WHERE id = $1 AND project_id = $2`, id, projectID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return core.ErrNotFound
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM webhook_secrets WHERE webhook_id = $1`, id); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx,
+			`UPDATE deliveries SET status = 'cancelled', lease_owner = '', lease_time = `+zeroTime+`,
+			 next_attempt_time = `+zeroTime+`, update_time = $1
+			 WHERE webhook_id = $2 AND status = 'pending'`, now, id)
+		return err
+	})
+	return wrap("delete webhook", err)
+}
+
+// SubscribedWebhooks implements core.WebhookStore with an array overlap.
+func (s *Store) SubscribedWebhooks(ctx context.Context, projectID string, types []string) ([]*core.Webhook, error) {
+	ws, err := s.webhooks(ctx, `WHERE project_id = $1 AND subscribed_events && $2::text[] ORDER BY id`,
+		projectID, orEmpty(types))
+	if err != nil {
+		return nil, wrap("subscribed webhooks", err)
+	}
+	return ws, nil
+}
+
+// WebhooksByID implements core.WebhookStore.
+func (s *Store) WebhooksByID(ctx context.Context, ids []string) (map[string]*core.Webhook, error) {
+	out := make(map[string]*core.Webhook, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	ws, err := s.webhooks(ctx, `WHERE id = ANY ($1::text[])`, ids)
+	if err != nil {
+		return nil, wrap("webhooks by id", err)
+	}
+	for _, w := range ws {
+		out[w.ID] = w
+	}
+	return out, nil
+}
+
+// DisableFailingWebhooks implements core.WebhookStore.
+func (s *Store) DisableFailingWebhooks(ctx context.Context, failingSince time.Time, minFailures int, now time.Time) ([]string, error) {
+	ids, err := query(ctx, s, false, func(r pgx.Row) (string, error) {
+		var id string
+		return id, r.Scan(&id)
+	}, `UPDATE webhooks SET state = 'disabled_due_to_failed_deliveries', update_time = $1
+		WHERE state = 'enabled' AND failing_since <> `+zeroTime+` AND failing_since <= $2
+		  AND consecutive_failures >= $3
+		RETURNING id`, now, failingSince, minFailures)
+	if err != nil {
+		return nil, wrap("disable failing webhooks", err)
+	}
+	slices.Sort(ids)
+	return ids, nil
+}

@@ -1,0 +1,262 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+const eventCols = `id, project_id, type, subject, payload, dynamic, idempotency_key, delivery_count, create_time`
+
+func scanEvent(sc interface{ Scan(...any) error }) (*core.Event, error) {
+	e := &core.Event{}
+	var dyn []byte
+	var ct int64
+	if err := sc.Scan(&e.ID, &e.ProjectID, &e.Type, &e.Subject, &e.Payload, &dyn,
+		&e.IdempotencyKey, &e.DeliveryCount, &ct); err != nil {
+		return nil, err
+	}
+	cfg, err := decodeDynamic(dyn)
+	if err != nil {
+		return nil, err
+	}
+	e.Dynamic = cfg
+	e.CreateTime = fromMicros(ct)
+	return e, nil
+}
+
+func decodeDynamic(b []byte) (*core.WebhookConfig, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	cfg := &core.WebhookConfig{}
+	if err := json.Unmarshal(b, cfg); err != nil {
+		return nil, fmt.Errorf("decode webhook_config: %w", err)
+	}
+	return cfg, nil
+}
+
+func encodeDynamic(cfg *core.WebhookConfig) (any, error) {
+	if cfg == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+// PublishEvents implements core.EventStore: every event and delivery of
+// the call is written in one transaction with prepared statements.
+//
+// Missing delivery fields are filled from the event: EventID, ProjectID,
+// EventType, CreateTime, ScheduleStart (the event's CreateTime), UpdateTime,
+// Status (pending), NextAttemptTime of a pending delivery (its CreateTime)
+// and Dest (the webhook id, or "uri:"+URI). A pending delivery with a
+// LeaseOwner is inserted already claimed, its lease expiring at
+// NextAttemptTime; such deliveries do not signal Wake.
+func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.PublishResult, error) {
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	results := make([]core.PublishResult, len(evs))
+	var wrote bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		wrote = false
+		findIdem := tx.StmtContext(ctx, s.st.findIdem)
+		insEvent := tx.StmtContext(ctx, s.st.insertEvent)
+		ins := newDeliveryInserter(ctx, tx, &s.st)
+		for i, ne := range evs {
+			ev := ne.Event
+			if ev.IdempotencyKey != "" {
+				orig, err := scanEvent(findIdem.QueryRowContext(ctx, ev.ProjectID, ev.IdempotencyKey))
+				switch {
+				case err == nil:
+					results[i] = core.PublishResult{Event: orig, Duplicate: true}
+					continue
+				case !errors.Is(err, sql.ErrNoRows):
+					return err
+				}
+			}
+			ev.DeliveryCount = len(ne.Deliveries)
+			dyn, err := encodeDynamic(ev.Dynamic)
+			if err != nil {
+				return err
+			}
+			if _, err := insEvent.ExecContext(ctx, ev.ID, ev.ProjectID, ev.Type, ev.Subject,
+				orEmpty(ev.Payload), dyn, ev.IdempotencyKey, ev.DeliveryCount, micros(ev.CreateTime)); err != nil {
+				return fmt.Errorf("event %s: %w", ev.ID, err)
+			}
+			for _, d := range ne.Deliveries {
+				if err := ins.add(fillDelivery(d, &ev)); err != nil {
+					return err
+				}
+				// Deliveries inserted already leased are handed to their
+				// engine in memory; only unleased ones need a wake-up.
+				if d.LeaseOwner == "" && d.Status == core.DeliveryPending {
+					wrote = true
+				}
+			}
+			results[i] = core.PublishResult{Event: &ev}
+		}
+		return ins.flush()
+	})
+	if err != nil {
+		return nil, wrap("publish", err)
+	}
+	if wrote {
+		s.signal()
+	}
+	return results, nil
+}
+
+func fillDelivery(d core.Delivery, ev *core.Event) core.Delivery {
+	if d.EventID == "" {
+		d.EventID = ev.ID
+	}
+	if d.ProjectID == "" {
+		d.ProjectID = ev.ProjectID
+	}
+	if d.EventType == "" {
+		d.EventType = ev.Type
+	}
+	if d.Status == "" {
+		d.Status = core.DeliveryPending
+	}
+	if d.Dest == "" {
+		if d.WebhookID != "" {
+			d.Dest = d.WebhookID
+		} else {
+			d.Dest = "uri:" + d.URI
+		}
+	}
+	if d.CreateTime.IsZero() {
+		d.CreateTime = ev.CreateTime
+	}
+	if d.ScheduleStart.IsZero() {
+		d.ScheduleStart = d.CreateTime
+	}
+	if d.UpdateTime.IsZero() {
+		d.UpdateTime = d.CreateTime
+	}
+	switch {
+	case d.Status != core.DeliveryPending:
+		d.NextAttemptTime, d.LeaseOwner = time.Time{}, ""
+	case d.NextAttemptTime.IsZero():
+		d.NextAttemptTime = d.CreateTime
+	}
+	return d
+}
+
+// deliveryInserter buffers deliveries and writes them with multi-row
+// INSERTs of insertBatch rows (one prepared statement for full batches,
+// one for the single-row remainder).
+type deliveryInserter struct {
+	ctx  context.Context
+	tx   *sql.Tx
+	st   *stmts
+	buf  []any
+	n    int
+	many *sql.Stmt
+	one  *sql.Stmt
+}
+
+func newDeliveryInserter(ctx context.Context, tx *sql.Tx, st *stmts) *deliveryInserter {
+	return &deliveryInserter{ctx: ctx, tx: tx, st: st, buf: make([]any, 0, insertBatch*deliveryInsertCols)}
+}
+
+func (ins *deliveryInserter) add(d core.Delivery) error {
+	ins.buf = append(ins.buf, d.ID, d.EventID, d.ProjectID, d.WebhookID, d.URI, d.Dest, d.EventType,
+		string(d.Status), queueOf(d), d.Attempts, micros(d.NextAttemptTime), boolInt(d.Manual),
+		d.LastStatusCode, d.LastError, micros(d.ScheduleStart), micros(d.CreateTime), micros(d.UpdateTime),
+		d.LeaseOwner, leaseTime(d))
+	ins.n++
+	if ins.n < insertBatch {
+		return nil
+	}
+	if ins.many == nil {
+		ins.many = ins.tx.StmtContext(ins.ctx, ins.st.insertDeliveries)
+	}
+	_, err := ins.many.ExecContext(ins.ctx, ins.buf...)
+	ins.buf, ins.n = ins.buf[:0], 0
+	return wrapDeliveryInsert(err)
+}
+
+func (ins *deliveryInserter) flush() error {
+	if ins.n == 0 {
+		return nil
+	}
+	if ins.one == nil {
+		ins.one = ins.tx.StmtContext(ins.ctx, ins.st.insertDelivery)
+	}
+	for i := 0; i < ins.n; i++ {
+		row := ins.buf[i*deliveryInsertCols : (i+1)*deliveryInsertCols]
+		if _, err := ins.one.ExecContext(ins.ctx, row...); err != nil {
+			return wrapDeliveryInsert(err)
+		}
+	}
+	ins.buf, ins.n = ins.buf[:0], 0
+	return nil
+}
+
+func wrapDeliveryInsert(err error) error {
+	if err != nil {
+		return fmt.Errorf("deliveries: %w", err)
+	}
+	return nil
+}
+
+// queueOf puts deliveries that were attempted before into the retry queue.
+func queueOf(d core.Delivery) int {
+	if d.Attempts > 0 && !d.Manual {
+		return 1
+	}
+	return 0
+}
+
+// GetEvent implements core.EventStore.
+func (s *Store) GetEvent(ctx context.Context, projectID, id string) (*core.Event, error) {
+	e, err := scanEvent(s.r.QueryRowContext(ctx,
+		`SELECT `+eventCols+` FROM events WHERE id = ? AND project_id = ?`, id, projectID))
+	if err != nil {
+		return nil, wrap("get event", err)
+	}
+	return e, nil
+}
+
+// deliveryInsertCols is the number of columns per inserted delivery row.
+const deliveryInsertCols = 19
+
+// leaseTime is the claim time of a delivery inserted already leased
+// (core.Delivery.LeaseOwner): its creation.
+func leaseTime(d core.Delivery) int64 {
+	if d.LeaseOwner == "" {
+		return 0
+	}
+	return micros(d.CreateTime)
+}
+
+// insertBatch is the number of rows per multi-row delivery INSERT.
+const insertBatch = 32
+
+func insertDeliveriesSQL(rows int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type,
+		status, queue, attempts, next_attempt_time, manual, last_status_code, last_error,
+		schedule_start, create_time, update_time, lease_owner, lease_time) VALUES `)
+	row := "(" + strings.Repeat("?, ", deliveryInsertCols-1) + "?)"
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(row)
+	}
+	return b.String()
+}

@@ -1,0 +1,264 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// Default and maximum page sizes of ListDeliveries.
+const (
+	defaultListLimit = 100
+	maxListLimit     = 1000
+)
+
+// GetDelivery implements core.DeliveryStore; attempts are in order.
+func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*core.Delivery, []core.Attempt, error) {
+	// One read transaction so the delivery and its attempts agree.
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, nil, wrap("get delivery", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	d, err := scanDelivery(tx.QueryRowContext(ctx,
+		`SELECT `+deliveryCols+` FROM deliveries WHERE id = ? AND project_id = ?`, id, projectID))
+	if err != nil {
+		return nil, nil, wrap("get delivery", err)
+	}
+	rows, err := tx.QueryContext(ctx,
+		`SELECT number, time, uri, status_code, latency_ns, error, response FROM attempts
+		 WHERE delivery_id = ? ORDER BY number, time, rowid`, id)
+	if err != nil {
+		return nil, nil, wrap("get delivery", err)
+	}
+	defer rows.Close()
+	var as []core.Attempt
+	for rows.Next() {
+		a := core.Attempt{DeliveryID: id}
+		var at, lat int64
+		if err := rows.Scan(&a.Number, &at, &a.URI, &a.StatusCode, &lat, &a.Error, &a.Response); err != nil {
+			return nil, nil, wrap("get delivery", err)
+		}
+		a.Time, a.Latency = fromMicros(at), time.Duration(lat)
+		if len(a.Response) == 0 {
+			a.Response = nil
+		}
+		as = append(as, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, wrap("get delivery", err)
+	}
+	return d, as, nil
+}
+
+// ListDeliveries implements core.DeliveryStore: newest first by id, Limit
+// defaulting to 100 and capped at 1000. Since and Until bound CreateTime
+// as [Since, Until).
+func (s *Store) ListDeliveries(ctx context.Context, p core.ListDeliveriesParams) ([]*core.Delivery, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	limit = min(limit, maxListLimit)
+	var where []string
+	var args []any
+	add := func(cond string, arg any) {
+		where = append(where, cond)
+		args = append(args, arg)
+	}
+	add("project_id = ?", p.ProjectID)
+	idx := "deliveries_project"
+	if p.WebhookID != "" {
+		add("webhook_id = ?", p.WebhookID)
+		idx = "deliveries_webhook"
+	}
+	if p.Status != "" {
+		add("status = ?", string(p.Status))
+	}
+	if p.EventType != "" {
+		add("event_type = ?", p.EventType)
+	}
+	if !p.Since.IsZero() {
+		add("create_time >= ?", micros(p.Since))
+	}
+	if !p.Until.IsZero() {
+		add("create_time < ?", micros(p.Until))
+	}
+	if p.BeforeID != "" {
+		add("id < ?", p.BeforeID)
+	}
+	args = append(args, limit)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries INDEXED BY `+idx+
+		` WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, wrap("list deliveries", err)
+	}
+	defer rows.Close()
+	var out []*core.Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, wrap("list deliveries", err)
+		}
+		out = append(out, d)
+	}
+	return out, wrap("list deliveries", rows.Err())
+}
+
+// Redeliver implements core.DeliveryStore. The delivery joins the
+// first-attempt queue (a person is waiting for it); any lease is dropped,
+// so a completion from an engine still holding it changes nothing.
+func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Time) (*core.Delivery, error) {
+	d, err := scanDelivery(s.w.QueryRowContext(ctx,
+		`UPDATE deliveries SET status = 'pending', queue = 0, manual = 1, next_attempt_time = ?1,
+		 lease_owner = '', lease_time = 0, update_time = ?1
+		 WHERE id = ?2 AND project_id = ?3
+		 RETURNING `+deliveryCols, micros(now), id, projectID))
+	if err != nil {
+		return nil, wrap("redeliver", err)
+	}
+	s.signal()
+	return d, nil
+}
+
+// RecoverDeliveries implements core.DeliveryStore. Matching deliveries
+// (oldest first) go back to the first-attempt queue with ScheduleStart and
+// NextAttemptTime at Now and Manual cleared; Attempts is kept as history.
+// Until zero means no upper bound; Limit defaults to 1000.
+func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (int, bool, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = maxListLimit
+	}
+	statuses := `'succeeded', 'failed', 'skipped', 'cancelled'`
+	if p.OnlyFailed {
+		statuses = `'failed', 'skipped'`
+	}
+	until := int64(1<<63 - 1)
+	if !p.Until.IsZero() {
+		until = micros(p.Until)
+	}
+	var n int
+	var more bool
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var exists int
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM webhooks WHERE id = ? AND project_id = ?`,
+			p.WebhookID, p.ProjectID).Scan(&exists); err != nil {
+			return err
+		}
+		if exists == 0 {
+			return core.ErrNotFound
+		}
+		match := `SELECT rowid FROM deliveries INDEXED BY deliveries_webhook
+			WHERE webhook_id = ?1 AND project_id = ?2 AND create_time >= ?3 AND create_time < ?4
+			  AND status IN (` + statuses + `) ORDER BY id LIMIT ?5`
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (`+match+`)`,
+			p.WebhookID, p.ProjectID, micros(p.Since), until, limit+1).Scan(&n); err != nil {
+			return err
+		}
+		more = n > limit
+		n = min(n, limit)
+		if p.DryRun || n == 0 {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', queue = 0, manual = 0,
+			schedule_start = ?6, next_attempt_time = ?6, lease_owner = '', lease_time = 0, update_time = ?6
+			WHERE rowid IN (`+match+`)`,
+			p.WebhookID, p.ProjectID, micros(p.Since), until, limit, micros(p.Now))
+		return err
+	})
+	if err != nil {
+		return 0, false, wrap("recover", err)
+	}
+	if !p.DryRun && n > 0 {
+		s.signal()
+	}
+	return n, more, nil
+}
+
+// deleteChunk bounds each DeleteExpired transaction, so the sweep never
+// holds the writer for long.
+const deleteChunk = 256
+
+// DeleteExpired implements core.DeliveryStore in transactions of at most
+// deleteChunk deliveries or events. limit bounds deliveries and events
+// separately; the result counts deleted deliveries and events (attempts go
+// with their delivery and are not counted).
+func (s *Store) DeleteExpired(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	if limit <= 0 {
+		return 0, nil
+	}
+	c := micros(cutoff)
+	total := 0
+	for _, step := range []func(tx *sql.Tx, n int) (int, error){
+		func(tx *sql.Tx, n int) (int, error) { return deleteDeliveries(ctx, tx, c, n) },
+		func(tx *sql.Tx, n int) (int, error) { return deleteEvents(ctx, tx, c, n) },
+	} {
+		left := limit
+		for left > 0 {
+			var got int
+			err := s.inTx(ctx, func(tx *sql.Tx) error {
+				var err error
+				got, err = step(tx, min(left, deleteChunk))
+				return err
+			})
+			if err != nil {
+				return total, wrap("delete expired", err)
+			}
+			total += got
+			left -= got
+			if got < min(left+got, deleteChunk) {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+func deleteDeliveries(ctx context.Context, tx *sql.Tx, cutoff int64, n int) (int, error) {
+	rows, err := tx.QueryContext(ctx,
+		`DELETE FROM deliveries WHERE rowid IN (
+			SELECT rowid FROM deliveries INDEXED BY deliveries_create_time
+			WHERE create_time < ? AND status != 'pending' LIMIT ?)
+		 RETURNING id`, cutoff, n)
+	if err != nil {
+		return 0, err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if len(ids) == 0 {
+		return 0, nil
+	}
+	_, err = tx.ExecContext(ctx,
+		`DELETE FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(?))`, jsonList(ids))
+	return len(ids), err
+}
+
+func deleteEvents(ctx context.Context, tx *sql.Tx, cutoff int64, n int) (int, error) {
+	res, err := tx.ExecContext(ctx,
+		`DELETE FROM events WHERE rowid IN (
+			SELECT e.rowid FROM events e INDEXED BY events_create_time
+			WHERE e.create_time < ?
+			  AND NOT EXISTS (SELECT 1 FROM deliveries d
+			                  WHERE d.event_id = e.id AND d.status = 'pending')
+			LIMIT ?)`, cutoff, n)
+	if err != nil {
+		return 0, err
+	}
+	got, err := res.RowsAffected()
+	return int(got), err
+}

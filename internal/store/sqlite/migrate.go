@@ -1,0 +1,117 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"slices"
+	"strings"
+	"time"
+)
+
+// migrationFS holds the schema as numbered SQL files (0001_init.sql, ...),
+// applied in name order, each in its own transaction, and recorded in
+// schema_migrations by file name without the extension.
+//
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+type migration struct {
+	version string // "0001_init"
+	sql     string
+}
+
+func migrations() ([]migration, error) {
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	out := make([]migration, 0, len(names))
+	for _, n := range names {
+		b, err := migrationFS.ReadFile(n)
+		if err != nil {
+			return nil, err
+		}
+		v := strings.TrimSuffix(strings.TrimPrefix(n, "migrations/"), ".sql")
+		out = append(out, migration{version: v, sql: string(b)})
+	}
+	return out, nil
+}
+
+const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
+	version    TEXT PRIMARY KEY,
+	apply_time INTEGER NOT NULL
+)`
+
+// migrate applies every pending migration. Each runs in an IMMEDIATE
+// transaction that re-checks schema_migrations, so two processes opening
+// the same new file at once apply each migration exactly once.
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := migrations()
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	if _, err := s.w.ExecContext(ctx, createMigrationsTable); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	for _, m := range ms {
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx,
+				`SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
+				return err
+			}
+			if n > 0 {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+				return err
+			}
+			_, err := tx.ExecContext(ctx,
+				`INSERT INTO schema_migrations (version, apply_time) VALUES (?, ?)`,
+				m.version, time.Now().UnixMicro())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("sqlite: migrate %s: %w", m.version, err)
+		}
+	}
+	return nil
+}
+
+// MigrationStatus lists the applied and the pending (embedded but not yet
+// applied) migration versions, each in order. Open applies every pending
+// migration, so pending is empty unless another process with an older
+// binary is looking at a newer file (or the reverse).
+func (s *Store) MigrationStatus(ctx context.Context) (applied, pending []string, err error) {
+	ms, err := migrations()
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlite: migration status: %w", err)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlite: migration status: %w", err)
+	}
+	defer rows.Close()
+	done := map[string]bool{}
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, nil, fmt.Errorf("sqlite: migration status: %w", err)
+		}
+		applied = append(applied, v)
+		done[v] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("sqlite: migration status: %w", err)
+	}
+	for _, m := range ms {
+		if !done[m.version] {
+			pending = append(pending, m.version)
+		}
+	}
+	return applied, pending, nil
+}

@@ -1,0 +1,54 @@
+package sqlite
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestClaimPlan checks that claims, NextDueTime and QueueDepth read the
+// partial covering index in due order, so scheduled rows cost nothing.
+func TestClaimPlan(t *testing.T) {
+	t.Parallel()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "plan.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	plan := func(query string, args ...any) string {
+		t.Helper()
+		rows, err := s.w.Query("EXPLAIN QUERY PLAN "+query, args...)
+		if err != nil {
+			t.Fatalf("explain: %v", err)
+		}
+		defer rows.Close()
+		var b strings.Builder
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			b.WriteString(detail + "\n")
+		}
+		return b.String()
+	}
+	claim := plan(claimSQL, "o", 1, 2, 0, "[]", 10)
+	for _, want := range []string{
+		"SEARCH deliveries USING COVERING INDEX deliveries_due (queue=? AND next_attempt_time<?)",
+		"SEARCH deliveries USING INTEGER PRIMARY KEY (rowid=?)",
+	} {
+		if !strings.Contains(claim, want) {
+			t.Errorf("claim plan lacks %q:\n%s", want, claim)
+		}
+	}
+	t.Logf("claim plan:\n%s", claim)
+	if strings.Contains(claim, "TEMP B-TREE FOR ORDER BY") {
+		t.Errorf("claim sorts instead of reading the index in order:\n%s", claim)
+	}
+	next := plan(`SELECT min(next_attempt_time) FROM deliveries WHERE status = 'pending' AND queue = 0`)
+	if !strings.Contains(next, "deliveries_due") {
+		t.Errorf("NextDueTime plan does not use deliveries_due:\n%s", next)
+	}
+}

@@ -1,0 +1,317 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// MaxResponseBytes is how much of an attempt's response body is stored.
+const MaxResponseBytes = 4 << 10
+
+func scanDelivery(sc interface{ Scan(...any) error }) (*core.Delivery, error) {
+	d := &core.Delivery{}
+	var status string
+	var next, manual, start, ct, ut int64
+	if err := sc.Scan(&d.ID, &d.EventID, &d.ProjectID, &d.WebhookID, &d.URI, &d.Dest, &d.EventType,
+		&status, &d.Attempts, &next, &manual, &d.LastStatusCode, &d.LastError, &start, &ct, &ut,
+		&d.LeaseOwner); err != nil {
+		return nil, err
+	}
+	d.Status = core.DeliveryStatus(status)
+	d.NextAttemptTime = fromMicros(next)
+	d.Manual = manual != 0
+	d.ScheduleStart, d.CreateTime, d.UpdateTime = fromMicros(start), fromMicros(ct), fromMicros(ut)
+	return d, nil
+}
+
+// ClaimDeliveries implements core.DeliveryStore with one UPDATE ...
+// RETURNING per queue, all in one transaction:
+//
+//  1. retries (queue 1) up to the retry share, a quarter of Limit (spread
+//     across calls, so small batches get their share too);
+//  2. first attempts (queue 0) up to what is left;
+//  3. if room remains, more retries.
+//
+// Neither queue can starve the other, and first attempts take the rest.
+// Claimed deliveries carry NextAttemptTime = the lease expiry.
+func (s *Store) ClaimDeliveries(ctx context.Context, p core.ClaimParams) ([]core.Claimed, error) {
+	if p.Limit <= 0 {
+		return nil, nil
+	}
+	if p.Owner == "" || p.Lease <= 0 {
+		return nil, fmt.Errorf("sqlite: claim: owner and a positive lease are required")
+	}
+	n := int64(p.Limit)
+	c := s.claimed.Add(n) - n
+	reserve := int((c+n)/4 - c/4)
+	excl := jsonList(p.ExcludeDests)
+	now, until := micros(p.Now), micros(p.Now.Add(p.Lease))
+
+	var out []core.Claimed
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		out = make([]core.Claimed, 0, p.Limit)
+		claim := tx.StmtContext(ctx, s.st.claim)
+		take := func(queue, limit int) (int, error) {
+			if limit <= 0 {
+				return 0, nil
+			}
+			rows, err := claim.QueryContext(ctx, p.Owner, now, until, queue, excl, limit)
+			if err != nil {
+				return 0, err
+			}
+			defer rows.Close()
+			got := 0
+			for rows.Next() {
+				d, err := scanDelivery(rows)
+				if err != nil {
+					return 0, err
+				}
+				out = append(out, core.Claimed{Delivery: *d})
+				got++
+			}
+			return got, rows.Err()
+		}
+		retries, err := take(1, reserve)
+		if err != nil {
+			return err
+		}
+		if _, err := take(0, p.Limit-len(out)); err != nil {
+			return err
+		}
+		if retries == reserve {
+			if _, err := take(1, p.Limit-len(out)); err != nil {
+				return err
+			}
+		}
+		return attachPayloads(ctx, tx.StmtContext(ctx, s.st.claimPayloads), out)
+	})
+	if err != nil {
+		return nil, wrap("claim", err)
+	}
+	return out, nil
+}
+
+// attachPayloads reads the events of the claimed deliveries in one query.
+func attachPayloads(ctx context.Context, q *sql.Stmt, cs []core.Claimed) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	ids := make([]string, 0, len(cs))
+	seen := make(map[string]bool, len(cs))
+	for _, c := range cs {
+		if !seen[c.EventID] {
+			seen[c.EventID] = true
+			ids = append(ids, c.EventID)
+		}
+	}
+	type ev struct {
+		payload []byte
+		subject string
+		dynamic *core.WebhookConfig
+	}
+	evs := make(map[string]*ev, len(ids))
+	rows, err := q.QueryContext(ctx, jsonList(ids))
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var dyn []byte
+		e := &ev{}
+		if err := rows.Scan(&id, &e.payload, &e.subject, &dyn); err != nil {
+			return err
+		}
+		if e.dynamic, err = decodeDynamic(dyn); err != nil {
+			return err
+		}
+		evs[id] = e
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for i := range cs {
+		if e := evs[cs[i].EventID]; e != nil {
+			cs[i].Payload, cs[i].Subject, cs[i].Dynamic = e.payload, e.subject, e.dynamic
+		}
+	}
+	return nil
+}
+
+// runAgg accumulates one webhook's attempts within a CompleteDeliveries
+// batch.
+type runAgg struct {
+	lastSuccess int64 // latest successful attempt time, 0 if none
+	failures    []int64
+}
+
+// CompleteDeliveries implements core.DeliveryStore. Each completion
+// inserts its attempt (none when Attempt.Number is 0: the delivery was
+// closed without sending); it updates the delivery only while Owner still
+// holds the lease. Failure runs are folded per webhook (one UPDATE per
+// distinct webhook): failures after the batch's last success extend the
+// run (or start a new one after that success); a success later than every
+// failure ends it.
+func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	runs := map[string]*runAgg{}
+	var order []string
+	disable := map[string]int64{} // webhook id → time of the attempt that disables it
+	for _, c := range cs {
+		if !c.Status.Valid() {
+			return fmt.Errorf("sqlite: complete %s: invalid status %q", c.DeliveryID, c.Status)
+		}
+		if c.WebhookID == "" || c.Attempt.Number == 0 {
+			continue // no webhook, or no attempt: the failure run is unchanged
+		}
+		r := runs[c.WebhookID]
+		if r == nil {
+			r = &runAgg{}
+			runs[c.WebhookID] = r
+			order = append(order, c.WebhookID)
+		}
+		at := micros(attemptTime(c))
+		if c.Success {
+			r.lastSuccess = max(r.lastSuccess, at)
+		} else {
+			r.failures = append(r.failures, at)
+		}
+		if c.DisableWebhook {
+			disable[c.WebhookID] = max(disable[c.WebhookID], at)
+		}
+	}
+	sort.Strings(order)
+
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		insAttempt := tx.StmtContext(ctx, s.st.insertAttempt)
+		complete := tx.StmtContext(ctx, s.st.complete)
+		for _, c := range cs {
+			a := c.Attempt
+			if len(a.Response) > MaxResponseBytes {
+				a.Response = a.Response[:MaxResponseBytes]
+			}
+			at := attemptTime(c)
+			attempted := a.Number != 0
+			if attempted {
+				if _, err := insAttempt.ExecContext(ctx, c.DeliveryID, a.Number, micros(at), a.URI,
+					a.StatusCode, int64(a.Latency), a.Error, orEmpty(a.Response)); err != nil {
+					return fmt.Errorf("attempt %s: %w", c.DeliveryID, err)
+				}
+			}
+			if c.Owner == "" {
+				continue // no lease can match
+			}
+			next := c.NextAttemptTime
+			if c.Status != core.DeliveryPending {
+				next = time.Time{}
+			}
+			if _, err := complete.ExecContext(ctx, string(c.Status), micros(next), a.StatusCode,
+				a.Error, micros(at), c.DeliveryID, c.Owner, attempted); err != nil {
+				return fmt.Errorf("delivery %s: %w", c.DeliveryID, err)
+			}
+		}
+		if len(order) > 0 {
+			run := tx.StmtContext(ctx, s.st.failureRun)
+			for _, id := range order {
+				reset, count, earliest := runs[id].fold()
+				if !reset && count == 0 {
+					continue
+				}
+				if _, err := run.ExecContext(ctx, reset, count, earliest, id); err != nil {
+					return fmt.Errorf("failure run %s: %w", id, err)
+				}
+			}
+		}
+		if len(disable) > 0 {
+			dis := tx.StmtContext(ctx, s.st.disableWebhook)
+			for _, id := range order {
+				at, ok := disable[id]
+				if !ok {
+					continue
+				}
+				if _, err := dis.ExecContext(ctx, at, id); err != nil {
+					return fmt.Errorf("disable webhook %s: %w", id, err)
+				}
+			}
+		}
+		return nil
+	})
+	return wrap("complete", err)
+}
+
+// fold returns whether the webhook's run restarts (a success was seen),
+// how many failures follow the last success, and the earliest of them.
+func (r *runAgg) fold() (reset bool, count int, earliest int64) {
+	reset = r.lastSuccess != 0
+	for _, f := range r.failures {
+		if reset && f < r.lastSuccess {
+			continue
+		}
+		count++
+		if earliest == 0 || f < earliest {
+			earliest = f
+		}
+	}
+	return reset, count, earliest
+}
+
+func attemptTime(c core.Completion) time.Time {
+	if c.Attempt.Time.IsZero() {
+		return time.Now().UTC()
+	}
+	return c.Attempt.Time
+}
+
+// ReleaseDeliveries implements core.DeliveryStore: the deliveries become
+// due again at the time they were claimed.
+func (s *Store) ReleaseDeliveries(ctx context.Context, owner string, ids []string) error {
+	if len(ids) == 0 || owner == "" {
+		return nil
+	}
+	_, err := s.w.ExecContext(ctx,
+		`UPDATE deliveries SET lease_owner = '', next_attempt_time = lease_time, lease_time = 0
+		 WHERE id IN (SELECT value FROM json_each(?)) AND lease_owner = ? AND status = 'pending'`,
+		jsonList(ids), owner)
+	if err == nil {
+		s.signal()
+	}
+	return wrap("release", err)
+}
+
+// NextDueTime implements core.DeliveryStore. Leased deliveries carry
+// their lease expiry in next_attempt_time, so one minimum per queue
+// (two index probes) covers both cases.
+func (s *Store) NextDueTime(ctx context.Context) (time.Time, bool, error) {
+	var v sql.NullInt64
+	err := s.r.QueryRowContext(ctx, `SELECT min(t) FROM (
+		SELECT min(next_attempt_time) AS t FROM deliveries WHERE status = 'pending' AND queue = 0
+		UNION ALL
+		SELECT min(next_attempt_time) FROM deliveries WHERE status = 'pending' AND queue = 1)`).Scan(&v)
+	if err != nil {
+		return time.Time{}, false, wrap("next due time", err)
+	}
+	if !v.Valid {
+		return time.Time{}, false, nil
+	}
+	return fromMicros(v.Int64), true, nil
+}
+
+// QueueDepth implements core.DeliveryStore by counting the covering
+// index deliveries_due (linear in the number of pending deliveries).
+func (s *Store) QueueDepth(ctx context.Context, now time.Time) (core.QueueDepth, error) {
+	var due, total int
+	err := s.r.QueryRowContext(ctx, `SELECT
+		count(*) FILTER (WHERE next_attempt_time <= ?1 OR lease_owner != ''), count(*)
+		FROM deliveries INDEXED BY deliveries_due WHERE status = 'pending'`, micros(now)).Scan(&due, &total)
+	if err != nil {
+		return core.QueueDepth{}, wrap("queue depth", err)
+	}
+	return core.QueueDepth{Due: due, Scheduled: total - due}, nil
+}

@@ -1,0 +1,251 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// Options tunes a store. The zero value is the default used by Open.
+type Options struct {
+	// Synchronous is the SQLite synchronous pragma of the writer: "NORMAL"
+	// (default) survives a crash or kill -9 of the process but may lose the
+	// last commits on power loss or an OS crash; "FULL" also survives those,
+	// at the cost of an fsync per commit.
+	Synchronous string
+	// ReadConns is the size of the read-only pool (default 4).
+	ReadConns int
+	// BusyTimeout is how long a connection waits for a lock held by
+	// another process sharing the file (default 10 s).
+	BusyTimeout time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.Synchronous == "" {
+		o.Synchronous = "NORMAL"
+	}
+	if o.ReadConns <= 0 {
+		o.ReadConns = 4
+	}
+	if o.BusyTimeout <= 0 {
+		o.BusyTimeout = 10 * time.Second
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	switch strings.ToUpper(o.Synchronous) {
+	case "NORMAL", "FULL", "EXTRA":
+		return nil
+	}
+	return fmt.Errorf("sqlite: synchronous must be NORMAL, FULL or EXTRA, not %q", o.Synchronous)
+}
+
+// Store is the SQLite implementation of core.Store. It is safe for
+// concurrent use.
+type Store struct {
+	w    *sql.DB // the only writer: one connection, BEGIN IMMEDIATE
+	r    *sql.DB // read-only pool
+	wake chan struct{}
+	st   stmts
+
+	// claimed counts delivery slots asked for by ClaimDeliveries; it
+	// spreads the retry share (a quarter of every batch) exactly, also
+	// when batches are smaller than four.
+	claimed atomic.Int64
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ core.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database file at path with the
+// default Options and applies pending migrations.
+func Open(ctx context.Context, path string) (*Store, error) {
+	return OpenWithOptions(ctx, path, Options{})
+}
+
+// OpenWithOptions is Open with explicit options.
+func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error) {
+	o = o.withDefaults()
+	if err := o.validate(); err != nil {
+		return nil, err
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("sqlite: open: %w", err)
+		}
+	}
+	busy := strconv.FormatInt(o.BusyTimeout.Milliseconds(), 10)
+	base := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(" + busy + ")"
+
+	w, err := sql.Open("sqlite", base+
+		"&_pragma=journal_mode(WAL)"+
+		"&_pragma=synchronous("+strings.ToUpper(o.Synchronous)+")"+
+		"&_pragma=foreign_keys(0)"+
+		"&_pragma=cache_size(-65536)"+
+		"&_pragma=journal_size_limit(67108864)"+
+		"&_pragma=temp_store(MEMORY)"+
+		"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+
+	s := &Store{w: w, wake: make(chan struct{}, 1)}
+	if err := s.migrate(ctx); err != nil {
+		_ = w.Close()
+		return nil, err
+	}
+
+	r, err := sql.Open("sqlite", base+
+		"&_pragma=cache_size(-16384)"+
+		"&_pragma=temp_store(MEMORY)"+
+		"&_query_only=1")
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	r.SetMaxOpenConns(o.ReadConns)
+	r.SetMaxIdleConns(o.ReadConns)
+	r.SetConnMaxLifetime(0)
+	r.SetConnMaxIdleTime(0)
+	s.r = r
+	if err := r.PingContext(ctx); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	if err := s.st.prepare(ctx, w); err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("sqlite: prepare: %w", err)
+	}
+	return s, nil
+}
+
+// Close closes the database handles. Safe to call twice.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.st.close()
+		var errs []error
+		if s.r != nil {
+			errs = append(errs, s.r.Close())
+		}
+		// Refresh planner statistics and keep the WAL small across
+		// restarts; both are best effort.
+		_, _ = s.w.Exec("PRAGMA optimize")
+		_, _ = s.w.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		errs = append(errs, s.w.Close())
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+// Wake implements core.Store. SQLite has no cross-process notification,
+// so only commits made through this Store signal it.
+func (s *Store) Wake() <-chan struct{} { return s.wake }
+
+func (s *Store) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Capabilities implements core.Store.
+func (s *Store) Capabilities() core.Capabilities {
+	return core.Capabilities{Driver: "sqlite", SharedAcrossProcesses: false}
+}
+
+// inTx runs fn in a write transaction (BEGIN IMMEDIATE on the single
+// writer connection) and commits if fn returns nil.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// micros converts t to unix microseconds; the zero time is 0.
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// fromMicros is the inverse of micros; results are UTC.
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// isConstraint reports whether err is a UNIQUE or PRIMARY KEY violation.
+func isConstraint(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() {
+	case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+		return true
+	}
+	return false
+}
+
+// wrap prefixes err for op, mapping sql.ErrNoRows to core.ErrNotFound and
+// key violations to core.ErrAlreadyExists.
+func wrap(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows), errors.Is(err, core.ErrNotFound):
+		return fmt.Errorf("sqlite: %s: %w", op, core.ErrNotFound)
+	case isConstraint(err):
+		return fmt.Errorf("sqlite: %s: %w: %w", op, core.ErrAlreadyExists, err)
+	}
+	return fmt.Errorf("sqlite: %s: %w", op, err)
+}
+
+// rowsAffected returns core.ErrNotFound when res changed no row.
+func rowsAffected(res sql.Result) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return core.ErrNotFound
+	}
+	return nil
+}

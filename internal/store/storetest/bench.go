@@ -1,0 +1,131 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// RunBenchmarks measures a driver's delivery throughput. newStore must
+// return a fresh, empty store; the benchmark closes it. Each benchmark
+// reports deliveries/s.
+//
+//   - Publish: PublishEvents of 100 events × fan-out 10 per call.
+//   - ClaimComplete: claim batches of 250 and complete them (succeeded).
+//   - Pipeline: publish, then claim and complete everything, per 1,000
+//     deliveries.
+//   - Direct: publish deliveries already leased (core.Delivery.LeaseOwner,
+//     the engine's direct path) and complete them, in batches of 250.
+func RunBenchmarks(b *testing.B, newStore func(b *testing.B) core.Store) {
+	const events, fanout, batch = 100, 10, 250
+	perOp := float64(events * fanout)
+
+	b.Run("Publish", func(b *testing.B) {
+		bd, hooks := benchSetup(b, newStore, fanout)
+		clock := T0
+		b.ResetTimer()
+		for range b.N {
+			bd.publish(benchEvents(bd.p.ID, &clock, events, hooks)...)
+		}
+		b.ReportMetric(perOp*float64(b.N)/b.Elapsed().Seconds(), "deliveries/s")
+	})
+
+	b.Run("ClaimComplete", func(b *testing.B) {
+		bd, hooks := benchSetup(b, newStore, fanout)
+		// Publish everything up front, outside the timer.
+		clock := T0
+		for range (b.N*batch + events*fanout - 1) / (events * fanout) {
+			bd.publish(benchEvents(bd.p.ID, &clock, events, hooks)...)
+		}
+		b.ResetTimer()
+		done := 0
+		for done < b.N*batch {
+			n := claimAndComplete(bd, clock, batch)
+			if n == 0 {
+				b.Fatalf("ran out of deliveries after %d", done)
+			}
+			done += n
+		}
+		b.ReportMetric(float64(done)/b.Elapsed().Seconds(), "deliveries/s")
+	})
+
+	b.Run("Pipeline", func(b *testing.B) {
+		bd, hooks := benchSetup(b, newStore, fanout)
+		clock := T0
+		b.ResetTimer()
+		done := 0
+		for range b.N {
+			bd.publish(benchEvents(bd.p.ID, &clock, events, hooks)...)
+			for {
+				n := claimAndComplete(bd, clock, batch)
+				if n == 0 {
+					break
+				}
+				done += n
+			}
+		}
+		b.ReportMetric(float64(done)/b.Elapsed().Seconds(), "deliveries/s")
+	})
+
+	b.Run("Direct", func(b *testing.B) {
+		bd, hooks := benchSetup(b, newStore, fanout)
+		clock := T0
+		b.ResetTimer()
+		done := 0
+		for range b.N {
+			evs := benchEvents(bd.p.ID, &clock, events, hooks)
+			var cs []core.Completion
+			for i := range evs {
+				for j := range evs[i].Deliveries {
+					d := &evs[i].Deliveries[j]
+					d.LeaseOwner, d.NextAttemptTime = "bench", clock.Add(time.Minute)
+					cs = append(cs, succeeded(core.Claimed{Delivery: *d}, "bench", clock))
+				}
+			}
+			bd.publish(evs...)
+			for len(cs) > 0 {
+				n := min(batch, len(cs))
+				bd.complete(cs[:n]...)
+				cs = cs[n:]
+				done += n
+			}
+		}
+		b.ReportMetric(float64(done)/b.Elapsed().Seconds(), "deliveries/s")
+	})
+}
+
+func benchSetup(b *testing.B, newStore func(b *testing.B) core.Store, hooks int) (*bundle, []*core.Webhook) {
+	bd := setup(b, newStore(b))
+	ws := make([]*core.Webhook, hooks)
+	for i := range ws {
+		ws[i] = bd.webhook("")
+	}
+	return bd, ws
+}
+
+// benchEvents makes n events to every hook, advancing *clock by 100 µs per
+// event so that ids grow as they do in production.
+func benchEvents(projectID string, clock *time.Time, n int, hooks []*core.Webhook) []core.NewEvent {
+	evs := make([]core.NewEvent, n)
+	for i := range evs {
+		*clock = clock.Add(100 * time.Microsecond)
+		evs[i] = NewEvent(projectID, core.EventBatchSucceeded, *clock, hooks...)
+	}
+	return evs
+}
+
+// claimAndComplete claims up to limit deliveries due at now, completes
+// them as succeeded in one call and returns how many there were.
+func claimAndComplete(bd *bundle, now time.Time, limit int) int {
+	cs := bd.claim("bench", now, limit)
+	if len(cs) == 0 {
+		return 0
+	}
+	comps := make([]core.Completion, len(cs))
+	for i, c := range cs {
+		comps[i] = succeeded(c, "bench", now)
+	}
+	bd.complete(comps...)
+	return len(cs)
+}

@@ -24,9 +24,9 @@ func (e *Engine) Reserve(dests []string) (core.Reservation, []bool) {
 	if e.attemptCtx.Err() != nil || e.stopping {
 		return core.Reservation{}, take
 	}
-	free := e.cfg.Workers - e.inflight - e.reserved
-	// Keep a share of the slots for claimed work (retries, reclaims).
-	free -= e.cfg.Workers / 8
+	// Room: the worker slots plus the in-memory queue, less a share of the
+	// slots kept for claimed work (retries, reclaims).
+	free := e.cfg.Workers + e.cfg.QueueSize - e.inflight - e.reserved - e.cfg.Workers/8
 	n := 0
 	perDest := map[string]int{}
 	for i, d := range dests {
@@ -37,7 +37,7 @@ func (e *Engine) Reserve(dests []string) (core.Reservation, []bool) {
 		if s := e.dests[d]; s != nil {
 			busy += s.running + len(s.parked)
 		}
-		if busy >= e.cfg.PerDestination {
+		if busy >= e.cfg.PerDestination+e.parkLimit(d) {
 			continue
 		}
 		perDest[d]++
@@ -92,13 +92,15 @@ func (e *Engine) admit(t *task) bool {
 		d = &destState{}
 		e.dests[t.c.Dest] = d
 	}
-	if d.running >= e.cfg.PerDestination {
-		if len(d.parked) >= e.cfg.PerDestination {
+	if d.running >= e.cfg.PerDestination || e.running >= e.cfg.Workers {
+		if len(d.parked) >= e.parkLimit(t.c.Dest) {
 			return false
 		}
 		d.parked = append(d.parked, t)
+		e.markReady(t.c.Dest, d)
 	} else {
 		d.running++
+		e.running++
 		e.start(t)
 	}
 	e.held[t.c.ID] = true

@@ -59,6 +59,10 @@ type Config struct {
 	Workers int
 	// PerDestination caps attempts in flight to one destination (default 32).
 	PerDestination int
+	// QueueSize is how many deliveries the direct path may hold in memory
+	// beyond the worker slots, waiting for their destination's cap
+	// (default 4096). They are leased, so a crash loses nothing.
+	QueueSize int
 	// BatchSize caps one claim (default 256).
 	BatchSize int
 	// Lease is how long a claim holds before another engine may take the
@@ -95,6 +99,9 @@ func (c Config) withDefaults() Config {
 	if c.PerDestination <= 0 {
 		c.PerDestination = 32
 	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 4096
+	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 256
 	}
@@ -118,13 +125,16 @@ type Engine struct {
 	cfg Config
 
 	mu       sync.Mutex
-	inflight int                   // claimed, not yet completed (running + parked)
-	reserved int                   // slots reserved by the direct path, not yet dispatched
-	stopping bool                  // no new direct work once shutdown began
-	dests    map[string]*destState // per-destination running attempts and parked work
-	held     map[string]bool       // delivery ids this engine holds
-	freed    chan struct{}         // signalled when slots free up
-	resched  chan struct{}         // signalled when a retry was scheduled
+	inflight int                      // claimed, not yet completed (running + parked)
+	running  int                      // attempts in flight
+	ready    []string                 // destinations with parked work and room under their cap
+	reserved int                      // slots reserved by the direct path, not yet dispatched
+	stopping bool                     // no new direct work once shutdown began
+	dests    map[string]*destState    // per-destination running attempts and parked work
+	held     map[string]bool          // delivery ids this engine holds
+	latency  map[string]time.Duration // per-destination moving average of attempt latency
+	freed    chan struct{}            // signalled when slots free up
+	resched  chan struct{}            // signalled when a retry was scheduled
 
 	results chan core.Completion
 	secrets secretCache
@@ -137,6 +147,7 @@ type Engine struct {
 type destState struct {
 	running int
 	parked  []*task
+	ready   bool // listed in Engine.ready
 }
 
 type task struct {
@@ -151,6 +162,7 @@ func New(cfg Config) *Engine {
 		cfg:     cfg,
 		dests:   map[string]*destState{},
 		held:    map[string]bool{},
+		latency: map[string]time.Duration{},
 		freed:   make(chan struct{}, 1),
 		resched: make(chan struct{}, 1),
 		results: make(chan core.Completion, cfg.Workers*2),
@@ -324,29 +336,91 @@ func (e *Engine) start(t *task) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
+		start := time.Now()
 		comp := e.attempt(e.attemptCtx, t)
 		e.results <- comp
-		e.finished(t)
+		e.finished(t, time.Since(start))
 	}()
 }
 
-// finished frees the task's slot and starts parked work of its destination.
-func (e *Engine) finished(t *task) {
+// finished frees the task's slot and starts waiting work: its own
+// destination's next delivery first, else other destinations in turn.
+func (e *Engine) finished(t *task, took time.Duration) {
 	e.mu.Lock()
+	if len(e.latency) > 100000 {
+		clear(e.latency)
+	}
+	if old, ok := e.latency[t.c.Dest]; ok {
+		e.latency[t.c.Dest] = (old*7 + took) / 8
+	} else {
+		e.latency[t.c.Dest] = took
+	}
 	d := e.dests[t.c.Dest]
 	d.running--
-	if len(d.parked) > 0 && e.attemptCtx.Err() == nil {
-		next := d.parked[0]
-		d.parked = d.parked[1:]
-		d.running++
-		e.start(next)
-	} else if d.running == 0 && len(d.parked) == 0 {
-		delete(e.dests, t.c.Dest)
-	}
+	e.running--
 	e.inflight--
 	delete(e.held, t.c.ID)
+	if len(d.parked) > 0 {
+		e.markReady(t.c.Dest, d)
+	}
+	e.pump()
+	if d.running == 0 && len(d.parked) == 0 {
+		delete(e.dests, t.c.Dest)
+	}
 	e.mu.Unlock()
 	e.signalFreed()
+}
+
+// markReady queues a destination that has parked work and room under its
+// cap; e.mu is held.
+func (e *Engine) markReady(key string, d *destState) {
+	if !d.ready && d.running < e.cfg.PerDestination {
+		d.ready = true
+		e.ready = append(e.ready, key)
+	}
+}
+
+// pump starts parked deliveries while worker slots are free, taking
+// destinations round-robin; e.mu is held.
+func (e *Engine) pump() {
+	for e.running < e.cfg.Workers && len(e.ready) > 0 && e.attemptCtx.Err() == nil && !e.stopping {
+		key := e.ready[0]
+		e.ready = e.ready[1:]
+		d := e.dests[key]
+		if d == nil {
+			continue
+		}
+		d.ready = false
+		if len(d.parked) == 0 || d.running >= e.cfg.PerDestination {
+			continue
+		}
+		next := d.parked[0]
+		d.parked[0] = nil
+		d.parked = d.parked[1:]
+		d.running++
+		e.running++
+		e.start(next)
+		if len(d.parked) > 0 {
+			e.markReady(key, d)
+		}
+	}
+	if len(e.ready) == 0 {
+		e.ready = nil // let the backing array go
+	}
+}
+
+// parkLimit is how many deliveries may wait behind a destination's cap:
+// enough to keep a fast destination busy, few enough that they start well
+// within their lease at the destination's observed latency. e.mu is held.
+func (e *Engine) parkLimit(dest string) int {
+	lat, ok := e.latency[dest]
+	if !ok || lat <= 0 {
+		return e.cfg.PerDestination
+	}
+	// Deliveries start within about (parked / cap) × latency; keep that
+	// under a sixth of the lease.
+	n := int(float64(e.cfg.PerDestination) * float64(e.cfg.Lease/6) / float64(lat))
+	return min(max(n, e.cfg.PerDestination), 1024)
 }
 
 // releaseParked gives parked (claimed, unstarted) deliveries back.
@@ -360,10 +434,12 @@ func (e *Engine) releaseParked() {
 			e.inflight--
 		}
 		d.parked = nil
+		d.ready = false
 		if d.running == 0 {
 			delete(e.dests, k)
 		}
 	}
+	e.ready = nil
 	e.mu.Unlock()
 	e.release(ids)
 }

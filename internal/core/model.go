@@ -173,14 +173,19 @@ type Delivery struct {
 	// already claimed by that engine (NextAttemptTime is then the lease
 	// expiry): the publishing process hands it straight to its engine and
 	// skips the claim. If that process dies, the lease expires as usual.
+	// Reads fill it with the current lease holder ("" when unleased).
 	LeaseOwner     string
 	LastStatusCode int
 	LastError      string
 	// ScheduleStart is where the retry horizon counts from: the event's
 	// acceptance, or the moment :recover re-queued the delivery.
 	ScheduleStart time.Time
-	CreateTime    time.Time
-	UpdateTime    time.Time
+	// ScheduleBase is the number of attempts made before ScheduleStart; the
+	// retry schedule counts attempts from there (a recovered delivery keeps
+	// its history but starts the schedule afresh).
+	ScheduleBase int
+	CreateTime   time.Time
+	UpdateTime   time.Time
 }
 
 // Attempt records one HTTP attempt of a delivery.

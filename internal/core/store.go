@@ -19,8 +19,9 @@ type Store interface {
 	LeaseStore
 
 	// Wake returns a channel that receives (without blocking the sender) when
-	// new deliveries may be due: after PublishEvents, Redeliver and
-	// RecoverDeliveries commit in this process, and — for drivers with
+	// new deliveries may be due: after PublishEvents (when it wrote unleased
+	// pending deliveries: leased ones are handed over in memory), Redeliver,
+	// RecoverDeliveries and ReleaseDeliveries commit in this process, and — for drivers with
 	// cross-process notification (PostgreSQL LISTEN/NOTIFY) — in any process
 	// sharing the database. Wake-ups are coalesced.
 	Wake() <-chan struct{}
@@ -207,8 +208,10 @@ type DeliveryStore interface {
 	// how many would), and whether more remain beyond Limit.
 	RecoverDeliveries(ctx context.Context, p RecoverParams) (n int, more bool, err error)
 	// DeleteExpired removes up to limit finished deliveries (with their
-	// attempts) created before cutoff, and events older than cutoff that no
-	// longer have pending deliveries. It returns how many rows it removed.
+	// attempts) created before cutoff, and up to limit events older than
+	// cutoff that no longer have pending deliveries. It returns how many
+	// deliveries and events it removed (attempts are not counted); 0 means
+	// nothing is left to remove.
 	DeleteExpired(ctx context.Context, cutoff time.Time, limit int) (int, error)
 }
 

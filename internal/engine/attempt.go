@@ -24,6 +24,7 @@ func (e *Engine) attempt(ctx context.Context, t *task) core.Completion {
 	var sig string
 	if c.WebhookID != "" {
 		w := t.hook
+		comp.Attempt.Time = now // no attempt is recorded; the time dates the change
 		switch {
 		case w == nil:
 			comp.Status = core.DeliveryCancelled
@@ -81,7 +82,7 @@ func (e *Engine) fail(comp core.Completion, c *core.Claimed, now time.Time, uri 
 	}
 	next, retry := time.Time{}, false
 	if !c.Manual {
-		next, retry = e.cfg.Retry.Next(f, c.Attempts+1, c.ScheduleStart, now, schedule, e.cfg.Rand)
+		next, retry = e.cfg.Retry.Next(f, c.Attempts-c.ScheduleBase+1, c.ScheduleStart, now, schedule, e.cfg.Rand)
 	}
 	outcome := "failed"
 	if retry {

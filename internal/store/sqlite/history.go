@@ -165,7 +165,7 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (in
 			return nil
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', queue = 0, manual = 0,
-			schedule_start = ?6, next_attempt_time = ?6, lease_owner = '', lease_time = 0, update_time = ?6
+			schedule_start = ?6, schedule_base = attempts, next_attempt_time = ?6, lease_owner = '', lease_time = 0, update_time = ?6
 			WHERE rowid IN (`+match+`)`,
 			p.WebhookID, p.ProjectID, micros(p.Since), until, limit, micros(p.Now))
 		return err

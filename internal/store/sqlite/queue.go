@@ -19,7 +19,7 @@ func scanDelivery(sc interface{ Scan(...any) error }) (*core.Delivery, error) {
 	var next, manual, start, ct, ut int64
 	if err := sc.Scan(&d.ID, &d.EventID, &d.ProjectID, &d.WebhookID, &d.URI, &d.Dest, &d.EventType,
 		&status, &d.Attempts, &next, &manual, &d.LastStatusCode, &d.LastError, &start, &ct, &ut,
-		&d.LeaseOwner); err != nil {
+		&d.LeaseOwner, &d.ScheduleBase); err != nil {
 		return nil, err
 	}
 	d.Status = core.DeliveryStatus(status)

@@ -8,7 +8,7 @@ import (
 // deliveryCols are the columns scanDelivery reads, in order.
 const deliveryCols = `id, event_id, project_id, webhook_id, uri, dest, event_type, status, attempts,
 	next_attempt_time, manual, last_status_code, last_error, schedule_start, create_time, update_time,
-	lease_owner`
+	lease_owner, schedule_base`
 
 // stmts are the hot-path statements, prepared once on the writer
 // connection and bound to each transaction with Tx.StmtContext (which

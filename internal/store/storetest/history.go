@@ -242,6 +242,9 @@ func testRecover(t *testing.T, b *bundle) {
 			if i != 2 && got.Attempts != 1 {
 				t.Errorf("recovered %d: Attempts %d, want the history kept (1)", i, got.Attempts)
 			}
+			if got.ScheduleBase != got.Attempts {
+				t.Errorf("recovered %d: ScheduleBase %d, want the attempts made before the recovery (%d)", i, got.ScheduleBase, got.Attempts)
+			}
 		case 0:
 			if got.Status != core.DeliverySucceeded {
 				t.Errorf("delivery 0: %s", got.Status)

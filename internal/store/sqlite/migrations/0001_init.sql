@@ -86,6 +86,7 @@ CREATE TABLE deliveries (
     last_status_code  INTEGER NOT NULL DEFAULT 0,
     last_error        TEXT NOT NULL DEFAULT '',
     schedule_start    INTEGER NOT NULL DEFAULT 0,
+    schedule_base     INTEGER NOT NULL DEFAULT 0,
     create_time       INTEGER NOT NULL DEFAULT 0,
     update_time       INTEGER NOT NULL DEFAULT 0
 );

@@ -193,6 +193,51 @@ func TestConcurrentClaimers(t *testing.T) {
 	}
 }
 
+// TestConcurrentIdempotency: publishers in two stores racing with one
+// idempotency key write one event; everyone gets it back.
+func TestConcurrentIdempotency(t *testing.T) {
+	t.Parallel()
+	url := testURL(t)
+	schema := newSchema(t, url)
+	stores := []*Store{open(t, url, schema), open(t, url, schema)}
+	f := newFixture(t, stores[0], 2)
+	for round := range 10 {
+		key := fmt.Sprintf("key-%d", round)
+		start := make(chan struct{})
+		var mu sync.Mutex
+		ids := map[string]bool{}
+		fresh := 0
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				ne := storetest.NewEvent(f.p.ID, core.EventBatchSucceeded, storetest.T0, f.hooks...)
+				ne.Event.IdempotencyKey = key
+				<-start
+				res, err := stores[g%2].PublishEvents(f.ctx, []core.NewEvent{ne})
+				if err != nil {
+					t.Errorf("PublishEvents: %v", err)
+					return
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				ids[res[0].Event.ID] = true
+				if !res[0].Duplicate {
+					fresh++
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if fresh != 1 || len(ids) != 1 {
+			t.Fatalf("round %d: %d publishes reported new, %d distinct events; want 1 and 1", round, fresh, len(ids))
+		}
+	}
+	ds, err := stores[1].ListDeliveries(f.ctx, core.ListDeliveriesParams{ProjectID: f.p.ID, Limit: 1000})
+	if err != nil || len(ds) != 20 {
+		t.Errorf("deliveries: %d, %v; want 10 events × 2", len(ds), err)
+	}
+}
+
 // TestWakeAcrossStores: a commit in one store wakes the other through
 // NOTIFY; stores on another schema do not.
 func TestWakeAcrossStores(t *testing.T) {

@@ -52,14 +52,14 @@ func encodeDynamic(cfg *core.WebhookConfig) (*string, error) {
 	return &s, nil
 }
 
-// publishSQL inserts a call's events and, for each event actually
+// publishEventsSQL inserts a call's events and, for each event actually
 // inserted, its deliveries, in one statement: an event whose idempotency
 // key exists is skipped by ON CONFLICT, and its deliveries with it.
-// publishRetrySQL is used after an attempt whose outcome is unknown (the
-// connection broke): it also skips events whose id exists, so a retry of
-// a publish that did commit changes nothing and reports success.
-const (
-	publishEventsSQL = `WITH ev AS (
+// publishSQL is its usual form; publishRetrySQL is used after an attempt
+// whose outcome is unknown (the connection broke): it also skips events
+// whose id exists, so a retry of a publish that did commit changes
+// nothing and reports success.
+const publishEventsSQL = `WITH ev AS (
 	INSERT INTO events (id, project_id, type, subject, payload, dynamic, idempotency_key,
 		delivery_count, create_time)
 	SELECT x.id, x.project_id, x.type, x.subject, x.payload, x.dynamic::json, x.idempotency_key,
@@ -73,15 +73,15 @@ const (
 )
 INSERT INTO deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type, status, queue,
 	attempts, next_attempt_time, manual, last_status_code, last_error, schedule_start, create_time,
-	update_time, lease_owner, lease_time)
+	update_time, lease_owner, lease_time, schedule_base)
 SELECT d.* FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
 	$16::text[], $17::text[], $18::int2[], $19::int4[], $20::timestamptz[], $21::bool[], $22::int4[],
-	$23::text[], $24::timestamptz[], $25::timestamptz[], $26::timestamptz[], $27::text[], $28::timestamptz[])
+	$23::text[], $24::timestamptz[], $25::timestamptz[], $26::timestamptz[], $27::text[], $28::timestamptz[],
+	$29::int4[])
 	AS d(id, event_id, project_id, webhook_id, uri, dest, event_type, status, queue, attempts,
 		next_attempt_time, manual, last_status_code, last_error, schedule_start, create_time, update_time,
-		lease_owner, lease_time)
+		lease_owner, lease_time, schedule_base)
 WHERE d.event_id IN (SELECT id FROM ev)`
-)
 
 var (
 	publishSQL      = fmt.Sprintf(publishEventsSQL, "")
@@ -100,7 +100,7 @@ type eventRows struct {
 type deliveryRows struct {
 	id, event, project, webhook, uri, dest, typ, status, lastError, leaseOwner []string
 	queue                                                                      []int16
-	attempts, lastCode                                                         []int32
+	attempts, lastCode, scheduleBase                                           []int32
 	next, start, created, updated, leaseTime                                   []time.Time
 	manual                                                                     []bool
 }
@@ -130,6 +130,7 @@ func (r *deliveryRows) add(d core.Delivery) {
 		lt = d.CreateTime
 	}
 	r.leaseTime = append(r.leaseTime, lt)
+	r.scheduleBase = append(r.scheduleBase, int32(d.ScheduleBase))
 }
 
 // PublishEvents implements core.EventStore in one round trip: one
@@ -209,7 +210,7 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 			orEmpty(dr.dest), orEmpty(dr.typ), orEmpty(dr.status), orEmpty(dr.queue), orEmpty(dr.attempts),
 			orEmpty(dr.next), orEmpty(dr.manual), orEmpty(dr.lastCode), orEmpty(dr.lastError),
 			orEmpty(dr.start), orEmpty(dr.created), orEmpty(dr.updated), orEmpty(dr.leaseOwner),
-			orEmpty(dr.leaseTime))
+			orEmpty(dr.leaseTime), orEmpty(dr.scheduleBase))
 		if len(keys) > 0 {
 			b.Queue(`SELECT `+eventCols+` FROM events WHERE (project_id, idempotency_key) IN (
 				SELECT * FROM unnest($1::text[], $2::text[])) AND idempotency_key <> ''`, keyProjects, keys)

@@ -17,43 +17,49 @@ const (
 	maxListLimit     = 1000
 )
 
+// getDeliverySQL reads a delivery and its attempts in one statement (one
+// snapshot, so they agree).
+const getDeliverySQL = `SELECT ` + claimedCols + `,
+	coalesce(a.numbers, '{}'), coalesce(a.times, '{}'), coalesce(a.uris, '{}'), coalesce(a.codes, '{}'),
+	coalesce(a.latencies, '{}'), coalesce(a.errors, '{}'), coalesce(a.responses, '{}')
+FROM deliveries c LEFT JOIN LATERAL (
+	SELECT array_agg(number ORDER BY number, time, id) AS numbers,
+		array_agg(time ORDER BY number, time, id) AS times,
+		array_agg(uri ORDER BY number, time, id) AS uris,
+		array_agg(status_code ORDER BY number, time, id) AS codes,
+		array_agg(latency_ns ORDER BY number, time, id) AS latencies,
+		array_agg(error ORDER BY number, time, id) AS errors,
+		array_agg(response ORDER BY number, time, id) AS responses
+	FROM attempts WHERE delivery_id = c.id
+) a ON true
+WHERE c.id = $1 AND c.project_id = $2`
+
 // GetDelivery implements core.DeliveryStore; attempts are in order.
 func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*core.Delivery, []core.Attempt, error) {
 	var d *core.Delivery
 	var as []core.Attempt
-	// One REPEATABLE READ transaction, so the delivery and its attempts
-	// agree.
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
-		return pgx.BeginTxFunc(ctx, c, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
-			func(tx pgx.Tx) error {
-				var err error
-				d, err = scanDelivery(tx.QueryRow(ctx,
-					`SELECT `+deliveryCols+` FROM deliveries WHERE id = $1 AND project_id = $2`, id, projectID))
-				if err != nil {
-					return err
-				}
-				rows, err := tx.Query(ctx, `SELECT number, time, uri, status_code, latency_ns, error, response
-					FROM attempts WHERE delivery_id = $1 ORDER BY number, time, id`, id)
-				if err != nil {
-					return err
-				}
-				as = nil
-				for rows.Next() {
-					a := core.Attempt{DeliveryID: id}
-					var lat int64
-					if err := rows.Scan(&a.Number, &a.Time, &a.URI, &a.StatusCode, &lat, &a.Error, &a.Response); err != nil {
-						rows.Close()
-						return err
-					}
-					a.Latency = time.Duration(lat)
-					if len(a.Response) == 0 {
-						a.Response = nil
-					}
-					as = append(as, a)
-				}
-				rows.Close()
-				return rows.Err()
-			})
+		var numbers, codes []int32
+		var times []time.Time
+		var uris, errs []string
+		var latencies []int64
+		var responses [][]byte
+		var err error
+		d, err = scanDelivery(c.QueryRow(ctx, getDeliverySQL, id, projectID),
+			&numbers, &times, &uris, &codes, &latencies, &errs, &responses)
+		if err != nil {
+			return err
+		}
+		as = nil
+		for i := range numbers {
+			a := core.Attempt{DeliveryID: id, Number: int(numbers[i]), Time: times[i], URI: uris[i],
+				StatusCode: int(codes[i]), Latency: time.Duration(latencies[i]), Error: errs[i]}
+			if len(responses[i]) > 0 {
+				a.Response = responses[i]
+			}
+			as = append(as, a)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, nil, wrap("get delivery", err)
@@ -191,7 +197,7 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (in
 			return nil
 		}
 		if _, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'pending', queue = 0, manual = false,
-			schedule_start = $7, next_attempt_time = $7, lease_owner = '', lease_time = `+zeroTime+`,
+			schedule_start = $7, schedule_base = attempts, next_attempt_time = $7, lease_owner = '', lease_time = `+zeroTime+`,
 			update_time = $7
 			WHERE id IN (`+match+`)`,
 			p.WebhookID, p.ProjectID, p.Since, until, statuses, limit, p.Now); err != nil {

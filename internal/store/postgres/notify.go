@@ -20,7 +20,7 @@ const notifyWindow = 2 * time.Millisecond
 // Listener timings: how long the listener waits for a notification
 // before pinging its connection (a silently dead TCP connection would
 // otherwise go unnoticed), and its reconnect backoff.
-var (
+const (
 	listenPingInterval = 30 * time.Second
 	listenMinBackoff   = 100 * time.Millisecond
 	listenMaxBackoff   = 5 * time.Second

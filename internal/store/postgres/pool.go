@@ -14,8 +14,8 @@ import (
 )
 
 // pool is a small LIFO pool of *pgx.Conn. (pgx's own pgxpool needs
-// github.com/jackc/puddle/v2 listed in go.mod; this pool does what the
-// driver needs in a hundred lines.) Its rules are those of pgxpool:
+// github.com/jackc/puddle/v2 listed in go.mod, which it is not; this pool
+// is what the driver needs and nothing more.) Its rules are pgxpool's:
 //
 //   - at most max connections exist; acquire waits for a free one;
 //   - a connection idle for more than pingAfterIdle is pinged before

@@ -107,19 +107,27 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	// Migrations run without the statement timeout (a future migration
+	// may build an index on a large table); the pool and the listener
+	// have it.
+	mcfg, err := connConfig(url, o.Schema)
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := connConfig(url, o.Schema)
 	if err != nil {
 		return nil, err
 	}
-	cfg.RuntimeParams["statement_timeout"] = strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10)
-	cfg.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10)
+	timeout := strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10)
+	cfg.RuntimeParams["statement_timeout"] = timeout
+	cfg.RuntimeParams["idle_in_transaction_session_timeout"] = timeout
 
 	if o.Migrate {
-		if _, err := migrateUp(ctx, cfg, o.Schema, o.Logger); err != nil {
+		if _, err := migrateUp(ctx, mcfg, o.Schema, o.Logger); err != nil {
 			return nil, err
 		}
 	} else {
-		_, pending, err := migrationStatus(ctx, cfg)
+		_, pending, err := migrationStatus(ctx, mcfg)
 		if err != nil {
 			return nil, err
 		}
@@ -242,14 +250,6 @@ func (s *Store) Capabilities() core.Capabilities {
 // 0001-01-01 00:00:00 UTC, which pgx encodes as is. It sorts before every
 // real time, as SQLite's 0 does.
 const zeroTime = `'0001-01-01 00:00:00+00'::timestamptz`
-
-// utc returns t in UTC, keeping the zero time zero.
-func utc(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Time{}
-	}
-	return t.UTC()
-}
 
 // isUniqueViolation reports whether err is a unique or primary key
 // violation.

@@ -18,14 +18,14 @@ const MaxResponseBytes = 4 << 10
 // deliveryCols are the columns scanDelivery reads, in order.
 const deliveryCols = `id, event_id, project_id, webhook_id, uri, dest, event_type, status, attempts,
 	next_attempt_time, manual, last_status_code, last_error, schedule_start, create_time, update_time,
-	lease_owner`
+	lease_owner, schedule_base`
 
 func scanDelivery(sc pgx.Row, extra ...any) (*core.Delivery, error) {
 	d := &core.Delivery{}
 	var status string
 	dst := append([]any{&d.ID, &d.EventID, &d.ProjectID, &d.WebhookID, &d.URI, &d.Dest, &d.EventType,
 		&status, &d.Attempts, &d.NextAttemptTime, &d.Manual, &d.LastStatusCode, &d.LastError,
-		&d.ScheduleStart, &d.CreateTime, &d.UpdateTime, &d.LeaseOwner}, extra...)
+		&d.ScheduleStart, &d.CreateTime, &d.UpdateTime, &d.LeaseOwner, &d.ScheduleBase}, extra...)
 	if err := sc.Scan(dst...); err != nil {
 		return nil, err
 	}
@@ -76,10 +76,10 @@ SELECT ` + claimedCols + `, c.first, CASE WHEN c.first THEN e.payload END, coale
 FROM (SELECT *, row_number() OVER (PARTITION BY event_id) = 1 AS first FROM c) AS c
 LEFT JOIN events e ON e.id = c.event_id`
 
-// claimedCols is deliveryCols qualified by the claim's CTE name.
+// claimedCols is deliveryCols qualified by the alias c.
 const claimedCols = `c.id, c.event_id, c.project_id, c.webhook_id, c.uri, c.dest, c.event_type, c.status,
 	c.attempts, c.next_attempt_time, c.manual, c.last_status_code, c.last_error, c.schedule_start,
-	c.create_time, c.update_time, c.lease_owner`
+	c.create_time, c.update_time, c.lease_owner, c.schedule_base`
 
 // ClaimDeliveries implements core.DeliveryStore with claimSQL: retries
 // get a quarter of the slots (spread across calls, so batches of one get

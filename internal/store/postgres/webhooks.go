@@ -15,15 +15,32 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-const webhookCols = `id, project_id, name, uri, subscribed_events, state, retry_schedule,
-	create_time, update_time, failing_since, consecutive_failures`
+// webhookSelect reads webhooks with their secrets (newest first) in one
+// statement, hence one snapshot; the caller appends WHERE/ORDER/LIMIT.
+const webhookSelect = `SELECT w.id, w.project_id, w.name, w.uri, w.subscribed_events, w.state,
+	w.retry_schedule, w.create_time, w.update_time, w.failing_since, w.consecutive_failures,
+	coalesce(s.sec_ids, '{}'), coalesce(s.sec_sealed, '{}'), coalesce(s.sec_hints, '{}'),
+	coalesce(s.sec_created, '{}'), coalesce(s.sec_expires, '{}')
+FROM webhooks w LEFT JOIN LATERAL (
+	SELECT array_agg(id ORDER BY create_time DESC, id DESC) AS sec_ids,
+		array_agg(sealed ORDER BY create_time DESC, id DESC) AS sec_sealed,
+		array_agg(hint ORDER BY create_time DESC, id DESC) AS sec_hints,
+		array_agg(create_time ORDER BY create_time DESC, id DESC) AS sec_created,
+		array_agg(expire_time ORDER BY create_time DESC, id DESC) AS sec_expires
+	FROM webhook_secrets WHERE webhook_id = w.id
+) s ON true
+`
 
 func scanWebhook(r pgx.Row) (*core.Webhook, error) {
 	w := &core.Webhook{}
 	var state string
 	var sched []int64
+	var ids, hints []string
+	var sealed [][]byte
+	var created, expires []time.Time
 	if err := r.Scan(&w.ID, &w.ProjectID, &w.Name, &w.URI, &w.SubscribedEvents, &state, &sched,
-		&w.CreateTime, &w.UpdateTime, &w.FailingSince, &w.ConsecutiveFailures); err != nil {
+		&w.CreateTime, &w.UpdateTime, &w.FailingSince, &w.ConsecutiveFailures,
+		&ids, &sealed, &hints, &created, &expires); err != nil {
 		return nil, err
 	}
 	w.State = core.WebhookState(state)
@@ -31,70 +48,30 @@ func scanWebhook(r pgx.Row) (*core.Webhook, error) {
 	for _, ns := range sched {
 		w.RetrySchedule = append(w.RetrySchedule, time.Duration(ns))
 	}
+	for i := range ids {
+		w.Secrets = append(w.Secrets, core.SigningSecret{ID: ids[i], Sealed: sealed[i], Hint: hints[i],
+			CreateTime: created[i], ExpireTime: expires[i]})
+	}
 	return w, nil
 }
 
-// queryWebhooks runs a webhook query (the WHERE/ORDER part is tail) and
-// attaches every webhook's secrets, newest first: two queries.
+// queryWebhooks runs webhookSelect + tail (whose column references take
+// the w. prefix).
 func queryWebhooks(ctx context.Context, q querier, tail string, args ...any) ([]*core.Webhook, error) {
-	rows, err := q.Query(ctx, `SELECT `+webhookCols+` FROM webhooks `+tail, args...)
+	rows, err := q.Query(ctx, webhookSelect+tail, args...)
 	if err != nil {
 		return nil, err
 	}
-	var out []*core.Webhook
-	for rows.Next() {
-		w, err := scanWebhook(rows)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		out = append(out, w)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if len(out) == 0 {
-		return out, nil
-	}
-	ids := make([]string, len(out))
-	byID := make(map[string]*core.Webhook, len(out))
-	for i, w := range out {
-		ids[i] = w.ID
-		byID[w.ID] = w
-	}
-	rows, err = q.Query(ctx,
-		`SELECT webhook_id, id, sealed, hint, create_time, expire_time FROM webhook_secrets
-		 WHERE webhook_id = ANY ($1::text[])
-		 ORDER BY webhook_id, create_time DESC, id DESC`, ids)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var wid string
-		var sec core.SigningSecret
-		if err := rows.Scan(&wid, &sec.ID, &sec.Sealed, &sec.Hint, &sec.CreateTime, &sec.ExpireTime); err != nil {
-			return nil, err
-		}
-		if w := byID[wid]; w != nil {
-			w.Secrets = append(w.Secrets, sec)
-		}
-	}
-	return out, rows.Err()
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (*core.Webhook, error) { return scanWebhook(r) })
 }
 
 // webhooks runs queryWebhooks on a pool connection.
 func (s *Store) webhooks(ctx context.Context, tail string, args ...any) ([]*core.Webhook, error) {
 	var out []*core.Webhook
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
-		// One snapshot for both queries.
-		return pgx.BeginTxFunc(ctx, c, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
-			func(tx pgx.Tx) error {
-				var err error
-				out, err = queryWebhooks(ctx, tx, tail, args...)
-				return err
-			})
+		var err error
+		out, err = queryWebhooks(ctx, c, tail, args...)
+		return err
 	})
 	return out, err
 }
@@ -154,7 +131,7 @@ func (s *Store) CreateWebhook(ctx context.Context, w *core.Webhook) error {
 
 // GetWebhook implements core.WebhookStore.
 func (s *Store) GetWebhook(ctx context.Context, projectID, id string) (*core.Webhook, error) {
-	ws, err := s.webhooks(ctx, `WHERE id = $1 AND project_id = $2`, id, projectID)
+	ws, err := s.webhooks(ctx, `WHERE w.id = $1 AND w.project_id = $2`, id, projectID)
 	if err == nil && len(ws) == 0 {
 		err = core.ErrNotFound
 	}
@@ -170,7 +147,7 @@ func (s *Store) ListWebhooks(ctx context.Context, p core.ListWebhooksParams) ([]
 	if limit <= 0 {
 		limit = 50
 	}
-	ws, err := s.webhooks(ctx, `WHERE project_id = $1 AND id > $2 ORDER BY id LIMIT $3`,
+	ws, err := s.webhooks(ctx, `WHERE w.project_id = $1 AND w.id > $2 ORDER BY w.id LIMIT $3`,
 		p.ProjectID, p.AfterID, limit)
 	if err != nil {
 		return nil, wrap("list webhooks", err)
@@ -187,7 +164,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, projectID, id string, fn func
 	var out *core.Webhook
 	var fnErr error
 	err := s.inTx(ctx, false, func(tx pgx.Tx) error {
-		ws, err := queryWebhooks(ctx, tx, `WHERE id = $1 AND project_id = $2 FOR UPDATE`, id, projectID)
+		ws, err := queryWebhooks(ctx, tx, `WHERE w.id = $1 AND w.project_id = $2 FOR UPDATE OF w`, id, projectID)
 		if err != nil {
 			return err
 		}
@@ -239,7 +216,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, projectID, id string, now tim
 
 // SubscribedWebhooks implements core.WebhookStore with an array overlap.
 func (s *Store) SubscribedWebhooks(ctx context.Context, projectID string, types []string) ([]*core.Webhook, error) {
-	ws, err := s.webhooks(ctx, `WHERE project_id = $1 AND subscribed_events && $2::text[] ORDER BY id`,
+	ws, err := s.webhooks(ctx, `WHERE w.project_id = $1 AND w.subscribed_events && $2::text[] ORDER BY w.id`,
 		projectID, orEmpty(types))
 	if err != nil {
 		return nil, wrap("subscribed webhooks", err)
@@ -253,7 +230,7 @@ func (s *Store) WebhooksByID(ctx context.Context, ids []string) (map[string]*cor
 	if len(ids) == 0 {
 		return out, nil
 	}
-	ws, err := s.webhooks(ctx, `WHERE id = ANY ($1::text[])`, ids)
+	ws, err := s.webhooks(ctx, `WHERE w.id = ANY ($1::text[])`, ids)
 	if err != nil {
 		return nil, wrap("webhooks by id", err)
 	}

@@ -92,6 +92,7 @@ CREATE TABLE deliveries (
     last_status_code  integer NOT NULL DEFAULT 0,
     last_error        text NOT NULL DEFAULT '',
     schedule_start    timestamptz NOT NULL DEFAULT '0001-01-01 00:00:00+00',
+    schedule_base     integer NOT NULL DEFAULT 0,
     create_time       timestamptz NOT NULL DEFAULT '0001-01-01 00:00:00+00',
     update_time       timestamptz NOT NULL DEFAULT '0001-01-01 00:00:00+00'
 ) WITH (autovacuum_vacuum_scale_factor = 0.05, autovacuum_analyze_scale_factor = 0.05);

@@ -228,7 +228,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	}, Stdout: io.Discard, Stderr: io.Discard}
 	srv, err := NewServer(ctx, ServeConfig{
 		Addr: "127.0.0.1:0", DataDir: dir, DatabaseURL: c.DatabaseURL, Dev: true,
-		Workers: c.Workers, PerDest: c.PerDest, SoftStop: time.Second, TimeScale: 1,
+		Workers: c.Workers, PerDest: c.PerDest, SoftStop: time.Second, TimeScale: 1, Migrate: true, Lease: time.Minute,
 	}, quiet, benchLogger(env, c.LogLevel))
 	if err != nil {
 		return nil, err

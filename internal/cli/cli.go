@@ -38,6 +38,7 @@ func commands() []command {
 		{"serve", "run the webhook server (API, delivery engine, jobs)", runServe},
 		{"projects", "create or list projects (on the data dir or database)", runProjects},
 		{"keys", "create, list or revoke API keys", runKeys},
+		{"migrate", "apply or show database migrations (PostgreSQL)", runMigrate},
 		{"jwks", "rotate or list the JWT signing keys of dynamic webhooks", runJWKS},
 		{"bench", "measure delivery throughput and latency against the bare-HTTP ceiling", runBench},
 		{"version", "print the version", func(_ context.Context, _ []string, env Env) error {

@@ -44,6 +44,7 @@ type ServeConfig struct {
 	EventTypes  []string      // custom event types
 	SoftStop    time.Duration // how long shutdown waits for attempts in flight
 	Lease       time.Duration // claim lease: a dead instance's deliveries are retried after it
+	Migrate     bool          // apply pending PostgreSQL migrations on start
 	// JWTAlgorithm signs dynamic webhooks: RS256 (default), ES256, EdDSA.
 	JWTAlgorithm string
 	// JWKSRotateEvery is the scheduled key rotation (default 30 days).
@@ -64,6 +65,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&cfg.DataDir, "data-dir", "./longhook-data", "data directory (SQLite database, master key, bootstrap key)")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "database: sqlite://PATH (default DATA_DIR/longhook.db) or postgres://…")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "public base URL of this server (JWT issuer); default http://ADDR")
+	fs.BoolVar(&cfg.Migrate, "migrate", false, "apply pending PostgreSQL migrations on start (SQLite always migrates)")
 	fs.BoolVar(&cfg.Dev, "dev", false, "development mode: allow http:// and loopback/private webhook URIs")
 	fs.StringVar(&cidrs, "allow-cidr", "", "comma-separated CIDRs deliveries may reach even though they are private")
 	fs.Float64Var(&cfg.TimeScale, "time-scale", 1, "compress every retry delay, horizon and window by this factor (3600 = an hour per second)")
@@ -164,7 +166,7 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	store, err := openStore(ctx, cfg.DatabaseURL, cfg.DataDir)
+	store, err := openStore(ctx, cfg.DatabaseURL, cfg.DataDir, cfg.Migrate)
 	if err != nil {
 		return nil, err
 	}
@@ -292,19 +294,45 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // bootstrap creates the default project and its API key on first start.
+// Instances starting together on one PostgreSQL database take a lease, so
+// exactly one of them bootstraps.
 func (s *Server) bootstrap(ctx context.Context) error {
-	projects, err := s.store.ListProjects(ctx)
-	if err != nil {
-		return err
-	}
-	if len(projects) > 0 {
-		for _, p := range projects {
-			if p.Name == "default" {
-				s.ProjectID = p.ID
-			}
+	owner := core.NewID()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		projects, err := s.store.ListProjects(ctx)
+		if err != nil {
+			return err
 		}
-		return nil
+		if len(projects) > 0 {
+			for _, p := range projects {
+				if p.Name == "default" {
+					s.ProjectID = p.ID
+				}
+			}
+			return nil
+		}
+		ok, err := s.store.AcquireLease(ctx, "bootstrap", owner, time.Now().UTC(), 30*time.Second)
+		if err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+		if ok {
+			defer s.store.ReleaseLease(context.WithoutCancel(ctx), "bootstrap", owner)
+			if projects, err = s.store.ListProjects(ctx); err != nil || len(projects) > 0 {
+				continue // another instance finished first
+			}
+			return s.createDefaultProject(ctx)
+		}
+		if time.Now().After(deadline) {
+			return errors.New("bootstrap: another instance holds the bootstrap lease")
+		}
+		if !sleepCtx(ctx, 100*time.Millisecond) {
+			return ctx.Err()
+		}
 	}
+}
+
+func (s *Server) createDefaultProject(ctx context.Context) error {
 	now := time.Now().UTC()
 	p := core.Project{ID: core.NewID(), Name: "default", CreateTime: now}
 	if err := s.store.CreateProject(ctx, p); err != nil {
@@ -332,4 +360,15 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	s.ProjectID, s.APIKey = p.ID, key
 	fmt.Fprintf(s.env.Stdout, "Created project %q (%s).\nAPI key (shown once, also saved to %s):\n\n    %s\n\n", p.Name, p.ID, path, key)
 	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -43,12 +44,14 @@ type benchConfig struct {
 	CPUProfile  string
 	LogLevel    string
 	Dynamic     bool
+	Instances   int
 }
 
 // benchReport is the outcome of one run.
 type benchReport struct {
 	Machine          string  `json:"machine"`
 	Store            string  `json:"store"`
+	Instances        int     `json:"instances"`
 	Events           int     `json:"events"`
 	Webhooks         int     `json:"webhooks"`
 	EventBytes       int     `json:"event_bytes"`
@@ -89,6 +92,7 @@ func runBench(ctx context.Context, args []string, env Env) error {
 	fs.IntVar(&c.Workers, "workers", 512, "engine attempts in flight")
 	fs.IntVar(&c.PerDest, "per-destination", 32, "engine attempts in flight per destination")
 	fs.DurationVar(&c.Timeout, "timeout", 5*time.Minute, "give up after this long")
+	fs.IntVar(&c.Instances, "instances", 1, "serve instances sharing the database (PostgreSQL only); publishers are spread across them")
 	fs.BoolVar(&c.Dynamic, "dynamic", false, "publish with webhook_config (JWT-signed dynamic deliveries, one per --webhooks URI) and compare with the raw RS256 signing rate")
 	fs.StringVar(&c.LogLevel, "log-level", "error", "server log level (logs go to stderr)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the delivery phase to this file")
@@ -113,7 +117,7 @@ func runBench(ctx context.Context, args []string, env Env) error {
 
 func printBench(w io.Writer, r *benchReport) {
 	fmt.Fprintf(w, "machine            %s\n", r.Machine)
-	fmt.Fprintf(w, "store              %s\n", r.Store)
+	fmt.Fprintf(w, "store              %s (%d instance(s))\n", r.Store, r.Instances)
 	fmt.Fprintf(w, "events × webhooks  %d × %d = %d deliveries (%d-byte events, %d publishers, batch %d)\n", r.Events, r.Webhooks, r.Deliveries, r.EventBytes, r.Concurrency, r.Batch)
 	if r.Backlog > 0 {
 		fmt.Fprintf(w, "backlog            %d scheduled retries\n", r.Backlog)
@@ -220,24 +224,49 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		return nil, err
 	}
 
+	dbURL := c.DatabaseURL
+	if isPostgres(dbURL) {
+		tmpURL, drop, err := tempPostgresDB(ctx, dbURL)
+		if err != nil {
+			return nil, err
+		}
+		defer drop()
+		dbURL = tmpURL
+	} else if c.Instances > 1 {
+		return nil, fmt.Errorf("%w: --instances > 1 needs a postgres:// --database-url", errUsage)
+	}
+	const benchKey = "bench-key-0123456789abcdef0123456789abcdef"
+	masterKey := make([]byte, 32)
+	_, _ = rand.Read(masterKey)
 	quiet := Env{Getenv: func(k string) string {
-		if k == "LONGHOOK_BOOTSTRAP_API_KEY" {
-			return "bench-key-0123456789abcdef0123456789abcdef"
+		switch k {
+		case "LONGHOOK_BOOTSTRAP_API_KEY":
+			return benchKey
+		case "LONGHOOK_MASTER_KEY":
+			return base64.StdEncoding.EncodeToString(masterKey)
 		}
 		return ""
 	}, Stdout: io.Discard, Stderr: io.Discard}
-	srv, err := NewServer(ctx, ServeConfig{
-		Addr: "127.0.0.1:0", DataDir: dir, DatabaseURL: c.DatabaseURL, Dev: true,
-		Workers: c.Workers, PerDest: c.PerDest, SoftStop: time.Second, TimeScale: 1, Migrate: true, Lease: time.Minute,
-	}, quiet, benchLogger(env, c.LogLevel))
-	if err != nil {
-		return nil, err
-	}
+	var servers []*Server
+	var clients []*benchClient
 	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
-	srvDone := make(chan error, 1)
-	go func() { srvDone <- srv.Run(srvCtx) }()
-	defer func() { stopSrv(); <-srvDone }()
-	cl := &benchClient{base: srv.URL + "/v1beta", key: srv.APIKey, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.Concurrency * 2}}}
+	var srvWG sync.WaitGroup
+	stopAll := func() { stopSrv(); srvWG.Wait() }
+	defer stopAll()
+	for i := range max(c.Instances, 1) {
+		srv, err := NewServer(ctx, ServeConfig{
+			Addr: "127.0.0.1:0", DataDir: fmt.Sprintf("%s/i%d", dir, i), DatabaseURL: dbURL, Dev: true,
+			Workers: c.Workers, PerDest: c.PerDest, SoftStop: time.Second, TimeScale: 1, Migrate: true, Lease: time.Minute,
+		}, quiet, benchLogger(env, c.LogLevel))
+		if err != nil {
+			return nil, err
+		}
+		srvWG.Add(1)
+		go func() { defer srvWG.Done(); _ = srv.Run(srvCtx) }()
+		servers = append(servers, srv)
+		clients = append(clients, &benchClient{base: srv.URL + "/v1beta", key: benchKey, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.Concurrency * 2}}})
+	}
+	srv, cl := servers[0], clients[0]
 
 	var dynURIs []string
 	for i := range c.Webhooks {
@@ -281,7 +310,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		}()
 	}
 	start := time.Now()
-	pubDone, err := publishAll(ctx, cl, c, len(body), dynURIs)
+	pubDone, err := publishAll(ctx, clients, c, len(body), dynURIs)
 	if err != nil {
 		return nil, err
 	}
@@ -310,10 +339,9 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		rep.HealthyP99ms = rep.P99ms
 	}
 	rep.Ratio = rep.DeliveriesPerSec / rep.CeilingPerSec
+	rep.Instances = max(c.Instances, 1)
 	if c.Dynamic {
-		stopSrv()
-		<-srvDone
-		srvDone <- nil
+		stopAll()
 		rep.Dynamic = true
 		rep.RS256SignPerSec = rs256Rate(2 * time.Second)
 		rep.RatioToSigning = rep.DeliveriesPerSec / rep.RS256SignPerSec
@@ -361,7 +389,7 @@ func (b *benchClient) post(ctx context.Context, path string, body any, out any) 
 
 // publishAll publishes c.Events events with c.Concurrency publishers and
 // returns how long publishing took.
-func publishAll(ctx context.Context, cl *benchClient, c benchConfig, padLen int, dynURIs []string) (time.Duration, error) {
+func publishAll(ctx context.Context, clients []*benchClient, c benchConfig, padLen int, dynURIs []string) (time.Duration, error) {
 	pad := strings.Repeat("x", max(padLen-110, 0))
 	event := func() map[string]any {
 		ev := map[string]any{"type": "batch.succeeded", "data": json.RawMessage(
@@ -396,6 +424,7 @@ func publishAll(ctx context.Context, cl *benchClient, c benchConfig, padLen int,
 					}
 				}
 				n := min(per, c.Events-i*per)
+				cl := clients[i%len(clients)]
 				var err error
 				if c.Batch == 0 {
 					err = cl.post(ctx, "/events", event(), nil)

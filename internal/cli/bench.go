@@ -219,7 +219,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	recvURL := "http://" + ln.Addr().String()
 
 	body := benchBody(c.Size)
-	ceiling, err := bareCeiling(ctx, recvURL+"/ceiling", body, c.Concurrency, max(c.Events*c.Webhooks/4, 20000))
+	ceiling, err := bareCeiling(ctx, recvURL+"/ceiling", body, c.Concurrency, min(max(c.Events*c.Webhooks/2, 5000), 50000))
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,85 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func run(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), args, Env{Getenv: func(k string) string { return env[k] }, Stdout: &out, Stderr: &errb})
+	return code, out.String(), errb.String()
+}
+
+func TestUsageAndUnknownCommand(t *testing.T) {
+	t.Parallel()
+	if code, _, errs := run(t, nil); code != 2 || !strings.Contains(errs, "serve") {
+		t.Fatalf("no args: %d %q", code, errs)
+	}
+	if code, _, errs := run(t, nil, "frobnicate"); code != 2 || !strings.Contains(errs, "unknown command") {
+		t.Fatalf("unknown: %d %q", code, errs)
+	}
+	if code, out, _ := run(t, nil, "version"); code != 0 || !strings.Contains(out, Version) {
+		t.Fatalf("version: %d %q", code, out)
+	}
+	if code, _, errs := run(t, nil, "serve", "--time-scale", "0"); code != 2 || !strings.Contains(errs, "time-scale") {
+		t.Fatalf("bad flag: %d %q", code, errs)
+	}
+	if code, _, errs := run(t, map[string]string{"LONGHOOK_WORKERS": "lots"}, "serve"); code != 2 || !strings.Contains(errs, "LONGHOOK_WORKERS") {
+		t.Fatalf("bad env fallback: %d %q", code, errs)
+	}
+}
+
+func TestProjectsAndKeysOnADataDir(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := map[string]string{"LONGHOOK_DATA_DIR": dir} // flags fall back to LONGHOOK_*
+	code, out, errs := run(t, env, "projects", "create", "acme")
+	if code != 0 || !strings.Contains(out, "lh_") {
+		t.Fatalf("projects create: %d %q %q", code, out, errs)
+	}
+	code, out, _ = run(t, env, "projects", "list")
+	if code != 0 || !strings.Contains(out, "acme") {
+		t.Fatalf("projects list: %q", out)
+	}
+	pid := strings.Fields(strings.Split(out, "\n")[1])[0]
+	code, out, errs = run(t, env, "keys", "create", "--project", pid, "--name", "ci")
+	if code != 0 {
+		t.Fatalf("keys create: %q", errs)
+	}
+	keyID := strings.Fields(out)[1]
+	plaintext := strings.TrimSpace(out[strings.LastIndex(out, ":")+1:])
+	if code, _, _ = run(t, env, "keys", "revoke", keyID); code != 0 {
+		t.Fatal("revoke failed")
+	}
+	code, out, _ = run(t, env, "keys", "list", "--project", pid)
+	if code != 0 || strings.Contains(out, plaintext) || !strings.Contains(out, "…"+plaintext[len(plaintext)-4:]) {
+		t.Fatalf("keys list must show only hints: %q", out)
+	}
+	if code, _, errs = run(t, env, "keys", "create", "--project", "nope"); code == 0 {
+		t.Fatalf("key for a missing project accepted: %q", errs)
+	}
+}
+
+// The benchmark runs end to end on a tiny workload and reports a ratio.
+func TestBenchSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("bench smoke test skipped in -short mode")
+	}
+	t.Parallel()
+	code, out, errs := run(t, nil, "bench", "--events", "300", "--webhooks", "2", "--concurrency", "4", "--batch", "50", "--json")
+	if code != 0 {
+		t.Fatalf("bench: %d %s", code, errs)
+	}
+	var rep benchReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("bench --json: %v: %s", err, out)
+	}
+	if rep.Deliveries != 600 || rep.DeliveriesPerSec <= 0 || rep.CeilingPerSec <= 0 || rep.Ratio <= 0 || rep.P99ms <= 0 {
+		t.Fatalf("report: %+v", rep)
+	}
+}

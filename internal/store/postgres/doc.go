@@ -94,17 +94,22 @@
 //
 // # Operations
 //
-// Connections: a small LIFO pool (Options.MaxConns, default 16) of
-// *pgx.Conn plus the listener's connection. Every connection has
-// statement_timeout and idle_in_transaction_session_timeout
-// (Options.StatementTimeout, default 30 s) and application_name
-// "longhook". A connection idle for over a second is pinged before use;
-// one that comes back broken is closed together with every idle one
-// (after a server restart they are all dead), and replacements are dialed
-// lazily by the next request, so nothing reuses a dead connection and
-// nothing reconnects in a loop. Statements are prepared once per
-// connection (pgx's statement cache); behind PgBouncer in transaction
-// mode add default_query_exec_mode=exec to the URL.
+// Connections: a pgxpool.Pool (Options.MaxConns, default 16) plus the
+// listener's connection. Every connection has statement_timeout and
+// idle_in_transaction_session_timeout (Options.StatementTimeout, default
+// 30 s) and application_name "longhook". pgxpool pings a connection idle
+// for over a second before use (5 s ping timeout), destroys one that
+// comes back closed, busy or inside a transaction, and closes connections
+// after an hour, or after 10 minutes idle (health check every minute).
+// When a request finds its connection broken, the driver resets the pool
+// (after a server restart every idle connection is dead too; those in use
+// are closed on release). Replacements are dialed lazily by the next
+// request, so nothing reuses a dead connection and nothing reconnects in
+// a loop. The pool settings come from Options and the constants in
+// pool.go; pool_* URL parameters are taken out of the URL and not sent to
+// the server. Statements are prepared once per connection (pgx's
+// statement cache); behind PgBouncer in transaction mode add
+// default_query_exec_mode=exec to the URL.
 //
 // Retries: each method runs with up to 5 attempts, backing off from 25 ms
 // (±50 %), for serialization failures and deadlocks (rolled back, always

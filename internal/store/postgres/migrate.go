@@ -63,7 +63,7 @@ func MigrationStatus(ctx context.Context, url, schema string) (applied, pending 
 	if err != nil {
 		return nil, nil, err
 	}
-	return migrationStatus(ctx, cfg)
+	return migrationStatus(ctx, cfg.ConnConfig)
 }
 
 // MigrateUp applies the pending migrations of the database at url (creating
@@ -75,7 +75,7 @@ func MigrateUp(ctx context.Context, url, schema string) (applied []string, err e
 	if err != nil {
 		return nil, err
 	}
-	return migrateUp(ctx, cfg, schema, slog.New(slog.DiscardHandler))
+	return migrateUp(ctx, cfg.ConnConfig, schema, slog.New(slog.DiscardHandler))
 }
 
 func migrationStatus(ctx context.Context, cfg *pgx.ConnConfig) (applied, pending []string, err error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/longhook/longhook/internal/core"
 )
@@ -76,8 +77,8 @@ var ErrPendingMigrations = errors.New("postgres: pending migrations")
 // concurrent use, and any number of Stores (in any number of processes)
 // may share one database.
 type Store struct {
-	cfg    *pgx.ConnConfig // pool connections
-	pool   *pool
+	cfg    *pgx.ConnConfig // the listener's connection (as the pool's)
+	pool   *pgxpool.Pool
 	log    *slog.Logger
 	id     string // NOTIFY payload identifying this store
 	notify *notifier
@@ -110,17 +111,14 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	// Migrations run without the statement timeout (a future migration
 	// may build an index on a large table); the pool and the listener
 	// have it.
-	mcfg, err := connConfig(url, o.Schema)
+	pcfg, err := connConfig(url, o.Schema)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := connConfig(url, o.Schema)
-	if err != nil {
-		return nil, err
-	}
+	mcfg := pcfg.ConnConfig.Copy()
 	timeout := strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10)
-	cfg.RuntimeParams["statement_timeout"] = timeout
-	cfg.RuntimeParams["idle_in_transaction_session_timeout"] = timeout
+	pcfg.ConnConfig.RuntimeParams["statement_timeout"] = timeout
+	pcfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = timeout
 
 	if o.Migrate {
 		if _, err := migrateUp(ctx, mcfg, o.Schema, o.Logger); err != nil {
@@ -136,11 +134,15 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		}
 	}
 
+	pool, err := newPool(ctx, pcfg, o.MaxConns)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: pool: %w", err)
+	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	s := &Store{
-		cfg:  cfg,
-		pool: newPool(cfg, int(o.MaxConns)),
+		cfg:  pcfg.ConnConfig.Copy(),
+		pool: pool,
 		log:  o.Logger,
 		id:   hex.EncodeToString(rnd[:]),
 		wake: make(chan struct{}, 1),
@@ -151,7 +153,7 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	// an unreachable database and Wake works as soon as Open returns.
 	lc, err := s.connectListener(ctx)
 	if err != nil {
-		s.pool.close()
+		s.pool.Close()
 		return nil, fmt.Errorf("postgres: listen: %w", err)
 	}
 	bg, cancel := context.WithCancel(context.Background())
@@ -162,13 +164,15 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	return s, nil
 }
 
-// connConfig parses url and applies the settings every connection of the
+// connConfig parses url (pgxpool.ParseConfig, which takes the pool_*
+// parameters out of it) and applies the settings every connection of the
 // driver shares: search_path, application_name and a connect timeout.
-func connConfig(url, schema string) (*pgx.ConnConfig, error) {
-	cfg, err := pgx.ParseConfig(url)
+func connConfig(url, schema string) (*pgxpool.Config, error) {
+	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse url: %w", err)
 	}
+	cfg := pcfg.ConnConfig
 	if schema != "" {
 		if !schemaName.MatchString(schema) {
 			return nil, fmt.Errorf("postgres: schema %q must match %s", schema, schemaName)
@@ -181,21 +185,27 @@ func connConfig(url, schema string) (*pgx.ConnConfig, error) {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
-	return cfg, nil
+	return pcfg, nil
 }
 
-// connect opens one connection with cfg; scanned timestamptz values are
-// in UTC, so they compare equal (reflect.DeepEqual) to what was written.
+// connect opens one connection outside the pool (migrations, the
+// listener).
 func connect(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
 	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
+	registerTypes(c)
+	return c, nil
+}
+
+// registerTypes makes scanned timestamptz values UTC, so they compare
+// equal (reflect.DeepEqual) to what was written.
+func registerTypes(c *pgx.Conn) {
 	c.TypeMap().RegisterType(&pgtype.Type{
 		Name: "timestamptz", OID: pgtype.TimestamptzOID,
 		Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC},
 	})
-	return c, nil
 }
 
 // wakeChannel is the NOTIFY channel of a schema: stores of different
@@ -224,7 +234,7 @@ func (s *Store) Close() error {
 			_ = s.sendNotify(ctx)
 			cancel()
 		}
-		s.pool.close()
+		s.pool.Close()
 	})
 	return nil
 }

@@ -158,6 +158,10 @@ type ClaimJobsParams struct {
 	Limit int
 	// LeaseUntil is the lease expiry to store with the claim.
 	LeaseUntil time.Time
+	// TakeOver also claims running jobs whose unexpired lease belongs to
+	// another owner: for a runner that knows it is the only one using the
+	// store, every such lease belongs to a process that died.
+	TakeOver bool
 }
 
 // JobStore is the persistence of jobs, files and upload sessions. It is

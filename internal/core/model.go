@@ -231,3 +231,45 @@ type Reservation struct {
 	// Until is the lease expiry to store with the reserved deliveries.
 	Until time.Time
 }
+
+// ForInsert returns d with the defaults a store applies when it writes
+// the delivery as part of ev: the event's ids, type and time, status
+// pending, the destination key, and a next attempt time for pending
+// deliveries (none, and no lease, for the others).
+func (d Delivery) ForInsert(ev *Event) Delivery {
+	if d.EventID == "" {
+		d.EventID = ev.ID
+	}
+	if d.ProjectID == "" {
+		d.ProjectID = ev.ProjectID
+	}
+	if d.EventType == "" {
+		d.EventType = ev.Type
+	}
+	if d.Status == "" {
+		d.Status = DeliveryPending
+	}
+	if d.Dest == "" {
+		if d.WebhookID != "" {
+			d.Dest = d.WebhookID
+		} else {
+			d.Dest = "uri:" + d.URI
+		}
+	}
+	if d.CreateTime.IsZero() {
+		d.CreateTime = ev.CreateTime
+	}
+	if d.ScheduleStart.IsZero() {
+		d.ScheduleStart = d.CreateTime
+	}
+	if d.UpdateTime.IsZero() {
+		d.UpdateTime = d.CreateTime
+	}
+	switch {
+	case d.Status != DeliveryPending:
+		d.NextAttemptTime, d.LeaseOwner = time.Time{}, ""
+	case d.NextAttemptTime.IsZero():
+		d.NextAttemptTime = d.CreateTime
+	}
+	return d
+}

@@ -184,7 +184,7 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		er.count = append(er.count, int32(len(ne.Deliveries)))
 		er.created = append(er.created, ev.CreateTime)
 		for _, d := range ne.Deliveries {
-			d = fillDelivery(d, &ev)
+			d = d.ForInsert(&ev)
 			dr.add(d)
 			// Deliveries inserted already leased are handed to their
 			// engine in memory; only unleased ones need a wake-up.
@@ -281,44 +281,6 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		s.committed(led)
 	}
 	return results, nil
-}
-
-func fillDelivery(d core.Delivery, ev *core.Event) core.Delivery {
-	if d.EventID == "" {
-		d.EventID = ev.ID
-	}
-	if d.ProjectID == "" {
-		d.ProjectID = ev.ProjectID
-	}
-	if d.EventType == "" {
-		d.EventType = ev.Type
-	}
-	if d.Status == "" {
-		d.Status = core.DeliveryPending
-	}
-	if d.Dest == "" {
-		if d.WebhookID != "" {
-			d.Dest = d.WebhookID
-		} else {
-			d.Dest = "uri:" + d.URI
-		}
-	}
-	if d.CreateTime.IsZero() {
-		d.CreateTime = ev.CreateTime
-	}
-	if d.ScheduleStart.IsZero() {
-		d.ScheduleStart = d.CreateTime
-	}
-	if d.UpdateTime.IsZero() {
-		d.UpdateTime = d.CreateTime
-	}
-	switch {
-	case d.Status != core.DeliveryPending:
-		d.NextAttemptTime, d.LeaseOwner = time.Time{}, ""
-	case d.NextAttemptTime.IsZero():
-		d.NextAttemptTime = d.CreateTime
-	}
-	return d
 }
 
 // queueOf puts deliveries that were attempted before into the retry queue.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/longhook/longhook/internal/core"
 )
@@ -95,7 +94,7 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 				return fmt.Errorf("event %s: %w", ev.ID, err)
 			}
 			for _, d := range ne.Deliveries {
-				if err := ins.add(fillDelivery(d, &ev)); err != nil {
+				if err := ins.add(d.ForInsert(&ev)); err != nil {
 					return err
 				}
 				// Deliveries inserted already leased are handed to their
@@ -115,44 +114,6 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		s.signal()
 	}
 	return results, nil
-}
-
-func fillDelivery(d core.Delivery, ev *core.Event) core.Delivery {
-	if d.EventID == "" {
-		d.EventID = ev.ID
-	}
-	if d.ProjectID == "" {
-		d.ProjectID = ev.ProjectID
-	}
-	if d.EventType == "" {
-		d.EventType = ev.Type
-	}
-	if d.Status == "" {
-		d.Status = core.DeliveryPending
-	}
-	if d.Dest == "" {
-		if d.WebhookID != "" {
-			d.Dest = d.WebhookID
-		} else {
-			d.Dest = "uri:" + d.URI
-		}
-	}
-	if d.CreateTime.IsZero() {
-		d.CreateTime = ev.CreateTime
-	}
-	if d.ScheduleStart.IsZero() {
-		d.ScheduleStart = d.CreateTime
-	}
-	if d.UpdateTime.IsZero() {
-		d.UpdateTime = d.CreateTime
-	}
-	switch {
-	case d.Status != core.DeliveryPending:
-		d.NextAttemptTime, d.LeaseOwner = time.Time{}, ""
-	case d.NextAttemptTime.IsZero():
-		d.NextAttemptTime = d.CreateTime
-	}
-	return d
 }
 
 // deliveryInserter buffers deliveries and writes them with multi-row

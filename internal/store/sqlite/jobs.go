@@ -179,8 +179,8 @@ func (s *Store) DeleteJob(ctx context.Context, projectID, id string) error {
 func (s *Store) ClaimJobs(ctx context.Context, p core.ClaimJobsParams) ([]*core.Job, error) {
 	var out []*core.Job
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		js, err := queryJobs(ctx, tx, `WHERE state IN ('pending', 'running') AND lease_expire <= ?
-			ORDER BY lease_expire, id LIMIT ?`, micros(p.Now), max(p.Limit, 1))
+		js, err := queryJobs(ctx, tx, `WHERE state IN ('pending', 'running') AND (lease_expire <= ? OR (? AND lease_owner != ?))
+			ORDER BY lease_expire, id LIMIT ?`, micros(p.Now), p.TakeOver, p.Owner, max(p.Limit, 1))
 		if err != nil {
 			return err
 		}

@@ -19,6 +19,7 @@ const (
 	EventInteractionCompleted      = "interaction.completed"
 	EventInteractionFailed         = "interaction.failed"
 	EventInteractionCancelled      = "interaction.cancelled"
+	EventVideoFailed               = "video.failed"
 	EventWebhookPing               = "webhook.ping"
 )
 
@@ -30,7 +31,9 @@ var GeminiEventTypes = []string{
 }
 
 // Catalog is the set of event types a server accepts: Gemini's seven, the
-// two cancellation extensions, and operator-declared custom types.
+// extensions batch.cancelled, interaction.cancelled and video.failed (so
+// every job kind has a terminal event for every outcome), and
+// operator-declared custom types.
 type Catalog struct {
 	types []string
 }
@@ -39,7 +42,7 @@ type Catalog struct {
 // dot-separated segments of [a-zA-Z0-9_].
 func NewCatalog(custom ...string) (*Catalog, error) {
 	types := append([]string{}, GeminiEventTypes...)
-	types = append(types, EventBatchCancelled, EventInteractionCancelled)
+	types = append(types, EventBatchCancelled, EventInteractionCancelled, EventVideoFailed)
 	for _, c := range custom {
 		if !ValidEventTypeSyntax(c) {
 			return nil, Invalid("event_types", "custom event type %q must be dot-separated segments of [a-zA-Z0-9_]", c)

@@ -1,0 +1,190 @@
+package jobs
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// This file converts between the Interactions API's shapes (input content
+// blocks and steps) and the Gemini contents executors work on.
+
+// parseInteractionInput reads an interaction's input — a string, a content
+// block, or an array of content blocks and steps (user_input,
+// model_output, function_call, function_result) — into Gemini contents.
+// callNames maps the call ids of the predecessor's pending function calls
+// to their function names, for function results that omit the name.
+func parseInteractionInput(raw json.RawMessage, callNames map[string]string) ([]Content, error) {
+	var text string
+	if json.Unmarshal(raw, &text) == nil {
+		if text == "" {
+			return nil, core.Invalid("input", "input must not be empty")
+		}
+		return []Content{{Role: "user", Parts: []Part{{Text: text}}}}, nil
+	}
+	var items []json.RawMessage
+	switch t := bytes.TrimSpace(raw); {
+	case len(t) > 0 && t[0] == '{':
+		items = []json.RawMessage{t}
+	case json.Unmarshal(t, &items) != nil:
+		return nil, core.Invalid("input", "input must be a string, a content object, or an array of contents and steps")
+	}
+	var out []Content
+	add := func(role string, p Part) {
+		if n := len(out); n > 0 && out[n-1].Role == role {
+			out[n-1].Parts = append(out[n-1].Parts, p)
+			return
+		}
+		out = append(out, Content{Role: role, Parts: []Part{p}})
+	}
+	for i, it := range items {
+		what := fmt.Sprintf("input[%d]", i)
+		f, err := decodeFields(it, what)
+		if err != nil {
+			return nil, err
+		}
+		var typ string
+		_ = json.Unmarshal(f.get("type"), &typ)
+		switch typ {
+		case "text", "image", "audio", "video", "document":
+			p, err := contentBlock(f, it, what)
+			if err != nil {
+				return nil, err
+			}
+			add("user", p)
+		case "user_input", "model_output":
+			role := "user"
+			if typ == "model_output" {
+				role = "model"
+			}
+			var blocks []json.RawMessage
+			_ = json.Unmarshal(f.get("content"), &blocks)
+			for k, b := range blocks {
+				bf, err := decodeFields(b, fmt.Sprintf("%s.content[%d]", what, k))
+				if err != nil {
+					return nil, err
+				}
+				p, err := contentBlock(bf, b, what)
+				if err != nil {
+					return nil, err
+				}
+				add(role, p)
+			}
+		case "function_call":
+			var c struct {
+				ID        string          `json:"id"`
+				Name      string          `json:"name"`
+				Arguments json.RawMessage `json:"arguments"`
+			}
+			if json.Unmarshal(it, &c) != nil || c.Name == "" {
+				return nil, core.Invalid(what, "%s: a function_call step needs a name", what)
+			}
+			add("model", Part{FunctionCall: &FunctionCall{ID: c.ID, Name: c.Name, Args: c.Arguments}})
+		case "function_result":
+			var r struct {
+				CallID  string          `json:"call_id"`
+				Name    string          `json:"name"`
+				Result  json.RawMessage `json:"result"`
+				IsError bool            `json:"is_error"`
+			}
+			if json.Unmarshal(it, &r) != nil || r.CallID == "" {
+				return nil, core.Invalid(what, "%s: a function_result step needs a call_id", what)
+			}
+			if r.Name == "" {
+				r.Name = callNames[r.CallID]
+			}
+			add("user", Part{FunctionResponse: &FunctionResponse{ID: r.CallID, Name: r.Name, Response: resultObject(r.Result, r.IsError)}})
+		case "thought":
+		default:
+			return nil, core.Invalid(what+".type", "%s.type %q is not supported; use text, user_input, model_output, function_call or function_result", what, typ)
+		}
+	}
+	if len(out) == 0 {
+		return nil, core.Invalid("input", "input holds no content")
+	}
+	return out, nil
+}
+
+// contentBlock converts an interactions content block: text becomes a
+// text part, other media are kept verbatim (executors skip them).
+func contentBlock(f fields, raw json.RawMessage, what string) (Part, error) {
+	var typ string
+	_ = json.Unmarshal(f.get("type"), &typ)
+	if typ != "text" {
+		return Part{Other: bytes.Clone(raw)}, nil
+	}
+	var p Part
+	if err := json.Unmarshal(f.get("text"), &p.Text); err != nil {
+		return Part{}, core.Invalid(what, "%s: a text block needs a string text", what)
+	}
+	return p, nil
+}
+
+// resultObject makes a function result a JSON object, as Gemini's
+// FunctionResponse.response must be: objects pass through, anything else
+// is wrapped as {"result": ...} (or {"error": ...}).
+func resultObject(result json.RawMessage, isError bool) json.RawMessage {
+	t := bytes.TrimSpace(result)
+	if !isError && len(t) > 0 && t[0] == '{' {
+		return t
+	}
+	if len(t) == 0 {
+		t = []byte("null")
+	}
+	key := "result"
+	if isError {
+		key = "error"
+	}
+	b, _ := json.Marshal(map[string]json.RawMessage{key: t})
+	return b
+}
+
+// parseInteractionTools reads tools[] of type "function" (other tool types
+// are accepted and ignored).
+func parseInteractionTools(raw json.RawMessage) ([]FunctionDecl, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var tools []fields
+	if err := json.Unmarshal(raw, &tools); err != nil {
+		return nil, core.Invalid("tools", "tools must be an array of tool objects")
+	}
+	out := []FunctionDecl{}
+	for i, t := range tools {
+		var typ string
+		_ = json.Unmarshal(t.get("type"), &typ)
+		if typ != "function" {
+			continue
+		}
+		var fd FunctionDecl
+		_ = json.Unmarshal(t.get("name"), &fd.Name)
+		_ = json.Unmarshal(t.get("description"), &fd.Description)
+		fd.Parameters = t.get("parameters")
+		if fd.Name == "" {
+			return nil, core.Invalid(fmt.Sprintf("tools[%d].name", i), "tools[%d]: a function tool needs a name", i)
+		}
+		out = append(out, fd)
+	}
+	return out, nil
+}
+
+// replySteps renders a reply as interaction steps: a model_output step for
+// the text, then one function_call step per call.
+func replySteps(r *Reply) []map[string]any {
+	var steps []map[string]any
+	var content []map[string]any
+	for _, p := range r.Parts {
+		if p.Text != "" {
+			content = append(content, map[string]any{"type": "text", "text": p.Text})
+		}
+	}
+	if len(content) > 0 {
+		steps = append(steps, map[string]any{"type": "model_output", "content": content})
+	}
+	for _, c := range r.FunctionCalls() {
+		steps = append(steps, map[string]any{"type": "function_call", "id": c.ID, "name": c.Name, "arguments": argsOrEmpty(c.Args)})
+	}
+	return steps
+}

@@ -1,0 +1,71 @@
+// Package jobs runs longhook's long-running jobs — batches, video
+// generation and background interactions — behind Gemini-compatible HTTP
+// APIs, together with the Files API that holds their inputs and outputs,
+// and emits their lifecycle events through the publisher (product.md §3,
+// §5, §6).
+//
+// # Pieces
+//
+//   - Service is the whole feature: New builds it from a Config, Routes
+//     registers the HTTP API (api.Deps.Extra), Run is the runner, and Tasks
+//     are the leader's periodic work (batch expiry, file and upload sweeps).
+//   - An Executor produces the model output: Simulator (default,
+//     deterministic, with failure markers), OpenAI (any OpenAI-compatible
+//     /v1/chat/completions server) and Command (an operator program that
+//     renders videos); Combine mixes one for text and one for video.
+//   - core.JobStore persists jobs, files and upload sessions; file bytes live
+//     under Config.Dir.
+//
+// # State machine
+//
+// Every kind shares core.JobState:
+//
+//	created ─► pending ─claim─► running ─┬─► succeeded        (one terminal event)
+//	              │                │     ├─► failed
+//	              │                │     └─► requires_action  (interactions; settled)
+//	              └────────────────┴───────► cancelled | expired
+//
+// The API spells the state per kind: BATCH_STATE_* for batches, done/error
+// on video operations, in_progress|requires_action|completed|failed|
+// cancelled on interactions.
+//
+// # Events: exactly one terminal event per job
+//
+// A transition that emits (terminal, or requires_action) is one
+// UpdateJob transaction that changes the state, increments the job's
+// sequence and stores the event in the job's outbox. The publish follows
+// with IdempotencyKey "job:{id}:terminal" (or "job:{id}:{seq}" for
+// requires_action), and a second UpdateJob clears the outbox and sets
+// TerminalEmitted. A crash anywhere in between leaves the outbox set, and
+// the runner re-publishes it on start: the publisher answers a repeated
+// idempotency key with the original event, so the receiver sees it once.
+// Transitions check the current state inside the transaction, so a cancel
+// racing a completion or an expiry produces one terminal state and one
+// event, never two.
+//
+// data.sequence numbers a job's events 1, 2, 3…; an interaction continued
+// through previous_interaction_id continues its predecessor's numbering, so
+// a receiver can order a whole function-calling conversation
+// (requires_action = n, completed = n+1).
+//
+// Event data (design choices where Gemini publishes nothing): id is the
+// resource name (batches/{id}, models/{model}/operations/{id}) or the bare
+// interaction id; error_code is the Google status name (e.g. INTERNAL,
+// INVALID_ARGUMENT); video.generated carries output_file_uri and its alias
+// video_uri (the download URI the SDKs accept) and file_name (files/{id}).
+// A video that fails emits video.failed (an extension outside Gemini's
+// catalog, published as internal: dynamic URIs receive it, static webhooks
+// only if the operator declares the type with --event-types).
+//
+// # Runner, leases and restarts
+//
+// Run claims runnable jobs (pending, or running with an expired lease) up
+// to Config.Workers, executes each in its own goroutine and renews the
+// leases every LeaseTTL/3. A job whose lease cannot be renewed (cancelled,
+// expired, taken over) has its execution cancelled. On shutdown the runner
+// cancels executions and releases their leases, so the next start resumes
+// them at once; after a crash the lease runs out first. A job started more
+// than MaxRuns times fails with error_code ABORTED instead of looping.
+// Execution is idempotent: a batch's output file has a fixed id
+// (batch-{job id}), so a resumed run overwrites a half-written one.
+package jobs

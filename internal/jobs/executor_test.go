@@ -1,0 +1,83 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/longhook/longhook/internal/clocktest"
+	"github.com/longhook/longhook/internal/core"
+)
+
+func TestParseDurations(t *testing.T) {
+	t.Parallel()
+	d, err := ParseDurations("batch=2s, video=1m")
+	if err != nil || d[core.JobBatch] != 2*time.Second || d[core.JobVideo] != time.Minute || d[core.JobInteraction] != 0 {
+		t.Fatalf("%v %v", d, err)
+	}
+	if d, err := ParseDurations("3s"); err != nil || d[core.JobInteraction] != 3*time.Second {
+		t.Fatalf("%v %v", d, err)
+	}
+	for _, bad := range []string{"batch", "batch=x", "robot=1s", "batch=-1s"} {
+		if _, err := ParseDurations(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if _, err := NewExecutor(ExecutorConfig{Kind: "quantum"}); err == nil {
+		t.Error("unknown executor accepted")
+	}
+	if _, err := NewExecutor(ExecutorConfig{Kind: "openai"}); err == nil {
+		t.Error("openai without a URL accepted")
+	}
+	if _, err := NewExecutor(ExecutorConfig{Kind: "openai", OpenAI: OpenAIConfig{URL: "http://x"}, VideoCommand: "/bin/true a"}); err != nil {
+		t.Error(err)
+	}
+}
+
+// The simulator takes its configured (scaled) time on the clock, answers
+// deterministically and honours its markers.
+func TestSimulator(t *testing.T) {
+	t.Parallel()
+	clock := clocktest.New(time.Date(2026, 5, 5, 12, 0, 0, 0, time.UTC))
+	sim := NewSimulator(SimulatorConfig{Clock: clock, Scale: 60, Durations: map[core.JobKind]time.Duration{core.JobInteraction: time.Hour}})
+	turn := &Turn{Kind: core.JobInteraction, Contents: []Content{{Role: "user", Parts: []Part{{Text: "hello"}}}}}
+	done := make(chan *Reply, 1)
+	go func() {
+		r, err := sim.Generate(context.Background(), turn)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	var r *Reply
+	waitFor(t, "the simulated minute", func() bool {
+		clock.Advance(time.Second) // one hour / 60 = one minute of clock time
+		select {
+		case r = <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	if r.Parts[0].Text != "Simulated response to: hello" || r.FinishReason != "STOP" {
+		t.Fatalf("reply %+v", r)
+	}
+	var ee *Error
+	turn.Kind = core.JobBatch
+	turn.Contents[0].Parts[0].Text = "x " + MarkerFailRequest
+	if _, err := sim.Generate(context.Background(), turn); !errors.As(err, &ee) || ee.Fatal || ee.Code != "INVALID_ARGUMENT" {
+		t.Fatalf("fail_request: %v", err)
+	}
+	turn.Contents[0].Parts[0].Text = "x " + MarkerExpire
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := sim.Generate(ctx, turn); !errors.Is(err, context.Canceled) {
+		t.Fatalf("expire: %v", err)
+	}
+	failing := NewSimulator(SimulatorConfig{FailKinds: []core.JobKind{core.JobVideo}})
+	if _, err := failing.RenderVideo(context.Background(), &VideoSpec{Prompt: "x"}, t.TempDir()+"/v"); err == nil || !strings.Contains(err.Error(), "Simulated") {
+		t.Fatalf("FailKinds: %v", err)
+	}
+}

@@ -1,0 +1,124 @@
+package jobs
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// The interactions API: validation, foreground and background turns, the
+// function-calling checks on continuations, cancel, delete and failure.
+func TestInteractionsREST(t *testing.T) {
+	t.Parallel()
+	f := setup(t, options{})
+	hook := newReceiver(t)
+	wc := map[string]any{"uris": []string{hook.srv.URL}, "user_metadata": map[string]any{"u": 1}}
+	const path = "/v1beta/interactions"
+
+	for name, tc := range map[string]struct {
+		body any
+		frag string
+	}{
+		"webhook without background": {map[string]any{"model": "m", "input": "x", "webhook_config": wc}, "background: true"},
+		"stream":                     {map[string]any{"model": "m", "input": "x", "stream": true}, "stream"},
+		"no model":                   {map[string]any{"input": "x"}, "model"},
+		"no input":                   {map[string]any{"model": "m"}, "input"},
+		"unknown field":              {map[string]any{"model": "m", "input": "x", "colour": 1}, "colour"},
+		"bad step":                   {map[string]any{"model": "m", "input": []any{map[string]any{"type": "dance"}}}, "dance"},
+		"unknown previous":           {map[string]any{"model": "m", "input": "x", "previous_interaction_id": "nope"}, "previous_interaction_id"},
+	} {
+		r := f.call("POST", path, tc.body)
+		if r.status != 400 || !strings.Contains(r.str("error.message"), tc.frag) {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+	}
+
+	// Foreground: answered in the request.
+	fg := f.call("POST", path, map[string]any{"model": "m", "input": []any{map[string]any{"type": "text", "text": "hi there"}}}).must(t, 200)
+	steps, _ := fg.path("steps").([]any)
+	if fg.str("status") != "completed" || len(steps) != 1 || !strings.Contains(fg.raw2(), "Simulated response to: hi there") {
+		t.Fatalf("foreground: %s", fg.raw)
+	}
+	if g := f.call("GET", path+"/"+fg.str("id")+"?include_input=true", nil).must(t, 200); g.path("input") == nil {
+		t.Fatalf("include_input: %s", g.raw)
+	}
+
+	// Background with a declared function: requires_action.
+	tools := []any{map[string]any{"type": "function", "name": "lookup", "parameters": map[string]any{"type": "object"}}}
+	first := f.call("POST", path, map[string]any{"model": "m", "input": "please lookup the answer", "tools": tools,
+		"background": true, "webhook_config": wc, "system_instruction": "be terse"}).must(t, 200)
+	if first.str("status") != "in_progress" || first.str("system_instruction") != "be terse" || first.path("webhook_config.user_metadata.u") != float64(1) {
+		t.Fatalf("create: %s", first.raw)
+	}
+	d := hook.next(t)
+	if d.event["type"] != core.EventInteractionRequiresAction || d.data()["id"] != first.str("id") {
+		t.Fatalf("requires_action: %s", d.body)
+	}
+	got := f.call("GET", path+"/"+first.str("id"), nil).must(t, 200)
+	steps, _ = got.path("steps").([]any)
+	call, _ := steps[0].(map[string]any)
+	if got.str("status") != "requires_action" || call["type"] != "function_call" || call["name"] != "lookup" {
+		t.Fatalf("requires_action resource: %s", got.raw)
+	}
+	cont := func(input any) *reply {
+		return f.call("POST", path, map[string]any{"model": "m", "previous_interaction_id": first.str("id"),
+			"input": input, "background": true, "webhook_config": wc})
+	}
+	if r := cont("just text"); r.status != 400 || !strings.Contains(r.str("error.message"), call["id"].(string)) {
+		t.Fatalf("continuation without the result: %d %s", r.status, r.raw)
+	}
+	if r := cont([]any{map[string]any{"type": "function_result", "call_id": "other", "result": "x"}}); r.status != 400 {
+		t.Fatalf("continuation with a wrong call_id: %d %s", r.status, r.raw)
+	}
+	second := cont([]any{map[string]any{"type": "function_result", "call_id": call["id"], "result": "42"}}).must(t, 200)
+	d = hook.next(t)
+	if d.event["type"] != core.EventInteractionCompleted || d.data()["id"] != second.str("id") || d.data()["sequence"] != float64(2) {
+		t.Fatalf("completed: %s", d.body)
+	}
+	done := f.call("GET", path+"/"+second.str("id"), nil).must(t, 200)
+	if !strings.Contains(done.raw2(), `The function lookup returned {\"result\":\"42\"}`) || done.path("usage.total_tokens") == nil {
+		t.Fatalf("completed resource: %s", done.raw)
+	}
+
+	// A turn still in progress blocks its continuation, can be cancelled
+	// (by both spellings) and cannot be deleted until then.
+	slow := f.call("POST", path, map[string]any{"model": "m", "input": "wait [[expire]]", "background": true, "webhook_config": wc}).must(t, 200)
+	if r := f.call("POST", path, map[string]any{"model": "m", "input": "x", "previous_interaction_id": slow.str("id")}); r.status != 400 || r.str("error.status") != "FAILED_PRECONDITION" {
+		t.Fatalf("continuation of a running turn: %d %s", r.status, r.raw)
+	}
+	if r := f.call("DELETE", path+"/"+slow.str("id"), nil); r.status != 400 {
+		t.Fatalf("delete while running: %d %s", r.status, r.raw)
+	}
+	if r := f.call("POST", path+"/"+slow.str("id")+"/cancel", nil).must(t, 200); r.str("status") != "cancelled" {
+		t.Fatalf("cancel: %s", r.raw)
+	}
+	f.call("POST", path+"/"+slow.str("id")+":cancel", nil).must(t, 200)
+	if d := hook.next(t); d.event["type"] != core.EventInteractionCancelled {
+		t.Fatalf("cancelled: %s", d.body)
+	}
+	if r := f.call("POST", path+"/"+second.str("id")+"/cancel", nil); r.status != 400 {
+		t.Fatalf("cancel of a completed turn: %d %s", r.status, r.raw)
+	}
+
+	// A failing turn.
+	bad := f.call("POST", path, map[string]any{"model": "m", "input": "[[fail]]", "background": true, "webhook_config": wc}).must(t, 200)
+	if d := hook.next(t); d.event["type"] != core.EventInteractionFailed || d.data()["error_code"] != "INTERNAL" {
+		t.Fatalf("failed: %s", d.body)
+	}
+	if j := f.settled(bad.str("id")); j.State != core.JobFailed {
+		t.Fatalf("failed job %+v", j)
+	}
+	if r := f.call("GET", path+"/"+bad.str("id"), nil).must(t, 200); r.str("status") != "failed" || r.path("errors") == nil {
+		t.Fatalf("failed resource: %s", r.raw)
+	}
+	f.call("DELETE", path+"/"+fg.str("id"), nil).must(t, 200)
+	f.call("GET", path+"/"+fg.str("id"), nil).must(t, 404)
+	if _, err := f.store.GetJob(context.Background(), f.project, fg.str("id")); err == nil {
+		t.Fatal("deleted interaction still stored")
+	}
+}
+
+// raw2 is the raw body as a string.
+func (r *reply) raw2() string { return string(r.raw) }

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/longhook/longhook/internal/gateway"
 	"github.com/longhook/longhook/webhook"
 )
 
@@ -76,6 +77,9 @@ type benchReport struct {
 }
 
 func runBench(ctx context.Context, args []string, env Env) error {
+	if rest, ok := benchGateway(args); ok {
+		return gateway.RunBench(ctx, rest, env.Getenv, env.Stdout, env.Stderr)
+	}
 	fs := newFlagSet("bench", env)
 	var c benchConfig
 	fs.IntVar(&c.Events, "events", 20000, "events to publish")

@@ -40,7 +40,10 @@ func commands() []command {
 		{"keys", "create, list or revoke API keys", runKeys},
 		{"migrate", "apply or show database migrations (PostgreSQL)", runMigrate},
 		{"jwks", "rotate or list the JWT signing keys of dynamic webhooks", runJWKS},
-		{"bench", "measure delivery throughput and latency against the bare-HTTP ceiling", runBench},
+		{"gateway", "run the receiving edge: verify, deduplicate, store, forward (--config gateway.yaml)", runGateway},
+		{"listen", "relay a gateway's events into a private network over an outbound connection", runListen},
+		{"check", "test a receiver for correct verification, replay rejection and deduplication", runCheck},
+		{"bench", "measure throughput against the bare-HTTP ceiling (--gateway, --dynamic, --instances)", runBench},
 		{"version", "print the version", func(_ context.Context, _ []string, env Env) error {
 			fmt.Fprintln(env.Stdout, "longhook", Version)
 			return nil

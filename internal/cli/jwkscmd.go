@@ -30,7 +30,7 @@ func runJWKS(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, *dbURL, *dataDir, false)
+	store, err := openStore(ctx, *dbURL, *dataDir, false, nil)
 	if err != nil {
 		return err
 	}

@@ -26,7 +26,7 @@ func runProjects(ctx context.Context, args []string, env Env) error {
 	if err := fs.parse(args[1:]); err != nil {
 		return err
 	}
-	store, err := openStore(ctx, *dbURL, *dataDir, false)
+	store, err := openStore(ctx, *dbURL, *dataDir, false, nil)
 	if err != nil {
 		return err
 	}
@@ -75,7 +75,7 @@ func runKeys(ctx context.Context, args []string, env Env) error {
 	if err := fs.parse(args[1:]); err != nil {
 		return err
 	}
-	store, err := openStore(ctx, *dbURL, *dataDir, false)
+	store, err := openStore(ctx, *dbURL, *dataDir, false, nil)
 	if err != nil {
 		return err
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/longhook/longhook/internal/api"
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/engine"
+	"github.com/longhook/longhook/internal/jobs"
 	"github.com/longhook/longhook/internal/jwks"
 	"github.com/longhook/longhook/internal/publish"
 	"github.com/longhook/longhook/internal/secretbox"
@@ -53,8 +54,15 @@ type ServeConfig struct {
 	// JWKSMargin keeps a retired key published beyond it (default 10 min).
 	JWTTTL     time.Duration
 	JWKSMargin time.Duration
-	LogLevel   slog.Level
-	LogJSON    bool
+	// Jobs: the model backend and its settings.
+	Executor     string        // simulator (default) or openai
+	OpenAIURL    string        // OpenAI-compatible server for the openai executor
+	OpenAIModel  string        // model name sent to it (default: the request's)
+	VideoCommand string        // program that renders videos (default: a simulated MP4)
+	SimDuration  string        // simulated model time per job kind
+	BatchWindow  time.Duration // unfinished batches expire after this (default 48 h)
+	LogLevel     slog.Level
+	LogJSON      bool
 }
 
 func runServe(ctx context.Context, args []string, env Env) error {
@@ -79,6 +87,12 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	fs.DurationVar(&cfg.JWKSRotateEvery, "jwks-rotate-every", 30*24*time.Hour, "scheduled rotation of the JWT signing key")
 	fs.DurationVar(&cfg.JWTTTL, "jwt-ttl", 5*time.Minute, "lifetime of each dynamic-webhook JWT")
 	fs.DurationVar(&cfg.JWKSMargin, "jwks-retire-margin", 10*time.Minute, "how long a retired key stays published after its last token expired")
+	fs.StringVar(&cfg.Executor, "executor", "simulator", "model backend of jobs: simulator or openai")
+	fs.StringVar(&cfg.OpenAIURL, "openai-url", "", "OpenAI-compatible server for --executor openai (e.g. http://localhost:11434/v1)")
+	fs.StringVar(&cfg.OpenAIModel, "openai-model", "", "model sent to the OpenAI server (default: the request's)")
+	fs.StringVar(&cfg.VideoCommand, "video-command", "", "program that writes videos to $LONGHOOK_OUTPUT (default: a simulated MP4)")
+	fs.StringVar(&cfg.SimDuration, "sim-duration", "batch=2s,video=10s,interaction=1s", "simulated model time per job kind (divided by --time-scale)")
+	fs.DurationVar(&cfg.BatchWindow, "batch-window", 48*time.Hour, "unfinished batches expire after this (divided by --time-scale)")
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&format, "log-format", "text", "log format: text or json")
 	if err := fs.parse(args); err != nil {
@@ -140,6 +154,7 @@ type Server struct {
 	engine    *engine.Engine
 	maint     *engine.Maintenance
 	keys      *jwks.Manager
+	jobs      *jobs.Service
 	ready     atomic.Bool
 	URL       string // http://host:port actually listened on
 	APIKey    string // the bootstrap key, when this start created it
@@ -166,7 +181,7 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	store, err := openStore(ctx, cfg.DatabaseURL, cfg.DataDir, cfg.Migrate)
+	store, err := openStore(ctx, cfg.DatabaseURL, cfg.DataDir, cfg.Migrate, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -227,9 +242,29 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 		Store: store, Catalog: catalog, Policy: policy, Lanes: lanes,
 		OnPublished: func(n int) { accepted.Add(float64(n)) }, Direct: s.engine,
 	})
+	tasks := []engine.Task{{Name: "jwks", Run: keys.Maintain}}
+	var extra func(*http.ServeMux)
+	if js, ok := store.(core.JobStore); ok {
+		exec, err := jobs.NewExecutor(jobs.ExecutorConfig{Kind: cfg.Executor, SimDurations: cfg.SimDuration, Scale: cfg.TimeScale,
+			VideoCommand: cfg.VideoCommand, OpenAI: jobs.OpenAIConfig{URL: cfg.OpenAIURL, Model: cfg.OpenAIModel,
+				APIKey: env.Getenv("LONGHOOK_OPENAI_API_KEY")}})
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		s.jobs, err = jobs.New(jobs.Config{Store: js, Keys: store, Publisher: pub, Dir: filepath.Join(cfg.DataDir, "jobs"),
+			Policy: policy, PublicURL: strings.TrimSuffix(s.cfg.PublicURL, "/"), Executor: exec, Logger: logger,
+			TimeScale: cfg.TimeScale, BatchWindow: cfg.BatchWindow,
+			SoleRunner: !store.Capabilities().SharedAcrossProcesses})
+		if err != nil {
+			return nil, err
+		}
+		tasks, extra = append(tasks, s.jobs.Tasks()...), s.jobs.Routes
+	} else {
+		logger.Warn("jobs.disabled", slog.String("reason", "the "+store.Capabilities().Driver+" store has no job support yet"))
+	}
 	s.maint = engine.NewMaintenance(engine.MaintenanceConfig{
 		Store: store, Logger: logger, Owner: s.engine.Owner(), Retention: cfg.Retention, Scale: cfg.TimeScale,
-		Tasks: []engine.Task{{Name: "jwks", Run: keys.Maintain}},
+		Tasks: tasks,
 	})
 
 	mac := hmac.New(sha256.New, masterKey)
@@ -237,7 +272,7 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 	handler := api.NewServer(api.Deps{
 		Store: store, Publisher: pub, Catalog: catalog, Cipher: box, Policy: policy,
 		Logger: logger, PageTokenKey: mac.Sum(nil), Ready: s.ready.Load,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), JWKS: keys,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), JWKS: keys, Extra: extra,
 	})
 	s.http = &http.Server{
 		Handler:           handler,
@@ -263,6 +298,9 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.engine.Run(gctx) })
 	g.Go(func() error { return s.maint.Run(gctx) })
 	g.Go(func() error { return s.keys.RunReloader(gctx, 2*time.Second) })
+	if s.jobs != nil {
+		g.Go(func() error { return s.jobs.Run(gctx) })
+	}
 
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- s.http.Serve(s.listener) }()

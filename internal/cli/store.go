@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 
@@ -15,14 +16,14 @@ import (
 // is the embedded SQLite store (migrated on open), postgres:// is
 // PostgreSQL (which refuses to open with pending migrations unless migrate
 // is set).
-func openStore(ctx context.Context, url, dataDir string, migrate bool) (core.Store, error) {
+func openStore(ctx context.Context, url, dataDir string, migrate bool, logger *slog.Logger) (core.Store, error) {
 	switch {
 	case url == "":
 		return sqlite.Open(ctx, filepath.Join(dataDir, "longhook.db"))
 	case strings.HasPrefix(url, "sqlite://"):
 		return sqlite.Open(ctx, strings.TrimPrefix(url, "sqlite://"))
 	case isPostgres(url):
-		st, err := postgres.Open(ctx, url, postgres.Options{Migrate: migrate})
+		st, err := postgres.Open(ctx, url, postgres.Options{Migrate: migrate, Logger: logger})
 		if err != nil {
 			return nil, err
 		}
@@ -50,14 +51,14 @@ func runMigrate(ctx context.Context, args []string, env Env) error {
 	}
 	if !isPostgres(*dbURL) {
 		if args[0] == "up" {
-			st, err := openStore(ctx, *dbURL, *dataDir, true)
+			st, err := openStore(ctx, *dbURL, *dataDir, true, nil)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(env.Stdout, "sqlite: schema is up to date")
 			return st.Close()
 		}
-		st, err := openStore(ctx, *dbURL, *dataDir, true)
+		st, err := openStore(ctx, *dbURL, *dataDir, true, nil)
 		if err != nil {
 			return err
 		}

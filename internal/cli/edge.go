@@ -1,0 +1,36 @@
+package cli
+
+import (
+	"context"
+	"slices"
+
+	"github.com/longhook/longhook/internal/gateway"
+	"github.com/longhook/longhook/internal/gateway/check"
+	"github.com/longhook/longhook/internal/gateway/listen"
+)
+
+// The receiving edge lives in internal/gateway; these adapt its entry
+// points to the command table.
+
+func runGateway(ctx context.Context, args []string, env Env) error {
+	return gateway.RunGateway(ctx, args, env.Getenv, env.Stdout, env.Stderr)
+}
+
+func runListen(ctx context.Context, args []string, env Env) error {
+	return listen.RunListen(ctx, args, env.Getenv, env.Stdout, env.Stderr)
+}
+
+func runCheck(ctx context.Context, args []string, env Env) error {
+	return check.RunCheck(ctx, args, env.Getenv, env.Stdout, env.Stderr)
+}
+
+// benchGateway reports whether args ask for `longhook bench --gateway`
+// and returns the remaining args.
+func benchGateway(args []string) ([]string, bool) {
+	for i, a := range args {
+		if a == "--gateway" || a == "-gateway" {
+			return slices.Delete(slices.Clone(args), i, i+1), true
+		}
+	}
+	return args, false
+}

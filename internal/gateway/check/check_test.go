@@ -1,0 +1,156 @@
+package check
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/longhook/longhook/internal/gateway"
+	"github.com/longhook/longhook/webhook"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreAnyFunction("database/sql.(*DB).connectionOpener"),
+	)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// correctReceiver is the longhook gateway itself: verify → dedupe → store.
+func correctReceiver(t *testing.T, secret, issuer string) *httptest.Server {
+	t.Helper()
+	g, err := gateway.NewGateway(context.Background(), gateway.Config{
+		DataDir: t.TempDir(),
+		Sources: []gateway.SourceConfig{{Name: "app", Path: "/hook", Verify: gateway.VerifyConfig{
+			HMACSecrets: []string{secret},
+			JWKS:        &gateway.JWKSConfig{URL: issuer + "/.well-known/jwks.json", Issuer: issuer, Audience: "https://app.example/hook"},
+		}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		_ = g.Close()
+	})
+	return srv
+}
+
+// noSignatureCheck processes whatever arrives.
+func noSignatureCheck(t *testing.T) *httptest.Server {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		if seen[r.Header.Get(webhook.HeaderID)] {
+			return
+		}
+		seen[r.Header.Get(webhook.HeaderID)] = true
+		var v map[string]any
+		if json.NewDecoder(r.Body).Decode(&v) != nil {
+			http.Error(w, "bad json", http.StatusBadRequest)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// noDedupe verifies properly but processes every delivery.
+func noDedupe(t *testing.T, secret string) *httptest.Server {
+	v, err := webhook.NewVerifier([]string{secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := v.Verify(r.Header, body); err != nil {
+			http.Error(w, "invalid webhook", http.StatusUnauthorized)
+			return
+		}
+		var evt map[string]any
+		if json.Unmarshal(body, &evt) != nil {
+			http.Error(w, "bad json", http.StatusBadRequest)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func run(t *testing.T, url string, args ...string) (string, error) {
+	t.Helper()
+	var out strings.Builder
+	err := RunCheck(context.Background(), append([]string{url}, args...), func(string) string { return "" }, &out, io.Discard)
+	return out.String(), err
+}
+
+func TestCheckTellsReceiversApart(t *testing.T) {
+	t.Parallel()
+	secret, _ := webhook.NewSecret()
+	issuer := "http://" + freeAddr(t)
+
+	good := correctReceiver(t, secret, issuer)
+	out, err := run(t, good.URL+"/hook", "--secret", secret, "--jwks-issuer", issuer, "--audience", "https://app.example/hook")
+	if err != nil {
+		t.Fatalf("correct receiver failed: %v\n%s", err, out)
+	}
+	t.Log("\n" + out)
+	if !strings.Contains(out, "16 of 16 cases passed") {
+		t.Errorf("report:\n%s", out)
+	}
+
+	out, err = run(t, noSignatureCheck(t).URL, "--secret", secret)
+	if err == nil {
+		t.Fatalf("receiver without signature checks passed:\n%s", out)
+	}
+	for _, c := range []string{"bad-signature", "missing-signature", "tampered-body", "stale-timestamp", "future-timestamp"} {
+		if !strings.Contains(err.Error(), c) {
+			t.Errorf("no-signature receiver: %q not reported in %v", c, err)
+		}
+	}
+
+	out, err = run(t, noDedupe(t, secret).URL, "--secret", secret, "--json")
+	if err == nil || !strings.Contains(err.Error(), "1 of 9 cases failed: redelivery-not-reprocessed") {
+		t.Fatalf("non-deduplicating receiver: %v\n%s", err, out)
+	}
+	var rep struct{ Results []Result }
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Results) != 9 {
+		t.Fatalf("--json output: %v\n%s", err, out)
+	}
+}
+
+func TestCheckUsage(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"http://127.0.0.1:1/hook"},                            // no mode
+		{"--secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, // no URL
+		{"ftp://x", "--secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
+		{"http://127.0.0.1:1/hook", "--jwks-issuer", "http://example.com:80"},
+	} {
+		err := RunCheck(context.Background(), args, func(string) string { return "" }, io.Discard, io.Discard)
+		if err == nil || errors.Is(err, context.Canceled) {
+			t.Errorf("%v: accepted", args)
+		}
+	}
+}

@@ -1,0 +1,382 @@
+package gateway
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the gateway configuration, usually read from YAML with
+// LoadConfig. Zero fields take the defaults documented on each field.
+type Config struct {
+	// Addr is the listen address of RunGateway (default ":8080").
+	Addr string `yaml:"addr"`
+	// DataDir holds the SQLite inbox, gateway.db (default "longhook-data").
+	DataDir string `yaml:"data_dir"`
+	// Database selects the inbox store: "sqlite://PATH" (default
+	// sqlite://<data_dir>/gateway.db). Only SQLite exists today.
+	Database string `yaml:"database"`
+	// Synchronous is the SQLite synchronous pragma: NORMAL (default)
+	// survives kill -9 of the process; FULL also survives power loss.
+	Synchronous string `yaml:"sqlite_synchronous"`
+	// MaxBodyBytes bounds an incoming webhook body (default 1 MiB).
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// ShutdownTimeout bounds the graceful drain of HTTP requests and of
+	// in-flight forwards (default 10 s).
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// SweepInterval is how often expired events are deleted (default 1 m).
+	SweepInterval time.Duration `yaml:"sweep_interval"`
+	// Sources are the receiving endpoints; at least one.
+	Sources []SourceConfig `yaml:"sources"`
+}
+
+// SourceConfig is one receiving endpoint.
+type SourceConfig struct {
+	// Name identifies the source in the dedupe key, metrics, logs, the
+	// longhook-source header and the listen URL: [a-z0-9_-], required.
+	Name string `yaml:"name"`
+	// Path is the HTTP path senders POST to (default "/hooks/<name>").
+	Path string `yaml:"path"`
+	// Verify selects HMAC secrets, a JWKS, or both.
+	Verify VerifyConfig `yaml:"verify"`
+	// DedupeHorizon is how long a webhook-id is remembered (default 72 h,
+	// the sender's retry horizon). Events are kept as long, for listen.
+	DedupeHorizon time.Duration `yaml:"dedupe_horizon"`
+	// ListenTokens are the bearer tokens accepted by the listen stream
+	// of this source; none disables listen for it.
+	ListenTokens []string `yaml:"listen_tokens"`
+	// Sinks receive every accepted event, each at least once.
+	Sinks []SinkConfig `yaml:"sinks"`
+}
+
+// VerifyConfig says how a source authenticates its senders. At least one
+// of HMACSecrets and JWKS is required; with both, the shape of the
+// webhook-signature header picks the scheme.
+type VerifyConfig struct {
+	// HMACSecrets are Standard Webhooks secrets ("whsec_..."); several
+	// allow a rotation overlap.
+	HMACSecrets []string `yaml:"hmac_secrets"`
+	// JWKS verifies dynamic-webhook JWTs.
+	JWKS *JWKSConfig `yaml:"jwks"`
+	// Tolerance is the HMAC timestamp tolerance and the JWT leeway
+	// (default 5 m for HMAC, 1 m for JWT).
+	Tolerance time.Duration `yaml:"tolerance"`
+}
+
+// JWKSConfig names the sender's key set and the claims a token must carry.
+type JWKSConfig struct {
+	URL       string   `yaml:"url"`        // absolute http(s) URL of the JWKS
+	Issuer    string   `yaml:"issuer"`     // exact "iss"
+	Audience  string   `yaml:"audience"`   // a value "aud" must contain
+	Algorithm []string `yaml:"algorithms"` // default RS256
+}
+
+// SinkConfig is one destination of a source; exactly one of HTTP, Redis,
+// NATS and Discard is set.
+type SinkConfig struct {
+	// Name is unique within the source ([a-z0-9_-]). Pending forwards are
+	// keyed by source and name: renaming a sink abandons its backlog.
+	Name    string             `yaml:"name"`
+	HTTP    *HTTPSinkConfig    `yaml:"http"`
+	Redis   *RedisSinkConfig   `yaml:"redis"`
+	NATS    *NATSSinkConfig    `yaml:"nats"`
+	Discard *DiscardSinkConfig `yaml:"discard"`
+	// Concurrency is the number of forwards in flight (default 16).
+	Concurrency int `yaml:"concurrency"`
+	// Retry shapes the backoff between attempts.
+	Retry RetryConfig `yaml:"retry"`
+}
+
+// RetryConfig is an exponential backoff with ±20 % jitter: Initial,
+// doubled per attempt up to Max, until MaxAge after the event was
+// received, after which the forward is parked as dead.
+type RetryConfig struct {
+	Initial time.Duration `yaml:"initial"` // default 1 s
+	Max     time.Duration `yaml:"max"`     // default 5 m
+	MaxAge  time.Duration `yaml:"max_age"` // default 72 h
+}
+
+// HTTPSinkConfig forwards to an internal HTTP service. The target is
+// chosen by the operator, so no SSRF guard applies.
+type HTTPSinkConfig struct {
+	URL     string            `yaml:"url"`
+	Timeout time.Duration     `yaml:"timeout"` // per attempt, default 15 s
+	Headers map[string]string `yaml:"headers"` // added to every request
+}
+
+// RedisSinkConfig appends to a Redis stream with XADD.
+type RedisSinkConfig struct {
+	URL    string `yaml:"url"`    // redis://[:password@]host:port/db
+	Stream string `yaml:"stream"` // stream key
+	// MaxLen trims the stream approximately (MAXLEN ~); 0 keeps all.
+	MaxLen int64 `yaml:"maxlen"`
+	// DedupeWindow is how long the sink remembers a webhook-id it has
+	// added, so a forward retried after a crash is not added twice
+	// (default 24 h). NoDedupe turns this off (one key less per event).
+	DedupeWindow time.Duration `yaml:"dedupe_window"`
+	NoDedupe     bool          `yaml:"no_dedupe"`
+	Timeout      time.Duration `yaml:"timeout"` // default 5 s
+}
+
+// NATSSinkConfig publishes to NATS JetStream and waits for the ack. The
+// stream dedupes on Nats-Msg-Id (= webhook-id) within its duplicate window.
+type NATSSinkConfig struct {
+	URL     string `yaml:"url"`     // nats://host:4222
+	Subject string `yaml:"subject"` // must be bound to a stream
+	// CreateStream, when set, creates or updates a stream of that name
+	// capturing Subject at start-up.
+	CreateStream string        `yaml:"create_stream"`
+	Timeout      time.Duration `yaml:"timeout"` // default 5 s
+}
+
+// DiscardSinkConfig is a sink that accepts everything and does nothing:
+// for benchmarks and for sources consumed only through listen.
+type DiscardSinkConfig struct{}
+
+const (
+	defaultAddr          = ":8080"
+	defaultDataDir       = "longhook-data"
+	defaultMaxBody       = 1 << 20
+	defaultShutdown      = 10 * time.Second
+	defaultSweep         = time.Minute
+	defaultHorizon       = 72 * time.Hour
+	defaultConcurrency   = 16
+	defaultRetryInitial  = time.Second
+	defaultRetryMax      = 5 * time.Minute
+	defaultHTTPTimeout   = 15 * time.Second
+	defaultBrokerTimeout = 5 * time.Second
+	defaultRedisDedupe   = 24 * time.Hour
+
+	// reservedPrefix is where the gateway's own endpoints live.
+	reservedPrefix = "/_longhook/"
+)
+
+var nameRE = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+
+// LoadConfig reads a YAML config file. ${NAME} in the file is replaced by
+// getenv(NAME) before parsing, so secrets can stay out of the file;
+// unknown keys are an error.
+func LoadConfig(path string, getenv func(string) string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("gateway: config: %w", err)
+	}
+	return ParseConfig(b, getenv)
+}
+
+// ParseConfig is LoadConfig for YAML already in memory.
+func ParseConfig(b []byte, getenv func(string) string) (Config, error) {
+	var missing []string
+	expanded := envRE.ReplaceAllFunc(b, func(m []byte) []byte {
+		name := string(m[2 : len(m)-1])
+		v := ""
+		if getenv != nil {
+			v = getenv(name)
+		}
+		if v == "" {
+			missing = append(missing, name)
+		}
+		return []byte(v)
+	})
+	if len(missing) > 0 {
+		return Config{}, fmt.Errorf("gateway: config: environment variables not set: %s", strings.Join(missing, ", "))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(expanded))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return Config{}, fmt.Errorf("gateway: config: %w", err)
+	}
+	return c, nil
+}
+
+var envRE = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*\}`)
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.Addr == "" {
+		c.Addr = defaultAddr
+	}
+	if c.DataDir == "" {
+		c.DataDir = defaultDataDir
+	}
+	if c.Database == "" {
+		c.Database = "sqlite://" + filepath.Join(c.DataDir, "gateway.db")
+	}
+	if c.Synchronous == "" {
+		c.Synchronous = "NORMAL"
+	}
+	if c.MaxBodyBytes <= 0 {
+		c.MaxBodyBytes = defaultMaxBody
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = defaultShutdown
+	}
+	if c.SweepInterval <= 0 {
+		c.SweepInterval = defaultSweep
+	}
+	src := make([]SourceConfig, len(c.Sources))
+	for i, s := range c.Sources {
+		if s.Path == "" {
+			s.Path = "/hooks/" + s.Name
+		}
+		if s.DedupeHorizon <= 0 {
+			s.DedupeHorizon = defaultHorizon
+		}
+		sinks := make([]SinkConfig, len(s.Sinks))
+		for j, k := range s.Sinks {
+			if k.Concurrency <= 0 {
+				k.Concurrency = defaultConcurrency
+			}
+			if k.Retry.Initial <= 0 {
+				k.Retry.Initial = defaultRetryInitial
+			}
+			if k.Retry.Max <= 0 {
+				k.Retry.Max = defaultRetryMax
+			}
+			if k.Retry.MaxAge <= 0 {
+				k.Retry.MaxAge = s.DedupeHorizon
+			}
+			if k.HTTP != nil && k.HTTP.Timeout <= 0 {
+				h := *k.HTTP
+				h.Timeout = defaultHTTPTimeout
+				k.HTTP = &h
+			}
+			if k.Redis != nil {
+				r := *k.Redis
+				if r.Timeout <= 0 {
+					r.Timeout = defaultBrokerTimeout
+				}
+				if r.DedupeWindow <= 0 {
+					r.DedupeWindow = defaultRedisDedupe
+				}
+				k.Redis = &r
+			}
+			if k.NATS != nil && k.NATS.Timeout <= 0 {
+				n := *k.NATS
+				n.Timeout = defaultBrokerTimeout
+				k.NATS = &n
+			}
+			sinks[j] = k
+		}
+		s.Sinks = sinks
+		src[i] = s
+	}
+	c.Sources = src
+	return c
+}
+
+// validate reports the first configuration error, naming the field.
+func (c Config) validate() error {
+	if len(c.Sources) == 0 {
+		return errors.New("gateway: config: sources: at least one source is required")
+	}
+	if !strings.HasPrefix(c.Database, "sqlite://") {
+		return fmt.Errorf("gateway: config: database: only sqlite://PATH is supported, not %q", c.Database)
+	}
+	names := map[string]bool{}
+	paths := map[string]bool{}
+	for i, s := range c.Sources {
+		at := fmt.Sprintf("sources[%d]", i)
+		if !nameRE.MatchString(s.Name) {
+			return fmt.Errorf("gateway: config: %s.name: %q must match [a-z0-9_-]{1,64}", at, s.Name)
+		}
+		if names[s.Name] {
+			return fmt.Errorf("gateway: config: %s.name: duplicate source %q", at, s.Name)
+		}
+		names[s.Name] = true
+		if !strings.HasPrefix(s.Path, "/") || strings.HasPrefix(s.Path, reservedPrefix) ||
+			s.Path == "/healthz" || s.Path == "/readyz" || s.Path == "/metrics" {
+			return fmt.Errorf("gateway: config: %s.path: %q must start with / and not be /healthz, /readyz, /metrics or under %s", at, s.Path, reservedPrefix)
+		}
+		if paths[s.Path] {
+			return fmt.Errorf("gateway: config: %s.path: %q is used by another source", at, s.Path)
+		}
+		paths[s.Path] = true
+		if err := s.Verify.validate(at + ".verify"); err != nil {
+			return err
+		}
+		for _, t := range s.ListenTokens {
+			if len(t) < 16 {
+				return fmt.Errorf("gateway: config: %s.listen_tokens: tokens must have at least 16 characters", at)
+			}
+		}
+		sinkNames := map[string]bool{}
+		for j, k := range s.Sinks {
+			kat := fmt.Sprintf("%s.sinks[%d]", at, j)
+			if !nameRE.MatchString(k.Name) {
+				return fmt.Errorf("gateway: config: %s.name: %q must match [a-z0-9_-]{1,64}", kat, k.Name)
+			}
+			if sinkNames[k.Name] {
+				return fmt.Errorf("gateway: config: %s.name: duplicate sink %q", kat, k.Name)
+			}
+			sinkNames[k.Name] = true
+			if err := k.validate(kat); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (v VerifyConfig) validate(at string) error {
+	if len(v.HMACSecrets) == 0 && v.JWKS == nil {
+		return fmt.Errorf("gateway: config: %s: set hmac_secrets, jwks or both", at)
+	}
+	if v.JWKS != nil {
+		u, err := url.Parse(v.JWKS.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("gateway: config: %s.jwks.url: %q is not an absolute http(s) URL", at, v.JWKS.URL)
+		}
+		if v.JWKS.Issuer == "" || v.JWKS.Audience == "" {
+			return fmt.Errorf("gateway: config: %s.jwks: issuer and audience are required", at)
+		}
+	}
+	return nil
+}
+
+func (k SinkConfig) validate(at string) error {
+	n := 0
+	for _, set := range []bool{k.HTTP != nil, k.Redis != nil, k.NATS != nil, k.Discard != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("gateway: config: %s: set exactly one of http, redis, nats, discard", at)
+	}
+	switch {
+	case k.HTTP != nil:
+		u, err := url.Parse(k.HTTP.URL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("gateway: config: %s.http.url: %q is not an absolute http(s) URL", at, k.HTTP.URL)
+		}
+	case k.Redis != nil:
+		if k.Redis.URL == "" || k.Redis.Stream == "" {
+			return fmt.Errorf("gateway: config: %s.redis: url and stream are required", at)
+		}
+	case k.NATS != nil:
+		if k.NATS.URL == "" || k.NATS.Subject == "" {
+			return fmt.Errorf("gateway: config: %s.nats: url and subject are required", at)
+		}
+		if strings.ContainsAny(k.NATS.Subject, "*> ") {
+			return fmt.Errorf("gateway: config: %s.nats.subject: %q must be a literal subject", at, k.NATS.Subject)
+		}
+	}
+	if k.Retry.Initial > k.Retry.Max {
+		return fmt.Errorf("gateway: config: %s.retry: initial %s exceeds max %s", at, k.Retry.Initial, k.Retry.Max)
+	}
+	return nil
+}
+
+// sinkID is the key of a sink's pending forwards in the inbox.
+func sinkID(source, sink string) string { return source + "/" + sink }

@@ -1,0 +1,83 @@
+// Package gateway is longhook's receiving edge (`longhook gateway`): one
+// HTTP endpoint per source that verifies Standard Webhooks HMAC signatures
+// or JWTs from a JWKS (through the public webhook package), deduplicates
+// on (source, webhook-id), stores the event durably and only then answers
+// 2xx, and forwards every event at least once to the source's sinks: HTTP
+// services, Redis Streams and NATS JetStream. It also serves listen
+// streams that `longhook listen` (package gateway/listen) relays to a
+// local URL, and `longhook bench --gateway` (RunBench). `longhook check`
+// lives in package gateway/check.
+//
+// # Request path
+//
+// body limit (413) → verify (401 for a missing or bad signature, 400 for a
+// stale or future timestamp or an expired token, 503 if the JWKS cannot be
+// fetched) → Inbox.Accept, which inserts unless (source, webhook-id) is
+// known and returns after the commit → 200 {"webhook_id":..,"duplicate":..}.
+// A duplicate is answered 200 and not forwarded again. Errors use the
+// Google envelope {"error":{"code":..,"message":..,"status":..}}. Every
+// request logs one "gateway.receive" line (never the body or signature).
+//
+// # Storage and group commit
+//
+// The Inbox interface is the store; SQLiteInbox (WAL, one writer
+// connection, checkpoints on a connection of their own) is the default,
+// and a PostgreSQL inbox can implement the same interface and pass
+// runInboxSuite, the shared contract test. Writes go through one goroutine
+// that commits whatever queued up during the previous commit in a single
+// transaction (group commit): concurrent requests share commits (page
+// writes, and fsyncs with FULL) while each still waits for its own.
+// Events form an append-only log keyed by a sequence number that is never
+// reused (the sweep always keeps the newest event); the UNIQUE (source,
+// webhook_id) index is the dedupe index; events are swept after their
+// source's dedupe horizon once every sink is past them. A bounded
+// in-memory tail of the newest events serves forwarders and listen
+// streams that keep up, without reading the file.
+//
+// # Forwarding
+//
+// Each sink has a forwarder goroutine with its own concurrency, so a slow
+// or dead sink delays only itself. It reads the log after its position,
+// sends, and persists a cursor that trails the oldest attempt still in
+// flight (at most every 50 ms). A failed first attempt is written to the
+// retry table before the cursor may pass it, and retried with exponential
+// backoff (±20 % jitter) until retry.max_age, after which it is parked as
+// dead. After a crash, forwarding resumes at the cursor, so a few events
+// may be sent twice: the Redis sink drops repeats with a per-webhook-id
+// marker (dedupe_window) and JetStream with Nats-Msg-Id = webhook-id. HTTP
+// targets get the original body and webhook-* headers (they can verify
+// the signature themselves, within its timestamp tolerance) plus
+// longhook-source and longhook-received-at.
+//
+// # Configuration
+//
+// YAML, see testdata/gateway.example.yaml; ${NAME} is replaced from the
+// environment. Top level: addr (":8080"), data_dir ("longhook-data"),
+// database ("sqlite://<data_dir>/gateway.db"), sqlite_synchronous
+// (NORMAL; FULL to survive power loss), max_body_bytes (1 MiB),
+// shutdown_timeout (10s), sweep_interval (1m), sources. A source has name
+// ([a-z0-9_-]), path ("/hooks/<name>"), verify {hmac_secrets: [...],
+// jwks: {url, issuer, audience, algorithms}, tolerance}, dedupe_horizon
+// (72h), listen_tokens and sinks. A sink has name, exactly one of http
+// {url, timeout 15s, headers}, redis {url, stream, maxlen, dedupe_window
+// 24h, no_dedupe, timeout 5s}, nats {url, subject, create_stream, timeout
+// 5s} or discard {}, plus concurrency (16) and retry {initial 1s, max 5m,
+// max_age = dedupe_horizon}. A sink added later starts with the events
+// received after it was added.
+//
+// # Endpoints
+//
+//	POST <source path>                 webhook intake
+//	GET  /_longhook/listen/{source}    listen stream (SSE, bearer token; see ListenPath)
+//	GET  /healthz                      process is up
+//	GET  /readyz                       inbox answers and not shutting down
+//	GET  /metrics                      Prometheus
+//
+// # Shutdown
+//
+// RunGateway on cancellation: /readyz turns 503 and listen streams end
+// (Drain), the HTTP server stops accepting and finishes its requests,
+// forwarders stop reading and finish their attempts within
+// shutdown_timeout (then are cancelled), cursors are written, the inbox
+// commits what is queued and closes.
+package gateway

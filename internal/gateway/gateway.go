@@ -1,0 +1,349 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/longhook/longhook/webhook"
+)
+
+// Gateway is the receiving edge: it verifies, deduplicates and durably
+// stores webhooks (Handler), forwards them to sinks and sweeps expired
+// events (Run). Create it with NewGateway; Close it after Run returns.
+type Gateway struct {
+	cfg        Config
+	log        *slog.Logger
+	now        func() time.Time
+	inbox      Inbox
+	ownInbox   bool
+	reg        *prometheus.Registry
+	m          *metrics
+	sources    []*source
+	byName     map[string]*source
+	forwarders []*forwarder
+	sinks      []Sink
+	handler    http.Handler
+
+	draining  atomic.Bool
+	drainOnce sync.Once
+	drained   chan struct{} // closed by Drain: ends listen streams
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// source is a configured endpoint, ready to verify.
+type source struct {
+	cfg    SourceConfig
+	recv   *webhook.Receiver
+	tokens [][]byte
+}
+
+// commitStater is implemented by inboxes that group commits.
+type commitStater interface {
+	CommitStats() (commits, ops int64)
+}
+
+// An Option changes how NewGateway builds a Gateway.
+type Option func(*options)
+
+type options struct {
+	log   *slog.Logger
+	inbox Inbox
+	now   func() time.Time
+	reg   *prometheus.Registry
+	jwks  *http.Client
+}
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithInbox makes the gateway use inbox instead of opening Config.Database;
+// the caller keeps ownership and closes it after the gateway.
+func WithInbox(inbox Inbox) Option { return func(o *options) { o.inbox = inbox } }
+
+// WithClock replaces time.Now, for verification and retry schedules.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithRegistry registers the gateway's metrics on reg (default: a new
+// registry with Go and process collectors) and serves reg at /metrics.
+func WithRegistry(reg *prometheus.Registry) Option { return func(o *options) { o.reg = reg } }
+
+// WithJWKSClient sets the HTTP client used to fetch JWKS documents.
+func WithJWKSClient(c *http.Client) Option { return func(o *options) { o.jwks = c } }
+
+// NewGateway validates cfg (after applying defaults), opens the inbox and
+// connects the sinks. ctx bounds start-up only.
+func NewGateway(ctx context.Context, cfg Config, opts ...Option) (*Gateway, error) {
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	if o.reg == nil {
+		o.reg = newRegistry()
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	g := &Gateway{cfg: cfg, log: o.log, now: o.now, reg: o.reg, byName: map[string]*source{}, drained: make(chan struct{})}
+	g.m = newMetrics(o.reg)
+	for _, sc := range cfg.Sources {
+		src, err := newSource(sc, o)
+		if err != nil {
+			return nil, err
+		}
+		g.sources = append(g.sources, src)
+		g.byName[sc.Name] = src
+	}
+	g.inbox = o.inbox
+	if g.inbox == nil {
+		path := strings.TrimPrefix(cfg.Database, "sqlite://")
+		inbox, err := OpenSQLiteInbox(ctx, path, cfg.Synchronous)
+		if err != nil {
+			return nil, err
+		}
+		g.inbox, g.ownInbox = inbox, true
+	}
+	if cs, ok := g.inbox.(commitStater); ok {
+		g.reg.MustRegister(
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "longhook_gateway_inbox_commits_total",
+				Help: "Transactions committed by the inbox writer.",
+			}, func() float64 { c, _ := cs.CommitStats(); return float64(c) }),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "longhook_gateway_inbox_commit_ops_total",
+				Help: "Operations committed by the inbox writer; divided by commits, the mean group-commit size.",
+			}, func() float64 { _, o := cs.CommitStats(); return float64(o) }),
+		)
+	}
+	for _, src := range g.sources {
+		for _, kc := range src.cfg.Sinks {
+			sink, err := newSink(ctx, src.cfg.Name, kc)
+			if err != nil {
+				_ = g.Close()
+				return nil, err
+			}
+			g.sinks = append(g.sinks, sink)
+			f := newForwarder(src.cfg.Name, kc.Name, kc, sink, g.inbox, g.log, g.m, g.now)
+			if err := f.start(ctx); err != nil {
+				_ = g.Close()
+				return nil, err
+			}
+			g.forwarders = append(g.forwarders, f)
+		}
+	}
+	g.handler = g.routes()
+	return g, nil
+}
+
+func newSource(sc SourceConfig, o options) (*source, error) {
+	src := &source{cfg: sc, recv: &webhook.Receiver{}}
+	vopts := []webhook.Option{webhook.WithClock(o.now)}
+	if sc.Verify.Tolerance > 0 {
+		vopts = append(vopts, webhook.WithTolerance(sc.Verify.Tolerance))
+	}
+	if len(sc.Verify.HMACSecrets) > 0 {
+		v, err := webhook.NewVerifier(sc.Verify.HMACSecrets, vopts...)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: source %s: hmac_secrets: %w", sc.Name, err)
+		}
+		src.recv.HMAC = v
+	}
+	if j := sc.Verify.JWKS; j != nil {
+		jopts := vopts
+		if len(j.Algorithm) > 0 {
+			jopts = append(jopts, webhook.WithAlgorithms(j.Algorithm...))
+		}
+		if o.jwks != nil {
+			jopts = append(jopts, webhook.WithHTTPClient(o.jwks))
+		}
+		v, err := webhook.NewJWKSVerifier(j.URL, j.Issuer, j.Audience, jopts...)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: source %s: jwks: %w", sc.Name, err)
+		}
+		src.recv.JWKS = v
+	}
+	for _, t := range sc.ListenTokens {
+		src.tokens = append(src.tokens, []byte(t))
+	}
+	return src, nil
+}
+
+// Handler serves the sources' endpoints, the listen streams, /healthz,
+// /readyz and /metrics. It works from NewGateway until Close.
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// routes lists every endpoint of the gateway.
+func (g *Gateway) routes() http.Handler {
+	mux := http.NewServeMux()
+	for _, src := range g.sources {
+		mux.Handle(src.cfg.Path, g.intake(src))
+	}
+	mux.HandleFunc("GET "+ListenPath+"{source}", g.listen)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", g.ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("no source at %s", r.URL.Path))
+	})
+	return mux
+}
+
+func (g *Gateway) ready(w http.ResponseWriter, r *http.Request) {
+	if g.draining.Load() {
+		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "shutting down")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := g.inbox.Ping(ctx); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "inbox unavailable")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// Drain marks the gateway as shutting down: /readyz answers 503 so a load
+// balancer stops sending, while requests already routed are still served.
+// It also ends the listen streams, whose clients reconnect elsewhere or
+// later; call it before http.Server.Shutdown, which waits for them.
+func (g *Gateway) Drain() {
+	g.drainOnce.Do(func() {
+		g.draining.Store(true)
+		close(g.drained)
+	})
+}
+
+// Run forwards events to the sinks, samples the pending-retry gauge and
+// sweeps expired events until ctx is done. It then stops claiming work and
+// lets in-flight forwards finish for up to Config.ShutdownTimeout before
+// cancelling them, and returns. Call Close afterwards.
+func (g *Gateway) Run(ctx context.Context) error {
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+	var wg sync.WaitGroup
+	for _, f := range g.forwarders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.run(ctx, hard)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		g.maintain(ctx)
+	}()
+	<-ctx.Done()
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(g.cfg.ShutdownTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		g.log.Warn("gateway.shutdown: cancelling in-flight forwards", slog.Duration("timeout", g.cfg.ShutdownTimeout))
+		cancelHard()
+		<-done
+	}
+	return nil
+}
+
+// maintain sweeps expired events and samples the pending gauge.
+func (g *Gateway) maintain(ctx context.Context) {
+	sweep := time.NewTicker(g.cfg.SweepInterval)
+	defer sweep.Stop()
+	sample := time.NewTicker(10 * time.Second)
+	defer sample.Stop()
+	g.samplePending(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sample.C:
+			g.samplePending(ctx)
+		case <-sweep.C:
+			g.sweep(ctx)
+		}
+	}
+}
+
+// sweep deletes expired events that every sink of their source is done
+// with, in batches so intake never waits long behind it.
+func (g *Gateway) sweep(ctx context.Context) {
+	for _, src := range g.sources {
+		upto := int64(math.MaxInt64)
+		for _, f := range g.forwarders {
+			if f.source == src.cfg.Name {
+				upto = min(upto, f.persisted.Load())
+			}
+		}
+		for {
+			n, err := g.inbox.Sweep(ctx, SweepParams{Now: g.now(), Source: src.cfg.Name, Upto: upto, Limit: 1000})
+			if err != nil {
+				if ctx.Err() == nil {
+					g.log.Error("gateway.sweep", slog.String("source", src.cfg.Name), slog.Any("error", err))
+				}
+				return
+			}
+			if n > 0 {
+				g.log.Debug("gateway.sweep", slog.String("source", src.cfg.Name), slog.Int("deleted", n))
+			}
+			if n < 1000 {
+				break
+			}
+		}
+	}
+}
+
+func (g *Gateway) samplePending(ctx context.Context) {
+	p, err := g.inbox.PendingRetries(ctx)
+	if err != nil {
+		return
+	}
+	for _, f := range g.forwarders {
+		g.m.pending.WithLabelValues(f.id).Set(float64(p[f.id]))
+	}
+}
+
+// Close closes the sinks and, unless it was given with WithInbox, the
+// inbox. It is safe to call twice.
+func (g *Gateway) Close() error {
+	g.closeOnce.Do(func() {
+		g.Drain()
+		var errs []error
+		for _, s := range g.sinks {
+			errs = append(errs, s.Close())
+		}
+		if g.ownInbox && g.inbox != nil {
+			errs = append(errs, g.inbox.Close())
+		}
+		g.closeErr = errors.Join(errs...)
+	})
+	return g.closeErr
+}
+
+// Inbox returns the gateway's store (for tests and tooling).
+func (g *Gateway) Inbox() Inbox { return g.inbox }
+
+var _ io.Closer = (*Gateway)(nil)

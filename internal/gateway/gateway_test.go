@@ -1,0 +1,288 @@
+package gateway
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/longhook/longhook/webhook"
+)
+
+func TestIntakeStatuses(t *testing.T) {
+	t.Parallel()
+	secretText, secret := mustSecret(t)
+	_, other := mustSecret(t)
+	rec := newRecorder(t)
+	gw := startGateway(t, Config{MaxBodyBytes: 4096, Sources: []SourceConfig{{
+		Name: "gemini", Verify: VerifyConfig{HMACSecrets: []string{secretText}},
+		Sinks: []SinkConfig{{Name: "api", HTTP: &HTTPSinkConfig{URL: rec.srv.URL}}},
+	}}})
+	url := gw.srv.URL + "/hooks/gemini"
+	c := gw.srv.Client()
+	now := time.Now()
+
+	tests := []struct {
+		name       string
+		secret     webhook.Secret
+		ts         time.Time
+		body       []byte
+		wantStatus int
+		wantText   string
+	}{
+		{"valid", secret, now, testBody(1), 200, `"duplicate":false`},
+		{"bad signature", other, now, testBody(2), 401, "no matching signature"},
+		{"stale", secret, now.Add(-10 * time.Minute), testBody(3), 400, "timestamp too old"},
+		{"future", secret, now.Add(10 * time.Minute), testBody(4), 400, "timestamp too new"},
+		{"too large", secret, now, bytes.Repeat([]byte("x"), 5000), 413, "exceeds the limit of 4096 bytes"},
+	}
+	for i, tt := range tests {
+		status, body := post(t, c, url, tt.secret, fmt.Sprintf("msg_status_%d", i), tt.ts, tt.body)
+		if status != tt.wantStatus || !strings.Contains(body, tt.wantText) {
+			t.Errorf("%s: got %d %s, want %d containing %q", tt.name, status, body, tt.wantStatus, tt.wantText)
+		}
+		if status >= 400 && !strings.Contains(body, `"error":{"code":`+strconv.Itoa(status)) {
+			t.Errorf("%s: error body %s is not the Google envelope", tt.name, body)
+		}
+	}
+
+	// Redelivery of the valid event: 200, marked duplicate, not forwarded again.
+	status, body := post(t, c, url, secret, "msg_status_0", time.Now(), testBody(1))
+	if status != 200 || !strings.Contains(body, `"duplicate":true`) {
+		t.Errorf("redelivery: got %d %s", status, body)
+	}
+
+	// Missing signature → 401; missing id → 400; GET → 405; unknown path → 404.
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader("{}"))
+	req.Header.Set(webhook.HeaderID, "msg_x")
+	req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	if resp := do(t, c, req); resp != 401 {
+		t.Errorf("missing signature: got %d, want 401", resp)
+	}
+	req, _ = http.NewRequest(http.MethodPost, url, strings.NewReader("{}"))
+	req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set(webhook.HeaderSignature, webhook.Sign(secret, "", now, []byte("{}")))
+	if resp := do(t, c, req); resp != 400 {
+		t.Errorf("missing id: got %d, want 400", resp)
+	}
+	req, _ = http.NewRequest(http.MethodGet, url, nil)
+	if resp := do(t, c, req); resp != 405 {
+		t.Errorf("GET: got %d, want 405", resp)
+	}
+	req, _ = http.NewRequest(http.MethodPost, gw.srv.URL+"/hooks/nope", nil)
+	if resp := do(t, c, req); resp != 404 {
+		t.Errorf("unknown source: got %d, want 404", resp)
+	}
+
+	waitFor(t, 5*time.Second, "forward", func() bool { return rec.count() == 1 })
+	if got := rec.snapshot()["msg_status_0"]; got != 1 {
+		t.Errorf("sink got msg_status_0 %d times, want 1", got)
+	}
+	rec.mu.Lock()
+	h := rec.headers[0]
+	gotBody := rec.bodies["msg_status_0"]
+	rec.mu.Unlock()
+	if h.Get(HeaderSource) != "gemini" || h.Get(HeaderReceivedAt) == "" || h.Get(webhook.HeaderSignature) == "" {
+		t.Errorf("forwarded headers lack longhook-source, longhook-received-at or the signature: %v", h)
+	}
+	// The sink can verify the forwarded request itself.
+	v, _ := webhook.NewVerifier([]string{secretText})
+	if err := v.Verify(h, gotBody); err != nil {
+		t.Errorf("forwarded request does not verify downstream: %v", err)
+	}
+
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		req, _ := http.NewRequest(http.MethodGet, gw.srv.URL+path, nil)
+		if got := do(t, c, req); got != 200 {
+			t.Errorf("%s: %d", path, got)
+		}
+	}
+}
+
+func do(t *testing.T, c *http.Client, req *http.Request) int {
+	t.Helper()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestJWTSource(t *testing.T) {
+	t.Parallel()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := webhook.NewJWTSigner("k1", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(webhook.JWKS{Keys: []webhook.JWK{signer.PublicJWK()}})
+	}))
+	defer jwks.Close()
+	rec := newRecorder(t)
+	gw := startGateway(t, Config{Sources: []SourceConfig{{
+		Name:   "dyn",
+		Verify: VerifyConfig{JWKS: &JWKSConfig{URL: jwks.URL, Issuer: jwks.URL, Audience: "https://gw.example/hooks/dyn"}},
+		Sinks:  []SinkConfig{{Name: "api", HTTP: &HTTPSinkConfig{URL: rec.srv.URL}}},
+	}}})
+	send := func(id string, iat time.Time, aud string) (int, string) {
+		body := testBody(7)
+		tok, err := signer.Sign(webhook.Claims{
+			Issuer: jwks.URL, Audience: aud, ID: id, BodySHA256: webhook.BodyHash(body),
+			IssuedAt: webhook.NewNumericDate(iat), ExpiresAt: webhook.NewNumericDate(iat.Add(5 * time.Minute)),
+			Type: "batch.succeeded",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodPost, gw.srv.URL+"/hooks/dyn", bytes.NewReader(body))
+		req.Header.Set(webhook.HeaderID, id)
+		req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(iat.Unix(), 10))
+		req.Header.Set(webhook.HeaderSignature, tok)
+		resp, err := gw.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	aud := "https://gw.example/hooks/dyn"
+	if s, b := send("msg_jwt_1", time.Now(), aud); s != 200 {
+		t.Fatalf("valid JWT: %d %s", s, b)
+	}
+	if s, b := send("msg_jwt_2", time.Now().Add(-time.Hour), aud); s != 400 {
+		t.Errorf("expired JWT: %d %s, want 400", s, b)
+	}
+	if s, b := send("msg_jwt_3", time.Now(), "https://elsewhere"); s != 401 {
+		t.Errorf("wrong audience: %d %s, want 401", s, b)
+	}
+	if s, b := send("msg_jwt_1", time.Now(), aud); s != 200 || !strings.Contains(b, `"duplicate":true`) {
+		t.Errorf("JWT redelivery: %d %s", s, b)
+	}
+	waitFor(t, 5*time.Second, "forward", func() bool { return rec.count() == 1 })
+}
+
+// A sink that is down neither blocks the others nor intake, and receives
+// everything once it is back.
+func TestSinkIsolationAndRetry(t *testing.T) {
+	t.Parallel()
+	secretText, secret := mustSecret(t)
+	up, down := newRecorder(t), newRecorder(t)
+	down.fail.Store(true)
+	fast := RetryConfig{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}
+	gw := startGateway(t, Config{Sources: []SourceConfig{{
+		Name: "s", Verify: VerifyConfig{HMACSecrets: []string{secretText}},
+		Sinks: []SinkConfig{
+			{Name: "up", HTTP: &HTTPSinkConfig{URL: up.srv.URL}, Retry: fast},
+			{Name: "down", HTTP: &HTTPSinkConfig{URL: down.srv.URL}, Retry: fast, Concurrency: 2},
+		},
+	}}})
+	const n = 50
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s, b := post(t, gw.srv.Client(), gw.srv.URL+"/hooks/s", secret, fmt.Sprintf("msg_iso_%d", i), time.Now(), testBody(i)); s != 200 {
+				t.Errorf("post %d: %d %s", i, s, b)
+			}
+		}()
+	}
+	wg.Wait()
+	waitFor(t, 10*time.Second, "healthy sink", func() bool { return up.count() == n })
+	waitFor(t, 10*time.Second, "failing attempts", func() bool { return down.calls.Load() >= 3 })
+	if down.count() != 0 {
+		t.Fatalf("down sink recorded %d events", down.count())
+	}
+	down.fail.Store(false)
+	waitFor(t, 20*time.Second, "recovered sink", func() bool { return down.count() == n })
+	for id, k := range up.snapshot() {
+		if k != 1 {
+			t.Errorf("up sink got %s %d times", id, k)
+		}
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		"no sources":  `addr: ":1"`,
+		"bad name":    "sources: [{name: Bad, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"no verifier": "sources: [{name: a}]",
+		"two kinds":   "sources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}, sinks: [{name: x, discard: {}, http: {url: 'http://x'}}]}]",
+		"reserved":    "sources: [{name: a, path: /_longhook/x, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"unknown key": "sources: [{name: a, colour: red}]",
+		"missing env": "sources: [{name: a, verify: {hmac_secrets: ['${NOPE_NOT_SET}']}}]",
+	}
+	for name, y := range cases {
+		cfg, err := ParseConfig([]byte(y), func(string) string { return "" })
+		if err == nil {
+			err = cfg.withDefaults().validate()
+		}
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	cfg, err := LoadConfig("testdata/gateway.example.yaml", func(k string) string { return "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.withDefaults().validate(); err != nil {
+		t.Fatalf("example config: %v", err)
+	}
+}
+
+func TestWriteAccepted(t *testing.T) {
+	t.Parallel()
+	for _, id := range []string{"msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", `a"b\\c<d>&\u2028é`} {
+		for _, dup := range []bool{false, true} {
+			fast, slow := httptest.NewRecorder(), httptest.NewRecorder()
+			writeAccepted(fast, id, dup)
+			writeJSON(slow, http.StatusOK, acceptBody{WebhookID: id, Duplicate: dup})
+			if fast.Body.String() != slow.Body.String() || fast.Header().Get("Content-Length") != slow.Header().Get("Content-Length") {
+				t.Errorf("%q %v: %q vs %q", id, dup, fast.Body.String(), slow.Body.String())
+			}
+		}
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	r := RetryConfig{Initial: time.Second, Max: 10 * time.Second}
+	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 3: 4 * time.Second, 4: 8 * time.Second, 5: 10 * time.Second, 50: 10 * time.Second} {
+		got := backoff(r, n)
+		if got < want*8/10 || got > want*12/10 {
+			t.Errorf("backoff(%d) = %s, want %s ±20%%", n, got, want)
+		}
+	}
+}
+
+func TestEventType(t *testing.T) {
+	t.Parallel()
+	for body, want := range map[string]string{
+		`{"type":"a.b","data":{}}`:                 "a.b",
+		`{"data":{"type":"inner"},"type":"outer"}`: "outer",
+		`not json`:   "",
+		`{"type":1}`: "",
+		`[]`:         "",
+	} {
+		if got := eventType([]byte(body)); got != want {
+			t.Errorf("eventType(%s) = %q, want %q", body, got, want)
+		}
+	}
+}

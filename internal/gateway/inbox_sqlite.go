@@ -1,0 +1,709 @@
+package gateway
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// schemaVersion is stored in PRAGMA user_version; a file written by a
+// newer gateway is refused rather than misread.
+const schemaVersion = 1
+
+const schemaV1 = `
+CREATE TABLE events (
+	-- Log position. Not AUTOINCREMENT (which costs an extra row update per
+	-- insert): the sweep never deletes the newest event, so max(seq) never
+	-- goes down and a position is never reused.
+	seq         INTEGER PRIMARY KEY,
+	source      TEXT    NOT NULL,
+	webhook_id  TEXT    NOT NULL,
+	type        TEXT    NOT NULL,
+	headers     TEXT    NOT NULL,  -- "Name: value\r\n" lines
+	body        BLOB    NOT NULL,
+	received_at INTEGER NOT NULL,  -- Unix microseconds
+	expire_at   INTEGER NOT NULL,  -- end of the dedupe horizon, Unix microseconds
+	UNIQUE (source, webhook_id)
+);
+CREATE INDEX events_expire ON events (source, expire_at);
+CREATE TABLE cursors (
+	sink TEXT PRIMARY KEY,
+	seq  INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE retries (
+	seq        INTEGER NOT NULL,
+	sink       TEXT    NOT NULL,
+	attempts   INTEGER NOT NULL,
+	next_at    INTEGER NOT NULL,  -- Unix microseconds; MaxInt64 when dead
+	last_error TEXT    NOT NULL,
+	dead       INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (seq, sink)
+) WITHOUT ROWID;
+CREATE INDEX retries_due ON retries (sink, next_at, seq);
+`
+
+const (
+	// maxGroup bounds the operations committed in one transaction.
+	maxGroup = 512
+	// maxYields bounds how often the writer lets other goroutines run to
+	// gather more operations before committing: a few yields grow groups
+	// (fewer, cheaper commits) at a cost of microseconds of latency.
+	maxYields = 4
+	// lingerSleep is the pause of a loaded writer whose group is still
+	// smaller than twice the previous one.
+	lingerSleep = 100 * time.Microsecond
+	// checkpointPages is the WAL size, in pages, at which the background
+	// checkpointer copies the WAL into the database file.
+	checkpointPages = 1000
+	// tailEvents and tailBytes bound the in-memory tail of recent events.
+	tailEvents = 8192
+	tailBytes  = 32 << 20
+)
+
+// SQLiteInbox is the embedded Inbox: one SQLite file in WAL mode, one
+// writer connection owned by a single goroutine, and a pool of read-only
+// connections.
+//
+// # Group commit
+//
+// Every write (accepting an event, moving a cursor, recording a retry,
+// sweeping) is an operation sent to the writer goroutine. The goroutine
+// takes whatever has queued up while the previous transaction committed,
+// up to maxGroup operations, runs them in one transaction, commits, and
+// only then releases their callers. Concurrent HTTP requests therefore
+// share commits, and a request still answers 2xx only after the
+// transaction holding its row has committed. If a group fails, each of
+// its operations is retried in a transaction of its own, so one bad
+// operation cannot fail its neighbours.
+type SQLiteInbox struct {
+	w    *sql.Conn // the writer's only connection, used by run alone
+	wdb  *sql.DB
+	r    *sql.DB
+	st   sqliteStmts
+	ops  chan *writeOp
+	exit chan struct{} // closed when run has returned
+
+	mu      sync.RWMutex // guards closed against enqueues
+	closed  bool
+	changed atomic.Pointer[chan struct{}]
+	tail    *tail
+	ckpt    chan struct{} // nudges the checkpointer; closed by Close
+	ckDone  chan struct{} // closed when the checkpointer has returned
+	ckDB    *sql.DB
+	pages   atomic.Int64 // WAL frames written since the last checkpoint (approximate)
+
+	nCommits, nOps atomic.Int64 // group-commit statistics
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ Inbox = (*SQLiteInbox)(nil)
+
+type sqliteStmts struct {
+	begin, commit                                                                   *sql.Stmt
+	insertEvent, findEvent, setCursor, insertRetry, updateRetry, deleteRetry, sweep *sql.Stmt
+	after, dueRetries, cursor                                                       *sql.Stmt
+}
+
+// A writeOp is one queued write: an accept (batched with the group's
+// other accepts into multi-row INSERTs) or any other statement run by fn.
+type writeOp struct {
+	accept *acceptOp
+	fn     func(ctx context.Context) error
+	err    error
+	done   chan struct{}
+}
+
+type acceptOp struct {
+	p       AcceptParams
+	headers string
+	res     AcceptResult
+	created bool
+}
+
+// OpenSQLiteInbox opens (creating if needed) the inbox file at path.
+// synchronous is the SQLite pragma: "NORMAL" (survives kill -9) or
+// "FULL" (also survives power loss).
+func OpenSQLiteInbox(ctx context.Context, path, synchronous string) (*SQLiteInbox, error) {
+	switch synchronous = strings.ToUpper(synchronous); synchronous {
+	case "":
+		synchronous = "NORMAL"
+	case "NORMAL", "FULL", "EXTRA":
+	default:
+		return nil, fmt.Errorf("gateway: sqlite: synchronous must be NORMAL, FULL or EXTRA, not %q", synchronous)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("gateway: sqlite: %w", err)
+	}
+	base := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(10000)"
+	wdb, err := sql.Open("sqlite", base+"&_pragma=journal_mode(WAL)&_pragma=synchronous("+synchronous+")"+
+		"&_pragma=cache_size(-65536)&_pragma=journal_size_limit(67108864)&_pragma=temp_store(MEMORY)"+
+		"&_pragma=wal_autocheckpoint(0)") // checkpoints run off the writer, see checkpointer
+	if err != nil {
+		return nil, fmt.Errorf("gateway: sqlite: %w", err)
+	}
+	wdb.SetMaxOpenConns(1)
+	s := &SQLiteInbox{wdb: wdb, ops: make(chan *writeOp, 4*maxGroup), exit: make(chan struct{}),
+		ckpt: make(chan struct{}, 1), ckDone: make(chan struct{})}
+	ch := make(chan struct{})
+	s.changed.Store(&ch)
+	if err := s.open(ctx, base); err != nil {
+		_ = s.closeDBs()
+		return nil, err
+	}
+	go s.run()
+	go s.checkpointer()
+	return s, nil
+}
+
+func (s *SQLiteInbox) open(ctx context.Context, base string) error {
+	var err error
+	if s.w, err = s.wdb.Conn(ctx); err != nil {
+		return fmt.Errorf("gateway: sqlite: %w", err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		return err
+	}
+	var last sql.NullInt64
+	if err := s.w.QueryRowContext(ctx, `SELECT max(seq) FROM events`).Scan(&last); err != nil {
+		return fmt.Errorf("gateway: sqlite: %w", err)
+	}
+	s.tail = newTail(last.Int64, tailEvents, tailBytes)
+	s.r, err = sql.Open("sqlite", base+"&_pragma=query_only(1)&_pragma=cache_size(-16384)")
+	if err != nil {
+		return fmt.Errorf("gateway: sqlite: %w", err)
+	}
+	s.r.SetMaxOpenConns(4)
+	s.r.SetMaxIdleConns(4)
+	if s.ckDB, err = sql.Open("sqlite", base); err != nil {
+		return fmt.Errorf("gateway: sqlite: %w", err)
+	}
+	s.ckDB.SetMaxOpenConns(1)
+	prep := func(db interface {
+		PrepareContext(context.Context, string) (*sql.Stmt, error)
+	}, q string, dst **sql.Stmt) {
+		if err == nil {
+			*dst, err = db.PrepareContext(ctx, q)
+		}
+	}
+	prep(s.w, `BEGIN IMMEDIATE`, &s.st.begin)
+	prep(s.w, `COMMIT`, &s.st.commit)
+	prep(s.w, `INSERT INTO events (source, webhook_id, type, headers, body, received_at, expire_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, webhook_id) DO NOTHING`, &s.st.insertEvent)
+	prep(s.w, `SELECT seq FROM events WHERE source = ? AND webhook_id = ?`, &s.st.findEvent)
+	prep(s.w, `INSERT INTO cursors (sink, seq) VALUES (?, ?) ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq`, &s.st.setCursor)
+	prep(s.w, `INSERT INTO retries (seq, sink, attempts, next_at, last_error, dead) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (seq, sink) DO UPDATE SET attempts = excluded.attempts, next_at = excluded.next_at,
+		last_error = excluded.last_error, dead = excluded.dead`, &s.st.insertRetry)
+	prep(s.w, `UPDATE retries SET attempts = ?, next_at = ?, last_error = ?, dead = ? WHERE seq = ? AND sink = ?`, &s.st.updateRetry)
+	prep(s.w, `DELETE FROM retries WHERE seq = ? AND sink = ?`, &s.st.deleteRetry)
+	prep(s.w, `DELETE FROM events WHERE seq IN (SELECT e.seq FROM events e
+		WHERE e.source = ? AND e.expire_at < ? AND e.seq <= ?
+		AND e.seq < (SELECT max(seq) FROM events)
+		AND NOT EXISTS (SELECT 1 FROM retries r WHERE r.seq = e.seq) LIMIT ?)`, &s.st.sweep)
+	prep(s.r, `SELECT seq, source, webhook_id, type, headers, body, received_at FROM events
+		WHERE seq > ? AND seq <= ? AND +source = ? ORDER BY seq LIMIT ?`, &s.st.after) // +source: scan by seq, not by an index on source
+	prep(s.r, `SELECT r.seq, r.attempts, e.source, e.webhook_id, e.type, e.headers, e.body, e.received_at
+		FROM retries r JOIN events e ON e.seq = r.seq
+		WHERE r.sink = ? AND r.next_at <= ? ORDER BY r.next_at, r.seq`, &s.st.dueRetries)
+	prep(s.r, `SELECT seq FROM cursors WHERE sink = ?`, &s.st.cursor)
+	if err != nil {
+		return fmt.Errorf("gateway: sqlite: prepare: %w", err)
+	}
+	return nil
+}
+
+func (s *SQLiteInbox) migrate(ctx context.Context) error {
+	var v int
+	if err := s.w.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return fmt.Errorf("gateway: sqlite: migrate: %w", err)
+	}
+	switch {
+	case v == schemaVersion:
+		return nil
+	case v > schemaVersion:
+		return fmt.Errorf("gateway: sqlite: schema version %d is newer than this gateway's %d", v, schemaVersion)
+	}
+	err := s.exec(ctx, func(ctx context.Context) error {
+		if _, err := s.w.ExecContext(ctx, schemaV1); err != nil {
+			return err
+		}
+		_, err := s.w.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, schemaVersion))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("gateway: sqlite: migrate: %w", err)
+	}
+	return nil
+}
+
+// exec runs fn in one IMMEDIATE transaction on the writer connection.
+// BEGIN and COMMIT are prepared once (after migration), which saves
+// parsing them on every group.
+func (s *SQLiteInbox) exec(ctx context.Context, fn func(ctx context.Context) error) error {
+	begin := func() error { _, err := s.w.ExecContext(ctx, `BEGIN IMMEDIATE`); return err }
+	commit := func() error { _, err := s.w.ExecContext(ctx, `COMMIT`); return err }
+	if s.st.begin != nil {
+		begin = func() error { _, err := s.st.begin.ExecContext(ctx); return err }
+		commit = func() error { _, err := s.st.commit.ExecContext(ctx); return err }
+	}
+	if err := begin(); err != nil {
+		return err
+	}
+	if err := fn(ctx); err != nil {
+		_, _ = s.w.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
+		return err
+	}
+	if err := commit(); err != nil {
+		_, _ = s.w.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`)
+		return err
+	}
+	return nil
+}
+
+// run is the writer goroutine: it groups queued operations into
+// transactions until Close, then commits what is still queued and exits.
+func (s *SQLiteInbox) run() {
+	defer close(s.exit)
+	ctx := context.Background()
+	group := make([]*writeOp, 0, maxGroup)
+	last := 0 // size of the previous group
+	for {
+		op, ok := <-s.ops
+		if !ok {
+			return
+		}
+		group = append(group[:0], op)
+		for yield := 0; yield < maxYields && len(group) < maxGroup; yield++ {
+			n := len(group)
+			group = s.drain(group)
+			if len(group) == n && yield > 0 {
+				break
+			}
+			runtime.Gosched()
+		}
+		if last > 1 && len(group) < min(2*last, maxGroup) {
+			// Under load, pause once (parked, not spinning) so the group
+			// fills: fewer, fuller commits cost less CPU per event.
+			time.Sleep(lingerSleep)
+			group = s.drain(group)
+		}
+		last = len(group)
+		s.commit(ctx, group)
+	}
+}
+
+// drain appends queued operations to group without blocking.
+func (s *SQLiteInbox) drain(group []*writeOp) []*writeOp {
+	for len(group) < maxGroup {
+		select {
+		case op, ok := <-s.ops:
+			if !ok {
+				return group
+			}
+			group = append(group, op)
+		default:
+			return group
+		}
+	}
+	return group
+}
+
+func (s *SQLiteInbox) commit(ctx context.Context, group []*writeOp) {
+	s.nCommits.Add(1)
+	s.nOps.Add(int64(len(group)))
+	err := s.exec(ctx, func(ctx context.Context) error { return s.apply(ctx, group) })
+	if err != nil && len(group) > 1 {
+		for _, op := range group {
+			op.err = s.exec(ctx, func(ctx context.Context) error { return s.apply(ctx, []*writeOp{op}) })
+		}
+	} else {
+		for _, op := range group {
+			op.err = err
+		}
+	}
+	var created []Event
+	for _, op := range group {
+		if a := op.accept; op.err == nil && a != nil && a.created {
+			created = append(created, Event{Seq: a.res.Seq, Source: a.p.Source, WebhookID: a.p.WebhookID,
+				Type: a.p.Type, Header: a.p.Header, Body: a.p.Body, ReceivedAt: a.p.ReceivedAt})
+		}
+	}
+	slices.SortFunc(created, func(a, b Event) int { return cmp.Compare(a.Seq, b.Seq) })
+	s.tail.add(created)
+	for _, op := range group {
+		close(op.done)
+	}
+	// A rough page count: a few pages per commit plus one per event.
+	if s.pages.Add(int64(3+len(created))) >= checkpointPages {
+		select {
+		case s.ckpt <- struct{}{}:
+		default:
+		}
+	}
+	if len(created) > 0 {
+		next := make(chan struct{})
+		close(*s.changed.Swap(&next))
+	}
+}
+
+// apply runs a group's operations inside the open transaction.
+func (s *SQLiteInbox) apply(ctx context.Context, group []*writeOp) error {
+	var accepts []*acceptOp
+	for _, op := range group {
+		if op.accept != nil {
+			accepts = append(accepts, op.accept)
+		}
+	}
+	for _, a := range accepts {
+		if err := s.insertEvent(ctx, a); err != nil {
+			return err
+		}
+	}
+	for _, op := range group {
+		if op.fn != nil {
+			if err := op.fn(ctx); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// insertEvent inserts an accepted event unless its (source, webhook-id)
+// is stored already.
+func (s *SQLiteInbox) insertEvent(ctx context.Context, a *acceptOp) error {
+	a.res, a.created = AcceptResult{}, false
+	r, err := s.st.insertEvent.ExecContext(ctx, a.p.Source, a.p.WebhookID, a.p.Type, a.headers, a.p.Body,
+		a.p.ReceivedAt.UnixMicro(), a.p.ExpireAt.UnixMicro())
+	if err != nil {
+		return err
+	}
+	n, err := r.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		a.res.Duplicate = true
+		return s.st.findEvent.QueryRowContext(ctx, a.p.Source, a.p.WebhookID).Scan(&a.res.Seq)
+	}
+	a.created = true
+	a.res.Seq, err = r.LastInsertId()
+	return err
+}
+
+// write queues op and waits for its transaction to commit.
+func (s *SQLiteInbox) write(ctx context.Context, op *writeOp) error {
+	op.done = make(chan struct{})
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case s.ops <- op:
+		s.mu.RUnlock()
+	case <-ctx.Done():
+		s.mu.RUnlock()
+		return ctx.Err()
+	}
+	select {
+	case <-op.done:
+		return op.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Accept implements Inbox.
+func (s *SQLiteInbox) Accept(ctx context.Context, p AcceptParams) (AcceptResult, error) {
+	a := &acceptOp{p: p, headers: encodeHeader(p.Header)}
+	if err := s.write(ctx, &writeOp{accept: a}); err != nil {
+		return AcceptResult{}, fmt.Errorf("gateway: sqlite: accept: %w", err)
+	}
+	return a.res, nil
+}
+
+// Cursor implements Inbox.
+func (s *SQLiteInbox) Cursor(ctx context.Context, sink string) (int64, bool, error) {
+	var seq int64
+	err := s.st.cursor.QueryRowContext(ctx, sink).Scan(&seq)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0, false, nil
+	case err != nil:
+		return 0, false, fmt.Errorf("gateway: sqlite: cursor: %w", err)
+	}
+	return seq, true, nil
+}
+
+// SetCursor implements Inbox.
+func (s *SQLiteInbox) SetCursor(ctx context.Context, sink string, seq int64) error {
+	err := s.write(ctx, &writeOp{fn: func(ctx context.Context) error {
+		_, err := s.st.setCursor.ExecContext(ctx, sink, seq)
+		return err
+	}})
+	if err != nil {
+		return fmt.Errorf("gateway: sqlite: set cursor: %w", err)
+	}
+	return nil
+}
+
+// AddRetry implements Inbox.
+func (s *SQLiteInbox) AddRetry(ctx context.Context, p RetryParams) error {
+	next, dead := retryTimes(p)
+	err := s.write(ctx, &writeOp{fn: func(ctx context.Context) error {
+		_, err := s.st.insertRetry.ExecContext(ctx, p.Seq, p.Sink, p.Attempts, next, p.LastError, dead)
+		return err
+	}})
+	if err != nil {
+		return fmt.Errorf("gateway: sqlite: add retry: %w", err)
+	}
+	return nil
+}
+
+// UpdateRetry implements Inbox.
+func (s *SQLiteInbox) UpdateRetry(ctx context.Context, p RetryParams) error {
+	next, dead := retryTimes(p)
+	err := s.write(ctx, &writeOp{fn: func(ctx context.Context) error {
+		if p.Done {
+			_, err := s.st.deleteRetry.ExecContext(ctx, p.Seq, p.Sink)
+			return err
+		}
+		_, err := s.st.updateRetry.ExecContext(ctx, p.Attempts, next, p.LastError, dead, p.Seq, p.Sink)
+		return err
+	}})
+	if err != nil {
+		return fmt.Errorf("gateway: sqlite: update retry: %w", err)
+	}
+	return nil
+}
+
+func retryTimes(p RetryParams) (next int64, dead int) {
+	if p.Dead {
+		return math.MaxInt64, 1
+	}
+	return p.NextAt.UnixMicro(), 0
+}
+
+// Sweep implements Inbox.
+func (s *SQLiteInbox) Sweep(ctx context.Context, p SweepParams) (int, error) {
+	var n int64
+	err := s.write(ctx, &writeOp{fn: func(ctx context.Context) error {
+		r, err := s.st.sweep.ExecContext(ctx, p.Source, p.Now.UnixMicro(), p.Upto, p.Limit)
+		if err != nil {
+			return err
+		}
+		n, err = r.RowsAffected()
+		return err
+	}})
+	if err != nil {
+		return 0, fmt.Errorf("gateway: sqlite: sweep: %w", err)
+	}
+	return int(n), nil
+}
+
+// DueRetries implements Inbox.
+func (s *SQLiteInbox) DueRetries(ctx context.Context, sink string, now time.Time, limit int, skip func(int64) bool) ([]Forward, error) {
+	rows, err := s.st.dueRetries.QueryContext(ctx, sink, now.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("gateway: sqlite: due retries: %w", err)
+	}
+	defer rows.Close()
+	var out []Forward
+	for len(out) < limit && rows.Next() {
+		var f Forward
+		var headers string
+		var recv int64
+		if err := rows.Scan(&f.Seq, &f.Attempts, &f.Source, &f.WebhookID, &f.Type, &headers, &f.Body, &recv); err != nil {
+			return nil, fmt.Errorf("gateway: sqlite: due retries: %w", err)
+		}
+		if skip != nil && skip(f.Seq) {
+			continue
+		}
+		f.Sink, f.Header, f.ReceivedAt = sink, decodeHeader(headers), time.UnixMicro(recv)
+		out = append(out, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("gateway: sqlite: due retries: %w", err)
+	}
+	return out, nil
+}
+
+// After implements Inbox. Readers that keep up are served from the
+// in-memory tail; others read the file.
+func (s *SQLiteInbox) After(ctx context.Context, source string, after int64, limit int) ([]Event, int64, error) {
+	if evs, next, ok := s.tail.after(source, after, limit); ok {
+		return evs, next, nil
+	}
+	hi := s.tail.lastSeq() // committed before the query starts: in its snapshot
+	rows, err := s.st.after.QueryContext(ctx, after, hi, source, limit)
+	if err != nil {
+		return nil, 0, fmt.Errorf("gateway: sqlite: after: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		var headers string
+		var recv int64
+		if err := rows.Scan(&e.Seq, &e.Source, &e.WebhookID, &e.Type, &headers, &e.Body, &recv); err != nil {
+			return nil, 0, fmt.Errorf("gateway: sqlite: after: %w", err)
+		}
+		e.Header, e.ReceivedAt = decodeHeader(headers), time.UnixMicro(recv)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("gateway: sqlite: after: %w", err)
+	}
+	if len(out) == limit {
+		return out, out[len(out)-1].Seq, nil
+	}
+	return out, max(after, hi), nil
+}
+
+// LastSeq implements Inbox.
+func (s *SQLiteInbox) LastSeq(ctx context.Context) (int64, error) {
+	var seq sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT max(seq) FROM events`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("gateway: sqlite: last seq: %w", err)
+	}
+	return seq.Int64, nil
+}
+
+// PendingRetries implements Inbox.
+func (s *SQLiteInbox) PendingRetries(ctx context.Context) (map[string]int64, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT sink, count(*) FROM retries WHERE dead = 0 GROUP BY sink`)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: sqlite: pending: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var sink string
+		var n int64
+		if err := rows.Scan(&sink, &n); err != nil {
+			return nil, fmt.Errorf("gateway: sqlite: pending: %w", err)
+		}
+		out[sink] = n
+	}
+	return out, rows.Err()
+}
+
+// Changed implements Inbox.
+func (s *SQLiteInbox) Changed() <-chan struct{} { return *s.changed.Load() }
+
+// Ping implements Inbox.
+func (s *SQLiteInbox) Ping(ctx context.Context) error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return ErrClosed
+	}
+	return s.r.PingContext(ctx)
+}
+
+// checkpointer copies the WAL back into the database file from its own
+// connection, so the writer never stalls on a checkpoint (and its fsync).
+// PASSIVE never blocks the writer or readers; the writer restarts the WAL
+// from its beginning once a checkpoint has caught up.
+func (s *SQLiteInbox) checkpointer() {
+	defer close(s.ckDone)
+	for range s.ckpt {
+		s.pages.Store(0)
+		_, _ = s.ckDB.Exec(`PRAGMA wal_checkpoint(PASSIVE)`)
+	}
+}
+
+// CommitStats reports how many transactions the writer committed and how
+// many operations they held: ops/commits is the mean group size.
+func (s *SQLiteInbox) CommitStats() (commits, ops int64) { return s.nCommits.Load(), s.nOps.Load() }
+
+// Close commits the operations already queued, then closes the file.
+func (s *SQLiteInbox) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		close(s.ops)
+		s.mu.Unlock()
+		<-s.exit
+		close(s.ckpt)
+		<-s.ckDone
+		s.closeErr = s.closeDBs()
+	})
+	return s.closeErr
+}
+
+func (s *SQLiteInbox) closeDBs() error {
+	var errs []error
+	for _, st := range []*sql.Stmt{s.st.begin, s.st.commit, s.st.insertEvent, s.st.findEvent, s.st.setCursor, s.st.insertRetry,
+		s.st.updateRetry, s.st.deleteRetry, s.st.sweep, s.st.after, s.st.dueRetries, s.st.cursor} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	if s.w != nil {
+		errs = append(errs, s.w.Close())
+	}
+	errs = append(errs, s.wdb.Close())
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	if s.ckDB != nil {
+		errs = append(errs, s.ckDB.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("gateway: sqlite: close: %w", err)
+	}
+	return nil
+}
+
+// encodeHeader serialises h as "Name: value\r\n" lines, one per value.
+func encodeHeader(h http.Header) string {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for k, vs := range h {
+		for _, v := range vs {
+			b.WriteString(k)
+			b.WriteString(": ")
+			b.WriteString(v)
+			b.WriteString("\r\n")
+		}
+	}
+	return b.String()
+}
+
+func decodeHeader(s string) http.Header {
+	h := http.Header{}
+	for s != "" {
+		line, rest, _ := strings.Cut(s, "\r\n")
+		s = rest
+		if k, v, ok := strings.Cut(line, ": "); ok {
+			h[k] = append(h[k], v)
+		}
+	}
+	return h
+}

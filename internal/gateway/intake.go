@@ -1,0 +1,306 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/longhook/longhook/webhook"
+)
+
+// intake is the request path of one source: body limit → verify → dedupe
+// on (source, webhook-id) → durable write → 2xx. Nothing is answered 2xx
+// before the transaction holding the event has committed.
+func (g *Gateway) intake(src *source) http.Handler {
+	name := src.cfg.Name
+	sm := g.m.forSource(name)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := g.now()
+		attrs := make([]slog.Attr, 0, 10)
+		attrs = append(attrs, slog.String("source", name))
+		status, outcome := g.receive(w, r, src, &attrs)
+		elapsed := g.now().Sub(start)
+		sm.outcomes[outcome].Inc()
+		sm.seconds.Observe(elapsed.Seconds())
+		attrs = append(attrs, slog.Int("status", status), slog.String("outcome", outcome), slog.Duration("duration", elapsed))
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		} else if status >= 400 {
+			level = slog.LevelWarn
+		}
+		g.log.LogAttrs(r.Context(), level, "gateway.receive", attrs...)
+	})
+}
+
+// receive handles one request and returns the status sent and the outcome
+// label; attrs collects the fields of the request's log line.
+func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, src *source, attrs *[]slog.Attr) (int, string) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return writeError(w, http.StatusMethodNotAllowed, "INVALID_ARGUMENT", "webhooks are delivered with POST"), "invalid"
+	}
+	body, err := readBody(w, r, g.cfg.MaxBodyBytes)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return writeError(w, http.StatusRequestEntityTooLarge, "INVALID_ARGUMENT",
+				fmt.Sprintf("body exceeds the limit of %d bytes", g.cfg.MaxBodyBytes)), "too_large"
+		}
+		return writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "could not read the request body"), "invalid"
+	}
+	id := r.Header.Get(webhook.HeaderID)
+	if id != "" {
+		*attrs = append(*attrs, slog.String("webhook_id", truncate(id, 128)))
+	}
+	res, err := src.recv.Verify(r.Context(), r.Header, body)
+	if err != nil {
+		status, code, outcome := classify(err, r.Header)
+		*attrs = append(*attrs, slog.String("error", err.Error()))
+		return writeError(w, status, code, strings.TrimPrefix(err.Error(), "webhook: ")), outcome
+	}
+	if len(id) > 256 {
+		return writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "webhook-id is longer than 256 characters"), "invalid"
+	}
+	typ := ""
+	if res.Claims != nil {
+		typ = res.Claims.Type
+	} else {
+		typ = eventType(body)
+	}
+	now := g.now()
+	h := make(http.Header, 6)
+	for k, v := range r.Header {
+		if keptHeader(k) {
+			h[k] = v
+		}
+	}
+	ar, err := g.inbox.Accept(r.Context(), AcceptParams{
+		Source: src.cfg.Name, WebhookID: id, Type: typ, Header: h, Body: body,
+		ReceivedAt: now, ExpireAt: now.Add(src.cfg.DedupeHorizon),
+	})
+	*attrs = append(*attrs, slog.String("scheme", string(res.Scheme)), slog.String("type", truncate(typ, 128)))
+	if err != nil {
+		*attrs = append(*attrs, slog.Any("error", err))
+		return writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "the event could not be stored; retry"), "error"
+	}
+	*attrs = append(*attrs, slog.Int64("seq", ar.Seq), slog.Bool("duplicate", ar.Duplicate))
+	outcome := "accepted"
+	if ar.Duplicate {
+		outcome = "duplicate"
+	}
+	return writeAccepted(w, id, ar.Duplicate), outcome
+}
+
+// jsonContentType is shared by responses; net/http only reads it.
+var jsonContentType = []string{"application/json"}
+
+// writeAccepted writes the 200 answer; it skips encoding/json for the
+// common case of an id that needs no escaping (this runs on every event).
+func writeAccepted(w http.ResponseWriter, id string, dup bool) int {
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return writeJSON(w, http.StatusOK, acceptBody{WebhookID: id, Duplicate: dup})
+		}
+	}
+	b := make([]byte, 0, len(id)+48)
+	b = append(b, `{"webhook_id":"`...)
+	b = append(b, id...)
+	b = strconv.AppendBool(append(b, `","duplicate":`...), dup)
+	b = append(b, "}\n"...)
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+	return http.StatusOK
+}
+
+// readBody reads the request body, at most limit bytes (a longer one is
+// an *http.MaxBytesError). With a Content-Length it reads into one buffer
+// of the exact size.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	n := r.ContentLength
+	if n > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	if n <= 0 {
+		return io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	}
+	// net/http ends the body after Content-Length bytes.
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r.Body, body); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+type acceptBody struct {
+	WebhookID string `json:"webhook_id"`
+	Duplicate bool   `json:"duplicate"`
+}
+
+// classify maps a verification error to a status, a Google error status
+// and a metrics outcome: stale or future timestamps and malformed
+// non-signature input are 400, a missing or bad signature is 401, and a
+// JWKS that cannot be fetched is 503 (the sender retries).
+func classify(err error, h http.Header) (int, string, string) {
+	switch {
+	case errors.Is(err, webhook.ErrTimestampTooOld), errors.Is(err, webhook.ErrTimestampTooNew),
+		errors.Is(err, webhook.ErrTokenExpired), errors.Is(err, webhook.ErrTokenNotYetValid):
+		return http.StatusBadRequest, "INVALID_ARGUMENT", "stale"
+	case errors.Is(err, webhook.ErrJWKSFetch):
+		return http.StatusServiceUnavailable, "UNAVAILABLE", "error"
+	case errors.Is(err, webhook.ErrMissingHeader):
+		if h.Get(webhook.HeaderSignature) == "" {
+			return http.StatusUnauthorized, "UNAUTHENTICATED", "unauthenticated"
+		}
+		return http.StatusBadRequest, "INVALID_ARGUMENT", "invalid"
+	case errors.Is(err, webhook.ErrMalformed):
+		if _, perr := strconv.ParseInt(h.Get(webhook.HeaderTimestamp), 10, 64); perr != nil &&
+			!strings.Contains(err.Error(), webhook.HeaderSignature) {
+			return http.StatusBadRequest, "INVALID_ARGUMENT", "invalid"
+		}
+		return http.StatusUnauthorized, "UNAUTHENTICATED", "unauthenticated"
+	}
+	return http.StatusUnauthorized, "UNAUTHENTICATED", "unauthenticated"
+}
+
+// eventType reads the top-level "type" of a JSON event envelope, "" if
+// there is none or the body is not a JSON object. It scans without
+// decoding and stops at the member, which envelopes put first.
+func eventType(body []byte) string {
+	i := skipSpace(body, 0)
+	if i >= len(body) || body[i] != '{' {
+		return ""
+	}
+	i++
+	for {
+		i = skipSpace(body, i)
+		if i >= len(body) || body[i] != '"' {
+			return ""
+		}
+		keyEnd, ok := skipString(body, i)
+		if !ok {
+			return ""
+		}
+		key := body[i+1 : keyEnd-1]
+		i = skipSpace(body, keyEnd)
+		if i >= len(body) || body[i] != ':' {
+			return ""
+		}
+		i = skipSpace(body, i+1)
+		if string(key) == "type" {
+			end, ok := skipString(body, i)
+			if !ok || i >= len(body) || body[i] != '"' {
+				return ""
+			}
+			var t string
+			if json.Unmarshal(body[i:end], &t) != nil {
+				return ""
+			}
+			return t
+		}
+		if i, ok = skipValue(body, i); !ok {
+			return ""
+		}
+		i = skipSpace(body, i)
+		if i >= len(body) || body[i] != ',' {
+			return ""
+		}
+		i++
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the JSON string starting at b[i].
+func skipString(b []byte, i int) (int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, false
+	}
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1, true
+		}
+	}
+	return 0, false
+}
+
+// skipValue returns the index after the JSON value starting at b[i],
+// checking only enough structure to find its end.
+func skipValue(b []byte, i int) (int, bool) {
+	if i >= len(b) {
+		return 0, false
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				end, ok := skipString(b, i)
+				if !ok {
+					return 0, false
+				}
+				i = end
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1, true
+				}
+			}
+			i++
+		}
+		return 0, false
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\n' && b[i] != '\r' && b[i] != '\t' {
+		i++
+	}
+	return i, true
+}
+
+// errorBody is the Google error envelope the rest of longhook uses.
+type errorBody struct {
+	Error errorStatus `json:"error"`
+}
+
+type errorStatus struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Status  string `json:"status"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) int {
+	return writeJSON(w, status, errorBody{Error: errorStatus{Code: status, Message: msg, Status: code}})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) int {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"code":500,"message":"encode","status":"INTERNAL"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+	return status
+}

@@ -1,0 +1,389 @@
+// Package listen is `longhook listen`: it connects out to a gateway's
+// listen stream (Server-Sent Events, see gateway.ListenPath), forwards each
+// event to a local URL, and remembers the last event it forwarded, so a
+// laptop or a private network receives webhooks without an inbound port
+// and resumes where it left off after a disconnect or a restart.
+//
+// Delivery to the local URL is at-least-once and in stream order: an
+// event is retried until the local receiver answers 2xx, and the position
+// is saved only after that.
+package listen
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/longhook/longhook/internal/gateway"
+)
+
+const (
+	// idleTimeout is how long a stream may stay silent (the gateway sends
+	// a ping every 15 s) before the connection is presumed dead.
+	idleTimeout = 45 * time.Second
+	minBackoff  = 250 * time.Millisecond
+	maxBackoff  = 15 * time.Second
+	// maxEventLine bounds one SSE data line (a base64 body of up to about
+	// 6 MiB of JSON).
+	maxEventLine = 8 << 20
+)
+
+// errFatal marks errors that reconnecting cannot fix (bad token, unknown
+// source).
+var errFatal = errors.New("listen: not retryable")
+
+// RunListen is `longhook listen --from URL --forward-to URL`.
+//
+// Flags (environment fallback): --from (LONGHOOK_LISTEN_FROM), the stream
+// URL, e.g. https://gw.example.com/_longhook/listen/gemini; --forward-to
+// (LONGHOOK_LISTEN_FORWARD_TO); --token (LONGHOOK_LISTEN_TOKEN), one of
+// the source's listen_tokens; --state (LONGHOOK_LISTEN_STATE), the file
+// holding the last forwarded position (default: in the user cache
+// directory, one per --from); --after, the position to start from when no
+// state exists (default -1: only events from now on; 0: everything the
+// gateway still holds); --timeout, per local delivery (default 10 s);
+// --log-level. It runs until ctx is cancelled (returning nil) or the
+// gateway refuses the token or the source (returning an error).
+func RunListen(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("listen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	from := fs.String("from", getenv("LONGHOOK_LISTEN_FROM"), "listen stream URL of a gateway source [LONGHOOK_LISTEN_FROM]")
+	to := fs.String("forward-to", getenv("LONGHOOK_LISTEN_FORWARD_TO"), "local URL to POST events to [LONGHOOK_LISTEN_FORWARD_TO]")
+	token := fs.String("token", getenv("LONGHOOK_LISTEN_TOKEN"), "bearer token of the source's listen stream [LONGHOOK_LISTEN_TOKEN]")
+	statePath := fs.String("state", getenv("LONGHOOK_LISTEN_STATE"), "file that keeps the last forwarded position [LONGHOOK_LISTEN_STATE]")
+	after := fs.Int64("after", -1, "start position when there is no state: -1 = new events only, 0 = all retained events")
+	timeout := fs.Duration("timeout", 10*time.Second, "timeout of one local delivery")
+	logLevel := fs.String("log-level", firstNonEmpty(getenv("LONGHOOK_LOG_LEVEL"), "info"), "debug, info, warn or error [LONGHOOK_LOG_LEVEL]")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := checkURL("--from", *from); err != nil {
+		return err
+	}
+	if err := checkURL("--forward-to", *to); err != nil {
+		return err
+	}
+	if *token == "" {
+		return errors.New("listen: --token is required (or LONGHOOK_LISTEN_TOKEN)")
+	}
+	log, err := gateway.NewLogger(stderr, *logLevel, "text")
+	if err != nil {
+		return err
+	}
+	if *statePath == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return fmt.Errorf("listen: no --state and no cache directory: %w", err)
+		}
+		sum := sha256.Sum256([]byte(*from))
+		*statePath = filepath.Join(dir, "longhook", "listen-"+hex.EncodeToString(sum[:6])+".json")
+	}
+	l := &listener{
+		from: *from, to: *to, token: *token, statePath: *statePath, timeout: *timeout, log: log,
+		stream: &http.Client{}, local: &http.Client{Timeout: *timeout, CheckRedirect: noRedirect},
+		pos: *after,
+	}
+	if err := l.loadState(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "longhook listen: %s → %s (position %s, state %s)\n", *from, *to, l.posText(), *statePath)
+	return l.run(ctx)
+}
+
+type listener struct {
+	from, to, token string
+	statePath       string
+	timeout         time.Duration
+	log             *slog.Logger
+	stream, local   *http.Client
+	pos             int64 // last forwarded position; -1 = unknown (start at the newest)
+}
+
+type state struct {
+	From  string `json:"from"`
+	After int64  `json:"after"`
+}
+
+func (l *listener) posText() string {
+	if l.pos < 0 {
+		return "new events only"
+	}
+	return strconv.FormatInt(l.pos, 10)
+}
+
+func (l *listener) loadState() error {
+	b, err := os.ReadFile(l.statePath)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("listen: state: %w", err)
+	}
+	var s state
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("listen: state %s: %w", l.statePath, err)
+	}
+	if s.From != l.from {
+		l.log.Warn("listen.state: saved for another stream, ignoring it", slog.String("state_from", s.From))
+		return nil
+	}
+	l.pos = s.After
+	return nil
+}
+
+// saveState writes the position atomically (temporary file, rename), so
+// a crash leaves the old or the new position, never a torn file.
+func (l *listener) saveState() error {
+	b, _ := json.Marshal(state{From: l.from, After: l.pos})
+	if err := os.MkdirAll(filepath.Dir(l.statePath), 0o700); err != nil {
+		return err
+	}
+	tmp := l.statePath + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, l.statePath)
+}
+
+// run reconnects with backoff until ctx is done or the gateway refuses.
+func (l *listener) run(ctx context.Context) error {
+	backoff := minBackoff
+	for {
+		progressed, err := l.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, errFatal) {
+			return err
+		}
+		if progressed {
+			backoff = minBackoff
+		}
+		l.log.Warn("listen.disconnected", slog.Any("error", err), slog.Duration("retry_in", backoff))
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+// session runs one connection; progressed reports whether it got as far
+// as the stream (so the next reconnect need not back off).
+func (l *listener) session(ctx context.Context) (progressed bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	u, err := url.Parse(l.from)
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", errFatal, err)
+	}
+	if l.pos >= 0 {
+		q := u.Query()
+		q.Set("after", strconv.FormatInt(l.pos, 10))
+		u.RawQuery = q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return false, fmt.Errorf("%w: %v", errFatal, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+l.token)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := l.stream.Do(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden, resp.StatusCode == http.StatusNotFound:
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return false, fmt.Errorf("%w: gateway answered %d: %s", errFatal, resp.StatusCode, strings.TrimSpace(string(msg)))
+	case resp.StatusCode != http.StatusOK:
+		return false, fmt.Errorf("gateway answered %d", resp.StatusCode)
+	}
+	l.log.Info("listen.connected", slog.String("position", l.posText()))
+
+	// The watchdog cuts a connection that stays silent past idleTimeout.
+	alive := make(chan struct{}, 1)
+	go func() {
+		t := time.NewTimer(idleTimeout)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-alive:
+				t.Reset(idleTimeout)
+			case <-t.C:
+				l.log.Warn("listen.idle: no data from the gateway, reconnecting", slog.Duration("after", idleTimeout))
+				cancel()
+				return
+			}
+		}
+	}()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), maxEventLine)
+	var event string
+	var data bytes.Buffer
+	for sc.Scan() {
+		select {
+		case alive <- struct{}{}:
+		default:
+		}
+		line := sc.Bytes()
+		switch {
+		case len(line) == 0:
+			if err := l.dispatch(ctx, event, data.Bytes()); err != nil {
+				return true, err
+			}
+			event = ""
+			data.Reset()
+		case line[0] == ':':
+		default:
+			field, value, _ := bytes.Cut(line, []byte(":"))
+			value = bytes.TrimPrefix(value, []byte(" "))
+			switch string(field) {
+			case "event":
+				event = string(value)
+			case "data":
+				if data.Len() > 0 {
+					data.WriteByte('\n')
+				}
+				data.Write(value)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return true, err
+	}
+	return true, io.ErrUnexpectedEOF
+}
+
+// dispatch handles one complete SSE event.
+func (l *listener) dispatch(ctx context.Context, event string, data []byte) error {
+	switch event {
+	case "ready":
+		var r gateway.StreamReady
+		if err := json.Unmarshal(data, &r); err != nil {
+			return fmt.Errorf("bad ready event: %w", err)
+		}
+		if l.pos < 0 {
+			// Pin "from now on" to a position, so a reconnect does not
+			// skip what arrives in between.
+			l.pos = r.After
+			if err := l.saveState(); err != nil {
+				return fmt.Errorf("%w: save state: %v", errFatal, err)
+			}
+		}
+		return nil
+	case "webhook":
+		var e gateway.StreamEvent
+		if err := json.Unmarshal(data, &e); err != nil {
+			return fmt.Errorf("bad webhook event: %w", err)
+		}
+		if e.Seq <= l.pos {
+			return nil // already forwarded before a reconnect
+		}
+		if err := l.forward(ctx, &e); err != nil {
+			return err
+		}
+		l.pos = e.Seq
+		if err := l.saveState(); err != nil {
+			return fmt.Errorf("%w: save state: %v", errFatal, err)
+		}
+	}
+	return nil
+}
+
+// forward POSTs an event to the local URL until it answers 2xx.
+func (l *listener) forward(ctx context.Context, e *gateway.StreamEvent) error {
+	backoff := minBackoff
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		status, err := l.post(ctx, e)
+		attrs := []slog.Attr{
+			slog.Int64("seq", e.Seq), slog.String("webhook_id", e.WebhookID), slog.String("type", e.Type),
+			slog.Int("attempt", attempt), slog.Duration("duration", time.Since(start)),
+		}
+		if err == nil && status/100 == 2 {
+			l.log.LogAttrs(ctx, slog.LevelInfo, "listen.forward", append(attrs, slog.Int("status", status))...)
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil {
+			attrs = append(attrs, slog.Any("error", err))
+		} else {
+			attrs = append(attrs, slog.Int("status", status))
+		}
+		l.log.LogAttrs(ctx, slog.LevelWarn, "listen.forward", append(attrs, slog.Duration("retry_in", backoff))...)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func (l *listener) post(ctx context.Context, e *gateway.StreamEvent) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.to, bytes.NewReader(e.Body))
+	if err != nil {
+		return 0, err
+	}
+	for k, v := range e.Header {
+		req.Header[k] = v
+	}
+	req.Header.Set(gateway.HeaderSource, e.Source)
+	req.Header.Set(gateway.HeaderReceivedAt, e.ReceivedAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+	if req.Header.Get("Content-Type") == "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := l.local.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+
+func checkURL(flagName, s string) error {
+	if s == "" {
+		return fmt.Errorf("listen: %s is required", flagName)
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("listen: %s %q is not an absolute http(s) URL", flagName, s)
+	}
+	return nil
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

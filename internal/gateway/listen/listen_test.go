@@ -1,0 +1,189 @@
+package listen
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/longhook/longhook/internal/gateway"
+	"github.com/longhook/longhook/webhook"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreAnyFunction("database/sql.(*DB).connectionOpener"),
+	)
+}
+
+const token = "listen-token-0123456789"
+
+type fixture struct {
+	gw      *gateway.Gateway
+	srv     *httptest.Server // senders post here
+	stream  *httptest.Server // listen connects here; cut by the test
+	secret  webhook.Secret
+	mu      sync.Mutex
+	got     map[string]int
+	headers http.Header
+	local   *httptest.Server
+}
+
+func setup(t *testing.T) *fixture {
+	t.Helper()
+	secretText, err := webhook.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, _ := webhook.ParseSecret(secretText)
+	g, err := gateway.NewGateway(context.Background(), gateway.Config{
+		DataDir: t.TempDir(),
+		Sources: []gateway.SourceConfig{{
+			Name: "s", Verify: gateway.VerifyConfig{HMACSecrets: []string{secretText}}, ListenTokens: []string{token},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{gw: g, srv: httptest.NewServer(g.Handler()), stream: httptest.NewServer(g.Handler()), secret: secret, got: map[string]int{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	f.local = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		f.mu.Lock()
+		f.got[r.Header.Get(webhook.HeaderID)]++
+		f.headers = r.Header.Clone()
+		f.mu.Unlock()
+	}))
+	t.Cleanup(func() {
+		f.local.Close()
+		g.Drain()
+		f.srv.Close()
+		f.stream.Close()
+		cancel()
+		<-done
+		_ = g.Close()
+	})
+	return f
+}
+
+func (f *fixture) send(t *testing.T, id string) {
+	t.Helper()
+	body := []byte(`{"type":"batch.succeeded","data":{"id":"` + id + `"}}`)
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/hooks/s", bytes.NewReader(body))
+	now := time.Now()
+	req.Header.Set(webhook.HeaderID, id)
+	req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set(webhook.HeaderSignature, webhook.Sign(f.secret, id, now, body))
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("send %s: %d", id, resp.StatusCode)
+	}
+}
+
+func (f *fixture) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.got)
+}
+
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
+	}
+}
+
+// startListen runs RunListen until the returned stop is called.
+func startListen(t *testing.T, f *fixture, state string, extra ...string) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	args := append([]string{"--from", f.stream.URL + gateway.ListenPath + "s", "--forward-to", f.local.URL,
+		"--token", token, "--state", state, "--log-level", "warn"}, extra...)
+	go func() { done <- RunListen(ctx, args, func(string) string { return "" }, io.Discard, io.Discard) }()
+	return func() error {
+		cancel()
+		return <-done
+	}
+}
+
+// The connection is cut several times mid-stream; the local receiver
+// ends with every event exactly once. A restart resumes from the state
+// file.
+func TestListenResumesAfterCuts(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	state := filepath.Join(t.TempDir(), "state.json")
+	stop := startListen(t, f, state, "--after", "0")
+
+	const n = 300
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		for i := range n {
+			f.send(t, fmt.Sprintf("msg_listen_%d", i))
+		}
+	}()
+	for cut := 1; cut <= 5; cut++ {
+		waitFor(t, 20*time.Second, "progress before a cut", func() bool { return f.count() >= cut*n/6 })
+		f.stream.CloseClientConnections() // cuts the stream mid-flight
+	}
+	<-sent
+	waitFor(t, 30*time.Second, "every event at the local receiver", func() bool { return f.count() == n })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Events that arrive while listen is down are delivered after restart.
+	for i := n; i < n+20; i++ {
+		f.send(t, fmt.Sprintf("msg_listen_%d", i))
+	}
+	stop = startListen(t, f, state)
+	waitFor(t, 20*time.Second, "events sent while listen was down", func() bool { return f.count() == n+20 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for id, k := range f.got {
+		if k != 1 {
+			t.Errorf("%s forwarded %d times", id, k)
+		}
+	}
+	if f.headers.Get(webhook.HeaderSignature) == "" || f.headers.Get(gateway.HeaderSource) != "s" {
+		t.Errorf("forwarded headers: %v", f.headers)
+	}
+}
+
+func TestListenRejectsBadToken(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	err := RunListen(context.Background(), []string{"--from", f.srv.URL + gateway.ListenPath + "s", "--forward-to", f.local.URL,
+		"--token", "wrong-token-wrong-token", "--state", filepath.Join(t.TempDir(), "s.json")},
+		func(string) string { return "" }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("bad token: %v, want a 401 error", err)
+	}
+}

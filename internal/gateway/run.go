@@ -1,0 +1,144 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// RunGateway is `longhook gateway`: it loads the config, serves the
+// gateway until ctx is cancelled, then shuts down in order: /readyz turns
+// 503 and listen streams end, the HTTP server stops accepting and
+// finishes its requests, forwarders stop claiming and finish their
+// attempts (both bounded by shutdown_timeout), and the inbox closes.
+//
+// Flags (environment fallback): --config (LONGHOOK_GATEWAY_CONFIG,
+// required), --addr (LONGHOOK_GATEWAY_ADDR) overriding addr, --data-dir
+// (LONGHOOK_DATA_DIR) overriding data_dir, --log-level (LONGHOOK_LOG_LEVEL:
+// debug, info, warn, error) and --log-format (LONGHOOK_LOG_FORMAT: text or
+// json). Logs go to stderr; the listening address is printed on stdout.
+func RunGateway(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", getenv("LONGHOOK_GATEWAY_CONFIG"), "gateway config file (YAML) [LONGHOOK_GATEWAY_CONFIG]")
+	addr := fs.String("addr", getenv("LONGHOOK_GATEWAY_ADDR"), "listen address, overrides addr in the config [LONGHOOK_GATEWAY_ADDR]")
+	dataDir := fs.String("data-dir", getenv("LONGHOOK_DATA_DIR"), "data directory, overrides data_dir in the config [LONGHOOK_DATA_DIR]")
+	logLevel := fs.String("log-level", or(getenv("LONGHOOK_LOG_LEVEL"), "info"), "debug, info, warn or error [LONGHOOK_LOG_LEVEL]")
+	logFormat := fs.String("log-format", or(getenv("LONGHOOK_LOG_FORMAT"), "text"), "text or json [LONGHOOK_LOG_FORMAT]")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("gateway: unexpected argument %q", fs.Arg(0))
+	}
+	if *configPath == "" {
+		return errors.New("gateway: --config is required (or LONGHOOK_GATEWAY_CONFIG)")
+	}
+	log, err := NewLogger(stderr, *logLevel, *logFormat)
+	if err != nil {
+		return err
+	}
+	cfg, err := LoadConfig(*configPath, getenv)
+	if err != nil {
+		return err
+	}
+	if *addr != "" {
+		cfg.Addr = *addr
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
+		if strings.HasPrefix(cfg.Database, "sqlite://") {
+			cfg.Database = "sqlite://" + filepath.Join(*dataDir, "gateway.db")
+		}
+	}
+	return Serve(ctx, cfg, log, func(a net.Addr) { fmt.Fprintf(stdout, "longhook gateway listening on %s\n", a) })
+}
+
+// Serve runs a gateway for cfg on cfg.Addr until ctx is cancelled, with
+// the shutdown sequence described on RunGateway. listening, if not nil,
+// is called with the bound address once the gateway accepts requests.
+func Serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(net.Addr)) error {
+	g, err := NewGateway(ctx, cfg, WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	cfg = g.cfg
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("gateway: listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           g.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second, // listen streams extend their own deadline
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	runDone := make(chan error, 1)
+	go func() { runDone <- g.Run(runCtx) }()
+	serveDone := make(chan error, 1)
+	go func() { serveDone <- srv.Serve(ln) }()
+	log.Info("gateway.start", slog.String("addr", ln.Addr().String()), slog.Int("sources", len(cfg.Sources)))
+	if listening != nil {
+		listening(ln.Addr())
+	}
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-serveDone:
+	}
+	log.Info("gateway.shutdown")
+	g.Drain()
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("gateway.shutdown: http", slog.Any("error", err))
+		_ = srv.Close()
+	}
+	stopRun()
+	runErr := <-runDone
+	closeErr := g.Close()
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	log.Info("gateway.stopped")
+	return errors.Join(serveErr, runErr, closeErr)
+}
+
+// NewLogger returns a slog logger writing to w at level ("debug", "info",
+// "warn", "error") in format ("text" or "json").
+func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: use text or json", format)
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,169 @@
+package gateway
+
+import (
+	"bufio"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ListenPath is the prefix of the listen streams: GET ListenPath+{source}.
+const ListenPath = reservedPrefix + "listen/"
+
+// The listen protocol (Server-Sent Events), shared with `longhook listen`
+// and with any other server that wants to feed it:
+//
+//	GET /_longhook/listen/{source}?after=<seq>
+//	Authorization: Bearer <one of the source's listen_tokens>
+//
+// after (or the Last-Event-ID header) is the last position the client has
+// handled; without it the stream starts at the newest event, so only
+// events received from then on are sent. The response is
+// text/event-stream: first an "event: ready" whose id is the starting
+// position, then one "event: webhook" per event, in position order, whose
+// id is the position and whose data is a StreamEvent in JSON, and a
+// ": ping" comment every streamHeartbeat while idle. Positions grow but
+// are not contiguous per source. Events stay available for the source's
+// dedupe horizon.
+const (
+	streamBatch     = 256
+	streamHeartbeat = 15 * time.Second
+	streamWrite     = 30 * time.Second // a client that stalls longer is cut
+)
+
+// StreamEvent is the data of a "webhook" event on a listen stream.
+type StreamEvent struct {
+	Seq        int64       `json:"seq"`
+	Source     string      `json:"source"`
+	WebhookID  string      `json:"webhook_id"`
+	Type       string      `json:"type,omitempty"`
+	ReceivedAt time.Time   `json:"received_at"`
+	Header     http.Header `json:"headers"`
+	Body       []byte      `json:"body"` // base64 in JSON: the exact bytes received
+}
+
+// StreamReady is the data of the "ready" event that opens a stream.
+type StreamReady struct {
+	Source string `json:"source"`
+	After  int64  `json:"after"`
+}
+
+func (g *Gateway) listen(w http.ResponseWriter, r *http.Request) {
+	src := g.byName[r.PathValue("source")]
+	if src == nil || len(src.tokens) == 0 {
+		writeError(w, http.StatusNotFound, "NOT_FOUND", "no listen stream for this source")
+		return
+	}
+	if !src.authorized(r.Header.Get("Authorization")) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="longhook-listen"`)
+		writeError(w, http.StatusUnauthorized, "UNAUTHENTICATED", "a valid bearer token for this source is required")
+		return
+	}
+	pos := r.URL.Query().Get("after")
+	if pos == "" {
+		pos = r.Header.Get("Last-Event-ID")
+	}
+	var after int64
+	var err error
+	if pos != "" {
+		if after, err = strconv.ParseInt(pos, 10, 64); err != nil || after < 0 {
+			writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "after must be a non-negative integer position")
+			return
+		}
+	} else if after, err = g.inbox.LastSeq(r.Context()); err != nil {
+		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "inbox unavailable")
+		return
+	}
+	name := src.cfg.Name
+	g.m.listeners.WithLabelValues(name).Inc()
+	defer g.m.listeners.WithLabelValues(name).Dec()
+	g.log.Info("gateway.listen.open", slog.String("source", name), slog.Int64("after", after))
+	sent, err := g.stream(w, r, src, after)
+	g.log.Info("gateway.listen.close", slog.String("source", name), slog.Int("sent", sent), slog.Any("error", err))
+}
+
+// stream writes events after the position until the client goes away,
+// the gateway drains, or a write fails. It returns how many it sent.
+func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, src *source, after int64) (int, error) {
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	flush := func() error {
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWrite))
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	ready, _ := json.Marshal(StreamReady{Source: src.cfg.Name, After: after})
+	fmt.Fprintf(bw, "retry: 1000\nid: %d\nevent: ready\ndata: %s\n\n", after, ready)
+	if err := flush(); err != nil {
+		return 0, err
+	}
+	heartbeat := time.NewTicker(streamHeartbeat)
+	defer heartbeat.Stop()
+	ctx := r.Context()
+	sent := 0
+	for {
+		changed := g.inbox.Changed()
+		evs, next, err := g.inbox.After(ctx, src.cfg.Name, after, streamBatch)
+		if err != nil {
+			return sent, err
+		}
+		for _, e := range evs {
+			data, err := json.Marshal(StreamEvent{
+				Seq: e.Seq, Source: e.Source, WebhookID: e.WebhookID, Type: e.Type,
+				ReceivedAt: e.ReceivedAt.UTC(), Header: e.Header, Body: e.Body,
+			})
+			if err != nil {
+				return sent, err
+			}
+			fmt.Fprintf(bw, "id: %d\nevent: webhook\ndata: %s\n\n", e.Seq, data)
+			sent++
+		}
+		after = max(after, next)
+		if len(evs) > 0 {
+			if err := flush(); err != nil {
+				return sent, err
+			}
+			if len(evs) == streamBatch {
+				continue
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return sent, nil
+		case <-g.drained:
+			return sent, nil
+		case <-changed:
+		case <-heartbeat.C:
+			_, _ = bw.WriteString(": ping\n\n")
+			if err := flush(); err != nil {
+				return sent, err
+			}
+		}
+	}
+}
+
+// authorized checks a "Bearer <token>" header against the source's
+// tokens in constant time.
+func (s *source) authorized(header string) bool {
+	tok, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || tok == "" {
+		return false
+	}
+	match := 0
+	for _, t := range s.tokens {
+		match |= subtle.ConstantTimeCompare([]byte(tok), t)
+	}
+	return match == 1
+}

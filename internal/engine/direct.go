@@ -24,9 +24,10 @@ func (e *Engine) Reserve(dests []string) (core.Reservation, []bool) {
 	if e.attemptCtx.Err() != nil || e.stopping {
 		return core.Reservation{}, take
 	}
-	// Room: the worker slots plus the in-memory queue, less a share of the
-	// slots kept for claimed work (retries, reclaims).
-	free := e.cfg.Workers + e.cfg.QueueSize - e.inflight - e.reserved - e.cfg.Workers/8
+	// Room: the worker slots plus the in-memory queue. Claimed work
+	// (retries, reclaims) has its own budget of worker slots, and the pump
+	// serves destinations round-robin, so neither path starves the other.
+	free := e.cfg.Workers + e.cfg.QueueSize - e.direct - e.reserved
 	n := 0
 	perDest := map[string]int{}
 	for i, d := range dests {
@@ -68,7 +69,7 @@ func (e *Engine) Dispatch(r core.Reservation, cs []core.Claimed, hooks map[strin
 			release = append(release, c.ID)
 			continue
 		}
-		t := &task{c: c}
+		t := &task{c: c, direct: true}
 		if c.WebhookID != "" {
 			t.hook = hooks[c.WebhookID]
 		}
@@ -104,7 +105,11 @@ func (e *Engine) admit(t *task) bool {
 		e.start(t)
 	}
 	e.held[t.c.ID] = true
-	e.inflight++
+	if t.direct {
+		e.direct++
+	} else {
+		e.claimed++
+	}
 	return true
 }
 

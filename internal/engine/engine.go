@@ -60,8 +60,9 @@ type Config struct {
 	// PerDestination caps attempts in flight to one destination (default 32).
 	PerDestination int
 	// QueueSize is how many deliveries the direct path may hold in memory
-	// beyond the worker slots, waiting for their destination's cap
-	// (default 4096). They are leased, so a crash loses nothing.
+	// beyond the worker slots, waiting for a slot or their destination's
+	// cap (default 100000; about 0.3 KiB each, payloads shared per event).
+	// They are leased, so a crash loses nothing.
 	QueueSize int
 	// BatchSize caps one claim (default 256).
 	BatchSize int
@@ -100,7 +101,7 @@ func (c Config) withDefaults() Config {
 		c.PerDestination = 32
 	}
 	if c.QueueSize <= 0 {
-		c.QueueSize = 4096
+		c.QueueSize = 100000
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 256
@@ -125,7 +126,8 @@ type Engine struct {
 	cfg Config
 
 	mu       sync.Mutex
-	inflight int                      // claimed, not yet completed (running + parked)
+	claimed  int                      // claimed deliveries held (running or parked)
+	direct   int                      // direct-path deliveries held (running or parked)
 	running  int                      // attempts in flight
 	ready    []string                 // destinations with parked work and room under their cap
 	reserved int                      // slots reserved by the direct path, not yet dispatched
@@ -151,8 +153,19 @@ type destState struct {
 }
 
 type task struct {
-	c    core.Claimed
-	hook *core.Webhook // nil for dynamic deliveries
+	c      core.Claimed
+	hook   *core.Webhook // nil for dynamic deliveries
+	direct bool          // came by the direct path, not a claim
+}
+
+// forget drops a finished or released task from the counts; e.mu is held.
+func (e *Engine) forget(t *task) {
+	delete(e.held, t.c.ID)
+	if t.direct {
+		e.direct--
+	} else {
+		e.claimed--
+	}
 }
 
 // New returns an engine.
@@ -269,14 +282,14 @@ func (e *Engine) claimLoop(ctx context.Context) {
 func (e *Engine) free() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.cfg.Workers - e.inflight - e.reserved
+	return e.cfg.Workers - e.claimed
 }
 
 // claimOnce claims at most the free slots and starts the attempts. full
 // reports whether the claim was limited by free slots (more may be due).
 func (e *Engine) claimOnce(ctx context.Context) (n int, full bool, err error) {
 	e.mu.Lock()
-	free := e.cfg.Workers - e.inflight - e.reserved
+	free := e.cfg.Workers - e.claimed
 	var exclude []string
 	for k, d := range e.dests {
 		if d.running+len(d.parked) >= e.cfg.PerDestination {
@@ -338,8 +351,9 @@ func (e *Engine) start(t *task) {
 		defer e.wg.Done()
 		start := time.Now()
 		comp := e.attempt(e.attemptCtx, t)
+		took := time.Since(start)
 		e.results <- comp
-		e.finished(t, time.Since(start))
+		e.finished(t, took)
 	}()
 }
 
@@ -358,8 +372,7 @@ func (e *Engine) finished(t *task, took time.Duration) {
 	d := e.dests[t.c.Dest]
 	d.running--
 	e.running--
-	e.inflight--
-	delete(e.held, t.c.ID)
+	e.forget(t)
 	if len(d.parked) > 0 {
 		e.markReady(t.c.Dest, d)
 	}
@@ -420,7 +433,7 @@ func (e *Engine) parkLimit(dest string) int {
 	// Deliveries start within about (parked / cap) × latency; keep that
 	// under a sixth of the lease.
 	n := int(float64(e.cfg.PerDestination) * float64(e.cfg.Lease/6) / float64(lat))
-	return min(max(n, e.cfg.PerDestination), 1024)
+	return min(max(n, e.cfg.PerDestination), 65536)
 }
 
 // releaseParked gives parked (claimed, unstarted) deliveries back.
@@ -430,8 +443,7 @@ func (e *Engine) releaseParked() {
 	for k, d := range e.dests {
 		for _, t := range d.parked {
 			ids = append(ids, t.c.ID)
-			delete(e.held, t.c.ID)
-			e.inflight--
+			e.forget(t)
 		}
 		d.parked = nil
 		d.ready = false

@@ -115,7 +115,7 @@ func TestValidationWritesNothing(t *testing.T) {
 		{{Type: "batch.succeeded", Data: json.RawMessage(`[1]`)}},
 		{{Type: "batch.succeeded", WebhookConfig: &core.WebhookConfig{URIs: []string{"http://insecure.example"}}}},
 		{{Type: "batch.succeeded"}, {Type: "bad type"}}, // all or nothing
-		{{Type: "webhook.ping"}},                        // not publishable by clients
+		{{Type: "webhook.ping"}}, // not publishable by clients
 	}
 	for i, in := range bad {
 		if _, err := f.p.Publish(context.Background(), f.project, in); err == nil || !core.IsInvalid(err) {

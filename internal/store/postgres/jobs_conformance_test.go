@@ -1,0 +1,15 @@
+package postgres
+
+import (
+	"testing"
+
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/store/storetest"
+)
+
+// TestJobsConformance runs the core.JobStore suite with a schema per
+// subtest (newStore).
+func TestJobsConformance(t *testing.T) {
+	testURL(t)
+	storetest.RunJobs(t, func(t *testing.T) core.JobStore { return newStore(t) })
+}

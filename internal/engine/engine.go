@@ -431,8 +431,8 @@ func (e *Engine) parkLimit(dest string) int {
 		return e.cfg.PerDestination
 	}
 	// Deliveries start within about (parked / cap) × latency; keep that
-	// under a sixth of the lease.
-	n := int(float64(e.cfg.PerDestination) * float64(e.cfg.Lease/6) / float64(lat))
+	// under a third of the lease.
+	n := int(float64(e.cfg.PerDestination) * float64(e.cfg.Lease/3) / float64(lat))
 	return min(max(n, e.cfg.PerDestination), 65536)
 }
 

@@ -178,7 +178,7 @@ func New(cfg Config) *Engine {
 		latency: map[string]time.Duration{},
 		freed:   make(chan struct{}, 1),
 		resched: make(chan struct{}, 1),
-		results: make(chan core.Completion, cfg.Workers*2),
+		results: make(chan core.Completion, max(cfg.Workers*4, 8192)),
 		secrets: secretCache{cipher: cfg.Cipher, m: map[string]any{}},
 	}
 	e.attemptCtx, e.cancelAttempt = context.WithCancel(context.Background())
@@ -460,7 +460,7 @@ func (e *Engine) releaseParked() {
 // the previous write ran (group commit), so an idle engine writes each
 // result at once and a busy one writes hundreds per transaction.
 func (e *Engine) complete() {
-	const maxBatch = 512
+	const maxBatch = 4096
 	batch := make([]core.Completion, 0, maxBatch)
 	for first := range e.results {
 		batch = append(batch[:0], first)

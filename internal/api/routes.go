@@ -26,7 +26,7 @@ func (s *server) routes(mux *http.ServeMux) {
 		// WebhookService (product.md §2).
 		handle("POST", "/webhooks", small, s.createWebhook)
 		handle("GET", "/webhooks", small, s.listWebhooks)
-		handle("GET", "/webhooks/{id}", small, noVerb(s.getWebhook))
+		mux.Handle("GET /"+v+"/webhooks/{id}", s.listenOr(s.api(small, noVerb(s.getWebhook)))) // {id}:listen streams (listen.go)
 		handle("PATCH", "/webhooks/{id}", small, noVerb(s.updateWebhook))
 		handle("DELETE", "/webhooks/{id}", small, noVerb(s.deleteWebhook))
 		handle("POST", "/webhooks/{id}", small, verbs(map[string]apiFunc{

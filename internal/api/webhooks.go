@@ -131,6 +131,7 @@ func (s *server) createWebhook(r *http.Request, key core.APIKey) (any, error) {
 	if err := s.d.Store.CreateWebhook(r.Context(), w); err != nil {
 		return nil, err
 	}
+	s.changed(key.ProjectID)
 	out := webhookOut(w, now)
 	out.NewSigningSecret = secret
 	return out, nil
@@ -365,12 +366,14 @@ func (s *server) updateWebhook(r *http.Request, key core.APIKey) (any, error) {
 	if err != nil {
 		return nil, notFoundAs(err, "webhook", id)
 	}
+	s.changed(key.ProjectID)
 	return webhookOut(w, now), nil
 }
 
 func (s *server) deleteWebhook(r *http.Request, key core.APIKey) (any, error) {
 	id := r.PathValue("id")
 	err := s.d.Store.DeleteWebhook(r.Context(), key.ProjectID, id, s.d.Clock.Now().UTC())
+	s.changed(key.ProjectID)
 	return nil, notFoundAs(err, "webhook", id)
 }
 
@@ -439,6 +442,7 @@ func (s *server) rotateSigningSecret(r *http.Request, key core.APIKey) (any, err
 	if err != nil {
 		return nil, notFoundAs(err, "webhook", id)
 	}
+	s.changed(key.ProjectID)
 	return &rotateResponse{Secret: secret}, nil
 }
 
@@ -463,4 +467,12 @@ func rotateSecrets(old []core.SigningSecret, fresh core.SigningSecret, behavior 
 		out = append(out, sec)
 	}
 	return out
+}
+
+// changed tells the publisher that a project's webhooks changed, so its
+// subscription cache does not serve the old list.
+func (s *server) changed(projectID string) {
+	if s.d.Publisher != nil {
+		s.d.Publisher.Invalidate(projectID)
+	}
 }

@@ -41,7 +41,7 @@ func commands() []command {
 		{"migrate", "apply or show database migrations (PostgreSQL)", runMigrate},
 		{"jwks", "rotate or list the JWT signing keys of dynamic webhooks", runJWKS},
 		{"gateway", "run the receiving edge: verify, deduplicate, store, forward (--config gateway.yaml)", runGateway},
-		{"listen", "relay a gateway's events into a private network over an outbound connection", runListen},
+		{"listen", "relay a serve webhook's or a gateway source's events to a local URL over an outbound connection", runListen},
 		{"check", "test a receiver for correct verification, replay rejection and deduplication", runCheck},
 		{"bench", "measure throughput against the bare-HTTP ceiling (--gateway, --dynamic, --instances)", runBench},
 		{"version", "print the version", func(_ context.Context, _ []string, env Env) error {

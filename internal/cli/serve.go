@@ -264,7 +264,7 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 	}
 	s.maint = engine.NewMaintenance(engine.MaintenanceConfig{
 		Store: store, Logger: logger, Owner: s.engine.Owner(), Retention: cfg.Retention, Scale: cfg.TimeScale,
-		Tasks: tasks,
+		Tasks: tasks, OnDisabled: func([]string) { pub.InvalidateAll() },
 	})
 
 	mac := hmac.New(sha256.New, masterKey)

@@ -41,6 +41,9 @@ type MaintenanceConfig struct {
 	Tasks       []Task
 	// OnLeader, if set, is called with true/false when leadership changes.
 	OnLeader func(bool)
+	// OnDisabled, if set, is called with the webhooks auto-disable just
+	// disabled (the publisher drops its cached webhook lists).
+	OnDisabled func(ids []string)
 }
 
 // Maintenance runs periodic work on one elected leader: auto-disable of
@@ -128,6 +131,9 @@ func (m *Maintenance) round(ctx context.Context) {
 	}
 	for _, id := range ids {
 		m.cfg.Logger.Warn("webhook.auto_disabled", slog.String("webhook_id", id))
+	}
+	if len(ids) > 0 && m.cfg.OnDisabled != nil {
+		m.cfg.OnDisabled(ids)
 	}
 	for range 100 { // bounded per round
 		n, err := m.cfg.Store.DeleteExpired(ctx, now.Add(-m.cfg.Retention), 1000)

@@ -64,8 +64,11 @@ type Config struct {
 	// Direct, when set, is this process's delivery engine: new deliveries
 	// it has room for are inserted already leased to it and handed over in
 	// memory after the commit (no claim query, no payload read).
-	Direct      Direct
-	OnPublished func(n int) // optional: called with the number of new events accepted
+	Direct Direct
+	// SubscriptionTTL is how long a project's webhook list is cached
+	// (default 1 s; negative disables the cache).
+	SubscriptionTTL time.Duration
+	OnPublished     func(n int) // optional: called with the number of new events accepted
 }
 
 // Direct is the engine's direct path (see engine.Engine.Reserve).
@@ -80,6 +83,58 @@ type Publisher struct {
 	cfg   Config
 	lanes []*lane
 	next  atomic.Uint64
+
+	subsMu sync.Mutex
+	subs   map[string]subsEntry // project → its webhooks, read recently
+}
+
+type subsEntry struct {
+	hooks []*core.Webhook
+	at    time.Time
+}
+
+// Invalidate drops the cached webhook list of a project; the API calls it
+// after every change to the project's webhooks.
+func (p *Publisher) Invalidate(projectID string) {
+	p.subsMu.Lock()
+	delete(p.subs, projectID)
+	p.subsMu.Unlock()
+}
+
+// InvalidateAll drops every cached webhook list.
+func (p *Publisher) InvalidateAll() {
+	p.subsMu.Lock()
+	clear(p.subs)
+	p.subsMu.Unlock()
+}
+
+// projectWebhooks returns the project's webhooks, from a cache that lives
+// SubscriptionTTL: a publish then costs no read of the webhook table.
+// Changes made through this process's API invalidate it at once; changes
+// made by another instance are seen within the TTL.
+func (p *Publisher) projectWebhooks(ctx context.Context, projectID string) ([]*core.Webhook, error) {
+	now := time.Now()
+	if p.cfg.SubscriptionTTL > 0 {
+		p.subsMu.Lock()
+		e, ok := p.subs[projectID]
+		p.subsMu.Unlock()
+		if ok && now.Sub(e.at) < p.cfg.SubscriptionTTL {
+			return e.hooks, nil
+		}
+	}
+	hooks, err := p.cfg.Store.SubscribedWebhooks(ctx, projectID, p.cfg.Catalog.Types())
+	if err != nil {
+		return nil, err
+	}
+	if p.cfg.SubscriptionTTL > 0 {
+		p.subsMu.Lock()
+		if len(p.subs) > 10000 {
+			clear(p.subs)
+		}
+		p.subs[projectID] = subsEntry{hooks: hooks, at: now}
+		p.subsMu.Unlock()
+	}
+	return hooks, nil
 }
 
 // New returns a Publisher.
@@ -90,7 +145,10 @@ func New(cfg Config) *Publisher {
 	if cfg.Lanes <= 0 {
 		cfg.Lanes = 1
 	}
-	p := &Publisher{cfg: cfg}
+	if cfg.SubscriptionTTL == 0 {
+		cfg.SubscriptionTTL = time.Second
+	}
+	p := &Publisher{cfg: cfg, subs: map[string]subsEntry{}}
 	for range cfg.Lanes {
 		p.lanes = append(p.lanes, &lane{p: p})
 	}
@@ -271,12 +329,8 @@ func (p *Publisher) destinations(ctx context.Context, batch []*request) (map[str
 		}
 	}
 	out := map[string][]*core.Webhook{}
-	for project, set := range types {
-		list := make([]string, 0, len(set))
-		for t := range set {
-			list = append(list, t)
-		}
-		hooks, err := p.cfg.Store.SubscribedWebhooks(ctx, project, list)
+	for project := range types {
+		hooks, err := p.projectWebhooks(ctx, project)
 		if err != nil {
 			return nil, fmt.Errorf("publish: webhooks: %w", err)
 		}

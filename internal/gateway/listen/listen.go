@@ -1,8 +1,9 @@
-// Package listen is `longhook listen`: it connects out to a gateway's
-// listen stream (Server-Sent Events, see gateway.ListenPath), forwards each
-// event to a local URL, and remembers the last event it forwarded, so a
-// laptop or a private network receives webhooks without an inbound port
-// and resumes where it left off after a disconnect or a restart.
+// Package listen is `longhook listen`: it connects out to a listen stream
+// (Server-Sent Events) — a gateway source's (see gateway.ListenPath) or a
+// serve instance's webhook (see api.ListenEvent) — forwards each event to a
+// local URL, and remembers the last event it forwarded, so a laptop or a
+// private network receives webhooks without an inbound port and resumes
+// where it left off after a disconnect or a restart.
 //
 // Delivery to the local URL is at-least-once and in stream order: an
 // event is retried until the local receiver answers 2xx, and the position
@@ -21,14 +22,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/longhook/longhook/internal/api"
 	"github.com/longhook/longhook/internal/gateway"
 )
 
@@ -43,30 +47,35 @@ const (
 	maxEventLine = 8 << 20
 )
 
-// errFatal marks errors that reconnecting cannot fix (bad token, unknown
-// source).
+// errFatal marks errors that reconnecting cannot fix (bad token or API
+// key, unknown source or webhook).
 var errFatal = errors.New("listen: not retryable")
 
 // RunListen is `longhook listen --from URL --forward-to URL`.
 //
 // Flags (environment fallback): --from (LONGHOOK_LISTEN_FROM), the stream
-// URL, e.g. https://gw.example.com/_longhook/listen/gemini; --forward-to
+// URL: a gateway source's, e.g.
+// https://gw.example.com/_longhook/listen/gemini, or a serve instance's
+// webhook, e.g. http://127.0.0.1:8080/v1beta/webhooks/<id>; --forward-to
 // (LONGHOOK_LISTEN_FORWARD_TO); --token (LONGHOOK_LISTEN_TOKEN), one of
-// the source's listen_tokens; --state (LONGHOOK_LISTEN_STATE), the file
-// holding the last forwarded position (default: in the user cache
+// the gateway source's listen_tokens; --api-key (LONGHOOK_API_KEY), an API
+// key of the webhook's project on serve; --state (LONGHOOK_LISTEN_STATE),
+// the file holding the last forwarded position (default: in the user cache
 // directory, one per --from); --after, the position to start from when no
-// state exists (default -1: only events from now on; 0: everything the
-// gateway still holds); --timeout, per local delivery (default 10 s);
-// --log-level. It runs until ctx is cancelled (returning nil) or the
-// gateway refuses the token or the source (returning an error).
+// state exists (default: only events from now on; 0: everything the
+// server still holds; or a position, a delivery id on serve); --timeout,
+// per local delivery (default 10 s); --log-level. It runs until ctx is
+// cancelled (returning nil) or the server refuses the credentials, the
+// source or the webhook (returning an error).
 func RunListen(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("listen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	from := fs.String("from", getenv("LONGHOOK_LISTEN_FROM"), "listen stream URL of a gateway source [LONGHOOK_LISTEN_FROM]")
+	from := fs.String("from", getenv("LONGHOOK_LISTEN_FROM"), "listen stream URL of a gateway source, or a serve webhook URL (…/v1beta/webhooks/<id>) [LONGHOOK_LISTEN_FROM]")
 	to := fs.String("forward-to", getenv("LONGHOOK_LISTEN_FORWARD_TO"), "local URL to POST events to [LONGHOOK_LISTEN_FORWARD_TO]")
-	token := fs.String("token", getenv("LONGHOOK_LISTEN_TOKEN"), "bearer token of the source's listen stream [LONGHOOK_LISTEN_TOKEN]")
+	token := fs.String("token", getenv("LONGHOOK_LISTEN_TOKEN"), "bearer token of the gateway source's listen stream [LONGHOOK_LISTEN_TOKEN]")
+	apiKey := fs.String("api-key", getenv("LONGHOOK_API_KEY"), "API key of the webhook's project, for --from a serve webhook URL [LONGHOOK_API_KEY]")
 	statePath := fs.String("state", getenv("LONGHOOK_LISTEN_STATE"), "file that keeps the last forwarded position [LONGHOOK_LISTEN_STATE]")
-	after := fs.Int64("after", -1, "start position when there is no state: -1 = new events only, 0 = all retained events")
+	after := fs.String("after", "", "start position when there is no state: empty or -1 = new events only, 0 = all retained events, or a position (a delivery id on serve)")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of one local delivery")
 	logLevel := fs.String("log-level", firstNonEmpty(getenv("LONGHOOK_LOG_LEVEL"), "info"), "debug, info, warn or error [LONGHOOK_LOG_LEVEL]")
 	if err := fs.Parse(args); err != nil {
@@ -78,8 +87,20 @@ func RunListen(ctx context.Context, args []string, getenv func(string) string, s
 	if err := checkURL("--forward-to", *to); err != nil {
 		return err
 	}
-	if *token == "" {
-		return errors.New("listen: --token is required (or LONGHOOK_LISTEN_TOKEN)")
+	l := &listener{from: *from, to: *to, statePath: *statePath, timeout: *timeout, pos: -1, recent: map[string]struct{}{}}
+	if stream, ok := serveStreamURL(*from); ok {
+		if *apiKey == "" {
+			return errors.New("listen: --api-key is required (or LONGHOOK_API_KEY) to listen to a serve webhook")
+		}
+		l.serve, l.streamURL, l.apiKey = true, stream, *apiKey
+	} else {
+		if *token == "" {
+			return errors.New("listen: --token is required (or LONGHOOK_LISTEN_TOKEN)")
+		}
+		l.streamURL, l.token = *from, *token
+	}
+	if err := l.setStart(*after); err != nil {
+		return err
 	}
 	log, err := gateway.NewLogger(stderr, *logLevel, "text")
 	if err != nil {
@@ -93,11 +114,8 @@ func RunListen(ctx context.Context, args []string, getenv func(string) string, s
 		sum := sha256.Sum256([]byte(*from))
 		*statePath = filepath.Join(dir, "longhook", "listen-"+hex.EncodeToString(sum[:6])+".json")
 	}
-	l := &listener{
-		from: *from, to: *to, token: *token, statePath: *statePath, timeout: *timeout, log: log,
-		stream: &http.Client{}, local: &http.Client{Timeout: *timeout, CheckRedirect: noRedirect},
-		pos: *after,
-	}
+	l.statePath, l.log = *statePath, log
+	l.stream, l.local = &http.Client{}, &http.Client{Timeout: *timeout, CheckRedirect: noRedirect}
 	if err := l.loadState(); err != nil {
 		return err
 	}
@@ -106,24 +124,57 @@ func RunListen(ctx context.Context, args []string, getenv func(string) string, s
 }
 
 type listener struct {
-	from, to, token string
-	statePath       string
-	timeout         time.Duration
-	log             *slog.Logger
-	stream, local   *http.Client
-	pos             int64 // last forwarded position; -1 = unknown (start at the newest)
+	from, to      string
+	streamURL     string // from, or the serve webhook's :listen URL
+	token         string // gateway: bearer token
+	apiKey        string // serve: API key
+	serve         bool   // from is a serve webhook, not a gateway source
+	statePath     string
+	timeout       time.Duration
+	log           *slog.Logger
+	stream, local *http.Client
+	pos           int64               // gateway: last forwarded position; -1 = unknown (start at the newest)
+	cursor        string              // serve: resume cursor; "" = unknown (start at the newest)
+	recent        map[string]struct{} // serve: ids forwarded above cursor
+	skew          time.Duration       // serve: server clock minus ours
 }
 
 type state struct {
-	From  string `json:"from"`
-	After int64  `json:"after"`
+	From   string   `json:"from"`
+	After  int64    `json:"after"`
+	Cursor string   `json:"cursor,omitempty"` // serve streams
+	Recent []string `json:"recent,omitempty"` // serve: ids forwarded above Cursor
 }
 
 func (l *listener) posText() string {
-	if l.pos < 0 {
-		return "new events only"
+	switch {
+	case l.serve && l.cursor != "":
+		return l.cursor
+	case !l.serve && l.pos >= 0:
+		return strconv.FormatInt(l.pos, 10)
 	}
-	return strconv.FormatInt(l.pos, 10)
+	return "new events only"
+}
+
+// setStart applies --after.
+func (l *listener) setStart(after string) error {
+	switch {
+	case after == "" || after == "-1":
+	case l.serve && after == "0":
+		l.cursor = api.ListenFromStart
+	case l.serve:
+		if !validCursor(after) {
+			return fmt.Errorf("listen: --after %q: want 0, -1 or a delivery id (msg_…)", after)
+		}
+		l.cursor = after
+	default:
+		n, err := strconv.ParseInt(after, 10, 64)
+		if err != nil || n < 0 {
+			return fmt.Errorf("listen: --after %q: want a position (0 or more) or -1", after)
+		}
+		l.pos = n
+	}
+	return nil
 }
 
 func (l *listener) loadState() error {
@@ -142,6 +193,16 @@ func (l *listener) loadState() error {
 		l.log.Warn("listen.state: saved for another stream, ignoring it", slog.String("state_from", s.From))
 		return nil
 	}
+	if l.serve {
+		if s.Cursor != "" && !validCursor(s.Cursor) {
+			return fmt.Errorf("listen: state %s: %q is not a delivery id", l.statePath, s.Cursor)
+		}
+		l.cursor = s.Cursor
+		for _, id := range s.Recent {
+			l.recent[id] = struct{}{}
+		}
+		return nil
+	}
 	l.pos = s.After
 	return nil
 }
@@ -149,7 +210,14 @@ func (l *listener) loadState() error {
 // saveState writes the position atomically (temporary file, rename), so
 // a crash leaves the old or the new position, never a torn file.
 func (l *listener) saveState() error {
-	b, _ := json.Marshal(state{From: l.from, After: l.pos})
+	st := state{From: l.from, After: l.pos, Cursor: l.cursor}
+	if l.serve {
+		st.After = -1
+		if len(l.recent) <= maxSavedRecent {
+			st.Recent = slices.Sorted(maps.Keys(l.recent))
+		}
+	}
+	b, _ := json.Marshal(st)
 	if err := os.MkdirAll(filepath.Dir(l.statePath), 0o700); err != nil {
 		return err
 	}
@@ -191,20 +259,24 @@ func (l *listener) run(ctx context.Context) error {
 func (l *listener) session(ctx context.Context) (progressed bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	u, err := url.Parse(l.from)
+	u, err := url.Parse(l.streamURL)
 	if err != nil {
 		return false, fmt.Errorf("%w: %v", errFatal, err)
 	}
-	if l.pos >= 0 {
+	if l.serve && l.cursor != "" || !l.serve && l.pos >= 0 {
 		q := u.Query()
-		q.Set("after", strconv.FormatInt(l.pos, 10))
+		q.Set("after", l.posText())
 		u.RawQuery = q.Encode()
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return false, fmt.Errorf("%w: %v", errFatal, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+l.token)
+	if l.serve {
+		req.Header.Set("x-goog-api-key", l.apiKey)
+	} else {
+		req.Header.Set("Authorization", "Bearer "+l.token)
+	}
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := l.stream.Do(req)
 	if err != nil {
@@ -212,11 +284,12 @@ func (l *listener) session(ctx context.Context) (progressed bool, err error) {
 	}
 	defer resp.Body.Close()
 	switch {
-	case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden, resp.StatusCode == http.StatusNotFound:
+	case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden, resp.StatusCode == http.StatusNotFound,
+		l.serve && resp.StatusCode == http.StatusBadRequest:
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return false, fmt.Errorf("%w: gateway answered %d: %s", errFatal, resp.StatusCode, strings.TrimSpace(string(msg)))
+		return false, fmt.Errorf("%w: %s answered %d: %s", errFatal, l.peer(), resp.StatusCode, strings.TrimSpace(string(msg)))
 	case resp.StatusCode != http.StatusOK:
-		return false, fmt.Errorf("gateway answered %d", resp.StatusCode)
+		return false, fmt.Errorf("%s answered %d", l.peer(), resp.StatusCode)
 	}
 	l.log.Info("listen.connected", slog.String("position", l.posText()))
 
@@ -232,7 +305,7 @@ func (l *listener) session(ctx context.Context) (progressed bool, err error) {
 			case <-alive:
 				t.Reset(idleTimeout)
 			case <-t.C:
-				l.log.Warn("listen.idle: no data from the gateway, reconnecting", slog.Duration("after", idleTimeout))
+				l.log.Warn("listen.idle: no data from the "+l.peer()+", reconnecting", slog.Duration("after", idleTimeout))
 				cancel()
 				return
 			}
@@ -278,6 +351,9 @@ func (l *listener) session(ctx context.Context) (progressed bool, err error) {
 
 // dispatch handles one complete SSE event.
 func (l *listener) dispatch(ctx context.Context, event string, data []byte) error {
+	if l.serve {
+		return l.dispatchServe(ctx, event, data)
+	}
 	switch event {
 	case "ready":
 		var r gateway.StreamReady
@@ -312,16 +388,29 @@ func (l *listener) dispatch(ctx context.Context, event string, data []byte) erro
 	return nil
 }
 
-// forward POSTs an event to the local URL until it answers 2xx.
+// forward POSTs a gateway event to the local URL until it answers 2xx.
 func (l *listener) forward(ctx context.Context, e *gateway.StreamEvent) error {
+	attrs := []slog.Attr{slog.Int64("seq", e.Seq), slog.String("webhook_id", e.WebhookID), slog.String("type", e.Type)}
+	return l.deliver(ctx, attrs, func(ctx context.Context) (int, error) { return l.post(ctx, e) }, nil)
+}
+
+// deliver runs send until it answers 2xx, with backoff, or until ctx
+// ends between attempts. Before every attempt it asks stale (when set),
+// and returns its error if it has one.
+func (l *listener) deliver(ctx context.Context, attrs []slog.Attr, send func(context.Context) (int, error), stale func() error) error {
 	backoff := minBackoff
 	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		status, err := l.post(ctx, e)
-		attrs := []slog.Attr{
-			slog.Int64("seq", e.Seq), slog.String("webhook_id", e.WebhookID), slog.String("type", e.Type),
-			slog.Int("attempt", attempt), slog.Duration("duration", time.Since(start)),
+		if stale != nil {
+			if err := stale(); err != nil {
+				return err
+			}
 		}
+		start := time.Now()
+		// An attempt under way finishes (within --timeout) even if ctx
+		// ends, so a stop right after the receiver took the event still
+		// saves the position instead of forwarding it again on restart.
+		status, err := send(context.WithoutCancel(ctx))
+		attrs := append(attrs[:len(attrs):len(attrs)], slog.Int("attempt", attempt), slog.Duration("duration", time.Since(start)))
 		if err == nil && status/100 == 2 {
 			l.log.LogAttrs(ctx, slog.LevelInfo, "listen.forward", append(attrs, slog.Int("status", status))...)
 			return nil

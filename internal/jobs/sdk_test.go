@@ -101,7 +101,8 @@ func eventsByID(t *testing.T, r *receiver, n int) map[string][]delivery {
 // TestSDKBatches runs ai.batches (create with inline requests and a
 // webhookConfig, get, list, cancel, delete, a file-input batch) through
 // the official JS SDK; the dynamic URI receives one JWT-signed event per
-// batch carrying user_metadata, and the output downloads with one line per
+// batch carrying user_metadata (batch.succeeded verified with npm jose as
+// well as the Go verifier), and the output downloads with one line per
 // request.
 func TestSDKBatches(t *testing.T) {
 	t.Parallel()
@@ -143,6 +144,8 @@ func TestSDKBatches(t *testing.T) {
 			if data["output_file_uri"] != res["output"] {
 				t.Fatalf("output_file_uri %v, want %s", data["output_file_uri"], res["output"])
 			}
+			// An independent verifier: npm jose against the JWKS.
+			checkWithJose(t, f, hook.srv.URL, id, d, map[string]any{"job_group": "nightly-eval", "priority": "high"})
 		case core.EventBatchFailed:
 			if data["error_code"] != "INTERNAL" || !strings.Contains(data["error_message"].(string), "[[fail]]") {
 				t.Fatalf("failed data %v", data)

@@ -5,11 +5,10 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"github.com/longhook/longhook/internal/store/schema"
 	"hash/fnv"
-	"io/fs"
 	"log/slog"
 	"slices"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -22,28 +21,9 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-type migration struct {
-	version string // "0001_init"
-	sql     string
-}
+type migration = schema.Migration
 
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(names)
-	out := make([]migration, 0, len(names))
-	for _, n := range names {
-		b, err := migrationFS.ReadFile(n)
-		if err != nil {
-			return nil, err
-		}
-		v := strings.TrimSuffix(strings.TrimPrefix(n, "migrations/"), ".sql")
-		out = append(out, migration{version: v, sql: string(b)})
-	}
-	return out, nil
-}
+func migrations() ([]migration, error) { return schema.Load(migrationFS, "migrations") }
 
 const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 	version    text PRIMARY KEY,
@@ -114,9 +94,9 @@ func status(ctx context.Context, c *pgx.Conn) (applied, pending, unknown []strin
 	}
 	known := make(map[string]bool, len(ms))
 	for _, m := range ms {
-		known[m.version] = true
-		if !slices.Contains(applied, m.version) {
-			pending = append(pending, m.version)
+		known[m.Version] = true
+		if !slices.Contains(applied, m.Version) {
+			pending = append(pending, m.Version)
 		}
 	}
 	for _, v := range applied {
@@ -176,21 +156,21 @@ func migrateUp(ctx context.Context, cfg *pgx.ConnConfig, schema string, log *slo
 		return nil, fmt.Errorf("postgres: migrate: %w", err)
 	}
 	for _, m := range ms {
-		if !slices.Contains(pending, m.version) {
+		if !slices.Contains(pending, m.Version) {
 			continue
 		}
 		err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, m.version)
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, m.Version)
 			return err
 		})
 		if err != nil {
-			return done, fmt.Errorf("postgres: migrate %s: %w", m.version, err)
+			return done, fmt.Errorf("postgres: migrate %s: %w", m.Version, err)
 		}
-		log.Info("postgres.migrated", slog.String("version", m.version), slog.String("schema", name))
-		done = append(done, m.version)
+		log.Info("postgres.migrated", slog.String("version", m.Version), slog.String("schema", name))
+		done = append(done, m.Version)
 	}
 	if _, err := c.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, int32(migrateLockClass), int32(h.Sum32())); err != nil {
 		return done, fmt.Errorf("postgres: migrate: unlock: %w", err)

@@ -5,9 +5,7 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
-	"slices"
-	"strings"
+	"github.com/longhook/longhook/internal/store/schema"
 	"time"
 )
 
@@ -18,28 +16,9 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-type migration struct {
-	version string // "0001_init"
-	sql     string
-}
+type migration = schema.Migration
 
-func migrations() ([]migration, error) {
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(names)
-	out := make([]migration, 0, len(names))
-	for _, n := range names {
-		b, err := migrationFS.ReadFile(n)
-		if err != nil {
-			return nil, err
-		}
-		v := strings.TrimSuffix(strings.TrimPrefix(n, "migrations/"), ".sql")
-		out = append(out, migration{version: v, sql: string(b)})
-	}
-	return out, nil
-}
+func migrations() ([]migration, error) { return schema.Load(migrationFS, "migrations") }
 
 const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 	version    TEXT PRIMARY KEY,
@@ -61,22 +40,22 @@ func (s *Store) migrate(ctx context.Context) error {
 		err := s.inTx(ctx, func(tx *sql.Tx) error {
 			var n int
 			if err := tx.QueryRowContext(ctx,
-				`SELECT count(*) FROM schema_migrations WHERE version = ?`, m.version).Scan(&n); err != nil {
+				`SELECT count(*) FROM schema_migrations WHERE version = ?`, m.Version).Scan(&n); err != nil {
 				return err
 			}
 			if n > 0 {
 				return nil
 			}
-			if _, err := tx.ExecContext(ctx, m.sql); err != nil {
+			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 				return err
 			}
 			_, err := tx.ExecContext(ctx,
 				`INSERT INTO schema_migrations (version, apply_time) VALUES (?, ?)`,
-				m.version, time.Now().UnixMicro())
+				m.Version, time.Now().UnixMicro())
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("sqlite: migrate %s: %w", m.version, err)
+			return fmt.Errorf("sqlite: migrate %s: %w", m.Version, err)
 		}
 	}
 	return nil
@@ -109,8 +88,8 @@ func (s *Store) MigrationStatus(ctx context.Context) (applied, pending []string,
 		return nil, nil, fmt.Errorf("sqlite: migration status: %w", err)
 	}
 	for _, m := range ms {
-		if !done[m.version] {
-			pending = append(pending, m.version)
+		if !done[m.Version] {
+			pending = append(pending, m.Version)
 		}
 	}
 	return applied, pending, nil

@@ -23,6 +23,7 @@ func (e *Engine) attempt(ctx context.Context, t *task) core.Completion {
 	uri := c.URI
 	var sig string
 	if c.WebhookID != "" {
+		e.refreshHook(ctx, t)
 		w := t.hook
 		comp.Attempt.Time = now // no attempt is recorded; the time dates the change
 		switch {
@@ -176,3 +177,26 @@ func (s *secretCache) hmacSecrets(w *core.Webhook, now time.Time) ([]webhook.Sec
 	}
 	return out, nil
 }
+
+// hookMaxAge is how long a webhook read at claim or publish time is trusted
+// before an attempt re-reads it (changes made by other instances).
+const hookMaxAge = time.Second
+
+// refreshHook re-reads t's webhook when it may be stale: a webhook changed
+// through this process since t got it, or t waited longer than hookMaxAge
+// (parked behind its destination's cap). An update of the URI, secrets or
+// state thus applies to every attempt made after it.
+func (e *Engine) refreshHook(ctx context.Context, t *task) {
+	if t.gen == e.gen.Load() && time.Since(t.at) < hookMaxAge {
+		return
+	}
+	ws, err := e.cfg.Store.WebhooksByID(ctx, []string{t.c.WebhookID})
+	if err != nil {
+		return // keep what we have; the attempt's outcome decides the rest
+	}
+	t.hook = ws[t.c.WebhookID] // nil when deleted
+}
+
+// WebhooksChanged tells the engine that webhooks changed, so deliveries it
+// holds re-read their webhook before the next attempt.
+func (e *Engine) WebhooksChanged() { e.gen.Add(1) }

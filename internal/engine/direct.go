@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/longhook/longhook/internal/core"
 )
@@ -49,6 +50,10 @@ func (e *Engine) Reserve(dests []string) (core.Reservation, []bool) {
 	return core.Reservation{N: n, Owner: e.cfg.Owner, Until: e.cfg.Clock.Now().Add(e.cfg.Lease)}, take
 }
 
+// Generation counts WebhooksChanged calls; the publisher records it before
+// reading webhooks so a change made meanwhile forces a re-read.
+func (e *Engine) Generation() uint64 { return e.gen.Load() }
+
 // Cancel returns the slots of a reservation whose insert failed.
 func (e *Engine) Cancel(r core.Reservation) {
 	e.mu.Lock()
@@ -59,7 +64,7 @@ func (e *Engine) Cancel(r core.Reservation) {
 
 // Dispatch starts the deliveries of a committed reservation. hooks
 // resolves static deliveries' webhooks (those the publisher fanned out to).
-func (e *Engine) Dispatch(r core.Reservation, cs []core.Claimed, hooks map[string]*core.Webhook) {
+func (e *Engine) Dispatch(r core.Reservation, cs []core.Claimed, hooks map[string]*core.Webhook, gen uint64, hooksAt time.Time) {
 	var release []string
 	e.mu.Lock()
 	e.reserved -= r.N
@@ -69,7 +74,7 @@ func (e *Engine) Dispatch(r core.Reservation, cs []core.Claimed, hooks map[strin
 			release = append(release, c.ID)
 			continue
 		}
-		t := &task{c: c, direct: true}
+		t := &task{c: c, direct: true, gen: gen, at: hooksAt}
 		if c.WebhookID != "" {
 			t.hook = hooks[c.WebhookID]
 		}
@@ -87,6 +92,9 @@ func (e *Engine) Dispatch(r core.Reservation, cs []core.Claimed, hooks map[strin
 func (e *Engine) admit(t *task) bool {
 	if e.held[t.c.ID] {
 		return true // already ours (an expired lease claimed again)
+	}
+	if t.at.IsZero() { // claimed: its webhook was read just now
+		t.gen, t.at = e.gen.Load(), time.Now()
 	}
 	d := e.dests[t.c.Dest]
 	if d == nil {

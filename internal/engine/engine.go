@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
@@ -140,6 +141,7 @@ type Engine struct {
 
 	results chan core.Completion
 	secrets secretCache
+	gen     atomic.Uint64 // bumped by WebhooksChanged
 
 	attemptCtx    context.Context // cancelled at hard stop
 	cancelAttempt context.CancelFunc
@@ -156,6 +158,8 @@ type task struct {
 	c      core.Claimed
 	hook   *core.Webhook // nil for dynamic deliveries
 	direct bool          // came by the direct path, not a claim
+	gen    uint64        // Engine.gen when hook was read
+	at     time.Time     // when hook was read
 }
 
 // forget drops a finished or released task from the counts; e.mu is held.
@@ -308,6 +312,7 @@ func (e *Engine) claimOnce(ctx context.Context) (n int, full bool, err error) {
 	if err != nil || len(claimed) == 0 {
 		return 0, false, err
 	}
+	gen, at := e.gen.Load(), time.Now()
 	hooks, err := e.lookupWebhooks(ctx, claimed)
 	if err != nil {
 		// Leave the claims to expire; they are retried after the lease.
@@ -316,7 +321,7 @@ func (e *Engine) claimOnce(ctx context.Context) (n int, full bool, err error) {
 	var release []string
 	e.mu.Lock()
 	for i := range claimed {
-		t := &task{c: claimed[i]}
+		t := &task{c: claimed[i], gen: gen, at: at}
 		if t.c.WebhookID != "" {
 			t.hook = hooks[t.c.WebhookID]
 		}

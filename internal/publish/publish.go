@@ -75,7 +75,14 @@ type Config struct {
 type Direct interface {
 	Reserve(dests []string) (core.Reservation, []bool)
 	Cancel(r core.Reservation)
-	Dispatch(r core.Reservation, cs []core.Claimed, hooks map[string]*core.Webhook)
+	// Dispatch hands over the committed deliveries; hooks were read at
+	// hooksAt, when the engine's webhook generation was gen.
+	Dispatch(r core.Reservation, cs []core.Claimed, hooks map[string]*core.Webhook, gen uint64, hooksAt time.Time)
+	// WebhooksChanged tells the engine that held deliveries must re-read
+	// their webhook before the next attempt.
+	WebhooksChanged()
+	// Generation counts WebhooksChanged calls.
+	Generation() uint64
 }
 
 // Publisher accepts events.
@@ -91,6 +98,15 @@ type Publisher struct {
 type subsEntry struct {
 	hooks []*core.Webhook
 	at    time.Time
+	gen   uint64 // the engine's webhook generation before the read
+}
+
+// generation is the engine's webhook generation (0 without an engine).
+func (p *Publisher) generation() uint64 {
+	if p.cfg.Direct == nil {
+		return 0
+	}
+	return p.cfg.Direct.Generation()
 }
 
 // Invalidate drops the cached webhook list of a project; the API calls it
@@ -99,6 +115,9 @@ func (p *Publisher) Invalidate(projectID string) {
 	p.subsMu.Lock()
 	delete(p.subs, projectID)
 	p.subsMu.Unlock()
+	if p.cfg.Direct != nil {
+		p.cfg.Direct.WebhooksChanged()
+	}
 }
 
 // InvalidateAll drops every cached webhook list.
@@ -106,35 +125,40 @@ func (p *Publisher) InvalidateAll() {
 	p.subsMu.Lock()
 	clear(p.subs)
 	p.subsMu.Unlock()
+	if p.cfg.Direct != nil {
+		p.cfg.Direct.WebhooksChanged()
+	}
 }
 
 // projectWebhooks returns the project's webhooks, from a cache that lives
 // SubscriptionTTL: a publish then costs no read of the webhook table.
 // Changes made through this process's API invalidate it at once; changes
 // made by another instance are seen within the TTL.
-func (p *Publisher) projectWebhooks(ctx context.Context, projectID string) ([]*core.Webhook, error) {
+func (p *Publisher) projectWebhooks(ctx context.Context, projectID string) (subsEntry, error) {
 	now := time.Now()
 	if p.cfg.SubscriptionTTL > 0 {
 		p.subsMu.Lock()
 		e, ok := p.subs[projectID]
 		p.subsMu.Unlock()
 		if ok && now.Sub(e.at) < p.cfg.SubscriptionTTL {
-			return e.hooks, nil
+			return e, nil
 		}
 	}
+	gen := p.generation()
 	hooks, err := p.cfg.Store.SubscribedWebhooks(ctx, projectID, p.cfg.Catalog.Types())
 	if err != nil {
-		return nil, err
+		return subsEntry{}, err
 	}
+	e := subsEntry{hooks: hooks, at: now, gen: gen}
 	if p.cfg.SubscriptionTTL > 0 {
 		p.subsMu.Lock()
 		if len(p.subs) > 10000 {
 			clear(p.subs)
 		}
-		p.subs[projectID] = subsEntry{hooks: hooks, at: now}
+		p.subs[projectID] = e
 		p.subsMu.Unlock()
 	}
-	return hooks, nil
+	return e, nil
 }
 
 // New returns a Publisher.
@@ -262,7 +286,7 @@ func (p *Publisher) commit(batch []*request) {
 
 func (p *Publisher) commitErr(ctx context.Context, batch []*request) error {
 	now := p.cfg.Clock.Now()
-	hooks, err := p.destinations(ctx, batch)
+	hooks, hooksAt, gen, err := p.destinations(ctx, batch)
 	if err != nil {
 		return err
 	}
@@ -288,7 +312,7 @@ func (p *Publisher) commitErr(ctx context.Context, batch []*request) error {
 		return fmt.Errorf("publish: %w", err)
 	}
 	if p.cfg.Direct != nil {
-		p.dispatch(resv, evs, res, hooks)
+		p.dispatch(resv, evs, res, hooks, gen, hooksAt)
 	}
 	k, accepted := 0, 0
 	for _, r := range batch {
@@ -310,7 +334,10 @@ func (p *Publisher) commitErr(ctx context.Context, batch []*request) error {
 
 // destinations loads, per project, the static webhooks subscribed to the
 // batch's event types, plus webhooks addressed directly (ping).
-func (p *Publisher) destinations(ctx context.Context, batch []*request) (map[string][]*core.Webhook, error) {
+// It also returns when the oldest of them was read and the engine's
+// webhook generation at that time.
+func (p *Publisher) destinations(ctx context.Context, batch []*request) (map[string][]*core.Webhook, time.Time, uint64, error) {
+	oldest, gen := time.Now(), p.generation()
 	types := map[string]map[string]bool{}
 	var direct []string
 	for _, r := range batch {
@@ -330,22 +357,26 @@ func (p *Publisher) destinations(ctx context.Context, batch []*request) (map[str
 	}
 	out := map[string][]*core.Webhook{}
 	for project := range types {
-		hooks, err := p.projectWebhooks(ctx, project)
+		e, err := p.projectWebhooks(ctx, project)
 		if err != nil {
-			return nil, fmt.Errorf("publish: webhooks: %w", err)
+			return nil, time.Time{}, 0, fmt.Errorf("publish: webhooks: %w", err)
 		}
-		out[project] = hooks
+		out[project] = e.hooks
+		gen = min(gen, e.gen)
+		if e.at.Before(oldest) {
+			oldest = e.at
+		}
 	}
 	if len(direct) > 0 {
 		byID, err := p.cfg.Store.WebhooksByID(ctx, direct)
 		if err != nil {
-			return nil, fmt.Errorf("publish: webhooks: %w", err)
+			return nil, time.Time{}, 0, fmt.Errorf("publish: webhooks: %w", err)
 		}
 		for _, w := range byID {
 			out[w.ProjectID] = append(out[w.ProjectID], w)
 		}
 	}
-	return out, nil
+	return out, oldest, gen, nil
 }
 
 func (p *Publisher) build(now time.Time, projectID string, in *Input, hooks []*core.Webhook) (core.NewEvent, error) {
@@ -449,7 +480,7 @@ func (p *Publisher) reserve(evs []core.NewEvent) core.Reservation {
 }
 
 // dispatch hands the committed, leased deliveries to the engine.
-func (p *Publisher) dispatch(r core.Reservation, evs []core.NewEvent, res []core.PublishResult, hooks map[string][]*core.Webhook) {
+func (p *Publisher) dispatch(r core.Reservation, evs []core.NewEvent, res []core.PublishResult, hooks map[string][]*core.Webhook, gen uint64, hooksAt time.Time) {
 	var cs []core.Claimed
 	for i, ne := range evs {
 		if res[i].Duplicate {
@@ -468,5 +499,5 @@ func (p *Publisher) dispatch(r core.Reservation, evs []core.NewEvent, res []core
 			byID[w.ID] = w
 		}
 	}
-	p.cfg.Direct.Dispatch(r, cs, byID)
+	p.cfg.Direct.Dispatch(r, cs, byID, gen, hooksAt)
 }

@@ -347,6 +347,12 @@ func (s *SQLiteInbox) commit(ctx context.Context, group []*writeOp) {
 	}
 	slices.SortFunc(created, func(a, b Event) int { return cmp.Compare(a.Seq, b.Seq) })
 	s.tail.add(created)
+	// Wake forwarders and streams before the callers return, so an accept
+	// that returned has always signalled Changed.
+	if len(created) > 0 {
+		next := make(chan struct{})
+		close(*s.changed.Swap(&next))
+	}
 	for _, op := range group {
 		close(op.done)
 	}
@@ -356,10 +362,6 @@ func (s *SQLiteInbox) commit(ctx context.Context, group []*writeOp) {
 		case s.ckpt <- struct{}{}:
 		default:
 		}
-	}
-	if len(created) > 0 {
-		next := make(chan struct{})
-		close(*s.changed.Swap(&next))
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,11 +23,18 @@ const sdkDir = "testdata/sdk"
 // stampName marks node_modules as installed from a given package-lock.json.
 const stampName = ".longhook-lock-sha256"
 
+// npmMu serialises npmCI: two concurrent `npm ci` runs in one directory
+// corrupt node_modules.
+var npmMu sync.Mutex
+
 // npmCI installs the pinned SDK with `npm ci`, unless node_modules was
 // already installed from the current package-lock.json. It skips the test
 // when Node.js is missing.
 func npmCI(t *testing.T) {
 	t.Helper()
+	// Parallel tests share node_modules: one installs while the others wait.
+	npmMu.Lock()
+	defer npmMu.Unlock()
 	if testing.Short() {
 		t.Skip("-short: skipping the Node.js SDK test")
 	}

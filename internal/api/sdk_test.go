@@ -3,57 +3,20 @@ package api_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/longhook/longhook/internal/nodetest"
 )
 
 // sdkDir holds the pinned @google/genai package and the compat script.
 const sdkDir = "testdata/sdk"
-
-// stampName marks node_modules as installed from a given package-lock.json.
-const stampName = ".longhook-lock-sha256"
-
-// npmMu serialises npmCI: two concurrent `npm ci` runs in one directory
-// corrupt node_modules.
-var npmMu sync.Mutex
-
-// npmCI installs the pinned SDK with `npm ci`, unless node_modules was
-// already installed from the current package-lock.json.
-func npmCI(t *testing.T) {
-	t.Helper()
-	// Parallel tests share node_modules: one installs while the others wait.
-	npmMu.Lock()
-	defer npmMu.Unlock()
-	lock, err := os.ReadFile(filepath.Join(sdkDir, "package-lock.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(lock)
-	want := hex.EncodeToString(sum[:])
-	stamp := filepath.Join(sdkDir, "node_modules", stampName)
-	if got, err := os.ReadFile(stamp); err == nil && strings.TrimSpace(string(got)) == want {
-		return
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error")
-	cmd.Dir = sdkDir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci: %v\n%s", err, out)
-	}
-	if err := os.WriteFile(stamp, []byte(want+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // pathRecorder records the request paths a handler saw.
 type pathRecorder struct {
@@ -77,12 +40,7 @@ func TestOfficialSDK(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skipping the Node.js SDK compatibility test")
 	}
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed: skipping the official SDK compatibility test", tool)
-		}
-	}
-	npmCI(t)
+	nodetest.Require(t, sdkDir)
 	for _, version := range []string{"", "v1beta"} {
 		name := version
 		if name == "" {

@@ -3,73 +3,25 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/longhook/longhook/internal/nodetest"
 )
 
 // nodeDir holds package.json, the committed package-lock.json and the
 // verifier scripts.
 const nodeDir = "testdata/node"
 
-// nodeStamp, inside node_modules, records the lock file and node version
-// node_modules was installed from, so `npm ci` runs only when they change.
-const nodeStamp = "node_modules/.longhook-e2e-stamp"
-
-var (
-	npmOnce sync.Once
-	npmErr  error
-)
-
 // requireNode skips the test when node or npm is missing, and otherwise
 // installs the locked verifier packages once per test binary.
 func requireNode(t testing.TB) {
 	t.Helper()
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed: the npm verifiers need it (CI has it)", tool)
-		}
-	}
-	npmOnce.Do(func() { npmErr = npmCI() })
-	if npmErr != nil {
-		t.Fatalf("npm ci in %s: %v", nodeDir, npmErr)
-	}
-}
-
-// npmCI runs `npm ci` in nodeDir unless the stamp says node_modules
-// already matches package-lock.json and this node.
-func npmCI() error {
-	lock, err := os.ReadFile(filepath.Join(nodeDir, "package-lock.json"))
-	if err != nil {
-		return err
-	}
-	ver, err := exec.Command("node", "--version").Output()
-	if err != nil {
-		return fmt.Errorf("node --version: %w", err)
-	}
-	sum := sha256.Sum256(append(lock, ver...))
-	want := hex.EncodeToString(sum[:])
-	if got, err := os.ReadFile(filepath.Join(nodeDir, nodeStamp)); err == nil && string(got) == want {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund", "--loglevel=error")
-	cmd.Dir = nodeDir
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%w\n%s", err, out.String())
-	}
-	return os.WriteFile(filepath.Join(nodeDir, nodeStamp), []byte(want), 0o644)
+	nodetest.Require(t, nodeDir)
 }
 
 // nodeCase is the JSON a verifier script reads from stdin.

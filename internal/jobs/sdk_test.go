@@ -3,16 +3,14 @@ package jobs
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/longhook/longhook/internal/nodetest"
 
 	"github.com/longhook/longhook/internal/core"
 )
@@ -20,49 +18,14 @@ import (
 // sdkDir holds the pinned @google/genai package and the driver script.
 const sdkDir = "testdata/sdk"
 
-// stampName marks node_modules as installed from a given package-lock.json.
-const stampName = ".longhook-lock-sha256"
-
-// npmMu serialises npmCI: two concurrent `npm ci` runs in one directory
-// corrupt node_modules.
-var npmMu sync.Mutex
-
-// npmCI installs the pinned SDK with `npm ci`, unless node_modules was
-// already installed from the current package-lock.json. It skips the test
-// when Node.js is missing.
+// npmCI skips under -short and when Node.js is missing, and installs the
+// pinned SDK once.
 func npmCI(t *testing.T) {
 	t.Helper()
-	// Parallel tests share node_modules: one installs while the others wait.
-	npmMu.Lock()
-	defer npmMu.Unlock()
 	if testing.Short() {
 		t.Skip("-short: skipping the Node.js SDK test")
 	}
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed: skipping the official SDK test", tool)
-		}
-	}
-	lock, err := os.ReadFile(filepath.Join(sdkDir, "package-lock.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(lock)
-	want := hex.EncodeToString(sum[:])
-	stamp := filepath.Join(sdkDir, "node_modules", stampName)
-	if got, err := os.ReadFile(stamp); err == nil && strings.TrimSpace(string(got)) == want {
-		return
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error")
-	cmd.Dir = sdkDir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm ci: %v\n%s", err, out)
-	}
-	if err := os.WriteFile(stamp, []byte(want+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	nodetest.Require(t, sdkDir)
 }
 
 // runSDK runs jobs.mjs in mode against f and returns its RESULT object.

@@ -172,6 +172,16 @@ func publishSeqs(ctx context.Context, c *apiClient, start, n int) (bool, error) 
 		seq := start + i
 		events[i] = map[string]any{"type": "batch.succeeded", "data": map[string]any{"id": "batches/crash-" + strconv.Itoa(seq), "seq": seq}}
 	}
+	return tryPublish(ctx, ctx, c, events)
+}
+
+// tryPublish posts events (one POST /events for a single event, else
+// events:batchPublish) with reqCtx and reports whether serve accepted them
+// (2xx with one id per event). Transport errors, 5xx and 429 mean "not
+// accepted, try again" (it returns ctx's error then); anything else is an
+// error.
+func tryPublish(ctx, reqCtx context.Context, c *apiClient, events []map[string]any) (bool, error) {
+	n := len(events)
 	var (
 		status int
 		raw    []byte
@@ -180,13 +190,13 @@ func publishSeqs(ctx context.Context, c *apiClient, start, n int) (bool, error) 
 	)
 	if n == 1 {
 		var ev publishedEvent
-		status, raw, err = c.do(ctx, "POST", "/v1beta/events", events[0], &ev)
+		status, raw, err = c.do(reqCtx, "POST", "/v1beta/events", events[0], &ev)
 		ids = []string{ev.ID}
 	} else {
 		var resp struct {
 			Events []publishedEvent `json:"events"`
 		}
-		status, raw, err = c.do(ctx, "POST", "/v1beta/events:batchPublish", map[string]any{"events": events}, &resp)
+		status, raw, err = c.do(reqCtx, "POST", "/v1beta/events:batchPublish", map[string]any{"events": events}, &resp)
 		for _, e := range resp.Events {
 			ids = append(ids, e.ID)
 		}
@@ -201,7 +211,7 @@ func publishSeqs(ctx context.Context, c *apiClient, start, n int) (bool, error) 
 			return false, fmt.Errorf("publish of %d events answered %d ids: %s", n, len(ids), raw)
 		}
 		return true, nil
-	case status >= 500:
+	case status >= 500 || status == http.StatusTooManyRequests:
 		return false, nil
 	default:
 		return false, fmt.Errorf("publish: status %d: %s", status, raw)

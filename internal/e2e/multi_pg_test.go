@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -254,40 +253,9 @@ func publishIdempotent(ctx context.Context, c *apiClient, prefix string, start, 
 			"idempotency_key": prefix + strconv.Itoa(seq),
 		}
 	}
-	var (
-		status int
-		raw    []byte
-		err    error
-		ids    []string
-	)
 	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if n == 1 {
-		var ev publishedEvent
-		status, raw, err = c.do(rctx, "POST", "/v1beta/events", events[0], &ev)
-		ids = []string{ev.ID}
-	} else {
-		var resp struct {
-			Events []publishedEvent `json:"events"`
-		}
-		status, raw, err = c.do(rctx, "POST", "/v1beta/events:batchPublish", map[string]any{"events": events}, &resp)
-		for _, e := range resp.Events {
-			ids = append(ids, e.ID)
-		}
-	}
-	switch {
-	case err != nil:
-		return false, ctx.Err()
-	case status/100 == 2:
-		if len(ids) != n || slices.Contains(ids, "") {
-			return false, fmt.Errorf("publish of %d events answered %d ids: %s", n, len(ids), raw)
-		}
-		return true, nil
-	case status >= 500 || status == http.StatusTooManyRequests:
-		return false, nil
-	default:
-		return false, fmt.Errorf("publish: status %d: %s", status, raw)
-	}
+	return tryPublish(ctx, rctx, c, events)
 }
 
 // waitDelivered polls until every accepted seq has reached each receiver,

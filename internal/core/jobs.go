@@ -113,7 +113,8 @@ type Job struct {
 }
 
 // File is a stored file of the Files API: an upload, a batch result or a
-// generated video. The bytes live outside the database.
+// generated video. Its contents live in the database when the store is a
+// BlobStore, on the local disk of internal/jobs otherwise.
 type File struct {
 	ID          string
 	ProjectID   string
@@ -165,8 +166,9 @@ type ClaimJobsParams struct {
 }
 
 // JobStore is the persistence of jobs, files and upload sessions. It is
-// separate from Store so that drivers can add it independently; the SQLite
-// driver implements both.
+// separate from Store so that drivers can add it independently; both
+// drivers implement both. A driver whose store is shared by several
+// processes also implements BlobStore, for the contents of files.
 type JobStore interface {
 	// CreateJob inserts j. ErrAlreadyExists if the id is taken.
 	CreateJob(ctx context.Context, j *Job) error
@@ -201,6 +203,8 @@ type JobStore interface {
 	// ListFiles lists a project's files newest first, before the exclusive
 	// cursor beforeID.
 	ListFiles(ctx context.Context, projectID, beforeID string, limit int) ([]*File, error)
+	// DeleteFile removes a file of the project (any project when projectID
+	// is empty), with its contents in a BlobStore.
 	DeleteFile(ctx context.Context, projectID, id string) error
 	// ExpiredFiles returns up to limit files whose ExpireTime is set and at
 	// or before now (any project).
@@ -211,6 +215,7 @@ type JobStore interface {
 	// AdvanceUpload sets Received to to, if it is from; ErrFailedPrecondition
 	// otherwise (a concurrent or out-of-order chunk).
 	AdvanceUpload(ctx context.Context, id string, from, to int64, now time.Time) error
+	// DeleteUpload removes a session, with its bytes in a BlobStore.
 	DeleteUpload(ctx context.Context, id string) error
 	// StaleUploads returns up to limit sessions last updated before cutoff.
 	StaleUploads(ctx context.Context, cutoff time.Time, limit int) ([]*Upload, error)

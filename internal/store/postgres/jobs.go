@@ -14,7 +14,8 @@ import (
 )
 
 // This file implements core.JobStore: jobs, files and upload sessions
-// (schema in migrations/0002_jobs.sql), with the SQLite driver's semantics.
+// (schema in migrations/0002_jobs.sql; file contents in blobs.go), with the
+// SQLite driver's semantics.
 //
 // UpdateJob reads the job FOR UPDATE, calls fn and writes every field back
 // in one transaction, so concurrent transitions of a job serialise and each

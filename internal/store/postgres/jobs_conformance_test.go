@@ -13,3 +13,10 @@ func TestJobsConformance(t *testing.T) {
 	testURL(t)
 	storetest.RunJobs(t, func(t *testing.T) core.JobStore { return newStore(t) })
 }
+
+// TestBlobsConformance runs the core.BlobStore suite with a schema per
+// subtest.
+func TestBlobsConformance(t *testing.T) {
+	testURL(t)
+	storetest.RunBlobs(t, func(t *testing.T) storetest.BlobJobStore { return newStore(t) })
+}

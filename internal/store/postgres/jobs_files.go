@@ -10,8 +10,9 @@ import (
 	"github.com/longhook/longhook/internal/core"
 )
 
-// Files and upload sessions of core.JobStore (the file bytes live outside
-// the database).
+// Files and upload sessions of core.JobStore. Their contents are
+// core.BlobStore's (blobs.go); deleting a file or a session deletes them in
+// the same transaction.
 
 const fileCols = `id, project_id, display_name, mime_type, size_bytes, sha256, source,
 	create_time, update_time, expire_time`
@@ -57,12 +58,9 @@ func (s *Store) ListFiles(ctx context.Context, projectID, beforeID string, limit
 }
 
 // DeleteFile implements core.JobStore (any project when projectID is
-// empty).
+// empty), with the file's contents.
 func (s *Store) DeleteFile(ctx context.Context, projectID, id string) error {
-	n, err := s.exec(ctx, false, `DELETE FROM files WHERE id = $1 AND ($2 = '' OR project_id = $2)`, id, projectID)
-	if err == nil && n == 0 {
-		err = core.ErrNotFound
-	}
+	err := s.inTx(ctx, false, func(tx pgx.Tx) error { return deleteFile(ctx, tx, projectID, id) })
 	return wrap("delete file", err)
 }
 
@@ -122,12 +120,20 @@ func (s *Store) AdvanceUpload(ctx context.Context, id string, from, to int64, no
 	return wrap("advance upload", err)
 }
 
-// DeleteUpload implements core.JobStore.
+// DeleteUpload implements core.JobStore, with the bytes the session
+// received.
 func (s *Store) DeleteUpload(ctx context.Context, id string) error {
-	n, err := s.exec(ctx, false, `DELETE FROM uploads WHERE id = $1`, id)
-	if err == nil && n == 0 {
-		err = core.ErrNotFound
-	}
+	err := s.inTx(ctx, false, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM uploads WHERE id = $1`, id)
+		if err == nil && tag.RowsAffected() == 0 {
+			return core.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM job_blobs WHERE id = $1`, uploadBlobID(id))
+		return err
+	})
 	return wrap("delete upload", err)
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"gopkg.in/yaml.v3"
 )
 
@@ -23,7 +24,12 @@ type Config struct {
 	// DataDir holds the SQLite inbox, gateway.db (default "longhook-data").
 	DataDir string `yaml:"data_dir"`
 	// Database selects the inbox store: "sqlite://PATH" (default
-	// sqlite://<data_dir>/gateway.db). Only SQLite exists today.
+	// sqlite://<data_dir>/gateway.db) or a PostgreSQL URL,
+	// "postgres://USER:PASSWORD@HOST:PORT/DB?sslmode=require" (also
+	// postgresql://), whose tables are prefixed gateway_ and created on
+	// start; add &search_path=SCHEMA to keep them in a schema of their
+	// own. One gateway process per inbox: a second one fails to start.
+	// Overridden by --database / LONGHOOK_GATEWAY_DATABASE.
 	Database string `yaml:"database"`
 	// Synchronous is the SQLite synchronous pragma: NORMAL (default)
 	// survives kill -9 of the process; FULL also survives power loss.
@@ -280,8 +286,12 @@ func (c Config) validate() error {
 	if len(c.Sources) == 0 {
 		return errors.New("gateway: config: sources: at least one source is required")
 	}
-	if !strings.HasPrefix(c.Database, "sqlite://") {
-		return fmt.Errorf("gateway: config: database: only sqlite://PATH is supported, not %q", c.Database)
+	if c.postgres() {
+		if _, err := pgxpool.ParseConfig(c.Database); err != nil {
+			return fmt.Errorf("gateway: config: database: %w", err)
+		}
+	} else if !strings.HasPrefix(c.Database, "sqlite://") {
+		return fmt.Errorf("gateway: config: database: %q: use sqlite://PATH or a postgres:// URL", redactURL(c.Database))
 	}
 	names := map[string]bool{}
 	paths := map[string]bool{}
@@ -376,6 +386,19 @@ func (k SinkConfig) validate(at string) error {
 		return fmt.Errorf("gateway: config: %s.retry: initial %s exceeds max %s", at, k.Retry.Initial, k.Retry.Max)
 	}
 	return nil
+}
+
+// postgres reports whether Database names a PostgreSQL inbox.
+func (c Config) postgres() bool {
+	return strings.HasPrefix(c.Database, "postgres://") || strings.HasPrefix(c.Database, "postgresql://")
+}
+
+// redactURL hides the password of a URL-shaped string, for messages.
+func redactURL(s string) string {
+	if u, err := url.Parse(s); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return s
 }
 
 // sinkID is the key of a sink's pending forwards in the inbox.

@@ -112,8 +112,7 @@ func NewGateway(ctx context.Context, cfg Config, opts ...Option) (*Gateway, erro
 	}
 	g.inbox = o.inbox
 	if g.inbox == nil {
-		path := strings.TrimPrefix(cfg.Database, "sqlite://")
-		inbox, err := OpenSQLiteInbox(ctx, path, cfg.Synchronous)
+		inbox, err := openInbox(ctx, cfg, o.log)
 		if err != nil {
 			return nil, err
 		}
@@ -149,6 +148,22 @@ func NewGateway(ctx context.Context, cfg Config, opts ...Option) (*Gateway, erro
 	}
 	g.handler = g.routes()
 	return g, nil
+}
+
+// openInbox opens the store cfg.Database names.
+func openInbox(ctx context.Context, cfg Config, log *slog.Logger) (Inbox, error) {
+	if cfg.postgres() {
+		in, err := OpenPostgresInbox(ctx, cfg.Database, PostgresOptions{Logger: log})
+		if err != nil {
+			return nil, err
+		}
+		return in, nil
+	}
+	in, err := OpenSQLiteInbox(ctx, strings.TrimPrefix(cfg.Database, "sqlite://"), cfg.Synchronous)
+	if err != nil {
+		return nil, err
+	}
+	return in, nil
 }
 
 func newSource(sc SourceConfig, o options) (*source, error) {

@@ -435,6 +435,9 @@ func (s *SQLiteInbox) write(ctx context.Context, op *writeOp) error {
 
 // Accept implements Inbox.
 func (s *SQLiteInbox) Accept(ctx context.Context, p AcceptParams) (AcceptResult, error) {
+	if p.Body == nil {
+		p.Body = []byte{} // nil would be stored as NULL
+	}
 	a := &acceptOp{p: p, headers: encodeHeader(p.Header)}
 	if err := s.write(ctx, &writeOp{accept: a}); err != nil {
 		return AcceptResult{}, fmt.Errorf("gateway: sqlite: accept: %w", err)

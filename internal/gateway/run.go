@@ -22,15 +22,18 @@ import (
 //
 // Flags (environment fallback): --config (LONGHOOK_GATEWAY_CONFIG,
 // required), --addr (LONGHOOK_GATEWAY_ADDR) overriding addr, --data-dir
-// (LONGHOOK_DATA_DIR) overriding data_dir, --log-level (LONGHOOK_LOG_LEVEL:
-// debug, info, warn, error) and --log-format (LONGHOOK_LOG_FORMAT: text or
-// json). Logs go to stderr; the listening address is printed on stdout.
+// (LONGHOOK_DATA_DIR) overriding data_dir, --database
+// (LONGHOOK_GATEWAY_DATABASE: sqlite://PATH or postgres://...) overriding
+// database, --log-level (LONGHOOK_LOG_LEVEL: debug, info, warn, error) and
+// --log-format (LONGHOOK_LOG_FORMAT: text or json). Logs go to stderr; the
+// listening address is printed on stdout.
 func RunGateway(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", getenv("LONGHOOK_GATEWAY_CONFIG"), "gateway config file (YAML) [LONGHOOK_GATEWAY_CONFIG]")
 	addr := fs.String("addr", getenv("LONGHOOK_GATEWAY_ADDR"), "listen address, overrides addr in the config [LONGHOOK_GATEWAY_ADDR]")
 	dataDir := fs.String("data-dir", getenv("LONGHOOK_DATA_DIR"), "data directory, overrides data_dir in the config [LONGHOOK_DATA_DIR]")
+	database := fs.String("database", getenv("LONGHOOK_GATEWAY_DATABASE"), "inbox store, sqlite://PATH or postgres://..., overrides database in the config [LONGHOOK_GATEWAY_DATABASE]")
 	logLevel := fs.String("log-level", or(getenv("LONGHOOK_LOG_LEVEL"), "info"), "debug, info, warn or error [LONGHOOK_LOG_LEVEL]")
 	logFormat := fs.String("log-format", or(getenv("LONGHOOK_LOG_FORMAT"), "text"), "text or json [LONGHOOK_LOG_FORMAT]")
 	if err := fs.Parse(args); err != nil {
@@ -58,6 +61,9 @@ func RunGateway(ctx context.Context, args []string, getenv func(string) string, 
 		if strings.HasPrefix(cfg.Database, "sqlite://") {
 			cfg.Database = "sqlite://" + filepath.Join(*dataDir, "gateway.db")
 		}
+	}
+	if *database != "" {
+		cfg.Database = *database
 	}
 	return Serve(ctx, cfg, log, func(a net.Addr) { fmt.Fprintf(stdout, "longhook gateway listening on %s\n", a) })
 }

@@ -1,0 +1,261 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// pgTestURL returns LONGHOOK_TEST_POSTGRES_URL or skips t.
+func pgTestURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("LONGHOOK_TEST_POSTGRES_URL")
+	if u == "" {
+		t.Skip("LONGHOOK_TEST_POSTGRES_URL not set: PostgreSQL inbox tests skipped")
+	}
+	return u
+}
+
+// newPGSchema creates a schema with a random name and drops it (with
+// everything in it) when t ends, after the inboxes using it are closed.
+func newPGSchema(t testing.TB, dbURL string) string {
+	t.Helper()
+	var rnd [6]byte
+	_, _ = rand.Read(rnd[:])
+	name := "lh_gw_test_" + hex.EncodeToString(rnd[:])
+	pgExec(t, dbURL, "CREATE SCHEMA "+pgx.Identifier{name}.Sanitize())
+	t.Cleanup(func() { pgExec(t, dbURL, "DROP SCHEMA "+pgx.Identifier{name}.Sanitize()+" CASCADE") })
+	return name
+}
+
+// pgExec runs one statement on a connection of its own.
+func pgExec(t testing.TB, dbURL, sql string, args ...any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Errorf("connect: %v", err)
+		return
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, sql, args...); err != nil {
+		t.Errorf("%s: %v", sql, err)
+	}
+}
+
+// withSearchPath adds search_path=schema to a postgres:// URL, the way an
+// operator keeps the gateway's tables in a schema of their own.
+func withSearchPath(t testing.TB, dbURL, schema string) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// openPG opens an inbox on schema and closes it when t ends.
+func openPG(t testing.TB, dbURL, schema string) *PostgresInbox {
+	t.Helper()
+	in, err := OpenPostgresInbox(context.Background(), dbURL, PostgresOptions{Schema: schema, MaxConns: 4})
+	if err != nil {
+		t.Fatalf("OpenPostgresInbox: %v", err)
+	}
+	t.Cleanup(func() { _ = in.Close() })
+	return in
+}
+
+func TestPostgresInbox(t *testing.T) {
+	t.Parallel()
+	dbURL := pgTestURL(t)
+	runInboxSuite(t, func(t *testing.T) (Inbox, func(t *testing.T) Inbox) {
+		schema := newPGSchema(t, dbURL)
+		open := func(t *testing.T) Inbox { return openPG(t, dbURL, schema) }
+		return open(t), open
+	})
+}
+
+// A second gateway on the same inbox is refused while the first runs, and
+// may start once the first has closed.
+func TestPostgresInboxExclusive(t *testing.T) {
+	t.Parallel()
+	dbURL := pgTestURL(t)
+	schema := newPGSchema(t, dbURL)
+	first := openPG(t, dbURL, schema)
+	start := time.Now()
+	_, err := OpenPostgresInbox(context.Background(), dbURL, PostgresOptions{Schema: schema, LockWait: 200 * time.Millisecond})
+	if !errors.Is(err, ErrInboxLocked) {
+		t.Fatalf("second Open: %v, want ErrInboxLocked", err)
+	}
+	if !strings.Contains(err.Error(), "another gateway holds this inbox") || !strings.Contains(err.Error(), "pid") {
+		t.Errorf("error does not explain itself: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("second Open took %s with LockWait 200ms", d)
+	}
+	// Another schema is another inbox.
+	openPG(t, dbURL, newPGSchema(t, dbURL))
+	// The same schema named through the URL's search_path is the same inbox.
+	if _, err := OpenPostgresInbox(context.Background(), withSearchPath(t, dbURL, schema), PostgresOptions{LockWait: -1}); !errors.Is(err, ErrInboxLocked) {
+		t.Errorf("Open through search_path: %v, want ErrInboxLocked", err)
+	}
+
+	// A second Open waiting with LockWait gets the inbox once the first
+	// closes.
+	opened := make(chan error, 1)
+	go func() {
+		in, err := OpenPostgresInbox(context.Background(), dbURL, PostgresOptions{Schema: schema, LockWait: 30 * time.Second})
+		if err == nil {
+			err = in.Close()
+		}
+		opened <- err
+	}()
+	suiteAccept(t, first, "a", "x", time.Now().Add(time.Hour))
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-opened; err != nil {
+		t.Errorf("Open after the first closed: %v", err)
+	}
+}
+
+// Migrations are recorded in gateway_schema_migrations, applied once, and
+// an inbox migrated by a newer gateway is refused.
+func TestPostgresInboxMigrations(t *testing.T) {
+	t.Parallel()
+	dbURL := pgTestURL(t)
+	schema := newPGSchema(t, dbURL)
+	openPG(t, dbURL, schema).Close()
+	in := openPG(t, dbURL, schema) // again: nothing to apply
+	var versions []string
+	err := in.read(context.Background(), func(c *pgx.Conn) error {
+		rows, _ := c.Query(context.Background(), `SELECT version FROM gateway_schema_migrations ORDER BY version`)
+		var err error
+		versions, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil || len(versions) != 1 || versions[0] != "0001_init" {
+		t.Fatalf("gateway_schema_migrations = %v, %v", versions, err)
+	}
+	in.Close()
+	pgExec(t, dbURL, fmt.Sprintf(`INSERT INTO %s.gateway_schema_migrations (version) VALUES ('9999_future')`, pgx.Identifier{schema}.Sanitize()))
+	if _, err := OpenPostgresInbox(context.Background(), dbURL, PostgresOptions{Schema: schema}); err == nil || !strings.Contains(err.Error(), "newer") {
+		t.Errorf("Open of a newer inbox: %v", err)
+	}
+	// A search_path naming no existing schema is an error, not tables in
+	// some other schema.
+	if _, err := OpenPostgresInbox(context.Background(), withSearchPath(t, dbURL, "lh_gw_missing_schema"), PostgresOptions{}); err == nil {
+		t.Error("Open with a missing search_path schema succeeded")
+	}
+}
+
+// writerPID returns the backend holding in's lock.
+func writerPID(t *testing.T, dbURL string, in *PostgresInbox) int32 {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	h, err := in.holder(ctx, c)
+	if err != nil {
+		t.Fatalf("lock holder: %v", err)
+	}
+	return h.pid
+}
+
+// When the writer's session is killed (as on a failover or by an admin),
+// the next writes reconnect, take the lock again and succeed, and the
+// inbox stays exclusive.
+func TestPostgresInboxWriterSessionKilled(t *testing.T) {
+	t.Parallel()
+	dbURL := pgTestURL(t)
+	schema := newPGSchema(t, dbURL)
+	in := openPG(t, dbURL, schema)
+	ctx := context.Background()
+	r1 := suiteAccept(t, in, "a", "before", time.Now().Add(time.Hour))
+	pid := writerPID(t, dbURL, in)
+	pgExec(t, dbURL, `SELECT pg_terminate_backend($1, 10000)`, pid)
+
+	changed := in.Changed()
+	r2 := suiteAccept(t, in, "a", "after", time.Now().Add(time.Hour))
+	if r2.Duplicate || r2.Seq <= r1.Seq {
+		t.Errorf("accept after the kill: %+v (before: %+v)", r2, r1)
+	}
+	select {
+	case <-changed:
+	default:
+		t.Error("Changed not closed")
+	}
+	if p := writerPID(t, dbURL, in); p == pid {
+		t.Errorf("lock still held by the killed backend %d", pid)
+	}
+	if evs, _, err := in.After(ctx, "a", 0, 10); err != nil || len(evs) != 2 {
+		t.Errorf("After: %v, %v", evs, err)
+	}
+	if err := in.Ping(ctx); err != nil {
+		t.Errorf("Ping: %v", err)
+	}
+	if _, err := OpenPostgresInbox(ctx, dbURL, PostgresOptions{Schema: schema, LockWait: -1}); !errors.Is(err, ErrInboxLocked) {
+		t.Errorf("second Open after the reconnect: %v, want ErrInboxLocked", err)
+	}
+}
+
+// While another gateway holds the lock that this one lost, writes fail
+// (and Ping says why) instead of going to an inbox two processes share.
+func TestPostgresInboxLockTakenOver(t *testing.T) {
+	t.Parallel()
+	dbURL := pgTestURL(t)
+	schema := newPGSchema(t, dbURL)
+	in := openPG(t, dbURL, schema)
+	ctx := context.Background()
+	suiteAccept(t, in, "a", "m1", time.Now().Add(time.Hour))
+
+	// Kill the writer's session and take the lock from another session
+	// before the writer reconnects (it only does so when it next writes or
+	// after its idle check).
+	pid := writerPID(t, dbURL, in)
+	c, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, `SELECT pg_terminate_backend($1, 10000)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	var got bool
+	if err := c.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, pgLockClass, in.lockKey).Scan(&got); err != nil || !got {
+		t.Fatalf("take the lock: %v %v", got, err)
+	}
+	actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := in.Accept(actx, AcceptParams{Source: "a", WebhookID: "m2", ReceivedAt: time.Now(), ExpireAt: time.Now()}); err == nil {
+		t.Fatal("Accept succeeded while another session holds the lock")
+	}
+	if err := in.Ping(ctx); !errors.Is(err, ErrInboxLocked) {
+		t.Errorf("Ping = %v, want ErrInboxLocked", err)
+	}
+	// Once the other session lets go, the writer takes the lock back by
+	// itself and Ping recovers.
+	if _, err := c.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, pgLockClass, in.lockKey); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the writer to take the lock back", func() bool { return in.Ping(ctx) == nil })
+	if r := suiteAccept(t, in, "a", "m3", time.Now().Add(time.Hour)); r.Duplicate {
+		t.Errorf("accept after recovery: %+v", r)
+	}
+}

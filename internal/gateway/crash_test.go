@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // crashChildEnv makes the test binary run a gateway (RunGateway with the
@@ -93,12 +95,35 @@ func freeAddr(t *testing.T) string {
 }
 
 // kill -9 under load: every event the gateway answered 2xx to reaches
-// every sink after a restart.
+// every sink after a restart, with either inbox.
 func TestKill9UnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts gateway processes")
 	}
 	t.Parallel()
+	// One after the other: each runs 16 senders and two gateway processes.
+	t.Run("sqlite", func(t *testing.T) { testKill9UnderLoad(t, "") })
+	t.Run("postgres", func(t *testing.T) {
+		dbURL := pgTestURL(t)
+		// Dropped after the gateways are gone (cleanups run in reverse).
+		schema := newPGSchema(t, dbURL)
+		testKill9UnderLoad(t, withSearchPath(t, dbURL, schema))
+		var n int64
+		ctx := context.Background()
+		c, err := pgx.Connect(ctx, withSearchPath(t, dbURL, schema))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close(ctx)
+		if err := c.QueryRow(ctx, `SELECT count(*) FROM gateway_events`).Scan(&n); err != nil || n < 1500 {
+			t.Errorf("the PostgreSQL inbox holds %d events (%v): was it used?", n, err)
+		}
+	})
+}
+
+// testKill9UnderLoad runs the crash test on database ("" for the default
+// SQLite inbox in the data dir).
+func testKill9UnderLoad(t *testing.T, database string) {
 	// slow lags behind intake (its backlog is read from the log after the
 	// restart); down fails until the restart (its events go through the
 	// retry table).
@@ -134,14 +159,18 @@ func TestKill9UnderLoad(t *testing.T) {
 			return out
 		}
 	}
+	if database != "" {
+		database = fmt.Sprintf("database: %q", database)
+	}
 	cfg := fmt.Sprintf(`
 addr: %q
 data_dir: %q
+%s
 sources:
   - name: load
     verify: {hmac_secrets: [%q]}
     sinks:%s
-`, addr, dir, secretText, sinks)
+`, addr, dir, database, secretText, sinks)
 	configPath := filepath.Join(dir, "gateway.yaml")
 	if err := os.WriteFile(configPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

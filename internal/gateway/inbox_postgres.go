@@ -161,6 +161,9 @@ type PostgresInbox struct {
 
 	nCommits, nOps atomic.Int64 // group-commit statistics
 	nDials         atomic.Int64 // writer connection attempts (tests)
+	// afterBatch, set by tests, runs after each batch has committed and
+	// may fail it as if its answer had been lost.
+	afterBatch atomic.Pointer[func(c *pgx.Conn) error]
 
 	closeOnce sync.Once
 	closeErr  error

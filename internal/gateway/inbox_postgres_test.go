@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -257,5 +259,60 @@ func TestPostgresInboxLockTakenOver(t *testing.T) {
 	waitFor(t, 15*time.Second, "the writer to take the lock back", func() bool { return in.Ping(ctx) == nil })
 	if r := suiteAccept(t, in, "a", "m3", time.Now().Add(time.Hour)); r.Duplicate {
 		t.Errorf("accept after recovery: %+v", r)
+	}
+}
+
+// A batch that committed but whose answer was lost (the connection died
+// before the results came back) is retried: its events are not reported
+// as duplicates of themselves, and followers read them from the table
+// rather than skipping them.
+func TestPostgresInboxLostCommitAnswer(t *testing.T) {
+	t.Parallel()
+	dbURL := pgTestURL(t)
+	in := openPG(t, dbURL, newPGSchema(t, dbURL))
+	ctx := context.Background()
+	r0 := suiteAccept(t, in, "a", "m0", time.Now().Add(time.Hour))
+	if evs, next, err := in.After(ctx, "a", 0, 10); err != nil || len(evs) != 1 || next != r0.Seq {
+		t.Fatalf("After = %v %d %v", evs, next, err)
+	}
+	var lost atomic.Int64
+	hook := func(c *pgx.Conn) error {
+		if lost.Add(1) > 1 {
+			return nil
+		}
+		closeConn(c)
+		return errors.New("test: the answer of a committed batch was lost")
+	}
+	in.afterBatch.Store(&hook)
+	changed := in.Changed()
+	var wg sync.WaitGroup
+	res := make([]AcceptResult, 5)
+	for i := range res {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i] = suiteAccept(t, in, "a", fmt.Sprintf("m%d", i+1), time.Now().Add(time.Hour))
+		}()
+	}
+	wg.Wait()
+	if lost.Load() < 2 {
+		t.Fatalf("the hook ran %d times: no retry", lost.Load())
+	}
+	for i, r := range res {
+		if r.Duplicate || r.Seq <= r0.Seq {
+			t.Errorf("m%d: %+v, want a new event", i+1, r)
+		}
+	}
+	select {
+	case <-changed:
+	default:
+		t.Error("Changed not closed")
+	}
+	evs, _, err := in.After(ctx, "a", r0.Seq, 10)
+	if err != nil || len(evs) != len(res) {
+		t.Fatalf("a follower at %d read %v, %v; want the %d events", r0.Seq, evs, err, len(res))
+	}
+	if r := suiteAccept(t, in, "a", "m1", time.Now().Add(time.Hour)); !r.Duplicate || r.Seq != res[0].Seq {
+		t.Errorf("m1 again: %+v", r)
 	}
 }

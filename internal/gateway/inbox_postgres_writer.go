@@ -231,6 +231,11 @@ func (s *PostgresInbox) apply(ctx context.Context, c *pgx.Conn, group []*pgOp, f
 	if err := c.SendBatch(ctx, b).Close(); err != nil {
 		return err
 	}
+	if hook := s.afterBatch.Load(); hook != nil {
+		if err := (*hook)(c); err != nil {
+			return err
+		}
+	}
 	seen := make([]bool, len(uniq))
 	for _, op := range group {
 		a := op.accept

@@ -1,0 +1,225 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// privatePostgres is a throwaway PostgreSQL server in a temporary
+// directory, for tests that restart or stop it.
+type privatePostgres struct {
+	url string
+	ctl func(args ...string) error
+}
+
+// startPrivatePostgres runs initdb and pg_ctl start (as the postgres OS
+// user when the test runs as root) and stops the server when t ends. It
+// skips t when the binaries are missing or cannot run here.
+func startPrivatePostgres(t *testing.T) *privatePostgres {
+	t.Helper()
+	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	if len(bins) == 0 {
+		t.Skip("initdb not found under /usr/lib/postgresql/*/bin")
+	}
+	slices.Sort(bins)
+	bin := filepath.Dir(bins[len(bins)-1])
+	base, err := os.MkdirTemp("", "longhook-gw-pg-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(base) })
+	var as []string
+	if os.Geteuid() == 0 { // PostgreSQL refuses to run as root
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Skip("running as root and there is no postgres OS user")
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		runuser, err := exec.LookPath("runuser")
+		if err != nil {
+			t.Skip("running as root and runuser is not installed")
+		}
+		if err := os.Chown(base, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		as = []string{runuser, "-u", "postgres", "--"}
+	}
+	run := func(args ...string) error {
+		args = append(slices.Clone(as), args...)
+		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%s: %v: %s", filepath.Base(args[len(as)]), err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	}
+	data := filepath.Join(base, "data")
+	if err := run(filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"); err != nil {
+		t.Skipf("initdb not runnable: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	pg := &privatePostgres{url: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)}
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", port, base)
+	logf := filepath.Join(base, "postgres.log")
+	pg.ctl = func(args ...string) error {
+		return run(append([]string{filepath.Join(bin, "pg_ctl"), "-D", data, "-l", logf, "-o", opts, "-w", "-t", "60"}, args...)...)
+	}
+	if err := pg.ctl("start"); err != nil {
+		t.Skipf("private postgres did not start: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := pg.ctl("stop", "-m", "immediate"); err != nil {
+			t.Logf("stop private postgres: %v", err)
+		}
+	})
+	return pg
+}
+
+// TestPostgresInboxDatabaseRestart restarts PostgreSQL under a stream of
+// accepts, then stops it for a while:
+//
+//   - every accept that returned nil is stored (a duplicate afterwards)
+//     and read back by a follower exactly once, in order;
+//   - accepts resume after the restart without reopening the inbox;
+//   - while the server is down, accepts fail (a 503, never a false 2xx),
+//     Ping fails, and the writer reconnects at the backoff pace rather
+//     than in a hot loop; it recovers by itself once the server is back.
+func TestPostgresInboxDatabaseRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a private PostgreSQL server")
+	}
+	pgTestURL(t) // PostgreSQL tests run when asked for
+	t.Parallel()
+	pg := startPrivatePostgres(t)
+	in := openPG(t, pg.url, "gw")
+	ctx := context.Background()
+
+	var mu sync.Mutex
+	accepted := map[string]int64{}
+	var failures atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("msg_%d", next.Add(1))
+				actx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				r, err := in.Accept(actx, AcceptParams{Source: "a", WebhookID: id, Body: []byte(id),
+					ReceivedAt: time.Now(), ExpireAt: time.Now().Add(time.Hour)})
+				cancel()
+				if err != nil {
+					failures.Add(1)
+					continue
+				}
+				mu.Lock()
+				accepted[id] = r.Seq
+				mu.Unlock()
+			}
+		}()
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(accepted)
+	}
+	waitFor(t, 30*time.Second, "accepts before the restart", func() bool { return count() >= 300 })
+	if err := pg.ctl("restart", "-m", "fast"); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	n := count()
+	waitFor(t, 30*time.Second, "accepts after the restart", func() bool { return count() >= n+300 })
+	close(stop)
+	wg.Wait()
+	if f := failures.Load(); f > 0 {
+		t.Errorf("%d accepts failed across a fast restart (the writer should ride it out)", f)
+	}
+
+	// Down for a while: writes fail, Ping says so, no hot loop.
+	if err := pg.ctl("stop", "-m", "fast"); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	dials := in.nDials.Load()
+	down := time.Now()
+	actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	_, err := in.Accept(actx, AcceptParams{Source: "a", WebhookID: "while_down", ReceivedAt: time.Now(), ExpireAt: time.Now().Add(time.Hour)})
+	cancel()
+	if err == nil {
+		t.Fatal("Accept succeeded with the server stopped")
+	}
+	waitFor(t, 15*time.Second, "the accept to fail for good", func() bool {
+		_, err := in.Accept(ctx, AcceptParams{Source: "a", WebhookID: "while_down_2", ReceivedAt: time.Now(), ExpireAt: time.Now().Add(time.Hour)})
+		return err != nil && !errors.Is(err, context.DeadlineExceeded)
+	})
+	if err := in.Ping(ctx); err == nil {
+		t.Error("Ping succeeded with the server stopped")
+	}
+	elapsed := time.Since(down)
+	if d := in.nDials.Load() - dials; d > 12+int64(elapsed/(500*time.Millisecond)) {
+		t.Errorf("%d connection attempts in %s: a hot loop", d, elapsed.Round(time.Millisecond))
+	}
+	if err := pg.ctl("start"); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	waitFor(t, 30*time.Second, "the inbox to recover", func() bool { return in.Ping(ctx) == nil })
+	if r := suiteAccept(t, in, "a", "after_recovery", time.Now().Add(time.Hour)); r.Duplicate {
+		t.Errorf("accept after recovery: %+v", r)
+	}
+
+	// Everything accepted is stored once and read back in order.
+	for id, seq := range accepted {
+		if r := suiteAccept(t, in, "a", id, time.Now().Add(time.Hour)); !r.Duplicate || r.Seq != seq {
+			t.Fatalf("%s accepted at %d, now %+v", id, seq, r)
+		}
+	}
+	seen := map[string]int{}
+	pos := int64(0)
+	for {
+		evs, next, err := in.After(ctx, "a", pos, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			if e.Seq <= pos {
+				t.Fatalf("After(%d) returned seq %d", pos, e.Seq)
+			}
+			pos = e.Seq
+			seen[e.WebhookID]++
+		}
+		if len(evs) == 0 {
+			break
+		}
+		pos = next
+	}
+	for id := range accepted {
+		if seen[id] != 1 {
+			t.Errorf("%s read %d times", id, seen[id])
+		}
+	}
+	t.Logf("%d accepts across a restart and a stop; %d writer connection attempts in all", len(accepted), in.nDials.Load())
+}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/webhook"
 )
@@ -185,16 +187,73 @@ const hookMaxAge = time.Second
 // refreshHook re-reads t's webhook when it may be stale: a webhook changed
 // through this process since t got it, or t waited longer than hookMaxAge
 // (parked behind its destination's cap). An update of the URI, secrets or
-// state thus applies to every attempt made after it.
+// state thus applies to every attempt made after it. Reads are shared: a
+// webhook is read at most once per hookMaxAge and generation however many
+// of its deliveries wait, so a backlog never turns into one read per
+// attempt.
 func (e *Engine) refreshHook(ctx context.Context, t *task) {
-	if t.gen == e.gen.Load() && time.Since(t.at) < hookMaxAge {
+	gen := e.gen.Load()
+	if t.gen == gen && time.Since(t.at) < hookMaxAge {
 		return
 	}
-	ws, err := e.cfg.Store.WebhooksByID(ctx, []string{t.c.WebhookID})
+	id := t.c.WebhookID
+	if h, ok := e.hooks.get(id, gen); ok {
+		t.hook, t.gen, t.at = h.w, h.gen, h.at
+		return
+	}
+	v, err, _ := e.hooks.sf.Do(id, func() (any, error) {
+		if h, ok := e.hooks.get(id, gen); ok {
+			return h, nil
+		}
+		h := hookEntry{gen: e.gen.Load(), at: time.Now()}
+		ws, err := e.cfg.Store.WebhooksByID(ctx, []string{id})
+		if err != nil {
+			return nil, err
+		}
+		h.w = ws[id] // nil when deleted
+		e.hooks.put(id, h)
+		return h, nil
+	})
 	if err != nil {
 		return // keep what we have; the attempt's outcome decides the rest
 	}
-	t.hook = ws[t.c.WebhookID] // nil when deleted
+	h := v.(hookEntry)
+	t.hook, t.gen, t.at = h.w, h.gen, h.at
+}
+
+// hookCache holds the webhooks the engine re-read, shared by all their
+// deliveries.
+type hookCache struct {
+	mu sync.Mutex
+	m  map[string]hookEntry
+	sf singleflight.Group
+}
+
+type hookEntry struct {
+	w   *core.Webhook // nil: deleted
+	gen uint64        // Engine.gen before the read
+	at  time.Time     // when it was read
+}
+
+// get returns id's entry if it was read in generation gen less than
+// hookMaxAge ago.
+func (c *hookCache) get(id string, gen uint64) (hookEntry, bool) {
+	c.mu.Lock()
+	h, ok := c.m[id]
+	c.mu.Unlock()
+	if !ok || h.gen != gen || time.Since(h.at) >= hookMaxAge {
+		return hookEntry{}, false
+	}
+	return h, true
+}
+
+func (c *hookCache) put(id string, h hookEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= 1<<16 {
+		c.m = map[string]hookEntry{} // bounded: start over rather than grow
+	}
+	c.m[id] = h
 }
 
 // WebhooksChanged tells the engine that webhooks changed, so deliveries it

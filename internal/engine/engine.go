@@ -142,6 +142,7 @@ type Engine struct {
 	results chan core.Completion
 	secrets secretCache
 	gen     atomic.Uint64 // bumped by WebhooksChanged
+	hooks   hookCache     // webhooks re-read by refreshHook
 
 	attemptCtx    context.Context // cancelled at hard stop
 	cancelAttempt context.CancelFunc
@@ -215,6 +216,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	case <-t.C:
 		e.cfg.Logger.Warn("engine.soft_stop_timeout", slog.Duration("timeout", e.cfg.SoftStop))
 		e.cancelAttempt()
+		e.cfg.Sender.Abort() // attempts in flight end now, as failed
 		<-waited
 	}
 	t.Stop()

@@ -11,8 +11,12 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/valyala/fasthttp"
 
 	"github.com/longhook/longhook/internal/core"
 )
@@ -29,17 +33,21 @@ type SenderConfig struct {
 	Policy          core.AddressPolicy
 	ConnectTimeout  time.Duration // default 5 s
 	AttemptTimeout  time.Duration // default 15 s
-	MaxConnsPerHost int           // idle connections kept per host; default 64
+	MaxConnsPerHost int           // connections per host; default 64
 	UserAgent       string
 }
 
-// Sender makes delivery attempts. It owns its http.Transport: keep-alive,
-// a connect timeout, no redirects, a capped response read, and an SSRF
-// guard that checks every resolved IP at dial time (so DNS rebinding cannot
-// bypass it).
+// Sender makes delivery attempts over HTTP/1.1 with its own client
+// (fasthttp: a delivery costs the sender about a third of the CPU of
+// net/http's client, see docs/design.md): keep-alive, a connect timeout,
+// an attempt deadline, no redirects, a capped response read, no proxy, and
+// an SSRF guard that checks every resolved IP at dial time (so DNS
+// rebinding cannot bypass it).
 type Sender struct {
 	cfg    SenderConfig
-	client *http.Client
+	client *fasthttp.Client
+	conns  connSet
+	aborts atomic.Uint64 // Abort calls
 }
 
 // NewSender returns a Sender.
@@ -72,23 +80,23 @@ func NewSender(cfg SenderConfig) *Sender {
 			return nil
 		},
 	}
-	tr := &http.Transport{
-		DialContext:           dialer.DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          4096,
-		MaxIdleConnsPerHost:   cfg.MaxConnsPerHost,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   cfg.ConnectTimeout,
-		ResponseHeaderTimeout: cfg.AttemptTimeout,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-		Proxy:                 nil, // never route deliveries through an environment proxy
+	s := &Sender{cfg: cfg}
+	s.conns.m = map[*trackedConn]struct{}{}
+	s.client = &fasthttp.Client{
+		Name:                          cfg.UserAgent,
+		Dial:                          func(addr string) (net.Conn, error) { return s.conns.dial(dialer, addr) },
+		TLSConfig:                     &tls.Config{MinVersion: tls.VersionTLS12},
+		MaxConnsPerHost:               cfg.MaxConnsPerHost,
+		MaxConnWaitTimeout:            cfg.AttemptTimeout,
+		MaxIdleConnDuration:           90 * time.Second,
+		ReadBufferSize:                32 << 10, // also the limit of response headers
+		StreamResponseBody:            true,
+		DisableHeaderNamesNormalizing: true, // webhook-id, not Webhook-Id
+		DisablePathNormalizing:        true, // the URI exactly as configured
+		// Send decides about retrying on a fresh connection.
+		RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 	}
-	return &Sender{cfg: cfg, client: &http.Client{
-		Transport: tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse // a 3xx is a failed attempt, never followed
-		},
-	}}
+	return s
 }
 
 // Request is one attempt to send.
@@ -107,46 +115,128 @@ type Result struct {
 	Err        string
 }
 
-// Send makes one attempt and classifies its outcome.
+// Send makes one attempt and classifies its outcome. The attempt ends at
+// AttemptTimeout or at ctx's deadline, whichever is first; Abort ends it
+// at once.
 func (s *Sender) Send(ctx context.Context, r Request) Result {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.AttemptTimeout)
-	defer cancel()
-	start := time.Now()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.URI, bytes.NewReader(r.Body))
-	if err != nil {
+	if err := ctx.Err(); err != nil {
+		f := classifyError(ctx, err)
+		return Result{Outcome: f, Err: f.Err}
+	}
+	timeout := s.cfg.AttemptTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	if err := req.URI().Parse(nil, []byte(r.URI)); err != nil || !validScheme(req.URI().Scheme()) || len(req.URI().Host()) == 0 {
 		f := &core.Failure{Kind: core.FailInvalid, Err: "invalid destination URI"}
 		return Result{Outcome: f, Err: f.Err}
 	}
+	req.Header.DisableNormalizing()
+	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", s.cfg.UserAgent)
 	for _, h := range r.Headers {
-		req.Header[h[0]] = []string{h[1]}
+		req.Header.Set(h[0], h[1])
 	}
-	resp, err := s.client.Do(req)
+	req.SetBodyRaw(r.Body)
+	req.SetTimeout(timeout)
+	start := time.Now()
+	aborts := s.aborts.Load()
+	err := s.client.Do(req, resp)
+	if left := timeout - time.Since(start); left > 0 && errors.Is(err, fasthttp.ErrConnectionClosed) && s.aborts.Load() == aborts {
+		// A kept-alive connection that the receiver closed while it was
+		// idle fails before any response byte: send once more on a new
+		// connection, as net/http does.
+		req.SetTimeout(left)
+		err = s.client.Do(req, resp)
+	}
 	if err != nil {
 		lat := time.Since(start)
 		f := classifyError(ctx, err)
 		return Result{Outcome: f, Latency: lat, Err: f.Err}
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
-	// Drain a little more so the connection can be reused; give up on
-	// larger bodies rather than read them.
-	_, _ = io.CopyN(io.Discard, resp.Body, 64<<10)
-	resp.Body.Close()
+	var body []byte
+	if rs := resp.BodyStream(); rs != nil {
+		body, _ = io.ReadAll(io.LimitReader(rs, MaxResponseBytes))
+		// Drain a little more so the connection can be reused; give up
+		// on larger bodies (the connection is closed) rather than read them.
+		_, _ = io.CopyN(io.Discard, rs, 64<<10)
+		_ = resp.CloseBodyStream()
+	} else if b := resp.Body(); len(b) > 0 {
+		body = bytes.Clone(b[:min(len(b), MaxResponseBytes)])
+	}
 	lat := time.Since(start)
-	res := Result{StatusCode: resp.StatusCode, Latency: lat, Response: body}
-	res.Outcome = classifyStatus(resp)
+	res := Result{StatusCode: resp.StatusCode(), Latency: lat, Response: body}
+	res.Outcome = classifyStatus(res.StatusCode, string(resp.Header.Peek("Retry-After")))
 	if f, ok := res.Outcome.(*core.Failure); ok {
 		res.Err = f.Error()
 	}
 	return res
 }
 
+func validScheme(s []byte) bool {
+	return string(s) == "http" || string(s) == "https"
+}
+
 // CloseIdle closes idle connections.
 func (s *Sender) CloseIdle() { s.client.CloseIdleConnections() }
 
-func classifyStatus(resp *http.Response) core.Outcome {
-	code := resp.StatusCode
+// Abort closes every connection, idle or in use: attempts in flight end
+// at once with an error. The engine calls it at hard stop.
+func (s *Sender) Abort() {
+	s.aborts.Add(1)
+	s.conns.closeAll()
+}
+
+// connSet tracks the sender's open connections so Abort can close them.
+type connSet struct {
+	mu sync.Mutex
+	m  map[*trackedConn]struct{}
+}
+
+type trackedConn struct {
+	net.Conn
+	set  *connSet
+	once sync.Once
+}
+
+func (cs *connSet) dial(d *net.Dialer, addr string) (net.Conn, error) {
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, set: cs}
+	cs.mu.Lock()
+	cs.m[tc] = struct{}{}
+	cs.mu.Unlock()
+	return tc, nil
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.set.mu.Lock()
+		delete(c.set.m, c)
+		c.set.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+func (cs *connSet) closeAll() {
+	cs.mu.Lock()
+	conns := make([]*trackedConn, 0, len(cs.m))
+	for c := range cs.m {
+		conns = append(conns, c)
+	}
+	cs.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+func classifyStatus(code int, retryAfterHeader string) core.Outcome {
 	switch {
 	case code >= 200 && code < 300:
 		return core.Success{StatusCode: code}
@@ -155,9 +245,9 @@ func classifyStatus(resp *http.Response) core.Outcome {
 	case code == http.StatusGone:
 		return &core.Failure{Kind: core.FailGone, StatusCode: code}
 	case code == http.StatusTooManyRequests:
-		return &core.Failure{Kind: core.FailThrottled, StatusCode: code, RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
+		return &core.Failure{Kind: core.FailThrottled, StatusCode: code, RetryAfter: retryAfter(retryAfterHeader)}
 	case code == http.StatusServiceUnavailable:
-		return &core.Failure{Kind: core.FailUnavailable, StatusCode: code, RetryAfter: retryAfter(resp.Header.Get("Retry-After"))}
+		return &core.Failure{Kind: core.FailUnavailable, StatusCode: code, RetryAfter: retryAfter(retryAfterHeader)}
 	default:
 		return &core.Failure{Kind: core.FailHTTPStatus, StatusCode: code}
 	}
@@ -180,11 +270,11 @@ func retryAfter(v string) time.Duration {
 }
 
 func classifyError(ctx context.Context, err error) *core.Failure {
-	var ne net.Error
+	var te interface{ Timeout() bool }
 	switch {
 	case errors.Is(err, errBlocked):
 		return &core.Failure{Kind: core.FailBlocked, Err: "blocked: the destination resolves to a private, loopback or reserved address"}
-	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.As(err, &te) && te.Timeout():
 		return &core.Failure{Kind: core.FailTimeout, Err: "timeout"}
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return &core.Failure{Kind: core.FailConnection, Err: "connection refused"}

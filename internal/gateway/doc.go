@@ -22,8 +22,11 @@
 //
 // The Inbox interface is the store; SQLiteInbox (WAL, one writer
 // connection, checkpoints on a connection of their own) is the default,
-// and a PostgreSQL inbox can implement the same interface and pass
-// runInboxSuite, the shared contract test. Writes go through one goroutine
+// and PostgresInbox (database: postgres://...) keeps the same log in
+// gateway_* tables; both pass runInboxSuite, the shared contract test.
+// On PostgreSQL the writer's connection holds a session advisory lock,
+// which keeps a second gateway out and makes Seq grow in commit order
+// (see PostgresInbox). Writes go through one goroutine
 // that commits whatever queued up during the previous commit in a single
 // transaction (group commit): concurrent requests share commits (page
 // writes, and fsyncs with FULL) while each still waits for its own.
@@ -53,17 +56,17 @@
 //
 // YAML, see testdata/gateway.example.yaml; ${NAME} is replaced from the
 // environment. Top level: addr (":8080"), data_dir ("longhook-data"),
-// database ("sqlite://<data_dir>/gateway.db"), sqlite_synchronous
-// (NORMAL; FULL to survive power loss), max_body_bytes (1 MiB),
-// shutdown_timeout (10s), sweep_interval (1m), sources. A source has name
-// ([a-z0-9_-]), path ("/hooks/<name>"), verify {hmac_secrets: [...],
-// jwks: {url, issuer, audience, algorithms}, tolerance}, dedupe_horizon
-// (72h), listen_tokens and sinks. A sink has name, exactly one of http
-// {url, timeout 15s, headers}, redis {url, stream, maxlen, dedupe_window
-// 24h, no_dedupe, timeout 5s}, nats {url, subject, create_stream, timeout
-// 5s} or discard {}, plus concurrency (16) and retry {initial 1s, max 5m,
-// max_age = dedupe_horizon}. A sink added later starts with the events
-// received after it was added.
+// database ("sqlite://<data_dir>/gateway.db", or postgres://...),
+// sqlite_synchronous (NORMAL; FULL to survive power loss), max_body_bytes
+// (1 MiB), shutdown_timeout (10s), sweep_interval (1m), sources. A source
+// has name ([a-z0-9_-]), path ("/hooks/<name>"), verify {hmac_secrets:
+// [...], jwks: {url, issuer, audience, algorithms}, tolerance},
+// dedupe_horizon (72h), listen_tokens and sinks. A sink has name, exactly
+// one of http {url, timeout 15s, headers}, redis {url, stream, maxlen,
+// dedupe_window 24h, no_dedupe, timeout 5s}, nats {url, subject,
+// create_stream, timeout 5s} or discard {}, plus concurrency (16) and
+// retry {initial 1s, max 5m, max_age = dedupe_horizon}. A sink added later
+// starts with the events received after it was added.
 //
 // # Endpoints
 //

@@ -65,8 +65,9 @@ type PostgresOptions struct {
 	// if missing. Otherwise the tables live in the first schema of the
 	// URL's search_path (?search_path=NAME) or the server's default.
 	Schema string
-	// MaxConns caps the read pool (default 8); the writer has one more
-	// connection of its own, which holds the inbox lock.
+	// MaxConns caps the read pool (default 8, or pool_max_conns in the
+	// URL); the writer has one more connection of its own, which holds
+	// the inbox lock.
 	MaxConns int32
 	// StatementTimeout is the server-side statement_timeout of every
 	// connection (default 10 s). Migrations run without it.
@@ -195,7 +196,10 @@ func OpenPostgresInbox(ctx context.Context, url string, o PostgresOptions) (*Pos
 	}
 	timeout := strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10)
 	cc.RuntimeParams["statement_timeout"] = timeout
-	pcfg.MaxConns, pcfg.MinConns, pcfg.MinIdleConns = o.MaxConns, 0, 0
+	if !strings.Contains(url, "pool_max_conns") { // the URL's setting wins
+		pcfg.MaxConns = o.MaxConns
+	}
+	pcfg.MinConns, pcfg.MinIdleConns = 0, 0
 
 	// The writer's session ends its transactions at once; one left idle
 	// in a transaction, or a session whose client vanished without

@@ -316,3 +316,30 @@ func TestPostgresInboxLostCommitAnswer(t *testing.T) {
 		t.Errorf("m1 again: %+v", r)
 	}
 }
+
+// If the database comes back without commits the writer saw (a failover
+// to a lagging replica), new events still get a Seq above every one a
+// reader may have passed.
+func TestPostgresInboxLostCommits(t *testing.T) {
+	t.Parallel()
+	dbURL := pgTestURL(t)
+	schema := newPGSchema(t, dbURL)
+	in := openPG(t, dbURL, schema)
+	suiteAccept(t, in, "a", "m1", time.Now().Add(time.Hour))
+	suiteAccept(t, in, "a", "m2", time.Now().Add(time.Hour))
+	r3 := suiteAccept(t, in, "a", "m3", time.Now().Add(time.Hour))
+	// The "new primary": m2 and m3 and the sequence values they took are
+	// gone; the writer's session ends as in a failover.
+	q := pgx.Identifier{schema}.Sanitize()
+	pgExec(t, dbURL, fmt.Sprintf(`DELETE FROM %s.gateway_events WHERE webhook_id <> 'm1'::bytea`, q))
+	pgExec(t, dbURL, fmt.Sprintf(`SELECT setval(pg_get_serial_sequence('%s.gateway_events', 'seq'), 1)`, schema))
+	pgExec(t, dbURL, `SELECT pg_terminate_backend($1, 10000)`, writerPID(t, dbURL, in))
+
+	r := suiteAccept(t, in, "a", "m4", time.Now().Add(time.Hour))
+	if r.Seq <= r3.Seq {
+		t.Errorf("seq %d after lost commits, want above %d", r.Seq, r3.Seq)
+	}
+	if evs, _, err := in.After(context.Background(), "a", r3.Seq, 10); err != nil || len(evs) != 1 || evs[0].WebhookID != "m4" {
+		t.Errorf("a reader at %d: %v, %v", r3.Seq, evs, err)
+	}
+}

@@ -346,11 +346,19 @@ func (s *PostgresInbox) prepare(ctx context.Context) error {
 		if err := w.conn.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM gateway_events`).Scan(&last); err != nil {
 			return err
 		}
-		w.resync = false
-		if last > s.tail.Load().lastSeq() {
+		if known := s.tail.Load().lastSeq(); last < known {
+			// The database lost commits this process saw (a failover to a
+			// replica that lagged): never hand out a Seq that readers may
+			// already have passed.
+			s.log.Error("gateway.inbox.lost_commits", slog.Int64("last_seq", last), slog.Int64("known_seq", known))
+			if _, err := w.conn.Exec(ctx, `SELECT setval(pg_get_serial_sequence('gateway_events', 'seq'), $1)`, known); err != nil {
+				return err
+			}
+		} else if last > known {
 			s.tail.Store(newTail(last, tailEvents, tailBytes))
 			s.signalChanged()
 		}
+		w.resync = false
 	}
 	return nil
 }

@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -153,7 +153,7 @@ func (s *Service) createBatch(r *http.Request, key core.APIKey) (any, error) {
 		return nil, err
 	}
 	s.notify()
-	return s.renderBatch(j, false), nil
+	return s.renderBatch(r.Context(), j, false), nil
 }
 
 // batchJobOf loads a batch of the project.
@@ -171,7 +171,7 @@ func (s *Service) getBatch(r *http.Request, key core.APIKey) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.renderBatch(j, true), nil
+	return s.renderBatch(r.Context(), j, true), nil
 }
 
 func (s *Service) listBatches(r *http.Request, key core.APIKey) (any, error) {
@@ -196,7 +196,7 @@ func (s *Service) listOps(r *http.Request, key core.APIKey, kinds ...core.JobKin
 	if len(js) > 0 {
 		ops := make([]any, len(js))
 		for i, j := range js {
-			ops[i] = s.renderOperation(j, false)
+			ops[i] = s.renderOperation(r.Context(), j, false)
 		}
 		out["operations"] = ops
 	}
@@ -282,7 +282,7 @@ func batchState(st core.JobState) string {
 // read: name, metadata{@type, model, displayName, state, times, batchStats,
 // output}, done, and response or error. inline adds the results of an
 // inline-input batch as output.inlinedResponses.
-func (s *Service) renderBatch(j *core.Job, inline bool) map[string]any {
+func (s *Service) renderBatch(ctx context.Context, j *core.Job, inline bool) map[string]any {
 	var req batchJob
 	_ = json.Unmarshal(j.Request, &req)
 	var res batchResult
@@ -319,7 +319,7 @@ func (s *Service) renderBatch(j *core.Job, inline bool) map[string]any {
 	case j.State == core.JobSucceeded:
 		output := map[string]any{"responsesFile": "files/" + j.OutputFile}
 		if inline && req.InputFile == "" {
-			if rs := s.inlinedResponses(j.OutputFile); rs != nil {
+			if rs := s.inlinedResponses(ctx, j); rs != nil {
 				output["inlinedResponses"] = map[string]any{"inlinedResponses": rs}
 			}
 		}
@@ -335,15 +335,16 @@ func (s *Service) renderBatch(j *core.Job, inline bool) map[string]any {
 	return op
 }
 
-// inlinedResponses reads a results file as InlinedResponse objects
-// ({response|error, metadata}); nil when it is missing or too large.
-func (s *Service) inlinedResponses(fileID string) []any {
-	fh, err := os.Open(s.filePath(fileID))
+// inlinedResponses reads a batch's results file as InlinedResponse
+// objects ({response|error, metadata}); nil when it is missing or too
+// large.
+func (s *Service) inlinedResponses(ctx context.Context, j *core.Job) []any {
+	fh, err := s.blobs.Open(ctx, j.ProjectID, j.OutputFile)
 	if err != nil {
 		return nil
 	}
 	defer fh.Close()
-	if st, err := fh.Stat(); err != nil || st.Size() > maxInlinedResults {
+	if fh.Size() > maxInlinedResults {
 		return nil
 	}
 	var out []any
@@ -389,8 +390,8 @@ func (s *Service) runBatch(ctx context.Context, j *core.Job) (outcome, error) {
 	entries := req.Entries
 	if req.InputFile != "" {
 		var err error
-		if entries, err = s.readBatchInput(req.InputFile); err != nil {
-			return failure("INVALID_ARGUMENT", err.Error()), nil
+		if entries, err = s.readBatchInput(ctx, j.ProjectID, req.InputFile); err != nil {
+			return outcome{}, err
 		}
 	}
 	lines := make([][]byte, len(entries))
@@ -483,39 +484,35 @@ func (s *Service) batchLine(ctx context.Context, j *core.Job, e *batchEntry, i i
 // outcome.
 func (s *Service) writeBatchOutput(ctx context.Context, j *core.Job, lines [][]byte, res batchResult) (outcome, error) {
 	id := "batch-" + j.ID
-	tmp := s.tempFile(id)
-	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return outcome{}, fmt.Errorf("jobs: batch output: %w", err)
-	}
-	w := bufio.NewWriter(fh)
+	body := make(net.Buffers, 0, 2*len(lines))
 	for _, l := range lines {
-		_, _ = w.Write(l)
-		_ = w.WriteByte('\n')
-	}
-	err = w.Flush()
-	if cerr := fh.Close(); err == nil {
-		err = cerr
+		body = append(body, l, newline)
 	}
 	now := s.cfg.Clock.Now()
 	f := &core.File{ID: id, ProjectID: j.ProjectID, DisplayName: "Results of batches/" + j.ID, MIMEType: "application/jsonl",
 		Source: sourceGenerated, CreateTime: now, UpdateTime: now, ExpireTime: now.Add(s.cfg.FileTTL)}
-	if err == nil {
-		err = s.commitFile(ctx, f, tmp, true)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
+	if err := s.createFile(ctx, f, &body, true); err != nil {
 		return outcome{}, fmt.Errorf("jobs: batch output: %w", err)
 	}
 	raw, _ := json.Marshal(res)
 	return outcome{state: core.JobSucceeded, outputFile: id, result: raw}, nil
 }
 
-// readBatchInput parses an input file: one {"key", "request"} per line.
-func (s *Service) readBatchInput(fileID string) ([]batchEntry, error) {
-	fh, err := os.Open(s.filePath(fileID))
+var newline = []byte{'\n'}
+
+// readBatchInput parses an input file of the project: one {"key",
+// "request"} per line. A missing or malformed file is an *Error
+// (INVALID_ARGUMENT); a failure to read it is returned as is (INTERNAL).
+func (s *Service) readBatchInput(ctx context.Context, projectID, fileID string) ([]batchEntry, error) {
+	invalid := func(format string, args ...any) error {
+		return &Error{Code: "INVALID_ARGUMENT", Message: fmt.Sprintf(format, args...)}
+	}
+	fh, err := s.blobs.Open(ctx, projectID, fileID)
+	if errors.Is(err, core.ErrNotFound) {
+		return nil, invalid("the input file files/%s cannot be read", fileID)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("the input file files/%s cannot be read", fileID)
+		return nil, err
 	}
 	defer fh.Close()
 	var out []batchEntry
@@ -527,15 +524,18 @@ func (s *Service) readBatchInput(fileID string) ([]batchEntry, error) {
 		}
 		var e batchEntry
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil || len(e.Request) == 0 {
-			return nil, fmt.Errorf("line %d of files/%s is not a JSON object with a \"request\"", n, fileID)
+			return nil, invalid("line %d of files/%s is not a JSON object with a \"request\"", n, fileID)
 		}
 		out = append(out, e)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("files/%s: %v", fileID, err)
+	switch err := sc.Err(); {
+	case errors.Is(err, bufio.ErrTooLong):
+		return nil, invalid("files/%s: %v", fileID, err)
+	case err != nil:
+		return nil, fmt.Errorf("jobs: read files/%s: %w", fileID, err)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("the input file files/%s holds no requests", fileID)
+		return nil, invalid("the input file files/%s holds no requests", fileID)
 	}
 	return out, nil
 }

@@ -13,8 +13,11 @@
 //     deterministic, with failure markers), OpenAI (any OpenAI-compatible
 //     /v1/chat/completions server) and Command (an operator program that
 //     renders videos); Combine mixes one for text and one for video.
-//   - core.JobStore persists jobs, files and upload sessions; file bytes live
-//     under Config.Dir.
+//   - core.JobStore persists jobs, files and upload sessions. File contents
+//     (uploads, batch input and results, videos) live in the database when
+//     the store is a core.BlobStore (PostgreSQL: any instance serves any
+//     file and runs any batch), under Config.Dir otherwise (SQLite); see
+//     blobs.
 //
 // # State machine
 //

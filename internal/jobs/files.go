@@ -2,15 +2,11 @@ package jobs
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -31,62 +27,20 @@ const (
 // Gemini rule (lowercase alphanumerics and dashes, at most 40 characters).
 var fileIDPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 
-func (s *Service) filePath(id string) string { return filepath.Join(s.cfg.Dir, "files", id) }
-
-func (s *Service) uploadPath(id string) string {
-	return filepath.Join(s.cfg.Dir, "uploads", id+".part")
-}
-
-// tempFile returns a fresh path next to the files, for writers that rename
-// into place.
-func (s *Service) tempFile(id string) string {
-	return filepath.Join(s.cfg.Dir, "files", ".tmp-"+id+"-"+core.NewID()[:8])
-}
-
-// commitFile hashes tmp, records f and moves tmp into place as f.ID. With
-// replace, an earlier file of the same id in the same project (a resumed
-// job rewriting its output) is replaced; otherwise the id must be free.
-func (s *Service) commitFile(ctx context.Context, f *core.File, tmp string, replace bool) error {
-	size, sum, err := hashFile(tmp)
-	if err != nil {
-		return err
-	}
-	f.SizeBytes, f.SHA256 = size, sum
-	err = s.store.CreateFile(ctx, f)
-	if replace && errors.Is(err, core.ErrAlreadyExists) {
-		if err = s.store.DeleteFile(ctx, f.ProjectID, f.ID); err == nil {
-			err = s.store.CreateFile(ctx, f)
-		}
-	}
+// createFile stores the bytes of r as f's contents and creates f (see
+// blobs.CreateFile); a taken id is INVALID_ARGUMENT.
+func (s *Service) createFile(ctx context.Context, f *core.File, r io.Reader, replace bool) error {
+	err := s.blobs.CreateFile(ctx, f, r, replace)
 	if errors.Is(err, core.ErrAlreadyExists) {
 		return core.Invalid("file.name", "files/%s already exists", f.ID)
 	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, s.filePath(f.ID)); err != nil {
-		_ = s.store.DeleteFile(context.WithoutCancel(ctx), f.ProjectID, f.ID)
-		return fmt.Errorf("jobs: store file: %w", err)
-	}
-	return nil
+	return err
 }
 
-// hashFile syncs the file at path to disk and returns its size and SHA-256.
-func hashFile(path string) (int64, []byte, error) {
-	fh, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		return 0, nil, fmt.Errorf("jobs: hash file: %w", err)
-	}
-	defer fh.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, fh)
-	if err == nil {
-		err = fh.Sync()
-	}
-	if err != nil {
-		return 0, nil, fmt.Errorf("jobs: hash file: %w", err)
-	}
-	return n, h.Sum(nil), nil
+// tempPath returns a fresh path under Dir/tmp, for an executor to write a
+// file that is then stored with createFile.
+func (s *Service) tempPath(id string) string {
+	return filepath.Join(s.cfg.Dir, "tmp", id+"-"+core.NewID()[:8])
 }
 
 // renderFile is the File resource.
@@ -156,9 +110,9 @@ func (s *Service) getOrDownloadFile(w http.ResponseWriter, r *http.Request, key 
 		api.WriteJSON(w, http.StatusOK, renderFile(f, s.apiBase(r, versionOf(r.URL.Path))))
 		return
 	}
-	fh, err := os.Open(s.filePath(f.ID))
+	fh, err := s.blobs.Open(r.Context(), key.ProjectID, f.ID)
 	if err != nil {
-		s.writeError(w, r, orNotFound(fmt.Errorf("%w: %v", core.ErrNotFound, err), "The content of files/"+id))
+		s.writeError(w, r, orNotFound(err, "The content of files/"+id))
 		return
 	}
 	defer fh.Close()
@@ -171,39 +125,39 @@ func (s *Service) getOrDownloadFile(w http.ResponseWriter, r *http.Request, key 
 
 func (s *Service) deleteFile(r *http.Request, key core.APIKey) (any, error) {
 	id := r.PathValue("id")
-	if err := s.store.DeleteFile(r.Context(), key.ProjectID, id); err != nil {
+	if err := s.blobs.DeleteFile(r.Context(), key.ProjectID, id); err != nil {
 		return nil, orNotFound(err, "File files/"+id)
-	}
-	if err := os.Remove(s.filePath(id)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		s.log.Warn("file.remove_failed", slog.String("file", id), slog.String("error", err.Error()))
 	}
 	return nil, nil
 }
 
-// SweepFiles deletes expired files and abandoned upload sessions (the
-// "jobs.sweep_files" task).
+// SweepFiles deletes expired files and abandoned upload sessions, with
+// their contents, and what a crash left mid-write (the "jobs.sweep_files"
+// task).
 func (s *Service) SweepFiles(ctx context.Context, now time.Time) error {
 	fs, err := s.store.ExpiredFiles(ctx, now, 500)
 	if err != nil {
 		return err
 	}
 	for _, f := range fs {
-		if err := s.store.DeleteFile(ctx, f.ProjectID, f.ID); err != nil && !errors.Is(err, core.ErrNotFound) {
+		if err := s.blobs.DeleteFile(ctx, f.ProjectID, f.ID); err != nil && !errors.Is(err, core.ErrNotFound) {
 			return err
 		}
-		_ = os.Remove(s.filePath(f.ID))
 	}
 	us, err := s.store.StaleUploads(ctx, now.Add(-s.cfg.FileTTL), 500)
 	if err != nil {
 		return err
 	}
 	for _, u := range us {
-		if err := s.store.DeleteUpload(ctx, u.ID); err != nil && !errors.Is(err, core.ErrNotFound) {
+		if err := s.blobs.DeleteUpload(ctx, u.ID); err != nil && !errors.Is(err, core.ErrNotFound) {
 			return err
 		}
-		_ = os.Remove(s.uploadPath(u.ID))
 	}
-	return nil
+	cutoff := now.Add(-stagedTTL)
+	if err := sweepDir(filepath.Join(s.cfg.Dir, "tmp"), cutoff, func(string) bool { return true }); err != nil {
+		return err
+	}
+	return s.blobs.Sweep(ctx, cutoff)
 }
 
 // authedUpload authenticates /upload/{v}/files: a session URL (upload_id)

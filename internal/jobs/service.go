@@ -36,7 +36,11 @@ type Config struct {
 	Keys KeyLookup
 	// Publisher accepts the jobs' events.
 	Publisher Publisher
-	// Dir holds file bytes (Dir/files) and partial uploads (Dir/uploads).
+	// Dir holds temporary files (Dir/tmp: videos being rendered) and, when
+	// Store is not a core.BlobStore, the contents of files (Dir/files) and
+	// of resumable uploads in progress (Dir/uploads). A core.BlobStore
+	// (PostgreSQL) keeps contents in the database instead, so that every
+	// instance sharing it serves every file.
 	Dir string
 	// Policy validates webhook_config URIs; use the publisher's policy.
 	Policy core.AddressPolicy
@@ -154,6 +158,7 @@ func (c Config) validate() error {
 type Service struct {
 	cfg    Config
 	store  core.JobStore
+	blobs  blobs // file contents
 	log    *slog.Logger
 	window time.Duration // batch window after scaling
 
@@ -165,13 +170,18 @@ type Service struct {
 	wg      sync.WaitGroup                     // the runner's execution goroutines
 }
 
-// New returns a Service. It creates Dir/files and Dir/uploads.
+// New returns a Service. It creates Dir/tmp, and Dir/files and Dir/uploads
+// unless the store keeps file contents.
 func New(cfg Config) (*Service, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	for _, sub := range []string{"files", "uploads"} {
+	subs := []string{"tmp", "files", "uploads"}
+	if _, ok := cfg.Store.(core.BlobStore); ok {
+		subs = subs[:1]
+	}
+	for _, sub := range subs {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("jobs: %w", err)
 		}
@@ -179,6 +189,7 @@ func New(cfg Config) (*Service, error) {
 	return &Service{
 		cfg:     cfg,
 		store:   cfg.Store,
+		blobs:   newBlobs(cfg),
 		log:     cfg.Logger,
 		window:  time.Duration(float64(cfg.BatchWindow) / cfg.TimeScale),
 		wake:    make(chan struct{}, 1),

@@ -8,7 +8,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -87,11 +86,7 @@ func (s *Service) startUpload(w http.ResponseWriter, r *http.Request, key core.A
 		return err
 	}
 	u := &core.Upload{ID: core.NewID(), ProjectID: key.ProjectID, File: *f, Size: m.Size, CreateTime: f.CreateTime, UpdateTime: f.CreateTime}
-	if err := os.WriteFile(s.uploadPath(u.ID), nil, 0o600); err != nil {
-		return fmt.Errorf("jobs: upload: %w", err)
-	}
-	if err := s.store.CreateUpload(r.Context(), u); err != nil {
-		_ = os.Remove(s.uploadPath(u.ID))
+	if err := s.blobs.StartUpload(r.Context(), u); err != nil {
 		return err
 	}
 	session := s.origin(r) + "/upload/" + versionOf(r.URL.Path) + "/files?upload_id=" + url.QueryEscape(u.ID) + "&upload_protocol=resumable"
@@ -123,8 +118,7 @@ func (s *Service) uploadChunk(w http.ResponseWriter, r *http.Request, id string)
 	h := w.Header()
 	switch {
 	case cmds["cancel"]:
-		_ = s.store.DeleteUpload(ctx, id)
-		_ = os.Remove(s.uploadPath(id))
+		_ = s.blobs.DeleteUpload(ctx, id)
 		h.Set("X-Goog-Upload-Status", "cancelled")
 		api.WriteJSON(w, http.StatusOK, nil)
 		return
@@ -146,14 +140,10 @@ func (s *Service) uploadChunk(w http.ResponseWriter, r *http.Request, id string)
 			return
 		}
 		n, err := s.appendChunk(w, r, u)
-		if err != nil {
-			fail(err)
-			return
+		if errors.Is(err, core.ErrFailedPrecondition) {
+			err = preconditionf("another chunk of this upload arrived concurrently; query the session and resume")
 		}
-		if err := s.store.AdvanceUpload(ctx, id, offset, offset+n, s.cfg.Clock.Now()); err != nil {
-			if errors.Is(err, core.ErrFailedPrecondition) {
-				err = preconditionf("another chunk of this upload arrived concurrently; query the session and resume")
-			}
+		if err != nil {
 			fail(err)
 			return
 		}
@@ -171,41 +161,38 @@ func (s *Service) uploadChunk(w http.ResponseWriter, r *http.Request, id string)
 	}
 	f := u.File
 	f.CreateTime, f.UpdateTime = u.CreateTime, s.cfg.Clock.Now()
-	if err := s.commitFile(ctx, &f, s.uploadPath(id), false); err != nil {
+	u.Received = received
+	if err := s.blobs.FinishUpload(ctx, u, &f); err != nil {
+		switch {
+		case errors.Is(err, core.ErrAlreadyExists):
+			err = core.Invalid("file.name", "files/%s already exists", f.ID)
+		case errors.Is(err, core.ErrFailedPrecondition):
+			err = preconditionf("another chunk of this upload arrived concurrently; query the session and resume")
+		}
 		fail(err)
 		return
 	}
-	_ = s.store.DeleteUpload(ctx, id)
 	h.Set("X-Goog-Upload-Status", "final")
 	h.Set("X-Goog-Upload-Size-Received", strconv.FormatInt(received, 10))
 	api.WriteJSON(w, http.StatusOK, map[string]any{"file": renderFile(&f, s.apiBase(r, versionOf(r.URL.Path)))})
 }
 
-// appendChunk writes the request body at the session's offset (dropping
-// the tail of an earlier chunk that was never acknowledged).
+// appendChunk appends the request body to the session, within the file
+// size limit and the declared size.
 func (s *Service) appendChunk(w http.ResponseWriter, r *http.Request, u *core.Upload) (int64, error) {
-	fh, err := os.OpenFile(s.uploadPath(u.ID), os.O_WRONLY, 0)
-	if err != nil {
-		return 0, fmt.Errorf("jobs: upload chunk: %w", err)
+	var body io.Reader = http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes-u.Received)
+	if u.Size >= 0 {
+		body = &capReader{r: body, left: u.Size - u.Received, err: errBeyondDeclared}
 	}
-	defer fh.Close()
-	if err := fh.Truncate(u.Received); err != nil {
-		return 0, fmt.Errorf("jobs: upload chunk: %w", err)
-	}
-	if _, err := fh.Seek(u.Received, io.SeekStart); err != nil {
-		return 0, fmt.Errorf("jobs: upload chunk: %w", err)
-	}
-	limit := s.cfg.MaxUploadBytes - u.Received
-	n, err := io.Copy(fh, http.MaxBytesReader(w, r.Body, limit))
+	n, err := s.blobs.AppendUpload(r.Context(), u, body)
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	switch {
+	case errors.As(err, &mbe):
 		return 0, core.Invalid("body", "the file is larger than the limit of %d bytes", s.cfg.MaxUploadBytes)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("jobs: upload chunk: %w", err)
-	}
-	if u.Size >= 0 && u.Received+n > u.Size {
+	case errors.Is(err, errBeyondDeclared):
 		return 0, core.Invalid("body", "received more than the declared %d bytes", u.Size)
+	case err != nil:
+		return 0, fmt.Errorf("jobs: upload chunk: %w", err)
 	}
 	return n, nil
 }
@@ -253,27 +240,12 @@ func (s *Service) storeUpload(w http.ResponseWriter, r *http.Request, key core.A
 	if err != nil {
 		return err
 	}
-	tmp := s.tempFile(f.ID)
-	fh, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return fmt.Errorf("jobs: upload: %w", err)
-	}
-	_, err = io.Copy(fh, io.LimitReader(body, s.cfg.MaxUploadBytes+1))
-	if cerr := fh.Close(); err == nil {
-		err = cerr
-	}
-	if st, serr := os.Stat(tmp); err == nil && serr == nil && st.Size() > s.cfg.MaxUploadBytes {
-		err = core.Invalid("body", "the file is larger than the limit of %d bytes", s.cfg.MaxUploadBytes)
-	}
+	err = s.createFile(r.Context(), f, &capReader{r: body, left: s.cfg.MaxUploadBytes, err: errFileTooLarge}, false)
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	if errors.As(err, &mbe) || errors.Is(err, errFileTooLarge) {
 		err = core.Invalid("body", "the file is larger than the limit of %d bytes", s.cfg.MaxUploadBytes)
 	}
-	if err == nil {
-		err = s.commitFile(r.Context(), f, tmp, false)
-	}
 	if err != nil {
-		_ = os.Remove(tmp)
 		return err
 	}
 	api.WriteJSON(w, http.StatusOK, map[string]any{"file": renderFile(f, s.apiBase(r, versionOf(r.URL.Path)))})

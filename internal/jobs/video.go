@@ -118,11 +118,11 @@ func (s *Service) getVideoOperation(r *http.Request, key core.APIKey) (any, erro
 }
 
 // renderOperation renders a batch or a video job as an operation.
-func (s *Service) renderOperation(j *core.Job, inline bool) map[string]any {
+func (s *Service) renderOperation(ctx context.Context, j *core.Job, inline bool) map[string]any {
 	if j.Kind == core.JobVideo {
 		return renderVideoOp(j)
 	}
-	return s.renderBatch(j, inline)
+	return s.renderBatch(ctx, j, inline)
 }
 
 // getOperation serves GET /{v}/operations/{id} for batch and video jobs.
@@ -132,7 +132,7 @@ func (s *Service) getOperation(r *http.Request, key core.APIKey) (any, error) {
 	if err != nil || j.Kind == core.JobInteraction {
 		return nil, notFoundf("Operation operations/%s was not found.", id)
 	}
-	return s.renderOperation(j, true), nil
+	return s.renderOperation(r.Context(), j, true), nil
 }
 
 func (s *Service) listOperations(r *http.Request, key core.APIKey) (any, error) {
@@ -147,16 +147,21 @@ func (s *Service) runVideo(ctx context.Context, j *core.Job) (outcome, error) {
 		return failure("INTERNAL", "the stored video request is unreadable"), nil
 	}
 	id := "video" + j.ID
-	tmp := s.tempFile(id)
-	defer os.Remove(tmp) // no-op once renamed into place
+	tmp := s.tempPath(id)
+	defer os.Remove(tmp)
 	mimeType, err := s.cfg.Executor.RenderVideo(ctx, &VideoSpec{Model: j.Model, Prompt: req.Prompt, Instance: req.Instance, Parameters: req.Parameters}, tmp)
 	if err != nil {
 		return outcome{}, err
 	}
+	fh, err := os.Open(tmp)
+	if err != nil {
+		return outcome{}, fmt.Errorf("jobs: video output: %w", err)
+	}
+	defer fh.Close()
 	now := s.cfg.Clock.Now()
 	f := &core.File{ID: id, ProjectID: j.ProjectID, DisplayName: "Video of " + resourceName(j), MIMEType: mimeType,
 		Source: sourceGenerated, CreateTime: now, UpdateTime: now, ExpireTime: now.Add(s.cfg.FileTTL)}
-	if err := s.commitFile(ctx, f, tmp, true); err != nil {
+	if err := s.createFile(ctx, f, fh, true); err != nil {
 		return outcome{}, fmt.Errorf("jobs: video output: %w", err)
 	}
 	return outcome{state: core.JobSucceeded, outputFile: id}, nil

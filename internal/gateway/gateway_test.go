@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
@@ -9,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -228,6 +231,8 @@ func TestConfigValidation(t *testing.T) {
 		"reserved":    "sources: [{name: a, path: /_longhook/x, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
 		"unknown key": "sources: [{name: a, colour: red}]",
 		"missing env": "sources: [{name: a, verify: {hmac_secrets: ['${NOPE_NOT_SET}']}}]",
+		"mysql":       "database: 'mysql://u:s3cr3tpw@h/db'\nsources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"bad pg url":  "database: 'postgres://u:s3cr3tpw@h:notaport/db'\nsources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
 	}
 	for name, y := range cases {
 		cfg, err := ParseConfig([]byte(y), func(string) string { return "" })
@@ -236,6 +241,14 @@ func TestConfigValidation(t *testing.T) {
 		}
 		if err == nil {
 			t.Errorf("%s: accepted", name)
+		} else if strings.Contains(err.Error(), "s3cr3tpw") {
+			t.Errorf("%s: the error shows the password: %v", name, err)
+		}
+	}
+	for _, db := range []string{"postgres://u:pw@db:5432/x?sslmode=require&search_path=gw", "postgresql://db/x", "sqlite:///tmp/x.db"} {
+		cfg := Config{Database: db, Sources: []SourceConfig{{Name: "a", Verify: VerifyConfig{HMACSecrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}}}}}
+		if err := cfg.withDefaults().validate(); err != nil {
+			t.Errorf("database %s: %v", db, err)
 		}
 	}
 	cfg, err := LoadConfig("testdata/gateway.example.yaml", func(k string) string { return "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw" })
@@ -284,5 +297,30 @@ func TestEventType(t *testing.T) {
 		if got := eventType([]byte(body)); got != want {
 			t.Errorf("eventType(%s) = %q, want %q", body, got, want)
 		}
+	}
+}
+
+// --database and LONGHOOK_GATEWAY_DATABASE override database in the config.
+func TestRunGatewayDatabaseFlag(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "gateway.yaml")
+	cfg := "sources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]"
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	noEnv := func(string) string { return "" }
+	err := RunGateway(context.Background(), []string{"--config", path, "--database", "mysql://db/x"}, noEnv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "database") {
+		t.Errorf("--database mysql://: %v", err)
+	}
+	env := func(k string) string {
+		if k == "LONGHOOK_GATEWAY_DATABASE" {
+			return "mysql://db/x"
+		}
+		return ""
+	}
+	err = RunGateway(context.Background(), []string{"--config", path}, env, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "database") {
+		t.Errorf("LONGHOOK_GATEWAY_DATABASE=mysql://: %v", err)
 	}
 }

@@ -24,6 +24,20 @@ func BenchmarkAccept(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer in.Close()
+	benchAccept(b, in)
+}
+
+// BenchmarkPostgresAccept is BenchmarkAccept on the PostgreSQL inbox
+// (LONGHOOK_TEST_POSTGRES_URL, a schema of its own).
+func BenchmarkPostgresAccept(b *testing.B) {
+	dbURL := pgTestURL(b)
+	in := openPG(b, dbURL, newPGSchema(b, dbURL))
+	benchAccept(b, in)
+	commits, ops := in.CommitStats()
+	b.ReportMetric(float64(ops)/float64(max(commits, 1)), "ops/commit")
+}
+
+func benchAccept(b *testing.B, in Inbox) {
 	body := testBody(1)
 	body = append(body, make([]byte, 400)...)
 	h := http.Header{"Webhook-Id": {"msg_x"}, "Webhook-Timestamp": {"1700000000"}, "Webhook-Signature": {"v1,4fDzhQod1CQw83ly0LwffvNaCwTQr1oNJ+Z6Fe+/6L4="}, "Content-Type": {"application/json"}}

@@ -284,8 +284,10 @@ func (s *PostgresInbox) attempt(fn func(ctx context.Context, c *pgx.Conn) error)
 	ctx, cancel := context.WithTimeout(context.Background(), s.stmtTimeout+s.wcfg.ConnectTimeout)
 	defer cancel()
 	err = s.prepare(ctx)
+	stmtErr := false // an error of fn's statements, not of getting ready
 	if err == nil {
 		err = fn(ctx, w.conn)
+		stmtErr = err != nil
 	}
 	w.lastUse = time.Now()
 	if err == nil {
@@ -302,9 +304,15 @@ func (s *PostgresInbox) attempt(fn func(ctx context.Context, c *pgx.Conn) error)
 		closeConn(w.conn)
 		w.conn = nil
 	}
-	if !lost && !pgTransient(err) {
-		return err, false // the statement's own error; the batch rolled back
+	if stmtErr && !lost && !pgTransient(err) {
+		// The statements' own error: the batch rolled back (or, if the
+		// error is ours in reading its results, committed: the resync
+		// covers that).
+		return err, false
 	}
+	// Anything else, even an error that will not go away by itself (say,
+	// the tables were dropped), stops all writes: back off, so neither
+	// the callers nor run's reconnect timer spin.
 	if w.fails == 0 {
 		w.failingSince = time.Now()
 	}

@@ -177,10 +177,11 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	subs := []string{"tmp", "files", "uploads"}
+	subs, where := []string{"tmp", "files", "uploads"}, "dir"
 	if _, ok := cfg.Store.(core.BlobStore); ok {
-		subs = subs[:1]
+		subs, where = subs[:1], "database"
 	}
+	cfg.Logger.Info("jobs.file_contents", slog.String("in", where), slog.String("dir", cfg.Dir))
 	for _, sub := range subs {
 		if err := os.MkdirAll(filepath.Join(cfg.Dir, sub), 0o700); err != nil {
 			return nil, fmt.Errorf("jobs: %w", err)

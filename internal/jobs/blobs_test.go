@@ -320,3 +320,38 @@ func testBlobsSweep(t *testing.T, e *blobsEnv) {
 		t.Errorf("file after the sweep: %q", got)
 	}
 }
+
+// TestSweepTemp: a process clears what a crash left in Dir/tmp when it
+// starts, but not a render that may still be going on elsewhere.
+func TestSweepTemp(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "longhook.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	cfg := Config{Store: st, Keys: st, Publisher: nopPublisher{}, Dir: filepath.Join(dir, "jobs")}
+	if _, err := New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	old, recent := filepath.Join(cfg.Dir, "tmp", "old"), filepath.Join(cfg.Dir, "tmp", "recent")
+	for path, age := range map[string]time.Duration{old: 49 * time.Hour, recent: 47 * time.Hour} {
+		if err := os.WriteFile(path, []byte("video"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now().Add(-age)
+		if err := os.Chtimes(path, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := New(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a leftover older than FileTTL survived a start: %v", err)
+	}
+	if _, err := os.Stat(recent); err != nil {
+		t.Errorf("a start removed a recent temporary file: %v", err)
+	}
+}

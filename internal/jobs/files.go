@@ -153,11 +153,18 @@ func (s *Service) SweepFiles(ctx context.Context, now time.Time) error {
 			return err
 		}
 	}
-	cutoff := now.Add(-stagedTTL)
-	if err := sweepDir(filepath.Join(s.cfg.Dir, "tmp"), cutoff, func(string) bool { return true }); err != nil {
+	if err := s.sweepTemp(now); err != nil {
 		return err
 	}
-	return s.blobs.Sweep(ctx, cutoff)
+	return s.blobs.Sweep(ctx, now.Add(-stagedTTL))
+}
+
+// sweepTemp removes what a crash left in Dir/tmp (a video being rendered).
+// Each process does it when it starts, as the leader's sweep sees only its
+// own Dir; a render may legitimately take hours, so only files older than
+// FileTTL go.
+func (s *Service) sweepTemp(now time.Time) error {
+	return sweepDir(filepath.Join(s.cfg.Dir, "tmp"), now.Add(-s.cfg.FileTTL), func(string) bool { return true })
 }
 
 // authedUpload authenticates /upload/{v}/files: a session URL (upload_id)

@@ -171,7 +171,8 @@ type Service struct {
 }
 
 // New returns a Service. It creates Dir/tmp, and Dir/files and Dir/uploads
-// unless the store keeps file contents.
+// unless the store keeps file contents, and clears Dir/tmp of a crashed
+// predecessor's leftovers.
 func New(cfg Config) (*Service, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -187,7 +188,7 @@ func New(cfg Config) (*Service, error) {
 			return nil, fmt.Errorf("jobs: %w", err)
 		}
 	}
-	return &Service{
+	s := &Service{
 		cfg:     cfg,
 		store:   cfg.Store,
 		blobs:   newBlobs(cfg),
@@ -196,7 +197,11 @@ func New(cfg Config) (*Service, error) {
 		wake:    make(chan struct{}, 1),
 		running: map[string]context.CancelCauseFunc{},
 		claimed: map[string]bool{},
-	}, nil
+	}
+	if err := s.sweepTemp(cfg.Clock.Now()); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Owner returns the runner's lease owner id.

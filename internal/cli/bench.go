@@ -74,6 +74,14 @@ type benchReport struct {
 	RS256SignPerSec  float64 `json:"rs256_signs_per_sec,omitempty"`
 	RatioToSigning   float64 `json:"ratio_to_rs256_signing,omitempty"`
 	MaxRSSMB         float64 `json:"max_rss_mb"`
+	// CPU time of the whole bench process per delivery, per ceiling
+	// request and per RS256 signature: on a shared machine these move far
+	// less than rates do, so their ratios say what the code costs.
+	CPUusPerDelivery  float64 `json:"cpu_us_per_delivery"`
+	CPUusPerCeiling   float64 `json:"cpu_us_per_ceiling_request"`
+	CPURatioToCeiling float64 `json:"cpu_ratio_to_ceiling"`
+	CPUusPerRS256     float64 `json:"cpu_us_per_rs256_signature,omitempty"`
+	CPURatioToSigning float64 `json:"cpu_ratio_to_rs256_signing,omitempty"`
 }
 
 func runBench(ctx context.Context, args []string, env Env) error {
@@ -134,11 +142,17 @@ func printBench(w io.Writer, r *benchReport) {
 		fmt.Fprintf(w, "healthy webhooks   p99 %.2f ms\n", r.HealthyP99ms)
 	}
 	if r.Dynamic {
-		fmt.Fprintf(w, "RS256 signing rate %.0f tokens/s (all cores, same run)\n", r.RS256SignPerSec)
+		fmt.Fprintf(w, "RS256 signing rate %.0f tokens/s (all cores, mean of before and after the run)\n", r.RS256SignPerSec)
 		fmt.Fprintf(w, "dynamic ratio      %.1f %% of the signing rate\n", 100*r.RatioToSigning)
 	}
 	fmt.Fprintf(w, "bare-HTTP ceiling  %.0f req/s (signed POSTs, same body and concurrency)\n", r.CeilingPerSec)
 	fmt.Fprintf(w, "ratio              %.1f %% of the ceiling\n", 100*r.Ratio)
+	if r.CPUusPerDelivery > 0 {
+		fmt.Fprintf(w, "CPU per delivery   %.1f µs (ceiling %.1f µs per request: %.1f %%)\n", r.CPUusPerDelivery, r.CPUusPerCeiling, 100*r.CPURatioToCeiling)
+	}
+	if r.CPUusPerRS256 > 0 {
+		fmt.Fprintf(w, "CPU per RS256 sig  %.1f µs (%.1f %% of a dynamic delivery's CPU)\n", r.CPUusPerRS256, 100*r.CPURatioToSigning)
+	}
 	fmt.Fprintf(w, "max RSS            %.0f MB\n", r.MaxRSSMB)
 }
 
@@ -223,10 +237,13 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	recvURL := "http://" + ln.Addr().String()
 
 	body := benchBody(c.Size)
-	ceiling, err := bareCeiling(ctx, recvURL+"/ceiling", body, c.Concurrency, min(max(c.Events*c.Webhooks/2, 5000), 50000))
+	nCeiling := min(max(c.Events*c.Webhooks/2, 5000), 50000)
+	cpu0 := cpuTime()
+	ceiling, err := bareCeiling(ctx, recvURL+"/ceiling", body, c.Concurrency, nCeiling)
 	if err != nil {
 		return nil, err
 	}
+	ceilingCPU := cpuTime() - cpu0
 
 	dbURL := c.DatabaseURL
 	if isPostgres(dbURL) {
@@ -313,7 +330,16 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 			}
 		}()
 	}
-	start := time.Now()
+	var signBefore float64
+	var signBeforeCPU time.Duration
+	var signsBefore int
+	if c.Dynamic {
+		// The signing rate is measured before and after the run, and the
+		// two averaged, so that a neighbour's load during one of them
+		// weighs less.
+		signBefore, signBeforeCPU, signsBefore = rs256Rate(time.Second)
+	}
+	start, runCPU0 := time.Now(), cpuTime()
 	pubDone, err := publishAll(ctx, clients, c, len(body), dynURIs)
 	if err != nil {
 		return nil, err
@@ -323,7 +349,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("timed out with %d of %d deliveries received", rv.count.Load(), rv.want)
 	}
-	elapsed := time.Since(start)
+	elapsed, runCPU := time.Since(start), cpuTime()-runCPU0
 	rv.mu.Lock()
 	lat := slices.Clone(rv.latencies)
 	rv.mu.Unlock()
@@ -336,8 +362,13 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		DeliveriesPerSec: float64(rv.want) / elapsed.Seconds(),
 		PublishPerSec:    float64(c.Events) / pubDone.Seconds(),
 		P50ms:            percentile(lat, .50), P95ms: percentile(lat, .95), P99ms: percentile(lat, .99),
-		CeilingPerSec: ceiling,
-		MaxRSSMB:      maxRSSMB(),
+		CeilingPerSec:    ceiling,
+		MaxRSSMB:         maxRSSMB(),
+		CPUusPerDelivery: perMicros(runCPU, int(rv.want)),
+		CPUusPerCeiling:  perMicros(ceilingCPU, nCeiling),
+	}
+	if rep.CPUusPerDelivery > 0 {
+		rep.CPURatioToCeiling = rep.CPUusPerCeiling / rep.CPUusPerDelivery
 	}
 	if nSlow+nFail > 0 {
 		rep.HealthyP99ms = rep.P99ms
@@ -347,8 +378,16 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	if c.Dynamic {
 		stopAll()
 		rep.Dynamic = true
-		rep.RS256SignPerSec = rs256Rate(2 * time.Second)
+		var signCPU time.Duration
+		var signs int
+		rep.RS256SignPerSec, signCPU, signs = rs256Rate(time.Second)
+		rep.RS256SignPerSec = (rep.RS256SignPerSec + signBefore) / 2
+		signCPU, signs = signCPU+signBeforeCPU, signs+signsBefore
 		rep.RatioToSigning = rep.DeliveriesPerSec / rep.RS256SignPerSec
+		rep.CPUusPerRS256 = perMicros(signCPU, signs)
+		if rep.CPUusPerDelivery > 0 {
+			rep.CPURatioToSigning = rep.CPUusPerRS256 / rep.CPUusPerDelivery
+		}
 	}
 	return rep, nil
 }
@@ -504,19 +543,20 @@ func benchLogger(env Env, level string) *slog.Logger {
 
 // rs256Rate measures how many RS256 tokens this machine signs per second on
 // all cores: the ceiling of JWT-signed (dynamic) deliveries.
-func rs256Rate(d time.Duration) float64 {
+// It also returns the CPU time spent and the number of tokens signed.
+func rs256Rate(d time.Duration) (float64, time.Duration, int) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		return 0
+		return 0, 0, 0
 	}
 	signer, err := webhook.NewJWTSigner("bench", key)
 	if err != nil {
-		return 0
+		return 0, 0, 0
 	}
 	claims := webhook.Claims{Issuer: "http://bench", Audience: "http://bench/h", ID: "msg_x", Type: "batch.succeeded", Data: json.RawMessage(`{"id":"batches/bench"}`)}
 	var n atomic.Int64
 	deadline := time.Now().Add(d)
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Add(1)
@@ -530,5 +570,13 @@ func rs256Rate(d time.Duration) float64 {
 		}()
 	}
 	wg.Wait()
-	return float64(n.Load()) / time.Since(start).Seconds()
+	return float64(n.Load()) / time.Since(start).Seconds(), cpuTime() - cpu0, int(n.Load())
+}
+
+// perMicros is d per item in microseconds (0 when unmeasured).
+func perMicros(d time.Duration, n int) float64 {
+	if d <= 0 || n <= 0 {
+		return 0
+	}
+	return float64(d.Microseconds()) / float64(n)
 }

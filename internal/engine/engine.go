@@ -126,18 +126,20 @@ func (c Config) withDefaults() Config {
 type Engine struct {
 	cfg Config
 
-	mu       sync.Mutex
-	claimed  int                      // claimed deliveries held (running or parked)
-	direct   int                      // direct-path deliveries held (running or parked)
-	running  int                      // attempts in flight
-	ready    []string                 // destinations with parked work and room under their cap
-	reserved int                      // slots reserved by the direct path, not yet dispatched
-	stopping bool                     // no new direct work once shutdown began
-	dests    map[string]*destState    // per-destination running attempts and parked work
-	held     map[string]bool          // delivery ids this engine holds
-	latency  map[string]time.Duration // per-destination moving average of attempt latency
-	freed    chan struct{}            // signalled when slots free up
-	resched  chan struct{}            // signalled when a retry was scheduled
+	mu        sync.Mutex
+	claimed   int                      // claimed deliveries held (running or parked)
+	direct    int                      // direct-path deliveries held (running or parked)
+	running   int                      // attempts in flight
+	ready     []string                 // destinations with parked work and room under their cap
+	reserved  int                      // slots reserved by the direct path, not yet dispatched
+	stopping  bool                     // no new direct work once shutdown began
+	dests     map[string]*destState    // per-destination running attempts and parked work
+	held      map[string]bool          // delivery ids this engine holds
+	latency   map[string]time.Duration // per-destination moving average of attempt latency
+	freed     chan struct{}            // signalled when slots free up
+	excluded  map[string]bool          // destinations the last claim skipped (at their cap)
+	unblocked chan struct{}            // signalled when one of them has room again
+	resched   chan struct{}            // signalled when a retry was scheduled
 
 	results chan core.Completion
 	secrets secretCache
@@ -177,14 +179,16 @@ func (e *Engine) forget(t *task) {
 func New(cfg Config) *Engine {
 	cfg = cfg.withDefaults()
 	e := &Engine{
-		cfg:     cfg,
-		dests:   map[string]*destState{},
-		held:    map[string]bool{},
-		latency: map[string]time.Duration{},
-		freed:   make(chan struct{}, 1),
-		resched: make(chan struct{}, 1),
-		results: make(chan core.Completion, max(cfg.Workers*4, 8192)),
-		secrets: secretCache{cipher: cfg.Cipher, m: map[string]any{}},
+		cfg:       cfg,
+		dests:     map[string]*destState{},
+		held:      map[string]bool{},
+		latency:   map[string]time.Duration{},
+		freed:     make(chan struct{}, 1),
+		excluded:  map[string]bool{},
+		unblocked: make(chan struct{}, 1),
+		resched:   make(chan struct{}, 1),
+		results:   make(chan core.Completion, max(cfg.Workers*4, 8192)),
+		secrets:   secretCache{cipher: cfg.Cipher, m: map[string]any{}},
 	}
 	e.attemptCtx, e.cancelAttempt = context.WithCancel(context.Background())
 	return e
@@ -251,11 +255,13 @@ func (e *Engine) claimLoop(ctx context.Context) {
 		// slots to free up. Freed slots alone do not trigger a claim
 		// otherwise: that would query the store after every attempt.
 		wait := e.cfg.PollInterval
+		blocked := false
 		if t, ok, err := e.cfg.Store.NextDueTime(ctx); err == nil && ok {
 			if d := t.Sub(e.cfg.Clock.Now()); d <= 0 {
 				// Due work that the claim did not take belongs to
-				// destinations at their cap: a freed slot may unblock it.
-				full = true
+				// destinations at their cap: claim again once one of
+				// them has room (not after every attempt elsewhere).
+				blocked = true
 			} else if d < wait {
 				wait = d
 			}
@@ -279,6 +285,10 @@ func (e *Engine) claimLoop(ctx context.Context) {
 				if full {
 					break wait
 				}
+			case <-e.unblocked:
+				if blocked {
+					break wait
+				}
 			}
 		}
 		timer.Stop()
@@ -297,9 +307,11 @@ func (e *Engine) claimOnce(ctx context.Context) (n int, full bool, err error) {
 	e.mu.Lock()
 	free := e.cfg.Workers - e.claimed
 	var exclude []string
+	clear(e.excluded)
 	for k, d := range e.dests {
 		if d.running+len(d.parked) >= e.cfg.PerDestination {
 			exclude = append(exclude, k)
+			e.excluded[k] = true
 		}
 	}
 	e.mu.Unlock()
@@ -380,6 +392,14 @@ func (e *Engine) finished(t *task, took time.Duration) {
 	d.running--
 	e.running--
 	e.forget(t)
+	if e.excluded[t.c.Dest] && d.running+len(d.parked) < e.cfg.PerDestination {
+		// A destination the last claim skipped has room again.
+		delete(e.excluded, t.c.Dest)
+		select {
+		case e.unblocked <- struct{}{}:
+		default:
+		}
+	}
 	if len(d.parked) > 0 {
 		e.markReady(t.c.Dest, d)
 	}

@@ -87,6 +87,7 @@ func (nopPublisher) Publish(_ context.Context, _ string, in []publish.Input) ([]
 // jobs service, data dir and HTTP server.
 type instance struct {
 	t   *testing.T
+	db  pgDB
 	st  *postgres.Store
 	srv *httptest.Server
 	svc *Service
@@ -109,7 +110,7 @@ func newInstance(t *testing.T, db pgDB, runner bool) *instance {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &instance{t: t, st: st, svc: svc}
+	in := &instance{t: t, db: db, st: st, svc: svc}
 	in.srv = httptest.NewServer(api.NewServer(api.Deps{Store: st, Cipher: box, Publisher: pub, Catalog: cat,
 		Policy: policy, Extra: svc.Routes, Logger: testLogger()}))
 	t.Cleanup(in.srv.Close)
@@ -272,6 +273,47 @@ func TestFilesAcrossInstances(t *testing.T) {
 	if res, _ := a.download(id, nil); res.StatusCode != 404 {
 		t.Fatalf("download through A after delete through B: %d", res.StatusCode)
 	}
+
+	// Once everything expired, the sweep leaves no bytes behind: not of
+	// the files, not of an upload abandoned after a chunk, not of a chunk
+	// whose writer crashed.
+	res, _ = a.do("POST", a.srv.URL+"/upload/v1beta/files", map[string]string{"X-Goog-Upload-Protocol": "resumable"}, []byte(`{}`))
+	abandoned := res.Header.Get("X-Goog-Upload-URL")
+	if res, raw := b.do("POST", b.srv.URL+strings.TrimPrefix(abandoned, a.srv.URL), map[string]string{"X-Goog-Upload-Command": "upload", "X-Goog-Upload-Offset": "0"}, data[:mib+1]); res.StatusCode != 200 {
+		t.Fatalf("chunk of the abandoned upload: %d %s", res.StatusCode, raw)
+	}
+	ctx := context.Background()
+	if _, _, err := a.st.WriteBlob(ctx, bytes.NewReader(data[:10]), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if n := a.count("job_blobs"); n == 0 {
+		t.Fatal("no stored bytes before the sweep")
+	}
+	if err := b.svc.SweepFiles(ctx, time.Now().Add(72*time.Hour)); err != nil {
+		t.Fatalf("SweepFiles: %v", err)
+	}
+	for _, table := range []string{"job_blobs", "files", "uploads"} {
+		if n := a.count(table); n != 0 {
+			t.Errorf("%d rows left in %s after the sweep", n, table)
+		}
+	}
+}
+
+// count returns the number of rows of a table of the instance's schema.
+func (in *instance) count(table string) int {
+	in.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, in.db.url)
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var n int
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{in.db.schema, table}.Sanitize()).Scan(&n); err != nil {
+		in.t.Fatal(err)
+	}
+	return n
 }
 
 // fileID returns the id of the file an upload answered.

@@ -6,6 +6,7 @@ import (
 	"encoding"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -195,10 +196,7 @@ func (b *storeBlobs) AppendUpload(ctx context.Context, u *core.Upload, r io.Read
 
 // resumeHash returns a SHA-256 continuing from a marshalled state (a fresh
 // one for an empty state).
-func resumeHash(state []byte) (interface {
-	io.Writer
-	Sum([]byte) []byte
-}, error) {
+func resumeHash(state []byte) (hash.Hash, error) {
 	h := sha256.New()
 	if len(state) > 0 {
 		if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {

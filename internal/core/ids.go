@@ -42,12 +42,27 @@ func NewMessageID(now time.Time) string {
 // NewSortableID returns a bare 26-character time-sortable id.
 func NewSortableID(now time.Time) string { return newULID(now) }
 
+// SortableIDBound returns the 10-character time prefix of the sortable
+// ids of t's millisecond: every NewSortableID made before t sorts below
+// it, every one made at or after t's millisecond at or above it. Prefix it
+// with "msg_" for delivery ids. Stores use it to range over ids by time.
+func SortableIDBound(t time.Time) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
+	return encodeULID(b)[:10]
+}
+
 func newULID(now time.Time) string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
 	_, _ = rand.Read(b[6:])
+	return encodeULID(b)
+}
+
+// encodeULID writes 128 bits as 26 lowercase Crockford base32 characters,
+// most significant first.
+func encodeULID(b [16]byte) string {
 	var out [26]byte
-	// 128 bits → 26 base32 characters, most significant first.
 	hi := binary.BigEndian.Uint64(b[:8])
 	lo := binary.BigEndian.Uint64(b[8:])
 	for i := 25; i >= 0; i-- {

@@ -37,6 +37,11 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreAnyFunction("database/sql.(*DB).connectionOpener"),
 		// Started by an init function of the Go SDK's dependencies.
 		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+		// The delivery sender's HTTP client (fasthttp) retires its
+		// connection pools from background loops that end on their own
+		// once the pools are empty (within 10 s).
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*Client).mCleaner"),
+		goleak.IgnoreAnyFunction("github.com/valyala/fasthttp.(*HostClient).connsCleaner"),
 	)
 }
 

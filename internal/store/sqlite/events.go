@@ -209,7 +209,7 @@ const insertBatch = 32
 
 func insertDeliveriesSQL(rows int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type,
+	b.WriteString(`INSERT OR FAIL INTO deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type,
 		status, queue, attempts, next_attempt_time, manual, last_status_code, last_error,
 		schedule_start, create_time, update_time, lease_owner, lease_time) VALUES `)
 	row := "(" + strings.Repeat("?, ", deliveryInsertCols-1) + "?)"

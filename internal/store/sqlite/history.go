@@ -70,10 +70,10 @@ func (s *Store) ListDeliveries(ctx context.Context, p core.ListDeliveriesParams)
 		args = append(args, arg)
 	}
 	add("project_id = ?", p.ProjectID)
-	idx := "deliveries_project"
+	indexed := "" // without a webhook: the primary key, newest first
 	if p.WebhookID != "" {
 		add("webhook_id = ?", p.WebhookID)
-		idx = "deliveries_webhook"
+		indexed = " INDEXED BY deliveries_webhook"
 	}
 	if p.Status != "" {
 		add("status = ?", string(p.Status))
@@ -91,7 +91,7 @@ func (s *Store) ListDeliveries(ctx context.Context, p core.ListDeliveriesParams)
 		add("id < ?", p.BeforeID)
 	}
 	args = append(args, limit)
-	rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries INDEXED BY `+idx+
+	rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries`+indexed+
 		` WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, wrap("list deliveries", err)
@@ -191,11 +191,11 @@ func (s *Store) DeleteExpired(ctx context.Context, cutoff time.Time, limit int) 
 	if limit <= 0 {
 		return 0, nil
 	}
-	c := micros(cutoff)
+	c, bound := micros(cutoff), core.SortableIDBound(cutoff.Add(time.Millisecond))
 	total := 0
 	for _, step := range []func(tx *sql.Tx, n int) (int, error){
-		func(tx *sql.Tx, n int) (int, error) { return deleteDeliveries(ctx, tx, c, n) },
-		func(tx *sql.Tx, n int) (int, error) { return deleteEvents(ctx, tx, c, n) },
+		func(tx *sql.Tx, n int) (int, error) { return deleteDeliveries(ctx, tx, "msg_"+bound, c, n) },
+		func(tx *sql.Tx, n int) (int, error) { return deleteEvents(ctx, tx, bound, c, n) },
 	} {
 		left := limit
 		for left > 0 {
@@ -218,12 +218,15 @@ func (s *Store) DeleteExpired(ctx context.Context, cutoff time.Time, limit int) 
 	return total, nil
 }
 
-func deleteDeliveries(ctx context.Context, tx *sql.Tx, cutoff int64, n int) (int, error) {
+// deleteDeliveries and deleteEvents range over the primary key up to
+// bound, the id prefix of the millisecond after the cutoff (ids sort by
+// creation time), and check create_time exactly.
+func deleteDeliveries(ctx context.Context, tx *sql.Tx, bound string, cutoff int64, n int) (int, error) {
 	rows, err := tx.QueryContext(ctx,
-		`DELETE FROM deliveries WHERE rowid IN (
-			SELECT rowid FROM deliveries INDEXED BY deliveries_create_time
-			WHERE create_time < ? AND status != 'pending' LIMIT ?)
-		 RETURNING id`, cutoff, n)
+		`DELETE FROM deliveries WHERE id IN (
+			SELECT id FROM deliveries
+			WHERE id < ? AND create_time < ? AND status != 'pending' ORDER BY id LIMIT ?)
+		 RETURNING id`, bound, cutoff, n)
 	if err != nil {
 		return 0, err
 	}
@@ -248,14 +251,14 @@ func deleteDeliveries(ctx context.Context, tx *sql.Tx, cutoff int64, n int) (int
 	return len(ids), err
 }
 
-func deleteEvents(ctx context.Context, tx *sql.Tx, cutoff int64, n int) (int, error) {
+func deleteEvents(ctx context.Context, tx *sql.Tx, bound string, cutoff int64, n int) (int, error) {
 	res, err := tx.ExecContext(ctx,
-		`DELETE FROM events WHERE rowid IN (
-			SELECT e.rowid FROM events e INDEXED BY events_create_time
-			WHERE e.create_time < ?
+		`DELETE FROM events WHERE id IN (
+			SELECT e.id FROM events e
+			WHERE e.id < ? AND e.create_time < ?
 			  AND NOT EXISTS (SELECT 1 FROM deliveries d
 			                  WHERE d.event_id = e.id AND d.status = 'pending')
-			LIMIT ?)`, cutoff, n)
+			ORDER BY e.id LIMIT ?)`, bound, cutoff, n)
 	if err != nil {
 		return 0, err
 	}

@@ -51,4 +51,16 @@ func TestClaimPlan(t *testing.T) {
 	if !strings.Contains(next, "deliveries_due") {
 		t.Errorf("NextDueTime plan does not use deliveries_due:\n%s", next)
 	}
+
+	// The retention sweep ranges over the primary keys (ids sort by
+	// creation time); no index on create_time is kept for it.
+	for _, q := range []string{
+		`SELECT id FROM deliveries WHERE id < 'msg_1' AND create_time < 1 AND status != 'pending' ORDER BY id LIMIT 10`,
+		`SELECT e.id FROM events e WHERE e.id < '1' AND e.create_time < 1 ORDER BY e.id LIMIT 10`,
+	} {
+		p := plan(q)
+		if !strings.Contains(p, "(id<?)") || strings.Contains(p, "TEMP B-TREE") {
+			t.Errorf("sweep plan does not range over the primary key:\n%s\n%s", q, p)
+		}
+	}
 }

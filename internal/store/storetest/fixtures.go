@@ -91,7 +91,7 @@ func newEvent(projectID, eventType string, at time.Time) core.Event {
 	id := core.NewSortableID(at)
 	payload, _ := core.Envelope(eventType, at, json.RawMessage(fmt.Sprintf(`{"id":"batches/%s"}`, id)))
 	return core.Event{
-		ID:         "evt_" + id,
+		ID:         id,
 		ProjectID:  projectID,
 		Type:       eventType,
 		Subject:    "batches/" + id,

@@ -94,7 +94,7 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 				return fmt.Errorf("event %s: %w", ev.ID, err)
 			}
 			for _, d := range ne.Deliveries {
-				if err := ins.add(d.ForInsert(&ev)); err != nil {
+				if err := ins.addDelivery(d.ForInsert(&ev)); err != nil {
 					return err
 				}
 				// Deliveries inserted already leased are handed to their
@@ -116,60 +116,74 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 	return results, nil
 }
 
-// deliveryInserter buffers deliveries and writes them with multi-row
+// rowInserter buffers rows of one table and writes them with multi-row
 // INSERTs of insertBatch rows (one prepared statement for full batches,
-// one for the single-row remainder).
-type deliveryInserter struct {
-	ctx  context.Context
-	tx   *sql.Tx
-	st   *stmts
-	buf  []any
-	n    int
-	many *sql.Stmt
-	one  *sql.Stmt
+// one for the single-row remainder): one statement per batch instead of
+// one per row.
+type rowInserter struct {
+	ctx      context.Context
+	tx       *sql.Tx
+	cols     int
+	manyStmt *sql.Stmt // prepared on the store, bound to tx on first use
+	oneStmt  *sql.Stmt
+	many     *sql.Stmt
+	one      *sql.Stmt
+	buf      []any
+	n        int
+	what     string
 }
 
-func newDeliveryInserter(ctx context.Context, tx *sql.Tx, st *stmts) *deliveryInserter {
-	return &deliveryInserter{ctx: ctx, tx: tx, st: st, buf: make([]any, 0, insertBatch*deliveryInsertCols)}
+func newRowInserter(ctx context.Context, tx *sql.Tx, what string, cols int, many, one *sql.Stmt) *rowInserter {
+	return &rowInserter{ctx: ctx, tx: tx, what: what, cols: cols, manyStmt: many, oneStmt: one,
+		buf: make([]any, 0, insertBatch*cols)}
 }
 
-func (ins *deliveryInserter) add(d core.Delivery) error {
-	ins.buf = append(ins.buf, d.ID, d.EventID, d.ProjectID, d.WebhookID, d.URI, d.Dest, d.EventType,
+func newDeliveryInserter(ctx context.Context, tx *sql.Tx, st *stmts) *rowInserter {
+	return newRowInserter(ctx, tx, "deliveries", deliveryInsertCols, st.insertDeliveries, st.insertDelivery)
+}
+
+func (ins *rowInserter) addDelivery(d core.Delivery) error {
+	return ins.add(d.ID, d.EventID, d.ProjectID, d.WebhookID, d.URI, d.Dest, d.EventType,
 		string(d.Status), queueOf(d), d.Attempts, micros(d.NextAttemptTime), boolInt(d.Manual),
 		d.LastStatusCode, d.LastError, micros(d.ScheduleStart), micros(d.CreateTime), micros(d.UpdateTime),
 		d.LeaseOwner, leaseTime(d))
+}
+
+// add buffers one row of ins.cols values.
+func (ins *rowInserter) add(row ...any) error {
+	ins.buf = append(ins.buf, row...)
 	ins.n++
 	if ins.n < insertBatch {
 		return nil
 	}
 	if ins.many == nil {
-		ins.many = ins.tx.StmtContext(ins.ctx, ins.st.insertDeliveries)
+		ins.many = ins.tx.StmtContext(ins.ctx, ins.manyStmt)
 	}
 	_, err := ins.many.ExecContext(ins.ctx, ins.buf...)
 	ins.buf, ins.n = ins.buf[:0], 0
-	return wrapDeliveryInsert(err)
+	return ins.wrap(err)
 }
 
-func (ins *deliveryInserter) flush() error {
+func (ins *rowInserter) flush() error {
 	if ins.n == 0 {
 		return nil
 	}
 	if ins.one == nil {
-		ins.one = ins.tx.StmtContext(ins.ctx, ins.st.insertDelivery)
+		ins.one = ins.tx.StmtContext(ins.ctx, ins.oneStmt)
 	}
 	for i := 0; i < ins.n; i++ {
-		row := ins.buf[i*deliveryInsertCols : (i+1)*deliveryInsertCols]
+		row := ins.buf[i*ins.cols : (i+1)*ins.cols]
 		if _, err := ins.one.ExecContext(ins.ctx, row...); err != nil {
-			return wrapDeliveryInsert(err)
+			return ins.wrap(err)
 		}
 	}
 	ins.buf, ins.n = ins.buf[:0], 0
 	return nil
 }
 
-func wrapDeliveryInsert(err error) error {
+func (ins *rowInserter) wrap(err error) error {
 	if err != nil {
-		return fmt.Errorf("deliveries: %w", err)
+		return fmt.Errorf("%s: %w", ins.what, err)
 	}
 	return nil
 }
@@ -208,11 +222,27 @@ func leaseTime(d core.Delivery) int64 {
 const insertBatch = 32
 
 func insertDeliveriesSQL(rows int) string {
-	var b strings.Builder
-	b.WriteString(`INSERT OR FAIL INTO deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type,
+	return multiInsertSQL(`deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type,
 		status, queue, attempts, next_attempt_time, manual, last_status_code, last_error,
-		schedule_start, create_time, update_time, lease_owner, lease_time) VALUES `)
-	row := "(" + strings.Repeat("?, ", deliveryInsertCols-1) + "?)"
+		schedule_start, create_time, update_time, lease_owner, lease_time)`, deliveryInsertCols, rows)
+}
+
+// attemptInsertCols is the number of columns per inserted attempt row.
+const attemptInsertCols = 8
+
+func insertAttemptsSQL(rows int) string {
+	return multiInsertSQL(`attempts (delivery_id, number, time, uri, status_code, latency_ns, error, response)`,
+		attemptInsertCols, rows)
+}
+
+// multiInsertSQL is an INSERT of rows rows into target. OR FAIL: a
+// multi-row statement that may abort would keep a statement journal
+// (every page it touches copied first); a failure rolls back the whole
+// transaction anyway.
+func multiInsertSQL(target string, cols, rows int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT OR FAIL INTO ` + target + ` VALUES `)
+	row := "(" + strings.Repeat("?, ", cols-1) + "?)"
 	for i := range rows {
 		if i > 0 {
 			b.WriteString(", ")

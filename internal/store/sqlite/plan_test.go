@@ -63,4 +63,15 @@ func TestClaimPlan(t *testing.T) {
 			t.Errorf("sweep plan does not range over the primary key:\n%s\n%s", q, p)
 		}
 	}
+
+	// A batch of completions looks each delivery up by id.
+	args := make([]any, 0, 8*insertBatch)
+	for range insertBatch {
+		args = append(args, "succeeded", 0, 200, "", 1, "msg_x", "o", true)
+	}
+	if p := plan(completeManySQL(insertBatch), args...); !strings.Contains(p, "sqlite_autoindex_deliveries_1 (id=?)") {
+		t.Errorf("completeMany does not look deliveries up by id:\n%s", p)
+	} else {
+		t.Logf("completeMany plan:\n%s", p)
+	}
 }

@@ -190,8 +190,8 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 	sort.Strings(order)
 
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		insAttempt := tx.StmtContext(ctx, s.st.insertAttempt)
-		complete := tx.StmtContext(ctx, s.st.complete)
+		attempts := newRowInserter(ctx, tx, "attempts", attemptInsertCols, s.st.insertAttempts, s.st.insertAttempt)
+		complete := newRowInserter(ctx, tx, "complete", 8, s.st.completeMany, s.st.complete)
 		for _, c := range cs {
 			a := c.Attempt
 			if len(a.Response) > MaxResponseBytes {
@@ -200,9 +200,9 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			at := attemptTime(c)
 			attempted := a.Number != 0
 			if attempted {
-				if _, err := insAttempt.ExecContext(ctx, c.DeliveryID, a.Number, micros(at), a.URI,
+				if err := attempts.add(c.DeliveryID, a.Number, micros(at), a.URI,
 					a.StatusCode, int64(a.Latency), a.Error, orEmpty(a.Response)); err != nil {
-					return fmt.Errorf("attempt %s: %w", c.DeliveryID, err)
+					return err
 				}
 			}
 			if c.Owner == "" {
@@ -212,10 +212,16 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			if c.Status != core.DeliveryPending {
 				next = time.Time{}
 			}
-			if _, err := complete.ExecContext(ctx, string(c.Status), micros(next), a.StatusCode,
+			if err := complete.add(string(c.Status), micros(next), a.StatusCode,
 				a.Error, micros(at), c.DeliveryID, c.Owner, attempted); err != nil {
-				return fmt.Errorf("delivery %s: %w", c.DeliveryID, err)
+				return err
 			}
+		}
+		if err := attempts.flush(); err != nil {
+			return err
+		}
+		if err := complete.flush(); err != nil {
+			return err
 		}
 		if len(order) > 0 {
 			run := tx.StmtContext(ctx, s.st.failureRun)

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"strings"
 )
 
 // deliveryCols are the columns scanDelivery reads, in order.
@@ -21,7 +22,9 @@ type stmts struct {
 	claim            *sql.Stmt
 	claimPayloads    *sql.Stmt
 	insertAttempt    *sql.Stmt
+	insertAttempts   *sql.Stmt
 	complete         *sql.Stmt
+	completeMany     *sql.Stmt
 	failureRun       *sql.Stmt
 	disableWebhook   *sql.Stmt
 	all              []*sql.Stmt
@@ -54,6 +57,30 @@ const completeSQL = `UPDATE deliveries SET status = ?1,
 	update_time = ?5
 WHERE id = ?6 AND lease_owner = ?7 AND status = 'pending'`
 
+// completeManySQL is completeSQL for rows deliveries at once: rows of
+// completeSQL's eight parameters, joined on id. OR FAIL, as for multi-row
+// inserts: no statement journal.
+func completeManySQL(rows int) string {
+	var b strings.Builder
+	b.WriteString(`UPDATE OR FAIL deliveries SET status = v.column1,
+	queue = CASE WHEN v.column1 = 'pending' THEN 1 ELSE queue END,
+	next_attempt_time = v.column2, lease_owner = '', lease_time = 0,
+	attempts = attempts + (CASE WHEN v.column8 THEN 1 ELSE 0 END),
+	last_status_code = CASE WHEN v.column8 THEN v.column3 ELSE last_status_code END,
+	last_error = CASE WHEN v.column8 THEN v.column4 ELSE last_error END,
+	update_time = v.column5
+FROM (VALUES `)
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	b.WriteString(`) AS v
+WHERE deliveries.id = v.column6 AND deliveries.lease_owner = v.column7 AND deliveries.status = 'pending'`)
+	return b.String()
+}
+
 // failureRunSQL folds one batch's attempts into a webhook's failure run.
 //
 //	?1 reset (a success came after the batch's earlier failures), ?2 failures
@@ -77,9 +104,10 @@ func (st *stmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&st.claim, claimSQL},
 		{&st.claimPayloads, `SELECT id, payload, subject, dynamic FROM events
 			WHERE id IN (SELECT value FROM json_each(?))`},
-		{&st.insertAttempt, `INSERT INTO attempts (delivery_id, number, time, uri, status_code,
-			latency_ns, error, response) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&st.insertAttempt, insertAttemptsSQL(1)},
+		{&st.insertAttempts, insertAttemptsSQL(insertBatch)},
 		{&st.complete, completeSQL},
+		{&st.completeMany, completeManySQL(insertBatch)},
 		{&st.failureRun, failureRunSQL},
 		{&st.disableWebhook, `UPDATE webhooks SET state = 'disabled_due_to_failed_deliveries',
 			update_time = ? WHERE id = ? AND state = 'enabled'`},

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -66,7 +67,9 @@ type BenchReport struct {
 // round (default 20000), --jwt-n events for the JWT scenario (default
 // n/4), -c concurrent clients (default 32), --rounds (default 3),
 // --body-bytes (default 512), --data-dir (default a temporary
-// directory), --synchronous (NORMAL or FULL), --json.
+// directory), --synchronous (NORMAL or FULL), --json, --cpuprofile FILE
+// (after the measured rounds, --rounds more gateway-hmac rounds run under
+// the CPU profiler, which writes FILE; they are not counted).
 func RunBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -79,6 +82,7 @@ func RunBench(ctx context.Context, args []string, getenv func(string) string, st
 	dataDir := fs.String("data-dir", getenv("LONGHOOK_BENCH_DIR"), "directory for the inbox (default: a temporary one)")
 	sync := fs.String("synchronous", "NORMAL", "SQLite synchronous pragma: NORMAL or FULL")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of extra, uncounted gateway-hmac rounds to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -130,6 +134,12 @@ func RunBench(ctx context.Context, args []string, getenv func(string) string, st
 			best[i].Errors = errs
 		}
 	}
+	if *cpuProfile != "" {
+		if err := b.profile(ctx, *cpuProfile, *rounds, *n); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "bench: wrote a CPU profile of %d gateway-hmac rounds to %s\n", *rounds, *cpuProfile)
+	}
 	rep.Results = best
 	for i := range rep.Results {
 		rep.Results[i].Ratio = rep.Results[i].PerSecond / best[0].PerSecond
@@ -157,6 +167,36 @@ func RunBench(ctx context.Context, args []string, getenv func(string) string, st
 		if r.Errors > 0 {
 			return fmt.Errorf("bench: %s: %d requests failed", r.Scenario, r.Errors)
 		}
+	}
+	return nil
+}
+
+// profile runs the gateway-hmac scenario rounds more times, n events each,
+// under the CPU profiler, and writes the profile to path. Requests are
+// signed before the profiler starts.
+func (b *bench) profile(ctx context.Context, path string, rounds, n int) error {
+	reqs := make([][]benchReq, rounds)
+	for r := range reqs {
+		reqs[r] = b.hmacRequests(n)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("bench: cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return fmt.Errorf("bench: cpuprofile: %w", err)
+	}
+	errs := 0
+	for _, rr := range reqs {
+		errs += b.drive(ctx, "gateway-hmac", b.gwURL+"/hooks/bench-hmac", rr).Errors
+	}
+	pprof.StopCPUProfile()
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("bench: cpuprofile: %w", err)
+	}
+	if errs > 0 {
+		return fmt.Errorf("bench: profiled gateway-hmac rounds: %d requests failed", errs)
 	}
 	return nil
 }

@@ -25,6 +25,8 @@ func BenchmarkAccept(b *testing.B) {
 	}
 	defer in.Close()
 	benchAccept(b, in)
+	commits, ops := in.CommitStats()
+	b.ReportMetric(float64(ops)/float64(max(commits, 1)), "ops/commit")
 }
 
 // BenchmarkPostgresAccept is BenchmarkAccept on the PostgreSQL inbox

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/longhook/longhook/webhook"
 )
@@ -108,16 +109,18 @@ func writeAccepted(w http.ResponseWriter, id string, dup bool) int {
 			return writeJSON(w, http.StatusOK, acceptBody{WebhookID: id, Duplicate: dup})
 		}
 	}
-	b := make([]byte, 0, len(id)+48)
-	b = append(b, `{"webhook_id":"`...)
-	b = append(b, id...)
-	b = strconv.AppendBool(append(b, `","duplicate":`...), dup)
-	b = append(b, "}\n"...)
-	h := w.Header()
-	h["Content-Type"] = jsonContentType
-	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	// No Content-Length: net/http computes it for a body this small that
+	// is written before the handler returns. Writing the pieces saves the
+	// allocations of building the body and the header value.
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write(b)
+	_, _ = io.WriteString(w, `{"webhook_id":"`)
+	_, _ = io.WriteString(w, id)
+	if dup {
+		_, _ = io.WriteString(w, `","duplicate":true}`+"\n")
+	} else {
+		_, _ = io.WriteString(w, `","duplicate":false}`+"\n")
+	}
 	return http.StatusOK
 }
 
@@ -200,6 +203,9 @@ func eventType(body []byte) string {
 			if !ok || i >= len(body) || body[i] != '"' {
 				return ""
 			}
+			if raw := body[i+1 : end-1]; plainJSONString(raw) {
+				return string(raw) // what json.Unmarshal returns, without its cost
+			}
 			var t string
 			if json.Unmarshal(body[i:end], &t) != nil {
 				return ""
@@ -215,6 +221,17 @@ func eventType(body []byte) string {
 		}
 		i++
 	}
+}
+
+// plainJSONString reports whether raw, the inside of a JSON string, needs
+// no decoding: no escapes, no control characters, valid UTF-8.
+func plainJSONString(raw []byte) bool {
+	for _, c := range raw {
+		if c == '\\' || c < 0x20 {
+			return false
+		}
+	}
+	return utf8.Valid(raw)
 }
 
 func skipSpace(b []byte, i int) int {

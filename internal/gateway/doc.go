@@ -28,9 +28,8 @@
 // which keeps a second gateway out and makes Seq grow in commit order
 // (see PostgresInbox). Writes go through one goroutine
 // that commits whatever queued up during the previous commit in a single
-// transaction (group commit; on SQLite its events go in one multi-row
-// INSERT ... RETURNING): concurrent requests share commits (page writes,
-// and fsyncs with FULL) while each still waits for its own.
+// transaction (group commit): concurrent requests share commits (page
+// writes, and fsyncs with FULL) while each still waits for its own.
 // Events form an append-only log keyed by a sequence number that is never
 // reused (the sweep always keeps the newest event); the UNIQUE (source,
 // webhook_id) index is the dedupe index; events are swept after their

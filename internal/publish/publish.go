@@ -252,7 +252,6 @@ type lane struct {
 	mu      sync.Mutex
 	pending []*request
 	busy    bool
-	last    int // requests in the previous commit
 }
 
 const (
@@ -260,15 +259,13 @@ const (
 	// before it commits, so that publishes about to arrive join the group:
 	// one commit of many events costs far less than many of one.
 	maxYields = 4
-	// lingerSleep is the one pause of a loaded lane whose group is still
-	// smaller than twice the previous one.
-	lingerSleep = 100 * time.Microsecond
 	// maxGroup bounds the requests the gathering waits for.
 	maxGroup = 256
 )
 
-// gather grows l.pending before a commit: a few yields (microseconds; on
-// an idle server they return at once) and, under load, one short pause.
+// gather grows l.pending before a commit with a few yields: microseconds,
+// and on an idle server they return at once. (A pause of 0.1–1 ms on top
+// measured no better: fuller groups, but fewer publishes in flight.)
 // l.mu is held.
 func (l *lane) gather() {
 	for y := 0; y < maxYields && len(l.pending) < maxGroup; y++ {
@@ -279,11 +276,6 @@ func (l *lane) gather() {
 		if len(l.pending) == n && y > 0 {
 			break
 		}
-	}
-	if l.last > 1 && len(l.pending) < min(2*l.last, maxGroup) {
-		l.mu.Unlock()
-		time.Sleep(lingerSleep)
-		l.mu.Lock()
 	}
 }
 
@@ -299,7 +291,6 @@ func (l *lane) submit(r *request) {
 		l.gather()
 		batch := l.pending
 		l.pending = nil
-		l.last = len(batch)
 		l.mu.Unlock()
 		l.p.commit(batch)
 		l.mu.Lock()

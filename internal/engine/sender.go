@@ -35,6 +35,9 @@ type SenderConfig struct {
 	AttemptTimeout  time.Duration // default 15 s
 	MaxConnsPerHost int           // connections per host; default 64
 	UserAgent       string
+	// TLS is the TLS client configuration for https destinations
+	// (default: system roots, TLS 1.2 or later).
+	TLS *tls.Config
 }
 
 // Sender makes delivery attempts over HTTP/1.1 with its own client
@@ -85,7 +88,7 @@ func NewSender(cfg SenderConfig) *Sender {
 	s.client = &fasthttp.Client{
 		Name:                          cfg.UserAgent,
 		Dial:                          func(addr string) (net.Conn, error) { return s.conns.dial(dialer, addr) },
-		TLSConfig:                     &tls.Config{MinVersion: tls.VersionTLS12},
+		TLSConfig:                     tlsConfig(cfg.TLS),
 		MaxConnsPerHost:               cfg.MaxConnsPerHost,
 		MaxConnWaitTimeout:            cfg.AttemptTimeout,
 		MaxIdleConnDuration:           90 * time.Second,
@@ -175,6 +178,15 @@ func (s *Sender) Send(ctx context.Context, r Request) Result {
 		res.Err = f.Error()
 	}
 	return res
+}
+
+func tlsConfig(c *tls.Config) *tls.Config {
+	if c == nil {
+		return &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	c = c.Clone()
+	c.MinVersion = max(c.MinVersion, tls.VersionTLS12)
+	return c
 }
 
 func validScheme(s []byte) bool {

@@ -3,6 +3,8 @@ package engine
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -227,5 +229,26 @@ func TestClassifyErrorBlocked(t *testing.T) {
 	t.Parallel()
 	if f := classifyError(context.Background(), errors.Join(errBlocked)); f.Kind != core.FailBlocked {
 		t.Errorf("kind %v", f.Kind)
+	}
+}
+
+// https destinations: delivered when the certificate verifies, a failed
+// attempt with a clear error when it does not.
+func TestSenderTLS(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	s := devSender(t, SenderConfig{TLS: &tls.Config{RootCAs: pool}})
+	if res := s.Send(context.Background(), Request{URI: srv.URL, Body: []byte("{}")}); res.StatusCode != 204 {
+		t.Fatalf("trusted certificate: status %d (%s)", res.StatusCode, res.Err)
+	}
+	s = devSender(t, SenderConfig{}) // system roots: the test certificate is unknown
+	res := s.Send(context.Background(), Request{URI: srv.URL, Body: []byte("{}")})
+	if k := failureKind(t, res); k != core.FailConnection || !strings.Contains(res.Err, "certificate") {
+		t.Errorf("untrusted certificate: kind %v, error %q", k, res.Err)
 	}
 }

@@ -2,18 +2,11 @@ package e2e
 
 import (
 	"context"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/longhook/longhook/internal/pgtest"
 )
 
 // Database-restart test parameters.
@@ -41,8 +34,8 @@ func TestMultiPostgresRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a private PostgreSQL server")
 	}
-	pg := startPrivatePostgres(t)
-	procs := startCluster(t, 2, pg.url, "--lease", "20s", "--time-scale", "60")
+	pg := pgtest.Start(t)
+	procs := startCluster(t, 2, pg.URL, "--lease", "20s", "--time-scale", "60")
 	clients := []*apiClient{procs[0].client(t), procs[1].client(t)}
 	rcv := newSeqReceiver(t, restartMaxEvents)
 	clients[0].createWebhook(t, rcv.srv.URL+"/restart", "batch.succeeded")
@@ -108,7 +101,7 @@ func TestMultiPostgresRestart(t *testing.T) {
 	perClient := []int64{pub.perClient[0].Load(), pub.perClient[1].Load()}
 	retries := pub.retries.Load()
 	restartStart := time.Now()
-	if err := pg.ctl("restart", "-m", "fast"); err != nil {
+	if err := pg.Ctl("restart", "-m", "fast"); err != nil {
 		stopPublishers()
 		t.Fatalf("pg_ctl restart: %v", err)
 	}
@@ -156,89 +149,4 @@ func TestMultiPostgresRestart(t *testing.T) {
 	if len(missing) > 0 {
 		t.Fatalf("%d accepted events never arrived within %v; first: %v", len(missing), multiDrain, missing[:min(len(missing), 20)])
 	}
-}
-
-// privatePostgres is a throwaway PostgreSQL server in a temporary
-// directory, for tests that restart it.
-type privatePostgres struct {
-	url string // the postgres database, as the postgres user
-	// ctl runs pg_ctl with the server's data dir, log, port and socket
-	// dir, waiting for the operation to complete.
-	ctl func(args ...string) error
-}
-
-// startPrivatePostgres runs initdb and pg_ctl start — as the postgres OS
-// user when the test runs as root, since PostgreSQL refuses to run as
-// root — on a free port, and stops the server when t ends. It skips t when
-// the binaries are missing or cannot run here.
-func startPrivatePostgres(t *testing.T) *privatePostgres {
-	t.Helper()
-	initdbs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	if p, err := exec.LookPath("initdb"); err == nil {
-		initdbs = append(initdbs, p)
-	}
-	if len(initdbs) == 0 {
-		t.Skip("initdb is not available")
-	}
-	slices.Sort(initdbs)
-	bin := filepath.Dir(initdbs[len(initdbs)-1])
-
-	base, err := os.MkdirTemp("", "longhook-e2e-pg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(base) })
-	var prefix []string
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Skip("running as root without a postgres OS user to run PostgreSQL as")
-		}
-		runuser, err := exec.LookPath("runuser")
-		if err != nil {
-			t.Skip("running as root without runuser to run PostgreSQL as postgres")
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(base, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-		prefix = []string{runuser, "-u", "postgres", "--"}
-	}
-	run := func(name string, args ...string) error {
-		argv := append(slices.Clone(prefix), filepath.Join(bin, name))
-		argv = append(argv, args...)
-		out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%s: %v: %s", name, err, strings.TrimSpace(string(out)))
-		}
-		return nil
-	}
-	data := filepath.Join(base, "data")
-	if err := run("initdb", "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"); err != nil {
-		t.Skipf("initdb cannot run here: %v", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	logFile := filepath.Join(base, "postgres.log")
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off", port, base)
-	pg := &privatePostgres{
-		url: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port),
-		ctl: func(args ...string) error {
-			return run("pg_ctl", append([]string{"-D", data, "-l", logFile, "-o", opts, "-w", "-t", "60"}, args...)...)
-		},
-	}
-	if err := pg.ctl("start"); err != nil {
-		t.Skipf("private PostgreSQL did not start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := pg.ctl("stop", "-m", "immediate"); err != nil {
-			t.Logf("stop private PostgreSQL: %v", err)
-		}
-	})
-	return pg
 }

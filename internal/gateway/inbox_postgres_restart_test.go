@@ -4,94 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/longhook/longhook/internal/pgtest"
 )
-
-// privatePostgres is a throwaway PostgreSQL server in a temporary
-// directory, for tests that restart or stop it.
-type privatePostgres struct {
-	url string
-	ctl func(args ...string) error
-}
-
-// startPrivatePostgres runs initdb and pg_ctl start (as the postgres OS
-// user when the test runs as root) and stops the server when t ends. It
-// skips t when the binaries are missing or cannot run here.
-func startPrivatePostgres(t *testing.T) *privatePostgres {
-	t.Helper()
-	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	if len(bins) == 0 {
-		t.Skip("initdb not found under /usr/lib/postgresql/*/bin")
-	}
-	slices.Sort(bins)
-	bin := filepath.Dir(bins[len(bins)-1])
-	base, err := os.MkdirTemp("", "longhook-gw-pg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(base) })
-	var as []string
-	if os.Geteuid() == 0 { // PostgreSQL refuses to run as root
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Skip("running as root and there is no postgres OS user")
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		runuser, err := exec.LookPath("runuser")
-		if err != nil {
-			t.Skip("running as root and runuser is not installed")
-		}
-		if err := os.Chown(base, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-		as = []string{runuser, "-u", "postgres", "--"}
-	}
-	run := func(args ...string) error {
-		args = append(slices.Clone(as), args...)
-		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%s: %v: %s", filepath.Base(args[len(as)]), err, strings.TrimSpace(string(out)))
-		}
-		return nil
-	}
-	data := filepath.Join(base, "data")
-	if err := run(filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"); err != nil {
-		t.Skipf("initdb not runnable: %v", err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	pg := &privatePostgres{url: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", port, base)
-	logf := filepath.Join(base, "postgres.log")
-	pg.ctl = func(args ...string) error {
-		return run(append([]string{filepath.Join(bin, "pg_ctl"), "-D", data, "-l", logf, "-o", opts, "-w", "-t", "60"}, args...)...)
-	}
-	if err := pg.ctl("start"); err != nil {
-		t.Skipf("private postgres did not start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := pg.ctl("stop", "-m", "immediate"); err != nil {
-			t.Logf("stop private postgres: %v", err)
-		}
-	})
-	return pg
-}
 
 // TestPostgresInboxDatabaseRestart restarts PostgreSQL under a stream of
 // accepts, then stops it for a while:
@@ -108,8 +27,8 @@ func TestPostgresInboxDatabaseRestart(t *testing.T) {
 	}
 	pgTestURL(t) // PostgreSQL tests run when asked for
 	t.Parallel()
-	pg := startPrivatePostgres(t)
-	in := openPG(t, pg.url, "gw")
+	pg := pgtest.Start(t)
+	in := openPG(t, pg.URL, "gw")
 	ctx := context.Background()
 
 	var mu sync.Mutex
@@ -149,7 +68,7 @@ func TestPostgresInboxDatabaseRestart(t *testing.T) {
 		return len(accepted)
 	}
 	waitFor(t, 30*time.Second, "accepts before the restart", func() bool { return count() >= 300 })
-	if err := pg.ctl("restart", "-m", "fast"); err != nil {
+	if err := pg.Ctl("restart", "-m", "fast"); err != nil {
 		t.Fatalf("restart: %v", err)
 	}
 	n := count()
@@ -161,7 +80,7 @@ func TestPostgresInboxDatabaseRestart(t *testing.T) {
 	}
 
 	// Down for a while: writes fail, Ping says so, no hot loop.
-	if err := pg.ctl("stop", "-m", "fast"); err != nil {
+	if err := pg.Ctl("stop", "-m", "fast"); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
 	dials := in.nDials.Load()
@@ -183,7 +102,7 @@ func TestPostgresInboxDatabaseRestart(t *testing.T) {
 	if d := in.nDials.Load() - dials; d > 12+int64(elapsed/(500*time.Millisecond)) {
 		t.Errorf("%d connection attempts in %s: a hot loop", d, elapsed.Round(time.Millisecond))
 	}
-	if err := pg.ctl("start"); err != nil {
+	if err := pg.Ctl("start"); err != nil {
 		t.Fatalf("start: %v", err)
 	}
 	waitFor(t, 30*time.Second, "the inbox to recover", func() bool { return in.Ping(ctx) == nil })

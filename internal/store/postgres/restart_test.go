@@ -4,109 +4,15 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"os/exec"
-	"os/user"
-	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/pgtest"
 	"github.com/longhook/longhook/internal/store/storetest"
 )
-
-// privatePostgres is a throwaway PostgreSQL server in a temporary
-// directory.
-type privatePostgres struct {
-	t    *testing.T
-	url  string
-	ctl  func(args ...string) error
-	logf string
-}
-
-// startPrivatePostgres runs initdb and pg_ctl start (as the postgres OS
-// user when the test runs as root) and stops the server when t ends. It
-// skips t when the binaries are missing or cannot run here.
-func startPrivatePostgres(t *testing.T) *privatePostgres {
-	t.Helper()
-	bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	if len(bins) == 0 {
-		t.Skip("initdb not found under /usr/lib/postgresql/*/bin")
-	}
-	slices.Sort(bins)
-	bin := filepath.Dir(bins[len(bins)-1])
-
-	base, err := os.MkdirTemp("", "longhook-pg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.RemoveAll(base) })
-	var as []string
-	if os.Geteuid() == 0 { // PostgreSQL refuses to run as root
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Skip("running as root and there is no postgres OS user")
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		runuser, err := exec.LookPath("runuser")
-		if err != nil {
-			t.Skip("running as root and runuser is not installed")
-		}
-		if err := os.Chown(base, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-		as = []string{runuser, "-u", "postgres", "--"}
-	}
-	run := func(args ...string) error {
-		args = append(slices.Clone(as), args...)
-		out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%s: %v: %s", filepath.Base(args[len(as)]), err, strings.TrimSpace(string(out)))
-		}
-		return nil
-	}
-	data := filepath.Join(base, "data")
-	if err := run(filepath.Join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync"); err != nil {
-		t.Skipf("initdb not runnable: %v", err)
-	}
-	port := freePort(t)
-	pg := &privatePostgres{
-		t:    t,
-		url:  fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port),
-		logf: filepath.Join(base, "postgres.log"),
-	}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", port, base)
-	pg.ctl = func(args ...string) error {
-		return run(append([]string{filepath.Join(bin, "pg_ctl"), "-D", data, "-l", pg.logf, "-o", opts,
-			"-w", "-t", "60"}, args...)...)
-	}
-	if err := pg.ctl("start"); err != nil {
-		t.Skipf("private postgres did not start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := pg.ctl("stop", "-m", "immediate"); err != nil {
-			t.Logf("stop private postgres: %v", err)
-		}
-	})
-	return pg
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 // TestDatabaseRestart restarts PostgreSQL (pg_ctl restart -m fast) under a
 // stream of publishes: every publish that returned nil is claimable and
@@ -116,11 +22,11 @@ func TestDatabaseRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a private PostgreSQL server")
 	}
-	pg := startPrivatePostgres(t)
+	pg := pgtest.Start(t)
 	ctx := context.Background()
 	logs := &countingHandler{}
 	openPrivate := func() *Store {
-		s, err := Open(ctx, pg.url, Options{Migrate: true, MaxConns: 4, Logger: slog.New(logs)})
+		s, err := Open(ctx, pg.URL, Options{Migrate: true, MaxConns: 4, Logger: slog.New(logs)})
 		if err != nil {
 			t.Fatalf("Open: %v", err)
 		}
@@ -186,7 +92,7 @@ func TestDatabaseRestart(t *testing.T) {
 		}
 	}
 	waitFor("publishes before the restart", func() bool { return published.Load() >= 100 })
-	if err := pg.ctl("restart", "-m", "fast"); err != nil {
+	if err := pg.Ctl("restart", "-m", "fast"); err != nil {
 		t.Fatalf("restart: %v", err)
 	}
 	after := published.Load()

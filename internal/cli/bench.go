@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/gateway"
+	"github.com/longhook/longhook/internal/procstat"
 	"github.com/longhook/longhook/webhook"
 )
 
@@ -238,12 +239,12 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 
 	body := benchBody(c.Size)
 	nCeiling := min(max(c.Events*c.Webhooks/2, 5000), 50000)
-	cpu0 := cpuTime()
+	cpu0 := procstat.CPUTime()
 	ceiling, err := bareCeiling(ctx, recvURL+"/ceiling", body, c.Concurrency, nCeiling)
 	if err != nil {
 		return nil, err
 	}
-	ceilingCPU := cpuTime() - cpu0
+	ceilingCPU := procstat.CPUTime() - cpu0
 
 	dbURL := c.DatabaseURL
 	if isPostgres(dbURL) {
@@ -339,7 +340,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		// weighs less.
 		signBefore, signBeforeCPU, signsBefore = rs256Rate(time.Second)
 	}
-	start, runCPU0 := time.Now(), cpuTime()
+	start, runCPU0 := time.Now(), procstat.CPUTime()
 	pubDone, err := publishAll(ctx, clients, c, len(body), dynURIs)
 	if err != nil {
 		return nil, err
@@ -349,7 +350,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("timed out with %d of %d deliveries received", rv.count.Load(), rv.want)
 	}
-	elapsed, runCPU := time.Since(start), cpuTime()-runCPU0
+	elapsed, runCPU := time.Since(start), procstat.CPUTime()-runCPU0
 	rv.mu.Lock()
 	lat := slices.Clone(rv.latencies)
 	rv.mu.Unlock()
@@ -556,7 +557,7 @@ func rs256Rate(d time.Duration) (float64, time.Duration, int) {
 	claims := webhook.Claims{Issuer: "http://bench", Audience: "http://bench/h", ID: "msg_x", Type: "batch.succeeded", Data: json.RawMessage(`{"id":"batches/bench"}`)}
 	var n atomic.Int64
 	deadline := time.Now().Add(d)
-	start, cpu0 := time.Now(), cpuTime()
+	start, cpu0 := time.Now(), procstat.CPUTime()
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
 		wg.Add(1)
@@ -570,7 +571,7 @@ func rs256Rate(d time.Duration) (float64, time.Duration, int) {
 		}()
 	}
 	wg.Wait()
-	return float64(n.Load()) / time.Since(start).Seconds(), cpuTime() - cpu0, int(n.Load())
+	return float64(n.Load()) / time.Since(start).Seconds(), procstat.CPUTime() - cpu0, int(n.Load())
 }
 
 // perMicros is d per item in microseconds (0 when unmeasured).

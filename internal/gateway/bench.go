@@ -23,6 +23,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/longhook/longhook/internal/procstat"
 	"github.com/longhook/longhook/webhook"
 )
 
@@ -386,7 +387,7 @@ func (b *bench) drive(ctx context.Context, name, url string, reqs []benchReq) Be
 	var wg sync.WaitGroup
 	commits0, ops0 := b.commitStats()
 	start := time.Now()
-	cpu0 := cpuTime()
+	cpu0 := procstat.CPUTime()
 	for range b.conc {
 		wg.Add(1)
 		go func() {
@@ -420,7 +421,7 @@ func (b *bench) drive(ctx context.Context, name, url string, reqs []benchReq) Be
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	cpu := cpuTime() - cpu0
+	cpu := procstat.CPUTime() - cpu0
 	commits1, ops1 := b.commitStats()
 	slices.Sort(lat)
 	pct := func(p float64) float64 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/longhook/longhook/internal/procstat"
 	"github.com/longhook/longhook/webhook"
 	"io"
 	"log/slog"
@@ -46,8 +47,8 @@ func benchAccept(b *testing.B, in Inbox) {
 	var n atomic.Int64
 	b.SetParallelism(16)
 	b.ResetTimer()
-	c0 := cpuTime()
-	defer func() { b.ReportMetric(float64((cpuTime()-c0).Nanoseconds())/float64(b.N), "cpu-ns/op") }()
+	c0 := procstat.CPUTime()
+	defer func() { b.ReportMetric(float64((procstat.CPUTime()-c0).Nanoseconds())/float64(b.N), "cpu-ns/op") }()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
@@ -79,8 +80,8 @@ func BenchmarkIntakeHandler(b *testing.B) {
 	var n atomic.Int64
 	b.SetParallelism(16)
 	b.ResetTimer()
-	c0 := cpuTime()
-	defer func() { b.ReportMetric(float64((cpuTime()-c0).Nanoseconds())/float64(b.N), "cpu-ns/op") }()
+	c0 := procstat.CPUTime()
+	defer func() { b.ReportMetric(float64((procstat.CPUTime()-c0).Nanoseconds())/float64(b.N), "cpu-ns/op") }()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			id := fmt.Sprintf("msg_%d", n.Add(1))

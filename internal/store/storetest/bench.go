@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/procstat"
 )
 
 // RunBenchmarks measures a driver's delivery throughput. newStore must
@@ -25,7 +26,7 @@ func RunBenchmarks(b *testing.B, newStore func(b *testing.B) core.Store) {
 		bd, hooks := benchSetup(b, newStore, fanout)
 		clock := T0
 		b.ResetTimer()
-		cpu0 := cpuTime()
+		cpu0 := procstat.CPUTime()
 		for range b.N {
 			bd.publish(benchEvents(bd.p.ID, &clock, events, hooks)...)
 		}
@@ -40,7 +41,7 @@ func RunBenchmarks(b *testing.B, newStore func(b *testing.B) core.Store) {
 			bd.publish(benchEvents(bd.p.ID, &clock, events, hooks)...)
 		}
 		b.ResetTimer()
-		cpu0 := cpuTime()
+		cpu0 := procstat.CPUTime()
 		done := 0
 		for done < b.N*batch {
 			n := claimAndComplete(bd, clock, batch)
@@ -56,7 +57,7 @@ func RunBenchmarks(b *testing.B, newStore func(b *testing.B) core.Store) {
 		bd, hooks := benchSetup(b, newStore, fanout)
 		clock := T0
 		b.ResetTimer()
-		cpu0 := cpuTime()
+		cpu0 := procstat.CPUTime()
 		done := 0
 		for range b.N {
 			bd.publish(benchEvents(bd.p.ID, &clock, events, hooks)...)
@@ -75,7 +76,7 @@ func RunBenchmarks(b *testing.B, newStore func(b *testing.B) core.Store) {
 		bd, hooks := benchSetup(b, newStore, fanout)
 		clock := T0
 		b.ResetTimer()
-		cpu0 := cpuTime()
+		cpu0 := procstat.CPUTime()
 		done := 0
 		for range b.N {
 			evs := benchEvents(bd.p.ID, &clock, events, hooks)
@@ -139,7 +140,7 @@ func claimAndComplete(bd *bundle, now time.Time, limit int) int {
 // shared machine, where wall time swings with the neighbours' load.
 func reportDeliveries(b *testing.B, n int, cpu0 time.Duration) {
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "deliveries/s")
-	if cpu := cpuTime() - cpu0; cpu > 0 && n > 0 {
+	if cpu := procstat.CPUTime() - cpu0; cpu > 0 && n > 0 {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(n), "cpu-µs/delivery")
 	}
 }

@@ -191,7 +191,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		attempts := newRowInserter(ctx, tx, "attempts", attemptInsertCols, s.st.insertAttempts, s.st.insertAttempt)
-		complete := newRowInserter(ctx, tx, "complete", 8, s.st.completeMany, s.st.complete)
+		complete := newRowInserter(ctx, tx, "complete", completeCols, s.st.completeMany, s.st.complete)
 		for _, c := range cs {
 			a := c.Attempt
 			if len(a.Response) > MaxResponseBytes {

@@ -57,6 +57,10 @@ const completeSQL = `UPDATE deliveries SET status = ?1,
 	update_time = ?5
 WHERE id = ?6 AND lease_owner = ?7 AND status = 'pending'`
 
+// completeCols is the number of parameters of completeSQL, and of each
+// row of completeManySQL.
+const completeCols = 8
+
 // completeManySQL is completeSQL for rows deliveries at once: rows of
 // completeSQL's eight parameters, joined on id. OR FAIL, as for multi-row
 // inserts: no statement journal.

@@ -233,6 +233,7 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) claimLoop(ctx context.Context) {
 	wake := e.cfg.Store.Wake()
 	backoff := 50 * time.Millisecond
+	recheck := false // the last pass found due work that no cap held back
 	for {
 		n, full, err := e.claimOnce(ctx)
 		if ctx.Err() != nil {
@@ -258,6 +259,12 @@ func (e *Engine) claimLoop(ctx context.Context) {
 		blocked := false
 		if t, ok, err := e.cfg.Store.NextDueTime(ctx); err == nil && ok {
 			if d := t.Sub(e.cfg.Clock.Now()); d <= 0 {
+				if !recheck && !e.skippedDests() {
+					// No cap held it back: it became due after the
+					// claim looked (a retry due in milliseconds).
+					recheck = true
+					continue
+				}
 				// Due work that the claim did not take belongs to
 				// destinations at their cap: claim again once one of
 				// them has room (not after every attempt elsewhere).
@@ -266,6 +273,7 @@ func (e *Engine) claimLoop(ctx context.Context) {
 				wait = d
 			}
 		}
+		recheck = false
 		timer := e.cfg.Clock.NewTimer(wait)
 	wait:
 		for {
@@ -293,6 +301,14 @@ func (e *Engine) claimLoop(ctx context.Context) {
 		}
 		timer.Stop()
 	}
+}
+
+// skippedDests reports whether the last claim skipped destinations at
+// their cap.
+func (e *Engine) skippedDests() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.excluded) > 0
 }
 
 func (e *Engine) free() int {

@@ -144,25 +144,37 @@ func (s *JWTSigner) Sign(c Claims) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("webhook: encode claims: %w", err)
 	}
-	var b strings.Builder
-	b.Grow(len(s.header) + 1 + b64url.EncodedLen(len(payload)) + 1 + 350)
-	b.WriteString(s.header)
-	b.WriteByte('.')
-	b.WriteString(b64url.EncodeToString(payload))
-	sig, err := s.signInput(b.String())
+	return s.SignPayload(payload)
+}
+
+// SignPayload returns a compact JWS whose payload is claims, verbatim: a
+// JSON object the caller encoded itself (Sign encodes [Claims] and calls
+// it). It is for senders that already hold parts of the claims as JSON,
+// such as the event envelope, and would otherwise decode and re-encode
+// them for every token.
+func (s *JWTSigner) SignPayload(claims []byte) (string, error) {
+	if len(claims) < 2 || claims[0] != '{' || claims[len(claims)-1] != '}' {
+		return "", errors.New("webhook: claims must be a JSON object")
+	}
+	n := len(s.header) + 1 + b64url.EncodedLen(len(claims))
+	buf := make([]byte, 0, n+1+b64url.EncodedLen(512))
+	buf = append(buf, s.header...)
+	buf = append(buf, '.')
+	buf = b64url.AppendEncode(buf, claims)
+	sig, err := s.signInput(buf)
 	if err != nil {
 		return "", fmt.Errorf("webhook: sign jwt: %w", err)
 	}
-	b.WriteByte('.')
-	b.WriteString(b64url.EncodeToString(sig))
-	return b.String(), nil
+	buf = append(buf, '.')
+	buf = b64url.AppendEncode(buf, sig)
+	return string(buf), nil
 }
 
-func (s *JWTSigner) signInput(input string) ([]byte, error) {
+func (s *JWTSigner) signInput(input []byte) ([]byte, error) {
 	if s.alg == AlgEdDSA {
-		return s.key.Sign(rand.Reader, []byte(input), crypto.Hash(0))
+		return s.key.Sign(rand.Reader, input, crypto.Hash(0))
 	}
-	digest := sha256.Sum256([]byte(input))
+	digest := sha256.Sum256(input)
 	sig, err := s.key.Sign(rand.Reader, digest[:], crypto.SHA256)
 	if err != nil || s.alg != AlgES256 {
 		return sig, err

@@ -108,7 +108,7 @@ func TestJWSRFCVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sig, err := s.signInput(tok.input)
+			sig, err := s.signInput([]byte(tok.input))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -9,6 +9,7 @@
 package jwks
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -281,31 +282,62 @@ func (m *Manager) SignDynamic(_ context.Context, c *core.Claimed, uri string, no
 	if c.Dynamic != nil && c.Dynamic.Audience != "" {
 		aud = c.Dynamic.Audience
 	}
+	sub := c.Subject
+	if sub == "" {
+		sub = "events/" + c.EventID
+	}
+	exp := now.Add(m.cfg.TokenTTL)
+	claims, err := dynamicClaims(webhook.Claims{
+		Issuer: m.cfg.Issuer, Subject: sub, Audience: aud,
+		IssuedAt: webhook.NewNumericDate(now), ExpiresAt: webhook.NewNumericDate(exp),
+		ID: c.ID, BodySHA256: webhook.BodyHash(c.Payload),
+	}, c.Payload)
+	if err != nil {
+		return "", err
+	}
+	tok, err := signer.SignPayload(claims)
+	if err != nil {
+		return "", fmt.Errorf("jwks: sign: %w", err)
+	}
+	m.tokens.put(c.ID, cachedToken{token: tok, kid: kid, exp: exp})
+	return tok, nil
+}
+
+// envelopePrefix starts every stored payload: core.Envelope writes exactly
+// {"type","version","timestamp","data"}, the event members of the claims.
+var envelopePrefix = []byte(`{"type":`)
+
+// dynamicClaims returns the token claims: c's registered claims followed by
+// the members of the event envelope payload. The envelope is spliced in as
+// stored (one RSA signature costs ~1 ms; decoding and re-encoding a large
+// data object on top of it is waste); a payload in any other shape is
+// decoded and only type, version, timestamp and data are kept.
+func dynamicClaims(c webhook.Claims, payload []byte) ([]byte, error) {
+	head, err := json.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: claims: %w", err)
+	}
+	if bytes.HasPrefix(payload, envelopePrefix) && payload[len(payload)-1] == '}' {
+		out := make([]byte, 0, len(head)+len(payload))
+		out = append(out, head[:len(head)-1]...)
+		out = append(out, ',')
+		return append(out, payload[1:]...), nil
+	}
 	var env struct {
 		Type      string          `json:"type"`
 		Version   string          `json:"version"`
 		Timestamp string          `json:"timestamp"`
 		Data      json.RawMessage `json:"data"`
 	}
-	if err := json.Unmarshal(c.Payload, &env); err != nil {
-		return "", fmt.Errorf("jwks: payload: %w", err)
+	if err := json.Unmarshal(payload, &env); err != nil {
+		return nil, fmt.Errorf("jwks: payload: %w", err)
 	}
-	sub := c.Subject
-	if sub == "" {
-		sub = "events/" + c.EventID
-	}
-	exp := now.Add(m.cfg.TokenTTL)
-	tok, err := signer.Sign(webhook.Claims{
-		Issuer: m.cfg.Issuer, Subject: sub, Audience: aud,
-		IssuedAt: webhook.NewNumericDate(now), ExpiresAt: webhook.NewNumericDate(exp),
-		ID: c.ID, BodySHA256: webhook.BodyHash(c.Payload),
-		Type: env.Type, Version: env.Version, Timestamp: env.Timestamp, Data: env.Data,
-	})
+	c.Type, c.Version, c.Timestamp, c.Data = env.Type, env.Version, env.Timestamp, env.Data
+	out, err := json.Marshal(c)
 	if err != nil {
-		return "", fmt.Errorf("jwks: sign: %w", err)
+		return nil, fmt.Errorf("jwks: claims: %w", err)
 	}
-	m.tokens.put(c.ID, cachedToken{token: tok, kid: kid, exp: exp})
-	return tok, nil
+	return out, nil
 }
 
 type cachedToken struct {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -199,4 +201,52 @@ func kidOf(t *testing.T, tok string) string {
 	}
 	json.Unmarshal(b, &hdr)
 	return hdr.Kid
+}
+
+// The token's claims are exactly product.md §4's set, whether the payload is
+// the stored envelope (spliced in) or arrives in another shape (decoded).
+func TestDynamicClaimsAreExactlyTheContractSet(t *testing.T) {
+	t.Parallel()
+	f := setup(t, "RS256")
+	data := `{"id":"batches/abc","user_metadata":{"k":"<v> & \"q\""},"n":[1,2.5e3,null]}`
+	for name, payload := range map[string]string{
+		"envelope":  `{"type":"batch.succeeded","version":"v1","timestamp":"2026-05-05T12:00:00Z","data":` + data + `}`,
+		"reordered": `{ "data": ` + data + `, "timestamp":"2026-05-05T12:00:00Z", "version":"v1", "type":"batch.succeeded", "extra": 1 }`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := claimed(payload)
+			tok, err := f.m.SignDynamic(context.Background(), c, "https://r.example/hook", f.clock.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.verify(t, c, tok, "https://r.example/hook"); err != nil {
+				t.Fatalf("verify: %v", err)
+			}
+			raw, err := base64URL(strings.Split(tok, ".")[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got map[string]json.RawMessage
+			if err := json.Unmarshal(raw, &got); err != nil {
+				t.Fatalf("claims are not a JSON object: %v\n%s", err, raw)
+			}
+			var keys []string
+			for k := range got {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			if want := []string{"aud", "body_sha256", "data", "exp", "iat", "iss", "jti", "sub", "timestamp", "type", "version"}; !slices.Equal(keys, want) {
+				t.Fatalf("claim names %v, want %v", keys, want)
+			}
+			var gotData, wantData any
+			_ = json.Unmarshal(got["data"], &gotData)
+			_ = json.Unmarshal([]byte(data), &wantData)
+			if !reflect.DeepEqual(gotData, wantData) || string(got["type"]) != `"batch.succeeded"` || string(got["version"]) != `"v1"` || string(got["timestamp"]) != `"2026-05-05T12:00:00Z"` {
+				t.Fatalf("event claims: %s", raw)
+			}
+			if string(got["body_sha256"]) != `"`+webhook.BodyHash([]byte(payload))+`"` || string(got["jti"]) != `"`+c.ID+`"` {
+				t.Fatalf("body_sha256/jti: %s", raw)
+			}
+		})
+	}
 }

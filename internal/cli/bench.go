@@ -46,6 +46,7 @@ type benchConfig struct {
 	CPUProfile  string
 	LogLevel    string
 	Dynamic     bool
+	Rounds      int
 	Instances   int
 }
 
@@ -74,7 +75,10 @@ type benchReport struct {
 	Dynamic          bool    `json:"dynamic,omitempty"`
 	RS256SignPerSec  float64 `json:"rs256_signs_per_sec,omitempty"`
 	RatioToSigning   float64 `json:"ratio_to_rs256_signing,omitempty"`
-	MaxRSSMB         float64 `json:"max_rss_mb"`
+	// RoundRatios is each round's dynamic deliveries/s over the mean of the
+	// signing rates measured just before and just after it.
+	RoundRatios []float64 `json:"round_ratios_to_rs256_signing,omitempty"`
+	MaxRSSMB    float64   `json:"max_rss_mb"`
 	// CPU time of the whole bench process per delivery, per ceiling
 	// request and per RS256 signature: on a shared machine these move far
 	// less than rates do, so their ratios say what the code costs.
@@ -107,13 +111,14 @@ func runBench(ctx context.Context, args []string, env Env) error {
 	fs.DurationVar(&c.Timeout, "timeout", 5*time.Minute, "give up after this long")
 	fs.IntVar(&c.Instances, "instances", 1, "serve instances sharing the database (PostgreSQL only); publishers are spread across them")
 	fs.BoolVar(&c.Dynamic, "dynamic", false, "publish with webhook_config (JWT-signed dynamic deliveries, one per --webhooks URI) and compare with the raw RS256 signing rate")
+	fs.IntVar(&c.Rounds, "rounds", 4, "with --dynamic: split the events into this many rounds and measure the RS256 signing rate before and after each, so a neighbour's load drifting during the run weighs the same on both sides")
 	fs.StringVar(&c.LogLevel, "log-level", "error", "server log level (logs go to stderr)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the delivery phase to this file")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	if c.Events <= 0 || c.Webhooks <= 0 || c.Concurrency <= 0 || c.Size < 100 {
-		return fmt.Errorf("%w: --events, --webhooks, --concurrency must be positive and --size ≥ 100", errUsage)
+	if c.Events <= 0 || c.Webhooks <= 0 || c.Concurrency <= 0 || c.Size < 100 || c.Rounds <= 0 {
+		return fmt.Errorf("%w: --events, --webhooks, --concurrency, --rounds must be positive and --size ≥ 100", errUsage)
 	}
 	rep, err := bench(ctx, c, env)
 	if err != nil {
@@ -143,8 +148,12 @@ func printBench(w io.Writer, r *benchReport) {
 		fmt.Fprintf(w, "healthy webhooks   p99 %.2f ms\n", r.HealthyP99ms)
 	}
 	if r.Dynamic {
-		fmt.Fprintf(w, "RS256 signing rate %.0f tokens/s (all cores, mean of before and after the run)\n", r.RS256SignPerSec)
-		fmt.Fprintf(w, "dynamic ratio      %.1f %% of the signing rate\n", 100*r.RatioToSigning)
+		fmt.Fprintf(w, "RS256 signing rate %.0f tokens/s (all cores, measured before and after each of %d rounds)\n", r.RS256SignPerSec, len(r.RoundRatios))
+		fmt.Fprintf(w, "dynamic ratio      %.1f %% of the signing rate (rounds:", 100*r.RatioToSigning)
+		for _, x := range r.RoundRatios {
+			fmt.Fprintf(w, " %.1f", 100*x)
+		}
+		fmt.Fprintln(w, ")")
 	}
 	fmt.Fprintf(w, "bare-HTTP ceiling  %.0f req/s (signed POSTs, same body and concurrency)\n", r.CeilingPerSec)
 	fmt.Fprintf(w, "ratio              %.1f %% of the ceiling\n", 100*r.Ratio)
@@ -163,12 +172,30 @@ func printBench(w io.Writer, r *benchReport) {
 type receiver struct {
 	mu        sync.Mutex
 	latencies []time.Duration
-	count     atomic.Int64
-	done      chan struct{}
-	want      int64
+	count     int64
+	goal      int64
+	reached   chan struct{} // closed when count reaches goal
 	slow      map[string]bool
 	fail      map[string]bool
 	stop      chan struct{}
+}
+
+// until returns a channel closed once n deliveries have been received.
+func (rv *receiver) until(n int64) <-chan struct{} {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	rv.goal, rv.reached = n, make(chan struct{})
+	if rv.count >= n {
+		close(rv.reached)
+	}
+	return rv.reached
+}
+
+// received is the number of deliveries received so far.
+func (rv *receiver) received() int64 {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	return rv.count
 }
 
 func (rv *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -189,19 +216,23 @@ func (rv *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
+	var lat time.Duration
 	if i := bytes.Index(body, []byte(`"sent_at_ns":`)); i >= 0 {
 		rest := body[i+len(`"sent_at_ns":`):]
 		j := bytes.IndexAny(rest, ",}")
 		if ns, err := strconv.ParseInt(string(rest[:j]), 10, 64); err == nil {
-			d := now.Sub(time.Unix(0, ns))
-			rv.mu.Lock()
-			rv.latencies = append(rv.latencies, d)
-			rv.mu.Unlock()
+			lat = now.Sub(time.Unix(0, ns))
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
-	if rv.count.Add(1) == rv.want {
-		close(rv.done)
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	if lat > 0 {
+		rv.latencies = append(rv.latencies, lat)
+	}
+	rv.count++
+	if rv.count == rv.goal {
+		close(rv.reached)
 	}
 }
 
@@ -226,7 +257,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	nSlow := int(c.SlowShare * float64(c.Webhooks))
 	nFail := int(c.FailShare * float64(c.Webhooks))
 	healthy := c.Webhooks - nSlow - nFail
-	rv := &receiver{done: make(chan struct{}), want: int64(c.Events * healthy), slow: map[string]bool{}, fail: map[string]bool{}, stop: make(chan struct{})}
+	rv := &receiver{slow: map[string]bool{}, fail: map[string]bool{}, stop: make(chan struct{})}
 	defer close(rv.stop)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -331,26 +362,60 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 			}
 		}()
 	}
-	var signBefore float64
-	var signBeforeCPU time.Duration
-	var signsBefore int
+	// A dynamic run is cut into rounds with the RS256 signing rate measured
+	// before and after each: a shared machine's speed drifts by a quarter
+	// within seconds, and interleaving makes both sides of the ratio see
+	// the same machine. Servers idle while the signing rate is measured.
+	rounds := 1
+	var meter *rs256Meter
+	var signRates []float64
+	var signCPU time.Duration
+	var signs int
+	measureSigning := func() {
+		rate, cpu, n := meter.measure(signWindow)
+		signRates, signCPU, signs = append(signRates, rate), signCPU+cpu, signs+n
+	}
 	if c.Dynamic {
-		// The signing rate is measured before and after the run, and the
-		// two averaged, so that a neighbour's load during one of them
-		// weighs less.
-		signBefore, signBeforeCPU, signsBefore = rs256Rate(time.Second)
+		rounds = c.Rounds
+		if meter, err = newRS256Meter(body); err != nil {
+			return nil, err
+		}
+		measureSigning()
 	}
-	start, runCPU0 := time.Now(), procstat.CPUTime()
-	pubDone, err := publishAll(ctx, clients, c, len(body), dynURIs)
-	if err != nil {
-		return nil, err
+	var elapsed, runCPU, pubTime time.Duration
+	var possible float64 // tokens the machine could have signed while the rounds ran
+	var roundRatios []float64
+	want, published := int64(0), 0
+	for r := range rounds {
+		n := c.Events*(r+1)/rounds - published
+		if n == 0 {
+			continue
+		}
+		published += n
+		roundWant := int64(n * healthy)
+		want += roundWant
+		reached := rv.until(want)
+		rc := c
+		rc.Events = n
+		start, cpu0 := time.Now(), procstat.CPUTime()
+		pub, err := publishAll(ctx, clients, rc, len(body), dynURIs)
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case <-reached:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("timed out with %d of %d deliveries received", rv.received(), want)
+		}
+		d := time.Since(start)
+		elapsed, runCPU, pubTime = elapsed+d, runCPU+procstat.CPUTime()-cpu0, pubTime+pub
+		if c.Dynamic {
+			measureSigning()
+			ref := (signRates[len(signRates)-2] + signRates[len(signRates)-1]) / 2
+			possible += ref * d.Seconds()
+			roundRatios = append(roundRatios, float64(roundWant)/d.Seconds()/ref)
+		}
 	}
-	select {
-	case <-rv.done:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("timed out with %d of %d deliveries received", rv.count.Load(), rv.want)
-	}
-	elapsed, runCPU := time.Since(start), procstat.CPUTime()-runCPU0
 	rv.mu.Lock()
 	lat := slices.Clone(rv.latencies)
 	rv.mu.Unlock()
@@ -358,14 +423,14 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
 		Store:   srv.store.Capabilities().Driver,
 		Events:  c.Events, Webhooks: c.Webhooks, EventBytes: len(body) + 60, Concurrency: c.Concurrency, Batch: c.Batch, Rate: c.Rate, Backlog: c.Backlog,
-		Deliveries:       int(rv.want),
+		Deliveries:       int(want),
 		Seconds:          elapsed.Seconds(),
-		DeliveriesPerSec: float64(rv.want) / elapsed.Seconds(),
-		PublishPerSec:    float64(c.Events) / pubDone.Seconds(),
+		DeliveriesPerSec: float64(want) / elapsed.Seconds(),
+		PublishPerSec:    float64(c.Events) / pubTime.Seconds(),
 		P50ms:            percentile(lat, .50), P95ms: percentile(lat, .95), P99ms: percentile(lat, .99),
 		CeilingPerSec:    ceiling,
 		MaxRSSMB:         maxRSSMB(),
-		CPUusPerDelivery: perMicros(runCPU, int(rv.want)),
+		CPUusPerDelivery: perMicros(runCPU, int(want)),
 		CPUusPerCeiling:  perMicros(ceilingCPU, nCeiling),
 	}
 	if rep.CPUusPerDelivery > 0 {
@@ -377,14 +442,12 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	rep.Ratio = rep.DeliveriesPerSec / rep.CeilingPerSec
 	rep.Instances = max(c.Instances, 1)
 	if c.Dynamic {
-		stopAll()
 		rep.Dynamic = true
-		var signCPU time.Duration
-		var signs int
-		rep.RS256SignPerSec, signCPU, signs = rs256Rate(time.Second)
-		rep.RS256SignPerSec = (rep.RS256SignPerSec + signBefore) / 2
-		signCPU, signs = signCPU+signBeforeCPU, signs+signsBefore
-		rep.RatioToSigning = rep.DeliveriesPerSec / rep.RS256SignPerSec
+		// The reference rate is time-weighted: each round's mean of its two
+		// neighbouring measurements, weighted by how long the round took.
+		rep.RS256SignPerSec = possible / elapsed.Seconds()
+		rep.RatioToSigning = float64(want) / possible
+		rep.RoundRatios = roundRatios
 		rep.CPUusPerRS256 = perMicros(signCPU, signs)
 		if rep.CPUusPerDelivery > 0 {
 			rep.CPURatioToSigning = rep.CPUusPerRS256 / rep.CPUusPerDelivery
@@ -542,33 +605,56 @@ func benchLogger(env Env, level string) *slog.Logger {
 	return newLogger(env, l, false)
 }
 
-// rs256Rate measures how many RS256 tokens this machine signs per second on
-// all cores: the ceiling of JWT-signed (dynamic) deliveries.
-// It also returns the CPU time spent and the number of tokens signed.
-func rs256Rate(d time.Duration) (float64, time.Duration, int) {
+// signWindow is how long each measurement of the RS256 signing rate runs.
+const signWindow = 750 * time.Millisecond
+
+// rs256Meter measures how many RS256 tokens this machine signs per second
+// on all cores, with the signer the server uses: the ceiling of JWT-signed
+// (dynamic) deliveries.
+type rs256Meter struct {
+	signer *webhook.JWTSigner
+	claims []byte // encoded once: the meter measures signing, not JSON
+}
+
+// newRS256Meter signs tokens of the size the run's deliveries carry: the
+// registered claims and an event whose data is data.
+func newRS256Meter(data []byte) (*rs256Meter, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
-		return 0, 0, 0
+		return nil, err
 	}
 	signer, err := webhook.NewJWTSigner("bench", key)
 	if err != nil {
-		return 0, 0, 0
+		return nil, err
 	}
-	claims := webhook.Claims{Issuer: "http://bench", Audience: "http://bench/h", ID: "msg_x", Type: "batch.succeeded", Data: json.RawMessage(`{"id":"batches/bench"}`)}
+	now := time.Now()
+	claims, err := json.Marshal(webhook.Claims{
+		Issuer: "http://127.0.0.1:8080", Subject: "events/evt_0123456789abcdef", Audience: "http://127.0.0.1:8080/h0",
+		IssuedAt: webhook.NewNumericDate(now), ExpiresAt: webhook.NewNumericDate(now.Add(5 * time.Minute)),
+		ID: "msg_0123456789abcdef0123456789", BodySHA256: webhook.BodyHash(data),
+		Type: "batch.succeeded", Version: "v1", Timestamp: now.UTC().Format(time.RFC3339), Data: data,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &rs256Meter{signer: signer, claims: claims}, nil
+}
+
+// measure signs on every core for d and returns the rate, the CPU time
+// spent and the number of tokens signed.
+func (m *rs256Meter) measure(d time.Duration) (float64, time.Duration, int) {
 	var n atomic.Int64
 	deadline := time.Now().Add(d)
 	start, cpu0 := time.Now(), procstat.CPUTime()
 	var wg sync.WaitGroup
 	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for time.Now().Before(deadline) {
-				if _, err := signer.Sign(claims); err == nil {
+				if _, err := m.signer.SignPayload(m.claims); err == nil {
 					n.Add(1)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return float64(n.Load()) / time.Since(start).Seconds(), procstat.CPUTime() - cpu0, int(n.Load())

@@ -137,6 +137,15 @@ func TestLonghookJWTVector(t *testing.T) {
 	if token != vec.Token {
 		t.Fatalf("Sign =\n%s\nwant\n%s", token, vec.Token)
 	}
+	// SignPayload signs the claims as given: the vector's own encoding of
+	// them gives the vector's token.
+	payload, err := b64url.DecodeString(strings.Split(vec.Token, ".")[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token, err := signer.SignPayload(payload); err != nil || token != vec.Token {
+		t.Fatalf("SignPayload = %s, %v\nwant %s", token, err, vec.Token)
+	}
 	srv := newJWKSServer(t, signer.PublicJWK())
 	v, err := NewJWKSVerifier(srv.URL, vec.Issuer, vec.Audience, WithAlgorithms(AlgEdDSA),
 		WithHTTPClient(srv.Client()), WithClock(func() time.Time { return time.Unix(vec.Now, 0) }))
@@ -277,6 +286,11 @@ func TestJWTSignerErrors(t *testing.T) {
 	s, _ := NewJWTSigner("k", testRSAKey())
 	if _, err := s.Sign(Claims{Data: json.RawMessage("{not json")}); err == nil {
 		t.Error("invalid Data accepted")
+	}
+	for _, p := range []string{"", "{", "[]", `"x"`, "null"} {
+		if _, err := s.SignPayload([]byte(p)); err == nil {
+			t.Errorf("SignPayload(%q) accepted", p)
+		}
 	}
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	for name, fs := range map[string]failingSigner{

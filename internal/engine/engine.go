@@ -500,28 +500,51 @@ func (e *Engine) releaseParked() {
 }
 
 // complete writes results in batches: it takes whatever has queued up while
-// the previous write ran (group commit), so an idle engine writes each
-// result at once and a busy one writes hundreds per transaction.
+// the previous write ran (group commit), so a busy engine writes hundreds
+// per transaction. A batch smaller than lingerBatch waits up to
+// completionLinger for more: at a few thousand results a second that turns
+// a commit per result or two into one per dozen, and nothing waits on it
+// (the attempt's slot is already free; the lease outlives the wait).
 func (e *Engine) complete() {
 	const maxBatch = 4096
 	batch := make([]core.Completion, 0, maxBatch)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 	for first := range e.results {
 		batch = append(batch[:0], first)
+		linger.Reset(completionLinger)
 	drain:
 		for len(batch) < maxBatch {
+			var c core.Completion
+			var ok bool
 			select {
-			case c, ok := <-e.results:
-				if !ok {
+			case c, ok = <-e.results:
+			default:
+				if len(batch) >= lingerBatch {
 					break drain
 				}
-				batch = append(batch, c)
-			default:
+				select {
+				case c, ok = <-e.results:
+				case <-linger.C:
+					break drain
+				}
+			}
+			if !ok {
 				break drain
 			}
+			batch = append(batch, c)
 		}
+		linger.Stop()
 		e.write(batch)
 	}
 }
+
+// A completion batch smaller than lingerBatch waits up to completionLinger
+// for more results before it is written.
+const (
+	lingerBatch      = 64
+	completionLinger = 2 * time.Millisecond
+)
 
 func (e *Engine) write(batch []core.Completion) {
 	ctx := context.Background()

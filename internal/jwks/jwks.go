@@ -320,7 +320,9 @@ func dynamicClaims(c webhook.Claims, payload []byte) ([]byte, error) {
 	if bytes.HasPrefix(payload, envelopePrefix) && payload[len(payload)-1] == '}' {
 		out := make([]byte, 0, len(head)+len(payload))
 		out = append(out, head[:len(head)-1]...)
-		out = append(out, ',')
+		if len(head) > len("{}") {
+			out = append(out, ',')
+		}
 		return append(out, payload[1:]...), nil
 	}
 	var env struct {

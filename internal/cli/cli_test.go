@@ -83,3 +83,31 @@ func TestBenchSmoke(t *testing.T) {
 		t.Fatalf("report: %+v", rep)
 	}
 }
+
+// The dynamic benchmark warms up, runs its rounds between signing
+// measurements, and counts only the rounds' deliveries.
+func TestBenchDynamicSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("bench smoke test skipped in -short mode")
+	}
+	t.Parallel()
+	code, out, errs := run(t, nil, "bench", "--dynamic", "--events", "120", "--webhooks", "2", "--concurrency", "4", "--batch", "20", "--rounds", "3", "--json")
+	if code != 0 {
+		t.Fatalf("bench: %d %s", code, errs)
+	}
+	var rep benchReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("bench --json: %v: %s", err, out)
+	}
+	if rep.Deliveries != 240 || len(rep.RoundRatios) != 3 || rep.RS256SignPerSec <= 0 || rep.RatioToSigning <= 0 || rep.CPUusPerRS256 <= 0 {
+		t.Fatalf("report: %+v", rep)
+	}
+	for _, r := range rep.RoundRatios {
+		if r <= 0 {
+			t.Fatalf("round ratios %v", rep.RoundRatios)
+		}
+	}
+	if code, _, _ := run(t, nil, "bench", "--dynamic", "--rounds", "0"); code == 0 {
+		t.Fatal("--rounds 0 accepted")
+	}
+}

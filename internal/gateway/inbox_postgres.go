@@ -149,11 +149,9 @@ type PostgresInbox struct {
 	stmtTimeout time.Duration
 
 	w    pgWriter // owned by run (and by Open before run starts)
-	ops  chan *pgOp
+	q    *writeQueue[*pgOp]
 	exit chan struct{} // closed when run has returned
 
-	mu      sync.RWMutex // guards closed against enqueues
-	closed  bool
 	changed atomic.Pointer[chan struct{}]
 	tail    atomic.Pointer[tail]
 	// down is the writer's last failure while it cannot write (lost
@@ -211,7 +209,7 @@ func OpenPostgresInbox(ctx context.Context, url string, o PostgresOptions) (*Pos
 	wcfg.RuntimeParams["tcp_keepalives_count"] = "3"
 
 	s := &PostgresInbox{wcfg: wcfg, log: o.Logger, stmtTimeout: o.StatementTimeout,
-		ops: make(chan *pgOp, 4*maxGroup), exit: make(chan struct{})}
+		q: newWriteQueue[*pgOp](4 * maxGroup), exit: make(chan struct{})}
 	ch := make(chan struct{})
 	s.changed.Store(&ch)
 	c, err := s.open(ctx, o)
@@ -397,7 +395,7 @@ func (s *PostgresInbox) migrate(ctx context.Context, c *pgx.Conn) error {
 func (s *PostgresInbox) Accept(ctx context.Context, p AcceptParams) (AcceptResult, error) {
 	a := &pgAccept{p: p, id: nonNil([]byte(p.WebhookID)), typ: pgText(p.Type),
 		headers: nonNil([]byte(encodeHeader(p.Header))), body: nonNil(p.Body)}
-	if err := s.write(ctx, &pgOp{accept: a}); err != nil {
+	if err := s.q.submit(ctx, &pgOp{accept: a}); err != nil {
 		return AcceptResult{}, fmt.Errorf("gateway: postgres: accept: %w", err)
 	}
 	return a.res, nil
@@ -405,7 +403,7 @@ func (s *PostgresInbox) Accept(ctx context.Context, p AcceptParams) (AcceptResul
 
 // SetCursor implements Inbox.
 func (s *PostgresInbox) SetCursor(ctx context.Context, sink string, seq int64) error {
-	err := s.write(ctx, &pgOp{sql: `INSERT INTO gateway_cursors (sink, seq) VALUES ($1, $2)
+	err := s.q.submit(ctx, &pgOp{sql: `INSERT INTO gateway_cursors (sink, seq) VALUES ($1, $2)
 		ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq`, args: []any{sink, seq}})
 	if err != nil {
 		return fmt.Errorf("gateway: postgres: set cursor: %w", err)
@@ -415,7 +413,7 @@ func (s *PostgresInbox) SetCursor(ctx context.Context, sink string, seq int64) e
 
 // AddRetry implements Inbox.
 func (s *PostgresInbox) AddRetry(ctx context.Context, p RetryParams) error {
-	err := s.write(ctx, &pgOp{sql: `INSERT INTO gateway_retries (seq, sink, attempts, next_at, last_error, dead)
+	err := s.q.submit(ctx, &pgOp{sql: `INSERT INTO gateway_retries (seq, sink, attempts, next_at, last_error, dead)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (seq, sink) DO UPDATE SET attempts = excluded.attempts,
 		next_at = excluded.next_at, last_error = excluded.last_error, dead = excluded.dead`,
 		args: []any{p.Seq, p.Sink, p.Attempts, pgNextAt(p), pgText(p.LastError), p.Dead}})
@@ -432,7 +430,7 @@ func (s *PostgresInbox) UpdateRetry(ctx context.Context, p RetryParams) error {
 	if p.Done {
 		op = &pgOp{sql: `DELETE FROM gateway_retries WHERE seq = $1 AND sink = $2`, args: []any{p.Seq, p.Sink}}
 	}
-	if err := s.write(ctx, op); err != nil {
+	if err := s.q.submit(ctx, op); err != nil {
 		return fmt.Errorf("gateway: postgres: update retry: %w", err)
 	}
 	return nil
@@ -450,7 +448,7 @@ func pgNextAt(p RetryParams) pgtype.Timestamptz {
 // so LastSeq never goes down.
 func (s *PostgresInbox) Sweep(ctx context.Context, p SweepParams) (int, error) {
 	var n int64
-	err := s.write(ctx, &pgOp{sql: `DELETE FROM gateway_events WHERE seq IN (SELECT e.seq FROM gateway_events e
+	err := s.q.submit(ctx, &pgOp{sql: `DELETE FROM gateway_events WHERE seq IN (SELECT e.seq FROM gateway_events e
 		WHERE e.source = $1 AND e.expire_at < $2 AND e.seq <= $3
 		AND e.seq < (SELECT max(seq) FROM gateway_events)
 		AND NOT EXISTS (SELECT 1 FROM gateway_retries r WHERE r.seq = e.seq) LIMIT $4)`,
@@ -627,7 +625,7 @@ func (s *PostgresInbox) signalChanged() {
 // Ping implements Inbox: the read pool answers and the writer can write
 // (it holds its connection and the lock).
 func (s *PostgresInbox) Ping(ctx context.Context) error {
-	if s.isClosed() {
+	if s.q.isClosed() {
 		return ErrClosed
 	}
 	if err := s.down.Load(); err != nil {
@@ -648,10 +646,7 @@ func (s *PostgresInbox) CommitStats() (commits, ops int64) { return s.nCommits.L
 // and closes the connections. It is safe to call twice.
 func (s *PostgresInbox) Close() error {
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		close(s.ops)
-		s.mu.Unlock()
+		s.q.close()
 		<-s.exit
 		if s.w.conn != nil {
 			closeConn(s.w.conn) // ends the session, which releases the lock
@@ -662,17 +657,11 @@ func (s *PostgresInbox) Close() error {
 	return s.closeErr
 }
 
-func (s *PostgresInbox) isClosed() bool {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.closed
-}
-
 // read runs fn on a pool connection, retrying transient failures (reads
 // are safe to repeat) with backoff for up to pgRetryBudget or until ctx
 // ends.
 func (s *PostgresInbox) read(ctx context.Context, fn func(c *pgx.Conn) error) error {
-	if s.isClosed() {
+	if s.q.isClosed() {
 		return ErrClosed
 	}
 	deadline := time.Now().Add(pgRetryBudget)

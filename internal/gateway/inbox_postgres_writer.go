@@ -37,8 +37,7 @@ type pgOp struct {
 	sql    string
 	args   []any
 	tag    func(pgconn.CommandTag) // optional: the statement's result
-	err    error
-	done   chan struct{}
+	opResult
 }
 
 type pgAccept struct {
@@ -67,29 +66,6 @@ FROM input i
 LEFT JOIN ins ON ins.source = i.source AND ins.webhook_id = i.webhook_id
 LEFT JOIN gateway_events e ON e.source = i.source AND e.webhook_id = i.webhook_id`
 
-// write queues op and waits for its transaction to commit.
-func (s *PostgresInbox) write(ctx context.Context, op *pgOp) error {
-	op.done = make(chan struct{})
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return ErrClosed
-	}
-	select {
-	case s.ops <- op:
-		s.mu.RUnlock()
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return ctx.Err()
-	}
-	select {
-	case <-op.done:
-		return op.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // run is the writer goroutine: it commits queued operations in groups
 // until Close, then commits what is still queued and returns. Between
 // groups it reconnects a lost session (at the backoff pace) and checks an
@@ -107,24 +83,11 @@ func (s *PostgresInbox) run() {
 			timer.Reset(max(time.Until(w.lastUse.Add(pgIdlePing)), 0))
 		}
 		select {
-		case op, ok := <-s.ops:
+		case op, ok := <-s.q.ops:
 			if !ok {
 				return
 			}
-			group = append(group[:0], op)
-		drain:
-			for len(group) < maxGroup {
-				select {
-				case op, ok := <-s.ops:
-					if !ok {
-						break drain
-					}
-					group = append(group, op)
-				default:
-					break drain
-				}
-			}
-			s.commit(group)
+			s.commit(s.q.drain(append(group[:0], op), maxGroup))
 		case <-timer.C:
 			if w.conn == nil || w.resync || time.Since(w.lastUse) >= pgIdlePing {
 				_, _ = s.attempt(func(ctx context.Context, c *pgx.Conn) error { return c.Ping(ctx) })

@@ -95,11 +95,9 @@ type SQLiteInbox struct {
 	wdb  *sql.DB
 	r    *sql.DB
 	st   sqliteStmts
-	ops  chan *writeOp
+	q    *writeQueue[*writeOp]
 	exit chan struct{} // closed when run has returned
 
-	mu      sync.RWMutex // guards closed against enqueues
-	closed  bool
 	changed atomic.Pointer[chan struct{}]
 	tail    *tail
 	ckpt    chan struct{} // nudges the checkpointer; closed by Close
@@ -126,8 +124,7 @@ type sqliteStmts struct {
 type writeOp struct {
 	accept *acceptOp
 	fn     func(ctx context.Context) error
-	err    error
-	done   chan struct{}
+	opResult
 }
 
 type acceptOp struct {
@@ -164,7 +161,7 @@ func OpenSQLiteInbox(ctx context.Context, path, synchronous string) (*SQLiteInbo
 		return nil, fmt.Errorf("gateway: sqlite: %w", err)
 	}
 	wdb.SetMaxOpenConns(1)
-	s := &SQLiteInbox{wdb: wdb, ops: make(chan *writeOp, 4*maxGroup), exit: make(chan struct{}),
+	s := &SQLiteInbox{wdb: wdb, q: newWriteQueue[*writeOp](4 * maxGroup), exit: make(chan struct{}),
 		ckpt: make(chan struct{}, 1), ckDone: make(chan struct{})}
 	ch := make(chan struct{})
 	s.changed.Store(&ch)
@@ -290,14 +287,14 @@ func (s *SQLiteInbox) run() {
 	group := make([]*writeOp, 0, maxGroup)
 	last := 0 // size of the previous group
 	for {
-		op, ok := <-s.ops
+		op, ok := <-s.q.ops
 		if !ok {
 			return
 		}
 		group = append(group[:0], op)
 		for yield := 0; yield < maxYields && len(group) < maxGroup; yield++ {
 			n := len(group)
-			group = s.drain(group)
+			group = s.q.drain(group, maxGroup)
 			if len(group) == n && yield > 0 {
 				break
 			}
@@ -307,27 +304,11 @@ func (s *SQLiteInbox) run() {
 			// Under load, pause once (parked, not spinning) so the group
 			// fills: fewer, fuller commits cost less CPU per event.
 			time.Sleep(lingerSleep)
-			group = s.drain(group)
+			group = s.q.drain(group, maxGroup)
 		}
 		last = len(group)
 		s.commit(ctx, group)
 	}
-}
-
-// drain appends queued operations to group without blocking.
-func (s *SQLiteInbox) drain(group []*writeOp) []*writeOp {
-	for len(group) < maxGroup {
-		select {
-		case op, ok := <-s.ops:
-			if !ok {
-				return group
-			}
-			group = append(group, op)
-		default:
-			return group
-		}
-	}
-	return group
 }
 
 func (s *SQLiteInbox) commit(ctx context.Context, group []*writeOp) {
@@ -415,36 +396,13 @@ func (s *SQLiteInbox) insertEvent(ctx context.Context, a *acceptOp) error {
 	return err
 }
 
-// write queues op and waits for its transaction to commit.
-func (s *SQLiteInbox) write(ctx context.Context, op *writeOp) error {
-	op.done = make(chan struct{})
-	s.mu.RLock()
-	if s.closed {
-		s.mu.RUnlock()
-		return ErrClosed
-	}
-	select {
-	case s.ops <- op:
-		s.mu.RUnlock()
-	case <-ctx.Done():
-		s.mu.RUnlock()
-		return ctx.Err()
-	}
-	select {
-	case <-op.done:
-		return op.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
 // Accept implements Inbox.
 func (s *SQLiteInbox) Accept(ctx context.Context, p AcceptParams) (AcceptResult, error) {
 	if p.Body == nil {
 		p.Body = []byte{} // nil would be stored as NULL
 	}
 	a := &acceptOp{p: p, headers: encodeHeader(p.Header)}
-	if err := s.write(ctx, &writeOp{accept: a}); err != nil {
+	if err := s.q.submit(ctx, &writeOp{accept: a}); err != nil {
 		return AcceptResult{}, fmt.Errorf("gateway: sqlite: accept: %w", err)
 	}
 	return a.res, nil
@@ -465,7 +423,7 @@ func (s *SQLiteInbox) Cursor(ctx context.Context, sink string) (int64, bool, err
 
 // SetCursor implements Inbox.
 func (s *SQLiteInbox) SetCursor(ctx context.Context, sink string, seq int64) error {
-	err := s.write(ctx, &writeOp{fn: func(ctx context.Context) error {
+	err := s.q.submit(ctx, &writeOp{fn: func(ctx context.Context) error {
 		_, err := s.st.setCursor.ExecContext(ctx, sink, seq)
 		return err
 	}})
@@ -478,7 +436,7 @@ func (s *SQLiteInbox) SetCursor(ctx context.Context, sink string, seq int64) err
 // AddRetry implements Inbox.
 func (s *SQLiteInbox) AddRetry(ctx context.Context, p RetryParams) error {
 	next, dead := retryTimes(p)
-	err := s.write(ctx, &writeOp{fn: func(ctx context.Context) error {
+	err := s.q.submit(ctx, &writeOp{fn: func(ctx context.Context) error {
 		_, err := s.st.insertRetry.ExecContext(ctx, p.Seq, p.Sink, p.Attempts, next, p.LastError, dead)
 		return err
 	}})
@@ -491,7 +449,7 @@ func (s *SQLiteInbox) AddRetry(ctx context.Context, p RetryParams) error {
 // UpdateRetry implements Inbox.
 func (s *SQLiteInbox) UpdateRetry(ctx context.Context, p RetryParams) error {
 	next, dead := retryTimes(p)
-	err := s.write(ctx, &writeOp{fn: func(ctx context.Context) error {
+	err := s.q.submit(ctx, &writeOp{fn: func(ctx context.Context) error {
 		if p.Done {
 			_, err := s.st.deleteRetry.ExecContext(ctx, p.Seq, p.Sink)
 			return err
@@ -515,7 +473,7 @@ func retryTimes(p RetryParams) (next int64, dead int) {
 // Sweep implements Inbox.
 func (s *SQLiteInbox) Sweep(ctx context.Context, p SweepParams) (int, error) {
 	var n int64
-	err := s.write(ctx, &writeOp{fn: func(ctx context.Context) error {
+	err := s.q.submit(ctx, &writeOp{fn: func(ctx context.Context) error {
 		r, err := s.st.sweep.ExecContext(ctx, p.Source, p.Now.UnixMicro(), p.Upto, p.Limit)
 		if err != nil {
 			return err
@@ -621,10 +579,7 @@ func (s *SQLiteInbox) Changed() <-chan struct{} { return *s.changed.Load() }
 
 // Ping implements Inbox.
 func (s *SQLiteInbox) Ping(ctx context.Context) error {
-	s.mu.RLock()
-	closed := s.closed
-	s.mu.RUnlock()
-	if closed {
+	if s.q.isClosed() {
 		return ErrClosed
 	}
 	return s.r.PingContext(ctx)
@@ -649,10 +604,7 @@ func (s *SQLiteInbox) CommitStats() (commits, ops int64) { return s.nCommits.Loa
 // Close commits the operations already queued, then closes the file.
 func (s *SQLiteInbox) Close() error {
 	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		close(s.ops)
-		s.mu.Unlock()
+		s.q.close()
 		<-s.exit
 		close(s.ckpt)
 		<-s.ckDone

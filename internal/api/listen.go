@@ -114,7 +114,7 @@ func (s *server) listen(w http.ResponseWriter, r *http.Request) {
 	if after == "" {
 		after = r.Header.Get("Last-Event-ID")
 	}
-	if after != "" && !validCursor(after) {
+	if after != "" && !core.ValidMessageID(after) {
 		WriteError(w, r, s.d.Logger, core.Invalid("after",
 			"after must be a delivery id (msg_ followed by 26 characters), or %s for every retained delivery", ListenFromStart))
 		return
@@ -231,7 +231,7 @@ func (ls *listenStream) run(w http.ResponseWriter, r *http.Request) error {
 // settled is the first id of listenSettle ago: deliveries with lower ids
 // are taken to have committed (or never to).
 func (ls *listenStream) settled() string {
-	return idAt(ls.s.d.Clock.Now().UnixMilli() - listenSettle.Milliseconds())
+	return core.MessageIDFloor(ls.s.d.Clock.Now().UnixMilli() - listenSettle.Milliseconds())
 }
 
 // floor is the smallest id a poll looks at: the greatest id sent, or
@@ -354,14 +354,14 @@ func (ls *listenStream) signers(hook *core.Webhook, now time.Time) ([]webhook.Se
 // store method listing oldest first after a cursor would make this one
 // query.
 func (s *server) scanDeliveries(ctx context.Context, projectID, webhookID, floor string, keep func(string) bool, small int) ([]*core.Delivery, error) {
-	lo := idMillis(floor)
+	lo := core.MessageIDMillis(floor)
 	var hi, top int64 // exclusive upper bounds (ms); 0 is none
 	probe := small
 	known := false // [floor, hi) is known to hold more than a page
 	for {
 		p := core.ListDeliveriesParams{ProjectID: projectID, WebhookID: webhookID, Limit: probe}
 		if hi > 0 {
-			p.BeforeID = idAt(hi)
+			p.BeforeID = core.MessageIDFloor(hi)
 		}
 		var ds []*core.Delivery
 		var err error
@@ -375,7 +375,7 @@ func (s *server) scanDeliveries(ctx context.Context, projectID, webhookID, floor
 				continue
 			}
 			if more && hi == 0 {
-				hi = idMillis(ds[0].ID) + 1
+				hi = core.MessageIDMillis(ds[0].ID) + 1
 			}
 			known = more
 		}
@@ -387,7 +387,7 @@ func (s *server) scanDeliveries(ctx context.Context, projectID, webhookID, floor
 				continue
 			}
 			// One millisecond holds more than a page: read all of it.
-			p.BeforeID, p.Limit = idAt(hi), listenPage
+			p.BeforeID, p.Limit = core.MessageIDFloor(hi), listenPage
 			if ds, err = s.readDown(ctx, p, floor); err != nil {
 				return nil, err
 			}
@@ -407,7 +407,7 @@ func (s *server) scanDeliveries(ctx context.Context, projectID, webhookID, floor
 		}
 		// Nothing kept below hi: search on from there. If the window held
 		// nothing at all, what is above it is what did not fit in a page.
-		lo, floor = hi, idAt(hi)
+		lo, floor = hi, core.MessageIDFloor(hi)
 		if top <= lo {
 			top = 0
 		}
@@ -430,46 +430,4 @@ func (s *server) readDown(ctx context.Context, p core.ListDeliveriesParams, floo
 		}
 		p.BeforeID = ds[len(ds)-1].ID
 	}
-}
-
-// crockford is the alphabet of delivery ids (see core.NewMessageID).
-const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
-
-// validCursor reports whether s has the shape of a delivery id.
-func validCursor(s string) bool {
-	rest, ok := strings.CutPrefix(s, "msg_")
-	if !ok || len(rest) != 26 || rest[0] > '7' {
-		return false
-	}
-	for i := range len(rest) {
-		if strings.IndexByte(crockford, rest[i]) < 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// idMillis is the time (Unix ms) encoded in a delivery id: the first 10
-// characters of its ULID.
-func idMillis(id string) int64 {
-	rest, _ := strings.CutPrefix(id, "msg_")
-	var ms int64
-	for i := 0; i < 10 && i < len(rest); i++ {
-		ms = ms<<5 | int64(max(strings.IndexByte(crockford, rest[i]), 0))
-	}
-	return ms
-}
-
-// idAt is the smallest delivery id of millisecond ms.
-func idAt(ms int64) string {
-	var b [30]byte
-	copy(b[:], "msg_")
-	for i := 13; i >= 4; i-- {
-		b[i] = crockford[ms&31]
-		ms >>= 5
-	}
-	for i := 14; i < len(b); i++ {
-		b[i] = '0'
-	}
-	return string(b[:])
 }

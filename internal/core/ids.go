@@ -3,6 +3,7 @@ package core
 import (
 	"crypto/rand"
 	"encoding/binary"
+	"strings"
 	"time"
 )
 
@@ -50,6 +51,36 @@ func SortableIDBound(t time.Time) string {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
 	return encodeULID(b)[:10]
+}
+
+// ValidMessageID reports whether s has the shape of a delivery id.
+func ValidMessageID(s string) bool {
+	rest, ok := strings.CutPrefix(s, "msg_")
+	if !ok || len(rest) != 26 || rest[0] > '7' {
+		return false
+	}
+	for i := range len(rest) {
+		if strings.IndexByte(crockford, rest[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// MessageIDMillis returns the Unix millisecond a delivery id was made in
+// (the first 10 characters of its ULID).
+func MessageIDMillis(id string) int64 {
+	rest, _ := strings.CutPrefix(id, "msg_")
+	var ms int64
+	for i := 0; i < 10 && i < len(rest); i++ {
+		ms = ms<<5 | int64(max(strings.IndexByte(crockford, rest[i]), 0))
+	}
+	return ms
+}
+
+// MessageIDFloor returns the smallest delivery id of Unix millisecond ms.
+func MessageIDFloor(ms int64) string {
+	return "msg_" + SortableIDBound(time.UnixMilli(ms)) + "0000000000000000"
 }
 
 func newULID(now time.Time) string {

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/api"
+	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/gateway"
 )
 
@@ -163,7 +164,7 @@ func (l *listener) setStart(after string) error {
 	case l.serve && after == "0":
 		l.cursor = api.ListenFromStart
 	case l.serve:
-		if !validCursor(after) {
+		if !core.ValidMessageID(after) {
 			return fmt.Errorf("listen: --after %q: want 0, -1 or a delivery id (msg_…)", after)
 		}
 		l.cursor = after
@@ -194,7 +195,7 @@ func (l *listener) loadState() error {
 		return nil
 	}
 	if l.serve {
-		if s.Cursor != "" && !validCursor(s.Cursor) {
+		if s.Cursor != "" && !core.ValidMessageID(s.Cursor) {
 			return fmt.Errorf("listen: state %s: %q is not a delivery id", l.statePath, s.Cursor)
 		}
 		l.cursor = s.Cursor

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/api"
+	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/webhook"
 )
 
@@ -112,7 +113,7 @@ func (l *listener) dispatchServe(ctx context.Context, event string, data []byte)
 		if err := json.Unmarshal(data, &e); err != nil {
 			return fmt.Errorf("bad webhook event: %w", err)
 		}
-		if !validCursor(e.ID) {
+		if !core.ValidMessageID(e.ID) {
 			return fmt.Errorf("bad webhook event: id %q", e.ID)
 		}
 		_, done := l.recent[e.ID]
@@ -124,7 +125,7 @@ func (l *listener) dispatchServe(ctx context.Context, event string, data []byte)
 			l.recent[e.ID] = struct{}{}
 		}
 		next := e.ID // a server without resume_after
-		if validCursor(e.ResumeAfter) {
+		if core.ValidMessageID(e.ResumeAfter) {
 			next = e.ResumeAfter
 		}
 		if next <= l.cursor && done {
@@ -176,21 +177,4 @@ func (l *listener) postServe(ctx context.Context, e *api.ListenEvent) (int, erro
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 	_ = resp.Body.Close()
 	return resp.StatusCode, nil
-}
-
-// crockford is the alphabet of delivery ids.
-const crockford = "0123456789abcdefghjkmnpqrstvwxyz"
-
-// validCursor reports whether s has the shape of a delivery id.
-func validCursor(s string) bool {
-	rest, ok := strings.CutPrefix(s, "msg_")
-	if !ok || len(rest) != 26 || rest[0] > '7' {
-		return false
-	}
-	for i := range len(rest) {
-		if strings.IndexByte(crockford, rest[i]) < 0 {
-			return false
-		}
-	}
-	return true
 }

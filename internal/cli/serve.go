@@ -364,7 +364,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		if time.Now().After(deadline) {
 			return errors.New("bootstrap: another instance holds the bootstrap lease")
 		}
-		if !sleepCtx(ctx, 100*time.Millisecond) {
+		if !core.Sleep(ctx, 100*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
@@ -398,15 +398,4 @@ func (s *Server) createDefaultProject(ctx context.Context) error {
 	s.ProjectID, s.APIKey = p.ID, key
 	fmt.Fprintf(s.env.Stdout, "Created project %q (%s).\nAPI key (shown once, also saved to %s):\n\n    %s\n\n", p.Name, p.ID, path, key)
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -1,6 +1,9 @@
 package core
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Clock is the time source of everything that schedules. Production uses
 // SystemClock; tests use a fake that advances on command.
@@ -29,3 +32,16 @@ type sysTimer struct{ t *time.Timer }
 
 func (t sysTimer) C() <-chan time.Time { return t.t.C }
 func (t sysTimer) Stop() bool          { return t.t.Stop() }
+
+// Sleep waits d of real time or until ctx ends; it reports whether d
+// passed. Retry loops and reconnect backoffs use it.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -241,7 +241,7 @@ func (e *Engine) claimLoop(ctx context.Context) {
 		}
 		if err != nil {
 			e.cfg.Logger.Error("engine.claim_failed", slog.String("error", err.Error()))
-			if !sleepCtx(ctx, backoff) {
+			if !core.Sleep(ctx, backoff) {
 				return
 			}
 			backoff = min(backoff*2, 5*time.Second)
@@ -579,16 +579,5 @@ func (e *Engine) noteRetries(batch []core.Completion) {
 			}
 			return
 		}
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/store/schema"
 )
 
@@ -262,7 +263,7 @@ func (s *PostgresInbox) open(ctx context.Context, o PostgresOptions) (*pgx.Conn,
 		if err == nil || !errors.Is(err, ErrInboxLocked) || time.Now().Add(wait).After(deadline) {
 			break
 		}
-		if !sleepCtx(ctx, wait) {
+		if !core.Sleep(ctx, wait) {
 			return nil, ctx.Err()
 		}
 		wait = min(2*wait, 500*time.Millisecond)
@@ -671,7 +672,7 @@ func (s *PostgresInbox) read(ctx context.Context, fn func(c *pgx.Conn) error) er
 			return err
 		}
 		d := pgBackoff(failures)
-		if time.Now().Add(d).After(deadline) || !sleepCtx(ctx, d) {
+		if time.Now().Add(d).After(deadline) || !core.Sleep(ctx, d) {
 			return err
 		}
 	}
@@ -757,17 +758,6 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 func closeConn(c *pgx.Conn) {

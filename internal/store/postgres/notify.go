@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/longhook/longhook/internal/core"
 )
 
 // notifyWindow is the sender-side debounce: a store sends at most one
@@ -129,7 +131,7 @@ func (s *Store) notifyLoop(ctx context.Context) {
 		n.mu.Lock()
 		wait := notifyWindow - time.Since(n.last)
 		n.mu.Unlock()
-		if wait > 0 && !sleep(ctx, wait) {
+		if wait > 0 && !core.Sleep(ctx, wait) {
 			return
 		}
 		n.mu.Lock()
@@ -181,7 +183,7 @@ func (s *Store) listen(ctx context.Context, c *pgx.Conn) {
 				backoff = listenMinBackoff
 			}
 		}
-		if !sleep(ctx, backoff/2+rand.N(backoff)) {
+		if !core.Sleep(ctx, backoff/2+rand.N(backoff)) {
 			return
 		}
 		backoff = min(2*backoff, listenMaxBackoff)
@@ -227,17 +229,5 @@ func (s *Store) listenOn(ctx context.Context, c *pgx.Conn) error {
 		if n != nil && n.Payload != s.id {
 			s.signal()
 		}
-	}
-}
-
-// sleep waits for d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
 	}
 }

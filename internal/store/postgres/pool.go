@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/longhook/longhook/internal/core"
 )
 
 // Pool settings beyond Options.MaxConns. pgxpool dials lazily (MinConns
@@ -73,7 +75,7 @@ func (s *Store) run(ctx context.Context, idempotent bool, fn func(c *pgx.Conn) e
 		s.log.Debug("postgres.retry", slog.Int("attempt", attempt), slog.String("error", err.Error()))
 		d := backoff/2 + rand.N(backoff)
 		backoff = min(backoff*2, retryMax)
-		if !sleep(ctx, d) {
+		if !core.Sleep(ctx, d) {
 			return unwrapLost(err)
 		}
 	}

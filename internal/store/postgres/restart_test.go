@@ -60,7 +60,7 @@ func TestDatabaseRestart(t *testing.T) {
 				return nil
 			}
 			failures.Add(1)
-			if !sleep(ctx, 20*time.Millisecond) {
+			if !core.Sleep(ctx, 20*time.Millisecond) {
 				return err
 			}
 		}

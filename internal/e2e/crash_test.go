@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/longhook/longhook/internal/core"
 )
 
 // Crash test parameters.
@@ -88,7 +90,7 @@ func TestCrashSafety(t *testing.T) {
 				return nil
 			}
 			retries.Add(1)
-			if !sleepCtx(ctx, 10*time.Millisecond) {
+			if !core.Sleep(ctx, 10*time.Millisecond) {
 				return fmt.Errorf("publish of seq %d..%d not accepted before the deadline", j.start, j.start+j.n-1)
 			}
 		}
@@ -126,7 +128,7 @@ func TestCrashSafety(t *testing.T) {
 		if ctx.Err() != nil {
 			break
 		}
-		sleepCtx(ctx, time.Duration(rand.IntN(200))*time.Millisecond)
+		core.Sleep(ctx, time.Duration(rand.IntN(200))*time.Millisecond)
 		s.kill9()
 		s.restart()
 		lastRestart = time.Now()
@@ -275,16 +277,4 @@ func (r *seqReceiver) missing(accepted []atomic.Bool) []int {
 		}
 	}
 	return out
-}
-
-// sleepCtx waits d or until ctx ends; it reports whether ctx is still live.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return ctx.Err() == nil
-	}
 }

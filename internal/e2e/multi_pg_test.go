@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/longhook/longhook/internal/core"
 )
 
 // pgTestURL returns LONGHOOK_TEST_POSTGRES_URL, the server the multi-
@@ -221,7 +223,7 @@ func (p *spreadPublisher) publish(ctx context.Context, start, n int) error {
 			return nil
 		}
 		p.retries.Add(1)
-		if !sleepCtx(ctx, 5*time.Millisecond) {
+		if !core.Sleep(ctx, 5*time.Millisecond) {
 			return fmt.Errorf("publish of seq %d..%d not accepted before the deadline", start, start+n-1)
 		}
 	}

@@ -392,7 +392,11 @@ func (l *listener) dispatch(ctx context.Context, event string, data []byte) erro
 // forward POSTs a gateway event to the local URL until it answers 2xx.
 func (l *listener) forward(ctx context.Context, e *gateway.StreamEvent) error {
 	attrs := []slog.Attr{slog.Int64("seq", e.Seq), slog.String("webhook_id", e.WebhookID), slog.String("type", e.Type)}
-	return l.deliver(ctx, attrs, func(ctx context.Context) (int, error) { return l.post(ctx, e) }, nil)
+	return l.deliver(ctx, attrs, func(ctx context.Context) (int, error) {
+		return l.post(ctx, e.Header, e.Body,
+			gateway.HeaderSource, e.Source,
+			gateway.HeaderReceivedAt, e.ReceivedAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+	}, nil)
 }
 
 // deliver runs send until it answers 2xx, with backoff, or until ctx
@@ -436,16 +440,19 @@ func (l *listener) deliver(ctx context.Context, attrs []slog.Attr, send func(con
 	}
 }
 
-func (l *listener) post(ctx context.Context, e *gateway.StreamEvent) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.to, bytes.NewReader(e.Body))
+// post sends body and header verbatim to the local URL, with the extra
+// headers set on top, and returns the status.
+func (l *listener) post(ctx context.Context, header http.Header, body []byte, extra ...string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.to, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
-	for k, v := range e.Header {
+	for k, v := range header {
 		req.Header[k] = v
 	}
-	req.Header.Set(gateway.HeaderSource, e.Source)
-	req.Header.Set(gateway.HeaderReceivedAt, e.ReceivedAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+	for i := 0; i+1 < len(extra); i += 2 {
+		req.Header.Set(extra[i], extra[i+1])
+	}
 	if req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -1,14 +1,11 @@
 package listen
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -155,26 +152,5 @@ func (l *listener) forwardServe(ctx context.Context, e *api.ListenEvent) error {
 		}
 		return nil
 	}
-	return l.deliver(ctx, attrs, func(ctx context.Context) (int, error) { return l.postServe(ctx, e) }, stale)
-}
-
-// postServe sends the delivery's body and headers verbatim.
-func (l *listener) postServe(ctx context.Context, e *api.ListenEvent) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.to, bytes.NewReader(e.Body))
-	if err != nil {
-		return 0, err
-	}
-	for k, v := range e.Header {
-		req.Header[k] = v
-	}
-	if req.Header.Get("Content-Type") == "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := l.local.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
-	_ = resp.Body.Close()
-	return resp.StatusCode, nil
+	return l.deliver(ctx, attrs, func(ctx context.Context) (int, error) { return l.post(ctx, e.Header, e.Body) }, stale)
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/longhook/longhook/internal/pgtest"
 )
 
 // TestJobFilesAcrossInstances: two `serve` instances on one PostgreSQL
@@ -20,7 +22,7 @@ import (
 // results download from B.
 func TestJobFilesAcrossInstances(t *testing.T) {
 	t.Parallel()
-	dbURL := newTestDatabase(t, pgTestURL(t))
+	dbURL := newTestDatabase(t, pgtest.URL(t))
 	procs := startCluster(t, 2, dbURL, "--sim-duration", "batch=5s")
 	a, b := procs[0], procs[1]
 	hc := newHTTPClient(t, time.Minute)

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/longhook/longhook/internal/pgtest"
 )
 
 // Multi-instance test parameters.
@@ -47,7 +49,7 @@ func multiEvents(t testing.TB) int {
 // failed.
 func TestMultiInstance(t *testing.T) {
 	t.Parallel()
-	dbURL := newTestDatabase(t, pgTestURL(t))
+	dbURL := newTestDatabase(t, pgtest.URL(t))
 	r := runMulti(t, dbURL, multiEvents(t), true)
 	t.Logf("%d events × 2 webhooks over %d instances, one killed -9 at %d accepted (%v into publishing, not restarted): "+
 		"published in %v (%d publish retries), all delivered %v after publishing; %d receipts, %d duplicates",
@@ -61,7 +63,7 @@ func TestMultiInstance(t *testing.T) {
 // recorded). Each delivery also has exactly one attempt in the database.
 func TestMultiInstanceNoDuplicates(t *testing.T) {
 	t.Parallel()
-	dbURL := newTestDatabase(t, pgTestURL(t))
+	dbURL := newTestDatabase(t, pgtest.URL(t))
 	r := runMulti(t, dbURL, multiCleanEvents, false)
 	t.Logf("%d events × 2 webhooks over %d instances: published in %v (%d publish retries), delivered %v later; %d receipts, %d duplicates, %d attempts for %d deliveries",
 		r.total, multiInstances, r.publishTime.Round(time.Millisecond), r.retries, r.drainTime.Round(time.Millisecond),

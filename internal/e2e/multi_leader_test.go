@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/longhook/longhook/internal/pgtest"
 )
 
 // leaderTTL is the leadership lease with --time-scale 600: the
@@ -29,7 +31,7 @@ const leaderTakeover = 5 * time.Second
 // nor in the instances' own maintenance.leadership log records.
 func TestLeadership(t *testing.T) {
 	t.Parallel()
-	dbURL := newTestDatabase(t, pgTestURL(t))
+	dbURL := newTestDatabase(t, pgtest.URL(t))
 	procs := startCluster(t, 3, dbURL, "--time-scale", "600")
 	smp := startLeaseSampler(t, dbURL)
 

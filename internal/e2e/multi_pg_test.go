@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -18,18 +17,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/pgtest"
 )
-
-// pgTestURL returns LONGHOOK_TEST_POSTGRES_URL, the server the multi-
-// instance tests create their databases on, and skips t when it is unset.
-func pgTestURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("LONGHOOK_TEST_POSTGRES_URL")
-	if u == "" {
-		t.Skip("LONGHOOK_TEST_POSTGRES_URL is not set")
-	}
-	return u
-}
 
 // newTestDatabase creates a database lh_e2e_<random> on the server of
 // adminURL and returns its URL. The database is dropped WITH (FORCE) when
@@ -42,22 +31,11 @@ func newTestDatabase(t testing.TB, adminURL string) string {
 		t.Fatal(err)
 	}
 	name := fmt.Sprintf("lh_e2e_%x", b)
-	admin := func(sql string) error {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, adminURL)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(context.WithoutCancel(ctx))
-		_, err = conn.Exec(ctx, sql)
-		return err
-	}
-	if err := admin("CREATE DATABASE " + name); err != nil {
+	if err := pgtest.Exec(adminURL, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("create database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
-		if err := admin("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)"); err != nil {
+		if err := pgtest.Exec(adminURL, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
 			t.Errorf("drop database %s: %v", name, err)
 		}
 	})

@@ -30,7 +30,7 @@ const (
 // duplicates are reported, not failed.
 func TestMultiPostgresRestart(t *testing.T) {
 	t.Parallel()
-	pgTestURL(t) // a PostgreSQL test like the others: skip without one
+	pgtest.URL(t) // a PostgreSQL test like the others: skip without one
 	if testing.Short() {
 		t.Skip("starts a private PostgreSQL server")
 	}

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/longhook/longhook/internal/pgtest"
 )
 
 // crashChildEnv makes the test binary run a gateway (RunGateway with the
@@ -104,9 +106,9 @@ func TestKill9UnderLoad(t *testing.T) {
 	// One after the other: each runs 16 senders and two gateway processes.
 	t.Run("sqlite", func(t *testing.T) { testKill9UnderLoad(t, "") })
 	t.Run("postgres", func(t *testing.T) {
-		dbURL := pgTestURL(t)
+		dbURL := pgtest.URL(t)
 		// Dropped after the gateways are gone (cleanups run in reverse).
-		schema := newPGSchema(t, dbURL)
+		schema := pgtest.Schema(t, dbURL, "lh_gw_test_")
 		testKill9UnderLoad(t, withSearchPath(t, dbURL, schema))
 		var n int64
 		ctx := context.Background()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/longhook/longhook/internal/pgtest"
 	"github.com/longhook/longhook/internal/procstat"
 	"github.com/longhook/longhook/webhook"
 	"io"
@@ -33,8 +34,8 @@ func BenchmarkAccept(b *testing.B) {
 // BenchmarkPostgresAccept is BenchmarkAccept on the PostgreSQL inbox
 // (LONGHOOK_TEST_POSTGRES_URL, a schema of its own).
 func BenchmarkPostgresAccept(b *testing.B) {
-	dbURL := pgTestURL(b)
-	in := openPG(b, dbURL, newPGSchema(b, dbURL))
+	dbURL := pgtest.URL(b)
+	in := openPG(b, dbURL, pgtest.Schema(b, dbURL, "lh_gw_test_"))
 	benchAccept(b, in)
 	commits, ops := in.CommitStats()
 	b.ReportMetric(float64(ops)/float64(max(commits, 1)), "ops/commit")

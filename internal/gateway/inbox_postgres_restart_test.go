@@ -25,7 +25,7 @@ func TestPostgresInboxDatabaseRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a private PostgreSQL server")
 	}
-	pgTestURL(t) // PostgreSQL tests run when asked for
+	pgtest.URL(t) // PostgreSQL tests run when asked for
 	t.Parallel()
 	pg := pgtest.Start(t)
 	in := openPG(t, pg.URL, "gw")

@@ -2,12 +2,9 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,42 +12,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/longhook/longhook/internal/pgtest"
 )
-
-// pgTestURL returns LONGHOOK_TEST_POSTGRES_URL or skips t.
-func pgTestURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("LONGHOOK_TEST_POSTGRES_URL")
-	if u == "" {
-		t.Skip("LONGHOOK_TEST_POSTGRES_URL not set: PostgreSQL inbox tests skipped")
-	}
-	return u
-}
-
-// newPGSchema creates a schema with a random name and drops it (with
-// everything in it) when t ends, after the inboxes using it are closed.
-func newPGSchema(t testing.TB, dbURL string) string {
-	t.Helper()
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	name := "lh_gw_test_" + hex.EncodeToString(rnd[:])
-	pgExec(t, dbURL, "CREATE SCHEMA "+pgx.Identifier{name}.Sanitize())
-	t.Cleanup(func() { pgExec(t, dbURL, "DROP SCHEMA "+pgx.Identifier{name}.Sanitize()+" CASCADE") })
-	return name
-}
 
 // pgExec runs one statement on a connection of its own.
 func pgExec(t testing.TB, dbURL, sql string, args ...any) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, dbURL)
-	if err != nil {
-		t.Errorf("connect: %v", err)
-		return
-	}
-	defer c.Close(ctx)
-	if _, err := c.Exec(ctx, sql, args...); err != nil {
+	if err := pgtest.Exec(dbURL, sql, args...); err != nil {
 		t.Errorf("%s: %v", sql, err)
 	}
 }
@@ -82,9 +51,9 @@ func openPG(t testing.TB, dbURL, schema string) *PostgresInbox {
 
 func TestPostgresInbox(t *testing.T) {
 	t.Parallel()
-	dbURL := pgTestURL(t)
+	dbURL := pgtest.URL(t)
 	runInboxSuite(t, func(t *testing.T) (Inbox, func(t *testing.T) Inbox) {
-		schema := newPGSchema(t, dbURL)
+		schema := pgtest.Schema(t, dbURL, "lh_gw_test_")
 		open := func(t *testing.T) Inbox { return openPG(t, dbURL, schema) }
 		return open(t), open
 	})
@@ -94,8 +63,8 @@ func TestPostgresInbox(t *testing.T) {
 // may start once the first has closed.
 func TestPostgresInboxExclusive(t *testing.T) {
 	t.Parallel()
-	dbURL := pgTestURL(t)
-	schema := newPGSchema(t, dbURL)
+	dbURL := pgtest.URL(t)
+	schema := pgtest.Schema(t, dbURL, "lh_gw_test_")
 	first := openPG(t, dbURL, schema)
 	start := time.Now()
 	_, err := OpenPostgresInbox(context.Background(), dbURL, PostgresOptions{Schema: schema, LockWait: 200 * time.Millisecond})
@@ -109,7 +78,7 @@ func TestPostgresInboxExclusive(t *testing.T) {
 		t.Errorf("second Open took %s with LockWait 200ms", d)
 	}
 	// Another schema is another inbox.
-	openPG(t, dbURL, newPGSchema(t, dbURL))
+	openPG(t, dbURL, pgtest.Schema(t, dbURL, "lh_gw_test_"))
 	// The same schema named through the URL's search_path is the same inbox.
 	if _, err := OpenPostgresInbox(context.Background(), withSearchPath(t, dbURL, schema), PostgresOptions{LockWait: -1}); !errors.Is(err, ErrInboxLocked) {
 		t.Errorf("Open through search_path: %v, want ErrInboxLocked", err)
@@ -138,8 +107,8 @@ func TestPostgresInboxExclusive(t *testing.T) {
 // an inbox migrated by a newer gateway is refused.
 func TestPostgresInboxMigrations(t *testing.T) {
 	t.Parallel()
-	dbURL := pgTestURL(t)
-	schema := newPGSchema(t, dbURL)
+	dbURL := pgtest.URL(t)
+	schema := pgtest.Schema(t, dbURL, "lh_gw_test_")
 	openPG(t, dbURL, schema).Close()
 	in := openPG(t, dbURL, schema) // again: nothing to apply
 	var versions []string
@@ -185,8 +154,8 @@ func writerPID(t *testing.T, dbURL string, in *PostgresInbox) int32 {
 // inbox stays exclusive.
 func TestPostgresInboxWriterSessionKilled(t *testing.T) {
 	t.Parallel()
-	dbURL := pgTestURL(t)
-	schema := newPGSchema(t, dbURL)
+	dbURL := pgtest.URL(t)
+	schema := pgtest.Schema(t, dbURL, "lh_gw_test_")
 	in := openPG(t, dbURL, schema)
 	ctx := context.Background()
 	r1 := suiteAccept(t, in, "a", "before", time.Now().Add(time.Hour))
@@ -221,8 +190,8 @@ func TestPostgresInboxWriterSessionKilled(t *testing.T) {
 // (and Ping says why) instead of going to an inbox two processes share.
 func TestPostgresInboxLockTakenOver(t *testing.T) {
 	t.Parallel()
-	dbURL := pgTestURL(t)
-	schema := newPGSchema(t, dbURL)
+	dbURL := pgtest.URL(t)
+	schema := pgtest.Schema(t, dbURL, "lh_gw_test_")
 	in := openPG(t, dbURL, schema)
 	ctx := context.Background()
 	suiteAccept(t, in, "a", "m1", time.Now().Add(time.Hour))
@@ -268,8 +237,8 @@ func TestPostgresInboxLockTakenOver(t *testing.T) {
 // rather than skipping them.
 func TestPostgresInboxLostCommitAnswer(t *testing.T) {
 	t.Parallel()
-	dbURL := pgTestURL(t)
-	in := openPG(t, dbURL, newPGSchema(t, dbURL))
+	dbURL := pgtest.URL(t)
+	in := openPG(t, dbURL, pgtest.Schema(t, dbURL, "lh_gw_test_"))
 	ctx := context.Background()
 	r0 := suiteAccept(t, in, "a", "m0", time.Now().Add(time.Hour))
 	if evs, next, err := in.After(ctx, "a", 0, 10); err != nil || len(evs) != 1 || next != r0.Seq {
@@ -322,8 +291,8 @@ func TestPostgresInboxLostCommitAnswer(t *testing.T) {
 // reader may have passed.
 func TestPostgresInboxLostCommits(t *testing.T) {
 	t.Parallel()
-	dbURL := pgTestURL(t)
-	schema := newPGSchema(t, dbURL)
+	dbURL := pgtest.URL(t)
+	schema := pgtest.Schema(t, dbURL, "lh_gw_test_")
 	in := openPG(t, dbURL, schema)
 	suiteAccept(t, in, "a", "m1", time.Now().Add(time.Hour))
 	suiteAccept(t, in, "a", "m2", time.Now().Add(time.Hour))

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/pgtest"
 	"github.com/longhook/longhook/internal/store/sqlite"
 	"github.com/longhook/longhook/internal/store/storetest"
 )
@@ -96,7 +97,7 @@ func TestBlobs(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			if name == "postgres" {
-				pgURL(t)
+				pgtest.URL(t)
 			}
 			for _, tc := range tests {
 				t.Run(tc.name, func(t *testing.T) {

@@ -3,16 +3,13 @@ package jobs
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,6 +19,7 @@ import (
 
 	"github.com/longhook/longhook/internal/api"
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/pgtest"
 	"github.com/longhook/longhook/internal/publish"
 	"github.com/longhook/longhook/internal/secretbox"
 	"github.com/longhook/longhook/internal/store/postgres"
@@ -30,38 +28,12 @@ import (
 // pgDB is a schema of the test server.
 type pgDB struct{ url, schema string }
 
-// pgURL returns LONGHOOK_TEST_POSTGRES_URL or skips t.
-func pgURL(t *testing.T) string {
-	t.Helper()
-	url := os.Getenv("LONGHOOK_TEST_POSTGRES_URL")
-	if url == "" {
-		t.Skip("LONGHOOK_TEST_POSTGRES_URL not set")
-	}
-	return url
-}
-
 // pgSchema returns a fresh schema on LONGHOOK_TEST_POSTGRES_URL, dropped
 // when t ends (after the stores using it close), or skips t.
 func pgSchema(t *testing.T) pgDB {
 	t.Helper()
-	url := pgURL(t)
-	var rnd [6]byte
-	_, _ = rand.Read(rnd[:])
-	db := pgDB{url: url, schema: "lh_jobs_" + hex.EncodeToString(rnd[:])}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop schema: %v", err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{db.schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	return db
+	url := pgtest.URL(t)
+	return pgDB{url: url, schema: pgtest.Schema(t, url, "lh_jobs_")}
 }
 
 // newPGStore opens a store on db (creating and migrating the schema), as

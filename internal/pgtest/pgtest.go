@@ -1,6 +1,8 @@
-// Package pgtest starts throwaway PostgreSQL servers for tests that must
-// restart or stop the database under load (the machine's shared server
-// stays untouched). It is imported by tests only.
+// Package pgtest is the tests' access to PostgreSQL: the machine's shared
+// test server (URL, a schema of a test's own, one-off statements), and
+// throwaway private servers for tests that must restart or stop the
+// database under load (the shared server stays untouched). It is imported
+// by tests only.
 package pgtest
 
 import (

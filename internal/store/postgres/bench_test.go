@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/pgtest"
 	"github.com/longhook/longhook/internal/store/storetest"
 )
 
@@ -41,11 +42,11 @@ func claimComplete(tb testing.TB, s *Store, owner string, limit int) int {
 //     processes, as far as the database can tell) each publish 10 events
 //     and claim and complete batches of 50 until nothing is due.
 func BenchmarkPublishClaimComplete(b *testing.B) {
-	url := testURL(b)
+	url := pgtest.URL(b)
 	const fanout = 10
 
 	b.Run("Serial", func(b *testing.B) {
-		s := open(b, url, newSchema(b, url))
+		s := open(b, url, pgtest.Schema(b, url, "lh_test_"))
 		f := newFixture(b, s, fanout)
 		b.ResetTimer()
 		done := 0
@@ -63,7 +64,7 @@ func BenchmarkPublishClaimComplete(b *testing.B) {
 	})
 
 	b.Run("Parallel", func(b *testing.B) {
-		schema := newSchema(b, url)
+		schema := pgtest.Schema(b, url, "lh_test_")
 		stores := []*Store{open(b, url, schema), open(b, url, schema)}
 		f := newFixture(b, stores[0], fanout)
 		var done atomic.Int64

@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/pgtest"
 	"github.com/longhook/longhook/internal/store/storetest"
 )
 
@@ -75,9 +76,9 @@ func succeeded(c core.Claimed, owner string, at time.Time) core.Completion {
 
 func TestPendingMigrations(t *testing.T) {
 	t.Parallel()
-	url := testURL(t)
+	url := pgtest.URL(t)
 	ctx := context.Background()
-	schema := newSchema(t, url)
+	schema := pgtest.Schema(t, url, "lh_test_")
 
 	_, err := Open(ctx, url, Options{Schema: schema})
 	if !errors.Is(err, ErrPendingMigrations) {
@@ -120,8 +121,8 @@ func TestPendingMigrations(t *testing.T) {
 
 func TestMigrateCreatesSchema(t *testing.T) {
 	t.Parallel()
-	url := testURL(t)
-	schema := newSchema(t, url) + "_new" // does not exist yet
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "lh_test_") + "_new" // does not exist yet
 	t.Cleanup(func() { admin(t, url, "DROP SCHEMA IF EXISTS "+schema+" CASCADE") })
 	s := open(t, url, schema)
 	newFixture(t, s, 1).publish(1, storetest.T0)
@@ -135,8 +136,8 @@ func TestMigrateCreatesSchema(t *testing.T) {
 // delivery is claimed exactly once.
 func TestConcurrentClaimers(t *testing.T) {
 	t.Parallel()
-	url := testURL(t)
-	schema := newSchema(t, url)
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "lh_test_")
 	stores := []*Store{open(t, url, schema), open(t, url, schema)}
 	f := newFixture(t, stores[0], 10)
 	all := f.publish(500, storetest.T0) // 5,000 deliveries
@@ -197,8 +198,8 @@ func TestConcurrentClaimers(t *testing.T) {
 // idempotency key write one event; everyone gets it back.
 func TestConcurrentIdempotency(t *testing.T) {
 	t.Parallel()
-	url := testURL(t)
-	schema := newSchema(t, url)
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "lh_test_")
 	stores := []*Store{open(t, url, schema), open(t, url, schema)}
 	f := newFixture(t, stores[0], 2)
 	for round := range 10 {
@@ -242,10 +243,10 @@ func TestConcurrentIdempotency(t *testing.T) {
 // NOTIFY; stores on another schema do not.
 func TestWakeAcrossStores(t *testing.T) {
 	t.Parallel()
-	url := testURL(t)
-	schema := newSchema(t, url)
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "lh_test_")
 	a, b := open(t, url, schema), open(t, url, schema)
-	other := open(t, url, newSchema(t, url))
+	other := open(t, url, pgtest.Schema(t, url, "lh_test_"))
 	fa, fo := newFixture(t, a, 1), newFixture(t, other, 1)
 	drain(b)
 
@@ -294,8 +295,8 @@ func waitWake(t testing.TB, s *Store, what string) {
 // two stores) gets a free or expired lease, and the holder keeps it.
 func TestLeaseContention(t *testing.T) {
 	t.Parallel()
-	url := testURL(t)
-	schema := newSchema(t, url)
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "lh_test_")
 	stores := []*Store{open(t, url, schema), open(t, url, schema)}
 	ctx := context.Background()
 	t0 := storetest.T0

@@ -153,7 +153,7 @@ type PostgresInbox struct {
 	q    *writeQueue[*pgOp]
 	exit chan struct{} // closed when run has returned
 
-	changed atomic.Pointer[chan struct{}]
+	changed *changeSignal
 	tail    atomic.Pointer[tail]
 	// down is the writer's last failure while it cannot write (lost
 	// connection, lock held elsewhere), nil when it can; Ping reports it.
@@ -210,9 +210,7 @@ func OpenPostgresInbox(ctx context.Context, url string, o PostgresOptions) (*Pos
 	wcfg.RuntimeParams["tcp_keepalives_count"] = "3"
 
 	s := &PostgresInbox{wcfg: wcfg, log: o.Logger, stmtTimeout: o.StatementTimeout,
-		q: newWriteQueue[*pgOp](4 * maxGroup), exit: make(chan struct{})}
-	ch := make(chan struct{})
-	s.changed.Store(&ch)
+		q: newWriteQueue[*pgOp](4 * maxGroup), exit: make(chan struct{}), changed: newChangeSignal()}
 	c, err := s.open(ctx, o)
 	if err != nil {
 		return nil, err
@@ -616,12 +614,7 @@ func (s *PostgresInbox) PendingRetries(ctx context.Context) (map[string]int64, e
 }
 
 // Changed implements Inbox.
-func (s *PostgresInbox) Changed() <-chan struct{} { return *s.changed.Load() }
-
-func (s *PostgresInbox) signalChanged() {
-	next := make(chan struct{})
-	close(*s.changed.Swap(&next))
-}
+func (s *PostgresInbox) Changed() <-chan struct{} { return s.changed.wait() }
 
 // Ping implements Inbox: the read pool answers and the writer can write
 // (it holds its connection and the lock).

@@ -1,12 +1,10 @@
 package gateway
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -38,6 +36,15 @@ type pgOp struct {
 	args   []any
 	tag    func(pgconn.CommandTag) // optional: the statement's result
 	opResult
+}
+
+func (op *pgOp) createdEvent() (Event, bool) {
+	a := op.accept
+	if a == nil || !a.created {
+		return Event{}, false
+	}
+	return Event{Seq: a.res.Seq, Source: a.p.Source, WebhookID: a.p.WebhookID,
+		Type: a.typ, Header: a.p.Header, Body: a.body, ReceivedAt: a.p.ReceivedAt}, true
 }
 
 type pgAccept struct {
@@ -107,33 +114,17 @@ func (s *PostgresInbox) commit(group []*pgOp) {
 	// by an earlier attempt of this group whose answer was lost: they are
 	// not duplicates.
 	floor := s.tail.Load().lastSeq()
-	err := s.do(func(ctx context.Context, c *pgx.Conn) error { return s.apply(ctx, c, group, floor) })
-	if err != nil && len(group) > 1 && !pgTransient(err) {
-		for _, op := range group {
-			op.err = s.do(func(ctx context.Context, c *pgx.Conn) error { return s.apply(ctx, c, []*pgOp{op}, floor) })
-		}
-	} else {
-		for _, op := range group {
-			op.err = err
-		}
-	}
-	var created []Event
-	for _, op := range group {
-		if a := op.accept; op.err == nil && a != nil && a.created {
-			created = append(created, Event{Seq: a.res.Seq, Source: a.p.Source, WebhookID: a.p.WebhookID,
-				Type: a.typ, Header: a.p.Header, Body: a.body, ReceivedAt: a.p.ReceivedAt})
-		}
-	}
-	slices.SortFunc(created, func(a, b Event) int { return cmp.Compare(a.Seq, b.Seq) })
+	settle(group, func(g []*pgOp) error {
+		return s.do(func(ctx context.Context, c *pgx.Conn) error { return s.apply(ctx, c, g, floor) })
+	}, func(err error) bool { return !pgTransient(err) })
+	created := createdEvents(group)
 	s.tail.Load().add(created)
 	// Wake forwarders and streams before the callers return, so an accept
 	// that returned has always signalled Changed.
 	if len(created) > 0 {
-		s.signalChanged()
+		s.changed.signal()
 	}
-	for _, op := range group {
-		close(op.done)
-	}
+	release(group)
 }
 
 // apply sends the group as one batch, which PostgreSQL runs as one
@@ -327,7 +318,7 @@ func (s *PostgresInbox) prepare(ctx context.Context) error {
 			}
 		} else if last > known {
 			s.tail.Store(newTail(last, tailEvents, tailBytes))
-			s.signalChanged()
+			s.changed.signal()
 		}
 		w.resync = false
 	}

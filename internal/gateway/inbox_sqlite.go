@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -98,7 +96,7 @@ type SQLiteInbox struct {
 	q    *writeQueue[*writeOp]
 	exit chan struct{} // closed when run has returned
 
-	changed atomic.Pointer[chan struct{}]
+	changed *changeSignal
 	tail    *tail
 	ckpt    chan struct{} // nudges the checkpointer; closed by Close
 	ckDone  chan struct{} // closed when the checkpointer has returned
@@ -125,6 +123,15 @@ type writeOp struct {
 	accept *acceptOp
 	fn     func(ctx context.Context) error
 	opResult
+}
+
+func (op *writeOp) createdEvent() (Event, bool) {
+	a := op.accept
+	if a == nil || !a.created {
+		return Event{}, false
+	}
+	return Event{Seq: a.res.Seq, Source: a.p.Source, WebhookID: a.p.WebhookID,
+		Type: a.p.Type, Header: a.p.Header, Body: a.p.Body, ReceivedAt: a.p.ReceivedAt}, true
 }
 
 type acceptOp struct {
@@ -162,9 +169,7 @@ func OpenSQLiteInbox(ctx context.Context, path, synchronous string) (*SQLiteInbo
 	}
 	wdb.SetMaxOpenConns(1)
 	s := &SQLiteInbox{wdb: wdb, q: newWriteQueue[*writeOp](4 * maxGroup), exit: make(chan struct{}),
-		ckpt: make(chan struct{}, 1), ckDone: make(chan struct{})}
-	ch := make(chan struct{})
-	s.changed.Store(&ch)
+		ckpt: make(chan struct{}, 1), ckDone: make(chan struct{}), changed: newChangeSignal()}
 	if err := s.open(ctx, base); err != nil {
 		_ = s.closeDBs()
 		return nil, err
@@ -314,34 +319,17 @@ func (s *SQLiteInbox) run() {
 func (s *SQLiteInbox) commit(ctx context.Context, group []*writeOp) {
 	s.nCommits.Add(1)
 	s.nOps.Add(int64(len(group)))
-	err := s.exec(ctx, func(ctx context.Context) error { return s.apply(ctx, group) })
-	if err != nil && len(group) > 1 {
-		for _, op := range group {
-			op.err = s.exec(ctx, func(ctx context.Context) error { return s.apply(ctx, []*writeOp{op}) })
-		}
-	} else {
-		for _, op := range group {
-			op.err = err
-		}
-	}
-	var created []Event
-	for _, op := range group {
-		if a := op.accept; op.err == nil && a != nil && a.created {
-			created = append(created, Event{Seq: a.res.Seq, Source: a.p.Source, WebhookID: a.p.WebhookID,
-				Type: a.p.Type, Header: a.p.Header, Body: a.p.Body, ReceivedAt: a.p.ReceivedAt})
-		}
-	}
-	slices.SortFunc(created, func(a, b Event) int { return cmp.Compare(a.Seq, b.Seq) })
+	settle(group, func(g []*writeOp) error {
+		return s.exec(ctx, func(ctx context.Context) error { return s.apply(ctx, g) })
+	}, func(error) bool { return true })
+	created := createdEvents(group)
 	s.tail.add(created)
 	// Wake forwarders and streams before the callers return, so an accept
 	// that returned has always signalled Changed.
 	if len(created) > 0 {
-		next := make(chan struct{})
-		close(*s.changed.Swap(&next))
+		s.changed.signal()
 	}
-	for _, op := range group {
-		close(op.done)
-	}
+	release(group)
 	// A rough page count: a few pages per commit plus one per event.
 	if s.pages.Add(int64(3+len(created))) >= checkpointPages {
 		select {
@@ -575,7 +563,7 @@ func (s *SQLiteInbox) PendingRetries(ctx context.Context) (map[string]int64, err
 }
 
 // Changed implements Inbox.
-func (s *SQLiteInbox) Changed() <-chan struct{} { return *s.changed.Load() }
+func (s *SQLiteInbox) Changed() <-chan struct{} { return s.changed.wait() }
 
 // Ping implements Inbox.
 func (s *SQLiteInbox) Ping(ctx context.Context) error {

@@ -19,34 +19,23 @@ type inboxOpener func(t *testing.T) (in Inbox, reopen func(t *testing.T) Inbox)
 // runInboxSuite is the Inbox contract: SQLiteInbox and PostgresInbox
 // both pass it, and every change to the Inbox behaviour extends it.
 func runInboxSuite(t *testing.T, open inboxOpener) {
-	t.Run("dedupe under concurrency", func(t *testing.T) {
-		t.Parallel()
-		testInboxDedupe(t, open)
-	})
-	t.Run("concurrent accepts and readers", func(t *testing.T) {
-		t.Parallel()
-		testInboxConcurrentLog(t, open)
-	})
-	t.Run("log, cursors, retries, durability", func(t *testing.T) {
-		t.Parallel()
-		testInboxDurability(t, open)
-	})
-	t.Run("retry queue", func(t *testing.T) {
-		t.Parallel()
-		testInboxRetries(t, open)
-	})
-	t.Run("sweep", func(t *testing.T) {
-		t.Parallel()
-		testInboxSweep(t, open)
-	})
-	t.Run("bytes round trip", func(t *testing.T) {
-		t.Parallel()
-		testInboxBytes(t, open)
-	})
-	t.Run("close", func(t *testing.T) {
-		t.Parallel()
-		testInboxClose(t, open)
-	})
+	for _, c := range []struct {
+		name string
+		test func(*testing.T, inboxOpener)
+	}{
+		{"dedupe under concurrency", testInboxDedupe},
+		{"concurrent accepts and readers", testInboxConcurrentLog},
+		{"log, cursors, retries, durability", testInboxDurability},
+		{"retry queue", testInboxRetries},
+		{"sweep", testInboxSweep},
+		{"bytes round trip", testInboxBytes},
+		{"close", testInboxClose},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			c.test(t, open)
+		})
+	}
 }
 
 var suiteNow = time.Now().Truncate(time.Microsecond)

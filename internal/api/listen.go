@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/relay"
 	"github.com/longhook/longhook/webhook"
 )
 
@@ -23,13 +24,13 @@ import (
 //	x-goog-api-key: <a key of the webhook's project>
 //
 // after (or the Last-Event-ID header) is the last delivery the client has
-// handled; ListenFromStart replays every delivery still retained, and
+// handled; relay.FromStart replays every delivery still retained, and
 // without a cursor the stream starts after the newest delivery, so only
 // deliveries created from then on are sent. The response is
 // text/event-stream: first an "event: ready" whose id is the starting
-// cursor and whose data is a ListenReady, then one "event: webhook" per
+// cursor and whose data is a relay.Ready, then one "event: webhook" per
 // delivery, whatever its status, oldest first, whose id is the delivery id
-// (the resume cursor) and whose data is a ListenEvent: the body and the
+// (the resume cursor) and whose data is a relay.Event: the body and the
 // webhook-* headers a delivery attempt would send right now, signed with
 // every unexpired secret of the webhook. A ": ping" comment is sent every
 // listenHeartbeat. The stream is a copy of the deliveries, not a delivery:
@@ -46,7 +47,6 @@ import (
 // committed within listenSettle) and recognises, by id, the events it sees
 // again.
 const (
-	listenVerb      = "listen"
 	listenPage      = 500 // deliveries per store query and per poll
 	listenPoll      = 200 * time.Millisecond
 	listenHeartbeat = 15 * time.Second
@@ -54,47 +54,12 @@ const (
 	listenSettle    = 3 * time.Second
 )
 
-// ListenFromStart is the cursor before every delivery id: after it, a
-// listen stream replays every delivery the server still holds.
-const ListenFromStart = "msg_00000000000000000000000000"
-
-// ListenReady is the data of the "ready" event that opens a listen stream.
-type ListenReady struct {
-	WebhookID string `json:"webhook_id"`
-	// After is the starting cursor: the stream sends deliveries after it.
-	After string `json:"after"`
-	// Time is the server's clock, against which webhook-timestamp values
-	// are set.
-	Time time.Time `json:"time"`
-}
-
-// ListenEvent is the data of a "webhook" event on a listen stream: one
-// delivery as the request a delivery attempt would make.
-type ListenEvent struct {
-	// ID is the delivery id: the webhook-id header and the resume cursor.
-	ID         string    `json:"id"`
-	EventID    string    `json:"event_id"`
-	EventType  string    `json:"event_type"`
-	WebhookID  string    `json:"webhook_id"`
-	Status     string    `json:"status"`
-	CreateTime time.Time `json:"create_time"`
-	// Header holds Content-Type and the webhook-id, webhook-timestamp and
-	// webhook-signature headers, to send verbatim.
-	Header http.Header `json:"headers"`
-	// Body is the exact request body (base64 in JSON): the event payload.
-	Body []byte `json:"body"`
-	// ResumeAfter is a cursor for a client that has handled this event
-	// and the ones before it: resuming after it misses nothing, but may
-	// send again the events between it and ID.
-	ResumeAfter string `json:"resume_after"`
-}
-
 // listenOr serves GET /{v}/webhooks/{id}:listen and passes every other
 // GET /{v}/webhooks/{id} on to next.
 func (s *server) listenOr(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, verb, ok := strings.Cut(r.PathValue("id"), ":")
-		if !ok || verb != listenVerb || id == "" {
+		if !ok || verb != relay.Verb || id == "" {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -116,7 +81,7 @@ func (s *server) listen(w http.ResponseWriter, r *http.Request) {
 	}
 	if after != "" && !core.ValidMessageID(after) {
 		WriteError(w, r, s.d.Logger, core.Invalid("after",
-			"after must be a delivery id (msg_ followed by 26 characters), or %s for every retained delivery", ListenFromStart))
+			"after must be a delivery id (msg_ followed by 26 characters), or %s for every retained delivery", relay.FromStart))
 		return
 	}
 	hook, err := s.getOwnWebhook(r, key)
@@ -143,12 +108,12 @@ func (s *server) listen(w http.ResponseWriter, r *http.Request) {
 	s.d.Logger.LogAttrs(r.Context(), level, "api.listen.close", append(attrs, slog.Int("sent", ls.count))...)
 }
 
-// newestDelivery returns the newest delivery id of hook, or ListenFromStart
+// newestDelivery returns the newest delivery id of hook, or relay.FromStart
 // when it has none.
 func (s *server) newestDelivery(ctx context.Context, hook *core.Webhook) (string, error) {
 	ds, err := s.d.Store.ListDeliveries(ctx, core.ListDeliveriesParams{ProjectID: hook.ProjectID, WebhookID: hook.ID, Limit: 1})
 	if err != nil || len(ds) == 0 {
-		return ListenFromStart, err
+		return relay.FromStart, err
 	}
 	return ds[0].ID, nil
 }
@@ -187,8 +152,8 @@ func (ls *listenStream) run(w http.ResponseWriter, r *http.Request) error {
 		}
 		return rc.Flush()
 	}
-	ready, _ := json.Marshal(ListenReady{WebhookID: ls.hook.ID, After: ls.after, Time: ls.s.d.Clock.Now().UTC()})
-	fmt.Fprintf(ls.bw, "retry: 1000\nid: %s\nevent: ready\ndata: %s\n\n", ls.after, ready)
+	ready, _ := json.Marshal(relay.Ready{WebhookID: ls.hook.ID, After: ls.after, Time: ls.s.d.Clock.Now().UTC()})
+	fmt.Fprintf(ls.bw, "retry: 1000\nid: %s\nevent: %s\ndata: %s\n\n", ls.after, relay.EventReady, ready)
 	if err := flush(); err != nil {
 		return err
 	}
@@ -297,7 +262,7 @@ func (ls *listenStream) poll(ctx context.Context) (int, error) {
 		h.Set(webhook.HeaderID, d.ID)
 		h.Set(webhook.HeaderTimestamp, ts)
 		h.Set(webhook.HeaderSignature, webhook.SignAll(secrets, d.ID, now, ev.Payload))
-		data, err := json.Marshal(ListenEvent{
+		data, err := json.Marshal(relay.Event{
 			ID: d.ID, EventID: d.EventID, EventType: d.EventType, WebhookID: d.WebhookID,
 			Status: string(d.Status), CreateTime: d.CreateTime.UTC(), Header: h, Body: ev.Payload,
 			// Every delivery up to d visible now has been sent (oldest
@@ -307,7 +272,7 @@ func (ls *listenStream) poll(ctx context.Context) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		fmt.Fprintf(ls.bw, "id: %s\nevent: webhook\ndata: %s\n\n", d.ID, data)
+		fmt.Fprintf(ls.bw, "id: %s\nevent: %s\ndata: %s\n\n", d.ID, relay.EventWebhook, data)
 		ls.count++
 	}
 	return len(ds), nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/longhook/longhook/internal/api"
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/relay"
 	"github.com/longhook/longhook/webhook"
 )
 
@@ -109,13 +110,13 @@ func (c *sseConn) next(t *testing.T) sseFrame {
 }
 
 // nextEvent returns the next "webhook" frame, decoded.
-func (c *sseConn) nextEvent(t *testing.T) api.ListenEvent {
+func (c *sseConn) nextEvent(t *testing.T) relay.Event {
 	t.Helper()
 	fr := c.next(t)
 	if fr.event != "webhook" {
 		t.Fatalf("event %q, want webhook: %s", fr.event, fr.data)
 	}
-	var ev api.ListenEvent
+	var ev relay.Event
 	if err := json.Unmarshal(fr.data, &ev); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func (c *sseConn) nextEvent(t *testing.T) api.ListenEvent {
 func (c *sseConn) ready(t *testing.T) string {
 	t.Helper()
 	fr := c.next(t)
-	var r api.ListenReady
+	var r relay.Ready
 	if fr.event != "ready" || json.Unmarshal(fr.data, &r) != nil || r.After != fr.id {
 		t.Fatalf("first frame: %+v %s", fr, fr.data)
 	}
@@ -166,7 +167,7 @@ func (f *fixture) deliveryIDs(hook string) []string {
 }
 
 // check verifies one streamed delivery: signature, body and ids.
-func (f *fixture) checkEvent(t *testing.T, v *webhook.Verifier, ev api.ListenEvent, wantID string) {
+func (f *fixture) checkEvent(t *testing.T, v *webhook.Verifier, ev relay.Event, wantID string) {
 	t.Helper()
 	if ev.ID != wantID {
 		t.Fatalf("got delivery %s, want %s", ev.ID, wantID)
@@ -201,8 +202,8 @@ func TestListenReplaysThenFollows(t *testing.T) {
 	want := f.deliveryIDs(hook)
 
 	// Replay from the start, in id order, then follow live.
-	c := openListen(t, f.srv.URL, f.key, hook, api.ListenFromStart, nil)
-	if got := c.ready(t); got != api.ListenFromStart {
+	c := openListen(t, f.srv.URL, f.key, hook, relay.FromStart, nil)
+	if got := c.ready(t); got != relay.FromStart {
 		t.Fatalf("ready cursor %q", got)
 	}
 	for _, id := range want {
@@ -293,7 +294,7 @@ func TestListenLargeBacklog(t *testing.T) {
 	if len(want) != 1203 {
 		t.Fatalf("%d deliveries, want 1203", len(want))
 	}
-	c := openListen(t, f.srv.URL, f.key, hook, api.ListenFromStart, nil)
+	c := openListen(t, f.srv.URL, f.key, hook, relay.FromStart, nil)
 	c.ready(t)
 	for i, id := range want {
 		if ev := c.nextEvent(t); ev.ID != id {

@@ -1,6 +1,6 @@
 // Package listen is `longhook listen`: it connects out to a listen stream
 // (Server-Sent Events) — a gateway source's (see gateway.ListenPath) or a
-// serve instance's webhook (see api.ListenEvent) — forwards each event to a
+// serve instance's webhook (see relay.Event) — forwards each event to a
 // local URL, and remembers the last event it forwarded, so a laptop or a
 // private network receives webhooks without an inbound port and resumes
 // where it left off after a disconnect or a restart.
@@ -32,9 +32,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/longhook/longhook/internal/api"
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/gateway"
+	"github.com/longhook/longhook/internal/relay"
 )
 
 const (
@@ -162,7 +162,7 @@ func (l *listener) setStart(after string) error {
 	switch {
 	case after == "" || after == "-1":
 	case l.serve && after == "0":
-		l.cursor = api.ListenFromStart
+		l.cursor = relay.FromStart
 	case l.serve:
 		if !core.ValidMessageID(after) {
 			return fmt.Errorf("listen: --after %q: want 0, -1 or a delivery id (msg_…)", after)
@@ -356,7 +356,7 @@ func (l *listener) dispatch(ctx context.Context, event string, data []byte) erro
 		return l.dispatchServe(ctx, event, data)
 	}
 	switch event {
-	case "ready":
+	case relay.EventReady:
 		var r gateway.StreamReady
 		if err := json.Unmarshal(data, &r); err != nil {
 			return fmt.Errorf("bad ready event: %w", err)
@@ -370,7 +370,7 @@ func (l *listener) dispatch(ctx context.Context, event string, data []byte) erro
 			}
 		}
 		return nil
-	case "webhook":
+	case relay.EventWebhook:
 		var e gateway.StreamEvent
 		if err := json.Unmarshal(data, &e); err != nil {
 			return fmt.Errorf("bad webhook event: %w", err)

@@ -11,13 +11,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/longhook/longhook/internal/api"
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/relay"
 	"github.com/longhook/longhook/webhook"
 )
 
 // A serve instance's stream is GET /{v}/webhooks/{id}:listen (see
-// api.ListenEvent): each event is one delivery, with the body and the
+// relay.Event): each event is one delivery, with the body and the
 // webhook-* headers a delivery attempt would send, signed when the server
 // wrote it. The saved cursor is the last ResumeAfter handled, which may
 // trail the greatest delivery id handled by a few seconds (deliveries can
@@ -59,11 +59,11 @@ func serveStreamURL(from string) (string, bool) {
 	if !ok || version != "v1" && version != "v1beta" && version != "v1alpha" {
 		return "", false
 	}
-	id = strings.TrimSuffix(id, ":listen")
+	id = strings.TrimSuffix(id, ":"+relay.Verb)
 	if id == "" || strings.Contains(id, ":") {
 		return "", false
 	}
-	u.Path = head + "/" + coll + "/" + id + ":listen"
+	u.Path = head + "/" + coll + "/" + id + ":" + relay.Verb
 	u.RawPath = ""
 	return u.String(), true
 }
@@ -88,8 +88,8 @@ func (l *listener) peer() string {
 // dispatchServe handles one complete SSE event of a serve stream.
 func (l *listener) dispatchServe(ctx context.Context, event string, data []byte) error {
 	switch event {
-	case "ready":
-		var r api.ListenReady
+	case relay.EventReady:
+		var r relay.Ready
 		if err := json.Unmarshal(data, &r); err != nil {
 			return fmt.Errorf("bad ready event: %w", err)
 		}
@@ -105,8 +105,8 @@ func (l *listener) dispatchServe(ctx context.Context, event string, data []byte)
 			}
 		}
 		return nil
-	case "webhook":
-		var e api.ListenEvent
+	case relay.EventWebhook:
+		var e relay.Event
 		if err := json.Unmarshal(data, &e); err != nil {
 			return fmt.Errorf("bad webhook event: %w", err)
 		}
@@ -143,7 +143,7 @@ func (l *listener) dispatchServe(ctx context.Context, event string, data []byte)
 
 // forwardServe POSTs a delivery to the local URL until it answers 2xx, or
 // until its signature is too old to be accepted (errResign).
-func (l *listener) forwardServe(ctx context.Context, e *api.ListenEvent) error {
+func (l *listener) forwardServe(ctx context.Context, e *relay.Event) error {
 	attrs := []slog.Attr{slog.String("delivery_id", e.ID), slog.String("webhook_id", e.WebhookID), slog.String("type", e.EventType)}
 	stale := func() error {
 		ts, err := strconv.ParseInt(e.Header.Get(webhook.HeaderTimestamp), 10, 64)

@@ -58,7 +58,10 @@ func encodeDynamic(cfg *core.WebhookConfig) (*string, error) {
 // publishSQL is its usual form; publishRetrySQL is used after an attempt
 // whose outcome is unknown (the connection broke): it also skips events
 // whose id exists, so a retry of a publish that did commit changes
-// nothing and reports success.
+// nothing and reports success. With $30 (the store keeps leases on the
+// database's clock, Options.CallerClock unset), a delivery inserted
+// already leased gets its lease from the database's now(): the lease's
+// length is what the caller set (its expiry minus its create time).
 const publishEventsSQL = `WITH ev AS (
 	INSERT INTO events (id, project_id, type, subject, payload, dynamic, idempotency_key,
 		delivery_count, create_time)
@@ -74,7 +77,14 @@ const publishEventsSQL = `WITH ev AS (
 INSERT INTO deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type, status, queue,
 	attempts, next_attempt_time, manual, last_status_code, last_error, schedule_start, create_time,
 	update_time, lease_owner, lease_time, schedule_base)
-SELECT d.* FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
+SELECT d.id, d.event_id, d.project_id, d.webhook_id, d.uri, d.dest, d.event_type, d.status, d.queue,
+	d.attempts,
+	CASE WHEN $30::bool AND d.lease_owner <> '' THEN now() + (d.next_attempt_time - d.create_time)
+		ELSE d.next_attempt_time END,
+	d.manual, d.last_status_code, d.last_error, d.schedule_start, d.create_time, d.update_time,
+	d.lease_owner, CASE WHEN $30::bool AND d.lease_owner <> '' THEN now() ELSE d.lease_time END,
+	d.schedule_base
+FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[],
 	$16::text[], $17::text[], $18::int2[], $19::int4[], $20::timestamptz[], $21::bool[], $22::int4[],
 	$23::text[], $24::timestamptz[], $25::timestamptz[], $26::timestamptz[], $27::text[], $28::timestamptz[],
 	$29::int4[])
@@ -210,7 +220,7 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 			orEmpty(dr.dest), orEmpty(dr.typ), orEmpty(dr.status), orEmpty(dr.queue), orEmpty(dr.attempts),
 			orEmpty(dr.next), orEmpty(dr.manual), orEmpty(dr.lastCode), orEmpty(dr.lastError),
 			orEmpty(dr.start), orEmpty(dr.created), orEmpty(dr.updated), orEmpty(dr.leaseOwner),
-			orEmpty(dr.leaseTime), orEmpty(dr.scheduleBase))
+			orEmpty(dr.leaseTime), orEmpty(dr.scheduleBase), !s.callerClock)
 		if len(keys) > 0 {
 			b.Queue(`SELECT `+eventCols+` FROM events WHERE (project_id, idempotency_key) IN (
 				SELECT * FROM unnest($1::text[], $2::text[])) AND idempotency_key <> ''`, keyProjects, keys)

@@ -191,20 +191,21 @@ func (s *Store) DeleteJob(ctx context.Context, projectID, id string) error {
 	return wrap("delete job", err)
 }
 
-// claimJobsSQL leases runnable jobs ($1 now, $2 take over, $3 owner, $4
-// limit, $5 lease expiry) and returns them in claim order. The CTE's
+// claimJobsSQL leases runnable jobs ($1 now, NULL for the database's; $2
+// take over, $3 owner, $4 limit, $5 lease in µs) and returns them in claim
+// order. The CTE's
 // columns are named apart from jobs' so that RETURNING reads the updated
 // row.
-var claimJobsSQL = `WITH c AS (
+var claimJobsSQL = `WITH now_ AS (SELECT coalesce($1::timestamptz, now()) AS t), c AS (
 	SELECT id AS claim_id, lease_expire AS old_lease FROM jobs
-	WHERE state IN ('pending', 'running') AND (lease_expire <= $1 OR ($2 AND lease_owner <> $3))
+	WHERE state IN ('pending', 'running') AND (lease_expire <= (SELECT t FROM now_) OR ($2 AND lease_owner <> $3))
 	ORDER BY lease_expire, id
 	LIMIT $4
 	FOR UPDATE SKIP LOCKED
 ), u AS (
-	UPDATE jobs SET state = 'running', lease_owner = $3, lease_expire = $5, runs = runs + 1,
-		start_time = CASE WHEN start_time = ` + zeroTime + ` THEN $1 ELSE start_time END, update_time = $1
-	FROM c WHERE id = c.claim_id
+	UPDATE jobs SET state = 'running', lease_owner = $3, lease_expire = (SELECT t FROM now_) + $5::int8 * interval '1 microsecond', runs = runs + 1,
+		start_time = CASE WHEN start_time = ` + zeroTime + ` THEN now_.t ELSE start_time END, update_time = now_.t
+	FROM c, now_ WHERE id = c.claim_id
 	RETURNING old_lease, ` + jobCols + `
 )
 SELECT ` + jobCols + ` FROM u ORDER BY old_lease, id`
@@ -214,12 +215,14 @@ SELECT ` + jobCols + ` FROM u ORDER BY old_lease, id`
 // the jobs it may have leased are resumed when their lease runs out.
 func (s *Store) ClaimJobs(ctx context.Context, p core.ClaimJobsParams) ([]*core.Job, error) {
 	js, err := query(ctx, s, true, scanJob, claimJobsSQL,
-		p.Now, p.TakeOver, p.Owner, max(p.Limit, 1), p.LeaseUntil)
+		s.leaseNow(p.Now), p.TakeOver, p.Owner, max(p.Limit, 1), micros(p.LeaseUntil.Sub(p.Now)))
 	return js, wrap("claim jobs", err)
 }
 
 // ExtendJobLeases implements core.JobStore in one statement; it can run
-// twice with the same effect.
+// twice with the same effect. The new expiry is the database's now() plus
+// the time until `until` on this process's clock (see
+// Options.CallerClock).
 func (s *Store) ExtendJobLeases(ctx context.Context, owner string, ids []string, until time.Time) ([]string, error) {
 	if len(ids) == 0 {
 		return nil, nil
@@ -228,8 +231,9 @@ func (s *Store) ExtendJobLeases(ctx context.Context, owner string, ids []string,
 		var id string
 		err := r.Scan(&id)
 		return id, err
-	}, `UPDATE jobs SET lease_expire = $1 WHERE id = ANY($2) AND lease_owner = $3 AND state = 'running'
-		RETURNING id`, until, ids, owner)
+	}, `UPDATE jobs SET lease_expire = coalesce($1::timestamptz, now() + $4::int8 * interval '1 microsecond')
+		WHERE id = ANY($2) AND lease_owner = $3 AND state = 'running'
+		RETURNING id`, s.leaseUntil(until), ids, owner, micros(time.Until(until)))
 	if err != nil {
 		return nil, wrap("extend job leases", err)
 	}

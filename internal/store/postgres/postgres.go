@@ -44,6 +44,12 @@ type Options struct {
 	// Logger receives connection-level warnings (listener reconnects,
 	// retried transient errors). Default: discarded.
 	Logger *slog.Logger
+	// CallerClock makes claims and leases (deliveries, jobs, named leases)
+	// use the times their callers pass. By default they use the
+	// database's now() instead, so that instances whose clocks disagree
+	// never take each other's leases early; only the durations come from
+	// the caller. Tests that drive time with a fake clock set it.
+	CallerClock bool
 }
 
 func (o Options) withDefaults() Options {
@@ -92,6 +98,9 @@ type Store struct {
 	// afterPublish, when set by a test, runs after each publish attempt's
 	// batch and may fail the attempt as if its outcome were unknown.
 	afterPublish func(attempt int) error
+
+	// callerClock: see Options.CallerClock.
+	callerClock bool
 
 	cancel    context.CancelFunc // stops the listener and the notifier
 	wg        sync.WaitGroup
@@ -146,6 +155,8 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		log:  o.Logger,
 		id:   hex.EncodeToString(rnd[:]),
 		wake: make(chan struct{}, 1),
+
+		callerClock: o.CallerClock,
 	}
 	s.notify = newNotifier(wakeChannel(o.Schema), s.id)
 
@@ -290,3 +301,27 @@ func orEmpty[T any](s []T) []T {
 	}
 	return s
 }
+
+// leaseNow is the time a claim or lease statement takes as now: nil, for
+// which the statements read `coalesce($n, now())` as the database's clock,
+// unless the store follows its callers' clock (Options.CallerClock).
+func (s *Store) leaseNow(now time.Time) *time.Time {
+	if s.callerClock {
+		return &now
+	}
+	return nil
+}
+
+// leaseUntil is an absolute lease expiry as ExtendJobLeases takes it: nil
+// (the statement adds the time left on the process's clock to the
+// database's now()) unless the store follows its callers' clock.
+func (s *Store) leaseUntil(until time.Time) *time.Time {
+	if s.callerClock {
+		return &until
+	}
+	return nil
+}
+
+// micros is a lease duration as the statements take it ($n::int8 *
+// interval '1 microsecond').
+func micros(d time.Duration) int64 { return d.Microseconds() }

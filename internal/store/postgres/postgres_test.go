@@ -24,9 +24,23 @@ func admin(t testing.TB, url, sql string) {
 }
 
 // open opens a store on schema (migrating it) and closes it when t ends.
+// Its claims and leases follow the callers' times (the suites drive a
+// fake clock); openDBClock's follow the database's.
 func open(t testing.TB, url, schema string) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), url, Options{Migrate: true, Schema: schema, MaxConns: 8})
+	return openWith(t, url, Options{Migrate: true, Schema: schema, MaxConns: 8, CallerClock: true})
+}
+
+// openDBClock opens a store as `longhook serve` does: claims and leases
+// on the database's clock.
+func openDBClock(t testing.TB, url, schema string) *Store {
+	t.Helper()
+	return openWith(t, url, Options{Migrate: true, Schema: schema, MaxConns: 4})
+}
+
+func openWith(t testing.TB, url string, o Options) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), url, o)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

@@ -181,10 +181,11 @@ func (s *Store) AcquireLease(ctx context.Context, name, owner string, now time.T
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
 		var who string
 		err := c.QueryRow(ctx,
-			`INSERT INTO leases (name, owner, expire_time) VALUES ($1, $2, $3)
+			`INSERT INTO leases (name, owner, expire_time)
+			 VALUES ($1, $2, coalesce($4::timestamptz, now()) + $3::int8 * interval '1 microsecond')
 			 ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expire_time = excluded.expire_time
-			 WHERE leases.owner = excluded.owner OR leases.expire_time <= $4
-			 RETURNING owner`, name, owner, now.Add(ttl), now).Scan(&who)
+			 WHERE leases.owner = excluded.owner OR leases.expire_time <= coalesce($4::timestamptz, now())
+			 RETURNING owner`, name, owner, micros(ttl), s.leaseNow(now)).Scan(&who)
 		if errors.Is(err, pgx.ErrNoRows) {
 			got = false
 			return nil

@@ -48,27 +48,29 @@ func scanDelivery(sc pgx.Row, extra ...any) (*core.Delivery, error) {
 // chosen rows, and the payload, subject and webhook_config of each event
 // come back with its first delivery only (no payload is sent twice).
 //
-//	$1 owner, $2 now, $3 lease expiry, $4 excluded dests, $5 limit, $6 retry share
-const claimSQL = `WITH r1 AS MATERIALIZED (
+//	$1 owner, $2 now (NULL: the database's), $3 lease in µs, $4 excluded dests, $5 limit,
+//	$6 retry share
+const claimSQL = `WITH now_ AS (SELECT coalesce($2::timestamptz, now()) AS t), r1 AS MATERIALIZED (
 	SELECT id FROM deliveries
-	WHERE status = 'pending' AND queue = 1 AND next_attempt_time <= $2 AND dest <> ALL ($4::text[])
+	WHERE status = 'pending' AND queue = 1 AND next_attempt_time <= (SELECT t FROM now_) AND dest <> ALL ($4::text[])
 	ORDER BY next_attempt_time LIMIT $6::int8
 	FOR UPDATE SKIP LOCKED
 ), f AS MATERIALIZED (
 	SELECT id FROM deliveries
-	WHERE status = 'pending' AND queue = 0 AND next_attempt_time <= $2 AND dest <> ALL ($4::text[])
+	WHERE status = 'pending' AND queue = 0 AND next_attempt_time <= (SELECT t FROM now_) AND dest <> ALL ($4::text[])
 	ORDER BY next_attempt_time LIMIT $5::int8 - (SELECT count(*) FROM r1)
 	FOR UPDATE SKIP LOCKED
 ), r2 AS MATERIALIZED (
 	SELECT id FROM deliveries
-	WHERE status = 'pending' AND queue = 1 AND next_attempt_time <= $2 AND dest <> ALL ($4::text[])
+	WHERE status = 'pending' AND queue = 1 AND next_attempt_time <= (SELECT t FROM now_) AND dest <> ALL ($4::text[])
 	  AND id <> ALL (ARRAY(SELECT id FROM r1))
 	ORDER BY next_attempt_time
 	LIMIT CASE WHEN (SELECT count(*) FROM r1) = $6::int8
 		THEN $5::int8 - $6::int8 - (SELECT count(*) FROM f) ELSE 0 END
 	FOR UPDATE SKIP LOCKED
 ), c AS (
-	UPDATE deliveries SET lease_owner = $1, lease_time = $2, next_attempt_time = $3
+	UPDATE deliveries SET lease_owner = $1, lease_time = (SELECT t FROM now_),
+		next_attempt_time = (SELECT t FROM now_) + $3::int8 * interval '1 microsecond'
 	WHERE id = ANY (ARRAY(SELECT id FROM r1 UNION ALL SELECT id FROM f UNION ALL SELECT id FROM r2))
 	RETURNING ` + deliveryCols + `
 )
@@ -104,7 +106,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p core.ClaimParams) ([]core
 	err := s.run(ctx, true, func(conn *pgx.Conn) error {
 		out = make([]core.Claimed, 0, p.Limit)
 		firsts = make(map[string]int)
-		rows, err := conn.Query(ctx, claimSQL, p.Owner, p.Now, p.Now.Add(p.Lease), excl, n, reserve)
+		rows, err := conn.Query(ctx, claimSQL, p.Owner, s.leaseNow(p.Now), micros(p.Lease), excl, n, reserve)
 		if err != nil {
 			return err
 		}

@@ -32,8 +32,11 @@
 // For dynamic (per-job) webhooks the webhook-signature header carries a
 // JWT instead. A [JWKSVerifier] fetches and caches the sender's public
 // keys and checks the algorithm, key id, signature, issuer, audience,
-// expiry, the SHA-256 of the body and that the token id equals the
-// webhook-id. A [Receiver] holds both verifiers and picks one by the shape
+// expiry, the SHA-256 of the body, that the token id equals the
+// webhook-id and, when pinned with [WithProject], the sender's project.
+// A multi-tenant sender (one longhook server for several projects) signs
+// every project's tokens with the same keys, so its receivers must pin
+// their project. A [Receiver] holds both verifiers and picks one by the shape
 // of the header, for endpoints that accept both kinds.
 //
 // # Sending
@@ -56,7 +59,8 @@
 //
 // JWT: header {"alg":"RS256","kid":...,"typ":"JWT"}; claims iss, aud, sub,
 // iat, exp (iat + 5 minutes), jti (= webhook-id), body_sha256 (unpadded
-// base64url SHA-256 of the raw body, see [BodyHash]) and the event's type,
+// base64url SHA-256 of the raw body, see [BodyHash]), project (the
+// sender's tenant, a longhook addition) and the event's type,
 // version, timestamp and data (see [Claims]).
 //
 // # Errors
@@ -65,7 +69,7 @@
 // [errors.Is]: [ErrMissingHeader], [ErrMalformed], [ErrInvalidSignature]
 // (and its HMAC refinement [ErrNoMatchingSignature]), [ErrTimestampTooOld],
 // [ErrTimestampTooNew], [ErrUnknownKeyID], [ErrAlgorithmNotAllowed],
-// [ErrIssuer], [ErrAudience], [ErrTokenExpired], [ErrTokenNotYetValid],
+// [ErrIssuer], [ErrAudience], [ErrProject], [ErrTokenExpired], [ErrTokenNotYetValid],
 // [ErrBodyHash], [ErrTokenID], [ErrJWKSFetch], [ErrInvalidKey] and
 // [ErrSchemeNotAccepted]. Messages never include secrets, keys or bodies.
 //

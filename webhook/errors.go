@@ -72,6 +72,11 @@ var (
 	// audience.
 	ErrAudience = errors.New("webhook: unexpected audience")
 
+	// ErrProject reports a JWT whose "project" claim differs from the
+	// project the verifier is pinned to ([WithProject]), or that has none:
+	// a genuine token of another tenant of the same sender.
+	ErrProject = errors.New("webhook: unexpected project")
+
 	// ErrTokenExpired reports a JWT whose "exp" has passed (beyond the
 	// leeway), or that has no "exp" at all.
 	ErrTokenExpired = errors.New("webhook: token expired")

@@ -41,6 +41,7 @@ type JWKSVerifier struct {
 	url        string
 	issuer     string
 	audience   string
+	project    string // "" unless pinned with WithProject
 	algs       []string
 	leeway     time.Duration
 	now        func() time.Time
@@ -73,7 +74,9 @@ var errRefreshSkipped = errors.New("jwks refresh rate-limited")
 // development). Options: [WithAlgorithms] (default RS256 only),
 // [WithTolerance] as the leeway on exp, iat and nbf (default
 // [DefaultLeeway]), [WithClock], [WithHTTPClient],
-// [WithMinRefreshInterval] and [WithMaxJWKSSize].
+// [WithMinRefreshInterval], [WithMaxJWKSSize] and [WithProject] (required
+// for a receiver of a multi-tenant sender such as a shared longhook
+// server).
 func NewJWKSVerifier(jwksURL, issuer, audience string, opts ...Option) (*JWKSVerifier, error) {
 	u, err := url.Parse(jwksURL)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
@@ -93,6 +96,7 @@ func NewJWKSVerifier(jwksURL, issuer, audience string, opts ...Option) (*JWKSVer
 		url:        jwksURL,
 		issuer:     issuer,
 		audience:   audience,
+		project:    cfg.project,
 		algs:       cfg.algs,
 		leeway:     cfg.tolerance,
 		now:        cfg.now,
@@ -106,7 +110,8 @@ func NewJWKSVerifier(jwksURL, issuer, audience string, opts ...Option) (*JWKSVer
 // the raw request body, and returns its claims. In order it checks: the
 // headers are present, the token is a compact JWS, its "alg" is allowed,
 // its "kid" is in the JWKS, the key fits the algorithm, the signature, then
-// "iss", "aud", "exp", "iat"/"nbf" (with leeway), "body_sha256" against
+// "iss", "aud", "project" (when pinned), "exp", "iat"/"nbf" (with
+// leeway), "body_sha256" against
 // body and "jti" against the webhook-id header. Each failure wraps its own
 // sentinel error (see the package's Err variables). ctx bounds a JWKS
 // fetch, if one is needed.
@@ -145,7 +150,7 @@ func (v *JWKSVerifier) VerifyRaw(ctx context.Context, id, token string, body []b
 		return nil, err
 	}
 	var wc wireClaims
-	if err := strictUnmarshal(t.payload, &wc); err != nil {
+	if err := unmarshalClaims(t.payload, &wc); err != nil {
 		return nil, fmt.Errorf("%w: jwt claims: %v", ErrMalformed, err)
 	}
 	if err := v.checkClaims(&wc, id, body); err != nil {
@@ -164,6 +169,9 @@ func (v *JWKSVerifier) checkClaims(c *wireClaims, id string, body []byte) error 
 	}
 	if !slices.Contains(c.Audience, v.audience) {
 		return fmt.Errorf("%w: token is not for %q", ErrAudience, v.audience)
+	}
+	if v.project != "" && c.Project != v.project {
+		return fmt.Errorf("%w: got %.100q, want %q", ErrProject, c.Project, v.project)
 	}
 	now := v.now()
 	if c.ExpiresAt == 0 {

@@ -12,8 +12,10 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -316,6 +318,72 @@ func TestNewJWKSVerifierErrors(t *testing.T) {
 	} {
 		if _, err := NewJWKSVerifier(tc.url, tc.iss, tc.aud, tc.opts...); err == nil {
 			t.Errorf("%s: NewJWKSVerifier succeeded", name)
+		}
+	}
+}
+
+// TestJWKSProjectPin (issue 13, defect 1): a verifier pinned with
+// WithProject accepts only tokens naming that project; a token of another
+// project, or with none, fails with ErrProject. An unpinned verifier
+// accepts both (a Gemini token has no project claim).
+func TestJWKSProjectPin(t *testing.T) {
+	t.Parallel()
+	pinned := setupJWT(t, WithProject("proj-a"))
+	open := setupJWTWith(t, pinned.signer)
+	for _, tc := range []struct {
+		project    string
+		pinnedWant error
+	}{{"proj-a", nil}, {"proj-b", ErrProject}, {"", ErrProject}, {"PROJ-A", ErrProject}} {
+		c := pinned.claims("msg_p")
+		c.Project = tc.project
+		tok := pinned.sign(t, c)
+		got, err := pinned.verify(tok, "msg_p", pinned.body)
+		wantErr(t, err, tc.pinnedWant)
+		if err == nil && got.Project != "proj-a" {
+			t.Errorf("claims.Project = %q", got.Project)
+		}
+		if _, err := open.verify(tok, "msg_p", open.body); err != nil {
+			t.Errorf("unpinned verifier, project %q: %v", tc.project, err)
+		}
+	}
+	if _, err := NewJWKSVerifier("https://x/jwks", testIssuer, testAudience, WithProject("")); err == nil {
+		t.Error("WithProject(\"\") accepted")
+	}
+}
+
+// TestJWKSClaimsStrict: repeated claims and case variants of known claim
+// names are malformed, so a token cannot read one way here and another way
+// in a lenient verifier.
+func TestJWKSClaimsStrict(t *testing.T) {
+	t.Parallel()
+	f := setupJWT(t, WithProject("proj-a"))
+	rsaSign := func(in []byte) []byte {
+		d := sha256.Sum256(in)
+		sig, _ := testRSAKey().Sign(rand.Reader, d[:], crypto.SHA256)
+		return sig
+	}
+	hdr := map[string]any{"alg": "RS256", "kid": testKid}
+	exp := f.clock.Now().Add(time.Minute).Unix()
+	base := `"iss":"` + testIssuer + `","aud":"` + testAudience + `","exp":` + strconv.FormatInt(exp, 10) +
+		`,"jti":"msg_1","body_sha256":"` + BodyHash(f.body) + `"`
+	for name, claims := range map[string]string{
+		"ok":               `{` + base + `,"project":"proj-a"}`,
+		"repeated project": `{` + base + `,"project":"proj-b","project":"proj-a"}`,
+		"repeated aud":     `{"aud":"x",` + base + `,"project":"proj-a"}`,
+		"upper PROJECT":    `{` + base + `,"PROJECT":"proj-a"}`,
+		"mixed Aud":        `{"Aud":"` + testAudience + `","iss":"` + testIssuer + `","exp":` + strconv.FormatInt(exp, 10) + `,"jti":"msg_1","body_sha256":"` + BodyHash(f.body) + `","project":"proj-a"}`,
+	} {
+		input := b64url.EncodeToString(mustJSON(t, hdr)) + "." + b64url.EncodeToString([]byte(claims))
+		tok := input + "." + b64url.EncodeToString(rsaSign([]byte(input)))
+		_, err := f.verify(tok, "msg_1", f.body)
+		if name == "ok" {
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: got %v, want ErrMalformed", name, err)
 		}
 	}
 }

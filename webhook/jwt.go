@@ -76,6 +76,10 @@ type Claims struct {
 	ID        string      `json:"jti,omitempty"` // equals the webhook-id header
 	// BodySHA256 is [BodyHash] of the raw request body.
 	BodySHA256 string `json:"body_sha256,omitempty"`
+	// Project is the id of the sender's project (tenant) that published
+	// the event. A longhook server sets it from the publishing API key;
+	// the publisher cannot choose it. Receivers pin it with [WithProject].
+	Project string `json:"project,omitempty"`
 
 	// The event envelope, as in the request body.
 	Type      string          `json:"type,omitempty"`      // e.g. "batch.succeeded"
@@ -250,6 +254,47 @@ func strictUnmarshal(data []byte, v any) error {
 		return errors.New("not a JSON object")
 	}
 	return json.Unmarshal(data, v)
+}
+
+// claimNames are the top-level members wireClaims decodes.
+var claimNames = []string{"iss", "sub", "aud", "iat", "exp", "nbf", "jti", "body_sha256", "project",
+	"type", "version", "timestamp", "data"}
+
+// unmarshalClaims decodes a token's claims strictly: a JSON object whose
+// members are not repeated, and whose known claims are spelled exactly
+// (encoding/json would match "PROJECT" to "project" and let the last of
+// two "aud" members win, so two verifiers could read one token
+// differently).
+func unmarshalClaims(data []byte, v any) error {
+	if err := strictUnmarshal(data, v); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // the '{'
+		return err
+	}
+	seen := make(map[string]bool, 16)
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		name, _ := t.(string)
+		if seen[name] {
+			return fmt.Errorf("claim %.40q appears twice", name)
+		}
+		seen[name] = true
+		for _, n := range claimNames {
+			if name != n && strings.EqualFold(name, n) {
+				return fmt.Errorf("claim %.40q is not spelled %q", name, n)
+			}
+		}
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // verifySignature checks sig over input with pub under alg. The caller has

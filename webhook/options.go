@@ -58,6 +58,7 @@ type config struct {
 	algs        []string
 	minRefresh  time.Duration
 	maxJWKSSize int64
+	project     string
 	errs        []error
 }
 
@@ -146,6 +147,23 @@ func WithMaxJWKSSize(n int64) Option {
 			return
 		}
 		c.maxJWKSSize = n
+	}
+}
+
+// WithProject pins the [JWKSVerifier] to one project of a multi-tenant
+// sender: a token is accepted only if its "project" claim equals id. A
+// longhook server signs every project's tokens with the same keys and
+// issuer and sets "project" itself (the publisher cannot choose it), so a
+// receiver of such a server must pin its project; otherwise a key holder
+// of another project can send it genuine tokens. Senders that set no
+// "project" claim (Gemini) cannot be pinned. id must not be empty.
+func WithProject(id string) Option {
+	return func(c *config) {
+		if id == "" {
+			c.errs = append(c.errs, errors.New("project is empty"))
+			return
+		}
+		c.project = id
 	}
 }
 

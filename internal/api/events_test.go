@@ -50,11 +50,21 @@ func TestPublish(t *testing.T) {
 		"type": "batch.succeeded", "data": map[string]any{"id": "batches/2"},
 		"webhook_config": map[string]any{
 			"uris":          []string{"https://a.example.com/h", "https://b.example.com/h"},
-			"user_metadata": map[string]any{"job": "nightly"}, "audience": "aud",
+			"user_metadata": map[string]any{"job": "nightly"}, "audience": "https://b.example.com",
 		},
 	}).must(t, http.StatusOK)
 	if r.body["delivery_count"] != 2.0 {
 		t.Errorf("dynamic publish: %s", r.raw)
+	}
+	// An audience that is not where the tokens go (issue 13, defect 1).
+	for _, aud := range []string{"aud", "https://victim.example/hook", "https://a.example.com/other", "https://a.example.com:8443"} {
+		r = f.call("POST", "/v1/events", map[string]any{
+			"type": "batch.succeeded", "data": map[string]any{"id": "batches/3"},
+			"webhook_config": map[string]any{"uris": []string{"https://a.example.com/h"}, "audience": aud},
+		}).must(t, http.StatusBadRequest)
+		if !strings.Contains(string(r.raw), "webhook_config.audience") || !strings.Contains(string(r.raw), "INVALID_ARGUMENT") {
+			t.Errorf("audience %q: %s", aud, r.raw)
+		}
 	}
 	if len(f.deliveries(hook)) != 1 {
 		t.Error("a dynamic event reached the static webhook")

@@ -109,7 +109,8 @@ func (w *Webhook) ActiveSecrets(now time.Time) []SigningSecret {
 type WebhookConfig struct {
 	URIs         []string        `json:"uris"`
 	UserMetadata json.RawMessage `json:"user_metadata,omitempty"`
-	// Audience overrides the JWT aud claim (default: the delivery URI).
+	// Audience overrides the JWT aud claim (default: the delivery URI). It
+	// must be one of URIs or the origin of one; see DynamicAudience.
 	Audience string `json:"audience,omitempty"`
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -151,7 +152,32 @@ func (p AddressPolicy) ValidateWebhookConfig(field string, c *WebhookConfig) err
 	if len(c.Audience) > MaxURILength {
 		return Invalid(field+".audience", "%s.audience is too long", field)
 	}
+	if c.Audience != "" && !slices.ContainsFunc(c.URIs, func(u string) bool { return audienceNames(c.Audience, u) }) {
+		return Invalid(field+".audience", "%s.audience must be one of the uris or the origin (scheme://host[:port]) of one", field)
+	}
 	return nil
+}
+
+// DynamicAudience returns the JWT "aud" of a dynamic delivery to uri: the
+// configured audience when it names uri or uri's origin, otherwise uri
+// itself. A token's audience is therefore always a place it is actually
+// delivered to, so a publisher cannot mint tokens for another receiver and
+// replay them there (a stored event from before the audience check keeps
+// its URI as audience).
+func DynamicAudience(c *WebhookConfig, uri string) string {
+	if c != nil && c.Audience != "" && audienceNames(c.Audience, uri) {
+		return c.Audience
+	}
+	return uri
+}
+
+// audienceNames reports whether aud is uri or uri's origin.
+func audienceNames(aud, uri string) bool {
+	if aud == uri {
+		return true
+	}
+	u, err := url.Parse(uri)
+	return err == nil && u.Scheme != "" && u.Host != "" && aud == u.Scheme+"://"+u.Host
 }
 
 func itoa(i int) string {

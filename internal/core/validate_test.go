@@ -81,6 +81,41 @@ func TestWebhookConfigValidation(t *testing.T) {
 	}
 }
 
+// TestDynamicAudience (issue 13, defect 1): a configured audience is used
+// only for a URI it names (the URI itself or its origin); anything else is
+// refused at publish time and ignored at signing time, so every token's
+// aud is a place it is delivered to.
+func TestDynamicAudience(t *testing.T) {
+	t.Parallel()
+	uris := []string{"https://a.example/x", "https://b.example:8443/y"}
+	for _, tc := range []struct {
+		aud   string
+		valid bool
+		forA  string // the aud of the token sent to uris[0]
+	}{
+		{"", true, "https://a.example/x"},
+		{"https://a.example/x", true, "https://a.example/x"},
+		{"https://a.example", true, "https://a.example"},
+		{"https://b.example:8443", true, "https://a.example/x"},
+		{"https://b.example", false, "https://a.example/x"},
+		{"https://a.example/", false, "https://a.example/x"},
+		{"https://victim.example/hook", false, "https://a.example/x"},
+		{"aud", false, "https://a.example/x"},
+	} {
+		c := &WebhookConfig{URIs: uris, Audience: tc.aud}
+		err := AddressPolicy{}.ValidateWebhookConfig("webhook_config", c)
+		if (err == nil) != tc.valid || (err != nil && !strings.Contains(err.Error(), "webhook_config.audience")) {
+			t.Errorf("audience %q: validate = %v, want valid=%v", tc.aud, err, tc.valid)
+		}
+		if got := DynamicAudience(c, uris[0]); got != tc.forA {
+			t.Errorf("audience %q: DynamicAudience = %q, want %q", tc.aud, got, tc.forA)
+		}
+	}
+	if got := DynamicAudience(nil, uris[1]); got != uris[1] {
+		t.Errorf("no config: %q", got)
+	}
+}
+
 func TestCatalog(t *testing.T) {
 	t.Parallel()
 	c, err := NewCatalog("acme.report_ready")

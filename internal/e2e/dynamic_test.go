@@ -19,7 +19,7 @@ import (
 // data.user_metadata verbatim, and is signed with an RS256 JWT that our
 // JWKSVerifier, golang-jwt, jose and jsonwebtoken+jwks-rsa all accept, with
 // the documented claims. A tampered body and a wrong audience are rejected;
-// webhook_config.audience overrides aud.
+// webhook_config.audience overrides aud; every token names its project.
 func TestDynamicWebhooks(t *testing.T) {
 	t.Parallel()
 	requireNode(t)
@@ -96,9 +96,10 @@ func TestDynamicWebhooks(t *testing.T) {
 		t.Errorf("token for %s checked for %s: got %v, want ErrAudience", uriA, uriB, err)
 	}
 
-	// Audience override.
-	const aud = "https://receiver.example/nightly"
+	// Audience override: the origin of the URI (an audience elsewhere is
+	// refused, see TestCrossProjectForgery).
 	recvC := newReceiver(t, nil)
+	aud := strings.TrimSuffix(recvC.URL(""), "/")
 	c.publish(t, map[string]any{
 		"type": "batch.succeeded", "data": map[string]any{"id": "batches/aud"},
 		"webhook_config": map[string]any{"uris": []string{recvC.URL("/c")}, "audience": aud},
@@ -170,8 +171,8 @@ func requireDynamicDelivery(t testing.TB, r received, metadata json.RawMessage) 
 	}
 }
 
-// requireDynamicClaims checks iss, aud, sub, iat/exp, jti, body_sha256
-// and the embedded event.
+// requireDynamicClaims checks iss, aud, sub, iat/exp, jti, body_sha256,
+// project and the embedded event.
 func requireDynamicClaims(t testing.TB, r received, claims map[string]any, issuer, aud, sub string) {
 	t.Helper()
 	e := r.envelope(t)
@@ -193,6 +194,9 @@ func requireDynamicClaims(t testing.TB, r received, claims map[string]any, issue
 	}
 	if _, ok := claims["body_sha256"].(string); !ok {
 		t.Errorf("no body_sha256 claim")
+	}
+	if p, _ := claims["project"].(string); p == "" {
+		t.Errorf("no project claim")
 	}
 	if t.Failed() {
 		t.FailNow()

@@ -84,6 +84,12 @@ type JWKSConfig struct {
 	Issuer    string   `yaml:"issuer"`     // exact "iss"
 	Audience  string   `yaml:"audience"`   // a value "aud" must contain
 	Algorithm []string `yaml:"algorithms"` // default RS256
+	// Project is the exact "project" claim required (webhook.WithProject).
+	// A longhook server signs all its projects' tokens with one key set, so
+	// a source fed by a shared server must name its project; empty accepts
+	// any project (right for a single-tenant sender, and for Gemini, whose
+	// tokens carry no project).
+	Project string `yaml:"project"`
 }
 
 // SinkConfig is one destination of a source; exactly one of HTTP, Redis,

@@ -60,7 +60,7 @@
 // sqlite_synchronous (NORMAL; FULL to survive power loss), max_body_bytes
 // (1 MiB), shutdown_timeout (10s), sweep_interval (1m), sources. A source
 // has name ([a-z0-9_-]), path ("/hooks/<name>"), verify {hmac_secrets:
-// [...], jwks: {url, issuer, audience, algorithms}, tolerance},
+// [...], jwks: {url, issuer, audience, algorithms, project}, tolerance},
 // dedupe_horizon (72h), listen_tokens and sinks. A sink has name, exactly
 // one of http {url, timeout 15s, headers}, redis {url, stream, maxlen,
 // dedupe_window 24h, no_dedupe, timeout 5s}, nats {url, subject,

@@ -187,6 +187,9 @@ func newSource(sc SourceConfig, o options) (*source, error) {
 		if o.jwks != nil {
 			jopts = append(jopts, webhook.WithHTTPClient(o.jwks))
 		}
+		if j.Project != "" {
+			jopts = append(jopts, webhook.WithProject(j.Project))
+		}
 		v, err := webhook.NewJWKSVerifier(j.URL, j.Issuer, j.Audience, jopts...)
 		if err != nil {
 			return nil, fmt.Errorf("gateway: source %s: jwks: %w", sc.Name, err)

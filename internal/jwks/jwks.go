@@ -264,6 +264,10 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // SignDynamic returns the webhook-signature JWT for an attempt of c to uri.
+// Every project's tokens share the keys and the issuer, so the token names
+// c's project in the "project" claim (from the delivery row, which the
+// publisher cannot set) and its "aud" is always uri or uri's origin
+// (core.DynamicAudience): receivers pin both.
 // A token signed for an earlier attempt of the same delivery is reused
 // while it has more than a minute of validity left, so the retries at 5 s,
 // 30 s and 2 min cost no RSA operation.
@@ -278,10 +282,7 @@ func (m *Manager) SignDynamic(_ context.Context, c *core.Claimed, uri string, no
 	if tok, ok := m.tokens.get(c.ID, kid, now); ok {
 		return tok, nil
 	}
-	aud := uri
-	if c.Dynamic != nil && c.Dynamic.Audience != "" {
-		aud = c.Dynamic.Audience
-	}
+	aud := core.DynamicAudience(c.Dynamic, uri)
 	sub := c.Subject
 	if sub == "" {
 		sub = "events/" + c.EventID
@@ -290,7 +291,7 @@ func (m *Manager) SignDynamic(_ context.Context, c *core.Claimed, uri string, no
 	claims, err := dynamicClaims(webhook.Claims{
 		Issuer: m.cfg.Issuer, Subject: sub, Audience: aud,
 		IssuedAt: webhook.NewNumericDate(now), ExpiresAt: webhook.NewNumericDate(exp),
-		ID: c.ID, BodySHA256: webhook.BodyHash(c.Payload),
+		ID: c.ID, BodySHA256: webhook.BodyHash(c.Payload), Project: c.ProjectID,
 	}, c.Payload)
 	if err != nil {
 		return "", err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -105,10 +106,34 @@ func TestTokenReuseAndAudienceOverride(t *testing.T) {
 		t.Fatal("a token with under a minute left must not be reused")
 	}
 	c2 := claimed(`{"type":"t.x","version":"v1","timestamp":"x","data":{}}`)
-	c2.Dynamic = &core.WebhookConfig{Audience: "my-service"}
+	c2.Dynamic = &core.WebhookConfig{Audience: "https://r.example"}
 	tok, _ := f.m.SignDynamic(ctx, c2, "https://r.example/a", f.clock.Now())
-	if _, err := f.verify(t, c2, tok, "my-service"); err != nil {
+	if _, err := f.verify(t, c2, tok, "https://r.example"); err != nil {
 		t.Fatalf("audience override: %v", err)
+	}
+}
+
+// TestTokenAudienceAndProject (issue 13, defect 1): a stored audience that
+// names neither the URI nor its origin (an event accepted before the
+// check) does not reach the token; every token names the delivery's
+// project.
+func TestTokenAudienceAndProject(t *testing.T) {
+	t.Parallel()
+	f := setup(t, "")
+	ctx := context.Background()
+	c := claimed(`{"type":"t.x","version":"v1","timestamp":"x","data":{}}`)
+	c.ProjectID = "proj-b"
+	c.Dynamic = &core.WebhookConfig{URIs: []string{"https://b.example/in"}, Audience: "https://a.example/gateway"}
+	tok, err := f.m.SignDynamic(ctx, c, "https://b.example/in", f.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.verify(t, c, tok, "https://a.example/gateway"); !errors.Is(err, webhook.ErrAudience) {
+		t.Fatalf("token for another receiver's audience: %v, want ErrAudience", err)
+	}
+	cl, err := f.verify(t, c, tok, "https://b.example/in")
+	if err != nil || cl.Project != "proj-b" {
+		t.Fatalf("claims %+v, %v: want aud = the URI and project proj-b", cl, err)
 	}
 }
 

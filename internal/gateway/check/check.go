@@ -62,7 +62,10 @@ func (s *secretList) Set(v string) error { *s = append(*s, v); return nil }
 // runs the JWT cases: check serves its JWKS at ISSUER/.well-known/jwks.json
 // on that loopback address and signs with its own RSA key (--jwt-key FILE
 // keeps the key across runs, so a receiver's JWKS cache stays valid);
-// --audience (default: URL); --timeout per request (default 10 s); --json.
+// --audience (default: URL); --project ID puts that "project" claim in
+// every token and adds a case with another project's token, which a
+// receiver pinned to ID must refuse; --timeout per request (default 10 s);
+// --json.
 // At least one of --secret and --jwks-issuer is required. The returned
 // error lists the failed cases, so the command exits non-zero.
 func RunCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -72,6 +75,7 @@ func RunCheck(ctx context.Context, args []string, getenv func(string) string, st
 	fs.Var(&secrets, "secret", "receiver's signing secret (whsec_...); repeatable [LONGHOOK_CHECK_SECRET]")
 	issuer := fs.String("jwks-issuer", "", "run the JWT cases, serving a JWKS at this loopback URL, e.g. http://127.0.0.1:8765")
 	audience := fs.String("audience", "", "JWT audience (default: the receiver URL)")
+	project := fs.String("project", "", "JWT project claim the receiver is pinned to; adds a case with another project's token")
 	keyFile := fs.String("jwt-key", "", "PEM file with the RSA key to sign JWTs (created if missing; default: a new key per run)")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout per request")
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -112,7 +116,7 @@ func RunCheck(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		defer js.close()
 		fmt.Fprintf(stderr, "check: serving JWKS at %s (issuer %s)\n", js.jwksURL(), js.issuer)
-		results = append(results, c.jwtCases(ctx, js, aud)...)
+		results = append(results, c.jwtCases(ctx, js, aud, *project)...)
 	}
 	report(stdout, results, *asJSON)
 	var failed []string
@@ -287,15 +291,15 @@ func newSecret() webhook.Secret {
 	return s
 }
 
-func (c *checker) jwtCases(ctx context.Context, js *jwksServer, aud string) []Result {
-	tok := func(signer *webhook.JWTSigner, id string, iat time.Time, aud string, body []byte) string {
+func (c *checker) jwtCases(ctx context.Context, js *jwksServer, aud, project string) []Result {
+	tokFor := func(signer *webhook.JWTSigner, id string, iat time.Time, aud, project string, body []byte) string {
 		var env struct {
 			Type, Version, Timestamp string
 			Data                     json.RawMessage
 		}
 		_ = json.Unmarshal(body, &env)
 		t, err := signer.Sign(webhook.Claims{
-			Issuer: js.issuer, Audience: aud, Subject: "longhook-check", ID: id, BodySHA256: webhook.BodyHash(body),
+			Issuer: js.issuer, Audience: aud, Subject: "longhook-check", ID: id, BodySHA256: webhook.BodyHash(body), Project: project,
 			IssuedAt: webhook.NewNumericDate(iat), ExpiresAt: webhook.NewNumericDate(iat.Add(5 * time.Minute)),
 			Type: env.Type, Version: env.Version, Timestamp: env.Timestamp, Data: env.Data,
 		})
@@ -303,6 +307,9 @@ func (c *checker) jwtCases(ctx context.Context, js *jwksServer, aud string) []Re
 			return "invalid"
 		}
 		return t
+	}
+	tok := func(signer *webhook.JWTSigner, id string, iat time.Time, aud string, body []byte) string {
+		return tokFor(signer, id, iat, aud, project, body)
 	}
 	signed := func(id string, iat time.Time, body []byte) request {
 		return request{id: id, ts: iat, body: body, sig: tok(js.signer, id, iat, aud, body)}
@@ -323,6 +330,12 @@ func (c *checker) jwtCases(ctx context.Context, js *jwksServer, aud string) []Re
 	b = event(id)
 	out = append(out, c.send(ctx, "jwt-wrong-audience", "jwt", "token for another audience", "4xx",
 		request{id: id, ts: now, body: b, sig: tok(js.signer, id, now, "https://another-receiver.invalid/hook", b)}))
+	if project != "" {
+		id = newID("jwtproject")
+		b = event(id)
+		out = append(out, c.send(ctx, "jwt-wrong-project", "jwt", "genuine token of another project of the same sender", "4xx",
+			request{id: id, ts: now, body: b, sig: tokFor(js.signer, id, now, aud, "another-project", b)}))
+	}
 	id = newID("jwtbody")
 	r := signed(id, now, event(id))
 	r.body = append(bytes.Clone(r.body[:len(r.body)-1]), []byte(`,"extra":1}`)...)

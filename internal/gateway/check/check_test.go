@@ -37,13 +37,14 @@ func freeAddr(t *testing.T) string {
 }
 
 // correctReceiver is the longhook gateway itself: verify → dedupe → store.
-func correctReceiver(t *testing.T, secret, issuer string) *httptest.Server {
+// project, when set, pins the JWT source to that project.
+func correctReceiver(t *testing.T, secret, issuer, project string) *httptest.Server {
 	t.Helper()
 	g, err := gateway.NewGateway(context.Background(), gateway.Config{
 		DataDir: t.TempDir(),
 		Sources: []gateway.SourceConfig{{Name: "app", Path: "/hook", Verify: gateway.VerifyConfig{
 			HMACSecrets: []string{secret},
-			JWKS:        &gateway.JWKSConfig{URL: issuer + "/.well-known/jwks.json", Issuer: issuer, Audience: "https://app.example/hook"},
+			JWKS:        &gateway.JWKSConfig{URL: issuer + "/.well-known/jwks.json", Issuer: issuer, Audience: "https://app.example/hook", Project: project},
 		}}},
 	})
 	if err != nil {
@@ -110,7 +111,7 @@ func TestCheckTellsReceiversApart(t *testing.T) {
 	secret, _ := webhook.NewSecret()
 	issuer := "http://" + freeAddr(t)
 
-	good := correctReceiver(t, secret, issuer)
+	good := correctReceiver(t, secret, issuer, "")
 	out, err := run(t, good.URL+"/hook", "--secret", secret, "--jwks-issuer", issuer, "--audience", "https://app.example/hook")
 	if err != nil {
 		t.Fatalf("correct receiver failed: %v\n%s", err, out)
@@ -137,6 +138,26 @@ func TestCheckTellsReceiversApart(t *testing.T) {
 	var rep struct{ Results []Result }
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || len(rep.Results) != 9 {
 		t.Fatalf("--json output: %v\n%s", err, out)
+	}
+}
+
+// TestCheckProjectPin (issue 13, defect 1): with --project, check sends a
+// genuine token of another project of the same sender; a receiver pinned
+// to the project refuses it, one that is not pinned fails the case.
+func TestCheckProjectPin(t *testing.T) {
+	t.Parallel()
+	secret, _ := webhook.NewSecret()
+	issuer := "http://" + freeAddr(t)
+	pinned := correctReceiver(t, secret, issuer, "proj-a")
+	out, err := run(t, pinned.URL+"/hook", "--jwks-issuer", issuer, "--audience", "https://app.example/hook", "--project", "proj-a")
+	if err != nil || !strings.Contains(out, "jwt-wrong-project") || !strings.Contains(out, "8 of 8 cases passed") {
+		t.Fatalf("pinned receiver: %v\n%s", err, out)
+	}
+	issuer2 := "http://" + freeAddr(t)
+	open := correctReceiver(t, secret, issuer2, "")
+	out, err = run(t, open.URL+"/hook", "--jwks-issuer", issuer2, "--audience", "https://app.example/hook", "--project", "proj-a")
+	if err == nil || !strings.Contains(err.Error(), "1 of 8 cases failed: jwt-wrong-project") {
+		t.Fatalf("receiver without a project pin: %v\n%s", err, out)
 	}
 }
 

@@ -6,55 +6,107 @@ import "net/http"
 // /v1beta and /v1alpha; ServeHTTP has authenticated the caller before any
 // of them runs. Routes with a ":verb" suffix share one pattern per resource
 // and dispatch on the verb by hand (ServeMux cannot split on ':').
+//
+// Every registration goes through reg (or handle, handleVerbs), which also
+// records the route for Routes: the OpenAPI coverage test reads that list.
 func (s *server) routes(mux *http.ServeMux) {
-	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /readyz", s.readyz)
+	reg := func(method, path string, h http.Handler) {
+		mux.Handle(method+" "+path, h)
+		s.registered = append(s.registered, Route{Method: method, Path: path})
+	}
+	reg("GET", "/healthz", http.HandlerFunc(s.healthz))
+	reg("GET", "/readyz", http.HandlerFunc(s.readyz))
+	reg("GET", "/openapi.json", http.HandlerFunc(serveOpenAPI))
 	if s.d.Metrics != nil {
-		mux.Handle("GET /metrics", s.d.Metrics)
+		reg("GET", "/metrics", s.d.Metrics)
 	}
 	if s.d.JWKS != nil {
-		mux.Handle("GET /.well-known/jwks.json", s.d.JWKS)
+		reg("GET", "/.well-known/jwks.json", s.d.JWKS)
 	}
 	mux.HandleFunc("/", s.notFound)
 
 	small, large := s.d.MaxBodyBytes, s.d.MaxPublishBodyBytes
-	for _, v := range apiVersions {
+	for i, v := range apiVersions {
+		// record notes the route once, as /{v}/...; suffixes are the
+		// ":verb" operations sharing the pattern.
+		record := func(method, path string, suffixes ...string) {
+			if i > 0 {
+				return
+			}
+			if len(suffixes) == 0 {
+				suffixes = []string{""}
+			}
+			for _, sfx := range suffixes {
+				s.registered = append(s.registered, Route{Method: method, Path: "/{v}" + path + sfx})
+			}
+		}
 		handle := func(method, path string, limit int64, fn apiFunc) {
 			mux.Handle(method+" /"+v+path, s.api(limit, fn))
+			record(method, path)
+		}
+		// verbs registers a "{id}:verb" pattern dispatching on the verb.
+		handleVerbs := func(method, path string, limit int64, table map[string]apiFunc) {
+			mux.Handle(method+" /"+v+path, s.api(limit, verbs(table)))
+			for _, verb := range sortedKeys(table) {
+				record(method, path+":"+verb)
+			}
 		}
 
 		// WebhookService (product.md §2).
 		handle("POST", "/webhooks", small, s.createWebhook)
 		handle("GET", "/webhooks", small, s.listWebhooks)
 		mux.Handle("GET /"+v+"/webhooks/{id}", s.listenOr(s.api(small, noVerb(s.getWebhook)))) // {id}:listen streams (listen.go)
+		record("GET", "/webhooks/{id}", "", ":"+listenVerb)
 		handle("PATCH", "/webhooks/{id}", small, noVerb(s.updateWebhook))
 		handle("DELETE", "/webhooks/{id}", small, noVerb(s.deleteWebhook))
-		handle("POST", "/webhooks/{id}", small, verbs(map[string]apiFunc{
+		handleVerbs("POST", "/webhooks/{id}", small, map[string]apiFunc{
 			"ping":                s.pingWebhook,
 			"rotateSigningSecret": s.rotateSigningSecret,
 			"recover":             s.recoverDeliveries, // extension (§7)
-		}))
+		})
 		// Alias used by Google's guide.
 		handle("POST", "/webhooks/{id}/rotate_secret", small, noVerb(s.rotateSigningSecret))
 
 		// Publish (§7).
 		handle("POST", "/events", large, s.publishEvent)
 		handle("POST", "/events:batchPublish", large, s.batchPublish)
+		handle("GET", "/events", small, s.listEvents)
+		handle("GET", "/events/{id}", small, noVerb(s.getEvent))
 
 		// Deliveries (§7).
 		handle("GET", "/webhooks/{id}/deliveries", small, noVerb(s.listDeliveries))
 		handle("GET", "/deliveries/{id}", small, noVerb(s.getDelivery))
-		handle("POST", "/deliveries/{id}", small, verbs(map[string]apiFunc{
+		handleVerbs("POST", "/deliveries/{id}", small, map[string]apiFunc{
 			"redeliver": s.redeliver,
-		}))
+		})
+		mux.HandleFunc("GET /"+v+"/deliveries:stream", s.deliveriesStream) // tail.go
+		record("GET", "/deliveries:stream")
 
 		// Admin (admin API keys only).
 		handle("POST", "/projects", small, admin(s.createProject))
 		handle("GET", "/projects", small, admin(s.listProjects))
 		handle("POST", "/projects/{id}/keys", small, admin(noVerb(s.createKey)))
 		handle("GET", "/projects/{id}/keys", small, admin(noVerb(s.listKeys)))
-		handle("POST", "/keys/{id}", small, admin(verbs(map[string]apiFunc{
-			"revoke": s.revokeKey,
-		})))
+		handleVerbs("POST", "/keys/{id}", small, map[string]apiFunc{
+			"revoke": admin(s.revokeKey),
+		})
 	}
+}
+
+// Route is one operation the API serves.
+type Route struct {
+	// Method is the HTTP method.
+	Method string
+	// Path is the path pattern. Versioned routes start with "/{v}" (served
+	// under /v1, /v1beta and /v1alpha); custom methods end in ":verb".
+	Path string
+}
+
+// Routes lists every route NewServer registers, in registration order, the
+// optional ones (/metrics, JWKS) included. Routes added through
+// Deps.Extra are not included.
+func Routes() []Route {
+	s := &server{d: Deps{Metrics: http.NotFoundHandler(), JWKS: http.NotFoundHandler()}}
+	s.routes(http.NewServeMux())
+	return s.registered
 }

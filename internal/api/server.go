@@ -141,6 +141,8 @@ type server struct {
 	mux    *http.ServeMux
 	keys   *keyCache
 	tokens pageTokens
+	// registered is every route routes registered (see Routes).
+	registered []Route
 }
 
 // NewServer returns the API handler. It panics if a required dependency

@@ -114,6 +114,16 @@ type EventStore interface {
 	PublishEvents(ctx context.Context, evs []NewEvent) ([]PublishResult, error)
 	// GetEvent returns an event of the project.
 	GetEvent(ctx context.Context, projectID, id string) (*Event, error)
+	// ListEvents returns a project's events, newest first.
+	ListEvents(ctx context.Context, p ListEventsParams) ([]*Event, error)
+}
+
+// ListEventsParams selects a page of a project's events, newest first.
+type ListEventsParams struct {
+	ProjectID string
+	Type      string // empty: every type
+	BeforeID  string // exclusive cursor (ids sort by creation time)
+	Limit     int    // default 100, at most 1000
 }
 
 // ClaimParams asks for due deliveries.

@@ -301,6 +301,39 @@ func queueOf(d core.Delivery) int16 {
 	return 0
 }
 
+// ListEvents implements core.EventStore: newest first by id, Limit
+// defaulting to 100 and capped at 1000.
+func (s *Store) ListEvents(ctx context.Context, p core.ListEventsParams) ([]*core.Event, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	limit = min(limit, maxListLimit)
+	q := `SELECT ` + eventCols + ` FROM events WHERE project_id = $1 AND ($2 = '' OR type = $2)
+		AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $4`
+	var out []*core.Event
+	err := s.run(ctx, true, func(c *pgx.Conn) error {
+		rows, err := c.Query(ctx, q, p.ProjectID, p.Type, p.BeforeID, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		out = nil
+		for rows.Next() {
+			e, err := scanEvent(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, wrap("list events", err)
+	}
+	return out, nil
+}
+
 // GetEvent implements core.EventStore.
 func (s *Store) GetEvent(ctx context.Context, projectID, id string) (*core.Event, error) {
 	var e *core.Event

@@ -206,6 +206,40 @@ func (s *Store) GetEvent(ctx context.Context, projectID, id string) (*core.Event
 	return e, nil
 }
 
+// ListEvents implements core.EventStore: newest first by id, Limit
+// defaulting to 100 and capped at 1000. It walks the primary key, which is
+// creation order, filtering by project: events are listed by people, not
+// by the delivery path.
+func (s *Store) ListEvents(ctx context.Context, p core.ListEventsParams) ([]*core.Event, error) {
+	limit := p.Limit
+	if limit <= 0 {
+		limit = defaultListLimit
+	}
+	limit = min(limit, maxListLimit)
+	where, args := []string{"project_id = ?"}, []any{p.ProjectID}
+	if p.Type != "" {
+		where, args = append(where, "type = ?"), append(args, p.Type)
+	}
+	if p.BeforeID != "" {
+		where, args = append(where, "id < ?"), append(args, p.BeforeID)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+eventCols+` FROM events WHERE `+
+		strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, wrap("list events", err)
+	}
+	defer rows.Close()
+	var out []*core.Event
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, wrap("list events", err)
+		}
+		out = append(out, e)
+	}
+	return out, wrap("list events", rows.Err())
+}
+
 // deliveryInsertCols is the number of columns per inserted delivery row.
 const deliveryInsertCols = 19
 

@@ -195,3 +195,34 @@ func testWake(t *testing.T, b *bundle) {
 	default:
 	}
 }
+
+func testListEvents(t *testing.T, b *bundle) {
+	w := b.webhook("")
+	var want []core.Event // newest first
+	for i, typ := range []string{core.EventBatchSucceeded, core.EventBatchFailed, core.EventBatchSucceeded} {
+		ne := NewEvent(b.p.ID, typ, T0.Add(time.Duration(i)*time.Millisecond), w)
+		b.publish(ne)
+		ne.Event.DeliveryCount = 1
+		want = append([]core.Event{ne.Event}, want...)
+	}
+	other := b.project()
+	b.publish(NewEvent(other.ID, core.EventBatchSucceeded, T0))
+
+	list := func(p core.ListEventsParams) []core.Event {
+		t.Helper()
+		p.ProjectID = b.p.ID
+		evs, err := b.s.ListEvents(b.ctx, p)
+		if err != nil {
+			t.Fatalf("ListEvents(%+v): %v", p, err)
+		}
+		out := make([]core.Event, len(evs))
+		for i, e := range evs {
+			out[i] = *e
+		}
+		return out
+	}
+	wantEqual(t, "ListEvents", list(core.ListEventsParams{}), want)
+	wantEqual(t, "ListEvents(limit 2)", list(core.ListEventsParams{Limit: 2}), want[:2])
+	wantEqual(t, "ListEvents(before)", list(core.ListEventsParams{BeforeID: want[1].ID}), want[2:])
+	wantEqual(t, "ListEvents(type)", list(core.ListEventsParams{Type: core.EventBatchFailed}), want[1:2])
+}

@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"Publish", testPublish},
 		{"PublishDynamic", testPublishDynamic},
 		{"Idempotency", testIdempotency},
+		{"ListEvents", testListEvents},
 		{"Wake", testWake},
 		{"Claim", testClaim},
 		{"ClaimNotDue", testClaimNotDue},

@@ -1,0 +1,84 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// eventDetailJSON is one stored event (GET /{v}/events/{id} and lists):
+// the publish answer plus what was published.
+type eventDetailJSON struct {
+	*eventJSON
+	Subject        string              `json:"subject,omitempty"`
+	IdempotencyKey string              `json:"idempotency_key,omitempty"`
+	WebhookConfig  *core.WebhookConfig `json:"webhook_config,omitempty"`
+	// Data is the event's data as every destination receives it.
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+func eventDetailOut(ev *core.Event) *eventDetailJSON {
+	out := &eventDetailJSON{
+		eventJSON:      eventOut(ev),
+		Subject:        ev.Subject,
+		IdempotencyKey: ev.IdempotencyKey,
+		WebhookConfig:  ev.Dynamic,
+	}
+	var env struct {
+		Data json.RawMessage `json:"data"`
+	}
+	if json.Unmarshal(ev.Payload, &env) == nil {
+		out.Data = env.Data
+	}
+	return out
+}
+
+func (s *server) getEvent(r *http.Request, key core.APIKey) (any, error) {
+	id := r.PathValue("id")
+	ev, err := s.d.Store.GetEvent(r.Context(), key.ProjectID, id)
+	if err != nil {
+		return nil, notFoundAs(err, "event", id)
+	}
+	return eventDetailOut(ev), nil
+}
+
+type listEventsResponse struct {
+	Events        []*eventDetailJSON `json:"events,omitempty"`
+	NextPageToken string             `json:"next_page_token,omitempty"`
+}
+
+// listEvents serves GET /{v}/events?type=&page_size=&page_token=, newest
+// first.
+func (s *server) listEvents(r *http.Request, key core.APIKey) (any, error) {
+	q := r.URL.Query()
+	p := core.ListEventsParams{ProjectID: key.ProjectID}
+	if et := q.Get("type"); et != "" {
+		if !core.ValidEventTypeSyntax(et) {
+			return nil, core.Invalid("type", "type %q is not an event type (dot-separated segments of [a-zA-Z0-9_])", et)
+		}
+		p.Type = et
+	}
+	size, err := pageSize(q)
+	if err != nil {
+		return nil, err
+	}
+	const collection = "events"
+	if p.BeforeID, err = s.tokens.decode(collection, key.ProjectID, q.Get("page_token")); err != nil {
+		return nil, err
+	}
+	p.Limit = size + 1
+	evs, err := s.d.Store.ListEvents(r.Context(), p)
+	if err != nil {
+		return nil, err
+	}
+	evs, more := trimPage(evs, size)
+	var resp listEventsResponse
+	if more {
+		resp.NextPageToken = s.tokens.encode(collection, key.ProjectID, evs[len(evs)-1].ID)
+	}
+	for _, ev := range evs {
+		resp.Events = append(resp.Events, eventDetailOut(ev))
+	}
+	return &resp, nil
+}

@@ -1,6 +1,10 @@
 package api
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/longhook/longhook/internal/relay"
+)
 
 // routes registers the whole API. Every API route exists under /v1,
 // /v1beta and /v1alpha; ServeHTTP has authenticated the caller before any
@@ -56,7 +60,7 @@ func (s *server) routes(mux *http.ServeMux) {
 		handle("POST", "/webhooks", small, s.createWebhook)
 		handle("GET", "/webhooks", small, s.listWebhooks)
 		mux.Handle("GET /"+v+"/webhooks/{id}", s.listenOr(s.api(small, noVerb(s.getWebhook)))) // {id}:listen streams (listen.go)
-		record("GET", "/webhooks/{id}", "", ":"+listenVerb)
+		record("GET", "/webhooks/{id}", "", ":"+relay.Verb)
 		handle("PATCH", "/webhooks/{id}", small, noVerb(s.updateWebhook))
 		handle("DELETE", "/webhooks/{id}", small, noVerb(s.deleteWebhook))
 		handleVerbs("POST", "/webhooks/{id}", small, map[string]apiFunc{

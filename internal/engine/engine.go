@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/groupcommit"
 )
 
 // Store is what the engine needs of core.Store.
@@ -141,10 +142,11 @@ type Engine struct {
 	unblocked chan struct{}            // signalled when one of them has room again
 	resched   chan struct{}            // signalled when a retry was scheduled
 
-	results chan core.Completion
-	secrets secretCache
-	gen     atomic.Uint64 // bumped by WebhooksChanged
-	hooks   hookCache     // webhooks re-read by refreshHook
+	completions *groupcommit.Writer[core.Completion] // attempt results
+	groupLen    int                                  // size of the group being written (its writer's goroutine only)
+	secrets     secretCache
+	gen         atomic.Uint64 // bumped by WebhooksChanged
+	hooks       hookCache     // webhooks re-read by refreshHook
 
 	attemptCtx    context.Context // cancelled at hard stop
 	cancelAttempt context.CancelFunc
@@ -187,10 +189,10 @@ func New(cfg Config) *Engine {
 		excluded:  map[string]bool{},
 		unblocked: make(chan struct{}, 1),
 		resched:   make(chan struct{}, 1),
-		results:   make(chan core.Completion, max(cfg.Workers*4, 8192)),
 		secrets:   secretCache{cipher: cfg.Cipher, m: map[string]any{}},
 	}
 	e.attemptCtx, e.cancelAttempt = context.WithCancel(context.Background())
+	e.completions = e.newCompletions()
 	return e
 }
 
@@ -200,11 +202,6 @@ func (e *Engine) Owner() string { return e.cfg.Owner }
 // Run claims and delivers until ctx is cancelled, then shuts down as the
 // package doc describes. It returns nil after a clean shutdown.
 func (e *Engine) Run(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		e.complete()
-		close(done)
-	}()
 	e.claimLoop(ctx)
 	e.mu.Lock()
 	e.stopping = true
@@ -225,8 +222,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	t.Stop()
 	e.cancelAttempt()
-	close(e.results)
-	<-done
+	e.completions.Close() // writes the last results
 	return nil
 }
 
@@ -387,7 +383,7 @@ func (e *Engine) start(t *task) {
 		start := time.Now()
 		comp := e.attempt(e.attemptCtx, t)
 		took := time.Since(start)
-		e.results <- comp
+		_ = e.completions.Enqueue(context.Background(), comp)
 		e.finished(t, took)
 	}()
 }
@@ -499,44 +495,36 @@ func (e *Engine) releaseParked() {
 	e.release(ids)
 }
 
-// complete writes results in batches: it takes whatever has queued up while
-// the previous write ran (group commit), so a busy engine writes hundreds
-// per transaction. A batch smaller than lingerBatch waits up to
-// completionLinger for more: at a few thousand results a second that turns
-// a commit per result or two into one per dozen, and nothing waits on it
-// (the attempt's slot is already free; the lease outlives the wait).
-func (e *Engine) complete() {
-	const maxBatch = 4096
-	batch := make([]core.Completion, 0, maxBatch)
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
-	for first := range e.results {
-		batch = append(batch[:0], first)
-		linger.Reset(completionLinger)
-	drain:
-		for len(batch) < maxBatch {
-			var c core.Completion
-			var ok bool
-			select {
-			case c, ok = <-e.results:
-			default:
-				if len(batch) >= lingerBatch {
-					break drain
-				}
-				select {
-				case c, ok = <-e.results:
-				case <-linger.C:
-					break drain
-				}
-			}
-			if !ok {
-				break drain
-			}
-			batch = append(batch, c)
-		}
-		linger.Stop()
-		e.write(batch)
-	}
+// newCompletions returns the writer of attempt results (group commit, see
+// internal/groupcommit): it takes whatever has queued up while the
+// previous write ran, so a busy engine writes hundreds per transaction. A
+// batch smaller than lingerBatch waits up to completionLinger for more: at
+// a few thousand results a second that turns a commit per result or two
+// into one per dozen, and nothing waits on it (the attempt's slot is
+// already free; the lease outlives the wait). The queue holds up to
+// maxCompletionQueue results or bytes; an attempt waits for room before
+// it frees its slot.
+func (e *Engine) newCompletions() *groupcommit.Writer[core.Completion] {
+	return groupcommit.New(groupcommit.Config[core.Completion]{
+		Commit: e.write,
+		// A batch that cannot be written is retried whole (write); split
+		// it then, so one result the store refuses cannot take thousands
+		// with it.
+		Split:    func(err error) bool { return !errors.Is(err, context.Canceled) },
+		Begin:    func(g []core.Completion) { e.groupLen = len(g) },
+		Done:     e.noteRetries,
+		Size:     completionSize,
+		MaxItems: 4096, MaxBytes: 8 << 20,
+		QueueItems: max(e.cfg.Workers*4, 8192), QueueBytes: 64 << 20,
+		Linger: func(queued, _ int) (int, time.Duration) {
+			return lingerBatch, completionLinger
+		},
+	})
+}
+
+// completionSize is about what a result holds in memory.
+func completionSize(c core.Completion) int {
+	return 256 + len(c.Attempt.Response) + len(c.Attempt.Error)
 }
 
 // A completion batch smaller than lingerBatch waits up to completionLinger
@@ -546,21 +534,25 @@ const (
 	completionLinger = 2 * time.Millisecond
 )
 
-func (e *Engine) write(batch []core.Completion) {
+// write writes a batch of results, retrying a failing store for a while.
+// A result that cannot be written is not lost: the delivery's lease
+// expires and it is attempted again (at-least-once); trying first saves
+// that duplicate. A split half (see newCompletions) is tried once.
+func (e *Engine) write(batch []core.Completion) error {
 	ctx := context.Background()
 	backoff := 20 * time.Millisecond
-	for attempt := 0; ; attempt++ {
+	tries := 9
+	if len(batch) < e.groupLen {
+		tries = 1
+	}
+	for attempt := 1; ; attempt++ {
 		err := e.cfg.Store.CompleteDeliveries(ctx, batch)
 		if err == nil {
-			e.noteRetries(batch)
-			return
+			return nil
 		}
-		// A result that cannot be written is not lost: the delivery's lease
-		// expires and it is attempted again (at-least-once). Keep trying for
-		// a while first, since that costs a duplicate.
 		e.cfg.Logger.Error("engine.complete_failed", slog.Int("batch", len(batch)), slog.String("error", err.Error()))
-		if attempt >= 8 || errors.Is(err, context.Canceled) {
-			return
+		if attempt >= tries || errors.Is(err, context.Canceled) {
+			return err
 		}
 		time.Sleep(backoff)
 		backoff = min(backoff*2, 2*time.Second)
@@ -569,10 +561,10 @@ func (e *Engine) write(batch []core.Completion) {
 
 // noteRetries wakes the claim loop when a written retry is due before its
 // safety poll (short delays, --time-scale).
-func (e *Engine) noteRetries(batch []core.Completion) {
+func (e *Engine) noteRetries(batch []core.Completion, errs []error) {
 	soon := e.cfg.Clock.Now().Add(e.cfg.PollInterval)
-	for _, c := range batch {
-		if c.Status == core.DeliveryPending && c.NextAttemptTime.Before(soon) {
+	for i, c := range batch {
+		if errs[i] == nil && c.Status == core.DeliveryPending && c.NextAttemptTime.Before(soon) {
 			select {
 			case e.resched <- struct{}{}:
 			default:

@@ -21,6 +21,8 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/longhook/longhook/internal/groupcommit"
+
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/store/schema"
 )
@@ -107,7 +109,8 @@ var pgSchemaName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 //
 // Every write is an operation sent to one writer goroutine, which owns
 // one dedicated connection. It sends whatever has queued up while the
-// previous transaction committed (up to maxGroup operations) as a single
+// previous transaction committed (up to maxGroup operations or
+// maxGroupBytes; see internal/groupcommit) as a single
 // pipelined batch, one round trip run by PostgreSQL as one implicit
 // transaction, and releases the callers only once the batch has come
 // back, that is once the transaction has committed. The accepts of a
@@ -149,9 +152,9 @@ type PostgresInbox struct {
 	lockKey     int32  // second advisory lock key (hash of schema)
 	stmtTimeout time.Duration
 
-	w    pgWriter // owned by run (and by Open before run starts)
-	q    *writeQueue[*pgOp]
-	exit chan struct{} // closed when run has returned
+	w     pgWriter // owned by the writer's goroutine (and by Open before it starts)
+	q     *groupcommit.Writer[*pgOp]
+	floor int64 // see commit; the writer's goroutine only
 
 	changed *changeSignal
 	tail    atomic.Pointer[tail]
@@ -209,8 +212,7 @@ func OpenPostgresInbox(ctx context.Context, url string, o PostgresOptions) (*Pos
 	wcfg.RuntimeParams["tcp_keepalives_interval"] = "5"
 	wcfg.RuntimeParams["tcp_keepalives_count"] = "3"
 
-	s := &PostgresInbox{wcfg: wcfg, log: o.Logger, stmtTimeout: o.StatementTimeout,
-		q: newWriteQueue[*pgOp](4 * maxGroup), exit: make(chan struct{}), changed: newChangeSignal()}
+	s := &PostgresInbox{wcfg: wcfg, log: o.Logger, stmtTimeout: o.StatementTimeout, changed: newChangeSignal()}
 	c, err := s.open(ctx, o)
 	if err != nil {
 		return nil, err
@@ -220,7 +222,7 @@ func OpenPostgresInbox(ctx context.Context, url string, o PostgresOptions) (*Pos
 		return nil, fmt.Errorf("gateway: postgres: pool: %w", err)
 	}
 	s.w.conn, s.w.lastUse = c, time.Now()
-	go s.run()
+	s.q = s.newWriter()
 	return s, nil
 }
 
@@ -394,7 +396,7 @@ func (s *PostgresInbox) migrate(ctx context.Context, c *pgx.Conn) error {
 func (s *PostgresInbox) Accept(ctx context.Context, p AcceptParams) (AcceptResult, error) {
 	a := &pgAccept{p: p, id: nonNil([]byte(p.WebhookID)), typ: pgText(p.Type),
 		headers: nonNil([]byte(encodeHeader(p.Header))), body: nonNil(p.Body)}
-	if err := s.q.submit(ctx, &pgOp{accept: a}); err != nil {
+	if err := s.q.Submit(ctx, &pgOp{accept: a}); err != nil {
 		return AcceptResult{}, fmt.Errorf("gateway: postgres: accept: %w", err)
 	}
 	return a.res, nil
@@ -402,7 +404,7 @@ func (s *PostgresInbox) Accept(ctx context.Context, p AcceptParams) (AcceptResul
 
 // SetCursor implements Inbox.
 func (s *PostgresInbox) SetCursor(ctx context.Context, sink string, seq int64) error {
-	err := s.q.submit(ctx, &pgOp{sql: `INSERT INTO gateway_cursors (sink, seq) VALUES ($1, $2)
+	err := s.q.Submit(ctx, &pgOp{sql: `INSERT INTO gateway_cursors (sink, seq) VALUES ($1, $2)
 		ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq`, args: []any{sink, seq}})
 	if err != nil {
 		return fmt.Errorf("gateway: postgres: set cursor: %w", err)
@@ -412,7 +414,7 @@ func (s *PostgresInbox) SetCursor(ctx context.Context, sink string, seq int64) e
 
 // AddRetry implements Inbox.
 func (s *PostgresInbox) AddRetry(ctx context.Context, p RetryParams) error {
-	err := s.q.submit(ctx, &pgOp{sql: `INSERT INTO gateway_retries (seq, sink, attempts, next_at, last_error, dead)
+	err := s.q.Submit(ctx, &pgOp{sql: `INSERT INTO gateway_retries (seq, sink, attempts, next_at, last_error, dead)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (seq, sink) DO UPDATE SET attempts = excluded.attempts,
 		next_at = excluded.next_at, last_error = excluded.last_error, dead = excluded.dead`,
 		args: []any{p.Seq, p.Sink, p.Attempts, pgNextAt(p), pgText(p.LastError), p.Dead}})
@@ -429,7 +431,7 @@ func (s *PostgresInbox) UpdateRetry(ctx context.Context, p RetryParams) error {
 	if p.Done {
 		op = &pgOp{sql: `DELETE FROM gateway_retries WHERE seq = $1 AND sink = $2`, args: []any{p.Seq, p.Sink}}
 	}
-	if err := s.q.submit(ctx, op); err != nil {
+	if err := s.q.Submit(ctx, op); err != nil {
 		return fmt.Errorf("gateway: postgres: update retry: %w", err)
 	}
 	return nil
@@ -447,7 +449,7 @@ func pgNextAt(p RetryParams) pgtype.Timestamptz {
 // so LastSeq never goes down.
 func (s *PostgresInbox) Sweep(ctx context.Context, p SweepParams) (int, error) {
 	var n int64
-	err := s.q.submit(ctx, &pgOp{sql: `DELETE FROM gateway_events WHERE seq IN (SELECT e.seq FROM gateway_events e
+	err := s.q.Submit(ctx, &pgOp{sql: `DELETE FROM gateway_events WHERE seq IN (SELECT e.seq FROM gateway_events e
 		WHERE e.source = $1 AND e.expire_at < $2 AND e.seq <= $3
 		AND e.seq < (SELECT max(seq) FROM gateway_events)
 		AND NOT EXISTS (SELECT 1 FROM gateway_retries r WHERE r.seq = e.seq) LIMIT $4)`,
@@ -619,7 +621,7 @@ func (s *PostgresInbox) Changed() <-chan struct{} { return s.changed.wait() }
 // Ping implements Inbox: the read pool answers and the writer can write
 // (it holds its connection and the lock).
 func (s *PostgresInbox) Ping(ctx context.Context) error {
-	if s.q.isClosed() {
+	if s.q.Closed() {
 		return ErrClosed
 	}
 	if err := s.down.Load(); err != nil {
@@ -640,8 +642,7 @@ func (s *PostgresInbox) CommitStats() (commits, ops int64) { return s.nCommits.L
 // and closes the connections. It is safe to call twice.
 func (s *PostgresInbox) Close() error {
 	s.closeOnce.Do(func() {
-		s.q.close()
-		<-s.exit
+		s.q.Close()
 		if s.w.conn != nil {
 			closeConn(s.w.conn) // ends the session, which releases the lock
 			s.w.conn = nil
@@ -655,7 +656,7 @@ func (s *PostgresInbox) Close() error {
 // are safe to repeat) with backoff for up to pgRetryBudget or until ctx
 // ends.
 func (s *PostgresInbox) read(ctx context.Context, fn func(c *pgx.Conn) error) error {
-	if s.q.isClosed() {
+	if s.q.Closed() {
 		return ErrClosed
 	}
 	deadline := time.Now().Add(pgRetryBudget)

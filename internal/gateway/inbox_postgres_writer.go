@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/longhook/longhook/internal/groupcommit"
 )
 
 // pgWriter is the state of the writer goroutine (see PostgresInbox).
@@ -35,7 +37,13 @@ type pgOp struct {
 	sql    string
 	args   []any
 	tag    func(pgconn.CommandTag) // optional: the statement's result
-	opResult
+}
+
+func (op *pgOp) size() int {
+	if op.accept != nil {
+		return acceptSize(&op.accept.p)
+	}
+	return 64
 }
 
 func (op *pgOp) createdEvent() (Event, bool) {
@@ -73,58 +81,56 @@ FROM input i
 LEFT JOIN ins ON ins.source = i.source AND ins.webhook_id = i.webhook_id
 LEFT JOIN gateway_events e ON e.source = i.source AND e.webhook_id = i.webhook_id`
 
-// run is the writer goroutine: it commits queued operations in groups
-// until Close, then commits what is still queued and returns. Between
-// groups it reconnects a lost session (at the backoff pace) and checks an
-// idle one, so the lock is held again before the next write needs it.
-func (s *PostgresInbox) run() {
-	defer close(s.exit)
-	group := make([]*pgOp, 0, maxGroup)
-	timer := time.NewTimer(pgIdlePing)
-	defer timer.Stop()
-	for {
-		w := &s.w
-		if w.conn == nil || w.resync {
-			timer.Reset(max(time.Until(w.nextTry), 0))
-		} else {
-			timer.Reset(max(time.Until(w.lastUse.Add(pgIdlePing)), 0))
-		}
-		select {
-		case op, ok := <-s.q.ops:
-			if !ok {
-				return
-			}
-			s.commit(s.q.drain(append(group[:0], op), maxGroup))
-		case <-timer.C:
-			if w.conn == nil || w.resync || time.Since(w.lastUse) >= pgIdlePing {
-				_, _ = s.attempt(func(ctx context.Context, c *pgx.Conn) error { return c.Ping(ctx) })
-			}
-		}
-	}
+// newWriter returns the inbox's writer. Its goroutine lives from Open to
+// Close: between groups it reconnects a lost session (at the backoff
+// pace) and checks an idle one, so the lock is held again before the next
+// write needs it. A group that fails for a reason other than the
+// database's state is split, so one bad operation cannot fail its
+// neighbours; a transient failure is retried whole (do).
+func (s *PostgresInbox) newWriter() *groupcommit.Writer[*pgOp] {
+	return newInboxWriter(groupcommit.Config[*pgOp]{
+		Commit: func(g []*pgOp) error {
+			return s.do(func(ctx context.Context, c *pgx.Conn) error { return s.apply(ctx, c, g, s.floor) })
+		},
+		Split: func(err error) bool { return !pgTransient(err) },
+		Begin: func(g []*pgOp) {
+			s.nCommits.Add(1)
+			s.nOps.Add(int64(len(g)))
+			// Events above floor that the INSERT finds already stored were
+			// stored by an earlier attempt of this group whose answer was
+			// lost: they are not duplicates.
+			s.floor = s.tail.Load().lastSeq()
+		},
+		Done: s.committed,
+		Idle: s.upkeep,
+	})
 }
 
-// commit runs a group in one transaction (retrying transient failures)
-// and releases its callers. If the group fails for another reason, each
-// operation is retried alone, so one bad operation cannot fail its
-// neighbours.
-func (s *PostgresInbox) commit(group []*pgOp) {
-	s.nCommits.Add(1)
-	s.nOps.Add(int64(len(group)))
-	// Events above floor that the INSERT finds already stored were stored
-	// by an earlier attempt of this group whose answer was lost: they are
-	// not duplicates.
-	floor := s.tail.Load().lastSeq()
-	settle(group, func(g []*pgOp) error {
-		return s.do(func(ctx context.Context, c *pgx.Conn) error { return s.apply(ctx, c, g, floor) })
-	}, func(err error) bool { return !pgTransient(err) })
-	created := createdEvents(group)
+// upkeep reconnects a lost session once its backoff has passed, and pings
+// one idle for pgIdlePing; it returns when it wants to run again.
+func (s *PostgresInbox) upkeep() time.Duration {
+	w := &s.w
+	due := func() time.Time {
+		if w.conn == nil || w.resync {
+			return w.nextTry
+		}
+		return w.lastUse.Add(pgIdlePing)
+	}
+	if !time.Now().Before(due()) {
+		_, _ = s.attempt(func(ctx context.Context, c *pgx.Conn) error { return c.Ping(ctx) })
+	}
+	return max(time.Until(due()), time.Millisecond)
+}
+
+// committed publishes a settled group's new events to the tail and wakes
+// forwarders and streams, before the callers return, so an accept that
+// returned has always signalled Changed.
+func (s *PostgresInbox) committed(group []*pgOp, errs []error) {
+	created := createdEvents(group, errs)
 	s.tail.Load().add(created)
-	// Wake forwarders and streams before the callers return, so an accept
-	// that returned has always signalled Changed.
 	if len(created) > 0 {
 		s.changed.signal()
 	}
-	release(group)
 }
 
 // apply sends the group as one batch, which PostgreSQL runs as one

@@ -10,13 +10,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/longhook/longhook/internal/groupcommit"
 )
 
 // schemaVersion is stored in PRAGMA user_version; a file written by a
@@ -56,8 +57,6 @@ CREATE INDEX retries_due ON retries (sink, next_at, seq);
 `
 
 const (
-	// maxGroup bounds the operations committed in one transaction.
-	maxGroup = 512
 	// maxYields bounds how often the writer lets other goroutines run to
 	// gather more operations before committing: a few yields grow groups
 	// (fewer, cheaper commits) at a cost of microseconds of latency.
@@ -80,21 +79,20 @@ const (
 // # Group commit
 //
 // Every write (accepting an event, moving a cursor, recording a retry,
-// sweeping) is an operation sent to the writer goroutine. The goroutine
-// takes whatever has queued up while the previous transaction committed,
-// up to maxGroup operations, runs them in one transaction, commits, and
-// only then releases their callers. Concurrent HTTP requests therefore
-// share commits, and a request still answers 2xx only after the
-// transaction holding its row has committed. If a group fails, each of
-// its operations is retried in a transaction of its own, so one bad
+// sweeping) is an operation sent to the writer (internal/groupcommit). Its
+// goroutine takes whatever has queued up while the previous transaction
+// committed, up to maxGroup operations or maxGroupBytes, runs them in one
+// transaction, commits, and only then releases their callers. Concurrent
+// HTTP requests therefore share commits, and a request still answers 2xx
+// only after the transaction holding its row has committed. If a group
+// fails, it is split in halves and each committed again, so one bad
 // operation cannot fail its neighbours.
 type SQLiteInbox struct {
-	w    *sql.Conn // the writer's only connection, used by run alone
-	wdb  *sql.DB
-	r    *sql.DB
-	st   sqliteStmts
-	q    *writeQueue[*writeOp]
-	exit chan struct{} // closed when run has returned
+	w   *sql.Conn // the writer's only connection, used by run alone
+	wdb *sql.DB
+	r   *sql.DB
+	st  sqliteStmts
+	q   *groupcommit.Writer[*writeOp]
 
 	changed *changeSignal
 	tail    *tail
@@ -122,7 +120,13 @@ type sqliteStmts struct {
 type writeOp struct {
 	accept *acceptOp
 	fn     func(ctx context.Context) error
-	opResult
+}
+
+func (op *writeOp) size() int {
+	if op.accept != nil {
+		return acceptSize(&op.accept.p)
+	}
+	return 64
 }
 
 func (op *writeOp) createdEvent() (Event, bool) {
@@ -168,13 +172,12 @@ func OpenSQLiteInbox(ctx context.Context, path, synchronous string) (*SQLiteInbo
 		return nil, fmt.Errorf("gateway: sqlite: %w", err)
 	}
 	wdb.SetMaxOpenConns(1)
-	s := &SQLiteInbox{wdb: wdb, q: newWriteQueue[*writeOp](4 * maxGroup), exit: make(chan struct{}),
-		ckpt: make(chan struct{}, 1), ckDone: make(chan struct{}), changed: newChangeSignal()}
+	s := &SQLiteInbox{wdb: wdb, ckpt: make(chan struct{}, 1), ckDone: make(chan struct{}), changed: newChangeSignal()}
 	if err := s.open(ctx, base); err != nil {
 		_ = s.closeDBs()
 		return nil, err
 	}
-	go s.run()
+	s.q = s.newWriter()
 	go s.checkpointer()
 	return s, nil
 }
@@ -284,52 +287,40 @@ func (s *SQLiteInbox) exec(ctx context.Context, fn func(ctx context.Context) err
 	return nil
 }
 
-// run is the writer goroutine: it groups queued operations into
-// transactions until Close, then commits what is still queued and exits.
-func (s *SQLiteInbox) run() {
-	defer close(s.exit)
+// newWriter returns the inbox's writer (see SQLiteInbox).
+func (s *SQLiteInbox) newWriter() *groupcommit.Writer[*writeOp] {
 	ctx := context.Background()
-	group := make([]*writeOp, 0, maxGroup)
-	last := 0 // size of the previous group
-	for {
-		op, ok := <-s.q.ops
-		if !ok {
-			return
-		}
-		group = append(group[:0], op)
-		for yield := 0; yield < maxYields && len(group) < maxGroup; yield++ {
-			n := len(group)
-			group = s.q.drain(group, maxGroup)
-			if len(group) == n && yield > 0 {
-				break
+	return newInboxWriter(groupcommit.Config[*writeOp]{
+		Commit: func(g []*writeOp) error {
+			return s.exec(ctx, func(ctx context.Context) error { return s.apply(ctx, g) })
+		},
+		Begin: func(g []*writeOp) {
+			s.nCommits.Add(1)
+			s.nOps.Add(int64(len(g)))
+		},
+		Done:   s.committed,
+		Yields: maxYields,
+		// Under load, pause once (parked, not spinning) until the group
+		// is twice the previous one: fewer, fuller commits cost less CPU
+		// per event.
+		Linger: func(queued, last int) (int, time.Duration) {
+			if last > 1 {
+				return 2 * last, lingerSleep
 			}
-			runtime.Gosched()
-		}
-		if last > 1 && len(group) < min(2*last, maxGroup) {
-			// Under load, pause once (parked, not spinning) so the group
-			// fills: fewer, fuller commits cost less CPU per event.
-			time.Sleep(lingerSleep)
-			group = s.q.drain(group, maxGroup)
-		}
-		last = len(group)
-		s.commit(ctx, group)
-	}
+			return 0, 0
+		},
+	})
 }
 
-func (s *SQLiteInbox) commit(ctx context.Context, group []*writeOp) {
-	s.nCommits.Add(1)
-	s.nOps.Add(int64(len(group)))
-	settle(group, func(g []*writeOp) error {
-		return s.exec(ctx, func(ctx context.Context) error { return s.apply(ctx, g) })
-	}, func(error) bool { return true })
-	created := createdEvents(group)
+// committed publishes a settled group's new events to the tail and to
+// Changed; it runs before the group's callers return, so an accept that
+// returned has always signalled Changed.
+func (s *SQLiteInbox) committed(group []*writeOp, errs []error) {
+	created := createdEvents(group, errs)
 	s.tail.add(created)
-	// Wake forwarders and streams before the callers return, so an accept
-	// that returned has always signalled Changed.
 	if len(created) > 0 {
 		s.changed.signal()
 	}
-	release(group)
 	// A rough page count: a few pages per commit plus one per event.
 	if s.pages.Add(int64(3+len(created))) >= checkpointPages {
 		select {
@@ -390,7 +381,7 @@ func (s *SQLiteInbox) Accept(ctx context.Context, p AcceptParams) (AcceptResult,
 		p.Body = []byte{} // nil would be stored as NULL
 	}
 	a := &acceptOp{p: p, headers: encodeHeader(p.Header)}
-	if err := s.q.submit(ctx, &writeOp{accept: a}); err != nil {
+	if err := s.q.Submit(ctx, &writeOp{accept: a}); err != nil {
 		return AcceptResult{}, fmt.Errorf("gateway: sqlite: accept: %w", err)
 	}
 	return a.res, nil
@@ -411,7 +402,7 @@ func (s *SQLiteInbox) Cursor(ctx context.Context, sink string) (int64, bool, err
 
 // SetCursor implements Inbox.
 func (s *SQLiteInbox) SetCursor(ctx context.Context, sink string, seq int64) error {
-	err := s.q.submit(ctx, &writeOp{fn: func(ctx context.Context) error {
+	err := s.q.Submit(ctx, &writeOp{fn: func(ctx context.Context) error {
 		_, err := s.st.setCursor.ExecContext(ctx, sink, seq)
 		return err
 	}})
@@ -424,7 +415,7 @@ func (s *SQLiteInbox) SetCursor(ctx context.Context, sink string, seq int64) err
 // AddRetry implements Inbox.
 func (s *SQLiteInbox) AddRetry(ctx context.Context, p RetryParams) error {
 	next, dead := retryTimes(p)
-	err := s.q.submit(ctx, &writeOp{fn: func(ctx context.Context) error {
+	err := s.q.Submit(ctx, &writeOp{fn: func(ctx context.Context) error {
 		_, err := s.st.insertRetry.ExecContext(ctx, p.Seq, p.Sink, p.Attempts, next, p.LastError, dead)
 		return err
 	}})
@@ -437,7 +428,7 @@ func (s *SQLiteInbox) AddRetry(ctx context.Context, p RetryParams) error {
 // UpdateRetry implements Inbox.
 func (s *SQLiteInbox) UpdateRetry(ctx context.Context, p RetryParams) error {
 	next, dead := retryTimes(p)
-	err := s.q.submit(ctx, &writeOp{fn: func(ctx context.Context) error {
+	err := s.q.Submit(ctx, &writeOp{fn: func(ctx context.Context) error {
 		if p.Done {
 			_, err := s.st.deleteRetry.ExecContext(ctx, p.Seq, p.Sink)
 			return err
@@ -461,7 +452,7 @@ func retryTimes(p RetryParams) (next int64, dead int) {
 // Sweep implements Inbox.
 func (s *SQLiteInbox) Sweep(ctx context.Context, p SweepParams) (int, error) {
 	var n int64
-	err := s.q.submit(ctx, &writeOp{fn: func(ctx context.Context) error {
+	err := s.q.Submit(ctx, &writeOp{fn: func(ctx context.Context) error {
 		r, err := s.st.sweep.ExecContext(ctx, p.Source, p.Now.UnixMicro(), p.Upto, p.Limit)
 		if err != nil {
 			return err
@@ -567,7 +558,7 @@ func (s *SQLiteInbox) Changed() <-chan struct{} { return s.changed.wait() }
 
 // Ping implements Inbox.
 func (s *SQLiteInbox) Ping(ctx context.Context) error {
-	if s.q.isClosed() {
+	if s.q.Closed() {
 		return ErrClosed
 	}
 	return s.r.PingContext(ctx)
@@ -592,8 +583,9 @@ func (s *SQLiteInbox) CommitStats() (commits, ops int64) { return s.nCommits.Loa
 // Close commits the operations already queued, then closes the file.
 func (s *SQLiteInbox) Close() error {
 	s.closeOnce.Do(func() {
-		s.q.close()
-		<-s.exit
+		if s.q != nil {
+			s.q.Close()
+		}
 		close(s.ckpt)
 		<-s.ckDone
 		s.closeErr = s.closeDBs()

@@ -2,131 +2,61 @@ package gateway
 
 import (
 	"cmp"
-	"context"
 	"slices"
-	"sync"
 	"sync/atomic"
+
+	"github.com/longhook/longhook/internal/groupcommit"
 )
 
-// opResult is what a caller waits for: the outcome of its queued write,
-// set by the writer before it closes done.
-type opResult struct {
-	err  error
-	done chan struct{}
-}
-
-func (r *opResult) result() *opResult { return r }
-
-// writeQueue is the submitting side of an inbox's single writer: callers
-// queue operations and wait until the group transaction holding theirs has
-// committed; close stops new submissions and lets the writer drain what is
-// queued (it sees the channel closed once that is done).
-type writeQueue[T interface{ result() *opResult }] struct {
-	ops chan T
-
-	mu     sync.RWMutex // guards closed against enqueues
-	closed bool
-}
-
-func newWriteQueue[T interface{ result() *opResult }](size int) *writeQueue[T] {
-	return &writeQueue[T]{ops: make(chan T, size)}
-}
-
-// submit queues op and waits for its transaction to commit.
-func (q *writeQueue[T]) submit(ctx context.Context, op T) error {
-	r := op.result()
-	r.done = make(chan struct{})
-	q.mu.RLock()
-	if q.closed {
-		q.mu.RUnlock()
-		return ErrClosed
-	}
-	select {
-	case q.ops <- op:
-		q.mu.RUnlock()
-	case <-ctx.Done():
-		q.mu.RUnlock()
-		return ctx.Err()
-	}
-	select {
-	case <-r.done:
-		return r.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// drain appends queued operations to group, up to limit, without blocking.
-func (q *writeQueue[T]) drain(group []T, limit int) []T {
-	for len(group) < limit {
-		select {
-		case op, ok := <-q.ops:
-			if !ok {
-				return group
-			}
-			group = append(group, op)
-		default:
-			return group
-		}
-	}
-	return group
-}
-
-// close refuses new submissions and closes the channel the writer reads.
-func (q *writeQueue[T]) close() {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.closed = true
-	close(q.ops)
-}
-
-func (q *writeQueue[T]) isClosed() bool {
-	q.mu.RLock()
-	defer q.mu.RUnlock()
-	return q.closed
-}
+// Both inboxes write through one group-commit writer (internal/groupcommit)
+// with these caps: operations and bytes per transaction, and four groups'
+// worth queued.
+const (
+	maxGroup      = 512
+	maxGroupBytes = 8 << 20
+)
 
 // A groupOp is a queued write the writer commits in a group.
 type groupOp interface {
-	result() *opResult
 	// createdEvent is the event the operation stored, if it is an accept
 	// that inserted one.
 	createdEvent() (Event, bool)
+	// size is about what the operation holds in memory.
+	size() int
 }
 
-// settle runs group in one transaction with run and sets each operation's
-// error. A group that failed for a reason split accepts runs again one
-// operation at a time, so one bad operation cannot fail its neighbours.
-func settle[T groupOp](group []T, run func([]T) error, split func(error) bool) {
-	err := run(group)
-	if err != nil && len(group) > 1 && split(err) {
-		for _, op := range group {
-			op.result().err = run([]T{op})
+// newInboxWriter completes cfg with what both inboxes share: the caps,
+// sizes, and ErrClosed after Close.
+func newInboxWriter[T groupOp](cfg groupcommit.Config[T]) *groupcommit.Writer[T] {
+	cfg.MaxItems, cfg.MaxBytes = maxGroup, maxGroupBytes
+	cfg.QueueItems, cfg.QueueBytes = 4*maxGroup, 4*maxGroupBytes
+	cfg.Size = T.size
+	cfg.ErrClosed = ErrClosed
+	return groupcommit.New(cfg)
+}
+
+// acceptSize is what an accept weighs in the writer's byte caps.
+func acceptSize(p *AcceptParams) int {
+	n := 256 + len(p.Body) + len(p.WebhookID) + len(p.Source)
+	for k, vs := range p.Header {
+		n += len(k)
+		for _, v := range vs {
+			n += len(v)
 		}
-		return
 	}
-	for _, op := range group {
-		op.result().err = err
-	}
+	return n
 }
 
 // createdEvents returns the events the group's accepts stored, by Seq.
-func createdEvents[T groupOp](group []T) []Event {
+func createdEvents[T groupOp](group []T, errs []error) []Event {
 	var created []Event
-	for _, op := range group {
-		if e, ok := op.createdEvent(); ok && op.result().err == nil {
+	for i, op := range group {
+		if e, ok := op.createdEvent(); ok && errs[i] == nil {
 			created = append(created, e)
 		}
 	}
 	slices.SortFunc(created, func(a, b Event) int { return cmp.Compare(a.Seq, b.Seq) })
 	return created
-}
-
-// release lets the group's callers return.
-func release[T groupOp](group []T) {
-	for _, op := range group {
-		close(op.result().done)
-	}
 }
 
 // changeSignal is the Inbox's Changed: a channel closed, and replaced, at

@@ -1,0 +1,356 @@
+package groupcommit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// item is a test write: n names it, size weighs it, bad makes every group
+// holding it fail.
+type item struct {
+	n     int
+	size  int
+	bad   bool
+	group int64 // set by the commit that wrote it
+}
+
+// log records the groups a writer committed.
+type log struct {
+	mu      sync.Mutex
+	groups  [][]int // item numbers of each committed group
+	bytes   []int
+	commits atomic.Int64 // Commit calls, failed ones too
+}
+
+func (l *log) commit(group []*item) error {
+	g := l.commits.Add(1)
+	for _, it := range group {
+		if it.bad {
+			return fmt.Errorf("item %d is bad", it.n)
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var ns []int
+	b := 0
+	for _, it := range group {
+		ns = append(ns, it.n)
+		b += it.size
+		it.group = g
+	}
+	l.groups = append(l.groups, ns)
+	l.bytes = append(l.bytes, b)
+	return nil
+}
+
+func (l *log) committed() map[int]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	seen := map[int]int{}
+	for _, g := range l.groups {
+		for _, n := range g {
+			seen[n]++
+		}
+	}
+	return seen
+}
+
+func TestConcurrentSubmitsShareGroups(t *testing.T) {
+	t.Parallel()
+	var l log
+	w := New(Config[*item]{Commit: l.commit, MaxItems: 16, Yields: 4})
+	defer w.Close()
+	const n = 500
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			if err := w.Submit(context.Background(), &item{n: i}); err != nil {
+				t.Errorf("submit %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	seen := l.committed()
+	for i := range n {
+		if seen[i] != 1 {
+			t.Fatalf("item %d committed %d times", i, seen[i])
+		}
+	}
+	for _, g := range l.groups {
+		if len(g) > 16 {
+			t.Fatalf("a group of %d items, cap 16", len(g))
+		}
+	}
+	if len(l.groups) >= n {
+		t.Fatalf("%d commits for %d concurrent items: no group formed", len(l.groups), n)
+	}
+}
+
+// blocker is a commit that waits until released, to hold the writer.
+type blocker struct {
+	entered chan struct{}
+	release chan struct{}
+	log
+}
+
+func newBlocker() *blocker {
+	return &blocker{entered: make(chan struct{}, 100), release: make(chan struct{})}
+}
+
+func (b *blocker) commit(group []*item) error {
+	b.entered <- struct{}{}
+	<-b.release
+	return b.log.commit(group)
+}
+
+func TestSubmitHonoursContext(t *testing.T) {
+	t.Parallel()
+	b := newBlocker()
+	w := New(Config[*item]{Commit: b.commit, MaxItems: 1, QueueItems: 1})
+	defer w.Close()
+	defer close(b.release)
+
+	// The first item is being committed (and blocks); its caller gives up.
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() { errc <- w.Submit(ctx, &item{n: 1}) }()
+	<-b.entered
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("submit while its group commits, context cancelled: %v", err)
+	}
+	// The second fills the queue; the third finds no room and gives up
+	// when its deadline passes, without being queued.
+	go func() { errc <- w.Submit(context.Background(), &item{n: 2}) }()
+	waitFor(t, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.queue) == 1 })
+	ctx3, cancel3 := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel3()
+	if err := w.Submit(ctx3, &item{n: 3}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("submit to a full queue: %v", err)
+	}
+	if err := w.Enqueue(ctx3, &item{n: 4}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("enqueue to a full queue: %v", err)
+	}
+	b.release <- struct{}{} // item 1 commits
+	<-b.entered
+	b.release <- struct{}{} // item 2 commits
+	if err := <-errc; err != nil {
+		t.Fatalf("item 2: %v", err)
+	}
+	seen := b.committed()
+	if seen[1] != 1 || seen[2] != 1 || seen[3] != 0 || seen[4] != 0 {
+		t.Fatalf("committed %v, want items 1 and 2 only", seen)
+	}
+}
+
+func TestBytesCap(t *testing.T) {
+	t.Parallel()
+	b := newBlocker()
+	w := New(Config[*item]{Commit: b.commit, Size: func(it *item) int { return it.size },
+		MaxItems: 100, MaxBytes: 1000, QueueItems: 100, QueueBytes: 2500})
+	defer w.Close()
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = w.Submit(context.Background(), &item{n: 0, size: 10}) })
+	<-b.entered // the writer is busy: what follows queues up
+	for i := 1; i <= 6; i++ {
+		wg.Go(func() { _ = w.Submit(context.Background(), &item{n: i, size: 400}) })
+		waitFor(t, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.queue) == i })
+	}
+	// 6 × 400 = 2400 bytes are queued; one more does not fit in 2500.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if err := w.Submit(ctx, &item{n: 7, size: 400}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("submit past the queue's byte bound: %v", err)
+	}
+	// An item larger than a whole group goes alone.
+	wg.Go(func() { _ = w.Submit(context.Background(), &item{n: 8, size: 5000}) })
+	close(b.release)
+	wg.Wait()
+	for i, g := range b.groups {
+		if b.bytes[i] > 1000 && len(g) > 1 {
+			t.Fatalf("group %v holds %d bytes, cap 1000", g, b.bytes[i])
+		}
+	}
+	// 0 alone, then 400-byte items two by two, then the large one alone.
+	want := "[[0] [1 2] [3 4] [5 6] [8]]"
+	if got := fmt.Sprint(b.groups); got != want {
+		t.Fatalf("groups %s, want %s", got, want)
+	}
+}
+
+func TestFailedGroupSplits(t *testing.T) {
+	t.Parallel()
+	for _, split := range []bool{true, false} {
+		t.Run(fmt.Sprint("split=", split), func(t *testing.T) {
+			t.Parallel()
+			b := newBlocker()
+			var doneErrs []error
+			w := New(Config[*item]{Commit: b.commit, Split: func(error) bool { return split },
+				Done: func(g []*item, errs []error) {
+					if len(g) > 1 {
+						doneErrs = errs
+					}
+				}})
+			defer w.Close()
+			errs := make([]error, 9)
+			var wg sync.WaitGroup
+			wg.Go(func() { errs[0] = w.Submit(context.Background(), &item{n: 0}) })
+			<-b.entered
+			for i := 1; i <= 8; i++ {
+				wg.Go(func() { errs[i] = w.Submit(context.Background(), &item{n: i, bad: i == 5}) })
+				waitFor(t, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.queue) == i })
+			}
+			close(b.release)
+			wg.Wait()
+			for i, err := range errs {
+				failed := err != nil
+				if want := i == 5 || (!split && i > 0); failed != want {
+					t.Fatalf("item %d: error %v, want failure %v", i, err, want)
+				}
+			}
+			if split {
+				// 8 items, one bad: the group, both halves, the bad half's
+				// halves and so on down to the bad item: 1 + 2 + 2 + 2 = 7
+				// commits, plus item 0's.
+				if n := b.commits.Load(); n != 8 {
+					t.Fatalf("%d commits, want 8", n)
+				}
+				if fmt.Sprint(b.groups) != "[[0] [1 2 3 4] [6] [7 8]]" {
+					t.Fatalf("groups %v", b.groups)
+				}
+			}
+			if len(doneErrs) != 8 || doneErrs[4] == nil {
+				t.Fatalf("Done saw %v", doneErrs)
+			}
+		})
+	}
+}
+
+// TestEachCallBoundedByItsGroup is the stuck-publisher case: commits take
+// 2 ms and an item arrives every 200 µs for 3 s. Before this package, the
+// first caller to find the writer idle committed for everyone until the
+// queue ran dry (one call took 2.73 s). Now every call returns with the
+// group after the one committing when it arrived, or with the one after
+// that if it arrived just as that group was taken.
+func TestEachCallBoundedByItsGroup(t *testing.T) {
+	t.Parallel()
+	var started atomic.Int64
+	w := New(Config[*item]{Yields: 4, Commit: func(g []*item) error {
+		n := started.Add(1)
+		for _, it := range g {
+			it.group = n
+		}
+		time.Sleep(2 * time.Millisecond) // the commit's cost
+		return nil
+	}})
+	defer w.Close()
+	var wg sync.WaitGroup
+	var worst atomic.Int64
+	var calls atomic.Int64
+	tick := time.NewTicker(200 * time.Microsecond)
+	defer tick.Stop()
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
+		<-tick.C
+		wg.Go(func() {
+			it := &item{}
+			ahead := started.Load() // groups started: the last may be committing
+			t0 := time.Now()
+			if err := w.Submit(context.Background(), it); err != nil {
+				t.Error(err)
+				return
+			}
+			calls.Add(1)
+			if d := time.Since(t0); int64(d) > worst.Load() {
+				worst.Store(int64(d))
+			}
+			if it.group > ahead+2 {
+				t.Errorf("committed in group %d, %d groups after the last started when it arrived", it.group, it.group-ahead)
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d calls in %d groups; slowest call %v", calls.Load(), started.Load(), time.Duration(worst.Load()))
+}
+
+func TestCloseDrainsAndRefuses(t *testing.T) {
+	t.Parallel()
+	b := newBlocker()
+	errClosed := errors.New("inbox closed")
+	w := New(Config[*item]{Commit: b.commit, MaxItems: 2, ErrClosed: errClosed})
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = w.Submit(context.Background(), &item{n: 0}) })
+	<-b.entered
+	for i := 1; i <= 5; i++ {
+		if err := w.Enqueue(context.Background(), &item{n: i}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := make(chan struct{})
+	go func() { w.Close(); close(closed) }()
+	waitFor(t, w.Closed)
+	if err := w.Submit(context.Background(), &item{n: 9}); !errors.Is(err, errClosed) {
+		t.Fatalf("submit after close: %v", err)
+	}
+	close(b.release)
+	<-closed
+	wg.Wait()
+	if got := fmt.Sprint(b.groups); got != "[[0] [1 2] [3 4] [5]]" {
+		t.Fatalf("groups %s", got)
+	}
+	w.Close() // twice is fine
+}
+
+func TestIdleKeepsTheWriter(t *testing.T) {
+	t.Parallel()
+	var idles atomic.Int64
+	var l log
+	w := New(Config[*item]{Commit: l.commit, Idle: func() time.Duration {
+		idles.Add(1)
+		return time.Millisecond
+	}})
+	waitFor(t, func() bool { return idles.Load() >= 3 })
+	if err := w.Submit(context.Background(), &item{n: 1}); err != nil {
+		t.Fatal(err)
+	}
+	n := idles.Load()
+	waitFor(t, func() bool { return idles.Load() > n+2 })
+	w.Close() // goleak checks the goroutine ended
+}
+
+func TestLingerWaitsForFullerGroups(t *testing.T) {
+	t.Parallel()
+	b := newBlocker()
+	close(b.release)
+	w := New(Config[*item]{Commit: b.commit, Linger: func(queued, last int) (int, time.Duration) {
+		return 3, time.Hour // only a third item ends the wait
+	}})
+	defer w.Close()
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() { _ = w.Submit(context.Background(), &item{n: i}) })
+	}
+	wg.Wait()
+	if len(b.groups) != 1 || len(b.groups[0]) != 3 {
+		t.Fatalf("groups %v, want one of 3", b.groups)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10 s")
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}

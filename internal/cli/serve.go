@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/longhook/longhook/internal/api"
+	"github.com/longhook/longhook/internal/certs"
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/engine"
 	"github.com/longhook/longhook/internal/jobs"
@@ -63,6 +64,8 @@ type ServeConfig struct {
 	BatchWindow  time.Duration // unfinished batches expire after this (default 48 h)
 	LogLevel     slog.Level
 	LogJSON      bool
+	// TLS serves HTTPS from certificate files or ACME (off when empty).
+	TLS certs.Config
 }
 
 func runServe(ctx context.Context, args []string, env Env) error {
@@ -93,6 +96,8 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&cfg.VideoCommand, "video-command", "", "program that writes videos to $LONGHOOK_OUTPUT (default: a simulated MP4)")
 	fs.StringVar(&cfg.SimDuration, "sim-duration", "batch=2s,video=10s,interaction=1s", "simulated model time per job kind (divided by --time-scale)")
 	fs.DurationVar(&cfg.BatchWindow, "batch-window", 48*time.Hour, "unfinished batches expire after this (divided by --time-scale)")
+	var acmeDomains string
+	addTLSFlags(fs, &cfg.TLS, &acmeDomains)
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&format, "log-format", "text", "log format: text or json")
 	if err := fs.parse(args); err != nil {
@@ -106,6 +111,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 		cfg.AllowCIDRs = append(cfg.AllowCIDRs, p)
 	}
 	cfg.EventTypes = splitList(types)
+	cfg.TLS.ACMEDomains = splitList(acmeDomains)
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
 	}
@@ -150,6 +156,7 @@ type Server struct {
 	log       *slog.Logger
 	store     core.Store
 	listener  net.Listener
+	tls       *certs.TLS
 	http      *http.Server
 	engine    *engine.Engine
 	maint     *engine.Maintenance
@@ -200,15 +207,28 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	s.listener = ln
-	s.URL = "http://" + ln.Addr().String()
-	if s.cfg.PublicURL == "" {
-		s.cfg.PublicURL = s.URL
-	}
 	defer func() {
 		if !ok {
 			ln.Close()
 		}
 	}()
+	tlsCfg := cfg.TLS
+	tlsCfg.CacheDir, tlsCfg.Logger = filepath.Join(cfg.DataDir, "acme"), logger
+	if s.tls, err = certs.New(tlsCfg); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	defer func() {
+		if !ok {
+			s.tls.Close()
+		}
+	}()
+	s.URL = "http://" + ln.Addr().String()
+	if s.tls != nil {
+		s.URL = "https://" + ln.Addr().String()
+	}
+	if s.cfg.PublicURL == "" {
+		s.cfg.PublicURL = s.URL
+	}
 	keys, err := jwks.New(ctx, jwks.Config{Store: store, Cipher: box, Logger: logger, Issuer: strings.TrimSuffix(s.cfg.PublicURL, "/"),
 		Algorithm: cfg.JWTAlgorithm, RotateEvery: cfg.JWKSRotateEvery, TokenTTL: cfg.JWTTTL, Margin: cfg.JWKSMargin})
 	if err != nil {
@@ -303,7 +323,13 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 
 	httpErr := make(chan error, 1)
-	go func() { httpErr <- s.http.Serve(s.listener) }()
+	if s.tls != nil {
+		s.http.TLSConfig = s.tls.Config()
+		g.Go(func() error { return s.tls.Run(gctx) })
+		go func() { httpErr <- s.http.ServeTLS(s.listener, "", "") }()
+	} else {
+		go func() { httpErr <- s.http.Serve(s.listener) }()
+	}
 	s.ready.Store(true)
 	s.log.Info("server.ready", slog.String("url", s.URL), slog.String("public_url", s.cfg.PublicURL),
 		slog.Bool("dev", s.cfg.Dev), slog.Float64("time_scale", s.cfg.TimeScale), slog.String("store", s.store.Capabilities().Driver))

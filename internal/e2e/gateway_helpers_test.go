@@ -32,6 +32,7 @@ type gatewayProc struct {
 	stderr syncBuffer // the logs
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once the process has been reaped
+	args   []string      // extra command-line flags
 }
 
 // gatewayListenLine is the gateway's "ready" line on stdout; it prints the
@@ -45,14 +46,21 @@ var gatewayListenLine = regexp.MustCompile(`^longhook gateway listening on (\S+)
 // between. The gateway is killed when the test ends.
 func startGateway(t testing.TB, config func(baseURL string) string) *gatewayProc {
 	t.Helper()
+	return startGatewayWith(t, "http", config)
+}
+
+// startGatewayWith is startGateway with a URL scheme (https when args
+// carry TLS flags) and extra command-line flags.
+func startGatewayWith(t testing.TB, scheme string, config func(baseURL string) string, args ...string) *gatewayProc {
+	t.Helper()
 	dir := t.TempDir()
 	for try := 1; ; try++ {
 		addr := freeAddr(t)
 		path := filepath.Join(dir, "gateway.yaml")
-		if err := os.WriteFile(path, []byte(config("http://"+addr)), 0o600); err != nil {
+		if err := os.WriteFile(path, []byte(config(scheme+"://"+addr)), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		g := &gatewayProc{URL: "http://" + addr}
+		g := &gatewayProc{URL: scheme + "://" + addr, args: args}
 		err := g.start(path, filepath.Join(dir, "data"), addr)
 		if err == nil {
 			t.Cleanup(g.kill9)
@@ -82,7 +90,7 @@ func freeAddr(t testing.TB) string {
 // start launches the gateway and waits for its listening line; on error
 // the process has been reaped.
 func (g *gatewayProc) start(config, dataDir, addr string) error {
-	cmd := exec.Command(longhookBin, "gateway", "--config", config, "--data-dir", dataDir, "--addr", addr)
+	cmd := exec.Command(longhookBin, append([]string{"gateway", "--config", config, "--data-dir", dataDir, "--addr", addr}, g.args...)...)
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "LONGHOOK_") { // they would change the gateway's flags
 			cmd.Env = append(cmd.Env, kv)

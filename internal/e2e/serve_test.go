@@ -107,7 +107,7 @@ func printedKey(stdout string) string {
 }
 
 // listenLine is serve's "ready" line on stdout.
-var listenLine = regexp.MustCompile(`^longhook \S+ listening on (http://\S+)$`)
+var listenLine = regexp.MustCompile(`^longhook \S+ listening on (https?://\S+)$`)
 
 // args returns the serve command line for addr.
 func (s *serveProc) args(addr string) []string {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"gopkg.in/yaml.v3"
+
+	"github.com/longhook/longhook/internal/certs"
 )
 
 // Config is the gateway configuration, usually read from YAML with
@@ -43,6 +45,9 @@ type Config struct {
 	SweepInterval time.Duration `yaml:"sweep_interval"`
 	// Sources are the receiving endpoints; at least one.
 	Sources []SourceConfig `yaml:"sources"`
+	// TLS serves HTTPS from certificate files (cert, key) or ACME
+	// (acme_domains, ...); see certs.Config. Flags override it.
+	TLS certs.Config `yaml:"tls"`
 }
 
 // SourceConfig is one receiving endpoint.

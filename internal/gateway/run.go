@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/longhook/longhook/internal/certs"
 )
 
 // RunGateway is `longhook gateway`: it loads the config, serves the
@@ -25,8 +27,10 @@ import (
 // (LONGHOOK_DATA_DIR) overriding data_dir, --database
 // (LONGHOOK_GATEWAY_DATABASE: sqlite://PATH or postgres://...) overriding
 // database, --log-level (LONGHOOK_LOG_LEVEL: debug, info, warn, error) and
-// --log-format (LONGHOOK_LOG_FORMAT: text or json). Logs go to stderr; the
-// listening address is printed on stdout.
+// --log-format (LONGHOOK_LOG_FORMAT: text or json), and the TLS flags
+// --tls-cert/--tls-key and --acme-* (LONGHOOK_TLS_*, LONGHOOK_ACME_*)
+// overriding the config's tls block. Logs go to stderr; the listening
+// address is printed on stdout.
 func RunGateway(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -36,6 +40,14 @@ func RunGateway(ctx context.Context, args []string, getenv func(string) string, 
 	database := fs.String("database", getenv("LONGHOOK_GATEWAY_DATABASE"), "inbox store, sqlite://PATH or postgres://..., overrides database in the config [LONGHOOK_GATEWAY_DATABASE]")
 	logLevel := fs.String("log-level", or(getenv("LONGHOOK_LOG_LEVEL"), "info"), "debug, info, warn or error [LONGHOOK_LOG_LEVEL]")
 	logFormat := fs.String("log-format", or(getenv("LONGHOOK_LOG_FORMAT"), "text"), "text or json [LONGHOOK_LOG_FORMAT]")
+	var tlsFlags certs.Config
+	fs.StringVar(&tlsFlags.CertFile, "tls-cert", getenv("LONGHOOK_TLS_CERT"), "PEM certificate chain for HTTPS, re-read when it changes; overrides tls.cert [LONGHOOK_TLS_CERT]")
+	fs.StringVar(&tlsFlags.KeyFile, "tls-key", getenv("LONGHOOK_TLS_KEY"), "PEM private key of --tls-cert; overrides tls.key [LONGHOOK_TLS_KEY]")
+	acmeDomains := fs.String("acme-domain", getenv("LONGHOOK_ACME_DOMAIN"), "comma-separated host names to obtain certificates for over ACME [LONGHOOK_ACME_DOMAIN]")
+	fs.StringVar(&tlsFlags.ACMEDirectory, "acme-directory", getenv("LONGHOOK_ACME_DIRECTORY"), "ACME directory URL (default Let's Encrypt) [LONGHOOK_ACME_DIRECTORY]")
+	fs.StringVar(&tlsFlags.ACMEDirectoryCA, "acme-directory-ca", getenv("LONGHOOK_ACME_DIRECTORY_CA"), "PEM CA bundle trusted for the ACME directory [LONGHOOK_ACME_DIRECTORY_CA]")
+	fs.StringVar(&tlsFlags.ACMEEmail, "acme-email", getenv("LONGHOOK_ACME_EMAIL"), "ACME account contact [LONGHOOK_ACME_EMAIL]")
+	fs.StringVar(&tlsFlags.ACMEHTTPAddr, "acme-http-addr", getenv("LONGHOOK_ACME_HTTP_ADDR"), "serve ACME HTTP-01 challenges here, e.g. :80 [LONGHOOK_ACME_HTTP_ADDR]")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -65,6 +77,10 @@ func RunGateway(ctx context.Context, args []string, getenv func(string) string, 
 	if *database != "" {
 		cfg.Database = *database
 	}
+	tlsFlags.ACMEDomains = splitComma(*acmeDomains)
+	if tlsFlags.Enabled() {
+		cfg.TLS = tlsFlags
+	}
 	return Serve(ctx, cfg, log, func(a net.Addr) { fmt.Fprintf(stdout, "longhook gateway listening on %s\n", a) })
 }
 
@@ -78,6 +94,13 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(net
 	}
 	defer g.Close()
 	cfg = g.cfg
+	tlsCfg := cfg.TLS
+	tlsCfg.CacheDir, tlsCfg.Logger = filepath.Join(cfg.DataDir, "acme"), log
+	edge, err := certs.New(tlsCfg)
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	defer edge.Close()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("gateway: listen: %w", err)
@@ -96,8 +119,16 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(net
 	runDone := make(chan error, 1)
 	go func() { runDone <- g.Run(runCtx) }()
 	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.Serve(ln) }()
-	log.Info("gateway.start", slog.String("addr", ln.Addr().String()), slog.Int("sources", len(cfg.Sources)))
+	tlsDone := make(chan error, 1)
+	if edge != nil {
+		srv.TLSConfig = edge.Config()
+		go func() { tlsDone <- edge.Run(runCtx) }()
+		go func() { serveDone <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		tlsDone <- nil
+		go func() { serveDone <- srv.Serve(ln) }()
+	}
+	log.Info("gateway.start", slog.String("addr", ln.Addr().String()), slog.Int("sources", len(cfg.Sources)), slog.Bool("tls", edge != nil))
 	if listening != nil {
 		listening(ln.Addr())
 	}
@@ -116,7 +147,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(net
 		_ = srv.Close()
 	}
 	stopRun()
-	runErr := <-runDone
+	runErr := errors.Join(<-runDone, <-tlsDone)
 	closeErr := g.Close()
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
@@ -147,4 +178,14 @@ func or(a, b string) string {
 		return a
 	}
 	return b
+}
+
+func splitComma(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

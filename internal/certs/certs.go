@@ -80,12 +80,11 @@ func (c Config) validate() error {
 
 // TLS is the certificate source of one server; see New.
 type TLS struct {
-	cfg      Config
-	config   *tls.Config
-	acme     *autocert.Manager
-	httpSrv  *http.Server
-	httpLn   net.Listener
-	httpDone chan error
+	cfg     Config
+	config  *tls.Config
+	acme    *autocert.Manager
+	httpSrv *http.Server
+	httpLn  net.Listener
 }
 
 // New checks cfg and prepares its certificate source: certificate files

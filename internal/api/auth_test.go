@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bytes"
-	"errors"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -10,9 +9,10 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/api"
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/jobs"
+	"github.com/longhook/longhook/internal/publish"
 )
-
-var errTest = errors.New("test")
 
 func TestAuthentication(t *testing.T) {
 	t.Parallel()
@@ -129,16 +129,6 @@ func TestHealthMetricsJWKS(t *testing.T) {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write([]byte(`{"keys":[]}`))
 		})
-		d.Extra = func(mux *http.ServeMux) {
-			mux.HandleFunc("GET /v1/extra", func(w http.ResponseWriter, r *http.Request) {
-				k, ok := api.KeyFromContext(r.Context())
-				if !ok {
-					api.WriteError(w, r, nil, errTest)
-					return
-				}
-				api.WriteJSON(w, http.StatusOK, map[string]string{"project": k.ProjectID})
-			})
-		}
 	})
 	if r := f.callWith("", nil, "GET", "/healthz", nil).must(t, http.StatusOK); r.str("status") != "ok" {
 		t.Errorf("healthz: %s", r.raw)
@@ -152,10 +142,42 @@ func TestHealthMetricsJWKS(t *testing.T) {
 	if r := f.callWith("", nil, "GET", "/.well-known/jwks.json", nil).must(t, http.StatusOK); r.body["keys"] == nil {
 		t.Errorf("jwks: %s", r.raw)
 	}
-	// Extra routes under a version prefix are authenticated.
-	f.callWith("", nil, "GET", "/v1/extra", nil).mustError(t, http.StatusUnauthorized, "UNAUTHENTICATED")
-	if r := f.callWith(f.key, nil, "GET", "/v1/extra", nil).must(t, http.StatusOK); r.str("project") != f.project.ID {
-		t.Errorf("extra: %s", r.raw)
+}
+
+// File transfers outside the version prefixes (/upload/{v}, /download/{v})
+// take the key like every other route, in the header or the key query
+// parameter; an upload session URL is its own credential.
+func TestFileTransferAuthentication(t *testing.T) {
+	t.Parallel()
+	f := setup(t, withJobs(t))
+	for _, path := range []string{"/download/v1beta/files/nope", "/upload/v1beta/files", "/v1beta/files"} {
+		method := "GET"
+		if strings.HasPrefix(path, "/upload") {
+			method = "POST"
+		}
+		r := f.callWith("", nil, method, path, nil)
+		r.mustError(t, http.StatusUnauthorized, "UNAUTHENTICATED", "missing an API key")
+		f.callWith("", nil, method, path+"?key=lh_wrong", nil).mustError(t, http.StatusUnauthorized, "UNAUTHENTICATED", "API key not valid")
+	}
+	f.callWith(f.key, nil, "GET", "/download/v1beta/files/nope", nil).mustError(t, http.StatusNotFound, "NOT_FOUND", "files/nope")
+	f.callWith("", nil, "GET", "/download/v1/files/nope?key="+f.key, nil).mustError(t, http.StatusNotFound, "NOT_FOUND", "files/nope")
+	f.callWith("", nil, "PUT", "/upload/v1beta/files?upload_id=nope", nil).mustError(t, http.StatusNotFound, "NOT_FOUND", "upload session")
+}
+
+// withJobs serves the jobs APIs from a jobs service on the fixture's store
+// (no runner: jobs stay pending).
+func withJobs(t *testing.T) func(*api.Deps) {
+	return func(d *api.Deps) {
+		cat, err := core.NewCatalog()
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc, err := jobs.New(jobs.Config{Store: d.Store, Dir: t.TempDir(),
+			Publisher: publish.New(publish.Config{Store: d.Store, Catalog: cat})})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Jobs = svc
 	}
 }
 

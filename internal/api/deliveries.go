@@ -42,10 +42,10 @@ type attemptJSON struct {
 	ResponseBody string `json:"response_body,omitempty"`
 }
 
-// deliveryTime formats delivery and attempt times with sub-second
-// precision: retries under --time-scale are milliseconds apart, and these
-// values are always read back from the store.
-func deliveryTime(t time.Time) string {
+// timestamp formats delivery, attempt and job times the way Google APIs
+// do (RFC 3339, UTC, with sub-second precision: retries under --time-scale
+// are milliseconds apart); the zero time is "".
+func timestamp(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
@@ -62,14 +62,14 @@ func deliveryOut(d *core.Delivery) *deliveryJSON {
 		AttemptCount:   d.Attempts,
 		LastStatusCode: d.LastStatusCode,
 		LastError:      d.LastError,
-		CreateTime:     deliveryTime(d.CreateTime),
-		UpdateTime:     deliveryTime(d.UpdateTime),
+		CreateTime:     timestamp(d.CreateTime),
+		UpdateTime:     timestamp(d.UpdateTime),
 	}
 	if d.WebhookID == "" {
 		out.URI = d.URI
 	}
 	if d.Status == core.DeliveryPending {
-		out.NextAttemptTime = deliveryTime(d.NextAttemptTime)
+		out.NextAttemptTime = timestamp(d.NextAttemptTime)
 	}
 	return out
 }
@@ -105,14 +105,12 @@ func (s *server) listDeliveries(r *http.Request, key core.APIKey) (any, error) {
 	if !p.Since.IsZero() && !p.Until.IsZero() && !p.Since.Before(p.Until) {
 		return nil, core.Invalid("until", "until must be after since")
 	}
-	size, err := pageSize(q)
+	collection := "deliveries/" + webhookID
+	size, before, err := s.tokens.page(q, collection, key.ProjectID)
 	if err != nil {
 		return nil, err
 	}
-	collection := "deliveries/" + webhookID
-	if p.BeforeID, err = s.tokens.decode(collection, key.ProjectID, q.Get("page_token")); err != nil {
-		return nil, err
-	}
+	p.BeforeID = before
 	p.Limit = size + 1
 	ds, err := s.d.Store.ListDeliveries(r.Context(), p)
 	if err != nil {
@@ -164,7 +162,7 @@ func (s *server) getDelivery(r *http.Request, key core.APIKey) (any, error) {
 	for _, a := range attempts {
 		out.Attempts = append(out.Attempts, &attemptJSON{
 			Number:       a.Number,
-			Time:         deliveryTime(a.Time),
+			Time:         timestamp(a.Time),
 			URI:          a.URI,
 			StatusCode:   a.StatusCode,
 			LatencyMS:    a.Latency.Milliseconds(),

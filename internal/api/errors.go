@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 
@@ -17,7 +16,7 @@ type errorStatus struct {
 	code   int
 	status string
 	// message is shown when the error carries no client-safe message of
-	// its own (see statusError).
+	// its own (see core.MessageError).
 	message string
 }
 
@@ -45,20 +44,10 @@ var (
 	internalStatus = errorStatus{code: http.StatusInternalServerError, status: "INTERNAL", message: "Internal error encountered."}
 )
 
-// statusError gives a sentinel error a client-safe message, e.g.
-// errorf(core.ErrNotFound, "webhook %q not found", id).
-type statusError struct {
-	msg string
-	err error
-}
-
-func (e *statusError) Error() string { return e.msg }
-func (e *statusError) Unwrap() error { return e.err }
-
 // errorf returns an error that matches sentinel with errors.Is and whose
-// message is shown to the client.
+// message is shown to the client (core.Errorf).
 func errorf(sentinel error, format string, args ...any) error {
-	return &statusError{msg: fmt.Sprintf(format, args...), err: sentinel}
+	return core.Errorf(sentinel, format, args...)
 }
 
 // errorBody is the Google error envelope.
@@ -81,9 +70,9 @@ func classify(err error) (errorStatus, string) {
 	for _, row := range errorTable {
 		if errors.Is(err, row.err) {
 			msg := row.message
-			var se *statusError
-			if errors.As(err, &se) {
-				msg = se.msg
+			var me *core.MessageError
+			if errors.As(err, &me) {
+				msg = me.Message
 			}
 			return row, msg
 		}

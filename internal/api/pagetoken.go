@@ -63,10 +63,30 @@ func badPageToken() error {
 	return core.Invalid("page_token", "page_token is invalid: pass the next_page_token of the previous response unchanged, with the same API key")
 }
 
-// pageSize reads page_size: default 50, values above 1000 are coerced to
+// page reads the page_size and page_token of a list call on collection
+// (the Gemini SDKs spell them pageSize and pageToken; both are accepted)
+// and returns the size and the cursor to resume after.
+func (p pageTokens) page(q url.Values, collection, projectID string) (size int, cursor string, err error) {
+	if size, err = pageSize(q); err != nil {
+		return 0, "", err
+	}
+	token := q.Get("page_token")
+	if token == "" {
+		token = q.Get("pageToken")
+	}
+	if cursor, err = p.decode(collection, projectID, token); err != nil {
+		return 0, "", err
+	}
+	return size, cursor, nil
+}
+
+// pageSize reads page_size (or pageSize): default 50, values above 1000 are coerced to
 // 1000 (as Google's list methods do), negatives and non-numbers are 400.
 func pageSize(q url.Values) (int, error) {
 	s := q.Get("page_size")
+	if s == "" {
+		s = q.Get("pageSize")
+	}
 	if s == "" {
 		return defaultPageSize, nil
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/longhook/longhook/internal/jobs"
 	"github.com/longhook/longhook/internal/relay"
 )
 
@@ -94,6 +95,46 @@ func (s *server) routes(mux *http.ServeMux) {
 		handleVerbs("POST", "/keys/{id}", small, map[string]apiFunc{
 			"revoke": admin(s.revokeKey),
 		})
+
+		if s.d.Jobs == nil {
+			continue
+		}
+		big := s.d.MaxBatchBodyBytes
+		// Batches and video (§3, §5): models/{model}:batchGenerateContent
+		// and :predictLongRunning, and their operations.
+		handleVerbs("POST", "/models/{id}", big, map[string]apiFunc{
+			"batchGenerateContent": s.createBatch,
+			"predictLongRunning":   s.createVideo,
+		})
+		handle("GET", "/models/{model}/operations/{id}", small, noVerb(s.getVideoOperation))
+		handle("GET", "/batches", small, s.listBatches)
+		handle("GET", "/batches/{id}", small, noVerb(s.getBatch))
+		handle("DELETE", "/batches/{id}", small, noVerb(s.deleteBatch))
+		handleVerbs("POST", "/batches/{id}", small, map[string]apiFunc{"cancel": s.cancelBatch})
+		handle("GET", "/operations", small, s.listOperations)
+		handle("GET", "/operations/{id}", small, noVerb(s.getOperation))
+
+		// Files (§3): metadata, bytes (/{v}/files/{id}:download or
+		// ?alt=media, /download/{v}/files/{id}) and uploads (/upload/{v}/files;
+		// ServeHTTP authenticates both prefixes, files.go and uploads.go).
+		handle("GET", "/files", small, s.listFiles)
+		handle("DELETE", "/files/{id}", small, noVerb(s.deleteFile))
+		mux.HandleFunc("GET /"+v+"/files/{id}", s.getOrDownloadFile)
+		record("GET", "/files/{id}", "", ":download")
+		mux.HandleFunc("GET /download/"+v+"/files/{id}", s.getOrDownloadFile)
+		mux.HandleFunc("POST /upload/"+v+"/files", s.upload)
+		mux.HandleFunc("PUT /upload/"+v+"/files", s.upload)
+		if i == 0 {
+			s.registered = append(s.registered, Route{Method: "GET", Path: "/download/{v}/files/{id}"},
+				Route{Method: "POST", Path: "/upload/{v}/files"}, Route{Method: "PUT", Path: "/upload/{v}/files"})
+		}
+
+		// Interactions (§6).
+		handle("POST", "/interactions", small, s.createInteraction)
+		handle("GET", "/interactions/{id}", small, noVerb(s.getInteraction))
+		handle("DELETE", "/interactions/{id}", small, noVerb(s.deleteInteraction))
+		handleVerbs("POST", "/interactions/{id}", small, map[string]apiFunc{"cancel": s.cancelInteraction})
+		handle("POST", "/interactions/{id}/cancel", small, noVerb(s.cancelInteraction))
 	}
 }
 
@@ -107,10 +148,11 @@ type Route struct {
 }
 
 // Routes lists every route NewServer registers, in registration order, the
-// optional ones (/metrics, JWKS) included. Routes added through
-// Deps.Extra are not included.
+// optional ones (/metrics, JWKS, the jobs APIs) included.
 func Routes() []Route {
-	s := &server{d: Deps{Metrics: http.NotFoundHandler(), JWKS: http.NotFoundHandler()}}
+	// The handlers are registered, never called: a zero jobs.Service
+	// stands for Deps.Jobs.
+	s := &server{d: Deps{Metrics: http.NotFoundHandler(), JWKS: http.NotFoundHandler(), Jobs: &jobs.Service{}}}
 	s.routes(http.NewServeMux())
 	return s.registered
 }

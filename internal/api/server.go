@@ -1,12 +1,14 @@
-// Package api serves longhook's HTTP API: the Gemini-compatible
-// WebhookService, the publish, deliveries and admin extensions, and the
-// health endpoints (product.md §1, §2, §7).
+// Package api serves longhook's whole HTTP API: the Gemini-compatible
+// WebhookService, the Batch, Files, video and Interactions APIs (over the
+// domain services of internal/jobs), the publish, deliveries, listen and
+// admin extensions, and the health endpoints (product.md §1–§7).
 //
 // routes.go lists every route. Conventions that hold for all of them:
 //
 //   - Every API route is served under /v1, /v1beta and /v1alpha, and every
 //     request under those prefixes is authenticated first (x-goog-api-key
-//     header or ?key=), including routes added through Deps.Extra.
+//     header or ?key=), as are file transfers under /upload/{v} and
+//     /download/{v} (an upload session URL is its own credential).
 //   - Custom methods use Google's ":verb" suffix on the last path segment,
 //     which ServeMux cannot split on, so those routes dispatch by hand.
 //   - Responses are always JSON: results are 200 (an empty result is {}),
@@ -26,6 +28,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/jobs"
 	"github.com/longhook/longhook/internal/publish"
 )
 
@@ -60,14 +63,17 @@ type Deps struct {
 	Metrics http.Handler
 	// JWKS serves GET /.well-known/jwks.json (no auth) when set.
 	JWKS http.Handler
-	// Extra registers more routes on the server's mux (e.g. jobs). Routes
-	// under /v1, /v1beta and /v1alpha are authenticated before they run;
-	// handlers read the caller with KeyFromContext and may answer with
-	// WriteJSON, WriteError and DecodeJSON. They must limit their own
-	// request bodies.
-	Extra func(mux *http.ServeMux)
+	// Jobs serves batches, operations, video, interactions and files
+	// (routes.go). Nil leaves those routes out.
+	Jobs *jobs.Service
+	// PublicURL is the server's external base URL, used in upload session
+	// URLs and file URIs. Default: derived from each request's Host.
+	PublicURL string
 	// MaxBodyBytes limits management request bodies. Default: 1 MiB.
 	MaxBodyBytes int64
+	// MaxBatchBodyBytes limits a batch create request, which may carry its
+	// requests inline. Default: 20 MiB.
+	MaxBatchBodyBytes int64
 	// MaxPublishBodyBytes limits POST /{v}/events and
 	// /{v}/events:batchPublish bodies. Default: 16 MiB.
 	MaxPublishBodyBytes int64
@@ -82,6 +88,7 @@ type Deps struct {
 const (
 	defaultMaxBodyBytes        = 1 << 20
 	defaultMaxPublishBodyBytes = 16 << 20
+	defaultMaxBatchBodyBytes   = 20 << 20
 	defaultKeyCacheTTL         = 2 * time.Second
 	keyCacheSize               = 1024
 )
@@ -116,6 +123,9 @@ func (d Deps) withDefaults() Deps {
 	}
 	if d.MaxPublishBodyBytes <= 0 {
 		d.MaxPublishBodyBytes = defaultMaxPublishBodyBytes
+	}
+	if d.MaxBatchBodyBytes <= 0 {
+		d.MaxBatchBodyBytes = defaultMaxBatchBodyBytes
 	}
 	if d.KeyCacheTTL == 0 {
 		d.KeyCacheTTL = defaultKeyCacheTTL
@@ -160,17 +170,28 @@ func NewServer(d Deps) http.Handler {
 		tokens: pageTokens{key: d.PageTokenKey},
 	}
 	s.routes(s.mux)
-	if d.Extra != nil {
-		d.Extra(s.mux)
-	}
 	return s
 }
 
 // apiVersions are the path prefixes every API route is served under.
 var apiVersions = []string{"v1", "v1beta", "v1alpha"}
 
-// versioned reports whether path is under an API version prefix (and so
-// needs an API key).
+// needsKey reports whether a request must carry an API key: every path
+// under a version prefix, and the file transfer paths (/upload/{v}/...,
+// /download/{v}/...) except an upload session URL (?upload_id=), which is
+// its own credential, as with Google's resumable uploads.
+func needsKey(r *http.Request) bool {
+	p := path.Clean("/" + r.URL.Path)
+	if rest, ok := strings.CutPrefix(p, "/upload"); ok && versioned(rest) {
+		return r.URL.Query().Get("upload_id") == ""
+	}
+	if rest, ok := strings.CutPrefix(p, "/download"); ok && versioned(rest) {
+		return true
+	}
+	return versioned(p)
+}
+
+// versioned reports whether path is under an API version prefix.
 func versioned(p string) bool {
 	// Clean as ServeMux does before it matches (it redirects unclean
 	// paths), so no spelling of a path reaches a route unauthenticated.
@@ -206,8 +227,8 @@ func (r *statusRecorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
-// Flush keeps streaming handlers (registered through Deps.Extra) that
-// assert http.Flusher working.
+// Flush keeps streaming handlers (listen) that assert http.Flusher
+// working.
 func (r *statusRecorder) Flush() {
 	if r.status == 0 {
 		r.status = http.StatusOK
@@ -238,7 +259,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)),
 			slog.String("project", project))
 	}()
-	if versioned(r.URL.Path) {
+	if needsKey(r) {
 		key, err := s.authenticate(r)
 		if err != nil {
 			WriteError(rec, r, s.d.Logger, err)

@@ -186,12 +186,7 @@ type listWebhooksResponse struct {
 }
 
 func (s *server) listWebhooks(r *http.Request, key core.APIKey) (any, error) {
-	q := r.URL.Query()
-	size, err := pageSize(q)
-	if err != nil {
-		return nil, err
-	}
-	after, err := s.tokens.decode("webhooks", key.ProjectID, q.Get("page_token"))
+	size, after, err := s.tokens.page(r.URL.Query(), "webhooks", key.ProjectID)
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/engine"
 	"github.com/longhook/longhook/internal/jobs"
+	"github.com/longhook/longhook/internal/jobs/executor"
 	"github.com/longhook/longhook/internal/jwks"
 	"github.com/longhook/longhook/internal/publish"
 	"github.com/longhook/longhook/internal/secretbox"
@@ -263,25 +264,19 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 		OnPublished: func(n int) { accepted.Add(float64(n)) }, Direct: s.engine,
 	})
 	tasks := []engine.Task{{Name: "jwks", Run: keys.Maintain}}
-	var extra func(*http.ServeMux)
-	if js, ok := store.(core.JobStore); ok {
-		exec, err := jobs.NewExecutor(jobs.ExecutorConfig{Kind: cfg.Executor, SimDurations: cfg.SimDuration, Scale: cfg.TimeScale,
-			VideoCommand: cfg.VideoCommand, OpenAI: jobs.OpenAIConfig{URL: cfg.OpenAIURL, Model: cfg.OpenAIModel,
-				APIKey: env.Getenv("LONGHOOK_OPENAI_API_KEY")}})
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", errUsage, err)
-		}
-		s.jobs, err = jobs.New(jobs.Config{Store: js, Keys: store, Publisher: pub, Dir: filepath.Join(cfg.DataDir, "jobs"),
-			Policy: policy, PublicURL: strings.TrimSuffix(s.cfg.PublicURL, "/"), Executor: exec, Logger: logger,
-			TimeScale: cfg.TimeScale, BatchWindow: cfg.BatchWindow,
-			SoleRunner: !store.Capabilities().SharedAcrossProcesses})
-		if err != nil {
-			return nil, err
-		}
-		tasks, extra = append(tasks, s.jobs.Tasks()...), s.jobs.Routes
-	} else {
-		logger.Warn("jobs.disabled", slog.String("reason", "the "+store.Capabilities().Driver+" store has no job support yet"))
+	exec, err := executor.New(executor.Config{Kind: cfg.Executor, SimDurations: cfg.SimDuration, Scale: cfg.TimeScale,
+		VideoCommand: cfg.VideoCommand, OpenAI: executor.OpenAIConfig{URL: cfg.OpenAIURL, Model: cfg.OpenAIModel,
+			APIKey: env.Getenv("LONGHOOK_OPENAI_API_KEY")}})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
+	s.jobs, err = jobs.New(jobs.Config{Store: store, Publisher: pub, Dir: filepath.Join(cfg.DataDir, "jobs"),
+		Policy: policy, Executor: exec, Logger: logger, TimeScale: cfg.TimeScale, BatchWindow: cfg.BatchWindow,
+		SoleRunner: !store.Capabilities().SharedAcrossProcesses})
+	if err != nil {
+		return nil, err
+	}
+	tasks = append(tasks, s.jobs.Tasks()...)
 	s.maint = engine.NewMaintenance(engine.MaintenanceConfig{
 		Store: store, Logger: logger, Owner: s.engine.Owner(), Retention: cfg.Retention, Scale: cfg.TimeScale,
 		Tasks: tasks, OnDisabled: func([]string) { pub.InvalidateAll() },
@@ -292,7 +287,8 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 	handler := api.NewServer(api.Deps{
 		Store: store, Publisher: pub, Catalog: catalog, Cipher: box, Policy: policy,
 		Logger: logger, PageTokenKey: mac.Sum(nil), Ready: s.ready.Load,
-		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), JWKS: keys, Extra: extra,
+		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), JWKS: keys,
+		Jobs: s.jobs, PublicURL: strings.TrimSuffix(s.cfg.PublicURL, "/"),
 	})
 	s.http = &http.Server{
 		Handler:           handler,
@@ -318,9 +314,7 @@ func (s *Server) Run(ctx context.Context) error {
 	g.Go(func() error { return s.engine.Run(gctx) })
 	g.Go(func() error { return s.maint.Run(gctx) })
 	g.Go(func() error { return s.keys.RunReloader(gctx, 2*time.Second) })
-	if s.jobs != nil {
-		g.Go(func() error { return s.jobs.Run(gctx) })
-	}
+	g.Go(func() error { return s.jobs.Run(gctx) })
 
 	httpErr := make(chan error, 1)
 	if s.tls != nil {

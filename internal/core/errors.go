@@ -40,3 +40,31 @@ func IsInvalid(err error) bool {
 	var ie *InvalidArgumentError
 	return errors.As(err, &ie)
 }
+
+// MessageError gives a sentinel error a client-safe message: it matches
+// its sentinel with errors.Is, and the API shows Message instead of the
+// sentinel's generic text.
+type MessageError struct {
+	Message string
+	Err     error
+}
+
+func (e *MessageError) Error() string { return e.Message }
+
+// Unwrap returns the sentinel.
+func (e *MessageError) Unwrap() error { return e.Err }
+
+// Errorf returns a MessageError for sentinel (e.g. ErrNotFound) with a
+// formatted message.
+func Errorf(sentinel error, format string, args ...any) error {
+	return &MessageError{Message: fmt.Sprintf(format, args...), Err: sentinel}
+}
+
+// OrNotFound gives an error matching ErrNotFound the client message
+// "<what> was not found."; any other error (or nil) is returned as is.
+func OrNotFound(err error, what string) error {
+	if errors.Is(err, ErrNotFound) {
+		return Errorf(ErrNotFound, "%s was not found.", what)
+	}
+	return err
+}

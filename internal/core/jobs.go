@@ -165,10 +165,9 @@ type ClaimJobsParams struct {
 	TakeOver bool
 }
 
-// JobStore is the persistence of jobs, files and upload sessions. It is
-// separate from Store so that drivers can add it independently; both
-// drivers implement both. A driver whose store is shared by several
-// processes also implements BlobStore, for the contents of files.
+// JobStore is the part of Store that persists jobs, files and upload
+// sessions (what internal/jobs needs). A driver whose store is shared by
+// several processes also implements BlobStore, for the contents of files.
 type JobStore interface {
 	// CreateJob inserts j. ErrAlreadyExists if the id is taken.
 	CreateJob(ctx context.Context, j *Job) error

@@ -17,6 +17,7 @@ type Store interface {
 	DeliveryStore
 	KeyStore
 	LeaseStore
+	JobStore
 
 	// Wake returns a channel that receives (without blocking the sender) when
 	// new deliveries may be due: after PublishEvents (when it wrote unleased

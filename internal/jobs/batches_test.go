@@ -1,4 +1,4 @@
-package jobs
+package jobs_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/jobs"
 	"github.com/longhook/longhook/webhook"
 )
 
@@ -15,7 +16,7 @@ import (
 // batch.expired. Each emits exactly one event, numbered 1.
 func TestBatchTerminalEvents(t *testing.T) {
 	t.Parallel()
-	f := setup(t, options{cfg: func(c *Config) { c.BatchWindow = time.Hour }})
+	f := setup(t, options{cfg: func(c *jobs.Config) { c.BatchWindow = time.Hour }})
 	hook := newReceiver(t)
 	wc := map[string]any{"uris": []string{hook.srv.URL}, "user_metadata": map[string]any{"run": 7}}
 	ctx := context.Background()

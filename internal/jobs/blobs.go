@@ -31,7 +31,7 @@ type blobs interface {
 	CreateFile(ctx context.Context, f *core.File, r io.Reader, replace bool) error
 	// Open returns the contents of a file of the project (any project when
 	// projectID is empty). core.ErrNotFound if they are missing.
-	Open(ctx context.Context, projectID, id string) (content, error)
+	Open(ctx context.Context, projectID, id string) (FileContent, error)
 	// DeleteFile deletes a file of the project (any project when projectID
 	// is empty) and its contents.
 	DeleteFile(ctx context.Context, projectID, id string) error
@@ -53,9 +53,9 @@ type blobs interface {
 	Sweep(ctx context.Context, cutoff time.Time) error
 }
 
-// content is a file's bytes opened for reading. It seeks, so that
+// FileContent is a file's bytes opened for reading. It seeks, so that
 // http.ServeContent answers Range requests.
-type content interface {
+type FileContent interface {
 	io.ReadSeekCloser
 	Size() int64
 }
@@ -139,7 +139,7 @@ func (b *storeBlobs) drop(ctx context.Context, blob string) {
 }
 
 // Open implements blobs.
-func (b *storeBlobs) Open(ctx context.Context, projectID, id string) (content, error) {
+func (b *storeBlobs) Open(ctx context.Context, projectID, id string) (FileContent, error) {
 	blob, size, err := b.bs.FileBlob(ctx, projectID, id)
 	if err != nil {
 		return nil, err
@@ -248,7 +248,7 @@ type blobReader struct {
 	buf   []byte // the chunk read last
 }
 
-// Size implements content.
+// Size implements FileContent.
 func (r *blobReader) Size() int64 { return r.size }
 
 // Read implements io.Reader.

@@ -98,11 +98,11 @@ type diskContent struct {
 	size int64
 }
 
-// Size implements content.
+// Size implements FileContent.
 func (c diskContent) Size() int64 { return c.size }
 
 // Open implements blobs.
-func (d *diskBlobs) Open(ctx context.Context, projectID, id string) (content, error) {
+func (d *diskBlobs) Open(ctx context.Context, projectID, id string) (FileContent, error) {
 	if _, err := d.store.GetFile(ctx, projectID, id); err != nil {
 		return nil, err
 	}

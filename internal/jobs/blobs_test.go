@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -39,7 +38,7 @@ func blobsImpls(t *testing.T) map[string]func(t *testing.T) *blobsEnv {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = st.Close() })
-			svc, err := New(Config{Store: st, Keys: st, Publisher: nopPublisher{}, Dir: filepath.Join(dir, "jobs")})
+			svc, err := New(Config{Store: st, Publisher: NopPublisher{}, Dir: filepath.Join(dir, "jobs")})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,8 +57,8 @@ func blobsImpls(t *testing.T) map[string]func(t *testing.T) *blobsEnv {
 			}}
 		},
 		"postgres": func(t *testing.T) *blobsEnv {
-			st := newPGStore(t, pgSchema(t))
-			svc, err := New(Config{Store: st, Keys: st, Publisher: nopPublisher{}, Dir: t.TempDir()})
+			st := NewPGStore(t, PGSchema(t))
+			svc, err := New(Config{Store: st, Publisher: NopPublisher{}, Dir: t.TempDir()})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,16 +108,6 @@ func TestBlobs(t *testing.T) {
 	}
 }
 
-// randomBytes returns n deterministic bytes.
-func randomBytes(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, 7))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
-}
-
 // newTestFile is a file of a fresh project to create.
 func newTestFile() *core.File {
 	return storetest.NewFile(core.NewID(), time.Now().UTC().Truncate(time.Microsecond))
@@ -144,7 +133,7 @@ func readFile(t *testing.T, b blobs, f *core.File) []byte {
 
 func testBlobsFile(t *testing.T, e *blobsEnv) {
 	ctx := context.Background()
-	data := randomBytes(2<<20+12345, 1)
+	data := RandomBytes(2<<20+12345, 1)
 	f := newTestFile()
 	if err := e.b.CreateFile(ctx, f, bytes.NewReader(data), false); err != nil {
 		t.Fatalf("CreateFile: %v", err)
@@ -203,7 +192,7 @@ func testBlobsFile(t *testing.T, e *blobsEnv) {
 func testBlobsFailedWrite(t *testing.T, e *blobsEnv) {
 	ctx := context.Background()
 	f := newTestFile()
-	r := &capReader{r: bytes.NewReader(randomBytes(3<<20, 2)), left: 1<<20 + 5, err: errFileTooLarge}
+	r := &capReader{r: bytes.NewReader(RandomBytes(3<<20, 2)), left: 1<<20 + 5, err: errFileTooLarge}
 	if err := e.b.CreateFile(ctx, f, r, false); !errors.Is(err, errFileTooLarge) {
 		t.Fatalf("CreateFile(too large) = %v, want errFileTooLarge", err)
 	}
@@ -248,10 +237,10 @@ func testBlobsUpload(t *testing.T, e *blobsEnv) {
 		u.Received += n
 		all = append(all, part...)
 	}
-	appendPart(randomBytes(1<<20+7, 3))
+	appendPart(RandomBytes(1<<20+7, 3))
 	// A chunk that fails mid-way appends nothing; the client resumes at
 	// the same offset.
-	bad := &capReader{r: bytes.NewReader(randomBytes(2<<20, 4)), left: 1 << 20, err: errBeyondDeclared}
+	bad := &capReader{r: bytes.NewReader(RandomBytes(2<<20, 4)), left: 1 << 20, err: errBeyondDeclared}
 	if _, err := e.b.AppendUpload(ctx, u, bad); !errors.Is(err, errBeyondDeclared) {
 		t.Fatalf("AppendUpload(failing body) = %v", err)
 	}
@@ -265,7 +254,7 @@ func testBlobsUpload(t *testing.T, e *blobsEnv) {
 	if _, err := e.b.AppendUpload(ctx, &stale, bytes.NewReader([]byte("late"))); !errors.Is(err, core.ErrFailedPrecondition) {
 		t.Errorf("AppendUpload(stale offset) = %v, want ErrFailedPrecondition", err)
 	}
-	appendPart(randomBytes(300, 5))
+	appendPart(RandomBytes(300, 5))
 
 	out := u.File
 	if err := e.b.FinishUpload(ctx, u, &out); err != nil {
@@ -332,7 +321,7 @@ func TestSweepTemp(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	cfg := Config{Store: st, Keys: st, Publisher: nopPublisher{}, Dir: filepath.Join(dir, "jobs")}
+	cfg := Config{Store: st, Publisher: NopPublisher{}, Dir: filepath.Join(dir, "jobs")}
 	if _, err := New(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/jobs/executor"
 )
 
 // This file converts between the Interactions API's shapes (input content
@@ -16,13 +17,13 @@ import (
 // model_output, function_call, function_result) — into Gemini contents.
 // callNames maps the call ids of the predecessor's pending function calls
 // to their function names, for function results that omit the name.
-func parseInteractionInput(raw json.RawMessage, callNames map[string]string) ([]Content, error) {
+func parseInteractionInput(raw json.RawMessage, callNames map[string]string) ([]executor.Content, error) {
 	var text string
 	if json.Unmarshal(raw, &text) == nil {
 		if text == "" {
 			return nil, core.Invalid("input", "input must not be empty")
 		}
-		return []Content{{Role: "user", Parts: []Part{{Text: text}}}}, nil
+		return []executor.Content{{Role: "user", Parts: []executor.Part{{Text: text}}}}, nil
 	}
 	var items []json.RawMessage
 	switch t := bytes.TrimSpace(raw); {
@@ -31,13 +32,13 @@ func parseInteractionInput(raw json.RawMessage, callNames map[string]string) ([]
 	case json.Unmarshal(t, &items) != nil:
 		return nil, core.Invalid("input", "input must be a string, a content object, or an array of contents and steps")
 	}
-	var out []Content
-	add := func(role string, p Part) {
+	var out []executor.Content
+	add := func(role string, p executor.Part) {
 		if n := len(out); n > 0 && out[n-1].Role == role {
 			out[n-1].Parts = append(out[n-1].Parts, p)
 			return
 		}
-		out = append(out, Content{Role: role, Parts: []Part{p}})
+		out = append(out, executor.Content{Role: role, Parts: []executor.Part{p}})
 	}
 	for i, it := range items {
 		what := fmt.Sprintf("input[%d]", i)
@@ -81,7 +82,7 @@ func parseInteractionInput(raw json.RawMessage, callNames map[string]string) ([]
 			if json.Unmarshal(it, &c) != nil || c.Name == "" {
 				return nil, core.Invalid(what, "%s: a function_call step needs a name", what)
 			}
-			add("model", Part{FunctionCall: &FunctionCall{ID: c.ID, Name: c.Name, Args: c.Arguments}})
+			add("model", executor.Part{FunctionCall: &executor.FunctionCall{ID: c.ID, Name: c.Name, Args: c.Arguments}})
 		case "function_result":
 			var r struct {
 				CallID  string          `json:"call_id"`
@@ -95,7 +96,7 @@ func parseInteractionInput(raw json.RawMessage, callNames map[string]string) ([]
 			if r.Name == "" {
 				r.Name = callNames[r.CallID]
 			}
-			add("user", Part{FunctionResponse: &FunctionResponse{ID: r.CallID, Name: r.Name, Response: resultObject(r.Result, r.IsError)}})
+			add("user", executor.Part{FunctionResponse: &executor.FunctionResponse{ID: r.CallID, Name: r.Name, Response: resultObject(r.Result, r.IsError)}})
 		case "thought":
 		default:
 			return nil, core.Invalid(what+".type", "%s.type %q is not supported; use text, user_input, model_output, function_call or function_result", what, typ)
@@ -109,15 +110,15 @@ func parseInteractionInput(raw json.RawMessage, callNames map[string]string) ([]
 
 // contentBlock converts an interactions content block: text becomes a
 // text part, other media are kept verbatim (executors skip them).
-func contentBlock(f fields, raw json.RawMessage, what string) (Part, error) {
+func contentBlock(f fields, raw json.RawMessage, what string) (executor.Part, error) {
 	var typ string
 	_ = json.Unmarshal(f.get("type"), &typ)
 	if typ != "text" {
-		return Part{Other: bytes.Clone(raw)}, nil
+		return executor.Part{Other: bytes.Clone(raw)}, nil
 	}
-	var p Part
+	var p executor.Part
 	if err := json.Unmarshal(f.get("text"), &p.Text); err != nil {
-		return Part{}, core.Invalid(what, "%s: a text block needs a string text", what)
+		return executor.Part{}, core.Invalid(what, "%s: a text block needs a string text", what)
 	}
 	return p, nil
 }
@@ -143,7 +144,7 @@ func resultObject(result json.RawMessage, isError bool) json.RawMessage {
 
 // parseInteractionTools reads tools[] of type "function" (other tool types
 // are accepted and ignored).
-func parseInteractionTools(raw json.RawMessage) ([]FunctionDecl, error) {
+func parseInteractionTools(raw json.RawMessage) ([]executor.FunctionDecl, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
@@ -151,14 +152,14 @@ func parseInteractionTools(raw json.RawMessage) ([]FunctionDecl, error) {
 	if err := json.Unmarshal(raw, &tools); err != nil {
 		return nil, core.Invalid("tools", "tools must be an array of tool objects")
 	}
-	out := []FunctionDecl{}
+	out := []executor.FunctionDecl{}
 	for i, t := range tools {
 		var typ string
 		_ = json.Unmarshal(t.get("type"), &typ)
 		if typ != "function" {
 			continue
 		}
-		var fd FunctionDecl
+		var fd executor.FunctionDecl
 		_ = json.Unmarshal(t.get("name"), &fd.Name)
 		_ = json.Unmarshal(t.get("description"), &fd.Description)
 		fd.Parameters = t.get("parameters")
@@ -172,7 +173,7 @@ func parseInteractionTools(raw json.RawMessage) ([]FunctionDecl, error) {
 
 // replySteps renders a reply as interaction steps: a model_output step for
 // the text, then one function_call step per call.
-func replySteps(r *Reply) []map[string]any {
+func replySteps(r *executor.Reply) []map[string]any {
 	var steps []map[string]any
 	var content []map[string]any
 	for _, p := range r.Parts {

@@ -112,7 +112,7 @@ func (s *Service) eventFor(j *core.Job) (string, map[string]any) {
 		return core.EventBatchFailed, data
 	case core.JobVideo:
 		if j.State == core.JobSucceeded {
-			uri := videoDownloadURI(j)
+			uri := VideoURI(j)
 			data["output_file_uri"], data["video_uri"], data["file_name"] = uri, uri, "files/"+j.OutputFile
 			return core.EventVideoGenerated, data
 		}
@@ -138,11 +138,11 @@ func eventSubjectID(j *core.Job) string {
 	if j.Kind == core.JobInteraction {
 		return j.ID
 	}
-	return resourceName(j)
+	return ResourceName(j)
 }
 
-// resourceName is the job's API resource name (the JWT sub claim).
-func resourceName(j *core.Job) string {
+// ResourceName is the job's API resource name (the JWT sub claim).
+func ResourceName(j *core.Job) string {
 	switch j.Kind {
 	case core.JobBatch:
 		return "batches/" + j.ID
@@ -170,7 +170,7 @@ func (s *Service) publishOutbox(ctx context.Context, j *core.Job) {
 	}
 	ctx = context.WithoutCancel(ctx)
 	_, err := s.cfg.Publisher.Publish(ctx, j.ProjectID, []publish.Input{{
-		Type: ev.Type, Data: ev.Data, Timestamp: ev.Time, Subject: resourceName(j),
+		Type: ev.Type, Data: ev.Data, Timestamp: ev.Time, Subject: ResourceName(j),
 		WebhookConfig: j.WebhookConfig, IdempotencyKey: idempotencyKey(j, ev), Internal: true,
 	}})
 	if err != nil {

@@ -20,8 +20,8 @@ import (
 	"github.com/longhook/longhook/internal/store/sqlite"
 )
 
-// Example wires the jobs service the way `longhook serve` does: routes on
-// the API server (api.Deps.Extra), the runner next to the engine, and the
+// Example wires the jobs service the way `longhook serve` does: served by
+// the API server (api.Deps.Jobs), the runner next to the engine, and the
 // periodic tasks on the leader. Then it runs a batch.
 func Example() {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -36,14 +36,14 @@ func Example() {
 	pub := publish.New(publish.Config{Store: store, Catalog: catalog, Policy: policy})
 
 	svc, err := jobs.New(jobs.Config{
-		Store: store, Keys: store, Publisher: pub, Dir: filepath.Join(dir, "jobs"), Policy: policy,
+		Store: store, Publisher: pub, Dir: filepath.Join(dir, "jobs"), Policy: policy,
 		SoleRunner: !store.Capabilities().SharedAcrossProcesses,
 	})
 	if err != nil {
 		panic(err)
 	}
 	_ = engine.NewMaintenance(engine.MaintenanceConfig{Store: store, Tasks: svc.Tasks()})
-	srv := httptest.NewServer(api.NewServer(api.Deps{Store: store, Cipher: box, Publisher: pub, Extra: svc.Routes}))
+	srv := httptest.NewServer(api.NewServer(api.Deps{Store: store, Cipher: box, Publisher: pub, Jobs: svc}))
 	defer srv.Close()
 	done := make(chan struct{})
 	go func() { _ = svc.Run(ctx); close(done) }()

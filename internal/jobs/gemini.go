@@ -7,116 +7,8 @@ import (
 	"strings"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/jobs/executor"
 )
-
-// Turn is one model call in Gemini's shape: what a batch request or an
-// interaction turn asks of an Executor.
-type Turn struct {
-	// Kind is the kind of job the turn belongs to.
-	Kind  core.JobKind
-	Model string
-	// System is the system instruction (nil when none).
-	System *Content
-	// Contents is the conversation, oldest first; the last entry is the
-	// user's (text or function results).
-	Contents []Content
-	// Tools are the functions the model may call.
-	Tools  []FunctionDecl
-	Config GenerationConfig
-}
-
-// Content is one message: role "user" or "model" and its parts.
-type Content struct {
-	Role  string `json:"role,omitempty"`
-	Parts []Part `json:"parts"`
-}
-
-// Part is one piece of a message. Exactly one field is set; Other keeps
-// parts this package does not interpret (inline data, file data...).
-type Part struct {
-	Text             string            `json:"text,omitempty"`
-	FunctionCall     *FunctionCall     `json:"functionCall,omitempty"`
-	FunctionResponse *FunctionResponse `json:"functionResponse,omitempty"`
-	Other            json.RawMessage   `json:"-"`
-}
-
-// MarshalJSON renders Other parts verbatim.
-func (p Part) MarshalJSON() ([]byte, error) {
-	if len(p.Other) > 0 {
-		return p.Other, nil
-	}
-	type plain Part
-	return json.Marshal(plain(p))
-}
-
-// FunctionCall is a call the model asks the client to make.
-type FunctionCall struct {
-	ID   string          `json:"id,omitempty"`
-	Name string          `json:"name"`
-	Args json.RawMessage `json:"args,omitempty"`
-}
-
-// FunctionResponse is the client's answer to a FunctionCall.
-type FunctionResponse struct {
-	ID       string          `json:"id,omitempty"`
-	Name     string          `json:"name"`
-	Response json.RawMessage `json:"response,omitempty"`
-}
-
-// FunctionDecl declares a function the model may call. Parameters is a
-// JSON schema (OpenAPI or JSON Schema flavour, as the client sent it).
-type FunctionDecl struct {
-	Name        string          `json:"name"`
-	Description string          `json:"description,omitempty"`
-	Parameters  json.RawMessage `json:"parameters,omitempty"`
-}
-
-// GenerationConfig holds the sampling settings executors understand.
-type GenerationConfig struct {
-	Temperature     *float64 `json:"temperature,omitempty"`
-	TopP            *float64 `json:"topP,omitempty"`
-	MaxOutputTokens int      `json:"maxOutputTokens,omitempty"`
-	StopSequences   []string `json:"stopSequences,omitempty"`
-}
-
-// zero reports whether no setting is set.
-func (g GenerationConfig) zero() bool {
-	return g.Temperature == nil && g.TopP == nil && g.MaxOutputTokens == 0 && len(g.StopSequences) == 0
-}
-
-// Reply is an Executor's answer to a Turn.
-type Reply struct {
-	Parts []Part
-	// FinishReason is Gemini's: STOP, MAX_TOKENS, SAFETY, OTHER.
-	FinishReason string
-	Usage        Usage
-}
-
-// Usage counts tokens.
-type Usage struct {
-	PromptTokens int
-	OutputTokens int
-}
-
-// FunctionCalls returns the reply's function calls.
-func (r *Reply) FunctionCalls() []*FunctionCall {
-	var out []*FunctionCall
-	for _, p := range r.Parts {
-		if p.FunctionCall != nil {
-			out = append(out, p.FunctionCall)
-		}
-	}
-	return out
-}
-
-// Text concatenates the text parts of c.
-func (c *Content) Text() string {
-	var b strings.Builder
-	for _, p := range c.Parts {
-		b.WriteString(p.Text)
-	}
-	return b.String()
-}
 
 // fields is a JSON object whose keys may come in lowerCamel or snake_case.
 type fields map[string]json.RawMessage
@@ -141,19 +33,19 @@ func decodeFields(raw json.RawMessage, what string) (fields, error) {
 
 // parseGenerateRequest reads a GenerateContentRequest (the "request" of a
 // batch entry) in lowerCamel or snake_case into a Turn.
-func parseGenerateRequest(raw json.RawMessage, model string) (*Turn, error) {
+func parseGenerateRequest(raw json.RawMessage, model string) (*executor.Turn, error) {
 	f, err := decodeFields(raw, "request")
 	if err != nil {
 		return nil, err
 	}
-	t := &Turn{Kind: core.JobBatch, Model: model}
+	t := &executor.Turn{Kind: core.JobBatch, Model: model}
 	if m := f.get("model"); m != nil {
 		_ = json.Unmarshal(m, &t.Model)
 	}
 	var contents []json.RawMessage
 	if c := f.get("contents"); c != nil {
 		if err := json.Unmarshal(c, &contents); err != nil {
-			return nil, core.Invalid("request.contents", "request.contents must be an array of Content objects")
+			return nil, core.Invalid("request.contents", "request.contents must be an array of executor.Content objects")
 		}
 	}
 	for i, c := range contents {
@@ -185,22 +77,22 @@ func parseGenerateRequest(raw json.RawMessage, model string) (*Turn, error) {
 }
 
 // parseContent reads a Content: {"role", "parts":[...]}, or a bare string.
-func parseContent(raw json.RawMessage, what string) (*Content, error) {
+func parseContent(raw json.RawMessage, what string) (*executor.Content, error) {
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
-		return &Content{Role: "user", Parts: []Part{{Text: s}}}, nil
+		return &executor.Content{Role: "user", Parts: []executor.Part{{Text: s}}}, nil
 	}
 	f, err := decodeFields(raw, what)
 	if err != nil {
 		return nil, err
 	}
-	c := &Content{Role: "user"}
+	c := &executor.Content{Role: "user"}
 	if r := f.get("role"); r != nil {
 		_ = json.Unmarshal(r, &c.Role)
 	}
 	var parts []json.RawMessage
 	if err := json.Unmarshal(f.get("parts"), &parts); err != nil {
-		return nil, core.Invalid(what+".parts", "%s.parts must be an array of Part objects", what)
+		return nil, core.Invalid(what+".parts", "%s.parts must be an array of executor.Part objects", what)
 	}
 	for i, p := range parts {
 		part, err := parsePart(p, fmt.Sprintf("%s.parts[%d]", what, i))
@@ -212,43 +104,43 @@ func parseContent(raw json.RawMessage, what string) (*Content, error) {
 	return c, nil
 }
 
-func parsePart(raw json.RawMessage, what string) (Part, error) {
+func parsePart(raw json.RawMessage, what string) (executor.Part, error) {
 	f, err := decodeFields(raw, what)
 	if err != nil {
-		return Part{}, err
+		return executor.Part{}, err
 	}
 	if t := f.get("text"); t != nil {
-		var p Part
+		var p executor.Part
 		if err := json.Unmarshal(t, &p.Text); err != nil {
-			return Part{}, core.Invalid(what+".text", "%s.text must be a string", what)
+			return executor.Part{}, core.Invalid(what+".text", "%s.text must be a string", what)
 		}
 		return p, nil
 	}
 	if fc := f.get("functionCall", "function_call"); fc != nil {
-		var c FunctionCall
+		var c executor.FunctionCall
 		if err := json.Unmarshal(fc, &c); err != nil || c.Name == "" {
-			return Part{}, core.Invalid(what+".functionCall", "%s.functionCall needs a name", what)
+			return executor.Part{}, core.Invalid(what+".functionCall", "%s.functionCall needs a name", what)
 		}
-		return Part{FunctionCall: &c}, nil
+		return executor.Part{FunctionCall: &c}, nil
 	}
 	if fr := f.get("functionResponse", "function_response"); fr != nil {
-		var r FunctionResponse
+		var r executor.FunctionResponse
 		if err := json.Unmarshal(fr, &r); err != nil || r.Name == "" {
-			return Part{}, core.Invalid(what+".functionResponse", "%s.functionResponse needs a name", what)
+			return executor.Part{}, core.Invalid(what+".functionResponse", "%s.functionResponse needs a name", what)
 		}
-		return Part{FunctionResponse: &r}, nil
+		return executor.Part{FunctionResponse: &r}, nil
 	}
-	return Part{Other: bytes.Clone(raw)}, nil
+	return executor.Part{Other: bytes.Clone(raw)}, nil
 }
 
 // parseGeminiTools reads tools[].functionDeclarations[] (other tools are
 // ignored).
-func parseGeminiTools(raw json.RawMessage) ([]FunctionDecl, error) {
+func parseGeminiTools(raw json.RawMessage) ([]executor.FunctionDecl, error) {
 	var tools []fields
 	if err := json.Unmarshal(raw, &tools); err != nil {
 		return nil, core.Invalid("request.tools", "request.tools must be an array of Tool objects")
 	}
-	var out []FunctionDecl
+	var out []executor.FunctionDecl
 	for i, t := range tools {
 		var decls []fields
 		if fd := t.get("functionDeclarations", "function_declarations"); fd != nil {
@@ -257,7 +149,7 @@ func parseGeminiTools(raw json.RawMessage) ([]FunctionDecl, error) {
 			}
 		}
 		for _, d := range decls {
-			var fd FunctionDecl
+			var fd executor.FunctionDecl
 			_ = json.Unmarshal(d.get("name"), &fd.Name)
 			_ = json.Unmarshal(d.get("description"), &fd.Description)
 			fd.Parameters = d.get("parametersJsonSchema", "parameters_json_schema", "parameters")
@@ -270,12 +162,12 @@ func parseGeminiTools(raw json.RawMessage) ([]FunctionDecl, error) {
 	return out, nil
 }
 
-func parseGenerationConfig(raw json.RawMessage) (GenerationConfig, error) {
+func parseGenerationConfig(raw json.RawMessage) (executor.GenerationConfig, error) {
 	f, err := decodeFields(raw, "generationConfig")
 	if err != nil {
-		return GenerationConfig{}, err
+		return executor.GenerationConfig{}, err
 	}
-	var gc GenerationConfig
+	var gc executor.GenerationConfig
 	num := func(dst **float64, names ...string) {
 		if v := f.get(names...); v != nil {
 			var x float64
@@ -297,10 +189,10 @@ func parseGenerationConfig(raw json.RawMessage) (GenerationConfig, error) {
 
 // generateContentResponse renders a Reply as Gemini's
 // GenerateContentResponse.
-func generateContentResponse(r *Reply, model string) map[string]any {
+func generateContentResponse(r *executor.Reply, model string) map[string]any {
 	parts := r.Parts
 	if parts == nil {
-		parts = []Part{}
+		parts = []executor.Part{}
 	}
 	finish := r.FinishReason
 	if finish == "" {
@@ -308,7 +200,7 @@ func generateContentResponse(r *Reply, model string) map[string]any {
 	}
 	return map[string]any{
 		"candidates": []any{map[string]any{
-			"content":      Content{Role: "model", Parts: parts},
+			"content":      executor.Content{Role: "model", Parts: parts},
 			"finishReason": finish,
 			"index":        0,
 		}},

@@ -1,4 +1,4 @@
-package jobs
+package jobs_test
 
 import (
 	"context"
@@ -13,16 +13,23 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/jobs"
+	"github.com/longhook/longhook/internal/jobs/executor"
 )
 
 // chatRequest is what the fake OpenAI server decodes.
 type chatRequest struct {
 	Model    string `json:"model"`
 	Messages []struct {
-		Role       string       `json:"role"`
-		Content    *string      `json:"content"`
-		ToolCalls  []oaToolCall `json:"tool_calls"`
-		ToolCallID string       `json:"tool_call_id"`
+		Role      string  `json:"role"`
+		Content   *string `json:"content"`
+		ToolCalls []struct {
+			ID       string `json:"id"`
+			Function struct {
+				Arguments string `json:"arguments"`
+			} `json:"function"`
+		} `json:"tool_calls"`
+		ToolCallID string `json:"tool_call_id"`
 	} `json:"messages"`
 	Tools []struct {
 		Type     string `json:"type"`
@@ -74,11 +81,11 @@ func TestOpenAIExecutorBatch(t *testing.T) {
 		})
 		return string(out)
 	})
-	exec, err := NewOpenAI(OpenAIConfig{URL: srv.URL, APIKey: "sk-test", Backoff: time.Millisecond, Concurrency: 2})
+	exec, err := executor.NewOpenAI(executor.OpenAIConfig{URL: srv.URL, APIKey: "sk-test", Backoff: time.Millisecond, Concurrency: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := setup(t, options{cfg: func(c *Config) { c.Executor = exec; c.BatchParallelism = 1 }})
+	f := setup(t, options{cfg: func(c *jobs.Config) { c.Executor = exec; c.BatchParallelism = 1 }})
 	id := f.createBatch([]string{"alpha", "beta", "gamma"}, nil)
 	if j := f.settled(id); j.State != core.JobSucceeded {
 		t.Fatalf("batch %s: %s %s", j.State, j.ErrorCode, j.ErrorMessage)
@@ -96,7 +103,7 @@ func TestOpenAIExecutorBatch(t *testing.T) {
 			Key      string `json:"key"`
 			Response struct {
 				Candidates []struct {
-					Content Content `json:"content"`
+					Content executor.Content `json:"content"`
 				} `json:"candidates"`
 				Usage map[string]int `json:"usageMetadata"`
 			} `json:"response"`
@@ -136,20 +143,20 @@ func TestOpenAIFunctionCalling(t *testing.T) {
 		return `{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_9","type":"function",
 			"function":{"name":"get_weather","arguments":"{\"city\":\"Rome\"}"}}]},"finish_reason":"tool_calls"}]}`
 	})
-	exec, err := NewOpenAI(OpenAIConfig{URL: srv.URL + "/v1", APIKey: "sk-test", Model: "local-model"})
+	exec, err := executor.NewOpenAI(executor.OpenAIConfig{URL: srv.URL + "/v1", APIKey: "sk-test", Model: "local-model"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	turn := &Turn{
+	turn := &executor.Turn{
 		Model:  "models/gemini-2.5-flash",
-		System: &Content{Parts: []Part{{Text: "be brief"}}},
-		Contents: []Content{
-			{Role: "user", Parts: []Part{{Text: "weather?"}}},
-			{Role: "model", Parts: []Part{{FunctionCall: &FunctionCall{ID: "c1", Name: "get_weather", Args: json.RawMessage(`{"city": "Paris"}`)}}}},
-			{Role: "user", Parts: []Part{{FunctionResponse: &FunctionResponse{ID: "c1", Name: "get_weather", Response: json.RawMessage(`{"t": 21}`)}}}},
+		System: &executor.Content{Parts: []executor.Part{{Text: "be brief"}}},
+		Contents: []executor.Content{
+			{Role: "user", Parts: []executor.Part{{Text: "weather?"}}},
+			{Role: "model", Parts: []executor.Part{{FunctionCall: &executor.FunctionCall{ID: "c1", Name: "get_weather", Args: json.RawMessage(`{"city": "Paris"}`)}}}},
+			{Role: "user", Parts: []executor.Part{{FunctionResponse: &executor.FunctionResponse{ID: "c1", Name: "get_weather", Response: json.RawMessage(`{"t": 21}`)}}}},
 		},
-		Tools:  []FunctionDecl{{Name: "get_weather", Parameters: json.RawMessage(`{"type":"OBJECT","properties":{"city":{"type":"STRING"}}}`)}},
-		Config: GenerationConfig{MaxOutputTokens: 64},
+		Tools:  []executor.FunctionDecl{{Name: "get_weather", Parameters: json.RawMessage(`{"type":"OBJECT","properties":{"city":{"type":"STRING"}}}`)}},
+		Config: executor.GenerationConfig{MaxOutputTokens: 64},
 	}
 	reply, err := exec.Generate(context.Background(), turn)
 	if err != nil {
@@ -165,14 +172,14 @@ func TestOpenAIFunctionCalling(t *testing.T) {
 func TestOpenAIErrors(t *testing.T) {
 	t.Parallel()
 	srv, calls := fakeOpenAI(t, []int{400}, nil)
-	exec, _ := NewOpenAI(OpenAIConfig{URL: srv.URL, APIKey: "sk-test"})
-	turn := &Turn{Contents: []Content{{Role: "user", Parts: []Part{{Text: "x"}}}}}
-	var ee *Error
+	exec, _ := executor.NewOpenAI(executor.OpenAIConfig{URL: srv.URL, APIKey: "sk-test"})
+	turn := &executor.Turn{Contents: []executor.Content{{Role: "user", Parts: []executor.Part{{Text: "x"}}}}}
+	var ee *executor.Error
 	if _, err := exec.Generate(context.Background(), turn); !errors.As(err, &ee) || ee.Code != "INVALID_ARGUMENT" || calls.Load() != 1 {
 		t.Fatalf("400: %v after %d calls", err, calls.Load())
 	}
 	srv, calls = fakeOpenAI(t, []int{503, 503, 503}, nil)
-	exec, _ = NewOpenAI(OpenAIConfig{URL: srv.URL, APIKey: "sk-test", MaxRetries: 2, Backoff: time.Millisecond})
+	exec, _ = executor.NewOpenAI(executor.OpenAIConfig{URL: srv.URL, APIKey: "sk-test", MaxRetries: 2, Backoff: time.Millisecond})
 	if _, err := exec.Generate(context.Background(), turn); !errors.As(err, &ee) || ee.Code != "UNAVAILABLE" || calls.Load() != 3 {
 		t.Fatalf("503s: %v after %d calls", err, calls.Load())
 	}

@@ -1,4 +1,4 @@
-package jobs
+package jobs_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 
 	"github.com/longhook/longhook/internal/clocktest"
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/jobs"
+	"github.com/longhook/longhook/internal/jobs/executor"
 	"github.com/longhook/longhook/internal/publish"
 )
 
@@ -17,13 +19,13 @@ import (
 // reports the start and waits for cancellation.
 type blockingExecutor struct{ started chan core.JobKind }
 
-func (b *blockingExecutor) Generate(ctx context.Context, t *Turn) (*Reply, error) {
+func (b *blockingExecutor) Generate(ctx context.Context, t *executor.Turn) (*executor.Reply, error) {
 	b.started <- t.Kind
 	<-ctx.Done()
 	return nil, ctx.Err()
 }
 
-func (b *blockingExecutor) RenderVideo(ctx context.Context, _ *VideoSpec, _ string) (string, error) {
+func (b *blockingExecutor) RenderVideo(ctx context.Context, _ *executor.VideoSpec, _ string) (string, error) {
 	b.started <- core.JobVideo
 	<-ctx.Done()
 	return "", ctx.Err()
@@ -65,7 +67,7 @@ func TestRestart(t *testing.T) {
 			dir := t.TempDir()
 			hook := newReceiver(t)
 			block := &blockingExecutor{started: make(chan core.JobKind, 10)}
-			a := setup(t, options{dir: dir, cfg: func(c *Config) { c.Executor = block }})
+			a := setup(t, options{dir: dir, cfg: func(c *jobs.Config) { c.Executor = block }})
 			ids := startJobs(t, a, hook.srv.URL)
 			for range ids {
 				select {
@@ -83,7 +85,7 @@ func TestRestart(t *testing.T) {
 
 			// The next process; after a crash its clock is past the old
 			// leases, or it knows it is the only runner.
-			b := setup(t, options{dir: dir, cfg: func(c *Config) {
+			b := setup(t, options{dir: dir, cfg: func(c *jobs.Config) {
 				if tc.crash && !tc.sole {
 					c.Clock = clocktest.New(time.Now().Add(time.Minute))
 				}
@@ -117,7 +119,7 @@ func TestRestart(t *testing.T) {
 // after publishing (the answer is lost, as in a crash right after the
 // commit). times bounds how many calls misbehave (0: all).
 type flakyPublisher struct {
-	inner Publisher
+	inner jobs.Publisher
 	mode  string
 	times int32
 	calls atomic.Int32
@@ -142,7 +144,7 @@ func TestOutboxRepublishIsIdempotent(t *testing.T) {
 	t.Parallel()
 	hook := newReceiver(t)
 	var flaky *flakyPublisher
-	f := setup(t, options{cfg: func(c *Config) {
+	f := setup(t, options{cfg: func(c *jobs.Config) {
 		flaky = &flakyPublisher{inner: c.Publisher, mode: "lose", times: 1}
 		c.Publisher = flaky
 	}})
@@ -166,7 +168,7 @@ func TestOutboxDrainedOnStart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	hook := newReceiver(t)
-	a := setup(t, options{dir: dir, cfg: func(c *Config) { c.Publisher = &flakyPublisher{inner: c.Publisher, mode: "fail"} }})
+	a := setup(t, options{dir: dir, cfg: func(c *jobs.Config) { c.Publisher = &flakyPublisher{inner: c.Publisher, mode: "fail"} }})
 	id := a.createBatch([]string{"x"}, map[string]any{"uris": []string{hook.srv.URL}})
 	waitFor(t, "the batch to finish", func() bool {
 		j, err := a.store.GetJob(context.Background(), a.project, id)

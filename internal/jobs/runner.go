@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/jobs/executor"
 )
 
 // errShutdown cancels executions when the runner stops; their jobs are
@@ -178,7 +179,7 @@ func (s *Service) run(ctx context.Context, j *core.Job) (outcome, error) {
 
 // outcomeFromError turns an execution error into a failure outcome.
 func outcomeFromError(err error) outcome {
-	var ee *Error
+	var ee *executor.Error
 	if errors.As(err, &ee) {
 		return failure(ee.Code, ee.Message)
 	}

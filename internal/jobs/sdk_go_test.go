@@ -1,4 +1,4 @@
-package jobs
+package jobs_test
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"google.golang.org/genai"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/jobs/executor"
 )
 
 // TestGoSDK drives video generation (GenerateVideos with a WebhookConfig,
@@ -40,7 +41,7 @@ func TestGoSDK(t *testing.T) {
 	}
 	video := op.Response.GeneratedVideos[0]
 	data, err := c.Files.Download(ctx, genai.NewDownloadURIFromGeneratedVideo(video), nil)
-	if err != nil || !bytes.Equal(data, MinimalMP4()) || video.Video.MIMEType != "video/mp4" {
+	if err != nil || !bytes.Equal(data, executor.MinimalMP4()) || video.Video.MIMEType != "video/mp4" {
 		t.Fatalf("download: %d bytes, %v (%s)", len(data), err, video.Video.MIMEType)
 	}
 	d := hook.next(t)

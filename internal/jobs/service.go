@@ -12,6 +12,7 @@ import (
 
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/engine"
+	"github.com/longhook/longhook/internal/jobs/executor"
 	"github.com/longhook/longhook/internal/publish"
 )
 
@@ -20,20 +21,11 @@ type Publisher interface {
 	Publish(ctx context.Context, projectID string, in []publish.Input) ([]publish.Result, error)
 }
 
-// KeyLookup resolves API keys for the routes outside the authenticated
-// version prefixes (/upload/{v}/..., /download/{v}/...); core.Store
-// implements it.
-type KeyLookup interface {
-	LookupAPIKey(ctx context.Context, digest []byte) (core.APIKey, error)
-}
-
-// Config configures a Service. Store, Keys, Publisher and Dir are required;
+// Config configures a Service. Store, Publisher and Dir are required;
 // every other field has the documented default.
 type Config struct {
 	// Store persists jobs, files and upload sessions.
 	Store core.JobStore
-	// Keys authenticates uploads and downloads (see KeyLookup).
-	Keys KeyLookup
 	// Publisher accepts the jobs' events.
 	Publisher Publisher
 	// Dir holds temporary files (Dir/tmp: videos being rendered) and, when
@@ -44,11 +36,8 @@ type Config struct {
 	Dir string
 	// Policy validates webhook_config URIs; use the publisher's policy.
 	Policy core.AddressPolicy
-	// PublicURL is the server's external base URL, used in upload session
-	// URLs and file URIs. Default: derived from each request's Host.
-	PublicURL string
-	// Executor produces model output. Default: a Simulator.
-	Executor Executor
+	// Executor produces model output. Default: an executor.Simulator.
+	Executor executor.Executor
 	// Clock stamps jobs and drives timers. Default: core.SystemClock.
 	Clock core.Clock
 	// Logger gets one line per job transition and errors. Default: discard.
@@ -75,10 +64,6 @@ type Config struct {
 	FileTTL time.Duration
 	// MaxUploadBytes limits one file (default 2 GiB).
 	MaxUploadBytes int64
-	// MaxBatchBodyBytes limits a batch create request with inline requests
-	// (default 20 MiB); MaxBodyBytes limits every other JSON body (1 MiB).
-	MaxBatchBodyBytes int64
-	MaxBodyBytes      int64
 	// PollInterval is the runner's safety-net poll (default 1 s).
 	PollInterval time.Duration
 	// SoleRunner declares that no other process runs jobs on this store
@@ -99,7 +84,7 @@ func (c Config) withDefaults() Config {
 		c.TimeScale = 1
 	}
 	if c.Executor == nil {
-		c.Executor = NewSimulator(SimulatorConfig{Clock: c.Clock, Scale: c.TimeScale})
+		c.Executor = executor.NewSimulator(executor.SimulatorConfig{Clock: c.Clock, Scale: c.TimeScale})
 	}
 	if c.Owner == "" {
 		c.Owner = "jobs-" + core.NewID()[:12]
@@ -125,12 +110,6 @@ func (c Config) withDefaults() Config {
 	if c.MaxUploadBytes <= 0 {
 		c.MaxUploadBytes = 2 << 30
 	}
-	if c.MaxBatchBodyBytes <= 0 {
-		c.MaxBatchBodyBytes = 20 << 20
-	}
-	if c.MaxBodyBytes <= 0 {
-		c.MaxBodyBytes = 1 << 20
-	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
 	}
@@ -142,9 +121,6 @@ func (c Config) validate() error {
 	if c.Store == nil {
 		errs = append(errs, errors.New("jobs: Config.Store is required"))
 	}
-	if c.Keys == nil {
-		errs = append(errs, errors.New("jobs: Config.Keys is required"))
-	}
 	if c.Publisher == nil {
 		errs = append(errs, errors.New("jobs: Config.Publisher is required"))
 	}
@@ -154,7 +130,9 @@ func (c Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// Service is the jobs feature: HTTP routes, runner and periodic tasks.
+// Service is the jobs feature: the domain operations internal/api serves
+// (create, get, list, cancel and delete jobs; files and uploads), the
+// runner and the leader's periodic tasks.
 type Service struct {
 	cfg    Config
 	store  core.JobStore
@@ -206,6 +184,9 @@ func New(cfg Config) (*Service, error) {
 
 // Owner returns the runner's lease owner id.
 func (s *Service) Owner() string { return s.cfg.Owner }
+
+// MaxUploadBytes is the size limit of one file.
+func (s *Service) MaxUploadBytes() int64 { return s.cfg.MaxUploadBytes }
 
 // notify wakes the runner.
 func (s *Service) notify() {

@@ -1,4 +1,4 @@
-package jobs
+package jobs_test
 
 import (
 	"bytes"
@@ -21,6 +21,7 @@ import (
 	"github.com/longhook/longhook/internal/api"
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/engine"
+	"github.com/longhook/longhook/internal/jobs"
 	"github.com/longhook/longhook/internal/jwks"
 	"github.com/longhook/longhook/internal/publish"
 	"github.com/longhook/longhook/internal/secretbox"
@@ -52,7 +53,7 @@ type fixture struct {
 	t       *testing.T
 	dir     string
 	store   *sqlite.Store
-	svc     *Service
+	svc     *jobs.Service
 	srv     *httptest.Server
 	keys    *jwks.Manager
 	sender  *engine.Sender
@@ -63,9 +64,9 @@ type fixture struct {
 
 // options adjust a fixture.
 type options struct {
-	cfg      func(*Config) // adjusts the jobs config
-	noRunner bool          // do not start Service.Run
-	dir      string        // reuse a data directory (restart tests)
+	cfg      func(*jobs.Config) // adjusts the jobs config
+	noRunner bool               // do not start jobs.Service.Run
+	dir      string             // reuse a data directory (restart tests)
 }
 
 func setup(t *testing.T, o options) *fixture {
@@ -114,16 +115,16 @@ func setup(t *testing.T, o options) *fixture {
 	pub := publish.New(publish.Config{Store: st, Catalog: cat, Policy: policy})
 	f.sender = engine.NewSender(engine.SenderConfig{Policy: policy, AttemptTimeout: 5 * time.Second})
 	eng := engine.New(engine.Config{Store: st, Cipher: box, Dynamic: f.keys, Sender: f.sender, Logger: testLogger()})
-	cfg := Config{Store: st, Keys: st, Publisher: pub, Dir: filepath.Join(f.dir, "jobs"), Policy: policy, Logger: testLogger()}
+	cfg := jobs.Config{Store: st, Publisher: pub, Dir: filepath.Join(f.dir, "jobs"), Policy: policy, Logger: testLogger()}
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
-	f.svc, err = New(cfg)
+	f.svc, err = jobs.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := api.NewServer(api.Deps{Store: st, Cipher: box, Publisher: pub, Catalog: cat, Policy: policy,
-		JWKS: f.keys, Extra: f.svc.Routes, Logger: testLogger(), KeyCacheTTL: -1})
+		JWKS: f.keys, Jobs: f.svc, Logger: testLogger(), KeyCacheTTL: -1})
 	handler.Store(&h)
 
 	f.run("engine", eng.Run)

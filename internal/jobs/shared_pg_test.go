@@ -1,4 +1,4 @@
-package jobs
+package jobs_test
 
 import (
 	"bytes"
@@ -19,57 +19,28 @@ import (
 
 	"github.com/longhook/longhook/internal/api"
 	"github.com/longhook/longhook/internal/core"
-	"github.com/longhook/longhook/internal/pgtest"
+	"github.com/longhook/longhook/internal/jobs"
+	"github.com/longhook/longhook/internal/jobs/executor"
 	"github.com/longhook/longhook/internal/publish"
 	"github.com/longhook/longhook/internal/secretbox"
 	"github.com/longhook/longhook/internal/store/postgres"
 )
 
-// pgDB is a schema of the test server.
-type pgDB struct{ url, schema string }
-
-// pgSchema returns a fresh schema on LONGHOOK_TEST_POSTGRES_URL, dropped
-// when t ends (after the stores using it close), or skips t.
-func pgSchema(t *testing.T) pgDB {
-	t.Helper()
-	url := pgtest.URL(t)
-	return pgDB{url: url, schema: pgtest.Schema(t, url, "lh_jobs_")}
-}
-
-// newPGStore opens a store on db (creating and migrating the schema), as
-// one instance of `longhook serve` does, and closes it when t ends.
-func newPGStore(t *testing.T, db pgDB) *postgres.Store {
-	t.Helper()
-	st, err := postgres.Open(context.Background(), db.url, postgres.Options{Migrate: true, Schema: db.schema, MaxConns: 4})
-	if err != nil {
-		t.Fatalf("postgres.Open: %v", err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	return st
-}
-
-// nopPublisher accepts every event and sends nothing.
-type nopPublisher struct{}
-
-func (nopPublisher) Publish(_ context.Context, _ string, in []publish.Input) ([]publish.Result, error) {
-	return make([]publish.Result, len(in)), nil
-}
-
 // instance is one process of a cluster: its own store connection pool,
 // jobs service, data dir and HTTP server.
 type instance struct {
 	t   *testing.T
-	db  pgDB
+	db  jobs.PGDB
 	st  *postgres.Store
 	srv *httptest.Server
-	svc *Service
+	svc *jobs.Service
 	key string
 }
 
 // newInstance starts an instance on db; with runner it also executes jobs.
-func newInstance(t *testing.T, db pgDB, runner bool) *instance {
+func newInstance(t *testing.T, db jobs.PGDB, runner bool) *instance {
 	t.Helper()
-	st := newPGStore(t, db)
+	st := jobs.NewPGStore(t, db)
 	box, err := secretbox.New(bytes.Repeat([]byte{7}, secretbox.KeySize))
 	if err != nil {
 		t.Fatal(err)
@@ -77,14 +48,14 @@ func newInstance(t *testing.T, db pgDB, runner bool) *instance {
 	cat, _ := core.NewCatalog()
 	policy := core.AddressPolicy{Dev: true}
 	pub := publish.New(publish.Config{Store: st, Catalog: cat, Policy: policy})
-	svc, err := New(Config{Store: st, Keys: st, Publisher: pub, Dir: t.TempDir(), Policy: policy,
+	svc, err := jobs.New(jobs.Config{Store: st, Publisher: pub, Dir: t.TempDir(), Policy: policy,
 		Logger: testLogger(), PollInterval: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := &instance{t: t, db: db, st: st, svc: svc}
 	in.srv = httptest.NewServer(api.NewServer(api.Deps{Store: st, Cipher: box, Publisher: pub, Catalog: cat,
-		Policy: policy, Extra: svc.Routes, Logger: testLogger()}))
+		Policy: policy, Jobs: svc, Logger: testLogger()}))
 	t.Cleanup(in.srv.Close)
 	if runner {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -150,7 +121,7 @@ func (in *instance) download(id string, header map[string]string) (*http.Respons
 // and a key both accept; only b runs jobs.
 func sharedCluster(t *testing.T) (a, b *instance) {
 	t.Helper()
-	db := pgSchema(t)
+	db := jobs.PGSchema(t)
 	a, b = newInstance(t, db, false), newInstance(t, db, true)
 	ctx := context.Background()
 	project := core.Project{ID: core.NewID(), Name: "p", CreateTime: time.Now()}
@@ -171,7 +142,7 @@ func sharedCluster(t *testing.T) (a, b *instance) {
 func TestFilesAcrossInstances(t *testing.T) {
 	t.Parallel()
 	a, b := sharedCluster(t)
-	data := randomBytes(5<<19+12345, 42) // 2.5 MiB and a bit: several stored chunks
+	data := jobs.RandomBytes(5<<19+12345, 42) // 2.5 MiB and a bit: several stored chunks
 	sum := sha256.Sum256(data)
 
 	// A resumable upload started on A, its chunks sent alternately to A
@@ -276,13 +247,13 @@ func (in *instance) count(table string) int {
 	in.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := pgx.Connect(ctx, in.db.url)
+	c, err := pgx.Connect(ctx, in.db.URL)
 	if err != nil {
 		in.t.Fatal(err)
 	}
 	defer c.Close(ctx)
 	var n int
-	if err := c.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{in.db.schema, table}.Sanitize()).Scan(&n); err != nil {
+	if err := c.QueryRow(ctx, "SELECT count(*) FROM "+pgx.Identifier{in.db.Schema, table}.Sanitize()).Scan(&n); err != nil {
 		in.t.Fatal(err)
 	}
 	return n
@@ -345,7 +316,7 @@ func TestJobsAcrossInstances(t *testing.T) {
 	})
 	uri, _ := op["response"].(map[string]any)["generateVideoResponse"].(map[string]any)["generatedSamples"].([]any)[0].(map[string]any)["video"].(map[string]any)["uri"].(string)
 	res, got := a.do("GET", uri, nil, nil)
-	if res.StatusCode != 200 || !bytes.Equal(got, MinimalMP4()) {
+	if res.StatusCode != 200 || !bytes.Equal(got, executor.MinimalMP4()) {
 		t.Fatalf("video through A (%s): %d %d bytes", uri, res.StatusCode, len(got))
 	}
 }

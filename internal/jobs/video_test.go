@@ -1,4 +1,4 @@
-package jobs
+package jobs_test
 
 import (
 	"bytes"
@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/jobs"
+	"github.com/longhook/longhook/internal/jobs/executor"
 )
 
 // A video generated through predictLongRunning (the request the Go SDK's
@@ -60,7 +62,7 @@ func TestVideoGenerated(t *testing.T) {
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "video/mp4" || !bytes.Equal(body, MinimalMP4()) || string(body[4:8]) != "ftyp" {
+	if res.StatusCode != 200 || res.Header.Get("Content-Type") != "video/mp4" || !bytes.Equal(body, executor.MinimalMP4()) || string(body[4:8]) != "ftyp" {
 		t.Fatalf("download: %d %s %d bytes", res.StatusCode, res.Header.Get("Content-Type"), len(body))
 	}
 	// Without a key the download is refused.
@@ -82,7 +84,7 @@ func TestVideoFailed(t *testing.T) {
 		"webhook_config": map[string]any{"uris": []string{hook.srv.URL}},
 	}).must(t, 200)
 	d := hook.next(t)
-	if d.event["type"] != EventVideoFailed || d.data()["id"] != r.str("name") || d.data()["error_code"] != "INTERNAL" {
+	if d.event["type"] != jobs.EventVideoFailed || d.data()["id"] != r.str("name") || d.data()["error_code"] != "INTERNAL" {
 		t.Fatalf("video.failed: %s", d.body)
 	}
 	op := f.call("GET", "/v1/"+r.str("name"), nil).must(t, 200)
@@ -101,14 +103,14 @@ func TestVideoFailed(t *testing.T) {
 func TestCommandExecutor(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	c := &Command{Path: "/bin/sh", Args: []string{"-c", `printf '%s' "$LONGHOOK_VIDEO_PROMPT" > "$LONGHOOK_OUTPUT"`}}
+	c := &executor.Command{Path: "/bin/sh", Args: []string{"-c", `printf '%s' "$LONGHOOK_VIDEO_PROMPT" > "$LONGHOOK_OUTPUT"`}}
 	path := dir + "/out.mp4"
-	mime, err := c.RenderVideo(context.Background(), &VideoSpec{Prompt: "hello video"}, path)
+	mime, err := c.RenderVideo(context.Background(), &executor.VideoSpec{Prompt: "hello video"}, path)
 	if err != nil || mime != "video/mp4" {
 		t.Fatalf("RenderVideo: %q %v", mime, err)
 	}
-	fail := &Command{Path: "/bin/sh", Args: []string{"-c", "echo nope >&2; exit 3"}}
-	if _, err := fail.RenderVideo(context.Background(), &VideoSpec{}, dir+"/x"); err == nil || !strings.Contains(err.Error(), "nope") {
+	fail := &executor.Command{Path: "/bin/sh", Args: []string{"-c", "echo nope >&2; exit 3"}}
+	if _, err := fail.RenderVideo(context.Background(), &executor.VideoSpec{}, dir+"/x"); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("failing command: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package jobs
+package executor
 
 import (
 	"context"
@@ -25,13 +25,13 @@ func TestParseDurations(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
-	if _, err := NewExecutor(ExecutorConfig{Kind: "quantum"}); err == nil {
+	if _, err := New(Config{Kind: "quantum"}); err == nil {
 		t.Error("unknown executor accepted")
 	}
-	if _, err := NewExecutor(ExecutorConfig{Kind: "openai"}); err == nil {
+	if _, err := New(Config{Kind: "openai"}); err == nil {
 		t.Error("openai without a URL accepted")
 	}
-	if _, err := NewExecutor(ExecutorConfig{Kind: "openai", OpenAI: OpenAIConfig{URL: "http://x"}, VideoCommand: "/bin/true a"}); err != nil {
+	if _, err := New(Config{Kind: "openai", OpenAI: OpenAIConfig{URL: "http://x"}, VideoCommand: "/bin/true a"}); err != nil {
 		t.Error(err)
 	}
 }
@@ -79,5 +79,17 @@ func TestSimulator(t *testing.T) {
 	failing := NewSimulator(SimulatorConfig{FailKinds: []core.JobKind{core.JobVideo}})
 	if _, err := failing.RenderVideo(context.Background(), &VideoSpec{Prompt: "x"}, t.TempDir()+"/v"); err == nil || !strings.Contains(err.Error(), "Simulated") {
 		t.Fatalf("FailKinds: %v", err)
+	}
+}
+
+// waitFor polls cond until it holds or 10 s pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }

@@ -1,4 +1,4 @@
-package jobs
+package executor
 
 import (
 	"bytes"
@@ -313,8 +313,8 @@ func compactJSON(raw json.RawMessage) string {
 	return b.String()
 }
 
-// ExecutorConfig selects and builds executors, e.g. from serve's flags.
-type ExecutorConfig struct {
+// Config selects and builds executors, e.g. from serve's flags.
+type Config struct {
 	// Kind is "simulator" (default) or "openai" (text turns go to
 	// OpenAI.URL; videos still need the simulator or VideoCommand).
 	Kind string
@@ -330,8 +330,8 @@ type ExecutorConfig struct {
 	VideoCommand string
 }
 
-// NewExecutor builds the executor ExecutorConfig describes.
-func NewExecutor(c ExecutorConfig) (Executor, error) {
+// New builds the executor Config describes.
+func New(c Config) (Executor, error) {
 	durs, err := ParseDurations(c.SimDurations)
 	if err != nil {
 		return nil, err
@@ -350,7 +350,7 @@ func NewExecutor(c ExecutorConfig) (Executor, error) {
 		}
 		text = o
 	default:
-		return nil, fmt.Errorf("jobs: unknown executor %q (simulator, openai)", c.Kind)
+		return nil, fmt.Errorf("executor: unknown executor %q (simulator, openai)", c.Kind)
 	}
 	if c.VideoCommand != "" {
 		args := strings.Fields(c.VideoCommand)
@@ -378,9 +378,9 @@ func ParseDurations(s string) (map[core.JobKind]time.Duration, error) {
 		d, err := time.ParseDuration(v)
 		switch kind := core.JobKind(k); {
 		case !ok || err != nil || d < 0:
-			return nil, fmt.Errorf("jobs: bad duration %q: want KIND=DURATION, e.g. batch=2s", part)
+			return nil, fmt.Errorf("executor: bad duration %q: want KIND=DURATION, e.g. batch=2s", part)
 		case kind != core.JobBatch && kind != core.JobVideo && kind != core.JobInteraction:
-			return nil, fmt.Errorf("jobs: unknown job kind %q (batch, video, interaction)", k)
+			return nil, fmt.Errorf("executor: unknown job kind %q (batch, video, interaction)", k)
 		default:
 			out[kind] = d
 		}

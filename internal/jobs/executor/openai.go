@@ -1,4 +1,4 @@
-package jobs
+package executor
 
 import (
 	"bytes"
@@ -53,7 +53,7 @@ type OpenAI struct {
 // NewOpenAI returns an OpenAI executor.
 func NewOpenAI(cfg OpenAIConfig) (*OpenAI, error) {
 	if cfg.URL == "" {
-		return nil, errors.New("jobs: openai executor: URL is required")
+		return nil, errors.New("executor: openai: URL is required")
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 4

@@ -1,0 +1,179 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/jobs"
+)
+
+// The Interactions API (product.md §6): POST /{v}/interactions runs a turn
+// (in the request, or in the background with background: true); a
+// continuation names its predecessor in previous_interaction_id.
+
+// interactionBody is POST /{v}/interactions (snake_case, as the SDKs send
+// it). Fields longhook does not interpret are accepted and echoed back.
+type interactionBody struct {
+	Model                 string             `json:"model"`
+	Agent                 json.RawMessage    `json:"agent"`
+	AgentConfig           json.RawMessage    `json:"agent_config"`
+	Input                 json.RawMessage    `json:"input"`
+	Background            bool               `json:"background"`
+	Stream                bool               `json:"stream"`
+	Store                 *bool              `json:"store"`
+	WebhookConfig         *wireWebhookConfig `json:"webhook_config"`
+	PreviousInteractionID string             `json:"previous_interaction_id"`
+	SystemInstruction     json.RawMessage    `json:"system_instruction"`
+	Tools                 json.RawMessage    `json:"tools"`
+	GenerationConfig      json.RawMessage    `json:"generation_config"`
+	ResponseFormat        json.RawMessage    `json:"response_format"`
+	ResponseMimeType      json.RawMessage    `json:"response_mime_type"`
+	ResponseModalities    json.RawMessage    `json:"response_modalities"`
+	SafetySettings        json.RawMessage    `json:"safety_settings"`
+	ServiceTier           json.RawMessage    `json:"service_tier"`
+	Labels                json.RawMessage    `json:"labels"`
+	CachedContent         json.RawMessage    `json:"cached_content"`
+	ContinuationToken     json.RawMessage    `json:"continuation_token"`
+	Environment           json.RawMessage    `json:"environment"`
+}
+
+func (s *server) createInteraction(r *http.Request, key core.APIKey) (any, error) {
+	var body interactionBody
+	if err := DecodeJSON(r, &body); err != nil {
+		return nil, err
+	}
+	model := body.Model
+	if model == "" && len(body.Agent) > 0 {
+		_ = json.Unmarshal(body.Agent, &model)
+	}
+	switch {
+	case model == "" && len(body.Agent) == 0:
+		return nil, core.Invalid("model", "model (or agent) is required")
+	case body.Stream:
+		return nil, core.Invalid("stream", "stream: true is not supported; use background: true and poll, or a webhook_config")
+	case body.WebhookConfig != nil && !body.Background:
+		return nil, core.Invalid("webhook_config", "webhook_config requires background: true")
+	case len(body.Input) == 0:
+		return nil, core.Invalid("input", "input is required")
+	}
+	in := jobs.InteractionInput{Model: body.Model, Agent: body.Agent, Input: body.Input, Background: body.Background,
+		PreviousInteractionID: body.PreviousInteractionID, SystemInstruction: body.SystemInstruction,
+		Tools: body.Tools, GenerationConfig: body.GenerationConfig, Echo: map[string]json.RawMessage{}}
+	for name, v := range map[string]json.RawMessage{"agent": body.Agent, "agent_config": body.AgentConfig,
+		"system_instruction": body.SystemInstruction, "tools": body.Tools, "generation_config": body.GenerationConfig,
+		"response_format": body.ResponseFormat, "response_mime_type": body.ResponseMimeType,
+		"response_modalities": body.ResponseModalities, "safety_settings": body.SafetySettings,
+		"service_tier": body.ServiceTier, "labels": body.Labels, "cached_content": body.CachedContent,
+		"environment": body.Environment} {
+		if len(v) > 0 && string(v) != "null" {
+			in.Echo[name] = v
+		}
+	}
+	var err error
+	if in.WebhookConfig, err = s.webhookConfig("webhook_config", body.WebhookConfig); err != nil {
+		return nil, err
+	}
+	j, err := s.d.Jobs.CreateInteraction(r.Context(), key.ProjectID, in)
+	if err != nil {
+		return nil, err
+	}
+	return renderInteraction(j, false), nil
+}
+
+// interactionOf loads an interaction of the project.
+func (s *server) interactionOf(r *http.Request, key core.APIKey) (*core.Job, error) {
+	id := r.PathValue("id")
+	j, err := s.d.Jobs.Job(r.Context(), key.ProjectID, id, core.JobInteraction)
+	if err != nil {
+		return nil, core.OrNotFound(err, "Interaction "+id)
+	}
+	return j, nil
+}
+
+func (s *server) getInteraction(r *http.Request, key core.APIKey) (any, error) {
+	if r.URL.Query().Get("stream") == "true" {
+		return nil, core.Invalid("stream", "stream=true is not supported; poll without it")
+	}
+	j, err := s.interactionOf(r, key)
+	if err != nil {
+		return nil, err
+	}
+	return renderInteraction(j, r.URL.Query().Get("include_input") == "true"), nil
+}
+
+func (s *server) cancelInteraction(r *http.Request, key core.APIKey) (any, error) {
+	j, err := s.d.Jobs.Cancel(r.Context(), key.ProjectID, r.PathValue("id"), core.JobInteraction)
+	if err != nil {
+		return nil, err
+	}
+	return renderInteraction(j, false), nil
+}
+
+func (s *server) deleteInteraction(r *http.Request, key core.APIKey) (any, error) {
+	j, err := s.interactionOf(r, key)
+	if err != nil {
+		return nil, err
+	}
+	return nil, s.d.Jobs.DeleteJob(r.Context(), j)
+}
+
+// interactionStatus is the interactions API's spelling of a job state.
+func interactionStatus(st core.JobState) string {
+	switch st {
+	case core.JobPending, core.JobRunning:
+		return "in_progress"
+	case core.JobRequiresAction:
+		return "requires_action"
+	case core.JobSucceeded:
+		return "completed"
+	case core.JobCancelled:
+		return "cancelled"
+	}
+	return "failed"
+}
+
+// renderInteraction is the Interaction resource.
+func renderInteraction(j *core.Job, includeInput bool) map[string]any {
+	var req jobs.InteractionRequest
+	_ = json.Unmarshal(j.Request, &req)
+	var res jobs.InteractionResult
+	_ = json.Unmarshal(j.Result, &res)
+	steps := res.Steps
+	if steps == nil {
+		steps = []map[string]any{}
+	}
+	m := map[string]any{
+		"id":      j.ID,
+		"status":  interactionStatus(j.State),
+		"created": timestamp(j.CreateTime),
+		"updated": timestamp(j.UpdateTime),
+		"steps":   steps,
+	}
+	for k, v := range req.Echo {
+		m[k] = v
+	}
+	if j.Model != "" {
+		m["model"] = j.Model
+	}
+	if j.ParentID != "" {
+		m["previous_interaction_id"] = j.ParentID
+	}
+	if wc := renderWebhookConfig(j.WebhookConfig); wc != nil {
+		m["webhook_config"] = wc
+	}
+	if includeInput {
+		m["input"] = req.Input
+	}
+	if j.State.Settled() && j.State != core.JobCancelled {
+		m["usage"] = map[string]int{
+			"total_input_tokens":  res.Usage.PromptTokens,
+			"total_output_tokens": res.Usage.OutputTokens,
+			"total_tokens":        res.Usage.PromptTokens + res.Usage.OutputTokens,
+		}
+	}
+	if j.State == core.JobFailed || j.State == core.JobExpired {
+		m["errors"] = []any{map[string]string{"code": j.ErrorCode, "message": j.ErrorMessage}}
+	}
+	return m
+}

@@ -1,0 +1,110 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// This file holds what the jobs routes (batches, operations, video,
+// interactions, files and uploads) share: the external base URL, the
+// version of a path, and webhook_config as those APIs spell it.
+
+// apiBase is the external URL of the version prefix the request used, e.g.
+// "http://127.0.0.1:8080/v1beta" (PublicURL when configured, else the
+// request's scheme and Host).
+func (s *server) apiBase(r *http.Request) string {
+	return s.origin(r) + "/" + versionOf(r.URL.Path)
+}
+
+// origin is the external scheme://host of the server.
+func (s *server) origin(r *http.Request) string {
+	if base := strings.TrimSuffix(s.d.PublicURL, "/"); base != "" {
+		return base
+	}
+	scheme := "http"
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// versionOf returns the version prefix of a request path ("v1beta"), for
+// /v1beta/..., /upload/v1beta/... and /download/v1beta/....
+func versionOf(path string) string {
+	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	for _, p := range parts[:min(2, len(parts))] {
+		for _, v := range apiVersions {
+			if p == v {
+				return v
+			}
+		}
+	}
+	return "v1beta"
+}
+
+// wireWebhookConfig is webhook_config as clients send it: lowerCamel
+// (batches, video) or snake_case (interactions, and tolerated everywhere).
+type wireWebhookConfig struct {
+	URIs          []string        `json:"uris"`
+	UserMetadata  json.RawMessage `json:"userMetadata"`
+	UserMetadataS json.RawMessage `json:"user_metadata"`
+	Audience      string          `json:"audience"`
+}
+
+// webhookConfig validates the first non-nil of cs under field and returns
+// the core form (nil when every c is nil).
+func (s *server) webhookConfig(field string, cs ...*wireWebhookConfig) (*core.WebhookConfig, error) {
+	var c *wireWebhookConfig
+	for _, x := range cs {
+		if x != nil {
+			c = x
+			break
+		}
+	}
+	if c == nil {
+		return nil, nil
+	}
+	meta := c.UserMetadata
+	if len(c.UserMetadataS) > 0 {
+		if len(meta) > 0 {
+			return nil, core.Invalid(field, "%s: set user_metadata or userMetadata, not both", field)
+		}
+		meta = c.UserMetadataS
+	}
+	if string(meta) == "null" {
+		meta = nil
+	}
+	cfg := &core.WebhookConfig{URIs: c.URIs, UserMetadata: meta, Audience: c.Audience}
+	if err := s.d.Policy.ValidateWebhookConfig(field, cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// renderWebhookConfig echoes a job's webhook_config in snake_case.
+func renderWebhookConfig(c *core.WebhookConfig) map[string]any {
+	if c == nil {
+		return nil
+	}
+	m := map[string]any{"uris": c.URIs}
+	if len(c.UserMetadata) > 0 {
+		m["user_metadata"] = c.UserMetadata
+	}
+	if c.Audience != "" {
+		m["audience"] = c.Audience
+	}
+	return m
+}
+
+// firstNonEmpty returns the first non-empty string of vs.
+func firstNonEmpty(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -14,8 +14,8 @@ import (
 type keyContextKey struct{}
 
 // KeyFromContext returns the API key that authenticated the request. Every
-// request under /v1, /v1beta and /v1alpha has one, including requests to
-// routes registered through Deps.Extra.
+// request under /v1, /v1beta and /v1alpha has one, as do file transfers
+// under /upload/{v} and /download/{v} (but an upload session URL's).
 func KeyFromContext(ctx context.Context) (core.APIKey, bool) {
 	k, ok := ctx.Value(keyContextKey{}).(core.APIKey)
 	return k, ok

@@ -83,8 +83,7 @@ func classify(err error) (errorStatus, string) {
 // WriteError answers err in the Google error envelope, mapping domain
 // errors through the error table. Unexpected errors become 500 INTERNAL with
 // a generic message and are logged (with logger, or slog.Default when nil);
-// their text never reaches the client. Routes registered through
-// Deps.Extra use it to answer errors like the rest of the API.
+// their text never reaches the client.
 func WriteError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
 	st, msg := classify(err)
 	if st.code == http.StatusInternalServerError {

@@ -135,6 +135,8 @@ func TestRoutesListed(t *testing.T) {
 	for _, want := range []api.Route{
 		{"GET", "/healthz"}, {"GET", "/openapi.json"}, {"POST", "/{v}/webhooks/{id}:ping"},
 		{"GET", "/{v}/webhooks/{id}:listen"}, {"GET", "/{v}/deliveries:stream"}, {"POST", "/{v}/keys/{id}:revoke"},
+		{"POST", "/{v}/models/{id}:batchGenerateContent"}, {"GET", "/{v}/files/{id}:download"},
+		{"GET", "/download/{v}/files/{id}"}, {"PUT", "/upload/{v}/files"}, {"POST", "/{v}/interactions/{id}:cancel"},
 	} {
 		if !have[want] {
 			t.Errorf("Routes() lacks %v: %v", want, rs)

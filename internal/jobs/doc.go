@@ -1,18 +1,23 @@
 // Package jobs runs longhook's long-running jobs — batches, video
-// generation and background interactions — behind Gemini-compatible HTTP
-// APIs, together with the Files API that holds their inputs and outputs,
-// and emits their lifecycle events through the publisher (product.md §3,
-// §5, §6).
+// generation and background interactions — and the files that hold their
+// inputs and outputs, and emits their lifecycle events through the
+// publisher (product.md §3, §5, §6). It is the domain behind the
+// Gemini-compatible HTTP APIs that internal/api serves: its operations take
+// typed inputs (BatchInput, VideoInput, InteractionInput, FileMeta) and
+// return core.Job and core.File values and core errors; it knows nothing of
+// HTTP.
 //
 // # Pieces
 //
-//   - Service is the whole feature: New builds it from a Config, Routes
-//     registers the HTTP API (api.Deps.Extra), Run is the runner, and Tasks
-//     are the leader's periodic work (batch expiry, file and upload sweeps).
-//   - An Executor produces the model output: Simulator (default,
-//     deterministic, with failure markers), OpenAI (any OpenAI-compatible
-//     /v1/chat/completions server) and Command (an operator program that
-//     renders videos); Combine mixes one for text and one for video.
+//   - Service is the whole feature: New builds it from a Config; its
+//     methods create, read, cancel and delete jobs and files; Run is the
+//     runner, and Tasks are the leader's periodic work (batch expiry, file
+//     and upload sweeps).
+//   - An executor.Executor produces the model output (package executor):
+//     Simulator (default, deterministic, with failure markers), OpenAI (any
+//     OpenAI-compatible /v1/chat/completions server) and Command (an
+//     operator program that renders videos); Combine mixes one for text and
+//     one for video.
 //   - core.JobStore persists jobs, files and upload sessions. File contents
 //     (uploads, batch input and results, videos) live in the database when
 //     the store is a core.BlobStore (PostgreSQL: any instance serves any

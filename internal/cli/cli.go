@@ -44,6 +44,11 @@ func commands() []command {
 		{"listen", "relay a serve webhook's or a gateway source's events to a local URL over an outbound connection", runListen},
 		{"check", "test a receiver for correct verification, replay rejection and deduplication", runCheck},
 		{"bench", "measure throughput against the bare-HTTP ceiling (--gateway, --dynamic, --instances)", runBench},
+		{"webhooks", "manage webhooks over the API: list, get, create, update, delete, ping, rotate, enable, disable", runWebhooks},
+		{"events", "publish, get and list events over the API", runEvents},
+		{"deliveries", "list, get, redeliver, recover deliveries; tail follows them live", runDeliveries},
+		{"trigger", "publish a realistic sample event of a type (like stripe trigger)", runTrigger},
+		{"completion", "print shell completion for bash, zsh or fish", runCompletion},
 		{"version", "print the version", func(_ context.Context, _ []string, env Env) error {
 			fmt.Fprintln(env.Stdout, "longhook", Version)
 			return nil
@@ -67,6 +72,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 	for _, c := range commands() {
 		if c.name == args[0] {
 			err := c.run(ctx, args[1:], env)
+			var exit *exitError
 			switch {
 			case err == nil:
 				return 0
@@ -75,6 +81,9 @@ func Run(ctx context.Context, args []string, env Env) int {
 			case errors.Is(err, errUsage):
 				fmt.Fprintln(env.Stderr, "longhook:", err)
 				return 2
+			case errors.As(err, &exit):
+				fmt.Fprintln(env.Stderr, "longhook:", err)
+				return exit.code
 			default:
 				fmt.Fprintln(env.Stderr, "longhook:", err)
 				return 1
@@ -90,16 +99,18 @@ func usage(w io.Writer) {
 	var b strings.Builder
 	b.WriteString("longhook — webhooks for long-running AI jobs\n\nUsage: longhook <command> [flags]\n\nCommands:\n")
 	for _, c := range commands() {
-		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
+		fmt.Fprintf(&b, "  %-11s %s\n", c.name, c.summary)
 	}
 	b.WriteString("\nRun 'longhook <command> -h' for the flags of a command.\n")
+	b.WriteString("Exit codes: 0 ok, 1 failure, 2 usage; client commands also 3 server unreachable,\n4 not authorized, 5 not found, 6 rejected by the server (its message says why).\n")
 	fmt.Fprint(w, b.String())
 }
 
 // flagSet returns a FlagSet whose flags fall back to LONGHOOK_* variables.
 type flagSet struct {
 	*flag.FlagSet
-	env Env
+	env       Env
+	annotated bool // usage strings name their variables
 }
 
 func newFlagSet(name string, env Env) *flagSet {
@@ -117,15 +128,33 @@ func envName(flagName string) string {
 // parse parses args, then fills every flag not given on the command line
 // from its environment variable.
 func (fs *flagSet) parse(args []string) error {
-	fs.VisitAll(func(f *flag.Flag) {
-		f.Usage += fmt.Sprintf(" [$%s]", envName(f.Name))
-	})
+	if err := fs.parseOnly(args); err != nil {
+		return err
+	}
+	return fs.fillFromEnv()
+}
+
+// parseOnly parses args without the environment fallback (which
+// fillFromEnv applies once all arguments are parsed).
+func (fs *flagSet) parseOnly(args []string) error {
+	if !fs.annotated {
+		fs.annotated = true
+		fs.VisitAll(func(f *flag.Flag) {
+			f.Usage += fmt.Sprintf(" [$%s]", envName(f.Name))
+		})
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	return nil
+}
+
+// fillFromEnv sets every flag not given on the command line from its
+// environment variable.
+func (fs *flagSet) fillFromEnv() error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	var err error

@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/longhook/longhook/client"
+)
+
+// Exit codes of the client commands (webhooks, events, deliveries,
+// trigger). 0 is success, 2 a command-line mistake, as for every command.
+const (
+	exitFailure     = 1 // the server failed (5xx) or something else went wrong
+	exitUsage       = 2 // bad flags or arguments
+	exitUnreachable = 3 // no server answered at --server
+	exitAuth        = 4 // 401/403: missing, wrong or revoked key; not an admin key
+	exitNotFound    = 5 // 404: no such webhook, event or delivery in this project
+	exitRejected    = 6 // 400: the server rejected the request (its message says why)
+)
+
+// exitError carries an exit code other than 1 out of a command.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// clientErr turns a client error into words and an exit code.
+func clientErr(err error) error {
+	var apiErr *client.Error
+	var netErr *net.OpError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &apiErr):
+		code := exitFailure
+		switch apiErr.Code {
+		case 401, 403:
+			code = exitAuth
+		case 404:
+			code = exitNotFound
+		case 400, 409, 413:
+			code = exitRejected
+		}
+		return &exitError{code: code, err: fmt.Errorf("server: %s", apiErr.Message+" ("+apiErr.Status+")")}
+	case errors.As(err, &netErr) && netErr.Op == "dial":
+		return &exitError{code: exitUnreachable, err: fmt.Errorf("cannot reach the server: %v (is `longhook serve` running? set --server or LONGHOOK_SERVER)", netErr.Err)}
+	}
+	return err
+}
+
+// apiFlags are the flags every client command takes.
+type apiFlags struct {
+	server  string
+	apiKey  string
+	dataDir string
+	json    bool
+}
+
+func addAPIFlags(fs *flagSet) *apiFlags {
+	f := &apiFlags{}
+	fs.StringVar(&f.server, "server", client.DefaultServer, "URL of the longhook server")
+	fs.StringVar(&f.apiKey, "api-key", "", "API key (default: the api-key file in --data-dir)")
+	fs.StringVar(&f.dataDir, "data-dir", "./longhook-data", "data directory whose api-key file is the default key")
+	fs.BoolVar(&f.json, "json", false, "print JSON for scripts instead of tables")
+	return f
+}
+
+// client builds the API client; the key defaults to the data dir's
+// api-key file (written by serve on first start).
+func (f *apiFlags) client() (*client.Client, error) {
+	key := f.apiKey
+	if key == "" {
+		data, err := os.ReadFile(filepath.Join(f.dataDir, "api-key"))
+		if err != nil {
+			return nil, fmt.Errorf("%w: no API key: pass --api-key or set LONGHOOK_API_KEY (or run where %s holds serve's api-key file)",
+				errUsage, f.dataDir)
+		}
+		key = strings.TrimSpace(string(data))
+	}
+	c, err := client.New(f.server, key, client.WithUserAgent("longhook-cli/"+Version))
+	if err != nil {
+		return nil, fmt.Errorf("%w: --server: %v", errUsage, err)
+	}
+	return c, nil
+}
+
+// parseArgs parses flags anywhere among the arguments (Go's flag package
+// stops at the first positional one) and returns the positional ones,
+// checking there are between minArgs and maxArgs of them (maxArgs < 0: no
+// limit).
+func parseArgs(fs *flagSet, args []string, minArgs, maxArgs int, names string) ([]string, error) {
+	var pos []string
+	rest := args
+	for {
+		if err := fs.parseOnly(rest); err != nil {
+			return nil, err
+		}
+		rest = fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		rest = rest[1:]
+	}
+	if err := fs.fillFromEnv(); err != nil {
+		return nil, err
+	}
+	if len(pos) < minArgs || maxArgs >= 0 && len(pos) > maxArgs {
+		return nil, fmt.Errorf("%w: %s takes %s", errUsage, fs.Name(), names)
+	}
+	return pos, nil
+}
+
+// printJSON writes v indented, for --json.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// table writes rows aligned in columns; the first row is the header.
+func table(w io.Writer, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// isTerminal reports whether stream (a reader or writer) is a terminal:
+// colours and progress bars only go there.
+func isTerminal(stream any) bool {
+	f, ok := stream.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// clientCommand runs fn with a client and maps its errors to exit codes.
+func clientCommand(ctx context.Context, f *apiFlags, fn func(ctx context.Context, c *client.Client) error) error {
+	c, err := f.client()
+	if err != nil {
+		return err
+	}
+	return clientErr(fn(ctx, c))
+}
+
+// subcommand is one verb of a client command.
+type subcommand struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, env Env) error
+}
+
+// runSubcommand dispatches args[0] among subs.
+func runSubcommand(ctx context.Context, group string, subs []subcommand, args []string, env Env) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		var b strings.Builder
+		fmt.Fprintf(&b, "Usage: longhook %s <command> [flags]\n\nCommands:\n", group)
+		for _, s := range subs {
+			fmt.Fprintf(&b, "  %-10s %s\n", s.name, s.summary)
+		}
+		fmt.Fprintf(&b, "\nRun 'longhook %s <command> -h' for its flags. Exit codes: 0 ok, 1 failure, 2 usage,\n3 server unreachable, 4 not authorized, 5 not found, 6 rejected by the server.\n", group)
+		fmt.Fprint(env.Stderr, b.String())
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	for _, s := range subs {
+		if s.name == args[0] {
+			return s.run(ctx, args[1:], env)
+		}
+	}
+	return fmt.Errorf("%w: unknown command %q for longhook %s", errUsage, args[0], group)
+}

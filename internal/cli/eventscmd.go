@@ -1,0 +1,191 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/longhook/longhook/client"
+)
+
+// runEvents is `longhook events ...`: publish and read events.
+func runEvents(ctx context.Context, args []string, env Env) error {
+	return runSubcommand(ctx, "events", []subcommand{
+		{"publish", "publish an event: --type T [--data JSON | stdin] [--idempotency-key K] [--webhook-uri URL]", eventsPublish},
+		{"get", "show one event with its data: get ID", eventsGet},
+		{"list", "list the project's events, newest first [--type T]", eventsList},
+	}, args, env)
+}
+
+// publishFlags are the flags publish and trigger share.
+type publishFlags struct {
+	data, idem, subject string
+	uris                []string
+}
+
+func addPublishFlags(fs *flagSet) *publishFlags {
+	p := &publishFlags{}
+	fs.StringVar(&p.data, "data", "", "event data, a JSON object (publish: default stdin)")
+	fs.StringVar(&p.idem, "idempotency-key", "", "a repeat with the same key returns the first event and sends nothing")
+	fs.StringVar(&p.subject, "subject", "", "resource name of the job (JWT sub of dynamic deliveries)")
+	fs.Func("webhook-uri", "deliver to this URL only, JWT-signed (a dynamic webhook; repeatable)", func(s string) error {
+		p.uris = append(p.uris, s)
+		return nil
+	})
+	return p
+}
+
+func (p *publishFlags) params(typ string, data json.RawMessage) client.PublishParams {
+	out := client.PublishParams{Type: typ, Data: data, IdempotencyKey: p.idem, Subject: p.subject}
+	if len(p.uris) > 0 {
+		out.WebhookConfig = &client.WebhookConfig{URIs: p.uris}
+	}
+	return out
+}
+
+// jsonObject checks that s is a JSON object and returns it compacted.
+func jsonObject(what string, s []byte) (json.RawMessage, error) {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, bytes.TrimSpace(s)); err != nil || !bytes.HasPrefix(buf.Bytes(), []byte("{")) {
+		return nil, fmt.Errorf("%w: %s must be a JSON object such as {\"id\":\"batches/123\"}", errUsage, what)
+	}
+	return buf.Bytes(), nil
+}
+
+func eventsPublish(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("events publish", env)
+	f := addAPIFlags(fs)
+	typ := fs.String("type", "", "event type, e.g. batch.succeeded (required)")
+	pf := addPublishFlags(fs)
+	if _, err := parseArgs(fs, args, 0, 0, "no arguments (data comes from --data or stdin)"); err != nil {
+		return err
+	}
+	if *typ == "" {
+		return fmt.Errorf("%w: events publish needs --type", errUsage)
+	}
+	raw, what := []byte(pf.data), "--data"
+	if pf.data == "" {
+		if env.Stdin == nil || isTerminal(env.Stdin) {
+			raw = []byte("{}")
+		} else {
+			var err error
+			if raw, err = io.ReadAll(io.LimitReader(env.Stdin, 16<<20)); err != nil {
+				return fmt.Errorf("read stdin: %w", err)
+			}
+			what = "stdin"
+			if len(bytes.TrimSpace(raw)) == 0 {
+				raw = []byte("{}")
+			}
+		}
+	}
+	data, err := jsonObject(what, raw)
+	if err != nil {
+		return err
+	}
+	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
+		ev, err := c.Publish(ctx, pf.params(*typ, data))
+		if err != nil {
+			return err
+		}
+		return showPublished(env.Stdout, f.json, ev)
+	})
+}
+
+func showPublished(w io.Writer, asJSON bool, ev *client.Event) error {
+	if asJSON {
+		return printJSON(w, ev)
+	}
+	fmt.Fprintf(w, "Published %s %s to %d %s.\n", ev.Type, ev.ID, ev.DeliveryCount, plural(ev.DeliveryCount, "destination"))
+	return nil
+}
+
+func plural(n int, word string) string {
+	switch {
+	case n == 1:
+		return word
+	case strings.HasSuffix(word, "y"):
+		return strings.TrimSuffix(word, "y") + "ies"
+	}
+	return word + "s"
+}
+
+func eventsGet(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("events get", env)
+	f := addAPIFlags(fs)
+	pos, err := parseArgs(fs, args, 1, 1, "one event id")
+	if err != nil {
+		return err
+	}
+	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
+		ev, err := c.GetEvent(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		if f.json {
+			return printJSON(env.Stdout, ev)
+		}
+		rows := [][]string{{"id:", ev.ID}, {"type:", ev.Type}, {"timestamp:", ev.Timestamp.Format(time.RFC3339)},
+			{"created:", ev.CreateTime.Format(time.RFC3339)}, {"deliveries:", strconv.Itoa(ev.DeliveryCount)}}
+		if ev.Subject != "" {
+			rows = append(rows, []string{"subject:", ev.Subject})
+		}
+		if ev.IdempotencyKey != "" {
+			rows = append(rows, []string{"idempotency key:", ev.IdempotencyKey})
+		}
+		if ev.WebhookConfig != nil {
+			rows = append(rows, []string{"webhook uris:", strings.Join(ev.WebhookConfig.URIs, ", ")})
+		}
+		if err := table(env.Stdout, rows); err != nil {
+			return err
+		}
+		var pretty bytes.Buffer
+		if len(ev.Data) > 0 && json.Indent(&pretty, ev.Data, "", "  ") == nil {
+			fmt.Fprintf(env.Stdout, "data:\n%s\n", pretty.String())
+		}
+		return nil
+	})
+}
+
+func eventsList(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("events list", env)
+	f := addAPIFlags(fs)
+	typ := fs.String("type", "", "only events of this type")
+	size := fs.Int("page-size", 20, "events to show (max 1000)")
+	token := fs.String("page-token", "", "next_page_token of a previous list")
+	if _, err := parseArgs(fs, args, 0, 0, "no arguments"); err != nil {
+		return err
+	}
+	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
+		page, err := c.ListEvents(ctx, client.EventListOptions{Type: *typ, ListOptions: client.ListOptions{PageSize: *size, PageToken: *token}})
+		if err != nil {
+			return err
+		}
+		if page.Events == nil {
+			page.Events = []*client.Event{}
+		}
+		if f.json {
+			return printJSON(env.Stdout, page)
+		}
+		if len(page.Events) == 0 {
+			fmt.Fprintln(env.Stdout, "No events.")
+			return nil
+		}
+		rows := [][]string{{"ID", "TYPE", "CREATED", "DELIVERIES", "IDEMPOTENCY KEY"}}
+		for _, ev := range page.Events {
+			rows = append(rows, []string{ev.ID, ev.Type, ev.CreateTime.Local().Format(time.DateTime),
+				strconv.Itoa(ev.DeliveryCount), orDash(ev.IdempotencyKey)})
+		}
+		if err := table(env.Stdout, rows); err != nil {
+			return err
+		}
+		if page.NextPageToken != "" {
+			fmt.Fprintf(env.Stdout, "(more: --page-token %s)\n", page.NextPageToken)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"github.com/longhook/longhook/client"
+)
+
+// sampleData returns realistic data for an event type, shaped like what
+// longhook's jobs emit (docs/api.md, "Jobs"); ids are fresh for each call so
+// receivers that deduplicate see a new job. ok is false for a type without
+// a sample (an operator's custom type).
+func sampleData(typ string, now time.Time) (map[string]any, bool) {
+	n := fmt.Sprintf("%d", now.UnixNano()%1_000_000_000)
+	batch := "batches/trigger-" + n
+	op := "models/veo-3.0-generate-001/operations/trigger-" + n
+	interaction := "trigger-" + n
+	failure := map[string]any{"error_code": 3, "error_message": "Request 2: contents is empty (sample event from longhook trigger)"}
+	samples := map[string]map[string]any{
+		"batch.succeeded": {"id": batch, "output_file_uri": "files/batch-output-" + n, "sequence": 3},
+		"batch.failed":    merge(map[string]any{"id": batch, "sequence": 3}, failure),
+		"batch.expired":   {"id": batch, "sequence": 2},
+		"batch.cancelled": {"id": batch, "sequence": 2},
+		"video.generated": {"id": op, "output_file_uri": "files/video-" + n + ":download?alt=media",
+			"video_uri": "files/video-" + n + ":download?alt=media", "file_name": "files/video-" + n, "sequence": 2},
+		"video.failed": merge(map[string]any{"id": op, "sequence": 2}, failure),
+		"interaction.requires_action": {"id": interaction, "sequence": 2, "required_action": map[string]any{
+			"type": "function_call", "function_calls": []any{map[string]any{
+				"id": "call-" + n, "name": "get_weather", "arguments": map[string]any{"location": "Paris"}}}}},
+		"interaction.completed": {"id": interaction, "sequence": 3},
+		"interaction.failed":    merge(map[string]any{"id": interaction, "sequence": 3}, failure),
+		"interaction.cancelled": {"id": interaction, "sequence": 2},
+		"webhook.disabled": {"webhook_id": "trigger-" + n, "reason": "consecutive_failures",
+			"failure_count": 25, "failing_since": now.Add(-5 * 24 * time.Hour).UTC().Format(time.RFC3339)},
+		"webhook.enabled":    {"webhook_id": "trigger-" + n},
+		"delivery.exhausted": {"delivery_id": "msg_trigger" + n, "event_id": "trigger-" + n, "webhook_id": "trigger-" + n, "event_type": "batch.succeeded", "attempt_count": 18, "last_status_code": 503, "last_error": "unavailable: HTTP 503"},
+	}
+	d, ok := samples[typ]
+	return d, ok
+}
+
+func merge(a, b map[string]any) map[string]any {
+	maps.Copy(a, b)
+	return a
+}
+
+// sampleTypes lists the types trigger has samples for.
+func sampleTypes() []string {
+	return []string{"batch.succeeded", "batch.failed", "batch.expired", "batch.cancelled", "video.generated",
+		"video.failed", "interaction.requires_action", "interaction.completed", "interaction.failed",
+		"interaction.cancelled", "webhook.disabled", "webhook.enabled", "delivery.exhausted"}
+}
+
+// runTrigger is `longhook trigger TYPE`: publish a realistic sample event.
+func runTrigger(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("trigger", env)
+	f := addAPIFlags(fs)
+	pf := addPublishFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, "Usage: longhook trigger TYPE [flags]\n\nPublishes a realistic sample event of TYPE (one of %s).\n--data fields override the sample's.\n\nFlags:\n",
+			strings.Join(sampleTypes(), ", "))
+		fs.PrintDefaults()
+	}
+	pos, err := parseArgs(fs, args, 1, 1, "one event type, e.g. longhook trigger batch.succeeded")
+	if err != nil {
+		return err
+	}
+	typ := pos[0]
+	data, ok := sampleData(typ, time.Now())
+	if !ok {
+		data = map[string]any{}
+		if pf.data == "" {
+			return fmt.Errorf("%w: no sample for %q (samples: %s); pass its data with --data", errUsage, typ, strings.Join(sampleTypes(), ", "))
+		}
+	}
+	if pf.data != "" {
+		var over map[string]any
+		if err := json.Unmarshal([]byte(pf.data), &over); err != nil || over == nil {
+			return fmt.Errorf("%w: --data must be a JSON object such as {\"id\":\"batches/123\"}", errUsage)
+		}
+		maps.Copy(data, over)
+	}
+	raw, _ := json.Marshal(data)
+	if pf.subject == "" {
+		if id, _ := data["id"].(string); id != "" {
+			pf.subject = id
+		}
+	}
+	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
+		ev, err := c.Publish(ctx, pf.params(typ, raw))
+		if err != nil {
+			return err
+		}
+		if f.json {
+			return printJSON(env.Stdout, ev)
+		}
+		fmt.Fprintf(env.Stdout, "Triggered %s: event %s, %d %s.\n", typ, ev.ID, ev.DeliveryCount, plural(ev.DeliveryCount, "delivery"))
+		if ev.DeliveryCount == 0 {
+			fmt.Fprintf(env.Stdout, "No webhook of this project subscribes to %s (longhook webhooks list).\n", typ)
+		}
+		return nil
+	})
+}

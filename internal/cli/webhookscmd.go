@@ -1,0 +1,271 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/longhook/longhook/client"
+)
+
+// runWebhooks is `longhook webhooks ...`: the WebhookService over HTTP.
+func runWebhooks(ctx context.Context, args []string, env Env) error {
+	return runSubcommand(ctx, "webhooks", []subcommand{
+		{"list", "list the project's webhooks", webhooksList},
+		{"get", "show one webhook: get ID", webhooksGet},
+		{"create", "create a webhook: --uri URL --events a,b [--name N]", webhooksCreate},
+		{"update", "change a webhook: update ID [--name] [--uri] [--events]", webhooksUpdate},
+		{"delete", "delete a webhook (cancels its pending deliveries): delete ID", webhooksDelete},
+		{"ping", "send a webhook.ping event to a webhook: ping ID", webhooksPing},
+		{"rotate", "make a new signing secret: rotate ID [--revoke-now]", webhooksRotate},
+		{"enable", "enable a webhook (also after an automatic disable): enable ID", webhooksState(client.StateEnabled)},
+		{"disable", "disable a webhook: disable ID", webhooksState(client.StateDisabled)},
+	}, args, env)
+}
+
+func webhooksList(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("webhooks list", env)
+	f := addAPIFlags(fs)
+	size := fs.Int("page-size", 0, "webhooks per page (default 50, max 1000)")
+	all := fs.Bool("all", false, "follow next_page_token through every page")
+	if _, err := parseArgs(fs, args, 0, 0, "no arguments"); err != nil {
+		return err
+	}
+	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
+		page := &client.WebhookPage{}
+		opts := client.ListOptions{PageSize: *size}
+		for {
+			p, err := c.ListWebhooks(ctx, opts)
+			if err != nil {
+				return err
+			}
+			page.Webhooks = append(page.Webhooks, p.Webhooks...)
+			page.NextPageToken = p.NextPageToken
+			if !*all || p.NextPageToken == "" {
+				break
+			}
+			opts.PageToken = p.NextPageToken
+		}
+		if page.Webhooks == nil {
+			page.Webhooks = []*client.Webhook{}
+		}
+		if f.json {
+			return printJSON(env.Stdout, page)
+		}
+		if len(page.Webhooks) == 0 {
+			fmt.Fprintln(env.Stdout, "No webhooks. Create one with: longhook webhooks create --uri https://… --events batch.succeeded")
+			return nil
+		}
+		rows := [][]string{{"ID", "NAME", "STATE", "EVENTS", "URI"}}
+		for _, w := range page.Webhooks {
+			rows = append(rows, []string{w.ID, orDash(w.Name), w.State, strings.Join(w.SubscribedEvents, ","), w.URI})
+		}
+		if err := table(env.Stdout, rows); err != nil {
+			return err
+		}
+		if page.NextPageToken != "" {
+			fmt.Fprintln(env.Stdout, "(more: --all lists every page)")
+		}
+		return nil
+	})
+}
+
+func webhooksGet(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("webhooks get", env)
+	f := addAPIFlags(fs)
+	pos, err := parseArgs(fs, args, 1, 1, "one webhook id")
+	if err != nil {
+		return err
+	}
+	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
+		w, err := c.GetWebhook(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		return showWebhook(env.Stdout, f.json, w)
+	})
+}
+
+// showWebhook prints a webhook (with its new secret, if any).
+func showWebhook(w io.Writer, asJSON bool, h *client.Webhook) error {
+	if asJSON {
+		return printJSON(w, h)
+	}
+	rows := [][]string{
+		{"id:", h.ID}, {"name:", orDash(h.Name)}, {"uri:", h.URI},
+		{"events:", strings.Join(h.SubscribedEvents, ", ")}, {"state:", h.State},
+		{"created:", h.CreateTime.Format(time.RFC3339)}, {"updated:", h.UpdateTime.Format(time.RFC3339)},
+	}
+	for i, s := range h.SigningSecrets {
+		label := ""
+		if i == 0 {
+			label = "secrets:"
+		}
+		v := s.TruncatedSecret
+		if s.ExpireTime != nil {
+			v += " (expires " + s.ExpireTime.Format(time.RFC3339) + ")"
+		}
+		rows = append(rows, []string{label, v})
+	}
+	if err := table(w, rows); err != nil {
+		return err
+	}
+	if h.NewSigningSecret != "" {
+		fmt.Fprintf(w, "\nSigning secret (shown once, keep it to verify deliveries):\n\n    %s\n", h.NewSigningSecret)
+	}
+	return nil
+}
+
+func webhooksCreate(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("webhooks create", env)
+	f := addAPIFlags(fs)
+	name := fs.String("name", "", "display name")
+	uri := fs.String("uri", "", "destination URL (https; http and private addresses need serve --dev)")
+	events := fs.String("events", "", "comma-separated event types to subscribe to, e.g. batch.succeeded,batch.failed")
+	if _, err := parseArgs(fs, args, 0, 0, "no arguments (use --uri and --events)"); err != nil {
+		return err
+	}
+	if *uri == "" || *events == "" {
+		return fmt.Errorf("%w: webhooks create needs --uri and --events", errUsage)
+	}
+	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
+		w, err := c.CreateWebhook(ctx, client.WebhookParams{Name: *name, URI: *uri, SubscribedEvents: splitList(*events)})
+		if err != nil {
+			return err
+		}
+		return showWebhook(env.Stdout, f.json, w)
+	})
+}
+
+func webhooksUpdate(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("webhooks update", env)
+	f := addAPIFlags(fs)
+	name := fs.String("name", "", "new display name")
+	uri := fs.String("uri", "", "new destination URL")
+	events := fs.String("events", "", "new comma-separated event types")
+	pos, err := parseArgs(fs, args, 1, 1, "one webhook id")
+	if err != nil {
+		return err
+	}
+	var p client.WebhookParams
+	var mask []string
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "name":
+			p.Name, mask = *name, append(mask, "name")
+		case "uri":
+			p.URI, mask = *uri, append(mask, "uri")
+		case "events":
+			p.SubscribedEvents, mask = splitList(*events), append(mask, "subscribed_events")
+		}
+	})
+	if len(mask) == 0 {
+		return fmt.Errorf("%w: webhooks update needs at least one of --name, --uri, --events", errUsage)
+	}
+	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
+		w, err := c.UpdateWebhook(ctx, pos[0], p, mask...)
+		if err != nil {
+			return err
+		}
+		return showWebhook(env.Stdout, f.json, w)
+	})
+}
+
+func webhooksState(state string) func(ctx context.Context, args []string, env Env) error {
+	return func(ctx context.Context, args []string, env Env) error {
+		verb := "enable"
+		if state == client.StateDisabled {
+			verb = "disable"
+		}
+		fs := newFlagSet("webhooks "+verb, env)
+		f := addAPIFlags(fs)
+		pos, err := parseArgs(fs, args, 1, 1, "one webhook id")
+		if err != nil {
+			return err
+		}
+		return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
+			w, err := c.UpdateWebhook(ctx, pos[0], client.WebhookParams{State: state}, "state")
+			if err != nil {
+				return err
+			}
+			if f.json {
+				return printJSON(env.Stdout, w)
+			}
+			fmt.Fprintf(env.Stdout, "Webhook %s is %s.\n", w.ID, w.State)
+			return nil
+		})
+	}
+}
+
+func webhooksDelete(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("webhooks delete", env)
+	f := addAPIFlags(fs)
+	pos, err := parseArgs(fs, args, 1, 1, "one webhook id")
+	if err != nil {
+		return err
+	}
+	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
+		if err := c.DeleteWebhook(ctx, pos[0]); err != nil {
+			return err
+		}
+		if f.json {
+			return printJSON(env.Stdout, map[string]string{"id": pos[0], "deleted": "true"})
+		}
+		fmt.Fprintf(env.Stdout, "Deleted webhook %s (its pending deliveries are cancelled; history stays readable).\n", pos[0])
+		return nil
+	})
+}
+
+func webhooksPing(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("webhooks ping", env)
+	f := addAPIFlags(fs)
+	pos, err := parseArgs(fs, args, 1, 1, "one webhook id")
+	if err != nil {
+		return err
+	}
+	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
+		if err := c.PingWebhook(ctx, pos[0]); err != nil {
+			return err
+		}
+		if f.json {
+			return printJSON(env.Stdout, map[string]string{"id": pos[0], "queued": "webhook.ping"})
+		}
+		fmt.Fprintf(env.Stdout, "Queued a webhook.ping to %s (see: longhook deliveries list %s).\n", pos[0], pos[0])
+		return nil
+	})
+}
+
+func webhooksRotate(ctx context.Context, args []string, env Env) error {
+	fs := newFlagSet("webhooks rotate", env)
+	f := addAPIFlags(fs)
+	now := fs.Bool("revoke-now", false, "revoke the previous secrets at once (default: they stay valid for 24 h)")
+	pos, err := parseArgs(fs, args, 1, 1, "one webhook id")
+	if err != nil {
+		return err
+	}
+	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
+		secret, err := c.RotateSigningSecret(ctx, pos[0], *now)
+		if err != nil {
+			return err
+		}
+		if f.json {
+			return printJSON(env.Stdout, map[string]string{"secret": secret})
+		}
+		old := "The previous secrets stay valid for 24 h; deliveries carry one signature per secret."
+		if *now {
+			old = "The previous secrets are revoked."
+		}
+		fmt.Fprintf(env.Stdout, "New signing secret (shown once):\n\n    %s\n\n%s\n", secret, old)
+		return nil
+	})
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

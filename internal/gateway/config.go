@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/longhook/longhook/internal/certs"
+	"github.com/longhook/longhook/internal/gateway/verify"
 )
 
 // Config is the gateway configuration, usually read from YAML with
@@ -69,18 +72,53 @@ type SourceConfig struct {
 	Sinks []SinkConfig `yaml:"sinks"`
 }
 
-// VerifyConfig says how a source authenticates its senders. At least one
-// of HMACSecrets and JWKS is required; with both, the shape of the
-// webhook-signature header picks the scheme.
+// VerifyConfig says how a source authenticates its senders. Kind picks
+// the scheme:
+//
+//   - "" (the default): Standard Webhooks HMAC with hmac_secrets, Gemini's
+//     dynamic JWTs with jwks, or both (the shape of webhook-signature picks);
+//   - "standard-webhooks": HMAC only (OpenAI, Replicate, Svix senders with
+//     webhook-* headers, Gemini's static webhooks); hmac_secrets required;
+//   - "gemini": jwks required, hmac_secrets optional (static webhooks);
+//   - "stripe", "github", "slack", "shopify": the provider's scheme, with
+//     hmac_secrets holding the provider's signing secret(s) as written;
+//   - "hmac": a generic HMAC described by the hmac block.
 type VerifyConfig struct {
-	// HMACSecrets are Standard Webhooks secrets ("whsec_..."); several
-	// allow a rotation overlap.
+	Kind string `yaml:"kind"`
+	// HMACSecrets are the signing secrets: "whsec_..." for Standard
+	// Webhooks, the provider's secret for a preset; several allow a
+	// rotation overlap.
 	HMACSecrets []string `yaml:"hmac_secrets"`
 	// JWKS verifies dynamic-webhook JWTs.
 	JWKS *JWKSConfig `yaml:"jwks"`
 	// Tolerance is the HMAC timestamp tolerance and the JWT leeway
-	// (default 5 m for HMAC, 1 m for JWT).
+	// (default 5 m for HMAC and the timestamped presets, 1 m for JWT).
 	Tolerance time.Duration `yaml:"tolerance"`
+	// HMAC describes the generic scheme (kind "hmac" only).
+	HMAC *GenericHMACConfig `yaml:"hmac"`
+}
+
+// Verification kinds besides the presets of package verify.
+const (
+	KindStandardWebhooks = "standard-webhooks"
+	KindGemini           = "gemini"
+)
+
+// GenericHMACConfig is a provider's HMAC scheme described by its parts.
+type GenericHMACConfig struct {
+	Header    string `yaml:"header"`    // the signature header, required
+	Algorithm string `yaml:"algorithm"` // sha1, sha256 (default), sha512
+	Encoding  string `yaml:"encoding"`  // hex (default) or base64
+	Prefix    string `yaml:"prefix"`    // stripped from the header value, e.g. "sha256="
+	// Signed is what the MAC covers, from {body}, {timestamp} and {id}
+	// (default "{body}"), e.g. "{timestamp}.{body}".
+	Signed          string `yaml:"signed"`
+	TimestampHeader string `yaml:"timestamp_header"` // Unix seconds; required with {timestamp}
+	IDHeader        string `yaml:"id_header"`        // delivery id = dedupe key (default: body hash)
+	TypeHeader      string `yaml:"type_header"`      // event type (default: the body's "type")
+	// SecretEncoding says how hmac_secrets are written: raw (default) or
+	// base64.
+	SecretEncoding string `yaml:"secret_encoding"`
 }
 
 // JWKSConfig names the sender's key set and the claims a token must carry.
@@ -350,8 +388,32 @@ func (c Config) validate() error {
 }
 
 func (v VerifyConfig) validate(at string) error {
-	if len(v.HMACSecrets) == 0 && v.JWKS == nil {
-		return fmt.Errorf("gateway: config: %s: set hmac_secrets, jwks or both", at)
+	switch v.Kind {
+	case "":
+		if len(v.HMACSecrets) == 0 && v.JWKS == nil {
+			return fmt.Errorf("gateway: config: %s: set hmac_secrets, jwks or both (or a kind: %s)", at, strings.Join(verifyKinds(), ", "))
+		}
+	case KindStandardWebhooks:
+		if len(v.HMACSecrets) == 0 || v.JWKS != nil {
+			return fmt.Errorf("gateway: config: %s: kind %s takes hmac_secrets and no jwks", at, v.Kind)
+		}
+	case KindGemini:
+		if v.JWKS == nil {
+			return fmt.Errorf("gateway: config: %s: kind gemini needs jwks (and takes hmac_secrets for static webhooks)", at)
+		}
+	default:
+		if !slices.Contains(verify.Kinds, v.Kind) {
+			return fmt.Errorf("gateway: config: %s.kind: %q is not one of %s", at, v.Kind, strings.Join(verifyKinds(), ", "))
+		}
+		if len(v.HMACSecrets) == 0 || v.JWKS != nil {
+			return fmt.Errorf("gateway: config: %s: kind %s takes hmac_secrets and no jwks", at, v.Kind)
+		}
+		if _, err := v.preset(nil); err != nil {
+			return fmt.Errorf("gateway: config: %s: %w", at, err)
+		}
+	}
+	if v.HMAC != nil && v.Kind != verify.KindHMAC {
+		return fmt.Errorf("gateway: config: %s.hmac: only for kind hmac", at)
 	}
 	if v.JWKS != nil {
 		u, err := url.Parse(v.JWKS.URL)
@@ -363,6 +425,45 @@ func (v VerifyConfig) validate(at string) error {
 		}
 	}
 	return nil
+}
+
+// verifyKinds lists every verify.kind, for messages.
+func verifyKinds() []string {
+	return append([]string{KindStandardWebhooks, KindGemini}, verify.Kinds...)
+}
+
+// preset builds the verifier of a provider preset or the generic scheme;
+// nil for the Standard Webhooks and Gemini kinds.
+func (v VerifyConfig) preset(now func() time.Time) (*verify.Verifier, error) {
+	if !slices.Contains(verify.Kinds, v.Kind) {
+		return nil, nil
+	}
+	spec := verify.Spec{Kind: v.Kind, Tolerance: v.Tolerance}
+	enc := ""
+	if v.Kind == verify.KindHMAC {
+		if v.HMAC == nil {
+			return nil, errors.New("kind hmac needs the hmac block (header, algorithm, encoding, signed, ...)")
+		}
+		g := v.HMAC
+		spec.Header, spec.Algorithm, spec.Encoding, spec.Prefix, spec.Signed = g.Header, g.Algorithm, g.Encoding, g.Prefix, g.Signed
+		spec.TimestampHeader, spec.IDHeader, spec.TypeHeader = g.TimestampHeader, g.IDHeader, g.TypeHeader
+		enc = g.SecretEncoding
+	}
+	for i, s := range v.HMACSecrets {
+		switch enc {
+		case "", "raw":
+			spec.Secrets = append(spec.Secrets, []byte(s))
+		case "base64":
+			b, err := base64.StdEncoding.DecodeString(s)
+			if err != nil {
+				return nil, fmt.Errorf("hmac_secrets[%d] is not base64", i)
+			}
+			spec.Secrets = append(spec.Secrets, b)
+		default:
+			return nil, fmt.Errorf("hmac.secret_encoding %q: use raw or base64", enc)
+		}
+	}
+	return verify.New(spec, now)
 }
 
 func (k SinkConfig) validate(at string) error {

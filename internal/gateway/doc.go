@@ -1,7 +1,9 @@
 // Package gateway is longhook's receiving edge (`longhook gateway`): one
 // HTTP endpoint per source that verifies Standard Webhooks HMAC signatures
-// or JWTs from a JWKS (through the public webhook package), deduplicates
-// on (source, webhook-id), stores the event durably and only then answers
+// or JWTs from a JWKS (through the public webhook package) or a provider's
+// own scheme (Stripe, GitHub, Slack, Shopify or a generic HMAC: package
+// gateway/verify), deduplicates on (source, webhook-id or the provider's
+// delivery id), stores the event durably and only then answers
 // 2xx, and forwards every event at least once to the source's sinks: HTTP
 // services, Redis Streams and NATS JetStream. It also serves listen
 // streams that `longhook listen` (package gateway/listen) relays to a
@@ -60,7 +62,9 @@
 // sqlite_synchronous (NORMAL; FULL to survive power loss), max_body_bytes
 // (1 MiB), shutdown_timeout (10s), sweep_interval (1m), sources. A source
 // has name ([a-z0-9_-]), path ("/hooks/<name>"), verify {hmac_secrets:
-// [...], jwks: {url, issuer, audience, algorithms, project}, tolerance},
+// [...], jwks: {url, issuer, audience, algorithms, project}, tolerance, kind
+// (stripe, github, slack, shopify, hmac with an hmac {...} block, or
+// standard-webhooks / gemini; see docs/operations.md)},
 // dedupe_horizon (72h), listen_tokens and sinks. A sink has name, exactly
 // one of http {url, timeout 15s, headers}, redis {url, stream, maxlen,
 // dedupe_window 24h, no_dedupe, timeout 5s}, nats {url, subject,

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/longhook/longhook/internal/gateway/verify"
 	"github.com/longhook/longhook/webhook"
 )
 
@@ -47,6 +48,7 @@ type Gateway struct {
 type source struct {
 	cfg    SourceConfig
 	recv   *webhook.Receiver
+	preset *verify.Verifier // a provider preset or generic HMAC; recv is unused then
 	tokens [][]byte
 }
 
@@ -168,6 +170,17 @@ func openInbox(ctx context.Context, cfg Config, log *slog.Logger) (Inbox, error)
 
 func newSource(sc SourceConfig, o options) (*source, error) {
 	src := &source{cfg: sc, recv: &webhook.Receiver{}}
+	for _, t := range sc.ListenTokens {
+		src.tokens = append(src.tokens, []byte(t))
+	}
+	preset, err := sc.Verify.preset(o.now)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: source %s: verify: %w", sc.Name, err)
+	}
+	if preset != nil {
+		src.preset = preset
+		return src, nil
+	}
 	vopts := []webhook.Option{webhook.WithClock(o.now)}
 	if sc.Verify.Tolerance > 0 {
 		vopts = append(vopts, webhook.WithTolerance(sc.Verify.Tolerance))
@@ -195,9 +208,6 @@ func newSource(sc SourceConfig, o options) (*source, error) {
 			return nil, fmt.Errorf("gateway: source %s: jwks: %w", sc.Name, err)
 		}
 		src.recv.JWKS = v
-	}
-	for _, t := range sc.ListenTokens {
-		src.tokens = append(src.tokens, []byte(t))
 	}
 	return src, nil
 }

@@ -136,6 +136,9 @@ func newRecorder(t testing.TB) *recorder {
 		}
 		r.mu.Lock()
 		id := req.Header.Get(webhook.HeaderID)
+		if id == "" {
+			id = req.Header.Get(HeaderEventID) // a preset source
+		}
 		r.ids[id]++
 		r.headers = append(r.headers, req.Header.Clone())
 		r.bodies[id] = body

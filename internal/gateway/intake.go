@@ -11,6 +11,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/longhook/longhook/internal/gateway/verify"
 	"github.com/longhook/longhook/webhook"
 )
 
@@ -55,29 +56,25 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, src *source, a
 		}
 		return writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "could not read the request body"), "invalid"
 	}
-	id := r.Header.Get(webhook.HeaderID)
+	id, typ, scheme, err := src.verify(r, body)
 	if id != "" {
 		*attrs = append(*attrs, slog.String("webhook_id", truncate(id, 128)))
 	}
-	res, err := src.recv.Verify(r.Context(), r.Header, body)
 	if err != nil {
-		status, code, outcome := classify(err, r.Header)
+		status, code, outcome := classify(err, r.Header, src.preset != nil)
 		*attrs = append(*attrs, slog.String("error", err.Error()))
 		return writeError(w, status, code, strings.TrimPrefix(err.Error(), "webhook: ")), outcome
 	}
 	if len(id) > 256 {
 		return writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "webhook-id is longer than 256 characters"), "invalid"
 	}
-	typ := ""
-	if res.Claims != nil {
-		typ = res.Claims.Type
-	} else {
+	if typ == "" {
 		typ = eventType(body)
 	}
 	now := g.now()
 	h := make(http.Header, 6)
 	for k, v := range r.Header {
-		if keptHeader(k) {
+		if keptHeader(k) || (src.preset != nil && src.preset.Keep(k)) {
 			h[k] = v
 		}
 	}
@@ -85,7 +82,7 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, src *source, a
 		Source: src.cfg.Name, WebhookID: id, Type: typ, Header: h, Body: body,
 		ReceivedAt: now, ExpireAt: now.Add(src.cfg.DedupeHorizon),
 	})
-	*attrs = append(*attrs, slog.String("scheme", string(res.Scheme)), slog.String("type", truncate(typ, 128)))
+	*attrs = append(*attrs, slog.String("scheme", scheme), slog.String("type", truncate(typ, 128)))
 	if err != nil {
 		*attrs = append(*attrs, slog.Any("error", err))
 		return writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "the event could not be stored; retry"), "error"
@@ -148,17 +145,49 @@ type acceptBody struct {
 	Duplicate bool   `json:"duplicate"`
 }
 
+// verify authenticates a request with the source's scheme and returns
+// its dedupe key, its event type ("" to read it from the body), the name
+// of the scheme for the log, and the verification error. The key is known
+// (for the log) even when verification fails, where the scheme has one.
+func (src *source) verify(r *http.Request, body []byte) (id, typ, scheme string, err error) {
+	if src.preset != nil {
+		res, err := src.preset.Verify(r.Header, body)
+		if err != nil {
+			if h := src.preset.IDHeader(); h != "" {
+				id = r.Header.Get(h)
+			}
+			return id, "", src.preset.Kind(), err
+		}
+		return res.ID, res.Type, src.preset.Kind(), nil
+	}
+	id = r.Header.Get(webhook.HeaderID)
+	res, err := src.recv.Verify(r.Context(), r.Header, body)
+	if err != nil {
+		return id, "", "", err
+	}
+	if res.Claims != nil {
+		typ = res.Claims.Type
+	}
+	return id, typ, string(res.Scheme), nil
+}
+
 // classify maps a verification error to a status, a Google error status
 // and a metrics outcome: stale or future timestamps and malformed
 // non-signature input are 400, a missing or bad signature is 401, and a
-// JWKS that cannot be fetched is 503 (the sender retries).
-func classify(err error, h http.Header) (int, string, string) {
+// JWKS that cannot be fetched is 503 (the sender retries). preset says the
+// error comes from a provider preset, whose signature header is not
+// webhook-signature.
+func classify(err error, h http.Header, preset bool) (int, string, string) {
 	switch {
 	case errors.Is(err, webhook.ErrTimestampTooOld), errors.Is(err, webhook.ErrTimestampTooNew),
 		errors.Is(err, webhook.ErrTokenExpired), errors.Is(err, webhook.ErrTokenNotYetValid):
 		return http.StatusBadRequest, "INVALID_ARGUMENT", "stale"
 	case errors.Is(err, webhook.ErrJWKSFetch):
 		return http.StatusServiceUnavailable, "UNAVAILABLE", "error"
+	case preset && errors.Is(err, verify.ErrMissingSignature):
+		return http.StatusUnauthorized, "UNAUTHENTICATED", "unauthenticated"
+	case preset && (errors.Is(err, webhook.ErrMissingHeader) || errors.Is(err, webhook.ErrMalformed)):
+		return http.StatusBadRequest, "INVALID_ARGUMENT", "invalid"
 	case errors.Is(err, webhook.ErrMissingHeader):
 		if h.Get(webhook.HeaderSignature) == "" {
 			return http.StatusUnauthorized, "UNAUTHENTICATED", "unauthenticated"

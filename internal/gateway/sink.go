@@ -16,6 +16,12 @@ import (
 const (
 	HeaderSource     = "longhook-source"      // the source name
 	HeaderReceivedAt = "longhook-received-at" // RFC 3339 UTC, millisecond precision
+	// HeaderEventID is the dedupe key: the webhook-id for Standard
+	// Webhooks and Gemini, the provider's delivery id for a preset, or
+	// "sha256:..." of the body where the provider sends none.
+	HeaderEventID = "longhook-event-id"
+	// HeaderEventType is the event type, when the gateway found one.
+	HeaderEventType = "longhook-event-type"
 )
 
 // A Sink takes events from the gateway. Send must be idempotent enough for
@@ -49,12 +55,16 @@ func newSink(ctx context.Context, source string, c SinkConfig) (Sink, error) {
 // headers as received (so the destination can verify the signature again)
 // plus the gateway's own.
 func forwardHeader(e *Event) http.Header {
-	h := make(http.Header, len(e.Header)+3)
+	h := make(http.Header, len(e.Header)+5)
 	for k, v := range e.Header {
 		h[k] = v
 	}
 	h.Set(HeaderSource, e.Source)
 	h.Set(HeaderReceivedAt, e.ReceivedAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
+	h.Set(HeaderEventID, e.WebhookID)
+	if e.Type != "" {
+		h.Set(HeaderEventType, e.Type)
+	}
 	if h.Get("Content-Type") == "" {
 		h.Set("Content-Type", "application/json")
 	}

@@ -35,13 +35,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/longhook/longhook/internal/gateway/verify"
 	"github.com/longhook/longhook/webhook"
 )
 
 // Result is the outcome of one case.
 type Result struct {
 	Case     string  `json:"case"`
-	Scheme   string  `json:"scheme"` // "hmac" or "jwt"
+	Scheme   string  `json:"scheme"` // "hmac", "jwt" or the preset's kind
 	About    string  `json:"about"`
 	Expected string  `json:"expected"` // "2xx" or "4xx"
 	Status   int     `json:"status"`   // 0 if the request failed
@@ -65,7 +66,9 @@ func (s *secretList) Set(v string) error { *s = append(*s, v); return nil }
 // --audience (default: URL); --project ID puts that "project" claim in
 // every token and adds a case with another project's token, which a
 // receiver pinned to ID must refuse; --timeout per request (default 10 s);
-// --json.
+// --json. --preset stripe|github|slack|shopify signs the cases the way
+// that provider does instead, with --secret being the provider's signing
+// secret as written.
 // At least one of --secret and --jwks-issuer is required. The returned
 // error lists the failed cases, so the command exits non-zero.
 func RunCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -79,6 +82,7 @@ func RunCheck(ctx context.Context, args []string, getenv func(string) string, st
 	keyFile := fs.String("jwt-key", "", "PEM file with the RSA key to sign JWTs (created if missing; default: a new key per run)")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout per request")
 	asJSON := fs.Bool("json", false, "print JSON")
+	preset := fs.String("preset", "", "sign as a provider does: stripe, github, slack or shopify (--secret is its signing secret)")
 	target, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
@@ -96,7 +100,14 @@ func RunCheck(ctx context.Context, args []string, getenv func(string) string, st
 		return http.ErrUseLastResponse
 	}}}
 	var results []Result
-	if len(secrets) > 0 {
+	if *preset != "" {
+		if *preset == verify.KindHMAC || len(secrets) != 1 || *issuer != "" {
+			return errors.New("check: --preset takes stripe, github, slack or shopify, exactly one --secret and no --jwks-issuer")
+		}
+		if results, err = c.presetCases(ctx, *preset, secrets[0]); err != nil {
+			return err
+		}
+	} else if len(secrets) > 0 {
 		parsed := make([]webhook.Secret, len(secrets))
 		for i, s := range secrets {
 			if parsed[i], err = webhook.ParseSecret(s); err != nil {

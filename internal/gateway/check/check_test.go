@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -173,5 +174,45 @@ func TestCheckUsage(t *testing.T) {
 		if err == nil || errors.Is(err, context.Canceled) {
 			t.Errorf("%v: accepted", args)
 		}
+	}
+}
+
+// TestCheckPresets points check, signing as each provider does, at the
+// gateway configured with that provider's preset (a correct receiver:
+// every case passes) and at a receiver that checks nothing (the forgery
+// cases fail). Sign's output is verified by the providers' own libraries
+// in package verify.
+func TestCheckPresets(t *testing.T) {
+	t.Parallel()
+	const secret = "whsec_checkPresetSecret"
+	cases := map[string]int{"stripe": 8, "github": 6, "slack": 7, "shopify": 6}
+	for kind, n := range cases {
+		t.Run(kind, func(t *testing.T) {
+			t.Parallel()
+			g, err := gateway.NewGateway(context.Background(), gateway.Config{
+				DataDir: t.TempDir(),
+				Sources: []gateway.SourceConfig{{Name: "app", Path: "/hook", Verify: gateway.VerifyConfig{
+					Kind: kind, HMACSecrets: []string{secret}}}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv := httptest.NewServer(g.Handler())
+			t.Cleanup(func() {
+				srv.Close()
+				_ = g.Close()
+			})
+			out, err := run(t, srv.URL+"/hook", "--preset", kind, "--secret", secret)
+			if err != nil || !strings.Contains(out, fmt.Sprintf("%d of %d cases passed", n, n)) {
+				t.Fatalf("gateway with the %s preset: %v\n%s", kind, err, out)
+			}
+			out, err = run(t, noSignatureCheck(t).URL, "--preset", kind, "--secret", secret)
+			if err == nil || !strings.Contains(err.Error(), "bad-signature") || !strings.Contains(err.Error(), "tampered-body") {
+				t.Fatalf("receiver without checks: %v\n%s", err, out)
+			}
+		})
+	}
+	if _, err := run(t, "http://127.0.0.1:1/hook", "--preset", "paypal", "--secret", secret); err == nil || !strings.Contains(err.Error(), "unknown kind") {
+		t.Errorf("unknown preset: %v", err)
 	}
 }

@@ -109,10 +109,10 @@ func TestKill9UnderLoad(t *testing.T) {
 		dbURL := pgtest.URL(t)
 		// Dropped after the gateways are gone (cleanups run in reverse).
 		schema := pgtest.Schema(t, dbURL, "lh_gw_test_")
-		testKill9UnderLoad(t, withSearchPath(t, dbURL, schema))
+		testKill9UnderLoad(t, pgtest.WithSearchPath(t, dbURL, schema))
 		var n int64
 		ctx := context.Background()
-		c, err := pgx.Connect(ctx, withSearchPath(t, dbURL, schema))
+		c, err := pgx.Connect(ctx, pgtest.WithSearchPath(t, dbURL, schema))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,14 +22,15 @@
 //
 // # Storage and group commit
 //
-// The Inbox interface is the store; SQLiteInbox (WAL, one writer
-// connection, checkpoints on a connection of their own) is the default,
-// and PostgresInbox (database: postgres://...) keeps the same log in
-// gateway_* tables; both pass runInboxSuite, the shared contract test.
-// On PostgreSQL the writer's connection holds a session advisory lock,
-// which keeps a second gateway out and makes Seq grow in commit order
-// (see PostgresInbox). Writes go through one goroutine
-// that commits whatever queued up during the previous commit in a single
+// The Inbox interface (package inbox) is the store; its drivers are
+// inbox/sqlite (WAL, one writer connection, checkpoints on a connection
+// of their own), the default, and inbox/postgres (database:
+// postgres://...), which keeps the same log in gateway_* tables; both pass
+// inboxtest.Run, the shared contract test. On PostgreSQL the writer's
+// connection holds a session advisory lock, which keeps a second gateway
+// out and makes Seq grow in commit order (see postgres.Inbox). Writes go
+// through one group-commit writer (internal/groupcommit) whose goroutine
+// commits whatever queued up during the previous commit in a single
 // transaction (group commit): concurrent requests share commits (page
 // writes, and fsyncs with FULL) while each still waits for its own.
 // Events form an append-only log keyed by a sequence number that is never

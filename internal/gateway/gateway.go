@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/longhook/longhook/internal/gateway/inbox/postgres"
+	"github.com/longhook/longhook/internal/gateway/inbox/sqlite"
 	"io"
 	"log/slog"
 	"math"
@@ -155,13 +157,13 @@ func NewGateway(ctx context.Context, cfg Config, opts ...Option) (*Gateway, erro
 // openInbox opens the store cfg.Database names.
 func openInbox(ctx context.Context, cfg Config, log *slog.Logger) (Inbox, error) {
 	if cfg.postgres() {
-		in, err := OpenPostgresInbox(ctx, cfg.Database, PostgresOptions{Logger: log})
+		in, err := postgres.Open(ctx, cfg.Database, postgres.Options{Logger: log})
 		if err != nil {
 			return nil, err
 		}
 		return in, nil
 	}
-	in, err := OpenSQLiteInbox(ctx, strings.TrimPrefix(cfg.Database, "sqlite://"), cfg.Synchronous)
+	in, err := sqlite.Open(ctx, strings.TrimPrefix(cfg.Database, "sqlite://"), cfg.Synchronous)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/longhook/longhook/internal/gateway/inbox/postgres"
+	"github.com/longhook/longhook/internal/gateway/inbox/sqlite"
 	"github.com/longhook/longhook/internal/pgtest"
 	"github.com/longhook/longhook/internal/procstat"
 	"github.com/longhook/longhook/webhook"
@@ -21,7 +23,7 @@ import (
 // BenchmarkAccept measures the inbox alone: concurrent Accepts through
 // group commit. cpu-ns/op is process CPU per event, robust to a busy box.
 func BenchmarkAccept(b *testing.B) {
-	in, err := OpenSQLiteInbox(context.Background(), filepath.Join(b.TempDir(), "x.db"), "NORMAL")
+	in, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "x.db"), "NORMAL")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -35,7 +37,11 @@ func BenchmarkAccept(b *testing.B) {
 // (LONGHOOK_TEST_POSTGRES_URL, a schema of its own).
 func BenchmarkPostgresAccept(b *testing.B) {
 	dbURL := pgtest.URL(b)
-	in := openPG(b, dbURL, pgtest.Schema(b, dbURL, "lh_gw_test_"))
+	in, err := postgres.Open(context.Background(), dbURL, postgres.Options{Schema: pgtest.Schema(b, dbURL, "lh_gw_test_"), MaxConns: 4})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
 	benchAccept(b, in)
 	commits, ops := in.CommitStats()
 	b.ReportMetric(float64(ops)/float64(max(commits, 1)), "ops/commit")

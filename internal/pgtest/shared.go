@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -53,4 +54,18 @@ func Schema(t testing.TB, url, prefix string) string {
 		}
 	})
 	return name
+}
+
+// WithSearchPath adds search_path=schema to a postgres:// URL, the way an
+// operator keeps the gateway's tables in a schema of their own.
+func WithSearchPath(t testing.TB, dbURL, schema string) string {
+	t.Helper()
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }

@@ -1,4 +1,4 @@
-package gateway
+package postgres
 
 import (
 	"context"
@@ -21,13 +21,14 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/longhook/longhook/internal/gateway/inbox"
 	"github.com/longhook/longhook/internal/groupcommit"
 
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/store/schema"
 )
 
-// ErrInboxLocked is returned by OpenPostgresInbox when another gateway
+// ErrInboxLocked is returned by Open when another gateway
 // process holds the inbox: in-flight forwards are tracked in memory, so
 // two gateways on one inbox would each forward the other's events.
 var ErrInboxLocked = errors.New("gateway: postgres: another gateway holds this inbox")
@@ -36,7 +37,7 @@ var ErrInboxLocked = errors.New("gateway: postgres: another gateway holds this i
 // name order on open and recorded in gateway_schema_migrations (the naming
 // scheme of the store drivers, in a table of the gateway's own).
 //
-//go:embed migrations/postgres/*.sql
+//go:embed migrations/*.sql
 var pgMigrations embed.FS
 
 const (
@@ -61,9 +62,9 @@ const (
 	pgConnectTimeout = 5 * time.Second
 )
 
-// PostgresOptions tunes a PostgresInbox; the zero value uses the defaults
+// Options tunes a Inbox; the zero value uses the defaults
 // documented on each field.
-type PostgresOptions struct {
+type Options struct {
 	// Schema, when set, is the only entry of search_path and is created
 	// if missing. Otherwise the tables live in the first schema of the
 	// URL's search_path (?search_path=NAME) or the server's default.
@@ -84,7 +85,7 @@ type PostgresOptions struct {
 	Logger *slog.Logger
 }
 
-func (o PostgresOptions) withDefaults() PostgresOptions {
+func (o Options) withDefaults() Options {
 	if o.MaxConns <= 0 {
 		o.MaxConns = 8
 	}
@@ -102,15 +103,15 @@ func (o PostgresOptions) withDefaults() PostgresOptions {
 
 var pgSchemaName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 
-// PostgresInbox is the Inbox on PostgreSQL: the same log, cursors and
-// retry table as SQLiteInbox, in tables prefixed gateway_.
+// Inbox is the inbox.Inbox on PostgreSQL: the same log, cursors and
+// retry table as the SQLite inbox (inbox/sqlite), in tables prefixed gateway_.
 //
 // # One writer
 //
 // Every write is an operation sent to one writer goroutine, which owns
 // one dedicated connection. It sends whatever has queued up while the
-// previous transaction committed (up to maxGroup operations or
-// maxGroupBytes; see internal/groupcommit) as a single
+// previous transaction committed (up to inbox.MaxGroup operations or
+// inbox.MaxGroupBytes; see internal/groupcommit) as a single
 // pipelined batch, one round trip run by PostgreSQL as one implicit
 // transaction, and releases the callers only once the batch has come
 // back, that is once the transaction has committed. The accepts of a
@@ -144,7 +145,7 @@ var pgSchemaName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
 // any failure the writer re-reads the highest Seq before its next write:
 // events committed by a batch whose answer was lost are then read from
 // the table by forwarders and streams, not missed by the in-memory tail.
-type PostgresInbox struct {
+type Inbox struct {
 	pool        *pgxpool.Pool
 	wcfg        *pgx.ConnConfig // the writer's connection
 	log         *slog.Logger
@@ -156,8 +157,8 @@ type PostgresInbox struct {
 	q     *groupcommit.Writer[*pgOp]
 	floor int64 // see commit; the writer's goroutine only
 
-	changed *changeSignal
-	tail    atomic.Pointer[tail]
+	changed *inbox.ChangeSignal
+	tail    atomic.Pointer[inbox.Tail]
 	// down is the writer's last failure while it cannot write (lost
 	// connection, lock held elsewhere), nil when it can; Ping reports it.
 	down atomic.Pointer[error]
@@ -172,12 +173,12 @@ type PostgresInbox struct {
 	closeErr  error
 }
 
-var _ Inbox = (*PostgresInbox)(nil)
+var _ inbox.Inbox = (*Inbox)(nil)
 
-// OpenPostgresInbox connects to the database at url (postgres://...),
+// Open connects to the database at url (postgres://...),
 // takes the inbox lock (ErrInboxLocked if another gateway has it), applies
 // pending migrations and starts the writer. The inbox must be closed.
-func OpenPostgresInbox(ctx context.Context, url string, o PostgresOptions) (*PostgresInbox, error) {
+func Open(ctx context.Context, url string, o Options) (*Inbox, error) {
 	o = o.withDefaults()
 	if o.Schema != "" && !pgSchemaName.MatchString(o.Schema) {
 		return nil, fmt.Errorf("gateway: postgres: schema %q must match %s", o.Schema, pgSchemaName)
@@ -212,7 +213,7 @@ func OpenPostgresInbox(ctx context.Context, url string, o PostgresOptions) (*Pos
 	wcfg.RuntimeParams["tcp_keepalives_interval"] = "5"
 	wcfg.RuntimeParams["tcp_keepalives_count"] = "3"
 
-	s := &PostgresInbox{wcfg: wcfg, log: o.Logger, stmtTimeout: o.StatementTimeout, changed: newChangeSignal()}
+	s := &Inbox{wcfg: wcfg, log: o.Logger, stmtTimeout: o.StatementTimeout, changed: inbox.NewChangeSignal()}
 	c, err := s.open(ctx, o)
 	if err != nil {
 		return nil, err
@@ -228,7 +229,7 @@ func OpenPostgresInbox(ctx context.Context, url string, o PostgresOptions) (*Pos
 
 // open makes the writer's first connection: it resolves the schema, takes
 // the lock (waiting up to o.LockWait), migrates and loads the tail.
-func (s *PostgresInbox) open(ctx context.Context, o PostgresOptions) (*pgx.Conn, error) {
+func (s *Inbox) open(ctx context.Context, o Options) (*pgx.Conn, error) {
 	s.nDials.Add(1)
 	c, err := pgx.ConnectConfig(ctx, s.wcfg)
 	if err != nil {
@@ -278,7 +279,7 @@ func (s *PostgresInbox) open(ctx context.Context, o PostgresOptions) (*pgx.Conn,
 	if err := c.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM gateway_events`).Scan(&last); err != nil {
 		return nil, fmt.Errorf("gateway: postgres: %w", err)
 	}
-	s.tail.Store(newTail(last, tailEvents, tailBytes))
+	s.tail.Store(inbox.NewTail(last, inbox.TailEvents, inbox.TailBytes))
 	ok = true
 	return c, nil
 }
@@ -286,7 +287,7 @@ func (s *PostgresInbox) open(ctx context.Context, o PostgresOptions) (*pgx.Conn,
 // lock takes the inbox lock on c and prepares the session for writing.
 // When reconnecting, a lock still held by this process's previous session
 // (cut off from us, not yet noticed by the server) is broken.
-func (s *PostgresInbox) lock(ctx context.Context, c *pgx.Conn, reconnect bool) error {
+func (s *Inbox) lock(ctx context.Context, c *pgx.Conn, reconnect bool) error {
 	var got bool
 	var sync string
 	var pid int32
@@ -336,7 +337,7 @@ func (h pgHolder) String() string {
 	return s
 }
 
-func (s *PostgresInbox) holder(ctx context.Context, c *pgx.Conn) (pgHolder, error) {
+func (s *Inbox) holder(ctx context.Context, c *pgx.Conn) (pgHolder, error) {
 	var h pgHolder
 	err := c.QueryRow(ctx, `SELECT l.pid, coalesce(a.application_name, ''), coalesce(host(a.client_addr), 'local socket'), a.backend_start
 		FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
@@ -349,8 +350,8 @@ func (s *PostgresInbox) holder(ctx context.Context, c *pgx.Conn) (pgHolder, erro
 
 // migrate applies the embedded migrations this inbox lacks. It runs with
 // the inbox lock held, so one gateway migrates at a time.
-func (s *PostgresInbox) migrate(ctx context.Context, c *pgx.Conn) error {
-	ms, err := schema.Load(pgMigrations, "migrations/postgres")
+func (s *Inbox) migrate(ctx context.Context, c *pgx.Conn) error {
+	ms, err := schema.Load(pgMigrations, "migrations")
 	if err != nil {
 		return fmt.Errorf("gateway: postgres: migrate: %w", err)
 	}
@@ -392,18 +393,18 @@ func (s *PostgresInbox) migrate(ctx context.Context, c *pgx.Conn) error {
 	return nil
 }
 
-// Accept implements Inbox.
-func (s *PostgresInbox) Accept(ctx context.Context, p AcceptParams) (AcceptResult, error) {
+// Accept implements inbox.Inbox.
+func (s *Inbox) Accept(ctx context.Context, p inbox.AcceptParams) (inbox.AcceptResult, error) {
 	a := &pgAccept{p: p, id: nonNil([]byte(p.WebhookID)), typ: pgText(p.Type),
-		headers: nonNil([]byte(encodeHeader(p.Header))), body: nonNil(p.Body)}
+		headers: nonNil([]byte(inbox.EncodeHeader(p.Header))), body: nonNil(p.Body)}
 	if err := s.q.Submit(ctx, &pgOp{accept: a}); err != nil {
-		return AcceptResult{}, fmt.Errorf("gateway: postgres: accept: %w", err)
+		return inbox.AcceptResult{}, fmt.Errorf("gateway: postgres: accept: %w", err)
 	}
 	return a.res, nil
 }
 
-// SetCursor implements Inbox.
-func (s *PostgresInbox) SetCursor(ctx context.Context, sink string, seq int64) error {
+// SetCursor implements inbox.Inbox.
+func (s *Inbox) SetCursor(ctx context.Context, sink string, seq int64) error {
 	err := s.q.Submit(ctx, &pgOp{sql: `INSERT INTO gateway_cursors (sink, seq) VALUES ($1, $2)
 		ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq`, args: []any{sink, seq}})
 	if err != nil {
@@ -412,8 +413,8 @@ func (s *PostgresInbox) SetCursor(ctx context.Context, sink string, seq int64) e
 	return nil
 }
 
-// AddRetry implements Inbox.
-func (s *PostgresInbox) AddRetry(ctx context.Context, p RetryParams) error {
+// AddRetry implements inbox.Inbox.
+func (s *Inbox) AddRetry(ctx context.Context, p inbox.RetryParams) error {
 	err := s.q.Submit(ctx, &pgOp{sql: `INSERT INTO gateway_retries (seq, sink, attempts, next_at, last_error, dead)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (seq, sink) DO UPDATE SET attempts = excluded.attempts,
 		next_at = excluded.next_at, last_error = excluded.last_error, dead = excluded.dead`,
@@ -424,8 +425,8 @@ func (s *PostgresInbox) AddRetry(ctx context.Context, p RetryParams) error {
 	return nil
 }
 
-// UpdateRetry implements Inbox.
-func (s *PostgresInbox) UpdateRetry(ctx context.Context, p RetryParams) error {
+// UpdateRetry implements inbox.Inbox.
+func (s *Inbox) UpdateRetry(ctx context.Context, p inbox.RetryParams) error {
 	op := &pgOp{sql: `UPDATE gateway_retries SET attempts = $1, next_at = $2, last_error = $3, dead = $4
 		WHERE seq = $5 AND sink = $6`, args: []any{p.Attempts, pgNextAt(p), pgText(p.LastError), p.Dead, p.Seq, p.Sink}}
 	if p.Done {
@@ -438,16 +439,16 @@ func (s *PostgresInbox) UpdateRetry(ctx context.Context, p RetryParams) error {
 }
 
 // pgNextAt is a retry's next time; a dead one never comes due.
-func pgNextAt(p RetryParams) pgtype.Timestamptz {
+func pgNextAt(p inbox.RetryParams) pgtype.Timestamptz {
 	if p.Dead {
 		return pgtype.Timestamptz{InfinityModifier: pgtype.Infinity, Valid: true}
 	}
 	return pgtype.Timestamptz{Time: p.NextAt, Valid: true}
 }
 
-// Sweep implements Inbox. Like SQLiteInbox, it keeps the newest event,
+// Sweep implements inbox.Inbox. Like the SQLite inbox, it keeps the newest event,
 // so LastSeq never goes down.
-func (s *PostgresInbox) Sweep(ctx context.Context, p SweepParams) (int, error) {
+func (s *Inbox) Sweep(ctx context.Context, p inbox.SweepParams) (int, error) {
 	var n int64
 	err := s.q.Submit(ctx, &pgOp{sql: `DELETE FROM gateway_events WHERE seq IN (SELECT e.seq FROM gateway_events e
 		WHERE e.source = $1 AND e.expire_at < $2 AND e.seq <= $3
@@ -460,8 +461,8 @@ func (s *PostgresInbox) Sweep(ctx context.Context, p SweepParams) (int, error) {
 	return int(n), nil
 }
 
-// Cursor implements Inbox.
-func (s *PostgresInbox) Cursor(ctx context.Context, sink string) (int64, bool, error) {
+// Cursor implements inbox.Inbox.
+func (s *Inbox) Cursor(ctx context.Context, sink string) (int64, bool, error) {
 	var seq int64
 	var ok bool
 	err := s.read(ctx, func(c *pgx.Conn) error {
@@ -480,25 +481,25 @@ func (s *PostgresInbox) Cursor(ctx context.Context, sink string) (int64, bool, e
 
 const pgEventColumns = `seq, source, webhook_id, type, headers, body, received_at`
 
-func scanEvent(row pgx.CollectableRow) (Event, error) {
-	var e Event
+func scanEvent(row pgx.CollectableRow) (inbox.Event, error) {
+	var e inbox.Event
 	var id, headers []byte
 	err := row.Scan(&e.Seq, &e.Source, &id, &e.Type, &headers, &e.Body, &e.ReceivedAt)
-	e.WebhookID, e.Header = string(id), decodeHeader(string(headers))
+	e.WebhookID, e.Header = string(id), inbox.DecodeHeader(string(headers))
 	return e, err
 }
 
-// After implements Inbox. Readers that keep up are served from the
+// After implements inbox.Inbox. Readers that keep up are served from the
 // in-memory tail; others read the table up to the tail's last position,
 // which every event at or below has committed (or never will: see the
 // type's comment on order).
-func (s *PostgresInbox) After(ctx context.Context, source string, after int64, limit int) ([]Event, int64, error) {
+func (s *Inbox) After(ctx context.Context, source string, after int64, limit int) ([]inbox.Event, int64, error) {
 	t := s.tail.Load()
-	if evs, next, ok := t.after(source, after, limit); ok {
+	if evs, next, ok := t.After(source, after, limit); ok {
 		return evs, next, nil
 	}
-	hi := t.lastSeq()
-	var out []Event
+	hi := t.LastSeq()
+	var out []inbox.Event
 	err := s.read(ctx, func(c *pgx.Conn) error {
 		rows, _ := c.Query(ctx, `SELECT `+pgEventColumns+` FROM gateway_events
 			WHERE seq > $1 AND seq <= $2 AND source = $3 ORDER BY seq LIMIT $4`, after, hi, source, limit)
@@ -515,10 +516,10 @@ func (s *PostgresInbox) After(ctx context.Context, source string, after int64, l
 	return out, max(after, hi), nil
 }
 
-// DueRetries implements Inbox. It pages through the due retries' keys
+// DueRetries implements inbox.Inbox. It pages through the due retries' keys
 // (skipping those in flight) and then reads the chosen events, so a long
 // backlog of a dead sink is never read whole.
-func (s *PostgresInbox) DueRetries(ctx context.Context, sink string, now time.Time, limit int, skip func(int64) bool) ([]Forward, error) {
+func (s *Inbox) DueRetries(ctx context.Context, sink string, now time.Time, limit int, skip func(int64) bool) ([]inbox.Forward, error) {
 	type due struct {
 		seq      int64
 		attempts int
@@ -560,7 +561,7 @@ func (s *PostgresInbox) DueRetries(ctx context.Context, sink string, now time.Ti
 	for i, d := range picked {
 		seqs[i] = d.seq
 	}
-	var evs []Event
+	var evs []inbox.Event
 	err := s.read(ctx, func(c *pgx.Conn) error {
 		rows, _ := c.Query(ctx, `SELECT `+pgEventColumns+` FROM gateway_events WHERE seq = ANY($1)`, seqs)
 		var err error
@@ -570,21 +571,21 @@ func (s *PostgresInbox) DueRetries(ctx context.Context, sink string, now time.Ti
 	if err != nil {
 		return nil, fmt.Errorf("gateway: postgres: due retries: %w", err)
 	}
-	bySeq := make(map[int64]Event, len(evs))
+	bySeq := make(map[int64]inbox.Event, len(evs))
 	for _, e := range evs {
 		bySeq[e.Seq] = e
 	}
-	out := make([]Forward, 0, len(picked))
+	out := make([]inbox.Forward, 0, len(picked))
 	for _, d := range picked {
 		if e, ok := bySeq[d.seq]; ok { // the sweep keeps events with retries
-			out = append(out, Forward{Event: e, Sink: sink, Attempts: d.attempts})
+			out = append(out, inbox.Forward{Event: e, Sink: sink, Attempts: d.attempts})
 		}
 	}
 	return out, nil
 }
 
-// LastSeq implements Inbox.
-func (s *PostgresInbox) LastSeq(ctx context.Context) (int64, error) {
+// LastSeq implements inbox.Inbox.
+func (s *Inbox) LastSeq(ctx context.Context) (int64, error) {
 	var seq int64
 	err := s.read(ctx, func(c *pgx.Conn) error {
 		return c.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM gateway_events`).Scan(&seq)
@@ -595,8 +596,8 @@ func (s *PostgresInbox) LastSeq(ctx context.Context) (int64, error) {
 	return seq, nil
 }
 
-// PendingRetries implements Inbox.
-func (s *PostgresInbox) PendingRetries(ctx context.Context) (map[string]int64, error) {
+// PendingRetries implements inbox.Inbox.
+func (s *Inbox) PendingRetries(ctx context.Context) (map[string]int64, error) {
 	out := map[string]int64{}
 	err := s.read(ctx, func(c *pgx.Conn) error {
 		clear(out)
@@ -615,14 +616,14 @@ func (s *PostgresInbox) PendingRetries(ctx context.Context) (map[string]int64, e
 	return out, nil
 }
 
-// Changed implements Inbox.
-func (s *PostgresInbox) Changed() <-chan struct{} { return s.changed.wait() }
+// Changed implements inbox.Inbox.
+func (s *Inbox) Changed() <-chan struct{} { return s.changed.Wait() }
 
-// Ping implements Inbox: the read pool answers and the writer can write
+// Ping implements inbox.Inbox: the read pool answers and the writer can write
 // (it holds its connection and the lock).
-func (s *PostgresInbox) Ping(ctx context.Context) error {
+func (s *Inbox) Ping(ctx context.Context) error {
 	if s.q.Closed() {
-		return ErrClosed
+		return inbox.ErrClosed
 	}
 	if err := s.down.Load(); err != nil {
 		return fmt.Errorf("gateway: postgres: writer: %w", *err)
@@ -635,12 +636,12 @@ func (s *PostgresInbox) Ping(ctx context.Context) error {
 
 // CommitStats reports how many transactions the writer committed and how
 // many operations they held: ops/commits is the mean group size.
-func (s *PostgresInbox) CommitStats() (commits, ops int64) { return s.nCommits.Load(), s.nOps.Load() }
+func (s *Inbox) CommitStats() (commits, ops int64) { return s.nCommits.Load(), s.nOps.Load() }
 
 // Close commits the operations already queued (retrying them while the
 // database is unreachable, for up to pgRetryBudget), releases the lock
 // and closes the connections. It is safe to call twice.
-func (s *PostgresInbox) Close() error {
+func (s *Inbox) Close() error {
 	s.closeOnce.Do(func() {
 		s.q.Close()
 		if s.w.conn != nil {
@@ -655,9 +656,9 @@ func (s *PostgresInbox) Close() error {
 // read runs fn on a pool connection, retrying transient failures (reads
 // are safe to repeat) with backoff for up to pgRetryBudget or until ctx
 // ends.
-func (s *PostgresInbox) read(ctx context.Context, fn func(c *pgx.Conn) error) error {
+func (s *Inbox) read(ctx context.Context, fn func(c *pgx.Conn) error) error {
 	if s.q.Closed() {
-		return ErrClosed
+		return inbox.ErrClosed
 	}
 	deadline := time.Now().Add(pgRetryBudget)
 	for failures := 1; ; failures++ {
@@ -676,7 +677,7 @@ func (s *PostgresInbox) read(ctx context.Context, fn func(c *pgx.Conn) error) er
 // failure resets the pool: after a server restart every idle connection
 // is dead too, and pgxpool hands out one idle for under a second without
 // pinging it.
-func (s *PostgresInbox) readOnce(ctx context.Context, fn func(c *pgx.Conn) error) error {
+func (s *Inbox) readOnce(ctx context.Context, fn func(c *pgx.Conn) error) error {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		var ce *pgconn.ConnectError

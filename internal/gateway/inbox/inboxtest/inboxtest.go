@@ -1,9 +1,12 @@
-package gateway
+// Package inboxtest is the gateway inbox contract: every driver's tests
+// run it (like storetest for the sender's store).
+package inboxtest
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/longhook/longhook/internal/gateway/inbox"
 	"net/http"
 	"slices"
 	"sync"
@@ -11,17 +14,17 @@ import (
 	"time"
 )
 
-// inboxOpener opens a fresh, empty inbox for t (closed when t ends) and
+// Opener opens a fresh, empty inbox for t (closed when t ends) and
 // returns a function that opens the same store again once the first
 // inbox is closed.
-type inboxOpener func(t *testing.T) (in Inbox, reopen func(t *testing.T) Inbox)
+type Opener func(t *testing.T) (in inbox.Inbox, reopen func(t *testing.T) inbox.Inbox)
 
-// runInboxSuite is the Inbox contract: SQLiteInbox and PostgresInbox
-// both pass it, and every change to the Inbox behaviour extends it.
-func runInboxSuite(t *testing.T, open inboxOpener) {
+// Run is the inbox.Inbox contract: the SQLite and PostgreSQL drivers
+// both pass it, and every change to the inbox.Inbox behaviour extends it.
+func Run(t *testing.T, open Opener) {
 	for _, c := range []struct {
 		name string
-		test func(*testing.T, inboxOpener)
+		test func(*testing.T, Opener)
 	}{
 		{"dedupe under concurrency", testInboxDedupe},
 		{"concurrent accepts and readers", testInboxConcurrentLog},
@@ -40,10 +43,10 @@ func runInboxSuite(t *testing.T, open inboxOpener) {
 
 var suiteNow = time.Now().Truncate(time.Microsecond)
 
-// suiteAccept accepts a small event of source with id.
-func suiteAccept(t *testing.T, in Inbox, src, id string, expire time.Time) AcceptResult {
+// Accept accepts a small event of source with id.
+func Accept(t *testing.T, in inbox.Inbox, src, id string, expire time.Time) inbox.AcceptResult {
 	t.Helper()
-	r, err := in.Accept(context.Background(), AcceptParams{
+	r, err := in.Accept(context.Background(), inbox.AcceptParams{
 		Source: src, WebhookID: id, Type: "t", Header: http.Header{"Webhook-Id": {id}},
 		Body: []byte(`{"id":"` + id + `"}`), ReceivedAt: suiteNow, ExpireAt: expire,
 	})
@@ -53,7 +56,7 @@ func suiteAccept(t *testing.T, in Inbox, src, id string, expire time.Time) Accep
 	return r
 }
 
-func testInboxDedupe(t *testing.T, open inboxOpener) {
+func testInboxDedupe(t *testing.T, open Opener) {
 	in, _ := open(t)
 	now := suiteNow
 	var wg sync.WaitGroup
@@ -65,7 +68,7 @@ func testInboxDedupe(t *testing.T, open inboxOpener) {
 		go func() {
 			defer wg.Done()
 			id := fmt.Sprintf("msg_%d", i%50)
-			r := suiteAccept(t, in, "a", id, now.Add(time.Hour))
+			r := Accept(t, in, "a", id, now.Add(time.Hour))
 			mu.Lock()
 			defer mu.Unlock()
 			if !r.Duplicate {
@@ -90,7 +93,7 @@ func testInboxDedupe(t *testing.T, open inboxOpener) {
 		}
 	}
 	// Same id, other source: not a duplicate.
-	if r := suiteAccept(t, in, "b", "msg_1", now.Add(time.Hour)); r.Duplicate {
+	if r := Accept(t, in, "b", "msg_1", now.Add(time.Hour)); r.Duplicate {
 		t.Error("dedupe crosses sources")
 	}
 }
@@ -100,7 +103,7 @@ func testInboxDedupe(t *testing.T, open inboxOpener) {
 // forwarders do (Changed, then After). Each reader must see every event of
 // its source exactly once and in Seq order: an event committed behind a
 // reader's position would be missed.
-func testInboxConcurrentLog(t *testing.T, open inboxOpener) {
+func testInboxConcurrentLog(t *testing.T, open Opener) {
 	in, _ := open(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -159,8 +162,12 @@ func testInboxConcurrentLog(t *testing.T, open inboxOpener) {
 		}()
 	}
 
+	// What the inbox promises: exactly one fresh accept per id, and every
+	// accept of an id reports the same Seq. (Which of two concurrent
+	// accepts of one id is the fresh one is up to the writer; the order in
+	// which their callers return is up to the scheduler.)
 	var mu sync.Mutex
-	fresh := map[string]int64{} // "source/id" → seq of its new accept
+	accepts := map[string][]inbox.AcceptResult{} // "source/id" → its accepts
 	var writersWG sync.WaitGroup
 	for w := range writers {
 		writersWG.Add(1)
@@ -170,27 +177,37 @@ func testInboxConcurrentLog(t *testing.T, open inboxOpener) {
 				n := (w*perWriter + i) * 7919 % ids // spread, with repeats
 				src := sources[n%len(sources)]
 				id := fmt.Sprintf("msg_%d", n)
-				r, err := in.Accept(ctx, AcceptParams{Source: src, WebhookID: id, Type: "t",
+				r, err := in.Accept(ctx, inbox.AcceptParams{Source: src, WebhookID: id, Type: "t",
 					Body: []byte(id), ReceivedAt: suiteNow, ExpireAt: suiteNow.Add(time.Hour)})
 				if err != nil {
 					t.Errorf("Accept: %v", err)
 					return
 				}
 				mu.Lock()
-				key := src + "/" + id
-				if seq, ok := fresh[key]; ok && (!r.Duplicate || r.Seq != seq) {
-					t.Errorf("%s: accepted again as %+v, first seq %d", key, r, seq)
-				} else if !ok {
-					if r.Duplicate {
-						t.Errorf("%s: first accept is a duplicate", key)
-					}
-					fresh[key] = r.Seq
-				}
+				accepts[src+"/"+id] = append(accepts[src+"/"+id], r)
 				mu.Unlock()
 			}
 		}()
 	}
 	writersWG.Wait()
+	fresh := map[string]int64{} // "source/id" → seq of its new accept
+	for key, rs := range accepts {
+		for _, r := range rs {
+			if r.Seq != rs[0].Seq {
+				t.Errorf("%s: accepts report seqs %+v", key, rs)
+				break
+			}
+			if !r.Duplicate {
+				if _, ok := fresh[key]; ok {
+					t.Errorf("%s: accepted fresh twice: %+v", key, rs)
+				}
+				fresh[key] = r.Seq
+			}
+		}
+		if _, ok := fresh[key]; !ok {
+			t.Errorf("%s: every accept is a duplicate: %+v", key, rs)
+		}
+	}
 	var err error
 	if last, err = in.LastSeq(ctx); err != nil {
 		t.Fatal(err)
@@ -236,19 +253,19 @@ func testInboxConcurrentLog(t *testing.T, open inboxOpener) {
 	}
 }
 
-func testInboxDurability(t *testing.T, open inboxOpener) {
+func testInboxDurability(t *testing.T, open Opener) {
 	ctx := context.Background()
 	now := suiteNow
 	in, reopen := open(t)
 	changed := in.Changed()
-	r1 := suiteAccept(t, in, "a", "m1", now.Add(-time.Second)) // already expired
+	r1 := Accept(t, in, "a", "m1", now.Add(-time.Second)) // already expired
 	select {
 	case <-changed:
 	default:
 		t.Error("Changed not closed by an accept")
 	}
-	r2 := suiteAccept(t, in, "b", "m2", now.Add(time.Hour))
-	r3 := suiteAccept(t, in, "a", "m3", now.Add(time.Hour))
+	r2 := Accept(t, in, "b", "m2", now.Add(time.Hour))
+	r3 := Accept(t, in, "a", "m3", now.Add(time.Hour))
 	if !(r1.Seq < r2.Seq && r2.Seq < r3.Seq) {
 		t.Errorf("seqs not increasing: %d %d %d", r1.Seq, r2.Seq, r3.Seq)
 	}
@@ -279,7 +296,7 @@ func testInboxDurability(t *testing.T, open inboxOpener) {
 	if err := in.SetCursor(ctx, "a/x", r3.Seq); err != nil {
 		t.Fatal(err)
 	}
-	if err := in.AddRetry(ctx, RetryParams{Sink: "a/x", Seq: r1.Seq, Attempts: 1, NextAt: now, LastError: "boom"}); err != nil {
+	if err := in.AddRetry(ctx, inbox.RetryParams{Sink: "a/x", Seq: r1.Seq, Attempts: 1, NextAt: now, LastError: "boom"}); err != nil {
 		t.Fatal(err)
 	}
 	due, err := in.DueRetries(ctx, "a/x", now, 10, nil)
@@ -291,7 +308,7 @@ func testInboxDurability(t *testing.T, open inboxOpener) {
 		t.Error("skip ignored")
 	}
 	// The retry pins the expired event.
-	if n, err := in.Sweep(ctx, SweepParams{Now: now, Source: "a", Upto: r3.Seq, Limit: 10}); err != nil || n != 0 {
+	if n, err := in.Sweep(ctx, inbox.SweepParams{Now: now, Source: "a", Upto: r3.Seq, Limit: 10}); err != nil || n != 0 {
 		t.Errorf("sweep with a pending retry deleted %d (%v)", n, err)
 	}
 	if err := in.Ping(ctx); err != nil {
@@ -305,7 +322,7 @@ func testInboxDurability(t *testing.T, open inboxOpener) {
 	if seq, ok, err := in.Cursor(ctx, "a/x"); err != nil || !ok || seq != r3.Seq {
 		t.Errorf("cursor after reopen: %d %v %v", seq, ok, err)
 	}
-	if r := suiteAccept(t, in, "a", "m3", now.Add(time.Hour)); !r.Duplicate || r.Seq != r3.Seq {
+	if r := Accept(t, in, "a", "m3", now.Add(time.Hour)); !r.Duplicate || r.Seq != r3.Seq {
 		t.Errorf("dedupe after reopen: %+v", r)
 	}
 	if evs, _, err := in.After(ctx, "a", 0, 10); err != nil || len(evs) != 2 {
@@ -314,13 +331,13 @@ func testInboxDurability(t *testing.T, open inboxOpener) {
 	if p, _ := in.PendingRetries(ctx); p["a/x"] != 1 {
 		t.Errorf("pending retries after reopen: %v", p)
 	}
-	if err := in.UpdateRetry(ctx, RetryParams{Sink: "a/x", Seq: r1.Seq, Done: true}); err != nil {
+	if err := in.UpdateRetry(ctx, inbox.RetryParams{Sink: "a/x", Seq: r1.Seq, Done: true}); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := in.Sweep(ctx, SweepParams{Now: now, Source: "a", Upto: r3.Seq, Limit: 10}); err != nil || n != 1 {
+	if n, err := in.Sweep(ctx, inbox.SweepParams{Now: now, Source: "a", Upto: r3.Seq, Limit: 10}); err != nil || n != 1 {
 		t.Errorf("sweep deleted %d (%v), want 1", n, err)
 	}
-	r4 := suiteAccept(t, in, "a", "m1", now.Add(time.Hour))
+	r4 := Accept(t, in, "a", "m1", now.Add(time.Hour))
 	if r4.Duplicate || r4.Seq <= r3.Seq {
 		t.Errorf("after sweep m1 should be new with a higher seq: %+v", r4)
 	}
@@ -332,25 +349,25 @@ func testInboxDurability(t *testing.T, open inboxOpener) {
 	}
 }
 
-func testInboxRetries(t *testing.T, open inboxOpener) {
+func testInboxRetries(t *testing.T, open Opener) {
 	ctx := context.Background()
 	now := suiteNow
 	in, _ := open(t)
 	var seqs []int64
 	for i := range 5 {
-		seqs = append(seqs, suiteAccept(t, in, "a", fmt.Sprintf("r%d", i), now.Add(time.Hour)).Seq)
+		seqs = append(seqs, Accept(t, in, "a", fmt.Sprintf("r%d", i), now.Add(time.Hour)).Seq)
 	}
 	// Due times out of Seq order; r4 is not due yet.
 	at := []time.Duration{-3 * time.Second, -time.Second, -2 * time.Second, -time.Second, time.Minute}
 	for i, seq := range seqs {
-		if err := in.AddRetry(ctx, RetryParams{Sink: "a/x", Seq: seq, Attempts: 1, NextAt: now.Add(at[i]), LastError: "e"}); err != nil {
+		if err := in.AddRetry(ctx, inbox.RetryParams{Sink: "a/x", Seq: seq, Attempts: 1, NextAt: now.Add(at[i]), LastError: "e"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := in.AddRetry(ctx, RetryParams{Sink: "a/y", Seq: seqs[0], Attempts: 1, NextAt: now}); err != nil {
+	if err := in.AddRetry(ctx, inbox.RetryParams{Sink: "a/y", Seq: seqs[0], Attempts: 1, NextAt: now}); err != nil {
 		t.Fatal(err)
 	}
-	ids := func(fs []Forward) (out []string) {
+	ids := func(fs []inbox.Forward) (out []string) {
 		for _, f := range fs {
 			out = append(out, f.WebhookID)
 		}
@@ -368,13 +385,13 @@ func testInboxRetries(t *testing.T, open inboxOpener) {
 		t.Errorf("DueRetries with skip = %v", ids(due))
 	}
 	// A retry pushed back, one parked as dead, one done.
-	if err := in.UpdateRetry(ctx, RetryParams{Sink: "a/x", Seq: seqs[0], Attempts: 2, NextAt: now.Add(time.Hour), LastError: "again"}); err != nil {
+	if err := in.UpdateRetry(ctx, inbox.RetryParams{Sink: "a/x", Seq: seqs[0], Attempts: 2, NextAt: now.Add(time.Hour), LastError: "again"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := in.UpdateRetry(ctx, RetryParams{Sink: "a/x", Seq: seqs[2], Attempts: 3, LastError: "gone", Dead: true}); err != nil {
+	if err := in.UpdateRetry(ctx, inbox.RetryParams{Sink: "a/x", Seq: seqs[2], Attempts: 3, LastError: "gone", Dead: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := in.UpdateRetry(ctx, RetryParams{Sink: "a/x", Seq: seqs[1], Done: true}); err != nil {
+	if err := in.UpdateRetry(ctx, inbox.RetryParams{Sink: "a/x", Seq: seqs[1], Done: true}); err != nil {
 		t.Fatal(err)
 	}
 	if due, _ := in.DueRetries(ctx, "a/x", now.Add(24*time.Hour*365), 10, nil); !slices.Equal(ids(due), []string{"r3", "r4", "r0"}) {
@@ -387,7 +404,7 @@ func testInboxRetries(t *testing.T, open inboxOpener) {
 		t.Errorf("PendingRetries = %v, %v", p, err)
 	}
 	// AddRetry of a known (seq, sink) replaces it.
-	if err := in.AddRetry(ctx, RetryParams{Sink: "a/y", Seq: seqs[0], Attempts: 5, NextAt: now}); err != nil {
+	if err := in.AddRetry(ctx, inbox.RetryParams{Sink: "a/y", Seq: seqs[0], Attempts: 5, NextAt: now}); err != nil {
 		t.Fatal(err)
 	}
 	if due, _ := in.DueRetries(ctx, "a/y", now, 10, nil); len(due) != 1 || due[0].Attempts != 5 {
@@ -395,26 +412,26 @@ func testInboxRetries(t *testing.T, open inboxOpener) {
 	}
 }
 
-func testInboxSweep(t *testing.T, open inboxOpener) {
+func testInboxSweep(t *testing.T, open Opener) {
 	ctx := context.Background()
 	now := suiteNow
 	in, _ := open(t)
 	var seqs []int64
 	for i := range 6 {
-		seqs = append(seqs, suiteAccept(t, in, "a", fmt.Sprintf("s%d", i), now.Add(-time.Minute)).Seq)
+		seqs = append(seqs, Accept(t, in, "a", fmt.Sprintf("s%d", i), now.Add(-time.Minute)).Seq)
 	}
-	b := suiteAccept(t, in, "b", "s0", now.Add(-time.Minute))
-	fresh := suiteAccept(t, in, "a", "fresh", now.Add(time.Hour))
-	last := suiteAccept(t, in, "a", "last", now.Add(-time.Minute)) // expired, but the newest event
+	b := Accept(t, in, "b", "s0", now.Add(-time.Minute))
+	fresh := Accept(t, in, "a", "fresh", now.Add(time.Hour))
+	last := Accept(t, in, "a", "last", now.Add(-time.Minute)) // expired, but the newest event
 	// Up to seqs[3] (a lagging sink), two at a time.
-	n, err := in.Sweep(ctx, SweepParams{Now: now, Source: "a", Upto: seqs[3], Limit: 2})
+	n, err := in.Sweep(ctx, inbox.SweepParams{Now: now, Source: "a", Upto: seqs[3], Limit: 2})
 	if err != nil || n != 2 {
 		t.Fatalf("sweep = %d, %v; want 2", n, err)
 	}
-	if n, _ := in.Sweep(ctx, SweepParams{Now: now, Source: "a", Upto: seqs[3], Limit: 10}); n != 2 {
+	if n, _ := in.Sweep(ctx, inbox.SweepParams{Now: now, Source: "a", Upto: seqs[3], Limit: 10}); n != 2 {
 		t.Errorf("second sweep deleted %d, want 2", n)
 	}
-	if n, _ := in.Sweep(ctx, SweepParams{Now: now, Source: "a", Upto: 1 << 62, Limit: 10}); n != 2 {
+	if n, _ := in.Sweep(ctx, inbox.SweepParams{Now: now, Source: "a", Upto: 1 << 62, Limit: 10}); n != 2 {
 		t.Errorf("third sweep deleted %d, want the 2 left of s0-s5 (not fresh, not the newest)", n)
 	}
 	if got, _ := in.LastSeq(ctx); got != last.Seq {
@@ -424,7 +441,7 @@ func testInboxSweep(t *testing.T, open inboxOpener) {
 	// may still serve swept events from memory: they are past every
 	// sink's cursor, so only a listen stream reading old events sees them.)
 	for i := range 6 {
-		if r := suiteAccept(t, in, "a", fmt.Sprintf("s%d", i), now.Add(time.Hour)); r.Duplicate {
+		if r := Accept(t, in, "a", fmt.Sprintf("s%d", i), now.Add(time.Hour)); r.Duplicate {
 			t.Errorf("s%d: swept id still deduped", i)
 		}
 	}
@@ -432,29 +449,29 @@ func testInboxSweep(t *testing.T, open inboxOpener) {
 		src, id string
 		seq     int64
 	}{{"a", "fresh", fresh.Seq}, {"a", "last", last.Seq}, {"b", "s0", b.Seq}} {
-		if r := suiteAccept(t, in, k.src, k.id, now.Add(time.Hour)); !r.Duplicate || r.Seq != k.seq {
+		if r := Accept(t, in, k.src, k.id, now.Add(time.Hour)); !r.Duplicate || r.Seq != k.seq {
 			t.Errorf("%s/%s was swept: %+v", k.src, k.id, r)
 		}
 	}
 }
 
-func testInboxBytes(t *testing.T, open inboxOpener) {
+func testInboxBytes(t *testing.T, open Opener) {
 	ctx := context.Background()
 	now := suiteNow
 	in, reopen := open(t)
 	id := "msg_\xff\xfe_ü"
 	h := http.Header{"Webhook-Id": {id}, "X-Multi": {"one", "two\x80"}, "Content-Type": {"application/json"}}
 	body := []byte{0, 1, 2, 0xff, '{', '}'}
-	r, err := in.Accept(ctx, AcceptParams{Source: "a", WebhookID: id, Type: "batch.succeeded", Header: h, Body: body,
+	r, err := in.Accept(ctx, inbox.AcceptParams{Source: "a", WebhookID: id, Type: "batch.succeeded", Header: h, Body: body,
 		ReceivedAt: now, ExpireAt: now.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	empty, err := in.Accept(ctx, AcceptParams{Source: "a", WebhookID: "msg_empty", ReceivedAt: now, ExpireAt: now.Add(time.Hour)})
+	empty, err := in.Accept(ctx, inbox.AcceptParams{Source: "a", WebhookID: "msg_empty", ReceivedAt: now, ExpireAt: now.Add(time.Hour)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	check := func(in Inbox, when string) {
+	check := func(in inbox.Inbox, when string) {
 		t.Helper()
 		evs, _, err := in.After(ctx, "a", 0, 10)
 		if err != nil || len(evs) != 2 {
@@ -473,34 +490,46 @@ func testInboxBytes(t *testing.T, open inboxOpener) {
 	in.Close()
 	in = reopen(t)
 	check(in, "after reopen") // from the store
-	if r2, err := in.Accept(ctx, AcceptParams{Source: "a", WebhookID: id, ReceivedAt: now, ExpireAt: now}); err != nil || !r2.Duplicate || r2.Seq != r.Seq {
+	if r2, err := in.Accept(ctx, inbox.AcceptParams{Source: "a", WebhookID: id, ReceivedAt: now, ExpireAt: now}); err != nil || !r2.Duplicate || r2.Seq != r.Seq {
 		t.Errorf("dedupe of a non-UTF-8 id: %+v, %v", r2, err)
 	}
-	if r2, _ := in.Accept(ctx, AcceptParams{Source: "a", WebhookID: "msg_\xff\xff_ü", ReceivedAt: now, ExpireAt: now}); r2.Duplicate {
+	if r2, _ := in.Accept(ctx, inbox.AcceptParams{Source: "a", WebhookID: "msg_\xff\xff_ü", ReceivedAt: now, ExpireAt: now}); r2.Duplicate {
 		t.Error("ids that differ only in non-UTF-8 bytes were taken as equal")
 	}
-	if err := in.AddRetry(ctx, RetryParams{Sink: "a/x", Seq: r.Seq, Attempts: 1, NextAt: now, LastError: "bad \xff byte\x00"}); err != nil {
+	if err := in.AddRetry(ctx, inbox.RetryParams{Sink: "a/x", Seq: r.Seq, Attempts: 1, NextAt: now, LastError: "bad \xff byte\x00"}); err != nil {
 		t.Errorf("AddRetry with a non-UTF-8 error: %v", err)
 	}
 }
 
-func testInboxClose(t *testing.T, open inboxOpener) {
+func testInboxClose(t *testing.T, open Opener) {
 	ctx := context.Background()
 	in, _ := open(t)
-	suiteAccept(t, in, "a", "c1", suiteNow.Add(time.Hour))
+	Accept(t, in, "a", "c1", suiteNow.Add(time.Hour))
 	if err := in.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if err := in.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if _, err := in.Accept(ctx, AcceptParams{Source: "a", WebhookID: "c2"}); !errors.Is(err, ErrClosed) {
-		t.Errorf("Accept after Close: %v, want ErrClosed", err)
+	if _, err := in.Accept(ctx, inbox.AcceptParams{Source: "a", WebhookID: "c2"}); !errors.Is(err, inbox.ErrClosed) {
+		t.Errorf("Accept after Close: %v, want inbox.ErrClosed", err)
 	}
-	if err := in.SetCursor(ctx, "a/x", 1); !errors.Is(err, ErrClosed) {
-		t.Errorf("SetCursor after Close: %v, want ErrClosed", err)
+	if err := in.SetCursor(ctx, "a/x", 1); !errors.Is(err, inbox.ErrClosed) {
+		t.Errorf("SetCursor after Close: %v, want inbox.ErrClosed", err)
 	}
-	if err := in.Ping(ctx); !errors.Is(err, ErrClosed) {
-		t.Errorf("Ping after Close: %v, want ErrClosed", err)
+	if err := in.Ping(ctx); !errors.Is(err, inbox.ErrClosed) {
+		t.Errorf("Ping after Close: %v, want inbox.ErrClosed", err)
+	}
+}
+
+// WaitFor polls cond until it holds, failing t after within.
+func WaitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
 	}
 }

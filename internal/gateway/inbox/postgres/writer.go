@@ -1,4 +1,4 @@
-package gateway
+package postgres
 
 import (
 	"context"
@@ -10,10 +10,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/longhook/longhook/internal/gateway/inbox"
 	"github.com/longhook/longhook/internal/groupcommit"
 )
 
-// pgWriter is the state of the writer goroutine (see PostgresInbox).
+// pgWriter is the state of the writer goroutine (see Inbox).
 type pgWriter struct {
 	conn    *pgx.Conn  // nil while disconnected
 	pid     int32      // backend of conn, which holds the lock ...
@@ -39,27 +40,27 @@ type pgOp struct {
 	tag    func(pgconn.CommandTag) // optional: the statement's result
 }
 
-func (op *pgOp) size() int {
+func (op *pgOp) Size() int {
 	if op.accept != nil {
-		return acceptSize(&op.accept.p)
+		return inbox.AcceptSize(&op.accept.p)
 	}
 	return 64
 }
 
-func (op *pgOp) createdEvent() (Event, bool) {
+func (op *pgOp) CreatedEvent() (inbox.Event, bool) {
 	a := op.accept
 	if a == nil || !a.created {
-		return Event{}, false
+		return inbox.Event{}, false
 	}
-	return Event{Seq: a.res.Seq, Source: a.p.Source, WebhookID: a.p.WebhookID,
+	return inbox.Event{Seq: a.res.Seq, Source: a.p.Source, WebhookID: a.p.WebhookID,
 		Type: a.typ, Header: a.p.Header, Body: a.body, ReceivedAt: a.p.ReceivedAt}, true
 }
 
 type pgAccept struct {
-	p                 AcceptParams
+	p                 inbox.AcceptParams
 	id, headers, body []byte
 	typ               string
-	res               AcceptResult
+	res               inbox.AcceptResult
 	created           bool // inserted by the attempt that committed
 }
 
@@ -87,8 +88,8 @@ LEFT JOIN gateway_events e ON e.source = i.source AND e.webhook_id = i.webhook_i
 // write needs it. A group that fails for a reason other than the
 // database's state is split, so one bad operation cannot fail its
 // neighbours; a transient failure is retried whole (do).
-func (s *PostgresInbox) newWriter() *groupcommit.Writer[*pgOp] {
-	return newInboxWriter(groupcommit.Config[*pgOp]{
+func (s *Inbox) newWriter() *groupcommit.Writer[*pgOp] {
+	return inbox.NewWriter(groupcommit.Config[*pgOp]{
 		Commit: func(g []*pgOp) error {
 			return s.do(func(ctx context.Context, c *pgx.Conn) error { return s.apply(ctx, c, g, s.floor) })
 		},
@@ -99,7 +100,7 @@ func (s *PostgresInbox) newWriter() *groupcommit.Writer[*pgOp] {
 			// Events above floor that the INSERT finds already stored were
 			// stored by an earlier attempt of this group whose answer was
 			// lost: they are not duplicates.
-			s.floor = s.tail.Load().lastSeq()
+			s.floor = s.tail.Load().LastSeq()
 		},
 		Done: s.committed,
 		Idle: s.upkeep,
@@ -108,7 +109,7 @@ func (s *PostgresInbox) newWriter() *groupcommit.Writer[*pgOp] {
 
 // upkeep reconnects a lost session once its backoff has passed, and pings
 // one idle for pgIdlePing; it returns when it wants to run again.
-func (s *PostgresInbox) upkeep() time.Duration {
+func (s *Inbox) upkeep() time.Duration {
 	w := &s.w
 	due := func() time.Time {
 		if w.conn == nil || w.resync {
@@ -125,18 +126,18 @@ func (s *PostgresInbox) upkeep() time.Duration {
 // committed publishes a settled group's new events to the tail and wakes
 // forwarders and streams, before the callers return, so an accept that
 // returned has always signalled Changed.
-func (s *PostgresInbox) committed(group []*pgOp, errs []error) {
-	created := createdEvents(group, errs)
-	s.tail.Load().add(created)
+func (s *Inbox) committed(group []*pgOp, errs []error) {
+	created := inbox.CreatedEvents(group, errs)
+	s.tail.Load().Add(created)
 	if len(created) > 0 {
-		s.changed.signal()
+		s.changed.Signal()
 	}
 }
 
 // apply sends the group as one batch, which PostgreSQL runs as one
 // implicit transaction, committed when the batch's results have all come
 // back; results are kept only then.
-func (s *PostgresInbox) apply(ctx context.Context, c *pgx.Conn, group []*pgOp, floor int64) error {
+func (s *Inbox) apply(ctx context.Context, c *pgx.Conn, group []*pgOp, floor int64) error {
 	b := &pgx.Batch{}
 	type key struct{ source, id string }
 	first := map[key]int{} // index into uniq
@@ -213,7 +214,7 @@ func (s *PostgresInbox) apply(ctx context.Context, c *pgx.Conn, group []*pgOp, f
 
 // do runs fn through attempt, retrying transient failures at the backoff
 // pace until pgRetryBudget after the current streak of failures began.
-func (s *PostgresInbox) do(fn func(ctx context.Context, c *pgx.Conn) error) error {
+func (s *Inbox) do(fn func(ctx context.Context, c *pgx.Conn) error) error {
 	deadline := time.Now().Add(pgRetryBudget)
 	if !s.w.failingSince.IsZero() {
 		deadline = s.w.failingSince.Add(pgRetryBudget)
@@ -236,7 +237,7 @@ func (s *PostgresInbox) do(fn func(ctx context.Context, c *pgx.Conn) error) erro
 // taking the lock) and resynchronising the tail first if needed. While a
 // streak of failures lasts it does nothing before w.nextTry and returns
 // the last error. retry reports whether the failure is transient.
-func (s *PostgresInbox) attempt(fn func(ctx context.Context, c *pgx.Conn) error) (err error, retry bool) {
+func (s *Inbox) attempt(fn func(ctx context.Context, c *pgx.Conn) error) (err error, retry bool) {
 	w := &s.w
 	if w.fails > 0 && time.Now().Before(w.nextTry) {
 		return w.lastErr, true
@@ -292,7 +293,7 @@ func (s *PostgresInbox) attempt(fn func(ctx context.Context, c *pgx.Conn) error)
 // after a failure, re-reads the highest Seq: events committed by a batch
 // whose answer was lost are missing from the tail, so it is restarted
 // above them and readers below read them from the table.
-func (s *PostgresInbox) prepare(ctx context.Context) error {
+func (s *Inbox) prepare(ctx context.Context) error {
 	w := &s.w
 	if w.conn == nil {
 		s.nDials.Add(1)
@@ -314,7 +315,7 @@ func (s *PostgresInbox) prepare(ctx context.Context) error {
 		if err := w.conn.QueryRow(ctx, `SELECT coalesce(max(seq), 0) FROM gateway_events`).Scan(&last); err != nil {
 			return err
 		}
-		if known := s.tail.Load().lastSeq(); last < known {
+		if known := s.tail.Load().LastSeq(); last < known {
 			// The database lost commits this process saw (a failover to a
 			// replica that lagged): never hand out a Seq that readers may
 			// already have passed.
@@ -323,8 +324,8 @@ func (s *PostgresInbox) prepare(ctx context.Context) error {
 				return err
 			}
 		} else if last > known {
-			s.tail.Store(newTail(last, tailEvents, tailBytes))
-			s.changed.signal()
+			s.tail.Store(inbox.NewTail(last, inbox.TailEvents, inbox.TailBytes))
+			s.changed.Signal()
 		}
 		w.resync = false
 	}

@@ -1,4 +1,4 @@
-package gateway
+package sqlite
 
 import (
 	"context"
@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
+	"github.com/longhook/longhook/internal/gateway/inbox"
 	"github.com/longhook/longhook/internal/groupcommit"
 )
 
@@ -67,12 +67,9 @@ const (
 	// checkpointPages is the WAL size, in pages, at which the background
 	// checkpointer copies the WAL into the database file.
 	checkpointPages = 1000
-	// tailEvents and tailBytes bound the in-memory tail of recent events.
-	tailEvents = 8192
-	tailBytes  = 32 << 20
 )
 
-// SQLiteInbox is the embedded Inbox: one SQLite file in WAL mode, one
+// Inbox is the embedded inbox.Inbox: one SQLite file in WAL mode, one
 // writer connection owned by a single goroutine, and a pool of read-only
 // connections.
 //
@@ -81,21 +78,21 @@ const (
 // Every write (accepting an event, moving a cursor, recording a retry,
 // sweeping) is an operation sent to the writer (internal/groupcommit). Its
 // goroutine takes whatever has queued up while the previous transaction
-// committed, up to maxGroup operations or maxGroupBytes, runs them in one
+// committed, up to inbox.MaxGroup operations or inbox.MaxGroupBytes, runs them in one
 // transaction, commits, and only then releases their callers. Concurrent
 // HTTP requests therefore share commits, and a request still answers 2xx
 // only after the transaction holding its row has committed. If a group
 // fails, it is split in halves and each committed again, so one bad
 // operation cannot fail its neighbours.
-type SQLiteInbox struct {
+type Inbox struct {
 	w   *sql.Conn // the writer's only connection, used by run alone
 	wdb *sql.DB
 	r   *sql.DB
 	st  sqliteStmts
 	q   *groupcommit.Writer[*writeOp]
 
-	changed *changeSignal
-	tail    *tail
+	changed *inbox.ChangeSignal
+	tail    *inbox.Tail
 	ckpt    chan struct{} // nudges the checkpointer; closed by Close
 	ckDone  chan struct{} // closed when the checkpointer has returned
 	ckDB    *sql.DB
@@ -107,7 +104,7 @@ type SQLiteInbox struct {
 	closeErr  error
 }
 
-var _ Inbox = (*SQLiteInbox)(nil)
+var _ inbox.Inbox = (*Inbox)(nil)
 
 type sqliteStmts struct {
 	begin, commit                                                                   *sql.Stmt
@@ -122,33 +119,33 @@ type writeOp struct {
 	fn     func(ctx context.Context) error
 }
 
-func (op *writeOp) size() int {
+func (op *writeOp) Size() int {
 	if op.accept != nil {
-		return acceptSize(&op.accept.p)
+		return inbox.AcceptSize(&op.accept.p)
 	}
 	return 64
 }
 
-func (op *writeOp) createdEvent() (Event, bool) {
+func (op *writeOp) CreatedEvent() (inbox.Event, bool) {
 	a := op.accept
 	if a == nil || !a.created {
-		return Event{}, false
+		return inbox.Event{}, false
 	}
-	return Event{Seq: a.res.Seq, Source: a.p.Source, WebhookID: a.p.WebhookID,
+	return inbox.Event{Seq: a.res.Seq, Source: a.p.Source, WebhookID: a.p.WebhookID,
 		Type: a.p.Type, Header: a.p.Header, Body: a.p.Body, ReceivedAt: a.p.ReceivedAt}, true
 }
 
 type acceptOp struct {
-	p       AcceptParams
+	p       inbox.AcceptParams
 	headers string
-	res     AcceptResult
+	res     inbox.AcceptResult
 	created bool
 }
 
-// OpenSQLiteInbox opens (creating if needed) the inbox file at path.
+// Open opens (creating if needed) the inbox file at path.
 // synchronous is the SQLite pragma: "NORMAL" (survives kill -9) or
 // "FULL" (also survives power loss).
-func OpenSQLiteInbox(ctx context.Context, path, synchronous string) (*SQLiteInbox, error) {
+func Open(ctx context.Context, path, synchronous string) (*Inbox, error) {
 	switch synchronous = strings.ToUpper(synchronous); synchronous {
 	case "":
 		synchronous = "NORMAL"
@@ -172,7 +169,7 @@ func OpenSQLiteInbox(ctx context.Context, path, synchronous string) (*SQLiteInbo
 		return nil, fmt.Errorf("gateway: sqlite: %w", err)
 	}
 	wdb.SetMaxOpenConns(1)
-	s := &SQLiteInbox{wdb: wdb, ckpt: make(chan struct{}, 1), ckDone: make(chan struct{}), changed: newChangeSignal()}
+	s := &Inbox{wdb: wdb, ckpt: make(chan struct{}, 1), ckDone: make(chan struct{}), changed: inbox.NewChangeSignal()}
 	if err := s.open(ctx, base); err != nil {
 		_ = s.closeDBs()
 		return nil, err
@@ -182,7 +179,7 @@ func OpenSQLiteInbox(ctx context.Context, path, synchronous string) (*SQLiteInbo
 	return s, nil
 }
 
-func (s *SQLiteInbox) open(ctx context.Context, base string) error {
+func (s *Inbox) open(ctx context.Context, base string) error {
 	var err error
 	if s.w, err = s.wdb.Conn(ctx); err != nil {
 		return fmt.Errorf("gateway: sqlite: %w", err)
@@ -194,7 +191,7 @@ func (s *SQLiteInbox) open(ctx context.Context, base string) error {
 	if err := s.w.QueryRowContext(ctx, `SELECT max(seq) FROM events`).Scan(&last); err != nil {
 		return fmt.Errorf("gateway: sqlite: %w", err)
 	}
-	s.tail = newTail(last.Int64, tailEvents, tailBytes)
+	s.tail = inbox.NewTail(last.Int64, inbox.TailEvents, inbox.TailBytes)
 	s.r, err = sql.Open("sqlite", base+"&_pragma=query_only(1)&_pragma=cache_size(-16384)")
 	if err != nil {
 		return fmt.Errorf("gateway: sqlite: %w", err)
@@ -239,7 +236,7 @@ func (s *SQLiteInbox) open(ctx context.Context, base string) error {
 	return nil
 }
 
-func (s *SQLiteInbox) migrate(ctx context.Context) error {
+func (s *Inbox) migrate(ctx context.Context) error {
 	var v int
 	if err := s.w.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
 		return fmt.Errorf("gateway: sqlite: migrate: %w", err)
@@ -266,7 +263,7 @@ func (s *SQLiteInbox) migrate(ctx context.Context) error {
 // exec runs fn in one IMMEDIATE transaction on the writer connection.
 // BEGIN and COMMIT are prepared once (after migration), which saves
 // parsing them on every group.
-func (s *SQLiteInbox) exec(ctx context.Context, fn func(ctx context.Context) error) error {
+func (s *Inbox) exec(ctx context.Context, fn func(ctx context.Context) error) error {
 	begin := func() error { _, err := s.w.ExecContext(ctx, `BEGIN IMMEDIATE`); return err }
 	commit := func() error { _, err := s.w.ExecContext(ctx, `COMMIT`); return err }
 	if s.st.begin != nil {
@@ -287,10 +284,10 @@ func (s *SQLiteInbox) exec(ctx context.Context, fn func(ctx context.Context) err
 	return nil
 }
 
-// newWriter returns the inbox's writer (see SQLiteInbox).
-func (s *SQLiteInbox) newWriter() *groupcommit.Writer[*writeOp] {
+// newWriter returns the inbox's writer (see Inbox).
+func (s *Inbox) newWriter() *groupcommit.Writer[*writeOp] {
 	ctx := context.Background()
-	return newInboxWriter(groupcommit.Config[*writeOp]{
+	return inbox.NewWriter(groupcommit.Config[*writeOp]{
 		Commit: func(g []*writeOp) error {
 			return s.exec(ctx, func(ctx context.Context) error { return s.apply(ctx, g) })
 		},
@@ -315,11 +312,11 @@ func (s *SQLiteInbox) newWriter() *groupcommit.Writer[*writeOp] {
 // committed publishes a settled group's new events to the tail and to
 // Changed; it runs before the group's callers return, so an accept that
 // returned has always signalled Changed.
-func (s *SQLiteInbox) committed(group []*writeOp, errs []error) {
-	created := createdEvents(group, errs)
-	s.tail.add(created)
+func (s *Inbox) committed(group []*writeOp, errs []error) {
+	created := inbox.CreatedEvents(group, errs)
+	s.tail.Add(created)
 	if len(created) > 0 {
-		s.changed.signal()
+		s.changed.Signal()
 	}
 	// A rough page count: a few pages per commit plus one per event.
 	if s.pages.Add(int64(3+len(created))) >= checkpointPages {
@@ -331,7 +328,7 @@ func (s *SQLiteInbox) committed(group []*writeOp, errs []error) {
 }
 
 // apply runs a group's operations inside the open transaction.
-func (s *SQLiteInbox) apply(ctx context.Context, group []*writeOp) error {
+func (s *Inbox) apply(ctx context.Context, group []*writeOp) error {
 	var accepts []*acceptOp
 	for _, op := range group {
 		if op.accept != nil {
@@ -355,8 +352,8 @@ func (s *SQLiteInbox) apply(ctx context.Context, group []*writeOp) error {
 
 // insertEvent inserts an accepted event unless its (source, webhook-id)
 // is stored already.
-func (s *SQLiteInbox) insertEvent(ctx context.Context, a *acceptOp) error {
-	a.res, a.created = AcceptResult{}, false
+func (s *Inbox) insertEvent(ctx context.Context, a *acceptOp) error {
+	a.res, a.created = inbox.AcceptResult{}, false
 	r, err := s.st.insertEvent.ExecContext(ctx, a.p.Source, a.p.WebhookID, a.p.Type, a.headers, a.p.Body,
 		a.p.ReceivedAt.UnixMicro(), a.p.ExpireAt.UnixMicro())
 	if err != nil {
@@ -375,20 +372,20 @@ func (s *SQLiteInbox) insertEvent(ctx context.Context, a *acceptOp) error {
 	return err
 }
 
-// Accept implements Inbox.
-func (s *SQLiteInbox) Accept(ctx context.Context, p AcceptParams) (AcceptResult, error) {
+// Accept implements inbox.Inbox.
+func (s *Inbox) Accept(ctx context.Context, p inbox.AcceptParams) (inbox.AcceptResult, error) {
 	if p.Body == nil {
 		p.Body = []byte{} // nil would be stored as NULL
 	}
-	a := &acceptOp{p: p, headers: encodeHeader(p.Header)}
+	a := &acceptOp{p: p, headers: inbox.EncodeHeader(p.Header)}
 	if err := s.q.Submit(ctx, &writeOp{accept: a}); err != nil {
-		return AcceptResult{}, fmt.Errorf("gateway: sqlite: accept: %w", err)
+		return inbox.AcceptResult{}, fmt.Errorf("gateway: sqlite: accept: %w", err)
 	}
 	return a.res, nil
 }
 
-// Cursor implements Inbox.
-func (s *SQLiteInbox) Cursor(ctx context.Context, sink string) (int64, bool, error) {
+// Cursor implements inbox.Inbox.
+func (s *Inbox) Cursor(ctx context.Context, sink string) (int64, bool, error) {
 	var seq int64
 	err := s.st.cursor.QueryRowContext(ctx, sink).Scan(&seq)
 	switch {
@@ -400,8 +397,8 @@ func (s *SQLiteInbox) Cursor(ctx context.Context, sink string) (int64, bool, err
 	return seq, true, nil
 }
 
-// SetCursor implements Inbox.
-func (s *SQLiteInbox) SetCursor(ctx context.Context, sink string, seq int64) error {
+// SetCursor implements inbox.Inbox.
+func (s *Inbox) SetCursor(ctx context.Context, sink string, seq int64) error {
 	err := s.q.Submit(ctx, &writeOp{fn: func(ctx context.Context) error {
 		_, err := s.st.setCursor.ExecContext(ctx, sink, seq)
 		return err
@@ -412,8 +409,8 @@ func (s *SQLiteInbox) SetCursor(ctx context.Context, sink string, seq int64) err
 	return nil
 }
 
-// AddRetry implements Inbox.
-func (s *SQLiteInbox) AddRetry(ctx context.Context, p RetryParams) error {
+// AddRetry implements inbox.Inbox.
+func (s *Inbox) AddRetry(ctx context.Context, p inbox.RetryParams) error {
 	next, dead := retryTimes(p)
 	err := s.q.Submit(ctx, &writeOp{fn: func(ctx context.Context) error {
 		_, err := s.st.insertRetry.ExecContext(ctx, p.Seq, p.Sink, p.Attempts, next, p.LastError, dead)
@@ -425,8 +422,8 @@ func (s *SQLiteInbox) AddRetry(ctx context.Context, p RetryParams) error {
 	return nil
 }
 
-// UpdateRetry implements Inbox.
-func (s *SQLiteInbox) UpdateRetry(ctx context.Context, p RetryParams) error {
+// UpdateRetry implements inbox.Inbox.
+func (s *Inbox) UpdateRetry(ctx context.Context, p inbox.RetryParams) error {
 	next, dead := retryTimes(p)
 	err := s.q.Submit(ctx, &writeOp{fn: func(ctx context.Context) error {
 		if p.Done {
@@ -442,15 +439,15 @@ func (s *SQLiteInbox) UpdateRetry(ctx context.Context, p RetryParams) error {
 	return nil
 }
 
-func retryTimes(p RetryParams) (next int64, dead int) {
+func retryTimes(p inbox.RetryParams) (next int64, dead int) {
 	if p.Dead {
 		return math.MaxInt64, 1
 	}
 	return p.NextAt.UnixMicro(), 0
 }
 
-// Sweep implements Inbox.
-func (s *SQLiteInbox) Sweep(ctx context.Context, p SweepParams) (int, error) {
+// Sweep implements inbox.Inbox.
+func (s *Inbox) Sweep(ctx context.Context, p inbox.SweepParams) (int, error) {
 	var n int64
 	err := s.q.Submit(ctx, &writeOp{fn: func(ctx context.Context) error {
 		r, err := s.st.sweep.ExecContext(ctx, p.Source, p.Now.UnixMicro(), p.Upto, p.Limit)
@@ -466,16 +463,16 @@ func (s *SQLiteInbox) Sweep(ctx context.Context, p SweepParams) (int, error) {
 	return int(n), nil
 }
 
-// DueRetries implements Inbox.
-func (s *SQLiteInbox) DueRetries(ctx context.Context, sink string, now time.Time, limit int, skip func(int64) bool) ([]Forward, error) {
+// DueRetries implements inbox.Inbox.
+func (s *Inbox) DueRetries(ctx context.Context, sink string, now time.Time, limit int, skip func(int64) bool) ([]inbox.Forward, error) {
 	rows, err := s.st.dueRetries.QueryContext(ctx, sink, now.UnixMicro())
 	if err != nil {
 		return nil, fmt.Errorf("gateway: sqlite: due retries: %w", err)
 	}
 	defer rows.Close()
-	var out []Forward
+	var out []inbox.Forward
 	for len(out) < limit && rows.Next() {
-		var f Forward
+		var f inbox.Forward
 		var headers string
 		var recv int64
 		if err := rows.Scan(&f.Seq, &f.Attempts, &f.Source, &f.WebhookID, &f.Type, &headers, &f.Body, &recv); err != nil {
@@ -484,7 +481,7 @@ func (s *SQLiteInbox) DueRetries(ctx context.Context, sink string, now time.Time
 		if skip != nil && skip(f.Seq) {
 			continue
 		}
-		f.Sink, f.Header, f.ReceivedAt = sink, decodeHeader(headers), time.UnixMicro(recv)
+		f.Sink, f.Header, f.ReceivedAt = sink, inbox.DecodeHeader(headers), time.UnixMicro(recv)
 		out = append(out, f)
 	}
 	if err := rows.Err(); err != nil {
@@ -493,27 +490,27 @@ func (s *SQLiteInbox) DueRetries(ctx context.Context, sink string, now time.Time
 	return out, nil
 }
 
-// After implements Inbox. Readers that keep up are served from the
+// After implements inbox.Inbox. Readers that keep up are served from the
 // in-memory tail; others read the file.
-func (s *SQLiteInbox) After(ctx context.Context, source string, after int64, limit int) ([]Event, int64, error) {
-	if evs, next, ok := s.tail.after(source, after, limit); ok {
+func (s *Inbox) After(ctx context.Context, source string, after int64, limit int) ([]inbox.Event, int64, error) {
+	if evs, next, ok := s.tail.After(source, after, limit); ok {
 		return evs, next, nil
 	}
-	hi := s.tail.lastSeq() // committed before the query starts: in its snapshot
+	hi := s.tail.LastSeq() // committed before the query starts: in its snapshot
 	rows, err := s.st.after.QueryContext(ctx, after, hi, source, limit)
 	if err != nil {
 		return nil, 0, fmt.Errorf("gateway: sqlite: after: %w", err)
 	}
 	defer rows.Close()
-	var out []Event
+	var out []inbox.Event
 	for rows.Next() {
-		var e Event
+		var e inbox.Event
 		var headers string
 		var recv int64
 		if err := rows.Scan(&e.Seq, &e.Source, &e.WebhookID, &e.Type, &headers, &e.Body, &recv); err != nil {
 			return nil, 0, fmt.Errorf("gateway: sqlite: after: %w", err)
 		}
-		e.Header, e.ReceivedAt = decodeHeader(headers), time.UnixMicro(recv)
+		e.Header, e.ReceivedAt = inbox.DecodeHeader(headers), time.UnixMicro(recv)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
@@ -525,8 +522,8 @@ func (s *SQLiteInbox) After(ctx context.Context, source string, after int64, lim
 	return out, max(after, hi), nil
 }
 
-// LastSeq implements Inbox.
-func (s *SQLiteInbox) LastSeq(ctx context.Context) (int64, error) {
+// LastSeq implements inbox.Inbox.
+func (s *Inbox) LastSeq(ctx context.Context) (int64, error) {
 	var seq sql.NullInt64
 	if err := s.r.QueryRowContext(ctx, `SELECT max(seq) FROM events`).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("gateway: sqlite: last seq: %w", err)
@@ -534,8 +531,8 @@ func (s *SQLiteInbox) LastSeq(ctx context.Context) (int64, error) {
 	return seq.Int64, nil
 }
 
-// PendingRetries implements Inbox.
-func (s *SQLiteInbox) PendingRetries(ctx context.Context) (map[string]int64, error) {
+// PendingRetries implements inbox.Inbox.
+func (s *Inbox) PendingRetries(ctx context.Context) (map[string]int64, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT sink, count(*) FROM retries WHERE dead = 0 GROUP BY sink`)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: sqlite: pending: %w", err)
@@ -553,13 +550,13 @@ func (s *SQLiteInbox) PendingRetries(ctx context.Context) (map[string]int64, err
 	return out, rows.Err()
 }
 
-// Changed implements Inbox.
-func (s *SQLiteInbox) Changed() <-chan struct{} { return s.changed.wait() }
+// Changed implements inbox.Inbox.
+func (s *Inbox) Changed() <-chan struct{} { return s.changed.Wait() }
 
-// Ping implements Inbox.
-func (s *SQLiteInbox) Ping(ctx context.Context) error {
+// Ping implements inbox.Inbox.
+func (s *Inbox) Ping(ctx context.Context) error {
 	if s.q.Closed() {
-		return ErrClosed
+		return inbox.ErrClosed
 	}
 	return s.r.PingContext(ctx)
 }
@@ -568,7 +565,7 @@ func (s *SQLiteInbox) Ping(ctx context.Context) error {
 // connection, so the writer never stalls on a checkpoint (and its fsync).
 // PASSIVE never blocks the writer or readers; the writer restarts the WAL
 // from its beginning once a checkpoint has caught up.
-func (s *SQLiteInbox) checkpointer() {
+func (s *Inbox) checkpointer() {
 	defer close(s.ckDone)
 	for range s.ckpt {
 		s.pages.Store(0)
@@ -578,10 +575,10 @@ func (s *SQLiteInbox) checkpointer() {
 
 // CommitStats reports how many transactions the writer committed and how
 // many operations they held: ops/commits is the mean group size.
-func (s *SQLiteInbox) CommitStats() (commits, ops int64) { return s.nCommits.Load(), s.nOps.Load() }
+func (s *Inbox) CommitStats() (commits, ops int64) { return s.nCommits.Load(), s.nOps.Load() }
 
 // Close commits the operations already queued, then closes the file.
-func (s *SQLiteInbox) Close() error {
+func (s *Inbox) Close() error {
 	s.closeOnce.Do(func() {
 		if s.q != nil {
 			s.q.Close()
@@ -593,7 +590,7 @@ func (s *SQLiteInbox) Close() error {
 	return s.closeErr
 }
 
-func (s *SQLiteInbox) closeDBs() error {
+func (s *Inbox) closeDBs() error {
 	var errs []error
 	for _, st := range []*sql.Stmt{s.st.begin, s.st.commit, s.st.insertEvent, s.st.findEvent, s.st.setCursor, s.st.insertRetry,
 		s.st.updateRetry, s.st.deleteRetry, s.st.sweep, s.st.after, s.st.dueRetries, s.st.cursor} {
@@ -615,37 +612,4 @@ func (s *SQLiteInbox) closeDBs() error {
 		return fmt.Errorf("gateway: sqlite: close: %w", err)
 	}
 	return nil
-}
-
-// encodeHeader serialises h as "Name: value\r\n" lines, one per value.
-func encodeHeader(h http.Header) string {
-	n := 0
-	for k, vs := range h {
-		for _, v := range vs {
-			n += len(k) + len(v) + 4
-		}
-	}
-	var b strings.Builder
-	b.Grow(n)
-	for k, vs := range h {
-		for _, v := range vs {
-			b.WriteString(k)
-			b.WriteString(": ")
-			b.WriteString(v)
-			b.WriteString("\r\n")
-		}
-	}
-	return b.String()
-}
-
-func decodeHeader(s string) http.Header {
-	h := http.Header{}
-	for s != "" {
-		line, rest, _ := strings.Cut(s, "\r\n")
-		s = rest
-		if k, v, ok := strings.Cut(line, ": "); ok {
-			h[k] = append(h[k], v)
-		}
-	}
-	return h
 }

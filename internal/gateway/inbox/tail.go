@@ -1,11 +1,17 @@
-package gateway
+package inbox
 
 import (
 	"sort"
 	"sync"
 )
 
-// tail keeps the most recently committed events in memory, so forwarders
+// TailEvents and TailBytes bound the in-memory tail of recent events.
+const (
+	TailEvents = 8192
+	TailBytes  = 32 << 20
+)
+
+// Tail keeps the most recently committed events in memory, so forwarders
 // and listen streams that keep up read them without touching the store
 // (in WAL mode every commit invalidates a reader's page cache, which makes
 // reading back what was just written surprisingly costly).
@@ -13,7 +19,7 @@ import (
 // It holds every committed event with floor < Seq, up to maxEvents events
 // and maxBytes of bodies; evicting the oldest raises floor. A reader whose
 // position is below floor reads the store instead.
-type tail struct {
+type Tail struct {
 	mu        sync.RWMutex
 	events    []Event // ascending Seq; a sliding window over buf
 	floor     int64
@@ -23,12 +29,13 @@ type tail struct {
 	maxBytes  int
 }
 
-func newTail(floor int64, maxEvents, maxBytes int) *tail {
-	return &tail{floor: floor, last: floor, maxEvents: maxEvents, maxBytes: maxBytes, events: make([]Event, 0, maxEvents)}
+// NewTail returns a tail holding nothing above floor.
+func NewTail(floor int64, maxEvents, maxBytes int) *Tail {
+	return &Tail{floor: floor, last: floor, maxEvents: maxEvents, maxBytes: maxBytes, events: make([]Event, 0, maxEvents)}
 }
 
-// add appends committed events, in Seq order.
-func (t *tail) add(evs []Event) {
+// Add appends committed events, in Seq order.
+func (t *Tail) Add(evs []Event) {
 	if len(evs) == 0 {
 		return
 	}
@@ -61,7 +68,7 @@ func (t *tail) add(evs []Event) {
 // after returns up to limit events of source with Seq > after and the
 // position the scan reached (see Inbox.After), or ok false if events
 // after that position were already evicted.
-func (t *tail) after(source string, after int64, limit int) (out []Event, next int64, ok bool) {
+func (t *Tail) After(source string, after int64, limit int) (out []Event, next int64, ok bool) {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if after < t.floor {
@@ -80,7 +87,7 @@ func (t *tail) after(source string, after int64, limit int) (out []Event, next i
 }
 
 // lastSeq returns the highest Seq committed (as far as the tail knows).
-func (t *tail) lastSeq() int64 {
+func (t *Tail) LastSeq() int64 {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	return t.last

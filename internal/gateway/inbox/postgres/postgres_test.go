@@ -1,10 +1,9 @@
-package gateway
+package postgres
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,9 +11,16 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.uber.org/goleak"
 
+	"github.com/longhook/longhook/internal/gateway/inbox"
+	"github.com/longhook/longhook/internal/gateway/inbox/inboxtest"
 	"github.com/longhook/longhook/internal/pgtest"
 )
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"))
+}
 
 // pgExec runs one statement on a connection of its own.
 func pgExec(t testing.TB, dbURL, sql string, args ...any) {
@@ -24,26 +30,12 @@ func pgExec(t testing.TB, dbURL, sql string, args ...any) {
 	}
 }
 
-// withSearchPath adds search_path=schema to a postgres:// URL, the way an
-// operator keeps the gateway's tables in a schema of their own.
-func withSearchPath(t testing.TB, dbURL, schema string) string {
-	t.Helper()
-	u, err := url.Parse(dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 // openPG opens an inbox on schema and closes it when t ends.
-func openPG(t testing.TB, dbURL, schema string) *PostgresInbox {
+func openPG(t testing.TB, dbURL, schema string) *Inbox {
 	t.Helper()
-	in, err := OpenPostgresInbox(context.Background(), dbURL, PostgresOptions{Schema: schema, MaxConns: 4})
+	in, err := Open(context.Background(), dbURL, Options{Schema: schema, MaxConns: 4})
 	if err != nil {
-		t.Fatalf("OpenPostgresInbox: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { _ = in.Close() })
 	return in
@@ -52,9 +44,9 @@ func openPG(t testing.TB, dbURL, schema string) *PostgresInbox {
 func TestPostgresInbox(t *testing.T) {
 	t.Parallel()
 	dbURL := pgtest.URL(t)
-	runInboxSuite(t, func(t *testing.T) (Inbox, func(t *testing.T) Inbox) {
+	inboxtest.Run(t, func(t *testing.T) (inbox.Inbox, func(t *testing.T) inbox.Inbox) {
 		schema := pgtest.Schema(t, dbURL, "lh_gw_test_")
-		open := func(t *testing.T) Inbox { return openPG(t, dbURL, schema) }
+		open := func(t *testing.T) inbox.Inbox { return openPG(t, dbURL, schema) }
 		return open(t), open
 	})
 }
@@ -67,7 +59,7 @@ func TestPostgresInboxExclusive(t *testing.T) {
 	schema := pgtest.Schema(t, dbURL, "lh_gw_test_")
 	first := openPG(t, dbURL, schema)
 	start := time.Now()
-	_, err := OpenPostgresInbox(context.Background(), dbURL, PostgresOptions{Schema: schema, LockWait: 200 * time.Millisecond})
+	_, err := Open(context.Background(), dbURL, Options{Schema: schema, LockWait: 200 * time.Millisecond})
 	if !errors.Is(err, ErrInboxLocked) {
 		t.Fatalf("second Open: %v, want ErrInboxLocked", err)
 	}
@@ -80,7 +72,7 @@ func TestPostgresInboxExclusive(t *testing.T) {
 	// Another schema is another inbox.
 	openPG(t, dbURL, pgtest.Schema(t, dbURL, "lh_gw_test_"))
 	// The same schema named through the URL's search_path is the same inbox.
-	if _, err := OpenPostgresInbox(context.Background(), withSearchPath(t, dbURL, schema), PostgresOptions{LockWait: -1}); !errors.Is(err, ErrInboxLocked) {
+	if _, err := Open(context.Background(), pgtest.WithSearchPath(t, dbURL, schema), Options{LockWait: -1}); !errors.Is(err, ErrInboxLocked) {
 		t.Errorf("Open through search_path: %v, want ErrInboxLocked", err)
 	}
 
@@ -88,13 +80,13 @@ func TestPostgresInboxExclusive(t *testing.T) {
 	// closes.
 	opened := make(chan error, 1)
 	go func() {
-		in, err := OpenPostgresInbox(context.Background(), dbURL, PostgresOptions{Schema: schema, LockWait: 30 * time.Second})
+		in, err := Open(context.Background(), dbURL, Options{Schema: schema, LockWait: 30 * time.Second})
 		if err == nil {
 			err = in.Close()
 		}
 		opened <- err
 	}()
-	suiteAccept(t, first, "a", "x", time.Now().Add(time.Hour))
+	inboxtest.Accept(t, first, "a", "x", time.Now().Add(time.Hour))
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -123,18 +115,18 @@ func TestPostgresInboxMigrations(t *testing.T) {
 	}
 	in.Close()
 	pgExec(t, dbURL, fmt.Sprintf(`INSERT INTO %s.gateway_schema_migrations (version) VALUES ('9999_future')`, pgx.Identifier{schema}.Sanitize()))
-	if _, err := OpenPostgresInbox(context.Background(), dbURL, PostgresOptions{Schema: schema}); err == nil || !strings.Contains(err.Error(), "newer") {
+	if _, err := Open(context.Background(), dbURL, Options{Schema: schema}); err == nil || !strings.Contains(err.Error(), "newer") {
 		t.Errorf("Open of a newer inbox: %v", err)
 	}
 	// A search_path naming no existing schema is an error, not tables in
 	// some other schema.
-	if _, err := OpenPostgresInbox(context.Background(), withSearchPath(t, dbURL, "lh_gw_missing_schema"), PostgresOptions{}); err == nil {
+	if _, err := Open(context.Background(), pgtest.WithSearchPath(t, dbURL, "lh_gw_missing_schema"), Options{}); err == nil {
 		t.Error("Open with a missing search_path schema succeeded")
 	}
 }
 
 // writerPID returns the backend holding in's lock.
-func writerPID(t *testing.T, dbURL string, in *PostgresInbox) int32 {
+func writerPID(t *testing.T, dbURL string, in *Inbox) int32 {
 	t.Helper()
 	ctx := context.Background()
 	c, err := pgx.Connect(ctx, dbURL)
@@ -158,12 +150,12 @@ func TestPostgresInboxWriterSessionKilled(t *testing.T) {
 	schema := pgtest.Schema(t, dbURL, "lh_gw_test_")
 	in := openPG(t, dbURL, schema)
 	ctx := context.Background()
-	r1 := suiteAccept(t, in, "a", "before", time.Now().Add(time.Hour))
+	r1 := inboxtest.Accept(t, in, "a", "before", time.Now().Add(time.Hour))
 	pid := writerPID(t, dbURL, in)
 	pgExec(t, dbURL, `SELECT pg_terminate_backend($1, 10000)`, pid)
 
 	changed := in.Changed()
-	r2 := suiteAccept(t, in, "a", "after", time.Now().Add(time.Hour))
+	r2 := inboxtest.Accept(t, in, "a", "after", time.Now().Add(time.Hour))
 	if r2.Duplicate || r2.Seq <= r1.Seq {
 		t.Errorf("accept after the kill: %+v (before: %+v)", r2, r1)
 	}
@@ -181,7 +173,7 @@ func TestPostgresInboxWriterSessionKilled(t *testing.T) {
 	if err := in.Ping(ctx); err != nil {
 		t.Errorf("Ping: %v", err)
 	}
-	if _, err := OpenPostgresInbox(ctx, dbURL, PostgresOptions{Schema: schema, LockWait: -1}); !errors.Is(err, ErrInboxLocked) {
+	if _, err := Open(ctx, dbURL, Options{Schema: schema, LockWait: -1}); !errors.Is(err, ErrInboxLocked) {
 		t.Errorf("second Open after the reconnect: %v, want ErrInboxLocked", err)
 	}
 }
@@ -194,7 +186,7 @@ func TestPostgresInboxLockTakenOver(t *testing.T) {
 	schema := pgtest.Schema(t, dbURL, "lh_gw_test_")
 	in := openPG(t, dbURL, schema)
 	ctx := context.Background()
-	suiteAccept(t, in, "a", "m1", time.Now().Add(time.Hour))
+	inboxtest.Accept(t, in, "a", "m1", time.Now().Add(time.Hour))
 
 	// Kill the writer's session and take the lock from another session
 	// before the writer reconnects (it only does so when it next writes or
@@ -214,7 +206,7 @@ func TestPostgresInboxLockTakenOver(t *testing.T) {
 	}
 	actx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if _, err := in.Accept(actx, AcceptParams{Source: "a", WebhookID: "m2", ReceivedAt: time.Now(), ExpireAt: time.Now()}); err == nil {
+	if _, err := in.Accept(actx, inbox.AcceptParams{Source: "a", WebhookID: "m2", ReceivedAt: time.Now(), ExpireAt: time.Now()}); err == nil {
 		t.Fatal("Accept succeeded while another session holds the lock")
 	}
 	if err := in.Ping(ctx); !errors.Is(err, ErrInboxLocked) {
@@ -225,8 +217,8 @@ func TestPostgresInboxLockTakenOver(t *testing.T) {
 	if _, err := c.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, pgLockClass, in.lockKey); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "the writer to take the lock back", func() bool { return in.Ping(ctx) == nil })
-	if r := suiteAccept(t, in, "a", "m3", time.Now().Add(time.Hour)); r.Duplicate {
+	inboxtest.WaitFor(t, 15*time.Second, "the writer to take the lock back", func() bool { return in.Ping(ctx) == nil })
+	if r := inboxtest.Accept(t, in, "a", "m3", time.Now().Add(time.Hour)); r.Duplicate {
 		t.Errorf("accept after recovery: %+v", r)
 	}
 }
@@ -240,7 +232,7 @@ func TestPostgresInboxLostCommitAnswer(t *testing.T) {
 	dbURL := pgtest.URL(t)
 	in := openPG(t, dbURL, pgtest.Schema(t, dbURL, "lh_gw_test_"))
 	ctx := context.Background()
-	r0 := suiteAccept(t, in, "a", "m0", time.Now().Add(time.Hour))
+	r0 := inboxtest.Accept(t, in, "a", "m0", time.Now().Add(time.Hour))
 	if evs, next, err := in.After(ctx, "a", 0, 10); err != nil || len(evs) != 1 || next != r0.Seq {
 		t.Fatalf("After = %v %d %v", evs, next, err)
 	}
@@ -255,12 +247,12 @@ func TestPostgresInboxLostCommitAnswer(t *testing.T) {
 	in.afterBatch.Store(&hook)
 	changed := in.Changed()
 	var wg sync.WaitGroup
-	res := make([]AcceptResult, 5)
+	res := make([]inbox.AcceptResult, 5)
 	for i := range res {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res[i] = suiteAccept(t, in, "a", fmt.Sprintf("m%d", i+1), time.Now().Add(time.Hour))
+			res[i] = inboxtest.Accept(t, in, "a", fmt.Sprintf("m%d", i+1), time.Now().Add(time.Hour))
 		}()
 	}
 	wg.Wait()
@@ -281,7 +273,7 @@ func TestPostgresInboxLostCommitAnswer(t *testing.T) {
 	if err != nil || len(evs) != len(res) {
 		t.Fatalf("a follower at %d read %v, %v; want the %d events", r0.Seq, evs, err, len(res))
 	}
-	if r := suiteAccept(t, in, "a", "m1", time.Now().Add(time.Hour)); !r.Duplicate || r.Seq != res[0].Seq {
+	if r := inboxtest.Accept(t, in, "a", "m1", time.Now().Add(time.Hour)); !r.Duplicate || r.Seq != res[0].Seq {
 		t.Errorf("m1 again: %+v", r)
 	}
 }
@@ -294,9 +286,9 @@ func TestPostgresInboxLostCommits(t *testing.T) {
 	dbURL := pgtest.URL(t)
 	schema := pgtest.Schema(t, dbURL, "lh_gw_test_")
 	in := openPG(t, dbURL, schema)
-	suiteAccept(t, in, "a", "m1", time.Now().Add(time.Hour))
-	suiteAccept(t, in, "a", "m2", time.Now().Add(time.Hour))
-	r3 := suiteAccept(t, in, "a", "m3", time.Now().Add(time.Hour))
+	inboxtest.Accept(t, in, "a", "m1", time.Now().Add(time.Hour))
+	inboxtest.Accept(t, in, "a", "m2", time.Now().Add(time.Hour))
+	r3 := inboxtest.Accept(t, in, "a", "m3", time.Now().Add(time.Hour))
 	// The "new primary": m2 and m3 and the sequence values they took are
 	// gone; the writer's session ends as in a failover.
 	q := pgx.Identifier{schema}.Sanitize()
@@ -304,7 +296,7 @@ func TestPostgresInboxLostCommits(t *testing.T) {
 	pgExec(t, dbURL, fmt.Sprintf(`SELECT setval(pg_get_serial_sequence('%s.gateway_events', 'seq'), 1)`, schema))
 	pgExec(t, dbURL, `SELECT pg_terminate_backend($1, 10000)`, writerPID(t, dbURL, in))
 
-	r := suiteAccept(t, in, "a", "m4", time.Now().Add(time.Hour))
+	r := inboxtest.Accept(t, in, "a", "m4", time.Now().Add(time.Hour))
 	if r.Seq <= r3.Seq {
 		t.Errorf("seq %d after lost commits, want above %d", r.Seq, r3.Seq)
 	}

@@ -1,4 +1,4 @@
-package gateway
+package postgres
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/longhook/longhook/internal/gateway/inbox"
+	"github.com/longhook/longhook/internal/gateway/inbox/inboxtest"
 	"github.com/longhook/longhook/internal/pgtest"
 )
 
@@ -49,7 +51,7 @@ func TestPostgresInboxDatabaseRestart(t *testing.T) {
 				}
 				id := fmt.Sprintf("msg_%d", next.Add(1))
 				actx, cancel := context.WithTimeout(ctx, 20*time.Second)
-				r, err := in.Accept(actx, AcceptParams{Source: "a", WebhookID: id, Body: []byte(id),
+				r, err := in.Accept(actx, inbox.AcceptParams{Source: "a", WebhookID: id, Body: []byte(id),
 					ReceivedAt: time.Now(), ExpireAt: time.Now().Add(time.Hour)})
 				cancel()
 				if err != nil {
@@ -67,12 +69,12 @@ func TestPostgresInboxDatabaseRestart(t *testing.T) {
 		defer mu.Unlock()
 		return len(accepted)
 	}
-	waitFor(t, 30*time.Second, "accepts before the restart", func() bool { return count() >= 300 })
+	inboxtest.WaitFor(t, 30*time.Second, "accepts before the restart", func() bool { return count() >= 300 })
 	if err := pg.Ctl("restart", "-m", "fast"); err != nil {
 		t.Fatalf("restart: %v", err)
 	}
 	n := count()
-	waitFor(t, 30*time.Second, "accepts after the restart", func() bool { return count() >= n+300 })
+	inboxtest.WaitFor(t, 30*time.Second, "accepts after the restart", func() bool { return count() >= n+300 })
 	close(stop)
 	wg.Wait()
 	if f := failures.Load(); f > 0 {
@@ -86,13 +88,13 @@ func TestPostgresInboxDatabaseRestart(t *testing.T) {
 	dials := in.nDials.Load()
 	down := time.Now()
 	actx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	_, err := in.Accept(actx, AcceptParams{Source: "a", WebhookID: "while_down", ReceivedAt: time.Now(), ExpireAt: time.Now().Add(time.Hour)})
+	_, err := in.Accept(actx, inbox.AcceptParams{Source: "a", WebhookID: "while_down", ReceivedAt: time.Now(), ExpireAt: time.Now().Add(time.Hour)})
 	cancel()
 	if err == nil {
 		t.Fatal("Accept succeeded with the server stopped")
 	}
-	waitFor(t, 15*time.Second, "the accept to fail for good", func() bool {
-		_, err := in.Accept(ctx, AcceptParams{Source: "a", WebhookID: "while_down_2", ReceivedAt: time.Now(), ExpireAt: time.Now().Add(time.Hour)})
+	inboxtest.WaitFor(t, 15*time.Second, "the accept to fail for good", func() bool {
+		_, err := in.Accept(ctx, inbox.AcceptParams{Source: "a", WebhookID: "while_down_2", ReceivedAt: time.Now(), ExpireAt: time.Now().Add(time.Hour)})
 		return err != nil && !errors.Is(err, context.DeadlineExceeded)
 	})
 	if err := in.Ping(ctx); err == nil {
@@ -105,14 +107,14 @@ func TestPostgresInboxDatabaseRestart(t *testing.T) {
 	if err := pg.Ctl("start"); err != nil {
 		t.Fatalf("start: %v", err)
 	}
-	waitFor(t, 30*time.Second, "the inbox to recover", func() bool { return in.Ping(ctx) == nil })
-	if r := suiteAccept(t, in, "a", "after_recovery", time.Now().Add(time.Hour)); r.Duplicate {
+	inboxtest.WaitFor(t, 30*time.Second, "the inbox to recover", func() bool { return in.Ping(ctx) == nil })
+	if r := inboxtest.Accept(t, in, "a", "after_recovery", time.Now().Add(time.Hour)); r.Duplicate {
 		t.Errorf("accept after recovery: %+v", r)
 	}
 
 	// Everything accepted is stored once and read back in order.
 	for id, seq := range accepted {
-		if r := suiteAccept(t, in, "a", id, time.Now().Add(time.Hour)); !r.Duplicate || r.Seq != seq {
+		if r := inboxtest.Accept(t, in, "a", id, time.Now().Add(time.Hour)); !r.Duplicate || r.Seq != seq {
 			t.Fatalf("%s accepted at %d, now %+v", id, seq, r)
 		}
 	}

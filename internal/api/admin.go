@@ -1,11 +1,23 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/longhook/longhook/internal/core"
 )
+
+// projectStore is what the admin handlers need of the store.
+type projectStore interface {
+	CreateProject(ctx context.Context, p core.Project) error
+	GetProject(ctx context.Context, id string) (core.Project, error)
+	ListProjects(ctx context.Context) ([]core.Project, error)
+	CreateAPIKey(ctx context.Context, k core.APIKey) error
+	ListAPIKeys(ctx context.Context, projectID string) ([]core.APIKey, error)
+	RevokeAPIKey(ctx context.Context, id string, at time.Time) error
+}
 
 // Admin routes manage projects and API keys; admin() in routes.go has
 // already checked that the caller holds an admin key.
@@ -50,7 +62,7 @@ func (s *server) createProject(r *http.Request, _ core.APIKey) (any, error) {
 	}
 	now := s.d.Clock.Now().UTC()
 	p := core.Project{ID: core.NewID(), Name: req.Name, CreateTime: now}
-	if err := s.d.Store.CreateProject(r.Context(), p); err != nil {
+	if err := s.projects.CreateProject(r.Context(), p); err != nil {
 		return nil, err
 	}
 	k, err := s.issueKey(r, p.ID, "default")
@@ -78,7 +90,7 @@ func (s *server) issueKey(r *http.Request, projectID, name string) (*apiKeyJSON,
 		Hint:       hint,
 		CreateTime: s.d.Clock.Now().UTC(),
 	}
-	if err := s.d.Store.CreateAPIKey(r.Context(), k); err != nil {
+	if err := s.projects.CreateAPIKey(r.Context(), k); err != nil {
 		return nil, err
 	}
 	out := keyOut(k)
@@ -103,7 +115,7 @@ type listProjectsResponse struct {
 }
 
 func (s *server) listProjects(r *http.Request, _ core.APIKey) (any, error) {
-	ps, err := s.d.Store.ListProjects(r.Context())
+	ps, err := s.projects.ListProjects(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +139,7 @@ func (s *server) createKey(r *http.Request, _ core.APIKey) (any, error) {
 		return nil, core.Invalid("name", "name is longer than %d characters", maxProjectNameLength)
 	}
 	id := r.PathValue("id")
-	if _, err := s.d.Store.GetProject(r.Context(), id); err != nil {
+	if _, err := s.projects.GetProject(r.Context(), id); err != nil {
 		return nil, notFoundAs(err, "project", id)
 	}
 	return s.issueKey(r, id, req.Name)
@@ -139,10 +151,10 @@ type listKeysResponse struct {
 
 func (s *server) listKeys(r *http.Request, _ core.APIKey) (any, error) {
 	id := r.PathValue("id")
-	if _, err := s.d.Store.GetProject(r.Context(), id); err != nil {
+	if _, err := s.projects.GetProject(r.Context(), id); err != nil {
 		return nil, notFoundAs(err, "project", id)
 	}
-	ks, err := s.d.Store.ListAPIKeys(r.Context(), id)
+	ks, err := s.projects.ListAPIKeys(r.Context(), id)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +171,7 @@ func (s *server) revokeKey(r *http.Request, _ core.APIKey) (any, error) {
 		return nil, err
 	}
 	id := r.PathValue("id")
-	if err := s.d.Store.RevokeAPIKey(r.Context(), id, s.d.Clock.Now().UTC()); err != nil {
+	if err := s.projects.RevokeAPIKey(r.Context(), id, s.d.Clock.Now().UTC()); err != nil {
 		return nil, notFoundAs(err, "API key", id)
 	}
 	// The cache is keyed by digest, which the id does not give us: forget

@@ -10,6 +10,11 @@ import (
 	"github.com/longhook/longhook/internal/core"
 )
 
+// keyLookup is what the authentication path needs of the store.
+type keyLookup interface {
+	LookupAPIKey(ctx context.Context, digest []byte) (core.APIKey, error)
+}
+
 // keyContextKey carries the authenticated core.APIKey in a request context.
 type keyContextKey struct{}
 
@@ -39,7 +44,7 @@ func (s *server) authenticate(r *http.Request) (core.APIKey, error) {
 	if k, ok := s.keys.get(digest, now); ok {
 		return k, nil
 	}
-	k, err := s.d.Store.LookupAPIKey(r.Context(), digest[:])
+	k, err := s.apiKeys.LookupAPIKey(r.Context(), digest[:])
 	switch {
 	case errors.Is(err, core.ErrNotFound) || err == nil && !k.RevokeTime.IsZero():
 		return core.APIKey{}, errorf(core.ErrUnauthenticated, "API key not valid. Please pass a valid API key.")

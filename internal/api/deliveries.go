@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"strings"
@@ -8,6 +9,14 @@ import (
 
 	"github.com/longhook/longhook/internal/core"
 )
+
+// deliveryStore is what the deliveries handlers (and the listen and tail streams) need of the store.
+type deliveryStore interface {
+	GetDelivery(ctx context.Context, projectID, id string) (*core.Delivery, []core.Attempt, error)
+	ListDeliveries(ctx context.Context, p core.ListDeliveriesParams) ([]*core.Delivery, error)
+	Redeliver(ctx context.Context, projectID, id string, now time.Time) (*core.Delivery, error)
+	RecoverDeliveries(ctx context.Context, p core.RecoverParams) (n int, more bool, err error)
+}
 
 // deliveryJSON is a delivery on the wire (product.md §7).
 type deliveryJSON struct {
@@ -112,7 +121,7 @@ func (s *server) listDeliveries(r *http.Request, key core.APIKey) (any, error) {
 	}
 	p.BeforeID = before
 	p.Limit = size + 1
-	ds, err := s.d.Store.ListDeliveries(r.Context(), p)
+	ds, err := s.deliveries.ListDeliveries(r.Context(), p)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +163,7 @@ func parseTime(field, s string) (time.Time, error) {
 
 func (s *server) getDelivery(r *http.Request, key core.APIKey) (any, error) {
 	id := r.PathValue("id")
-	d, attempts, err := s.d.Store.GetDelivery(r.Context(), key.ProjectID, id)
+	d, attempts, err := s.deliveries.GetDelivery(r.Context(), key.ProjectID, id)
 	if err != nil {
 		return nil, notFoundAs(err, "delivery", id)
 	}
@@ -179,7 +188,7 @@ func (s *server) redeliver(r *http.Request, key core.APIKey) (any, error) {
 		return nil, err
 	}
 	id := r.PathValue("id")
-	d, err := s.d.Store.Redeliver(r.Context(), key.ProjectID, id, s.d.Clock.Now().UTC())
+	d, err := s.deliveries.Redeliver(r.Context(), key.ProjectID, id, s.d.Clock.Now().UTC())
 	if err != nil {
 		return nil, notFoundAs(err, "delivery", id)
 	}
@@ -244,7 +253,7 @@ func (s *server) recoverDeliveries(r *http.Request, key core.APIKey) (any, error
 			p.Limit = min(*req.Limit, maxRecoverLimit)
 		}
 	}
-	n, more, err := s.d.Store.RecoverDeliveries(r.Context(), p)
+	n, more, err := s.deliveries.RecoverDeliveries(r.Context(), p)
 	if err != nil {
 		return nil, notFoundAs(err, "webhook", p.WebhookID)
 	}

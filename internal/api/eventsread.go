@@ -1,11 +1,18 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 
 	"github.com/longhook/longhook/internal/core"
 )
+
+// eventStore is what the events handlers (and listen) need of the store.
+type eventStore interface {
+	GetEvent(ctx context.Context, projectID, id string) (*core.Event, error)
+	ListEvents(ctx context.Context, p core.ListEventsParams) ([]*core.Event, error)
+}
 
 // eventDetailJSON is one stored event (GET /{v}/events/{id} and lists):
 // the publish answer plus what was published.
@@ -36,7 +43,7 @@ func eventDetailOut(ev *core.Event) *eventDetailJSON {
 
 func (s *server) getEvent(r *http.Request, key core.APIKey) (any, error) {
 	id := r.PathValue("id")
-	ev, err := s.d.Store.GetEvent(r.Context(), key.ProjectID, id)
+	ev, err := s.events.GetEvent(r.Context(), key.ProjectID, id)
 	if err != nil {
 		return nil, notFoundAs(err, "event", id)
 	}
@@ -68,7 +75,7 @@ func (s *server) listEvents(r *http.Request, key core.APIKey) (any, error) {
 		return nil, err
 	}
 	p.Limit = size + 1
-	evs, err := s.d.Store.ListEvents(r.Context(), p)
+	evs, err := s.events.ListEvents(r.Context(), p)
 	if err != nil {
 		return nil, err
 	}

@@ -111,7 +111,7 @@ func (s *server) listen(w http.ResponseWriter, r *http.Request) {
 // newestDelivery returns the newest delivery id of hook, or relay.FromStart
 // when it has none.
 func (s *server) newestDelivery(ctx context.Context, hook *core.Webhook) (string, error) {
-	ds, err := s.d.Store.ListDeliveries(ctx, core.ListDeliveriesParams{ProjectID: hook.ProjectID, WebhookID: hook.ID, Limit: 1})
+	ds, err := s.deliveries.ListDeliveries(ctx, core.ListDeliveriesParams{ProjectID: hook.ProjectID, WebhookID: hook.ID, Limit: 1})
 	if err != nil || len(ds) == 0 {
 		return relay.FromStart, err
 	}
@@ -182,7 +182,7 @@ func (ls *listenStream) run(w http.ResponseWriter, r *http.Request) error {
 				return nil // the server is shutting down: let the client reconnect elsewhere
 			}
 		case <-heartbeat.C:
-			if _, err := ls.s.d.Store.GetWebhook(ctx, ls.hook.ProjectID, ls.hook.ID); errors.Is(err, core.ErrNotFound) {
+			if _, err := ls.s.hooks.GetWebhook(ctx, ls.hook.ProjectID, ls.hook.ID); errors.Is(err, core.ErrNotFound) {
 				return errListenGone
 			}
 			_, _ = ls.bw.WriteString(": ping\n\n")
@@ -218,7 +218,6 @@ func (ls *listenStream) keep(id string) bool {
 // poll writes (unflushed) up to listenPage deliveries not sent yet and
 // returns how many it considered.
 func (ls *listenStream) poll(ctx context.Context) (int, error) {
-	st := ls.s.d.Store
 	settled := ls.settled()
 	floor := ls.floor(settled)
 	for id := range ls.sent {
@@ -234,7 +233,7 @@ func (ls *listenStream) poll(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	// Reload the webhook for its current secrets (rotation, deletion).
-	hook, err := st.GetWebhook(ctx, ls.hook.ProjectID, ls.hook.ID)
+	hook, err := ls.s.hooks.GetWebhook(ctx, ls.hook.ProjectID, ls.hook.ID)
 	if errors.Is(err, core.ErrNotFound) {
 		return 0, errListenGone
 	}
@@ -250,7 +249,7 @@ func (ls *listenStream) poll(ctx context.Context) (int, error) {
 	for _, d := range ds {
 		ls.sent[d.ID] = struct{}{}
 		ls.frontier = max(ls.frontier, d.ID)
-		ev, err := st.GetEvent(ctx, d.ProjectID, d.EventID)
+		ev, err := ls.s.events.GetEvent(ctx, d.ProjectID, d.EventID)
 		if errors.Is(err, core.ErrNotFound) {
 			continue // removed by retention meanwhile
 		}
@@ -331,7 +330,7 @@ func (s *server) scanDeliveries(ctx context.Context, projectID, webhookID, floor
 		var ds []*core.Delivery
 		var err error
 		if !known {
-			if ds, err = s.d.Store.ListDeliveries(ctx, p); err != nil {
+			if ds, err = s.deliveries.ListDeliveries(ctx, p); err != nil {
 				return nil, err
 			}
 			more := len(ds) == probe && ds[len(ds)-1].ID >= floor
@@ -385,7 +384,7 @@ func (s *server) scanDeliveries(ctx context.Context, projectID, webhookID, floor
 func (s *server) readDown(ctx context.Context, p core.ListDeliveriesParams, floor string) ([]*core.Delivery, error) {
 	var all []*core.Delivery
 	for {
-		ds, err := s.d.Store.ListDeliveries(ctx, p)
+		ds, err := s.deliveries.ListDeliveries(ctx, p)
 		if err != nil {
 			return nil, err
 		}

@@ -147,7 +147,15 @@ func (d Deps) validate() error {
 
 // server is the API's http.Handler.
 type server struct {
-	d      Deps
+	d Deps
+	// The store as each handler group sees it: narrow interfaces declared
+	// in the files that use them.
+	apiKeys    keyLookup
+	projects   projectStore
+	hooks      webhookStore
+	deliveries deliveryStore
+	events     eventStore
+
 	mux    *http.ServeMux
 	keys   *keyCache
 	tokens pageTokens
@@ -168,6 +176,8 @@ func NewServer(d Deps) http.Handler {
 		mux:    http.NewServeMux(),
 		keys:   newKeyCache(d.KeyCacheTTL, keyCacheSize),
 		tokens: pageTokens{key: d.PageTokenKey},
+
+		apiKeys: d.Store, projects: d.Store, hooks: d.Store, deliveries: d.Store, events: d.Store,
 	}
 	s.routes(s.mux)
 	return s

@@ -84,7 +84,7 @@ func (s *server) deliveriesStream(w http.ResponseWriter, r *http.Request) {
 		ts.p.EventType = et
 	}
 	if ts.p.WebhookID != "" {
-		if _, err := s.d.Store.GetWebhook(r.Context(), key.ProjectID, ts.p.WebhookID); err != nil {
+		if _, err := s.hooks.GetWebhook(r.Context(), key.ProjectID, ts.p.WebhookID); err != nil {
 			WriteError(w, r, s.d.Logger, notFoundAs(err, "webhook", ts.p.WebhookID))
 			return
 		}
@@ -157,7 +157,7 @@ func (ts *tailStream) run(w http.ResponseWriter, r *http.Request) error {
 // poll reads the deliveries in view and returns the changes since the last
 // poll, oldest delivery first.
 func (ts *tailStream) poll(ctx context.Context) ([]TailEvent, error) {
-	st := ts.s.d.Store
+	st := ts.s.deliveries
 	p := ts.p
 	p.Limit = tailWindow
 	newest, err := st.ListDeliveries(ctx, p)

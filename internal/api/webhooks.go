@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -11,6 +12,15 @@ import (
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/publish"
 )
+
+// webhookStore is what the WebhookService handlers (and listen) need of the store.
+type webhookStore interface {
+	CreateWebhook(ctx context.Context, w *core.Webhook) error
+	GetWebhook(ctx context.Context, projectID, id string) (*core.Webhook, error)
+	ListWebhooks(ctx context.Context, p core.ListWebhooksParams) ([]*core.Webhook, error)
+	UpdateWebhook(ctx context.Context, projectID, id string, fn func(*core.Webhook) error) (*core.Webhook, error)
+	DeleteWebhook(ctx context.Context, projectID, id string, now time.Time) error
+}
 
 // webhookJSON is the Webhook resource on the wire (product.md §2).
 type webhookJSON struct {
@@ -128,7 +138,7 @@ func (s *server) createWebhook(r *http.Request, key core.APIKey) (any, error) {
 		CreateTime:       now,
 		UpdateTime:       now,
 	}
-	if err := s.d.Store.CreateWebhook(r.Context(), w); err != nil {
+	if err := s.hooks.CreateWebhook(r.Context(), w); err != nil {
 		return nil, err
 	}
 	s.changed(key.ProjectID)
@@ -190,7 +200,7 @@ func (s *server) listWebhooks(r *http.Request, key core.APIKey) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	hooks, err := s.d.Store.ListWebhooks(r.Context(), core.ListWebhooksParams{
+	hooks, err := s.hooks.ListWebhooks(r.Context(), core.ListWebhooksParams{
 		ProjectID: key.ProjectID, AfterID: after, Limit: size + 1,
 	})
 	if err != nil {
@@ -212,7 +222,7 @@ func (s *server) listWebhooks(r *http.Request, key core.APIKey) (any, error) {
 // webhook is indistinguishable from a missing one.
 func (s *server) getOwnWebhook(r *http.Request, key core.APIKey) (*core.Webhook, error) {
 	id := r.PathValue("id")
-	w, err := s.d.Store.GetWebhook(r.Context(), key.ProjectID, id)
+	w, err := s.hooks.GetWebhook(r.Context(), key.ProjectID, id)
 	return w, notFoundAs(err, "webhook", id)
 }
 
@@ -336,7 +346,7 @@ func (s *server) updateWebhook(r *http.Request, key core.APIKey) (any, error) {
 	}
 	now := s.d.Clock.Now().UTC()
 	id := r.PathValue("id")
-	w, err := s.d.Store.UpdateWebhook(r.Context(), key.ProjectID, id, func(w *core.Webhook) error {
+	w, err := s.hooks.UpdateWebhook(r.Context(), key.ProjectID, id, func(w *core.Webhook) error {
 		if u.set["name"] {
 			w.Name = u.name
 		}
@@ -367,7 +377,7 @@ func (s *server) updateWebhook(r *http.Request, key core.APIKey) (any, error) {
 
 func (s *server) deleteWebhook(r *http.Request, key core.APIKey) (any, error) {
 	id := r.PathValue("id")
-	err := s.d.Store.DeleteWebhook(r.Context(), key.ProjectID, id, s.d.Clock.Now().UTC())
+	err := s.hooks.DeleteWebhook(r.Context(), key.ProjectID, id, s.d.Clock.Now().UTC())
 	s.changed(key.ProjectID)
 	return nil, notFoundAs(err, "webhook", id)
 }
@@ -429,7 +439,7 @@ func (s *server) rotateSigningSecret(r *http.Request, key core.APIKey) (any, err
 		return nil, err
 	}
 	id := r.PathValue("id")
-	_, err = s.d.Store.UpdateWebhook(r.Context(), key.ProjectID, id, func(w *core.Webhook) error {
+	_, err = s.hooks.UpdateWebhook(r.Context(), key.ProjectID, id, func(w *core.Webhook) error {
 		w.Secrets = rotateSecrets(w.Secrets, sealed, behavior, now)
 		w.UpdateTime = now
 		return nil

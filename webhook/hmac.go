@@ -226,7 +226,10 @@ func cutEntry(s string) (entry, rest string) {
 }
 
 // decodeMAC decodes a padded standard base64 HMAC-SHA256 value into out,
-// without allocating. It reports false for anything else.
+// without allocating. It reports false for anything else. The decoding is
+// strict: the two unused bits before the "=" must be zero, so each MAC has
+// exactly one accepted spelling (a lenient decoder accepts four, which
+// makes signatures malleable and defeats signature-based deduplication).
 func decodeMAC(out *[sha256.Size]byte, value string) bool {
 	const encLen = 44 // base64.StdEncoding.EncodedLen(sha256.Size)
 	if len(value) != encLen {
@@ -235,7 +238,7 @@ func decodeMAC(out *[sha256.Size]byte, value string) bool {
 	var src [encLen]byte
 	var dst [encLen / 4 * 3]byte
 	copy(src[:], value)
-	n, err := base64.StdEncoding.Decode(dst[:], src[:])
+	n, err := strictBase64.Decode(dst[:], src[:])
 	if err != nil || n != sha256.Size {
 		return false
 	}
@@ -243,10 +246,14 @@ func decodeMAC(out *[sha256.Size]byte, value string) bool {
 	return true
 }
 
+// strictBase64 is standard padded base64 that refuses non-zero padding
+// bits.
+var strictBase64 = base64.StdEncoding.Strict()
+
 // parseUnix parses a webhook-timestamp: non-negative decimal Unix seconds,
-// no sign, no fraction.
+// no sign, no fraction, no leading zero (one instant has one spelling).
 func parseUnix(s string) (int64, error) {
-	if len(s) == 0 || len(s) > 18 {
+	if len(s) == 0 || len(s) > 18 || (len(s) > 1 && s[0] == '0') {
 		return 0, errMalformedTimestamp
 	}
 	for i := 0; i < len(s); i++ {

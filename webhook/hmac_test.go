@@ -233,9 +233,30 @@ func TestVerifyTolerance(t *testing.T) {
 func TestVerifyMalformedTimestamp(t *testing.T) {
 	t.Parallel()
 	v, _, _, h, body := hmacSetup(t)
-	for _, ts := range []string{"-1674087231", "+1674087231", "1674087231.0", "abc", " 1674087231", "99999999999999999999"} {
+	for _, ts := range []string{"-1674087231", "+1674087231", "1674087231.0", "abc", " 1674087231", "99999999999999999999",
+		"01674087231", "0001674087231"} { // zero-padded (issue 13, defect 12)
 		h.Set(HeaderTimestamp, ts)
 		wantErr(t, v.Verify(h, body), ErrMalformed)
+	}
+}
+
+// TestVerifyStrictBase64 (issue 13, defect 5): each MAC has one accepted
+// spelling. The last base64 digit before "=" carries two unused bits; the
+// three other digits that differ only there decode to the same MAC with a
+// lenient decoder, and must be refused.
+func TestVerifyStrictBase64(t *testing.T) {
+	t.Parallel()
+	v, _, _, h, body := hmacSetup(t)
+	sig := h.Get(HeaderSignature)
+	if err := v.Verify(h, body); err != nil {
+		t.Fatal(err)
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	last := strings.IndexByte(alphabet, sig[len(sig)-2])
+	for bits := 1; bits < 4; bits++ {
+		variant := sig[:len(sig)-2] + string(alphabet[last^bits]) + "="
+		h.Set(HeaderSignature, variant)
+		wantErr(t, v.Verify(h, body), ErrNoMatchingSignature)
 	}
 }
 

@@ -29,6 +29,9 @@ func (e *Engine) Reserve(dests []string) (core.Reservation, []bool) {
 	// (retries, reclaims) has its own budget of worker slots, and the pump
 	// serves destinations round-robin, so neither path starves the other.
 	free := e.cfg.Workers + e.cfg.QueueSize - e.direct - e.reserved
+	if e.bytes >= e.cfg.QueueBytes {
+		free = 0 // the memory bound: fresh work waits in the store
+	}
 	n := 0
 	perDest := map[string]int{}
 	for i, d := range dests {
@@ -74,7 +77,7 @@ func (e *Engine) Dispatch(r core.Reservation, cs []core.Claimed, hooks map[strin
 			release = append(release, c.ID)
 			continue
 		}
-		t := &task{c: c, direct: true, gen: gen, at: hooksAt}
+		t := &task{c: c, direct: true, gen: gen, at: hooksAt, leaseEnd: r.Until}
 		if c.WebhookID != "" {
 			t.hook = hooks[c.WebhookID]
 		}
@@ -102,7 +105,11 @@ func (e *Engine) admit(t *task) bool {
 		e.dests[t.c.Dest] = d
 	}
 	if d.running >= e.cfg.PerDestination || e.running >= e.cfg.Workers {
-		if len(d.parked) >= e.parkLimit(t.c.Dest) {
+		if len(d.parked) >= e.parkLimit(t.c.Dest) ||
+			t.direct && e.bytes+e.directCost(t) > e.cfg.QueueBytes {
+			if len(d.parked) == 0 && d.running == 0 {
+				delete(e.dests, t.c.Dest)
+			}
 			return false
 		}
 		d.parked = append(d.parked, t)
@@ -115,6 +122,7 @@ func (e *Engine) admit(t *task) bool {
 	e.held[t.c.ID] = true
 	if t.direct {
 		e.direct++
+		e.hold(t)
 	} else {
 		e.claimed++
 	}

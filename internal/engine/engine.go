@@ -66,6 +66,12 @@ type Config struct {
 	// cap (default 100000; about 0.3 KiB each, payloads shared per event).
 	// They are leased, so a crash loses nothing.
 	QueueSize int
+	// QueueBytes bounds the memory the direct path holds: the payloads of
+	// its deliveries (each event's once, however many deliveries share
+	// it) plus taskBytes per delivery (default 128 MiB). Beyond it,
+	// fresh deliveries that cannot start at once go to the store
+	// unleased and are claimed when there is room.
+	QueueBytes int64
 	// BatchSize caps one claim (default 256).
 	BatchSize int
 	// Lease is how long a claim holds before another engine may take the
@@ -105,6 +111,9 @@ func (c Config) withDefaults() Config {
 	if c.QueueSize <= 0 {
 		c.QueueSize = 100000
 	}
+	if c.QueueBytes <= 0 {
+		c.QueueBytes = 128 << 20
+	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 256
 	}
@@ -133,6 +142,8 @@ type Engine struct {
 	running   int                      // attempts in flight
 	ready     []string                 // destinations with parked work and room under their cap
 	reserved  int                      // slots reserved by the direct path, not yet dispatched
+	bytes     int64                    // memory held by direct-path tasks (see Config.QueueBytes)
+	payloads  map[string]int           // direct-path tasks held per event (its payload is counted once)
 	stopping  bool                     // no new direct work once shutdown began
 	dests     map[string]*destState    // per-destination running attempts and parked work
 	held      map[string]bool          // delivery ids this engine holds
@@ -165,16 +176,51 @@ type task struct {
 	direct bool          // came by the direct path, not a claim
 	gen    uint64        // Engine.gen when hook was read
 	at     time.Time     // when hook was read
+	// leaseEnd is when the lease expires on Clock, at the earliest: a
+	// parked task too close to it is given back instead of sent (another
+	// instance may take it over meanwhile).
+	leaseEnd time.Time
 }
+
+// taskBytes is what a held delivery costs besides its event's payload
+// (the task, its claimed row and the bookkeeping around it).
+const taskBytes = 512
 
 // forget drops a finished or released task from the counts; e.mu is held.
 func (e *Engine) forget(t *task) {
 	delete(e.held, t.c.ID)
-	if t.direct {
-		e.direct--
-	} else {
+	if !t.direct {
 		e.claimed--
+		return
 	}
+	e.direct--
+	e.bytes -= taskBytes
+	if n := e.payloads[t.c.EventID] - 1; n > 0 {
+		e.payloads[t.c.EventID] = n
+	} else {
+		delete(e.payloads, t.c.EventID)
+		e.bytes -= int64(len(t.c.Payload))
+	}
+}
+
+// directCost is what holding t adds to e.bytes; e.mu is held.
+func (e *Engine) directCost(t *task) int64 {
+	if e.payloads[t.c.EventID] > 0 {
+		return taskBytes
+	}
+	return taskBytes + int64(len(t.c.Payload))
+}
+
+// hold counts a direct-path task in e.bytes; e.mu is held.
+func (e *Engine) hold(t *task) {
+	e.bytes += e.directCost(t)
+	e.payloads[t.c.EventID]++
+}
+
+// stale reports whether a parked task's lease ends too soon for an
+// attempt started now to finish within it; e.mu is held.
+func (e *Engine) stale(t *task, now time.Time) bool {
+	return !t.leaseEnd.IsZero() && t.leaseEnd.Sub(now) < e.cfg.Sender.cfg.AttemptTimeout+time.Second
 }
 
 // New returns an engine.
@@ -184,6 +230,7 @@ func New(cfg Config) *Engine {
 		cfg:       cfg,
 		dests:     map[string]*destState{},
 		held:      map[string]bool{},
+		payloads:  map[string]int{},
 		latency:   map[string]time.Duration{},
 		freed:     make(chan struct{}, 1),
 		excluded:  map[string]bool{},
@@ -316,6 +363,8 @@ func (e *Engine) free() int {
 // claimOnce claims at most the free slots and starts the attempts. full
 // reports whether the claim was limited by free slots (more may be due).
 func (e *Engine) claimOnce(ctx context.Context) (n int, full bool, err error) {
+	stale := e.dropStale()
+	e.release(stale)
 	e.mu.Lock()
 	free := e.cfg.Workers - e.claimed
 	var exclude []string
@@ -331,8 +380,9 @@ func (e *Engine) claimOnce(ctx context.Context) (n int, full bool, err error) {
 		return 0, true, nil
 	}
 	limit := min(free, e.cfg.BatchSize)
+	now := e.cfg.Clock.Now()
 	claimed, err := e.cfg.Store.ClaimDeliveries(ctx, core.ClaimParams{
-		Owner: e.cfg.Owner, Now: e.cfg.Clock.Now(), Limit: limit,
+		Owner: e.cfg.Owner, Now: now, Limit: limit,
 		Lease: e.cfg.Lease, ExcludeDests: exclude,
 	})
 	if err != nil || len(claimed) == 0 {
@@ -347,7 +397,7 @@ func (e *Engine) claimOnce(ctx context.Context) (n int, full bool, err error) {
 	var release []string
 	e.mu.Lock()
 	for i := range claimed {
-		t := &task{c: claimed[i], gen: gen, at: at}
+		t := &task{c: claimed[i], gen: gen, at: at, leaseEnd: now.Add(e.cfg.Lease)}
 		if t.c.WebhookID != "" {
 			t.hook = hooks[t.c.WebhookID]
 		}
@@ -415,11 +465,12 @@ func (e *Engine) finished(t *task, took time.Duration) {
 	if len(d.parked) > 0 {
 		e.markReady(t.c.Dest, d)
 	}
-	e.pump()
+	dropped := e.pump()
 	if d.running == 0 && len(d.parked) == 0 {
 		delete(e.dests, t.c.Dest)
 	}
 	e.mu.Unlock()
+	e.release(dropped)
 	e.signalFreed()
 }
 
@@ -433,8 +484,11 @@ func (e *Engine) markReady(key string, d *destState) {
 }
 
 // pump starts parked deliveries while worker slots are free, taking
-// destinations round-robin; e.mu is held.
-func (e *Engine) pump() {
+// destinations round-robin. It drops parked deliveries whose lease ends
+// too soon and returns their ids, for the caller to release once e.mu
+// is unlocked. e.mu is held.
+func (e *Engine) pump() (dropped []string) {
+	now := e.cfg.Clock.Now()
 	for e.running < e.cfg.Workers && len(e.ready) > 0 && e.attemptCtx.Err() == nil && !e.stopping {
 		key := e.ready[0]
 		e.ready = e.ready[1:]
@@ -449,6 +503,16 @@ func (e *Engine) pump() {
 		next := d.parked[0]
 		d.parked[0] = nil
 		d.parked = d.parked[1:]
+		if e.stale(next, now) {
+			dropped = append(dropped, next.c.ID)
+			e.forget(next)
+			if len(d.parked) > 0 {
+				e.markReady(key, d)
+			} else if d.running == 0 {
+				delete(e.dests, key)
+			}
+			continue
+		}
 		d.running++
 		e.running++
 		e.start(next)
@@ -459,6 +523,32 @@ func (e *Engine) pump() {
 	if len(e.ready) == 0 {
 		e.ready = nil // let the backing array go
 	}
+	return dropped
+}
+
+// dropStale forgets the parked deliveries at the head of each
+// destination's queue whose lease ends too soon (the oldest wait at the
+// head) and returns their ids to release: their slots go back to the
+// claim, and the deliveries to whichever instance claims them next.
+func (e *Engine) dropStale() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := e.cfg.Clock.Now()
+	var ids []string
+	for k, d := range e.dests {
+		n := 0
+		for n < len(d.parked) && e.stale(d.parked[n], now) {
+			ids = append(ids, d.parked[n].c.ID)
+			e.forget(d.parked[n])
+			d.parked[n] = nil
+			n++
+		}
+		d.parked = d.parked[n:]
+		if d.running == 0 && len(d.parked) == 0 && !d.ready {
+			delete(e.dests, k)
+		}
+	}
+	return ids
 }
 
 // parkLimit is how many deliveries may wait behind a destination's cap:

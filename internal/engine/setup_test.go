@@ -40,6 +40,11 @@ type setupOpts struct {
 	perDest        int
 	workers        int
 	dynamic        Signer
+	lease          time.Duration
+	queueBytes     int64
+	// direct makes the publisher hand deliveries to the engine in memory,
+	// as `serve` always does.
+	direct bool
 }
 
 func setup(t *testing.T, o setupOpts) *bundle {
@@ -68,8 +73,12 @@ func setup(t *testing.T, o setupOpts) *bundle {
 		Sender:         NewSender(SenderConfig{Policy: core.AddressPolicy{Dev: true}, AttemptTimeout: o.attemptTimeout}),
 		Rand:           func() float64 { return 0.5 }, // no jitter: exact schedule
 		PerDestination: o.perDest, Workers: o.workers, Dynamic: o.dynamic,
-		SoftStop: 5 * time.Second, Logger: testLogger(t),
+		SoftStop: 5 * time.Second, Logger: testLogger(t), Lease: o.lease, QueueBytes: o.queueBytes,
 	})
+	if o.direct {
+		b.pub = publish.New(publish.Config{Store: st, Catalog: cat, Clock: clock, Direct: b.engine,
+			Policy: core.AddressPolicy{Dev: true}})
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	b.cancel = cancel
 	b.done = make(chan error, 1)

@@ -102,11 +102,12 @@ func TestParkedDeliveryPastItsLeaseIsNotSent(t *testing.T) {
 func TestDirectPathBoundedByBytes(t *testing.T) {
 	t.Parallel()
 	const limit = 100 << 10
-	b := setup(t, setupOpts{direct: true, workers: 1, perDest: 1, queueBytes: limit})
+	b := setup(t, setupOpts{direct: true, workers: 1, perDest: 1, queueBytes: limit,
+		attemptTimeout: time.Minute, lease: 10 * time.Minute}) // no attempt times out while held
 	g := newGate(func(int64) bool { return true })
 	rec := newRecorder(t, g.handler)
 	var hooks []*core.Webhook
-	for range 20 {
+	for range 8 {
 		w, _ := b.webhook(rec.srv.URL)
 		hooks = append(hooks, w)
 	}
@@ -125,6 +126,22 @@ func TestDirectPathBoundedByBytes(t *testing.T) {
 	// The fake clock moves on by the safety poll every 50 ms, as the
 	// real one would, so the claim loop does not depend on a wake-up.
 	last := time.Now()
+	defer func() {
+		if t.Failed() {
+			e := b.engine
+			e.mu.Lock()
+			t.Logf("running %d claimed %d direct %d reserved %d ready %v excluded %v", e.running, e.claimed, e.direct, e.reserved, e.ready, e.excluded)
+			for k, d := range e.dests {
+				t.Logf("dest %s running %d parked %d ready %v", k[:6], d.running, len(d.parked), d.ready)
+			}
+			e.mu.Unlock()
+			for _, w := range hooks {
+				for _, d := range b.deliveries(w.ID) {
+					t.Logf("%s %s attempts %d next %v owner %q", w.ID[:6], d.Status, d.Attempts, d.NextAttemptTime.Sub(b.clock.Now()), d.LeaseOwner)
+				}
+			}
+		}
+	}()
 	waitFor(t, "every delivery", func() bool {
 		if time.Since(last) > 50*time.Millisecond {
 			b.clock.Advance(time.Second)

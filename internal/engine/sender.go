@@ -49,6 +49,7 @@ type SenderConfig struct {
 type Sender struct {
 	cfg    SenderConfig
 	client *fasthttp.Client
+	fresh  *fasthttp.Client // resends: a new connection each, never pooled
 	conns  connSet
 	aborts atomic.Uint64 // Abort calls
 }
@@ -85,13 +86,31 @@ func NewSender(cfg SenderConfig) *Sender {
 	}
 	s := &Sender{cfg: cfg}
 	s.conns.m = map[*trackedConn]struct{}{}
-	s.client = &fasthttp.Client{
-		Name:                          cfg.UserAgent,
-		Dial:                          func(addr string) (net.Conn, error) { return s.conns.dial(dialer, addr) },
-		TLSConfig:                     tlsConfig(cfg.TLS),
-		MaxConnsPerHost:               cfg.MaxConnsPerHost,
-		MaxConnWaitTimeout:            cfg.AttemptTimeout,
-		MaxIdleConnDuration:           90 * time.Second,
+	s.client = s.newClient(dialer)
+	s.fresh = s.newClient(dialer)
+	return s
+}
+
+// IdleConnTimeout is how long a kept-alive connection may stay idle
+// before the sender closes it: under the idle timeouts receivers commonly
+// use (Node.js's default keepAliveTimeout is 5 s, Apache's 5 s), so the
+// sender does not pick a connection the receiver is closing or has
+// closed. The receiver's idle clock starts when it sent the response,
+// the sender's once it read it.
+const IdleConnTimeout = 4 * time.Second
+
+func (s *Sender) newClient(dialer *net.Dialer) *fasthttp.Client {
+	cfg := s.cfg
+	return &fasthttp.Client{
+		Name:                cfg.UserAgent,
+		Dial:                func(addr string) (net.Conn, error) { return s.conns.dial(dialer, addr) },
+		TLSConfig:           tlsConfig(cfg.TLS),
+		MaxConnsPerHost:     cfg.MaxConnsPerHost,
+		MaxConnWaitTimeout:  cfg.AttemptTimeout,
+		MaxIdleConnDuration: IdleConnTimeout,
+		// The most recently used idle connection first: the least likely
+		// to be closing, and the others expire instead of rotating.
+		ConnPoolStrategy:              fasthttp.LIFO,
 		ReadBufferSize:                32 << 10, // also the limit of response headers
 		StreamResponseBody:            true,
 		DisableHeaderNamesNormalizing: true, // webhook-id, not Webhook-Id
@@ -99,7 +118,6 @@ func NewSender(cfg SenderConfig) *Sender {
 		// Send decides about retrying on a fresh connection.
 		RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
 	}
-	return s
 }
 
 // Request is one attempt to send.
@@ -149,12 +167,15 @@ func (s *Sender) Send(ctx context.Context, r Request) Result {
 	start := time.Now()
 	aborts := s.aborts.Load()
 	err := s.client.Do(req, resp)
-	if left := timeout - time.Since(start); left > 0 && errors.Is(err, fasthttp.ErrConnectionClosed) && s.aborts.Load() == aborts {
+	if left := timeout - time.Since(start); left > 0 && closedBeforeResponse(err) && s.aborts.Load() == aborts {
 		// A kept-alive connection that the receiver closed while it was
-		// idle fails before any response byte: send once more on a new
-		// connection, as net/http does.
+		// idle (or closes as the request is written) fails before any
+		// response byte: send once more at once, on a new connection (a
+		// second pooled one may be just as stale), as net/http does. The
+		// failed try is not an attempt; what the resend gets is.
 		req.SetTimeout(left)
-		err = s.client.Do(req, resp)
+		req.SetConnectionClose()
+		err = s.fresh.Do(req, resp)
 	}
 	if err != nil {
 		lat := time.Since(start)
@@ -180,6 +201,13 @@ func (s *Sender) Send(ctx context.Context, r Request) Result {
 	return res
 }
 
+// closedBeforeResponse reports whether err is a connection closed or
+// reset before any byte of the response came back.
+func closedBeforeResponse(err error) bool {
+	return errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
 func tlsConfig(c *tls.Config) *tls.Config {
 	if c == nil {
 		return &tls.Config{MinVersion: tls.VersionTLS12}
@@ -194,7 +222,10 @@ func validScheme(s []byte) bool {
 }
 
 // CloseIdle closes idle connections.
-func (s *Sender) CloseIdle() { s.client.CloseIdleConnections() }
+func (s *Sender) CloseIdle() {
+	s.client.CloseIdleConnections()
+	s.fresh.CloseIdleConnections()
+}
 
 // Abort closes every connection, idle or in use: attempts in flight end
 // at once with an error. The engine calls it at hard stop.

@@ -18,6 +18,7 @@ type Store interface {
 	KeyStore
 	LeaseStore
 	JobStore
+	StatsStore
 
 	// Wake returns a channel that receives (without blocking the sender) when
 	// new deliveries may be due: after PublishEvents (when it wrote unleased
@@ -146,6 +147,9 @@ type ClaimParams struct {
 type Completion struct {
 	DeliveryID string
 	Owner      string
+	// ProjectID, when set, counts the attempt in the project's activity
+	// rollup (StatsStore).
+	ProjectID string
 	Attempt    Attempt
 	// Status is the delivery's new status: Pending (retry at
 	// NextAttemptTime), Succeeded, Failed, Skipped or Cancelled.

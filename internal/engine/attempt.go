@@ -17,7 +17,7 @@ import (
 func (e *Engine) attempt(ctx context.Context, t *task) core.Completion {
 	c := &t.c
 	now := e.cfg.Clock.Now()
-	comp := core.Completion{DeliveryID: c.ID, Owner: e.cfg.Owner, WebhookID: c.WebhookID}
+	comp := core.Completion{DeliveryID: c.ID, Owner: e.cfg.Owner, WebhookID: c.WebhookID, ProjectID: c.ProjectID}
 
 	// Static deliveries go to the webhook's current URI, signed with its
 	// unexpired secrets; a webhook deleted or disabled since the event was

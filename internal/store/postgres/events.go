@@ -221,15 +221,18 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 			orEmpty(dr.next), orEmpty(dr.manual), orEmpty(dr.lastCode), orEmpty(dr.lastError),
 			orEmpty(dr.start), orEmpty(dr.created), orEmpty(dr.updated), orEmpty(dr.leaseOwner),
 			orEmpty(dr.leaseTime), orEmpty(dr.scheduleBase), !s.callerClock)
+		b.Queue(publishStatsSQL, er.id)
 		if len(keys) > 0 {
 			b.Queue(`SELECT `+eventCols+` FROM events WHERE (project_id, idempotency_key) IN (
 				SELECT * FROM unnest($1::text[], $2::text[])) AND idempotency_key <> ''`, keyProjects, keys)
 		}
 		led = anyWake && s.queueNotify(b)
 		br := c.SendBatch(ctx, b)
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return err
+		for range 2 { // publishSQL, publishStatsSQL
+			if _, err := br.Exec(); err != nil {
+				_ = br.Close()
+				return err
+			}
 		}
 		if len(keys) > 0 {
 			rows, err := br.Query()

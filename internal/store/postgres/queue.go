@@ -314,6 +314,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		disAt[i] = disable[id]
 	}
 
+	deltas := core.FoldCompleted(cs)
 	err := s.run(ctx, false, func(c *pgx.Conn) error {
 		b := &pgx.Batch{}
 		if len(r.aDelivery) > 0 {
@@ -328,6 +329,9 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		}
 		if len(disIDs) > 0 {
 			b.Queue(disableWebhooksSQL, disIDs, disAt)
+		}
+		if len(deltas) > 0 {
+			b.Queue(statsDeltasSQL, statsDeltaArgs(deltas)...)
 		}
 		if b.Len() == 0 {
 			return nil

@@ -105,7 +105,10 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 			}
 			results[i] = core.PublishResult{Event: &ev}
 		}
-		return ins.flush()
+		if err := ins.flush(); err != nil {
+			return err
+		}
+		return s.addStats(ctx, tx, core.FoldPublished(evs, results))
 	})
 	if err != nil {
 		return nil, wrap("publish", err)

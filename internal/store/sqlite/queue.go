@@ -247,7 +247,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 				}
 			}
 		}
-		return nil
+		return s.addStats(ctx, tx, core.FoldCompleted(cs))
 	})
 	return wrap("complete", err)
 }

@@ -27,6 +27,7 @@ type stmts struct {
 	completeMany     *sql.Stmt
 	failureRun       *sql.Stmt
 	disableWebhook   *sql.Stmt
+	upsertStats      *sql.Stmt
 	all              []*sql.Stmt
 }
 
@@ -115,6 +116,7 @@ func (st *stmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&st.failureRun, failureRunSQL},
 		{&st.disableWebhook, `UPDATE webhooks SET state = 'disabled_due_to_failed_deliveries',
 			update_time = ? WHERE id = ? AND state = 'enabled'`},
+		{&st.upsertStats, statsUpsertSQL},
 	} {
 		s, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {

@@ -63,6 +63,7 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"Recover", testRecover},
 		{"RecoverLimit", testRecoverLimit},
 		{"DeleteExpired", testDeleteExpired},
+		{"Stats", testStats},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,102 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// statsCols are the rollup's counter columns, in core.StatsCounts order.
+var statsCols = func() []string {
+	cols := []string{"events", "succeeded", "retrying", "failed"}
+	for i := range core.LatencyBuckets {
+		cols = append(cols, fmt.Sprintf("lat%d", i))
+	}
+	return cols
+}()
+
+// statsConflict adds a new row's counters to the existing row.
+var statsConflict = func() string {
+	var set []string
+	for _, c := range statsCols {
+		set = append(set, c+" = stats."+c+" + excluded."+c)
+	}
+	return ` ON CONFLICT (project_id, bucket, webhook_id) DO UPDATE SET ` + strings.Join(set, ", ")
+}()
+
+// statsDeltasSQL upserts rollup deltas given as one array per column
+// (keys first, then counters in statsCols order), in the order given.
+var statsDeltasSQL = func() string {
+	var arrs []string
+	for i := range 3 + len(statsCols) {
+		t := "bigint[]"
+		if i == 0 || i == 2 {
+			t = "text[]"
+		}
+		arrs = append(arrs, fmt.Sprintf("$%d::%s", i+1, t))
+	}
+	return `INSERT INTO stats (project_id, bucket, webhook_id, ` + strings.Join(statsCols, ", ") +
+		`) SELECT * FROM unnest(` + strings.Join(arrs, ", ") + `)` + statsConflict
+}()
+
+// publishStatsSQL counts the events of a publish that were written ($1:
+// every event id of the call; duplicates were not inserted under their new
+// id), in the same implicit transaction as publishSQL.
+var publishStatsSQL = `INSERT INTO stats (project_id, bucket, webhook_id, events)
+	SELECT project_id, (floor(extract(epoch FROM create_time) / 300) * 300000000)::bigint, '', count(*)
+	FROM events WHERE id = ANY($1::text[]) GROUP BY 1, 2 ORDER BY 1, 2` + statsConflict
+
+// statsDeltaArgs turns deltas into statsDeltasSQL's arrays.
+func statsDeltaArgs(deltas []core.StatsDelta) []any {
+	project := make([]string, len(deltas))
+	bucket := make([]int64, len(deltas))
+	hook := make([]string, len(deltas))
+	counters := make([][]int64, len(statsCols))
+	for i := range counters {
+		counters[i] = make([]int64, len(deltas))
+	}
+	for i, d := range deltas {
+		project[i], bucket[i], hook[i] = d.ProjectID, d.Bucket.UnixMicro(), d.WebhookID
+		counters[0][i], counters[1][i], counters[2][i], counters[3][i] = d.Events, d.Succeeded, d.Retrying, d.Failed
+		for j, n := range d.Latency {
+			counters[4+j][i] = n
+		}
+	}
+	args := []any{project, bucket, hook}
+	for _, c := range counters {
+		args = append(args, c)
+	}
+	return args
+}
+
+// Stats implements core.StatsStore: a range scan of the rollup's primary
+// key, folded into steps in Go.
+func (s *Store) Stats(ctx context.Context, p core.StatsParams) ([]core.StatsRow, error) {
+	rows, err := query(ctx, s, true, scanStatsRow,
+		`SELECT bucket, webhook_id, `+strings.Join(statsCols, ", ")+` FROM stats
+		 WHERE bucket >= $1 AND bucket < $2 AND ($3 = '' OR project_id = $3) ORDER BY bucket`,
+		p.Since.UnixMicro(), p.Until.UnixMicro(), p.ProjectID)
+	if err != nil {
+		return nil, wrap("stats", err)
+	}
+	return core.FoldStatsRows(rows, p), nil
+}
+
+func scanStatsRow(row pgx.Row) (core.StatsRow, error) {
+	var r core.StatsRow
+	var bucket int64
+	dst := []any{&bucket, &r.WebhookID, &r.Events, &r.Succeeded, &r.Retrying, &r.Failed}
+	for i := range r.Latency {
+		dst = append(dst, &r.Latency[i])
+	}
+	if err := row.Scan(dst...); err != nil {
+		return r, err
+	}
+	r.Start = time.UnixMicro(bucket).UTC()
+	return r, nil
+}

@@ -1,0 +1,113 @@
+package storetest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// testStats: accepted events and attempts (with their outcome and latency)
+// add to the rollup of their project, bucket and webhook; duplicates and
+// completions without an attempt add nothing; steps fold buckets and
+// projects stay apart.
+func testStats(t *testing.T, b *bundle) {
+	w := b.webhook("")
+	other := b.project()
+	ow := b.webhook(other.ID)
+
+	at := T0.Truncate(time.Hour).Add(time.Hour) // a bucket and hour boundary
+	ev := NewEvent(b.p.ID, core.EventBatchSucceeded, at, w)
+	ev.Event.IdempotencyKey = "k"
+	b.publish(ev)
+	dup := NewEvent(b.p.ID, core.EventBatchSucceeded, at, w)
+	dup.Event.IdempotencyKey = "k"
+	b.publish(dup)                                                                     // a duplicate: not counted
+	b.publish(NewEvent(b.p.ID, core.EventBatchSucceeded, at.Add(core.StatsBucket), w)) // next bucket
+	b.publish(NewEvent(other.ID, core.EventBatchSucceeded, at, ow))                    // other project
+
+	cs := b.claim("e", at.Add(time.Hour), 10)
+	if len(cs) != 3 {
+		t.Fatalf("claimed %d deliveries, want 3", len(cs))
+	}
+	var comps []core.Completion
+	for i, c := range cs {
+		var comp core.Completion
+		switch i {
+		case 0:
+			comp = succeeded(c, "e", at.Add(time.Minute))
+		case 1:
+			comp = failed(c, "e", at.Add(2*time.Minute), core.DeliveryPending, at.Add(time.Hour))
+		default:
+			comp = failed(c, "e", at.Add(3*time.Minute), core.DeliveryFailed, time.Time{})
+		}
+		comp.ProjectID = c.ProjectID
+		comps = append(comps, comp)
+	}
+	// No attempt: adds nothing.
+	comps = append(comps, core.Completion{DeliveryID: "msg_none", Owner: "e", Status: core.DeliveryCancelled, ProjectID: b.p.ID})
+	b.complete(comps...)
+
+	rows, err := b.s.Stats(b.ctx, core.StatsParams{ProjectID: b.p.ID, Since: at, Until: at.Add(time.Hour)})
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	if len(rows) != 2 || !rows[0].Start.Equal(at) || !rows[1].Start.Equal(at.Add(core.StatsBucket)) {
+		t.Fatalf("Stats rows = %+v, want buckets %v and %v", rows, at, at.Add(core.StatsBucket))
+	}
+	var own, all core.StatsCounts
+	for _, r := range rows {
+		own.Add(r.StatsCounts)
+	}
+	if own.Events != 2 {
+		t.Errorf("events = %d, want 2 (the duplicate and the other project's are not counted)", own.Events)
+	}
+	var others []core.Completion
+	for _, c := range comps {
+		if c.ProjectID == b.p.ID && c.Attempt.Number != 0 {
+			others = append(others, c)
+		}
+	}
+	if got := own.Attempts(); got != int64(len(others)) {
+		t.Errorf("attempts = %d, want %d", got, len(others))
+	}
+
+	// Every project, one step of an hour: one row holding everything.
+	hour, err := b.s.Stats(b.ctx, core.StatsParams{Since: at, Until: at.Add(time.Hour), Step: time.Hour})
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	if len(hour) != 1 {
+		t.Fatalf("hour rows = %+v, want 1", hour)
+	}
+	all = hour[0].StatsCounts
+	if all.Events != 3 || all.Succeeded != 1 || all.Retrying != 1 || all.Failed != 1 {
+		t.Errorf("all projects = %+v, want 3 events, 1 succeeded, 1 retrying, 1 failed", all)
+	}
+	// Latencies: 1.5 ms (bucket 1) and 2 ms twice (bucket 2).
+	if all.Latency[1] != 1 || all.Latency[2] != 2 {
+		t.Errorf("latency histogram = %v, want [1]=1 [2]=2", all.Latency)
+	}
+	if p50, ok := all.LatencyQuantile(0.5); !ok || p50 < time.Millisecond || p50 > 4*time.Millisecond {
+		t.Errorf("p50 = %v, %v; want within [1ms, 4ms]", p50, ok)
+	}
+
+	// By webhook: the two projects' webhooks apart.
+	byHook, err := b.s.Stats(b.ctx, core.StatsParams{Since: at, Until: at.Add(time.Hour), Step: time.Hour, ByWebhook: true})
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	hooks := map[string]core.StatsCounts{}
+	for _, r := range byHook {
+		hooks[r.WebhookID] = r.StatsCounts
+	}
+	if hooks[w.ID].Attempts()+hooks[ow.ID].Attempts() != 3 || hooks[""].Events != 3 {
+		t.Errorf("by webhook = %+v", hooks)
+	}
+
+	// Outside the range: nothing.
+	none, err := b.s.Stats(b.ctx, core.StatsParams{ProjectID: b.p.ID, Since: at.Add(-time.Hour), Until: at})
+	if err != nil || len(none) != 0 {
+		t.Errorf("Stats before = %+v, %v; want none", none, err)
+	}
+}

@@ -150,7 +150,7 @@ type Completion struct {
 	// ProjectID, when set, counts the attempt in the project's activity
 	// rollup (StatsStore).
 	ProjectID string
-	Attempt    Attempt
+	Attempt   Attempt
 	// Status is the delivery's new status: Pending (retry at
 	// NextAttemptTime), Succeeded, Failed, Skipped or Cancelled.
 	Status          DeliveryStatus

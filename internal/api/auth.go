@@ -55,6 +55,27 @@ func (s *server) authenticate(r *http.Request) (core.APIKey, error) {
 	return k, nil
 }
 
+// ProjectHeader lets an admin key act in another project: every
+// project-scoped route then reads and writes that project (the console's
+// project switcher uses it). Project keys may not send it.
+const ProjectHeader = "x-longhook-project"
+
+// actAs applies ProjectHeader to an authenticated key.
+func (s *server) actAs(r *http.Request, key core.APIKey) (core.APIKey, error) {
+	p := r.Header.Get(ProjectHeader)
+	if p == "" || p == key.ProjectID {
+		return key, nil
+	}
+	if !key.Admin {
+		return core.APIKey{}, errorf(core.ErrPermissionDenied, "Only an admin API key may act in another project (%s).", ProjectHeader)
+	}
+	if _, err := s.d.Store.GetProject(r.Context(), p); err != nil {
+		return core.APIKey{}, notFoundAs(err, "project", p)
+	}
+	key.ProjectID = p
+	return key, nil
+}
+
 // keyCache remembers authenticated keys by digest for a short TTL, so a
 // burst of publishes costs one store look-up. Only valid keys are cached.
 // Revocation through this server purges it at once; a revocation made

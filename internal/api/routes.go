@@ -29,6 +29,9 @@ func (s *server) routes(mux *http.ServeMux) {
 		reg("GET", "/.well-known/jwks.json", s.d.JWKS)
 	}
 	mux.HandleFunc("/", s.notFound)
+	if s.d.Console != nil {
+		mux.Handle("/console/", s.d.Console(s))
+	}
 
 	small, large := s.d.MaxBodyBytes, s.d.MaxPublishBodyBytes
 	for i, v := range apiVersions {

@@ -69,6 +69,10 @@ type Deps struct {
 	// PublicURL is the server's external base URL, used in upload session
 	// URLs and file URIs. Default: derived from each request's Host.
 	PublicURL string
+	// Console, when set, builds the operator console mounted at /console/
+	// from this server's handler (the console makes its changes through
+	// it). The console authenticates its own requests.
+	Console func(api http.Handler) http.Handler
 	// MaxBodyBytes limits management request bodies. Default: 1 MiB.
 	MaxBodyBytes int64
 	// MaxBatchBodyBytes limits a batch create request, which may carry its
@@ -271,6 +275,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	if needsKey(r) {
 		key, err := s.authenticate(r)
+		if err == nil {
+			key, err = s.actAs(r, key)
+		}
 		if err != nil {
 			WriteError(rec, r, s.d.Logger, err)
 			return

@@ -23,6 +23,7 @@ import (
 
 	"github.com/longhook/longhook/internal/api"
 	"github.com/longhook/longhook/internal/certs"
+	"github.com/longhook/longhook/internal/console"
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/engine"
 	"github.com/longhook/longhook/internal/jobs"
@@ -284,11 +285,17 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 
 	mac := hmac.New(sha256.New, masterKey)
 	mac.Write([]byte("longhook page tokens v1"))
+	var con *console.Console
 	handler := api.NewServer(api.Deps{
 		Store: store, Publisher: pub, Catalog: catalog, Cipher: box, Policy: policy,
 		Logger: logger, PageTokenKey: mac.Sum(nil), Ready: s.ready.Load,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), JWKS: keys,
 		Jobs: s.jobs, PublicURL: strings.TrimSuffix(s.cfg.PublicURL, "/"),
+		Console: func(a http.Handler) http.Handler {
+			con = console.New(console.Deps{API: a, Store: store, Publisher: pub, Catalog: catalog, Jobs: store,
+				RotateJWKS: func(ctx context.Context) error { _, err := keys.Rotate(ctx); return err }, Logger: logger})
+			return con
+		},
 	})
 	s.http = &http.Server{
 		Handler:           handler,
@@ -299,6 +306,7 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
+	s.http.RegisterOnShutdown(con.Close)
 	ok = true
 	return s, nil
 }
@@ -328,6 +336,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("server.ready", slog.String("url", s.URL), slog.String("public_url", s.cfg.PublicURL),
 		slog.Bool("dev", s.cfg.Dev), slog.Float64("time_scale", s.cfg.TimeScale), slog.String("store", s.store.Capabilities().Driver))
 	fmt.Fprintf(s.env.Stdout, "longhook %s listening on %s\n", Version, s.URL)
+	fmt.Fprintf(s.env.Stdout, "Console: %s/console/ (sign in with an API key)\n", strings.TrimSuffix(s.cfg.PublicURL, "/"))
 
 	var err error
 	select {
@@ -419,3 +428,4 @@ func (s *Server) createDefaultProject(ctx context.Context) error {
 	fmt.Fprintf(s.env.Stdout, "Created project %q (%s).\nAPI key (shown once, also saved to %s):\n\n    %s\n\n", p.Name, p.ID, path, key)
 	return nil
 }
+

@@ -174,7 +174,10 @@ type ListDeliveriesParams struct {
 	Since     time.Time
 	Until     time.Time
 	BeforeID  string // exclusive cursor (ids sort by creation time)
-	Limit     int
+	// AfterID is an exclusive lower bound on ids: with BeforeID it bounds
+	// the scan to a time range (see MessageIDFloor).
+	AfterID string
+	Limit   int
 }
 
 // RecoverParams re-queues a webhook's deliveries created in [Since, Until).

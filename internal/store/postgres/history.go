@@ -101,6 +101,9 @@ func (s *Store) ListDeliveries(ctx context.Context, p core.ListDeliveriesParams)
 	if p.BeforeID != "" {
 		add("id < ?", p.BeforeID)
 	}
+	if p.AfterID != "" {
+		add("id > ?", p.AfterID)
+	}
 	args = append(args, limit)
 	q := `SELECT ` + deliveryCols + ` FROM deliveries WHERE ` + strings.Join(where, " AND ") +
 		` ORDER BY id DESC LIMIT $` + strconv.Itoa(len(args))

@@ -90,6 +90,9 @@ func (s *Store) ListDeliveries(ctx context.Context, p core.ListDeliveriesParams)
 	if p.BeforeID != "" {
 		add("id < ?", p.BeforeID)
 	}
+	if p.AfterID != "" {
+		add("id > ?", p.AfterID)
+	}
 	args = append(args, limit)
 	rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryCols+` FROM deliveries`+indexed+
 		` WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`, args...)

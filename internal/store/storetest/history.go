@@ -104,6 +104,9 @@ func testListDeliveries(t *testing.T, b *bundle) {
 		before = page[len(page)-1]
 	}
 	wantEqual(t, "paged with BeforeID", paged, mine)
+	// AfterID and BeforeID bound the ids from both sides.
+	wantEqual(t, "between AfterID and BeforeID", list(core.ListDeliveriesParams{WebhookID: w1.ID,
+		AfterID: mine[5], BeforeID: mine[2], Limit: 100}), mine[3:5])
 
 	// Status: finish the oldest two of w1.
 	cs := b.claim("e", T0.Add(time.Second), 2, w2.ID)

@@ -1,0 +1,174 @@
+package console
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/webhook"
+)
+
+type attemptView struct {
+	core.Attempt
+	OK       bool
+	Explain  string
+	Response string
+	Headers  [][2]string
+}
+
+type deliveryView struct {
+	D        *core.Delivery
+	Event    *core.Event
+	Hook     *core.Webhook
+	Attempts []attemptView
+	Why      string
+	Payload  string
+}
+
+// delivery shows one delivery: why it is where it is, the payload, and
+// every attempt with its response and the signature headers sent (names
+// and ids only: secrets and signatures never reach the page).
+func (c *Console) delivery(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx := r.Context()
+	d, as, err := c.d.Store.GetDelivery(ctx, s.project, r.PathValue("id"))
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	v := deliveryView{D: d}
+	if ev, err := c.d.Store.GetEvent(ctx, s.project, d.EventID); err == nil {
+		v.Event = ev
+		v.Payload = prettyJSON(ev.Payload)
+	}
+	if d.WebhookID != "" {
+		if h, err := c.d.Store.GetWebhook(ctx, s.project, d.WebhookID); err == nil {
+			v.Hook = h
+		}
+	}
+	for i := len(as) - 1; i >= 0; i-- { // newest first
+		a := as[i]
+		av := attemptView{Attempt: a, OK: a.Error == "" && a.StatusCode >= 200 && a.StatusCode < 300,
+			Explain: explainAttempt(a), Response: string(a.Response)}
+		scheme := "HMAC-SHA256 (Standard Webhooks), one v1 signature per active secret"
+		if d.WebhookID == "" {
+			scheme = "JWT (ES256/RS256, kid from the JWKS) in Authorization"
+		}
+		av.Headers = [][2]string{
+			{webhook.HeaderID, d.ID},
+			{webhook.HeaderTimestamp, fmt.Sprint(a.Time.Unix())},
+			{webhook.HeaderSignature, scheme + " — value not stored"},
+		}
+		v.Attempts = append(v.Attempts, av)
+	}
+	v.Why = whyDelivery(d, as)
+	c.render(w, r, s, http.StatusOK, "delivery", v)
+}
+
+// whyDelivery is the one-line state of a delivery and what to do.
+func whyDelivery(d *core.Delivery, as []core.Attempt) string {
+	var last core.Attempt
+	if len(as) > 0 {
+		last = as[len(as)-1]
+	}
+	switch d.Status {
+	case core.DeliverySucceeded:
+		return "Delivered. Nothing to do."
+	case core.DeliveryPending:
+		if len(as) == 0 {
+			return "Waiting for its first attempt."
+		}
+		return "Retrying " + ago(d.NextAttemptTime) + ". " + explainAttempt(last)
+	case core.DeliveryFailed:
+		return "Failed for good after " + fmt.Sprint(d.Attempts) + " attempts. " + explainAttempt(last) + " When the receiver works again, redeliver it (or recover the time range from the webhook page)."
+	case core.DeliverySkipped:
+		return "Skipped: the webhook was disabled when it was due. Enable the webhook, then redeliver."
+	case core.DeliveryCancelled:
+		return "Cancelled: the webhook was deleted."
+	}
+	return ""
+}
+
+func (c *Console) redeliver(w http.ResponseWriter, r *http.Request, s *session) {
+	id := r.PathValue("id")
+	if err := c.call(r.Context(), s, "POST", "/v1/deliveries/"+url.PathEscape(id)+":redeliver", map[string]any{}, nil); err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	http.Redirect(w, r, "/console/deliveries/"+url.PathEscape(id)+"?done="+url.QueryEscape("Redelivery queued: it is sent now, once."), http.StatusSeeOther)
+}
+
+// streamRow is one delivery as the live table receives it; the page's
+// script builds the row with textContent only.
+type streamRow struct {
+	ID        string `json:"id"`
+	EventType string `json:"event_type"`
+	Status    string `json:"status"`
+	Class     string `json:"class"`
+	Attempts  int    `json:"attempts"`
+	Code      int    `json:"code,omitempty"`
+	Error     string `json:"error,omitempty"`
+	Created   string `json:"created"`
+}
+
+// stream sends the webhook's new and changed deliveries as server-sent
+// events: it re-reads the newest page every second (one indexed range
+// read) and sends the rows that are new or changed.
+func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
+	s := sessionOf(r)
+	ctx := r.Context()
+	h, err := c.d.Store.GetWebhook(ctx, s.project, r.PathValue("id"))
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("X-Accel-Buffering", "no")
+	rc := http.NewResponseController(w)
+	seen := map[string]string{}
+	first := true
+	after := r.URL.Query().Get("after") // the newest delivery the page showed
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		ds, err := c.d.Store.ListDeliveries(ctx, core.ListDeliveriesParams{ProjectID: s.project, WebhookID: h.ID, Limit: deliveriesPage})
+		if err != nil {
+			return
+		}
+		for i := len(ds) - 1; i >= 0; i-- {
+			d := ds[i]
+			sig := fmt.Sprint(d.Status, d.Attempts)
+			if seen[d.ID] == sig {
+				continue
+			}
+			seen[d.ID] = sig
+			if first && d.ID <= after {
+				continue // the page already shows it as it is
+			}
+			b, _ := json.Marshal(streamRow{ID: d.ID, EventType: d.EventType, Status: string(d.Status), Class: statusClass(d.Status),
+				Attempts: d.Attempts, Code: d.LastStatusCode, Error: d.LastError, Created: when(d.CreateTime)})
+			if _, err := fmt.Fprintf(w, "event: delivery\ndata: %s\n\n", b); err != nil {
+				return
+			}
+		}
+		first = false
+		if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+			return
+		}
+		if err := rc.Flush(); err != nil {
+			return
+		}
+		// The server's write timeout is for ordinary responses: keep
+		// pushing the deadline while the browser listens.
+		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.stop:
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,86 @@
+package console
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+type eventsView struct {
+	Query      string
+	Type       string
+	Since      string
+	Event      *core.Event
+	Payload    string
+	Dynamic    string
+	Deliveries []*core.Delivery
+	Recent     []*core.Delivery
+	Catalog    []string
+	Message    string
+}
+
+// events finds an event by id (with its payload and every delivery it
+// caused), or lists the latest deliveries of a type and time range, each
+// linking to its event.
+func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	v := &eventsView{Query: strings.TrimSpace(q.Get("id")), Type: q.Get("type"), Since: q.Get("since"), Catalog: c.d.Catalog.Types()}
+	if v.Query != "" {
+		ev, err := c.d.Store.GetEvent(ctx, s.project, v.Query)
+		if err != nil {
+			v.Message = "No event with id " + v.Query + " in this project."
+		} else {
+			v.Event = ev
+			v.Payload = prettyJSON(ev.Payload)
+			if ev.Dynamic != nil {
+				v.Dynamic = prettyJSON(mustJSON(ev.Dynamic))
+			}
+			if v.Deliveries, err = c.eventDeliveries(r, s, ev); err != nil {
+				c.fail(w, r, s, err)
+				return
+			}
+		}
+	} else {
+		since, err := parseInputTime(v.Since)
+		if err != nil {
+			c.fail(w, r, s, &apiError{Status: http.StatusBadRequest, Message: "since: " + err.Error()})
+			return
+		}
+		p := core.ListDeliveriesParams{ProjectID: s.project, EventType: v.Type, Limit: 50}
+		if !since.IsZero() {
+			// Oldest first from since: read the range's end down.
+			p.AfterID, p.BeforeID = core.MessageIDFloor(since.UnixMilli()), core.MessageIDFloor(since.Add(time.Hour).UnixMilli())
+		}
+		if v.Recent, err = c.d.Store.ListDeliveries(ctx, p); err != nil {
+			c.fail(w, r, s, err)
+			return
+		}
+	}
+	c.render(w, r, s, http.StatusOK, "events", v)
+}
+
+// eventDeliveries reads the deliveries an event caused: their ids were made
+// when it was accepted, so the scan starts just after the event's time and
+// stops once it has found as many as the event created.
+func (c *Console) eventDeliveries(r *http.Request, s *session, ev *core.Event) ([]*core.Delivery, error) {
+	if ev.DeliveryCount == 0 {
+		return nil, nil
+	}
+	ds, err := c.d.Store.ListDeliveries(r.Context(), core.ListDeliveriesParams{ProjectID: s.project,
+		BeforeID: core.MessageIDFloor(ev.CreateTime.Add(time.Minute).UnixMilli()),
+		AfterID:  core.MessageIDFloor(ev.CreateTime.Add(-time.Minute).UnixMilli()),
+		Limit:    min(ev.DeliveryCount*4, 1000)})
+	if err != nil {
+		return nil, err
+	}
+	var out []*core.Delivery
+	for _, d := range ds {
+		if d.EventID == ev.ID {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}

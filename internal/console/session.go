@@ -1,0 +1,271 @@
+package console
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+const cookieName = "longhook_console"
+
+// session is one signed-in browser. The API key's plaintext stays in this
+// process's memory (it is what the console presents to the API for
+// changes); it is never written anywhere nor sent back to the browser.
+type session struct {
+	id      string
+	key     string // plaintext API key
+	digest  []byte
+	keyID   string
+	admin   bool
+	project string // the project shown; an admin key may switch it
+	csrf    string
+	expires time.Time
+}
+
+// sessions is the in-memory session table.
+type sessions struct {
+	ttl time.Duration
+	mu  sync.Mutex
+	m   map[string]*session
+}
+
+func newSessions(ttl time.Duration) *sessions {
+	return &sessions{ttl: ttl, m: map[string]*session{}}
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (ss *sessions) create(key string, k core.APIKey, now time.Time) *session {
+	d := sha256.Sum256([]byte(key))
+	s := &session{id: randomToken(), key: key, digest: d[:], keyID: k.ID, admin: k.Admin,
+		project: k.ProjectID, csrf: randomToken(), expires: now.Add(ss.ttl)}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for id, o := range ss.m { // forget expired sessions as new ones start
+		if now.After(o.expires) {
+			delete(ss.m, id)
+		}
+	}
+	ss.m[s.id] = s
+	return s
+}
+
+// get returns a live session and extends it.
+func (ss *sessions) get(id string, now time.Time) *session {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s := ss.m[id]
+	if s == nil || now.After(s.expires) {
+		delete(ss.m, id)
+		return nil
+	}
+	s.expires = now.Add(ss.ttl)
+	cp := *s
+	return &cp
+}
+
+func (ss *sessions) setProject(id, project string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if s := ss.m[id]; s != nil {
+		s.project = project
+	}
+}
+
+func (ss *sessions) drop(id string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	delete(ss.m, id)
+}
+
+// sessionKey carries the *session of a request.
+type sessionKey struct{}
+
+func sessionOf(r *http.Request) *session {
+	s, _ := r.Context().Value(sessionKey{}).(*session)
+	return s
+}
+
+// current resolves the request's session and checks that its key is still
+// valid (one indexed look-up: revoking the key ends every session of it).
+func (c *Console) current(r *http.Request) (*session, error) {
+	ck, err := r.Cookie(cookieName)
+	if err != nil || ck.Value == "" {
+		return nil, nil
+	}
+	s := c.sessions.get(ck.Value, c.d.Clock.Now())
+	if s == nil {
+		return nil, nil
+	}
+	k, err := c.d.Store.LookupAPIKey(r.Context(), s.digest)
+	switch {
+	case errors.Is(err, core.ErrNotFound) || err == nil && !k.RevokeTime.IsZero():
+		c.sessions.drop(s.id)
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return s, nil
+}
+
+// authed requires a session; without one GET pages redirect to sign-in.
+func (c *Console) authed(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s, err := c.current(r)
+		if err != nil {
+			c.fail(w, r, nil, err)
+			return
+		}
+		if s == nil {
+			clearCookie(w, r)
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "Your session ended: sign in again.", http.StatusUnauthorized)
+			return
+		}
+		next(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
+	})
+}
+
+// pageFunc renders a page for a signed-in session.
+type pageFunc func(w http.ResponseWriter, r *http.Request, s *session)
+
+func (c *Console) page(fn pageFunc) http.Handler {
+	return c.authed(func(w http.ResponseWriter, r *http.Request) { fn(w, r, sessionOf(r)) })
+}
+
+// post guards a state change: same origin, a form body of bounded size,
+// and the session's CSRF token.
+func (c *Console) post(fn pageFunc) http.Handler {
+	return c.authed(func(w http.ResponseWriter, r *http.Request) {
+		s := sessionOf(r)
+		if !sameOrigin(r) {
+			c.render(w, r, s, http.StatusForbidden, "error", errorView{Title: "Refused",
+				Message: "This form was sent from another site, so the console refused it."})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+		if err := r.ParseForm(); err != nil {
+			c.render(w, r, s, http.StatusBadRequest, "error", errorView{Title: "Bad request", Message: "The form could not be read."})
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(s.csrf)) != 1 {
+			c.render(w, r, s, http.StatusForbidden, "error", errorView{Title: "Refused",
+				Message: "The form's security token did not match this session. Reload the page and try again."})
+			return
+		}
+		fn(w, r, s)
+	})
+}
+
+// sameOrigin refuses cross-site requests: the Origin header (or, without
+// it, the Referer) must name this host. Sec-Fetch-Site, when sent, must not
+// be cross-site.
+func sameOrigin(r *http.Request) bool {
+	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
+		return false
+	}
+	src := r.Header.Get("Origin")
+	if src == "" || src == "null" {
+		src = r.Header.Get("Referer")
+	}
+	if src == "" || src == "null" {
+		return false
+	}
+	u, err := url.Parse(src)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+func isTLS(r *http.Request) bool {
+	return r.TLS != nil
+}
+
+func setCookie(w http.ResponseWriter, r *http.Request, id string) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/console/", HttpOnly: true,
+		Secure: isTLS(r), SameSite: http.SameSiteStrictMode})
+}
+
+func clearCookie(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/console/", MaxAge: -1, HttpOnly: true,
+		Secure: isTLS(r), SameSite: http.SameSiteStrictMode})
+}
+
+// signinPage shows the sign-in form.
+func (c *Console) signinPage(w http.ResponseWriter, r *http.Request) {
+	c.render(w, r, nil, http.StatusOK, "signin", signinView{Next: safeNext(r.URL.Query().Get("next"))})
+}
+
+// signin checks the key and starts a session. The form has no CSRF token
+// (there is no session yet); the same-origin check still applies, and
+// signing someone in to their own key gains an attacker nothing.
+func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		c.render(w, r, nil, http.StatusForbidden, "error", errorView{Title: "Refused",
+			Message: "This form was sent from another site, so the console refused it."})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	_ = r.ParseForm()
+	raw := strings.TrimSpace(r.PostForm.Get("key"))
+	next := safeNext(r.PostForm.Get("next"))
+	d := sha256.Sum256([]byte(raw))
+	k, err := c.d.Store.LookupAPIKey(r.Context(), d[:])
+	if raw == "" || errors.Is(err, core.ErrNotFound) || err == nil && !k.RevokeTime.IsZero() {
+		c.render(w, r, nil, http.StatusUnauthorized, "signin", signinView{Next: next,
+			Error: "That API key is not valid. Paste a key printed by longhook serve or created under Admin."})
+		return
+	}
+	if err != nil {
+		c.fail(w, r, nil, err)
+		return
+	}
+	s := c.sessions.create(raw, k, c.d.Clock.Now())
+	setCookie(w, r, s.id)
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// safeNext keeps redirects inside the console.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/console/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/console/"
+	}
+	return next
+}
+
+func (c *Console) signout(w http.ResponseWriter, r *http.Request, s *session) {
+	c.sessions.drop(s.id)
+	clearCookie(w, r)
+	http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
+}
+
+// switchProject changes the project an admin session shows.
+func (c *Console) switchProject(w http.ResponseWriter, r *http.Request, s *session) {
+	if !s.admin {
+		c.render(w, r, s, http.StatusForbidden, "error", errorView{Title: "Not allowed",
+			Message: "Only an admin key can switch projects; this key belongs to one project."})
+		return
+	}
+	p, err := c.d.Store.GetProject(r.Context(), r.PostForm.Get("project"))
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	c.sessions.setProject(s.id, p.ID)
+	http.Redirect(w, r, "/console/", http.StatusSeeOther)
+}

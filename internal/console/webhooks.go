@@ -1,0 +1,368 @@
+package console
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/publish"
+)
+
+const webhooksPage = 50
+
+type webhookRow struct {
+	*core.Webhook
+	Rate string
+	Last *core.Delivery
+}
+
+type webhooksView struct {
+	Rows      []webhookRow
+	Next      string
+	Catalog   []string
+	FormError string
+}
+
+// webhooks lists the project's webhooks with their success rate over the
+// last 24 hours (one rollup query for the page) and latest delivery (one
+// indexed look-up each).
+func (c *Console) webhooks(w http.ResponseWriter, r *http.Request, s *session) {
+	v, err := c.webhooksData(r, s)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	c.render(w, r, s, http.StatusOK, "webhooks", v)
+}
+
+func (c *Console) webhooksData(r *http.Request, s *session) (*webhooksView, error) {
+	ctx := r.Context()
+	hooks, err := c.d.Store.ListWebhooks(ctx, core.ListWebhooksParams{ProjectID: s.project, AfterID: r.URL.Query().Get("after"), Limit: webhooksPage})
+	if err != nil {
+		return nil, err
+	}
+	now := c.d.Clock.Now().UTC()
+	end := now.Truncate(core.StatsBucket).Add(core.StatsBucket)
+	rows, err := c.d.Store.Stats(ctx, core.StatsParams{ProjectID: s.project, Since: end.Add(-24 * time.Hour), Until: end, Step: 24 * time.Hour, ByWebhook: true})
+	if err != nil {
+		return nil, err
+	}
+	rate := map[string]core.StatsCounts{}
+	for _, row := range rows {
+		cur := rate[row.WebhookID]
+		cur.Add(row.StatsCounts)
+		rate[row.WebhookID] = cur
+	}
+	v := &webhooksView{Catalog: c.d.Catalog.Types()}
+	for _, h := range hooks {
+		last, err := c.d.Store.ListDeliveries(ctx, core.ListDeliveriesParams{ProjectID: s.project, WebhookID: h.ID, Limit: 1})
+		if err != nil {
+			return nil, err
+		}
+		row := webhookRow{Webhook: h, Rate: pct(rate[h.ID].SuccessRate())}
+		if len(last) > 0 {
+			row.Last = last[0]
+		}
+		v.Rows = append(v.Rows, row)
+	}
+	if len(hooks) == webhooksPage {
+		v.Next = hooks[len(hooks)-1].ID
+	}
+	return v, nil
+}
+
+// webhookJSON is the part of the API's webhook resource the console reads.
+type webhookJSON struct {
+	ID               string `json:"id"`
+	NewSigningSecret string `json:"new_signing_secret"`
+	Secret           string `json:"secret"`
+}
+
+type createdView struct {
+	Title   string
+	Webhook *core.Webhook
+	Secret  string
+	Note    string
+}
+
+// createWebhook creates a webhook through the API and shows its secret,
+// once: it is in this response only.
+func (c *Console) createWebhook(w http.ResponseWriter, r *http.Request, s *session) {
+	body := map[string]any{
+		"name":              strings.TrimSpace(r.PostForm.Get("name")),
+		"uri":               strings.TrimSpace(r.PostForm.Get("uri")),
+		"subscribed_events": nonNil(r.PostForm["events"]),
+	}
+	var out webhookJSON
+	if err := c.call(r.Context(), s, "POST", "/v1/webhooks", body, &out); err != nil {
+		v, derr := c.webhooksData(r, s)
+		if derr != nil {
+			c.fail(w, r, s, derr)
+			return
+		}
+		v.FormError = err.Error()
+		c.render(w, r, s, http.StatusBadRequest, "webhooks", v)
+		return
+	}
+	h, err := c.d.Store.GetWebhook(r.Context(), s.project, out.ID)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	c.render(w, r, s, http.StatusOK, "created", createdView{Title: "Webhook created", Webhook: h, Secret: out.NewSigningSecret,
+		Note: "Copy the signing secret now: it is shown only once. Your receiver verifies each delivery's signature with it."})
+}
+
+func nonNil(xs []string) []string {
+	if xs == nil {
+		return []string{}
+	}
+	return xs
+}
+
+type webhookView struct {
+	Hook       *core.Webhook
+	Secrets    []core.SigningSecret
+	Stats      core.StatsCounts
+	Rate       string
+	Deliveries []*core.Delivery
+	Filter     deliveryFilter
+	Next       string
+	Catalog    []string
+	Statuses   []core.DeliveryStatus
+	Recover    *recoverView
+	Now        time.Time
+}
+
+type recoverView struct {
+	Since, Until string
+	Count        int
+	More         bool
+	Done         bool
+}
+
+// deliveryFilter is the deliveries table's filter, from the query string.
+type deliveryFilter struct {
+	Status, EventType, Since, Until, Before string
+}
+
+func (f deliveryFilter) Query() string {
+	q := url.Values{}
+	for k, v := range map[string]string{"status": f.Status, "type": f.EventType, "since": f.Since, "until": f.Until} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q.Encode()
+}
+
+// timeInput is the format of <input type="datetime-local"> (read as UTC).
+const timeInput = "2006-01-02T15:04"
+
+func parseInputTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{timeInput, "2006-01-02T15:04:05", time.RFC3339} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time like 2026-05-05T12:00 (UTC)", s)
+}
+
+const deliveriesPage = 50
+
+// webhook shows one webhook, its actions and its deliveries (filtered,
+// newest first, keyset-paged by delivery id).
+func (c *Console) webhook(w http.ResponseWriter, r *http.Request, s *session) {
+	v, err := c.webhookData(r, s)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	c.render(w, r, s, http.StatusOK, "webhook", v)
+}
+
+func (c *Console) webhookData(r *http.Request, s *session) (*webhookView, error) {
+	ctx := r.Context()
+	h, err := c.d.Store.GetWebhook(ctx, s.project, r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	q := r.URL.Query()
+	f := deliveryFilter{Status: q.Get("status"), EventType: q.Get("type"), Since: q.Get("since"), Until: q.Get("until"), Before: q.Get("before")}
+	p := core.ListDeliveriesParams{ProjectID: s.project, WebhookID: h.ID, Status: core.DeliveryStatus(f.Status),
+		EventType: f.EventType, BeforeID: f.Before, Limit: deliveriesPage}
+	if p.Since, err = parseInputTime(f.Since); err != nil {
+		return nil, &apiError{Status: http.StatusBadRequest, Message: "since: " + err.Error()}
+	}
+	if p.Until, err = parseInputTime(f.Until); err != nil {
+		return nil, &apiError{Status: http.StatusBadRequest, Message: "until: " + err.Error()}
+	}
+	if f.Before != "" && !core.ValidMessageID(f.Before) {
+		return nil, &apiError{Status: http.StatusBadRequest, Message: "before must be a delivery id"}
+	}
+	// Ids sort by creation time: bound the index scan to the range.
+	if !p.Until.IsZero() && p.BeforeID == "" {
+		p.BeforeID = core.MessageIDFloor(p.Until.UnixMilli())
+	}
+	if !p.Since.IsZero() {
+		p.AfterID = core.MessageIDFloor(p.Since.UnixMilli() - 1)
+	}
+	ds, err := c.d.Store.ListDeliveries(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	now := c.d.Clock.Now().UTC()
+	end := now.Truncate(core.StatsBucket).Add(core.StatsBucket)
+	rows, err := c.d.Store.Stats(ctx, core.StatsParams{ProjectID: s.project, Since: end.Add(-24 * time.Hour), Until: end, Step: 24 * time.Hour, ByWebhook: true})
+	if err != nil {
+		return nil, err
+	}
+	v := &webhookView{Hook: h, Deliveries: ds, Filter: f, Catalog: c.d.Catalog.Types(), Now: now,
+		Statuses: []core.DeliveryStatus{core.DeliveryPending, core.DeliverySucceeded, core.DeliveryFailed, core.DeliverySkipped, core.DeliveryCancelled}}
+	for _, row := range rows {
+		if row.WebhookID == h.ID {
+			v.Stats.Add(row.StatsCounts)
+		}
+	}
+	v.Rate = pct(v.Stats.SuccessRate())
+	for _, sec := range h.Secrets {
+		if !sec.Expired(now) {
+			v.Secrets = append(v.Secrets, sec)
+		}
+	}
+	if len(ds) == deliveriesPage {
+		v.Next = ds[len(ds)-1].ID
+	}
+	return v, nil
+}
+
+// webhookAction applies one of the webhook page's forms through the API.
+func (c *Console) webhookAction(w http.ResponseWriter, r *http.Request, s *session) {
+	id, action := r.PathValue("id"), r.PathValue("action")
+	base := "/v1/webhooks/" + url.PathEscape(id)
+	back := "/console/webhooks/" + url.PathEscape(id)
+	ctx := r.Context()
+	var err error
+	done := ""
+	switch action {
+	case "edit":
+		err = c.call(ctx, s, "PATCH", base+"?update_mask=uri,subscribed_events", map[string]any{
+			"uri": strings.TrimSpace(r.PostForm.Get("uri")), "subscribed_events": nonNil(r.PostForm["events"])}, nil)
+		done = "Saved."
+	case "enable", "disable":
+		state := map[string]string{"enable": "enabled", "disable": "disabled"}[action]
+		err = c.call(ctx, s, "PATCH", base+"?update_mask=state", map[string]any{"state": state}, nil)
+		done = "Webhook " + state + "."
+	case "ping":
+		err = c.call(ctx, s, "POST", base+":ping", map[string]any{}, nil)
+		done = "Ping sent: it appears below in a moment."
+	case "test":
+		err = c.sendTest(r, s, id)
+		done = "Test event sent: it appears below in a moment."
+	case "delete":
+		if r.PostForm.Get("confirm") != id {
+			err = &apiError{Status: http.StatusBadRequest, Message: "To delete, type the webhook's id in the confirmation box."}
+			break
+		}
+		if err = c.call(ctx, s, "DELETE", base, nil, nil); err == nil {
+			http.Redirect(w, r, "/console/webhooks?done="+url.QueryEscape("Webhook deleted; its delivery history stays readable."), http.StatusSeeOther)
+			return
+		}
+	case "rotate":
+		behavior := r.PostForm.Get("revocation")
+		if behavior != "revoke_previous_secrets_immediately" {
+			behavior = "revoke_previous_secrets_after_h24"
+		}
+		var out webhookJSON
+		if err = c.call(ctx, s, "POST", base+":rotateSigningSecret", map[string]any{"revocation_behavior": behavior}, &out); err == nil {
+			h, gerr := c.d.Store.GetWebhook(ctx, s.project, id)
+			if gerr != nil {
+				c.fail(w, r, s, gerr)
+				return
+			}
+			note := "The previous secret keeps signing for 24 hours, so receivers can switch without dropping deliveries."
+			if behavior == "revoke_previous_secrets_immediately" {
+				note = "The previous secret was revoked at once: receivers still using it reject deliveries from now on."
+			}
+			c.render(w, r, s, http.StatusOK, "created", createdView{Title: "Signing secret rotated", Webhook: h, Secret: out.Secret,
+				Note: "Copy the new secret now: it is shown only once. " + note})
+			return
+		}
+	case "recover":
+		c.recoverAction(w, r, s, id)
+		return
+	default:
+		err = &apiError{Status: http.StatusNotFound, Message: "Unknown action."}
+	}
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	http.Redirect(w, r, back+"?done="+url.QueryEscape(done), http.StatusSeeOther)
+}
+
+// sendTest publishes a sample event of the chosen catalog type to this
+// webhook only, whatever it subscribes to.
+func (c *Console) sendTest(r *http.Request, s *session, id string) error {
+	typ := r.PostForm.Get("type")
+	if !slices.Contains(c.d.Catalog.Types(), typ) {
+		return &apiError{Status: http.StatusBadRequest, Message: "Choose an event type from the catalog."}
+	}
+	if _, err := c.d.Store.GetWebhook(r.Context(), s.project, id); err != nil {
+		return err
+	}
+	data, _ := json.Marshal(map[string]any{"test": true, "sent_from": "longhook console", "webhook_id": id})
+	_, err := c.d.Publisher.Publish(r.Context(), s.project, []publish.Input{{Type: typ, Data: data, OnlyWebhook: id, Internal: true}})
+	return err
+}
+
+// recoverAction re-queues deliveries of a time range: the first submit is a
+// dry run that shows the count; the confirmation submits it for real.
+func (c *Console) recoverAction(w http.ResponseWriter, r *http.Request, s *session, id string) {
+	since, err := parseInputTime(r.PostForm.Get("since"))
+	if err == nil && since.IsZero() {
+		err = fmt.Errorf("choose the start of the range")
+	}
+	if err != nil {
+		c.fail(w, r, s, &apiError{Status: http.StatusBadRequest, Message: "since: " + err.Error()})
+		return
+	}
+	until, err := parseInputTime(r.PostForm.Get("until"))
+	if err != nil {
+		c.fail(w, r, s, &apiError{Status: http.StatusBadRequest, Message: "until: " + err.Error()})
+		return
+	}
+	real := r.PostForm.Get("confirm") == "yes"
+	body := map[string]any{"since": since.Format(time.RFC3339), "dry_run": !real}
+	if !until.IsZero() {
+		body["until"] = until.Format(time.RFC3339)
+	}
+	var out struct {
+		Count   int  `json:"count"`
+		HasMore bool `json:"has_more"`
+	}
+	if err := c.call(r.Context(), s, "POST", "/v1/webhooks/"+url.PathEscape(id)+":recover", body, &out); err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	if real {
+		http.Redirect(w, r, "/console/webhooks/"+url.PathEscape(id)+"?done="+
+			url.QueryEscape(fmt.Sprintf("Recovery started: %d deliveries re-queued.", out.Count)), http.StatusSeeOther)
+		return
+	}
+	v, err := c.webhookData(r, s)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	v.Recover = &recoverView{Since: r.PostForm.Get("since"), Until: r.PostForm.Get("until"), Count: out.Count, More: out.HasMore}
+	c.render(w, r, s, http.StatusOK, "webhook", v)
+}

@@ -1,0 +1,255 @@
+package e2e
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestConsole drives the operator console in headless Chromium against a
+// real serve and a real receiver: sign in, create a webhook (secret shown
+// once), a delivery appearing live, a failure explained, redeliver,
+// recover after a dry run, rotate, project isolation, inert hostile data,
+// a refused cross-origin POST, the CSP, and revocation ending a session.
+func TestConsole(t *testing.T) {
+	br := newBrowser(t)
+	s := startServe(t)
+	c := s.client(t)
+	base := s.URL()
+	var failing atomic.Bool
+	rcv := newReceiver(t, func(int, received) int {
+		if failing.Load() {
+			return http.StatusInternalServerError
+		}
+		return http.StatusOK
+	})
+
+	// Sign in: the console redirects to the sign-in page first.
+	br.run("open console", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(chromedp.ID("#key")))
+	br.shot("signin")
+	br.signIn(base, s.APIKey)
+	if h := br.text("h1"); h != "Overview" {
+		t.Fatalf("after sign-in the page is %q, want Overview", h)
+	}
+
+	// Create a webhook: the secret is shown once.
+	br.run("create webhook",
+		chromedp.Navigate(base+"/console/webhooks"),
+		chromedp.SendKeys(chromedp.ID("#name"), "orders"),
+		chromedp.SendKeys(chromedp.ID("#uri"), rcv.URL("/hook")),
+		chromedp.Click(chromedp.CSS(`input[name=events][value="batch.succeeded"]`)),
+		chromedp.Click(chromedp.ID("#create")),
+		chromedp.WaitVisible(chromedp.ID("#secret")))
+	secret := br.value("secret")
+	if !strings.HasPrefix(secret, "whsec_") {
+		t.Fatalf("created page shows secret %q, want whsec_…", secret)
+	}
+	br.shot("webhook-created")
+	hookHref := get(br, "webhook link", chromedp.AttributeValue(chromedp.CSS(`a.btn.primary`), "href"))
+	hookID := strings.TrimPrefix(hookHref.Value, "/console/webhooks/")
+	hookURL := base + "/console/webhooks/" + hookID
+	br.run("open webhook", chromedp.Navigate(hookURL), chromedp.WaitVisible(chromedp.ID("#deliveries")))
+	if strings.Contains(br.html(), secret) {
+		t.Fatal("the webhook page shows the signing secret again")
+	}
+
+	// Send a test event from the console; then a delivery published by the
+	// API appears live, without a reload.
+	br.run("send test event",
+		chromedp.SetValue(chromedp.ID("#test-type"), "batch.failed"),
+		chromedp.Click(chromedp.ID("#send-test")))
+	br.waitText(".flash", "Test event sent")
+	rcv.waitFor(t, 10*time.Second, "the test event", func(rs []received) bool { return len(rs) >= 1 })
+	br.run("page marker", chromedp.Navigate(hookURL), chromedp.WaitVisible(chromedp.ID("#live")))
+	get(br, "mark the page", chromedp.Evaluate[bool](`window.__noReload = true`))
+	ev := c.publish(t, map[string]any{"type": "batch.succeeded", "data": map[string]any{"id": "batches/live"}})
+	live := listDeliveries(t, c, hookID)[0]
+	br.waitText("#deliveries tbody", live.ID)
+	br.waitText(`#deliveries tr[data-id="`+live.ID+`"]`, "succeeded")
+	if !get(br, "no reload", chromedp.Evaluate[bool](`window.__noReload === true`)) {
+		t.Fatal("the page reloaded: the delivery did not arrive live")
+	}
+	br.shot("webhook")
+	br.run("overview", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(chromedp.CSS("svg")))
+	br.shot("overview")
+	br.run("webhooks", chromedp.Navigate(base+"/console/webhooks"), chromedp.WaitVisible(chromedp.CSS("table")))
+	br.shot("webhooks")
+	_ = ev
+
+	// The receiver fails: the attempt shows the status and the reason.
+	failing.Store(true)
+	c.publish(t, map[string]any{"type": "batch.succeeded", "data": map[string]any{"id": "batches/fails"}})
+	var bad deliveryResource
+	pollUntil(t, 15*time.Second, 50*time.Millisecond, "a failed attempt", func() (bool, string) {
+		bad = listDeliveries(t, c, hookID)[0]
+		return bad.AttemptCount >= 1 && bad.LastError != "", bad.Status
+	})
+	deliveryURL := base + "/console/deliveries/" + bad.ID
+	br.reloadUntil(deliveryURL, ".attempt", "HTTP 500")
+	if why := br.text(".attempt .explain"); !strings.Contains(why, "failed with HTTP 500") || !strings.Contains(why, "redeliver") {
+		t.Errorf("the failed attempt explains %q, want the 500 in words and what to do", why)
+	}
+	br.shot("delivery-failed")
+
+	// Fix it and redeliver: success.
+	failing.Store(false)
+	br.run("redeliver", chromedp.Click(chromedp.ID("#redeliver")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	br.reloadUntil(deliveryURL, "#delivery-status", "succeeded")
+	br.shot("delivery")
+
+	// Recover a time range: disabled, an event is skipped; enabled again,
+	// the dry run counts it, the recovery delivers it.
+	since := time.Now().UTC().Add(-10 * time.Minute).Format("2006-01-02T15:04")
+	br.run("disable", chromedp.Navigate(hookURL), chromedp.Click(chromedp.CSS(`form[action$="/disable"] button`)))
+	br.waitText(".flash", "Webhook disabled.")
+	c.publish(t, map[string]any{"type": "batch.succeeded", "data": map[string]any{"id": "batches/skipped"}})
+	var skipped deliveryResource
+	pollUntil(t, 15*time.Second, 50*time.Millisecond, "a skipped delivery", func() (bool, string) {
+		skipped = listDeliveries(t, c, hookID)[0]
+		return skipped.Status == "skipped", skipped.Status
+	})
+	br.run("enable", chromedp.Click(chromedp.CSS(`form[action$="/enable"] button`)))
+	br.waitText(".flash", "Webhook enabled.")
+	br.run("dry run",
+		chromedp.SetValue(chromedp.ID("#recover-since"), since),
+		chromedp.Click(chromedp.ID("#recover-dry")),
+		chromedp.WaitVisible(chromedp.ID("#recover-count")))
+	if n := br.text("#recover-count"); n != "1" {
+		t.Fatalf("the dry run counts %s deliveries, want 1 (the skipped one)", n)
+	}
+	br.shot("recover-dry-run")
+	br.run("recover", chromedp.Click(chromedp.ID("#recover-go")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	if f := br.text(".flash"); !strings.Contains(f, "1 deliveries re-queued") {
+		t.Errorf("after recovery the page says %q", f)
+	}
+	pollUntil(t, 15*time.Second, 50*time.Millisecond, "the recovered delivery delivered", func() (bool, string) {
+		var d deliveryResource
+		c.call(t, "GET", "/v1beta/deliveries/"+skipped.ID, nil, &d)
+		return d.Status == "succeeded", d.Status
+	})
+
+	// Rotate the secret: a new one, shown once.
+	br.run("rotate", chromedp.Navigate(hookURL), chromedp.WaitVisible(chromedp.ID("#rotate")))
+	br.acceptConfirms()
+	br.run("rotate", chromedp.Click(chromedp.ID("#rotate")), chromedp.WaitVisible(chromedp.ID("#secret")))
+	rotated := br.value("secret")
+	if !strings.HasPrefix(rotated, "whsec_") || rotated == secret {
+		t.Fatalf("rotation shows %q, want a new whsec_ secret", rotated)
+	}
+
+	// Hostile event data renders inert: no script runs.
+	hostile := c.publish(t, map[string]any{"type": "batch.succeeded", "data": map[string]any{
+		"id": "batches/x", "note": `</pre><script>window.__xss=1</script><img src=x onerror="window.__xss=2">`}})
+	br.run("hostile event", chromedp.Navigate(base+"/console/events?id="+hostile.ID), chromedp.WaitVisible(chromedp.ID("#event-payload")))
+	if p := br.text("#event-payload"); !strings.Contains(p, "<script>window.__xss=1</script>") {
+		t.Errorf("the payload is not shown as text: %q", p)
+	}
+	xss := get(br, "no script ran", chromedp.Evaluate[bool](`window.__xss !== undefined`))
+	imgs := get(br, "no elements", chromedp.Evaluate[int](`document.querySelectorAll("main img, main script").length`))
+	if xss || imgs != 0 {
+		t.Fatalf("hostile data ran (__xss set: %v) or became elements (%d)", xss, imgs)
+	}
+	br.shot("event")
+	br.run("events", chromedp.Navigate(base+"/console/events"), chromedp.WaitVisible(chromedp.CSS("table")))
+	br.shot("events")
+	br.run("jobs", chromedp.Navigate(base+"/console/jobs"), chromedp.WaitVisible(chromedp.CSS("table")))
+	br.shot("jobs")
+	br.run("admin", chromedp.Navigate(base+"/console/admin"), chromedp.WaitVisible(chromedp.CSS("table")))
+	br.shot("admin")
+
+	// The CSP header is present and forbids inline code; a cross-origin
+	// POST with a valid session and token is refused.
+	hc := consoleHTTP(t)
+	sessionCookie := signInHTTP(t, hc, base, s.APIKey)
+	req, _ := http.NewRequest("GET", base+"/console/webhooks", nil)
+	req.AddCookie(sessionCookie)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	csp := resp.Header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe-inline") || !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("Content-Security-Policy = %q", csp)
+	}
+	form := url.Values{"csrf": {"irrelevant"}}
+	req, _ = http.NewRequest("POST", hookURL+"/disable", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	req.AddCookie(sessionCookie)
+	if resp, err = hc.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-origin POST answered %d, want 403", resp.StatusCode)
+	}
+	// The same from a real cross-origin page in the browser.
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `<form id=f method=post action=%q><input name=csrf value=x></form><script>document.getElementById("f").submit()</script>`, hookURL+"/disable")
+	}))
+	defer evil.Close()
+	br.run("cross-origin form", chromedp.Navigate(strings.Replace(evil.URL, "127.0.0.1", "localhost", 1)), chromedp.WaitReady(chromedp.CSS("body")))
+	br.reloadUntil(hookURL, ".badge.big", "enabled")
+	var wh webhookResource
+	c.call(t, "GET", "/v1beta/webhooks/"+hookID, nil, &wh)
+	if wh.State != "enabled" {
+		t.Fatalf("a cross-origin form changed the webhook: state %s", wh.State)
+	}
+
+	// A project key sees only its project; revoking it ends its session.
+	var proj struct {
+		ID     string `json:"id"`
+		APIKey struct {
+			ID  string `json:"id"`
+			Key string `json:"key"`
+		} `json:"api_key"`
+	}
+	c.call(t, "POST", "/v1beta/projects", map[string]any{"name": "other"}, &proj)
+	other := newBrowser(t)
+	other.signIn(base, proj.APIKey.Key)
+	other.run("other webhooks", chromedp.Navigate(base+"/console/webhooks"), chromedp.WaitVisible(chromedp.CSS("table")))
+	if h := other.html(); strings.Contains(h, hookID) || strings.Contains(h, `name="project"`) {
+		t.Fatal("a project key sees another project's webhook or the project switcher")
+	}
+	other.run("other webhook", chromedp.Navigate(hookURL), chromedp.WaitVisible(chromedp.CSS("h1")))
+	if h := other.text("h1"); h != "Not found" {
+		t.Fatalf("a project key opening another project's webhook sees %q", h)
+	}
+	other.run("other delivery", chromedp.Navigate(deliveryURL), chromedp.WaitVisible(chromedp.CSS("h1")))
+	if h := other.text("h1"); h != "Not found" {
+		t.Fatalf("a project key opening another project's delivery sees %q", h)
+	}
+	c.call(t, "POST", "/v1beta/keys/"+proj.APIKey.ID+":revoke", map[string]any{}, nil)
+	other.run("after revoke", chromedp.Navigate(base+"/console/webhooks"), chromedp.WaitVisible(chromedp.ID("#key")))
+}
+
+// signInHTTP signs in without a browser and returns the session cookie.
+func signInHTTP(t testing.TB, hc *http.Client, base, key string) *http.Cookie {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/console/signin", strings.NewReader(url.Values{"key": {key}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", base)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "longhook_console" {
+			if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode {
+				t.Errorf("session cookie: HttpOnly %v, SameSite %v", ck.HttpOnly, ck.SameSite)
+			}
+			return ck
+		}
+	}
+	t.Fatalf("sign-in set no session cookie (status %d)", resp.StatusCode)
+	return nil
+}

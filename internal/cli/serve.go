@@ -428,4 +428,3 @@ func (s *Server) createDefaultProject(ctx context.Context) error {
 	fmt.Fprintf(s.env.Stdout, "Created project %q (%s).\nAPI key (shown once, also saved to %s):\n\n    %s\n\n", p.Name, p.ID, path, key)
 	return nil
 }
-

@@ -51,18 +51,58 @@ var blockedPrefixes = func() []netip.Prefix {
 		"ff00::/8",          // multicast
 		"fd00:ec2::254/128", // AWS metadata (inside ULA, listed for clarity)
 		"64:ff9b::/96",      // NAT64 can reach IPv4-private space
+		"64:ff9b:1::/48",    // local-use NAT64 (RFC 8215): operator-defined mapping
 	} {
 		out = append(out, netip.MustParsePrefix(s))
 	}
 	return out
 }()
 
+// transitionPrefixes are IPv6 ranges that carry an IPv4 address; where a
+// relay or translator for them exists, dialing one reaches that IPv4
+// address, so it must pass the same policy.
+var (
+	sixToFour     = netip.MustParsePrefix("2002::/16") // 6to4: IPv4 in bits 16-47
+	teredo        = netip.MustParsePrefix("2001::/32") // server IPv4 in bits 32-63, client IPv4 inverted in 96-127
+	ipv4Compat    = netip.MustParsePrefix("::/96")     // deprecated IPv4-compatible
+	ipv4Translate = netip.MustParsePrefix("::ffff:0:0:0/96")
+)
+
+// embeddedIPv4 returns the IPv4 addresses an IPv6 transition address leads
+// to (none for other addresses).
+func embeddedIPv4(a netip.Addr) []netip.Addr {
+	if !a.Is6() {
+		return nil
+	}
+	b := a.As16()
+	v4 := func(i int) netip.Addr { return netip.AddrFrom4([4]byte{b[i], b[i+1], b[i+2], b[i+3]}) }
+	switch {
+	case sixToFour.Contains(a):
+		return []netip.Addr{v4(2)}
+	case teredo.Contains(a):
+		client := netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]})
+		return []netip.Addr{v4(4), client}
+	case ipv4Compat.Contains(a), ipv4Translate.Contains(a):
+		return []netip.Addr{v4(12)}
+	}
+	return nil
+}
+
 // AddrAllowed reports whether a resolved destination address may be dialed.
+// An IPv6 transition address (6to4, Teredo, IPv4-compatible or
+// -translated) is allowed only if the IPv4 addresses it embeds are; the
+// NAT64 prefixes are refused (the API check and the dial guard both call
+// this).
 func (p AddressPolicy) AddrAllowed(a netip.Addr) bool {
 	a = a.Unmap()
 	for _, pre := range p.Allow {
 		if pre.Contains(a) {
 			return true
+		}
+	}
+	for _, v4 := range embeddedIPv4(a) {
+		if !p.AddrAllowed(v4) {
+			return false
 		}
 	}
 	if p.Dev && (a.IsLoopback() || a.IsPrivate()) {

@@ -59,6 +59,44 @@ func TestAddrAllowedBlocksSpecialRanges(t *testing.T) {
 	}
 }
 
+// TestTransitionAddresses (issue 13, defect 4): an IPv6 transition
+// address is judged by the IPv4 address it embeds, in the API check and
+// in AddrAllowed (which the dial guard calls); --allow-cidr and --dev
+// apply to the embedded address too.
+func TestTransitionAddresses(t *testing.T) {
+	t.Parallel()
+	allow := AddressPolicy{Allow: []netip.Prefix{netip.MustParsePrefix("10.1.0.0/16")}}
+	for _, tc := range []struct {
+		addr string
+		p    AddressPolicy
+		ok   bool
+	}{
+		{"64:ff9b::a9fe:a9fe", AddressPolicy{}, false},                   // NAT64 → 169.254.169.254
+		{"64:ff9b::5db8:d822", AddressPolicy{}, false},                   // NAT64 is refused whatever it embeds
+		{"64:ff9b:1::a9fe:a9fe", AddressPolicy{}, false},                 // local-use NAT64
+		{"2002:a9fe:a9fe::1", AddressPolicy{}, false},                    // 6to4 → 169.254.169.254
+		{"2002:0a01:0203::1", AddressPolicy{}, false},                    // 6to4 → 10.1.2.3
+		{"2002:0a01:0203::1", allow, true},                               // … allowed by --allow-cidr 10.1.0.0/16
+		{"2002:5db8:d822::1", AddressPolicy{}, true},                     // 6to4 → 93.184.216.34
+		{"2001:0:4136:e378:8000:63bf:80ff:fffe", AddressPolicy{}, false}, // Teredo, client 127.0.0.1
+		{"2001:0:a9fe:a9fe:8000:63bf:a247:27dd", AddressPolicy{}, false}, // Teredo, server 169.254.169.254
+		{"2001:0:4136:e378:8000:63bf:a247:27dd", AddressPolicy{}, true},  // Teredo, public server and client
+		{"::a9fe:a9fe", AddressPolicy{}, false},                          // IPv4-compatible
+		{"::7f00:1", AddressPolicy{}, false},
+		{"::ffff:0:a9fe:a9fe", AddressPolicy{}, false}, // IPv4-translated
+		{"::ffff:0:7f00:1", AddressPolicy{Dev: true}, true},
+	} {
+		a := netip.MustParseAddr(tc.addr)
+		if got := tc.p.AddrAllowed(a); got != tc.ok {
+			t.Errorf("AddrAllowed(%s) = %v, want %v", tc.addr, got, tc.ok)
+		}
+		err := tc.p.ValidateURI("uri", "https://["+tc.addr+"]/hook")
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateURI(%s) = %v, want ok=%v", tc.addr, err, tc.ok)
+		}
+	}
+}
+
 func TestWebhookConfigValidation(t *testing.T) {
 	t.Parallel()
 	p := AddressPolicy{}

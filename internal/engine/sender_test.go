@@ -150,6 +150,28 @@ func TestSenderBlocksPrivateAddresses(t *testing.T) {
 	}
 }
 
+// TestSenderBlocksTransitionAddresses (issue 13, defect 4): IPv6
+// addresses that lead to a private IPv4 address through NAT64, 6to4,
+// Teredo or the IPv4-compatible form are refused by the dial guard.
+func TestSenderBlocksTransitionAddresses(t *testing.T) {
+	t.Parallel()
+	s := NewSender(SenderConfig{}) // production policy
+	defer s.CloseIdle()
+	for _, addr := range []string{
+		"64:ff9b::a9fe:a9fe",                   // NAT64 → 169.254.169.254
+		"64:ff9b:1::a9fe:a9fe",                 // local-use NAT64
+		"2002:a9fe:a9fe::1",                    // 6to4 → 169.254.169.254
+		"2001:0:4136:e378:8000:63bf:80ff:fffe", // Teredo, client 127.0.0.1
+		"::a9fe:a9fe",                          // IPv4-compatible
+		"::ffff:0:a9fe:a9fe",                   // IPv4-translated
+	} {
+		res := s.Send(context.Background(), Request{URI: "http://[" + addr + "]:9/hook", Body: []byte("{}")})
+		if k := failureKind(t, res); k != core.FailBlocked {
+			t.Errorf("%s: kind = %v (%s), want blocked", addr, k, res.Err)
+		}
+	}
+}
+
 func TestSenderInvalidURI(t *testing.T) {
 	t.Parallel()
 	s := devSender(t, SenderConfig{})

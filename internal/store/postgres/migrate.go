@@ -5,12 +5,13 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"github.com/longhook/longhook/internal/store/schema"
 	"hash/fnv"
 	"log/slog"
-	"slices"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/longhook/longhook/internal/pgdb"
+	"github.com/longhook/longhook/internal/store/schema"
 )
 
 // migrationFS holds the schema as numbered SQL files (0001_init.sql, ...),
@@ -21,14 +22,11 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
-type migration = schema.Migration
-
-func migrations() ([]migration, error) { return schema.Load(migrationFS, "migrations") }
-
-const createMigrationsTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
-	version    text PRIMARY KEY,
-	apply_time timestamptz NOT NULL DEFAULT now()
-)`
+// migrations is the store's schema, recorded in schema_migrations.
+func migrations() (pgdb.Migrations, error) {
+	ms, err := schema.Load(migrationFS, "migrations")
+	return pgdb.Migrations{Table: "schema_migrations", List: ms}, err
+}
 
 // migrateLockClass is the first key of the advisory lock taken while
 // migrating ("long"); the second is a hash of the schema name, so
@@ -78,33 +76,7 @@ func status(ctx context.Context, c *pgx.Conn) (applied, pending, unknown []strin
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	var exists bool
-	if err := c.QueryRow(ctx, `SELECT to_regclass('schema_migrations') IS NOT NULL`).Scan(&exists); err != nil {
-		return nil, nil, nil, err
-	}
-	if exists {
-		rows, err := c.Query(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		applied, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return nil, nil, nil, err
-		}
-	}
-	known := make(map[string]bool, len(ms))
-	for _, m := range ms {
-		known[m.Version] = true
-		if !slices.Contains(applied, m.Version) {
-			pending = append(pending, m.Version)
-		}
-	}
-	for _, v := range applied {
-		if !known[v] {
-			unknown = append(unknown, v)
-		}
-	}
-	return applied, pending, unknown, nil
+	return ms.Status(ctx, c)
 }
 
 func migrateUp(ctx context.Context, cfg *pgx.ConnConfig, schema string, log *slog.Logger) (done []string, err error) {
@@ -140,37 +112,19 @@ func migrateUp(ctx context.Context, cfg *pgx.ConnConfig, schema string, log *slo
 			}
 		}
 	}
-	if _, err := c.Exec(ctx, createMigrationsTable); err != nil {
-		return nil, fmt.Errorf("postgres: migrate: %w", err)
-	}
-	_, pending, unknown, err := status(ctx, c)
-	if err != nil {
-		return nil, fmt.Errorf("postgres: migrate: %w", err)
-	}
-	if len(unknown) > 0 {
-		log.Warn("postgres.unknown_migrations", slog.Any("versions", unknown),
-			slog.String("hint", "the database was migrated by a newer longhook"))
-	}
 	ms, err := migrations()
 	if err != nil {
 		return nil, fmt.Errorf("postgres: migrate: %w", err)
 	}
-	for _, m := range ms {
-		if !slices.Contains(pending, m.Version) {
-			continue
-		}
-		err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, m.SQL); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, m.Version)
-			return err
-		})
-		if err != nil {
-			return done, fmt.Errorf("postgres: migrate %s: %w", m.Version, err)
-		}
-		log.Info("postgres.migrated", slog.String("version", m.Version), slog.String("schema", name))
-		done = append(done, m.Version)
+	done, unknown, err := ms.Up(ctx, c, func(v string) {
+		log.Info("postgres.migrated", slog.String("version", v), slog.String("schema", name))
+	})
+	if len(unknown) > 0 {
+		log.Warn("postgres.unknown_migrations", slog.Any("versions", unknown),
+			slog.String("hint", "the database was migrated by a newer longhook"))
+	}
+	if err != nil {
+		return done, fmt.Errorf("postgres: migrate %w", err)
 	}
 	if _, err := c.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, int32(migrateLockClass), int32(h.Sum32())); err != nil {
 		return done, fmt.Errorf("postgres: migrate: unlock: %w", err)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -13,32 +12,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/pgdb"
 )
 
-// Pool settings beyond Options.MaxConns. pgxpool dials lazily (MinConns
-// is 0), pings a connection idle for over a second before handing it out
-// and destroys one that comes back closed, busy or inside a transaction.
-const (
-	maxConnLifetime   = time.Hour
-	maxConnIdleTime   = 10 * time.Minute
-	healthCheckPeriod = time.Minute
-	pingTimeout       = 5 * time.Second
-)
-
-// newPool creates the pool (no connection is made yet).
+// newPool creates the pool (no connection is made yet); see pgdb.NewPool.
 func newPool(ctx context.Context, cfg *pgxpool.Config, maxConns int32) (*pgxpool.Pool, error) {
-	cfg = cfg.Copy()
-	cfg.MaxConns = maxConns
-	cfg.MinConns, cfg.MinIdleConns = 0, 0
-	cfg.MaxConnLifetime = maxConnLifetime
-	cfg.MaxConnIdleTime = maxConnIdleTime
-	cfg.HealthCheckPeriod = healthCheckPeriod
-	cfg.PingTimeout = pingTimeout
-	cfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
-		registerTypes(c)
-		return nil
-	}
-	return pgxpool.NewWithConfig(ctx, cfg)
+	return pgdb.NewPool(ctx, cfg, maxConns, registerTypes)
 }
 
 // Retries of transient failures inside the driver: exponential backoff
@@ -114,18 +93,19 @@ func (s *Store) inTx(ctx context.Context, idempotent bool, fn func(tx pgx.Tx) er
 }
 
 // connectError marks a failure to dial: nothing was sent, so retrying is
-// always safe (unless the server refused the login, see retryable).
+// always safe (unless the server refused the login, see retryable). It
+// unwraps to pgdb's marker, which pgdb.Classify reads.
 type connectError struct{ err error }
 
 func (e *connectError) Error() string { return e.err.Error() }
-func (e *connectError) Unwrap() error { return e.err }
+func (e *connectError) Unwrap() error { return &pgdb.ConnectError{Err: e.err} }
 
 // lostConnError marks an error after which the connection was found
-// closed: the outcome of the request is unknown.
+// closed: the outcome of the request is unknown (pgdb.LostError).
 type lostConnError struct{ err error }
 
 func (e *lostConnError) Error() string { return e.err.Error() }
-func (e *lostConnError) Unwrap() error { return e.err }
+func (e *lostConnError) Unwrap() error { return &pgdb.LostError{Err: e.err} }
 
 func unwrapLost(err error) error {
 	var le *lostConnError
@@ -139,37 +119,20 @@ func isContextErr(err error) bool {
 	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
+// retryable reports whether run tries fn again after err (pgdb.Classify):
+// a failure that left nothing done always, one whose outcome is unknown
+// only for idempotent operations, never once the caller's context ended.
 func retryable(err error, idempotent bool) bool {
 	if isContextErr(err) {
 		return false
 	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch {
-		case pe.Code == "40001", pe.Code == "40P01":
-			return true
-		case pe.Code == "57P03": // the database system is starting up
-			return true
-		case strings.HasPrefix(pe.Code, "28"), strings.HasPrefix(pe.Code, "3D"):
-			return false // authentication, unknown database: not transient
-		}
-	}
-	var ce *connectError
-	if errors.As(err, &ce) || pgconn.SafeToRetry(err) {
+	switch pgdb.Classify(err) {
+	case pgdb.Safe:
 		return true
-	}
-	var le *lostConnError
-	if errors.As(err, &le) {
-		return idempotent
-	}
-	if pe != nil && (pe.Code == "57P01" || pe.Code == "57P02" || strings.HasPrefix(pe.Code, "08")) {
+	case pgdb.Unknown:
 		return idempotent
 	}
 	return false
 }
 
-func closeConn(c *pgx.Conn) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = c.Close(ctx)
-}
+func closeConn(c *pgx.Conn) { pgdb.CloseConn(c) }

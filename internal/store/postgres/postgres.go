@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/pgdb"
 )
 
 // Options tunes a store. The zero value is usable: it refuses to open a
@@ -65,7 +65,7 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-var schemaName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+var schemaName = pgdb.SchemaName
 
 func (o Options) validate() error {
 	if o.Schema != "" && !schemaName.MatchString(o.Schema) {
@@ -175,26 +175,16 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	return s, nil
 }
 
-// connConfig parses url (pgxpool.ParseConfig, which takes the pool_*
-// parameters out of it) and applies the settings every connection of the
-// driver shares: search_path, application_name and a connect timeout.
+// connConfig parses url and applies what every connection of the driver
+// shares (pgdb.ParseConfig): search_path, application_name "longhook" and
+// a 10 s connect timeout.
 func connConfig(url, schema string) (*pgxpool.Config, error) {
-	pcfg, err := pgxpool.ParseConfig(url)
+	if schema != "" && !schemaName.MatchString(schema) {
+		return nil, fmt.Errorf("postgres: schema %q must match %s", schema, schemaName)
+	}
+	pcfg, err := pgdb.ParseConfig(url, schema, "longhook", 10*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse url: %w", err)
-	}
-	cfg := pcfg.ConnConfig
-	if schema != "" {
-		if !schemaName.MatchString(schema) {
-			return nil, fmt.Errorf("postgres: schema %q must match %s", schema, schemaName)
-		}
-		cfg.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
-	}
-	if cfg.RuntimeParams["application_name"] == "" {
-		cfg.RuntimeParams["application_name"] = "longhook"
-	}
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = 10 * time.Second
 	}
 	return pcfg, nil
 }

@@ -8,8 +8,6 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
-	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/longhook/longhook/internal/gateway/inbox"
 	"github.com/longhook/longhook/internal/groupcommit"
+	"github.com/longhook/longhook/internal/pgdb"
 
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/store/schema"
@@ -101,8 +100,6 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-var pgSchemaName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
-
 // Inbox is the inbox.Inbox on PostgreSQL: the same log, cursors and
 // retry table as the SQLite inbox (inbox/sqlite), in tables prefixed gateway_.
 //
@@ -180,29 +177,20 @@ var _ inbox.Inbox = (*Inbox)(nil)
 // pending migrations and starts the writer. The inbox must be closed.
 func Open(ctx context.Context, url string, o Options) (*Inbox, error) {
 	o = o.withDefaults()
-	if o.Schema != "" && !pgSchemaName.MatchString(o.Schema) {
-		return nil, fmt.Errorf("gateway: postgres: schema %q must match %s", o.Schema, pgSchemaName)
+	if o.Schema != "" && !pgdb.SchemaName.MatchString(o.Schema) {
+		return nil, fmt.Errorf("gateway: postgres: schema %q must match %s", o.Schema, pgdb.SchemaName)
 	}
-	pcfg, err := pgxpool.ParseConfig(url)
+	pcfg, err := pgdb.ParseConfig(url, o.Schema, "longhook gateway", pgConnectTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: postgres: %w", err)
 	}
 	cc := pcfg.ConnConfig
-	if o.Schema != "" {
-		cc.RuntimeParams["search_path"] = pgx.Identifier{o.Schema}.Sanitize()
-	}
-	if cc.RuntimeParams["application_name"] == "" {
-		cc.RuntimeParams["application_name"] = "longhook gateway"
-	}
-	if cc.ConnectTimeout == 0 {
-		cc.ConnectTimeout = pgConnectTimeout
-	}
 	timeout := strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10)
 	cc.RuntimeParams["statement_timeout"] = timeout
-	if !strings.Contains(url, "pool_max_conns") { // the URL's setting wins
-		pcfg.MaxConns = o.MaxConns
+	maxConns := o.MaxConns
+	if strings.Contains(url, "pool_max_conns") { // the URL's setting wins
+		maxConns = 0
 	}
-	pcfg.MinConns, pcfg.MinIdleConns = 0, 0
 
 	// The writer's session ends its transactions at once; one left idle
 	// in a transaction, or a session whose client vanished without
@@ -218,8 +206,8 @@ func Open(ctx context.Context, url string, o Options) (*Inbox, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.pool, err = pgxpool.NewWithConfig(ctx, pcfg); err != nil {
-		closeConn(c)
+	if s.pool, err = pgdb.NewPool(ctx, pcfg, maxConns, nil); err != nil {
+		pgdb.CloseConn(c)
 		return nil, fmt.Errorf("gateway: postgres: pool: %w", err)
 	}
 	s.w.conn, s.w.lastUse = c, time.Now()
@@ -238,7 +226,7 @@ func (s *Inbox) open(ctx context.Context, o Options) (*pgx.Conn, error) {
 	ok := false
 	defer func() {
 		if !ok {
-			closeConn(c)
+			pgdb.CloseConn(c)
 		}
 	}()
 	if o.Schema != "" {
@@ -351,44 +339,21 @@ func (s *Inbox) holder(ctx context.Context, c *pgx.Conn) (pgHolder, error) {
 // migrate applies the embedded migrations this inbox lacks. It runs with
 // the inbox lock held, so one gateway migrates at a time.
 func (s *Inbox) migrate(ctx context.Context, c *pgx.Conn) error {
-	ms, err := schema.Load(pgMigrations, "migrations")
+	list, err := schema.Load(pgMigrations, "migrations")
 	if err != nil {
 		return fmt.Errorf("gateway: postgres: migrate: %w", err)
 	}
-	if _, err := c.Exec(ctx, `CREATE TABLE IF NOT EXISTS gateway_schema_migrations (
-		version    text PRIMARY KEY,
-		apply_time timestamptz NOT NULL DEFAULT now()
-	)`); err != nil {
+	ms := pgdb.Migrations{Table: "gateway_schema_migrations", List: list}
+	if _, _, unknown, err := ms.Status(ctx, c); err != nil {
 		return fmt.Errorf("gateway: postgres: migrate: %w", err)
+	} else if len(unknown) > 0 {
+		return fmt.Errorf("gateway: postgres: the inbox has migration %s, which this gateway does not know: it was written by a newer version", unknown[0])
 	}
-	rows, _ := c.Query(ctx, `SELECT version FROM gateway_schema_migrations ORDER BY version`)
-	applied, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	_, _, err = ms.Up(ctx, c, func(v string) {
+		s.log.Info("gateway.inbox.migrated", slog.String("version", v), slog.String("schema", s.schema))
+	})
 	if err != nil {
-		return fmt.Errorf("gateway: postgres: migrate: %w", err)
-	}
-	for _, v := range applied {
-		if !slices.ContainsFunc(ms, func(m schema.Migration) bool { return m.Version == v }) {
-			return fmt.Errorf("gateway: postgres: the inbox has migration %s, which this gateway does not know: it was written by a newer version", v)
-		}
-	}
-	for _, m := range ms {
-		if slices.Contains(applied, m.Version) {
-			continue
-		}
-		err := pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `SET LOCAL statement_timeout = 0`); err != nil {
-				return err
-			}
-			if _, err := tx.Exec(ctx, m.SQL); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO gateway_schema_migrations (version) VALUES ($1)`, m.Version)
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("gateway: postgres: migrate %s: %w", m.Version, err)
-		}
-		s.log.Info("gateway.inbox.migrated", slog.String("version", m.Version), slog.String("schema", s.schema))
+		return fmt.Errorf("gateway: postgres: migrate %w", err)
 	}
 	return nil
 }
@@ -645,7 +610,7 @@ func (s *Inbox) Close() error {
 	s.closeOnce.Do(func() {
 		s.q.Close()
 		if s.w.conn != nil {
-			closeConn(s.w.conn) // ends the session, which releases the lock
+			pgdb.CloseConn(s.w.conn) // ends the session, which releases the lock
 			s.w.conn = nil
 		}
 		s.pool.Close()
@@ -663,7 +628,7 @@ func (s *Inbox) read(ctx context.Context, fn func(c *pgx.Conn) error) error {
 	deadline := time.Now().Add(pgRetryBudget)
 	for failures := 1; ; failures++ {
 		err := s.readOnce(ctx, fn)
-		if err == nil || ctx.Err() != nil || !pgTransient(err) {
+		if err == nil || ctx.Err() != nil || !pgdb.Transient(err) {
 			return err
 		}
 		d := pgBackoff(failures)
@@ -682,7 +647,7 @@ func (s *Inbox) readOnce(ctx context.Context, fn func(c *pgx.Conn) error) error 
 	if err != nil {
 		var ce *pgconn.ConnectError
 		if errors.As(err, &ce) {
-			return &pgLost{err}
+			return &pgdb.LostError{Err: err}
 		}
 		return err
 	}
@@ -692,38 +657,9 @@ func (s *Inbox) readOnce(ctx context.Context, fn func(c *pgx.Conn) error) error 
 	pc.Release()
 	if broken {
 		s.pool.Reset()
-		return &pgLost{err}
+		return &pgdb.LostError{Err: err}
 	}
 	return err
-}
-
-// pgLost marks a failure to reach the server or a connection lost during
-// a request: worth retrying for operations that are safe to repeat, which
-// all of the inbox's are.
-type pgLost struct{ err error }
-
-func (e *pgLost) Error() string { return e.err.Error() }
-func (e *pgLost) Unwrap() error { return e.err }
-
-// pgTransient reports whether err may go away by itself: a lost or
-// refused connection, a server restarting or shutting down, a timeout, a
-// serialization failure or deadlock. Errors of the request (bad data, a
-// missing table) and of the login (authentication, unknown database) are
-// not.
-func pgTransient(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) {
-		return false
-	}
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch pe.Code {
-		case "40001", "40P01", "55P03", "57014", "57P01", "57P02", "57P03", "53300", "53400":
-			return true
-		}
-		return strings.HasPrefix(pe.Code, "08")
-	}
-	var lost *pgLost
-	return errors.As(err, &lost) || errors.Is(err, context.DeadlineExceeded) || pgconn.SafeToRetry(err) || pgconn.Timeout(err)
 }
 
 // pgBackoff is the wait after the n-th consecutive failure: pgRetryBase
@@ -753,10 +689,4 @@ func nonNil(b []byte) []byte {
 		return []byte{}
 	}
 	return b
-}
-
-func closeConn(c *pgx.Conn) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	_ = c.Close(ctx)
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/longhook/longhook/internal/gateway/inbox"
 	"github.com/longhook/longhook/internal/gateway/inbox/inboxtest"
+	"github.com/longhook/longhook/internal/pgdb"
 	"github.com/longhook/longhook/internal/pgtest"
 )
 
@@ -241,7 +242,7 @@ func TestPostgresInboxLostCommitAnswer(t *testing.T) {
 		if lost.Add(1) > 1 {
 			return nil
 		}
-		closeConn(c)
+		pgdb.CloseConn(c)
 		return errors.New("test: the answer of a committed batch was lost")
 	}
 	in.afterBatch.Store(&hook)

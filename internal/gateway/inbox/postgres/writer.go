@@ -12,6 +12,7 @@ import (
 
 	"github.com/longhook/longhook/internal/gateway/inbox"
 	"github.com/longhook/longhook/internal/groupcommit"
+	"github.com/longhook/longhook/internal/pgdb"
 )
 
 // pgWriter is the state of the writer goroutine (see Inbox).
@@ -93,7 +94,7 @@ func (s *Inbox) newWriter() *groupcommit.Writer[*pgOp] {
 		Commit: func(g []*pgOp) error {
 			return s.do(func(ctx context.Context, c *pgx.Conn) error { return s.apply(ctx, c, g, s.floor) })
 		},
-		Split: func(err error) bool { return !pgTransient(err) },
+		Split: func(err error) bool { return !pgdb.Transient(err) },
 		Begin: func(g []*pgOp) {
 			s.nCommits.Add(1)
 			s.nOps.Add(int64(len(g)))
@@ -262,10 +263,10 @@ func (s *Inbox) attempt(fn func(ctx context.Context, c *pgx.Conn) error) (err er
 	w.resync = true
 	lost := w.conn == nil || w.conn.IsClosed()
 	if lost && w.conn != nil {
-		closeConn(w.conn)
+		pgdb.CloseConn(w.conn)
 		w.conn = nil
 	}
-	if stmtErr && !lost && !pgTransient(err) {
+	if stmtErr && !lost && !pgdb.Transient(err) {
 		// The statements' own error: the batch rolled back (or, if the
 		// error is ours in reading its results, committed: the resync
 		// covers that).
@@ -299,13 +300,13 @@ func (s *Inbox) prepare(ctx context.Context) error {
 		s.nDials.Add(1)
 		c, err := pgx.ConnectConfig(ctx, s.wcfg)
 		if err != nil {
-			return &pgLost{err}
+			return &pgdb.LostError{Err: err}
 		}
 		if err := s.lock(ctx, c, true); err != nil {
-			closeConn(c)
+			pgdb.CloseConn(c)
 			// Transient too when the lock is held elsewhere: keep trying
 			// at the backoff pace, failing writes meanwhile.
-			return &pgLost{err}
+			return &pgdb.LostError{Err: err}
 		}
 		w.conn = c
 		s.log.Info("gateway.inbox.connected", slog.Int("pid", int(w.pid)))

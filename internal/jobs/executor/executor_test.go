@@ -52,15 +52,16 @@ func TestSimulator(t *testing.T) {
 		done <- r
 	}()
 	var r *Reply
-	waitFor(t, "the simulated minute", func() bool {
+	deadline := time.After(10 * time.Second)
+	for r == nil {
 		clock.Advance(time.Second) // one hour / 60 = one minute of clock time
 		select {
 		case r = <-done:
-			return true
-		default:
-			return false
+		case <-deadline:
+			t.Fatal("the simulated minute never passed")
+		case <-time.After(time.Millisecond):
 		}
-	})
+	}
 	if r.Parts[0].Text != "Simulated response to: hello" || r.FinishReason != "STOP" {
 		t.Fatalf("reply %+v", r)
 	}
@@ -79,17 +80,5 @@ func TestSimulator(t *testing.T) {
 	failing := NewSimulator(SimulatorConfig{FailKinds: []core.JobKind{core.JobVideo}})
 	if _, err := failing.RenderVideo(context.Background(), &VideoSpec{Prompt: "x"}, t.TempDir()+"/v"); err == nil || !strings.Contains(err.Error(), "Simulated") {
 		t.Fatalf("FailKinds: %v", err)
-	}
-}
-
-// waitFor polls cond until it holds or 10 s pass.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }

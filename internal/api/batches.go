@@ -220,7 +220,7 @@ func (s *server) renderBatch(ctx context.Context, j *core.Job, inline bool) map[
 		}
 		op["response"] = resp
 	case j.State.Terminal():
-		op["error"] = map[string]any{"code": jobs.RPCCode(j.ErrorCode), "message": j.ErrorMessage}
+		op["error"] = jobs.ErrorObject(j)
 	}
 	return op
 }

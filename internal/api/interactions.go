@@ -59,7 +59,7 @@ func (s *server) createInteraction(r *http.Request, key core.APIKey) (any, error
 	}
 	in := jobs.InteractionInput{Model: body.Model, Agent: body.Agent, Input: body.Input, Background: body.Background,
 		PreviousInteractionID: body.PreviousInteractionID, SystemInstruction: body.SystemInstruction,
-		Tools: body.Tools, GenerationConfig: body.GenerationConfig, Echo: map[string]json.RawMessage{}}
+		Tools: body.Tools, GenerationConfig: body.GenerationConfig, Echo: map[string]json.RawMessage{}, Base: s.apiBase(r)}
 	for name, v := range map[string]json.RawMessage{"agent": body.Agent, "agent_config": body.AgentConfig,
 		"system_instruction": body.SystemInstruction, "tools": body.Tools, "generation_config": body.GenerationConfig,
 		"response_format": body.ResponseFormat, "response_mime_type": body.ResponseMimeType,
@@ -173,7 +173,7 @@ func renderInteraction(j *core.Job, includeInput bool) map[string]any {
 		}
 	}
 	if j.State == core.JobFailed || j.State == core.JobExpired {
-		m["errors"] = []any{map[string]string{"code": j.ErrorCode, "message": j.ErrorMessage}}
+		m["errors"] = []any{jobs.ErrorObject(j)}
 	}
 	return m
 }

@@ -60,7 +60,7 @@ func renderVideoOp(j *core.Job) map[string]any {
 			},
 		}
 	case j.State.Terminal():
-		op["error"] = map[string]any{"code": jobs.RPCCode(j.ErrorCode), "message": j.ErrorMessage}
+		op["error"] = jobs.ErrorObject(j)
 	}
 	return op
 }

@@ -175,17 +175,27 @@ func parseInteractionTools(raw json.RawMessage) ([]executor.FunctionDecl, error)
 // the text, then one function_call step per call.
 func replySteps(r *executor.Reply) []map[string]any {
 	var steps []map[string]any
-	var content []map[string]any
-	for _, p := range r.Parts {
-		if p.Text != "" {
-			content = append(content, map[string]any{"type": "text", "text": p.Text})
-		}
-	}
-	if len(content) > 0 {
+	if content := contentBlocks(r.Parts); len(content) > 0 {
 		steps = append(steps, map[string]any{"type": "model_output", "content": content})
 	}
 	for _, c := range r.FunctionCalls() {
 		steps = append(steps, map[string]any{"type": "function_call", "id": c.ID, "name": c.Name, "arguments": argsOrEmpty(c.Args)})
 	}
 	return steps
+}
+
+// contentBlocks renders the text parts of a model turn as interaction
+// content blocks ({"type": "text", "text"}); other parts (media the
+// executor produced) are kept as they are.
+func contentBlocks(parts []executor.Part) []any {
+	var out []any
+	for _, p := range parts {
+		switch {
+		case p.Text != "":
+			out = append(out, map[string]any{"type": "text", "text": p.Text})
+		case len(p.Other) > 0:
+			out = append(out, p.Other)
+		}
+	}
+	return out
 }

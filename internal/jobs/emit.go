@@ -96,6 +96,7 @@ func (s *Service) eventFor(j *core.Job) (string, map[string]any) {
 	data := map[string]any{"id": eventSubjectID(j)}
 	withError := func() {
 		data["error_code"], data["error_message"] = j.ErrorCode, j.ErrorMessage
+		data["error"] = ErrorObject(j)
 	}
 	switch j.Kind {
 	case core.JobBatch:
@@ -114,6 +115,7 @@ func (s *Service) eventFor(j *core.Job) (string, map[string]any) {
 		if j.State == core.JobSucceeded {
 			uri := VideoURI(j)
 			data["output_file_uri"], data["video_uri"], data["file_name"] = uri, uri, "files/"+j.OutputFile
+			data["file_id"] = j.OutputFile
 			return core.EventVideoGenerated, data
 		}
 		withError()
@@ -121,6 +123,7 @@ func (s *Service) eventFor(j *core.Job) (string, map[string]any) {
 	}
 	switch j.State {
 	case core.JobSucceeded:
+		data["output"] = interactionOutput(j)
 		return core.EventInteractionCompleted, data
 	case core.JobRequiresAction:
 		data["required_action"] = requiredAction(j)
@@ -130,6 +133,43 @@ func (s *Service) eventFor(j *core.Job) (string, map[string]any) {
 	}
 	withError()
 	return core.EventInteractionFailed, data
+}
+
+// ErrorObject is a failed job's error as its resource shows it, and as
+// data.error of its failure event: {code, message} where code is the
+// google.rpc code number for batches and videos (the operation's error)
+// and the Google status name for interactions (an entry of the
+// interaction's errors).
+func ErrorObject(j *core.Job) map[string]any {
+	if j.Kind == core.JobInteraction {
+		return map[string]any{"code": j.ErrorCode, "message": j.ErrorMessage}
+	}
+	return map[string]any{"code": RPCCode(j.ErrorCode), "message": j.ErrorMessage}
+}
+
+// maxInlineOutput bounds the output interaction.completed carries inline
+// (its JSON); a larger one is a pointer to the interaction.
+const maxInlineOutput = 16 << 10
+
+// interactionOutput is data.output of interaction.completed: the turn's
+// final outputs as content blocks, {"content": [...]}, when they take at
+// most maxInlineOutput bytes of JSON; otherwise {"uri", "size_bytes"}: the
+// interaction's URL, which the receiver reads with an API key of the
+// project (GET returns the outputs as steps).
+func interactionOutput(j *core.Job) map[string]any {
+	var req InteractionRequest
+	_ = json.Unmarshal(j.Request, &req)
+	var res InteractionResult
+	_ = json.Unmarshal(j.Result, &res)
+	blocks := []any{}
+	if res.Output != nil {
+		blocks = append(blocks, contentBlocks(res.Output.Parts)...)
+	}
+	raw, _ := json.Marshal(blocks)
+	if len(raw) <= maxInlineOutput {
+		return map[string]any{"content": json.RawMessage(raw)}
+	}
+	return map[string]any{"uri": req.Base + "/interactions/" + j.ID, "size_bytes": len(raw)}
 }
 
 // eventSubjectID is data.id: the resource name of batches and video

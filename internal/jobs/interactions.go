@@ -25,6 +25,10 @@ type InteractionInput struct {
 	Tools                 json.RawMessage
 	GenerationConfig      json.RawMessage
 	Echo                  map[string]json.RawMessage
+	// Base is the API base URL (with version) the interaction was created
+	// through; interaction.completed points at it when its output is too
+	// large to inline.
+	Base string
 }
 
 // InteractionRequest is an interaction's stored request (core.Job.Request).
@@ -39,6 +43,7 @@ type InteractionRequest struct {
 	System     string                    `json:"system,omitempty"`
 	Config     executor.GenerationConfig `json:"config"`
 	Background bool                      `json:"background"`
+	Base       string                    `json:"base,omitempty"`
 }
 
 // InteractionResult is an interaction's stored result (core.Job.Result).
@@ -78,7 +83,7 @@ func (s *Service) CreateInteraction(ctx context.Context, projectID string, in In
 	if err := checkFunctionResults(parent, contents); err != nil {
 		return nil, err
 	}
-	req := InteractionRequest{Input: in.Input, Contents: contents, Background: in.Background, Echo: in.Echo}
+	req := InteractionRequest{Input: in.Input, Contents: contents, Background: in.Background, Echo: in.Echo, Base: in.Base}
 	if req.Tools, err = parseInteractionTools(in.Tools); err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package jobs_test
+package sdktest
 
 import (
 	"bytes"
@@ -13,14 +13,14 @@ import (
 
 // TestGoSDK drives video generation (GenerateVideos with a WebhookConfig,
 // GetVideosOperation, Files.Download), a batch and an upload through the
-// official Go SDK (google.golang.org/genai) against the test server.
+// official Go SDK (google.golang.org/genai) against a real serve.
 func TestGoSDK(t *testing.T) {
 	t.Parallel()
-	f := setup(t, options{})
+	f := startServe(t)
 	hook := newReceiver(t)
 	ctx := context.Background()
 	c, err := genai.NewClient(ctx, &genai.ClientConfig{APIKey: f.key, Backend: genai.BackendGeminiAPI,
-		HTTPOptions: genai.HTTPOptions{BaseURL: f.srv.URL, APIVersion: "v1beta"}})
+		HTTPOptions: genai.HTTPOptions{BaseURL: f.url, APIVersion: "v1beta"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"path"
+	"strings"
 
 	"github.com/longhook/longhook/internal/core"
 )
@@ -99,5 +101,30 @@ func WriteError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 				slog.String("method", r.Method), slog.String("route", r.Pattern), slog.Any("err", err))
 		}
 	}
+	if interactionRoute(r) {
+		WriteJSON(w, st.code, interactionErrorBody{Error: interactionError{Code: st.status, Message: msg, Status: st.status}})
+		return
+	}
 	WriteJSON(w, st.code, errorBody{Error: errorDetail{Code: st.code, Message: msg, Status: st.status}})
+}
+
+// interactionErrorBody is the error shape of the Interactions API, which
+// its SDKs read: error.code is a string there (the Go SDK cannot decode
+// the Google envelope's number, and so showed no message). code and status
+// are both the Google status name, so clients of either shape read it.
+type interactionErrorBody struct {
+	Error interactionError `json:"error"`
+}
+
+type interactionError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Status  string `json:"status"`
+}
+
+// interactionRoute reports whether r is a call of the Interactions API
+// (/{v}/interactions...), which answers errors in its own shape.
+func interactionRoute(r *http.Request) bool {
+	_, rest, _ := strings.Cut(strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/"), "/")
+	return versioned(r.URL.Path) && (rest == "interactions" || strings.HasPrefix(rest, "interactions/") || strings.HasPrefix(rest, "interactions:"))
 }

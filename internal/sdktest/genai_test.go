@@ -3,9 +3,12 @@ package sdktest
 import (
 	"bytes"
 	"context"
+	"strings"
 	"testing"
 
 	"google.golang.org/genai"
+	gi "google.golang.org/genai/interactions/models/interactions"
+	"google.golang.org/genai/interactions/models/operations"
 
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/jobs/executor"
@@ -75,4 +78,34 @@ func TestGoSDK(t *testing.T) {
 	if err != nil || string(got) != "go bytes" {
 		t.Fatalf("download: %q %v", got, err)
 	}
+}
+
+// The Go SDK shows the server's message for a 400 and a 404 on every
+// interaction call (the Interactions API's error shape has a string code).
+func TestGoSDKInteractionErrors(t *testing.T) {
+	t.Parallel()
+	f := setup(t, options{noRunner: true})
+	ctx := context.Background()
+	c, err := genai.NewClient(ctx, &genai.ClientConfig{APIKey: f.key, Backend: genai.BackendGeminiAPI,
+		HTTPOptions: genai.HTTPOptions{BaseURL: f.srv.URL, APIVersion: "v1beta"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	version, nope := "v1beta", "nope"
+	check := func(call string, err error, want string) {
+		t.Helper()
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want the server's message %q", call, err, want)
+		}
+	}
+	_, err = c.Interactions.Create(ctx, operations.CreateInteractionRequest{APIVersion: &version,
+		Body: operations.NewCreateInteractionRequestBody(gi.CreateModelInteraction{Model: gi.Model("gemini-2.5-flash"),
+			Input: new(gi.NewInteractionsInput("hi")), PreviousInteractionID: &nope})})
+	check("create (400)", err, "is not an interaction of this project")
+	_, err = c.Interactions.Get(ctx, operations.GetInteractionByIDRequest{APIVersion: &version, ID: nope})
+	check("get (404)", err, "Interaction nope was not found.")
+	_, err = c.Interactions.Cancel(ctx, operations.CancelInteractionByIDRequest{APIVersion: &version, ID: nope})
+	check("cancel (404)", err, "interaction nope was not found.")
+	_, err = c.Interactions.Delete(ctx, operations.DeleteInteractionRequest{APIVersion: &version, ID: nope})
+	check("delete (404)", err, "Interaction nope was not found.")
 }

@@ -192,6 +192,17 @@ async function interactions() {
   assert.equal(cancelled.status, "cancelled");
   await ai.interactions.delete(fg.id);
   await expectStatus(ai.interactions.get(fg.id), 404);
+
+  // The SDK shows the server's message for a 400 and a 404 on every call.
+  const shows = async (promise, status, message) => {
+    const err = await expectStatus(promise, status);
+    assert.ok(String(err.message).includes(message), `${err.message} lacks the server's message ${message}`);
+  };
+  await shows(ai.interactions.create({ model, input: "hi", previous_interaction_id: "nope" }), 400,
+    "is not an interaction of this project");
+  await shows(ai.interactions.get("nope"), 404, "Interaction nope was not found.");
+  await shows(ai.interactions.cancel("nope"), 404, "interaction nope was not found.");
+  await shows(ai.interactions.delete("nope"), 404, "Interaction nope was not found.");
   return { first: first.id, second: second.id, cancelled: slow.id };
 }
 

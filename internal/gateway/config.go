@@ -136,7 +136,7 @@ type JWKSConfig struct {
 }
 
 // SinkConfig is one destination of a source; exactly one of HTTP, Redis,
-// NATS and Discard is set.
+// NATS, Kafka, AMQP, MQTT, PubSub and Discard is set.
 type SinkConfig struct {
 	// Name is unique within the source ([a-z0-9_-]). Pending forwards are
 	// keyed by source and name: renaming a sink abandons its backlog.
@@ -144,6 +144,10 @@ type SinkConfig struct {
 	HTTP    *HTTPSinkConfig    `yaml:"http"`
 	Redis   *RedisSinkConfig   `yaml:"redis"`
 	NATS    *NATSSinkConfig    `yaml:"nats"`
+	Kafka   *KafkaSinkConfig   `yaml:"kafka"`
+	AMQP    *AMQPSinkConfig    `yaml:"amqp"`
+	MQTT    *MQTTSinkConfig    `yaml:"mqtt"`
+	PubSub  *PubSubSinkConfig  `yaml:"pubsub"`
 	Discard *DiscardSinkConfig `yaml:"discard"`
 	// Concurrency is the number of forwards in flight (default 16).
 	Concurrency int `yaml:"concurrency"`
@@ -191,6 +195,59 @@ type NATSSinkConfig struct {
 	// capturing Subject at start-up.
 	CreateStream string        `yaml:"create_stream"`
 	Timeout      time.Duration `yaml:"timeout"` // default 5 s
+}
+
+// KafkaSinkConfig produces to a Kafka topic (acks=all, idempotent
+// producer). The record key is the event's dedupe key, so one event's
+// retries land in one partition and consumers can drop repeats by key.
+type KafkaSinkConfig struct {
+	Brokers []string      `yaml:"brokers"` // seed brokers, host:port
+	Topic   string        `yaml:"topic"`   // must exist (or the cluster auto-creates it)
+	Timeout time.Duration `yaml:"timeout"` // per produce, default 5 s
+}
+
+// AMQPSinkConfig publishes to RabbitMQ (AMQP 0-9-1) with publisher
+// confirms, as persistent messages, mandatory: an unroutable message is a
+// failed forward, not a lost one.
+type AMQPSinkConfig struct {
+	URL        string `yaml:"url"`         // amqp://user:password@host:5672/vhost
+	Exchange   string `yaml:"exchange"`    // "" is the default exchange
+	RoutingKey string `yaml:"routing_key"` // the queue name with the default exchange
+	// DeclareQueue, when set, declares a durable queue of that name at
+	// the first send, bound to Exchange with RoutingKey (unless Exchange
+	// is the default one).
+	DeclareQueue string        `yaml:"declare_queue"`
+	Timeout      time.Duration `yaml:"timeout"` // per publish and confirm, default 5 s
+}
+
+// MQTTSinkConfig publishes to an MQTT broker with QoS 1 (the broker's
+// PUBACK ends the forward). MQTT 3.1.1 messages have no headers: the
+// payload is the raw body, unless Envelope wraps it with its headers.
+type MQTTSinkConfig struct {
+	URL   string `yaml:"url"`   // tcp://host:1883 (or ssl://, ws://)
+	Topic string `yaml:"topic"` // literal topic, no wildcards
+	// ClientID is the MQTT client id (default "longhook-<source>-<sink>").
+	ClientID string `yaml:"client_id"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// Envelope publishes {"headers":{...},"body":<base64>} instead of the
+	// raw body, so a consumer can verify the signature.
+	Envelope bool          `yaml:"envelope"`
+	Timeout  time.Duration `yaml:"timeout"` // per publish, default 5 s
+}
+
+// PubSubSinkConfig publishes to Google Cloud Pub/Sub and waits for the
+// server's message id. Attributes carry the forwarded headers.
+type PubSubSinkConfig struct {
+	Project string `yaml:"project"`
+	Topic   string `yaml:"topic"` // the topic id (must exist)
+	// OrderingKey, when set, orders messages with equal keys; it may use
+	// {source}, {type} and {id}, e.g. "{source}".
+	OrderingKey string `yaml:"ordering_key"`
+	// Emulator is host:port of a Pub/Sub emulator (no TLS, no
+	// credentials); otherwise Application Default Credentials are used.
+	Emulator string        `yaml:"emulator"`
+	Timeout  time.Duration `yaml:"timeout"` // per publish, default 5 s
 }
 
 // DiscardSinkConfig is a sink that accepts everything and does nothing:
@@ -320,6 +377,31 @@ func (c Config) withDefaults() Config {
 				n := *k.NATS
 				n.Timeout = defaultBrokerTimeout
 				k.NATS = &n
+			}
+			if k.Kafka != nil && k.Kafka.Timeout <= 0 {
+				c := *k.Kafka
+				c.Timeout = defaultBrokerTimeout
+				k.Kafka = &c
+			}
+			if k.AMQP != nil && k.AMQP.Timeout <= 0 {
+				c := *k.AMQP
+				c.Timeout = defaultBrokerTimeout
+				k.AMQP = &c
+			}
+			if k.MQTT != nil {
+				c := *k.MQTT
+				if c.Timeout <= 0 {
+					c.Timeout = defaultBrokerTimeout
+				}
+				if c.ClientID == "" {
+					c.ClientID = "longhook-" + s.Name + "-" + k.Name
+				}
+				k.MQTT = &c
+			}
+			if k.PubSub != nil && k.PubSub.Timeout <= 0 {
+				c := *k.PubSub
+				c.Timeout = defaultBrokerTimeout
+				k.PubSub = &c
 			}
 			sinks[j] = k
 		}
@@ -468,13 +550,14 @@ func (v VerifyConfig) preset(now func() time.Time) (*verify.Verifier, error) {
 
 func (k SinkConfig) validate(at string) error {
 	n := 0
-	for _, set := range []bool{k.HTTP != nil, k.Redis != nil, k.NATS != nil, k.Discard != nil} {
+	for _, set := range []bool{k.HTTP != nil, k.Redis != nil, k.NATS != nil, k.Kafka != nil, k.AMQP != nil,
+		k.MQTT != nil, k.PubSub != nil, k.Discard != nil} {
 		if set {
 			n++
 		}
 	}
 	if n != 1 {
-		return fmt.Errorf("gateway: config: %s: set exactly one of http, redis, nats, discard", at)
+		return fmt.Errorf("gateway: config: %s: set exactly one of http, redis, nats, kafka, amqp, mqtt, pubsub, discard", at)
 	}
 	switch {
 	case k.HTTP != nil:
@@ -492,6 +575,34 @@ func (k SinkConfig) validate(at string) error {
 		}
 		if strings.ContainsAny(k.NATS.Subject, "*> ") {
 			return fmt.Errorf("gateway: config: %s.nats.subject: %q must be a literal subject", at, k.NATS.Subject)
+		}
+	case k.Kafka != nil:
+		if len(k.Kafka.Brokers) == 0 || k.Kafka.Topic == "" {
+			return fmt.Errorf("gateway: config: %s.kafka: brokers and topic are required", at)
+		}
+	case k.AMQP != nil:
+		u, err := url.Parse(k.AMQP.URL)
+		if err != nil || (u.Scheme != "amqp" && u.Scheme != "amqps") || u.Host == "" {
+			return fmt.Errorf("gateway: config: %s.amqp.url: %q is not an amqp:// or amqps:// URL", at, redactURL(k.AMQP.URL))
+		}
+		if k.AMQP.Exchange == "" && k.AMQP.RoutingKey == "" {
+			return fmt.Errorf("gateway: config: %s.amqp: routing_key (the queue, with the default exchange) is required", at)
+		}
+	case k.MQTT != nil:
+		u, err := url.Parse(k.MQTT.URL)
+		if err != nil || !slices.Contains([]string{"tcp", "mqtt", "ssl", "tls", "mqtts", "ws", "wss"}, u.Scheme) || u.Host == "" {
+			return fmt.Errorf("gateway: config: %s.mqtt.url: %q is not a tcp://, ssl:// or ws:// URL", at, redactURL(k.MQTT.URL))
+		}
+		if k.MQTT.Topic == "" || strings.ContainsAny(k.MQTT.Topic, "+#") {
+			return fmt.Errorf("gateway: config: %s.mqtt.topic: %q must be a literal topic", at, k.MQTT.Topic)
+		}
+	case k.PubSub != nil:
+		if k.PubSub.Project == "" || k.PubSub.Topic == "" {
+			return fmt.Errorf("gateway: config: %s.pubsub: project and topic are required", at)
+		}
+		rest := strings.NewReplacer("{source}", "", "{type}", "", "{id}", "").Replace(k.PubSub.OrderingKey)
+		if strings.ContainsAny(rest, "{}") {
+			return fmt.Errorf("gateway: config: %s.pubsub.ordering_key: %q: only {source}, {type} and {id} may appear in braces", at, k.PubSub.OrderingKey)
 		}
 	}
 	if k.Retry.Initial > k.Retry.Max {

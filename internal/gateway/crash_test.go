@@ -97,7 +97,8 @@ func freeAddr(t *testing.T) string {
 }
 
 // kill -9 under load: every event the gateway answered 2xx to reaches
-// every sink after a restart, with either inbox.
+// every sink after a restart (HTTP, Redis, Kafka, RabbitMQ), with either
+// inbox.
 func TestKill9UnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts gateway processes")
@@ -160,6 +161,20 @@ func testKill9UnderLoad(t *testing.T, database string) {
 			}
 			return out
 		}
+	}
+	// Kafka lives in this process (kfake), outside the gateway that is
+	// killed; RabbitMQ is the real broker.
+	kc := startKafka(t, 0, "webhooks")
+	sinks += fmt.Sprintf(`
+      - name: kafka
+        kafka: {brokers: [%q], topic: webhooks}`, kc.ListenAddrs()[0])
+	brokers := map[string]*collector{"kafka": consumeKafka(t, kc.ListenAddrs(), "webhooks")}
+	if url := os.Getenv("LONGHOOK_TEST_AMQP_URL"); url != "" {
+		queue := "longhook.kill9." + suffix(t)
+		brokers["rabbitmq"] = consumeAMQP(t, url, queue)
+		sinks += fmt.Sprintf(`
+      - name: amqp
+        amqp: {url: %q, routing_key: %q}`, url, queue)
 	}
 	if database != "" {
 		database = fmt.Sprintf("database: %q", database)
@@ -239,6 +254,17 @@ sources:
 	if checkRedis != nil {
 		waitFor(t, 30*time.Second, "every acknowledged event in redis", func() bool {
 			got := checkRedis()
+			for id := range acked {
+				if got[id] == 0 {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	for name, col := range brokers {
+		waitFor(t, 30*time.Second, "every acknowledged event in "+name, func() bool {
+			got := col.snapshot()
 			for id := range acked {
 				if got[id] == 0 {
 					return false

@@ -5,7 +5,8 @@
 // gateway/verify), deduplicates on (source, webhook-id or the provider's
 // delivery id), stores the event durably and only then answers
 // 2xx, and forwards every event at least once to the source's sinks: HTTP
-// services, Redis Streams and NATS JetStream. It also serves listen
+// services, Redis Streams, NATS JetStream, Kafka, RabbitMQ (AMQP 0-9-1),
+// MQTT and Google Cloud Pub/Sub. It also serves listen
 // streams that `longhook listen` (package gateway/listen) relays to a
 // local URL, and `longhook bench --gateway` (RunBench). `longhook check`
 // lives in package gateway/check.
@@ -69,7 +70,10 @@
 // dedupe_horizon (72h), listen_tokens and sinks. A sink has name, exactly
 // one of http {url, timeout 15s, headers}, redis {url, stream, maxlen,
 // dedupe_window 24h, no_dedupe, timeout 5s}, nats {url, subject,
-// create_stream, timeout 5s} or discard {}, plus concurrency (16) and
+// create_stream, timeout 5s}, kafka {brokers, topic, timeout 5s}, amqp
+// {url, exchange, routing_key, declare_queue, timeout 5s}, mqtt {url,
+// topic, client_id, username, password, envelope, timeout 5s}, pubsub
+// {project, topic, ordering_key, emulator, timeout 5s} or discard {}, plus concurrency (16) and
 // retry {initial 1s, max 5m, max_age = dedupe_horizon}. A sink added later
 // starts with the events received after it was added.
 //

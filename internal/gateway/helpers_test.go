@@ -25,6 +25,8 @@ func TestMain(m *testing.M) {
 		os.Exit(crashChild())
 	}
 	goleak.VerifyTestMain(m,
+		// The Pub/Sub client links OpenCensus, whose view worker starts at init.
+		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
 		// Idle keep-alive connections of http.DefaultTransport-like clients
 		// in the webhook package's JWKS client, and the NATS client's
 		// flusher, end shortly after the test that made them.

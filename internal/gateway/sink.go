@@ -45,6 +45,14 @@ func newSink(ctx context.Context, source string, c SinkConfig) (Sink, error) {
 		return newRedisSink(*c.Redis)
 	case c.NATS != nil:
 		return newNATSSink(ctx, *c.NATS)
+	case c.Kafka != nil:
+		return newKafkaSink(*c.Kafka)
+	case c.AMQP != nil:
+		return newAMQPSink(*c.AMQP), nil
+	case c.MQTT != nil:
+		return newMQTTSink(*c.MQTT)
+	case c.PubSub != nil:
+		return newPubSubSink(ctx, *c.PubSub)
 	case c.Discard != nil:
 		return discardSink{}, nil
 	}

@@ -312,26 +312,38 @@ func (l *listener) session(ctx context.Context) (progressed bool, err error) {
 			}
 		}
 	}()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), maxEventLine)
-	var event string
-	var data bytes.Buffer
-	for sc.Scan() {
+	return true, readEvents(resp.Body, func() {
 		select {
 		case alive <- struct{}{}:
 		default:
 		}
-		line := sc.Bytes()
+	}, func(event string, data []byte) error { return l.dispatch(ctx, event, data) })
+}
+
+// readEvents parses a Server-Sent Events stream: it calls line for every
+// line read and dispatch for every complete event (its "event" field and
+// its "data" lines joined by newlines); comments and other fields are
+// ignored, and a line longer than maxEventLine ends the stream with an
+// error. It returns dispatch's first error, the read error, or
+// io.ErrUnexpectedEOF when the stream ends (a stream never ends by itself).
+func readEvents(r io.Reader, line func(), dispatch func(event string, data []byte) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), maxEventLine)
+	var event string
+	var data bytes.Buffer
+	for sc.Scan() {
+		line()
+		b := sc.Bytes()
 		switch {
-		case len(line) == 0:
-			if err := l.dispatch(ctx, event, data.Bytes()); err != nil {
-				return true, err
+		case len(b) == 0:
+			if err := dispatch(event, data.Bytes()); err != nil {
+				return err
 			}
 			event = ""
 			data.Reset()
-		case line[0] == ':':
+		case b[0] == ':':
 		default:
-			field, value, _ := bytes.Cut(line, []byte(":"))
+			field, value, _ := bytes.Cut(b, []byte(":"))
 			value = bytes.TrimPrefix(value, []byte(" "))
 			switch string(field) {
 			case "event":
@@ -345,9 +357,9 @@ func (l *listener) session(ctx context.Context) (progressed bool, err error) {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return true, err
+		return err
 	}
-	return true, io.ErrUnexpectedEOF
+	return io.ErrUnexpectedEOF
 }
 
 // dispatch handles one complete SSE event.

@@ -33,6 +33,9 @@ type webhookJSON struct {
 	NewSigningSecret string              `json:"new_signing_secret,omitempty"`
 	CreateTime       string              `json:"create_time"`
 	UpdateTime       string              `json:"update_time"`
+	// RateLimit is a longhook extension: deliveries to this webhook never
+	// exceed it, across every instance.
+	RateLimit *core.RateLimit `json:"rate_limit,omitempty"`
 }
 
 type signingSecretJSON struct {
@@ -62,6 +65,7 @@ func webhookOut(w *core.Webhook, now time.Time) *webhookJSON {
 		SigningSecrets:   []signingSecretJSON{},
 		CreateTime:       resourceTime(w.CreateTime),
 		UpdateTime:       resourceTime(w.UpdateTime),
+		RateLimit:        w.RateLimit,
 	}
 	if out.SubscribedEvents == nil {
 		out.SubscribedEvents = []string{}
@@ -102,9 +106,10 @@ func sortedSecrets(in []core.SigningSecret) []core.SigningSecret {
 
 // createWebhookRequest is WebhookInput.
 type createWebhookRequest struct {
-	Name             string   `json:"name"`
-	URI              string   `json:"uri"`
-	SubscribedEvents []string `json:"subscribed_events"`
+	Name             string          `json:"name"`
+	URI              string          `json:"uri"`
+	SubscribedEvents []string        `json:"subscribed_events"`
+	RateLimit        *core.RateLimit `json:"rate_limit"` // extension
 }
 
 func (s *server) createWebhook(r *http.Request, key core.APIKey) (any, error) {
@@ -122,6 +127,11 @@ func (s *server) createWebhook(r *http.Request, key core.APIKey) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if req.RateLimit != nil {
+		if err := req.RateLimit.Validate("rate_limit"); err != nil {
+			return nil, err
+		}
+	}
 	now := s.d.Clock.Now().UTC()
 	secret, sealed, err := s.newSecret(now)
 	if err != nil {
@@ -135,6 +145,7 @@ func (s *server) createWebhook(r *http.Request, key core.APIKey) (any, error) {
 		SubscribedEvents: events,
 		State:            core.WebhookEnabled,
 		Secrets:          []core.SigningSecret{sealed},
+		RateLimit:        req.RateLimit,
 		CreateTime:       now,
 		UpdateTime:       now,
 	}
@@ -249,6 +260,8 @@ type updateWebhookRequest struct {
 	URI              *string   `json:"uri"`
 	SubscribedEvents *[]string `json:"subscribed_events"`
 	State            *string   `json:"state"`
+	// RateLimit is kept raw: present as null clears the limit.
+	RateLimit json.RawMessage `json:"rate_limit"`
 }
 
 // updatePaths are the update_mask paths, with the camelCase spellings
@@ -259,6 +272,8 @@ var updatePaths = map[string]string{
 	"subscribed_events": "subscribed_events",
 	"subscribedEvents":  "subscribed_events",
 	"state":             "state",
+	"rate_limit":        "rate_limit",
+	"rateLimit":         "rate_limit",
 }
 
 // webhookUpdate is a validated update: set reports which fields to apply.
@@ -268,6 +283,7 @@ type webhookUpdate struct {
 	uri    string
 	events []string
 	state  core.WebhookState
+	rate   *core.RateLimit
 }
 
 // parseUpdate validates an update. With update_mask, exactly the masked
@@ -284,7 +300,7 @@ func (s *server) parseUpdate(r *http.Request) (*webhookUpdate, error) {
 		for _, p := range strings.Split(mask, ",") {
 			path, ok := updatePaths[strings.TrimSpace(p)]
 			if !ok {
-				return nil, core.Invalid("update_mask", "update_mask: unknown field path %q; valid paths: name, uri, subscribed_events, state", strings.TrimSpace(p))
+				return nil, core.Invalid("update_mask", "update_mask: unknown field path %q; valid paths: name, uri, subscribed_events, state, rate_limit", strings.TrimSpace(p))
 			}
 			u.set[path] = true
 		}
@@ -293,6 +309,7 @@ func (s *server) parseUpdate(r *http.Request) (*webhookUpdate, error) {
 		u.set["uri"] = req.URI != nil
 		u.set["subscribed_events"] = req.SubscribedEvents != nil
 		u.set["state"] = req.State != nil
+		u.set["rate_limit"] = req.RateLimit != nil
 	}
 	if u.set["name"] {
 		u.name = deref(req.Name)
@@ -316,6 +333,15 @@ func (s *server) parseUpdate(r *http.Request) (*webhookUpdate, error) {
 		u.state = core.WebhookState(deref(req.State))
 		if u.state != core.WebhookEnabled && u.state != core.WebhookDisabled {
 			return nil, core.Invalid("state", "state: %q cannot be set; valid values: enabled, disabled", deref(req.State))
+		}
+	}
+	if u.set["rate_limit"] && len(req.RateLimit) > 0 && string(req.RateLimit) != "null" {
+		u.rate = new(core.RateLimit)
+		if err := json.Unmarshal(req.RateLimit, u.rate); err != nil {
+			return nil, core.Invalid("rate_limit", "rate_limit must be {\"per_second\": number, \"burst\": integer}")
+		}
+		if err := u.rate.Validate("rate_limit"); err != nil {
+			return nil, err
 		}
 	}
 	return u, nil
@@ -355,6 +381,9 @@ func (s *server) updateWebhook(r *http.Request, key core.APIKey) (any, error) {
 		}
 		if u.set["subscribed_events"] {
 			w.SubscribedEvents = u.events
+		}
+		if u.set["rate_limit"] {
+			w.RateLimit = u.rate
 		}
 		if u.set["state"] && w.State != u.state {
 			w.State = u.state

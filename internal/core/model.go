@@ -74,8 +74,10 @@ type Webhook struct {
 	// RetrySchedule overrides the server's schedule for this webhook when
 	// non-empty.
 	RetrySchedule []time.Duration
-	CreateTime    time.Time
-	UpdateTime    time.Time
+	// RateLimit, when set, caps deliveries to this webhook (an extension).
+	RateLimit  *RateLimit
+	CreateTime time.Time
+	UpdateTime time.Time
 	// FailingSince is the time of the first failed attempt in the current
 	// run of failures; zero when the last attempt succeeded. Together with
 	// ConsecutiveFailures it drives auto-disable.
@@ -112,6 +114,8 @@ type WebhookConfig struct {
 	// Audience overrides the JWT aud claim (default: the delivery URI). It
 	// must be one of URIs or the origin of one; see DynamicAudience.
 	Audience string `json:"audience,omitempty"`
+	// RateLimit (a longhook extension) caps deliveries to each of URIs.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 }
 
 // Event is one accepted event. Payload is the exact JSON body every

@@ -19,6 +19,7 @@ type Store interface {
 	LeaseStore
 	JobStore
 	StatsStore
+	RateStore
 
 	// Wake returns a channel that receives (without blocking the sender) when
 	// new deliveries may be due: after PublishEvents (when it wrote unleased

@@ -195,6 +195,9 @@ func (p AddressPolicy) ValidateWebhookConfig(field string, c *WebhookConfig) err
 	if c.Audience != "" && !slices.ContainsFunc(c.URIs, func(u string) bool { return audienceNames(c.Audience, u) }) {
 		return Invalid(field+".audience", "%s.audience must be one of the uris or the origin (scheme://host[:port]) of one", field)
 	}
+	if c.RateLimit != nil {
+		return c.RateLimit.Validate(field + ".rate_limit")
+	}
 	return nil
 }
 

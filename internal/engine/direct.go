@@ -68,21 +68,20 @@ func (e *Engine) Cancel(r core.Reservation) {
 // Dispatch starts the deliveries of a committed reservation. hooks
 // resolves static deliveries' webhooks (those the publisher fanned out to).
 func (e *Engine) Dispatch(r core.Reservation, cs []core.Claimed, hooks map[string]*core.Webhook, gen uint64, hooksAt time.Time) {
+	tasks := make([]*task, len(cs))
+	for i := range cs {
+		tasks[i] = &task{c: cs[i], direct: true, gen: gen, at: hooksAt, leaseEnd: r.Until}
+		if cs[i].WebhookID != "" {
+			tasks[i].hook = hooks[cs[i].WebhookID]
+		}
+	}
+	tasks = e.gate(context.Background(), tasks)
 	var release []string
 	e.mu.Lock()
 	e.reserved -= r.N
-	for i := range cs {
-		c := cs[i]
-		if e.stopping {
-			release = append(release, c.ID)
-			continue
-		}
-		t := &task{c: c, direct: true, gen: gen, at: hooksAt, leaseEnd: r.Until}
-		if c.WebhookID != "" {
-			t.hook = hooks[c.WebhookID]
-		}
-		if !e.admit(t) {
-			release = append(release, c.ID)
+	for _, t := range tasks {
+		if e.stopping || !e.admit(t) {
+			release = append(release, t.c.ID)
 		}
 	}
 	e.mu.Unlock()

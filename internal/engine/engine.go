@@ -33,6 +33,7 @@ type Store interface {
 	NextDueTime(ctx context.Context) (time.Time, bool, error)
 	WebhooksByID(ctx context.Context, ids []string) (map[string]*core.Webhook, error)
 	Wake() <-chan struct{}
+	core.RateStore
 }
 
 // Signer produces the webhook-signature header of dynamic (per-job)
@@ -152,6 +153,7 @@ type Engine struct {
 	excluded  map[string]bool          // destinations the last claim skipped (at their cap)
 	unblocked chan struct{}            // signalled when one of them has room again
 	resched   chan struct{}            // signalled when a retry was scheduled
+	rate      rateState                // rate-limited destinations waiting for a token
 
 	completions *groupcommit.Writer[core.Completion] // attempt results
 	groupLen    int                                  // size of the group being written (its writer's goroutine only)
@@ -316,6 +318,9 @@ func (e *Engine) claimLoop(ctx context.Context) {
 				wait = d
 			}
 		}
+		if d, ok := e.rateWait(); ok && d < wait {
+			wait = max(d, time.Millisecond) // a limited destination gets its next token
+		}
 		recheck = false
 		timer := e.cfg.Clock.NewTimer(wait)
 	wait:
@@ -375,6 +380,7 @@ func (e *Engine) claimOnce(ctx context.Context) (n int, full bool, err error) {
 			e.excluded[k] = true
 		}
 	}
+	exclude, _ = e.rateExclusions(exclude, e.cfg.Clock.Now())
 	e.mu.Unlock()
 	if free <= 0 {
 		return 0, true, nil
@@ -394,13 +400,17 @@ func (e *Engine) claimOnce(ctx context.Context) (n int, full bool, err error) {
 		// Leave the claims to expire; they are retried after the lease.
 		return 0, false, err
 	}
+	tasks := make([]*task, len(claimed))
+	for i := range claimed {
+		tasks[i] = &task{c: claimed[i], gen: gen, at: at, leaseEnd: now.Add(e.cfg.Lease)}
+		if tasks[i].c.WebhookID != "" {
+			tasks[i].hook = hooks[tasks[i].c.WebhookID]
+		}
+	}
+	tasks = e.gate(ctx, tasks)
 	var release []string
 	e.mu.Lock()
-	for i := range claimed {
-		t := &task{c: claimed[i], gen: gen, at: at, leaseEnd: now.Add(e.cfg.Lease)}
-		if t.c.WebhookID != "" {
-			t.hook = hooks[t.c.WebhookID]
-		}
+	for _, t := range tasks {
 		if !e.admit(t) {
 			release = append(release, t.c.ID)
 		}

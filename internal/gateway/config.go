@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/longhook/longhook/internal/certs"
+	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/gateway/verify"
 )
 
@@ -151,6 +152,9 @@ type SinkConfig struct {
 	Discard *DiscardSinkConfig `yaml:"discard"`
 	// Concurrency is the number of forwards in flight (default 16).
 	Concurrency int `yaml:"concurrency"`
+	// RateLimit, when set, caps forwards to this sink (first attempts and
+	// retries together); events over it wait in the inbox.
+	RateLimit *SinkRateLimit `yaml:"rate_limit"`
 	// Retry shapes the backoff between attempts.
 	Retry RetryConfig `yaml:"retry"`
 }
@@ -548,7 +552,23 @@ func (v VerifyConfig) preset(now func() time.Time) (*verify.Verifier, error) {
 	return verify.New(spec, now)
 }
 
+// SinkRateLimit is a sink's rate limit: PerSecond on average, at most
+// Burst (default 1) at once.
+type SinkRateLimit struct {
+	PerSecond float64 `yaml:"per_second"`
+	Burst     int     `yaml:"burst"`
+}
+
+func (l *SinkRateLimit) core() core.RateLimit {
+	return core.RateLimit{PerSecond: l.PerSecond, Burst: l.Burst}
+}
+
 func (k SinkConfig) validate(at string) error {
+	if k.RateLimit != nil {
+		if err := k.RateLimit.core().Validate(at + ".rate_limit"); err != nil {
+			return fmt.Errorf("gateway: config: %v", err)
+		}
+	}
 	n := 0
 	for _, set := range []bool{k.HTTP != nil, k.Redis != nil, k.NATS != nil, k.Kafka != nil, k.AMQP != nil,
 		k.MQTT != nil, k.PubSub != nil, k.Discard != nil} {

@@ -50,13 +50,14 @@ type forwarder struct {
 	lastFlush time.Time
 	wakeAt    time.Time // earliest known retry time, zero if none
 	freed     chan struct{}
+	limit     *sinkLimiter // nil without a rate limit
 }
 
 func newForwarder(source, name string, cfg SinkConfig, sink Sink, inbox Inbox, log *slog.Logger, m *metrics, now func() time.Time) *forwarder {
 	return &forwarder{
 		id: sinkID(source, name), source: source, cfg: cfg, sink: sink, inbox: inbox, log: log, m: m.forSink(sinkID(source, name)), now: now,
 		first: map[int64]struct{}{}, retrying: map[int64]struct{}{},
-		freed: make(chan struct{}, 1),
+		freed: make(chan struct{}, 1), limit: newSinkLimiter(cfg.RateLimit),
 	}
 }
 
@@ -237,6 +238,7 @@ func (f *forwarder) flush(ctx context.Context, force bool) {
 // even during shutdown (WithoutCancel): an outcome lost here only means
 // one more, harmless, attempt after restart.
 func (f *forwarder) attempt(ctx context.Context, fw Forward, retry bool) {
+	f.limit.wait(ctx)
 	start := f.now()
 	err := f.sink.Send(ctx, &fw.Event)
 	elapsed := f.now().Sub(start)

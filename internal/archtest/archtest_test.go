@@ -92,10 +92,7 @@ func TestForbiddenImports(t *testing.T) {
 		from      string
 		forbidden []string
 	}{
-		// TODO(issue 12 item 2): add "internal/engine" once the leader's
-		// periodic tasks (engine.Task, used by jobs.Service.Tasks) live in
-		// internal/leader.
-		{"internal/jobs", []string{"internal/api"}},
+		{"internal/jobs", []string{"internal/api", "internal/engine"}},
 		{"internal/gateway", []string{"internal/api", "internal/engine"}},
 		{"internal/relay", []string{"internal/api", "internal/gateway"}},
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/longhook/longhook/internal/jobs"
 	"github.com/longhook/longhook/internal/jobs/executor"
 	"github.com/longhook/longhook/internal/jwks"
+	"github.com/longhook/longhook/internal/leader"
 	"github.com/longhook/longhook/internal/publish"
 	"github.com/longhook/longhook/internal/secretbox"
 )
@@ -161,7 +162,7 @@ type Server struct {
 	tls       *certs.TLS
 	http      *http.Server
 	engine    *engine.Engine
-	maint     *engine.Maintenance
+	maint     *leader.Leader
 	keys      *jwks.Manager
 	jobs      *jobs.Service
 	ready     atomic.Bool
@@ -264,7 +265,7 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 		Store: store, Catalog: catalog, Policy: policy, Lanes: lanes,
 		OnPublished: func(n int) { accepted.Add(float64(n)) }, Direct: s.engine,
 	})
-	tasks := []engine.Task{{Name: "jwks", Run: keys.Maintain}}
+	tasks := []leader.Task{{Name: "jwks", Run: keys.Maintain}}
 	exec, err := executor.New(executor.Config{Kind: cfg.Executor, SimDurations: cfg.SimDuration, Scale: cfg.TimeScale,
 		VideoCommand: cfg.VideoCommand, OpenAI: executor.OpenAIConfig{URL: cfg.OpenAIURL, Model: cfg.OpenAIModel,
 			APIKey: env.Getenv("LONGHOOK_OPENAI_API_KEY")}})
@@ -278,9 +279,13 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 		return nil, err
 	}
 	tasks = append(tasks, s.jobs.Tasks()...)
-	s.maint = engine.NewMaintenance(engine.MaintenanceConfig{
-		Store: store, Logger: logger, Owner: s.engine.Owner(), Retention: cfg.Retention, Scale: cfg.TimeScale,
-		Tasks: tasks, OnDisabled: func([]string) { pub.InvalidateAll() },
+	upkeep := engine.NewMaintenance(engine.MaintenanceConfig{
+		Store: store, Logger: logger, Retention: cfg.Retention, Scale: cfg.TimeScale,
+		OnDisabled: func([]string) { pub.InvalidateAll() },
+	})
+	s.maint = leader.New(leader.Config{
+		Store: store, Logger: logger, Owner: s.engine.Owner(), Scale: cfg.TimeScale,
+		Tasks: append(upkeep.Tasks(), tasks...),
 	})
 
 	mac := hmac.New(sha256.New, masterKey)

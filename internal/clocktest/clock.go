@@ -89,3 +89,11 @@ func (t *timer) Stop() bool {
 	}
 	return false
 }
+
+// Pending returns how many timers wait for the clock to advance, so a
+// test can advance it only once the code under test is waiting.
+func (c *Clock) Pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.timers)
+}

@@ -16,7 +16,7 @@ import (
 
 // leaderTTL is the leadership lease with --time-scale 600: the
 // maintenance interval is 30 s / 600 = 50 ms and the lease max(3 × 50 ms,
-// 1 s) = 1 s (internal/engine/maintenance.go).
+// 1 s) = 1 s (internal/leader).
 const leaderTTL = time.Second
 
 // leaderTakeover bounds the wait for a new leader after a kill: one lease

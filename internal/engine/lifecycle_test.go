@@ -27,7 +27,7 @@ func TestAutoDisableAndRecover(t *testing.T) {
 		w.WriteHeader(500)
 	})
 	w, _ := b.webhook(rec.srv.URL)
-	m := NewMaintenance(MaintenanceConfig{Store: b.store, Clock: b.clock, Owner: "m1"})
+	m := NewMaintenance(MaintenanceConfig{Store: b.store, Clock: b.clock})
 	b.publish(`{"n":1}`)
 	var first string
 	waitFor(t, "delivery", func() bool {

@@ -13,8 +13,8 @@ import (
 
 	"github.com/longhook/longhook/internal/api"
 	"github.com/longhook/longhook/internal/core"
-	"github.com/longhook/longhook/internal/engine"
 	"github.com/longhook/longhook/internal/jobs"
+	"github.com/longhook/longhook/internal/leader"
 	"github.com/longhook/longhook/internal/publish"
 	"github.com/longhook/longhook/internal/secretbox"
 	"github.com/longhook/longhook/internal/store/sqlite"
@@ -42,7 +42,7 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	_ = engine.NewMaintenance(engine.MaintenanceConfig{Store: store, Tasks: svc.Tasks()})
+	_ = leader.New(leader.Config{Store: store, Tasks: svc.Tasks()})
 	srv := httptest.NewServer(api.NewServer(api.Deps{Store: store, Cipher: box, Publisher: pub, Jobs: svc}))
 	defer srv.Close()
 	done := make(chan struct{})

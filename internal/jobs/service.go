@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
-	"github.com/longhook/longhook/internal/engine"
 	"github.com/longhook/longhook/internal/jobs/executor"
+	"github.com/longhook/longhook/internal/leader"
 	"github.com/longhook/longhook/internal/publish"
 )
 
@@ -196,10 +196,10 @@ func (s *Service) notify() {
 	}
 }
 
-// Tasks returns the leader's periodic work for engine.MaintenanceConfig:
-// batch expiry, and the sweep of expired files and abandoned uploads.
-func (s *Service) Tasks() []engine.Task {
-	return []engine.Task{
+// Tasks returns the leader's periodic work (internal/leader): batch
+// expiry, and the sweep of expired files and abandoned uploads.
+func (s *Service) Tasks() []leader.Task {
+	return []leader.Task{
 		{Name: "jobs.expire", Run: s.ExpireBatches},
 		{Name: "jobs.sweep_files", Run: s.SweepFiles},
 	}

@@ -99,8 +99,10 @@ func mustContain(t testing.TB, what, s string, fragments ...string) {
 	}
 }
 
+// newCLI runs client commands against s through a proxy that validates
+// every exchange against docs/openapi.json (openapi_test.go).
 func newCLI(t testing.TB, s *serveProc) cliEnv {
-	return cliEnv{server: s.URL(), key: s.APIKey}
+	return cliEnv{server: validatingServer(t, s.URL()), key: s.APIKey}
 }
 
 // field reads "name:  value" from human output.

@@ -114,8 +114,22 @@ func runBench(ctx context.Context, args []string, env Env) error {
 	fs.IntVar(&c.Rounds, "rounds", 4, "with --dynamic: split the events into this many rounds and measure the RS256 signing rate before and after each, so a neighbour's load drifting during the run weighs the same on both sides")
 	fs.StringVar(&c.LogLevel, "log-level", "error", "server log level (logs go to stderr)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the delivery phase to this file")
+	var sk soakConfig
+	fs.DurationVar(&sk.Duration, "soak", 0, "instead of a benchmark, run a soak this long: mixed load (fan-out, dynamic, a flapping and a failing webhook, retention sweeps) at --time-scale, resources printed every minute, zero accepted events lost")
+	fs.Float64Var(&sk.TimeScale, "time-scale", 1800, "with --soak: the server's --time-scale")
 	if err := fs.parse(args); err != nil {
 		return err
+	}
+	if sk.Duration > 0 {
+		if sk.TimeScale <= 0 {
+			return fmt.Errorf("%w: --time-scale must be positive", errUsage)
+		}
+		sk.Rate, sk.DatabaseURL, sk.LogLevel = c.Rate, c.DatabaseURL, c.LogLevel
+		if sk.Rate <= 0 {
+			sk.Rate = 20
+		}
+		sk.Every = min(time.Minute, sk.Duration/4)
+		return soak(ctx, sk, env)
 	}
 	if c.Events <= 0 || c.Webhooks <= 0 || c.Concurrency <= 0 || c.Size < 100 || c.Rounds <= 0 {
 		return fmt.Errorf("%w: --events, --webhooks, --concurrency, --rounds must be positive and --size ≥ 100", errUsage)

@@ -1,0 +1,318 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// soakConfig are the flags of `longhook bench --soak`.
+type soakConfig struct {
+	Duration    time.Duration
+	Rate        float64
+	TimeScale   float64
+	DatabaseURL string
+	Every       time.Duration
+	LogLevel    string
+}
+
+// The soak's webhooks: every event fans out to all four, and every
+// fourth event also carries webhook_config (a dynamic delivery).
+const (
+	soakHealthy  = "healthy"  // answers 204
+	soakSecond   = "second"   // answers 204
+	soakFlapping = "flapping" // 503 for 10 s of every 30 s, 204 otherwise
+	soakFailing  = "failing"  // always 500: retried until the 24 h horizon, then failed
+	soakDynamic  = "dynamic"  // the webhook_config URI
+)
+
+// soakReceiver records, per webhook, which event sequence numbers got a
+// 2xx.
+type soakReceiver struct {
+	mu   sync.Mutex
+	got  map[string]map[int64]bool
+	hits atomic.Int64
+}
+
+func (rv *soakReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	hook := r.URL.Path[1:]
+	rv.hits.Add(1)
+	status := http.StatusNoContent
+	switch hook {
+	case soakFailing:
+		status = http.StatusInternalServerError
+	case soakFlapping:
+		if time.Now().Unix()%30 < 10 {
+			status = http.StatusServiceUnavailable
+		}
+	}
+	if status < 300 {
+		if i := bytes.Index(body, []byte(`"seq":`)); i >= 0 {
+			rest := body[i+len(`"seq":`):]
+			if j := bytes.IndexAny(rest, ",}"); j > 0 {
+				if n, err := strconv.ParseInt(string(rest[:j]), 10, 64); err == nil {
+					rv.mu.Lock()
+					rv.got[hook][n] = true
+					rv.mu.Unlock()
+				}
+			}
+		}
+	}
+	w.WriteHeader(status)
+}
+
+// missing counts, per webhook, the accepted sequence numbers it has not
+// seen.
+func (rv *soakReceiver) missing(accepted []int64) map[string]int {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	out := map[string]int{}
+	for hook, seen := range rv.got {
+		if hook == soakFailing {
+			continue // auto-disabled after a day of failures; see soak
+		}
+		for _, n := range accepted {
+			if (hook == soakDynamic) != (n%4 == 0) {
+				continue // events with webhook_config go to its URIs only
+			}
+			if !seen[n] {
+				out[hook]++
+			}
+		}
+	}
+	return out
+}
+
+// soak runs mixed load against one in-process `serve` for c.Duration and
+// prints the process's resources every c.Every; then it waits for every
+// accepted event to reach every webhook that answers (the flapping one
+// between its outages) and for no delivery to be left pending (the
+// failing webhook's are retried to the 24 h horizon or until it is
+// auto-disabled), and fails otherwise.
+func soak(ctx context.Context, c soakConfig, env Env) error {
+	dir, err := os.MkdirTemp("", "longhook-soak-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	rv := &soakReceiver{got: map[string]map[int64]bool{}}
+	for _, h := range []string{soakHealthy, soakSecond, soakFlapping, soakFailing, soakDynamic} {
+		rv.got[h] = map[int64]bool{}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	recv := &http.Server{Handler: rv, ReadHeaderTimeout: 10 * time.Second}
+	go recv.Serve(ln)
+	defer recv.Close()
+	recvURL := "http://" + ln.Addr().String()
+
+	dbURL, size := c.DatabaseURL, func() int64 { return dirSize(dir) }
+	if isPostgres(dbURL) {
+		tmp, drop, err := tempPostgresDB(ctx, dbURL)
+		if err != nil {
+			return err
+		}
+		defer drop()
+		dbURL = tmp
+		size = func() int64 { return pgSize(ctx, tmp) }
+	}
+	const key = "soak-key-0123456789abcdef0123456789abcdef"
+	master := make([]byte, 32)
+	_, _ = rand.Read(master)
+	quiet := Env{Getenv: func(k string) string {
+		switch k {
+		case "LONGHOOK_BOOTSTRAP_API_KEY":
+			return key
+		case "LONGHOOK_MASTER_KEY":
+			return base64.StdEncoding.EncodeToString(master)
+		}
+		return ""
+	}, Stdout: io.Discard, Stderr: io.Discard}
+	// Retention of two days: at the default scale deliveries are swept
+	// about 100 s after they finish, so sweeps run all along.
+	srv, err := NewServer(ctx, ServeConfig{
+		Addr: "127.0.0.1:0", DataDir: dir, DatabaseURL: dbURL, Dev: true, TimeScale: c.TimeScale,
+		Retention: 48 * time.Hour, SoftStop: time.Second, Migrate: true, Lease: time.Minute,
+	}, quiet, benchLogger(env, c.LogLevel))
+	if err != nil {
+		return err
+	}
+	srvCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- srv.Run(srvCtx) }()
+	defer func() { stop(); <-srvDone }()
+	cl := &benchClient{base: srv.URL + "/v1beta", key: key, http: &http.Client{Timeout: 30 * time.Second}}
+	for _, h := range []string{soakHealthy, soakSecond, soakFlapping, soakFailing} {
+		if err := cl.post(ctx, "/webhooks", map[string]any{"name": h, "uri": recvURL + "/" + h, "subscribed_events": []string{"batch.succeeded"}}, nil); err != nil {
+			return fmt.Errorf("create webhook: %w", err)
+		}
+	}
+
+	var mu sync.Mutex
+	var accepted []int64
+	var refused atomic.Int64
+	pubCtx, stopPub := context.WithTimeout(ctx, c.Duration)
+	defer stopPub()
+	var pubWG sync.WaitGroup
+	interval := time.Duration(float64(time.Second) / c.Rate)
+	var seq atomic.Int64
+	for range 4 {
+		pubWG.Go(func() {
+			t := time.NewTicker(interval * 4)
+			defer t.Stop()
+			for {
+				select {
+				case <-pubCtx.Done():
+					return
+				case <-t.C:
+				}
+				n := seq.Add(1)
+				ev := map[string]any{"type": "batch.succeeded", "data": map[string]any{"id": "batches/soak", "seq": n}}
+				if n%4 == 0 {
+					ev["webhook_config"] = map[string]any{"uris": []string{recvURL + "/" + soakDynamic}}
+				}
+				if err := cl.post(ctx, "/events", ev, nil); err != nil {
+					refused.Add(1)
+					continue
+				}
+				mu.Lock()
+				accepted = append(accepted, n)
+				mu.Unlock()
+			}
+		})
+	}
+
+	fmt.Fprintf(env.Stdout, "soak: %s on %s, %.0f events/s, time scale %g (24 h horizon = %s)\n",
+		c.Duration, srv.store.Capabilities().Driver, c.Rate, c.TimeScale, time.Duration(float64(24*time.Hour)/c.TimeScale).Round(time.Second))
+	fmt.Fprintf(env.Stdout, "%8s %9s %8s %8s %10s %6s %9s\n", "minute", "accepted", "rss_mb", "gorout", "open_files", "db_mb", "requests")
+	start := time.Now()
+	report := func() resources {
+		mu.Lock()
+		n := len(accepted)
+		mu.Unlock()
+		r := sample(size)
+		fmt.Fprintf(env.Stdout, "%8.1f %9d %8.1f %8d %10d %6.1f %9d\n", time.Since(start).Minutes(), n, r.rssMB, r.goroutines, r.files, r.dbMB, rv.hits.Load())
+		return r
+	}
+	var samples []resources
+	tick := time.NewTicker(c.Every)
+	defer tick.Stop()
+	for pubCtx.Err() == nil {
+		select {
+		case <-tick.C:
+			samples = append(samples, report())
+		case <-pubCtx.Done():
+		}
+	}
+	pubWG.Wait()
+
+	// Drain: every accepted event has to arrive, the failing webhook's
+	// deliveries have to be tried; past the horizon and a few retries.
+	mu.Lock()
+	acc := accepted
+	mu.Unlock()
+	drain := time.Duration(float64(26*time.Hour)/c.TimeScale) + 2*time.Minute
+	deadline := time.Now().Add(drain)
+	var miss map[string]int
+	for {
+		miss = rv.missing(acc)
+		total := 0
+		for _, n := range miss {
+			total += n
+		}
+		if depth, err := srv.store.QueueDepth(ctx, time.Now()); err == nil {
+			miss["pending (any webhook)"] = depth.Due + depth.Scheduled
+			total += depth.Due + depth.Scheduled
+		}
+		if total == 0 || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-tick.C:
+			samples = append(samples, report())
+		case <-time.After(time.Second):
+		}
+	}
+	last := report()
+	fmt.Fprintf(env.Stdout, "accepted %d events (%d refused), %d requests received\n", len(acc), refused.Load(), rv.hits.Load())
+	if len(samples) > 2 {
+		warm := samples[1]
+		fmt.Fprintf(env.Stdout, "after warm-up (second sample → end): rss %.1f → %.1f MB, goroutines %d → %d, open files %d → %d, db %.1f → %.1f MB\n",
+			warm.rssMB, last.rssMB, warm.goroutines, last.goroutines, warm.files, last.files, warm.dbMB, last.dbMB)
+	}
+	lost := 0
+	for hook, n := range miss {
+		if n > 0 {
+			fmt.Fprintf(env.Stdout, "LOST: %d accepted deliveries never reached %s\n", n, hook)
+			lost += n
+		}
+	}
+	if lost > 0 {
+		return fmt.Errorf("soak: %d accepted deliveries lost", lost)
+	}
+	fmt.Fprintln(env.Stdout, "zero accepted events lost")
+	return nil
+}
+
+// resources is one sample of the process.
+type resources struct {
+	rssMB      float64
+	goroutines int
+	files      int
+	dbMB       float64
+}
+
+func sample(dbSize func() int64) resources {
+	r := resources{goroutines: runtime.NumGoroutine(), dbMB: float64(dbSize()) / (1 << 20)}
+	if b, err := os.ReadFile("/proc/self/statm"); err == nil {
+		var pages, rss int64
+		if _, err := fmt.Sscan(string(b), &pages, &rss); err == nil {
+			r.rssMB = float64(rss*int64(os.Getpagesize())) / (1 << 20)
+		}
+	}
+	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
+		r.files = len(fds)
+	}
+	return r
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}
+
+func pgSize(ctx context.Context, url string) int64 {
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return 0
+	}
+	defer c.Close(ctx)
+	var n int64
+	_ = c.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&n)
+	return n
+}

@@ -79,6 +79,13 @@ type benchReport struct {
 	// signing rates measured just before and just after it.
 	RoundRatios []float64 `json:"round_ratios_to_rs256_signing,omitempty"`
 	MaxRSSMB    float64   `json:"max_rss_mb"`
+	// MaxGoroutines is the most goroutines of the bench process (server,
+	// receiver and clients) sampled every 100 ms while deliveries ran.
+	MaxGoroutines int `json:"max_goroutines"`
+	// HealthyMin and HealthyMax are the fewest and most deliveries one
+	// healthy webhook received: equal when no destination was starved.
+	HealthyMin int `json:"healthy_webhook_min_deliveries,omitempty"`
+	HealthyMax int `json:"healthy_webhook_max_deliveries,omitempty"`
 	// CPU time of the whole bench process per delivery, per ceiling
 	// request and per RS256 signature: on a shared machine these move far
 	// less than rates do, so their ratios say what the code costs.
@@ -178,6 +185,10 @@ func printBench(w io.Writer, r *benchReport) {
 		fmt.Fprintf(w, "CPU per RS256 sig  %.1f µs (%.1f %% of a dynamic delivery's CPU)\n", r.CPUusPerRS256, 100*r.CPURatioToSigning)
 	}
 	fmt.Fprintf(w, "max RSS            %.0f MB\n", r.MaxRSSMB)
+	fmt.Fprintf(w, "max goroutines     %d\n", r.MaxGoroutines)
+	if r.HealthyMax > 0 {
+		fmt.Fprintf(w, "per healthy hook   %d to %d deliveries (of %d events)\n", r.HealthyMin, r.HealthyMax, r.Events)
+	}
 }
 
 // receiver is the loopback destination: it answers 204 (or hangs, or 500
@@ -192,6 +203,7 @@ type receiver struct {
 	slow      map[string]bool
 	fail      map[string]bool
 	stop      chan struct{}
+	perHook   map[string]int // deliveries received per healthy webhook
 }
 
 // until returns a channel closed once n deliveries have been received.
@@ -245,6 +257,7 @@ func (rv *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rv.latencies = append(rv.latencies, lat)
 	}
 	rv.count++
+	rv.perHook[hook]++
 	if rv.count == rv.goal {
 		close(rv.reached)
 	}
@@ -271,7 +284,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	nSlow := int(c.SlowShare * float64(c.Webhooks))
 	nFail := int(c.FailShare * float64(c.Webhooks))
 	healthy := c.Webhooks - nSlow - nFail
-	rv := &receiver{slow: map[string]bool{}, fail: map[string]bool{}, stop: make(chan struct{})}
+	rv := &receiver{slow: map[string]bool{}, fail: map[string]bool{}, stop: make(chan struct{}), perHook: map[string]int{}}
 	defer close(rv.stop)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -415,6 +428,23 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		rv.mu.Unlock()
 		measureSigning()
 	}
+	var maxG atomic.Int64
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	defer stopSampling()
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if n := int64(runtime.NumGoroutine()); n > maxG.Load() {
+				maxG.Store(n)
+			}
+			select {
+			case <-sampleCtx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
 	var elapsed, runCPU, pubTime time.Duration
 	var possible float64 // tokens the machine could have signed while the rounds ran
 	var roundRatios []float64
@@ -452,6 +482,14 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	}
 	rv.mu.Lock()
 	lat := slices.Clone(rv.latencies)
+	hMin, hMax := 0, 0
+	for i := nSlow + nFail; i < c.Webhooks && !c.Dynamic; i++ {
+		n := rv.perHook[fmt.Sprintf("h%d", i)]
+		if i == nSlow+nFail || n < hMin {
+			hMin = n
+		}
+		hMax = max(hMax, n)
+	}
 	rv.mu.Unlock()
 	rep := &benchReport{
 		Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
@@ -464,6 +502,8 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		P50ms:            percentile(lat, .50), P95ms: percentile(lat, .95), P99ms: percentile(lat, .99),
 		CeilingPerSec:    ceiling,
 		MaxRSSMB:         maxRSSMB(),
+		MaxGoroutines:    int(maxG.Load()),
+		HealthyMin:       hMin, HealthyMax: hMax,
 		CPUusPerDelivery: perMicros(runCPU, int(want)),
 		CPUusPerCeiling:  perMicros(ceilingCPU, nCeiling),
 	}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -42,6 +43,7 @@ type setupOpts struct {
 	dynamic        Signer
 	lease          time.Duration
 	queueBytes     int64
+	softStop       time.Duration // default 5 s
 	// direct makes the publisher hand deliveries to the engine in memory,
 	// as `serve` always does.
 	direct bool
@@ -73,7 +75,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 		Sender:         NewSender(SenderConfig{Policy: core.AddressPolicy{Dev: true}, AttemptTimeout: o.attemptTimeout}),
 		Rand:           func() float64 { return 0.5 }, // no jitter: exact schedule
 		PerDestination: o.perDest, Workers: o.workers, Dynamic: o.dynamic,
-		SoftStop: 5 * time.Second, Logger: testLogger(t), Lease: o.lease, QueueBytes: o.queueBytes,
+		SoftStop: cmp.Or(o.softStop, 5*time.Second), Logger: testLogger(t), Lease: o.lease, QueueBytes: o.queueBytes,
 	})
 	if o.direct {
 		b.pub = publish.New(publish.Config{Store: st, Catalog: cat, Clock: clock, Direct: b.engine,

@@ -59,6 +59,10 @@ type Deps struct {
 	PageTokenKey []byte
 	// Ready reports readiness for /readyz. Default: always ready.
 	Ready func() bool
+	// Degraded, when set, says why the server cannot take writes (a full
+	// disk, say) even though it is up: /readyz answers 503 with it as
+	// the reason while it returns a non-empty string.
+	Degraded func() string
 	// Metrics serves GET /metrics when set.
 	Metrics http.Handler
 	// JWKS serves GET /.well-known/jwks.json (no auth) when set.
@@ -360,6 +364,12 @@ func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
 	if !s.d.Ready() {
 		WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable"})
 		return
+	}
+	if s.d.Degraded != nil {
+		if why := s.d.Degraded(); why != "" {
+			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": why})
+			return
+		}
 	}
 	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }

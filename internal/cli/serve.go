@@ -293,7 +293,7 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 	var con *console.Console
 	handler := api.NewServer(api.Deps{
 		Store: store, Publisher: pub, Catalog: catalog, Cipher: box, Policy: policy,
-		Logger: logger, PageTokenKey: mac.Sum(nil), Ready: s.ready.Load,
+		Logger: logger, PageTokenKey: mac.Sum(nil), Ready: s.ready.Load, Degraded: s.diskFull,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), JWKS: keys,
 		Jobs: s.jobs, PublicURL: strings.TrimSuffix(s.cfg.PublicURL, "/"),
 		Console: func(a http.Handler) http.Handler {
@@ -432,4 +432,25 @@ func (s *Server) createDefaultProject(ctx context.Context) error {
 	s.ProjectID, s.APIKey = p.ID, key
 	fmt.Fprintf(s.env.Stdout, "Created project %q (%s).\nAPI key (shown once, also saved to %s):\n\n    %s\n\n", p.Name, p.ID, path, key)
 	return nil
+}
+
+// minFreeBytes is the free space under which the SQLite data dir counts
+// as full: publishes then fail with 503 UNAVAILABLE (SQLite's "disk
+// full"), and /readyz says so until space returns.
+const minFreeBytes = 1 << 20
+
+// diskFull is /readyz's reason while the SQLite database's filesystem is
+// (nearly) full; "" otherwise, and always with PostgreSQL.
+func (s *Server) diskFull() string {
+	if s.store.Capabilities().Driver != "sqlite" {
+		return ""
+	}
+	dir := s.cfg.DataDir
+	if p, ok := strings.CutPrefix(s.cfg.DatabaseURL, "sqlite://"); ok && p != "" {
+		dir = filepath.Dir(p)
+	}
+	if free, ok := diskFree(dir); ok && free < minFreeBytes {
+		return fmt.Sprintf("disk full: %d KiB free for the database in %s", free>>10, dir)
+	}
+	return ""
 }

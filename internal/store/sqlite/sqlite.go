@@ -224,8 +224,16 @@ func isConstraint(err error) bool {
 	return false
 }
 
-// wrap prefixes err for op, mapping sql.ErrNoRows to core.ErrNotFound and
-// key violations to core.ErrAlreadyExists.
+// isFull reports whether err is SQLite's "database or disk is full".
+func isFull(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL
+}
+
+// wrap prefixes err for op, mapping sql.ErrNoRows to core.ErrNotFound,
+// key violations to core.ErrAlreadyExists and a full disk to
+// core.ErrUnavailable (nothing was written; retrying once there is room
+// succeeds).
 func wrap(op string, err error) error {
 	switch {
 	case err == nil:
@@ -234,6 +242,8 @@ func wrap(op string, err error) error {
 		return fmt.Errorf("sqlite: %s: %w", op, core.ErrNotFound)
 	case isConstraint(err):
 		return fmt.Errorf("sqlite: %s: %w: %w", op, core.ErrAlreadyExists, err)
+	case isFull(err):
+		return fmt.Errorf("sqlite: %s: %w: disk full: %w", op, core.ErrUnavailable, err)
 	}
 	return fmt.Errorf("sqlite: %s: %w", op, err)
 }

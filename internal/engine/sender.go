@@ -108,6 +108,11 @@ func (s *Sender) newClient(dialer *net.Dialer) *fasthttp.Client {
 		MaxConnsPerHost:     cfg.MaxConnsPerHost,
 		MaxConnWaitTimeout:  cfg.AttemptTimeout,
 		MaxIdleConnDuration: IdleConnTimeout,
+		// Without a write timeout fasthttp leaves the TLS handshake to the
+		// first write, with no read deadline: a receiver that accepts and
+		// never answers the ClientHello would hold the attempt forever.
+		// With it, the handshake is bounded too.
+		WriteTimeout: cfg.AttemptTimeout,
 		// The most recently used idle connection first: the least likely
 		// to be closing, and the others expire instead of rotating.
 		ConnPoolStrategy:              fasthttp.LIFO,
@@ -317,6 +322,8 @@ func classifyError(ctx context.Context, err error) *core.Failure {
 	switch {
 	case errors.Is(err, errBlocked):
 		return &core.Failure{Kind: core.FailBlocked, Err: "blocked: the destination resolves to a private, loopback or reserved address"}
+	case errors.Is(err, fasthttp.ErrTLSHandshakeTimeout):
+		return &core.Failure{Kind: core.FailTimeout, Err: "timeout: TLS handshake"}
 	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.As(err, &te) && te.Timeout():
 		return &core.Failure{Kind: core.FailTimeout, Err: "timeout"}
 	case errors.Is(err, syscall.ECONNREFUSED):

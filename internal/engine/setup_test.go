@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"cmp"
+	"crypto/tls"
 	"context"
 	"encoding/json"
 	"io"
@@ -44,6 +45,7 @@ type setupOpts struct {
 	lease          time.Duration
 	queueBytes     int64
 	softStop       time.Duration // default 5 s
+	tls            *tls.Config   // the sender's TLS configuration
 	// direct makes the publisher hand deliveries to the engine in memory,
 	// as `serve` always does.
 	direct bool
@@ -72,7 +74,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	}
 	b.engine = New(Config{
 		Store: st, Cipher: box, Clock: clock,
-		Sender:         NewSender(SenderConfig{Policy: core.AddressPolicy{Dev: true}, AttemptTimeout: o.attemptTimeout}),
+		Sender:         NewSender(SenderConfig{Policy: core.AddressPolicy{Dev: true}, AttemptTimeout: o.attemptTimeout, TLS: o.tls}),
 		Rand:           func() float64 { return 0.5 }, // no jitter: exact schedule
 		PerDestination: o.perDest, Workers: o.workers, Dynamic: o.dynamic,
 		SoftStop: cmp.Or(o.softStop, 5*time.Second), Logger: testLogger(t), Lease: o.lease, QueueBytes: o.queueBytes,

@@ -84,10 +84,10 @@ func TestGoSDK(t *testing.T) {
 // interaction call (the Interactions API's error shape has a string code).
 func TestGoSDKInteractionErrors(t *testing.T) {
 	t.Parallel()
-	f := setup(t, options{noRunner: true})
+	f := startServe(t)
 	ctx := context.Background()
 	c, err := genai.NewClient(ctx, &genai.ClientConfig{APIKey: f.key, Backend: genai.BackendGeminiAPI,
-		HTTPOptions: genai.HTTPOptions{BaseURL: f.srv.URL, APIVersion: "v1beta"}})
+		HTTPOptions: genai.HTTPOptions{BaseURL: f.url, APIVersion: "v1beta"}})
 	if err != nil {
 		t.Fatal(err)
 	}

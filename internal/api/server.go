@@ -50,6 +50,9 @@ type Deps struct {
 	Policy core.AddressPolicy
 	// Clock stamps resources. Default: core.SystemClock.
 	Clock core.Clock
+	// TimeScale divides the API's own periods (--time-scale): the 24 h
+	// during which rotated signing secrets stay valid. Default 1.
+	TimeScale float64
 	// Logger receives one debug line per request and internal errors; it
 	// never receives secrets, API keys or bodies. Default: discard.
 	Logger *slog.Logger
@@ -132,6 +135,9 @@ func (d Deps) withDefaults() Deps {
 	if d.MaxPublishBodyBytes <= 0 {
 		d.MaxPublishBodyBytes = defaultMaxPublishBodyBytes
 	}
+	if d.TimeScale < 1 {
+		d.TimeScale = 1
+	}
 	if d.MaxBatchBodyBytes <= 0 {
 		d.MaxBatchBodyBytes = defaultMaxBatchBodyBytes
 	}
@@ -189,6 +195,11 @@ func NewServer(d Deps) http.Handler {
 	}
 	s.routes(s.mux)
 	return s
+}
+
+// scaled returns a period of the API compressed by Deps.TimeScale.
+func (s *server) scaled(d time.Duration) time.Duration {
+	return time.Duration(float64(d) / s.d.TimeScale)
 }
 
 // apiVersions are the path prefixes every API route is served under.

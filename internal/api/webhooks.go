@@ -330,9 +330,12 @@ func (s *server) parseUpdate(r *http.Request) (*webhookUpdate, error) {
 		}
 	}
 	if u.set["state"] {
+		// Every state of the WebhookUpdate resource may be set:
+		// disabled_due_to_failed_deliveries parks a webhook as if the
+		// server had disabled it (docs/api.md).
 		u.state = core.WebhookState(deref(req.State))
-		if u.state != core.WebhookEnabled && u.state != core.WebhookDisabled {
-			return nil, core.Invalid("state", "state: %q cannot be set; valid values: enabled, disabled", deref(req.State))
+		if !u.state.Valid() {
+			return nil, core.Invalid("state", "state: unknown value %q; valid values: enabled, disabled, disabled_due_to_failed_deliveries", deref(req.State))
 		}
 	}
 	if u.set["rate_limit"] && len(req.RateLimit) > 0 && string(req.RateLimit) != "null" {
@@ -469,7 +472,7 @@ func (s *server) rotateSigningSecret(r *http.Request, key core.APIKey) (any, err
 	}
 	id := r.PathValue("id")
 	_, err = s.hooks.UpdateWebhook(r.Context(), key.ProjectID, id, func(w *core.Webhook) error {
-		w.Secrets = rotateSecrets(w.Secrets, sealed, behavior, now)
+		w.Secrets = rotateSecrets(w.Secrets, sealed, behavior, now, s.scaled(oldSecretsLifetime))
 		w.UpdateTime = now
 		return nil
 	})
@@ -481,9 +484,10 @@ func (s *server) rotateSigningSecret(r *http.Request, key core.APIKey) (any, err
 }
 
 // rotateSecrets returns the secret list after a rotation: fresh first, then
-// (after_h24) the previous unexpired secrets, each given an expiry 24 h out
-// unless it already has one, at most core.MaxOldSigningSecrets of them.
-func rotateSecrets(old []core.SigningSecret, fresh core.SigningSecret, behavior string, now time.Time) []core.SigningSecret {
+// (after_h24) the previous unexpired secrets, each given an expiry overlap
+// out (24 h, divided by --time-scale) unless it already has one, at most
+// core.MaxOldSigningSecrets of them.
+func rotateSecrets(old []core.SigningSecret, fresh core.SigningSecret, behavior string, now time.Time, overlap time.Duration) []core.SigningSecret {
 	out := []core.SigningSecret{fresh}
 	if behavior == revokeImmediately {
 		return out
@@ -493,7 +497,7 @@ func rotateSecrets(old []core.SigningSecret, fresh core.SigningSecret, behavior 
 			continue
 		}
 		if sec.ExpireTime.IsZero() {
-			sec.ExpireTime = now.Add(oldSecretsLifetime)
+			sec.ExpireTime = now.Add(overlap)
 		}
 		if len(out) > core.MaxOldSigningSecrets {
 			break // out holds the fresh secret plus the maximum

@@ -113,7 +113,6 @@ func TestWebhookBadInputChangesNothing(t *testing.T) {
 		{"patch unknown mask", "PATCH", "/v1/webhooks/" + id + "?update_mask=name,colour", `{"name":"x"}`, `"colour"`},
 		{"patch masked uri absent", "PATCH", "/v1/webhooks/" + id + "?update_mask=uri", `{"name":"x"}`, "uri"},
 		{"patch unknown field", "PATCH", "/v1/webhooks/" + id, `{"name":"x","secret":"y"}`, `Unknown field "secret"`},
-		{"patch server-only state", "PATCH", "/v1/webhooks/" + id, `{"state":"disabled_due_to_failed_deliveries"}`, "enabled, disabled"},
 		{"patch bad state", "PATCH", "/v1/webhooks/" + id, `{"state":"paused"}`, "state"},
 		{"rotate bad behavior", "POST", "/v1/webhooks/" + id + ":rotateSigningSecret", `{"revocation_behavior":"later"}`, "revoke_previous_secrets_immediately"},
 		{"rotate unknown field", "POST", "/v1/webhooks/" + id + ":rotateSigningSecret", `{"behavior":"x"}`, `Unknown field "behavior"`},
@@ -286,6 +285,48 @@ func TestUpdateWebhook(t *testing.T) {
 	}
 	if len(w.Secrets) != 1 {
 		t.Errorf("update touched secrets: %d", len(w.Secrets))
+	}
+}
+
+// PATCH may park a webhook in disabled_due_to_failed_deliveries, as if the
+// server had disabled it: its events are recorded as skipped (for
+// :recover) until it is re-enabled.
+func TestPatchParksWebhook(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	id := f.createWebhook("park", "batch.succeeded").str("id")
+	r := f.call("PATCH", "/v1/webhooks/"+id, `{"state":"disabled_due_to_failed_deliveries"}`).must(t, http.StatusOK)
+	if r.str("state") != "disabled_due_to_failed_deliveries" {
+		t.Fatalf("patch: %s", r.raw)
+	}
+	if g := f.call("GET", "/v1/webhooks/"+id, nil).must(t, http.StatusOK); g.str("state") != "disabled_due_to_failed_deliveries" {
+		t.Fatalf("get: %s", g.raw)
+	}
+	f.call("POST", "/v1/events", map[string]any{"type": "batch.succeeded", "data": map[string]any{"id": "batches/p"}}).must(t, http.StatusOK)
+	if ds := f.deliveries(id); len(ds) != 1 || ds[0].(map[string]any)["status"] != "skipped" {
+		t.Errorf("a parked webhook's deliveries: %v", ds)
+	}
+	if r := f.call("PATCH", "/v1/webhooks/"+id, `{"state":"enabled"}`).must(t, http.StatusOK); r.str("state") != "enabled" {
+		t.Fatalf("re-enable: %s", r.raw)
+	}
+}
+
+// --time-scale compresses the 24 h during which rotated secrets stay
+// valid, like every other period of the server.
+func TestRotateUnderTimeScale(t *testing.T) {
+	t.Parallel()
+	f := setup(t, func(d *api.Deps) { d.TimeScale = 3600 })
+	id := f.createWebhook("rot").str("id")
+	f.call("POST", "/v1/webhooks/"+id+":rotateSigningSecret", `{"revocation_behavior":"revoke_previous_secrets_after_h24"}`).must(t, http.StatusOK)
+	w, err := f.store.GetWebhook(t.Context(), f.project.ID, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Secrets) != 2 {
+		t.Fatalf("%d secrets after rotation", len(w.Secrets))
+	}
+	if d := time.Until(w.Secrets[1].ExpireTime) - 24*time.Second; d < -5*time.Second || d > 5*time.Second {
+		t.Errorf("old secret expires at %v, want in 24 s (24 h / 3600)", w.Secrets[1].ExpireTime)
 	}
 }
 

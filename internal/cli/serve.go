@@ -295,7 +295,7 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 		Store: store, Publisher: pub, Catalog: catalog, Cipher: box, Policy: policy,
 		Logger: logger, PageTokenKey: mac.Sum(nil), Ready: s.ready.Load, Degraded: s.diskFull,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), JWKS: keys,
-		Jobs: s.jobs, PublicURL: strings.TrimSuffix(s.cfg.PublicURL, "/"),
+		Jobs: s.jobs, PublicURL: strings.TrimSuffix(s.cfg.PublicURL, "/"), TimeScale: cfg.TimeScale,
 		Console: func(a http.Handler) http.Handler {
 			con = console.New(console.Deps{API: a, Store: store, Publisher: pub, Catalog: catalog, Jobs: store,
 				RotateJWKS: func(ctx context.Context) error { _, err := keys.Rotate(ctx); return err }, Logger: logger})

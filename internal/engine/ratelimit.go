@@ -95,11 +95,12 @@ func (e *Engine) deferTasks(dest string, ts []*task, next time.Time, iv time.Dur
 	if h := e.rate.horizon[dest]; h.After(at) {
 		at = h
 	}
-	e.rate.horizon[dest] = at.Add(time.Duration(len(ts)) * iv)
+	step := iv
+	e.rate.horizon[dest] = at.Add(time.Duration(len(ts)) * step)
 	e.mu.Unlock()
 	for i, t := range ts {
 		comp := core.Completion{DeliveryID: t.c.ID, Owner: e.cfg.Owner, Status: core.DeliveryPending,
-			NextAttemptTime: at.Add(time.Duration(i) * iv), Attempt: core.Attempt{Time: now}}
+			NextAttemptTime: at.Add(time.Duration(i) * step), Attempt: core.Attempt{Time: now}}
 		_ = e.completions.Enqueue(context.Background(), comp)
 	}
 	e.cfg.Logger.Debug("engine.rate_limited", slog.String("dest", dest), slog.Int("deferred", len(ts)), slog.Time("next", next))

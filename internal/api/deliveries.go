@@ -18,7 +18,7 @@ type deliveryStore interface {
 	RecoverDeliveries(ctx context.Context, p core.RecoverParams) (n int, more bool, err error)
 }
 
-// deliveryJSON is a delivery on the wire (product.md §7).
+// deliveryJSON is a delivery on the wire (docs/contract.md §7).
 type deliveryJSON struct {
 	ID              string `json:"id"`
 	EventID         string `json:"event_id"`

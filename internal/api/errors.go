@@ -23,7 +23,7 @@ type errorStatus struct {
 }
 
 // errorTable maps the domain's sentinel errors to Google error statuses
-// (product.md §1). It is the only place where that mapping lives.
+// (docs/contract.md §1). It is the only place where that mapping lives.
 // core.InvalidArgumentError is handled before the table: it is a type, not
 // a sentinel. Anything that matches no row is 500 INTERNAL.
 //

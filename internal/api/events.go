@@ -12,7 +12,7 @@ import (
 	"github.com/longhook/longhook/internal/publish"
 )
 
-// publishRequest is one event of POST /{v}/events (product.md §7).
+// publishRequest is one event of POST /{v}/events (docs/contract.md §7).
 type publishRequest struct {
 	Type           string              `json:"type"`
 	Data           json.RawMessage     `json:"data"`

@@ -26,7 +26,7 @@ func NewAPIKey() (plaintext string, digest []byte, hint string) {
 
 // KeyDigest is the SHA-256 digest under which an API key is stored and
 // looked up. API keys are 256-bit random values, so a slow password hash
-// would add latency without adding security (product.md §8).
+// would add latency without adding security (docs/contract.md §8).
 func KeyDigest(key string) []byte {
 	d := sha256.Sum256([]byte(key))
 	return d[:]

@@ -60,7 +60,7 @@ func (s *server) routes(mux *http.ServeMux) {
 			}
 		}
 
-		// WebhookService (product.md §2).
+		// WebhookService (docs/contract.md §2).
 		handle("POST", "/webhooks", small, s.createWebhook)
 		handle("GET", "/webhooks", small, s.listWebhooks)
 		mux.Handle("GET /"+v+"/webhooks/{id}", s.listenOr(s.api(small, noVerb(s.getWebhook)))) // {id}:listen streams (listen.go)

@@ -1,7 +1,7 @@
 // Package api serves longhook's whole HTTP API: the Gemini-compatible
 // WebhookService, the Batch, Files, video and Interactions APIs (over the
 // domain services of internal/jobs), the publish, deliveries, listen and
-// admin extensions, and the health endpoints (product.md §1–§7).
+// admin extensions, and the health endpoints (docs/contract.md §1–§7).
 //
 // routes.go lists every route. Conventions that hold for all of them:
 //

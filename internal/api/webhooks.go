@@ -22,7 +22,7 @@ type webhookStore interface {
 	DeleteWebhook(ctx context.Context, projectID, id string, now time.Time) error
 }
 
-// webhookJSON is the Webhook resource on the wire (product.md §2).
+// webhookJSON is the Webhook resource on the wire (docs/contract.md §2).
 type webhookJSON struct {
 	ID               string              `json:"id"`
 	Name             string              `json:"name"`

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// Event types of the catalog (product.md §3).
+// Event types of the catalog (docs/contract.md §3).
 const (
 	EventBatchSucceeded            = "batch.succeeded"
 	EventBatchFailed               = "batch.failed"

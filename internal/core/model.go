@@ -107,7 +107,7 @@ func (w *Webhook) ActiveSecrets(now time.Time) []SigningSecret {
 }
 
 // WebhookConfig is the per-job (dynamic) webhook configuration of
-// product.md §5.
+// docs/contract.md §5.
 type WebhookConfig struct {
 	URIs         []string        `json:"uris"`
 	UserMetadata json.RawMessage `json:"user_metadata,omitempty"`

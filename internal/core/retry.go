@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// DefaultRetrySchedule is the delay after each failed attempt (product.md
+// DefaultRetrySchedule is the delay after each failed attempt (docs/contract.md
 // §6); after the last step comes one final attempt at the horizon.
 var DefaultRetrySchedule = []time.Duration{
 	5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute,

@@ -25,8 +25,15 @@ func TestRetryScheduleFollowsProductContract(t *testing.T) {
 			got = append(got, next.Sub(now))
 			now = next
 		}
-		for i, d := range got[:len(DefaultRetrySchedule)] {
-			step := DefaultRetrySchedule[i]
+		// docs/contract.md §6, written out rather than read from the
+		// schedule under test.
+		contract := []time.Duration{5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute,
+			30 * time.Minute, time.Hour, 2 * time.Hour, 4 * time.Hour, 6 * time.Hour}
+		if len(got) != len(contract)+1 {
+			t.Fatalf("rnd %v: %d retries, want the %d steps and the last attempt at 24 h", rnd, len(got), len(contract))
+		}
+		for i, d := range got[:len(contract)] {
+			step := contract[i]
 			lo, hi := time.Duration(float64(step)*0.8), time.Duration(float64(step)*1.2)
 			if d < lo || d > hi {
 				t.Errorf("rnd %v: delay %d = %v, want within [%v, %v]", rnd, i+1, d, lo, hi)

@@ -8,7 +8,7 @@ import (
 	"strings"
 )
 
-// Limits of product.md §5.
+// Limits of docs/contract.md §5.
 const (
 	MaxDynamicURIs       = 10
 	MaxUserMetadataBytes = 16 << 10
@@ -20,7 +20,7 @@ const (
 	MaxEventDataBytes    = 256 << 10
 )
 
-// AddressPolicy decides which destinations deliveries may reach (product.md
+// AddressPolicy decides which destinations deliveries may reach (docs/contract.md
 // §8). The zero value is the production default: https only, public
 // addresses only.
 type AddressPolicy struct {
@@ -161,7 +161,7 @@ func (p AddressPolicy) ValidateURI(field, raw string) error {
 	return nil
 }
 
-// ValidateWebhookConfig checks a per-job webhook_config (product.md §5).
+// ValidateWebhookConfig checks a per-job webhook_config (docs/contract.md §5).
 func (p AddressPolicy) ValidateWebhookConfig(field string, c *WebhookConfig) error {
 	if c == nil {
 		return nil

@@ -42,7 +42,7 @@ func crashEvents(t testing.TB) int {
 	return 20000
 }
 
-// TestCrashSafety (issue 3, product.md §6): while publishers push events
+// TestCrashSafety (issue 3, docs/contract.md §6): while publishers push events
 // as fast as serve accepts them, serve is killed with SIGKILL at random
 // moments and restarted on the same SQLite data dir. Every event whose
 // publish got a 2xx must still reach the receiver at least once.

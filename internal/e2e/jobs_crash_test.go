@@ -53,7 +53,7 @@ func (j *crashJob) terminal(t *testing.T, c *apiClient) (state string, done bool
 	return r.Status, r.Status != "in_progress"
 }
 
-// TestJobsCrash (issue 5, product.md §6): serve is killed with SIGKILL
+// TestJobsCrash (issue 5, docs/contract.md §6): serve is killed with SIGKILL
 // while batches, videos and background interactions run, restarted on the
 // same data dir, and killed again as the resumed jobs finish and emit.
 // Every job reaches exactly one terminal state, and a static webhook

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// TestNoSecretsInLogs (product.md §8): at debug level, serve's logs during
+// TestNoSecretsInLogs (docs/contract.md §8): at debug level, serve's logs during
 // create, rotate, ping, static and dynamic publish, a bad key and
 // ?key= authentication hold no signing secret, API key, signature or
 // token, and no query string of a destination URI.

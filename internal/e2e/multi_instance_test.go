@@ -39,7 +39,7 @@ func multiEvents(t testing.TB) int {
 	return 20000
 }
 
-// TestMultiInstance (issue 7, product.md §10): three serve processes share
+// TestMultiInstance (issue 7, docs/contract.md §10): three serve processes share
 // one PostgreSQL database; sixteen publishers spread single and batch
 // publishes over them round-robin while one instance, picked at random, is
 // killed with SIGKILL mid-run and not restarted. The survivors must take

@@ -1,7 +1,7 @@
 // Package jobs runs longhook's long-running jobs — batches, video
 // generation and background interactions — and the files that hold their
 // inputs and outputs, and emits their lifecycle events through the
-// publisher (product.md §3, §5, §6). It is the domain behind the
+// publisher (docs/contract.md §3, §5, §6). It is the domain behind the
 // Gemini-compatible HTTP APIs that internal/api serves: its operations take
 // typed inputs (BatchInput, VideoInput, InteractionInput, FileMeta) and
 // return core.Job and core.File values and core errors; it knows nothing of

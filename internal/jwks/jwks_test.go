@@ -228,7 +228,7 @@ func kidOf(t *testing.T, tok string) string {
 	return hdr.Kid
 }
 
-// The token's claims are exactly product.md §4's set, whether the payload is
+// The token's claims are exactly docs/contract.md §4's set, whether the payload is
 // the stored envelope (spliced in) or arrives in another shape (decoded).
 func TestDynamicClaimsAreExactlyTheContractSet(t *testing.T) {
 	t.Parallel()

@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/longhook/longhook/internal/gateway/inbox/inboxtest"
 	"github.com/longhook/longhook/webhook"
 )
 
@@ -170,11 +171,5 @@ func (r *recorder) snapshot() map[string]int {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling interval, not synchronisation
-	}
+	inboxtest.WaitFor(t, within, what, cond)
 }

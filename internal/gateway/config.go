@@ -150,6 +150,10 @@ type SinkConfig struct {
 	MQTT    *MQTTSinkConfig    `yaml:"mqtt"`
 	PubSub  *PubSubSinkConfig  `yaml:"pubsub"`
 	Discard *DiscardSinkConfig `yaml:"discard"`
+	// Route, when set, limits the sink to some events (by type or by JSON
+	// member values); Transform rewrites the payload it receives.
+	Route     *RouteConfig     `yaml:"route"`
+	Transform *TransformConfig `yaml:"transform"`
 	// Concurrency is the number of forwards in flight (default 16).
 	Concurrency int `yaml:"concurrency"`
 	// RateLimit, when set, caps forwards to this sink (first attempts and
@@ -623,6 +627,16 @@ func (k SinkConfig) validate(at string) error {
 		rest := strings.NewReplacer("{source}", "", "{type}", "", "{id}", "").Replace(k.PubSub.OrderingKey)
 		if strings.ContainsAny(rest, "{}") {
 			return fmt.Errorf("gateway: config: %s.pubsub.ordering_key: %q: only {source}, {type} and {id} may appear in braces", at, k.PubSub.OrderingKey)
+		}
+	}
+	if k.Route != nil {
+		if err := k.Route.validate(at); err != nil {
+			return err
+		}
+	}
+	if k.Transform != nil {
+		if err := k.Transform.validate(at); err != nil {
+			return err
 		}
 	}
 	if k.Retry.Initial > k.Retry.Max {

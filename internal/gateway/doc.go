@@ -73,7 +73,8 @@
 // create_stream, timeout 5s}, kafka {brokers, topic, timeout 5s}, amqp
 // {url, exchange, routing_key, declare_queue, timeout 5s}, mqtt {url,
 // topic, client_id, username, password, envelope, timeout 5s}, pubsub
-// {project, topic, ordering_key, emulator, timeout 5s} or discard {}, plus concurrency (16) and
+// {project, topic, ordering_key, emulator, timeout 5s} or discard {},
+// optionally route {types, match} and transform {select, add} (route.go), plus concurrency (16) and
 // retry {initial 1s, max 5m, max_age = dedupe_horizon}. A sink added later
 // starts with the events received after it was added.
 //

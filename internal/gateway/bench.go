@@ -70,7 +70,9 @@ type BenchReport struct {
 // --body-bytes (default 512), --data-dir (default a temporary
 // directory), --synchronous (NORMAL or FULL), --json, --cpuprofile FILE
 // (after the measured rounds, --rounds more gateway-hmac rounds run under
-// the CPU profiler, which writes FILE; they are not counted).
+// the CPU profiler, which writes FILE; they are not counted), --sinks
+// KIND[=ADDRESS],... and --sink-n (one scenario per sink, timed until its
+// broker confirmed every event; see bench_sinks.go).
 func RunBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -84,6 +86,9 @@ func RunBench(ctx context.Context, args []string, getenv func(string) string, st
 	sync := fs.String("synchronous", "NORMAL", "SQLite synchronous pragma: NORMAL or FULL")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of extra, uncounted gateway-hmac rounds to this file")
+	sinkSpec := fs.String("sinks", "", "also measure forwarding into these sinks: comma list of KIND[=ADDRESS], KIND one of "+strings.Join(benchSinkKinds, ", ")+
+		" (kafka and pubsub without an address run in process)")
+	sinkN := fs.Int("sink-n", 0, "events per sink scenario and round (default n/4)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -92,6 +97,9 @@ func RunBench(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	if *jwtN <= 0 {
 		*jwtN = max(*n/4, 1)
+	}
+	if *sinkN <= 0 {
+		*sinkN = max(*n/4, 1)
 	}
 	dir := *dataDir
 	if dir == "" {
@@ -102,7 +110,7 @@ func RunBench(ctx context.Context, args []string, getenv func(string) string, st
 		defer os.RemoveAll(tmp)
 		dir = tmp
 	}
-	b, err := newBench(ctx, dir, *conc, *bodyBytes, strings.ToUpper(*sync))
+	b, err := newBench(ctx, dir, *conc, *bodyBytes, strings.ToUpper(*sync), *sinkSpec)
 	if err != nil {
 		return err
 	}
@@ -141,8 +149,26 @@ func RunBench(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		fmt.Fprintf(stderr, "bench: wrote a CPU profile of %d gateway-hmac rounds to %s\n", *rounds, *cpuProfile)
 	}
+	// Sink scenarios: the bare ceiling is measured again right before each
+	// one, so every ratio compares runs seconds apart.
+	for _, kind := range b.sinks.order {
+		var sinkBest, bareBest BenchResult
+		for range *rounds {
+			bare := b.drive(ctx, "bare-http", b.bareURL, b.hmacRequests(*sinkN))
+			res := b.driveSink(ctx, kind, b.hmacRequests(*sinkN))
+			fmt.Fprintf(stderr, "bench: sink %-7s %8.0f events/s confirmed by the broker (bare %0.f)\n", kind, res.PerSecond, bare.PerSecond)
+			errs := sinkBest.Errors + res.Errors
+			if res.PerSecond > sinkBest.PerSecond {
+				sinkBest = res
+			}
+			sinkBest.Errors = errs
+			bareBest.PerSecond = max(bareBest.PerSecond, bare.PerSecond)
+		}
+		sinkBest.Ratio = sinkBest.PerSecond / bareBest.PerSecond
+		best = append(best, sinkBest)
+	}
 	rep.Results = best
-	for i := range rep.Results {
+	for i := range rep.Results[:3] {
 		rep.Results[i].Ratio = rep.Results[i].PerSecond / best[0].PerSecond
 	}
 	if *asJSON {
@@ -162,7 +188,8 @@ func RunBench(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(stdout, "best of %d rounds; body %d bytes; SQLite synchronous=%s; %d CPUs shared by client and server;\n"+
-		"gateway = verify + dedupe + durable write, forwarding to a discard sink\n",
+		"gateway = verify + dedupe + durable write, forwarding to a discard sink;\n"+
+		"sink-* = the same, until the sink's broker confirmed every event (vs a bare run just before it)\n",
 		rep.Rounds, len(b.body), rep.Synchronous, rep.CPUs)
 	for _, r := range rep.Results {
 		if r.Errors > 0 {
@@ -220,9 +247,10 @@ type bench struct {
 	bareURL string
 	gwURL   string
 	seq     atomic.Int64
+	sinks   *benchSinks
 }
 
-func newBench(ctx context.Context, dir string, conc, bodyBytes int, synchronous string) (*bench, error) {
+func newBench(ctx context.Context, dir string, conc, bodyBytes int, synchronous, sinkSpec string) (*bench, error) {
 	b := &bench{conc: conc, body: benchBody(bodyBytes)}
 	secretText, err := webhook.NewSecret()
 	if err != nil {
@@ -259,6 +287,15 @@ func newBench(ctx context.Context, dir string, conc, bodyBytes int, synchronous 
 		return nil, err
 	}
 	b.issuer = jwksURL
+	if b.sinks, err = parseBenchSinks(sinkSpec, func() (string, error) {
+		return b.serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.WriteHeader(http.StatusNoContent)
+		}))
+	}); err != nil {
+		b.close()
+		return nil, err
+	}
 	cfg := Config{
 		DataDir:     dir,
 		Synchronous: synchronous,
@@ -269,6 +306,7 @@ func newBench(ctx context.Context, dir string, conc, bodyBytes int, synchronous 
 				Sinks: []SinkConfig{{Name: "discard", Discard: &DiscardSinkConfig{}, Concurrency: 64}}},
 		},
 	}
+	cfg.Sources = append(cfg.Sources, b.sinks.sources(secretText)...)
 	// Logs are formatted as in production, then discarded.
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	if b.gw, err = NewGateway(ctx, cfg, WithLogger(log)); err != nil {
@@ -307,6 +345,9 @@ func (b *bench) close() {
 	}
 	if b.gw != nil {
 		_ = b.gw.Close()
+	}
+	if b.sinks != nil {
+		b.sinks.close()
 	}
 	b.client.CloseIdleConnections()
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,18 +12,15 @@ import (
 	"github.com/longhook/longhook/internal/core"
 )
 
-// gate is a receiver handler that holds requests until opened, counting
-// the requests for each event (by the "i" of its data).
+// gate is a receiver handler that holds requests until opened.
 type gate struct {
-	open  chan struct{}
-	hold  func(n int64) bool // whether the n-th request (from 1) waits for open
-	n     atomic.Int64
-	mu    sync.Mutex
-	perID map[string]int
+	open chan struct{}
+	hold func(n int64) bool // whether the n-th request (from 1) waits for open
+	n    atomic.Int64
 }
 
 func newGate(hold func(n int64) bool) *gate {
-	return &gate{open: make(chan struct{}), hold: hold, perID: map[string]int{}}
+	return &gate{open: make(chan struct{}), hold: hold}
 }
 
 func (g *gate) handler(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/jobs/executor"
@@ -44,6 +45,8 @@ type InteractionRequest struct {
 	Config     executor.GenerationConfig `json:"config"`
 	Background bool                      `json:"background"`
 	Base       string                    `json:"base,omitempty"`
+	// Agent is the agent the turn runs, when it names one.
+	Agent string `json:"agent,omitempty"`
 }
 
 // InteractionResult is an interaction's stored result (core.Job.Result).
@@ -84,6 +87,7 @@ func (s *Service) CreateInteraction(ctx context.Context, projectID string, in In
 		return nil, err
 	}
 	req := InteractionRequest{Input: in.Input, Contents: contents, Background: in.Background, Echo: in.Echo, Base: in.Base}
+	_ = json.Unmarshal(in.Agent, &req.Agent) // an agent's name; other shapes run as a model turn
 	if req.Tools, err = parseInteractionTools(in.Tools); err != nil {
 		return nil, err
 	}
@@ -191,6 +195,11 @@ func (s *Service) runInteraction(ctx context.Context, j *core.Job) (outcome, err
 		}
 		return outcome{}, err
 	}
+	var progress []map[string]any
+	turn.Progress = func(note string) {
+		progress = append(progress, map[string]any{"type": "thought", "summary": []any{map[string]any{"type": "text", "text": note}}})
+		s.showSteps(ctx, j, progress)
+	}
 	reply, err := s.cfg.Executor.Generate(ctx, turn)
 	if err != nil {
 		return outcome{}, err
@@ -200,7 +209,8 @@ func (s *Service) runInteraction(ctx context.Context, j *core.Job) (outcome, err
 			c.ID = fmt.Sprintf("call_%s_%d", j.ID, i)
 		}
 	}
-	res := InteractionResult{Output: &executor.Content{Role: "model", Parts: reply.Parts}, Usage: reply.Usage, Steps: replySteps(reply)}
+	res := InteractionResult{Output: &executor.Content{Role: "model", Parts: reply.Parts}, Usage: reply.Usage,
+		Steps: append(progress, replySteps(reply)...)}
 	res.Pending = reply.FunctionCalls()
 	state := core.JobSucceeded
 	if len(res.Pending) > 0 {
@@ -211,6 +221,26 @@ func (s *Service) runInteraction(ctx context.Context, j *core.Job) (outcome, err
 		return outcome{}, err
 	}
 	return outcome{state: state, result: raw}, nil
+}
+
+// showSteps records the steps of a running turn, so that GET shows its
+// progress. A turn this runner no longer holds is left alone; a failure
+// only delays what GET shows.
+func (s *Service) showSteps(ctx context.Context, j *core.Job, steps []map[string]any) {
+	raw, err := json.Marshal(InteractionResult{Steps: steps})
+	if err != nil {
+		return
+	}
+	_, err = s.store.UpdateJob(context.WithoutCancel(ctx), j.ProjectID, j.ID, func(cur *core.Job) error {
+		if cur.State != core.JobRunning || cur.LeaseOwner != s.cfg.Owner {
+			return errLeaseLost
+		}
+		cur.Result, cur.UpdateTime = raw, s.cfg.Clock.Now()
+		return nil
+	})
+	if err != nil && !errors.Is(err, errLeaseLost) {
+		s.log.Warn("job.progress_failed", slog.String("job", j.ID), slog.String("error", err.Error()))
+	}
 }
 
 // interactionTurn builds the Turn of an interaction from its chain of
@@ -230,6 +260,9 @@ func (s *Service) interactionTurn(ctx context.Context, j *core.Job) (*executor.T
 		id = p.ParentID
 	}
 	t := &executor.Turn{Kind: core.JobInteraction, Model: j.Model}
+	var cur InteractionRequest
+	_ = json.Unmarshal(j.Request, &cur)
+	t.Agent = cur.Agent
 	for i := len(chain) - 1; i >= 0; i-- {
 		var req InteractionRequest
 		if err := json.Unmarshal(chain[i].Request, &req); err != nil {

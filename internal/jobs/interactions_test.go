@@ -4,8 +4,12 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/longhook/longhook/internal/clocktest"
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/jobs"
+	"github.com/longhook/longhook/internal/jobs/executor"
 )
 
 // The interactions API: validation, foreground and background turns, the
@@ -122,3 +126,80 @@ func TestInteractionsREST(t *testing.T) {
 
 // raw2 is the raw body as a string.
 func (r *reply) raw2() string { return string(r.raw) }
+
+// An agent interaction (agent instead of model, in the background) works
+// in steps that GET shows while it runs, may require action, and completes
+// with interaction.completed carrying its output. The simulator's clock
+// is driven by the test.
+func TestAgentInteraction(t *testing.T) {
+	t.Parallel()
+	clock := clocktest.New(time.Now())
+	f := setup(t, options{cfg: func(c *jobs.Config) {
+		c.Executor = executor.NewSimulator(executor.SimulatorConfig{Clock: clock,
+			Durations: map[core.JobKind]time.Duration{core.JobInteraction: 3 * time.Hour}})
+	}})
+	hook := newReceiver(t)
+	wc := map[string]any{"uris": []string{hook.srv.URL}, "user_metadata": map[string]any{"study": "weather"}}
+	tools := []any{map[string]any{"type": "function", "name": "get_weather", "parameters": map[string]any{"type": "object"}}}
+	const path = "/v1beta/interactions"
+	const agent = "deep-research-pro-preview-12-2025"
+
+	// run advances the simulator's clock a minute at a time, and sees each
+	// of the agent's three steps while the turn is in progress.
+	run := func(id, want string) *reply {
+		t.Helper()
+		var r *reply
+		for n := 1; n <= 3; n++ {
+			waitFor(t, "agent step", func() bool {
+				clock.Advance(time.Minute)
+				r = f.call("GET", path+"/"+id, nil).must(t, 200)
+				return thoughts(r) >= n
+			})
+			if n < 3 && r.str("status") != "in_progress" {
+				t.Fatalf("after step %d: %s", n, r.raw)
+			}
+		}
+		waitFor(t, want, func() bool {
+			r = f.call("GET", path+"/"+id, nil).must(t, 200)
+			return r.str("status") == want
+		})
+		return r
+	}
+
+	first := f.call("POST", path, map[string]any{"agent": agent, "input": "research the weather in Paris [[requires_action]]",
+		"tools": tools, "background": true, "webhook_config": wc}).must(t, 200)
+	if first.str("status") != "in_progress" || first.str("agent") != agent {
+		t.Fatalf("create: %s", first.raw)
+	}
+	waiting := run(first.str("id"), "requires_action")
+	d := hook.next(t)
+	if d.event["type"] != core.EventInteractionRequiresAction || d.data()["id"] != first.str("id") {
+		t.Fatalf("requires_action: %s", d.body)
+	}
+	steps, _ := waiting.path("steps").([]any)
+	call, _ := steps[len(steps)-1].(map[string]any)
+	if call["type"] != "function_call" || call["name"] != "get_weather" {
+		t.Fatalf("requires_action steps: %s", waiting.raw)
+	}
+	second := f.call("POST", path, map[string]any{"agent": agent, "previous_interaction_id": first.str("id"), "background": true,
+		"webhook_config": wc, "input": []any{map[string]any{"type": "function_result", "call_id": call["id"], "result": "sunny, 21C"}}}).must(t, 200)
+	run(second.str("id"), "completed")
+	d = hook.next(t)
+	content, _ := d.data()["output"].(map[string]any)["content"].([]any)
+	if d.event["type"] != core.EventInteractionCompleted || d.data()["id"] != second.str("id") || d.data()["sequence"] != 2.0 ||
+		len(content) != 1 || !strings.Contains(content[0].(map[string]any)["text"].(string), "sunny, 21C") {
+		t.Fatalf("completed: %s", d.body)
+	}
+}
+
+// thoughts counts the thought steps of an interaction.
+func thoughts(r *reply) int {
+	steps, _ := r.path("steps").([]any)
+	n := 0
+	for _, s := range steps {
+		if m, _ := s.(map[string]any); m["type"] == "thought" {
+			n++
+		}
+	}
+	return n
+}

@@ -127,9 +127,17 @@ func (s *Simulator) fails(k core.JobKind) bool {
 	return false
 }
 
+// agentSteps are the steps of a simulated agent turn.
+var agentSteps = []string{"planning the research", "reading the sources", "writing the report"}
+
 // wait spends the kind's duration, or returns ctx's error.
 func (s *Simulator) wait(ctx context.Context, k core.JobKind) error {
-	d := time.Duration(float64(s.cfg.Durations[k]) / s.cfg.Scale)
+	return s.sleep(ctx, s.cfg.Durations[k])
+}
+
+// sleep spends d divided by the scale on the clock, or returns ctx's error.
+func (s *Simulator) sleep(ctx context.Context, d time.Duration) error {
+	d = time.Duration(float64(d) / s.cfg.Scale)
 	if d <= 0 {
 		return ctx.Err()
 	}
@@ -159,7 +167,17 @@ func (s *Simulator) Generate(ctx context.Context, t *Turn) (*Reply, error) {
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
-	if err := s.wait(ctx, t.Kind); err != nil {
+	if t.Agent != "" {
+		// An agent works in steps, each taking a share of the duration.
+		for i, note := range agentSteps {
+			if err := s.sleep(ctx, s.cfg.Durations[t.Kind]/time.Duration(len(agentSteps))); err != nil {
+				return nil, err
+			}
+			if t.Progress != nil {
+				t.Progress(fmt.Sprintf("Step %d of %d: %s", i+1, len(agentSteps), note))
+			}
+		}
+	} else if err := s.wait(ctx, t.Kind); err != nil {
 		return nil, err
 	}
 	prompt := promptTokens(t)

@@ -21,6 +21,13 @@ type Turn struct {
 	// Tools are the functions the model may call.
 	Tools  []FunctionDecl
 	Config GenerationConfig
+	// Agent names the agent an interaction runs (e.g. a deep-research
+	// agent) instead of a model; empty for model turns.
+	Agent string
+	// Progress, when set, receives a short note of each intermediate
+	// step of a long turn (an agent's), which the interaction shows as a
+	// thought step while it runs.
+	Progress func(note string)
 }
 
 // Content is one message: role "user" or "model" and its parts.

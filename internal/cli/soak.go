@@ -35,7 +35,7 @@ type soakConfig struct {
 const (
 	soakHealthy  = "healthy"  // answers 204
 	soakSecond   = "second"   // answers 204
-	soakFlapping = "flapping" // 503 for 10 s of every 30 s, 204 otherwise
+	soakFlapping = "flapping" // 503 for a tenth of the horizon in every 2.5 tenths, 204 otherwise
 	soakFailing  = "failing"  // always 500: retried until the 24 h horizon, then failed
 	soakDynamic  = "dynamic"  // the webhook_config URI
 )
@@ -43,9 +43,13 @@ const (
 // soakReceiver records, per webhook, which event sequence numbers got a
 // 2xx.
 type soakReceiver struct {
-	mu   sync.Mutex
-	got  map[string]map[int64]bool
-	hits atomic.Int64
+	// down and period shape the flapping webhook's outages: down out of
+	// every period (scaled with the horizon, so that its retries, spread
+	// over more than half the horizon, cannot all fall in outages).
+	down, period time.Duration
+	mu           sync.Mutex
+	got          map[string]map[int64]bool
+	hits         atomic.Int64
 }
 
 func (rv *soakReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -57,7 +61,7 @@ func (rv *soakReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case soakFailing:
 		status = http.StatusInternalServerError
 	case soakFlapping:
-		if time.Now().Unix()%30 < 10 {
+		if time.Duration(time.Now().UnixNano())%rv.period < rv.down {
 			status = http.StatusServiceUnavailable
 		}
 	}
@@ -110,7 +114,8 @@ func soak(ctx context.Context, c soakConfig, env Env) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	rv := &soakReceiver{got: map[string]map[int64]bool{}}
+	horizon := time.Duration(float64(24*time.Hour) / c.TimeScale)
+	rv := &soakReceiver{got: map[string]map[int64]bool{}, down: horizon / 10, period: horizon / 4}
 	for _, h := range []string{soakHealthy, soakSecond, soakFlapping, soakFailing, soakDynamic} {
 		rv.got[h] = map[int64]bool{}
 	}
@@ -132,6 +137,13 @@ func soak(ctx context.Context, c soakConfig, env Env) error {
 		defer drop()
 		dbURL = tmp
 		size = func() int64 { return pgSize(ctx, tmp) }
+		if pgAutovacuumOff(ctx, tmp) {
+			// Retention deletes rows; without autovacuum (off on some test
+			// servers, on by default in production) their space is never
+			// reused. Stand in for it, and say so.
+			fmt.Fprintln(env.Stdout, "soak: autovacuum is off on this server: the soak runs VACUUM every minute instead")
+			size = func() int64 { pgVacuum(ctx, tmp); return pgSize(ctx, tmp) }
+		}
 	}
 	const key = "soak-key-0123456789abcdef0123456789abcdef"
 	master := make([]byte, 32)
@@ -315,4 +327,21 @@ func pgSize(ctx context.Context, url string) int64 {
 	var n int64
 	_ = c.QueryRow(ctx, `SELECT pg_database_size(current_database())`).Scan(&n)
 	return n
+}
+
+func pgAutovacuumOff(ctx context.Context, url string) bool {
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return false
+	}
+	defer c.Close(ctx)
+	var v string
+	return c.QueryRow(ctx, `SHOW autovacuum`).Scan(&v) == nil && v == "off"
+}
+
+func pgVacuum(ctx context.Context, url string) {
+	if c, err := pgx.Connect(ctx, url); err == nil {
+		_, _ = c.Exec(ctx, `VACUUM (ANALYZE)`)
+		c.Close(ctx)
+	}
 }

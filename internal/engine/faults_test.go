@@ -240,4 +240,3 @@ func (l *stallListener) Close() error {
 	l.mu.Unlock()
 	return l.Listener.Close()
 }
-

@@ -3,8 +3,8 @@ package engine
 import (
 	"bytes"
 	"cmp"
-	"crypto/tls"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"log/slog"

@@ -193,3 +193,10 @@ func staticHandler(fsys fs.FS) http.Handler {
 		files.ServeHTTP(w, r)
 	})
 }
+
+// Assets serves the console's embedded CSS and script (the gateway's
+// console uses them too).
+func Assets() http.Handler {
+	static, _ := fs.Sub(staticFS, "static")
+	return staticHandler(static)
+}

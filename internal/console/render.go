@@ -113,6 +113,7 @@ var funcs = template.FuncMap{
 	"add":       func(a, b int) int { return a + b },
 	"list":      func(xs ...window) []window { return xs },
 	"int":       func(x int64) int { return int(x) },
+	"plural":    plural,
 	"jobCls":    jobClass,
 	"fmtInput":  func(t time.Time) string { return t.UTC().Format(timeInput) },
 	"plotArgs":  func(title string, p plot) plotArgs { return plotArgs{Title: title, P: p} },
@@ -254,4 +255,12 @@ func jobClass(s core.JobState) string {
 		return "warn"
 	}
 	return "muted"
+}
+
+// plural says "1 attempt" or "3 attempts".
+func plural(n int64, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }

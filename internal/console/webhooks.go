@@ -221,16 +221,14 @@ func (c *Console) webhookData(r *http.Request, s *session) (*webhookView, error)
 	}
 	now := c.d.Clock.Now().UTC()
 	end := now.Truncate(core.StatsBucket).Add(core.StatsBucket)
-	rows, err := c.d.Store.Stats(ctx, core.StatsParams{ProjectID: s.project, Since: end.Add(-24 * time.Hour), Until: end, Step: 24 * time.Hour, ByWebhook: true})
+	rows, err := c.d.Store.Stats(ctx, core.StatsParams{ProjectID: s.project, WebhookID: h.ID, Since: end.Add(-24 * time.Hour), Until: end, Step: 24 * time.Hour})
 	if err != nil {
 		return nil, err
 	}
 	v := &webhookView{Hook: h, Deliveries: ds, Filter: f, Catalog: c.d.Catalog.Types(), Now: now,
 		Statuses: []core.DeliveryStatus{core.DeliveryPending, core.DeliverySucceeded, core.DeliveryFailed, core.DeliverySkipped, core.DeliveryCancelled}}
 	for _, row := range rows {
-		if row.WebhookID == h.ID {
-			v.Stats.Add(row.StatsCounts)
-		}
+		v.Stats.Add(row.StatsCounts)
 	}
 	v.Rate = pct(v.Stats.SuccessRate())
 	for _, sec := range h.Secrets {

@@ -88,8 +88,13 @@ func LatencyBucket(d time.Duration) int {
 	return i
 }
 
-// StatsKey identifies a rollup row. WebhookID is "" for events and for
-// dynamic deliveries.
+// StatsTotal is the WebhookID of a project's total rows: every attempt is
+// counted twice, under its webhook ("" for dynamic deliveries) and under
+// StatsTotal, and events only under StatsTotal, so that the project's
+// overview reads one row per bucket however many webhooks it has.
+const StatsTotal = "*"
+
+// StatsKey identifies a rollup row.
 type StatsKey struct {
 	ProjectID string
 	Bucket    time.Time // start, a multiple of StatsBucket since the epoch
@@ -113,7 +118,7 @@ func FoldPublished(evs []NewEvent, res []PublishResult) []StatsDelta {
 		if i < len(res) && res[i].Duplicate {
 			continue
 		}
-		k := StatsKey{ProjectID: ne.Event.ProjectID, Bucket: bucketOf(ne.Event.CreateTime)}
+		k := StatsKey{ProjectID: ne.Event.ProjectID, Bucket: bucketOf(ne.Event.CreateTime), WebhookID: StatsTotal}
 		deltaOf(m, k).Events++
 	}
 	return sortedDeltas(m)
@@ -128,17 +133,18 @@ func FoldCompleted(cs []Completion) []StatsDelta {
 			continue
 		}
 		at := c.Attempt.Time
-		k := StatsKey{ProjectID: c.ProjectID, Bucket: bucketOf(at), WebhookID: c.WebhookID}
-		d := deltaOf(m, k)
-		switch {
-		case c.Success:
-			d.Succeeded++
-		case c.Status == DeliveryPending:
-			d.Retrying++
-		default:
-			d.Failed++
+		for _, hook := range []string{c.WebhookID, StatsTotal} {
+			d := deltaOf(m, StatsKey{ProjectID: c.ProjectID, Bucket: bucketOf(at), WebhookID: hook})
+			switch {
+			case c.Success:
+				d.Succeeded++
+			case c.Status == DeliveryPending:
+				d.Retrying++
+			default:
+				d.Failed++
+			}
+			d.Latency[LatencyBucket(c.Attempt.Latency)]++
 		}
-		d.Latency[LatencyBucket(c.Attempt.Latency)]++
 	}
 	return sortedDeltas(m)
 }
@@ -174,15 +180,30 @@ func sortedDeltas(m map[StatsKey]*StatsDelta) []StatsDelta {
 
 // StatsParams selects rollup rows.
 type StatsParams struct {
-	ProjectID string // empty: every project
+	ProjectID string
 	// Since and Until bound the buckets' start times as [Since, Until).
 	Since, Until time.Time
 	// Step folds buckets: rows are summed per Step-aligned start (a
 	// multiple of StatsBucket; 0 means StatsBucket).
 	Step time.Duration
-	// ByWebhook keeps webhooks apart; otherwise every row of a step is
-	// summed into one with WebhookID "".
+	// WebhookID selects one webhook's rows ("" for dynamic deliveries
+	// needs ByWebhook). Without it and without ByWebhook: the project's
+	// totals (StatsTotal).
+	WebhookID string
+	// ByWebhook returns one row per webhook and step (totals excluded).
 	ByWebhook bool
+}
+
+// StatsHook is the webhook_id condition drivers apply for p: rows whose
+// webhook_id equals hook, or, when all, every row except the totals.
+func StatsHook(p StatsParams) (hook string, all bool) {
+	switch {
+	case p.WebhookID != "":
+		return p.WebhookID, false
+	case p.ByWebhook:
+		return "", true
+	}
+	return StatsTotal, false
 }
 
 // StatsRow is the sum of the rollup rows of one step (and webhook).
@@ -201,8 +222,8 @@ type StatsStore interface {
 	Stats(ctx context.Context, p StatsParams) ([]StatsRow, error)
 }
 
-// FoldStatsRows sums rollup rows (in start order) into steps; drivers share
-// it so that both fold alike.
+// FoldStatsRows sums rows (in start order) into coarser steps, e.g. the
+// console's 5-minute rows of a day into hours.
 func FoldStatsRows(rows []StatsRow, p StatsParams) []StatsRow {
 	step := p.Step
 	if step <= 0 {

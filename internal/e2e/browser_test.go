@@ -159,7 +159,11 @@ func (b *browser) shot(name string) {
 		b.t.Fatal(err)
 	}
 	for _, w := range []int64{1280, 390} {
-		b.run("resize to "+fmt.Sprint(w), chromedp.EmulateViewport(w, 800))
+		var opts []chromedp.EmulateViewportOption
+		if w < 600 {
+			opts = append(opts, chromedp.EmulateMobile) // overlay scrollbars, as on a phone
+		}
+		b.run("resize to "+fmt.Sprint(w), chromedp.EmulateViewport(w, 800, opts...))
 		get(b, "layout at "+fmt.Sprint(w), chromedp.Poll[bool](fmt.Sprintf(`document.documentElement.clientWidth <= %d`, w)))
 		buf := get(b, "screenshot "+name, chromedp.FullScreenshot(100))
 		suffix := ""

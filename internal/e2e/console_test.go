@@ -77,8 +77,6 @@ func TestConsole(t *testing.T) {
 		t.Fatal("the page reloaded: the delivery did not arrive live")
 	}
 	br.shot("webhook")
-	br.run("overview", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(chromedp.CSS("svg")))
-	br.shot("overview")
 	br.run("webhooks", chromedp.Navigate(base+"/console/webhooks"), chromedp.WaitVisible(chromedp.CSS("table")))
 	br.shot("webhooks")
 	_ = ev
@@ -163,6 +161,8 @@ func TestConsole(t *testing.T) {
 	br.shot("jobs")
 	br.run("admin", chromedp.Navigate(base+"/console/admin"), chromedp.WaitVisible(chromedp.CSS("table")))
 	br.shot("admin")
+	br.run("overview", chromedp.Navigate(base+"/console/"), chromedp.WaitVisible(chromedp.CSS("svg")))
+	br.shot("overview")
 
 	// The CSP header is present and forbids inline code; a cross-origin
 	// POST with a valid session and token is refused.
@@ -252,4 +252,65 @@ func signInHTTP(t testing.TB, hc *http.Client, base, key string) *http.Cookie {
 	}
 	t.Fatalf("sign-in set no session cookie (status %d)", resp.StatusCode)
 	return nil
+}
+
+// TestGatewayConsole: the gateway's console, behind its token, shows a
+// refused forgery with the reason, and a sink's lag while the sink's
+// receiver holds a forward.
+func TestGatewayConsole(t *testing.T) {
+	br := newBrowser(t)
+	s := startServe(t)
+	c := s.client(t)
+	release := make(chan struct{})
+	held := make(chan struct{}, 1)
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case held <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(sink.Close)
+	t.Cleanup(func() { close(release) })
+
+	hook := c.createWebhook(t, "http://127.0.0.1:9/not-yet", "batch.succeeded")
+	gw := startGateway(t, func(string) string {
+		return fmt.Sprintf("shutdown_timeout: 1s\nconsole_token: console-secret\nsources:\n"+
+			"  - name: orders\n    verify:\n      hmac_secrets: [%q]\n    sinks:\n      - name: app\n        http: {url: %q}\n",
+			hook.NewSigningSecret, sink.URL)
+	})
+	c.call(t, "PATCH", "/v1beta/webhooks/"+hook.ID, map[string]any{"uri": gw.URL + "/hooks/orders"}, nil)
+	c.publish(t, map[string]any{"type": "batch.succeeded", "data": map[string]any{"id": "batches/held"}})
+	select {
+	case <-held:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the sink never received the forward\n%s", tail(gw.stderr.String(), 20))
+	}
+
+	// A forgery: a well-formed request with a made-up signature.
+	req, _ := http.NewRequest("POST", gw.URL+"/hooks/orders", strings.NewReader(`{"type":"batch.succeeded","data":{}}`))
+	req.Header.Set("webhook-id", "msg_forged")
+	req.Header.Set("webhook-timestamp", fmt.Sprint(time.Now().Unix()))
+	req.Header.Set("webhook-signature", "v1,bm90IGEgcmVhbCBzaWduYXR1cmUgYXQgYWxsIGF0IGFsbCE=")
+	resp, err := newHTTPClient(t, 10*time.Second).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 4 {
+		t.Fatalf("the forgery was answered %d", resp.StatusCode)
+	}
+
+	console := gw.URL + "/_longhook/console/"
+	br.run("gateway sign-in", chromedp.Navigate(console), chromedp.WaitVisible(chromedp.ID("token")),
+		chromedp.SendKeys(chromedp.ID("token"), "console-secret"), chromedp.Click(chromedp.ID("signin")))
+	br.waitText("#recent", "msg_forged")
+	if row := br.text("#recent tbody tr:first-child"); !strings.Contains(row, "msg_forged") || !strings.Contains(strings.ToLower(row), "signature") {
+		t.Errorf("the refused forgery's row says %q, want its id and the signature reason", row)
+	}
+	br.reloadUntil(console, `#sinks tr[data-sink] .lag`, "1 events behind")
+	br.shot("gateway")
 }

@@ -47,6 +47,10 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	// SweepInterval is how often expired events are deleted (default 1 m).
 	SweepInterval time.Duration `yaml:"sweep_interval"`
+	// ConsoleToken, when set, serves the gateway console at
+	// /_longhook/console/ to whoever signs in with it (sources, recent
+	// events and why they were refused, each sink's lag and errors).
+	ConsoleToken string `yaml:"console_token"`
 	// Sources are the receiving endpoints; at least one.
 	Sources []SourceConfig `yaml:"sources"`
 	// TLS serves HTTPS from certificate files (cert, key) or ACME

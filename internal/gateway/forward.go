@@ -40,7 +40,8 @@ type forwarder struct {
 	m      *sinkMetrics
 	now    func() time.Time
 
-	persisted atomic.Int64 // last cursor written, read by the sweeper
+	persisted atomic.Int64                 // last cursor written, read by the sweeper
+	lastErr   atomic.Pointer[forwardError] // the latest failed forward, for the console
 
 	mu        sync.Mutex
 	read      int64              // highest seq read from the log
@@ -256,6 +257,7 @@ func (f *forwarder) attempt(ctx context.Context, fw Forward, retry bool) {
 		p.NextAt = f.now().Add(backoff(f.cfg.Retry, p.Attempts))
 		p.Dead = p.NextAt.Sub(fw.ReceivedAt) > f.cfg.Retry.MaxAge
 		p.LastError = truncate(err.Error(), 512)
+		f.lastErr.Store(&forwardError{At: start, Seq: fw.Seq, Err: p.LastError})
 		outcome, level = "retry", slog.LevelWarn
 		if p.Dead {
 			outcome, level = "dead", slog.LevelError

@@ -38,6 +38,7 @@ type Gateway struct {
 	forwarders []*forwarder
 	sinks      []Sink
 	handler    http.Handler
+	recent     recentLog // the console's recent intake outcomes
 
 	draining  atomic.Bool
 	drainOnce sync.Once
@@ -230,6 +231,9 @@ func (g *Gateway) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", g.ready)
+	if g.cfg.ConsoleToken != "" {
+		mux.Handle(ConsolePath, g.console())
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("no source at %s", r.URL.Path))

@@ -26,6 +26,7 @@ func (g *Gateway) intake(src *source) http.Handler {
 		attrs := make([]slog.Attr, 0, 10)
 		attrs = append(attrs, slog.String("source", name))
 		status, outcome := g.receive(w, r, src, &attrs)
+		g.recent.add(start, name, status, outcome, attrs)
 		elapsed := g.now().Sub(start)
 		sm.outcomes[outcome].Inc()
 		sm.seconds.Observe(elapsed.Seconds())

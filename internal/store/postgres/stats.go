@@ -26,7 +26,7 @@ var statsConflict = func() string {
 	for _, c := range statsCols {
 		set = append(set, c+" = stats."+c+" + excluded."+c)
 	}
-	return ` ON CONFLICT (project_id, bucket, webhook_id) DO UPDATE SET ` + strings.Join(set, ", ")
+	return ` ON CONFLICT (project_id, webhook_id, bucket) DO UPDATE SET ` + strings.Join(set, ", ")
 }()
 
 // statsDeltasSQL upserts rollup deltas given as one array per column
@@ -48,7 +48,7 @@ var statsDeltasSQL = func() string {
 // every event id of the call; duplicates were not inserted under their new
 // id), in the same implicit transaction as publishSQL.
 var publishStatsSQL = `INSERT INTO stats (project_id, bucket, webhook_id, events)
-	SELECT project_id, (floor(extract(epoch FROM create_time) / 300) * 300000000)::bigint, '', count(*)
+	SELECT project_id, (floor(extract(epoch FROM create_time) / 300) * 300000000)::bigint, '*', count(*)
 	FROM events WHERE id = ANY($1::text[]) GROUP BY 1, 2 ORDER BY 1, 2` + statsConflict
 
 // statsDeltaArgs turns deltas into statsDeltasSQL's arrays.
@@ -75,16 +75,27 @@ func statsDeltaArgs(deltas []core.StatsDelta) []any {
 }
 
 // Stats implements core.StatsStore: a range scan of the rollup's primary
-// key, folded into steps in Go.
+// key, summed into steps by the server.
 func (s *Store) Stats(ctx context.Context, p core.StatsParams) ([]core.StatsRow, error) {
+	step := p.Step
+	if step <= 0 {
+		step = core.StatsBucket
+	}
+	var sums []string
+	for _, c := range statsCols {
+		sums = append(sums, "sum("+c+")::bigint")
+	}
+	hook, all := core.StatsHook(p)
 	rows, err := query(ctx, s, true, scanStatsRow,
-		`SELECT bucket, webhook_id, `+strings.Join(statsCols, ", ")+` FROM stats
-		 WHERE bucket >= $1 AND bucket < $2 AND ($3 = '' OR project_id = $3) ORDER BY bucket`,
-		p.Since.UnixMicro(), p.Until.UnixMicro(), p.ProjectID)
+		`SELECT bucket / $1 * $1 AS start, CASE WHEN $2 THEN webhook_id ELSE '' END AS hook, `+strings.Join(sums, ", ")+`
+		 FROM stats WHERE project_id = $3 AND (CASE WHEN $2 THEN webhook_id <> '`+core.StatsTotal+`' ELSE webhook_id = $5 END)
+		   AND bucket >= $4 AND bucket < $6
+		 GROUP BY 1, 2 ORDER BY 1, 2`,
+		step.Microseconds(), all, p.ProjectID, p.Since.UnixMicro(), hook, p.Until.UnixMicro())
 	if err != nil {
 		return nil, wrap("stats", err)
 	}
-	return core.FoldStatsRows(rows, p), nil
+	return rows, nil
 }
 
 func scanStatsRow(row pgx.Row) (core.StatsRow, error) {

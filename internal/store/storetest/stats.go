@@ -55,7 +55,7 @@ func testStats(t *testing.T, b *bundle) {
 	if len(rows) != 2 || !rows[0].Start.Equal(at) || !rows[1].Start.Equal(at.Add(core.StatsBucket)) {
 		t.Fatalf("Stats rows = %+v, want buckets %v and %v", rows, at, at.Add(core.StatsBucket))
 	}
-	var own, all core.StatsCounts
+	var own, all core.StatsCounts // own: the 5-minute rows of the project's totals
 	for _, r := range rows {
 		own.Add(r.StatsCounts)
 	}
@@ -72,8 +72,8 @@ func testStats(t *testing.T, b *bundle) {
 		t.Errorf("attempts = %d, want %d", got, len(others))
 	}
 
-	// Every project, one step of an hour: one row holding everything.
-	hour, err := b.s.Stats(b.ctx, core.StatsParams{Since: at, Until: at.Add(time.Hour), Step: time.Hour})
+	// One step of an hour: the project's totals in one row.
+	hour, err := b.s.Stats(b.ctx, core.StatsParams{ProjectID: b.p.ID, Since: at, Until: at.Add(time.Hour), Step: time.Hour})
 	if err != nil {
 		t.Fatalf("Stats: %v", err)
 	}
@@ -81,28 +81,42 @@ func testStats(t *testing.T, b *bundle) {
 		t.Fatalf("hour rows = %+v, want 1", hour)
 	}
 	all = hour[0].StatsCounts
-	if all.Events != 3 || all.Succeeded != 1 || all.Retrying != 1 || all.Failed != 1 {
-		t.Errorf("all projects = %+v, want 3 events, 1 succeeded, 1 retrying, 1 failed", all)
+	if all.Events != 2 || all.Succeeded+all.Retrying+all.Failed != own.Attempts() {
+		t.Errorf("hour = %+v, want 2 events and %d attempts", all, own.Attempts())
 	}
-	// Latencies: 1.5 ms (bucket 1) and 2 ms twice (bucket 2).
-	if all.Latency[1] != 1 || all.Latency[2] != 2 {
-		t.Errorf("latency histogram = %v, want [1]=1 [2]=2", all.Latency)
+
+	// The other project's totals: its event and attempt alone.
+	theirs, err := b.s.Stats(b.ctx, core.StatsParams{ProjectID: other.ID, Since: at, Until: at.Add(time.Hour), Step: time.Hour})
+	if err != nil || len(theirs) != 1 || theirs[0].Events != 1 || theirs[0].Attempts() != 1 {
+		t.Errorf("other project = %+v, %v; want 1 event and 1 attempt", theirs, err)
 	}
-	if p50, ok := all.LatencyQuantile(0.5); !ok || p50 < time.Millisecond || p50 > 4*time.Millisecond {
+
+	// Latencies of all three attempts, by outcome: 1.5 ms (bucket 1) and
+	// 2 ms twice (bucket 2).
+	var both core.StatsCounts
+	both.Add(all)
+	both.Add(theirs[0].StatsCounts)
+	if both.Succeeded != 1 || both.Retrying != 1 || both.Failed != 1 {
+		t.Errorf("outcomes = %+v, want 1 succeeded, 1 retrying, 1 failed", both)
+	}
+	if both.Latency[1] != 1 || both.Latency[2] != 2 {
+		t.Errorf("latency histogram = %v, want [1]=1 [2]=2", both.Latency)
+	}
+	if p50, ok := both.LatencyQuantile(0.5); !ok || p50 < time.Millisecond || p50 > 4*time.Millisecond {
 		t.Errorf("p50 = %v, %v; want within [1ms, 4ms]", p50, ok)
 	}
 
-	// By webhook: the two projects' webhooks apart.
-	byHook, err := b.s.Stats(b.ctx, core.StatsParams{Since: at, Until: at.Add(time.Hour), Step: time.Hour, ByWebhook: true})
+	// By webhook, and one webhook: the totals are not a webhook.
+	byHook, err := b.s.Stats(b.ctx, core.StatsParams{ProjectID: b.p.ID, Since: at, Until: at.Add(time.Hour), Step: time.Hour, ByWebhook: true})
 	if err != nil {
 		t.Fatalf("Stats: %v", err)
 	}
-	hooks := map[string]core.StatsCounts{}
-	for _, r := range byHook {
-		hooks[r.WebhookID] = r.StatsCounts
+	if len(byHook) != 1 || byHook[0].WebhookID != w.ID || byHook[0].Attempts() != own.Attempts() || byHook[0].Events != 0 {
+		t.Errorf("by webhook = %+v, want one row of %s with %d attempts", byHook, w.ID, own.Attempts())
 	}
-	if hooks[w.ID].Attempts()+hooks[ow.ID].Attempts() != 3 || hooks[""].Events != 3 {
-		t.Errorf("by webhook = %+v", hooks)
+	one, err := b.s.Stats(b.ctx, core.StatsParams{ProjectID: other.ID, WebhookID: ow.ID, Since: at, Until: at.Add(time.Hour)})
+	if err != nil || len(one) != 1 || one[0].Attempts() != 1 {
+		t.Errorf("one webhook = %+v, %v; want its attempt", one, err)
 	}
 
 	// Outside the range: nothing.

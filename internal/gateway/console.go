@@ -1,0 +1,229 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/hex"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/longhook/longhook/internal/console"
+)
+
+// ConsolePath is where the gateway console is served (Config.ConsoleToken).
+const ConsolePath = "/_longhook/console/"
+
+//go:embed consoleui/*.html
+var consoleFS embed.FS
+
+var consoleTmpl = template.Must(template.New("gateway.html").Funcs(template.FuncMap{
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05")
+	},
+}).ParseFS(consoleFS, "consoleui/gateway.html"))
+
+// forwardError is a sink's latest failed forward.
+type forwardError struct {
+	At  time.Time
+	Seq int64
+	Err string
+}
+
+// recentItem is one request to a source, as the console lists it.
+type recentItem struct {
+	At        time.Time
+	Source    string
+	WebhookID string
+	Status    int
+	Outcome   string // accepted, duplicate, refused, invalid, ...
+	Reason    string
+}
+
+// recentLog keeps the last requests to every source in memory.
+type recentLog struct {
+	mu    sync.Mutex
+	items []recentItem // ring, newest at next-1
+	next  int
+}
+
+const recentMax = 200
+
+func (l *recentLog) add(at time.Time, source string, status int, outcome string, attrs []slog.Attr) {
+	it := recentItem{At: at, Source: source, Status: status, Outcome: outcome}
+	for _, a := range attrs {
+		switch a.Key {
+		case "webhook_id":
+			it.WebhookID = a.Value.String()
+		case "error":
+			it.Reason = strings.TrimPrefix(a.Value.String(), "webhook: ")
+		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.items) < recentMax {
+		l.items = append(l.items, it)
+	} else {
+		l.items[l.next%recentMax] = it
+	}
+	l.next++
+}
+
+// list returns the items, newest first.
+func (l *recentLog) list() []recentItem {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]recentItem, 0, len(l.items))
+	for i := 1; i <= len(l.items); i++ {
+		out = append(out, l.items[(l.next-i)%len(l.items)])
+	}
+	return out
+}
+
+type consoleSource struct {
+	Name, Path, Verify string
+}
+
+type consoleSink struct {
+	ID        string
+	Kind      string
+	Cursor    int64
+	Lag       int64
+	InFlight  int
+	Retrying  int
+	LastError *forwardError
+}
+
+type consoleView struct {
+	SignedIn bool
+	Error    string
+	LastSeq  int64
+	Sources  []consoleSource
+	Sinks    []consoleSink
+	Recent   []recentItem
+	Now      time.Time
+}
+
+// console serves the gateway console: a token sign-in (the cookie holds an
+// HMAC of the token, so it is checked without server state), then one
+// read-only page.
+func (g *Gateway) console() http.Handler {
+	mac := hmac.New(sha256.New, []byte(g.cfg.ConsoleToken))
+	mac.Write([]byte("longhook gateway console v1"))
+	cookieValue := hex.EncodeToString(mac.Sum(nil))
+	static := http.StripPrefix(ConsolePath+"static/", console.Assets())
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		if strings.HasPrefix(r.URL.Path, ConsolePath+"static/") {
+			static.ServeHTTP(w, r)
+			return
+		}
+		ck, _ := r.Cookie("longhook_gateway_console")
+		signed := ck != nil && subtle.ConstantTimeCompare([]byte(ck.Value), []byte(cookieValue)) == 1
+		switch {
+		case r.Method == http.MethodPost && r.URL.Path == ConsolePath+"signin":
+			g.consoleSignIn(w, r, cookieValue)
+		case r.Method != http.MethodGet || r.URL.Path != ConsolePath:
+			http.NotFound(w, r)
+		case !signed:
+			g.renderConsole(w, http.StatusOK, consoleView{})
+		default:
+			v, err := g.consoleData(r.Context())
+			if err != nil {
+				g.log.Error("gateway.console", slog.Any("error", err))
+				http.Error(w, "the inbox could not be read", http.StatusInternalServerError)
+				return
+			}
+			g.renderConsole(w, http.StatusOK, v)
+		}
+	})
+}
+
+func (g *Gateway) consoleSignIn(w http.ResponseWriter, r *http.Request, cookieValue string) {
+	origin := r.Header.Get("Origin")
+	if u, err := url.Parse(origin); origin == "" || err != nil || !strings.EqualFold(u.Host, r.Host) {
+		http.Error(w, "cross-origin sign-in refused", http.StatusForbidden)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	_ = r.ParseForm()
+	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("token")), []byte(g.cfg.ConsoleToken)) != 1 {
+		g.renderConsole(w, http.StatusUnauthorized, consoleView{Error: "That token is not the gateway's console_token."})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: "longhook_gateway_console", Value: cookieValue, Path: ConsolePath,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	http.Redirect(w, r, ConsolePath, http.StatusSeeOther)
+}
+
+// consoleData reads the page: the log's end, every sink's cursor and lag.
+func (g *Gateway) consoleData(ctx context.Context) (consoleView, error) {
+	v := consoleView{SignedIn: true, Recent: g.recent.list(), Now: g.now()}
+	last, err := g.inbox.LastSeq(ctx)
+	if err != nil {
+		return v, err
+	}
+	v.LastSeq = last
+	for _, s := range g.sources {
+		verify := "Standard Webhooks HMAC"
+		switch {
+		case s.preset != nil:
+			verify = "preset " + s.cfg.Verify.Kind
+		case s.recv.JWKS != nil:
+			verify = "JWT (JWKS)"
+		case s.recv.HMAC == nil:
+			verify = "none"
+		}
+		v.Sources = append(v.Sources, consoleSource{Name: s.cfg.Name, Path: s.cfg.Path, Verify: verify})
+	}
+	for _, f := range g.forwarders {
+		cur := f.persisted.Load()
+		f.mu.Lock()
+		inflight, retrying := len(f.first), len(f.retrying)
+		f.mu.Unlock()
+		v.Sinks = append(v.Sinks, consoleSink{ID: f.id, Kind: sinkKind(f.cfg), Cursor: cur, Lag: max(last-cur, 0),
+			InFlight: inflight, Retrying: retrying, LastError: f.lastErr.Load()})
+	}
+	return v, nil
+}
+
+func (g *Gateway) renderConsole(w http.ResponseWriter, status int, v consoleView) {
+	var buf bytes.Buffer
+	if err := consoleTmpl.Execute(&buf, v); err != nil {
+		g.log.Error("gateway.console.render", slog.Any("error", err))
+		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// sinkKind names a sink's transport.
+func sinkKind(c SinkConfig) string {
+	switch {
+	case c.HTTP != nil:
+		return "http"
+	case c.Redis != nil:
+		return "redis"
+	case c.NATS != nil:
+		return "nats"
+	case c.Discard != nil:
+		return "discard"
+	}
+	return "other"
+}

@@ -180,9 +180,15 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 	if cfg.TimeScale <= 0 {
 		cfg.TimeScale = 1
 	}
+	// Validate before creating anything: a bad key must not leave a
+	// database with a keyless default project behind.
+	if key := env.Getenv("LONGHOOK_BOOTSTRAP_API_KEY"); key != "" && len(key) < minBootstrapKey {
+		return nil, fmt.Errorf("%w: LONGHOOK_BOOTSTRAP_API_KEY must be at least %d characters", errUsage, minBootstrapKey)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	warnDataDirMode(cfg.DataDir, logger)
 	masterKey, _, err := secretbox.LoadOrCreateKey(env.Getenv("LONGHOOK_MASTER_KEY"), cfg.DataDir)
 	if err != nil {
 		return nil, err
@@ -382,7 +388,7 @@ func (s *Server) bootstrap(ctx context.Context) error {
 					s.ProjectID = p.ID
 				}
 			}
-			return nil
+			return s.repairBootstrap(ctx)
 		}
 		ok, err := s.store.AcquireLease(ctx, "bootstrap", owner, time.Now().UTC(), 30*time.Second)
 		if err != nil {
@@ -404,21 +410,47 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	}
 }
 
+// minBootstrapKey is the shortest LONGHOOK_BOOTSTRAP_API_KEY accepted.
+const minBootstrapKey = 32
+
+// repairBootstrap gives the default project its admin key when no project
+// has any key at all (not even a revoked one): a start that created the
+// project but failed before its key (an older version validated the key
+// too late) would otherwise leave every call answering 401.
+func (s *Server) repairBootstrap(ctx context.Context) error {
+	if s.ProjectID == "" {
+		return nil
+	}
+	keys, err := s.store.ListAPIKeys(ctx, "")
+	if err != nil || len(keys) > 0 {
+		return err
+	}
+	p, err := s.store.GetProject(ctx, s.ProjectID)
+	if err != nil {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	s.log.Warn("bootstrap.repair: the default project has no API key; creating it")
+	return s.createBootstrapKey(ctx, p)
+}
+
 func (s *Server) createDefaultProject(ctx context.Context) error {
-	now := time.Now().UTC()
-	p := core.Project{ID: core.NewID(), Name: "default", CreateTime: now}
+	p := core.Project{ID: core.NewID(), Name: "default", CreateTime: time.Now().UTC()}
 	if err := s.store.CreateProject(ctx, p); err != nil {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
+	return s.createBootstrapKey(ctx, p)
+}
+
+// createBootstrapKey creates p's admin key (LONGHOOK_BOOTSTRAP_API_KEY, or
+// a random one), saves it to DATA_DIR/api-key and prints it once.
+func (s *Server) createBootstrapKey(ctx context.Context, p core.Project) error {
+	now := time.Now().UTC()
 	key := s.env.Getenv("LONGHOOK_BOOTSTRAP_API_KEY")
 	var digest []byte
 	var hint string
 	if key == "" {
 		key, digest, hint = api.NewAPIKey()
 	} else {
-		if len(key) < 32 {
-			return fmt.Errorf("%w: LONGHOOK_BOOTSTRAP_API_KEY must be at least 32 characters", errUsage)
-		}
 		digest, hint = api.KeyDigest(key), key[len(key)-4:]
 	}
 	k := core.APIKey{ID: core.NewID(), ProjectID: p.ID, Name: "bootstrap", Digest: digest, Hint: hint, Admin: true, CreateTime: now}
@@ -430,7 +462,7 @@ func (s *Server) createDefaultProject(ctx context.Context) error {
 		return fmt.Errorf("bootstrap: %w", err)
 	}
 	s.ProjectID, s.APIKey = p.ID, key
-	fmt.Fprintf(s.env.Stdout, "Created project %q (%s).\nAPI key (shown once, also saved to %s):\n\n    %s\n\n", p.Name, p.ID, path, key)
+	fmt.Fprintf(s.env.Stdout, "Project %q (%s).\nAPI key (shown once, also saved to %s):\n\n    %s\n\n", p.Name, p.ID, path, key)
 	return nil
 }
 
@@ -453,4 +485,16 @@ func (s *Server) diskFull() string {
 		return fmt.Sprintf("disk full: %d KiB free for the database in %s", free>>10, dir)
 	}
 	return ""
+}
+
+// warnDataDirMode warns when the data dir (database, master key, bootstrap
+// key) can be read or entered by other users: the files in it are 0600,
+// but a directory made by hand is often 0755.
+func warnDataDirMode(dir string, logger *slog.Logger) {
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	logger.Warn("serve.data_dir_permissions: the data dir is accessible to other users; chmod 700 it",
+		slog.String("data_dir", dir), slog.String("mode", fi.Mode().Perm().String()))
 }

@@ -91,6 +91,9 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 			return nil, fmt.Errorf("sqlite: open: %w", err)
 		}
 	}
+	if err := createPrivate(path); err != nil {
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
 	busy := strconv.FormatInt(o.BusyTimeout.Milliseconds(), 10)
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(" + busy + ")"
 
@@ -258,4 +261,19 @@ func rowsAffected(res sql.Result) error {
 		return core.ErrNotFound
 	}
 	return nil
+}
+
+// createPrivate creates the database file mode 0600 if it does not exist
+// yet, so that SQLite (which gives the -wal and -shm files the database
+// file's mode) never creates it world-readable under a 022 umask. An
+// existing file keeps its mode.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }

@@ -156,6 +156,13 @@ func Open(ctx context.Context, path, synchronous string) (*Inbox, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("gateway: sqlite: %w", err)
 	}
+	// Created 0600 before SQLite creates it 0644 (its -wal and -shm
+	// files take the database file's mode); an existing file keeps its mode.
+	if f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		_ = f.Close()
+	} else if !errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("gateway: sqlite: %w", err)
+	}
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(10000)"
 	// The writer's page cache is 16 MiB: it reads back only the right
 	// edges of the b-trees and the dedupe index, never the event pages it

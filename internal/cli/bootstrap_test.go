@@ -1,0 +1,153 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/store/sqlite"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a poller.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var listeningLine = regexp.MustCompile(`listening on (http://\S+)`)
+
+// serveUntilReady runs `longhook serve` on dir until it listens, calls fn
+// with its URL, then stops it and returns what it printed.
+func serveUntilReady(t *testing.T, dir string, env map[string]string, fn func(url string)) (stdout, stderr string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"serve", "--data-dir", dir, "--addr", "127.0.0.1:0"},
+			Env{Getenv: func(k string) string { return env[k] }, Stdout: &out, Stderr: &errb})
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for listeningLine.FindStringSubmatch(out.String()) == nil {
+		select {
+		case code := <-done:
+			cancel()
+			t.Fatalf("serve exited with %d before listening: %s %s", code, out.String(), errb.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("serve did not listen: %s", errb.String())
+		}
+	}
+	fn(listeningLine.FindStringSubmatch(out.String())[1])
+	cancel()
+	<-done
+	return out.String(), errb.String()
+}
+
+// status answers GET /v1beta/webhooks with key.
+func status(t *testing.T, url, key string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url+"/v1beta/webhooks", nil)
+	req.Header.Set("x-goog-api-key", key)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+	defer c.CloseIdleConnections()
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestBootstrapKeyValidatedFirst (issue 13, defect 13): a too-short
+// LONGHOOK_BOOTSTRAP_API_KEY is refused before anything is created, and a
+// later start with a valid key bootstraps normally. A data dir left in the
+// trap state by an older version (a default project without any key) is
+// repaired by the next start.
+func TestBootstrapKeyValidatedFirst(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	code, _, errs := run(t, map[string]string{"LONGHOOK_BOOTSTRAP_API_KEY": "short"}, "serve", "--data-dir", dir, "--addr", "127.0.0.1:0")
+	if code != 2 || !strings.Contains(errs, "LONGHOOK_BOOTSTRAP_API_KEY") {
+		t.Fatalf("short key: exit %d, %q", code, errs)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("the refused start created the data dir (%v)", err)
+	}
+	key := strings.Repeat("k", 40)
+	serveUntilReady(t, dir, map[string]string{"LONGHOOK_BOOTSTRAP_API_KEY": key}, func(url string) {
+		if st := status(t, url, key); st != http.StatusOK {
+			t.Fatalf("bootstrap key after a refused start: %d", st)
+		}
+	})
+
+	// The trap state: a default project and no key at all.
+	trap := filepath.Join(t.TempDir(), "trap")
+	st, err := sqlite.Open(context.Background(), filepath.Join(trap, "longhook.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateProject(context.Background(), core.Project{ID: core.NewID(), Name: "default", CreateTime: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	_ = st.Close()
+	out, _ := serveUntilReady(t, trap, map[string]string{"LONGHOOK_BOOTSTRAP_API_KEY": key}, func(url string) {
+		if st := status(t, url, key); st != http.StatusOK {
+			t.Fatalf("keyless default project not repaired: %d", st)
+		}
+	})
+	if !strings.Contains(out, "API key (shown once") {
+		t.Errorf("the repair did not print the key: %q", out)
+	}
+}
+
+// TestDataFilesPrivate (issue 13, defect 9): in a data dir made 0755 by
+// hand, the database and its WAL files are 0600, and serve warns about
+// the directory.
+func TestDataFilesPrivate(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // whatever the umask
+		t.Fatal(err)
+	}
+	_, errs := serveUntilReady(t, dir, map[string]string{}, func(string) {
+		// While serving, the WAL and shared-memory files exist too.
+		for _, name := range []string{"longhook.db", "longhook.db-wal", "longhook.db-shm", "master.key", "api-key"} {
+			fi, err := os.Stat(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s is %v, want -rw-------", name, fi.Mode().Perm())
+			}
+		}
+	})
+	if !strings.Contains(errs, "serve.data_dir_permissions") {
+		t.Errorf("no warning about a 0755 data dir: %s", errs)
+	}
+}

@@ -116,7 +116,9 @@ func RunListen(ctx context.Context, args []string, getenv func(string) string, s
 		*statePath = filepath.Join(dir, "longhook", "listen-"+hex.EncodeToString(sum[:6])+".json")
 	}
 	l.statePath, l.log = *statePath, log
-	l.stream, l.local = &http.Client{}, &http.Client{Timeout: *timeout, CheckRedirect: noRedirect}
+	// Neither client follows redirects: the stream request carries the API
+	// key or token, which must never go to another host.
+	l.stream, l.local = &http.Client{CheckRedirect: noRedirect}, &http.Client{Timeout: *timeout, CheckRedirect: noRedirect}
 	if err := l.loadState(); err != nil {
 		return err
 	}
@@ -289,6 +291,9 @@ func (l *listener) session(ctx context.Context) (progressed bool, err error) {
 		l.serve && resp.StatusCode == http.StatusBadRequest:
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return false, fmt.Errorf("%w: %s answered %d: %s", errFatal, l.peer(), resp.StatusCode, strings.TrimSpace(string(msg)))
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return false, fmt.Errorf("%w: %s answered %d, a redirect to %q: longhook listen does not follow redirects (credentials must not go to another URL); use the final URL",
+			errFatal, l.peer(), resp.StatusCode, resp.Header.Get("Location"))
 	case resp.StatusCode != http.StatusOK:
 		return false, fmt.Errorf("%s answered %d", l.peer(), resp.StatusCode)
 	}

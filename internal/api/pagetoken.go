@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/longhook/longhook/internal/core"
 )
@@ -22,6 +23,11 @@ const (
 	defaultPageSize = 50
 	maxPageSize     = 1000
 )
+
+// pageTokenEncoding decodes strictly: the unused bits of the last digit
+// must be zero, and decode refuses the CR and LF the decoder would skip,
+// so a token has exactly one spelling (found by FuzzPageToken).
+var pageTokenEncoding = base64.RawURLEncoding.Strict()
 
 // pageTokens mints and checks page tokens.
 type pageTokens struct{ key []byte }
@@ -48,7 +54,10 @@ func (p pageTokens) decode(collection, projectID, token string) (string, error) 
 	if token == "" {
 		return "", nil
 	}
-	buf, err := base64.RawURLEncoding.DecodeString(token)
+	if strings.ContainsAny(token, "\r\n") { // the decoder skips them
+		return "", badPageToken()
+	}
+	buf, err := pageTokenEncoding.DecodeString(token)
 	if err != nil || len(buf) <= pageTagSize {
 		return "", badPageToken()
 	}

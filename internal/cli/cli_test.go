@@ -29,6 +29,10 @@ func TestUsageAndUnknownCommand(t *testing.T) {
 	if code, _, errs := run(t, nil, "serve", "--time-scale", "0"); code != 2 || !strings.Contains(errs, "time-scale") {
 		t.Fatalf("bad flag: %d %q", code, errs)
 	}
+	// --jwt-ttl is capped (issue 13, defect 12).
+	if code, _, errs := run(t, nil, "serve", "--jwt-ttl", "2h"); code != 2 || !strings.Contains(errs, "jwt-ttl") {
+		t.Fatalf("unbounded --jwt-ttl: %d %q", code, errs)
+	}
 	if code, _, errs := run(t, map[string]string{"LONGHOOK_WORKERS": "lots"}, "serve"); code != 2 || !strings.Contains(errs, "LONGHOOK_WORKERS") {
 		t.Fatalf("bad env fallback: %d %q", code, errs)
 	}

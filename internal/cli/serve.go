@@ -122,6 +122,9 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	if cfg.TimeScale <= 0 {
 		return fmt.Errorf("%w: --time-scale must be positive", errUsage)
 	}
+	if cfg.JWTTTL <= 0 || cfg.JWTTTL > maxJWTTTL {
+		return fmt.Errorf("%w: --jwt-ttl must be between 1s and %v (a token is re-signed per attempt; a long one is a long replay window)", errUsage, maxJWTTTL)
+	}
 	if cfg.Lease < 20*time.Second {
 		return fmt.Errorf("%w: --lease must be at least 20s (the attempt timeout is 15s)", errUsage)
 	}
@@ -409,6 +412,9 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		}
 	}
 }
+
+// maxJWTTTL caps --jwt-ttl.
+const maxJWTTTL = time.Hour
 
 // minBootstrapKey is the shortest LONGHOOK_BOOTSTRAP_API_KEY accepted.
 const minBootstrapKey = 32

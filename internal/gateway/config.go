@@ -25,7 +25,8 @@ import (
 // Config is the gateway configuration, usually read from YAML with
 // LoadConfig. Zero fields take the defaults documented on each field.
 type Config struct {
-	// Addr is the listen address of RunGateway (default ":8080").
+	// Addr is the listen address of RunGateway (default "127.0.0.1:8080",
+	// loopback like serve: exposing the gateway is an explicit choice).
 	Addr string `yaml:"addr"`
 	// DataDir holds the SQLite inbox, gateway.db (default "longhook-data").
 	DataDir string `yaml:"data_dir"`
@@ -267,7 +268,7 @@ type PubSubSinkConfig struct {
 type DiscardSinkConfig struct{}
 
 const (
-	defaultAddr          = ":8080"
+	defaultAddr          = "127.0.0.1:8080"
 	defaultDataDir       = "longhook-data"
 	defaultMaxBody       = 1 << 20
 	defaultShutdown      = 10 * time.Second

@@ -32,3 +32,12 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestDefaultAddrLoopback (issue 13, defect 12): without addr the gateway
+// listens on loopback, like serve; a public address is an explicit choice.
+func TestDefaultAddrLoopback(t *testing.T) {
+	t.Parallel()
+	if got := (Config{}).withDefaults().Addr; got != "127.0.0.1:8080" {
+		t.Fatalf("default addr %q, want 127.0.0.1:8080", got)
+	}
+}

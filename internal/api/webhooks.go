@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -375,7 +376,9 @@ func (s *server) updateWebhook(r *http.Request, key core.APIKey) (any, error) {
 	}
 	now := s.d.Clock.Now().UTC()
 	id := r.PathValue("id")
+	var prev core.WebhookState
 	w, err := s.hooks.UpdateWebhook(r.Context(), key.ProjectID, id, func(w *core.Webhook) error {
+		prev = w.State
 		if u.set["name"] {
 			w.Name = u.name
 		}
@@ -404,7 +407,28 @@ func (s *server) updateWebhook(r *http.Request, key core.APIKey) (any, error) {
 		return nil, notFoundAs(err, "webhook", id)
 	}
 	s.changed(key.ProjectID)
+	s.announceState(r.Context(), w, prev)
 	return webhookOut(w, now), nil
+}
+
+// announceState publishes webhook.enabled or webhook.disabled (reason
+// manual) when an update changed the webhook's state. The update has
+// committed: a failure to publish is logged, not answered.
+func (s *server) announceState(ctx context.Context, w *core.Webhook, prev core.WebhookState) {
+	if w.State == prev || s.d.Publisher == nil {
+		return
+	}
+	var err error
+	switch w.State {
+	case core.WebhookEnabled:
+		err = s.d.Publisher.WebhookEnabled(ctx, w, prev)
+	case core.WebhookDisabled:
+		err = s.d.Publisher.WebhookDisabled(ctx, w, publish.ReasonManual)
+	}
+	if err != nil {
+		s.d.Logger.LogAttrs(ctx, slog.LevelError, "api.operational_event_failed",
+			slog.String("webhook_id", w.ID), slog.String("error", err.Error()))
+	}
 }
 
 func (s *server) deleteWebhook(r *http.Request, key core.APIKey) (any, error) {

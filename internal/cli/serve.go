@@ -262,10 +262,12 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 		lanes = 4
 	}
 	retry := core.RetryPolicy{Scale: cfg.TimeScale}
+	var ops *publish.Publisher // the publisher below, for operational events
 	s.engine = engine.New(engine.Config{
 		Store: store, Cipher: box, Logger: logger, Retry: retry,
-		Sender:  engine.NewSender(engine.SenderConfig{Policy: policy, UserAgent: "longhook/" + Version, MaxConnsPerHost: max(cfg.Workers, 64)}),
-		Workers: cfg.Workers, PerDestination: cfg.PerDest, SoftStop: cfg.SoftStop, Dynamic: keys, Lease: cfg.Lease,
+		OnGiveUp: func(g engine.GiveUp) { announceGiveUp(store, ops, logger, g) },
+		Sender:   engine.NewSender(engine.SenderConfig{Policy: policy, UserAgent: "longhook/" + Version, MaxConnsPerHost: max(cfg.Workers, 64)}),
+		Workers:  cfg.Workers, PerDestination: cfg.PerDest, SoftStop: cfg.SoftStop, Dynamic: keys, Lease: cfg.Lease,
 		Metrics: engine.NewMetrics(reg, func(ctx context.Context) (core.QueueDepth, error) {
 			return store.QueueDepth(ctx, time.Now().UTC())
 		}),
@@ -274,6 +276,7 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 		Store: store, Catalog: catalog, Policy: policy, Lanes: lanes,
 		OnPublished: func(n int) { accepted.Add(float64(n)) }, Direct: s.engine,
 	})
+	ops = pub
 	tasks := []leader.Task{{Name: "jwks", Run: keys.Maintain}}
 	exec, err := executor.New(executor.Config{Kind: cfg.Executor, SimDurations: cfg.SimDuration, Scale: cfg.TimeScale,
 		VideoCommand: cfg.VideoCommand, OpenAI: executor.OpenAIConfig{URL: cfg.OpenAIURL, Model: cfg.OpenAIModel,
@@ -290,7 +293,10 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 	tasks = append(tasks, s.jobs.Tasks()...)
 	upkeep := engine.NewMaintenance(engine.MaintenanceConfig{
 		Store: store, Logger: logger, Retention: cfg.Retention, Scale: cfg.TimeScale,
-		OnDisabled: func([]string) { pub.InvalidateAll() },
+		OnDisabled: func(ids []string) {
+			pub.InvalidateAll()
+			announceDisabled(store, pub, logger, ids)
+		},
 	})
 	s.maint = leader.New(leader.Config{
 		Store: store, Logger: logger, Owner: s.engine.Owner(), Scale: cfg.TimeScale,

@@ -21,7 +21,16 @@ const (
 	EventInteractionCancelled      = "interaction.cancelled"
 	EventVideoFailed               = "video.failed"
 	EventWebhookPing               = "webhook.ping"
+
+	// Operational events (extensions, outside Gemini's list): longhook
+	// tells a project's webhooks about its own webhooks and deliveries.
+	EventWebhookDisabled   = "webhook.disabled"   // auto-disable, 410 Gone, or a person
+	EventWebhookEnabled    = "webhook.enabled"    // re-enabled
+	EventDeliveryExhausted = "delivery.exhausted" // retries given up
 )
+
+// OperationalEventTypes are the operational extension types.
+var OperationalEventTypes = []string{EventWebhookDisabled, EventWebhookEnabled, EventDeliveryExhausted}
 
 // GeminiEventTypes are the seven types Gemini's WebhookService accepts.
 var GeminiEventTypes = []string{
@@ -32,8 +41,8 @@ var GeminiEventTypes = []string{
 
 // Catalog is the set of event types a server accepts: Gemini's seven, the
 // extensions batch.cancelled, interaction.cancelled and video.failed (so
-// every job kind has a terminal event for every outcome), and
-// operator-declared custom types.
+// every job kind has a terminal event for every outcome), the operational
+// types (OperationalEventTypes), and operator-declared custom types.
 type Catalog struct {
 	types []string
 }
@@ -43,6 +52,7 @@ type Catalog struct {
 func NewCatalog(custom ...string) (*Catalog, error) {
 	types := append([]string{}, GeminiEventTypes...)
 	types = append(types, EventBatchCancelled, EventInteractionCancelled, EventVideoFailed)
+	types = append(types, OperationalEventTypes...)
 	for _, c := range custom {
 		if !ValidEventTypeSyntax(c) {
 			return nil, Invalid("event_types", "custom event type %q must be dot-separated segments of [a-zA-Z0-9_]", c)

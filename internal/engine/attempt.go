@@ -98,6 +98,9 @@ func (e *Engine) fail(comp core.Completion, c *core.Claimed, now time.Time, uri 
 	if f.Kind == core.FailGone && c.WebhookID != "" {
 		comp.DisableWebhook = true
 	}
+	if !retry && !c.Manual && e.cfg.OnGiveUp != nil {
+		e.cfg.OnGiveUp(GiveUp{Delivery: c.Delivery, Attempt: comp.Attempt, Permanent: f.Permanent(), DisablesWebhook: comp.DisableWebhook})
+	}
 	e.logAttempt(c, uri, comp.Attempt, outcome, next)
 	e.cfg.Metrics.observe(c, comp.Attempt, outcome, status)
 	return comp

@@ -87,6 +87,25 @@ type Config struct {
 	Metrics *Metrics
 	// Rand returns uniform values in [0,1) for jitter (default math/rand/v2).
 	Rand func() float64
+	// OnGiveUp, if set, is called on the attempt's worker when a delivery
+	// is given up without a person asking (retries exhausted, or a
+	// permanent failure): serve publishes delivery.exhausted, and
+	// webhook.disabled when a 410 disables the webhook. It should not
+	// block for long.
+	OnGiveUp func(g GiveUp)
+}
+
+// GiveUp is a delivery the engine stopped retrying.
+type GiveUp struct {
+	// Delivery is the delivery as claimed, before this attempt.
+	Delivery core.Delivery
+	// Attempt is the last attempt.
+	Attempt core.Attempt
+	// Permanent is true when the failure ended the retries at once.
+	Permanent bool
+	// DisablesWebhook is true when the failure (410 Gone) disables the
+	// delivery's webhook.
+	DisablesWebhook bool
 }
 
 func (c Config) withDefaults() Config {

@@ -92,6 +92,17 @@ func TestReceiverFaults(t *testing.T) {
 			for n := 2; n <= tc.bad+1; n++ {
 				if n == tc.bad+1 {
 					healthy.Store(true)
+					// The down receiver comes up on its own goroutine: the
+					// last attempt waits until it listens.
+					host := strings.TrimPrefix(strings.TrimPrefix(uri, "http://"), "https://")
+					host = host[:strings.Index(host, "/")]
+					waitFor(t, "the receiver listening", func() bool {
+						c, err := net.Dial("tcp", host)
+						if err == nil {
+							c.Close()
+						}
+						return err == nil
+					})
 				}
 				d, as = b.retryNow(d, n)
 			}

@@ -428,16 +428,28 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		rv.mu.Unlock()
 		measureSigning()
 	}
+	// The sampler also draws a progress bar of the measured deliveries on
+	// a terminal (nothing on a pipe or in CI logs).
 	var maxG atomic.Int64
+	prog := newProgress(env.Stderr, "deliveries received")
+	base := goal // the warm-up's, not counted
+	prog.start(c.Events * healthy)
 	sampleCtx, stopSampling := context.WithCancel(ctx)
-	defer stopSampling()
+	sampled := make(chan struct{})
+	defer func() {
+		stopSampling()
+		<-sampled
+		prog.done()
+	}()
 	go func() {
+		defer close(sampled)
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
 			if n := int64(runtime.NumGoroutine()); n > maxG.Load() {
 				maxG.Store(n)
 			}
+			prog.set(int(rv.received() - base))
 			select {
 			case <-sampleCtx.Done():
 				return

@@ -439,6 +439,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	defer func() {
 		stopSampling()
 		<-sampled
+		prog.set(int(rv.received() - base)) // the last frame shows the end
 		prog.done()
 	}()
 	go func() {

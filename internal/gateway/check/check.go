@@ -198,39 +198,16 @@ type request struct {
 	omitSig bool
 }
 
-// send posts one request and judges the status against expect ("2xx" or
-// "4xx").
+// send posts one Standard Webhooks request and judges the status against
+// expect ("2xx" or "4xx").
 func (c *checker) send(ctx context.Context, name, scheme, about, expect string, r request) Result {
-	res := Result{Case: name, Scheme: scheme, About: about, Expected: expect}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.target, bytes.NewReader(r.body))
-	if err != nil {
-		res.Error = err.Error()
-		return res
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "longhook-check")
-	req.Header.Set(webhook.HeaderID, r.id)
-	req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(r.ts.Unix(), 10))
+	h := http.Header{}
+	h.Set(webhook.HeaderID, r.id)
+	h.Set(webhook.HeaderTimestamp, strconv.FormatInt(r.ts.Unix(), 10))
 	if !r.omitSig {
-		req.Header.Set(webhook.HeaderSignature, r.sig)
+		h.Set(webhook.HeaderSignature, r.sig)
 	}
-	start := time.Now()
-	resp, err := c.client.Do(req)
-	res.Millis = float64(time.Since(start).Microseconds()) / 1000
-	if err != nil {
-		res.Error = err.Error()
-		return res
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	_ = resp.Body.Close()
-	res.Status = resp.StatusCode
-	switch expect {
-	case "2xx":
-		res.Pass = resp.StatusCode >= 200 && resp.StatusCode < 300
-	case "4xx":
-		res.Pass = resp.StatusCode >= 400 && resp.StatusCode < 500
-	}
-	return res
+	return c.sendHeaders(ctx, name, scheme, about, expect, h, r.body)
 }
 
 // event returns a ping envelope for the given id.

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -218,5 +219,51 @@ func TestNoSecretsInLogs(t *testing.T) {
 		if strings.Contains(logs, s) || strings.Contains(logs, strings.TrimPrefix(s, "whsec_")) {
 			t.Errorf("log contains a secret or key (%s...)", s[:8])
 		}
+	}
+}
+
+// deadlineRecorder is a ResponseWriter that records the read deadlines a
+// handler sets through http.ResponseController.
+type deadlineRecorder struct {
+	*httptest.ResponseRecorder
+	reads []time.Time
+}
+
+func (d *deadlineRecorder) SetReadDeadline(t time.Time) error {
+	d.reads = append(d.reads, t)
+	return nil
+}
+
+func (d *deadlineRecorder) SetWriteDeadline(time.Time) error { return nil }
+
+// TestUploadDeadlineOnlyForKnownSessions (issue 13, defect 7): a request to
+// an upload session URL keeps the server's ordinary timeouts until its
+// upload_id names a live session, so an unauthenticated caller cannot hold
+// a connection open for the hour a file transfer may take.
+func TestUploadDeadlineOnlyForKnownSessions(t *testing.T) {
+	t.Parallel()
+	f := setup(t, withJobs(t))
+	h := f.srv.Config.Handler
+	send := func(method, target string, key string) *deadlineRecorder {
+		req := httptest.NewRequest(method, target, strings.NewReader("bytes that never were asked for"))
+		if key != "" {
+			req.Header.Set("x-goog-api-key", key)
+		}
+		rec := &deadlineRecorder{ResponseRecorder: httptest.NewRecorder()}
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	for _, target := range []string{"/upload/v1beta/files?upload_id=nope", "/upload/v1/files?upload_id=" + strings.Repeat("x", 40)} {
+		rec := send("PUT", target, "")
+		if rec.Code != http.StatusNotFound || len(rec.reads) != 0 {
+			t.Errorf("PUT %s: status %d, read deadline moved %d times; want 404 and none", target, rec.Code, len(rec.reads))
+		}
+	}
+	if rec := send("POST", "/upload/v1beta/files", ""); rec.Code != http.StatusUnauthorized || len(rec.reads) != 0 {
+		t.Errorf("upload without a key: status %d, read deadline moved %d times; want 401 and none", rec.Code, len(rec.reads))
+	}
+	// An authenticated upload carries file bytes: its deadline is lifted.
+	if rec := send("POST", "/upload/v1beta/files", f.key); rec.Code != http.StatusOK || len(rec.reads) == 0 || time.Until(rec.reads[0]) < 30*time.Minute {
+		t.Errorf("authenticated upload: status %d, read deadlines %v; want 200 and one lifted", rec.Code, rec.reads)
 	}
 }

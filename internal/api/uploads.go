@@ -29,11 +29,11 @@ var fileIDPattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
 // file; metadata from headers). ServeHTTP has authenticated every request
 // but those to a session URL, whose upload_id is its own credential.
 func (s *server) upload(w http.ResponseWriter, r *http.Request) {
-	extendDeadlines(w)
 	if id := r.URL.Query().Get("upload_id"); id != "" {
-		s.uploadChunk(w, r, id)
+		s.uploadChunk(w, r, id) // extends the deadlines once the session is known
 		return
 	}
+	extendDeadlines(w) // the caller's key was checked by ServeHTTP
 	key, _ := KeyFromContext(r.Context())
 	protocol := strings.ToLower(firstNonEmpty(r.Header.Get("X-Goog-Upload-Protocol"), r.URL.Query().Get("uploadType")))
 	mediaType, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -120,6 +120,9 @@ func (s *server) uploadChunk(w http.ResponseWriter, r *http.Request, id string) 
 		WriteError(w, r, s.d.Logger, err)
 		return
 	}
+	// Only a live session may hold the connection for a file's bytes: an
+	// unknown upload_id keeps the server's ordinary timeouts.
+	extendDeadlines(w)
 	cmds := map[string]bool{}
 	for _, c := range strings.Split(strings.ToLower(r.Header.Get("X-Goog-Upload-Command")), ",") {
 		cmds[strings.TrimSpace(c)] = true

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/longhook/longhook/internal/core"
 )
@@ -58,6 +59,12 @@ func DecodeJSON(r *http.Request, v any) error {
 
 // decodeBytes strictly decodes one JSON object from data into v.
 func decodeBytes(data []byte, v any) error {
+	// encoding/json would keep invalid UTF-8 inside raw values (event data
+	// stored, delivered and put into JWT claims as it came) and quietly turn
+	// it into U+FFFD in strings (a webhook name rewritten): refuse both.
+	if !utf8.Valid(data) {
+		return invalidUTF8(data)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if t := bytes.TrimSpace(data); len(t) > 0 && t[0] != '{' {
@@ -110,4 +117,89 @@ func jsonKind(goType string) string {
 		return "an object"
 	}
 	return goType
+}
+
+// invalidUTF8 is the error for a body that is not UTF-8, naming the field
+// that holds the first bad byte.
+func invalidUTF8(data []byte) error {
+	off := 0
+	for off < len(data) {
+		r, n := utf8.DecodeRune(data[off:])
+		if r == utf8.RuneError && n <= 1 {
+			break
+		}
+		off += n
+	}
+	field := jsonPathAt(data, int64(off))
+	if field == "" {
+		field = "body"
+	}
+	return core.Invalid(field, "Invalid JSON payload: %s holds bytes that are not valid UTF-8 (at byte %d).", field, off)
+}
+
+// jsonPathAt returns the path ("webhook_config.user_metadata.k", "data.items[2]")
+// of the value whose token spans byte off of a JSON document, or "" when
+// off is outside every value or the document is malformed before it.
+func jsonPathAt(data []byte, off int64) string {
+	type frame struct {
+		obj     bool
+		key     string
+		idx     int
+		wantKey bool
+	}
+	var stack []*frame
+	path := func() string {
+		var b strings.Builder
+		for _, f := range stack {
+			if f.obj {
+				if b.Len() > 0 {
+					b.WriteByte('.')
+				}
+				b.WriteString(f.key)
+			} else {
+				fmt.Fprintf(&b, "[%d]", f.idx)
+			}
+		}
+		return b.String()
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return path()
+		}
+		end := dec.InputOffset()
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch {
+		case tok == json.Delim('}') || tok == json.Delim(']'):
+			stack = stack[:len(stack)-1] // a container ended: a value of its parent
+		case top != nil && top.obj && top.wantKey:
+			if off < end { // the bad byte is in a member name: name its object
+				stack = stack[:len(stack)-1]
+				return path()
+			}
+			top.key, _ = tok.(string)
+			top.wantKey = false
+			continue
+		case off < end:
+			return path()
+		case tok == json.Delim('{'):
+			stack = append(stack, &frame{obj: true, wantKey: true})
+			continue
+		case tok == json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		}
+		// A value ended: the enclosing object wants a key, the array moves on.
+		if len(stack) > 0 {
+			if f := stack[len(stack)-1]; f.obj {
+				f.wantKey = true
+			} else {
+				f.idx++
+			}
+		}
+	}
 }

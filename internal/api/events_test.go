@@ -190,3 +190,23 @@ func (c *fakeClock) advance(d time.Duration) {
 
 // NewTimer is unused by the API.
 func (c *fakeClock) NewTimer(d time.Duration) core.Timer { return core.SystemClock{}.NewTimer(d) }
+
+// TestInvalidUTF8Refused (issue 13, defect 6): a body that is not UTF-8 is
+// refused with INVALID_ARGUMENT naming the field, and nothing is stored.
+func TestInvalidUTF8Refused(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.createWebhook("h", "batch.succeeded")
+	f.call("POST", "/v1/events", "{\"type\":\"batch.succeeded\",\"data\":{\"id\":\"batches/\xff\"}}").
+		mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", "data.id")
+	f.call("POST", "/v1/events", "{\"type\":\"batch.succeeded\",\"data\":{\"id\":\"x\"},\"webhook_config\":{\"uris\":[\"https://example.com/h\"],\"user_metadata\":{\"k\":\"\xc3\x28\"}}}").
+		mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", "webhook_config.user_metadata.k")
+	f.call("POST", "/v1/webhooks", "{\"name\":\"caf\xe9\",\"uri\":\"https://example.com/h\",\"subscribed_events\":[\"batch.succeeded\"]}").
+		mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", "name")
+	if r := f.call("GET", "/v1/events", nil).must(t, http.StatusOK); strings.TrimSpace(string(r.raw)) != "{}" {
+		t.Errorf("events stored: %s", r.raw)
+	}
+	if n := len(f.call("GET", "/v1/webhooks", nil).must(t, http.StatusOK).body["webhooks"].([]any)); n != 1 {
+		t.Errorf("%d webhooks, want the one created before", n)
+	}
+}

@@ -267,3 +267,20 @@ func TestUploadDeadlineOnlyForKnownSessions(t *testing.T) {
 		t.Errorf("authenticated upload: status %d, read deadlines %v; want 200 and one lifted", rec.Code, rec.reads)
 	}
 }
+
+// TestGateReadsPathsAsRouted (issue 13, defect 11): the auth gate reads a
+// path as the router does, so an encoded slash or dot segment inside an id
+// reaches the handler authenticated (and is refused there as an unknown
+// id), and without a key it is refused at the gate.
+func TestGateReadsPathsAsRouted(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	for _, p := range []string{
+		"/v1beta/webhooks/..%2f..%2fx",
+		"/v1beta/webhooks/..%2F..%2Fv1beta%2Fwebhooks",
+		"/v1/deliveries/%2e%2e%2fx",
+	} {
+		f.callWith(f.key, nil, "GET", p, nil).mustError(t, http.StatusNotFound, "NOT_FOUND")
+		f.callWith("", nil, "GET", p, nil).mustError(t, http.StatusUnauthorized, "UNAUTHENTICATED")
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"path"
 	"strings"
 
 	"github.com/longhook/longhook/internal/core"
@@ -125,6 +124,7 @@ type interactionError struct {
 // interactionRoute reports whether r is a call of the Interactions API
 // (/{v}/interactions...), which answers errors in its own shape.
 func interactionRoute(r *http.Request) bool {
-	_, rest, _ := strings.Cut(strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/"), "/")
-	return versioned(r.URL.Path) && (rest == "interactions" || strings.HasPrefix(rest, "interactions/") || strings.HasPrefix(rest, "interactions:"))
+	p := routePath(r)
+	_, rest, _ := strings.Cut(strings.TrimPrefix(p, "/"), "/")
+	return versioned(p) && (rest == "interactions" || strings.HasPrefix(rest, "interactions/") || strings.HasPrefix(rest, "interactions:"))
 }

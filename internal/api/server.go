@@ -210,7 +210,7 @@ var apiVersions = []string{"v1", "v1beta", "v1alpha"}
 // /download/{v}/...) except an upload session URL (?upload_id=), which is
 // its own credential, as with Google's resumable uploads.
 func needsKey(r *http.Request) bool {
-	p := path.Clean("/" + r.URL.Path)
+	p := routePath(r)
 	if rest, ok := strings.CutPrefix(p, "/upload"); ok && versioned(rest) {
 		return r.URL.Query().Get("upload_id") == ""
 	}
@@ -219,6 +219,12 @@ func needsKey(r *http.Request) bool {
 	}
 	return versioned(p)
 }
+
+// routePath is the path as ServeMux matches it: the escaped path (an
+// encoded slash stays inside its segment, "..%2f" is no parent step),
+// cleaned. The auth gate and the choice of error shape read it, so no
+// spelling of a path is judged differently from how it is routed.
+func routePath(r *http.Request) string { return path.Clean("/" + r.URL.EscapedPath()) }
 
 // versioned reports whether path is under an API version prefix.
 func versioned(p string) bool {

@@ -274,7 +274,9 @@ func MinimalMP4() []byte {
 // program gets its output path as LONGHOOK_OUTPUT, and the request as
 // LONGHOOK_VIDEO_PROMPT, LONGHOOK_VIDEO_MODEL, LONGHOOK_VIDEO_INSTANCE and
 // LONGHOOK_VIDEO_PARAMETERS (JSON); it must write the video to
-// LONGHOOK_OUTPUT and exit 0. It does not generate text.
+// LONGHOOK_OUTPUT and exit 0. Of the server's own environment it inherits
+// only an allow-list (PATH, HOME, locale, TZ, TMPDIR: commandEnvAllowed).
+// It does not generate text.
 type Command struct {
 	// Path and Args are the program and its arguments (no shell).
 	Path string
@@ -291,7 +293,7 @@ func (c *Command) Generate(context.Context, *Turn) (*Reply, error) {
 // RenderVideo implements Executor.
 func (c *Command) RenderVideo(ctx context.Context, v *VideoSpec, path string) (string, error) {
 	cmd := exec.CommandContext(ctx, c.Path, c.Args...)
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(commandEnv(os.Environ()),
 		"LONGHOOK_OUTPUT="+path,
 		"LONGHOOK_VIDEO_PROMPT="+v.Prompt,
 		"LONGHOOK_VIDEO_MODEL="+v.Model,
@@ -313,6 +315,26 @@ func (c *Command) RenderVideo(ctx context.Context, v *VideoSpec, path string) (s
 		return c.MIMEType, nil
 	}
 	return "video/mp4", nil
+}
+
+// commandEnvAllowed are the variables of the server's environment a video
+// command inherits. Nothing else passes: the server's environment holds
+// LONGHOOK_MASTER_KEY, database URLs with passwords and the like, which an
+// operator's rendering program has no business seeing.
+var commandEnvAllowed = map[string]bool{
+	"PATH": true, "HOME": true, "USER": true, "LOGNAME": true, "SHELL": true,
+	"TMPDIR": true, "TZ": true, "LANG": true, "LC_ALL": true, "LC_CTYPE": true,
+}
+
+// commandEnv keeps the allowed variables of environ.
+func commandEnv(environ []string) []string {
+	var out []string
+	for _, kv := range environ {
+		if name, _, _ := strings.Cut(kv, "="); commandEnvAllowed[name] {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 func truncate(s string, n int) string {

@@ -284,3 +284,20 @@ func TestGateReadsPathsAsRouted(t *testing.T) {
 		f.callWith("", nil, "GET", p, nil).mustError(t, http.StatusUnauthorized, "UNAUTHENTICATED")
 	}
 }
+
+// TestModelNamesValidated (issue 13, defect 12): a model path segment that
+// could read as a path, or runs on without bound, is refused before
+// anything is stored.
+func TestModelNamesValidated(t *testing.T) {
+	t.Parallel()
+	f := setup(t, withJobs(t))
+	batch := `{"batch":{"input_config":{"requests":{"requests":[{"request":{"contents":[{"parts":[{"text":"hi"}]}]}}]}}}}`
+	for _, model := range []string{"..%2f..%2fx", "a%2fb", strings.Repeat("m", 5000)} {
+		f.call("POST", "/v1beta/models/"+model+":batchGenerateContent", batch).mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", "model")
+		f.call("POST", "/v1beta/models/"+model+":predictLongRunning", `{"instances":[{"prompt":"a cat"}]}`).mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", "model")
+	}
+	if r := f.call("GET", "/v1beta/batches", nil).must(t, http.StatusOK); strings.TrimSpace(string(r.raw)) != "{}" {
+		t.Errorf("batches stored: %s", r.raw)
+	}
+	f.call("POST", "/v1beta/models/gemini-2.5-flash:batchGenerateContent", batch).must(t, http.StatusOK)
+}

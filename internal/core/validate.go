@@ -229,3 +229,26 @@ func itoa(i int) string {
 	}
 	return itoa(i/10) + string(rune('0'+i%10))
 }
+
+// MaxModelName is the longest model (or agent) name accepted.
+const MaxModelName = 128
+
+// ValidateModel checks a model or agent name ("gemini-2.5-flash",
+// "models/veo-3.0-generate-001"): 1–128 letters, digits, '-', '.' or '_',
+// starting with a letter or digit, after an optional "models/". Names are
+// stored and echoed in resource names and events, so nothing that could
+// read as a path (no '/', no "..") or run on without bound is kept.
+func ValidateModel(field, name string) error {
+	name = strings.TrimPrefix(name, "models/")
+	if name == "" || len(name) > MaxModelName {
+		return Invalid(field, "%s must be a model name of 1 to %d characters", field, MaxModelName)
+	}
+	for i := range len(name) {
+		c := name[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '-' && c != '.' && c != '_') {
+			return Invalid(field, "%s %q is not a model name (letters, digits, '-', '.' and '_', starting with a letter or digit)", field, name)
+		}
+	}
+	return nil
+}

@@ -203,3 +203,16 @@ func TestEnvelopeAndUserMetadata(t *testing.T) {
 		t.Fatalf("envelope:\n got %s\nwant %s", body, want)
 	}
 }
+
+func TestValidateModel(t *testing.T) {
+	for _, ok := range []string{"gemini-2.5-flash", "models/veo-3.0-generate-001", "deep-research-pro-preview-12-2025", "a", strings.Repeat("m", MaxModelName)} {
+		if err := ValidateModel("model", ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "models/", "../x", "models/../x", "a/b", "-x", ".x", "x y", "gemini\u00e9", strings.Repeat("m", MaxModelName+1)} {
+		if err := ValidateModel("model", bad); !IsInvalid(err) {
+			t.Errorf("%q accepted (%v)", bad, err)
+		}
+	}
+}

@@ -67,6 +67,9 @@ func entryKey(e *BatchEntry, i int) string {
 // CreateBatch validates and creates a batch of the project, pending for the
 // runner.
 func (s *Service) CreateBatch(ctx context.Context, projectID string, b BatchInput) (*core.Job, error) {
+	if err := core.ValidateModel("model", b.Model); err != nil {
+		return nil, err
+	}
 	if len(b.DisplayName) > 512 {
 		return nil, core.Invalid("batch.display_name", "batch.display_name is longer than 512 characters")
 	}

@@ -65,6 +65,11 @@ type InteractionResult struct {
 // one runs in this call, holding the lease like a runner, and is returned
 // settled.
 func (s *Service) CreateInteraction(ctx context.Context, projectID string, in InteractionInput) (*core.Job, error) {
+	if in.Model != "" {
+		if err := core.ValidateModel("model", in.Model); err != nil {
+			return nil, err
+		}
+	}
 	var parent *core.Job
 	var err error
 	callNames := map[string]string{}

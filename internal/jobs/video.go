@@ -34,6 +34,9 @@ type videoJob struct {
 // CreateVideo validates and creates a video job of the project, pending
 // for the runner.
 func (s *Service) CreateVideo(ctx context.Context, projectID string, v VideoInput) (*core.Job, error) {
+	if err := core.ValidateModel("model", v.Model); err != nil {
+		return nil, err
+	}
 	inst, err := decodeFields(v.Instance, "instances[0]")
 	if err != nil {
 		return nil, err

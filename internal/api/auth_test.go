@@ -2,8 +2,10 @@ package api_test
 
 import (
 	"bytes"
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -300,4 +302,36 @@ func TestModelNamesValidated(t *testing.T) {
 		t.Errorf("batches stored: %s", r.raw)
 	}
 	f.call("POST", "/v1beta/models/gemini-2.5-flash:batchGenerateContent", batch).must(t, http.StatusOK)
+}
+
+// TestJobPageTokensSigned (issue 13, defect 12): the jobs lists take only
+// page tokens this server minted for the same collection and project; a
+// plain base64 cursor, a token of another list and one of another project
+// are refused.
+func TestJobPageTokensSigned(t *testing.T) {
+	t.Parallel()
+	f := setup(t, withJobs(t))
+	batch := `{"batch":{"input_config":{"requests":{"requests":[{"request":{"contents":[{"parts":[{"text":"hi"}]}]}}]}}}}`
+	for range 3 {
+		f.call("POST", "/v1beta/models/gemini-2.5-flash:batchGenerateContent", batch).must(t, http.StatusOK)
+	}
+	next := f.call("GET", "/v1beta/batches?pageSize=1", nil).must(t, http.StatusOK).str("nextPageToken")
+	if next == "" {
+		t.Fatal("no nextPageToken")
+	}
+	f.call("GET", "/v1beta/batches?pageSize=1&pageToken="+url.QueryEscape(next), nil).must(t, http.StatusOK)
+	plain := base64.RawURLEncoding.EncodeToString([]byte("zzzzzzzz"))
+	other := f.newKey(f.newProject("other").ID, false)
+	edited := []byte(next)
+	edited[len(edited)/2] ^= 3 // one character changed
+	for name, call := range map[string]*response{
+		"a plain cursor":      f.call("GET", "/v1beta/batches?pageToken="+plain, nil),
+		"another collection":  f.call("GET", "/v1beta/files?pageToken="+url.QueryEscape(next), nil),
+		"another project":     f.callWith(other, nil, "GET", "/v1beta/batches?pageToken="+url.QueryEscape(next), nil),
+		"an edited signature": f.call("GET", "/v1beta/batches?pageToken="+url.QueryEscape(string(edited)), nil),
+	} {
+		if call.status != http.StatusBadRequest {
+			t.Errorf("%s: status %d, want 400: %s", name, call.status, call.raw)
+		}
+	}
 }

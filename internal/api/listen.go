@@ -137,21 +137,8 @@ type listenStream struct {
 // store fails.
 func (ls *listenStream) run(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	ls.bw = bufio.NewWriterSize(w, 64<<10)
-	flush := func() error {
-		// Extend the server's WriteTimeout for every write.
-		_ = rc.SetWriteDeadline(time.Now().Add(listenWrite))
-		if err := ls.bw.Flush(); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
+	var flush func() error
+	ls.bw, flush = relay.Open(w, listenWrite)
 	ready, _ := json.Marshal(relay.Ready{WebhookID: ls.hook.ID, After: ls.after, Time: ls.s.d.Clock.Now().UTC()})
 	fmt.Fprintf(ls.bw, "retry: 1000\nid: %s\nevent: %s\ndata: %s\n\n", ls.after, relay.EventReady, ready)
 	if err := flush(); err != nil {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/relay"
 )
 
 // The deliveries stream (extension; `longhook deliveries tail`):
@@ -101,20 +101,7 @@ func (s *server) deliveriesStream(w http.ResponseWriter, r *http.Request) {
 
 func (ts *tailStream) run(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriterSize(w, 64<<10)
-	flush := func() error {
-		_ = rc.SetWriteDeadline(time.Now().Add(listenWrite))
-		if err := bw.Flush(); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
+	bw, flush := relay.Open(w, listenWrite)
 	ready, _ := json.Marshal(map[string]string{"time": ts.opened.UTC().Format(time.RFC3339Nano)})
 	fmt.Fprintf(bw, "retry: 1000\nevent: ready\ndata: %s\n\n", ready)
 	if err := flush(); err != nil {

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bufio"
 	"crypto/subtle"
 	"encoding/json"
 	"fmt"
@@ -10,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/longhook/longhook/internal/relay"
 )
 
 // ListenPath is the prefix of the listen streams: GET ListenPath+{source}.
@@ -90,20 +91,7 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request) {
 // stream writes events after the position until the client goes away,
 // the gateway drains, or a write fails. It returns how many it sent.
 func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, src *source, after int64) (int, error) {
-	rc := http.NewResponseController(w)
-	h := w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriterSize(w, 64<<10)
-	flush := func() error {
-		_ = rc.SetWriteDeadline(time.Now().Add(streamWrite))
-		if err := bw.Flush(); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
+	bw, flush := relay.Open(w, streamWrite)
 	ready, _ := json.Marshal(StreamReady{Source: src.cfg.Name, After: after})
 	fmt.Fprintf(bw, "retry: 1000\nid: %d\nevent: ready\ndata: %s\n\n", after, ready)
 	if err := flush(); err != nil {

@@ -10,6 +10,7 @@
 package relay
 
 import (
+	"bufio"
 	"net/http"
 	"time"
 )
@@ -59,4 +60,26 @@ type Event struct {
 	// and the ones before it: resuming after it misses nothing, but may
 	// send again the events between it and ID.
 	ResumeAfter string `json:"resume_after"`
+}
+
+// Open starts a text/event-stream response on w (the api's streams and the
+// gateway's share it). It returns a buffered writer for the frames and a
+// flush that sends what is buffered, first moving the connection's write
+// deadline writeTimeout ahead: a long stream outlives the server's
+// WriteTimeout, a reader that stops reading does not hold it for ever.
+func Open(w http.ResponseWriter, writeTimeout time.Duration) (bw *bufio.Writer, flush func() error) {
+	rc := http.NewResponseController(w)
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	bw = bufio.NewWriterSize(w, 64<<10)
+	return bw, func() error {
+		_ = rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
 }

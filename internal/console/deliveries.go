@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/relay"
 	"github.com/longhook/longhook/webhook"
 )
 
@@ -113,6 +114,9 @@ type streamRow struct {
 	Created   string `json:"created"`
 }
 
+// streamWrite is how long one flush of the live stream may take.
+const streamWrite = 30 * time.Second
+
 // stream sends the webhook's new and changed deliveries as server-sent
 // events: it re-reads the newest page every second (one indexed range
 // read) and sends the rows that are new or changed.
@@ -124,9 +128,7 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, s, err)
 		return
 	}
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("X-Accel-Buffering", "no")
-	rc := http.NewResponseController(w)
+	bw, flush := relay.Open(w, streamWrite)
 	seen := map[string]string{}
 	first := true
 	after := r.URL.Query().Get("after") // the newest delivery the page showed
@@ -149,20 +151,20 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 			}
 			b, _ := json.Marshal(streamRow{ID: d.ID, EventType: d.EventType, Status: string(d.Status), Class: statusClass(d.Status),
 				Attempts: d.Attempts, Code: d.LastStatusCode, Error: d.LastError, Created: when(d.CreateTime)})
-			if _, err := fmt.Fprintf(w, "event: delivery\ndata: %s\n\n", b); err != nil {
+			if _, err := fmt.Fprintf(bw, "event: delivery\ndata: %s\n\n", b); err != nil {
 				return
 			}
 		}
 		first = false
-		if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+		if _, err := bw.WriteString(": keep-alive\n\n"); err != nil {
 			return
 		}
-		if err := rc.Flush(); err != nil {
+		// flush also moves the write deadline: the server's write timeout
+		// is for ordinary responses, a stream lives while the browser
+		// listens.
+		if err := flush(); err != nil {
 			return
 		}
-		// The server's write timeout is for ordinary responses: keep
-		// pushing the deadline while the browser listens.
-		_ = rc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 		select {
 		case <-ctx.Done():
 			return

@@ -1,7 +1,11 @@
 package console
 
 import (
+	"encoding/json"
 	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
@@ -39,24 +43,31 @@ func (c *Console) jobs(w http.ResponseWriter, r *http.Request, s *session) {
 	c.render(w, r, s, http.StatusOK, "jobs", v)
 }
 
+// timelineEntry is one line of a job's timeline: a transition, or an
+// event the job emitted (Event set) with the deliveries it caused.
 type timelineEntry struct {
-	Time  time.Time
-	What  string
-	Class string
+	Time       time.Time
+	What       string
+	Class      string
+	Event      *core.Event
+	Sequence   int // data.sequence of an emitted event
+	Deliveries []*core.Delivery
+	Waiting    bool // the event is in the job's outbox, not yet published
 }
 
 type jobView struct {
 	Job          *core.Job
 	Timeline     []timelineEntry
+	Emitted      int
 	Config       string
 	UserMetadata string
 	Request      string
 	Result       string
-	EventTypes   []string
 }
 
-// job shows one job: its state, the timeline of its transitions (each
-// emitted a webhook event), where its events go, and its request.
+// job shows one job: its state, the timeline of its transitions and of
+// the webhook events it emitted (each with its deliveries), where its
+// events go, and its request.
 func (c *Console) job(w http.ResponseWriter, r *http.Request, s *session) {
 	if c.d.Jobs == nil {
 		c.fail(w, r, s, core.ErrNotFound)
@@ -68,9 +79,9 @@ func (c *Console) job(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	v := jobView{Job: j, Request: prettyJSON(j.Request), Result: prettyJSON(j.Result)}
-	v.Timeline = append(v.Timeline, timelineEntry{j.CreateTime, "accepted (pending)", "muted"})
+	v.Timeline = append(v.Timeline, timelineEntry{Time: j.CreateTime, What: "accepted (pending)", Class: "muted"})
 	if !j.StartTime.IsZero() {
-		v.Timeline = append(v.Timeline, timelineEntry{j.StartTime, "started running", "warn"})
+		v.Timeline = append(v.Timeline, timelineEntry{Time: j.StartTime, What: "started running", Class: "warn"})
 	}
 	if !j.EndTime.IsZero() {
 		cls := "ok"
@@ -81,8 +92,20 @@ func (c *Console) job(w http.ResponseWriter, r *http.Request, s *session) {
 		if j.ErrorMessage != "" {
 			what += ": " + j.ErrorMessage
 		}
-		v.Timeline = append(v.Timeline, timelineEntry{j.EndTime, what, cls})
+		v.Timeline = append(v.Timeline, timelineEntry{Time: j.EndTime, What: what, Class: cls})
 	}
+	evs, err := c.jobEvents(r, s, j)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	v.Emitted = len(evs)
+	v.Timeline = append(v.Timeline, evs...)
+	if ob := j.Outbox; ob != nil {
+		v.Timeline = append(v.Timeline, timelineEntry{Time: ob.Time, What: ob.Type, Class: "warn", Sequence: ob.Seq, Waiting: true})
+	}
+	// Oldest first; a transition before the event it caused.
+	slices.SortStableFunc(v.Timeline, func(a, b timelineEntry) int { return a.Time.Compare(b.Time) })
 	if j.WebhookConfig != nil {
 		cfg := *j.WebhookConfig
 		if len(cfg.UserMetadata) > 0 {
@@ -91,13 +114,53 @@ func (c *Console) job(w http.ResponseWriter, r *http.Request, s *session) {
 		cfg.UserMetadata = nil
 		v.Config = prettyJSON(mustJSON(cfg))
 	}
-	switch j.Kind {
-	case core.JobBatch:
-		v.EventTypes = []string{core.EventBatchSucceeded, core.EventBatchFailed, core.EventBatchCancelled, core.EventBatchExpired}
-	case core.JobVideo:
-		v.EventTypes = []string{core.EventVideoGenerated, core.EventVideoFailed}
-	case core.JobInteraction:
-		v.EventTypes = []string{core.EventInteractionCompleted, core.EventInteractionRequiresAction, core.EventInteractionFailed, core.EventInteractionCancelled}
-	}
 	c.render(w, r, s, http.StatusOK, "job", v)
+}
+
+// jobEvents reads the events a job emitted, oldest first, each with its
+// deliveries. A job publishes its events under fixed idempotency keys
+// (internal/jobs: job:ID:N, and job:ID:terminal for the last), so they are
+// found through the idempotency index, whatever the store's size.
+func (c *Console) jobEvents(r *http.Request, s *session, j *core.Job) ([]timelineEntry, error) {
+	if j.Sequence == 0 {
+		return nil, nil
+	}
+	keys := []string{"job:" + j.ID + ":terminal"}
+	for n := 1; n <= min(j.Sequence, 999); n++ {
+		keys = append(keys, "job:"+j.ID+":"+strconv.Itoa(n))
+	}
+	evs, err := c.d.Store.EventsByKeys(r.Context(), s.project, keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]timelineEntry, 0, len(evs))
+	for _, ev := range evs {
+		if !strings.HasSuffix(ev.Subject, "/"+j.ID) {
+			continue // published under a job's key, but not by the job
+		}
+		var p struct {
+			Data struct {
+				Sequence int `json:"sequence"`
+			} `json:"data"`
+		}
+		_ = json.Unmarshal(ev.Payload, &p)
+		ds, err := c.eventDeliveries(r, s, ev)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, timelineEntry{Time: ev.CreateTime, What: ev.Type, Class: eventClass(ev.Type), Event: ev,
+			Sequence: p.Data.Sequence, Deliveries: ds})
+	}
+	return out, nil
+}
+
+// eventClass colours a job event by what it says happened.
+func eventClass(typ string) string {
+	switch {
+	case strings.HasSuffix(typ, ".failed"), strings.HasSuffix(typ, ".expired"):
+		return "bad"
+	case strings.HasSuffix(typ, ".requires_action"), strings.HasSuffix(typ, ".cancelled"):
+		return "warn"
+	}
+	return "ok"
 }

@@ -119,6 +119,11 @@ type EventStore interface {
 	GetEvent(ctx context.Context, projectID, id string) (*Event, error)
 	// ListEvents returns a project's events, newest first.
 	ListEvents(ctx context.Context, p ListEventsParams) ([]*Event, error)
+	// EventsByKeys returns the project's events whose idempotency key is
+	// one of keys (at most 1000), oldest first; keys nothing was published
+	// under are absent. It reads the idempotency index: the console finds
+	// the events a job emitted by their keys.
+	EventsByKeys(ctx context.Context, projectID string, keys []string) ([]*Event, error)
 }
 
 // ListEventsParams selects a page of a project's events, newest first.

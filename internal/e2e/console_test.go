@@ -157,6 +157,51 @@ func TestConsole(t *testing.T) {
 	br.shot("event")
 	br.run("events", chromedp.Navigate(base+"/console/events"), chromedp.WaitVisible(chromedp.CSS("table")))
 	br.shot("events")
+
+	// A job's page: its timeline holds the events it emitted, in order,
+	// each linking to the event and to its deliveries; its webhook_config
+	// and user_metadata are shown.
+	var in struct {
+		ID string `json:"id"`
+	}
+	c.call(t, "POST", "/v1beta/interactions", map[string]any{
+		"model": "gemini-2.5-flash", "input": "console timeline", "background": true,
+		"webhook_config": map[string]any{"uris": []string{rcv.URL("/job")}, "user_metadata": map[string]any{"order": "A-17"}},
+	}, &in)
+	rcv.waitFor(t, 60*time.Second, "the interaction's event", func(rs []received) bool {
+		for _, r := range rs {
+			if r.Header.Get("x-e2e-path") == "/job" {
+				return true
+			}
+		}
+		return false
+	})
+	jobURL := base + "/console/jobs/" + in.ID
+	br.reloadUntil(jobURL, "#timeline .emitted", "succeeded")
+	items := get(br, "timeline", chromedp.Evaluate[[]string](`[...document.querySelectorAll("#timeline li")].map(li => li.textContent.replace(/\s+/g, " ").trim())`))
+	if len(items) < 2 || !strings.Contains(items[0], "accepted") || !strings.Contains(items[len(items)-1], "emitted interaction.completed") {
+		t.Fatalf("timeline = %q, want accepted first and the emitted interaction.completed last", items)
+	}
+	evHref := get(br, "event link", chromedp.AttributeValue(chromedp.CSS(`#timeline .emitted a[href^="/console/events?id="]`), "href"))
+	dHref := get(br, "delivery link", chromedp.AttributeValue(chromedp.CSS(`#timeline .emitted a[href^="/console/deliveries/"]`), "href"))
+	if !evHref.Exists || !dHref.Exists {
+		t.Fatalf("the emitted event links to %q and its delivery to %q", evHref.Value, dHref.Value)
+	}
+	if cfg := br.text("#webhook-config"); !strings.Contains(cfg, rcv.URL("/job")) {
+		t.Errorf("webhook_config shows %q, want the job's URI", cfg)
+	}
+	if md := br.text("#user-metadata"); !strings.Contains(md, "A-17") {
+		t.Errorf("user_metadata shows %q", md)
+	}
+	br.shot("job")
+	br.run("job's delivery", chromedp.Navigate(base+dHref.Value), chromedp.WaitVisible(chromedp.ID("#delivery-status")))
+	if st := br.text("#delivery-status"); st != "succeeded" {
+		t.Errorf("the job event's delivery is %q", st)
+	}
+	br.run("job's event", chromedp.Navigate(base+evHref.Value), chromedp.WaitVisible(chromedp.ID("#event-payload")))
+	if p := br.text("#event-payload"); !strings.Contains(p, in.ID) || !strings.Contains(p, "interaction.completed") {
+		t.Errorf("the job's event payload is %q", p)
+	}
 	br.run("jobs", chromedp.Navigate(base+"/console/jobs"), chromedp.WaitVisible(chromedp.CSS("table")))
 	br.shot("jobs")
 	br.run("admin", chromedp.Navigate(base+"/console/admin"), chromedp.WaitVisible(chromedp.CSS("table")))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -333,6 +334,36 @@ func (s *Store) ListEvents(ctx context.Context, p core.ListEventsParams) ([]*cor
 	})
 	if err != nil {
 		return nil, wrap("list events", err)
+	}
+	return out, nil
+}
+
+// EventsByKeys implements core.EventStore.
+func (s *Store) EventsByKeys(ctx context.Context, projectID string, keys []string) ([]*core.Event, error) {
+	keys = slices.DeleteFunc(slices.Clone(keys[:min(len(keys), maxListLimit)]), func(k string) bool { return k == "" })
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	var out []*core.Event
+	err := s.run(ctx, true, func(c *pgx.Conn) error {
+		out = out[:0]
+		rows, err := c.Query(ctx, `SELECT `+eventCols+` FROM events
+			WHERE project_id = $1 AND idempotency_key = ANY($2::text[]) AND idempotency_key <> '' ORDER BY id`, projectID, keys)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			e, err := scanEvent(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, wrap("events by keys", err)
 	}
 	return out, nil
 }

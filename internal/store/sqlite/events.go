@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/longhook/longhook/internal/core"
@@ -207,6 +208,34 @@ func (s *Store) GetEvent(ctx context.Context, projectID, id string) (*core.Event
 		return nil, wrap("get event", err)
 	}
 	return e, nil
+}
+
+// EventsByKeys implements core.EventStore.
+func (s *Store) EventsByKeys(ctx context.Context, projectID string, keys []string) ([]*core.Event, error) {
+	keys = slices.DeleteFunc(slices.Clone(keys[:min(len(keys), maxListLimit)]), func(k string) bool { return k == "" })
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	args := make([]any, 0, len(keys)+1)
+	args = append(args, projectID)
+	for _, k := range keys {
+		args = append(args, k)
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+eventCols+` FROM events WHERE project_id = ? AND idempotency_key IN (?`+
+		strings.Repeat(", ?", len(keys)-1)+`) AND idempotency_key != '' ORDER BY id`, args...)
+	if err != nil {
+		return nil, wrap("events by keys", err)
+	}
+	defer rows.Close()
+	var out []*core.Event
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, wrap("events by keys", err)
+		}
+		out = append(out, e)
+	}
+	return out, wrap("events by keys", rows.Err())
 }
 
 // ListEvents implements core.EventStore: newest first by id, Limit

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 
@@ -137,6 +138,41 @@ func testIdempotency(t *testing.T, b *bundle) {
 	}
 	if len(ds) != 3 {
 		t.Errorf("project has %d deliveries, want 3", len(ds))
+	}
+}
+
+func testEventsByKeys(t *testing.T, b *bundle) {
+	w := b.webhook("")
+	var evs []core.NewEvent
+	for i, k := range []string{"job:a:1", "job:a:terminal", "job:b:1", ""} {
+		e := NewEvent(b.p.ID, core.EventBatchSucceeded, T0.Add(time.Duration(i)*time.Millisecond), w)
+		e.Event.IdempotencyKey = k
+		evs = append(evs, e)
+	}
+	other := b.project()
+	elsewhere := NewEvent(other.ID, core.EventBatchSucceeded, T0, b.webhook(other.ID))
+	elsewhere.Event.IdempotencyKey = "job:a:2"
+	b.publish(append(evs, elsewhere)...)
+
+	got, err := b.s.EventsByKeys(b.ctx, b.p.ID, []string{"job:a:terminal", "job:a:2", "job:a:1", "job:a:3", ""})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range got {
+		ids = append(ids, e.ID)
+	}
+	// Oldest first; another project's key and the empty key match nothing.
+	if want := []string{evs[0].Event.ID, evs[1].Event.ID}; !slices.Equal(ids, want) {
+		t.Errorf("EventsByKeys = %v, want %v", ids, want)
+	}
+	want := evs[0].Event
+	want.DeliveryCount = 1
+	if len(got) > 0 {
+		wantEqual(t, "EventsByKeys[0]", *got[0], want)
+	}
+	if got, err := b.s.EventsByKeys(b.ctx, b.p.ID, nil); err != nil || len(got) != 0 {
+		t.Errorf("EventsByKeys(nil) = %v, %v", got, err)
 	}
 }
 

@@ -45,6 +45,7 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"PublishDynamic", testPublishDynamic},
 		{"Idempotency", testIdempotency},
 		{"ListEvents", testListEvents},
+		{"EventsByKeys", testEventsByKeys},
 		{"Wake", testWake},
 		{"Claim", testClaim},
 		{"ClaimNotDue", testClaimNotDue},

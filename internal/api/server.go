@@ -27,9 +27,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/jobs"
 	"github.com/longhook/longhook/internal/publish"
+	"github.com/longhook/longhook/internal/telemetry"
 )
 
 // Deps are the server's dependencies. Store and Cipher are required; every
@@ -278,6 +281,11 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w}
 	var project string
+	if telemetry.Enabled() {
+		var span trace.Span
+		r, span = s.startSpan(r)
+		defer func() { endSpan(span, r, rec.status, project) }()
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {

@@ -32,6 +32,7 @@ import (
 	"github.com/longhook/longhook/internal/leader"
 	"github.com/longhook/longhook/internal/publish"
 	"github.com/longhook/longhook/internal/secretbox"
+	"github.com/longhook/longhook/internal/telemetry"
 )
 
 // ServeConfig is the configuration of `longhook serve`.
@@ -129,6 +130,11 @@ func runServe(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("%w: --lease must be at least 20s (the attempt timeout is 15s)", errUsage)
 	}
 	logger := newLogger(env, cfg.LogLevel, cfg.LogJSON)
+	stopTracing, err := telemetry.Setup(ctx, telemetry.Config{Service: "longhook", Version: Version, Getenv: env.Getenv})
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	defer flushTracing(ctx, stopTracing, logger)
 	srv, err := NewServer(ctx, cfg, env, logger)
 	if err != nil {
 		return err
@@ -136,12 +142,21 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	return srv.Run(ctx)
 }
 
+// flushTracing exports the spans still buffered when serve stops.
+func flushTracing(ctx context.Context, stop func(context.Context) error, logger *slog.Logger) {
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := stop(sctx); err != nil {
+		logger.Warn("tracing.shutdown", slog.String("error", err.Error()))
+	}
+}
+
 func newLogger(env Env, level slog.Level, json bool) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
 	if json {
-		return slog.New(slog.NewJSONHandler(env.Stderr, opts))
+		return slog.New(telemetry.LogHandler(slog.NewJSONHandler(env.Stderr, opts)))
 	}
-	return slog.New(slog.NewTextHandler(env.Stderr, opts))
+	return slog.New(telemetry.LogHandler(slog.NewTextHandler(env.Stderr, opts)))
 }
 
 func splitList(s string) []string {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/certs"
+	"github.com/longhook/longhook/internal/telemetry"
 )
 
 // RunGateway is `longhook gateway`: it loads the config, serves the
@@ -81,6 +82,17 @@ func RunGateway(ctx context.Context, args []string, getenv func(string) string, 
 	if tlsFlags.Enabled() {
 		cfg.TLS = tlsFlags
 	}
+	stopTracing, err := telemetry.Setup(ctx, telemetry.Config{Service: "longhook-gateway", Getenv: getenv})
+	if err != nil {
+		return fmt.Errorf("gateway: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("tracing.shutdown", slog.String("error", err.Error()))
+		}
+	}()
 	return Serve(ctx, cfg, log, func(a net.Addr) { fmt.Fprintf(stdout, "longhook gateway listening on %s\n", a) })
 }
 
@@ -166,9 +178,9 @@ func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(telemetry.LogHandler(slog.NewTextHandler(w, opts))), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(telemetry.LogHandler(slog.NewJSONHandler(w, opts))), nil
 	}
 	return nil, fmt.Errorf("log format %q: use text or json", format)
 }

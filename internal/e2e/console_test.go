@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -301,14 +302,19 @@ func signInHTTP(t testing.TB, hc *http.Client, base, key string) *http.Cookie {
 
 // TestGatewayConsole: the gateway's console, behind its token, shows a
 // refused forgery with the reason, and a sink's lag while the sink's
-// receiver holds a forward.
+// receiver holds a forward; then it replays the source to the sink from a
+// time, after a dry run, and refuses a forged replay.
 func TestGatewayConsole(t *testing.T) {
 	br := newBrowser(t)
 	s := startServe(t)
 	c := s.client(t)
 	release := make(chan struct{})
+	var releaseOnce sync.Once
+	releaseSink := func() { releaseOnce.Do(func() { close(release) }) }
 	held := make(chan struct{}, 1)
+	var forwards atomic.Int64 // requests the sink received
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		forwards.Add(1)
 		select {
 		case held <- struct{}{}:
 		default:
@@ -319,7 +325,7 @@ func TestGatewayConsole(t *testing.T) {
 		}
 	}))
 	t.Cleanup(sink.Close)
-	t.Cleanup(func() { close(release) })
+	t.Cleanup(releaseSink)
 
 	hook := c.createWebhook(t, "http://127.0.0.1:9/not-yet", "batch.succeeded")
 	gw := startGateway(t, func(string) string {
@@ -358,4 +364,66 @@ func TestGatewayConsole(t *testing.T) {
 	}
 	br.reloadUntil(console, `#sinks tr[data-sink] .lag`, "1 events behind")
 	br.shot("gateway")
+
+	// The sink recovers and catches up.
+	releaseSink()
+	br.reloadUntil(console, `#sinks tr[data-sink] .lag`, "0 events behind")
+	before := forwards.Load()
+
+	// A replay forged from another origin, or without the form's token,
+	// is refused and replays nothing.
+	hc := consoleHTTP(t)
+	req, _ = http.NewRequest("POST", console+"signin", strings.NewReader(url.Values{"token": {"console-secret"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", gw.URL)
+	if resp, err = hc.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var gwCookie *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "longhook_gateway_console" {
+			gwCookie = ck
+		}
+	}
+	if gwCookie == nil {
+		t.Fatalf("gateway console sign-in set no cookie (status %d)", resp.StatusCode)
+	}
+	csrf := get(br, "the form's token", chromedp.Value(chromedp.CSS(`#replay input[name=csrf]`)))
+	for _, forged := range []struct{ origin, csrf string }{{"https://evil.example", csrf}, {gw.URL, "forged"}} {
+		form := url.Values{"csrf": {forged.csrf}, "sink": {"orders/app"}, "since": {"2000-01-01T00:00"}, "confirm": {"yes"}}
+		req, _ = http.NewRequest("POST", console+"replay", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", forged.origin)
+		req.AddCookie(gwCookie)
+		if resp, err = hc.Do(req); err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("replay from origin %s with token %.8q answered %d, want 403", forged.origin, forged.csrf, resp.StatusCode)
+		}
+	}
+
+	// Replay from an hour ago: the dry run counts the stored event, the
+	// replay sends it to the sink again.
+	br.run("replay dry run",
+		chromedp.Navigate(console), chromedp.WaitVisible(chromedp.ID("replay-dry")),
+		chromedp.SetValue(chromedp.ID("replay-since"), time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04")),
+		chromedp.Click(chromedp.ID("replay-dry")),
+		chromedp.WaitVisible(chromedp.ID("replay-count")))
+	if n := br.text("#replay-count"); n != "1" {
+		t.Fatalf("the replay's dry run counts %s events, want 1", n)
+	}
+	if got := forwards.Load(); got != before {
+		t.Fatalf("the sink received %d requests during the dry run and the forged replays", got-before)
+	}
+	br.shot("gateway-replay")
+	br.run("replay", chromedp.Click(chromedp.ID("replay-go")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	if f := br.text(".flash"); !strings.Contains(f, "Replaying 1 events of orders") || !strings.Contains(f, "orders/app") {
+		t.Errorf("after the replay the console says %q", f)
+	}
+	pollUntil(t, 60*time.Second, 50*time.Millisecond, "the replayed event at the sink", func() (bool, string) {
+		return forwards.Load() > before, fmt.Sprint(forwards.Load()-before, " new requests")
+	})
 }

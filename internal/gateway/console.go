@@ -8,10 +8,12 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/hex"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -105,23 +107,43 @@ type consoleSink struct {
 	LastError *forwardError
 }
 
+// replayView is a replay's dry run, waiting for confirmation.
+type replayView struct {
+	Sink   string
+	Source string
+	Since  string // as typed, UTC
+	Count  int64
+}
+
 type consoleView struct {
 	SignedIn bool
 	Error    string
+	Flash    string
+	CSRF     string
 	LastSeq  int64
 	Sources  []consoleSource
 	Sinks    []consoleSink
 	Recent   []recentItem
+	Replay   *replayView
+	Since    string // the replay form's default: an hour ago
 	Now      time.Time
 }
 
+// consoleMAC derives a value from the console token: the cookie is one
+// (checked without server state), the forms' CSRF token another.
+func consoleMAC(token, purpose string) string {
+	mac := hmac.New(sha256.New, []byte(token))
+	mac.Write([]byte(purpose))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
 // console serves the gateway console: a token sign-in (the cookie holds an
-// HMAC of the token, so it is checked without server state), then one
-// read-only page.
+// HMAC of the token, so it is checked without server state), the page,
+// and one action, a replay, whose form carries a CSRF token and must come
+// from the console's own origin.
 func (g *Gateway) console() http.Handler {
-	mac := hmac.New(sha256.New, []byte(g.cfg.ConsoleToken))
-	mac.Write([]byte("longhook gateway console v1"))
-	cookieValue := hex.EncodeToString(mac.Sum(nil))
+	cookieValue := consoleMAC(g.cfg.ConsoleToken, "longhook gateway console v1")
+	csrf := consoleMAC(g.cfg.ConsoleToken, "longhook gateway console csrf v1")
 	static := http.StripPrefix(ConsolePath+"static/", console.Assets())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -137,25 +159,111 @@ func (g *Gateway) console() http.Handler {
 		switch {
 		case r.Method == http.MethodPost && r.URL.Path == ConsolePath+"signin":
 			g.consoleSignIn(w, r, cookieValue)
+		case r.Method == http.MethodPost && r.URL.Path == ConsolePath+"replay":
+			if !signed {
+				http.Error(w, "sign in to the gateway console first", http.StatusForbidden)
+				return
+			}
+			g.consoleReplay(w, r, csrf)
 		case r.Method != http.MethodGet || r.URL.Path != ConsolePath:
 			http.NotFound(w, r)
 		case !signed:
 			g.renderConsole(w, http.StatusOK, consoleView{})
 		default:
-			v, err := g.consoleData(r.Context())
-			if err != nil {
-				g.log.Error("gateway.console", slog.Any("error", err))
-				http.Error(w, "the inbox could not be read", http.StatusInternalServerError)
-				return
-			}
-			g.renderConsole(w, http.StatusOK, v)
+			g.consolePage(w, r, csrf, http.StatusOK, nil, "")
 		}
 	})
 }
 
+// consolePage renders the signed-in page, with a replay's dry run or an
+// error message when given.
+func (g *Gateway) consolePage(w http.ResponseWriter, r *http.Request, csrf string, status int, rv *replayView, errMsg string) {
+	v, err := g.consoleData(r.Context())
+	if err != nil {
+		g.log.Error("gateway.console", slog.Any("error", err))
+		http.Error(w, "the inbox could not be read", http.StatusInternalServerError)
+		return
+	}
+	v.CSRF, v.Replay, v.Error, v.Flash = csrf, rv, errMsg, r.URL.Query().Get("done")
+	v.Since = v.Now.Add(-time.Hour).UTC().Format(timeInput)
+	g.renderConsole(w, status, v)
+}
+
+// sameOrigin reports whether a POST comes from a page of this host: its
+// Origin, or without one its Referer, names the request's host.
+func sameOrigin(r *http.Request) bool {
+	from := r.Header.Get("Origin")
+	if from == "" || from == "null" {
+		from = r.Header.Get("Referer")
+	}
+	u, err := url.Parse(from)
+	return from != "" && err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+// timeInput is the datetime-local form of a UTC time.
+const timeInput = "2006-01-02T15:04"
+
+// consoleReplay counts (the dry run) or starts a replay of a source's
+// stored events since a time to one of its sinks.
+func (g *Gateway) consoleReplay(w http.ResponseWriter, r *http.Request, csrf string) {
+	if !sameOrigin(r) {
+		http.Error(w, "cross-origin request refused", http.StatusForbidden)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	_ = r.ParseForm()
+	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(csrf)) != 1 {
+		http.Error(w, "the form's token is missing or stale: reload the console", http.StatusForbidden)
+		return
+	}
+	rv := &replayView{Sink: r.PostForm.Get("sink"), Since: r.PostForm.Get("since")}
+	var f *forwarder
+	for _, fw := range g.forwarders {
+		if fw.id == rv.Sink {
+			f = fw
+		}
+	}
+	if f == nil {
+		g.consolePage(w, r, csrf, http.StatusBadRequest, nil, "There is no sink "+strconvQuote(rv.Sink)+".")
+		return
+	}
+	rv.Source = f.source
+	since, err := parseSince(rv.Since)
+	if err != nil {
+		g.consolePage(w, r, csrf, http.StatusBadRequest, nil, "From: "+err.Error())
+		return
+	}
+	from, n, err := g.inbox.Since(r.Context(), f.source, since)
+	if err != nil {
+		g.log.Error("gateway.console.replay", slog.String("sink", f.id), slog.Any("error", err))
+		http.Error(w, "the inbox could not be read", http.StatusInternalServerError)
+		return
+	}
+	rv.Count = n
+	if r.PostForm.Get("confirm") != "yes" {
+		g.consolePage(w, r, csrf, http.StatusOK, rv, "")
+		return
+	}
+	f.replay(from)
+	g.log.Info("gateway.replay", slog.String("sink", f.id), slog.Time("since", since), slog.Int64("from_seq", from), slog.Int64("events", n))
+	done := fmt.Sprintf("Replaying %d events of %s received since %s UTC to %s.", n, f.source, since.UTC().Format(timeInput), f.id)
+	http.Redirect(w, r, ConsolePath+"?done="+url.QueryEscape(done), http.StatusSeeOther)
+}
+
+// parseSince reads the replay form's time: datetime-local (UTC) or RFC 3339.
+func parseSince(s string) (time.Time, error) {
+	for _, layout := range []string{timeInput, "2006-01-02T15:04:05", time.RFC3339} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%s is not a time like 2026-05-05T12:00 (UTC)", strconvQuote(s))
+}
+
+func strconvQuote(s string) string { return strconv.Quote(truncate(s, 100)) }
+
 func (g *Gateway) consoleSignIn(w http.ResponseWriter, r *http.Request, cookieValue string) {
-	origin := r.Header.Get("Origin")
-	if u, err := url.Parse(origin); origin == "" || err != nil || !strings.EqualFold(u.Host, r.Host) {
+	if origin := r.Header.Get("Origin"); origin == "" || !sameOrigin(r) {
 		http.Error(w, "cross-origin sign-in refused", http.StatusForbidden)
 		return
 	}

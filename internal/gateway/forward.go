@@ -50,6 +50,7 @@ type forwarder struct {
 	dirty     bool               // cursor may have moved since persisted
 	lastFlush time.Time
 	wakeAt    time.Time // earliest known retry time, zero if none
+	replays   int       // counts replay calls, so a read racing one is discarded
 	freed     chan struct{}
 	limit     *sinkLimiter // nil without a rate limit
 }
@@ -108,16 +109,29 @@ func (f *forwarder) run(ctx, hard context.Context) {
 		caughtUp := true
 		if free > 0 {
 			f.mu.Lock()
-			read := f.read
+			read, gen := f.read, f.replays
 			f.mu.Unlock()
 			evs, next, err := f.inbox.After(ctx, f.source, read, free)
 			if err != nil && ctx.Err() == nil {
 				f.log.LogAttrs(ctx, slog.LevelError, "gateway.forward.read", slog.String("sink", f.id), slog.Any("error", err))
 			}
+			got := len(evs)
 			f.mu.Lock()
-			for _, e := range evs {
-				f.first[e.Seq] = struct{}{}
+			if f.replays != gen {
+				// A replay moved reading back during the read: what was
+				// read is read again from there.
+				evs, got, err = nil, free, errReplayed
 			}
+			n := 0
+			for _, e := range evs {
+				if _, busy := f.first[e.Seq]; busy {
+					continue // a replay moved reading back over an event still in flight
+				}
+				f.first[e.Seq] = struct{}{}
+				evs[n] = e
+				n++
+			}
+			evs = evs[:n]
 			if err == nil && next > f.read {
 				f.read, f.dirty = next, true
 			}
@@ -125,7 +139,7 @@ func (f *forwarder) run(ctx, hard context.Context) {
 			for _, e := range evs {
 				dispatch(Forward{Event: e, Sink: f.id}, false)
 			}
-			free -= len(evs)
+			free -= got
 			caughtUp = free > 0
 		}
 		if now := f.now(); free > 0 && (moreRetries || f.retriesDue(now, lastRetryPoll)) {
@@ -158,6 +172,29 @@ func (f *forwarder) run(ctx, hard context.Context) {
 		}
 	}
 }
+
+// replay sends the source's events after from again: reading moves back
+// to from (never forward) and the persisted cursor follows at the next
+// flush, so a replay interrupted by a crash resumes from where it got to.
+// It reports whether reading moved.
+func (f *forwarder) replay(from int64) bool {
+	f.mu.Lock()
+	moved := from < f.read
+	if moved {
+		f.read, f.dirty = from, true
+		f.replays++
+	}
+	f.mu.Unlock()
+	select {
+	case f.freed <- struct{}{}: // wake the loop
+	default:
+	}
+	return moved
+}
+
+// errReplayed marks a log read discarded because a replay moved reading
+// back meanwhile (not logged).
+var errReplayed = errors.New("gateway: read discarded by a replay")
 
 func (f *forwarder) free() int {
 	f.mu.Lock()

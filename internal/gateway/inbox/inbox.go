@@ -39,6 +39,15 @@ type Inbox interface {
 	// are returned, else a position at or past every event committed
 	// when the read began, so a reader of a quiet source moves on too.
 	After(ctx context.Context, source string, after int64, limit int) (evs []Event, next int64, err error)
+	// Since finds where a replay of source from time t starts: from is
+	// the position just before the first event of source received at or
+	// after t (After(source, from, …) reads it first) and n counts the
+	// events of source after from. With no such event from is LastSeq
+	// and n is 0. Positions follow commit order, which can differ from
+	// receive order by the few events in flight together, so events
+	// received just before t may be among the n. It scans the source's
+	// events: it serves an operator's replay, not the hot path.
+	Since(ctx context.Context, source string, t time.Time) (from, n int64, err error)
 	// LastSeq returns the highest Seq of all events (0 if none).
 	LastSeq(ctx context.Context) (int64, error)
 	// Cursor returns a sink's persisted cursor; ok is false if the sink

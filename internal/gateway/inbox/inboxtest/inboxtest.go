@@ -31,6 +31,7 @@ func Run(t *testing.T, open Opener) {
 		{"log, cursors, retries, durability", testInboxDurability},
 		{"retry queue", testInboxRetries},
 		{"sweep", testInboxSweep},
+		{"since a time", testInboxSince},
 		{"bytes round trip", testInboxBytes},
 		{"close", testInboxClose},
 	} {
@@ -54,6 +55,48 @@ func Accept(t *testing.T, in inbox.Inbox, src, id string, expire time.Time) inbo
 		t.Fatal(err)
 	}
 	return r
+}
+
+func testInboxSince(t *testing.T, open Opener) {
+	in, _ := open(t)
+	ctx := context.Background()
+	accept := func(src, id string, at time.Time) int64 {
+		t.Helper()
+		r, err := in.Accept(ctx, inbox.AcceptParams{Source: src, WebhookID: id, Type: "t", Body: []byte("{}"),
+			ReceivedAt: at, ExpireAt: at.Add(time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Seq
+	}
+	t0 := suiteNow
+	accept("a", "old", t0.Add(-time.Hour))
+	accept("b", "other", t0)
+	first := accept("a", "at", t0)
+	accept("b", "other2", t0.Add(time.Minute))
+	accept("a", "later", t0.Add(time.Minute))
+	check := func(src string, at time.Time, wantFrom, wantN int64) {
+		t.Helper()
+		from, n, err := in.Since(ctx, src, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if from != wantFrom || n != wantN {
+			t.Errorf("Since(%s, %s) = %d, %d; want %d, %d", src, at.Sub(t0), from, n, wantFrom, wantN)
+		}
+		// After reads the replay's first event first.
+		if evs, _, err := in.After(ctx, src, from, 1); err != nil || (n > 0) != (len(evs) == 1) {
+			t.Errorf("After(%s, %d) = %v, %v", src, from, evs, err)
+		}
+	}
+	check("a", t0, first-1, 2)
+	check("a", t0.Add(-2*time.Hour), first-3, 3) // from before the source's first event
+	last, err := in.LastSeq(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("a", t0.Add(time.Hour), last, 0) // nothing since: the log's end
+	check("c", t0, last, 0)                // no such source
 }
 
 func testInboxDedupe(t *testing.T, open Opener) {

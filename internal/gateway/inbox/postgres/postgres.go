@@ -549,6 +549,28 @@ func (s *Inbox) DueRetries(ctx context.Context, sink string, now time.Time, limi
 	return out, nil
 }
 
+// Since implements inbox.Inbox.
+func (s *Inbox) Since(ctx context.Context, source string, t time.Time) (int64, int64, error) {
+	var first *int64
+	var n int64
+	err := s.read(ctx, func(c *pgx.Conn) error {
+		if err := c.QueryRow(ctx, `SELECT min(seq) FROM gateway_events WHERE source = $1 AND received_at >= $2`,
+			source, t).Scan(&first); err != nil || first == nil {
+			return err
+		}
+		return c.QueryRow(ctx, `SELECT count(*) FROM gateway_events WHERE source = $1 AND seq >= $2`,
+			source, *first).Scan(&n)
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("gateway: postgres: since: %w", err)
+	}
+	if first == nil {
+		last, err := s.LastSeq(ctx)
+		return last, 0, err
+	}
+	return *first - 1, n, nil
+}
+
 // LastSeq implements inbox.Inbox.
 func (s *Inbox) LastSeq(ctx context.Context) (int64, error) {
 	var seq int64

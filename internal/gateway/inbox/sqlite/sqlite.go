@@ -529,6 +529,25 @@ func (s *Inbox) After(ctx context.Context, source string, after int64, limit int
 	return out, max(after, hi), nil
 }
 
+// Since implements inbox.Inbox.
+func (s *Inbox) Since(ctx context.Context, source string, t time.Time) (int64, int64, error) {
+	var first sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT min(seq) FROM events WHERE source = ? AND received_at >= ?`,
+		source, t.UnixMicro()).Scan(&first); err != nil {
+		return 0, 0, fmt.Errorf("gateway: sqlite: since: %w", err)
+	}
+	if !first.Valid {
+		last, err := s.LastSeq(ctx)
+		return last, 0, err
+	}
+	var n int64
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM events WHERE source = ? AND seq >= ?`,
+		source, first.Int64).Scan(&n); err != nil {
+		return 0, 0, fmt.Errorf("gateway: sqlite: since: %w", err)
+	}
+	return first.Int64 - 1, n, nil
+}
+
 // LastSeq implements inbox.Inbox.
 func (s *Inbox) LastSeq(ctx context.Context) (int64, error) {
 	var seq sql.NullInt64

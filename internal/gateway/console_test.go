@@ -1,0 +1,111 @@
+package gateway
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestConsoleReplay: the console's replay of a source to one sink from a
+// time counts first (sending nothing), then sends exactly the events
+// received since that time to that sink again, and nothing to the others.
+func TestConsoleReplay(t *testing.T) {
+	t.Parallel()
+	secretText, secret := mustSecret(t)
+	a, b := newRecorder(t), newRecorder(t)
+	var skew atomic.Int64 // the gateway's clock runs this far ahead of the real one
+	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	gw := startGateway(t, Config{ConsoleToken: "tok", Sources: []SourceConfig{{
+		Name: "s", Verify: VerifyConfig{HMACSecrets: []string{secretText}},
+		Sinks: []SinkConfig{{Name: "a", HTTP: &HTTPSinkConfig{URL: a.srv.URL}}, {Name: "b", HTTP: &HTTPSinkConfig{URL: b.srv.URL}}},
+	}}}, WithClock(clock))
+	send := func(from, to int) {
+		for i := from; i < to; i++ {
+			if s, body := post(t, gw.srv.Client(), gw.srv.URL+"/hooks/s", secret, fmt.Sprintf("msg_%d", i), time.Now(), testBody(i)); s != 200 {
+				t.Fatalf("post %d: %d %s", i, s, body)
+			}
+		}
+	}
+	send(0, 10)
+	skew.Store(int64(time.Minute)) // the next events are received a minute later
+	send(10, 20)
+	waitFor(t, 60*time.Second, "both sinks have every event", func() bool { return a.count() == 20 && b.count() == 20 })
+
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	console := gw.srv.URL + ConsolePath
+	postForm := func(path string, form url.Values) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", console+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", gw.srv.URL)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw)
+	}
+	if st, page := postForm("signin", url.Values{"token": {"tok"}}); st != 200 || !strings.Contains(page, `id="replay"`) {
+		t.Fatalf("sign-in: %d\n%s", st, page)
+	}
+	resp, err := hc.Get(console)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([0-9a-f]+)"`).FindStringSubmatch(string(raw))
+	if m == nil {
+		t.Fatalf("no CSRF token on the page:\n%s", raw)
+	}
+	since := time.Now().Add(30 * time.Second).UTC().Format(time.RFC3339) // between the two groups
+	form := url.Values{"csrf": {m[1]}, "sink": {"s/a"}, "since": {since}}
+
+	st, page := postForm("replay", form)
+	if st != 200 || !strings.Contains(page, `<b id="replay-count">10</b>`) {
+		t.Fatalf("dry run: %d, want the count 10:\n%s", st, page)
+	}
+	for id, n := range a.snapshot() {
+		if n != 1 {
+			t.Fatalf("after the dry run sink a has %s %d times", id, n)
+		}
+	}
+	if st, page := postForm("replay", url.Values{"csrf": {m[1]}, "sink": {"s/nope"}, "since": {since}}); st != 400 || !strings.Contains(page, "There is no sink") {
+		t.Errorf("replay to an unknown sink: %d", st)
+	}
+
+	form.Set("confirm", "yes")
+	if st, page := postForm("replay", form); st != 200 || !strings.Contains(page, "Replaying 10 events of s") {
+		t.Fatalf("replay: %d\n%s", st, page)
+	}
+	waitFor(t, 60*time.Second, "the replayed events at sink a", func() bool {
+		n := 0
+		for _, k := range a.snapshot() {
+			n += k
+		}
+		return n == 30
+	})
+	for i := range 20 {
+		want := 1
+		if i >= 10 {
+			want = 2
+		}
+		if got := a.snapshot()[fmt.Sprintf("msg_%d", i)]; got != want {
+			t.Errorf("sink a received msg_%d %d times, want %d", i, got, want)
+		}
+	}
+	for id, n := range b.snapshot() {
+		if n != 1 {
+			t.Errorf("sink b received %s %d times: the replay was for sink a only", id, n)
+		}
+	}
+}

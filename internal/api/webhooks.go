@@ -37,6 +37,9 @@ type webhookJSON struct {
 	// RateLimit is a longhook extension: deliveries to this webhook never
 	// exceed it, across every instance.
 	RateLimit *core.RateLimit `json:"rate_limit,omitempty"`
+	// TracePropagation is a longhook extension: attempts carry a W3C
+	// traceparent header when tracing is on.
+	TracePropagation bool `json:"trace_propagation,omitempty"`
 }
 
 type signingSecretJSON struct {
@@ -67,6 +70,7 @@ func webhookOut(w *core.Webhook, now time.Time) *webhookJSON {
 		CreateTime:       resourceTime(w.CreateTime),
 		UpdateTime:       resourceTime(w.UpdateTime),
 		RateLimit:        w.RateLimit,
+		TracePropagation: w.TracePropagation,
 	}
 	if out.SubscribedEvents == nil {
 		out.SubscribedEvents = []string{}
@@ -110,7 +114,8 @@ type createWebhookRequest struct {
 	Name             string          `json:"name"`
 	URI              string          `json:"uri"`
 	SubscribedEvents []string        `json:"subscribed_events"`
-	RateLimit        *core.RateLimit `json:"rate_limit"` // extension
+	RateLimit        *core.RateLimit `json:"rate_limit"`        // extension
+	TracePropagation bool            `json:"trace_propagation"` // extension
 }
 
 func (s *server) createWebhook(r *http.Request, key core.APIKey) (any, error) {
@@ -147,6 +152,7 @@ func (s *server) createWebhook(r *http.Request, key core.APIKey) (any, error) {
 		State:            core.WebhookEnabled,
 		Secrets:          []core.SigningSecret{sealed},
 		RateLimit:        req.RateLimit,
+		TracePropagation: req.TracePropagation,
 		CreateTime:       now,
 		UpdateTime:       now,
 	}
@@ -262,7 +268,8 @@ type updateWebhookRequest struct {
 	SubscribedEvents *[]string `json:"subscribed_events"`
 	State            *string   `json:"state"`
 	// RateLimit is kept raw: present as null clears the limit.
-	RateLimit json.RawMessage `json:"rate_limit"`
+	RateLimit        json.RawMessage `json:"rate_limit"`
+	TracePropagation *bool           `json:"trace_propagation"`
 }
 
 // updatePaths are the update_mask paths, with the camelCase spellings
@@ -275,6 +282,8 @@ var updatePaths = map[string]string{
 	"state":             "state",
 	"rate_limit":        "rate_limit",
 	"rateLimit":         "rate_limit",
+	"trace_propagation": "trace_propagation",
+	"tracePropagation":  "trace_propagation",
 }
 
 // webhookUpdate is a validated update: set reports which fields to apply.
@@ -285,6 +294,7 @@ type webhookUpdate struct {
 	events []string
 	state  core.WebhookState
 	rate   *core.RateLimit
+	trace  bool
 }
 
 // parseUpdate validates an update. With update_mask, exactly the masked
@@ -301,7 +311,7 @@ func (s *server) parseUpdate(r *http.Request) (*webhookUpdate, error) {
 		for _, p := range strings.Split(mask, ",") {
 			path, ok := updatePaths[strings.TrimSpace(p)]
 			if !ok {
-				return nil, core.Invalid("update_mask", "update_mask: unknown field path %q; valid paths: name, uri, subscribed_events, state, rate_limit", strings.TrimSpace(p))
+				return nil, core.Invalid("update_mask", "update_mask: unknown field path %q; valid paths: name, uri, subscribed_events, state, rate_limit, trace_propagation", strings.TrimSpace(p))
 			}
 			u.set[path] = true
 		}
@@ -311,6 +321,7 @@ func (s *server) parseUpdate(r *http.Request) (*webhookUpdate, error) {
 		u.set["subscribed_events"] = req.SubscribedEvents != nil
 		u.set["state"] = req.State != nil
 		u.set["rate_limit"] = req.RateLimit != nil
+		u.set["trace_propagation"] = req.TracePropagation != nil
 	}
 	if u.set["name"] {
 		u.name = deref(req.Name)
@@ -348,6 +359,7 @@ func (s *server) parseUpdate(r *http.Request) (*webhookUpdate, error) {
 			return nil, err
 		}
 	}
+	u.trace = deref(req.TracePropagation)
 	return u, nil
 }
 
@@ -390,6 +402,9 @@ func (s *server) updateWebhook(r *http.Request, key core.APIKey) (any, error) {
 		}
 		if u.set["rate_limit"] {
 			w.RateLimit = u.rate
+		}
+		if u.set["trace_propagation"] {
+			w.TracePropagation = u.trace
 		}
 		if u.set["state"] && w.State != u.state {
 			w.State = u.state

@@ -75,9 +75,12 @@ type Webhook struct {
 	// non-empty.
 	RetrySchedule []time.Duration
 	// RateLimit, when set, caps deliveries to this webhook (an extension).
-	RateLimit  *RateLimit
-	CreateTime time.Time
-	UpdateTime time.Time
+	RateLimit *RateLimit
+	// TracePropagation sends each attempt's W3C traceparent to the
+	// webhook when tracing is on (an extension; off by default).
+	TracePropagation bool
+	CreateTime       time.Time
+	UpdateTime       time.Time
 	// FailingSince is the time of the first failed attempt in the current
 	// run of failures; zero when the last attempt succeeded. Together with
 	// ConsecutiveFailures it drives auto-disable.
@@ -116,6 +119,9 @@ type WebhookConfig struct {
 	Audience string `json:"audience,omitempty"`
 	// RateLimit (a longhook extension) caps deliveries to each of URIs.
 	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+	// TracePropagation (a longhook extension) sends each attempt's W3C
+	// traceparent to the URIs when tracing is on.
+	TracePropagation bool `json:"trace_propagation,omitempty"`
 }
 
 // Event is one accepted event. Payload is the exact JSON body every
@@ -130,6 +136,10 @@ type Event struct {
 	IdempotencyKey string
 	DeliveryCount  int // deliveries created when the event was accepted
 	CreateTime     time.Time
+	// TraceParent is the W3C traceparent of the publish span ("" when
+	// tracing was off): delivery attempts, whenever and wherever they
+	// run, continue its trace.
+	TraceParent string
 }
 
 // DeliveryStatus is the state of one delivery (event × destination).
@@ -208,9 +218,10 @@ type Attempt struct {
 // Claimed is a delivery handed to an engine, with what it needs to send it.
 type Claimed struct {
 	Delivery
-	Payload []byte
-	Subject string
-	Dynamic *WebhookConfig
+	Payload     []byte
+	Subject     string
+	Dynamic     *WebhookConfig
+	TraceParent string // the event's
 }
 
 // SigningKey is one of the server's asymmetric keys used to sign dynamic

@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/telemetry"
 	"github.com/longhook/longhook/webhook"
 )
 
@@ -55,11 +56,15 @@ func (e *Engine) attempt(ctx context.Context, t *task) core.Completion {
 		}
 	}
 
-	res := e.cfg.Sender.Send(ctx, Request{URI: uri, Body: c.Payload, Headers: [][2]string{
+	headers := [][2]string{
 		{webhook.HeaderID, c.ID},
 		{webhook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10)},
 		{webhook.HeaderSignature, sig},
-	}})
+	}
+	if telemetry.Enabled() {
+		headers = traceHeaders(ctx, t, headers)
+	}
+	res := e.cfg.Sender.Send(ctx, Request{URI: uri, Body: c.Payload, Headers: headers})
 	comp.Attempt = core.Attempt{
 		DeliveryID: c.ID, Number: c.Attempts + 1, Time: now, URI: uri,
 		StatusCode: res.StatusCode, Latency: res.Latency, Error: res.Err, Response: res.Response,

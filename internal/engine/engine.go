@@ -460,7 +460,7 @@ func (e *Engine) start(t *task) {
 	go func() {
 		defer e.wg.Done()
 		start := time.Now()
-		comp := e.attempt(e.attemptCtx, t)
+		comp := e.tracedAttempt(e.attemptCtx, t)
 		took := time.Since(start)
 		_ = e.completions.Enqueue(context.Background(), comp)
 		e.finished(t, took)

@@ -278,7 +278,7 @@ func (f *forwarder) flush(ctx context.Context, force bool) {
 func (f *forwarder) attempt(ctx context.Context, fw Forward, retry bool) {
 	f.limit.wait(ctx)
 	start := f.now()
-	err := f.sink.Send(ctx, &fw.Event)
+	err := f.send(ctx, &fw)
 	elapsed := f.now().Sub(start)
 	wctx := context.WithoutCancel(ctx)
 	outcome, level := "ok", slog.LevelDebug

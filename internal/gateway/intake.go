@@ -11,7 +11,10 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/longhook/longhook/internal/gateway/verify"
+	"github.com/longhook/longhook/internal/telemetry"
 	"github.com/longhook/longhook/webhook"
 )
 
@@ -25,7 +28,14 @@ func (g *Gateway) intake(src *source) http.Handler {
 		start := g.now()
 		attrs := make([]slog.Attr, 0, 10)
 		attrs = append(attrs, slog.String("source", name))
+		var span trace.Span
+		if telemetry.Enabled() {
+			r, span = startIntakeSpan(r, name)
+		}
 		status, outcome := g.receive(w, r, src, &attrs)
+		if span != nil {
+			endIntakeSpan(span, status, outcome)
+		}
 		g.recent.add(start, name, status, outcome, attrs)
 		elapsed := g.now().Sub(start)
 		sm.outcomes[outcome].Inc()
@@ -79,10 +89,18 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, src *source, a
 			h[k] = v
 		}
 	}
-	ar, err := g.inbox.Accept(r.Context(), AcceptParams{
+	ctx := r.Context()
+	var span trace.Span
+	if telemetry.Enabled() {
+		ctx, span = startStoreSpan(ctx, id, typ, h)
+	}
+	ar, err := g.inbox.Accept(ctx, AcceptParams{
 		Source: src.cfg.Name, WebhookID: id, Type: typ, Header: h, Body: body,
 		ReceivedAt: now, ExpireAt: now.Add(src.cfg.DedupeHorizon),
 	})
+	if span != nil {
+		endStoreSpan(span, ar, err)
+	}
 	*attrs = append(*attrs, slog.String("scheme", scheme), slog.String("type", truncate(typ, 128)))
 	if err != nil {
 		*attrs = append(*attrs, slog.Any("error", err))

@@ -19,8 +19,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/groupcommit"
+	"github.com/longhook/longhook/internal/telemetry"
 )
 
 // Input is one event to publish.
@@ -226,6 +229,12 @@ func (p *Publisher) Publish(ctx context.Context, projectID string, in []Input) (
 		}
 	}
 	r := &request{ctx: ctx, projectID: projectID, in: in}
+	if telemetry.Enabled() {
+		var span trace.Span
+		ctx, span = startSpan(ctx, projectID, in)
+		r.ctx, r.trace = ctx, telemetry.Traceparent(ctx)
+		defer func() { endSpan(span, r.results) }()
+	}
 	l := p.lanes[p.next.Add(1)%uint64(len(p.lanes))]
 	// If ctx ends first the batch may still commit; the caller retries
 	// with its idempotency key if it needs to know.
@@ -244,6 +253,7 @@ type request struct {
 	projectID string
 	in        []Input
 	results   []Result
+	trace     string // the publish span's traceparent, kept with the events
 }
 
 // size is what a request weighs in the writer's byte caps: its events'
@@ -304,6 +314,7 @@ func (p *Publisher) commitErr(ctx context.Context, batch []*request) error {
 			if err != nil {
 				return &buildError{err}
 			}
+			ne.Event.TraceParent = r.trace
 			evs = append(evs, ne)
 		}
 	}
@@ -497,7 +508,8 @@ func (p *Publisher) dispatch(r core.Reservation, evs []core.NewEvent, res []core
 			if d.LeaseOwner == "" {
 				continue
 			}
-			cs = append(cs, core.Claimed{Delivery: d, Payload: ne.Event.Payload, Subject: ne.Event.Subject, Dynamic: ne.Event.Dynamic})
+			cs = append(cs, core.Claimed{Delivery: d, Payload: ne.Event.Payload, Subject: ne.Event.Subject, Dynamic: ne.Event.Dynamic,
+				TraceParent: ne.Event.TraceParent})
 		}
 	}
 	byID := map[string]*core.Webhook{}

@@ -65,12 +65,13 @@ func encodeDynamic(cfg *core.WebhookConfig) (*string, error) {
 // length is what the caller set (its expiry minus its create time).
 const publishEventsSQL = `WITH ev AS (
 	INSERT INTO events (id, project_id, type, subject, payload, dynamic, idempotency_key,
-		delivery_count, create_time)
+		delivery_count, create_time, trace_parent)
 	SELECT x.id, x.project_id, x.type, x.subject, x.payload, x.dynamic::json, x.idempotency_key,
-		x.delivery_count, x.create_time
+		x.delivery_count, x.create_time, x.trace_parent
 	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::text[],
-		$8::int4[], $9::timestamptz[])
-		AS x(id, project_id, type, subject, payload, dynamic, idempotency_key, delivery_count, create_time)
+		$8::int4[], $9::timestamptz[], $31::text[])
+		AS x(id, project_id, type, subject, payload, dynamic, idempotency_key, delivery_count, create_time,
+			trace_parent)
 	%s
 	ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key <> '' DO NOTHING
 	RETURNING id
@@ -102,6 +103,7 @@ var (
 // eventRows and deliveryRows are the column arrays of publishSQL.
 type eventRows struct {
 	id, project, typ, subject, key []string
+	trace                          []string
 	payload                        [][]byte
 	dynamic                        []*string
 	count                          []int32
@@ -194,6 +196,7 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		er.key = append(er.key, ev.IdempotencyKey)
 		er.count = append(er.count, int32(len(ne.Deliveries)))
 		er.created = append(er.created, ev.CreateTime)
+		er.trace = append(er.trace, ev.TraceParent)
 		for _, d := range ne.Deliveries {
 			d = d.ForInsert(&ev)
 			dr.add(d)
@@ -221,7 +224,7 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 			orEmpty(dr.dest), orEmpty(dr.typ), orEmpty(dr.status), orEmpty(dr.queue), orEmpty(dr.attempts),
 			orEmpty(dr.next), orEmpty(dr.manual), orEmpty(dr.lastCode), orEmpty(dr.lastError),
 			orEmpty(dr.start), orEmpty(dr.created), orEmpty(dr.updated), orEmpty(dr.leaseOwner),
-			orEmpty(dr.leaseTime), orEmpty(dr.scheduleBase), !s.callerClock)
+			orEmpty(dr.leaseTime), orEmpty(dr.scheduleBase), !s.callerClock, er.trace)
 		b.Queue(publishStatsSQL, er.id)
 		if len(keys) > 0 {
 			b.Queue(`SELECT `+eventCols+` FROM events WHERE (project_id, idempotency_key) IN (

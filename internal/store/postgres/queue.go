@@ -74,7 +74,8 @@ const claimSQL = `WITH now_ AS (SELECT coalesce($2::timestamptz, now()) AS t), r
 	WHERE id = ANY (ARRAY(SELECT id FROM r1 UNION ALL SELECT id FROM f UNION ALL SELECT id FROM r2))
 	RETURNING ` + deliveryCols + `
 )
-SELECT ` + claimedCols + `, c.first, CASE WHEN c.first THEN e.payload END, coalesce(e.subject, ''), e.dynamic
+SELECT ` + claimedCols + `, c.first, CASE WHEN c.first THEN e.payload END, coalesce(e.subject, ''), e.dynamic,
+	coalesce(e.trace_parent, '')
 FROM (SELECT *, row_number() OVER (PARTITION BY event_id) = 1 AS first FROM c) AS c
 LEFT JOIN events e ON e.id = c.event_id`
 
@@ -115,7 +116,7 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p core.ClaimParams) ([]core
 			var cl core.Claimed
 			var dyn []byte
 			var first bool
-			d, err := scanDelivery(rows, &first, &cl.Payload, &cl.Subject, &dyn)
+			d, err := scanDelivery(rows, &first, &cl.Payload, &cl.Subject, &dyn, &cl.TraceParent)
 			if err != nil {
 				return err
 			}

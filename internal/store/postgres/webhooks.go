@@ -19,6 +19,7 @@ type querier interface {
 // statement, hence one snapshot; the caller appends WHERE/ORDER/LIMIT.
 const webhookSelect = `SELECT w.id, w.project_id, w.name, w.uri, w.subscribed_events, w.state,
 	w.retry_schedule, w.create_time, w.update_time, w.failing_since, w.consecutive_failures, w.rate_limit,
+	w.trace_propagation,
 	coalesce(s.sec_ids, '{}'), coalesce(s.sec_sealed, '{}'), coalesce(s.sec_hints, '{}'),
 	coalesce(s.sec_created, '{}'), coalesce(s.sec_expires, '{}')
 FROM webhooks w LEFT JOIN LATERAL (
@@ -41,7 +42,7 @@ func scanWebhook(r pgx.Row) (*core.Webhook, error) {
 	var rate string
 	if err := r.Scan(&w.ID, &w.ProjectID, &w.Name, &w.URI, &w.SubscribedEvents, &state, &sched,
 		&w.CreateTime, &w.UpdateTime, &w.FailingSince, &w.ConsecutiveFailures, &rate,
-		&ids, &sealed, &hints, &created, &expires); err != nil {
+		&w.TracePropagation, &ids, &sealed, &hints, &created, &expires); err != nil {
 		return nil, err
 	}
 	var err error
@@ -89,18 +90,18 @@ func writeWebhook(ctx context.Context, tx pgx.Tx, w *core.Webhook, insert bool) 
 	}
 	args := []any{w.Name, w.URI, orEmpty(w.SubscribedEvents), string(w.State), sched,
 		w.CreateTime, w.UpdateTime, w.FailingSince, w.ConsecutiveFailures, w.ID, w.ProjectID,
-		core.RateLimitJSON(w.RateLimit)}
+		core.RateLimitJSON(w.RateLimit), w.TracePropagation}
 	var err error
 	if insert {
 		_, err = tx.Exec(ctx,
 			`INSERT INTO webhooks (name, uri, subscribed_events, state, retry_schedule, create_time,
-			 update_time, failing_since, consecutive_failures, id, project_id, rate_limit)
-			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`, args...)
+			 update_time, failing_since, consecutive_failures, id, project_id, rate_limit, trace_propagation)
+			 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`, args...)
 	} else {
 		_, err = tx.Exec(ctx,
 			`UPDATE webhooks SET name = $1, uri = $2, subscribed_events = $3, state = $4, retry_schedule = $5,
-			 create_time = $6, update_time = $7, failing_since = $8, consecutive_failures = $9, rate_limit = $12
-			 WHERE id = $10 AND project_id = $11`, args...)
+			 create_time = $6, update_time = $7, failing_since = $8, consecutive_failures = $9, rate_limit = $12,
+			 trace_propagation = $13 WHERE id = $10 AND project_id = $11`, args...)
 	}
 	if err != nil {
 		return err

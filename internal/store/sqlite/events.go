@@ -91,7 +91,7 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 				return err
 			}
 			if _, err := insEvent.ExecContext(ctx, ev.ID, ev.ProjectID, ev.Type, ev.Subject,
-				orEmpty(ev.Payload), dyn, ev.IdempotencyKey, ev.DeliveryCount, micros(ev.CreateTime)); err != nil {
+				orEmpty(ev.Payload), dyn, ev.IdempotencyKey, ev.DeliveryCount, micros(ev.CreateTime), ev.TraceParent); err != nil {
 				return fmt.Errorf("event %s: %w", ev.ID, err)
 			}
 			for _, d := range ne.Deliveries {

@@ -113,6 +113,7 @@ func attachPayloads(ctx context.Context, q *sql.Stmt, cs []core.Claimed) error {
 		payload []byte
 		subject string
 		dynamic *core.WebhookConfig
+		trace   string
 	}
 	evs := make(map[string]*ev, len(ids))
 	rows, err := q.QueryContext(ctx, jsonList(ids))
@@ -124,7 +125,7 @@ func attachPayloads(ctx context.Context, q *sql.Stmt, cs []core.Claimed) error {
 		var id string
 		var dyn []byte
 		e := &ev{}
-		if err := rows.Scan(&id, &e.payload, &e.subject, &dyn); err != nil {
+		if err := rows.Scan(&id, &e.payload, &e.subject, &dyn, &e.trace); err != nil {
 			return err
 		}
 		if e.dynamic, err = decodeDynamic(dyn); err != nil {
@@ -138,6 +139,7 @@ func attachPayloads(ctx context.Context, q *sql.Stmt, cs []core.Claimed) error {
 	for i := range cs {
 		if e := evs[cs[i].EventID]; e != nil {
 			cs[i].Payload, cs[i].Subject, cs[i].Dynamic = e.payload, e.subject, e.dynamic
+			cs[i].TraceParent = e.trace
 		}
 	}
 	return nil

@@ -103,11 +103,11 @@ func (st *stmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&st.findIdem, `SELECT ` + eventCols + ` FROM events
 			WHERE project_id = ? AND idempotency_key = ? AND idempotency_key != ''`},
 		{&st.insertEvent, `INSERT INTO events (id, project_id, type, subject, payload, dynamic,
-			idempotency_key, delivery_count, create_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			idempotency_key, delivery_count, create_time, trace_parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&st.insertDelivery, insertDeliveriesSQL(1)},
 		{&st.insertDeliveries, insertDeliveriesSQL(insertBatch)},
 		{&st.claim, claimSQL},
-		{&st.claimPayloads, `SELECT id, payload, subject, dynamic FROM events
+		{&st.claimPayloads, `SELECT id, payload, subject, dynamic, trace_parent FROM events
 			WHERE id IN (SELECT value FROM json_each(?))`},
 		{&st.insertAttempt, insertAttemptsSQL(1)},
 		{&st.insertAttempts, insertAttemptsSQL(insertBatch)},

@@ -17,7 +17,7 @@ type queryer interface {
 }
 
 const webhookCols = `id, project_id, name, uri, subscribed_events, state, retry_schedule,
-	create_time, update_time, failing_since, consecutive_failures, rate_limit`
+	create_time, update_time, failing_since, consecutive_failures, rate_limit, trace_propagation`
 
 func scanWebhook(sc interface{ Scan(...any) error }) (*core.Webhook, error) {
 	w := &core.Webhook{}
@@ -26,7 +26,7 @@ func scanWebhook(sc interface{ Scan(...any) error }) (*core.Webhook, error) {
 	var ct, ut, fs int64
 	var rate string
 	if err := sc.Scan(&w.ID, &w.ProjectID, &w.Name, &w.URI, &events, &state, &sched,
-		&ct, &ut, &fs, &w.ConsecutiveFailures, &rate); err != nil {
+		&ct, &ut, &fs, &w.ConsecutiveFailures, &rate, &w.TracePropagation); err != nil {
 		return nil, err
 	}
 	var err error
@@ -131,17 +131,17 @@ func writeWebhook(ctx context.Context, tx *sql.Tx, w *core.Webhook, insert bool)
 	}
 	args := []any{w.Name, w.URI, string(events), string(w.State), string(sched),
 		micros(w.CreateTime), micros(w.UpdateTime), micros(w.FailingSince), w.ConsecutiveFailures,
-		core.RateLimitJSON(w.RateLimit), w.ID, w.ProjectID}
+		core.RateLimitJSON(w.RateLimit), w.TracePropagation, w.ID, w.ProjectID}
 	if insert {
 		_, err = tx.ExecContext(ctx,
 			`INSERT INTO webhooks (name, uri, subscribed_events, state, retry_schedule, create_time,
-			 update_time, failing_since, consecutive_failures, rate_limit, id, project_id)
-			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+			 update_time, failing_since, consecutive_failures, rate_limit, trace_propagation, id, project_id)
+			 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 	} else {
 		_, err = tx.ExecContext(ctx,
 			`UPDATE webhooks SET name = ?, uri = ?, subscribed_events = ?, state = ?, retry_schedule = ?,
-			 create_time = ?, update_time = ?, failing_since = ?, consecutive_failures = ?, rate_limit = ?
-			 WHERE id = ? AND project_id = ?`, args...)
+			 create_time = ?, update_time = ?, failing_since = ?, consecutive_failures = ?, rate_limit = ?,
+			 trace_propagation = ? WHERE id = ? AND project_id = ?`, args...)
 	}
 	if err != nil {
 		return err

@@ -31,6 +31,7 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"Leases", testLeases},
 		{"WebhookRoundTrip", testWebhookRoundTrip},
 		{"RateLimitRoundTrip", testRateLimitRoundTrip},
+		{"Tracing", testTracing},
 		{"TakeRate", testTakeRate},
 		{"DeferWithoutAttempt", testDeferWithoutAttempt},
 		{"WebhookProjectIsolation", testWebhookIsolation},

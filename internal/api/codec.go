@@ -57,7 +57,9 @@ func DecodeJSON(r *http.Request, v any) error {
 	return decodeBytes(data, v)
 }
 
-// decodeBytes strictly decodes one JSON object from data into v.
+// decodeBytes strictly decodes one JSON object from data into v: UTF-8
+// only, no unknown member, exact (case-sensitive) member names, no name
+// twice in an object (checkStrict).
 func decodeBytes(data []byte, v any) error {
 	// encoding/json would keep invalid UTF-8 inside raw values (event data
 	// stored, delivered and put into JWT claims as it came) and quietly turn
@@ -76,7 +78,7 @@ func decodeBytes(data []byte, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return core.Invalid("body", "Invalid JSON payload: unexpected data after the top-level object.")
 	}
-	return nil
+	return checkStrict(data, v)
 }
 
 // translateJSONError turns encoding/json errors into messages that name the

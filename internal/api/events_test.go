@@ -191,6 +191,25 @@ func (c *fakeClock) advance(d time.Duration) {
 // NewTimer is unused by the API.
 func (c *fakeClock) NewTimer(d time.Duration) core.Timer { return core.SystemClock{}.NewTimer(d) }
 
+// TestAmbiguousJSONRefused (issue 13, defect 12): a member name matched
+// only case-insensitively, or given twice (event data included, where a
+// first-wins and a last-wins receiver would read different signed data),
+// is refused with INVALID_ARGUMENT naming it, and nothing is stored.
+func TestAmbiguousJSONRefused(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.createWebhook("h", "batch.succeeded")
+	f.call("POST", "/v1/events", `{"type":"batch.succeeded","data":{"amount":1,"amount":1000}}`).
+		mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", `duplicate field "data.amount"`)
+	f.call("POST", "/v1/events", `{"Type":"batch.succeeded","data":{}}`).
+		mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", `Unknown field "Type"`)
+	f.call("POST", "/v1/events:batchPublish", `{"events":[{"type":"batch.succeeded"},{"type":"batch.succeeded","webhook_config":{"URIS":["https://example.com/h"]}}]}`).
+		mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", `"events[1].webhook_config.URIS"`)
+	if r := f.call("GET", "/v1/events", nil).must(t, http.StatusOK); strings.TrimSpace(string(r.raw)) != "{}" {
+		t.Errorf("events stored: %s", r.raw)
+	}
+}
+
 // TestInvalidUTF8Refused (issue 13, defect 6): a body that is not UTF-8 is
 // refused with INVALID_ARGUMENT naming the field, and nothing is stored.
 func TestInvalidUTF8Refused(t *testing.T) {

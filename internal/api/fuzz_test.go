@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/url"
 	"testing"
 
@@ -19,7 +21,9 @@ func FuzzDecodeRequests(f *testing.F) {
 		`{"batch":{"displayName":"b","inputConfig":{"fileName":"files/x"},"webhookConfig":{"uris":["https://a.example/h"]}}}`,
 		`{"model":"m","input":"hi","background":true,"webhook_config":{"uris":["https://a.example/h"]}}`,
 		`{"instances":[{"prompt":"p"}],"webhookConfig":{"uris":["https://a.example/h"]}}`,
-		`{"name":"a","name":"b"}`, `{"NAME":"x"}`, `[]`, `{"a":`, "{\"name\":\"\xff\"}", ``, `null`,
+		`{"name":"a","name":"b"}`, `{"NAME":"x"}`, `{"n\u0061me":"a","name":"b"}`, `{"type":"t","data":{"a":[{"b":1,"b":2}]}}`,
+		`{"type":"t","data":{"s":"\\\"","s2":"\"k\":1,\"k\":2"}}`, `{"batch":{"DisplayName":"b","display_name":"c"}}`,
+		`{"type":"t","webhook_config":{"URIs":["https://a.example/h"]}}`, `{"rate_limit":{"per_second":1,"per_second":2}}`, `[]`, `{"a":`, "{\"name\":\"\xff\"}", ``, `null`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -34,8 +38,12 @@ func FuzzDecodeRequests(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, newV := range targets {
 			v := newV()
-			if err := decodeBytes(body, v); err != nil && !core.IsInvalid(err) {
+			err := decodeBytes(body, v)
+			if err != nil && !core.IsInvalid(err) {
 				t.Fatalf("%T: %v is not INVALID_ARGUMENT", v, err)
+			}
+			if err == nil && hasDuplicateName(body) {
+				t.Fatalf("%T: accepted a body with a name twice in one object", v)
 			}
 		}
 	})
@@ -75,4 +83,48 @@ func FuzzPageToken(f *testing.F) {
 			t.Fatalf("page(): %d %q %v", n, c, err)
 		}
 	})
+}
+
+// hasDuplicateName is the fuzzer's reference for the duplicate check: a
+// json.Decoder token walk with a set of names per open object.
+func hasDuplicateName(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type obj struct {
+		names   map[string]bool
+		wantKey bool
+	}
+	var stack []*obj
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		var top *obj
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &obj{names: map[string]bool{}, wantKey: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, nil)
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		default:
+			if top != nil && top.wantKey {
+				name := tok.(string)
+				if top.names[name] {
+					return true
+				}
+				top.names[name] = true
+				top.wantKey = false
+				continue
+			}
+		}
+		if len(stack) > 0 && stack[len(stack)-1] != nil {
+			stack[len(stack)-1].wantKey = true
+		}
+	}
 }

@@ -352,7 +352,11 @@ func (s *server) parseUpdate(r *http.Request) (*webhookUpdate, error) {
 	}
 	if u.set["rate_limit"] && len(req.RateLimit) > 0 && string(req.RateLimit) != "null" {
 		u.rate = new(core.RateLimit)
-		if err := json.Unmarshal(req.RateLimit, u.rate); err != nil {
+		if err := decodeBytes(req.RateLimit, u.rate); err != nil {
+			var ie *core.InvalidArgumentError
+			if errors.As(err, &ie) && ie.Field != "body" {
+				return nil, core.Invalid("rate_limit."+ie.Field, "rate_limit: %s", ie.Message)
+			}
 			return nil, core.Invalid("rate_limit", "rate_limit must be {\"per_second\": number, \"burst\": integer}")
 		}
 		if err := u.rate.Validate("rate_limit"); err != nil {

@@ -1,0 +1,55 @@
+package api
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// publishBody is a typical publish request: a small data object and a
+// webhook_config.
+const publishBody = `{"type":"batch.succeeded","subject":"batches/abc123","idempotency_key":"k-0001",` +
+	`"data":{"id":"batches/abc123","state":"JOB_STATE_SUCCEEDED","output":{"file":"files/out-1","count":42},` +
+	`"labels":{"team":"ml","env":"prod"},"items":[1,2,3,"four",{"five":5}]},` +
+	`"webhook_config":{"uris":["https://receiver.example/hook"],"user_metadata":{"trace":"t-1"}}}`
+
+// BenchmarkDecodePublish measures the strict decoder on the publish hot
+// path: one event, and a batch of 100.
+func BenchmarkDecodePublish(b *testing.B) {
+	one := []byte(publishBody)
+	b.Run("event", func(b *testing.B) {
+		b.SetBytes(int64(len(one)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var req publishRequest
+			if err := decodeBytes(one, &req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("event-checkonly", func(b *testing.B) {
+		b.SetBytes(int64(len(one)))
+		b.ReportAllocs()
+		var req publishRequest
+		for b.Loop() {
+			if err := checkStrict(one, &req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	evs := make([]string, 100)
+	for i := range evs {
+		evs[i] = strings.Replace(publishBody, "k-0001", fmt.Sprintf("k-%04d", i), 1)
+	}
+	batch := []byte(`{"events":[` + strings.Join(evs, ",") + `]}`)
+	b.Run("batch100", func(b *testing.B) {
+		b.SetBytes(int64(len(batch)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var req batchPublishRequest
+			if err := decodeBytes(batch, &req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

@@ -54,6 +54,21 @@ func (p Part) MarshalJSON() ([]byte, error) {
 	return json.Marshal(plain(p))
 }
 
+// UnmarshalJSON reads a part; one that is neither text nor a function call
+// or response is kept verbatim in Other, so media parts survive storage.
+func (p *Part) UnmarshalJSON(b []byte) error {
+	type plain Part
+	var v plain
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*p = Part(v)
+	if p.Text == "" && p.FunctionCall == nil && p.FunctionResponse == nil {
+		p.Other = append(json.RawMessage(nil), b...)
+	}
+	return nil
+}
+
 // FunctionCall is a call the model asks the client to make.
 type FunctionCall struct {
 	ID   string          `json:"id,omitempty"`

@@ -113,10 +113,7 @@ func (s *Service) eventFor(j *core.Job) (string, map[string]any) {
 		return core.EventBatchFailed, data
 	case core.JobVideo:
 		if j.State == core.JobSucceeded {
-			uri := VideoURI(j)
-			data["output_file_uri"], data["video_uri"], data["file_name"] = uri, uri, "files/"+j.OutputFile
-			data["file_id"] = j.OutputFile
-			return core.EventVideoGenerated, data
+			return core.EventVideoGenerated, videoGeneratedData(j, VideoURI(j))
 		}
 		withError()
 		return EventVideoFailed, data
@@ -133,6 +130,14 @@ func (s *Service) eventFor(j *core.Job) (string, map[string]any) {
 	}
 	withError()
 	return core.EventInteractionFailed, data
+}
+
+// videoGeneratedData is data of video.generated (without sequence) for
+// the video job or video interaction j whose output file downloads from
+// uri: data.id is the operation's resource name, or the interaction's id.
+func videoGeneratedData(j *core.Job, uri string) map[string]any {
+	return map[string]any{"id": eventSubjectID(j), "output_file_uri": uri, "video_uri": uri,
+		"file_name": "files/" + j.OutputFile, "file_id": j.OutputFile}
 }
 
 // ErrorObject is a failed job's error as its resource shows it, and as

@@ -169,6 +169,26 @@ func TestEventFieldsAsDocumented(t *testing.T) {
 	if r := f.call("GET", strings.TrimPrefix(uri, f.srv.URL), nil).must(t, 200); !strings.Contains(r.raw2(), "The function lookup returned {\\\"result\\\":\\\"long long") {
 		t.Errorf("the output pointer: %s", r.raw)
 	}
+	// Veo through the Interactions API: video.generated (data.id the
+	// interaction's id), then interaction.completed whose output is the
+	// video block.
+	vi := f.call("POST", interactions, map[string]any{"model": "veo-3.1-generate-preview", "input": "a cat surfing",
+		"background": true, "webhook_config": wc}).must(t, 200)
+	d = next(core.EventVideoGenerated)
+	fileID, _ = d["file_id"].(string)
+	if d["id"] != vi.str("id") || fileID != "video"+vi.str("id") || d["file_name"] != "files/"+fileID ||
+		d["video_uri"] != d["output_file_uri"] || d["sequence"] != 1.0 ||
+		!strings.HasSuffix(d["output_file_uri"].(string), "/v1beta/files/"+fileID+":download?alt=media") {
+		t.Errorf("video.generated of an interaction: %v", d)
+	}
+	uri, _ = d["output_file_uri"].(string)
+	d = next(core.EventInteractionCompleted)
+	content, _ = d["output"].(map[string]any)["content"].([]any)
+	if d["id"] != vi.str("id") || d["sequence"] != 2.0 || len(content) != 1 ||
+		content[0].(map[string]any)["type"] != "video" || content[0].(map[string]any)["uri"] != uri ||
+		content[0].(map[string]any)["mime_type"] != "video/mp4" {
+		t.Errorf("interaction.completed of a video interaction: %v", d)
+	}
 	interaction(map[string]any{"input": "[[fail]]"})
 	if d := next(core.EventInteractionFailed); d["error_code"] != "INTERNAL" || d["error"].(map[string]any)["code"] != "INTERNAL" {
 		t.Errorf("interaction.failed: %v", d)

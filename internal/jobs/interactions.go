@@ -47,6 +47,9 @@ type InteractionRequest struct {
 	Base       string                    `json:"base,omitempty"`
 	// Agent is the agent the turn runs, when it names one.
 	Agent string `json:"agent,omitempty"`
+	// Video, when set, makes the turn render a video (a Veo model, or a
+	// request for video output).
+	Video *videoRequest `json:"video,omitempty"`
 }
 
 // InteractionResult is an interaction's stored result (core.Job.Result).
@@ -93,6 +96,9 @@ func (s *Service) CreateInteraction(ctx context.Context, projectID string, in In
 	}
 	req := InteractionRequest{Input: in.Input, Contents: contents, Background: in.Background, Echo: in.Echo, Base: in.Base}
 	_ = json.Unmarshal(in.Agent, &req.Agent) // an agent's name; other shapes run as a model turn
+	if req.Video, err = interactionVideo(in, contents); err != nil {
+		return nil, err
+	}
 	if req.Tools, err = parseInteractionTools(in.Tools); err != nil {
 		return nil, err
 	}
@@ -193,6 +199,13 @@ func checkFunctionResults(parent *core.Job, contents []executor.Content) error {
 // runInteraction answers one interaction turn: the conversation so far
 // (its predecessors through previous_interaction_id) plus this input.
 func (s *Service) runInteraction(ctx context.Context, j *core.Job) (outcome, error) {
+	var req InteractionRequest
+	if err := json.Unmarshal(j.Request, &req); err != nil {
+		return failure("INTERNAL", "the stored interaction request is unreadable"), nil
+	}
+	if req.Video != nil {
+		return s.runInteractionVideo(ctx, j, &req)
+	}
 	turn, err := s.interactionTurn(ctx, j)
 	if err != nil {
 		if core.IsInvalid(err) {

@@ -72,33 +72,48 @@ func (s *Service) CreateVideo(ctx context.Context, projectID string, v VideoInpu
 func VideoURI(j *core.Job) string {
 	var req videoJob
 	_ = json.Unmarshal(j.Request, &req)
-	return req.Base + "/files/" + j.OutputFile + ":download?alt=media"
+	return videoURI(req.Base, j.OutputFile)
 }
 
-// runVideo renders the video into the file video{id} (an id of only
-// [a-z0-9], which the SDKs extract from download URIs).
+// videoURI is the download URI of the file id under the API base URL.
+func videoURI(base, fileID string) string {
+	return base + "/files/" + fileID + ":download?alt=media"
+}
+
+// runVideo renders the video of a video job.
 func (s *Service) runVideo(ctx context.Context, j *core.Job) (outcome, error) {
 	var req videoJob
 	if err := json.Unmarshal(j.Request, &req); err != nil {
 		return failure("INTERNAL", "the stored video request is unreadable"), nil
 	}
-	id := "video" + j.ID
-	tmp := s.tempPath(id)
-	defer os.Remove(tmp)
-	mimeType, err := s.cfg.Executor.RenderVideo(ctx, &executor.VideoSpec{Model: j.Model, Prompt: req.Prompt, Instance: req.Instance, Parameters: req.Parameters}, tmp)
+	id, _, err := s.renderVideo(ctx, j, &executor.VideoSpec{Model: j.Model, Prompt: req.Prompt, Instance: req.Instance, Parameters: req.Parameters})
 	if err != nil {
 		return outcome{}, err
 	}
+	return outcome{state: core.JobSucceeded, outputFile: id}, nil
+}
+
+// renderVideo has the executor (the simulator or --video-command) render
+// the video of job j into the file video{id} (an id of only [a-z0-9],
+// which the SDKs extract from download URIs); it returns the file's id and
+// MIME type. Video jobs and video interactions both render through it.
+func (s *Service) renderVideo(ctx context.Context, j *core.Job, spec *executor.VideoSpec) (id, mimeType string, err error) {
+	id = "video" + j.ID
+	tmp := s.tempPath(id)
+	defer os.Remove(tmp)
+	if mimeType, err = s.cfg.Executor.RenderVideo(ctx, spec, tmp); err != nil {
+		return "", "", err
+	}
 	fh, err := os.Open(tmp)
 	if err != nil {
-		return outcome{}, fmt.Errorf("jobs: video output: %w", err)
+		return "", "", fmt.Errorf("jobs: video output: %w", err)
 	}
 	defer fh.Close()
 	now := s.cfg.Clock.Now()
 	f := &core.File{ID: id, ProjectID: j.ProjectID, DisplayName: "Video of " + ResourceName(j), MIMEType: mimeType,
 		Source: sourceGenerated, CreateTime: now, UpdateTime: now, ExpireTime: now.Add(s.cfg.FileTTL)}
 	if err := s.createFile(ctx, f, fh, true); err != nil {
-		return outcome{}, fmt.Errorf("jobs: video output: %w", err)
+		return "", "", fmt.Errorf("jobs: video output: %w", err)
 	}
-	return outcome{state: core.JobSucceeded, outputFile: id}, nil
+	return id, mimeType, nil
 }

@@ -114,3 +114,73 @@ func TestCommandExecutor(t *testing.T) {
 		t.Fatalf("failing command: %v", err)
 	}
 }
+
+// Veo through the Interactions API: a video model, response_modalities
+// ["video"], a video response_format or a generation_config.video_config
+// renders a video with the configured executor (here an operator
+// command, which sees the prompt and the response_format's parameters);
+// the interaction completes with one model_output step holding the video
+// block, whose URI downloads the file. A failing render fails the
+// interaction; a bad duration is refused.
+func TestVideoInteraction(t *testing.T) {
+	t.Parallel()
+	cmd := &executor.Command{Path: "/bin/sh", Args: []string{"-c",
+		`printf '%s|%s|%s' "$LONGHOOK_VIDEO_MODEL" "$LONGHOOK_VIDEO_PROMPT" "$LONGHOOK_VIDEO_PARAMETERS" > "$LONGHOOK_OUTPUT"; case "$LONGHOOK_VIDEO_PROMPT" in *broken*) exit 4;; esac`}}
+	f := setup(t, options{cfg: func(c *jobs.Config) {
+		c.Executor = executor.Combine(executor.NewSimulator(executor.SimulatorConfig{}), cmd)
+	}})
+	const path = "/v1beta/interactions"
+	for _, body := range []map[string]any{
+		{"model": "veo-3.1-generate-preview", "input": "a cat surfing"},
+		{"model": "models/veo-2.0-generate-001", "input": []any{map[string]any{"type": "text", "text": "a cat surfing"}}},
+		{"model": "gemini-omni", "input": "a cat surfing", "response_modalities": []string{"video"}},
+		{"model": "gemini-omni", "input": "a cat surfing", "generation_config": map[string]any{"video_config": map[string]any{"task": "text_to_video"}}},
+		{"model": "gemini-omni", "input": "a cat surfing",
+			"response_format": map[string]any{"type": "video", "aspect_ratio": "9:16", "duration": "8s", "resolution": "1080p"}},
+	} {
+		body["background"] = true
+		id := f.call("POST", path, body).must(t, 200).str("id")
+		var r *reply
+		waitFor(t, "the video interaction", func() bool {
+			r = f.call("GET", path+"/"+id, nil).must(t, 200)
+			return r.str("status") != "in_progress"
+		})
+		steps, _ := r.path("steps").([]any)
+		if r.str("status") != "completed" || len(steps) != 1 {
+			t.Fatalf("%v: %s", body, r.raw)
+		}
+		step := steps[0].(map[string]any)
+		content, _ := step["content"].([]any)
+		block, _ := content[0].(map[string]any)
+		uri, _ := block["uri"].(string)
+		if step["type"] != "model_output" || len(content) != 1 || block["type"] != "video" || block["mime_type"] != "video/mp4" ||
+			!strings.HasSuffix(uri, "/v1beta/files/video"+id+":download?alt=media") {
+			t.Fatalf("%v: steps %s", body, r.raw)
+		}
+		got := f.call("GET", strings.TrimPrefix(uri, f.srv.URL), nil).must(t, 200).raw
+		model := strings.TrimPrefix(body["model"].(string), "models/")
+		if !strings.HasPrefix(string(got), model+"|a cat surfing|") {
+			t.Errorf("%v: the command rendered %q", body, got)
+		}
+		if body["response_format"] != nil && !strings.HasSuffix(string(got), `|{"aspectRatio":"9:16","durationSeconds":8,"resolution":"1080p"}`) {
+			t.Errorf("response_format parameters: %q", got)
+		}
+	}
+	// An ordinary model turn stays text.
+	r := f.call("POST", path, map[string]any{"model": "gemini-2.5-flash", "input": "a cat surfing"}).must(t, 200)
+	if r.str("status") != "completed" || !strings.Contains(string(r.raw), `"type":"text"`) {
+		t.Errorf("text turn: %s", r.raw)
+	}
+	r = f.call("POST", path, map[string]any{"model": "veo-3", "input": "broken video"}).must(t, 200)
+	if r.str("status") != "failed" || !strings.Contains(string(r.raw), "video command failed") {
+		t.Errorf("failing render: %s", r.raw)
+	}
+	for _, body := range []map[string]any{
+		{"model": "veo-3", "input": "x", "response_format": map[string]any{"type": "video", "duration": "eight"}},
+		{"model": "veo-3", "input": []any{map[string]any{"type": "image", "uri": "files/abc", "mime_type": "image/png"}}},
+	} {
+		if r := f.call("POST", path, body); r.status != 400 {
+			t.Errorf("%v: %d %s", body, r.status, r.raw)
+		}
+	}
+}

@@ -61,17 +61,13 @@ func TestEventFieldsAsDocumented(t *testing.T) {
 	wc := map[string]any{"uris": []string{hook.srv.URL}, "user_metadata": map[string]any{"run": "docs"}}
 	ctx := context.Background()
 	got := map[string]map[string]any{}
-	// next receives the next delivery, checks its signature and fields,
-	// and keeps its data by type.
-	next := func(want string) map[string]any {
+	// check verifies a delivery's signature and fields, and keeps its
+	// data by type.
+	check := func(d delivery) map[string]any {
 		t.Helper()
-		d := hook.next(t)
-		if _, err := v.Verify(ctx, d.header, d.body); err != nil {
-			t.Fatalf("%s: %v", want, err)
-		}
 		typ, _ := d.event["type"].(string)
-		if typ != want {
-			t.Fatalf("got %s, want %s: %s", typ, want, d.body)
+		if _, err := v.Verify(ctx, d.header, d.body); err != nil {
+			t.Fatalf("%s: %v", typ, err)
 		}
 		data := d.data()
 		var keys []string
@@ -88,6 +84,16 @@ func TestEventFieldsAsDocumented(t *testing.T) {
 		}
 		got[typ] = data
 		return data
+	}
+	// next receives the next delivery, which must be of type want, and
+	// checks it.
+	next := func(want string) map[string]any {
+		t.Helper()
+		d := hook.next(t)
+		if typ, _ := d.event["type"].(string); typ != want {
+			t.Fatalf("got %s, want %s: %s", typ, want, d.body)
+		}
+		return check(d)
 	}
 	interactions := "/v1beta/interactions"
 	interaction := func(body map[string]any) *reply {
@@ -174,7 +180,14 @@ func TestEventFieldsAsDocumented(t *testing.T) {
 	// video block.
 	vi := f.call("POST", interactions, map[string]any{"model": "veo-3.1-generate-preview", "input": "a cat surfing",
 		"background": true, "webhook_config": wc}).must(t, 200)
-	d = next(core.EventVideoGenerated)
+	// Two deliveries, which may arrive in either order.
+	two := map[string]map[string]any{}
+	for range 2 {
+		dv := hook.next(t)
+		typ, _ := dv.event["type"].(string)
+		two[typ] = check(dv)
+	}
+	d = two[core.EventVideoGenerated]
 	fileID, _ = d["file_id"].(string)
 	if d["id"] != vi.str("id") || fileID != "video"+vi.str("id") || d["file_name"] != "files/"+fileID ||
 		d["video_uri"] != d["output_file_uri"] || d["sequence"] != 1.0 ||
@@ -182,7 +195,7 @@ func TestEventFieldsAsDocumented(t *testing.T) {
 		t.Errorf("video.generated of an interaction: %v", d)
 	}
 	uri, _ = d["output_file_uri"].(string)
-	d = next(core.EventInteractionCompleted)
+	d = two[core.EventInteractionCompleted]
 	content, _ = d["output"].(map[string]any)["content"].([]any)
 	if d["id"] != vi.str("id") || d["sequence"] != 2.0 || len(content) != 1 ||
 		content[0].(map[string]any)["type"] != "video" || content[0].(map[string]any)["uri"] != uri ||

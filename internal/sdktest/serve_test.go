@@ -3,12 +3,21 @@ package sdktest
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
@@ -18,26 +27,46 @@ import (
 
 // server is a `longhook serve` running in this process.
 type server struct {
-	url string // http://127.0.0.1:port
-	key string // the bootstrap API key of the default project
+	url    string // http://127.0.0.1:port (https:// with TLS)
+	key    string // the bootstrap API key of the default project
+	caFile string // with TLS: the PEM certificate clients must trust
 }
+
+// serveOption adjusts startServe.
+type serveOption func(*serveConfig)
+
+type serveConfig struct{ tls bool }
+
+// withTLS serves HTTPS with a throwaway self-signed certificate for
+// 127.0.0.1 (server.caFile).
+func withTLS(c *serveConfig) { c.tls = true }
 
 var listenLine = regexp.MustCompile(`^longhook \S+ listening on (https?://\S+)$`)
 
 // startServe runs `longhook serve` on a free port and a fresh data dir,
 // with short simulated model times, until t ends.
-func startServe(t *testing.T) *server {
+func startServe(t *testing.T, opts ...serveOption) *server {
 	t.Helper()
+	var cfg serveConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	s := &server{key: "sdk_" + base64.RawURLEncoding.EncodeToString(b)}
 	env := map[string]string{"LONGHOOK_BOOTSTRAP_API_KEY": s.key}
+	args := []string{"serve", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--dev",
+		"--sim-duration", "batch=100ms,video=200ms,interaction=100ms"}
+	if cfg.tls {
+		var keyFile string
+		s.caFile, keyFile = selfSigned(t)
+		args = append(args, "--tls-cert", s.caFile, "--tls-key", keyFile)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	out, w := io.Pipe()
 	exited := make(chan int, 1)
 	go func() {
-		exited <- cli.Run(ctx, []string{"serve", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0", "--dev",
-			"--sim-duration", "batch=100ms,video=200ms,interaction=100ms"},
+		exited <- cli.Run(ctx, args,
 			cli.Env{Getenv: func(k string) string { return env[k] }, Stdout: w, Stderr: io.Discard})
 		_ = w.Close()
 	}()
@@ -72,8 +101,9 @@ type receiver struct {
 }
 
 type delivery struct {
-	body  []byte
-	event map[string]any
+	header http.Header
+	body   []byte
+	event  map[string]any
 }
 
 func (d delivery) data() map[string]any {
@@ -85,7 +115,7 @@ func newReceiver(t *testing.T) *receiver {
 	r := &receiver{got: make(chan delivery, 100)}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
-		d := delivery{body: body}
+		d := delivery{header: req.Header.Clone(), body: body}
 		_ = json.Unmarshal(body, &d.event)
 		r.got <- d
 		w.WriteHeader(http.StatusNoContent)
@@ -116,4 +146,39 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
 	}
+}
+
+// selfSigned writes a self-signed certificate (its own CA) for 127.0.0.1
+// and localhost, and its key, and returns the two files.
+func selfSigned(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "longhook sdktest"},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, DNSNames: []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }

@@ -113,6 +113,7 @@ var funcs = template.FuncMap{
 	"add":       func(a, b int) int { return a + b },
 	"list":      func(xs ...window) []window { return xs },
 	"int":       func(x int64) int { return int(x) },
+	"int64":     func(x int) int64 { return int64(x) },
 	"plural":    plural,
 	"jobCls":    jobClass,
 	"fmtInput":  func(t time.Time) string { return t.UTC().Format(timeInput) },

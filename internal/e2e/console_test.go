@@ -362,7 +362,7 @@ func TestGatewayConsole(t *testing.T) {
 	if row := br.text("#recent tbody tr:first-child"); !strings.Contains(row, "msg_forged") || !strings.Contains(strings.ToLower(row), "signature") {
 		t.Errorf("the refused forgery's row says %q, want its id and the signature reason", row)
 	}
-	br.reloadUntil(console, `#sinks tr[data-sink] .lag`, "1 events behind")
+	br.reloadUntil(console, `#sinks tr[data-sink] .lag`, "1 event behind")
 	br.shot("gateway")
 
 	// The sink recovers and catches up.
@@ -420,7 +420,7 @@ func TestGatewayConsole(t *testing.T) {
 	}
 	br.shot("gateway-replay")
 	br.run("replay", chromedp.Click(chromedp.ID("replay-go")), chromedp.WaitVisible(chromedp.CSS(".flash")))
-	if f := br.text(".flash"); !strings.Contains(f, "Replaying 1 events of orders") || !strings.Contains(f, "orders/app") {
+	if f := br.text(".flash"); !strings.Contains(f, "Replaying 1 event of orders") || !strings.Contains(f, "orders/app") {
 		t.Errorf("after the replay the console says %q", f)
 	}
 	pollUntil(t, 60*time.Second, 50*time.Millisecond, "the replayed event at the sink", func() (bool, string) {

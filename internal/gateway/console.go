@@ -115,6 +115,14 @@ type replayView struct {
 	Count  int64
 }
 
+// SinceText is the replay's start as the page writes it.
+func (v replayView) SinceText() string {
+	if t, err := parseSince(v.Since); err == nil {
+		return t.UTC().Format("2006-01-02 15:04")
+	}
+	return v.Since
+}
+
 type consoleView struct {
 	SignedIn bool
 	Error    string
@@ -246,7 +254,11 @@ func (g *Gateway) consoleReplay(w http.ResponseWriter, r *http.Request, csrf str
 	}
 	f.replay(from)
 	g.log.Info("gateway.replay", slog.String("sink", f.id), slog.Time("since", since), slog.Int64("from_seq", from), slog.Int64("events", n))
-	done := fmt.Sprintf("Replaying %d events of %s received since %s UTC to %s.", n, f.source, since.UTC().Format(timeInput), f.id)
+	noun := "events"
+	if n == 1 {
+		noun = "event"
+	}
+	done := fmt.Sprintf("Replaying %d %s of %s received since %s UTC to %s.", n, noun, f.source, since.UTC().Format("2006-01-02 15:04"), f.id)
 	http.Redirect(w, r, ConsolePath+"?done="+url.QueryEscape(done), http.StatusSeeOther)
 }
 

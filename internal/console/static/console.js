@@ -46,7 +46,7 @@ function deliveryRow(d) {
   var badge = document.createElement("span");
   badge.className = "badge " + d["class"]; badge.textContent = d.status;
   cell(tr, "", badge);
-  cell(tr, "num", String(d.attempts));
+  cell(tr, "num", String(d.attempts)).setAttribute("data-label", "attempts");
   var last = document.createElement("span");
   if (d.error) { last.className = "bad-text"; last.textContent = d.error; }
   else if (d.code) { last.textContent = "HTTP " + d.code; }

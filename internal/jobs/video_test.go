@@ -6,7 +6,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/jobs"
@@ -183,4 +185,47 @@ func TestVideoInteraction(t *testing.T) {
 			t.Errorf("%v: %d %s", body, r.status, r.raw)
 		}
 	}
+}
+
+// A video interaction whose video.generated could not be published at
+// once stays running; the runner's outbox drain publishes the event, and
+// the turn, resumed when its lease ends, completes without rendering the
+// video again.
+func TestVideoInteractionResumes(t *testing.T) {
+	t.Parallel()
+	var renders atomic.Int32
+	cmd := &executor.Command{Path: "/bin/sh", Args: []string{"-c", `printf video > "$LONGHOOK_OUTPUT"`}}
+	var flaky *flakyPublisher
+	f := setup(t, options{cfg: func(c *jobs.Config) {
+		flaky = &flakyPublisher{inner: c.Publisher, mode: "fail", times: 1} // the first publish is video.generated
+		c.Publisher, c.LeaseTTL, c.PollInterval = flaky, time.Second, 50*time.Millisecond
+		c.Executor = executor.Combine(executor.NewSimulator(executor.SimulatorConfig{}), countingVideo{cmd, &renders})
+	}})
+	hook := newReceiver(t)
+	r := f.call("POST", "/v1beta/interactions", map[string]any{"model": "veo-3", "input": "a cat", "background": true,
+		"webhook_config": map[string]any{"uris": []string{hook.srv.URL}}}).must(t, 200)
+	got := map[string]int{}
+	for range 2 {
+		got[hook.next(t).event["type"].(string)]++
+	}
+	if got[core.EventVideoGenerated] != 1 || got[core.EventInteractionCompleted] != 1 {
+		t.Fatalf("events: %v, want one video.generated and one interaction.completed", got)
+	}
+	if done := f.call("GET", "/v1beta/interactions/"+r.str("id"), nil).must(t, 200); done.str("status") != "completed" {
+		t.Fatalf("interaction: %s", done.raw)
+	}
+	if flaky.calls.Load() < 3 || renders.Load() != 1 {
+		t.Fatalf("publishes: %d (the first failed); renders: %d, want 1", flaky.calls.Load(), renders.Load())
+	}
+}
+
+// countingVideo counts the videos an executor renders.
+type countingVideo struct {
+	executor.Executor
+	n *atomic.Int32
+}
+
+func (c countingVideo) RenderVideo(ctx context.Context, v *executor.VideoSpec, path string) (string, error) {
+	c.n.Add(1)
+	return c.Executor.RenderVideo(ctx, v, path)
 }

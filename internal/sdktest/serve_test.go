@@ -88,8 +88,8 @@ func startServe(t *testing.T, opts ...serveOption) *server {
 	}()
 	select {
 	case s.url = <-found:
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve printed no listening line within 30 s")
+	case <-time.After(60 * time.Second):
+		t.Fatal("serve printed no listening line within 60 s")
 	}
 	return s
 }
@@ -130,16 +130,16 @@ func (r *receiver) next(t *testing.T) delivery {
 	select {
 	case d := <-r.got:
 		return d
-	case <-time.After(30 * time.Second):
-		t.Fatal("timed out waiting for a webhook delivery")
+	case <-time.After(60 * time.Second):
+		t.Fatal("timed out waiting 60 s for a webhook delivery")
 		return delivery{}
 	}
 }
 
-// waitFor polls cond until it holds, for up to 30 s.
+// waitFor polls cond until it holds, for up to 60 s.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

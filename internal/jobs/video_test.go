@@ -168,8 +168,13 @@ func TestVideoInteraction(t *testing.T) {
 			t.Errorf("response_format parameters: %q", got)
 		}
 	}
+	// A synchronous video interaction answers with the video at once.
+	r := f.call("POST", path, map[string]any{"model": "veo-3", "input": "a cat surfing"}).must(t, 200)
+	if r.str("status") != "completed" || !strings.Contains(string(r.raw), `"type":"video"`) {
+		t.Errorf("synchronous video interaction: %s", r.raw)
+	}
 	// An ordinary model turn stays text.
-	r := f.call("POST", path, map[string]any{"model": "gemini-2.5-flash", "input": "a cat surfing"}).must(t, 200)
+	r = f.call("POST", path, map[string]any{"model": "gemini-2.5-flash", "input": "a cat surfing"}).must(t, 200)
 	if r.str("status") != "completed" || !strings.Contains(string(r.raw), `"type":"text"`) {
 		t.Errorf("text turn: %s", r.raw)
 	}

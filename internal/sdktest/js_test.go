@@ -32,8 +32,10 @@ func TestJSSDK(t *testing.T) {
 		partial()
 		t.Skip("-short: skipping the Node.js SDK test")
 	}
-	if _, err := exec.LookPath("node"); err != nil {
-		partial()
+	for _, tool := range []string{"node", "npm"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			partial() // nodetest.Require skips: the records are partial
+		}
 	}
 	nodetest.Require(t, nodeDir)
 	f := startServe(t, withTLS)

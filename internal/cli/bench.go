@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -48,6 +47,7 @@ type benchConfig struct {
 	Dynamic     bool
 	Rounds      int
 	Instances   int
+	InProcess   bool
 }
 
 // benchReport is the outcome of one run.
@@ -71,10 +71,14 @@ type benchReport struct {
 	P99ms            float64 `json:"latency_p99_ms"`
 	CeilingPerSec    float64 `json:"bare_http_ceiling_per_sec"`
 	Ratio            float64 `json:"ratio_to_ceiling"`
-	HealthyP99ms     float64 `json:"healthy_latency_p99_ms,omitempty"`
-	Dynamic          bool    `json:"dynamic,omitempty"`
-	RS256SignPerSec  float64 `json:"rs256_signs_per_sec,omitempty"`
-	RatioToSigning   float64 `json:"ratio_to_rs256_signing,omitempty"`
+	// The unsigned ceiling is the loopback's physical limit: plain POSTs
+	// of the same body, no signature headers.
+	UnsignedCeilingPerSec float64 `json:"bare_http_unsigned_ceiling_per_sec"`
+	RatioUnsigned         float64 `json:"ratio_to_unsigned_ceiling"`
+	HealthyP99ms          float64 `json:"healthy_latency_p99_ms,omitempty"`
+	Dynamic               bool    `json:"dynamic,omitempty"`
+	RS256SignPerSec       float64 `json:"rs256_signs_per_sec,omitempty"`
+	RatioToSigning        float64 `json:"ratio_to_rs256_signing,omitempty"`
 	// RoundRatios is each round's dynamic deliveries/s over the mean of the
 	// signing rates measured just before and just after it.
 	RoundRatios []float64 `json:"round_ratios_to_rs256_signing,omitempty"`
@@ -94,6 +98,13 @@ type benchReport struct {
 	CPURatioToCeiling float64 `json:"cpu_ratio_to_ceiling"`
 	CPUusPerRS256     float64 `json:"cpu_us_per_rs256_signature,omitempty"`
 	CPURatioToSigning float64 `json:"cpu_ratio_to_rs256_signing,omitempty"`
+	// ServerCPUusPerDelivery is the CPU of the serve processes alone (0
+	// with --in-process); DatabaseCPUusPerDelivery that of the PostgreSQL
+	// backends serving the run's database. CPUusPerDelivery counts the
+	// bench process and the serve processes.
+	ServerCPUusPerDelivery   float64 `json:"server_cpu_us_per_delivery,omitempty"`
+	DatabaseCPUusPerDelivery float64 `json:"database_cpu_us_per_delivery,omitempty"`
+	CPUusPerUnsignedCeiling  float64 `json:"cpu_us_per_unsigned_ceiling_request"`
 }
 
 func runBench(ctx context.Context, args []string, env Env) error {
@@ -120,7 +131,8 @@ func runBench(ctx context.Context, args []string, env Env) error {
 	fs.BoolVar(&c.Dynamic, "dynamic", false, "publish with webhook_config (JWT-signed dynamic deliveries, one per --webhooks URI) and compare with the raw RS256 signing rate")
 	fs.IntVar(&c.Rounds, "rounds", 4, "with --dynamic: split the events into this many rounds and measure the RS256 signing rate before and after each, so a neighbour's load drifting during the run weighs the same on both sides")
 	fs.StringVar(&c.LogLevel, "log-level", "error", "server log level (logs go to stderr)")
-	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the delivery phase to this file")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the delivery phase to this file (of the server process: FILE; with --in-process, of the whole bench process)")
+	fs.BoolVar(&c.InProcess, "in-process", false, "run the servers in the bench process instead of as `longhook serve` child processes (server CPU is then not told apart)")
 	var sk soakConfig
 	fs.DurationVar(&sk.Duration, "soak", 0, "instead of a benchmark, run a soak this long: mixed load (fan-out, dynamic, a flapping and a failing webhook, retention sweeps) at --time-scale, resources printed every minute, zero accepted events lost")
 	fs.Float64Var(&sk.TimeScale, "time-scale", 1800, "with --soak: the server's --time-scale")
@@ -176,10 +188,16 @@ func printBench(w io.Writer, r *benchReport) {
 		}
 		fmt.Fprintln(w, ")")
 	}
-	fmt.Fprintf(w, "bare-HTTP ceiling  %.0f req/s (signed POSTs, same body and concurrency)\n", r.CeilingPerSec)
-	fmt.Fprintf(w, "ratio              %.1f %% of the ceiling\n", 100*r.Ratio)
+	fmt.Fprintf(w, "bare-HTTP ceiling  %.0f req/s unsigned, %.0f req/s signed (plain POSTs of the same body and concurrency)\n", r.UnsignedCeilingPerSec, r.CeilingPerSec)
+	fmt.Fprintf(w, "ratio              %.1f %% of the unsigned ceiling, %.1f %% of the signed one\n", 100*r.RatioUnsigned, 100*r.Ratio)
 	if r.CPUusPerDelivery > 0 {
-		fmt.Fprintf(w, "CPU per delivery   %.1f µs (ceiling %.1f µs per request: %.1f %%)\n", r.CPUusPerDelivery, r.CPUusPerCeiling, 100*r.CPURatioToCeiling)
+		fmt.Fprintf(w, "CPU per delivery   %.1f µs all processes (ceiling %.1f µs per signed request: %.1f %%; %.1f µs unsigned)\n", r.CPUusPerDelivery, r.CPUusPerCeiling, 100*r.CPURatioToCeiling, r.CPUusPerUnsignedCeiling)
+	}
+	if r.ServerCPUusPerDelivery > 0 {
+		fmt.Fprintf(w, "server CPU         %.1f µs per delivery (the serve process alone)\n", r.ServerCPUusPerDelivery)
+	}
+	if r.DatabaseCPUusPerDelivery > 0 {
+		fmt.Fprintf(w, "PostgreSQL CPU     %.1f µs per delivery (its backends serving the run's database; server + PostgreSQL %.1f µs)\n", r.DatabaseCPUusPerDelivery, r.ServerCPUusPerDelivery+r.DatabaseCPUusPerDelivery)
 	}
 	if r.CPUusPerRS256 > 0 {
 		fmt.Fprintf(w, "CPU per RS256 sig  %.1f µs (%.1f %% of a dynamic delivery's CPU)\n", r.CPUusPerRS256, 100*r.CPURatioToSigning)
@@ -298,19 +316,29 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	body := benchBody(c.Size)
 	nCeiling := min(max(c.Events*c.Webhooks/2, 5000), 50000)
 	cpu0 := procstat.CPUTime()
-	ceiling, err := bareCeiling(ctx, recvURL+"/ceiling", body, c.Concurrency, nCeiling)
+	unsigned, err := bareCeiling(ctx, recvURL+"/ceiling", body, c.Concurrency, nCeiling, false)
 	if err != nil {
 		return nil, err
 	}
-	ceilingCPU := procstat.CPUTime() - cpu0
+	cpu1 := procstat.CPUTime()
+	ceiling, err := bareCeiling(ctx, recvURL+"/ceiling", body, c.Concurrency, nCeiling, true)
+	if err != nil {
+		return nil, err
+	}
+	unsignedCPU, ceilingCPU := cpu1-cpu0, procstat.CPUTime()-cpu1
 
 	dbURL := c.DatabaseURL
+	var pgMeter *pgBackends
 	if isPostgres(dbURL) {
 		tmpURL, drop, err := tempPostgresDB(ctx, dbURL)
 		if err != nil {
 			return nil, err
 		}
 		defer drop()
+		if pgMeter, err = newPGBackends(ctx, dbURL, tmpURL); err != nil {
+			return nil, err
+		}
+		defer pgMeter.close()
 		dbURL = tmpURL
 	} else if c.Instances > 1 {
 		return nil, fmt.Errorf("%w: --instances > 1 needs a postgres:// --database-url", errUsage)
@@ -318,35 +346,16 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	const benchKey = "bench-key-0123456789abcdef0123456789abcdef"
 	masterKey := make([]byte, 32)
 	_, _ = rand.Read(masterKey)
-	quiet := Env{Getenv: func(k string) string {
-		switch k {
-		case "LONGHOOK_BOOTSTRAP_API_KEY":
-			return benchKey
-		case "LONGHOOK_MASTER_KEY":
-			return base64.StdEncoding.EncodeToString(masterKey)
-		}
-		return ""
-	}, Stdout: io.Discard, Stderr: io.Discard}
-	var servers []*Server
-	var clients []*benchClient
-	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
-	var srvWG sync.WaitGroup
-	stopAll := func() { stopSrv(); srvWG.Wait() }
-	defer stopAll()
-	for i := range max(c.Instances, 1) {
-		srv, err := NewServer(ctx, ServeConfig{
-			Addr: "127.0.0.1:0", DataDir: fmt.Sprintf("%s/i%d", dir, i), DatabaseURL: dbURL, Dev: true,
-			Workers: c.Workers, PerDest: c.PerDest, SoftStop: time.Second, TimeScale: 1, Migrate: true, Lease: time.Minute,
-		}, quiet, benchLogger(env, c.LogLevel))
-		if err != nil {
-			return nil, err
-		}
-		srvWG.Add(1)
-		go func() { defer srvWG.Done(); _ = srv.Run(srvCtx) }()
-		servers = append(servers, srv)
-		clients = append(clients, &benchClient{base: srv.URL + "/v1beta", key: benchKey, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.Concurrency * 2}}})
+	servers, stopAll, err := startBenchServers(ctx, benchServerConfig{c: c, dbURL: dbURL, dir: dir, key: benchKey, masterKey: masterKey, env: env})
+	if err != nil {
+		return nil, err
 	}
-	srv, cl := servers[0], clients[0]
+	defer stopAll()
+	var clients []*benchClient
+	for _, s := range servers {
+		clients = append(clients, &benchClient{base: s.URL + "/v1beta", key: benchKey, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.Concurrency * 2}}})
+	}
+	cl := clients[0]
 
 	var dynURIs []string
 	for i := range c.Webhooks {
@@ -365,13 +374,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 			return nil, fmt.Errorf("create webhook: %w", err)
 		}
 	}
-	if c.Backlog > 0 {
-		if err := srv.insertBacklog(ctx, c.Backlog); err != nil {
-			return nil, fmt.Errorf("backlog: %w", err)
-		}
-	}
-
-	if c.CPUProfile != "" {
+	if c.CPUProfile != "" && c.InProcess {
 		f, err := os.Create(c.CPUProfile)
 		if err != nil {
 			return nil, err
@@ -458,7 +461,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 			}
 		}
 	}()
-	var elapsed, runCPU, pubTime time.Duration
+	var elapsed, runCPU, srvCPU, dbCPU, pubTime time.Duration
 	var possible float64 // tokens the machine could have signed while the rounds ran
 	var roundRatios []float64
 	want, published := int64(0), 0
@@ -474,7 +477,11 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		reached := rv.until(goal)
 		rc := c
 		rc.Events = n
-		start, cpu0 := time.Now(), procstat.CPUTime()
+		var db0 map[int]time.Duration
+		if pgMeter != nil {
+			db0 = pgMeter.sample(ctx)
+		}
+		start, cpu0, srv0 := time.Now(), procstat.CPUTime(), serverCPU(servers)
 		pub, err := publishAll(ctx, clients, rc, len(body), dynURIs)
 		if err != nil {
 			return nil, err
@@ -485,7 +492,11 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 			return nil, fmt.Errorf("timed out with %d of %d deliveries received", rv.received(), goal)
 		}
 		d := time.Since(start)
-		elapsed, runCPU, pubTime = elapsed+d, runCPU+procstat.CPUTime()-cpu0, pubTime+pub
+		srvD := serverCPU(servers) - srv0
+		elapsed, runCPU, srvCPU, pubTime = elapsed+d, runCPU+procstat.CPUTime()-cpu0+srvD, srvCPU+srvD, pubTime+pub
+		if pgMeter != nil {
+			dbCPU += since(db0, pgMeter.sample(ctx))
+		}
 		if c.Dynamic {
 			measureSigning()
 			ref := (signRates[len(signRates)-2] + signRates[len(signRates)-1]) / 2
@@ -506,7 +517,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	rv.mu.Unlock()
 	rep := &benchReport{
 		Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
-		Store:   srv.store.Capabilities().Driver,
+		Store:   driverOf(dbURL),
 		Events:  c.Events, Webhooks: c.Webhooks, EventBytes: len(body) + 60, Concurrency: c.Concurrency, Batch: c.Batch, Rate: c.Rate, Backlog: c.Backlog,
 		Deliveries:       int(want),
 		Seconds:          elapsed.Seconds(),
@@ -517,9 +528,14 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		MaxRSSMB:      maxRSSMB(),
 		MaxGoroutines: int(maxG.Load()),
 		HealthyMin:    hMin, HealthyMax: hMax,
-		CPUusPerDelivery: perMicros(runCPU, int(want)),
-		CPUusPerCeiling:  perMicros(ceilingCPU, nCeiling),
+		CPUusPerDelivery:         perMicros(runCPU, int(want)),
+		CPUusPerCeiling:          perMicros(ceilingCPU, nCeiling),
+		UnsignedCeilingPerSec:    unsigned,
+		CPUusPerUnsignedCeiling:  perMicros(unsignedCPU, nCeiling),
+		ServerCPUusPerDelivery:   perMicros(srvCPU, int(want)),
+		DatabaseCPUusPerDelivery: perMicros(dbCPU, int(want)),
 	}
+	rep.RatioUnsigned = rep.DeliveriesPerSec / unsigned
 	if rep.CPUusPerDelivery > 0 {
 		rep.CPURatioToCeiling = rep.CPUusPerCeiling / rep.CPUusPerDelivery
 	}
@@ -644,9 +660,11 @@ func publishAll(ctx context.Context, clients []*benchClient, c benchConfig, padL
 	return time.Since(start), nil
 }
 
-// bareCeiling measures plain signed POSTs of body to url with the given
+// bareCeiling measures plain POSTs of body to url with the given
 // concurrency: the most any delivery system could do on this machine.
-func bareCeiling(ctx context.Context, url string, data []byte, conc, n int) (float64, error) {
+// Signed, each carries the Standard Webhooks headers a delivery does;
+// unsigned, none: the loopback's physical limit.
+func bareCeiling(ctx context.Context, url string, data []byte, conc, n int, signed bool) (float64, error) {
 	secret, _ := webhook.NewSecret()
 	sec, _ := webhook.ParseSecret(secret)
 	cl := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: conc * 2}}
@@ -664,9 +682,11 @@ func bareCeiling(ctx context.Context, url string, data []byte, conc, n int) (flo
 				id := "msg_" + strconv.FormatInt(now.UnixNano(), 36)
 				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(data))
 				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("webhook-id", id)
-				req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
-				req.Header.Set("webhook-signature", webhook.Sign(sec, id, now, data))
+				if signed {
+					req.Header.Set("webhook-id", id)
+					req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
+					req.Header.Set("webhook-signature", webhook.Sign(sec, id, now, data))
+				}
 				resp, err := cl.Do(req)
 				if err != nil {
 					failed.Add(1)
@@ -682,6 +702,14 @@ func bareCeiling(ctx context.Context, url string, data []byte, conc, n int) (flo
 		return 0, fmt.Errorf("bare-HTTP ceiling: %d requests failed", f)
 	}
 	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+// driverOf names the store a database URL selects.
+func driverOf(dbURL string) string {
+	if isPostgres(dbURL) {
+		return "postgres"
+	}
+	return "sqlite"
 }
 
 func benchLogger(env Env, level string) *slog.Logger {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -69,7 +70,8 @@ func TestProjectsAndKeysOnADataDir(t *testing.T) {
 	}
 }
 
-// The benchmark runs end to end on a tiny workload and reports a ratio.
+// The benchmark runs end to end on a tiny workload and reports a ratio;
+// its server is a child process whose CPU is reported on its own.
 func TestBenchSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("bench smoke test skipped in -short mode")
@@ -83,19 +85,26 @@ func TestBenchSmoke(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("bench --json: %v: %s", err, out)
 	}
-	if rep.Deliveries != 600 || rep.DeliveriesPerSec <= 0 || rep.CeilingPerSec <= 0 || rep.Ratio <= 0 || rep.P99ms <= 0 {
+	if rep.Deliveries != 600 || rep.DeliveriesPerSec <= 0 || rep.CeilingPerSec <= 0 || rep.Ratio <= 0 || rep.P99ms <= 0 ||
+		rep.UnsignedCeilingPerSec <= 0 || rep.RatioUnsigned <= 0 {
 		t.Fatalf("report: %+v", rep)
+	}
+	// /proc/<pid>/stat counts in 10 ms ticks: a child that ran 600
+	// deliveries has used at least one.
+	if runtime.GOOS == "linux" && (rep.ServerCPUusPerDelivery <= 0 || rep.ServerCPUusPerDelivery >= rep.CPUusPerDelivery) {
+		t.Fatalf("server CPU %v µs of %v µs per delivery", rep.ServerCPUusPerDelivery, rep.CPUusPerDelivery)
 	}
 }
 
 // The dynamic benchmark warms up, runs its rounds between signing
-// measurements, and counts only the rounds' deliveries.
+// measurements, and counts only the rounds' deliveries (here with its
+// server in the bench process).
 func TestBenchDynamicSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("bench smoke test skipped in -short mode")
 	}
 	t.Parallel()
-	code, out, errs := run(t, nil, "bench", "--dynamic", "--events", "120", "--webhooks", "2", "--concurrency", "4", "--batch", "20", "--rounds", "3", "--json")
+	code, out, errs := run(t, nil, "bench", "--in-process", "--dynamic", "--events", "120", "--webhooks", "2", "--concurrency", "4", "--batch", "20", "--rounds", "3", "--json")
 	if code != 0 {
 		t.Fatalf("bench: %d %s", code, errs)
 	}

@@ -1,0 +1,277 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/longhook/longhook/internal/procstat"
+)
+
+// benchServer is one `serve` instance of a benchmark. By default it is a
+// child process running `longhook serve`, so its CPU time is its own and
+// can be set beside other systems' published figures; with --in-process
+// it is a Server in the bench process (the only way to measure on a
+// platform without /proc), and its CPU is not told apart.
+type benchServer struct {
+	URL string
+	cmd *exec.Cmd     // the child process, or nil
+	srv *Server       // the in-process server, or nil
+	out *bufio.Reader // the child's stdout, drained after start
+}
+
+// benchServerConfig says how to start the servers of a run.
+type benchServerConfig struct {
+	c         benchConfig
+	dbURL     string
+	dir       string
+	key       string
+	masterKey []byte
+	env       Env
+}
+
+// startBenchServers starts c.Instances servers and returns them and a
+// function that stops them all.
+func startBenchServers(ctx context.Context, bc benchServerConfig) ([]*benchServer, func(), error) {
+	c := bc.c
+	quiet := Env{Getenv: func(k string) string {
+		switch k {
+		case "LONGHOOK_BOOTSTRAP_API_KEY":
+			return bc.key
+		case "LONGHOOK_MASTER_KEY":
+			return base64.StdEncoding.EncodeToString(bc.masterKey)
+		}
+		return ""
+	}, Stdout: io.Discard, Stderr: io.Discard}
+	scfg := func(i int) ServeConfig {
+		return ServeConfig{
+			Addr: "127.0.0.1:0", DataDir: fmt.Sprintf("%s/i%d", bc.dir, i), DatabaseURL: bc.dbURL, Dev: true,
+			Workers: c.Workers, PerDest: c.PerDest, SoftStop: time.Second, TimeScale: 1, Migrate: true, Lease: time.Minute,
+		}
+	}
+	var servers []*benchServer
+	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	stopAll := func() {
+		for _, s := range servers {
+			if s.cmd != nil {
+				_ = s.cmd.Process.Signal(syscall.SIGTERM)
+			}
+		}
+		stopSrv()
+		wg.Wait()
+	}
+	for i := range max(c.Instances, 1) {
+		if !c.InProcess && i == 0 && c.Backlog > 0 {
+			// The backlog goes in before the child starts, through a
+			// server in this process on the same data directory.
+			srv, err := NewServer(ctx, scfg(0), quiet, benchLogger(bc.env, c.LogLevel))
+			if err != nil {
+				stopAll()
+				return nil, nil, err
+			}
+			err = srv.insertBacklog(ctx, c.Backlog)
+			done, cancel := context.WithCancel(ctx)
+			cancel()
+			_ = srv.Run(done) // closes it
+			if err != nil {
+				stopAll()
+				return nil, nil, fmt.Errorf("backlog: %w", err)
+			}
+		}
+		if c.InProcess {
+			srv, err := NewServer(ctx, scfg(i), quiet, benchLogger(bc.env, c.LogLevel))
+			if err != nil {
+				stopAll()
+				return nil, nil, err
+			}
+			if i == 0 && c.Backlog > 0 {
+				if err := srv.insertBacklog(ctx, c.Backlog); err != nil {
+					stopAll()
+					return nil, nil, fmt.Errorf("backlog: %w", err)
+				}
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = srv.Run(srvCtx) }()
+			servers = append(servers, &benchServer{URL: srv.URL, srv: srv})
+			continue
+		}
+		s, err := startChild(ctx, scfg(i), bc)
+		if err != nil {
+			stopAll()
+			return nil, nil, err
+		}
+		servers = append(servers, s)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			go func() { _, _ = io.Copy(io.Discard, s.out) }()
+			waited := make(chan struct{})
+			go func() { _ = s.cmd.Wait(); close(waited) }()
+			select {
+			case <-waited:
+				return
+			case <-srvCtx.Done():
+			}
+			// Stopped: SIGTERM was sent; a server that does not shut
+			// down within its soft stop and then some is killed.
+			select {
+			case <-waited:
+			case <-time.After(30 * time.Second):
+				_ = s.cmd.Process.Kill()
+				<-waited
+			}
+		}()
+	}
+	return servers, stopAll, nil
+}
+
+// startChild runs `longhook serve` (this executable) with cfg and waits
+// for the line that says where it listens.
+func startChild(ctx context.Context, cfg ServeConfig, bc benchServerConfig) (*benchServer, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w (use --in-process)", err)
+	}
+	args := []string{"serve", "--addr", cfg.Addr, "--data-dir", cfg.DataDir, "--dev", "--migrate",
+		"--workers", strconv.Itoa(cfg.Workers), "--per-destination", strconv.Itoa(cfg.PerDest),
+		"--soft-stop", cfg.SoftStop.String(), "--lease", cfg.Lease.String(), "--log-level", bc.c.LogLevel}
+	if cfg.DatabaseURL != "" {
+		args = append(args, "--database-url", cfg.DatabaseURL)
+	}
+	if bc.c.CPUProfile != "" {
+		// Instance 0 profiles to the file named; others beside it.
+		f := bc.c.CPUProfile
+		if n := strings.TrimPrefix(cfg.DataDir, bc.dir+"/i"); n != "0" {
+			f += ".i" + n
+		}
+		args = append(args, "--cpuprofile", f)
+	}
+	cmd := exec.Command(exe, args...)
+	// Only what the child needs: the bench's own LONGHOOK_* settings are
+	// not the server's.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "LONGHOOK_") || strings.HasPrefix(kv, "LONGHOOK_CLI_TEST_CHILD=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "LONGHOOK_BOOTSTRAP_API_KEY="+bc.key,
+		"LONGHOOK_MASTER_KEY="+base64.StdEncoding.EncodeToString(bc.masterKey))
+	cmd.Stderr = bc.env.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: start serve: %w", err)
+	}
+	s := &benchServer{cmd: cmd, out: bufio.NewReader(stdout)}
+	found := make(chan error, 1)
+	go func() {
+		for {
+			line, err := s.out.ReadString('\n')
+			if _, url, ok := strings.Cut(strings.TrimSpace(line), " listening on "); ok {
+				s.URL = url
+				found <- nil
+				return
+			}
+			if err != nil {
+				found <- fmt.Errorf("bench: serve exited before listening: %w", err)
+				return
+			}
+		}
+	}()
+	select {
+	case err = <-found:
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-time.After(2 * time.Minute):
+		err = errors.New("bench: serve did not start within 2 minutes")
+	}
+	if err != nil {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, err
+	}
+	return s, nil
+}
+
+// serverCPU is the CPU time the child servers have used so far (0 for
+// in-process servers).
+func serverCPU(servers []*benchServer) time.Duration {
+	var d time.Duration
+	for _, s := range servers {
+		if s.cmd != nil {
+			if t, err := procstat.ProcessCPU(s.cmd.Process.Pid); err == nil {
+				d += t
+			}
+		}
+	}
+	return d
+}
+
+// pgBackends reads the CPU time of the PostgreSQL backends serving one
+// database, through pg_stat_activity and /proc: PostgreSQL runs on this
+// machine in a benchmark, and its work per delivery is part of the cost.
+type pgBackends struct {
+	conn *pgx.Conn
+	db   string
+}
+
+// newPGBackends connects to adminURL (not to db, so the meter's own
+// backend is not counted).
+func newPGBackends(ctx context.Context, adminURL, dbURL string) (*pgBackends, error) {
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return nil, err
+	}
+	return &pgBackends{conn: conn, db: cfg.Database}, nil
+}
+
+// sample returns each backend's CPU time so far, by pid.
+func (p *pgBackends) sample(ctx context.Context) map[int]time.Duration {
+	rows, err := p.conn.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE datname = $1`, p.db)
+	if err != nil {
+		return nil
+	}
+	pids, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return nil
+	}
+	m := make(map[int]time.Duration, len(pids))
+	for _, pid := range pids {
+		if t, err := procstat.ProcessCPU(int(pid)); err == nil {
+			m[int(pid)] = t
+		}
+	}
+	return m
+}
+
+// since is the CPU the backends of now used after before (a backend that
+// started in between counts from zero; one that ended is lost, which the
+// servers' pools make rare).
+func since(before, now map[int]time.Duration) time.Duration {
+	var d time.Duration
+	for pid, t := range now {
+		d += t - before[pid]
+	}
+	return d
+}
+
+func (p *pgBackends) close() { p.conn.Close(context.Background()) }

@@ -1,0 +1,85 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+)
+
+// slowTimestamp is the token decoder envelopeTimestamp falls back to.
+func slowTimestamp(payload []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		if name, _ := k.(string); strings.EqualFold(name, "timestamp") {
+			var ts string
+			if dec.Decode(&ts) != nil {
+				return ""
+			}
+			return ts
+		}
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return ""
+		}
+	}
+	return ""
+}
+
+// The scan of an envelope reads what the decoder reads, for every type
+// name core.Envelope may write, and leaves other shapes to the decoder.
+func TestEnvelopeTimestampScan(t *testing.T) {
+	t.Parallel()
+	at := time.Date(2026, 5, 5, 12, 0, 0, 0, time.UTC)
+	for _, typ := range []string{"batch.succeeded", `we"ird\type`, "ünï", `x","version":"v1","timestamp":"1999`} {
+		p, err := core.Envelope(typ, at, json.RawMessage(`{"timestamp":"nope"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts, ok := envelopeTimestampFast(p)
+		if !ok || ts != "2026-05-05T12:00:00Z" || ts != slowTimestamp(p) || envelopeTimestamp(p) != ts {
+			t.Fatalf("%q: scan %q %v, decoder %q", typ, ts, ok, slowTimestamp(p))
+		}
+	}
+	for _, p := range []string{
+		`{"type":"a","data":{"version":"v1","timestamp":"2000-01-01T00:00:00Z"},"timestamp":"2026-01-01T00:00:00Z"}`,
+		`{"type":"a", "version":"v1","timestamp":"2026-01-01T00:00:00Z"}`,
+		`{"Type":"a","version":"v1","timestamp":"2026-01-01T00:00:00Z"}`,
+		`{"type":"a","version":"v1","timestamp":"2026\u002d01"}`,
+		`{"type":"a`,
+		``,
+	} {
+		if _, ok := envelopeTimestampFast([]byte(p)); ok {
+			t.Fatalf("%s: scanned", p)
+		}
+		if got, want := envelopeTimestamp([]byte(p)), slowTimestamp([]byte(p)); got != want {
+			t.Fatalf("%s: %q, decoder %q", p, got, want)
+		}
+	}
+}
+
+func BenchmarkEnvelopeTimestamp(b *testing.B) {
+	p, _ := core.Envelope("batch.succeeded", time.Now(), json.RawMessage(`{"id":"batches/x","pad":"`+strings.Repeat("x", 500)+`"}`))
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = envelopeTimestamp(p)
+	}
+}
+
+func BenchmarkEnvelopeTimestampDecoder(b *testing.B) {
+	p, _ := core.Envelope("batch.succeeded", time.Now(), json.RawMessage(`{"id":"batches/x","pad":"`+strings.Repeat("x", 500)+`"}`))
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = slowTimestamp(p)
+	}
+}

@@ -70,12 +70,20 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 	var wrote bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		wrote = false
-		findIdem := tx.StmtContext(ctx, s.st.findIdem)
-		insEvent := tx.StmtContext(ctx, s.st.insertEvent)
+		var findIdem *sql.Stmt
+		insEvents := newRowInserter(ctx, tx, "events", eventInsertCols, &s.st.insertEvents)
 		ins := newDeliveryInserter(ctx, tx, &s.st)
 		for i, ne := range evs {
 			ev := ne.Event
 			if ev.IdempotencyKey != "" {
+				// The events buffered so far go in first: a key repeated
+				// within the call must find its first occurrence.
+				if err := insEvents.flush(); err != nil {
+					return err
+				}
+				if findIdem == nil {
+					findIdem = tx.StmtContext(ctx, s.st.findIdem)
+				}
 				orig, err := scanEvent(findIdem.QueryRowContext(ctx, ev.ProjectID, ev.IdempotencyKey))
 				switch {
 				case err == nil:
@@ -90,9 +98,9 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 			if err != nil {
 				return err
 			}
-			if _, err := insEvent.ExecContext(ctx, ev.ID, ev.ProjectID, ev.Type, ev.Subject,
+			if err := insEvents.add(ev.ID, ev.ProjectID, ev.Type, ev.Subject,
 				orEmpty(ev.Payload), dyn, ev.IdempotencyKey, ev.DeliveryCount, micros(ev.CreateTime), ev.TraceParent); err != nil {
-				return fmt.Errorf("event %s: %w", ev.ID, err)
+				return err
 			}
 			for _, d := range ne.Deliveries {
 				if err := ins.addDelivery(d.ForInsert(&ev)); err != nil {
@@ -105,6 +113,9 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 				}
 			}
 			results[i] = core.PublishResult{Event: &ev}
+		}
+		if err := insEvents.flush(); err != nil {
+			return err
 		}
 		if err := ins.flush(); err != nil {
 			return err
@@ -121,29 +132,25 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 }
 
 // rowInserter buffers rows of one table and writes them with multi-row
-// INSERTs of insertBatch rows (one prepared statement for full batches,
-// one for the single-row remainder): one statement per batch instead of
-// one per row.
+// statements of up to insertBatch rows (see stmts.sized): one statement
+// per batch instead of one per row.
 type rowInserter struct {
-	ctx      context.Context
-	tx       *sql.Tx
-	cols     int
-	manyStmt *sql.Stmt // prepared on the store, bound to tx on first use
-	oneStmt  *sql.Stmt
-	many     *sql.Stmt
-	one      *sql.Stmt
-	buf      []any
-	n        int
-	what     string
+	ctx   context.Context
+	tx    *sql.Tx
+	cols  int
+	stmts *sized            // prepared on the store
+	bound map[int]*sql.Stmt // bound to tx on first use
+	buf   []any
+	n     int
+	what  string
 }
 
-func newRowInserter(ctx context.Context, tx *sql.Tx, what string, cols int, many, one *sql.Stmt) *rowInserter {
-	return &rowInserter{ctx: ctx, tx: tx, what: what, cols: cols, manyStmt: many, oneStmt: one,
-		buf: make([]any, 0, insertBatch*cols)}
+func newRowInserter(ctx context.Context, tx *sql.Tx, what string, cols int, stmts *sized) *rowInserter {
+	return &rowInserter{ctx: ctx, tx: tx, what: what, cols: cols, stmts: stmts}
 }
 
 func newDeliveryInserter(ctx context.Context, tx *sql.Tx, st *stmts) *rowInserter {
-	return newRowInserter(ctx, tx, "deliveries", deliveryInsertCols, st.insertDeliveries, st.insertDelivery)
+	return newRowInserter(ctx, tx, "deliveries", deliveryInsertCols, &st.insertDeliveries)
 }
 
 func (ins *rowInserter) addDelivery(d core.Delivery) error {
@@ -155,33 +162,40 @@ func (ins *rowInserter) addDelivery(d core.Delivery) error {
 
 // add buffers one row of ins.cols values.
 func (ins *rowInserter) add(row ...any) error {
+	if ins.buf == nil {
+		ins.buf = make([]any, 0, insertBatch*ins.cols)
+	}
 	ins.buf = append(ins.buf, row...)
 	ins.n++
 	if ins.n < insertBatch {
 		return nil
 	}
-	if ins.many == nil {
-		ins.many = ins.tx.StmtContext(ins.ctx, ins.manyStmt)
-	}
-	_, err := ins.many.ExecContext(ins.ctx, ins.buf...)
-	ins.buf, ins.n = ins.buf[:0], 0
-	return ins.wrap(err)
+	return ins.flush()
 }
 
+// flush writes the buffered rows: a full batch with one statement, a
+// remainder with one statement per power of two in it (largest first).
 func (ins *rowInserter) flush() error {
-	if ins.n == 0 {
-		return nil
-	}
-	if ins.one == nil {
-		ins.one = ins.tx.StmtContext(ins.ctx, ins.oneStmt)
-	}
-	for i := 0; i < ins.n; i++ {
-		row := ins.buf[i*ins.cols : (i+1)*ins.cols]
-		if _, err := ins.one.ExecContext(ins.ctx, row...); err != nil {
+	rows := ins.buf
+	for n := insertBatch; ins.n > 0; n /= 2 {
+		if ins.n < n {
+			continue
+		}
+		st := ins.bound[n]
+		if st == nil {
+			if ins.bound == nil {
+				ins.bound = map[int]*sql.Stmt{}
+			}
+			st = ins.tx.StmtContext(ins.ctx, ins.stmts[n])
+			ins.bound[n] = st
+		}
+		if _, err := st.ExecContext(ins.ctx, rows[:n*ins.cols]...); err != nil {
+			ins.buf, ins.n = ins.buf[:0], 0
 			return ins.wrap(err)
 		}
+		rows, ins.n = rows[n*ins.cols:], ins.n-n
 	}
-	ins.buf, ins.n = ins.buf[:0], 0
+	ins.buf = ins.buf[:0]
 	return nil
 }
 
@@ -291,6 +305,14 @@ func insertDeliveriesSQL(rows int) string {
 	return multiInsertSQL(`deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type,
 		status, queue, attempts, next_attempt_time, manual, last_status_code, last_error,
 		schedule_start, create_time, update_time, lease_owner, lease_time)`, deliveryInsertCols, rows)
+}
+
+// eventInsertCols is the number of columns per inserted event row.
+const eventInsertCols = 10
+
+func insertEventsSQL(rows int) string {
+	return multiInsertSQL(`events (id, project_id, type, subject, payload, dynamic,
+		idempotency_key, delivery_count, create_time, trace_parent)`, eventInsertCols, rows)
 }
 
 // attemptInsertCols is the number of columns per inserted attempt row.

@@ -192,8 +192,8 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 	sort.Strings(order)
 
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		attempts := newRowInserter(ctx, tx, "attempts", attemptInsertCols, s.st.insertAttempts, s.st.insertAttempt)
-		complete := newRowInserter(ctx, tx, "complete", completeCols, s.st.completeMany, s.st.complete)
+		attempts := newRowInserter(ctx, tx, "attempts", attemptInsertCols, &s.st.insertAttempts)
+		complete := newRowInserter(ctx, tx, "complete", completeCols, &s.st.completeMany)
 		for _, c := range cs {
 			a := c.Attempt
 			if len(a.Response) > MaxResponseBytes {

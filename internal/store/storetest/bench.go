@@ -18,6 +18,9 @@ import (
 //     deliveries.
 //   - Direct: publish deliveries already leased (core.Delivery.LeaseOwner,
 //     the engine's direct path) and complete them, in batches of 250.
+//   - DirectSingle: the same with groups of 16 events to one webhook each,
+//     as single-event publishes gather under load: what a delivery costs
+//     when per-event and per-statement work is not spread over a fan-out.
 func RunBenchmarks(b *testing.B, newStore func(b *testing.B) core.Store) {
 	const events, fanout, batch = 100, 10, 250
 	perOp := float64(events * fanout)
@@ -95,6 +98,27 @@ func RunBenchmarks(b *testing.B, newStore func(b *testing.B) core.Store) {
 				cs = cs[n:]
 				done += n
 			}
+		}
+		reportDeliveries(b, done, cpu0)
+	})
+
+	b.Run("DirectSingle", func(b *testing.B) {
+		bd, hooks := benchSetup(b, newStore, 1)
+		clock := T0
+		b.ResetTimer()
+		cpu0 := procstat.CPUTime()
+		done := 0
+		for range b.N {
+			evs := benchEvents(bd.p.ID, &clock, 16, hooks)
+			var cs []core.Completion
+			for i := range evs {
+				d := &evs[i].Deliveries[0]
+				d.LeaseOwner, d.NextAttemptTime = "bench", clock.Add(time.Minute)
+				cs = append(cs, succeeded(core.Claimed{Delivery: *d}, "bench", clock))
+			}
+			bd.publish(evs...)
+			bd.complete(cs...)
+			done += len(cs)
 		}
 		reportDeliveries(b, done, cpu0)
 	})

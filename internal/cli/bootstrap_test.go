@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/longhook/longhook/internal/api"
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/store/sqlite"
 )
@@ -150,4 +151,78 @@ func TestDataFilesPrivate(t *testing.T) {
 	if !strings.Contains(errs, "serve.data_dir_permissions") {
 		t.Errorf("no warning about a 0755 data dir: %s", errs)
 	}
+}
+
+// TestBootstrapWaitsForTheInstanceBootstrapping: an instance that starts
+// while another holds the bootstrap lease, between creating the default
+// project and its key, waits for it instead of creating a second key
+// (which collided with the first one's: both instances share
+// LONGHOOK_BOOTSTRAP_API_KEY, and key digests are unique). Found by
+// TestMultiInstanceNoDuplicates on PostgreSQL; the store here is SQLite,
+// the lease logic is the same.
+func TestBootstrapWaitsForTheInstanceBootstrapping(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "data")
+	key := strings.Repeat("b", 40)
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "longhook.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	// The other instance, midway: the lease taken, the project created, no key yet.
+	p := core.Project{ID: core.NewID(), Name: "default", CreateTime: time.Now().UTC()}
+	if ok, err := st.AcquireLease(ctx, "bootstrap", "other-instance", time.Now().UTC(), time.Minute); err != nil || !ok {
+		t.Fatalf("lease: %v %v", ok, err)
+	}
+	if err := st.CreateProject(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var out, errb syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(runCtx, []string{"serve", "--data-dir", dir, "--addr", "127.0.0.1:0"},
+			Env{Getenv: func(k string) string { return map[string]string{"LONGHOOK_BOOTSTRAP_API_KEY": key}[k] }, Stdout: &out, Stderr: &errb})
+	}()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(errb.String(), "bootstrap.wait") {
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited with %d instead of waiting for the bootstrap lease: %s", code, errb.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if strings.Contains(errb.String(), "bootstrap.repair") || time.Now().After(deadline) {
+			t.Fatalf("serve did not wait for the instance holding the bootstrap lease: %s", errb.String())
+		}
+	}
+	// The other instance finishes: its key, then the lease released.
+	digest, hint := api.KeyDigest(key), key[len(key)-4:]
+	if err := st.CreateAPIKey(ctx, core.APIKey{ID: core.NewID(), ProjectID: p.ID, Name: "bootstrap", Digest: digest, Hint: hint, Admin: true, CreateTime: time.Now().UTC()}); err != nil {
+		t.Fatalf("the bootstrapping instance's key: %v", err)
+	}
+	if err := st.ReleaseLease(ctx, "bootstrap", "other-instance"); err != nil {
+		t.Fatal(err)
+	}
+	for listeningLine.FindStringSubmatch(out.String()) == nil {
+		select {
+		case code := <-done:
+			t.Fatalf("serve exited with %d: %s", code, errb.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve did not listen: %s", errb.String())
+		}
+	}
+	if code := status(t, listeningLine.FindStringSubmatch(out.String())[1], key); code != http.StatusOK {
+		t.Errorf("the bootstrap key after waiting: %d", code)
+	}
+	keys, err := st.ListAPIKeys(ctx, "")
+	if err != nil || len(keys) != 1 {
+		t.Errorf("%d API keys (%v), want the one bootstrap key", len(keys), err)
+	}
+	cancel()
+	<-done
 }

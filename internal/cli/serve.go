@@ -409,24 +409,19 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
-// bootstrap creates the default project and its API key on first start.
-// Instances starting together on one PostgreSQL database take a lease, so
-// exactly one of them bootstraps.
+// bootstrap creates the default project and its API key on first start,
+// and repairs a default project left without any key. Instances starting
+// together on one PostgreSQL database take a lease for either, so exactly
+// one of them creates anything: another that sees the project before its
+// key exists waits for the lease instead of creating a second key.
 func (s *Server) bootstrap(ctx context.Context) error {
 	owner := core.NewID()
 	deadline := time.Now().Add(30 * time.Second)
+	waiting := false
 	for {
-		projects, err := s.store.ListProjects(ctx)
-		if err != nil {
+		done, err := s.bootstrapped(ctx)
+		if err != nil || done {
 			return err
-		}
-		if len(projects) > 0 {
-			for _, p := range projects {
-				if p.Name == "default" {
-					s.ProjectID = p.ID
-				}
-			}
-			return s.repairBootstrap(ctx)
 		}
 		ok, err := s.store.AcquireLease(ctx, "bootstrap", owner, time.Now().UTC(), 30*time.Second)
 		if err != nil {
@@ -434,10 +429,17 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		}
 		if ok {
 			defer s.store.ReleaseLease(context.WithoutCancel(ctx), "bootstrap", owner)
-			if projects, err = s.store.ListProjects(ctx); err != nil || len(projects) > 0 {
-				continue // another instance finished first
+			if done, err := s.bootstrapped(ctx); err != nil || done {
+				return err // another instance finished first
 			}
-			return s.createDefaultProject(ctx)
+			if s.ProjectID == "" {
+				return s.createDefaultProject(ctx)
+			}
+			return s.repairBootstrap(ctx)
+		}
+		if !waiting {
+			waiting = true
+			s.log.Info("bootstrap.wait: another instance is bootstrapping; waiting for it")
 		}
 		if time.Now().After(deadline) {
 			return errors.New("bootstrap: another instance holds the bootstrap lease")
@@ -446,6 +448,26 @@ func (s *Server) bootstrap(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// bootstrapped reports whether nothing is left to bootstrap: no project
+// at all (false), or some project and some API key (true). It sets
+// s.ProjectID to the default project when there is one.
+func (s *Server) bootstrapped(ctx context.Context) (bool, error) {
+	projects, err := s.store.ListProjects(ctx)
+	if err != nil || len(projects) == 0 {
+		return false, err
+	}
+	for _, p := range projects {
+		if p.Name == "default" {
+			s.ProjectID = p.ID
+		}
+	}
+	if s.ProjectID == "" {
+		return true, nil // projects, but none is the default: nothing to repair
+	}
+	keys, err := s.store.ListAPIKeys(ctx, "")
+	return len(keys) > 0, err
 }
 
 // maxJWTTTL caps --jwt-ttl.
@@ -457,15 +479,9 @@ const minBootstrapKey = 32
 // repairBootstrap gives the default project its admin key when no project
 // has any key at all (not even a revoked one): a start that created the
 // project but failed before its key (an older version validated the key
-// too late) would otherwise leave every call answering 401.
+// too late) would otherwise leave every call answering 401. It runs under
+// the bootstrap lease.
 func (s *Server) repairBootstrap(ctx context.Context) error {
-	if s.ProjectID == "" {
-		return nil
-	}
-	keys, err := s.store.ListAPIKeys(ctx, "")
-	if err != nil || len(keys) > 0 {
-		return err
-	}
 	p, err := s.store.GetProject(ctx, s.ProjectID)
 	if err != nil {
 		return fmt.Errorf("bootstrap: %w", err)

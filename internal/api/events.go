@@ -37,6 +37,7 @@ func (req *publishRequest) input(prefix string) (publish.Input, error) {
 	in := publish.Input{
 		Type:           req.Type,
 		Data:           req.Data,
+		DataValid:      true, // decoded by encoding/json as a RawMessage
 		WebhookConfig:  req.WebhookConfig,
 		IdempotencyKey: req.IdempotencyKey,
 		Subject:        req.Subject,

@@ -31,6 +31,11 @@ type Input struct {
 	Type string
 	// Data is the event's data object; empty means {}.
 	Data json.RawMessage
+	// DataValid says Data is already known to be well-formed JSON (it was
+	// decoded as a json.RawMessage, which encoding/json validates), so
+	// Validate checks only that it is an object instead of scanning it
+	// again.
+	DataValid bool
 	// Timestamp is when the event happened; zero means now.
 	Timestamp time.Time
 	// Subject is the resource name of the job that emitted the event (the
@@ -200,7 +205,7 @@ func (p *Publisher) Validate(prefix string, in *Input) error {
 	if len(in.Data) > core.MaxEventDataBytes {
 		return core.Invalid(prefix+"data", "%sdata is larger than %d bytes", prefix, core.MaxEventDataBytes)
 	}
-	if d := bytes.TrimSpace(in.Data); len(d) > 0 && (d[0] != '{' || !json.Valid(d)) {
+	if d := bytes.TrimSpace(in.Data); len(d) > 0 && (d[0] != '{' || !in.DataValid && !json.Valid(d)) {
 		return core.Invalid(prefix+"data", "%sdata must be a JSON object", prefix)
 	}
 	if len(in.IdempotencyKey) > core.MaxIdempotencyKeyLen {

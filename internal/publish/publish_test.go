@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -164,5 +165,48 @@ func TestGroupCommitAndIdempotency(t *testing.T) {
 	}
 	if len(distinct) != n/2+1 {
 		t.Fatalf("%d distinct events, want %d", len(distinct), n/2+1)
+	}
+}
+
+// Data a caller has not decoded is scanned; data it has (DataValid) is
+// only checked to be an object.
+func TestValidateData(t *testing.T) {
+	t.Parallel()
+	cat, _ := core.NewCatalog()
+	p := New(Config{Catalog: cat})
+	for _, c := range []struct {
+		data  string
+		valid bool
+		ok    bool
+	}{
+		{`{"a":1}`, false, true},
+		{`{"a":`, false, false},
+		{`[1]`, false, false},
+		{`{"a":1}`, true, true},
+		{`[1]`, true, false},
+		{` 7`, true, false},
+		{``, false, true},
+	} {
+		in := Input{Type: core.EventBatchSucceeded, Data: json.RawMessage(c.data), DataValid: c.valid}
+		if err := p.Validate("", &in); (err == nil) != c.ok {
+			t.Errorf("Validate(%q, DataValid %v) = %v", c.data, c.valid, err)
+		}
+	}
+}
+
+func BenchmarkValidate(b *testing.B) {
+	cat, _ := core.NewCatalog()
+	p := New(Config{Catalog: cat})
+	data := json.RawMessage(`{"id":"batches/bench","output_file_uri":"files/bench","pad":"` + strings.Repeat("x", 480) + `"}`)
+	for _, valid := range []bool{false, true} {
+		b.Run(map[bool]string{false: "scan", true: "decoded"}[valid], func(b *testing.B) {
+			in := Input{Type: core.EventBatchSucceeded, Data: data, DataValid: valid}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := p.Validate("", &in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -76,7 +76,9 @@ func (e *Engine) attempt(ctx context.Context, t *task) core.Completion {
 		e.cfg.Metrics.observe(c, comp.Attempt, "succeeded", s.StatusCode)
 		return comp
 	}
-	return e.fail(comp, c, now, uri, res.Outcome.(*core.Failure), res.StatusCode, t)
+	f := res.Outcome.(*core.Failure)
+	t.timedOut = f.Kind == core.FailTimeout
+	return e.fail(comp, c, now, uri, f, res.StatusCode, t)
 }
 
 // fail schedules the retry (or gives up) after a failed attempt.

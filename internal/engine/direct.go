@@ -42,7 +42,7 @@ func (e *Engine) Reserve(dests []string) (core.Reservation, []bool) {
 		if s := e.dests[d]; s != nil {
 			busy += s.running + len(s.parked)
 		}
-		if busy >= e.cfg.PerDestination+e.parkLimit(d) {
+		if busy >= e.capOf(d)+e.parkLimit(d) {
 			continue
 		}
 		perDest[d]++
@@ -103,7 +103,7 @@ func (e *Engine) admit(t *task) bool {
 		d = &destState{}
 		e.dests[t.c.Dest] = d
 	}
-	if d.running >= e.cfg.PerDestination || e.running >= e.cfg.Workers {
+	if !e.canRun(t.c.Dest, d) {
 		if len(d.parked) >= e.parkLimit(t.c.Dest) ||
 			t.direct && e.bytes+e.directCost(t) > e.cfg.QueueBytes {
 			if len(d.parked) == 0 && d.running == 0 {
@@ -114,9 +114,7 @@ func (e *Engine) admit(t *task) bool {
 		d.parked = append(d.parked, t)
 		e.markReady(t.c.Dest, d)
 	} else {
-		d.running++
-		e.running++
-		e.start(t)
+		e.run(t, d)
 	}
 	e.held[t.c.ID] = true
 	if t.direct {

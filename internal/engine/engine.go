@@ -62,6 +62,11 @@ type Config struct {
 	Workers int
 	// PerDestination caps attempts in flight to one destination (default 32).
 	PerDestination int
+	// HangingWorkers caps the worker slots that hanging destinations
+	// (whose last attempt timed out) hold together; each of them has one
+	// attempt in flight at a time (default Workers/8, at least 1). See
+	// hanging.go.
+	HangingWorkers int
 	// QueueSize is how many deliveries the direct path may hold in memory
 	// beyond the worker slots, waiting for a slot or their destination's
 	// cap (default 100000; about 0.3 KiB each, payloads shared per event).
@@ -128,6 +133,9 @@ func (c Config) withDefaults() Config {
 	if c.PerDestination <= 0 {
 		c.PerDestination = 32
 	}
+	if c.HangingWorkers <= 0 {
+		c.HangingWorkers = max(c.Workers/8, 1)
+	}
 	if c.QueueSize <= 0 {
 		c.QueueSize = 100000
 	}
@@ -174,6 +182,15 @@ type Engine struct {
 	resched   chan struct{}            // signalled when a retry was scheduled
 	rate      rateState                // rate-limited destinations waiting for a token
 
+	// Hanging destinations (hanging.go).
+	hanging      map[string]uint64 // destinations whose last attempt timed out → when they last had a turn (hangTurn)
+	hangTurn     uint64            // counts turns given to hanging destinations
+	hangOffered  int               // hanging destinations offered to claims since a hanging attempt last started
+	hangWait     []string          // hanging destinations with parked work waiting for a hanging slot
+	hangRunning  int               // attempts in flight to hanging destinations
+	hangExcluded bool              // the last claim skipped hanging destinations for want of slots
+	onStart      func(*task)       // tests only: sees every attempt start (e.mu held)
+
 	completions *groupcommit.Writer[core.Completion] // attempt results
 	groupLen    int                                  // size of the group being written (its writer's goroutine only)
 	secrets     secretCache
@@ -201,6 +218,9 @@ type task struct {
 	// parked task too close to it is given back instead of sent (another
 	// instance may take it over meanwhile).
 	leaseEnd time.Time
+
+	hang     bool // holds one of the HangingWorkers slots
+	timedOut bool // the attempt timed out (set by attempt, read by finished)
 }
 
 // taskBytes is what a held delivery costs besides its event's payload
@@ -253,6 +273,7 @@ func New(cfg Config) *Engine {
 		held:      map[string]bool{},
 		payloads:  map[string]int{},
 		latency:   map[string]time.Duration{},
+		hanging:   map[string]uint64{},
 		freed:     make(chan struct{}, 1),
 		excluded:  map[string]bool{},
 		unblocked: make(chan struct{}, 1),
@@ -329,6 +350,9 @@ func (e *Engine) claimLoop(ctx context.Context) {
 					recheck = true
 					continue
 				}
+				if e.hangTurnsLeft() {
+					continue // offer the other hanging destinations
+				}
 				// Due work that the claim did not take belongs to
 				// destinations at their cap: claim again once one of
 				// them has room (not after every attempt elsewhere).
@@ -394,11 +418,12 @@ func (e *Engine) claimOnce(ctx context.Context) (n int, full bool, err error) {
 	var exclude []string
 	clear(e.excluded)
 	for k, d := range e.dests {
-		if d.running+len(d.parked) >= e.cfg.PerDestination {
+		if d.running+len(d.parked) >= e.capOf(k) {
 			exclude = append(exclude, k)
 			e.excluded[k] = true
 		}
 	}
+	exclude = e.hangExclusions(exclude)
 	exclude, _ = e.rateExclusions(exclude, e.cfg.Clock.Now())
 	e.mu.Unlock()
 	if free <= 0 {
@@ -456,6 +481,9 @@ func (e *Engine) lookupWebhooks(ctx context.Context, claimed []core.Claimed) (ma
 
 // start runs an attempt; e.mu is held.
 func (e *Engine) start(t *task) {
+	if e.onStart != nil {
+		e.onStart(t)
+	}
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
@@ -482,8 +510,9 @@ func (e *Engine) finished(t *task, took time.Duration) {
 	d := e.dests[t.c.Dest]
 	d.running--
 	e.running--
+	e.noteOutcome(t)
 	e.forget(t)
-	if e.excluded[t.c.Dest] && d.running+len(d.parked) < e.cfg.PerDestination {
+	if e.excluded[t.c.Dest] && d.running+len(d.parked) < e.capOf(t.c.Dest) {
 		// A destination the last claim skipped has room again.
 		delete(e.excluded, t.c.Dest)
 		select {
@@ -506,7 +535,7 @@ func (e *Engine) finished(t *task, took time.Duration) {
 // markReady queues a destination that has parked work and room under its
 // cap; e.mu is held.
 func (e *Engine) markReady(key string, d *destState) {
-	if !d.ready && d.running < e.cfg.PerDestination {
+	if !d.ready && d.running < e.capOf(key) {
 		d.ready = true
 		e.ready = append(e.ready, key)
 	}
@@ -526,7 +555,12 @@ func (e *Engine) pump() (dropped []string) {
 			continue
 		}
 		d.ready = false
-		if len(d.parked) == 0 || d.running >= e.cfg.PerDestination {
+		if len(d.parked) == 0 || d.running >= e.capOf(key) {
+			continue
+		}
+		if _, hanging := e.hanging[key]; hanging && e.hangRunning >= e.cfg.HangingWorkers {
+			d.ready = true // waits in hangWait for a hanging slot
+			e.hangWait = append(e.hangWait, key)
 			continue
 		}
 		next := d.parked[0]
@@ -542,9 +576,7 @@ func (e *Engine) pump() (dropped []string) {
 			}
 			continue
 		}
-		d.running++
-		e.running++
-		e.start(next)
+		e.run(next, d)
 		if len(d.parked) > 0 {
 			e.markReady(key, d)
 		}
@@ -584,6 +616,9 @@ func (e *Engine) dropStale() []string {
 // enough to keep a fast destination busy, few enough that they start well
 // within their lease at the destination's observed latency. e.mu is held.
 func (e *Engine) parkLimit(dest string) int {
+	if _, hanging := e.hanging[dest]; hanging {
+		return 0 // its deliveries wait in the store, not in a slot's queue
+	}
 	lat, ok := e.latency[dest]
 	if !ok || lat <= 0 {
 		return e.cfg.PerDestination
@@ -610,6 +645,7 @@ func (e *Engine) releaseParked() {
 		}
 	}
 	e.ready = nil
+	e.hangWait = nil
 	e.mu.Unlock()
 	e.release(ids)
 }

@@ -31,12 +31,9 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
-		// Keep-alive connections of httptest clients wind down
-		// asynchronously after Close.
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("database/sql.(*DB).connectionOpener"),
-		// Started by an init function of the Go SDK's dependencies.
+		// The only exceptions: goroutines the test cannot end. OpenCensus
+		// (linked by the Go SDK's dependencies) starts its view worker in
+		// an init function and never stops it.
 		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
 		// The delivery sender's HTTP client (fasthttp) retires its
 		// connection pools from background loops that end on their own

@@ -22,11 +22,9 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
-		// The Pub/Sub client links OpenCensus, whose view worker starts at init.
+		// The only exception: the Pub/Sub client links OpenCensus, whose
+		// view worker starts at init and never ends.
 		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
-		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
-		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
-		goleak.IgnoreAnyFunction("database/sql.(*DB).connectionOpener"),
 	)
 }
 

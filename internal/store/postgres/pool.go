@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -49,13 +50,13 @@ func (s *Store) run(ctx context.Context, idempotent bool, fn func(c *pgx.Conn) e
 	for attempt := 1; ; attempt++ {
 		err := s.runOnce(ctx, fn)
 		if err == nil || time.Now().After(deadline) || ctx.Err() != nil || !retryable(err, idempotent) {
-			return unwrapLost(err)
+			return unavailable(err)
 		}
 		s.log.Debug("postgres.retry", slog.Int("attempt", attempt), slog.String("error", err.Error()))
 		d := backoff/2 + rand.N(backoff)
 		backoff = min(backoff*2, retryMax)
 		if !core.Sleep(ctx, d) {
-			return unwrapLost(err)
+			return unavailable(err)
 		}
 	}
 }
@@ -106,6 +107,18 @@ type lostConnError struct{ err error }
 
 func (e *lostConnError) Error() string { return e.err.Error() }
 func (e *lostConnError) Unwrap() error { return &pgdb.LostError{Err: e.err} }
+
+// unavailable marks a failure that may go away by itself (the server
+// unreachable, restarting or failing over, an outcome lost with the
+// connection) as core.ErrUnavailable, so the API answers 503 UNAVAILABLE
+// ("retry") rather than 500 INTERNAL. The error still unwraps to the
+// driver's.
+func unavailable(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || !pgdb.Transient(err) {
+		return unwrapLost(err)
+	}
+	return fmt.Errorf("%w: %w", core.ErrUnavailable, unwrapLost(err))
+}
 
 func unwrapLost(err error) error {
 	var le *lostConnError

@@ -118,7 +118,7 @@ func (b *browser) html() string {
 func (b *browser) waitText(sel, want string) {
 	b.t.Helper()
 	expr := fmt.Sprintf(`!!document.querySelector(%q) && document.querySelector(%q).textContent.includes(%q)`, sel, sel, want)
-	pollUntil(b.t, 20*time.Second, 25*time.Millisecond, fmt.Sprintf("%q in %s", want, sel), func() (bool, string) {
+	pollUntil(b.t, 60*time.Second, 25*time.Millisecond, fmt.Sprintf("%q in %s", want, sel), func() (bool, string) {
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 		defer cancel()
 		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
@@ -132,7 +132,7 @@ func (b *browser) waitText(sel, want string) {
 // reloadUntil loads url until sel's text contains want.
 func (b *browser) reloadUntil(url, sel, want string) {
 	b.t.Helper()
-	pollUntil(b.t, 20*time.Second, 100*time.Millisecond, fmt.Sprintf("%q in %s of %s", want, sel, url), func() (bool, string) {
+	pollUntil(b.t, 60*time.Second, 100*time.Millisecond, fmt.Sprintf("%q in %s of %s", want, sel, url), func() (bool, string) {
 		ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 		defer cancel()
 		if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {

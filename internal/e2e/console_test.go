@@ -67,7 +67,7 @@ func TestConsole(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("#test-type"), "batch.failed"),
 		chromedp.Click(chromedp.ID("#send-test")))
 	br.waitText(".flash", "Test event sent")
-	rcv.waitFor(t, 10*time.Second, "the test event", func(rs []received) bool { return len(rs) >= 1 })
+	rcv.waitFor(t, 60*time.Second, "the test event", func(rs []received) bool { return len(rs) >= 1 })
 	br.run("page marker", chromedp.Navigate(hookURL), chromedp.WaitVisible(chromedp.ID("#live")))
 	get(br, "mark the page", chromedp.Evaluate[bool](`window.__noReload = true`))
 	ev := c.publish(t, map[string]any{"type": "batch.succeeded", "data": map[string]any{"id": "batches/live"}})
@@ -86,7 +86,7 @@ func TestConsole(t *testing.T) {
 	failing.Store(true)
 	c.publish(t, map[string]any{"type": "batch.succeeded", "data": map[string]any{"id": "batches/fails"}})
 	var bad deliveryResource
-	pollUntil(t, 15*time.Second, 50*time.Millisecond, "a failed attempt", func() (bool, string) {
+	pollUntil(t, 60*time.Second, 50*time.Millisecond, "a failed attempt", func() (bool, string) {
 		bad = listDeliveries(t, c, hookID)[0]
 		return bad.AttemptCount >= 1 && bad.LastError != "", bad.Status
 	})
@@ -110,7 +110,7 @@ func TestConsole(t *testing.T) {
 	br.waitText(".flash", "Webhook disabled.")
 	c.publish(t, map[string]any{"type": "batch.succeeded", "data": map[string]any{"id": "batches/skipped"}})
 	var skipped deliveryResource
-	pollUntil(t, 15*time.Second, 50*time.Millisecond, "a skipped delivery", func() (bool, string) {
+	pollUntil(t, 60*time.Second, 50*time.Millisecond, "a skipped delivery", func() (bool, string) {
 		skipped = listDeliveries(t, c, hookID)[0]
 		return skipped.Status == "skipped", skipped.Status
 	})
@@ -128,7 +128,7 @@ func TestConsole(t *testing.T) {
 	if f := br.text(".flash"); !strings.Contains(f, "1 deliveries re-queued") {
 		t.Errorf("after recovery the page says %q", f)
 	}
-	pollUntil(t, 15*time.Second, 50*time.Millisecond, "the recovered delivery delivered", func() (bool, string) {
+	pollUntil(t, 60*time.Second, 50*time.Millisecond, "the recovered delivery delivered", func() (bool, string) {
 		var d deliveryResource
 		c.call(t, "GET", "/v1beta/deliveries/"+skipped.ID, nil, &d)
 		return d.Status == "succeeded", d.Status
@@ -337,7 +337,7 @@ func TestGatewayConsole(t *testing.T) {
 	c.publish(t, map[string]any{"type": "batch.succeeded", "data": map[string]any{"id": "batches/held"}})
 	select {
 	case <-held:
-	case <-time.After(20 * time.Second):
+	case <-time.After(60 * time.Second):
 		t.Fatalf("the sink never received the forward\n%s", tail(gw.stderr.String(), 20))
 	}
 

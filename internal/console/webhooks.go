@@ -48,7 +48,8 @@ func (c *Console) webhooksData(r *http.Request, s *session) (*webhooksView, erro
 	}
 	now := c.d.Clock.Now().UTC()
 	end := now.Truncate(core.StatsBucket).Add(core.StatsBucket)
-	rows, err := c.d.Store.Stats(ctx, core.StatsParams{ProjectID: s.project, Since: end.Add(-24 * time.Hour), Until: end, Step: 24 * time.Hour, ByWebhook: true})
+	rows, err := c.d.Store.Stats(ctx, core.StatsParams{ProjectID: s.project, Since: end.Add(-24 * time.Hour), Until: end, Step: 24 * time.Hour,
+		ByWebhook: true, NoLatency: true})
 	if err != nil {
 		return nil, err
 	}

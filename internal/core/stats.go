@@ -192,6 +192,9 @@ type StatsParams struct {
 	WebhookID string
 	// ByWebhook returns one row per webhook and step (totals excluded).
 	ByWebhook bool
+	// NoLatency leaves the latency histogram zero: summing its 17
+	// columns is most of the read's cost, and a success rate needs none.
+	NoLatency bool
 }
 
 // StatsHook is the webhook_id condition drivers apply for p: rows whose

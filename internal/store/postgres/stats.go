@@ -11,6 +11,9 @@ import (
 	"github.com/longhook/longhook/internal/core"
 )
 
+// statsCounters is how many of statsCols precede the latency histogram.
+const statsCounters = 4
+
 // statsCols are the rollup's counter columns, in core.StatsCounts order.
 var statsCols = func() []string {
 	cols := []string{"events", "succeeded", "retrying", "failed"}
@@ -82,7 +85,11 @@ func (s *Store) Stats(ctx context.Context, p core.StatsParams) ([]core.StatsRow,
 		step = core.StatsBucket
 	}
 	var sums []string
-	for _, c := range statsCols {
+	for i, c := range statsCols {
+		if p.NoLatency && i >= statsCounters {
+			sums = append(sums, "0::bigint")
+			continue
+		}
 		sums = append(sums, "sum("+c+")::bigint")
 	}
 	hook, all := core.StatsHook(p)

@@ -10,6 +10,9 @@ import (
 	"github.com/longhook/longhook/internal/core"
 )
 
+// statsCounters is how many of statsCols precede the latency histogram.
+const statsCounters = 4
+
 // statsCols are the rollup's counter columns, in core.StatsCounts order.
 var statsCols = func() []string {
 	cols := []string{"events", "succeeded", "retrying", "failed"}
@@ -64,7 +67,11 @@ func (s *Store) Stats(ctx context.Context, p core.StatsParams) ([]core.StatsRow,
 		step = core.StatsBucket
 	}
 	var sums []string
-	for _, c := range statsCols {
+	for i, c := range statsCols {
+		if p.NoLatency && i >= statsCounters {
+			sums = append(sums, "0")
+			continue
+		}
 		sums = append(sums, "sum("+c+")")
 	}
 	hook, all := core.StatsHook(p)

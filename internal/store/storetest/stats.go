@@ -114,6 +114,13 @@ func testStats(t *testing.T, b *bundle) {
 	if len(byHook) != 1 || byHook[0].WebhookID != w.ID || byHook[0].Attempts() != own.Attempts() || byHook[0].Events != 0 {
 		t.Errorf("by webhook = %+v, want one row of %s with %d attempts", byHook, w.ID, own.Attempts())
 	}
+	// Without latency: the same counts, an empty histogram.
+	counts, err := b.s.Stats(b.ctx, core.StatsParams{ProjectID: b.p.ID, Since: at, Until: at.Add(time.Hour), Step: time.Hour, ByWebhook: true, NoLatency: true})
+	if err != nil || len(counts) != 1 || counts[0].WebhookID != w.ID || counts[0].Attempts() != own.Attempts() {
+		t.Errorf("by webhook without latency = %+v, %v; want one row of %s with %d attempts", counts, err, w.ID, own.Attempts())
+	} else if counts[0].Latency != ([core.LatencyBuckets]int64{}) {
+		t.Errorf("NoLatency returned a histogram: %v", counts[0].Latency)
+	}
 	one, err := b.s.Stats(b.ctx, core.StatsParams{ProjectID: other.ID, WebhookID: ow.ID, Since: at, Until: at.Add(time.Hour)})
 	if err != nil || len(one) != 1 || one[0].Attempts() != 1 {
 		t.Errorf("one webhook = %+v, %v; want its attempt", one, err)

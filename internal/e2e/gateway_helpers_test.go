@@ -33,6 +33,7 @@ type gatewayProc struct {
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once the process has been reaped
 	args   []string      // extra command-line flags
+	env    []string      // extra environment variables
 }
 
 // gatewayListenLine is the gateway's "ready" line on stdout; it prints the
@@ -53,6 +54,12 @@ func startGateway(t testing.TB, config func(baseURL string) string) *gatewayProc
 // carry TLS flags) and extra command-line flags.
 func startGatewayWith(t testing.TB, scheme string, config func(baseURL string) string, args ...string) *gatewayProc {
 	t.Helper()
+	return startGatewayEnv(t, nil, scheme, config, args...)
+}
+
+// startGatewayEnv is startGatewayWith with extra environment variables.
+func startGatewayEnv(t testing.TB, env []string, scheme string, config func(baseURL string) string, args ...string) *gatewayProc {
+	t.Helper()
 	dir := t.TempDir()
 	for try := 1; ; try++ {
 		addr := freeAddr(t)
@@ -60,7 +67,7 @@ func startGatewayWith(t testing.TB, scheme string, config func(baseURL string) s
 		if err := os.WriteFile(path, []byte(config(scheme+"://"+addr)), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		g := &gatewayProc{URL: scheme + "://" + addr, args: args}
+		g := &gatewayProc{URL: scheme + "://" + addr, args: args, env: env}
 		err := g.start(path, filepath.Join(dir, "data"), addr)
 		if err == nil {
 			t.Cleanup(g.kill9)
@@ -96,6 +103,7 @@ func (g *gatewayProc) start(config, dataDir, addr string) error {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
+	cmd.Env = append(cmd.Env, g.env...)
 	cmd.Stderr = &g.stderr
 	setPdeathsig(cmd)
 	out, err := cmd.StdoutPipe()

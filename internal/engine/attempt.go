@@ -72,7 +72,7 @@ func (e *Engine) attempt(ctx context.Context, t *task) core.Completion {
 	if s, ok := res.Outcome.(core.Success); ok {
 		comp.Status = core.DeliverySucceeded
 		comp.Success = true
-		e.logAttempt(c, uri, comp.Attempt, "succeeded", time.Time{})
+		e.logAttempt(t.logCtx, c, uri, comp.Attempt, "succeeded", time.Time{})
 		e.cfg.Metrics.observe(c, comp.Attempt, "succeeded", s.StatusCode)
 		return comp
 	}
@@ -108,14 +108,15 @@ func (e *Engine) fail(comp core.Completion, c *core.Claimed, now time.Time, uri 
 	if !retry && !c.Manual && e.cfg.OnGiveUp != nil {
 		e.cfg.OnGiveUp(GiveUp{Delivery: c.Delivery, Attempt: comp.Attempt, Permanent: f.Permanent(), DisablesWebhook: comp.DisableWebhook})
 	}
-	e.logAttempt(c, uri, comp.Attempt, outcome, next)
+	e.logAttempt(t.logCtx, c, uri, comp.Attempt, outcome, next)
 	e.cfg.Metrics.observe(c, comp.Attempt, outcome, status)
 	return comp
 }
 
 // logAttempt writes the one wide record per attempt. It never includes the
 // payload, the signature or query strings that could carry tokens.
-func (e *Engine) logAttempt(c *core.Claimed, uri string, a core.Attempt, outcome string, next time.Time) {
+// ctx (nil when tracing is off) gives the record its trace and span ids.
+func (e *Engine) logAttempt(ctx context.Context, c *core.Claimed, uri string, a core.Attempt, outcome string, next time.Time) {
 	attrs := []slog.Attr{
 		slog.String("delivery_id", c.ID),
 		slog.String("event_type", c.EventType),
@@ -139,7 +140,10 @@ func (e *Engine) logAttempt(c *core.Claimed, uri string, a core.Attempt, outcome
 	if outcome != "succeeded" {
 		level = slog.LevelWarn
 	}
-	e.cfg.Logger.LogAttrs(context.Background(), level, "delivery.attempt", attrs...)
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	e.cfg.Logger.LogAttrs(ctx, level, "delivery.attempt", attrs...)
 }
 
 func redactURI(u string) string {

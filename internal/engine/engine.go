@@ -221,6 +221,9 @@ type task struct {
 
 	hang     bool // holds one of the HangingWorkers slots
 	timedOut bool // the attempt timed out (set by attempt, read by finished)
+	// logCtx is the attempt span's context while tracing is on (nil
+	// otherwise): the attempt's log record names its trace.
+	logCtx context.Context
 }
 
 // taskBytes is what a held delivery costs besides its event's payload

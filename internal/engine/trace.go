@@ -39,7 +39,9 @@ func (e *Engine) tracedAttempt(ctx context.Context, t *task) core.Completion {
 			Attributes: []attribute.KeyValue{attribute.String("longhook.link", "publish")}}))
 	}
 	ctx, span := telemetry.Start(ctx, "deliver", opts...)
+	t.logCtx = ctx
 	comp := e.attempt(ctx, t)
+	t.logCtx = nil
 	a := comp.Attempt
 	if a.URI != "" {
 		if u, err := url.Parse(a.URI); err == nil {

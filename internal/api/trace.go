@@ -16,14 +16,18 @@ import (
 // which may carry ?key=.
 func (s *server) startSpan(r *http.Request) (*http.Request, trace.Span) {
 	ctx := telemetry.Extract(r.Context(), r.Header)
-	ctx, span := telemetry.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("http.request.method", r.Method)))
+	ctx, span := telemetry.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
 	return r.WithContext(ctx), span
 }
 
 // endSpan names the request's span after its route and records the
 // status and project.
 func endSpan(span trace.Span, r *http.Request, status int, project string) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
+	span.SetAttributes(attribute.String("http.request.method", r.Method))
 	if r.Pattern != "" {
 		span.SetName(r.Pattern)
 		span.SetAttributes(attribute.String("http.route", r.Pattern))

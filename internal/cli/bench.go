@@ -48,6 +48,9 @@ type benchConfig struct {
 	Rounds      int
 	Instances   int
 	InProcess   bool
+	// ServeEnv is added to the environment of `longhook serve` children
+	// (--trace-compare turns tracing on and off with it).
+	ServeEnv []string
 }
 
 // benchReport is the outcome of one run.
@@ -133,6 +136,8 @@ func runBench(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&c.LogLevel, "log-level", "error", "server log level (logs go to stderr)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the delivery phase to this file (of the server process: FILE; with --in-process, of the whole bench process)")
 	fs.BoolVar(&c.InProcess, "in-process", false, "run the servers in the bench process instead of as `longhook serve` child processes (server CPU is then not told apart)")
+	traceSampler := fs.Float64("trace-compare", 0, "run the benchmark with tracing off and on at this sampler ratio (e.g. 0.01), alternating, and report the ratio on/off (spans go to an OTLP receiver in the process unless OTEL_* variables name one)")
+	traceRounds := fs.Int("trace-rounds", 2, "with --trace-compare: off/on pairs to run")
 	var sk soakConfig
 	fs.DurationVar(&sk.Duration, "soak", 0, "instead of a benchmark, run a soak this long: mixed load (fan-out, dynamic, a flapping and a failing webhook, retention sweeps) at --time-scale, resources printed every minute, zero accepted events lost")
 	fs.Float64Var(&sk.TimeScale, "time-scale", 1800, "with --soak: the server's --time-scale")
@@ -152,6 +157,22 @@ func runBench(ctx context.Context, args []string, env Env) error {
 	}
 	if c.Events <= 0 || c.Webhooks <= 0 || c.Concurrency <= 0 || c.Size < 100 || c.Rounds <= 0 {
 		return fmt.Errorf("%w: --events, --webhooks, --concurrency, --rounds must be positive and --size ≥ 100", errUsage)
+	}
+	if *traceSampler != 0 {
+		if *traceSampler < 0 || *traceSampler > 1 || *traceRounds <= 0 {
+			return fmt.Errorf("%w: --trace-compare must be in (0, 1] and --trace-rounds positive", errUsage)
+		}
+		tc, err := benchTraceCompare(ctx, c, env, *traceSampler, *traceRounds)
+		if err != nil {
+			return err
+		}
+		if c.JSON {
+			enc := json.NewEncoder(env.Stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(tc)
+		}
+		printTraceCompare(env.Stdout, tc)
+		return nil
 	}
 	rep, err := bench(ctx, c, env)
 	if err != nil {

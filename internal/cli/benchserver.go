@@ -169,6 +169,7 @@ func startChild(ctx context.Context, cfg ServeConfig, bc benchServerConfig) (*be
 	}
 	cmd.Env = append(cmd.Env, "LONGHOOK_BOOTSTRAP_API_KEY="+bc.key,
 		"LONGHOOK_MASTER_KEY="+base64.StdEncoding.EncodeToString(bc.masterKey))
+	cmd.Env = append(cmd.Env, bc.c.ServeEnv...)
 	cmd.Stderr = bc.env.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -22,6 +22,31 @@ func (e *Engine) tracedAttempt(ctx context.Context, t *task) core.Completion {
 		return e.attempt(ctx, t)
 	}
 	c := &t.c
+	pub := telemetry.ParseTraceparent(c.TraceParent)
+	if pub.IsValid() && !pub.IsSampled() && !propagates(t) {
+		// The publish was not sampled, so (parent-based sampling) no span
+		// of its trace is: skip the span's cost altogether.
+		return e.attempt(ctx, t)
+	}
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)}
+	if pub.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, pub)
+		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: pub,
+			Attributes: []attribute.KeyValue{attribute.String("longhook.link", "publish")}}))
+	}
+	ctx, span := telemetry.Start(ctx, "deliver", opts...)
+	t.logCtx = ctx
+	comp := e.attempt(ctx, t)
+	t.logCtx = nil
+	if span.IsRecording() {
+		endAttemptSpan(span, c, comp)
+	}
+	span.End()
+	return comp
+}
+
+// endAttemptSpan records an attempt on its (recording) span.
+func endAttemptSpan(span trace.Span, c *core.Claimed, comp core.Completion) {
 	attrs := []attribute.KeyValue{
 		attribute.String("longhook.delivery.id", c.ID),
 		attribute.String("longhook.event.id", c.EventID),
@@ -32,16 +57,7 @@ func (e *Engine) tracedAttempt(ctx context.Context, t *task) core.Completion {
 	if c.WebhookID != "" {
 		attrs = append(attrs, attribute.String("longhook.webhook.id", c.WebhookID))
 	}
-	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...)}
-	if pub := telemetry.ParseTraceparent(c.TraceParent); pub.IsValid() {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, pub)
-		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: pub,
-			Attributes: []attribute.KeyValue{attribute.String("longhook.link", "publish")}}))
-	}
-	ctx, span := telemetry.Start(ctx, "deliver", opts...)
-	t.logCtx = ctx
-	comp := e.attempt(ctx, t)
-	t.logCtx = nil
+	span.SetAttributes(attrs...)
 	a := comp.Attempt
 	if a.URI != "" {
 		if u, err := url.Parse(a.URI); err == nil {
@@ -59,21 +75,21 @@ func (e *Engine) tracedAttempt(ctx context.Context, t *task) core.Completion {
 	if !comp.Success && a.Error != "" {
 		span.SetStatus(codes.Error, a.Error)
 	}
-	span.End()
-	return comp
+}
+
+// propagates reports whether t's destination asked for traceparent.
+func propagates(t *task) bool {
+	if t.c.WebhookID != "" {
+		return t.hook != nil && t.hook.TracePropagation
+	}
+	return t.c.Dynamic != nil && t.c.Dynamic.TracePropagation
 }
 
 // traceHeaders appends the attempt span's traceparent (and tracestate) to
 // an attempt's headers when its destination asked for them: the webhook's
 // trace_propagation, or its webhook_config's for a dynamic delivery.
 func traceHeaders(ctx context.Context, t *task, headers [][2]string) [][2]string {
-	propagate := false
-	if t.c.WebhookID != "" {
-		propagate = t.hook != nil && t.hook.TracePropagation
-	} else {
-		propagate = t.c.Dynamic != nil && t.c.Dynamic.TracePropagation
-	}
-	if !propagate {
+	if !propagates(t) {
 		return headers
 	}
 	carrier := map[string][]string{}

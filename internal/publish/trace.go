@@ -17,16 +17,23 @@ const maxSpanEvents = 100
 // with every event the call accepts, so the delivery attempts, later and
 // on any instance, continue this trace.
 func startSpan(ctx context.Context, projectID string, in []Input) (context.Context, trace.Span) {
-	attrs := []attribute.KeyValue{attribute.String("longhook.project", projectID), attribute.Int("longhook.event.count", len(in))}
-	if len(in) == 1 {
-		attrs = append(attrs, attribute.String("longhook.event.type", in[0].Type))
+	ctx, span := telemetry.Start(ctx, "publish", trace.WithSpanKind(trace.SpanKindProducer))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("longhook.project", projectID), attribute.Int("longhook.event.count", len(in)))
+		if len(in) == 1 {
+			span.SetAttributes(attribute.String("longhook.event.type", in[0].Type))
+		}
 	}
-	return telemetry.Start(ctx, "publish", trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(attrs...))
+	return ctx, span
 }
 
 // endSpan records what the call became: the event id (ids, for a batch)
 // and whether it was a duplicate.
 func endSpan(span trace.Span, res []Result) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
 	switch {
 	case len(res) == 1 && res[0].Event != nil:
 		span.SetAttributes(attribute.String("longhook.event.id", res[0].Event.ID),

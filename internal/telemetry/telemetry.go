@@ -15,6 +15,7 @@ package telemetry
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -215,15 +216,54 @@ func Traceparent(ctx context.Context) string {
 	if !sc.IsValid() {
 		return ""
 	}
-	return "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + sc.TraceFlags().String()
+	var b [55]byte
+	tid, sid := sc.TraceID(), sc.SpanID()
+	copy(b[:], "00-")
+	hex.Encode(b[3:35], tid[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], sid[:])
+	b[52] = '-'
+	hex.Encode(b[53:55], []byte{byte(sc.TraceFlags())})
+	return string(b[:])
 }
 
-// ParseTraceparent decodes a stored traceparent into a remote span
-// context; the zero (invalid) SpanContext for "" or a malformed value.
+// ParseTraceparent decodes a stored traceparent (version 00, as
+// Traceparent writes it) into a remote span context; the zero (invalid)
+// SpanContext for "" or a malformed value. It allocates nothing: it runs
+// once per delivery attempt.
 func ParseTraceparent(tp string) trace.SpanContext {
-	if tp == "" {
+	if len(tp) != 55 || tp[:3] != "00-" || tp[35] != '-' || tp[52] != '-' {
 		return trace.SpanContext{}
 	}
-	ctx := Propagator.Extract(context.Background(), propagation.MapCarrier{"traceparent": tp})
-	return trace.SpanContextFromContext(ctx)
+	var tid trace.TraceID
+	var sid trace.SpanID
+	var flags [1]byte
+	if !unhex(tid[:], tp[3:35]) || !unhex(sid[:], tp[36:52]) || !unhex(flags[:], tp[53:55]) {
+		return trace.SpanContext{}
+	}
+	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid,
+		TraceFlags: trace.TraceFlags(flags[0]) & trace.FlagsSampled, Remote: true})
+}
+
+// unhex decodes lowercase hex s into dst (len(s) == 2*len(dst)).
+func unhex(dst []byte, s string) bool {
+	for i := range dst {
+		hi, ok1 := nibble(s[2*i])
+		lo, ok2 := nibble(s[2*i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+func nibble(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
 }

@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/longhook/longhook/internal/telemetry"
+)
+
+// traceCompare is `longhook bench --trace-compare`: the same benchmark
+// with tracing off and on (sampler ratio, default 1 %), alternating for
+// rounds, in one process, so the machine's load weighs the same on both.
+// With tracing on, spans are exported over OTLP/HTTP to a receiver in
+// this process that reads and discards them (or to the collector the
+// OTEL_* variables name).
+type traceCompare struct {
+	Sampler float64        `json:"sampler"`
+	Rounds  int            `json:"rounds"`
+	Off     []*benchReport `json:"off"`
+	On      []*benchReport `json:"on"`
+	// RatioOnOff is the mean ratio-to-ceiling with tracing on over the
+	// mean with it off; CPUOnOff the same for CPU per delivery.
+	RatioOnOff    float64 `json:"ratio_on_off"`
+	DeliveriesOff float64 `json:"deliveries_per_sec_off"`
+	DeliveriesOn  float64 `json:"deliveries_per_sec_on"`
+	CPUOnOff      float64 `json:"cpu_per_delivery_on_off"`
+	ExportedBytes int64   `json:"otlp_bytes_exported"`
+	ExportCalls   int64   `json:"otlp_export_calls"`
+}
+
+func benchTraceCompare(ctx context.Context, c benchConfig, env Env, sampler float64, rounds int) (*traceCompare, error) {
+	tc := &traceCompare{Sampler: sampler, Rounds: rounds}
+	var bytes, calls atomic.Int64
+	endpoint := ""
+	if want, _ := telemetry.Wanted(env.Getenv); !want {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n, _ := io.Copy(io.Discard, r.Body)
+			bytes.Add(n)
+			calls.Add(1)
+			w.Header().Set("Content-Type", "application/x-protobuf")
+		})}
+		go srv.Serve(ln)
+		defer srv.Close()
+		endpoint = "http://" + ln.Addr().String() + "/v1/traces"
+	}
+	// serve children get tracing from their environment; an in-process
+	// server from telemetry.Setup here.
+	offEnv := append(slices.Clone(c.ServeEnv), "OTEL_SDK_DISABLED=true")
+	onEnv := append(slices.Clone(c.ServeEnv), "OTEL_SDK_DISABLED=false", "OTEL_TRACES_EXPORTER=otlp",
+		"OTEL_TRACES_SAMPLER=parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG="+strconv.FormatFloat(sampler, 'g', -1, 64))
+	if endpoint != "" {
+		onEnv = append(onEnv, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="+endpoint)
+	}
+	for i := range rounds {
+		fmt.Fprintf(env.Stderr, "trace-compare round %d/%d: tracing off\n", i+1, rounds)
+		c.ServeEnv = offEnv
+		off, err := bench(ctx, c, env)
+		if err != nil {
+			return nil, err
+		}
+		tc.Off = append(tc.Off, off)
+
+		fmt.Fprintf(env.Stderr, "trace-compare round %d/%d: tracing on (sampler %g)\n", i+1, rounds, sampler)
+		c.ServeEnv = onEnv
+		if !c.InProcess {
+			on, err := bench(ctx, c, env)
+			if err != nil {
+				return nil, err
+			}
+			tc.On = append(tc.On, on)
+			continue
+		}
+		cfg := telemetry.Config{Service: "longhook-bench", Version: Version, Getenv: env.Getenv,
+			Sampler: sdktrace.ParentBased(sdktrace.TraceIDRatioBased(sampler))}
+		if endpoint != "" {
+			exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
+			if err != nil {
+				return nil, err
+			}
+			cfg.Exporter = exp
+		}
+		stop, err := telemetry.Setup(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		if !telemetry.Enabled() {
+			return nil, fmt.Errorf("bench: tracing did not turn on (OTEL_SDK_DISABLED?)")
+		}
+		on, err := bench(ctx, c, env)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		_ = stop(sctx)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		tc.On = append(tc.On, on)
+	}
+	mean := func(rs []*benchReport, f func(*benchReport) float64) float64 {
+		s := 0.0
+		for _, r := range rs {
+			s += f(r)
+		}
+		return s / float64(len(rs))
+	}
+	ratio := func(r *benchReport) float64 { return r.Ratio }
+	dps := func(r *benchReport) float64 { return r.DeliveriesPerSec }
+	cpu := func(r *benchReport) float64 { return r.CPUusPerDelivery }
+	if !c.InProcess {
+		cpu = func(r *benchReport) float64 { return r.ServerCPUusPerDelivery }
+	}
+	tc.RatioOnOff = mean(tc.On, ratio) / mean(tc.Off, ratio)
+	tc.DeliveriesOff, tc.DeliveriesOn = mean(tc.Off, dps), mean(tc.On, dps)
+	if off := mean(tc.Off, cpu); off > 0 {
+		tc.CPUOnOff = mean(tc.On, cpu) / off
+	}
+	tc.ExportedBytes, tc.ExportCalls = bytes.Load(), calls.Load()
+	return tc, nil
+}
+
+func printTraceCompare(w io.Writer, tc *traceCompare) {
+	fmt.Fprintf(w, "tracing compare    sampler %g, %d round(s) alternating off/on\n", tc.Sampler, tc.Rounds)
+	for i := range tc.Off {
+		fmt.Fprintf(w, "  round %d          off: %.0f deliveries/s, %.1f %% of the ceiling, %.1f µs CPU/delivery; on: %.0f/s, %.1f %%, %.1f µs\n",
+			i+1, tc.Off[i].DeliveriesPerSec, 100*tc.Off[i].Ratio, tc.Off[i].CPUusPerDelivery,
+			tc.On[i].DeliveriesPerSec, 100*tc.On[i].Ratio, tc.On[i].CPUusPerDelivery)
+	}
+	fmt.Fprintf(w, "deliveries/s       off %.0f, on %.0f\n", tc.DeliveriesOff, tc.DeliveriesOn)
+	fmt.Fprintf(w, "ratio on/off       %.3f (ratio to the bare-HTTP ceiling with tracing on over off)\n", tc.RatioOnOff)
+	fmt.Fprintf(w, "CPU on/off         %.3f (CPU per delivery)\n", tc.CPUOnOff)
+	if tc.ExportCalls > 0 {
+		fmt.Fprintf(w, "exported           %d OTLP requests, %d bytes\n", tc.ExportCalls, tc.ExportedBytes)
+	}
+}

@@ -133,14 +133,20 @@ func benchTraceCompare(ctx context.Context, c benchConfig, env Env, sampler floa
 
 func printTraceCompare(w io.Writer, tc *traceCompare) {
 	fmt.Fprintf(w, "tracing compare    sampler %g, %d round(s) alternating off/on\n", tc.Sampler, tc.Rounds)
+	cpu := func(r *benchReport) float64 {
+		if r.ServerCPUusPerDelivery > 0 {
+			return r.ServerCPUusPerDelivery
+		}
+		return r.CPUusPerDelivery
+	}
 	for i := range tc.Off {
 		fmt.Fprintf(w, "  round %d          off: %.0f deliveries/s, %.1f %% of the ceiling, %.1f µs CPU/delivery; on: %.0f/s, %.1f %%, %.1f µs\n",
-			i+1, tc.Off[i].DeliveriesPerSec, 100*tc.Off[i].Ratio, tc.Off[i].CPUusPerDelivery,
-			tc.On[i].DeliveriesPerSec, 100*tc.On[i].Ratio, tc.On[i].CPUusPerDelivery)
+			i+1, tc.Off[i].DeliveriesPerSec, 100*tc.Off[i].Ratio, cpu(tc.Off[i]),
+			tc.On[i].DeliveriesPerSec, 100*tc.On[i].Ratio, cpu(tc.On[i]))
 	}
-	fmt.Fprintf(w, "deliveries/s       off %.0f, on %.0f\n", tc.DeliveriesOff, tc.DeliveriesOn)
+	fmt.Fprintf(w, "deliveries/s       off %.0f, on %.0f: on/off %.3f\n", tc.DeliveriesOff, tc.DeliveriesOn, tc.DeliveriesOn/tc.DeliveriesOff)
 	fmt.Fprintf(w, "ratio on/off       %.3f (ratio to the bare-HTTP ceiling with tracing on over off)\n", tc.RatioOnOff)
-	fmt.Fprintf(w, "CPU on/off         %.3f (CPU per delivery)\n", tc.CPUOnOff)
+	fmt.Fprintf(w, "CPU on/off         %.3f (server CPU per delivery; the bench process's with --in-process)\n", tc.CPUOnOff)
 	if tc.ExportCalls > 0 {
 		fmt.Fprintf(w, "exported           %d OTLP requests, %d bytes\n", tc.ExportCalls, tc.ExportedBytes)
 	}

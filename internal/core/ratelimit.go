@@ -57,6 +57,34 @@ func (l RateLimit) Take(tat, now time.Time, n int) (granted int, newTAT, next ti
 	return granted, tat, tat.Add(iv - tau)
 }
 
+// Reserve returns l with room for k tokens more than its burst: a bucket
+// taken with it grants up to k tokens ahead of their time, which
+// SendOffsets spaces out so that what is sent still conforms to l. It
+// lets a sender whose takes are far apart (a loaded database, a slow
+// claim) use every token: without it, a take arriving after the burst
+// has refilled finds the tokens of the gap gone.
+func (l RateLimit) Reserve(k int) RateLimit {
+	l.Burst = l.burst() + k
+	return l
+}
+
+// SendOffsets returns, for each of the granted tokens of a take under
+// l.Reserve(k) that returned next at time at, how long after at it may be
+// used so that deliveries conform to l: the tokens within l's burst at
+// once, the others one interval apart. The k reserved tokens are the
+// only ones delayed.
+func (l RateLimit) SendOffsets(granted, k int, next, at time.Time) []time.Duration {
+	iv := l.Interval()
+	out := make([]time.Duration, granted)
+	for j := range out {
+		// Token j's theoretical arrival time under l.Reserve(k) is
+		// next - iv + (burst+k)·iv - (granted-1-j)·iv; it conforms to l
+		// from that minus burst·iv.
+		out[j] = max(next.Add(time.Duration(k-granted+j)*iv).Sub(at), 0)
+	}
+	return out
+}
+
 // RateLimitJSON encodes l for a store column ("" for none).
 func RateLimitJSON(l *RateLimit) string {
 	if l == nil {
@@ -81,9 +109,10 @@ func ParseRateLimitJSON(s string) (*RateLimit, error) {
 // RateStore keeps the token buckets of rate-limited destinations.
 type RateStore interface {
 	// TakeRate takes up to n delivery tokens from dest's bucket under
-	// limit and reports how many it got and when the next one is
-	// available. The read-modify-write is atomic across every process
-	// sharing the store; drivers with a shared clock (PostgreSQL) use it
-	// instead of now, so instances' clock skew cannot add tokens.
-	TakeRate(ctx context.Context, dest string, limit RateLimit, n int, now time.Time) (granted int, next time.Time, err error)
+	// limit and reports how many it got, when the next one is available,
+	// and the time the limit was applied at (next is on that clock). The
+	// read-modify-write is atomic across every process sharing the store;
+	// drivers with a shared clock (PostgreSQL) use it instead of now, so
+	// instances' clock skew cannot add tokens.
+	TakeRate(ctx context.Context, dest string, limit RateLimit, n int, now time.Time) (granted int, next, at time.Time, err error)
 }

@@ -224,6 +224,9 @@ type task struct {
 	// logCtx is the attempt span's context while tracing is on (nil
 	// otherwise): the attempt's log record names its trace.
 	logCtx context.Context
+	// notBefore, when set, is when the rate-limit token reserved for the
+	// task becomes usable (Engine.gate); the attempt waits for it.
+	notBefore time.Time
 }
 
 // taskBytes is what a held delivery costs besides its event's payload
@@ -490,6 +493,14 @@ func (e *Engine) start(t *task) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
+		if !t.notBefore.IsZero() && !e.waitTurn(t) {
+			// Stopped before its rate-limit turn: back to the store, due
+			// then, without an attempt.
+			_ = e.completions.Enqueue(context.Background(), core.Completion{DeliveryID: t.c.ID, Owner: e.cfg.Owner,
+				Status: core.DeliveryPending, NextAttemptTime: t.notBefore, Attempt: core.Attempt{Time: e.cfg.Clock.Now()}})
+			e.finished(t, 0)
+			return
+		}
 		start := time.Now()
 		comp := e.tracedAttempt(e.attemptCtx, t)
 		took := time.Since(start)

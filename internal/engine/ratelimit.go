@@ -67,11 +67,23 @@ func (e *Engine) gate(ctx context.Context, ts []*task) []*task {
 	for _, dest := range order {
 		g := groups[dest]
 		l := *limitOf(g[0])
-		granted, next, err := e.cfg.Store.TakeRate(ctx, dest, l, len(g), now)
+		k := e.reserveAhead(l)
+		granted, next, at, err := e.cfg.Store.TakeRate(ctx, dest, l.Reserve(k), len(g), now)
 		if err != nil {
 			// Without the bucket nothing is sent: the limit is a promise.
 			e.cfg.Logger.Warn("engine.rate_limit_failed", slog.String("dest", dest), slog.String("error", err.Error()))
 			granted, next = 0, now.Add(l.Interval())
+		}
+		if granted > 0 {
+			// Offsets count from when the store applied the limit; this
+			// clock's now is no earlier than that, so nothing is sent
+			// before its time whatever the clocks' skew.
+			base := e.cfg.Clock.Now()
+			for j, off := range l.SendOffsets(granted, k, next, at) {
+				if off > 0 {
+					g[j].notBefore = base.Add(off)
+				}
+			}
 		}
 		out = append(out, g[:granted]...)
 		if granted < len(g) {
@@ -79,6 +91,36 @@ func (e *Engine) gate(ctx context.Context, ts []*task) []*task {
 		}
 	}
 	return out
+}
+
+// rateLookahead is how far ahead of their time an engine takes tokens of
+// a limited destination (see core.RateLimit.Reserve): the gap between two
+// takes that still loses no token is this plus the burst.
+const rateLookahead = 250 * time.Millisecond
+
+// reserveAhead is how many tokens of l to take ahead of their time: those
+// of rateLookahead, at most half the per-destination cap (a reserved
+// delivery holds its slot while it waits), none for slow limits, whose
+// interval dwarfs a take's latency.
+func (e *Engine) reserveAhead(l core.RateLimit) int {
+	return min(int(rateLookahead/l.Interval()), e.cfg.PerDestination/2)
+}
+
+// waitTurn holds a reserved delivery until its token's time (false: the
+// engine stopped first).
+func (e *Engine) waitTurn(t *task) bool {
+	d := t.notBefore.Sub(e.cfg.Clock.Now())
+	if d <= 0 {
+		return true
+	}
+	timer := e.cfg.Clock.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C():
+		return true
+	case <-e.attemptCtx.Done():
+		return false
+	}
 }
 
 // deferTasks hands ts back to the store, due one token interval apart

@@ -80,8 +80,10 @@ func BenchmarkRateLimitPostgres(b *testing.B) {
 
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	var tmu sync.Mutex
+	var takes []takeRec
 	for i, s := range stores {
-		e := New(Config{Store: s, Cipher: box, Owner: fmt.Sprintf("bench-%d", i),
+		e := New(Config{Store: diagStore{s, &tmu, &takes}, Cipher: box, Owner: fmt.Sprintf("bench-%d", i),
 			Sender: NewSender(SenderConfig{Policy: core.AddressPolicy{Dev: true}})})
 		wg.Go(func() { _ = e.Run(runCtx) })
 	}
@@ -138,6 +140,33 @@ func BenchmarkRateLimitPostgres(b *testing.B) {
 		}
 	}
 	b.Logf("limited deliveries per second: %v", perSec) // docs/benchmarks.md
+	tmu.Lock()
+	// Takes in the window: how many found fewer tasks than tokens, how
+	// many ran out of tokens, and the gaps between consecutive takes
+	// longer than the burst (without reservations, their tokens are lost).
+	var workLimited, tokenLimited, longGaps int
+	var maxGap time.Duration
+	var last time.Time
+	for _, tr := range takes {
+		if tr.at.Before(t0) || tr.at.Sub(t0) > window {
+			continue
+		}
+		if tr.granted == tr.n {
+			workLimited++
+		} else {
+			tokenLimited++
+		}
+		if !last.IsZero() {
+			gap := tr.at.Sub(last)
+			maxGap = max(maxGap, gap)
+			if gap > time.Duration(burst)*time.Second/time.Duration(perSecond) {
+				longGaps++
+			}
+		}
+		last = tr.at
+	}
+	b.Logf("takes: %d work-limited, %d token-limited; %d gaps longer than the burst, the longest %v", workLimited, tokenLimited, longGaps, maxGap.Round(time.Millisecond))
+	tmu.Unlock()
 	mu.Unlock()
 	avg := 0.0
 	for _, d := range during {

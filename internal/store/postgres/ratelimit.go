@@ -22,9 +22,9 @@ RETURNING b.tat, coalesce($2::timestamptz, clock_timestamp())`
 // its row and never hand out more than the limit between them. Retrying a
 // transaction whose commit was lost can only waste tokens (send less),
 // never add any.
-func (s *Store) TakeRate(ctx context.Context, dest string, limit core.RateLimit, n int, now time.Time) (int, time.Time, error) {
+func (s *Store) TakeRate(ctx context.Context, dest string, limit core.RateLimit, n int, now time.Time) (int, time.Time, time.Time, error) {
 	var granted int
-	var next time.Time
+	var next, applied time.Time
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
 		return pgx.BeginFunc(ctx, c, func(tx pgx.Tx) error {
 			var tat, at time.Time
@@ -33,6 +33,7 @@ func (s *Store) TakeRate(ctx context.Context, dest string, limit core.RateLimit,
 			}
 			var newTAT time.Time
 			granted, newTAT, next = limit.Take(tat, at, n)
+			applied = at
 			if granted == 0 {
 				return nil
 			}
@@ -41,7 +42,7 @@ func (s *Store) TakeRate(ctx context.Context, dest string, limit core.RateLimit,
 		})
 	})
 	if err != nil {
-		return 0, time.Time{}, wrap("take rate", err)
+		return 0, time.Time{}, time.Time{}, wrap("take rate", err)
 	}
-	return granted, next, nil
+	return granted, next, applied, nil
 }

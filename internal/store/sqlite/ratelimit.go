@@ -11,7 +11,7 @@ import (
 
 // TakeRate implements core.RateStore. The single writer connection and
 // BEGIN IMMEDIATE serialize it with every other write of the process.
-func (s *Store) TakeRate(ctx context.Context, dest string, limit core.RateLimit, n int, now time.Time) (int, time.Time, error) {
+func (s *Store) TakeRate(ctx context.Context, dest string, limit core.RateLimit, n int, now time.Time) (int, time.Time, time.Time, error) {
 	var granted int
 	var next time.Time
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
@@ -30,7 +30,7 @@ func (s *Store) TakeRate(ctx context.Context, dest string, limit core.RateLimit,
 		return err
 	})
 	if err != nil {
-		return 0, time.Time{}, wrap("take rate", err)
+		return 0, time.Time{}, time.Time{}, wrap("take rate", err)
 	}
-	return granted, next, nil
+	return granted, next, now, nil
 }

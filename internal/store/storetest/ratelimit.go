@@ -34,14 +34,14 @@ func testRateLimitRoundTrip(t *testing.T, b *bundle) {
 func testTakeRate(t *testing.T, b *bundle) {
 	l := core.RateLimit{PerSecond: 10, Burst: 3}
 	dest := "rate-" + core.NewID()
-	g, next, err := b.s.TakeRate(b.ctx, dest, l, 5, T0)
+	g, next, _, err := b.s.TakeRate(b.ctx, dest, l, 5, T0)
 	if err != nil || g != 3 || !next.Equal(T0.Add(100*time.Millisecond)) {
 		t.Fatalf("first take = %d, %v, %v; want 3 with the next at +100ms", g, next, err)
 	}
-	if g, _, _ := b.s.TakeRate(b.ctx, dest, l, 5, T0.Add(50*time.Millisecond)); g != 0 {
+	if g, _, _, _ := b.s.TakeRate(b.ctx, dest, l, 5, T0.Add(50*time.Millisecond)); g != 0 {
 		t.Fatalf("granted %d before the next token", g)
 	}
-	if g, _, _ := b.s.TakeRate(b.ctx, "rate-"+core.NewID(), l, 1, T0); g != 1 {
+	if g, _, _, _ := b.s.TakeRate(b.ctx, "rate-"+core.NewID(), l, 1, T0); g != 1 {
 		t.Fatalf("another destination got %d, want its own bucket", g)
 	}
 	// Eight concurrent takers two seconds later share 3 tokens (the
@@ -51,7 +51,7 @@ func testTakeRate(t *testing.T, b *bundle) {
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Go(func() {
-			g, _, err := b.s.TakeRate(b.ctx, dest, l, 2, T0.Add(2*time.Second))
+			g, _, _, err := b.s.TakeRate(b.ctx, dest, l, 2, T0.Add(2*time.Second))
 			if err != nil {
 				t.Error(err)
 			}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -252,7 +253,29 @@ func (g *Gateway) ready(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "inbox unavailable")
 		return
 	}
+	if why := g.diskFull(); why != "" {
+		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", why)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// minFreeBytes is the free space under which the SQLite inbox's
+// filesystem counts as full: intake then answers 503 for what it cannot
+// store, and /readyz says so until space returns.
+const minFreeBytes = 1 << 20
+
+// diskFull is /readyz's reason while the SQLite inbox's filesystem is
+// (nearly) full; "" otherwise, and always with PostgreSQL.
+func (g *Gateway) diskFull() string {
+	if g.cfg.postgres() || !g.ownInbox {
+		return ""
+	}
+	dir := filepath.Dir(strings.TrimPrefix(g.cfg.Database, "sqlite://"))
+	if free, ok := diskFree(dir); ok && free < minFreeBytes {
+		return fmt.Sprintf("disk full: %d KiB free for the inbox in %s", free>>10, dir)
+	}
+	return ""
 }
 
 // Drain marks the gateway as shutting down: /readyz answers 503 so a load

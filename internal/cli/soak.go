@@ -50,6 +50,11 @@ type soakReceiver struct {
 	mu           sync.Mutex
 	got          map[string]map[int64]bool
 	hits         atomic.Int64
+	// tries records the flapping webhook's requests per sequence number
+	// (when, and whether it was in an outage), to explain a delivery
+	// that never got through; a delivered one's record is dropped.
+	start time.Time
+	tries map[int64][]time.Duration // since start
 }
 
 func (rv *soakReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -65,15 +70,22 @@ func (rv *soakReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			status = http.StatusServiceUnavailable
 		}
 	}
-	if status < 300 {
-		if i := bytes.Index(body, []byte(`"seq":`)); i >= 0 {
-			rest := body[i+len(`"seq":`):]
-			if j := bytes.IndexAny(rest, ",}"); j > 0 {
-				if n, err := strconv.ParseInt(string(rest[:j]), 10, 64); err == nil {
-					rv.mu.Lock()
+	if i := bytes.Index(body, []byte(`"seq":`)); i >= 0 {
+		rest := body[i+len(`"seq":`):]
+		if j := bytes.IndexAny(rest, ",}"); j > 0 {
+			if n, err := strconv.ParseInt(string(rest[:j]), 10, 64); err == nil {
+				rv.mu.Lock()
+				if status < 300 {
 					rv.got[hook][n] = true
-					rv.mu.Unlock()
 				}
+				if hook == soakFlapping {
+					if status < 300 {
+						delete(rv.tries, n)
+					} else if !rv.got[hook][n] {
+						rv.tries[n] = append(rv.tries[n], time.Since(rv.start))
+					}
+				}
+				rv.mu.Unlock()
 			}
 		}
 	}
@@ -115,7 +127,8 @@ func soak(ctx context.Context, c soakConfig, env Env) error {
 	}
 	defer os.RemoveAll(dir)
 	horizon := time.Duration(float64(24*time.Hour) / c.TimeScale)
-	rv := &soakReceiver{got: map[string]map[int64]bool{}, down: horizon / 10, period: horizon / 4}
+	rv := &soakReceiver{got: map[string]map[int64]bool{}, down: horizon / 10, period: horizon / 4,
+		start: time.Now(), tries: map[int64][]time.Duration{}}
 	for _, h := range []string{soakHealthy, soakSecond, soakFlapping, soakFailing, soakDynamic} {
 		rv.got[h] = map[int64]bool{}
 	}
@@ -276,6 +289,9 @@ func soak(ctx context.Context, c soakConfig, env Env) error {
 			lost += n
 		}
 	}
+	if miss[soakFlapping] > 0 {
+		rv.explain(env.Stdout, acc)
+	}
 	if lost > 0 {
 		return fmt.Errorf("soak: %d accepted deliveries lost", lost)
 	}
@@ -343,5 +359,32 @@ func pgVacuum(ctx context.Context, url string) {
 	if c, err := pgx.Connect(ctx, url); err == nil {
 		_, _ = c.Exec(ctx, `VACUUM (ANALYZE)`)
 		c.Close(ctx)
+	}
+}
+
+// explain prints, for the first accepted events the flapping webhook
+// never got, when each of its attempts came (all were in outages, or it
+// would have been delivered).
+func (rv *soakReceiver) explain(w io.Writer, accepted []int64) {
+	rv.mu.Lock()
+	defer rv.mu.Unlock()
+	shown := 0
+	for _, n := range accepted {
+		if n%4 == 0 || rv.got[soakFlapping][n] {
+			continue
+		}
+		fmt.Fprintf(w, "  flapping seq %d: %d attempts, all answered 503, at", n, len(rv.tries[n]))
+		for i, at := range rv.tries[n] {
+			if i > 0 {
+				at -= rv.tries[n][0]
+				fmt.Fprintf(w, " +%.2fs", at.Seconds())
+			} else {
+				fmt.Fprintf(w, " %.1fs", at.Seconds())
+			}
+		}
+		fmt.Fprintln(w)
+		if shown++; shown == 10 {
+			return
+		}
 	}
 }

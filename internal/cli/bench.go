@@ -93,6 +93,11 @@ type benchReport struct {
 	// healthy webhook received: equal when no destination was starved.
 	HealthyMin int `json:"healthy_webhook_min_deliveries,omitempty"`
 	HealthyMax int `json:"healthy_webhook_max_deliveries,omitempty"`
+	// HangingMin and HangingMax are the fewest and most attempts one
+	// hanging webhook (--slow-share) received during the run: at least 1
+	// when none of them was starved.
+	HangingMin int `json:"hanging_webhook_min_attempts,omitempty"`
+	HangingMax int `json:"hanging_webhook_max_attempts,omitempty"`
 	// CPU time of the whole bench process per delivery, per ceiling
 	// request and per RS256 signature: on a shared machine these move far
 	// less than rates do, so their ratios say what the code costs.
@@ -228,6 +233,9 @@ func printBench(w io.Writer, r *benchReport) {
 	if r.HealthyMax > 0 {
 		fmt.Fprintf(w, "per healthy hook   %d to %d deliveries (of %d events)\n", r.HealthyMin, r.HealthyMax, r.Events)
 	}
+	if r.HangingMax > 0 {
+		fmt.Fprintf(w, "per hanging hook   %d to %d attempts during the run\n", r.HangingMin, r.HangingMax)
+	}
 }
 
 // receiver is the loopback destination: it answers 204 (or hangs, or 500
@@ -268,6 +276,9 @@ func (rv *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hook := strings.TrimPrefix(r.URL.Path, "/")
 	switch {
 	case rv.slow[hook]:
+		rv.mu.Lock()
+		rv.perHook[hook]++ // attempts, for HangingMin
+		rv.mu.Unlock()
 		select {
 		case <-r.Context().Done():
 		case <-rv.stop:
@@ -535,6 +546,14 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		}
 		hMax = max(hMax, n)
 	}
+	sMin, sMax := 0, 0
+	for i := range nSlow {
+		n := rv.perHook[fmt.Sprintf("h%d", i)]
+		if i == 0 || n < sMin {
+			sMin = n
+		}
+		sMax = max(sMax, n)
+	}
 	rv.mu.Unlock()
 	rep := &benchReport{
 		Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
@@ -549,6 +568,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		MaxRSSMB:      maxRSSMB(),
 		MaxGoroutines: int(maxG.Load()),
 		HealthyMin:    hMin, HealthyMax: hMax,
+		HangingMin: sMin, HangingMax: sMax,
 		CPUusPerDelivery:         perMicros(runCPU, int(want)),
 		CPUusPerCeiling:          perMicros(ceilingCPU, nCeiling),
 		UnsignedCeilingPerSec:    unsigned,

@@ -43,8 +43,12 @@ func (s *Server) insertBacklog(ctx context.Context, n int) error {
 
 // maxRSSMB returns the peak resident set size of this process in MB
 // (Linux; 0 elsewhere).
-func maxRSSMB() float64 {
-	f, err := os.Open("/proc/self/status")
+func maxRSSMB() float64 { return peakRSSMB("self") }
+
+// peakRSSMB returns the peak resident set size of process pid ("self" for
+// this one) in MB (Linux; 0 elsewhere or once it has exited).
+func peakRSSMB(pid string) float64 {
+	f, err := os.Open("/proc/" + pid + "/status")
 	if err != nil {
 		return 0
 	}

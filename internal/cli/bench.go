@@ -85,9 +85,14 @@ type benchReport struct {
 	// RoundRatios is each round's dynamic deliveries/s over the mean of the
 	// signing rates measured just before and just after it.
 	RoundRatios []float64 `json:"round_ratios_to_rs256_signing,omitempty"`
-	MaxRSSMB    float64   `json:"max_rss_mb"`
-	// MaxGoroutines is the most goroutines of the bench process (server,
-	// receiver and clients) sampled every 100 ms while deliveries ran.
+	// MaxRSSMB is the peak RSS of the bench process plus, when the
+	// servers are child processes, each one's peak (a sum of peaks: an
+	// upper bound); ServerMaxRSSMB is the largest server's peak alone.
+	MaxRSSMB       float64 `json:"max_rss_mb"`
+	ServerMaxRSSMB float64 `json:"server_max_rss_mb,omitempty"`
+	// MaxGoroutines is the most goroutines of the bench process (the
+	// receiver and clients, and the server with --in-process) sampled
+	// every 100 ms while deliveries ran.
 	MaxGoroutines int `json:"max_goroutines"`
 	// HealthyMin and HealthyMax are the fewest and most deliveries one
 	// healthy webhook received: equal when no destination was starved.
@@ -229,6 +234,9 @@ func printBench(w io.Writer, r *benchReport) {
 		fmt.Fprintf(w, "CPU per RS256 sig  %.1f µs (%.1f %% of a dynamic delivery's CPU)\n", r.CPUusPerRS256, 100*r.CPURatioToSigning)
 	}
 	fmt.Fprintf(w, "max RSS            %.0f MB\n", r.MaxRSSMB)
+	if r.ServerMaxRSSMB > 0 {
+		fmt.Fprintf(w, "server max RSS     %.0f MB\n", r.ServerMaxRSSMB)
+	}
 	fmt.Fprintf(w, "max goroutines     %d\n", r.MaxGoroutines)
 	if r.HealthyMax > 0 {
 		fmt.Fprintf(w, "per healthy hook   %d to %d deliveries (of %d events)\n", r.HealthyMin, r.HealthyMax, r.Events)
@@ -564,10 +572,11 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		DeliveriesPerSec: float64(want) / elapsed.Seconds(),
 		PublishPerSec:    float64(c.Events) / pubTime.Seconds(),
 		P50ms:            percentile(lat, .50), P95ms: percentile(lat, .95), P99ms: percentile(lat, .99),
-		CeilingPerSec: ceiling,
-		MaxRSSMB:      maxRSSMB(),
-		MaxGoroutines: int(maxG.Load()),
-		HealthyMin:    hMin, HealthyMax: hMax,
+		CeilingPerSec:  ceiling,
+		MaxRSSMB:       maxRSSMB() + serverRSS(servers),
+		ServerMaxRSSMB: serverMaxRSS(servers),
+		MaxGoroutines:  int(maxG.Load()),
+		HealthyMin:     hMin, HealthyMax: hMax,
 		HangingMin: sMin, HangingMax: sMax,
 		CPUusPerDelivery:         perMicros(runCPU, int(want)),
 		CPUusPerCeiling:          perMicros(ceilingCPU, nCeiling),

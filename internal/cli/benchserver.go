@@ -276,3 +276,25 @@ func since(before, now map[int]time.Duration) time.Duration {
 }
 
 func (p *pgBackends) close() { p.conn.Close(context.Background()) }
+
+// serverRSS is the sum of the child servers' peak RSS in MB.
+func serverRSS(servers []*benchServer) float64 {
+	var mb float64
+	for _, s := range servers {
+		if s.cmd != nil {
+			mb += peakRSSMB(strconv.Itoa(s.cmd.Process.Pid))
+		}
+	}
+	return mb
+}
+
+// serverMaxRSS is the largest child server's peak RSS in MB.
+func serverMaxRSS(servers []*benchServer) float64 {
+	var mb float64
+	for _, s := range servers {
+		if s.cmd != nil {
+			mb = max(mb, peakRSSMB(strconv.Itoa(s.cmd.Process.Pid)))
+		}
+	}
+	return mb
+}

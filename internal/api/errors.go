@@ -35,6 +35,7 @@ var errorTable = []errorStatus{
 	{core.ErrAlreadyExists, http.StatusConflict, "ALREADY_EXISTS", "The resource already exists."},
 	{core.ErrFailedPrecondition, http.StatusBadRequest, "FAILED_PRECONDITION", "The resource is not in a state that allows this operation."},
 	{core.ErrUnavailable, http.StatusServiceUnavailable, "UNAVAILABLE", "The service is currently unavailable; retry later."},
+	{core.ErrResourceExhausted, http.StatusTooManyRequests, "RESOURCE_EXHAUSTED", "Resource has been exhausted."},
 	// A request that ran out of time (e.g. a publish waiting for its
 	// commit) is safe to retry: publish carries an idempotency key.
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "UNAVAILABLE", "The request timed out; retry later."},

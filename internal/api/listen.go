@@ -34,7 +34,10 @@ import (
 // webhook-* headers a delivery attempt would send right now, signed with
 // every unexpired secret of the webhook. A ": ping" comment is sent every
 // listenHeartbeat. The stream is a copy of the deliveries, not a delivery:
-// it changes no delivery's status.
+// it changes no delivery's status. It ends when its API key is revoked or
+// its webhook deleted (looked up every Deps.StreamRecheck, and the key
+// again before anything is signed), and one key holds at most
+// Deps.MaxStreamsPerKey streams (streams.go).
 //
 // Delivery ids sort by creation time, but a delivery becomes visible when
 // its transaction commits, which may be after a delivery with a greater id
@@ -95,9 +98,15 @@ func (s *server) listen(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	leave, err := s.streams.enter(key.ID)
+	if err != nil {
+		WriteError(w, r, s.d.Logger, err)
+		return
+	}
+	defer leave()
 	attrs := []slog.Attr{slog.String("project", hook.ProjectID), slog.String("webhook_id", hook.ID)}
 	s.d.Logger.LogAttrs(r.Context(), slog.LevelInfo, "api.listen.open", append(attrs, slog.String("after", after))...)
-	ls := &listenStream{s: s, hook: hook, after: after, frontier: after,
+	ls := &listenStream{s: s, key: key, hook: hook, after: after, frontier: after,
 		sent: make(map[string]struct{}), secrets: make(map[string]webhook.Secret)}
 	err = ls.run(w, r)
 	level := slog.LevelInfo
@@ -124,6 +133,7 @@ var errListenGone = errors.New("webhook deleted")
 // listenStream is one connection's state.
 type listenStream struct {
 	s        *server
+	key      core.APIKey // the key that opened the stream, looked up again while it runs
 	hook     *core.Webhook
 	bw       *bufio.Writer
 	after    string              // the client's cursor: nothing at or below it is sent
@@ -148,6 +158,8 @@ func (ls *listenStream) run(w http.ResponseWriter, r *http.Request) error {
 	defer poll.Stop()
 	heartbeat := time.NewTicker(listenHeartbeat)
 	defer heartbeat.Stop()
+	recheck := time.NewTicker(ls.s.d.StreamRecheck)
+	defer recheck.Stop()
 	for {
 		n, err := ls.poll(ctx)
 		if n > 0 {
@@ -168,10 +180,14 @@ func (ls *listenStream) run(w http.ResponseWriter, r *http.Request) error {
 			if !ls.s.d.Ready() {
 				return nil // the server is shutting down: let the client reconnect elsewhere
 			}
-		case <-heartbeat.C:
+		case <-recheck.C:
+			if err := ls.s.keyStillValid(ctx, ls.key); err != nil {
+				return err
+			}
 			if _, err := ls.s.hooks.GetWebhook(ctx, ls.hook.ProjectID, ls.hook.ID); errors.Is(err, core.ErrNotFound) {
 				return errListenGone
 			}
+		case <-heartbeat.C:
 			_, _ = ls.bw.WriteString(": ping\n\n")
 			if err := flush(); err != nil {
 				return err
@@ -217,6 +233,10 @@ func (ls *listenStream) poll(ctx context.Context) (int, error) {
 	probe := min(listenPage, len(ls.sent)+8)
 	ds, err := ls.s.scanDeliveries(ctx, ls.hook.ProjectID, ls.hook.ID, floor, ls.keep, probe)
 	if err != nil || len(ds) == 0 {
+		return 0, err
+	}
+	// Nothing is signed for a revoked key, whenever the recheck comes.
+	if err := ls.s.keyStillValid(ctx, ls.key); err != nil {
 		return 0, err
 	}
 	// Reload the webhook for its current secrets (rotation, deletion).

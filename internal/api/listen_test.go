@@ -39,6 +39,12 @@ func openListen(t *testing.T, base, key, hook, after string, header http.Header)
 	if after != "" {
 		u += "?after=" + after
 	}
+	return openSSE(t, u, key, header)
+}
+
+// openSSE connects to a text/event-stream URL and asserts 200.
+func openSSE(t *testing.T, u, key string, header http.Header) *sseConn {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	req.Header.Set("x-goog-api-key", key)
@@ -53,7 +59,7 @@ func openListen(t *testing.T, base, key, hook, after string, header http.Header)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 		cancel()
 		resp.Body.Close()
-		t.Fatalf("listen: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+		t.Fatalf("stream %s: %d %s", u, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	c := &sseConn{cancel: cancel, frames: make(chan sseFrame), done: make(chan struct{})}
 	go func() {

@@ -97,6 +97,15 @@ type Deps struct {
 	// through this server's API takes effect at once. Default: 2 s;
 	// negative disables the cache.
 	KeyCacheTTL time.Duration
+	// StreamRecheck is how often an open stream (a webhook's :listen,
+	// deliveries:stream) looks its API key up again, and the webhook of a
+	// listen stream: a stream closes within this long after its key is
+	// revoked or its webhook deleted. Default: 2 s.
+	StreamRecheck time.Duration
+	// MaxStreamsPerKey caps the streams one API key holds open at once on
+	// this server; one more is refused with 429 RESOURCE_EXHAUSTED.
+	// Default: 8.
+	MaxStreamsPerKey int
 }
 
 const (
@@ -105,6 +114,8 @@ const (
 	defaultMaxBatchBodyBytes   = 20 << 20
 	defaultKeyCacheTTL         = 2 * time.Second
 	keyCacheSize               = 1024
+	defaultStreamRecheck       = 2 * time.Second
+	defaultMaxStreamsPerKey    = 8
 )
 
 // withDefaults returns d with every optional field filled.
@@ -147,6 +158,12 @@ func (d Deps) withDefaults() Deps {
 	if d.KeyCacheTTL == 0 {
 		d.KeyCacheTTL = defaultKeyCacheTTL
 	}
+	if d.StreamRecheck <= 0 {
+		d.StreamRecheck = defaultStreamRecheck
+	}
+	if d.MaxStreamsPerKey <= 0 {
+		d.MaxStreamsPerKey = defaultMaxStreamsPerKey
+	}
 	return d
 }
 
@@ -176,6 +193,8 @@ type server struct {
 	mux    *http.ServeMux
 	keys   *keyCache
 	tokens pageTokens
+	// streams counts the open streams of each API key.
+	streams *streamGate
 	// registered is every route routes registered (see Routes).
 	registered []Route
 }
@@ -189,10 +208,11 @@ func NewServer(d Deps) http.Handler {
 	}
 	d = d.withDefaults()
 	s := &server{
-		d:      d,
-		mux:    http.NewServeMux(),
-		keys:   newKeyCache(d.KeyCacheTTL, keyCacheSize),
-		tokens: pageTokens{key: d.PageTokenKey},
+		d:       d,
+		mux:     http.NewServeMux(),
+		keys:    newKeyCache(d.KeyCacheTTL, keyCacheSize),
+		tokens:  pageTokens{key: d.PageTokenKey},
+		streams: &streamGate{max: d.MaxStreamsPerKey, open: map[string]int{}},
 
 		apiKeys: d.Store, projects: d.Store, hooks: d.Store, deliveries: d.Store, events: d.Store,
 	}

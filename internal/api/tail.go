@@ -23,7 +23,9 @@ import (
 // created after the stream opened ("created"), an attempt recorded on a
 // delivery ("attempt"), or another status change such as a redelivery,
 // a recovery or a cancellation ("updated"). A ": ping" comment is sent every
-// listenHeartbeat.
+// listenHeartbeat. Like a listen stream, it ends when its API key is
+// revoked (or the webhook it follows deleted), and counts towards the
+// key's Deps.MaxStreamsPerKey (streams.go).
 //
 // It is a view for people, not a cursor for programs (that is :listen): it
 // polls the store every tailPoll and compares what it sees with what it saw.
@@ -60,6 +62,7 @@ type tailSeen struct {
 
 type tailStream struct {
 	s       *server
+	key     core.APIKey // the key that opened the stream, looked up again while it runs
 	p       core.ListDeliveriesParams
 	opened  time.Time
 	seen    map[string]tailSeen
@@ -89,6 +92,13 @@ func (s *server) deliveriesStream(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	leave, err := s.streams.enter(key.ID)
+	if err != nil {
+		WriteError(w, r, s.d.Logger, err)
+		return
+	}
+	defer leave()
+	ts.key = key
 	// The first poll records the present without sending it.
 	if _, err := ts.poll(r.Context()); err != nil {
 		WriteError(w, r, s.d.Logger, err)
@@ -111,10 +121,21 @@ func (ts *tailStream) run(w http.ResponseWriter, r *http.Request) error {
 	defer poll.Stop()
 	heartbeat := time.NewTicker(listenHeartbeat)
 	defer heartbeat.Stop()
+	recheck := time.NewTicker(ts.s.d.StreamRecheck)
+	defer recheck.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-recheck.C:
+			if err := ts.s.keyStillValid(ctx, ts.key); err != nil {
+				return err
+			}
+			if ts.p.WebhookID != "" {
+				if _, err := ts.s.hooks.GetWebhook(ctx, ts.p.ProjectID, ts.p.WebhookID); errors.Is(err, core.ErrNotFound) {
+					return errListenGone
+				}
+			}
 		case <-heartbeat.C:
 			_, _ = bw.WriteString(": ping\n\n")
 			if err := flush(); err != nil {

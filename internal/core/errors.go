@@ -20,6 +20,9 @@ var (
 	ErrFailedPrecondition = errors.New("failed precondition")
 	// ErrUnavailable: the server is shutting down or overloaded.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrResourceExhausted: the caller holds too much of a limited
+	// resource (open streams of one API key); retry after releasing some.
+	ErrResourceExhausted = errors.New("resource exhausted")
 )
 
 // InvalidArgumentError reports bad input; Field names the offending field.

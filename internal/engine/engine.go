@@ -90,6 +90,9 @@ type Config struct {
 	PollInterval time.Duration
 	// Metrics receives observations (optional).
 	Metrics *Metrics
+	// MetricsPrune is how often Metrics forgets the failure streaks of
+	// webhooks deleted or no longer enabled (default 30 s; real time).
+	MetricsPrune time.Duration
 	// Rand returns uniform values in [0,1) for jitter (default math/rand/v2).
 	Rand func() float64
 	// OnGiveUp, if set, is called on the attempt's worker when a delivery
@@ -153,6 +156,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PollInterval <= 0 {
 		c.PollInterval = time.Second
+	}
+	if c.MetricsPrune <= 0 {
+		c.MetricsPrune = 30 * time.Second
 	}
 	if c.Rand == nil {
 		c.Rand = rand.Float64
@@ -297,7 +303,10 @@ func (e *Engine) Owner() string { return e.cfg.Owner }
 // Run claims and delivers until ctx is cancelled, then shuts down as the
 // package doc describes. It returns nil after a clean shutdown.
 func (e *Engine) Run(ctx context.Context) error {
+	pruned := make(chan struct{})
+	go func() { defer close(pruned); e.pruneMetrics(ctx) }()
 	e.claimLoop(ctx)
+	<-pruned
 	e.mu.Lock()
 	e.stopping = true
 	e.mu.Unlock()
@@ -319,6 +328,26 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.cancelAttempt()
 	e.completions.Close() // writes the last results
 	return nil
+}
+
+// pruneMetrics keeps the metrics' per-webhook state to webhooks that are
+// still enabled, until ctx ends.
+func (e *Engine) pruneMetrics(ctx context.Context) {
+	if e.cfg.Metrics == nil {
+		return
+	}
+	t := time.NewTicker(e.cfg.MetricsPrune)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := e.cfg.Metrics.prune(ctx, e.cfg.Store.WebhooksByID); err != nil && ctx.Err() == nil {
+				e.cfg.Logger.Warn("engine.metrics_prune", slog.String("error", err.Error()))
+			}
+		}
+	}
 }
 
 func (e *Engine) claimLoop(ctx context.Context) {

@@ -50,9 +50,9 @@ func NewMetrics(reg prometheus.Registerer, depth func(ctx context.Context) (core
 		return float64(len(m.failures))
 	}))
 	reg.MustRegister(&failuresCollector{m: m, desc: prometheus.NewDesc(
-		"longhook_webhook_consecutive_failures",
-		"Consecutive failed attempts per webhook, as seen by this instance.",
-		[]string{"webhook_id"}, nil)})
+		"longhook_webhooks_failing_streak",
+		"Webhooks whose recent attempts from this instance failed, by how many in a row (1, 2-9, 10-99, 100+).",
+		[]string{"streak"}, nil)})
 	if depth != nil {
 		reg.MustRegister(newDepthCollector(depth))
 	}
@@ -83,6 +83,14 @@ func (m *Metrics) observe(c *core.Claimed, a core.Attempt, outcome string, statu
 	}
 }
 
+// streakBuckets are the failure-streak buckets of
+// longhook_webhooks_failing_streak: aggregates, so the public /metrics
+// names no webhook (docs/security.md).
+var streakBuckets = []struct {
+	label string
+	min   int
+}{{"100+", 100}, {"10-99", 10}, {"2-9", 2}, {"1", 1}}
+
 type failuresCollector struct {
 	m    *Metrics
 	desc *prometheus.Desc
@@ -90,11 +98,57 @@ type failuresCollector struct {
 
 func (f *failuresCollector) Describe(ch chan<- *prometheus.Desc) { ch <- f.desc }
 func (f *failuresCollector) Collect(ch chan<- prometheus.Metric) {
+	counts := make([]int, len(streakBuckets))
 	f.m.mu.Lock()
-	defer f.m.mu.Unlock()
-	for id, n := range f.m.failures {
-		ch <- prometheus.MustNewConstMetric(f.desc, prometheus.GaugeValue, float64(n), id)
+	for _, n := range f.m.failures {
+		for i, b := range streakBuckets {
+			if n >= b.min {
+				counts[i]++
+				break
+			}
+		}
 	}
+	f.m.mu.Unlock()
+	for i, b := range streakBuckets {
+		ch <- prometheus.MustNewConstMetric(f.desc, prometheus.GaugeValue, float64(counts[i]), b.label)
+	}
+}
+
+// prune drops the failure streaks of webhooks that are gone or no longer
+// enabled (deleted, disabled by hand or for failing): nothing attempts
+// them any more, so no success would ever clear their entry.
+func (m *Metrics) prune(ctx context.Context, lookup func(context.Context, []string) (map[string]*core.Webhook, error)) error {
+	if m == nil {
+		return nil
+	}
+	m.mu.Lock()
+	ids := make([]string, 0, len(m.failures))
+	for id := range m.failures {
+		ids = append(ids, id)
+	}
+	m.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	hooks, err := lookup(ctx, ids)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range ids {
+		if h := hooks[id]; h == nil || h.State != core.WebhookEnabled {
+			delete(m.failures, id)
+		}
+	}
+	return nil
+}
+
+// tracked reports how many webhooks have a failure streak here.
+func (m *Metrics) tracked() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.failures)
 }
 
 // depthCollector reports the queue depth at scrape time, cached for a

@@ -48,7 +48,9 @@ type setupOpts struct {
 	tls            *tls.Config   // the sender's TLS configuration
 	// direct makes the publisher hand deliveries to the engine in memory,
 	// as `serve` always does.
-	direct bool
+	direct       bool
+	metrics      *Metrics
+	metricsPrune time.Duration
 }
 
 func setup(t *testing.T, o setupOpts) *bundle {
@@ -78,6 +80,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 		Rand:           func() float64 { return 0.5 }, // no jitter: exact schedule
 		PerDestination: o.perDest, Workers: o.workers, Dynamic: o.dynamic,
 		SoftStop: cmp.Or(o.softStop, 5*time.Second), Logger: testLogger(t), Lease: o.lease, QueueBytes: o.queueBytes,
+		Metrics: o.metrics, MetricsPrune: o.metricsPrune,
 	})
 	if o.direct {
 		b.pub = publish.New(publish.Config{Store: st, Catalog: cat, Clock: clock, Direct: b.engine,

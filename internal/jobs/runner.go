@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/jobs/executor"
+	"github.com/longhook/longhook/internal/telemetry"
 )
 
 // errShutdown cancels executions when the runner stops; their jobs are
@@ -137,6 +140,11 @@ func (s *Service) heartbeat(ctx context.Context) {
 // shutdown) it returns without settling: whoever cancelled it settled the
 // job, or the next runner resumes it.
 func (s *Service) execute(ctx context.Context, j *core.Job) {
+	if telemetry.Enabled() {
+		var span trace.Span
+		ctx, span = startRunSpan(ctx, j)
+		defer span.End()
+	}
 	start := time.Now()
 	var o outcome
 	if j.Runs > s.cfg.MaxRuns {

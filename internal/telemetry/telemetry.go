@@ -177,6 +177,17 @@ func Setup(ctx context.Context, cfg Config) (shutdown func(context.Context) erro
 
 type tracerBox struct{ trace.Tracer }
 
+// ForceFlush exports the spans buffered so far (tests).
+func ForceFlush(ctx context.Context) error {
+	mu.Lock()
+	tp := provider
+	mu.Unlock()
+	if tp == nil {
+		return nil
+	}
+	return tp.ForceFlush(ctx)
+}
+
 // Tracer is the current tracer (a no-op one when tracing is off).
 func Tracer() trace.Tracer {
 	if b := tracer.Load(); b != nil {

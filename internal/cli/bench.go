@@ -151,6 +151,7 @@ func runBench(ctx context.Context, args []string, env Env) error {
 	var sk soakConfig
 	fs.DurationVar(&sk.Duration, "soak", 0, "instead of a benchmark, run a soak this long: mixed load (fan-out, dynamic, a flapping and a failing webhook, retention sweeps) at --time-scale, resources printed every minute, zero accepted events lost")
 	fs.Float64Var(&sk.TimeScale, "time-scale", 1800, "with --soak: the server's --time-scale")
+	fs.StringVar(&sk.HeapProfile, "heap-profile", "", "with --soak: after a GC, write a heap profile to PREFIX-MINUTE.pb.gz at every sample (compare two with go tool pprof -base)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,7 @@ type soakConfig struct {
 	DatabaseURL string
 	Every       time.Duration
 	LogLevel    string
+	HeapProfile string // prefix of heap profiles written at every sample
 }
 
 // The soak's webhooks: every event fans out to all four, and every
@@ -233,6 +235,9 @@ func soak(ctx context.Context, c soakConfig, env Env) error {
 		n := len(accepted)
 		mu.Unlock()
 		r := sample(size)
+		if c.HeapProfile != "" {
+			writeHeapProfile(fmt.Sprintf("%s-%02d.pb.gz", c.HeapProfile, int(time.Since(start).Minutes()+0.5)))
+		}
 		fmt.Fprintf(env.Stdout, "%8.1f %9d %8.1f %8d %10d %6.1f %9d\n", time.Since(start).Minutes(), n, r.rssMB, r.goroutines, r.files, r.dbMB, rv.hits.Load())
 		return r
 	}
@@ -387,4 +392,16 @@ func (rv *soakReceiver) explain(w io.Writer, accepted []int64) {
 			return
 		}
 	}
+}
+
+// writeHeapProfile writes the live heap (after a GC) to path; a failure
+// only costs the profile.
+func writeHeapProfile(path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	runtime.GC()
+	_ = pprof.Lookup("heap").WriteTo(f, 0)
 }

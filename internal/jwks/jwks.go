@@ -300,7 +300,7 @@ func (m *Manager) SignDynamic(_ context.Context, c *core.Claimed, uri string, no
 	if err != nil {
 		return "", fmt.Errorf("jwks: sign: %w", err)
 	}
-	m.tokens.put(c.ID, cachedToken{token: tok, kid: kid, exp: exp})
+	m.tokens.put(c.ID, cachedToken{token: tok, kid: kid, exp: exp}, now)
 	return tok, nil
 }
 
@@ -349,11 +349,21 @@ type cachedToken struct {
 	exp   time.Time
 }
 
-// tokenCache keeps the last token per delivery; bounded by clearing.
+// tokenCache keeps the last token per delivery while it can be reused.
+// Tokens too close to expiry are swept out whenever the cache has doubled
+// since the last sweep (at least tokenSweepMin entries), so it holds
+// about a token lifetime's worth of deliveries; tokenCacheMax bounds it
+// whatever the lifetime.
 type tokenCache struct {
-	mu sync.Mutex
-	m  map[string]cachedToken
+	mu      sync.Mutex
+	m       map[string]cachedToken
+	sweepAt int
 }
+
+const (
+	tokenSweepMin = 4096
+	tokenCacheMax = 50000
+)
 
 const tokenReuseMargin = time.Minute
 
@@ -367,11 +377,19 @@ func (t *tokenCache) get(id, kid string, now time.Time) (string, bool) {
 	return c.token, true
 }
 
-func (t *tokenCache) put(id string, c cachedToken) {
+func (t *tokenCache) put(id string, c cachedToken, now time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if len(t.m) >= 50000 {
-		clear(t.m)
+	if len(t.m) >= max(t.sweepAt, tokenSweepMin) {
+		for k, v := range t.m {
+			if v.exp.Sub(now) < tokenReuseMargin {
+				delete(t.m, k) // never reused (see get)
+			}
+		}
+		if len(t.m) >= tokenCacheMax {
+			clear(t.m)
+		}
+		t.sweepAt = 2 * len(t.m)
 	}
 	t.m[id] = c
 }

@@ -110,6 +110,9 @@ type Job struct {
 	EndTime     time.Time
 	// ExpireTime is when an unfinished batch expires (zero: never).
 	ExpireTime time.Time
+	// TraceParent is the W3C traceparent of the request that created the
+	// job ("" when tracing was off): each execution continues its trace.
+	TraceParent string
 }
 
 // File is a stored file of the Files API: an upload, a batch result or a

@@ -104,7 +104,7 @@ func (s *Service) CreateBatch(ctx context.Context, projectID string, b BatchInpu
 	j := &core.Job{ID: core.NewSortableID(now), ProjectID: projectID, Kind: core.JobBatch, State: core.JobPending,
 		Model: b.Model, DisplayName: b.DisplayName, Request: raw, WebhookConfig: b.WebhookConfig,
 		CreateTime: now, UpdateTime: now, ExpireTime: now.Add(s.window)}
-	if err := s.store.CreateJob(ctx, j); err != nil {
+	if err := s.createJob(ctx, j); err != nil {
 		return nil, err
 	}
 	s.notify()

@@ -124,7 +124,7 @@ func (s *Service) CreateInteraction(ctx context.Context, projectID string, in In
 		j.Sequence = parent.Sequence // a continuation numbers its events after its predecessor's
 	}
 	if in.Background {
-		if err := s.store.CreateJob(ctx, j); err != nil {
+		if err := s.createJob(ctx, j); err != nil {
 			return nil, err
 		}
 		s.notify()
@@ -132,7 +132,7 @@ func (s *Service) CreateInteraction(ctx context.Context, projectID string, in In
 	}
 	// Foreground: run it in this call, holding the lease like a runner.
 	j.State, j.LeaseOwner, j.LeaseExpire, j.Runs, j.StartTime = core.JobRunning, s.cfg.Owner, now.Add(s.cfg.LeaseTTL), 1, now
-	if err := s.store.CreateJob(ctx, j); err != nil {
+	if err := s.createJob(ctx, j); err != nil {
 		return nil, err
 	}
 	rctx, cancel := context.WithCancelCause(ctx)

@@ -2,17 +2,20 @@ package jobs_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/telemetry"
 )
 
-// TestJobRunSpan: with tracing on, a job's execution is a span, and the
-// event it emits is published under it (the publish span is its child).
+// TestJobRunSpan: with tracing on, a job's execution is a span that
+// continues the trace of the request that created the job, and the event
+// it emits is published under it (the publish span is its child).
 // Not parallel: tracing is process-wide.
 func TestJobRunSpan(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
@@ -50,6 +53,28 @@ func TestJobRunSpan(t *testing.T) {
 		}
 		return pub != nil
 	})
+	// The run continues the trace of the request that created the batch
+	// (its traceparent is stored with the job) and links to it.
+	var create *tracetest.SpanStub
+	for i := range exp.GetSpans() {
+		if s := exp.GetSpans()[i]; s.SpanKind == trace.SpanKindServer && strings.HasPrefix(s.Name, "POST ") && strings.Contains(s.Name, "/models/") {
+			create = &s
+		}
+	}
+	if create == nil {
+		var names []string
+		for _, s := range exp.GetSpans() {
+			names = append(names, s.Name)
+		}
+		t.Fatalf("no server span for the create request among %q", names)
+	}
+	if run.Parent.TraceID() != create.SpanContext.TraceID() || run.Parent.SpanID() != create.SpanContext.SpanID() {
+		t.Errorf("the run's parent is %s/%s, want the create request's span %s/%s", run.Parent.TraceID(), run.Parent.SpanID(),
+			create.SpanContext.TraceID(), create.SpanContext.SpanID())
+	}
+	if len(run.Links) != 1 || run.Links[0].SpanContext.SpanID() != create.SpanContext.SpanID() {
+		t.Errorf("the run's links %+v, want one to the create request's span", run.Links)
+	}
 	for _, kv := range pub.Attributes {
 		if kv.Key == "longhook.event.type" && kv.Value.AsString() != core.EventBatchSucceeded {
 			t.Fatalf("the job's publish span has event type %s", kv.Value.AsString())

@@ -60,7 +60,7 @@ func (s *Service) CreateVideo(ctx context.Context, projectID string, v VideoInpu
 	now := s.cfg.Clock.Now()
 	j := &core.Job{ID: core.NewSortableID(now), ProjectID: projectID, Kind: core.JobVideo, State: core.JobPending,
 		Model: v.Model, Request: raw, WebhookConfig: v.WebhookConfig, CreateTime: now, UpdateTime: now}
-	if err := s.store.CreateJob(ctx, j); err != nil {
+	if err := s.createJob(ctx, j); err != nil {
 		return nil, err
 	}
 	s.notify()

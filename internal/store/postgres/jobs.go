@@ -31,7 +31,7 @@ var _ core.JobStore = (*Store)(nil)
 var jobColumns = []string{"id", "project_id", "kind", "state", "model", "display_name", "parent_id",
 	"request", "result", "error_code", "error_message", "webhook_config", "output_file", "sequence",
 	"outbox", "terminal_emitted", "runs", "lease_owner", "lease_expire", "create_time", "update_time",
-	"start_time", "end_time", "expire_time"}
+	"start_time", "end_time", "expire_time", "trace_parent"}
 
 var (
 	jobCols = strings.Join(jobColumns, ", ")
@@ -62,7 +62,7 @@ func scanJob(r pgx.Row) (*core.Job, error) {
 	if err := r.Scan(&j.ID, &j.ProjectID, &kind, &state, &j.Model, &j.DisplayName, &j.ParentID,
 		&req, &res, &j.ErrorCode, &j.ErrorMessage, &dyn, &j.OutputFile, &j.Sequence,
 		&outbox, &j.TerminalEmitted, &j.Runs, &j.LeaseOwner, &j.LeaseExpire, &j.CreateTime, &j.UpdateTime,
-		&j.StartTime, &j.EndTime, &j.ExpireTime); err != nil {
+		&j.StartTime, &j.EndTime, &j.ExpireTime, &j.TraceParent); err != nil {
 		return nil, err
 	}
 	j.Kind, j.State = core.JobKind(kind), core.JobState(state)
@@ -104,7 +104,7 @@ func jobArgs(j *core.Job) ([]any, error) {
 	return []any{j.ID, j.ProjectID, string(j.Kind), string(j.State), j.Model, j.DisplayName, j.ParentID,
 		orEmpty([]byte(j.Request)), orEmpty([]byte(j.Result)), j.ErrorCode, j.ErrorMessage, dyn, j.OutputFile,
 		j.Sequence, outbox, j.TerminalEmitted, j.Runs, j.LeaseOwner, j.LeaseExpire,
-		j.CreateTime, j.UpdateTime, j.StartTime, j.EndTime, j.ExpireTime}, nil
+		j.CreateTime, j.UpdateTime, j.StartTime, j.EndTime, j.ExpireTime, j.TraceParent}, nil
 }
 
 // queryJobs runs a read of jobs (SELECT jobCols FROM jobs + tail).

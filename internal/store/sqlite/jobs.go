@@ -18,7 +18,7 @@ var _ core.JobStore = (*Store)(nil)
 
 const jobCols = `id, project_id, kind, state, model, display_name, parent_id, request, result,
 	error_code, error_message, webhook_config, output_file, sequence, outbox, terminal_emitted,
-	runs, lease_owner, lease_expire, create_time, update_time, start_time, end_time, expire_time`
+	runs, lease_owner, lease_expire, create_time, update_time, start_time, end_time, expire_time, trace_parent`
 
 type jobScanner interface{ Scan(...any) error }
 
@@ -30,7 +30,7 @@ func scanJob(sc jobScanner) (*core.Job, error) {
 	var le, ct, ut, st, et, xt int64
 	if err := sc.Scan(&j.ID, &j.ProjectID, &kind, &state, &j.Model, &j.DisplayName, &j.ParentID,
 		&j.Request, &j.Result, &j.ErrorCode, &j.ErrorMessage, &dyn, &j.OutputFile, &j.Sequence,
-		&outbox, &emitted, &j.Runs, &j.LeaseOwner, &le, &ct, &ut, &st, &et, &xt); err != nil {
+		&outbox, &emitted, &j.Runs, &j.LeaseOwner, &le, &ct, &ut, &st, &et, &xt, &j.TraceParent); err != nil {
 		return nil, err
 	}
 	j.Kind, j.State, j.TerminalEmitted = core.JobKind(kind), core.JobState(state), emitted != 0
@@ -73,7 +73,7 @@ func jobArgs(j *core.Job) ([]any, error) {
 	return []any{j.ID, j.ProjectID, string(j.Kind), string(j.State), j.Model, j.DisplayName, j.ParentID,
 		orEmpty([]byte(j.Request)), orEmpty([]byte(j.Result)), j.ErrorCode, j.ErrorMessage, dyn, j.OutputFile,
 		j.Sequence, outbox, boolInt(j.TerminalEmitted), j.Runs, j.LeaseOwner, micros(j.LeaseExpire),
-		micros(j.CreateTime), micros(j.UpdateTime), micros(j.StartTime), micros(j.EndTime), micros(j.ExpireTime)}, nil
+		micros(j.CreateTime), micros(j.UpdateTime), micros(j.StartTime), micros(j.EndTime), micros(j.ExpireTime), j.TraceParent}, nil
 }
 
 func queryJobs(ctx context.Context, q queryer, where string, args ...any) ([]*core.Job, error) {
@@ -101,7 +101,7 @@ func (s *Store) CreateJob(ctx context.Context, j *core.Job) error {
 	}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO jobs (`+jobCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, args...)
 		return err
 	})
 	return wrap("create job", err)
@@ -154,7 +154,7 @@ func (s *Store) UpdateJob(ctx context.Context, projectID, id string, fn func(*co
 			display_name = ?, parent_id = ?, request = ?, result = ?, error_code = ?, error_message = ?,
 			webhook_config = ?, output_file = ?, sequence = ?, outbox = ?, terminal_emitted = ?, runs = ?,
 			lease_owner = ?, lease_expire = ?, create_time = ?, update_time = ?, start_time = ?,
-			end_time = ?, expire_time = ? WHERE id = ?`, append(args[1:], id)...)
+			end_time = ?, expire_time = ?, trace_parent = ? WHERE id = ?`, append(args[1:], id)...)
 		return err
 	})
 	if err != nil {

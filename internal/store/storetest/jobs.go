@@ -186,6 +186,7 @@ func fullJob(projectID string) *core.Job {
 	j.UpdateTime = T0.Add(time.Second)
 	j.StartTime, j.EndTime = T0.Add(500*time.Millisecond), T0.Add(2*time.Second)
 	j.ExpireTime = T0.Add(48 * time.Hour)
+	j.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	return j
 }
 

@@ -10,7 +10,9 @@
 //
 // Security: a session is server-side (the cookie holds a random id only;
 // HttpOnly, SameSite=Strict, Secure under TLS); the key is looked up again
-// on every request, so revoking it ends its sessions; every POST carries a
+// on every request, so revoking it ends its sessions (and a live stream
+// looks its session, key and webhook up again every Deps.StreamRecheck,
+// streams.go); every POST carries a
 // per-session CSRF token and a same-origin Origin (or Referer); the CSP
 // allows no inline script or style; templates escape everything and never
 // mark store data safe.
@@ -88,6 +90,13 @@ type Deps struct {
 	Logger *slog.Logger
 	// SessionTTL is how long a session lasts without use. Default: 12 h.
 	SessionTTL time.Duration
+	// StreamRecheck is how often an open live stream looks its session,
+	// the session's API key (in the store) and its webhook up again; it
+	// ends when any is gone. Default: 2 s.
+	StreamRecheck time.Duration
+	// MaxStreamsPerSession caps the live streams one session holds open
+	// at once; one more is refused with 429. Default: 8.
+	MaxStreamsPerSession int
 }
 
 func (d Deps) withDefaults() Deps {
@@ -99,6 +108,12 @@ func (d Deps) withDefaults() Deps {
 	}
 	if d.SessionTTL <= 0 {
 		d.SessionTTL = 12 * time.Hour
+	}
+	if d.StreamRecheck <= 0 {
+		d.StreamRecheck = 2 * time.Second
+	}
+	if d.MaxStreamsPerSession <= 0 {
+		d.MaxStreamsPerSession = 8
 	}
 	return d
 }
@@ -126,6 +141,7 @@ type Console struct {
 	mux      *http.ServeMux
 	sessions *sessions
 	pages    *pages
+	streams  *streamGate
 	stop     chan struct{} // closed by Close: live streams end
 	once     sync.Once
 }
@@ -142,7 +158,7 @@ func New(d Deps) *Console {
 	}
 	d = d.withDefaults()
 	c := &Console{d: d, mux: http.NewServeMux(), sessions: newSessions(d.SessionTTL), pages: mustParsePages(),
-		stop: make(chan struct{})}
+		streams: &streamGate{max: d.MaxStreamsPerSession, open: map[string]int{}}, stop: make(chan struct{})}
 	c.routes()
 	return c
 }

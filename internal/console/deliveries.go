@@ -1,7 +1,9 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -119,7 +121,9 @@ const streamWrite = 30 * time.Second
 
 // stream sends the webhook's new and changed deliveries as server-sent
 // events: it re-reads the newest page every second (one indexed range
-// read) and sends the rows that are new or changed.
+// read) and sends the rows that are new or changed. Every
+// Deps.StreamRecheck it looks its session, key and webhook up again and
+// ends, with an "end" event, when any is gone (streams.go).
 func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 	s := sessionOf(r)
 	ctx := r.Context()
@@ -128,12 +132,34 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, s, err)
 		return
 	}
+	leave, ok := c.streams.enter(s.id)
+	if !ok {
+		http.Error(w, fmt.Sprintf("This session already has %d live streams open, the most one session may hold: close a console tab first.",
+			c.d.MaxStreamsPerSession), http.StatusTooManyRequests)
+		return
+	}
+	defer leave()
 	bw, flush := relay.Open(w, streamWrite)
 	seen := map[string]string{}
 	first := true
 	after := r.URL.Query().Get("after") // the newest delivery the page showed
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	recheck := time.NewTicker(c.d.StreamRecheck)
+	defer recheck.Stop()
+	var rows [][]byte
+	// check ends the stream, telling the page why, when its session, key
+	// or webhook is gone.
+	check := func() bool {
+		end := c.streamEnd(ctx, s, h)
+		if end != "" {
+			// The page's script closes its EventSource on "end" rather
+			// than reconnecting.
+			fmt.Fprintf(bw, "event: end\ndata: %s\n\n", end)
+			_ = flush()
+		}
+		return end == ""
+	}
 	for {
 		ds, err := c.d.Store.ListDeliveries(ctx, core.ListDeliveriesParams{ProjectID: s.project, WebhookID: h.ID, Limit: deliveriesPage})
 		if err != nil {
@@ -151,11 +177,22 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 			}
 			b, _ := json.Marshal(streamRow{ID: d.ID, EventType: d.EventType, Status: string(d.Status), Class: statusClass(d.Status),
 				Attempts: d.Attempts, Code: d.LastStatusCode, Error: d.LastError, Created: when(d.CreateTime)})
+			rows = append(rows, b)
+		}
+		first = false
+		// Rows are sent only after a look-up that finds the session, key
+		// and webhook still there (two indexed reads, when there is
+		// something to send): nothing reaches a stream after its key was
+		// revoked, even between two rechecks.
+		if len(rows) > 0 && !check() {
+			return
+		}
+		for _, b := range rows {
 			if _, err := fmt.Fprintf(bw, "event: delivery\ndata: %s\n\n", b); err != nil {
 				return
 			}
 		}
-		first = false
+		rows = rows[:0]
 		if _, err := bw.WriteString(": keep-alive\n\n"); err != nil {
 			return
 		}
@@ -165,12 +202,34 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 		if err := flush(); err != nil {
 			return
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.stop:
-			return
-		case <-tick.C:
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.stop:
+				return
+			case <-recheck.C:
+				if !check() {
+					return
+				}
+			case <-tick.C:
+				break wait
+			}
 		}
 	}
+}
+
+// streamEnd says why an open stream must end — its session or key is
+// gone, or its webhook was deleted — or "" while all are there. A store
+// error other than not-found keeps the stream (the next recheck tries
+// again).
+func (c *Console) streamEnd(ctx context.Context, s *session, h *core.Webhook) string {
+	if err := c.sessionStillValid(ctx, s); errors.Is(err, errSessionEnded) {
+		return "session ended"
+	}
+	if _, err := c.d.Store.GetWebhook(ctx, s.project, h.ID); errors.Is(err, core.ErrNotFound) {
+		return "webhook deleted"
+	}
+	return ""
 }

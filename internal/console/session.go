@@ -78,6 +78,16 @@ func (ss *sessions) get(id string, now time.Time) *session {
 	return &cp
 }
 
+// alive reports whether the session is still signed in, without extending
+// it (an open stream is not use: a page left open does not keep a session
+// alive for ever).
+func (ss *sessions) alive(id string, now time.Time) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s := ss.m[id]
+	return s != nil && !now.After(s.expires)
+}
+
 func (ss *sessions) setProject(id, project string) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -111,15 +121,39 @@ func (c *Console) current(r *http.Request) (*session, error) {
 	if s == nil {
 		return nil, nil
 	}
-	k, err := c.d.Store.LookupAPIKey(r.Context(), s.digest)
-	switch {
-	case errors.Is(err, core.ErrNotFound) || err == nil && !k.RevokeTime.IsZero():
-		c.sessions.drop(s.id)
+	switch err := c.keyStillValid(r.Context(), s); {
+	case errors.Is(err, errSessionEnded):
 		return nil, nil
 	case err != nil:
 		return nil, err
 	}
 	return s, nil
+}
+
+// errSessionEnded ends a request or a live stream whose session was signed
+// out or expired, or whose API key was revoked or deleted.
+var errSessionEnded = errors.New("console session ended")
+
+// keyStillValid looks the session's API key up in the store (not a cache):
+// errSessionEnded, and the session dropped, when the key is revoked or
+// gone; a store error as it is.
+func (c *Console) keyStillValid(ctx context.Context, s *session) error {
+	k, err := c.d.Store.LookupAPIKey(ctx, s.digest)
+	switch {
+	case errors.Is(err, core.ErrNotFound) || err == nil && (!k.RevokeTime.IsZero() || k.ID != s.keyID):
+		c.sessions.drop(s.id)
+		return errSessionEnded
+	}
+	return err
+}
+
+// sessionStillValid is what an open stream checks every
+// Deps.StreamRecheck: the session is still signed in and its key valid.
+func (c *Console) sessionStillValid(ctx context.Context, s *session) error {
+	if !c.sessions.alive(s.id, c.d.Clock.Now()) {
+		return errSessionEnded
+	}
+	return c.keyStillValid(ctx, s)
 }
 
 // authed requires a session; without one GET pages redirect to sign-in.

@@ -65,6 +65,9 @@ function deliveryRow(d) {
   var badge = document.getElementById("live");
   es.onopen = function () { if (badge) badge.hidden = false; };
   es.onerror = function () { if (badge) badge.hidden = true; };
+  // The server ends the stream for good when the session, its key or the
+  // webhook is gone: do not reconnect.
+  es.addEventListener("end", function () { es.close(); if (badge) badge.hidden = true; });
   es.addEventListener("delivery", function (m) {
     var d = JSON.parse(m.data);
     var row = deliveryRow(d);

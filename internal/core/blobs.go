@@ -38,11 +38,12 @@ type BlobStore interface {
 	// CreateFileWithBlob creates f with the staged blob as its contents, in
 	// one transaction; f.SizeBytes must be the blob's length. With replace,
 	// a file of the same id in f's project is deleted first, contents and
-	// all. ErrAlreadyExists if the id is taken (the blob is then still
-	// staged).
+	// all. ErrAlreadyExists if the id is taken in f's project (the blob is
+	// then still staged).
 	CreateFileWithBlob(ctx context.Context, f *File, blob string, replace bool) error
 	// FileBlob returns the blob holding the contents of a file of the
-	// project (any project when projectID is empty) and its length;
+	// project (the first of that id in any project when projectID is
+	// empty) and its length;
 	// ErrNotFound if there is no such file. blob is empty for a file
 	// created by CreateFile without contents.
 	FileBlob(ctx context.Context, projectID, id string) (blob string, size int64, err error)
@@ -60,7 +61,7 @@ type BlobStore interface {
 	// FinishUpload creates f with the bytes of upload session id and
 	// deletes the session, in one transaction. f.SizeBytes must equal the
 	// session's Received (ErrFailedPrecondition otherwise: a chunk arrived
-	// meanwhile). ErrAlreadyExists if f.ID is taken; ErrNotFound if there is
+	// meanwhile). ErrAlreadyExists if f.ID is taken in f's project; ErrNotFound if there is
 	// no such session. On error the session is unchanged.
 	FinishUpload(ctx context.Context, id string, f *File) error
 

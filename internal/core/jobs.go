@@ -200,13 +200,19 @@ type JobStore interface {
 	// ok=false when there is none.
 	NextJobWake(ctx context.Context) (t time.Time, ok bool, err error)
 
+	// CreateFile creates f; ErrAlreadyExists if f's project has a file of
+	// that id (ids are unique per project: another project's is no bar).
 	CreateFile(ctx context.Context, f *File) error
+	// GetFile returns a file of the project (when projectID is empty, the
+	// first file of that id in any project: for maintenance, never for a
+	// caller's request).
 	GetFile(ctx context.Context, projectID, id string) (*File, error)
 	// ListFiles lists a project's files newest first, before the exclusive
 	// cursor beforeID.
 	ListFiles(ctx context.Context, projectID, beforeID string, limit int) ([]*File, error)
-	// DeleteFile removes a file of the project (any project when projectID
-	// is empty), with its contents in a BlobStore.
+	// DeleteFile removes a file of the project (the files of that id in
+	// every project when projectID is empty), with its contents in a
+	// BlobStore.
 	DeleteFile(ctx context.Context, projectID, id string) error
 	// ExpiredFiles returns up to limit files whose ExpireTime is set and at
 	// or before now (any project).

@@ -156,7 +156,7 @@ func (b *storeBlobs) DeleteFile(ctx context.Context, projectID, id string) error
 	if err := b.store.DeleteFile(ctx, projectID, id); err != nil {
 		return err
 	}
-	_ = os.Remove(b.legacy.filePath(id))
+	_ = os.Remove(b.legacy.filePath(projectID, id))
 	return nil
 }
 

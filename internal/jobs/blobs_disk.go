@@ -3,6 +3,7 @@ package jobs
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,8 +17,9 @@ import (
 	"github.com/longhook/longhook/internal/core"
 )
 
-// diskBlobs keeps file contents under dir: files/{id}, and
-// uploads/{session}.part for resumable uploads in progress. A file is
+// diskBlobs keeps file contents under dir: files/{project}/{id} (file ids
+// are unique within a project only), and uploads/{session}.part for
+// resumable uploads in progress. A file is
 // written to a temporary name next to its final one, synced, recorded in
 // the store and renamed into place. It serves one process: the chunks of a
 // session are serialised by an in-process lock.
@@ -37,7 +39,63 @@ func (d *diskBlobs) lockUpload(id string) (unlock func()) {
 	return mu.Unlock
 }
 
-func (d *diskBlobs) filePath(id string) string { return filepath.Join(d.dir, "files", id) }
+// filePath is where the contents of a file of the project live.
+func (d *diskBlobs) filePath(projectID, id string) string {
+	return filepath.Join(d.dir, "files", projectDir(projectID), id)
+}
+
+// projectDir names a project's directory under files/: the project id
+// itself when it is a plain name (ids are core.NewID's hex), else "~" and
+// its hex, which no plain name starts with.
+func projectDir(projectID string) string {
+	plain := projectID != ""
+	for _, c := range projectID {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return projectID
+	}
+	return "~" + hex.EncodeToString([]byte(projectID))
+}
+
+// moveLegacyFiles moves the contents stored as files/{id}, from before
+// file ids were unique per project only, to files/{project}/{id}. It runs
+// when the service starts, before any request: until then ids were
+// unique across projects, so the one file of that id owns the contents.
+// Contents without a file are left alone.
+func (d *diskBlobs) moveLegacyFiles(ctx context.Context) error {
+	entries, err := os.ReadDir(filepath.Join(d.dir, "files"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("jobs: move files: %w", err)
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), tempPrefix) {
+			continue
+		}
+		f, err := d.store.GetFile(ctx, "", e.Name())
+		if errors.Is(err, core.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("jobs: move files: %w", err)
+		}
+		to := d.filePath(f.ProjectID, f.ID)
+		if err := os.MkdirAll(filepath.Dir(to), 0o700); err != nil {
+			return fmt.Errorf("jobs: move files: %w", err)
+		}
+		if err := os.Rename(filepath.Join(d.dir, "files", e.Name()), to); err != nil {
+			return fmt.Errorf("jobs: move files: %w", err)
+		}
+		d.log.Info("jobs.file_moved", slog.String("file", "files/"+f.ID), slog.String("project", f.ProjectID))
+	}
+	return nil
+}
 
 func (d *diskBlobs) uploadPath(id string) string {
 	return filepath.Join(d.dir, "uploads", id+".part")
@@ -85,7 +143,12 @@ func (d *diskBlobs) commit(ctx context.Context, f *core.File, tmp string, replac
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, d.filePath(f.ID)); err != nil {
+	to := d.filePath(f.ProjectID, f.ID)
+	err = os.MkdirAll(filepath.Dir(to), 0o700)
+	if err == nil {
+		err = os.Rename(tmp, to)
+	}
+	if err != nil {
 		_ = d.store.DeleteFile(context.WithoutCancel(ctx), f.ProjectID, f.ID)
 		return fmt.Errorf("jobs: store file: %w", err)
 	}
@@ -106,7 +169,7 @@ func (d *diskBlobs) Open(ctx context.Context, projectID, id string) (FileContent
 	if _, err := d.store.GetFile(ctx, projectID, id); err != nil {
 		return nil, err
 	}
-	fh, err := os.Open(d.filePath(id))
+	fh, err := os.Open(d.filePath(projectID, id))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("jobs: contents of files/%s: %w", id, core.ErrNotFound)
 	}
@@ -126,7 +189,7 @@ func (d *diskBlobs) DeleteFile(ctx context.Context, projectID, id string) error 
 	if err := d.store.DeleteFile(ctx, projectID, id); err != nil {
 		return err
 	}
-	logRemove(d.log, d.filePath(id), os.Remove(d.filePath(id)))
+	logRemove(d.log, d.filePath(projectID, id), os.Remove(d.filePath(projectID, id)))
 	return nil
 }
 

@@ -98,14 +98,15 @@ func (s *Service) sweepTemp(now time.Time) error {
 }
 
 // newFile prepares the File an upload creates, checking that a chosen id
-// is free.
+// is free in the project (ids are unique per project: another project's
+// file of that id is neither refused nor revealed).
 func (s *Service) newFile(ctx context.Context, projectID string, m FileMeta) (*core.File, error) {
 	now := s.cfg.Clock.Now()
 	f := &core.File{ID: m.ID, ProjectID: projectID, DisplayName: m.DisplayName, MIMEType: m.MIMEType,
 		Source: sourceUploaded, CreateTime: now, UpdateTime: now, ExpireTime: now.Add(s.cfg.FileTTL)}
 	if f.ID == "" {
 		f.ID = core.NewSortableID(now)
-	} else if _, err := s.store.GetFile(ctx, "", f.ID); err == nil {
+	} else if _, err := s.store.GetFile(ctx, projectID, f.ID); err == nil {
 		return nil, core.Invalid("file.name", "files/%s already exists", f.ID)
 	} else if !errors.Is(err, core.ErrNotFound) {
 		return nil, err

@@ -2,8 +2,11 @@ package jobs_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -147,5 +150,120 @@ func TestFilesREST(t *testing.T) {
 	}
 	if r := f.call("GET", "/v1beta/files", nil).must(t, 200); r.path("files") != nil {
 		t.Fatalf("after the sweep: %s", r.raw)
+	}
+}
+
+// File names are per project (issue 13, defect 8): two projects upload
+// the same name, each reads, lists and deletes its own; another project's
+// name is answered exactly as a free one, at upload and as a batch input.
+func TestFileNamesPerProject(t *testing.T) {
+	t.Parallel()
+	f := setup(t, options{noRunner: true})
+	base := f.srv.URL
+	ctx := context.Background()
+	other := core.NewID()
+	if err := f.store.CreateProject(ctx, core.Project{ID: other, Name: "c", CreateTime: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	c, digest, hint := api.NewAPIKey()
+	if err := f.store.CreateAPIKey(ctx, core.APIKey{ID: core.NewID(), ProjectID: other, Digest: digest, Hint: hint, CreateTime: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	d := f.key
+	upload := func(key, name, display, data string) (*http.Response, string) {
+		mp := "--b\r\nContent-Type: application/json\r\n\r\n{\"file\":{\"name\":\"files/" + name + "\",\"displayName\":\"" + display + "\"}}\r\n" +
+			"--b\r\nContent-Type: text/plain\r\n\r\n" + data + "\r\n--b--\r\n"
+		return f.send("POST", base+"/upload/v1beta/files?uploadType=multipart", key, map[string]string{"Content-Type": "multipart/related; boundary=b"}, mp)
+	}
+	batch := func(key, name string) (*http.Response, string) {
+		return f.send("POST", base+"/v1beta/models/gemini-2.5-flash:batchGenerateContent", key, map[string]string{"Content-Type": "application/json"},
+			`{"batch":{"displayName":"b","inputConfig":{"fileName":"files/`+name+`"}}}`)
+	}
+	// scrub makes the answers for two names comparable.
+	scrub := func(body, name string) string { return strings.ReplaceAll(body, name, "NAME") }
+
+	if res, body := upload(d, "shared", "of-d", "d-bytes"); res.StatusCode != 200 {
+		t.Fatalf("D's upload: %d %s", res.StatusCode, body)
+	}
+	if res, body := upload(c, "shared", "of-c", "c-bytes"); res.StatusCode != 200 || !strings.Contains(body, `"name":"files/shared"`) {
+		t.Fatalf("C's upload of D's name: %d %s, want 200 as for a free name", res.StatusCode, body)
+	}
+	for _, p := range []struct{ key, display, data string }{{d, "of-d", "d-bytes"}, {c, "of-c", "c-bytes"}} {
+		if res, body := f.send("GET", base+"/v1beta/files/shared", p.key, nil, ""); res.StatusCode != 200 || !strings.Contains(body, `"displayName":"`+p.display+`"`) {
+			t.Fatalf("get as %s: %d %s", p.display, res.StatusCode, body)
+		}
+		if res, body := f.send("GET", base+"/download/v1beta/files/shared:download?alt=media", p.key, nil, ""); res.StatusCode != 200 || body != p.data {
+			t.Fatalf("download as %s: %d %q", p.display, res.StatusCode, body)
+		}
+		res, body := f.send("GET", base+"/v1beta/files", p.key, nil, "")
+		if res.StatusCode != 200 || strings.Count(body, `"name"`) != 1 || !strings.Contains(body, `"displayName":"`+p.display+`"`) {
+			t.Fatalf("list as %s: %d %s", p.display, res.StatusCode, body)
+		}
+	}
+	// A name a project holds itself is taken, for it alone.
+	if res, body := upload(c, "shared", "again", "x"); res.StatusCode != 400 || !strings.Contains(body, "already exists") {
+		t.Fatalf("C's second upload of its own name: %d %s", res.StatusCode, body)
+	}
+	// Deleting D's file leaves C's.
+	if res, body := f.send("DELETE", base+"/v1beta/files/shared", d, nil, ""); res.StatusCode != 200 {
+		t.Fatalf("D's delete: %d %s", res.StatusCode, body)
+	}
+	if res, _ := f.send("GET", base+"/v1beta/files/shared", d, nil, ""); res.StatusCode != 404 {
+		t.Fatalf("D's get after its delete: %d", res.StatusCode)
+	}
+	if res, body := f.send("GET", base+"/download/v1beta/files/shared:download?alt=media", c, nil, ""); res.StatusCode != 200 || body != "c-bytes" {
+		t.Fatalf("C's download after D's delete: %d %q", res.StatusCode, body)
+	}
+
+	// A batch of C naming D's file finds nothing, as for a free name.
+	if res, body := upload(d, "batch-input", "of-d", `{"key":"1","request":{"contents":[{"parts":[{"text":"hi"}]}]}}`); res.StatusCode != 200 {
+		t.Fatalf("D's input upload: %d %s", res.StatusCode, body)
+	}
+	resTaken, bodyTaken := batch(c, "batch-input")
+	resFree, bodyFree := batch(c, "never-made")
+	if resTaken.StatusCode != 400 || resTaken.StatusCode != resFree.StatusCode || scrub(bodyTaken, "batch-input") != scrub(bodyFree, "never-made") {
+		t.Fatalf("C's batch on D's file: %d %s; on a free name: %d %s", resTaken.StatusCode, bodyTaken, resFree.StatusCode, bodyFree)
+	}
+	// Once C has its own file of that name, the batch reads C's.
+	if res, body := upload(c, "batch-input", "of-c", `{"key":"1","request":{"contents":[{"parts":[{"text":"hi"}]}]}}`); res.StatusCode != 200 {
+		t.Fatalf("C's input upload: %d %s", res.StatusCode, body)
+	}
+	if res, body := batch(c, "batch-input"); res.StatusCode != 200 {
+		t.Fatalf("C's batch on its own file: %d %s", res.StatusCode, body)
+	}
+}
+
+// Contents stored before file names were per project (files/{id}) move to
+// files/{project}/{id} when the service starts, and are served as before.
+func TestLegacyFileContentsMoved(t *testing.T) {
+	t.Parallel()
+	f := setup(t, options{noRunner: true})
+	mp := "--b\r\nContent-Type: application/json\r\n\r\n{\"file\":{\"name\":\"files/old-one\"}}\r\n--b\r\nContent-Type: text/plain\r\n\r\nold bytes\r\n--b--\r\n"
+	if res, body := f.send("POST", f.srv.URL+"/upload/v1beta/files?uploadType=multipart", f.key, map[string]string{"Content-Type": "multipart/related; boundary=b"}, mp); res.StatusCode != 200 {
+		t.Fatalf("upload: %d %s", res.StatusCode, body)
+	}
+	f.close()
+	// The layout of the previous version.
+	files := filepath.Join(f.dir, "jobs", "files")
+	if err := os.Rename(filepath.Join(files, f.project, "old-one"), filepath.Join(files, "old-one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(files, "orphan"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	g := setup(t, options{noRunner: true, dir: f.dir})
+	if res, body := g.send("GET", g.srv.URL+"/download/v1beta/files/old-one:download?alt=media", g.key, nil, ""); res.StatusCode != 200 || body != "old bytes" {
+		t.Fatalf("download after the move: %d %q", res.StatusCode, body)
+	}
+	if _, err := os.Stat(filepath.Join(files, "old-one")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("files/old-one still there: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(files, "orphan")); err != nil {
+		t.Errorf("contents without a file were touched: %v", err)
+	}
+	g.call("DELETE", "/v1beta/files/old-one", nil).must(t, 200)
+	if _, err := os.Stat(filepath.Join(files, g.project, "old-one")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("contents kept after delete: %v", err)
 	}
 }

@@ -179,7 +179,25 @@ func New(cfg Config) (*Service, error) {
 	if err := s.sweepTemp(cfg.Clock.Now()); err != nil {
 		return nil, err
 	}
+	if err := s.moveLegacyFiles(); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// moveLegacyFiles moves file contents kept on disk under their id alone
+// to their project's directory (see diskBlobs.moveLegacyFiles).
+func (s *Service) moveLegacyFiles() error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	d, ok := s.blobs.(*diskBlobs)
+	if sb, isStore := s.blobs.(*storeBlobs); isStore {
+		d, ok = sb.legacy, true
+	}
+	if !ok {
+		return nil
+	}
+	return d.moveLegacyFiles(ctx)
 }
 
 // Owner returns the runner's lease owner id.

@@ -133,19 +133,22 @@ func insertFileWithBlob(ctx context.Context, tx pgx.Tx, f *core.File, blob strin
 	return err
 }
 
-// deleteFile deletes a file of the project (any project when projectID is
-// empty) and its contents.
+// deleteFile deletes a file of the project (the files of that id in every
+// project when projectID is empty) and its contents.
 func deleteFile(ctx context.Context, tx pgx.Tx, projectID, id string) error {
-	var blob string
-	err := tx.QueryRow(ctx, `DELETE FROM files WHERE id = $1 AND ($2 = '' OR project_id = $2) RETURNING blob`,
-		id, projectID).Scan(&blob)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return core.ErrNotFound
-	}
-	if err != nil || blob == "" {
+	where, args := fileWhere(projectID, id)
+	rows, err := tx.Query(ctx, `DELETE FROM files `+where+` RETURNING blob`, args...)
+	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `DELETE FROM job_blobs WHERE id = $1`, blob)
+	blobs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return err
+	}
+	if len(blobs) == 0 {
+		return core.ErrNotFound
+	}
+	_, err = tx.Exec(ctx, `DELETE FROM job_blobs WHERE id = ANY($1) AND id <> ''`, blobs)
 	return err
 }
 
@@ -153,9 +156,10 @@ func deleteFile(ctx context.Context, tx pgx.Tx, projectID, id string) error {
 func (s *Store) FileBlob(ctx context.Context, projectID, id string) (string, int64, error) {
 	var blob string
 	var size int64
+	where, args := fileWhere(projectID, id)
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
-		return c.QueryRow(ctx, `SELECT blob, size_bytes FROM files WHERE id = $1 AND ($2 = '' OR project_id = $2)`,
-			id, projectID).Scan(&blob, &size)
+		return c.QueryRow(ctx, `SELECT blob, size_bytes FROM files `+where+` ORDER BY project_id LIMIT 1`,
+			args...).Scan(&blob, &size)
 	})
 	if err != nil {
 		return "", 0, wrap("file blob", err)

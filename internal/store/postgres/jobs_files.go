@@ -36,10 +36,21 @@ func (s *Store) CreateFile(ctx context.Context, f *core.File) error {
 	return wrap("create file", err)
 }
 
-// GetFile implements core.JobStore (any project when projectID is empty).
+// fileWhere selects a file by project and id (by id alone, in any
+// project, when projectID is empty), as the primary key (project_id, id)
+// serves it.
+func fileWhere(projectID, id string) (string, []any) {
+	if projectID == "" {
+		return `WHERE id = $1`, []any{id}
+	}
+	return `WHERE project_id = $1 AND id = $2`, []any{projectID, id}
+}
+
+// GetFile implements core.JobStore (the first of any project when
+// projectID is empty).
 func (s *Store) GetFile(ctx context.Context, projectID, id string) (*core.File, error) {
-	fs, err := query(ctx, s, true, scanFile, `SELECT `+fileCols+` FROM files
-		WHERE id = $1 AND ($2 = '' OR project_id = $2)`, id, projectID)
+	where, args := fileWhere(projectID, id)
+	fs, err := query(ctx, s, true, scanFile, `SELECT `+fileCols+` FROM files `+where+` ORDER BY project_id LIMIT 1`, args...)
 	if err == nil && len(fs) == 0 {
 		err = core.ErrNotFound
 	}
@@ -57,7 +68,7 @@ func (s *Store) ListFiles(ctx context.Context, projectID, beforeID string, limit
 	return fs, wrap("list files", err)
 }
 
-// DeleteFile implements core.JobStore (any project when projectID is
+// DeleteFile implements core.JobStore (in every project when projectID is
 // empty), with the file's contents.
 func (s *Store) DeleteFile(ctx context.Context, projectID, id string) error {
 	err := s.inTx(ctx, false, func(tx pgx.Tx) error { return deleteFile(ctx, tx, projectID, id) })

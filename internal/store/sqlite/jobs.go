@@ -297,10 +297,21 @@ func (s *Store) CreateFile(ctx context.Context, f *core.File) error {
 	return wrap("create file", err)
 }
 
-// GetFile implements core.JobStore.
+// fileWhere selects a file by project and id (by id alone, in any
+// project, when projectID is empty), as the primary key (project_id, id)
+// serves it.
+func fileWhere(projectID, id string) (string, []any) {
+	if projectID == "" {
+		return `WHERE id = ?`, []any{id}
+	}
+	return `WHERE project_id = ? AND id = ?`, []any{projectID, id}
+}
+
+// GetFile implements core.JobStore (the first of any project when
+// projectID is empty).
 func (s *Store) GetFile(ctx context.Context, projectID, id string) (*core.File, error) {
-	f, err := scanFile(s.r.QueryRowContext(ctx, `SELECT `+fileCols+` FROM files
-		WHERE id = ? AND (? = '' OR project_id = ?)`, id, projectID, projectID))
+	where, args := fileWhere(projectID, id)
+	f, err := scanFile(s.r.QueryRowContext(ctx, `SELECT `+fileCols+` FROM files `+where+` ORDER BY project_id LIMIT 1`, args...))
 	if err != nil {
 		return nil, wrap("get file", err)
 	}
@@ -314,11 +325,12 @@ func (s *Store) ListFiles(ctx context.Context, projectID, beforeID string, limit
 	return fs, wrap("list files", err)
 }
 
-// DeleteFile implements core.JobStore.
+// DeleteFile implements core.JobStore (in every project when projectID is
+// empty).
 func (s *Store) DeleteFile(ctx context.Context, projectID, id string) error {
+	where, args := fileWhere(projectID, id)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM files WHERE id = ? AND (? = '' OR project_id = ?)`,
-			id, projectID, projectID)
+		res, err := tx.ExecContext(ctx, `DELETE FROM files `+where, args...)
 		if err != nil {
 			return err
 		}

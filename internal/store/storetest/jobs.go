@@ -47,6 +47,7 @@ func RunJobs(t *testing.T, newStore func(t *testing.T) core.JobStore) {
 		{"CreateFileDuplicate", testCreateFileDuplicate},
 		{"FileProjectIsolation", testFileIsolation},
 		{"ListFiles", testListFiles},
+		{"FileNamesPerProject", testFileNamesPerProject},
 		{"DeleteFile", testDeleteFile},
 		{"ExpiredFiles", testExpiredFiles},
 		{"UploadRoundTrip", testUploadRoundTrip},

@@ -42,6 +42,7 @@ func RunBlobs(t *testing.T, newStore func(t *testing.T) BlobJobStore) {
 		{"StagedIsNotAFile", testBlobStaged},
 		{"WriteError", testBlobWriteError},
 		{"CreateFileDuplicate", testBlobCreateDuplicate},
+		{"FileNamesPerProject", testBlobNamesPerProject},
 		{"ReplaceFile", testBlobReplace},
 		{"DeleteFile", testBlobDeleteFile},
 		{"FileBlobIsolation", testBlobIsolation},
@@ -266,26 +267,42 @@ func testBlobCreateDuplicate(t *testing.T, e *blobEnv) {
 	f := e.newFile("", orig)
 	other := bytesOf(200, 5)
 	blob := e.stage(other, T0)
-	for _, p := range []string{e.p, e.q} {
-		dup := NewFile(p, T0)
-		dup.ID, dup.SizeBytes = f.ID, int64(len(other))
-		if err := e.b.CreateFileWithBlob(e.ctx, dup, blob, false); !errors.Is(err, core.ErrAlreadyExists) {
-			t.Errorf("CreateFileWithBlob(duplicate in %s) = %v, want ErrAlreadyExists", p, err)
-		}
-	}
-	// Replacing a file of another project is refused too.
-	dup := NewFile(e.q, T0)
+	dup := NewFile(e.p, T0)
 	dup.ID, dup.SizeBytes = f.ID, int64(len(other))
-	if err := e.b.CreateFileWithBlob(e.ctx, dup, blob, true); !errors.Is(err, core.ErrAlreadyExists) {
-		t.Errorf("CreateFileWithBlob(replace in another project) = %v, want ErrAlreadyExists", err)
+	if err := e.b.CreateFileWithBlob(e.ctx, dup, blob, false); !errors.Is(err, core.ErrAlreadyExists) {
+		t.Errorf("CreateFileWithBlob(duplicate) = %v, want ErrAlreadyExists", err)
 	}
 	wantEqual(t, "original file", e.getFileOf(f.ID), f)
-	wantBytes(t, "original contents", e.contents("", f.ID), orig)
+	wantBytes(t, "original contents", e.contents(e.p, f.ID), orig)
 	got, err := e.readAll(blob, int64(len(other)))
 	if err != nil {
 		t.Fatalf("the refused blob is no longer staged: %v", err)
 	}
 	wantBytes(t, "refused blob", got, other)
+}
+
+// testBlobNamesPerProject: another project creates (or replaces) a file of
+// the same id with its own contents, and deletes it, without touching the
+// first project's file (issue 13, defect 8).
+func testBlobNamesPerProject(t *testing.T, e *blobEnv) {
+	orig := bytesOf(100, 4)
+	f := e.newFile("", orig)
+	for i, replace := range []bool{false, true} {
+		data := bytesOf(200+i, uint64(5+i))
+		theirs := NewFile(e.q, T0)
+		theirs.ID, theirs.SizeBytes = f.ID, int64(len(data))
+		if err := e.b.CreateFileWithBlob(e.ctx, theirs, e.stage(data, T0), replace); err != nil {
+			t.Fatalf("CreateFileWithBlob(same id, other project, replace %v) = %v, want success", replace, err)
+		}
+		wantBytes(t, "the other project's contents", e.contents(e.q, f.ID), data)
+		wantBytes(t, "own contents", e.contents(e.p, f.ID), orig)
+	}
+	if err := e.b.DeleteFile(e.ctx, e.q, f.ID); err != nil {
+		t.Fatalf("DeleteFile(other project): %v", err)
+	}
+	_, _, err := e.b.FileBlob(e.ctx, e.q, f.ID)
+	wantNotFound(t, "FileBlob(deleted, other project)", err)
+	wantBytes(t, "own contents after the other project's delete", e.contents(e.p, f.ID), orig)
 }
 
 // testBlobReplace: replacing a file gives it new contents under a new blob

@@ -61,14 +61,47 @@ func testFileRoundTrip(t *testing.T, e *jobsEnv) {
 
 func testCreateFileDuplicate(t *testing.T, e *jobsEnv) {
 	f := e.file("", 0, nil)
-	dup := NewFile(e.q, T0.Add(time.Hour))
+	dup := NewFile(e.p, T0.Add(time.Hour))
 	dup.ID = f.ID
-	for _, d := range []*core.File{f, dup} {
-		if err := e.s.CreateFile(e.ctx, d); !errors.Is(err, core.ErrAlreadyExists) {
-			t.Errorf("CreateFile(duplicate in %s) = %v, want ErrAlreadyExists", d.ProjectID, err)
-		}
+	if err := e.s.CreateFile(e.ctx, dup); !errors.Is(err, core.ErrAlreadyExists) {
+		t.Errorf("CreateFile(duplicate) = %v, want ErrAlreadyExists", err)
 	}
-	wantEqual(t, "original after duplicates", e.getFile(f.ID), f)
+	wantEqual(t, "original after duplicate", e.getFile(f.ID), f)
+}
+
+// testFileNamesPerProject: a file's id is unique within its project only
+// (issue 13, defect 8): another project creates the same id, reads,
+// lists and deletes its own file, never the first one.
+func testFileNamesPerProject(t *testing.T, e *jobsEnv) {
+	mine := e.file("", time.Minute, nil)
+	theirs := NewFile(e.q, T0)
+	theirs.ID, theirs.DisplayName = mine.ID, "theirs"
+	if err := e.s.CreateFile(e.ctx, theirs); err != nil {
+		t.Fatalf("CreateFile(same id, other project) = %v, want success", err)
+	}
+	for _, want := range []*core.File{mine, theirs} {
+		got, err := e.s.GetFile(e.ctx, want.ProjectID, want.ID)
+		if err != nil {
+			t.Fatalf("GetFile(%s): %v", want.ProjectID, err)
+		}
+		wantEqual(t, "GetFile("+want.ProjectID+")", got, want)
+		fs, err := e.s.ListFiles(e.ctx, want.ProjectID, "", 10)
+		if err != nil {
+			t.Fatalf("ListFiles(%s): %v", want.ProjectID, err)
+		}
+		wantEqual(t, "ListFiles("+want.ProjectID+")", fs, []*core.File{want})
+	}
+	if err := e.s.DeleteFile(e.ctx, e.q, theirs.ID); err != nil {
+		t.Fatalf("DeleteFile(other project): %v", err)
+	}
+	got, err := e.s.GetFile(e.ctx, e.p, mine.ID)
+	if err != nil {
+		t.Fatalf("GetFile after the other project's delete: %v", err)
+	}
+	wantEqual(t, "file after the other project's delete", got, mine)
+	_, err = e.s.GetFile(e.ctx, e.q, theirs.ID)
+	wantNotFound(t, "GetFile(deleted, other project)", err)
+	wantNotFound(t, "DeleteFile(other project again)", e.s.DeleteFile(e.ctx, e.q, theirs.ID))
 }
 
 func testFileIsolation(t *testing.T, e *jobsEnv) {

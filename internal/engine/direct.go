@@ -92,7 +92,7 @@ func (e *Engine) Dispatch(r core.Reservation, cs []core.Claimed, hooks map[strin
 // false if the destination's parking is full (the caller releases it).
 // e.mu is held.
 func (e *Engine) admit(t *task) bool {
-	if e.held[t.c.ID] {
+	if e.held[t.c.ID] != nil {
 		return true // already ours (an expired lease claimed again)
 	}
 	if t.at.IsZero() { // claimed: its webhook was read just now
@@ -116,7 +116,7 @@ func (e *Engine) admit(t *task) bool {
 	} else {
 		e.run(t, d)
 	}
-	e.held[t.c.ID] = true
+	e.held[t.c.ID] = t
 	if t.direct {
 		e.direct++
 		e.hold(t)

@@ -180,7 +180,7 @@ type Engine struct {
 	payloads  map[string]int           // direct-path tasks held per event (its payload is counted once)
 	stopping  bool                     // no new direct work once shutdown began
 	dests     map[string]*destState    // per-destination running attempts and parked work
-	held      map[string]bool          // delivery ids this engine holds
+	held      map[string]*task         // delivery ids this engine holds, and the task holding each
 	latency   map[string]time.Duration // per-destination moving average of attempt latency
 	freed     chan struct{}            // signalled when slots free up
 	excluded  map[string]bool          // destinations the last claim skipped (at their cap)
@@ -196,6 +196,7 @@ type Engine struct {
 	hangRunning  int               // attempts in flight to hanging destinations
 	hangExcluded bool              // the last claim skipped hanging destinations for want of slots
 	onStart      func(*task)       // tests only: sees every attempt start (e.mu held)
+	afterResult  func(*task)       // tests only: runs after a result is queued, before finished
 
 	completions *groupcommit.Writer[core.Completion] // attempt results
 	groupLen    int                                  // size of the group being written (its writer's goroutine only)
@@ -241,7 +242,7 @@ const taskBytes = 512
 
 // forget drops a finished or released task from the counts; e.mu is held.
 func (e *Engine) forget(t *task) {
-	delete(e.held, t.c.ID)
+	e.letGo(t)
 	if !t.direct {
 		e.claimed--
 		return
@@ -254,6 +255,30 @@ func (e *Engine) forget(t *task) {
 		delete(e.payloads, t.c.EventID)
 		e.bytes -= int64(len(t.c.Payload))
 	}
+}
+
+// letGo stops t holding its delivery id (if it still does), so a claim of
+// the same delivery is a new attempt, not a copy of t; e.mu is held.
+func (e *Engine) letGo(t *task) {
+	if e.held[t.c.ID] == t {
+		delete(e.held, t.c.ID)
+	}
+}
+
+// enqueueResult queues t's result for the store. t lets go of its
+// delivery first: once the result is written the delivery may be due at
+// once (a short retry, --time-scale) and claimed again before t's
+// goroutine reaches finished; that claim must start a new attempt, not be
+// taken for t ("already ours") and left to wait out its lease.
+func (e *Engine) enqueueResult(t *task, comp core.Completion) {
+	e.mu.Lock()
+	e.letGo(t)
+	after := e.afterResult
+	e.mu.Unlock()
+	if after != nil {
+		defer after(t)
+	}
+	_ = e.completions.Enqueue(context.Background(), comp)
 }
 
 // directCost is what holding t adds to e.bytes; e.mu is held.
@@ -282,7 +307,7 @@ func New(cfg Config) *Engine {
 	e := &Engine{
 		cfg:       cfg,
 		dests:     map[string]*destState{},
-		held:      map[string]bool{},
+		held:      map[string]*task{},
 		payloads:  map[string]int{},
 		latency:   map[string]time.Duration{},
 		hanging:   map[string]uint64{},
@@ -525,7 +550,7 @@ func (e *Engine) start(t *task) {
 		if !t.notBefore.IsZero() && !e.waitTurn(t) {
 			// Stopped before its rate-limit turn: back to the store, due
 			// then, without an attempt.
-			_ = e.completions.Enqueue(context.Background(), core.Completion{DeliveryID: t.c.ID, Owner: e.cfg.Owner,
+			e.enqueueResult(t, core.Completion{DeliveryID: t.c.ID, Owner: e.cfg.Owner,
 				Status: core.DeliveryPending, NextAttemptTime: t.notBefore, Attempt: core.Attempt{Time: e.cfg.Clock.Now()}})
 			e.finished(t, 0)
 			return
@@ -533,7 +558,7 @@ func (e *Engine) start(t *task) {
 		start := time.Now()
 		comp := e.tracedAttempt(e.attemptCtx, t)
 		took := time.Since(start)
-		_ = e.completions.Enqueue(context.Background(), comp)
+		e.enqueueResult(t, comp)
 		e.finished(t, took)
 	}()
 }

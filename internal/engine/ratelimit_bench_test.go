@@ -26,7 +26,8 @@ import (
 // batches of events before and while the limited one drains. It reports
 // the limited webhook's rate over 30 s from its first delivery (limit
 // ratio: 1.00 is the limit) and the unlimited webhooks' throughput while
-// the limited one drains, relative to before (unlimited ratio).
+// the limited one drains, relative to the mean of before and after it
+// (unlimited ratio).
 //
 //	go test -run '^$' -bench RateLimitPostgres -benchtime 1x ./internal/engine
 func BenchmarkRateLimitPostgres(b *testing.B) {
@@ -125,6 +126,20 @@ func BenchmarkRateLimitPostgres(b *testing.B) {
 		}
 		during = append(during, unlimitedRun(batch))
 	}
+	// Once the limited backlog has drained, the unlimited webhooks alone
+	// again: the store has aged meanwhile (rows updated, dead tuples
+	// where autovacuum is off), so "during" is set against the mean of
+	// before and after, not against a fresh table alone.
+	for {
+		mu.Lock()
+		drained := len(limitedTimes) >= int(perSecond*40)
+		mu.Unlock()
+		if drained {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	after := unlimitedRun(batch)
 	b.StopTimer()
 	mu.Lock()
 	t0, n := limitedTimes[0], 0
@@ -178,5 +193,6 @@ func BenchmarkRateLimitPostgres(b *testing.B) {
 	b.ReportMetric(rate/perSecond, "limit_ratio")
 	b.ReportMetric(before, "unlimited_before/s")
 	b.ReportMetric(avg, "unlimited_during/s")
-	b.ReportMetric(avg/before, "unlimited_ratio")
+	b.ReportMetric(after, "unlimited_after/s")
+	b.ReportMetric(avg/((before+after)/2), "unlimited_ratio")
 }

@@ -318,23 +318,7 @@ func (s *Store) ListEvents(ctx context.Context, p core.ListEventsParams) ([]*cor
 	limit = min(limit, maxListLimit)
 	q := `SELECT ` + eventCols + ` FROM events WHERE project_id = $1 AND ($2 = '' OR type = $2)
 		AND ($3 = '' OR id < $3) ORDER BY id DESC LIMIT $4`
-	var out []*core.Event
-	err := s.run(ctx, true, func(c *pgx.Conn) error {
-		rows, err := c.Query(ctx, q, p.ProjectID, p.Type, p.BeforeID, limit)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		out = nil
-		for rows.Next() {
-			e, err := scanEvent(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, e)
-		}
-		return rows.Err()
-	})
+	out, err := query(ctx, s, true, scanEvent, q, p.ProjectID, p.Type, p.BeforeID, limit)
 	if err != nil {
 		return nil, wrap("list events", err)
 	}
@@ -347,24 +331,8 @@ func (s *Store) EventsByKeys(ctx context.Context, projectID string, keys []strin
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	var out []*core.Event
-	err := s.run(ctx, true, func(c *pgx.Conn) error {
-		out = out[:0]
-		rows, err := c.Query(ctx, `SELECT `+eventCols+` FROM events
-			WHERE project_id = $1 AND idempotency_key = ANY($2::text[]) AND idempotency_key <> '' ORDER BY id`, projectID, keys)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			e, err := scanEvent(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, e)
-		}
-		return rows.Err()
-	})
+	out, err := query(ctx, s, true, scanEvent, `SELECT `+eventCols+` FROM events
+		WHERE project_id = $1 AND idempotency_key = ANY($2::text[]) AND idempotency_key <> '' ORDER BY id`, projectID, keys)
 	if err != nil {
 		return nil, wrap("events by keys", err)
 	}

@@ -148,6 +148,12 @@ func envelopeTimestamp(payload []byte) string {
 	if ts, ok := envelopeTimestampFast(payload); ok {
 		return ts
 	}
+	return decodedTimestamp(payload)
+}
+
+// decodedTimestamp is envelopeTimestamp's token decoder, for what the fast
+// scan does not take.
+func decodedTimestamp(payload []byte) string {
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return ""

@@ -7,17 +7,16 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/longhook/longhook/internal/disktest"
 )
 
 // seqReceiver records the "seq" of every event it is sent.
@@ -58,14 +57,7 @@ func (r *seqReceiver) missing(seqs []int) int {
 // publish got a 2xx is delivered.
 func TestServeDiskFull(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("mounts a size-limited tmpfs: needs root (CI runs as root)")
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=24m"); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v", err)
-	}
-	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	dir := disktest.Tmpfs(t, "24m")
 
 	rcv := &seqReceiver{got: map[int]bool{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -134,20 +126,7 @@ func TestServeDiskFull(t *testing.T) {
 	}
 
 	// Fill the filesystem.
-	filler, err := os.Create(filepath.Join(dir, "filler"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunk := bytes.Repeat([]byte{1}, 64<<10)
-	for {
-		if _, err := filler.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("fill: %v", err)
-			}
-			break
-		}
-	}
-	filler.Close()
+	filler := disktest.Fill(t, dir)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		code, b := publish()
@@ -172,7 +151,7 @@ func TestServeDiskFull(t *testing.T) {
 	}
 
 	// Space returns: service resumes by itself.
-	if err := os.Remove(filepath.Join(dir, "filler")); err != nil {
+	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
 	deadline = time.Now().Add(30 * time.Second)

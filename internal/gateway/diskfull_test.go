@@ -3,18 +3,16 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/longhook/longhook/internal/disktest"
 )
 
 // TestInboxDiskFull: the SQLite inbox lives on a 16 MiB tmpfs that fills
@@ -24,14 +22,7 @@ import (
 // got a 2xx reaches the sink.
 func TestInboxDiskFull(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("mounts a size-limited tmpfs: needs root (CI runs as root)")
-	}
-	dir := t.TempDir()
-	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=16m"); err != nil {
-		t.Skipf("cannot mount a tmpfs here: %v", err)
-	}
-	t.Cleanup(func() { _ = syscall.Unmount(dir, syscall.MNT_DETACH) })
+	dir := disktest.Tmpfs(t, "16m")
 
 	rec := newRecorder(t)
 	secretText, secret := mustSecret(t)
@@ -73,20 +64,7 @@ func TestInboxDiskFull(t *testing.T) {
 	}
 
 	// Fill the filesystem.
-	filler, err := os.Create(filepath.Join(dir, "filler"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunk := bytes.Repeat([]byte{1}, 64<<10)
-	for {
-		if _, err := filler.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("fill: %v", err)
-			}
-			break
-		}
-	}
-	filler.Close()
+	filler := disktest.Fill(t, dir)
 	deadline := time.Now().Add(60 * time.Second)
 	refused := 0
 	for refused < 5 {
@@ -112,7 +90,7 @@ func TestInboxDiskFull(t *testing.T) {
 	}
 
 	// Space returns: intake resumes by itself.
-	if err := os.Remove(filepath.Join(dir, "filler")); err != nil {
+	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
 	deadline = time.Now().Add(60 * time.Second)

@@ -184,6 +184,20 @@ func tokenKid(t testing.TB, r received) string {
 	return kid
 }
 
+// tokenIssued is the iat claim of a dynamic delivery's token, read
+// without verifying it.
+func tokenIssued(t testing.TB, r received) time.Time {
+	t.Helper()
+	var claims jwt.RegisteredClaims
+	if _, _, err := jwt.NewParser().ParseUnverified(r.Header.Get("webhook-signature"), &claims); err != nil {
+		t.Fatalf("webhook-signature is not a JWT: %v", err)
+	}
+	if claims.IssuedAt == nil {
+		t.Fatalf("token has no iat")
+	}
+	return claims.IssuedAt.Time
+}
+
 // jwtCase is the node case for a dynamic delivery.
 func jwtCase(r received, jwksURL, issuer, audience string) nodeCase {
 	c := newNodeCase(r)

@@ -119,6 +119,58 @@ func TestPendingMigrations(t *testing.T) {
 	_ = s.Close()
 }
 
+// TestLeanIndexesMigration migrates a database holding deliveries and
+// events from 0009 to 0010 (which drops three indexes): the rows stay, and
+// the retention sweep, which read those indexes before, still finds them.
+func TestLeanIndexesMigration(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	ctx := context.Background()
+	schema := pgtest.Schema(t, url, "lh_test_")
+	s := openWith(t, url, Options{Migrate: true, Schema: schema, MaxConns: 2, CallerClock: true})
+	f := newFixture(t, s, 2)
+	ids := f.publish(3, storetest.T0)
+	for claimComplete(t, s, "o", 100) > 0 {
+	}
+	// Back to a 0009 database with the same rows.
+	if err := s.run(ctx, false, func(c *pgx.Conn) error {
+		_, err := c.Exec(ctx, `CREATE INDEX deliveries_project ON deliveries (project_id, id);
+			CREATE INDEX deliveries_create_time ON deliveries (create_time);
+			CREATE INDEX events_create_time ON events (create_time);
+			DELETE FROM schema_migrations WHERE version = '0010_lean_indexes'`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+
+	s = openWith(t, url, Options{Migrate: true, Schema: schema, MaxConns: 2, CallerClock: true})
+	applied, pending, err := MigrationStatus(ctx, url, schema)
+	if err != nil || !slices.Equal(applied, allMigrations) || len(pending) != 0 {
+		t.Fatalf("MigrationStatus = %v, %v, %v", applied, pending, err)
+	}
+	var left int
+	if err := s.run(ctx, true, func(c *pgx.Conn) error {
+		return c.QueryRow(ctx, `SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema()
+			AND indexname IN ('deliveries_project', 'deliveries_create_time', 'events_create_time')`).Scan(&left)
+	}); err != nil || left != 0 {
+		t.Fatalf("indexes left after 0010: %d, %v", left, err)
+	}
+	got, err := s.ListDeliveries(ctx, core.ListDeliveriesParams{ProjectID: f.p.ID})
+	if err != nil || len(got) != len(ids) {
+		t.Fatalf("ListDeliveries after 0010 = %d deliveries, %v; want %d", len(got), err, len(ids))
+	}
+	for _, d := range got {
+		if d.Status != core.DeliverySucceeded {
+			t.Errorf("delivery %s: status %s after 0010, want succeeded", d.ID, d.Status)
+		}
+	}
+	n, err := s.DeleteExpired(ctx, storetest.T0.Add(time.Hour), 100)
+	if err != nil || n != len(ids)+3 {
+		t.Errorf("DeleteExpired after 0010 = %d, %v; want %d deliveries and 3 events", n, err, len(ids))
+	}
+}
+
 func TestMigrateCreatesSchema(t *testing.T) {
 	t.Parallel()
 	url := pgtest.URL(t)
@@ -487,4 +539,4 @@ func TestWakeChannel(t *testing.T) {
 func pgErr(code string) error { return &pgconn.PgError{Code: code} }
 
 // allMigrations are the driver's migrations in order.
-var allMigrations = []string{"0001_init", "0002_jobs", "0003_job_blobs", "0004_stats", "0005_rate_limits", "0006_stats_totals", "0007_tracing", "0008_job_tracing", "0009_files_per_project"}
+var allMigrations = []string{"0001_init", "0002_jobs", "0003_job_blobs", "0004_stats", "0005_rate_limits", "0006_stats_totals", "0007_tracing", "0008_job_tracing", "0009_files_per_project", "0010_lean_indexes"}

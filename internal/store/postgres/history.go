@@ -226,38 +226,46 @@ const deleteChunk = 256
 // DeleteExpired implements core.DeliveryStore in statements of at most
 // deleteChunk deliveries or events. limit bounds deliveries and events
 // separately; the result counts deleted deliveries and events (attempts go
-// with their delivery and are not counted).
+// with their delivery and are not counted). Ids sort by creation time, so
+// both statements range over the primary key up to the id prefix of the
+// millisecond after the cutoff ($3) and check create_time exactly, as the
+// SQLite driver does: no index on create_time is kept for the sweep alone.
 func (s *Store) DeleteExpired(ctx context.Context, cutoff time.Time, limit int) (int, error) {
 	if limit <= 0 {
 		return 0, nil
 	}
+	bound := core.SortableIDBound(cutoff.Add(time.Millisecond))
 	total := 0
-	for _, q := range []string{
+	for _, step := range []struct {
+		q     string
+		bound string
+	}{
 		// Deliveries with their attempts, in one statement.
-		`WITH d AS (
+		{`WITH d AS (
 			DELETE FROM deliveries WHERE id IN (
-				SELECT id FROM deliveries WHERE create_time < $1 AND status <> 'pending' LIMIT $2)
+				SELECT id FROM deliveries
+				WHERE id < $3 AND create_time < $1 AND status <> 'pending' ORDER BY id LIMIT $2)
 			RETURNING id
 		), a AS (
 			DELETE FROM attempts WHERE delivery_id IN (SELECT id FROM d)
 		)
-		SELECT count(*) FROM d`,
-		`WITH e AS (
+		SELECT count(*) FROM d`, "msg_" + bound},
+		{`WITH e AS (
 			DELETE FROM events WHERE id IN (
 				SELECT e.id FROM events e
-				WHERE e.create_time < $1
+				WHERE e.id < $3 AND e.create_time < $1
 				  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status = 'pending')
-				LIMIT $2)
+				ORDER BY e.id LIMIT $2)
 			RETURNING 1
 		)
-		SELECT count(*) FROM e`,
+		SELECT count(*) FROM e`, bound},
 	} {
 		left := limit
 		for left > 0 {
 			chunk := min(left, deleteChunk)
 			var got int
 			err := s.run(ctx, false, func(c *pgx.Conn) error {
-				return c.QueryRow(ctx, q, cutoff, chunk).Scan(&got)
+				return c.QueryRow(ctx, step.q, cutoff, chunk, step.bound).Scan(&got)
 			})
 			if err != nil {
 				return total, wrap("delete expired", err)

@@ -7,8 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/pgtest"
+	"github.com/longhook/longhook/internal/procstat"
 	"github.com/longhook/longhook/internal/store/storetest"
 )
 
@@ -97,4 +100,56 @@ func BenchmarkPublishClaimComplete(b *testing.B) {
 		wg.Wait()
 		b.ReportMetric(float64(done.Load())/b.Elapsed().Seconds(), "deliveries/s")
 	})
+}
+
+// BenchmarkEngineGroups is the engine's shape on PostgreSQL: groups of 32
+// single-delivery events published already leased (as the engine does
+// with deliveries it attempts at once), then completed as succeeded in
+// one call per group. It reports the CPU time of the store's one backend
+// per delivery (db-µs/delivery) beside the client's.
+func BenchmarkEngineGroups(b *testing.B) {
+	const group = 32
+	url := pgtest.URL(b)
+	s := openWith(b, url, Options{Migrate: true, Schema: pgtest.Schema(b, url, "lh_test_"), MaxConns: 1})
+	f := newFixture(b, s, 1)
+	var pid int32
+	if err := s.run(b.Context(), true, func(c *pgx.Conn) error {
+		return c.QueryRow(b.Context(), `SELECT pg_backend_pid()`).Scan(&pid)
+	}); err != nil {
+		b.Fatal(err)
+	}
+	db0, err := procstat.ProcessCPU(int(pid))
+	if err != nil {
+		b.Skipf("backend CPU: %v", err)
+	}
+	cpu0 := procstat.CPUTime()
+	b.ResetTimer()
+	for range b.N {
+		now := time.Now().UTC()
+		evs := make([]core.NewEvent, group)
+		for i := range evs {
+			evs[i] = storetest.NewEvent(f.p.ID, core.EventBatchSucceeded, now, f.hooks...)
+			evs[i].Deliveries[0].LeaseOwner = "engine"
+			evs[i].Deliveries[0].NextAttemptTime = now.Add(time.Minute)
+		}
+		if _, err := s.PublishEvents(b.Context(), evs); err != nil {
+			b.Fatalf("PublishEvents: %v", err)
+		}
+		comps := make([]core.Completion, group)
+		for i, ne := range evs {
+			d := ne.Deliveries[0]
+			comps[i] = succeeded(core.Claimed{Delivery: d}, "engine", time.Now().UTC())
+		}
+		if err := s.CompleteDeliveries(b.Context(), comps); err != nil {
+			b.Fatalf("CompleteDeliveries: %v", err)
+		}
+	}
+	b.StopTimer()
+	db1, err := procstat.ProcessCPU(int(pid))
+	if err != nil {
+		b.Fatalf("backend CPU: %v (the pool replaced its connection)", err)
+	}
+	n := float64(b.N * group)
+	b.ReportMetric(float64((db1-db0).Microseconds())/n, "db-µs/delivery")
+	b.ReportMetric(float64((procstat.CPUTime()-cpu0).Microseconds())/n, "cpu-µs/delivery")
 }

@@ -476,6 +476,66 @@ func TestClaimPlan(t *testing.T) {
 	}
 }
 
+// TestCompletionPlanFollowsTable completes deliveries with statements
+// first run while the table was nearly empty, after it grew: the
+// completion must look its rows up by key, not scan the table as a plan
+// made for the empty table would.
+func TestCompletionPlanFollowsTable(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	s := openWith(t, url, Options{Migrate: true, Schema: pgtest.Schema(t, url, "lh_test_"), MaxConns: 1})
+	f := newFixture(t, s, 1)
+	leased := func(n int) []core.Completion {
+		now := time.Now().UTC()
+		evs := make([]core.NewEvent, n)
+		cs := make([]core.Completion, n)
+		for i := range evs {
+			evs[i] = storetest.NewEvent(f.p.ID, core.EventBatchSucceeded, now, f.hooks...)
+			evs[i].Deliveries[0].LeaseOwner = "o"
+			evs[i].Deliveries[0].NextAttemptTime = now.Add(time.Minute)
+			cs[i] = succeeded(core.Claimed{Delivery: evs[i].Deliveries[0]}, "o", now)
+		}
+		if _, err := s.PublishEvents(f.ctx, evs); err != nil {
+			t.Fatalf("PublishEvents: %v", err)
+		}
+		return cs
+	}
+	for range 8 { // past the five executions after which a generic plan may be kept
+		if err := s.CompleteDeliveries(f.ctx, leased(4)); err != nil {
+			t.Fatalf("CompleteDeliveries: %v", err)
+		}
+	}
+	for range 20 {
+		leased(100)
+	}
+	// The pool's one connection runs every statement, so its counters are
+	// flushed before they are read.
+	seqScans := func() int64 {
+		var n int64
+		if err := s.run(f.ctx, true, func(c *pgx.Conn) error {
+			if _, err := c.Exec(f.ctx, `SELECT pg_stat_force_next_flush()`); err != nil {
+				return err
+			}
+			if _, err := c.Exec(f.ctx, `SELECT 1`); err != nil {
+				return err
+			}
+			return c.QueryRow(f.ctx, `SELECT seq_scan FROM pg_stat_user_tables
+				WHERE schemaname = current_schema() AND relname = 'deliveries'`).Scan(&n)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	cs := leased(4)
+	before := seqScans()
+	if err := s.CompleteDeliveries(f.ctx, cs); err != nil {
+		t.Fatalf("CompleteDeliveries: %v", err)
+	}
+	if after := seqScans(); after != before {
+		t.Errorf("completing 4 of 2,036 deliveries scanned the table %d times", after-before)
+	}
+}
+
 func TestRetryable(t *testing.T) {
 	t.Parallel()
 	lost := &lostConnError{errors.New("eof")}

@@ -207,6 +207,9 @@ type Engine struct {
 	attemptCtx    context.Context // cancelled at hard stop
 	cancelAttempt context.CancelFunc
 	wg            sync.WaitGroup // attempts in flight
+	work          chan *task     // hands an attempt to an idle worker (unbuffered)
+	quit          chan struct{}  // closed when Run returns: idle workers end
+	workers       sync.WaitGroup // worker goroutines
 }
 
 type destState struct {
@@ -315,6 +318,8 @@ func New(cfg Config) *Engine {
 		excluded:  map[string]bool{},
 		unblocked: make(chan struct{}, 1),
 		resched:   make(chan struct{}, 1),
+		work:      make(chan *task),
+		quit:      make(chan struct{}),
 		secrets:   secretCache{cipher: cfg.Cipher, m: map[string]any{}},
 	}
 	e.attemptCtx, e.cancelAttempt = context.WithCancel(context.Background())
@@ -352,6 +357,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	t.Stop()
 	e.cancelAttempt()
 	e.completions.Close() // writes the last results
+	close(e.quit)
+	e.workers.Wait()
 	return nil
 }
 
@@ -539,28 +546,65 @@ func (e *Engine) lookupWebhooks(ctx context.Context, claimed []core.Claimed) (ma
 	return e.cfg.Store.WebhooksByID(ctx, ids)
 }
 
-// start runs an attempt; e.mu is held.
+// start runs an attempt on an idle worker goroutine, or a new one if
+// none is idle; e.mu is held. Workers outlive their attempt by up to
+// workerIdle waiting for the next one: a goroutine per attempt cost its
+// creation and, every time, the growth of its stack to what an attempt
+// needs (docs/design.md, "Attempt workers"). There are never more
+// workers than attempts were in flight at once (at most Workers).
 func (e *Engine) start(t *task) {
 	if e.onStart != nil {
 		e.onStart(t)
 	}
 	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		if !t.notBefore.IsZero() && !e.waitTurn(t) {
-			// Stopped before its rate-limit turn: back to the store, due
-			// then, without an attempt.
-			e.enqueueResult(t, core.Completion{DeliveryID: t.c.ID, Owner: e.cfg.Owner,
-				Status: core.DeliveryPending, NextAttemptTime: t.notBefore, Attempt: core.Attempt{Time: e.cfg.Clock.Now()}})
-			e.finished(t, 0)
+	select {
+	case e.work <- t:
+	default:
+		e.workers.Add(1)
+		go e.worker(t)
+	}
+}
+
+// workerIdle is how long an attempt worker waits for another attempt
+// before it ends.
+const workerIdle = 5 * time.Second
+
+// worker runs t, then the attempts start hands it, until it has been idle
+// for workerIdle or Run returns.
+func (e *Engine) worker(t *task) {
+	defer e.workers.Done()
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		e.runAttempt(t)
+		idle.Reset(workerIdle)
+		select {
+		case t = <-e.work:
+		case <-idle.C:
+			return
+		case <-e.quit:
 			return
 		}
-		start := time.Now()
-		comp := e.tracedAttempt(e.attemptCtx, t)
-		took := time.Since(start)
-		e.enqueueResult(t, comp)
-		e.finished(t, took)
-	}()
+	}
+}
+
+// runAttempt makes t's attempt (after its rate-limit turn), queues the
+// result and frees the slot.
+func (e *Engine) runAttempt(t *task) {
+	defer e.wg.Done()
+	if !t.notBefore.IsZero() && !e.waitTurn(t) {
+		// Stopped before its rate-limit turn: back to the store, due
+		// then, without an attempt.
+		e.enqueueResult(t, core.Completion{DeliveryID: t.c.ID, Owner: e.cfg.Owner,
+			Status: core.DeliveryPending, NextAttemptTime: t.notBefore, Attempt: core.Attempt{Time: e.cfg.Clock.Now()}})
+		e.finished(t, 0)
+		return
+	}
+	start := time.Now()
+	comp := e.tracedAttempt(e.attemptCtx, t)
+	took := time.Since(start)
+	e.enqueueResult(t, comp)
+	e.finished(t, took)
 }
 
 // finished frees the task's slot and starts waiting work: its own

@@ -174,7 +174,8 @@ type Engine struct {
 	claimed   int                      // claimed deliveries held (running or parked)
 	direct    int                      // direct-path deliveries held (running or parked)
 	running   int                      // attempts in flight
-	ready     []string                 // destinations with parked work and room under their cap
+	ready     []string                 // destinations with parked work and room under their cap, from readyHead on
+	readyHead int                      // ready[:readyHead] were taken (the queue keeps its array)
 	reserved  int                      // slots reserved by the direct path, not yet dispatched
 	bytes     int64                    // memory held by direct-path tasks (see Config.QueueBytes)
 	payloads  map[string]int           // direct-path tasks held per event (its payload is counted once)
@@ -201,14 +202,16 @@ type Engine struct {
 	completions *groupcommit.Writer[core.Completion] // attempt results
 	groupLen    int                                  // size of the group being written (its writer's goroutine only)
 	secrets     secretCache
+	stamps      stampCache
 	gen         atomic.Uint64 // bumped by WebhooksChanged
 	hooks       hookCache     // webhooks re-read by refreshHook
 
 	attemptCtx    context.Context // cancelled at hard stop
 	cancelAttempt context.CancelFunc
 	wg            sync.WaitGroup // attempts in flight
-	work          chan *task     // hands an attempt to an idle worker (unbuffered)
-	quit          chan struct{}  // closed when Run returns: idle workers end
+	work          chan *task     // hands attempts (nil: end) to idle workers; room for Workers
+	idle          int            // workers idle or about to take from work, less what work holds; e.mu
+	idleMin       int            // the fewest idle since reapWorkers last looked; e.mu
 	workers       sync.WaitGroup // worker goroutines
 }
 
@@ -318,12 +321,11 @@ func New(cfg Config) *Engine {
 		excluded:  map[string]bool{},
 		unblocked: make(chan struct{}, 1),
 		resched:   make(chan struct{}, 1),
-		work:      make(chan *task),
-		quit:      make(chan struct{}),
 		secrets:   secretCache{cipher: cfg.Cipher, m: map[string]any{}},
 	}
 	e.attemptCtx, e.cancelAttempt = context.WithCancel(context.Background())
 	e.completions = e.newCompletions()
+	e.work = make(chan *task, cfg.Workers)
 	return e
 }
 
@@ -335,8 +337,11 @@ func (e *Engine) Owner() string { return e.cfg.Owner }
 func (e *Engine) Run(ctx context.Context) error {
 	pruned := make(chan struct{})
 	go func() { defer close(pruned); e.pruneMetrics(ctx) }()
+	reaped := make(chan struct{})
+	go func() { defer close(reaped); e.reapWorkers(ctx) }()
 	e.claimLoop(ctx)
 	<-pruned
+	<-reaped
 	e.mu.Lock()
 	e.stopping = true
 	e.mu.Unlock()
@@ -357,7 +362,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	t.Stop()
 	e.cancelAttempt()
 	e.completions.Close() // writes the last results
-	close(e.quit)
+	close(e.work) // no attempt starts after stopping: the idle workers end
 	e.workers.Wait()
 	return nil
 }
@@ -547,44 +552,59 @@ func (e *Engine) lookupWebhooks(ctx context.Context, claimed []core.Claimed) (ma
 }
 
 // start runs an attempt on an idle worker goroutine, or a new one if
-// none is idle; e.mu is held. Workers outlive their attempt by up to
-// workerIdle waiting for the next one: a goroutine per attempt cost its
-// creation and, every time, the growth of its stack to what an attempt
-// needs (docs/design.md, "Attempt workers"). There are never more
-// workers than attempts were in flight at once (at most Workers).
+// none is idle; e.mu is held. A goroutine per attempt cost its creation
+// and, every time, the growth of its stack to what an attempt needs
+// (docs/design.md, "Attempt workers"). There are never more workers than
+// attempts were in flight at once (at most Workers); reapWorkers ends
+// those that stayed idle.
 func (e *Engine) start(t *task) {
 	if e.onStart != nil {
 		e.onStart(t)
 	}
 	e.wg.Add(1)
-	select {
-	case e.work <- t:
-	default:
-		e.workers.Add(1)
-		go e.worker(t)
+	if e.idle > 0 {
+		e.idle--
+		e.idleMin = min(e.idleMin, e.idle)
+		e.work <- t // buffered for every idle worker: never blocks
+		return
+	}
+	e.workers.Add(1)
+	go e.worker(t)
+}
+
+// worker runs t, then the attempts start hands it, until it is handed
+// nil (reapWorkers) or work is closed (Run returns).
+func (e *Engine) worker(t *task) {
+	defer e.workers.Done()
+	for t != nil {
+		e.runAttempt(t) // counts the worker idle again when done
+		t = <-e.work
 	}
 }
 
-// workerIdle is how long an attempt worker waits for another attempt
-// before it ends.
+// workerIdle is how often reapWorkers ends the workers that stayed idle
+// all along since it last looked.
 const workerIdle = 5 * time.Second
 
-// worker runs t, then the attempts start hands it, until it has been idle
-// for workerIdle or Run returns.
-func (e *Engine) worker(t *task) {
-	defer e.workers.Done()
-	idle := time.NewTimer(workerIdle)
-	defer idle.Stop()
+// reapWorkers ends, every workerIdle, as many idle workers as were never
+// needed since the last time (the fewest idle at any moment), until ctx
+// ends.
+func (e *Engine) reapWorkers(ctx context.Context) {
+	t := time.NewTicker(workerIdle)
+	defer t.Stop()
 	for {
-		e.runAttempt(t)
-		idle.Reset(workerIdle)
 		select {
-		case t = <-e.work:
-		case <-idle.C:
+		case <-ctx.Done():
 			return
-		case <-e.quit:
-			return
+		case <-t.C:
 		}
+		e.mu.Lock()
+		for range e.idleMin {
+			e.idle--
+			e.work <- nil
+		}
+		e.idleMin = e.idle
+		e.mu.Unlock()
 	}
 }
 
@@ -622,6 +642,7 @@ func (e *Engine) finished(t *task, took time.Duration) {
 	d := e.dests[t.c.Dest]
 	d.running--
 	e.running--
+	e.idle++ // t's worker takes the next attempt (which pump may start now)
 	e.noteOutcome(t)
 	e.forget(t)
 	if e.excluded[t.c.Dest] && d.running+len(d.parked) < e.capOf(t.c.Dest) {
@@ -659,9 +680,10 @@ func (e *Engine) markReady(key string, d *destState) {
 // is unlocked. e.mu is held.
 func (e *Engine) pump() (dropped []string) {
 	now := e.cfg.Clock.Now()
-	for e.running < e.cfg.Workers && len(e.ready) > 0 && e.attemptCtx.Err() == nil && !e.stopping {
-		key := e.ready[0]
-		e.ready = e.ready[1:]
+	for e.running < e.cfg.Workers && e.readyHead < len(e.ready) && e.attemptCtx.Err() == nil && !e.stopping {
+		key := e.ready[e.readyHead]
+		e.ready[e.readyHead] = ""
+		e.readyHead++
 		d := e.dests[key]
 		if d == nil {
 			continue
@@ -693,8 +715,15 @@ func (e *Engine) pump() (dropped []string) {
 			e.markReady(key, d)
 		}
 	}
-	if len(e.ready) == 0 {
-		e.ready = nil // let the backing array go
+	switch n := len(e.ready) - e.readyHead; {
+	case n == 0 && cap(e.ready) > 4096:
+		e.ready, e.readyHead = nil, 0 // let a large array go
+	case n == 0:
+		e.ready, e.readyHead = e.ready[:0], 0 // reuse it: no allocation per pump
+	case e.readyHead > n:
+		e.ready = e.ready[:copy(e.ready, e.ready[e.readyHead:])]
+		clear(e.ready[n:len(e.ready)+e.readyHead])
+		e.readyHead = 0
 	}
 	return dropped
 }
@@ -756,7 +785,7 @@ func (e *Engine) releaseParked() {
 			delete(e.dests, k)
 		}
 	}
-	e.ready = nil
+	e.ready, e.readyHead = nil, 0
 	e.hangWait = nil
 	e.mu.Unlock()
 	e.release(ids)

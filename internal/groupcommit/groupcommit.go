@@ -103,7 +103,7 @@ type Writer[T any] struct {
 	cfg Config[T]
 
 	mu      sync.Mutex
-	queue   []*entry[T]
+	queue   []entry[T] // by value: Enqueue allocates nothing
 	qBytes  int
 	running bool          // a writer goroutine is running
 	closed  bool          // Close was called
@@ -116,8 +116,13 @@ type Writer[T any] struct {
 type entry[T any] struct {
 	item T
 	size int
+	w    *waiter // nil for Enqueue
+}
+
+// waiter is a Submit call waiting for its item's outcome.
+type waiter struct {
 	err  error
-	done chan struct{} // nil for Enqueue
+	done chan struct{}
 }
 
 // New returns a Writer (and, with Config.Idle, starts its goroutine).
@@ -138,13 +143,13 @@ func New[T any](cfg Config[T]) *Writer[T] {
 // returning the item's error. If ctx ends first Submit returns ctx's
 // error; an item already queued may still commit.
 func (w *Writer[T]) Submit(ctx context.Context, item T) error {
-	e := &entry[T]{item: item, done: make(chan struct{})}
-	if err := w.put(ctx, e); err != nil {
+	wt := &waiter{done: make(chan struct{})}
+	if err := w.put(ctx, entry[T]{item: item, w: wt}); err != nil {
 		return err
 	}
 	select {
-	case <-e.done:
-		return e.err
+	case <-wt.done:
+		return wt.err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -153,12 +158,12 @@ func (w *Writer[T]) Submit(ctx context.Context, item T) error {
 // Enqueue queues item without waiting for its commit (it waits only for
 // room in the queue); its outcome reaches Config.Done alone.
 func (w *Writer[T]) Enqueue(ctx context.Context, item T) error {
-	return w.put(ctx, &entry[T]{item: item})
+	return w.put(ctx, entry[T]{item: item})
 }
 
 // put adds e to the queue once there is room, starting the writer
 // goroutine if none runs.
-func (w *Writer[T]) put(ctx context.Context, e *entry[T]) error {
+func (w *Writer[T]) put(ctx context.Context, e entry[T]) error {
 	e.size = w.cfg.Size(e.item)
 	w.mu.Lock()
 	for {
@@ -235,7 +240,7 @@ func (w *Writer[T]) run() {
 // next waits for work, gathers, and takes the next group. It returns
 // false when the goroutine should end: closed and drained, or (without
 // Idle) drained.
-func (w *Writer[T]) next(last int) ([]*entry[T], bool) {
+func (w *Writer[T]) next(last int) ([]entry[T], bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for len(w.queue) == 0 {
@@ -296,7 +301,7 @@ func (w *Writer[T]) sleep(want int, d time.Duration) {
 
 // take removes the next group from the queue, within the caps; w.mu is
 // held and the queue is not empty.
-func (w *Writer[T]) take() []*entry[T] {
+func (w *Writer[T]) take() []entry[T] {
 	n, bytes := 0, 0
 	for n < len(w.queue) && n < w.cfg.MaxItems {
 		s := w.queue[n].size
@@ -306,7 +311,7 @@ func (w *Writer[T]) take() []*entry[T] {
 		bytes += s
 		n++
 	}
-	group := make([]*entry[T], n)
+	group := make([]entry[T], n)
 	copy(group, w.queue)
 	k := copy(w.queue, w.queue[n:])
 	clear(w.queue[k:])
@@ -319,10 +324,10 @@ func (w *Writer[T]) take() []*entry[T] {
 
 // settle commits a group, splitting it on failure, and releases its
 // callers.
-func (w *Writer[T]) settle(group []*entry[T]) {
+func (w *Writer[T]) settle(group []entry[T]) {
 	items := make([]T, len(group))
-	for i, e := range group {
-		items[i] = e.item
+	for i := range group {
+		items[i] = group[i].item
 	}
 	errs := make([]error, len(group))
 	if w.cfg.Begin != nil {
@@ -332,10 +337,10 @@ func (w *Writer[T]) settle(group []*entry[T]) {
 	if w.cfg.Done != nil {
 		w.cfg.Done(items, errs)
 	}
-	for i, e := range group {
-		if e.done != nil {
-			e.err = errs[i]
-			close(e.done)
+	for i := range group {
+		if wt := group[i].w; wt != nil {
+			wt.err = errs[i]
+			close(wt.done)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -40,7 +41,8 @@ func (e *Engine) attempt(ctx context.Context, t *task) core.Completion {
 			return comp
 		}
 		uri = w.URI
-		secrets, err := e.secrets.hmacSecrets(w, now)
+		var buf [2]webhook.Secret // one, or two during a rotation: no allocation
+		secrets, err := e.secrets.hmacSecrets(buf[:0], w, now)
 		if err != nil {
 			return e.fail(comp, c, now, uri, &core.Failure{Kind: core.FailInvalid, Err: "signing secret unavailable: " + err.Error()}, 0, t)
 		}
@@ -58,7 +60,7 @@ func (e *Engine) attempt(ctx context.Context, t *task) core.Completion {
 
 	headers := [][2]string{
 		{webhook.HeaderID, c.ID},
-		{webhook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10)},
+		{webhook.HeaderTimestamp, e.stamps.format(now.Unix())},
 		{webhook.HeaderSignature, sig},
 	}
 	if telemetry.Enabled() {
@@ -117,6 +119,16 @@ func (e *Engine) fail(comp core.Completion, c *core.Claimed, now time.Time, uri 
 // payload, the signature or query strings that could carry tokens.
 // ctx (nil when tracing is off) gives the record its trace and span ids.
 func (e *Engine) logAttempt(ctx context.Context, c *core.Claimed, uri string, a core.Attempt, outcome string, next time.Time) {
+	level := slog.LevelInfo
+	if outcome != "succeeded" {
+		level = slog.LevelWarn
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if !e.cfg.Logger.Enabled(ctx, level) {
+		return // the record is not built (serve logs at error level under load)
+	}
 	attrs := []slog.Attr{
 		slog.String("delivery_id", c.ID),
 		slog.String("event_type", c.EventType),
@@ -135,13 +147,6 @@ func (e *Engine) logAttempt(ctx context.Context, c *core.Claimed, uri string, a 
 	}
 	if !next.IsZero() {
 		attrs = append(attrs, slog.Time("next_attempt", next))
-	}
-	level := slog.LevelInfo
-	if outcome != "succeeded" {
-		level = slog.LevelWarn
-	}
-	if ctx == nil {
-		ctx = context.Background()
 	}
 	e.cfg.Logger.LogAttrs(ctx, level, "delivery.attempt", attrs...)
 }
@@ -163,8 +168,8 @@ type secretCache struct {
 	m      map[string]any
 }
 
-func (s *secretCache) hmacSecrets(w *core.Webhook, now time.Time) ([]webhook.Secret, error) {
-	out := make([]webhook.Secret, 0, len(w.Secrets))
+// hmacSecrets appends w's unexpired signing secrets to out.
+func (s *secretCache) hmacSecrets(out []webhook.Secret, w *core.Webhook, now time.Time) ([]webhook.Secret, error) {
 	for _, ss := range w.Secrets {
 		if ss.Expired(now) {
 			continue
@@ -192,6 +197,27 @@ func (s *secretCache) hmacSecrets(w *core.Webhook, now time.Time) ([]webhook.Sec
 		out = append(out, v.(webhook.Secret))
 	}
 	return out, nil
+}
+
+// stampCache keeps the webhook-timestamp header value of the current
+// second: attempts in the same second share it instead of formatting it
+// each.
+type stampCache struct {
+	p atomic.Pointer[stamp]
+}
+
+type stamp struct {
+	unix int64
+	s    string
+}
+
+func (c *stampCache) format(unix int64) string {
+	if p := c.p.Load(); p != nil && p.unix == unix {
+		return p.s
+	}
+	p := &stamp{unix, strconv.FormatInt(unix, 10)}
+	c.p.Store(p)
+	return p.s
 }
 
 // hookMaxAge is how long a webhook read at claim or publish time is trusted

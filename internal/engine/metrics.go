@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,8 +18,24 @@ type Metrics struct {
 	latency    *prometheus.HistogramVec
 	deliveries *prometheus.CounterVec
 
+	// series caches the children of the vectors by outcome and status
+	// class: WithLabelValues hashes its labels and looks the child up
+	// under a lock, three times per attempt otherwise.
+	series [len(outcomes)][10]atomic.Pointer[attemptSeries]
+
 	mu       sync.Mutex
 	failures map[string]int // webhook id → consecutive failures seen here
+}
+
+// outcomes are the outcome labels of an attempt.
+var outcomes = [...]string{"succeeded", "retry", "failed"}
+
+// attemptSeries are the series one attempt's outcome and status class
+// count in.
+type attemptSeries struct {
+	attempts   prometheus.Counter
+	latency    prometheus.Observer
+	deliveries prometheus.Counter // nil for retries
 }
 
 // NewMetrics registers the engine's series on reg. depth, when non-nil,
@@ -63,14 +80,11 @@ func (m *Metrics) observe(c *core.Claimed, a core.Attempt, outcome string, statu
 	if m == nil {
 		return
 	}
-	class := "none"
-	if status > 0 {
-		class = strconv.Itoa(status/100) + "xx"
-	}
-	m.attempts.WithLabelValues(outcome, class).Inc()
-	m.latency.WithLabelValues(outcome).Observe(a.Latency.Seconds())
-	if outcome != "retry" {
-		m.deliveries.WithLabelValues(outcome).Inc()
+	s := m.seriesOf(outcome, status)
+	s.attempts.Inc()
+	s.latency.Observe(a.Latency.Seconds())
+	if s.deliveries != nil {
+		s.deliveries.Inc()
 	}
 	if c.WebhookID != "" {
 		m.mu.Lock()
@@ -81,6 +95,46 @@ func (m *Metrics) observe(c *core.Claimed, a core.Attempt, outcome string, statu
 		}
 		m.mu.Unlock()
 	}
+}
+
+// seriesOf returns the series of an attempt with outcome and status (0:
+// no response), from the cache when the pair is a usual one.
+func (m *Metrics) seriesOf(outcome string, status int) *attemptSeries {
+	o := -1
+	for i, name := range outcomes {
+		if name == outcome {
+			o = i
+		}
+	}
+	class := 0 // "none"
+	if status > 0 {
+		class = status / 100 // 1 to 9 for a valid status line
+	}
+	if o < 0 || class < 0 || class >= len(m.series[0]) {
+		return m.newSeries(outcome, status)
+	}
+	p := &m.series[o][class]
+	if s := p.Load(); s != nil {
+		return s
+	}
+	s := m.newSeries(outcome, status)
+	p.Store(s)
+	return s
+}
+
+func (m *Metrics) newSeries(outcome string, status int) *attemptSeries {
+	class := "none"
+	if status > 0 {
+		class = strconv.Itoa(status/100) + "xx"
+	}
+	s := &attemptSeries{
+		attempts: m.attempts.WithLabelValues(outcome, class),
+		latency:  m.latency.WithLabelValues(outcome),
+	}
+	if outcome != "retry" {
+		s.deliveries = m.deliveries.WithLabelValues(outcome)
+	}
+	return s
 }
 
 // streakBuckets are the failure-streak buckets of

@@ -199,7 +199,11 @@ func (s *Sender) Send(ctx context.Context, r Request) Result {
 	}
 	lat := time.Since(start)
 	res := Result{StatusCode: resp.StatusCode(), Latency: lat, Response: body}
-	res.Outcome = classifyStatus(res.StatusCode, string(resp.Header.Peek("Retry-After")))
+	retry := ""
+	if res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusServiceUnavailable {
+		retry = string(resp.Header.Peek("Retry-After"))
+	}
+	res.Outcome = classifyStatus(res.StatusCode, retry)
 	if f, ok := res.Outcome.(*core.Failure); ok {
 		res.Err = f.Error()
 	}
@@ -284,10 +288,19 @@ func (cs *connSet) closeAll() {
 	}
 }
 
+// successes are the outcomes of the 2xx statuses, boxed once instead of
+// per attempt.
+var successes = func() (s [100]core.Outcome) {
+	for i := range s {
+		s[i] = core.Success{StatusCode: 200 + i}
+	}
+	return s
+}()
+
 func classifyStatus(code int, retryAfterHeader string) core.Outcome {
 	switch {
 	case code >= 200 && code < 300:
-		return core.Success{StatusCode: code}
+		return successes[code-200]
 	case code >= 300 && code < 400:
 		return &core.Failure{Kind: core.FailRedirect, StatusCode: code}
 	case code == http.StatusGone:

@@ -66,7 +66,7 @@ func (e *Engine) attempt(ctx context.Context, t *task) core.Completion {
 	if telemetry.Enabled() {
 		headers = traceHeaders(ctx, t, headers)
 	}
-	res := e.cfg.Sender.Send(ctx, Request{URI: uri, Body: c.Payload, Headers: headers})
+	res := e.cfg.Sender.send(ctx, uri, c.Payload, headers)
 	comp.Attempt = core.Attempt{
 		DeliveryID: c.ID, Number: c.Attempts + 1, Time: now, URI: uri,
 		StatusCode: res.StatusCode, Latency: res.Latency, Error: res.Err, Response: res.Response,

@@ -145,6 +145,13 @@ type Result struct {
 // AttemptTimeout or at ctx's deadline, whichever is first; Abort ends it
 // at once.
 func (s *Sender) Send(ctx context.Context, r Request) Result {
+	return s.send(ctx, r.URI, r.Body, r.Headers)
+}
+
+// send is Send with the request's fields apart: the body is kept by the
+// request (it escapes), the headers are not, and apart from the body
+// they can stay on the caller's stack.
+func (s *Sender) send(ctx context.Context, uri string, body []byte, headers [][2]string) Result {
 	if err := ctx.Err(); err != nil {
 		f := classifyError(ctx, err)
 		return Result{Outcome: f, Err: f.Err}
@@ -157,17 +164,17 @@ func (s *Sender) Send(ctx context.Context, r Request) Result {
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	if err := req.URI().Parse(nil, []byte(r.URI)); err != nil || !validScheme(req.URI().Scheme()) || len(req.URI().Host()) == 0 {
+	if err := req.URI().Parse(nil, []byte(uri)); err != nil || !validScheme(req.URI().Scheme()) || len(req.URI().Host()) == 0 {
 		f := &core.Failure{Kind: core.FailInvalid, Err: "invalid destination URI"}
 		return Result{Outcome: f, Err: f.Err}
 	}
 	req.Header.DisableNormalizing()
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.Set("Content-Type", "application/json")
-	for _, h := range r.Headers {
+	for _, h := range headers {
 		req.Header.Set(h[0], h[1])
 	}
-	req.SetBodyRaw(r.Body)
+	req.SetBodyRaw(body)
 	req.SetTimeout(timeout)
 	start := time.Now()
 	aborts := s.aborts.Load()
@@ -187,18 +194,18 @@ func (s *Sender) Send(ctx context.Context, r Request) Result {
 		f := classifyError(ctx, err)
 		return Result{Outcome: f, Latency: lat, Err: f.Err}
 	}
-	var body []byte
+	var got []byte
 	if rs := resp.BodyStream(); rs != nil {
-		body, _ = io.ReadAll(io.LimitReader(rs, MaxResponseBytes))
+		got, _ = io.ReadAll(io.LimitReader(rs, MaxResponseBytes))
 		// Drain a little more so the connection can be reused; give up
 		// on larger bodies (the connection is closed) rather than read them.
 		_, _ = io.CopyN(io.Discard, rs, 64<<10)
 		_ = resp.CloseBodyStream()
 	} else if b := resp.Body(); len(b) > 0 {
-		body = bytes.Clone(b[:min(len(b), MaxResponseBytes)])
+		got = bytes.Clone(b[:min(len(b), MaxResponseBytes)])
 	}
 	lat := time.Since(start)
-	res := Result{StatusCode: resp.StatusCode(), Latency: lat, Response: body}
+	res := Result{StatusCode: resp.StatusCode(), Latency: lat, Response: got}
 	retry := ""
 	if res.StatusCode == http.StatusTooManyRequests || res.StatusCode == http.StatusServiceUnavailable {
 		retry = string(resp.Header.Peek("Retry-After"))

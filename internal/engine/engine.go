@@ -362,7 +362,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	t.Stop()
 	e.cancelAttempt()
 	e.completions.Close() // writes the last results
-	close(e.work) // no attempt starts after stopping: the idle workers end
+	close(e.work)         // no attempt starts after stopping: the idle workers end
 	e.workers.Wait()
 	return nil
 }
@@ -722,7 +722,7 @@ func (e *Engine) pump() (dropped []string) {
 		e.ready, e.readyHead = e.ready[:0], 0 // reuse it: no allocation per pump
 	case e.readyHead > n:
 		e.ready = e.ready[:copy(e.ready, e.ready[e.readyHead:])]
-		clear(e.ready[n:len(e.ready)+e.readyHead])
+		clear(e.ready[n : len(e.ready)+e.readyHead])
 		e.readyHead = 0
 	}
 	return dropped

@@ -274,7 +274,7 @@ func (e *Engine) letGo(t *task) {
 // enqueueResult queues t's result for the store. t lets go of its
 // delivery first: once the result is written the delivery may be due at
 // once (a short retry, --time-scale) and claimed again before t's
-// goroutine reaches finished; that claim must start a new attempt, not be
+// worker reaches finished; that claim must start a new attempt, not be
 // taken for t ("already ours") and left to wait out its lease.
 func (e *Engine) enqueueResult(t *task, comp core.Completion) {
 	e.mu.Lock()

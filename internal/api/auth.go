@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/textproto"
 	"sync"
 	"time"
 
@@ -30,7 +31,7 @@ func KeyFromContext(ctx context.Context) (core.APIKey, bool) {
 // else the key query parameter. Other Google headers (Api-Revision,
 // x-goog-api-client) are ignored.
 func (s *server) authenticate(r *http.Request) (core.APIKey, error) {
-	raw := r.Header.Get("x-goog-api-key")
+	raw := headerValue(r.Header, "X-Goog-Api-Key")
 	if raw == "" {
 		raw = r.URL.Query().Get("key")
 	}
@@ -60,9 +61,22 @@ func (s *server) authenticate(r *http.Request) (core.APIKey, error) {
 // project switcher uses it). Project keys may not send it.
 const ProjectHeader = "x-longhook-project"
 
+// projectHeaderKey is ProjectHeader as net/http stores it.
+var projectHeaderKey = textproto.CanonicalMIMEHeaderKey(ProjectHeader)
+
+// headerValue is h.Get(key) for a key already in canonical form: Get
+// canonicalizes its argument on every call, which allocates for a name
+// net/textproto does not know (every request reads two).
+func headerValue(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // actAs applies ProjectHeader to an authenticated key.
 func (s *server) actAs(r *http.Request, key core.APIKey) (core.APIKey, error) {
-	p := r.Header.Get(ProjectHeader)
+	p := headerValue(r.Header, projectHeaderKey)
 	if p == "" || p == key.ProjectID {
 		return key, nil
 	}

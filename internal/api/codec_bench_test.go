@@ -53,3 +53,34 @@ func BenchmarkDecodePublish(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDecodePublishFast is BenchmarkDecodePublish through the
+// publish requests' own decoder (publishjson.go).
+func BenchmarkDecodePublishFast(b *testing.B) {
+	one := []byte(publishBody)
+	b.Run("event", func(b *testing.B) {
+		b.SetBytes(int64(len(one)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var req publishRequest
+			if err := decodePublish(one, &req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	evs := make([]string, 100)
+	for i := range evs {
+		evs[i] = strings.Replace(publishBody, "k-0001", fmt.Sprintf("k-%04d", i), 1)
+	}
+	batch := []byte(`{"events":[` + strings.Join(evs, ",") + `]}`)
+	b.Run("batch100", func(b *testing.B) {
+		b.SetBytes(int64(len(batch)))
+		b.ReportAllocs()
+		for b.Loop() {
+			var req batchPublishRequest
+			if err := decodeBatchPublish(batch, &req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

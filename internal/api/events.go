@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -37,7 +38,7 @@ func (req *publishRequest) input(prefix string) (publish.Input, error) {
 	in := publish.Input{
 		Type:           req.Type,
 		Data:           req.Data,
-		DataValid:      true, // decoded by encoding/json as a RawMessage
+		DataValid:      true, // checked by the decoder (publishjson.go)
 		WebhookConfig:  req.WebhookConfig,
 		IdempotencyKey: req.IdempotencyKey,
 		Subject:        req.Subject,
@@ -59,8 +60,12 @@ func (req *publishRequest) input(prefix string) (publish.Input, error) {
 }
 
 func (s *server) publishEvent(r *http.Request, key core.APIKey) (any, error) {
+	body, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
 	var req publishRequest
-	if err := DecodeJSON(r, &req); err != nil {
+	if err := decodePublish(body, &req); err != nil {
 		return nil, err
 	}
 	if h := r.Header.Get("Idempotency-Key"); h != "" {
@@ -95,8 +100,12 @@ func (s *server) batchPublish(r *http.Request, key core.APIKey) (any, error) {
 	if r.Header.Get("Idempotency-Key") != "" {
 		return nil, core.Invalid("Idempotency-Key", "the Idempotency-Key header is not supported on events:batchPublish; set idempotency_key on each event")
 	}
+	body, err := readBody(r)
+	if err != nil {
+		return nil, err
+	}
 	var req batchPublishRequest
-	if err := DecodeJSON(r, &req); err != nil {
+	if err := decodeBatchPublish(body, &req); err != nil {
 		return nil, err
 	}
 	if len(req.Events) == 0 {
@@ -128,6 +137,44 @@ func (s *server) batchPublish(r *http.Request, key core.APIKey) (any, error) {
 		out.Events[i] = eventOut(rr.Event)
 	}
 	return out, nil
+}
+
+// appendJSON writes e as json.Marshal does (jsonAppender).
+func (e *eventJSON) appendJSON(b []byte) []byte {
+	if e == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, e.ID)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, e.Type)
+	if e.Timestamp != "" {
+		b = append(b, `,"timestamp":`...)
+		b = appendJSONString(b, e.Timestamp)
+	}
+	b = append(b, `,"create_time":`...)
+	b = appendJSONString(b, e.CreateTime)
+	b = append(b, `,"delivery_count":`...)
+	b = strconv.AppendInt(b, int64(e.DeliveryCount), 10)
+	return append(b, '}')
+}
+
+// appendJSON writes r as json.Marshal does (jsonAppender).
+func (r *batchPublishResponse) appendJSON(b []byte) []byte {
+	if r == nil {
+		return append(b, "null"...)
+	}
+	if r.Events == nil {
+		return append(b, `{"events":null}`...)
+	}
+	b = append(b, `{"events":[`...)
+	for i, e := range r.Events {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = e.appendJSON(b)
+	}
+	return append(b, "]}"...)
 }
 
 // eventOut renders a stored or fresh event; a repeat of an idempotent

@@ -247,13 +247,23 @@ func needsKey(r *http.Request) bool {
 // encoded slash stays inside its segment, "..%2f" is no parent step),
 // cleaned. The auth gate and the choice of error shape read it, so no
 // spelling of a path is judged differently from how it is routed.
-func routePath(r *http.Request) string { return path.Clean("/" + r.URL.EscapedPath()) }
+func routePath(r *http.Request) string { return cleanPath(r.URL.EscapedPath()) }
+
+// cleanPath is path.Clean("/" + p) without the concatenation when p is
+// rooted already (as every request's path is): Clean collapses the double
+// slash anyway, and returns a clean path without allocating.
+func cleanPath(p string) string {
+	if !strings.HasPrefix(p, "/") {
+		p = "/" + p
+	}
+	return path.Clean(p)
+}
 
 // versioned reports whether path is under an API version prefix.
 func versioned(p string) bool {
 	// Clean as ServeMux does before it matches (it redirects unclean
 	// paths), so no spelling of a path reaches a route unauthenticated.
-	p = path.Clean("/" + p)
+	p = cleanPath(p)
 	for _, v := range apiVersions {
 		if rest, ok := strings.CutPrefix(p, "/"+v); ok && (rest == "" || rest[0] == '/') {
 			return true

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"github.com/longhook/longhook/internal/core"
@@ -21,7 +22,15 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	case nil:
 		body = []byte("{}\n")
 	case jsonAppender: // the publish responses
-		body = append(v.appendJSON(make([]byte, 0, 256)), '\n')
+		// A pooled buffer: Write does not retain it (io.Writer's contract).
+		bp := responsePool.Get().(*[]byte)
+		body = append(v.appendJSON((*bp)[:0]), '\n')
+		defer func() {
+			if cap(body) <= maxPooledResponse {
+				*bp = body
+				responsePool.Put(bp)
+			}
+		}()
 	default:
 		var err error
 		body, err = json.Marshal(v)
@@ -41,6 +50,12 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
+
+// responsePool holds the buffers of jsonAppender responses; one larger
+// than maxPooledResponse (a big batch's) is left to the collector.
+var responsePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+const maxPooledResponse = 64 << 10
 
 var (
 	jsonContentType = []string{"application/json; charset=utf-8"}
@@ -117,9 +132,10 @@ func readBody(r *http.Request) ([]byte, error) {
 	}
 }
 
-// maxPresized is the largest Content-Length readBody allocates up front;
-// a larger body grows as it arrives.
-const maxPresized = 1 << 20
+// maxPresized is the largest Content-Length readBody allocates up front
+// (a single publish, a batch of a hundred); a larger body grows as it
+// arrives, so a client cannot make the server hold more than it sends.
+const maxPresized = 64 << 10
 
 // decodeBytes strictly decodes one JSON object from data into v: UTF-8
 // only, no unknown member, exact (case-sensitive) member names, no name

@@ -2,6 +2,8 @@ package api
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -83,4 +85,26 @@ func BenchmarkDecodePublishFast(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkWriteJSONEvent measures the publish response: eventJSON
+// written by its appendJSON, and the same value through json.Marshal
+// (reflectedEvent has eventJSON's fields and tags, not its method).
+func BenchmarkWriteJSONEvent(b *testing.B) {
+	type reflectedEvent eventJSON
+	ev := &eventJSON{ID: "evt_01KBQ4S8Y6M3H0G4Z2V7N9T5RX", Type: "batch.succeeded",
+		Timestamp: "2026-12-06T10:15:00.123456789Z", CreateTime: "2026-12-06T10:15:00.123456Z", DeliveryCount: 1}
+	for _, c := range []struct {
+		name string
+		v    any
+	}{{"appender", ev}, {"reflect", (*reflectedEvent)(ev)}} {
+		b.Run(c.name, func(b *testing.B) {
+			w := httptest.NewRecorder()
+			b.ReportAllocs()
+			for b.Loop() {
+				w.Body.Reset()
+				WriteJSON(w, http.StatusOK, c.v)
+			}
+		})
+	}
 }

@@ -12,8 +12,8 @@ import (
 
 // The publish requests' decoder. Every publish goes through it, so it reads
 // the body once: the known members straight into the request, data and
-// user_metadata kept as the body's own bytes (checked to be JSON with no
-// name twice in an object, never decoded), where the generic path
+// user_metadata kept as JSON bytes (checked to be JSON with no name twice
+// in an object, never decoded), where the generic path
 // (decodeBytes) runs encoding/json's scanner over the body twice and
 // checkStrict a third time. It accepts only what decodeBytes accepts, into
 // the same values; anything else — any refusal, and the rare shapes it
@@ -23,8 +23,8 @@ import (
 // together on arbitrary input.
 
 // decodePublish strictly decodes one publish request (decodeBytes's
-// rules). On success, req.Data and the user_metadata of its webhook_config
-// alias data, which the caller must not reuse.
+// rules). On success, req.Data aliases data, which the caller must not
+// reuse.
 func decodePublish(data []byte, req *publishRequest) error {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil // as DecodeJSON: an empty body is {}
@@ -519,7 +519,10 @@ func (s *pubScan) webhookConfig(dst **core.WebhookConfig) bool {
 		case "uris":
 			bit, ok = 1, s.readStrings(&wc.URIs)
 		case "user_metadata":
+			// A copy: the event keeps its webhook_config (core.Event.Dynamic)
+			// while its deliveries run, and should not keep the body with it.
 			bit, ok = 2, s.raw(&wc.UserMetadata)
+			wc.UserMetadata = bytes.Clone(wc.UserMetadata)
 		case "audience":
 			bit, ok = 4, s.readString(&wc.Audience)
 		case "rate_limit":

@@ -97,7 +97,7 @@ func BenchmarkWriteJSONEvent(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		v    any
-	}{{"appender", ev}, {"reflect", (*reflectedEvent)(ev)}} {
+	}{{"appender", (*publishedEvent)(ev)}, {"reflect", (*reflectedEvent)(ev)}} {
 		b.Run(c.name, func(b *testing.B) {
 			w := httptest.NewRecorder()
 			b.ReportAllocs()

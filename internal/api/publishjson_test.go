@@ -145,11 +145,11 @@ func TestPublishResponseJSON(t *testing.T) {
 		{ID: `a"b\c`, Type: "<x>&\u2028\x01\x7f", Timestamp: "é\xff", CreateTime: "\t"},
 		{},
 	}
-	var nilEvent *eventJSON
+	var nilEvent *publishedEvent
 	values := []jsonAppender{nilEvent, (*batchPublishResponse)(nil), &batchPublishResponse{}, &batchPublishResponse{Events: []*eventJSON{}},
 		&batchPublishResponse{Events: append(evs, nil)}}
 	for _, e := range evs {
-		values = append(values, e)
+		values = append(values, (*publishedEvent)(e))
 	}
 	for _, v := range values {
 		want, err := json.Marshal(v)

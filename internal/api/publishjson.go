@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"strconv"
 	"sync"
@@ -188,6 +189,11 @@ func (s *pubScan) str() (from, to int, escaped, ok bool) {
 	i := s.i + 1
 	from = i
 	for {
+		// Eight bytes at a time while none is special (long values such
+		// as a payload's text), then byte by byte.
+		for i+8 <= len(d) && !specialIn(binary.LittleEndian.Uint64(d[i:])) {
+			i += 8
+		}
 		for i < len(d) && plain[d[i]] {
 			i++
 		}
@@ -218,6 +224,17 @@ func (s *pubScan) str() (from, to int, escaped, ok bool) {
 			return 0, 0, false, false
 		}
 	}
+}
+
+// specialIn reports whether any of the eight bytes in x may be a quote, a
+// backslash or a control character (below 0x20). It may report a byte
+// that is none of them (the caller then looks byte by byte), never miss
+// one.
+func specialIn(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := x ^ (ones * '"')
+	bs := x ^ (ones * '\\')
+	return ((x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs)&highs != 0
 }
 
 func isHex(c byte) bool {

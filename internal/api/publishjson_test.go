@@ -2,8 +2,10 @@ package api
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -158,6 +160,42 @@ func TestPublishResponseJSON(t *testing.T) {
 		}
 		if got := v.appendJSON(nil); !bytes.Equal(got, want) {
 			t.Errorf("%+v: %s, json.Marshal %s", v, got, want)
+		}
+	}
+}
+
+// TestSpecialIn: the eight-byte test never misses a quote, a backslash or
+// a control character, whatever its neighbours.
+func TestSpecialIn(t *testing.T) {
+	t.Parallel()
+	special := func(c byte) bool { return c < 0x20 || c == '"' || c == '\\' }
+	var b [8]byte
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := range 200000 {
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+			if n%2 == 0 { // mostly plain bytes, the case that matters
+				b[i] = byte(0x20 + rng.IntN(0xe0))
+			}
+		}
+		if n%3 == 0 {
+			b[rng.IntN(8)] = byte(rng.IntN(256))
+		}
+		want := false
+		for _, c := range b {
+			want = want || special(c)
+		}
+		if got := specialIn(binary.LittleEndian.Uint64(b[:])); want && !got {
+			t.Fatalf("%q: missed", b)
+		}
+	}
+	for c := range 256 { // each byte value in each position, among plain bytes
+		for pos := range 8 {
+			b = [8]byte{'a', 'a', 'a', 'a', 'a', 'a', 'a', 'a'}
+			b[pos] = byte(c)
+			if got := specialIn(binary.LittleEndian.Uint64(b[:])); got != special(byte(c)) {
+				t.Fatalf("%q: %v", b, got)
+			}
 		}
 	}
 }

@@ -121,3 +121,22 @@ func BenchmarkWriteJSONEvent(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBatchInputs measures the conversion of a decoded batch of 100
+// events to publish inputs.
+func BenchmarkBatchInputs(b *testing.B) {
+	evs := make([]string, 100)
+	for i := range evs {
+		evs[i] = strings.Replace(publishBody, "k-0001", fmt.Sprintf("k-%04d", i), 1)
+	}
+	var req batchPublishRequest
+	if err := decodeBatchPublish([]byte(`{"events":[`+strings.Join(evs, ",")+`]}`), &req); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := req.inputs(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -32,9 +32,9 @@ type eventJSON struct {
 	DeliveryCount int    `json:"delivery_count"`
 }
 
-// input converts a request to a publish.Input; prefix qualifies field names
-// in messages ("events[2].").
-func (req *publishRequest) input(prefix string) (publish.Input, error) {
+// input converts a request to a publish.Input. at is its index in a
+// batch, whose messages name fields "events[2].timestamp", or -1.
+func (req *publishRequest) input(at int) (publish.Input, error) {
 	in := publish.Input{
 		Type:           req.Type,
 		Data:           req.Data,
@@ -49,14 +49,25 @@ func (req *publishRequest) input(prefix string) (publish.Input, error) {
 	if req.Timestamp != "" {
 		ts, err := time.Parse(time.RFC3339Nano, req.Timestamp)
 		if err != nil {
+			prefix := batchPrefix(at)
 			return in, core.Invalid(prefix+"timestamp", "%stimestamp must be an RFC 3339 time such as 2026-05-05T12:00:00Z, got %q", prefix, req.Timestamp)
 		}
 		in.Timestamp = ts.UTC()
 	}
 	if len(req.Subject) > core.MaxURILength {
+		prefix := batchPrefix(at)
 		return in, core.Invalid(prefix+"subject", "%ssubject is longer than %d characters", prefix, core.MaxURILength)
 	}
 	return in, nil
+}
+
+// batchPrefix qualifies the field names of a batch's event at in
+// messages; it is formatted only for a message (a batch has up to 1,000).
+func batchPrefix(at int) string {
+	if at < 0 {
+		return ""
+	}
+	return fmt.Sprintf("events[%d].", at)
 }
 
 func (s *server) publishEvent(r *http.Request, key core.APIKey) (any, error) {
@@ -77,7 +88,7 @@ func (s *server) publishEvent(r *http.Request, key core.APIKey) (any, error) {
 			return nil, core.Invalid("idempotency_key", "idempotency_key in the body differs from the Idempotency-Key header; send one, or the same value in both")
 		}
 	}
-	in, err := req.input("")
+	in, err := req.input(-1)
 	if err != nil {
 		return nil, err
 	}
@@ -94,6 +105,18 @@ type batchPublishRequest struct {
 
 type batchPublishResponse struct {
 	Events []*eventJSON `json:"events"`
+}
+
+// inputs converts a batch's events to publish.Inputs.
+func (req *batchPublishRequest) inputs() ([]publish.Input, error) {
+	ins := make([]publish.Input, len(req.Events))
+	for i := range req.Events {
+		var err error
+		if ins[i], err = req.Events[i].input(i); err != nil {
+			return nil, err
+		}
+	}
+	return ins, nil
 }
 
 func (s *server) batchPublish(r *http.Request, key core.APIKey) (any, error) {
@@ -114,12 +137,9 @@ func (s *server) batchPublish(r *http.Request, key core.APIKey) (any, error) {
 	if len(req.Events) > publish.MaxBatch {
 		return nil, core.Invalid("events", "events must hold 1 to %d events, got %d", publish.MaxBatch, len(req.Events))
 	}
-	ins := make([]publish.Input, len(req.Events))
-	for i := range req.Events {
-		var err error
-		if ins[i], err = req.Events[i].input(fmt.Sprintf("events[%d].", i)); err != nil {
-			return nil, err
-		}
+	ins, err := req.inputs()
+	if err != nil {
+		return nil, err
 	}
 	if len(ins) == 1 {
 		// Publish names fields without the events[i] prefix for a single

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -54,5 +55,23 @@ func BenchmarkEnvelopeTimestampDecoder(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = decodedTimestamp(p)
+	}
+}
+
+// A batch's messages name the event's field by its index.
+func TestBatchInputsNameTheEvent(t *testing.T) {
+	t.Parallel()
+	req := batchPublishRequest{Events: []publishRequest{{Type: "t"}, {Type: "t"}, {Type: "t", Timestamp: "yesterday"}}}
+	if _, err := req.inputs(); err == nil || !strings.Contains(err.Error(), "events[2].timestamp must be an RFC 3339 time") {
+		t.Fatalf("bad timestamp: %v", err)
+	}
+	req.Events[2] = publishRequest{Type: "t", Subject: strings.Repeat("s", core.MaxURILength+1)}
+	if _, err := req.inputs(); err == nil || !strings.Contains(err.Error(), "events[2].subject is longer") {
+		t.Fatalf("long subject: %v", err)
+	}
+	one := publishRequest{Type: "t", Timestamp: "yesterday"}
+	var ie *core.InvalidArgumentError
+	if _, err := one.input(-1); !errors.As(err, &ie) || ie.Field != "timestamp" || !strings.HasPrefix(ie.Message, "timestamp must") {
+		t.Fatalf("single: %v", err)
 	}
 }

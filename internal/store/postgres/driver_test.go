@@ -438,6 +438,16 @@ func TestPublishRetryAfterLostCommit(t *testing.T) {
 	if err != nil || len(ds) != 4 {
 		t.Errorf("deliveries after retried publish: %d, %v; want 4", len(ds), err)
 	}
+	// The retry wrote nothing, so it counted nothing either.
+	rows, err := s.Stats(f.ctx, core.StatsParams{ProjectID: f.p.ID, Since: storetest.T0.Add(-time.Hour),
+		Until: storetest.T0.Add(time.Hour)})
+	var events int64
+	for _, r := range rows {
+		events += r.Events
+	}
+	if err != nil || events != 2 {
+		t.Errorf("events in the rollup after retried publish: %d, %v; want 2", events, err)
+	}
 }
 
 // TestClaimPlan checks that claims walk the partial index deliveries_due

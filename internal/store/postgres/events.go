@@ -54,8 +54,10 @@ func encodeDynamic(cfg *core.WebhookConfig) (*string, error) {
 }
 
 // publishEventsSQL inserts a call's events and, for each event actually
-// inserted, its deliveries, in one statement: an event whose idempotency
-// key exists is skipped by ON CONFLICT, and its deliveries with it.
+// inserted, its deliveries, and adds the inserted events to the activity
+// rollup (st, in bucket order: a stable lock order), in one statement: an
+// event whose idempotency key exists is skipped by ON CONFLICT, and its
+// deliveries and its count with it.
 // publishSQL is its usual form; publishRetrySQL is used after an attempt
 // whose outcome is unknown (the connection broke): it also skips events
 // whose id exists, so a retry of a publish that did commit changes
@@ -74,7 +76,12 @@ const publishEventsSQL = `WITH ev AS (
 			trace_parent)
 	%s
 	ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key <> '' DO NOTHING
-	RETURNING id
+	RETURNING id, project_id, create_time
+), st AS (
+	INSERT INTO stats (project_id, bucket, webhook_id, events)
+	SELECT project_id, (floor(extract(epoch FROM create_time) / 300) * 300000000)::bigint, '*', count(*)
+	FROM ev GROUP BY 1, 2 ORDER BY 1, 2
+	%s
 )
 INSERT INTO deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type, status, queue,
 	attempts, next_attempt_time, manual, last_status_code, last_error, schedule_start, create_time,
@@ -96,8 +103,9 @@ FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15
 WHERE d.event_id IN (SELECT id FROM ev)`
 
 var (
-	publishSQL      = fmt.Sprintf(publishEventsSQL, "")
-	publishRetrySQL = fmt.Sprintf(publishEventsSQL, `WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = x.id)`)
+	publishSQL      = fmt.Sprintf(publishEventsSQL, "", statsConflict)
+	publishRetrySQL = fmt.Sprintf(publishEventsSQL, `WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = x.id)`,
+		statsConflict)
 )
 
 // eventRows and deliveryRows are the column arrays of publishSQL.
@@ -147,10 +155,11 @@ func (r *deliveryRows) add(d core.Delivery) {
 }
 
 // PublishEvents implements core.EventStore in one round trip: one
-// statement writes the events and their deliveries (arrays unnested
-// server-side), a second reads back the events holding the call's
-// idempotency keys, and the NOTIFY rides along, all in the batch's
-// implicit transaction.
+// statement writes the events, their deliveries and their counts in the
+// rollup (arrays unnested server-side), a second reads back the events
+// holding the call's idempotency keys, and the NOTIFY rides along, all in
+// the batch's implicit transaction. A retry after a lost commit inserts,
+// and so counts, only the events the first attempt did not write.
 //
 // Missing delivery fields are filled from the event as the SQLite driver
 // does: EventID, ProjectID, EventType, CreateTime, ScheduleStart,
@@ -225,18 +234,15 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 			orEmpty(dr.next), orEmpty(dr.manual), orEmpty(dr.lastCode), orEmpty(dr.lastError),
 			orEmpty(dr.start), orEmpty(dr.created), orEmpty(dr.updated), orEmpty(dr.leaseOwner),
 			orEmpty(dr.leaseTime), orEmpty(dr.scheduleBase), !s.callerClock, er.trace)
-		b.Queue(publishStatsSQL, er.id)
 		if len(keys) > 0 {
 			b.Queue(`SELECT `+eventCols+` FROM events WHERE (project_id, idempotency_key) IN (
 				SELECT * FROM unnest($1::text[], $2::text[])) AND idempotency_key <> ''`, keyProjects, keys)
 		}
 		led = anyWake && s.queueNotify(b)
 		br := c.SendBatch(ctx, b)
-		for range 2 { // publishSQL, publishStatsSQL
-			if _, err := br.Exec(); err != nil {
-				_ = br.Close()
-				return err
-			}
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return err
 		}
 		if len(keys) > 0 {
 			rows, err := br.Query()

@@ -47,13 +47,6 @@ var statsDeltasSQL = func() string {
 		`) SELECT * FROM unnest(` + strings.Join(arrs, ", ") + `)` + statsConflict
 }()
 
-// publishStatsSQL counts the events of a publish that were written ($1:
-// every event id of the call; duplicates were not inserted under their new
-// id), in the same implicit transaction as publishSQL.
-var publishStatsSQL = `INSERT INTO stats (project_id, bucket, webhook_id, events)
-	SELECT project_id, (floor(extract(epoch FROM create_time) / 300) * 300000000)::bigint, '*', count(*)
-	FROM events WHERE id = ANY($1::text[]) GROUP BY 1, 2 ORDER BY 1, 2` + statsConflict
-
 // statsDeltaArgs turns deltas into statsDeltasSQL's arrays.
 func statsDeltaArgs(deltas []core.StatsDelta) []any {
 	project := make([]string, len(deltas))

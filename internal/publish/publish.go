@@ -225,11 +225,14 @@ func (p *Publisher) Publish(ctx context.Context, projectID string, in []Input) (
 		return nil, core.Invalid("events", "at most %d events per call, got %d", MaxBatch, len(in))
 	}
 	for i := range in {
-		prefix := ""
-		if len(in) > 1 {
-			prefix = fmt.Sprintf("events[%d].", i)
-		}
-		if err := p.Validate(prefix, &in[i]); err != nil {
+		if err := p.Validate("", &in[i]); err != nil {
+			// The message names the event of a batch: the prefix is
+			// formatted only here, not for every valid input.
+			if len(in) > 1 {
+				if named := p.Validate(fmt.Sprintf("events[%d].", i), &in[i]); named != nil {
+					err = named
+				}
+			}
 			return nil, err
 		}
 	}

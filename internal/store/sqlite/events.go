@@ -71,7 +71,7 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		wrote = false
 		var findIdem *sql.Stmt
-		insEvents := newRowInserter(ctx, tx, "events", eventInsertCols, &s.st.insertEvents)
+		insEvents := newEventInserter(ctx, tx, &s.st)
 		ins := newDeliveryInserter(ctx, tx, &s.st)
 		for i, ne := range evs {
 			ev := ne.Event
@@ -94,16 +94,11 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 				}
 			}
 			ev.DeliveryCount = len(ne.Deliveries)
-			dyn, err := encodeDynamic(ev.Dynamic)
-			if err != nil {
-				return err
-			}
-			if err := insEvents.add(ev.ID, ev.ProjectID, ev.Type, ev.Subject,
-				orEmpty(ev.Payload), dyn, ev.IdempotencyKey, ev.DeliveryCount, micros(ev.CreateTime), ev.TraceParent); err != nil {
+			if err := insEvents.add(&ev); err != nil {
 				return err
 			}
 			for _, d := range ne.Deliveries {
-				if err := ins.addDelivery(d.ForInsert(&ev)); err != nil {
+				if err := ins.add(d.ForInsert(&ev)); err != nil {
 					return err
 				}
 				// Deliveries inserted already leased are handed to their
@@ -149,15 +144,85 @@ func newRowInserter(ctx context.Context, tx *sql.Tx, what string, cols int, stmt
 	return &rowInserter{ctx: ctx, tx: tx, what: what, cols: cols, stmts: stmts}
 }
 
-func newDeliveryInserter(ctx context.Context, tx *sql.Tx, st *stmts) *rowInserter {
-	return newRowInserter(ctx, tx, "deliveries", deliveryInsertCols, &st.insertDeliveries)
+// shortRows enables the short statements (plainEventsSQL,
+// freshDeliveriesSQL, plainAttemptsSQL, succeedManySQL), which write the
+// rows the full statements would with fewer bound values: binding costs
+// the driver a copy into C memory per text value. Tests turn it off to
+// compare.
+var shortRows = true
+
+// eventInserter writes a transaction's events: those without
+// webhook_config, idempotency key and traceparent with the short
+// statement, any other with the full one.
+type eventInserter struct {
+	plain, full *rowInserter
 }
 
-func (ins *rowInserter) addDelivery(d core.Delivery) error {
-	return ins.add(d.ID, d.EventID, d.ProjectID, d.WebhookID, d.URI, d.Dest, d.EventType,
+func newEventInserter(ctx context.Context, tx *sql.Tx, st *stmts) *eventInserter {
+	return &eventInserter{
+		plain: newRowInserter(ctx, tx, "events", plainEventCols, &st.insertPlainEvents),
+		full:  newRowInserter(ctx, tx, "events", eventInsertCols, &st.insertEvents),
+	}
+}
+
+func (ins *eventInserter) add(ev *core.Event) error {
+	if shortRows && ev.Dynamic == nil && ev.IdempotencyKey == "" && ev.TraceParent == "" {
+		return ins.plain.add(ev.ID, ev.ProjectID, ev.Type, ev.Subject, orEmpty(ev.Payload),
+			ev.DeliveryCount, micros(ev.CreateTime))
+	}
+	dyn, err := encodeDynamic(ev.Dynamic)
+	if err != nil {
+		return err
+	}
+	return ins.full.add(ev.ID, ev.ProjectID, ev.Type, ev.Subject, orEmpty(ev.Payload), dyn,
+		ev.IdempotencyKey, ev.DeliveryCount, micros(ev.CreateTime), ev.TraceParent)
+}
+
+func (ins *eventInserter) flush() error {
+	if err := ins.plain.flush(); err != nil {
+		return err
+	}
+	return ins.full.flush()
+}
+
+// deliveryInserter writes a transaction's new deliveries: fresh ones
+// (see isFresh) with the short statement, any other with the full one.
+type deliveryInserter struct {
+	fresh, full *rowInserter
+}
+
+func newDeliveryInserter(ctx context.Context, tx *sql.Tx, st *stmts) *deliveryInserter {
+	return &deliveryInserter{
+		fresh: newRowInserter(ctx, tx, "deliveries", freshInsertCols, &st.insertFresh),
+		full:  newRowInserter(ctx, tx, "deliveries", deliveryInsertCols, &st.insertDeliveries),
+	}
+}
+
+// isFresh reports whether d (filled by ForInsert) is a new pending
+// delivery that was never attempted: the columns freshDeliveriesSQL
+// writes as constants or copies hold exactly those values.
+func isFresh(d core.Delivery) bool {
+	return shortRows && d.Status == core.DeliveryPending && d.Attempts == 0 && !d.Manual && d.LastStatusCode == 0 &&
+		d.LastError == "" && d.ScheduleStart.Equal(d.CreateTime) && d.UpdateTime.Equal(d.CreateTime)
+}
+
+func (ins *deliveryInserter) add(d core.Delivery) error {
+	if isFresh(d) {
+		ct := micros(d.CreateTime)
+		return ins.fresh.add(d.ID, d.EventID, d.ProjectID, d.WebhookID, d.URI, d.Dest, d.EventType,
+			micros(d.NextAttemptTime), ct, ct, ct, d.LeaseOwner, leaseTime(d))
+	}
+	return ins.full.add(d.ID, d.EventID, d.ProjectID, d.WebhookID, d.URI, d.Dest, d.EventType,
 		string(d.Status), queueOf(d), d.Attempts, micros(d.NextAttemptTime), boolInt(d.Manual),
 		d.LastStatusCode, d.LastError, micros(d.ScheduleStart), micros(d.CreateTime), micros(d.UpdateTime),
 		d.LeaseOwner, leaseTime(d))
+}
+
+func (ins *deliveryInserter) flush() error {
+	if err := ins.fresh.flush(); err != nil {
+		return err
+	}
+	return ins.full.flush()
 }
 
 // add buffers one row of ins.cols values.
@@ -307,6 +372,33 @@ func insertDeliveriesSQL(rows int) string {
 		schedule_start, create_time, update_time, lease_owner, lease_time)`, deliveryInsertCols, rows)
 }
 
+// freshInsertCols is the number of parameters per row of
+// freshDeliveriesSQL.
+const freshInsertCols = 13
+
+// freshDeliveriesSQL inserts new, never attempted pending deliveries
+// (isFresh): the columns such a row holds as constants are written in the
+// statement, so a row binds 13 values instead of 19. (Numbered
+// parameters, binding the creation time once, cost more: the driver
+// reads every named parameter's name into a Go string.)
+func freshDeliveriesSQL(rows int) string {
+	return multiRowSQL(`deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type,
+		next_attempt_time, schedule_start, create_time, update_time, lease_owner, lease_time,
+		status, queue, attempts, manual, last_status_code, last_error)`,
+		"("+strings.Repeat("?, ", freshInsertCols)+"'pending', 0, 0, 0, 0, '')", rows)
+}
+
+// plainEventCols is the number of parameters per row of
+// plainEventsSQL.
+const plainEventCols = 7
+
+// plainEventsSQL inserts events without webhook_config, idempotency key
+// and traceparent, those three columns written in the statement.
+func plainEventsSQL(rows int) string {
+	return multiRowSQL(`events (id, project_id, type, subject, payload, delivery_count, create_time,
+		dynamic, idempotency_key, trace_parent)`, "("+strings.Repeat("?, ", plainEventCols)+"NULL, '', '')", rows)
+}
+
 // eventInsertCols is the number of columns per inserted event row.
 const eventInsertCols = 10
 
@@ -323,14 +415,28 @@ func insertAttemptsSQL(rows int) string {
 		attemptInsertCols, rows)
 }
 
+// plainAttemptCols is the number of parameters per row of
+// plainAttemptsSQL.
+const plainAttemptCols = 6
+
+// plainAttemptsSQL inserts attempts without an error and response body.
+func plainAttemptsSQL(rows int) string {
+	return multiRowSQL(`attempts (delivery_id, number, time, uri, status_code, latency_ns, error, response)`,
+		"("+strings.Repeat("?, ", plainAttemptCols)+"'', x'')", rows)
+}
+
 // multiInsertSQL is an INSERT of rows rows into target. OR FAIL: a
 // multi-row statement that may abort would keep a statement journal
 // (every page it touches copied first); a failure rolls back the whole
 // transaction anyway.
 func multiInsertSQL(target string, cols, rows int) string {
+	return multiRowSQL(target, "("+strings.Repeat("?, ", cols-1)+"?)", rows)
+}
+
+// multiRowSQL is an INSERT OR FAIL of rows copies of row into target.
+func multiRowSQL(target, row string, rows int) string {
 	var b strings.Builder
 	b.WriteString(`INSERT OR FAIL INTO ` + target + ` VALUES `)
-	row := "(" + strings.Repeat("?, ", cols-1) + "?)"
 	for i := range rows {
 		if i > 0 {
 			b.WriteString(", ")

@@ -193,7 +193,9 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		attempts := newRowInserter(ctx, tx, "attempts", attemptInsertCols, &s.st.insertAttempts)
+		plainAttempts := newRowInserter(ctx, tx, "attempts", plainAttemptCols, &s.st.insertPlainAttempts)
 		complete := newRowInserter(ctx, tx, "complete", completeCols, &s.st.completeMany)
+		succeed := newRowInserter(ctx, tx, "complete", succeedCols, &s.st.succeedMany)
 		for _, c := range cs {
 			a := c.Attempt
 			if len(a.Response) > MaxResponseBytes {
@@ -201,11 +203,17 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			}
 			at := attemptTime(c)
 			attempted := a.Number != 0
-			if attempted {
-				if err := attempts.add(c.DeliveryID, a.Number, micros(at), a.URI,
-					a.StatusCode, int64(a.Latency), a.Error, orEmpty(a.Response)); err != nil {
-					return err
-				}
+			var err error
+			switch {
+			case !attempted:
+			case shortRows && a.Error == "" && len(a.Response) == 0:
+				err = plainAttempts.add(c.DeliveryID, a.Number, micros(at), a.URI, a.StatusCode, int64(a.Latency))
+			default:
+				err = attempts.add(c.DeliveryID, a.Number, micros(at), a.URI,
+					a.StatusCode, int64(a.Latency), a.Error, orEmpty(a.Response))
+			}
+			if err != nil {
+				return err
 			}
 			if c.Owner == "" {
 				continue // no lease can match
@@ -214,16 +222,20 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			if c.Status != core.DeliveryPending {
 				next = time.Time{}
 			}
-			if err := complete.add(string(c.Status), micros(next), a.StatusCode,
-				a.Error, micros(at), c.DeliveryID, c.Owner, attempted); err != nil {
+			if shortRows && c.Status == core.DeliverySucceeded && attempted && a.Error == "" {
+				err = succeed.add(a.StatusCode, micros(at), c.DeliveryID, c.Owner)
+			} else {
+				err = complete.add(string(c.Status), micros(next), a.StatusCode,
+					a.Error, micros(at), c.DeliveryID, c.Owner, attempted)
+			}
+			if err != nil {
 				return err
 			}
 		}
-		if err := attempts.flush(); err != nil {
-			return err
-		}
-		if err := complete.flush(); err != nil {
-			return err
+		for _, ins := range []*rowInserter{plainAttempts, attempts, succeed, complete} {
+			if err := ins.flush(); err != nil {
+				return err
+			}
 		}
 		if len(order) > 0 {
 			run := tx.StmtContext(ctx, s.st.failureRun)

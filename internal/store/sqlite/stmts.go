@@ -27,11 +27,15 @@ type stmts struct {
 	// the remainder (one per bit of it), instead of one per row. All row
 	// counts would save a few more statements at ~1 ms each to prepare
 	// on every open.
-	insertEvents     sized
-	insertDeliveries sized
-	insertAttempts   sized
-	completeMany     sized
-	all              []*sql.Stmt
+	insertEvents        sized
+	insertPlainEvents   sized
+	insertDeliveries    sized
+	insertFresh         sized
+	insertAttempts      sized
+	completeMany        sized
+	succeedMany         sized
+	insertPlainAttempts sized
+	all                 []*sql.Stmt
 }
 
 // sized holds a multi-row statement for each power of two up to
@@ -61,6 +65,21 @@ const completeCols = 8
 // error, update time, id, owner, whether an attempt was made), joined on
 // id. OR FAIL, as for multi-row inserts: no statement journal.
 func completeManySQL(rows int) string {
+	return completeRowsSQL("(?, ?, ?, ?, ?, ?, ?, ?)", rows)
+}
+
+// succeedCols is the number of parameters of each row of succeedManySQL.
+const succeedCols = 4
+
+// succeedManySQL is completeManySQL for successful attempts without an
+// error: rows of four parameters (status code, update time, id, owner),
+// the other four written in the statement.
+func succeedManySQL(rows int) string {
+	return completeRowsSQL("('succeeded', 0, ?, '', ?, ?, ?, 1)", rows)
+}
+
+// completeRowsSQL is the completion UPDATE joined on rows copies of row.
+func completeRowsSQL(row string, rows int) string {
 	var b strings.Builder
 	b.WriteString(`UPDATE OR FAIL deliveries SET status = v.column1,
 	queue = CASE WHEN v.column1 = 'pending' THEN 1 ELSE queue END,
@@ -74,7 +93,7 @@ FROM (VALUES `)
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString(row)
 	}
 	b.WriteString(`) AS v
 WHERE deliveries.id = v.column6 AND deliveries.lease_owner = v.column7 AND deliveries.status = 'pending'`)
@@ -117,9 +136,13 @@ func (st *stmts) prepare(ctx context.Context, db *sql.DB) error {
 		sql func(rows int) string
 	}{
 		{&st.insertEvents, insertEventsSQL},
+		{&st.insertPlainEvents, plainEventsSQL},
 		{&st.insertDeliveries, insertDeliveriesSQL},
+		{&st.insertFresh, freshDeliveriesSQL},
 		{&st.insertAttempts, insertAttemptsSQL},
 		{&st.completeMany, completeManySQL},
+		{&st.succeedMany, succeedManySQL},
+		{&st.insertPlainAttempts, plainAttemptsSQL},
 	} {
 		for n := 1; n <= insertBatch; n *= 2 {
 			s, err := db.PrepareContext(ctx, m.sql(n))

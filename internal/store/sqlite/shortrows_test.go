@@ -1,0 +1,137 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/store/storetest"
+)
+
+// TestShortRowsWriteSameRows writes the same events, deliveries and
+// completions once with the short statements and once with the full ones
+// only, and compares every row of the tables they write: the short
+// statements must store exactly what the full ones do.
+func TestShortRowsWriteSameRows(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2026, 3, 4, 5, 6, 7, 8000, time.UTC)
+	p := storetest.NewProject()
+	w := storetest.NewWebhook(p.ID)
+	w.CreateTime, w.UpdateTime = at, at
+	w.Secrets[0].CreateTime = at
+
+	plain := storetest.NewEvent(p.ID, core.EventBatchSucceeded, at, w)
+	plain.Deliveries[0].LeaseOwner, plain.Deliveries[0].NextAttemptTime = "eng", at.Add(time.Minute)
+	keyed := storetest.NewEvent(p.ID, core.EventBatchSucceeded, at.Add(time.Millisecond), w)
+	keyed.Event.IdempotencyKey, keyed.Event.TraceParent = "k1", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	dynamic := storetest.NewDynamicEvent(p.ID, at.Add(2*time.Millisecond), "https://a.example/x", "https://b.example/y")
+	dynamic.Deliveries[0].LeaseOwner, dynamic.Deliveries[0].NextAttemptTime = "eng", at.Add(time.Minute)
+	old := storetest.NewEvent(p.ID, core.EventBatchSucceeded, at.Add(3*time.Millisecond), w)
+	d := &old.Deliveries[0]
+	d.Attempts, d.LastStatusCode, d.LastError = 2, 503, "http_status: HTTP 503"
+	d.ScheduleStart, d.UpdateTime = at.Add(-time.Hour), at.Add(-time.Minute)
+	skipped := storetest.NewEvent(p.ID, core.EventBatchSucceeded, at.Add(4*time.Millisecond), w)
+	skipped.Deliveries[0].Status = core.DeliverySkipped
+	evs := []core.NewEvent{plain, keyed, dynamic, old, skipped}
+
+	owner := func(d core.Delivery) string { return d.LeaseOwner }
+	attempt := func(d core.Delivery, code int, errText string, body string) core.Attempt {
+		a := core.Attempt{DeliveryID: d.ID, Number: d.Attempts + 1, Time: at.Add(time.Second), URI: "https://example.com/x",
+			StatusCode: code, Latency: 1500 * time.Microsecond, Error: errText}
+		if body != "" {
+			a.Response = []byte(body)
+		}
+		return a
+	}
+	pd, kd, dd, od := plain.Deliveries[0], keyed.Deliveries[0], dynamic.Deliveries[0], old.Deliveries[0]
+	cs := []core.Completion{
+		{DeliveryID: pd.ID, Owner: owner(pd), Status: core.DeliverySucceeded, WebhookID: w.ID, Success: true,
+			Attempt: attempt(pd, 204, "", "")},
+		{DeliveryID: kd.ID, Owner: "other", Status: core.DeliverySucceeded, WebhookID: w.ID, Success: true,
+			Attempt: attempt(kd, 200, "", "ok")},
+		{DeliveryID: dd.ID, Owner: owner(dd), Status: core.DeliveryPending, NextAttemptTime: at.Add(time.Hour),
+			Attempt: attempt(dd, 500, "http_status: HTTP 500", "")},
+		{DeliveryID: od.ID, Owner: "", Status: core.DeliveryFailed, WebhookID: w.ID,
+			Attempt: attempt(od, 0, "timeout", "")},
+	}
+
+	dump := func(short bool) map[string][][]any {
+		t.Helper()
+		shortRows = short
+		defer func() { shortRows = true }()
+		s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		if err := s.CreateProject(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateWebhook(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.PublishEvents(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+		// The plain and the dynamic event's first delivery were inserted
+		// leased by "eng": their completions change them, the others'
+		// only record their attempts.
+		if err := s.CompleteDeliveries(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+		out := map[string][][]any{}
+		for _, table := range []string{"events", "deliveries", "attempts", "stats"} {
+			out[table] = rowsOf(t, s.w, `SELECT * FROM `+table+` ORDER BY 1, 2, 3`)
+		}
+		return out
+	}
+	short, full := dump(true), dump(false)
+	for table, want := range full {
+		if len(want) == 0 {
+			t.Errorf("%s: no rows written", table)
+		}
+		if got := short[table]; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: short statements wrote\n%v\nfull statements wrote\n%v", table, got, want)
+		}
+	}
+}
+
+// rowsOf reads every row of query as printed values with their types, so
+// that NULL, an empty text and an empty blob differ.
+func rowsOf(t *testing.T, db *sql.DB, query string) [][]any {
+	t.Helper()
+	rows, err := db.Query(query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][]any
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		row := make([]any, len(vals))
+		for i, v := range vals {
+			row[i] = fmt.Sprintf("%T %v", v, v)
+		}
+		out = append(out, row)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

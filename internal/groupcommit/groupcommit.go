@@ -299,6 +299,9 @@ func (w *Writer[T]) sleep(want int, d time.Duration) {
 	w.waitFor = 0
 }
 
+// maxKeptQueue is the most entries whose array an empty queue keeps.
+const maxKeptQueue = 1024
+
 // take removes the next group from the queue, within the caps; w.mu is
 // held and the queue is not empty.
 func (w *Writer[T]) take() []entry[T] {
@@ -316,6 +319,9 @@ func (w *Writer[T]) take() []entry[T] {
 	k := copy(w.queue, w.queue[n:])
 	clear(w.queue[k:])
 	w.queue = w.queue[:k]
+	if k == 0 && cap(w.queue) > maxKeptQueue {
+		w.queue = nil // a burst's array (entries are by value) is let go once drained
+	}
 	w.qBytes -= bytes
 	close(w.room)
 	w.room = make(chan struct{})

@@ -428,6 +428,30 @@ const (
 
 // publish reads a publishRequest object.
 func (s *pubScan) publish(req *publishRequest) bool {
+	return s.fields(func(name []byte) (uint, bool) {
+		switch string(name) {
+		case "type":
+			return mType, s.readString(&req.Type)
+		case "data":
+			return mData, s.raw(&req.Data)
+		case "webhook_config":
+			return mWebhookConfig, s.webhookConfig(&req.WebhookConfig)
+		case "idempotency_key":
+			return mIdempotencyKey, s.readString(&req.IdempotencyKey)
+		case "timestamp":
+			return mTimestamp, s.readString(&req.Timestamp)
+		case "subject":
+			return mSubject, s.readString(&req.Subject)
+		}
+		return 0, false
+	})
+}
+
+// fields reads the members of the object at s.i: field is called with
+// each member's name, the value next, and returns the member's bit (0 for
+// a name the type does not have) and whether its value read. An unknown
+// name, a name twice or a value that does not read refuses the body.
+func (s *pubScan) fields(field func(name []byte) (bit uint, ok bool)) bool {
 	if !s.at('{') {
 		return false
 	}
@@ -441,24 +465,8 @@ func (s *pubScan) publish(req *publishRequest) bool {
 		if end {
 			return true
 		}
-		var bit uint
-		switch string(name) {
-		case "type":
-			bit, ok = mType, s.readString(&req.Type)
-		case "data":
-			bit, ok = mData, s.raw(&req.Data)
-		case "webhook_config":
-			bit, ok = mWebhookConfig, s.webhookConfig(&req.WebhookConfig)
-		case "idempotency_key":
-			bit, ok = mIdempotencyKey, s.readString(&req.IdempotencyKey)
-		case "timestamp":
-			bit, ok = mTimestamp, s.readString(&req.Timestamp)
-		case "subject":
-			bit, ok = mSubject, s.readString(&req.Subject)
-		default:
-			return false
-		}
-		if !ok || seen&bit != 0 {
+		bit, ok := field(name)
+		if !ok || bit == 0 || seen&bit != 0 {
 			return false
 		}
 		seen |= bit
@@ -516,44 +524,27 @@ func (s *pubScan) webhookConfig(dst **core.WebhookConfig) bool {
 	if s.at('n') {
 		return s.literal("null")
 	}
-	if !s.at('{') {
-		return false
-	}
-	s.i++
 	wc := &core.WebhookConfig{}
 	*dst = wc
-	var seen uint
-	for first := true; ; first = false {
-		name, end, ok := s.member(first)
-		if !ok {
-			return false
-		}
-		if end {
-			return true
-		}
-		var bit uint
+	return s.fields(func(name []byte) (uint, bool) {
 		switch string(name) {
 		case "uris":
-			bit, ok = 1, s.readStrings(&wc.URIs)
+			return 1, s.readStrings(&wc.URIs)
 		case "user_metadata":
 			// A copy: the event keeps its webhook_config (core.Event.Dynamic)
 			// while its deliveries run, and should not keep the body with it.
-			bit, ok = 2, s.raw(&wc.UserMetadata)
+			ok := s.raw(&wc.UserMetadata)
 			wc.UserMetadata = bytes.Clone(wc.UserMetadata)
+			return 2, ok
 		case "audience":
-			bit, ok = 4, s.readString(&wc.Audience)
+			return 4, s.readString(&wc.Audience)
 		case "rate_limit":
-			bit, ok = 8, s.rateLimit(&wc.RateLimit)
+			return 8, s.rateLimit(&wc.RateLimit)
 		case "trace_propagation":
-			bit, ok = 16, s.readBool(&wc.TracePropagation)
-		default:
-			return false
+			return 16, s.readBool(&wc.TracePropagation)
 		}
-		if !ok || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-	}
+		return 0, false
+	})
 }
 
 // readStrings reads an array of strings (null leaves dst nil).
@@ -602,41 +593,21 @@ func (s *pubScan) rateLimit(dst **core.RateLimit) bool {
 	if s.at('n') {
 		return s.literal("null")
 	}
-	if !s.at('{') {
-		return false
-	}
-	s.i++
 	rl := &core.RateLimit{}
 	*dst = rl
-	var seen uint
-	for first := true; ; first = false {
-		name, end, ok := s.member(first)
-		if !ok {
-			return false
-		}
-		if end {
-			return true
-		}
-		var bit uint
+	return s.fields(func(name []byte) (uint, bool) {
 		switch string(name) {
 		case "per_second":
-			bit = 1
-			ok = s.numberInto(func(n []byte) (err error) { rl.PerSecond, err = strconv.ParseFloat(string(n), 64); return err })
+			return 1, s.numberInto(func(n []byte) (err error) { rl.PerSecond, err = strconv.ParseFloat(string(n), 64); return err })
 		case "burst":
-			bit = 2
-			ok = s.numberInto(func(n []byte) error {
+			return 2, s.numberInto(func(n []byte) error {
 				v, err := strconv.ParseInt(string(n), 10, 64)
 				rl.Burst = int(v)
 				return err
 			})
-		default:
-			return false
 		}
-		if !ok || seen&bit != 0 {
-			return false
-		}
-		seen |= bit
-	}
+		return 0, false
+	})
 }
 
 // numberInto reads a number member with set, as encoding/json parses it

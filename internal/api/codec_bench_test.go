@@ -18,82 +18,56 @@ const publishBody = `{"type":"batch.succeeded","subject":"batches/abc123","idemp
 // BenchmarkDecodePublish measures the strict decoder on the publish hot
 // path: one event, and a batch of 100.
 func BenchmarkDecodePublish(b *testing.B) {
-	one := []byte(publishBody)
-	b.Run("event", func(b *testing.B) {
-		b.SetBytes(int64(len(one)))
-		b.ReportAllocs()
-		for b.Loop() {
-			var req publishRequest
-			if err := decodeBytes(one, &req); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("event-checkonly", func(b *testing.B) {
-		b.SetBytes(int64(len(one)))
-		b.ReportAllocs()
+	one, batch := []byte(publishBody), batchBody(100)
+	benchDecode(b, "event", one, func(body []byte) error {
 		var req publishRequest
-		for b.Loop() {
-			if err := checkStrict(one, &req); err != nil {
-				b.Fatal(err)
-			}
-		}
+		return decodeBytes(body, &req)
 	})
-	evs := make([]string, 100)
-	for i := range evs {
-		evs[i] = strings.Replace(publishBody, "k-0001", fmt.Sprintf("k-%04d", i), 1)
-	}
-	batch := []byte(`{"events":[` + strings.Join(evs, ",") + `]}`)
-	b.Run("batch100", func(b *testing.B) {
-		b.SetBytes(int64(len(batch)))
-		b.ReportAllocs()
-		for b.Loop() {
-			var req batchPublishRequest
-			if err := decodeBytes(batch, &req); err != nil {
-				b.Fatal(err)
-			}
-		}
+	benchDecode(b, "event-checkonly", one, func(body []byte) error {
+		var req publishRequest
+		return checkStrict(body, &req)
+	})
+	benchDecode(b, "batch100", batch, func(body []byte) error {
+		var req batchPublishRequest
+		return decodeBytes(body, &req)
 	})
 }
 
 // BenchmarkDecodePublishFast is BenchmarkDecodePublish through the
 // publish requests' own decoder (publishjson.go).
 func BenchmarkDecodePublishFast(b *testing.B) {
-	one := []byte(publishBody)
 	// What longhook bench sends: 600 bytes, most of them one string.
 	padded := []byte(`{"data":{"id":"batches/bench","output_file_uri":"files/bench","pad":"` + strings.Repeat("x", 490) +
 		`","sent_at_ns":1765000000000000000},"type":"batch.succeeded"}`)
-	b.Run("bench-body", func(b *testing.B) {
-		b.SetBytes(int64(len(padded)))
-		b.ReportAllocs()
-		for b.Loop() {
-			var req publishRequest
-			if err := decodePublish(padded, &req); err != nil {
-				b.Fatal(err)
-			}
-		}
+	one := func(body []byte) error {
+		var req publishRequest
+		return decodePublish(body, &req)
+	}
+	benchDecode(b, "bench-body", padded, one)
+	benchDecode(b, "event", []byte(publishBody), one)
+	benchDecode(b, "batch100", batchBody(100), func(body []byte) error {
+		var req batchPublishRequest
+		return decodeBatchPublish(body, &req)
 	})
-	b.Run("event", func(b *testing.B) {
-		b.SetBytes(int64(len(one)))
-		b.ReportAllocs()
-		for b.Loop() {
-			var req publishRequest
-			if err := decodePublish(one, &req); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	evs := make([]string, 100)
+}
+
+// batchBody is an events:batchPublish body of n copies of publishBody,
+// each with its own idempotency key.
+func batchBody(n int) []byte {
+	evs := make([]string, n)
 	for i := range evs {
 		evs[i] = strings.Replace(publishBody, "k-0001", fmt.Sprintf("k-%04d", i), 1)
 	}
-	batch := []byte(`{"events":[` + strings.Join(evs, ",") + `]}`)
-	b.Run("batch100", func(b *testing.B) {
-		b.SetBytes(int64(len(batch)))
+	return []byte(`{"events":[` + strings.Join(evs, ",") + `]}`)
+}
+
+// benchDecode runs decode over body as the sub-benchmark name.
+func benchDecode(b *testing.B, name string, body []byte, decode func([]byte) error) {
+	b.Run(name, func(b *testing.B) {
+		b.SetBytes(int64(len(body)))
 		b.ReportAllocs()
 		for b.Loop() {
-			var req batchPublishRequest
-			if err := decodeBatchPublish(batch, &req); err != nil {
+			if err := decode(body); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -68,7 +68,8 @@ func (f *fixture) publish(n int, at time.Time) []string {
 
 func succeeded(c core.Claimed, owner string, at time.Time) core.Completion {
 	return core.Completion{
-		DeliveryID: c.ID, Owner: owner, Status: core.DeliverySucceeded, WebhookID: c.WebhookID, Success: true,
+		DeliveryID: c.ID, Owner: owner, Status: core.DeliverySucceeded, ProjectID: c.ProjectID, WebhookID: c.WebhookID,
+		Success: true,
 		Attempt: core.Attempt{DeliveryID: c.ID, Number: c.Attempts + 1, Time: at, URI: "https://example.com/x",
 			StatusCode: 200, Latency: time.Millisecond, Response: []byte("ok")},
 	}

@@ -228,45 +228,38 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 			q = publishRetrySQL
 		}
 		b := &pgx.Batch{}
+		// publishSQL's plan joins its arrays and inserts, reading no
+		// table: its generic plan is the one planning it for every call
+		// would make. publishRetrySQL reads events, so it keeps custom
+		// plans, as does the lookup of idempotency keys.
+		pm := planModes{b: b, s: s}
+		pm.use(q == publishSQL)
 		b.Queue(q, er.id, er.project, er.typ, er.subject, er.payload, er.dynamic, er.key, er.count, er.created,
 			orEmpty(dr.id), orEmpty(dr.event), orEmpty(dr.project), orEmpty(dr.webhook), orEmpty(dr.uri),
 			orEmpty(dr.dest), orEmpty(dr.typ), orEmpty(dr.status), orEmpty(dr.queue), orEmpty(dr.attempts),
 			orEmpty(dr.next), orEmpty(dr.manual), orEmpty(dr.lastCode), orEmpty(dr.lastError),
 			orEmpty(dr.start), orEmpty(dr.created), orEmpty(dr.updated), orEmpty(dr.leaseOwner),
 			orEmpty(dr.leaseTime), orEmpty(dr.scheduleBase), !s.callerClock, er.trace)
+		originals = nil
 		if len(keys) > 0 {
+			pm.use(false)
 			b.Queue(`SELECT `+eventCols+` FROM events WHERE (project_id, idempotency_key) IN (
-				SELECT * FROM unnest($1::text[], $2::text[])) AND idempotency_key <> ''`, keyProjects, keys)
+				SELECT * FROM unnest($1::text[], $2::text[])) AND idempotency_key <> ''`, keyProjects, keys,
+			).Query(func(rows pgx.Rows) error {
+				originals = make(map[[2]string]*core.Event, len(keys))
+				for rows.Next() {
+					e, err := scanEvent(rows)
+					if err != nil {
+						return err
+					}
+					originals[[2]string{e.ProjectID, e.IdempotencyKey}] = e
+				}
+				return rows.Err()
+			})
 		}
 		led = anyWake && s.queueNotify(b)
-		br := c.SendBatch(ctx, b)
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return err
-		}
-		if len(keys) > 0 {
-			rows, err := br.Query()
-			if err != nil {
-				_ = br.Close()
-				return err
-			}
-			originals = make(map[[2]string]*core.Event, len(keys))
-			for rows.Next() {
-				e, err := scanEvent(rows)
-				if err != nil {
-					rows.Close()
-					_ = br.Close()
-					return err
-				}
-				originals[[2]string{e.ProjectID, e.IdempotencyKey}] = e
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				_ = br.Close()
-				return err
-			}
-		}
-		if err := br.Close(); err != nil {
+		s.queueProbe(b, "publish")
+		if err := c.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}
 		if s.afterPublish != nil {

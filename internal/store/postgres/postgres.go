@@ -102,6 +102,16 @@ type Store struct {
 	// callerClock: see Options.CallerClock.
 	callerClock bool
 
+	// planMode is the connections' plan_cache_mode; genericPlans is set
+	// when it is the store's own force_custom_plan, which statements whose
+	// plan reads no table switch off for their transaction (genericPlanSQL).
+	planMode     string
+	genericPlans bool
+
+	// probe, when set by a test, reads a setting inside publishes,
+	// completions and releases.
+	probe *settingProbe
+
 	cancel    context.CancelFunc // stops the listener and the notifier
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -137,8 +147,10 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	// `= ANY` filter per row while their tables grew to thousands of rows
 	// (three times the CPU per delivery; see design.md). Planning costs
 	// less than that: the statements stay prepared (parsed once).
-	if _, ok := pcfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !ok {
-		pcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
+	planMode, userPlanMode := pcfg.ConnConfig.RuntimeParams["plan_cache_mode"]
+	if !userPlanMode {
+		planMode = "force_custom_plan"
+		pcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = planMode
 	}
 
 	if o.Migrate {
@@ -169,6 +181,9 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		wake: make(chan struct{}, 1),
 
 		callerClock: o.CallerClock,
+		planMode:    planMode,
+		// A mode the URL sets is the user's to keep.
+		genericPlans: !userPlanMode,
 	}
 	s.notify = newNotifier(wakeChannel(o.Schema), s.id)
 

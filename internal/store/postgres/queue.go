@@ -318,25 +318,38 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 	deltas := core.FoldCompleted(cs)
 	err := s.run(ctx, false, func(c *pgx.Conn) error {
 		b := &pgx.Batch{}
+		b.Queue(asyncCommitSQL)
+		n := b.Len()
+		// Inserting attempts and adding to the rollup read no table:
+		// generic plans. The rollup comes last, so that its project
+		// total row, which every publish updates too, stays locked for
+		// the shortest time.
+		pm := planModes{b: b, s: s}
 		if len(r.aDelivery) > 0 {
+			pm.use(true)
 			b.Queue(insertAttemptsSQL, r.aDelivery, r.aNumber, r.aTime, r.aURI, r.aCode, r.aLatency, r.aError,
 				r.aResponse)
 		}
 		if len(r.dID) > 0 {
+			pm.use(false)
 			b.Queue(completeSQL, r.dID, r.dOwner, r.dStatus, r.dNext, r.dCode, r.dError, r.dAt, r.dTried)
 		}
 		if len(runIDs) > 0 {
+			pm.use(false)
 			b.Queue(failureRunSQL, runIDs, runReset, runN, runEarliest)
 		}
 		if len(disIDs) > 0 {
+			pm.use(false)
 			b.Queue(disableWebhooksSQL, disIDs, disAt)
 		}
 		if len(deltas) > 0 {
+			pm.use(true)
 			b.Queue(statsDeltasSQL, statsDeltaArgs(deltas)...)
 		}
-		if b.Len() == 0 {
+		if b.Len() == n {
 			return nil
 		}
+		s.queueProbe(b, "complete")
 		return c.SendBatch(ctx, b).Close()
 	})
 	return wrap("complete", err)
@@ -358,9 +371,11 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, owner string, ids []strin
 	var led bool
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
 		b := &pgx.Batch{}
+		b.Queue(asyncCommitSQL) // a lost release leaves the lease to run out
 		b.Queue(`UPDATE deliveries SET lease_owner = '', next_attempt_time = lease_time, lease_time = `+zeroTime+`
 			WHERE id = ANY ($1::text[]) AND lease_owner = $2`, ids, owner) // leased ⇒ pending
 		led = s.queueNotify(b)
+		s.queueProbe(b, "release")
 		return c.SendBatch(ctx, b).Close()
 	})
 	if err != nil {

@@ -1,0 +1,80 @@
+package postgres
+
+import (
+	"github.com/jackc/pgx/v5"
+)
+
+// Settings local to one transaction. A batch (pgx.Batch) runs in one
+// implicit transaction, so set_config(..., true) queued at its head holds
+// for the statements after it and for its commit, and ends with it: the
+// connection goes back to the pool with its session settings unchanged.
+// (SET LOCAL would warn and do nothing there: an implicit transaction is
+// no transaction block.)
+const (
+	// asyncCommitSQL lets the transaction's commit return before its WAL
+	// reaches the disk. Only for writes whose loss in a PostgreSQL crash
+	// leaves a state the queue already recovers from — completions and
+	// releases: the delivery stays pending under its lease and is
+	// attempted again when the lease runs out (at-least-once). Never for
+	// publishes, which must be durable before the 2xx. WAL is written in
+	// order, so the next synchronous commit (any publish) flushes these
+	// too. See design.md, "PostgreSQL: asynchronous completions".
+	asyncCommitSQL = `SELECT set_config('synchronous_commit', 'off', true)`
+
+	// genericPlanSQL makes the statements after it use their generic
+	// plan (planned once per connection) instead of one planned for every
+	// call; only for statements whose plan reads no table, so that it
+	// cannot depend on the tables' sizes (see Open and design.md,
+	// "PostgreSQL plans"). planModeSQL ($1) restores the connection's mode.
+	genericPlanSQL = `SELECT set_config('plan_cache_mode', 'force_generic_plan', true)`
+	planModeSQL    = `SELECT set_config('plan_cache_mode', $1, true)`
+)
+
+// probeSQL reads a setting inside a transaction, for tests (Store.probe).
+const probeSQL = `SELECT current_setting($1)`
+
+// settingProbe, set by a test, reads one setting at the end of every
+// publish, completion and release transaction and reports it (kind is
+// "publish", "complete" or "release").
+type settingProbe struct {
+	name string
+	seen func(kind, value string)
+}
+
+// queueProbe adds the probe to b, if any.
+func (s *Store) queueProbe(b *pgx.Batch, kind string) {
+	p := s.probe
+	if p == nil {
+		return
+	}
+	b.Queue(probeSQL, p.name).QueryRow(func(r pgx.Row) error {
+		var v string
+		if err := r.Scan(&v); err != nil {
+			return err
+		}
+		p.seen(kind, v)
+		return nil
+	})
+}
+
+// planModes queues the plan mode switches of one batch: use(true) before
+// a statement whose plan reads no table, use(false) before one that does.
+// Nothing is queued when the mode does not change, nor when the
+// connections' mode is not the store's own (Store.genericPlans).
+type planModes struct {
+	b       *pgx.Batch
+	s       *Store
+	generic bool
+}
+
+func (p *planModes) use(generic bool) {
+	if !p.s.genericPlans || generic == p.generic {
+		return
+	}
+	p.generic = generic
+	if generic {
+		p.b.Queue(genericPlanSQL)
+	} else {
+		p.b.Queue(planModeSQL, p.s.planMode)
+	}
+}

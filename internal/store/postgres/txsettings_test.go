@@ -1,0 +1,106 @@
+package postgres
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/pgtest"
+	"github.com/longhook/longhook/internal/store/storetest"
+)
+
+// TestCompletionsCommitAsynchronously reads synchronous_commit inside each
+// kind of transaction: publishes wait for their WAL flush (durable before
+// the 2xx), completions and releases do not (a lost one leaves the lease
+// to run out, see asyncCommitSQL), and nothing leaks into the session.
+func TestCompletionsCommitAsynchronously(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	s := openWith(t, url, Options{Migrate: true, Schema: pgtest.Schema(t, url, "lh_test_"), MaxConns: 1})
+	var mu sync.Mutex
+	seen := map[string][]string{}
+	s.probe = &settingProbe{name: "synchronous_commit", seen: func(kind, v string) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen[kind] = append(seen[kind], v)
+	}}
+	f := newFixture(t, s, 1)
+	f.publish(2, storetest.T0)
+	now := storetest.T0.Add(time.Second)
+	cs, err := s.ClaimDeliveries(f.ctx, core.ClaimParams{Owner: "o", Now: now, Limit: 2, Lease: time.Minute})
+	if err != nil || len(cs) != 2 {
+		t.Fatalf("ClaimDeliveries = %d, %v; want 2", len(cs), err)
+	}
+	if err := s.CompleteDeliveries(f.ctx, []core.Completion{succeeded(cs[0], "o", now)}); err != nil {
+		t.Fatalf("CompleteDeliveries: %v", err)
+	}
+	if err := s.ReleaseDeliveries(f.ctx, "o", []string{cs[1].ID}); err != nil {
+		t.Fatalf("ReleaseDeliveries: %v", err)
+	}
+	want := map[string][]string{"publish": {"on"}, "complete": {"off"}, "release": {"off"}}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("synchronous_commit inside the transactions = %v, want %v", seen, want)
+	}
+	var sync, plans string
+	if err := s.run(f.ctx, true, func(c *pgx.Conn) error {
+		return c.QueryRow(f.ctx, `SELECT current_setting('synchronous_commit'), current_setting('plan_cache_mode')`).
+			Scan(&sync, &plans)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if sync != "on" || plans != "force_custom_plan" {
+		t.Errorf("the session after them: synchronous_commit %s, plan_cache_mode %s; want on, force_custom_plan",
+			sync, plans)
+	}
+}
+
+// TestGenericPlansReadNoTable checks what makes generic plans safe for
+// the statements that use them (planModes.use(true)): their plans read no
+// table, so they cannot depend on the tables' sizes when they were made.
+func TestGenericPlansReadNoTable(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := t.Context()
+	param := regexp.MustCompile(`\$(\d+)`)
+	for name, q := range map[string]string{"publish": publishSQL, "attempts": insertAttemptsSQL,
+		"stats": statsDeltasSQL} {
+		n := 0
+		for _, m := range param.FindAllStringSubmatch(q, -1) {
+			var i int
+			fmt.Sscan(m[1], &i)
+			n = max(n, i)
+		}
+		var plan []string
+		err := s.run(ctx, true, func(c *pgx.Conn) error {
+			if _, err := c.Exec(ctx, `PREPARE generic_probe AS `+q); err != nil {
+				return err
+			}
+			defer c.Exec(ctx, `DEALLOCATE generic_probe`) //nolint:errcheck
+			b := &pgx.Batch{}
+			b.Queue(genericPlanSQL)
+			b.Queue(`EXPLAIN EXECUTE generic_probe(` + strings.TrimSuffix(strings.Repeat("NULL, ", n), ", ") + `)`).
+				Query(func(rows pgx.Rows) error {
+					var err error
+					plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+					return err
+				})
+			return c.SendBatch(ctx, b).Close()
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, l := range plan {
+			if strings.Contains(l, "Scan on") && !strings.Contains(l, "Function Scan on") &&
+				!strings.Contains(l, "CTE Scan on") && !strings.Contains(l, "Subquery Scan on") {
+				t.Errorf("%s: the generic plan reads a table:\n%s", name, strings.Join(plan, "\n"))
+				break
+			}
+		}
+	}
+}

@@ -7,9 +7,11 @@
 // All writes go through one *sql.DB limited to a single connection whose
 // transactions begin IMMEDIATE, so writers queue in Go instead of failing
 // with SQLITE_BUSY, and the hot statements (publish, claim, complete) are
-// prepared once on that connection. Reads use a separate pool of
-// query-only connections; in WAL mode they read a committed snapshot and
-// never wait for the writer.
+// prepared once on that connection. The publish and completion
+// transactions run on the driver connection itself (raw.go), without
+// database/sql's per-transaction and per-statement work. Reads use a
+// separate pool of query-only connections; in WAL mode they read a
+// committed snapshot and never wait for the writer.
 //
 // Durability: synchronous=NORMAL (the default) survives a crash or kill -9
 // of the process; power loss or an OS crash may lose the last few commits.

@@ -68,11 +68,10 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 	}
 	results := make([]core.PublishResult, len(evs))
 	var wrote bool
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inRawTx(ctx, func(tx *rawTx) error {
 		wrote = false
-		var findIdem *sql.Stmt
-		insEvents := newEventInserter(ctx, tx, &s.st)
-		ins := newDeliveryInserter(ctx, tx, &s.st)
+		insEvents := newEventInserter(tx)
+		ins := newDeliveryInserter(tx)
 		for i, ne := range evs {
 			ev := ne.Event
 			if ev.IdempotencyKey != "" {
@@ -81,15 +80,16 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 				if err := insEvents.flush(); err != nil {
 					return err
 				}
-				if findIdem == nil {
-					findIdem = tx.StmtContext(ctx, s.st.findIdem)
-				}
-				orig, err := scanEvent(findIdem.QueryRowContext(ctx, ev.ProjectID, ev.IdempotencyKey))
-				switch {
-				case err == nil:
+				row, err := tx.queryRow(tx.st.findIdem, ev.ProjectID, ev.IdempotencyKey)
+				if err == nil {
+					orig, err := scanEvent(row)
+					if err != nil {
+						return err
+					}
 					results[i] = core.PublishResult{Event: orig, Duplicate: true}
 					continue
-				case !errors.Is(err, sql.ErrNoRows):
+				}
+				if !errors.Is(err, sql.ErrNoRows) {
 					return err
 				}
 			}
@@ -115,7 +115,7 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		if err := ins.flush(); err != nil {
 			return err
 		}
-		return s.addStats(ctx, tx, core.FoldPublished(evs, results))
+		return addStats(tx, core.FoldPublished(evs, results))
 	})
 	if err != nil {
 		return nil, wrap("publish", err)
@@ -127,21 +127,19 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 }
 
 // rowInserter buffers rows of one table and writes them with multi-row
-// statements of up to insertBatch rows (see stmts.sized): one statement
+// statements of up to insertBatch rows (see rawStmts.sized): one statement
 // per batch instead of one per row.
 type rowInserter struct {
-	ctx   context.Context
-	tx    *sql.Tx
-	cols  int
-	stmts *sized            // prepared on the store
-	bound map[int]*sql.Stmt // bound to tx on first use
-	buf   []any
-	n     int
-	what  string
+	tx   *rawTx
+	cols int
+	fam  family
+	buf  []any
+	n    int
+	what string
 }
 
-func newRowInserter(ctx context.Context, tx *sql.Tx, what string, cols int, stmts *sized) *rowInserter {
-	return &rowInserter{ctx: ctx, tx: tx, what: what, cols: cols, stmts: stmts}
+func newRowInserter(tx *rawTx, what string, cols int, fam family) *rowInserter {
+	return &rowInserter{tx: tx, what: what, cols: cols, fam: fam}
 }
 
 // shortRows enables the short statements (plainEventsSQL,
@@ -158,10 +156,10 @@ type eventInserter struct {
 	plain, full *rowInserter
 }
 
-func newEventInserter(ctx context.Context, tx *sql.Tx, st *stmts) *eventInserter {
+func newEventInserter(tx *rawTx) *eventInserter {
 	return &eventInserter{
-		plain: newRowInserter(ctx, tx, "events", plainEventCols, &st.insertPlainEvents),
-		full:  newRowInserter(ctx, tx, "events", eventInsertCols, &st.insertEvents),
+		plain: newRowInserter(tx, "events", plainEventCols, famPlainEvents),
+		full:  newRowInserter(tx, "events", eventInsertCols, famEvents),
 	}
 }
 
@@ -191,10 +189,10 @@ type deliveryInserter struct {
 	fresh, full *rowInserter
 }
 
-func newDeliveryInserter(ctx context.Context, tx *sql.Tx, st *stmts) *deliveryInserter {
+func newDeliveryInserter(tx *rawTx) *deliveryInserter {
 	return &deliveryInserter{
-		fresh: newRowInserter(ctx, tx, "deliveries", freshInsertCols, &st.insertFresh),
-		full:  newRowInserter(ctx, tx, "deliveries", deliveryInsertCols, &st.insertDeliveries),
+		fresh: newRowInserter(tx, "deliveries", freshInsertCols, famFresh),
+		full:  newRowInserter(tx, "deliveries", deliveryInsertCols, famDeliveries),
 	}
 }
 
@@ -246,15 +244,7 @@ func (ins *rowInserter) flush() error {
 		if ins.n < n {
 			continue
 		}
-		st := ins.bound[n]
-		if st == nil {
-			if ins.bound == nil {
-				ins.bound = map[int]*sql.Stmt{}
-			}
-			st = ins.tx.StmtContext(ins.ctx, ins.stmts[n])
-			ins.bound[n] = st
-		}
-		if _, err := st.ExecContext(ins.ctx, rows[:n*ins.cols]...); err != nil {
+		if err := ins.tx.exec(ins.tx.st.sized[ins.fam][n], rows[:n*ins.cols]...); err != nil {
 			ins.buf, ins.n = ins.buf[:0], 0
 			return ins.wrap(err)
 		}

@@ -191,11 +191,11 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 	}
 	sort.Strings(order)
 
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		attempts := newRowInserter(ctx, tx, "attempts", attemptInsertCols, &s.st.insertAttempts)
-		plainAttempts := newRowInserter(ctx, tx, "attempts", plainAttemptCols, &s.st.insertPlainAttempts)
-		complete := newRowInserter(ctx, tx, "complete", completeCols, &s.st.completeMany)
-		succeed := newRowInserter(ctx, tx, "complete", succeedCols, &s.st.succeedMany)
+	err := s.inRawTx(ctx, func(tx *rawTx) error {
+		attempts := newRowInserter(tx, "attempts", attemptInsertCols, famAttempts)
+		plainAttempts := newRowInserter(tx, "attempts", plainAttemptCols, famPlainAttempts)
+		complete := newRowInserter(tx, "complete", completeCols, famComplete)
+		succeed := newRowInserter(tx, "complete", succeedCols, famSucceed)
 		for _, c := range cs {
 			a := c.Attempt
 			if len(a.Response) > MaxResponseBytes {
@@ -238,30 +238,28 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			}
 		}
 		if len(order) > 0 {
-			run := tx.StmtContext(ctx, s.st.failureRun)
 			for _, id := range order {
 				reset, count, earliest := runs[id].fold()
 				if !reset && count == 0 {
 					continue
 				}
-				if _, err := run.ExecContext(ctx, reset, count, earliest, id); err != nil {
+				if err := tx.exec(tx.st.failureRun, reset, count, earliest, id); err != nil {
 					return fmt.Errorf("failure run %s: %w", id, err)
 				}
 			}
 		}
 		if len(disable) > 0 {
-			dis := tx.StmtContext(ctx, s.st.disableWebhook)
 			for _, id := range order {
 				at, ok := disable[id]
 				if !ok {
 					continue
 				}
-				if _, err := dis.ExecContext(ctx, at, id); err != nil {
+				if err := tx.exec(tx.st.disableWebhook, at, id); err != nil {
 					return fmt.Errorf("disable webhook %s: %w", id, err)
 				}
 			}
 		}
-		return s.addStats(ctx, tx, core.FoldCompleted(cs))
+		return addStats(tx, core.FoldCompleted(cs))
 	})
 	return wrap("complete", err)
 }

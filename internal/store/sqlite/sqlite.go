@@ -62,6 +62,10 @@ type Store struct {
 	r    *sql.DB // read-only pool
 	wake chan struct{}
 	st   stmts
+	// raw: the hot write transactions' statements, prepared by the driver
+	// on the writer's connection (see rawTx); used only inside that
+	// connection's Raw, so never by two goroutines at once.
+	raw *rawStmts
 
 	// claimed counts delivery slots asked for by ClaimDeliveries; it
 	// spreads the retry share (a quarter of every batch) exactly, also
@@ -148,6 +152,10 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 		_ = s.Close()
 		return nil, fmt.Errorf("sqlite: prepare: %w", err)
 	}
+	if err := s.withRaw(ctx, func(*rawStmts) error { return nil }); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
 	ck, err := sql.Open("sqlite", base)
 	if err != nil {
 		_ = s.Close()
@@ -230,6 +238,16 @@ func (s *Store) Close() error {
 			_ = s.ck.Close()
 		}
 		s.st.close()
+		if conn, err := s.w.Conn(context.Background()); err == nil {
+			_ = conn.Raw(func(any) error {
+				if s.raw != nil {
+					s.raw.close()
+					s.raw = nil
+				}
+				return nil
+			})
+			_ = conn.Close()
+		}
 		var errs []error
 		if s.r != nil {
 			errs = append(errs, s.r.Close())

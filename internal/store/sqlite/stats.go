@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -45,13 +44,9 @@ func statsArgs(d core.StatsDelta) []any {
 // addStats writes rollup deltas inside a write transaction: a batch adds
 // one row per project, bucket and webhook it touched, so the rollup costs
 // the hot path one statement per batch in the common case.
-func (s *Store) addStats(ctx context.Context, tx *sql.Tx, deltas []core.StatsDelta) error {
-	if len(deltas) == 0 {
-		return nil
-	}
-	st := tx.StmtContext(ctx, s.st.upsertStats)
+func addStats(tx *rawTx, deltas []core.StatsDelta) error {
 	for _, d := range deltas {
-		if _, err := st.ExecContext(ctx, statsArgs(d)...); err != nil {
+		if err := tx.exec(tx.st.upsertStats, statsArgs(d)...); err != nil {
 			return fmt.Errorf("stats: %w", err)
 		}
 	}

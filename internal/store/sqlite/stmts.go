@@ -11,36 +11,15 @@ const deliveryCols = `id, event_id, project_id, webhook_id, uri, dest, event_typ
 	next_attempt_time, manual, last_status_code, last_error, schedule_start, create_time, update_time,
 	lease_owner, schedule_base`
 
-// stmts are the hot-path statements, prepared once on the writer
+// stmts are the claim's statements, prepared once on the writer
 // connection and bound to each transaction with Tx.StmtContext (which
-// reuses the connection's prepared statement).
+// reuses the connection's prepared statement). The other hot statements
+// are prepared by the driver itself (rawStmts).
 type stmts struct {
-	findIdem       *sql.Stmt
-	claim          *sql.Stmt
-	claimPayloads  *sql.Stmt
-	failureRun     *sql.Stmt
-	disableWebhook *sql.Stmt
-	upsertStats    *sql.Stmt
-	// The multi-row statements, one per power-of-two row count: index n
-	// writes n rows (1, 2, 4, … insertBatch), so a group's rows cost one
-	// statement per insertBatch rows and at most log2(insertBatch) for
-	// the remainder (one per bit of it), instead of one per row. All row
-	// counts would save a few more statements at ~1 ms each to prepare
-	// on every open.
-	insertEvents        sized
-	insertPlainEvents   sized
-	insertDeliveries    sized
-	insertFresh         sized
-	insertAttempts      sized
-	completeMany        sized
-	succeedMany         sized
-	insertPlainAttempts sized
-	all                 []*sql.Stmt
+	claim         *sql.Stmt
+	claimPayloads *sql.Stmt
+	all           []*sql.Stmt
 }
-
-// sized holds a multi-row statement for each power of two up to
-// insertBatch, at that index.
-type sized [insertBatch + 1]*sql.Stmt
 
 // claimSQL leases due deliveries of one queue. The subquery walks the
 // partial index deliveries_due in next_attempt_time order and stops after
@@ -114,15 +93,9 @@ func (st *stmts) prepare(ctx context.Context, db *sql.DB) error {
 		dst **sql.Stmt
 		sql string
 	}{
-		{&st.findIdem, `SELECT ` + eventCols + ` FROM events
-			WHERE project_id = ? AND idempotency_key = ? AND idempotency_key != ''`},
 		{&st.claim, claimSQL},
 		{&st.claimPayloads, `SELECT id, payload, subject, dynamic, trace_parent FROM events
 			WHERE id IN (SELECT value FROM json_each(?))`},
-		{&st.failureRun, failureRunSQL},
-		{&st.disableWebhook, `UPDATE webhooks SET state = 'disabled_due_to_failed_deliveries',
-			update_time = ? WHERE id = ? AND state = 'enabled'`},
-		{&st.upsertStats, statsUpsertSQL},
 	} {
 		s, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -130,28 +103,6 @@ func (st *stmts) prepare(ctx context.Context, db *sql.DB) error {
 		}
 		*p.dst = s
 		st.all = append(st.all, s)
-	}
-	for _, m := range []struct {
-		dst *sized
-		sql func(rows int) string
-	}{
-		{&st.insertEvents, insertEventsSQL},
-		{&st.insertPlainEvents, plainEventsSQL},
-		{&st.insertDeliveries, insertDeliveriesSQL},
-		{&st.insertFresh, freshDeliveriesSQL},
-		{&st.insertAttempts, insertAttemptsSQL},
-		{&st.completeMany, completeManySQL},
-		{&st.succeedMany, succeedManySQL},
-		{&st.insertPlainAttempts, plainAttemptsSQL},
-	} {
-		for n := 1; n <= insertBatch; n *= 2 {
-			s, err := db.PrepareContext(ctx, m.sql(n))
-			if err != nil {
-				return err
-			}
-			m.dst[n] = s
-			st.all = append(st.all, s)
-		}
 	}
 	return nil
 }

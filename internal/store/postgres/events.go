@@ -55,7 +55,8 @@ func encodeDynamic(cfg *core.WebhookConfig) (*string, error) {
 
 // publishEventsSQL inserts a call's events and, for each event actually
 // inserted, its deliveries, and adds the inserted events to the activity
-// rollup (st, in bucket order: a stable lock order), in one statement: an
+// rollup (st, in bucket order: a stable lock order; under statsEventsRow,
+// a row no completion locks), in one statement: an
 // event whose idempotency key exists is skipped by ON CONFLICT, and its
 // deliveries and its count with it.
 // publishSQL is its usual form; publishRetrySQL is used after an attempt
@@ -79,7 +80,8 @@ const publishEventsSQL = `WITH ev AS (
 	RETURNING id, project_id, create_time
 ), st AS (
 	INSERT INTO stats (project_id, bucket, webhook_id, events)
-	SELECT project_id, (floor(extract(epoch FROM create_time) / 300) * 300000000)::bigint, '*', count(*)
+	SELECT project_id, (floor(extract(epoch FROM create_time) / 300) * 300000000)::bigint, '` + statsEventsRow + `',
+		count(*)
 	FROM ev GROUP BY 1, 2 ORDER BY 1, 2
 	%s
 )
@@ -258,7 +260,7 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 			})
 		}
 		led = anyWake && s.queueNotify(b)
-		s.queueProbe(b, "publish")
+		s.hookBatch(b, "publish")
 		if err := c.SendBatch(ctx, b).Close(); err != nil {
 			return err
 		}

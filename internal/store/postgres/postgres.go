@@ -108,9 +108,10 @@ type Store struct {
 	planMode     string
 	genericPlans bool
 
-	// probe, when set by a test, reads a setting inside publishes,
-	// completions and releases.
-	probe *settingProbe
+	// batchHook, when set by a test, may queue statements at the end of
+	// every publish, completion and release batch (kind "publish",
+	// "complete" or "release"), inside its transaction.
+	batchHook func(kind string, b *pgx.Batch)
 
 	cancel    context.CancelFunc // stops the listener and the notifier
 	wg        sync.WaitGroup

@@ -349,7 +349,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		if b.Len() == n {
 			return nil
 		}
-		s.queueProbe(b, "complete")
+		s.hookBatch(b, "complete")
 		return c.SendBatch(ctx, b).Close()
 	})
 	return wrap("complete", err)
@@ -375,7 +375,7 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, owner string, ids []strin
 		b.Queue(`UPDATE deliveries SET lease_owner = '', next_attempt_time = lease_time, lease_time = `+zeroTime+`
 			WHERE id = ANY ($1::text[]) AND lease_owner = $2`, ids, owner) // leased ⇒ pending
 		led = s.queueNotify(b)
-		s.queueProbe(b, "release")
+		s.hookBatch(b, "release")
 		return c.SendBatch(ctx, b).Close()
 	})
 	if err != nil {

@@ -11,6 +11,18 @@ import (
 	"github.com/longhook/longhook/internal/core"
 )
 
+// statsEventsRow is the webhook_id under which publishes count a
+// project's events, beside its total row (core.StatsTotal) where
+// completions count attempts: the two rows together are the project's
+// total. On one row, every completion waited for the row lock that the
+// publish before it held through its WAL flush (a quarter of the backends'
+// samples in a single-publish run were that wait), and publishes waited
+// for completions.
+const statsEventsRow = core.StatsTotal + "events"
+
+// totalRows are the rows of a project's total.
+var totalRows = []string{core.StatsTotal, statsEventsRow}
+
 // statsCounters is how many of statsCols precede the latency histogram.
 const statsCounters = 4
 
@@ -86,12 +98,17 @@ func (s *Store) Stats(ctx context.Context, p core.StatsParams) ([]core.StatsRow,
 		sums = append(sums, "sum("+c+")::bigint")
 	}
 	hook, all := core.StatsHook(p)
+	hooks := []string{hook}
+	if all || hook == core.StatsTotal {
+		hooks = totalRows
+	}
 	rows, err := query(ctx, s, true, scanStatsRow,
 		`SELECT bucket / $1 * $1 AS start, CASE WHEN $2 THEN webhook_id ELSE '' END AS hook, `+strings.Join(sums, ", ")+`
-		 FROM stats WHERE project_id = $3 AND (CASE WHEN $2 THEN webhook_id <> '`+core.StatsTotal+`' ELSE webhook_id = $5 END)
+		 FROM stats WHERE project_id = $3
+		   AND (CASE WHEN $2 THEN webhook_id <> ALL ($5::text[]) ELSE webhook_id = ANY ($5::text[]) END)
 		   AND bucket >= $4 AND bucket < $6
 		 GROUP BY 1, 2 ORDER BY 1, 2`,
-		step.Microseconds(), all, p.ProjectID, p.Since.UnixMicro(), hook, p.Until.UnixMicro())
+		step.Microseconds(), all, p.ProjectID, p.Since.UnixMicro(), hooks, p.Until.UnixMicro())
 	if err != nil {
 		return nil, wrap("stats", err)
 	}

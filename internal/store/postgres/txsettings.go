@@ -30,31 +30,12 @@ const (
 	planModeSQL    = `SELECT set_config('plan_cache_mode', $1, true)`
 )
 
-// probeSQL reads a setting inside a transaction, for tests (Store.probe).
-const probeSQL = `SELECT current_setting($1)`
-
-// settingProbe, set by a test, reads one setting at the end of every
-// publish, completion and release transaction and reports it (kind is
-// "publish", "complete" or "release").
-type settingProbe struct {
-	name string
-	seen func(kind, value string)
-}
-
-// queueProbe adds the probe to b, if any.
-func (s *Store) queueProbe(b *pgx.Batch, kind string) {
-	p := s.probe
-	if p == nil {
-		return
+// hookBatch lets a test's Store.batchHook queue statements at the end of
+// a batch.
+func (s *Store) hookBatch(b *pgx.Batch, kind string) {
+	if s.batchHook != nil {
+		s.batchHook(kind, b)
 	}
-	b.Queue(probeSQL, p.name).QueryRow(func(r pgx.Row) error {
-		var v string
-		if err := r.Scan(&v); err != nil {
-			return err
-		}
-		p.seen(kind, v)
-		return nil
-	})
 }
 
 // planModes queues the plan mode switches of one batch: use(true) before

@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"context"
 	"fmt"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -25,11 +27,18 @@ func TestCompletionsCommitAsynchronously(t *testing.T) {
 	s := openWith(t, url, Options{Migrate: true, Schema: pgtest.Schema(t, url, "lh_test_"), MaxConns: 1})
 	var mu sync.Mutex
 	seen := map[string][]string{}
-	s.probe = &settingProbe{name: "synchronous_commit", seen: func(kind, v string) {
-		mu.Lock()
-		defer mu.Unlock()
-		seen[kind] = append(seen[kind], v)
-	}}
+	s.batchHook = func(kind string, b *pgx.Batch) {
+		b.Queue(`SELECT current_setting('synchronous_commit')`).QueryRow(func(r pgx.Row) error {
+			var v string
+			if err := r.Scan(&v); err != nil {
+				return err
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			seen[kind] = append(seen[kind], v)
+			return nil
+		})
+	}
 	f := newFixture(t, s, 1)
 	f.publish(2, storetest.T0)
 	now := storetest.T0.Add(time.Second)
@@ -102,5 +111,91 @@ func TestGenericPlansReadNoTable(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// TestCompletionDoesNotWaitForPublish holds a publish's transaction open
+// after its statements ran (the batch ends waiting for an advisory lock
+// the test holds) and completes a delivery of the same project and
+// rollup bucket meanwhile: the completion must not wait for the publish's
+// commit. Both used to count in the project's total row, so the
+// completion waited for the publish's row lock, held through its WAL
+// flush (statsEventsRow).
+func TestCompletionDoesNotWaitForPublish(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	f := newFixture(t, s, 1)
+	now := time.Now().UTC()
+	f.publish(1, now)
+	cs, err := s.ClaimDeliveries(f.ctx, core.ClaimParams{Owner: "o", Now: now, Limit: 1, Lease: time.Minute})
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("ClaimDeliveries = %d, %v; want 1", len(cs), err)
+	}
+
+	const key = 0x6c6f6e67686f6f6b
+	hold, err := s.pool.Acquire(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Release()
+	if _, err := hold.Exec(f.ctx, `SELECT pg_advisory_lock($1)`, int64(key)); err != nil {
+		t.Fatal(err)
+	}
+	s.batchHook = func(kind string, b *pgx.Batch) {
+		if kind == "publish" {
+			b.Queue(`SELECT pg_advisory_xact_lock($1)`, int64(key))
+		}
+	}
+	published := make(chan error, 1)
+	go func() {
+		_, err := s.PublishEvents(f.ctx, []core.NewEvent{storetest.NewEvent(f.p.ID, core.EventBatchSucceeded, now, f.hooks...)})
+		published <- err
+	}()
+	// Wait until the publish waits for the advisory lock: its statements
+	// have run and it holds their row locks.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var waiting bool
+		if _, err := hold.Exec(f.ctx, `SELECT pg_stat_clear_snapshot()`); err != nil {
+			t.Fatal(err)
+		}
+		if err := hold.QueryRow(f.ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted)`).
+			Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the publish never reached its advisory lock")
+		}
+		runtime.Gosched()
+	}
+
+	ctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
+	defer cancel()
+	c := succeeded(cs[0], "o", now)
+	c.ProjectID = f.p.ID
+	if err := s.CompleteDeliveries(ctx, []core.Completion{c}); err != nil {
+		t.Errorf("CompleteDeliveries while a publish of the project is uncommitted: %v", err)
+	}
+	if _, err := hold.Exec(f.ctx, `SELECT pg_advisory_unlock($1)`, int64(key)); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-published; err != nil {
+		t.Fatalf("PublishEvents: %v", err)
+	}
+	rows, err := s.Stats(f.ctx, core.StatsParams{ProjectID: f.p.ID, Since: now.Add(-time.Hour), Until: now.Add(time.Hour),
+		Step: 2 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events, ok int64
+	for _, r := range rows {
+		events += r.Events
+		ok += r.Succeeded
+	}
+	if events != 2 || ok != 1 {
+		t.Errorf("project totals: %d events, %d succeeded; want 2, 1", events, ok)
 	}
 }

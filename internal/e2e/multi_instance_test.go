@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/longhook/longhook/internal/pgtest"
 )
 
@@ -177,6 +179,13 @@ func runMulti(t *testing.T, dbURL string, total int, kill bool) multiResult {
 				i, len(m), multiDrain, m[:min(len(m), 20)])
 		}
 	}
+	conn := connectPG(t, dbURL)
+	if kill {
+		// The killed instance may have sent deliveries it never recorded:
+		// receivers have them, the database holds them pending under its
+		// lease. The survivors must finish them once the lease expires.
+		waitSettled(t, conn, 2*total, multiDrain)
+	}
 	// Stop the survivors: no attempt is in flight when receipts are
 	// counted, and they have recorded every attempt they made.
 	for _, s := range live {
@@ -188,7 +197,6 @@ func runMulti(t *testing.T, dbURL string, total int, kill bool) multiResult {
 		res.duplicates += receipts - distinct
 	}
 
-	conn := connectPG(t, dbURL)
 	states := deliveryStates(t, conn)
 	res.deliveries = states["succeeded"]
 	if res.deliveries != 2*total || len(states) != 1 {
@@ -199,4 +207,20 @@ func runMulti(t *testing.T, dbURL string, total int, kill bool) multiResult {
 		t.Errorf("%d events stored, want %d (the idempotency keys make publish retries harmless)", n, total)
 	}
 	return res
+}
+
+// waitSettled waits until the database holds want deliveries, all
+// succeeded, or timeout passes (the caller then reports what it holds).
+func waitSettled(t testing.TB, conn *pgx.Conn, want int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		states := deliveryStates(t, conn)
+		if (states["succeeded"] == want && len(states) == 1) || time.Now().After(deadline) {
+			return
+		}
+		<-tick.C
+	}
 }

@@ -14,7 +14,7 @@ import (
 // delivery id has n attempts recorded.
 func (b *bundle) waitAttempt(id string, n int) (*core.Delivery, []core.Attempt) {
 	b.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		d, as, err := b.store.GetDelivery(context.Background(), b.project, id)
 		if err != nil {

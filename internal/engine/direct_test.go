@@ -40,7 +40,7 @@ func TestDirectPathSeesWebhookChanges(t *testing.T) {
 	case <-newRcv.got:
 	case <-oldRcv.got:
 		t.Fatal("the delivery went to the old URI after the change")
-	case <-time.After(10 * time.Second):
+	case <-time.After(waitLimit):
 		t.Fatal("the delivery never arrived")
 	}
 }

@@ -37,7 +37,7 @@ func (b *bundle) attemptsOf(id string, n int) (*core.Delivery, []core.Attempt) {
 func (b *bundle) retryNow(d *core.Delivery, n int) (*core.Delivery, []core.Attempt) {
 	b.t.Helper()
 	b.clock.Set(d.NextAttemptTime)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(waitLimit)
 	for {
 		d2, as, err := b.store.GetDelivery(context.Background(), b.project, d.ID)
 		if err != nil {

@@ -223,7 +223,7 @@ func TestSenderAbort(t *testing.T) {
 		if _, ok := res.Outcome.(*core.Failure); !ok {
 			t.Errorf("outcome %#v, want a failure", res.Outcome)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(waitLimit):
 		t.Fatal("Abort did not end the attempt")
 	}
 }

@@ -113,19 +113,45 @@ func (b *browser) html() string {
 	return get(b, "read page", chromedp.OuterHTML(chromedp.CSS("html")))
 }
 
-// waitText waits, without reloading, until sel's text contains want. It
-// tolerates a navigation in progress (the page may still be loading).
+// A page shows its elements while it is still loading, and once it is
+// parsed Chromium sends chromedp its DOM afresh (DOM.documentUpdated):
+// the node ids a query took before are void, and an action on them fails
+// with "No node with given id found". Under load TestConsole failed so,
+// reading the overview's h1 right after "Last hour" showed. So a wait for
+// a page that a click or a form opens ends only once the page has
+// loaded: waitText and waitJS check document.readyState, and a run of
+// steps that submits a form ends with loaded after its WaitVisible (which
+// tells the new page from the old).
+
+// loaded is the step that waits until the current page has loaded.
+var loaded = chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+	_, err := chromedp.Poll[bool](`document.readyState === "complete"`)(ctx, t)
+	return err
+})
+
+// waitText waits, without reloading, until sel's text contains want and
+// the page has loaded.
 func (b *browser) waitText(sel, want string) {
 	b.t.Helper()
-	expr := fmt.Sprintf(`!!document.querySelector(%q) && document.querySelector(%q).textContent.includes(%q)`, sel, sel, want)
-	pollUntil(b.t, 60*time.Second, 25*time.Millisecond, fmt.Sprintf("%q in %s", want, sel), func() (bool, string) {
+	b.waitJS(fmt.Sprintf("%q in %s", want, sel),
+		fmt.Sprintf(`!!document.querySelector(%q) && document.querySelector(%q).textContent.includes(%q)`, sel, sel, want))
+}
+
+// waitJS waits, without reloading, until the JavaScript expression expr
+// is true on a page that has loaded. It tolerates a navigation in
+// progress.
+func (b *browser) waitJS(what, expr string) {
+	b.t.Helper()
+	// "" once it holds, else where the page is (for the failure message).
+	expr = `document.readyState === "complete" && (` + expr + `) ? "" : location.href + " " + document.readyState`
+	pollUntil(b.t, 60*time.Second, 25*time.Millisecond, what, func() (bool, string) {
 		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 		defer cancel()
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		at, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
 		if err != nil {
 			return false, err.Error()
 		}
-		return ok, ""
+		return at == "", at
 	})
 }
 

@@ -47,7 +47,7 @@ func TestConsole(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("#uri"), rcv.URL("/hook")),
 		chromedp.Click(chromedp.CSS(`input[name=events][value="batch.succeeded"]`)),
 		chromedp.Click(chromedp.ID("#create")),
-		chromedp.WaitVisible(chromedp.ID("#secret")))
+		chromedp.WaitVisible(chromedp.ID("#secret")), loaded)
 	secret := br.value("secret")
 	if !strings.HasPrefix(secret, "whsec_") {
 		t.Fatalf("created page shows secret %q, want whsec_…", secret)
@@ -99,7 +99,7 @@ func TestConsole(t *testing.T) {
 
 	// Fix it and redeliver: success.
 	failing.Store(false)
-	br.run("redeliver", chromedp.Click(chromedp.ID("#redeliver")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	br.run("redeliver", chromedp.Click(chromedp.ID("#redeliver")), chromedp.WaitVisible(chromedp.CSS(".flash")), loaded)
 	br.reloadUntil(deliveryURL, "#delivery-status", "succeeded")
 	br.shot("delivery")
 
@@ -119,12 +119,12 @@ func TestConsole(t *testing.T) {
 	br.run("dry run",
 		chromedp.SetValue(chromedp.ID("#recover-since"), since),
 		chromedp.Click(chromedp.ID("#recover-dry")),
-		chromedp.WaitVisible(chromedp.ID("#recover-count")))
+		chromedp.WaitVisible(chromedp.ID("#recover-count")), loaded)
 	if n := br.text("#recover-count"); n != "1" {
 		t.Fatalf("the dry run counts %s deliveries, want 1 (the skipped one)", n)
 	}
 	br.shot("recover-dry-run")
-	br.run("recover", chromedp.Click(chromedp.ID("#recover-go")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	br.run("recover", chromedp.Click(chromedp.ID("#recover-go")), chromedp.WaitVisible(chromedp.CSS(".flash")), loaded)
 	if f := br.text(".flash"); !strings.Contains(f, "1 deliveries re-queued") {
 		t.Errorf("after recovery the page says %q", f)
 	}
@@ -137,7 +137,7 @@ func TestConsole(t *testing.T) {
 	// Rotate the secret: a new one, shown once.
 	br.run("rotate", chromedp.Navigate(hookURL), chromedp.WaitVisible(chromedp.ID("#rotate")))
 	br.acceptConfirms()
-	br.run("rotate", chromedp.Click(chromedp.ID("#rotate")), chromedp.WaitVisible(chromedp.ID("#secret")))
+	br.run("rotate", chromedp.Click(chromedp.ID("#rotate")), chromedp.WaitVisible(chromedp.ID("#secret")), loaded)
 	rotated := br.value("secret")
 	if !strings.HasPrefix(rotated, "whsec_") || rotated == secret {
 		t.Fatalf("rotation shows %q, want a new whsec_ secret", rotated)
@@ -411,7 +411,7 @@ func TestGatewayConsole(t *testing.T) {
 		chromedp.Navigate(console), chromedp.WaitVisible(chromedp.ID("replay-dry")),
 		chromedp.SetValue(chromedp.ID("replay-since"), time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04")),
 		chromedp.Click(chromedp.ID("replay-dry")),
-		chromedp.WaitVisible(chromedp.ID("replay-count")))
+		chromedp.WaitVisible(chromedp.ID("replay-count")), loaded)
 	if n := br.text("#replay-count"); n != "1" {
 		t.Fatalf("the replay's dry run counts %s events, want 1", n)
 	}
@@ -419,7 +419,7 @@ func TestGatewayConsole(t *testing.T) {
 		t.Fatalf("the sink received %d requests during the dry run and the forged replays", got-before)
 	}
 	br.shot("gateway-replay")
-	br.run("replay", chromedp.Click(chromedp.ID("replay-go")), chromedp.WaitVisible(chromedp.CSS(".flash")))
+	br.run("replay", chromedp.Click(chromedp.ID("replay-go")), chromedp.WaitVisible(chromedp.CSS(".flash")), loaded)
 	if f := br.text(".flash"); !strings.Contains(f, "Replaying 1 event of orders") || !strings.Contains(f, "orders/app") {
 		t.Errorf("after the replay the console says %q", f)
 	}

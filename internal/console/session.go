@@ -165,7 +165,13 @@ func (c *Console) authed(next http.HandlerFunc) http.Handler {
 			return
 		}
 		if s == nil {
-			clearCookie(w, r)
+			// Clear a cookie that names no live session, and only such a
+			// cookie: a form another site posts comes without the
+			// SameSite=Strict cookie, and clearing it then would let any
+			// page sign the operator out.
+			if ck, err := r.Cookie(cookieName); err == nil && ck.Value != "" {
+				clearCookie(w, r)
+			}
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return

@@ -237,12 +237,17 @@ func TestConsole(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Errorf("cross-origin POST answered %d, want 403", resp.StatusCode)
 	}
-	// The same from a real cross-origin page in the browser.
+	// The same from a real cross-origin page in the browser. Its type is
+	// set: sniffed, "<form" is text/plain, and no script of it would run.
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprintf(w, `<form id=f method=post action=%q><input name=csrf value=x></form><script>document.getElementById("f").submit()</script>`, hookURL+"/disable")
 	}))
 	defer evil.Close()
 	br.run("cross-origin form", chromedp.Navigate(strings.Replace(evil.URL, "127.0.0.1", "localhost", 1)), chromedp.WaitReady(chromedp.CSS("body")))
+	// The form's POST leaves the page after it loaded: wait for its
+	// answer, or the check below could run before the POST arrives.
+	br.waitJS("the answer to the cross-origin form", fmt.Sprintf(`location.origin === %q`, base))
 	br.reloadUntil(hookURL, ".badge.big", "enabled")
 	var wh webhookResource
 	c.call(t, "GET", "/v1beta/webhooks/"+hookID, nil, &wh)

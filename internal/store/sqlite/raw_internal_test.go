@@ -121,16 +121,13 @@ func TestRawTxPanic(t *testing.T) {
 			}
 		}()
 		_ = s.inRawTx(context.Background(), func(tx *rawTx) error {
-			if err := addStats(tx, []core.StatsDelta{{StatsKey: core.StatsKey{ProjectID: "p", WebhookID: core.StatsTotal}, StatsCounts: core.StatsCounts{Events: 1}}}); err != nil {
+			if err := addStatsRow(tx); err != nil {
 				t.Error(err)
 			}
 			panic("body")
 		})
 	}()
-	if n := count(t, s, "stats"); n != 0 {
-		t.Errorf("%d stats rows written by the body that panicked", n)
-	}
-	publishWorks(t, s, "a")
+	rolledBack(t, s, "the body that panicked")
 }
 
 // A context that ends while the body runs rolls the transaction back:
@@ -140,17 +137,14 @@ func TestRawTxCancelled(t *testing.T) {
 	s := openRawTest(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	err := s.inRawTx(ctx, func(tx *rawTx) error {
-		err := addStats(tx, []core.StatsDelta{{StatsKey: core.StatsKey{ProjectID: "p", WebhookID: core.StatsTotal}, StatsCounts: core.StatsCounts{Events: 1}}})
+		err := addStatsRow(tx)
 		cancel()
 		return err
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
-	if n := count(t, s, "stats"); n != 0 {
-		t.Errorf("%d stats rows written by the cancelled transaction", n)
-	}
-	publishWorks(t, s, "a")
+	rolledBack(t, s, "the cancelled transaction")
 }
 
 // The statements are prepared again on a connection they were not
@@ -171,4 +165,23 @@ func TestRawStmtsFollowTheConnection(t *testing.T) {
 		t.Fatal("the statements were not prepared again")
 	}
 	first.close() // dropped, not closed, by the store: their connection is gone in real life
+}
+
+// addStatsRow writes one stats row in tx: a write the tests look for
+// after a rollback.
+func addStatsRow(tx *rawTx) error {
+	return addStats(tx, []core.StatsDelta{{
+		StatsKey:    core.StatsKey{ProjectID: "p", WebhookID: core.StatsTotal},
+		StatsCounts: core.StatsCounts{Events: 1},
+	}})
+}
+
+// rolledBack checks that by left no stats row behind and that the store
+// still publishes (no transaction left open on the writer).
+func rolledBack(t *testing.T, s *Store, by string) {
+	t.Helper()
+	if n := count(t, s, "stats"); n != 0 {
+		t.Errorf("%d stats rows written by %s", n, by)
+	}
+	publishWorks(t, s, "a")
 }

@@ -149,23 +149,39 @@ func newRowInserter(tx *rawTx, what string, cols int, fam family) *rowInserter {
 // compare.
 var shortRows = true
 
-// eventInserter writes a transaction's events: those without
-// webhook_config, idempotency key and traceparent with the short
-// statement, any other with the full one.
-type eventInserter struct {
-	plain, full *rowInserter
+// shortFull is a table's pair of inserters: the short statement for the
+// common rows (see shortRows), the full one for any other. Rows keep
+// their order within each statement; the two are flushed short first.
+type shortFull struct {
+	short, full *rowInserter
 }
 
-func newEventInserter(tx *rawTx) *eventInserter {
-	return &eventInserter{
-		plain: newRowInserter(tx, "events", plainEventCols, famPlainEvents),
-		full:  newRowInserter(tx, "events", eventInsertCols, famEvents),
+func newShortFull(tx *rawTx, table string, shortCols int, short family, fullCols int, full family) shortFull {
+	return shortFull{
+		short: newRowInserter(tx, table, shortCols, short),
+		full:  newRowInserter(tx, table, fullCols, full),
 	}
 }
 
-func (ins *eventInserter) add(ev *core.Event) error {
+func (p shortFull) flush() error {
+	if err := p.short.flush(); err != nil {
+		return err
+	}
+	return p.full.flush()
+}
+
+// eventInserter writes a transaction's events: those without
+// webhook_config, idempotency key and traceparent with the short
+// statement, any other with the full one.
+type eventInserter struct{ shortFull }
+
+func newEventInserter(tx *rawTx) eventInserter {
+	return eventInserter{newShortFull(tx, "events", plainEventCols, famPlainEvents, eventInsertCols, famEvents)}
+}
+
+func (ins eventInserter) add(ev *core.Event) error {
 	if shortRows && ev.Dynamic == nil && ev.IdempotencyKey == "" && ev.TraceParent == "" {
-		return ins.plain.add(ev.ID, ev.ProjectID, ev.Type, ev.Subject, orEmpty(ev.Payload),
+		return ins.short.add(ev.ID, ev.ProjectID, ev.Type, ev.Subject, orEmpty(ev.Payload),
 			ev.DeliveryCount, micros(ev.CreateTime))
 	}
 	dyn, err := encodeDynamic(ev.Dynamic)
@@ -176,24 +192,12 @@ func (ins *eventInserter) add(ev *core.Event) error {
 		ev.IdempotencyKey, ev.DeliveryCount, micros(ev.CreateTime), ev.TraceParent)
 }
 
-func (ins *eventInserter) flush() error {
-	if err := ins.plain.flush(); err != nil {
-		return err
-	}
-	return ins.full.flush()
-}
-
 // deliveryInserter writes a transaction's new deliveries: fresh ones
 // (see isFresh) with the short statement, any other with the full one.
-type deliveryInserter struct {
-	fresh, full *rowInserter
-}
+type deliveryInserter struct{ shortFull }
 
-func newDeliveryInserter(tx *rawTx) *deliveryInserter {
-	return &deliveryInserter{
-		fresh: newRowInserter(tx, "deliveries", freshInsertCols, famFresh),
-		full:  newRowInserter(tx, "deliveries", deliveryInsertCols, famDeliveries),
-	}
+func newDeliveryInserter(tx *rawTx) deliveryInserter {
+	return deliveryInserter{newShortFull(tx, "deliveries", freshInsertCols, famFresh, deliveryInsertCols, famDeliveries)}
 }
 
 // isFresh reports whether d (filled by ForInsert) is a new pending
@@ -204,23 +208,16 @@ func isFresh(d core.Delivery) bool {
 		d.LastError == "" && d.ScheduleStart.Equal(d.CreateTime) && d.UpdateTime.Equal(d.CreateTime)
 }
 
-func (ins *deliveryInserter) add(d core.Delivery) error {
+func (ins deliveryInserter) add(d core.Delivery) error {
 	if isFresh(d) {
 		ct := micros(d.CreateTime)
-		return ins.fresh.add(d.ID, d.EventID, d.ProjectID, d.WebhookID, d.URI, d.Dest, d.EventType,
+		return ins.short.add(d.ID, d.EventID, d.ProjectID, d.WebhookID, d.URI, d.Dest, d.EventType,
 			micros(d.NextAttemptTime), ct, ct, ct, d.LeaseOwner, leaseTime(d))
 	}
 	return ins.full.add(d.ID, d.EventID, d.ProjectID, d.WebhookID, d.URI, d.Dest, d.EventType,
 		string(d.Status), queueOf(d), d.Attempts, micros(d.NextAttemptTime), boolInt(d.Manual),
 		d.LastStatusCode, d.LastError, micros(d.ScheduleStart), micros(d.CreateTime), micros(d.UpdateTime),
 		d.LeaseOwner, leaseTime(d))
-}
-
-func (ins *deliveryInserter) flush() error {
-	if err := ins.fresh.flush(); err != nil {
-		return err
-	}
-	return ins.full.flush()
 }
 
 // add buffers one row of ins.cols values.

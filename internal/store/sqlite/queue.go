@@ -192,10 +192,8 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 	sort.Strings(order)
 
 	err := s.inRawTx(ctx, func(tx *rawTx) error {
-		attempts := newRowInserter(tx, "attempts", attemptInsertCols, famAttempts)
-		plainAttempts := newRowInserter(tx, "attempts", plainAttemptCols, famPlainAttempts)
-		complete := newRowInserter(tx, "complete", completeCols, famComplete)
-		succeed := newRowInserter(tx, "complete", succeedCols, famSucceed)
+		attempts := newShortFull(tx, "attempts", plainAttemptCols, famPlainAttempts, attemptInsertCols, famAttempts)
+		complete := newShortFull(tx, "complete", succeedCols, famSucceed, completeCols, famComplete)
 		for _, c := range cs {
 			a := c.Attempt
 			if len(a.Response) > MaxResponseBytes {
@@ -207,9 +205,9 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			switch {
 			case !attempted:
 			case shortRows && a.Error == "" && len(a.Response) == 0:
-				err = plainAttempts.add(c.DeliveryID, a.Number, micros(at), a.URI, a.StatusCode, int64(a.Latency))
+				err = attempts.short.add(c.DeliveryID, a.Number, micros(at), a.URI, a.StatusCode, int64(a.Latency))
 			default:
-				err = attempts.add(c.DeliveryID, a.Number, micros(at), a.URI,
+				err = attempts.full.add(c.DeliveryID, a.Number, micros(at), a.URI,
 					a.StatusCode, int64(a.Latency), a.Error, orEmpty(a.Response))
 			}
 			if err != nil {
@@ -223,16 +221,16 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 				next = time.Time{}
 			}
 			if shortRows && c.Status == core.DeliverySucceeded && attempted && a.Error == "" {
-				err = succeed.add(a.StatusCode, micros(at), c.DeliveryID, c.Owner)
+				err = complete.short.add(a.StatusCode, micros(at), c.DeliveryID, c.Owner)
 			} else {
-				err = complete.add(string(c.Status), micros(next), a.StatusCode,
+				err = complete.full.add(string(c.Status), micros(next), a.StatusCode,
 					a.Error, micros(at), c.DeliveryID, c.Owner, attempted)
 			}
 			if err != nil {
 				return err
 			}
 		}
-		for _, ins := range []*rowInserter{plainAttempts, attempts, succeed, complete} {
+		for _, ins := range []shortFull{attempts, complete} {
 			if err := ins.flush(); err != nil {
 				return err
 			}

@@ -111,20 +111,44 @@ func Envelope(eventType string, at time.Time, data json.RawMessage) ([]byte, err
 	if len(bytes.TrimSpace(data)) == 0 {
 		data = json.RawMessage("{}")
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(data) + len(eventType) + 80)
-	buf.WriteString(`{"type":`)
-	tb, err := json.Marshal(eventType)
-	if err != nil {
-		return nil, err
+	// One allocation: the type is quoted as json.Marshal quotes it
+	// (plain ASCII as it is), the timestamp appended in place.
+	quoted := plainJSONString(eventType)
+	var tb []byte
+	if !quoted {
+		var err error
+		if tb, err = json.Marshal(eventType); err != nil {
+			return nil, err
+		}
 	}
-	buf.Write(tb)
-	buf.WriteString(`,"version":"v1","timestamp":"`)
-	buf.WriteString(at.UTC().Format(time.RFC3339))
-	buf.WriteString(`","data":`)
-	buf.Write(data)
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
+	const head, mid = `{"type":`, `,"version":"v1","timestamp":"`
+	buf := make([]byte, 0, len(head)+len(eventType)+len(tb)+2+len(mid)+len(time.RFC3339Nano)+len(`","data":`)+len(data)+1)
+	buf = append(buf, head...)
+	if quoted {
+		buf = append(buf, '"')
+		buf = append(buf, eventType...)
+		buf = append(buf, '"')
+	} else {
+		buf = append(buf, tb...)
+	}
+	buf = append(buf, mid...)
+	buf = at.UTC().AppendFormat(buf, time.RFC3339)
+	buf = append(buf, `","data":`...)
+	buf = append(buf, data...)
+	buf = append(buf, '}')
+	return buf, nil
+}
+
+// plainJSONString reports whether json.Marshal writes s as it is, in
+// quotes: printable ASCII without the characters it escapes.
+func plainJSONString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // WithUserMetadata returns data with "user_metadata" set to meta (a JSON

@@ -37,7 +37,10 @@ func NewID() string {
 // lowercase Crockford base32, so ids sort by creation time. It is the
 // webhook-id header value.
 func NewMessageID(now time.Time) string {
-	return "msg_" + newULID(now)
+	var out [4 + 26]byte
+	copy(out[:], "msg_")
+	putULID(out[4:], ulidBits(now))
+	return string(out[:])
 }
 
 // NewSortableID returns a bare 26-character time-sortable id.
@@ -83,17 +86,27 @@ func MessageIDFloor(ms int64) string {
 	return "msg_" + SortableIDBound(time.UnixMilli(ms)) + "0000000000000000"
 }
 
-func newULID(now time.Time) string {
+func newULID(now time.Time) string { return encodeULID(ulidBits(now)) }
+
+// ulidBits is a new ULID's 128 bits: now's milliseconds, then random.
+func ulidBits(now time.Time) [16]byte {
 	var b [16]byte
 	binary.BigEndian.PutUint64(b[:8], uint64(now.UnixMilli())<<16)
 	_, _ = rand.Read(b[6:])
-	return encodeULID(b)
+	return b
 }
 
 // encodeULID writes 128 bits as 26 lowercase Crockford base32 characters,
 // most significant first.
 func encodeULID(b [16]byte) string {
 	var out [26]byte
+	putULID(out[:], b)
+	return string(out[:])
+}
+
+// putULID writes b as 26 characters into out.
+func putULID(out []byte, b [16]byte) {
+	out = out[:26]
 	hi := binary.BigEndian.Uint64(b[:8])
 	lo := binary.BigEndian.Uint64(b[8:])
 	for i := 25; i >= 0; i-- {
@@ -101,5 +114,4 @@ func encodeULID(b [16]byte) string {
 		lo = lo>>5 | hi<<59
 		hi >>= 5
 	}
-	return string(out[:])
 }

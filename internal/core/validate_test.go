@@ -204,6 +204,28 @@ func TestEnvelopeAndUserMetadata(t *testing.T) {
 	}
 }
 
+// TestEnvelopeQuoting checks the envelope against json.Marshal's
+// quoting of the type (plain ASCII written as it is, anything else
+// escaped as before) and that a plain one costs one allocation.
+func TestEnvelopeQuoting(t *testing.T) {
+	at := time.Date(2026, 5, 5, 12, 0, 0, 123, time.FixedZone("x", 3600))
+	for _, typ := range []string{"batch.succeeded", "a b", `q"uote`, `back\slash`, "<html>&", "tab\t", "caf\u00e9", "\u2028", "bad\xff", ""} {
+		body, err := Envelope(typ, at, json.RawMessage(`{"k":1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		q, _ := json.Marshal(typ)
+		want := `{"type":` + string(q) + `,"version":"v1","timestamp":"2026-05-05T11:00:00Z","data":{"k":1}}`
+		if string(body) != want {
+			t.Errorf("type %q:\n got %s\nwant %s", typ, body, want)
+		}
+	}
+	data := json.RawMessage(`{"id":"batches/1"}`)
+	if n := testing.AllocsPerRun(100, func() { _, _ = Envelope("batch.succeeded", at, data) }); n != 1 {
+		t.Errorf("Envelope: %v allocations, want 1", n)
+	}
+}
+
 func TestValidateModel(t *testing.T) {
 	for _, ok := range []string{"gemini-2.5-flash", "models/veo-3.0-generate-001", "deep-research-pro-preview-12-2025", "a", strings.Repeat("m", MaxModelName)} {
 		if err := ValidateModel("model", ok); err != nil {

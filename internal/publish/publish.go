@@ -315,7 +315,11 @@ func (p *Publisher) commitErr(ctx context.Context, batch []*request) error {
 	if err != nil {
 		return err
 	}
-	var evs []core.NewEvent
+	n := 0
+	for _, r := range batch {
+		n += len(r.in)
+	}
+	evs := make([]core.NewEvent, 0, n)
 	for _, r := range batch {
 		for i := range r.in {
 			ne, err := p.build(now, r.projectID, &r.in[i], hooks[r.projectID])
@@ -341,8 +345,9 @@ func (p *Publisher) commitErr(ctx context.Context, batch []*request) error {
 		p.dispatch(resv, evs, res, hooks, gen, hooksAt)
 	}
 	k, accepted := 0, 0
+	results := make([]Result, len(res)) // one array for the group's calls
 	for _, r := range batch {
-		r.results = make([]Result, len(r.in))
+		r.results = results[k : k+len(r.in) : k+len(r.in)]
 		for i := range r.in {
 			pr := res[k]
 			r.results[i] = Result{Event: pr.Event, Deliveries: pr.Event.DeliveryCount, Duplicate: pr.Duplicate}
@@ -431,7 +436,11 @@ func (p *Publisher) build(now time.Time, projectID string, in *Input, hooks []*c
 		IdempotencyKey: in.IdempotencyKey,
 		CreateTime:     now,
 	}
-	var ds []core.Delivery
+	n := len(hooks)
+	if in.WebhookConfig != nil {
+		n = len(in.WebhookConfig.URIs)
+	}
+	ds := make([]core.Delivery, 0, n)
 	add := func(d core.Delivery) {
 		d.ID = core.NewMessageID(now)
 		d.EventID = ev.ID
@@ -476,7 +485,11 @@ func (p *Publisher) build(now time.Time, projectID string, in *Input, hooks []*c
 // reserve asks the engine for slots and marks the deliveries it takes as
 // leased to it.
 func (p *Publisher) reserve(evs []core.NewEvent) core.Reservation {
-	var dests []string
+	n := 0
+	for _, ne := range evs {
+		n += len(ne.Deliveries)
+	}
+	dests := make([]string, 0, n)
 	for _, ne := range evs {
 		for _, d := range ne.Deliveries {
 			if d.Status == core.DeliveryPending {
@@ -507,7 +520,7 @@ func (p *Publisher) reserve(evs []core.NewEvent) core.Reservation {
 
 // dispatch hands the committed, leased deliveries to the engine.
 func (p *Publisher) dispatch(r core.Reservation, evs []core.NewEvent, res []core.PublishResult, hooks map[string][]*core.Webhook, gen uint64, hooksAt time.Time) {
-	var cs []core.Claimed
+	cs := make([]core.Claimed, 0, r.N)
 	for i, ne := range evs {
 		if res[i].Duplicate {
 			continue

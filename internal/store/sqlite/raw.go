@@ -59,6 +59,10 @@ type rawStmts struct {
 	// ~1 ms each to prepare on every open.
 	sized [numFamilies][insertBatch + 1]rawStmt
 	all   []rawStmt
+	// nv is the argument buffer the connection's transactions reuse (a
+	// multi-row statement binds up to 608 values: grown afresh by every
+	// transaction, it was the largest allocation per delivery).
+	nv []driver.NamedValue
 }
 
 // family is a multi-row statement family: its SQL for a number of rows.
@@ -184,7 +188,11 @@ func (s *Store) withRaw(ctx context.Context, fn func(st *rawStmts) error) error 
 // happens, the connection goes back without a transaction open.
 func (s *Store) inRawTx(ctx context.Context, fn func(t *rawTx) error) error {
 	err := s.withRaw(ctx, func(st *rawStmts) (err error) {
-		t := &rawTx{ctx: ctx, st: st}
+		t := &rawTx{ctx: ctx, st: st, nv: st.nv}
+		defer func() {
+			clear(t.nv[:cap(t.nv)]) // hold no values past the transaction
+			st.nv = t.nv[:0]
+		}()
 		if err := t.exec(st.begin); err != nil {
 			return err
 		}

@@ -111,21 +111,23 @@ var (
 )
 
 // eventRows and deliveryRows are the column arrays of publishSQL.
+// They are arrays.go's types, which pgx sends without encoding each
+// element on its own.
 type eventRows struct {
-	id, project, typ, subject, key []string
-	trace                          []string
-	payload                        [][]byte
-	dynamic                        []*string
-	count                          []int32
-	created                        []time.Time
+	id, project, typ, subject, key textArray
+	trace                          textArray
+	payload                        byteaArray
+	dynamic                        nullTextArray
+	count                          int32Array
+	created                        timeArray
 }
 
 type deliveryRows struct {
-	id, event, project, webhook, uri, dest, typ, status, lastError, leaseOwner []string
-	queue                                                                      []int16
-	attempts, lastCode, scheduleBase                                           []int32
-	next, start, created, updated, leaseTime                                   []time.Time
-	manual                                                                     []bool
+	id, event, project, webhook, uri, dest, typ, status, lastError, leaseOwner textArray
+	queue                                                                      int16Array
+	attempts, lastCode, scheduleBase                                           int32Array
+	next, start, created, updated, leaseTime                                   timeArray
+	manual                                                                     boolArray
 }
 
 func (r *deliveryRows) add(d core.Delivery) {

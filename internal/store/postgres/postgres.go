@@ -229,12 +229,14 @@ func connect(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
 }
 
 // registerTypes makes scanned timestamptz values UTC, so they compare
-// equal (reflect.DeepEqual) to what was written.
+// equal (reflect.DeepEqual) to what was written, and the column arrays
+// of arrays.go encode themselves.
 func registerTypes(c *pgx.Conn) {
 	c.TypeMap().RegisterType(&pgtype.Type{
 		Name: "timestamptz", OID: pgtype.TimestamptzOID,
 		Codec: &pgtype.TimestamptzCodec{ScanLocation: time.UTC},
 	})
+	registerBinaryArrays(c.TypeMap())
 }
 
 // wakeChannel is the NOTIFY channel of a schema: stores of different
@@ -313,9 +315,9 @@ func wrap(op string, err error) error {
 
 // orEmpty returns a non-nil slice: pgx encodes a nil slice as NULL, and
 // `x <> ALL(NULL)` is never true.
-func orEmpty[T any](s []T) []T {
+func orEmpty[S ~[]T, T any](s S) S {
 	if s == nil {
-		return []T{}
+		return S{}
 	}
 	return s
 }

@@ -436,11 +436,32 @@ func (p *Publisher) build(now time.Time, projectID string, in *Input, hooks []*c
 		IdempotencyKey: in.IdempotencyKey,
 		CreateTime:     now,
 	}
-	n := len(hooks)
+	// The webhooks the event goes to (a project's hooks are all of its
+	// webhooks, whatever they subscribe to).
+	goesTo := func(w *core.Webhook) bool {
+		if w.ProjectID != projectID {
+			return false
+		}
+		if in.OnlyWebhook != "" {
+			return w.ID == in.OnlyWebhook
+		}
+		return w.Subscribes(in.Type)
+	}
+	// Deliveries in a slice of the size they need (counted first).
+	n := 0
 	if in.WebhookConfig != nil {
 		n = len(in.WebhookConfig.URIs)
+	} else {
+		for _, w := range hooks {
+			if goesTo(w) {
+				n++
+			}
+		}
 	}
-	ds := make([]core.Delivery, 0, n)
+	var ds []core.Delivery
+	if n > 0 {
+		ds = make([]core.Delivery, 0, n)
+	}
 	add := func(d core.Delivery) {
 		d.ID = core.NewMessageID(now)
 		d.EventID = ev.ID
@@ -459,14 +480,7 @@ func (p *Publisher) build(now time.Time, projectID string, in *Input, hooks []*c
 		}
 	default:
 		for _, w := range hooks {
-			if w.ProjectID != projectID {
-				continue
-			}
-			if in.OnlyWebhook != "" {
-				if w.ID != in.OnlyWebhook {
-					continue
-				}
-			} else if !w.Subscribes(in.Type) {
+			if !goesTo(w) {
 				continue
 			}
 			st := core.DeliveryPending

@@ -210,3 +210,31 @@ func BenchmarkValidate(b *testing.B) {
 		})
 	}
 }
+
+// TestDeliveriesSizedToSubscribers checks that an event's deliveries are
+// allocated for the webhooks it goes to, not for all of its project's
+// (the publisher's webhook list holds them all).
+func TestDeliveriesSizedToSubscribers(t *testing.T) {
+	t.Parallel()
+	p := New(Config{})
+	var hooks []*core.Webhook
+	for i := range 100 {
+		typ := "batch.failed"
+		if i == 42 {
+			typ = "batch.succeeded"
+		}
+		hooks = append(hooks, &core.Webhook{ID: core.NewID(), ProjectID: "p", State: core.WebhookEnabled, SubscribedEvents: []string{typ}})
+	}
+	data := json.RawMessage(`{"id":"batches/1"}`)
+	ne, err := p.build(time.Now(), "p", &Input{Type: "batch.succeeded", Data: data}, hooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ne.Deliveries) != 1 || cap(ne.Deliveries) != 1 || ne.Deliveries[0].WebhookID != hooks[42].ID {
+		t.Errorf("deliveries: len %d, cap %d; want the one subscribed webhook in a slice of 1", len(ne.Deliveries), cap(ne.Deliveries))
+	}
+	ne, err = p.build(time.Now(), "p", &Input{Type: "batch.expired", Data: data}, hooks)
+	if err != nil || ne.Deliveries != nil {
+		t.Errorf("no subscriber: deliveries %v, %v; want nil", ne.Deliveries, err)
+	}
+}

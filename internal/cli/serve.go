@@ -143,6 +143,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	if cfg.Lease < 20*time.Second {
 		return fmt.Errorf("%w: --lease must be at least 20s (the attempt timeout is 15s)", errUsage)
 	}
+	defer startGCFloor(env.Getenv, gcFloorBytes)()
 	logger := newLogger(env, cfg.LogLevel, cfg.LogJSON)
 	stopTracing, err := telemetry.Setup(ctx, telemetry.Config{Service: "longhook", Version: Version, Getenv: env.Getenv})
 	if err != nil {

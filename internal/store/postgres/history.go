@@ -18,10 +18,13 @@ const (
 )
 
 // getDeliverySQL reads a delivery and its attempts in one statement (one
-// snapshot, so they agree).
+// snapshot, so they agree), and the attempt kept in the delivery row if
+// any (see completeSQL).
 const getDeliverySQL = `SELECT ` + claimedCols + `,
 	coalesce(a.numbers, '{}'), coalesce(a.times, '{}'), coalesce(a.uris, '{}'), coalesce(a.codes, '{}'),
-	coalesce(a.latencies, '{}'), coalesce(a.errors, '{}'), coalesce(a.responses, '{}')
+	coalesce(a.latencies, '{}'), coalesce(a.errors, '{}'), coalesce(a.responses, '{}'),
+	c.inline_attempt, CASE WHEN c.inline_uri = '' THEN c.uri ELSE c.inline_uri END, c.inline_latency_ns,
+	c.inline_response
 FROM deliveries c LEFT JOIN LATERAL (
 	SELECT array_agg(number ORDER BY number, time, id) AS numbers,
 		array_agg(time ORDER BY number, time, id) AS times,
@@ -44,9 +47,14 @@ func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*core.De
 		var uris, errs []string
 		var latencies []int64
 		var responses [][]byte
+		var inNumber int32
+		var inURI string
+		var inLatency int64
+		var inResponse []byte
 		var err error
 		d, err = scanDelivery(c.QueryRow(ctx, getDeliverySQL, id, projectID),
-			&numbers, &times, &uris, &codes, &latencies, &errs, &responses)
+			&numbers, &times, &uris, &codes, &latencies, &errs, &responses,
+			&inNumber, &inURI, &inLatency, &inResponse)
 		if err != nil {
 			return err
 		}
@@ -58,6 +66,14 @@ func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*core.De
 				a.Response = responses[i]
 			}
 			as = append(as, a)
+		}
+		if inNumber > 0 {
+			a := core.Attempt{DeliveryID: id, Number: int(inNumber), Time: d.UpdateTime, URI: inURI,
+				StatusCode: d.LastStatusCode, Latency: time.Duration(inLatency)}
+			if len(inResponse) > 0 {
+				a.Response = inResponse
+			}
+			as = core.InsertAttempt(as, a)
 		}
 		return nil
 	})
@@ -130,6 +146,26 @@ func (s *Store) ListDeliveries(ctx context.Context, p core.ListDeliveriesParams)
 	return out, nil
 }
 
+// spillInlineSQL is the two CTEs, old and spill, of a replay's UPDATE:
+// old locks the delivery rows the condition where selects (and reads
+// their latest version), spill moves the attempts kept in them (see completeSQL) into
+// attempts before the UPDATE changes their update_time and status code;
+// the UPDATE sets clearInlineSQL and takes its rows from old.
+func spillInlineSQL(where string) string {
+	return `old AS (
+		SELECT id, uri, inline_attempt, update_time, last_status_code, inline_uri, inline_latency_ns, inline_response
+		FROM deliveries WHERE ` + where + ` FOR UPDATE
+	), spill AS (
+		INSERT INTO attempts (delivery_id, number, time, uri, status_code, latency_ns, error, response)
+		SELECT id, inline_attempt, update_time, CASE WHEN inline_uri = '' THEN uri ELSE inline_uri END,
+			last_status_code, inline_latency_ns, '', inline_response
+		FROM old WHERE inline_attempt > 0
+	)`
+}
+
+// clearInlineSQL forgets the attempt kept in a delivery row.
+const clearInlineSQL = `inline_attempt = 0, inline_uri = '', inline_latency_ns = 0, inline_response = ''`
+
 // Redeliver implements core.DeliveryStore. The delivery joins the
 // first-attempt queue (a person is waiting for it); any lease is dropped,
 // so a completion from an engine still holding it changes nothing.
@@ -138,9 +174,10 @@ func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Ti
 	var led bool
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
 		b := &pgx.Batch{}
-		b.Queue(`UPDATE deliveries SET status = 'pending', queue = 0, manual = true, next_attempt_time = $1,
-			lease_owner = '', lease_time = `+zeroTime+`, update_time = $1
-			WHERE id = $2 AND project_id = $3
+		b.Queue(`WITH `+spillInlineSQL(`id = $2 AND project_id = $3`)+`
+			UPDATE deliveries SET status = 'pending', queue = 0, manual = true, next_attempt_time = $1,
+			lease_owner = '', lease_time = `+zeroTime+`, update_time = $1, `+clearInlineSQL+`
+			WHERE id IN (SELECT id FROM old)
 			RETURNING `+deliveryCols, now, id, projectID)
 		led = s.queueNotify(b)
 		br := c.SendBatch(ctx, b)
@@ -199,10 +236,11 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (in
 		if p.DryRun || n == 0 {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'pending', queue = 0, manual = false,
+		if _, err := tx.Exec(ctx, `WITH `+spillInlineSQL(`id IN (`+match+`)`)+`
+			UPDATE deliveries SET status = 'pending', queue = 0, manual = false,
 			schedule_start = $7, schedule_base = attempts, next_attempt_time = $7, lease_owner = '', lease_time = `+zeroTime+`,
-			update_time = $7
-			WHERE id IN (`+match+`)`,
+			update_time = $7, `+clearInlineSQL+`
+			WHERE id IN (SELECT id FROM old)`,
 			p.WebhookID, p.ProjectID, p.Since, until, statuses, limit, p.Now); err != nil {
 			return err
 		}

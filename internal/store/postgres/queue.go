@@ -146,17 +146,22 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p core.ClaimParams) ([]core
 
 // completeRows are the column arrays of one CompleteDeliveries batch.
 type completeRows struct {
-	// attempts
+	// attempts recorded as rows (all but the inline candidates)
 	aDelivery, aURI, aError []string
 	aNumber, aCode          []int32
 	aTime                   []time.Time
 	aLatency                []int64
 	aResponse               [][]byte
-	// delivery updates (completions with an owner)
+	// delivery updates (completions with an owner); iNumber > 0 marks
+	// an attempt to keep in the row (see inlineAttempts), whose URI,
+	// latency and response are iURI, iLatency, iResponse
 	dID, dOwner, dStatus, dError []string
 	dNext, dAt                   []time.Time
-	dCode                        []int32
+	dCode, iNumber               []int32
 	dTried                       []bool
+	iURI                         []string
+	iLatency                     []int64
+	iResponse                    [][]byte
 }
 
 const (
@@ -165,22 +170,36 @@ SELECT * FROM unnest($1::text[], $2::int4[], $3::timestamptz[], $4::text[], $5::
 	$7::text[], $8::bytea[])`
 
 	// completeSQL applies each outcome whose lease is still held; x.tried
-	// is false for a delivery closed without an attempt. Only
-	// pending deliveries have a lease owner, so there is no status test:
-	// with one, the planner, misled by stale statistics after a burst of
-	// publishes, picks a partial index over every pending delivery. The
-	// redundant `d.id = ANY ($1)` likewise pins a primary key lookup (a
-	// join on the unnested array alone can become a hash join).
-	completeSQL = `UPDATE deliveries d SET status = x.status,
+	// is false for a delivery closed without an attempt. A success kept
+	// in the row (x.number > 0) sets the inline columns; every other
+	// outcome writes their defaults, which is what a pending row holds.
+	// The same statement records the attempts of the successes meant for
+	// the row whose lease was not held (not among the updated rows u).
+	// Only pending deliveries have a lease owner, so
+	// there is no status test: with one, the planner, misled by stale
+	// statistics after a burst of publishes, picks a partial index over
+	// every pending delivery. The redundant `d.id = ANY ($1)` likewise
+	// pins a primary key lookup (a join on the unnested array alone can
+	// become a hash join).
+	completeSQL = `WITH u AS (UPDATE deliveries d SET status = x.status,
 	queue = CASE WHEN x.status = 'pending' THEN 1 ELSE d.queue END,
 	next_attempt_time = x.next, lease_owner = '', lease_time = ` + zeroTime + `,
 	attempts = d.attempts + CASE WHEN x.tried THEN 1 ELSE 0 END,
 	last_status_code = CASE WHEN x.tried THEN x.code ELSE d.last_status_code END,
 	last_error = CASE WHEN x.tried THEN x.err ELSE d.last_error END,
-	update_time = x.at
+	update_time = x.at, inline_attempt = x.number,
+	inline_uri = CASE WHEN x.uri = d.uri THEN '' ELSE x.uri END,
+	inline_latency_ns = x.latency, inline_response = x.response
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int4[], $6::text[], $7::timestamptz[],
-	$8::bool[]) AS x(id, owner, status, next, code, err, at, tried)
-WHERE d.id = ANY ($1::text[]) AND d.id = x.id AND d.lease_owner = x.owner`
+	$8::bool[], $9::int4[], $10::text[], $11::int8[], $12::bytea[])
+	AS x(id, owner, status, next, code, err, at, tried, number, uri, latency, response)
+WHERE d.id = ANY ($1::text[]) AND d.id = x.id AND d.lease_owner = x.owner
+RETURNING d.id, x.owner)
+INSERT INTO attempts (delivery_id, number, time, uri, status_code, latency_ns, error, response)
+SELECT x.id, x.number, x.at, x.uri, x.code, x.latency, '', x.response
+FROM unnest($1::text[], $2::text[], $9::int4[], $7::timestamptz[], $10::text[], $5::int4[], $11::int8[], $12::bytea[])
+	AS x(id, owner, number, at, uri, code, latency, response)
+WHERE x.number > 0 AND NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id AND u.owner = x.owner)`
 
 	// failureRunSQL folds a batch's attempts into webhooks' failure runs
 	// (see runAgg.fold); a success on a healthy webhook writes nothing.
@@ -226,7 +245,10 @@ func (r *runAgg) fold() (reset bool, count int, earliest time.Time) {
 // insert the attempts (none for a completion with Attempt.Number 0: the
 // delivery was closed without sending), apply the outcomes whose lease is
 // still held, fold failure runs per webhook (as the SQLite driver does),
-// disable webhooks that answered 410. Only errors that guarantee nothing
+// disable webhooks that answered 410. A success without an error whose
+// lease is held keeps its attempt in the delivery row (migration 0011),
+// not in attempts; completeSQL records it in attempts if the lease was
+// not held. Only errors that guarantee nothing
 // was committed are retried, so an attempt is never recorded twice.
 func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) error {
 	if len(cs) == 0 {
@@ -243,11 +265,19 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		a := c.Attempt
 		at := attemptTime(c)
 		tried := a.Number != 0
-		if tried {
-			resp := orEmpty(a.Response)
-			if len(resp) > MaxResponseBytes {
-				resp = resp[:MaxResponseBytes]
-			}
+		resp := orEmpty(a.Response)
+		if len(resp) > MaxResponseBytes {
+			resp = resp[:MaxResponseBytes]
+		}
+		// An empty owner holds no lease; of repeated (delivery, owner)
+		// pairs only the first can find the lease held, as in sequence.
+		update := false
+		if k := [2]string{c.DeliveryID, c.Owner}; c.Owner != "" && !held[k] {
+			held[k] = true
+			update = true
+		}
+		inline := update && inlineAttempts && c.Status == core.DeliverySucceeded && tried && a.Error == "" && a.URI != ""
+		if tried && !inline {
 			r.aDelivery = append(r.aDelivery, c.DeliveryID)
 			r.aNumber = append(r.aNumber, int32(a.Number))
 			r.aTime = append(r.aTime, at)
@@ -257,11 +287,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			r.aError = append(r.aError, a.Error)
 			r.aResponse = append(r.aResponse, resp)
 		}
-
-		// An empty owner holds no lease; of repeated (delivery, owner)
-		// pairs only the first can find the lease held, as in sequence.
-		if k := [2]string{c.DeliveryID, c.Owner}; c.Owner != "" && !held[k] {
-			held[k] = true
+		if update {
 			next := c.NextAttemptTime
 			if c.Status != core.DeliveryPending {
 				next = time.Time{}
@@ -274,6 +300,17 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			r.dError = append(r.dError, a.Error)
 			r.dAt = append(r.dAt, at)
 			r.dTried = append(r.dTried, tried)
+			if inline {
+				r.iNumber = append(r.iNumber, int32(a.Number))
+				r.iURI = append(r.iURI, a.URI)
+				r.iLatency = append(r.iLatency, int64(a.Latency))
+				r.iResponse = append(r.iResponse, resp)
+			} else {
+				r.iNumber = append(r.iNumber, 0)
+				r.iURI = append(r.iURI, "")
+				r.iLatency = append(r.iLatency, 0)
+				r.iResponse = append(r.iResponse, []byte{})
+			}
 		}
 
 		if c.WebhookID == "" || !tried {
@@ -332,7 +369,8 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		}
 		if len(r.dID) > 0 {
 			pm.use(false)
-			b.Queue(completeSQL, r.dID, r.dOwner, r.dStatus, r.dNext, r.dCode, r.dError, r.dAt, r.dTried)
+			b.Queue(completeSQL, r.dID, r.dOwner, r.dStatus, r.dNext, r.dCode, r.dError, r.dAt, r.dTried,
+				r.iNumber, r.iURI, r.iLatency, r.iResponse)
 		}
 		if len(runIDs) > 0 {
 			pm.use(false)
@@ -354,6 +392,12 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 	})
 	return wrap("complete", err)
 }
+
+// inlineAttempts keeps the attempt that ends a delivery successfully in
+// the delivery row (completeSQL): a success with an attempt, no error, a
+// URI (an empty inline_uri means the delivery's uri) and a lease to
+// check. Tests turn it off to compare.
+var inlineAttempts = true
 
 func attemptTime(c core.Completion) time.Time {
 	if c.Attempt.Time.IsZero() {

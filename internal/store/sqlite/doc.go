@@ -31,8 +31,11 @@
 //	webhooks + webhook_secrets        subscribed_events JSON; failure run
 //	events                            payload BLOB; UNIQUE (project_id,
 //	                                  idempotency_key) WHERE key != ''
-//	deliveries                        the queue and its history
-//	attempts                          one row per HTTP attempt (≤ 4 KiB body)
+//	deliveries                        the queue and its history; a final
+//	                                  success without an error is kept in
+//	                                  its row (inline_attempt, ...)
+//	attempts                          one row per other HTTP attempt
+//	                                  (≤ 4 KiB body)
 //
 // # The queue and the lease trick
 //

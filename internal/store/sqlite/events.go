@@ -136,6 +136,8 @@ type rowInserter struct {
 	buf  []any
 	n    int
 	what string
+	// changed, when set, counts the rows the statements changed.
+	changed *int
 }
 
 func newRowInserter(tx *rawTx, what string, cols int, fam family) *rowInserter {
@@ -241,7 +243,11 @@ func (ins *rowInserter) flush() error {
 		if ins.n < n {
 			continue
 		}
-		if err := ins.tx.exec(ins.tx.st.sized[ins.fam][n], rows[:n*ins.cols]...); err != nil {
+		changed, err := ins.tx.execChanged(ins.tx.st.sized[ins.fam][n], rows[:n*ins.cols]...)
+		if ins.changed != nil {
+			*ins.changed += changed
+		}
+		if err != nil {
 			ins.buf, ins.n = ins.buf[:0], 0
 			return ins.wrap(err)
 		}

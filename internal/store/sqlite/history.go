@@ -23,8 +23,10 @@ func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*core.De
 		return nil, nil, wrap("get delivery", err)
 	}
 	defer func() { _ = tx.Rollback() }()
+	var in inlineAttempt
 	d, err := scanDelivery(tx.QueryRowContext(ctx,
-		`SELECT `+deliveryCols+` FROM deliveries WHERE id = ? AND project_id = ?`, id, projectID))
+		`SELECT `+deliveryCols+`, `+inlineAttemptCols+` FROM deliveries WHERE id = ? AND project_id = ?`,
+		id, projectID), &in.number, &in.uri, &in.latency, &in.response)
 	if err != nil {
 		return nil, nil, wrap("get delivery", err)
 	}
@@ -51,8 +53,46 @@ func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*core.De
 	if err := rows.Err(); err != nil {
 		return nil, nil, wrap("get delivery", err)
 	}
+	if in.number > 0 {
+		as = core.InsertAttempt(as, core.Attempt{DeliveryID: id, Number: in.number, Time: d.UpdateTime,
+			URI: in.uri, StatusCode: d.LastStatusCode, Latency: time.Duration(in.latency),
+			Response: nilIfEmpty(in.response)})
+	}
 	return d, as, nil
 }
+
+// inlineAttemptCols reads the attempt kept in a delivery row (see
+// CompleteDeliveries) into an inlineAttempt.
+const inlineAttemptCols = `inline_attempt, CASE WHEN inline_uri = '' THEN uri ELSE inline_uri END,
+	inline_latency_ns, inline_response`
+
+// inlineAttempt is the part of an attempt kept in a delivery row that
+// the row does not hold otherwise.
+type inlineAttempt struct {
+	number   int
+	uri      string
+	latency  int64
+	response []byte
+}
+
+func nilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// spillInlineSQL, completed by a condition on deliveries, moves the
+// attempts kept in the rows it selects into attempts, before a replay
+// changes the rows' update_time and status code; clearInlineSQL is the
+// SET clause that then forgets them.
+const (
+	spillInlineSQL = `INSERT INTO attempts (delivery_id, number, time, uri, status_code, latency_ns, error, response)
+	SELECT id, inline_attempt, update_time, CASE WHEN inline_uri = '' THEN uri ELSE inline_uri END,
+		last_status_code, inline_latency_ns, '', inline_response
+	FROM deliveries WHERE inline_attempt > 0 AND `
+	clearInlineSQL = `inline_attempt = 0, inline_uri = '', inline_latency_ns = 0, inline_response = x''`
+)
 
 // ListDeliveries implements core.DeliveryStore: newest first by id, Limit
 // defaulting to 100 and capped at 1000. Since and Until bound CreateTime
@@ -115,11 +155,19 @@ func (s *Store) ListDeliveries(ctx context.Context, p core.ListDeliveriesParams)
 // first-attempt queue (a person is waiting for it); any lease is dropped,
 // so a completion from an engine still holding it changes nothing.
 func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Time) (*core.Delivery, error) {
-	d, err := scanDelivery(s.w.QueryRowContext(ctx,
-		`UPDATE deliveries SET status = 'pending', queue = 0, manual = 1, next_attempt_time = ?1,
-		 lease_owner = '', lease_time = 0, update_time = ?1
-		 WHERE id = ?2 AND project_id = ?3
-		 RETURNING `+deliveryCols, micros(now), id, projectID))
+	var d *core.Delivery
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, spillInlineSQL+`id = ? AND project_id = ?`, id, projectID); err != nil {
+			return err
+		}
+		var err error
+		d, err = scanDelivery(tx.QueryRowContext(ctx,
+			`UPDATE deliveries SET status = 'pending', queue = 0, manual = 1, next_attempt_time = ?1,
+			 lease_owner = '', lease_time = 0, update_time = ?1, `+clearInlineSQL+`
+			 WHERE id = ?2 AND project_id = ?3
+			 RETURNING `+deliveryCols, micros(now), id, projectID))
+		return err
+	})
 	if err != nil {
 		return nil, wrap("redeliver", err)
 	}
@@ -167,8 +215,13 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (in
 		if p.DryRun || n == 0 {
 			return nil
 		}
+		if _, err := tx.ExecContext(ctx, spillInlineSQL+`rowid IN (`+match+`)`,
+			p.WebhookID, p.ProjectID, micros(p.Since), until, limit); err != nil {
+			return err
+		}
 		_, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', queue = 0, manual = 0,
-			schedule_start = ?6, schedule_base = attempts, next_attempt_time = ?6, lease_owner = '', lease_time = 0, update_time = ?6
+			schedule_start = ?6, schedule_base = attempts, next_attempt_time = ?6, lease_owner = '', lease_time = 0, update_time = ?6,
+			`+clearInlineSQL+`
 			WHERE rowid IN (`+match+`)`,
 			p.WebhookID, p.ProjectID, micros(p.Since), until, limit, micros(p.Now))
 		return err

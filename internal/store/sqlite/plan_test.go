@@ -74,4 +74,11 @@ func TestClaimPlan(t *testing.T) {
 	} else {
 		t.Logf("completeMany plan:\n%s", p)
 	}
+	args = args[:0]
+	for range insertBatch {
+		args = append(args, 200, 1, 1, "https://x", 1000, []byte{}, "msg_x", "o")
+	}
+	if p := plan(inlineManySQL(insertBatch), args...); !strings.Contains(p, "sqlite_autoindex_deliveries_1 (id=?)") {
+		t.Errorf("inlineMany does not look deliveries up by id:\n%s", p)
+	}
 }

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -13,13 +14,15 @@ import (
 // MaxResponseBytes is how much of an attempt's response body is stored.
 const MaxResponseBytes = 4 << 10
 
-func scanDelivery(sc interface{ Scan(...any) error }) (*core.Delivery, error) {
+// scanDelivery reads the columns deliveryCols, then any extra ones into
+// extra.
+func scanDelivery(sc interface{ Scan(...any) error }, extra ...any) (*core.Delivery, error) {
 	d := &core.Delivery{}
 	var status string
 	var next, manual, start, ct, ut int64
-	if err := sc.Scan(&d.ID, &d.EventID, &d.ProjectID, &d.WebhookID, &d.URI, &d.Dest, &d.EventType,
+	if err := sc.Scan(append([]any{&d.ID, &d.EventID, &d.ProjectID, &d.WebhookID, &d.URI, &d.Dest, &d.EventType,
 		&status, &d.Attempts, &next, &manual, &d.LastStatusCode, &d.LastError, &start, &ct, &ut,
-		&d.LeaseOwner, &d.ScheduleBase); err != nil {
+		&d.LeaseOwner, &d.ScheduleBase}, extra...)...); err != nil {
 		return nil, err
 	}
 	d.Status = core.DeliveryStatus(status)
@@ -153,9 +156,11 @@ type runAgg struct {
 }
 
 // CompleteDeliveries implements core.DeliveryStore. Each completion
-// inserts its attempt (none when Attempt.Number is 0: the delivery was
+// records its attempt (none when Attempt.Number is 0: the delivery was
 // closed without sending); it updates the delivery only while Owner still
-// holds the lease. Failure runs are folded per webhook (one UPDATE per
+// holds the lease. A success without an error whose lease is held keeps
+// its attempt in the delivery row (inline_attempt and the columns beside
+// it, migration 0010), any other attempt is a row of attempts. Failure runs are folded per webhook (one UPDATE per
 // distinct webhook): failures after the batch's last success extend the
 // run (or start a new one after that success); a success later than every
 // failure ends it.
@@ -191,75 +196,131 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 	}
 	sort.Strings(order)
 
-	err := s.inRawTx(ctx, func(tx *rawTx) error {
-		attempts := newShortFull(tx, "attempts", plainAttemptCols, famPlainAttempts, attemptInsertCols, famAttempts)
-		complete := newShortFull(tx, "complete", succeedCols, famSucceed, completeCols, famComplete)
-		for _, c := range cs {
-			a := c.Attempt
-			if len(a.Response) > MaxResponseBytes {
-				a.Response = a.Response[:MaxResponseBytes]
-			}
-			at := attemptTime(c)
-			attempted := a.Number != 0
-			var err error
-			switch {
-			case !attempted:
-			case shortRows && a.Error == "" && len(a.Response) == 0:
-				err = attempts.short.add(c.DeliveryID, a.Number, micros(at), a.URI, a.StatusCode, int64(a.Latency))
-			default:
-				err = attempts.full.add(c.DeliveryID, a.Number, micros(at), a.URI,
-					a.StatusCode, int64(a.Latency), a.Error, orEmpty(a.Response))
-			}
-			if err != nil {
+	inline := inlineAttempts
+	for {
+		err := s.inRawTx(ctx, func(tx *rawTx) error { return completeTx(tx, cs, inline, order, runs, disable) })
+		if errors.Is(err, errLeaseLost) && inline {
+			// A success meant for its delivery row found the lease gone
+			// (or its delivery twice in cs): the transaction is rolled
+			// back and run again with every attempt in attempts, where
+			// such a completion's attempt is recorded.
+			inline = false
+			continue
+		}
+		return wrap("complete", err)
+	}
+}
+
+// errLeaseLost aborts a completion transaction that kept attempts in
+// their delivery rows when one of those rows was not updated.
+var errLeaseLost = errors.New("sqlite: complete: a lease was not held")
+
+// completeTx is CompleteDeliveries' transaction. With inline, the
+// successes that can be kept in their delivery rows (inlineable) are
+// written by inlineManySQL, without a row of attempts: if any of them
+// does not update its row, it returns errLeaseLost.
+func completeTx(tx *rawTx, cs []core.Completion, inline bool, order []string, runs map[string]*runAgg,
+	disable map[string]int64) error {
+	attempts := newShortFull(tx, "attempts", plainAttemptCols, famPlainAttempts, attemptInsertCols, famAttempts)
+	complete := newShortFull(tx, "complete", succeedCols, famSucceed, completeCols, famComplete)
+	var inl *rowInserter
+	var inlined, changed int
+	if inline {
+		inl = newRowInserter(tx, "complete", inlineCols, famInline)
+		inl.changed = &changed
+	}
+	for _, c := range cs {
+		a := c.Attempt
+		if len(a.Response) > MaxResponseBytes {
+			a.Response = a.Response[:MaxResponseBytes]
+		}
+		at := attemptTime(c)
+		attempted := a.Number != 0
+		if inline && inlineable(c) {
+			inlined++
+			if err := inl.add(a.StatusCode, micros(at), a.Number, a.URI, int64(a.Latency),
+				orEmpty(a.Response), c.DeliveryID, c.Owner); err != nil {
 				return err
 			}
-			if c.Owner == "" {
-				continue // no lease can match
+			continue
+		}
+		var err error
+		switch {
+		case !attempted:
+		case shortRows && a.Error == "" && len(a.Response) == 0:
+			err = attempts.short.add(c.DeliveryID, a.Number, micros(at), a.URI, a.StatusCode, int64(a.Latency))
+		default:
+			err = attempts.full.add(c.DeliveryID, a.Number, micros(at), a.URI,
+				a.StatusCode, int64(a.Latency), a.Error, orEmpty(a.Response))
+		}
+		if err != nil {
+			return err
+		}
+		if c.Owner == "" {
+			continue // no lease can match
+		}
+		next := c.NextAttemptTime
+		if c.Status != core.DeliveryPending {
+			next = time.Time{}
+		}
+		if shortRows && c.Status == core.DeliverySucceeded && attempted && a.Error == "" {
+			err = complete.short.add(a.StatusCode, micros(at), c.DeliveryID, c.Owner)
+		} else {
+			err = complete.full.add(string(c.Status), micros(next), a.StatusCode,
+				a.Error, micros(at), c.DeliveryID, c.Owner, attempted)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if inlined > 0 {
+		if err := inl.flush(); err != nil {
+			return err
+		}
+		if changed != inlined {
+			return errLeaseLost
+		}
+	}
+	for _, ins := range []shortFull{attempts, complete} {
+		if err := ins.flush(); err != nil {
+			return err
+		}
+	}
+	if len(order) > 0 {
+		for _, id := range order {
+			reset, count, earliest := runs[id].fold()
+			if !reset && count == 0 {
+				continue
 			}
-			next := c.NextAttemptTime
-			if c.Status != core.DeliveryPending {
-				next = time.Time{}
-			}
-			if shortRows && c.Status == core.DeliverySucceeded && attempted && a.Error == "" {
-				err = complete.short.add(a.StatusCode, micros(at), c.DeliveryID, c.Owner)
-			} else {
-				err = complete.full.add(string(c.Status), micros(next), a.StatusCode,
-					a.Error, micros(at), c.DeliveryID, c.Owner, attempted)
-			}
-			if err != nil {
-				return err
+			if err := tx.exec(tx.st.failureRun, reset, count, earliest, id); err != nil {
+				return fmt.Errorf("failure run %s: %w", id, err)
 			}
 		}
-		for _, ins := range []shortFull{attempts, complete} {
-			if err := ins.flush(); err != nil {
-				return err
+	}
+	if len(disable) > 0 {
+		for _, id := range order {
+			at, ok := disable[id]
+			if !ok {
+				continue
+			}
+			if err := tx.exec(tx.st.disableWebhook, at, id); err != nil {
+				return fmt.Errorf("disable webhook %s: %w", id, err)
 			}
 		}
-		if len(order) > 0 {
-			for _, id := range order {
-				reset, count, earliest := runs[id].fold()
-				if !reset && count == 0 {
-					continue
-				}
-				if err := tx.exec(tx.st.failureRun, reset, count, earliest, id); err != nil {
-					return fmt.Errorf("failure run %s: %w", id, err)
-				}
-			}
-		}
-		if len(disable) > 0 {
-			for _, id := range order {
-				at, ok := disable[id]
-				if !ok {
-					continue
-				}
-				if err := tx.exec(tx.st.disableWebhook, at, id); err != nil {
-					return fmt.Errorf("disable webhook %s: %w", id, err)
-				}
-			}
-		}
-		return addStats(tx, core.FoldCompleted(cs))
-	})
-	return wrap("complete", err)
+	}
+	return addStats(tx, core.FoldCompleted(cs))
+}
+
+// inlineAttempts keeps the attempt that ends a delivery successfully in
+// the delivery row (see inlineCandidates). Tests turn it off to compare.
+var inlineAttempts = true
+
+// inlineable reports whether c's attempt is kept in its delivery row
+// when its lease is held: a success with an attempt, no error, an owner
+// and a URI (an empty inline_uri means the delivery's uri).
+func inlineable(c core.Completion) bool {
+	return c.Status == core.DeliverySucceeded && c.Attempt.Number != 0 && c.Attempt.Error == "" &&
+		c.Owner != "" && c.Attempt.URI != ""
 }
 
 // fold returns whether the webhook's run restarts (a success was seen),

@@ -77,6 +77,7 @@ const (
 	famPlainAttempts
 	famComplete
 	famSucceed
+	famInline
 	numFamilies
 )
 
@@ -89,6 +90,7 @@ var familySQL = [numFamilies]func(rows int) string{
 	famPlainAttempts: plainAttemptsSQL,
 	famComplete:      completeManySQL,
 	famSucceed:       succeedManySQL,
+	famInline:        inlineManySQL,
 }
 
 // prepareRaw prepares every hot statement on dc.
@@ -240,6 +242,16 @@ func (t *rawTx) args(args []any) []driver.NamedValue {
 func (t *rawTx) exec(st rawStmt, args ...any) error {
 	_, err := st.ExecContext(t.ctx, t.args(args))
 	return err
+}
+
+// execChanged runs st with args and returns how many rows it changed.
+func (t *rawTx) execChanged(st rawStmt, args ...any) (int, error) {
+	res, err := st.ExecContext(t.ctx, t.args(args))
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 // queryRow runs st with args and returns its first row (sql.ErrNoRows

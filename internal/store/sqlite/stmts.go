@@ -57,6 +57,33 @@ func succeedManySQL(rows int) string {
 	return completeRowsSQL("('succeeded', 0, ?, '', ?, ?, ?, 1)", rows)
 }
 
+// inlineCols is the number of parameters of each row of inlineManySQL.
+const inlineCols = 8
+
+// inlineManySQL is succeedManySQL for attempts kept in the delivery row
+// (see CompleteDeliveries): rows of eight parameters (status code, time,
+// attempt number, URI, latency, response, id, owner). The attempt's time
+// is update_time, its status code last_status_code; its URI is stored
+// only when it differs from the delivery's.
+func inlineManySQL(rows int) string {
+	var b strings.Builder
+	b.WriteString(`UPDATE OR FAIL deliveries SET status = 'succeeded', next_attempt_time = 0,
+	lease_owner = '', lease_time = 0, attempts = attempts + 1, last_status_code = v.column1,
+	last_error = '', update_time = v.column2, inline_attempt = v.column3,
+	inline_uri = CASE WHEN v.column4 = uri THEN '' ELSE v.column4 END,
+	inline_latency_ns = v.column5, inline_response = v.column6
+FROM (VALUES `)
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	b.WriteString(`) AS v
+WHERE deliveries.id = v.column7 AND deliveries.lease_owner = v.column8 AND deliveries.status = 'pending'`)
+	return b.String()
+}
+
 // completeRowsSQL is the completion UPDATE joined on rows copies of row.
 func completeRowsSQL(row string, rows int) string {
 	var b strings.Builder

@@ -63,6 +63,7 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"NextDueTime", testNextDueTime},
 		{"QueueDepth", testQueueDepth},
 		{"GetDelivery", testGetDelivery},
+		{"AttemptHistory", testAttemptHistory},
 		{"ListDeliveries", testListDeliveries},
 		{"Redeliver", testRedeliver},
 		{"Recover", testRecover},

@@ -175,16 +175,20 @@ func (p shortFull) flush() error {
 // eventInserter writes a transaction's events: those without
 // webhook_config, idempotency key and traceparent with the short
 // statement, any other with the full one.
-type eventInserter struct{ shortFull }
+type eventInserter struct {
+	shortFull
+	b *rowBoxes
+}
 
 func newEventInserter(tx *rawTx) eventInserter {
-	return eventInserter{newShortFull(tx, "events", plainEventCols, famPlainEvents, eventInsertCols, famEvents)}
+	return eventInserter{newShortFull(tx, "events", plainEventCols, famPlainEvents, eventInsertCols, famEvents), &rowBoxes{}}
 }
 
 func (ins eventInserter) add(ev *core.Event) error {
 	if shortRows && ev.Dynamic == nil && ev.IdempotencyKey == "" && ev.TraceParent == "" {
-		return ins.short.add(ev.ID, ev.ProjectID, ev.Type, ev.Subject, orEmpty(ev.Payload),
-			ev.DeliveryCount, micros(ev.CreateTime))
+		b := ins.b
+		return ins.short.add(ev.ID, b.project.box(ev.ProjectID), b.typ.box(ev.Type), ev.Subject, orEmpty(ev.Payload),
+			ev.DeliveryCount, b.created.box(micros(ev.CreateTime)))
 	}
 	dyn, err := encodeDynamic(ev.Dynamic)
 	if err != nil {
@@ -196,10 +200,13 @@ func (ins eventInserter) add(ev *core.Event) error {
 
 // deliveryInserter writes a transaction's new deliveries: fresh ones
 // (see isFresh) with the short statement, any other with the full one.
-type deliveryInserter struct{ shortFull }
+type deliveryInserter struct {
+	shortFull
+	b *rowBoxes
+}
 
 func newDeliveryInserter(tx *rawTx) deliveryInserter {
-	return deliveryInserter{newShortFull(tx, "deliveries", freshInsertCols, famFresh, deliveryInsertCols, famDeliveries)}
+	return deliveryInserter{newShortFull(tx, "deliveries", freshInsertCols, famFresh, deliveryInsertCols, famDeliveries), &rowBoxes{}}
 }
 
 // isFresh reports whether d (filled by ForInsert) is a new pending
@@ -212,9 +219,15 @@ func isFresh(d core.Delivery) bool {
 
 func (ins deliveryInserter) add(d core.Delivery) error {
 	if isFresh(d) {
-		ct := micros(d.CreateTime)
-		return ins.short.add(d.ID, d.EventID, d.ProjectID, d.WebhookID, d.URI, d.Dest, d.EventType,
-			micros(d.NextAttemptTime), ct, ct, ct, d.LeaseOwner, leaseTime(d))
+		b := ins.b
+		ct := b.created.box(micros(d.CreateTime))
+		lt := any(int64(0))
+		if d.LeaseOwner != "" {
+			lt = ct // leaseTime(d)
+		}
+		return ins.short.add(d.ID, b.event.box(d.EventID), b.project.box(d.ProjectID), b.hook.box(d.WebhookID), d.URI,
+			b.hook.box(d.Dest), b.typ.box(d.EventType), b.next.box(micros(d.NextAttemptTime)), ct, ct, ct,
+			b.owner.box(d.LeaseOwner), lt)
 	}
 	return ins.full.add(d.ID, d.EventID, d.ProjectID, d.WebhookID, d.URI, d.Dest, d.EventType,
 		string(d.Status), queueOf(d), d.Attempts, micros(d.NextAttemptTime), boolInt(d.Manual),

@@ -37,6 +37,7 @@ func arrayCases() []struct {
 		{pgtype.ByteaArrayOID, "bytea[]", byteaArray{[]byte(`{"a":1}`), {}, nil}, [][]byte{[]byte(`{"a":1}`), {}, nil}},
 		{pgtype.Int2ArrayOID, "int2[]", int16Array{0, 1, -1, 32767, -32768}, []int16{0, 1, -1, 32767, -32768}},
 		{pgtype.Int4ArrayOID, "int4[]", int32Array{0, 200, -7, 1 << 30}, []int32{0, 200, -7, 1 << 30}},
+		{pgtype.Int8ArrayOID, "int8[]", int64Array{0, 15e9, -1, 1 << 62}, []int64{0, 15e9, -1, 1 << 62}},
 		{pgtype.BoolArrayOID, "bool[]", boolArray{true, false}, []bool{true, false}},
 		{pgtype.TimestamptzArrayOID, "timestamptz[]", timeArray(times), times},
 		{pgtype.TimestamptzArrayOID, "timestamptz[]", timeArray{}, []time.Time{}},

@@ -144,24 +144,26 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p core.ClaimParams) ([]core
 	return out, nil
 }
 
-// completeRows are the column arrays of one CompleteDeliveries batch.
+// completeRows are the column arrays of one CompleteDeliveries batch, as
+// arrays.go's types (pgx sends them without encoding each element on its
+// own).
 type completeRows struct {
 	// attempts recorded as rows (all but the inline candidates)
-	aDelivery, aURI, aError []string
-	aNumber, aCode          []int32
-	aTime                   []time.Time
-	aLatency                []int64
-	aResponse               [][]byte
+	aDelivery, aURI, aError textArray
+	aNumber, aCode          int32Array
+	aTime                   timeArray
+	aLatency                int64Array
+	aResponse               byteaArray
 	// delivery updates (completions with an owner); iNumber > 0 marks
 	// an attempt to keep in the row (see inlineAttempts), whose URI,
 	// latency and response are iURI, iLatency, iResponse
-	dID, dOwner, dStatus, dError []string
-	dNext, dAt                   []time.Time
-	dCode, iNumber               []int32
-	dTried                       []bool
-	iURI                         []string
-	iLatency                     []int64
-	iResponse                    [][]byte
+	dID, dOwner, dStatus, dError textArray
+	dNext, dAt                   timeArray
+	dCode, iNumber               int32Array
+	dTried                       boolArray
+	iURI                         textArray
+	iLatency                     int64Array
+	iResponse                    byteaArray
 }
 
 const (

@@ -34,17 +34,41 @@ type gcFloor struct {
 // heapMinimum is the runtime's minimum heap goal at GOGC=100.
 const heapMinimum = 4 << 20
 
+// The GC percent is the process's: servers run in one process (tests)
+// share one floor, started by the first and stopped by the last.
+var (
+	floorMu    sync.Mutex
+	floorUsers int
+	floorOn    *gcFloor
+)
+
 // startGCFloor starts the floor unless getenv names GOGC or GOMEMLIMIT;
 // the returned func stops it and restores the GC percent found.
 func startGCFloor(getenv func(string) string, floor uint64) (stop func()) {
 	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
 		return func() {}
 	}
-	g := &gcFloor{floor: floor, sample: []metrics.Sample{
-		{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}}
-	g.orig = debug.SetGCPercent(g.percentFor(g.read()))
-	g.arm()
-	return g.stop
+	floorMu.Lock()
+	defer floorMu.Unlock()
+	if floorUsers == 0 {
+		g := &gcFloor{floor: floor, sample: []metrics.Sample{
+			{Name: "/gc/heap/live:bytes"}, {Name: "/gc/scan/stack:bytes"}, {Name: "/gc/scan/globals:bytes"}}}
+		g.orig = debug.SetGCPercent(g.percentFor(g.read()))
+		g.arm()
+		floorOn = g
+	}
+	floorUsers++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			floorMu.Lock()
+			defer floorMu.Unlock()
+			if floorUsers--; floorUsers == 0 {
+				floorOn.stop()
+				floorOn = nil
+			}
+		})
+	}
 }
 
 // percentFor is the GC percent that puts the next collection at

@@ -46,6 +46,19 @@ func TestGCFloor(t *testing.T) {
 	if p := gcPercent(); p <= 100 {
 		t.Fatalf("GC percent %d with a small live heap, want > 100", p)
 	}
+	// Servers in one process share the floor: it stays on until the last
+	// stops, in whatever order, and then the percent is the one found.
+	stop2 := startGCFloor(func(string) string { return "" }, 64<<20)
+	stop()
+	stop()
+	if p := gcPercent(); p <= 100 {
+		t.Fatalf("GC percent %d after one of two servers stopped, want the floor still on", p)
+	}
+	stop2()
+	if p := gcPercent(); p != 100 {
+		t.Fatalf("GC percent %d after both servers stopped, want 100", p)
+	}
+	stop = startGCFloor(func(string) string { return "" }, 64<<20)
 	live := make([][]byte, 40)
 	for i := range live {
 		live[i] = make([]byte, 1<<20)

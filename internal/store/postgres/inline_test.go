@@ -6,20 +6,25 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/longhook/longhook/internal/pgtest"
 	"github.com/longhook/longhook/internal/store/storetest"
 )
 
 // TestInlineAttempts is the SQLite driver's test of the same name: the
 // same scenario on a store that keeps final successes in the delivery row
-// and on one that writes every attempt to attempts (as before migration
-// 0011: "old rows") reads back the same.
+// and on one that writes every attempt to attempts reads back the same,
+// and the second store's rows (what the code before migration 0011 wrote)
+// still do after the migration's columns are dropped and added again.
 func TestInlineAttempts(t *testing.T) {
+	url := pgtest.URL(t)
 	sc := storetest.NewAttemptScenario()
-	run := func(inline bool) (map[string]storetest.DeliveryHistory, int) {
+	run := func(inline bool) (map[string]storetest.DeliveryHistory, int, string) {
 		t.Helper()
 		inlineAttempts = inline
 		defer func() { inlineAttempts = true }()
-		s := newStore(t)
+		schema := pgtest.Schema(t, url, "lh_test_")
+		s := open(t, url, schema)
+		defer s.Close()
 		out := sc.Run(t, s)
 		var rows int
 		if err := s.run(t.Context(), true, func(c *pgx.Conn) error {
@@ -27,18 +32,43 @@ func TestInlineAttempts(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		return out, rows
+		return out, rows, schema
 	}
-	old, oldRows := run(false)
-	got, rows := run(true)
-	for k, want := range old {
-		if !reflect.DeepEqual(got[k], want) {
-			t.Errorf("%s: with inline attempts\n%+v\n%+v\nwithout\n%+v\n%+v", k,
-				*got[k].Delivery, got[k].Attempts, *want.Delivery, want.Attempts)
+	compare := func(what string, got, want map[string]storetest.DeliveryHistory) {
+		t.Helper()
+		for k, w := range want {
+			if !reflect.DeepEqual(got[k], w) {
+				t.Errorf("%s: %s:\n%+v\n%+v\nwant\n%+v\n%+v", what, k, *got[k].Delivery, got[k].Attempts, *w.Delivery, w.Attempts)
+			}
 		}
 	}
+	old, oldRows, oldSchema := run(false)
+	got, rows, _ := run(true)
+	compare("with inline attempts", got, old)
 	if oldRows != storetest.ScenarioAttempts || rows != storetest.ScenarioInlineRows {
 		t.Errorf("attempts rows: %d without inline attempts, %d with; want %d and %d",
 			oldRows, rows, storetest.ScenarioAttempts, storetest.ScenarioInlineRows)
 	}
+
+	// The old store back to the schema before 0011, then migrated again.
+	s := open(t, url, oldSchema)
+	if err := s.run(t.Context(), false, func(c *pgx.Conn) error {
+		_, err := c.Exec(t.Context(), `ALTER TABLE deliveries DROP COLUMN inline_attempt, DROP COLUMN inline_uri,
+			DROP COLUMN inline_latency_ns, DROP COLUMN inline_response;
+			DELETE FROM schema_migrations WHERE version = '0011_inline_attempts'`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	s = open(t, url, oldSchema)
+	migrated := map[string]storetest.DeliveryHistory{}
+	for id, h := range old {
+		d, as, err := s.GetDelivery(t.Context(), h.Delivery.ProjectID, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		migrated[id] = storetest.DeliveryHistory{Delivery: d, Attempts: as}
+	}
+	compare("after migration 0011", migrated, old)
 }

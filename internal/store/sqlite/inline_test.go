@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -11,17 +12,20 @@ import (
 
 // TestInlineAttempts runs the same publishes, completions and replays on
 // a store that keeps final successes in the delivery row and on one that
-// writes every attempt to attempts (as before migration 0010, so the
-// second store's rows are also "old rows" to the reader): GetDelivery
-// must return the same deliveries and attempts from both, and only the
-// first may leave out the attempts rows of its final successes.
+// writes every attempt to attempts: GetDelivery must return the same
+// deliveries and attempts from both, and only the first may leave out the
+// attempts rows of its final successes. The second store's rows are what
+// the code before migration 0010 wrote: with the migration's columns
+// dropped and applied again, they still read the same.
 func TestInlineAttempts(t *testing.T) {
+	ctx := context.Background()
 	sc := storetest.NewAttemptScenario()
-	run := func(inline bool) (map[string]storetest.DeliveryHistory, int) {
+	run := func(inline bool) (map[string]storetest.DeliveryHistory, int, string) {
 		t.Helper()
 		inlineAttempts = inline
 		defer func() { inlineAttempts = true }()
-		s, err := Open(context.Background(), filepath.Join(t.TempDir(), "s.db"))
+		path := filepath.Join(t.TempDir(), "s.db")
+		s, err := Open(ctx, path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -31,18 +35,53 @@ func TestInlineAttempts(t *testing.T) {
 		if err := s.r.QueryRow(`SELECT count(*) FROM attempts`).Scan(&rows); err != nil {
 			t.Fatal(err)
 		}
-		return out, rows
+		return out, rows, path
 	}
-	old, oldRows := run(false)
-	got, rows := run(true)
-	for k, want := range old {
-		if !reflect.DeepEqual(got[k], want) {
-			t.Errorf("%s: with inline attempts\n%+v\n%+v\nwithout\n%+v\n%+v", k,
-				*got[k].Delivery, got[k].Attempts, *want.Delivery, want.Attempts)
+	compare := func(what string, got, want map[string]storetest.DeliveryHistory) {
+		t.Helper()
+		for k, w := range want {
+			if !reflect.DeepEqual(got[k], w) {
+				t.Errorf("%s: %s:\n%+v\n%+v\nwant\n%+v\n%+v", what, k, *got[k].Delivery, got[k].Attempts, *w.Delivery, w.Attempts)
+			}
 		}
 	}
+	old, oldRows, oldPath := run(false)
+	got, rows, _ := run(true)
+	compare("with inline attempts", got, old)
 	if oldRows != storetest.ScenarioAttempts || rows != storetest.ScenarioInlineRows {
 		t.Errorf("attempts rows: %d without inline attempts, %d with; want %d and %d",
 			oldRows, rows, storetest.ScenarioAttempts, storetest.ScenarioInlineRows)
 	}
+
+	// The old store back to the schema before 0010, then migrated again.
+	db, err := sql.Open("sqlite", oldPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`ALTER TABLE deliveries DROP COLUMN inline_attempt`,
+		`ALTER TABLE deliveries DROP COLUMN inline_uri`,
+		`ALTER TABLE deliveries DROP COLUMN inline_latency_ns`,
+		`ALTER TABLE deliveries DROP COLUMN inline_response`,
+		`DELETE FROM schema_migrations WHERE version = '0010_inline_attempts'`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	_ = db.Close()
+	s, err := Open(ctx, oldPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	migrated := map[string]storetest.DeliveryHistory{}
+	for id, h := range old {
+		d, as, err := s.GetDelivery(ctx, h.Delivery.ProjectID, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		migrated[id] = storetest.DeliveryHistory{Delivery: d, Attempts: as}
+	}
+	compare("after migration 0010", migrated, old)
 }

@@ -64,7 +64,8 @@ type Config[T any] struct {
 	// writer then waits until want items are queued or d has passed.
 	Linger func(queued, last int) (want int, d time.Duration)
 	// Idle, if set, keeps the writer goroutine alive from New until
-	// Close (without it, the goroutine runs only while there is work).
+	// Close (without it, the goroutine runs only while there is work,
+	// and keepIdle after).
 	// It is called on the writer goroutine whenever the queue is empty,
 	// before the writer waits, and returns how long the writer may wait
 	// for work before calling it again (upkeep of a connection).
@@ -110,6 +111,8 @@ type Writer[T any] struct {
 	waitFor int           // the writer sleeps until this many items are queued (0: not sleeping)
 	wake    chan struct{} // wakes the writer (capacity 1)
 	room    chan struct{} // closed, and replaced, when items leave the queue
+	timer   *time.Timer   // sleep's, reused (only the writer goroutine sleeps)
+	keep    time.Duration // keepIdle (tests shorten or lengthen it)
 	wg      sync.WaitGroup
 }
 
@@ -130,7 +133,7 @@ func New[T any](cfg Config[T]) *Writer[T] {
 	if cfg.Commit == nil {
 		panic("groupcommit: Config.Commit is required")
 	}
-	w := &Writer[T]{cfg: cfg.withDefaults(), wake: make(chan struct{}, 1), room: make(chan struct{})}
+	w := &Writer[T]{cfg: cfg.withDefaults(), wake: make(chan struct{}, 1), room: make(chan struct{}), keep: keepIdle}
 	if w.cfg.Idle != nil {
 		w.running = true
 		w.wg.Add(1)
@@ -239,14 +242,20 @@ func (w *Writer[T]) run() {
 
 // next waits for work, gathers, and takes the next group. It returns
 // false when the goroutine should end: closed and drained, or (without
-// Idle) drained.
+// Idle) drained for keepIdle.
 func (w *Writer[T]) next(last int) ([]entry[T], bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	kept := false
 	for len(w.queue) == 0 {
-		if w.closed || w.cfg.Idle == nil {
+		if w.closed || w.cfg.Idle == nil && kept {
 			w.running = false
 			return nil, false
+		}
+		if w.cfg.Idle == nil {
+			kept = true
+			w.sleep(1, w.keep)
+			continue
 		}
 		w.mu.Unlock()
 		d := w.cfg.Idle()
@@ -258,6 +267,15 @@ func (w *Writer[T]) next(last int) ([]entry[T], bool) {
 	w.gather(last)
 	return w.take(), true
 }
+
+// keepIdle is how long a writer goroutine without Config.Idle waits for
+// more work once the queue is drained before it ends. A commit runs deep
+// in SQLite's transpiled C, so a goroutine started for a group grows its
+// stack from 8 KiB, a copy at each doubling (BenchmarkPublishHandler,
+// one publish at a time: 95k of 411k instructions per publish): kept a
+// little, one goroutine and its stack serve a trickle of groups — at
+// half the single-publish rate a group comes every few hundred µs.
+const keepIdle = 5 * time.Millisecond
 
 // gather lets a group grow before it is taken; w.mu is held.
 func (w *Writer[T]) gather(last int) {
@@ -289,12 +307,16 @@ func (w *Writer[T]) sleep(want int, d time.Duration) {
 	default:
 	}
 	w.mu.Unlock()
-	t := time.NewTimer(d)
+	if w.timer == nil {
+		w.timer = time.NewTimer(d)
+	} else {
+		w.timer.Reset(d)
+	}
 	select {
 	case <-w.wake:
-	case <-t.C:
+	case <-w.timer.C:
 	}
-	t.Stop()
+	w.timer.Stop()
 	w.mu.Lock()
 	w.waitFor = 0
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -342,6 +344,62 @@ func TestLingerWaitsForFullerGroups(t *testing.T) {
 	if len(b.groups) != 1 || len(b.groups[0]) != 3 {
 		t.Fatalf("groups %v, want one of 3", b.groups)
 	}
+}
+
+// TestDrainedWriterServesTheNextGroup: once the queue is drained the
+// writer goroutine waits a while (keepIdle) and commits the next group
+// itself, with the stack it grew, instead of ending and leaving the next
+// group to a new goroutine; after the wait it ends.
+func TestDrainedWriterServesTheNextGroup(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var ids []string
+	w := New(Config[*item]{Commit: func([]*item) error {
+		mu.Lock()
+		ids = append(ids, goroutineID())
+		mu.Unlock()
+		return nil
+	}})
+	defer w.Close()
+	w.keep = time.Hour // longer than any pause of a loaded machine
+	if err := w.Submit(context.Background(), &item{n: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// The goroutine either waits for more (w.waitFor set while it
+	// sleeps) or has ended.
+	waitFor(t, func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return !w.running || w.waitFor > 0
+	})
+	if err := w.Submit(context.Background(), &item{n: 2}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(ids) != 2 || ids[0] != ids[1] {
+		t.Errorf("groups committed on goroutines %v, want one goroutine for both", ids)
+	}
+	mu.Unlock()
+
+	w.mu.Lock()
+	w.keep = time.Millisecond
+	w.mu.Unlock()
+	if err := w.Submit(context.Background(), &item{n: 3}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { // ends by itself once keep has passed
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return !w.running
+	})
+}
+
+// goroutineID is the calling goroutine's number, from its stack header.
+func goroutineID() string {
+	buf := make([]byte, 64)
+	buf = buf[:runtime.Stack(buf, false)]
+	id, _, _ := strings.Cut(strings.TrimPrefix(string(buf), "goroutine "), " ")
+	return id
 }
 
 func waitFor(t *testing.T, cond func() bool) {

@@ -72,3 +72,17 @@ func TestInlineAttempts(t *testing.T) {
 	}
 	compare("after migration 0011", migrated, old)
 }
+
+// TestInlineAttemptsConcurrentReplay races two instances on one
+// database: one completes deliveries (keeping the successes in their
+// rows) while the other redelivers or recovers them; every attempt must
+// be recorded exactly once whichever comes first.
+func TestInlineAttemptsConcurrentReplay(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "lh_test_")
+	a, b := open(t, url, schema), open(t, url, schema)
+	defer a.Close()
+	defer b.Close()
+	storetest.RunConcurrentReplay(t, a, b, 32, 12)
+}

@@ -85,3 +85,16 @@ func TestInlineAttempts(t *testing.T) {
 	}
 	compare("after migration 0010", migrated, old)
 }
+
+// TestInlineAttemptsConcurrentReplay: completions racing replays of the
+// same deliveries record every attempt once (see the PostgreSQL driver's
+// test of the same name).
+func TestInlineAttemptsConcurrentReplay(t *testing.T) {
+	t.Parallel()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.RunConcurrentReplay(t, s, s, 32, 12)
+}

@@ -3,7 +3,9 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"math"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,6 +24,7 @@ func arrayCases() []struct {
 } {
 	s := func(v string) *string { return &v }
 	zone := time.FixedZone("x", -5*3600)
+	long := strings.Repeat("long \u00e9l\u00e9ment ", 8000) // 136 kB
 	times := []time.Time{{}, time.Unix(0, 0), time.Date(2026, 12, 6, 15, 4, 5, 123456789, zone),
 		time.Date(1999, 12, 31, 23, 59, 59, 999999999, time.UTC), time.Date(1850, 1, 1, 0, 0, 0, 1500, time.UTC)}
 	return []struct {
@@ -31,13 +34,18 @@ func arrayCases() []struct {
 	}{
 		{pgtype.TextArrayOID, "text[]", textArray{"a", "", "msg_01", "caf\u00e9"}, []string{"a", "", "msg_01", "caf\u00e9"}},
 		{pgtype.TextArrayOID, "text[]", textArray{}, []string{}},
+		{pgtype.TextArrayOID, "text[]", textArray{long, "\u65e5\u672c \U0001f600 \\ \" , {}"}, []string{long, "\u65e5\u672c \U0001f600 \\ \" , {}"}},
+		{pgtype.ByteaArrayOID, "bytea[]", byteaArray{[]byte(long), {0, 0xff, '\\'}}, [][]byte{[]byte(long), {0, 0xff, '\\'}}},
+		{pgtype.ByteaArrayOID, "bytea[]", byteaArray{}, [][]byte{}},
 		{pgtype.TextArrayOID, "text[]", textArray(nil), []string(nil)},
 		{pgtype.TextArrayOID, "text[]", nullTextArray{s("{}"), nil, s("")}, []*string{s("{}"), nil, s("")}},
 		{pgtype.TextArrayOID, "text[]", nullTextArray{nil}, []*string{nil}},
 		{pgtype.ByteaArrayOID, "bytea[]", byteaArray{[]byte(`{"a":1}`), {}, nil}, [][]byte{[]byte(`{"a":1}`), {}, nil}},
 		{pgtype.Int2ArrayOID, "int2[]", int16Array{0, 1, -1, 32767, -32768}, []int16{0, 1, -1, 32767, -32768}},
-		{pgtype.Int4ArrayOID, "int4[]", int32Array{0, 200, -7, 1 << 30}, []int32{0, 200, -7, 1 << 30}},
-		{pgtype.Int8ArrayOID, "int8[]", int64Array{0, 15e9, -1, 1 << 62}, []int64{0, 15e9, -1, 1 << 62}},
+		{pgtype.Int4ArrayOID, "int4[]", int32Array{0, 200, -7, 1 << 30, math.MaxInt32, math.MinInt32}, []int32{0, 200, -7, 1 << 30, math.MaxInt32, math.MinInt32}},
+		{pgtype.Int8ArrayOID, "int8[]", int64Array{0, 15e9, -1, 1 << 62, math.MaxInt64, math.MinInt64}, []int64{0, 15e9, -1, 1 << 62, math.MaxInt64, math.MinInt64}},
+		{pgtype.Int8ArrayOID, "int8[]", int64Array{}, []int64{}},
+		{pgtype.BoolArrayOID, "bool[]", boolArray(nil), []bool(nil)},
 		{pgtype.BoolArrayOID, "bool[]", boolArray{true, false}, []bool{true, false}},
 		{pgtype.TimestamptzArrayOID, "timestamptz[]", timeArray(times), times},
 		{pgtype.TimestamptzArrayOID, "timestamptz[]", timeArray{}, []time.Time{}},

@@ -31,6 +31,10 @@
 //	webhooks + webhook_secrets        subscribed_events JSON; failure run
 //	events                            payload BLOB; UNIQUE (project_id,
 //	                                  idempotency_key) WHERE key != ''
+//	                                  first_delivery..last_delivery: the
+//	                                  range of its deliveries' ids, where
+//	                                  the retention sweep looks for
+//	                                  pending ones (no index on event_id)
 //	deliveries                        the queue and its history; a final
 //	                                  success without an error is kept in
 //	                                  its row (inline_attempt, ...)

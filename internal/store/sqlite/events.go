@@ -72,6 +72,7 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		wrote = false
 		insEvents := newEventInserter(tx)
 		ins := newDeliveryInserter(tx)
+		var elsewhere []int // events with deliveries of another event
 		for i, ne := range evs {
 			ev := ne.Event
 			if ev.IdempotencyKey != "" {
@@ -94,8 +95,12 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 				}
 			}
 			ev.DeliveryCount = len(ne.Deliveries)
-			if err := insEvents.add(&ev); err != nil {
+			first, last, others := deliverySpan(ne.Deliveries, ev.ID)
+			if err := insEvents.add(&ev, first, last); err != nil {
 				return err
+			}
+			if others {
+				elsewhere = append(elsewhere, i)
 			}
 			for _, d := range ne.Deliveries {
 				if err := ins.add(d.ForInsert(&ev)); err != nil {
@@ -114,6 +119,18 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		}
 		if err := ins.flush(); err != nil {
 			return err
+		}
+		// Deliveries that name another event than the one they were
+		// published with (no caller in this repository does) widen that
+		// event's range.
+		for _, i := range elsewhere {
+			for _, d := range evs[i].Deliveries {
+				if d.EventID != "" && d.EventID != evs[i].Event.ID {
+					if err := tx.exec(tx.st.widenSpan, d.ID); err != nil {
+						return err
+					}
+				}
+			}
 		}
 		return addStats(tx, core.FoldPublished(evs, results))
 	})
@@ -184,18 +201,39 @@ func newEventInserter(tx *rawTx) eventInserter {
 	return eventInserter{newShortFull(tx, "events", plainEventCols, famPlainEvents, eventInsertCols, famEvents), &rowBoxes{}}
 }
 
-func (ins eventInserter) add(ev *core.Event) error {
+// add buffers ev's row; first and last are the smallest and the largest
+// id of its deliveries (empty when it has none).
+func (ins eventInserter) add(ev *core.Event, first, last string) error {
 	if shortRows && ev.Dynamic == nil && ev.IdempotencyKey == "" && ev.TraceParent == "" {
 		b := ins.b
 		return ins.short.add(ev.ID, b.project.box(ev.ProjectID), b.typ.box(ev.Type), ev.Subject, orEmpty(ev.Payload),
-			ev.DeliveryCount, b.created.box(micros(ev.CreateTime)))
+			ev.DeliveryCount, b.created.box(micros(ev.CreateTime)), first, last)
 	}
 	dyn, err := encodeDynamic(ev.Dynamic)
 	if err != nil {
 		return err
 	}
 	return ins.full.add(ev.ID, ev.ProjectID, ev.Type, ev.Subject, orEmpty(ev.Payload), dyn,
-		ev.IdempotencyKey, ev.DeliveryCount, micros(ev.CreateTime), ev.TraceParent)
+		ev.IdempotencyKey, ev.DeliveryCount, micros(ev.CreateTime), ev.TraceParent, first, last)
+}
+
+// deliverySpan is the smallest and the largest id of the deliveries of
+// ds that belong to the event eventID (a delivery names its event, or
+// none for the one it is published with); others reports whether any
+// names another event.
+func deliverySpan(ds []core.Delivery, eventID string) (first, last string, others bool) {
+	for i := range ds {
+		if e := ds[i].EventID; e != "" && e != eventID {
+			others = true
+			continue
+		}
+		id := ds[i].ID
+		if last == "" || id < first {
+			first = id
+		}
+		last = max(last, id)
+	}
+	return first, last, others
 }
 
 // deliveryInserter writes a transaction's new deliveries: fresh ones
@@ -396,21 +434,35 @@ func freshDeliveriesSQL(rows int) string {
 
 // plainEventCols is the number of parameters per row of
 // plainEventsSQL.
-const plainEventCols = 7
+const plainEventCols = 9
 
 // plainEventsSQL inserts events without webhook_config, idempotency key
 // and traceparent, those three columns written in the statement.
 func plainEventsSQL(rows int) string {
 	return multiRowSQL(`events (id, project_id, type, subject, payload, delivery_count, create_time,
-		dynamic, idempotency_key, trace_parent)`, "("+strings.Repeat("?, ", plainEventCols)+"NULL, '', '')", rows)
+		first_delivery, last_delivery, dynamic, idempotency_key, trace_parent)`,
+		"("+strings.Repeat("?, ", plainEventCols)+"NULL, '', '')", rows)
 }
 
 // eventInsertCols is the number of columns per inserted event row.
-const eventInsertCols = 10
+const eventInsertCols = 12
 
 func insertEventsSQL(rows int) string {
 	return multiInsertSQL(`events (id, project_id, type, subject, payload, dynamic,
-		idempotency_key, delivery_count, create_time, trace_parent)`, eventInsertCols, rows)
+		idempotency_key, delivery_count, create_time, trace_parent, first_delivery, last_delivery)`, eventInsertCols, rows)
+}
+
+// widenSpanSQL widens an event's range of delivery ids (first_delivery,
+// last_delivery; see migration 0011) to take in the delivery ids of the
+// rows that cond selects from deliveries, grouped by their event. Run
+// before a change that makes those deliveries pending, so that the
+// retention sweep (deleteEvents) finds them.
+func widenSpanSQL(cond string) string {
+	return `UPDATE events SET
+	first_delivery = CASE WHEN last_delivery = '' THEN s.lo ELSE min(first_delivery, s.lo) END,
+	last_delivery = CASE WHEN last_delivery = '' THEN s.hi ELSE max(last_delivery, s.hi) END
+FROM (SELECT event_id, min(id) AS lo, max(id) AS hi FROM deliveries WHERE ` + cond + ` GROUP BY event_id) AS s
+WHERE events.id = s.event_id`
 }
 
 // attemptInsertCols is the number of columns per inserted attempt row.

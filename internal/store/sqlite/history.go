@@ -160,6 +160,9 @@ func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Ti
 		if _, err := tx.ExecContext(ctx, spillInlineSQL+`id = ? AND project_id = ?`, id, projectID); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, widenSpanSQL(`id = ? AND project_id = ?`), id, projectID); err != nil {
+			return err
+		}
 		var err error
 		d, err = scanDelivery(tx.QueryRowContext(ctx,
 			`UPDATE deliveries SET status = 'pending', queue = 0, manual = 1, next_attempt_time = ?1,
@@ -216,6 +219,10 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (in
 			return nil
 		}
 		if _, err := tx.ExecContext(ctx, spillInlineSQL+`rowid IN (`+match+`)`,
+			p.WebhookID, p.ProjectID, micros(p.Since), until, limit); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, widenSpanSQL(`rowid IN (`+match+`)`),
 			p.WebhookID, p.ProjectID, micros(p.Since), until, limit); err != nil {
 			return err
 		}
@@ -276,7 +283,9 @@ func (s *Store) DeleteExpired(ctx context.Context, cutoff time.Time, limit int) 
 
 // deleteDeliveries and deleteEvents range over the primary key up to
 // bound, the id prefix of the millisecond after the cutoff (ids sort by
-// creation time), and check create_time exactly.
+// creation time), and check create_time exactly. An event is kept while
+// a delivery of it is pending, looked for in the range of delivery ids
+// the event records (migration 0011).
 func deleteDeliveries(ctx context.Context, tx *sql.Tx, bound string, cutoff int64, n int) (int, error) {
 	rows, err := tx.QueryContext(ctx,
 		`DELETE FROM deliveries WHERE id IN (
@@ -313,7 +322,8 @@ func deleteEvents(ctx context.Context, tx *sql.Tx, bound string, cutoff int64, n
 			SELECT e.id FROM events e
 			WHERE e.id < ? AND e.create_time < ?
 			  AND NOT EXISTS (SELECT 1 FROM deliveries d
-			                  WHERE d.event_id = e.id AND d.status = 'pending')
+			                  WHERE d.id >= e.first_delivery AND d.id <= e.last_delivery
+			                    AND d.event_id = e.id AND d.status = 'pending')
 			ORDER BY e.id LIMIT ?)`, bound, cutoff, n)
 	if err != nil {
 		return 0, err

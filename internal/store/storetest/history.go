@@ -366,3 +366,54 @@ func testDeleteExpired(t *testing.T, b *bundle) {
 		wantNotFound(t, "GetDelivery(expired, after sweeps)", err)
 	}
 }
+
+// testDeleteExpiredReplayed: a delivery made pending again after it
+// finished (Redeliver, RecoverDeliveries) keeps its old event through the
+// sweep, as a pending delivery does, also when the event's other
+// delivery ids were made in another millisecond.
+func testDeleteExpiredReplayed(t *testing.T, b *bundle) {
+	w1, w2 := b.webhook(""), b.webhook("")
+	cutoff := T0.Add(time.Hour)
+	var evs []core.NewEvent
+	for range 3 {
+		ne := NewEvent(b.p.ID, core.EventBatchSucceeded, T0, w1, w2)
+		ne.Deliveries[1].ID = core.NewMessageID(T0.Add(time.Minute))
+		evs = append(evs, ne)
+	}
+	b.publish(evs...)
+	for _, c := range b.claim("e", T0.Add(time.Second), 10) {
+		b.complete(succeeded(c, "e", T0.Add(time.Second)))
+	}
+	redelivered, recovered, done := evs[0], evs[1], evs[2]
+	if _, err := b.s.Redeliver(b.ctx, b.p.ID, redelivered.Deliveries[1].ID, cutoff); err != nil {
+		t.Fatalf("Redeliver: %v", err)
+	}
+	// RecoverDeliveries re-queues w1's delivery of every event; all but
+	// recovered's (and the redelivered one) are completed again below.
+	if _, _, err := b.s.RecoverDeliveries(b.ctx, core.RecoverParams{ProjectID: b.p.ID, WebhookID: w1.ID,
+		Since: T0, Now: cutoff}); err != nil {
+		t.Fatalf("RecoverDeliveries: %v", err)
+	}
+	for _, c := range b.claim("f", cutoff.Add(time.Second), 10) {
+		if c.ID == recovered.Deliveries[0].ID || c.ID == redelivered.Deliveries[1].ID {
+			continue // left leased: pending
+		}
+		b.complete(succeeded(c, "f", cutoff.Add(time.Second)))
+	}
+	if _, err := b.s.DeleteExpired(b.ctx, cutoff, 100); err != nil {
+		t.Fatalf("DeleteExpired: %v", err)
+	}
+	for _, c := range []struct {
+		what string
+		ne   core.NewEvent
+		kept bool
+	}{{"redelivered", redelivered, true}, {"recovered", recovered, true}, {"done", done, false}} {
+		_, err := b.s.GetEvent(b.ctx, b.p.ID, c.ne.Event.ID)
+		if c.kept && err != nil {
+			t.Errorf("event with a %s pending delivery deleted: %v", c.what, err)
+		}
+		if !c.kept {
+			wantNotFound(t, "GetEvent(expired, all deliveries done)", err)
+		}
+	}
+}

@@ -69,6 +69,7 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"Recover", testRecover},
 		{"RecoverLimit", testRecoverLimit},
 		{"DeleteExpired", testDeleteExpired},
+		{"DeleteExpiredReplayed", testDeleteExpiredReplayed},
 		{"Stats", testStats},
 	}
 	for _, tc := range tests {

@@ -53,9 +53,13 @@ var errRejected = errors.New("rejected")
 // runNode runs a verifier script from nodeDir with c on stdin. It returns
 // the claims the script reports on success (JSON null for HMAC), an error
 // wrapping errRejected with the script's message when it rejects, and ends
-// the test when the script fails in any other way.
+// the test when the script fails in any other way. It requires node itself
+// (requireNode), so that a test that verifies without having asked for it
+// neither runs before the packages are installed nor while another test
+// installs them.
 func runNode(t testing.TB, script string, c nodeCase) (json.RawMessage, error) {
 	t.Helper()
+	requireNode(t)
 	in, err := json.Marshal(c)
 	if err != nil {
 		t.Fatal(err)

@@ -86,6 +86,7 @@ func TestOperationalAutoDisable(t *testing.T) {
 // failed delivery of an operational event raises no further alert.
 func TestOperationalGone(t *testing.T) {
 	t.Parallel()
+	requireNode(t)
 	s := startServe(t)
 	cli := newCLI(t, s)
 	gone := newReceiver(t, func(int, received) int { return http.StatusGone })

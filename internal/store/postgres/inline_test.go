@@ -1,7 +1,6 @@
 package postgres
 
 import (
-	"reflect"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -34,17 +33,9 @@ func TestInlineAttempts(t *testing.T) {
 		}
 		return out, rows, schema
 	}
-	compare := func(what string, got, want map[string]storetest.DeliveryHistory) {
-		t.Helper()
-		for k, w := range want {
-			if !reflect.DeepEqual(got[k], w) {
-				t.Errorf("%s: %s:\n%+v\n%+v\nwant\n%+v\n%+v", what, k, *got[k].Delivery, got[k].Attempts, *w.Delivery, w.Attempts)
-			}
-		}
-	}
 	old, oldRows, oldSchema := run(false)
 	got, rows, _ := run(true)
-	compare("with inline attempts", got, old)
+	storetest.CompareHistories(t, "with inline attempts", got, old)
 	if oldRows != storetest.ScenarioAttempts || rows != storetest.ScenarioInlineRows {
 		t.Errorf("attempts rows: %d without inline attempts, %d with; want %d and %d",
 			oldRows, rows, storetest.ScenarioAttempts, storetest.ScenarioInlineRows)
@@ -70,7 +61,7 @@ func TestInlineAttempts(t *testing.T) {
 		}
 		migrated[id] = storetest.DeliveryHistory{Delivery: d, Attempts: as}
 	}
-	compare("after migration 0011", migrated, old)
+	storetest.CompareHistories(t, "after migration 0011", migrated, old)
 }
 
 // TestInlineAttemptsConcurrentReplay races two instances on one

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 	"time"
 
@@ -257,6 +258,22 @@ type AttemptScenario struct {
 type DeliveryHistory struct {
 	Delivery *core.Delivery
 	Attempts []core.Attempt
+}
+
+// CompareHistories reports every delivery of want whose history in got
+// differs, naming what was compared.
+func CompareHistories(t testing.TB, what string, got, want map[string]DeliveryHistory) {
+	t.Helper()
+	for k, w := range want {
+		if !reflect.DeepEqual(got[k], w) {
+			g := got[k]
+			if g.Delivery == nil {
+				t.Errorf("%s: %s: missing", what, k)
+				continue
+			}
+			t.Errorf("%s: %s:\n%+v\n%+v\nwant\n%+v\n%+v", what, k, *g.Delivery, g.Attempts, *w.Delivery, w.Attempts)
+		}
+	}
 }
 
 // NewAttemptScenario returns a scenario with fresh ids.

@@ -44,10 +44,7 @@ func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*core.De
 		if err := rows.Scan(&a.Number, &at, &a.URI, &a.StatusCode, &lat, &a.Error, &a.Response); err != nil {
 			return nil, nil, wrap("get delivery", err)
 		}
-		a.Time, a.Latency = fromMicros(at), time.Duration(lat)
-		if len(a.Response) == 0 {
-			a.Response = nil
-		}
+		a.Time, a.Latency, a.Response = fromMicros(at), time.Duration(lat), nilIfEmpty(a.Response)
 		as = append(as, a)
 	}
 	if err := rows.Err(); err != nil {

@@ -437,26 +437,20 @@ func (p *Publisher) build(now time.Time, projectID string, in *Input, hooks []*c
 		CreateTime:     now,
 	}
 	// The webhooks the event goes to (a project's hooks are all of its
-	// webhooks, whatever they subscribe to).
-	goesTo := func(w *core.Webhook) bool {
-		if w.ProjectID != projectID {
-			return false
-		}
-		if in.OnlyWebhook != "" {
-			return w.ID == in.OnlyWebhook
-		}
-		return w.Subscribes(in.Type)
-	}
-	// Deliveries in a slice of the size they need (counted first).
+	// webhooks, whatever they subscribe to), chosen once so that the
+	// deliveries get a slice of the size they need.
+	var few [16]*core.Webhook
+	targets := few[:0]
 	n := 0
 	if in.WebhookConfig != nil {
 		n = len(in.WebhookConfig.URIs)
 	} else {
 		for _, w := range hooks {
-			if goesTo(w) {
-				n++
+			if w.ProjectID == projectID && (in.OnlyWebhook == "" && w.Subscribes(in.Type) || in.OnlyWebhook != "" && w.ID == in.OnlyWebhook) {
+				targets = append(targets, w)
 			}
 		}
+		n = len(targets)
 	}
 	var ds []core.Delivery
 	if n > 0 {
@@ -479,10 +473,7 @@ func (p *Publisher) build(now time.Time, projectID string, in *Input, hooks []*c
 			add(core.Delivery{URI: u, Dest: "uri:" + u, Status: core.DeliveryPending})
 		}
 	default:
-		for _, w := range hooks {
-			if !goesTo(w) {
-				continue
-			}
+		for _, w := range targets {
 			st := core.DeliveryPending
 			// A ping always goes out: it is how a user tests a webhook,
 			// disabled or not.

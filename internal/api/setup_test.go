@@ -32,6 +32,7 @@ type fixture struct {
 	t       *testing.T
 	store   *sqlite.Store
 	srv     *httptest.Server
+	fast    *api.FastListener // srv's listener
 	project core.Project
 	key     string // the project's API key
 	admin   string // an admin key (of another project)
@@ -87,8 +88,18 @@ func setup(t *testing.T, opts ...func(*api.Deps)) *fixture {
 	for _, o := range opts {
 		o(&d)
 	}
-	f.srv = httptest.NewServer(api.NewServer(d))
-	t.Cleanup(f.srv.Close)
+	// Served as longhook serve serves plain HTTP: publishes through the
+	// fast path, everything else through net/http.
+	f.srv = httptest.NewUnstartedServer(api.NewServer(d))
+	f.fast = api.NewFastListener(f.srv.Listener, f.srv.Config)
+	f.srv.Listener = f.fast
+	f.srv.Start()
+	t.Cleanup(func() {
+		f.srv.Close()
+		if err := f.fast.Wait(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
 	return f
 }
 

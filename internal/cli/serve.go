@@ -194,6 +194,7 @@ type Server struct {
 	listener  net.Listener
 	tls       *certs.TLS
 	http      *http.Server
+	fast      *api.FastListener // the publish fast path, on plain HTTP
 	engine    *engine.Engine
 	maint     *leader.Leader
 	keys      *jwks.Manager
@@ -382,7 +383,10 @@ func (s *Server) Run(ctx context.Context) error {
 		g.Go(func() error { return s.tls.Run(gctx) })
 		go func() { httpErr <- s.http.ServeTLS(s.listener, "", "") }()
 	} else {
-		go func() { httpErr <- s.http.Serve(s.listener) }()
+		// Plain HTTP: publishes take the fast path (api.FastListener),
+		// everything else net/http.
+		s.fast = api.NewFastListener(s.listener, s.http)
+		go func() { httpErr <- s.http.Serve(s.fast) }()
 	}
 	s.ready.Store(true)
 	s.log.Info("server.ready", slog.String("url", s.URL), slog.String("public_url", s.cfg.PublicURL),
@@ -402,6 +406,12 @@ func (s *Server) Run(ctx context.Context) error {
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	if e := s.http.Shutdown(shutCtx); e != nil && !errors.Is(e, http.ErrServerClosed) {
 		s.log.Warn("server.http_shutdown", slog.String("error", e.Error()))
+	}
+	if s.fast != nil {
+		// Shutdown closed it; its connections finish their request.
+		if e := s.fast.Wait(shutCtx); e != nil {
+			s.log.Warn("server.http_shutdown", slog.String("error", e.Error()))
+		}
 	}
 	cancel()
 	stopEngine()

@@ -1,0 +1,893 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The publish fast path (docs/design.md, "The publish fast path").
+//
+// Every publish is one HTTP/1.1 request on a kept-alive connection, and
+// net/http's per-request work outside the handler cost about as much CPU as
+// the handler: on this kind of machine, where a system call is expensive,
+// mostly the read it starts in a goroutine of its own once a request's
+// body is read (to notice a client going away) — a goroutine, a read that
+// finds nothing, a deadline set in the past to stop it and one to clear
+// it, per request — and the deadlines it sets on every request.
+//
+// FastListener sits between the listener and http.Server.Serve. It reads
+// each accepted connection's requests itself while they are plain
+// publishes — POST /{v}/events or /{v}/events:batchPublish, HTTP/1.1, no
+// query, a Content-Length, every header line plain ASCII with nothing
+// net/http treats specially (Transfer-Encoding, Expect, Upgrade, Pragma,
+// Trailer, a Connection other than keep-alive or close) — calls the
+// server's handler with them and writes each response in one write. It
+// decides from the buffered bytes of a request's head, without consuming
+// any: the first request that is anything else (another route, HTTP/1.0, a
+// malformed or unusual head) is handed, with the connection and every byte
+// still unread, to http.Server.Serve, which serves that connection from
+// then on exactly as it serves any other. So net/http keeps deciding and
+// wording every refusal, and every route but the two publishes never sees
+// the fast path.
+//
+// What differs on the fast path: a publish's context is cancelled when its
+// connection closes, not when the client goes away mid-request (a publish
+// commits fully or not at all either way); the server's ConnState and
+// ConnContext hooks do not see a connection until it is handed over; read
+// and write deadlines are refreshed at most once a second, so an idle
+// connection is closed between IdleTimeout − 1 s and IdleTimeout after its
+// last request, and a response may take up to a second less than
+// WriteTimeout; a body that cannot be read to its Content-Length closes the
+// connection without an answer (net/http answers an error nobody reads).
+
+// FastListener is a net.Listener for http.Server.Serve that serves the
+// publish requests of each connection itself (see above). Close it through
+// the server (Shutdown or Close), then Wait for the connections it still
+// serves. It is for plain HTTP only: under TLS, serve the listener as is.
+type FastListener struct {
+	ln      net.Listener
+	srv     *http.Server
+	handler http.Handler
+	errLog  *log.Logger
+
+	handoff   chan net.Conn
+	acceptErr chan error
+	done      chan struct{}
+	closed    atomic.Bool
+	start     sync.Once
+	closeOnce sync.Once
+
+	mu    sync.Mutex
+	conns map[*fastConn]struct{}
+	wg    sync.WaitGroup
+
+	served atomic.Int64 // requests answered (Served)
+}
+
+// NewFastListener wraps ln for srv, whose Handler (the API's, from
+// NewServer), timeouts, BaseContext and ErrorLog the fast path uses.
+func NewFastListener(ln net.Listener, srv *http.Server) *FastListener {
+	h := srv.Handler
+	if h == nil {
+		h = http.DefaultServeMux
+	}
+	errLog := srv.ErrorLog
+	if errLog == nil {
+		errLog = log.Default()
+	}
+	return &FastListener{
+		ln: ln, srv: srv, handler: h, errLog: errLog,
+		handoff: make(chan net.Conn), acceptErr: make(chan error), done: make(chan struct{}),
+		conns: map[*fastConn]struct{}{},
+	}
+}
+
+// Accept returns the next connection for net/http: one the fast path
+// handed over. Accept errors of the wrapped listener are passed on.
+func (f *FastListener) Accept() (net.Conn, error) {
+	f.start.Do(func() { go f.acceptLoop() })
+	select {
+	case c := <-f.handoff:
+		return c, nil
+	case err := <-f.acceptErr:
+		return nil, err
+	case <-f.done:
+		return nil, net.ErrClosed
+	}
+}
+
+// Addr is the wrapped listener's address.
+func (f *FastListener) Addr() net.Addr { return f.ln.Addr() }
+
+// Close stops accepting, closes the connections waiting for their next
+// request and lets the others finish the request they are serving.
+// http.Server.Shutdown and Close call it.
+func (f *FastListener) Close() error {
+	var err error
+	f.closeOnce.Do(func() {
+		f.closed.Store(true)
+		close(f.done)
+		err = f.ln.Close()
+		f.mu.Lock()
+		for c := range f.conns {
+			if c.idle.Load() {
+				_ = c.rwc.SetReadDeadline(aLongTimeAgo)
+			}
+		}
+		f.mu.Unlock()
+	})
+	return err
+}
+
+// Wait waits until every connection the fast path serves has closed (after
+// Close) or ctx ends.
+func (f *FastListener) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { f.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Served is the number of requests the fast path has answered.
+func (f *FastListener) Served() int64 { return f.served.Load() }
+
+// aLongTimeAgo is a deadline in the past: it ends a blocked read at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+func (f *FastListener) acceptLoop() {
+	base := context.Background()
+	if f.srv.BaseContext != nil {
+		base = f.srv.BaseContext(f)
+	}
+	base = context.WithValue(base, http.ServerContextKey, f.srv)
+	for {
+		rwc, err := f.ln.Accept()
+		if err != nil {
+			select {
+			case f.acceptErr <- err:
+			case <-f.done:
+				return
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // net/http decides: it backs off before its next Accept, or returns
+		}
+		c := &fastConn{f: f, rwc: rwc}
+		f.mu.Lock()
+		if f.closed.Load() {
+			f.mu.Unlock()
+			_ = rwc.Close()
+			return
+		}
+		f.conns[c] = struct{}{}
+		f.wg.Add(1)
+		f.mu.Unlock()
+		go c.serve(base)
+	}
+}
+
+// fastConn is one connection the fast path serves.
+type fastConn struct {
+	f    *FastListener
+	rwc  net.Conn
+	br   *bufio.Reader
+	idle atomic.Bool // waiting for its next request (Close ends the wait)
+
+	tmpl http.Request // what every request of the connection shares: its context, remote address
+	body fastBody
+	resp fastResponse
+	out  []byte
+
+	// The deadlines last set; a coarse one is kept while it is less than
+	// a second older than it would be if set now (every write deadline is).
+	readDL, writeDL       time.Time
+	readCoarse            bool
+	readDLSet, writeDLSet bool
+}
+
+// fastHeadMax is the longest request head the fast path reads (its
+// buffer); a longer one goes to net/http, which applies MaxHeaderBytes.
+const fastHeadMax = 4 << 10
+
+// maxFastResponse is the largest response buffer a connection keeps for
+// its next response.
+const maxFastResponse = 64 << 10
+
+var fastReaderPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fastHeadMax) }}
+
+func (c *fastConn) serve(base context.Context) {
+	f := c.f
+	handed := false
+	ctx, cancel := context.WithCancel(context.WithValue(base, http.LocalAddrContextKey, c.rwc.LocalAddr()))
+	defer func() {
+		cancel()
+		if !handed {
+			_ = c.rwc.Close()
+			if c.br != nil {
+				c.br.Reset(nil)
+				fastReaderPool.Put(c.br)
+			}
+		}
+		f.mu.Lock()
+		delete(f.conns, c)
+		f.mu.Unlock()
+		f.wg.Done()
+	}()
+	c.br = fastReaderPool.Get().(*bufio.Reader)
+	c.br.Reset(c.rwc)
+	c.tmpl = *(&http.Request{
+		Method: http.MethodPost, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		RemoteAddr: c.rwc.RemoteAddr().String(),
+	}).WithContext(ctx)
+	c.resp.header = make(http.Header, 4)
+
+	first := true
+	for {
+		// Wait for the next request: net/http's header timeout for the
+		// first, its idle timeout between requests.
+		now := time.Now()
+		if first {
+			c.setRead(now, f.srv.ReadHeaderTimeout, f.srv.ReadTimeout, false)
+		} else {
+			c.setRead(now, f.srv.IdleTimeout, f.srv.ReadTimeout, true)
+		}
+		c.idle.Store(true)
+		if f.closed.Load() {
+			return
+		}
+		head, hot, err := c.peekHead(first)
+		c.idle.Store(false)
+		if err != nil {
+			return
+		}
+		if !hot {
+			handed = c.handOver()
+			return
+		}
+		first = false
+		if !c.serveOne(head) {
+			return
+		}
+	}
+}
+
+// setRead sets the read deadline now + d (or + fallback when d is 0, as
+// net/http's idleTimeout and readHeaderTimeout fall back on ReadTimeout;
+// none when both are 0). A coarse deadline already set that is less than
+// a second older than the new one is kept: an idle connection waits for
+// its next request without a timer update per request.
+func (c *fastConn) setRead(now time.Time, d, fallback time.Duration, coarse bool) {
+	if d == 0 {
+		d = fallback
+	}
+	if d <= 0 {
+		if c.readDLSet {
+			_ = c.rwc.SetReadDeadline(time.Time{})
+			c.readDLSet = false
+		}
+		return
+	}
+	t := now.Add(d)
+	if coarse && c.readDLSet && c.readCoarse && !t.Before(c.readDL) && t.Sub(c.readDL) < time.Second {
+		return
+	}
+	_ = c.rwc.SetReadDeadline(t)
+	c.readDL, c.readCoarse, c.readDLSet = t, coarse, true
+}
+
+// setWrite sets the write deadline now + WriteTimeout, coarsely as setRead.
+func (c *fastConn) setWrite(now time.Time) {
+	d := c.f.srv.WriteTimeout
+	if d <= 0 {
+		return
+	}
+	t := now.Add(d)
+	if c.writeDLSet && !t.Before(c.writeDL) && t.Sub(c.writeDL) < time.Second {
+		return
+	}
+	_ = c.rwc.SetWriteDeadline(t)
+	c.writeDL, c.writeDLSet = t, true
+}
+
+// peekHead waits until the buffered bytes hold a whole request head that
+// the fast path takes (hot: head is its length) or tell that it does not
+// (not hot). It consumes nothing.
+func (c *fastConn) peekHead(first bool) (head int, hot bool, err error) {
+	waited := false
+	for {
+		buf, _ := c.br.Peek(c.br.Buffered())
+		n, verdict := scanHead(buf)
+		switch verdict {
+		case headHot:
+			return n, true, nil
+		case headOther:
+			return 0, false, nil
+		}
+		if len(buf) == c.br.Size() {
+			return 0, false, nil // longer than fastHeadMax: net/http's
+		}
+		if len(buf) > 0 && !waited && !first {
+			// A request has begun: from now on it gets net/http's
+			// header timeout, not the idle one.
+			c.setRead(time.Now(), c.f.srv.ReadHeaderTimeout, c.f.srv.ReadTimeout, false)
+			waited = true
+		}
+		if _, err := c.br.Peek(len(buf) + 1); err != nil {
+			return 0, false, err
+		}
+	}
+}
+
+// handOver gives the connection, with its unread bytes, to net/http.
+func (c *fastConn) handOver() bool {
+	hc := &handedConn{Conn: c.rwc, br: c.br}
+	if c.br.Buffered() == 0 {
+		hc.br = nil
+		c.br.Reset(nil)
+		fastReaderPool.Put(c.br)
+	}
+	c.br = nil
+	// net/http sets its own deadlines as it reads; clear ours.
+	_ = c.rwc.SetDeadline(time.Time{})
+	select {
+	case c.f.handoff <- hc:
+		return true
+	case <-c.f.done:
+		return false
+	}
+}
+
+// serveOne serves the request whose head is the first n buffered bytes,
+// and reports whether the connection stays open.
+func (c *fastConn) serveOne(n int) bool {
+	f := c.f
+	buf, _ := c.br.Peek(n)
+	req, ok := c.parse(string(buf))
+	if !ok {
+		return false // scanHead took what parse refuses: cannot happen
+	}
+	_, _ = c.br.Discard(n)
+	start := time.Now()
+	if c.br.Buffered() < int(req.ContentLength) {
+		// The body is still arriving: net/http's whole-request deadline.
+		if d := f.srv.ReadTimeout; d > 0 {
+			_ = c.rwc.SetReadDeadline(start.Add(d))
+			c.readDL, c.readCoarse, c.readDLSet = start.Add(d), false, true
+		}
+	}
+	c.body = fastBody{br: c.br, remain: req.ContentLength}
+	req.Body = &c.body
+	w := &c.resp
+	w.reset()
+
+	if !c.call(w, req) {
+		return false
+	}
+	if c.body.err != nil {
+		return false // the body could not be read: the client went away or stalled
+	}
+	// An unread body is read and dropped before the answer, as net/http
+	// does, up to 256 kB; beyond, the connection closes after it.
+	keep := !req.Close && !f.closed.Load()
+	if c.body.remain > 256<<10 {
+		keep = false
+	} else if c.body.remain > 0 {
+		if _, err := c.br.Discard(int(c.body.remain)); err != nil {
+			return false
+		}
+	}
+	c.body = fastBody{}
+	c.out = w.appendResponse(c.out[:0], keep)
+	c.setWrite(time.Now())
+	_, err := c.rwc.Write(c.out)
+	if cap(c.out) > maxFastResponse {
+		c.out = nil
+	}
+	w.body = w.body[:0]
+	if cap(w.body) > maxFastResponse {
+		w.body = nil
+	}
+	f.served.Add(1)
+	return err == nil && keep
+}
+
+// call runs the handler; a panic closes the connection (logged unless it
+// is http.ErrAbortHandler), as net/http does.
+func (c *fastConn) call(w *fastResponse, r *http.Request) (ok bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			ok = false
+			if v != http.ErrAbortHandler {
+				const size = 64 << 10
+				buf := make([]byte, size)
+				buf = buf[:runtime.Stack(buf, false)]
+				c.f.errLog.Printf("http: panic serving %v: %v\n%s", r.RemoteAddr, v, buf)
+			}
+		}
+	}()
+	c.f.handler.ServeHTTP(w, r)
+	return true
+}
+
+// Verdicts of scanHead.
+const (
+	headMore  = iota // not enough bytes yet
+	headHot          // a head the fast path takes
+	headOther        // anything else: net/http's
+)
+
+// fastMaxBody is the largest Content-Length the fast path takes; a larger
+// body (a big batch) is net/http's to stream.
+const fastMaxBody = 1 << 20
+
+// scanHead judges the request head at the start of buf: the request line
+// "POST <publish path> HTTP/1.1", then header lines of printable ASCII
+// with a token name, a Host and a Content-Length, and nothing net/http
+// treats specially. It returns the head's length when it is whole.
+func scanHead(buf []byte) (int, int) {
+	const prefix = "POST /v"
+	if len(buf) < len(prefix) {
+		if string(buf) != prefix[:len(buf)] {
+			return 0, headOther
+		}
+		return 0, headMore
+	}
+	if string(buf[:len(prefix)]) != prefix {
+		return 0, headOther
+	}
+	eol := indexCRLF(buf, 0)
+	if eol < 0 {
+		if len(buf) > len("POST /v1alpha/events:batchPublish HTTP/1.1\r\n") || hasBareLF(buf, 0) {
+			return 0, headOther
+		}
+		return 0, headMore
+	}
+	line := buf[:eol]
+	target, ok := strings.CutSuffix(string(line[len("POST "):]), " HTTP/1.1")
+	if !ok || !hotTarget(target) {
+		return 0, headOther
+	}
+	pos := eol + 2
+	var host, length, conn int
+	for {
+		eol := indexCRLF(buf, pos)
+		if eol < 0 {
+			if hasBareLF(buf, pos) {
+				return 0, headOther
+			}
+			return 0, headMore
+		}
+		if eol == pos { // the empty line: the head is whole
+			if host != 1 || length != 1 || conn > 1 {
+				return 0, headOther
+			}
+			return eol + 2, headHot
+		}
+		name, value, ok := headerLine(buf[pos:eol])
+		if !ok {
+			return 0, headOther
+		}
+		switch {
+		case asciiEqualFold(name, "host"):
+			if !validHost(value) {
+				return 0, headOther
+			}
+			host++
+		case asciiEqualFold(name, "content-length"):
+			if _, ok := parseLength(value); !ok {
+				return 0, headOther
+			}
+			length++
+		case asciiEqualFold(name, "connection"):
+			if !asciiEqualFold(value, "keep-alive") && !asciiEqualFold(value, "close") {
+				return 0, headOther
+			}
+			conn++
+		case asciiEqualFold(name, "transfer-encoding"), asciiEqualFold(name, "expect"),
+			asciiEqualFold(name, "upgrade"), asciiEqualFold(name, "pragma"), asciiEqualFold(name, "trailer"):
+			return 0, headOther
+		}
+		pos = eol + 2
+	}
+}
+
+// hotTarget reports whether target is a path the fast path serves.
+func hotTarget(t string) bool {
+	switch t {
+	case "/v1/events", "/v1beta/events", "/v1alpha/events",
+		"/v1/events:batchPublish", "/v1beta/events:batchPublish", "/v1alpha/events:batchPublish":
+		return true
+	}
+	return false
+}
+
+// indexCRLF is the index of the next "\r\n" at or after from, or -1.
+func indexCRLF(b []byte, from int) int {
+	for i := from; i+1 < len(b); i++ {
+		if b[i] == '\r' && b[i+1] == '\n' {
+			return i
+		}
+	}
+	return -1
+}
+
+// hasBareLF reports whether b[from:] holds a '\n' not preceded by '\r'
+// (a line end net/http accepts and the fast path leaves to it).
+func hasBareLF(b []byte, from int) bool {
+	for i := from; i < len(b); i++ {
+		if b[i] == '\n' && (i == 0 || b[i-1] != '\r') {
+			return true
+		}
+	}
+	return false
+}
+
+// headerLine splits "Name: value": a token name, then printable ASCII or
+// tabs; the value without its surrounding blanks.
+func headerLine(l []byte) (name, value []byte, ok bool) {
+	colon := -1
+	for i, ch := range l {
+		if ch == ':' {
+			colon = i
+			break
+		}
+		if !isTokenChar(ch) {
+			return nil, nil, false
+		}
+	}
+	if colon <= 0 {
+		return nil, nil, false
+	}
+	v := l[colon+1:]
+	for _, ch := range v {
+		if (ch < 0x20 && ch != '\t') || ch >= 0x7f {
+			return nil, nil, false
+		}
+	}
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return l[:colon], v, true
+}
+
+// isTokenChar reports whether ch may appear in a header name (RFC 9110
+// tchar).
+func isTokenChar(ch byte) bool {
+	switch {
+	case 'a' <= ch && ch <= 'z', 'A' <= ch && ch <= 'Z', '0' <= ch && ch <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", ch) >= 0
+}
+
+// asciiEqualFold compares b with the lower-case ASCII s, ignoring case.
+func asciiEqualFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range len(b) {
+		ch := b[i]
+		if 'A' <= ch && ch <= 'Z' {
+			ch += 'a' - 'A'
+		}
+		if ch != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// validHost accepts a plain host[:port] (names, IPv4, bracketed IPv6).
+func validHost(v []byte) bool {
+	if len(v) == 0 {
+		return false
+	}
+	for _, ch := range v {
+		switch {
+		case 'a' <= ch && ch <= 'z', 'A' <= ch && ch <= 'Z', '0' <= ch && ch <= '9':
+		case ch == '.' || ch == '-' || ch == ':' || ch == '[' || ch == ']' || ch == '_':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// parseLength reads a Content-Length the fast path takes: digits only, at
+// most fastMaxBody.
+func parseLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 8 {
+		return 0, false
+	}
+	var n int64
+	for _, ch := range v {
+		if ch < '0' || ch > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(ch-'0')
+	}
+	return n, n <= fastMaxBody
+}
+
+// parse builds the request from a head scanHead judged hot. head is a
+// string of its own: every header name and value is a substring of it.
+func (c *fastConn) parse(head string) (*http.Request, bool) {
+	eol := strings.Index(head, "\r\n")
+	target := head[len("POST ") : eol-len(" HTTP/1.1")]
+	rest := head[eol+2 : len(head)-2]
+	lines := strings.Count(rest, "\r\n")
+	h := make(http.Header, lines)
+	vals := make([]string, lines)
+	r := new(http.Request)
+	*r = c.tmpl
+	r.URL = &url.URL{Path: target}
+	r.RequestURI = target
+	r.Header = h
+	for i := 0; len(rest) > 0; i++ {
+		line, next, _ := strings.Cut(rest, "\r\n")
+		rest = next
+		name, value, ok := strings.Cut(line, ":")
+		if !ok {
+			return nil, false
+		}
+		value = strings.Trim(value, " \t")
+		key := canonicalKey(name)
+		switch key {
+		case "Host":
+			r.Host = value // promoted, not kept in Header, as net/http does
+			continue
+		case "Content-Length":
+			n, _ := parseLength([]byte(value))
+			r.ContentLength = n
+		case "Connection":
+			r.Close = strings.EqualFold(value, "close")
+		}
+		vals[i] = value
+		if prev, ok := h[key]; ok {
+			h[key] = append(prev, value)
+		} else {
+			h[key] = vals[i : i+1 : i+1]
+		}
+	}
+	return r, true
+}
+
+// canonicalKey is textproto.CanonicalMIMEHeaderKey without an allocation
+// for the names clients send on every publish in their usual spellings.
+func canonicalKey(name string) string {
+	switch name {
+	case "Host", "Content-Length", "Content-Type", "User-Agent", "Accept-Encoding", "Accept",
+		"Connection", "X-Goog-Api-Key", "Idempotency-Key", "Traceparent", "Tracestate":
+		return name
+	case "host":
+		return "Host"
+	case "content-length":
+		return "Content-Length"
+	case "content-type":
+		return "Content-Type"
+	case "user-agent":
+		return "User-Agent"
+	case "x-goog-api-key":
+		return "X-Goog-Api-Key"
+	case "idempotency-key":
+		return "Idempotency-Key"
+	case "traceparent":
+		return "Traceparent"
+	}
+	return textproto.CanonicalMIMEHeaderKey(name)
+}
+
+// fastBody is a fast-path request's body: the next remain bytes of the
+// connection.
+type fastBody struct {
+	br     *bufio.Reader
+	remain int64
+	err    error // a read that failed before the end
+}
+
+func (b *fastBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	if b.remain <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.remain {
+		p = p[:b.remain]
+	}
+	n, err := b.br.Read(p)
+	b.remain -= int64(n)
+	switch {
+	case err == io.EOF && b.remain > 0:
+		err = io.ErrUnexpectedEOF
+		b.err = err
+	case err != nil:
+		b.err = err
+	case b.remain == 0:
+		err = io.EOF // with the last bytes, as net/http's body
+	}
+	return n, err
+}
+
+func (b *fastBody) Close() error { return nil }
+
+// fastResponse is a fast-path response: buffered, then written at once
+// with its Content-Length.
+type fastResponse struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (w *fastResponse) reset() {
+	clear(w.header)
+	w.status = 0
+	w.body = w.body[:0]
+}
+
+func (w *fastResponse) Header() http.Header { return w.header }
+
+func (w *fastResponse) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 {
+		w.status = code
+	}
+}
+
+func (w *fastResponse) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.body = append(w.body, p...)
+	return len(p), nil
+}
+
+// appendResponse writes the status line, the headers (sorted, as net/http
+// writes them; then Date, Content-Length and, when the connection closes,
+// Connection: close) and the body.
+func (w *fastResponse) appendResponse(b []byte, keep bool) []byte {
+	status := w.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	if text := http.StatusText(status); text != "" {
+		b = append(b, text...)
+	} else {
+		b = append(b, "status code "...)
+		b = strconv.AppendInt(b, int64(status), 10)
+	}
+	b = append(b, "\r\n"...)
+	var keysArr [16]string
+	keys := keysArr[:0]
+	for k := range w.header {
+		switch k {
+		case "Content-Length", "Transfer-Encoding", "Connection":
+			continue // the fast path writes its own
+		}
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	bodyless := status == http.StatusNoContent || status == http.StatusNotModified
+	for _, k := range keys {
+		if !validHeaderName(k) {
+			continue
+		}
+		for _, v := range w.header[k] {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = appendHeaderValue(b, v)
+			b = append(b, "\r\n"...)
+		}
+	}
+	if _, ok := w.header["Date"]; !ok {
+		b = append(b, "Date: "...)
+		b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+		b = append(b, "\r\n"...)
+	}
+	if !bodyless {
+		if _, ok := w.header["Content-Type"]; !ok && len(w.body) > 0 {
+			b = append(b, "Content-Type: "...)
+			b = append(b, http.DetectContentType(w.body)...)
+			b = append(b, "\r\n"...)
+		}
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, int64(len(w.body)), 10)
+		b = append(b, "\r\n"...)
+	}
+	if !keep {
+		b = append(b, "Connection: close\r\n"...)
+	}
+	b = append(b, "\r\n"...)
+	if !bodyless {
+		b = append(b, w.body...)
+	}
+	return b
+}
+
+// validHeaderName reports whether k may be written as a header name.
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := range len(k) {
+		if !isTokenChar(k[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// appendHeaderValue writes v as net/http does: line breaks become spaces,
+// surrounding blanks are trimmed.
+func appendHeaderValue(b []byte, v string) []byte {
+	if strings.ContainsAny(v, "\r\n") {
+		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+	}
+	return append(b, textproto.TrimString(v)...)
+}
+
+// handedConn is a connection handed to net/http: the bytes the fast path
+// buffered come first.
+type handedConn struct {
+	net.Conn
+	br *bufio.Reader // nil once drained
+}
+
+func (c *handedConn) Read(p []byte) (int, error) {
+	if c.br != nil {
+		if c.br.Buffered() > 0 {
+			return c.br.Read(p) // from the buffer only: it holds bytes
+		}
+		c.br.Reset(nil)
+		fastReaderPool.Put(c.br)
+		c.br = nil
+	}
+	return c.Conn.Read(p)
+}
+
+// CloseWrite lets net/http half-close the connection (it does before
+// closing one it refuses).
+func (c *handedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return c.Conn.Close()
+}
+
+// ReadFrom keeps net/http's sendfile path for file downloads.
+func (c *handedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(c.Conn, r)
+}
+
+// String names the connection in net/http's logs.
+func (c *handedConn) String() string {
+	return fmt.Sprintf("%v->%v", c.RemoteAddr(), c.LocalAddr())
+}

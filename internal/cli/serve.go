@@ -69,6 +69,9 @@ type ServeConfig struct {
 	BatchWindow  time.Duration // unfinished batches expire after this (default 48 h)
 	LogLevel     slog.Level
 	LogJSON      bool
+	// NoFastPath serves publishes through net/http like every other
+	// request (api.FastListener; plain HTTP only, TLS never uses it).
+	NoFastPath bool
 	// TLS serves HTTPS from certificate files or ACME (off when empty).
 	TLS certs.Config
 }
@@ -98,6 +101,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&cfg.Executor, "executor", "simulator", "model backend of jobs: simulator or openai")
 	fs.StringVar(&cfg.OpenAIURL, "openai-url", "", "OpenAI-compatible server for --executor openai (e.g. http://localhost:11434/v1)")
 	fs.StringVar(&cfg.OpenAIModel, "openai-model", "", "model sent to the OpenAI server (default: the request's)")
+	fs.BoolVar(&cfg.NoFastPath, "no-http-fast-path", false, "serve publishes through net/http like every other request (the publish fast path serves plain HTTP only; docs/design.md)")
 	fs.StringVar(&cfg.VideoCommand, "video-command", "", "program that writes videos to $LONGHOOK_OUTPUT (default: a simulated MP4)")
 	fs.StringVar(&cfg.SimDuration, "sim-duration", "batch=2s,video=10s,interaction=1s", "simulated model time per job kind (divided by --time-scale)")
 	fs.DurationVar(&cfg.BatchWindow, "batch-window", 48*time.Hour, "unfinished batches expire after this (divided by --time-scale)")
@@ -382,6 +386,8 @@ func (s *Server) Run(ctx context.Context) error {
 		s.http.TLSConfig = s.tls.Config()
 		g.Go(func() error { return s.tls.Run(gctx) })
 		go func() { httpErr <- s.http.ServeTLS(s.listener, "", "") }()
+	} else if s.cfg.NoFastPath {
+		go func() { httpErr <- s.http.Serve(s.listener) }()
 	} else {
 		// Plain HTTP: publishes take the fast path (api.FastListener),
 		// everything else net/http.

@@ -364,6 +364,11 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	s.http.RegisterOnShutdown(con.Close)
+	if s.tls == nil && !cfg.NoFastPath {
+		// Plain HTTP: publishes take the fast path (api.FastListener),
+		// everything else net/http.
+		s.fast = api.NewFastListener(s.listener, s.http)
+	}
 	ok = true
 	return s, nil
 }
@@ -386,13 +391,10 @@ func (s *Server) Run(ctx context.Context) error {
 		s.http.TLSConfig = s.tls.Config()
 		g.Go(func() error { return s.tls.Run(gctx) })
 		go func() { httpErr <- s.http.ServeTLS(s.listener, "", "") }()
-	} else if s.cfg.NoFastPath {
-		go func() { httpErr <- s.http.Serve(s.listener) }()
-	} else {
-		// Plain HTTP: publishes take the fast path (api.FastListener),
-		// everything else net/http.
-		s.fast = api.NewFastListener(s.listener, s.http)
+	} else if s.fast != nil {
 		go func() { httpErr <- s.http.Serve(s.fast) }()
+	} else {
+		go func() { httpErr <- s.http.Serve(s.listener) }()
 	}
 	s.ready.Store(true)
 	s.log.Info("server.ready", slog.String("url", s.URL), slog.String("public_url", s.cfg.PublicURL),

@@ -278,6 +278,12 @@ type trackedConn struct {
 	// readAt is when the last read returned (zero: never): only a
 	// connection read from within heldIdle holds a request back.
 	readAt time.Time
+	// wdl is the write deadline last asked for. It is set on the socket
+	// only before a write that may wait (wdlSet): a held request is
+	// written without waiting, within the read deadline, so most
+	// attempts set one deadline instead of two.
+	wdl    time.Time
+	wdlSet bool
 
 	// writeThenRead's state, kept here so that its callback (step,
 	// bound once) allocates nothing per attempt.
@@ -334,12 +340,42 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 	held := c.pending
 	c.pending = nil
 	c.mu.Unlock()
+	if err := c.writeDeadline(); err != nil {
+		return 0, err
+	}
 	if len(held) > 0 {
 		if _, err := c.Conn.Write(held); err != nil {
 			return 0, err
 		}
 	}
 	return c.Conn.Write(p)
+}
+
+// SetWriteDeadline records t for the next write that may wait.
+func (c *trackedConn) SetWriteDeadline(t time.Time) error {
+	if c.raw == nil {
+		return c.Conn.SetWriteDeadline(t)
+	}
+	c.wdl, c.wdlSet = t, false
+	return nil
+}
+
+// SetDeadline sets the read deadline and records the write deadline.
+func (c *trackedConn) SetDeadline(t time.Time) error {
+	if c.raw == nil {
+		return c.Conn.SetDeadline(t)
+	}
+	c.wdl, c.wdlSet = t, false
+	return c.Conn.SetReadDeadline(t)
+}
+
+// writeDeadline sets the recorded write deadline on the socket.
+func (c *trackedConn) writeDeadline() error {
+	if c.wdlSet {
+		return nil
+	}
+	c.wdlSet = true
+	return c.Conn.SetWriteDeadline(c.wdl)
 }
 
 // Read writes a held request and waits for the answer, or reads.
@@ -387,6 +423,9 @@ func (c *trackedConn) writeThenRead(out, in []byte) (int, error) {
 	case !c.waiting:
 		// The socket took part of the request only: the rest is written
 		// the ordinary way (within the write deadline), then read.
+		if err := c.writeDeadline(); err != nil {
+			return 0, err
+		}
 		if _, err := c.Conn.Write(out[wrote:]); err != nil {
 			return 0, err
 		}

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/longhook/longhook/internal/core"
 )
 
 // threadIO returns a reader of the read and write system calls the
@@ -149,5 +152,41 @@ func TestSenderBodySizes(t *testing.T) {
 		if res.StatusCode != 200 || !bytes.Equal(res.Response, sum[:4]) {
 			t.Errorf("%d bytes: status %d (%s), response %x, want 200 and %x", n, res.StatusCode, res.Err, res.Response, sum[:4])
 		}
+	}
+}
+
+// A receiver that accepts a request and never reads it times out like
+// one that never answers: a request too large to be held back is written
+// within the attempt's deadline.
+func TestSenderTimesOutAReceiverThatDoesNotRead(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c // held open, never read
+		}
+	}()
+	defer func() {
+		ln.Close()
+		select {
+		case c := <-accepted:
+			c.Close()
+		default:
+		}
+	}()
+	s := devSender(t, SenderConfig{AttemptTimeout: 300 * time.Millisecond})
+	body := make([]byte, 64<<20) // more than both sockets' buffers hold
+	start := time.Now()
+	res := s.Send(context.Background(), Request{URI: "http://" + ln.Addr().String() + "/", Body: body})
+	if k := failureKind(t, res); k != core.FailTimeout {
+		t.Errorf("kind %v (%s), want timeout", k, res.Err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("the attempt took %v, its deadline was 300 ms", d)
 	}
 }

@@ -171,9 +171,11 @@ func (s *Sender) send(ctx context.Context, uri string, body []byte, headers [][2
 	}
 	req.Header.DisableNormalizing()
 	req.Header.SetMethod(fasthttp.MethodPost)
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.SetContentType("application/json")
+	// Add, not Set: the request is fresh and the names are distinct, so
+	// nothing is looked for or sanitised twice.
 	for _, h := range headers {
-		req.Header.Set(h[0], h[1])
+		req.Header.Add(h[0], h[1])
 	}
 	req.SetBodyRaw(body)
 	req.SetTimeout(timeout)

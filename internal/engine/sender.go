@@ -266,7 +266,8 @@ type connSet struct {
 // net.Conn.Read does, the answer is not there yet — a receiver in
 // another process cannot have answered a request written microseconds
 // before — so every attempt paid a read returning EAGAIN before it
-// waited. See docs/design.md "The sender".
+// waited. See docs/design.md, "A request is written and its answer
+// waited for in one step".
 type trackedConn struct {
 	net.Conn
 	set  *connSet

@@ -197,6 +197,13 @@ type fastConn struct {
 	body fastBody
 	resp fastResponse
 	out  []byte
+	// A request's header map and value slices, reused by the next (the
+	// API's handlers keep neither past their return).
+	hdr  http.Header
+	vals []string
+	// The Date value of the second dateSec.
+	dateSec int64
+	dateVal []byte
 
 	// The deadlines last set; a coarse one is kept while it is less than
 	// a second older than it would be if set now (every write deadline is).
@@ -367,10 +374,10 @@ func (c *fastConn) serveOne(n int) bool {
 		return false // scanHead took what parse refuses: cannot happen
 	}
 	_, _ = c.br.Discard(n)
-	start := time.Now()
 	if c.br.Buffered() < int(req.ContentLength) {
 		// The body is still arriving: net/http's whole-request deadline.
 		if d := f.srv.ReadTimeout; d > 0 {
+			start := time.Now()
 			_ = c.rwc.SetReadDeadline(start.Add(d))
 			c.readDL, c.readCoarse, c.readDLSet = start.Add(d), false, true
 		}
@@ -397,8 +404,10 @@ func (c *fastConn) serveOne(n int) bool {
 		}
 	}
 	c.body = fastBody{}
-	c.out = w.appendResponse(c.out[:0], keep)
-	c.setWrite(time.Now())
+	now := time.Now()
+	c.out = w.appendResponse(c.out[:0], keep, c.date(now))
+	c.setWrite(now)
+	f.served.Add(1) // before the write: a client that has the answer sees it counted
 	_, err := c.rwc.Write(c.out)
 	if cap(c.out) > maxFastResponse {
 		c.out = nil
@@ -407,7 +416,6 @@ func (c *fastConn) serveOne(n int) bool {
 	if cap(w.body) > maxFastResponse {
 		w.body = nil
 	}
-	f.served.Add(1)
 	return err == nil && keep
 }
 
@@ -639,8 +647,16 @@ func (c *fastConn) parse(head string) (*http.Request, bool) {
 	target := head[len("POST ") : eol-len(" HTTP/1.1")]
 	rest := head[eol+2 : len(head)-2]
 	lines := strings.Count(rest, "\r\n")
-	h := make(http.Header, lines)
-	vals := make([]string, lines)
+	if c.hdr == nil {
+		c.hdr = make(http.Header, lines)
+	}
+	h := c.hdr
+	clear(h)
+	if cap(c.vals) < lines {
+		c.vals = make([]string, lines)
+	}
+	vals := c.vals[:lines]
+	clear(vals)
 	r := new(http.Request)
 	*r = c.tmpl
 	r.URL = &url.URL{Path: target}
@@ -764,10 +780,19 @@ func (w *fastResponse) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// date returns the Date header's value for now, formatted once a second.
+func (c *fastConn) date(now time.Time) []byte {
+	if sec := now.Unix(); sec != c.dateSec || c.dateVal == nil {
+		c.dateSec = sec
+		c.dateVal = now.UTC().AppendFormat(c.dateVal[:0], http.TimeFormat)
+	}
+	return c.dateVal
+}
+
 // appendResponse writes the status line, the headers (sorted, as net/http
 // writes them; then Date, Content-Length and, when the connection closes,
 // Connection: close) and the body.
-func (w *fastResponse) appendResponse(b []byte, keep bool) []byte {
+func (w *fastResponse) appendResponse(b []byte, keep bool, date []byte) []byte {
 	status := w.status
 	if status == 0 {
 		status = http.StatusOK
@@ -806,7 +831,7 @@ func (w *fastResponse) appendResponse(b []byte, keep bool) []byte {
 	}
 	if _, ok := w.header["Date"]; !ok {
 		b = append(b, "Date: "...)
-		b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+		b = append(b, date...)
 		b = append(b, "\r\n"...)
 	}
 	if !bodyless {

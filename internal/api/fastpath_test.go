@@ -344,9 +344,20 @@ func TestFastPathRequest(t *testing.T) {
 		r.RemoteAddr != c.LocalAddr().String() || r.Context().Value(http.ServerContextKey) != srv || !r.ProtoAtLeast(1, 1) {
 		t.Fatalf("request %+v", r)
 	}
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
 	if err != nil || resp.StatusCode != 200 || fast.Served() != 1 {
 		t.Fatalf("response %v %v, served %d", resp, err, fast.Served())
+	}
+	// The next request on the connection has its own headers only (the
+	// fast path reuses the header map).
+	_, _ = io.WriteString(c, "POST /v1/events HTTP/1.1\r\nHost: h2\r\nX-Other: o\r\nContent-Length: 0\r\n\r\n")
+	r = <-got
+	if r.Host != "h2" || len(r.Header) != 2 || r.Header.Get("X-Other") != "o" || r.Header.Get("Content-Length") != "0" {
+		t.Fatalf("second request's header %v, host %q", r.Header, r.Host)
+	}
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("second response %v %v", resp, err)
 	}
 }
 

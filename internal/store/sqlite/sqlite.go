@@ -32,6 +32,11 @@ type Options struct {
 	// BusyTimeout is how long a connection waits for a lock held by
 	// another process sharing the file (default 10 s).
 	BusyTimeout time.Duration
+
+	// pageSize is the page size a new database file gets (default
+	// newPageSize); a file that holds a database keeps its own. Tests set
+	// it to make files as earlier versions did (4 KiB).
+	pageSize int
 }
 
 func (o Options) withDefaults() Options {
@@ -43,6 +48,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.BusyTimeout <= 0 {
 		o.BusyTimeout = 10 * time.Second
+	}
+	if o.pageSize <= 0 {
+		o.pageSize = newPageSize
 	}
 	return o
 }
@@ -108,14 +116,19 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 	busy := strconv.FormatInt(o.BusyTimeout.Milliseconds(), 10)
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(" + busy + ")"
 
+	// page_size must run before the file is first written, which setting
+	// WAL mode does: the driver runs the _pragma list (sorted by name, so
+	// a journal_mode there would come first) before its _journal_mode key.
+	// On a file that holds a database it changes nothing (see newPageSize).
 	w, err := sql.Open("sqlite", base+
-		"&_pragma=journal_mode(WAL)"+
+		"&_pragma=page_size("+strconv.Itoa(o.pageSize)+")"+
 		"&_pragma=synchronous("+strings.ToUpper(o.Synchronous)+")"+
 		"&_pragma=foreign_keys(0)"+
 		"&_pragma=cache_size(-65536)"+
 		"&_pragma=journal_size_limit(67108864)"+
 		"&_pragma=temp_store(MEMORY)"+
 		"&_pragma=wal_autocheckpoint("+strconv.Itoa(walBackstopPages)+")"+
+		"&_journal_mode=WAL"+
 		"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
@@ -170,6 +183,16 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 	return s, nil
 }
 
+// newPageSize is the page size of a new database file: 16 KiB instead of
+// SQLite's 4 KiB. A commit appends rows that fill fewer, larger pages, and
+// SQLite writes every page a commit touched to the WAL as one frame of two
+// pwrites (header and page): single publishes wrote 0.98 frames per
+// delivery with 4 KiB pages and 0.58 with 16 KiB, and checkpoints copied
+// 0.32 and 0.13 pages (design.md, "SQLite page size"). SQLite cannot
+// change the page size of a file in WAL mode, so a database created by an
+// earlier version keeps its 4 KiB pages and works as before.
+const newPageSize = 16384
+
 // Checkpoints. SQLite's default runs a checkpoint inside the commit that
 // takes the WAL past 1,000 pages: that commit, and every caller waiting on
 // its group, waits for the pages to be copied into the database file and
@@ -179,6 +202,11 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 // never blocks the writer or the readers). The writer's own automatic
 // checkpoint stays as a backstop at walBackstopPages: it runs only if the
 // background one falls behind, and finds little left to copy when it does.
+// Under sustained writes it is also what restarts the WAL from its start
+// (a background checkpoint always ends behind the commits made while it
+// ran, and SQLite restarts the log only once every frame is copied), so
+// the -wal file grows to the backstop: 16.5 MB with 4 KiB pages, 65.6 MB
+// with 16 KiB ones (within journal_size_limit's 64 MiB).
 const (
 	walBackstopPages = 4000
 	// checkpointEvery is the shortest time between two background

@@ -328,7 +328,11 @@ func (c *fastConn) peekHead(first bool) (head int, hot bool, err error) {
 		case headHot:
 			return n, true, nil
 		case headOther:
-			return 0, false, nil
+			if first || len(buf) >= 4 {
+				return 0, false, nil
+			}
+			// Between requests net/http reads one only once 4 bytes
+			// came: wait for them as it does.
 		}
 		if len(buf) == c.br.Size() {
 			return 0, false, nil // longer than fastHeadMax: net/http's
@@ -340,6 +344,13 @@ func (c *fastConn) peekHead(first bool) (head int, hot bool, err error) {
 			waited = true
 		}
 		if _, err := c.br.Peek(len(buf) + 1); err != nil {
+			if err == io.EOF && (first && len(buf) > 0 || len(buf) >= 4) {
+				// The client ended a head the fast path cannot judge:
+				// net/http answers it (400) as it would have. (Between
+				// requests net/http waits for 4 bytes before it reads
+				// one, and closes without an answer if they never come.)
+				return 0, false, nil
+			}
 			return 0, false, err
 		}
 	}

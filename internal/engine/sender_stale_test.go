@@ -1,0 +1,77 @@
+package engine
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// staleReceiver answers each request on a connection with 204 and then,
+// the connection idle, ends it as end does; every ended connection is
+// reported on ended.
+func staleReceiver(t *testing.T, end func(*net.TCPConn)) (url string, ended <-chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	ch := make(chan struct{}, 16)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c *net.TCPConn) {
+				br := bufio.NewReader(c)
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					_ = c.Close()
+					return
+				}
+				_, _ = io.Copy(io.Discard, req.Body)
+				_, _ = io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
+				end(c)
+				ch <- struct{}{}
+			}(c.(*net.TCPConn))
+		}
+	}()
+	return "http://" + ln.Addr().String() + "/", ch
+}
+
+// A kept-alive connection the receiver ended right after answering (so
+// the sender holds its next request back) is retried on a new connection
+// at once, whether the receiver closed it or reset it. (One that only
+// half-closes it and keeps reading is not noticed until it closes or the
+// attempt times out: docs/design.md, the sender's held requests.)
+func TestSenderRetriesConnectionEndedRightAfterAnswer(t *testing.T) {
+	t.Parallel()
+	ends := map[string]func(*net.TCPConn){
+		"reset": func(c *net.TCPConn) { _ = c.SetLinger(0); _ = c.Close() },
+		"close": func(c *net.TCPConn) { _ = c.Close() },
+	}
+	for name, end := range ends {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			url, ended := staleReceiver(t, end)
+			s := devSender(t, SenderConfig{AttemptTimeout: 20 * time.Second})
+			if res := s.Send(context.Background(), Request{URI: url, Body: []byte("{}")}); res.StatusCode != 204 {
+				t.Fatalf("first attempt: %d %s", res.StatusCode, res.Err)
+			}
+			<-ended
+			start := time.Now()
+			res := s.Send(context.Background(), Request{URI: url, Body: []byte("{}")})
+			if res.StatusCode != 204 {
+				t.Fatalf("second attempt: %d %s after %v", res.StatusCode, res.Err, time.Since(start))
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("second attempt took %v: it waited on the ended connection", d)
+			}
+		})
+	}
+}

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -259,56 +258,11 @@ type connSet struct {
 	m  map[*trackedConn]struct{}
 }
 
-// trackedConn is a connection of the sender. Besides letting Abort close
-// it, it saves a system call per attempt: a request is not written when
-// fasthttp flushes it but kept until fasthttp reads the answer, and then
-// written and waited for in one step (writeThenRead). Read first, as
-// net.Conn.Read does, the answer is not there yet — a receiver in
-// another process cannot have answered a request written microseconds
-// before — so every attempt paid a read returning EAGAIN before it
-// waited. See docs/design.md, "A request is written and its answer
-// waited for in one step".
 type trackedConn struct {
 	net.Conn
 	set  *connSet
 	once sync.Once
-
-	raw syscall.RawConn // nil: writes are never held back
-	// mu guards pending: Abort may close the connection while an
-	// attempt writes to it.
-	mu      sync.Mutex
-	pending []byte // written to the connection, not yet to the socket
-	// readAt is when the last read returned (zero: never): only a
-	// connection read from within heldIdle holds a request back.
-	readAt time.Time
-	// wdl is the write deadline last asked for. It is set on the socket
-	// only before a write that may wait (wdlSet): a held request is
-	// written without waiting, within the read deadline, so most
-	// attempts set one deadline instead of two.
-	wdl    time.Time
-	wdlSet bool
-
-	// writeThenRead's state, kept here so that its callback (step,
-	// bound once) allocates nothing per attempt.
-	step    func(fd uintptr) bool
-	out, in []byte // to write; to read into
-	wrote   int    // of out
-	waiting bool   // out is written: the next step reads
-	n       int
-	err     error
 }
-
-// Requests of up to heldMax bytes are held back until the answer is read
-// (a larger one is written at once, as is what follows it). A request
-// is held only on a connection that answered less than heldIdle ago: a
-// receiver that closed an idle connection has queued its end already,
-// which a read finds at once but writeThenRead only learns of by the
-// receiver's reset (one round trip later; never, where a firewall drops
-// resets).
-const (
-	heldMax  = 16 << 10
-	heldIdle = 250 * time.Millisecond
-)
 
 func (cs *connSet) dial(d *net.Dialer, addr string) (net.Conn, error) {
 	c, err := d.Dial("tcp", addr)
@@ -316,167 +270,10 @@ func (cs *connSet) dial(d *net.Dialer, addr string) (net.Conn, error) {
 		return nil, err
 	}
 	tc := &trackedConn{Conn: c, set: cs}
-	if sc, ok := c.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			tc.raw = raw
-			tc.step = tc.rawStep
-		}
-	}
 	cs.mu.Lock()
 	cs.m[tc] = struct{}{}
 	cs.mu.Unlock()
 	return tc, nil
-}
-
-// Write holds p back for the next Read when it can (see trackedConn);
-// otherwise it writes what was held and p.
-func (c *trackedConn) Write(p []byte) (int, error) {
-	if c.raw == nil {
-		return c.Conn.Write(p)
-	}
-	c.mu.Lock()
-	if len(c.pending)+len(p) <= heldMax && (len(c.pending) > 0 || c.readAt.IsZero() || time.Since(c.readAt) < heldIdle) {
-		c.pending = append(c.pending, p...)
-		c.mu.Unlock()
-		return len(p), nil
-	}
-	held := c.pending
-	c.pending = nil
-	c.mu.Unlock()
-	if err := c.writeDeadline(); err != nil {
-		return 0, err
-	}
-	if len(held) > 0 {
-		if _, err := c.Conn.Write(held); err != nil {
-			return 0, err
-		}
-	}
-	return c.Conn.Write(p)
-}
-
-// SetWriteDeadline records t for the next write that may wait.
-func (c *trackedConn) SetWriteDeadline(t time.Time) error {
-	if c.raw == nil {
-		return c.Conn.SetWriteDeadline(t)
-	}
-	c.wdl, c.wdlSet = t, false
-	return nil
-}
-
-// SetDeadline sets the read deadline and records the write deadline.
-func (c *trackedConn) SetDeadline(t time.Time) error {
-	if c.raw == nil {
-		return c.Conn.SetDeadline(t)
-	}
-	c.wdl, c.wdlSet = t, false
-	return c.Conn.SetReadDeadline(t)
-}
-
-// writeDeadline sets the recorded write deadline on the socket.
-func (c *trackedConn) writeDeadline() error {
-	if c.wdlSet {
-		return nil
-	}
-	c.wdlSet = true
-	return c.Conn.SetWriteDeadline(c.wdl)
-}
-
-// Read writes a held request and waits for the answer, or reads.
-func (c *trackedConn) Read(p []byte) (n int, err error) {
-	var held []byte
-	if c.raw != nil {
-		c.mu.Lock()
-		if len(c.pending) > 0 {
-			held, c.pending = c.pending, nil
-		}
-		c.mu.Unlock()
-	}
-	if held == nil {
-		n, err = c.Conn.Read(p)
-	} else {
-		n, err = c.writeThenRead(held, p)
-		if cap(held) <= 4<<10 {
-			c.mu.Lock()
-			if c.pending == nil {
-				c.pending = held[:0] // the next request's buffer
-			}
-			c.mu.Unlock()
-		}
-	}
-	c.readAt = time.Now()
-	return n, err
-}
-
-// writeThenRead writes out and reads the answer into in, with no read
-// before the answer can be there: the socket is waited on (within the
-// read deadline) right after the write. Only what arrives after the
-// write can answer it, and that wakes the wait: the poller is armed
-// before the write (RawConn.Read resets the readiness it had recorded,
-// then calls rawStep, which writes).
-func (c *trackedConn) writeThenRead(out, in []byte) (int, error) {
-	c.out, c.in, c.wrote, c.waiting, c.n, c.err = out, in, 0, false, 0, nil
-	err := c.raw.Read(c.step)
-	n, serr, wrote := c.n, c.err, c.wrote
-	c.out, c.in, c.err = nil, nil, nil
-	switch {
-	case err != nil: // deadline, or closed
-		return 0, err
-	case serr != nil:
-		return 0, serr
-	case !c.waiting:
-		// The socket took part of the request only: the rest is written
-		// the ordinary way (within the write deadline), then read.
-		if err := c.writeDeadline(); err != nil {
-			return 0, err
-		}
-		if _, err := c.Conn.Write(out[wrote:]); err != nil {
-			return 0, err
-		}
-		return c.Conn.Read(in)
-	case n == 0 && len(in) > 0:
-		return 0, io.EOF
-	}
-	return n, nil
-}
-
-// rawStep is writeThenRead's callback: the first call writes and asks to
-// wait; the next ones read, until something (or an error) came.
-func (c *trackedConn) rawStep(fd uintptr) bool {
-	if !c.waiting {
-		for c.wrote < len(c.out) {
-			k, err := syscall.Write(int(fd), c.out[c.wrote:])
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EAGAIN:
-				return true // full: writeThenRead writes the rest
-			case err != nil:
-				c.err = c.opError("write", err)
-				return true
-			}
-			c.wrote += k
-		}
-		c.waiting = true
-		return false
-	}
-	for {
-		n, err := syscall.Read(int(fd), c.in)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return false // woken early: wait again
-		case err != nil:
-			c.err = c.opError("read", err)
-		default:
-			c.n = n
-		}
-		return true
-	}
-}
-
-func (c *trackedConn) opError(op string, err error) error {
-	return &net.OpError{Op: op, Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError(op, err)}
 }
 
 func (c *trackedConn) Close() error {
@@ -485,18 +282,6 @@ func (c *trackedConn) Close() error {
 		delete(c.set.m, c)
 		c.set.mu.Unlock()
 	})
-	c.mu.Lock()
-	held := c.pending
-	c.pending = nil
-	c.mu.Unlock()
-	if len(held) > 0 {
-		// What was written and never followed by a read (a TLS
-		// close_notify): sent if the socket takes it now, without waiting.
-		_ = c.raw.Write(func(fd uintptr) bool {
-			_, _ = syscall.Write(int(fd), held)
-			return true
-		})
-	}
 	return c.Conn.Close()
 }
 

@@ -44,16 +44,20 @@ func staleReceiver(t *testing.T, end func(*net.TCPConn)) (url string, ended <-ch
 	return "http://" + ln.Addr().String() + "/", ch
 }
 
-// A kept-alive connection the receiver ended right after answering (so
-// the sender holds its next request back) is retried on a new connection
-// at once, whether the receiver closed it or reset it. (One that only
-// half-closes it and keeps reading is not noticed until it closes or the
-// attempt times out: docs/design.md, the sender's held requests.)
+// A kept-alive connection the receiver ended right after answering is
+// retried on a new connection
+// at once, however the receiver ended it: a reset, or a half-close whose
+// socket the receiver keeps open a while (net/http's lingering close,
+// nginx's lingering_close).
 func TestSenderRetriesConnectionEndedRightAfterAnswer(t *testing.T) {
 	t.Parallel()
 	ends := map[string]func(*net.TCPConn){
 		"reset": func(c *net.TCPConn) { _ = c.SetLinger(0); _ = c.Close() },
 		"close": func(c *net.TCPConn) { _ = c.Close() },
+		"half-close, lingering": func(c *net.TCPConn) {
+			_ = c.CloseWrite()
+			go func() { _, _ = io.Copy(io.Discard, c); _ = c.Close() }() // reads until the sender closes
+		},
 	}
 	for name, end := range ends {
 		t.Run(name, func(t *testing.T) {

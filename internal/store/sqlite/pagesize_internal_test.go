@@ -57,11 +57,15 @@ func TestNewDatabasePageSize(t *testing.T) {
 	}
 }
 
-// openOld makes a database file as versions before newPageSize did (4 KiB
-// pages), with the whole schema, and closes it.
+// otherPageSize is a page size other than newPageSize: a file made with
+// it (by another SQLite tool, or converted by an operator) keeps it.
+const otherPageSize = 16384
+
+// openOld makes a database file with otherPageSize pages, with the whole
+// schema, and closes it.
 func openOld(t testing.TB, path string) {
 	t.Helper()
-	s, err := OpenWithOptions(context.Background(), path, Options{pageSize: 4096})
+	s, err := OpenWithOptions(context.Background(), path, Options{pageSize: otherPageSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,14 +74,14 @@ func openOld(t testing.TB, path string) {
 	}
 }
 
-// TestExistingDatabaseKeepsPageSize: a file made with 4 KiB pages keeps
+// TestExistingDatabaseKeepsPageSize: a file made with other pages keeps
 // them (SQLite cannot change the page size of a WAL database), keeps its
 // data, and takes new writes.
 func TestExistingDatabaseKeepsPageSize(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "longhook.db")
-	s, err := OpenWithOptions(ctx, path, Options{pageSize: 4096})
+	s, err := OpenWithOptions(ctx, path, Options{pageSize: otherPageSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,8 +90,8 @@ func TestExistingDatabaseKeepsPageSize(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := headerPageSize(t, path); got != 4096 {
-		t.Fatalf("the old file has %d-byte pages, want 4096", got)
+	if got := headerPageSize(t, path); got != otherPageSize {
+		t.Fatalf("the old file has %d-byte pages, want %d", got, otherPageSize)
 	}
 
 	s, err = Open(ctx, path)
@@ -95,8 +99,8 @@ func TestExistingDatabaseKeepsPageSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if got := pragmaInt(t, s.r, "page_size"); got != 4096 {
-		t.Errorf("PRAGMA page_size = %d after reopening, want 4096", got)
+	if got := pragmaInt(t, s.r, "page_size"); got != otherPageSize {
+		t.Errorf("PRAGMA page_size = %d after reopening, want %d", got, otherPageSize)
 	}
 	// What the old file holds reads the same, and it takes the same
 	// writes again.
@@ -108,7 +112,7 @@ func TestExistingDatabaseKeepsPageSize(t *testing.T) {
 		}
 		reread[id] = storetest.DeliveryHistory{Delivery: d, Attempts: as}
 	}
-	storetest.CompareHistories(t, "4 KiB file reopened", reread, before)
+	storetest.CompareHistories(t, "16 KiB file reopened", reread, before)
 	after := storetest.NewAttemptScenario().Run(t, s)
 	if len(after) != len(before) {
 		t.Errorf("the scenario again: %d deliveries, want %d", len(after), len(before))
@@ -122,13 +126,13 @@ func TestExistingDatabaseKeepsPageSize(t *testing.T) {
 	if err := s.r.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&ok); err != nil || ok != "ok" {
 		t.Errorf("integrity_check = %q, %v", ok, err)
 	}
-	if got := headerPageSize(t, path); got != 4096 {
-		t.Errorf("the file has %d-byte pages after new writes, want 4096", got)
+	if got := headerPageSize(t, path); got != otherPageSize {
+		t.Errorf("the file has %d-byte pages after new writes, want %d", got, otherPageSize)
 	}
 }
 
-// TestConformanceOldPageSize runs the store contract on files made with 4
-// KiB pages and reopened with the default options.
+// TestConformanceOldPageSize runs the store contract on files made with
+// otherPageSize pages and reopened with the default options.
 func TestConformanceOldPageSize(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) core.Store {
 		path := filepath.Join(t.TempDir(), "longhook.db")

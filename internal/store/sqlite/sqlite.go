@@ -183,15 +183,15 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 	return s, nil
 }
 
-// newPageSize is the page size of a new database file: 16 KiB instead of
-// SQLite's 4 KiB. A commit appends rows that fill fewer, larger pages, and
-// SQLite writes every page a commit touched to the WAL as one frame of two
-// pwrites (header and page): single publishes wrote 0.98 frames per
-// delivery with 4 KiB pages and 0.58 with 16 KiB, and checkpoints copied
-// 0.32 and 0.13 pages (design.md, "SQLite page size"). SQLite cannot
-// change the page size of a file in WAL mode, so a database created by an
-// earlier version keeps its 4 KiB pages and works as before.
-const newPageSize = 16384
+// newPageSize is the page size of a new database file: SQLite's 4 KiB.
+// 16 KiB pages halved the WAL's pwrites per delivery at saturation
+// (a commit's appended rows fill fewer, larger pages) but raised the p99
+// of paced single publishes at half the saturated rate from 14 to 45 ms
+// (docs/benchmarks.md, design.md "SQLite page size"), so the default
+// stays. It is set before WAL mode first writes the file; SQLite cannot
+// change the page size of a file in WAL mode, so a file made with other
+// pages keeps them.
+const newPageSize = 4096
 
 // Checkpoints. SQLite's default runs a checkpoint inside the commit that
 // takes the WAL past 1,000 pages: that commit, and every caller waiting on

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -193,21 +192,12 @@ func TestEventSweepWithoutEventIndex(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
+	execFile(t, path,
 		`CREATE INDEX deliveries_pending_event ON deliveries (event_id) WHERE status = 'pending'`,
 		`ALTER TABLE events DROP COLUMN first_delivery`,
 		`ALTER TABLE events DROP COLUMN last_delivery`,
 		`DELETE FROM schema_migrations WHERE version = '0011_event_delivery_span'`,
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	_ = db.Close()
+	)
 	if s, err = Open(ctx, path); err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"context"
 	"reflect"
 	"testing"
 	"time"
@@ -274,6 +275,21 @@ func CompareHistories(t testing.TB, what string, got, want map[string]DeliveryHi
 			t.Errorf("%s: %s:\n%+v\n%+v\nwant\n%+v\n%+v", what, k, *g.Delivery, g.Attempts, *w.Delivery, w.Attempts)
 		}
 	}
+}
+
+// CompareStored reads every delivery of want again from s and reports
+// each whose history differs (CompareHistories).
+func CompareStored(t testing.TB, what string, s core.Store, want map[string]DeliveryHistory) {
+	t.Helper()
+	got := make(map[string]DeliveryHistory, len(want))
+	for id, h := range want {
+		d, as, err := s.GetDelivery(context.Background(), h.Delivery.ProjectID, id)
+		if err != nil {
+			t.Fatalf("%s: %s: %v", what, id, err)
+		}
+		got[id] = DeliveryHistory{Delivery: d, Attempts: as}
+	}
+	CompareHistories(t, what, got, want)
 }
 
 // NewAttemptScenario returns a scenario with fresh ids.

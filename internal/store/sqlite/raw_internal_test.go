@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -184,4 +185,30 @@ func rolledBack(t *testing.T, s *Store, by string) {
 		t.Errorf("%d stats rows written by %s", n, by)
 	}
 	publishWorks(t, s, "a")
+}
+
+// Close leaves alone the statements of a writer connection database/sql
+// has replaced: they went with it (finalizing them on the closed handle
+// crashed the process — seen after a full disk in TestServeDiskFull).
+func TestCloseAfterTheWriterWasReplaced(t *testing.T) {
+	t.Parallel()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "longhook.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishWorks(t, s, "a") // the raw statements are prepared
+	conn, err := s.w.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A connection whose Raw reports it bad is closed by database/sql,
+	// and with it the statements prepared on it.
+	_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+	_ = conn.Close()
+	if s.raw == nil {
+		t.Fatal("no raw statements to leave alone")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

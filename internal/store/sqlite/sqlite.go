@@ -269,11 +269,14 @@ func (s *Store) Close() error {
 		}
 		s.st.close()
 		if conn, err := s.w.Conn(context.Background()); err == nil {
-			_ = conn.Raw(func(any) error {
-				if s.raw != nil {
+			_ = conn.Raw(func(dc any) error {
+				// Statements of a connection database/sql has replaced
+				// (a write failed, e.g. on a full disk) went with it:
+				// finalizing them on the closed handle would crash.
+				if s.raw != nil && s.raw.conn == dc {
 					s.raw.close()
-					s.raw = nil
 				}
+				s.raw = nil
 				return nil
 			})
 			_ = conn.Close()

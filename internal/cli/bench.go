@@ -72,6 +72,15 @@ type benchReport struct {
 	P50ms            float64 `json:"latency_p50_ms"`
 	P95ms            float64 `json:"latency_p95_ms"`
 	P99ms            float64 `json:"latency_p99_ms"`
+	// PublishP50ms and PublishP99ms are the publish calls' own round
+	// trips (request sent to answer read). ScheduleLagP99ms is, with
+	// --rate, how late the 99th percentile publish left against the paced
+	// schedule: when it is more than a few milliseconds the machine could
+	// not keep the rate, the publishers ran as a closed loop of
+	// --concurrency calls, and the latencies are those of saturation.
+	PublishP50ms     float64 `json:"publish_latency_p50_ms"`
+	PublishP99ms     float64 `json:"publish_latency_p99_ms"`
+	ScheduleLagP99ms float64 `json:"schedule_lag_p99_ms,omitempty"`
 	CeilingPerSec    float64 `json:"bare_http_ceiling_per_sec"`
 	Ratio            float64 `json:"ratio_to_ceiling"`
 	// The unsigned ceiling is the loopback's physical limit: plain POSTs
@@ -209,6 +218,10 @@ func printBench(w io.Writer, r *benchReport) {
 	fmt.Fprintf(w, "deliveries/s       %.0f\n", r.DeliveriesPerSec)
 	fmt.Fprintf(w, "published events/s %.0f\n", r.PublishPerSec)
 	fmt.Fprintf(w, "publish→receipt    p50 %.2f ms  p95 %.2f ms  p99 %.2f ms\n", r.P50ms, r.P95ms, r.P99ms)
+	fmt.Fprintf(w, "publish call       p50 %.2f ms  p99 %.2f ms\n", r.PublishP50ms, r.PublishP99ms)
+	if r.Rate > 0 {
+		fmt.Fprintf(w, "schedule lag       p99 %.2f ms (publishes sent late against the paced rate%s)\n", r.ScheduleLagP99ms, lagNote(r.ScheduleLagP99ms))
+	}
 	if r.HealthyP99ms > 0 {
 		fmt.Fprintf(w, "healthy webhooks   p99 %.2f ms\n", r.HealthyP99ms)
 	}
@@ -512,6 +525,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		}
 	}()
 	var elapsed, runCPU, srvCPU, dbCPU, pubTime time.Duration
+	var calls publishTimes
 	var possible float64 // tokens the machine could have signed while the rounds ran
 	var roundRatios []float64
 	want, published := int64(0), 0
@@ -536,6 +550,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		if err != nil {
 			return nil, err
 		}
+		calls.add(pub)
 		select {
 		case <-reached:
 		case <-ctx.Done():
@@ -543,7 +558,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		}
 		d := time.Since(start)
 		srvD := serverCPU(servers) - srv0
-		elapsed, runCPU, srvCPU, pubTime = elapsed+d, runCPU+procstat.CPUTime()-cpu0+srvD, srvCPU+srvD, pubTime+pub
+		elapsed, runCPU, srvCPU, pubTime = elapsed+d, runCPU+procstat.CPUTime()-cpu0+srvD, srvCPU+srvD, pubTime+pub.elapsed
 		if pgMeter != nil {
 			dbCPU += since(db0, pgMeter.sample(ctx))
 		}
@@ -582,6 +597,8 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		DeliveriesPerSec: float64(want) / elapsed.Seconds(),
 		PublishPerSec:    float64(c.Events) / pubTime.Seconds(),
 		P50ms:            percentile(lat, .50), P95ms: percentile(lat, .95), P99ms: percentile(lat, .99),
+		PublishP50ms:     percentile(calls.rtt, .50), PublishP99ms: percentile(calls.rtt, .99),
+		ScheduleLagP99ms: percentile(calls.lag, .99),
 		CeilingPerSec:  ceiling,
 		MaxRSSMB:       maxRSSMB() + serverRSS(servers),
 		ServerMaxRSSMB: serverMaxRSS(servers),
@@ -690,15 +707,37 @@ func appendEvent(dst []byte, pad string, uris []byte) []byte {
 	return append(dst, '}')
 }
 
+// publishTimes is what publishAll measured: how long publishing took, each
+// call's round trip and, with a rate, how late each call left against its
+// slot in the schedule.
+type publishTimes struct {
+	elapsed  time.Duration
+	rtt, lag []time.Duration
+}
+
+func (p *publishTimes) add(q publishTimes) {
+	p.elapsed += q.elapsed
+	p.rtt = append(p.rtt, q.rtt...)
+	p.lag = append(p.lag, q.lag...)
+}
+
+// lagNote says what a paced run's schedule lag means for its latencies.
+func lagNote(ms float64) string {
+	if ms > 5 {
+		return "; NOT PACED: the machine could not keep the rate, latencies are a closed loop's"
+	}
+	return ""
+}
+
 // publishAll publishes c.Events events with c.Concurrency publishers and
-// returns how long publishing took.
-func publishAll(ctx context.Context, clients []*benchClient, c benchConfig, padLen int, dynURIs []string) (time.Duration, error) {
+// returns how long publishing took and each call's times.
+func publishAll(ctx context.Context, clients []*benchClient, c benchConfig, padLen int, dynURIs []string) (publishTimes, error) {
 	pad := strings.Repeat("x", max(padLen-110, 0))
 	var uris []byte
 	if len(dynURIs) > 0 {
 		var err error
 		if uris, err = json.Marshal(dynURIs); err != nil {
-			return 0, err
+			return publishTimes{}, err
 		}
 	}
 	per := max(c.Batch, 1)
@@ -711,20 +750,25 @@ func publishAll(ctx context.Context, clients []*benchClient, c benchConfig, padL
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, c.Concurrency)
-	for range c.Concurrency {
+	times := make([]publishTimes, c.Concurrency)
+	for g := range c.Concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			mine := &times[g]
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= calls {
 					return
 				}
 				if interval > 0 {
-					if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+					slot := start.Add(time.Duration(i) * interval)
+					if d := time.Until(slot); d > 0 {
 						time.Sleep(d)
 					}
+					mine.lag = append(mine.lag, time.Since(slot))
 				}
+				sent := time.Now()
 				n := min(per, c.Events-i*per)
 				cl := clients[i%len(clients)]
 				var err error
@@ -740,6 +784,7 @@ func publishAll(ctx context.Context, clients []*benchClient, c benchConfig, padL
 					}
 					err = cl.postJSON(ctx, "/events:batchPublish", append(body, "]}"...), nil)
 				}
+				mine.rtt = append(mine.rtt, time.Since(sent))
 				if err != nil {
 					errs <- err
 					return
@@ -748,11 +793,16 @@ func publishAll(ctx context.Context, clients []*benchClient, c benchConfig, padL
 		}()
 	}
 	wg.Wait()
+	all := publishTimes{elapsed: time.Since(start)}
+	for _, t := range times {
+		all.rtt = append(all.rtt, t.rtt...)
+		all.lag = append(all.lag, t.lag...)
+	}
 	close(errs)
 	if err := <-errs; err != nil {
-		return 0, err
+		return publishTimes{}, err
 	}
-	return time.Since(start), nil
+	return all, nil
 }
 
 // bareCeiling measures plain POSTs of body to url with the given

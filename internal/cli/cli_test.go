@@ -94,6 +94,27 @@ func TestBenchSmoke(t *testing.T) {
 	if runtime.GOOS == "linux" && (rep.ServerCPUusPerDelivery <= 0 || rep.ServerCPUusPerDelivery >= rep.CPUusPerDelivery) {
 		t.Fatalf("server CPU %v µs of %v µs per delivery", rep.ServerCPUusPerDelivery, rep.CPUusPerDelivery)
 	}
+	if rep.PublishP50ms <= 0 || rep.PublishP99ms < rep.PublishP50ms || rep.ScheduleLagP99ms != 0 {
+		t.Fatalf("publish calls: p50 %v p99 %v ms, lag %v ms without --rate", rep.PublishP50ms, rep.PublishP99ms, rep.ScheduleLagP99ms)
+	}
+}
+
+// A paced run reports how late its publishes left against the schedule,
+// which says whether its latencies are those of the rate asked for.
+func TestBenchPacedReportsScheduleLag(t *testing.T) {
+	if testing.Short() {
+		t.Skip("bench smoke test skipped in -short mode")
+	}
+	t.Parallel()
+	code, out, errs := run(t, nil, "bench", "--in-process", "--events", "200", "--webhooks", "1", "--concurrency", "4", "--rate", "1000")
+	if code != 0 {
+		t.Fatalf("bench: %d %s", code, errs)
+	}
+	for _, want := range []string{"publish call       p50 ", "schedule lag       p99 "} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("no %q in the report:\n%s", want, out)
+		}
+	}
 }
 
 // The dynamic benchmark warms up, runs its rounds between signing

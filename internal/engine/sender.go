@@ -52,6 +52,7 @@ type Sender struct {
 	fresh  *fasthttp.Client // resends: a new connection each, never pooled
 	conns  connSet
 	aborts atomic.Uint64 // Abort calls
+	uris   uriCache
 }
 
 // NewSender returns a Sender.
@@ -164,7 +165,7 @@ func (s *Sender) send(ctx context.Context, uri string, body []byte, headers [][2
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	if err := req.URI().Parse(nil, []byte(uri)); err != nil || !validScheme(req.URI().Scheme()) || len(req.URI().Host()) == 0 {
+	if !s.uris.set(req, uri) {
 		f := &core.Failure{Kind: core.FailInvalid, Err: "invalid destination URI"}
 		return Result{Outcome: f, Err: f.Err}
 	}
@@ -181,15 +182,19 @@ func (s *Sender) send(ctx context.Context, uri string, body []byte, headers [][2
 	start := time.Now()
 	aborts := s.aborts.Load()
 	err := s.client.Do(req, resp)
-	if left := timeout - time.Since(start); left > 0 && closedBeforeResponse(err) && s.aborts.Load() == aborts {
-		// A kept-alive connection that the receiver closed while it was
-		// idle (or closes as the request is written) fails before any
-		// response byte: send once more at once, on a new connection (a
-		// second pooled one may be just as stale), as net/http does. The
-		// failed try is not an attempt; what the resend gets is.
-		req.SetTimeout(left)
-		req.SetConnectionClose()
-		err = s.fresh.Do(req, resp)
+	// The clock is read for the resend only: most attempts do not need it.
+	if closedBeforeResponse(err) && s.aborts.Load() == aborts {
+		if left := timeout - time.Since(start); left > 0 {
+			// A kept-alive connection that the receiver closed while it
+			// was idle (or closes as the request is written) fails before
+			// any response byte: send once more at once, on a new
+			// connection (a second pooled one may be just as stale), as
+			// net/http does. The failed try is not an attempt; what the
+			// resend gets is.
+			req.SetTimeout(left)
+			req.SetConnectionClose()
+			err = s.fresh.Do(req, resp)
+		}
 	}
 	if err != nil {
 		lat := time.Since(start)
@@ -224,6 +229,60 @@ func (s *Sender) send(ctx context.Context, uri string, body []byte, headers [][2
 func closedBeforeResponse(err error) bool {
 	return errors.Is(err, fasthttp.ErrConnectionClosed) || errors.Is(err, io.EOF) ||
 		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// uriCache holds destination URIs parsed once, shared by every attempt
+// to them: an attempt copies the parsed URI into its request (SetURI)
+// instead of parsing and normalising the string again. A cached URI is
+// only read once stored. The cache holds at most maxCachedURIs URIs of
+// up to maxCachedURILen bytes and starts over when full (bounded like
+// the engine's other caches); longer URIs are parsed per attempt.
+type uriCache struct {
+	m sync.Map // string → *fasthttp.URI, or invalidURI
+	n atomic.Int64
+}
+
+const (
+	maxCachedURIs   = 4096
+	maxCachedURILen = 1024
+)
+
+// invalidURI is cached for a URI that is not an http or https URI with
+// a host.
+var invalidURI = new(fasthttp.URI)
+
+// set sets req's URI to uri and reports whether uri is a valid
+// destination URI.
+func (c *uriCache) set(req *fasthttp.Request, uri string) bool {
+	if len(uri) > maxCachedURILen {
+		u := req.URI()
+		return parseURI(u, uri)
+	}
+	v, ok := c.m.Load(uri)
+	if !ok {
+		u := new(fasthttp.URI)
+		if !parseURI(u, uri) {
+			u = invalidURI
+		}
+		if c.n.Add(1) > maxCachedURIs {
+			c.m.Clear()
+			c.n.Store(1)
+		}
+		c.m.Store(uri, u)
+		v = u
+	}
+	u := v.(*fasthttp.URI)
+	if u == invalidURI {
+		return false
+	}
+	req.SetURI(u)
+	return true
+}
+
+// parseURI parses uri into u and reports whether it is an http or https
+// URI with a host.
+func parseURI(u *fasthttp.URI, uri string) bool {
+	return u.Parse(nil, []byte(uri)) == nil && validScheme(u.Scheme()) && len(u.Host()) > 0
 }
 
 func tlsConfig(c *tls.Config) *tls.Config {

@@ -321,6 +321,22 @@ type trackedConn struct {
 	net.Conn
 	set  *connSet
 	once sync.Once
+
+	// The write deadline goes on the socket only before a write that may
+	// wait: fasthttp sets it before every request, and a request the
+	// socket takes whole in one write system call (nearly all of them)
+	// never waits, so most attempts arm one deadline timer (the read's)
+	// instead of two. Writes and write deadlines come from one goroutine
+	// at a time (the attempt's, or crypto/tls's under its lock).
+	raw    syscall.RawConn // nil: deadlines go straight to the socket
+	wdl    time.Time       // the write deadline last asked for
+	wdlSet bool            // wdl is on the socket
+	// tryWrite's state, kept here so that its callback (bound once)
+	// allocates nothing per write.
+	try  func(fd uintptr) bool
+	wp   []byte
+	wn   int
+	werr error
 }
 
 func (cs *connSet) dial(d *net.Dialer, addr string) (net.Conn, error) {
@@ -329,6 +345,12 @@ func (cs *connSet) dial(d *net.Dialer, addr string) (net.Conn, error) {
 		return nil, err
 	}
 	tc := &trackedConn{Conn: c, set: cs}
+	if t, ok := c.(*net.TCPConn); ok {
+		if raw, err := t.SyscallConn(); err == nil {
+			tc.raw = raw
+			tc.try = tc.tryWrite
+		}
+	}
 	cs.mu.Lock()
 	cs.m[tc] = struct{}{}
 	cs.mu.Unlock()
@@ -342,6 +364,62 @@ func (c *trackedConn) Close() error {
 		c.set.mu.Unlock()
 	})
 	return c.Conn.Close()
+}
+
+// SetWriteDeadline records t for the next write that may wait.
+func (c *trackedConn) SetWriteDeadline(t time.Time) error {
+	if c.raw == nil {
+		return c.Conn.SetWriteDeadline(t)
+	}
+	c.wdl, c.wdlSet = t, false
+	return nil
+}
+
+// SetDeadline sets the read deadline and records the write deadline.
+func (c *trackedConn) SetDeadline(t time.Time) error {
+	if c.raw == nil {
+		return c.Conn.SetDeadline(t)
+	}
+	c.wdl, c.wdlSet = t, false
+	return c.Conn.SetReadDeadline(t)
+}
+
+// Write writes p in one system call, without a deadline, if the socket
+// takes it whole; otherwise (the socket's buffer is full, an error, a
+// deadline left on the socket that has passed) it sets the recorded
+// deadline and writes the rest the ordinary way, which waits within it
+// and reports errors as the connection does.
+func (c *trackedConn) Write(p []byte) (int, error) {
+	if c.raw == nil || c.wdlSet {
+		return c.Conn.Write(p)
+	}
+	c.wp, c.wn, c.werr = p, 0, nil
+	err := c.raw.Write(c.try)
+	n := c.wn
+	if err == nil && c.werr == nil && n == len(p) {
+		c.wp = nil
+		return n, nil
+	}
+	c.wp, c.werr = nil, nil
+	c.wdlSet = true
+	if err := c.Conn.SetWriteDeadline(c.wdl); err != nil {
+		return n, err
+	}
+	m, err := c.Conn.Write(p[n:])
+	return n + m, err
+}
+
+// tryWrite makes Write's one write system call (RawConn.Write's
+// callback: it never waits).
+func (c *trackedConn) tryWrite(fd uintptr) bool {
+	for {
+		n, err := syscall.Write(int(fd), c.wp)
+		if err == syscall.EINTR {
+			continue
+		}
+		c.wn, c.werr = max(n, 0), err
+		return true
+	}
 }
 
 func (cs *connSet) closeAll() {

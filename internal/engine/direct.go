@@ -136,6 +136,9 @@ func (e *Engine) release(ids []string) {
 }
 
 func (e *Engine) signalFreed() {
+	if !e.waitFreed.Load() {
+		return // the claim loop is not waiting for slots
+	}
 	select {
 	case e.freed <- struct{}{}:
 	default:

@@ -183,7 +183,8 @@ type Engine struct {
 	dests     map[string]*destState    // per-destination running attempts and parked work
 	held      map[string]*task         // delivery ids this engine holds, and the task holding each
 	latency   map[string]time.Duration // per-destination moving average of attempt latency
-	freed     chan struct{}            // signalled when slots free up
+	freed     chan struct{}            // signalled when slots free up, while waitFreed
+	waitFreed atomic.Bool              // the claim loop waits for slots to free up
 	excluded  map[string]bool          // destinations the last claim skipped (at their cap)
 	unblocked chan struct{}            // signalled when one of them has room again
 	resched   chan struct{}            // signalled when a retry was scheduled
@@ -437,11 +438,22 @@ func (e *Engine) claimLoop(ctx context.Context) {
 			wait = max(d, time.Millisecond) // a limited destination gets its next token
 		}
 		recheck = false
+		if full {
+			// Freed slots wake the loop only while it waits for them:
+			// otherwise every attempt's end would wake it for nothing.
+			// A slot freed before the flag was up is seen here.
+			e.waitFreed.Store(true)
+			if e.free() > 0 {
+				e.waitFreed.Store(false)
+				continue
+			}
+		}
 		timer := e.cfg.Clock.NewTimer(wait)
 	wait:
 		for {
 			select {
 			case <-ctx.Done():
+				e.waitFreed.Store(false)
 				timer.Stop()
 				return
 			case <-wake:
@@ -462,6 +474,7 @@ func (e *Engine) claimLoop(ctx context.Context) {
 				}
 			}
 		}
+		e.waitFreed.Store(false)
 		timer.Stop()
 	}
 }

@@ -137,3 +137,28 @@ func TestLeaseExpiryReclaims(t *testing.T) {
 		return ds[0].Status == core.DeliverySucceeded
 	})
 }
+
+// With more due deliveries than worker slots, the claim loop claims again
+// as slots free up: it waits for them (the test's clock never fires its
+// poll timer), and is woken by attempts ending only then.
+func TestClaimsAgainAsSlotsFree(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{workers: 2, perDest: 8}) // slots, not the cap, hold it back
+	rec := newRecorder(t, nil)
+	w, _ := b.webhook(rec.srv.URL)
+	const n = 50
+	for i := range n {
+		b.publish(`{"i":` + strconv.Itoa(i) + `}`)
+	}
+	waitFor(t, "every delivery succeeded", func() bool {
+		for _, d := range b.deliveries(w.ID) {
+			if d.Status != core.DeliverySucceeded {
+				return false
+			}
+		}
+		return true
+	})
+	if got := rec.count(); got < n {
+		t.Fatalf("receiver got %d requests, want %d", got, n)
+	}
+}

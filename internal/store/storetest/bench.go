@@ -21,6 +21,9 @@ import (
 //   - DirectSingle: the same with groups of 16 events to one webhook each,
 //     as single-event publishes gather under load: what a delivery costs
 //     when per-event and per-statement work is not spread over a fan-out.
+//   - DirectFanout: the same with groups of 16 events to 10 webhooks each,
+//     as single-event fan-out publishes gather under load: their 160
+//     deliveries published leased, then completed in one call.
 func RunBenchmarks(b *testing.B, newStore func(b *testing.B) core.Store) {
 	const events, fanout, batch = 100, 10, 250
 	perOp := float64(events * fanout)
@@ -115,6 +118,29 @@ func RunBenchmarks(b *testing.B, newStore func(b *testing.B) core.Store) {
 				d := &evs[i].Deliveries[0]
 				d.LeaseOwner, d.NextAttemptTime = "bench", clock.Add(time.Minute)
 				cs = append(cs, succeeded(core.Claimed{Delivery: *d}, "bench", clock))
+			}
+			bd.publish(evs...)
+			bd.complete(cs...)
+			done += len(cs)
+		}
+		reportDeliveries(b, done, cpu0)
+	})
+
+	b.Run("DirectFanout", func(b *testing.B) {
+		bd, hooks := benchSetup(b, newStore, fanout)
+		clock := T0
+		b.ResetTimer()
+		cpu0 := procstat.CPUTime()
+		done := 0
+		for range b.N {
+			evs := benchEvents(bd.p.ID, &clock, 16, hooks)
+			cs := make([]core.Completion, 0, 16*fanout)
+			for i := range evs {
+				for j := range evs[i].Deliveries {
+					d := &evs[i].Deliveries[j]
+					d.LeaseOwner, d.NextAttemptTime = "bench", clock.Add(time.Minute)
+					cs = append(cs, succeeded(core.Claimed{Delivery: *d}, "bench", clock))
+				}
 			}
 			bd.publish(evs...)
 			bd.complete(cs...)

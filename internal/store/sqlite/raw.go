@@ -79,6 +79,7 @@ const (
 	famComplete
 	famSucceed
 	famInline
+	famFan
 	numFamilies
 )
 
@@ -92,6 +93,7 @@ var familySQL = [numFamilies]func(rows int) string{
 	famComplete:      completeManySQL,
 	famSucceed:       succeedManySQL,
 	famInline:        inlineManySQL,
+	famFan:           fanDeliveriesSQL,
 }
 
 // prepareRaw prepares every hot statement on dc.
@@ -238,6 +240,31 @@ func (t *rawTx) args(args []any) []driver.NamedValue {
 		t.nv = append(t.nv, driver.NamedValue{Ordinal: i + 1, Value: a})
 	}
 	return t.nv
+}
+
+// argsShared fills t's argument buffer with shared, then args.
+func (t *rawTx) argsShared(shared, args []any) []driver.NamedValue {
+	t.nv = t.nv[:0]
+	for _, list := range [2][]any{shared, args} {
+		for _, a := range list {
+			if v, ok := a.(int); ok {
+				a = int64(v)
+			}
+			t.nv = append(t.nv, driver.NamedValue{Ordinal: len(t.nv) + 1, Value: a})
+		}
+	}
+	return t.nv
+}
+
+// execShared runs st with shared, then args, and returns how many rows it
+// changed.
+func (t *rawTx) execShared(st rawStmt, shared, args []any) (int, error) {
+	res, err := st.ExecContext(t.ctx, t.argsShared(shared, args))
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }
 
 // exec runs st with args.

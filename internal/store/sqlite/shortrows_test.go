@@ -14,9 +14,10 @@ import (
 )
 
 // TestShortRowsWriteSameRows writes the same events, deliveries and
-// completions once with the short statements and once with the full ones
-// only, and compares every row of the tables they write: the short
-// statements must store exactly what the full ones do.
+// completions with the short and fan statements, with the short ones
+// without the fan ones, and with the full ones only, and compares every
+// row of the tables they write: the short and fan statements must store
+// exactly what the full ones do.
 func TestShortRowsWriteSameRows(t *testing.T) {
 	ctx := context.Background()
 	at := time.Date(2026, 3, 4, 5, 6, 7, 8000, time.UTC)
@@ -37,7 +38,22 @@ func TestShortRowsWriteSameRows(t *testing.T) {
 	d.ScheduleStart, d.UpdateTime = at.Add(-time.Hour), at.Add(-time.Minute)
 	skipped := storetest.NewEvent(p.ID, core.EventBatchSucceeded, at.Add(4*time.Millisecond), w)
 	skipped.Deliveries[0].Status = core.DeliverySkipped
+	// Fan-outs, leased and not, of more event types than maxFans: the
+	// deliveries of the last types take the short statement.
+	w2, w3 := storetest.NewWebhook(p.ID), storetest.NewWebhook(p.ID)
+	w2.CreateTime, w2.UpdateTime, w2.Secrets[0].CreateTime = at, at, at
+	w3.CreateTime, w3.UpdateTime, w3.Secrets[0].CreateTime = at, at, at
 	evs := []core.NewEvent{plain, keyed, dynamic, old, skipped}
+	for i, typ := range []string{core.EventBatchSucceeded, core.EventBatchFailed, core.EventBatchSucceeded,
+		core.EventVideoGenerated, core.EventBatchExpired, core.EventVideoFailed, core.EventBatchCancelled} {
+		ev := storetest.NewEvent(p.ID, typ, at.Add(time.Duration(5+i)*time.Millisecond), w, w2, w3)
+		if i%2 == 0 {
+			for j := range ev.Deliveries {
+				ev.Deliveries[j].LeaseOwner, ev.Deliveries[j].NextAttemptTime = "eng", at.Add(time.Minute)
+			}
+		}
+		evs = append(evs, ev)
+	}
 
 	owner := func(d core.Delivery) string { return d.LeaseOwner }
 	attempt := func(d core.Delivery, code int, errText string, body string) core.Attempt {
@@ -60,10 +76,10 @@ func TestShortRowsWriteSameRows(t *testing.T) {
 			Attempt: attempt(od, 0, "timeout", "")},
 	}
 
-	dump := func(short bool) map[string][][]any {
+	dump := func(short, fan bool) map[string][][]any {
 		t.Helper()
-		shortRows = short
-		defer func() { shortRows = true }()
+		shortRows, fanRows = short, fan
+		defer func() { shortRows, fanRows = true, true }()
 		s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"))
 		if err != nil {
 			t.Fatal(err)
@@ -72,8 +88,10 @@ func TestShortRowsWriteSameRows(t *testing.T) {
 		if err := s.CreateProject(ctx, p); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.CreateWebhook(ctx, w); err != nil {
-			t.Fatal(err)
+		for _, w := range []*core.Webhook{w, w2, w3} {
+			if err := s.CreateWebhook(ctx, w); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if _, err := s.PublishEvents(ctx, evs); err != nil {
 			t.Fatal(err)
@@ -90,13 +108,16 @@ func TestShortRowsWriteSameRows(t *testing.T) {
 		}
 		return out
 	}
-	short, full := dump(true), dump(false)
+	fan, short, full := dump(true, true), dump(true, false), dump(false, false)
 	for table, want := range full {
 		if len(want) == 0 {
 			t.Errorf("%s: no rows written", table)
 		}
 		if got := short[table]; !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: short statements wrote\n%v\nfull statements wrote\n%v", table, got, want)
+		}
+		if got := fan[table]; !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: fan and short statements wrote\n%v\nfull statements wrote\n%v", table, got, want)
 		}
 	}
 }

@@ -154,8 +154,10 @@ type rowInserter struct {
 	n    int
 	what string
 	// shared are the values a family binds once for all its rows (see
-	// fanDeliveriesSQL), bound before the rows'.
-	shared []any
+	// fanDeliveriesSQL), bound before the rows' (after them with
+	// sharedLast).
+	shared     []any
+	sharedLast bool
 	// changed, when set, counts the rows the statements changed.
 	changed *int
 }
@@ -359,7 +361,7 @@ func (ins *rowInserter) flush() error {
 		if ins.n < n {
 			continue
 		}
-		changed, err := ins.tx.execShared(ins.tx.st.sized[ins.fam][n], ins.shared, rows[:n*ins.cols])
+		changed, err := ins.tx.execShared(ins.tx.st.sized[ins.fam][n], ins.shared, rows[:n*ins.cols], ins.sharedLast)
 		if ins.changed != nil {
 			*ins.changed += changed
 		}

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/store/storetest"
 )
 
@@ -85,6 +87,67 @@ func execFile(t *testing.T, path string, stmts ...string) {
 	for _, q := range stmts {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatalf("%s: %v", q, err)
+		}
+	}
+}
+
+// TestInlineAttemptsOwners completes, in one call, successes of deliveries
+// leased by two owners, interleaved: inlineManySQL binds an owner once for
+// all its rows, so each owner's rows go in statements of their own, and
+// every delivery keeps its attempt in its row.
+func TestInlineAttemptsOwners(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p := storetest.NewProject()
+	w := storetest.NewWebhook(p.ID)
+	if err := s.CreateProject(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateWebhook(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	at := storetest.T0
+	var evs []core.NewEvent
+	var cs []core.Completion
+	for i := range 6 {
+		ev := storetest.NewEvent(p.ID, core.EventBatchSucceeded, at.Add(time.Duration(i)*time.Millisecond), w)
+		d := &ev.Deliveries[0]
+		d.LeaseOwner, d.NextAttemptTime = []string{"a", "b"}[i%2], at.Add(time.Minute)
+		evs = append(evs, ev)
+		var body []byte
+		if i%3 == 0 {
+			body = []byte("ok")
+		}
+		cs = append(cs, core.Completion{DeliveryID: d.ID, Owner: d.LeaseOwner, Status: core.DeliverySucceeded,
+			WebhookID: w.ID, Success: true, Attempt: core.Attempt{DeliveryID: d.ID, Number: 1, Time: at.Add(time.Second),
+				URI: w.URI, StatusCode: 200 + i, Latency: time.Millisecond, Response: body}})
+	}
+	if _, err := s.PublishEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CompleteDeliveries(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	var rows int
+	if err := s.r.QueryRow(`SELECT count(*) FROM attempts`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 {
+		t.Errorf("%d rows of attempts; want every attempt in its delivery row", rows)
+	}
+	for i, c := range cs {
+		d, as, err := s.GetDelivery(ctx, p.ID, c.DeliveryID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status != core.DeliverySucceeded || d.LeaseOwner != "" || len(as) != 1 || as[0].StatusCode != 200+i ||
+			string(as[0].Response) != string(c.Attempt.Response) || as[0].URI != w.URI {
+			t.Errorf("delivery %d: %+v, attempts %+v", i, d, as)
 		}
 	}
 }

@@ -223,12 +223,8 @@ func completeTx(tx *rawTx, cs []core.Completion, inline bool, order []string, ru
 	disable map[string]int64) error {
 	attempts := newShortFull(tx, "attempts", plainAttemptCols, famPlainAttempts, attemptInsertCols, famAttempts)
 	complete := newShortFull(tx, "complete", succeedCols, famSucceed, completeCols, famComplete)
-	var inl *rowInserter
+	var inls []*rowInserter // by lease owner
 	var inlined, changed int
-	if inline {
-		inl = newRowInserter(tx, "complete", inlineCols, famInline)
-		inl.changed = &changed
-	}
 	for _, c := range cs {
 		a := c.Attempt
 		if len(a.Response) > MaxResponseBytes {
@@ -238,8 +234,23 @@ func completeTx(tx *rawTx, cs []core.Completion, inline bool, order []string, ru
 		attempted := a.Number != 0
 		if inline && inlineable(c) {
 			inlined++
-			if err := inl.add(a.StatusCode, micros(at), a.Number, a.URI, int64(a.Latency),
-				orEmpty(a.Response), c.DeliveryID, c.Owner); err != nil {
+			var inl *rowInserter
+			for _, ins := range inls {
+				if ins.shared[0] == any(c.Owner) {
+					inl = ins
+					break
+				}
+			}
+			if inl == nil {
+				inl = newRowInserter(tx, "complete", inlineCols, famInline)
+				inl.changed, inl.shared, inl.sharedLast = &changed, []any{c.Owner}, true
+				inls = append(inls, inl)
+			}
+			var resp any // NULL for none: binds without a copy into C memory
+			if len(a.Response) > 0 {
+				resp = a.Response
+			}
+			if err := inl.add(a.StatusCode, micros(at), a.Number, a.URI, int64(a.Latency), resp, c.DeliveryID); err != nil {
 				return err
 			}
 			continue
@@ -274,8 +285,10 @@ func completeTx(tx *rawTx, cs []core.Completion, inline bool, order []string, ru
 		}
 	}
 	if inlined > 0 {
-		if err := inl.flush(); err != nil {
-			return err
+		for _, inl := range inls {
+			if err := inl.flush(); err != nil {
+				return err
+			}
 		}
 		if changed != inlined {
 			return errLeaseLost

@@ -242,10 +242,15 @@ func (t *rawTx) args(args []any) []driver.NamedValue {
 	return t.nv
 }
 
-// argsShared fills t's argument buffer with shared, then args.
-func (t *rawTx) argsShared(shared, args []any) []driver.NamedValue {
+// argsShared fills t's argument buffer with shared, then args (with last,
+// args, then shared).
+func (t *rawTx) argsShared(shared, args []any, last bool) []driver.NamedValue {
 	t.nv = t.nv[:0]
-	for _, list := range [2][]any{shared, args} {
+	lists := [2][]any{shared, args}
+	if last {
+		lists[0], lists[1] = args, shared
+	}
+	for _, list := range lists {
 		for _, a := range list {
 			if v, ok := a.(int); ok {
 				a = int64(v)
@@ -256,10 +261,10 @@ func (t *rawTx) argsShared(shared, args []any) []driver.NamedValue {
 	return t.nv
 }
 
-// execShared runs st with shared, then args, and returns how many rows it
-// changed.
-func (t *rawTx) execShared(st rawStmt, shared, args []any) (int, error) {
-	res, err := st.ExecContext(t.ctx, t.argsShared(shared, args))
+// execShared runs st with shared, then args (with last, args, then
+// shared), and returns how many rows it changed.
+func (t *rawTx) execShared(st rawStmt, shared, args []any, last bool) (int, error) {
+	res, err := st.ExecContext(t.ctx, t.argsShared(shared, args, last))
 	if err != nil {
 		return 0, err
 	}

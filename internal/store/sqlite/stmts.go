@@ -58,30 +58,22 @@ func succeedManySQL(rows int) string {
 }
 
 // inlineCols is the number of parameters of each row of inlineManySQL.
-const inlineCols = 8
+const inlineCols = 7
 
 // inlineManySQL is succeedManySQL for attempts kept in the delivery row
-// (see CompleteDeliveries): rows of eight parameters (status code, time,
-// attempt number, URI, latency, response, id, owner). The attempt's time
-// is update_time, its status code last_status_code; its URI is stored
-// only when it differs from the delivery's.
+// (see CompleteDeliveries) of one lease owner: rows of seven parameters
+// (status code, time, attempt number, URI, latency, response or NULL for
+// none, id), then the owner, bound once for all the rows. The attempt's
+// time is update_time, its status code last_status_code; its URI is
+// stored only when it differs from the delivery's.
 func inlineManySQL(rows int) string {
-	var b strings.Builder
-	b.WriteString(`UPDATE OR FAIL deliveries SET status = 'succeeded', next_attempt_time = 0,
+	return `UPDATE OR FAIL deliveries SET status = 'succeeded', next_attempt_time = 0,
 	lease_owner = '', lease_time = 0, attempts = attempts + 1, last_status_code = v.column1,
 	last_error = '', update_time = v.column2, inline_attempt = v.column3,
 	inline_uri = CASE WHEN v.column4 = uri THEN '' ELSE v.column4 END,
-	inline_latency_ns = v.column5, inline_response = v.column6
-FROM (VALUES `)
-	for i := range rows {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
-	}
-	b.WriteString(`) AS v
-WHERE deliveries.id = v.column7 AND deliveries.lease_owner = v.column8 AND deliveries.status = 'pending'`)
-	return b.String()
+	inline_latency_ns = v.column5, inline_response = coalesce(v.column6, x'')
+FROM (` + valuesSQL("(?, ?, ?, ?, ?, ?, ?)", rows) + `) AS v
+WHERE deliveries.id = v.column7 AND deliveries.lease_owner = ? AND deliveries.status = 'pending'`
 }
 
 // completeRowsSQL is the completion UPDATE joined on rows copies of row.

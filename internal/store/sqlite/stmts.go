@@ -99,13 +99,17 @@ WHERE deliveries.id = v.column6 AND deliveries.lease_owner = v.column7 AND deliv
 }
 
 // failureRunSQL folds one batch's attempts into a webhook's failure run.
+// A batch of successes only (?1 and no failures after the last success)
+// leaves a webhook without a failure run as it is: the row is not
+// written again, so a commit of completions does not copy the webhook's
+// page to the WAL for nothing.
 //
 //	?1 reset (a success came after the batch's earlier failures), ?2 failures
 //	after the last success, ?3 earliest of those failures, ?4 webhook id
 const failureRunSQL = `UPDATE webhooks SET
 	consecutive_failures = CASE WHEN ?1 THEN ?2 ELSE consecutive_failures + ?2 END,
 	failing_since = CASE WHEN ?1 OR failing_since = 0 THEN ?3 ELSE failing_since END
-WHERE id = ?4`
+WHERE id = ?4 AND NOT (?1 AND ?2 = 0 AND consecutive_failures = 0 AND failing_since = 0)`
 
 func (st *stmts) prepare(ctx context.Context, db *sql.DB) error {
 	for _, p := range []struct {

@@ -278,16 +278,6 @@ func (t *rawTx) exec(st rawStmt, args ...any) error {
 	return err
 }
 
-// execChanged runs st with args and returns how many rows it changed.
-func (t *rawTx) execChanged(st rawStmt, args ...any) (int, error) {
-	res, err := st.ExecContext(t.ctx, t.args(args))
-	if err != nil {
-		return 0, err
-	}
-	n, err := res.RowsAffected()
-	return int(n), err
-}
-
 // queryRow runs st with args and returns its first row (sql.ErrNoRows
 // if none), read in full before it returns.
 func (t *rawTx) queryRow(st rawStmt, args ...any) (*rawRow, error) {

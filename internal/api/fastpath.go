@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -516,24 +517,24 @@ func scanHead(buf []byte) (int, int) {
 	if string(buf[:len(prefix)]) != prefix {
 		return 0, headOther
 	}
-	eol := indexCRLF(buf, 0)
+	eol, bare := lineEnd(buf, 0)
 	if eol < 0 {
-		if len(buf) > len("POST /v1alpha/events:batchPublish HTTP/1.1\r\n") || hasBareLF(buf, 0) {
+		if bare || len(buf) > len("POST /v1alpha/events:batchPublish HTTP/1.1\r\n") {
 			return 0, headOther
 		}
 		return 0, headMore
 	}
 	line := buf[:eol]
-	target, ok := strings.CutSuffix(string(line[len("POST "):]), " HTTP/1.1")
-	if !ok || !hotTarget(target) {
+	const proto = " HTTP/1.1"
+	if !bytes.HasSuffix(line, []byte(proto)) || !hotTarget(line[len("POST "):len(line)-len(proto)]) {
 		return 0, headOther
 	}
 	pos := eol + 2
 	var host, length, conn int
 	for {
-		eol := indexCRLF(buf, pos)
+		eol, bare := lineEnd(buf, pos)
 		if eol < 0 {
-			if hasBareLF(buf, pos) {
+			if bare {
 				return 0, headOther
 			}
 			return 0, headMore
@@ -548,24 +549,23 @@ func scanHead(buf []byte) (int, int) {
 		if !ok {
 			return 0, headOther
 		}
-		switch {
-		case asciiEqualFold(name, "host"):
+		switch specialHeader(name) {
+		case hdrHost:
 			if !validHost(value) {
 				return 0, headOther
 			}
 			host++
-		case asciiEqualFold(name, "content-length"):
+		case hdrLength:
 			if _, ok := parseLength(value); !ok {
 				return 0, headOther
 			}
 			length++
-		case asciiEqualFold(name, "connection"):
+		case hdrConnection:
 			if !asciiEqualFold(value, "keep-alive") && !asciiEqualFold(value, "close") {
 				return 0, headOther
 			}
 			conn++
-		case asciiEqualFold(name, "transfer-encoding"), asciiEqualFold(name, "expect"),
-			asciiEqualFold(name, "upgrade"), asciiEqualFold(name, "pragma"), asciiEqualFold(name, "trailer"):
+		case hdrRefused:
 			return 0, headOther
 		}
 		pos = eol + 2
@@ -573,8 +573,8 @@ func scanHead(buf []byte) (int, int) {
 }
 
 // hotTarget reports whether target is a path the fast path serves.
-func hotTarget(t string) bool {
-	switch t {
+func hotTarget(t []byte) bool {
+	switch string(t) {
 	case "/v1/events", "/v1beta/events", "/v1alpha/events",
 		"/v1/events:batchPublish", "/v1beta/events:batchPublish", "/v1alpha/events:batchPublish":
 		return true
@@ -582,25 +582,61 @@ func hotTarget(t string) bool {
 	return false
 }
 
-// indexCRLF is the index of the next "\r\n" at or after from, or -1.
-func indexCRLF(b []byte, from int) int {
-	for i := from; i+1 < len(b); i++ {
-		if b[i] == '\r' && b[i+1] == '\n' {
-			return i
-		}
+// lineEnd finds the end of the line that starts at from: the index of
+// its "\r\n", or -1 if no '\n' came yet, or -1 and bare if the first
+// '\n' has no '\r' before it (a line end net/http accepts and the fast
+// path leaves to it). A line ends at its first '\n': one inside a line
+// whose "\r\n" comes later is a bare one, as net/http reads it too.
+func lineEnd(b []byte, from int) (eol int, bare bool) {
+	i := bytes.IndexByte(b[from:], '\n')
+	if i < 0 {
+		return -1, false
 	}
-	return -1
+	if i == 0 || b[from+i-1] != '\r' {
+		return -1, true
+	}
+	return from + i - 1, false
 }
 
-// hasBareLF reports whether b[from:] holds a '\n' not preceded by '\r'
-// (a line end net/http accepts and the fast path leaves to it).
-func hasBareLF(b []byte, from int) bool {
-	for i := from; i < len(b); i++ {
-		if b[i] == '\n' && (i == 0 || b[i-1] != '\r') {
-			return true
+// Header names scanHead looks at.
+const (
+	hdrOther      = iota
+	hdrHost       // Host
+	hdrLength     // Content-Length
+	hdrConnection // Connection
+	hdrRefused    // one net/http treats specially: the head is net/http's
+)
+
+// specialHeader says which of the names scanHead looks at name is, by its
+// length first (most names are none of them).
+func specialHeader(name []byte) int {
+	switch len(name) {
+	case 4:
+		if asciiEqualFold(name, "host") {
+			return hdrHost
+		}
+	case 14:
+		if asciiEqualFold(name, "content-length") {
+			return hdrLength
+		}
+	case 10:
+		if asciiEqualFold(name, "connection") {
+			return hdrConnection
+		}
+	case 17:
+		if asciiEqualFold(name, "transfer-encoding") {
+			return hdrRefused
+		}
+	case 6:
+		if asciiEqualFold(name, "expect") || asciiEqualFold(name, "pragma") {
+			return hdrRefused
+		}
+	case 7:
+		if asciiEqualFold(name, "upgrade") || asciiEqualFold(name, "trailer") {
+			return hdrRefused
 		}
 	}
-	return false
+	return hdrOther
 }
 
 // headerLine splits "Name: value": a token name, then printable ASCII or
@@ -636,13 +672,19 @@ func headerLine(l []byte) (name, value []byte, ok bool) {
 
 // isTokenChar reports whether ch may appear in a header name (RFC 9110
 // tchar).
-func isTokenChar(ch byte) bool {
-	switch {
-	case 'a' <= ch && ch <= 'z', 'A' <= ch && ch <= 'Z', '0' <= ch && ch <= '9':
-		return true
+func isTokenChar(ch byte) bool { return tokenChars[ch] }
+
+// tokenChars is the table of isTokenChar.
+var tokenChars = func() (t [256]bool) {
+	for ch := range 256 {
+		switch {
+		case 'a' <= ch && ch <= 'z', 'A' <= ch && ch <= 'Z', '0' <= ch && ch <= '9',
+			strings.IndexByte("!#$%&'*+-.^_`|~", byte(ch)) >= 0:
+			t[ch] = true
+		}
 	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", ch) >= 0
-}
+	return t
+}()
 
 // asciiEqualFold compares b with the lower-case ASCII s, ignoring case.
 func asciiEqualFold(b []byte, s string) bool {
@@ -722,7 +764,7 @@ func (c *fastConn) parse(head string) (*http.Request, bool) {
 		if !ok {
 			return nil, false
 		}
-		value = strings.Trim(value, " \t")
+		value = trimBlanks(value)
 		key := canonicalKey(name)
 		switch key {
 		case "Host":
@@ -742,6 +784,17 @@ func (c *fastConn) parse(head string) (*http.Request, bool) {
 		}
 	}
 	return r, true
+}
+
+// trimBlanks is strings.Trim(v, " \t") without its cutset's set.
+func trimBlanks(v string) string {
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
 }
 
 // canonicalKey is textproto.CanonicalMIMEHeaderKey without an allocation
@@ -931,8 +984,11 @@ func validHeaderName(k string) bool {
 // appendHeaderValue writes v as net/http does: line breaks become spaces,
 // surrounding blanks are trimmed.
 func appendHeaderValue(b []byte, v string) []byte {
-	if strings.ContainsAny(v, "\r\n") {
-		v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+	for i := range len(v) {
+		if v[i] == '\r' || v[i] == '\n' {
+			v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
+			break
+		}
 	}
 	return append(b, textproto.TrimString(v)...)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -167,23 +168,44 @@ type subcommand struct {
 
 // runSubcommand dispatches args[0] among subs.
 func runSubcommand(ctx context.Context, group string, subs []subcommand, args []string, env Env) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		var b strings.Builder
-		fmt.Fprintf(&b, "Usage: longhook %s <command> [flags]\n\nCommands:\n", group)
-		for _, s := range subs {
-			fmt.Fprintf(&b, "  %-10s %s\n", s.name, s.summary)
-		}
-		fmt.Fprintf(&b, "\nRun 'longhook %s <command> -h' for its flags. Exit codes: 0 ok, 1 failure, 2 usage,\n3 server unreachable, 4 not authorized, 5 not found, 6 rejected by the server.\n", group)
-		fmt.Fprint(env.Stderr, b.String())
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
+	if err := checkVerb(group, subs, true, args, env); err != nil {
+		return err
 	}
 	for _, s := range subs {
 		if s.name == args[0] {
 			return s.run(ctx, args[1:], env)
 		}
 	}
-	return fmt.Errorf("%w: unknown command %q for longhook %s", errUsage, args[0], group)
+	return nil // checkVerb found it
+}
+
+// checkVerb checks args[0] against the verbs of a command group before
+// anything runs: with -h, --help or help (or nothing) it prints the verbs
+// and returns flag.ErrHelp (exit 0; errUsage, exit 2, when args is
+// empty); an unknown verb is a usage error. client adds the exit codes of
+// commands that talk to a server.
+func checkVerb(group string, subs []subcommand, client bool, args []string, env Env) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		var b strings.Builder
+		fmt.Fprintf(&b, "Usage: longhook %s <command> [flags]\n\nCommands:\n", group)
+		for _, s := range subs {
+			fmt.Fprintf(&b, "  %-10s %s\n", s.name, s.summary)
+		}
+		fmt.Fprintf(&b, "\nRun 'longhook %s <command> -h' for its flags.", group)
+		if client {
+			b.WriteString(" Exit codes: 0 ok, 1 failure, 2 usage,\n3 server unreachable, 4 not authorized, 5 not found, 6 rejected by the server.")
+		}
+		b.WriteString("\n")
+		fmt.Fprint(env.Stderr, b.String())
+		if len(args) == 0 {
+			return errUsage
+		}
+		return flag.ErrHelp
+	}
+	for _, s := range subs {
+		if s.name == args[0] {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: unknown command %q for longhook %s (run 'longhook %s -h')", errUsage, args[0], group, group)
 }

@@ -10,9 +10,16 @@ import (
 	"github.com/longhook/longhook/internal/secretbox"
 )
 
+// jwksVerbs are the verbs of jwks, which works on the data dir or
+// database directly (no server).
+var jwksVerbs = []subcommand{
+	{name: "rotate", summary: "make a new signing key and retire the current one (running servers pick it up)"},
+	{name: "list", summary: "list the signing keys, current and retired"},
+}
+
 func runJWKS(ctx context.Context, args []string, env Env) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: longhook jwks rotate | list", errUsage)
+	if err := checkVerb("jwks", jwksVerbs, false, args, env); err != nil {
+		return err
 	}
 	fs := newFlagSet("jwks "+args[0], env)
 	dataDir, dbURL := storeFlags(fs)

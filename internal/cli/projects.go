@@ -17,9 +17,23 @@ func storeFlags(fs *flagSet) (dataDir, dbURL *string) {
 	return
 }
 
+// The verbs of projects and keys, which work on the data dir or database
+// directly (no server).
+var (
+	projectVerbs = []subcommand{
+		{name: "create", summary: "create a project and its first API key: create NAME"},
+		{name: "list", summary: "list the projects"},
+	}
+	keyVerbs = []subcommand{
+		{name: "create", summary: "create an API key: create [--project ID] [--name N] [--admin]"},
+		{name: "list", summary: "list API keys (hints only): list [--project ID]"},
+		{name: "revoke", summary: "revoke an API key: revoke KEY_ID"},
+	}
+)
+
 func runProjects(ctx context.Context, args []string, env Env) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: longhook projects create NAME | list", errUsage)
+	if err := checkVerb("projects", projectVerbs, false, args, env); err != nil {
+		return err
 	}
 	fs := newFlagSet("projects "+args[0], env)
 	dataDir, dbURL := storeFlags(fs)
@@ -64,8 +78,8 @@ func runProjects(ctx context.Context, args []string, env Env) error {
 }
 
 func runKeys(ctx context.Context, args []string, env Env) error {
-	if len(args) == 0 {
-		return fmt.Errorf("%w: longhook keys create --project ID [--name N] [--admin] | list [--project ID] | revoke KEY_ID", errUsage)
+	if err := checkVerb("keys", keyVerbs, false, args, env); err != nil {
+		return err
 	}
 	fs := newFlagSet("keys "+args[0], env)
 	dataDir, dbURL := storeFlags(fs)

@@ -110,7 +110,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&format, "log-format", "text", "log format: text or json")
 	var cpuProfile string
-	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for performance work; `longhook bench --cpuprofile` uses it)")
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for performance work; bench --cpuprofile uses it)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}

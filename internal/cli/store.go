@@ -2,8 +2,10 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -40,9 +42,15 @@ func isPostgres(url string) bool {
 // runMigrate is `longhook migrate up|status`: PostgreSQL schemas are
 // migrated explicitly (serve refuses to start on pending migrations unless
 // given --migrate); SQLite migrates itself on open.
+// migrateVerbs are the verbs of migrate.
+var migrateVerbs = []subcommand{
+	{name: "up", summary: "apply pending migrations: up --database-url postgres://… (SQLite migrates itself on open)"},
+	{name: "status", summary: "list applied and pending migrations, changing nothing"},
+}
+
 func runMigrate(ctx context.Context, args []string, env Env) error {
-	if len(args) == 0 || (args[0] != "up" && args[0] != "status") {
-		return fmt.Errorf("%w: longhook migrate up|status --database-url postgres://…", errUsage)
+	if err := checkVerb("migrate", migrateVerbs, false, args, env); err != nil {
+		return err
 	}
 	fs := newFlagSet("migrate "+args[0], env)
 	dataDir, dbURL := storeFlags(fs)
@@ -58,12 +66,19 @@ func runMigrate(ctx context.Context, args []string, env Env) error {
 			fmt.Fprintln(env.Stdout, "sqlite: schema is up to date")
 			return st.Close()
 		}
-		st, err := openStore(ctx, *dbURL, *dataDir, true, nil)
-		if err != nil {
-			return err
+		// Read only: opening a Store would apply what is pending (and
+		// create a missing file) before reporting it.
+		path := filepath.Join(*dataDir, "longhook.db")
+		switch {
+		case strings.HasPrefix(*dbURL, "sqlite://"):
+			path = strings.TrimPrefix(*dbURL, "sqlite://")
+		case *dbURL != "":
+			return fmt.Errorf("%w: --database-url must start with sqlite:// or postgres://", errUsage)
 		}
-		defer st.Close()
-		applied, pending, err := st.(*sqlite.Store).MigrationStatus(ctx)
+		applied, pending, err := sqlite.MigrationStatusOf(ctx, path)
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no database at %s (serve creates it; check --data-dir or --database-url)", path)
+		}
 		if err != nil {
 			return err
 		}

@@ -5,8 +5,11 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"github.com/longhook/longhook/internal/store/schema"
+	"net/url"
+	"os"
 	"time"
+
+	"github.com/longhook/longhook/internal/store/schema"
 )
 
 // migrationFS holds the schema as numbered SQL files (0001_init.sql, ...),
@@ -66,26 +69,58 @@ func (s *Store) migrate(ctx context.Context) error {
 // migration, so pending is empty unless another process with an older
 // binary is looking at a newer file (or the reverse).
 func (s *Store) MigrationStatus(ctx context.Context) (applied, pending []string, err error) {
+	return migrationStatus(ctx, s.r)
+}
+
+// MigrationStatusOf is MigrationStatus of the database file at path,
+// read without opening a Store: it migrates nothing and creates nothing
+// (a missing file is an error), so `longhook migrate status` can look at
+// a file an older or newer server is using.
+func MigrationStatusOf(ctx context.Context, path string) (applied, pending []string, err error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, nil, fmt.Errorf("sqlite: migration status: %w", err)
+	}
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlite: migration status: %w", err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx,
+		`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&n); err != nil {
+		return nil, nil, fmt.Errorf("sqlite: migration status: %w", err)
+	}
+	if n == 0 { // a database no longhook has opened yet: everything pending
+		return migrationStatus(ctx, nil)
+	}
+	return migrationStatus(ctx, db)
+}
+
+// migrationStatus compares the versions recorded in db's
+// schema_migrations (none when db is nil) with the embedded migrations.
+func migrationStatus(ctx context.Context, db *sql.DB) (applied, pending []string, err error) {
 	ms, err := migrations()
 	if err != nil {
 		return nil, nil, fmt.Errorf("sqlite: migration status: %w", err)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
-	if err != nil {
-		return nil, nil, fmt.Errorf("sqlite: migration status: %w", err)
-	}
-	defer rows.Close()
 	done := map[string]bool{}
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
+	if db != nil {
+		rows, err := db.QueryContext(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
+		if err != nil {
 			return nil, nil, fmt.Errorf("sqlite: migration status: %w", err)
 		}
-		applied = append(applied, v)
-		done[v] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("sqlite: migration status: %w", err)
+		defer rows.Close()
+		for rows.Next() {
+			var v string
+			if err := rows.Scan(&v); err != nil {
+				return nil, nil, fmt.Errorf("sqlite: migration status: %w", err)
+			}
+			applied = append(applied, v)
+			done[v] = true
+		}
+		if err := rows.Err(); err != nil {
+			return nil, nil, fmt.Errorf("sqlite: migration status: %w", err)
+		}
 	}
 	for _, m := range ms {
 		if !done[m.Version] {

@@ -1,0 +1,80 @@
+package cli
+
+import (
+	"database/sql"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The commands that work on a data dir directly answer -h with their
+// verbs and refuse an unknown verb, before they open (and so create) a
+// database or a master key.
+func TestLocalCommandVerbs(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ group, verb string }{
+		{"projects", "create"}, {"keys", "revoke"}, {"jwks", "rotate"}, {"migrate", "status"},
+	} {
+		dir := filepath.Join(t.TempDir(), "data")
+		for _, h := range []string{"-h", "--help", "help"} {
+			code, _, errs := run(t, nil, c.group, h, "--data-dir", dir)
+			if code != 0 || !strings.Contains(errs, "Usage: longhook "+c.group+" <command>") || !strings.Contains(errs, "  "+c.verb+" ") {
+				t.Errorf("%s %s: exit %d, %q", c.group, h, code, errs)
+			}
+		}
+		code, _, errs := run(t, nil, c.group, "frobnicate", "--data-dir", dir)
+		if code != 2 || !strings.Contains(errs, `unknown command "frobnicate" for longhook `+c.group) {
+			t.Errorf("%s frobnicate: exit %d, %q", c.group, code, errs)
+		}
+		if code, _, _ := run(t, nil, c.group, "--data-dir", dir); code != 2 {
+			t.Errorf("%s without a verb: exit %d, want 2", c.group, code)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s: help or a usage error made the data dir (%v)", c.group, err)
+		}
+	}
+}
+
+// migrate status on SQLite reports what is applied and pending without
+// applying it, and does not create a missing database.
+func TestMigrateStatusChangesNothing(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	code, _, errs := run(t, nil, "migrate", "status", "--data-dir", dir)
+	if code != 1 || !strings.Contains(errs, "no database at") {
+		t.Fatalf("status of a missing file: exit %d, %q", code, errs)
+	}
+	db := filepath.Join(dir, "longhook.db")
+	if _, err := os.Stat(db); !os.IsNotExist(err) {
+		t.Fatalf("status created the database (%v)", err)
+	}
+	if code, _, errs := run(t, nil, "projects", "list", "--data-dir", dir); code != 0 {
+		t.Fatalf("projects list: %d %s", code, errs)
+	}
+	code, out, errs := run(t, nil, "migrate", "status", "--data-dir", dir)
+	if code != 0 || strings.Contains(out, "pending") || !strings.Contains(out, "applied   0001_init") {
+		t.Fatalf("status of a migrated file: exit %d, %q %q", code, out, errs)
+	}
+	// Forget the newest migration, as a file an older binary made would.
+	last := strings.Fields(strings.TrimSpace(out[strings.LastIndex(strings.TrimSpace(out), "\n")+1:]))[1]
+	h, err := sql.Open("sqlite", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if _, err := h.Exec(`DELETE FROM schema_migrations WHERE version = ?`, last); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs = run(t, nil, "migrate", "status", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "pending   "+last) {
+		t.Fatalf("status with %s pending: exit %d, %q %q", last, code, out, errs)
+	}
+	var n int
+	if err := h.QueryRow(`SELECT count(*) FROM schema_migrations WHERE version = ?`, last).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("status applied %s (%d rows, %v)", last, n, err)
+	}
+	if code, _, _ := run(t, nil, "migrate", "status", "--database-url", "mysql://x"); code != 2 {
+		t.Fatalf("status of a mysql URL: exit %d, want 2", code)
+	}
+}

@@ -573,6 +573,8 @@ func warnDataDirMode(dir string, logger *slog.Logger) {
 	if err != nil || fi.Mode().Perm()&0o077 == 0 {
 		return
 	}
-	logger.Warn("serve.data_dir_permissions: the data dir is accessible to other users; chmod 700 it",
-		slog.String("data_dir", dir), slog.String("mode", fi.Mode().Perm().String()))
+	logger.Warn("serve.data_dir_permissions",
+		slog.String("data_dir", dir), slog.String("mode", fi.Mode().Perm().String()),
+		slog.String("problem", "other users can read the data dir (keys, secrets, events)"),
+		slog.String("fix", "chmod 700 "+dir))
 }

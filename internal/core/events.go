@@ -67,6 +67,9 @@ func NewCatalog(custom ...string) (*Catalog, error) {
 // Types lists the subscribable types.
 func (c *Catalog) Types() []string { return slices.Clone(c.types) }
 
+// TypeList is the subscribable types as error messages list them: "a, b, c".
+func (c *Catalog) TypeList() string { return strings.Join(c.types, ", ") }
+
 // Contains reports whether t is subscribable. webhook.ping is delivered but
 // not subscribable.
 func (c *Catalog) Contains(t string) bool { return slices.Contains(c.types, t) }
@@ -95,11 +98,11 @@ func ValidEventTypeSyntax(t string) bool {
 // ValidateSubscribedEvents checks a subscribed_events list.
 func (c *Catalog) ValidateSubscribedEvents(events []string) error {
 	if len(events) == 0 {
-		return Invalid("subscribed_events", "subscribed_events must not be empty; valid values: %s", strings.Join(c.types, ", "))
+		return Invalid("subscribed_events", "subscribed_events must not be empty; valid values: %s", c.TypeList())
 	}
 	for _, e := range events {
 		if !c.Contains(e) {
-			return Invalid("subscribed_events", "subscribed_events: unknown event type %q; valid values: %s", e, strings.Join(c.types, ", "))
+			return Invalid("subscribed_events", "subscribed_events: unknown event type %q; valid values: %s", e, c.TypeList())
 		}
 	}
 	return nil

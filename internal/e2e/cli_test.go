@@ -281,7 +281,7 @@ func TestCLIEvents(t *testing.T) {
 
 	cli.fails(t, 2, "--data must be a JSON object", "events", "publish", "--type", "batch.succeeded", "--data", "[1]")
 	cli.fails(t, 2, "events publish needs --type", "events", "publish", "--data", "{}")
-	cli.fails(t, 6, "unknown event type", "events", "publish", "--type", "batch.done", "--data", "{}")
+	cli.fails(t, 6, `unknown event type "batch.done"; valid values: batch.succeeded, batch.expired, batch.failed,`, "events", "publish", "--type", "batch.done", "--data", "{}")
 	cli.fails(t, 5, "not found", "events", "get", "01nosuchevent")
 }
 

@@ -200,7 +200,7 @@ func (p *Publisher) Validate(prefix string, in *Input) error {
 		return core.Invalid(prefix+"type", "%stype is required", prefix)
 	}
 	if !in.Internal && !p.cfg.Catalog.Publishable(in.Type) {
-		return core.Invalid(prefix+"type", "%stype: unknown event type %q; valid values: %v", prefix, in.Type, p.cfg.Catalog.Types())
+		return core.Invalid(prefix+"type", "%stype: unknown event type %q; valid values: %s", prefix, in.Type, p.cfg.Catalog.TypeList())
 	}
 	if len(in.Data) > core.MaxEventDataBytes {
 		return core.Invalid(prefix+"data", "%sdata is larger than %d bytes", prefix, core.MaxEventDataBytes)

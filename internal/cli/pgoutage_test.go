@@ -145,8 +145,11 @@ func TestServePostgresOutage(t *testing.T) {
 	// The outage: every connection dropped, new ones refused, for at
 	// least 3 s and until publishes have been refused (the store retries
 	// a failing statement for up to 10 s before it gives up).
-	cut.Store(true)
+	// cut is set only once the proxy has cut (and cleared before it is
+	// restored), so a publish that saw it set both before sending and
+	// after its answer was sent and answered entirely inside the outage.
 	proxy.Cut()
+	cut.Store(true)
 	outage := time.Now()
 	before := refused.Load()
 	poll(60*time.Second, "publishes refused during the outage", func() bool {
@@ -154,8 +157,8 @@ func TestServePostgresOutage(t *testing.T) {
 	})
 	t.Logf("outage of %s: %d publishes refused", time.Since(outage).Round(time.Millisecond), refused.Load()-before)
 	inOutage := nAccepted()
-	proxy.Restore()
 	cut.Store(false)
+	proxy.Restore()
 	poll(90*time.Second, "publishes accepted again without a restart", func() bool { return nAccepted() >= inOutage+100 })
 	close(stop)
 	wg.Wait()

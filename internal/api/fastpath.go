@@ -191,7 +191,6 @@ func (f *FastListener) acceptLoop() {
 type fastConn struct {
 	f    *FastListener
 	rwc  net.Conn
-	sock fastSock // what br reads from (fastsock.go)
 	br   *bufio.Reader
 	idle atomic.Bool // waiting for its next request (Close ends the wait)
 
@@ -242,9 +241,8 @@ func (c *fastConn) serve(base context.Context) {
 		f.mu.Unlock()
 		f.wg.Done()
 	}()
-	c.sock.c = c
 	c.br = fastReaderPool.Get().(*bufio.Reader)
-	c.br.Reset(&c.sock)
+	c.br.Reset(c.rwc)
 	c.tmpl = *(&http.Request{
 		Method: http.MethodPost, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		RemoteAddr: c.rwc.RemoteAddr().String(),
@@ -365,12 +363,7 @@ func (c *fastConn) peekHead(first bool) (head int, hot bool, err error) {
 			c.setRead(time.Now(), c.f.srv.ReadHeaderTimeout, c.f.srv.ReadTimeout, false)
 			waited = true
 		}
-		// Between requests, with nothing buffered, the read may serve
-		// whole publishes itself (fastsock.go).
-		c.sock.between = !first && len(buf) == 0
-		_, err := c.br.Peek(len(buf) + 1)
-		c.sock.between = false
-		if err != nil {
+		if _, err := c.br.Peek(len(buf) + 1); err != nil {
 			if err == io.EOF && (first && len(buf) > 0 || len(buf) >= 4) {
 				// The client ended a head the fast path cannot judge:
 				// net/http answers it (400) as it would have. (Between
@@ -430,13 +423,6 @@ func (c *fastConn) serveOne(n int) bool {
 		}
 	}
 	c.body = fastBody{br: c.br, remain: req.ContentLength}
-	return c.answer(req)
-}
-
-// answer runs the handler for req, whose body is c.body, and writes its
-// response; it reports whether the connection stays open.
-func (c *fastConn) answer(req *http.Request) bool {
-	f := c.f
 	req.Body = &c.body
 	w := &c.resp
 	w.reset()
@@ -452,7 +438,7 @@ func (c *fastConn) answer(req *http.Request) bool {
 	keep := !req.Close && !f.closed.Load()
 	if c.body.remain > 256<<10 {
 		keep = false
-	} else if c.body.remain > 0 && c.body.br != nil {
+	} else if c.body.remain > 0 {
 		if _, err := c.br.Discard(int(c.body.remain)); err != nil {
 			return false
 		}
@@ -829,10 +815,9 @@ func canonicalKey(name string) string {
 }
 
 // fastBody is a fast-path request's body: the next remain bytes of the
-// connection, or (br nil) of src, a body already read whole.
+// connection.
 type fastBody struct {
 	br     *bufio.Reader
-	src    []byte
 	remain int64
 	err    error // a read that failed before the end
 }
@@ -847,14 +832,7 @@ func (b *fastBody) Read(p []byte) (int, error) {
 	if int64(len(p)) > b.remain {
 		p = p[:b.remain]
 	}
-	var n int
-	var err error
-	if b.br == nil {
-		n = copy(p, b.src)
-		b.src = b.src[n:]
-	} else {
-		n, err = b.br.Read(p)
-	}
+	n, err := b.br.Read(p)
 	b.remain -= int64(n)
 	switch {
 	case err == io.EOF && b.remain > 0:

@@ -59,8 +59,7 @@ func rawExchangeAfterAnswer(t *testing.T, addr string, req []byte, splits []int)
 }
 
 // FuzzFastPathAnswersAsNetHTTP for the requests of a connection kept alive
-// after an answer — which the fast path reads its own way (fastsock.go):
-// whatever bytes come next, in whatever pieces, it answers them as
+// after an answer: whatever bytes come next, in whatever pieces, it answers them as
 // net/http alone does.
 func FuzzFastPathAfterAnAnswer(f *testing.F) {
 	for _, s := range fuzzSeeds() {

@@ -77,13 +77,7 @@ func FuzzFastPathAfterAnAnswer(f *testing.F) {
 		if len(req) > 64<<10 {
 			return
 		}
-		var splits []int
-		for _, s := range []uint16{split1, split2} {
-			if s > 0 && int(s) < len(req) {
-				splits = append(splits, int(s))
-			}
-		}
-		slices.Sort(splits)
+		splits := splitPoints(req, split1, split2)
 		want := responses(rawExchangeAfterAnswer(t, plain, req, splits))
 		got := responses(rawExchangeAfterAnswer(t, fast, req, splits))
 		if !sameOutcome(want, got) {

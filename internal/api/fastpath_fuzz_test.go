@@ -302,13 +302,7 @@ func FuzzFastPathAnswersAsNetHTTP(f *testing.F) {
 		if len(req) > 64<<10 {
 			return
 		}
-		var splits []int
-		for _, s := range []uint16{split1, split2} {
-			if s > 0 && int(s) < len(req) {
-				splits = append(splits, int(s))
-			}
-		}
-		slices.Sort(splits)
+		splits := splitPoints(req, split1, split2)
 		want := responses(rawExchange(t, plain, req, splits))
 		got := responses(rawExchange(t, fast, req, splits))
 		if !sameOutcome(want, got) {
@@ -330,4 +324,17 @@ func TestFastPathHeadInEveryPieces(t *testing.T) {
 			t.Fatalf("split at %d:\nnet/http:  %s\nfast path: %s", i, short(want), short(got))
 		}
 	}
+}
+
+// splitPoints are the fuzzer's split offsets that fall inside req, in
+// order: where the request is cut into separately written pieces.
+func splitPoints(req []byte, split1, split2 uint16) []int {
+	var splits []int
+	for _, s := range []uint16{split1, split2} {
+		if s > 0 && int(s) < len(req) {
+			splits = append(splits, int(s))
+		}
+	}
+	slices.Sort(splits)
+	return splits
 }

@@ -2,16 +2,12 @@ package api_test
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"testing"
 	"time"
-
-	"github.com/longhook/longhook/internal/api"
 )
 
 // A kept-alive fast-path connection stays open while its requests keep
@@ -20,22 +16,11 @@ import (
 func TestFastPathIdleTimeout(t *testing.T) {
 	t.Parallel()
 	const idle = 1200 * time.Millisecond
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		_, _ = io.WriteString(w, "ok")
 	}), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idle}
-	fast := api.NewFastListener(ln, srv)
-	go func() { _ = srv.Serve(fast) }()
-	t.Cleanup(func() { _ = srv.Close(); _ = fast.Wait(context.Background()) })
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, _ := serveFast(t, srv)
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	br := bufio.NewReader(c)
 	start := time.Now()

@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -11,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/longhook/longhook/internal/api"
 )
 
 // pollNetwork returns once the runtime's network poller has collected
@@ -75,29 +72,9 @@ func pollNetwork(t *testing.T) {
 // without answering).
 func TestFastPathPipelinedRequestArrivingDuringHandler(t *testing.T) {
 	t.Parallel()
-	entered, release := make(chan struct{}), make(chan struct{})
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if string(body) == "block" {
-			close(entered)
-			<-release
-		}
-		_, _ = io.WriteString(w, "ok "+string(body))
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, entered, release := blockingHandler()
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 3 * time.Second}
-	fast := api.NewFastListener(ln, srv)
-	go func() { _ = srv.Serve(fast) }()
-	t.Cleanup(func() { _ = srv.Close(); _ = fast.Wait(context.Background()) })
-
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, _ := serveFast(t, srv)
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 	br := bufio.NewReader(c)
 	send := func(body string) {
@@ -137,29 +114,9 @@ func TestFastPathPipelinedRequestArrivingDuringHandler(t *testing.T) {
 // once, as from net/http — not after the idle timeout.
 func TestFastPathHalfCloseDuringHandler(t *testing.T) {
 	t.Parallel()
-	entered, release := make(chan struct{}), make(chan struct{})
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		if string(body) == "block" {
-			close(entered)
-			<-release
-		}
-		_, _ = io.WriteString(w, "ok "+string(body))
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, entered, release := blockingHandler()
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
-	fast := api.NewFastListener(ln, srv)
-	go func() { _ = srv.Serve(fast) }()
-	t.Cleanup(func() { _ = srv.Close(); _ = fast.Wait(context.Background()) })
-
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, _ := serveFast(t, srv)
 	// Far below the idle timeout: the end must come at once.
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 	send := func(body string) {

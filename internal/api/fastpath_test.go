@@ -317,24 +317,13 @@ func TestFastPathHeaderTimeout(t *testing.T) {
 func TestFastPathRequest(t *testing.T) {
 	t.Parallel()
 	got := make(chan *http.Request, 1)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	srv := &http.Server{}
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(strings.NewReader(string(body)))
 		got <- r
 	})
-	fast := api.NewFastListener(ln, srv)
-	go func() { _ = srv.Serve(fast) }()
-	t.Cleanup(func() { _ = srv.Close(); _ = fast.Wait(context.Background()) })
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, fast := serveFast(t, srv)
 	_, _ = io.WriteString(c, "POST /v1beta/events:batchPublish HTTP/1.1\r\nhost: h:1\r\nx-goog-api-key: k\r\nX-Multi: a\r\nx-multi: b\r\nContent-Length: 3\r\n\r\nabc")
 	r := <-got
 	body, _ := io.ReadAll(r.Body)
@@ -424,4 +413,38 @@ func processCPU() int64 {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// serveFast serves srv through a FastListener on a loopback port until
+// the test ends, and returns a connection to it (closed at the end too)
+// and the listener.
+func serveFast(t *testing.T, srv *http.Server) (net.Conn, *api.FastListener) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fast := api.NewFastListener(ln, srv)
+	go func() { _ = srv.Serve(fast) }()
+	t.Cleanup(func() { _ = srv.Close(); _ = fast.Wait(context.Background()) })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, fast
+}
+
+// blockingHandler answers "ok " and the request's body; a request whose
+// body is "block" closes entered and waits for release to be closed first.
+func blockingHandler() (h http.Handler, entered, release chan struct{}) {
+	entered, release = make(chan struct{}), make(chan struct{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if string(body) == "block" {
+			close(entered)
+			<-release
+		}
+		_, _ = io.WriteString(w, "ok "+string(body))
+	}), entered, release
 }

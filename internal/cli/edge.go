@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"slices"
 
 	"github.com/longhook/longhook/internal/gateway"
@@ -13,8 +14,18 @@ import (
 // points to the command table.
 
 func runGateway(ctx context.Context, args []string, env Env) error {
-	return gateway.RunGateway(ctx, args, env.Getenv, env.Stdout, env.Stderr)
+	err := gateway.RunGateway(ctx, args, env.Getenv, env.Stdout, env.Stderr)
+	if errors.Is(err, gateway.ErrUsage) {
+		return usageError{err}
+	}
+	return err
 }
+
+// usageError is another package's command-line mistake, which exits 2 as
+// errUsage does; its message is the other package's.
+type usageError struct{ error }
+
+func (u usageError) Is(target error) bool { return target == errUsage }
 
 func runListen(ctx context.Context, args []string, env Env) error {
 	return listen.RunListen(ctx, args, env.Getenv, env.Stdout, env.Stderr)

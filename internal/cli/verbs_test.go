@@ -78,3 +78,18 @@ func TestMigrateStatusChangesNothing(t *testing.T) {
 		t.Fatalf("status of a mysql URL: exit %d, want 2", code)
 	}
 }
+
+// gateway's command-line mistakes exit 2 (usage) like every other
+// command's, with the gateway's own message.
+func TestGatewayUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"gateway"}, {"gateway", "--nope"}, {"gateway", "extra", "--config", "x.yaml"}} {
+		code, _, errs := run(t, map[string]string{}, args...)
+		if code != 2 || !strings.Contains(errs, "longhook: gateway: usage: ") {
+			t.Errorf("%v: exit %d, %q", args, code, errs)
+		}
+	}
+	if code, _, _ := run(t, nil, "gateway", "-h"); code != 0 {
+		t.Errorf("gateway -h: exit %d, want 0", code)
+	}
+}

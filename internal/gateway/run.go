@@ -17,6 +17,10 @@ import (
 	"github.com/longhook/longhook/internal/telemetry"
 )
 
+// ErrUsage marks a command-line mistake of RunGateway (a missing
+// --config, an unknown flag, a stray argument): the CLI exits 2 for it.
+var ErrUsage = errors.New("usage")
+
 // RunGateway is `longhook gateway`: it loads the config, serves the
 // gateway until ctx is cancelled, then shuts down in order: /readyz turns
 // 503 and listen streams end, the HTTP server stops accepting and
@@ -50,13 +54,16 @@ func RunGateway(ctx context.Context, args []string, getenv func(string) string, 
 	fs.StringVar(&tlsFlags.ACMEEmail, "acme-email", getenv("LONGHOOK_ACME_EMAIL"), "ACME account contact [LONGHOOK_ACME_EMAIL]")
 	fs.StringVar(&tlsFlags.ACMEHTTPAddr, "acme-http-addr", getenv("LONGHOOK_ACME_HTTP_ADDR"), "serve ACME HTTP-01 challenges here, e.g. :80 [LONGHOOK_ACME_HTTP_ADDR]")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("gateway: %w: %v", ErrUsage, err)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("gateway: unexpected argument %q", fs.Arg(0))
+		return fmt.Errorf("gateway: %w: unexpected argument %q", ErrUsage, fs.Arg(0))
 	}
 	if *configPath == "" {
-		return errors.New("gateway: --config is required (or LONGHOOK_GATEWAY_CONFIG)")
+		return fmt.Errorf("gateway: %w: --config is required (or LONGHOOK_GATEWAY_CONFIG)", ErrUsage)
 	}
 	log, err := NewLogger(stderr, *logLevel, *logFormat)
 	if err != nil {

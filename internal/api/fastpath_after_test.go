@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -39,17 +38,7 @@ func rawExchangeAfterAnswer(t *testing.T, addr string, req []byte, splits []int)
 	if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.Close {
 		t.Fatalf("first answer: %v, close %v", err, resp.Close)
 	}
-	prev := 0
-	for _, s := range append(slices.Clone(splits), len(req)) {
-		if s < prev || s > len(req) {
-			continue
-		}
-		if _, err := c.Write(req[prev:s]); err != nil {
-			break // the server closed it: what it answered is read below
-		}
-		prev = s
-	}
-	_ = c.(*net.TCPConn).CloseWrite()
+	writePieces(c, req, splits)
 	_, err = io.Copy(io.Discard, br)
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

@@ -104,17 +104,7 @@ func rawExchange(t *testing.T, addr string, req []byte, splits []int) []byte {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	prev := 0
-	for _, s := range append(slices.Clone(splits), len(req)) {
-		if s < prev || s > len(req) {
-			continue
-		}
-		if _, err := c.Write(req[prev:s]); err != nil {
-			break // the server closed it: what it answered is read below
-		}
-		prev = s
-	}
-	_ = c.(*net.TCPConn).CloseWrite()
+	writePieces(c, req, splits)
 	var out bytes.Buffer
 	_, err = io.Copy(&out, c)
 	var ne net.Error
@@ -337,4 +327,21 @@ func splitPoints(req []byte, split1, split2 uint16) []int {
 	}
 	slices.Sort(splits)
 	return splits
+}
+
+// writePieces writes req to c cut at splits, each piece on its own, then
+// half-closes c; it stops early if the server closed the connection (what
+// it answered is still there to read).
+func writePieces(c net.Conn, req []byte, splits []int) {
+	prev := 0
+	for _, s := range append(slices.Clone(splits), len(req)) {
+		if s < prev || s > len(req) {
+			continue
+		}
+		if _, err := c.Write(req[prev:s]); err != nil {
+			break
+		}
+		prev = s
+	}
+	_ = c.(*net.TCPConn).CloseWrite()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -237,50 +238,93 @@ func TestFailedGroupSplits(t *testing.T) {
 	}
 }
 
-// TestEachCallBoundedByItsGroup is the stuck-publisher case: commits take
-// 2 ms and an item arrives every 200 µs for 3 s. Before this package, the
-// first caller to find the writer idle committed for everyone until the
-// queue ran dry (one call took 2.73 s). Now every call returns with the
-// group after the one committing when it arrived, or with the one after
-// that if it arrived just as that group was taken.
+// TestEachCallBoundedByItsGroup is the stuck-publisher case. Before this
+// package, the first caller to find the writer idle committed for everyone
+// until the queue ran dry (one call took 2.73 s under a steady trickle).
+// Now a call waits for the group committing when it arrived and its own:
+// items queued behind a group in commit form the next group, and their
+// calls return when that group has committed, while later items are still
+// queued behind the group after it. Each commit is held until the test
+// lets it go, so the steps are exact.
 func TestEachCallBoundedByItsGroup(t *testing.T) {
 	t.Parallel()
-	var started atomic.Int64
+	entered := make(chan []int, 100)
+	proceed := make(chan struct{})
 	w := New(Config[*item]{Yields: 4, Commit: func(g []*item) error {
-		n := started.Add(1)
-		for _, it := range g {
-			it.group = n
+		ns := make([]int, len(g))
+		for i, it := range g {
+			ns[i] = it.n
 		}
-		time.Sleep(2 * time.Millisecond) // the commit's cost
+		slices.Sort(ns) // concurrent calls queue in any order
+		entered <- ns
+		<-proceed
 		return nil
 	}})
-	defer w.Close()
 	var wg sync.WaitGroup
-	var worst atomic.Int64
-	var calls atomic.Int64
-	tick := time.NewTicker(200 * time.Microsecond)
-	defer tick.Stop()
-	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); {
-		<-tick.C
-		wg.Go(func() {
-			it := &item{}
-			ahead := started.Load() // groups started: the last may be committing
-			t0 := time.Now()
-			if err := w.Submit(context.Background(), it); err != nil {
-				t.Error(err)
-				return
-			}
+	defer func() { // on failure too: let every commit through
+		close(proceed)
+		wg.Wait()
+		w.Close()
+	}()
+	submit := func(lo, hi int) chan struct{} {
+		done := make(chan struct{})
+		var calls sync.WaitGroup
+		for i := lo; i <= hi; i++ {
 			calls.Add(1)
-			if d := time.Since(t0); int64(d) > worst.Load() {
-				worst.Store(int64(d))
-			}
-			if it.group > ahead+2 {
-				t.Errorf("committed in group %d, %d groups after the last started when it arrived", it.group, it.group-ahead)
-			}
-		})
+			wg.Go(func() {
+				defer calls.Done()
+				if err := w.Submit(context.Background(), &item{n: i}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Go(func() { calls.Wait(); close(done) })
+		return done
 	}
-	wg.Wait()
-	t.Logf("%d calls in %d groups; slowest call %v", calls.Load(), started.Load(), time.Duration(worst.Load()))
+	queued := func(n int) {
+		waitFor(t, func() bool { w.mu.Lock(); defer w.mu.Unlock(); return len(w.queue) == n })
+	}
+	returned := func(done chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s: calls still waiting 10 s after their group committed", what)
+		}
+	}
+	group := func(want string) {
+		t.Helper()
+		select {
+		case g := <-entered:
+			if got := fmt.Sprint(g); got != want {
+				t.Fatalf("group %s, want %s", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no group committed within 10 s (want %s)", want)
+		}
+	}
+
+	first := submit(0, 0)
+	group("[0]") // committing, held
+	second := submit(1, 5)
+	queued(5)
+	proceed <- struct{}{}
+	returned(first, "group [0]")
+	group("[1 2 3 4 5]") // everything queued behind [0], held
+	third := submit(6, 8)
+	queued(3)
+	proceed <- struct{}{}
+	// Items 1–5 return now, while 6–8 are still queued behind them (the
+	// old design released nobody until the queue was empty).
+	returned(second, "group [1 2 3 4 5]")
+	group("[6 7 8]")
+	select {
+	case <-third:
+		t.Fatal("calls of the group in commit returned before it committed")
+	default:
+	}
+	proceed <- struct{}{}
+	returned(third, "group [6 7 8]")
 }
 
 func TestCloseDrainsAndRefuses(t *testing.T) {

@@ -27,6 +27,11 @@ type Env struct {
 // errUsage marks a command-line mistake (exit code 2).
 var errUsage = errors.New("usage")
 
+// errConfig marks a bad environment value (a LONGHOOK_* variable, the
+// OpenTelemetry ones): the command line may be fine, but the start is
+// refused all the same, before anything is created, with exit code 2.
+var errConfig = errors.New("configuration error")
+
 type command struct {
 	name    string
 	summary string
@@ -78,7 +83,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 				return 0
 			case errors.Is(err, flag.ErrHelp):
 				return 0
-			case errors.Is(err, errUsage):
+			case errors.Is(err, errUsage), errors.Is(err, errConfig):
 				fmt.Fprintln(env.Stderr, "longhook:", err)
 				return 2
 			case errors.As(err, &exit):
@@ -102,7 +107,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(&b, "  %-11s %s\n", c.name, c.summary)
 	}
 	b.WriteString("\nRun 'longhook <command> -h' for the flags of a command.\n")
-	b.WriteString("Exit codes: 0 ok, 1 failure, 2 usage; client commands also 3 server unreachable,\n4 not authorized, 5 not found, 6 rejected by the server (its message says why).\n")
+	b.WriteString("Exit codes: 0 ok, 1 failure, 2 usage or configuration error; client commands also 3 server unreachable,\n4 not authorized, 5 not found, 6 rejected by the server (its message says why).\n")
 	fmt.Fprint(w, b.String())
 }
 
@@ -164,7 +169,7 @@ func (fs *flagSet) fillFromEnv() error {
 		}
 		if v := fs.env.Getenv(envName(f.Name)); v != "" {
 			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%w: $%s: %v", errUsage, envName(f.Name), e)
+				err = fmt.Errorf("%w: %s=%q is not a valid value for --%s: %v", errConfig, envName(f.Name), v, f.Name, e)
 			}
 		}
 	})

@@ -114,17 +114,6 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
 	for _, c := range splitList(cidrs) {
 		p, err := netip.ParsePrefix(c)
 		if err != nil {
@@ -136,6 +125,9 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	cfg.TLS.ACMEDomains = splitList(acmeDomains)
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
+	}
+	if format != "text" && format != "json" {
+		return fmt.Errorf("%w: --log-format %q: use text or json", errUsage, format)
 	}
 	cfg.LogJSON = format == "json"
 	if cfg.TimeScale <= 0 {
@@ -151,14 +143,40 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	logger := newLogger(env, cfg.LogLevel, cfg.LogJSON)
 	stopTracing, err := telemetry.Setup(ctx, telemetry.Config{Service: "longhook", Version: Version, Getenv: env.Getenv})
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %v", errConfig, err)
 	}
 	defer flushTracing(ctx, stopTracing, logger)
 	srv, err := NewServer(ctx, cfg, env, logger)
 	if err != nil {
 		return err
 	}
+	if cpuProfile != "" {
+		// Created once the start can no longer be refused: a refused
+		// start leaves the disk as it was.
+		stop, err := startCPUProfile(cpuProfile)
+		if err != nil {
+			srv.closeUnstarted()
+			return err
+		}
+		defer stop()
+	}
 	return srv.Run(ctx)
+}
+
+// startCPUProfile profiles the process into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // flushTracing exports the spans still buffered when serve stops.
@@ -218,10 +236,33 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 	if cfg.TimeScale <= 0 {
 		cfg.TimeScale = 1
 	}
-	// Validate before creating anything: a bad key must not leave a
-	// database with a keyless default project behind.
-	if key := env.Getenv("LONGHOOK_BOOTSTRAP_API_KEY"); key != "" && len(key) < minBootstrapKey {
-		return nil, fmt.Errorf("%w: LONGHOOK_BOOTSTRAP_API_KEY must be at least %d characters", errUsage, minBootstrapKey)
+	// A refused start leaves the disk as it was: everything that can
+	// refuse it (the configuration, the address, the TLS files, a
+	// PostgreSQL database) is checked before the data dir, its master key
+	// or a SQLite database is created.
+	checked, err := checkServe(cfg, env)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, env: env, log: logger}
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeUnstarted()
+		}
+	}()
+	if s.listener, err = net.Listen("tcp", cfg.Addr); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	tlsCfg := cfg.TLS
+	tlsCfg.CacheDir, tlsCfg.Logger = filepath.Join(cfg.DataDir, "acme"), logger // created on the first certificate
+	if s.tls, err = certs.New(tlsCfg); err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if isPostgres(cfg.DatabaseURL) {
+		if s.store, err = openStore(ctx, cfg.DatabaseURL, cfg.DataDir, cfg.Migrate, logger); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
@@ -235,40 +276,16 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 	if err != nil {
 		return nil, err
 	}
-	store, err := openStore(ctx, cfg.DatabaseURL, cfg.DataDir, cfg.Migrate, logger)
-	if err != nil {
-		return nil, err
-	}
-	s := &Server{cfg: cfg, env: env, log: logger, store: store}
-	ok := false
-	defer func() {
-		if !ok {
-			store.Close()
+	if s.store == nil {
+		if s.store, err = openStore(ctx, cfg.DatabaseURL, cfg.DataDir, cfg.Migrate, logger); err != nil {
+			return nil, err
 		}
-	}()
+	}
+	store := s.store
 	if err := s.bootstrap(ctx); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
-	}
-	s.listener = ln
-	defer func() {
-		if !ok {
-			ln.Close()
-		}
-	}()
-	tlsCfg := cfg.TLS
-	tlsCfg.CacheDir, tlsCfg.Logger = filepath.Join(cfg.DataDir, "acme"), logger
-	if s.tls, err = certs.New(tlsCfg); err != nil {
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
-	}
-	defer func() {
-		if !ok {
-			s.tls.Close()
-		}
-	}()
+	ln := s.listener
 	s.URL = "http://" + ln.Addr().String()
 	if s.tls != nil {
 		s.URL = "https://" + ln.Addr().String()
@@ -282,10 +299,7 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 		return nil, err
 	}
 	s.keys = keys
-	catalog, err := core.NewCatalog(cfg.EventTypes...)
-	if err != nil {
-		return nil, err
-	}
+	catalog := checked.catalog
 	policy := core.AddressPolicy{Dev: cfg.Dev, Allow: cfg.AllowCIDRs}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -315,14 +329,8 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 	})
 	ops = pub
 	tasks := []leader.Task{{Name: "jwks", Run: keys.Maintain}}
-	exec, err := executor.New(executor.Config{Kind: cfg.Executor, SimDurations: cfg.SimDuration, Scale: cfg.TimeScale,
-		VideoCommand: cfg.VideoCommand, OpenAI: executor.OpenAIConfig{URL: cfg.OpenAIURL, Model: cfg.OpenAIModel,
-			APIKey: env.Getenv("LONGHOOK_OPENAI_API_KEY")}})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
-	}
 	s.jobs, err = jobs.New(jobs.Config{Store: store, Publisher: pub, Dir: filepath.Join(cfg.DataDir, "jobs"),
-		Policy: policy, Executor: exec, Logger: logger, TimeScale: cfg.TimeScale, BatchWindow: cfg.BatchWindow,
+		Policy: policy, Executor: checked.exec, Logger: logger, TimeScale: cfg.TimeScale, BatchWindow: cfg.BatchWindow,
 		SoleRunner: !store.Capabilities().SharedAcrossProcesses})
 	if err != nil {
 		return nil, err
@@ -371,6 +379,59 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 	}
 	ok = true
 	return s, nil
+}
+
+// checkedServe is what checkServe built while checking.
+type checkedServe struct {
+	catalog *core.Catalog
+	exec    executor.Executor
+}
+
+// checkServe checks everything about cfg and the environment that can
+// refuse a start without touching the disk or the network, so that
+// NewServer refuses before it creates anything.
+func checkServe(cfg ServeConfig, env Env) (checkedServe, error) {
+	var c checkedServe
+	if key := env.Getenv("LONGHOOK_BOOTSTRAP_API_KEY"); key != "" && len(key) < minBootstrapKey {
+		return c, fmt.Errorf("%w: LONGHOOK_BOOTSTRAP_API_KEY is %d characters long; it must be at least %d (openssl rand -hex 32 makes one)",
+			errConfig, len(key), minBootstrapKey)
+	}
+	if key := strings.TrimSpace(env.Getenv("LONGHOOK_MASTER_KEY")); key != "" {
+		// With a key set, LoadOrCreateKey only decodes it.
+		if _, _, err := secretbox.LoadOrCreateKey(key, ""); err != nil {
+			return c, fmt.Errorf("%w: %v (openssl rand -base64 32 makes one)", errConfig, err)
+		}
+	}
+	if u := cfg.DatabaseURL; u != "" && !strings.HasPrefix(u, "sqlite://") && !isPostgres(u) {
+		return c, fmt.Errorf("%w: --database-url must start with sqlite:// or postgres://", errUsage)
+	}
+	switch cfg.JWTAlgorithm {
+	case "", "RS256", "ES256", "EdDSA":
+	default:
+		return c, fmt.Errorf("%w: --jwt-algorithm %q: use RS256, ES256 or EdDSA", errUsage, cfg.JWTAlgorithm)
+	}
+	var err error
+	if c.catalog, err = core.NewCatalog(cfg.EventTypes...); err != nil {
+		return c, fmt.Errorf("%w: --event-types: %v", errUsage, err)
+	}
+	c.exec, err = executor.New(executor.Config{Kind: cfg.Executor, SimDurations: cfg.SimDuration, Scale: cfg.TimeScale,
+		VideoCommand: cfg.VideoCommand, OpenAI: executor.OpenAIConfig{URL: cfg.OpenAIURL, Model: cfg.OpenAIModel,
+			APIKey: env.Getenv("LONGHOOK_OPENAI_API_KEY")}})
+	if err != nil {
+		return c, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return c, nil
+}
+
+// closeUnstarted releases what a NewServer that failed had opened.
+func (s *Server) closeUnstarted() {
+	if s.listener != nil {
+		s.listener.Close()
+	}
+	s.tls.Close()
+	if s.store != nil {
+		s.store.Close()
+	}
 }
 
 // Run serves until ctx is cancelled, then shuts down in order: stop

@@ -139,6 +139,7 @@ type deliveryResource struct {
 	LastError    string `json:"last_error"`
 	Attempts     []struct {
 		Number     int    `json:"number"`
+		Time       string `json:"time"`
 		StatusCode int    `json:"status_code"`
 		Error      string `json:"error"`
 	} `json:"attempts"`

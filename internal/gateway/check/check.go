@@ -49,6 +49,9 @@ type Result struct {
 	Error    string  `json:"error,omitempty"`
 	Millis   float64 `json:"ms"`
 	Pass     bool    `json:"pass"`
+	// NotRun: the case was not sent, because the receiver could not be
+	// reached by an earlier one.
+	NotRun bool `json:"not_run,omitempty"`
 }
 
 type secretList []string
@@ -129,7 +132,10 @@ func RunCheck(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stderr, "check: serving JWKS at %s (issuer %s)\n", js.jwksURL(), js.issuer)
 		results = append(results, c.jwtCases(ctx, js, aud, *project)...)
 	}
-	report(stdout, results, *asJSON)
+	report(stdout, results, c.unreachable, *asJSON)
+	if c.unreachable != nil {
+		return fmt.Errorf("check: cannot reach the receiver: %w", c.unreachable)
+	}
 	var failed []string
 	for _, r := range results {
 		if !r.Pass {
@@ -161,34 +167,51 @@ func parseInterspersed(fs *flag.FlagSet, args []string) (string, error) {
 	return positional[0], nil
 }
 
-func report(w io.Writer, results []Result, asJSON bool) {
+// report prints results; unreachable, when set, is why the cases marked
+// NotRun were not sent (the returned error carries its text).
+func report(w io.Writer, results []Result, unreachable error, asJSON bool) {
 	if asJSON {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		_ = enc.Encode(map[string]any{"results": results})
+		doc := map[string]any{"results": results}
+		if unreachable != nil {
+			doc["unreachable"] = unreachable.Error()
+		}
+		_ = enc.Encode(doc)
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "RESULT\tCASE\tEXPECTED\tACTUAL\tTIME\tWHAT")
-	passed := 0
+	passed, notRun := 0, 0
 	for _, r := range results {
-		verdict, actual := "FAIL", strconv.Itoa(r.Status)
-		if r.Pass {
+		verdict, actual, took := "FAIL", strconv.Itoa(r.Status), fmt.Sprintf("%.1f ms", r.Millis)
+		switch {
+		case r.NotRun:
+			verdict, actual, took = "not run", "-", "-"
+			notRun++
+		case r.Pass:
 			verdict = "pass"
 			passed++
 		}
-		if r.Status == 0 {
+		if r.Status == 0 && !r.NotRun {
 			actual = "error: " + r.Error
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f ms\t%s\n", verdict, r.Case, r.Expected, actual, r.Millis, r.About)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", verdict, r.Case, r.Expected, actual, took, r.About)
 	}
 	_ = tw.Flush()
-	fmt.Fprintf(w, "%d of %d cases passed\n", passed, len(results))
+	fmt.Fprintf(w, "%d of %d cases passed", passed, len(results))
+	if unreachable != nil {
+		fmt.Fprintf(w, "; the receiver could not be reached, %d not run", notRun)
+	}
+	fmt.Fprintln(w)
 }
 
 type checker struct {
 	target string
 	client *http.Client
+	// unreachable is the first error that meant no connection could be
+	// made; the cases after it are not sent.
+	unreachable error
 }
 
 type request struct {

@@ -216,3 +216,62 @@ func TestCheckPresets(t *testing.T) {
 		t.Errorf("unknown preset: %v", err)
 	}
 }
+
+// TestCheckUnreachableReceiver (newcomer's read-through): with nothing
+// listening, check says once that the receiver could not be reached and
+// marks the other cases as not run, instead of repeating the connection
+// error in every row. A receiver that accepts connections but drops them
+// is not "unreachable": each case runs and fails with its own short error.
+func TestCheckUnreachableReceiver(t *testing.T) {
+	t.Parallel()
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	target := "http://" + freeAddr(t) + "/hook"
+	var out strings.Builder
+	err := RunCheck(context.Background(), []string{target, "--secret", secret}, func(string) string { return "" }, &out, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "cannot reach the receiver") || strings.Count(err.Error(), "connection refused") != 1 {
+		t.Fatalf("error: %v", err)
+	}
+	text := out.String()
+	if strings.Contains(text, "connection refused") || strings.Contains(text, target) {
+		t.Errorf("the report repeats the connection error:\n%s", text)
+	}
+	if n := strings.Count(text, "\nnot run "); n != 8 {
+		t.Errorf("%d rows not run, want 8:\n%s", n, text)
+	}
+	if !strings.Contains(text, "0 of 9 cases passed; the receiver could not be reached, 8 not run\n") {
+		t.Errorf("summary:\n%s", text)
+	}
+
+	out.Reset()
+	_ = RunCheck(context.Background(), []string{target, "--secret", secret, "--json"}, func(string) string { return "" }, &out, io.Discard)
+	var doc struct {
+		Results     []Result `json:"results"`
+		Unreachable string   `json:"unreachable"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &doc); err != nil {
+		t.Fatal(err)
+	}
+	notRun := 0
+	for _, r := range doc.Results {
+		if r.NotRun {
+			notRun++
+		}
+	}
+	if notRun != 8 || !strings.Contains(doc.Unreachable, "connection refused") {
+		t.Errorf("json: %d not run, unreachable %q", notRun, doc.Unreachable)
+	}
+
+	dropper := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer dropper.Close()
+	out.Reset()
+	err = RunCheck(context.Background(), []string{dropper.URL + "/hook", "--secret", secret}, func(string) string { return "" }, &out, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "9 of 9 cases failed") || strings.Contains(out.String(), "not run") ||
+		strings.Count(out.String(), "error: EOF") != 9 || strings.Contains(out.String(), dropper.URL) {
+		t.Errorf("a receiver that drops connections: %v\n%s", err, out.String())
+	}
+}

@@ -3,9 +3,12 @@ package check
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -83,6 +86,10 @@ func providerEvent(id string) []byte {
 // against expect ("2xx" or "4xx").
 func (c *checker) sendHeaders(ctx context.Context, name, scheme, about, expect string, h http.Header, body []byte) Result {
 	res := Result{Case: name, Scheme: scheme, About: about, Expected: expect}
+	if c.unreachable != nil {
+		res.NotRun = true
+		return res
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.target, bytes.NewReader(body))
 	if err != nil {
 		res.Error = err.Error()
@@ -97,6 +104,18 @@ func (c *checker) sendHeaders(ctx context.Context, name, scheme, about, expect s
 	resp, err := c.client.Do(req)
 	res.Millis = float64(time.Since(start).Microseconds()) / 1000
 	if err != nil {
+		if isDialError(err) {
+			// No connection at all: every later case would fail the same
+			// way, so they are not run and the error is reported once.
+			c.unreachable = err
+			res.Error = "unreachable"
+			return res
+		}
+		// The URL is the same in every row; the error after it is not.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
 		res.Error = err.Error()
 		return res
 	}
@@ -110,4 +129,13 @@ func (c *checker) sendHeaders(ctx context.Context, name, scheme, about, expect s
 		res.Pass = resp.StatusCode >= 400 && resp.StatusCode < 500
 	}
 	return res
+}
+
+// isDialError reports whether err means no connection to the receiver
+// could be made (refused, no route, name not found, dial timeout), as
+// opposed to a receiver that answered badly or dropped the connection.
+func isDialError(err error) bool {
+	var op *net.OpError
+	var dns *net.DNSError
+	return errors.As(err, &dns) || (errors.As(err, &op) && op.Op == "dial")
 }

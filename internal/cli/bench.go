@@ -156,7 +156,7 @@ func runBench(ctx context.Context, args []string, env Env) error {
 	fs.BoolVar(&c.Dynamic, "dynamic", false, "publish with webhook_config (JWT-signed dynamic deliveries, one per --webhooks URI) and compare with the raw RS256 signing rate")
 	fs.IntVar(&c.Rounds, "rounds", 4, "with --dynamic: split the events into this many rounds and measure the RS256 signing rate before and after each, so a neighbour's load drifting during the run weighs the same on both sides")
 	fs.StringVar(&c.LogLevel, "log-level", "error", "server log level (logs go to stderr)")
-	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the delivery phase to this file (of the server process: FILE; with --in-process, of the whole bench process)")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile to this file: of each serve child's whole life, start-up included (FILE, then FILE.iN for more instances; serve --cpuprofile starts at the child's start), or with --in-process of the bench process from the delivery phase on")
 	fs.BoolVar(&c.InProcess, "in-process", false, "run the servers in the bench process instead of as child serve processes (server CPU is then not told apart)")
 	traceSampler := fs.Float64("trace-compare", 0, "run the benchmark with tracing off and on at this sampler ratio (e.g. 0.01), alternating, and report the ratio on/off (spans go to an OTLP receiver in the process unless OTEL_* variables name one)")
 	traceRounds := fs.Int("trace-rounds", 2, "with --trace-compare: off/on pairs to run")

@@ -113,8 +113,12 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 	if err := createPrivate(path); err != nil {
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
+	if err := registerWALVFS(); err != nil {
+		return nil, err
+	}
 	busy := strconv.FormatInt(o.BusyTimeout.Milliseconds(), 10)
-	base := "file:" + (&url.URL{Path: path}).EscapedPath() + "?_pragma=busy_timeout(" + busy + ")"
+	// vfs: SQLite's unix VFS appending each WAL frame in one write (walvfs.go).
+	base := "file:" + (&url.URL{Path: path}).EscapedPath() + "?vfs=" + walVFSName + "&_pragma=busy_timeout(" + busy + ")"
 
 	// page_size must run before the file is first written, which setting
 	// WAL mode does: the driver runs the _pragma list (sorted by name, so

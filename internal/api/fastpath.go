@@ -322,10 +322,13 @@ func (c *fastConn) setWrite(now time.Time) {
 // (not hot). It consumes nothing but the CR and LF bytes net/http drops
 // before a request that follows another.
 func (c *fastConn) peekHead(first bool) (head int, hot bool, err error) {
-	waited, skipped := false, false
+	// idle: between requests, under the idle timeout until a request
+	// begins. skipped: the empty lines before it are dropped (or none may
+	// be: a connection's first request).
+	idle, skipped := !first, first
 	for {
 		buf, _ := c.br.Peek(c.br.Buffered())
-		if !first && !skipped && len(buf) >= 4 {
+		if !skipped && len(buf) >= 4 {
 			// After a POST (every request the fast path serves), net/http
 			// drops the CR and LF bytes among the 4 it waited for before
 			// it reads the next request (RFC 9112 §2.2: old clients end
@@ -335,10 +338,6 @@ func (c *fastConn) peekHead(first bool) (head int, hot bool, err error) {
 			skipped = true
 			if k := leadingCRorLF(buf[:4]); k > 0 {
 				_, _ = c.br.Discard(k)
-				if !waited {
-					c.setRead(time.Now(), c.f.srv.ReadHeaderTimeout, c.f.srv.ReadTimeout, false)
-					waited = true
-				}
 				first = true
 				continue
 			}
@@ -357,11 +356,13 @@ func (c *fastConn) peekHead(first bool) (head int, hot bool, err error) {
 		if len(buf) == c.br.Size() {
 			return 0, false, nil // longer than fastHeadMax: net/http's
 		}
-		if len(buf) > 0 && !waited && !first {
+		if idle && (skipped && len(buf) > 0 || len(buf) > leadingCRorLF(buf)) {
 			// A request has begun: from now on it gets net/http's
-			// header timeout, not the idle one.
+			// header timeout, not the idle one. Empty lines that are
+			// still to be dropped are no request (a client that ended
+			// its last body with CRLF, then went idle, is idle).
 			c.setRead(time.Now(), c.f.srv.ReadHeaderTimeout, c.f.srv.ReadTimeout, false)
-			waited = true
+			idle = false
 		}
 		if _, err := c.br.Peek(len(buf) + 1); err != nil {
 			if err == io.EOF && (first && len(buf) > 0 || len(buf) >= 4) {

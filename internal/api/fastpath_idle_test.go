@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"testing"
 	"time"
@@ -44,4 +45,59 @@ func TestFastPathIdleTimeout(t *testing.T) {
 		t.Fatalf("closed %v after the last answer, idle timeout %v", d, idle)
 	}
 	t.Logf("%d requests over %v; closed %v after the last", n, last.Sub(start), time.Since(last))
+}
+
+// A client that ends a body with empty lines (CRLF, as old clients do;
+// RFC 9112 §2.2) and then goes idle has sent no request yet: its
+// connection is closed at the idle timeout, not at the header timeout,
+// and serves the next request when it comes.
+func TestFastPathIdleAfterTrailingEmptyLines(t *testing.T) {
+	t.Parallel()
+	const header, idle = 150 * time.Millisecond, 3 * time.Second
+	for name, trail := range map[string]string{"CRLF": "\r\n", "LF": "\n", "two CRLF": "\r\n\r\n"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				_, _ = io.WriteString(w, "ok")
+			}), ReadHeaderTimeout: header, IdleTimeout: idle}
+			c, _ := serveFast(t, srv)
+			br := bufio.NewReader(c)
+			publish := func(trail string) {
+				t.Helper()
+				_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+				if _, err := io.WriteString(c, "POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"+trail); err != nil {
+					t.Fatal(err)
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := io.Copy(io.Discard, resp.Body); err != nil || resp.StatusCode != http.StatusOK || resp.Close {
+					t.Fatalf("answer %v %v, close %v", resp.Status, err, resp.Close)
+				}
+			}
+			publish(trail)
+			// Still open well past the header timeout: the read ends at
+			// the client's deadline, not at the server's close.
+			last := time.Now()
+			_ = c.SetReadDeadline(last.Add(8 * header))
+			var ne net.Error
+			if _, err := br.ReadByte(); !errors.As(err, &ne) || !ne.Timeout() {
+				t.Fatalf("after %v idle behind %q: %v, want the connection still open (header timeout %v, idle %v)",
+					time.Since(last).Round(time.Millisecond), trail, err, header, idle)
+			}
+			publish(trail)
+			last = time.Now()
+			_ = c.SetReadDeadline(last.Add(20 * time.Second))
+			if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+				t.Fatalf("idle: %v, want the server's close", err)
+			}
+			// Deadlines between requests are refreshed at most once a
+			// second: the close comes between idle − 1 s and idle.
+			if d := time.Since(last); d < idle-time.Second || d > idle+5*time.Second {
+				t.Fatalf("closed %v after the last answer, idle timeout %v", d, idle)
+			}
+		})
+	}
 }

@@ -193,6 +193,8 @@ type fastConn struct {
 	rwc  net.Conn
 	br   *bufio.Reader
 	idle atomic.Bool // waiting for its next request (Close ends the wait)
+	// The connection closes after an answer it wrote (lingerClose).
+	answered bool
 
 	tmpl http.Request // what every request of the connection shares: its context, remote address
 	body fastBody
@@ -230,7 +232,11 @@ func (c *fastConn) serve(base context.Context) {
 	defer func() {
 		cancel()
 		if !handed {
-			_ = c.rwc.Close()
+			if c.answered {
+				c.lingerClose()
+			} else {
+				_ = c.rwc.Close()
+			}
 			if c.br != nil {
 				c.br.Reset(nil)
 				fastReaderPool.Put(c.br)
@@ -457,7 +463,34 @@ func (c *fastConn) serveOne(n int) bool {
 	if cap(w.body) > maxFastResponse {
 		w.body = nil
 	}
+	c.answered = err == nil && !keep
 	return err == nil && keep
+}
+
+// lingerTime and lingerBytes bound how long, and how many of the
+// client's bytes, lingerClose waits and reads: net/http's wait after an
+// answer that closes a connection (rstAvoidanceDelay), and the rest of the
+// largest body the fast path takes and a request head after it.
+const (
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = fastMaxBody + fastHeadMax
+)
+
+// lingerClose closes a connection after an answer that said so, without
+// losing that answer: closing a socket with bytes received and unread
+// (the rest of a body the handler did not read, a pipelined request)
+// resets it, and the reset drops whatever of the answer the client has
+// not received yet. So the connection is half-closed (the client reads
+// the answer, then end of stream), and what the client still sends is
+// read and dropped until it closes its side, for at most lingerTime and
+// lingerBytes — the same bound net/http gives a closing connection
+// (closeWriteAndWait, which sleeps rather than reads) — and then closed.
+func (c *fastConn) lingerClose() {
+	if cw, ok := c.rwc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		_ = c.rwc.SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.CopyN(io.Discard, c.rwc, lingerBytes)
+	}
+	_ = c.rwc.Close()
 }
 
 // call runs the handler; a panic closes the connection (logged unless it

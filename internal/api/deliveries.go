@@ -99,8 +99,8 @@ func (s *server) listDeliveries(r *http.Request, key core.APIKey) (any, error) {
 		}
 	}
 	if et := q.Get("event_type"); et != "" {
-		if !core.ValidEventTypeSyntax(et) {
-			return nil, core.Invalid("event_type", "event_type %q is not an event type (dot-separated segments of [a-zA-Z0-9_])", et)
+		if err := s.checkEventTypeFilter("event_type", et); err != nil {
+			return nil, err
 		}
 		p.EventType = et
 	}

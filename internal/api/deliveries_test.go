@@ -1,11 +1,13 @@
 package api_test
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"testing"
 	"time"
 
+	"github.com/longhook/longhook/internal/api"
 	"github.com/longhook/longhook/internal/core"
 )
 
@@ -170,4 +172,69 @@ func TestDeliveryAttemptsAndRecover(t *testing.T) {
 		f.call("POST", rec, body).mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", field)
 	}
 	f.call("POST", "/v1/webhooks/nope:recover", `{"since":"2026-05-01T00:00:00Z"}`).mustError(t, http.StatusNotFound, "NOT_FOUND")
+}
+
+// TestEventTypeFilters: every list and stream filter on the event type
+// takes the catalog's types, the operator's custom ones and webhook.ping,
+// and answers an unknown one (a typo) with 400 naming the parameter and
+// the valid values — not an empty list.
+func TestEventTypeFilters(t *testing.T) {
+	t.Parallel()
+	const custom = "acme.report.ready"
+	f := setup(t, func(d *api.Deps) {
+		cat, err := core.NewCatalog(custom)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.Catalog = cat
+	})
+	hook := f.createWebhook("h", core.EventBatchSucceeded, custom).str("id")
+	for _, typ := range []string{core.EventBatchSucceeded, custom, core.EventBatchSucceeded} {
+		f.call("POST", "/v1beta/events", map[string]any{"type": typ}).must(t, http.StatusOK)
+	}
+	f.call("POST", "/v1beta/webhooks/"+hook+":ping", nil).must(t, http.StatusOK)
+
+	for typ, want := range map[string]int{core.EventBatchSucceeded: 2, custom: 1, core.EventWebhookPing: 1} {
+		r := f.call("GET", "/v1beta/webhooks/"+hook+"/deliveries?event_type="+typ, nil).must(t, http.StatusOK)
+		ds, _ := r.body["deliveries"].([]any)
+		if len(ds) != want {
+			t.Errorf("deliveries?event_type=%s: %d, want %d: %s", typ, len(ds), want, r.raw)
+		}
+		for _, d := range ds {
+			if got := d.(map[string]any)["event_type"]; got != typ {
+				t.Errorf("deliveries?event_type=%s lists a %v", typ, got)
+			}
+		}
+		r = f.call("GET", "/v1beta/events?type="+typ, nil).must(t, http.StatusOK)
+		evs, _ := r.body["events"].([]any)
+		if len(evs) != want {
+			t.Errorf("events?type=%s: %d, want %d: %s", typ, len(evs), want, r.raw)
+		}
+	}
+
+	valid := []string{"valid values: ", core.EventBatchSucceeded, core.EventDeliveryExhausted, custom, core.EventWebhookPing}
+	for _, c := range []struct{ path, param string }{
+		{"/v1beta/webhooks/" + hook + "/deliveries?event_type=", "event_type"},
+		{"/v1beta/events?type=", "type"},
+		{"/v1beta/deliveries:stream?event_type=", "event_type"},
+	} {
+		for _, bad := range []string{"batch.succeded", "a..b"} {
+			frags := append([]string{c.param + `: unknown event type "` + bad + `"`}, valid...)
+			f.call("GET", c.path+bad, nil).mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", frags...)
+		}
+	}
+
+	// The stream opens on a valid type, custom included.
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.srv.URL+"/v1beta/deliveries:stream?event_type="+custom, nil)
+	req.Header.Set("x-goog-api-key", f.key)
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream on %s: %d %s", custom, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
 }

@@ -61,8 +61,8 @@ func (s *server) listEvents(r *http.Request, key core.APIKey) (any, error) {
 	q := r.URL.Query()
 	p := core.ListEventsParams{ProjectID: key.ProjectID}
 	if et := q.Get("type"); et != "" {
-		if !core.ValidEventTypeSyntax(et) {
-			return nil, core.Invalid("type", "type %q is not an event type (dot-separated segments of [a-zA-Z0-9_])", et)
+		if err := s.checkEventTypeFilter("type", et); err != nil {
+			return nil, err
 		}
 		p.Type = et
 	}
@@ -88,4 +88,16 @@ func (s *server) listEvents(r *http.Request, key core.APIKey) (any, error) {
 		resp.Events = append(resp.Events, eventDetailOut(ev))
 	}
 	return &resp, nil
+}
+
+// checkEventTypeFilter checks a list or stream filter on the event type
+// (param names the query parameter): a type this server can hold events
+// of — the catalog, with the operator's --event-types, or webhook.ping —
+// or 400 naming the parameter and the valid values, as an unknown status
+// is, rather than a filter that silently matches nothing.
+func (s *server) checkEventTypeFilter(param, t string) error {
+	if t == core.EventWebhookPing || s.d.Catalog.Contains(t) {
+		return nil
+	}
+	return core.Invalid(param, "%s: unknown event type %q; valid values: %s, %s", param, t, s.d.Catalog.TypeList(), core.EventWebhookPing)
 }

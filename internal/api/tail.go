@@ -80,8 +80,8 @@ func (s *server) deliveriesStream(w http.ResponseWriter, r *http.Request) {
 	ts := &tailStream{s: s, p: core.ListDeliveriesParams{ProjectID: key.ProjectID, WebhookID: q.Get("webhook_id")},
 		opened: s.d.Clock.Now(), seen: map[string]tailSeen{}}
 	if et := q.Get("event_type"); et != "" {
-		if !core.ValidEventTypeSyntax(et) {
-			WriteError(w, r, s.d.Logger, core.Invalid("event_type", "event_type %q is not an event type (dot-separated segments of [a-zA-Z0-9_])", et))
+		if err := s.checkEventTypeFilter("event_type", et); err != nil {
+			WriteError(w, r, s.d.Logger, err)
 			return
 		}
 		ts.p.EventType = et

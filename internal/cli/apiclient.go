@@ -193,7 +193,7 @@ func checkVerb(group string, subs []subcommand, client bool, args []string, env 
 		}
 		fmt.Fprintf(&b, "\nRun 'longhook %s <command> -h' for its flags.", group)
 		if client {
-			b.WriteString(" Exit codes: 0 ok, 1 failure, 2 usage,\n3 server unreachable, 4 not authorized, 5 not found, 6 rejected by the server.")
+			b.WriteString(" Exit codes: 0 ok, 1 failure, 2 usage or configuration\nerror, 3 server unreachable, 4 not authorized, 5 not found, 6 rejected by the server.")
 		}
 		b.WriteString("\n")
 		fmt.Fprint(env.Stderr, b.String())

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/longhook/longhook/internal/envflag"
 )
 
 // Version is the release version, set at build time with -ldflags.
@@ -25,12 +27,12 @@ type Env struct {
 }
 
 // errUsage marks a command-line mistake (exit code 2).
-var errUsage = errors.New("usage")
+var errUsage = envflag.ErrUsage
 
 // errConfig marks a bad environment value (a LONGHOOK_* variable, the
 // OpenTelemetry ones): the command line may be fine, but the start is
 // refused all the same, before anything is created, with exit code 2.
-var errConfig = errors.New("configuration error")
+var errConfig = envflag.ErrConfig
 
 type command struct {
 	name    string
@@ -111,67 +113,14 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, b.String())
 }
 
-// flagSet returns a FlagSet whose flags fall back to LONGHOOK_* variables.
-type flagSet struct {
-	*flag.FlagSet
-	env       Env
-	annotated bool // usage strings name their variables
-}
+// flagSet is an envflag.FlagSet: every flag falls back to its LONGHOOK_*
+// variable (envflag.Name).
+type flagSet struct{ *envflag.FlagSet }
 
 func newFlagSet(name string, env Env) *flagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	return &flagSet{FlagSet: fs, env: env}
+	return &flagSet{envflag.New(name, env.Getenv, env.Stderr)}
 }
 
-// envName maps a flag name to its environment variable: data-dir →
-// LONGHOOK_DATA_DIR.
-func envName(flagName string) string {
-	return "LONGHOOK_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
-}
-
-// parse parses args, then fills every flag not given on the command line
-// from its environment variable.
-func (fs *flagSet) parse(args []string) error {
-	if err := fs.parseOnly(args); err != nil {
-		return err
-	}
-	return fs.fillFromEnv()
-}
-
-// parseOnly parses args without the environment fallback (which
-// fillFromEnv applies once all arguments are parsed).
-func (fs *flagSet) parseOnly(args []string) error {
-	if !fs.annotated {
-		fs.annotated = true
-		fs.VisitAll(func(f *flag.Flag) {
-			f.Usage += fmt.Sprintf(" [$%s]", envName(f.Name))
-		})
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	return nil
-}
-
-// fillFromEnv sets every flag not given on the command line from its
-// environment variable.
-func (fs *flagSet) fillFromEnv() error {
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	var err error
-	fs.VisitAll(func(f *flag.Flag) {
-		if set[f.Name] || err != nil {
-			return
-		}
-		if v := fs.env.Getenv(envName(f.Name)); v != "" {
-			if e := f.Value.Set(v); e != nil {
-				err = fmt.Errorf("%w: %s=%q is not a valid value for --%s: %v", errConfig, envName(f.Name), v, f.Name, e)
-			}
-		}
-	})
-	return err
-}
+func (fs *flagSet) parse(args []string) error     { return fs.Parse(args) }
+func (fs *flagSet) parseOnly(args []string) error { return fs.ParseOnly(args) }
+func (fs *flagSet) fillFromEnv() error            { return fs.FillFromEnv() }

@@ -7,7 +7,6 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,6 +22,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/longhook/longhook/internal/envflag"
 	"github.com/longhook/longhook/internal/procstat"
 	"github.com/longhook/longhook/webhook"
 )
@@ -74,23 +74,26 @@ type BenchReport struct {
 // KIND[=ADDRESS],... and --sink-n (one scenario per sink, timed until its
 // broker confirmed every event; see bench_sinks.go).
 func RunBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := envflag.New("bench", getenv, stderr)
 	fs.Bool("gateway", true, "benchmark the gateway (the only benchmark here)")
 	n := fs.Int("n", 20000, "events per scenario and round")
 	jwtN := fs.Int("jwt-n", 0, "events for the JWT scenario (default n/4; RS256 signing them takes a while)")
 	conc := fs.Int("c", 32, "concurrent clients")
 	rounds := fs.Int("rounds", 3, "rounds; the best counts")
 	bodyBytes := fs.Int("body-bytes", 512, "approximate body size")
-	dataDir := fs.String("data-dir", getenv("LONGHOOK_BENCH_DIR"), "directory for the inbox (default: a temporary one)")
+	dataDir := fs.String("data-dir", "", "directory for the inbox (default: a temporary one)")
 	sync := fs.String("synchronous", "NORMAL", "SQLite synchronous pragma: NORMAL or FULL")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of extra, uncounted gateway-hmac rounds to this file")
 	sinkSpec := fs.String("sinks", "", "also measure forwarding into these sinks: comma list of KIND[=ADDRESS], KIND one of "+strings.Join(benchSinkKinds, ", ")+
 		" (kafka and pubsub without an address run in process)")
 	sinkN := fs.Int("sink-n", 0, "events per sink scenario and round (default n/4)")
+	fs.Alias("data-dir", "LONGHOOK_BENCH_DIR")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	for _, d := range fs.Deprecated() {
+		fmt.Fprintln(stderr, "bench: warning:", d)
 	}
 	if *n <= 0 || *conc <= 0 || *rounds <= 0 {
 		return errors.New("bench: -n, -c and --rounds must be positive")

@@ -36,7 +36,7 @@ type Config struct {
 	// postgresql://), whose tables are prefixed gateway_ and created on
 	// start; add &search_path=SCHEMA to keep them in a schema of their
 	// own. One gateway process per inbox: a second one fails to start.
-	// Overridden by --database / LONGHOOK_GATEWAY_DATABASE.
+	// Overridden by --database / LONGHOOK_DATABASE.
 	Database string `yaml:"database"`
 	// Synchronous is the SQLite synchronous pragma: NORMAL (default)
 	// survives kill -9 of the process; FULL also survives power loss.

@@ -14,12 +14,13 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/certs"
+	"github.com/longhook/longhook/internal/envflag"
 	"github.com/longhook/longhook/internal/telemetry"
 )
 
 // ErrUsage marks a command-line mistake of RunGateway (a missing
 // --config, an unknown flag, a stray argument): the CLI exits 2 for it.
-var ErrUsage = errors.New("usage")
+var ErrUsage = envflag.ErrUsage
 
 // RunGateway is `longhook gateway`: it loads the config, serves the
 // gateway until ctx is cancelled, then shuts down in order: /readyz turns
@@ -27,47 +28,52 @@ var ErrUsage = errors.New("usage")
 // finishes its requests, forwarders stop claiming and finish their
 // attempts (both bounded by shutdown_timeout), and the inbox closes.
 //
-// Flags (environment fallback): --config (LONGHOOK_GATEWAY_CONFIG,
-// required), --addr (LONGHOOK_GATEWAY_ADDR) overriding addr, --data-dir
-// (LONGHOOK_DATA_DIR) overriding data_dir, --database
-// (LONGHOOK_GATEWAY_DATABASE: sqlite://PATH or postgres://...) overriding
-// database, --log-level (LONGHOOK_LOG_LEVEL: debug, info, warn, error) and
-// --log-format (LONGHOOK_LOG_FORMAT: text or json), and the TLS flags
-// --tls-cert/--tls-key and --acme-* (LONGHOOK_TLS_*, LONGHOOK_ACME_*)
-// overriding the config's tls block. Logs go to stderr; the listening
-// address is printed on stdout.
+// Flags, each falling back to its variable (envflag.Name: --addr →
+// LONGHOOK_ADDR): --config (required), --addr overriding addr, --data-dir
+// overriding data_dir, --database (sqlite://PATH or postgres://...)
+// overriding database, --log-level (debug, info, warn, error) and
+// --log-format (text or json), and the TLS flags --tls-cert/--tls-key and
+// --acme-* overriding the config's tls block. LONGHOOK_GATEWAY_CONFIG,
+// LONGHOOK_GATEWAY_ADDR and LONGHOOK_GATEWAY_DATABASE, the names before
+// the rule, still work and log a warning. Logs go to stderr; the
+// listening address is printed on stdout.
 func RunGateway(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("gateway", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", getenv("LONGHOOK_GATEWAY_CONFIG"), "gateway config file (YAML) [LONGHOOK_GATEWAY_CONFIG]")
-	addr := fs.String("addr", getenv("LONGHOOK_GATEWAY_ADDR"), "listen address, overrides addr in the config [LONGHOOK_GATEWAY_ADDR]")
-	dataDir := fs.String("data-dir", getenv("LONGHOOK_DATA_DIR"), "data directory, overrides data_dir in the config [LONGHOOK_DATA_DIR]")
-	database := fs.String("database", getenv("LONGHOOK_GATEWAY_DATABASE"), "inbox store, sqlite://PATH or postgres://..., overrides database in the config [LONGHOOK_GATEWAY_DATABASE]")
-	logLevel := fs.String("log-level", or(getenv("LONGHOOK_LOG_LEVEL"), "info"), "debug, info, warn or error [LONGHOOK_LOG_LEVEL]")
-	logFormat := fs.String("log-format", or(getenv("LONGHOOK_LOG_FORMAT"), "text"), "text or json [LONGHOOK_LOG_FORMAT]")
+	fs := envflag.New("gateway", getenv, stderr)
+	configPath := fs.String("config", "", "gateway config file (YAML)")
+	addr := fs.String("addr", "", "listen address, overrides addr in the config")
+	dataDir := fs.String("data-dir", "", "data directory, overrides data_dir in the config")
+	database := fs.String("database", "", "inbox store, sqlite://PATH or postgres://..., overrides database in the config")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logFormat := fs.String("log-format", "text", "text or json")
 	var tlsFlags certs.Config
-	fs.StringVar(&tlsFlags.CertFile, "tls-cert", getenv("LONGHOOK_TLS_CERT"), "PEM certificate chain for HTTPS, re-read when it changes; overrides tls.cert [LONGHOOK_TLS_CERT]")
-	fs.StringVar(&tlsFlags.KeyFile, "tls-key", getenv("LONGHOOK_TLS_KEY"), "PEM private key of --tls-cert; overrides tls.key [LONGHOOK_TLS_KEY]")
-	acmeDomains := fs.String("acme-domain", getenv("LONGHOOK_ACME_DOMAIN"), "comma-separated host names to obtain certificates for over ACME [LONGHOOK_ACME_DOMAIN]")
-	fs.StringVar(&tlsFlags.ACMEDirectory, "acme-directory", getenv("LONGHOOK_ACME_DIRECTORY"), "ACME directory URL (default Let's Encrypt) [LONGHOOK_ACME_DIRECTORY]")
-	fs.StringVar(&tlsFlags.ACMEDirectoryCA, "acme-directory-ca", getenv("LONGHOOK_ACME_DIRECTORY_CA"), "PEM CA bundle trusted for the ACME directory [LONGHOOK_ACME_DIRECTORY_CA]")
-	fs.StringVar(&tlsFlags.ACMEEmail, "acme-email", getenv("LONGHOOK_ACME_EMAIL"), "ACME account contact [LONGHOOK_ACME_EMAIL]")
-	fs.StringVar(&tlsFlags.ACMEHTTPAddr, "acme-http-addr", getenv("LONGHOOK_ACME_HTTP_ADDR"), "serve ACME HTTP-01 challenges here, e.g. :80 [LONGHOOK_ACME_HTTP_ADDR]")
+	fs.StringVar(&tlsFlags.CertFile, "tls-cert", "", "PEM certificate chain for HTTPS, re-read when it changes; overrides tls.cert")
+	fs.StringVar(&tlsFlags.KeyFile, "tls-key", "", "PEM private key of --tls-cert; overrides tls.key")
+	acmeDomains := fs.String("acme-domain", "", "comma-separated host names to obtain certificates for over ACME")
+	fs.StringVar(&tlsFlags.ACMEDirectory, "acme-directory", "", "ACME directory URL (default Let's Encrypt)")
+	fs.StringVar(&tlsFlags.ACMEDirectoryCA, "acme-directory-ca", "", "PEM CA bundle trusted for the ACME directory")
+	fs.StringVar(&tlsFlags.ACMEEmail, "acme-email", "", "ACME account contact")
+	fs.StringVar(&tlsFlags.ACMEHTTPAddr, "acme-http-addr", "", "serve ACME HTTP-01 challenges here, e.g. :80")
+	fs.Alias("config", "LONGHOOK_GATEWAY_CONFIG")
+	fs.Alias("addr", "LONGHOOK_GATEWAY_ADDR")
+	fs.Alias("database", "LONGHOOK_GATEWAY_DATABASE")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, flag.ErrHelp) || errors.Is(err, envflag.ErrConfig) {
 			return err
 		}
-		return fmt.Errorf("gateway: %w: %v", ErrUsage, err)
+		return fmt.Errorf("gateway: %w", err)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("gateway: %w: unexpected argument %q", ErrUsage, fs.Arg(0))
 	}
 	if *configPath == "" {
-		return fmt.Errorf("gateway: %w: --config is required (or LONGHOOK_GATEWAY_CONFIG)", ErrUsage)
+		return fmt.Errorf("gateway: %w: --config is required (or LONGHOOK_CONFIG)", ErrUsage)
 	}
 	log, err := NewLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
 		return err
+	}
+	for _, d := range fs.Deprecated() {
+		log.Warn("config.deprecated_variable", slog.String("variable", d.Old), slog.String("use", d.New))
 	}
 	cfg, err := LoadConfig(*configPath, getenv)
 	if err != nil {
@@ -192,13 +198,6 @@ func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("log format %q: use text or json", format)
 }
 
-func or(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 func splitComma(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
@@ -207,4 +206,11 @@ func splitComma(s string) []string {
 		}
 	}
 	return out
+}
+
+func or(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }

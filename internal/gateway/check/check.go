@@ -23,7 +23,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -35,6 +34,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/longhook/longhook/internal/envflag"
 	"github.com/longhook/longhook/internal/gateway/verify"
 	"github.com/longhook/longhook/webhook"
 )
@@ -61,7 +61,11 @@ func (s *secretList) Set(v string) error { *s = append(*s, v); return nil }
 
 // RunCheck is `longhook check URL [flags]`.
 //
-// Flags: --secret whsec_... (repeatable; LONGHOOK_CHECK_SECRET) runs the
+// Every flag falls back to its variable (envflag.Name: --secret →
+// LONGHOOK_SECRET; LONGHOOK_CHECK_SECRET, the name before the rule, still
+// works with a warning on stderr).
+//
+// Flags: --secret whsec_... (repeatable) runs the
 // HMAC cases with the receiver's secret; --jwks-issuer http://127.0.0.1:PORT
 // runs the JWT cases: check serves its JWKS at ISSUER/.well-known/jwks.json
 // on that loopback address and signs with its own RSA key (--jwt-key FILE
@@ -75,10 +79,9 @@ func (s *secretList) Set(v string) error { *s = append(*s, v); return nil }
 // At least one of --secret and --jwks-issuer is required. The returned
 // error lists the failed cases, so the command exits non-zero.
 func RunCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := envflag.New("check", getenv, stderr)
 	var secrets secretList
-	fs.Var(&secrets, "secret", "receiver's signing secret (whsec_...); repeatable [LONGHOOK_CHECK_SECRET]")
+	fs.Var(&secrets, "secret", "receiver's signing secret (whsec_...); repeatable")
 	issuer := fs.String("jwks-issuer", "", "run the JWT cases, serving a JWKS at this loopback URL, e.g. http://127.0.0.1:8765")
 	audience := fs.String("audience", "", "JWT audience (default: the receiver URL)")
 	project := fs.String("project", "", "JWT project claim the receiver is pinned to; adds a case with another project's token")
@@ -86,12 +89,16 @@ func RunCheck(ctx context.Context, args []string, getenv func(string) string, st
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout per request")
 	asJSON := fs.Bool("json", false, "print JSON")
 	preset := fs.String("preset", "", "sign as a provider does: stripe, github, slack or shopify (--secret is its signing secret)")
+	fs.Alias("secret", "LONGHOOK_CHECK_SECRET")
 	target, err := parseInterspersed(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(secrets) == 0 && getenv("LONGHOOK_CHECK_SECRET") != "" {
-		secrets = append(secrets, getenv("LONGHOOK_CHECK_SECRET"))
+	if err := fs.FillFromEnv(); err != nil {
+		return err
+	}
+	for _, d := range fs.Deprecated() {
+		fmt.Fprintln(stderr, "check: warning:", d)
 	}
 	if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("check: the receiver URL %q is not an absolute http(s) URL", target)
@@ -149,10 +156,10 @@ func RunCheck(ctx context.Context, args []string, getenv func(string) string, st
 }
 
 // parseInterspersed accepts the URL before, between or after the flags.
-func parseInterspersed(fs *flag.FlagSet, args []string) (string, error) {
+func parseInterspersed(fs *envflag.FlagSet, args []string) (string, error) {
 	var positional []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := fs.ParseOnly(args); err != nil {
 			return "", err
 		}
 		if fs.NArg() == 0 {
@@ -162,7 +169,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) (string, error) {
 		args = fs.Args()[1:]
 	}
 	if len(positional) != 1 {
-		return "", errors.New("check: give exactly one receiver URL (longhook check https://example.com/hook --secret whsec_…)")
+		return "", fmt.Errorf("check: %w: give exactly one receiver URL (longhook check https://example.com/hook --secret whsec_…)", envflag.ErrUsage)
 	}
 	return positional[0], nil
 }

@@ -18,7 +18,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -33,6 +32,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/envflag"
 	"github.com/longhook/longhook/internal/gateway"
 	"github.com/longhook/longhook/internal/relay"
 )
@@ -54,33 +54,44 @@ var errFatal = errors.New("listen: not retryable")
 
 // RunListen is `longhook listen --from URL --forward-to URL`.
 //
-// Flags (environment fallback): --from (LONGHOOK_LISTEN_FROM), the stream
-// URL: a gateway source's, e.g.
+// Flags, each falling back to its variable (envflag.Name: --from →
+// LONGHOOK_FROM): --from, the stream URL: a gateway source's, e.g.
 // https://gw.example.com/_longhook/listen/gemini, or a serve instance's
-// webhook, e.g. http://127.0.0.1:8080/v1beta/webhooks/<id>; --forward-to
-// (LONGHOOK_LISTEN_FORWARD_TO); --token (LONGHOOK_LISTEN_TOKEN), one of
-// the gateway source's listen_tokens; --api-key (LONGHOOK_API_KEY), an API
-// key of the webhook's project on serve; --state (LONGHOOK_LISTEN_STATE),
-// the file holding the last forwarded position (default: in the user cache
-// directory, one per --from); --after, the position to start from when no
-// state exists (default: only events from now on; 0: everything the
-// server still holds; or a position, a delivery id on serve); --timeout,
-// per local delivery (default 10 s); --log-level. It runs until ctx is
-// cancelled (returning nil) or the server refuses the credentials, the
-// source or the webhook (returning an error).
+// webhook, e.g. http://127.0.0.1:8080/v1beta/webhooks/<id>; --forward-to;
+// --token, one of the gateway source's listen_tokens; --api-key, an API
+// key of the webhook's project on serve; --state, the file holding the
+// last forwarded position (default: in the user cache directory, one per
+// --from); --after, the position to start from when no state exists
+// (default: only events from now on; 0: everything the server still
+// holds; or a position, a delivery id on serve); --timeout, per local
+// delivery (default 10 s); --log-level. LONGHOOK_LISTEN_FROM,
+// LONGHOOK_LISTEN_FORWARD_TO, LONGHOOK_LISTEN_TOKEN and
+// LONGHOOK_LISTEN_STATE, the names before the rule, still work with a
+// warning on stderr. It runs until ctx is cancelled (returning nil) or the
+// server refuses the credentials, the source or the webhook (returning an
+// error).
 func RunListen(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("listen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	from := fs.String("from", getenv("LONGHOOK_LISTEN_FROM"), "listen stream URL of a gateway source, or a serve webhook URL (…/v1beta/webhooks/<id>) [LONGHOOK_LISTEN_FROM]")
-	to := fs.String("forward-to", getenv("LONGHOOK_LISTEN_FORWARD_TO"), "local URL to POST events to [LONGHOOK_LISTEN_FORWARD_TO]")
-	token := fs.String("token", getenv("LONGHOOK_LISTEN_TOKEN"), "bearer token of the gateway source's listen stream [LONGHOOK_LISTEN_TOKEN]")
-	apiKey := fs.String("api-key", getenv("LONGHOOK_API_KEY"), "API key of the webhook's project, for --from a serve webhook URL [LONGHOOK_API_KEY]")
-	statePath := fs.String("state", getenv("LONGHOOK_LISTEN_STATE"), "file that keeps the last forwarded position [LONGHOOK_LISTEN_STATE]")
+	fs := envflag.New("listen", getenv, stderr)
+	from := fs.String("from", "", "listen stream URL of a gateway source, or a serve webhook URL (…/v1beta/webhooks/<id>)")
+	to := fs.String("forward-to", "", "local URL to POST events to")
+	token := fs.String("token", "", "bearer token of the gateway source's listen stream")
+	apiKey := fs.String("api-key", "", "API key of the webhook's project, for --from a serve webhook URL")
+	statePath := fs.String("state", "", "file that keeps the last forwarded position")
 	after := fs.String("after", "", "start position when there is no state: empty or -1 = new events only, 0 = all retained events, or a position (a delivery id on serve)")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of one local delivery")
-	logLevel := fs.String("log-level", firstNonEmpty(getenv("LONGHOOK_LOG_LEVEL"), "info"), "debug, info, warn or error [LONGHOOK_LOG_LEVEL]")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Alias("from", "LONGHOOK_LISTEN_FROM")
+	fs.Alias("forward-to", "LONGHOOK_LISTEN_FORWARD_TO")
+	fs.Alias("token", "LONGHOOK_LISTEN_TOKEN")
+	fs.Alias("state", "LONGHOOK_LISTEN_STATE")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("listen: %w: unexpected argument %q", envflag.ErrUsage, fs.Arg(0))
+	}
+	for _, d := range fs.Deprecated() {
+		fmt.Fprintln(stderr, "listen: warning:", d)
 	}
 	if err := checkURL("--from", *from); err != nil {
 		return err
@@ -96,7 +107,7 @@ func RunListen(ctx context.Context, args []string, getenv func(string) string, s
 		l.serve, l.streamURL, l.apiKey = true, stream, *apiKey
 	} else {
 		if *token == "" {
-			return errors.New("listen: --token is required (or LONGHOOK_LISTEN_TOKEN)")
+			return errors.New("listen: --token is required (or LONGHOOK_TOKEN)")
 		}
 		l.streamURL, l.token = *from, *token
 	}
@@ -493,11 +504,4 @@ func checkURL(flagName, s string) error {
 		return fmt.Errorf("listen: %s %q is not an absolute http(s) URL", flagName, s)
 	}
 	return nil
-}
-
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }

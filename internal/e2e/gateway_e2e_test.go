@@ -226,7 +226,7 @@ func TestServeThroughGateway(t *testing.T) {
 
 	// The gateway's own account: gwEvents accepted and the re-sends
 	// answered as duplicates per source, gwEvents forwarded per sink.
-	pollUntil(t, 5*time.Second, 50*time.Millisecond, "forward counters", func() (bool, string) {
+	pollUntil(t, 30*time.Second, 50*time.Millisecond, "forward counters", func() (bool, string) {
 		for _, src := range sources {
 			for _, sink := range []string{"http", "redis", "nats"} {
 				if ok := gw.metric(t, hc, "longhook_gateway_forward_attempts_total", map[string]string{"sink": src.name + "/" + sink, "outcome": "ok"}); ok != gwEvents {

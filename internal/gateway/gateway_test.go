@@ -87,7 +87,7 @@ func TestIntakeStatuses(t *testing.T) {
 		t.Errorf("unknown source: got %d, want 404", resp)
 	}
 
-	waitFor(t, 5*time.Second, "forward", func() bool { return rec.count() == 1 })
+	waitFor(t, 30*time.Second, "forward", func() bool { return rec.count() == 1 }) // a failure bound only
 	if got := rec.snapshot()["msg_status_0"]; got != 1 {
 		t.Errorf("sink got msg_status_0 %d times, want 1", got)
 	}
@@ -178,7 +178,7 @@ func TestJWTSource(t *testing.T) {
 	if s, b := send("msg_jwt_1", time.Now(), aud); s != 200 || !strings.Contains(b, `"duplicate":true`) {
 		t.Errorf("JWT redelivery: %d %s", s, b)
 	}
-	waitFor(t, 5*time.Second, "forward", func() bool { return rec.count() == 1 })
+	waitFor(t, 30*time.Second, "forward", func() bool { return rec.count() == 1 }) // a failure bound only
 }
 
 // A sink that is down neither blocks the others nor intake, and receives

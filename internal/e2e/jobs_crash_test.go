@@ -63,7 +63,7 @@ func TestJobsCrash(t *testing.T) {
 	t.Parallel()
 	// Jobs long enough to be mid-run at the kill; a short delivery lease,
 	// so a delivery the killed process held is retried within the test.
-	s := startServe(t, withFlags("--sim-duration", "batch=4s,video=4s,interaction=3s", "--lease", "20s"))
+	s := startServe(t, withFlags("--sim-duration", "batch=8s,video=4s,interaction=3s", "--lease", "20s"))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("serve logs:\n%s", s.Logs())
@@ -74,7 +74,36 @@ func TestJobsCrash(t *testing.T) {
 	hook := c.createWebhook(t, rcv.URL("/jobs"), "batch.succeeded", "batch.failed", "batch.cancelled", "batch.expired",
 		"video.generated", "interaction.completed", "interaction.failed")
 
+	// The batches go last, and the poll below starts as soon as they are
+	// created: on a loaded machine 16 creations took over 4 s, and the
+	// batches, created first, had all finished before the poll (load ~28).
 	var jobs []*crashJob
+	for i := range 3 {
+		var op struct {
+			Name string `json:"name"`
+		}
+		c.call(t, "POST", "/v1beta/models/veo-3.0-generate-001:predictLongRunning", map[string]any{
+			"instances": []any{map[string]any{"prompt": fmt.Sprintf("crash video %d", i)}},
+		}, &op)
+		if !strings.Contains(op.Name, "/operations/") {
+			t.Fatalf("video create: name %q", op.Name)
+		}
+		jobs = append(jobs, &crashJob{kind: "video", id: op.Name, path: "/v1beta/" + op.Name, want: "done", event: "video.generated"})
+	}
+	for i := range 3 {
+		var in struct {
+			ID     string `json:"id"`
+			Status string `json:"status"`
+		}
+		c.call(t, "POST", "/v1beta/interactions", map[string]any{
+			"model": "gemini-2.5-flash", "input": fmt.Sprintf("crash interaction %d", i), "background": true,
+		}, &in)
+		if in.ID == "" || in.Status != "in_progress" {
+			t.Fatalf("interaction create: %+v", in)
+		}
+		jobs = append(jobs, &crashJob{kind: "interaction", id: in.ID, path: "/v1beta/interactions/" + in.ID, want: "completed", event: "interaction.completed"})
+	}
+
 	for i := range 10 {
 		failing := i%3 == 2
 		var reqs []any
@@ -103,35 +132,10 @@ func TestJobsCrash(t *testing.T) {
 		}
 		jobs = append(jobs, j)
 	}
-	for i := range 3 {
-		var op struct {
-			Name string `json:"name"`
-		}
-		c.call(t, "POST", "/v1beta/models/veo-3.0-generate-001:predictLongRunning", map[string]any{
-			"instances": []any{map[string]any{"prompt": fmt.Sprintf("crash video %d", i)}},
-		}, &op)
-		if !strings.Contains(op.Name, "/operations/") {
-			t.Fatalf("video create: name %q", op.Name)
-		}
-		jobs = append(jobs, &crashJob{kind: "video", id: op.Name, path: "/v1beta/" + op.Name, want: "done", event: "video.generated"})
-	}
-	for i := range 3 {
-		var in struct {
-			ID     string `json:"id"`
-			Status string `json:"status"`
-		}
-		c.call(t, "POST", "/v1beta/interactions", map[string]any{
-			"model": "gemini-2.5-flash", "input": fmt.Sprintf("crash interaction %d", i), "background": true,
-		}, &in)
-		if in.ID == "" || in.Status != "in_progress" {
-			t.Fatalf("interaction create: %+v", in)
-		}
-		jobs = append(jobs, &crashJob{kind: "interaction", id: in.ID, path: "/v1beta/interactions/" + in.ID, want: "completed", event: "interaction.completed"})
-	}
-
 	// Kill while the jobs run: the failing batches have failed at once,
 	// the others are running (on a loaded machine one may have finished
-	// before the last failing one failed; at least one must still run).
+	// before the last failing one failed; at least one must still run:
+	// each runs 8 s, twice the others, for that).
 	pollUntil(t, 10*time.Second, 5*time.Millisecond, "the batches running (failing ones failed)", func() (bool, string) {
 		running := 0
 		for _, j := range jobs {

@@ -245,17 +245,26 @@ func (s *server) recoverDeliveries(r *http.Request, key core.APIKey) (any, error
 	if !p.Since.Before(p.Until) {
 		return nil, core.Invalid("until", "until (default: now) must be after since")
 	}
-	if req.Limit != nil {
-		if *req.Limit < 0 {
-			return nil, core.Invalid("limit", "limit must be between 1 and %d (default %d)", maxRecoverLimit, defaultRecoverLimit)
-		}
-		if *req.Limit > 0 {
-			p.Limit = min(*req.Limit, maxRecoverLimit)
-		}
+	if p.Limit, err = recoverLimit(req.Limit); err != nil {
+		return nil, err
 	}
 	n, more, err := s.deliveries.RecoverDeliveries(r.Context(), p)
 	if err != nil {
 		return nil, notFoundAs(err, "webhook", p.WebhookID)
 	}
 	return &recoverResponse{Count: n, HasMore: more, DryRun: p.DryRun}, nil
+}
+
+// recoverLimit applies AIP-158's page_size rule to :recover's limit, as
+// page_size does: absent or 0 is the default, more than the maximum is the
+// maximum, a negative one is 400 — and the message says exactly that.
+func recoverLimit(limit *int) (int, error) {
+	switch {
+	case limit == nil || *limit == 0:
+		return defaultRecoverLimit, nil
+	case *limit < 0:
+		return 0, core.Invalid("limit", "limit must be a non-negative integer (0 or absent: the default, %d; more than %d: %d), got %d",
+			defaultRecoverLimit, maxRecoverLimit, maxRecoverLimit, *limit)
+	}
+	return min(*limit, maxRecoverLimit), nil
 }

@@ -152,6 +152,15 @@ func TestDeliveryAttemptsAndRecover(t *testing.T) {
 	if lim.body["count"] != 1.0 {
 		t.Errorf("limit: %s", lim.raw)
 	}
+	// AIP-158's page_size rule: 0 is the default, above the maximum is the
+	// maximum, negative is 400 with a message saying so.
+	for _, l := range []int{0, 20000} {
+		if r := f.call("POST", rec, map[string]any{"since": since, "limit": l, "dry_run": true}).must(t, http.StatusOK); r.body["count"] != 1.0 {
+			t.Errorf("limit %d: %s", l, r.raw)
+		}
+	}
+	f.call("POST", rec, map[string]any{"since": since, "limit": -1, "dry_run": true}).mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT",
+		"limit must be a non-negative integer (0 or absent: the default, 1000; more than 10000: 10000), got -1")
 	done := f.call("POST", rec, map[string]any{"since": since}).must(t, http.StatusOK)
 	if done.body["count"] != 1.0 || done.body["dry_run"] != false {
 		t.Errorf("recover: %s", done.raw)

@@ -75,3 +75,24 @@ func TestBatchInputsNameTheEvent(t *testing.T) {
 		t.Fatalf("single: %v", err)
 	}
 }
+
+// TestRecoverLimit: :recover's limit follows AIP-158's page_size rule —
+// absent or 0 is the default, above the maximum is the maximum, negative
+// is 400 — and its message states that rule.
+func TestRecoverLimit(t *testing.T) {
+	t.Parallel()
+	n := func(v int) *int { return &v }
+	for _, c := range []struct {
+		in   *int
+		want int
+	}{{nil, 1000}, {n(0), 1000}, {n(1), 1}, {n(10000), 10000}, {n(10001), 10000}, {n(20000), 10000}} {
+		if got, err := recoverLimit(c.in); err != nil || got != c.want {
+			t.Errorf("recoverLimit(%v) = %d, %v; want %d", c.in, got, err, c.want)
+		}
+	}
+	_, err := recoverLimit(n(-1))
+	want := "limit must be a non-negative integer (0 or absent: the default, 1000; more than 10000: 10000), got -1"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("recoverLimit(-1) error %v, want %q", err, want)
+	}
+}

@@ -41,11 +41,18 @@ var listeningLine = regexp.MustCompile(`listening on (http://\S+)`)
 // with its URL, then stops it and returns what it printed.
 func serveUntilReady(t *testing.T, dir string, env map[string]string, fn func(url string)) (stdout, stderr string) {
 	t.Helper()
+	return serveArgsUntilReady(t, env, fn, "--data-dir", dir)
+}
+
+// serveArgsUntilReady is serveUntilReady with serve's arguments given
+// (besides --addr 127.0.0.1:0).
+func serveArgsUntilReady(t *testing.T, env map[string]string, fn func(url string), args ...string) (stdout, stderr string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var out, errb syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- Run(ctx, []string{"serve", "--data-dir", dir, "--addr", "127.0.0.1:0"},
+		done <- Run(ctx, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...),
 			Env{Getenv: func(k string) string { return env[k] }, Stdout: &out, Stderr: &errb})
 	}()
 	deadline := time.Now().Add(30 * time.Second)

@@ -1,6 +1,12 @@
 package cli
 
 import (
+	"context"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/pgtest"
+	"github.com/longhook/longhook/internal/store/sqlite"
 	"net"
 	"os"
 	"path/filepath"
@@ -75,4 +81,74 @@ func TestRefusedStartLeavesDiskAlone(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMissingMasterKeyForSealedData (newcomer's restore drill): a data dir
+// whose database was used with a master key that is no longer there (a
+// restore that brought back longhook.db but not master.key, a second
+// PostgreSQL instance without the first one's key) is refused before a
+// new master.key is written — a new key could not open the sealed
+// secrets. Put back, the key starts the server again; a database that
+// never held sealed data (made by a CLI command before the first serve)
+// still gets a new key.
+func TestMissingMasterKeyForSealedData(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"LONGHOOK_BOOTSTRAP_API_KEY": strings.Repeat("k", 40)}
+	check := func(t *testing.T, dir string, args ...string) {
+		t.Helper()
+		serveArgsUntilReady(t, env, func(string) {}, args...)
+		keyFile := filepath.Join(dir, "master.key")
+		key, err := os.ReadFile(keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Remove(keyFile); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errs := run(t, env, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+		if code != 2 || !strings.Contains(errs, "master.key does not exist") || !strings.Contains(errs, "holds secrets sealed with a master key") {
+			t.Fatalf("exit %d, stderr %q; want 2 and the missing key named", code, errs)
+		}
+		if out != "" {
+			t.Errorf("stdout of a refused start: %q", out)
+		}
+		if _, err := os.Stat(keyFile); !os.IsNotExist(err) {
+			t.Fatalf("the refused start wrote a master.key (%v)", err)
+		}
+		if err := os.WriteFile(keyFile, key, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		serveArgsUntilReady(t, env, func(string) {}, args...)
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		dir := filepath.Join(t.TempDir(), "data")
+		check(t, dir, "--data-dir", dir)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
+		url, drop, err := tempPostgresDB(context.Background(), pgtest.URL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(drop)
+		dir := filepath.Join(t.TempDir(), "data")
+		check(t, dir, "--data-dir", dir, "--database-url", url, "--migrate")
+	})
+	t.Run("nothing sealed yet", func(t *testing.T) {
+		t.Parallel()
+		dir := filepath.Join(t.TempDir(), "data")
+		st, err := sqlite.Open(context.Background(), filepath.Join(dir, "longhook.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreateProject(context.Background(), core.Project{ID: core.NewID(), Name: "first", CreateTime: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		_ = st.Close()
+		serveArgsUntilReady(t, env, func(string) {}, "--data-dir", dir)
+		if _, err := os.Stat(filepath.Join(dir, "master.key")); err != nil {
+			t.Fatalf("no master.key after the first serve: %v", err)
+		}
+	})
 }

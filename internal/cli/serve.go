@@ -33,6 +33,7 @@ import (
 	"github.com/longhook/longhook/internal/leader"
 	"github.com/longhook/longhook/internal/publish"
 	"github.com/longhook/longhook/internal/secretbox"
+	"github.com/longhook/longhook/internal/store/sqlite"
 	"github.com/longhook/longhook/internal/telemetry"
 )
 
@@ -264,13 +265,24 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 			return nil, err
 		}
 	}
+	masterKey, err := secretbox.LoadKey(env.Getenv("LONGHOOK_MASTER_KEY"), cfg.DataDir)
+	newKey := errors.Is(err, secretbox.ErrNoKey)
+	if err != nil && !newKey {
+		return nil, err
+	}
+	if newKey {
+		if err := s.refuseNewKeyForSealedData(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
 	warnDataDirMode(cfg.DataDir, logger)
-	masterKey, _, err := secretbox.LoadOrCreateKey(env.Getenv("LONGHOOK_MASTER_KEY"), cfg.DataDir)
-	if err != nil {
-		return nil, err
+	if newKey {
+		if masterKey, err = secretbox.CreateKey(cfg.DataDir); err != nil {
+			return nil, err
+		}
 	}
 	box, err := secretbox.New(masterKey)
 	if err != nil {
@@ -624,6 +636,38 @@ func (s *Server) diskFull() string {
 		return fmt.Sprintf("disk full: %d KiB free for the database in %s", free>>10, dir)
 	}
 	return ""
+}
+
+// refuseNewKeyForSealedData refuses a start that would make a new master
+// key (none in the environment or the data dir) for a database that
+// already holds values sealed with one — a restore that brought the
+// database back but not its master.key, or a second instance without the
+// first one's key. A new key could not open them; the start would fail
+// later anyway, after writing a master.key that misleads whoever looks
+// at the data dir next. The database is read, never written.
+func (s *Server) refuseNewKeyForSealedData(ctx context.Context) error {
+	var where string
+	if s.store != nil { // PostgreSQL, opened before the data dir
+		keys, err := s.store.SigningKeys(ctx)
+		if err != nil {
+			return err
+		}
+		if len(keys) == 0 {
+			return nil
+		}
+		where = "the PostgreSQL database"
+	} else {
+		path := sqlitePath(s.cfg.DatabaseURL, s.cfg.DataDir)
+		has, err := sqlite.HasSigningKeys(ctx, path)
+		if err != nil || !has {
+			return err
+		}
+		where = path
+	}
+	return fmt.Errorf("%w: %s does not exist and LONGHOOK_MASTER_KEY is not set, but %s holds secrets sealed with a master key; "+
+		"put back the master.key that belongs to this database (from the backup made with it) or set LONGHOOK_MASTER_KEY to it — "+
+		"a new key could not open them, so none was made",
+		errConfig, filepath.Join(s.cfg.DataDir, secretbox.KeyFileName), where)
 }
 
 // warnDataDirMode warns when the data dir (database, master key, bootstrap

@@ -20,10 +20,8 @@ import (
 // is set).
 func openStore(ctx context.Context, url, dataDir string, migrate bool, logger *slog.Logger) (core.Store, error) {
 	switch {
-	case url == "":
-		return sqlite.Open(ctx, filepath.Join(dataDir, "longhook.db"))
-	case strings.HasPrefix(url, "sqlite://"):
-		return sqlite.Open(ctx, strings.TrimPrefix(url, "sqlite://"))
+	case url == "" || strings.HasPrefix(url, "sqlite://"):
+		return sqlite.Open(ctx, sqlitePath(url, dataDir))
 	case isPostgres(url):
 		st, err := postgres.Open(ctx, url, postgres.Options{Migrate: migrate, Logger: logger})
 		if err != nil {
@@ -33,6 +31,15 @@ func openStore(ctx context.Context, url, dataDir string, migrate bool, logger *s
 	default:
 		return nil, fmt.Errorf("%w: --database-url must start with sqlite:// or postgres://", errUsage)
 	}
+}
+
+// sqlitePath is the SQLite database file of --database-url (empty or
+// sqlite://PATH) and --data-dir.
+func sqlitePath(url, dataDir string) string {
+	if p, ok := strings.CutPrefix(url, "sqlite://"); ok {
+		return p
+	}
+	return filepath.Join(dataDir, "longhook.db")
 }
 
 func isPostgres(url string) bool {

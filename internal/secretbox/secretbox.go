@@ -73,47 +73,69 @@ func (b *Box) Open(sealed []byte) ([]byte, error) {
 // KeyFileName is the master key file inside the data directory.
 const KeyFileName = "master.key"
 
+// ErrNoKey is LoadKey's error when neither the environment nor the data
+// directory holds a master key.
+var ErrNoKey = errors.New("no master key")
+
 // LoadOrCreateKey returns the master key: from env (base64 or 64 hex
 // characters) when non-empty, else from dataDir/master.key, creating that
 // file (mode 0600) with a random key if it does not exist. created reports
 // whether a new key file was written.
 func LoadOrCreateKey(env, dataDir string) (key []byte, created bool, err error) {
+	key, err = LoadKey(env, dataDir)
+	if !errors.Is(err, ErrNoKey) {
+		return key, false, err
+	}
+	key, err = CreateKey(dataDir)
+	return key, err == nil, err
+}
+
+// LoadKey returns the master key from env (base64 or 64 hex characters)
+// when non-empty, else from dataDir/master.key; ErrNoKey when that file
+// does not exist. It writes nothing.
+func LoadKey(env, dataDir string) ([]byte, error) {
 	if env = strings.TrimSpace(env); env != "" {
-		key, err = decodeKey(env)
+		key, err := decodeKey(env)
 		if err != nil {
-			return nil, false, fmt.Errorf("LONGHOOK_MASTER_KEY: %w", err)
+			return nil, fmt.Errorf("LONGHOOK_MASTER_KEY: %w", err)
 		}
-		return key, false, nil
+		return key, nil
 	}
 	path := filepath.Join(dataDir, KeyFileName)
 	data, err := os.ReadFile(path)
-	if err == nil {
-		key, err = decodeKey(strings.TrimSpace(string(data)))
-		if err != nil {
-			return nil, false, fmt.Errorf("%s: %w", path, err)
-		}
-		return key, false, nil
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s does not exist", ErrNoKey, path)
 	}
-	if !errors.Is(err, os.ErrNotExist) {
-		return nil, false, fmt.Errorf("read master key: %w", err)
-	}
-	key = make([]byte, KeySize)
-	if _, err := rand.Read(key); err != nil {
-		return nil, false, err
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return nil, false, fmt.Errorf("create master key file: %w", err)
+		return nil, fmt.Errorf("read master key: %w", err)
+	}
+	key, err := decodeKey(strings.TrimSpace(string(data)))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return key, nil
+}
+
+// CreateKey writes a new random master key to dataDir/master.key (mode
+// 0600, synced), refusing to replace an existing file, and returns it.
+func CreateKey(dataDir string) ([]byte, error) {
+	key := make([]byte, KeySize)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dataDir, KeyFileName), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create master key file: %w", err)
 	}
 	if _, err := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n"); err != nil {
 		f.Close()
-		return nil, false, err
+		return nil, err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return nil, false, err
+		return nil, err
 	}
-	return key, true, f.Close()
+	return key, f.Close()
 }
 
 func decodeKey(s string) ([]byte, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -128,4 +129,32 @@ func migrationStatus(ctx context.Context, db *sql.DB) (applied, pending []string
 		}
 	}
 	return applied, pending, nil
+}
+
+// HasSigningKeys reports, reading the file read-only, whether the
+// database at path holds JWT signing keys: every serve start seals one
+// with the master key, so a database that has them was used with a
+// master key. A missing file, or one no serve has written, has none.
+func HasSigningKeys(ctx context.Context, path string) (bool, error) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	db, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return false, fmt.Errorf("sqlite: %w", err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx,
+		`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'signing_keys'`).Scan(&n); err != nil || n == 0 {
+		if err != nil {
+			err = fmt.Errorf("sqlite: %w", err)
+		}
+		return false, err
+	}
+	var has bool
+	if err := db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM signing_keys)`).Scan(&has); err != nil {
+		return false, fmt.Errorf("sqlite: %w", err)
+	}
+	return has, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/client"
+	"github.com/longhook/longhook/internal/core"
 )
 
 // sampleData returns realistic data for an event type, shaped like what
@@ -20,25 +21,39 @@ func sampleData(typ string, now time.Time) (map[string]any, bool) {
 	batch := "batches/trigger-" + n
 	op := "models/veo-3.0-generate-001/operations/trigger-" + n
 	interaction := "trigger-" + n
-	failure := map[string]any{"error_code": 3, "error_message": "Request 2: contents is empty (sample event from longhook trigger)"}
+	msg := "Request 2: contents is empty (sample event from longhook trigger)"
+	// A failure as jobs report it: the status name and message, and the
+	// resource's error — the google.rpc code number for batches and
+	// videos, the status name for interactions (docs/api.md, "Job events").
+	failure := func(code any) map[string]any {
+		return map[string]any{"error_code": "INVALID_ARGUMENT", "error_message": msg,
+			"error": map[string]any{"code": code, "message": msg}}
+	}
+	hook, hookURI := "trigger-"+n, "https://example.com/webhooks/longhook"
+	video := "video-" + n
 	samples := map[string]map[string]any{
 		"batch.succeeded": {"id": batch, "output_file_uri": "files/batch-output-" + n, "sequence": 3},
-		"batch.failed":    merge(map[string]any{"id": batch, "sequence": 3}, failure),
+		"batch.failed":    merge(map[string]any{"id": batch, "sequence": 3}, failure(3)),
 		"batch.expired":   {"id": batch, "sequence": 2},
 		"batch.cancelled": {"id": batch, "sequence": 2},
-		"video.generated": {"id": op, "output_file_uri": "files/video-" + n + ":download?alt=media",
-			"video_uri": "files/video-" + n + ":download?alt=media", "file_name": "files/video-" + n, "sequence": 2},
-		"video.failed": merge(map[string]any{"id": op, "sequence": 2}, failure),
+		"video.generated": {"id": op, "output_file_uri": "files/" + video + ":download?alt=media",
+			"video_uri": "files/" + video + ":download?alt=media", "file_name": "files/" + video, "file_id": video, "sequence": 2},
+		"video.failed": merge(map[string]any{"id": op, "sequence": 2}, failure(3)),
 		"interaction.requires_action": {"id": interaction, "sequence": 2, "required_action": map[string]any{
-			"type": "function_call", "function_calls": []any{map[string]any{
+			"type": "function_calls", "function_calls": []any{map[string]any{
 				"id": "call-" + n, "name": "get_weather", "arguments": map[string]any{"location": "Paris"}}}}},
-		"interaction.completed": {"id": interaction, "sequence": 3},
-		"interaction.failed":    merge(map[string]any{"id": interaction, "sequence": 3}, failure),
+		"interaction.completed": {"id": interaction, "sequence": 3, "output": map[string]any{
+			"content": []any{map[string]any{"type": "text", "text": "It is 18 °C and sunny in Paris (sample event from longhook trigger)."}}}},
+		"interaction.failed":    merge(map[string]any{"id": interaction, "sequence": 3}, failure("INVALID_ARGUMENT")),
 		"interaction.cancelled": {"id": interaction, "sequence": 2},
-		"webhook.disabled": {"webhook_id": "trigger-" + n, "reason": "consecutive_failures",
-			"failure_count": 25, "failing_since": now.Add(-5 * 24 * time.Hour).UTC().Format(time.RFC3339)},
-		"webhook.enabled":    {"webhook_id": "trigger-" + n},
-		"delivery.exhausted": {"delivery_id": "msg_trigger" + n, "event_id": "trigger-" + n, "webhook_id": "trigger-" + n, "event_type": "batch.succeeded", "attempt_count": 18, "last_status_code": 503, "last_error": "unavailable: HTTP 503"},
+		"webhook.disabled": {"webhook_id": hook, "name": "sample receiver", "uri": hookURI,
+			"state": string(core.WebhookDisabledDueToFailedDeliveries), "reason": "consecutive_failures",
+			"failure_count": 25, "failing_since": now.Add(-5 * 24 * time.Hour).UTC().Format(time.RFC3339Nano)},
+		"webhook.enabled": {"webhook_id": hook, "name": "sample receiver", "uri": hookURI,
+			"previous_state": string(core.WebhookDisabledDueToFailedDeliveries)},
+		"delivery.exhausted": {"delivery_id": "msg_trigger" + n, "event_id": "trigger-" + n, "webhook_id": hook,
+			"event_type": "batch.succeeded", "attempt_count": 18, "last_status_code": 503, "last_error": "unavailable: HTTP 503",
+			"reason": "retries_exhausted"},
 	}
 	d, ok := samples[typ]
 	return d, ok

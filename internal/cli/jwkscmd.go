@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -29,14 +30,6 @@ func runJWKS(ctx context.Context, args []string, env Env) error {
 	if err := fs.parse(args[1:]); err != nil {
 		return err
 	}
-	key, _, err := secretbox.LoadOrCreateKey(env.Getenv("LONGHOOK_MASTER_KEY"), *dataDir)
-	if err != nil {
-		return err
-	}
-	box, err := secretbox.New(key)
-	if err != nil {
-		return err
-	}
 	store, err := openStore(ctx, *dbURL, *dataDir, false, nil)
 	if err != nil {
 		return err
@@ -44,6 +37,26 @@ func runJWKS(ctx context.Context, args []string, env Env) error {
 	defer store.Close()
 	switch args[0] {
 	case "rotate":
+		// The keys are sealed with the master key; list needs none. A new
+		// master key is made only for a database that holds no keys yet.
+		key, err := secretbox.LoadKey(env.Getenv("LONGHOOK_MASTER_KEY"), *dataDir)
+		if errors.Is(err, secretbox.ErrNoKey) {
+			keys, kerr := store.SigningKeys(ctx)
+			if kerr != nil {
+				return kerr
+			}
+			if len(keys) > 0 {
+				return errNoKeyForSealedData(*dataDir, "the database")
+			}
+			key, err = secretbox.CreateKey(*dataDir)
+		}
+		if err != nil {
+			return err
+		}
+		box, err := secretbox.New(key)
+		if err != nil {
+			return err
+		}
 		m, err := jwks.New(ctx, jwks.Config{Store: store, Cipher: box, Algorithm: *alg, TokenTTL: *ttl, Margin: *margin})
 		if err != nil {
 			return err

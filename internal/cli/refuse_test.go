@@ -115,6 +115,17 @@ func TestMissingMasterKeyForSealedData(t *testing.T) {
 		if _, err := os.Stat(keyFile); !os.IsNotExist(err) {
 			t.Fatalf("the refused start wrote a master.key (%v)", err)
 		}
+		if args[len(args)-1] == dir { // SQLite: the offline jwks commands likewise
+			if code, _, errs := run(t, nil, "jwks", "rotate", "--data-dir", dir); code != 2 || !strings.Contains(errs, "holds secrets sealed") {
+				t.Errorf("jwks rotate without the key: exit %d, %q", code, errs)
+			}
+			if code, out, errs := run(t, nil, "jwks", "list", "--data-dir", dir); code != 0 || !strings.Contains(out, "RS256") {
+				t.Errorf("jwks list without the key: exit %d, %q %q", code, out, errs)
+			}
+			if _, err := os.Stat(keyFile); !os.IsNotExist(err) {
+				t.Fatalf("a jwks command wrote a master.key (%v)", err)
+			}
+		}
 		if err := os.WriteFile(keyFile, key, 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -664,10 +664,16 @@ func (s *Server) refuseNewKeyForSealedData(ctx context.Context) error {
 		}
 		where = path
 	}
+	return errNoKeyForSealedData(s.cfg.DataDir, where)
+}
+
+// errNoKeyForSealedData is the refusal to make a new master key in
+// dataDir for the database where, which holds values sealed with one.
+func errNoKeyForSealedData(dataDir, where string) error {
 	return fmt.Errorf("%w: %s does not exist and LONGHOOK_MASTER_KEY is not set, but %s holds secrets sealed with a master key; "+
 		"put back the master.key that belongs to this database (from the backup made with it) or set LONGHOOK_MASTER_KEY to it — "+
 		"a new key could not open them, so none was made",
-		errConfig, filepath.Join(s.cfg.DataDir, secretbox.KeyFileName), where)
+		errConfig, filepath.Join(dataDir, secretbox.KeyFileName), where)
 }
 
 // warnDataDirMode warns when the data dir (database, master key, bootstrap

@@ -249,7 +249,7 @@ sources:
 				t.Logf("the %s http sink lacked %d of the %d acknowledged events at the last look", name, missing, want)
 			}
 		}()
-		waitFor(t, 30*time.Second, "every acknowledged event at the http sinks", func() bool {
+		waitFor(t, 90*time.Second, "every acknowledged event at the http sinks", func() bool {
 			got := sink.snapshot()
 			missing = 0
 			for id := range acked {
@@ -261,7 +261,7 @@ sources:
 		})
 	}
 	if checkRedis != nil {
-		waitFor(t, 30*time.Second, "every acknowledged event in redis", func() bool {
+		waitFor(t, 90*time.Second, "every acknowledged event in redis", func() bool {
 			got := checkRedis()
 			for id := range acked {
 				if got[id] == 0 {
@@ -272,7 +272,7 @@ sources:
 		})
 	}
 	for name, col := range brokers {
-		waitFor(t, 30*time.Second, "every acknowledged event in "+name, func() bool {
+		waitFor(t, 90*time.Second, "every acknowledged event in "+name, func() bool {
 			got := col.snapshot()
 			for id := range acked {
 				if got[id] == 0 {

@@ -1,47 +1,18 @@
 package cli
 
 import (
-	"bufio"
-	"os"
-	"regexp"
 	"slices"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/longhook/longhook/internal/docstest"
 )
 
 // documentedData reads docs/api.md's "Job events" and "Operational
 // events" tables: each event type's data fields.
 func documentedData(t *testing.T) map[string][]string {
 	t.Helper()
-	fh, err := os.Open("../../docs/api.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	row := regexp.MustCompile("^\\| `([a-z_.]+)` \\|(.*)\\|$")
-	field := regexp.MustCompile("`([a-z_]+)`")
-	out := map[string][]string{}
-	in := false
-	for sc := bufio.NewScanner(fh); sc.Scan(); {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "### Job events"), strings.HasPrefix(line, "### Operational events"):
-			in = true
-		case in && strings.HasPrefix(line, "#"):
-			in = false
-		case in:
-			m := row.FindStringSubmatch(line)
-			if m == nil {
-				continue
-			}
-			cells := strings.Split(m[2], "|")
-			last := cells[len(cells)-1] // the data column (operational rows have a "when" column first)
-			for _, f := range field.FindAllStringSubmatch(last, -1) {
-				out[m[1]] = append(out[m[1]], f[1])
-			}
-		}
-	}
+	out := docstest.EventFields(t, "../../docs/api.md", "### Job events", "### Operational events")
 	if len(out) < 13 {
 		t.Fatalf("docs/api.md lists data fields of %d event types: %v", len(out), out)
 	}

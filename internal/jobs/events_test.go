@@ -1,17 +1,15 @@
 package jobs_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"os"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/docstest"
 	"github.com/longhook/longhook/internal/jobs"
 )
 
@@ -19,30 +17,7 @@ import (
 // its data fields.
 func documentedEvents(t *testing.T) map[string][]string {
 	t.Helper()
-	fh, err := os.Open("../../docs/api.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	row := regexp.MustCompile("^\\| `([a-z_.]+)` \\| (`.*`) \\|$")
-	field := regexp.MustCompile("`([a-z_]+)`")
-	out := map[string][]string{}
-	in := false
-	for sc := bufio.NewScanner(fh); sc.Scan(); {
-		line := sc.Text()
-		switch {
-		case strings.HasPrefix(line, "### Job events"):
-			in = true
-		case in && strings.HasPrefix(line, "#"):
-			in = false
-		case in:
-			if m := row.FindStringSubmatch(line); m != nil {
-				for _, f := range field.FindAllStringSubmatch(m[2], -1) {
-					out[m[1]] = append(out[m[1]], f[1])
-				}
-			}
-		}
-	}
+	out := docstest.EventFields(t, "../../docs/api.md", "### Job events")
 	if len(out) < 10 {
 		t.Fatalf("docs/api.md lists %d job events: %v", len(out), out)
 	}

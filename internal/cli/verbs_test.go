@@ -92,4 +92,24 @@ func TestGatewayUsageErrors(t *testing.T) {
 	if code, _, _ := run(t, nil, "gateway", "-h"); code != 0 {
 		t.Errorf("gateway -h: exit %d, want 0", code)
 	}
+	// Bad values of flags are usage mistakes too, in gateway and listen as
+	// in serve: exit 2, the flag named.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"gateway", "--config", "x.yaml", "--log-level", "bogus"}, "gateway: usage: --log-level"},
+		{[]string{"gateway", "--config", "x.yaml", "--log-format", "xml"}, "usage: --log-format"},
+		{[]string{"listen"}, "listen: usage: --from is required"},
+		{[]string{"listen", "--from", "not a url", "--forward-to", "http://127.0.0.1:1/"}, "listen: usage: --from"},
+		{[]string{"listen", "--from", "http://127.0.0.1:1/_longhook/listen/x", "--forward-to", "http://127.0.0.1:1/"}, "listen: usage: --token is required"},
+		{[]string{"listen", "--from", "http://127.0.0.1:1/v1beta/webhooks/abc", "--forward-to", "http://127.0.0.1:1/"}, "listen: usage: --api-key is required"},
+		{[]string{"listen", "--from", "http://127.0.0.1:1/_longhook/listen/x", "--forward-to", "http://127.0.0.1:1/", "--token", "t", "--after", "soon"}, "listen: usage: --after"},
+		{[]string{"listen", "--from", "http://127.0.0.1:1/_longhook/listen/x", "--forward-to", "http://127.0.0.1:1/", "--token", "t", "--log-level", "loud"}, "usage: --log-level"},
+	} {
+		code, _, errs := run(t, map[string]string{}, c.args...)
+		if code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, %q; want 2 and %q", c.args, code, errs, c.want)
+		}
+	}
 }

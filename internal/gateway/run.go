@@ -70,7 +70,7 @@ func RunGateway(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	log, err := NewLogger(stderr, *logLevel, *logFormat)
 	if err != nil {
-		return err
+		return fmt.Errorf("gateway: %w", err)
 	}
 	for _, d := range fs.Deprecated() {
 		log.Warn("config.deprecated_variable", slog.String("variable", d.Old), slog.String("use", d.New))
@@ -186,7 +186,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(net
 func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log level %q: use debug, info, warn or error", level)
+		return nil, fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", ErrUsage, level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
@@ -195,7 +195,7 @@ func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	case "json":
 		return slog.New(telemetry.LogHandler(slog.NewJSONHandler(w, opts))), nil
 	}
-	return nil, fmt.Errorf("log format %q: use text or json", format)
+	return nil, fmt.Errorf("%w: --log-format %q: use text or json", ErrUsage, format)
 }
 
 func splitComma(s string) []string {

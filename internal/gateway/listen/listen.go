@@ -102,12 +102,12 @@ func RunListen(ctx context.Context, args []string, getenv func(string) string, s
 	l := &listener{from: *from, to: *to, statePath: *statePath, timeout: *timeout, pos: -1, recent: map[string]struct{}{}}
 	if stream, ok := serveStreamURL(*from); ok {
 		if *apiKey == "" {
-			return errors.New("listen: --api-key is required (or LONGHOOK_API_KEY) to listen to a serve webhook")
+			return fmt.Errorf("listen: %w: --api-key is required (or LONGHOOK_API_KEY) to listen to a serve webhook", envflag.ErrUsage)
 		}
 		l.serve, l.streamURL, l.apiKey = true, stream, *apiKey
 	} else {
 		if *token == "" {
-			return errors.New("listen: --token is required (or LONGHOOK_TOKEN)")
+			return fmt.Errorf("listen: %w: --token is required (or LONGHOOK_TOKEN)", envflag.ErrUsage)
 		}
 		l.streamURL, l.token = *from, *token
 	}
@@ -116,7 +116,7 @@ func RunListen(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	log, err := gateway.NewLogger(stderr, *logLevel, "text")
 	if err != nil {
-		return err
+		return fmt.Errorf("listen: %w", err)
 	}
 	if *statePath == "" {
 		dir, err := os.UserCacheDir()
@@ -178,13 +178,13 @@ func (l *listener) setStart(after string) error {
 		l.cursor = relay.FromStart
 	case l.serve:
 		if !core.ValidMessageID(after) {
-			return fmt.Errorf("listen: --after %q: want 0, -1 or a delivery id (msg_…)", after)
+			return fmt.Errorf("listen: %w: --after %q: want 0, -1 or a delivery id (msg_…)", envflag.ErrUsage, after)
 		}
 		l.cursor = after
 	default:
 		n, err := strconv.ParseInt(after, 10, 64)
 		if err != nil || n < 0 {
-			return fmt.Errorf("listen: --after %q: want a position (0 or more) or -1", after)
+			return fmt.Errorf("listen: %w: --after %q: want a position (0 or more) or -1", envflag.ErrUsage, after)
 		}
 		l.pos = n
 	}
@@ -497,11 +497,11 @@ func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastRe
 
 func checkURL(flagName, s string) error {
 	if s == "" {
-		return fmt.Errorf("listen: %s is required", flagName)
+		return fmt.Errorf("listen: %w: %s is required", envflag.ErrUsage, flagName)
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("listen: %s %q is not an absolute http(s) URL", flagName, s)
+		return fmt.Errorf("listen: %w: %s %q is not an absolute http(s) URL", envflag.ErrUsage, flagName, s)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -49,6 +50,10 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 			c.fail(w, r, s, &apiError{Status: http.StatusBadRequest, Message: "since: " + err.Error()})
 			return
 		}
+		if err := c.checkType(v.Type); err != nil {
+			c.fail(w, r, s, err)
+			return
+		}
 		p := core.ListDeliveriesParams{ProjectID: s.project, EventType: v.Type, Limit: 50}
 		if !since.IsZero() {
 			// Oldest first from since: read the range's end down.
@@ -60,6 +65,16 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 		}
 	}
 	c.render(w, r, s, http.StatusOK, "events", v)
+}
+
+// checkType refuses a type filter that names no event type (a typo in a
+// hand-edited URL would otherwise show an empty list), as the API does.
+func (c *Console) checkType(t string) error {
+	if t == "" || t == core.EventWebhookPing || c.d.Catalog.Contains(t) {
+		return nil
+	}
+	return &apiError{Status: http.StatusBadRequest,
+		Message: fmt.Sprintf("type: unknown event type %q; valid values: %s, %s", t, c.d.Catalog.TypeList(), core.EventWebhookPing)}
 }
 
 // eventDeliveries reads the deliveries an event caused: their ids were made

@@ -3,6 +3,8 @@ package console_test
 import (
 	"bufio"
 	"context"
+	"html"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -351,5 +353,36 @@ func TestConsoleStreamsPerSessionCapped(t *testing.T) {
 			t.Fatal("a closed stream did not free its place")
 		}
 		time.Sleep(20 * time.Millisecond) // poll until the closed stream's handler returned
+	}
+}
+
+// TestConsoleFiltersRefuseUnknownValues (newcomer): a type or status filter
+// that names nothing — a typo in a hand-edited URL — is a 400 page saying
+// what is valid, as in the API, not an empty list; valid filters list.
+func TestConsoleFiltersRefuseUnknownValues(t *testing.T) {
+	t.Parallel()
+	f := newStreamFixture(t, nil)
+	ck := f.signIn()
+	hook := "/console/webhooks/" + f.hook.ID
+	for _, c := range []struct {
+		path string
+		code int
+		want string
+	}{
+		{"/console/events?type=batch.succeded", http.StatusBadRequest, "unknown event type"},
+		{hook + "?type=batch.succeded", http.StatusBadRequest, "unknown event type"},
+		{hook + "?status=bogus", http.StatusBadRequest, "status: unknown value"},
+		{"/console/events?type=batch.succeeded", http.StatusOK, ""},
+		{hook + "?type=webhook.ping&status=failed", http.StatusOK, ""},
+	} {
+		resp := f.get(t.Context(), c.path, ck)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != c.code || !strings.Contains(html.UnescapeString(string(body)), c.want) {
+			t.Errorf("GET %s: %d, want %d and %q in the page", c.path, resp.StatusCode, c.code, c.want)
+		}
 	}
 }

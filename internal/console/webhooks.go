@@ -200,6 +200,12 @@ func (c *Console) webhookData(r *http.Request, s *session) (*webhookView, error)
 	f := deliveryFilter{Status: q.Get("status"), EventType: q.Get("type"), Since: q.Get("since"), Until: q.Get("until"), Before: q.Get("before")}
 	p := core.ListDeliveriesParams{ProjectID: s.project, WebhookID: h.ID, Status: core.DeliveryStatus(f.Status),
 		EventType: f.EventType, BeforeID: f.Before, Limit: deliveriesPage}
+	if f.Status != "" && !p.Status.Valid() {
+		return nil, &apiError{Status: http.StatusBadRequest, Message: fmt.Sprintf("status: unknown value %q; valid values: pending, succeeded, failed, skipped, cancelled", f.Status)}
+	}
+	if err := c.checkType(f.EventType); err != nil {
+		return nil, err
+	}
 	if p.Since, err = parseInputTime(f.Since); err != nil {
 		return nil, &apiError{Status: http.StatusBadRequest, Message: "since: " + err.Error()}
 	}

@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -76,6 +77,17 @@ func (c *Catalog) Contains(t string) bool { return slices.Contains(c.types, t) }
 
 // Publishable reports whether t may be published through the events API.
 func (c *Catalog) Publishable(t string) bool { return c.Contains(t) }
+
+// CheckFilter checks an event-type filter of a list or stream: a type this
+// server can hold events of (the catalog, or webhook.ping), or an error
+// naming the valid values — a filter that matches nothing is refused, not
+// answered with an empty list.
+func (c *Catalog) CheckFilter(t string) error {
+	if t == EventWebhookPing || c.Contains(t) {
+		return nil
+	}
+	return fmt.Errorf("unknown event type %q; valid values: %s, %s", t, c.TypeList(), EventWebhookPing)
+}
 
 // ValidEventTypeSyntax reports whether t is dot-separated [a-zA-Z0-9_] segments.
 func ValidEventTypeSyntax(t string) bool {

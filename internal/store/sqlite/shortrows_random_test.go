@@ -1,9 +1,7 @@
 package sqlite
 
 import (
-	"context"
 	"math/rand/v2"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -20,7 +18,6 @@ import (
 // a body), fail, or come from an owner whose lease is lost. The fan and
 // short statements must store exactly what the full ones do.
 func TestShortRowsWriteSameRowsRandom(t *testing.T) {
-	ctx := context.Background()
 	for seed := range uint64(4) {
 		r := rand.New(rand.NewPCG(seed, 7))
 		at := time.Date(2026, 3, 4, 5, 6, 7, 8000, time.UTC)
@@ -84,33 +81,8 @@ func TestShortRowsWriteSameRowsRandom(t *testing.T) {
 			evs = append(evs, ev)
 		}
 		dump := func(short, fan bool) map[string][][]any {
-			shortRows, fanRows = short, fan
-			defer func() { shortRows, fanRows = true, true }()
-			s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close()
-			for _, p := range ps {
-				if err := s.CreateProject(ctx, p); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for _, w := range hooks {
-				if err := s.CreateWebhook(ctx, w); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if _, err := s.PublishEvents(ctx, evs); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.CompleteDeliveries(ctx, cs); err != nil {
-				t.Fatal(err)
-			}
-			out := map[string][][]any{}
-			for _, table := range []string{"events", "deliveries", "attempts", "stats"} {
-				out[table] = rowsOf(t, s.w, `SELECT * FROM `+table+` ORDER BY 1, 2, 3`)
-			}
+			s := writeRows(t, short, fan, ps, hooks, evs, cs)
+			out := dumpTables(t, s)
 			out["webhooks"] = rowsOf(t, s.w, `SELECT id, consecutive_failures, failing_since FROM webhooks ORDER BY 1`)
 			return out
 		}

@@ -19,7 +19,6 @@ import (
 // row of the tables they write: the short and fan statements must store
 // exactly what the full ones do.
 func TestShortRowsWriteSameRows(t *testing.T) {
-	ctx := context.Background()
 	at := time.Date(2026, 3, 4, 5, 6, 7, 8000, time.UTC)
 	p := storetest.NewProject()
 	w := storetest.NewWebhook(p.ID)
@@ -78,35 +77,11 @@ func TestShortRowsWriteSameRows(t *testing.T) {
 
 	dump := func(short, fan bool) map[string][][]any {
 		t.Helper()
-		shortRows, fanRows = short, fan
-		defer func() { shortRows, fanRows = true, true }()
-		s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer s.Close()
-		if err := s.CreateProject(ctx, p); err != nil {
-			t.Fatal(err)
-		}
-		for _, w := range []*core.Webhook{w, w2, w3} {
-			if err := s.CreateWebhook(ctx, w); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if _, err := s.PublishEvents(ctx, evs); err != nil {
-			t.Fatal(err)
-		}
-		// The plain and the dynamic event's first delivery were inserted
+		// The plain and the dynamic event's first delivery are inserted
 		// leased by "eng": their completions change them, the others'
 		// only record their attempts.
-		if err := s.CompleteDeliveries(ctx, cs); err != nil {
-			t.Fatal(err)
-		}
-		out := map[string][][]any{}
-		for _, table := range []string{"events", "deliveries", "attempts", "stats"} {
-			out[table] = rowsOf(t, s.w, `SELECT * FROM `+table+` ORDER BY 1, 2, 3`)
-		}
-		return out
+		s := writeRows(t, short, fan, []core.Project{p}, []*core.Webhook{w, w2, w3}, evs, cs)
+		return dumpTables(t, s)
 	}
 	fan, short, full := dump(true, true), dump(true, false), dump(false, false)
 	for table, want := range full {
@@ -153,6 +128,50 @@ func rowsOf(t *testing.T, db *sql.DB, query string) [][]any {
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
+	}
+	return out
+}
+
+// writeRows opens a new store and writes projects, webhooks, the events
+// published in one call and the completions, with the short and the fan
+// statements on or off (the full statements otherwise); the store closes
+// when t ends.
+func writeRows(t *testing.T, short, fan bool, ps []core.Project, hooks []*core.Webhook, evs []core.NewEvent, cs []core.Completion) *Store {
+	t.Helper()
+	ctx := context.Background()
+	shortRows, fanRows = short, fan
+	defer func() { shortRows, fanRows = true, true }()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "s.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	for _, p := range ps {
+		if err := s.CreateProject(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, w := range hooks {
+		if err := s.CreateWebhook(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.PublishEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CompleteDeliveries(ctx, cs); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// dumpTables reads every row of the tables publishing and completing
+// write, for comparing two stores.
+func dumpTables(t *testing.T, s *Store) map[string][][]any {
+	t.Helper()
+	out := map[string][][]any{}
+	for _, table := range []string{"events", "deliveries", "attempts", "stats"} {
+		out[table] = rowsOf(t, s.w, `SELECT * FROM `+table+` ORDER BY 1, 2, 3`)
 	}
 	return out
 }

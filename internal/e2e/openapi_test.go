@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -131,9 +132,11 @@ func validatingServer(t testing.TB, target string) string {
 // stream).
 func (p *openapiProxy) check(req *http.Request, reqBody []byte, status int, header http.Header, respBody []byte) {
 	path := req.URL.Path
-	for _, v := range []string{"/v1beta/", "/v1alpha/"} {
-		if strings.HasPrefix(path, v) {
-			path = "/v1/" + strings.TrimPrefix(path, v)
+	for _, prefix := range []string{"/", "/upload/", "/download/"} {
+		for _, v := range []string{"v1beta/", "v1alpha/"} {
+			if strings.HasPrefix(path, prefix+v) {
+				path = prefix + "v1/" + strings.TrimPrefix(path, prefix+v)
+			}
 		}
 	}
 	var route *docRoute
@@ -201,4 +204,58 @@ func TestOpenAPIDocumentLoads(t *testing.T) {
 	if len(ops) < 40 {
 		t.Fatalf("only %d operations: %v", len(ops), ops)
 	}
+}
+
+// TestOpenAPIValidatesAPITraffic: requests of the API itself (not only
+// the client commands' ones) and their answers match docs/openapi.json —
+// the extensions' fields (rate_limit, trace_propagation) on webhooks and
+// webhook_config, the admin routes, the jobs routes and the Interactions
+// API's error envelope, whose code is the status name.
+func TestOpenAPIValidatesAPITraffic(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	c := &apiClient{base: func() string { return validatingServer(t, s.URL()) }, key: s.APIKey, hc: newHTTPClient(t, 30*time.Second)}
+	base := c.base()
+	c.base = func() string { return base }
+	ok := func(method, path string, in any) map[string]any {
+		t.Helper()
+		var out map[string]any
+		c.call(t, method, path, in, &out)
+		return out
+	}
+	fails := func(status int, method, path string, in any) {
+		t.Helper()
+		got, raw, err := c.do(context.Background(), method, path, in, nil)
+		if err != nil || got != status {
+			t.Fatalf("%s %s: %d %v %s, want %d", method, path, got, err, raw, status)
+		}
+	}
+	w := ok("POST", "/v1beta/webhooks", map[string]any{"name": "x", "uri": "http://127.0.0.1:9/h",
+		"subscribed_events": []string{"batch.succeeded"}, "rate_limit": map[string]any{"per_second": 5, "burst": 2}, "trace_propagation": true})
+	id, _ := w["id"].(string)
+	ok("GET", "/v1beta/webhooks/"+id, nil)
+	ok("PATCH", "/v1beta/webhooks/"+id, map[string]any{"rate_limit": nil, "trace_propagation": false})
+	ok("GET", "/v1beta/webhooks", nil)
+	ev := ok("POST", "/v1beta/events", map[string]any{"type": "batch.succeeded", "data": map[string]any{"id": "batches/1"},
+		"webhook_config": map[string]any{"uris": []string{"http://127.0.0.1:9/d"}, "rate_limit": map[string]any{"per_second": 1}, "trace_propagation": true}})
+	evID, _ := ev["id"].(string)
+	ok("GET", "/v1beta/events/"+evID, nil)
+	ok("GET", "/v1beta/events", nil)
+
+	p := ok("POST", "/v1beta/projects", map[string]any{"name": "second"})
+	pid, _ := p["id"].(string)
+	k := ok("POST", "/v1beta/projects/"+pid+"/keys", map[string]any{"name": "k"})
+	kid, _ := k["id"].(string)
+	ok("GET", "/v1beta/projects/"+pid+"/keys", nil)
+	ok("POST", "/v1beta/keys/"+kid+":revoke", nil)
+
+	ok("POST", "/v1beta/models/gemini-2.5-flash:batchGenerateContent", map[string]any{"batch": map[string]any{"displayName": "d",
+		"inputConfig": map[string]any{"requests": map[string]any{"requests": []any{map[string]any{"request": map[string]any{
+			"contents": []any{map[string]any{"parts": []any{map[string]any{"text": "hi"}}}}}}}}}}})
+	ok("GET", "/v1beta/batches", nil)
+	in := ok("POST", "/v1beta/interactions", map[string]any{"model": "gemini-2.5-flash", "input": "hello"})
+	inID, _ := in["id"].(string)
+	ok("GET", "/v1beta/interactions/"+inID, nil)
+	fails(http.StatusNotFound, "GET", "/v1beta/interactions/nope", nil)
+	fails(http.StatusNotFound, "GET", "/v1beta/webhooks/nope", nil)
 }

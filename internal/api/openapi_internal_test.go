@@ -1,0 +1,131 @@
+package api
+
+import (
+	"encoding/json"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/longhook/longhook/docs"
+	"github.com/longhook/longhook/internal/core"
+)
+
+// TestOpenAPISchemasNameEveryField: each schema of docs/openapi.json that
+// describes a wire type names exactly the JSON members the server reads or
+// writes. A request schema with additionalProperties false that lacks a
+// member the server accepts makes every generated client (and every
+// validating proxy) refuse a valid request; a response schema that lacks
+// one hides it from them. The document is hand-written, so this is what
+// keeps it from drifting when a field is added.
+func TestOpenAPISchemasNameEveryField(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Components struct {
+			Schemas map[string]json.RawMessage `json:"schemas"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(docs.OpenAPI, &doc); err != nil {
+		t.Fatalf("docs/openapi.json: %v", err)
+	}
+	wire := map[string]any{
+		// requests
+		"WebhookCreate":       createWebhookRequest{},
+		"WebhookUpdate":       updateWebhookRequest{},
+		"RotateRequest":       rotateRequest{},
+		"WebhookConfig":       core.WebhookConfig{},
+		"RateLimit":           core.RateLimit{},
+		"PublishRequest":      publishRequest{},
+		"BatchPublishRequest": batchPublishRequest{},
+		"RecoverRequest":      recoverRequest{},
+		"ProjectCreate":       createProjectRequest{},
+		"KeyCreate":           createKeyRequest{},
+		// responses
+		"Webhook":              webhookJSON{},
+		"SigningSecret":        signingSecretJSON{},
+		"WebhookList":          listWebhooksResponse{},
+		"RotateResponse":       rotateResponse{},
+		"Event":                eventJSON{},
+		"EventDetail":          eventDetailJSON{},
+		"EventList":            listEventsResponse{},
+		"BatchPublishResponse": batchPublishResponse{},
+		"Delivery":             deliveryJSON{},
+		"DeliveryDetail":       deliveryDetailJSON{},
+		"Attempt":              attemptJSON{},
+		"DeliveryList":         listDeliveriesResponse{},
+		"RecoverResponse":      recoverResponse{},
+		"Project":              projectJSON{},
+		"ProjectList":          listProjectsResponse{},
+		"APIKey":               apiKeyJSON{},
+		"KeyList":              listKeysResponse{},
+	}
+	for name, v := range wire {
+		raw, ok := doc.Components.Schemas[name]
+		if !ok {
+			t.Errorf("docs/openapi.json has no schema %s", name)
+			continue
+		}
+		documented := schemaProperties(t, doc.Components.Schemas, raw)
+		served := jsonMembers(reflect.TypeOf(v))
+		if !slices.Equal(documented, served) {
+			t.Errorf("schema %s names %v; the server's %T has %v", name, documented, v, served)
+		}
+	}
+}
+
+// schemaProperties lists the property names of a schema, following $ref
+// and allOf.
+func schemaProperties(t *testing.T, all map[string]json.RawMessage, raw json.RawMessage) []string {
+	t.Helper()
+	var s struct {
+		Ref        string                     `json:"$ref"`
+		AllOf      []json.RawMessage          `json:"allOf"`
+		Properties map[string]json.RawMessage `json:"properties"`
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	if s.Ref != "" {
+		out = append(out, schemaProperties(t, all, all[strings.TrimPrefix(s.Ref, "#/components/schemas/")])...)
+	}
+	for _, part := range s.AllOf {
+		out = append(out, schemaProperties(t, all, part)...)
+	}
+	for p := range s.Properties {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}
+
+// jsonMembers lists the JSON member names encoding/json uses for a struct
+// type, embedded structs included.
+func jsonMembers(typ reflect.Type) []string {
+	for typ.Kind() == reflect.Pointer {
+		typ = typ.Elem()
+	}
+	var out []string
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if f.Anonymous && name == "" {
+			out = append(out, jsonMembers(f.Type)...)
+			continue
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return slices.Compact(out)
+}

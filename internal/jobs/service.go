@@ -73,10 +73,18 @@ type Config struct {
 	SoleRunner bool
 }
 
+// microClock reads its clock to the microsecond, the precision both stores
+// keep: a job's or file's times then read the same in the answer that
+// created it as on every later GET.
+type microClock struct{ core.Clock }
+
+func (c microClock) Now() time.Time { return c.Clock.Now().Truncate(time.Microsecond) }
+
 func (c Config) withDefaults() Config {
 	if c.Clock == nil {
 		c.Clock = core.SystemClock{}
 	}
+	c.Clock = microClock{c.Clock}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

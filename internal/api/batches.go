@@ -137,6 +137,9 @@ func (s *server) listOperationsOf(r *http.Request, key core.APIKey, collection s
 }
 
 func (s *server) cancelBatch(r *http.Request, key core.APIKey) (any, error) {
+	if _, err := s.batchOf(r, key); err != nil {
+		return nil, err // the 404 of get
+	}
 	_, err := s.d.Jobs.Cancel(r.Context(), key.ProjectID, r.PathValue("id"), core.JobBatch)
 	return nil, err
 }
@@ -147,25 +150,6 @@ func (s *server) deleteBatch(r *http.Request, key core.APIKey) (any, error) {
 		return nil, err
 	}
 	return nil, s.d.Jobs.DeleteJob(r.Context(), j)
-}
-
-// batchState is the BATCH_STATE_* spelling of a job state.
-func batchState(st core.JobState) string {
-	switch st {
-	case core.JobPending:
-		return "BATCH_STATE_PENDING"
-	case core.JobRunning:
-		return "BATCH_STATE_RUNNING"
-	case core.JobSucceeded:
-		return "BATCH_STATE_SUCCEEDED"
-	case core.JobFailed:
-		return "BATCH_STATE_FAILED"
-	case core.JobCancelled:
-		return "BATCH_STATE_CANCELLED"
-	case core.JobExpired:
-		return "BATCH_STATE_EXPIRED"
-	}
-	return "BATCH_STATE_UNSPECIFIED"
 }
 
 // renderBatch is the batch as the operation-shaped resource the SDKs
@@ -185,7 +169,7 @@ func (s *server) renderBatch(ctx context.Context, j *core.Job, inline bool) map[
 		"@type":      batchMetadataType,
 		"name":       "batches/" + j.ID,
 		"model":      "models/" + j.Model,
-		"state":      batchState(j.State),
+		"state":      jobs.BatchState(j.State),
 		"createTime": timestamp(j.CreateTime),
 		"updateTime": timestamp(j.UpdateTime),
 		"batchStats": map[string]string{

@@ -103,6 +103,9 @@ func (s *server) getInteraction(r *http.Request, key core.APIKey) (any, error) {
 }
 
 func (s *server) cancelInteraction(r *http.Request, key core.APIKey) (any, error) {
+	if _, err := s.interactionOf(r, key); err != nil {
+		return nil, err // the 404 of get
+	}
 	j, err := s.d.Jobs.Cancel(r.Context(), key.ProjectID, r.PathValue("id"), core.JobInteraction)
 	if err != nil {
 		return nil, err
@@ -118,21 +121,6 @@ func (s *server) deleteInteraction(r *http.Request, key core.APIKey) (any, error
 	return nil, s.d.Jobs.DeleteJob(r.Context(), j)
 }
 
-// interactionStatus is the interactions API's spelling of a job state.
-func interactionStatus(st core.JobState) string {
-	switch st {
-	case core.JobPending, core.JobRunning:
-		return "in_progress"
-	case core.JobRequiresAction:
-		return "requires_action"
-	case core.JobSucceeded:
-		return "completed"
-	case core.JobCancelled:
-		return "cancelled"
-	}
-	return "failed"
-}
-
 // renderInteraction is the Interaction resource.
 func renderInteraction(j *core.Job, includeInput bool) map[string]any {
 	var req jobs.InteractionRequest
@@ -145,7 +133,7 @@ func renderInteraction(j *core.Job, includeInput bool) map[string]any {
 	}
 	m := map[string]any{
 		"id":      j.ID,
-		"status":  interactionStatus(j.State),
+		"status":  jobs.InteractionStatus(j.State),
 		"created": timestamp(j.CreateTime),
 		"updated": timestamp(j.UpdateTime),
 		"steps":   steps,

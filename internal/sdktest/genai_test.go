@@ -465,7 +465,7 @@ func TestGoSDKInteractionErrors(t *testing.T) {
 	_, err = c.Interactions.Get(ctx, operations.GetInteractionByIDRequest{APIVersion: &apiVersion, ID: nope})
 	check("get (404)", err, "Interaction nope was not found.")
 	_, err = c.Interactions.Cancel(ctx, operations.CancelInteractionByIDRequest{APIVersion: &apiVersion, ID: nope})
-	check("cancel (404)", err, "interaction nope was not found.")
+	check("cancel (404)", err, "Interaction nope was not found.")
 	_, err = c.Interactions.Delete(ctx, operations.DeleteInteractionRequest{APIVersion: &apiVersion, ID: nope})
 	check("delete (404)", err, "Interaction nope was not found.")
 	if !t.Failed() {

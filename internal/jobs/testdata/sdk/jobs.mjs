@@ -201,7 +201,7 @@ async function interactions() {
   await shows(ai.interactions.create({ model, input: "hi", previous_interaction_id: "nope" }), 400,
     "is not an interaction of this project");
   await shows(ai.interactions.get("nope"), 404, "Interaction nope was not found.");
-  await shows(ai.interactions.cancel("nope"), 404, "interaction nope was not found.");
+  await shows(ai.interactions.cancel("nope"), 404, "Interaction nope was not found.");
   await shows(ai.interactions.delete("nope"), 404, "Interaction nope was not found.");
   return { first: first.id, second: second.id, cancelled: slow.id };
 }

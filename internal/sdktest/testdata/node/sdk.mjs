@@ -343,7 +343,7 @@ async function errors() {
     "must be whole seconds");
   interop("interactions error 400 (message shown)", "ai.interactions.create", "works", "err.status and err.message hold the server's status and message");
   await shows(ai.interactions.get("nope"), 404, "Interaction nope was not found.");
-  await shows(ai.interactions.cancel("nope"), 404, "interaction nope was not found.");
+  await shows(ai.interactions.cancel("nope"), 404, "Interaction nope was not found.");
   await shows(ai.interactions.delete("nope"), 404, "Interaction nope was not found.");
   interop("interactions error 404 (message shown)", "ai.interactions.get / cancel / delete", "works");
 }

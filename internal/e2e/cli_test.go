@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -492,4 +493,39 @@ func TestCLICompletion(t *testing.T) {
 		mustContain(t, sh, cli.run(t, "completion", sh), "webhooks", "deliveries", "redeliver", "batch.succeeded", "json")
 	}
 	cli.fails(t, 2, "unknown shell", "completion", "tcsh")
+
+	// Bash completes each command's own flags and verbs: serve offers
+	// --addr and not the client commands' --server (which it refuses),
+	// recover its --since, and the local commands their verbs.
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash:", err)
+	}
+	script := cli.run(t, "completion", "bash")
+	for line, want := range map[string]string{
+		"longhook serve --ad":                "--addr",
+		"longhook serve --se":                "",
+		"longhook serve --addr x --data":     "--data-dir --database-url",
+		"longhook deliveries recover --si":   "--since",
+		"longhook deliveries recover --serv": "--server",
+		"longhook webhooks rotate --rev":     "--revoke-now",
+		"longhook migrate ":                  "up status",
+		"longhook keys ":                     "create list revoke",
+		"longhook gateway --con":             "--config",
+		"longhook webhooks c":                "create",
+		"longhook trigger batch.s":           "batch.succeeded",
+	} {
+		words := strings.Split(line, " ")
+		var q []string
+		for _, w := range words {
+			q = append(q, fmt.Sprintf("%q", w))
+		}
+		prog := fmt.Sprintf("%s\nCOMP_WORDS=(%s); COMP_CWORD=%d; _longhook; echo \"${COMPREPLY[*]}\"\n", script, strings.Join(q, " "), len(words)-1)
+		out, err := exec.Command("bash", "-c", prog).CombinedOutput()
+		if err != nil {
+			t.Fatalf("bash completion of %q: %v\n%s", line, err, out)
+		}
+		if got := strings.TrimSpace(string(out)); got != want {
+			t.Errorf("bash completes %q to %q, want %q", line, got, want)
+		}
+	}
 }

@@ -120,6 +120,7 @@ func BenchmarkEngineGroups(b *testing.B) {
 	}); err != nil {
 		b.Fatal(err)
 	}
+	b.Logf("backend pid %d", pid)
 	db0, err := procstat.ProcessCPU(int(pid))
 	if err != nil {
 		b.Skipf("backend CPU: %v", err)

@@ -357,33 +357,32 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 	deltas := core.FoldCompleted(cs)
 	err := s.run(ctx, false, func(c *pgx.Conn) error {
 		b := &pgx.Batch{}
-		b.Queue(asyncCommitSQL)
+		// Every statement below runs on its generic plan, with sequential
+		// scans priced out (completeSettingsSQL), unless the URL sets the
+		// plan mode. The rollup comes last, so that its project total
+		// row, which every publish updates too, stays locked for the
+		// shortest time.
+		if s.genericPlans {
+			b.Queue(completeSettingsSQL)
+		} else {
+			b.Queue(asyncCommitSQL)
+		}
 		n := b.Len()
-		// Inserting attempts and adding to the rollup read no table:
-		// generic plans. The rollup comes last, so that its project
-		// total row, which every publish updates too, stays locked for
-		// the shortest time.
-		pm := planModes{b: b, s: s}
 		if len(r.aDelivery) > 0 {
-			pm.use(true)
 			b.Queue(insertAttemptsSQL, r.aDelivery, r.aNumber, r.aTime, r.aURI, r.aCode, r.aLatency, r.aError,
 				r.aResponse)
 		}
 		if len(r.dID) > 0 {
-			pm.use(false)
 			b.Queue(completeSQL, r.dID, r.dOwner, r.dStatus, r.dNext, r.dCode, r.dError, r.dAt, r.dTried,
 				r.iNumber, r.iURI, r.iLatency, r.iResponse)
 		}
 		if len(runIDs) > 0 {
-			pm.use(false)
 			b.Queue(failureRunSQL, runIDs, runReset, runN, runEarliest)
 		}
 		if len(disIDs) > 0 {
-			pm.use(false)
 			b.Queue(disableWebhooksSQL, disIDs, disAt)
 		}
 		if len(deltas) > 0 {
-			pm.use(true)
 			b.Queue(statsDeltasSQL, statsDeltaArgs(deltas)...)
 		}
 		if b.Len() == n {

@@ -56,16 +56,16 @@ func TestCompletionsCommitAsynchronously(t *testing.T) {
 	if fmt.Sprint(seen) != fmt.Sprint(want) {
 		t.Errorf("synchronous_commit inside the transactions = %v, want %v", seen, want)
 	}
-	var sync, plans string
+	var sync, plans, seqscan string
 	if err := s.run(f.ctx, true, func(c *pgx.Conn) error {
-		return c.QueryRow(f.ctx, `SELECT current_setting('synchronous_commit'), current_setting('plan_cache_mode')`).
-			Scan(&sync, &plans)
+		return c.QueryRow(f.ctx, `SELECT current_setting('synchronous_commit'), current_setting('plan_cache_mode'),
+			current_setting('enable_seqscan')`).Scan(&sync, &plans, &seqscan)
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if sync != "on" || plans != "force_custom_plan" {
-		t.Errorf("the session after them: synchronous_commit %s, plan_cache_mode %s; want on, force_custom_plan",
-			sync, plans)
+	if sync != "on" || plans != "force_custom_plan" || seqscan != "on" {
+		t.Errorf("the session after them: synchronous_commit %s, plan_cache_mode %s, enable_seqscan %s; "+
+			"want on, force_custom_plan, on", sync, plans, seqscan)
 	}
 }
 
@@ -197,5 +197,90 @@ func TestCompletionDoesNotWaitForPublish(t *testing.T) {
 	}
 	if events != 2 || ok != 1 {
 		t.Errorf("project totals: %d events, %d succeeded; want 2, 1", events, ok)
+	}
+}
+
+// TestCompletionPlansAreGeneric checks that a completion's statements run
+// on their generic plans, planned once per connection
+// (completeSettingsSQL), not planned again for every call: the
+// connection's prepared statements count the plans each execution used.
+func TestCompletionPlansAreGeneric(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	s := openWith(t, url, Options{Migrate: true, Schema: pgtest.Schema(t, url, "lh_test_"), MaxConns: 1})
+	f := newFixture(t, s, 1)
+	const calls = 6 // past the five executions after which PostgreSQL may choose on its own
+	for range calls {
+		now := time.Now().UTC()
+		ne := storetest.NewEvent(f.p.ID, core.EventBatchSucceeded, now, f.hooks...)
+		ne.Deliveries[0].LeaseOwner = "o"
+		ne.Deliveries[0].NextAttemptTime = now.Add(time.Minute)
+		if _, err := s.PublishEvents(f.ctx, []core.NewEvent{ne}); err != nil {
+			t.Fatalf("PublishEvents: %v", err)
+		}
+		c := succeeded(core.Claimed{Delivery: ne.Deliveries[0]}, "o", now)
+		c.ProjectID = f.p.ID
+		if err := s.CompleteDeliveries(f.ctx, []core.Completion{c}); err != nil {
+			t.Fatalf("CompleteDeliveries: %v", err)
+		}
+	}
+	// The pool's one connection ran every statement.
+	for name, q := range map[string]string{"complete": completeSQL, "failure runs": failureRunSQL,
+		"stats": statsDeltasSQL} {
+		var generic, custom int64
+		if err := s.run(f.ctx, true, func(c *pgx.Conn) error {
+			return c.QueryRow(f.ctx, `SELECT generic_plans, custom_plans FROM pg_prepared_statements
+				WHERE statement = $1`, q).Scan(&generic, &custom)
+		}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if generic != calls || custom != 0 {
+			t.Errorf("%s: %d generic and %d custom plans in %d calls; want %d generic, no custom",
+				name, generic, custom, calls, calls)
+		}
+	}
+}
+
+// TestCompletionPlansUseKeys explains the generic plans of a completion's
+// statements made on empty tables, with the completion's settings
+// (completeSettingsSQL): they must read deliveries and webhooks by their
+// primary keys, never by a sequential scan, which a generic plan made
+// while the tables were small would otherwise keep as they grow.
+func TestCompletionPlansUseKeys(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := t.Context()
+	param := regexp.MustCompile(`\$(\d+)`)
+	for name, q := range map[string]string{"complete": completeSQL, "failure runs": failureRunSQL,
+		"disable": disableWebhooksSQL} {
+		n := 0
+		for _, m := range param.FindAllStringSubmatch(q, -1) {
+			var i int
+			fmt.Sscan(m[1], &i)
+			n = max(n, i)
+		}
+		var plan []string
+		err := s.run(ctx, true, func(c *pgx.Conn) error {
+			if _, err := c.Exec(ctx, `PREPARE generic_probe AS `+q); err != nil {
+				return err
+			}
+			defer c.Exec(ctx, `DEALLOCATE generic_probe`) //nolint:errcheck
+			b := &pgx.Batch{}
+			b.Queue(completeSettingsSQL)
+			b.Queue(`EXPLAIN EXECUTE generic_probe(` + strings.TrimSuffix(strings.Repeat("NULL, ", n), ", ") + `)`).
+				Query(func(rows pgx.Rows) error {
+					var err error
+					plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+					return err
+				})
+			return c.SendBatch(ctx, b).Close()
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		p := strings.Join(plan, "\n")
+		if strings.Contains(p, "Seq Scan") || !strings.Contains(p, "Index Cond: (id = ANY ($1))") {
+			t.Errorf("%s: the generic plan does not look its rows up by key:\n%s", name, p)
+		}
 	}
 }

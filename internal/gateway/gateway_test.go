@@ -3,8 +3,11 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -108,6 +111,44 @@ func TestIntakeStatuses(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, gw.srv.URL+path, nil)
 		if got := do(t, c, req); got != 200 {
 			t.Errorf("%s: %d", path, got)
+		}
+	}
+}
+
+// A webhook-timestamp that is not plain decimal Unix seconds is malformed
+// input (400 INVALID_ARGUMENT, the header named) whatever its spelling —
+// letters, a sign, leading zeros or spaces — even when the signature was
+// made over that very spelling: the same answer as for a stale one, never
+// 401 as if the signature were wrong.
+func TestIntakeMalformedTimestamp(t *testing.T) {
+	t.Parallel()
+	secretText, _ := mustSecret(t)
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secretText, "whsec_"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := startGateway(t, Config{Sources: []SourceConfig{{
+		Name: "s", Verify: VerifyConfig{HMACSecrets: []string{secretText}},
+		Sinks: []SinkConfig{{Name: "k", Discard: &DiscardSinkConfig{}}},
+	}}})
+	now := strconv.FormatInt(time.Now().Unix(), 10)
+	for i, ts := range []string{"0" + now, "+" + now, now + ".0", "abc", "-1"} {
+		id := fmt.Sprintf("msg_ts_%d", i)
+		body := testBody(i)
+		mac := hmac.New(sha256.New, key)
+		mac.Write([]byte(id + "." + ts + "." + string(body)))
+		req, _ := http.NewRequest(http.MethodPost, gw.srv.URL+"/hooks/s", bytes.NewReader(body))
+		req.Header.Set(webhook.HeaderID, id)
+		req.Header.Set(webhook.HeaderTimestamp, ts)
+		req.Header.Set(webhook.HeaderSignature, "v1,"+base64.StdEncoding.EncodeToString(mac.Sum(nil)))
+		resp, err := gw.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(b), `"status":"INVALID_ARGUMENT"`) || !strings.Contains(string(b), webhook.HeaderTimestamp) {
+			t.Errorf("webhook-timestamp %q: %d %s, want 400 INVALID_ARGUMENT naming %s", ts, resp.StatusCode, b, webhook.HeaderTimestamp)
 		}
 	}
 }

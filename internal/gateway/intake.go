@@ -213,8 +213,12 @@ func classify(err error, h http.Header, preset bool) (int, string, string) {
 		}
 		return http.StatusBadRequest, "INVALID_ARGUMENT", "invalid"
 	case errors.Is(err, webhook.ErrMalformed):
-		if _, perr := strconv.ParseInt(h.Get(webhook.HeaderTimestamp), 10, 64); perr != nil &&
-			!strings.Contains(err.Error(), webhook.HeaderSignature) {
+		// A timestamp the verifier refused (letters, a sign, leading
+		// zeros: not plain decimal Unix seconds) is malformed input
+		// whether or not strconv could read it.
+		msg := err.Error()
+		_, perr := strconv.ParseInt(h.Get(webhook.HeaderTimestamp), 10, 64)
+		if (perr != nil || strings.Contains(msg, webhook.HeaderTimestamp)) && !strings.Contains(msg, webhook.HeaderSignature) {
 			return http.StatusBadRequest, "INVALID_ARGUMENT", "invalid"
 		}
 		return http.StatusUnauthorized, "UNAUTHENTICATED", "unauthenticated"

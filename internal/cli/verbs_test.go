@@ -2,6 +2,10 @@ package cli
 
 import (
 	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,6 +114,61 @@ func TestGatewayUsageErrors(t *testing.T) {
 		code, _, errs := run(t, map[string]string{}, c.args...)
 		if code != 2 || !strings.Contains(errs, c.want) {
 			t.Errorf("%v: exit %d, %q; want 2 and %q", c.args, code, errs, c.want)
+		}
+	}
+}
+
+// A gateway start refused for its configuration — the config file, a
+// flag's value, the TLS files, an OTEL_* variable — exits 2 like serve's
+// configuration errors (README: 2 usage or configuration error), names
+// what is wrong, and leaves the disk as it was: no data dir, no inbox.
+// An address in use is a failure (exit 1), also checked before the inbox
+// is created.
+func TestGatewayConfigErrors(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.yaml", "sources:\n  - name: s\n    verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}\n    sinks: [{name: k, discard: {}}]\n")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for i, c := range []struct {
+		name string
+		env  map[string]string
+		args []string
+		code int
+		want string
+	}{
+		{"no sources", nil, []string{"--config", write("empty.yaml", "sources: []\n")}, 2, "sources: at least one source is required"},
+		{"unknown field", nil, []string{"--config", write("unknown.yaml", "sources: []\nbogus: 1\n")}, 2, "field bogus not found"},
+		{"missing file", nil, []string{"--config", filepath.Join(dir, "absent.yaml")}, 2, "absent.yaml"},
+		{"unset variable", nil, []string{"--config", write("env.yaml", "sources:\n  - name: s\n    verify: {hmac_secrets: [\"${NOPE_SECRET}\"]}\n    sinks: [{name: k, discard: {}}]\n")}, 2, "NOPE_SECRET"},
+		{"bad secret", nil, []string{"--config", write("secret.yaml", "sources:\n  - name: s\n    verify: {hmac_secrets: [whsec_!!]}\n    sinks: [{name: k, discard: {}}]\n")}, 2, "hmac_secrets"},
+		{"bad --database", nil, []string{"--config", good, "--database", "bogus://x"}, 2, "database"},
+		{"--tls-cert alone", nil, []string{"--config", good, "--tls-cert", filepath.Join(dir, "absent.pem")}, 2, "--tls-key"},
+		{"unreadable TLS files", nil, []string{"--config", good, "--tls-cert", filepath.Join(dir, "absent.pem"), "--tls-key", filepath.Join(dir, "absent.key")}, 2, "absent.pem"},
+		{"OTEL exporter", map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, []string{"--config", good}, 2, "OTEL_TRACES_EXPORTER"},
+		{"address in use", nil, []string{"--config", good, "--addr", busy.Addr().String()}, 1, "address already in use"},
+	} {
+		data := filepath.Join(dir, fmt.Sprintf("data%d", i))
+		args := append([]string{"gateway", "--data-dir", data}, c.args...)
+		if c.code != 1 {
+			args = append(args, "--addr", "127.0.0.1:0")
+		}
+		code, _, errs := run(t, c.env, args...)
+		if code != c.code || !strings.Contains(errs, c.want) {
+			t.Errorf("%s: exit %d, %q; want %d and %q", c.name, code, errs, c.code, c.want)
+		}
+		if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("%s: the refused start created %s (%v)", c.name, data, err)
 		}
 	}
 }

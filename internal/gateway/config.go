@@ -426,6 +426,21 @@ func (c Config) withDefaults() Config {
 }
 
 // validate reports the first configuration error, naming the field.
+// check is validate plus what building the sources refuses (a secret that
+// does not decode, a bad preset), without creating anything: the start's
+// configuration check, an ErrConfig.
+func (c Config) check() error {
+	if err := c.validate(); err != nil {
+		return configError{err}
+	}
+	for _, sc := range c.Sources {
+		if _, err := newSource(sc, options{now: time.Now}); err != nil {
+			return configError{err}
+		}
+	}
+	return nil
+}
+
 func (c Config) validate() error {
 	if len(c.Sources) == 0 {
 		return errors.New("gateway: config: sources: at least one source is required")

@@ -104,14 +104,14 @@ func NewGateway(ctx context.Context, cfg Config, opts ...Option) (*Gateway, erro
 	}
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
-		return nil, err
+		return nil, configError{err}
 	}
 	g := &Gateway{cfg: cfg, log: o.log, now: o.now, reg: o.reg, byName: map[string]*source{}, drained: make(chan struct{})}
 	g.m = newMetrics(o.reg)
 	for _, sc := range cfg.Sources {
 		src, err := newSource(sc, o)
 		if err != nil {
-			return nil, err
+			return nil, configError{err}
 		}
 		g.sources = append(g.sources, src)
 		g.byName[sc.Name] = src

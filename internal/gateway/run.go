@@ -22,6 +22,18 @@ import (
 // --config, an unknown flag, a stray argument): the CLI exits 2 for it.
 var ErrUsage = envflag.ErrUsage
 
+// ErrConfig marks a start refused for its configuration — the config
+// file, a flag's value, the TLS files, an OTEL_* variable: the CLI exits 2
+// for it, as for serve's configuration errors. Such a start has created
+// nothing (no data dir, no inbox).
+var ErrConfig = envflag.ErrConfig
+
+// configError is a configuration mistake with its own message; it is
+// ErrConfig for errors.Is.
+type configError struct{ error }
+
+func (e configError) Unwrap() []error { return []error{e.error, ErrConfig} }
+
 // RunGateway is `longhook gateway`: it loads the config, serves the
 // gateway until ctx is cancelled, then shuts down in order: /readyz turns
 // 503 and listen streams end, the HTTP server stops accepting and
@@ -77,7 +89,7 @@ func RunGateway(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	cfg, err := LoadConfig(*configPath, getenv)
 	if err != nil {
-		return err
+		return configError{err}
 	}
 	if *addr != "" {
 		cfg.Addr = *addr
@@ -97,7 +109,7 @@ func RunGateway(ctx context.Context, args []string, getenv func(string) string, 
 	}
 	stopTracing, err := telemetry.Setup(ctx, telemetry.Config{Service: "longhook-gateway", Getenv: getenv})
 	if err != nil {
-		return fmt.Errorf("gateway: %w", err)
+		return configError{fmt.Errorf("gateway: %w", err)}
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -112,24 +124,32 @@ func RunGateway(ctx context.Context, args []string, getenv func(string) string, 
 // Serve runs a gateway for cfg on cfg.Addr until ctx is cancelled, with
 // the shutdown sequence described on RunGateway. listening, if not nil,
 // is called with the bound address once the gateway accepts requests.
+// Everything that can refuse the start — the configuration, the TLS files,
+// the address — is checked before the inbox (and its data dir) is
+// created, so a refused start leaves the disk as it was.
 func Serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(net.Addr)) error {
-	g, err := NewGateway(ctx, cfg, WithLogger(log))
-	if err != nil {
+	cfg = cfg.withDefaults()
+	if err := cfg.check(); err != nil {
 		return err
 	}
-	defer g.Close()
-	cfg = g.cfg
 	tlsCfg := cfg.TLS
-	tlsCfg.CacheDir, tlsCfg.Logger = filepath.Join(cfg.DataDir, "acme"), log
+	tlsCfg.CacheDir, tlsCfg.Logger = filepath.Join(cfg.DataDir, "acme"), log // created on the first certificate
 	edge, err := certs.New(tlsCfg)
 	if err != nil {
-		return fmt.Errorf("gateway: %w", err)
+		return configError{fmt.Errorf("gateway: %w", err)}
 	}
 	defer edge.Close()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("gateway: listen: %w", err)
 	}
+	g, err := NewGateway(ctx, cfg, WithLogger(log))
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer g.Close()
+	cfg = g.cfg
 	srv := &http.Server{
 		Handler:           g.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,

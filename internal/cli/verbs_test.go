@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -170,5 +173,40 @@ func TestGatewayConfigErrors(t *testing.T) {
 		if _, err := os.Stat(data); !errors.Is(err, fs.ErrNotExist) {
 			t.Errorf("%s: the refused start created %s (%v)", c.name, data, err)
 		}
+	}
+}
+
+// check's command-line mistakes — a receiver URL that is not http(s), no
+// --secret or --jwks-issuer, a secret that does not parse, an unknown or
+// misused --preset, a --jwks-issuer that is not a loopback http URL — exit
+// 2 (usage, the flag named) like listen's and gateway's, and are found
+// before any case is sent: the receiver sees no request.
+func TestCheckUsageErrors(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int64
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { hits.Add(1) }))
+	defer recv.Close()
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ftp://example.com/hook", "--secret", secret}, "check: usage: the receiver URL"},
+		{[]string{recv.URL}, "check: usage: give --secret"},
+		{[]string{recv.URL, "--secret", "bogus"}, "check: usage: --secret 1"},
+		{[]string{recv.URL, "--secret", secret, "--secret", "whsec_!"}, "check: usage: --secret 2"},
+		{[]string{recv.URL, "--preset", "paypal", "--secret", "s"}, "check: usage: --preset"},
+		{[]string{recv.URL, "--preset", "hmac", "--secret", "s"}, "check: usage: --preset"},
+		{[]string{recv.URL, "--preset", "stripe", "--secret", "a", "--secret", "b"}, "check: usage: --preset"},
+		{[]string{recv.URL, "--jwks-issuer", "https://example.com"}, "check: usage: --jwks-issuer"},
+		{[]string{recv.URL, "--secret", secret, "--jwks-issuer", "http://192.0.2.1:8765"}, "check: usage: --jwks-issuer"},
+	} {
+		code, _, errs := run(t, map[string]string{}, append([]string{"check"}, c.args...)...)
+		if code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, %q; want 2 and %q", c.args, code, errs, c.want)
+		}
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("the receiver got %d requests from refused checks, want 0", n)
 	}
 }

@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -100,30 +101,46 @@ func RunCheck(ctx context.Context, args []string, getenv func(string) string, st
 	for _, d := range fs.Deprecated() {
 		fmt.Fprintln(stderr, "check: warning:", d)
 	}
+	// Every mistake on the command line is found before a case is sent.
 	if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("check: the receiver URL %q is not an absolute http(s) URL", target)
+		return fmt.Errorf("check: %w: the receiver URL %q is not an absolute http(s) URL", envflag.ErrUsage, target)
 	}
 	if len(secrets) == 0 && *issuer == "" {
-		return errors.New("check: give --secret (HMAC cases), --jwks-issuer (JWT cases) or both")
+		return fmt.Errorf("check: %w: give --secret (HMAC cases), --jwks-issuer (JWT cases) or both", envflag.ErrUsage)
+	}
+	if *issuer != "" {
+		if _, err := parseIssuer(*issuer); err != nil {
+			return err
+		}
+	}
+	var parsed []webhook.Secret
+	if *preset != "" {
+		if !slices.Contains(checkPresets, *preset) {
+			return fmt.Errorf("check: %w: --preset %q: unknown kind (one of %s)", envflag.ErrUsage, *preset, strings.Join(checkPresets, ", "))
+		}
+		if len(secrets) != 1 || *issuer != "" {
+			return fmt.Errorf("check: %w: --preset takes %s, exactly one --secret and no --jwks-issuer", envflag.ErrUsage, strings.Join(checkPresets, ", "))
+		}
+		if _, err := verify.New(verify.Spec{Kind: *preset, Secrets: [][]byte{[]byte(secrets[0])}}, nil); err != nil {
+			return fmt.Errorf("check: %w: --preset %s: %v", envflag.ErrUsage, *preset, err)
+		}
+	} else {
+		parsed = make([]webhook.Secret, len(secrets))
+		for i, s := range secrets {
+			if parsed[i], err = webhook.ParseSecret(s); err != nil {
+				return fmt.Errorf("check: %w: --secret %d: %v", envflag.ErrUsage, i+1, err)
+			}
+		}
 	}
 	c := &checker{target: target, client: &http.Client{Timeout: *timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}}
 	var results []Result
 	if *preset != "" {
-		if *preset == verify.KindHMAC || len(secrets) != 1 || *issuer != "" {
-			return errors.New("check: --preset takes stripe, github, slack or shopify, exactly one --secret and no --jwks-issuer")
-		}
 		if results, err = c.presetCases(ctx, *preset, secrets[0]); err != nil {
 			return err
 		}
-	} else if len(secrets) > 0 {
-		parsed := make([]webhook.Secret, len(secrets))
-		for i, s := range secrets {
-			if parsed[i], err = webhook.ParseSecret(s); err != nil {
-				return fmt.Errorf("check: --secret %d: %w", i+1, err)
-			}
-		}
+	} else if len(parsed) > 0 {
 		results = append(results, c.hmacCases(ctx, parsed)...)
 	}
 	if *issuer != "" {
@@ -376,14 +393,28 @@ type jwksServer struct {
 
 func (j *jwksServer) jwksURL() string { return j.issuer + "/.well-known/jwks.json" }
 
-func startJWKS(issuer, keyFile string) (*jwksServer, error) {
+// checkPresets are the --preset values: the provider presets (the
+// generic hmac kind has no fixed scheme to sign with).
+var checkPresets = []string{verify.KindStripe, verify.KindGitHub, verify.KindSlack, verify.KindShopify}
+
+// parseIssuer reads --jwks-issuer: http://HOST:PORT on a loopback address
+// (check serves its JWKS there); anything else is a usage mistake.
+func parseIssuer(issuer string) (*url.URL, error) {
 	u, err := url.Parse(issuer)
 	if err != nil || u.Scheme != "http" || u.Host == "" || (u.Path != "" && u.Path != "/") {
-		return nil, fmt.Errorf("check: --jwks-issuer %q must be http://HOST:PORT on a loopback address", issuer)
+		return nil, fmt.Errorf("check: %w: --jwks-issuer %q must be http://HOST:PORT on a loopback address", envflag.ErrUsage, issuer)
 	}
 	host := u.Hostname()
 	if ip := net.ParseIP(host); (ip == nil && host != "localhost") || (ip != nil && !ip.IsLoopback()) {
-		return nil, fmt.Errorf("check: --jwks-issuer %q must be on a loopback address", issuer)
+		return nil, fmt.Errorf("check: %w: --jwks-issuer %q must be on a loopback address", envflag.ErrUsage, issuer)
+	}
+	return u, nil
+}
+
+func startJWKS(issuer, keyFile string) (*jwksServer, error) {
+	u, err := parseIssuer(issuer)
+	if err != nil {
+		return nil, err
 	}
 	key, err := loadKey(keyFile)
 	if err != nil {

@@ -155,6 +155,7 @@ func TestGatewayConfigErrors(t *testing.T) {
 		{"missing file", nil, []string{"--config", filepath.Join(dir, "absent.yaml")}, 2, "absent.yaml"},
 		{"unset variable", nil, []string{"--config", write("env.yaml", "sources:\n  - name: s\n    verify: {hmac_secrets: [\"${NOPE_SECRET}\"]}\n    sinks: [{name: k, discard: {}}]\n")}, 2, "NOPE_SECRET"},
 		{"bad secret", nil, []string{"--config", write("secret.yaml", "sources:\n  - name: s\n    verify: {hmac_secrets: [whsec_!!]}\n    sinks: [{name: k, discard: {}}]\n")}, 2, "hmac_secrets"},
+		{"bad redis url", nil, []string{"--config", write("redis.yaml", "sources:\n  - name: s\n    verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}\n    sinks: [{name: r, redis: {url: \"notaurl\", stream: s}}]\n")}, 2, "redis.url"},
 		{"bad --database", nil, []string{"--config", good, "--database", "bogus://x"}, 2, "database"},
 		{"--tls-cert alone", nil, []string{"--config", good, "--tls-cert", filepath.Join(dir, "absent.pem")}, 2, "--tls-key"},
 		{"unreadable TLS files", nil, []string{"--config", good, "--tls-cert", filepath.Join(dir, "absent.pem"), "--tls-key", filepath.Join(dir, "absent.key")}, 2, "absent.pem"},

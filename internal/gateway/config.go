@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/longhook/longhook/internal/certs"
@@ -612,6 +613,9 @@ func (k SinkConfig) validate(at string) error {
 	case k.Redis != nil:
 		if k.Redis.URL == "" || k.Redis.Stream == "" {
 			return fmt.Errorf("gateway: config: %s.redis: url and stream are required", at)
+		}
+		if _, err := redis.ParseURL(k.Redis.URL); err != nil { // its error may echo a password
+			return fmt.Errorf("gateway: config: %s.redis.url: %q is not a valid redis:// URL", at, redactURL(k.Redis.URL))
 		}
 	case k.NATS != nil:
 		if k.NATS.URL == "" || k.NATS.Subject == "" {

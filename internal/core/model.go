@@ -181,8 +181,9 @@ type Delivery struct {
 	Attempts  int
 	// NextAttemptTime is when the next attempt is due (pending only).
 	NextAttemptTime time.Time
-	// Manual marks a delivery re-sent by :redeliver; manual sends never
-	// re-enter the automatic schedule.
+	// Manual marks a finished delivery re-sent by :redeliver; manual sends
+	// never re-enter the automatic schedule. (A pending delivery redelivered
+	// stays automatic.)
 	Manual bool
 	// LeaseOwner, when set on a delivery passed to PublishEvents, inserts it
 	// already claimed by that engine (NextAttemptTime is then the lease

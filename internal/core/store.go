@@ -224,8 +224,10 @@ type DeliveryStore interface {
 
 	GetDelivery(ctx context.Context, projectID, id string) (*Delivery, []Attempt, error)
 	ListDeliveries(ctx context.Context, p ListDeliveriesParams) ([]*Delivery, error)
-	// Redeliver makes a delivery due now as a manual send (one attempt, no
-	// automatic retries).
+	// Redeliver makes a delivery due now. A finished one becomes a manual
+	// send (one attempt, no automatic retries); one still pending keeps its
+	// automatic schedule, so a failure of the attempt made now is retried
+	// as before (never a way to end its retries).
 	Redeliver(ctx context.Context, projectID, id string, now time.Time) (*Delivery, error)
 	// RecoverDeliveries re-queues matching deliveries on the automatic
 	// schedule (restarted at Now) and returns how many matched (DryRun:

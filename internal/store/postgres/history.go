@@ -175,7 +175,8 @@ func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Ti
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
 		b := &pgx.Batch{}
 		b.Queue(`WITH `+spillInlineSQL(`id = $2 AND project_id = $3`)+`
-			UPDATE deliveries SET status = 'pending', queue = 0, manual = true, next_attempt_time = $1,
+			UPDATE deliveries SET status = 'pending', queue = 0, next_attempt_time = $1,
+			manual = CASE WHEN status = 'pending' THEN manual ELSE true END,
 			lease_owner = '', lease_time = `+zeroTime+`, update_time = $1, `+clearInlineSQL+`
 			WHERE id IN (SELECT id FROM old)
 			RETURNING `+deliveryCols, now, id, projectID)

@@ -162,7 +162,8 @@ func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Ti
 		}
 		var err error
 		d, err = scanDelivery(tx.QueryRowContext(ctx,
-			`UPDATE deliveries SET status = 'pending', queue = 0, manual = 1, next_attempt_time = ?1,
+			`UPDATE deliveries SET status = 'pending', queue = 0, next_attempt_time = ?1,
+			 manual = CASE WHEN status = 'pending' THEN manual ELSE 1 END,
 			 lease_owner = '', lease_time = 0, update_time = ?1, `+clearInlineSQL+`
 			 WHERE id = ?2 AND project_id = ?3
 			 RETURNING `+deliveryCols, micros(now), id, projectID))

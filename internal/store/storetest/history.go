@@ -417,3 +417,29 @@ func testDeleteExpiredReplayed(t *testing.T, b *bundle) {
 		}
 	}
 }
+
+// testRedeliverRetrying: Redeliver of a delivery still on its automatic
+// schedule makes it due now and leaves it automatic (a failure of that
+// attempt is retried as usual); only a finished delivery becomes a
+// manual one-shot send.
+func testRedeliverRetrying(t *testing.T, b *bundle) {
+	w := b.webhook("")
+	ds := b.events(1, T0, w)
+	cs := b.claim("a", T0, 1)
+	if len(cs) != 1 {
+		t.Fatalf("claimed %d", len(cs))
+	}
+	b.complete(failed(cs[0], "a", T0.Add(time.Second), core.DeliveryPending, T0.Add(time.Hour)))
+	now := T0.Add(time.Minute)
+	d, err := b.s.Redeliver(b.ctx, b.p.ID, ds[0].ID, now)
+	if err != nil {
+		t.Fatalf("Redeliver: %v", err)
+	}
+	if d.Status != core.DeliveryPending || d.Manual || !d.NextAttemptTime.Equal(now) || d.Attempts != 1 {
+		t.Errorf("Redeliver of a retrying delivery: %+v", *d)
+	}
+	rc := b.claim("b", now, 10)
+	if len(rc) != 1 || rc[0].ID != ds[0].ID || rc[0].Manual {
+		t.Fatalf("redelivered retrying delivery not claimable as automatic: %+v", rc)
+	}
+}

@@ -66,6 +66,7 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"AttemptHistory", testAttemptHistory},
 		{"ListDeliveries", testListDeliveries},
 		{"Redeliver", testRedeliver},
+		{"RedeliverRetrying", testRedeliverRetrying},
 		{"Recover", testRecover},
 		{"RecoverLimit", testRecoverLimit},
 		{"DeleteExpired", testDeleteExpired},

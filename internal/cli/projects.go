@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -37,7 +39,17 @@ func runProjects(ctx context.Context, args []string, env Env) error {
 	}
 	fs := newFlagSet("projects "+args[0], env)
 	dataDir, dbURL := storeFlags(fs)
-	if err := fs.parse(args[1:]); err != nil {
+	var pos []string
+	var err error
+	if args[0] == "create" {
+		pos, err = parseArgs(fs, args[1:], 1, 1, "one argument: NAME")
+		if err == nil && strings.TrimSpace(pos[0]) == "" {
+			err = fmt.Errorf("%w: projects create: NAME must not be empty", errUsage)
+		}
+	} else {
+		_, err = parseArgs(fs, args[1:], 0, 0, "no arguments")
+	}
+	if err != nil {
 		return err
 	}
 	store, err := openStore(ctx, *dbURL, *dataDir, false, nil)
@@ -47,11 +59,8 @@ func runProjects(ctx context.Context, args []string, env Env) error {
 	defer store.Close()
 	switch args[0] {
 	case "create":
-		if fs.NArg() != 1 {
-			return fmt.Errorf("%w: longhook projects create NAME", errUsage)
-		}
 		now := time.Now().UTC()
-		p := core.Project{ID: core.NewID(), Name: fs.Arg(0), CreateTime: now}
+		p := core.Project{ID: core.NewID(), Name: pos[0], CreateTime: now}
 		if err := store.CreateProject(ctx, p); err != nil {
 			return err
 		}
@@ -86,7 +95,12 @@ func runKeys(ctx context.Context, args []string, env Env) error {
 	project := fs.String("project", "", "project id (default: the default project)")
 	name := fs.String("name", "", "key name")
 	admin := fs.Bool("admin", false, "the key may also manage projects and keys")
-	if err := fs.parse(args[1:]); err != nil {
+	want, names := 0, "no arguments"
+	if args[0] == "revoke" {
+		want, names = 1, "one argument: KEY_ID"
+	}
+	pos, err := parseArgs(fs, args[1:], want, want, names)
+	if err != nil {
 		return err
 	}
 	store, err := openStore(ctx, *dbURL, *dataDir, false, nil)
@@ -97,6 +111,9 @@ func runKeys(ctx context.Context, args []string, env Env) error {
 	resolve := func() (string, error) {
 		if *project != "" {
 			_, err := store.GetProject(ctx, *project)
+			if errors.Is(err, core.ErrNotFound) {
+				return "", fmt.Errorf("%w: --project: no project %q (longhook projects list shows them)", errUsage, *project)
+			}
 			return *project, err
 		}
 		ps, err := store.ListProjects(ctx)
@@ -139,13 +156,14 @@ func runKeys(ctx context.Context, args []string, env Env) error {
 		}
 		return tw.Flush()
 	case "revoke":
-		if fs.NArg() != 1 {
-			return fmt.Errorf("%w: longhook keys revoke KEY_ID", errUsage)
+		err := store.RevokeAPIKey(ctx, pos[0], time.Now().UTC())
+		if errors.Is(err, core.ErrNotFound) {
+			return fmt.Errorf("no API key %q (longhook keys list shows their ids)", pos[0])
 		}
-		if err := store.RevokeAPIKey(ctx, fs.Arg(0), time.Now().UTC()); err != nil {
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(env.Stdout, "revoked %s\n", fs.Arg(0))
+		fmt.Fprintf(env.Stdout, "revoked %s\n", pos[0])
 		return nil
 	default:
 		return fmt.Errorf("%w: unknown keys command %q (create, list, revoke)", errUsage, args[0])

@@ -58,9 +58,18 @@ func (s *server) createBatch(r *http.Request, key core.APIKey) (any, error) {
 	if b == nil {
 		return nil, core.Invalid("batch", "batch is required: {\"batch\": {\"inputConfig\": ...}}")
 	}
+	if b.InputConfig != nil && b.InputConfigS != nil {
+		return nil, bothSpellings("batch.input_config", "inputConfig", "input_config")
+	}
+	if b.DisplayName != "" && b.DisplayNameS != "" {
+		return nil, bothSpellings("batch.display_name", "displayName", "display_name")
+	}
 	in := b.InputConfig
 	if in == nil {
 		in = b.InputConfigS
+	}
+	if in != nil && in.FileName != "" && in.FileNameS != "" {
+		return nil, bothSpellings("batch.input_config.file_name", "fileName", "file_name")
 	}
 	if in == nil {
 		return nil, core.Invalid("batch.input_config", "batch.input_config is required: requests.requests[] or file_name")

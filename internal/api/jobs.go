@@ -54,14 +54,16 @@ type wireWebhookConfig struct {
 	Audience      string          `json:"audience"`
 }
 
-// webhookConfig validates the first non-nil of cs under field and returns
-// the core form (nil when every c is nil).
+// webhookConfig validates the non-nil one of cs (its spellings) under field
+// and returns the core form (nil when every c is nil; 400 when two are set).
 func (s *server) webhookConfig(field string, cs ...*wireWebhookConfig) (*core.WebhookConfig, error) {
 	var c *wireWebhookConfig
 	for _, x := range cs {
+		if x != nil && c != nil {
+			return nil, bothSpellings(field, "webhookConfig", "webhook_config")
+		}
 		if x != nil {
 			c = x
-			break
 		}
 	}
 	if c == nil {
@@ -100,6 +102,13 @@ func renderWebhookConfig(c *core.WebhookConfig) map[string]any {
 }
 
 // firstNonEmpty returns the first non-empty string of vs.
+// bothSpellings refuses a body that sets one field under both of its
+// accepted names (lowerCamel and snake_case): which one to take would be a
+// guess, like a name given twice.
+func bothSpellings(field, camel, snake string) error {
+	return core.Invalid(field, "%s: set %s or %s, not both", field, camel, snake)
+}
+
 func firstNonEmpty(vs ...string) string {
 	for _, v := range vs {
 		if v != "" {

@@ -178,7 +178,7 @@ func (s *server) renderBatch(ctx context.Context, j *core.Job, inline bool) map[
 		"@type":      batchMetadataType,
 		"name":       "batches/" + j.ID,
 		"model":      "models/" + j.Model,
-		"state":      jobs.BatchState(j.State),
+		"state":      j.State.BatchState(),
 		"createTime": timestamp(j.CreateTime),
 		"updateTime": timestamp(j.UpdateTime),
 		"batchStats": map[string]string{

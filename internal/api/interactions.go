@@ -133,7 +133,7 @@ func renderInteraction(j *core.Job, includeInput bool) map[string]any {
 	}
 	m := map[string]any{
 		"id":      j.ID,
-		"status":  jobs.InteractionStatus(j.State),
+		"status":  j.State.InteractionStatus(),
 		"created": timestamp(j.CreateTime),
 		"updated": timestamp(j.UpdateTime),
 		"steps":   steps,

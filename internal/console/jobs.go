@@ -79,7 +79,7 @@ func (c *Console) job(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	v := jobView{Job: j, Request: prettyJSON(j.Request), Result: prettyJSON(j.Result)}
-	v.Timeline = append(v.Timeline, timelineEntry{Time: j.CreateTime, What: "accepted (pending)", Class: "muted"})
+	v.Timeline = append(v.Timeline, timelineEntry{Time: j.CreateTime, What: "accepted (" + core.JobPending.Public(j.Kind) + ")", Class: "muted"})
 	if !j.StartTime.IsZero() {
 		v.Timeline = append(v.Timeline, timelineEntry{Time: j.StartTime, What: "started running", Class: "warn"})
 	}
@@ -88,7 +88,7 @@ func (c *Console) job(w http.ResponseWriter, r *http.Request, s *session) {
 		if j.State != core.JobSucceeded {
 			cls = "bad"
 		}
-		what := string(j.State)
+		what := jobState(j)
 		if j.ErrorMessage != "" {
 			what += ": " + j.ErrorMessage
 		}

@@ -116,6 +116,7 @@ var funcs = template.FuncMap{
 	"int64":     func(x int) int64 { return int64(x) },
 	"plural":    plural,
 	"jobCls":    jobClass,
+	"jobState":  jobState,
 	"fmtInput":  func(t time.Time) string { return t.UTC().Format(timeInput) },
 	"plotArgs":  func(title string, p plot) plotArgs { return plotArgs{Title: title, P: p} },
 }
@@ -244,6 +245,16 @@ func explainAttempt(a core.Attempt) string {
 		return e
 	}
 	return ""
+}
+
+// jobState is a job's state as the API shows its resource (BATCH_STATE_*,
+// an interaction's status); a video operation has only done or not, so a
+// finished one also says how it ended.
+func jobState(j *core.Job) string {
+	if j.Kind == core.JobVideo && j.State.Terminal() {
+		return "done · " + string(j.State)
+	}
+	return j.State.Public(j.Kind)
 }
 
 func jobClass(s core.JobState) string {

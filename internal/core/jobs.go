@@ -39,6 +39,58 @@ const (
 	JobExpired        JobState = "expired"
 )
 
+// Public is the state as the API shows a job of kind k: BATCH_STATE_* for
+// batches, the interaction status for interactions, and for video
+// operations (which have only done or not) "done" or "running". Error
+// messages and the console name states this way, never by the internal
+// names.
+func (s JobState) Public(k JobKind) string {
+	switch k {
+	case JobBatch:
+		return s.BatchState()
+	case JobInteraction:
+		return s.InteractionStatus()
+	}
+	if s.Terminal() {
+		return "done"
+	}
+	return "running"
+}
+
+// BatchState is the BATCH_STATE_* spelling of s.
+func (s JobState) BatchState() string {
+	switch s {
+	case JobPending:
+		return "BATCH_STATE_PENDING"
+	case JobRunning:
+		return "BATCH_STATE_RUNNING"
+	case JobSucceeded:
+		return "BATCH_STATE_SUCCEEDED"
+	case JobFailed:
+		return "BATCH_STATE_FAILED"
+	case JobCancelled:
+		return "BATCH_STATE_CANCELLED"
+	case JobExpired:
+		return "BATCH_STATE_EXPIRED"
+	}
+	return "BATCH_STATE_UNSPECIFIED"
+}
+
+// InteractionStatus is the Interactions API's spelling of s.
+func (s JobState) InteractionStatus() string {
+	switch s {
+	case JobPending, JobRunning:
+		return "in_progress"
+	case JobRequiresAction:
+		return "requires_action"
+	case JobSucceeded:
+		return "completed"
+	case JobCancelled:
+		return "cancelled"
+	}
+	return "failed"
+}
+
 // Terminal reports whether s is final: no transition leaves it.
 func (s JobState) Terminal() bool {
 	switch s {

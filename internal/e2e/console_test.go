@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -431,4 +434,74 @@ func TestGatewayConsole(t *testing.T) {
 	pollUntil(t, 60*time.Second, 50*time.Millisecond, "the replayed event at the sink", func() (bool, string) {
 		return forwards.Load() > before, fmt.Sprint(forwards.Load()-before, " new requests")
 	})
+}
+
+// TestConsoleJobStatesAsTheAPI: the Jobs pages name a job's state as the
+// API shows its resource — an interaction "completed", a batch
+// BATCH_STATE_SUCCEEDED — not by the server's internal state names
+// ("succeeded"), which no API answer uses.
+func TestConsoleJobStatesAsTheAPI(t *testing.T) {
+	t.Parallel()
+	s := startServe(t, withFlags("--sim-duration", "batch=0s,video=0s,interaction=0s"))
+	c := s.client(t)
+	var in struct {
+		ID     string `json:"id"`
+		Status string `json:"status"`
+	}
+	c.call(t, "POST", "/v1beta/interactions", map[string]any{"model": "gemini-2.5-flash", "input": "hello"}, &in)
+	if in.Status != "completed" {
+		t.Fatalf("interaction status %q, want completed", in.Status)
+	}
+	var b struct {
+		Name     string `json:"name"`
+		Metadata struct {
+			State string `json:"state"`
+		} `json:"metadata"`
+	}
+	c.call(t, "POST", "/v1beta/models/gemini-2.5-flash:batchGenerateContent", map[string]any{"batch": map[string]any{
+		"displayName": "states", "inputConfig": map[string]any{"requests": map[string]any{"requests": []any{
+			map[string]any{"request": map[string]any{"contents": []any{map[string]any{"parts": []any{map[string]any{"text": "hi"}}}}}}}}}}}, &b)
+	pollUntil(t, 60*time.Second, 50*time.Millisecond, "batch never succeeded", func() (bool, string) {
+		c.call(t, "GET", "/v1beta/"+b.Name, nil, &b)
+		return b.Metadata.State == "BATCH_STATE_SUCCEEDED", b.Metadata.State
+	})
+	hc := consoleHTTP(t)
+	cookie := signInHTTP(t, hc, s.URL(), s.APIKey)
+	page := func(path string) string {
+		t.Helper()
+		req, _ := http.NewRequest("GET", s.URL()+path, nil)
+		req.AddCookie(cookie)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d", path, resp.StatusCode)
+		}
+		return string(body)
+	}
+	badge := regexp.MustCompile(`class="badge[^"]*">([^<]*)</span>`)
+	badges := func(html string) []string {
+		var out []string
+		for _, m := range badge.FindAllStringSubmatch(html, -1) {
+			out = append(out, m[1])
+		}
+		return out
+	}
+	batchID := strings.TrimPrefix(b.Name, "batches/")
+	for path, want := range map[string]string{
+		"/console/jobs/" + in.ID:   "completed",
+		"/console/jobs/" + batchID: "BATCH_STATE_SUCCEEDED",
+	} {
+		got := badges(page(path))
+		if len(got) == 0 || got[0] != want {
+			t.Errorf("%s: state badge %q, want %q first", path, got, want)
+		}
+	}
+	list := badges(page("/console/jobs"))
+	if !slices.Contains(list, "completed") || !slices.Contains(list, "BATCH_STATE_SUCCEEDED") || slices.Contains(list, "succeeded") {
+		t.Errorf("/console/jobs: state badges %q, want completed and BATCH_STATE_SUCCEEDED, no internal 'succeeded'", list)
+	}
 }

@@ -35,7 +35,7 @@ func (s *Service) Jobs(ctx context.Context, p core.ListJobsParams) ([]*core.Job,
 // Gemini); a job whose event is being published is briefly refused.
 func (s *Service) DeleteJob(ctx context.Context, j *core.Job) error {
 	if !j.State.Settled() {
-		return core.Errorf(core.ErrFailedPrecondition, "%s is still %s; cancel it before deleting it.", ResourceName(j), PublicState(j.Kind, j.State))
+		return core.Errorf(core.ErrFailedPrecondition, "%s is still %s; cancel it before deleting it.", ResourceName(j), j.State.Public(j.Kind))
 	}
 	if j.Outbox != nil {
 		return core.Errorf(core.ErrUnavailable, "%s is publishing its last event; retry shortly.", ResourceName(j))
@@ -63,7 +63,7 @@ func (s *Service) Cancel(ctx context.Context, projectID, id string, kind core.Jo
 		}
 		state := "settled"
 		if gerr == nil {
-			state = PublicState(kind, cur.State)
+			state = cur.State.Public(kind)
 		}
 		return nil, core.Errorf(core.ErrFailedPrecondition, "%s is %s; only %s can be cancelled.", name, state, cancellable[kind])
 	}
@@ -79,54 +79,4 @@ var cancellable = map[core.JobKind]string{
 	core.JobBatch:       "a batch in BATCH_STATE_PENDING or BATCH_STATE_RUNNING",
 	core.JobInteraction: "an interaction in_progress",
 	core.JobVideo:       "an operation not done",
-}
-
-// PublicState is a job state as the API shows a job of kind: BATCH_STATE_*
-// for batches, the interaction status for interactions; error messages
-// name states this way, never by the internal names.
-func PublicState(kind core.JobKind, st core.JobState) string {
-	switch kind {
-	case core.JobBatch:
-		return BatchState(st)
-	case core.JobInteraction:
-		return InteractionStatus(st)
-	}
-	if st.Terminal() {
-		return "done"
-	}
-	return "running"
-}
-
-// BatchState is the BATCH_STATE_* spelling of a job state.
-func BatchState(st core.JobState) string {
-	switch st {
-	case core.JobPending:
-		return "BATCH_STATE_PENDING"
-	case core.JobRunning:
-		return "BATCH_STATE_RUNNING"
-	case core.JobSucceeded:
-		return "BATCH_STATE_SUCCEEDED"
-	case core.JobFailed:
-		return "BATCH_STATE_FAILED"
-	case core.JobCancelled:
-		return "BATCH_STATE_CANCELLED"
-	case core.JobExpired:
-		return "BATCH_STATE_EXPIRED"
-	}
-	return "BATCH_STATE_UNSPECIFIED"
-}
-
-// InteractionStatus is the interactions API's spelling of a job state.
-func InteractionStatus(st core.JobState) string {
-	switch st {
-	case core.JobPending, core.JobRunning:
-		return "in_progress"
-	case core.JobRequiresAction:
-		return "requires_action"
-	case core.JobSucceeded:
-		return "completed"
-	case core.JobCancelled:
-		return "cancelled"
-	}
-	return "failed"
 }

@@ -143,10 +143,11 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, src *source, af
 }
 
 // authorized checks a "Bearer <token>" header against the source's
-// tokens in constant time.
+// tokens in constant time. The scheme is matched in any case (auth
+// schemes are case-insensitive, RFC 9110 §11.1).
 func (s *source) authorized(header string) bool {
-	tok, ok := strings.CutPrefix(header, "Bearer ")
-	if !ok || tok == "" {
+	scheme, tok, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
 		return false
 	}
 	match := 0

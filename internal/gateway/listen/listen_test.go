@@ -187,3 +187,39 @@ func TestListenRejectsBadToken(t *testing.T) {
 		t.Fatalf("bad token: %v, want a 401 error", err)
 	}
 }
+
+// The listen stream takes its token in "Authorization: Bearer <token>",
+// the scheme matched in any case (RFC 9110 §11.1: auth schemes are
+// case-insensitive), so a client that writes "bearer" is not refused;
+// another scheme, no token or a wrong token is 401.
+func TestListenStreamBearerScheme(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	for _, c := range []struct {
+		header string
+		want   int
+	}{
+		{"Bearer " + token, 200},
+		{"bearer " + token, 200},
+		{"BEARER " + token, 200},
+		{"Basic " + token, 401},
+		{"Bearer", 401},
+		{"Bearer ", 401},
+		{"bearer wrong-token-wrong-token", 401},
+		{token, 401},
+	} {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.stream.URL+gateway.ListenPath+"s", nil)
+		req.Header.Set("Authorization", c.header)
+		resp, err := f.stream.Client().Do(req)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		if resp.StatusCode != c.want {
+			t.Errorf("Authorization %q: %d, want %d", c.header, resp.StatusCode, c.want)
+		}
+		cancel()
+		resp.Body.Close()
+	}
+}

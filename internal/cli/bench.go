@@ -130,6 +130,42 @@ type benchReport struct {
 	ServerCPUusPerDelivery   float64 `json:"server_cpu_us_per_delivery,omitempty"`
 	DatabaseCPUusPerDelivery float64 `json:"database_cpu_us_per_delivery,omitempty"`
 	CPUusPerUnsignedCeiling  float64 `json:"cpu_us_per_unsigned_ceiling_request"`
+
+	window profileWindow // with --cpuprofile
+}
+
+// profileWindow says when a run asked for its CPU profiles, when its
+// measured phase began and ended, and when the profiles were written.
+type profileWindow struct{ asked, from, to, written time.Time }
+
+// startBenchProfile starts the CPU profile of a run, of the child servers
+// (each told by signal, each acknowledging) or, with --in-process, of the
+// bench process; stop writes it.
+func startBenchProfile(ctx context.Context, c benchConfig, servers []*benchServer) (stop func() error, err error) {
+	if !c.InProcess {
+		if err := signalProfiles(ctx, servers, profileStartSignal, "cpu profile started"); err != nil {
+			return nil, err
+		}
+		return func() error { return signalProfiles(ctx, servers, profileStopSignal, "cpu profile written") }, nil
+	}
+	f, err := os.Create(c.CPUProfile)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	runtime.SetBlockProfileRate(int(time.Millisecond))
+	return func() error {
+		pprof.StopCPUProfile()
+		runtime.SetBlockProfileRate(0)
+		if bf, err := os.Create(c.CPUProfile + ".block"); err == nil {
+			_ = pprof.Lookup("block").WriteTo(bf, 0)
+			bf.Close()
+		}
+		return f.Close()
+	}, nil
 }
 
 func runBench(ctx context.Context, args []string, env Env) error {
@@ -156,7 +192,7 @@ func runBench(ctx context.Context, args []string, env Env) error {
 	fs.BoolVar(&c.Dynamic, "dynamic", false, "publish with webhook_config (JWT-signed dynamic deliveries, one per --webhooks URI) and compare with the raw RS256 signing rate")
 	fs.IntVar(&c.Rounds, "rounds", 4, "with --dynamic: split the events into this many rounds and measure the RS256 signing rate before and after each, so a neighbour's load drifting during the run weighs the same on both sides")
 	fs.StringVar(&c.LogLevel, "log-level", "error", "server log level (logs go to stderr)")
-	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile to this file: of each serve child's whole life, start-up included (FILE, then FILE.iN for more instances; serve --cpuprofile starts at the child's start), or with --in-process of the bench process from the delivery phase on")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured deliveries to this file: of each serve child (FILE, then FILE.iN for more instances; serve --cpuprofile-on-signal, started and stopped by the bench), or with --in-process of the bench process; start-up, set-up and warm-up are not in it")
 	fs.BoolVar(&c.InProcess, "in-process", false, "run the servers in the bench process instead of as child serve processes (server CPU is then not told apart)")
 	traceSampler := fs.Float64("trace-compare", 0, "run the benchmark with tracing off and on at this sampler ratio (e.g. 0.01), alternating, and report the ratio on/off (spans go to an OTLP receiver in the process unless OTEL_* variables name one)")
 	traceRounds := fs.Int("trace-rounds", 2, "with --trace-compare: off/on pairs to run")
@@ -180,6 +216,9 @@ func runBench(ctx context.Context, args []string, env Env) error {
 	}
 	if c.Events <= 0 || c.Webhooks <= 0 || c.Concurrency <= 0 || c.Size < 100 || c.Rounds <= 0 {
 		return fmt.Errorf("%w: --events, --webhooks, --concurrency, --rounds must be positive and --size ≥ 100", errUsage)
+	}
+	if c.CPUProfile != "" && !c.InProcess && profileStartSignal == nil {
+		return fmt.Errorf("%w: --cpuprofile needs --in-process on %s (a serve child is told when to profile by SIGUSR1 and SIGUSR2)", errUsage, runtime.GOOS)
 	}
 	if *traceSampler != 0 {
 		if *traceSampler < 0 || *traceSampler > 1 || *traceRounds <= 0 {
@@ -440,24 +479,6 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 			return nil, fmt.Errorf("create webhook: %w", err)
 		}
 	}
-	if c.CPUProfile != "" && c.InProcess {
-		f, err := os.Create(c.CPUProfile)
-		if err != nil {
-			return nil, err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return nil, err
-		}
-		defer pprof.StopCPUProfile()
-		runtime.SetBlockProfileRate(int(time.Millisecond))
-		defer func() {
-			if bf, err := os.Create(c.CPUProfile + ".block"); err == nil {
-				_ = pprof.Lookup("block").WriteTo(bf, 0)
-				bf.Close()
-			}
-		}()
-	}
 	// A dynamic run is cut into rounds with the RS256 signing rate measured
 	// before and after each: a shared machine's speed drifts by a quarter
 	// within seconds, and interleaving makes both sides of the ratio see
@@ -527,6 +548,18 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 			}
 		}
 	}()
+	// The CPU profile covers the measured rounds (and, with --dynamic, the
+	// signing measurements between them, while the servers idle): not the
+	// start-up, the webhooks' creation or the warm-up.
+	var window profileWindow
+	stopProfile := func() error { return nil }
+	if c.CPUProfile != "" {
+		window.asked = time.Now()
+		if stopProfile, err = startBenchProfile(ctx, c, servers); err != nil {
+			return nil, err
+		}
+		defer func() { _ = stopProfile() }()
+	}
 	var elapsed, runCPU, srvCPU, dbCPU, pubTime time.Duration
 	var calls publishTimes
 	var possible float64 // tokens the machine could have signed while the rounds ran
@@ -549,6 +582,9 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 			db0 = pgMeter.sample(ctx)
 		}
 		start, cpu0, srv0 := time.Now(), procstat.CPUTime(), serverCPU(servers)
+		if r == 0 {
+			window.from = start
+		}
 		pub, err := publishAll(ctx, clients, rc, len(body), dynURIs)
 		if err != nil {
 			return nil, err
@@ -571,6 +607,15 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 			possible += ref * d.Seconds()
 			roundRatios = append(roundRatios, float64(roundWant)/d.Seconds()/ref)
 		}
+	}
+	if c.CPUProfile != "" {
+		window.to = time.Now()
+		err := stopProfile()
+		stopProfile = func() error { return nil }
+		if err != nil {
+			return nil, err
+		}
+		window.written = time.Now()
 	}
 	rv.mu.Lock()
 	lat := slices.Clone(rv.latencies)
@@ -624,6 +669,7 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	}
 	rep.Ratio = rep.DeliveriesPerSec / rep.CeilingPerSec
 	rep.Instances = max(c.Instances, 1)
+	rep.window = window
 	if c.Dynamic {
 		rep.Dynamic = true
 		// The reference rate is time-weighted: each round's mean of its two

@@ -27,9 +27,11 @@ import (
 // platform without /proc), and its CPU is not told apart.
 type benchServer struct {
 	URL string
-	cmd *exec.Cmd     // the child process, or nil
-	srv *Server       // the in-process server, or nil
-	out *bufio.Reader // the child's stdout, drained after start
+	cmd *exec.Cmd // the child process, or nil
+	srv *Server   // the in-process server, or nil
+	// acks are the child's "cpu profile ..." lines; closed when its
+	// stdout ends.
+	acks chan string
 }
 
 // benchServerConfig says how to start the servers of a run.
@@ -117,7 +119,6 @@ func startBenchServers(ctx context.Context, bc benchServerConfig) ([]*benchServe
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			go func() { _, _ = io.Copy(io.Discard, s.out) }()
 			waited := make(chan struct{})
 			go func() { _ = s.cmd.Wait(); close(waited) }()
 			select {
@@ -157,7 +158,9 @@ func startChild(ctx context.Context, cfg ServeConfig, bc benchServerConfig) (*be
 		if n := strings.TrimPrefix(cfg.DataDir, bc.dir+"/i"); n != "0" {
 			f += ".i" + n
 		}
-		args = append(args, "--cpuprofile", f)
+		// Profiled from the bench's signal on: what it measures, not
+		// the start-up and set-up before.
+		args = append(args, "--cpuprofile", f, "--cpuprofile-on-signal")
 	}
 	cmd := exec.Command(exe, args...)
 	// Only what the child needs: the bench's own LONGHOOK_* settings are
@@ -178,18 +181,30 @@ func startChild(ctx context.Context, cfg ServeConfig, bc benchServerConfig) (*be
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("bench: start serve: %w", err)
 	}
-	s := &benchServer{cmd: cmd, out: bufio.NewReader(stdout)}
+	s := &benchServer{cmd: cmd, acks: make(chan string, 4)}
 	found := make(chan error, 1)
 	go func() {
+		// The child's stdout, read to its end: the line that says where
+		// it listens, then the CPU profile's acknowledgements.
+		defer close(s.acks)
+		out := bufio.NewReader(stdout)
+		listening := false
 		for {
-			line, err := s.out.ReadString('\n')
-			if _, url, ok := strings.Cut(strings.TrimSpace(line), " listening on "); ok {
-				s.URL = url
+			line, err := out.ReadString('\n')
+			line = strings.TrimSpace(line)
+			if _, url, ok := strings.Cut(line, " listening on "); ok && !listening {
+				s.URL, listening = url, true
 				found <- nil
-				return
+			} else if strings.HasPrefix(line, "cpu profile ") {
+				select {
+				case s.acks <- line:
+				default: // nobody asked: not the bench's signal
+				}
 			}
 			if err != nil {
-				found <- fmt.Errorf("bench: serve exited before listening: %w", err)
+				if !listening {
+					found <- fmt.Errorf("bench: serve exited before listening: %w", err)
+				}
 				return
 			}
 		}
@@ -207,6 +222,39 @@ func startChild(ctx context.Context, cfg ServeConfig, bc benchServerConfig) (*be
 		return nil, err
 	}
 	return s, nil
+}
+
+// signalProfiles sends sig to every child server and waits until each
+// says a line starting with ack: "cpu profile started" once it profiles,
+// "cpu profile written" once its file is whole.
+func signalProfiles(ctx context.Context, servers []*benchServer, sig os.Signal, ack string) error {
+	for _, s := range servers {
+		if s.cmd == nil {
+			continue
+		}
+		if err := s.cmd.Process.Signal(sig); err != nil {
+			return fmt.Errorf("bench: cpuprofile: signal serve: %w", err)
+		}
+	}
+	for _, s := range servers {
+		if s.cmd == nil {
+			continue
+		}
+		select {
+		case line, ok := <-s.acks:
+			if !ok {
+				return errors.New("bench: cpuprofile: serve exited")
+			}
+			if !strings.HasPrefix(line, ack) {
+				return fmt.Errorf("bench: cpuprofile: serve said %q, want %q", line, ack)
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Minute):
+			return fmt.Errorf("bench: cpuprofile: serve did not say %q within a minute of the signal", ack)
+		}
+	}
+	return nil
 }
 
 // serverCPU is the CPU time the child servers have used so far (0 for

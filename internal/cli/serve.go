@@ -6,14 +6,18 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -111,7 +115,9 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&level, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&format, "log-format", "text", "log format: text or json")
 	var cpuProfile string
-	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for performance work; bench --cpuprofile uses it)")
+	var profileOnSignal bool
+	fs.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file (for performance work)")
+	fs.BoolVar(&profileOnSignal, "cpuprofile-on-signal", false, "with --cpuprofile: profile from SIGUSR1 to SIGUSR2 (then the file is written) instead of the whole run (Unix; bench --cpuprofile uses it to profile only what it measures)")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
@@ -140,6 +146,12 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	if cfg.Lease < 20*time.Second {
 		return fmt.Errorf("%w: --lease must be at least 20s (the attempt timeout is 15s)", errUsage)
 	}
+	if profileOnSignal && cpuProfile == "" {
+		return fmt.Errorf("%w: --cpuprofile-on-signal needs --cpuprofile", errUsage)
+	}
+	if profileOnSignal && profileStartSignal == nil {
+		return fmt.Errorf("%w: --cpuprofile-on-signal needs SIGUSR1 and SIGUSR2, which %s does not have", errUsage, runtime.GOOS)
+	}
 	defer startGCFloor(env.Getenv, gcFloorBytes)()
 	logger := newLogger(env, cfg.LogLevel, cfg.LogJSON)
 	stopTracing, err := telemetry.Setup(ctx, telemetry.Config{Service: "longhook", Version: Version, Getenv: env.Getenv})
@@ -154,7 +166,11 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	if cpuProfile != "" {
 		// Created once the start can no longer be refused: a refused
 		// start leaves the disk as it was.
-		stop, err := startCPUProfile(cpuProfile)
+		start := startCPUProfile
+		if profileOnSignal {
+			start = func(path string) (func(), error) { return cpuProfileOnSignal(path, env.Stdout, logger) }
+		}
+		stop, err := start(cpuProfile)
 		if err != nil {
 			srv.closeUnstarted()
 			return err
@@ -177,6 +193,73 @@ func startCPUProfile(path string) (stop func(), err error) {
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
+	}, nil
+}
+
+// cpuProfileOnSignal creates path now and profiles the process into it
+// from the first profileStartSignal to the next profileStopSignal, or to
+// stop. It says "cpu profile started" and then "cpu profile written to
+// PATH" on out once each has happened, so a bench that sent the signal
+// knows when its measured phase may begin and when the file is whole.
+// Signals out of turn (a second start, a stop first) are logged and
+// ignored: one file holds one profile.
+func cpuProfileOnSignal(path string, out io.Writer, logger *slog.Logger) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, profileStartSignal, profileStopSignal)
+	var mu sync.Mutex
+	running, written := false, false
+	finish := func() error {
+		pprof.StopCPUProfile()
+		running, written = false, true
+		return f.Close()
+	}
+	done := make(chan struct{})
+	handled := make(chan struct{})
+	go func() {
+		defer close(handled)
+		for {
+			var sig os.Signal
+			select {
+			case sig = <-sigs:
+			case <-done:
+				return
+			}
+			mu.Lock()
+			switch {
+			case sig == profileStartSignal && !running && !written:
+				if err := pprof.StartCPUProfile(f); err != nil {
+					logger.Error("cpuprofile.start", slog.String("error", err.Error()))
+					break
+				}
+				running = true
+				fmt.Fprintln(out, "cpu profile started")
+			case sig == profileStopSignal && running:
+				if err := finish(); err != nil {
+					logger.Error("cpuprofile.write", slog.String("error", err.Error()))
+					break
+				}
+				fmt.Fprintf(out, "cpu profile written to %s\n", path)
+			default:
+				logger.Warn("cpuprofile.signal_ignored", slog.String("signal", sig.String()), slog.Bool("running", running), slog.Bool("written", written))
+			}
+			mu.Unlock()
+		}
+	}()
+	return func() {
+		signal.Stop(sigs)
+		close(done)
+		<-handled
+		mu.Lock()
+		defer mu.Unlock()
+		if running {
+			_ = finish()
+		} else if !written {
+			f.Close()
+		}
 	}, nil
 }
 

@@ -59,7 +59,8 @@ func encodeDynamic(cfg *core.WebhookConfig) (*string, error) {
 // a row no completion locks), in one statement: an
 // event whose idempotency key exists is skipped by ON CONFLICT, and its
 // deliveries and its count with it.
-// publishSQL is its usual form; publishRetrySQL is used after an attempt
+// publishSQL is its usual form, publishPlainSQL the same for a call
+// without idempotency keys (keyConflict); publishRetrySQL is used after an attempt
 // whose outcome is unknown (the connection broke): it also skips events
 // whose id exists, so a retry of a publish that did commit changes
 // nothing and reports success. With $30 (the store keeps leases on the
@@ -76,7 +77,7 @@ const publishEventsSQL = `WITH ev AS (
 		AS x(id, project_id, type, subject, payload, dynamic, idempotency_key, delivery_count, create_time,
 			trace_parent)
 	%s
-	ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key <> '' DO NOTHING
+	%s
 	RETURNING id, project_id, create_time
 ), st AS (
 	INSERT INTO stats (project_id, bucket, webhook_id, events)
@@ -104,10 +105,21 @@ FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15
 		lease_owner, lease_time, schedule_base)
 WHERE d.event_id IN (SELECT id FROM ev)`
 
+// keyConflict skips an event whose idempotency key its project already
+// holds. events_idempotency is partial (idempotency_key <> ”), so it
+// can never skip an event without a key: a call without keys uses
+// publishPlainSQL, which inserts without the ON CONFLICT clause. With it,
+// PostgreSQL inserts every row speculatively — it probes the arbiter
+// index, takes and releases a speculative insertion lock, and writes a
+// second WAL record to confirm the row — even for rows the partial index
+// leaves out.
+const keyConflict = `ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key <> '' DO NOTHING`
+
 var (
-	publishSQL      = fmt.Sprintf(publishEventsSQL, "", statsConflict)
+	publishSQL      = fmt.Sprintf(publishEventsSQL, "", keyConflict, statsConflict)
+	publishPlainSQL = fmt.Sprintf(publishEventsSQL, "", "", statsConflict)
 	publishRetrySQL = fmt.Sprintf(publishEventsSQL, `WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = x.id)`,
-		statsConflict)
+		keyConflict, statsConflict)
 )
 
 // eventRows and deliveryRows are the column arrays of publishSQL.
@@ -228,16 +240,20 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
 		attempt++
 		q := publishSQL
-		if attempt > 1 {
+		switch {
+		case attempt > 1:
 			q = publishRetrySQL
+		case len(keys) == 0:
+			q = publishPlainSQL
 		}
 		b := &pgx.Batch{}
-		// publishSQL's plan joins its arrays and inserts, reading no
-		// table: its generic plan is the one planning it for every call
-		// would make. publishRetrySQL reads events, so it keeps custom
-		// plans, as does the lookup of idempotency keys.
+		// publishSQL's and publishPlainSQL's plans join their arrays and
+		// insert, reading no table: their generic plans are the ones
+		// planning them for every call would make. publishRetrySQL reads
+		// events, so it keeps custom plans, as does the lookup of
+		// idempotency keys.
 		pm := planModes{b: b, s: s}
-		pm.use(q == publishSQL)
+		pm.use(q != publishRetrySQL)
 		b.Queue(q, er.id, er.project, er.typ, er.subject, er.payload, er.dynamic, er.key, er.count, er.created,
 			orEmpty(dr.id), orEmpty(dr.event), orEmpty(dr.project), orEmpty(dr.webhook), orEmpty(dr.uri),
 			orEmpty(dr.dest), orEmpty(dr.typ), orEmpty(dr.status), orEmpty(dr.queue), orEmpty(dr.attempts),

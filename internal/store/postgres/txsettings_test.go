@@ -77,8 +77,9 @@ func TestGenericPlansReadNoTable(t *testing.T) {
 	s := newStore(t)
 	ctx := t.Context()
 	param := regexp.MustCompile(`\$(\d+)`)
-	for name, q := range map[string]string{"publish": publishSQL, "attempts": insertAttemptsSQL,
-		"stats": statsDeltasSQL} {
+	for name, q := range map[string]string{"publish": publishSQL, "publish without keys": publishPlainSQL,
+		"attempts": insertAttemptsSQL,
+		"stats":    statsDeltasSQL} {
 		n := 0
 		for _, m := range param.FindAllStringSubmatch(q, -1) {
 			var i int
@@ -282,5 +283,64 @@ func TestCompletionPlansUseKeys(t *testing.T) {
 		if strings.Contains(p, "Seq Scan") || !strings.Contains(p, "Index Cond: (id = ANY ($1))") {
 			t.Errorf("%s: the generic plan does not look its rows up by key:\n%s", name, p)
 		}
+	}
+}
+
+// TestPublishWithoutKeysSkipsConflictCheck checks that a publish whose
+// events carry no idempotency key inserts them without ON CONFLICT
+// (keyConflict: PostgreSQL would insert each row speculatively, with an
+// index probe, a lock and an extra WAL record, though no row without a
+// key can conflict), and that a call with a key still uses it: the
+// connection's prepared statements are what ran.
+func TestPublishWithoutKeysSkipsConflictCheck(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	s := openWith(t, url, Options{Migrate: true, Schema: pgtest.Schema(t, url, "lh_test_"), MaxConns: 1})
+	f := newFixture(t, s, 1)
+	conflicts := func() (with, without int) {
+		t.Helper()
+		var stmts []string
+		if err := s.run(f.ctx, true, func(c *pgx.Conn) error {
+			rows, err := c.Query(f.ctx, `SELECT statement FROM pg_prepared_statements
+				WHERE statement LIKE '%INSERT INTO events%' AND statement NOT LIKE '%pg_prepared_statements%'`)
+			if err != nil {
+				return err
+			}
+			stmts, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range stmts {
+			if strings.Contains(q, "ON CONFLICT (project_id, idempotency_key)") {
+				with++
+			} else {
+				without++
+			}
+		}
+		return with, without
+	}
+	now := time.Now().UTC()
+	f.publish(3, now)
+	if with, without := conflicts(); with != 0 || without != 1 {
+		t.Errorf("after a publish without keys: %d statements with the key's ON CONFLICT, %d without; want 0, 1",
+			with, without)
+	}
+	keyed := storetest.NewEvent(f.p.ID, core.EventBatchSucceeded, now, f.hooks...)
+	keyed.Event.IdempotencyKey = "k1"
+	again := storetest.NewEvent(f.p.ID, core.EventBatchSucceeded, now, f.hooks...)
+	again.Event.IdempotencyKey = "k1"
+	for _, ne := range []core.NewEvent{keyed, again} {
+		if _, err := s.PublishEvents(f.ctx, []core.NewEvent{ne}); err != nil {
+			t.Fatalf("PublishEvents: %v", err)
+		}
+	}
+	if with, without := conflicts(); with != 1 || without != 1 {
+		t.Errorf("after publishes with a key: %d statements with the key's ON CONFLICT, %d without; want 1, 1",
+			with, without)
+	}
+	evs, err := s.EventsByKeys(f.ctx, f.p.ID, []string{"k1"})
+	if err != nil || len(evs) != 1 || evs[0].ID != keyed.Event.ID {
+		t.Errorf("EventsByKeys(k1) = %v, %v; want the first event alone", evs, err)
 	}
 }

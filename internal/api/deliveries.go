@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/url"
 	"strings"
@@ -188,6 +189,23 @@ func (s *server) redeliver(r *http.Request, key core.APIKey) (any, error) {
 		return nil, err
 	}
 	id := r.PathValue("id")
+	cur, _, err := s.deliveries.GetDelivery(r.Context(), key.ProjectID, id)
+	if err != nil {
+		return nil, notFoundAs(err, "delivery", id)
+	}
+	// A static delivery goes to its webhook: a disabled one would skip the
+	// resend and a deleted one cancel it, after a 200 that said pending.
+	if cur.WebhookID != "" {
+		w, err := s.hooks.GetWebhook(r.Context(), key.ProjectID, cur.WebhookID)
+		switch {
+		case errors.Is(err, core.ErrNotFound):
+			return nil, errorf(core.ErrFailedPrecondition, "delivery %q cannot be redelivered: its webhook %q was deleted", id, cur.WebhookID)
+		case err != nil:
+			return nil, err
+		case w.State != core.WebhookEnabled:
+			return nil, errorf(core.ErrFailedPrecondition, "webhook %q is %s: enable it (PATCH state: enabled), then redeliver", w.ID, w.State)
+		}
+	}
 	d, err := s.deliveries.Redeliver(r.Context(), key.ProjectID, id, s.d.Clock.Now().UTC())
 	if err != nil {
 		return nil, notFoundAs(err, "delivery", id)

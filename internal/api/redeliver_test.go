@@ -1,0 +1,36 @@
+package api_test
+
+import (
+	"net/http"
+	"testing"
+)
+
+// :redeliver of a delivery whose webhook is disabled or deleted is refused
+// (FAILED_PRECONDITION, saying what to do) and changes nothing. It was
+// accepted as pending and then skipped or cancelled without an attempt: a
+// 200 for a resend that never happens.
+func TestRedeliverNeedsAnEnabledWebhook(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	hook := f.createWebhook("rd", "batch.succeeded").str("id")
+	f.call("POST", "/v1/events", map[string]any{"type": "batch.succeeded"}).must(t, http.StatusOK)
+	id := f.deliveries(hook)[0].(map[string]any)["id"].(string)
+	path := "/v1/deliveries/" + id
+
+	f.call("PATCH", "/v1/webhooks/"+hook, map[string]any{"state": "disabled"}).must(t, http.StatusOK)
+	before := f.call("GET", path, nil).must(t, http.StatusOK)
+	f.call("POST", path+":redeliver", nil).mustError(t, http.StatusBadRequest, "FAILED_PRECONDITION", "disabled", "enable")
+	if after := f.call("GET", path, nil).must(t, http.StatusOK); string(after.raw) != string(before.raw) {
+		t.Errorf("a refused redeliver changed the delivery:\n%s\n%s", before.raw, after.raw)
+	}
+
+	f.call("PATCH", "/v1/webhooks/"+hook, map[string]any{"state": "enabled"}).must(t, http.StatusOK)
+	f.call("POST", path+":redeliver", nil).must(t, http.StatusOK)
+
+	f.call("DELETE", "/v1/webhooks/"+hook, nil).must(t, http.StatusOK)
+	before = f.call("GET", path, nil).must(t, http.StatusOK)
+	f.call("POST", path+":redeliver", nil).mustError(t, http.StatusBadRequest, "FAILED_PRECONDITION", "deleted")
+	if after := f.call("GET", path, nil).must(t, http.StatusOK); string(after.raw) != string(before.raw) {
+		t.Errorf("a refused redeliver changed the delivery:\n%s\n%s", before.raw, after.raw)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"text/tabwriter"
 	"time"
 
@@ -27,8 +28,16 @@ func runJWKS(ctx context.Context, args []string, env Env) error {
 	alg := fs.String("jwt-algorithm", "RS256", "algorithm of the new key: RS256, ES256 or EdDSA")
 	ttl := fs.Duration("jwt-ttl", 5*time.Minute, "token lifetime the server uses (the retired key stays published for it plus the margin)")
 	margin := fs.Duration("jwks-retire-margin", 10*time.Minute, "extra time a retired key stays published")
-	if err := fs.parse(args[1:]); err != nil {
+	if _, err := parseArgs(fs, args[1:], 0, 0, "no arguments"); err != nil {
 		return err
+	}
+	// A key made in a database no server uses signs nothing: a mistyped
+	// --data-dir must not get a fresh database (and master key) that the
+	// message below would call picked up.
+	if path := sqlitePath(*dbURL, *dataDir); !isPostgres(*dbURL) {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no database at %s (serve creates it; check --data-dir or --database-url)", path)
+		}
 	}
 	store, err := openStore(ctx, *dbURL, *dataDir, false, nil)
 	if err != nil {

@@ -5,12 +5,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +23,7 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 
 	"github.com/longhook/longhook/docs"
+	"github.com/longhook/longhook/webhook"
 )
 
 // The e2e traffic of the client commands goes through a reverse proxy that
@@ -33,6 +36,16 @@ import (
 var openapiDoc = sync.OnceValues(func() (*openapi3.T, error) {
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(docs.OpenAPI)
+	if err != nil {
+		return nil, err
+	}
+	return doc, doc.Validate(loader.Context)
+})
+
+// gatewayDoc is docs/gateway.openapi.json, loaded and validated once.
+var gatewayDoc = sync.OnceValues(func() (*openapi3.T, error) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(docs.GatewayOpenAPI)
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +86,10 @@ type openapiProxy struct {
 	mu     sync.Mutex
 	errs   []string
 	seen   map[string]bool // operations validated
+	// catchAll, when set, is the document's path whose single parameter
+	// takes any path no other operation matches (the gateway's intake at
+	// its sources' configured paths).
+	catchAll string
 }
 
 // validatingServer returns the URL of a proxy to target that reports, when
@@ -85,7 +102,13 @@ func validatingServer(t testing.TB, target string) string {
 	if err != nil {
 		t.Fatalf("docs/openapi.json: %v", err)
 	}
-	p := &openapiProxy{doc: doc, routes: docRoutes(doc), seen: map[string]bool{}}
+	u, _ := validatingProxy(t, target, &openapiProxy{doc: doc, routes: docRoutes(doc), seen: map[string]bool{}})
+	return u
+}
+
+// validatingProxy serves p in front of target and returns its URL.
+func validatingProxy(t testing.TB, target string, p *openapiProxy) (string, *openapiProxy) {
+	t.Helper()
 	u, err := url.Parse(target)
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +148,7 @@ func validatingServer(t testing.TB, target string) string {
 			t.Errorf("OpenAPI: no request was validated")
 		}
 	})
-	return srv.URL
+	return srv.URL, p
 }
 
 // check validates one exchange; respBody nil skips the response body (a
@@ -152,6 +175,13 @@ func (p *openapiProxy) check(req *http.Request, reqBody []byte, status int, head
 				params[n] = m[j+1]
 			}
 			break
+		}
+	}
+	if route == nil && p.catchAll != "" && req.Method == http.MethodPost {
+		for i := range p.routes {
+			if r := &p.routes[i]; r.path == p.catchAll && r.method == req.Method {
+				route, params = r, map[string]string{r.names[0]: strings.TrimPrefix(path, "/")}
+			}
 		}
 	}
 	what := req.Method + " " + req.URL.Path
@@ -258,4 +288,79 @@ func TestOpenAPIValidatesAPITraffic(t *testing.T) {
 	ok("GET", "/v1beta/interactions/"+inID, nil)
 	fails(http.StatusNotFound, "GET", "/v1beta/interactions/nope", nil)
 	fails(http.StatusNotFound, "GET", "/v1beta/webhooks/nope", nil)
+}
+
+// TestGatewayOpenAPIValidatesTraffic: the gateway's requests and answers
+// match docs/gateway.openapi.json — intake (stored, duplicate, forged,
+// unsigned, wrong method, unknown source), the listen stream with and
+// without its token, and the health routes — and every operation the
+// document names is exercised, so a documented route the gateway does not
+// serve fails here too.
+func TestGatewayOpenAPIValidatesTraffic(t *testing.T) {
+	t.Parallel()
+	doc, err := gatewayDoc()
+	if err != nil {
+		t.Fatalf("docs/gateway.openapi.json: %v", err)
+	}
+	secret, err := webhook.NewSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcv := newReceiver(t, nil)
+	const token = "gateway-openapi-listen-token-0123456789"
+	gw := startGateway(t, func(string) string {
+		return fmt.Sprintf("shutdown_timeout: 2s\nsources:\n  - name: src\n    path: /hooks/src\n    verify:\n      hmac_secrets: [%q]\n"+
+			"    listen_tokens: [%q]\n    sinks:\n      - name: app\n        http: {url: %q}\n", secret, token, rcv.URL("/sink"))
+	})
+	p := &openapiProxy{doc: doc, routes: docRoutes(doc), seen: map[string]bool{}, catchAll: "/{source_path}"}
+	base, _ := validatingProxy(t, gw.URL, p)
+	hc := newHTTPClient(t, 30*time.Second)
+	send := func(method, path string, header map[string]string, body string, want int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != want {
+			raw, _ := io.ReadAll(resp.Body)
+			t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, raw, want)
+		}
+		if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+			_, _ = io.Copy(io.Discard, resp.Body)
+		}
+	}
+	sec, err := webhook.ParseSecret(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"type":"batch.succeeded","data":{"id":"batches/1"}}`
+	now := time.Now()
+	signed := map[string]string{"Content-Type": "application/json", "webhook-id": "msg_openapi1",
+		"webhook-timestamp": strconv.FormatInt(now.Unix(), 10), "webhook-signature": webhook.Sign(sec, "msg_openapi1", now, []byte(body))}
+	send("POST", "/hooks/src", signed, body, http.StatusOK)
+	send("POST", "/hooks/src", signed, body, http.StatusOK) // a duplicate
+	forged := maps.Clone(signed)
+	forged["webhook-signature"] = "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	send("POST", "/hooks/src", forged, body, http.StatusUnauthorized)
+	send("POST", "/hooks/src", map[string]string{"Content-Type": "application/json"}, body, http.StatusUnauthorized)
+	send("POST", "/hooks/none", signed, body, http.StatusNotFound)
+	send("GET", "/healthz", nil, "", http.StatusOK)
+	send("GET", "/readyz", nil, "", http.StatusOK)
+	send("GET", "/metrics", nil, "", http.StatusOK)
+	send("GET", "/_longhook/listen/src", nil, "", http.StatusUnauthorized)
+	send("GET", "/_longhook/listen/src?after=0", map[string]string{"Authorization": "Bearer " + token}, "", http.StatusOK)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, r := range p.routes {
+		if !p.seen[r.method+" "+r.path] {
+			t.Errorf("docs/gateway.openapi.json: %s %s was not exercised (or the gateway does not serve it)", r.method, r.path)
+		}
+	}
 }

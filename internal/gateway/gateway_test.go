@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -392,4 +393,76 @@ func TestRunGatewayDatabaseFlag(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "database") {
 		t.Errorf("LONGHOOK_GATEWAY_DATABASE=mysql://: %v", err)
 	}
+}
+
+// When the JWKS cannot be fetched the sender gets 503 UNAVAILABLE (retry
+// later) with a message of its own: the JWKS URL and the network error
+// are the operator's (in the gateway.receive log line), not something an
+// unauthenticated sender learns.
+func TestJWKSFetchFailureHidesTheCause(t *testing.T) {
+	t.Parallel()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := webhook.NewJWTSigner("k1", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := httptest.NewServer(http.NotFoundHandler())
+	jwksURL := gone.URL + "/internal/jwks.json"
+	gone.Close() // nothing listens there any more
+	var logs syncBuffer
+	gw := startGateway(t, Config{Sources: []SourceConfig{{
+		Name:   "dyn",
+		Verify: VerifyConfig{JWKS: &JWKSConfig{URL: jwksURL, Issuer: "https://issuer.example", Audience: "https://gw.example/hooks/dyn"}},
+		Sinks:  []SinkConfig{{Name: "k", Discard: &DiscardSinkConfig{}}},
+	}}}, WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+	body := testBody(1)
+	now := time.Now()
+	tok, err := signer.Sign(webhook.Claims{
+		Issuer: "https://issuer.example", Audience: "https://gw.example/hooks/dyn", ID: "msg_jwks_down", BodySHA256: webhook.BodyHash(body),
+		IssuedAt: webhook.NewNumericDate(now), ExpiresAt: webhook.NewNumericDate(now.Add(5 * time.Minute)), Type: "batch.succeeded",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, gw.srv.URL+"/hooks/dyn", bytes.NewReader(body))
+	req.Header.Set(webhook.HeaderID, "msg_jwks_down")
+	req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set(webhook.HeaderSignature, tok)
+	resp, err := gw.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	host := strings.TrimPrefix(gone.URL, "http://")
+	if resp.StatusCode != 503 || !strings.Contains(string(b), `"status":"UNAVAILABLE"`) {
+		t.Fatalf("JWKS down: %d %s, want 503 UNAVAILABLE", resp.StatusCode, b)
+	}
+	if strings.Contains(string(b), host) || strings.Contains(string(b), "/internal/jwks.json") || strings.Contains(string(b), "connection refused") {
+		t.Errorf("the answer to an unauthenticated sender names the JWKS URL or the network error: %s", b)
+	}
+	if !strings.Contains(logs.String(), "/internal/jwks.json") {
+		t.Errorf("the gateway.receive log line lacks the cause for the operator:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -74,7 +74,13 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, src *source, a
 	if err != nil {
 		status, code, outcome := classify(err, r.Header, src.preset != nil)
 		*attrs = append(*attrs, slog.String("error", err.Error()))
-		return writeError(w, status, code, strings.TrimPrefix(err.Error(), "webhook: ")), outcome
+		msg := strings.TrimPrefix(err.Error(), "webhook: ")
+		if status >= 500 {
+			// The JWKS could not be fetched: its URL and the network
+			// error are the operator's (logged above), not the sender's.
+			msg = "the signing keys to verify this request could not be fetched; retry later"
+		}
+		return writeError(w, status, code, msg), outcome
 	}
 	if len(id) > 256 {
 		return writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "webhook-id is longer than 256 characters"), "invalid"

@@ -334,10 +334,10 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			disable[c.WebhookID] = at
 		}
 	}
-	var runIDs []string
-	var runReset []bool
-	var runN []int32
-	var runEarliest []time.Time
+	var runIDs textArray
+	var runReset boolArray
+	var runN int32Array
+	var runEarliest timeArray
 	for _, id := range slices.Sorted(maps.Keys(runs)) { // a stable lock order
 		reset, n, earliest := runs[id].fold()
 		if !reset && n == 0 {
@@ -348,8 +348,8 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		runN = append(runN, int32(n))
 		runEarliest = append(runEarliest, earliest)
 	}
-	disIDs := slices.Sorted(maps.Keys(disable))
-	disAt := make([]time.Time, len(disIDs))
+	disIDs := textArray(slices.Sorted(maps.Keys(disable)))
+	disAt := make(timeArray, len(disIDs))
 	for i, id := range disIDs {
 		disAt[i] = disable[id]
 	}

@@ -59,14 +59,16 @@ var statsDeltasSQL = func() string {
 		`) SELECT * FROM unnest(` + strings.Join(arrs, ", ") + `)` + statsConflict
 }()
 
-// statsDeltaArgs turns deltas into statsDeltasSQL's arrays.
+// statsDeltaArgs turns deltas into statsDeltasSQL's arrays, as arrays.go's
+// types (a completion queues the statement in every batch).
 func statsDeltaArgs(deltas []core.StatsDelta) []any {
-	project := make([]string, len(deltas))
-	bucket := make([]int64, len(deltas))
-	hook := make([]string, len(deltas))
-	counters := make([][]int64, len(statsCols))
+	project := make(textArray, len(deltas))
+	bucket := make(int64Array, len(deltas))
+	hook := make(textArray, len(deltas))
+	counters := make([]int64Array, len(statsCols))
+	flat := make(int64Array, len(statsCols)*len(deltas)) // one allocation for every counter array
 	for i := range counters {
-		counters[i] = make([]int64, len(deltas))
+		counters[i] = flat[i*len(deltas) : (i+1)*len(deltas) : (i+1)*len(deltas)]
 	}
 	for i, d := range deltas {
 		project[i], bucket[i], hook[i] = d.ProjectID, d.Bucket.UnixMicro(), d.WebhookID
@@ -75,7 +77,8 @@ func statsDeltaArgs(deltas []core.StatsDelta) []any {
 			counters[4+j][i] = n
 		}
 	}
-	args := []any{project, bucket, hook}
+	args := make([]any, 0, 3+len(counters))
+	args = append(args, project, bucket, hook)
 	for _, c := range counters {
 		args = append(args, c)
 	}

@@ -453,7 +453,8 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 		Jobs: s.jobs, PublicURL: strings.TrimSuffix(s.cfg.PublicURL, "/"), TimeScale: cfg.TimeScale,
 		Console: func(a http.Handler) http.Handler {
 			con = console.New(console.Deps{API: a, Store: store, Publisher: pub, Catalog: catalog, Jobs: store,
-				RotateJWKS: func(ctx context.Context) error { _, err := keys.Rotate(ctx); return err }, Logger: logger})
+				RotateJWKS: func(ctx context.Context) error { _, err := keys.Rotate(ctx); return err }, Logger: logger,
+				PublicURL: s.cfg.PublicURL})
 			return con
 		},
 	})

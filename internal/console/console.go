@@ -97,6 +97,10 @@ type Deps struct {
 	// MaxStreamsPerSession caps the live streams one session holds open
 	// at once; one more is refused with 429. Default: 8.
 	MaxStreamsPerSession int
+	// PublicURL is serve's --public-url: a form whose Origin is its
+	// origin is same-site even when a reverse proxy rewrote the Host
+	// header (nginx's default proxy_pass sends the upstream's).
+	PublicURL string
 }
 
 func (d Deps) withDefaults() Deps {

@@ -195,7 +195,7 @@ func (c *Console) page(fn pageFunc) http.Handler {
 func (c *Console) post(fn pageFunc) http.Handler {
 	return c.authed(func(w http.ResponseWriter, r *http.Request) {
 		s := sessionOf(r)
-		if !sameOrigin(r) {
+		if !c.sameOrigin(r) {
 			c.render(w, r, s, http.StatusForbidden, "error", errorView{Title: "Refused",
 				Message: "This form was sent from another site, so the console refused it."})
 			return
@@ -215,9 +215,14 @@ func (c *Console) post(fn pageFunc) http.Handler {
 }
 
 // sameOrigin refuses cross-site requests: the Origin header (or, without
-// it, the Referer) must name this host. Sec-Fetch-Site, when sent, must not
-// be cross-site.
-func sameOrigin(r *http.Request) bool {
+// one, the Referer) must name this site — the host the request was sent
+// to, the host a reverse proxy says it forwarded (X-Forwarded-Host), or
+// --public-url's. A proxy that rewrites Host (nginx's default proxy_pass)
+// would otherwise make every form, sign-in included, "another site". A
+// cross-site page cannot set X-Forwarded-Host: a form cannot carry custom
+// headers, and a fetch with one needs a CORS preflight the console never
+// grants.
+func (c *Console) sameOrigin(r *http.Request) bool {
 	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
 		return false
 	}
@@ -229,11 +234,29 @@ func sameOrigin(r *http.Request) bool {
 		return false
 	}
 	u, err := url.Parse(src)
-	return err == nil && strings.EqualFold(u.Host, r.Host)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	if fwd, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Host"), ","); fwd != "" && strings.EqualFold(u.Host, strings.TrimSpace(fwd)) {
+		return true
+	}
+	pub, err := url.Parse(c.d.PublicURL)
+	return err == nil && pub.Host != "" && strings.EqualFold(u.Scheme, pub.Scheme) && strings.EqualFold(u.Host, pub.Host)
 }
 
+// isTLS reports whether the browser reached the console over TLS: served
+// with TLS here, or through a proxy that says it terminated TLS
+// (X-Forwarded-Proto: https). It decides only the cookie's Secure flag,
+// which a false header can make stricter, never weaker.
 func isTLS(r *http.Request) bool {
-	return r.TLS != nil
+	if r.TLS != nil {
+		return true
+	}
+	proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
+	return strings.EqualFold(strings.TrimSpace(proto), "https")
 }
 
 func setCookie(w http.ResponseWriter, r *http.Request, id string) {
@@ -255,7 +278,7 @@ func (c *Console) signinPage(w http.ResponseWriter, r *http.Request) {
 // (there is no session yet); the same-origin check still applies, and
 // signing someone in to their own key gains an attacker nothing.
 func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
-	if !sameOrigin(r) {
+	if !c.sameOrigin(r) {
 		c.render(w, r, nil, http.StatusForbidden, "error", errorView{Title: "Refused",
 			Message: "This form was sent from another site, so the console refused it."})
 		return

@@ -1,10 +1,14 @@
 package console_test
 
 import (
+	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/longhook/longhook/internal/console"
 )
 
 // A form another site posts comes without the session cookie (it is
@@ -49,5 +53,82 @@ func TestCrossSiteFormKeepsTheSession(t *testing.T) {
 	}
 	if resp := post(&http.Cookie{Name: "longhook_console", Value: "no-such-session"}); !clears(resp) {
 		t.Fatalf("a cookie of no session is not cleared (status %d)", resp.StatusCode)
+	}
+}
+
+// Behind a reverse proxy that rewrites Host (nginx's default proxy_pass
+// sends the upstream's, 127.0.0.1:8080), the browser's Origin is the
+// public site: sign-in and every form must still count as same-site when
+// the Origin is --public-url's or the host the proxy says it forwarded,
+// and nothing else. A proxy that terminated TLS (X-Forwarded-Proto:
+// https) gets a Secure cookie.
+func TestFormsBehindAReverseProxy(t *testing.T) {
+	t.Parallel()
+	f := newStreamFixture(t, func(d *console.Deps) { d.PublicURL = "https://hooks.example.com" })
+	signIn := func(header map[string]string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("POST", f.srv.URL+"/console/signin", strings.NewReader(url.Values{"key": {f.key}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	cookie := func(resp *http.Response) *http.Cookie {
+		for _, c := range resp.Cookies() {
+			if c.Name == "longhook_console" && c.MaxAge >= 0 {
+				return c
+			}
+		}
+		return nil
+	}
+	for _, tc := range []struct {
+		name   string
+		header map[string]string
+		ok     bool
+		secure bool
+	}{
+		{"the public URL's origin", map[string]string{"Origin": "https://hooks.example.com"}, true, false},
+		{"TLS ended at the proxy", map[string]string{"Origin": "https://hooks.example.com", "X-Forwarded-Proto": "https"}, true, true},
+		{"the forwarded host", map[string]string{"Origin": "https://console.example.org", "X-Forwarded-Host": "console.example.org"}, true, false},
+		{"the public host over http", map[string]string{"Origin": "http://hooks.example.com"}, false, false},
+		{"another site", map[string]string{"Origin": "https://evil.example", "X-Forwarded-Proto": "https"}, false, false},
+		{"another site with a forwarded host", map[string]string{"Origin": "https://evil.example", "X-Forwarded-Host": "hooks.example.com"}, false, false},
+	} {
+		resp := signIn(tc.header)
+		c := cookie(resp)
+		if tc.ok != (resp.StatusCode == http.StatusSeeOther && c != nil) {
+			t.Errorf("%s: sign-in answered %d (cookie %v), want signed in: %v", tc.name, resp.StatusCode, c != nil, tc.ok)
+			continue
+		}
+		if c != nil && c.Secure != tc.secure {
+			t.Errorf("%s: cookie Secure %v, want %v", tc.name, c.Secure, tc.secure)
+		}
+	}
+	// A form of a signed-in session, through the proxy.
+	ck := f.signIn()
+	page := f.get(t.Context(), "/console/webhooks/"+f.hook.ID, ck)
+	body, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no CSRF token on the webhook page")
+	}
+	req, _ := http.NewRequest("POST", f.srv.URL+"/console/webhooks/"+f.hook.ID+"/disable", strings.NewReader(url.Values{"csrf": {string(m[1])}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://hooks.example.com")
+	req.AddCookie(ck)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("disable through the proxy: status %d, want 303", resp.StatusCode)
 	}
 }

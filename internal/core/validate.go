@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -149,6 +150,12 @@ func (p AddressPolicy) ValidateURI(field, raw string) error {
 	}
 	if u.Fragment != "" {
 		return Invalid(field, "%s must not contain a fragment", field)
+	}
+	if port := u.Port(); port != "" {
+		// url.Parse takes any run of digits; no dial could use 0 or 99999.
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return Invalid(field, "%s has port %s; a port is 1 to 65535", field, port)
+		}
 	}
 	host := u.Hostname()
 	if a, err := netip.ParseAddr(host); err == nil {

@@ -427,6 +427,51 @@ func (c Config) withDefaults() Config {
 }
 
 // validate reports the first configuration error, naming the field.
+// negative reports the first negative number or duration of c. Zero (or
+// leaving a setting out) means its default; a negative value is a mistake
+// to refuse, not a default to apply. It runs before withDefaults, which
+// would hide it.
+func (c Config) negative() error {
+	type setting struct {
+		name string
+		v    int64
+	}
+	all := []setting{{"max_body_bytes", c.MaxBodyBytes}, {"shutdown_timeout", int64(c.ShutdownTimeout)}, {"sweep_interval", int64(c.SweepInterval)}}
+	for i, s := range c.Sources {
+		at := fmt.Sprintf("sources[%d]", i)
+		all = append(all, setting{at + ".dedupe_horizon", int64(s.DedupeHorizon)}, setting{at + ".verify.tolerance", int64(s.Verify.Tolerance)})
+		for j, k := range s.Sinks {
+			kat := fmt.Sprintf("%s.sinks[%d]", at, j)
+			all = append(all, setting{kat + ".concurrency", int64(k.Concurrency)},
+				setting{kat + ".retry.initial", int64(k.Retry.Initial)}, setting{kat + ".retry.max", int64(k.Retry.Max)},
+				setting{kat + ".retry.max_age", int64(k.Retry.MaxAge)})
+			switch {
+			case k.HTTP != nil:
+				all = append(all, setting{kat + ".http.timeout", int64(k.HTTP.Timeout)})
+			case k.Redis != nil:
+				all = append(all, setting{kat + ".redis.timeout", int64(k.Redis.Timeout)},
+					setting{kat + ".redis.maxlen", k.Redis.MaxLen}, setting{kat + ".redis.dedupe_window", int64(k.Redis.DedupeWindow)})
+			case k.NATS != nil:
+				all = append(all, setting{kat + ".nats.timeout", int64(k.NATS.Timeout)})
+			case k.Kafka != nil:
+				all = append(all, setting{kat + ".kafka.timeout", int64(k.Kafka.Timeout)})
+			case k.AMQP != nil:
+				all = append(all, setting{kat + ".amqp.timeout", int64(k.AMQP.Timeout)})
+			case k.MQTT != nil:
+				all = append(all, setting{kat + ".mqtt.timeout", int64(k.MQTT.Timeout)})
+			case k.PubSub != nil:
+				all = append(all, setting{kat + ".pubsub.timeout", int64(k.PubSub.Timeout)})
+			}
+		}
+	}
+	for _, s := range all {
+		if s.v < 0 {
+			return fmt.Errorf("gateway: config: %s must not be negative (0 or leaving it out means the default)", s.name)
+		}
+	}
+	return nil
+}
+
 // check is validate plus what building the sources refuses (a secret that
 // does not decode, a bad preset), without creating anything: the start's
 // configuration check, an ErrConfig.

@@ -102,6 +102,9 @@ func NewGateway(ctx context.Context, cfg Config, opts ...Option) (*Gateway, erro
 	if o.reg == nil {
 		o.reg = newRegistry()
 	}
+	if err := cfg.negative(); err != nil {
+		return nil, configError{err}
+	}
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, configError{err}

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -465,4 +466,47 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// A negative number or duration in the config is refused, naming the
+// setting, before anything is created — not silently replaced by the
+// default as a zero is (a `tolerance: -5m` used to run with 5 m).
+func TestNegativeSettingsRefused(t *testing.T) {
+	t.Parallel()
+	const src = "sources:\n  - name: a\n    verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]%s}%s\n    sinks:\n      - name: k\n        %s\n%s"
+	for _, c := range []struct{ verify, source, sink, sinkExtra, want string }{
+		{", tolerance: -5m", "", "discard: {}", "", "sources[0].verify.tolerance"},
+		{"", "\n    dedupe_horizon: -1h", "discard: {}", "", "sources[0].dedupe_horizon"},
+		{"", "", "discard: {}", "        concurrency: -1\n", "sources[0].sinks[0].concurrency"},
+		{"", "", "discard: {}", "        retry: {initial: -1s}\n", "sources[0].sinks[0].retry.initial"},
+		{"", "", "http: {url: 'http://127.0.0.1:1/', timeout: -2s}", "", "sources[0].sinks[0].http.timeout"},
+		{"", "", "redis: {url: 'redis://127.0.0.1:1/0', stream: s, maxlen: -5}", "", "sources[0].sinks[0].redis.maxlen"},
+	} {
+		y := fmt.Sprintf(src, c.verify, c.source, c.sink, c.sinkExtra)
+		cfg, err := ParseConfig([]byte(y), nil)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", c.want, err, y)
+		}
+		cfg.DataDir = filepath.Join(t.TempDir(), "data")
+		g, err := NewGateway(context.Background(), cfg)
+		if err == nil {
+			_ = g.Close()
+			t.Errorf("%s: a negative value was accepted", c.want)
+			continue
+		}
+		if !strings.Contains(err.Error(), c.want) || !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: %v, want a configuration error naming it", c.want, err)
+		}
+		if _, err := os.Stat(cfg.DataDir); err == nil {
+			t.Errorf("%s: the refused config created %s", c.want, cfg.DataDir)
+		}
+	}
+	cfg, err := ParseConfig([]byte("max_body_bytes: -1\n"+fmt.Sprintf(src, "", "", "discard: {}", "")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = filepath.Join(t.TempDir(), "data")
+	if _, err := NewGateway(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "max_body_bytes") {
+		t.Errorf("max_body_bytes -1: %v", err)
+	}
 }

@@ -128,6 +128,9 @@ func RunGateway(ctx context.Context, args []string, getenv func(string) string, 
 // the address — is checked before the inbox (and its data dir) is
 // created, so a refused start leaves the disk as it was.
 func Serve(ctx context.Context, cfg Config, log *slog.Logger, listening func(net.Addr)) error {
+	if err := cfg.negative(); err != nil {
+		return configError{err}
+	}
 	cfg = cfg.withDefaults()
 	if err := cfg.check(); err != nil {
 		return err

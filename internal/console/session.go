@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/sameorigin"
 )
 
 const cookieName = "longhook_console"
@@ -214,59 +215,18 @@ func (c *Console) post(fn pageFunc) http.Handler {
 	})
 }
 
-// sameOrigin refuses cross-site requests: the Origin header (or, without
-// one, the Referer) must name this site — the host the request was sent
-// to, the host a reverse proxy says it forwarded (X-Forwarded-Host), or
-// --public-url's. A proxy that rewrites Host (nginx's default proxy_pass)
-// would otherwise make every form, sign-in included, "another site". A
-// cross-site page cannot set X-Forwarded-Host: a form cannot carry custom
-// headers, and a fetch with one needs a CORS preflight the console never
-// grants.
-func (c *Console) sameOrigin(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site == "cross-site" || site == "same-site" {
-		return false
-	}
-	src := r.Header.Get("Origin")
-	if src == "" || src == "null" {
-		src = r.Header.Get("Referer")
-	}
-	if src == "" || src == "null" {
-		return false
-	}
-	u, err := url.Parse(src)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	if strings.EqualFold(u.Host, r.Host) {
-		return true
-	}
-	if fwd, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Host"), ","); fwd != "" && strings.EqualFold(u.Host, strings.TrimSpace(fwd)) {
-		return true
-	}
-	pub, err := url.Parse(c.d.PublicURL)
-	return err == nil && pub.Host != "" && strings.EqualFold(u.Scheme, pub.Scheme) && strings.EqualFold(u.Host, pub.Host)
-}
-
-// isTLS reports whether the browser reached the console over TLS: served
-// with TLS here, or through a proxy that says it terminated TLS
-// (X-Forwarded-Proto: https). It decides only the cookie's Secure flag,
-// which a false header can make stricter, never weaker.
-func isTLS(r *http.Request) bool {
-	if r.TLS != nil {
-		return true
-	}
-	proto, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ",")
-	return strings.EqualFold(strings.TrimSpace(proto), "https")
-}
+// sameOrigin refuses cross-site requests (sameorigin.Request, with
+// --public-url's origin as this site's too).
+func (c *Console) sameOrigin(r *http.Request) bool { return sameorigin.Request(r, c.d.PublicURL) }
 
 func setCookie(w http.ResponseWriter, r *http.Request, id string) {
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/console/", HttpOnly: true,
-		Secure: isTLS(r), SameSite: http.SameSiteStrictMode})
+		Secure: sameorigin.TLS(r), SameSite: http.SameSiteStrictMode})
 }
 
 func clearCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/console/", MaxAge: -1, HttpOnly: true,
-		Secure: isTLS(r), SameSite: http.SameSiteStrictMode})
+		Secure: sameorigin.TLS(r), SameSite: http.SameSiteStrictMode})
 }
 
 // signinPage shows the sign-in form.

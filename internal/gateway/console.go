@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/console"
+	"github.com/longhook/longhook/internal/sameorigin"
 )
 
 // ConsolePath is where the gateway console is served (Config.ConsoleToken).
@@ -197,16 +198,10 @@ func (g *Gateway) consolePage(w http.ResponseWriter, r *http.Request, csrf strin
 	g.renderConsole(w, status, v)
 }
 
-// sameOrigin reports whether a POST comes from a page of this host: its
-// Origin, or without one its Referer, names the request's host.
-func sameOrigin(r *http.Request) bool {
-	from := r.Header.Get("Origin")
-	if from == "" || from == "null" {
-		from = r.Header.Get("Referer")
-	}
-	u, err := url.Parse(from)
-	return from != "" && err == nil && strings.EqualFold(u.Host, r.Host)
-}
+// sameOrigin reports whether a POST comes from a page of this site
+// (sameorigin.Request: the request's host or the host a reverse proxy
+// forwarded).
+func sameOrigin(r *http.Request) bool { return sameorigin.Request(r, "") }
 
 // timeInput is the datetime-local form of a UTC time.
 const timeInput = "2006-01-02T15:04"
@@ -286,7 +281,7 @@ func (g *Gateway) consoleSignIn(w http.ResponseWriter, r *http.Request, cookieVa
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: "longhook_gateway_console", Value: cookieValue, Path: ConsolePath,
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: sameorigin.TLS(r)})
 	http.Redirect(w, r, ConsolePath, http.StatusSeeOther)
 }
 

@@ -109,3 +109,54 @@ func TestConsoleReplay(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleSignInBehindAProxy: behind a reverse proxy that rewrites Host
+// (nginx's default proxy_pass), the browser's Origin is the proxy's site:
+// the console's sign-in takes it when the proxy says it forwarded that
+// host, refuses any other site, and sets a Secure cookie when the proxy
+// ended TLS (X-Forwarded-Proto: https).
+func TestConsoleSignInBehindAProxy(t *testing.T) {
+	t.Parallel()
+	secretText, _ := mustSecret(t)
+	rec := newRecorder(t)
+	gw := startGateway(t, Config{ConsoleToken: "tok", Sources: []SourceConfig{{
+		Name: "s", Verify: VerifyConfig{HMACSecrets: []string{secretText}},
+		Sinks: []SinkConfig{{Name: "a", HTTP: &HTTPSinkConfig{URL: rec.srv.URL}}},
+	}}})
+	hc := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		name   string
+		header map[string]string
+		ok     bool
+		secure bool
+	}{
+		{"the forwarded host", map[string]string{"Origin": "https://edge.example.com", "X-Forwarded-Host": "edge.example.com"}, true, false},
+		{"TLS ended at the proxy", map[string]string{"Origin": "https://edge.example.com", "X-Forwarded-Host": "edge.example.com", "X-Forwarded-Proto": "https"}, true, true},
+		{"another site", map[string]string{"Origin": "https://evil.example", "X-Forwarded-Host": "edge.example.com"}, false, false},
+		{"no forwarded host", map[string]string{"Origin": "https://edge.example.com"}, false, false},
+	} {
+		req, _ := http.NewRequest("POST", gw.srv.URL+ConsolePath+"signin", strings.NewReader(url.Values{"token": {"tok"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range tc.header {
+			req.Header.Set(k, v)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		var ck *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == "longhook_gateway_console" {
+				ck = c
+			}
+		}
+		if tc.ok != (resp.StatusCode == http.StatusSeeOther && ck != nil) {
+			t.Errorf("%s: sign-in answered %d (cookie %v), want signed in: %v", tc.name, resp.StatusCode, ck != nil, tc.ok)
+			continue
+		}
+		if ck != nil && ck.Secure != tc.secure {
+			t.Errorf("%s: cookie Secure %v, want %v", tc.name, ck.Secure, tc.secure)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/binary"
@@ -9,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/longhook/longhook/internal/core"
 )
 
 // walProgress reads the WAL index (the -shm file) without touching the
@@ -22,6 +25,13 @@ func walProgress(t *testing.T, path string) (frames, backfilled uint32) {
 		t.Fatalf("reading the WAL index: %v (%d bytes)", err, len(b))
 	}
 	return binary.NativeEndian.Uint32(b[16:]), binary.NativeEndian.Uint32(b[96:])
+}
+
+// walFrames is the number of frames in the WAL.
+func walFrames(t *testing.T, path string) uint32 {
+	t.Helper()
+	frames, _ := walProgress(t, path)
+	return frames
 }
 
 // TestCheckpointsInBackground: commits far below the writer's automatic
@@ -54,10 +64,80 @@ func TestCheckpointsInBackground(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d WAL frames checkpointed after 10 s (background checkpoints run: %d)", backfilled, frames, s.checkpoints.Load())
 		}
-		time.Sleep(checkpointEvery / 4) // polling the index file; nothing here to wait on
+		time.Sleep(25 * time.Millisecond) // polling the index file; nothing here to wait on
 		frames, backfilled = walProgress(t, path)
 	}
 	if s.checkpoints.Load() == 0 {
 		t.Fatal("the WAL was checkpointed, but not by the background checkpointer")
+	}
+}
+
+// TestCheckpointsByWALFrames: the background checkpointer runs when the
+// commits since the last checkpoint have written checkpointFrames pages to
+// the WAL, counted from the writer connection's own count of pages
+// written, and not before (the longest wait is set to an hour here, so
+// only the frames can start one).
+func TestCheckpointsByWALFrames(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "longhook.db")
+	s, err := OpenWithOptions(ctx, path, Options{checkpointIdle: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	payload := bytes.Repeat([]byte("x"), 2000)
+	publish := func(i int) {
+		t.Helper()
+		if _, err := s.PublishEvents(ctx, []core.NewEvent{rawEvent("e"+strconv.Itoa(i), payload)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(0)
+	if s.ckFrames.Load() == 0 {
+		t.Fatal("no WAL frames counted after a publish")
+	}
+	// Each publish adds the frames it appended to the WAL.
+	last := int64(0)
+	i := 1
+	for s.ckFrames.Load()+last < checkpointFrames {
+		before, counted := walFrames(t, path), s.ckFrames.Load()
+		publish(i)
+		i++
+		last = s.ckFrames.Load() - counted
+		if grew := int64(walFrames(t, path) - before); last != grew || grew == 0 {
+			t.Fatalf("publish %d: %d frames counted, the WAL grew by %d", i, last, grew)
+		}
+		if n := s.checkpoints.Load(); n != 0 {
+			t.Fatalf("a background checkpoint ran after %d frames (%d publishes), below %d", s.ckFrames.Load(), i, checkpointFrames)
+		}
+	}
+	if n := s.checkpoints.Load(); n != 0 {
+		t.Fatalf("a background checkpoint ran below %d frames", checkpointFrames)
+	}
+	// The publishes that take the count past checkpointFrames start one.
+	deadline := time.Now().Add(10 * time.Second)
+	for s.checkpoints.Load() == 0 {
+		publish(i)
+		i++
+		if time.Now().After(deadline) {
+			t.Fatalf("no background checkpoint after %d publishes (%d frames counted)", i, s.ckFrames.Load())
+		}
+		time.Sleep(10 * time.Millisecond) // waiting for the checkpointer; nothing to wait on
+	}
+}
+
+// noteCommit wakes the checkpointer when a commit takes the frames since
+// the last checkpoint to checkpointFrames, and not before.
+func TestNoteCommitKicksAtCheckpointFrames(t *testing.T) {
+	t.Parallel()
+	s := &Store{ckKick: make(chan struct{}, 1)}
+	s.noteCommit(checkpointFrames - 1)
+	s.noteCommit(0)
+	if len(s.ckKick) != 0 {
+		t.Fatalf("kicked at %d frames", s.ckFrames.Load())
+	}
+	s.noteCommit(1)
+	if len(s.ckKick) != 1 {
+		t.Fatalf("not kicked at %d frames", s.ckFrames.Load())
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+
+	"modernc.org/sqlite"
 )
 
 // The two hot write transactions (PublishEvents, CompleteDeliveries) run
@@ -46,6 +48,7 @@ type rawStmt interface {
 // statements are prepared again on the new one).
 type rawStmts struct {
 	conn                   any
+	status                 sqlite.DBStatus // the connection's counters (nil: frames are not counted)
 	begin, commit, rollbck rawStmt
 	findIdem               rawStmt
 	failureRun             rawStmt
@@ -103,6 +106,7 @@ func prepareRaw(ctx context.Context, dc any) (*rawStmts, error) {
 		return nil, fmt.Errorf("sqlite: driver connection %T cannot prepare statements", dc)
 	}
 	st := &rawStmts{conn: dc}
+	st.status, _ = dc.(sqlite.DBStatus)
 	prep := func(dst *rawStmt, query string) error {
 		s, err := c.PrepareContext(ctx, query)
 		if err != nil {
@@ -193,6 +197,7 @@ func (s *Store) withRaw(ctx context.Context, fn func(st *rawStmts) error) error 
 // writer's driver connection and commits if fn returns nil. Whatever
 // happens, the connection goes back without a transaction open.
 func (s *Store) inRawTx(ctx context.Context, fn func(t *rawTx) error) error {
+	var frames int64
 	err := s.withRaw(ctx, func(st *rawStmts) (err error) {
 		t := &rawTx{ctx: ctx, st: st, nv: st.nv}
 		defer func() {
@@ -221,13 +226,29 @@ func (s *Store) inRawTx(ctx context.Context, fn func(t *rawTx) error) error {
 			return err
 		}
 		committed = true
+		frames = st.walFrames()
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	s.kickCheckpoint()
+	s.noteCommit(frames)
 	return nil
+}
+
+// walFrames is the number of pages the connection has written to the
+// WAL since the last call: SQLite's count of pages written
+// (SQLITE_DBSTATUS_CACHE_WRITE, read and reset), which in WAL mode is the
+// frames its commits appended (pagerWalFrames). 0 if it cannot be read.
+func (st *rawStmts) walFrames() int64 {
+	if st.status == nil {
+		return 0
+	}
+	n, _, err := st.status.Status(sqlite.DBStatusCacheWrite, true)
+	if err != nil {
+		return 0
+	}
+	return int64(n)
 }
 
 // args fills t's argument buffer with args.

@@ -37,6 +37,10 @@ type Options struct {
 	// newPageSize); a file that holds a database keeps its own. Tests set
 	// it to make files as earlier versions did (4 KiB).
 	pageSize int
+	// checkpointIdle is the longest time between two background
+	// checkpoints (default checkpointIdle); tests lengthen it to see
+	// the checkpoints that WAL growth starts alone.
+	checkpointIdle time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -51,6 +55,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.pageSize <= 0 {
 		o.pageSize = newPageSize
+	}
+	if o.checkpointIdle <= 0 {
+		o.checkpointIdle = checkpointIdle
 	}
 	return o
 }
@@ -85,6 +92,8 @@ type Store struct {
 	ckKick      chan struct{}
 	ckStop      chan struct{}
 	ckDone      chan struct{}
+	ckIdle      time.Duration
+	ckFrames    atomic.Int64 // WAL frames committed since the last background checkpoint began
 	checkpoints atomic.Int64 // background checkpoints started
 
 	closeOnce sync.Once
@@ -142,7 +151,7 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
-	s := &Store{w: w, wake: make(chan struct{}, 1), ckKick: make(chan struct{}, 1), ckStop: make(chan struct{}), ckDone: make(chan struct{})}
+	s := &Store{w: w, wake: make(chan struct{}, 1), ckKick: make(chan struct{}, 1), ckStop: make(chan struct{}), ckDone: make(chan struct{}), ckIdle: o.checkpointIdle}
 	if err := s.migrate(ctx); err != nil {
 		_ = w.Close()
 		return nil, err
@@ -202,26 +211,49 @@ const newPageSize = 4096
 // its group, waits for the pages to be copied into the database file and
 // for two fsyncs (milliseconds, on the latency path of one group in a
 // few hundred). The store checkpoints on a connection of its own instead,
-// soon after commits, while the writer goes on (a PASSIVE checkpoint
-// never blocks the writer or the readers). The writer's own automatic
-// checkpoint stays as a backstop at walBackstopPages: it runs only if the
-// background one falls behind, and finds little left to copy when it does.
-// Under sustained writes it is also what restarts the WAL from its start
-// (a background checkpoint always ends behind the commits made while it
-// ran, and SQLite restarts the log only once every frame is copied), so
-// the -wal file grows to the backstop: 16.5 MB with 4 KiB pages, 65.6 MB
-// with 16 KiB ones (within journal_size_limit's 64 MiB).
+// while the writer goes on (a PASSIVE checkpoint never blocks the writer
+// or the readers), once the commits since the last one have written
+// checkpointFrames pages to the WAL, and at least every checkpointIdle.
+// The writer's own automatic checkpoint stays as a backstop at
+// walBackstopPages: it runs only if the background one falls behind, and
+// finds little left to copy when it does. Under sustained writes it is
+// also what restarts the WAL from its start (a background checkpoint
+// always ends behind the commits made while it ran, and SQLite restarts
+// the log only once every frame is copied), so the -wal file grows to the
+// backstop: 16.5 MB with 4 KiB pages, 65.6 MB with 16 KiB ones (within
+// journal_size_limit's 64 MiB).
+//
+// A checkpoint copies the newest version of every page written since the
+// last one, so a page that every commit rewrites (a B-tree's last leaf,
+// its parents, the first page) is copied once per checkpoint however many
+// commits wrote it: fewer checkpoints per WAL cycle copy fewer pages. The
+// cadence is counted in WAL pages, not time (it was every 100 ms after a
+// commit), so that the pages copied per delivery do not rise as the rate
+// falls (at 11k fan-out deliveries/s, 100 ms was ~1,100 frames:
+// docs/benchmarks.md); 1,500 frames keeps at most a quarter of the
+// backstop's cycle for the inline checkpoint to copy, as 100 ms did at
+// the highest rates measured.
 const (
 	walBackstopPages = 4000
-	// checkpointEvery is the shortest time between two background
-	// checkpoints: each copies what the commits since the last one wrote.
-	checkpointEvery = 100 * time.Millisecond
-	// checkpointIdle is how often the checkpointer looks when no commit
-	// asked (writes made outside inTx).
+	// checkpointFrames is how many pages the commits write to the WAL
+	// between two background checkpoints.
+	checkpointFrames = 1500
+	// checkpointIdle is the longest time between two background
+	// checkpoints: commits that write fewer pages, and writes made
+	// outside inRawTx (which are not counted), are copied within it.
 	checkpointIdle = time.Second
 )
 
-// kickCheckpoint tells the checkpointer a commit has added to the WAL.
+// noteCommit counts the WAL frames of commits and wakes the checkpointer
+// once checkpointFrames were written since the last background
+// checkpoint began.
+func (s *Store) noteCommit(frames int64) {
+	if frames > 0 && s.ckFrames.Add(frames) >= checkpointFrames {
+		s.kickCheckpoint()
+	}
+}
+
+// kickCheckpoint wakes the checkpointer.
 func (s *Store) kickCheckpoint() {
 	select {
 	case s.ckKick <- struct{}{}:
@@ -229,37 +261,32 @@ func (s *Store) kickCheckpoint() {
 	}
 }
 
-// checkpointer runs PASSIVE checkpoints on s.ck until Close.
+// checkpointer runs PASSIVE checkpoints on s.ck until Close: when
+// noteCommit asks, and s.ckIdle after the last one.
 func (s *Store) checkpointer() {
 	defer close(s.ckDone)
-	idle := time.NewTimer(checkpointIdle)
+	idle := time.NewTimer(s.ckIdle)
 	defer idle.Stop()
-	var last time.Time
 	for {
 		select {
 		case <-s.ckStop:
 			return
 		case <-s.ckKick:
-		case <-idle.C:
-		}
-		if wait := checkpointEvery - time.Since(last); wait > 0 {
-			t := time.NewTimer(wait)
-			select {
-			case <-s.ckStop:
-				t.Stop()
-				return
-			case <-t.C:
+			if s.ckFrames.Load() < checkpointFrames {
+				continue // a kick from before the last checkpoint began
 			}
+		case <-idle.C:
 		}
 		// Counted before it runs, so that whoever sees its work in the
 		// WAL index also sees the count (TestCheckpointsInBackground).
 		s.checkpoints.Add(1)
+		// The frames committed from here on are the next one's.
+		s.ckFrames.Store(0)
 		// Best effort: an error (a busy lock held by another process on
 		// the same file) leaves the work to the next round or to the
 		// writer's backstop.
 		_, _ = s.ck.Exec("PRAGMA wal_checkpoint(PASSIVE)")
-		last = time.Now()
-		idle.Reset(checkpointIdle)
+		idle.Reset(s.ckIdle)
 	}
 }
 
@@ -326,11 +353,9 @@ func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		_ = tx.Rollback()
 		return err
 	}
-	if err := tx.Commit(); err != nil {
-		return err
-	}
-	s.kickCheckpoint()
-	return nil
+	// Its WAL frames are counted by the next inRawTx (the connection's
+	// count of pages written goes on), or copied within checkpointIdle.
+	return tx.Commit()
 }
 
 // micros converts t to unix microseconds; the zero time is 0.

@@ -179,7 +179,8 @@ func TestGatewayConfigErrors(t *testing.T) {
 
 // check's command-line mistakes — a receiver URL that is not http(s), no
 // --secret or --jwks-issuer, a secret that does not parse, an unknown or
-// misused --preset, a --jwks-issuer that is not a loopback http URL — exit
+// misused --preset, a --jwks-issuer that is not a loopback http URL, a JWT
+// setting (--project, --audience, --jwt-key) without --jwks-issuer — exit
 // 2 (usage, the flag named) like listen's and gateway's, and are found
 // before any case is sent: the receiver sees no request.
 func TestCheckUsageErrors(t *testing.T) {
@@ -201,6 +202,10 @@ func TestCheckUsageErrors(t *testing.T) {
 		{[]string{recv.URL, "--preset", "stripe", "--secret", "a", "--secret", "b"}, "check: usage: --preset"},
 		{[]string{recv.URL, "--jwks-issuer", "https://example.com"}, "check: usage: --jwks-issuer"},
 		{[]string{recv.URL, "--secret", secret, "--jwks-issuer", "http://192.0.2.1:8765"}, "check: usage: --jwks-issuer"},
+		// JWT settings without the JWT cases would be silently ignored.
+		{[]string{recv.URL, "--secret", secret, "--project", "p1"}, "check: usage: --project applies to the JWT cases"},
+		{[]string{recv.URL, "--secret", secret, "--audience", "https://a.example"}, "check: usage: --audience"},
+		{[]string{recv.URL, "--preset", "github", "--secret", "s", "--jwt-key", "k.pem"}, "check: usage: --jwt-key"},
 	} {
 		code, _, errs := run(t, map[string]string{}, append([]string{"check"}, c.args...)...)
 		if code != 2 || !strings.Contains(errs, c.want) {

@@ -112,6 +112,14 @@ func RunCheck(ctx context.Context, args []string, getenv func(string) string, st
 		if _, err := parseIssuer(*issuer); err != nil {
 			return err
 		}
+	} else {
+		// The JWT settings apply only to the JWT cases: given alone they
+		// would be ignored, and a check the user asked for silently skipped.
+		for _, f := range []struct{ name, v string }{{"--project", *project}, {"--audience", *audience}, {"--jwt-key", *keyFile}} {
+			if f.v != "" {
+				return fmt.Errorf("check: %w: %s applies to the JWT cases: give --jwks-issuer too", envflag.ErrUsage, f.name)
+			}
+		}
 	}
 	var parsed []webhook.Secret
 	if *preset != "" {

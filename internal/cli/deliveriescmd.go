@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -257,7 +258,7 @@ func deliveriesTail(ctx context.Context, args []string, env Env) error {
 			fmt.Fprintf(env.Stderr, "Following deliveries on %s (Ctrl-C to stop)…\n", c.BaseURL())
 		}
 		enc := json.NewEncoder(env.Stdout)
-		return c.StreamDeliveries(ctx, client.StreamOptions{WebhookID: *hook, EventType: *eventType, Ready: ready},
+		err := c.StreamDeliveries(ctx, client.StreamOptions{WebhookID: *hook, EventType: *eventType, Ready: ready},
 			func(ev client.StreamEvent) error {
 				if f.json {
 					return enc.Encode(ev)
@@ -265,6 +266,13 @@ func deliveriesTail(ctx context.Context, args []string, env Env) error {
 				_, err := fmt.Fprintln(env.Stdout, tailLine(ev, color))
 				return err
 			})
+		if err == nil && ctx.Err() == nil {
+			// Only Ctrl-C ends a follow quietly: a stream the server ended
+			// (it stopped or restarted, or the key was revoked) is a
+			// failure a script must see, not a finished command.
+			return &exitError{code: exitFailure, err: errors.New("the server closed the stream (it stopped or restarted, or this API key was revoked or its webhook deleted); run the command again to follow on")}
+		}
+		return err
 	})
 }
 

@@ -529,3 +529,53 @@ func TestCLICompletion(t *testing.T) {
 		}
 	}
 }
+
+// TestCLITailEndsWithTheStream: when the server ends the stream — here
+// because tail's API key was revoked — `deliveries tail` says so and exits
+// 1; it used to exit 0 without a word, as if a follow could finish.
+func TestCLITailEndsWithTheStream(t *testing.T) {
+	t.Parallel()
+	s := startServe(t)
+	c := s.client(t)
+	var projects struct {
+		Projects []struct {
+			ID   string `json:"id"`
+			Name string `json:"name"`
+		} `json:"projects"`
+	}
+	c.call(t, "GET", "/v1beta/projects", nil, &projects)
+	if len(projects.Projects) != 1 {
+		t.Fatalf("projects: %+v", projects)
+	}
+	var key struct {
+		ID  string `json:"id"`
+		Key string `json:"key"`
+	}
+	c.call(t, "POST", "/v1beta/projects/"+projects.Projects[0].ID+"/keys", map[string]any{"name": "tail"}, &key)
+	cli := cliEnv{server: s.URL(), key: key.Key}
+	cmd := exec.Command(longhookBin, "deliveries", "tail")
+	cmd.Env = cli.environ()
+	var stdout, stderr syncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	setPdeathsig(cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	pollUntil(t, 20*time.Second, 20*time.Millisecond, "tail ready", func() (bool, string) {
+		return strings.Contains(stderr.String(), "Following deliveries"), stderr.String()
+	})
+	c.call(t, "POST", "/v1beta/keys/"+key.ID+":revoke", nil, nil)
+	select {
+	case err := <-done:
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+			t.Fatalf("tail ended with %v, want exit 1; stderr %q", err, stderr.String())
+		}
+		mustContain(t, "tail's stderr", stderr.String(), "the server closed the stream")
+	case <-time.After(60 * time.Second):
+		t.Fatalf("tail still running a minute after its key was revoked (streams recheck every 2 s); stderr %q", stderr.String())
+	}
+}

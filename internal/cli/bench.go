@@ -41,6 +41,7 @@ type benchConfig struct {
 	DatabaseURL string
 	Workers     int
 	PerDest     int
+	PerDestMax  int
 	Timeout     time.Duration
 	CPUProfile  string
 	LogLevel    string
@@ -187,6 +188,7 @@ func runBench(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "database URL (default: SQLite in a temporary directory)")
 	fs.IntVar(&c.Workers, "workers", 512, "engine attempts in flight")
 	fs.IntVar(&c.PerDest, "per-destination", 32, "engine attempts in flight per destination")
+	fs.IntVar(&c.PerDestMax, "per-destination-max", 0, "serve --per-destination-max: how far a destination's cap may grow (0: a fixed cap)")
 	fs.DurationVar(&c.Timeout, "timeout", 5*time.Minute, "give up after this long")
 	fs.IntVar(&c.Instances, "instances", 1, "serve instances sharing the database (PostgreSQL only); publishers are spread across them")
 	fs.BoolVar(&c.Dynamic, "dynamic", false, "publish with webhook_config (JWT-signed dynamic deliveries, one per --webhooks URI) and compare with the raw RS256 signing rate")

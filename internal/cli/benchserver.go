@@ -60,7 +60,7 @@ func startBenchServers(ctx context.Context, bc benchServerConfig) ([]*benchServe
 	scfg := func(i int) ServeConfig {
 		return ServeConfig{
 			Addr: "127.0.0.1:0", DataDir: fmt.Sprintf("%s/i%d", bc.dir, i), DatabaseURL: bc.dbURL, Dev: true,
-			Workers: c.Workers, PerDest: c.PerDest, SoftStop: time.Second, TimeScale: 1, Migrate: true, Lease: time.Minute,
+			Workers: c.Workers, PerDest: c.PerDest, PerDestMax: c.PerDestMax, SoftStop: time.Second, TimeScale: 1, Migrate: true, Lease: time.Minute,
 		}
 	}
 	var servers []*benchServer
@@ -148,6 +148,7 @@ func startChild(ctx context.Context, cfg ServeConfig, bc benchServerConfig) (*be
 	}
 	args := []string{"serve", "--addr", cfg.Addr, "--data-dir", cfg.DataDir, "--dev", "--migrate",
 		"--workers", strconv.Itoa(cfg.Workers), "--per-destination", strconv.Itoa(cfg.PerDest),
+		"--per-destination-max", strconv.Itoa(cfg.PerDestMax),
 		"--soft-stop", cfg.SoftStop.String(), "--lease", cfg.Lease.String(), "--log-level", bc.c.LogLevel}
 	if cfg.DatabaseURL != "" {
 		args = append(args, "--database-url", cfg.DatabaseURL)

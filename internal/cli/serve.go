@@ -52,6 +52,7 @@ type ServeConfig struct {
 	TimeScale   float64       // divide every delay, horizon and window (default 1)
 	Workers     int           // attempts in flight (default 512)
 	PerDest     int           // attempts in flight per destination (default 32)
+	PerDestMax  int           // how far a destination's cap may grow above PerDest (default 0: a fixed cap)
 	Retention   time.Duration // default 30 days
 	EventTypes  []string      // custom event types
 	SoftStop    time.Duration // how long shutdown waits for attempts in flight
@@ -95,6 +96,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	fs.Float64Var(&cfg.TimeScale, "time-scale", 1, "compress every retry delay, horizon and window by this factor (3600 = an hour per second)")
 	fs.IntVar(&cfg.Workers, "workers", 512, "delivery attempts in flight")
 	fs.IntVar(&cfg.PerDest, "per-destination", 32, "delivery attempts in flight per destination")
+	fs.IntVar(&cfg.PerDestMax, "per-destination-max", 0, "how far a destination's attempts in flight may grow above --per-destination while it has a backlog, answers without overload and delivers faster for it (at or below --per-destination: a fixed cap)")
 	fs.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "how long deliveries, attempts and payloads are kept")
 	fs.StringVar(&types, "event-types", "", "comma-separated custom event types to accept besides the catalog")
 	fs.DurationVar(&cfg.SoftStop, "soft-stop", 10*time.Second, "on shutdown, how long attempts in flight may finish")
@@ -413,7 +415,7 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 		Store: store, Cipher: box, Logger: logger, Retry: retry,
 		OnGiveUp: func(g engine.GiveUp) { announceGiveUp(store, ops, logger, g) },
 		Sender:   engine.NewSender(engine.SenderConfig{Policy: policy, UserAgent: "longhook/" + Version, MaxConnsPerHost: max(cfg.Workers, 64)}),
-		Workers:  cfg.Workers, PerDestination: cfg.PerDest, SoftStop: cfg.SoftStop, Dynamic: keys, Lease: cfg.Lease,
+		Workers:  cfg.Workers, PerDestination: cfg.PerDest, PerDestinationMax: cfg.PerDestMax, SoftStop: cfg.SoftStop, Dynamic: keys, Lease: cfg.Lease,
 		Metrics: engine.NewMetrics(reg, func(ctx context.Context) (core.QueueDepth, error) {
 			return store.QueueDepth(ctx, time.Now().UTC())
 		}),

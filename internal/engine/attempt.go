@@ -72,6 +72,7 @@ func (e *Engine) attempt(ctx context.Context, t *task) core.Completion {
 		StatusCode: res.StatusCode, Latency: res.Latency, Error: res.Err, Response: res.Response,
 	}
 	if s, ok := res.Outcome.(core.Success); ok {
+		t.signal = signalOK
 		comp.Status = core.DeliverySucceeded
 		comp.Success = true
 		e.logAttempt(t.logCtx, c, uri, comp.Attempt, "succeeded", time.Time{})
@@ -80,6 +81,7 @@ func (e *Engine) attempt(ctx context.Context, t *task) core.Completion {
 	}
 	f := res.Outcome.(*core.Failure)
 	t.timedOut = f.Kind == core.FailTimeout
+	t.signal = failureSignal(f, res.StatusCode)
 	return e.fail(comp, c, now, uri, f, res.StatusCode, t)
 }
 

@@ -102,6 +102,9 @@ func (e *Engine) admit(t *task) bool {
 	if d == nil {
 		d = &destState{}
 		e.dests[t.c.Dest] = d
+		if len(e.adaptive) > 0 {
+			e.adaptIdle(t.c.Dest, time.Now())
+		}
 	}
 	if !e.canRun(t.c.Dest, d) {
 		if len(d.parked) >= e.parkLimit(t.c.Dest) ||

@@ -60,8 +60,15 @@ type Config struct {
 	Dynamic Signer
 	// Workers caps attempts in flight (default 512).
 	Workers int
-	// PerDestination caps attempts in flight to one destination (default 32).
+	// PerDestination is the concurrency a destination that answers gets
+	// (default 32): attempts in flight to it, once one has finished.
 	PerDestination int
+	// PerDestinationMax bounds how far a destination's concurrency may
+	// grow above PerDestination while it is held by its cap, answers
+	// without overload and delivers faster for it (adaptive.go). At or
+	// below PerDestination (the default) the cap is fixed; at most
+	// Workers.
+	PerDestinationMax int
 	// HangingWorkers caps the worker slots that hanging destinations
 	// (whose last attempt timed out) hold together; each of them has one
 	// attempt in flight at a time (default Workers/8, at least 1). See
@@ -136,6 +143,7 @@ func (c Config) withDefaults() Config {
 	if c.PerDestination <= 0 {
 		c.PerDestination = 32
 	}
+	c.PerDestinationMax = max(min(c.PerDestinationMax, c.Workers), c.PerDestination)
 	if c.HangingWorkers <= 0 {
 		c.HangingWorkers = max(c.Workers/8, 1)
 	}
@@ -183,6 +191,7 @@ type Engine struct {
 	dests     map[string]*destState    // per-destination running attempts and parked work
 	held      map[string]*task         // delivery ids this engine holds, and the task holding each
 	latency   map[string]time.Duration // per-destination moving average of attempt latency
+	adaptive  map[string]*adaptState   // per-destination adaptive cap (adaptive.go)
 	freed     chan struct{}            // signalled when slots free up, while waitFreed
 	waitFreed atomic.Bool              // the claim loop waits for slots to free up
 	excluded  map[string]bool          // destinations the last claim skipped (at their cap)
@@ -235,6 +244,9 @@ type task struct {
 
 	hang     bool // holds one of the HangingWorkers slots
 	timedOut bool // the attempt timed out (set by attempt, read by finished)
+	// signal is what the attempt says about its destination's load (set
+	// by attempt, read by finished): see adaptive.go.
+	signal loadSignal
 	// logCtx is the attempt span's context while tracing is on (nil
 	// otherwise): the attempt's log record names its trace.
 	logCtx context.Context
@@ -317,6 +329,7 @@ func New(cfg Config) *Engine {
 		held:      map[string]*task{},
 		payloads:  map[string]int{},
 		latency:   map[string]time.Duration{},
+		adaptive:  map[string]*adaptState{},
 		hanging:   map[string]uint64{},
 		freed:     make(chan struct{}, 1),
 		excluded:  map[string]bool{},
@@ -646,6 +659,7 @@ func (e *Engine) finished(t *task, took time.Duration) {
 	e.mu.Lock()
 	if len(e.latency) > 100000 {
 		clear(e.latency)
+		clear(e.adaptive)
 	}
 	if old, ok := e.latency[t.c.Dest]; ok {
 		e.latency[t.c.Dest] = (old*7 + took) / 8
@@ -653,6 +667,7 @@ func (e *Engine) finished(t *task, took time.Duration) {
 		e.latency[t.c.Dest] = took
 	}
 	d := e.dests[t.c.Dest]
+	e.adapt(t.c.Dest, d, t.signal, time.Now())
 	d.running--
 	e.running--
 	e.idle++ // t's worker takes the next attempt (which pump may start now)
@@ -779,8 +794,9 @@ func (e *Engine) parkLimit(dest string) int {
 	}
 	// Deliveries start within about (parked / cap) × latency; keep that
 	// under a third of the lease.
-	n := int(float64(e.cfg.PerDestination) * float64(e.cfg.Lease/3) / float64(lat))
-	return min(max(n, e.cfg.PerDestination), 65536)
+	c := max(e.capOf(dest), e.cfg.PerDestination)
+	n := int(float64(c) * float64(e.cfg.Lease/3) / float64(lat))
+	return min(max(n, c), 65536)
 }
 
 // releaseParked gives parked (claimed, unstarted) deliveries back.

@@ -34,6 +34,9 @@ func (e *Engine) capOf(dest string) int {
 	if _, ok := e.latency[dest]; !ok {
 		return 1 // slow start: no attempt of it has finished yet
 	}
+	if a := e.adaptive[dest]; a != nil && a.limit > e.cfg.PerDestination {
+		return a.limit // grown (adaptive.go)
+	}
 	return e.cfg.PerDestination
 }
 

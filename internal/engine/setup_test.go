@@ -40,6 +40,7 @@ type bundle struct {
 type setupOpts struct {
 	attemptTimeout time.Duration
 	perDest        int
+	perDestMax     int
 	workers        int
 	dynamic        Signer
 	lease          time.Duration
@@ -78,7 +79,7 @@ func setup(t *testing.T, o setupOpts) *bundle {
 		Store: st, Cipher: box, Clock: clock,
 		Sender:         NewSender(SenderConfig{Policy: core.AddressPolicy{Dev: true}, AttemptTimeout: o.attemptTimeout, TLS: o.tls}),
 		Rand:           func() float64 { return 0.5 }, // no jitter: exact schedule
-		PerDestination: o.perDest, Workers: o.workers, Dynamic: o.dynamic,
+		PerDestination: o.perDest, PerDestinationMax: o.perDestMax, Workers: o.workers, Dynamic: o.dynamic,
 		SoftStop: cmp.Or(o.softStop, 5*time.Second), Logger: testLogger(t), Lease: o.lease, QueueBytes: o.queueBytes,
 		Metrics: o.metrics, MetricsPrune: o.metricsPrune,
 	})

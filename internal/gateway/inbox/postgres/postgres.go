@@ -82,6 +82,11 @@ type Options struct {
 	// Logger receives the writer's retries and reconnections (default:
 	// discarded).
 	Logger *slog.Logger
+
+	// now and sleep are the clock of Open's wait for the lock (default:
+	// time.Now and core.Sleep); tests set them.
+	now   func() time.Time
+	sleep func(context.Context, time.Duration) bool
 }
 
 func (o Options) withDefaults() Options {
@@ -96,6 +101,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.now == nil {
+		o.now = time.Now
+	}
+	if o.sleep == nil {
+		o.sleep = core.Sleep
 	}
 	return o
 }
@@ -246,13 +257,13 @@ func (s *Inbox) open(ctx context.Context, o Options) (*pgx.Conn, error) {
 	_, _ = h.Write([]byte(s.schema))
 	s.lockKey = int32(h.Sum32())
 
-	wait, deadline := 50*time.Millisecond, time.Now().Add(o.LockWait)
+	wait, deadline := 50*time.Millisecond, o.now().Add(o.LockWait)
 	for {
 		err = s.lock(ctx, c, false)
-		if err == nil || !errors.Is(err, ErrInboxLocked) || time.Now().Add(wait).After(deadline) {
+		if err == nil || !errors.Is(err, ErrInboxLocked) || o.now().Add(wait).After(deadline) {
 			break
 		}
-		if !core.Sleep(ctx, wait) {
+		if !o.sleep(ctx, wait) {
 			return nil, ctx.Err()
 		}
 		wait = min(2*wait, 500*time.Millisecond)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,16 +60,35 @@ func TestPostgresInboxExclusive(t *testing.T) {
 	dbURL := pgtest.URL(t)
 	schema := pgtest.Schema(t, dbURL, "lh_gw_test_")
 	first := openPG(t, dbURL, schema)
-	start := time.Now()
-	_, err := Open(context.Background(), dbURL, Options{Schema: schema, LockWait: 200 * time.Millisecond})
+	// The wait for the lock runs on a clock of the test's: only the
+	// sleeps move it. With LockWait 200ms Open retries after 50 ms and
+	// 100 ms and gives up (a third wait of 200 ms would end at 350 ms):
+	// the same whatever the machine's load, unlike a bound on the time
+	// Open took.
+	var fake time.Time
+	var slept []time.Duration
+	o := Options{Schema: schema, LockWait: 200 * time.Millisecond,
+		now: func() time.Time { return fake },
+		sleep: func(_ context.Context, d time.Duration) bool {
+			slept = append(slept, d)
+			fake = fake.Add(d)
+			return true
+		}}
+	_, err := Open(context.Background(), dbURL, o)
 	if !errors.Is(err, ErrInboxLocked) {
 		t.Fatalf("second Open: %v, want ErrInboxLocked", err)
 	}
 	if !strings.Contains(err.Error(), "another gateway holds this inbox") || !strings.Contains(err.Error(), "pid") {
 		t.Errorf("error does not explain itself: %v", err)
 	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("second Open took %s with LockWait 200ms", d)
+	if want := []time.Duration{50 * time.Millisecond, 100 * time.Millisecond}; !slices.Equal(slept, want) {
+		t.Errorf("with LockWait 200ms Open waited %v for the lock, want %v", slept, want)
+	}
+	// A negative LockWait does not wait at all.
+	slept = nil
+	o.LockWait = -1
+	if _, err := Open(context.Background(), dbURL, o); !errors.Is(err, ErrInboxLocked) || len(slept) != 0 {
+		t.Errorf("with LockWait -1: %v after waiting %v, want ErrInboxLocked at once", err, slept)
 	}
 	// Another schema is another inbox.
 	openPG(t, dbURL, pgtest.Schema(t, dbURL, "lh_gw_test_"))

@@ -21,7 +21,11 @@ import (
 func openStore(ctx context.Context, url, dataDir string, migrate bool, logger *slog.Logger) (core.Store, error) {
 	switch {
 	case url == "" || strings.HasPrefix(url, "sqlite://"):
-		return sqlite.Open(ctx, sqlitePath(url, dataDir))
+		st, err := sqlite.Open(ctx, sqlitePath(url, dataDir))
+		if err != nil {
+			return nil, err // not a nil *sqlite.Store in a non-nil core.Store
+		}
+		return st, nil
 	case isPostgres(url):
 		st, err := postgres.Open(ctx, url, postgres.Options{Migrate: migrate, Logger: logger})
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -144,6 +145,15 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	}
 	if cfg.JWTTTL <= 0 || cfg.JWTTTL > maxJWTTTL {
 		return fmt.Errorf("%w: --jwt-ttl must be between 1s and %v (a token is re-signed per attempt; a long one is a long replay window)", errUsage, maxJWTTTL)
+	}
+	if cfg.PublicURL != "" {
+		// The JWT issuer receivers check and the base of the URLs the API
+		// and the console hand out.
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(cfg.PublicURL, "?") || strings.HasSuffix(cfg.PublicURL, "#") {
+			return fmt.Errorf("%w: --public-url %q must be an absolute http(s) URL without credentials, query or fragment, such as https://hooks.example.com", errUsage, cfg.PublicURL)
+		}
 	}
 	if cfg.Lease < 20*time.Second {
 		return fmt.Errorf("%w: --lease must be at least 20s (the attempt timeout is 15s)", errUsage)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -325,6 +326,9 @@ func ParseConfig(b []byte, getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
+// sourcePathRE is the form of a source's path (see validate).
+var sourcePathRE = regexp.MustCompile(`^(/[A-Za-z0-9._~-]+)+$`)
+
 var envRE = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*\}`)
 
 // withDefaults returns c with every zero field set to its default.
@@ -509,9 +513,13 @@ func (c Config) validate() error {
 			return fmt.Errorf("gateway: config: %s.name: duplicate source %q", at, s.Name)
 		}
 		names[s.Name] = true
-		if !strings.HasPrefix(s.Path, "/") || strings.HasPrefix(s.Path, reservedPrefix) ||
+		// A source's path is one exact route: segments of URL-safe
+		// characters, already clean. "/", a trailing "/" (a subtree),
+		// "{x}" (a wildcard), a space or "%" would be read by the router as
+		// a pattern — or refused by it with a panic at start.
+		if !sourcePathRE.MatchString(s.Path) || path.Clean(s.Path) != s.Path || strings.HasPrefix(s.Path, reservedPrefix) ||
 			s.Path == "/healthz" || s.Path == "/readyz" || s.Path == "/metrics" {
-			return fmt.Errorf("gateway: config: %s.path: %q must start with / and not be /healthz, /readyz, /metrics or under %s", at, s.Path, reservedPrefix)
+			return fmt.Errorf("gateway: config: %s.path: %q must be a clean absolute path of segments of letters, digits, '.', '_', '~' and '-' (e.g. /hooks/stripe), and not /healthz, /readyz, /metrics or under %s", at, s.Path, reservedPrefix)
 		}
 		if paths[s.Path] {
 			return fmt.Errorf("gateway: config: %s.path: %q is used by another source", at, s.Path)

@@ -268,15 +268,24 @@ func TestSinkIsolationAndRetry(t *testing.T) {
 func TestConfigValidation(t *testing.T) {
 	t.Parallel()
 	cases := map[string]string{
-		"no sources":  `addr: ":1"`,
-		"bad name":    "sources: [{name: Bad, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
-		"no verifier": "sources: [{name: a}]",
-		"two kinds":   "sources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}, sinks: [{name: x, discard: {}, http: {url: 'http://x'}}]}]",
-		"reserved":    "sources: [{name: a, path: /_longhook/x, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
-		"unknown key": "sources: [{name: a, colour: red}]",
-		"missing env": "sources: [{name: a, verify: {hmac_secrets: ['${NOPE_NOT_SET}']}}]",
-		"mysql":       "database: 'mysql://u:s3cr3tpw@h/db'\nsources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
-		"bad pg url":  "database: 'postgres://u:s3cr3tpw@h:notaport/db'\nsources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"no sources":        `addr: ":1"`,
+		"bad name":          "sources: [{name: Bad, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"no verifier":       "sources: [{name: a}]",
+		"two kinds":         "sources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}, sinks: [{name: x, discard: {}, http: {url: 'http://x'}}]}]",
+		"reserved":          "sources: [{name: a, path: /_longhook/x, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path /":            "sources: [{name: a, path: '/', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path /hooks/a/":    "sources: [{name: a, path: '/hooks/a/', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path /hooks/{x}":   "sources: [{name: a, path: '/hooks/{x}', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path /hooks/a b":   "sources: [{name: a, path: '/hooks/a b', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path /hooks/a?x=1": "sources: [{name: a, path: '/hooks/a?x=1', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path /hooks/%2e":   "sources: [{name: a, path: '/hooks/%2e', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path /hooks/../x":  "sources: [{name: a, path: '/hooks/../x', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path /hooks//x":    "sources: [{name: a, path: '/hooks//x', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path hooks/x":      "sources: [{name: a, path: 'hooks/x', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"unknown key":       "sources: [{name: a, colour: red}]",
+		"missing env":       "sources: [{name: a, verify: {hmac_secrets: ['${NOPE_NOT_SET}']}}]",
+		"mysql":             "database: 'mysql://u:s3cr3tpw@h/db'\nsources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"bad pg url":        "database: 'postgres://u:s3cr3tpw@h:notaport/db'\nsources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
 	}
 	for name, y := range cases {
 		cfg, err := ParseConfig([]byte(y), func(string) string { return "" })

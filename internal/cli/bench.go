@@ -129,6 +129,13 @@ type benchReport struct {
 	// backends serving the run's database. CPUusPerDelivery counts the
 	// bench process and the serve processes.
 	ServerCPUusPerDelivery   float64 `json:"server_cpu_us_per_delivery,omitempty"`
+	// CPUCoresUsed is the CPU of the processes CPUusPerDelivery counts
+	// over the run's wall time, in cores (CPUs kept busy on average),
+	// ServerCPUCoresUsed that of the serve processes alone: a run that
+	// keeps fewer cores busy than the machine has is bound by latency
+	// (round trips, queues, caps), not by CPU.
+	CPUCoresUsed       float64 `json:"cpu_cores_used"`
+	ServerCPUCoresUsed float64 `json:"server_cpu_cores_used,omitempty"`
 	DatabaseCPUusPerDelivery float64 `json:"database_cpu_us_per_delivery,omitempty"`
 	CPUusPerUnsignedCeiling  float64 `json:"cpu_us_per_unsigned_ceiling_request"`
 
@@ -281,6 +288,7 @@ func printBench(w io.Writer, r *benchReport) {
 	fmt.Fprintf(w, "ratio              %.1f %% of the unsigned ceiling, %.1f %% of the signed one\n", 100*r.RatioUnsigned, 100*r.Ratio)
 	if r.CPUusPerDelivery > 0 {
 		fmt.Fprintf(w, "CPU per delivery   %.1f µs all processes (ceiling %.1f µs per signed request: %.1f %%; %.1f µs unsigned)\n", r.CPUusPerDelivery, r.CPUusPerCeiling, 100*r.CPURatioToCeiling, r.CPUusPerUnsignedCeiling)
+		fmt.Fprintf(w, "CPU busy           %.2f cores on average (server %.2f) of the machine's %d\n", r.CPUCoresUsed, r.ServerCPUCoresUsed, runtime.NumCPU())
 	}
 	if r.ServerCPUusPerDelivery > 0 {
 		fmt.Fprintf(w, "server CPU         %.1f µs per delivery (the serve process alone)\n", r.ServerCPUusPerDelivery)
@@ -663,6 +671,10 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 		DatabaseCPUusPerDelivery: perMicros(dbCPU, int(want)),
 	}
 	rep.RatioUnsigned = rep.DeliveriesPerSec / unsigned
+	if elapsed > 0 {
+		rep.CPUCoresUsed = runCPU.Seconds() / elapsed.Seconds()
+		rep.ServerCPUCoresUsed = srvCPU.Seconds() / elapsed.Seconds()
+	}
 	if rep.CPUusPerDelivery > 0 {
 		rep.CPURatioToCeiling = rep.CPUusPerCeiling / rep.CPUusPerDelivery
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"runtime"
 	"strings"
 	"testing"
@@ -96,6 +97,16 @@ func TestBenchSmoke(t *testing.T) {
 	}
 	if rep.PublishP50ms <= 0 || rep.PublishP99ms < rep.PublishP50ms || rep.ScheduleLagP99ms != 0 {
 		t.Fatalf("publish calls: p50 %v p99 %v ms, lag %v ms without --rate", rep.PublishP50ms, rep.PublishP99ms, rep.ScheduleLagP99ms)
+	}
+	// The cores kept busy: all processes' CPU over the run's wall time,
+	// consistent with the CPU per delivery and the rate, and no more
+	// than the machine has (10 ms ticks of the children: some slack).
+	want := rep.CPUusPerDelivery * rep.DeliveriesPerSec / 1e6
+	if rep.CPUCoresUsed <= 0 || rep.CPUCoresUsed > float64(runtime.NumCPU())*1.1 || math.Abs(rep.CPUCoresUsed-want) > 0.01*want+1e-9 {
+		t.Fatalf("cores used %v (CPU per delivery × rate: %v) of %d", rep.CPUCoresUsed, want, runtime.NumCPU())
+	}
+	if runtime.GOOS == "linux" && (rep.ServerCPUCoresUsed <= 0 || rep.ServerCPUCoresUsed >= rep.CPUCoresUsed) {
+		t.Fatalf("server cores used %v of %v", rep.ServerCPUCoresUsed, rep.CPUCoresUsed)
 	}
 }
 

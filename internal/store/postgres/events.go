@@ -106,8 +106,8 @@ FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15
 WHERE d.event_id IN (SELECT id FROM ev)`
 
 // keyConflict skips an event whose idempotency key its project already
-// holds. events_idempotency is partial (idempotency_key <> ”), so it
-// can never skip an event without a key: a call without keys uses
+// holds. events_idempotency is partial (it holds only events with a
+// key), so it can never skip an event without one: a call without keys uses
 // publishPlainSQL, which inserts without the ON CONFLICT clause. With it,
 // PostgreSQL inserts every row speculatively — it probes the arbiter
 // index, takes and releases a speculative insertion lock, and writes a

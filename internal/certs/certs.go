@@ -59,6 +59,12 @@ func (c Config) Enabled() bool {
 	return c.CertFile != "" || c.KeyFile != "" || len(c.ACMEDomains) > 0
 }
 
+// Configured reports whether any TLS setting is given, also an ACME one
+// without a domain (which New refuses rather than serve plain HTTP).
+func (c Config) Configured() bool {
+	return c.Enabled() || c.ACMEHTTPAddr != "" || c.ACMEDirectory != "" || c.ACMEDirectoryCA != "" || c.ACMEEmail != ""
+}
+
 func (c Config) validate() error {
 	switch {
 	case (c.CertFile == "") != (c.KeyFile == ""):
@@ -67,8 +73,8 @@ func (c Config) validate() error {
 		return errors.New("tls: use either certificate files or ACME, not both")
 	case len(c.ACMEDomains) > 0 && c.CacheDir == "":
 		return errors.New("tls: ACME needs a cache directory")
-	case len(c.ACMEDomains) == 0 && (c.ACMEHTTPAddr != "" || c.ACMEDirectory != "" || c.ACMEEmail != ""):
-		return errors.New("tls: ACME settings without --acme-domain")
+	case len(c.ACMEDomains) == 0 && (c.ACMEHTTPAddr != "" || c.ACMEDirectory != "" || c.ACMEDirectoryCA != "" || c.ACMEEmail != ""):
+		return errors.New("tls: ACME settings (--acme-email, --acme-http-addr, --acme-directory, --acme-directory-ca) without --acme-domain")
 	}
 	for _, d := range c.ACMEDomains {
 		if !strings.Contains(strings.Trim(d, "."), ".") {
@@ -92,7 +98,7 @@ type TLS struct {
 // are obtained on the first handshake. With ACMEHTTPAddr it also listens
 // there; Run serves it. New returns nil, nil when cfg is not Enabled.
 func New(cfg Config) (*TLS, error) {
-	if !cfg.Enabled() {
+	if !cfg.Configured() {
 		return nil, nil
 	}
 	if err := cfg.validate(); err != nil {

@@ -132,6 +132,12 @@ func TestConfigRejectsHalfSettings(t *testing.T) {
 		{CertFile: "a.crt", KeyFile: "a.key", ACMEDomains: []string{"x.example"}, CacheDir: "d"},
 		{ACMEDomains: []string{"localhost"}, CacheDir: "d"},
 		{ACMEDomains: []string{"x.example"}},
+		// ACME settings without a domain would serve plain HTTP while the
+		// operator asked for ACME.
+		{ACMEEmail: "ops@example.com"},
+		{ACMEHTTPAddr: ":80"},
+		{ACMEDirectory: "https://acme.example/directory"},
+		{ACMEDirectoryCA: "ca.pem"},
 	} {
 		if _, err := certs.New(c); err == nil {
 			t.Errorf("New(%+v) accepted", c)

@@ -104,7 +104,7 @@ func RunGateway(ctx context.Context, args []string, getenv func(string) string, 
 		cfg.Database = *database
 	}
 	tlsFlags.ACMEDomains = splitComma(*acmeDomains)
-	if tlsFlags.Enabled() {
+	if tlsFlags.Configured() {
 		cfg.TLS = tlsFlags
 	}
 	stopTracing, err := telemetry.Setup(ctx, telemetry.Config{Service: "longhook-gateway", Getenv: getenv})

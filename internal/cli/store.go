@@ -69,16 +69,10 @@ func runMigrate(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	if !isPostgres(*dbURL) {
-		if args[0] == "up" {
-			st, err := openStore(ctx, *dbURL, *dataDir, true, nil)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(env.Stdout, "sqlite: schema is up to date")
-			return st.Close()
-		}
-		// Read only: opening a Store would apply what is pending (and
-		// create a missing file) before reporting it.
+		// Read first: opening a Store would apply what is pending (and
+		// create a missing file) before reporting it. A missing file is
+		// refused for up too: a mistyped --data-dir must not get a fresh,
+		// empty database reported as migrated.
 		path := filepath.Join(*dataDir, "longhook.db")
 		switch {
 		case strings.HasPrefix(*dbURL, "sqlite://"):
@@ -93,8 +87,21 @@ func runMigrate(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		printMigrations(env, applied, pending)
-		return nil
+		if args[0] == "status" {
+			printMigrations(env, applied, pending)
+			return nil
+		}
+		st, err := openStore(ctx, *dbURL, *dataDir, true, nil)
+		if err != nil {
+			return err
+		}
+		if len(pending) == 0 {
+			fmt.Fprintln(env.Stdout, "no pending migrations")
+		}
+		for _, m := range pending {
+			fmt.Fprintln(env.Stdout, "applied", m)
+		}
+		return st.Close()
 	}
 	if args[0] == "up" {
 		applied, err := postgres.MigrateUp(ctx, *dbURL, "")

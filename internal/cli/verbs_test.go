@@ -216,3 +216,25 @@ func TestCheckUsageErrors(t *testing.T) {
 		t.Errorf("the receiver got %d requests from refused checks, want 0", n)
 	}
 }
+
+// migrate up on SQLite refuses a missing database instead of creating an
+// empty one at a mistyped --data-dir and calling it up to date; on an
+// existing file it says what it applied, as on PostgreSQL.
+func TestMigrateUpNeedsADatabase(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "typo")
+	code, _, errs := run(t, nil, "migrate", "up", "--data-dir", dir)
+	if code != 1 || !strings.Contains(errs, "no database at") {
+		t.Fatalf("up on a missing file: exit %d, %q; want 1 and 'no database at'", code, errs)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Fatalf("up on a missing file made %s (%v)", dir, err)
+	}
+	if code, _, errs := run(t, nil, "projects", "list", "--data-dir", dir); code != 0 {
+		t.Fatalf("projects list: %d %s", code, errs)
+	}
+	code, out, errs := run(t, nil, "migrate", "up", "--data-dir", dir)
+	if code != 0 || strings.TrimSpace(out) != "no pending migrations" {
+		t.Fatalf("up on a migrated file: exit %d, %q %q", code, out, errs)
+	}
+}

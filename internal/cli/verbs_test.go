@@ -113,6 +113,8 @@ func TestGatewayUsageErrors(t *testing.T) {
 		{[]string{"listen", "--from", "http://127.0.0.1:1/v1beta/webhooks/abc", "--forward-to", "http://127.0.0.1:1/"}, "listen: usage: --api-key is required"},
 		{[]string{"listen", "--from", "http://127.0.0.1:1/_longhook/listen/x", "--forward-to", "http://127.0.0.1:1/", "--token", "t", "--after", "soon"}, "listen: usage: --after"},
 		{[]string{"listen", "--from", "http://127.0.0.1:1/_longhook/listen/x", "--forward-to", "http://127.0.0.1:1/", "--token", "t", "--log-level", "loud"}, "usage: --log-level"},
+		{[]string{"listen", "--from", "http://127.0.0.1:1/_longhook/listen/x", "--forward-to", "http://127.0.0.1:1/", "--token", "t", "--timeout", "-1s"}, "listen: usage: --timeout"},
+		{[]string{"listen", "--from", "http://127.0.0.1:1/_longhook/listen/x", "--forward-to", "http://127.0.0.1:1/", "--token", "t", "--timeout", "0s"}, "listen: usage: --timeout"},
 	} {
 		code, _, errs := run(t, map[string]string{}, c.args...)
 		if code != 2 || !strings.Contains(errs, c.want) {
@@ -202,6 +204,7 @@ func TestCheckUsageErrors(t *testing.T) {
 		{[]string{recv.URL, "--preset", "stripe", "--secret", "a", "--secret", "b"}, "check: usage: --preset"},
 		{[]string{recv.URL, "--jwks-issuer", "https://example.com"}, "check: usage: --jwks-issuer"},
 		{[]string{recv.URL, "--secret", secret, "--jwks-issuer", "http://192.0.2.1:8765"}, "check: usage: --jwks-issuer"},
+		{[]string{recv.URL, "--secret", secret, "--timeout", "-1s"}, "check: usage: --timeout"},
 		// JWT settings without the JWT cases would be silently ignored.
 		{[]string{recv.URL, "--secret", secret, "--project", "p1"}, "check: usage: --project applies to the JWT cases"},
 		{[]string{recv.URL, "--secret", secret, "--audience", "https://a.example"}, "check: usage: --audience"},

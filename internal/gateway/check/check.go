@@ -108,6 +108,9 @@ func RunCheck(ctx context.Context, args []string, getenv func(string) string, st
 	if len(secrets) == 0 && *issuer == "" {
 		return fmt.Errorf("check: %w: give --secret (HMAC cases), --jwks-issuer (JWT cases) or both", envflag.ErrUsage)
 	}
+	if *timeout <= 0 {
+		return fmt.Errorf("check: %w: --timeout %s: want a positive duration", envflag.ErrUsage, *timeout)
+	}
 	if *issuer != "" {
 		if _, err := parseIssuer(*issuer); err != nil {
 			return err

@@ -99,6 +99,9 @@ func RunListen(ctx context.Context, args []string, getenv func(string) string, s
 	if err := checkURL("--forward-to", *to); err != nil {
 		return err
 	}
+	if *timeout <= 0 {
+		return fmt.Errorf("listen: %w: --timeout %s: want a positive duration (a local delivery without one could hang the stream)", envflag.ErrUsage, *timeout)
+	}
 	l := &listener{from: *from, to: *to, statePath: *statePath, timeout: *timeout, pos: -1, recent: map[string]struct{}{}}
 	if stream, ok := serveStreamURL(*from); ok {
 		if *apiKey == "" {

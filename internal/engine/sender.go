@@ -413,7 +413,7 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 // callback: it never waits).
 func (c *trackedConn) tryWrite(fd uintptr) bool {
 	for {
-		n, err := syscall.Write(int(fd), c.wp)
+		n, err := rawWrite(fd, c.wp)
 		if err == syscall.EINTR {
 			continue
 		}

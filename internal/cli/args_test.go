@@ -27,8 +27,10 @@ func TestLocalCommandsArguments(t *testing.T) {
 	if code != 1 || !strings.Contains(errs, `no API key "nosuch"`) || strings.Contains(errs, "sqlite") {
 		t.Errorf("keys revoke nosuch: exit %d, %q", code, errs)
 	}
-	if code, _, errs := run(t, nil, "keys", "create", "--data-dir", dir, "--project", "nope"); code != 2 || !strings.Contains(errs, `no project "nope"`) {
-		t.Errorf("keys create --project nope: exit %d, %q", code, errs)
+	for _, verb := range []string{"create", "list"} {
+		if code, _, errs := run(t, nil, "keys", verb, "--data-dir", dir, "--project", "nope"); code != 2 || !strings.Contains(errs, `no project "nope"`) {
+			t.Errorf("keys %s --project nope: exit %d, %q", verb, code, errs)
+		}
 	}
 	fresh := filepath.Join(t.TempDir(), "data")
 	for _, args := range [][]string{{"projects", "create"}, {"projects", "create", "a", "b"}, {"keys", "revoke"}, {"keys", "list", "extra"}} {

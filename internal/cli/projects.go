@@ -141,6 +141,11 @@ func runKeys(ctx context.Context, args []string, env Env) error {
 		fmt.Fprintf(env.Stdout, "key %s for project %s\nAPI key (shown once): %s\n", k.ID, pid, key)
 		return nil
 	case "list":
+		if *project != "" {
+			if _, err := resolve(); err != nil {
+				return err // an unknown --project, not an empty list
+			}
+		}
 		keys, err := store.ListAPIKeys(ctx, *project)
 		if err != nil {
 			return err

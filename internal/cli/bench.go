@@ -128,14 +128,14 @@ type benchReport struct {
 	// with --in-process); DatabaseCPUusPerDelivery that of the PostgreSQL
 	// backends serving the run's database. CPUusPerDelivery counts the
 	// bench process and the serve processes.
-	ServerCPUusPerDelivery   float64 `json:"server_cpu_us_per_delivery,omitempty"`
+	ServerCPUusPerDelivery float64 `json:"server_cpu_us_per_delivery,omitempty"`
 	// CPUCoresUsed is the CPU of the processes CPUusPerDelivery counts
 	// over the run's wall time, in cores (CPUs kept busy on average),
 	// ServerCPUCoresUsed that of the serve processes alone: a run that
 	// keeps fewer cores busy than the machine has is bound by latency
 	// (round trips, queues, caps), not by CPU.
-	CPUCoresUsed       float64 `json:"cpu_cores_used"`
-	ServerCPUCoresUsed float64 `json:"server_cpu_cores_used,omitempty"`
+	CPUCoresUsed             float64 `json:"cpu_cores_used"`
+	ServerCPUCoresUsed       float64 `json:"server_cpu_cores_used,omitempty"`
 	DatabaseCPUusPerDelivery float64 `json:"database_cpu_us_per_delivery,omitempty"`
 	CPUusPerUnsignedCeiling  float64 `json:"cpu_us_per_unsigned_ceiling_request"`
 

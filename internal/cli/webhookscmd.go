@@ -257,6 +257,18 @@ func webhooksRotate(ctx context.Context, args []string, env Env) error {
 		old := "The previous secrets stay valid for 24 h; deliveries carry one signature per secret."
 		if *now {
 			old = "The previous secrets are revoked."
+		} else if w, err := c.GetWebhook(ctx, pos[0]); err == nil {
+			// The server's own expiry: 24 h, or less under --time-scale.
+			var until time.Time
+			for _, s := range w.SigningSecrets {
+				if s.ExpireTime != nil && s.ExpireTime.After(until) {
+					until = *s.ExpireTime
+				}
+			}
+			if !until.IsZero() {
+				old = "The previous secrets stay valid until " + until.UTC().Format("2006-01-02 15:04:05") +
+					" UTC; deliveries carry one signature per secret until then."
+			}
 		}
 		fmt.Fprintf(env.Stdout, "New signing secret (shown once):\n\n    %s\n\n%s\n", secret, old)
 		return nil

@@ -579,3 +579,28 @@ func TestCLITailEndsWithTheStream(t *testing.T) {
 		t.Fatalf("tail still running a minute after its key was revoked (streams recheck every 2 s); stderr %q", stderr.String())
 	}
 }
+
+// TestCLIRotateSaysWhenOldSecretsExpire: `webhooks rotate` names the time
+// the previous secrets stop being valid, as the server set it — under
+// --time-scale 3600 seconds away, not the "24 h" it used to print.
+func TestCLIRotateSaysWhenOldSecretsExpire(t *testing.T) {
+	t.Parallel()
+	s := startServe(t, withFlags("--time-scale", "3600"))
+	cli := newCLI(t, s)
+	var hook cliWebhook
+	cli.json(t, &hook, "webhooks", "create", "--uri", "http://127.0.0.1:9/r", "--events", "batch.succeeded")
+	before := time.Now().UTC().Truncate(time.Second)
+	out := cli.run(t, "webhooks", "rotate", hook.ID)
+	m := regexp.MustCompile(`valid until (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("rotate does not say until when the old secrets are valid:\n%s", out)
+	}
+	until, err := time.Parse("2006-01-02 15:04:05", m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 24 h / 3600 = 24 s after the rotation (which came after before).
+	if until.Before(before.Add(24*time.Second)) || until.After(time.Now().UTC().Add(25*time.Second)) {
+		t.Fatalf("old secrets valid until %s; the rotation was at %s or later, at --time-scale 3600 (24 s)", until, before)
+	}
+}

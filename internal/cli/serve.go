@@ -73,6 +73,7 @@ type ServeConfig struct {
 	OpenAIModel  string        // model name sent to it (default: the request's)
 	VideoCommand string        // program that renders videos (default: a simulated MP4)
 	SimDuration  string        // simulated model time per job kind
+	SimHoldFile  string        // the simulator's [[hold]] requests wait for this file
 	BatchWindow  time.Duration // unfinished batches expire after this (default 48 h)
 	LogLevel     slog.Level
 	LogJSON      bool
@@ -112,6 +113,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	fs.BoolVar(&cfg.NoFastPath, "no-http-fast-path", false, "serve publishes through net/http like every other request (the publish fast path serves plain HTTP only; docs/design.md)")
 	fs.StringVar(&cfg.VideoCommand, "video-command", "", "program that writes videos to $LONGHOOK_OUTPUT (default: a simulated MP4)")
 	fs.StringVar(&cfg.SimDuration, "sim-duration", "batch=2s,video=10s,interaction=1s", "simulated model time per job kind (divided by --time-scale)")
+	fs.StringVar(&cfg.SimHoldFile, "sim-hold-file", "", "simulator: requests whose text has [[hold]] wait until this file exists (tests hold jobs mid-run with it)")
 	fs.DurationVar(&cfg.BatchWindow, "batch-window", 48*time.Hour, "unfinished batches expire after this (divided by --time-scale)")
 	var acmeDomains string
 	addTLSFlags(fs, &cfg.TLS, &acmeDomains)
@@ -522,7 +524,7 @@ func checkServe(cfg ServeConfig, env Env) (checkedServe, error) {
 	if c.catalog, err = core.NewCatalog(cfg.EventTypes...); err != nil {
 		return c, fmt.Errorf("%w: --event-types: %v", errUsage, err)
 	}
-	c.exec, err = executor.New(executor.Config{Kind: cfg.Executor, SimDurations: cfg.SimDuration, Scale: cfg.TimeScale,
+	c.exec, err = executor.New(executor.Config{Kind: cfg.Executor, SimDurations: cfg.SimDuration, SimHoldFile: cfg.SimHoldFile, Scale: cfg.TimeScale,
 		VideoCommand: cfg.VideoCommand, OpenAI: executor.OpenAIConfig{URL: cfg.OpenAIURL, Model: cfg.OpenAIModel,
 			APIKey: env.Getenv("LONGHOOK_OPENAI_API_KEY")}})
 	if err != nil {

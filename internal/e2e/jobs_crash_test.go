@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,7 +18,7 @@ type crashJob struct {
 	path    string // GET path of the resource
 	want    string // the terminal state GET must show
 	event   string // the terminal event type the receiver must get
-	midRun  bool   // observed running when serve was killed (batches only)
+	midRun  bool   // observed running when serve was killed (every succeeding batch: held)
 	failing bool
 }
 
@@ -54,16 +56,20 @@ func (j *crashJob) terminal(t *testing.T, c *apiClient) (state string, done bool
 }
 
 // TestJobsCrash (issue 5, docs/contract.md §6): serve is killed with SIGKILL
-// while batches, videos and background interactions run, restarted on the
-// same data dir, and killed again as the resumed jobs finish and emit.
+// while batches, videos and background interactions run (the succeeding
+// batches held mid-run by the simulator's [[hold]] until the test releases
+// them), restarted on the same data dir, and killed again as the resumed
+// jobs finish and emit.
 // Every job reaches exactly one terminal state, and a static webhook
 // receives exactly one terminal event per job (at-least-once redelivery of
 // the same webhook-id aside).
 func TestJobsCrash(t *testing.T) {
 	t.Parallel()
-	// Jobs long enough to be mid-run at the kill; a short delivery lease,
-	// so a delivery the killed process held is retried within the test.
-	s := startServe(t, withFlags("--sim-duration", "batch=8s,video=4s,interaction=3s", "--lease", "20s"))
+	// The succeeding batches wait for the release file: mid-run at the
+	// first kill however slow the machine. A short delivery lease, so a
+	// delivery the killed process held is retried within the test.
+	release := filepath.Join(t.TempDir(), "release")
+	s := startServe(t, withFlags("--sim-duration", "batch=1s,video=4s,interaction=3s", "--sim-hold-file", release, "--lease", "20s"))
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("serve logs:\n%s", s.Logs())
@@ -74,9 +80,6 @@ func TestJobsCrash(t *testing.T) {
 	hook := c.createWebhook(t, rcv.URL("/jobs"), "batch.succeeded", "batch.failed", "batch.cancelled", "batch.expired",
 		"video.generated", "interaction.completed", "interaction.failed")
 
-	// The batches go last, and the poll below starts as soon as they are
-	// created: on a loaded machine 16 creations took over 4 s, and the
-	// batches, created first, had all finished before the poll (load ~28).
 	var jobs []*crashJob
 	for i := range 3 {
 		var op struct {
@@ -111,6 +114,8 @@ func TestJobsCrash(t *testing.T) {
 			text := fmt.Sprintf("crash batch %d request %d", i, r)
 			if failing && r == 1 {
 				text += " [[fail]]"
+			} else if !failing {
+				text += " [[hold]]"
 			}
 			reqs = append(reqs, map[string]any{
 				"request":  map[string]any{"contents": []any{map[string]any{"role": "user", "parts": []any{map[string]any{"text": text}}}}},
@@ -133,11 +138,8 @@ func TestJobsCrash(t *testing.T) {
 		jobs = append(jobs, j)
 	}
 	// Kill while the jobs run: the failing batches have failed at once,
-	// the others are running (on a loaded machine one may have finished
-	// before the last failing one failed; at least one must still run:
-	// each runs 8 s, twice the others, for that).
-	pollUntil(t, 10*time.Second, 5*time.Millisecond, "the batches running (failing ones failed)", func() (bool, string) {
-		running := 0
+	// the others are running, held until the release.
+	pollUntil(t, 30*time.Second, 5*time.Millisecond, "the batches running (failing ones failed)", func() (bool, string) {
 		for _, j := range jobs {
 			if j.kind != "batch" {
 				continue
@@ -146,22 +148,26 @@ func TestJobsCrash(t *testing.T) {
 			switch {
 			case j.failing && state != "BATCH_STATE_FAILED":
 				return false, j.id + " is " + state
-			case !j.failing && state != "BATCH_STATE_RUNNING" && state != "BATCH_STATE_SUCCEEDED":
+			case !j.failing && state != "BATCH_STATE_RUNNING":
 				return false, j.id + " is " + state
 			}
-			j.midRun = state == "BATCH_STATE_RUNNING"
-			if j.midRun {
-				running++
-			}
-		}
-		if running == 0 {
-			return false, "no batch is still running"
+			j.midRun = !j.failing
 		}
 		return true, ""
 	})
 	s.kill9()
 	t.Logf("kill -9 #1 with the jobs mid-run (%d deliveries received)", len(rcv.requests()))
 	s.restart()
+	// The restarted server resumes the held batches: they are still
+	// running, none has emitted a terminal event.
+	for _, j := range jobs {
+		if state, _ := j.terminal(t, c); j.midRun && state != "BATCH_STATE_RUNNING" {
+			t.Fatalf("%s is %s after the restart, before its release", j.id, state)
+		}
+	}
+	if err := os.WriteFile(release, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	// Kill again as the resumed jobs start to finish: the first success
 	// event has arrived, others are being emitted or still running.

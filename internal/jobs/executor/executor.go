@@ -83,6 +83,11 @@ const (
 	// MarkerRequiresAction makes the model call the first declared
 	// function (it also calls a function whose name the text mentions).
 	MarkerRequiresAction = "[[requires_action]]"
+	// MarkerHold makes the request wait, before its simulated time, until
+	// SimulatorConfig.HoldFile exists (without a HoldFile it does
+	// nothing): a test holds jobs mid-run for as long as it needs, across
+	// restarts, and releases them by creating the file.
+	MarkerHold = "[[hold]]"
 )
 
 // SimulatorConfig configures the Simulator.
@@ -96,6 +101,8 @@ type SimulatorConfig struct {
 	// FailKinds fails every job of these kinds, as if each carried
 	// MarkerFail.
 	FailKinds []core.JobKind
+	// HoldFile releases the requests that carry MarkerHold once it exists.
+	HoldFile string
 }
 
 // Simulator is a deterministic fake model: the same turn always gets the
@@ -151,6 +158,25 @@ func (s *Simulator) sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// hold waits until the HoldFile exists (looking every 10 ms) or ctx ends.
+func (s *Simulator) hold(ctx context.Context) error {
+	if s.cfg.HoldFile == "" {
+		return nil
+	}
+	for {
+		if _, err := os.Stat(s.cfg.HoldFile); err == nil {
+			return nil
+		}
+		t := s.cfg.Clock.NewTimer(10 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C():
+		}
+	}
+}
+
 // Generate implements Executor.
 func (s *Simulator) Generate(ctx context.Context, t *Turn) (*Reply, error) {
 	if len(t.Contents) == 0 {
@@ -166,6 +192,10 @@ func (s *Simulator) Generate(ctx context.Context, t *Turn) (*Reply, error) {
 	case strings.Contains(text, MarkerExpire):
 		<-ctx.Done()
 		return nil, ctx.Err()
+	case strings.Contains(text, MarkerHold):
+		if err := s.hold(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if t.Agent != "" {
 		// An agent works in steps, each taking a share of the duration.
@@ -368,6 +398,8 @@ type Config struct {
 	// VideoCommand, when set, renders videos with this program (its
 	// arguments separated by spaces; no shell).
 	VideoCommand string
+	// SimHoldFile is the simulator's HoldFile (MarkerHold).
+	SimHoldFile string
 }
 
 // New builds the executor Config describes.
@@ -376,7 +408,7 @@ func New(c Config) (Executor, error) {
 	if err != nil {
 		return nil, err
 	}
-	sim := NewSimulator(SimulatorConfig{Durations: durs, Scale: c.Scale, Clock: c.Clock})
+	sim := NewSimulator(SimulatorConfig{Durations: durs, Scale: c.Scale, Clock: c.Clock, HoldFile: c.SimHoldFile})
 	var text, video Executor = sim, sim
 	switch c.Kind {
 	case "", "simulator":

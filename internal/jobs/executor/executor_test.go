@@ -3,6 +3,8 @@ package executor
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -80,5 +82,38 @@ func TestSimulator(t *testing.T) {
 	failing := NewSimulator(SimulatorConfig{FailKinds: []core.JobKind{core.JobVideo}})
 	if _, err := failing.RenderVideo(context.Background(), &VideoSpec{Prompt: "x"}, t.TempDir()+"/v"); err == nil || !strings.Contains(err.Error(), "Simulated") {
 		t.Fatalf("FailKinds: %v", err)
+	}
+}
+
+// A request carrying MarkerHold waits until the hold file exists, and not
+// after; without a hold file the marker does nothing.
+func TestSimulatorHold(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "release")
+	sim := NewSimulator(SimulatorConfig{HoldFile: file})
+	turn := &Turn{Kind: core.JobBatch, Contents: []Content{{Role: "user", Parts: []Part{{Text: "x " + MarkerHold}}}}}
+	done := make(chan error, 1)
+	go func() { _, err := sim.Generate(context.Background(), turn); done <- err }()
+	// Held: a context that ends while it waits ends the wait.
+	ctx, cancel := context.WithCancel(context.Background())
+	held := make(chan error, 1)
+	go func() { _, err := sim.Generate(ctx, turn); held <- err }()
+	cancel()
+	if err := <-held; !errors.Is(err, context.Canceled) {
+		t.Fatalf("a held request whose context ended: %v", err)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the request ran before its release: %v", err)
+	default:
+	}
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("after the release: %v", err)
+	}
+	if _, err := NewSimulator(SimulatorConfig{}).Generate(context.Background(), turn); err != nil {
+		t.Fatalf("without a hold file: %v", err)
 	}
 }

@@ -34,3 +34,22 @@ func TestServeRefusesBadPublicURL(t *testing.T) {
 		}
 	}
 }
+
+// serve --addr that is not HOST:PORT is a usage error (exit 2) found
+// before the data dir is touched; it was exit 1 from the listen.
+func TestServeRefusesMalformedAddr(t *testing.T) {
+	t.Parallel()
+	for _, a := range []string{"nonsense", "127.0.0.1", "127.0.0.1:"} {
+		dir := filepath.Join(t.TempDir(), "data")
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		var out, errb bytes.Buffer
+		code := Run(ctx, []string{"serve", "--addr", a, "--data-dir", dir}, Env{Getenv: func(string) string { return "" }, Stdout: &out, Stderr: &errb})
+		if code != 2 || !strings.Contains(errb.String(), "--addr") {
+			t.Errorf("--addr %q: exit %d, %q", a, code, errb.String())
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("--addr %q: the refused start made the data dir (%v)", a, err)
+		}
+	}
+}

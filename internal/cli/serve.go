@@ -515,6 +515,11 @@ func checkServe(cfg ServeConfig, env Env) (checkedServe, error) {
 	if u := cfg.DatabaseURL; u != "" && !strings.HasPrefix(u, "sqlite://") && !isPostgres(u) {
 		return c, fmt.Errorf("%w: --database-url must start with sqlite:// or postgres://", errUsage)
 	}
+	if _, port, err := net.SplitHostPort(cfg.Addr); err != nil || port == "" {
+		// A malformed address is a usage error (exit 2); one that is
+		// taken (in use, not ours) stays a failure of the start.
+		return c, fmt.Errorf("%w: --addr %q must be HOST:PORT, e.g. 127.0.0.1:8080 or :8080", errUsage, cfg.Addr)
+	}
 	switch cfg.JWTAlgorithm {
 	case "", "RS256", "ES256", "EdDSA":
 	default:

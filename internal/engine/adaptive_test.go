@@ -7,14 +7,20 @@ import (
 	"time"
 )
 
-// A destination that answers 2xx at once while deliveries wait for it gets
-// more attempts in flight than PerDestination (here 2), up to
-// PerDestinationMax (8): at least the first probe of a larger cap. With
-// the fixed cap it never had more than 2 (the backlog waited behind them
-// however fast the destination answered).
+// A destination that answers 2xx after a network round trip (20 ms) while
+// deliveries wait for it gets more attempts in flight than PerDestination
+// (here 2), up to PerDestinationMax (8): at least the first probe of a
+// larger cap. With the fixed cap it never had more than 2 (the backlog
+// waited behind them however fast the destination answered). The round
+// trip, not the CPU, sets the destination's rate, as for a receiver across
+// a network: a larger cap then delivers faster, which is what keeps a
+// probe, whatever else the machine is doing (an answer at once made the
+// rate follow the CPU the test got, and on a starved machine the cap
+// rightly did not grow).
 func TestFastDestinationWithABacklogGrowsItsCap(t *testing.T) {
 	t.Parallel()
 	b := setup(t, setupOpts{direct: true, workers: 32, perDest: 2, perDestMax: 8, attemptTimeout: 10 * time.Minute})
+	const rtt = 20 * time.Millisecond
 	release := make(chan struct{})
 	var once sync.Once
 	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
@@ -24,6 +30,8 @@ func TestFastDestinationWithABacklogGrowsItsCap(t *testing.T) {
 		once.Do(func() { first = true })
 		if first {
 			<-release
+		} else {
+			time.Sleep(rtt) // the remote side's round trip, not synchronisation
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})

@@ -36,8 +36,9 @@ import (
 // publishes — POST /{v}/events or /{v}/events:batchPublish, HTTP/1.1, no
 // query, a Content-Length, every header line plain ASCII with nothing
 // net/http treats specially (Transfer-Encoding, Expect, Upgrade, Pragma,
-// Trailer, a Connection other than keep-alive or close) — calls the
-// server's handler with them and writes each response in one write. It
+// Trailer, a Connection other than keep-alive or close), no
+// Content-Encoding — calls the server's handler with them and writes
+// each response in one write. It
 // decides from the buffered bytes of a request's head, without consuming
 // any: the first request that is anything else (another route, HTTP/1.0, a
 // malformed or unusual head) is handed, with the connection and every byte
@@ -653,6 +654,12 @@ func specialHeader(name []byte) int {
 		}
 	case 7:
 		if asciiEqualFold(name, "upgrade") || asciiEqualFold(name, "trailer") {
+			return hdrRefused
+		}
+	case 16:
+		// A compressed body is decoded by the server's generic path
+		// (contentcoding.go); the fast path reads bodies as they are.
+		if asciiEqualFold(name, "content-encoding") {
 			return hdrRefused
 		}
 	}

@@ -361,6 +361,10 @@ func (s *server) api(limit int64, fn apiFunc) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		if err := decodeContent(w, r, limit); err != nil {
+			WriteError(w, r, s.d.Logger, err)
+			return
+		}
 		res, err := fn(r, key)
 		if err != nil {
 			WriteError(w, r, s.d.Logger, err)

@@ -75,36 +75,10 @@ func TestCompletionsCommitAsynchronously(t *testing.T) {
 func TestGenericPlansReadNoTable(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
-	ctx := t.Context()
-	param := regexp.MustCompile(`\$(\d+)`)
 	for name, q := range map[string]string{"publish": publishSQL, "publish without keys": publishPlainSQL,
 		"attempts": insertAttemptsSQL,
 		"stats":    statsDeltasSQL} {
-		n := 0
-		for _, m := range param.FindAllStringSubmatch(q, -1) {
-			var i int
-			fmt.Sscan(m[1], &i)
-			n = max(n, i)
-		}
-		var plan []string
-		err := s.run(ctx, true, func(c *pgx.Conn) error {
-			if _, err := c.Exec(ctx, `PREPARE generic_probe AS `+q); err != nil {
-				return err
-			}
-			defer c.Exec(ctx, `DEALLOCATE generic_probe`) //nolint:errcheck
-			b := &pgx.Batch{}
-			b.Queue(genericPlanSQL)
-			b.Queue(`EXPLAIN EXECUTE generic_probe(` + strings.TrimSuffix(strings.Repeat("NULL, ", n), ", ") + `)`).
-				Query(func(rows pgx.Rows) error {
-					var err error
-					plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
-					return err
-				})
-			return c.SendBatch(ctx, b).Close()
-		})
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
+		plan := explainPrepared(t, s, genericPlanSQL, name, q)
 		for _, l := range plan {
 			if strings.Contains(l, "Scan on") && !strings.Contains(l, "Function Scan on") &&
 				!strings.Contains(l, "CTE Scan on") && !strings.Contains(l, "Subquery Scan on") {
@@ -250,35 +224,9 @@ func TestCompletionPlansAreGeneric(t *testing.T) {
 func TestCompletionPlansUseKeys(t *testing.T) {
 	t.Parallel()
 	s := newStore(t)
-	ctx := t.Context()
-	param := regexp.MustCompile(`\$(\d+)`)
 	for name, q := range map[string]string{"complete": completeSQL, "failure runs": failureRunSQL,
 		"disable": disableWebhooksSQL} {
-		n := 0
-		for _, m := range param.FindAllStringSubmatch(q, -1) {
-			var i int
-			fmt.Sscan(m[1], &i)
-			n = max(n, i)
-		}
-		var plan []string
-		err := s.run(ctx, true, func(c *pgx.Conn) error {
-			if _, err := c.Exec(ctx, `PREPARE generic_probe AS `+q); err != nil {
-				return err
-			}
-			defer c.Exec(ctx, `DEALLOCATE generic_probe`) //nolint:errcheck
-			b := &pgx.Batch{}
-			b.Queue(completeSettingsSQL)
-			b.Queue(`EXPLAIN EXECUTE generic_probe(` + strings.TrimSuffix(strings.Repeat("NULL, ", n), ", ") + `)`).
-				Query(func(rows pgx.Rows) error {
-					var err error
-					plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
-					return err
-				})
-			return c.SendBatch(ctx, b).Close()
-		})
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
+		plan := explainPrepared(t, s, completeSettingsSQL, name, q)
 		p := strings.Join(plan, "\n")
 		if strings.Contains(p, "Seq Scan") || !strings.Contains(p, "Index Cond: (id = ANY ($1))") {
 			t.Errorf("%s: the generic plan does not look its rows up by key:\n%s", name, p)
@@ -343,4 +291,37 @@ func TestPublishWithoutKeysSkipsConflictCheck(t *testing.T) {
 	if err != nil || len(evs) != 1 || evs[0].ID != keyed.Event.ID {
 		t.Errorf("EventsByKeys(k1) = %v, %v; want the first event alone", evs, err)
 	}
+}
+
+// explainPrepared prepares q on a store connection, runs settings, and
+// returns the plan EXPLAIN EXECUTE shows for it with every parameter NULL.
+func explainPrepared(t *testing.T, s *Store, settings, name, q string) []string {
+	t.Helper()
+	ctx := t.Context()
+	n := 0
+	for _, m := range regexp.MustCompile(`\$(\d+)`).FindAllStringSubmatch(q, -1) {
+		var i int
+		fmt.Sscan(m[1], &i)
+		n = max(n, i)
+	}
+	var plan []string
+	err := s.run(ctx, true, func(c *pgx.Conn) error {
+		if _, err := c.Exec(ctx, `PREPARE generic_probe AS `+q); err != nil {
+			return err
+		}
+		defer c.Exec(ctx, `DEALLOCATE generic_probe`) //nolint:errcheck
+		b := &pgx.Batch{}
+		b.Queue(settings)
+		b.Queue(`EXPLAIN EXECUTE generic_probe(` + strings.TrimSuffix(strings.Repeat("NULL, ", n), ", ") + `)`).
+			Query(func(rows pgx.Rows) error {
+				var err error
+				plan, err = pgx.CollectRows(rows, pgx.RowTo[string])
+				return err
+			})
+		return c.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return plan
 }

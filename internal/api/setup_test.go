@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -20,6 +19,7 @@ import (
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/secretbox"
 	"github.com/longhook/longhook/internal/store/sqlite"
+	"github.com/longhook/longhook/internal/syncbuf"
 )
 
 func TestMain(m *testing.M) {
@@ -43,23 +43,8 @@ type fixture struct {
 	logs    *syncBuffer
 }
 
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer = syncbuf.Buffer
 
 // setup builds a fixture; opts adjust the Deps before NewServer.
 func setup(t *testing.T, opts ...func(*api.Deps)) *fixture {

@@ -1,39 +1,23 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/longhook/longhook/internal/api"
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/store/sqlite"
+	"github.com/longhook/longhook/internal/syncbuf"
 )
 
-// syncBuffer is a bytes.Buffer safe for a writer and a poller.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer = syncbuf.Buffer
 
 var listeningLine = regexp.MustCompile(`listening on (http://\S+)`)
 

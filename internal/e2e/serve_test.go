@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/longhook/longhook/internal/syncbuf"
 )
 
 // startTimeout bounds how long serve may take to print its listening line.
@@ -256,25 +258,8 @@ func runLonghook(t testing.TB, args ...string) string {
 	return stdout.String()
 }
 
-// syncBuffer is a bytes.Buffer safe for one writer and many readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p.
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns everything written so far.
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer = syncbuf.Buffer
 
 // loopbackHostName returns a host name other than localhost that
 // /etc/hosts maps to a loopback address ("" if there is none). Resolving

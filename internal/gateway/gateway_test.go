@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/longhook/longhook/internal/syncbuf"
 	"github.com/longhook/longhook/webhook"
 )
 
@@ -459,23 +460,8 @@ func TestJWKSFetchFailureHidesTheCause(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type syncBuffer = syncbuf.Buffer
 
 // A negative number or duration in the config is refused, naming the
 // setting, before anything is created — not silently replaced by the

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/jobs"
 )
 
 type jobsView struct {
@@ -61,8 +62,12 @@ type jobView struct {
 	Emitted      int
 	Config       string
 	UserMetadata string
-	Request      string
-	Result       string
+	// Resource is the job as the API shows it (GET of its resource
+	// name; an interaction with its input), so the page names states,
+	// fields and results as every client sees them, not the server's
+	// stored records.
+	Resource     string
+	ResourcePath string
 }
 
 // job shows one job: its state, the timeline of its transitions and of
@@ -78,7 +83,17 @@ func (c *Console) job(w http.ResponseWriter, r *http.Request, s *session) {
 		c.fail(w, r, s, err)
 		return
 	}
-	v := jobView{Job: j, Request: prettyJSON(j.Request), Result: prettyJSON(j.Result)}
+	v := jobView{Job: j}
+	path := "/v1beta/" + jobs.ResourceName(j)
+	if j.Kind == core.JobInteraction {
+		path += "?include_input=true"
+	}
+	var res json.RawMessage
+	if err := c.call(r.Context(), s, "GET", path, nil, &res); err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	v.Resource, v.ResourcePath = prettyJSON(res), path
 	v.Timeline = append(v.Timeline, timelineEntry{Time: j.CreateTime, What: "accepted (" + core.JobPending.Public(j.Kind) + ")", Class: "muted"})
 	if !j.StartTime.IsZero() {
 		v.Timeline = append(v.Timeline, timelineEntry{Time: j.StartTime, What: "started running", Class: "warn"})

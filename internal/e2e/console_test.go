@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -503,5 +504,31 @@ func TestConsoleJobStatesAsTheAPI(t *testing.T) {
 	list := badges(page("/console/jobs"))
 	if !slices.Contains(list, "completed") || !slices.Contains(list, "BATCH_STATE_SUCCEEDED") || slices.Contains(list, "succeeded") {
 		t.Errorf("/console/jobs: state badges %q, want completed and BATCH_STATE_SUCCEEDED, no internal 'succeeded'", list)
+	}
+
+	// The job page shows the job as the API answers GET of its resource,
+	// not the server's stored request and result records (Go field names
+	// such as PromptTokens, the executor's base URL).
+	resource := regexp.MustCompile(`(?s)<pre class="code" id="job-resource">(.*?)</pre>`)
+	for path, want := range map[string][]string{
+		"/console/jobs/" + in.ID:   {`"id": "` + in.ID + `"`, `"status": "completed"`, `"input": "hello"`},
+		"/console/jobs/" + batchID: {`"name": "` + b.Name + `"`, `"state": "BATCH_STATE_SUCCEEDED"`},
+	} {
+		m := resource.FindStringSubmatch(page(path))
+		if m == nil {
+			t.Errorf("%s: no #job-resource", path)
+			continue
+		}
+		shown := html.UnescapeString(m[1])
+		for _, w := range want {
+			if !strings.Contains(shown, w) {
+				t.Errorf("%s: the resource shown lacks %s:\n%s", path, w, shown)
+			}
+		}
+		for _, internal := range []string{"PromptTokens", `"base"`, `"Request"`} {
+			if strings.Contains(shown, internal) {
+				t.Errorf("%s: the resource shown holds the internal %s:\n%s", path, internal, shown)
+			}
+		}
 	}
 }

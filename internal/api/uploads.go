@@ -41,6 +41,10 @@ func (s *server) upload(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case protocol == "resumable":
 		err = s.startUpload(w, r, key)
+	case protocol != "" && protocol != "multipart" && protocol != "raw" && protocol != "media":
+		// Read as a raw upload, a protocol this server does not speak
+		// would store the protocol's own framing as the file.
+		err = core.Invalid("X-Goog-Upload-Protocol", "upload protocol %q is not supported; use resumable, multipart or raw (uploadType resumable, multipart or media)", protocol)
 	case protocol == "multipart" || strings.HasPrefix(mediaType, "multipart/"):
 		err = s.multipartUpload(w, r, key, params["boundary"])
 	default:

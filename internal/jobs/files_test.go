@@ -108,6 +108,17 @@ func TestFilesREST(t *testing.T) {
 	if res, _ := f.send("POST", base+"/upload/v1beta/files", "", nil, "x"); res.StatusCode != 401 {
 		t.Fatalf("upload without key: %d", res.StatusCode)
 	}
+	// A protocol the server does not speak is refused, not stored as a
+	// raw upload of its framing (and no file is made).
+	for _, h := range []map[string]string{{"X-Goog-Upload-Protocol": "chunked"}, {"X-Goog-Upload-Protocol": "resumable2"}} {
+		if res, body := f.send("POST", base+"/upload/v1beta/files", f.key, h, "framing"); res.StatusCode != 400 ||
+			!strings.Contains(body, "INVALID_ARGUMENT") || !strings.Contains(body, "is not supported") {
+			t.Fatalf("upload protocol %v: %d %s", h, res.StatusCode, body)
+		}
+	}
+	if res, body := f.send("POST", base+"/upload/v1beta/files?uploadType=tus", f.key, nil, "framing"); res.StatusCode != 400 || !strings.Contains(body, `upload protocol \"tus\" is not supported`) {
+		t.Fatalf("uploadType=tus: %d %s", res.StatusCode, body)
+	}
 
 	// List pages through the three files, newest first.
 	var names []string

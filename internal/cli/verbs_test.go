@@ -162,6 +162,7 @@ func TestGatewayConfigErrors(t *testing.T) {
 		{"--tls-cert alone", nil, []string{"--config", good, "--tls-cert", filepath.Join(dir, "absent.pem")}, 2, "--tls-key"},
 		{"unreadable TLS files", nil, []string{"--config", good, "--tls-cert", filepath.Join(dir, "absent.pem"), "--tls-key", filepath.Join(dir, "absent.key")}, 2, "absent.pem"},
 		{"OTEL exporter", map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, []string{"--config", good}, 2, "OTEL_TRACES_EXPORTER"},
+		{"OTEL sampler", map[string]string{"OTEL_TRACES_EXPORTER": "otlp", "OTEL_TRACES_SAMPLER": "sometimes"}, []string{"--config", good}, 2, "OTEL_TRACES_SAMPLER=sometimes is not supported"},
 		{"address in use", nil, []string{"--config", good, "--addr", busy.Addr().String()}, 1, "address already in use"},
 	} {
 		data := filepath.Join(dir, fmt.Sprintf("data%d", i))

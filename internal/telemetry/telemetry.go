@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -81,15 +82,45 @@ func Wanted(getenv func(string) string) (bool, error) {
 	if strings.EqualFold(strings.TrimSpace(getenv("OTEL_SDK_DISABLED")), "true") {
 		return false, nil
 	}
+	want := false
 	switch exp := strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER"))); exp {
 	case "none":
 		return false, nil
 	case "otlp":
-		return true, nil
+		want = true
 	case "":
-		return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "", nil
+		want = getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
 	default:
 		return false, fmt.Errorf("OTEL_TRACES_EXPORTER=%s is not supported (otlp or none)", exp)
+	}
+	if want {
+		if err := checkSampler(getenv); err != nil {
+			return false, err
+		}
+	}
+	return want, nil
+}
+
+// checkSampler refuses an OTEL_TRACES_SAMPLER the SDK does not know, or a
+// ratio sampler's OTEL_TRACES_SAMPLER_ARG that is not a number in [0, 1]:
+// the SDK itself would log the mistake through Go's plain log (not the
+// server's logger) and trace with another sampler than the one asked for.
+func checkSampler(getenv func(string) string) error {
+	name := strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER")))
+	switch name {
+	case "", "always_on", "always_off", "parentbased_always_on", "parentbased_always_off":
+		return nil
+	case "traceidratio", "parentbased_traceidratio":
+		arg := strings.TrimSpace(getenv("OTEL_TRACES_SAMPLER_ARG"))
+		if arg == "" {
+			return nil // the SDK's default ratio, 1.0
+		}
+		if r, err := strconv.ParseFloat(arg, 64); err != nil || r < 0 || r > 1 {
+			return fmt.Errorf("OTEL_TRACES_SAMPLER_ARG=%s is not a ratio between 0 and 1", arg)
+		}
+		return nil
+	default:
+		return fmt.Errorf("OTEL_TRACES_SAMPLER=%s is not supported (always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off or parentbased_traceidratio)", name)
 	}
 }
 

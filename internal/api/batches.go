@@ -146,11 +146,9 @@ func (s *server) listOperationsOf(r *http.Request, key core.APIKey, collection s
 }
 
 func (s *server) cancelBatch(r *http.Request, key core.APIKey) (any, error) {
-	if _, err := s.batchOf(r, key); err != nil {
-		return nil, err // the 404 of get
-	}
-	_, err := s.d.Jobs.Cancel(r.Context(), key.ProjectID, r.PathValue("id"), core.JobBatch)
-	return nil, err
+	id := r.PathValue("id")
+	_, err := s.d.Jobs.Cancel(r.Context(), key.ProjectID, id, core.JobBatch)
+	return nil, core.OrNotFound(err, "Batch batches/"+id) // the 404 of get
 }
 
 func (s *server) deleteBatch(r *http.Request, key core.APIKey) (any, error) {

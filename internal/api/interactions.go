@@ -103,12 +103,10 @@ func (s *server) getInteraction(r *http.Request, key core.APIKey) (any, error) {
 }
 
 func (s *server) cancelInteraction(r *http.Request, key core.APIKey) (any, error) {
-	if _, err := s.interactionOf(r, key); err != nil {
-		return nil, err // the 404 of get
-	}
-	j, err := s.d.Jobs.Cancel(r.Context(), key.ProjectID, r.PathValue("id"), core.JobInteraction)
+	id := r.PathValue("id")
+	j, err := s.d.Jobs.Cancel(r.Context(), key.ProjectID, id, core.JobInteraction)
 	if err != nil {
-		return nil, err
+		return nil, core.OrNotFound(err, "Interaction "+id) // the 404 of get
 	}
 	return renderInteraction(j, false), nil
 }

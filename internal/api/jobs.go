@@ -101,7 +101,6 @@ func renderWebhookConfig(c *core.WebhookConfig) map[string]any {
 	return m
 }
 
-// firstNonEmpty returns the first non-empty string of vs.
 // bothSpellings refuses a body that sets one field under both of its
 // accepted names (lowerCamel and snake_case): which one to take would be a
 // guess, like a name given twice.
@@ -109,6 +108,7 @@ func bothSpellings(field, camel, snake string) error {
 	return core.Invalid(field, "%s: set %s or %s, not both", field, camel, snake)
 }
 
+// firstNonEmpty returns the first non-empty string of vs.
 func firstNonEmpty(vs ...string) string {
 	for _, v := range vs {
 		if v != "" {

@@ -64,9 +64,10 @@ type InteractionResult struct {
 
 // CreateInteraction validates and creates an interaction turn of the
 // project (the caller has checked that it names a model or an agent and
-// has an input, and that only a background turn has a webhook_config). A background turn is left pending for the runner; a foreground
-// one runs in this call, holding the lease like a runner, and is returned
-// settled.
+// has an input, and that only a background turn gives a webhook_config;
+// a continuation without one keeps its predecessor's). A background turn
+// is left pending for the runner; a foreground one runs in this call,
+// holding the lease like a runner, and is returned settled.
 func (s *Service) CreateInteraction(ctx context.Context, projectID string, in InteractionInput) (*core.Job, error) {
 	if in.Model != "" {
 		if err := core.ValidateModel("model", in.Model); err != nil {
@@ -121,7 +122,14 @@ func (s *Service) CreateInteraction(ctx context.Context, projectID string, in In
 		Model: in.Model, Request: raw, WebhookConfig: in.WebhookConfig, ParentID: in.PreviousInteractionID,
 		CreateTime: now, UpdateTime: now}
 	if parent != nil {
-		j.Sequence = parent.Sequence // a continuation numbers its events after its predecessor's
+		// A continuation carries on its predecessor's job: its events are
+		// numbered after the predecessor's and, unless it names its own
+		// webhook_config, go where the predecessor's went (the receiver
+		// of interaction.requires_action hears how the conversation ends).
+		j.Sequence = parent.Sequence
+		if j.WebhookConfig == nil {
+			j.WebhookConfig = parent.WebhookConfig
+		}
 	}
 	if in.Background {
 		if err := s.createJob(ctx, j); err != nil {

@@ -203,3 +203,44 @@ func thoughts(r *reply) int {
 	}
 	return n
 }
+
+// A function result sent without a webhook_config (in the background or
+// not) continues its predecessor's job: its events go where the
+// predecessor's went, with the same user_metadata, numbered after them.
+// Before, the receiver that got interaction.requires_action never heard of
+// the conversation again (the continuation's completed went to the
+// project's static webhooks).
+func TestContinuationKeepsWebhookConfig(t *testing.T) {
+	t.Parallel()
+	f := setup(t, options{})
+	const path = "/v1beta/interactions"
+	tools := []any{map[string]any{"type": "function", "name": "lookup", "parameters": map[string]any{"type": "object"}}}
+	for _, background := range []bool{true, false} {
+		hook := newReceiver(t)
+		wc := map[string]any{"uris": []string{hook.srv.URL}, "user_metadata": map[string]any{"run": 7}}
+		first := f.call("POST", path, map[string]any{"model": "m", "input": "lookup [[requires_action]]", "tools": tools,
+			"background": true, "webhook_config": wc}).must(t, 200)
+		if d := hook.next(t); d.event["type"] != core.EventInteractionRequiresAction || d.data()["sequence"] != float64(1) {
+			t.Fatalf("background=%v: requires_action: %s", background, d.body)
+		}
+		steps, _ := f.call("GET", path+"/"+first.str("id"), nil).must(t, 200).path("steps").([]any)
+		call, _ := steps[0].(map[string]any)
+		body := map[string]any{"model": "m", "previous_interaction_id": first.str("id"),
+			"input": []any{map[string]any{"type": "function_result", "call_id": call["id"], "name": "lookup", "result": "42"}}}
+		if background {
+			body["background"] = true
+		}
+		second := f.call("POST", path, body).must(t, 200)
+		if second.path("webhook_config.user_metadata.run") != float64(7) {
+			t.Errorf("background=%v: the continuation does not show the webhook_config its events use: %s", background, second.raw)
+		}
+		d := hook.next(t)
+		if d.event["type"] != core.EventInteractionCompleted || d.data()["id"] != second.str("id") ||
+			d.data()["sequence"] != float64(2) || !strings.Contains(string(d.body), `"user_metadata":{"run":7}`) {
+			t.Fatalf("background=%v: completed: %s", background, d.body)
+		}
+		if _, err := f.verifier(t, hook.srv.URL).Verify(context.Background(), d.header, d.body); err != nil {
+			t.Fatalf("background=%v: %v", background, err)
+		}
+	}
+}

@@ -178,10 +178,7 @@ func (src *source) verify(r *http.Request, body []byte) (id, typ, scheme string,
 	if src.preset != nil {
 		res, err := src.preset.Verify(r.Header, body)
 		if err != nil {
-			if h := src.preset.IDHeader(); h != "" {
-				id = r.Header.Get(h)
-			}
-			return id, "", src.preset.Kind(), err
+			return src.preset.HeaderID(r.Header), "", src.preset.Kind(), err
 		}
 		return res.ID, res.Type, src.preset.Kind(), nil
 	}

@@ -105,11 +105,15 @@ type Verifier struct {
 
 	header, prefix, signed        string
 	tsHeader, idHeader, typHeader string
-	newHash                       func() hash.Hash
-	b64                           bool
-	keep                          map[string]bool // canonical header names kept with the event
-	keepPrefix                    string          // and every header with this prefix
-	idFromBody, typeFromBody      func([]byte) string
+	// preferredIDHeader, when set, carries the dedupe key in preference
+	// to idHeader, which is the fallback (Shopify: X-Shopify-Event-Id,
+	// then X-Shopify-Webhook-Id).
+	preferredIDHeader        string
+	newHash                  func() hash.Hash
+	b64                      bool
+	keep                     map[string]bool // canonical header names kept with the event
+	keepPrefix               string          // and every header with this prefix
+	idFromBody, typeFromBody func([]byte) string
 }
 
 // New returns the verifier for s; now is the clock (nil: time.Now).
@@ -146,6 +150,11 @@ func New(s Spec, now func() time.Time) (*Verifier, error) {
 		v.idFromBody, v.typeFromBody = jsonField("event_id"), slackType
 	case KindShopify:
 		v.header, v.signed, v.b64 = "X-Shopify-Hmac-Sha256", "{body}", true
+		// Shopify's duplicate-detection guide names X-Shopify-Event-Id:
+		// the same value on two webhooks is the same event, whichever
+		// subscription or retry sent it. X-Shopify-Webhook-Id stays the
+		// fallback for a sender that omits the event id.
+		v.preferredIDHeader = "X-Shopify-Event-Id"
 		v.idHeader, v.typHeader = "X-Shopify-Webhook-Id", "X-Shopify-Topic"
 		v.keepPrefix = "X-Shopify-"
 	case KindHMAC:
@@ -156,7 +165,7 @@ func New(s Spec, now func() time.Time) (*Verifier, error) {
 		return nil, fmt.Errorf("unknown kind %q (one of %s)", s.Kind, strings.Join(Kinds, ", "))
 	}
 	v.keep = map[string]bool{}
-	for _, h := range []string{v.header, v.tsHeader, v.idHeader, v.typHeader} {
+	for _, h := range []string{v.header, v.tsHeader, v.preferredIDHeader, v.idHeader, v.typHeader} {
 		if h != "" {
 			v.keep[http.CanonicalHeaderKey(h)] = true
 		}
@@ -254,10 +263,7 @@ func (v *Verifier) Verify(h http.Header, body []byte) (Result, error) {
 			}
 		}
 	}
-	id := ""
-	if v.idHeader != "" {
-		id = h.Get(v.idHeader)
-	}
+	id := v.HeaderID(h)
 	if strings.Contains(v.signed, "{id}") && id == "" {
 		return Result{}, fmt.Errorf("%w: %s", webhook.ErrMissingHeader, v.idHeader)
 	}
@@ -453,8 +459,12 @@ func (v *Verifier) Sign(secret []byte, id string, ts time.Time, typ string, body
 	if v.tsHeader != "" {
 		h.Set(v.tsHeader, strconv.FormatInt(ts.Unix(), 10))
 	}
-	if v.idHeader != "" && id != "" {
-		h.Set(v.idHeader, id)
+	if id != "" {
+		for _, name := range []string{v.preferredIDHeader, v.idHeader} {
+			if name != "" {
+				h.Set(name, id)
+			}
+		}
 	}
 	if v.typHeader != "" && typ != "" {
 		h.Set(v.typHeader, typ)
@@ -469,6 +479,25 @@ func (v *Verifier) Header() string { return v.header }
 // replay window; without one, only deduplication stops a replay.
 func (v *Verifier) Timestamped() bool { return strings.Contains(v.signed, "{timestamp}") }
 
-// IDHeader returns the header carrying the delivery id, "" when the dedupe
-// key comes from the body.
-func (v *Verifier) IDHeader() string { return v.idHeader }
+// IDHeader returns the header carrying the delivery id (the preferred one
+// where the preset reads two), "" when the dedupe key comes from the body.
+func (v *Verifier) IDHeader() string {
+	if v.preferredIDHeader != "" {
+		return v.preferredIDHeader
+	}
+	return v.idHeader
+}
+
+// HeaderID returns the delivery id h carries: the preferred id header's
+// value when present, else the id header's; "" when there is neither.
+func (v *Verifier) HeaderID(h http.Header) string {
+	if v.preferredIDHeader != "" {
+		if id := h.Get(v.preferredIDHeader); id != "" {
+			return id
+		}
+	}
+	if v.idHeader != "" {
+		return h.Get(v.idHeader)
+	}
+	return ""
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha1" //nolint:gosec // the generic preset supports HMAC-SHA1
+	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
 	"encoding/hex"
@@ -369,5 +370,46 @@ func TestSpecErrors(t *testing.T) {
 		if _, err := New(c.spec, nil); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: err = %v, want %q", c.spec, err, c.want)
 		}
+	}
+}
+
+// TestShopifyEventID dedupes Shopify deliveries on X-Shopify-Event-Id,
+// which Shopify's duplicate-detection guide names (one event sent by two
+// subscriptions, or retried, carries the same event id under different
+// webhook ids), and falls back to X-Shopify-Webhook-Id without it.
+func TestShopifyEventID(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	v := mustNew(t, Spec{Kind: KindShopify, Secrets: [][]byte{[]byte(secret)}}, now)
+	body := []byte(`{"id":820982911946154508}`)
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write(body)
+	mac := base64.StdEncoding.EncodeToString(m.Sum(nil))
+	for _, c := range []struct {
+		name   string
+		h      http.Header
+		wantID string
+	}{
+		{"both", http.Header{"X-Shopify-Hmac-Sha256": {mac}, "X-Shopify-Event-Id": {"evt-1"}, "X-Shopify-Webhook-Id": {"wh-a"}}, "evt-1"},
+		{"other subscription", http.Header{"X-Shopify-Hmac-Sha256": {mac}, "X-Shopify-Event-Id": {"evt-1"}, "X-Shopify-Webhook-Id": {"wh-b"}}, "evt-1"},
+		{"webhook id only", http.Header{"X-Shopify-Hmac-Sha256": {mac}, "X-Shopify-Webhook-Id": {"wh-a"}}, "wh-a"},
+		{"neither", http.Header{"X-Shopify-Hmac-Sha256": {mac}}, BodyID(body)},
+	} {
+		res, err := v.Verify(c.h, body)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if res.ID != c.wantID {
+			t.Errorf("%s: id = %q, want %q", c.name, res.ID, c.wantID)
+		}
+		if got := v.HeaderID(c.h); c.wantID != BodyID(body) && got != c.wantID {
+			t.Errorf("%s: HeaderID = %q, want %q", c.name, got, c.wantID)
+		}
+	}
+	if !v.Keep("X-Shopify-Event-Id") {
+		t.Error("X-Shopify-Event-Id is not kept with the event")
+	}
+	if h := v.Sign([]byte(secret), "evt-2", now, "orders/create", body); h.Get("X-Shopify-Event-Id") != "evt-2" || h.Get("X-Shopify-Webhook-Id") != "evt-2" {
+		t.Errorf("Sign: headers %v, want both id headers set", h)
 	}
 }

@@ -50,7 +50,7 @@ async function sign(c) {
     case "slack":
       return { "X-Slack-Signature": "v0=" + hmac(c.secret, `v0:${c.timestamp}:${c.body}`, "hex"), "X-Slack-Request-Timestamp": String(c.timestamp) };
     case "shopify":
-      return { "X-Shopify-Hmac-Sha256": hmac(c.secret, c.body, "base64"), "X-Shopify-Webhook-Id": c.id, "X-Shopify-Topic": "orders/create" };
+      return { "X-Shopify-Hmac-Sha256": hmac(c.secret, c.body, "base64"), "X-Shopify-Event-Id": c.id, "X-Shopify-Webhook-Id": "webhook-" + c.id, "X-Shopify-Topic": "orders/create" };
   }
   throw new Error("unknown kind " + c.kind);
 }

@@ -837,7 +837,7 @@ func (e *Engine) newCompletions() *groupcommit.Writer[core.Completion] {
 		// with it.
 		Split:    func(err error) bool { return !errors.Is(err, context.Canceled) },
 		Begin:    func(g []core.Completion) { e.groupLen = len(g) },
-		Done:     e.noteRetries,
+		Done:     e.settled,
 		Size:     completionSize,
 		MaxItems: 4096, MaxBytes: 8 << 20,
 		QueueItems: max(e.cfg.Workers*4, 8192), QueueBytes: 64 << 20,
@@ -881,6 +881,26 @@ func (e *Engine) write(batch []core.Completion) error {
 		}
 		time.Sleep(backoff)
 		backoff = min(backoff*2, 2*time.Second)
+	}
+}
+
+// settled runs after a batch of results was written.
+func (e *Engine) settled(batch []core.Completion, errs []error) {
+	e.noteDisabled(batch, errs)
+	e.noteRetries(batch, errs)
+}
+
+// noteDisabled bumps the webhook generation when a written result disabled
+// its webhook (410 Gone): the publisher's subscription lists and the
+// deliveries this engine holds were read before, with the webhook still
+// enabled, and must not outlive the change that webhooks.get already shows
+// (the next event is recorded as skipped, not sent).
+func (e *Engine) noteDisabled(batch []core.Completion, errs []error) {
+	for i, c := range batch {
+		if errs[i] == nil && c.DisableWebhook {
+			e.WebhooksChanged()
+			return
+		}
 	}
 }
 

@@ -143,19 +143,21 @@ func (p *Publisher) InvalidateAll() {
 
 // projectWebhooks returns the project's webhooks, from a cache that lives
 // SubscriptionTTL: a publish then costs no read of the webhook table.
-// Changes made through this process's API invalidate it at once; changes
-// made by another instance are seen within the TTL.
+// Changes made through this process's API, and webhooks this process's
+// engine disabled (410 Gone), invalidate it at once (the engine's webhook
+// generation moved past the entry's); changes made by another instance are
+// seen within the TTL.
 func (p *Publisher) projectWebhooks(ctx context.Context, projectID string) (subsEntry, error) {
 	now := time.Now()
+	gen := p.generation()
 	if p.cfg.SubscriptionTTL > 0 {
 		p.subsMu.Lock()
 		e, ok := p.subs[projectID]
 		p.subsMu.Unlock()
-		if ok && now.Sub(e.at) < p.cfg.SubscriptionTTL {
+		if ok && e.gen == gen && now.Sub(e.at) < p.cfg.SubscriptionTTL {
 			return e, nil
 		}
 	}
-	gen := p.generation()
 	hooks, err := p.cfg.Store.SubscribedWebhooks(ctx, projectID, p.cfg.Catalog.Types())
 	if err != nil {
 		return subsEntry{}, err

@@ -78,25 +78,37 @@ func (c *Console) checkType(t string) error {
 	return nil
 }
 
-// eventDeliveries reads the deliveries an event caused: their ids were made
-// when it was accepted, so the scan starts just after the event's time and
-// stops once it has found as many as the event created.
+// eventDeliveries reads the deliveries an event caused. They were made
+// when it was accepted, with ids of the event's own millisecond (publish
+// stamps the event and its deliveries with one time), so the scan covers
+// that millisecond only and pages through it — other events of one batch
+// publish share it — until it has found as many as the event created.
 func (c *Console) eventDeliveries(r *http.Request, s *session, ev *core.Event) ([]*core.Delivery, error) {
 	if ev.DeliveryCount == 0 {
 		return nil, nil
 	}
-	ds, err := c.d.Store.ListDeliveries(r.Context(), core.ListDeliveriesParams{ProjectID: s.project,
-		BeforeID: core.MessageIDFloor(ev.CreateTime.Add(time.Minute).UnixMilli()),
-		AfterID:  core.MessageIDFloor(ev.CreateTime.Add(-time.Minute).UnixMilli()),
-		Limit:    min(ev.DeliveryCount*4, 1000)})
-	if err != nil {
-		return nil, err
-	}
+	ms := ev.CreateTime.UnixMilli()
+	p := core.ListDeliveriesParams{ProjectID: s.project, BeforeID: core.MessageIDFloor(ms + 1),
+		AfterID: core.MessageIDFloor(ms), Limit: eventDeliveriesPage}
 	var out []*core.Delivery
-	for _, d := range ds {
-		if d.EventID == ev.ID {
-			out = append(out, d)
+	for len(out) < ev.DeliveryCount {
+		ds, err := c.d.Store.ListDeliveries(r.Context(), p)
+		if err != nil {
+			return nil, err
 		}
+		for _, d := range ds {
+			if d.EventID == ev.ID {
+				out = append(out, d)
+			}
+		}
+		if len(ds) < p.Limit {
+			break
+		}
+		p.BeforeID = ds[len(ds)-1].ID
 	}
 	return out, nil
 }
+
+// eventDeliveriesPage is how many deliveries one read of an event's
+// millisecond takes.
+const eventDeliveriesPage = 1000

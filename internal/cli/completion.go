@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"regexp"
@@ -66,8 +67,20 @@ func completionFlags(cmds []string, subs map[string][]string) map[string][]strin
 	return out
 }
 
+const completionUsage = `Usage: longhook completion bash|zsh|fish
+
+Prints the shell completion script: commands, their verbs, trigger's event types and each command's flags.
+  bash:  source <(longhook completion bash)
+  zsh:   source <(longhook completion zsh)
+  fish:  longhook completion fish | source
+`
+
 // runCompletion is `longhook completion bash|zsh|fish`.
 func runCompletion(_ context.Context, args []string, env Env) error {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprint(env.Stderr, completionUsage)
+		return flag.ErrHelp
+	}
 	if len(args) != 1 {
 		return fmt.Errorf("%w: completion takes one shell: bash, zsh or fish, e.g. source <(longhook completion bash)", errUsage)
 	}

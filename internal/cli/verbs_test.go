@@ -242,3 +242,18 @@ func TestMigrateUpNeedsADatabase(t *testing.T) {
 		t.Fatalf("up on a migrated file: exit %d, %q %q", code, out, errs)
 	}
 }
+
+// Every command answers -h and --help with its usage and exit 0, as
+// 'longhook -h' tells the reader to run it ("Run 'longhook <command> -h'
+// for the flags of a command") — completion included.
+func TestEveryCommandHelp(t *testing.T) {
+	t.Parallel()
+	for _, c := range commands() {
+		for _, h := range []string{"-h", "--help"} {
+			code, out, errs := run(t, nil, c.name, h)
+			if code != 0 || strings.TrimSpace(out+errs) == "" || strings.Contains(errs, "unknown") {
+				t.Errorf("%s %s: exit %d, %q %q", c.name, h, code, out, errs)
+			}
+		}
+	}
+}

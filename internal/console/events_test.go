@@ -3,6 +3,8 @@ package console_test
 import (
 	"io"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -42,5 +44,58 @@ func TestEventPageShowsEveryDelivery(t *testing.T) {
 	}
 	if !strings.Contains(string(body), "Deliveries it caused (1)") || !strings.Contains(string(body), want) {
 		t.Fatalf("the event's page does not list its delivery %s:\n%s", want, body)
+	}
+}
+
+// post sends a console form with the session's CSRF token (read from
+// the page at from) and returns the status and body.
+func (f *streamFixture) post(ck *http.Cookie, from, path string, form url.Values) (int, string) {
+	f.t.Helper()
+	resp := f.get(f.t.Context(), from, ck)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+	if m == nil {
+		f.t.Fatalf("no CSRF token on %s", from)
+	}
+	form.Set("csrf", string(m[1]))
+	req, _ := http.NewRequest("POST", f.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", f.srv.URL)
+	req.AddCookie(ck)
+	resp, err := client.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// TestCreateWebhookFormKeptOnError (issue 16): a new-webhook form the API
+// refuses comes back with what was typed and checked and the reason, and
+// the browser is sent to the form (#new), not to the top of a long list —
+// it once came back empty, the reason out of sight below the table.
+func TestCreateWebhookFormKeptOnError(t *testing.T) {
+	f := newStreamFixture(t, nil)
+	ck := f.signIn()
+	status, body := f.post(ck, "/console/webhooks", "/console/webhooks", url.Values{
+		"name": {"billing <prod>"}, "uri": {"ftp://example.com/hook"}, "events": {"batch.failed", "video.generated"}})
+	if status != http.StatusBadRequest || !strings.Contains(body, `role="alert"`) {
+		t.Fatalf("refused create: %d, want 400 with the reason", status)
+	}
+	for _, want := range []string{
+		`action="/console/webhooks#new"`,
+		`value="billing &lt;prod&gt;"`,
+		`value="ftp://example.com/hook"`,
+		`value="batch.failed" checked`,
+		`value="video.generated" checked`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the refused form does not hold %s", want)
+		}
+	}
+	if strings.Contains(body, `value="batch.succeeded" checked`) {
+		t.Error("an event type that was not chosen is checked")
 	}
 }

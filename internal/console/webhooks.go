@@ -26,7 +26,18 @@ type webhooksView struct {
 	Next      string
 	Catalog   []string
 	FormError string
+	// Form is what a refused create form held, shown again to correct.
+	Form webhookForm
 }
+
+// webhookForm is the new-webhook form's values.
+type webhookForm struct {
+	Name, URI string
+	Events    []string
+}
+
+// Has reports whether the form had event type t checked.
+func (f webhookForm) Has(t string) bool { return slices.Contains(f.Events, t) }
 
 // webhooks lists the project's webhooks with their success rate over the
 // last 24 hours (one rollup query for the page) and latest delivery (one
@@ -107,6 +118,7 @@ func (c *Console) createWebhook(w http.ResponseWriter, r *http.Request, s *sessi
 			return
 		}
 		v.FormError = err.Error()
+		v.Form = webhookForm{Name: r.PostForm.Get("name"), URI: r.PostForm.Get("uri"), Events: r.PostForm["events"]}
 		c.render(w, r, s, http.StatusBadRequest, "webhooks", v)
 		return
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/longhook/longhook/internal/jobs"
 )
 
-// The Batch API (docs/contract.md §3): POST /{v}/models/{model}:batchGenerateContent
+// The Batch API (docs/contract.md §11): POST /{v}/models/{model}:batchGenerateContent
 // creates a batch; batches are operation-shaped resources, listed with
 // video operations under /{v}/operations.
 

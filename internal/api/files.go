@@ -9,7 +9,7 @@ import (
 	"github.com/longhook/longhook/internal/core"
 )
 
-// The Files API (docs/contract.md §3): metadata under /{v}/files, bytes through
+// The Files API (docs/contract.md §11): metadata under /{v}/files, bytes through
 // /{v}/files/{id}:download (or ?alt=media) and /download/{v}/files/{id},
 // uploads through /upload/{v}/files (uploads.go).
 

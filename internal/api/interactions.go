@@ -8,7 +8,7 @@ import (
 	"github.com/longhook/longhook/internal/jobs"
 )
 
-// The Interactions API (docs/contract.md §6): POST /{v}/interactions runs a turn
+// The Interactions API (docs/contract.md §11): POST /{v}/interactions runs a turn
 // (in the request, or in the background with background: true); a
 // continuation names its predecessor in previous_interaction_id.
 

@@ -10,7 +10,7 @@ import (
 	"github.com/longhook/longhook/internal/jobs"
 )
 
-// Video generation (docs/contract.md §5): POST
+// Video generation (docs/contract.md §11): POST
 // /{v}/models/{model}:predictLongRunning starts a long-running operation,
 // polled at /{v}/models/{model}/operations/{id} (or /{v}/operations/{id}).
 

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// JobKind is the kind of a long-running job (docs/contract.md §3, §5).
+// JobKind is the kind of a long-running job (docs/contract.md §11).
 type JobKind string
 
 // Job kinds.

@@ -1,7 +1,7 @@
 // Package jobs runs longhook's long-running jobs — batches, video
 // generation and background interactions — and the files that hold their
 // inputs and outputs, and emits their lifecycle events through the
-// publisher (docs/contract.md §3, §5, §6). It is the domain behind the
+// publisher (docs/contract.md §3, §5, §11). It is the domain behind the
 // Gemini-compatible HTTP APIs that internal/api serves: its operations take
 // typed inputs (BatchInput, VideoInput, InteractionInput, FileMeta) and
 // return core.Job and core.File values and core errors; it knows nothing of
@@ -62,8 +62,8 @@
 // INVALID_ARGUMENT); video.generated carries output_file_uri and its alias
 // video_uri (the download URI the SDKs accept) and file_name (files/{id}).
 // A video that fails emits video.failed (an extension outside Gemini's
-// catalog, published as internal: dynamic URIs receive it, static webhooks
-// only if the operator declares the type with --event-types).
+// seven types, like the two *.cancelled: in the catalog, so a static
+// webhook may subscribe to it).
 //
 // # Runner, leases and restarts
 //

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/longhook/longhook/internal/rawio"
 )
 
 // The publish fast path (docs/design.md, "The publish fast path").
@@ -174,7 +176,7 @@ func (f *FastListener) acceptLoop() {
 			}
 			continue // net/http decides: it backs off before its next Accept, or returns
 		}
-		c := &fastConn{f: f, rwc: rwc}
+		c := &fastConn{f: f, rwc: rwc, wr: rawio.NewWriter(rwc)}
 		f.mu.Lock()
 		if f.closed.Load() {
 			f.mu.Unlock()
@@ -190,8 +192,11 @@ func (f *FastListener) acceptLoop() {
 
 // fastConn is one connection the fast path serves.
 type fastConn struct {
-	f    *FastListener
-	rwc  net.Conn
+	f   *FastListener
+	rwc net.Conn
+	// Writes the answers in non-blocking system calls that keep the
+	// processor (nil: through rwc).
+	wr   *rawio.Writer
 	br   *bufio.Reader
 	idle atomic.Bool // waiting for its next request (Close ends the wait)
 	// The connection closes after an answer it wrote (lingerClose).
@@ -456,7 +461,12 @@ func (c *fastConn) serveOne(n int) bool {
 	c.out = w.appendResponse(c.out[:0], keep, c.date(now))
 	c.setWrite(now)
 	f.served.Add(1) // before the write: a client that has the answer sees it counted
-	_, err := c.rwc.Write(c.out)
+	var err error
+	if c.wr != nil {
+		_, err = c.wr.Write(c.out)
+	} else {
+		_, err = c.rwc.Write(c.out)
+	}
 	if cap(c.out) > maxFastResponse {
 		c.out = nil
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/rawio"
 )
 
 // MaxResponseBytes is how much of a destination's response body is read
@@ -413,7 +414,7 @@ func (c *trackedConn) Write(p []byte) (int, error) {
 // callback: it never waits).
 func (c *trackedConn) tryWrite(fd uintptr) bool {
 	for {
-		n, err := rawWrite(fd, c.wp)
+		n, err := rawio.Write(fd, c.wp)
 		if err == syscall.EINTR {
 			continue
 		}

@@ -103,7 +103,7 @@ func (s *server) routes(mux *http.ServeMux) {
 			continue
 		}
 		big := s.d.MaxBatchBodyBytes
-		// Batches and video (§3, §5): models/{model}:batchGenerateContent
+		// Batches and video (docs/contract.md §11): models/{model}:batchGenerateContent
 		// and :predictLongRunning, and their operations.
 		handleVerbs("POST", "/models/{id}", big, map[string]apiFunc{
 			"batchGenerateContent": s.createBatch,
@@ -117,7 +117,7 @@ func (s *server) routes(mux *http.ServeMux) {
 		handle("GET", "/operations", small, s.listOperations)
 		handle("GET", "/operations/{id}", small, noVerb(s.getOperation))
 
-		// Files (§3): metadata, bytes (/{v}/files/{id}:download or
+		// Files (§11): metadata, bytes (/{v}/files/{id}:download or
 		// ?alt=media, /download/{v}/files/{id}) and uploads (/upload/{v}/files;
 		// ServeHTTP authenticates both prefixes, files.go and uploads.go).
 		handle("GET", "/files", small, s.listFiles)
@@ -132,7 +132,7 @@ func (s *server) routes(mux *http.ServeMux) {
 				Route{Method: "POST", Path: "/upload/{v}/files"}, Route{Method: "PUT", Path: "/upload/{v}/files"})
 		}
 
-		// Interactions (§6).
+		// Interactions (§11).
 		handle("POST", "/interactions", small, s.createInteraction)
 		handle("GET", "/interactions/{id}", small, noVerb(s.getInteraction))
 		handle("DELETE", "/interactions/{id}", small, noVerb(s.deleteInteraction))

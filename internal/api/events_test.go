@@ -210,6 +210,37 @@ func TestAmbiguousJSONRefused(t *testing.T) {
 	}
 }
 
+// TestLoneSurrogateRefused: an escape of half a UTF-16 surrogate pair
+// ("\ud800" alone, a low half first, a high half before a non-surrogate)
+// encodes no Unicode character. encoding/json reads it as U+FFFD, other
+// parsers keep it or fail, and I-JSON (RFC 7493, section 2.1) and
+// protobuf's JSON parser refuse it: INVALID_ARGUMENT naming the field, on
+// the publish fast path and the generic decoder alike, and nothing is
+// stored. A whole pair is accepted.
+func TestLoneSurrogateRefused(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.createWebhook("h", "batch.succeeded")
+	for _, c := range []struct{ body, field string }{
+		{`{"type":"batch.succeeded","data":{"note":"\ud800"}}`, `data.note holds \ud800`},
+		{`{"type":"batch.succeeded","data":{"note":"x\udc00y"}}`, `data.note holds \udc00`},
+		{`{"type":"batch.succeeded","data":{"note":"\uD83D\u0041"}}`, `data.note holds \uD83D`},
+		{`{"type":"batch.succeeded","data":{"a":["ok","\\\ud800"]}}`, `data.a[1] holds \ud800`},
+		{`{"type":"batch.succeeded","data":{"\ud800":1}}`, `holds \ud800`},
+		{`{"type":"batch.\ud800"}`, `type holds \ud800`},
+	} {
+		f.call("POST", "/v1/events", c.body).mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", c.field)
+	}
+	f.call("POST", "/v1/events:batchPublish", `{"events":[{"type":"batch.succeeded","data":{"s":"\udfff"}}]}`).
+		mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", `events[0].data.s holds \udfff`)
+	f.call("POST", "/v1/webhooks", `{"name":"n\udbff","uri":"https://example.com/h","subscribed_events":["batch.succeeded"]}`).
+		mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", `name holds \udbff`)
+	if r := f.call("GET", "/v1/events", nil).must(t, http.StatusOK); strings.TrimSpace(string(r.raw)) != "{}" {
+		t.Errorf("events stored: %s", r.raw)
+	}
+	f.call("POST", "/v1/events", `{"type":"batch.succeeded","data":{"emoji":"\ud83d\ude00","bs":"\\ud800"}}`).must(t, http.StatusOK)
+}
+
 // TestInvalidUTF8Refused (issue 13, defect 6): a body that is not UTF-8 is
 // refused with INVALID_ARGUMENT naming the field, and nothing is stored.
 func TestInvalidUTF8Refused(t *testing.T) {

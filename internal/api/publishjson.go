@@ -182,8 +182,9 @@ var plain = func() (t [256]bool) {
 }()
 
 // str reads the string at s.i: its contents are data[from:to], escaped
-// says whether they hold an escape. Control characters and unknown
-// escapes are refused (UTF-8 was checked beforehand).
+// says whether they hold an escape. Control characters, unknown escapes
+// and unpaired surrogate escapes are refused (UTF-8 was checked
+// beforehand).
 func (s *pubScan) str() (from, to int, escaped, ok bool) {
 	d := s.data
 	i := s.i + 1
@@ -213,10 +214,11 @@ func (s *pubScan) str() (from, to int, escaped, ok bool) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				if i+6 > len(d) || !isHex(d[i+2]) || !isHex(d[i+3]) || !isHex(d[i+4]) || !isHex(d[i+5]) {
+				n := uEscape(d[i:])
+				if n == 0 {
 					return 0, 0, false, false
 				}
-				i += 6
+				i += n
 			default:
 				return 0, 0, false, false
 			}
@@ -235,10 +237,6 @@ func specialIn(x uint64) bool {
 	q := x ^ (ones * '"')
 	bs := x ^ (ones * '\\')
 	return ((x-ones*0x20)&^x|(q-ones)&^q|(bs-ones)&^bs)&highs != 0
-}
-
-func isHex(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // literal reads lit (true, false, null) at s.i.

@@ -126,9 +126,10 @@ func addFields(s *schema, t reflect.Type, building map[reflect.Type]*schema) {
 // strictError is a refusal with the path of the offending member, built
 // from the inside out as the scan unwinds.
 type strictError struct {
-	path    []string // innermost first: "uri", "webhook_config", "[2]", "events"
-	dup     bool
-	suggest string
+	path      []string // innermost first: "uri", "webhook_config", "[2]", "events"
+	dup       bool
+	suggest   string
+	surrogate string // an unpaired surrogate escape, as written ("\\ud800")
 }
 
 func (e *strictError) field() string {
@@ -146,6 +147,11 @@ func (e *strictError) field() string {
 func (e *strictError) invalid() error {
 	f := e.field()
 	switch {
+	case e.surrogate != "":
+		if f == "" {
+			f = "body"
+		}
+		return core.Invalid(f, "Invalid JSON payload: %s holds %s, an unpaired UTF-16 surrogate escape, which encodes no Unicode character.", f, e.surrogate)
 	case e.dup:
 		return core.Invalid(f, "Invalid JSON payload: duplicate field %q.", f)
 	case e.suggest != "":
@@ -207,7 +213,12 @@ func (s *strictScan) value(sch *schema) *strictError {
 	case '[':
 		return s.array(sch)
 	case '"':
-		s.skipString()
+		from := s.i
+		if s.skipString() {
+			if bad := badSurrogate(s.data[from:s.i]); bad != "" {
+				return &strictError{surrogate: bad}
+			}
+		}
 	default:
 		for s.i < len(s.data) {
 			switch s.data[s.i] {
@@ -260,7 +271,11 @@ func (s *strictScan) object(sch *schema) *strictError {
 			s.keys = s.keys[:start]
 			return nil
 		}
+		from := s.i
 		key := s.key()
+		if bad := badSurrogate(s.data[from:s.i]); bad != "" {
+			return &strictError{path: []string{string(key)}, surrogate: bad}
+		}
 		if seen != nil {
 			if _, dup := seen[string(key)]; dup {
 				return &strictError{path: []string{string(key)}, dup: true}
@@ -373,4 +388,68 @@ func (s *strictScan) skipString() (escaped bool) {
 		}
 	}
 	return escaped
+}
+
+// uEscape returns the length of the \u escape at the start of d: 6, or 12
+// for a surrogate pair written as two escapes; 0 when it is malformed or
+// half of a pair without its other half. encoding/json reads such a half
+// as U+FFFD and other parsers keep it or fail, so two parsers would read
+// one body differently; I-JSON (RFC 7493, section 2.1) forbids it, and
+// protobuf's JSON parser (Google APIs') refuses it.
+func uEscape(d []byte) int {
+	r, ok := hex4(d)
+	switch {
+	case !ok:
+		return 0
+	case r < 0xD800 || r > 0xDFFF:
+		return 6
+	case r >= 0xDC00: // a low half first
+		return 0
+	}
+	if lo, ok := hex4(d[6:]); ok && 0xDC00 <= lo && lo <= 0xDFFF {
+		return 12
+	}
+	return 0
+}
+
+// hex4 reads the escape \uXXXX at the start of d.
+func hex4(d []byte) (rune, bool) {
+	if len(d) < 6 || d[0] != '\\' || d[1] != 'u' {
+		return 0, false
+	}
+	var r rune
+	for _, c := range d[2:6] {
+		switch {
+		case '0' <= c && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case 'a' <= c && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case 'A' <= c && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
+// badSurrogate returns the first unpaired surrogate escape in str, a
+// well-formed JSON string with its quotes, as written; "" when there is
+// none.
+func badSurrogate(str []byte) string {
+	for i := 0; i < len(str); i++ {
+		if str[i] != '\\' {
+			continue
+		}
+		if i+1 < len(str) && str[i+1] == 'u' {
+			n := uEscape(str[i:])
+			if n == 0 {
+				return string(str[i:min(i+6, len(str))])
+			}
+			i += n - 1
+			continue
+		}
+		i++ // past the escaped character
+	}
+	return ""
 }

@@ -186,18 +186,22 @@ func TestJWTSource(t *testing.T) {
 		Name:   "dyn",
 		Verify: VerifyConfig{JWKS: &JWKSConfig{URL: jwks.URL, Issuer: jwks.URL, Audience: "https://gw.example/hooks/dyn"}},
 		Sinks:  []SinkConfig{{Name: "api", HTTP: &HTTPSinkConfig{URL: rec.srv.URL}}},
+	}, {
+		Name:   "pinned",
+		Verify: VerifyConfig{JWKS: &JWKSConfig{URL: jwks.URL, Issuer: jwks.URL, Audience: "https://gw.example/hooks/pinned", Project: "proj-pinned-secret"}},
+		Sinks:  []SinkConfig{{Name: "api", HTTP: &HTTPSinkConfig{URL: rec.srv.URL}}},
 	}}})
-	send := func(id string, iat time.Time, aud string) (int, string) {
+	sendTo := func(path, id string, iat time.Time, aud, project string) (int, string) {
 		body := testBody(7)
 		tok, err := signer.Sign(webhook.Claims{
 			Issuer: jwks.URL, Audience: aud, ID: id, BodySHA256: webhook.BodyHash(body),
 			IssuedAt: webhook.NewNumericDate(iat), ExpiresAt: webhook.NewNumericDate(iat.Add(5 * time.Minute)),
-			Type: "batch.succeeded",
+			Type: "batch.succeeded", Project: project,
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		req, _ := http.NewRequest(http.MethodPost, gw.srv.URL+"/hooks/dyn", bytes.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, gw.srv.URL+path, bytes.NewReader(body))
 		req.Header.Set(webhook.HeaderID, id)
 		req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(iat.Unix(), 10))
 		req.Header.Set(webhook.HeaderSignature, tok)
@@ -209,7 +213,18 @@ func TestJWTSource(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
+	send := func(id string, iat time.Time, aud string) (int, string) {
+		return sendTo("/hooks/dyn", id, iat, aud, "")
+	}
 	aud := "https://gw.example/hooks/dyn"
+	// A source pinned to a project refuses another project's token
+	// without telling the unauthenticated sender which project it wants.
+	if s, b := sendTo("/hooks/pinned", "msg_jwt_p1", time.Now(), "https://gw.example/hooks/pinned", "proj-other"); s != 401 || strings.Contains(b, "proj-pinned-secret") || !strings.Contains(b, "project") {
+		t.Errorf("token of another project: %d %s, want 401 naming the claim but not the pinned project", s, b)
+	}
+	if s, b := sendTo("/hooks/pinned", "msg_jwt_p2", time.Now(), "https://gw.example/hooks/pinned", "proj-pinned-secret"); s != 200 {
+		t.Errorf("token of the pinned project: %d %s", s, b)
+	}
 	if s, b := send("msg_jwt_1", time.Now(), aud); s != 200 {
 		t.Fatalf("valid JWT: %d %s", s, b)
 	}
@@ -222,7 +237,7 @@ func TestJWTSource(t *testing.T) {
 	if s, b := send("msg_jwt_1", time.Now(), aud); s != 200 || !strings.Contains(b, `"duplicate":true`) {
 		t.Errorf("JWT redelivery: %d %s", s, b)
 	}
-	waitFor(t, 30*time.Second, "forward", func() bool { return rec.count() == 1 }) // a failure bound only
+	waitFor(t, 30*time.Second, "forward", func() bool { return rec.count() == 2 }) // a failure bound only
 }
 
 // A sink that is down neither blocks the others nor intake, and receives

@@ -75,10 +75,18 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, src *source, a
 		status, code, outcome := classify(err, r.Header, src.preset != nil)
 		*attrs = append(*attrs, slog.String("error", err.Error()))
 		msg := strings.TrimPrefix(err.Error(), "webhook: ")
-		if status >= 500 {
+		switch {
+		case status >= 500:
 			// The JWKS could not be fetched: its URL and the network
 			// error are the operator's (logged above), not the sender's.
 			msg = "the signing keys to verify this request could not be fetched; retry later"
+		case errors.Is(err, webhook.ErrProject):
+			// A validly signed token of another project: the pinned
+			// project is the operator's (logged above), and naming it
+			// would tell any holder of a token from the same signer
+			// (another tenant of a shared server) which tenant this
+			// source serves.
+			msg = "unexpected project: the token's project claim is not the one this source accepts"
 		}
 		return writeError(w, status, code, msg), outcome
 	}

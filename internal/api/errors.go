@@ -39,7 +39,17 @@ var errorTable = []errorStatus{
 	// A request that ran out of time (e.g. a publish waiting for its
 	// commit) is safe to retry: publish carries an idempotency key.
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, "UNAVAILABLE", "The request timed out; retry later."},
+	// A path served with other methods (the Allow header names them).
+	// UNIMPLEMENTED is the google.rpc.Code for an operation the service
+	// does not support, and what grpc-gateway answers a method mismatch
+	// with; the HTTP status stays 405, which RFC 9110 (section 15.5.6)
+	// defines for exactly this case.
+	{errMethodNotAllowed, http.StatusMethodNotAllowed, "UNIMPLEMENTED", "The method is not allowed on this path."},
 }
+
+// errMethodNotAllowed is a request whose path is served with other
+// methods only (server.notFound).
+var errMethodNotAllowed = errors.New("method not allowed")
 
 var (
 	invalidStatus  = errorStatus{code: http.StatusBadRequest, status: "INVALID_ARGUMENT"}

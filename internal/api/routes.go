@@ -28,6 +28,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	if s.d.JWKS != nil {
 		reg("GET", "/.well-known/jwks.json", s.d.JWKS)
 	}
+	s.verbPatterns = map[string]bool{}
 	mux.HandleFunc("/", s.notFound)
 	if s.d.Console != nil {
 		mux.Handle("/console/", s.d.Console(s))
@@ -55,6 +56,7 @@ func (s *server) routes(mux *http.ServeMux) {
 		// verbs registers a "{id}:verb" pattern dispatching on the verb.
 		handleVerbs := func(method, path string, limit int64, table map[string]apiFunc) {
 			mux.Handle(method+" /"+v+path, s.api(limit, verbs(table)))
+			s.verbPatterns[method+" /"+v+path] = true
 			for _, verb := range sortedKeys(table) {
 				record(method, path+":"+verb)
 			}

@@ -197,6 +197,8 @@ type server struct {
 	streams *streamGate
 	// registered is every route routes registered (see Routes).
 	registered []Route
+	// verbPatterns are the mux patterns of ":verb" routes (handleVerbs).
+	verbPatterns map[string]bool
 }
 
 // NewServer returns the API handler. It panics if a required dependency
@@ -410,9 +412,46 @@ func noVerb(fn apiFunc) apiFunc {
 	}
 }
 
-// notFound answers every path no route matches.
+// notFound answers every request no route matches: 405 Method Not
+// Allowed with an Allow header when the path is served with other methods
+// (RFC 9110 section 15.5.6), else 404 NOT_FOUND.
 func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
+	if allow := s.allowed(r); len(allow) > 0 {
+		s.methodNotAllowed(w, r, allow)
+		return
+	}
 	WriteError(w, r, s.d.Logger, errorf(core.ErrNotFound, "Method %s %s not found.", r.Method, r.URL.Path))
+}
+
+// probeMethods are the methods the API's routes use, in Allow order.
+var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// allowed returns the methods a route serves r's path with. A ":verb"
+// route counts only for a path whose last segment names a verb: POST on
+// a plain resource path is an unknown custom method (404, as verbs
+// answers it), not a method the resource takes.
+func (s *server) allowed(r *http.Request) []string {
+	var allow []string
+	last := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+	for _, m := range probeMethods {
+		if m == r.Method {
+			continue
+		}
+		probe := *r
+		probe.Method = m
+		_, pattern := s.mux.Handler(&probe)
+		if pattern == "" || pattern == "/" || s.verbPatterns[pattern] && !strings.Contains(last, ":") {
+			continue
+		}
+		allow = append(allow, m)
+	}
+	return allow
+}
+
+// methodNotAllowed answers 405 with the Allow header (errMethodNotAllowed).
+func (s *server) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow []string) {
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	WriteError(w, r, s.d.Logger, errorf(errMethodNotAllowed, "Method %s is not allowed on %s; it takes %s.", r.Method, r.URL.Path, strings.Join(allow, ", ")))
 }
 
 func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {

@@ -460,7 +460,22 @@ func TestUnknownVerbsAndRoutes(t *testing.T) {
 	f.call("POST", "/v1/webhooks/"+id, nil).mustError(t, http.StatusNotFound, "NOT_FOUND")
 	f.call("GET", "/v1/webhooks/"+id+":ping", nil).mustError(t, http.StatusNotFound, "NOT_FOUND")
 	f.call("GET", "/v1/nothing", nil).mustError(t, http.StatusNotFound, "NOT_FOUND")
-	f.call("PUT", "/v1/webhooks", nil).mustError(t, http.StatusNotFound, "NOT_FOUND")
+	// A path served with other methods: 405 naming them in Allow (RFC
+	// 9110 section 15.5.6); POST on a plain resource path stays an unknown
+	// custom method.
+	for _, c := range []struct{ method, path, allow string }{
+		{"PUT", "/v1/webhooks", "GET, POST"},
+		{"DELETE", "/v1beta/webhooks", "GET, POST"},
+		{"PUT", "/v1/webhooks/" + id, "GET, PATCH, DELETE"},
+		{"GET", "/v1/events:batchPublish", "POST"},
+	} {
+		resp := f.call(c.method, c.path, nil)
+		resp.mustError(t, http.StatusMethodNotAllowed, "UNIMPLEMENTED", "not allowed")
+		if got := resp.header.Get("Allow"); got != c.allow {
+			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
+		}
+	}
+	f.call("PUT", "/v1/nothing", nil).mustError(t, http.StatusNotFound, "NOT_FOUND")
 	f.call("GET", "/v2/webhooks", nil).mustError(t, http.StatusNotFound, "NOT_FOUND")
 	f.call("GET", "/v1/webhooks/nope/deliveries", nil).mustError(t, http.StatusNotFound, "NOT_FOUND", "nope")
 }

@@ -240,9 +240,42 @@ func (g *Gateway) routes() http.Handler {
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowed(mux, r); len(allow) > 0 {
+			methodNotAllowed(w, r, allow)
+			return
+		}
 		writeError(w, http.StatusNotFound, "NOT_FOUND", fmt.Sprintf("no source at %s", r.URL.Path))
 	})
 	return mux
+}
+
+// allowed returns the methods another route serves r's path with (GET
+// and POST are all the gateway's routes use).
+func allowed(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		if m == r.Method {
+			continue
+		}
+		probe := *r
+		probe.Method = m
+		if _, pattern := mux.Handler(&probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
+}
+
+// methodNotAllowed answers 405 with the Allow header, as the API server
+// does: RFC 9110 (section 15.5.6) defines 405 for a method the target
+// does not support and requires Allow; UNIMPLEMENTED is the google.rpc.Code
+// for an operation not supported (grpc-gateway's choice for a method
+// mismatch). It is not INVALID_ARGUMENT: nothing in the request's content
+// is wrong.
+func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow []string) int {
+	list := strings.Join(allow, ", ")
+	w.Header().Set("Allow", list)
+	return writeError(w, http.StatusMethodNotAllowed, "UNIMPLEMENTED", fmt.Sprintf("method %s is not allowed on %s; it takes %s", r.Method, r.URL.Path, list))
 }
 
 func (g *Gateway) ready(w http.ResponseWriter, r *http.Request) {

@@ -84,9 +84,25 @@ func TestIntakeStatuses(t *testing.T) {
 	if resp := do(t, c, req); resp != 400 {
 		t.Errorf("missing id: got %d, want 400", resp)
 	}
-	req, _ = http.NewRequest(http.MethodGet, url, nil)
-	if resp := do(t, c, req); resp != 405 {
-		t.Errorf("GET: got %d, want 405", resp)
+	// A wrong method: 405 with Allow (RFC 9110 section 15.5.6) and
+	// UNIMPLEMENTED, as the API server answers it; on a source and on the
+	// gateway's own GET routes alike.
+	for _, c2 := range []struct{ method, path, allow string }{
+		{http.MethodGet, "/hooks/gemini", "POST"},
+		{http.MethodPut, "/hooks/gemini", "POST"},
+		{http.MethodPost, "/healthz", "GET"},
+		{http.MethodDelete, "/metrics", "GET"},
+	} {
+		req, _ = http.NewRequest(c2.method, gw.srv.URL+c2.path, nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != 405 || resp.Header.Get("Allow") != c2.allow || !strings.Contains(string(b), `"status":"UNIMPLEMENTED"`) {
+			t.Errorf("%s %s: %d Allow %q %s; want 405, Allow %q, UNIMPLEMENTED", c2.method, c2.path, resp.StatusCode, resp.Header.Get("Allow"), b, c2.allow)
+		}
 	}
 	req, _ = http.NewRequest(http.MethodPost, gw.srv.URL+"/hooks/nope", nil)
 	if resp := do(t, c, req); resp != 404 {

@@ -55,8 +55,7 @@ func (g *Gateway) intake(src *source) http.Handler {
 // label; attrs collects the fields of the request's log line.
 func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, src *source, attrs *[]slog.Attr) (int, string) {
 	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		return writeError(w, http.StatusMethodNotAllowed, "INVALID_ARGUMENT", "webhooks are delivered with POST"), "invalid"
+		return methodNotAllowed(w, r, []string{http.MethodPost}), "invalid"
 	}
 	body, err := readBody(w, r, g.cfg.MaxBodyBytes)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/longhook/longhook/internal/api"
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/store/storetest"
 )
@@ -97,5 +98,31 @@ func TestCreateWebhookFormKeptOnError(t *testing.T) {
 	}
 	if strings.Contains(body, `value="batch.succeeded" checked`) {
 		t.Error("an event type that was not chosen is checked")
+	}
+}
+
+// TestRotateSaysUntilWhenOldSecretWorks (issue 16): after a rotation that
+// keeps the previous secret, the console says until when it stays valid —
+// the server's own expiry — instead of "for 24 hours", which is wrong
+// under serve --time-scale (there it expires seconds later).
+func TestRotateSaysUntilWhenOldSecretWorks(t *testing.T) {
+	f := newServeFixture(t, func(d *api.Deps) { d.TimeScale = 3600 }, nil)
+	ck := f.signIn()
+	before := time.Now().UTC()
+	status, body := f.post(ck, "/console/webhooks/"+f.hook.ID, "/console/webhooks/"+f.hook.ID+"/rotate",
+		url.Values{"revocation": {"revoke_previous_secrets_after_h24"}})
+	if status != http.StatusOK || !strings.Contains(body, "whsec_") {
+		t.Fatalf("rotate: %d", status)
+	}
+	if strings.Contains(body, "24 hours") {
+		t.Error("the rotation note says 24 hours under --time-scale 3600")
+	}
+	m := regexp.MustCompile(`valid until (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("the rotation note does not say until when the previous secret stays valid")
+	}
+	until, err := time.Parse("2006-01-02 15:04:05", m[1])
+	if err != nil || until.Before(before.Add(-time.Second)) || until.After(before.Add(time.Minute)) {
+		t.Errorf("the previous secret is said to stay valid until %s, want about %s (24 h / 3600)", m[1], before.Add(24*time.Second))
 	}
 }

@@ -35,6 +35,13 @@ type streamFixture struct {
 
 func newStreamFixture(t *testing.T, edit func(*console.Deps)) *streamFixture {
 	t.Helper()
+	return newServeFixture(t, nil, edit)
+}
+
+// newServeFixture is newStreamFixture with the API's dependencies edited
+// too (editAPI may be nil).
+func newServeFixture(t *testing.T, editAPI func(*api.Deps), edit func(*console.Deps)) *streamFixture {
+	t.Helper()
 	ctx := t.Context()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "longhook.db"))
 	if err != nil {
@@ -58,14 +65,18 @@ func newStreamFixture(t *testing.T, edit func(*console.Deps)) *streamFixture {
 		t.Fatal(err)
 	}
 	var con *console.Console
-	h := api.NewServer(api.Deps{Store: st, Cipher: box, Console: func(a http.Handler) http.Handler {
+	ad := api.Deps{Store: st, Cipher: box, Console: func(a http.Handler) http.Handler {
 		d := console.Deps{API: a, Store: st, Publisher: nopPublisher{}, Catalog: mustCatalog(t), Jobs: st}
 		if edit != nil {
 			edit(&d)
 		}
 		con = console.New(d)
 		return con
-	}})
+	}}
+	if editAPI != nil {
+		editAPI(&ad)
+	}
+	h := api.NewServer(ad)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	t.Cleanup(con.Close) // before srv.Close: open streams end

@@ -305,7 +305,15 @@ func (c *Console) webhookAction(w http.ResponseWriter, r *http.Request, s *sessi
 				c.fail(w, r, s, gerr)
 				return
 			}
-			note := "The previous secret keeps signing for 24 hours, so receivers can switch without dropping deliveries."
+			// The server's own expiry of the previous secret: 24 h, or
+			// less under serve --time-scale.
+			var until time.Time
+			for _, sec := range h.Secrets {
+				if sec.ExpireTime.After(until) {
+					until = sec.ExpireTime
+				}
+			}
+			note := "The previous secret stays valid until " + when(until) + " UTC, so receivers can switch without dropping deliveries."
 			if behavior == "revoke_previous_secrets_immediately" {
 				note = "The previous secret was revoked at once: receivers still using it reject deliveries from now on."
 			}

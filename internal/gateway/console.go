@@ -148,8 +148,8 @@ func consoleMAC(token, purpose string) string {
 
 // console serves the gateway console: a token sign-in (the cookie holds an
 // HMAC of the token, so it is checked without server state), the page,
-// and one action, a replay, whose form carries a CSRF token and must come
-// from the console's own origin.
+// and two actions, a replay and signing out, whose forms carry a CSRF
+// token and must come from the console's own origin.
 func (g *Gateway) console() http.Handler {
 	cookieValue := consoleMAC(g.cfg.ConsoleToken, "longhook gateway console v1")
 	csrf := consoleMAC(g.cfg.ConsoleToken, "longhook gateway console csrf v1")
@@ -168,6 +168,8 @@ func (g *Gateway) console() http.Handler {
 		switch {
 		case r.Method == http.MethodPost && r.URL.Path == ConsolePath+"signin":
 			g.consoleSignIn(w, r, cookieValue)
+		case r.Method == http.MethodPost && r.URL.Path == ConsolePath+"signout":
+			g.consoleSignOut(w, r, csrf)
 		case r.Method == http.MethodPost && r.URL.Path == ConsolePath+"replay":
 			if !signed {
 				http.Error(w, "sign in to the gateway console first", http.StatusForbidden)
@@ -281,6 +283,26 @@ func (g *Gateway) consoleSignIn(w http.ResponseWriter, r *http.Request, cookieVa
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: "longhook_gateway_console", Value: cookieValue, Path: ConsolePath,
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: sameorigin.TLS(r)})
+	http.Redirect(w, r, ConsolePath, http.StatusSeeOther)
+}
+
+// consoleSignOut clears the console's cookie in this browser. The form
+// carries the CSRF token and must come from the console's own origin, so
+// another site cannot sign the operator out. (The cookie is an HMAC of the
+// token: a copy of it elsewhere stays valid until console_token changes.)
+func (g *Gateway) consoleSignOut(w http.ResponseWriter, r *http.Request, csrf string) {
+	if !sameOrigin(r) {
+		http.Error(w, "cross-origin request refused", http.StatusForbidden)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	_ = r.ParseForm()
+	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(csrf)) != 1 {
+		http.Error(w, "the form's token is missing or stale: reload the console", http.StatusForbidden)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: "longhook_gateway_console", Value: "", Path: ConsolePath, MaxAge: -1,
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: sameorigin.TLS(r)})
 	http.Redirect(w, r, ConsolePath, http.StatusSeeOther)
 }

@@ -160,3 +160,51 @@ func TestConsoleSignInBehindAProxy(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleSignOut: the gateway console has a sign-out (a POST with the
+// CSRF token from the console's own origin) that clears the session
+// cookie; a sign-out form another site posts is refused and changes
+// nothing.
+func TestConsoleSignOut(t *testing.T) {
+	t.Parallel()
+	secretText, _ := mustSecret(t)
+	rec := newRecorder(t)
+	gw := startGateway(t, Config{ConsoleToken: "tok", Sources: []SourceConfig{{
+		Name: "s", Verify: VerifyConfig{HMACSecrets: []string{secretText}},
+		Sinks: []SinkConfig{{Name: "a", HTTP: &HTTPSinkConfig{URL: rec.srv.URL}}},
+	}}})
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	console := gw.srv.URL + ConsolePath
+	postForm := func(path, origin string, form url.Values) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", console+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", origin)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw)
+	}
+	st, page := postForm("signin", gw.srv.URL, url.Values{"token": {"tok"}})
+	m := regexp.MustCompile(`action="/_longhook/console/signout"[^<]*<input type="hidden" name="csrf" value="([0-9a-f]+)"`).FindStringSubmatch(page)
+	if st != 200 || m == nil {
+		t.Fatalf("signed in: %d, want a sign-out form with the CSRF token:\n%s", st, page)
+	}
+	if st, _ := postForm("signout", "https://evil.example", url.Values{"csrf": {m[1]}}); st != http.StatusForbidden {
+		t.Errorf("a cross-site sign-out: %d, want 403", st)
+	}
+	if st, _ := postForm("signout", gw.srv.URL, url.Values{"csrf": {"forged"}}); st != http.StatusForbidden {
+		t.Errorf("a sign-out without the CSRF token: %d, want 403", st)
+	}
+	if _, page := postForm("signin", gw.srv.URL, url.Values{"token": {"tok"}}); !strings.Contains(page, `id="replay"`) {
+		t.Fatal("a refused sign-out signed the console out")
+	}
+	st, page = postForm("signout", gw.srv.URL, url.Values{"csrf": {m[1]}})
+	if st != 200 || !strings.Contains(page, `id="token"`) || strings.Contains(page, `id="replay"`) {
+		t.Fatalf("after signing out: %d, want the sign-in page:\n%s", st, page)
+	}
+}

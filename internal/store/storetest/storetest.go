@@ -72,6 +72,7 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"DeleteExpired", testDeleteExpired},
 		{"DeleteExpiredReplayed", testDeleteExpiredReplayed},
 		{"Stats", testStats},
+		{"StatsManyWebhooks", testStatsManyWebhooks},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -209,7 +210,7 @@ func (b *bundle) retries(n int, due time.Time, hooks ...*core.Webhook) []core.De
 // succeeded is a successful completion of c by owner at at.
 func succeeded(c core.Claimed, owner string, at time.Time) core.Completion {
 	return core.Completion{
-		DeliveryID: c.ID, Owner: owner, Status: core.DeliverySucceeded,
+		DeliveryID: c.ID, Owner: owner, ProjectID: c.ProjectID, Status: core.DeliverySucceeded,
 		WebhookID: c.WebhookID, Success: true,
 		Attempt: core.Attempt{DeliveryID: c.ID, Number: c.Attempts + 1, Time: at, URI: "https://example.com/x",
 			StatusCode: 200, Latency: 1500 * time.Microsecond, Response: []byte("ok")},

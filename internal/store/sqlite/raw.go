@@ -64,7 +64,7 @@ type rawStmts struct {
 	sized [numFamilies][insertBatch + 1]rawStmt
 	all   []rawStmt
 	// nv is the argument buffer the connection's transactions reuse (a
-	// multi-row statement binds up to 608 values: grown afresh by every
+	// multi-row statement binds up to 768 values: grown afresh by every
 	// transaction, it was the largest allocation per delivery).
 	nv []driver.NamedValue
 }
@@ -83,6 +83,7 @@ const (
 	famSucceed
 	famInline
 	famFan
+	famStats
 	numFamilies
 )
 
@@ -97,6 +98,7 @@ var familySQL = [numFamilies]func(rows int) string{
 	famSucceed:       succeedManySQL,
 	famInline:        inlineManySQL,
 	famFan:           fanDeliveriesSQL,
+	famStats:         statsUpsertManySQL,
 }
 
 // prepareRaw prepares every hot statement on dc.

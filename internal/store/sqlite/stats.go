@@ -22,15 +22,24 @@ var statsCols = func() []string {
 }()
 
 // statsUpsertSQL adds one delta to its rollup row.
-var statsUpsertSQL = func() string {
+var statsUpsertSQL = statsUpsertManySQL(1)
+
+// statsArgCols is the number of parameters per row of
+// statsUpsertManySQL: the key and the counters.
+var statsArgCols = 3 + len(statsCols)
+
+// statsUpsertManySQL adds rows deltas to their rollup rows (distinct
+// keys) in one statement.
+func statsUpsertManySQL(rows int) string {
 	var set []string
 	for _, c := range statsCols {
 		set = append(set, c+" = "+c+" + excluded."+c)
 	}
+	row := "(?" + strings.Repeat(", ?", statsArgCols-1) + ")"
 	return `INSERT INTO stats (project_id, bucket, webhook_id, ` + strings.Join(statsCols, ", ") +
-		`) VALUES (?, ?, ?` + strings.Repeat(", ?", len(statsCols)) +
-		`) ON CONFLICT (project_id, webhook_id, bucket) DO UPDATE SET ` + strings.Join(set, ", ")
-}()
+		`) ` + valuesSQL(row, rows) +
+		` ON CONFLICT (project_id, webhook_id, bucket) DO UPDATE SET ` + strings.Join(set, ", ")
+}
 
 // statsArgs are the upsert's arguments for d.
 func statsArgs(d core.StatsDelta) []any {
@@ -42,15 +51,23 @@ func statsArgs(d core.StatsDelta) []any {
 }
 
 // addStats writes rollup deltas inside a write transaction: a batch adds
-// one row per project, bucket and webhook it touched, so the rollup costs
-// the hot path one statement per batch in the common case.
+// one row per project, bucket and webhook it touched (the deltas' keys
+// are distinct), with one multi-row upsert per power of two in their
+// number instead of one statement per row.
 func addStats(tx *rawTx, deltas []core.StatsDelta) error {
-	for _, d := range deltas {
-		if err := tx.exec(tx.st.upsertStats, statsArgs(d)...); err != nil {
+	if len(deltas) == 1 {
+		if err := tx.exec(tx.st.upsertStats, statsArgs(deltas[0])...); err != nil {
 			return fmt.Errorf("stats: %w", err)
 		}
+		return nil
 	}
-	return nil
+	ins := newRowInserter(tx, "stats", statsArgCols, famStats)
+	for _, d := range deltas {
+		if err := ins.add(statsArgs(d)...); err != nil {
+			return err
+		}
+	}
+	return ins.flush()
 }
 
 // Stats implements core.StatsStore: a range scan of the rollup's primary

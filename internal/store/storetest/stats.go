@@ -132,3 +132,54 @@ func testStats(t *testing.T, b *bundle) {
 		t.Errorf("Stats before = %+v, %v; want none", none, err)
 	}
 }
+
+// testStatsManyWebhooks: a completion batch that touches more rollup rows
+// than a store writes in one statement (37 webhooks and the project's
+// total: 38 rows, in two buckets) adds each attempt to its own webhook's
+// row and to the total, new rows and existing ones alike.
+func testStatsManyWebhooks(t *testing.T, b *bundle) {
+	const hooks = 37
+	ws := make([]*core.Webhook, hooks)
+	for i := range ws {
+		ws[i] = b.webhook("")
+	}
+	at := T0.Truncate(time.Hour).Add(time.Hour)
+	for round := range 2 { // new rows, then the same rows again
+		now := at.Add(time.Duration(round) * time.Minute)
+		b.publish(NewEvent(b.p.ID, core.EventBatchSucceeded, now, ws...))
+		b.publish(NewEvent(b.p.ID, core.EventBatchSucceeded, now.Add(core.StatsBucket), ws...))
+		cs := b.claim("e", now.Add(time.Hour), 2*hooks)
+		if len(cs) != 2*hooks {
+			t.Fatalf("claimed %d deliveries, want %d", len(cs), 2*hooks)
+		}
+		comps := make([]core.Completion, len(cs))
+		for i, c := range cs {
+			comps[i] = succeeded(c, "e", c.CreateTime.Add(time.Second))
+		}
+		b.complete(comps...)
+	}
+	rows, err := b.s.Stats(b.ctx, core.StatsParams{ProjectID: b.p.ID, Since: at, Until: at.Add(time.Hour),
+		Step: time.Hour, ByWebhook: true})
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	if len(rows) != hooks {
+		t.Fatalf("by webhook: %d rows, want %d", len(rows), hooks)
+	}
+	for _, r := range rows {
+		if r.Succeeded != 4 || r.Latency[1] != 4 || r.Events != 0 {
+			t.Errorf("webhook %s: %+v, want 4 successes of 1.5 ms", r.WebhookID, r.StatsCounts)
+		}
+	}
+	total, err := b.s.Stats(b.ctx, core.StatsParams{ProjectID: b.p.ID, Since: at, Until: at.Add(time.Hour)})
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	var sum core.StatsCounts
+	for _, r := range total {
+		sum.Add(r.StatsCounts)
+	}
+	if len(total) != 2 || sum.Events != 4 || sum.Succeeded != 4*hooks || sum.Latency[1] != 4*hooks {
+		t.Errorf("totals = %+v (%d rows), want 2 buckets, 4 events, %d successes", sum, len(total), 4*hooks)
+	}
+}

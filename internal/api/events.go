@@ -52,6 +52,9 @@ func (req *publishRequest) input(at int) (publish.Input, error) {
 			prefix := batchPrefix(at)
 			return in, core.Invalid(prefix+"timestamp", "%stimestamp must be an RFC 3339 time such as 2026-05-05T12:00:00Z, got %q", prefix, req.Timestamp)
 		}
+		if err := checkEventTime(ts, batchPrefix(at)+"timestamp"); err != nil {
+			return in, err
+		}
 		in.Timestamp = ts.UTC()
 	}
 	if len(req.Subject) > core.MaxURILength {
@@ -59,6 +62,28 @@ func (req *publishRequest) input(at int) (publish.Input, error) {
 		return in, core.Invalid(prefix+"subject", "%ssubject is longer than %d characters", prefix, core.MaxURILength)
 	}
 	return in, nil
+}
+
+// maxEventTime is the latest timestamp an event may carry: the end of
+// year 9999, google.protobuf.Timestamp's bound and the last time RFC 3339
+// can write (a later one would reach receivers as "10000-01-01T…").
+var maxEventTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+
+// checkEventTime refuses a publish timestamp outside google.protobuf.
+// Timestamp's range (0001-01-01 to 9999-12-31, in UTC), and its very
+// first instant: 0001-01-01T00:00:00Z is the zero value of Go's time.Time
+// and .NET's DateTime, which a client sends for a time it never set.
+// Reading it as "now" (as the publisher reads an omitted timestamp) would
+// rewrite a value the client wrote; keeping it would date the event 2,000
+// years back. Either way the client's bug would go unnoticed.
+func checkEventTime(ts time.Time, field string) error {
+	switch {
+	case ts.IsZero():
+		return core.Invalid(field, "%s 0001-01-01T00:00:00Z is the zero time (Go's time.Time{}, .NET's DateTime.MinValue), not a time an event happened: omit %s for now", field, field)
+	case ts.Before(time.Time{}) || ts.After(maxEventTime):
+		return core.Invalid(field, "%s must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z in UTC, got %s", field, ts.UTC().Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 // batchPrefix qualifies the field names of a batch's event at in

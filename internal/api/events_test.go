@@ -154,6 +154,14 @@ func TestPublishBadInput(t *testing.T) {
 		{`{"type":"webhook.ping"}`, "type"},
 		{`{"type":"batch.succeeded","data":"x"}`, "data"},
 		{`{"type":"batch.succeeded","timestamp":"2026-05-05"}`, "timestamp"},
+		// The zero time of Go and .NET, a time the client never set: it
+		// was read as "now" (an omitted timestamp).
+		{`{"type":"batch.succeeded","timestamp":"0001-01-01T00:00:00Z"}`, "timestamp 0001-01-01T00:00:00Z is the zero time"},
+		// Outside google.protobuf.Timestamp's range once in UTC: year 0 was
+		// stored, and year 10000 reached receivers as "10000-01-01T04:00:00Z".
+		{`{"type":"batch.succeeded","timestamp":"0000-06-01T00:00:00Z"}`, "timestamp must be between"},
+		{`{"type":"batch.succeeded","timestamp":"0001-01-01T00:30:00+01:00"}`, "timestamp must be between"},
+		{`{"type":"batch.succeeded","timestamp":"9999-12-31T23:00:00-05:00"}`, "timestamp must be between"},
 		{`{"type":"batch.succeeded","webhook_config":{"uris":[]}}`, "webhook_config.uris"},
 		{`{"type":"batch.succeeded","webhook_config":{"uris":["https://x.example.com"],"user_metadata":[1]}}`, "webhook_config.user_metadata"},
 		{`{"type":"batch.succeeded","idempotency_key":"` + strings.Repeat("k", 300) + `"}`, "idempotency_key"},
@@ -162,8 +170,16 @@ func TestPublishBadInput(t *testing.T) {
 	} {
 		f.call("POST", "/v1/events", c.body).mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", c.field)
 	}
+	f.call("POST", "/v1/events:batchPublish", `{"events":[{"type":"batch.succeeded","timestamp":"0001-01-01T00:00:00Z"}]}`).
+		mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", "events[0].timestamp 0001-01-01T00:00:00Z is the zero time")
 	if n := len(f.deliveries(hook)); n != 0 {
 		t.Errorf("%d deliveries after rejected publishes", n)
+	}
+	// The range's ends and a time before 1970 are kept as written.
+	for _, ts := range []string{"0001-01-01T00:00:01Z", "9999-12-31T23:59:59Z", "1969-07-20T20:17:40Z"} {
+		if r := f.call("POST", "/v1/events", `{"type":"batch.succeeded","timestamp":"`+ts+`"}`).must(t, http.StatusOK); r.str("timestamp") != ts {
+			t.Errorf("timestamp %s published as %q", ts, r.str("timestamp"))
+		}
 	}
 	// The publish limit applies only to publish routes.
 	f.call("POST", "/v1/webhooks", fmt.Sprintf(`{"name":"big",%s"uri":"https://example.com/h","subscribed_events":["batch.succeeded"]}`, strings.Repeat(" ", 8<<10))).

@@ -23,3 +23,33 @@ func TestJWKSNeedsTheServersDatabase(t *testing.T) {
 		}
 	}
 }
+
+// A first run vs a typo (projects and keys): on a data dir that holds no
+// database, projects list and every keys verb say so and create nothing
+// (projects list printed an empty table from a database it had just made
+// at the mistyped path); projects create, which may provision before
+// serve's first start, makes the database and says where.
+func TestProjectsAndKeysOnAMissingDatabase(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"projects", "list"}, {"keys", "list"}, {"keys", "create"}, {"keys", "revoke", "k1"}} {
+		dir := filepath.Join(t.TempDir(), "typo")
+		code, out, errs := run(t, nil, append(args, "--data-dir", dir)...)
+		if code != 1 || !strings.Contains(errs, "no database at "+filepath.Join(dir, "longhook.db")) || out != "" {
+			t.Errorf("%v on a missing database: exit %d, %q %q; want 1 and 'no database at'", args, code, out, errs)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%v made the data dir (%v)", args, err)
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "first")
+	code, out, errs := run(t, nil, "projects", "create", "acme", "--data-dir", dir)
+	if code != 0 || !strings.Contains(out, "acme") || !strings.Contains(errs, "created a new database at "+filepath.Join(dir, "longhook.db")) {
+		t.Fatalf("projects create on a first run: exit %d, %q %q", code, out, errs)
+	}
+	if code, out, errs := run(t, nil, "projects", "list", "--data-dir", dir); code != 0 || !strings.Contains(out, "acme") || errs != "" {
+		t.Errorf("projects list after: exit %d, %q %q", code, out, errs)
+	}
+	if code, _, errs := run(t, nil, "projects", "create", "second", "--data-dir", dir); code != 0 || errs != "" {
+		t.Errorf("projects create on an existing database: exit %d, %q (no note expected)", code, errs)
+	}
+}

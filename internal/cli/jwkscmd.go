@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -34,10 +33,8 @@ func runJWKS(ctx context.Context, args []string, env Env) error {
 	// A key made in a database no server uses signs nothing: a mistyped
 	// --data-dir must not get a fresh database (and master key) that the
 	// message below would call picked up.
-	if path := sqlitePath(*dbURL, *dataDir); !isPostgres(*dbURL) {
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("no database at %s (serve creates it; check --data-dir or --database-url)", path)
-		}
+	if err := needDatabase(*dbURL, *dataDir); err != nil {
+		return err
 	}
 	store, err := openStore(ctx, *dbURL, *dataDir, false, nil)
 	if err != nil {

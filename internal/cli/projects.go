@@ -52,11 +52,22 @@ func runProjects(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
+	// A first run vs a typo: list reads, so a missing database is refused
+	// (a mistyped --data-dir must not get an empty one listed as if it
+	// were yours); create may provision before serve's first start, so it
+	// makes the database, and says where, so that a typo shows.
+	missing := needDatabase(*dbURL, *dataDir)
+	if missing != nil && args[0] != "create" {
+		return missing
+	}
 	store, err := openStore(ctx, *dbURL, *dataDir, false, nil)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if missing != nil {
+		fmt.Fprintf(env.Stderr, "longhook: created a new database at %s (no database was there: if you meant an existing one, check --data-dir or --database-url)\n", sqlitePath(*dbURL, *dataDir))
+	}
 	switch args[0] {
 	case "create":
 		now := time.Now().UTC()
@@ -101,6 +112,10 @@ func runKeys(ctx context.Context, args []string, env Env) error {
 	}
 	pos, err := parseArgs(fs, args[1:], want, want, names)
 	if err != nil {
+		return err
+	}
+	// Every keys verb needs a project, so a missing database is a typo.
+	if err := needDatabase(*dbURL, *dataDir); err != nil {
 		return err
 	}
 	store, err := openStore(ctx, *dbURL, *dataDir, false, nil)

@@ -37,6 +37,27 @@ func openStore(ctx context.Context, url, dataDir string, migrate bool, logger *s
 	}
 }
 
+// errNoDatabase is the answer of a command that needs an existing SQLite
+// database and finds none at path: a mistyped --data-dir must not get a
+// fresh, empty database (serve's first start is what creates one).
+func errNoDatabase(path string) error {
+	return fmt.Errorf("no database at %s (serve creates it; check --data-dir or --database-url)", path)
+}
+
+// needDatabase returns errNoDatabase when --database-url and --data-dir
+// name a SQLite file that does not exist; PostgreSQL is not checked (a
+// database that cannot be reached or is not migrated refuses on open).
+func needDatabase(url, dataDir string) error {
+	if isPostgres(url) {
+		return nil
+	}
+	path := sqlitePath(url, dataDir)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return errNoDatabase(path)
+	}
+	return nil
+}
+
 // sqlitePath is the SQLite database file of --database-url (empty or
 // sqlite://PATH) and --data-dir.
 func sqlitePath(url, dataDir string) string {
@@ -82,7 +103,7 @@ func runMigrate(ctx context.Context, args []string, env Env) error {
 		}
 		applied, pending, err := sqlite.MigrationStatusOf(ctx, path)
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("no database at %s (serve creates it; check --data-dir or --database-url)", path)
+			return errNoDatabase(path)
 		}
 		if err != nil {
 			return err

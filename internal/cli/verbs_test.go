@@ -56,8 +56,8 @@ func TestMigrateStatusChangesNothing(t *testing.T) {
 	if _, err := os.Stat(db); !os.IsNotExist(err) {
 		t.Fatalf("status created the database (%v)", err)
 	}
-	if code, _, errs := run(t, nil, "projects", "list", "--data-dir", dir); code != 0 {
-		t.Fatalf("projects list: %d %s", code, errs)
+	if code, _, errs := run(t, nil, "projects", "create", "probe", "--data-dir", dir); code != 0 {
+		t.Fatalf("projects create: %d %s", code, errs)
 	}
 	code, out, errs := run(t, nil, "migrate", "status", "--data-dir", dir)
 	if code != 0 || strings.Contains(out, "pending") || !strings.Contains(out, "applied   0001_init") {
@@ -234,8 +234,8 @@ func TestMigrateUpNeedsADatabase(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Fatalf("up on a missing file made %s (%v)", dir, err)
 	}
-	if code, _, errs := run(t, nil, "projects", "list", "--data-dir", dir); code != 0 {
-		t.Fatalf("projects list: %d %s", code, errs)
+	if code, _, errs := run(t, nil, "projects", "create", "probe", "--data-dir", dir); code != 0 {
+		t.Fatalf("projects create: %d %s", code, errs)
 	}
 	code, out, errs := run(t, nil, "migrate", "up", "--data-dir", dir)
 	if code != 0 || strings.TrimSpace(out) != "no pending migrations" {

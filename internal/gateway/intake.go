@@ -66,7 +66,7 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, src *source, a
 		}
 		return writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "could not read the request body"), "invalid"
 	}
-	id, typ, scheme, err := src.verify(r, body)
+	id, typ, scheme, challenge, err := src.verify(r, body)
 	if id != "" {
 		*attrs = append(*attrs, slog.String("webhook_id", truncate(id, 128)))
 	}
@@ -124,7 +124,17 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, src *source, a
 	if ar.Duplicate {
 		outcome = "duplicate"
 	}
+	if challenge != "" {
+		// Slack's URL-verification handshake, stored like any event:
+		// Slack takes the Request URL only if the answer echoes it.
+		return writeJSON(w, http.StatusOK, challengeBody{Challenge: challenge}), outcome
+	}
 	return writeAccepted(w, id, ar.Duplicate), outcome
+}
+
+// challengeBody answers Slack's URL-verification handshake.
+type challengeBody struct {
+	Challenge string `json:"challenge"`
 }
 
 // jsonContentType is shared by responses; net/http only reads it.
@@ -179,25 +189,27 @@ type acceptBody struct {
 
 // verify authenticates a request with the source's scheme and returns
 // its dedupe key, its event type ("" to read it from the body), the name
-// of the scheme for the log, and the verification error. The key is known
-// (for the log) even when verification fails, where the scheme has one.
-func (src *source) verify(r *http.Request, body []byte) (id, typ, scheme string, err error) {
+// of the scheme for the log, the challenge the answer must echo (Slack's
+// URL verification, else ""), and the verification error. The key is
+// known (for the log) even when verification fails, where the scheme has
+// one.
+func (src *source) verify(r *http.Request, body []byte) (id, typ, scheme, challenge string, err error) {
 	if src.preset != nil {
 		res, err := src.preset.Verify(r.Header, body)
 		if err != nil {
-			return src.preset.HeaderID(r.Header), "", src.preset.Kind(), err
+			return src.preset.HeaderID(r.Header), "", src.preset.Kind(), "", err
 		}
-		return res.ID, res.Type, src.preset.Kind(), nil
+		return res.ID, res.Type, src.preset.Kind(), res.Challenge, nil
 	}
 	id = r.Header.Get(webhook.HeaderID)
 	res, err := src.recv.Verify(r.Context(), r.Header, body)
 	if err != nil {
-		return id, "", "", err
+		return id, "", "", "", err
 	}
 	if res.Claims != nil {
 		typ = res.Claims.Type
 	}
-	return id, typ, string(res.Scheme), nil
+	return id, typ, string(res.Scheme), "", nil
 }
 
 // classify maps a verification error to a status, a Google error status

@@ -115,6 +115,47 @@ func TestPresetIntake(t *testing.T) {
 	}
 }
 
+// TestSlackURLVerification: Slack sets an Events API Request URL only
+// after the endpoint answered its signed url_verification request with the
+// challenge ({"challenge": ...}, Slack's documented answer). The gateway
+// verifies it like any request, stores it, and echoes the challenge — also
+// for Slack's retry of it (a duplicate); a forged one is 401 and echoes
+// nothing.
+func TestSlackURLVerification(t *testing.T) {
+	t.Parallel()
+	const secret = "8f742231b10e8888abcd99yyyzzz85a5"
+	gw := startGateway(t, Config{Sources: []SourceConfig{{Name: "slack",
+		Verify: VerifyConfig{Kind: verify.KindSlack, HMACSecrets: []string{secret}}}}})
+	v, err := VerifyConfig{Kind: verify.KindSlack, HMACSecrets: []string{secret}}.preset(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The request of api.slack.com's url_verification event.
+	body := []byte(`{"token":"Jhj5dZrVaK7ZwHHjRyZWjbDl","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}`)
+	send := func(key string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, gw.srv.URL+"/hooks/slack", bytes.NewReader(body))
+		req.Header = v.Sign([]byte(key), "", time.Now(), "", body)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := gw.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		out, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(out)
+	}
+	const want = `{"challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}` + "\n"
+	for _, round := range []string{"first", "Slack's retry"} {
+		if st, out := send(secret); st != 200 || out != want {
+			t.Errorf("%s: %d %q, want 200 %q", round, st, out, want)
+		}
+	}
+	if st, out := send("another secret"); st != 401 || strings.Contains(out, "3eZbrw1a") {
+		t.Errorf("forged: %d %s, want 401 without the challenge", st, out)
+	}
+}
+
 func TestVerifyConfigErrors(t *testing.T) {
 	t.Parallel()
 	jwks := &JWKSConfig{URL: "https://x.example/jwks", Issuer: "i", Audience: "a"}

@@ -94,6 +94,10 @@ type Result struct {
 	Type string
 	// Timestamp is the signed timestamp, zero for schemes without one.
 	Timestamp time.Time
+	// Challenge is set for Slack's URL-verification handshake (a body of
+	// type "url_verification"): Slack accepts the Request URL only when the
+	// answer echoes this value, as {"challenge": ...}.
+	Challenge string
 }
 
 // A Verifier checks requests of one preset. It is safe for concurrent use.
@@ -292,8 +296,16 @@ func (v *Verifier) Verify(h http.Header, body []byte) (Result, error) {
 	} else if v.typeFromBody != nil {
 		res.Type = v.typeFromBody(body)
 	}
+	if v.kind == KindSlack && res.Type == slackURLVerification {
+		res.Challenge = jsonField("challenge")(body)
+	}
 	return res, nil
 }
+
+// slackURLVerification is the type of the request Slack sends when an
+// Events API Request URL is set: it is signed like every event, and the
+// answer must echo its challenge.
+const slackURLVerification = "url_verification"
 
 // match reports whether one of macs is the MAC of the signed content
 // under one of the secrets, comparing in constant time.

@@ -157,15 +157,100 @@ func (p AddressPolicy) ValidateURI(field, raw string) error {
 			return Invalid(field, "%s has port %s; a port is 1 to 65535", field, port)
 		}
 	}
-	host := u.Hostname()
+	// A fully qualified name's root dot ("localhost.", "10.0.0.1.") names
+	// the same host as without it.
+	host := strings.TrimSuffix(u.Hostname(), ".")
 	if a, err := netip.ParseAddr(host); err == nil {
 		if !p.AddrAllowed(a) {
 			return Invalid(field, "%s points at a private, loopback or reserved address (%s); allow it with --allow-cidr or use --dev", field, host)
+		}
+	} else if a, numeric, ok := legacyIPv4(host); numeric {
+		// "2130706433", "0x7f.1", "0177.0.0.1": C resolvers (inet_aton) read
+		// these as IPv4 addresses, so they are judged as what they mean, and
+		// refused either way: the address has one spelling.
+		switch {
+		case !ok:
+			return Invalid(field, "%s host %q is neither a host name nor a valid IPv4 address", field, host)
+		case !p.AddrAllowed(a):
+			return Invalid(field, "%s points at a private, loopback or reserved address (%s, written %s); allow it with --allow-cidr or use --dev", field, a, host)
+		default:
+			return Invalid(field, "%s host %q is the IPv4 address %s in a legacy notation; write it as %s", field, host, a, a)
 		}
 	} else if !p.Dev && (strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost")) {
 		return Invalid(field, "%s points at localhost; use --dev for local targets", field)
 	}
 	return nil
+}
+
+// legacyIPv4 reads host as inet_aton does: one to four dot-separated
+// numbers, each decimal, octal (leading 0) or hex (0x), the last filling
+// the remaining bytes ("127.1" is 127.0.0.1, "2130706433" too). numeric
+// reports that every label is such a number (no DNS name is: a top-level
+// domain is never all digits); ok that the numbers fit an address.
+func legacyIPv4(host string) (a netip.Addr, numeric, ok bool) {
+	labels := strings.Split(host, ".")
+	vals := make([]uint64, len(labels))
+	for i, l := range labels {
+		v, isNum := legacyNumber(l)
+		if !isNum {
+			return netip.Addr{}, false, false
+		}
+		vals[i] = v
+	}
+	if len(vals) > 4 {
+		return netip.Addr{}, true, false
+	}
+	var n uint64
+	for _, v := range vals[:len(vals)-1] {
+		if v > 0xff {
+			return netip.Addr{}, true, false
+		}
+		n = n<<8 | v
+	}
+	rest := uint(8 * (5 - len(vals))) // bits the last number fills
+	last := vals[len(vals)-1]
+	if last >= 1<<rest {
+		return netip.Addr{}, true, false
+	}
+	n = n<<rest | last
+	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}), true, true
+}
+
+// legacyNumber parses one inet_aton number; isNum is false for anything
+// else (a value too large for 32 bits is still a number, returned as
+// 1<<32).
+func legacyNumber(s string) (v uint64, isNum bool) {
+	base, digits := uint64(10), s
+	switch {
+	case len(s) > 1 && (s[:2] == "0x" || s[:2] == "0X"):
+		base, digits = 16, s[2:]
+	case len(s) > 1 && s[0] == '0':
+		base, digits = 8, s[1:]
+	}
+	if digits == "" {
+		return 0, base == 16 // "0x" is 0 to inet_aton; "" is no number
+	}
+	for i := 0; i < len(digits); i++ {
+		c := digits[i]
+		var d uint64
+		switch {
+		case c >= '0' && c <= '9':
+			d = uint64(c - '0')
+		case base == 16 && c >= 'a' && c <= 'f':
+			d = uint64(c-'a') + 10
+		case base == 16 && c >= 'A' && c <= 'F':
+			d = uint64(c-'A') + 10
+		default:
+			return 0, false
+		}
+		if d >= base {
+			return 0, false
+		}
+		if v = v*base + d; v > 1<<32 {
+			v = 1 << 32
+		}
+	}
+	return v, true
 }
 
 // ValidateWebhookConfig checks a per-job webhook_config (docs/contract.md §5).

@@ -45,6 +45,57 @@ func TestValidateURI(t *testing.T) {
 	}
 }
 
+// TestLegacyIPv4Hosts: hosts that C resolvers (inet_aton) read as IPv4
+// addresses — decimal, octal, hex, shortened — and names with a trailing
+// root dot are judged as the address or name they mean, not passed as host
+// names for the dial guard alone to catch: each is a 400 naming the field,
+// the private ones as private, the public ones asked for a.b.c.d.
+func TestLegacyIPv4Hosts(t *testing.T) {
+	t.Parallel()
+	prod, dev := AddressPolicy{}, AddressPolicy{Dev: true}
+	for _, c := range []struct {
+		p    AddressPolicy
+		uri  string
+		ok   bool
+		want string // in the error
+	}{
+		{prod, "https://2130706433/hook", false, "private, loopback or reserved address (127.0.0.1, written 2130706433)"},
+		{prod, "https://0x7f000001/hook", false, "(127.0.0.1, written 0x7f000001)"},
+		{prod, "https://0177.0.0.1/hook", false, "(127.0.0.1, written 0177.0.0.1)"},
+		{prod, "https://127.1/hook", false, "(127.0.0.1, written 127.1)"},
+		{prod, "https://127.000.000.001/hook", false, "(127.0.0.1, written 127.000.000.001)"},
+		{prod, "https://0/hook", false, "(0.0.0.0, written 0)"},
+		{prod, "https://2852039166/latest", false, "(169.254.169.254, written 2852039166)"},
+		{prod, "https://0251.0376.0251.0376/latest", false, "(169.254.169.254, written"},
+		{prod, "https://0xa9.0xfe.0xa9.0xfe/latest", false, "(169.254.169.254, written"},
+		{prod, "https://169.254.43518/latest", false, "(169.254.169.254, written"},
+		{prod, "https://10.0x10203/x", false, "(10.1.2.3, written"},
+		{prod, "https://169.254.169.254./latest", false, "private, loopback or reserved address (169.254.169.254)"},
+		{prod, "https://localhost./hook", false, "points at localhost"},
+		{prod, "https://api.localhost./hook", false, "points at localhost"},
+		{prod, "https://134744072/hook", false, `host "134744072" is the IPv4 address 8.8.8.8 in a legacy notation; write it as 8.8.8.8`},
+		{dev, "http://127.1:3000/hook", false, "write it as 127.0.0.1"},
+		{prod, "https://4294967296/hook", false, "neither a host name nor a valid IPv4 address"},
+		{prod, "https://1.2.3.4.5/hook", false, "neither a host name nor a valid IPv4 address"},
+		{prod, "https://1.256.3.4/hook", false, "neither a host name nor a valid IPv4 address"},
+		{prod, "https://example.com./hook", true, ""},
+		{prod, "https://1e100.net/hook", true, ""},
+		{prod, "https://123.example/hook", true, ""},
+		{prod, "https://0x.example/hook", true, ""},
+		{prod, "https://08.example/hook", true, ""},
+		{dev, "http://localhost.:3000/hook", true, ""},
+	} {
+		err := c.p.ValidateURI("uri", c.uri)
+		if (err == nil) != c.ok {
+			t.Errorf("ValidateURI(%q, dev=%v) = %v, want ok=%v", c.uri, c.p.Dev, err, c.ok)
+			continue
+		}
+		if err != nil && (!strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "uri ")) {
+			t.Errorf("ValidateURI(%q) = %q, want it to name the field and say %q", c.uri, err, c.want)
+		}
+	}
+}
+
 func TestAddrAllowedBlocksSpecialRanges(t *testing.T) {
 	t.Parallel()
 	for _, s := range []string{"127.0.0.1", "10.0.0.1", "172.16.5.4", "192.168.1.1", "100.64.0.1", "169.254.169.254", "0.0.0.0", "224.0.0.1", "::1", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "::"} {

@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,13 +46,50 @@ func newPubSubSink(ctx context.Context, c PubSubSinkConfig) (*pubsubSink, error)
 	return &pubsubSink{c: c, client: client, pub: pub}, nil
 }
 
+// Pub/Sub refuses a message whose attributes exceed its limits
+// (cloud.google.com/pubsub/quotas): at most 100 attributes, keys of at
+// most 256 bytes, values of at most 1,024 bytes.
+const (
+	pubsubMaxAttrs     = 100
+	pubsubMaxAttrKey   = 256
+	pubsubMaxAttrValue = 1024
+)
+
+// pubsubAttributes returns the forwarded headers as attributes under their
+// lowercase names, within Pub/Sub's limits: a header that does not fit —
+// typically the webhook-signature of a dynamic webhook, a JWT that carries
+// the event and is longer than 1 KiB — is left out (the gateway verified
+// it), rather than failing every forward of such events until they are
+// given up. The longhook-* attributes come first, so they always fit.
+func pubsubAttributes(hdr http.Header) map[string]string {
+	type attr struct{ k, v string }
+	all := make([]attr, 0, len(hdr))
+	for k, v := range hdr {
+		all = append(all, attr{strings.ToLower(k), strings.Join(v, ", ")})
+	}
+	slices.SortFunc(all, func(a, b attr) int {
+		la, lb := strings.HasPrefix(a.k, "longhook-"), strings.HasPrefix(b.k, "longhook-")
+		switch {
+		case la && !lb:
+			return -1
+		case lb && !la:
+			return 1
+		}
+		return strings.Compare(a.k, b.k)
+	})
+	attrs := make(map[string]string, len(all))
+	for _, a := range all {
+		if len(attrs) == pubsubMaxAttrs || len(a.k) > pubsubMaxAttrKey || len(a.v) > pubsubMaxAttrValue {
+			continue
+		}
+		attrs[a.k] = a.v
+	}
+	return attrs
+}
+
 // Send implements Sink.
 func (s *pubsubSink) Send(ctx context.Context, e *Event) error {
-	hdr := forwardHeader(e)
-	attrs := make(map[string]string, len(hdr))
-	for k, v := range hdr {
-		attrs[strings.ToLower(k)] = strings.Join(v, ", ")
-	}
+	attrs := pubsubAttributes(forwardHeader(e))
 	key := ""
 	if s.c.OrderingKey != "" {
 		key = strings.NewReplacer("{source}", e.Source, "{type}", e.Type, "{id}", e.WebhookID).Replace(s.c.OrderingKey)

@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -18,6 +20,8 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/longhook/longhook/webhook"
 )
 
 // collector counts what a broker holds, by dedupe key, with the headers
@@ -319,6 +323,53 @@ func TestPubSubSink(t *testing.T) {
 	}
 	if len(seen) != n {
 		t.Errorf("%d distinct events in Pub/Sub, want %d", len(seen), n)
+	}
+}
+
+// TestPubSubAttributesWithinLimits: Pub/Sub refuses a message with an
+// attribute value over 1,024 bytes (pstest does not check), and a
+// dynamic webhook's webhook-signature — a JWT carrying the event — is
+// usually longer. Such a header is left out of the attributes, so the
+// event is published (with its longhook-* attributes) instead of failing
+// every forward until it is given up.
+func TestPubSubAttributesWithinLimits(t *testing.T) {
+	t.Parallel()
+	srv := pstest.NewServer()
+	t.Cleanup(func() { _ = srv.Close() })
+	if _, err := srv.GServer.CreateTopic(context.Background(), &pubsubpb.Topic{Name: "projects/lh-test/topics/long"}); err != nil {
+		t.Fatal(err)
+	}
+	secretText, secret := mustSecret(t)
+	gw := startGateway(t, Config{Sources: []SourceConfig{{Name: "src", Verify: VerifyConfig{HMACSecrets: []string{secretText}},
+		Sinks: []SinkConfig{{Name: "pubsub", PubSub: &PubSubSinkConfig{Project: "lh-test", Topic: "long", Emulator: srv.Addr}}}}}})
+	// A signature header of 40 entries (1.8 KB; the last one matches) and
+	// an event type of 1,100 characters.
+	const id = "msg_pubsub_long"
+	typ := strings.Repeat("t", 1100)
+	body := []byte(`{"type":"` + typ + `","data":{}}`)
+	ts := time.Now()
+	sig := strings.Repeat("v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA= ", 39) + webhook.Sign(secret, id, ts, body)
+	req, _ := http.NewRequest(http.MethodPost, gw.srv.URL+"/hooks/src", bytes.NewReader(body))
+	req.Header.Set(webhook.HeaderID, id)
+	req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(ts.Unix(), 10))
+	req.Header.Set(webhook.HeaderSignature, sig)
+	resp, err := gw.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("post: %d", resp.StatusCode)
+	}
+	waitFor(t, 20*time.Second, "the event in Pub/Sub", func() bool { return len(srv.Messages()) == 1 })
+	m := srv.Messages()[0]
+	for k, v := range m.Attributes {
+		if len(k) > 256 || len(v) > 1024 {
+			t.Errorf("attribute %q is %d bytes: Pub/Sub refuses values over 1,024 bytes", k, len(v))
+		}
+	}
+	if m.Attributes[HeaderEventID] != id || m.Attributes["webhook-id"] != id || m.Attributes[HeaderSource] != "src" {
+		t.Errorf("attributes %v: want the event id, webhook-id and source", m.Attributes)
 	}
 }
 

@@ -168,7 +168,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	}
 	defer startGCFloor(env.Getenv, gcFloorBytes)()
 	logger := newLogger(env, cfg.LogLevel, cfg.LogJSON)
-	stopTracing, err := telemetry.Setup(ctx, telemetry.Config{Service: "longhook", Version: Version, Getenv: env.Getenv})
+	stopTracing, err := telemetry.Setup(ctx, telemetry.Config{Service: "longhook", Version: Version, Getenv: env.Getenv, Log: logger})
 	if err != nil {
 		return fmt.Errorf("%w: %v", errConfig, err)
 	}

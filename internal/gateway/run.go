@@ -107,7 +107,7 @@ func RunGateway(ctx context.Context, args []string, getenv func(string) string, 
 	if tlsFlags.Configured() {
 		cfg.TLS = tlsFlags
 	}
-	stopTracing, err := telemetry.Setup(ctx, telemetry.Config{Service: "longhook-gateway", Getenv: getenv})
+	stopTracing, err := telemetry.Setup(ctx, telemetry.Config{Service: "longhook-gateway", Getenv: getenv, Log: log})
 	if err != nil {
 		return configError{fmt.Errorf("gateway: %w", err)}
 	}

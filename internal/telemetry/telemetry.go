@@ -18,12 +18,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -69,6 +71,11 @@ type Config struct {
 	Exporter sdktrace.SpanExporter
 	// Sampler, when set, overrides OTEL_TRACES_SAMPLER.
 	Sampler sdktrace.Sampler
+	// Log receives the SDK's errors (a collector that cannot be reached,
+	// spans dropped), as "tracing.error" warnings; nil is slog.Default().
+	// Without it the SDK writes them with Go's plain log, past the
+	// server's --log-format and --log-level.
+	Log *slog.Logger
 }
 
 // Wanted reports whether the environment asks for tracing: OTEL_SDK_DISABLED
@@ -180,14 +187,20 @@ func Setup(ctx context.Context, cfg Config) (shutdown func(context.Context) erro
 	if cfg.Sampler != nil {
 		opts = append(opts, sdktrace.WithSampler(cfg.Sampler))
 	}
-	tp := sdktrace.NewTracerProvider(opts...)
-
 	mu.Lock()
 	defer mu.Unlock()
 	if provider != nil {
-		_ = tp.Shutdown(ctx)
+		_ = exp.Shutdown(ctx)
 		return noop, errors.New("tracing: already set up")
 	}
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.LogAttrs(context.Background(), slog.LevelWarn, "tracing.error", slog.String("error", err.Error()))
+	}))
+	tp := sdktrace.NewTracerProvider(opts...)
 	provider = tp
 	tracer.Store(&tracerBox{tp.Tracer(ScopeName)})
 	on.Store(true)

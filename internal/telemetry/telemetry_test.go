@@ -3,14 +3,22 @@ package telemetry
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"log"
 	"log/slog"
 	"net/http"
+	"os"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/longhook/longhook/internal/syncbuf"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -116,4 +124,44 @@ func TestLogHandlerAddsTraceIDs(t *testing.T) {
 		t.Fatalf("log line lacks the span's ids: %s", line)
 	}
 	_ = exp
+}
+
+// failingExporter fails every export, as an unreachable collector does.
+type failingExporter struct{}
+
+func (failingExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error {
+	return errors.New("collector unreachable")
+}
+func (failingExporter) Shutdown(context.Context) error { return nil }
+
+// TestSDKErrorsGoToTheLogger: an export the collector refuses is reported
+// on the server's logger (so --log-format json stays JSON and --log-level
+// applies), never with Go's plain log, where the SDK writes by default.
+func TestSDKErrorsGoToTheLogger(t *testing.T) {
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "1") // export in the background at once
+	var std syncbuf.Buffer
+	log.SetOutput(&std)
+	defer log.SetOutput(os.Stderr)
+	var buf syncbuf.Buffer
+	stop, err := Setup(context.Background(), Config{Service: "t", Exporter: failingExporter{},
+		Log: slog.New(slog.NewJSONHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := Start(context.Background(), "s")
+	span.End()
+	deadline := time.Now().Add(10 * time.Second)
+	for buf.String() == "" && std.String() == "" && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+	_ = stop(context.Background())
+	if std.String() != "" {
+		t.Errorf("the SDK wrote with Go's plain log: %q", std.String())
+	}
+	first, _, _ := strings.Cut(buf.String(), "\n")
+	var rec struct{ Level, Msg, Error string }
+	if err := json.Unmarshal([]byte(first), &rec); err != nil ||
+		rec.Level != "WARN" || rec.Msg != "tracing.error" || !strings.Contains(rec.Error, "collector unreachable") {
+		t.Errorf("logger got %q (%v), want a tracing.error warning naming the failure", buf.String(), err)
+	}
 }

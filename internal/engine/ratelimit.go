@@ -69,10 +69,20 @@ func (e *Engine) gate(ctx context.Context, ts []*task) []*task {
 		l := *limitOf(g[0])
 		k := e.reserveAhead(l)
 		granted, next, at, err := e.cfg.Store.TakeRate(ctx, dest, l.Reserve(k), len(g), now)
+		ahead := false
+		if err == nil && granted == 0 && k == 0 && next.Sub(at) <= rateLookahead {
+			// A slow limit's next token is a moment away: these deliveries
+			// fell due on the bucket's schedule before a late send moved
+			// it on by a few milliseconds. Take that token ahead and wait
+			// for it, as fast limits do; deferred again they would go to
+			// the back of the queue and the token would go unused.
+			k, ahead = 1, true
+			granted, next, at, err = e.cfg.Store.TakeRate(ctx, dest, l.Reserve(k), len(g), now)
+		}
 		if err != nil {
 			// Without the bucket nothing is sent: the limit is a promise.
 			e.cfg.Logger.Warn("engine.rate_limit_failed", slog.String("dest", dest), slog.String("error", err.Error()))
-			granted, next = 0, now.Add(l.Interval())
+			granted, next, ahead = 0, now.Add(l.Interval()), false
 		}
 		if granted > 0 {
 			// Offsets count from when the store applied the limit; this
@@ -87,6 +97,9 @@ func (e *Engine) gate(ctx context.Context, ts []*task) []*task {
 		}
 		out = append(out, g[:granted]...)
 		if granted < len(g) {
+			if ahead {
+				next = next.Add(l.Interval()) // l's own next token, after the one taken ahead
+			}
 			e.deferTasks(dest, g[granted:], next, l.Interval(), now)
 		}
 	}

@@ -81,3 +81,51 @@ func TestRateLimit(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowRateLimitKeepsPace: a limit slower than the take-ahead window
+// (2/s, burst 1) delivers at its rate. Each send that starts a little
+// after its token moves the bucket's schedule on by that much, while the
+// deferred deliveries stay due on the earlier schedule; one claimed a few
+// milliseconds before its token used to be deferred again to the back of
+// the queue, leaving the token unused (at 1/s and 2/s real runs delivered
+// at 65-70 % of the limit). The clock moves in 30 ms steps, so sends are
+// late by up to 30 ms, as a claim loop's wake-up is.
+func TestSlowRateLimitKeepsPace(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	rec := newRecorder(t, nil)
+	limited, _ := b.webhook(rec.srv.URL)
+	if _, err := b.store.UpdateWebhook(context.Background(), b.project, limited.ID, func(w *core.Webhook) error {
+		w.RateLimit = &core.RateLimit{PerSecond: 2, Burst: 1}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.engine.WebhooksChanged()
+	const n = 8
+	for range n {
+		b.publish(`{"x":1}`)
+	}
+	start := b.clock.Now()
+	deadline := time.Now().Add(60 * time.Second)
+	for rec.count() < n {
+		elapsed := b.clock.Now().Sub(start)
+		if bound := 1 + int(2*elapsed.Seconds()+1e-9); rec.count() > bound {
+			t.Fatalf("got %d after %v of fake time, over the limit %d", rec.count(), elapsed, bound)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d of %d after %v of fake time", rec.count(), n, elapsed)
+		}
+		before, quiet := rec.count(), time.Now().Add(20*time.Millisecond)
+		for rec.count() == before && time.Now().Before(quiet) {
+			time.Sleep(time.Millisecond)
+		}
+		if rec.count() == before {
+			b.clock.Advance(30 * time.Millisecond)
+		}
+	}
+	// 8 deliveries at 2/s: 3.5 s, plus at most 30 ms of lateness each.
+	if elapsed := b.clock.Now().Sub(start); elapsed > 3500*time.Millisecond+n*30*time.Millisecond {
+		t.Fatalf("%d deliveries at 2/s took %v of fake time, want at most 3.74 s", n, elapsed)
+	}
+}

@@ -50,6 +50,7 @@ type Store interface {
 	GetWebhook(ctx context.Context, projectID, id string) (*core.Webhook, error)
 	ListWebhooks(ctx context.Context, p core.ListWebhooksParams) ([]*core.Webhook, error)
 	GetEvent(ctx context.Context, projectID, id string) (*core.Event, error)
+	ListEvents(ctx context.Context, p core.ListEventsParams) ([]*core.Event, error)
 	EventsByKeys(ctx context.Context, projectID string, keys []string) ([]*core.Event, error)
 	GetDelivery(ctx context.Context, projectID, id string) (*core.Delivery, []core.Attempt, error)
 	ListDeliveries(ctx context.Context, p core.ListDeliveriesParams) ([]*core.Delivery, error)

@@ -1,7 +1,9 @@
 package console
 
 import (
+	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -16,14 +18,18 @@ type eventsView struct {
 	Payload    string
 	Dynamic    string
 	Deliveries []*core.Delivery
-	Recent     []*core.Delivery
+	Events     []*core.Event
+	Next       template.URL // the Older link's query (url.Values.Encode), "" on the last page
 	Catalog    []string
 	Message    string
 }
 
+// eventsPage is how many events the list shows at once.
+const eventsPage = 50
+
 // events finds an event by id (with its payload and every delivery it
-// caused), or lists the latest deliveries of a type and time range, each
-// linking to its event.
+// caused), or lists the project's events of a type and an hour, newest
+// first, keyset-paged by id — also those that reached no webhook.
 func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 	ctx := r.Context()
 	q := r.URL.Query()
@@ -43,25 +49,49 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 				return
 			}
 		}
-	} else {
-		since, err := parseInputTime(v.Since)
-		if err != nil {
-			c.fail(w, r, s, &apiError{Status: http.StatusBadRequest, Message: "since: " + err.Error()})
-			return
+		c.render(w, r, s, http.StatusOK, "events", v)
+		return
+	}
+	since, err := parseInputTime(v.Since)
+	if err != nil {
+		c.fail(w, r, s, &apiError{Status: http.StatusBadRequest, Message: "since: " + err.Error()})
+		return
+	}
+	if err := c.checkType(v.Type); err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	before := q.Get("before")
+	if before != "" && !core.ValidMessageID("msg_"+before) {
+		c.fail(w, r, s, &apiError{Status: http.StatusBadRequest, Message: "before must be an event id"})
+		return
+	}
+	p := core.ListEventsParams{ProjectID: s.project, Type: v.Type, BeforeID: before, Limit: eventsPage}
+	if !since.IsZero() {
+		// Ids sort by creation time: read the hour down from its end.
+		if end := core.SortableIDBound(since.Add(time.Hour)); p.BeforeID == "" || end < p.BeforeID {
+			p.BeforeID = end
 		}
-		if err := c.checkType(v.Type); err != nil {
-			c.fail(w, r, s, err)
-			return
+	}
+	evs, err := c.d.Store.ListEvents(ctx, p)
+	if err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
+	for _, ev := range evs {
+		if !since.IsZero() && ev.CreateTime.Before(since) {
+			break // past the hour's start
 		}
-		p := core.ListDeliveriesParams{ProjectID: s.project, EventType: v.Type, Limit: 50}
-		if !since.IsZero() {
-			// Oldest first from since: read the range's end down.
-			p.AfterID, p.BeforeID = core.MessageIDFloor(since.UnixMilli()), core.MessageIDFloor(since.Add(time.Hour).UnixMilli())
+		v.Events = append(v.Events, ev)
+	}
+	if len(v.Events) == eventsPage {
+		next := url.Values{"before": {v.Events[len(v.Events)-1].ID}}
+		for k, val := range map[string]string{"type": v.Type, "since": v.Since} {
+			if val != "" {
+				next.Set(k, val)
+			}
 		}
-		if v.Recent, err = c.d.Store.ListDeliveries(ctx, p); err != nil {
-			c.fail(w, r, s, err)
-			return
-		}
+		v.Next = template.URL(next.Encode()) // encoded: a template would escape the = and & of a string
 	}
 	c.render(w, r, s, http.StatusOK, "events", v)
 }

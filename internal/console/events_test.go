@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -124,5 +125,66 @@ func TestRotateSaysUntilWhenOldSecretWorks(t *testing.T) {
 	until, err := time.Parse("2006-01-02 15:04:05", m[1])
 	if err != nil || until.Before(before.Add(-time.Second)) || until.After(before.Add(time.Minute)) {
 		t.Errorf("the previous secret is said to stay valid until %s, want about %s (24 h / 3600)", m[1], before.Add(24*time.Second))
+	}
+}
+
+// TestEventsPageListsEvents (issue 16): the Events page finds events by
+// type and hour — each with its delivery count, linking to its page —
+// also an event that reached no webhook (nobody subscribed: the first
+// answer to "did you send my webhook?"). It listed deliveries, so such an
+// event could be found only by its id, and an event's id was nowhere in
+// the list.
+func TestEventsPageListsEvents(t *testing.T) {
+	f := newStreamFixture(t, nil)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	lonely := storetest.NewEvent(f.hook.ProjectID, core.EventBatchExpired, now.Add(-2*time.Hour))
+	old := storetest.NewEvent(f.hook.ProjectID, core.EventBatchSucceeded, now.Add(-3*time.Hour), f.hook)
+	recent := storetest.NewEvent(f.hook.ProjectID, core.EventBatchSucceeded, now, f.hook)
+	if _, err := f.st.PublishEvents(ctx, []core.NewEvent{lonely, old, recent}); err != nil {
+		t.Fatal(err)
+	}
+	ck := f.signIn()
+	page := func(path string) string {
+		t.Helper()
+		resp := f.get(ctx, path, ck)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+		return string(body)
+	}
+	link := func(ev core.NewEvent) string { return `href="/console/events?id=` + ev.Event.ID + `"` }
+	all := page("/console/events")
+	for _, ev := range []core.NewEvent{lonely, old, recent} {
+		if !strings.Contains(all, link(ev)) || !strings.Contains(all, ev.Event.ID) {
+			t.Errorf("the unfiltered list lacks event %s (%s)", ev.Event.ID, ev.Event.Type)
+		}
+	}
+	if byType := page("/console/events?type=batch.expired"); !strings.Contains(byType, link(lonely)) || strings.Contains(byType, link(recent)) {
+		t.Errorf("type=batch.expired does not list exactly the event that reached no webhook")
+	}
+	hour := now.Add(-150 * time.Minute).Format("2006-01-02T15:04") // lonely's hour, not old's nor recent's
+	if byHour := page("/console/events?since=" + url.QueryEscape(hour)); !strings.Contains(byHour, link(lonely)) ||
+		strings.Contains(byHour, link(old)) || strings.Contains(byHour, link(recent)) {
+		t.Errorf("since=%s does not list exactly the events of that hour", hour)
+	}
+	// Older pages by keyset, keeping the filter.
+	var many []core.NewEvent
+	for i := range 55 {
+		many = append(many, storetest.NewEvent(f.hook.ProjectID, core.EventBatchCancelled, now.Add(-time.Duration(i)*time.Second)))
+	}
+	if _, err := f.st.PublishEvents(ctx, many); err != nil {
+		t.Fatal(err)
+	}
+	first := page("/console/events?type=batch.cancelled")
+	m := regexp.MustCompile(`href="/console/events\?(before=[^"]+)">Older`).FindStringSubmatch(first)
+	if n := strings.Count(first, `<a class="mono small" href="/console/events?id=`); n != 50 || m == nil {
+		t.Fatalf("first page: %d events, older link %v; want 50 and a link", n, m != nil)
+	}
+	second := page("/console/events?" + html.UnescapeString(m[1]))
+	if n := strings.Count(second, `<a class="mono small" href="/console/events?id=`); n != 5 || strings.Contains(second, ">Older") {
+		t.Errorf("second page: %d events, want the last 5 and no older link", n)
 	}
 }

@@ -188,3 +188,53 @@ func TestEventsPageListsEvents(t *testing.T) {
 		t.Errorf("second page: %d events, want the last 5 and no older link", n)
 	}
 }
+
+// TestDeliveriesOlderLinkKeepsFilters (issue 16): the webhook page's
+// "Older →" link keeps the status, type and time filters — the template
+// escaped the filter's query as one value ("status%3dfailed%26type…"), so
+// the older page of a filtered list was unfiltered.
+func TestDeliveriesOlderLinkKeepsFilters(t *testing.T) {
+	f := newStreamFixture(t, nil)
+	ctx := t.Context()
+	now := time.Now().UTC()
+	var evs []core.NewEvent
+	for i := range 60 {
+		typ := core.EventBatchFailed
+		if i%2 == 1 {
+			typ = core.EventBatchSucceeded
+		}
+		evs = append(evs, storetest.NewEvent(f.hook.ProjectID, typ, now.Add(-time.Duration(i)*time.Second), f.hook))
+	}
+	for i := range 25 { // 55 batch.failed in all
+		evs = append(evs, storetest.NewEvent(f.hook.ProjectID, core.EventBatchFailed, now.Add(-time.Minute-time.Duration(i)*time.Second), f.hook))
+	}
+	if _, err := f.st.PublishEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	ck := f.signIn()
+	page := func(path string) string {
+		t.Helper()
+		resp := f.get(ctx, path, ck)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+		return string(body)
+	}
+	first := page("/console/webhooks/" + f.hook.ID + "?type=batch.failed&status=pending")
+	m := regexp.MustCompile(`href="(/console/webhooks/[^"]+)">Older`).FindStringSubmatch(first)
+	if m == nil {
+		t.Fatal("a full first page has no Older link")
+	}
+	older := html.UnescapeString(m[1])
+	u, err := url.Parse(older)
+	if err != nil || u.Query().Get("type") != "batch.failed" || u.Query().Get("status") != "pending" || u.Query().Get("before") == "" {
+		t.Fatalf("the Older link %q does not keep the filters", older)
+	}
+	second := page(older)
+	if n := strings.Count(second, "<tr data-id="); n != 5 || strings.Contains(second, "batch.succeeded</td>") {
+		t.Errorf("the older page shows %d rows (batch.succeeded among them: %v), want the last 5 batch.failed",
+			n, strings.Contains(second, "batch.succeeded</td>"))
+	}
+}

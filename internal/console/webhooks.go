@@ -3,6 +3,7 @@ package console
 import (
 	"encoding/json"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
@@ -164,14 +165,25 @@ type deliveryFilter struct {
 	Status, EventType, Since, Until, Before string
 }
 
-func (f deliveryFilter) Query() string {
+func (f deliveryFilter) Query() string { return f.values().Encode() }
+
+func (f deliveryFilter) values() url.Values {
 	q := url.Values{}
 	for k, v := range map[string]string{"status": f.Status, "type": f.EventType, "since": f.Since, "until": f.Until} {
 		if v != "" {
 			q.Set(k, v)
 		}
 	}
-	return q.Encode()
+	return q
+}
+
+// Older is the query of the page of deliveries older than id, with the
+// same filters — typed as a URL, already encoded, as a template would
+// escape a string's = and & into one meaningless value.
+func (f deliveryFilter) Older(id string) template.URL {
+	q := f.values()
+	q.Set("before", id)
+	return template.URL(q.Encode())
 }
 
 // timeInput is the format of <input type="datetime-local"> (read as UTC).

@@ -200,6 +200,11 @@ func (s *Sender) send(ctx context.Context, uri string, body []byte, headers [][2
 	if err != nil {
 		lat := time.Since(start)
 		f := classifyError(ctx, err)
+		if s.aborts.Load() != aborts || errors.Is(ctx.Err(), context.Canceled) {
+			// Ended by this side (hard stop), not by the receiver: the
+			// closed connection would otherwise read as the receiver's.
+			f = errAborted()
+		}
 		return Result{Outcome: f, Latency: lat, Err: f.Err}
 	}
 	var got []byte
@@ -475,6 +480,13 @@ func retryAfter(v string) time.Duration {
 		}
 	}
 	return 0
+}
+
+// errAborted is the failure of an attempt longhook ended itself: Abort
+// or the attempt's context cancelled at hard stop, when attempts in
+// flight outlast the soft stop.
+func errAborted() *core.Failure {
+	return &core.Failure{Kind: core.FailConnection, Err: "aborted: longhook was stopping and the attempt outlasted --soft-stop; it is retried"}
 }
 
 func classifyError(ctx context.Context, err error) *core.Failure {

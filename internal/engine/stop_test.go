@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +81,12 @@ func TestSoftStopThenHardStop(t *testing.T) {
 			if d.Status != core.DeliveryPending || d.Attempts != 1 || d.LeaseOwner != "" || !d.NextAttemptTime.After(b.clock.Now()) {
 				t.Errorf("the attempt cut short: %s, %d attempts, owner %q, next %v; want pending, 1 attempt, unleased, a later retry",
 					d.Status, d.Attempts, d.LeaseOwner, d.NextAttemptTime)
+			}
+			// Recorded truthfully: longhook ended the attempt, the
+			// receiver did not close the connection (fasthttp's message
+			// for a closed connection said so, and the console repeated it).
+			if !strings.Contains(d.LastError, "aborted") || strings.Contains(d.LastError, "server closed") {
+				t.Errorf("the attempt cut short by the hard stop is recorded as %q; want it to say longhook aborted it", d.LastError)
 			}
 		case e2.ID:
 			if d.Status != core.DeliveryPending || d.Attempts != 0 || d.LeaseOwner != "" || d.NextAttemptTime.After(b.clock.Now()) {

@@ -266,6 +266,17 @@ func (s *server) recoverDeliveries(r *http.Request, key core.APIKey) (any, error
 	if p.Limit, err = recoverLimit(req.Limit); err != nil {
 		return nil, err
 	}
+	if !p.DryRun {
+		// As for :redeliver: the deliveries of a disabled webhook would be
+		// skipped again at once, after a 200 that counted them.
+		w, err := s.hooks.GetWebhook(r.Context(), key.ProjectID, p.WebhookID)
+		if err != nil {
+			return nil, notFoundAs(err, "webhook", p.WebhookID)
+		}
+		if w.State != core.WebhookEnabled {
+			return nil, errorf(core.ErrFailedPrecondition, "webhook %q is %s: enable it (PATCH state: enabled), then recover", w.ID, w.State)
+		}
+	}
 	n, more, err := s.deliveries.RecoverDeliveries(r.Context(), p)
 	if err != nil {
 		return nil, notFoundAs(err, "webhook", p.WebhookID)

@@ -160,6 +160,12 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	if cfg.Lease < 20*time.Second {
 		return fmt.Errorf("%w: --lease must be at least 20s (the attempt timeout is 15s)", errUsage)
 	}
+	if err := checkServeRanges(cfg); err != nil {
+		return err
+	}
+	if cfg.SoftStop == 0 {
+		cfg.SoftStop = time.Nanosecond // 0 in ServeConfig is the default (10 s)
+	}
 	if profileOnSignal && cpuProfile == "" {
 		return fmt.Errorf("%w: --cpuprofile-on-signal needs --cpuprofile", errUsage)
 	}
@@ -192,6 +198,31 @@ func runServe(ctx context.Context, args []string, env Env) error {
 		defer stop()
 	}
 	return srv.Run(ctx)
+}
+
+// checkServeRanges refuses counts and durations that have no meaning
+// (exit 2, naming the flag) rather than let the engine's defaults replace
+// them silently, or a negative --retention sweep away all history.
+func checkServeRanges(cfg ServeConfig) error {
+	switch {
+	case cfg.Workers < 1:
+		return fmt.Errorf("%w: --workers must be at least 1, got %d", errUsage, cfg.Workers)
+	case cfg.PerDest < 1:
+		return fmt.Errorf("%w: --per-destination must be at least 1, got %d", errUsage, cfg.PerDest)
+	case cfg.PerDestMax < 0:
+		return fmt.Errorf("%w: --per-destination-max must not be negative (0: a fixed cap), got %d", errUsage, cfg.PerDestMax)
+	case cfg.SoftStop < 0:
+		return fmt.Errorf("%w: --soft-stop must not be negative (0: cut attempts in flight at once), got %v", errUsage, cfg.SoftStop)
+	case cfg.Retention <= 0:
+		return fmt.Errorf("%w: --retention must be positive, got %v", errUsage, cfg.Retention)
+	case cfg.BatchWindow <= 0:
+		return fmt.Errorf("%w: --batch-window must be positive, got %v", errUsage, cfg.BatchWindow)
+	case cfg.JWKSRotateEvery <= 0:
+		return fmt.Errorf("%w: --jwks-rotate-every must be positive, got %v", errUsage, cfg.JWKSRotateEvery)
+	case cfg.JWKSMargin < 0:
+		return fmt.Errorf("%w: --jwks-retire-margin must not be negative, got %v", errUsage, cfg.JWKSMargin)
+	}
+	return nil
 }
 
 // startCPUProfile profiles the process into path until stop is called.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"sync"
 	"unicode/utf8"
 
@@ -407,8 +408,8 @@ func (s *pubScan) readString(dst *string) bool {
 	// known to be well-formed; into a variable of its own, so that dst
 	// does not escape on the common path.
 	var v string
-	if json.Unmarshal(s.data[at:s.i], &v) != nil {
-		return false
+	if json.Unmarshal(s.data[at:s.i], &v) != nil || strings.IndexByte(v, 0) >= 0 {
+		return false // a NUL: decodeBytes words the refusal
 	}
 	*dst = v
 	return true

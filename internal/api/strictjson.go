@@ -32,7 +32,14 @@ type schema struct {
 	fields map[string]*schema // the struct's members by exact name (a nil *schema value: opaque)
 	elem   *schema            // a slice's elements or a map's values
 	isMap  bool
+	text   bool // a Go string: must not hold NUL
 }
+
+// textSchema is the schema of every Go string. A NUL (\u0000) in one is
+// refused: PostgreSQL's text cannot hold it (the insert failed, a 500),
+// and SQLite would store what PostgreSQL refuses. Opaque values (event
+// data, user_metadata) are delivered byte for byte and may hold one.
+var textSchema = &schema{text: true}
 
 var (
 	schemaCache sync.Map // reflect.Type → *schema
@@ -70,6 +77,8 @@ func buildSchema(t reflect.Type, building map[reflect.Type]*schema) *schema {
 		building[t] = s
 		s.elem = buildSchema(t.Elem(), building)
 		return s
+	case reflect.String:
+		return textSchema
 	case reflect.Slice, reflect.Array:
 		if t.Elem().Kind() == reflect.Uint8 { // []byte is a base64 string
 			return nil
@@ -128,6 +137,7 @@ func addFields(s *schema, t reflect.Type, building map[reflect.Type]*schema) {
 type strictError struct {
 	path      []string // innermost first: "uri", "webhook_config", "[2]", "events"
 	dup       bool
+	nul       bool // a NUL in a text value
 	suggest   string
 	surrogate string // an unpaired surrogate escape, as written ("\\ud800")
 }
@@ -154,6 +164,8 @@ func (e *strictError) invalid() error {
 		return core.Invalid(f, "Invalid JSON payload: %s holds %s, an unpaired UTF-16 surrogate escape, which encodes no Unicode character.", f, e.surrogate)
 	case e.dup:
 		return core.Invalid(f, "Invalid JSON payload: duplicate field %q.", f)
+	case e.nul:
+		return core.Invalid(f, "%s must not contain a NUL character (\\u0000)", f)
 	case e.suggest != "":
 		return core.Invalid(f, "Unknown field %q (field names are case-sensitive; did you mean %q?).", f, e.suggest)
 	}
@@ -217,6 +229,9 @@ func (s *strictScan) value(sch *schema) *strictError {
 		if s.skipString() {
 			if bad := badSurrogate(s.data[from:s.i]); bad != "" {
 				return &strictError{surrogate: bad}
+			}
+			if sch != nil && sch.text && hasNUL(s.data[from:s.i]) {
+				return &strictError{nul: true}
 			}
 		}
 	default:
@@ -325,6 +340,16 @@ func (s *strictScan) object(sch *schema) *strictError {
 			s.i++
 		}
 	}
+}
+
+// hasNUL reports whether the JSON string raw (quotes included, known to be
+// well-formed and to hold an escape) decodes to a value holding NUL.
+func hasNUL(raw []byte) bool {
+	if !bytes.Contains(raw, []byte(`u0000`)) {
+		return false
+	}
+	var v string
+	return json.Unmarshal(raw, &v) == nil && strings.IndexByte(v, 0) >= 0
 }
 
 // key reads a member name: the bytes between the quotes when it has no

@@ -468,6 +468,18 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 		OnPublished: func(n int) { accepted.Add(float64(n)) }, Direct: s.engine,
 	})
 	ops = pub
+	if n, ok := store.(core.WebhookChangeNotifier); ok {
+		// Webhooks changed through another instance: drop the cached
+		// subscription lists (and, through the engine's generation, the
+		// webhooks its deliveries hold) now, not when they expire.
+		n.OnWebhooksChanged(func(projectID string) {
+			if projectID == "" {
+				pub.InvalidateAll()
+			} else {
+				pub.Invalidate(projectID)
+			}
+		})
+	}
 	tasks := []leader.Task{{Name: "jwks", Run: keys.Maintain}}
 	s.jobs, err = jobs.New(jobs.Config{Store: store, Publisher: pub, Dir: filepath.Join(cfg.DataDir, "jobs"),
 		Policy: policy, Executor: checked.exec, Logger: logger, TimeScale: cfg.TimeScale, BatchWindow: cfg.BatchWindow,

@@ -34,6 +34,19 @@ type Store interface {
 	Close() error
 }
 
+// WebhookChangeNotifier is implemented by drivers shared by several
+// processes (PostgreSQL): OnWebhooksChanged registers fn, called when
+// another process committed a change to a project's webhooks (created,
+// updated, rotated, deleted, disabled); projectID "" means any project.
+// Caches of webhooks (the publisher's subscription lists, the engine's
+// held webhooks) drop what fn names, so a change made through one
+// instance applies on the others within a NOTIFY's latency instead of
+// their caches' lifetime. fn runs on the driver's listener and must not
+// block; set it before the store is used.
+type WebhookChangeNotifier interface {
+	OnWebhooksChanged(fn func(projectID string))
+}
+
 // Capabilities lets callers adapt to a driver without type switches.
 type Capabilities struct {
 	// Driver is "sqlite" or "postgres".

@@ -72,6 +72,14 @@
 // signals Wake once, since work may have arrived meanwhile; an idle
 // connection is pinged every 30 s so that a silently dead one is noticed.
 //
+// Webhook changes use the same channel with the payload "w:" + store id +
+// ":" + project id ("" for any project), sent inside the changing
+// transaction (CreateWebhook, UpdateWebhook, DeleteWebhook, a completion
+// that disables a webhook) or right after it (DisableFailingWebhooks),
+// without the debounce (they are rare). The listener hands them to the
+// OnWebhooksChanged callback (core.WebhookChangeNotifier) instead of Wake:
+// serve drops the publisher's cached subscription lists with it.
+//
 // # Leader lease
 //
 // AcquireLease is one INSERT ... ON CONFLICT (name) DO UPDATE ... WHERE

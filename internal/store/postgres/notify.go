@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -226,8 +227,59 @@ func (s *Store) listenOn(ctx context.Context, c *pgx.Conn) error {
 			}
 			continue
 		}
-		if n != nil && n.Payload != s.id {
-			s.signal()
+		if n == nil || n.Payload == s.id {
+			continue
 		}
+		if from, project, ok := parseHooksPayload(n.Payload); ok {
+			if fn := s.hooksChanged.Load(); fn != nil && from != s.id {
+				(*fn)(project)
+			}
+			continue
+		}
+		s.signal()
+	}
+}
+
+// Webhook changes travel on the wake channel with a payload of their own,
+// "w:" + the sending store's id + ":" + the project id ("" for any
+// project), sent inside the changing transaction (it arrives on commit).
+// An older longhook takes one for a wake-up from another store: harmless.
+const hooksPayloadPrefix = "w:"
+
+func hooksPayload(storeID, projectID string) string {
+	return hooksPayloadPrefix + storeID + ":" + projectID
+}
+
+func parseHooksPayload(p string) (storeID, projectID string, ok bool) {
+	rest, ok := strings.CutPrefix(p, hooksPayloadPrefix)
+	if !ok {
+		return "", "", false
+	}
+	storeID, projectID, ok = strings.Cut(rest, ":")
+	return storeID, projectID, ok
+}
+
+// OnWebhooksChanged implements core.WebhookChangeNotifier.
+func (s *Store) OnWebhooksChanged(fn func(projectID string)) {
+	s.hooksChanged.Store(&fn)
+}
+
+// notifyHooksInTx tells the other processes, on commit, that projectID's
+// webhooks changed.
+func (s *Store) notifyHooksInTx(ctx context.Context, tx pgx.Tx, projectID string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, s.notify.channel, hooksPayload(s.id, projectID))
+	return err
+}
+
+// notifyHooks tells the other processes that webhooks of any project
+// changed (auto-disable, a 410), after the commit that changed them. A
+// failure is logged: their caches then expire on their own (1 s).
+func (s *Store) notifyHooks(ctx context.Context) {
+	err := s.run(ctx, true, func(c *pgx.Conn) error {
+		_, err := c.Exec(ctx, `SELECT pg_notify($1, $2)`, s.notify.channel, hooksPayload(s.id, ""))
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("postgres.notify_failed", slog.String("error", err.Error()))
 	}
 }

@@ -90,6 +90,9 @@ type Store struct {
 	notify *notifier
 	wake   chan struct{}
 
+	// hooksChanged is the OnWebhooksChanged callback (nil: none).
+	hooksChanged atomic.Pointer[func(projectID string)]
+
 	// claimed counts delivery slots asked for by ClaimDeliveries; it
 	// spreads the retry share (a quarter of every batch) exactly, also
 	// when batches are smaller than four.

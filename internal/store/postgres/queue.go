@@ -381,6 +381,8 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		}
 		if len(disIDs) > 0 {
 			b.Queue(disableWebhooksSQL, disIDs, disAt)
+			// Other processes' webhook caches learn of it on commit.
+			b.Queue(`SELECT pg_notify($1, $2)`, s.notify.channel, hooksPayload(s.id, ""))
 		}
 		if len(deltas) > 0 {
 			b.Queue(statsDeltasSQL, statsDeltaArgs(deltas)...)

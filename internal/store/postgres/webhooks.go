@@ -132,7 +132,12 @@ func writeWebhook(ctx context.Context, tx pgx.Tx, w *core.Webhook, insert bool) 
 // CreateWebhook implements core.WebhookStore. A duplicate id is
 // core.ErrAlreadyExists.
 func (s *Store) CreateWebhook(ctx context.Context, w *core.Webhook) error {
-	err := s.inTx(ctx, false, func(tx pgx.Tx) error { return writeWebhook(ctx, tx, w, true) })
+	err := s.inTx(ctx, false, func(tx pgx.Tx) error {
+		if err := writeWebhook(ctx, tx, w, true); err != nil {
+			return err
+		}
+		return s.notifyHooksInTx(ctx, tx, w.ProjectID)
+	})
 	return wrap("create webhook", err)
 }
 
@@ -187,7 +192,7 @@ func (s *Store) UpdateWebhook(ctx context.Context, projectID, id string, fn func
 			return err
 		}
 		out = w
-		return nil
+		return s.notifyHooksInTx(ctx, tx, projectID)
 	})
 	if fnErr != nil {
 		return nil, fnErr
@@ -216,7 +221,10 @@ func (s *Store) DeleteWebhook(ctx context.Context, projectID, id string, now tim
 			`UPDATE deliveries SET status = 'cancelled', lease_owner = '', lease_time = `+zeroTime+`,
 			 next_attempt_time = `+zeroTime+`, update_time = $1
 			 WHERE webhook_id = $2 AND status = 'pending'`, now, id)
-		return err
+		if err != nil {
+			return err
+		}
+		return s.notifyHooksInTx(ctx, tx, projectID)
 	})
 	return wrap("delete webhook", err)
 }
@@ -258,6 +266,9 @@ func (s *Store) DisableFailingWebhooks(ctx context.Context, failingSince time.Ti
 		RETURNING id`, now, failingSince, minFailures)
 	if err != nil {
 		return nil, wrap("disable failing webhooks", err)
+	}
+	if len(ids) > 0 {
+		s.notifyHooks(ctx)
 	}
 	slices.Sort(ids)
 	return ids, nil

@@ -89,7 +89,7 @@ func RunCheck(ctx context.Context, args []string, getenv func(string) string, st
 	keyFile := fs.String("jwt-key", "", "PEM file with the RSA key to sign JWTs (created if missing; default: a new key per run)")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout per request")
 	asJSON := fs.Bool("json", false, "print JSON")
-	preset := fs.String("preset", "", "sign as a provider does: stripe, github, slack or shopify (--secret is its signing secret)")
+	preset := fs.String("preset", "", "sign as a provider does: stripe, github, slack or shopify (--secret is its signing secret); standard-webhooks and gemini name the default cases")
 	fs.Alias("secret", "LONGHOOK_CHECK_SECRET")
 	target, err := parseInterspersed(fs, args)
 	if err != nil {
@@ -124,10 +124,15 @@ func RunCheck(ctx context.Context, args []string, getenv func(string) string, st
 			}
 		}
 	}
+	if *preset == "standard-webhooks" || *preset == "gemini" {
+		// The gateway's kind names for check's default cases: Standard
+		// Webhooks HMAC with --secret, Gemini's JWTs with --jwks-issuer.
+		*preset = ""
+	}
 	var parsed []webhook.Secret
 	if *preset != "" {
 		if !slices.Contains(checkPresets, *preset) {
-			return fmt.Errorf("check: %w: --preset %q: unknown kind (one of %s)", envflag.ErrUsage, *preset, strings.Join(checkPresets, ", "))
+			return fmt.Errorf("check: %w: --preset %q: unknown kind (one of %s, standard-webhooks, gemini)", envflag.ErrUsage, *preset, strings.Join(checkPresets, ", "))
 		}
 		if len(secrets) != 1 || *issuer != "" {
 			return fmt.Errorf("check: %w: --preset takes %s, exactly one --secret and no --jwks-issuer", envflag.ErrUsage, strings.Join(checkPresets, ", "))

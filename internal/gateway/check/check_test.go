@@ -217,6 +217,33 @@ func TestCheckPresets(t *testing.T) {
 	}
 }
 
+// TestCheckStandardWebhooksPreset: the gateway's kind names for check's
+// default cases are accepted as --preset (a user testing an OpenAI or
+// Gemini receiver writes the kind the gateway config uses): the Standard
+// Webhooks cases run, all passing against the gateway's own source.
+func TestCheckStandardWebhooksPreset(t *testing.T) {
+	t.Parallel()
+	secret, _ := webhook.NewSecret()
+	g, err := gateway.NewGateway(context.Background(), gateway.Config{
+		DataDir: t.TempDir(),
+		Sources: []gateway.SourceConfig{{Name: "app", Path: "/hook", Verify: gateway.VerifyConfig{
+			Kind: gateway.KindStandardWebhooks, HMACSecrets: []string{secret}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(g.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		_ = g.Close()
+	})
+	for _, kind := range []string{gateway.KindStandardWebhooks, gateway.KindGemini} {
+		if out, err := run(t, srv.URL+"/hook", "--preset", kind, "--secret", secret); err != nil || !strings.Contains(out, "9 of 9 cases passed") {
+			t.Errorf("--preset %s: %v\n%s", kind, err, out)
+		}
+	}
+}
+
 // TestCheckUnreachableReceiver (newcomer's read-through): with nothing
 // listening, check says once that the receiver could not be reached and
 // marks the other cases as not run, instead of repeating the connection

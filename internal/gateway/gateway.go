@@ -147,7 +147,11 @@ func NewGateway(ctx context.Context, cfg Config, opts ...Option) (*Gateway, erro
 				return nil, err
 			}
 			g.sinks = append(g.sinks, sink)
-			sink = withRouting(sink, kc)
+			sigHeader := ""
+			if src.preset != nil {
+				sigHeader = src.preset.Header()
+			}
+			sink = withRouting(sink, kc, sigHeader)
 			f := newForwarder(src.cfg.Name, kc.Name, kc, sink, g.inbox, g.log, g.m, g.now)
 			if err := f.start(ctx); err != nil {
 				_ = g.Close()

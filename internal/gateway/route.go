@@ -96,14 +96,17 @@ type routedSink struct {
 	route     *RouteConfig
 	transform *TransformConfig
 	want      map[string][]byte // Match values as JSON
+	sigHeader string            // the source's own signature header (canonical), "" for none
 }
 
-// withRouting wraps s when the config routes or transforms.
-func withRouting(s Sink, c SinkConfig) Sink {
+// withRouting wraps s when the config routes or transforms; sigHeader is
+// the signature header of the source's preset ("" for none), dropped with
+// the others from a transformed payload.
+func withRouting(s Sink, c SinkConfig, sigHeader string) Sink {
 	if c.Route == nil && c.Transform == nil {
 		return s
 	}
-	r := &routedSink{Sink: s, route: c.Route, transform: c.Transform, want: map[string][]byte{}}
+	r := &routedSink{Sink: s, route: c.Route, transform: c.Transform, want: map[string][]byte{}, sigHeader: sigHeader}
 	if c.Route != nil {
 		for p, v := range c.Route.Match {
 			b, _ := json.Marshal(v) // scalars: validated
@@ -148,7 +151,7 @@ func (r *routedSink) Send(ctx context.Context, e *Event) error {
 	out.Body = body
 	out.Header = make(http.Header, len(e.Header))
 	for k, v := range e.Header {
-		if !signatureHeader(k) {
+		if !signatureHeader(k) && k != r.sigHeader {
 			out.Header[k] = v
 		}
 	}
@@ -184,7 +187,8 @@ func (r *routedSink) apply(doc any, e *Event) ([]byte, bool) {
 	return b, err == nil
 }
 
-// signatureHeader reports headers that sign the original body.
+// signatureHeader reports headers that sign the original body, by name
+// (a generic preset's own header is dropped by withRouting's sigHeader).
 func signatureHeader(canonical string) bool {
 	return strings.Contains(canonical, "Signature") || strings.Contains(canonical, "Hmac")
 }

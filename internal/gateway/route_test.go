@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -122,6 +124,43 @@ func TestGlob(t *testing.T) {
 	} {
 		if got := glob(c.p, c.s); got != c.want {
 			t.Errorf("glob(%q, %q) = %v", c.p, c.s, got)
+		}
+	}
+}
+
+// TestTransformDropsThePresetsSignature: a transformed payload is not
+// covered by the sender's signature, so its signature header is not
+// forwarded with it — also a generic preset's, whose name says nothing
+// of signing (X-Acme-Mac); the other headers of the scheme stay.
+func TestTransformDropsThePresetsSignature(t *testing.T) {
+	t.Parallel()
+	const secret = "generic-transform-secret"
+	rec := newRecorder(t)
+	vc := VerifyConfig{Kind: "hmac", HMACSecrets: []string{secret},
+		HMAC: &GenericHMACConfig{Header: "X-Acme-Mac", IDHeader: "X-Acme-Delivery"}}
+	gw := startGateway(t, Config{Sources: []SourceConfig{{Name: "acme", Verify: vc,
+		Sinks: []SinkConfig{{Name: "slim", HTTP: &HTTPSinkConfig{URL: rec.srv.URL}, Transform: &TransformConfig{Select: "data"}}}}}})
+	v, err := vc.preset(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"type":"thing.done","data":{"k":"v"}}`)
+	req, _ := http.NewRequest(http.MethodPost, gw.srv.URL+"/hooks/acme", bytes.NewReader(body))
+	req.Header = v.Sign([]byte(secret), "d1", time.Now(), "", body)
+	resp, err := gw.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("post: %d", resp.StatusCode)
+	}
+	waitFor(t, 10*time.Second, "the transformed event", func() bool { return rec.count() == 1 })
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, h := range rec.headers {
+		if h.Get("X-Acme-Mac") != "" || h.Get("X-Acme-Delivery") != "d1" {
+			t.Errorf("forwarded headers %v: want X-Acme-Delivery and no X-Acme-Mac", h)
 		}
 	}
 }

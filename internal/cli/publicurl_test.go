@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -51,5 +52,40 @@ func TestServeRefusesMalformedAddr(t *testing.T) {
 		if _, err := os.Stat(dir); !os.IsNotExist(err) {
 			t.Errorf("--addr %q: the refused start made the data dir (%v)", a, err)
 		}
+	}
+}
+
+// serve on every interface (--addr :PORT, 0.0.0.0:PORT, [::]:PORT) prints
+// and hands out localhost URLs, and warns that --public-url is unset; it
+// printed "http://[::]:8080/console/" and signed "iss":"http://[::]:8080".
+func TestServeOnEveryInterfaceUsesLocalhost(t *testing.T) {
+	t.Parallel()
+	for _, addr := range []string{"0.0.0.0:0", ":0"} {
+		stdout, stderr := serveArgsUntilReady(t, nil, func(u string) {
+			if !strings.HasPrefix(u, "http://localhost:") {
+				t.Errorf("--addr %s: listening on %s, want http://localhost:PORT", addr, u)
+			}
+			resp, err := http.Get(u + "/readyz")
+			if err != nil {
+				t.Fatalf("--addr %s: %v", addr, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("--addr %s: /readyz %d", addr, resp.StatusCode)
+			}
+		}, "--data-dir", filepath.Join(t.TempDir(), "data"), "--addr", addr)
+		if !strings.Contains(stdout, "Console: http://localhost:") {
+			t.Errorf("--addr %s: %s", addr, stdout)
+		}
+		if !strings.Contains(stderr, "serve.public_url_default") || !strings.Contains(stderr, "--public-url") {
+			t.Errorf("--addr %s: no warning about --public-url: %s", addr, stderr)
+		}
+	}
+	// With --public-url set, or on a named host, there is nothing to warn of.
+	_, stderr := serveArgsUntilReady(t, nil, func(string) {}, "--data-dir", filepath.Join(t.TempDir(), "data"),
+		"--addr", "0.0.0.0:0", "--public-url", "https://hooks.example.com")
+	_, stderr2 := serveArgsUntilReady(t, nil, func(string) {}, "--data-dir", filepath.Join(t.TempDir(), "data"))
+	if strings.Contains(stderr+stderr2, "serve.public_url_default") {
+		t.Errorf("warned with --public-url set or on 127.0.0.1: %s %s", stderr, stderr2)
 	}
 }

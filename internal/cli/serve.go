@@ -91,7 +91,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen address")
 	fs.StringVar(&cfg.DataDir, "data-dir", "./longhook-data", "data directory (SQLite database, master key, bootstrap key)")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "database: sqlite://PATH (default DATA_DIR/longhook.db) or postgres://…")
-	fs.StringVar(&cfg.PublicURL, "public-url", "", "public base URL of this server (JWT issuer); default http://ADDR")
+	fs.StringVar(&cfg.PublicURL, "public-url", "", "public base URL of this server (JWT issuer); default http://ADDR (localhost for an ADDR on every interface)")
 	fs.BoolVar(&cfg.Migrate, "migrate", false, "apply pending PostgreSQL migrations on start (SQLite always migrates)")
 	fs.BoolVar(&cfg.Dev, "dev", false, "development mode: allow http:// and loopback/private webhook URIs")
 	fs.StringVar(&cidrs, "allow-cidr", "", "comma-separated CIDRs deliveries may reach even though they are private")
@@ -425,13 +425,17 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 	if err := s.bootstrap(ctx); err != nil {
 		return nil, err
 	}
-	ln := s.listener
-	s.URL = "http://" + ln.Addr().String()
+	scheme := "http"
 	if s.tls != nil {
-		s.URL = "https://" + ln.Addr().String()
+		scheme = "https"
 	}
+	s.URL = scheme + "://" + dialAddr(s.listener.Addr().String())
 	if s.cfg.PublicURL == "" {
 		s.cfg.PublicURL = s.URL
+		if s.URL != scheme+"://"+s.listener.Addr().String() {
+			logger.Warn("serve.public_url_default", slog.String("public_url", s.URL),
+				slog.String("hint", "listening on every interface: set --public-url to the address receivers and browsers on other hosts use (it is the JWT issuer and the base of the URLs the API hands out)"))
+		}
 	}
 	keys, err := jwks.New(ctx, jwks.Config{Store: store, Cipher: box, Logger: logger, Issuer: strings.TrimSuffix(s.cfg.PublicURL, "/"),
 		Algorithm: cfg.JWTAlgorithm, RotateEvery: cfg.JWKSRotateEvery, TokenTTL: cfg.JWTTTL, Margin: cfg.JWKSMargin})
@@ -834,4 +838,19 @@ func warnDataDirMode(dir string, logger *slog.Logger) {
 		slog.String("data_dir", dir), slog.String("mode", fi.Mode().Perm().String()),
 		slog.String("problem", "other users can read the data dir (keys, secrets, events)"),
 		slog.String("fix", "chmod 700 "+dir))
+}
+
+// dialAddr is a listen address as a URL host: an unspecified host
+// (":8080", "0.0.0.0:8080", "[::]:8080") becomes localhost, so the URLs
+// serve prints and hands out by default can be opened; "http://[::]:8080"
+// was the JWT issuer and the console's address.
+func dialAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return net.JoinHostPort("localhost", port)
+	}
+	return addr
 }

@@ -53,3 +53,41 @@ func TestProjectsAndKeysOnAMissingDatabase(t *testing.T) {
 		t.Errorf("projects create on an existing database: exit %d, %q (no note expected)", code, errs)
 	}
 }
+
+// jwks rotate without --jwt-algorithm keeps the current key's algorithm: a
+// plain rotate made an RS256 key, switching an ES256 or EdDSA server's
+// signatures to RS256.
+func TestJWKSRotateKeepsTheAlgorithm(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	if code, _, errs := run(t, nil, "projects", "create", "acme", "--data-dir", dir); code != 0 {
+		t.Fatalf("projects create: %d %s", code, errs)
+	}
+	newest := func() string {
+		t.Helper()
+		code, out, errs := run(t, nil, "jwks", "list", "--data-dir", dir)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != 0 || len(lines) < 2 {
+			t.Fatalf("jwks list: %d %q %q", code, out, errs)
+		}
+		return strings.Fields(lines[1])[1] // newest first: KID ALG ...
+	}
+	for _, step := range []struct {
+		flags []string
+		want  string
+	}{
+		{nil, "RS256"}, // the first key
+		{[]string{"--jwt-algorithm", "ES256"}, "ES256"},
+		{nil, "ES256"},
+		{[]string{"--jwt-algorithm", "EdDSA"}, "EdDSA"},
+		{nil, "EdDSA"},
+		{[]string{"--jwt-algorithm", "RS256"}, "RS256"},
+	} {
+		if code, _, errs := run(t, nil, append([]string{"jwks", "rotate", "--data-dir", dir}, step.flags...)...); code != 0 {
+			t.Fatalf("jwks rotate %v: %d %s", step.flags, code, errs)
+		}
+		if got := newest(); got != step.want {
+			t.Errorf("after jwks rotate %v the newest key is %s, want %s", step.flags, got, step.want)
+		}
+	}
+}

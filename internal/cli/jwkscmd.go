@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"text/tabwriter"
 	"time"
 
+	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/jwks"
 	"github.com/longhook/longhook/internal/secretbox"
 )
@@ -24,7 +26,7 @@ func runJWKS(ctx context.Context, args []string, env Env) error {
 	}
 	fs := newFlagSet("jwks "+args[0], env)
 	dataDir, dbURL := storeFlags(fs)
-	alg := fs.String("jwt-algorithm", "RS256", "algorithm of the new key: RS256, ES256 or EdDSA")
+	alg := fs.String("jwt-algorithm", "RS256", "algorithm of the new key: RS256, ES256 or EdDSA (default: the current key's, RS256 for the first)")
 	ttl := fs.Duration("jwt-ttl", 5*time.Minute, "token lifetime the server uses (the retired key stays published for it plus the margin)")
 	margin := fs.Duration("jwks-retire-margin", 10*time.Minute, "extra time a retired key stays published")
 	if _, err := parseArgs(fs, args[1:], 0, 0, "no arguments"); err != nil {
@@ -63,6 +65,18 @@ func runJWKS(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
+		// Without --jwt-algorithm the new key keeps the current key's
+		// algorithm: a plain rotate switched an ES256 or EdDSA server's
+		// signatures to RS256 until its next start.
+		algSet := false
+		fs.Visit(func(fl *flag.Flag) { algSet = algSet || fl.Name == "jwt-algorithm" })
+		if !algSet {
+			if cur, err := currentKeyAlgorithm(ctx, store); err != nil {
+				return err
+			} else if cur != "" {
+				*alg = cur
+			}
+		}
 		m, err := jwks.New(ctx, jwks.Config{Store: store, Cipher: box, Algorithm: *alg, TokenTTL: *ttl, Margin: *margin})
 		if err != nil {
 			return err
@@ -94,4 +108,20 @@ func fmtTime(t time.Time) string {
 		return "-"
 	}
 	return t.Format(time.RFC3339)
+}
+
+// currentKeyAlgorithm is the algorithm of the newest signing key not yet
+// retired ("" when there is none).
+func currentKeyAlgorithm(ctx context.Context, store core.KeyStore) (string, error) {
+	keys, err := store.SigningKeys(ctx)
+	if err != nil {
+		return "", err
+	}
+	var cur core.SigningKey
+	for _, k := range keys {
+		if k.RetireTime.IsZero() && k.CreateTime.After(cur.CreateTime) {
+			cur = k
+		}
+	}
+	return cur.Algorithm, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/longhook/longhook/internal/api"
 	"github.com/longhook/longhook/internal/console"
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/jobs"
 	"github.com/longhook/longhook/internal/procstat"
 	"github.com/longhook/longhook/internal/publish"
 	"github.com/longhook/longhook/internal/secretbox"
@@ -63,7 +64,14 @@ func BenchmarkConsolePages(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := api.NewServer(api.Deps{Store: st, Cipher: box, Console: func(a http.Handler) http.Handler {
+	// The jobs APIs, as serve wires them: the job page shows the job as
+	// the API answers GET of its resource (no runner: nothing executes).
+	svc, err := jobs.New(jobs.Config{Store: st, Dir: b.TempDir(),
+		Publisher: publish.New(publish.Config{Store: st, Catalog: mustCatalog(b)})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := api.NewServer(api.Deps{Store: st, Cipher: box, Jobs: svc, Console: func(a http.Handler) http.Handler {
 		return console.New(console.Deps{API: a, Store: st, Publisher: nopPublisher{}, Catalog: mustCatalog(b), Jobs: st})
 	}})
 	cookie := benchSignIn(b, h, fix.key)

@@ -57,7 +57,7 @@ func (c *Console) delivery(w http.ResponseWriter, r *http.Request, s *session) {
 			Explain: explainAttempt(a), Response: string(a.Response)}
 		scheme := "HMAC-SHA256 (Standard Webhooks), one v1 signature per active secret"
 		if d.WebhookID == "" {
-			scheme = "JWT (ES256/RS256, kid from the JWKS) in Authorization"
+			scheme = "a JWT (compact JWS signed with the server's key, kid from /.well-known/jwks.json)"
 		}
 		av.Headers = [][2]string{
 			{webhook.HeaderID, d.ID},

@@ -238,3 +238,34 @@ func TestDeliveriesOlderLinkKeepsFilters(t *testing.T) {
 			n, strings.Contains(second, "batch.succeeded</td>"))
 	}
 }
+
+// TestDynamicDeliveryHeadersAsSent (issue 16): a dynamic delivery's page
+// names the headers as the engine sends them — the JWT is the
+// webhook-signature header's value (docs/api.md, "Delivery wire format")
+// — not "in Authorization", where no receiver would find it.
+func TestDynamicDeliveryHeadersAsSent(t *testing.T) {
+	f := newStreamFixture(t, nil)
+	ev := storetest.NewDynamicEvent(f.hook.ProjectID, time.Now().UTC(), "https://example.com/job")
+	if _, err := f.st.PublishEvents(t.Context(), []core.NewEvent{ev}); err != nil {
+		t.Fatal(err)
+	}
+	d := ev.Deliveries[0]
+	if err := f.st.CompleteDeliveries(t.Context(), []core.Completion{{DeliveryID: d.ID, Owner: "test", Attempt: core.Attempt{DeliveryID: d.ID,
+		Number: 1, Time: time.Now().UTC(), URI: d.URI, StatusCode: 200}, Status: core.DeliverySucceeded, Success: true}}); err != nil {
+		t.Fatal(err)
+	}
+	ck := f.signIn()
+	resp := f.get(t.Context(), "/console/deliveries/"+d.ID, ck)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("delivery page: %d", resp.StatusCode)
+	}
+	page := string(body)
+	if strings.Contains(page, "Authorization") {
+		t.Error("the page says the JWT is sent in Authorization; it is the webhook-signature header")
+	}
+	if !regexp.MustCompile(`webhook-signature</th><td class="mono">[^<]*JWT`).MatchString(page) {
+		t.Error("the webhook-signature header is not described as the JWT")
+	}
+}

@@ -123,6 +123,15 @@ func parseArgs(fs *flagSet, args []string, minArgs, maxArgs int, names string) (
 	return pos, nil
 }
 
+// checkPageSize refuses a --page-size the API would refuse (negative) or
+// silently cut to its maximum: a usage error, before any request.
+func checkPageSize(n int) error {
+	if n < 0 || n > 1000 {
+		return fmt.Errorf("%w: --page-size must be 1 to 1000 (0: the server's default), got %d", errUsage, n)
+	}
+	return nil
+}
+
 // printJSON writes v indented, for --json.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)

@@ -49,6 +49,9 @@ func deliveriesList(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
+	if err := checkPageSize(*size); err != nil {
+		return err
+	}
 	o := client.DeliveryListOptions{Status: *status, EventType: *eventType, ListOptions: client.ListOptions{PageSize: *size, PageToken: *token}}
 	if *since != "" {
 		if o.Since, err = parseSince("since", *since, time.Now()); err != nil {

@@ -160,6 +160,9 @@ func eventsList(ctx context.Context, args []string, env Env) error {
 	if _, err := parseArgs(fs, args, 0, 0, "no arguments"); err != nil {
 		return err
 	}
+	if err := checkPageSize(*size); err != nil {
+		return err
+	}
 	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
 		page, err := c.ListEvents(ctx, client.EventListOptions{Type: *typ, ListOptions: client.ListOptions{PageSize: *size, PageToken: *token}})
 		if err != nil {

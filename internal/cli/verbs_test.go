@@ -257,3 +257,22 @@ func TestEveryCommandHelp(t *testing.T) {
 		}
 	}
 }
+
+// A --page-size outside 0–1000 is a usage error (exit 2) before any
+// request: the API refuses a negative one and cuts a bigger one to 1000,
+// which the list would show without a word.
+func TestPageSizeOutOfRange(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{"webhooks", "list", "--page-size", "-1"},
+		{"events", "list", "--page-size", "-5"},
+		{"events", "list", "--page-size", "5000"},
+		{"deliveries", "list", "wh", "--page-size", "1001"},
+	} {
+		// An unreachable server: reaching it would exit 3.
+		code, _, errs := run(t, nil, append(args, "--server", "http://127.0.0.1:1", "--api-key", "k")...)
+		if code != 2 || !strings.Contains(errs, "--page-size must be 1 to 1000") {
+			t.Errorf("%v: exit %d, %q; want 2 naming --page-size", args, code, errs)
+		}
+	}
+}

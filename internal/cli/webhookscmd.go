@@ -34,6 +34,9 @@ func webhooksList(ctx context.Context, args []string, env Env) error {
 	if _, err := parseArgs(fs, args, 0, 0, "no arguments"); err != nil {
 		return err
 	}
+	if err := checkPageSize(*size); err != nil {
+		return err
+	}
 	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
 		page := &client.WebhookPage{}
 		opts := client.ListOptions{PageSize: *size}

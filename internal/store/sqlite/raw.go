@@ -53,7 +53,6 @@ type rawStmts struct {
 	findIdem               rawStmt
 	failureRun             rawStmt
 	disableWebhook         rawStmt
-	upsertStats            rawStmt
 	widenSpan              rawStmt
 	// The multi-row statements, by family and by row count: sized[f][n]
 	// writes n rows, for each power of two n up to insertBatch, so a
@@ -62,7 +61,11 @@ type rawStmts struct {
 	// one per row. All row counts would save a few more statements at
 	// ~1 ms each to prepare on every open.
 	sized [numFamilies][insertBatch + 1]rawStmt
-	all   []rawStmt
+	// statsShapes are the rollup upserts of the counter shapes seen
+	// (statsStmt), by row count; statsBuf their reused arguments.
+	statsShapes map[statsShape]*[insertBatch + 1]rawStmt
+	statsBuf    []any
+	all         []rawStmt
 	// nv is the argument buffer the connection's transactions reuse (a
 	// multi-row statement binds up to 768 values: grown afresh by every
 	// transaction, it was the largest allocation per delivery).
@@ -107,21 +110,12 @@ func prepareRaw(ctx context.Context, dc any) (*rawStmts, error) {
 	if !ok {
 		return nil, fmt.Errorf("sqlite: driver connection %T cannot prepare statements", dc)
 	}
-	st := &rawStmts{conn: dc}
+	st := &rawStmts{conn: c}
 	st.status, _ = dc.(sqlite.DBStatus)
 	prep := func(dst *rawStmt, query string) error {
-		s, err := c.PrepareContext(ctx, query)
-		if err != nil {
-			return err
-		}
-		r, ok := s.(rawStmt)
-		if !ok {
-			_ = s.Close()
-			return fmt.Errorf("sqlite: driver statement %T cannot run with a context", s)
-		}
+		r, err := st.prepare(ctx, query)
 		*dst = r
-		st.all = append(st.all, r)
-		return nil
+		return err
 	}
 	for _, p := range []struct {
 		dst *rawStmt
@@ -135,7 +129,6 @@ func prepareRaw(ctx context.Context, dc any) (*rawStmts, error) {
 		{&st.failureRun, failureRunSQL},
 		{&st.disableWebhook, `UPDATE webhooks SET state = 'disabled_due_to_failed_deliveries',
 			update_time = ? WHERE id = ? AND state = 'enabled'`},
-		{&st.upsertStats, statsUpsertSQL},
 		{&st.widenSpan, widenSpanSQL(`id = ?`)},
 	} {
 		if err := prep(p.dst, p.sql); err != nil {
@@ -152,6 +145,21 @@ func prepareRaw(ctx context.Context, dc any) (*rawStmts, error) {
 		}
 	}
 	return st, nil
+}
+
+// prepare prepares query on the connection; close finalizes it.
+func (st *rawStmts) prepare(ctx context.Context, query string) (rawStmt, error) {
+	s, err := st.conn.(rawDriverConn).PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	r, ok := s.(rawStmt)
+	if !ok {
+		_ = s.Close()
+		return nil, fmt.Errorf("sqlite: driver statement %T cannot run with a context", s)
+	}
+	st.all = append(st.all, r)
+	return r, nil
 }
 
 func (st *rawStmts) close() {

@@ -21,53 +21,135 @@ var statsCols = func() []string {
 	return cols
 }()
 
-// statsUpsertSQL adds one delta to its rollup row.
-var statsUpsertSQL = statsUpsertManySQL(1)
-
-// statsArgCols is the number of parameters per row of
-// statsUpsertManySQL: the key and the counters.
-var statsArgCols = 3 + len(statsCols)
-
 // statsUpsertManySQL adds rows deltas to their rollup rows (distinct
 // keys) in one statement.
 func statsUpsertManySQL(rows int) string {
-	var set []string
-	for _, c := range statsCols {
-		set = append(set, c+" = "+c+" + excluded."+c)
+	return statsShapeSQL(statsAllCols, rows)
+}
+
+// statsShape is a set of the rollup's counter columns (bit i: statsCols[i]).
+type statsShape uint32
+
+// statsAllCols is the shape of every counter column.
+const statsAllCols = statsShape(1)<<(statsCounters+core.LatencyBuckets) - 1
+
+// statsShapeSQL adds rows deltas to their rollup rows (distinct keys) in
+// one statement that binds and adds only the counter columns of shape:
+// the others are 0 in every row (a new rollup row takes their default, 0).
+func statsShapeSQL(shape statsShape, rows int) string {
+	var cols, set []string
+	for i, c := range statsCols {
+		if shape&(1<<i) != 0 {
+			cols = append(cols, c)
+			set = append(set, c+" = "+c+" + excluded."+c)
+		}
 	}
-	row := "(?" + strings.Repeat(", ?", statsArgCols-1) + ")"
-	return `INSERT INTO stats (project_id, bucket, webhook_id, ` + strings.Join(statsCols, ", ") +
+	row := "(?, ?, ?" + strings.Repeat(", ?", len(cols)) + ")"
+	return `INSERT INTO stats (project_id, bucket, webhook_id, ` + strings.Join(cols, ", ") +
 		`) ` + valuesSQL(row, rows) +
 		` ON CONFLICT (project_id, webhook_id, bucket) DO UPDATE SET ` + strings.Join(set, ", ")
 }
 
-// statsArgs are the upsert's arguments for d.
-func statsArgs(d core.StatsDelta) []any {
-	args := []any{d.ProjectID, d.Bucket.UnixMicro(), d.WebhookID, d.Events, d.Succeeded, d.Retrying, d.Failed}
-	for _, n := range d.Latency {
-		args = append(args, n)
-	}
-	return args
+// counters are d's counters in statsCols order.
+func counters(d *core.StatsDelta) [statsCounters + core.LatencyBuckets]int64 {
+	var c [statsCounters + core.LatencyBuckets]int64
+	c[0], c[1], c[2], c[3] = d.Events, d.Succeeded, d.Retrying, d.Failed
+	copy(c[statsCounters:], d.Latency[:])
+	return c
 }
+
+// maxStatsShapes bounds the shapes whose statements a connection keeps
+// (each prepared on first use, per power-of-two row count); past it a
+// transaction's deltas of another shape take the statement of every
+// column.
+const maxStatsShapes = 32
 
 // addStats writes rollup deltas inside a write transaction: a batch adds
 // one row per project, bucket and webhook it touched (the deltas' keys
 // are distinct), with one multi-row upsert per power of two in their
-// number instead of one statement per row.
+// number instead of one statement per row. The statements bind and add
+// only the counters some delta of the batch holds (their shape): a fan-out
+// completion's deltas hold successes and a few latency buckets, not 21
+// counters, and the rollup's upserts were ~5 % of a fan-out delivery's
+// instructions in the store (docs/design.md "Storage").
 func addStats(tx *rawTx, deltas []core.StatsDelta) error {
-	if len(deltas) == 1 {
-		if err := tx.exec(tx.st.upsertStats, statsArgs(deltas[0])...); err != nil {
-			return fmt.Errorf("stats: %w", err)
-		}
+	if len(deltas) == 0 {
 		return nil
 	}
-	ins := newRowInserter(tx, "stats", statsArgCols, famStats)
-	for _, d := range deltas {
-		if err := ins.add(statsArgs(d)...); err != nil {
-			return err
+	var shape statsShape
+	for i := range deltas {
+		for j, n := range counters(&deltas[i]) {
+			if n != 0 {
+				shape |= 1 << j
+			}
 		}
 	}
-	return ins.flush()
+	if shape == 0 {
+		return nil // nothing to add
+	}
+	shape = tx.st.statsShapeOf(shape)
+	rows := tx.st.statsBuf[:0]
+	for i := range deltas {
+		d := &deltas[i]
+		rows = append(rows, d.ProjectID, d.Bucket.UnixMicro(), d.WebhookID)
+		for j, n := range counters(d) {
+			if shape&(1<<j) != 0 {
+				rows = append(rows, n)
+			}
+		}
+	}
+	all := rows
+	defer func() { clear(all); tx.st.statsBuf = all[:0] }()
+	cols := len(rows) / len(deltas)
+	left := len(deltas)
+	for n := insertBatch; left > 0; {
+		if left < n {
+			n /= 2
+			continue
+		}
+		st, err := tx.st.statsStmt(tx.ctx, shape, n)
+		if err != nil {
+			return fmt.Errorf("stats: %w", err)
+		}
+		if _, err := tx.execShared(st, nil, rows[:n*cols], false); err != nil {
+			return fmt.Errorf("stats: %w", err)
+		}
+		rows, left = rows[n*cols:], left-n
+	}
+	return nil
+}
+
+// statsShapeOf is shape if the connection keeps (or may prepare) its
+// statements, else the shape of every column (maxStatsShapes).
+func (st *rawStmts) statsShapeOf(shape statsShape) statsShape {
+	if _, ok := st.statsShapes[shape]; ok || len(st.statsShapes) < maxStatsShapes {
+		return shape
+	}
+	return statsAllCols
+}
+
+// statsStmt is the shaped upsert (statsShapeSQL) of shape for n rows (a
+// power of two up to insertBatch), prepared on first use.
+func (st *rawStmts) statsStmt(ctx context.Context, shape statsShape, n int) (rawStmt, error) {
+	if shape == statsAllCols {
+		return st.sized[famStats][n], nil
+	}
+	if st.statsShapes == nil {
+		st.statsShapes = map[statsShape]*[insertBatch + 1]rawStmt{}
+	}
+	sized := st.statsShapes[shape]
+	if sized == nil {
+		sized = &[insertBatch + 1]rawStmt{}
+		st.statsShapes[shape] = sized
+	}
+	if sized[n] == nil {
+		s, err := st.prepare(ctx, statsShapeSQL(shape, n))
+		if err != nil {
+			return nil, err
+		}
+		sized[n] = s
+	}
+	return sized[n], nil
 }
 
 // Stats implements core.StatsStore: a range scan of the rollup's primary

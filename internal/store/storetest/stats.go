@@ -135,13 +135,19 @@ func testStats(t *testing.T, b *bundle) {
 
 // testStatsManyWebhooks: a completion batch that touches more rollup rows
 // than a store writes in one statement (37 webhooks and the project's
-// total: 38 rows, in two buckets) adds each attempt to its own webhook's
-// row and to the total, new rows and existing ones alike.
+// total: 38 rows, in each of two buckets) adds each attempt to its own
+// webhook's row and to the total, new rows and existing ones alike, with
+// rows of different counters (successes of one latency, retries of
+// another) in one batch.
 func testStatsManyWebhooks(t *testing.T, b *bundle) {
 	const hooks = 37
 	ws := make([]*core.Webhook, hooks)
 	for i := range ws {
 		ws[i] = b.webhook("")
+	}
+	odd := map[string]bool{}
+	for i, w := range ws {
+		odd[w.ID] = i%2 == 1
 	}
 	at := T0.Truncate(time.Hour).Add(time.Hour)
 	for round := range 2 { // new rows, then the same rows again
@@ -154,7 +160,13 @@ func testStatsManyWebhooks(t *testing.T, b *bundle) {
 		}
 		comps := make([]core.Completion, len(cs))
 		for i, c := range cs {
-			comps[i] = succeeded(c, "e", c.CreateTime.Add(time.Second))
+			at := c.CreateTime.Add(time.Second)
+			if odd[c.WebhookID] { // rows of another shape in the same statements
+				comps[i] = failed(c, "e", at, core.DeliveryPending, at.Add(48*time.Hour))
+				comps[i].ProjectID = c.ProjectID
+			} else {
+				comps[i] = succeeded(c, "e", at)
+			}
 		}
 		b.complete(comps...)
 	}
@@ -167,8 +179,14 @@ func testStatsManyWebhooks(t *testing.T, b *bundle) {
 		t.Fatalf("by webhook: %d rows, want %d", len(rows), hooks)
 	}
 	for _, r := range rows {
-		if r.Succeeded != 4 || r.Latency[1] != 4 || r.Events != 0 {
-			t.Errorf("webhook %s: %+v, want 4 successes of 1.5 ms", r.WebhookID, r.StatsCounts)
+		want := core.StatsCounts{Succeeded: 4}
+		want.Latency[1] = 4
+		if odd[r.WebhookID] {
+			want = core.StatsCounts{Retrying: 4}
+			want.Latency[2] = 4
+		}
+		if r.StatsCounts != want {
+			t.Errorf("webhook %s: %+v, want %+v", r.WebhookID, r.StatsCounts, want)
 		}
 	}
 	total, err := b.s.Stats(b.ctx, core.StatsParams{ProjectID: b.p.ID, Since: at, Until: at.Add(time.Hour)})
@@ -179,7 +197,10 @@ func testStatsManyWebhooks(t *testing.T, b *bundle) {
 	for _, r := range total {
 		sum.Add(r.StatsCounts)
 	}
-	if len(total) != 2 || sum.Events != 4 || sum.Succeeded != 4*hooks || sum.Latency[1] != 4*hooks {
-		t.Errorf("totals = %+v (%d rows), want 2 buckets, 4 events, %d successes", sum, len(total), 4*hooks)
+	const even = (hooks + 1) / 2
+	if len(total) != 2 || sum.Events != 4 || sum.Succeeded != 4*even || sum.Latency[1] != 4*even ||
+		sum.Retrying != 4*(hooks-even) || sum.Latency[2] != 4*(hooks-even) || sum.Failed != 0 {
+		t.Errorf("totals = %+v (%d rows), want 2 buckets, 4 events, %d successes (1.5 ms), %d retrying (2 ms)",
+			sum, len(total), 4*even, 4*(hooks-even))
 	}
 }

@@ -307,7 +307,10 @@ func (s *server) parseUpdate(r *http.Request) (*webhookUpdate, error) {
 		return nil, err
 	}
 	u := &webhookUpdate{set: map[string]bool{}}
-	if mask := strings.TrimSpace(r.URL.Query().Get("update_mask")); mask != "" {
+	// A repeated update_mask (?update_mask=name&update_mask=uri) is one mask
+	// of every value's paths, as a FieldMask query parameter reads; only
+	// the first was taken and the others silently ignored.
+	if mask := strings.TrimSpace(strings.Join(r.URL.Query()["update_mask"], ",")); strings.Trim(mask, ", ") != "" {
 		for _, p := range strings.Split(mask, ",") {
 			path, ok := updatePaths[strings.TrimSpace(p)]
 			if !ok {

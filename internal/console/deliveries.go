@@ -143,6 +143,10 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 	seen := map[string]string{}
 	first := true
 	after := r.URL.Query().Get("after") // the newest delivery the page showed
+	// When the page read its rows: one that changed since (its first
+	// attempt made while the page loaded) is sent again, not skipped as
+	// already shown. A second of margin covers instances' clocks.
+	shown, _ := time.Parse(time.RFC3339Nano, r.URL.Query().Get("shown"))
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	recheck := time.NewTicker(c.d.StreamRecheck)
@@ -172,7 +176,7 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 				continue
 			}
 			seen[d.ID] = sig
-			if first && d.ID <= after {
+			if first && d.ID <= after && (shown.IsZero() || d.UpdateTime.Before(shown.Add(-time.Second))) {
 				continue // the page already shows it as it is
 			}
 			b, _ := json.Marshal(streamRow{ID: d.ID, EventType: d.EventType, Status: string(d.Status), Class: statusClass(d.Status),

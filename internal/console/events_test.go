@@ -1,6 +1,8 @@
 package console_test
 
 import (
+	"bufio"
+	"context"
 	"html"
 	"io"
 	"net/http"
@@ -268,4 +270,51 @@ func TestDynamicDeliveryHeadersAsSent(t *testing.T) {
 	if !regexp.MustCompile(`webhook-signature</th><td class="mono">[^<]*JWT`).MatchString(page) {
 		t.Error("the webhook-signature header is not described as the JWT")
 	}
+}
+
+// TestLiveStreamSendsRowsChangedWhileThePageLoaded (issue 16): a delivery
+// the page showed as pending whose attempt finished before the page's
+// live stream opened (a test event sent from the page: the redirect
+// renders it pending, the receiver answers a few milliseconds later) is
+// sent again by the stream's first read. It was skipped as "already
+// shown", and the row stayed pending until a reload.
+func TestLiveStreamSendsRowsChangedWhileThePageLoaded(t *testing.T) {
+	f := newStreamFixture(t, nil)
+	f.publish()
+	ctx := t.Context()
+	ck := f.signIn()
+	resp := f.get(ctx, "/console/webhooks/"+f.hook.ID, ck)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`data-after="([^"]*)" data-shown="([^"]*)"`).FindStringSubmatch(string(body))
+	if m == nil || m[1] == "" {
+		t.Fatalf("the deliveries table has no data-after/data-shown:\n%s", body)
+	}
+	after, shown := html.UnescapeString(m[1]), html.UnescapeString(m[2])
+	// The attempt finishes after the page read its rows.
+	if _, err := f.st.ClaimDeliveries(ctx, core.ClaimParams{Owner: "test", Now: time.Now().UTC(), Limit: 10, Lease: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.CompleteDeliveries(ctx, []core.Completion{{DeliveryID: after, Owner: "test", Attempt: core.Attempt{DeliveryID: after,
+		Number: 1, Time: time.Now().UTC(), URI: f.hook.URI, StatusCode: 200}, Status: core.DeliverySucceeded, Success: true}}); err != nil {
+		t.Fatal(err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second) // a deadline for the failure, not a wait
+	defer cancel()
+	resp = f.get(sctx, "/console/webhooks/"+f.hook.ID+"/stream?after="+url.QueryEscape(after)+"&shown="+url.QueryEscape(shown), ck)
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	event := ""
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, "event: "):
+			event = strings.TrimPrefix(line, "event: ")
+		case strings.HasPrefix(line, "data: ") && event == "delivery":
+			if strings.Contains(line, after) && strings.Contains(line, `"status":"succeeded"`) {
+				return
+			}
+		}
+	}
+	t.Fatal("the stream never sent the row that changed while the page loaded")
 }

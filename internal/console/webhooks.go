@@ -151,6 +151,9 @@ type webhookView struct {
 	Statuses   []core.DeliveryStatus
 	Recover    *recoverView
 	Now        time.Time
+	// Shown is when the deliveries were read (RFC 3339): the live stream
+	// sends again the rows that changed after it.
+	Shown string
 }
 
 type recoverView struct {
@@ -246,6 +249,7 @@ func (c *Console) webhookData(r *http.Request, s *session) (*webhookView, error)
 	if !p.Since.IsZero() {
 		p.AfterID = core.MessageIDFloor(p.Since.UnixMilli() - 1)
 	}
+	shown := c.d.Clock.Now().UTC()
 	ds, err := c.d.Store.ListDeliveries(ctx, p)
 	if err != nil {
 		return nil, err
@@ -256,7 +260,7 @@ func (c *Console) webhookData(r *http.Request, s *session) (*webhookView, error)
 	if err != nil {
 		return nil, err
 	}
-	v := &webhookView{Hook: h, Deliveries: ds, Filter: f, Catalog: c.d.Catalog.Types(), Now: now,
+	v := &webhookView{Hook: h, Deliveries: ds, Filter: f, Catalog: c.d.Catalog.Types(), Now: now, Shown: shown.Format(time.RFC3339Nano),
 		Statuses: []core.DeliveryStatus{core.DeliveryPending, core.DeliverySucceeded, core.DeliveryFailed, core.DeliverySkipped, core.DeliveryCancelled}}
 	for _, row := range rows {
 		v.Stats.Add(row.StatsCounts)

@@ -59,7 +59,8 @@ function deliveryRow(d) {
 (function live() {
   var table = document.querySelector("table[data-stream]");
   if (!table || !window.EventSource) return;
-  var url = table.getAttribute("data-stream") + "?after=" + encodeURIComponent(table.getAttribute("data-after") || "");
+  var url = table.getAttribute("data-stream") + "?after=" + encodeURIComponent(table.getAttribute("data-after") || "") +
+    "&shown=" + encodeURIComponent(table.getAttribute("data-shown") || "");
   var es = new EventSource(url);
   var tbody = table.tBodies[0];
   var badge = document.getElementById("live");

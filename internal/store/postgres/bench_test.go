@@ -110,10 +110,21 @@ func BenchmarkPublishClaimComplete(b *testing.B) {
 // the client's. The backend's CPU is read from /proc in clock ticks, so
 // the split is an estimate that needs a few hundred groups.
 func BenchmarkEngineGroups(b *testing.B) {
-	const group = 32
+	engineGroups(b, 32, 1)
+}
+
+// BenchmarkEngineFanout is BenchmarkEngineGroups' shape for fan-out 10:
+// groups of 32 events with ten deliveries each, published leased, then
+// completed as succeeded in one call per group.
+func BenchmarkEngineFanout(b *testing.B) {
+	engineGroups(b, 32, 10)
+}
+
+func engineGroups(b *testing.B, events, hooks int) {
+	group := events * hooks
 	url := pgtest.URL(b)
 	s := openWith(b, url, Options{Migrate: true, Schema: pgtest.Schema(b, url, "lh_test_"), MaxConns: 1})
-	f := newFixture(b, s, 1)
+	f := newFixture(b, s, hooks)
 	var pid int32
 	if err := s.run(b.Context(), true, func(c *pgx.Conn) error {
 		return c.QueryRow(b.Context(), `SELECT pg_backend_pid()`).Scan(&pid)
@@ -130,11 +141,13 @@ func BenchmarkEngineGroups(b *testing.B) {
 	b.ResetTimer()
 	for range b.N {
 		now := time.Now().UTC()
-		evs := make([]core.NewEvent, group)
+		evs := make([]core.NewEvent, events)
 		for i := range evs {
 			evs[i] = storetest.NewEvent(f.p.ID, core.EventBatchSucceeded, now, f.hooks...)
-			evs[i].Deliveries[0].LeaseOwner = "engine"
-			evs[i].Deliveries[0].NextAttemptTime = now.Add(time.Minute)
+			for j := range evs[i].Deliveries {
+				evs[i].Deliveries[j].LeaseOwner = "engine"
+				evs[i].Deliveries[j].NextAttemptTime = now.Add(time.Minute)
+			}
 		}
 		if _, err := s.PublishEvents(b.Context(), evs); err != nil {
 			b.Fatalf("PublishEvents: %v", err)
@@ -143,10 +156,11 @@ func BenchmarkEngineGroups(b *testing.B) {
 			pub += t - last
 			last = t
 		}
-		comps := make([]core.Completion, group)
-		for i, ne := range evs {
-			d := ne.Deliveries[0]
-			comps[i] = succeeded(core.Claimed{Delivery: d}, "engine", time.Now().UTC())
+		comps := make([]core.Completion, 0, group)
+		for _, ne := range evs {
+			for _, d := range ne.Deliveries {
+				comps = append(comps, succeeded(core.Claimed{Delivery: d}, "engine", time.Now().UTC()))
+			}
 		}
 		if err := s.CompleteDeliveries(b.Context(), comps); err != nil {
 			b.Fatalf("CompleteDeliveries: %v", err)

@@ -67,15 +67,18 @@ func encodeDynamic(cfg *core.WebhookConfig) (*string, error) {
 // database's clock, Options.CallerClock unset), a delivery inserted
 // already leased gets its lease from the database's now(): the lease's
 // length is what the caller set (its expiry minus its create time).
+// An event records the smallest and the largest id of the deliveries
+// inserted with it ($32, $33; ” for none: see migration 0012), where the
+// retention sweep looks for pending ones.
 const publishEventsSQL = `WITH ev AS (
 	INSERT INTO events (id, project_id, type, subject, payload, dynamic, idempotency_key,
-		delivery_count, create_time, trace_parent)
+		delivery_count, create_time, trace_parent, first_delivery, last_delivery)
 	SELECT x.id, x.project_id, x.type, x.subject, x.payload, x.dynamic::json, x.idempotency_key,
-		x.delivery_count, x.create_time, x.trace_parent
+		x.delivery_count, x.create_time, x.trace_parent, x.first_delivery, x.last_delivery
 	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::text[],
-		$8::int4[], $9::timestamptz[], $31::text[])
+		$8::int4[], $9::timestamptz[], $31::text[], $32::text[], $33::text[])
 		AS x(id, project_id, type, subject, payload, dynamic, idempotency_key, delivery_count, create_time,
-			trace_parent)
+			trace_parent, first_delivery, last_delivery)
 	%s
 	%s
 	RETURNING id, project_id, create_time
@@ -127,7 +130,7 @@ var (
 // element on its own.
 type eventRows struct {
 	id, project, typ, subject, key textArray
-	trace                          textArray
+	trace, first, last             textArray
 	payload                        byteaArray
 	dynamic                        nullTextArray
 	count                          int32Array
@@ -193,6 +196,8 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 	var keyProjects, keys []string
 	var er eventRows
 	var dr deliveryRows
+	// The range of delivery ids of each event (migration 0012).
+	spans := map[string][2]string{}
 	wakes := make([]bool, len(evs)) // event i has due work for an engine
 	anyWake := false
 	for i, ne := range evs {
@@ -225,6 +230,11 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		for _, d := range ne.Deliveries {
 			d = d.ForInsert(&ev)
 			dr.add(d)
+			if sp, ok := spans[d.EventID]; !ok {
+				spans[d.EventID] = [2]string{d.ID, d.ID}
+			} else {
+				spans[d.EventID] = [2]string{min(sp[0], d.ID), max(sp[1], d.ID)}
+			}
 			// Deliveries inserted already leased are handed to their
 			// engine in memory; only unleased ones need a wake-up.
 			if d.LeaseOwner == "" && d.Status == core.DeliveryPending {
@@ -232,6 +242,16 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 				anyWake = true
 			}
 		}
+	}
+
+	// A delivery names its event (ForInsert fills in the one it is
+	// published with) and is inserted only if that event is inserted by
+	// the same statement, so the call's deliveries give each event's whole
+	// range.
+	for _, id := range er.id {
+		sp := spans[id]
+		er.first = append(er.first, sp[0])
+		er.last = append(er.last, sp[1])
 	}
 
 	var originals map[[2]string]*core.Event
@@ -259,7 +279,7 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 			orEmpty(dr.dest), orEmpty(dr.typ), orEmpty(dr.status), orEmpty(dr.queue), orEmpty(dr.attempts),
 			orEmpty(dr.next), orEmpty(dr.manual), orEmpty(dr.lastCode), orEmpty(dr.lastError),
 			orEmpty(dr.start), orEmpty(dr.created), orEmpty(dr.updated), orEmpty(dr.leaseOwner),
-			orEmpty(dr.leaseTime), orEmpty(dr.scheduleBase), !s.callerClock, er.trace)
+			orEmpty(dr.leaseTime), orEmpty(dr.scheduleBase), !s.callerClock, er.trace, er.first, er.last)
 		originals = nil
 		if len(keys) > 0 {
 			pm.use(false)

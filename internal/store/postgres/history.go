@@ -146,20 +146,31 @@ func (s *Store) ListDeliveries(ctx context.Context, p core.ListDeliveriesParams)
 	return out, nil
 }
 
-// spillInlineSQL is the two CTEs, old and spill, of a replay's UPDATE:
-// old locks the delivery rows the condition where selects (and reads
-// their latest version), spill moves the attempts kept in them (see completeSQL) into
-// attempts before the UPDATE changes their update_time and status code;
-// the UPDATE sets clearInlineSQL and takes its rows from old.
+// spillInlineSQL is the three CTEs, old, spill and widen, of a replay's
+// UPDATE: old locks the delivery rows the condition where selects (and
+// reads their latest version), spill moves the attempts kept in them (see
+// completeSQL) into attempts before the UPDATE changes their update_time
+// and status code, and widen widens their events' ranges of delivery ids
+// (migration 0012) to take them in, as they are about to be pending again
+// and the retention sweep looks for pending deliveries of an event only
+// in its range; the UPDATE sets clearInlineSQL and takes its rows from
+// old.
 func spillInlineSQL(where string) string {
 	return `old AS (
-		SELECT id, uri, inline_attempt, update_time, last_status_code, inline_uri, inline_latency_ns, inline_response
+		SELECT id, event_id, uri, inline_attempt, update_time, last_status_code, inline_uri, inline_latency_ns,
+			inline_response
 		FROM deliveries WHERE ` + where + ` FOR UPDATE
 	), spill AS (
 		INSERT INTO attempts (delivery_id, number, time, uri, status_code, latency_ns, error, response)
 		SELECT id, inline_attempt, update_time, CASE WHEN inline_uri = '' THEN uri ELSE inline_uri END,
 			last_status_code, inline_latency_ns, '', inline_response
 		FROM old WHERE inline_attempt > 0
+	), widen AS (
+		UPDATE events e SET
+			first_delivery = CASE WHEN e.last_delivery = '' THEN r.lo ELSE least(e.first_delivery, r.lo) END,
+			last_delivery = greatest(e.last_delivery, r.hi)
+		FROM (SELECT event_id, min(id) AS lo, max(id) AS hi FROM old GROUP BY event_id) r
+		WHERE e.id = r.event_id AND (e.last_delivery = '' OR r.lo < e.first_delivery OR r.hi > e.last_delivery)
 	)`
 }
 
@@ -269,6 +280,9 @@ const deleteChunk = 256
 // both statements range over the primary key up to the id prefix of the
 // millisecond after the cutoff ($3) and check create_time exactly, as the
 // SQLite driver does: no index on create_time is kept for the sweep alone.
+// An event is kept while a delivery of it is pending, looked for in the
+// range of delivery ids the event records (migration 0012), not through an
+// index on event_id.
 func (s *Store) DeleteExpired(ctx context.Context, cutoff time.Time, limit int) (int, error) {
 	if limit <= 0 {
 		return 0, nil
@@ -293,7 +307,9 @@ func (s *Store) DeleteExpired(ctx context.Context, cutoff time.Time, limit int) 
 			DELETE FROM events WHERE id IN (
 				SELECT e.id FROM events e
 				WHERE e.id < $3 AND e.create_time < $1
-				  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = e.id AND d.status = 'pending')
+				  AND NOT EXISTS (SELECT 1 FROM deliveries d
+					WHERE d.id >= e.first_delivery AND d.id <= e.last_delivery
+					  AND d.event_id = e.id AND d.status = 'pending')
 				ORDER BY e.id LIMIT $2)
 			RETURNING 1
 		)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -59,29 +60,32 @@ func encodeDynamic(cfg *core.WebhookConfig) (*string, error) {
 // a row no completion locks), in one statement: an
 // event whose idempotency key exists is skipped by ON CONFLICT, and its
 // deliveries and its count with it.
-// publishSQL is its usual form, publishPlainSQL the same for a call
-// without idempotency keys (keyConflict); publishRetrySQL is used after an attempt
+// It ends with the deliveries' insert, insertDeliveriesSQL or
+// insertFanSQL (publishSQL and publishFan). Each comes in three forms
+// (publishStatements): keyed, the usual one; plain, the same for a call
+// without idempotency keys (keyConflict); retry, used after an attempt
 // whose outcome is unknown (the connection broke): it also skips events
 // whose id exists, so a retry of a publish that did commit changes
-// nothing and reports success. With $30 (the store keeps leases on the
-// database's clock, Options.CallerClock unset), a delivery inserted
-// already leased gets its lease from the database's now(): the lease's
-// length is what the caller set (its expiry minus its create time).
-// An event records the smallest and the largest id of the deliveries
-// inserted with it ($32, $33; ” for none: see migration 0012), where the
-// retention sweep looks for pending ones.
+// nothing and reports success. With $30 ($16 in insertFanSQL: the store
+// keeps leases on the database's clock, Options.CallerClock unset), a
+// delivery inserted already leased gets its lease from the database's
+// now(): the lease's length is what the caller set (its expiry minus its
+// create time). An event records the smallest and the largest id of the
+// deliveries inserted with it ($F, $L; empty for none: see migration
+// 0012), where the retention sweep looks for pending ones. $T, $F and $L
+// are numbered by newPublishStatements.
 const publishEventsSQL = `WITH ev AS (
 	INSERT INTO events (id, project_id, type, subject, payload, dynamic, idempotency_key,
 		delivery_count, create_time, trace_parent, first_delivery, last_delivery)
 	SELECT x.id, x.project_id, x.type, x.subject, x.payload, x.dynamic::json, x.idempotency_key,
 		x.delivery_count, x.create_time, x.trace_parent, x.first_delivery, x.last_delivery
 	FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::text[], $7::text[],
-		$8::int4[], $9::timestamptz[], $31::text[], $32::text[], $33::text[])
+		$8::int4[], $9::timestamptz[], $T::text[], $F::text[], $L::text[])
 		AS x(id, project_id, type, subject, payload, dynamic, idempotency_key, delivery_count, create_time,
 			trace_parent, first_delivery, last_delivery)
 	%s
 	%s
-	RETURNING id, project_id, create_time
+	RETURNING id, project_id, type, create_time
 ), st AS (
 	INSERT INTO stats (project_id, bucket, webhook_id, events)
 	SELECT project_id, (floor(extract(epoch FROM create_time) / 300) * 300000000)::bigint, '` + statsEventsRow + `',
@@ -89,7 +93,11 @@ const publishEventsSQL = `WITH ev AS (
 	FROM ev GROUP BY 1, 2 ORDER BY 1, 2
 	%s
 )
-INSERT INTO deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type, status, queue,
+`
+
+// insertDeliveriesSQL is publishEventsSQL's last part in its general
+// form: every column of every delivery from an array of its own.
+const insertDeliveriesSQL = `INSERT INTO deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type, status, queue,
 	attempts, next_attempt_time, manual, last_status_code, last_error, schedule_start, create_time,
 	update_time, lease_owner, lease_time, schedule_base)
 SELECT d.id, d.event_id, d.project_id, d.webhook_id, d.uri, d.dest, d.event_type, d.status, d.queue,
@@ -108,21 +116,58 @@ FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15
 		lease_owner, lease_time, schedule_base)
 WHERE d.event_id IN (SELECT id FROM ev)`
 
+// insertFanSQL is publishEventsSQL's last part for a call whose
+// deliveries are all fresh webhook deliveries of their own event
+// (fanRows): it takes four arrays instead of twenty — id, event, webhook
+// and next attempt, and whether the delivery is leased to the call's one
+// lease owner ($15) — and the columns a fresh delivery holds from its
+// event (project, type, creation time) or as constants. PostgreSQL
+// receives every array element through a call of the type's receive
+// function and copies every array into a tuplestore before the join, so
+// the arrays a delivery does not need were most of a fan-out publish's
+// decoding (design.md, "PostgreSQL: fan-out publishes").
+const insertFanSQL = `INSERT INTO deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type, status, queue,
+	attempts, next_attempt_time, manual, last_status_code, last_error, schedule_start, create_time,
+	update_time, lease_owner, lease_time, schedule_base)
+SELECT d.id, d.event_id, ev.project_id, d.webhook_id, '', d.webhook_id, ev.type, 'pending', 0, 0,
+	CASE WHEN $16::bool AND d.leased THEN now() + (d.next - ev.create_time) ELSE d.next END,
+	false, 0, '', ev.create_time, ev.create_time, ev.create_time,
+	CASE WHEN d.leased THEN $15::text ELSE '' END,
+	CASE WHEN NOT d.leased THEN ` + zeroTime + ` WHEN $16::bool THEN now() ELSE ev.create_time END,
+	0
+FROM unnest($10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::bool[])
+	AS d(id, event_id, webhook_id, next, leased)
+JOIN ev ON ev.id = d.event_id`
+
 // keyConflict skips an event whose idempotency key its project already
 // holds. events_idempotency is partial (it holds only events with a
 // key), so it can never skip an event without one: a call without keys uses
-// publishPlainSQL, which inserts without the ON CONFLICT clause. With it,
+// the plain form, which inserts without the ON CONFLICT clause. With it,
 // PostgreSQL inserts every row speculatively — it probes the arbiter
 // index, takes and releases a speculative insertion lock, and writes a
 // second WAL record to confirm the row — even for rows the partial index
 // leaves out.
 const keyConflict = `ON CONFLICT (project_id, idempotency_key) WHERE idempotency_key <> '' DO NOTHING`
 
+// publishStatements are a publish's three forms (see publishEventsSQL)
+// with one way of inserting deliveries.
+type publishStatements struct{ keyed, plain, retry string }
+
+func newPublishStatements(deliveries string, params ...string) publishStatements {
+	r := strings.NewReplacer(params...)
+	f := func(skip, conflict string) string {
+		return r.Replace(fmt.Sprintf(publishEventsSQL, skip, conflict, statsConflict)) + deliveries
+	}
+	return publishStatements{
+		keyed: f("", keyConflict),
+		plain: f("", ""),
+		retry: f(`WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = x.id)`, keyConflict),
+	}
+}
+
 var (
-	publishSQL      = fmt.Sprintf(publishEventsSQL, "", keyConflict, statsConflict)
-	publishPlainSQL = fmt.Sprintf(publishEventsSQL, "", "", statsConflict)
-	publishRetrySQL = fmt.Sprintf(publishEventsSQL, `WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.id = x.id)`,
-		keyConflict, statsConflict)
+	publishSQL = newPublishStatements(insertDeliveriesSQL, "$T", "$31", "$F", "$32", "$L", "$33")
+	publishFan = newPublishStatements(insertFanSQL, "$T", "$17", "$F", "$18", "$L", "$19")
 )
 
 // eventRows and deliveryRows are the column arrays of publishSQL.
@@ -173,6 +218,47 @@ func (r *deliveryRows) add(d core.Delivery) {
 	r.scheduleBase = append(r.scheduleBase, int32(d.ScheduleBase))
 }
 
+// fanPublish enables insertFanSQL. Tests turn it off to compare.
+var fanPublish = true
+
+// fanRows are the column arrays of insertFanSQL.
+type fanRows struct {
+	id, event, webhook textArray
+	next               timeArray
+	leased             boolArray
+	owner              string // the one lease owner of the leased deliveries
+}
+
+// fits reports whether d (filled by ForInsert), a delivery published with
+// ev, is a row insertFanSQL writes exactly: a fresh pending delivery
+// (never attempted, not manual, no status code or error, its schedule
+// starting and last updated at its creation) to a webhook (no uri, the
+// webhook as its dest), of ev and with ev's project, type and creation
+// time, not leased or leased to the owner of the rows before it.
+func (r *fanRows) fits(d *core.Delivery, ev *core.Event) bool {
+	if d.Status != core.DeliveryPending || d.Attempts != 0 || d.Manual || d.LastStatusCode != 0 || d.LastError != "" ||
+		d.ScheduleBase != 0 || d.URI != "" || d.WebhookID == "" || d.Dest != d.WebhookID || d.EventID != ev.ID ||
+		d.ProjectID != ev.ProjectID || d.EventType != ev.Type || !d.CreateTime.Equal(ev.CreateTime) ||
+		!d.ScheduleStart.Equal(d.CreateTime) || !d.UpdateTime.Equal(d.CreateTime) {
+		return false
+	}
+	if d.LeaseOwner != "" && r.owner != "" && d.LeaseOwner != r.owner {
+		return false
+	}
+	return true
+}
+
+func (r *fanRows) add(d *core.Delivery) {
+	r.id = append(r.id, d.ID)
+	r.event = append(r.event, d.EventID)
+	r.webhook = append(r.webhook, d.WebhookID)
+	r.next = append(r.next, d.NextAttemptTime)
+	r.leased = append(r.leased, d.LeaseOwner != "")
+	if d.LeaseOwner != "" {
+		r.owner = d.LeaseOwner
+	}
+}
+
 // PublishEvents implements core.EventStore in one round trip: one
 // statement writes the events, their deliveries and their counts in the
 // rollup (arrays unnested server-side), a second reads back the events
@@ -196,6 +282,8 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 	var keyProjects, keys []string
 	var er eventRows
 	var dr deliveryRows
+	var fr fanRows
+	fan := fanPublish // every delivery so far fits fr
 	// The range of delivery ids of each event (migration 0012).
 	spans := map[string][2]string{}
 	wakes := make([]bool, len(evs)) // event i has due work for an engine
@@ -229,7 +317,11 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		er.trace = append(er.trace, ev.TraceParent)
 		for _, d := range ne.Deliveries {
 			d = d.ForInsert(&ev)
-			dr.add(d)
+			if fan && fr.fits(&d, &ev) {
+				fr.add(&d)
+			} else {
+				fan = false
+			}
 			if sp, ok := spans[d.EventID]; !ok {
 				spans[d.EventID] = [2]string{d.ID, d.ID}
 			} else {
@@ -244,6 +336,16 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		}
 	}
 
+	if !fan {
+		for i, ne := range evs {
+			if firstOf[i] != i {
+				continue
+			}
+			for _, d := range ne.Deliveries {
+				dr.add(d.ForInsert(&ne.Event))
+			}
+		}
+	}
 	// A delivery names its event (ForInsert fills in the one it is
 	// published with) and is inserted only if that event is inserted by
 	// the same statement, so the call's deliveries give each event's whole
@@ -259,27 +361,36 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 	attempt := 0
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
 		attempt++
-		q := publishSQL
+		ps := publishSQL
+		if fan {
+			ps = publishFan
+		}
+		q := ps.keyed
 		switch {
 		case attempt > 1:
-			q = publishRetrySQL
+			q = ps.retry
 		case len(keys) == 0:
-			q = publishPlainSQL
+			q = ps.plain
 		}
 		b := &pgx.Batch{}
-		// publishSQL's and publishPlainSQL's plans join their arrays and
-		// insert, reading no table: their generic plans are the ones
-		// planning them for every call would make. publishRetrySQL reads
-		// events, so it keeps custom plans, as does the lookup of
-		// idempotency keys.
+		// The keyed and plain forms' plans join their arrays and insert,
+		// reading no table: their generic plans are the ones planning
+		// them for every call would make. The retry form reads events, so
+		// it keeps custom plans, as does the lookup of idempotency keys.
 		pm := planModes{b: b, s: s}
-		pm.use(q != publishRetrySQL)
-		b.Queue(q, er.id, er.project, er.typ, er.subject, er.payload, er.dynamic, er.key, er.count, er.created,
-			orEmpty(dr.id), orEmpty(dr.event), orEmpty(dr.project), orEmpty(dr.webhook), orEmpty(dr.uri),
-			orEmpty(dr.dest), orEmpty(dr.typ), orEmpty(dr.status), orEmpty(dr.queue), orEmpty(dr.attempts),
-			orEmpty(dr.next), orEmpty(dr.manual), orEmpty(dr.lastCode), orEmpty(dr.lastError),
-			orEmpty(dr.start), orEmpty(dr.created), orEmpty(dr.updated), orEmpty(dr.leaseOwner),
-			orEmpty(dr.leaseTime), orEmpty(dr.scheduleBase), !s.callerClock, er.trace, er.first, er.last)
+		pm.use(q != ps.retry)
+		if fan {
+			b.Queue(q, er.id, er.project, er.typ, er.subject, er.payload, er.dynamic, er.key, er.count, er.created,
+				orEmpty(fr.id), orEmpty(fr.event), orEmpty(fr.webhook), orEmpty(fr.next), orEmpty(fr.leased),
+				fr.owner, !s.callerClock, er.trace, er.first, er.last)
+		} else {
+			b.Queue(q, er.id, er.project, er.typ, er.subject, er.payload, er.dynamic, er.key, er.count, er.created,
+				orEmpty(dr.id), orEmpty(dr.event), orEmpty(dr.project), orEmpty(dr.webhook), orEmpty(dr.uri),
+				orEmpty(dr.dest), orEmpty(dr.typ), orEmpty(dr.status), orEmpty(dr.queue), orEmpty(dr.attempts),
+				orEmpty(dr.next), orEmpty(dr.manual), orEmpty(dr.lastCode), orEmpty(dr.lastError),
+				orEmpty(dr.start), orEmpty(dr.created), orEmpty(dr.updated), orEmpty(dr.leaseOwner),
+				orEmpty(dr.leaseTime), orEmpty(dr.scheduleBase), !s.callerClock, er.trace, er.first, er.last)
+		}
 		originals = nil
 		if len(keys) > 0 {
 			pm.use(false)

@@ -203,6 +203,34 @@ FROM unnest($1::text[], $2::text[], $9::int4[], $7::timestamptz[], $10::text[], 
 	AS x(id, owner, number, at, uri, code, latency, response)
 WHERE x.number > 0 AND NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id AND u.owner = x.owner)`
 
+	// completeLeanSQL is completeSQL for a batch of successes that are
+	// all kept in their rows, of distinct deliveries and one lease owner
+	// (leanCompletions): eight arrays instead of twelve, the status, the
+	// next attempt, the error and whether an attempt was made being the
+	// same for every row. The owner stays an array ($8, the same value
+	// throughout): compared with a scalar, the planner's estimate of the
+	// rows still held drops to one and its generic plan joins the
+	// unnested arrays by a nested loop, once per row. PostgreSQL receives every array element
+	// through a call of the type's receive function and copies every
+	// array into a tuplestore before the join (design.md, "PostgreSQL:
+	// fan-out publishes").
+	completeLeanSQL = `WITH u AS (UPDATE deliveries d SET status = 'succeeded',
+	next_attempt_time = ` + zeroTime + `, lease_owner = '', lease_time = ` + zeroTime + `,
+	attempts = d.attempts + 1, last_status_code = x.code, last_error = '',
+	update_time = x.at, inline_attempt = x.number,
+	inline_uri = CASE WHEN x.uri = d.uri THEN '' ELSE x.uri END,
+	inline_latency_ns = x.latency, inline_response = x.response
+FROM unnest($1::text[], $2::int4[], $3::timestamptz[], $4::int4[], $5::text[], $6::int8[], $7::bytea[],
+	$8::text[])
+	AS x(id, code, at, number, uri, latency, response, owner)
+WHERE d.id = ANY ($1::text[]) AND d.id = x.id AND d.lease_owner = x.owner
+RETURNING d.id)
+INSERT INTO attempts (delivery_id, number, time, uri, status_code, latency_ns, error, response)
+SELECT x.id, x.number, x.at, x.uri, x.code, x.latency, '', x.response
+FROM unnest($1::text[], $4::int4[], $3::timestamptz[], $5::text[], $2::int4[], $6::int8[], $7::bytea[])
+	AS x(id, number, at, uri, code, latency, response)
+WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id)`
+
 	// failureRunSQL folds a batch's attempts into webhooks' failure runs
 	// (see runAgg.fold); a success on a healthy webhook writes nothing.
 	failureRunSQL = `UPDATE webhooks w SET
@@ -260,6 +288,8 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 	runs := map[string]*runAgg{}
 	disable := map[string]time.Time{} // webhook id → time of the attempt that disables it
 	held := map[[2]string]bool{}
+	lean := leanCompletions(cs)
+	var l leanRows
 	for _, c := range cs {
 		if !c.Status.Valid() {
 			return fmt.Errorf("postgres: complete %s: invalid status %q", c.DeliveryID, c.Status)
@@ -270,6 +300,18 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		resp := orEmpty(a.Response)
 		if len(resp) > MaxResponseBytes {
 			resp = resp[:MaxResponseBytes]
+		}
+		if lean {
+			l.id = append(l.id, c.DeliveryID)
+			l.code = append(l.code, int32(a.StatusCode))
+			l.at = append(l.at, at)
+			l.number = append(l.number, int32(a.Number))
+			l.uri = append(l.uri, a.URI)
+			l.latency = append(l.latency, int64(a.Latency))
+			l.response = append(l.response, resp)
+			l.owner = append(l.owner, c.Owner)
+			foldRun(c, at, tried, runs, disable)
+			continue
 		}
 		// An empty owner holds no lease; of repeated (delivery, owner)
 		// pairs only the first can find the lease held, as in sequence.
@@ -315,24 +357,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			}
 		}
 
-		if c.WebhookID == "" || !tried {
-			continue // no webhook, or no attempt: the failure run is unchanged
-		}
-		ra := runs[c.WebhookID]
-		if ra == nil {
-			ra = &runAgg{}
-			runs[c.WebhookID] = ra
-		}
-		if c.Success {
-			if at.After(ra.lastSuccess) {
-				ra.lastSuccess = at
-			}
-		} else {
-			ra.failures = append(ra.failures, at)
-		}
-		if c.DisableWebhook && at.After(disable[c.WebhookID]) {
-			disable[c.WebhookID] = at
-		}
+		foldRun(c, at, tried, runs, disable)
 	}
 	var runIDs textArray
 	var runReset boolArray
@@ -372,6 +397,9 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			b.Queue(insertAttemptsSQL, r.aDelivery, r.aNumber, r.aTime, r.aURI, r.aCode, r.aLatency, r.aError,
 				r.aResponse)
 		}
+		if len(l.id) > 0 {
+			b.Queue(completeLeanSQL, l.id, l.code, l.at, l.number, l.uri, l.latency, l.response, l.owner)
+		}
 		if len(r.dID) > 0 {
 			b.Queue(completeSQL, r.dID, r.dOwner, r.dStatus, r.dNext, r.dCode, r.dError, r.dAt, r.dTried,
 				r.iNumber, r.iURI, r.iLatency, r.iResponse)
@@ -394,6 +422,67 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		return c.SendBatch(ctx, b).Close()
 	})
 	return wrap("complete", err)
+}
+
+// foldRun adds c's attempt (made at at; tried: an attempt was made) to
+// its webhook's failure run and to the webhooks to disable.
+func foldRun(c core.Completion, at time.Time, tried bool, runs map[string]*runAgg,
+	disable map[string]time.Time) {
+	if c.WebhookID == "" || !tried {
+		return // no webhook, or no attempt: the failure run is unchanged
+	}
+	ra := runs[c.WebhookID]
+	if ra == nil {
+		ra = &runAgg{}
+		runs[c.WebhookID] = ra
+	}
+	if c.Success {
+		if at.After(ra.lastSuccess) {
+			ra.lastSuccess = at
+		}
+	} else {
+		ra.failures = append(ra.failures, at)
+	}
+	if c.DisableWebhook && at.After(disable[c.WebhookID]) {
+		disable[c.WebhookID] = at
+	}
+}
+
+// leanCompletions reports whether every completion of cs is a success
+// that completeLeanSQL writes exactly: kept in its row as completeSQL
+// would keep it (an attempt without an error and with a URI, a lease
+// owner), of distinct deliveries and all of one owner — the engine's
+// batches of successes.
+func leanCompletions(cs []core.Completion) bool {
+	if !leanComplete || !inlineAttempts || len(cs) == 0 {
+		return false
+	}
+	owner := cs[0].Owner
+	seen := make(map[string]struct{}, len(cs))
+	for _, c := range cs {
+		a := c.Attempt
+		if c.Owner == "" || c.Owner != owner || c.Status != core.DeliverySucceeded || a.Number == 0 || a.Error != "" ||
+			a.URI == "" {
+			return false
+		}
+		if _, ok := seen[c.DeliveryID]; ok {
+			return false
+		}
+		seen[c.DeliveryID] = struct{}{}
+	}
+	return true
+}
+
+// leanComplete enables completeLeanSQL. Tests turn it off to compare.
+var leanComplete = true
+
+// leanRows are the column arrays of completeLeanSQL.
+type leanRows struct {
+	id, uri, owner textArray
+	code, number   int32Array
+	at             timeArray
+	latency        int64Array
+	response       byteaArray
 }
 
 // inlineAttempts keeps the attempt that ends a delivery successfully in

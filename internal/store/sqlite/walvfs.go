@@ -11,17 +11,21 @@ import (
 
 // The WAL frame VFS. SQLite appends a WAL frame in two writes: its
 // 24-byte header, then the page right after it (wal.c, walWriteOneFrame),
-// so every frame costs two pwrite system calls — two of the eleven a
-// single-publish delivery made (docs/benchmarks.md, "Performance round
-// 2"). walVFSName is SQLite's own unix VFS with one change for WAL files:
-// a 24-byte write is held, and the next write, when it starts where the
-// header ends, goes out with the header in front of it as one pwrite.
-// Anything else on the file (another write, a read, a sync, a truncate,
-// its size, a file control, its close) writes a held header first, so
-// the file reads as if both writes had been made; and as SQLite writes a
-// frame's page right after its header, a header is never held once the
-// call that appends the frame returns. Nothing else changes: the main
-// database file, its shared memory and locks are the unix VFS's.
+// and a commit appends its frames one after another, so a commit of n
+// pages cost 2n pwrite system calls — two of the eleven a single-publish
+// delivery made (docs/benchmarks.md, "Performance round 2").
+// walVFSName is SQLite's own unix VFS with one change for WAL files: the
+// frames a commit appends are gathered in a buffer and written as one
+// pwrite when the commit's last frame arrives (a frame header whose
+// database-size field is not zero marks it: the WAL format's commit
+// frame), or when the next frame would not fit in walGatherMax. Anything else on the
+// file (a write elsewhere, a read, a sync, a truncate, its size, a file
+// control, its close) writes what is gathered first, so the file reads as
+// if every write had been made; and as the commit frame is written before
+// SQLite publishes the commit in the WAL index, no reader ever looks for
+// a frame still in the buffer, and a commit has reached the file before
+// it returns. Nothing else changes: the main database file, its shared
+// memory and locks are the unix VFS's.
 const walVFSName = "unix-longhook-wal"
 
 const walFrameHeader = 24
@@ -43,11 +47,19 @@ var (
 // walFileState follows the unix VFS's file structure in each file this
 // VFS opens (szOsFile is enlarged for it); used for WAL files only.
 type walFileState struct {
-	held    int64 // offset of the held header, or -1
+	off     int64 // file offset of the gathered bytes' first, or -1
+	n       int64 // bytes gathered in buf
+	page    bool  // the last thing gathered is a frame header: its page comes next
+	commit  bool  // that header is a commit frame's
+	size    int64 // the last page's size (SQLite's largest until one is seen)
 	buf     uintptr
 	bufSize int64
-	hdr     [walFrameHeader]byte
 }
+
+// walGatherMax bounds a gathered write: the unix VFS writes at most
+// 0x1ffff bytes in one call (os_unix.c, seekAndWriteFd), so a large
+// commit's frames go out in writes of as many whole frames as fit.
+const walGatherMax = 0x1ffff
 
 type (
 	openFn       = func(*libc.TLS, uintptr, uintptr, uintptr, int32, uintptr) int32
@@ -122,59 +134,83 @@ func walOpen(tls *libc.TLS, pVfs, zName, pFile uintptr, flags int32, pOutFlags u
 	if !same { // another locking style: left as the unix VFS made it
 		return rc
 	}
-	*stateOf(pFile) = walFileState{held: -1}
+	*stateOf(pFile) = walFileState{off: -1, size: 65536}
 	f.FpMethods = uintptr(unsafe.Pointer(&walMethods))
 	return rc
 }
 
-// flush writes a held header.
+// flush writes what is gathered.
 func flush(tls *libc.TLS, pFile uintptr) int32 {
 	s := stateOf(pFile)
-	if s.held < 0 {
+	if s.off < 0 {
 		return lib.SQLITE_OK
 	}
-	off := s.held
-	s.held = -1
-	return (*(*rwFn)(unsafe.Pointer(&origMethods().FxWrite)))(tls, pFile, uintptr(unsafe.Pointer(&s.hdr[0])), walFrameHeader, off)
+	off, n := s.off, s.n
+	s.off, s.n, s.page, s.commit = -1, 0, false, false
+	return (*(*rwFn)(unsafe.Pointer(&origMethods().FxWrite)))(tls, pFile, s.buf, int32(n), off)
+}
+
+// gather appends n bytes at zBuf to the buffer, growing it; false when it
+// could not grow (nothing was appended).
+func gather(tls *libc.TLS, s *walFileState, zBuf uintptr, n int64) bool {
+	if s.n+n > s.bufSize {
+		size := max(2*s.bufSize, 64<<10, s.n+n)
+		buf := libc.Xrealloc(tls, s.buf, uint64(size))
+		if buf == 0 {
+			return false
+		}
+		s.buf, s.bufSize = buf, size
+	}
+	copy(bytesAt(s.buf+uintptr(s.n), int(n)), bytesAt(zBuf, int(n)))
+	s.n += n
+	return true
 }
 
 func walWrite(tls *libc.TLS, pFile, zBuf uintptr, iAmt int32, iOfst int64) int32 {
 	s := stateOf(pFile)
 	write := *(*rwFn)(unsafe.Pointer(&origMethods().FxWrite))
-	if iAmt == walFrameHeader {
-		if rc := flush(tls, pFile); rc != lib.SQLITE_OK {
-			return rc
+	n := int64(iAmt)
+	switch {
+	case iAmt == walFrameHeader && !s.page:
+		// A frame's header: gathered after the frames before it, unless
+		// it starts elsewhere or the buffer is full.
+		if s.off >= 0 && (iOfst != s.off+s.n || s.n+n+s.size > walGatherMax) {
+			if rc := flush(tls, pFile); rc != lib.SQLITE_OK {
+				return rc
+			}
 		}
-		s.hdr = *(*[walFrameHeader]byte)(ptr(zBuf))
-		s.held = iOfst
-		return lib.SQLITE_OK
-	}
-	if s.held < 0 || iOfst != s.held+walFrameHeader || iAmt <= 0 {
-		if rc := flush(tls, pFile); rc != lib.SQLITE_OK {
-			return rc
-		}
-		return write(tls, pFile, zBuf, iAmt, iOfst)
-	}
-	n := int64(iAmt) + walFrameHeader
-	if s.bufSize < n {
-		if s.buf != 0 {
-			libc.Xfree(tls, s.buf)
-		}
-		s.buf = libc.Xmalloc(tls, uint64(n))
-		if s.buf == 0 {
-			s.bufSize = 0
+		if !gather(tls, s, zBuf, n) {
 			if rc := flush(tls, pFile); rc != lib.SQLITE_OK {
 				return rc
 			}
 			return write(tls, pFile, zBuf, iAmt, iOfst)
 		}
-		s.bufSize = n
+		if s.off < 0 {
+			s.off = iOfst
+		}
+		// Bytes 4-7: the database size after a commit frame, 0 in others.
+		h := bytesAt(zBuf, walFrameHeader)
+		s.page, s.commit = true, h[4]|h[5]|h[6]|h[7] != 0
+		return lib.SQLITE_OK
+	case s.page && iAmt > 0 && iOfst == s.off+s.n:
+		// The page of the header just gathered.
+		s.size = n
+		if s.n+n > walGatherMax || !gather(tls, s, zBuf, n) {
+			if rc := flush(tls, pFile); rc != lib.SQLITE_OK {
+				return rc
+			}
+			return write(tls, pFile, zBuf, iAmt, iOfst)
+		}
+		s.page = false
+		if s.commit {
+			return flush(tls, pFile)
+		}
+		return lib.SQLITE_OK
 	}
-	*(*[walFrameHeader]byte)(ptr(s.buf)) = s.hdr
-	copy(bytesAt(s.buf+walFrameHeader, int(iAmt)), bytesAt(zBuf, int(iAmt)))
-	off := s.held
-	s.held = -1
-	return write(tls, pFile, s.buf, int32(n), off)
+	if rc := flush(tls, pFile); rc != lib.SQLITE_OK {
+		return rc
+	}
+	return write(tls, pFile, zBuf, iAmt, iOfst)
 }
 
 func walClose(tls *libc.TLS, pFile uintptr) int32 {

@@ -177,11 +177,14 @@ func startBenchProfile(ctx context.Context, c benchConfig, servers []*benchServe
 }
 
 func runBench(ctx context.Context, args []string, env Env) error {
-	if rest, ok := benchGateway(args); ok {
+	if rest, ok := benchGateway(args, env.Getenv); ok {
 		return gateway.RunBench(ctx, rest, env.Getenv, env.Stdout, env.Stderr)
 	}
 	fs := newFlagSet("bench", env)
 	var c benchConfig
+	// --gateway is taken above (benchGateway); declared here so -h and
+	// completion list it.
+	fs.Bool("gateway", false, "measure the receiving gateway (verify, dedupe, store, forward) instead of serve; bench --gateway -h lists its flags")
 	fs.IntVar(&c.Events, "events", 20000, "events to publish")
 	fs.IntVar(&c.Webhooks, "webhooks", 10, "webhooks subscribed to every event (fan-out)")
 	fs.IntVar(&c.Size, "size", 600, "event body size in bytes")

@@ -156,3 +156,24 @@ func TestBenchDynamicSmoke(t *testing.T) {
 		t.Fatal("--rounds 0 accepted")
 	}
 }
+
+// bench -h lists --gateway (it was taken before the flag set and missing
+// from the help), and LONGHOOK_GATEWAY, the variable the help names,
+// selects the gateway bench as the flag does.
+func TestBenchHelpListsGateway(t *testing.T) {
+	t.Parallel()
+	code, _, errs := run(t, nil, "bench", "-h")
+	if code != 0 || !strings.Contains(errs, "-gateway") || !strings.Contains(errs, "LONGHOOK_GATEWAY") {
+		t.Errorf("bench -h: exit %d, no -gateway: %s", code, errs)
+	}
+	for _, env := range []map[string]string{nil, {"LONGHOOK_GATEWAY": "true"}} {
+		args := []string{"bench", "-h"}
+		if env == nil {
+			args = []string{"bench", "--gateway", "-h"}
+		}
+		code, _, errs := run(t, env, args...)
+		if code != 0 || !strings.Contains(errs, "-body-bytes") {
+			t.Errorf("%v %v: exit %d, not the gateway bench's flags: %s", env, args, code, errs)
+		}
+	}
+}

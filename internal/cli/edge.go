@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 
+	"github.com/longhook/longhook/internal/envflag"
 	"github.com/longhook/longhook/internal/gateway"
 	"github.com/longhook/longhook/internal/gateway/check"
 	"github.com/longhook/longhook/internal/gateway/listen"
@@ -35,12 +37,17 @@ func runCheck(ctx context.Context, args []string, env Env) error {
 	return check.RunCheck(ctx, args, env.Getenv, env.Stdout, env.Stderr)
 }
 
-// benchGateway reports whether args ask for `longhook bench --gateway`
-// and returns the remaining args.
-func benchGateway(args []string) ([]string, bool) {
+// benchGateway reports whether args (or LONGHOOK_GATEWAY) ask for
+// `longhook bench --gateway` and returns the remaining args.
+func benchGateway(args []string, getenv func(string) string) ([]string, bool) {
 	for i, a := range args {
-		if a == "--gateway" || a == "-gateway" {
+		if a == "--gateway" || a == "-gateway" || a == "--gateway=true" || a == "-gateway=true" {
 			return slices.Delete(slices.Clone(args), i, i+1), true
+		}
+	}
+	if getenv != nil {
+		if on, err := strconv.ParseBool(getenv(envflag.Name("gateway"))); err == nil && on {
+			return args, true
 		}
 	}
 	return args, false

@@ -37,7 +37,14 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	if _, err := s.w.ExecContext(ctx, createMigrationsTable); err != nil {
+	// In an IMMEDIATE transaction too: as a statement of its own it read
+	// the schema, then took the write lock, and when another process
+	// created the table in between, SQLite refused the stale snapshot
+	// with SQLITE_BUSY at once, without waiting out the busy timeout.
+	if err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, createMigrationsTable)
+		return err
+	}); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	for _, m := range ms {

@@ -151,6 +151,10 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 
+	if err := connectWriter(ctx, w, o.BusyTimeout); err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
 	s := &Store{w: w, wake: make(chan struct{}, 1), ckKick: make(chan struct{}, 1), ckStop: make(chan struct{}), ckDone: make(chan struct{}), ckIdle: o.checkpointIdle}
 	if err := s.migrate(ctx); err != nil {
 		_ = w.Close()
@@ -443,4 +447,27 @@ func createPrivate(path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// connectWriter opens the writer's connection, which sets the file's
+// page size and WAL mode. Two processes opening one new file at once race
+// there: the loser of the change to WAL mode gets SQLITE_BUSY at once
+// (SQLite does not wait on a lock upgrade that could deadlock), so it
+// tries again until busy has passed, as the busy timeout would have.
+func connectWriter(ctx context.Context, w *sql.DB, busy time.Duration) error {
+	deadline := time.Now().Add(busy)
+	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		err := w.PingContext(ctx)
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }

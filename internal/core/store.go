@@ -126,7 +126,8 @@ type EventStore interface {
 	// PublishEvents writes the events and their deliveries in one
 	// transaction. An event whose (project, idempotency key) already exists
 	// is not written again; its result carries the original event. Results
-	// are in input order.
+	// are in input order. A delivery's EventID, when set, names an event
+	// of the same call.
 	PublishEvents(ctx context.Context, evs []NewEvent) ([]PublishResult, error)
 	// GetEvent returns an event of the project.
 	GetEvent(ctx context.Context, projectID, id string) (*Event, error)

@@ -205,20 +205,30 @@ func (g *Gateway) consolePage(w http.ResponseWriter, r *http.Request, csrf strin
 // forwarded).
 func sameOrigin(r *http.Request) bool { return sameorigin.Request(r, "") }
 
+// consoleForm parses a console form (at most 8 KiB) and reports whether
+// it may act: it must come from the console's own origin and carry the
+// CSRF token; a refusal is answered here (403).
+func consoleForm(w http.ResponseWriter, r *http.Request, csrf string) bool {
+	if !sameOrigin(r) {
+		http.Error(w, "cross-origin request refused", http.StatusForbidden)
+		return false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	_ = r.ParseForm()
+	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(csrf)) != 1 {
+		http.Error(w, "the form's token is missing or stale: reload the console", http.StatusForbidden)
+		return false
+	}
+	return true
+}
+
 // timeInput is the datetime-local form of a UTC time.
 const timeInput = "2006-01-02T15:04"
 
 // consoleReplay counts (the dry run) or starts a replay of a source's
 // stored events since a time to one of its sinks.
 func (g *Gateway) consoleReplay(w http.ResponseWriter, r *http.Request, csrf string) {
-	if !sameOrigin(r) {
-		http.Error(w, "cross-origin request refused", http.StatusForbidden)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
-	_ = r.ParseForm()
-	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(csrf)) != 1 {
-		http.Error(w, "the form's token is missing or stale: reload the console", http.StatusForbidden)
+	if !consoleForm(w, r, csrf) {
 		return
 	}
 	rv := &replayView{Sink: r.PostForm.Get("sink"), Since: r.PostForm.Get("since")}
@@ -292,14 +302,7 @@ func (g *Gateway) consoleSignIn(w http.ResponseWriter, r *http.Request, cookieVa
 // another site cannot sign the operator out. (The cookie is an HMAC of the
 // token: a copy of it elsewhere stays valid until console_token changes.)
 func (g *Gateway) consoleSignOut(w http.ResponseWriter, r *http.Request, csrf string) {
-	if !sameOrigin(r) {
-		http.Error(w, "cross-origin request refused", http.StatusForbidden)
-		return
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
-	_ = r.ParseForm()
-	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(csrf)) != 1 {
-		http.Error(w, "the form's token is missing or stale: reload the console", http.StatusForbidden)
+	if !consoleForm(w, r, csrf) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: "longhook_gateway_console", Value: "", Path: ConsolePath, MaxAge: -1,

@@ -315,6 +315,7 @@ func TestConfigValidation(t *testing.T) {
 		"path /hooks//x":    "sources: [{name: a, path: '/hooks//x', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
 		"path hooks/x":      "sources: [{name: a, path: 'hooks/x', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
 		"unknown key":       "sources: [{name: a, colour: red}]",
+		"github tolerance":  "sources: [{name: a, verify: {kind: github, hmac_secrets: [s3], tolerance: 5m}}]",
 		"missing env":       "sources: [{name: a, verify: {hmac_secrets: ['${NOPE_NOT_SET}']}}]",
 		"mysql":             "database: 'mysql://u:s3cr3tpw@h/db'\nsources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
 		"bad pg url":        "database: 'postgres://u:s3cr3tpw@h:notaport/db'\nsources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",

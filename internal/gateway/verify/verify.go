@@ -18,6 +18,7 @@
 package verify
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/sha1" //nolint:gosec // some providers still sign with HMAC-SHA1; HMAC-SHA1 is not broken
 	"crypto/sha256"
@@ -168,6 +169,12 @@ func New(s Spec, now func() time.Time) (*Verifier, error) {
 	default:
 		return nil, fmt.Errorf("unknown kind %q (one of %s)", s.Kind, strings.Join(Kinds, ", "))
 	}
+	// A tolerance bounds the age of a signed timestamp; a scheme that
+	// signs none (github, shopify, an hmac block without {timestamp})
+	// would accept it and ignore it, as if it protected from replays.
+	if s.Tolerance != 0 && !strings.Contains(v.signed, "{timestamp}") {
+		return nil, fmt.Errorf("tolerance: kind %s signs no timestamp, so there is no age to bound (remove verify.tolerance; duplicates are caught by the inbox's dedupe)", describeKind(s))
+	}
 	v.keep = map[string]bool{}
 	for _, h := range []string{v.header, v.tsHeader, v.preferredIDHeader, v.idHeader, v.typHeader} {
 		if h != "" {
@@ -175,6 +182,14 @@ func New(s Spec, now func() time.Time) (*Verifier, error) {
 		}
 	}
 	return v, nil
+}
+
+// describeKind names s's scheme for a message.
+func describeKind(s Spec) string {
+	if s.Kind == KindHMAC {
+		return "hmac with hmac.signed " + strconv.Quote(cmp.Or(s.Signed, "{body}"))
+	}
+	return s.Kind
 }
 
 // generic sets up KindHMAC from s, validating it.

@@ -413,3 +413,33 @@ func TestShopifyEventID(t *testing.T) {
 		t.Errorf("Sign: headers %v, want both id headers set", h)
 	}
 }
+
+// A tolerance on a scheme that signs no timestamp is refused: it was
+// accepted and ignored, as if it bounded replays.
+func TestToleranceNeedsASignedTimestamp(t *testing.T) {
+	t.Parallel()
+	key := [][]byte{[]byte(secret)}
+	for _, s := range []Spec{
+		{Kind: KindGitHub, Secrets: key, Tolerance: time.Minute},
+		{Kind: KindShopify, Secrets: key, Tolerance: time.Minute},
+		{Kind: KindHMAC, Secrets: key, Tolerance: time.Minute, Header: "X-Sig"},
+		{Kind: KindHMAC, Secrets: key, Tolerance: time.Minute, Header: "X-Sig", Signed: "{id}.{body}", IDHeader: "X-Id"},
+	} {
+		if _, err := New(s, time.Now); err == nil || !strings.Contains(err.Error(), "tolerance") {
+			t.Errorf("%s %q with a tolerance: %v, want an error naming tolerance", s.Kind, s.Signed, err)
+		}
+		s.Tolerance = 0
+		if _, err := New(s, time.Now); err != nil {
+			t.Errorf("%s %q without a tolerance: %v", s.Kind, s.Signed, err)
+		}
+	}
+	for _, s := range []Spec{
+		{Kind: KindStripe, Secrets: key, Tolerance: time.Minute},
+		{Kind: KindSlack, Secrets: key, Tolerance: time.Minute},
+		{Kind: KindHMAC, Secrets: key, Tolerance: time.Minute, Header: "X-Sig", Signed: "{timestamp}.{body}", TimestampHeader: "X-Ts"},
+	} {
+		if _, err := New(s, time.Now); err != nil {
+			t.Errorf("%s with a tolerance: %v", s.Kind, err)
+		}
+	}
+}

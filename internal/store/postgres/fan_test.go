@@ -20,7 +20,8 @@ import (
 // delivery that does not fit (a dynamic URI, a retry, another creation
 // time, a second lease owner) take the general form whole.
 func TestFanPublish(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it turns fanPublish off, which every other test's
+	// publishes read.
 	url := pgtest.URL(t)
 	t0 := storetest.T0
 	p := storetest.NewProject()
@@ -197,7 +198,8 @@ func normalize(rows []string, dbClock bool) []string {
 // attempts), batches with a failure, a second owner, a delivery twice or
 // an attempt with an error take the general form whole.
 func TestLeanCompletion(t *testing.T) {
-	t.Parallel()
+	// Not parallel: it turns leanComplete off, which every other test's
+	// completions read.
 	url := pgtest.URL(t)
 	t0 := storetest.T0
 	p := storetest.NewProject()

@@ -130,8 +130,13 @@ func TestWALCommitOneWrite(t *testing.T) {
 			}
 			continue
 		}
+		// Every write beyond the commit's must bring bytes of its own:
+		// the runtime's 8-byte wake-up, or (seen once, in a CI run under
+		// load with the race detector) one 4,096-byte write on this
+		// thread that no commit here makes. A commit split in two adds a
+		// write and no bytes.
 		extra := writes - 1
-		if extra < 0 || written-grown != extra*runtimeWake {
+		if extra < 0 || written-grown < extra*runtimeWake {
 			t.Fatalf("commit %d: %d write system calls of %d bytes for %d WAL frames (%d bytes), want 1 (beside the runtime's %d-byte wake-ups)",
 				commit, writes, written, frames, grown, runtimeWake)
 		}

@@ -114,28 +114,10 @@ func TestFanPublish(t *testing.T) {
 				t.Fatalf("%s: %v", c.name, err)
 			}
 		}
-		var rows []string
-		if err := s.run(t.Context(), true, func(c *pgx.Conn) error {
-			rs, err := c.Query(t.Context(), `SELECT row_to_json(x)::text FROM (
+		return textRows(t, s, `SELECT row_to_json(x)::text FROM (
 				SELECT d.*, d.next_attempt_time - d.lease_time AS lease_length,
 					d.lease_time = `+zeroTime+` AS unleased, e.first_delivery, e.last_delivery, e.delivery_count
-				FROM deliveries d JOIN events e ON e.id = d.event_id ORDER BY d.id) x`)
-			if err != nil {
-				return err
-			}
-			defer rs.Close()
-			for rs.Next() {
-				var r string
-				if err := rs.Scan(&r); err != nil {
-					return err
-				}
-				rows = append(rows, r)
-			}
-			return rs.Err()
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return rows, took
+				FROM deliveries d JOIN events e ON e.id = d.event_id ORDER BY d.id) x`), took
 	}
 	for _, clock := range []struct {
 		name string
@@ -290,27 +272,9 @@ func TestLeanCompletion(t *testing.T) {
 				t.Fatalf("%s: %v", b.name, err)
 			}
 		}
-		var rows []string
-		if err := s.run(t.Context(), true, func(c *pgx.Conn) error {
-			rs, err := c.Query(t.Context(), `SELECT row_to_json(d)::text FROM deliveries d
+		return textRows(t, s, `SELECT row_to_json(d)::text FROM deliveries d
 				UNION ALL SELECT (to_jsonb(a) - 'id')::text FROM attempts a
-				ORDER BY 1`)
-			if err != nil {
-				return err
-			}
-			defer rs.Close()
-			for rs.Next() {
-				var r string
-				if err := rs.Scan(&r); err != nil {
-					return err
-				}
-				rows = append(rows, r)
-			}
-			return rs.Err()
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return rows, took
+				ORDER BY 1`), took
 	}
 	general, tookGeneral := run(false)
 	lean, tookLean := run(true)
@@ -330,4 +294,28 @@ func TestLeanCompletion(t *testing.T) {
 			t.Errorf("row %d:\ncompleteSQL %s\nlean        %s", i, general[i], lean[i])
 		}
 	}
+}
+
+// textRows runs q, a query of one text column, and returns its rows.
+func textRows(t *testing.T, s *Store, q string) []string {
+	t.Helper()
+	var rows []string
+	if err := s.run(t.Context(), true, func(c *pgx.Conn) error {
+		rs, err := c.Query(t.Context(), q)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var r string
+			if err := rs.Scan(&r); err != nil {
+				return err
+			}
+			rows = append(rows, r)
+		}
+		return rs.Err()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return rows
 }

@@ -147,16 +147,7 @@ func TestEventsPageListsEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	ck := f.signIn()
-	page := func(path string) string {
-		t.Helper()
-		resp := f.get(ctx, path, ck)
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s: %d", path, resp.StatusCode)
-		}
-		return string(body)
-	}
+	page := func(path string) string { return f.page(t, path, ck) }
 	link := func(ev core.NewEvent) string { return `href="/console/events?id=` + ev.Event.ID + `"` }
 	all := page("/console/events")
 	for _, ev := range []core.NewEvent{lonely, old, recent} {
@@ -214,16 +205,7 @@ func TestDeliveriesOlderLinkKeepsFilters(t *testing.T) {
 		t.Fatal(err)
 	}
 	ck := f.signIn()
-	page := func(path string) string {
-		t.Helper()
-		resp := f.get(ctx, path, ck)
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s: %d", path, resp.StatusCode)
-		}
-		return string(body)
-	}
+	page := func(path string) string { return f.page(t, path, ck) }
 	first := page("/console/webhooks/" + f.hook.ID + "?type=batch.failed&status=pending")
 	m := regexp.MustCompile(`href="(/console/webhooks/[^"]+)">Older`).FindStringSubmatch(first)
 	if m == nil {
@@ -317,4 +299,17 @@ func TestLiveStreamSendsRowsChangedWhileThePageLoaded(t *testing.T) {
 		}
 	}
 	t.Fatal("the stream never sent the row that changed while the page loaded")
+}
+
+// page answers GET path, signed in with ck, and fails the test unless it
+// is 200.
+func (f *streamFixture) page(t *testing.T, path string, ck *http.Cookie) string {
+	t.Helper()
+	resp := f.get(t.Context(), path, ck)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s: %d", path, resp.StatusCode)
+	}
+	return string(body)
 }

@@ -43,12 +43,15 @@ func (s *server) createInteraction(r *http.Request, key core.APIKey) (any, error
 	if err := DecodeJSON(r, &body); err != nil {
 		return nil, err
 	}
-	model := body.Model
-	if model == "" && len(body.Agent) > 0 {
-		_ = json.Unmarshal(body.Agent, &model)
+	agent, err := interactionAgent(body.Agent, body.Model)
+	if err != nil {
+		return nil, err
+	}
+	if agent == "" {
+		body.Agent = nil // null: no agent
 	}
 	switch {
-	case model == "" && len(body.Agent) == 0:
+	case body.Model == "" && agent == "":
 		return nil, core.Invalid("model", "model (or agent) is required")
 	case body.Stream:
 		return nil, core.Invalid("stream", "stream: true is not supported; use background: true and poll, or a webhook_config")
@@ -70,7 +73,6 @@ func (s *server) createInteraction(r *http.Request, key core.APIKey) (any, error
 			in.Echo[name] = v
 		}
 	}
-	var err error
 	if in.WebhookConfig, err = s.webhookConfig("webhook_config", body.WebhookConfig); err != nil {
 		return nil, err
 	}
@@ -79,6 +81,28 @@ func (s *server) createInteraction(r *http.Request, key core.APIKey) (any, error
 		return nil, err
 	}
 	return renderInteraction(j, false), nil
+}
+
+// interactionAgent reads the agent an interaction names (raw, as sent;
+// "" when absent or null). An interaction is a model's turn or an agent's
+// (the SDKs' CreateModelInteraction and CreateAgentInteraction), so naming
+// both is refused rather than one silently preferred; the agent is a name,
+// checked like a model's because it is stored and echoed the same way.
+func interactionAgent(raw json.RawMessage, model string) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	var agent string
+	if json.Unmarshal(raw, &agent) != nil {
+		return "", core.Invalid("agent", "agent must be a string, the agent's name (e.g. \"deep-research-pro-preview-12-2025\")")
+	}
+	if model != "" {
+		return "", core.Invalid("agent", "set model or agent, not both: an interaction is a model's turn or an agent's")
+	}
+	if err := core.ValidateModel("agent", agent); err != nil {
+		return "", err
+	}
+	return agent, nil
 }
 
 // interactionOf loads an interaction of the project.

@@ -244,3 +244,35 @@ func TestContinuationKeepsWebhookConfig(t *testing.T) {
 		}
 	}
 }
+
+// An interaction names its model or its agent, one of them, by a name: an
+// agent that is empty, null, not a string or not a name is refused like a
+// missing or bad model (it ran as a model turn with no model), and so is a
+// body naming both (which one runs would be a guess). Nothing is stored.
+func TestInteractionAgentValidated(t *testing.T) {
+	t.Parallel()
+	f := setup(t, options{})
+	for name, body := range map[string]map[string]any{
+		"empty agent":         {"agent": "", "input": "x"},
+		"null agent":          {"agent": nil, "input": "x"},
+		"numeric agent":       {"agent": 5, "input": "x"},
+		"object agent":        {"agent": map[string]any{"name": "deep-research"}, "input": "x"},
+		"agent with a path":   {"agent": "a/../b", "input": "x"},
+		"agent with a space":  {"agent": "deep research", "input": "x"},
+		"overlong agent":      {"agent": strings.Repeat("a", core.MaxModelName+1), "input": "x"},
+		"model and agent":     {"model": "gemini-2.5-flash", "agent": "deep-research-pro-preview-12-2025", "input": "x"},
+		"bad model and agent": {"model": "a b", "agent": "deep-research-pro-preview-12-2025", "input": "x"},
+	} {
+		r := f.call("POST", "/v1beta/interactions", body)
+		if r.status != 400 || r.str("error.status") != "INVALID_ARGUMENT" || !strings.Contains(r.str("error.message"), "agent") {
+			t.Errorf("%s: %d %s", name, r.status, r.raw)
+		}
+	}
+	if js, err := f.store.ListJobs(context.Background(), core.ListJobsParams{ProjectID: f.project, Limit: 10}); err != nil || len(js) != 0 {
+		t.Fatalf("refused interactions stored: %d jobs, %v", len(js), err)
+	}
+	r := f.call("POST", "/v1beta/interactions", map[string]any{"agent": "deep-research-pro-preview-12-2025", "model": nil, "input": "x", "background": true}).must(t, 200)
+	if r.str("agent") != "deep-research-pro-preview-12-2025" {
+		t.Fatalf("agent turn: %s", r.raw)
+	}
+}

@@ -215,7 +215,9 @@ func webhooksDelete(ctx context.Context, args []string, env Env) error {
 			return err
 		}
 		if f.json {
-			return printJSON(env.Stdout, map[string]string{"id": pos[0], "deleted": "true"})
+			// A JSON boolean, as every other flag in the API's answers is:
+			// a script testing .deleted == true must not meet the string "true".
+			return printJSON(env.Stdout, map[string]any{"id": pos[0], "deleted": true})
 		}
 		fmt.Fprintf(env.Stdout, "Deleted webhook %s (its pending deliveries are cancelled; history stays readable).\n", pos[0])
 		return nil

@@ -198,9 +198,9 @@ func TestCLIWebhooks(t *testing.T) {
 	}
 
 	mustContain(t, "delete", cli.run(t, "webhooks", "delete", id), "Deleted webhook "+id)
-	var del map[string]string
+	var del map[string]any
 	cli.json(t, &del, "webhooks", "delete", b.ID)
-	if del["id"] != b.ID {
+	if del["id"] != b.ID || del["deleted"] != true {
 		t.Fatalf("delete --json: %v", del)
 	}
 	mustContain(t, "empty list", cli.run(t, "webhooks", "list"), "No webhooks.")

@@ -6,8 +6,9 @@
 // where it left off after a disconnect or a restart.
 //
 // Delivery to the local URL is at-least-once and in stream order: an
-// event is retried until the local receiver answers 2xx, and the position
-// is saved only after that.
+// event is retried until the local receiver answers 2xx or refuses it
+// with a 4xx (408, 425 and 429 are retried), and the position is saved
+// only after that.
 package listen
 
 import (
@@ -420,7 +421,8 @@ func (l *listener) dispatch(ctx context.Context, event string, data []byte) erro
 	return nil
 }
 
-// forward POSTs a gateway event to the local URL until it answers 2xx.
+// forward POSTs a gateway event to the local URL until it answers 2xx or
+// rejects it.
 func (l *listener) forward(ctx context.Context, e *gateway.StreamEvent) error {
 	attrs := []slog.Attr{slog.Int64("seq", e.Seq), slog.String("webhook_id", e.WebhookID), slog.String("type", e.Type)}
 	return l.deliver(ctx, attrs, func(ctx context.Context) (int, error) {
@@ -430,9 +432,10 @@ func (l *listener) forward(ctx context.Context, e *gateway.StreamEvent) error {
 	}, nil)
 }
 
-// deliver runs send until it answers 2xx, with backoff, or until ctx
-// ends between attempts. Before every attempt it asks stale (when set),
-// and returns its error if it has one.
+// deliver runs send until it answers 2xx or a 4xx that rejects the event
+// (logged, not retried), with backoff, or until ctx ends between
+// attempts. Before every attempt it asks stale (when set), and returns
+// its error if it has one.
 func (l *listener) deliver(ctx context.Context, attrs []slog.Attr, send func(context.Context) (int, error), stale func() error) error {
 	backoff := minBackoff
 	for attempt := 1; ; attempt++ {
@@ -449,6 +452,17 @@ func (l *listener) deliver(ctx context.Context, attrs []slog.Attr, send func(con
 		attrs := append(attrs[:len(attrs):len(attrs)], slog.Int("attempt", attempt), slog.Duration("duration", time.Since(start)))
 		if err == nil && status/100 == 2 {
 			l.log.LogAttrs(ctx, slog.LevelInfo, "listen.forward", append(attrs, slog.Int("status", status))...)
+			return nil
+		}
+		if err == nil && rejects(status) {
+			// The local app judged this event and refused it (a bad
+			// signature, a payload it cannot read): the same request would
+			// get the same answer, and retrying it forever would hold back
+			// every event behind it. It is reported and passed, as a
+			// developer tunnel (stripe listen, svix listen) does; the
+			// position moves on, and --after with a new --state replays it.
+			l.log.LogAttrs(ctx, slog.LevelError, "listen.forward.rejected: the local receiver refused this event with a 4xx; it is not retried",
+				append(attrs, slog.Int("status", status))...)
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -494,6 +508,14 @@ func (l *listener) post(ctx context.Context, header http.Header, body []byte, ex
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
 	_ = resp.Body.Close()
 	return resp.StatusCode, nil
+}
+
+// rejects reports whether a local answer is the receiver's verdict on the
+// event rather than a passing condition: a 4xx other than 408 Request
+// Timeout, 425 Too Early and 429 Too Many Requests, which ask for the
+// request again later.
+func rejects(status int) bool {
+	return status/100 == 4 && status != http.StatusRequestTimeout && status != http.StatusTooEarly && status != http.StatusTooManyRequests
 }
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

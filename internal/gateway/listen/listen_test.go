@@ -39,6 +39,9 @@ type fixture struct {
 	got     map[string]int
 	headers http.Header
 	local   *httptest.Server
+	// answer, when set, is the local receiver's status for the n-th
+	// request (1, 2, …) carrying webhook-id id; unset, 200.
+	answer func(id string, n int) int
 }
 
 func setup(t *testing.T) *fixture {
@@ -64,9 +67,15 @@ func setup(t *testing.T) *fixture {
 	f.local = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		f.mu.Lock()
-		f.got[r.Header.Get(webhook.HeaderID)]++
+		id := r.Header.Get(webhook.HeaderID)
+		f.got[id]++
 		f.headers = r.Header.Clone()
+		status := http.StatusOK
+		if f.answer != nil {
+			status = f.answer(id, f.got[id])
+		}
 		f.mu.Unlock()
+		w.WriteHeader(status)
 	}))
 	t.Cleanup(func() {
 		f.local.Close()
@@ -174,6 +183,49 @@ func TestListenResumesAfterCuts(t *testing.T) {
 	}
 	if f.headers.Get(webhook.HeaderSignature) == "" || f.headers.Get(gateway.HeaderSource) != "s" {
 		t.Errorf("forwarded headers: %v", f.headers)
+	}
+}
+
+// A 4xx from the local receiver is its verdict on that event: it is
+// reported and passed, not retried forever in front of every later event;
+// a 5xx, 408 or 429 is retried until the receiver takes the event.
+func TestListenPassesAnEventTheReceiverRejects(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.answer = func(id string, n int) int {
+		switch {
+		case id == "msg_rejected":
+			return http.StatusBadRequest
+		case id == "msg_gone":
+			return http.StatusGone
+		case id == "msg_busy" && n == 1:
+			return http.StatusTooManyRequests
+		case id == "msg_down" && n == 1:
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	}
+	state := filepath.Join(t.TempDir(), "state.json")
+	stop := startListen(t, f, state, "--after", "0")
+	ids := []string{"msg_rejected", "msg_busy", "msg_gone", "msg_down", "msg_after"}
+	for _, id := range ids {
+		f.send(t, id)
+	}
+	waitFor(t, 30*time.Second, "the events behind the rejected ones", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.got["msg_after"] == 1
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	want := map[string]int{"msg_rejected": 1, "msg_busy": 2, "msg_gone": 1, "msg_down": 2, "msg_after": 1}
+	for id, n := range want {
+		if f.got[id] != n {
+			t.Errorf("%s posted %d times, want %d", id, f.got[id], n)
+		}
 	}
 }
 

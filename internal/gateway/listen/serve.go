@@ -141,8 +141,8 @@ func (l *listener) dispatchServe(ctx context.Context, event string, data []byte)
 	return nil
 }
 
-// forwardServe POSTs a delivery to the local URL until it answers 2xx, or
-// until its signature is too old to be accepted (errResign).
+// forwardServe POSTs a delivery to the local URL until it answers 2xx or
+// rejects it with a 4xx, or until its signature is too old to be accepted (errResign).
 func (l *listener) forwardServe(ctx context.Context, e *relay.Event) error {
 	attrs := []slog.Attr{slog.String("delivery_id", e.ID), slog.String("webhook_id", e.WebhookID), slog.String("type", e.EventType)}
 	stale := func() error {

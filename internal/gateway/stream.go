@@ -24,7 +24,8 @@ const ListenPath = reservedPrefix + "listen/"
 //
 // after (or the Last-Event-ID header) is the last position the client has
 // handled; without it the stream starts at the newest event, so only
-// events received from then on are sent. The response is
+// events received from then on are sent. A position beyond the newest
+// event is 400 INVALID_ARGUMENT (it came from another inbox). The response is
 // text/event-stream: first an "event: ready" whose id is the starting
 // position, then one "event: webhook" per event, in position order, whose
 // id is the position and whose data is a StreamEvent in JSON, and a
@@ -76,8 +77,23 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "after must be a non-negative integer position")
 			return
 		}
-	} else if after, err = g.inbox.LastSeq(r.Context()); err != nil {
+	}
+	last, err := g.inbox.LastSeq(r.Context())
+	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, "UNAVAILABLE", "inbox unavailable")
+		return
+	}
+	if pos == "" {
+		after = last
+	} else if after > last {
+		// This inbox never handed out the position (the newest event is
+		// kept through every sweep, so LastSeq never goes down): the
+		// client's state comes from another inbox — a gateway set up
+		// again, a restore from an older backup — or is a typo. Waiting
+		// for the sequence to catch up would skip every event until then
+		// without a word, so the stream is refused and the client told.
+		writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", fmt.Sprintf(
+			"after %d is beyond this gateway's newest position %d: a position from another inbox (a new or restored gateway?); start again from 0 or without after", after, last))
 		return
 	}
 	name := src.cfg.Name

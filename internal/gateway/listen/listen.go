@@ -302,8 +302,17 @@ func (l *listener) session(ctx context.Context) (progressed bool, err error) {
 	}
 	defer resp.Body.Close()
 	switch {
-	case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden, resp.StatusCode == http.StatusNotFound,
-		l.serve && resp.StatusCode == http.StatusBadRequest:
+	case resp.StatusCode == http.StatusBadRequest:
+		// Reconnecting with the same request cannot help. A refused
+		// position (a gateway's from another inbox) came from --after or
+		// the state file, which the user must be told to clear.
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		text := strings.TrimSpace(string(msg))
+		if strings.Contains(text, "after") {
+			text += fmt.Sprintf(" (position %s, from --after or the state file %s: remove the state file or pass another --state)", l.posText(), l.statePath)
+		}
+		return false, fmt.Errorf("%w: %s answered 400: %s", errFatal, l.peer(), text)
+	case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden, resp.StatusCode == http.StatusNotFound:
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return false, fmt.Errorf("%w: %s answered %d: %s", errFatal, l.peer(), resp.StatusCode, strings.TrimSpace(string(msg)))
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:

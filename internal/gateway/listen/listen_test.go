@@ -229,6 +229,59 @@ func TestListenPassesAnEventTheReceiverRejects(t *testing.T) {
 	}
 }
 
+// A position this gateway never handed out (a state file from another
+// inbox: a gateway set up again) is refused with 400 naming the newest
+// position, and listen stops with the state file named — it used to wait
+// silently, skipping every event until the sequence caught up.
+func TestListenPositionBeyondTheNewest(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	f.send(t, "msg_first")
+	f.send(t, "msg_second")
+	last, err := f.gw.Inbox().LastSeq(context.Background())
+	if err != nil || last == 0 {
+		t.Fatalf("LastSeq: %d, %v", last, err)
+	}
+	for _, c := range []struct {
+		after string
+		want  int
+	}{{"0", 200}, {strconv.FormatInt(last, 10), 200}, {strconv.FormatInt(last+1, 10), 400}, {"99999", 400}} {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.stream.URL+gateway.ListenPath+"s?after="+c.after, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := f.stream.Client().Do(req)
+		if err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		body := ""
+		if resp.StatusCode != 200 {
+			b, _ := io.ReadAll(resp.Body)
+			body = string(b)
+		}
+		cancel()
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("after=%s: %d, want %d", c.after, resp.StatusCode, c.want)
+		}
+		if c.want == 400 && (!strings.Contains(body, `"INVALID_ARGUMENT"`) || !strings.Contains(body, "newest position "+strconv.FormatInt(last, 10))) {
+			t.Errorf("after=%s: %s, want the error envelope naming the newest position", c.after, body)
+		}
+	}
+
+	state := filepath.Join(t.TempDir(), "state.json")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err = RunListen(ctx, []string{"--from", f.stream.URL + gateway.ListenPath + "s", "--forward-to", f.local.URL,
+		"--token", token, "--state", state, "--after", "99999"}, func(string) string { return "" }, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "400") || !strings.Contains(err.Error(), state) {
+		t.Fatalf("listen from a position beyond the newest: %v, want a 400 error naming the state file", err)
+	}
+	if f.count() != 0 {
+		t.Errorf("%d events forwarded", f.count())
+	}
+}
+
 func TestListenRejectsBadToken(t *testing.T) {
 	t.Parallel()
 	f := setup(t)

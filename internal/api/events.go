@@ -46,6 +46,12 @@ func (req *publishRequest) input(at int) (publish.Input, error) {
 	if d := bytes.TrimSpace(req.Data); bytes.Equal(d, []byte("null")) {
 		in.Data = nil
 	}
+	// user_metadata is a google.protobuf.Struct, and proto3 JSON reads a
+	// null message field as unset — as the job routes do (webhookConfig):
+	// the same webhook_config must not be a 400 here and taken there.
+	if wc := req.WebhookConfig; wc != nil && bytes.Equal(bytes.TrimSpace(wc.UserMetadata), []byte("null")) {
+		wc.UserMetadata = nil
+	}
 	if req.Timestamp != "" {
 		ts, err := time.Parse(time.RFC3339Nano, req.Timestamp)
 		if err != nil {

@@ -66,6 +66,18 @@ func TestPublish(t *testing.T) {
 			t.Errorf("audience %q: %s", aud, r.raw)
 		}
 	}
+	// user_metadata: null is unset (proto3 JSON's null for a Struct), as
+	// on the job routes; it was 400 here alone.
+	for _, path := range []string{"/v1/events", "/v1/events:batchPublish"} {
+		body := `{"type":"batch.succeeded","data":{"id":"batches/4"},"webhook_config":{"uris":["https://a.example.com/h"],"user_metadata":null}}`
+		if strings.HasSuffix(path, "batchPublish") {
+			body = `{"events":[` + body + `]}`
+		}
+		r = f.call("POST", path, body).must(t, http.StatusOK)
+		if strings.Contains(string(r.raw), "user_metadata") {
+			t.Errorf("%s with user_metadata null: %s", path, r.raw)
+		}
+	}
 	if len(f.deliveries(hook)) != 1 {
 		t.Error("a dynamic event reached the static webhook")
 	}

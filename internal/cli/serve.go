@@ -99,7 +99,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	fs.IntVar(&cfg.Workers, "workers", 512, "delivery attempts in flight")
 	fs.IntVar(&cfg.PerDest, "per-destination", 32, "delivery attempts in flight per destination")
 	fs.IntVar(&cfg.PerDestMax, "per-destination-max", 0, "how far a destination's attempts in flight may grow above --per-destination while it has a backlog, answers without overload and delivers faster for it (at or below --per-destination: a fixed cap)")
-	fs.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "how long deliveries, attempts and payloads are kept")
+	fs.DurationVar(&cfg.Retention, "retention", 30*24*time.Hour, "how long deliveries, attempts and payloads are kept (at least 24h: the publish idempotency window)")
 	fs.StringVar(&types, "event-types", "", "comma-separated custom event types to accept besides the catalog")
 	fs.DurationVar(&cfg.SoftStop, "soft-stop", 10*time.Second, "on shutdown, how long attempts in flight may finish")
 	fs.DurationVar(&cfg.Lease, "lease", 60*time.Second, "claim lease (real time); deliveries held by a crashed instance are retried once it expires; must exceed the 15 s attempt timeout")
@@ -200,6 +200,10 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	return srv.Run(ctx)
 }
 
+// minRetention is the shortest --retention: the publish idempotency
+// window of docs/contract.md §6, which the retention sweep would shorten.
+const minRetention = 24 * time.Hour
+
 // checkServeRanges refuses counts and durations that have no meaning
 // (exit 2, naming the flag) rather than let the engine's defaults replace
 // them silently, or a negative --retention sweep away all history.
@@ -213,8 +217,12 @@ func checkServeRanges(cfg ServeConfig) error {
 		return fmt.Errorf("%w: --per-destination-max must not be negative (0: a fixed cap), got %d", errUsage, cfg.PerDestMax)
 	case cfg.SoftStop < 0:
 		return fmt.Errorf("%w: --soft-stop must not be negative (0: cut attempts in flight at once), got %v", errUsage, cfg.SoftStop)
-	case cfg.Retention <= 0:
-		return fmt.Errorf("%w: --retention must be positive, got %v", errUsage, cfg.Retention)
+	case cfg.Retention < minRetention:
+		// Publish idempotency keys live in the event rows the retention
+		// sweep removes: a shorter retention would let a retried publish
+		// go out twice within the 24 h the contract promises (§6).
+		return fmt.Errorf("%w: --retention must be at least %v (publish idempotency keys are kept that long; docs/contract.md §6), got %v",
+			errUsage, minRetention, cfg.Retention)
 	case cfg.BatchWindow <= 0:
 		return fmt.Errorf("%w: --batch-window must be positive, got %v", errUsage, cfg.BatchWindow)
 	case cfg.JWKSRotateEvery <= 0:

@@ -24,6 +24,9 @@ func TestServeRefusesOutOfRangeFlags(t *testing.T) {
 		{"--per-destination-max", "-1"},
 		{"--soft-stop", "-1s"},
 		{"--retention", "0s"}, {"--retention", "-1h"},
+		// Shorter than the 24 h publish idempotency window, which the
+		// retention sweep would cut short with the events holding the keys.
+		{"--retention", "1h"}, {"--retention", "23h59m"},
 		{"--batch-window", "0s"}, {"--batch-window", "-1h"},
 		{"--jwks-rotate-every", "0s"}, {"--jwks-rotate-every", "-1h"},
 		{"--jwks-retire-margin", "-1m"},
@@ -44,16 +47,19 @@ func TestServeRefusesOutOfRangeFlags(t *testing.T) {
 }
 
 // --soft-stop 0 is accepted (attempts in flight are cut at once on
-// shutdown), not refused with the negative ones.
+// shutdown), not refused with the negative ones; so is --retention 24h,
+// the shortest that keeps the idempotency window.
 func TestServeSoftStopZero(t *testing.T) {
 	t.Parallel()
-	dir := filepath.Join(t.TempDir(), "data")
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel() // the start ends at once instead of serving
-	var out, errb bytes.Buffer
-	code := Run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir, "--soft-stop", "0s"},
-		Env{Getenv: func(string) string { return "" }, Stdout: &out, Stderr: &errb})
-	if code == 2 {
-		t.Errorf("--soft-stop 0s refused: %q", errb.String())
+	for _, c := range []struct{ flag, value string }{{"--soft-stop", "0s"}, {"--retention", "24h"}} {
+		dir := filepath.Join(t.TempDir(), "data")
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel() // the start ends at once instead of serving
+		var out, errb bytes.Buffer
+		code := Run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data-dir", dir, c.flag, c.value},
+			Env{Getenv: func(string) string { return "" }, Stdout: &out, Stderr: &errb})
+		if code == 2 {
+			t.Errorf("%s %s refused: %q", c.flag, c.value, errb.String())
+		}
 	}
 }

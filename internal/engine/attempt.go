@@ -82,7 +82,19 @@ func (e *Engine) attempt(ctx context.Context, t *task) core.Completion {
 	f := res.Outcome.(*core.Failure)
 	t.timedOut = f.Kind == core.FailTimeout
 	t.signal = failureSignal(f, res.StatusCode)
-	return e.fail(comp, c, now, uri, f, res.StatusCode, t)
+	comp = e.fail(comp, c, now, uri, f, res.StatusCode, t)
+	if comp.Status == core.DeliveryPending && c.WebhookID != "" {
+		// A webhook deleted during the attempt left this delivery to its
+		// completion (the store cancels only those not under way): it is
+		// cancelled now with its attempt counted, not retried until a
+		// claim hours later finds the webhook gone. Failures only: the
+		// re-read is shared per webhook and skipped while nothing changed.
+		e.refreshHook(ctx, t)
+		if t.hook == nil {
+			comp.Status, comp.NextAttemptTime, comp.WebhookID = core.DeliveryCancelled, time.Time{}, ""
+		}
+	}
+	return comp
 }
 
 // fail schedules the retry (or gives up) after a failed attempt.

@@ -204,7 +204,11 @@ func (s *Store) UpdateWebhook(ctx context.Context, projectID, id string, fn func
 }
 
 // DeleteWebhook implements core.WebhookStore. The webhook's deliveries
-// keep their webhook_id, so history stays readable by id.
+// keep their webhook_id, so history stays readable by id. Its pending
+// deliveries are cancelled, except those leased to an attempt under way:
+// that attempt's completion (which needs the lease) records and counts it
+// — cancelled here, it showed attempt_count 0 beside the attempt it
+// listed — and the engine cancels instead of retrying it.
 func (s *Store) DeleteWebhook(ctx context.Context, projectID, id string, now time.Time) error {
 	err := s.inTx(ctx, false, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `DELETE FROM webhooks WHERE id = $1 AND project_id = $2`, id, projectID)
@@ -220,7 +224,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, projectID, id string, now tim
 		_, err = tx.Exec(ctx,
 			`UPDATE deliveries SET status = 'cancelled', lease_owner = '', lease_time = `+zeroTime+`,
 			 next_attempt_time = `+zeroTime+`, update_time = $1
-			 WHERE webhook_id = $2 AND status = 'pending'`, now, id)
+			 WHERE webhook_id = $2 AND status = 'pending' AND lease_owner = ''`, now, id)
 		if err != nil {
 			return err
 		}

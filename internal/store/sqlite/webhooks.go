@@ -231,7 +231,11 @@ func (s *Store) UpdateWebhook(ctx context.Context, projectID, id string, fn func
 }
 
 // DeleteWebhook implements core.WebhookStore. The webhook's deliveries
-// keep their webhook_id, so history stays readable by id.
+// keep their webhook_id, so history stays readable by id. Its pending
+// deliveries are cancelled, except those leased to an attempt under way:
+// that attempt's completion (which needs the lease) records and counts it
+// — cancelled here, it showed attempt_count 0 beside the attempt it
+// listed — and the engine cancels instead of retrying it.
 func (s *Store) DeleteWebhook(ctx context.Context, projectID, id string, now time.Time) error {
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM webhooks WHERE id = ? AND project_id = ?`, id, projectID)
@@ -247,7 +251,7 @@ func (s *Store) DeleteWebhook(ctx context.Context, projectID, id string, now tim
 		_, err = tx.ExecContext(ctx,
 			`UPDATE deliveries SET status = 'cancelled', lease_owner = '', lease_time = 0,
 			 next_attempt_time = 0, update_time = ?
-			 WHERE webhook_id = ? AND status = 'pending'`, micros(now), id)
+			 WHERE webhook_id = ? AND status = 'pending' AND lease_owner = ''`, micros(now), id)
 		return err
 	})
 	return wrap("delete webhook", err)

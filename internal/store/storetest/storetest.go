@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"UpdateWebhook", testUpdateWebhook},
 		{"UpdateWebhookError", testUpdateWebhookError},
 		{"DeleteWebhook", testDeleteWebhook},
+		{"DeleteWebhookMidAttempt", testDeleteWebhookMidAttempt},
 		{"SubscribedWebhooks", testSubscribedWebhooks},
 		{"WebhooksByID", testWebhooksByID},
 		{"DisableFailingWebhooks", testDisableFailingWebhooks},

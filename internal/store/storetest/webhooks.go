@@ -188,6 +188,46 @@ func testDeleteWebhook(t *testing.T, b *bundle) {
 	}
 }
 
+// A webhook deleted while attempts of it are under way: their deliveries
+// keep their leases, so the completions record and count the attempts
+// (the engine completes a failed one as cancelled); the others are
+// cancelled at once. A delivery cancelled under its attempt showed
+// attempt_count 0 beside the attempt it listed.
+func testDeleteWebhookMidAttempt(t *testing.T, b *bundle) {
+	w := b.webhook("")
+	b.events(3, T0, w)
+	cs := b.claim("e1", T0, 2)
+	if len(cs) != 2 {
+		t.Fatalf("claimed %d deliveries, want 2", len(cs))
+	}
+	if err := b.s.DeleteWebhook(b.ctx, b.p.ID, w.ID, T0.Add(time.Second)); err != nil {
+		t.Fatalf("DeleteWebhook: %v", err)
+	}
+	b.complete(succeeded(cs[0], "e1", T0.Add(2*time.Second)),
+		failed(cs[1], "e1", T0.Add(2*time.Second), core.DeliveryCancelled, time.Time{}))
+	ds, err := b.s.ListDeliveries(b.ctx, core.ListDeliveriesParams{ProjectID: b.p.ID, WebhookID: w.ID, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 3 {
+		t.Fatalf("%d deliveries, want 3", len(ds))
+	}
+	for _, d := range ds {
+		got, as := b.delivery(d.ID)
+		want, attempts := core.DeliveryCancelled, 0
+		switch got.ID {
+		case cs[0].ID:
+			want, attempts = core.DeliverySucceeded, 1
+		case cs[1].ID:
+			attempts = 1
+		}
+		if got.Status != want || got.Attempts != attempts || len(as) != attempts {
+			t.Errorf("delivery %s: %s with attempt_count %d and %d attempts listed, want %s with %d",
+				got.ID, got.Status, got.Attempts, len(as), want, attempts)
+		}
+	}
+}
+
 func testSubscribedWebhooks(t *testing.T, b *bundle) {
 	a := b.webhook("")
 	v := NewWebhook(b.p.ID)

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -241,7 +243,8 @@ type AMQPSinkConfig struct {
 type MQTTSinkConfig struct {
 	URL   string `yaml:"url"`   // tcp://host:1883 (or ssl://, ws://)
 	Topic string `yaml:"topic"` // literal topic, no wildcards
-	// ClientID is the MQTT client id (default "longhook-<source>-<sink>").
+	// ClientID is the MQTT client id (default "longhook-<source>-<sink>-"
+	// and 8 random hex digits, new at each start: the session is clean).
 	ClientID string `yaml:"client_id"`
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
@@ -412,7 +415,12 @@ func (c Config) withDefaults() Config {
 					c.Timeout = defaultBrokerTimeout
 				}
 				if c.ClientID == "" {
-					c.ClientID = "longhook-" + s.Name + "-" + k.Name
+					// A broker closes a client's connection when another
+					// connects with its id: two gateways with the same source
+					// and sink names on one broker (two deployments, a blue/
+					// green switch) took it from each other every few seconds.
+					// The session is clean, so a fresh id per start loses nothing.
+					c.ClientID = "longhook-" + s.Name + "-" + k.Name + "-" + randomHex(4)
 				}
 				k.MQTT = &c
 			}
@@ -737,3 +745,10 @@ func redactURL(s string) string {
 
 // sinkID is the key of a sink's pending forwards in the inbox.
 func sinkID(source, sink string) string { return source + "/" + sink }
+
+// randomHex returns n random bytes in hex.
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (crypto/rand, Go 1.24+)
+	return hex.EncodeToString(b)
+}

@@ -398,3 +398,44 @@ func TestBrokerSinkConfigErrors(t *testing.T) {
 		}
 	}
 }
+
+// Two gateways with the same source and sink names on one broker (two
+// deployments, a blue/green switch) each keep their MQTT connection: the
+// default client id ends in a random part. It was "longhook-<source>-<sink>"
+// for both, and a broker closes a client's connection when another connects
+// with its id: the two took it from each other every few seconds, and
+// their forwards failed "not connected" in between (seen with Mosquitto).
+func TestMQTTDefaultClientIDs(t *testing.T) {
+	t.Parallel()
+	url := os.Getenv("LONGHOOK_TEST_MQTT_URL")
+	if url == "" {
+		t.Skip("LONGHOOK_TEST_MQTT_URL not set: the MQTT sink is not tested")
+	}
+	topic := "longhook/test/" + suffix(t)
+	var sinks [2]*mqttSink
+	for i := range sinks {
+		cfg := Config{Sources: []SourceConfig{{Name: "src", Sinks: []SinkConfig{{Name: "mqtt", MQTT: &MQTTSinkConfig{URL: url, Topic: topic}}}}}}.withDefaults()
+		c := *cfg.Sources[0].Sinks[0].MQTT
+		if !strings.HasPrefix(c.ClientID, "longhook-src-mqtt-") {
+			t.Fatalf("default client id %q, want longhook-src-mqtt-…", c.ClientID)
+		}
+		s, err := newMQTTSink(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		sinks[i] = s
+	}
+	if sinks[0].c.ClientID == sinks[1].c.ClientID {
+		t.Fatalf("two starts share the client id %q", sinks[0].c.ClientID)
+	}
+	waitFor(t, 20*time.Second, "both sinks connected at once", func() bool {
+		return sinks[0].client.IsConnectionOpen() && sinks[1].client.IsConnectionOpen()
+	})
+	for i := range 20 {
+		e := &Event{Source: "src", WebhookID: fmt.Sprintf("msg_mqtt_%d", i), Body: []byte(`{}`)}
+		if err := sinks[i%2].Send(context.Background(), e); err != nil {
+			t.Fatalf("send %d through sink %d: %v", i, i%2, err)
+		}
+	}
+}

@@ -39,10 +39,11 @@ func (e *Engine) Reserve(dests []string) (core.Reservation, []bool) {
 			break
 		}
 		busy := perDest[d]
-		if s := e.dests[d]; s != nil {
+		s := e.dests[d]
+		if s != nil {
 			busy += s.running + len(s.parked)
 		}
-		if busy >= e.capOf(d)+e.parkLimit(d) {
+		if busy >= e.capIn(d, s)+e.parkLimit(d, s) {
 			continue
 		}
 		perDest[d]++
@@ -100,14 +101,14 @@ func (e *Engine) admit(t *task) bool {
 	}
 	d := e.dests[t.c.Dest]
 	if d == nil {
-		d = &destState{}
+		d = e.newDestState(t.c.Dest)
 		e.dests[t.c.Dest] = d
 		if len(e.adaptive) > 0 {
 			e.adaptIdle(t.c.Dest, time.Now())
 		}
 	}
 	if !e.canRun(t.c.Dest, d) {
-		if len(d.parked) >= e.parkLimit(t.c.Dest) ||
+		if len(d.parked) >= e.parkLimit(t.c.Dest, d) ||
 			t.direct && e.bytes+e.directCost(t) > e.cfg.QueueBytes {
 			if len(d.parked) == 0 && d.running == 0 {
 				delete(e.dests, t.c.Dest)

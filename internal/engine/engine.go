@@ -229,6 +229,36 @@ type destState struct {
 	running int
 	parked  []*task
 	ready   bool // listed in Engine.ready
+	// lat and known mirror the destination's Engine.latency entry (known:
+	// there is one) while this state exists: the cap and parking checks,
+	// made several times per delivery under e.mu, read them here instead
+	// of hashing the destination to look them up (noteLatency and
+	// newDestState keep them in step).
+	lat   time.Duration
+	known bool
+}
+
+// newDestState is dest's state with its latency record; e.mu is held.
+func (e *Engine) newDestState(dest string) *destState {
+	lat, known := e.latency[dest]
+	return &destState{lat: lat, known: known}
+}
+
+// noteLatency folds an attempt of took into dest's moving average (d is
+// its state); e.mu is held.
+func (e *Engine) noteLatency(dest string, d *destState, took time.Duration) {
+	if len(e.latency) > 100000 {
+		clear(e.latency)
+		clear(e.adaptive)
+		for _, s := range e.dests {
+			s.lat, s.known = 0, false
+		}
+	}
+	if d.known {
+		took = (d.lat*7 + took) / 8
+	}
+	e.latency[dest] = took
+	d.lat, d.known = took, true
 }
 
 type task struct {
@@ -516,7 +546,7 @@ func (e *Engine) claimOnce(ctx context.Context) (n int, full bool, err error) {
 	var exclude []string
 	clear(e.excluded)
 	for k, d := range e.dests {
-		if d.running+len(d.parked) >= e.capOf(k) {
+		if d.running+len(d.parked) >= e.capIn(k, d) {
 			exclude = append(exclude, k)
 			e.excluded[k] = true
 		}
@@ -657,23 +687,15 @@ func (e *Engine) runAttempt(t *task) {
 // destination's next delivery first, else other destinations in turn.
 func (e *Engine) finished(t *task, took time.Duration) {
 	e.mu.Lock()
-	if len(e.latency) > 100000 {
-		clear(e.latency)
-		clear(e.adaptive)
-	}
-	if old, ok := e.latency[t.c.Dest]; ok {
-		e.latency[t.c.Dest] = (old*7 + took) / 8
-	} else {
-		e.latency[t.c.Dest] = took
-	}
 	d := e.dests[t.c.Dest]
+	e.noteLatency(t.c.Dest, d, took)
 	e.adapt(t.c.Dest, d, t.signal, time.Now())
 	d.running--
 	e.running--
 	e.idle++ // t's worker takes the next attempt (which pump may start now)
 	e.noteOutcome(t)
 	e.forget(t)
-	if e.excluded[t.c.Dest] && d.running+len(d.parked) < e.capOf(t.c.Dest) {
+	if e.excluded[t.c.Dest] && d.running+len(d.parked) < e.capIn(t.c.Dest, d) {
 		// A destination the last claim skipped has room again.
 		delete(e.excluded, t.c.Dest)
 		select {
@@ -696,7 +718,7 @@ func (e *Engine) finished(t *task, took time.Duration) {
 // markReady queues a destination that has parked work and room under its
 // cap; e.mu is held.
 func (e *Engine) markReady(key string, d *destState) {
-	if !d.ready && d.running < e.capOf(key) {
+	if !d.ready && d.running < e.capIn(key, d) {
 		d.ready = true
 		e.ready = append(e.ready, key)
 	}
@@ -717,7 +739,7 @@ func (e *Engine) pump() (dropped []string) {
 			continue
 		}
 		d.ready = false
-		if len(d.parked) == 0 || d.running >= e.capOf(key) {
+		if len(d.parked) == 0 || d.running >= e.capIn(key, d) {
 			continue
 		}
 		if _, hanging := e.hanging[key]; hanging && e.hangRunning >= e.cfg.HangingWorkers {
@@ -783,18 +805,25 @@ func (e *Engine) dropStale() []string {
 
 // parkLimit is how many deliveries may wait behind a destination's cap:
 // enough to keep a fast destination busy, few enough that they start well
-// within their lease at the destination's observed latency. e.mu is held.
-func (e *Engine) parkLimit(dest string) int {
+// within their lease at the destination's observed latency. d is dest's
+// state, nil if it has none. e.mu is held.
+func (e *Engine) parkLimit(dest string, d *destState) int {
 	if _, hanging := e.hanging[dest]; hanging {
 		return 0 // its deliveries wait in the store, not in a slot's queue
 	}
-	lat, ok := e.latency[dest]
+	var lat time.Duration
+	var ok bool
+	if d != nil {
+		lat, ok = d.lat, d.known
+	} else {
+		lat, ok = e.latency[dest]
+	}
 	if !ok || lat <= 0 {
 		return e.cfg.PerDestination
 	}
 	// Deliveries start within about (parked / cap) × latency; keep that
 	// under a third of the lease.
-	c := max(e.capOf(dest), e.cfg.PerDestination)
+	c := max(e.capFor(dest, ok), e.cfg.PerDestination)
 	n := int(float64(c) * float64(e.cfg.Lease/3) / float64(lat))
 	return min(max(n, c), 65536)
 }

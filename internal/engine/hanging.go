@@ -28,10 +28,25 @@ const maxHanging = 4096
 
 // capOf is how many attempts dest may have in flight; e.mu is held.
 func (e *Engine) capOf(dest string) int {
+	_, known := e.latency[dest]
+	return e.capFor(dest, known)
+}
+
+// capIn is capOf for a destination whose state is d (nil: none).
+func (e *Engine) capIn(dest string, d *destState) int {
+	if d == nil {
+		return e.capOf(dest)
+	}
+	return e.capFor(dest, d.known)
+}
+
+// capFor is capOf, known telling whether an attempt of dest has finished
+// (it has a latency record); e.mu is held.
+func (e *Engine) capFor(dest string, known bool) int {
 	if _, ok := e.hanging[dest]; ok {
 		return 1
 	}
-	if _, ok := e.latency[dest]; !ok {
+	if !known {
 		return 1 // slow start: no attempt of it has finished yet
 	}
 	if a := e.adaptive[dest]; a != nil && a.limit > e.cfg.PerDestination {
@@ -43,7 +58,7 @@ func (e *Engine) capOf(dest string) int {
 // canRun reports whether a delivery to dest (whose state is d) may start
 // now; e.mu is held.
 func (e *Engine) canRun(dest string, d *destState) bool {
-	if d.running >= e.capOf(dest) || e.running >= e.cfg.Workers {
+	if d.running >= e.capIn(dest, d) || e.running >= e.cfg.Workers {
 		return false
 	}
 	_, hanging := e.hanging[dest]

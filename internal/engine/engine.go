@@ -197,6 +197,7 @@ type Engine struct {
 	excluded  map[string]bool          // destinations the last claim skipped (at their cap)
 	unblocked chan struct{}            // signalled when one of them has room again
 	resched   chan struct{}            // signalled when a retry was scheduled
+	soon      soonTimes                // when the retries this engine wrote fall due (soon.go)
 	rate      rateState                // rate-limited destinations waiting for a token
 
 	// Hanging destinations (hanging.go).
@@ -436,6 +437,7 @@ func (e *Engine) claimLoop(ctx context.Context) {
 	backoff := 50 * time.Millisecond
 	recheck := false // the last pass found due work that no cap held back
 	for {
+		seen := e.cfg.Clock.Now() // the claim sees every retry due by now
 		n, full, err := e.claimOnce(ctx)
 		if ctx.Err() != nil {
 			return
@@ -476,6 +478,16 @@ func (e *Engine) claimLoop(ctx context.Context) {
 			} else if d < wait {
 				wait = d
 			}
+		}
+		if t, ok := e.soon.next(seen); ok {
+			// A retry this engine wrote (soon.go): claim it when it falls
+			// due, even while capped destinations' due work fills the
+			// store's minimum.
+			d := t.Sub(e.cfg.Clock.Now())
+			if d <= 0 {
+				continue // it fell due after the claim looked
+			}
+			wait = min(wait, d)
 		}
 		if d, ok := e.rateWait(); ok && d < wait {
 			wait = max(d, time.Millisecond) // a limited destination gets its next token
@@ -933,17 +945,26 @@ func (e *Engine) noteDisabled(batch []core.Completion, errs []error) {
 	}
 }
 
-// noteRetries wakes the claim loop when a written retry is due before its
+// noteRetries records when the written retries due within soonWindow fall
+// due (soon.go), and wakes the claim loop when one is due before its
 // safety poll (short delays, --time-scale).
 func (e *Engine) noteRetries(batch []core.Completion, errs []error) {
-	soon := e.cfg.Clock.Now().Add(e.cfg.PollInterval)
+	now := e.cfg.Clock.Now()
+	poll, window := now.Add(e.cfg.PollInterval), now.Add(soonWindow)
+	wake := false
 	for i, c := range batch {
-		if errs[i] == nil && c.Status == core.DeliveryPending && c.NextAttemptTime.Before(soon) {
-			select {
-			case e.resched <- struct{}{}:
-			default:
-			}
-			return
+		if errs[i] != nil || c.Status != core.DeliveryPending {
+			continue
+		}
+		if c.NextAttemptTime.Before(window) {
+			e.soon.add(c.NextAttemptTime)
+		}
+		wake = wake || c.NextAttemptTime.Before(poll)
+	}
+	if wake {
+		select {
+		case e.resched <- struct{}{}:
+		default:
 		}
 	}
 }

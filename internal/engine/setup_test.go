@@ -52,6 +52,12 @@ type setupOpts struct {
 	direct       bool
 	metrics      *Metrics
 	metricsPrune time.Duration
+	poll         time.Duration // the engine's safety poll (default 1 s)
+	// realTime runs the engine and the publisher on the system clock (the
+	// bundle's fake clock then drives nothing), with retry delays divided
+	// by timeScale as --time-scale does.
+	realTime  bool
+	timeScale float64
 }
 
 func setup(t *testing.T, o setupOpts) *bundle {
@@ -71,20 +77,24 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	if err := st.CreateProject(ctx, core.Project{ID: b.project, Name: "p", CreateTime: clock.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	b.pub = publish.New(publish.Config{Store: st, Catalog: cat, Clock: clock, Policy: core.AddressPolicy{Dev: true}})
+	var clk core.Clock = clock
+	if o.realTime {
+		clk = core.SystemClock{}
+	}
+	b.pub = publish.New(publish.Config{Store: st, Catalog: cat, Clock: clk, Policy: core.AddressPolicy{Dev: true}})
 	if o.attemptTimeout == 0 {
 		o.attemptTimeout = 2 * time.Second
 	}
 	b.engine = New(Config{
-		Store: st, Cipher: box, Clock: clock,
+		Store: st, Cipher: box, Clock: clk, Retry: core.RetryPolicy{Scale: o.timeScale},
 		Sender:         NewSender(SenderConfig{Policy: core.AddressPolicy{Dev: true}, AttemptTimeout: o.attemptTimeout, TLS: o.tls}),
 		Rand:           func() float64 { return 0.5 }, // no jitter: exact schedule
 		PerDestination: o.perDest, PerDestinationMax: o.perDestMax, Workers: o.workers, Dynamic: o.dynamic,
 		SoftStop: cmp.Or(o.softStop, 5*time.Second), Logger: testLogger(t), Lease: o.lease, QueueBytes: o.queueBytes,
-		Metrics: o.metrics, MetricsPrune: o.metricsPrune,
+		Metrics: o.metrics, MetricsPrune: o.metricsPrune, PollInterval: o.poll,
 	})
 	if o.direct {
-		b.pub = publish.New(publish.Config{Store: st, Catalog: cat, Clock: clock, Direct: b.engine,
+		b.pub = publish.New(publish.Config{Store: st, Catalog: cat, Clock: clk, Direct: b.engine,
 			Policy: core.AddressPolicy{Dev: true}})
 	}
 	runCtx, cancel := context.WithCancel(ctx)

@@ -209,6 +209,13 @@ type Engine struct {
 	hangExcluded bool              // the last claim skipped hanging destinations for want of slots
 	onStart      func(*task)       // tests only: sees every attempt start (e.mu held)
 	afterResult  func(*task)       // tests only: runs after a result is queued, before finished
+	// Tests on a fake clock move it only once the engine waits on it
+	// (waitsOnClock in setup_test.go): a real-time quiet spell said
+	// nothing under load. probe is answered by the claim loop only while
+	// it waits (whether a wake-up is pending); queued and written count
+	// results handed to and written by the completion writer.
+	probe           chan chan<- bool
+	queued, written atomic.Uint64
 
 	completions *groupcommit.Writer[core.Completion] // attempt results
 	groupLen    int                                  // size of the group being written (its writer's goroutine only)
@@ -328,6 +335,7 @@ func (e *Engine) enqueueResult(t *task, comp core.Completion) {
 	if after != nil {
 		defer after(t)
 	}
+	e.queued.Add(1)
 	_ = e.completions.Enqueue(context.Background(), comp)
 }
 
@@ -366,6 +374,7 @@ func New(cfg Config) *Engine {
 		excluded:  map[string]bool{},
 		unblocked: make(chan struct{}, 1),
 		resched:   make(chan struct{}, 1),
+		probe:     make(chan chan<- bool),
 		secrets:   secretCache{cipher: cfg.Cipher, m: map[string]any{}},
 	}
 	e.attemptCtx, e.cancelAttempt = context.WithCancel(context.Background())
@@ -527,6 +536,11 @@ func (e *Engine) claimLoop(ctx context.Context) {
 				if blocked {
 					break wait
 				}
+			case reply := <-e.probe:
+				// Asked here, the loop waits; it would not for long with
+				// one of these pending (select picks among ready cases).
+				reply <- len(wake) == 0 && len(e.resched) == 0 &&
+					(!full || len(e.freed) == 0) && (!blocked || len(e.unblocked) == 0)
 			}
 		}
 		e.waitFreed.Store(false)
@@ -929,6 +943,7 @@ func (e *Engine) write(batch []core.Completion) error {
 func (e *Engine) settled(batch []core.Completion, errs []error) {
 	e.noteDisabled(batch, errs)
 	e.noteRetries(batch, errs)
+	e.written.Add(uint64(len(batch))) // after the wake-ups it sent
 }
 
 // noteDisabled bumps the webhook generation when a written result disabled

@@ -153,6 +153,7 @@ func (e *Engine) deferTasks(dest string, ts []*task, next time.Time, iv time.Dur
 	step := iv
 	e.rate.horizon[dest] = at.Add(time.Duration(len(ts)) * step)
 	e.mu.Unlock()
+	e.queued.Add(uint64(len(ts)))
 	for i, t := range ts {
 		comp := core.Completion{DeliveryID: t.c.ID, Owner: e.cfg.Owner, Status: core.DeliveryPending,
 			NextAttemptTime: at.Add(time.Duration(i) * step), Attempt: core.Attempt{Time: now}}

@@ -56,11 +56,8 @@ func TestRateLimit(t *testing.T) {
 			t.Fatalf("limited webhook got %d of %d after %v of fake time", slow.count(), n, elapsed)
 		}
 		// Move the fake clock on once the engine has done what it can.
-		before, quiet := slow.count(), time.Now().Add(20*time.Millisecond)
-		for slow.count() == before && time.Now().Before(quiet) {
-			time.Sleep(time.Millisecond)
-		}
-		if slow.count() == before {
+		b.waitsOnClock()
+		if slow.count() < n {
 			b.clock.Advance(25 * time.Millisecond)
 		}
 	}
@@ -116,11 +113,8 @@ func TestSlowRateLimitKeepsPace(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("got %d of %d after %v of fake time", rec.count(), n, elapsed)
 		}
-		before, quiet := rec.count(), time.Now().Add(20*time.Millisecond)
-		for rec.count() == before && time.Now().Before(quiet) {
-			time.Sleep(time.Millisecond)
-		}
-		if rec.count() == before {
+		b.waitsOnClock()
+		if rec.count() < n {
 			b.clock.Advance(30 * time.Millisecond)
 		}
 	}

@@ -268,3 +268,43 @@ func testLogger(t *testing.T) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+// waitsOnClock waits until the engine can do nothing more before the fake
+// clock moves: its claim loop waits with no wake-up pending, every result
+// is written, and every attempt it holds waits for its rate-limit turn
+// (the clock's only timers are the loop's and those turns'). A test that
+// advances the clock only then sees the engine's own lateness, however
+// slowly the machine runs; the deadline only turns a hang into a failure.
+func (b *bundle) waitsOnClock() {
+	b.t.Helper()
+	e := b.engine
+	deadline := time.NewTimer(waitLimit)
+	defer deadline.Stop()
+	reply := make(chan bool, 1)
+	for {
+		q := e.queued.Load()
+		if e.written.Load() == q {
+			select {
+			case e.probe <- reply: // blocks while the loop is busy
+			case <-deadline.C:
+				b.t.Fatal("the engine's claim loop never waited")
+			}
+			// Nothing was queued or written since q: no attempt ended
+			// and no write woke the loop, which still waits on its timer.
+			if <-reply && e.queued.Load() == q && e.written.Load() == q {
+				e.mu.Lock()
+				waiting := b.clock.Pending() == e.running+1
+				e.mu.Unlock()
+				if waiting {
+					return
+				}
+			}
+		}
+		select {
+		case <-deadline.C:
+			b.t.Fatal("the engine never came to wait on the clock")
+		default:
+		}
+		time.Sleep(time.Millisecond) // polls, as waitFor does
+	}
+}

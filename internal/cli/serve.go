@@ -59,6 +59,9 @@ type ServeConfig struct {
 	SoftStop    time.Duration // how long shutdown waits for attempts in flight
 	Lease       time.Duration // claim lease: a dead instance's deliveries are retried after it
 	Migrate     bool          // apply pending PostgreSQL migrations on start
+	// RetrySchedule is the delay after each failed attempt (default
+	// core.DefaultRetrySchedule); a webhook's own schedule overrides it.
+	RetrySchedule []time.Duration
 	// JWTAlgorithm signs dynamic webhooks: RS256 (default), ES256, EdDSA.
 	JWTAlgorithm string
 	// JWKSRotateEvery is the scheduled key rotation (default 30 days).
@@ -87,7 +90,7 @@ type ServeConfig struct {
 func runServe(ctx context.Context, args []string, env Env) error {
 	fs := newFlagSet("serve", env)
 	var cfg ServeConfig
-	var cidrs, types, level, format string
+	var cidrs, types, level, format, schedule string
 	fs.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "listen address")
 	fs.StringVar(&cfg.DataDir, "data-dir", "./longhook-data", "data directory (SQLite database, master key, bootstrap key)")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "database: sqlite://PATH (default DATA_DIR/longhook.db) or postgres://…")
@@ -96,6 +99,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	fs.BoolVar(&cfg.Dev, "dev", false, "development mode: allow http:// and loopback/private webhook URIs")
 	fs.StringVar(&cidrs, "allow-cidr", "", "comma-separated CIDRs deliveries may reach even though they are private")
 	fs.Float64Var(&cfg.TimeScale, "time-scale", 1, "compress every retry delay, horizon and window by this factor (3600 = an hour per second)")
+	fs.StringVar(&schedule, "retry-schedule", defaultRetryScheduleFlag(), "comma-separated delays after each failed attempt (each in (0, 24h]); a last attempt follows at 24h after the event; divided by --time-scale; a webhook's retry_schedule overrides it")
 	fs.IntVar(&cfg.Workers, "workers", 512, "delivery attempts in flight")
 	fs.IntVar(&cfg.PerDest, "per-destination", 32, "delivery attempts in flight per destination")
 	fs.IntVar(&cfg.PerDestMax, "per-destination-max", 0, "how far a destination's attempts in flight may grow above --per-destination while it has a backlog, answers without overload and delivers faster for it (at or below --per-destination: a fixed cap)")
@@ -134,6 +138,10 @@ func runServe(ctx context.Context, args []string, env Env) error {
 		cfg.AllowCIDRs = append(cfg.AllowCIDRs, p)
 	}
 	cfg.EventTypes = splitList(types)
+	var err error
+	if cfg.RetrySchedule, err = parseRetryScheduleFlag(schedule); err != nil {
+		return err
+	}
 	cfg.TLS.ACMEDomains = splitList(acmeDomains)
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
@@ -464,7 +472,7 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 	// (issue 20: one lane cut PostgreSQL's CPU per delivery by ~40 %, the
 	// server's by ~20 %, and raised throughput by half).
 	const lanes = 1
-	retry := core.RetryPolicy{Scale: cfg.TimeScale}
+	retry := core.RetryPolicy{Scale: cfg.TimeScale, Schedule: cfg.RetrySchedule}
 	var ops *publish.Publisher // the publisher below, for operational events
 	s.engine = engine.New(engine.Config{
 		Store: store, Cipher: box, Logger: logger, Retry: retry,
@@ -574,6 +582,9 @@ func checkServe(cfg ServeConfig, env Env) (checkedServe, error) {
 		// A malformed address is a usage error (exit 2); one that is
 		// taken (in use, not ours) stays a failure of the start.
 		return c, fmt.Errorf("%w: --addr %q must be HOST:PORT, e.g. 127.0.0.1:8080 or :8080", errUsage, cfg.Addr)
+	}
+	if err := checkRetrySchedule(cfg.RetrySchedule); err != nil {
+		return c, err
 	}
 	switch cfg.JWTAlgorithm {
 	case "", "RS256", "ES256", "EdDSA":

@@ -40,6 +40,9 @@ type webhookJSON struct {
 	// TracePropagation is a longhook extension: attempts carry a W3C
 	// traceparent header when tracing is on.
 	TracePropagation bool `json:"trace_propagation,omitempty"`
+	// RetrySchedule is a longhook extension: this webhook's retry delays
+	// (google.protobuf.Duration strings) in place of the server's.
+	RetrySchedule []string `json:"retry_schedule,omitempty"`
 }
 
 type signingSecretJSON struct {
@@ -71,6 +74,9 @@ func webhookOut(w *core.Webhook, now time.Time) *webhookJSON {
 		UpdateTime:       resourceTime(w.UpdateTime),
 		RateLimit:        w.RateLimit,
 		TracePropagation: w.TracePropagation,
+	}
+	for _, d := range w.RetrySchedule {
+		out.RetrySchedule = append(out.RetrySchedule, core.FormatGoogleDuration(d))
 	}
 	if out.SubscribedEvents == nil {
 		out.SubscribedEvents = []string{}
@@ -116,6 +122,7 @@ type createWebhookRequest struct {
 	SubscribedEvents []string        `json:"subscribed_events"`
 	RateLimit        *core.RateLimit `json:"rate_limit"`        // extension
 	TracePropagation bool            `json:"trace_propagation"` // extension
+	RetrySchedule    []string        `json:"retry_schedule"`    // extension
 }
 
 func (s *server) createWebhook(r *http.Request, key core.APIKey) (any, error) {
@@ -138,6 +145,10 @@ func (s *server) createWebhook(r *http.Request, key core.APIKey) (any, error) {
 			return nil, err
 		}
 	}
+	schedule, err := parseRetrySchedule(req.RetrySchedule)
+	if err != nil {
+		return nil, err
+	}
 	now := s.d.Clock.Now().UTC()
 	secret, sealed, err := s.newSecret(now)
 	if err != nil {
@@ -153,6 +164,7 @@ func (s *server) createWebhook(r *http.Request, key core.APIKey) (any, error) {
 		Secrets:          []core.SigningSecret{sealed},
 		RateLimit:        req.RateLimit,
 		TracePropagation: req.TracePropagation,
+		RetrySchedule:    schedule,
 		CreateTime:       now,
 		UpdateTime:       now,
 	}
@@ -181,6 +193,27 @@ func (s *server) newSecret(now time.Time) (plaintext string, sec core.SigningSec
 		Hint:       lastN(plaintext, 4),
 		CreateTime: now,
 	}, nil
+}
+
+// parseRetrySchedule reads a retry_schedule: google.protobuf.Duration
+// strings ("5s", "1.5s"), each in (0, 24h]. An empty list is no schedule
+// of the webhook's own: the server's applies.
+func parseRetrySchedule(in []string) ([]time.Duration, error) {
+	if len(in) == 0 {
+		return nil, nil
+	}
+	out := make([]time.Duration, len(in))
+	for i, v := range in {
+		d, ok := core.ParseGoogleDuration(v)
+		if !ok {
+			return nil, core.Invalid("retry_schedule", "retry_schedule[%d] is %q; each step is a duration in seconds such as \"5s\" or \"1.5s\"", i, v)
+		}
+		out[i] = d
+	}
+	if err := core.ValidateRetrySchedule("retry_schedule", out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func validateName(name string) error {
@@ -270,6 +303,8 @@ type updateWebhookRequest struct {
 	// RateLimit is kept raw: present as null clears the limit.
 	RateLimit        json.RawMessage `json:"rate_limit"`
 	TracePropagation *bool           `json:"trace_propagation"`
+	// RetrySchedule is kept raw: present as null (or []) clears it.
+	RetrySchedule json.RawMessage `json:"retry_schedule"`
 }
 
 // updatePaths are the update_mask paths, with the camelCase spellings
@@ -284,6 +319,8 @@ var updatePaths = map[string]string{
 	"rateLimit":         "rate_limit",
 	"trace_propagation": "trace_propagation",
 	"tracePropagation":  "trace_propagation",
+	"retry_schedule":    "retry_schedule",
+	"retrySchedule":     "retry_schedule",
 }
 
 // webhookUpdate is a validated update: set reports which fields to apply.
@@ -295,6 +332,7 @@ type webhookUpdate struct {
 	state  core.WebhookState
 	rate   *core.RateLimit
 	trace  bool
+	sched  []time.Duration
 }
 
 // parseUpdate validates an update. With update_mask, exactly the masked
@@ -314,7 +352,7 @@ func (s *server) parseUpdate(r *http.Request) (*webhookUpdate, error) {
 		for _, p := range strings.Split(mask, ",") {
 			path, ok := updatePaths[strings.TrimSpace(p)]
 			if !ok {
-				return nil, core.Invalid("update_mask", "update_mask: unknown field path %q; valid paths: name, uri, subscribed_events, state, rate_limit, trace_propagation", strings.TrimSpace(p))
+				return nil, core.Invalid("update_mask", "update_mask: unknown field path %q; valid paths: name, uri, subscribed_events, state, rate_limit, trace_propagation, retry_schedule", strings.TrimSpace(p))
 			}
 			u.set[path] = true
 		}
@@ -325,6 +363,7 @@ func (s *server) parseUpdate(r *http.Request) (*webhookUpdate, error) {
 		u.set["state"] = req.State != nil
 		u.set["rate_limit"] = req.RateLimit != nil
 		u.set["trace_propagation"] = req.TracePropagation != nil
+		u.set["retry_schedule"] = req.RetrySchedule != nil
 	}
 	if u.set["name"] {
 		u.name = deref(req.Name)
@@ -363,6 +402,16 @@ func (s *server) parseUpdate(r *http.Request) (*webhookUpdate, error) {
 			return nil, core.Invalid("rate_limit", "rate_limit must be {\"per_second\": number, \"burst\": integer}")
 		}
 		if err := u.rate.Validate("rate_limit"); err != nil {
+			return nil, err
+		}
+	}
+	if u.set["retry_schedule"] && len(req.RetrySchedule) > 0 && string(req.RetrySchedule) != "null" {
+		var steps []string
+		if err := json.Unmarshal(req.RetrySchedule, &steps); err != nil {
+			return nil, core.Invalid("retry_schedule", "retry_schedule must be a list of durations such as [\"5s\", \"30s\"]")
+		}
+		var err error
+		if u.sched, err = parseRetrySchedule(steps); err != nil {
 			return nil, err
 		}
 	}
@@ -412,6 +461,9 @@ func (s *server) updateWebhook(r *http.Request, key core.APIKey) (any, error) {
 		}
 		if u.set["trace_propagation"] {
 			w.TracePropagation = u.trace
+		}
+		if u.set["retry_schedule"] {
+			w.RetrySchedule = u.sched
 		}
 		if u.set["state"] && w.State != u.state {
 			w.State = u.state

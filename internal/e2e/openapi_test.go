@@ -238,7 +238,7 @@ func TestOpenAPIDocumentLoads(t *testing.T) {
 
 // TestOpenAPIValidatesAPITraffic: requests of the API itself (not only
 // the client commands' ones) and their answers match docs/openapi.json —
-// the extensions' fields (rate_limit, trace_propagation) on webhooks and
+// the extensions' fields (rate_limit, trace_propagation, retry_schedule) on webhooks and
 // webhook_config, the admin routes, the jobs routes and the Interactions
 // API's error envelope, whose code is the status name.
 func TestOpenAPIValidatesAPITraffic(t *testing.T) {
@@ -261,10 +261,13 @@ func TestOpenAPIValidatesAPITraffic(t *testing.T) {
 		}
 	}
 	w := ok("POST", "/v1beta/webhooks", map[string]any{"name": "x", "uri": "http://127.0.0.1:9/h",
-		"subscribed_events": []string{"batch.succeeded"}, "rate_limit": map[string]any{"per_second": 5, "burst": 2}, "trace_propagation": true})
+		"subscribed_events": []string{"batch.succeeded"}, "rate_limit": map[string]any{"per_second": 5, "burst": 2}, "trace_propagation": true,
+		"retry_schedule": []string{"5s", "1.5s"}})
 	id, _ := w["id"].(string)
 	ok("GET", "/v1beta/webhooks/"+id, nil)
 	ok("PATCH", "/v1beta/webhooks/"+id, map[string]any{"rate_limit": nil, "trace_propagation": false})
+	ok("PATCH", "/v1beta/webhooks/"+id+"?update_mask=retry_schedule", map[string]any{"retry_schedule": []string{"0.25s"}})
+	ok("PATCH", "/v1beta/webhooks/"+id, map[string]any{"retry_schedule": nil})
 	ok("GET", "/v1beta/webhooks", nil)
 	ev := ok("POST", "/v1beta/events", map[string]any{"type": "batch.succeeded", "data": map[string]any{"id": "batches/1"},
 		"webhook_config": map[string]any{"uris": []string{"http://127.0.0.1:9/d"}, "rate_limit": map[string]any{"per_second": 1}, "trace_propagation": true}})

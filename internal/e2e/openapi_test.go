@@ -357,6 +357,7 @@ func TestGatewayOpenAPIValidatesTraffic(t *testing.T) {
 	send("GET", "/healthz", nil, "", http.StatusOK)
 	send("GET", "/readyz", nil, "", http.StatusOK)
 	send("GET", "/metrics", nil, "", http.StatusOK)
+	send("GET", "/openapi.json", nil, "", http.StatusOK)
 	send("GET", "/_longhook/listen/src", nil, "", http.StatusUnauthorized)
 	send("GET", "/_longhook/listen/src?after=0", map[string]string{"Authorization": "Bearer " + token}, "", http.StatusOK)
 	p.mu.Lock()

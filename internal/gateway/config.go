@@ -290,6 +290,10 @@ const (
 	reservedPrefix = "/_longhook/"
 )
 
+// OpenAPIPath serves the gateway's OpenAPI document, at the same path as
+// serve's.
+const OpenAPIPath = "/openapi.json"
+
 var nameRE = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 
 // LoadConfig reads a YAML config file. ${NAME} in the file is replaced by
@@ -526,8 +530,8 @@ func (c Config) validate() error {
 		// "{x}" (a wildcard), a space or "%" would be read by the router as
 		// a pattern — or refused by it with a panic at start.
 		if !sourcePathRE.MatchString(s.Path) || path.Clean(s.Path) != s.Path || strings.HasPrefix(s.Path, reservedPrefix) ||
-			s.Path == "/healthz" || s.Path == "/readyz" || s.Path == "/metrics" {
-			return fmt.Errorf("gateway: config: %s.path: %q must be a clean absolute path of segments of letters, digits, '.', '_', '~' and '-' (e.g. /hooks/stripe), and not /healthz, /readyz, /metrics or under %s", at, s.Path, reservedPrefix)
+			s.Path == "/healthz" || s.Path == "/readyz" || s.Path == "/metrics" || s.Path == OpenAPIPath {
+			return fmt.Errorf("gateway: config: %s.path: %q must be a clean absolute path of segments of letters, digits, '.', '_', '~' and '-' (e.g. /hooks/stripe), and not /healthz, /readyz, /metrics, %s or under %s", at, s.Path, OpenAPIPath, reservedPrefix)
 		}
 		if paths[s.Path] {
 			return fmt.Errorf("gateway: config: %s.path: %q is used by another source", at, s.Path)

@@ -85,6 +85,7 @@
 //	GET  /healthz                      process is up
 //	GET  /readyz                       inbox answers and not shutting down
 //	GET  /metrics                      Prometheus
+//	GET  /openapi.json                 this API's OpenAPI document (docs/gateway.openapi.json)
 //
 // # Shutdown
 //

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/longhook/longhook/docs"
 	"github.com/longhook/longhook/internal/gateway/verify"
 	"github.com/longhook/longhook/webhook"
 )
@@ -225,7 +226,8 @@ func newSource(sc SourceConfig, o options) (*source, error) {
 }
 
 // Handler serves the sources' endpoints, the listen streams, /healthz,
-// /readyz and /metrics. It works from NewGateway until Close.
+// /readyz, /metrics and /openapi.json. It works from NewGateway until
+// Close.
 func (g *Gateway) Handler() http.Handler { return g.handler }
 
 // routes lists every endpoint of the gateway.
@@ -243,6 +245,14 @@ func (g *Gateway) routes() http.Handler {
 		mux.Handle(ConsolePath, g.console())
 	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g.reg, promhttp.HandlerOpts{}))
+	// The gateway's own OpenAPI document (docs/gateway.openapi.json), as
+	// serve serves its own: a client generator or a validator finds the
+	// description of what it talks to on the server itself (issue 17).
+	mux.HandleFunc("GET "+OpenAPIPath, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "max-age=300")
+		_, _ = w.Write(docs.GatewayOpenAPI)
+	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowed(mux, r); len(allow) > 0 {
 			methodNotAllowed(w, r, allow)

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/longhook/longhook/docs"
 	"github.com/longhook/longhook/internal/syncbuf"
 	"github.com/longhook/longhook/webhook"
 )
@@ -131,6 +132,18 @@ func TestIntakeStatuses(t *testing.T) {
 		if got := do(t, c, req); got != 200 {
 			t.Errorf("%s: %d", path, got)
 		}
+	}
+
+	// The gateway serves its own OpenAPI document, as serve does (issue
+	// 17: the documents are served at /openapi.json), without a token.
+	resp, err := c.Get(gw.srv.URL + "/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || !bytes.Equal(doc, docs.GatewayOpenAPI) {
+		t.Errorf("GET /openapi.json: %d %s %.80s; want 200 application/json docs/gateway.openapi.json", resp.StatusCode, resp.Header.Get("Content-Type"), doc)
 	}
 }
 
@@ -300,25 +313,26 @@ func TestSinkIsolationAndRetry(t *testing.T) {
 func TestConfigValidation(t *testing.T) {
 	t.Parallel()
 	cases := map[string]string{
-		"no sources":        `addr: ":1"`,
-		"bad name":          "sources: [{name: Bad, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
-		"no verifier":       "sources: [{name: a}]",
-		"two kinds":         "sources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}, sinks: [{name: x, discard: {}, http: {url: 'http://x'}}]}]",
-		"reserved":          "sources: [{name: a, path: /_longhook/x, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
-		"path /":            "sources: [{name: a, path: '/', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
-		"path /hooks/a/":    "sources: [{name: a, path: '/hooks/a/', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
-		"path /hooks/{x}":   "sources: [{name: a, path: '/hooks/{x}', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
-		"path /hooks/a b":   "sources: [{name: a, path: '/hooks/a b', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
-		"path /hooks/a?x=1": "sources: [{name: a, path: '/hooks/a?x=1', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
-		"path /hooks/%2e":   "sources: [{name: a, path: '/hooks/%2e', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
-		"path /hooks/../x":  "sources: [{name: a, path: '/hooks/../x', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
-		"path /hooks//x":    "sources: [{name: a, path: '/hooks//x', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
-		"path hooks/x":      "sources: [{name: a, path: 'hooks/x', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
-		"unknown key":       "sources: [{name: a, colour: red}]",
-		"github tolerance":  "sources: [{name: a, verify: {kind: github, hmac_secrets: [s3], tolerance: 5m}}]",
-		"missing env":       "sources: [{name: a, verify: {hmac_secrets: ['${NOPE_NOT_SET}']}}]",
-		"mysql":             "database: 'mysql://u:s3cr3tpw@h/db'\nsources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
-		"bad pg url":        "database: 'postgres://u:s3cr3tpw@h:notaport/db'\nsources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"no sources":         `addr: ":1"`,
+		"bad name":           "sources: [{name: Bad, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"no verifier":        "sources: [{name: a}]",
+		"two kinds":          "sources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}, sinks: [{name: x, discard: {}, http: {url: 'http://x'}}]}]",
+		"reserved":           "sources: [{name: a, path: /_longhook/x, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path /openapi.json": "sources: [{name: a, path: /openapi.json, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path /":             "sources: [{name: a, path: '/', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path /hooks/a/":     "sources: [{name: a, path: '/hooks/a/', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path /hooks/{x}":    "sources: [{name: a, path: '/hooks/{x}', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path /hooks/a b":    "sources: [{name: a, path: '/hooks/a b', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path /hooks/a?x=1":  "sources: [{name: a, path: '/hooks/a?x=1', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path /hooks/%2e":    "sources: [{name: a, path: '/hooks/%2e', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path /hooks/../x":   "sources: [{name: a, path: '/hooks/../x', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path /hooks//x":     "sources: [{name: a, path: '/hooks//x', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"path hooks/x":       "sources: [{name: a, path: 'hooks/x', verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"unknown key":        "sources: [{name: a, colour: red}]",
+		"github tolerance":   "sources: [{name: a, verify: {kind: github, hmac_secrets: [s3], tolerance: 5m}}]",
+		"missing env":        "sources: [{name: a, verify: {hmac_secrets: ['${NOPE_NOT_SET}']}}]",
+		"mysql":              "database: 'mysql://u:s3cr3tpw@h/db'\nsources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		"bad pg url":         "database: 'postgres://u:s3cr3tpw@h:notaport/db'\nsources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
 	}
 	for name, y := range cases {
 		cfg, err := ParseConfig([]byte(y), func(string) string { return "" })

@@ -99,12 +99,17 @@ type consoleSource struct {
 }
 
 type consoleSink struct {
-	ID        string
-	Kind      string
-	Cursor    int64
-	Lag       int64
-	InFlight  int
-	Retrying  int
+	ID       string
+	Kind     string
+	Cursor   int64
+	Lag      int64
+	InFlight int
+	Retrying int
+	// Queue is the forwards waiting for their next attempt (the inbox's
+	// retry table, dead ones left out). A failed forward leaves the log
+	// for that table and the cursor moves past it, so a sink that is
+	// down shows no lag: its backlog is here.
+	Queue     int64
 	LastError *forwardError
 }
 
@@ -318,6 +323,10 @@ func (g *Gateway) consoleData(ctx context.Context) (consoleView, error) {
 		return v, err
 	}
 	v.LastSeq = last
+	queued, err := g.inbox.PendingRetries(ctx)
+	if err != nil {
+		return v, err
+	}
 	for _, s := range g.sources {
 		verify := "Standard Webhooks HMAC"
 		switch {
@@ -336,7 +345,7 @@ func (g *Gateway) consoleData(ctx context.Context) (consoleView, error) {
 		inflight, retrying := len(f.first), len(f.retrying)
 		f.mu.Unlock()
 		v.Sinks = append(v.Sinks, consoleSink{ID: f.id, Kind: sinkKind(f.cfg), Cursor: cur, Lag: max(last-cur, 0),
-			InFlight: inflight, Retrying: retrying, LastError: f.lastErr.Load()})
+			InFlight: inflight, Retrying: retrying, Queue: queued[f.id], LastError: f.lastErr.Load()})
 	}
 	return v, nil
 }

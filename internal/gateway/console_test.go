@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -206,5 +207,61 @@ func TestConsoleSignOut(t *testing.T) {
 	st, page = postForm("signout", gw.srv.URL, url.Values{"csrf": {m[1]}})
 	if st != 200 || !strings.Contains(page, `id="token"`) || strings.Contains(page, `id="replay"`) {
 		t.Fatalf("after signing out: %d, want the sign-in page:\n%s", st, page)
+	}
+}
+
+// TestConsoleShowsTheRetryQueue: a sink that is down has its failed
+// forwards in the retry table and its cursor past them, so its lag reads 0
+// and nothing is in flight between attempts; the console shows the retry
+// queue (forwards waiting for their next attempt) so such a sink does not
+// look healthy — issue 16 asks for each sink's lag, errors and retry queue.
+func TestConsoleShowsTheRetryQueue(t *testing.T) {
+	t.Parallel()
+	secretText, secret := mustSecret(t)
+	down, up := newRecorder(t), newRecorder(t)
+	down.fail.Store(true)
+	gw := startGateway(t, Config{ConsoleToken: "tok", Sources: []SourceConfig{{
+		Name: "s", Verify: VerifyConfig{HMACSecrets: []string{secretText}},
+		Sinks: []SinkConfig{
+			// A first retry an hour away: the queue holds still while the
+			// page is read.
+			{Name: "down", HTTP: &HTTPSinkConfig{URL: down.srv.URL}, Retry: RetryConfig{Initial: time.Hour, Max: time.Hour}},
+			{Name: "up", HTTP: &HTTPSinkConfig{URL: up.srv.URL}},
+		},
+	}}})
+	for i := range 3 {
+		if s, body := post(t, gw.srv.Client(), gw.srv.URL+"/hooks/s", secret, fmt.Sprintf("msg_%d", i), time.Now(), testBody(i)); s != 200 {
+			t.Fatalf("post %d: %d %s", i, s, body)
+		}
+	}
+	waitFor(t, 60*time.Second, "three forwards waiting to retry at the down sink", func() bool {
+		p, err := gw.inbox.PendingRetries(context.Background())
+		return err == nil && p["s/down"] == 3 && up.count() == 3
+	})
+
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 30 * time.Second}
+	req, _ := http.NewRequest("POST", gw.srv.URL+ConsolePath+"signin", strings.NewReader(url.Values{"token": {"tok"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", gw.srv.URL)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(raw)
+	row := func(sink string) string {
+		m := regexp.MustCompile(`(?s)<tr data-sink="` + regexp.QuoteMeta(sink) + `">.*?</tr>`).FindString(page)
+		if m == "" {
+			t.Fatalf("no row for sink %s:\n%s", sink, page)
+		}
+		return m
+	}
+	if r := row("s/down"); !strings.Contains(r, `queue">3 waiting</span>`) {
+		t.Errorf("the down sink's row does not show its 3 forwards waiting to retry:\n%s", r)
+	}
+	if r := row("s/up"); !strings.Contains(r, `queue">0 waiting</span>`) {
+		t.Errorf("the healthy sink's row does not show an empty retry queue:\n%s", r)
 	}
 }

@@ -30,6 +30,7 @@ func webhooksList(ctx context.Context, args []string, env Env) error {
 	fs := newFlagSet("webhooks list", env)
 	f := addAPIFlags(fs)
 	size := fs.Int("page-size", 0, "webhooks per page (default 50, max 1000)")
+	token := fs.String("page-token", "", "next_page_token of a previous list")
 	all := fs.Bool("all", false, "follow next_page_token through every page")
 	if _, err := parseArgs(fs, args, 0, 0, "no arguments"); err != nil {
 		return err
@@ -39,7 +40,7 @@ func webhooksList(ctx context.Context, args []string, env Env) error {
 	}
 	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
 		page := &client.WebhookPage{}
-		opts := client.ListOptions{PageSize: *size}
+		opts := client.ListOptions{PageSize: *size, PageToken: *token}
 		for {
 			p, err := c.ListWebhooks(ctx, opts)
 			if err != nil {
@@ -70,7 +71,7 @@ func webhooksList(ctx context.Context, args []string, env Env) error {
 			return err
 		}
 		if page.NextPageToken != "" {
-			fmt.Fprintln(env.Stdout, "(more: --all lists every page)")
+			fmt.Fprintf(env.Stdout, "(more: --page-token %s, or --all for every page)\n", page.NextPageToken)
 		}
 		return nil
 	})

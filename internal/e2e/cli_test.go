@@ -157,6 +157,21 @@ func TestCLIWebhooks(t *testing.T) {
 	if len(page.Webhooks) != 2 {
 		t.Fatalf("list --json: %+v", page)
 	}
+	// Page by page, as events and deliveries list page: --json gives the
+	// next_page_token, --page-token takes it (the human table names it).
+	var first, second struct {
+		Webhooks      []cliWebhook `json:"webhooks"`
+		NextPageToken string       `json:"next_page_token"`
+	}
+	cli.json(t, &first, "webhooks", "list", "--page-size", "1")
+	if len(first.Webhooks) != 1 || first.NextPageToken == "" {
+		t.Fatalf("list --page-size 1 --json: %+v", first)
+	}
+	mustContain(t, "list --page-size 1", cli.run(t, "webhooks", "list", "--page-size", "1"), "--page-token "+first.NextPageToken)
+	cli.json(t, &second, "webhooks", "list", "--page-size", "1", "--page-token", first.NextPageToken)
+	if len(second.Webhooks) != 1 || second.Webhooks[0].ID == first.Webhooks[0].ID || second.NextPageToken != "" {
+		t.Fatalf("list --page-token: %+v after %+v", second, first)
+	}
 	mustContain(t, "get", cli.run(t, "webhooks", "get", id), "id:       "+id, "uri:      "+rcv.URL("/a"))
 	var got cliWebhook
 	cli.json(t, &got, "webhooks", "get", id)

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"errors"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -35,10 +36,23 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 	q := r.URL.Query()
 	v := &eventsView{Query: strings.TrimSpace(q.Get("id")), Type: q.Get("type"), Since: q.Get("since"), Catalog: c.d.Catalog.Types()}
 	if v.Query != "" {
-		ev, err := c.d.Store.GetEvent(ctx, s.project, v.Query)
-		if err != nil {
-			v.Message = "No event with id " + v.Query + " in this project."
+		var ev *core.Event
+		var err error
+		if core.ValidMessageID("msg_" + v.Query) { // an event id's shape: anything else names no event
+			ev, err = c.d.Store.GetEvent(ctx, s.project, v.Query)
 		} else {
+			err = core.ErrNotFound
+		}
+		switch {
+		case errors.Is(err, core.ErrNotFound):
+			// Say so, and list the events below as without a search:
+			// the page once showed "No events yet" under the message, as
+			// if the project had none.
+			v.Message = "No event with id " + v.Query + " in this project."
+		case err != nil:
+			c.fail(w, r, s, err)
+			return
+		default:
 			v.Event = ev
 			v.Payload = prettyJSON(ev.Payload)
 			if ev.Dynamic != nil {
@@ -48,9 +62,9 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 				c.fail(w, r, s, err)
 				return
 			}
+			c.render(w, r, s, http.StatusOK, "events", v)
+			return
 		}
-		c.render(w, r, s, http.StatusOK, "events", v)
-		return
 	}
 	since, err := parseInputTime(v.Since)
 	if err != nil {

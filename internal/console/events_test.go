@@ -182,6 +182,28 @@ func TestEventsPageListsEvents(t *testing.T) {
 	}
 }
 
+// TestEventSearchMissKeepsTheList (issue 16): a search for an id the
+// project has no event with says so and still lists the project's events
+// — the page showed "No events yet" under the message, as if the project
+// had none, whether the id was mistyped, another project's or malformed.
+func TestEventSearchMissKeepsTheList(t *testing.T) {
+	f := newStreamFixture(t, nil)
+	ev := storetest.NewEvent(f.hook.ProjectID, core.EventBatchSucceeded, time.Now().UTC(), f.hook)
+	if _, err := f.st.PublishEvents(t.Context(), []core.NewEvent{ev}); err != nil {
+		t.Fatal(err)
+	}
+	ck := f.signIn()
+	for _, id := range []string{"01m97v8qczxvamv00g8md0baxh", "not an id"} {
+		page := f.page(t, "/console/events?id="+url.QueryEscape(id), ck)
+		if !strings.Contains(page, "No event with id "+html.EscapeString(id)+" in this project.") {
+			t.Errorf("search %q: no not-found message", id)
+		}
+		if strings.Contains(page, "No events yet") || !strings.Contains(page, `href="/console/events?id=`+ev.Event.ID+`"`) {
+			t.Errorf("search %q: the page does not list the project's event %s below the message", id, ev.Event.ID)
+		}
+	}
+}
+
 // TestDeliveriesOlderLinkKeepsFilters (issue 16): the webhook page's
 // "Older →" link keeps the status, type and time filters — the template
 // escaped the filter's query as one value ("status%3dfailed%26type…"), so

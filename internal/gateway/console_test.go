@@ -265,3 +265,34 @@ func TestConsoleShowsTheRetryQueue(t *testing.T) {
 		t.Errorf("the healthy sink's row does not show an empty retry queue:\n%s", r)
 	}
 }
+
+// TestConsoleRecentSaysWhy: every refused request in the console's recent
+// list says why — a body over max_body_bytes and a wrong method were
+// listed as too_large / invalid with an empty reason.
+func TestConsoleRecentSaysWhy(t *testing.T) {
+	t.Parallel()
+	secretText, secret := mustSecret(t)
+	gw := startGateway(t, Config{ConsoleToken: "tok", MaxBodyBytes: 1024, Sources: []SourceConfig{{
+		Name: "s", Verify: VerifyConfig{HMACSecrets: []string{secretText}},
+		Sinks: []SinkConfig{{Name: "d", Discard: &DiscardSinkConfig{}}},
+	}}})
+	c := gw.srv.Client()
+	if s, body := post(t, c, gw.srv.URL+"/hooks/s", secret, "msg_big", time.Now(), []byte(`{"x":"`+strings.Repeat("a", 2048)+`"}`)); s != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a body over the limit: %d %s", s, body)
+	}
+	resp, err := c.Get(gw.srv.URL + "/hooks/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	want := map[string]string{"too_large": "body exceeds the limit of 1024 bytes", "invalid": "method GET"}
+	items := gw.recent.list()
+	if len(items) != 2 {
+		t.Fatalf("recent: %+v, want the two refusals", items)
+	}
+	for _, it := range items {
+		if w, ok := want[it.Outcome]; !ok || !strings.Contains(it.Reason, w) {
+			t.Errorf("recent %s (%d): reason %q, want it to contain %q", it.Outcome, it.Status, it.Reason, w)
+		}
+	}
+}

@@ -54,16 +54,21 @@ func (g *Gateway) intake(src *source) http.Handler {
 // receive handles one request and returns the status sent and the outcome
 // label; attrs collects the fields of the request's log line.
 func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, src *source, attrs *[]slog.Attr) (int, string) {
+	// Each refusal records its reason as the log line's "error", which the
+	// console's recent requests show as why (issue 16: "refused and why").
 	if r.Method != http.MethodPost {
+		*attrs = append(*attrs, slog.String("error", fmt.Sprintf("method %s: a source takes POST", r.Method)))
 		return methodNotAllowed(w, r, []string{http.MethodPost}), "invalid"
 	}
 	body, err := readBody(w, r, g.cfg.MaxBodyBytes)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return writeError(w, http.StatusRequestEntityTooLarge, "INVALID_ARGUMENT",
-				fmt.Sprintf("body exceeds the limit of %d bytes", g.cfg.MaxBodyBytes)), "too_large"
+			msg := fmt.Sprintf("body exceeds the limit of %d bytes", g.cfg.MaxBodyBytes)
+			*attrs = append(*attrs, slog.String("error", msg+" (max_body_bytes)"))
+			return writeError(w, http.StatusRequestEntityTooLarge, "INVALID_ARGUMENT", msg), "too_large"
 		}
+		*attrs = append(*attrs, slog.String("error", "could not read the request body: "+err.Error()))
 		return writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "could not read the request body"), "invalid"
 	}
 	id, typ, scheme, challenge, err := src.verify(r, body)

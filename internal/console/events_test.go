@@ -335,3 +335,58 @@ func (f *streamFixture) page(t *testing.T, path string, ck *http.Cookie) string 
 	}
 	return string(body)
 }
+
+// TestRecoverTakesTheWholeRange (issue 16): the webhook page's recovery
+// counts every failed delivery of the range in its dry run and re-queues
+// them all — it called :recover once with the API's default limit, so
+// past 1,000 the dry run said 1,000 and the recovery re-queued the first
+// 1,000, its message silent about the rest.
+func TestRecoverTakesTheWholeRange(t *testing.T) {
+	f := newStreamFixture(t, nil)
+	ctx := t.Context()
+	at := time.Now().UTC().Add(-time.Minute)
+	const n = 1005
+	for range n / 201 {
+		evs := make([]core.NewEvent, 201)
+		for i := range evs {
+			evs[i] = storetest.NewEvent(f.hook.ProjectID, core.EventBatchSucceeded, at, f.hook)
+		}
+		if _, err := f.st.PublishEvents(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for failed := 0; failed < n; {
+		now := time.Now().UTC()
+		cs, err := f.st.ClaimDeliveries(ctx, core.ClaimParams{Owner: "test", Now: now, Limit: 500, Lease: time.Minute})
+		if err != nil || len(cs) == 0 {
+			t.Fatalf("claim: %d %v", len(cs), err)
+		}
+		comps := make([]core.Completion, len(cs))
+		for i, c := range cs {
+			comps[i] = core.Completion{DeliveryID: c.ID, Owner: "test", Status: core.DeliveryFailed,
+				Attempt: core.Attempt{DeliveryID: c.ID, Number: 1, Time: now, URI: f.hook.URI, StatusCode: 500, Error: "http_status: HTTP 500"}}
+		}
+		if err := f.st.CompleteDeliveries(ctx, comps); err != nil {
+			t.Fatal(err)
+		}
+		failed += len(cs)
+	}
+	ck := f.signIn()
+	page := "/console/webhooks/" + f.hook.ID
+	form := url.Values{"since": {at.Add(-time.Minute).Format("2006-01-02T15:04")}}
+	st, body := f.post(ck, page, page+"/recover", form)
+	if st != http.StatusOK || !strings.Contains(body, `<b id="recover-count">1005</b>`) {
+		t.Fatalf("dry run: %d, want the count 1005:\n%s", st, regexp.MustCompile(`recover-count[^<]*<`).FindString(body))
+	}
+	form.Set("confirm", "yes")
+	if st, _ := f.post(ck, page, page+"/recover", form); st != http.StatusSeeOther {
+		t.Fatalf("recover: %d", st)
+	}
+	left, err := f.st.ListDeliveries(ctx, core.ListDeliveriesParams{ProjectID: f.hook.ProjectID, WebhookID: f.hook.ID, Status: core.DeliveryFailed, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 0 {
+		t.Errorf("%d of %d failed deliveries were not re-queued", len(left), n)
+	}
+}

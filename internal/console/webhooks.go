@@ -365,6 +365,14 @@ func (c *Console) sendTest(r *http.Request, s *session, id string) error {
 	return err
 }
 
+// A recovery from the console counts (dry run) and re-queues up to
+// recoverMost deliveries — the API's largest :recover limit — the latter
+// recoverStep per call.
+const (
+	recoverMost = 10000
+	recoverStep = 1000
+)
+
 // recoverAction re-queues deliveries of a time range: the first submit is a
 // dry run that shows the count; the confirmation submits it for real.
 func (c *Console) recoverAction(w http.ResponseWriter, r *http.Request, s *session, id string) {
@@ -382,7 +390,7 @@ func (c *Console) recoverAction(w http.ResponseWriter, r *http.Request, s *sessi
 		return
 	}
 	real := r.PostForm.Get("confirm") == "yes"
-	body := map[string]any{"since": since.Format(time.RFC3339), "dry_run": !real}
+	body := map[string]any{"since": since.Format(time.RFC3339), "dry_run": !real, "limit": recoverMost}
 	if !until.IsZero() {
 		body["until"] = until.Format(time.RFC3339)
 	}
@@ -390,13 +398,33 @@ func (c *Console) recoverAction(w http.ResponseWriter, r *http.Request, s *sessi
 		Count   int  `json:"count"`
 		HasMore bool `json:"has_more"`
 	}
-	if err := c.call(r.Context(), s, "POST", "/v1/webhooks/"+url.PathEscape(id)+":recover", body, &out); err != nil {
-		c.fail(w, r, s, err)
+	path := "/v1/webhooks/" + url.PathEscape(id) + ":recover"
+	if real {
+		// The whole range the dry run counted, in steps as the CLI does
+		// (a re-queued delivery is pending, so the next call takes the
+		// next ones): one call of the API's default limit re-queued the
+		// first 1,000 and said nothing of the rest.
+		body["limit"] = recoverStep
+		total, more := 0, true
+		for range recoverMost / recoverStep {
+			if err := c.call(r.Context(), s, "POST", path, body, &out); err != nil {
+				c.fail(w, r, s, err)
+				return
+			}
+			total += out.Count
+			if more = out.HasMore && out.Count > 0; !more {
+				break
+			}
+		}
+		done := fmt.Sprintf("Recovery started: %d deliveries re-queued.", total)
+		if more {
+			done += fmt.Sprintf(" More than %d matched: recover the range again for the rest.", recoverMost)
+		}
+		http.Redirect(w, r, "/console/webhooks/"+url.PathEscape(id)+"?done="+url.QueryEscape(done), http.StatusSeeOther)
 		return
 	}
-	if real {
-		http.Redirect(w, r, "/console/webhooks/"+url.PathEscape(id)+"?done="+
-			url.QueryEscape(fmt.Sprintf("Recovery started: %d deliveries re-queued.", out.Count)), http.StatusSeeOther)
+	if err := c.call(r.Context(), s, "POST", path, body, &out); err != nil {
+		c.fail(w, r, s, err)
 		return
 	}
 	v, err := c.webhookData(r, s)

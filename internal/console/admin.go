@@ -88,7 +88,7 @@ func (c *Console) adminAction(w http.ResponseWriter, r *http.Request, s *session
 			c.fail(w, r, s, err)
 			return
 		}
-		http.Redirect(w, r, "/console/admin?done="+url.QueryEscape("Key revoked: its console sessions have ended too."), http.StatusSeeOther)
+		http.Redirect(w, r, s.doneURL("/console/admin", "Key revoked: its console sessions have ended too."), http.StatusSeeOther)
 	case "rotate-jwks":
 		if c.d.RotateJWKS == nil {
 			c.fail(w, r, s, &apiError{Status: http.StatusNotFound, Message: "Dynamic webhook signing is not configured on this server."})
@@ -98,7 +98,7 @@ func (c *Console) adminAction(w http.ResponseWriter, r *http.Request, s *session
 			c.fail(w, r, s, err)
 			return
 		}
-		http.Redirect(w, r, "/console/admin?done="+url.QueryEscape("Signing key rotated: the previous key stays in the JWKS until it retires."), http.StatusSeeOther)
+		http.Redirect(w, r, s.doneURL("/console/admin", "Signing key rotated: the previous key stays in the JWKS until it retires."), http.StatusSeeOther)
 	default:
 		c.fail(w, r, s, core.ErrNotFound)
 	}

@@ -100,7 +100,7 @@ func (c *Console) redeliver(w http.ResponseWriter, r *http.Request, s *session) 
 		c.fail(w, r, s, err)
 		return
 	}
-	http.Redirect(w, r, "/console/deliveries/"+url.PathEscape(id)+"?done="+url.QueryEscape("Redelivery queued: it is sent now (a delivery still retrying keeps its retries)."), http.StatusSeeOther)
+	http.Redirect(w, r, s.doneURL("/console/deliveries/"+url.PathEscape(id), "Redelivery queued: it is sent now (a delivery still retrying keeps its retries)."), http.StatusSeeOther)
 }
 
 // streamRow is one delivery as the live table receives it; the page's

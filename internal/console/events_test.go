@@ -390,3 +390,44 @@ func TestRecoverTakesTheWholeRange(t *testing.T) {
 		t.Errorf("%d of %d failed deliveries were not re-queued", len(left), n)
 	}
 }
+
+// TestFlashOnlyFromTheConsole: a page shows a change's outcome message
+// only when the console wrote it for this session — any link could make
+// a console page say anything (?done=…) in the console's own status line.
+func TestFlashOnlyFromTheConsole(t *testing.T) {
+	f := newStreamFixture(t, nil)
+	ck := f.signIn()
+	page := "/console/webhooks/" + f.hook.ID
+	forged := f.page(t, page+"?done="+url.QueryEscape("Your API key leaked: rotate it at evil.example"), ck)
+	if strings.Contains(forged, "evil.example") {
+		t.Errorf("a ?done= message from a link is shown on the page")
+	}
+	// The console's own message, through the redirect it answers.
+	resp := f.get(t.Context(), page, ck)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(body)
+	if m == nil {
+		t.Fatal("no CSRF token on the webhook page")
+	}
+	req, _ := http.NewRequest("POST", f.srv.URL+page+"/ping", strings.NewReader(url.Values{"csrf": {string(m[1])}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", f.srv.URL)
+	req.AddCookie(ck)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, page+"?") {
+		t.Fatalf("ping: %d %q", resp.StatusCode, loc)
+	}
+	if got := f.page(t, loc, ck); !strings.Contains(got, "Ping sent") {
+		t.Errorf("the console's own flash after a ping is not shown (%s)", loc)
+	}
+	// Another session's link does not carry over either.
+	if got := f.page(t, loc, f.signIn()); strings.Contains(got, "Ping sent") {
+		t.Errorf("a flash signed for one session is shown to another")
+	}
+}

@@ -63,8 +63,9 @@ type signinView struct {
 // render writes a page. Templates render into a buffer first, so a
 // failure mid-page becomes a clean 500 instead of half a page.
 func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, status int, name string, data any) {
-	f := frame{Page: data, Nav: name, Flash: r.URL.Query().Get("done")}
+	f := frame{Page: data, Nav: name}
 	if s != nil {
+		f.Flash = s.flash(r.URL.Query())
 		f.Session, f.CSRF, f.Project, f.Admin = s, s.csrf, s.project, s.admin
 		if s.admin {
 			if ps, err := c.d.Store.ListProjects(r.Context()); err == nil {

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -101,6 +102,34 @@ func (ss *sessions) drop(id string) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	delete(ss.m, id)
+}
+
+// A change's outcome is shown once on the page it redirects to, as a
+// flash message carried in the URL (?done=…). The message is signed with
+// the session's CSRF secret (&ds=…) and shown only when the signature
+// holds: otherwise a link from anywhere could make a console page say
+// what its author wrote ("Key compromised: call …") in the console's
+// own voice.
+
+// doneURL is path with msg as its signed flash message.
+func (s *session) doneURL(path, msg string) string {
+	return path + "?done=" + url.QueryEscape(msg) + "&ds=" + s.flashMAC(msg)
+}
+
+func (s *session) flashMAC(msg string) string {
+	m := hmac.New(sha256.New, []byte(s.csrf))
+	m.Write([]byte("flash\x00" + msg))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:16])
+}
+
+// flash is the request's flash message when the console wrote it for
+// this session, else "".
+func (s *session) flash(q url.Values) string {
+	msg := q.Get("done")
+	if msg == "" || !hmac.Equal([]byte(q.Get("ds")), []byte(s.flashMAC(msg))) {
+		return ""
+	}
+	return msg
 }
 
 // sessionKey carries the *session of a request.

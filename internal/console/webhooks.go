@@ -306,7 +306,7 @@ func (c *Console) webhookAction(w http.ResponseWriter, r *http.Request, s *sessi
 			break
 		}
 		if err = c.call(ctx, s, "DELETE", base, nil, nil); err == nil {
-			http.Redirect(w, r, "/console/webhooks?done="+url.QueryEscape("Webhook deleted; its delivery history stays readable."), http.StatusSeeOther)
+			http.Redirect(w, r, s.doneURL("/console/webhooks", "Webhook deleted; its delivery history stays readable."), http.StatusSeeOther)
 			return
 		}
 	case "rotate":
@@ -347,7 +347,7 @@ func (c *Console) webhookAction(w http.ResponseWriter, r *http.Request, s *sessi
 		c.fail(w, r, s, err)
 		return
 	}
-	http.Redirect(w, r, back+"?done="+url.QueryEscape(done), http.StatusSeeOther)
+	http.Redirect(w, r, s.doneURL(back, done), http.StatusSeeOther)
 }
 
 // sendTest publishes a sample event of the chosen catalog type to this
@@ -420,7 +420,7 @@ func (c *Console) recoverAction(w http.ResponseWriter, r *http.Request, s *sessi
 		if more {
 			done += fmt.Sprintf(" More than %d matched: recover the range again for the rest.", recoverMost)
 		}
-		http.Redirect(w, r, "/console/webhooks/"+url.PathEscape(id)+"?done="+url.QueryEscape(done), http.StatusSeeOther)
+		http.Redirect(w, r, s.doneURL("/console/webhooks/"+url.PathEscape(id), done), http.StatusSeeOther)
 		return
 	}
 	if err := c.call(r.Context(), s, "POST", path, body, &out); err != nil {

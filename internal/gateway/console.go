@@ -200,7 +200,12 @@ func (g *Gateway) consolePage(w http.ResponseWriter, r *http.Request, csrf strin
 		http.Error(w, "the inbox could not be read", http.StatusInternalServerError)
 		return
 	}
-	v.CSRF, v.Replay, v.Error, v.Flash = csrf, rv, errMsg, r.URL.Query().Get("done")
+	v.CSRF, v.Replay, v.Error = csrf, rv, errMsg
+	// The replay's outcome line is shown only when this console signed
+	// it: a link could otherwise make the page say anything.
+	if q := r.URL.Query(); q.Get("done") != "" && hmac.Equal([]byte(q.Get("ds")), []byte(consoleMAC(csrf, "done\x00"+q.Get("done")))) {
+		v.Flash = q.Get("done")
+	}
 	v.Since = v.Now.Add(-time.Hour).UTC().Format(timeInput)
 	g.renderConsole(w, status, v)
 }
@@ -271,7 +276,7 @@ func (g *Gateway) consoleReplay(w http.ResponseWriter, r *http.Request, csrf str
 		noun = "event"
 	}
 	done := fmt.Sprintf("Replaying %d %s of %s received since %s UTC to %s.", n, noun, f.source, since.UTC().Format("2006-01-02 15:04"), f.id)
-	http.Redirect(w, r, ConsolePath+"?done="+url.QueryEscape(done), http.StatusSeeOther)
+	http.Redirect(w, r, ConsolePath+"?done="+url.QueryEscape(done)+"&ds="+consoleMAC(csrf, "done\x00"+done), http.StatusSeeOther)
 }
 
 // parseSince reads the replay form's time: datetime-local (UTC) or RFC 3339.

@@ -88,6 +88,16 @@ func TestConsoleReplay(t *testing.T) {
 	if st, page := postForm("replay", form); st != 200 || !strings.Contains(page, "Replaying 10 events of s") {
 		t.Fatalf("replay: %d\n%s", st, page)
 	}
+	// The outcome line is the console's own: a link's ?done= is not shown.
+	resp, err = hc.Get(console + "?done=" + url.QueryEscape("Sink compromised: see evil.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(raw), "evil.example") {
+		t.Errorf("a ?done= message from a link is shown on the console")
+	}
 	waitFor(t, 60*time.Second, "the replayed events at sink a", func() bool {
 		n := 0
 		for _, k := range a.snapshot() {

@@ -184,3 +184,75 @@ func TestOpenAPINamesEveryQueryParameter(t *testing.T) {
 		t.Errorf("query parameters read by the server but in no operation of docs/openapi.json: %v", missing)
 	}
 }
+
+// TestOpenAPINamesEveryRequestHeader: a request header a handler reads
+// (other than HTTP's own: Content-Type, Content-Length, Host, …) is a
+// header parameter of docs/openapi.json, and every operation that takes a
+// key names ProjectHeader — an admin key's way to act in another project,
+// which the document did not mention, so a generated client could not send
+// it (issue 17: the document describes the whole API).
+func TestOpenAPINamesEveryRequestHeader(t *testing.T) {
+	t.Parallel()
+	type param struct {
+		Ref  string `json:"$ref"`
+		Name string `json:"name"`
+		In   string `json:"in"`
+	}
+	var doc struct {
+		Paths      map[string]map[string]json.RawMessage `json:"paths"`
+		Components struct {
+			Parameters map[string]param `json:"parameters"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(docs.OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	documented := map[string]bool{"x-goog-api-key": true} // components.securitySchemes.apiKeyHeader
+	for path, item := range doc.Paths {
+		for method, raw := range item {
+			var op struct {
+				Parameters []param `json:"parameters"`
+				Security   *[]any  `json:"security"`
+			}
+			_ = json.Unmarshal(raw, &op)
+			project := false
+			for _, p := range op.Parameters {
+				if p.Ref != "" {
+					p = doc.Components.Parameters[strings.TrimPrefix(p.Ref, "#/components/parameters/")]
+				}
+				if p.In == "header" {
+					documented[strings.ToLower(p.Name)] = true
+					project = project || strings.EqualFold(p.Name, ProjectHeader)
+				}
+			}
+			if keyed := op.Security == nil || len(*op.Security) > 0; keyed && !project {
+				t.Errorf("%s %s takes a key but does not name the %s header", strings.ToUpper(method), path, ProjectHeader)
+			}
+		}
+	}
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := regexp.MustCompile(`Header\.Get\("([^"]+)"\)`)
+	standard := map[string]bool{"content-type": true, "content-length": true, "content-encoding": true, "host": true, "date": true,
+		"x-forwarded-proto": true, "x-content-type-options": true}
+	var missing []string
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range read.FindAllStringSubmatch(string(src), -1) {
+			if h := strings.ToLower(m[1]); !standard[h] && !documented[h] {
+				missing = append(missing, name+": "+m[1])
+			}
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("request headers read by the server but in no operation of docs/openapi.json: %v", missing)
+	}
+}

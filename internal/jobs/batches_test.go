@@ -189,3 +189,22 @@ func TestBatchValidation(t *testing.T) {
 		t.Fatalf("delete of a pending batch: %d %s", r.status, r.raw)
 	}
 }
+
+// A malformed request of a batch is refused naming the field and the
+// API's type it must hold (Content, Part), not a Go type of longhook's
+// ("executor.Part objects" reached the client).
+func TestBatchRequestErrorsNameAPITypes(t *testing.T) {
+	t.Parallel()
+	f := setup(t, options{noRunner: true})
+	for body, want := range map[string]string{
+		`{"contents":5}`:                                    "request.contents must be an array of Content objects",
+		`{"contents":[{"parts":"a"}]}`:                      "request.contents[0].parts must be an array of Part objects",
+		`{"contents":[{"parts":[{"text":"a"}]}],"tools":5}`: "request.tools must be an array of Tool objects",
+	} {
+		r := f.call("POST", "/v1beta/models/gemini-2.5-flash:batchGenerateContent",
+			`{"batch":{"inputConfig":{"requests":{"requests":[{"request":`+body+`}]}}}}`)
+		if msg := r.str("error.message"); r.status != 400 || !strings.Contains(msg, want) || strings.Contains(msg, "executor.") {
+			t.Errorf("%s: %d %q, want 400 with %q", body, r.status, msg, want)
+		}
+	}
+}

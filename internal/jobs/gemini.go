@@ -45,7 +45,7 @@ func parseGenerateRequest(raw json.RawMessage, model string) (*executor.Turn, er
 	var contents []json.RawMessage
 	if c := f.get("contents"); c != nil {
 		if err := json.Unmarshal(c, &contents); err != nil {
-			return nil, core.Invalid("request.contents", "request.contents must be an array of executor.Content objects")
+			return nil, core.Invalid("request.contents", "request.contents must be an array of Content objects ({\"role\", \"parts\": [...]})")
 		}
 	}
 	for i, c := range contents {
@@ -92,7 +92,7 @@ func parseContent(raw json.RawMessage, what string) (*executor.Content, error) {
 	}
 	var parts []json.RawMessage
 	if err := json.Unmarshal(f.get("parts"), &parts); err != nil {
-		return nil, core.Invalid(what+".parts", "%s.parts must be an array of executor.Part objects", what)
+		return nil, core.Invalid(what+".parts", "%s.parts must be an array of Part objects ({\"text\": ...}, ...)", what)
 	}
 	for i, p := range parts {
 		part, err := parsePart(p, fmt.Sprintf("%s.parts[%d]", what, i))

@@ -247,6 +247,13 @@ func parseFileMeta(raw []byte) (jobs.FileMeta, error) {
 	_ = json.Unmarshal(pick(f, "name"), &name)
 	_ = json.Unmarshal(pick(f, "displayName", "display_name"), &m.DisplayName)
 	_ = json.Unmarshal(pick(f, "mimeType", "mime_type"), &m.MIMEType)
+	// Text stored as the store's text, which on PostgreSQL cannot hold a
+	// NUL (a 500 there): refused as in every other text field (strictjson.go).
+	for field, v := range map[string]string{"file.displayName": m.DisplayName, "file.mimeType": m.MIMEType} {
+		if strings.ContainsRune(v, 0) {
+			return m, core.Invalid(field, "%s must not contain a NUL character (\u0000)", field)
+		}
+	}
 	if v := pick(f, "sizeBytes", "size_bytes"); v != nil {
 		if json.Unmarshal(v, &size) != nil {
 			size = string(v)

@@ -278,3 +278,39 @@ func TestLegacyFileContentsMoved(t *testing.T) {
 		t.Errorf("contents kept after delete: %v", err)
 	}
 }
+
+// A NUL character (\u0000) in an upload's display name or MIME type is
+// 400 INVALID_ARGUMENT naming the field, as in every other text field of
+// a request: PostgreSQL's text cannot hold one (the upload answered 500
+// INTERNAL there) and SQLite stored it. Nothing is stored.
+func TestFileMetadataNULRefused(t *testing.T) {
+	t.Parallel()
+	f := setup(t, options{noRunner: true})
+	multipart := func(meta string) (*http.Response, string) {
+		mp := "--b\r\nContent-Type: application/json\r\n\r\n" + meta + "\r\n--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b--\r\n"
+		return f.send("POST", f.srv.URL+"/upload/v1beta/files?uploadType=multipart", f.key, map[string]string{"Content-Type": "multipart/related; boundary=b"}, mp)
+	}
+	resumable := func(meta string) (*http.Response, string) {
+		return f.send("POST", f.srv.URL+"/upload/v1beta/files", f.key, map[string]string{
+			"X-Goog-Upload-Protocol": "resumable", "X-Goog-Upload-Command": "start", "X-Goog-Upload-Header-Content-Length": "5",
+		}, meta)
+	}
+	for _, c := range []struct {
+		name        string
+		upload      func(string) (*http.Response, string)
+		meta, field string
+	}{
+		{"multipart displayName", multipart, `{"file":{"displayName":"a\u0000b"}}`, "file.displayName"},
+		{"multipart mimeType", multipart, `{"file":{"mimeType":"text/pl\u0000ain"}}`, "file.mimeType"},
+		{"resumable display_name", resumable, `{"file":{"display_name":"\u0000"}}`, "file.displayName"},
+		{"resumable mime_type", resumable, `{"mime_type":"text/plain\u0000"}`, "file.mimeType"},
+	} {
+		res, body := c.upload(c.meta)
+		if res.StatusCode != 400 || !strings.Contains(body, "INVALID_ARGUMENT") || !strings.Contains(body, c.field) || !strings.Contains(body, "NUL") {
+			t.Errorf("%s: %d %s", c.name, res.StatusCode, body)
+		}
+	}
+	if r := f.call("GET", "/v1beta/files", nil).must(t, 200); strings.TrimSpace(string(r.raw)) != "{}" {
+		t.Errorf("refused uploads stored files: %s", r.raw)
+	}
+}

@@ -174,7 +174,8 @@ type Delivery struct {
 	WebhookID string
 	URI       string
 	// Dest groups deliveries by destination for the per-destination
-	// concurrency cap: the webhook id, or "uri:"+URI for dynamic ones.
+	// concurrency cap and rate limit: the webhook id, or DynamicDest for
+	// dynamic ones.
 	Dest      string
 	EventType string
 	Status    DeliveryStatus
@@ -249,6 +250,16 @@ type Reservation struct {
 	Until time.Time
 }
 
+// DynamicDest is the destination of a dynamic delivery to uri published by
+// project: the unit of its concurrency cap and of its webhook_config
+// rate_limit's bucket. Any project may name any URI, so the project is part
+// of it, as a static webhook's id is its own: keyed by the URI alone, one
+// project's limit of one delivery a week held back another project's
+// deliveries to the same receiver.
+func DynamicDest(projectID, uri string) string {
+	return "uri:" + projectID + ":" + uri
+}
+
 // ForInsert returns d with the defaults a store applies when it writes
 // the delivery as part of ev: the event's ids, type and time, status
 // pending, the destination key, and a next attempt time for pending
@@ -270,7 +281,7 @@ func (d Delivery) ForInsert(ev *Event) Delivery {
 		if d.WebhookID != "" {
 			d.Dest = d.WebhookID
 		} else {
-			d.Dest = "uri:" + d.URI
+			d.Dest = DynamicDest(d.ProjectID, d.URI)
 		}
 	}
 	if d.CreateTime.IsZero() {

@@ -472,7 +472,7 @@ func (p *Publisher) build(now time.Time, projectID string, in *Input, hooks []*c
 	switch {
 	case in.WebhookConfig != nil:
 		for _, u := range in.WebhookConfig.URIs {
-			add(core.Delivery{URI: u, Dest: "uri:" + u, Status: core.DeliveryPending})
+			add(core.Delivery{URI: u, Dest: core.DynamicDest(projectID, u), Status: core.DeliveryPending})
 		}
 	default:
 		for _, w := range targets {

@@ -59,7 +59,7 @@ func encodeDynamic(cfg *core.WebhookConfig) (any, error) {
 // Missing delivery fields are filled from the event: EventID, ProjectID,
 // EventType, CreateTime, ScheduleStart (the event's CreateTime), UpdateTime,
 // Status (pending), NextAttemptTime of a pending delivery (its CreateTime)
-// and Dest (the webhook id, or "uri:"+URI). A pending delivery with a
+// and Dest (the webhook id, or core.DynamicDest). A pending delivery with a
 // LeaseOwner is inserted already claimed, its lease expiring at
 // NextAttemptTime; such deliveries do not signal Wake.
 func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.PublishResult, error) {

@@ -76,7 +76,7 @@ func testPublishDynamic(t *testing.T, b *bundle) {
 	}
 	for _, c := range cs {
 		wantEqual(t, "claimed Dynamic", c.Dynamic, ne.Event.Dynamic)
-		if c.WebhookID != "" || c.Dest != "uri:"+c.URI || c.URI == "" {
+		if c.WebhookID != "" || c.Dest != core.DynamicDest(b.p.ID, c.URI) || c.URI == "" {
 			t.Errorf("dynamic claim: webhook %q dest %q uri %q", c.WebhookID, c.Dest, c.URI)
 		}
 		if !bytes.Equal(c.Payload, ne.Event.Payload) || c.Subject != ne.Event.Subject {

@@ -106,7 +106,7 @@ func newEvent(projectID, eventType string, at time.Time) core.Event {
 func NewDelivery(ev core.Event, webhookID, uri string, at time.Time) core.Delivery {
 	dest := webhookID
 	if webhookID == "" {
-		dest = "uri:" + uri
+		dest = core.DynamicDest(ev.ProjectID, uri)
 	}
 	return core.Delivery{
 		ID:              core.NewMessageID(at),

@@ -118,12 +118,13 @@ func testClaimExcludeDests(t *testing.T, b *bundle) {
 	dyn := NewDynamicEvent(b.p.ID, T0, "https://a.example/h", "https://b.example/h")
 	b.publish(dyn)
 
-	got := b.claim("a", T0.Add(time.Second), 100, w1.ID, "uri:https://a.example/h")
+	excluded := core.DynamicDest(b.p.ID, "https://a.example/h")
+	got := b.claim("a", T0.Add(time.Second), 100, w1.ID, excluded)
 	if len(got) != 4 {
 		t.Fatalf("claimed %d, want 4 (w2's three and b.example)", len(got))
 	}
 	for _, c := range got {
-		if c.Dest == w1.ID || c.Dest == "uri:https://a.example/h" {
+		if c.Dest == w1.ID || c.Dest == excluded {
 			t.Errorf("claimed excluded destination %s", c.Dest)
 		}
 	}

@@ -62,7 +62,9 @@ type ServeConfig struct {
 	// RetrySchedule is the delay after each failed attempt (default
 	// core.DefaultRetrySchedule); a webhook's own schedule overrides it.
 	RetrySchedule []time.Duration
-	// JWTAlgorithm signs dynamic webhooks: RS256 (default), ES256, EdDSA.
+	// JWTAlgorithm is the algorithm of new JWT signing keys: RS256, ES256
+	// or EdDSA; "" (the default) keeps the current key's, RS256 for the
+	// first (jwks.Config.Algorithm).
 	JWTAlgorithm string
 	// JWKSRotateEvery is the scheduled key rotation (default 30 days).
 	JWKSRotateEvery time.Duration
@@ -107,7 +109,7 @@ func runServe(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&types, "event-types", "", "comma-separated custom event types to accept besides the catalog")
 	fs.DurationVar(&cfg.SoftStop, "soft-stop", 10*time.Second, "on shutdown, how long attempts in flight may finish")
 	fs.DurationVar(&cfg.Lease, "lease", 60*time.Second, "claim lease (real time); deliveries held by a crashed instance are retried once it expires; must exceed the 15 s attempt timeout")
-	fs.StringVar(&cfg.JWTAlgorithm, "jwt-algorithm", "RS256", "algorithm of dynamic-webhook JWTs: RS256, ES256 or EdDSA")
+	fs.StringVar(&cfg.JWTAlgorithm, "jwt-algorithm", "", "algorithm of new dynamic-webhook signing keys: RS256, ES256 or EdDSA (default: the current key's, RS256 for the first)")
 	fs.DurationVar(&cfg.JWKSRotateEvery, "jwks-rotate-every", 30*24*time.Hour, "scheduled rotation of the JWT signing key")
 	fs.DurationVar(&cfg.JWTTTL, "jwt-ttl", 5*time.Minute, "lifetime of each dynamic-webhook JWT")
 	fs.DurationVar(&cfg.JWKSMargin, "jwks-retire-margin", 10*time.Minute, "how long a retired key stays published after its last token expired")

@@ -154,3 +154,37 @@ func requireMaxAge(t testing.TB, cc string) {
 	}
 	t.Fatalf("JWKS Cache-Control %q has no positive max-age", cc)
 }
+
+// TestScheduledRotationKeepsTheAlgorithm: serve without --jwt-algorithm
+// makes its scheduled rotations with the current key's algorithm. A server
+// whose key was made ES256 (`jwks rotate --jwt-algorithm ES256`, as
+// operations.md says to change it) went back to RS256 at its next
+// scheduled rotation (the flag's default), and every receiver that accepts
+// ES256 only refused its deliveries from then on.
+func TestScheduledRotationKeepsTheAlgorithm(t *testing.T) {
+	t.Parallel()
+	// --time-scale 600 runs maintenance every 50 ms; the rotation period
+	// is not scaled.
+	s := startServe(t, withFlags("--jwks-rotate-every", "2s", "--time-scale", "600"))
+	hc := newHTTPClient(t, 10*time.Second)
+	jwksURL := s.URL() + "/.well-known/jwks.json"
+	out := runLonghook(t, "jwks", "rotate", "--jwt-algorithm", "ES256", "--data-dir", s.dataDir)
+	m := regexp.MustCompile(`new signing key (\S+);`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("jwks rotate printed no kid: %s", out)
+	}
+	es := m[1]
+	// The JWKS lists keys newest first: wait for a key the server made
+	// after the ES256 one.
+	var set webhook.JWKS
+	pollUntil(t, 30*time.Second, 50*time.Millisecond, "a scheduled rotation after "+es, func() (bool, string) {
+		set, _ = fetchJWKS(t, hc, jwksURL)
+		ks := kids(set)
+		return slices.Index(ks, es) > 0, strings.Join(ks, ",")
+	})
+	for _, k := range set.Keys[:slices.Index(kids(set), es)+1] {
+		if k.Alg != "ES256" {
+			t.Errorf("key %s, made after the ES256 key %s, is %s", k.Kid, es, k.Alg)
+		}
+	}
+}

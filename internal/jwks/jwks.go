@@ -45,7 +45,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Issuer is the iss claim: the server's public base URL.
 	Issuer string
-	// Algorithm of new keys: RS256 (default), ES256 or EdDSA.
+	// Algorithm of new keys: RS256, ES256 or EdDSA; "" (serve without
+	// --jwt-algorithm) makes each new key with the current key's
+	// algorithm, RS256 for the first. A default of RS256 switched an ES256
+	// or EdDSA server (its key made by jwks rotate --jwt-algorithm) back to
+	// RS256 at its next scheduled rotation, breaking receivers that accept
+	// only the algorithm they were set up with.
 	Algorithm string
 	// RotateEvery is the scheduled rotation period (default 30 days).
 	RotateEvery time.Duration
@@ -63,9 +68,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Algorithm == "" {
-		c.Algorithm = webhook.AlgRS256
 	}
 	if c.RotateEvery == 0 {
 		c.RotateEvery = 30 * 24 * time.Hour
@@ -98,7 +100,7 @@ type Manager struct {
 func New(ctx context.Context, cfg Config) (*Manager, error) {
 	cfg = cfg.withDefaults()
 	switch cfg.Algorithm {
-	case webhook.AlgRS256, "ES256", "EdDSA":
+	case "", webhook.AlgRS256, "ES256", "EdDSA":
 	default:
 		return nil, fmt.Errorf("jwks: unsupported algorithm %q (RS256, ES256, EdDSA)", cfg.Algorithm)
 	}
@@ -128,7 +130,15 @@ func (m *Manager) Current() string {
 // its tokens have expired. It returns the new kid.
 func (m *Manager) Rotate(ctx context.Context) (string, error) {
 	now := m.cfg.Clock.Now()
-	priv, err := generate(m.cfg.Algorithm)
+	alg := m.cfg.Algorithm
+	if alg == "" {
+		m.mu.RLock()
+		if m.current != nil {
+			alg = m.current.Algorithm()
+		}
+		m.mu.RUnlock()
+	}
+	priv, err := generate(alg)
 	if err != nil {
 		return "", err
 	}

@@ -182,6 +182,62 @@ func TestScheduledRotation(t *testing.T) {
 	}
 }
 
+// TestRotationKeepsTheAlgorithm: a manager given no algorithm (serve
+// without --jwt-algorithm) makes each new key with the current key's
+// algorithm. An ES256 server (its key made by jwks rotate --jwt-algorithm
+// ES256) was switched to RS256 by its next scheduled rotation, or the
+// console's rotate button, breaking receivers that accept ES256 only.
+func TestRotationKeepsTheAlgorithm(t *testing.T) {
+	t.Parallel()
+	for _, alg := range []string{"ES256", "EdDSA"} {
+		f := setup(t, alg)
+		m, err := New(context.Background(), Config{Store: f.store, Cipher: f.box, Clock: f.clock, Issuer: f.srv.URL,
+			TokenTTL: 5 * time.Minute, Margin: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.m = m
+		f.clock.Advance(31 * 24 * time.Hour)
+		if err := m.Maintain(context.Background(), f.clock.Now()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Rotate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		keys, err := f.store.SigningKeys(context.Background())
+		if err != nil || len(keys) != 3 {
+			t.Fatalf("%s: %d keys (%v), want the first and two rotations", alg, len(keys), err)
+		}
+		for _, k := range keys {
+			if k.Algorithm != alg {
+				t.Errorf("%s server: key %s made with %s", alg, k.ID, k.Algorithm)
+			}
+		}
+		c := claimed(`{"type":"batch.succeeded"}`)
+		tok, err := m.SignDynamic(context.Background(), c, "https://r.example/h", f.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.verify(t, c, tok, "https://r.example/h"); err != nil {
+			t.Errorf("%s: token after rotation: %v", alg, err)
+		}
+	}
+	// The first key of a new store is RS256.
+	if f := setup(t, ""); jwkAlg(t, f) != "RS256" {
+		t.Errorf("first key without an algorithm: %s, want RS256", jwkAlg(t, f))
+	}
+}
+
+// jwkAlg is the alg of the only key f serves.
+func jwkAlg(t *testing.T, f *fixture) string {
+	t.Helper()
+	var doc webhook.JWKS
+	if err := json.Unmarshal([]byte(f.jwks(t)), &doc); err != nil || len(doc.Keys) != 1 {
+		t.Fatalf("jwks: %v, %d keys", err, len(doc.Keys))
+	}
+	return doc.Keys[0].Alg
+}
+
 func TestPrivateKeysSealedAtRest(t *testing.T) {
 	t.Parallel()
 	f := setup(t, "")

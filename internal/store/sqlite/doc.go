@@ -40,6 +40,9 @@
 //	                                  its row (inline_attempt, ...)
 //	attempts                          one row per other HTTP attempt
 //	                                  (≤ 4 KiB body)
+//	lease_spans                       per publish of deliveries inserted
+//	                                  leased: their id range, earliest
+//	                                  lease expiry (swept by claims)
 //
 // # The queue and the lease trick
 //
@@ -53,8 +56,13 @@
 // claim time so ReleaseDeliveries can make a delivery due again at once.
 // The engine's direct path inserts fresh deliveries already leased
 // (core.Delivery.LeaseOwner, next_attempt_time = lease expiry), which
-// skips the claim statement entirely; should that engine die, the lease
-// expires like any other.
+// skips the claim statement entirely. They are inserted with status
+// 'leased', outside deliveries_due (migration 0012: their entry would be
+// read only if the lease expired first), and the publish records their
+// id range and earliest expiry in lease_spans; a claim sweeps the spans
+// that expire (or are a second old) back to 'pending', so should that
+// engine die, the lease expires like any other. Every reader of status
+// takes 'leased' for 'pending'.
 //
 // queue is 0 for deliveries never attempted (and for :redeliver and
 // :recover) and 1 for retries. The partial index

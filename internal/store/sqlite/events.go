@@ -72,6 +72,7 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		wrote = false
 		insEvents := newEventInserter(tx)
 		ins := newDeliveryInserter(tx)
+		var span leaseSpan
 		var elsewhere []int // events with deliveries of another event
 		for i, ne := range evs {
 			ev := ne.Event
@@ -103,7 +104,11 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 				elsewhere = append(elsewhere, i)
 			}
 			for _, d := range ne.Deliveries {
-				if err := ins.add(d.ForInsert(&ev)); err != nil {
+				d := d.ForInsert(&ev)
+				if insertedLeased(d) {
+					span.add(d)
+				}
+				if err := ins.add(d); err != nil {
 					return err
 				}
 				// Deliveries inserted already leased are handed to their
@@ -119,6 +124,11 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		}
 		if err := ins.flush(); err != nil {
 			return err
+		}
+		if span.first != "" {
+			if err := tx.exec(tx.st.addLeaseSpan, span.expire, span.first, span.last); err != nil {
+				return err
+			}
 		}
 		// Deliveries that name another event than the one they were
 		// published with (no caller in this repository does) widen that
@@ -306,7 +316,7 @@ func (ins deliveryInserter) fan(d *core.Delivery) *rowInserter {
 		leased = 1 // lease_time is the creation time (leaseTime)
 	}
 	f := newRowInserter(ins.tx, "deliveries", fanCols, famFan)
-	f.shared = []any{key.project, key.typ, key.owner, leased}
+	f.shared = []any{key.project, key.typ, key.owner, leased, leased}
 	*ins.fans = append(*ins.fans, fanInserter{key: key, ins: f})
 	return f
 }
@@ -326,16 +336,16 @@ func (ins deliveryInserter) add(d core.Delivery) error {
 		if f := ins.fan(&d); f != nil {
 			return f.add(d.ID, b.event.box(d.EventID), b.hook.box(d.WebhookID), ct, b.next.box(micros(d.NextAttemptTime)))
 		}
-		lt := any(int64(0))
+		lt, leased := any(int64(0)), any(int64(0))
 		if d.LeaseOwner != "" {
-			lt = ct // leaseTime(d)
+			lt, leased = ct, int64(1) // leaseTime(d), insertedLeased(d)
 		}
 		return ins.short.add(d.ID, b.event.box(d.EventID), b.project.box(d.ProjectID), b.hook.box(d.WebhookID), d.URI,
 			b.hook.box(d.Dest), b.typ.box(d.EventType), b.next.box(micros(d.NextAttemptTime)), ct, ct, ct,
-			b.owner.box(d.LeaseOwner), lt)
+			b.owner.box(d.LeaseOwner), lt, leased)
 	}
 	return ins.full.add(d.ID, d.EventID, d.ProjectID, d.WebhookID, d.URI, d.Dest, d.EventType,
-		string(d.Status), queueOf(d), d.Attempts, micros(d.NextAttemptTime), boolInt(d.Manual),
+		insertStatus(d), queueOf(d), d.Attempts, micros(d.NextAttemptTime), boolInt(d.Manual),
 		d.LastStatusCode, d.LastError, micros(d.ScheduleStart), micros(d.CreateTime), micros(d.UpdateTime),
 		d.LeaseOwner, leaseTime(d))
 }
@@ -465,6 +475,51 @@ func (s *Store) ListEvents(ctx context.Context, p core.ListEventsParams) ([]*cor
 // deliveryInsertCols is the number of columns per inserted delivery row.
 const deliveryInsertCols = 19
 
+// statusLeased is the status of a delivery inserted already leased
+// (insertedLeased) until its completion, or until a claim sweeps its
+// lease span (sweepLeaseSpans) and makes it 'pending'. It is outside
+// deliveries_due's predicate: such a delivery's entry there would be
+// inserted with it and deleted by its completion, and read only if its
+// lease expired first (migration 0012). Every reader of status takes it
+// for pending (pendingSQL, scanDelivery); the API never sees it.
+const statusLeased = "leased"
+
+// pendingSQL is the SQL list of the statuses that are pending.
+const pendingSQL = `('pending', 'leased')`
+
+// insertedLeased reports whether d (filled by ForInsert) is inserted
+// with status 'leased': pending, with a lease owner.
+func insertedLeased(d core.Delivery) bool {
+	return d.Status == core.DeliveryPending && d.LeaseOwner != ""
+}
+
+// insertStatus is the status column d is inserted with.
+func insertStatus(d core.Delivery) string {
+	if insertedLeased(d) {
+		return statusLeased
+	}
+	return string(d.Status)
+}
+
+// leaseSpan is what a publish records in lease_spans of the deliveries
+// it inserted leased: the smallest and the largest id, and the earliest
+// lease expiry. A claim sweeps the span once it expires (or earlier),
+// making its rows still 'leased' pending again, so a delivery whose
+// engine died is retried after its lease as before.
+type leaseSpan struct {
+	first, last string
+	expire      int64
+}
+
+func (sp *leaseSpan) add(d core.Delivery) {
+	exp := micros(d.NextAttemptTime)
+	if sp.first == "" {
+		sp.first, sp.last, sp.expire = d.ID, d.ID, exp
+		return
+	}
+	sp.first, sp.last, sp.expire = min(sp.first, d.ID), max(sp.last, d.ID), min(sp.expire, exp)
+}
+
 // leaseTime is the claim time of a delivery inserted already leased
 // (core.Delivery.LeaseOwner): its creation.
 func leaseTime(d core.Delivery) int64 {
@@ -485,18 +540,19 @@ func insertDeliveriesSQL(rows int) string {
 
 // freshInsertCols is the number of parameters per row of
 // freshDeliveriesSQL.
-const freshInsertCols = 13
+const freshInsertCols = 14
 
 // freshDeliveriesSQL inserts new, never attempted pending deliveries
 // (isFresh): the columns such a row holds as constants are written in the
-// statement, so a row binds 13 values instead of 19. (Numbered
-// parameters, binding the creation time once, cost more: the driver
-// reads every named parameter's name into a Go string.)
+// statement, so a row binds 14 values instead of 19, the last of them 1
+// for a row inserted leased (status 'leased', see insertStatus), 0 for
+// 'pending'. (Numbered parameters, binding the creation time once, cost
+// more: the driver reads every named parameter's name into a Go string.)
 func freshDeliveriesSQL(rows int) string {
 	return multiRowSQL(`deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type,
 		next_attempt_time, schedule_start, create_time, update_time, lease_owner, lease_time,
 		status, queue, attempts, manual, last_status_code, last_error)`,
-		"("+strings.Repeat("?, ", freshInsertCols)+"'pending', 0, 0, 0, 0, '')", rows)
+		"("+strings.Repeat("?, ", freshInsertCols-1)+"CASE WHEN ? THEN 'leased' ELSE 'pending' END, 0, 0, 0, 0, '')", rows)
 }
 
 // fanRows enables fanDeliveriesSQL. Tests turn it off to compare.
@@ -508,17 +564,18 @@ const fanCols = 5
 // fanDeliveriesSQL inserts fresh deliveries (isFresh) to a webhook (no
 // uri, the webhook as their dest) of one project, event type and lease
 // owner: those three, and whether the rows are leased (1: lease_time is
-// their creation time, see leaseTime; 0: 0), are bound once for all the
-// rows (the four parameters before the rows'); a row binds its id,
-// event, webhook, creation time and next attempt. Binding costs the
-// driver more than the statement's copying values per row: each text
-// value is copied into C memory and freed again.
+// their creation time, see leaseTime; 0: 0), twice (the second for their
+// status, see insertStatus), are bound once for all the rows (the five
+// parameters before the rows'); a row binds its id, event, webhook,
+// creation time and next attempt. Binding costs the driver more than the
+// statement's copying values per row: each text value is copied into C
+// memory and freed again.
 func fanDeliveriesSQL(rows int) string {
-	return `INSERT OR FAIL INTO deliveries (project_id, event_type, lease_owner, lease_time, id, event_id,
+	return `INSERT OR FAIL INTO deliveries (project_id, event_type, lease_owner, lease_time, status, id, event_id,
 		webhook_id, dest, schedule_start, create_time, update_time, next_attempt_time,
-		uri, status, queue, attempts, manual, last_status_code, last_error)
-	SELECT ?, ?, ?, ? * v.column4, v.column1, v.column2, v.column3, v.column3, v.column4, v.column4, v.column4,
-		v.column5, '', 'pending', 0, 0, 0, 0, ''
+		uri, queue, attempts, manual, last_status_code, last_error)
+	SELECT ?, ?, ?, ? * v.column4, CASE WHEN ? THEN 'leased' ELSE 'pending' END, v.column1, v.column2, v.column3,
+		v.column3, v.column4, v.column4, v.column4, v.column5, '', 0, 0, 0, 0, ''
 	FROM (` + valuesSQL("(?, ?, ?, ?, ?)", rows) + `) AS v`
 }
 

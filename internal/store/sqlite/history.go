@@ -112,7 +112,11 @@ func (s *Store) ListDeliveries(ctx context.Context, p core.ListDeliveriesParams)
 		add("webhook_id = ?", p.WebhookID)
 		indexed = " INDEXED BY deliveries_webhook"
 	}
-	if p.Status != "" {
+	switch p.Status {
+	case "":
+	case core.DeliveryPending:
+		where = append(where, "status IN "+pendingSQL)
+	default:
 		add("status = ?", string(p.Status))
 	}
 	if p.EventType != "" {
@@ -163,7 +167,7 @@ func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Ti
 		var err error
 		d, err = scanDelivery(tx.QueryRowContext(ctx,
 			`UPDATE deliveries SET status = 'pending', queue = 0, next_attempt_time = ?1,
-			 manual = CASE WHEN status = 'pending' THEN manual ELSE 1 END,
+			 manual = CASE WHEN status IN `+pendingSQL+` THEN manual ELSE 1 END,
 			 lease_owner = '', lease_time = 0, update_time = ?1, `+clearInlineSQL+`
 			 WHERE id = ?2 AND project_id = ?3
 			 RETURNING `+deliveryCols, micros(now), id, projectID))
@@ -288,7 +292,7 @@ func deleteDeliveries(ctx context.Context, tx *sql.Tx, bound string, cutoff int6
 	rows, err := tx.QueryContext(ctx,
 		`DELETE FROM deliveries WHERE id IN (
 			SELECT id FROM deliveries
-			WHERE id < ? AND create_time < ? AND status != 'pending' ORDER BY id LIMIT ?)
+			WHERE id < ? AND create_time < ? AND status NOT IN `+pendingSQL+` ORDER BY id LIMIT ?)
 		 RETURNING id`, bound, cutoff, n)
 	if err != nil {
 		return 0, err
@@ -321,7 +325,7 @@ func deleteEvents(ctx context.Context, tx *sql.Tx, bound string, cutoff int64, n
 			WHERE e.id < ? AND e.create_time < ?
 			  AND NOT EXISTS (SELECT 1 FROM deliveries d
 			                  WHERE d.id >= e.first_delivery AND d.id <= e.last_delivery
-			                    AND d.event_id = e.id AND d.status = 'pending')
+			                    AND d.event_id = e.id AND d.status IN `+pendingSQL+`)
 			ORDER BY e.id LIMIT ?)`, bound, cutoff, n)
 	if err != nil {
 		return 0, err

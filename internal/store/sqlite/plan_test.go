@@ -64,6 +64,21 @@ func TestClaimPlan(t *testing.T) {
 		}
 	}
 
+	// The lease spans' sweep and QueueDepth's count of 'leased' rows
+	// range over the deliveries' primary key, the spans over theirs.
+	for _, q := range []string{
+		`UPDATE OR FAIL deliveries SET status = 'pending' WHERE id >= 'a' AND id <= 'b' AND status = 'leased'`,
+		`SELECT count(*) FROM deliveries WHERE id >= (SELECT min(first) FROM lease_spans)
+			AND id <= (SELECT max(last) FROM lease_spans) AND status = 'leased'`,
+	} {
+		if p := plan(q); !strings.Contains(p, "sqlite_autoindex_deliveries_1 (id>? AND id<?)") {
+			t.Errorf("lease span plan does not range over the primary key:\n%s\n%s", q, p)
+		}
+	}
+	if p := plan(`SELECT min(first), max(last) FROM lease_spans WHERE expire <= 1`); !strings.Contains(p, "PRIMARY KEY (expire<?)") {
+		t.Errorf("lease span bounds do not range over the spans' key:\n%s", p)
+	}
+
 	// A batch of completions looks each delivery up by id.
 	args := make([]any, 0, 8*insertBatch)
 	for range insertBatch {

@@ -26,6 +26,9 @@ func scanDelivery(sc interface{ Scan(...any) error }, extra ...any) (*core.Deliv
 		return nil, err
 	}
 	d.Status = core.DeliveryStatus(status)
+	if status == statusLeased {
+		d.Status = core.DeliveryPending
+	}
 	d.NextAttemptTime = fromMicros(next)
 	d.Manual = manual != 0
 	d.ScheduleStart, d.CreateTime, d.UpdateTime = fromMicros(start), fromMicros(ct), fromMicros(ut)
@@ -57,6 +60,9 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p core.ClaimParams) ([]core
 
 	var out []core.Claimed
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := s.sweepLeaseSpans(ctx, tx, micros(p.Now.Add(max(0, p.Lease-leaseSweepAge)))); err != nil {
+			return err
+		}
 		out = make([]core.Claimed, 0, p.Limit)
 		claim := tx.StmtContext(ctx, s.st.claim)
 		take := func(queue, limit int) (int, error) {
@@ -97,6 +103,40 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p core.ClaimParams) ([]core
 		return nil, wrap("claim", err)
 	}
 	return out, nil
+}
+
+// leaseSweepAge is how old a lease span (a publish's deliveries inserted
+// leased, see leaseSpan) is when a claim sweeps it, for spans of the
+// claim's lease: a claim sweeps every span that expires within its lease
+// less leaseSweepAge (and every expired one, whatever the lease).
+// Sweeping a span early is safe — its rows become what a leased delivery
+// was before migration 0012: pending, lease owner and expiry kept, in
+// deliveries_due but not due before the expiry — and cheap while its
+// rows are a second old: nearly all are completed and still in the
+// writer's page cache. At the expiry (a minute) they would be read from
+// the file again, and the engine's claim loop would wake at every
+// publish's expiry (NextDueTime) instead of at its poll.
+const leaseSweepAge = time.Second
+
+// sweepLeaseSpans makes pending the rows still 'leased' in the spans that
+// expire at or before through, and deletes those spans. The rows are
+// those of one id range, from the smallest first to the largest last id
+// of the spans: the spans of about a second of publishes, whose ids are
+// of that second; a 'leased' row of a later span in that range is swept
+// early, which is safe (see leaseSweepAge).
+func (s *Store) sweepLeaseSpans(ctx context.Context, tx *sql.Tx, through int64) error {
+	var first, last sql.NullString
+	if err := tx.StmtContext(ctx, s.st.spanBounds).QueryRowContext(ctx, through).Scan(&first, &last); err != nil {
+		return err
+	}
+	if !first.Valid {
+		return nil
+	}
+	if _, err := tx.StmtContext(ctx, s.st.spanRows).ExecContext(ctx, first.String, last.String); err != nil {
+		return err
+	}
+	_, err := tx.StmtContext(ctx, s.st.spanDelete).ExecContext(ctx, through)
+	return err
 }
 
 // attachPayloads reads the events of the claimed deliveries in one query.
@@ -366,8 +406,8 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, owner string, ids []strin
 		return nil
 	}
 	_, err := s.w.ExecContext(ctx,
-		`UPDATE deliveries SET lease_owner = '', next_attempt_time = lease_time, lease_time = 0
-		 WHERE id IN (SELECT value FROM json_each(?)) AND lease_owner = ? AND status = 'pending'`,
+		`UPDATE deliveries SET status = 'pending', lease_owner = '', next_attempt_time = lease_time, lease_time = 0
+		 WHERE id IN (SELECT value FROM json_each(?)) AND lease_owner = ? AND status IN `+pendingSQL,
 		jsonList(ids), owner)
 	if err == nil {
 		s.signal()
@@ -377,13 +417,17 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, owner string, ids []strin
 
 // NextDueTime implements core.DeliveryStore. Leased deliveries carry
 // their lease expiry in next_attempt_time, so one minimum per queue
-// (two index probes) covers both cases.
+// (two index probes) covers both cases; deliveries inserted leased
+// ('leased', outside the index) are due at their lease span's expiry,
+// when a claim sweeps them (a third probe).
 func (s *Store) NextDueTime(ctx context.Context) (time.Time, bool, error) {
 	var v sql.NullInt64
 	err := s.r.QueryRowContext(ctx, `SELECT min(t) FROM (
 		SELECT min(next_attempt_time) AS t FROM deliveries WHERE status = 'pending' AND queue = 0
 		UNION ALL
-		SELECT min(next_attempt_time) FROM deliveries WHERE status = 'pending' AND queue = 1)`).Scan(&v)
+		SELECT min(next_attempt_time) FROM deliveries WHERE status = 'pending' AND queue = 1
+		UNION ALL
+		SELECT min(expire) FROM lease_spans)`).Scan(&v)
 	if err != nil {
 		return time.Time{}, false, wrap("next due time", err)
 	}
@@ -394,14 +438,19 @@ func (s *Store) NextDueTime(ctx context.Context) (time.Time, bool, error) {
 }
 
 // QueueDepth implements core.DeliveryStore by counting the covering
-// index deliveries_due (linear in the number of pending deliveries).
+// index deliveries_due (linear in the number of pending deliveries), and
+// the deliveries inserted leased ('leased', all due) in the range of
+// the lease spans not yet swept (linear in the deliveries published
+// since the oldest, about a second's while an engine claims).
 func (s *Store) QueueDepth(ctx context.Context, now time.Time) (core.QueueDepth, error) {
-	var due, total int
+	var due, total, leased int
 	err := s.r.QueryRowContext(ctx, `SELECT
-		count(*) FILTER (WHERE next_attempt_time <= ?1 OR lease_owner != ''), count(*)
-		FROM deliveries INDEXED BY deliveries_due WHERE status = 'pending'`, micros(now)).Scan(&due, &total)
+		count(*) FILTER (WHERE next_attempt_time <= ?1 OR lease_owner != ''), count(*),
+		(SELECT count(*) FROM deliveries WHERE id >= (SELECT min(first) FROM lease_spans)
+			AND id <= (SELECT max(last) FROM lease_spans) AND status = '`+statusLeased+`')
+		FROM deliveries INDEXED BY deliveries_due WHERE status = 'pending'`, micros(now)).Scan(&due, &total, &leased)
 	if err != nil {
 		return core.QueueDepth{}, wrap("queue depth", err)
 	}
-	return core.QueueDepth{Due: due, Scheduled: total - due}, nil
+	return core.QueueDepth{Due: due + leased, Scheduled: total - due}, nil
 }

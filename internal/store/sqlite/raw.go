@@ -54,6 +54,7 @@ type rawStmts struct {
 	failureRun             rawStmt
 	disableWebhook         rawStmt
 	widenSpan              rawStmt
+	addLeaseSpan           rawStmt
 	// The multi-row statements, by family and by row count: sized[f][n]
 	// writes n rows, for each power of two n up to insertBatch, so a
 	// group's rows cost one statement per insertBatch rows and at most
@@ -130,6 +131,7 @@ func prepareRaw(ctx context.Context, dc any) (*rawStmts, error) {
 		{&st.disableWebhook, `UPDATE webhooks SET state = 'disabled_due_to_failed_deliveries',
 			update_time = ? WHERE id = ? AND state = 'enabled'`},
 		{&st.widenSpan, widenSpanSQL(`id = ?`)},
+		{&st.addLeaseSpan, `INSERT INTO lease_spans (expire, first, last) VALUES (?, ?, ?)`},
 	} {
 		if err := prep(p.dst, p.sql); err != nil {
 			st.close()

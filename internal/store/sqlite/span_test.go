@@ -81,6 +81,9 @@ func TestEventSweepWithoutEventIndex(t *testing.T) {
 				t.Fatal(err)
 			}
 			execFile(t, path,
+				// Before 0011 there was no 'leased' status (0012): a
+				// delivery inserted leased was 'pending'.
+				`UPDATE deliveries SET status = 'pending' WHERE status = 'leased'`,
 				`CREATE INDEX deliveries_pending_event ON deliveries (event_id) WHERE status = 'pending'`,
 				`ALTER TABLE events DROP COLUMN first_delivery`,
 				`ALTER TABLE events DROP COLUMN last_delivery`,

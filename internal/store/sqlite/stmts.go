@@ -18,7 +18,9 @@ const deliveryCols = `id, event_id, project_id, webhook_id, uri, dest, event_typ
 type stmts struct {
 	claim         *sql.Stmt
 	claimPayloads *sql.Stmt
-	all           []*sql.Stmt
+	// The lease spans' sweep (sweepLeaseSpans).
+	spanBounds, spanRows, spanDelete *sql.Stmt
+	all                              []*sql.Stmt
 }
 
 // claimSQL leases due deliveries of one queue. The subquery walks the
@@ -73,7 +75,7 @@ func inlineManySQL(rows int) string {
 	inline_uri = CASE WHEN v.column4 = uri THEN '' ELSE v.column4 END,
 	inline_latency_ns = v.column5, inline_response = coalesce(v.column6, x'')
 FROM (` + valuesSQL("(?, ?, ?, ?, ?, ?, ?)", rows) + `) AS v
-WHERE deliveries.id = v.column7 AND deliveries.lease_owner = ? AND deliveries.status = 'pending'`
+WHERE deliveries.id = v.column7 AND deliveries.lease_owner = ? AND deliveries.status IN ` + pendingSQL
 }
 
 // completeRowsSQL is the completion UPDATE joined on rows copies of row.
@@ -94,7 +96,7 @@ FROM (VALUES `)
 		b.WriteString(row)
 	}
 	b.WriteString(`) AS v
-WHERE deliveries.id = v.column6 AND deliveries.lease_owner = v.column7 AND deliveries.status = 'pending'`)
+WHERE deliveries.id = v.column6 AND deliveries.lease_owner = v.column7 AND deliveries.status IN ` + pendingSQL)
 	return b.String()
 }
 
@@ -119,6 +121,10 @@ func (st *stmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&st.claim, claimSQL},
 		{&st.claimPayloads, `SELECT id, payload, subject, dynamic, trace_parent FROM events
 			WHERE id IN (SELECT value FROM json_each(?))`},
+		{&st.spanBounds, `SELECT min(first), max(last) FROM lease_spans WHERE expire <= ?`},
+		{&st.spanRows, `UPDATE OR FAIL deliveries SET status = 'pending'
+			WHERE id >= ? AND id <= ? AND status = '` + statusLeased + `'`},
+		{&st.spanDelete, `DELETE FROM lease_spans WHERE expire <= ?`},
 	} {
 		s, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {

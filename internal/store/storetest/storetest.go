@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"Complete", testComplete},
 		{"CompleteWithoutAttempt", testCompleteWithoutAttempt},
 		{"PublishLeased", testPublishLeased},
+		{"LeasedReaders", testLeasedReaders},
 		{"FailureRun", testFailureRun},
 		{"DisableOnGone", testDisableOnGone},
 		{"ReleaseDeliveries", testRelease},

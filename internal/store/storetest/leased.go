@@ -100,6 +100,11 @@ func testLeasedReaders(t *testing.T, b *bundle) {
 	if d, _ := b.delivery(e2.Deliveries[0].ID); d.Status != core.DeliveryPending || d.LeaseOwner != "direct" {
 		t.Errorf("after DeleteWebhook: status %s owner %q, want pending, direct", d.Status, d.LeaseOwner)
 	}
+	b.complete(succeeded(core.Claimed{Delivery: e2.Deliveries[0]}, "direct", T0.Add(3*time.Second)))
+	if d, _ := b.delivery(e2.Deliveries[0].ID); d.Status != core.DeliverySucceeded || d.Attempts != 1 {
+		t.Errorf("the lease holder's completion after DeleteWebhook: status %s, %d attempts; want succeeded, 1",
+			d.Status, d.Attempts)
+	}
 
 	// A lease expires for a claim whose own lease is short, and not
 	// before.

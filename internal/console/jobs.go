@@ -2,6 +2,7 @@ package console
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -28,8 +29,12 @@ func (c *Console) jobs(w http.ResponseWriter, r *http.Request, s *session) {
 		switch k := core.JobKind(v.Kind); k {
 		case core.JobBatch, core.JobVideo, core.JobInteraction:
 			p.Kinds = []core.JobKind{k}
+		case "":
 		default:
-			v.Kind = ""
+			// As the other pages' filters: a typo in a hand-edited URL is
+			// named, not shown as every job under the tab it asked for.
+			c.fail(w, r, s, &apiError{Status: http.StatusBadRequest, Message: fmt.Sprintf("kind: unknown value %q; valid values: batch, video, interaction", v.Kind)})
+			return
 		}
 		js, err := c.d.Jobs.ListJobs(r.Context(), p)
 		if err != nil {

@@ -385,6 +385,8 @@ func TestConsoleFiltersRefuseUnknownValues(t *testing.T) {
 		{hook + "?status=bogus", http.StatusBadRequest, "status: unknown value"},
 		{"/console/events?type=batch.succeeded", http.StatusOK, ""},
 		{hook + "?type=webhook.ping&status=failed", http.StatusOK, ""},
+		{"/console/jobs?kind=batches", http.StatusBadRequest, "kind: unknown value"},
+		{"/console/jobs?kind=interaction", http.StatusOK, ""},
 	} {
 		resp := f.get(t.Context(), c.path, ck)
 		body, err := io.ReadAll(resp.Body)

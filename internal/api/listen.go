@@ -71,6 +71,10 @@ func (s *server) listenOr(next http.Handler) http.Handler {
 	})
 }
 
+// maxCursorAhead is how far past this server's clock a listen cursor's
+// time may be (instances' clocks apart) before it is refused.
+const maxCursorAhead = 5 * time.Minute
+
 func (s *server) listen(w http.ResponseWriter, r *http.Request) {
 	key, ok := KeyFromContext(r.Context())
 	if !ok {
@@ -85,6 +89,16 @@ func (s *server) listen(w http.ResponseWriter, r *http.Request) {
 	if after != "" && !core.ValidMessageID(after) {
 		WriteError(w, r, s.d.Logger, core.Invalid("after",
 			"after must be a delivery id (msg_ followed by 26 characters), or %s for every retained delivery", relay.FromStart))
+		return
+	}
+	// Delivery ids begin with the time they were made: a cursor from the
+	// future names no delivery of this server (a typo, a state file of
+	// another one), and the stream would skip every delivery until then
+	// without a word. The margin covers instances' clocks apart.
+	if now := s.d.Clock.Now(); after != "" && core.MessageIDMillis(after) > now.Add(maxCursorAhead).UnixMilli() {
+		WriteError(w, r, s.d.Logger, core.Invalid("after",
+			"after %s was made %s, after this server's time %s: no delivery has that id yet (a cursor from another server?)",
+			after, time.UnixMilli(core.MessageIDMillis(after)).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
 		return
 	}
 	hook, err := s.getOwnWebhook(r, key)

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -266,6 +267,36 @@ func TestListenErrors(t *testing.T) {
 		f.call("GET", path+"?after="+bad, nil).mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", "after")
 	}
 	f.callWith(f.key, http.Header{"Last-Event-ID": {"nope"}}, "GET", path, nil).mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", "after")
+	// A cursor made after this server's time names no delivery (a typo, a
+	// state file of another server): the stream skipped everything until
+	// then without a word.
+	for _, future := range []string{core.NewMessageID(time.Now().Add(24 * time.Hour)), core.NewMessageID(time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC))} {
+		for _, h := range []http.Header{{}, {"Last-Event-ID": {future}}} {
+			u := f.srv.URL + path
+			if len(h) == 0 {
+				u += "?after=" + future
+			}
+			// With a deadline: a stream that is opened never ends.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+			req.Header = h
+			req.Header.Set("x-goog-api-key", f.key)
+			resp, err := f.srv.Client().Do(req)
+			if err != nil {
+				cancel()
+				t.Fatal(err)
+			}
+			var b []byte
+			if resp.StatusCode != http.StatusOK {
+				b, _ = io.ReadAll(resp.Body)
+			}
+			resp.Body.Close()
+			cancel()
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "no delivery has that id yet") || !strings.Contains(string(b), "INVALID_ARGUMENT") {
+				t.Errorf("cursor %s (in Last-Event-ID: %t): %d %s, want 400 INVALID_ARGUMENT saying no delivery has that id yet", future, h.Get("Last-Event-ID") != "", resp.StatusCode, b)
+			}
+		}
+	}
 	f.callWith("", nil, "GET", path, nil).mustError(t, http.StatusUnauthorized, "UNAUTHENTICATED")
 	// Other verbs stay unknown, and the plain GET is unchanged.
 	f.call("GET", "/v1beta/webhooks/"+hook+":ping", nil).mustError(t, http.StatusNotFound, "NOT_FOUND")

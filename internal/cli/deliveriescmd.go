@@ -43,6 +43,7 @@ func deliveriesList(ctx context.Context, args []string, env Env) error {
 	status := fs.String("status", "", "pending, succeeded, failed, skipped or cancelled")
 	eventType := fs.String("event-type", "", "only this event type")
 	since := fs.String("since", "", "only deliveries created since (24h, or an RFC 3339 time)")
+	until := fs.String("until", "", "only deliveries created before (30m back from now, or an RFC 3339 time)")
 	size := fs.Int("page-size", 20, "deliveries to show (max 1000)")
 	token := fs.String("page-token", "", "next_page_token of a previous list")
 	pos, err := parseArgs(fs, args, 1, 1, "one webhook id")
@@ -53,10 +54,19 @@ func deliveriesList(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	o := client.DeliveryListOptions{Status: *status, EventType: *eventType, ListOptions: client.ListOptions{PageSize: *size, PageToken: *token}}
+	now := time.Now()
 	if *since != "" {
-		if o.Since, err = parseSince("since", *since, time.Now()); err != nil {
+		if o.Since, err = parseSince("since", *since, now); err != nil {
 			return err
 		}
+	}
+	if *until != "" {
+		if o.Until, err = parseSince("until", *until, now); err != nil {
+			return err
+		}
+	}
+	if !o.Since.IsZero() && !o.Until.IsZero() && !o.Until.After(o.Since) {
+		return fmt.Errorf("%w: --until must be after --since", errUsage)
 	}
 	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
 		page, err := c.ListDeliveries(ctx, pos[0], o)

@@ -332,6 +332,14 @@ func TestCLIDeliveries(t *testing.T) {
 	})
 	d := page.Deliveries[0]
 	mustContain(t, "deliveries list", cli.run(t, "deliveries", "list", hook.ID), "STATUS", d.ID, "batch.succeeded", "succeeded", "HTTP 200")
+	// --until bounds the creation time from above: 30 minutes back from
+	// now leaves nothing, a time to come keeps the delivery.
+	if out := cli.run(t, "deliveries", "list", hook.ID, "--since", "1h", "--until", "30m"); out != "No deliveries.\n" {
+		t.Fatalf("deliveries list --until 30m: %q", out)
+	}
+	mustContain(t, "deliveries list --until", cli.run(t, "deliveries", "list", hook.ID, "--until",
+		time.Now().Add(time.Hour).UTC().Format(time.RFC3339)), d.ID)
+	cli.fails(t, 2, "--until must be after --since", "deliveries", "list", hook.ID, "--since", "30m", "--until", "1h")
 	mustContain(t, "deliveries get", cli.run(t, "deliveries", "get", d.ID), "status:       succeeded", "event:        "+ev.ID, "LATENCY", "200")
 	var one cliDelivery
 	cli.json(t, &one, "deliveries", "get", d.ID)

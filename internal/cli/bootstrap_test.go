@@ -115,6 +115,36 @@ func TestBootstrapKeyValidatedFirst(t *testing.T) {
 	}
 }
 
+// TestBootstrapKeyLaterStart: LONGHOOK_BOOTSTRAP_API_KEY is read only on
+// first start; a later start with another key (which is not a key of the
+// store) says so in its log instead of leaving its 401s unexplained, and
+// never logs the key. A later start with the key it bootstrapped with
+// says nothing.
+func TestBootstrapKeyLaterStart(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	key, other := strings.Repeat("a", 40), strings.Repeat("b", 40)
+	_, errs := serveUntilReady(t, dir, map[string]string{"LONGHOOK_BOOTSTRAP_API_KEY": key}, func(string) {})
+	if strings.Contains(errs, "bootstrap.key_ignored") {
+		t.Errorf("first start warned about its own key: %s", errs)
+	}
+	_, errs = serveUntilReady(t, dir, map[string]string{"LONGHOOK_BOOTSTRAP_API_KEY": key}, func(string) {})
+	if strings.Contains(errs, "bootstrap.key_ignored") {
+		t.Errorf("a later start with the bootstrapped key warned: %s", errs)
+	}
+	_, errs = serveUntilReady(t, dir, map[string]string{"LONGHOOK_BOOTSTRAP_API_KEY": other}, func(url string) {
+		if st := status(t, url, other); st != http.StatusUnauthorized {
+			t.Errorf("a key set after the first start: %d, want 401", st)
+		}
+	})
+	if !strings.Contains(errs, "bootstrap.key_ignored") {
+		t.Errorf("a later start with another key did not warn: %s", errs)
+	}
+	if strings.Contains(errs, other) {
+		t.Errorf("the key was logged: %s", errs)
+	}
+}
+
 // TestDataFilesPrivate (issue 13, defect 9): in a data dir made 0755 by
 // hand, the database and its WAL files are 0600, and serve warns about
 // the directory.

@@ -686,6 +686,9 @@ func (s *Server) bootstrap(ctx context.Context) error {
 	for {
 		done, err := s.bootstrapped(ctx)
 		if err != nil || done {
+			if done {
+				s.checkBootstrapKey(ctx)
+			}
 			return err
 		}
 		ok, err := s.store.AcquireLease(ctx, "bootstrap", owner, time.Now().UTC(), 30*time.Second)
@@ -712,6 +715,28 @@ func (s *Server) bootstrap(ctx context.Context) error {
 		if !core.Sleep(ctx, 100*time.Millisecond) {
 			return ctx.Err()
 		}
+	}
+}
+
+// checkBootstrapKey warns when LONGHOOK_BOOTSTRAP_API_KEY is set on a
+// start that had nothing to bootstrap and the key is not a live key of the
+// store: it is read only on first start, so an operator who set it later
+// (or revoked it) would otherwise get 401s with nothing in the log saying
+// why. The key itself is never logged.
+func (s *Server) checkBootstrapKey(ctx context.Context) {
+	key := s.env.Getenv("LONGHOOK_BOOTSTRAP_API_KEY")
+	if key == "" {
+		return
+	}
+	_, err := s.store.LookupAPIKey(ctx, api.KeyDigest(key))
+	switch {
+	case err == nil:
+	case errors.Is(err, core.ErrNotFound):
+		s.log.Warn("bootstrap.key_ignored: LONGHOOK_BOOTSTRAP_API_KEY is set but is not an API key of this store " +
+			"(it is read only on the first start, and this store already has keys, or the key was revoked); " +
+			"create one with `longhook keys create` instead")
+	default:
+		s.log.Warn("bootstrap.key_check", "error", err)
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 	"fmt"
 	"hash"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -322,6 +323,9 @@ func (v *Verifier) Verify(h http.Header, body []byte) (Result, error) {
 // answer must echo its challenge.
 const slackURLVerification = "url_verification"
 
+// slackSlashCommand is the event type of a Slack slash command.
+const slackSlashCommand = "slash_command"
+
 // match reports whether one of macs is the MAC of the signed content
 // under one of the secrets, comparing in constant time.
 func (v *Verifier) match(macs [][]byte, ts time.Time, id string, body []byte) bool {
@@ -451,8 +455,24 @@ func jsonField(name string) func([]byte) string {
 
 // slackType is the inner event's type for Events API callbacks
 // ("event_callback" says nothing), else the top-level type
-// ("url_verification", ...); "" for form-encoded slash commands.
+// ("url_verification", ...). Slack's form-encoded requests carry no
+// type field of their own: an interactivity request (a form field
+// payload holding JSON) has its payload's type ("block_actions",
+// "view_submission", "shortcut", ...), and a slash command (a form field
+// command) is "slash_command", so sinks and filters can tell them apart.
 func slackType(body []byte) string {
+	if len(body) > 0 && body[0] != '{' {
+		form, err := url.ParseQuery(string(body))
+		switch {
+		case err != nil:
+			return ""
+		case form.Get("payload") != "":
+			return jsonField("type")([]byte(form.Get("payload")))
+		case form.Get("command") != "":
+			return slackSlashCommand
+		}
+		return ""
+	}
 	var m struct {
 		Type  string `json:"type"`
 		Event struct {

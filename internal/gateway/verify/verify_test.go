@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"os/exec"
 	"strings"
 	"testing"
@@ -440,6 +441,37 @@ func TestToleranceNeedsASignedTimestamp(t *testing.T) {
 	} {
 		if _, err := New(s, time.Now); err != nil {
 			t.Errorf("%s with a tolerance: %v", s.Kind, err)
+		}
+	}
+}
+
+// TestSlackFormTypes: Slack's form-encoded requests get an event type,
+// as its JSON ones do: a slash command (Slack's published vector) is
+// "slash_command", an interactivity request its payload's type.
+func TestSlackFormTypes(t *testing.T) {
+	t.Parallel()
+	vector := mustNew(t, Spec{Kind: KindSlack, Secrets: [][]byte{[]byte("8f742231b10e8888abcd99yyyzzz85a5")}},
+		time.Unix(1531420618, 0))
+	res, err := vector.Verify(http.Header{
+		"X-Slack-Signature":         {"v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"},
+		"X-Slack-Request-Timestamp": {"1531420618"},
+	}, []byte("token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"))
+	if err != nil || res.Type != "slash_command" {
+		t.Fatalf("slash command: type %q, %v; want slash_command", res.Type, err)
+	}
+
+	now := time.Now()
+	v := mustNew(t, Spec{Kind: KindSlack, Secrets: [][]byte{[]byte(secret)}}, now)
+	for body, want := range map[string]string{
+		"payload=" + url.QueryEscape(`{"type":"block_actions","trigger_id":"1.2.3","actions":[]}`): "block_actions",
+		"payload=" + url.QueryEscape(`{"type":"view_submission","view":{"id":"V1"}}`):              "view_submission",
+		"payload=" + url.QueryEscape(`not json`):                                                   "",
+		"team_id=T1&user_id=U1":                                                                    "",
+		`{"type":"event_callback","event":{"type":"app_mention"}}`:                                 "app_mention",
+	} {
+		res, err := v.Verify(v.Sign([]byte(secret), "", now, "", []byte(body)), []byte(body))
+		if err != nil || res.Type != want {
+			t.Errorf("%s: type %q, %v; want %q", body, res.Type, err, want)
 		}
 	}
 }

@@ -115,9 +115,13 @@ type RecoverParams struct {
 	// All takes every finished delivery, not only failed and skipped ones.
 	All    bool
 	DryRun bool
-	// Limit is per call (default 1,000, at most 10,000): call again while
-	// RecoverResult.HasMore.
+	// Limit is per call (default 1,000, at most 10,000): call again with
+	// PageToken set to RecoverResult.NextPageToken while it is not empty.
 	Limit int
+	// PageToken goes on with the recovery a previous call (with the same
+	// other parameters) started: each delivery is taken once, even if it
+	// finished again in between.
+	PageToken string
 }
 
 // RecoverResult is the answer of Recover.
@@ -125,6 +129,9 @@ type RecoverResult struct {
 	Count   int  `json:"count"`
 	HasMore bool `json:"has_more"`
 	DryRun  bool `json:"dry_run"`
+	// NextPageToken, when HasMore, is the RecoverParams.PageToken of the
+	// next call.
+	NextPageToken string `json:"next_page_token,omitempty"`
 }
 
 // Recover re-queues a webhook's deliveries created in [Since, Until) on a
@@ -140,6 +147,9 @@ func (c *Client) Recover(ctx context.Context, webhookID string, p RecoverParams)
 	}
 	if p.Limit > 0 {
 		body["limit"] = p.Limit
+	}
+	if p.PageToken != "" {
+		body["page_token"] = p.PageToken
 	}
 	var r RecoverResult
 	return &r, c.do(ctx, "POST", "/webhooks/"+id+":recover", nil, body, &r)

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -16,7 +17,7 @@ type deliveryStore interface {
 	GetDelivery(ctx context.Context, projectID, id string) (*core.Delivery, []core.Attempt, error)
 	ListDeliveries(ctx context.Context, p core.ListDeliveriesParams) ([]*core.Delivery, error)
 	Redeliver(ctx context.Context, projectID, id string, now time.Time) (*core.Delivery, error)
-	RecoverDeliveries(ctx context.Context, p core.RecoverParams) (n int, more bool, err error)
+	RecoverDeliveries(ctx context.Context, p core.RecoverParams) (n int, next string, err error)
 }
 
 // deliveryJSON is a delivery on the wire (docs/contract.md §7).
@@ -225,12 +226,32 @@ type recoverRequest struct {
 	OnlyFailed *bool  `json:"only_failed"`
 	DryRun     bool   `json:"dry_run"`
 	Limit      *int   `json:"limit"`
+	PageToken  string `json:"page_token"`
 }
 
 type recoverResponse struct {
-	Count   int  `json:"count"`
-	HasMore bool `json:"has_more"`
-	DryRun  bool `json:"dry_run"`
+	Count         int    `json:"count"`
+	HasMore       bool   `json:"has_more"`
+	DryRun        bool   `json:"dry_run"`
+	NextPageToken string `json:"next_page_token,omitempty"`
+}
+
+// A :recover beyond one call's limit goes on with the next_page_token of
+// the previous call: a page token (pagetoken.go) whose cursor is the end of
+// the range the first call fixed and the last delivery id taken. Each call
+// takes ids after it, so a delivery re-queued by an earlier call that
+// finished again meanwhile is not taken twice — without the cursor, a
+// caller taking every finished delivery (only_failed false) from a fast
+// receiver re-took its own first batch on every call and never ended. The
+// token is bound to the webhook and to since, until (as given), only_failed
+// and dry_run: a token resumes only the request it came from.
+func recoverCollection(webhookID string, since time.Time, until string, onlyFailed, dryRun bool) string {
+	return fmt.Sprintf("webhooks:recover|%s|%s|%t|%t|%s", since.Format(time.RFC3339Nano), until, onlyFailed, dryRun, webhookID)
+}
+
+func badRecoverToken() error {
+	return core.Invalid("page_token", "page_token is invalid: pass the next_page_token of the previous response unchanged, "+
+		"with the same since, until, only_failed and dry_run and the same API key")
 }
 
 func (s *server) recoverDeliveries(r *http.Request, key core.APIKey) (any, error) {
@@ -255,10 +276,26 @@ func (s *server) recoverDeliveries(r *http.Request, key core.APIKey) (any, error
 	if p.Since, err = parseTime("since", req.Since); err != nil {
 		return nil, err
 	}
+	until := "" // as given, for the page token
 	if req.Until != "" {
 		if p.Until, err = parseTime("until", req.Until); err != nil {
 			return nil, err
 		}
+		until = p.Until.Format(time.RFC3339Nano)
+	}
+	collection := recoverCollection(p.WebhookID, p.Since, until, p.OnlyFailed, p.DryRun)
+	if req.PageToken != "" {
+		// The range ends where the first call fixed it (by default its
+		// now), so deliveries created since do not lengthen it.
+		cursor, err := s.tokens.decode(collection, key.ProjectID, req.PageToken)
+		if err != nil {
+			return nil, badRecoverToken()
+		}
+		end, after, ok := strings.Cut(cursor, "|")
+		if p.Until, err = time.Parse(time.RFC3339Nano, end); !ok || err != nil {
+			return nil, badRecoverToken()
+		}
+		p.AfterID = after
 	}
 	if !p.Since.Before(p.Until) {
 		return nil, core.Invalid("until", "until (default: now) must be after since")
@@ -277,11 +314,15 @@ func (s *server) recoverDeliveries(r *http.Request, key core.APIKey) (any, error
 			return nil, errorf(core.ErrFailedPrecondition, "webhook %q is %s: enable it (PATCH state: enabled), then recover", w.ID, w.State)
 		}
 	}
-	n, more, err := s.deliveries.RecoverDeliveries(r.Context(), p)
+	n, next, err := s.deliveries.RecoverDeliveries(r.Context(), p)
 	if err != nil {
 		return nil, notFoundAs(err, "webhook", p.WebhookID)
 	}
-	return &recoverResponse{Count: n, HasMore: more, DryRun: p.DryRun}, nil
+	resp := &recoverResponse{Count: n, HasMore: next != "", DryRun: p.DryRun}
+	if next != "" {
+		resp.NextPageToken = s.tokens.encode(collection, key.ProjectID, p.Until.Format(time.RFC3339Nano)+"|"+next)
+	}
+	return resp, nil
 }
 
 // recoverLimit applies AIP-158's page_size rule to :recover's limit, as

@@ -160,24 +160,10 @@ func TestOpenAPINamesEveryQueryParameter(t *testing.T) {
 			}
 		}
 	}
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	read := regexp.MustCompile(`(?:Query\(\)|\bq)\.Get\("([^"]+)"\)`)
 	var missing []string
-	for _, name := range files {
-		if strings.HasSuffix(name, "_test.go") {
-			continue
-		}
-		src, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range read.FindAllStringSubmatch(string(src), -1) {
-			if !documented[m[1]] {
-				missing = append(missing, name+": "+m[1])
-			}
+	for _, m := range sourceMatches(t, regexp.MustCompile(`(?:Query\(\)|\bq)\.Get\("([^"]+)"\)`)) {
+		if !documented[m.match] {
+			missing = append(missing, m.file+": "+m.match)
 		}
 	}
 	if len(missing) > 0 {
@@ -230,14 +216,31 @@ func TestOpenAPINamesEveryRequestHeader(t *testing.T) {
 			}
 		}
 	}
+	standard := map[string]bool{"content-type": true, "content-length": true, "content-encoding": true, "host": true, "date": true,
+		"x-forwarded-proto": true, "x-content-type-options": true}
+	var missing []string
+	for _, m := range sourceMatches(t, regexp.MustCompile(`Header\.Get\("([^"]+)"\)`)) {
+		if h := strings.ToLower(m.match); !standard[h] && !documented[h] {
+			missing = append(missing, m.file+": "+m.match)
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("request headers read by the server but in no operation of docs/openapi.json: %v", missing)
+	}
+}
+
+// sourceMatch is a match of sourceMatches: its first group, in file.
+type sourceMatch struct{ file, match string }
+
+// sourceMatches returns every match of re (its first group) in the
+// package's non-test Go files, in file order.
+func sourceMatches(t *testing.T, re *regexp.Regexp) []sourceMatch {
+	t.Helper()
 	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	read := regexp.MustCompile(`Header\.Get\("([^"]+)"\)`)
-	standard := map[string]bool{"content-type": true, "content-length": true, "content-encoding": true, "host": true, "date": true,
-		"x-forwarded-proto": true, "x-content-type-options": true}
-	var missing []string
+	var out []sourceMatch
 	for _, name := range files {
 		if strings.HasSuffix(name, "_test.go") {
 			continue
@@ -246,13 +249,9 @@ func TestOpenAPINamesEveryRequestHeader(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range read.FindAllStringSubmatch(string(src), -1) {
-			if h := strings.ToLower(m[1]); !standard[h] && !documented[h] {
-				missing = append(missing, name+": "+m[1])
-			}
+		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+			out = append(out, sourceMatch{name, m[1]})
 		}
 	}
-	if len(missing) > 0 {
-		t.Errorf("request headers read by the server but in no operation of docs/openapi.json: %v", missing)
-	}
+	return out
 }

@@ -225,8 +225,10 @@ func deliveriesRecover(ctx context.Context, args []string, env Env) error {
 // recoverBatch is the per-call limit of recoverAll.
 const recoverBatch = 1000
 
-// recoverAll calls :recover until nothing more matches, reporting progress
-// against a dry-run count.
+// recoverAll calls :recover until nothing more matches, each call going on
+// after the previous one (its page token: a delivery re-queued by one call
+// that finished again is not taken again), reporting progress against a
+// dry-run count.
 func recoverAll(ctx context.Context, c *client.Client, webhookID string, p client.RecoverParams, prog *progress) (*client.RecoverResult, error) {
 	if p.DryRun {
 		p.Limit = 10000
@@ -249,9 +251,10 @@ func recoverAll(ctx context.Context, c *client.Client, webhookID string, p clien
 		}
 		out.Count += res.Count
 		prog.set(out.Count)
-		if !res.HasMore || res.Count == 0 {
+		if res.NextPageToken == "" {
 			return out, nil
 		}
+		p.PageToken = res.NextPageToken
 	}
 }
 

@@ -400,21 +400,27 @@ func (c *Console) recoverAction(w http.ResponseWriter, r *http.Request, s *sessi
 	}
 	path := "/v1/webhooks/" + url.PathEscape(id) + ":recover"
 	if real {
-		// The whole range the dry run counted, in steps as the CLI does
-		// (a re-queued delivery is pending, so the next call takes the
-		// next ones): one call of the API's default limit re-queued the
-		// first 1,000 and said nothing of the rest.
+		// The whole range the dry run counted, in steps as the CLI does,
+		// each going on after the last (page_token): one call of the API's
+		// default limit re-queued the first 1,000 and said nothing of the
+		// rest, and steps without the token re-took the first deliveries
+		// again once they had finished.
 		body["limit"] = recoverStep
 		total, more := 0, true
 		for range recoverMost / recoverStep {
-			if err := c.call(r.Context(), s, "POST", path, body, &out); err != nil {
+			var step struct {
+				Count         int    `json:"count"`
+				NextPageToken string `json:"next_page_token"`
+			}
+			if err := c.call(r.Context(), s, "POST", path, body, &step); err != nil {
 				c.fail(w, r, s, err)
 				return
 			}
-			total += out.Count
-			if more = out.HasMore && out.Count > 0; !more {
+			total += step.Count
+			if more = step.NextPageToken != ""; !more {
 				break
 			}
+			body["page_token"] = step.NextPageToken
 		}
 		done := fmt.Sprintf("Recovery started: %d deliveries re-queued.", total)
 		if more {

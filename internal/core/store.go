@@ -207,9 +207,14 @@ type RecoverParams struct {
 	Since      time.Time
 	Until      time.Time
 	OnlyFailed bool // failed and skipped only; otherwise every non-pending one
-	Limit      int
-	DryRun     bool
-	Now        time.Time
+	// AfterID is an exclusive cursor (ids sort by creation time): the next
+	// value RecoverDeliveries returned. A caller that repeats the call to
+	// take a range beyond Limit passes it, so that a delivery it re-queued
+	// and that finished again meanwhile is not taken a second time.
+	AfterID string
+	Limit   int
+	DryRun  bool
+	Now     time.Time
 }
 
 // QueueDepth counts pending deliveries.
@@ -243,10 +248,12 @@ type DeliveryStore interface {
 	// automatic schedule, so a failure of the attempt made now is retried
 	// as before (never a way to end its retries).
 	Redeliver(ctx context.Context, projectID, id string, now time.Time) (*Delivery, error)
-	// RecoverDeliveries re-queues matching deliveries on the automatic
-	// schedule (restarted at Now) and returns how many matched (DryRun:
-	// how many would), and whether more remain beyond Limit.
-	RecoverDeliveries(ctx context.Context, p RecoverParams) (n int, more bool, err error)
+	// RecoverDeliveries re-queues matching deliveries (oldest first, up to
+	// Limit) on the automatic schedule (restarted at Now) and returns how
+	// many matched (DryRun: how many would) and, when more match beyond
+	// them, next: the last id taken, to pass as AfterID (empty when none
+	// do).
+	RecoverDeliveries(ctx context.Context, p RecoverParams) (n int, next string, err error)
 	// DeleteExpired removes up to limit finished deliveries (with their
 	// attempts) created before cutoff, and up to limit events older than
 	// cutoff that no longer have pending deliveries. It returns how many

@@ -59,9 +59,9 @@ func TestAutoDisableAndRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	since := b.clock.Now().Add(-48 * time.Hour)
-	n, more, err := b.store.RecoverDeliveries(ctx, core.RecoverParams{ProjectID: b.project, WebhookID: w.ID, Since: since, Until: b.clock.Now().Add(time.Second), OnlyFailed: true, Limit: 100, DryRun: true, Now: b.clock.Now()})
-	if err != nil || n != 2 || more {
-		t.Fatalf("dry run = %d, %v, %v; want 2", n, more, err)
+	n, next, err := b.store.RecoverDeliveries(ctx, core.RecoverParams{ProjectID: b.project, WebhookID: w.ID, Since: since, Until: b.clock.Now().Add(time.Second), OnlyFailed: true, Limit: 100, DryRun: true, Now: b.clock.Now()})
+	if err != nil || n != 2 || next != "" {
+		t.Fatalf("dry run = %d, %q, %v; want 2", n, next, err)
 	}
 	if n, _, err = b.store.RecoverDeliveries(ctx, core.RecoverParams{ProjectID: b.project, WebhookID: w.ID, Since: since, Until: b.clock.Now().Add(time.Second), OnlyFailed: true, Limit: 100, Now: b.clock.Now()}); err != nil || n != 2 {
 		t.Fatalf("recover = %d, %v", n, err)

@@ -8,14 +8,14 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/longhook/longhook/internal/core"
-	"github.com/longhook/longhook/internal/pgtest"
 )
 
 // idColumnsSQL lists the store's text columns that hold ids or are
-// compared with them (migration 0013) and their collations: the columns
+// compared with them (migration 0013), each as "table.column collation"
+// (see idColumns): the columns
 // named id or *_id, and events' delivery-id range, deliveries' and rate
 // buckets' destination (a webhook id) and the blob ids.
-const idColumnsSQL = `SELECT table_name || '.' || column_name, coalesce(collation_name, '')
+const idColumnsSQL = `SELECT table_name || '.' || column_name || ' ' || coalesce(collation_name, '')
 	FROM information_schema.columns
 	WHERE table_schema = current_schema() AND data_type = 'text' AND table_name <> 'schema_migrations'
 	  AND (column_name = 'id' OR column_name LIKE '%\_id'
@@ -30,28 +30,12 @@ const idColumnsSQL = `SELECT table_name || '.' || column_name, coalesce(collatio
 // unused). A new id column must be declared COLLATE "C" too.
 func TestIDColumnsCollateC(t *testing.T) {
 	t.Parallel()
-	s := newStore(t)
-	ctx := t.Context()
 	var cols []string
-	if err := s.run(ctx, true, func(c *pgx.Conn) error {
-		rows, err := c.Query(ctx, idColumnsSQL)
-		if err != nil {
-			return err
+	for _, c := range idColumns(t, newStore(t)) {
+		cols = append(cols, c.col)
+		if c.coll != "C" {
+			t.Errorf("%s: collation %q, want \"C\"", c.col, c.coll)
 		}
-		cols = nil
-		for rows.Next() {
-			var col, coll string
-			if err := rows.Scan(&col, &coll); err != nil {
-				return err
-			}
-			cols = append(cols, col)
-			if coll != "C" {
-				t.Errorf("%s: collation %q, want \"C\"", col, coll)
-			}
-		}
-		return rows.Err()
-	}); err != nil {
-		t.Fatal(err)
 	}
 	// The query must see the tables it is meant to check.
 	for _, want := range []string{"deliveries.id", "deliveries.event_id", "deliveries.webhook_id", "events.id",
@@ -68,17 +52,9 @@ func TestIDColumnsCollateC(t *testing.T) {
 // statistics again.
 func TestCollateMigrationKeepsRows(t *testing.T) {
 	t.Parallel()
-	url := pgtest.URL(t)
-	schema := pgtest.Schema(t, url, "lh_test_")
-	s := open(t, url, schema)
+	s := newSchemaStore(t)
 	ctx := t.Context()
-	exec := func(q string) {
-		t.Helper()
-		if err := s.run(ctx, false, func(c *pgx.Conn) error { _, err := c.Exec(ctx, q); return err }); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f := newFixture(t, s, 3)
+	f := newFixture(t, s.Store, 3)
 	now := time.Now().UTC()
 	f.publish(20, now)
 	before, err := s.ListDeliveries(ctx, core.ListDeliveriesParams{ProjectID: f.p.ID, Limit: 100})
@@ -87,29 +63,15 @@ func TestCollateMigrationKeepsRows(t *testing.T) {
 	}
 	// Back to 0012: every text column in the database's collation.
 	var undo strings.Builder
-	if err := s.run(ctx, true, func(c *pgx.Conn) error {
-		rows, err := c.Query(ctx, idColumnsSQL)
-		if err != nil {
-			return err
+	for _, c := range idColumns(t, s.Store) {
+		tab, name, _ := strings.Cut(c.col, ".")
+		if tab == "job_blobs" || (tab == "jobs" && name == "id") || (tab == "files" && name != "project_id") {
+			continue // COLLATE "C" since 0002 and 0003
 		}
-		for rows.Next() {
-			var col, coll string
-			if err := rows.Scan(&col, &coll); err != nil {
-				return err
-			}
-			tab, name, _ := strings.Cut(col, ".")
-			if tab == "job_blobs" || (tab == "jobs" && name == "id") || (tab == "files" && name != "project_id") {
-				continue // COLLATE "C" since 0002 and 0003
-			}
-			undo.WriteString(`ALTER TABLE ` + tab + ` ALTER COLUMN ` + name + ` TYPE text COLLATE "default";`)
-		}
-		return rows.Err()
-	}); err != nil {
-		t.Fatal(err)
+		undo.WriteString(`ALTER TABLE ` + tab + ` ALTER COLUMN ` + name + ` TYPE text COLLATE "default";`)
 	}
-	exec(undo.String() + `DELETE FROM schema_migrations WHERE version = '0013_ids_collate_c'; ANALYZE deliveries`)
-	_ = s.Close()
-	s = open(t, url, schema)
+	s.exec(undo.String() + `DELETE FROM schema_migrations WHERE version = '0013_ids_collate_c'; ANALYZE deliveries`)
+	s.reopen()
 
 	after, err := s.ListDeliveries(ctx, core.ListDeliveriesParams{ProjectID: f.p.ID, Limit: 100})
 	if err != nil || len(after) != len(before) {
@@ -133,4 +95,17 @@ func TestCollateMigrationKeepsRows(t *testing.T) {
 	if stats != 3 {
 		t.Errorf("statistics of deliveries' id, event_id and webhook_id after the migration: %d of 3", stats)
 	}
+}
+
+// idColumn is a row of idColumnsSQL.
+type idColumn struct{ col, coll string }
+
+func idColumns(t *testing.T, s *Store) []idColumn {
+	t.Helper()
+	var cols []idColumn
+	for _, r := range textRows(t, s, idColumnsSQL) {
+		col, coll, _ := strings.Cut(r, " ")
+		cols = append(cols, idColumn{col, coll})
+	}
+	return cols
 }

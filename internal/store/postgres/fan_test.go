@@ -22,7 +22,7 @@ import (
 func TestFanPublish(t *testing.T) {
 	// Not parallel: it turns fanPublish off, which every other test's
 	// publishes read.
-	url := pgtest.URL(t)
+	pgtest.URL(t) // skips without PostgreSQL
 	t0 := storetest.T0
 	p := storetest.NewProject()
 	hooks := []*core.Webhook{storetest.NewWebhook(p.ID), storetest.NewWebhook(p.ID), storetest.NewWebhook(p.ID)}
@@ -94,15 +94,7 @@ func TestFanPublish(t *testing.T) {
 		t.Helper()
 		fanPublish = fan
 		defer func() { fanPublish = true }()
-		s := open(t, url, pgtest.Schema(t, url, "lh_test_"))
-		if err := s.CreateProject(t.Context(), p); err != nil {
-			t.Fatal(err)
-		}
-		for _, w := range hooks {
-			if err := s.CreateWebhook(t.Context(), w); err != nil {
-				t.Fatal(err)
-			}
-		}
+		s := seededStore(t, open, p, hooks)
 		var took []bool
 		s.batchHook = func(kind string, b *pgx.Batch) {
 			if kind == "publish" {
@@ -182,7 +174,7 @@ func normalize(rows []string, dbClock bool) []string {
 func TestLeanCompletion(t *testing.T) {
 	// Not parallel: it turns leanComplete off, which every other test's
 	// completions read.
-	url := pgtest.URL(t)
+	pgtest.URL(t) // skips without PostgreSQL
 	t0 := storetest.T0
 	p := storetest.NewProject()
 	hooks := []*core.Webhook{storetest.NewWebhook(p.ID), storetest.NewWebhook(p.ID)}
@@ -238,15 +230,7 @@ func TestLeanCompletion(t *testing.T) {
 		t.Helper()
 		leanComplete = lean
 		defer func() { leanComplete = true }()
-		s := open(t, url, pgtest.Schema(t, url, "lh_test_"))
-		if err := s.CreateProject(t.Context(), p); err != nil {
-			t.Fatal(err)
-		}
-		for _, w := range hooks {
-			if err := s.CreateWebhook(t.Context(), w); err != nil {
-				t.Fatal(err)
-			}
-		}
+		s := seededStore(t, open, p, hooks)
 		if _, err := s.PublishEvents(t.Context(), evs); err != nil {
 			t.Fatal(err)
 		}
@@ -294,28 +278,4 @@ func TestLeanCompletion(t *testing.T) {
 			t.Errorf("row %d:\ncompleteSQL %s\nlean        %s", i, general[i], lean[i])
 		}
 	}
-}
-
-// textRows runs q, a query of one text column, and returns its rows.
-func textRows(t *testing.T, s *Store, q string) []string {
-	t.Helper()
-	var rows []string
-	if err := s.run(t.Context(), true, func(c *pgx.Conn) error {
-		rs, err := c.Query(t.Context(), q)
-		if err != nil {
-			return err
-		}
-		defer rs.Close()
-		for rs.Next() {
-			var r string
-			if err := rs.Scan(&r); err != nil {
-				return err
-			}
-			rows = append(rows, r)
-		}
-		return rs.Err()
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return rows
 }

@@ -208,10 +208,14 @@ func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Ti
 }
 
 // RecoverDeliveries implements core.DeliveryStore. Matching deliveries
-// (oldest first) go back to the first-attempt queue with ScheduleStart and
-// NextAttemptTime at Now and Manual cleared; Attempts is kept as history.
-// Until zero means no upper bound; Limit defaults to 1000.
-func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (int, bool, error) {
+// (oldest first, after AfterID) go back to the first-attempt queue with
+// ScheduleStart and NextAttemptTime at Now and Manual cleared; Attempts is
+// kept as history. Until zero means no upper bound; Limit defaults to 1000.
+// The update takes the ids up to the last one counted rather than the
+// first Limit again: under READ COMMITTED a delivery finishing in between
+// would otherwise push the last ones out of the update but not out of
+// the cursor, which would then pass them by.
+func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (int, string, error) {
 	limit := p.Limit
 	if limit <= 0 {
 		limit = maxListLimit
@@ -224,13 +228,14 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (in
 	if !p.Until.IsZero() {
 		until = p.Until
 	}
-	const match = `SELECT id FROM deliveries
-		WHERE webhook_id = $1 AND project_id = $2 AND create_time >= $3 AND create_time < $4
-		  AND status = ANY ($5::text[]) ORDER BY id LIMIT $6`
+	const matches = `webhook_id = $1 AND project_id = $2 AND create_time >= $3 AND create_time < $4
+		  AND status = ANY ($5::text[]) AND id > $6`
+	const match = `SELECT id FROM deliveries WHERE ` + matches + ` ORDER BY id LIMIT $7`
 	var n int
-	var more, led bool
+	var next string
+	var led bool
 	err := s.inTx(ctx, false, func(tx pgx.Tx) error {
-		led = false
+		led, next = false, ""
 		var exists bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = $1 AND project_id = $2)`,
 			p.WebhookID, p.ProjectID).Scan(&exists); err != nil {
@@ -239,34 +244,44 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (in
 		if !exists {
 			return core.ErrNotFound
 		}
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM (`+match+`) m`,
-			p.WebhookID, p.ProjectID, p.Since, until, statuses, limit+1).Scan(&n); err != nil {
+		var last string
+		if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(max(id), '') FROM (`+match+`) m`,
+			p.WebhookID, p.ProjectID, p.Since, until, statuses, p.AfterID, limit).Scan(&n, &last); err != nil {
 			return err
 		}
-		more = n > limit
-		n = min(n, limit)
+		if n == limit {
+			var beyond bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (`+match+`)`,
+				p.WebhookID, p.ProjectID, p.Since, until, statuses, last, 1).Scan(&beyond); err != nil {
+				return err
+			}
+			if beyond {
+				next = last
+			}
+		}
 		if p.DryRun || n == 0 {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `WITH `+spillInlineSQL(`id IN (`+match+`)`)+`
+		tag, err := tx.Exec(ctx, `WITH `+spillInlineSQL(matches+` AND id <= $7`)+`
 			UPDATE deliveries SET status = 'pending', queue = 0, manual = false,
-			schedule_start = $7, schedule_base = attempts, next_attempt_time = $7, lease_owner = '', lease_time = `+zeroTime+`,
-			update_time = $7, `+clearInlineSQL+`
+			schedule_start = $8, schedule_base = attempts, next_attempt_time = $8, lease_owner = '', lease_time = `+zeroTime+`,
+			update_time = $8, `+clearInlineSQL+`
 			WHERE id IN (SELECT id FROM old)`,
-			p.WebhookID, p.ProjectID, p.Since, until, statuses, limit, p.Now); err != nil {
+			p.WebhookID, p.ProjectID, p.Since, until, statuses, p.AfterID, last, p.Now)
+		if err != nil {
 			return err
 		}
-		var err error
+		n = int(tag.RowsAffected())
 		led, err = s.notifyInTx(ctx, tx)
 		return err
 	})
 	if err != nil {
-		return 0, false, wrap("recover", err)
+		return 0, "", wrap("recover", err)
 	}
 	if !p.DryRun && n > 0 {
 		s.committed(led)
 	}
-	return n, more, nil
+	return n, next, nil
 }
 
 // deleteChunk bounds each DeleteExpired statement, so the sweep never

@@ -181,10 +181,10 @@ func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Ti
 }
 
 // RecoverDeliveries implements core.DeliveryStore. Matching deliveries
-// (oldest first) go back to the first-attempt queue with ScheduleStart and
-// NextAttemptTime at Now and Manual cleared; Attempts is kept as history.
-// Until zero means no upper bound; Limit defaults to 1000.
-func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (int, bool, error) {
+// (oldest first, after AfterID) go back to the first-attempt queue with
+// ScheduleStart and NextAttemptTime at Now and Manual cleared; Attempts is
+// kept as history. Until zero means no upper bound; Limit defaults to 1000.
+func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (int, string, error) {
 	limit := p.Limit
 	if limit <= 0 {
 		limit = maxListLimit
@@ -198,7 +198,7 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (in
 		until = micros(p.Until)
 	}
 	var n int
-	var more bool
+	var last, next string
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var exists int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM webhooks WHERE id = ? AND project_id = ?`,
@@ -208,40 +208,52 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (in
 		if exists == 0 {
 			return core.ErrNotFound
 		}
-		match := `SELECT rowid FROM deliveries INDEXED BY deliveries_webhook
-			WHERE webhook_id = ?1 AND project_id = ?2 AND create_time >= ?3 AND create_time < ?4
-			  AND status IN (` + statuses + `) ORDER BY id LIMIT ?5`
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (`+match+`)`,
-			p.WebhookID, p.ProjectID, micros(p.Since), until, limit+1).Scan(&n); err != nil {
+		// ?5 is the exclusive cursor, ?6 the limit.
+		match := func(cols string) string {
+			return `SELECT ` + cols + ` FROM deliveries INDEXED BY deliveries_webhook
+			WHERE webhook_id = ?1 AND project_id = ?2 AND create_time >= ?3 AND create_time < ?4 AND id > ?5
+			  AND status IN (` + statuses + `) ORDER BY id LIMIT ?6`
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT count(*), coalesce(max(id), '') FROM (`+match("id")+`)`,
+			p.WebhookID, p.ProjectID, micros(p.Since), until, p.AfterID, limit).Scan(&n, &last); err != nil {
 			return err
 		}
-		more = n > limit
-		n = min(n, limit)
+		if n == limit {
+			var beyond int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (`+match("1")+`)`,
+				p.WebhookID, p.ProjectID, micros(p.Since), until, last, 1).Scan(&beyond); err != nil {
+				return err
+			}
+			if beyond > 0 {
+				next = last
+			}
+		}
 		if p.DryRun || n == 0 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, spillInlineSQL+`rowid IN (`+match+`)`,
-			p.WebhookID, p.ProjectID, micros(p.Since), until, limit); err != nil {
+		rows := `rowid IN (` + match("rowid") + `)`
+		if _, err := tx.ExecContext(ctx, spillInlineSQL+rows,
+			p.WebhookID, p.ProjectID, micros(p.Since), until, p.AfterID, limit); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, widenSpanSQL(`rowid IN (`+match+`)`),
-			p.WebhookID, p.ProjectID, micros(p.Since), until, limit); err != nil {
+		if _, err := tx.ExecContext(ctx, widenSpanSQL(rows),
+			p.WebhookID, p.ProjectID, micros(p.Since), until, p.AfterID, limit); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE deliveries SET status = 'pending', queue = 0, manual = 0,
-			schedule_start = ?6, schedule_base = attempts, next_attempt_time = ?6, lease_owner = '', lease_time = 0, update_time = ?6,
+			schedule_start = ?7, schedule_base = attempts, next_attempt_time = ?7, lease_owner = '', lease_time = 0, update_time = ?7,
 			`+clearInlineSQL+`
-			WHERE rowid IN (`+match+`)`,
-			p.WebhookID, p.ProjectID, micros(p.Since), until, limit, micros(p.Now))
+			WHERE `+rows,
+			p.WebhookID, p.ProjectID, micros(p.Since), until, p.AfterID, limit, micros(p.Now))
 		return err
 	})
 	if err != nil {
-		return 0, false, wrap("recover", err)
+		return 0, "", wrap("recover", err)
 	}
 	if !p.DryRun && n > 0 {
 		s.signal()
 	}
-	return n, more, nil
+	return n, next, nil
 }
 
 // deleteChunk bounds each DeleteExpired transaction, so the sweep never

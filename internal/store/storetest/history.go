@@ -216,12 +216,12 @@ func testRecover(t *testing.T, b *bundle) {
 		OnlyFailed: true, Limit: 100, DryRun: true, Now: now}
 	recov := func(p core.RecoverParams, wantN int, wantMore bool) {
 		t.Helper()
-		n, more, err := b.s.RecoverDeliveries(b.ctx, p)
+		n, next, err := b.s.RecoverDeliveries(b.ctx, p)
 		if err != nil {
 			t.Fatalf("RecoverDeliveries: %v", err)
 		}
-		if n != wantN || more != wantMore {
-			t.Errorf("RecoverDeliveries(%+v) = %d, %v; want %d, %v", p, n, more, wantN, wantMore)
+		if n != wantN || (next != "") != wantMore {
+			t.Errorf("RecoverDeliveries(%+v) = %d, %q; want %d, more %v", p, n, next, wantN, wantMore)
 		}
 	}
 	recov(p, 3, false) // 1, 2, 4; 5 is at Until (exclusive)
@@ -272,9 +272,14 @@ func testRecover(t *testing.T, b *bundle) {
 	wantNotFound(t, "RecoverDeliveries(missing webhook)", err)
 }
 
+// testRecoverLimit: calls repeated without a cursor take the rest of the
+// range (a re-queued delivery is pending, so no longer matches); with the
+// cursor each returns, every delivery is taken once even when it finished
+// again between the calls — without it, a caller taking every finished
+// delivery would take the first ones again and never reach the end.
 func testRecoverLimit(t *testing.T, b *bundle) {
 	w := b.webhook("")
-	b.events(5, T0, w)
+	ds := b.events(5, T0, w)
 	for _, c := range b.claim("e", T0.Add(time.Second), 10) {
 		b.complete(failed(c, "e", T0.Add(time.Second), core.DeliveryFailed, time.Time{}))
 	}
@@ -286,14 +291,66 @@ func testRecoverLimit(t *testing.T, b *bundle) {
 		more bool
 	}{{true, 2, true}, {false, 2, true}, {false, 2, true}, {false, 1, false}, {false, 0, false}} {
 		p.DryRun = want.dry
-		n, more, err := b.s.RecoverDeliveries(b.ctx, p)
-		if err != nil || n != want.n || more != want.more {
-			t.Errorf("call %d: RecoverDeliveries = %d, %v, %v; want %d, %v", i, n, more, err, want.n, want.more)
+		n, next, err := b.s.RecoverDeliveries(b.ctx, p)
+		if err != nil || n != want.n || (next != "") != want.more {
+			t.Errorf("call %d: RecoverDeliveries = %d, %q, %v; want %d, more %v", i, n, next, err, want.n, want.more)
 		}
 	}
 	depth, err := b.s.QueueDepth(b.ctx, T0.Add(time.Hour))
 	if err != nil || depth.Due != 5 {
 		t.Errorf("after recovering everything: depth %+v, %v; want 5 due", depth, err)
+	}
+
+	// Every delivery succeeds; then every finished one is recovered, 2 a
+	// call, and what each call re-queued succeeds before the next.
+	finish := func(at time.Time) {
+		t.Helper()
+		for _, c := range b.claim("e", at, 10) {
+			b.complete(succeeded(c, "e", at))
+		}
+	}
+	finish(T0.Add(time.Hour))
+	id := make([]string, len(ds))
+	for i, d := range ds {
+		id[i] = d.ID
+	}
+	slices.Sort(id)
+	p = core.RecoverParams{ProjectID: b.p.ID, WebhookID: w.ID, Since: T0, Limit: 2, DryRun: true, Now: T0.Add(2 * time.Hour)}
+	for _, c := range []struct {
+		after string
+		limit int
+		n     int
+		next  string
+	}{{"", 2, 2, id[1]}, {id[1], 2, 2, id[3]}, {id[1], 3, 3, ""}, {id[4], 2, 0, ""}} {
+		p.AfterID, p.Limit = c.after, c.limit
+		if n, next, err := b.s.RecoverDeliveries(b.ctx, p); err != nil || n != c.n || next != c.next {
+			t.Errorf("dry run after %q, limit %d = %d, %q, %v; want %d, %q", c.after, c.limit, n, next, err, c.n, c.next)
+		}
+	}
+	p.DryRun, p.AfterID, p.Limit = false, "", 2
+	calls := 0
+	for ; calls < 5; calls++ {
+		n, next, err := b.s.RecoverDeliveries(b.ctx, p)
+		if err != nil {
+			t.Fatalf("RecoverDeliveries: %v", err)
+		}
+		finish(T0.Add(2 * time.Hour))
+		if wantN := min(2, 5-2*calls); n != wantN {
+			t.Errorf("call %d after %q re-queued %d, want %d", calls, p.AfterID, n, wantN)
+		}
+		if next == "" {
+			break
+		}
+		p.AfterID = next
+	}
+	if calls != 2 {
+		t.Errorf("recovering 5 deliveries 2 at a time took %d calls, want 3", calls+1)
+	}
+	for i, d := range ds {
+		// failed, succeeded, succeeded once more after the recovery
+		if got, _ := b.delivery(d.ID); got.Attempts != 3 {
+			t.Errorf("delivery %d was attempted %d times, want 3", i, got.Attempts)
+		}
 	}
 }
 

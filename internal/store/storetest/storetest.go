@@ -73,6 +73,7 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"RecoverLimit", testRecoverLimit},
 		{"DeleteExpired", testDeleteExpired},
 		{"DeleteExpiredReplayed", testDeleteExpiredReplayed},
+		{"DeferredCompletions", testDeferredCompletions},
 		{"Stats", testStats},
 		{"StatsManyWebhooks", testStatsManyWebhooks},
 	}

@@ -39,6 +39,9 @@ func lease(ne *core.NewEvent, until time.Time) {
 	}
 }
 
+// asClaimed is d as its engine holds it after a leased publish.
+func asClaimed(d core.Delivery) core.Claimed { return core.Claimed{Delivery: d} }
+
 // completionKind is one way an engine completes a delivery's first
 // attempt, and what today's store leaves.
 type completionKind struct {

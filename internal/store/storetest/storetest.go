@@ -74,6 +74,7 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"DeleteExpired", testDeleteExpired},
 		{"DeleteExpiredReplayed", testDeleteExpiredReplayed},
 		{"DeferredCompletions", testDeferredCompletions},
+		{"DeferredReaders", testDeferredReaders},
 		{"Stats", testStats},
 		{"StatsManyWebhooks", testStatsManyWebhooks},
 	}

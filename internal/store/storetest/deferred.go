@@ -361,3 +361,205 @@ func wantOutcome(t *testing.T, k completionKind, pub core.Delivery, w *core.Webh
 	}
 	wantEqual(t, k.name+": attempts", got, as)
 }
+
+// singleKinds are the pinned kinds made of one completion, for the cases
+// that mix them.
+func singleKinds() []completionKind {
+	var out []completionKind
+	for _, k := range completionKinds() {
+		if !k.unpinned && !k.dynamic && len(k.comps(core.Delivery{}, nil, kindAt)) == 1 {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// testDeferredMixed: one PublishEvents call of 10 events with 3 leased
+// deliveries each; half are completed (in two calls, kinds mixed), the
+// deliveries are read, another group is published, and the rest of the
+// first group and all of the second are completed in one call: every
+// delivery ends in its completion's state and every attempt is counted
+// once.
+func testDeferredMixed(t *testing.T, b *bundle) {
+	hooks := []*core.Webhook{b.webhook(""), b.webhook(""), b.webhook("")}
+	until := T0.Add(time.Minute)
+	group := func(n int) []core.Delivery {
+		var evs []core.NewEvent
+		for range n {
+			evs = append(evs, leasedEvent(b.p.ID, core.EventBatchSucceeded, T0, until, hooks...))
+		}
+		b.publish(evs...)
+		var ds []core.Delivery
+		for _, ne := range evs {
+			ds = append(ds, ne.Deliveries...)
+		}
+		return ds
+	}
+	kinds := singleKinds()
+	hook := func(d core.Delivery) *core.Webhook {
+		for _, w := range hooks {
+			if w.ID == d.WebhookID {
+				return w
+			}
+		}
+		return nil
+	}
+	kindOf := map[string]completionKind{}
+	var all []core.Delivery
+	attempts := 0
+	comps := func(ds []core.Delivery) []core.Completion {
+		var cs []core.Completion
+		for _, d := range ds {
+			k := kinds[len(kindOf)%len(kinds)]
+			kindOf[d.ID] = k
+			all = append(all, d)
+			for _, c := range k.comps(d, hook(d), kindAt) {
+				if c.Attempt.Number != 0 {
+					attempts++
+				}
+				c.ProjectID = b.p.ID
+				cs = append(cs, c)
+			}
+		}
+		return cs
+	}
+
+	first := group(10)
+	b.complete(comps(first[:8])...)
+	b.complete(comps(first[8:15])...)
+	ds, err := b.s.ListDeliveries(b.ctx, core.ListDeliveriesParams{ProjectID: b.p.ID, Limit: 100})
+	if err != nil || len(ds) != 30 {
+		t.Fatalf("ListDeliveries = %d, %v; want 30", len(ds), err)
+	}
+	second := group(5)
+	b.complete(append(comps(first[15:]), comps(second)...)...)
+
+	for _, d := range all {
+		k := kindOf[d.ID]
+		got, as := b.delivery(d.ID)
+		wantOutcome(t, k, d, hook(d), got, as)
+	}
+	if len(all) != 45 {
+		t.Fatalf("completed %d deliveries, want 45", len(all))
+	}
+	rows, err := b.s.Stats(b.ctx, core.StatsParams{ProjectID: b.p.ID, Since: T0.Add(-time.Hour), Until: T0.Add(time.Hour)})
+	if err != nil {
+		t.Fatalf("Stats: %v", err)
+	}
+	var total core.StatsCounts
+	for _, r := range rows {
+		total.Add(r.StatsCounts)
+	}
+	if total.Events != 15 || total.Attempts() != int64(attempts) {
+		t.Errorf("stats: %d events, %d attempts; want 15, %d", total.Events, total.Attempts(), attempts)
+	}
+	if depth, err := b.s.QueueDepth(b.ctx, kindAt); err != nil {
+		t.Fatal(err)
+	} else {
+		pending := 0
+		for _, d := range all {
+			if kindOf[d.ID].status == core.DeliveryPending {
+				pending++
+			}
+		}
+		if depth.Due+depth.Scheduled != pending {
+			t.Errorf("QueueDepth = %+v, want %d pending", depth, pending)
+		}
+	}
+}
+
+// testDeferredLeaseExpiry: deliveries published leased with a short
+// lease and never completed are claimed by another owner once the lease
+// expires, every one exactly once, and not before; completed ones are not
+// claimed again; the first owner's late completion is recorded as an
+// attempt and leaves the delivery to its new holder.
+func testDeferredLeaseExpiry(t *testing.T, b *bundle) {
+	w1, w2 := b.webhook(""), b.webhook("")
+	var a, c []core.NewEvent
+	for range 6 {
+		a = append(a, leasedEvent(b.p.ID, core.EventBatchSucceeded, T0, T0.Add(time.Second), w1, w2))
+	}
+	for range 4 {
+		c = append(c, leasedEvent(b.p.ID, core.EventBatchSucceeded, T0, T0.Add(2*time.Second), w1))
+	}
+	b.publish(a...)
+	b.publish(c...)
+	var as, cs []core.Delivery
+	for _, ne := range a {
+		as = append(as, ne.Deliveries...)
+	}
+	for _, ne := range c {
+		cs = append(cs, ne.Deliveries...)
+	}
+	// The first owner completes two of c's before the lease expires.
+	done := cs[:2]
+	b.complete(succeeded(asClaimed(done[0]), direct, T0.Add(500*time.Millisecond)),
+		failed(asClaimed(done[1]), direct, T0.Add(500*time.Millisecond), core.DeliveryFailed, time.Time{}))
+
+	claimAll := func(now time.Time) []string {
+		t.Helper()
+		var got []string
+		for range 20 {
+			cl := b.claim("late", now, 5)
+			if len(cl) == 0 {
+				break
+			}
+			for _, x := range cl {
+				if slices.Contains(got, x.ID) {
+					t.Errorf("claim at %v: %s twice", now, x.ID)
+				}
+				if x.Attempts != 0 {
+					t.Errorf("claim at %v: %s with %d attempts", now, x.ID, x.Attempts)
+				}
+				got = append(got, x.ID)
+			}
+		}
+		return sorted(got)
+	}
+	ids := func(ds []core.Delivery) []string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.ID)
+		}
+		return sorted(out)
+	}
+	if got := claimAll(T0.Add(time.Second - time.Microsecond)); len(got) != 0 {
+		t.Fatalf("claimed %d before the lease expired", len(got))
+	}
+	wantEqual(t, "claimed at the first lease's expiry", claimAll(T0.Add(time.Second)), ids(as))
+	wantEqual(t, "claimed at the second lease's expiry", claimAll(T0.Add(2*time.Second)), ids(cs[2:]))
+
+	// The first owner's completions come late: recorded, not applied.
+	late := append(slices.Clone(as), cs[2:]...)
+	var comps []core.Completion
+	for _, d := range late {
+		comps = append(comps, succeeded(asClaimed(d), direct, T0.Add(3*time.Second)))
+	}
+	b.complete(comps...)
+	for _, d := range late {
+		got, att := b.delivery(d.ID)
+		if got.Status != core.DeliveryPending || got.LeaseOwner != "late" || got.Attempts != 0 || len(att) != 1 {
+			t.Errorf("after a late completion: %s, owner %q, %d attempts, %d listed; want pending, late, 0, 1",
+				got.Status, got.LeaseOwner, got.Attempts, len(att))
+		}
+	}
+	comps = comps[:0]
+	for _, d := range late {
+		comps = append(comps, succeeded(asClaimed(d), "late", T0.Add(4*time.Second)))
+	}
+	b.complete(comps...)
+	for _, d := range late {
+		if got, att := b.delivery(d.ID); got.Status != core.DeliverySucceeded || got.Attempts != 1 || len(att) != 2 {
+			t.Errorf("the new holder's completion: %s, %d attempts, %d listed; want succeeded, 1, 2",
+				got.Status, got.Attempts, len(att))
+		}
+	}
+	for i, d := range done {
+		got, att := b.delivery(d.ID)
+		want := []core.DeliveryStatus{core.DeliverySucceeded, core.DeliveryFailed}[i]
+		if got.Status != want || got.Attempts != 1 || len(att) != 1 {
+			t.Errorf("completed before the expiry: %s, %d attempts, %d listed; want %s, 1, 1",
+				got.Status, got.Attempts, len(att), want)
+		}
+	}
+}

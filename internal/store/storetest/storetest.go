@@ -75,6 +75,8 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"DeleteExpiredReplayed", testDeleteExpiredReplayed},
 		{"DeferredCompletions", testDeferredCompletions},
 		{"DeferredReaders", testDeferredReaders},
+		{"DeferredMixed", testDeferredMixed},
+		{"DeferredLeaseExpiry", testDeferredLeaseExpiry},
 		{"Stats", testStats},
 		{"StatsManyWebhooks", testStatsManyWebhooks},
 	}

@@ -251,6 +251,47 @@ func testDeferredCompletions(t *testing.T, b *bundle) {
 	for _, p := range pairs {
 		comparePair(t, b, p, listed)
 	}
+	claimPairs(t, b, pairs)
+}
+
+// claimPairs checks that the pending deliveries of the pairs are in the
+// queue today's completions leave them in: a completion that holds the
+// lease and leaves the delivery pending makes it a retry (queue 1); one
+// that does not hold it leaves a first attempt. A claim of 4×R (R
+// retries due) takes R retries and fills the rest with first attempts
+// due before every pair: a retry left among first attempts, or a first
+// attempt among retries, changes what is claimed.
+func claimPairs(t *testing.T, b *bundle, pairs []deferredPair) {
+	t.Helper()
+	want := map[string]bool{}
+	retries := 0
+	for _, p := range pairs {
+		// The read delivery's state, as today's completion left it (the
+		// unpinned kind's differs between drivers).
+		if d, _ := b.delivery(p.read.ID); d.Status == core.DeliveryPending && d.LeaseOwner == "" {
+			want[p.direct.ID], want[p.read.ID] = true, true
+			retries += 2
+		}
+	}
+	for _, d := range b.events(3*retries, T0.Add(-time.Minute), b.webhook("")) {
+		want[d.ID] = true
+	}
+	got := b.claim("later", T0.Add(time.Hour), 4*retries)
+	claimed := map[string]core.Claimed{}
+	for _, c := range got {
+		claimed[c.ID] = c
+	}
+	wantEqual(t, "claimed: the retries, then the first attempts due first", claimedIDs(got), want)
+	for _, p := range pairs {
+		dc, dok := claimed[p.direct.ID]
+		rc, rok := claimed[p.read.ID]
+		if dok != rok {
+			t.Errorf("%s: claimed %v straight after the publish, %v after a read", p.kind.name, dok, rok)
+			continue
+		}
+		wantEqual(t, p.kind.name+": claimed, straight after the publish vs after a read",
+			anonymous(dc.Delivery), anonymous(rc.Delivery))
+	}
 }
 
 // anonymous is d without what differs between the two deliveries of a

@@ -77,6 +77,8 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"DeferredReaders", testDeferredReaders},
 		{"DeferredMixed", testDeferredMixed},
 		{"DeferredLeaseExpiry", testDeferredLeaseExpiry},
+		{"DeferredPublishMixed", testDeferredPublishMixed},
+		{"DeferredExpire", testDeferredExpire},
 		{"Stats", testStats},
 		{"StatsManyWebhooks", testStatsManyWebhooks},
 	}

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -142,4 +143,63 @@ func testDeferredExpire(t *testing.T, b *bundle) {
 	if d, _ := b.delivery(kept.Deliveries[1].ID); d.Status != core.DeliveryPending || d.Attempts != 1 {
 		t.Errorf("pending delivery: %s, %d attempts", d.Status, d.Attempts)
 	}
+}
+
+// testDeferredOwners: one PublishEvents call whose leased deliveries have
+// two owners and two lease expiries. Each owner's completions land on its
+// own deliveries only; a completion that failed (its context cancelled)
+// changes nothing; each lease expires at its own time, whatever the
+// earliest of the call.
+func testDeferredOwners(t *testing.T, b *bundle) {
+	w1, w2 := b.webhook(""), b.webhook("")
+	short, long := T0.Add(time.Second), T0.Add(time.Minute)
+	var evs []core.NewEvent
+	for range 4 {
+		ne := NewEvent(b.p.ID, core.EventBatchSucceeded, T0, w1, w2)
+		ne.Deliveries[0].LeaseOwner, ne.Deliveries[0].NextAttemptTime = "a", long
+		ne.Deliveries[1].LeaseOwner, ne.Deliveries[1].NextAttemptTime = "b", short
+		evs = append(evs, ne)
+	}
+	b.publish(evs...)
+	a0, b0 := evs[0].Deliveries[0], evs[0].Deliveries[1]
+
+	ctx, cancel := context.WithCancel(b.ctx)
+	cancel()
+	if err := b.s.CompleteDeliveries(ctx, []core.Completion{succeeded(asClaimed(a0), "a", kindAt)}); err == nil {
+		t.Fatalf("CompleteDeliveries with a cancelled context: no error")
+	}
+	if d, as := b.delivery(a0.ID); d.Status != core.DeliveryPending || d.LeaseOwner != "a" || len(as) != 0 {
+		t.Errorf("after a failed completion: %s, owner %q, %d attempts; want pending, a, none", d.Status, d.LeaseOwner, len(as))
+	}
+
+	b.complete(succeeded(asClaimed(a0), "a", kindAt), succeeded(asClaimed(evs[1].Deliveries[0]), "a", kindAt),
+		succeeded(asClaimed(b0), "a", kindAt), // not a's
+		succeeded(asClaimed(evs[1].Deliveries[1]), "b", kindAt))
+	for _, c := range []struct {
+		d        core.Delivery
+		status   core.DeliveryStatus
+		owner    string
+		attempts int
+		rows     int
+	}{
+		{a0, core.DeliverySucceeded, "", 1, 1},
+		{evs[1].Deliveries[0], core.DeliverySucceeded, "", 1, 1},
+		{b0, core.DeliveryPending, "b", 0, 1},
+		{evs[1].Deliveries[1], core.DeliverySucceeded, "", 1, 1},
+		{evs[2].Deliveries[0], core.DeliveryPending, "a", 0, 0},
+	} {
+		d, as := b.delivery(c.d.ID)
+		if d.Status != c.status || d.LeaseOwner != c.owner || d.Attempts != c.attempts || len(as) != c.rows {
+			t.Errorf("%s: %s, owner %q, %d attempts, %d listed; want %s, %q, %d, %d", c.d.ID, d.Status, d.LeaseOwner,
+				d.Attempts, len(as), c.status, c.owner, c.attempts, c.rows)
+		}
+	}
+
+	if got := b.claim("late", short.Add(-time.Microsecond), 100); len(got) != 0 {
+		t.Errorf("claimed %d before the short lease expired", len(got))
+	}
+	wantEqual(t, "claimed at the short lease's expiry", claimedIDs(b.claim("late", short, 100)),
+		deliveryIDs([]core.Delivery{b0, evs[2].Deliveries[1], evs[3].Deliveries[1]}))
+	wantEqual(t, "claimed at the long lease's expiry", claimedIDs(b.claim("late", long, 100)),
+		deliveryIDs([]core.Delivery{evs[2].Deliveries[0], evs[3].Deliveries[0]}))
 }

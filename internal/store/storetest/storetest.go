@@ -79,6 +79,7 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"DeferredLeaseExpiry", testDeferredLeaseExpiry},
 		{"DeferredPublishMixed", testDeferredPublishMixed},
 		{"DeferredExpire", testDeferredExpire},
+		{"DeferredOwners", testDeferredOwners},
 		{"Stats", testStats},
 		{"StatsManyWebhooks", testStatsManyWebhooks},
 	}

@@ -80,6 +80,7 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"DeferredPublishMixed", testDeferredPublishMixed},
 		{"DeferredExpire", testDeferredExpire},
 		{"DeferredOwners", testDeferredOwners},
+		{"DeferredConcurrent", testDeferredConcurrent},
 		{"Stats", testStats},
 		{"StatsManyWebhooks", testStatsManyWebhooks},
 	}

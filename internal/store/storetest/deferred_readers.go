@@ -263,8 +263,8 @@ func testDeferredReaders(t *testing.T, b *bundle) {
 		{ProjectID: g.p.ID, WebhookID: g.w1.ID, Since: T0.Add(-time.Hour), OnlyFailed: true, DryRun: true, Limit: 100, Now: now},
 		{ProjectID: g.p.ID, WebhookID: g.w1.ID, Since: T0.Add(-time.Hour), Limit: 100, Now: now},
 	} {
-		if n, more, err := b.s.RecoverDeliveries(b.ctx, p); err != nil || n != 0 || more {
-			t.Errorf("RecoverDeliveries(%+v) = %d, %v, %v; want none", p, n, more, err)
+		if n, next, err := b.s.RecoverDeliveries(b.ctx, p); err != nil || n != 0 || next != "" {
+			t.Errorf("RecoverDeliveries(%+v) = %d, %q, %v; want none", p, n, next, err)
 		}
 	}
 	b.wantHeld("after RecoverDeliveries", g, g.ids(nil)...)

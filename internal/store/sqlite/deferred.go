@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -124,6 +125,19 @@ func (st *deferState) completed(refs []deferRef) {
 			delete(st.groups, r.g.id)
 		}
 	}
+}
+
+// remaining returns g's deliveries no completion wrote.
+func (st *deferState) remaining(g *deferGroup) []core.Delivery {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var ds []core.Delivery
+	for i := range g.ds {
+		if !g.done[i] {
+			ds = append(ds, g.ds[i])
+		}
+	}
+	return ds
 }
 
 // pick returns the groups for which keep is true.
@@ -250,6 +264,55 @@ func finalInsertSQL(rows int) string {
 		status, queue, attempts, next_attempt_time, manual, last_status_code, last_error,
 		schedule_start, create_time, update_time, lease_owner, lease_time,
 		inline_attempt, inline_uri, inline_latency_ns, inline_response)`, finalCols, rows)
+}
+
+// finalShortCols is the number of parameters per row of finalShortSQL.
+const finalShortCols = 12
+
+// finalShortSQL inserts the rows of fresh webhook deliveries (isFresh, no
+// uri, the webhook as their dest) that succeeded at their first attempt,
+// kept in the row: a row binds its id, event, project, webhook, event
+// type, creation time, status code, attempt time, attempt number, URI,
+// latency and response (NULL for none); the other columns are constants or
+// copies.
+func finalShortSQL(rows int) string {
+	return `INSERT OR FAIL INTO deliveries (id, event_id, project_id, webhook_id, dest, event_type,
+		schedule_start, create_time, last_status_code, update_time, inline_attempt, inline_uri,
+		inline_latency_ns, inline_response,
+		uri, status, queue, attempts, next_attempt_time, manual, last_error, lease_owner, lease_time)
+	SELECT v.column1, v.column2, v.column3, v.column4, v.column4, v.column5, v.column6, v.column6,
+		v.column7, v.column8, v.column9, v.column10, v.column11, coalesce(v.column12, x''),
+		'', 'succeeded', 0, 1, 0, 0, '', '', 0
+	FROM (` + valuesSQL("("+strings.Repeat("?, ", finalShortCols-1)+"?)", rows) + `) AS v`
+}
+
+// finalInserter writes a completion transaction's rows of deliveries
+// completed while deferred: the short statement for the common rows,
+// the full one for any other.
+type finalInserter struct {
+	shortFull
+	b *rowBoxes
+}
+
+func newFinalInserter(tx *rawTx) finalInserter {
+	return finalInserter{newShortFull(tx, "deliveries", finalShortCols, famFinalShort, finalCols, famFinal), &rowBoxes{}}
+}
+
+// add buffers r's row.
+func (ins finalInserter) add(r *finalRow) error {
+	d := &r.d
+	if shortRows && r.inlineNum != 0 && d.URI == "" && d.WebhookID != "" && d.Dest == d.WebhookID &&
+		r.inlineURI != "" && d.Attempts == 1 && !d.Manual && d.ScheduleStart.Equal(d.CreateTime) {
+		var resp any // NULL for none: binds without a copy into C memory
+		if len(r.inlineResp) > 0 {
+			resp = r.inlineResp
+		}
+		b := ins.b
+		return ins.short.add(d.ID, b.event.box(d.EventID), b.project.box(d.ProjectID), b.hook.box(d.WebhookID),
+			b.typ.box(d.EventType), b.created.box(micros(d.CreateTime)), d.LastStatusCode, b.next.box(micros(d.UpdateTime)),
+			r.inlineNum, r.inlineURI, r.inlineLat, resp)
+	}
+	return r.add(ins.full)
 }
 
 // add buffers r's row in ins (finalInsertSQL).
@@ -419,13 +482,7 @@ func (s *Store) settle(ctx context.Context, keep func(*deferGroup) bool) error {
 			if n == 0 {
 				continue // settled by another process
 			}
-			var ds []core.Delivery
-			for i := range g.ds {
-				if !g.done[i] {
-					ds = append(ds, g.ds[i])
-				}
-			}
-			if err := insertSettled(tx.exec, tx.st.settleRow, tx.st.addLeaseSpan, ds); err != nil {
+			if err := insertSettled(tx.exec, tx.st.settleRow, tx.st.addLeaseSpan, s.def.remaining(g)); err != nil {
 				return err
 			}
 		}

@@ -276,7 +276,7 @@ func completeTx(tx *rawTx, cs []core.Completion, inline bool, order []string, ru
 	attempts := newShortFull(tx, "attempts", plainAttemptCols, famPlainAttempts, attemptInsertCols, famAttempts)
 	complete := newShortFull(tx, "complete", succeedCols, famSucceed, completeCols, famComplete)
 	// The rows of deliveries completed while deferred (deferred.go).
-	final := newRowInserter(tx, "deliveries", finalCols, famFinal)
+	final := newFinalInserter(tx)
 	var inls []*rowInserter // by lease owner
 	var inlined, changed int
 	for i, c := range cs {
@@ -294,7 +294,7 @@ func completeTx(tx *rawTx, cs []core.Completion, inline bool, order []string, ru
 		}
 		if def != nil && inline && inlineable(c) {
 			row := applyCompletion(*def, c, at, true)
-			if err := row.add(final); err != nil {
+			if err := final.add(&row); err != nil {
 				return err
 			}
 			continue
@@ -336,7 +336,7 @@ func completeTx(tx *rawTx, cs []core.Completion, inline bool, order []string, ru
 		}
 		if def != nil {
 			row := applyCompletion(*def, c, at, false)
-			if err := row.add(final); err != nil {
+			if err := final.add(&row); err != nil {
 				return err
 			}
 			continue

@@ -99,6 +99,7 @@ const (
 	famFan
 	famStats
 	famFinal
+	famFinalShort
 	numFamilies
 )
 
@@ -115,6 +116,7 @@ var familySQL = [numFamilies]func(rows int) string{
 	famFan:           fanDeliveriesSQL,
 	famStats:         statsUpsertManySQL,
 	famFinal:         finalInsertSQL,
+	famFinalShort:    finalShortSQL,
 }
 
 // prepareRaw prepares every hot statement on dc.

@@ -333,9 +333,14 @@ type deferPlan struct {
 }
 
 // planDeferred finds which completions of cs complete a delivery still
-// deferred (held by the completion's owner, its group's record still
-// there, and the first completion of it in cs), and deletes the records
-// of the groups they empty.
+// deferred: the only completion of it in cs, by its lease owner, its
+// group's record still there. It deletes the records of the groups they
+// empty. A deferred delivery completed more than once in cs is inserted
+// as its publish would have inserted it, and its completions take the
+// UPDATE path, which decides between them as it does for any delivery. A
+// completion by another owner, or none, takes the UPDATE path too, which
+// changes nothing whether it finds the row leased to another or finds no
+// row (settling inserts it later).
 func planDeferred(tx *rawTx, defs *deferState, cs []core.Completion) (deferPlan, error) {
 	var p deferPlan
 	defs.mu.Lock()
@@ -343,40 +348,57 @@ func planDeferred(tx *rawTx, defs *deferState, cs []core.Completion) (deferPlan,
 		defs.mu.Unlock()
 		return p, nil
 	}
-	type use struct{ n int }
-	var uses map[*deferGroup]*use
-	var seen map[string]bool
+	var only map[string]int // deferred id → its completion's index in cs, -1 if more than one
 	for i, c := range cs {
-		r, ok := defs.byID[c.DeliveryID]
-		if !ok || c.Owner == "" || r.g.ds[r.i].LeaseOwner != c.Owner {
+		if _, ok := defs.byID[c.DeliveryID]; !ok {
 			continue
 		}
-		if seen == nil {
-			seen, uses = map[string]bool{}, map[*deferGroup]*use{}
-			p.refs = make([]deferRef, len(cs))
+		if only == nil {
+			only = make(map[string]int, len(cs))
 		}
-		if seen[c.DeliveryID] {
-			continue // the first completion writes the row; this one finds it as today
+		if _, twice := only[c.DeliveryID]; twice {
+			only[c.DeliveryID] = -1
+		} else {
+			only[c.DeliveryID] = i
 		}
-		seen[c.DeliveryID] = true
-		p.refs[i] = r
-		u := uses[r.g]
-		if u == nil {
-			u = &use{}
-			uses[r.g] = u
+	}
+	if only == nil {
+		defs.mu.Unlock()
+		return p, nil
+	}
+	p.refs = make([]deferRef, len(cs))
+	uses := map[*deferGroup]int{}
+	var now []deferRef // completed more than once in cs
+	for id, i := range only {
+		r := defs.byID[id]
+		switch {
+		case i < 0:
+			now = append(now, r)
+		case cs[i].Owner == "" || r.g.ds[r.i].LeaseOwner != cs[i].Owner:
+			continue
+		default:
+			p.refs[i] = r
 		}
-		u.n++
+		uses[r.g]++
 	}
 	type gu struct {
 		g     *deferGroup
 		empty bool
+		now   []core.Delivery
 	}
 	gs := make([]gu, 0, len(uses))
-	for g, u := range uses {
-		gs = append(gs, gu{g: g, empty: u.n == g.left})
+	for g, n := range uses {
+		x := gu{g: g, empty: n == g.left}
+		for _, r := range now {
+			if r.g == g {
+				x.now = append(x.now, g.ds[r.i])
+			}
+		}
+		gs = append(gs, x)
 	}
 	defs.mu.Unlock()
 	slices.SortFunc(gs, func(a, b gu) int { return int(a.g.id - b.g.id) })
+	var done []deferRef
 	for _, x := range gs {
 		var exists bool
 		if x.empty {
@@ -394,23 +416,38 @@ func planDeferred(tx *rawTx, defs *deferState, cs []core.Completion) (deferPlan,
 				return p, err
 			}
 		}
-		if exists {
-			p.any = true
+		if !exists {
+			// Settled by another process: the rows are there; the
+			// completions take the UPDATE path, and the group is
+			// forgotten.
+			for i := range p.refs {
+				if p.refs[i].g == x.g {
+					p.refs[i] = deferRef{}
+				}
+			}
+			g := x.g
+			tx.onCommit(func() { defs.drop(g) })
 			continue
 		}
-		// Settled by another process: the rows are there, leased; the
-		// completions take the UPDATE path, and the group is forgotten.
-		for i := range p.refs {
-			if p.refs[i].g == x.g {
-				p.refs[i] = deferRef{}
+		if len(x.now) > 0 {
+			if err := insertSettled(tx.exec, tx.st.settleRow, tx.st.addLeaseSpan, x.now); err != nil {
+				return p, err
+			}
+			for _, r := range now {
+				if r.g == x.g {
+					done = append(done, r)
+				}
 			}
 		}
-		g := x.g
-		tx.onCommit(func() { defs.drop(g) })
 	}
-	if p.any {
-		refs := slices.DeleteFunc(slices.Clone(p.refs), func(r deferRef) bool { return r.g == nil })
-		tx.onCommit(func() { defs.completed(refs) })
+	for _, r := range p.refs {
+		if r.g != nil {
+			p.any = true
+			done = append(done, r)
+		}
+	}
+	if len(done) > 0 {
+		tx.onCommit(func() { defs.completed(done) })
 	}
 	return p, nil
 }

@@ -26,6 +26,41 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) core.Store { return newStore(t) })
 }
 
+// TestDeferredReopen closes and reopens one file between leased
+// publishes and their completions (storetest.RunDeferredReopen).
+func TestDeferredReopen(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "longhook.db")
+	storetest.RunDeferredReopen(t, func(t *testing.T) core.Store {
+		s, err := sqlite.Open(context.Background(), path)
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return s
+	})
+}
+
+// TestDeferredShared: SQLite is not shared across processes, so
+// storetest.RunDeferredShared skips; two stores on one file are
+// TestDeferredDeliveriesSettledByAnotherStore's case.
+func TestDeferredShared(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "longhook.db")
+	a, b := mustOpen(t, path), mustOpen(t, path)
+	defer a.Close()
+	defer b.Close()
+	storetest.RunDeferredShared(t, a, b)
+}
+
+func mustOpen(t *testing.T, path string) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
 func BenchmarkStore(b *testing.B) {
 	storetest.RunBenchmarks(b, func(b *testing.B) core.Store { return newStore(b) })
 }

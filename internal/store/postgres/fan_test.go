@@ -1,6 +1,8 @@
 package postgres
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,10 +92,10 @@ func TestFanPublish(t *testing.T) {
 	for i, c := range calls {
 		built[i] = c.make()
 	}
-	run := func(fan bool, open func(testing.TB, string, string) *Store) ([]string, []bool) {
+	run := func(fan, deferred bool, open func(testing.TB, string, string) *Store) ([]string, []bool) {
 		t.Helper()
-		fanPublish = fan
-		defer func() { fanPublish = true }()
+		fanPublish, deferLeased = fan, deferred
+		defer func() { fanPublish, deferLeased = true, true }()
 		s := open(t, url, pgtest.Schema(t, url, "lh_test_"))
 		if err := s.CreateProject(t.Context(), p); err != nil {
 			t.Fatal(err)
@@ -114,6 +116,9 @@ func TestFanPublish(t *testing.T) {
 				t.Fatalf("%s: %v", c.name, err)
 			}
 		}
+		if err := s.settleAll(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 		return textRows(t, s, `SELECT row_to_json(x)::text FROM (
 				SELECT d.*, d.next_attempt_time - d.lease_time AS lease_length,
 					d.lease_time = `+zeroTime+` AS unleased, e.first_delivery, e.last_delivery, e.delivery_count
@@ -123,8 +128,16 @@ func TestFanPublish(t *testing.T) {
 		name string
 		open func(testing.TB, string, string) *Store
 	}{{"caller's clock", open}, {"database's clock", openDBClock}} {
-		general, tookGeneral := run(false, clock.open)
-		fan, tookFan := run(true, clock.open)
+		general, tookGeneral := run(false, false, clock.open)
+		fan, tookFan := run(true, false, clock.open)
+		// Deferred: the leased deliveries' rows are written by the
+		// barrier (settleAll), as the publish would have written them.
+		deferred, _ := run(true, true, clock.open)
+		if d := normalize(deferred, clock.name != "caller's clock"); !slices.Equal(d, normalize(general,
+			clock.name != "caller's clock")) {
+			t.Errorf("%s: deferred and materialized rows differ from the publish's:\n%s", clock.name,
+				diffRows(normalize(general, clock.name != "caller's clock"), d))
+		}
 		for i, c := range calls {
 			if tookGeneral[i] {
 				t.Errorf("%s, %s: the fan form was used with fanPublish off", clock.name, c.name)
@@ -234,10 +247,10 @@ func TestLeanCompletion(t *testing.T) {
 			return []core.Completion{c}
 		}()},
 	}
-	run := func(lean bool) ([]string, []bool) {
+	run := func(lean, deferred bool) ([]string, []bool) {
 		t.Helper()
-		leanComplete = lean
-		defer func() { leanComplete = true }()
+		leanComplete, deferLeased = lean, deferred
+		defer func() { leanComplete, deferLeased = true, true }()
 		s := open(t, url, pgtest.Schema(t, url, "lh_test_"))
 		if err := s.CreateProject(t.Context(), p); err != nil {
 			t.Fatal(err)
@@ -247,8 +260,10 @@ func TestLeanCompletion(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := s.PublishEvents(t.Context(), evs); err != nil {
-			t.Fatal(err)
+		for _, ne := range evs { // a group each (deferred)
+			if _, err := s.PublishEvents(t.Context(), []core.NewEvent{ne}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		var took []bool
 		s.batchHook = func(kind string, b *pgx.Batch) {
@@ -272,12 +287,21 @@ func TestLeanCompletion(t *testing.T) {
 				t.Fatalf("%s: %v", b.name, err)
 			}
 		}
+		if err := s.settleAll(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 		return textRows(t, s, `SELECT row_to_json(d)::text FROM deliveries d
 				UNION ALL SELECT (to_jsonb(a) - 'id')::text FROM attempts a
 				ORDER BY 1`), took
 	}
-	general, tookGeneral := run(false)
-	lean, tookLean := run(true)
+	general, tookGeneral := run(false, false)
+	lean, tookLean := run(true, false)
+	// Deferred: each completion of a delivery still deferred inserts its
+	// final row (finalRow), which must be the row completeSQL leaves.
+	deferred, _ := run(true, true)
+	if !slices.Equal(general, deferred) {
+		t.Errorf("deferred rows differ from completeSQL's:\n%s", diffRows(general, deferred))
+	}
 	for i, b := range batches {
 		if tookGeneral[i] {
 			t.Errorf("%s: the lean form was used with leanComplete off", b.name)
@@ -318,4 +342,22 @@ func textRows(t *testing.T, s *Store, q string) []string {
 		t.Fatal(err)
 	}
 	return rows
+}
+
+// diffRows lists the rows of a and b that differ.
+func diffRows(a, b []string) string {
+	var out []string
+	for i := range max(len(a), len(b)) {
+		var x, y string
+		if i < len(a) {
+			x = a[i]
+		}
+		if i < len(b) {
+			y = b[i]
+		}
+		if x != y {
+			out = append(out, fmt.Sprintf("row %d:\n  want %s\n  got  %s", i, x, y))
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"time"
@@ -96,6 +97,23 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p core.ClaimParams) ([]core
 	}
 	if p.Owner == "" || p.Lease <= 0 {
 		return nil, fmt.Errorf("postgres: claim: owner and a positive lease are required")
+	}
+	// Deferred groups in flight for over settleAge, or whose lease ran
+	// out, become rows first: claimable as before once their leases
+	// expire.
+	if err := s.settleStale(ctx, p.Now); err != nil {
+		return nil, wrap("claim", err)
+	}
+	if e := s.deferred.earliest.Load(); e != 0 {
+		now := time.Now()
+		if s.callerClock {
+			now = p.Now
+		}
+		if floorMicros(now) >= e && s.deferred.earliest.CompareAndSwap(e, 0) {
+			if err := s.settleExpired(ctx, s.leaseNow(p.Now)); err != nil {
+				return nil, wrap("claim", err)
+			}
+		}
 	}
 	n := int64(p.Limit)
 	c := s.claimed.Add(n) - n
@@ -284,22 +302,56 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 	if len(cs) == 0 {
 		return nil
 	}
-	var r completeRows
-	runs := map[string]*runAgg{}
-	disable := map[string]time.Time{} // webhook id → time of the attempt that disables it
-	held := map[[2]string]bool{}
-	lean := leanCompletions(cs)
-	var l leanRows
 	for _, c := range cs {
 		if !c.Status.Valid() {
 			return fmt.Errorf("postgres: complete %s: invalid status %q", c.DeliveryID, c.Status)
 		}
+	}
+	// Deferred deliveries (deferred.go): their completions write their
+	// rows. One completed by another owner than its lease's materializes
+	// its group first, then takes today's path.
+	taken, groups, del, mismatch := s.deferred.takeDeferred(cs)
+	if len(mismatch) > 0 {
+		if err := s.settleGroups(ctx, mismatch); err != nil {
+			return wrap("complete", err)
+		}
+		taken, groups, del, _ = s.deferred.takeDeferred(cs)
+	}
+	var df deferRows
+	var r completeRows
+	runs := map[string]*runAgg{}
+	disable := map[string]time.Time{} // webhook id → time of the attempt that disables it
+	held := map[[2]string]bool{}
+	rest := cs // the completions of rows
+	if taken != nil {
+		rest = make([]core.Completion, 0, len(cs))
+		for i, c := range cs {
+			if taken[i] == nil {
+				rest = append(rest, c)
+			}
+		}
+	}
+	lean := leanCompletions(rest)
+	var l leanRows
+	for i, c := range cs {
 		a := c.Attempt
 		at := attemptTime(c)
 		tried := a.Number != 0
 		resp := orEmpty(a.Response)
 		if len(resp) > MaxResponseBytes {
 			resp = resp[:MaxResponseBytes]
+		}
+		if taken != nil && taken[i] != nil {
+			// The lease is held (as update below); a repetition of the
+			// completion later in cs finds it held no more.
+			held[[2]string{c.DeliveryID, c.Owner}] = true
+			inline := inlineAttempts && c.Status == core.DeliverySucceeded && tried && a.Error == "" && a.URI != ""
+			if tried && !inline {
+				r.addAttempt(c.DeliveryID, a, at, resp)
+			}
+			df.add(taken[i].g.id, &taken[i].d, &c, at, resp, inline)
+			foldRun(c, at, tried, runs, disable)
+			continue
 		}
 		if lean {
 			l.id = append(l.id, c.DeliveryID)
@@ -322,14 +374,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		}
 		inline := update && inlineAttempts && c.Status == core.DeliverySucceeded && tried && a.Error == "" && a.URI != ""
 		if tried && !inline {
-			r.aDelivery = append(r.aDelivery, c.DeliveryID)
-			r.aNumber = append(r.aNumber, int32(a.Number))
-			r.aTime = append(r.aTime, at)
-			r.aURI = append(r.aURI, a.URI)
-			r.aCode = append(r.aCode, int32(a.StatusCode))
-			r.aLatency = append(r.aLatency, int64(a.Latency))
-			r.aError = append(r.aError, a.Error)
-			r.aResponse = append(r.aResponse, resp)
+			r.addAttempt(c.DeliveryID, a, at, resp)
 		}
 		if update {
 			next := c.NextAttemptTime
@@ -393,6 +438,11 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			b.Queue(asyncCommitSQL)
 		}
 		n := b.Len()
+		if len(df.id) > 0 {
+			// The groups first, in id order, as settleSQL locks them.
+			b.Queue(lockGroupsSQL, textArray(groups))
+			df.queueIn(b, groups, del)
+		}
 		if len(r.aDelivery) > 0 {
 			b.Queue(insertAttemptsSQL, r.aDelivery, r.aNumber, r.aTime, r.aURI, r.aCode, r.aLatency, r.aError,
 				r.aResponse)
@@ -421,7 +471,26 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		s.hookBatch(b, "complete")
 		return c.SendBatch(ctx, b).Close()
 	})
+	if err != nil && len(groups) > 0 {
+		// The rows of the deliveries taken from memory were not written
+		// (or, if the commit's outcome is unknown, maybe were): their
+		// groups become rows, so that a retry finds the rows to update.
+		if serr := s.settleGroups(context.WithoutCancel(ctx), groups); serr != nil {
+			s.log.Warn("postgres.settle_deferred", slog.String("error", serr.Error()))
+		}
+	}
 	return wrap("complete", err)
+}
+
+func (r *completeRows) addAttempt(id string, a core.Attempt, at time.Time, resp []byte) {
+	r.aDelivery = append(r.aDelivery, id)
+	r.aNumber = append(r.aNumber, int32(a.Number))
+	r.aTime = append(r.aTime, at)
+	r.aURI = append(r.aURI, a.URI)
+	r.aCode = append(r.aCode, int32(a.StatusCode))
+	r.aLatency = append(r.aLatency, int64(a.Latency))
+	r.aError = append(r.aError, a.Error)
+	r.aResponse = append(r.aResponse, resp)
 }
 
 // foldRun adds c's attempt (made at at; tried: an attempt was made) to
@@ -504,6 +573,9 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, owner string, ids []strin
 	if len(ids) == 0 || owner == "" {
 		return nil
 	}
+	if err := s.settleAll(ctx); err != nil {
+		return wrap("release", err)
+	}
 	var led bool
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
 		b := &pgx.Batch{}
@@ -525,14 +597,22 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, owner string, ids []strin
 // their lease expiry in next_attempt_time, so one minimum per queue (two
 // index probes) covers both cases.
 func (s *Store) NextDueTime(ctx context.Context) (time.Time, bool, error) {
-	var t *time.Time
+	var t, g *time.Time
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
 		return c.QueryRow(ctx, `SELECT least(
 			(SELECT min(next_attempt_time) FROM deliveries WHERE status = 'pending' AND queue = 0),
-			(SELECT min(next_attempt_time) FROM deliveries WHERE status = 'pending' AND queue = 1))`).Scan(&t)
+			(SELECT min(next_attempt_time) FROM deliveries WHERE status = 'pending' AND queue = 1),
+			g.t), g.t
+			FROM (SELECT min(expires) AS t FROM deferred_deliveries) g`).Scan(&t, &g)
 	})
 	if err != nil {
 		return time.Time{}, false, wrap("next due time", err)
+	}
+	if g != nil {
+		// Deferred groups are leased deliveries: a claim once their
+		// earliest lease has run out (their publisher did not complete
+		// them) materializes them first.
+		s.deferred.earliest.Store(floorMicros(*g))
 	}
 	if t == nil {
 		return time.Time{}, false, nil
@@ -545,9 +625,11 @@ func (s *Store) NextDueTime(ctx context.Context) (time.Time, bool, error) {
 func (s *Store) QueueDepth(ctx context.Context, now time.Time) (core.QueueDepth, error) {
 	var due, total int
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
-		return c.QueryRow(ctx, `SELECT
-			count(*) FILTER (WHERE next_attempt_time <= $1 OR lease_owner <> ''), count(*)
-			FROM deliveries WHERE status = 'pending'`, now).Scan(&due, &total)
+		// Deferred deliveries are pending and leased: due.
+		return c.QueryRow(ctx, `SELECT d.due + g.n, d.total + g.n FROM (SELECT
+			count(*) FILTER (WHERE next_attempt_time <= $1 OR lease_owner <> '') AS due, count(*) AS total
+			FROM deliveries WHERE status = 'pending') d,
+			(SELECT coalesce(sum(n), 0)::int8 AS n FROM deferred_deliveries) g`, now).Scan(&due, &total)
 	})
 	if err != nil {
 		return core.QueueDepth{}, wrap("queue depth", err)

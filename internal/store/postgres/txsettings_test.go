@@ -201,8 +201,10 @@ func TestCompletionPlansAreGeneric(t *testing.T) {
 		}
 	}
 	// The pool's one connection ran every statement.
-	for name, q := range map[string]string{"complete": completeLeanSQL, "failure runs": failureRunSQL,
-		"stats": statsDeltasSQL} {
+	// Leased at their publish, the deliveries are deferred: their
+	// completion locks their group and writes their rows.
+	for name, q := range map[string]string{"lock groups": lockGroupsSQL, "complete": completeDeferredSQL,
+		"failure runs": failureRunSQL, "stats": statsDeltasSQL} {
 		var generic, custom int64
 		if err := s.run(f.ctx, true, func(c *pgx.Conn) error {
 			return c.QueryRow(f.ctx, `SELECT generic_plans, custom_plans FROM pg_prepared_statements

@@ -73,6 +73,10 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"RecoverLimit", testRecoverLimit},
 		{"DeleteExpired", testDeleteExpired},
 		{"DeleteExpiredReplayed", testDeleteExpiredReplayed},
+		{"DeferredCompletions", testDeferredCompletions},
+		{"DeferredReaders", testDeferredReaders},
+		{"DeferredMixed", testDeferredMixed},
+		{"DeferredLeaseExpiry", testDeferredLeaseExpiry},
 		{"Stats", testStats},
 		{"StatsManyWebhooks", testStatsManyWebhooks},
 	}

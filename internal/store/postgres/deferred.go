@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -62,10 +61,6 @@ type deferredSet struct {
 	mu     sync.Mutex
 	byID   map[string]deferRef
 	groups map[string]*deferGroup
-	// earliest is the earliest lease expiry of any store's group that
-	// NextDueTime last saw (Unix µs; 0: none): a claim at or after it
-	// materializes expired groups first.
-	earliest atomic.Int64
 }
 
 func (ds *deferredSet) init() {
@@ -514,8 +509,11 @@ const lockGroupsSQL = `SELECT id FROM deferred_deliveries WHERE id = ANY ($1::te
 // the row the publish used to insert; for the others, materialized by
 // then, it is completeSQL itself (the update under the lease, the attempt
 // kept in the row — or, if the lease is no longer held, in attempts). It
-// deletes the groups this batch completes ($30) in the same statement
-// (its snapshot still sees them in ex).
+// counts the deliveries completed off their groups' n ($30: how many of
+// each group of $1), deleting a group whose deliveries are all written:
+// completions of one group in concurrent transactions take its lock in
+// turn, so the last to commit deletes it, whatever order they were made
+// in.
 const completeDeferredSQL = `WITH ex AS (SELECT id FROM deferred_deliveries WHERE id = ANY ($1::text[])),
 x AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::int4[],
 	$8::text[], $9::timestamptz[], $10::bool[], $11::int4[], $12::text[], $13::int8[], $14::bytea[],
@@ -544,7 +542,10 @@ u AS (UPDATE deliveries d SET status = x.status,
 FROM x
 WHERE d.id = ANY ($3::text[]) AND d.id = x.id AND d.lease_owner = x.owner AND x.grp NOT IN (SELECT id FROM ex)
 RETURNING d.id),
-del AS (DELETE FROM deferred_deliveries WHERE id = ANY ($30::text[]))
+k AS (SELECT * FROM unnest($1::text[], $30::int4[]) AS k(id, n)),
+dec AS (UPDATE deferred_deliveries g SET n = g.n - k.n FROM k
+	WHERE g.id = ANY ($1::text[]) AND g.id = k.id AND g.n > k.n),
+del AS (DELETE FROM deferred_deliveries g USING k WHERE g.id = ANY ($1::text[]) AND g.id = k.id AND g.n <= k.n)
 INSERT INTO attempts (delivery_id, number, time, uri, status_code, latency_ns, error, response)
 SELECT x.id, x.number, x.at, x.uri, x.code, x.latency, '', x.response
 FROM x
@@ -609,12 +610,13 @@ func (r *deferRows) add(grp string, d *core.Delivery, c *core.Completion, at tim
 	r.inlineURI = append(r.inlineURI, f.inlineURI)
 }
 
-// queueIn queues completeDeferredSQL; del are the groups to delete.
-func (r *deferRows) queueIn(b *pgx.Batch, groups, del []string) {
+// queueIn queues completeDeferredSQL; counts are how many deliveries of
+// each group r completes.
+func (r *deferRows) queueIn(b *pgx.Batch, groups []string, counts int32Array) {
 	b.Queue(completeDeferredSQL, textArray(groups), r.grp, r.id, r.owner, r.status, r.next, r.code, r.err, r.at,
 		r.tried, r.number, r.uri, r.latency, r.response, r.event, r.project, r.webhook, r.duri, r.dest, r.typ,
 		r.queue, r.attempts, r.manual, r.lastCode, r.lastErr, r.start, r.scheduleBase, r.created, r.inlineURI,
-		textArray(orEmpty(del)))
+		counts)
 }
 
 // final is a delivery row after its completion; queue and inlineURI are
@@ -655,11 +657,12 @@ func finalRow(d *core.Delivery, c *core.Completion, at time.Time, inline bool) f
 
 // takeDeferred takes the deferred deliveries that cs complete out of
 // the store's memory: taken[i] is set for cs[i] when it completes one
-// (its lease owner completing it, first in cs), groups are their groups,
-// del those of them left with no deferred delivery (to delete with the
-// completion), in id order. A completion of a deferred delivery by
-// another owner is in mismatch: its group is materialized first.
-func (ds *deferredSet) takeDeferred(cs []core.Completion) (taken []*deferRef, groups, del []string, mismatch []string) {
+// (its lease owner completing it, first in cs); groups are their groups
+// in id order, counts how many of each cs completes. A group left with
+// no deferred delivery is forgotten. A completion of a deferred delivery
+// by another owner is in mismatch: its group is materialized first.
+func (ds *deferredSet) takeDeferred(cs []core.Completion) (taken []*deferRef, groups []string, counts int32Array,
+	mismatch []string) {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
 	if len(ds.byID) == 0 {
@@ -682,6 +685,7 @@ func (ds *deferredSet) takeDeferred(cs []core.Completion) (taken []*deferRef, gr
 	if len(mismatch) > 0 {
 		return nil, nil, nil, mismatch
 	}
+	n := map[string]int32{}
 	for i := range cs {
 		c := &cs[i]
 		r, ok := ds.byID[c.DeliveryID]
@@ -693,16 +697,17 @@ func (ds *deferredSet) takeDeferred(cs []core.Completion) (taken []*deferRef, gr
 			taken = make([]*deferRef, len(cs))
 		}
 		taken[i] = &r
-		if !seen[r.g.id] {
-			seen[r.g.id] = true
+		if n[r.g.id]++; n[r.g.id] == 1 {
 			groups = append(groups, r.g.id)
 		}
 		if r.g.left--; r.g.left == 0 {
 			delete(ds.groups, r.g.id)
-			del = append(del, r.g.id)
 		}
 	}
 	slices.Sort(groups)
-	slices.Sort(del)
-	return taken, groups, del, nil
+	counts = make(int32Array, len(groups))
+	for i, g := range groups {
+		counts[i] = n[g]
+	}
+	return taken, groups, counts, nil
 }

@@ -255,3 +255,21 @@ func TestDeferredConcurrentMaterialize(t *testing.T) {
 		t.Errorf("%d deferred entries left in A's memory", left)
 	}
 }
+
+// TestDeferredReopenConformance: storetest.RunDeferredReopen on one
+// schema (a store closed and opened again is a process restarted).
+func TestDeferredReopenConformance(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "lh_test_")
+	storetest.RunDeferredReopen(t, func(t *testing.T) core.Store { return open(t, url, schema) })
+}
+
+// TestDeferredSharedConformance: storetest.RunDeferredShared with two
+// stores on one schema.
+func TestDeferredSharedConformance(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	schema := pgtest.Schema(t, url, "lh_test_")
+	storetest.RunDeferredShared(t, open(t, url, schema), open(t, url, schema))
+}

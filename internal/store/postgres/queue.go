@@ -98,23 +98,35 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p core.ClaimParams) ([]core
 	if p.Owner == "" || p.Lease <= 0 {
 		return nil, fmt.Errorf("postgres: claim: owner and a positive lease are required")
 	}
-	// Deferred groups in flight for over settleAge, or whose lease ran
-	// out, become rows first: claimable as before once their leases
-	// expire.
+	// This store's deferred groups in flight for over settleAge, or
+	// whose lease ran out, become rows first.
 	if err := s.settleStale(ctx, p.Now); err != nil {
 		return nil, wrap("claim", err)
 	}
-	if e := s.deferred.earliest.Load(); e != 0 {
-		now := time.Now()
-		if s.callerClock {
-			now = p.Now
-		}
-		if floorMicros(now) >= e && s.deferred.earliest.CompareAndSwap(e, 0) {
-			if err := s.settleExpired(ctx, s.leaseNow(p.Now)); err != nil {
-				return nil, wrap("claim", err)
-			}
-		}
+	out, expired, err := s.claim(ctx, p)
+	if err != nil || !expired {
+		return out, err
 	}
+	// Another store's group whose lease ran out (its publisher did not
+	// complete it: dead, or restarted): its deliveries are due, as their
+	// rows' leases were before. Materialize it and claim again.
+	if err := s.settleExpired(ctx, s.leaseNow(p.Now)); err != nil {
+		return out, wrap("claim", err)
+	}
+	if p.Limit -= len(out); p.Limit <= 0 {
+		return out, nil
+	}
+	more, _, err := s.claim(ctx, p)
+	return append(out, more...), err
+}
+
+// claimExpiredSQL tells a claim whether a deferred group's lease has run
+// out by its now ($1, NULL: the database's).
+const claimExpiredSQL = `SELECT coalesce(min(expires) <= coalesce($1::timestamptz, now()), false)
+FROM deferred_deliveries`
+
+// claim is one claimSQL, and claimExpiredSQL in the same round trip.
+func (s *Store) claim(ctx context.Context, p core.ClaimParams) ([]core.Claimed, bool, error) {
 	n := int64(p.Limit)
 	c := s.claimed.Add(n) - n
 	reserve := (c+n)/4 - c/4
@@ -122,14 +134,32 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p core.ClaimParams) ([]core
 
 	var out []core.Claimed
 	var firsts map[string]int // event id → index of its delivery carrying the payload
+	var expired bool
 	err := s.run(ctx, true, func(conn *pgx.Conn) error {
 		out = make([]core.Claimed, 0, p.Limit)
 		firsts = make(map[string]int)
-		rows, err := conn.Query(ctx, claimSQL, p.Owner, s.leaseNow(p.Now), micros(p.Lease), excl, n, reserve)
-		if err != nil {
-			return err
+		b := &pgx.Batch{}
+		b.Queue(claimExpiredSQL, s.leaseNow(p.Now)).QueryRow(func(r pgx.Row) error { return r.Scan(&expired) })
+		b.Queue(claimSQL, p.Owner, s.leaseNow(p.Now), micros(p.Lease), excl, n, reserve).Query(scanClaimed(&out, firsts))
+		return conn.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return nil, false, wrap("claim", err)
+	}
+	// Share each event's payload, subject and config with its other
+	// deliveries.
+	for i := range out {
+		if j, ok := firsts[out[i].EventID]; ok && j != i {
+			out[i].Payload, out[i].Subject, out[i].Dynamic = out[j].Payload, out[j].Subject, out[j].Dynamic
 		}
-		defer rows.Close()
+	}
+	return out, expired, nil
+}
+
+// scanClaimed reads claimSQL's rows into out, and into firsts the index
+// of each event's first delivery (which carries the payload).
+func scanClaimed(out *[]core.Claimed, firsts map[string]int) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
 		for rows.Next() {
 			var cl core.Claimed
 			var dyn []byte
@@ -143,23 +173,12 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p core.ClaimParams) ([]core
 				return err
 			}
 			if first {
-				firsts[cl.EventID] = len(out)
+				firsts[cl.EventID] = len(*out)
 			}
-			out = append(out, cl)
+			*out = append(*out, cl)
 		}
 		return rows.Err()
-	})
-	if err != nil {
-		return nil, wrap("claim", err)
 	}
-	// Share each event's payload, subject and config with its other
-	// deliveries.
-	for i := range out {
-		if j, ok := firsts[out[i].EventID]; ok && j != i {
-			out[i].Payload, out[i].Subject, out[i].Dynamic = out[j].Payload, out[j].Subject, out[j].Dynamic
-		}
-	}
-	return out, nil
 }
 
 // completeRows are the column arrays of one CompleteDeliveries batch, as
@@ -310,12 +329,12 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 	// Deferred deliveries (deferred.go): their completions write their
 	// rows. One completed by another owner than its lease's materializes
 	// its group first, then takes today's path.
-	taken, groups, del, mismatch := s.deferred.takeDeferred(cs)
+	taken, groups, counts, mismatch := s.deferred.takeDeferred(cs)
 	if len(mismatch) > 0 {
 		if err := s.settleGroups(ctx, mismatch); err != nil {
 			return wrap("complete", err)
 		}
-		taken, groups, del, _ = s.deferred.takeDeferred(cs)
+		taken, groups, counts, _ = s.deferred.takeDeferred(cs)
 	}
 	var df deferRows
 	var r completeRows
@@ -441,7 +460,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		if len(df.id) > 0 {
 			// The groups first, in id order, as settleSQL locks them.
 			b.Queue(lockGroupsSQL, textArray(groups))
-			df.queueIn(b, groups, del)
+			df.queueIn(b, groups, counts)
 		}
 		if len(r.aDelivery) > 0 {
 			b.Queue(insertAttemptsSQL, r.aDelivery, r.aNumber, r.aTime, r.aURI, r.aCode, r.aLatency, r.aError,
@@ -597,22 +616,17 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, owner string, ids []strin
 // their lease expiry in next_attempt_time, so one minimum per queue (two
 // index probes) covers both cases.
 func (s *Store) NextDueTime(ctx context.Context) (time.Time, bool, error) {
-	var t, g *time.Time
+	var t *time.Time
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
+		// Deferred groups are leased deliveries: their earliest lease
+		// expiry counts.
 		return c.QueryRow(ctx, `SELECT least(
 			(SELECT min(next_attempt_time) FROM deliveries WHERE status = 'pending' AND queue = 0),
 			(SELECT min(next_attempt_time) FROM deliveries WHERE status = 'pending' AND queue = 1),
-			g.t), g.t
-			FROM (SELECT min(expires) AS t FROM deferred_deliveries) g`).Scan(&t, &g)
+			(SELECT min(expires) FROM deferred_deliveries))`).Scan(&t)
 	})
 	if err != nil {
 		return time.Time{}, false, wrap("next due time", err)
-	}
-	if g != nil {
-		// Deferred groups are leased deliveries: a claim once their
-		// earliest lease has run out (their publisher did not complete
-		// them) materializes them first.
-		s.deferred.earliest.Store(floorMicros(*g))
 	}
 	if t == nil {
 		return time.Time{}, false, nil

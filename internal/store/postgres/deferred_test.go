@@ -53,6 +53,16 @@ func TestDeferredEncoding(t *testing.T) {
 			t.Errorf("decodeDeferred(%x) accepted corrupt data", bad)
 		}
 	}
+	// Every truncation, and every byte changed, fails or decodes:
+	// never a panic.
+	for i := range b {
+		_, _ = decodeDeferred(b[:i])
+		for _, v := range []byte{0, 1, 0x7f, 0x80, 0xff} {
+			c := append([]byte{}, b...)
+			c[i] = v
+			_, _ = decodeDeferred(c)
+		}
+	}
 }
 
 // leasedEvents makes n events of the fixture's webhooks, their

@@ -249,8 +249,8 @@ func TestLeanCompletion(t *testing.T) {
 	}
 	run := func(lean, deferred bool) ([]string, []bool) {
 		t.Helper()
-		leanComplete, deferLeased = lean, deferred
-		defer func() { leanComplete, deferLeased = true, true }()
+		leanComplete, leanDeferred, deferLeased = lean, lean, deferred
+		defer func() { leanComplete, leanDeferred, deferLeased = true, true, true }()
 		s := open(t, url, pgtest.Schema(t, url, "lh_test_"))
 		if err := s.CreateProject(t.Context(), p); err != nil {
 			t.Fatal(err)
@@ -270,7 +270,7 @@ func TestLeanCompletion(t *testing.T) {
 			if kind == "complete" {
 				used := false
 				for _, q := range b.QueuedQueries {
-					used = used || q.SQL == completeLeanSQL
+					used = used || q.SQL == completeLeanSQL || q.SQL == completeDeferredLeanSQL
 				}
 				took = append(took, used)
 			}
@@ -298,9 +298,19 @@ func TestLeanCompletion(t *testing.T) {
 	lean, tookLean := run(true, false)
 	// Deferred: each completion of a delivery still deferred inserts its
 	// final row (finalRow), which must be the row completeSQL leaves.
-	deferred, _ := run(true, true)
+	deferred, tookDeferred := run(true, true)
 	if !slices.Equal(general, deferred) {
 		t.Errorf("deferred rows differ from completeSQL's:\n%s", diffRows(general, deferred))
+	}
+	for i, b := range batches {
+		if b.lean && !tookDeferred[i] {
+			t.Errorf("%s, deferred: no lean form used", b.name)
+		}
+	}
+	// completeDeferredSQL whole (the lean forms off).
+	deferredGeneral, _ := run(false, true)
+	if !slices.Equal(general, deferredGeneral) {
+		t.Errorf("deferred rows (completeDeferredSQL) differ from completeSQL's:\n%s", diffRows(general, deferredGeneral))
 	}
 	for i, b := range batches {
 		if tookGeneral[i] {

@@ -337,6 +337,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		taken, groups, counts, _ = s.deferred.takeDeferred(cs)
 	}
 	var df deferRows
+	dlean := leanDeferred // every deferred completion so far fits completeDeferredLeanSQL
 	var r completeRows
 	runs := map[string]*runAgg{}
 	disable := map[string]time.Time{} // webhook id → time of the attempt that disables it
@@ -368,6 +369,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			if tried && !inline {
 				r.addAttempt(c.DeliveryID, a, at, resp)
 			}
+			dlean = dlean && leanDeferredFits(&taken[i].d, &c, inline)
 			df.add(taken[i].g.id, &taken[i].d, &c, at, resp, inline)
 			foldRun(c, at, tried, runs, disable)
 			continue
@@ -460,7 +462,11 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		if len(df.id) > 0 {
 			// The groups first, in id order, as settleSQL locks them.
 			b.Queue(lockGroupsSQL, textArray(groups))
-			df.queueIn(b, groups, counts)
+			if dlean {
+				df.queueLean(b, groups, counts)
+			} else {
+				df.queueIn(b, groups, counts)
+			}
 		}
 		if len(r.aDelivery) > 0 {
 			b.Queue(insertAttemptsSQL, r.aDelivery, r.aNumber, r.aTime, r.aURI, r.aCode, r.aLatency, r.aError,

@@ -610,4 +610,4 @@ func TestWakeChannel(t *testing.T) {
 func pgErr(code string) error { return &pgconn.PgError{Code: code} }
 
 // allMigrations are the driver's migrations in order.
-var allMigrations = []string{"0001_init", "0002_jobs", "0003_job_blobs", "0004_stats", "0005_rate_limits", "0006_stats_totals", "0007_tracing", "0008_job_tracing", "0009_files_per_project", "0010_lean_indexes", "0011_inline_attempts", "0012_event_delivery_span", "0013_ids_collate_c"}
+var allMigrations = []string{"0001_init", "0002_jobs", "0003_job_blobs", "0004_stats", "0005_rate_limits", "0006_stats_totals", "0007_tracing", "0008_job_tracing", "0009_files_per_project", "0010_lean_indexes", "0011_inline_attempts", "0012_event_delivery_span", "0013_ids_collate_c", "0014_deferred_deliveries"}

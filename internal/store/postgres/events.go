@@ -283,7 +283,8 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 	var er eventRows
 	var dr deliveryRows
 	var fr fanRows
-	fan := fanPublish // every delivery so far fits fr
+	var dg deferGroupRecord // the call's deferred deliveries
+	fan := fanPublish       // every delivery so far fits fr
 	// The range of delivery ids of each event (migration 0012).
 	spans := map[string][2]string{}
 	wakes := make([]bool, len(evs)) // event i has due work for an engine
@@ -317,9 +318,16 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		er.trace = append(er.trace, ev.TraceParent)
 		for _, d := range ne.Deliveries {
 			d = d.ForInsert(&ev)
-			if fan && fr.fits(&d, &ev) {
+			switch {
+			case deferrable(&d) && d.EventID == ev.ID:
+				// Its row is written by its completion (deferred.go).
+				if dg.id == "" {
+					dg.id = core.NewSortableID(time.Now())
+				}
+				dg.add(d)
+			case fan && fr.fits(&d, &ev):
 				fr.add(&d)
-			} else {
+			default:
 				fan = false
 			}
 			if sp, ok := spans[d.EventID]; !ok {
@@ -342,7 +350,9 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 				continue
 			}
 			for _, d := range ne.Deliveries {
-				dr.add(d.ForInsert(&ne.Event))
+				if d = d.ForInsert(&ne.Event); !deferrable(&d) || d.EventID != ne.Event.ID {
+					dr.add(d)
+				}
 			}
 		}
 	}
@@ -390,6 +400,9 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 				orEmpty(dr.next), orEmpty(dr.manual), orEmpty(dr.lastCode), orEmpty(dr.lastError),
 				orEmpty(dr.start), orEmpty(dr.created), orEmpty(dr.updated), orEmpty(dr.leaseOwner),
 				orEmpty(dr.leaseTime), orEmpty(dr.scheduleBase), !s.callerClock, er.trace, er.first, er.last)
+		}
+		if len(dg.ds) > 0 {
+			dg.queue(b, s, len(keys) > 0, attempt > 1)
 		}
 		originals = nil
 		if len(keys) > 0 {
@@ -446,6 +459,29 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 	}
 	if wrote {
 		s.committed(led)
+	}
+	if len(dg.ds) > 0 {
+		// Deliveries of an event skipped for its idempotency key were
+		// not inserted: their group's record holds them, but
+		// materializing skips them and nothing completes them.
+		ds := dg.ds
+		if len(keys) > 0 {
+			dup := map[string]bool{}
+			for i, ne := range evs {
+				if firstOf[i] == i && results[i].Duplicate {
+					dup[ne.Event.ID] = true
+				}
+			}
+			if len(dup) > 0 {
+				ds = slices.DeleteFunc(slices.Clone(ds), func(d core.Delivery) bool { return dup[d.EventID] })
+			}
+		}
+		born := time.Now()
+		expires := dg.earliest
+		if !s.callerClock {
+			expires = born.Add(time.Duration(dg.minLease) * time.Microsecond)
+		}
+		s.deferred.add(dg.id, born, expires, ds)
 	}
 	return results, nil
 }

@@ -1,6 +1,8 @@
 package postgres
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -90,10 +92,10 @@ func TestFanPublish(t *testing.T) {
 	for i, c := range calls {
 		built[i] = c.make()
 	}
-	run := func(fan bool, open func(testing.TB, string, string) *Store) ([]string, []bool) {
+	run := func(fan, deferred bool, open func(testing.TB, string, string) *Store) ([]string, []bool) {
 		t.Helper()
-		fanPublish = fan
-		defer func() { fanPublish = true }()
+		fanPublish, deferLeased = fan, deferred
+		defer func() { fanPublish, deferLeased = true, true }()
 		s := seededStore(t, open, p, hooks)
 		var took []bool
 		s.batchHook = func(kind string, b *pgx.Batch) {
@@ -106,6 +108,9 @@ func TestFanPublish(t *testing.T) {
 				t.Fatalf("%s: %v", c.name, err)
 			}
 		}
+		if err := s.settleAll(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 		return textRows(t, s, `SELECT row_to_json(x)::text FROM (
 				SELECT d.*, d.next_attempt_time - d.lease_time AS lease_length,
 					d.lease_time = `+zeroTime+` AS unleased, e.first_delivery, e.last_delivery, e.delivery_count
@@ -115,8 +120,16 @@ func TestFanPublish(t *testing.T) {
 		name string
 		open func(testing.TB, string, string) *Store
 	}{{"caller's clock", open}, {"database's clock", openDBClock}} {
-		general, tookGeneral := run(false, clock.open)
-		fan, tookFan := run(true, clock.open)
+		general, tookGeneral := run(false, false, clock.open)
+		fan, tookFan := run(true, false, clock.open)
+		// Deferred: the leased deliveries' rows are written by the
+		// barrier (settleAll), as the publish would have written them.
+		deferred, _ := run(true, true, clock.open)
+		if d := normalize(deferred, clock.name != "caller's clock"); !slices.Equal(d, normalize(general,
+			clock.name != "caller's clock")) {
+			t.Errorf("%s: deferred and materialized rows differ from the publish's:\n%s", clock.name,
+				diffRows(normalize(general, clock.name != "caller's clock"), d))
+		}
 		for i, c := range calls {
 			if tookGeneral[i] {
 				t.Errorf("%s, %s: the fan form was used with fanPublish off", clock.name, c.name)
@@ -226,20 +239,22 @@ func TestLeanCompletion(t *testing.T) {
 			return []core.Completion{c}
 		}()},
 	}
-	run := func(lean bool) ([]string, []bool) {
+	run := func(lean, deferred bool) ([]string, []bool) {
 		t.Helper()
-		leanComplete = lean
-		defer func() { leanComplete = true }()
+		leanComplete, leanDeferred, deferLeased = lean, lean, deferred
+		defer func() { leanComplete, leanDeferred, deferLeased = true, true, true }()
 		s := seededStore(t, open, p, hooks)
-		if _, err := s.PublishEvents(t.Context(), evs); err != nil {
-			t.Fatal(err)
+		for _, ne := range evs { // a group each (deferred)
+			if _, err := s.PublishEvents(t.Context(), []core.NewEvent{ne}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		var took []bool
 		s.batchHook = func(kind string, b *pgx.Batch) {
 			if kind == "complete" {
 				used := false
 				for _, q := range b.QueuedQueries {
-					used = used || q.SQL == completeLeanSQL
+					used = used || q.SQL == completeLeanSQL || q.SQL == completeDeferredLeanSQL
 				}
 				took = append(took, used)
 			}
@@ -256,12 +271,31 @@ func TestLeanCompletion(t *testing.T) {
 				t.Fatalf("%s: %v", b.name, err)
 			}
 		}
+		if err := s.settleAll(t.Context()); err != nil {
+			t.Fatal(err)
+		}
 		return textRows(t, s, `SELECT row_to_json(d)::text FROM deliveries d
 				UNION ALL SELECT (to_jsonb(a) - 'id')::text FROM attempts a
 				ORDER BY 1`), took
 	}
-	general, tookGeneral := run(false)
-	lean, tookLean := run(true)
+	general, tookGeneral := run(false, false)
+	lean, tookLean := run(true, false)
+	// Deferred: each completion of a delivery still deferred inserts its
+	// final row (finalRow), which must be the row completeSQL leaves.
+	deferred, tookDeferred := run(true, true)
+	if !slices.Equal(general, deferred) {
+		t.Errorf("deferred rows differ from completeSQL's:\n%s", diffRows(general, deferred))
+	}
+	for i, b := range batches {
+		if b.lean && !tookDeferred[i] {
+			t.Errorf("%s, deferred: no lean form used", b.name)
+		}
+	}
+	// completeDeferredSQL whole (the lean forms off).
+	deferredGeneral, _ := run(false, true)
+	if !slices.Equal(general, deferredGeneral) {
+		t.Errorf("deferred rows (completeDeferredSQL) differ from completeSQL's:\n%s", diffRows(general, deferredGeneral))
+	}
 	for i, b := range batches {
 		if tookGeneral[i] {
 			t.Errorf("%s: the lean form was used with leanComplete off", b.name)
@@ -278,4 +312,22 @@ func TestLeanCompletion(t *testing.T) {
 			t.Errorf("row %d:\ncompleteSQL %s\nlean        %s", i, general[i], lean[i])
 		}
 	}
+}
+
+// diffRows lists the rows of a and b that differ.
+func diffRows(a, b []string) string {
+	var out []string
+	for i := range max(len(a), len(b)) {
+		var x, y string
+		if i < len(a) {
+			x = a[i]
+		}
+		if i < len(b) {
+			y = b[i]
+		}
+		if x != y {
+			out = append(out, fmt.Sprintf("row %d:\n  want %s\n  got  %s", i, x, y))
+		}
+	}
+	return strings.Join(out, "\n")
 }

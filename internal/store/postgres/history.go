@@ -39,6 +39,9 @@ WHERE c.id = $1 AND c.project_id = $2`
 
 // GetDelivery implements core.DeliveryStore; attempts are in order.
 func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*core.Delivery, []core.Attempt, error) {
+	if err := s.settleAll(ctx); err != nil {
+		return nil, nil, err
+	}
 	var d *core.Delivery
 	var as []core.Attempt
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
@@ -87,6 +90,9 @@ func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*core.De
 // defaulting to 100 and capped at 1000. Since and Until bound CreateTime
 // as [Since, Until).
 func (s *Store) ListDeliveries(ctx context.Context, p core.ListDeliveriesParams) ([]*core.Delivery, error) {
+	if err := s.settleAll(ctx); err != nil {
+		return nil, err
+	}
 	limit := p.Limit
 	if limit <= 0 {
 		limit = defaultListLimit
@@ -181,6 +187,9 @@ const clearInlineSQL = `inline_attempt = 0, inline_uri = '', inline_latency_ns =
 // first-attempt queue (a person is waiting for it); any lease is dropped,
 // so a completion from an engine still holding it changes nothing.
 func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Time) (*core.Delivery, error) {
+	if err := s.settleAll(ctx); err != nil {
+		return nil, err
+	}
 	var d *core.Delivery
 	var led bool
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
@@ -216,6 +225,9 @@ func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Ti
 // would otherwise push the last ones out of the update but not out of
 // the cursor, which would then pass them by.
 func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (int, string, error) {
+	if err := s.settleAll(ctx); err != nil {
+		return 0, "", err
+	}
 	limit := p.Limit
 	if limit <= 0 {
 		limit = maxListLimit
@@ -299,6 +311,9 @@ const deleteChunk = 256
 // range of delivery ids the event records (migration 0012), not through an
 // index on event_id.
 func (s *Store) DeleteExpired(ctx context.Context, cutoff time.Time, limit int) (int, error) {
+	if err := s.settleAll(ctx); err != nil {
+		return 0, err
+	}
 	if limit <= 0 {
 		return 0, nil
 	}

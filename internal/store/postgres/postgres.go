@@ -116,7 +116,10 @@ type Store struct {
 	// "complete" or "release"), inside its transaction.
 	batchHook func(kind string, b *pgx.Batch)
 
-	cancel    context.CancelFunc // stops the listener and the notifier
+	// deferred holds this store's deferred deliveries (deferred.go).
+	deferred deferredSet
+
+	cancel    context.CancelFunc // stops the listener, the notifier and settleLoop
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
@@ -190,6 +193,7 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		genericPlans: !userPlanMode,
 	}
 	s.notify = newNotifier(wakeChannel(o.Schema), s.id)
+	s.deferred.init()
 
 	// The first listener connection is made here, so that Open fails on
 	// an unreachable database and Wake works as soon as Open returns.
@@ -200,9 +204,10 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.listen(bg, lc)
 	go s.notifyLoop(bg)
+	go s.settleLoop(bg)
 	return s, nil
 }
 

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"time"
@@ -97,6 +98,35 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p core.ClaimParams) ([]core
 	if p.Owner == "" || p.Lease <= 0 {
 		return nil, fmt.Errorf("postgres: claim: owner and a positive lease are required")
 	}
+	// This store's deferred groups in flight for over settleAge, or
+	// whose lease ran out, become rows first.
+	if err := s.settleStale(ctx, p.Now); err != nil {
+		return nil, wrap("claim", err)
+	}
+	out, expired, err := s.claim(ctx, p)
+	if err != nil || !expired {
+		return out, err
+	}
+	// Another store's group whose lease ran out (its publisher did not
+	// complete it: dead, or restarted): its deliveries are due, as their
+	// rows' leases were before. Materialize it and claim again.
+	if err := s.settleExpired(ctx, s.leaseNow(p.Now)); err != nil {
+		return out, wrap("claim", err)
+	}
+	if p.Limit -= len(out); p.Limit <= 0 {
+		return out, nil
+	}
+	more, _, err := s.claim(ctx, p)
+	return append(out, more...), err
+}
+
+// claimExpiredSQL tells a claim whether a deferred group's lease has run
+// out by its now ($1, NULL: the database's).
+const claimExpiredSQL = `SELECT coalesce(min(expires) <= coalesce($1::timestamptz, now()), false)
+FROM deferred_deliveries`
+
+// claim is one claimSQL, and claimExpiredSQL in the same round trip.
+func (s *Store) claim(ctx context.Context, p core.ClaimParams) ([]core.Claimed, bool, error) {
 	n := int64(p.Limit)
 	c := s.claimed.Add(n) - n
 	reserve := (c+n)/4 - c/4
@@ -104,14 +134,32 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p core.ClaimParams) ([]core
 
 	var out []core.Claimed
 	var firsts map[string]int // event id → index of its delivery carrying the payload
+	var expired bool
 	err := s.run(ctx, true, func(conn *pgx.Conn) error {
 		out = make([]core.Claimed, 0, p.Limit)
 		firsts = make(map[string]int)
-		rows, err := conn.Query(ctx, claimSQL, p.Owner, s.leaseNow(p.Now), micros(p.Lease), excl, n, reserve)
-		if err != nil {
-			return err
+		b := &pgx.Batch{}
+		b.Queue(claimExpiredSQL, s.leaseNow(p.Now)).QueryRow(func(r pgx.Row) error { return r.Scan(&expired) })
+		b.Queue(claimSQL, p.Owner, s.leaseNow(p.Now), micros(p.Lease), excl, n, reserve).Query(scanClaimed(&out, firsts))
+		return conn.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return nil, false, wrap("claim", err)
+	}
+	// Share each event's payload, subject and config with its other
+	// deliveries.
+	for i := range out {
+		if j, ok := firsts[out[i].EventID]; ok && j != i {
+			out[i].Payload, out[i].Subject, out[i].Dynamic = out[j].Payload, out[j].Subject, out[j].Dynamic
 		}
-		defer rows.Close()
+	}
+	return out, expired, nil
+}
+
+// scanClaimed reads claimSQL's rows into out, and into firsts the index
+// of each event's first delivery (which carries the payload).
+func scanClaimed(out *[]core.Claimed, firsts map[string]int) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
 		for rows.Next() {
 			var cl core.Claimed
 			var dyn []byte
@@ -125,23 +173,12 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p core.ClaimParams) ([]core
 				return err
 			}
 			if first {
-				firsts[cl.EventID] = len(out)
+				firsts[cl.EventID] = len(*out)
 			}
-			out = append(out, cl)
+			*out = append(*out, cl)
 		}
 		return rows.Err()
-	})
-	if err != nil {
-		return nil, wrap("claim", err)
 	}
-	// Share each event's payload, subject and config with its other
-	// deliveries.
-	for i := range out {
-		if j, ok := firsts[out[i].EventID]; ok && j != i {
-			out[i].Payload, out[i].Subject, out[i].Dynamic = out[j].Payload, out[j].Subject, out[j].Dynamic
-		}
-	}
-	return out, nil
 }
 
 // completeRows are the column arrays of one CompleteDeliveries batch, as
@@ -284,22 +321,58 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 	if len(cs) == 0 {
 		return nil
 	}
-	var r completeRows
-	runs := map[string]*runAgg{}
-	disable := map[string]time.Time{} // webhook id → time of the attempt that disables it
-	held := map[[2]string]bool{}
-	lean := leanCompletions(cs)
-	var l leanRows
 	for _, c := range cs {
 		if !c.Status.Valid() {
 			return fmt.Errorf("postgres: complete %s: invalid status %q", c.DeliveryID, c.Status)
 		}
+	}
+	// Deferred deliveries (deferred.go): their completions write their
+	// rows. One completed by another owner than its lease's materializes
+	// its group first, then takes today's path.
+	taken, groups, counts, mismatch := s.deferred.takeDeferred(cs)
+	if len(mismatch) > 0 {
+		if err := s.settleGroups(ctx, mismatch); err != nil {
+			return wrap("complete", err)
+		}
+		taken, groups, counts, _ = s.deferred.takeDeferred(cs)
+	}
+	var df deferRows
+	dlean := leanDeferred // every deferred completion so far fits completeDeferredLeanSQL
+	var r completeRows
+	runs := map[string]*runAgg{}
+	disable := map[string]time.Time{} // webhook id → time of the attempt that disables it
+	held := map[[2]string]bool{}
+	rest := cs // the completions of rows
+	if taken != nil {
+		rest = make([]core.Completion, 0, len(cs))
+		for i, c := range cs {
+			if taken[i] == nil {
+				rest = append(rest, c)
+			}
+		}
+	}
+	lean := leanCompletions(rest)
+	var l leanRows
+	for i, c := range cs {
 		a := c.Attempt
 		at := attemptTime(c)
 		tried := a.Number != 0
 		resp := orEmpty(a.Response)
 		if len(resp) > MaxResponseBytes {
 			resp = resp[:MaxResponseBytes]
+		}
+		if taken != nil && taken[i] != nil {
+			// The lease is held (as update below); a repetition of the
+			// completion later in cs finds it held no more.
+			held[[2]string{c.DeliveryID, c.Owner}] = true
+			inline := inlineAttempts && c.Status == core.DeliverySucceeded && tried && a.Error == "" && a.URI != ""
+			if tried && !inline {
+				r.addAttempt(c.DeliveryID, a, at, resp)
+			}
+			dlean = dlean && leanDeferredFits(&taken[i].d, &c, inline)
+			df.add(taken[i].g.id, &taken[i].d, &c, at, resp, inline)
+			foldRun(c, at, tried, runs, disable)
+			continue
 		}
 		if lean {
 			l.id = append(l.id, c.DeliveryID)
@@ -322,14 +395,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		}
 		inline := update && inlineAttempts && c.Status == core.DeliverySucceeded && tried && a.Error == "" && a.URI != ""
 		if tried && !inline {
-			r.aDelivery = append(r.aDelivery, c.DeliveryID)
-			r.aNumber = append(r.aNumber, int32(a.Number))
-			r.aTime = append(r.aTime, at)
-			r.aURI = append(r.aURI, a.URI)
-			r.aCode = append(r.aCode, int32(a.StatusCode))
-			r.aLatency = append(r.aLatency, int64(a.Latency))
-			r.aError = append(r.aError, a.Error)
-			r.aResponse = append(r.aResponse, resp)
+			r.addAttempt(c.DeliveryID, a, at, resp)
 		}
 		if update {
 			next := c.NextAttemptTime
@@ -393,6 +459,15 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			b.Queue(asyncCommitSQL)
 		}
 		n := b.Len()
+		if len(df.id) > 0 {
+			// The groups first, in id order, as settleSQL locks them.
+			b.Queue(lockGroupsSQL, textArray(groups))
+			if dlean {
+				df.queueLean(b, groups, counts)
+			} else {
+				df.queueIn(b, groups, counts)
+			}
+		}
 		if len(r.aDelivery) > 0 {
 			b.Queue(insertAttemptsSQL, r.aDelivery, r.aNumber, r.aTime, r.aURI, r.aCode, r.aLatency, r.aError,
 				r.aResponse)
@@ -421,7 +496,26 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		s.hookBatch(b, "complete")
 		return c.SendBatch(ctx, b).Close()
 	})
+	if err != nil && len(groups) > 0 {
+		// The rows of the deliveries taken from memory were not written
+		// (or, if the commit's outcome is unknown, maybe were): their
+		// groups become rows, so that a retry finds the rows to update.
+		if serr := s.settleGroups(context.WithoutCancel(ctx), groups); serr != nil {
+			s.log.Warn("postgres.settle_deferred", slog.String("error", serr.Error()))
+		}
+	}
 	return wrap("complete", err)
+}
+
+func (r *completeRows) addAttempt(id string, a core.Attempt, at time.Time, resp []byte) {
+	r.aDelivery = append(r.aDelivery, id)
+	r.aNumber = append(r.aNumber, int32(a.Number))
+	r.aTime = append(r.aTime, at)
+	r.aURI = append(r.aURI, a.URI)
+	r.aCode = append(r.aCode, int32(a.StatusCode))
+	r.aLatency = append(r.aLatency, int64(a.Latency))
+	r.aError = append(r.aError, a.Error)
+	r.aResponse = append(r.aResponse, resp)
 }
 
 // foldRun adds c's attempt (made at at; tried: an attempt was made) to
@@ -504,6 +598,9 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, owner string, ids []strin
 	if len(ids) == 0 || owner == "" {
 		return nil
 	}
+	if err := s.settleAll(ctx); err != nil {
+		return wrap("release", err)
+	}
 	var led bool
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
 		b := &pgx.Batch{}
@@ -527,9 +624,12 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, owner string, ids []strin
 func (s *Store) NextDueTime(ctx context.Context) (time.Time, bool, error) {
 	var t *time.Time
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
+		// Deferred groups are leased deliveries: their earliest lease
+		// expiry counts.
 		return c.QueryRow(ctx, `SELECT least(
 			(SELECT min(next_attempt_time) FROM deliveries WHERE status = 'pending' AND queue = 0),
-			(SELECT min(next_attempt_time) FROM deliveries WHERE status = 'pending' AND queue = 1))`).Scan(&t)
+			(SELECT min(next_attempt_time) FROM deliveries WHERE status = 'pending' AND queue = 1),
+			(SELECT min(expires) FROM deferred_deliveries))`).Scan(&t)
 	})
 	if err != nil {
 		return time.Time{}, false, wrap("next due time", err)
@@ -545,9 +645,11 @@ func (s *Store) NextDueTime(ctx context.Context) (time.Time, bool, error) {
 func (s *Store) QueueDepth(ctx context.Context, now time.Time) (core.QueueDepth, error) {
 	var due, total int
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
-		return c.QueryRow(ctx, `SELECT
-			count(*) FILTER (WHERE next_attempt_time <= $1 OR lease_owner <> ''), count(*)
-			FROM deliveries WHERE status = 'pending'`, now).Scan(&due, &total)
+		// Deferred deliveries are pending and leased: due.
+		return c.QueryRow(ctx, `SELECT d.due + g.n, d.total + g.n FROM (SELECT
+			count(*) FILTER (WHERE next_attempt_time <= $1 OR lease_owner <> '') AS due, count(*) AS total
+			FROM deliveries WHERE status = 'pending') d,
+			(SELECT coalesce(sum(n), 0)::int8 AS n FROM deferred_deliveries) g`, now).Scan(&due, &total)
 	})
 	if err != nil {
 		return core.QueueDepth{}, wrap("queue depth", err)

@@ -201,8 +201,10 @@ func TestCompletionPlansAreGeneric(t *testing.T) {
 		}
 	}
 	// The pool's one connection ran every statement.
-	for name, q := range map[string]string{"complete": completeLeanSQL, "failure runs": failureRunSQL,
-		"stats": statsDeltasSQL} {
+	// Leased at their publish, the deliveries are deferred: their
+	// completion locks their group and writes their rows.
+	for name, q := range map[string]string{"lock groups": lockGroupsSQL, "complete": completeDeferredLeanSQL,
+		"failure runs": failureRunSQL, "stats": statsDeltasSQL} {
 		var generic, custom int64
 		if err := s.run(f.ctx, true, func(c *pgx.Conn) error {
 			return c.QueryRow(f.ctx, `SELECT generic_plans, custom_plans FROM pg_prepared_statements
@@ -236,6 +238,19 @@ func TestCompletionPlansUseKeys(t *testing.T) {
 		// unnested one (the 410 disable's arrays are a few webhooks).
 		if name != "disable" && strings.Contains(p, "Nested Loop") {
 			t.Errorf("%s: the generic plan joins the arrays by a nested loop:\n%s", name, p)
+		}
+	}
+	// The deferred completion's statements read deliveries and their
+	// groups by key too.
+	for name, q := range map[string]string{"lock groups": lockGroupsSQL, "deferred complete": completeDeferredSQL,
+		"deferred lean complete": completeDeferredLeanSQL} {
+		p := strings.Join(explainPrepared(t, s, completeSettingsSQL, name, q), "\n")
+		if strings.Contains(p, "Seq Scan on deliveries") || strings.Contains(p, "Seq Scan on deferred_deliveries") ||
+			!strings.Contains(p, "deferred_deliveries_pkey") {
+			t.Errorf("%s: the generic plan does not look its rows up by key:\n%s", name, p)
+		}
+		if name != "lock groups" && !strings.Contains(p, "Index Cond: (id = ANY ($3))") {
+			t.Errorf("%s: the generic plan does not update deliveries by key:\n%s", name, p)
 		}
 	}
 }

@@ -43,10 +43,6 @@
 //	lease_spans                       per publish of deliveries inserted
 //	                                  leased: their id range, earliest
 //	                                  lease expiry (swept by claims)
-//	deferred_deliveries               per publish of deliveries inserted
-//	                                  leased: their rows, encoded, until
-//	                                  each completion writes its row
-//	                                  (deferred.go, migration 0013)
 //
 // # The queue and the lease trick
 //
@@ -66,11 +62,7 @@
 // id range and earliest expiry in lease_spans; a claim sweeps the spans
 // that expire (or are a second old) back to 'pending', so should that
 // engine die, the lease expires like any other. Every reader of status
-// takes 'leased' for 'pending'. Since migration 0013 such a delivery is
-// deferred: its publish writes its row into the publish's record of
-// deferred_deliveries, not deliveries, and its completion inserts the row
-// in its final state; every other reader first settles what is deferred
-// into the rows and lease spans above (deferred.go).
+// takes 'leased' for 'pending'.
 //
 // queue is 0 for deliveries never attempted (and for :redeliver and
 // :recover) and 1 for retries. The partial index

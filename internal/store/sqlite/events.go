@@ -74,8 +74,6 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		ins := newDeliveryInserter(tx)
 		var span leaseSpan
 		var elsewhere []int // events with deliveries of another event
-		// Deliveries inserted leased, deferred (deferred.go).
-		var deferred []core.Delivery
 		for i, ne := range evs {
 			ev := ne.Event
 			if ev.IdempotencyKey != "" {
@@ -107,10 +105,6 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 			}
 			for _, d := range ne.Deliveries {
 				d := d.ForInsert(&ev)
-				if deferrable(d, ev.ID) {
-					deferred = append(deferred, d)
-					continue
-				}
 				if insertedLeased(d) {
 					span.add(d)
 				}
@@ -133,11 +127,6 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		}
 		if span.first != "" {
 			if err := tx.exec(tx.st.addLeaseSpan, span.expire, span.first, span.last); err != nil {
-				return err
-			}
-		}
-		if len(deferred) > 0 {
-			if err := addGroup(tx, deferred, &s.def); err != nil {
 				return err
 			}
 		}

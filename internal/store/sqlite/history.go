@@ -17,9 +17,6 @@ const (
 
 // GetDelivery implements core.DeliveryStore; attempts are in order.
 func (s *Store) GetDelivery(ctx context.Context, projectID, id string) (*core.Delivery, []core.Attempt, error) {
-	if err := s.settleIDs(ctx, id); err != nil {
-		return nil, nil, err
-	}
 	// One read transaction so the delivery and its attempts agree.
 	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
 	if err != nil {
@@ -98,9 +95,6 @@ const (
 // defaulting to 100 and capped at 1000. Since and Until bound CreateTime
 // as [Since, Until).
 func (s *Store) ListDeliveries(ctx context.Context, p core.ListDeliveriesParams) ([]*core.Delivery, error) {
-	if err := s.settleAll(ctx); err != nil {
-		return nil, err
-	}
 	limit := p.Limit
 	if limit <= 0 {
 		limit = defaultListLimit
@@ -162,9 +156,6 @@ func (s *Store) ListDeliveries(ctx context.Context, p core.ListDeliveriesParams)
 // first-attempt queue (a person is waiting for it); any lease is dropped,
 // so a completion from an engine still holding it changes nothing.
 func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Time) (*core.Delivery, error) {
-	if err := s.settleIDs(ctx, id); err != nil {
-		return nil, err
-	}
 	var d *core.Delivery
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, spillInlineSQL+`id = ? AND project_id = ?`, id, projectID); err != nil {
@@ -194,12 +185,6 @@ func (s *Store) Redeliver(ctx context.Context, projectID, id string, now time.Ti
 // ScheduleStart and NextAttemptTime at Now and Manual cleared; Attempts is
 // kept as history. Until zero means no upper bound; Limit defaults to 1000.
 func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (int, string, error) {
-	// It matches finished deliveries only, never a deferred one; settled
-	// anyway, so that no reader of deliveries but the claim's sweep and
-	// DeleteWebhook has to reason about them.
-	if err := s.settleAll(ctx); err != nil {
-		return 0, "", err
-	}
 	limit := p.Limit
 	if limit <= 0 {
 		limit = maxListLimit
@@ -282,9 +267,6 @@ const deleteChunk = 256
 func (s *Store) DeleteExpired(ctx context.Context, cutoff time.Time, limit int) (int, error) {
 	if limit <= 0 {
 		return 0, nil
-	}
-	if err := s.settleAll(ctx); err != nil {
-		return 0, err
 	}
 	c, bound := micros(cutoff), core.SortableIDBound(cutoff.Add(time.Millisecond))
 	total := 0

@@ -57,16 +57,10 @@ func (s *Store) ClaimDeliveries(ctx context.Context, p core.ClaimParams) ([]core
 	reserve := int((c+n)/4 - c/4)
 	excl := jsonList(p.ExcludeDests)
 	now, until := micros(p.Now), micros(p.Now.Add(p.Lease))
-	// The deferred groups this claim's sweep would sweep as lease spans
-	// (sweepLeaseSpans) are settled first, in a transaction of their own.
-	through := micros(p.Now.Add(max(0, p.Lease-leaseSweepAge)))
-	if err := s.settleDue(ctx, through); err != nil {
-		return nil, err
-	}
 
 	var out []core.Claimed
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := s.sweepLeaseSpans(ctx, tx, through); err != nil {
+		if err := s.sweepLeaseSpans(ctx, tx, micros(p.Now.Add(max(0, p.Lease-leaseSweepAge)))); err != nil {
 			return err
 		}
 		out = make([]core.Claimed, 0, p.Limit)
@@ -244,13 +238,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 
 	inline := inlineAttempts
 	for {
-		err := s.inRawTx(ctx, func(tx *rawTx) error {
-			plan, err := planDeferred(tx, &s.def, cs)
-			if err != nil {
-				return err
-			}
-			return completeTx(tx, cs, inline, order, runs, disable, plan)
-		})
+		err := s.inRawTx(ctx, func(tx *rawTx) error { return completeTx(tx, cs, inline, order, runs, disable) })
 		if errors.Is(err, errLeaseLost) && inline {
 			// A success meant for its delivery row found the lease gone
 			// (or its delivery twice in cs): the transaction is rolled
@@ -272,33 +260,18 @@ var errLeaseLost = errors.New("sqlite: complete: a lease was not held")
 // written by inlineManySQL, without a row of attempts: if any of them
 // does not update its row, it returns errLeaseLost.
 func completeTx(tx *rawTx, cs []core.Completion, inline bool, order []string, runs map[string]*runAgg,
-	disable map[string]int64, plan deferPlan) error {
+	disable map[string]int64) error {
 	attempts := newShortFull(tx, "attempts", plainAttemptCols, famPlainAttempts, attemptInsertCols, famAttempts)
 	complete := newShortFull(tx, "complete", succeedCols, famSucceed, completeCols, famComplete)
-	// The rows of deliveries completed while deferred (deferred.go).
-	final := newFinalInserter(tx)
 	var inls []*rowInserter // by lease owner
 	var inlined, changed int
-	for i, c := range cs {
+	for _, c := range cs {
 		a := c.Attempt
 		if len(a.Response) > MaxResponseBytes {
 			a.Response = a.Response[:MaxResponseBytes]
 		}
 		at := attemptTime(c)
 		attempted := a.Number != 0
-		var def *core.Delivery // still deferred: its row is inserted in its final state
-		if plan.any {
-			if r := plan.refs[i]; r.g != nil {
-				def = &r.g.ds[r.i]
-			}
-		}
-		if def != nil && inline && inlineable(c) {
-			row := applyCompletion(*def, c, at, true)
-			if err := final.add(&row); err != nil {
-				return err
-			}
-			continue
-		}
 		if inline && inlineable(c) {
 			inlined++
 			var inl *rowInserter
@@ -334,13 +307,6 @@ func completeTx(tx *rawTx, cs []core.Completion, inline bool, order []string, ru
 		if err != nil {
 			return err
 		}
-		if def != nil {
-			row := applyCompletion(*def, c, at, false)
-			if err := final.add(&row); err != nil {
-				return err
-			}
-			continue
-		}
 		if c.Owner == "" {
 			continue // no lease can match
 		}
@@ -357,9 +323,6 @@ func completeTx(tx *rawTx, cs []core.Completion, inline bool, order []string, ru
 		if err != nil {
 			return err
 		}
-	}
-	if err := final.flush(); err != nil {
-		return err
 	}
 	if inlined > 0 {
 		for _, inl := range inls {
@@ -442,9 +405,6 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, owner string, ids []strin
 	if len(ids) == 0 || owner == "" {
 		return nil
 	}
-	if err := s.settleIDs(ctx, ids...); err != nil {
-		return err
-	}
 	_, err := s.w.ExecContext(ctx,
 		`UPDATE deliveries SET status = 'pending', lease_owner = '', next_attempt_time = lease_time, lease_time = 0
 		 WHERE id IN (SELECT value FROM json_each(?)) AND lease_owner = ? AND status IN `+pendingSQL,
@@ -461,10 +421,6 @@ func (s *Store) ReleaseDeliveries(ctx context.Context, owner string, ids []strin
 // ('leased', outside the index) are due at their lease span's expiry,
 // when a claim sweeps them (a third probe).
 func (s *Store) NextDueTime(ctx context.Context) (time.Time, bool, error) {
-	// Read before the file: a group leaves memory only once its settled
-	// rows and lease span are committed, so it is seen in one or the
-	// other.
-	deferred := s.def.earliest()
 	var v sql.NullInt64
 	err := s.r.QueryRowContext(ctx, `SELECT min(t) FROM (
 		SELECT min(next_attempt_time) AS t FROM deliveries WHERE status = 'pending' AND queue = 0
@@ -474,9 +430,6 @@ func (s *Store) NextDueTime(ctx context.Context) (time.Time, bool, error) {
 		SELECT min(expire) FROM lease_spans)`).Scan(&v)
 	if err != nil {
 		return time.Time{}, false, wrap("next due time", err)
-	}
-	if deferred != 0 && (!v.Valid || deferred < v.Int64) {
-		v = sql.NullInt64{Int64: deferred, Valid: true}
 	}
 	if !v.Valid {
 		return time.Time{}, false, nil
@@ -490,9 +443,6 @@ func (s *Store) NextDueTime(ctx context.Context) (time.Time, bool, error) {
 // the lease spans not yet swept (linear in the deliveries published
 // since the oldest, about a second's while an engine claims).
 func (s *Store) QueueDepth(ctx context.Context, now time.Time) (core.QueueDepth, error) {
-	if err := s.settleAll(ctx); err != nil {
-		return core.QueueDepth{}, err
-	}
 	var due, total, leased int
 	err := s.r.QueryRowContext(ctx, `SELECT
 		count(*) FILTER (WHERE next_attempt_time <= ?1 OR lease_owner != ''), count(*),

@@ -28,15 +28,7 @@ type rawTx struct {
 	ctx context.Context
 	st  *rawStmts
 	nv  []driver.NamedValue // reused argument buffer
-	// after run once the transaction committed, with the connection
-	// still held (see deferred.go).
-	after []func()
 }
-
-// onCommit runs fn after the transaction commits, before the writer's
-// connection is free for another transaction; not at all if it rolls
-// back.
-func (t *rawTx) onCommit(fn func()) { t.after = append(t.after, fn) }
 
 // rawDriverConn is what the store needs of the driver's connection.
 type rawDriverConn interface {
@@ -63,8 +55,6 @@ type rawStmts struct {
 	disableWebhook         rawStmt
 	widenSpan              rawStmt
 	addLeaseSpan           rawStmt
-	// Deferred deliveries (deferred.go).
-	deferGroup, deferDelete, deferExists, settleRow rawStmt
 	// The multi-row statements, by family and by row count: sized[f][n]
 	// writes n rows, for each power of two n up to insertBatch, so a
 	// group's rows cost one statement per insertBatch rows and at most
@@ -98,8 +88,6 @@ const (
 	famInline
 	famFan
 	famStats
-	famFinal
-	famFinalShort
 	numFamilies
 )
 
@@ -115,8 +103,6 @@ var familySQL = [numFamilies]func(rows int) string{
 	famInline:        inlineManySQL,
 	famFan:           fanDeliveriesSQL,
 	famStats:         statsUpsertManySQL,
-	famFinal:         finalInsertSQL,
-	famFinalShort:    finalShortSQL,
 }
 
 // prepareRaw prepares every hot statement on dc.
@@ -146,10 +132,6 @@ func prepareRaw(ctx context.Context, dc any) (*rawStmts, error) {
 			update_time = ? WHERE id = ? AND state = 'enabled'`},
 		{&st.widenSpan, widenSpanSQL(`id = ?`)},
 		{&st.addLeaseSpan, `INSERT INTO lease_spans (expire, first, last) VALUES (?, ?, ?)`},
-		{&st.deferGroup, deferGroupSQL},
-		{&st.deferDelete, `DELETE FROM deferred_deliveries WHERE id = ?`},
-		{&st.deferExists, `SELECT 1 FROM deferred_deliveries WHERE id = ?`},
-		{&st.settleRow, settleRowSQL},
 	} {
 		if err := prep(p.dst, p.sql); err != nil {
 			st.close()
@@ -257,9 +239,6 @@ func (s *Store) inRawTx(ctx context.Context, fn func(t *rawTx) error) error {
 		}
 		committed = true
 		frames = st.walFrames()
-		for _, fn := range t.after {
-			fn()
-		}
 		return nil
 	})
 	if err != nil {
@@ -330,20 +309,6 @@ func (t *rawTx) execShared(st rawStmt, shared, args []any, last bool) (int, erro
 func (t *rawTx) exec(st rawStmt, args ...any) error {
 	_, err := st.ExecContext(t.ctx, t.args(args))
 	return err
-}
-
-// execResult runs st with args and returns its result.
-func (t *rawTx) execResult(st rawStmt, args ...any) (driver.Result, error) {
-	return st.ExecContext(t.ctx, t.args(args))
-}
-
-// execChanged runs st with args and returns how many rows it changed.
-func (t *rawTx) execChanged(st rawStmt, args ...any) (int64, error) {
-	res, err := st.ExecContext(t.ctx, t.args(args))
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
 }
 
 // queryRow runs st with args and returns its first row (sql.ErrNoRows

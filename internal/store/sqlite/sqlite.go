@@ -87,10 +87,6 @@ type Store struct {
 	// when batches are smaller than four.
 	claimed atomic.Int64
 
-	// def are the deliveries deferred by this Store's publishes
-	// (deferred.go).
-	def deferState
-
 	// The background checkpointer (see checkpointer).
 	ck          *sql.DB
 	ckKick      chan struct{}
@@ -161,10 +157,6 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 	}
 	s := &Store{w: w, wake: make(chan struct{}, 1), ckKick: make(chan struct{}, 1), ckStop: make(chan struct{}), ckDone: make(chan struct{}), ckIdle: o.checkpointIdle}
 	if err := s.migrate(ctx); err != nil {
-		_ = w.Close()
-		return nil, err
-	}
-	if err := s.recoverDeferred(ctx); err != nil {
 		_ = w.Close()
 		return nil, err
 	}

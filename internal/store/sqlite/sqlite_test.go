@@ -40,27 +40,6 @@ func TestDeferredReopen(t *testing.T) {
 	})
 }
 
-// TestDeferredShared: SQLite is not shared across processes, so
-// storetest.RunDeferredShared skips; two stores on one file are
-// TestDeferredDeliveriesSettledByAnotherStore's case.
-func TestDeferredShared(t *testing.T) {
-	t.Parallel()
-	path := filepath.Join(t.TempDir(), "longhook.db")
-	a, b := mustOpen(t, path), mustOpen(t, path)
-	defer a.Close()
-	defer b.Close()
-	storetest.RunDeferredShared(t, a, b)
-}
-
-func mustOpen(t *testing.T, path string) *sqlite.Store {
-	t.Helper()
-	s, err := sqlite.Open(context.Background(), path)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	return s
-}
-
 func BenchmarkStore(b *testing.B) {
 	storetest.RunBenchmarks(b, func(b *testing.B) core.Store { return newStore(b) })
 }

@@ -329,12 +329,12 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 	// Deferred deliveries (deferred.go): their completions write their
 	// rows. One completed by another owner than its lease's materializes
 	// its group first, then takes today's path.
-	taken, groups, counts, mismatch := s.deferred.takeDeferred(cs)
+	taken, groups, counts, reap, mismatch := s.deferred.takeDeferred(cs)
 	if len(mismatch) > 0 {
 		if err := s.settleGroups(ctx, mismatch); err != nil {
 			return wrap("complete", err)
 		}
-		taken, groups, counts, _ = s.deferred.takeDeferred(cs)
+		taken, groups, counts, reap, _ = s.deferred.takeDeferred(cs)
 	}
 	var df deferRows
 	dlean := leanDeferred // every deferred completion so far fits completeDeferredLeanSQL
@@ -459,14 +459,17 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			b.Queue(asyncCommitSQL)
 		}
 		n := b.Len()
-		if len(df.id) > 0 {
+		switch {
+		case len(df.id) > 0:
 			// The groups first, in id order, as settleSQL locks them.
-			b.Queue(lockGroupsSQL, textArray(groups))
+			b.Queue(lockGroupsSQL, textArray(lockOrder(groups, reap)))
 			if dlean {
-				df.queueLean(b, groups, counts)
+				df.queueLean(b, groups, reap)
 			} else {
-				df.queueIn(b, groups, counts)
+				df.queueIn(b, groups, reap)
 			}
+		case len(reap) > 0:
+			b.Queue(reapSQL, textArray(reap))
 		}
 		if len(r.aDelivery) > 0 {
 			b.Queue(insertAttemptsSQL, r.aDelivery, r.aNumber, r.aTime, r.aURI, r.aCode, r.aLatency, r.aError,
@@ -496,6 +499,9 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		s.hookBatch(b, "complete")
 		return c.SendBatch(ctx, b).Close()
 	})
+	if len(groups) > 0 || len(reap) > 0 {
+		s.deferred.finished(groups, counts, reap, err == nil)
+	}
 	if err != nil && len(groups) > 0 {
 		// The rows of the deliveries taken from memory were not written
 		// (or, if the commit's outcome is unknown, maybe were): their
@@ -643,13 +649,17 @@ func (s *Store) NextDueTime(ctx context.Context) (time.Time, bool, error) {
 // QueueDepth implements core.DeliveryStore (linear in the number of
 // pending deliveries).
 func (s *Store) QueueDepth(ctx context.Context, now time.Time) (core.QueueDepth, error) {
+	// Deferred deliveries are pending and leased (due) until completed:
+	// which are is known from the rows completions wrote, so they are
+	// counted as rows (the metrics' scrape is this call's reader).
+	if err := s.settleAll(ctx); err != nil {
+		return core.QueueDepth{}, err
+	}
 	var due, total int
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
-		// Deferred deliveries are pending and leased: due.
-		return c.QueryRow(ctx, `SELECT d.due + g.n, d.total + g.n FROM (SELECT
-			count(*) FILTER (WHERE next_attempt_time <= $1 OR lease_owner <> '') AS due, count(*) AS total
-			FROM deliveries WHERE status = 'pending') d,
-			(SELECT coalesce(sum(n), 0)::int8 AS n FROM deferred_deliveries) g`, now).Scan(&due, &total)
+		return c.QueryRow(ctx, `SELECT
+			count(*) FILTER (WHERE next_attempt_time <= $1 OR lease_owner <> ''), count(*)
+			FROM deliveries WHERE status = 'pending'`, now).Scan(&due, &total)
 	})
 	if err != nil {
 		return core.QueueDepth{}, wrap("queue depth", err)

@@ -240,10 +240,21 @@ func testDeferredReaders(t *testing.T, b *bundle) {
 		t.Errorf("after Redeliver: %+v", *got)
 	}
 	b.wantHeld("after another's Redeliver", g, g.ds[0].ID, g.ds[2].ID, g.ds[3].ID)
+	// The first holder's completion comes after the Redeliver took its
+	// lease: recorded, not applied.
+	b.complete(succeeded(asClaimed(g.ds[1]), direct, now))
+	if got, as := b.get(g, g.ds[1].ID); got.Status != core.DeliveryPending || got.Attempts != 0 || len(as) != 1 {
+		t.Errorf("the first holder's completion after Redeliver: %s, %d attempts, %d listed; want pending, 0, 1",
+			got.Status, got.Attempts, len(as))
+	}
 	if got := b.claimIDs("other", now); !slices.Equal(got, []string{g.ds[1].ID}) {
 		t.Errorf("after Redeliver: claimed %v, want the redelivered one", got)
 	}
 	b.complete(succeeded(asClaimed(g.ds[1]), "other", now))
+	if got, as := b.get(g, g.ds[1].ID); got.Status != core.DeliverySucceeded || got.Attempts != 1 || len(as) != 2 {
+		t.Errorf("the new holder's completion after Redeliver: %s, %d attempts, %d listed; want succeeded, 1, 2",
+			got.Status, got.Attempts, len(as))
+	}
 	b.completeAll("after Redeliver", g, now, g.ds[0].ID, g.ds[2].ID, g.ds[3].ID)
 
 	// RecoverDeliveries re-queues finished deliveries only: none here.

@@ -77,6 +77,10 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"DeferredReaders", testDeferredReaders},
 		{"DeferredMixed", testDeferredMixed},
 		{"DeferredLeaseExpiry", testDeferredLeaseExpiry},
+		{"DeferredPublishMixed", testDeferredPublishMixed},
+		{"DeferredExpire", testDeferredExpire},
+		{"DeferredOwners", testDeferredOwners},
+		{"DeferredConcurrent", testDeferredConcurrent},
 		{"Stats", testStats},
 		{"StatsManyWebhooks", testStatsManyWebhooks},
 	}

@@ -839,8 +839,39 @@ func leanDeferredFits(d *core.Delivery, c *core.Completion, inline bool) bool {
 		d.UpdateTime.Equal(d.CreateTime)
 }
 
+// deferredCompletion is a completion of a deferred delivery (ref), its
+// attempt made at at, its response stored as resp, kept in the row if
+// inline.
+type deferredCompletion struct {
+	ref    *deferRef
+	c      *core.Completion
+	at     time.Time
+	resp   []byte
+	inline bool
+}
+
+// addLean adds the arrays completeDeferredLeanSQL reads (dc
+// leanDeferredFits).
+func (r *deferRows) addLean(dc *deferredCompletion) {
+	d, a := &dc.ref.d, &dc.c.Attempt
+	r.grp = append(r.grp, dc.ref.g.id)
+	r.id = append(r.id, d.ID)
+	r.owner = append(r.owner, dc.c.Owner)
+	r.code = append(r.code, int32(a.StatusCode))
+	r.at = append(r.at, dc.at)
+	r.number = append(r.number, int32(a.Number))
+	r.uri = append(r.uri, a.URI)
+	r.latency = append(r.latency, int64(a.Latency))
+	r.response = append(r.response, dc.resp)
+	r.event = append(r.event, d.EventID)
+	r.project = append(r.project, d.ProjectID)
+	r.webhook = append(r.webhook, d.WebhookID)
+	r.typ = append(r.typ, d.EventType)
+	r.created = append(r.created, d.CreateTime)
+}
+
 // queueLean queues completeDeferredLeanSQL's arrays, taken from r (filled
-// by add, every row of which leanDeferredFits).
+// by addLean).
 func (r *deferRows) queueLean(b *pgx.Batch, groups, reap []string) {
 	b.Queue(completeDeferredLeanSQL, textArray(groups), r.grp, r.id, r.owner, r.code, r.at, r.number, r.uri,
 		r.latency, r.response, r.event, r.project, r.webhook, r.typ, r.created, textArray(orEmpty(reap)))

@@ -337,6 +337,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		taken, groups, counts, reap, _ = s.deferred.takeDeferred(cs)
 	}
 	var df deferRows
+	var dcs []deferredCompletion
 	dlean := leanDeferred // every deferred completion so far fits completeDeferredLeanSQL
 	var r completeRows
 	runs := map[string]*runAgg{}
@@ -370,7 +371,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 				r.addAttempt(c.DeliveryID, a, at, resp)
 			}
 			dlean = dlean && leanDeferredFits(&taken[i].d, &c, inline)
-			df.add(taken[i].g.id, &taken[i].d, &c, at, resp, inline)
+			dcs = append(dcs, deferredCompletion{ref: taken[i], c: &cs[i], at: at, resp: resp, inline: inline})
 			foldRun(c, at, tried, runs, disable)
 			continue
 		}
@@ -424,6 +425,14 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		}
 
 		foldRun(c, at, tried, runs, disable)
+	}
+	// Only the arrays of the statement taken.
+	for i := range dcs {
+		if dlean {
+			df.addLean(&dcs[i])
+		} else {
+			df.add(dcs[i].ref.g.id, &dcs[i].ref.d, dcs[i].c, dcs[i].at, dcs[i].resp, dcs[i].inline)
+		}
 	}
 	var runIDs textArray
 	var runReset boolArray

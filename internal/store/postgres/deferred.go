@@ -59,7 +59,7 @@ type deferGroup struct {
 // it, and its group.
 type deferRef struct {
 	g *deferGroup
-	d core.Delivery
+	d *core.Delivery // in the slice the group was published from
 }
 
 // deferredSet is the store's deferred deliveries.
@@ -86,9 +86,9 @@ func (ds *deferredSet) add(id string, born, expires time.Time, ds2 []core.Delive
 	defer ds.mu.Unlock()
 	g := &deferGroup{id: id, left: len(ds2), born: born, expires: expires, ids: make([]string, len(ds2))}
 	ds.groups[id] = g
-	for i, d := range ds2 {
-		g.ids[i] = d.ID
-		ds.byID[d.ID] = deferRef{g: g, d: d}
+	for i := range ds2 {
+		g.ids[i] = ds2[i].ID
+		ds.byID[ds2[i].ID] = deferRef{g: g, d: &ds2[i]}
 	}
 }
 
@@ -683,7 +683,7 @@ func finalRow(d *core.Delivery, c *core.Completion, at time.Time, inline bool) f
 // finished is told), reap the done groups the completion is to delete.
 // A completion of a deferred delivery by another owner is in mismatch:
 // its group is materialized first.
-func (ds *deferredSet) takeDeferred(cs []core.Completion) (taken []*deferRef, groups []string, counts []int,
+func (ds *deferredSet) takeDeferred(cs []core.Completion) (taken []deferRef, groups []string, counts []int,
 	reap []string, mismatch []string) {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
@@ -718,9 +718,9 @@ func (ds *deferredSet) takeDeferred(cs []core.Completion) (taken []*deferRef, gr
 		}
 		delete(ds.byID, c.DeliveryID)
 		if taken == nil {
-			taken = make([]*deferRef, len(cs))
+			taken = make([]deferRef, len(cs))
 		}
-		taken[i] = &r
+		taken[i] = r
 		if n[r.g.id]++; n[r.g.id] == 1 {
 			groups = append(groups, r.g.id)
 		}
@@ -843,7 +843,7 @@ func leanDeferredFits(d *core.Delivery, c *core.Completion, inline bool) bool {
 // attempt made at at, its response stored as resp, kept in the row if
 // inline.
 type deferredCompletion struct {
-	ref    *deferRef
+	ref    deferRef
 	c      *core.Completion
 	at     time.Time
 	resp   []byte
@@ -853,7 +853,7 @@ type deferredCompletion struct {
 // addLean adds the arrays completeDeferredLeanSQL reads (dc
 // leanDeferredFits).
 func (r *deferRows) addLean(dc *deferredCompletion) {
-	d, a := &dc.ref.d, &dc.c.Attempt
+	d, a := dc.ref.d, &dc.c.Attempt
 	r.grp = append(r.grp, dc.ref.g.id)
 	r.id = append(r.id, d.ID)
 	r.owner = append(r.owner, dc.c.Owner)

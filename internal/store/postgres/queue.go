@@ -347,7 +347,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 	if taken != nil {
 		rest = make([]core.Completion, 0, len(cs))
 		for i, c := range cs {
-			if taken[i] == nil {
+			if taken[i].d == nil {
 				rest = append(rest, c)
 			}
 		}
@@ -362,7 +362,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		if len(resp) > MaxResponseBytes {
 			resp = resp[:MaxResponseBytes]
 		}
-		if taken != nil && taken[i] != nil {
+		if taken != nil && taken[i].d != nil {
 			// The lease is held (as update below); a repetition of the
 			// completion later in cs finds it held no more.
 			held[[2]string{c.DeliveryID, c.Owner}] = true
@@ -370,7 +370,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			if tried && !inline {
 				r.addAttempt(c.DeliveryID, a, at, resp)
 			}
-			dlean = dlean && leanDeferredFits(&taken[i].d, &c, inline)
+			dlean = dlean && leanDeferredFits(taken[i].d, &c, inline)
 			dcs = append(dcs, deferredCompletion{ref: taken[i], c: &cs[i], at: at, resp: resp, inline: inline})
 			foldRun(c, at, tried, runs, disable)
 			continue
@@ -431,7 +431,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		if dlean {
 			df.addLean(&dcs[i])
 		} else {
-			df.add(dcs[i].ref.g.id, &dcs[i].ref.d, dcs[i].c, dcs[i].at, dcs[i].resp, dcs[i].inline)
+			df.add(dcs[i].ref.g.id, dcs[i].ref.d, dcs[i].c, dcs[i].at, dcs[i].resp, dcs[i].inline)
 		}
 	}
 	var runIDs textArray

@@ -850,6 +850,16 @@ type deferredCompletion struct {
 	inline bool
 }
 
+// reserveLean makes room in the arrays addLean fills for n more rows.
+func (r *deferRows) reserveLean(n int) {
+	for _, a := range []*textArray{&r.grp, &r.id, &r.owner, &r.uri, &r.event, &r.project, &r.webhook, &r.typ} {
+		*a = slices.Grow(*a, n)
+	}
+	r.code, r.number = slices.Grow(r.code, n), slices.Grow(r.number, n)
+	r.at, r.created = slices.Grow(r.at, n), slices.Grow(r.created, n)
+	r.latency, r.response = slices.Grow(r.latency, n), slices.Grow(r.response, n)
+}
+
 // addLean adds the arrays completeDeferredLeanSQL reads (dc
 // leanDeferredFits).
 func (r *deferRows) addLean(dc *deferredCompletion) {

@@ -344,13 +344,23 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 	disable := map[string]time.Time{} // webhook id → time of the attempt that disables it
 	held := map[[2]string]bool{}
 	rest := cs // the completions of rows
+	ntaken := 0
 	if taken != nil {
-		rest = make([]core.Completion, 0, len(cs))
+		for i := range taken {
+			if taken[i].d != nil {
+				ntaken++
+			}
+		}
+		rest = nil
+		if ntaken < len(cs) {
+			rest = make([]core.Completion, 0, len(cs)-ntaken)
+		}
 		for i, c := range cs {
 			if taken[i].d == nil {
 				rest = append(rest, c)
 			}
 		}
+		dcs = make([]deferredCompletion, 0, ntaken)
 	}
 	lean := leanCompletions(rest)
 	var l leanRows
@@ -427,6 +437,9 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		foldRun(c, at, tried, runs, disable)
 	}
 	// Only the arrays of the statement taken.
+	if dlean {
+		df.reserveLean(len(dcs))
+	}
 	for i := range dcs {
 		if dlean {
 			df.addLean(&dcs[i])

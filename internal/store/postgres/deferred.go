@@ -36,13 +36,19 @@ var deferLeased = true
 var (
 	settleAge   = time.Second
 	settleEvery = 500 * time.Millisecond
+	// settleLoopOff keeps Open from starting settleLoop (tests that
+	// count group records).
+	settleLoopOff = false
 )
 
 // deferGroup is one of this store's group records.
 type deferGroup struct {
 	id   string
-	left int       // deliveries of it not yet completed here
-	born time.Time // when the publish committed (this process's clock)
+	left int // deliveries of it not yet taken by a completion
+	// inflight counts its deliveries taken by completions not yet
+	// committed: the group is done (its record to delete) when both are 0.
+	inflight int
+	born     time.Time // when the publish committed (this process's clock)
 	// expires is its earliest lease expiry: on the callers' clock
 	// (Options.CallerClock), else on this process's, from born.
 	expires time.Time
@@ -53,7 +59,7 @@ type deferGroup struct {
 // it, and its group.
 type deferRef struct {
 	g *deferGroup
-	d core.Delivery
+	d *core.Delivery // in the slice the group was published from
 }
 
 // deferredSet is the store's deferred deliveries.
@@ -61,6 +67,9 @@ type deferredSet struct {
 	mu     sync.Mutex
 	byID   map[string]deferRef
 	groups map[string]*deferGroup
+	// done are groups whose deliveries' rows are all committed: their
+	// records are deleted by the next completion, or by settleLoop.
+	done []string
 }
 
 func (ds *deferredSet) init() {
@@ -77,9 +86,9 @@ func (ds *deferredSet) add(id string, born, expires time.Time, ds2 []core.Delive
 	defer ds.mu.Unlock()
 	g := &deferGroup{id: id, left: len(ds2), born: born, expires: expires, ids: make([]string, len(ds2))}
 	ds.groups[id] = g
-	for i, d := range ds2 {
-		g.ids[i] = d.ID
-		ds.byID[d.ID] = deferRef{g: g, d: d}
+	for i := range ds2 {
+		g.ids[i] = ds2[i].ID
+		ds.byID[ds2[i].ID] = deferRef{g: g, d: &ds2[i]}
 	}
 }
 
@@ -500,6 +509,7 @@ func (s *Store) settleLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		for _, f := range []func(context.Context) error{
+			s.reap,
 			func(ctx context.Context) error { return s.settleStale(ctx, time.Time{}) },
 			func(ctx context.Context) error { return s.settleExpired(ctx, nil) },
 		} {
@@ -523,11 +533,12 @@ const lockGroupsSQL = `SELECT id FROM deferred_deliveries WHERE id = ANY ($1::te
 // the row the publish used to insert; for the others, materialized by
 // then, it is completeSQL itself (the update under the lease, the attempt
 // kept in the row — or, if the lease is no longer held, in attempts). It
-// counts the deliveries completed off their groups' n ($30: how many of
-// each group of $1), deleting a group whose deliveries are all written:
-// completions of one group in concurrent transactions take its lock in
-// turn, so the last to commit deletes it, whatever order they were made
-// in.
+// deletes the groups whose rows earlier completions all committed ($30,
+// done; locked by lockGroupsSQL with the others). A group is not deleted
+// by the completion that takes its last delivery: completions of one
+// group in concurrent transactions commit in any order, and a group
+// deleted before the others committed made them find it gone and update
+// rows that did not exist.
 const completeDeferredSQL = `WITH ex AS (SELECT id FROM deferred_deliveries WHERE id = ANY ($1::text[])),
 x AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::int4[],
 	$8::text[], $9::timestamptz[], $10::bool[], $11::int4[], $12::text[], $13::int8[], $14::bytea[],
@@ -556,10 +567,7 @@ u AS (UPDATE deliveries d SET status = x.status,
 FROM x
 WHERE d.id = ANY ($3::text[]) AND d.id = x.id AND d.lease_owner = x.owner AND x.grp NOT IN (SELECT id FROM ex)
 RETURNING d.id),
-k AS (SELECT * FROM unnest($1::text[], $30::int4[]) AS k(id, n)),
-dec AS (UPDATE deferred_deliveries g SET n = g.n - k.n FROM k
-	WHERE g.id = ANY ($1::text[]) AND g.id = k.id AND g.n > k.n),
-del AS (DELETE FROM deferred_deliveries g USING k WHERE g.id = ANY ($1::text[]) AND g.id = k.id AND g.n <= k.n)
+del AS (DELETE FROM deferred_deliveries WHERE id = ANY ($30::text[]))
 INSERT INTO attempts (delivery_id, number, time, uri, status_code, latency_ns, error, response)
 SELECT x.id, x.number, x.at, x.uri, x.code, x.latency, '', x.response
 FROM x
@@ -624,13 +632,12 @@ func (r *deferRows) add(grp string, d *core.Delivery, c *core.Completion, at tim
 	r.inlineURI = append(r.inlineURI, f.inlineURI)
 }
 
-// queueIn queues completeDeferredSQL; counts are how many deliveries of
-// each group r completes.
-func (r *deferRows) queueIn(b *pgx.Batch, groups []string, counts int32Array) {
+// queueIn queues completeDeferredSQL; reap are done groups to delete.
+func (r *deferRows) queueIn(b *pgx.Batch, groups, reap []string) {
 	b.Queue(completeDeferredSQL, textArray(groups), r.grp, r.id, r.owner, r.status, r.next, r.code, r.err, r.at,
 		r.tried, r.number, r.uri, r.latency, r.response, r.event, r.project, r.webhook, r.duri, r.dest, r.typ,
 		r.queue, r.attempts, r.manual, r.lastCode, r.lastErr, r.start, r.scheduleBase, r.created, r.inlineURI,
-		counts)
+		textArray(orEmpty(reap)))
 }
 
 // final is a delivery row after its completion; queue and inlineURI are
@@ -672,15 +679,17 @@ func finalRow(d *core.Delivery, c *core.Completion, at time.Time, inline bool) f
 // takeDeferred takes the deferred deliveries that cs complete out of
 // the store's memory: taken[i] is set for cs[i] when it completes one
 // (its lease owner completing it, first in cs); groups are their groups
-// in id order, counts how many of each cs completes. A group left with
-// no deferred delivery is forgotten. A completion of a deferred delivery
-// by another owner is in mismatch: its group is materialized first.
-func (ds *deferredSet) takeDeferred(cs []core.Completion) (taken []*deferRef, groups []string, counts int32Array,
-	mismatch []string) {
+// in id order, counts how many of each cs completes (in flight until
+// finished is told), reap the done groups the completion is to delete.
+// A completion of a deferred delivery by another owner is in mismatch:
+// its group is materialized first.
+func (ds *deferredSet) takeDeferred(cs []core.Completion) (taken []deferRef, groups []string, counts []int,
+	reap []string, mismatch []string) {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
+	reap, ds.done = ds.done, nil
 	if len(ds.byID) == 0 {
-		return nil, nil, nil, nil
+		return nil, nil, nil, reap, nil
 	}
 	seen := map[string]bool{}
 	for i := range cs {
@@ -697,7 +706,8 @@ func (ds *deferredSet) takeDeferred(cs []core.Completion) (taken []*deferRef, gr
 		}
 	}
 	if len(mismatch) > 0 {
-		return nil, nil, nil, mismatch
+		ds.done = append(ds.done, reap...)
+		return nil, nil, nil, nil, mismatch
 	}
 	n := map[string]int32{}
 	for i := range cs {
@@ -708,22 +718,75 @@ func (ds *deferredSet) takeDeferred(cs []core.Completion) (taken []*deferRef, gr
 		}
 		delete(ds.byID, c.DeliveryID)
 		if taken == nil {
-			taken = make([]*deferRef, len(cs))
+			taken = make([]deferRef, len(cs))
 		}
-		taken[i] = &r
+		taken[i] = r
 		if n[r.g.id]++; n[r.g.id] == 1 {
 			groups = append(groups, r.g.id)
 		}
-		if r.g.left--; r.g.left == 0 {
-			delete(ds.groups, r.g.id)
-		}
+		r.g.left--
+		r.g.inflight++
 	}
 	slices.Sort(groups)
-	counts = make(int32Array, len(groups))
+	counts = make([]int, len(groups))
 	for i, g := range groups {
-		counts[i] = n[g]
+		counts[i] = int(n[g])
 	}
-	return taken, groups, counts, nil
+	return taken, groups, counts, reap, nil
+}
+
+// finished tells that completions of counts of groups (takeDeferred's)
+// committed; a group with nothing left to complete is done. reap were
+// deleted by them (ok) or are to delete still.
+func (ds *deferredSet) finished(groups []string, counts []int, reap []string, ok bool) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if !ok {
+		ds.done = append(ds.done, reap...)
+		return
+	}
+	for i, id := range groups {
+		g, found := ds.groups[id]
+		if !found {
+			continue // materialized meanwhile
+		}
+		if g.inflight -= counts[i]; g.inflight == 0 && g.left == 0 {
+			delete(ds.groups, id)
+			ds.done = append(ds.done, id)
+		}
+	}
+}
+
+// takeDone returns the done groups to delete (and forgets them).
+func (ds *deferredSet) takeDone() []string {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	d := ds.done
+	ds.done = nil
+	return d
+}
+
+// reapSQL deletes done groups, locked in id order (as settleSQL).
+const reapSQL = `DELETE FROM deferred_deliveries WHERE id IN (
+	SELECT id FROM deferred_deliveries WHERE id = ANY ($1::text[]) ORDER BY id FOR UPDATE)`
+
+// reap deletes the done groups no completion took with it.
+func (s *Store) reap(ctx context.Context) error {
+	done := s.deferred.takeDone()
+	if len(done) == 0 {
+		return nil
+	}
+	err := s.run(ctx, true, func(c *pgx.Conn) error {
+		b := &pgx.Batch{}
+		b.Queue(asyncCommitSQL) // a lost delete leaves a record whose rows all exist
+		b.Queue(reapSQL, textArray(done))
+		return c.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		s.deferred.finished(nil, nil, done, false)
+		return wrap("delete deferred groups", err)
+	}
+	return nil
 }
 
 // completeDeferredLeanSQL is completeDeferredSQL for a batch whose
@@ -753,10 +816,7 @@ u AS (UPDATE deliveries d SET status = 'succeeded',
 FROM x
 WHERE d.id = ANY ($3::text[]) AND d.id = x.id AND d.lease_owner = x.owner AND x.grp NOT IN (SELECT id FROM ex)
 RETURNING d.id),
-k AS (SELECT * FROM unnest($1::text[], $16::int4[]) AS k(id, n)),
-dec AS (UPDATE deferred_deliveries g SET n = g.n - k.n FROM k
-	WHERE g.id = ANY ($1::text[]) AND g.id = k.id AND g.n > k.n),
-del AS (DELETE FROM deferred_deliveries g USING k WHERE g.id = ANY ($1::text[]) AND g.id = k.id AND g.n <= k.n)
+del AS (DELETE FROM deferred_deliveries WHERE id = ANY ($16::text[]))
 INSERT INTO attempts (delivery_id, number, time, uri, status_code, latency_ns, error, response)
 SELECT x.id, x.number, x.at, x.uri, x.code, x.latency, '', x.response
 FROM x
@@ -779,9 +839,62 @@ func leanDeferredFits(d *core.Delivery, c *core.Completion, inline bool) bool {
 		d.UpdateTime.Equal(d.CreateTime)
 }
 
+// deferredCompletion is a completion of a deferred delivery (ref), its
+// attempt made at at, its response stored as resp, kept in the row if
+// inline.
+type deferredCompletion struct {
+	ref    deferRef
+	c      *core.Completion
+	at     time.Time
+	resp   []byte
+	inline bool
+}
+
+// reserveLean makes room in the arrays addLean fills for n more rows.
+func (r *deferRows) reserveLean(n int) {
+	for _, a := range []*textArray{&r.grp, &r.id, &r.owner, &r.uri, &r.event, &r.project, &r.webhook, &r.typ} {
+		*a = slices.Grow(*a, n)
+	}
+	r.code, r.number = slices.Grow(r.code, n), slices.Grow(r.number, n)
+	r.at, r.created = slices.Grow(r.at, n), slices.Grow(r.created, n)
+	r.latency, r.response = slices.Grow(r.latency, n), slices.Grow(r.response, n)
+}
+
+// addLean adds the arrays completeDeferredLeanSQL reads (dc
+// leanDeferredFits).
+func (r *deferRows) addLean(dc *deferredCompletion) {
+	d, a := dc.ref.d, &dc.c.Attempt
+	r.grp = append(r.grp, dc.ref.g.id)
+	r.id = append(r.id, d.ID)
+	r.owner = append(r.owner, dc.c.Owner)
+	r.code = append(r.code, int32(a.StatusCode))
+	r.at = append(r.at, dc.at)
+	r.number = append(r.number, int32(a.Number))
+	r.uri = append(r.uri, a.URI)
+	r.latency = append(r.latency, int64(a.Latency))
+	r.response = append(r.response, dc.resp)
+	r.event = append(r.event, d.EventID)
+	r.project = append(r.project, d.ProjectID)
+	r.webhook = append(r.webhook, d.WebhookID)
+	r.typ = append(r.typ, d.EventType)
+	r.created = append(r.created, d.CreateTime)
+}
+
 // queueLean queues completeDeferredLeanSQL's arrays, taken from r (filled
-// by add, every row of which leanDeferredFits).
-func (r *deferRows) queueLean(b *pgx.Batch, groups []string, counts int32Array) {
+// by addLean).
+func (r *deferRows) queueLean(b *pgx.Batch, groups, reap []string) {
 	b.Queue(completeDeferredLeanSQL, textArray(groups), r.grp, r.id, r.owner, r.code, r.at, r.number, r.uri,
-		r.latency, r.response, r.event, r.project, r.webhook, r.typ, r.created, counts)
+		r.latency, r.response, r.event, r.project, r.webhook, r.typ, r.created, textArray(orEmpty(reap)))
+}
+
+// lockOrder is the union of a and b (each sorted) in id order, without
+// repeats: a completion's groups and the done groups it deletes, locked
+// in one pass.
+func lockOrder(a, b []string) []string {
+	if len(b) == 0 {
+		return a
+	}
+	out := slices.Concat(a, b)
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -283,3 +283,48 @@ func TestDeferredSharedConformance(t *testing.T) {
 	schema := pgtest.Schema(t, url, "lh_test_")
 	storetest.RunDeferredShared(t, open(t, url, schema), open(t, url, schema))
 }
+
+// TestDeferredGroupsDeleted: a group whose rows its completions all
+// committed is deleted by the next completion (or settleLoop's reap), not
+// left for a reader to materialize.
+func TestDeferredGroupsDeleted(t *testing.T) {
+	// Not parallel: it turns settleLoop off for its store, which would
+	// materialize the groups once a second old on a slow machine.
+	url := pgtest.URL(t)
+	settleLoopOff = true
+	s := open(t, url, pgtest.Schema(t, url, "lh_test_"))
+	settleLoopOff = false
+	f := newFixture(t, s, 2)
+	ctx := t.Context()
+	t0 := storetest.T0
+	complete := func(ne core.NewEvent) {
+		t.Helper()
+		var cs []core.Completion
+		for _, d := range ne.Deliveries {
+			cs = append(cs, succeeded(core.Claimed{Delivery: d}, "o", t0.Add(time.Second)))
+		}
+		if err := s.CompleteDeliveries(ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g1, g2 := leasedEvents(f, 1, "o", t0, t0.Add(time.Minute)), leasedEvents(f, 1, "o", t0, t0.Add(time.Minute))
+	for _, g := range [][]core.NewEvent{g1, g2} {
+		if _, err := s.PublishEvents(ctx, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	complete(g1[0])
+	if n := deferredCount(t, s); n != 2 {
+		t.Fatalf("%d group records after the first group's completion, want 2 (done, deleted with the next)", n)
+	}
+	complete(g2[0])
+	if n := deferredCount(t, s); n != 1 {
+		t.Errorf("%d group records after the second group's completion, want 1", n)
+	}
+	if err := s.reap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := deferredCount(t, s); n != 0 {
+		t.Errorf("%d group records after reap, want 0", n)
+	}
+}

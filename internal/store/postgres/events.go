@@ -323,6 +323,11 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 				// Its row is written by its completion (deferred.go).
 				if dg.id == "" {
 					dg.id = core.NewSortableID(time.Now())
+					n := 0
+					for _, ne := range evs[i:] {
+						n += len(ne.Deliveries)
+					}
+					dg.ds = make([]core.Delivery, 0, n)
 				}
 				dg.add(d)
 			case fan && fr.fits(&d, &ev):

@@ -204,10 +204,13 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(3)
+	s.wg.Add(2)
 	go s.listen(bg, lc)
 	go s.notifyLoop(bg)
-	go s.settleLoop(bg)
+	if !settleLoopOff {
+		s.wg.Add(1)
+		go s.settleLoop(bg)
+	}
 	return s, nil
 }
 

@@ -329,27 +329,38 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 	// Deferred deliveries (deferred.go): their completions write their
 	// rows. One completed by another owner than its lease's materializes
 	// its group first, then takes today's path.
-	taken, groups, counts, mismatch := s.deferred.takeDeferred(cs)
+	taken, groups, counts, reap, mismatch := s.deferred.takeDeferred(cs)
 	if len(mismatch) > 0 {
 		if err := s.settleGroups(ctx, mismatch); err != nil {
 			return wrap("complete", err)
 		}
-		taken, groups, counts, _ = s.deferred.takeDeferred(cs)
+		taken, groups, counts, reap, _ = s.deferred.takeDeferred(cs)
 	}
 	var df deferRows
+	var dcs []deferredCompletion
 	dlean := leanDeferred // every deferred completion so far fits completeDeferredLeanSQL
 	var r completeRows
 	runs := map[string]*runAgg{}
 	disable := map[string]time.Time{} // webhook id → time of the attempt that disables it
 	held := map[[2]string]bool{}
 	rest := cs // the completions of rows
+	ntaken := 0
 	if taken != nil {
-		rest = make([]core.Completion, 0, len(cs))
+		for i := range taken {
+			if taken[i].d != nil {
+				ntaken++
+			}
+		}
+		rest = nil
+		if ntaken < len(cs) {
+			rest = make([]core.Completion, 0, len(cs)-ntaken)
+		}
 		for i, c := range cs {
-			if taken[i] == nil {
+			if taken[i].d == nil {
 				rest = append(rest, c)
 			}
 		}
+		dcs = make([]deferredCompletion, 0, ntaken)
 	}
 	lean := leanCompletions(rest)
 	var l leanRows
@@ -361,7 +372,7 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		if len(resp) > MaxResponseBytes {
 			resp = resp[:MaxResponseBytes]
 		}
-		if taken != nil && taken[i] != nil {
+		if taken != nil && taken[i].d != nil {
 			// The lease is held (as update below); a repetition of the
 			// completion later in cs finds it held no more.
 			held[[2]string{c.DeliveryID, c.Owner}] = true
@@ -369,8 +380,8 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			if tried && !inline {
 				r.addAttempt(c.DeliveryID, a, at, resp)
 			}
-			dlean = dlean && leanDeferredFits(&taken[i].d, &c, inline)
-			df.add(taken[i].g.id, &taken[i].d, &c, at, resp, inline)
+			dlean = dlean && leanDeferredFits(taken[i].d, &c, inline)
+			dcs = append(dcs, deferredCompletion{ref: taken[i], c: &cs[i], at: at, resp: resp, inline: inline})
 			foldRun(c, at, tried, runs, disable)
 			continue
 		}
@@ -425,6 +436,17 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 
 		foldRun(c, at, tried, runs, disable)
 	}
+	// Only the arrays of the statement taken.
+	if dlean {
+		df.reserveLean(len(dcs))
+	}
+	for i := range dcs {
+		if dlean {
+			df.addLean(&dcs[i])
+		} else {
+			df.add(dcs[i].ref.g.id, dcs[i].ref.d, dcs[i].c, dcs[i].at, dcs[i].resp, dcs[i].inline)
+		}
+	}
 	var runIDs textArray
 	var runReset boolArray
 	var runN int32Array
@@ -459,14 +481,17 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			b.Queue(asyncCommitSQL)
 		}
 		n := b.Len()
-		if len(df.id) > 0 {
+		switch {
+		case len(df.id) > 0:
 			// The groups first, in id order, as settleSQL locks them.
-			b.Queue(lockGroupsSQL, textArray(groups))
+			b.Queue(lockGroupsSQL, textArray(lockOrder(groups, reap)))
 			if dlean {
-				df.queueLean(b, groups, counts)
+				df.queueLean(b, groups, reap)
 			} else {
-				df.queueIn(b, groups, counts)
+				df.queueIn(b, groups, reap)
 			}
+		case len(reap) > 0:
+			b.Queue(reapSQL, textArray(reap))
 		}
 		if len(r.aDelivery) > 0 {
 			b.Queue(insertAttemptsSQL, r.aDelivery, r.aNumber, r.aTime, r.aURI, r.aCode, r.aLatency, r.aError,
@@ -496,6 +521,9 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		s.hookBatch(b, "complete")
 		return c.SendBatch(ctx, b).Close()
 	})
+	if len(groups) > 0 || len(reap) > 0 {
+		s.deferred.finished(groups, counts, reap, err == nil)
+	}
 	if err != nil && len(groups) > 0 {
 		// The rows of the deliveries taken from memory were not written
 		// (or, if the commit's outcome is unknown, maybe were): their
@@ -643,13 +671,17 @@ func (s *Store) NextDueTime(ctx context.Context) (time.Time, bool, error) {
 // QueueDepth implements core.DeliveryStore (linear in the number of
 // pending deliveries).
 func (s *Store) QueueDepth(ctx context.Context, now time.Time) (core.QueueDepth, error) {
+	// Deferred deliveries are pending and leased (due) until completed:
+	// which are is known from the rows completions wrote, so they are
+	// counted as rows (the metrics' scrape is this call's reader).
+	if err := s.settleAll(ctx); err != nil {
+		return core.QueueDepth{}, err
+	}
 	var due, total int
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
-		// Deferred deliveries are pending and leased: due.
-		return c.QueryRow(ctx, `SELECT d.due + g.n, d.total + g.n FROM (SELECT
-			count(*) FILTER (WHERE next_attempt_time <= $1 OR lease_owner <> '') AS due, count(*) AS total
-			FROM deliveries WHERE status = 'pending') d,
-			(SELECT coalesce(sum(n), 0)::int8 AS n FROM deferred_deliveries) g`, now).Scan(&due, &total)
+		return c.QueryRow(ctx, `SELECT
+			count(*) FILTER (WHERE next_attempt_time <= $1 OR lease_owner <> ''), count(*)
+			FROM deliveries WHERE status = 'pending'`, now).Scan(&due, &total)
 	})
 	if err != nil {
 		return core.QueueDepth{}, wrap("queue depth", err)

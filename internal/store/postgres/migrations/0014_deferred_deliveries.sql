@@ -7,7 +7,8 @@
 -- call: data is the Go-side encoding of the deliveries exactly as the
 -- publish would have inserted them (deferred.go), owner the store that
 -- published them, expires the earliest of their lease expiries, n how
--- many of them belong to events the publish inserted. lease_base is the
+-- many of them belong to events the publish inserted (for operators: the
+-- store reads it nowhere). lease_base is the
 -- publish transaction's now() when the store keeps leases on the
 -- database's clock (a lease then runs from it), NULL when the caller's
 -- clock set them. A completion that finds its group here (under a row

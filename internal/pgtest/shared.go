@@ -23,9 +23,12 @@ func URL(t testing.TB) string {
 	return u
 }
 
-// Exec runs one statement on a connection of its own (30 s at most).
+// Exec runs one statement on a connection of its own (2 minutes at
+// most: a DROP DATABASE waits for an immediate checkpoint of the whole
+// cluster, which took more than 30 s while the race-enabled suite loaded
+// the shared server).
 func Exec(url, sql string, args ...any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c, err := pgx.Connect(ctx, url)
 	if err != nil {

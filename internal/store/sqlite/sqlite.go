@@ -104,6 +104,10 @@ var _ core.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the database file at path with the
 // default Options and applies pending migrations.
+// writerCacheKiB is the writer connection's page cache (cache_size in
+// KiB; see OpenWithOptions for why it is small).
+const writerCacheKiB = 8 << 10
+
 func Open(ctx context.Context, path string) (*Store, error) {
 	return OpenWithOptions(ctx, path, Options{})
 }
@@ -133,11 +137,20 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 	// WAL mode does: the driver runs the _pragma list (sorted by name, so
 	// a journal_mode there would come first) before its _journal_mode key.
 	// On a file that holds a database it changes nothing (see newPageSize).
+	//
+	// cache_size: the writer's page cache is kept small (8 MiB) on purpose.
+	// SQLite's balance_nonroot renumbers split pages through the pending-byte
+	// page (262,145 at 4 KiB), which raises the cache's largest key past the
+	// database's size, so the commit that follows truncates the cache by
+	// scanning its whole hash table and every cached page. A 64 MiB cache,
+	// once full, made that ~3.5 % of a fan-out run's CPU; the writer's hot
+	// set (the B-trees' right edges and interior pages) fits in far less.
+	// design.md, "Storage".
 	w, err := sql.Open("sqlite", base+
 		"&_pragma=page_size("+strconv.Itoa(o.pageSize)+")"+
 		"&_pragma=synchronous("+strings.ToUpper(o.Synchronous)+")"+
 		"&_pragma=foreign_keys(0)"+
-		"&_pragma=cache_size(-65536)"+
+		"&_pragma=cache_size("+strconv.Itoa(-writerCacheKiB)+")"+
 		"&_pragma=journal_size_limit(67108864)"+
 		"&_pragma=temp_store(MEMORY)"+
 		"&_pragma=wal_autocheckpoint("+strconv.Itoa(walBackstopPages)+")"+

@@ -376,9 +376,7 @@ RETURNING id, lease_base, data`
 // lease_base: $21, where $22), skipping rows a completion already wrote and
 // deliveries of events the publish did not insert (an idempotency key
 // seen before).
-const materializeSQL = `INSERT INTO deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type, status, queue,
-	attempts, next_attempt_time, manual, last_status_code, last_error, schedule_start, create_time,
-	update_time, lease_owner, lease_time, schedule_base)
+const materializeSQL = `INSERT INTO deliveries (` + deliveryColumns + `)
 SELECT d.id, d.event_id, d.project_id, d.webhook_id, d.uri, d.dest, d.event_type, d.status, d.queue,
 	d.attempts,
 	CASE WHEN d.based AND d.lease_owner <> '' THEN d.base + (d.next_attempt_time - d.create_time)
@@ -547,9 +545,7 @@ x AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::t
 	AS x(grp, id, owner, status, next, code, err, at, tried, number, uri, latency, response,
 		event_id, project_id, webhook_id, duri, dest, event_type, queue, attempts,
 		manual, last_code, last_err, schedule_start, schedule_base, create_time, inline_uri)),
-ins AS (INSERT INTO deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type, status, queue,
-	attempts, next_attempt_time, manual, last_status_code, last_error, schedule_start, create_time,
-	update_time, lease_owner, lease_time, schedule_base, inline_attempt, inline_uri, inline_latency_ns,
+ins AS (INSERT INTO deliveries (` + deliveryColumns + `, inline_attempt, inline_uri, inline_latency_ns,
 	inline_response)
 SELECT x.id, x.event_id, x.project_id, x.webhook_id, x.duri, x.dest, x.event_type, x.status, x.queue,
 	x.attempts, x.next, x.manual, x.last_code, x.last_err, x.schedule_start, x.create_time,
@@ -561,15 +557,12 @@ u AS (UPDATE deliveries d SET status = x.status,
 	attempts = d.attempts + CASE WHEN x.tried THEN 1 ELSE 0 END,
 	last_status_code = CASE WHEN x.tried THEN x.code ELSE d.last_status_code END,
 	last_error = CASE WHEN x.tried THEN x.err ELSE d.last_error END,
-	update_time = x.at, inline_attempt = x.number,
-	inline_uri = CASE WHEN x.uri = d.uri THEN '' ELSE x.uri END,
-	inline_latency_ns = x.latency, inline_response = x.response
+	` + inlineAttemptSet + `
 FROM x
 WHERE d.id = ANY ($3::text[]) AND d.id = x.id AND d.lease_owner = x.owner AND x.grp NOT IN (SELECT id FROM ex)
 RETURNING d.id),
 del AS (DELETE FROM deferred_deliveries WHERE id = ANY ($30::text[]))
-INSERT INTO attempts (delivery_id, number, time, uri, status_code, latency_ns, error, response)
-SELECT x.id, x.number, x.at, x.uri, x.code, x.latency, '', x.response
+` + insertInlineAttemptSQL + `
 FROM x
 WHERE x.number > 0 AND x.grp NOT IN (SELECT id FROM ex) AND NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id)`
 
@@ -799,9 +792,7 @@ x AS (SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::int4[], $6::t
 	$8::text[], $9::int8[], $10::bytea[], $11::text[], $12::text[], $13::text[], $14::text[], $15::timestamptz[])
 	AS x(grp, id, owner, code, at, number, uri, latency, response, event_id, project_id, webhook_id, event_type,
 		create_time)),
-ins AS (INSERT INTO deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type, status, queue,
-	attempts, next_attempt_time, manual, last_status_code, last_error, schedule_start, create_time,
-	update_time, lease_owner, lease_time, schedule_base, inline_attempt, inline_uri, inline_latency_ns,
+ins AS (INSERT INTO deliveries (` + deliveryColumns + `, inline_attempt, inline_uri, inline_latency_ns,
 	inline_response)
 SELECT x.id, x.event_id, x.project_id, x.webhook_id, '', x.webhook_id, x.event_type, 'succeeded', 0,
 	1, ` + zeroTime + `, false, x.code, '', x.create_time, x.create_time,
@@ -810,15 +801,12 @@ FROM x WHERE x.grp IN (SELECT id FROM ex)),
 u AS (UPDATE deliveries d SET status = 'succeeded',
 	next_attempt_time = ` + zeroTime + `, lease_owner = '', lease_time = ` + zeroTime + `,
 	attempts = d.attempts + 1, last_status_code = x.code, last_error = '',
-	update_time = x.at, inline_attempt = x.number,
-	inline_uri = CASE WHEN x.uri = d.uri THEN '' ELSE x.uri END,
-	inline_latency_ns = x.latency, inline_response = x.response
+	` + inlineAttemptSet + `
 FROM x
 WHERE d.id = ANY ($3::text[]) AND d.id = x.id AND d.lease_owner = x.owner AND x.grp NOT IN (SELECT id FROM ex)
 RETURNING d.id),
 del AS (DELETE FROM deferred_deliveries WHERE id = ANY ($16::text[]))
-INSERT INTO attempts (delivery_id, number, time, uri, status_code, latency_ns, error, response)
-SELECT x.id, x.number, x.at, x.uri, x.code, x.latency, '', x.response
+` + insertInlineAttemptSQL + `
 FROM x
 WHERE x.grp NOT IN (SELECT id FROM ex) AND NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id)`
 

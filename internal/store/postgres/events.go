@@ -97,9 +97,7 @@ const publishEventsSQL = `WITH ev AS (
 
 // insertDeliveriesSQL is publishEventsSQL's last part in its general
 // form: every column of every delivery from an array of its own.
-const insertDeliveriesSQL = `INSERT INTO deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type, status, queue,
-	attempts, next_attempt_time, manual, last_status_code, last_error, schedule_start, create_time,
-	update_time, lease_owner, lease_time, schedule_base)
+const insertDeliveriesSQL = `INSERT INTO deliveries (` + deliveryColumns + `)
 SELECT d.id, d.event_id, d.project_id, d.webhook_id, d.uri, d.dest, d.event_type, d.status, d.queue,
 	d.attempts,
 	CASE WHEN $30::bool AND d.lease_owner <> '' THEN now() + (d.next_attempt_time - d.create_time)
@@ -126,9 +124,7 @@ WHERE d.event_id IN (SELECT id FROM ev)`
 // function and copies every array into a tuplestore before the join, so
 // the arrays a delivery does not need were most of a fan-out publish's
 // decoding (design.md, "PostgreSQL: fan-out publishes").
-const insertFanSQL = `INSERT INTO deliveries (id, event_id, project_id, webhook_id, uri, dest, event_type, status, queue,
-	attempts, next_attempt_time, manual, last_status_code, last_error, schedule_start, create_time,
-	update_time, lease_owner, lease_time, schedule_base)
+const insertFanSQL = `INSERT INTO deliveries (` + deliveryColumns + `)
 SELECT d.id, d.event_id, ev.project_id, d.webhook_id, '', d.webhook_id, ev.type, 'pending', 0, 0,
 	CASE WHEN $16::bool AND d.leased THEN now() + (d.next - ev.create_time) ELSE d.next END,
 	false, 0, '', ev.create_time, ev.create_time, ev.create_time,

@@ -167,7 +167,7 @@ func spillInlineSQL(where string) string {
 			inline_response
 		FROM deliveries WHERE ` + where + ` FOR UPDATE
 	), spill AS (
-		INSERT INTO attempts (delivery_id, number, time, uri, status_code, latency_ns, error, response)
+		` + insertAttemptsInto + `
 		SELECT id, inline_attempt, update_time, CASE WHEN inline_uri = '' THEN uri ELSE inline_uri END,
 			last_status_code, inline_latency_ns, '', inline_response
 		FROM old WHERE inline_attempt > 0

@@ -303,6 +303,28 @@ func (s *Store) Capabilities() core.Capabilities {
 // real time, as SQLite's 0 does.
 const zeroTime = `'0001-01-01 00:00:00+00'::timestamptz`
 
+// SQL fragments the statements writing deliveries and attempts share.
+const (
+	// deliveryColumns are the columns of deliveries a delivery's insert
+	// sets (the inline attempt's are added by the inserts that set them).
+	deliveryColumns = `id, event_id, project_id, webhook_id, uri, dest, event_type, status, queue,
+	attempts, next_attempt_time, manual, last_status_code, last_error, schedule_start, create_time,
+	update_time, lease_owner, lease_time, schedule_base`
+
+	// inlineAttemptSet is the SET list a completion keeps its attempt in
+	// the delivery row with (x: the completion's values, d: the row).
+	inlineAttemptSet = `update_time = x.at, inline_attempt = x.number,
+	inline_uri = CASE WHEN x.uri = d.uri THEN '' ELSE x.uri END,
+	inline_latency_ns = x.latency, inline_response = x.response`
+
+	insertAttemptsInto = `INSERT INTO attempts (delivery_id, number, time, uri, status_code, latency_ns, error, response)`
+
+	// insertInlineAttemptSQL records x's attempt as a row of attempts
+	// instead of in the delivery row (the completions' last part).
+	insertInlineAttemptSQL = insertAttemptsInto + `
+SELECT x.id, x.number, x.at, x.uri, x.code, x.latency, '', x.response`
+)
+
 // isUniqueViolation reports whether err is a unique or primary key
 // violation.
 func isUniqueViolation(err error) bool {

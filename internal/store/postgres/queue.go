@@ -204,7 +204,7 @@ type completeRows struct {
 }
 
 const (
-	insertAttemptsSQL = `INSERT INTO attempts (delivery_id, number, time, uri, status_code, latency_ns, error, response)
+	insertAttemptsSQL = insertAttemptsInto + `
 SELECT * FROM unnest($1::text[], $2::int4[], $3::timestamptz[], $4::text[], $5::int4[], $6::int8[],
 	$7::text[], $8::bytea[])`
 
@@ -226,16 +226,13 @@ SELECT * FROM unnest($1::text[], $2::int4[], $3::timestamptz[], $4::text[], $5::
 	attempts = d.attempts + CASE WHEN x.tried THEN 1 ELSE 0 END,
 	last_status_code = CASE WHEN x.tried THEN x.code ELSE d.last_status_code END,
 	last_error = CASE WHEN x.tried THEN x.err ELSE d.last_error END,
-	update_time = x.at, inline_attempt = x.number,
-	inline_uri = CASE WHEN x.uri = d.uri THEN '' ELSE x.uri END,
-	inline_latency_ns = x.latency, inline_response = x.response
+	` + inlineAttemptSet + `
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int4[], $6::text[], $7::timestamptz[],
 	$8::bool[], $9::int4[], $10::text[], $11::int8[], $12::bytea[])
 	AS x(id, owner, status, next, code, err, at, tried, number, uri, latency, response)
 WHERE d.id = ANY ($1::text[]) AND d.id = x.id AND d.lease_owner = x.owner
 RETURNING d.id, x.owner)
-INSERT INTO attempts (delivery_id, number, time, uri, status_code, latency_ns, error, response)
-SELECT x.id, x.number, x.at, x.uri, x.code, x.latency, '', x.response
+` + insertInlineAttemptSQL + `
 FROM unnest($1::text[], $2::text[], $9::int4[], $7::timestamptz[], $10::text[], $5::int4[], $11::int8[], $12::bytea[])
 	AS x(id, owner, number, at, uri, code, latency, response)
 WHERE x.number > 0 AND NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id AND u.owner = x.owner)`
@@ -254,16 +251,13 @@ WHERE x.number > 0 AND NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id AND u.owner
 	completeLeanSQL = `WITH u AS (UPDATE deliveries d SET status = 'succeeded',
 	next_attempt_time = ` + zeroTime + `, lease_owner = '', lease_time = ` + zeroTime + `,
 	attempts = d.attempts + 1, last_status_code = x.code, last_error = '',
-	update_time = x.at, inline_attempt = x.number,
-	inline_uri = CASE WHEN x.uri = d.uri THEN '' ELSE x.uri END,
-	inline_latency_ns = x.latency, inline_response = x.response
+	` + inlineAttemptSet + `
 FROM unnest($1::text[], $2::int4[], $3::timestamptz[], $4::int4[], $5::text[], $6::int8[], $7::bytea[],
 	$8::text[])
 	AS x(id, code, at, number, uri, latency, response, owner)
 WHERE d.id = ANY ($1::text[]) AND d.id = x.id AND d.lease_owner = x.owner
 RETURNING d.id)
-INSERT INTO attempts (delivery_id, number, time, uri, status_code, latency_ns, error, response)
-SELECT x.id, x.number, x.at, x.uri, x.code, x.latency, '', x.response
+` + insertInlineAttemptSQL + `
 FROM unnest($1::text[], $4::int4[], $3::timestamptz[], $5::text[], $2::int4[], $6::int8[], $7::bytea[])
 	AS x(id, number, at, uri, code, latency, response)
 WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id)`

@@ -159,7 +159,7 @@ func TestPragmas(t *testing.T) {
 			for name, want := range map[string]int64{
 				"synchronous":        tc.want,
 				"page_size":          newPageSize,
-				"cache_size":         -65536,
+				"cache_size":         -writerCacheKiB, // small on purpose, see OpenWithOptions
 				"wal_autocheckpoint": walBackstopPages,
 				"journal_size_limit": 64 << 20,
 				"temp_store":         2, // MEMORY
@@ -198,23 +198,5 @@ func TestPragmas(t *testing.T) {
 				t.Errorf("checkpointer: page_size = %d, want %d", got, newPageSize)
 			}
 		})
-	}
-}
-
-// TestConnectionCacheSizes: the writer's page cache is writerCacheKiB
-// (small on purpose: a commit after a split that renumbers pages scans
-// the writer's whole cache, see OpenWithOptions) and a reader's 16 MiB.
-func TestConnectionCacheSizes(t *testing.T) {
-	t.Parallel()
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "longhook.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if got := pragmaInt(t, s.w, "cache_size"); got != -writerCacheKiB {
-		t.Errorf("writer: PRAGMA cache_size = %d, want %d (KiB)", got, -writerCacheKiB)
-	}
-	if got := pragmaInt(t, s.r, "cache_size"); got != -16384 {
-		t.Errorf("reader: PRAGMA cache_size = %d, want -16384 (KiB)", got)
 	}
 }

@@ -177,8 +177,8 @@ func (s *server) renderBatch(ctx context.Context, j *core.Job, inline bool) map[
 		"name":       "batches/" + j.ID,
 		"model":      "models/" + j.Model,
 		"state":      j.State.BatchState(),
-		"createTime": timestamp(j.CreateTime),
-		"updateTime": timestamp(j.UpdateTime),
+		"createTime": protoTime(j.CreateTime),
+		"updateTime": protoTime(j.UpdateTime),
 		"batchStats": map[string]string{
 			"requestCount":           strconv.Itoa(total),
 			"successfulRequestCount": strconv.Itoa(res.Succeeded),
@@ -190,7 +190,7 @@ func (s *server) renderBatch(ctx context.Context, j *core.Job, inline bool) map[
 		meta["displayName"] = j.DisplayName
 	}
 	if !j.EndTime.IsZero() {
-		meta["endTime"] = timestamp(j.EndTime)
+		meta["endTime"] = protoTime(j.EndTime)
 	}
 	if req.InputFile != "" {
 		meta["inputConfig"] = map[string]any{"fileName": "files/" + req.InputFile}

@@ -29,10 +29,10 @@ func renderFile(f *core.File, base string) map[string]any {
 		m["displayName"] = f.DisplayName
 	}
 	if !f.CreateTime.IsZero() {
-		m["createTime"], m["updateTime"] = timestamp(f.CreateTime), timestamp(f.UpdateTime)
+		m["createTime"], m["updateTime"] = protoTime(f.CreateTime), protoTime(f.UpdateTime)
 	}
 	if !f.ExpireTime.IsZero() {
-		m["expirationTime"] = timestamp(f.ExpireTime)
+		m["expirationTime"] = protoTime(f.ExpireTime)
 	}
 	return m
 }

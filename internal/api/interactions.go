@@ -156,8 +156,8 @@ func renderInteraction(j *core.Job, includeInput bool) map[string]any {
 	m := map[string]any{
 		"id":      j.ID,
 		"status":  j.State.InteractionStatus(),
-		"created": timestamp(j.CreateTime),
-		"updated": timestamp(j.UpdateTime),
+		"created": resourceTime(j.CreateTime), // "ISO 8601 format (YYYY-MM-DDThh:mm:ssZ)" (@google/genai 3.1.0 Interaction)
+		"updated": resourceTime(j.UpdateTime),
 		"steps":   steps,
 	}
 	for k, v := range req.Echo {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/longhook/longhook/internal/core"
 )
@@ -43,6 +44,27 @@ func versionOf(path string) string {
 		}
 	}
 	return "v1beta"
+}
+
+// protoTime formats a time of a proto3 JSON resource (batches, operations,
+// files) as google.protobuf.Timestamp does: RFC 3339 in UTC with 0, 3, 6 or
+// 9 fractional digits, the fewest that hold it exactly (Go's RFC3339Nano
+// trims trailing zeros, which gives 1 to 9).
+func protoTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	t = t.UTC()
+	switch ns := t.Nanosecond(); {
+	case ns == 0:
+		return t.Format("2006-01-02T15:04:05Z")
+	case ns%1e6 == 0:
+		return t.Format("2006-01-02T15:04:05.000Z")
+	case ns%1e3 == 0:
+		return t.Format("2006-01-02T15:04:05.000000Z")
+	default:
+		return t.Format("2006-01-02T15:04:05.000000000Z")
+	}
 }
 
 // wireWebhookConfig is webhook_config as clients send it: lowerCamel

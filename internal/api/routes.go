@@ -2,6 +2,7 @@ package api
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/longhook/longhook/internal/jobs"
 	"github.com/longhook/longhook/internal/relay"
@@ -28,7 +29,7 @@ func (s *server) routes(mux *http.ServeMux) {
 	if s.d.JWKS != nil {
 		reg("GET", "/.well-known/jwks.json", s.d.JWKS)
 	}
-	s.verbPatterns = map[string]bool{}
+	s.idRoutes = map[string]idRoute{}
 	mux.HandleFunc("/", s.notFound)
 	if s.d.Console != nil {
 		mux.Handle("/console/", s.d.Console(s))
@@ -49,14 +50,21 @@ func (s *server) routes(mux *http.ServeMux) {
 				s.registered = append(s.registered, Route{Method: method, Path: "/{v}" + path + sfx})
 			}
 		}
+		// noteID notes what a route ending in {id} serves there (allowed).
+		noteID := func(pattern string, bare bool, verbs ...string) {
+			s.idRoutes[pattern] = idRoute{bare: bare, verbs: verbs}
+		}
 		handle := func(method, path string, limit int64, fn apiFunc) {
 			mux.Handle(method+" /"+v+path, s.api(limit, fn))
+			if strings.HasSuffix(path, "/{id}") {
+				noteID(method+" /"+v+path, true)
+			}
 			record(method, path)
 		}
 		// verbs registers a "{id}:verb" pattern dispatching on the verb.
 		handleVerbs := func(method, path string, limit int64, table map[string]apiFunc) {
 			mux.Handle(method+" /"+v+path, s.api(limit, verbs(table)))
-			s.verbPatterns[method+" /"+v+path] = true
+			noteID(method+" /"+v+path, false, sortedKeys(table)...)
 			for _, verb := range sortedKeys(table) {
 				record(method, path+":"+verb)
 			}
@@ -66,6 +74,7 @@ func (s *server) routes(mux *http.ServeMux) {
 		handle("POST", "/webhooks", small, s.createWebhook)
 		handle("GET", "/webhooks", small, s.listWebhooks)
 		mux.Handle("GET /"+v+"/webhooks/{id}", s.listenOr(s.api(small, noVerb(s.getWebhook)))) // {id}:listen streams (listen.go)
+		noteID("GET /"+v+"/webhooks/{id}", true, relay.Verb)
 		record("GET", "/webhooks/{id}", "", ":"+relay.Verb)
 		handle("PATCH", "/webhooks/{id}", small, noVerb(s.updateWebhook))
 		handle("DELETE", "/webhooks/{id}", small, noVerb(s.deleteWebhook))
@@ -125,8 +134,10 @@ func (s *server) routes(mux *http.ServeMux) {
 		handle("GET", "/files", small, s.listFiles)
 		handle("DELETE", "/files/{id}", small, noVerb(s.deleteFile))
 		mux.HandleFunc("GET /"+v+"/files/{id}", s.getOrDownloadFile)
+		noteID("GET /"+v+"/files/{id}", true, "download")
 		record("GET", "/files/{id}", "", ":download")
 		mux.HandleFunc("GET /download/"+v+"/files/{id}", s.getOrDownloadFile)
+		noteID("GET /download/"+v+"/files/{id}", true, "download")
 		mux.HandleFunc("POST /upload/"+v+"/files", s.upload)
 		mux.HandleFunc("PUT /upload/"+v+"/files", s.upload)
 		if i == 0 {

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -197,8 +198,17 @@ type server struct {
 	streams *streamGate
 	// registered is every route routes registered (see Routes).
 	registered []Route
-	// verbPatterns are the mux patterns of ":verb" routes (handleVerbs).
-	verbPatterns map[string]bool
+	// idRoutes are the mux patterns whose last segment is the {id}
+	// wildcard, with what each serves there (see allowed).
+	idRoutes map[string]idRoute
+}
+
+// idRoute is what a route ending in {id} serves in that segment: a bare id
+// (GET /webhooks/{id}) and the ":verb" suffixes it dispatches
+// (POST /webhooks/{id}:ping, GET /files/{id}:download).
+type idRoute struct {
+	bare  bool
+	verbs []string
 }
 
 // NewServer returns the API handler. It panics if a required dependency
@@ -426,13 +436,19 @@ func (s *server) notFound(w http.ResponseWriter, r *http.Request) {
 // probeMethods are the methods the API's routes use, in Allow order.
 var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
-// allowed returns the methods a route serves r's path with. A ":verb"
-// route counts only for a path whose last segment names a verb: POST on
-// a plain resource path is an unknown custom method (404, as verbs
-// answers it), not a method the resource takes.
+// allowed returns the methods other than r's that serve r's path. A route
+// ending in {id} counts only for what it serves in that segment: a ":verb"
+// route for its own verbs (POST on a plain resource path is an unknown
+// custom method), a plain route for a bare id (GET on "{id}:ping" is not
+// a get of the webhook "x:ping"). A ':' in an earlier segment is never
+// served: no route has a verb or a colon in an id there.
 func (s *server) allowed(r *http.Request) []string {
 	var allow []string
-	last := r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:]
+	cut := strings.LastIndexByte(r.URL.Path, '/')
+	if strings.Contains(r.URL.Path[:cut+1], ":") {
+		return nil
+	}
+	last := r.URL.Path[cut+1:]
 	for _, m := range probeMethods {
 		if m == r.Method {
 			continue
@@ -440,12 +456,30 @@ func (s *server) allowed(r *http.Request) []string {
 		probe := *r
 		probe.Method = m
 		_, pattern := s.mux.Handler(&probe)
-		if pattern == "" || pattern == "/" || s.verbPatterns[pattern] && !strings.Contains(last, ":") {
+		if pattern == "" || pattern == "/" || !s.serves(pattern, last) {
 			continue
 		}
 		allow = append(allow, m)
 	}
 	return allow
+}
+
+// serves reports whether the route registered as pattern answers a path
+// whose last segment is last (anything but a 404 of the path itself).
+func (s *server) serves(pattern, last string) bool {
+	route, ok := s.idRoutes[pattern]
+	if !ok {
+		return true
+	}
+	id, verb, hasVerb := strings.Cut(last, ":")
+	switch {
+	case id == "":
+		return false
+	case !hasVerb:
+		return route.bare
+	default:
+		return slices.Contains(route.verbs, verb)
+	}
 }
 
 // methodNotAllowed answers 405 with the Allow header (errMethodNotAllowed).

@@ -480,6 +480,44 @@ func TestUnknownVerbsAndRoutes(t *testing.T) {
 	f.call("GET", "/v1/webhooks/nope/deliveries", nil).mustError(t, http.StatusNotFound, "NOT_FOUND", "nope")
 }
 
+// TestAllowOnCustomMethodPaths checks the Allow of a 405 on ":verb"
+// paths: it names exactly the methods that serve the path, and a path that
+// no method serves is 404. "PUT {id}:ping" listed GET, PATCH and DELETE,
+// which answer 404 there (a method that has a route for the resource but
+// not that verb names no method, as TestUnknownVerbsAndRoutes shows), and
+// "PUT {id}:explode", which nothing serves, was 405 too.
+func TestAllowOnCustomMethodPaths(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	id := f.createWebhook("v").str("id")
+	for _, c := range []struct{ method, path, allow string }{
+		{"PUT", "/v1/webhooks/" + id + ":ping", "POST"},
+		{"PUT", "/v1beta/webhooks/" + id + ":rotateSigningSecret", "POST"},
+		{"PUT", "/v1/webhooks/" + id + ":listen", "GET"},
+		{"PATCH", "/v1/deliveries/msg_x:redeliver", "POST"},
+		{"PUT", "/v1/keys/x:revoke", "POST"},
+		{"PUT", "/v1/webhooks/" + id, "GET, PATCH, DELETE"},
+	} {
+		resp := f.call(c.method, c.path, nil)
+		resp.mustError(t, http.StatusMethodNotAllowed, "UNIMPLEMENTED", "not allowed")
+		if got := resp.header.Get("Allow"); got != c.allow {
+			t.Errorf("%s %s: Allow %q, want %q", c.method, c.path, got, c.allow)
+		}
+	}
+	for _, c := range []struct{ method, path string }{
+		{"PUT", "/v1/webhooks/" + id + ":explode"},
+		{"PATCH", "/v1/deliveries/msg_x:explode"},
+		{"PUT", "/v1/webhooks/:ping"},
+		{"PUT", "/v1/webhooks/a:b/deliveries"},
+	} {
+		resp := f.call(c.method, c.path, nil)
+		resp.mustError(t, http.StatusNotFound, "NOT_FOUND", "not found")
+		if got := resp.header.Get("Allow"); got != "" {
+			t.Errorf("%s %s: 404 with Allow %q", c.method, c.path, got)
+		}
+	}
+}
+
 // deliveries lists a webhook's deliveries (newest first).
 func (f *fixture) deliveries(webhookID string) []any {
 	f.t.Helper()

@@ -504,3 +504,19 @@ func (f *streamFixture) why(t *testing.T, id string) string {
 	}
 	return html.UnescapeString(m[1])
 }
+
+// TestProjectKeySeesItsProjectName (issue 16): a project key's pages name
+// its project at the top right, as an admin key's project switch does —
+// they showed the project's 36-character id.
+func TestProjectKeySeesItsProjectName(t *testing.T) {
+	f := newStreamFixture(t, nil)
+	p, err := f.st.GetProject(t.Context(), f.hook.ProjectID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := f.page(t, "/console/webhooks", f.signIn())
+	want := `<span class="muted" title="project ` + p.ID + `">` + html.EscapeString(p.Name) + `</span>`
+	if !strings.Contains(page, want) {
+		t.Errorf("the page does not name the project (%s):\n%s", want, page[:min(len(page), 2000)])
+	}
+}

@@ -32,15 +32,18 @@ func mustParsePages() *pages {
 
 // frame is what the layout needs besides the page's own data.
 type frame struct {
-	Title    string
-	Nav      string
-	Session  *session
-	Admin    bool
-	Project  string
-	Projects []core.Project
-	CSRF     string
-	Flash    string
-	Page     any
+	Title   string
+	Nav     string
+	Session *session
+	Admin   bool
+	Project string
+	// ProjectName names Project for a project key (an admin key has
+	// Projects, the switch).
+	ProjectName string
+	Projects    []core.Project
+	CSRF        string
+	Flash       string
+	Page        any
 }
 
 // plotArgs is the argument of the "plot" template.
@@ -71,6 +74,8 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, sta
 			if ps, err := c.d.Store.ListProjects(r.Context()); err == nil {
 				f.Projects = ps
 			}
+		} else if p, err := c.d.Store.GetProject(r.Context(), s.project); err == nil {
+			f.ProjectName = p.Name
 		}
 	}
 	var buf bytes.Buffer

@@ -91,3 +91,14 @@ func TestJWKSRotateKeepsTheAlgorithm(t *testing.T) {
 		}
 	}
 }
+
+// jwks rotate -h says what the default algorithm is — the current key's —
+// without the flag package adding a contradicting `(default "RS256")`.
+func TestJWKSRotateHelpDefault(t *testing.T) {
+	t.Parallel()
+	_, out, errs := run(t, nil, "jwks", "rotate", "-h")
+	help := out + errs
+	if !strings.Contains(help, "the current key's") || strings.Contains(help, `(default "RS256")`) {
+		t.Errorf("jwks rotate -h:\n%s", help)
+	}
+}

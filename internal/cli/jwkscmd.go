@@ -1,9 +1,9 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -26,7 +26,7 @@ func runJWKS(ctx context.Context, args []string, env Env) error {
 	}
 	fs := newFlagSet("jwks "+args[0], env)
 	dataDir, dbURL := storeFlags(fs)
-	alg := fs.String("jwt-algorithm", "RS256", "algorithm of the new key: RS256, ES256 or EdDSA (default: the current key's, RS256 for the first)")
+	alg := fs.String("jwt-algorithm", "", "algorithm of the new key: RS256, ES256 or EdDSA (default: the current key's, RS256 for the first)")
 	ttl := fs.Duration("jwt-ttl", 5*time.Minute, "token lifetime the server uses (the retired key stays published for it plus the margin)")
 	margin := fs.Duration("jwks-retire-margin", 10*time.Minute, "extra time a retired key stays published")
 	if _, err := parseArgs(fs, args[1:], 0, 0, "no arguments"); err != nil {
@@ -68,14 +68,12 @@ func runJWKS(ctx context.Context, args []string, env Env) error {
 		// Without --jwt-algorithm the new key keeps the current key's
 		// algorithm: a plain rotate switched an ES256 or EdDSA server's
 		// signatures to RS256 until its next start.
-		algSet := false
-		fs.Visit(func(fl *flag.Flag) { algSet = algSet || fl.Name == "jwt-algorithm" })
-		if !algSet {
-			if cur, err := currentKeyAlgorithm(ctx, store); err != nil {
+		if *alg == "" {
+			cur, err := currentKeyAlgorithm(ctx, store)
+			if err != nil {
 				return err
-			} else if cur != "" {
-				*alg = cur
 			}
+			*alg = cmp.Or(cur, "RS256")
 		}
 		m, err := jwks.New(ctx, jwks.Config{Store: store, Cipher: box, Algorithm: *alg, TokenTTL: *ttl, Margin: *margin})
 		if err != nil {

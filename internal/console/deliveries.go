@@ -83,9 +83,13 @@ func whyDelivery(d *core.Delivery, as []core.Attempt) string {
 		if len(as) == 0 {
 			return "Waiting for its first attempt."
 		}
+		if !d.NextAttemptTime.After(time.Now()) {
+			// Due, and not taken yet (a backlog, no instance running).
+			return "Its next attempt is due now. " + explainAttempt(last)
+		}
 		return "Retrying " + ago(d.NextAttemptTime) + ". " + explainAttempt(last)
 	case core.DeliveryFailed:
-		return "Failed for good after " + fmt.Sprint(d.Attempts) + " attempts. " + explainAttempt(last) + " When the receiver works again, redeliver it (or recover the time range from the webhook page)."
+		return "Failed for good after " + plural(int64(d.Attempts), "attempt") + ". " + explainAttempt(last) + " When the receiver works again, redeliver it (or recover the time range from the webhook page)."
 	case core.DeliverySkipped:
 		return "Skipped: the webhook was disabled when it was due. Enable the webhook, then redeliver."
 	case core.DeliveryCancelled:

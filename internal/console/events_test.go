@@ -431,3 +431,92 @@ func TestFlashOnlyFromTheConsole(t *testing.T) {
 		t.Errorf("a flash signed for one session is shown to another")
 	}
 }
+
+// TestDeliveryPageExplainsConnectionFailures (issue 16: "error in words"):
+// a delivery whose attempt could not reach the receiver says in words why
+// and what to do, for each error the engine records without a status —
+// DNS and TLS failures ("dns: no such host", "tls: certificate
+// verification failed") were shown as the bare error, with no advice.
+func TestDeliveryPageExplainsConnectionFailures(t *testing.T) {
+	f := newStreamFixture(t, nil)
+	for _, c := range []struct{ err, want string }{
+		{"connection refused", "could not connect"},
+		{"dns: no such host", "host name"},
+		{"tls: certificate verification failed", "certificate"},
+	} {
+		ev := storetest.NewEvent(f.hook.ProjectID, core.EventBatchSucceeded, time.Now().UTC(), f.hook)
+		if _, err := f.st.PublishEvents(t.Context(), []core.NewEvent{ev}); err != nil {
+			t.Fatal(err)
+		}
+		d := ev.Deliveries[0]
+		f.attempt(d.ID, core.Attempt{Error: c.err}, core.DeliveryFailed, time.Time{})
+		why := f.why(t, d.ID)
+		if !strings.Contains(why, c.want) || !strings.Contains(why, "Check") {
+			t.Errorf("%s: the page says %q, want it to explain %q and what to check", c.err, why, c.want)
+		}
+		if strings.Contains(why, "1 attempts") {
+			t.Errorf("%s: the page says %q", c.err, why)
+		}
+	}
+}
+
+// TestDeliveryPageDueNow (issue 16): a pending delivery whose next attempt
+// time has passed (the engine has not taken it yet: a backlog, every
+// instance stopped) says it is due now. It said "Retrying 5m ago.", a
+// retry in the past that never happened.
+func TestDeliveryPageDueNow(t *testing.T) {
+	f := newStreamFixture(t, nil)
+	ev := storetest.NewEvent(f.hook.ProjectID, core.EventBatchSucceeded, time.Now().UTC(), f.hook)
+	if _, err := f.st.PublishEvents(t.Context(), []core.NewEvent{ev}); err != nil {
+		t.Fatal(err)
+	}
+	d := ev.Deliveries[0]
+	f.attempt(d.ID, core.Attempt{StatusCode: 500}, core.DeliveryPending, time.Now().UTC().Add(-5*time.Minute))
+	why := f.why(t, d.ID)
+	if strings.Contains(why, " ago.") || !strings.Contains(why, "due now") {
+		t.Errorf("the page says %q, want it to say the retry is due now", why)
+	}
+	if !strings.Contains(why, "HTTP 500") {
+		t.Errorf("the page says %q, without why the last attempt failed", why)
+	}
+}
+
+// attempt claims the delivery and records one attempt with the status it
+// leaves the delivery in (pending: retried at next).
+func (f *streamFixture) attempt(id string, a core.Attempt, status core.DeliveryStatus, next time.Time) {
+	f.t.Helper()
+	ctx := f.t.Context()
+	if _, err := f.st.ClaimDeliveries(ctx, core.ClaimParams{Owner: "test", Now: time.Now().UTC(), Limit: 100, Lease: time.Minute}); err != nil {
+		f.t.Fatal(err)
+	}
+	a.DeliveryID, a.Number, a.Time, a.URI = id, 1, time.Now().UTC(), f.hook.URI
+	if err := f.st.CompleteDeliveries(ctx, []core.Completion{{DeliveryID: id, Owner: "test", Attempt: a, Status: status, NextAttemptTime: next}}); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// why is the delivery page's "What happened" line.
+func (f *streamFixture) why(t *testing.T, id string) string {
+	t.Helper()
+	m := regexp.MustCompile(`<p id="why">([^<]*)</p>`).FindStringSubmatch(f.page(t, "/console/deliveries/"+id, f.signIn()))
+	if m == nil {
+		t.Fatalf("the page of delivery %s has no explanation", id)
+	}
+	return html.UnescapeString(m[1])
+}
+
+// TestProjectKeySeesItsProjectName (issue 16): a project key's pages name
+// its project at the top right, as an admin key's project switch does —
+// they showed the project's 36-character id.
+func TestProjectKeySeesItsProjectName(t *testing.T) {
+	f := newStreamFixture(t, nil)
+	p, err := f.st.GetProject(t.Context(), f.hook.ProjectID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := f.page(t, "/console/webhooks", f.signIn())
+	want := `<span class="muted" title="project ` + p.ID + `">` + html.EscapeString(p.Name) + `</span>`
+	if !strings.Contains(page, want) {
+		t.Errorf("the page does not name the project (%s):\n%s", want, page[:min(len(page), 2000)])
+	}
+}

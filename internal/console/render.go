@@ -32,15 +32,18 @@ func mustParsePages() *pages {
 
 // frame is what the layout needs besides the page's own data.
 type frame struct {
-	Title    string
-	Nav      string
-	Session  *session
-	Admin    bool
-	Project  string
-	Projects []core.Project
-	CSRF     string
-	Flash    string
-	Page     any
+	Title   string
+	Nav     string
+	Session *session
+	Admin   bool
+	Project string
+	// ProjectName names Project for a project key (an admin key has
+	// Projects, the switch).
+	ProjectName string
+	Projects    []core.Project
+	CSRF        string
+	Flash       string
+	Page        any
 }
 
 // plotArgs is the argument of the "plot" template.
@@ -71,6 +74,8 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, sta
 			if ps, err := c.d.Store.ListProjects(r.Context()); err == nil {
 				f.Projects = ps
 			}
+		} else if p, err := c.d.Store.GetProject(r.Context(), s.project); err == nil {
+			f.ProjectName = p.Name
 		}
 	}
 	var buf bytes.Buffer
@@ -239,11 +244,15 @@ func explainAttempt(a core.Attempt) string {
 	case strings.HasPrefix(e, "blocked"):
 		return "The address resolves to a private or local network, which longhook refuses to call. Use a public address."
 	case strings.HasPrefix(e, "connection"):
-		return "longhook could not connect (refused, reset, DNS or TLS failure). Check that the host is up and reachable from this server."
+		return "longhook could not connect (" + e + "). Check that the host is up and reachable from this server."
+	case strings.HasPrefix(e, "dns:"):
+		return "The host name could not be resolved (" + e + "). Check the host name in the webhook's URL, and that this server's DNS can resolve it."
+	case strings.HasPrefix(e, "tls:"):
+		return "The TLS handshake failed (" + e + "): the receiver's certificate is expired, not for this host name, or not from a CA this server trusts. Check the receiver's certificate and that it serves the whole chain."
 	case strings.HasPrefix(e, "invalid"):
 		return "The destination cannot be used: " + strings.TrimPrefix(e, "invalid: ")
 	case e != "":
-		return e
+		return strings.TrimSuffix(e, ".") + "."
 	}
 	return ""
 }

@@ -297,8 +297,9 @@ const OpenAPIPath = "/openapi.json"
 var nameRE = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 
 // LoadConfig reads a YAML config file. ${NAME} in the file is replaced by
-// getenv(NAME) before parsing, so secrets can stay out of the file;
-// unknown keys are an error.
+// getenv(NAME) before parsing, so secrets can stay out of the file — but
+// not in comments, which may well explain the ${NAME} syntax; unknown keys
+// are an error.
 func LoadConfig(path string, getenv func(string) string) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -310,17 +311,23 @@ func LoadConfig(path string, getenv func(string) string) (Config, error) {
 // ParseConfig is LoadConfig for YAML already in memory.
 func ParseConfig(b []byte, getenv func(string) string) (Config, error) {
 	var missing []string
-	expanded := envRE.ReplaceAllFunc(b, func(m []byte) []byte {
+	replace := func(m []byte) []byte {
 		name := string(m[2 : len(m)-1])
 		v := ""
 		if getenv != nil {
 			v = getenv(name)
 		}
-		if v == "" {
+		if v == "" && !slices.Contains(missing, name) {
 			missing = append(missing, name)
 		}
 		return []byte(v)
-	})
+	}
+	var expanded []byte
+	for line := range bytes.SplitAfterSeq(b, []byte("\n")) {
+		cut := commentStart(line)
+		expanded = append(expanded, envRE.ReplaceAllFunc(line[:cut], replace)...)
+		expanded = append(expanded, line[cut:]...)
+	}
 	if len(missing) > 0 {
 		return Config{}, fmt.Errorf("gateway: config: environment variables not set: %s", strings.Join(missing, ", "))
 	}
@@ -331,6 +338,35 @@ func ParseConfig(b []byte, getenv func(string) string) (Config, error) {
 		return Config{}, fmt.Errorf("gateway: config: %w", err)
 	}
 	return c, nil
+}
+
+// commentStart is where a YAML comment begins on line (len(line) if it
+// has none): a # at the start or after a space or tab, outside a quoted
+// scalar. A quote opens a scalar only where a value starts (after ": ",
+// "- ", "[", "{" or ","), so an apostrophe inside a plain value is text.
+func commentStart(line []byte) int {
+	var quote byte
+	prev := byte(' ') // the last character outside a quote that is not a space
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case quote == '"' && c == '\\',
+			quote == '\'' && c == '\'' && i+1 < len(line) && line[i+1] == '\'':
+			i++ // an escaped character, or '' in single quotes
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case (c == '"' || c == '\'') && strings.IndexByte(" :-[{,", prev) >= 0:
+			quote = c
+		case c == '#' && (i == 0 || line[i-1] == ' ' || line[i-1] == '\t'):
+			return i
+		}
+		if quote == 0 && c != ' ' && c != '\t' {
+			prev = c
+		}
+	}
+	return len(line)
 }
 
 // sourcePathRE is the form of a source's path (see validate).

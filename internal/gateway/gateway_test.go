@@ -551,3 +551,48 @@ func TestNegativeSettingsRefused(t *testing.T) {
 		t.Errorf("max_body_bytes -1: %v", err)
 	}
 }
+
+// TestConfigVariablesInValuesOnly: ${NAME} is replaced in the config, not
+// in its comments. The shipped example, whose comments explain ${NAME},
+// refused to start with "environment variables not set: NAME, NAME".
+func TestConfigVariablesInValuesOnly(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "TOKEN": "t0k3n", "MAX": "2048", "TOL": "2m"}
+	getenv := func(k string) string { return env[k] }
+	cfg, err := ParseConfig([]byte(`# a comment naming ${UNSET_IN_A_COMMENT}
+max_body_bytes: ${MAX}
+sources:
+  - name: s   # ${ALSO_IN_A_COMMENT}
+    verify: {hmac_secrets: [${SECRET}], tolerance: ${TOL}}
+    sinks:
+      - name: k
+        http: {url: "http://127.0.0.1:1/x#${TOKEN}", headers: {X-Auth: 'it''s ${TOKEN} # ${TOKEN}', X-Other: "#${TOKEN}"}}
+`), getenv)
+	if err != nil {
+		t.Fatalf("ParseConfig: %v", err)
+	}
+	if cfg.MaxBodyBytes != 2048 || cfg.Sources[0].Verify.Tolerance != 2*time.Minute || cfg.Sources[0].Verify.HMACSecrets[0] != env["SECRET"] {
+		t.Errorf("values: %+v", cfg)
+	}
+	// A # inside a quoted value or a URL is not a comment.
+	if k := cfg.Sources[0].Sinks[0].HTTP; k.URL != "http://127.0.0.1:1/x#t0k3n" || k.Headers["X-Auth"] != "it's t0k3n # t0k3n" || k.Headers["X-Other"] != "#t0k3n" {
+		t.Errorf("sink: %+v", k)
+	}
+	_, err = ParseConfig([]byte("sources:\n  - name: s\n    verify: {hmac_secrets: [\"${NOPE}\", \"${NOPE}\"]}\n"), getenv)
+	if err == nil || !strings.HasSuffix(err.Error(), "environment variables not set: NOPE") {
+		t.Errorf("an unset variable in a value: %v", err)
+	}
+	// The shipped example, with only the variables its values name.
+	cfg, err = LoadConfig("testdata/gateway.example.yaml", func(k string) string {
+		if k == "NAME" {
+			return ""
+		}
+		return "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	})
+	if err != nil {
+		t.Fatalf("example config: %v", err)
+	}
+	if err := cfg.withDefaults().validate(); err != nil {
+		t.Fatalf("example config: %v", err)
+	}
+}

@@ -314,7 +314,7 @@ func (c *checker) hmacCases(ctx context.Context, secrets []webhook.Secret) []Res
 	r.body = append(bytes.Clone(r.body[:len(r.body)-1]), []byte(`,"extra":1}`)...)
 	out = append(out, c.send(ctx, "tampered-body", "hmac", "body changed after signing", "4xx", r))
 	id = newID("stale")
-	out = append(out, c.send(ctx, "stale-timestamp", "hmac", "signed 10 minutes ago (tolerance is 5)", "4xx",
+	out = append(out, c.send(ctx, "stale-timestamp", "hmac", "signed 10 minutes ago (tolerance is 5 minutes)", "4xx",
 		signed(id, now.Add(-10*time.Minute), event(id))))
 	id = newID("future")
 	out = append(out, c.send(ctx, "future-timestamp", "hmac", "timestamp 10 minutes ahead", "4xx",

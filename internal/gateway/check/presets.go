@@ -47,7 +47,7 @@ func (c *checker) presetCases(ctx context.Context, kind, secret string) ([]Resul
 	if v.Timestamped() {
 		id = newID("stale")
 		b = providerEvent(id)
-		out = append(out, send("stale-timestamp", "signed 10 minutes ago (the provider's tolerance is 5)", "4xx", v.Sign(key, id, now.Add(-10*time.Minute), "longhook.check", b), b))
+		out = append(out, send("stale-timestamp", "signed 10 minutes ago (the provider's tolerance is 5 minutes)", "4xx", v.Sign(key, id, now.Add(-10*time.Minute), "longhook.check", b), b))
 		id = newID("future")
 		b = providerEvent(id)
 		out = append(out, send("future-timestamp", "timestamp 10 minutes ahead", "4xx", v.Sign(key, id, now.Add(10*time.Minute), "longhook.check", b), b))

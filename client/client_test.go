@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,6 +110,40 @@ func TestClientRoundTrip(t *testing.T) {
 	}
 	if err := c.DeleteWebhook(ctx, hook.ID); err != nil {
 		t.Fatalf("DeleteWebhook: %v", err)
+	}
+}
+
+// TestClientExtensionFields: the longhook extensions of a webhook
+// (rate_limit, trace_propagation, retry_schedule) and of an event's
+// webhook_config (rate_limit, trace_propagation) are set and read through
+// the client. It dropped them, so `longhook webhooks get --json` showed no
+// rate limit on a webhook that had one.
+func TestClientExtensionFields(t *testing.T) {
+	t.Parallel()
+	c := setup(t)
+	ctx := t.Context()
+	hook, err := c.CreateWebhook(ctx, client.WebhookParams{URI: "https://example.com/h", SubscribedEvents: []string{"batch.succeeded"},
+		RateLimit: &client.RateLimit{PerSecond: 2.5, Burst: 5}, TracePropagation: true, RetrySchedule: []string{"1s", "1.5s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.GetWebhook(ctx, hook.ID)
+	if err != nil || got.RateLimit == nil || *got.RateLimit != (client.RateLimit{PerSecond: 2.5, Burst: 5}) || !got.TracePropagation ||
+		strings.Join(got.RetrySchedule, ",") != "1s,1.500s" {
+		t.Fatalf("GetWebhook: %+v %v", got, err)
+	}
+	got, err = c.UpdateWebhook(ctx, hook.ID, client.WebhookParams{}, "rate_limit", "trace_propagation", "retry_schedule")
+	if err != nil || got.RateLimit != nil || got.TracePropagation || got.RetrySchedule != nil {
+		t.Fatalf("UpdateWebhook removing the extensions: %+v %v", got, err)
+	}
+	ev, err := c.Publish(ctx, client.PublishParams{Type: "batch.succeeded", WebhookConfig: &client.WebhookConfig{
+		URIs: []string{"https://example.com/job"}, RateLimit: &client.RateLimit{PerSecond: 1}, TracePropagation: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := c.GetEvent(ctx, ev.ID)
+	if err != nil || e.WebhookConfig == nil || e.WebhookConfig.RateLimit == nil || e.WebhookConfig.RateLimit.PerSecond != 1 || !e.WebhookConfig.TracePropagation {
+		t.Fatalf("GetEvent: %+v %v", e, err)
 	}
 }
 

@@ -27,6 +27,10 @@ type WebhookConfig struct {
 	URIs         []string        `json:"uris"`
 	UserMetadata json.RawMessage `json:"user_metadata,omitempty"`
 	Audience     string          `json:"audience,omitempty"`
+	// RateLimit limits each of the URIs for the publishing project, and
+	// TracePropagation sends each attempt's traceparent (extensions).
+	RateLimit        *RateLimit `json:"rate_limit,omitempty"`
+	TracePropagation bool       `json:"trace_propagation,omitempty"`
 }
 
 // PublishParams is an event to publish.

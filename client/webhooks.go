@@ -29,6 +29,20 @@ type Webhook struct {
 	NewSigningSecret string    `json:"new_signing_secret,omitempty"`
 	CreateTime       time.Time `json:"create_time"`
 	UpdateTime       time.Time `json:"update_time"`
+	// RateLimit, TracePropagation and RetrySchedule are longhook
+	// extensions (docs/api.md, Webhooks); zero when the webhook has none.
+	RateLimit        *RateLimit `json:"rate_limit,omitempty"`
+	TracePropagation bool       `json:"trace_propagation,omitempty"`
+	// RetrySchedule is the webhook's delays after a failed attempt, as the
+	// server prints them ("5s", "1.500s"), in place of the server's.
+	RetrySchedule []string `json:"retry_schedule,omitempty"`
+}
+
+// RateLimit caps deliveries to a destination: PerSecond on average and
+// Burst (the server's default is 1) at once, across every instance.
+type RateLimit struct {
+	PerSecond float64 `json:"per_second"`
+	Burst     int     `json:"burst,omitempty"`
 }
 
 // SigningSecret is a secret as the API shows it after creation.
@@ -44,6 +58,12 @@ type WebhookParams struct {
 	URI              string   `json:"uri,omitempty"`
 	SubscribedEvents []string `json:"subscribed_events,omitempty"`
 	State            string   `json:"state,omitempty"`
+	// The extensions; left out when zero. UpdateWebhook with the mask path
+	// (rate_limit, trace_propagation, retry_schedule) and the field zero
+	// removes one.
+	RateLimit        *RateLimit `json:"rate_limit,omitempty"`
+	TracePropagation bool       `json:"trace_propagation,omitempty"`
+	RetrySchedule    []string   `json:"retry_schedule,omitempty"`
 }
 
 // ListOptions pages through a list. The zero value asks for the first page

@@ -103,6 +103,19 @@ func showWebhook(w io.Writer, asJSON bool, h *client.Webhook) error {
 		{"events:", strings.Join(h.SubscribedEvents, ", ")}, {"state:", h.State},
 		{"created:", h.CreateTime.Format(time.RFC3339)}, {"updated:", h.UpdateTime.Format(time.RFC3339)},
 	}
+	if r := h.RateLimit; r != nil {
+		v := fmt.Sprintf("%g/s", r.PerSecond)
+		if r.Burst > 0 {
+			v += fmt.Sprintf(", burst %d", r.Burst)
+		}
+		rows = append(rows, []string{"rate limit:", v})
+	}
+	if len(h.RetrySchedule) > 0 {
+		rows = append(rows, []string{"retry schedule:", strings.Join(h.RetrySchedule, ", ")})
+	}
+	if h.TracePropagation {
+		rows = append(rows, []string{"traceparent:", "sent to the receiver"})
+	}
 	for i, s := range h.SigningSecrets {
 		label := ""
 		if i == 0 {

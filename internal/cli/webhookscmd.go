@@ -142,14 +142,19 @@ func webhooksCreate(ctx context.Context, args []string, env Env) error {
 	name := fs.String("name", "", "display name")
 	uri := fs.String("uri", "", "destination URL (https; http and private addresses need serve --dev)")
 	events := fs.String("events", "", "comma-separated event types to subscribe to, e.g. batch.succeeded,batch.failed")
+	ext := addExtFlags(fs.FlagSet.FlagSet, false)
 	if _, err := parseArgs(fs, args, 0, 0, "no arguments (use --uri and --events)"); err != nil {
 		return err
 	}
 	if *uri == "" || *events == "" {
 		return fmt.Errorf("%w: webhooks create needs --uri and --events", errUsage)
 	}
+	p := client.WebhookParams{Name: *name, URI: *uri, SubscribedEvents: splitList(*events)}
+	if _, err := ext.apply(fs.FlagSet.FlagSet, &p, false); err != nil {
+		return err
+	}
 	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
-		w, err := c.CreateWebhook(ctx, client.WebhookParams{Name: *name, URI: *uri, SubscribedEvents: splitList(*events)})
+		w, err := c.CreateWebhook(ctx, p)
 		if err != nil {
 			return err
 		}
@@ -163,6 +168,7 @@ func webhooksUpdate(ctx context.Context, args []string, env Env) error {
 	name := fs.String("name", "", "new display name")
 	uri := fs.String("uri", "", "new destination URL")
 	events := fs.String("events", "", "new comma-separated event types")
+	ext := addExtFlags(fs.FlagSet.FlagSet, true)
 	pos, err := parseArgs(fs, args, 1, 1, "one webhook id")
 	if err != nil {
 		return err
@@ -179,8 +185,12 @@ func webhooksUpdate(ctx context.Context, args []string, env Env) error {
 			p.SubscribedEvents, mask = splitList(*events), append(mask, "subscribed_events")
 		}
 	})
-	if len(mask) == 0 {
-		return fmt.Errorf("%w: webhooks update needs at least one of --name, --uri, --events", errUsage)
+	extMask, err := ext.apply(fs.FlagSet.FlagSet, &p, true)
+	if err != nil {
+		return err
+	}
+	if mask = append(mask, extMask...); len(mask) == 0 {
+		return fmt.Errorf("%w: webhooks update needs at least one of --name, --uri, --events, --rate-limit, --trace-propagation, --retry-schedule", errUsage)
 	}
 	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
 		w, err := c.UpdateWebhook(ctx, pos[0], p, mask...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime"
 	"time"
@@ -39,12 +40,49 @@ type benchConfig struct {
 	ServeEnv []string
 }
 
+// benchFlags are the flags of bench that are not benchConfig's.
+type benchFlags struct {
+	traceSampler float64 // --trace-compare
+	traceRounds  int
+	soak         soakConfig // --soak and its flags
+}
+
 func runBench(ctx context.Context, args []string, env Env) error {
 	if rest, ok := benchGateway(args, env.Getenv); ok {
 		return gateway.RunBench(ctx, rest, env.Getenv, env.Stdout, env.Stderr)
 	}
 	fs := newFlagSet("bench", env)
 	var c benchConfig
+	var f benchFlags
+	declareBenchFlags(fs, &c, &f)
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if f.soak.Duration > 0 {
+		return runBenchSoak(ctx, c, f.soak, env)
+	}
+	if c.Events <= 0 || c.Webhooks <= 0 || c.Concurrency <= 0 || c.Size < 100 || c.Rounds <= 0 {
+		return fmt.Errorf("%w: --events, --webhooks, --concurrency, --rounds must be positive and --size ≥ 100", errUsage)
+	}
+	if c.CPUProfile != "" && !c.InProcess && profileStartSignal == nil {
+		return fmt.Errorf("%w: --cpuprofile needs --in-process on %s (a serve child is told when to profile by SIGUSR1 and SIGUSR2)", errUsage, runtime.GOOS)
+	}
+	if f.traceSampler != 0 {
+		return runTraceCompare(ctx, c, env, f.traceSampler, f.traceRounds)
+	}
+	rep, err := bench(ctx, c, env)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return writeBenchJSON(env.Stdout, rep)
+	}
+	printBench(env.Stdout, rep)
+	return nil
+}
+
+// declareBenchFlags declares the flags of bench on fs, into c and f.
+func declareBenchFlags(fs *flagSet, c *benchConfig, f *benchFlags) {
 	// --gateway is taken above (benchGateway); declared here so -h and
 	// completion list it.
 	fs.Bool("gateway", false, "measure the receiving gateway (verify, dedupe, store, forward) instead of serve; bench --gateway -h lists its flags")
@@ -69,59 +107,19 @@ func runBench(ctx context.Context, args []string, env Env) error {
 	fs.StringVar(&c.LogLevel, "log-level", "error", "server log level (logs go to stderr)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured deliveries to this file: of each serve child (FILE, then FILE.iN for more instances; serve --cpuprofile-on-signal, started and stopped by the bench), or with --in-process of the bench process; start-up, set-up and warm-up are not in it")
 	fs.BoolVar(&c.InProcess, "in-process", false, "run the servers in the bench process instead of as child serve processes (server CPU is then not told apart)")
-	traceSampler := fs.Float64("trace-compare", 0, "run the benchmark with tracing off and on at this sampler ratio (e.g. 0.01), alternating, and report the ratio on/off (spans go to an OTLP receiver in the process unless OTEL_* variables name one)")
-	traceRounds := fs.Int("trace-rounds", 2, "with --trace-compare: off/on pairs to run")
-	var sk soakConfig
-	fs.DurationVar(&sk.Duration, "soak", 0, "instead of a benchmark, run a soak this long: mixed load (fan-out, dynamic, a flapping and a failing webhook, retention sweeps) at --time-scale, resources printed every minute, zero accepted events lost")
-	fs.Float64Var(&sk.TimeScale, "time-scale", 1800, "with --soak: the server's --time-scale")
-	fs.StringVar(&sk.HeapProfile, "heap-profile", "", "with --soak: after a GC, write a heap profile to PREFIX-MINUTE.pb.gz at every sample (compare two with go tool pprof -base)")
-	if err := fs.parse(args); err != nil {
-		return err
-	}
-	if sk.Duration > 0 {
-		if sk.TimeScale <= 0 {
-			return fmt.Errorf("%w: --time-scale must be positive", errUsage)
-		}
-		sk.Rate, sk.DatabaseURL, sk.LogLevel = c.Rate, c.DatabaseURL, c.LogLevel
-		if sk.Rate <= 0 {
-			sk.Rate = 20
-		}
-		sk.Every = min(time.Minute, sk.Duration/4)
-		return soak(ctx, sk, env)
-	}
-	if c.Events <= 0 || c.Webhooks <= 0 || c.Concurrency <= 0 || c.Size < 100 || c.Rounds <= 0 {
-		return fmt.Errorf("%w: --events, --webhooks, --concurrency, --rounds must be positive and --size ≥ 100", errUsage)
-	}
-	if c.CPUProfile != "" && !c.InProcess && profileStartSignal == nil {
-		return fmt.Errorf("%w: --cpuprofile needs --in-process on %s (a serve child is told when to profile by SIGUSR1 and SIGUSR2)", errUsage, runtime.GOOS)
-	}
-	if *traceSampler != 0 {
-		if *traceSampler < 0 || *traceSampler > 1 || *traceRounds <= 0 {
-			return fmt.Errorf("%w: --trace-compare must be in (0, 1] and --trace-rounds positive", errUsage)
-		}
-		tc, err := benchTraceCompare(ctx, c, env, *traceSampler, *traceRounds)
-		if err != nil {
-			return err
-		}
-		if c.JSON {
-			enc := json.NewEncoder(env.Stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(tc)
-		}
-		printTraceCompare(env.Stdout, tc)
-		return nil
-	}
-	rep, err := bench(ctx, c, env)
-	if err != nil {
-		return err
-	}
-	if c.JSON {
-		enc := json.NewEncoder(env.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
-	printBench(env.Stdout, rep)
-	return nil
+	fs.Float64Var(&f.traceSampler, "trace-compare", 0, "run the benchmark with tracing off and on at this sampler ratio (e.g. 0.01), alternating, and report the ratio on/off (spans go to an OTLP receiver in the process unless OTEL_* variables name one)")
+	fs.IntVar(&f.traceRounds, "trace-rounds", 2, "with --trace-compare: off/on pairs to run")
+	fs.DurationVar(&f.soak.Duration, "soak", 0, "instead of a benchmark, run a soak this long: mixed load (fan-out, dynamic, a flapping and a failing webhook, retention sweeps) at --time-scale, resources printed every minute, zero accepted events lost")
+	fs.Float64Var(&f.soak.TimeScale, "time-scale", 1800, "with --soak: the server's --time-scale")
+	fs.StringVar(&f.soak.HeapProfile, "heap-profile", "", "with --soak: after a GC, write a heap profile to PREFIX-MINUTE.pb.gz at every sample (compare two with go tool pprof -base)")
+}
+
+// writeBenchJSON writes a bench report indented (and HTML-escaped,
+// unlike printJSON), for --json.
+func writeBenchJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // driverOf names the store a database URL selects.

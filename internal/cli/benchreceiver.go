@@ -2,6 +2,8 @@ package cli
 
 import (
 	"bytes"
+	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -91,4 +93,29 @@ func (rv *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rv.count == rv.goal {
 		close(rv.reached)
 	}
+}
+
+// listenLoopback serves h on a loopback port until stop is called; url is
+// http://HOST:PORT.
+func listenLoopback(h http.Handler) (url string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return "http://" + ln.Addr().String(), func() { srv.Close() }, nil
+}
+
+// hookRange is the fewest and most requests the receiver counted for
+// one of the webhooks h{from} to h{to-1} (0, 0 for none). rv.mu is held.
+func (rv *receiver) hookRange(from, to int) (lo, hi int) {
+	for i := from; i < to; i++ {
+		n := rv.perHook[fmt.Sprintf("h%d", i)]
+		if i == from || n < lo {
+			lo = n
+		}
+		hi = max(hi, n)
+	}
+	return lo, hi
 }

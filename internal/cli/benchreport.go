@@ -175,3 +175,67 @@ func perMicros(d time.Duration, n int) float64 {
 	}
 	return float64(d.Microseconds()) / float64(n)
 }
+
+// report is the report of run r, whose measured rounds added up to t.
+func (r *benchRun) report(t benchTotals) *benchReport {
+	c := r.c
+	r.rv.mu.Lock()
+	lat := slices.Clone(r.rv.latencies)
+	hMin, hMax := 0, 0
+	if !c.Dynamic {
+		hMin, hMax = r.rv.hookRange(r.nSlow+r.nFail, c.Webhooks)
+	}
+	sMin, sMax := r.rv.hookRange(0, r.nSlow)
+	r.rv.mu.Unlock()
+	rep := &benchReport{
+		Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
+		Store:   driverOf(r.dbURL),
+		Events:  c.Events, Webhooks: c.Webhooks, EventBytes: len(r.body) + 60, Concurrency: c.Concurrency, Batch: c.Batch, Rate: c.Rate, Backlog: c.Backlog,
+		Deliveries:       int(t.want),
+		Seconds:          t.elapsed.Seconds(),
+		DeliveriesPerSec: float64(t.want) / t.elapsed.Seconds(),
+		PublishPerSec:    float64(c.Events) / t.pubTime.Seconds(),
+		P50ms:            percentile(lat, .50), P95ms: percentile(lat, .95), P99ms: percentile(lat, .99),
+		PublishP50ms: percentile(t.calls.rtt, .50), PublishP99ms: percentile(t.calls.rtt, .99),
+		ScheduleLagP50ms: percentile(t.calls.lag, .50), ScheduleLagP99ms: percentile(t.calls.lag, .99),
+		CeilingPerSec:  r.ceil.signed,
+		MaxRSSMB:       maxRSSMB() + serverRSS(r.servers),
+		ServerMaxRSSMB: serverMaxRSS(r.servers),
+		MaxGoroutines:  int(r.maxG.Load()),
+		HealthyMin:     hMin, HealthyMax: hMax,
+		HangingMin: sMin, HangingMax: sMax,
+		CPUusPerDelivery:         perMicros(t.runCPU, int(t.want)),
+		CPUusPerCeiling:          perMicros(r.ceil.signedCPU, r.ceil.n),
+		UnsignedCeilingPerSec:    r.ceil.unsigned,
+		CPUusPerUnsignedCeiling:  perMicros(r.ceil.unsignedCPU, r.ceil.n),
+		ServerCPUusPerDelivery:   perMicros(t.srvCPU, int(t.want)),
+		DatabaseCPUusPerDelivery: perMicros(t.dbCPU, int(t.want)),
+	}
+	rep.RatioUnsigned = rep.DeliveriesPerSec / r.ceil.unsigned
+	if t.elapsed > 0 {
+		rep.CPUCoresUsed = t.runCPU.Seconds() / t.elapsed.Seconds()
+		rep.ServerCPUCoresUsed = t.srvCPU.Seconds() / t.elapsed.Seconds()
+	}
+	if rep.CPUusPerDelivery > 0 {
+		rep.CPURatioToCeiling = rep.CPUusPerCeiling / rep.CPUusPerDelivery
+	}
+	if r.nSlow+r.nFail > 0 {
+		rep.HealthyP99ms = rep.P99ms
+	}
+	rep.Ratio = rep.DeliveriesPerSec / rep.CeilingPerSec
+	rep.Instances = max(c.Instances, 1)
+	rep.window = r.window
+	if c.Dynamic {
+		rep.Dynamic = true
+		// The reference rate is time-weighted: each round's mean of its two
+		// neighbouring measurements, weighted by how long the round took.
+		rep.RS256SignPerSec = t.possible / t.elapsed.Seconds()
+		rep.RatioToSigning = float64(t.want) / t.possible
+		rep.RoundRatios = t.roundRatios
+		rep.CPUusPerRS256 = perMicros(r.signCPU, r.signs)
+		if rep.CPUusPerDelivery > 0 {
+			rep.CPURatioToSigning = rep.CPUusPerRS256 / rep.CPUusPerDelivery
+		}
+	}
+	return rep
+}

@@ -4,12 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -50,6 +48,51 @@ func startBenchProfile(ctx context.Context, c benchConfig, servers []*benchServe
 	}, nil
 }
 
+// benchRun is one run of the benchmark while it runs: the receiver, the
+// servers and their clients, and what each phase measured for the report.
+type benchRun struct {
+	c    benchConfig
+	env  Env
+	rv   *receiver
+	body []byte // the data of every event
+	// nSlow webhooks hang (--slow-share) and nFail answer 500
+	// (--fail-share); the deliveries waited for are the healthy rest's.
+	nSlow, nFail, healthy int
+	recvURL               string
+	dbURL                 string
+	pgMeter               *pgBackends // with PostgreSQL, or nil
+	servers               []*benchServer
+	clients               []*benchClient // one per server
+	dynURIs               []string       // with --dynamic: the webhook_config URIs
+	ceil                  benchCeilings
+	// The RS256 signing rate (--dynamic), measured before the first round
+	// and after each.
+	meter     *rs256Meter
+	signRates []float64
+	signCPU   time.Duration
+	signs     int
+	goal      int64        // deliveries the receiver has to have seen
+	maxG      atomic.Int64 // the most goroutines sampled
+	window    profileWindow
+}
+
+// benchCeilings are the bare-HTTP ceilings of a run (n requests each) and
+// the CPU each took.
+type benchCeilings struct {
+	n                      int
+	unsigned, signed       float64
+	unsignedCPU, signedCPU time.Duration
+}
+
+// benchTotals is what the measured rounds of a run add up to.
+type benchTotals struct {
+	want                                    int64 // deliveries
+	elapsed, runCPU, srvCPU, dbCPU, pubTime time.Duration
+	calls                                   publishTimes
+	possible                                float64 // tokens the machine could have signed while the rounds ran
+	roundRatios                             []float64
+}
+
 func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
@@ -59,143 +102,207 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 	}
 	defer os.RemoveAll(dir)
 
-	nSlow := int(c.SlowShare * float64(c.Webhooks))
-	nFail := int(c.FailShare * float64(c.Webhooks))
-	healthy := c.Webhooks - nSlow - nFail
-	rv := &receiver{slow: map[string]bool{}, fail: map[string]bool{}, stop: make(chan struct{}), perHook: map[string]int{}}
-	defer close(rv.stop)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	r := newBenchRun(c, env)
+	defer close(r.rv.stop)
+	recvURL, stopReceiver, err := listenLoopback(r.rv)
 	if err != nil {
 		return nil, err
 	}
-	recvSrv := &http.Server{Handler: rv, ReadHeaderTimeout: 10 * time.Second}
-	go recvSrv.Serve(ln)
-	defer recvSrv.Close()
-	recvURL := "http://" + ln.Addr().String()
-
-	body := benchBody(c.Size)
-	nCeiling := min(max(c.Events*c.Webhooks/2, 5000), 50000)
-	cpu0 := procstat.CPUTime()
-	unsigned, err := bareCeiling(ctx, recvURL+"/ceiling", body, c.Concurrency, nCeiling, false)
+	defer stopReceiver()
+	r.recvURL = recvURL
+	if r.ceil, err = measureCeilings(ctx, recvURL, r.body, c); err != nil {
+		return nil, err
+	}
+	dbURL, pgMeter, dropDB, err := benchDatabase(ctx, c)
 	if err != nil {
 		return nil, err
 	}
-	cpu1 := procstat.CPUTime()
-	ceiling, err := bareCeiling(ctx, recvURL+"/ceiling", body, c.Concurrency, nCeiling, true)
+	defer dropDB()
+	r.dbURL, r.pgMeter = dbURL, pgMeter
+	stopServers, err := r.startServers(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
-	unsignedCPU, ceilingCPU := cpu1-cpu0, procstat.CPUTime()-cpu1
-
-	dbURL := c.DatabaseURL
-	var pgMeter *pgBackends
-	if isPostgres(dbURL) {
-		tmpURL, drop, err := tempPostgresDB(ctx, dbURL)
+	defer stopServers()
+	if err := r.createWebhooks(ctx); err != nil {
+		return nil, err
+	}
+	if c.Dynamic {
+		if err := r.warmUp(ctx); err != nil {
+			return nil, err
+		}
+	}
+	defer r.startSampler(ctx)()
+	// The CPU profile covers the measured rounds (and, with --dynamic, the
+	// signing measurements between them, while the servers idle): not the
+	// start-up, the webhooks' creation or the warm-up.
+	stopProfile := func() error { return nil }
+	if c.CPUProfile != "" {
+		r.window.asked = time.Now()
+		if stopProfile, err = startBenchProfile(ctx, c, r.servers); err != nil {
+			return nil, err
+		}
+		defer func() { _ = stopProfile() }()
+	}
+	t, err := r.measureRounds(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c.CPUProfile != "" {
+		r.window.to = time.Now()
+		err := stopProfile()
+		stopProfile = func() error { return nil }
 		if err != nil {
 			return nil, err
 		}
-		defer drop()
-		if pgMeter, err = newPGBackends(ctx, dbURL, tmpURL); err != nil {
-			return nil, err
-		}
-		defer pgMeter.close()
-		dbURL = tmpURL
-	} else if c.Instances > 1 {
-		return nil, fmt.Errorf("%w: --instances > 1 needs a postgres:// --database-url", errUsage)
+		r.window.written = time.Now()
 	}
+	return r.report(t), nil
+}
+
+func newBenchRun(c benchConfig, env Env) *benchRun {
+	nSlow := int(c.SlowShare * float64(c.Webhooks))
+	nFail := int(c.FailShare * float64(c.Webhooks))
+	return &benchRun{
+		c: c, env: env, body: benchBody(c.Size),
+		nSlow: nSlow, nFail: nFail, healthy: c.Webhooks - nSlow - nFail,
+		rv: &receiver{slow: map[string]bool{}, fail: map[string]bool{}, stop: make(chan struct{}), perHook: map[string]int{}},
+	}
+}
+
+// measureCeilings measures the bare-HTTP ceilings of body against the
+// receiver at recvURL, unsigned then signed.
+func measureCeilings(ctx context.Context, recvURL string, body []byte, c benchConfig) (benchCeilings, error) {
+	var m benchCeilings
+	m.n = min(max(c.Events*c.Webhooks/2, 5000), 50000)
+	cpu0 := procstat.CPUTime()
+	var err error
+	if m.unsigned, err = bareCeiling(ctx, recvURL+"/ceiling", body, c.Concurrency, m.n, false); err != nil {
+		return m, err
+	}
+	cpu1 := procstat.CPUTime()
+	if m.signed, err = bareCeiling(ctx, recvURL+"/ceiling", body, c.Concurrency, m.n, true); err != nil {
+		return m, err
+	}
+	m.unsignedCPU, m.signedCPU = cpu1-cpu0, procstat.CPUTime()-cpu1
+	return m, nil
+}
+
+// benchDatabase is the database of a run: with a postgres://
+// --database-url a temporary database beside it, which drop drops, and a
+// meter of its backends' CPU; otherwise --database-url as it is (SQLite).
+func benchDatabase(ctx context.Context, c benchConfig) (dbURL string, pgMeter *pgBackends, drop func(), err error) {
+	if !isPostgres(c.DatabaseURL) {
+		if c.Instances > 1 {
+			return "", nil, nil, fmt.Errorf("%w: --instances > 1 needs a postgres:// --database-url", errUsage)
+		}
+		return c.DatabaseURL, nil, func() {}, nil
+	}
+	tmpURL, dropTmp, err := tempPostgresDB(ctx, c.DatabaseURL)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	if pgMeter, err = newPGBackends(ctx, c.DatabaseURL, tmpURL); err != nil {
+		dropTmp()
+		return "", nil, nil, err
+	}
+	return tmpURL, pgMeter, func() { pgMeter.close(); dropTmp() }, nil
+}
+
+// startServers starts the run's servers on its database, in dir, and a
+// client of each; stop stops them.
+func (r *benchRun) startServers(ctx context.Context, dir string) (stop func(), err error) {
 	const benchKey = "bench-key-0123456789abcdef0123456789abcdef"
 	masterKey := make([]byte, 32)
 	_, _ = rand.Read(masterKey)
-	servers, stopAll, err := startBenchServers(ctx, benchServerConfig{c: c, dbURL: dbURL, dir: dir, key: benchKey, masterKey: masterKey, env: env})
+	servers, stopAll, err := startBenchServers(ctx, benchServerConfig{c: r.c, dbURL: r.dbURL, dir: dir, key: benchKey, masterKey: masterKey, env: r.env})
 	if err != nil {
 		return nil, err
 	}
-	defer stopAll()
-	var clients []*benchClient
+	r.servers = servers
 	for _, s := range servers {
-		clients = append(clients, &benchClient{base: s.URL + "/v1beta", key: benchKey, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: c.Concurrency * 2}}})
+		r.clients = append(r.clients, &benchClient{base: s.URL + "/v1beta", key: benchKey, http: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: r.c.Concurrency * 2}}})
 	}
-	cl := clients[0]
+	return stopAll, nil
+}
 
-	var dynURIs []string
-	for i := range c.Webhooks {
+// createWebhooks creates the webhooks h0, h1, … on the receiver, the
+// first nSlow hanging and the next nFail failing; with --dynamic it only
+// lists their URIs for webhook_config.
+func (r *benchRun) createWebhooks(ctx context.Context) error {
+	cl := r.clients[0]
+	for i := range r.c.Webhooks {
 		name := fmt.Sprintf("h%d", i)
-		if c.Dynamic {
-			dynURIs = append(dynURIs, recvURL+"/"+name)
+		if r.c.Dynamic {
+			r.dynURIs = append(r.dynURIs, r.recvURL+"/"+name)
 			continue
 		}
 		switch {
-		case i < nSlow:
-			rv.slow[name] = true
-		case i < nSlow+nFail:
-			rv.fail[name] = true
+		case i < r.nSlow:
+			r.rv.slow[name] = true
+		case i < r.nSlow+r.nFail:
+			r.rv.fail[name] = true
 		}
-		if err := cl.post(ctx, "/webhooks", map[string]any{"name": name, "uri": recvURL + "/" + name, "subscribed_events": []string{"batch.succeeded"}}, nil); err != nil {
-			return nil, fmt.Errorf("create webhook: %w", err)
+		if err := cl.post(ctx, "/webhooks", map[string]any{"name": name, "uri": r.recvURL + "/" + name, "subscribed_events": []string{"batch.succeeded"}}, nil); err != nil {
+			return fmt.Errorf("create webhook: %w", err)
 		}
 	}
-	// A dynamic run is cut into rounds with the RS256 signing rate measured
-	// before and after each: a shared machine's speed drifts by a quarter
-	// within seconds, and interleaving makes both sides of the ratio see
-	// the same machine. Servers idle while the signing rate is measured.
-	rounds := 1
-	var meter *rs256Meter
-	var signRates []float64
-	var signCPU time.Duration
-	var signs int
-	measureSigning := func() {
-		rate, cpu, n := meter.measure(signWindow)
-		signRates, signCPU, signs = append(signRates, rate), signCPU+cpu, signs+n
+	return nil
+}
+
+// warmUp (--dynamic) runs a short warm-up, not counted, and measures the
+// signing rate before the first round.
+func (r *benchRun) warmUp(ctx context.Context) error {
+	var err error
+	if r.meter, err = newRS256Meter(r.body); err != nil {
+		return err
 	}
-	var goal int64 // deliveries the receiver has to have seen
-	if c.Dynamic {
-		rounds = c.Rounds
-		if meter, err = newRS256Meter(body); err != nil {
-			return nil, err
-		}
-		// A short warm-up, not counted: the first deliveries open the
-		// receiver connections and grow stacks, heap and SQLite's page
-		// cache, which a steady-state rate should not include.
-		wc := c
-		wc.Events = max(c.Events/20, 50)
-		goal = int64(wc.Events * healthy)
-		reached := rv.until(goal)
-		if _, err := publishAll(ctx, clients, wc, len(body), dynURIs); err != nil {
-			return nil, err
-		}
-		select {
-		case <-reached:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("warm-up timed out with %d of %d deliveries received", rv.received(), goal)
-		}
-		rv.mu.Lock()
-		rv.latencies = rv.latencies[:0]
-		rv.mu.Unlock()
-		measureSigning()
+	// A short warm-up, not counted: the first deliveries open the
+	// receiver connections and grow stacks, heap and SQLite's page
+	// cache, which a steady-state rate should not include.
+	wc := r.c
+	wc.Events = max(r.c.Events/20, 50)
+	r.goal = int64(wc.Events * r.healthy)
+	reached := r.rv.until(r.goal)
+	if _, err := publishAll(ctx, r.clients, wc, len(r.body), r.dynURIs); err != nil {
+		return err
 	}
-	// The sampler also draws a progress bar of the measured deliveries on
-	// a terminal (nothing on a pipe or in CI logs).
-	var maxG atomic.Int64
-	prog := newProgress(env.Stderr, "deliveries received")
-	base := goal // the warm-up's, not counted
-	prog.start(c.Events * healthy)
+	select {
+	case <-reached:
+	case <-ctx.Done():
+		return fmt.Errorf("warm-up timed out with %d of %d deliveries received", r.rv.received(), r.goal)
+	}
+	r.rv.mu.Lock()
+	r.rv.latencies = r.rv.latencies[:0]
+	r.rv.mu.Unlock()
+	r.measureSigning()
+	return nil
+}
+
+// measureSigning measures the RS256 signing rate once more.
+func (r *benchRun) measureSigning() {
+	rate, cpu, n := r.meter.measure(signWindow)
+	r.signRates, r.signCPU, r.signs = append(r.signRates, rate), r.signCPU+cpu, r.signs+n
+}
+
+// startSampler samples the bench process's goroutines every 100 ms into
+// r.maxG until stop is called. The sampler also draws a progress bar of
+// the measured deliveries on a terminal (nothing on a pipe or in CI logs).
+func (r *benchRun) startSampler(ctx context.Context) (stop func()) {
+	prog := newProgress(r.env.Stderr, "deliveries received")
+	base := r.goal // the warm-up's, not counted
+	prog.start(r.c.Events * r.healthy)
 	sampleCtx, stopSampling := context.WithCancel(ctx)
 	sampled := make(chan struct{})
-	defer func() {
-		stopSampling()
-		<-sampled
-		prog.set(int(rv.received() - base)) // the last frame shows the end
-		prog.done()
-	}()
 	go func() {
 		defer close(sampled)
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if n := int64(runtime.NumGoroutine()); n > maxG.Load() {
-				maxG.Store(n)
+			if n := int64(runtime.NumGoroutine()); n > r.maxG.Load() {
+				r.maxG.Store(n)
 			}
-			prog.set(int(rv.received() - base))
+			prog.set(int(r.rv.received() - base))
 			select {
 			case <-sampleCtx.Done():
 				return
@@ -203,143 +310,77 @@ func bench(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
 			}
 		}
 	}()
-	// The CPU profile covers the measured rounds (and, with --dynamic, the
-	// signing measurements between them, while the servers idle): not the
-	// start-up, the webhooks' creation or the warm-up.
-	var window profileWindow
-	stopProfile := func() error { return nil }
-	if c.CPUProfile != "" {
-		window.asked = time.Now()
-		if stopProfile, err = startBenchProfile(ctx, c, servers); err != nil {
-			return nil, err
-		}
-		defer func() { _ = stopProfile() }()
+	return func() {
+		stopSampling()
+		<-sampled
+		prog.set(int(r.rv.received() - base)) // the last frame shows the end
+		prog.done()
 	}
-	var elapsed, runCPU, srvCPU, dbCPU, pubTime time.Duration
-	var calls publishTimes
-	var possible float64 // tokens the machine could have signed while the rounds ran
-	var roundRatios []float64
-	want, published := int64(0), 0
-	for r := range rounds {
-		n := c.Events*(r+1)/rounds - published
+}
+
+// measureRounds publishes the run's events and waits for their
+// deliveries. A dynamic run is cut into rounds with the RS256 signing rate
+// measured before and after each: a shared machine's speed drifts by a
+// quarter within seconds, and interleaving makes both sides of the ratio
+// see the same machine. Servers idle while the signing rate is measured.
+func (r *benchRun) measureRounds(ctx context.Context) (benchTotals, error) {
+	var t benchTotals
+	rounds := 1
+	if r.c.Dynamic {
+		rounds = r.c.Rounds
+	}
+	published := 0
+	for i := range rounds {
+		n := r.c.Events*(i+1)/rounds - published
 		if n == 0 {
 			continue
 		}
 		published += n
-		roundWant := int64(n * healthy)
-		want += roundWant
-		goal += roundWant
-		reached := rv.until(goal)
-		rc := c
-		rc.Events = n
-		var db0 map[int]time.Duration
-		if pgMeter != nil {
-			db0 = pgMeter.sample(ctx)
-		}
-		start, cpu0, srv0 := time.Now(), procstat.CPUTime(), serverCPU(servers)
-		if r == 0 {
-			window.from = start
-		}
-		pub, err := publishAll(ctx, clients, rc, len(body), dynURIs)
-		if err != nil {
-			return nil, err
-		}
-		calls.add(pub)
-		select {
-		case <-reached:
-		case <-ctx.Done():
-			return nil, fmt.Errorf("timed out with %d of %d deliveries received", rv.received(), goal)
-		}
-		d := time.Since(start)
-		srvD := serverCPU(servers) - srv0
-		elapsed, runCPU, srvCPU, pubTime = elapsed+d, runCPU+procstat.CPUTime()-cpu0+srvD, srvCPU+srvD, pubTime+pub.elapsed
-		if pgMeter != nil {
-			dbCPU += since(db0, pgMeter.sample(ctx))
-		}
-		if c.Dynamic {
-			measureSigning()
-			ref := (signRates[len(signRates)-2] + signRates[len(signRates)-1]) / 2
-			possible += ref * d.Seconds()
-			roundRatios = append(roundRatios, float64(roundWant)/d.Seconds()/ref)
+		if err := r.measureRound(ctx, i, n, &t); err != nil {
+			return t, err
 		}
 	}
-	if c.CPUProfile != "" {
-		window.to = time.Now()
-		err := stopProfile()
-		stopProfile = func() error { return nil }
-		if err != nil {
-			return nil, err
-		}
-		window.written = time.Now()
+	return t, nil
+}
+
+// measureRound is round i of measureRounds: it publishes n events, waits
+// for their deliveries and adds what it measured to t.
+func (r *benchRun) measureRound(ctx context.Context, i, n int, t *benchTotals) error {
+	roundWant := int64(n * r.healthy)
+	t.want += roundWant
+	r.goal += roundWant
+	reached := r.rv.until(r.goal)
+	rc := r.c
+	rc.Events = n
+	var db0 map[int]time.Duration
+	if r.pgMeter != nil {
+		db0 = r.pgMeter.sample(ctx)
 	}
-	rv.mu.Lock()
-	lat := slices.Clone(rv.latencies)
-	hMin, hMax := 0, 0
-	for i := nSlow + nFail; i < c.Webhooks && !c.Dynamic; i++ {
-		n := rv.perHook[fmt.Sprintf("h%d", i)]
-		if i == nSlow+nFail || n < hMin {
-			hMin = n
-		}
-		hMax = max(hMax, n)
+	start, cpu0, srv0 := time.Now(), procstat.CPUTime(), serverCPU(r.servers)
+	if i == 0 {
+		r.window.from = start
 	}
-	sMin, sMax := 0, 0
-	for i := range nSlow {
-		n := rv.perHook[fmt.Sprintf("h%d", i)]
-		if i == 0 || n < sMin {
-			sMin = n
-		}
-		sMax = max(sMax, n)
+	pub, err := publishAll(ctx, r.clients, rc, len(r.body), r.dynURIs)
+	if err != nil {
+		return err
 	}
-	rv.mu.Unlock()
-	rep := &benchReport{
-		Machine: fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU()),
-		Store:   driverOf(dbURL),
-		Events:  c.Events, Webhooks: c.Webhooks, EventBytes: len(body) + 60, Concurrency: c.Concurrency, Batch: c.Batch, Rate: c.Rate, Backlog: c.Backlog,
-		Deliveries:       int(want),
-		Seconds:          elapsed.Seconds(),
-		DeliveriesPerSec: float64(want) / elapsed.Seconds(),
-		PublishPerSec:    float64(c.Events) / pubTime.Seconds(),
-		P50ms:            percentile(lat, .50), P95ms: percentile(lat, .95), P99ms: percentile(lat, .99),
-		PublishP50ms: percentile(calls.rtt, .50), PublishP99ms: percentile(calls.rtt, .99),
-		ScheduleLagP50ms: percentile(calls.lag, .50), ScheduleLagP99ms: percentile(calls.lag, .99),
-		CeilingPerSec:  ceiling,
-		MaxRSSMB:       maxRSSMB() + serverRSS(servers),
-		ServerMaxRSSMB: serverMaxRSS(servers),
-		MaxGoroutines:  int(maxG.Load()),
-		HealthyMin:     hMin, HealthyMax: hMax,
-		HangingMin: sMin, HangingMax: sMax,
-		CPUusPerDelivery:         perMicros(runCPU, int(want)),
-		CPUusPerCeiling:          perMicros(ceilingCPU, nCeiling),
-		UnsignedCeilingPerSec:    unsigned,
-		CPUusPerUnsignedCeiling:  perMicros(unsignedCPU, nCeiling),
-		ServerCPUusPerDelivery:   perMicros(srvCPU, int(want)),
-		DatabaseCPUusPerDelivery: perMicros(dbCPU, int(want)),
+	t.calls.add(pub)
+	select {
+	case <-reached:
+	case <-ctx.Done():
+		return fmt.Errorf("timed out with %d of %d deliveries received", r.rv.received(), r.goal)
 	}
-	rep.RatioUnsigned = rep.DeliveriesPerSec / unsigned
-	if elapsed > 0 {
-		rep.CPUCoresUsed = runCPU.Seconds() / elapsed.Seconds()
-		rep.ServerCPUCoresUsed = srvCPU.Seconds() / elapsed.Seconds()
+	d := time.Since(start)
+	srvD := serverCPU(r.servers) - srv0
+	t.elapsed, t.runCPU, t.srvCPU, t.pubTime = t.elapsed+d, t.runCPU+procstat.CPUTime()-cpu0+srvD, t.srvCPU+srvD, t.pubTime+pub.elapsed
+	if r.pgMeter != nil {
+		t.dbCPU += since(db0, r.pgMeter.sample(ctx))
 	}
-	if rep.CPUusPerDelivery > 0 {
-		rep.CPURatioToCeiling = rep.CPUusPerCeiling / rep.CPUusPerDelivery
+	if r.c.Dynamic {
+		r.measureSigning()
+		ref := (r.signRates[len(r.signRates)-2] + r.signRates[len(r.signRates)-1]) / 2
+		t.possible += ref * d.Seconds()
+		t.roundRatios = append(t.roundRatios, float64(roundWant)/d.Seconds()/ref)
 	}
-	if nSlow+nFail > 0 {
-		rep.HealthyP99ms = rep.P99ms
-	}
-	rep.Ratio = rep.DeliveriesPerSec / rep.CeilingPerSec
-	rep.Instances = max(c.Instances, 1)
-	rep.window = window
-	if c.Dynamic {
-		rep.Dynamic = true
-		// The reference rate is time-weighted: each round's mean of its two
-		// neighbouring measurements, weighted by how long the round took.
-		rep.RS256SignPerSec = possible / elapsed.Seconds()
-		rep.RatioToSigning = float64(want) / possible
-		rep.RoundRatios = roundRatios
-		rep.CPUusPerRS256 = perMicros(signCPU, signs)
-		if rep.CPUusPerDelivery > 0 {
-			rep.CPURatioToSigning = rep.CPUusPerRS256 / rep.CPUusPerDelivery
-		}
-	}
-	return rep, nil
+	return nil
 }

@@ -39,6 +39,22 @@ type traceCompare struct {
 	ExportCalls   int64   `json:"otlp_export_calls"`
 }
 
+// runTraceCompare runs `bench --trace-compare` and prints its report.
+func runTraceCompare(ctx context.Context, c benchConfig, env Env, sampler float64, rounds int) error {
+	if sampler < 0 || sampler > 1 || rounds <= 0 {
+		return fmt.Errorf("%w: --trace-compare must be in (0, 1] and --trace-rounds positive", errUsage)
+	}
+	tc, err := benchTraceCompare(ctx, c, env, sampler, rounds)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return writeBenchJSON(env.Stdout, tc)
+	}
+	printTraceCompare(env.Stdout, tc)
+	return nil
+}
+
 func benchTraceCompare(ctx context.Context, c benchConfig, env Env, sampler float64, rounds int) (*traceCompare, error) {
 	tc := &traceCompare{Sampler: sampler, Rounds: rounds}
 	var bytes, calls atomic.Int64

@@ -116,6 +116,20 @@ func (rv *soakReceiver) missing(accepted []int64) map[string]int {
 	return out
 }
 
+// runBenchSoak runs `bench --soak` with sk's flags and, from bench's
+// own, --rate (default 20), --database-url and --log-level.
+func runBenchSoak(ctx context.Context, c benchConfig, sk soakConfig, env Env) error {
+	if sk.TimeScale <= 0 {
+		return fmt.Errorf("%w: --time-scale must be positive", errUsage)
+	}
+	sk.Rate, sk.DatabaseURL, sk.LogLevel = c.Rate, c.DatabaseURL, c.LogLevel
+	if sk.Rate <= 0 {
+		sk.Rate = 20
+	}
+	sk.Every = min(time.Minute, sk.Duration/4)
+	return soak(ctx, sk, env)
+}
+
 // soak runs mixed load against one in-process `serve` for c.Duration and
 // prints the process's resources every c.Every; then it waits for every
 // accepted event to reach every webhook that answers (the flapping one

@@ -44,25 +44,23 @@ type benchServerConfig struct {
 	env       Env
 }
 
-// startBenchServers starts c.Instances servers and returns them and a
-// function that stops them all.
-func startBenchServers(ctx context.Context, bc benchServerConfig) ([]*benchServer, func(), error) {
-	c := bc.c
-	quiet := Env{Getenv: func(k string) string {
+// quietServeEnv is the environment of a server in the bench process:
+// the bootstrap API key and the master key given, no output.
+func quietServeEnv(key string, masterKey []byte) Env {
+	return Env{Getenv: func(k string) string {
 		switch k {
 		case "LONGHOOK_BOOTSTRAP_API_KEY":
-			return bc.key
+			return key
 		case "LONGHOOK_MASTER_KEY":
-			return base64.StdEncoding.EncodeToString(bc.masterKey)
+			return base64.StdEncoding.EncodeToString(masterKey)
 		}
 		return ""
 	}, Stdout: io.Discard, Stderr: io.Discard}
-	scfg := func(i int) ServeConfig {
-		return ServeConfig{
-			Addr: "127.0.0.1:0", DataDir: fmt.Sprintf("%s/i%d", bc.dir, i), DatabaseURL: bc.dbURL, Dev: true,
-			Workers: c.Workers, PerDest: c.PerDest, PerDestMax: c.PerDestMax, SoftStop: time.Second, TimeScale: 1, Migrate: true, Lease: time.Minute,
-		}
-	}
+}
+
+// startBenchServers starts c.Instances servers and returns them and a
+// function that stops them all.
+func startBenchServers(ctx context.Context, bc benchServerConfig) ([]*benchServer, func(), error) {
 	var servers []*benchServer
 	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
@@ -75,77 +73,99 @@ func startBenchServers(ctx context.Context, bc benchServerConfig) ([]*benchServe
 		stopSrv()
 		wg.Wait()
 	}
-	for i := range max(c.Instances, 1) {
-		if !c.InProcess && i == 0 && c.Backlog > 0 {
-			// The backlog goes in before the child starts, through a
-			// server in this process on the same data directory.
-			srv, err := NewServer(ctx, scfg(0), quiet, benchLogger(bc.env, c.LogLevel))
-			if err != nil {
-				stopAll()
-				return nil, nil, err
-			}
-			err = srv.insertBacklog(ctx, c.Backlog)
-			done, cancel := context.WithCancel(ctx)
-			cancel()
-			_ = srv.Run(done) // closes it
-			if err != nil {
-				stopAll()
-				return nil, nil, fmt.Errorf("backlog: %w", err)
-			}
-		}
-		if c.InProcess {
-			srv, err := NewServer(ctx, scfg(i), quiet, benchLogger(bc.env, c.LogLevel))
-			if err != nil {
-				stopAll()
-				return nil, nil, err
-			}
-			if i == 0 && c.Backlog > 0 {
-				if err := srv.insertBacklog(ctx, c.Backlog); err != nil {
-					stopAll()
-					return nil, nil, fmt.Errorf("backlog: %w", err)
-				}
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); _ = srv.Run(srvCtx) }()
-			servers = append(servers, &benchServer{URL: srv.URL, srv: srv})
-			continue
-		}
-		s, err := startChild(ctx, scfg(i), bc)
+	for i := range max(bc.c.Instances, 1) {
+		s, err := bc.start(ctx, srvCtx, i, &wg)
 		if err != nil {
 			stopAll()
 			return nil, nil, err
 		}
 		servers = append(servers, s)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			waited := make(chan struct{})
-			go func() { _ = s.cmd.Wait(); close(waited) }()
-			select {
-			case <-waited:
-				return
-			case <-srvCtx.Done():
-			}
-			// Stopped: SIGTERM was sent; a server that does not shut
-			// down within its soft stop and then some is killed.
-			select {
-			case <-waited:
-			case <-time.After(30 * time.Second):
-				_ = s.cmd.Process.Kill()
-				<-waited
-			}
-		}()
 	}
 	return servers, stopAll, nil
 }
 
-// startChild runs `longhook serve` (this executable) with cfg and waits
-// for the line that says where it listens.
-func startChild(ctx context.Context, cfg ServeConfig, bc benchServerConfig) (*benchServer, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, fmt.Errorf("bench: %w (use --in-process)", err)
+// serveConfig is the configuration of server i.
+func (bc benchServerConfig) serveConfig(i int) ServeConfig {
+	c := bc.c
+	return ServeConfig{
+		Addr: "127.0.0.1:0", DataDir: fmt.Sprintf("%s/i%d", bc.dir, i), DatabaseURL: bc.dbURL, Dev: true,
+		Workers: c.Workers, PerDest: c.PerDest, PerDestMax: c.PerDestMax, SoftStop: time.Second, TimeScale: 1, Migrate: true, Lease: time.Minute,
 	}
+}
+
+// start starts server i (the first one with the backlog), which serves
+// until srvCtx ends; wg waits for it.
+func (bc benchServerConfig) start(ctx, srvCtx context.Context, i int, wg *sync.WaitGroup) (*benchServer, error) {
+	c := bc.c
+	backlog := i == 0 && c.Backlog > 0
+	if c.InProcess {
+		srv, err := NewServer(ctx, bc.serveConfig(i), quietServeEnv(bc.key, bc.masterKey), benchLogger(bc.env, c.LogLevel))
+		if err != nil {
+			return nil, err
+		}
+		if backlog {
+			if err := srv.insertBacklog(ctx, c.Backlog); err != nil {
+				return nil, fmt.Errorf("backlog: %w", err)
+			}
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = srv.Run(srvCtx) }()
+		return &benchServer{URL: srv.URL, srv: srv}, nil
+	}
+	if backlog {
+		// The backlog goes in before the child starts, through a
+		// server in this process on the same data directory.
+		if err := bc.insertBacklog(ctx); err != nil {
+			return nil, err
+		}
+	}
+	s, err := startChild(ctx, bc.serveConfig(i), bc)
+	if err != nil {
+		return nil, err
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); s.reap(srvCtx) }()
+	return s, nil
+}
+
+// insertBacklog inserts --backlog scheduled retries into the database of
+// server 0 through a server in this process, closed after.
+func (bc benchServerConfig) insertBacklog(ctx context.Context) error {
+	srv, err := NewServer(ctx, bc.serveConfig(0), quietServeEnv(bc.key, bc.masterKey), benchLogger(bc.env, bc.c.LogLevel))
+	if err != nil {
+		return err
+	}
+	err = srv.insertBacklog(ctx, bc.c.Backlog)
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	_ = srv.Run(done) // closes it
+	if err != nil {
+		return fmt.Errorf("backlog: %w", err)
+	}
+	return nil
+}
+
+// reap waits for the child to exit, or to be stopped.
+func (s *benchServer) reap(stopped context.Context) {
+	waited := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(waited) }()
+	select {
+	case <-waited:
+		return
+	case <-stopped.Done():
+	}
+	// Stopped: SIGTERM was sent; a server that does not shut
+	// down within its soft stop and then some is killed.
+	select {
+	case <-waited:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-waited
+	}
+}
+
+// childArgs are the arguments of a `longhook serve` child with cfg.
+func childArgs(cfg ServeConfig, bc benchServerConfig) []string {
 	args := []string{"serve", "--addr", cfg.Addr, "--data-dir", cfg.DataDir, "--dev", "--migrate",
 		"--workers", strconv.Itoa(cfg.Workers), "--per-destination", strconv.Itoa(cfg.PerDest),
 		"--per-destination-max", strconv.Itoa(cfg.PerDestMax),
@@ -163,7 +183,17 @@ func startChild(ctx context.Context, cfg ServeConfig, bc benchServerConfig) (*be
 		// the start-up and set-up before.
 		args = append(args, "--cpuprofile", f, "--cpuprofile-on-signal")
 	}
-	cmd := exec.Command(exe, args...)
+	return args
+}
+
+// startChild runs `longhook serve` (this executable) with cfg and waits
+// for the line that says where it listens.
+func startChild(ctx context.Context, cfg ServeConfig, bc benchServerConfig) (*benchServer, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w (use --in-process)", err)
+	}
+	cmd := exec.Command(exe, childArgs(cfg, bc)...)
 	// Only what the child needs: the bench's own LONGHOOK_* settings are
 	// not the server's.
 	for _, kv := range os.Environ() {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -39,47 +38,39 @@ type traceCompare struct {
 	ExportCalls   int64   `json:"otlp_export_calls"`
 }
 
+// runTraceCompare runs `bench --trace-compare` and prints its report.
+func runTraceCompare(ctx context.Context, c benchConfig, env Env, sampler float64, rounds int) error {
+	if sampler < 0 || sampler > 1 || rounds <= 0 {
+		return fmt.Errorf("%w: --trace-compare must be in (0, 1] and --trace-rounds positive", errUsage)
+	}
+	tc, err := benchTraceCompare(ctx, c, env, sampler, rounds)
+	if err != nil {
+		return err
+	}
+	if c.JSON {
+		return writeBenchJSON(env.Stdout, tc)
+	}
+	printTraceCompare(env.Stdout, tc)
+	return nil
+}
+
 func benchTraceCompare(ctx context.Context, c benchConfig, env Env, sampler float64, rounds int) (*traceCompare, error) {
 	tc := &traceCompare{Sampler: sampler, Rounds: rounds}
 	var bytes, calls atomic.Int64
 	endpoint := ""
 	if want, _ := telemetry.Wanted(env.Getenv); !want {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		url, stop, err := listenLoopback(otlpSink(&bytes, &calls))
 		if err != nil {
 			return nil, err
 		}
-		srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			n, _ := io.Copy(io.Discard, r.Body)
-			bytes.Add(n)
-			calls.Add(1)
-			w.Header().Set("Content-Type", "application/x-protobuf")
-		})}
-		go srv.Serve(ln)
-		defer srv.Close()
-		endpoint = "http://" + ln.Addr().String() + "/v1/traces"
+		defer stop()
+		endpoint = url + "/v1/traces"
 	}
-	// serve children get tracing from their environment; an in-process
-	// server from telemetry.Setup here.
-	offEnv := append(slices.Clone(c.ServeEnv), "OTEL_SDK_DISABLED=true")
-	onEnv := append(slices.Clone(c.ServeEnv), "OTEL_SDK_DISABLED=false", "OTEL_TRACES_EXPORTER=otlp",
-		"OTEL_TRACES_SAMPLER=parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG="+strconv.FormatFloat(sampler, 'g', -1, 64))
-	if endpoint != "" {
-		onEnv = append(onEnv, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="+endpoint)
-	}
-	// A run whose ceiling measurement lost a request (a loaded machine)
-	// is run again once rather than ending the comparison.
-	bench := func(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
-		r, err := bench(ctx, c, env)
-		if err != nil && strings.Contains(err.Error(), "bare-HTTP ceiling") {
-			fmt.Fprintf(env.Stderr, "trace-compare: %v; running it again\n", err)
-			r, err = bench(ctx, c, env)
-		}
-		return r, err
-	}
+	offEnv, onEnv := traceCompareEnvs(c.ServeEnv, sampler, endpoint)
 	for i := range rounds {
 		fmt.Fprintf(env.Stderr, "trace-compare round %d/%d: tracing off\n", i+1, rounds)
 		c.ServeEnv = offEnv
-		off, err := bench(ctx, c, env)
+		off, err := benchRetried(ctx, c, env)
 		if err != nil {
 			return nil, err
 		}
@@ -87,39 +78,89 @@ func benchTraceCompare(ctx context.Context, c benchConfig, env Env, sampler floa
 
 		fmt.Fprintf(env.Stderr, "trace-compare round %d/%d: tracing on (sampler %g)\n", i+1, rounds, sampler)
 		c.ServeEnv = onEnv
-		if !c.InProcess {
-			on, err := bench(ctx, c, env)
-			if err != nil {
-				return nil, err
-			}
-			tc.On = append(tc.On, on)
-			continue
+		var on *benchReport
+		if c.InProcess {
+			on, err = benchTracedInProcess(ctx, c, env, sampler, endpoint)
+		} else {
+			on, err = benchRetried(ctx, c, env)
 		}
-		cfg := telemetry.Config{Service: "longhook-bench", Version: Version, Getenv: env.Getenv,
-			Sampler: sdktrace.ParentBased(sdktrace.TraceIDRatioBased(sampler))}
-		if endpoint != "" {
-			exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
-			if err != nil {
-				return nil, err
-			}
-			cfg.Exporter = exp
-		}
-		stop, err := telemetry.Setup(ctx, cfg)
-		if err != nil {
-			return nil, err
-		}
-		if !telemetry.Enabled() {
-			return nil, fmt.Errorf("bench: tracing did not turn on (OTEL_SDK_DISABLED?)")
-		}
-		on, err := bench(ctx, c, env)
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		_ = stop(sctx)
-		cancel()
 		if err != nil {
 			return nil, err
 		}
 		tc.On = append(tc.On, on)
 	}
+	tc.summarize(c.InProcess)
+	tc.ExportedBytes, tc.ExportCalls = bytes.Load(), calls.Load()
+	return tc, nil
+}
+
+// otlpSink is an OTLP/HTTP receiver that reads and discards the spans
+// exported to it, counting the bytes and the requests.
+func otlpSink(bytes, calls *atomic.Int64) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := io.Copy(io.Discard, r.Body)
+		bytes.Add(n)
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	})
+}
+
+// traceCompareEnvs are the environments of the serve children with tracing
+// off and on (sampler, exported to endpoint unless it is "").
+func traceCompareEnvs(serveEnv []string, sampler float64, endpoint string) (offEnv, onEnv []string) {
+	// serve children get tracing from their environment; an in-process
+	// server from telemetry.Setup here.
+	offEnv = append(slices.Clone(serveEnv), "OTEL_SDK_DISABLED=true")
+	onEnv = append(slices.Clone(serveEnv), "OTEL_SDK_DISABLED=false", "OTEL_TRACES_EXPORTER=otlp",
+		"OTEL_TRACES_SAMPLER=parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG="+strconv.FormatFloat(sampler, 'g', -1, 64))
+	if endpoint != "" {
+		onEnv = append(onEnv, "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="+endpoint)
+	}
+	return offEnv, onEnv
+}
+
+// benchRetried is bench, except that a run whose ceiling measurement lost
+// a request (a loaded machine) is run again once rather than ending the
+// comparison.
+func benchRetried(ctx context.Context, c benchConfig, env Env) (*benchReport, error) {
+	r, err := bench(ctx, c, env)
+	if err != nil && strings.Contains(err.Error(), "bare-HTTP ceiling") {
+		fmt.Fprintf(env.Stderr, "trace-compare: %v; running it again\n", err)
+		r, err = bench(ctx, c, env)
+	}
+	return r, err
+}
+
+// benchTracedInProcess runs the benchmark (--in-process) with this
+// process's tracing on at sampler, exported to endpoint unless it is "".
+func benchTracedInProcess(ctx context.Context, c benchConfig, env Env, sampler float64, endpoint string) (*benchReport, error) {
+	cfg := telemetry.Config{Service: "longhook-bench", Version: Version, Getenv: env.Getenv,
+		Sampler: sdktrace.ParentBased(sdktrace.TraceIDRatioBased(sampler))}
+	if endpoint != "" {
+		exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(endpoint))
+		if err != nil {
+			return nil, err
+		}
+		cfg.Exporter = exp
+	}
+	stop, err := telemetry.Setup(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if !telemetry.Enabled() {
+		return nil, fmt.Errorf("bench: tracing did not turn on (OTEL_SDK_DISABLED?)")
+	}
+	on, err := benchRetried(ctx, c, env)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	_ = stop(sctx)
+	cancel()
+	return on, err
+}
+
+// summarize sets the ratios of the means of the runs with tracing on and
+// off: the CPU is the serve children's, or the bench process's with
+// --in-process.
+func (tc *traceCompare) summarize(inProcess bool) {
 	mean := func(rs []*benchReport, f func(*benchReport) float64) float64 {
 		s := 0.0
 		for _, r := range rs {
@@ -130,7 +171,7 @@ func benchTraceCompare(ctx context.Context, c benchConfig, env Env, sampler floa
 	ratio := func(r *benchReport) float64 { return r.Ratio }
 	dps := func(r *benchReport) float64 { return r.DeliveriesPerSec }
 	cpu := func(r *benchReport) float64 { return r.CPUusPerDelivery }
-	if !c.InProcess {
+	if !inProcess {
 		cpu = func(r *benchReport) float64 { return r.ServerCPUusPerDelivery }
 	}
 	tc.RatioOnOff = mean(tc.On, ratio) / mean(tc.Off, ratio)
@@ -138,8 +179,6 @@ func benchTraceCompare(ctx context.Context, c benchConfig, env Env, sampler floa
 	if off := mean(tc.Off, cpu); off > 0 {
 		tc.CPUOnOff = mean(tc.On, cpu) / off
 	}
-	tc.ExportedBytes, tc.ExportCalls = bytes.Load(), calls.Load()
-	return tc, nil
 }
 
 func printTraceCompare(w io.Writer, tc *traceCompare) {

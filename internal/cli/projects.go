@@ -123,69 +123,87 @@ func runKeys(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	defer store.Close()
-	resolve := func() (string, error) {
-		if *project != "" {
-			_, err := store.GetProject(ctx, *project)
-			if errors.Is(err, core.ErrNotFound) {
-				return "", fmt.Errorf("%w: --project: no project %q (longhook projects list shows them)", errUsage, *project)
-			}
-			return *project, err
-		}
-		ps, err := store.ListProjects(ctx)
-		if err != nil {
-			return "", err
-		}
-		for _, p := range ps {
-			if p.Name == "default" {
-				return p.ID, nil
-			}
-		}
-		return "", fmt.Errorf("%w: no default project; pass --project", errUsage)
-	}
 	switch args[0] {
 	case "create":
-		pid, err := resolve()
-		if err != nil {
-			return err
-		}
-		key, digest, hint := api.NewAPIKey()
-		k := core.APIKey{ID: core.NewID(), ProjectID: pid, Name: *name, Digest: digest, Hint: hint, Admin: *admin, CreateTime: time.Now().UTC()}
-		if err := store.CreateAPIKey(ctx, k); err != nil {
-			return err
-		}
-		fmt.Fprintf(env.Stdout, "key %s for project %s\nAPI key (shown once): %s\n", k.ID, pid, key)
-		return nil
+		return keysCreate(ctx, store, env, *project, *name, *admin)
 	case "list":
-		if *project != "" {
-			if _, err := resolve(); err != nil {
-				return err // an unknown --project, not an empty list
-			}
-		}
-		keys, err := store.ListAPIKeys(ctx, *project)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tPROJECT\tNAME\tKEY\tADMIN\tCREATED\tREVOKED")
-		for _, k := range keys {
-			revoked := ""
-			if !k.RevokeTime.IsZero() {
-				revoked = k.RevokeTime.Format(time.RFC3339)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t…%s\t%v\t%s\t%s\n", k.ID, k.ProjectID, k.Name, k.Hint, k.Admin, k.CreateTime.Format(time.RFC3339), revoked)
-		}
-		return tw.Flush()
+		return keysList(ctx, store, env, *project)
 	case "revoke":
-		err := store.RevokeAPIKey(ctx, pos[0], time.Now().UTC())
-		if errors.Is(err, core.ErrNotFound) {
-			return fmt.Errorf("no API key %q (longhook keys list shows their ids)", pos[0])
-		}
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(env.Stdout, "revoked %s\n", pos[0])
-		return nil
+		return keysRevoke(ctx, store, env, pos[0])
 	default:
 		return fmt.Errorf("%w: unknown keys command %q (create, list, revoke)", errUsage, args[0])
 	}
+}
+
+// resolveProject is the id of the --project given, which has to exist,
+// or else of the default project.
+func resolveProject(ctx context.Context, store core.Store, project string) (string, error) {
+	if project != "" {
+		_, err := store.GetProject(ctx, project)
+		if errors.Is(err, core.ErrNotFound) {
+			return "", fmt.Errorf("%w: --project: no project %q (longhook projects list shows them)", errUsage, project)
+		}
+		return project, err
+	}
+	ps, err := store.ListProjects(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range ps {
+		if p.Name == "default" {
+			return p.ID, nil
+		}
+	}
+	return "", fmt.Errorf("%w: no default project; pass --project", errUsage)
+}
+
+// keysCreate is `keys create`.
+func keysCreate(ctx context.Context, store core.Store, env Env, project, name string, admin bool) error {
+	pid, err := resolveProject(ctx, store, project)
+	if err != nil {
+		return err
+	}
+	key, digest, hint := api.NewAPIKey()
+	k := core.APIKey{ID: core.NewID(), ProjectID: pid, Name: name, Digest: digest, Hint: hint, Admin: admin, CreateTime: time.Now().UTC()}
+	if err := store.CreateAPIKey(ctx, k); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "key %s for project %s\nAPI key (shown once): %s\n", k.ID, pid, key)
+	return nil
+}
+
+// keysList is `keys list`.
+func keysList(ctx context.Context, store core.Store, env Env, project string) error {
+	if project != "" {
+		if _, err := resolveProject(ctx, store, project); err != nil {
+			return err // an unknown --project, not an empty list
+		}
+	}
+	keys, err := store.ListAPIKeys(ctx, project)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tPROJECT\tNAME\tKEY\tADMIN\tCREATED\tREVOKED")
+	for _, k := range keys {
+		revoked := ""
+		if !k.RevokeTime.IsZero() {
+			revoked = k.RevokeTime.Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t…%s\t%v\t%s\t%s\n", k.ID, k.ProjectID, k.Name, k.Hint, k.Admin, k.CreateTime.Format(time.RFC3339), revoked)
+	}
+	return tw.Flush()
+}
+
+// keysRevoke is `keys revoke KEY_ID`.
+func keysRevoke(ctx context.Context, store core.Store, env Env, id string) error {
+	err := store.RevokeAPIKey(ctx, id, time.Now().UTC())
+	if errors.Is(err, core.ErrNotFound) {
+		return fmt.Errorf("no API key %q (longhook keys list shows their ids)", id)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "revoked %s\n", id)
+	return nil
 }

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -116,6 +114,20 @@ func (rv *soakReceiver) missing(accepted []int64) map[string]int {
 	return out
 }
 
+// runBenchSoak runs `bench --soak` with sk's flags and, from bench's
+// own, --rate (default 20), --database-url and --log-level.
+func runBenchSoak(ctx context.Context, c benchConfig, sk soakConfig, env Env) error {
+	if sk.TimeScale <= 0 {
+		return fmt.Errorf("%w: --time-scale must be positive", errUsage)
+	}
+	sk.Rate, sk.DatabaseURL, sk.LogLevel = c.Rate, c.DatabaseURL, c.LogLevel
+	if sk.Rate <= 0 {
+		sk.Rate = 20
+	}
+	sk.Every = min(time.Minute, sk.Duration/4)
+	return soak(ctx, sk, env)
+}
+
 // soak runs mixed load against one in-process `serve` for c.Duration and
 // prints the process's resources every c.Every; then it waits for every
 // accepted event to reach every webhook that answers (the flapping one
@@ -129,76 +141,127 @@ func soak(ctx context.Context, c soakConfig, env Env) error {
 	}
 	defer os.RemoveAll(dir)
 	horizon := time.Duration(float64(24*time.Hour) / c.TimeScale)
+	r := &soakRun{c: c, env: env, rv: newSoakReceiver(horizon)}
+	recvURL, stopReceiver, err := listenLoopback(r.rv)
+	if err != nil {
+		return err
+	}
+	defer stopReceiver()
+	dbURL, size, dropDB, err := soakDatabase(ctx, c.DatabaseURL, dir, env)
+	if err != nil {
+		return err
+	}
+	defer dropDB()
+	r.size = size
+	stopServer, err := r.startServer(ctx, dir, dbURL)
+	if err != nil {
+		return err
+	}
+	defer stopServer()
+	for _, h := range []string{soakHealthy, soakSecond, soakFlapping, soakFailing} {
+		if err := r.cl.post(ctx, "/webhooks", map[string]any{"name": h, "uri": recvURL + "/" + h, "subscribed_events": []string{"batch.succeeded"}}, nil); err != nil {
+			return fmt.Errorf("create webhook: %w", err)
+		}
+	}
+
+	pubCtx, stopPub := context.WithTimeout(ctx, c.Duration)
+	defer stopPub()
+	published := r.publish(ctx, pubCtx, recvURL)
+	fmt.Fprintf(env.Stdout, "soak: %s on %s, %.0f events/s, time scale %g (24 h horizon = %s)\n",
+		c.Duration, r.srv.store.Capabilities().Driver, c.Rate, c.TimeScale, time.Duration(float64(24*time.Hour)/c.TimeScale).Round(time.Second))
+	fmt.Fprintf(env.Stdout, "%8s %9s %8s %8s %10s %6s %9s\n", "minute", "accepted", "rss_mb", "gorout", "open_files", "db_mb", "requests")
+	r.start = time.Now()
+	tick := time.NewTicker(c.Every)
+	defer tick.Stop()
+	for pubCtx.Err() == nil {
+		select {
+		case <-tick.C:
+			r.samples = append(r.samples, r.report())
+		case <-pubCtx.Done():
+		}
+	}
+	published()
+	acc, miss := r.drain(ctx, tick)
+	return r.verdict(acc, miss)
+}
+
+// soakRun is a soak while it runs.
+type soakRun struct {
+	c     soakConfig
+	env   Env
+	rv    *soakReceiver
+	srv   *Server
+	cl    *benchClient
+	size  func() int64 // of the database, in bytes
+	start time.Time    // of the sampling
+	// accepted are the sequence numbers of the events the server
+	// accepted; refused counts the publishes that failed.
+	mu       sync.Mutex
+	accepted []int64
+	refused  atomic.Int64
+	samples  []resources
+}
+
+func newSoakReceiver(horizon time.Duration) *soakReceiver {
 	rv := &soakReceiver{got: map[string]map[int64]bool{}, down: horizon / 10, period: horizon / 4,
 		start: time.Now(), tries: map[int64][]time.Duration{}}
 	for _, h := range []string{soakHealthy, soakSecond, soakFlapping, soakFailing, soakDynamic} {
 		rv.got[h] = map[int64]bool{}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	recv := &http.Server{Handler: rv, ReadHeaderTimeout: 10 * time.Second}
-	go recv.Serve(ln)
-	defer recv.Close()
-	recvURL := "http://" + ln.Addr().String()
+	return rv
+}
 
-	dbURL, size := c.DatabaseURL, func() int64 { return dirSize(dir) }
-	if isPostgres(dbURL) {
-		tmp, drop, err := tempPostgresDB(ctx, dbURL)
-		if err != nil {
-			return err
-		}
-		defer drop()
-		dbURL = tmp
-		size = func() int64 { return pgSize(ctx, tmp) }
-		if pgAutovacuumOff(ctx, tmp) {
-			// Retention deletes rows; without autovacuum (off on some test
-			// servers, on by default in production) their space is never
-			// reused. Stand in for it, and say so.
-			fmt.Fprintln(env.Stdout, "soak: autovacuum is off on this server: the soak runs VACUUM every minute instead")
-			size = func() int64 { pgVacuum(ctx, tmp); return pgSize(ctx, tmp) }
-		}
+// soakDatabase is the database of a soak: with a postgres:// dbURL a
+// temporary database beside it, which drop drops; otherwise dbURL as it
+// is (SQLite, by default in dir). size measures it.
+func soakDatabase(ctx context.Context, dbURL, dir string, env Env) (url string, size func() int64, drop func(), err error) {
+	if !isPostgres(dbURL) {
+		return dbURL, func() int64 { return dirSize(dir) }, func() {}, nil
 	}
+	tmp, drop, err := tempPostgresDB(ctx, dbURL)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	size = func() int64 { return pgSize(ctx, tmp) }
+	if pgAutovacuumOff(ctx, tmp) {
+		// Retention deletes rows; without autovacuum (off on some test
+		// servers, on by default in production) their space is never
+		// reused. Stand in for it, and say so.
+		fmt.Fprintln(env.Stdout, "soak: autovacuum is off on this server: the soak runs VACUUM every minute instead")
+		size = func() int64 { pgVacuum(ctx, tmp); return pgSize(ctx, tmp) }
+	}
+	return tmp, size, drop, nil
+}
+
+// startServer runs the soak's server in this process, on dbURL and in
+// dir, and makes a client of it; stop stops it.
+func (r *soakRun) startServer(ctx context.Context, dir, dbURL string) (stop func(), err error) {
 	const key = "soak-key-0123456789abcdef0123456789abcdef"
 	master := make([]byte, 32)
 	_, _ = rand.Read(master)
-	quiet := Env{Getenv: func(k string) string {
-		switch k {
-		case "LONGHOOK_BOOTSTRAP_API_KEY":
-			return key
-		case "LONGHOOK_MASTER_KEY":
-			return base64.StdEncoding.EncodeToString(master)
-		}
-		return ""
-	}, Stdout: io.Discard, Stderr: io.Discard}
 	// Retention of two days: at the default scale deliveries are swept
 	// about 100 s after they finish, so sweeps run all along.
 	srv, err := NewServer(ctx, ServeConfig{
-		Addr: "127.0.0.1:0", DataDir: dir, DatabaseURL: dbURL, Dev: true, TimeScale: c.TimeScale,
+		Addr: "127.0.0.1:0", DataDir: dir, DatabaseURL: dbURL, Dev: true, TimeScale: r.c.TimeScale,
 		Retention: 48 * time.Hour, SoftStop: time.Second, Migrate: true, Lease: time.Minute,
-	}, quiet, benchLogger(env, c.LogLevel))
+	}, quietServeEnv(key, master), benchLogger(r.env, r.c.LogLevel))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	srvCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	srvCtx, stopSrv := context.WithCancel(context.WithoutCancel(ctx))
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Run(srvCtx) }()
-	defer func() { stop(); <-srvDone }()
-	cl := &benchClient{base: srv.URL + "/v1beta", key: key, http: &http.Client{Timeout: 30 * time.Second}}
-	for _, h := range []string{soakHealthy, soakSecond, soakFlapping, soakFailing} {
-		if err := cl.post(ctx, "/webhooks", map[string]any{"name": h, "uri": recvURL + "/" + h, "subscribed_events": []string{"batch.succeeded"}}, nil); err != nil {
-			return fmt.Errorf("create webhook: %w", err)
-		}
-	}
+	r.srv = srv
+	r.cl = &benchClient{base: srv.URL + "/v1beta", key: key, http: &http.Client{Timeout: 30 * time.Second}}
+	return func() { stopSrv(); <-srvDone }, nil
+}
 
-	var mu sync.Mutex
-	var accepted []int64
-	var refused atomic.Int64
-	pubCtx, stopPub := context.WithTimeout(ctx, c.Duration)
-	defer stopPub()
+// publish starts four publishers that, until pubCtx ends, publish events
+// numbered in sequence at c.Rate in all, every fourth one with
+// webhook_config; wait waits for them to stop.
+func (r *soakRun) publish(ctx, pubCtx context.Context, recvURL string) (wait func()) {
 	var pubWG sync.WaitGroup
-	interval := time.Duration(float64(time.Second) / c.Rate)
+	interval := time.Duration(float64(time.Second) / r.c.Rate)
 	var seq atomic.Int64
 	for range 4 {
 		pubWG.Go(func() {
@@ -215,92 +278,90 @@ func soak(ctx context.Context, c soakConfig, env Env) error {
 				if n%4 == 0 {
 					ev["webhook_config"] = map[string]any{"uris": []string{recvURL + "/" + soakDynamic}}
 				}
-				if err := cl.post(ctx, "/events", ev, nil); err != nil {
-					refused.Add(1)
+				if err := r.cl.post(ctx, "/events", ev, nil); err != nil {
+					r.refused.Add(1)
 					continue
 				}
-				mu.Lock()
-				accepted = append(accepted, n)
-				mu.Unlock()
+				r.mu.Lock()
+				r.accepted = append(r.accepted, n)
+				r.mu.Unlock()
 			}
 		})
 	}
+	return pubWG.Wait
+}
 
-	fmt.Fprintf(env.Stdout, "soak: %s on %s, %.0f events/s, time scale %g (24 h horizon = %s)\n",
-		c.Duration, srv.store.Capabilities().Driver, c.Rate, c.TimeScale, time.Duration(float64(24*time.Hour)/c.TimeScale).Round(time.Second))
-	fmt.Fprintf(env.Stdout, "%8s %9s %8s %8s %10s %6s %9s\n", "minute", "accepted", "rss_mb", "gorout", "open_files", "db_mb", "requests")
-	start := time.Now()
-	report := func() resources {
-		mu.Lock()
-		n := len(accepted)
-		mu.Unlock()
-		r := sample(size)
-		if c.HeapProfile != "" {
-			writeHeapProfile(fmt.Sprintf("%s-%02d.pb.gz", c.HeapProfile, int(time.Since(start).Minutes()+0.5)))
-		}
-		fmt.Fprintf(env.Stdout, "%8.1f %9d %8.1f %8d %10d %6.1f %9d\n", time.Since(start).Minutes(), n, r.rssMB, r.goroutines, r.files, r.dbMB, rv.hits.Load())
-		return r
+// report samples the process's resources and prints them as a line of
+// the table (and, with --heap-profile, writes a heap profile).
+func (r *soakRun) report() resources {
+	r.mu.Lock()
+	n := len(r.accepted)
+	r.mu.Unlock()
+	res := sample(r.size)
+	if r.c.HeapProfile != "" {
+		writeHeapProfile(fmt.Sprintf("%s-%02d.pb.gz", r.c.HeapProfile, int(time.Since(r.start).Minutes()+0.5)))
 	}
-	var samples []resources
-	tick := time.NewTicker(c.Every)
-	defer tick.Stop()
-	for pubCtx.Err() == nil {
-		select {
-		case <-tick.C:
-			samples = append(samples, report())
-		case <-pubCtx.Done():
-		}
-	}
-	pubWG.Wait()
+	fmt.Fprintf(r.env.Stdout, "%8.1f %9d %8.1f %8d %10d %6.1f %9d\n", time.Since(r.start).Minutes(), n, res.rssMB, res.goroutines, res.files, res.dbMB, r.rv.hits.Load())
+	return res
+}
 
+// drain waits for the deliveries of the events accepted (acc) and
+// returns what is still missing, per webhook, when they all arrived or
+// the wait ended.
+func (r *soakRun) drain(ctx context.Context, tick *time.Ticker) (acc []int64, miss map[string]int) {
 	// Drain: every accepted event has to arrive, the failing webhook's
 	// deliveries have to be tried; past the horizon and a few retries.
-	mu.Lock()
-	acc := accepted
-	mu.Unlock()
-	drain := time.Duration(float64(26*time.Hour)/c.TimeScale) + 2*time.Minute
+	r.mu.Lock()
+	acc = r.accepted
+	r.mu.Unlock()
+	drain := time.Duration(float64(26*time.Hour)/r.c.TimeScale) + 2*time.Minute
 	deadline := time.Now().Add(drain)
-	var miss map[string]int
 	for {
-		miss = rv.missing(acc)
+		miss = r.rv.missing(acc)
 		total := 0
 		for _, n := range miss {
 			total += n
 		}
-		if depth, err := srv.store.QueueDepth(ctx, time.Now()); err == nil {
+		if depth, err := r.srv.store.QueueDepth(ctx, time.Now()); err == nil {
 			miss["pending (any webhook)"] = depth.Due + depth.Scheduled
 			total += depth.Due + depth.Scheduled
 		}
 		if total == 0 || time.Now().After(deadline) || ctx.Err() != nil {
-			break
+			return acc, miss
 		}
 		select {
 		case <-tick.C:
-			samples = append(samples, report())
+			r.samples = append(r.samples, r.report())
 		case <-time.After(time.Second):
 		}
 	}
-	last := report()
-	fmt.Fprintf(env.Stdout, "accepted %d events (%d refused), %d requests received\n", len(acc), refused.Load(), rv.hits.Load())
-	if len(samples) > 2 {
-		warm := samples[1]
-		fmt.Fprintf(env.Stdout, "after warm-up (second sample → end): rss %.1f → %.1f MB, goroutines %d → %d, open files %d → %d, db %.1f → %.1f MB\n",
+}
+
+// verdict prints the soak's summary and fails it when an accepted
+// delivery was lost.
+func (r *soakRun) verdict(acc []int64, miss map[string]int) error {
+	out := r.env.Stdout
+	last := r.report()
+	fmt.Fprintf(out, "accepted %d events (%d refused), %d requests received\n", len(acc), r.refused.Load(), r.rv.hits.Load())
+	if len(r.samples) > 2 {
+		warm := r.samples[1]
+		fmt.Fprintf(out, "after warm-up (second sample → end): rss %.1f → %.1f MB, goroutines %d → %d, open files %d → %d, db %.1f → %.1f MB\n",
 			warm.rssMB, last.rssMB, warm.goroutines, last.goroutines, warm.files, last.files, warm.dbMB, last.dbMB)
 	}
 	lost := 0
 	for hook, n := range miss {
 		if n > 0 {
-			fmt.Fprintf(env.Stdout, "LOST: %d accepted deliveries never reached %s\n", n, hook)
+			fmt.Fprintf(out, "LOST: %d accepted deliveries never reached %s\n", n, hook)
 			lost += n
 		}
 	}
 	if miss[soakFlapping] > 0 {
-		rv.explain(env.Stdout, acc)
+		r.rv.explain(out, acc)
 	}
 	if lost > 0 {
 		return fmt.Errorf("soak: %d accepted deliveries lost", lost)
 	}
-	fmt.Fprintln(env.Stdout, "zero accepted events lost")
+	fmt.Fprintln(out, "zero accepted events lost")
 	return nil
 }
 

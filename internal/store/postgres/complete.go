@@ -201,6 +201,14 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 		s.hookBatch(b, "complete")
 		return c.SendBatch(ctx, b).Close()
 	})
+	s.completedDeferred(ctx, groups, counts, reap, err)
+	return wrap("complete", err)
+}
+
+// completedDeferred tells the deferred set how a completion of its groups
+// (counts: how many of each it took) and of the done groups it reaped
+// ended (err).
+func (s *Store) completedDeferred(ctx context.Context, groups []string, counts []int, reap []string, err error) {
 	if len(groups) > 0 || len(reap) > 0 {
 		s.deferred.finished(groups, counts, reap, err == nil)
 	}
@@ -212,7 +220,6 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 			s.log.Warn("postgres.settle_deferred", slog.String("error", serr.Error()))
 		}
 	}
-	return wrap("complete", err)
 }
 
 // untaken appends to rest the completions of cs not taken from memory

@@ -233,6 +233,22 @@ func (r *deliveryRows) add(d core.Delivery) {
 	r.scheduleBase = append(r.scheduleBase, int32(d.ScheduleBase))
 }
 
+// addEvents adds the deliveries the publish of evs inserts: those of
+// the events not repeating an earlier one's idempotency key (firstOf, see
+// publishCall.collect), but the deferred ones.
+func (r *deliveryRows) addEvents(evs []core.NewEvent, firstOf []int) {
+	for i, ne := range evs {
+		if firstOf[i] != i {
+			continue
+		}
+		for _, d := range ne.Deliveries {
+			if d = d.ForInsert(&ne.Event); !deferrable(&d) || d.EventID != ne.Event.ID {
+				r.add(d)
+			}
+		}
+	}
+}
+
 // fanPublish enables insertFanSQL. Tests turn it off to compare.
 var fanPublish = true
 
@@ -401,16 +417,7 @@ func (p *publishCall) collect(evs []core.NewEvent, firstOf []int, wakes []bool) 
 	}
 
 	if !p.fan {
-		for i, ne := range evs {
-			if firstOf[i] != i {
-				continue
-			}
-			for _, d := range ne.Deliveries {
-				if d = d.ForInsert(&ne.Event); !deferrable(&d) || d.EventID != ne.Event.ID {
-					p.dr.add(d)
-				}
-			}
-		}
+		p.dr.addEvents(evs, firstOf)
 	}
 	// A delivery names its event (ForInsert fills in the one it is
 	// published with) and is inserted only if that event is inserted by

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -173,20 +174,7 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return
 		}
-		for i := len(ds) - 1; i >= 0; i-- {
-			d := ds[i]
-			sig := fmt.Sprint(d.Status, d.Attempts)
-			if seen[d.ID] == sig {
-				continue
-			}
-			seen[d.ID] = sig
-			if first && d.ID <= after && (shown.IsZero() || d.UpdateTime.Before(shown.Add(-time.Second))) {
-				continue // the page already shows it as it is
-			}
-			b, _ := json.Marshal(streamRow{ID: d.ID, EventType: d.EventType, Status: string(d.Status), Class: statusClass(d.Status),
-				Attempts: d.Attempts, Code: d.LastStatusCode, Error: d.LastError, Created: when(d.CreateTime)})
-			rows = append(rows, b)
-		}
+		rows = appendChanged(rows, ds, seen, first, after, shown)
 		first = false
 		// Rows are sent only after a look-up that finds the session, key
 		// and webhook still there (two indexed reads, when there is
@@ -195,35 +183,72 @@ func (c *Console) stream(w http.ResponseWriter, r *http.Request) {
 		if len(rows) > 0 && !check() {
 			return
 		}
-		for _, b := range rows {
-			if _, err := fmt.Fprintf(bw, "event: delivery\ndata: %s\n\n", b); err != nil {
-				return
-			}
+		if err := sendRows(bw, flush, rows); err != nil {
+			return
 		}
 		rows = rows[:0]
-		if _, err := bw.WriteString(": keep-alive\n\n"); err != nil {
+		if !c.awaitTick(ctx, tick, recheck, check) {
 			return
 		}
-		// flush also moves the write deadline: the server's write timeout
-		// is for ordinary responses, a stream lives while the browser
-		// listens.
-		if err := flush(); err != nil {
-			return
+	}
+}
+
+// appendChanged appends to rows, oldest first, the deliveries of ds (a
+// page, newest first) that are new or changed since seen recorded them,
+// and records them. On the first page (first), those the console page
+// already shows as they are (after: the newest it showed, read at shown)
+// are recorded but not appended.
+func appendChanged(rows [][]byte, ds []*core.Delivery, seen map[string]string, first bool, after string,
+	shown time.Time) [][]byte {
+	for i := len(ds) - 1; i >= 0; i-- {
+		d := ds[i]
+		sig := fmt.Sprint(d.Status, d.Attempts)
+		if seen[d.ID] == sig {
+			continue
 		}
-	wait:
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-c.stop:
-				return
-			case <-recheck.C:
-				if !check() {
-					return
-				}
-			case <-tick.C:
-				break wait
+		seen[d.ID] = sig
+		if first && d.ID <= after && (shown.IsZero() || d.UpdateTime.Before(shown.Add(-time.Second))) {
+			continue // the page already shows it as it is
+		}
+		b, _ := json.Marshal(streamRow{ID: d.ID, EventType: d.EventType, Status: string(d.Status), Class: statusClass(d.Status),
+			Attempts: d.Attempts, Code: d.LastStatusCode, Error: d.LastError, Created: when(d.CreateTime)})
+		rows = append(rows, b)
+	}
+	return rows
+}
+
+// sendRows sends rows as delivery events and a keep-alive, and flushes.
+func sendRows(bw *bufio.Writer, flush func() error, rows [][]byte) error {
+	for _, b := range rows {
+		if _, err := fmt.Fprintf(bw, "event: delivery\ndata: %s\n\n", b); err != nil {
+			return err
+		}
+	}
+	if _, err := bw.WriteString(": keep-alive\n\n"); err != nil {
+		return err
+	}
+	// flush also moves the write deadline: the server's write timeout
+	// is for ordinary responses, a stream lives while the browser
+	// listens.
+	return flush()
+}
+
+// awaitTick waits for the stream's next tick, running check at every
+// recheck; it reports false when the stream is to end (the request or
+// the console is done, or check said so).
+func (c *Console) awaitTick(ctx context.Context, tick, recheck *time.Ticker, check func() bool) bool {
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-c.stop:
+			return false
+		case <-recheck.C:
+			if !check() {
+				return false
 			}
+		case <-tick.C:
+			return true
 		}
 	}
 }

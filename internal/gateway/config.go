@@ -399,83 +399,94 @@ func (c Config) withDefaults() Config {
 	}
 	src := make([]SourceConfig, len(c.Sources))
 	for i, s := range c.Sources {
-		if s.Path == "" {
-			s.Path = "/hooks/" + s.Name
-		}
-		if s.DedupeHorizon <= 0 {
-			s.DedupeHorizon = defaultHorizon
-		}
-		sinks := make([]SinkConfig, len(s.Sinks))
-		for j, k := range s.Sinks {
-			if k.Concurrency <= 0 {
-				k.Concurrency = defaultConcurrency
-			}
-			if k.Retry.Initial <= 0 {
-				k.Retry.Initial = defaultRetryInitial
-			}
-			if k.Retry.Max <= 0 {
-				k.Retry.Max = defaultRetryMax
-			}
-			if k.Retry.MaxAge <= 0 {
-				k.Retry.MaxAge = s.DedupeHorizon
-			}
-			if k.HTTP != nil && k.HTTP.Timeout <= 0 {
-				h := *k.HTTP
-				h.Timeout = defaultHTTPTimeout
-				k.HTTP = &h
-			}
-			if k.Redis != nil {
-				r := *k.Redis
-				if r.Timeout <= 0 {
-					r.Timeout = defaultBrokerTimeout
-				}
-				if r.DedupeWindow <= 0 {
-					r.DedupeWindow = defaultRedisDedupe
-				}
-				k.Redis = &r
-			}
-			if k.NATS != nil && k.NATS.Timeout <= 0 {
-				n := *k.NATS
-				n.Timeout = defaultBrokerTimeout
-				k.NATS = &n
-			}
-			if k.Kafka != nil && k.Kafka.Timeout <= 0 {
-				c := *k.Kafka
-				c.Timeout = defaultBrokerTimeout
-				k.Kafka = &c
-			}
-			if k.AMQP != nil && k.AMQP.Timeout <= 0 {
-				c := *k.AMQP
-				c.Timeout = defaultBrokerTimeout
-				k.AMQP = &c
-			}
-			if k.MQTT != nil {
-				c := *k.MQTT
-				if c.Timeout <= 0 {
-					c.Timeout = defaultBrokerTimeout
-				}
-				if c.ClientID == "" {
-					// A broker closes a client's connection when another
-					// connects with its id: two gateways with the same source
-					// and sink names on one broker (two deployments, a blue/
-					// green switch) took it from each other every few seconds.
-					// The session is clean, so a fresh id per start loses nothing.
-					c.ClientID = "longhook-" + s.Name + "-" + k.Name + "-" + randomHex(4)
-				}
-				k.MQTT = &c
-			}
-			if k.PubSub != nil && k.PubSub.Timeout <= 0 {
-				c := *k.PubSub
-				c.Timeout = defaultBrokerTimeout
-				k.PubSub = &c
-			}
-			sinks[j] = k
-		}
-		s.Sinks = sinks
-		src[i] = s
+		src[i] = s.withDefaults()
 	}
 	c.Sources = src
 	return c
+}
+
+// withDefaults returns s with its defaults and its sinks' filled in.
+func (s SourceConfig) withDefaults() SourceConfig {
+	if s.Path == "" {
+		s.Path = "/hooks/" + s.Name
+	}
+	if s.DedupeHorizon <= 0 {
+		s.DedupeHorizon = defaultHorizon
+	}
+	sinks := make([]SinkConfig, len(s.Sinks))
+	for j, k := range s.Sinks {
+		sinks[j] = k.withDefaults(s)
+	}
+	s.Sinks = sinks
+	return s
+}
+
+// withDefaults returns k, a sink of s (defaults filled in), with its
+// defaults filled in: a broker's settings are copied, not changed in place.
+func (k SinkConfig) withDefaults(s SourceConfig) SinkConfig {
+	if k.Concurrency <= 0 {
+		k.Concurrency = defaultConcurrency
+	}
+	if k.Retry.Initial <= 0 {
+		k.Retry.Initial = defaultRetryInitial
+	}
+	if k.Retry.Max <= 0 {
+		k.Retry.Max = defaultRetryMax
+	}
+	if k.Retry.MaxAge <= 0 {
+		k.Retry.MaxAge = s.DedupeHorizon
+	}
+	if k.HTTP != nil && k.HTTP.Timeout <= 0 {
+		h := *k.HTTP
+		h.Timeout = defaultHTTPTimeout
+		k.HTTP = &h
+	}
+	if k.Redis != nil {
+		r := *k.Redis
+		if r.Timeout <= 0 {
+			r.Timeout = defaultBrokerTimeout
+		}
+		if r.DedupeWindow <= 0 {
+			r.DedupeWindow = defaultRedisDedupe
+		}
+		k.Redis = &r
+	}
+	if k.NATS != nil && k.NATS.Timeout <= 0 {
+		n := *k.NATS
+		n.Timeout = defaultBrokerTimeout
+		k.NATS = &n
+	}
+	if k.Kafka != nil && k.Kafka.Timeout <= 0 {
+		c := *k.Kafka
+		c.Timeout = defaultBrokerTimeout
+		k.Kafka = &c
+	}
+	if k.AMQP != nil && k.AMQP.Timeout <= 0 {
+		c := *k.AMQP
+		c.Timeout = defaultBrokerTimeout
+		k.AMQP = &c
+	}
+	if k.MQTT != nil {
+		c := *k.MQTT
+		if c.Timeout <= 0 {
+			c.Timeout = defaultBrokerTimeout
+		}
+		if c.ClientID == "" {
+			// A broker closes a client's connection when another
+			// connects with its id: two gateways with the same source
+			// and sink names on one broker (two deployments, a blue/
+			// green switch) took it from each other every few seconds.
+			// The session is clean, so a fresh id per start loses nothing.
+			c.ClientID = "longhook-" + s.Name + "-" + k.Name + "-" + randomHex(4)
+		}
+		k.MQTT = &c
+	}
+	if k.PubSub != nil && k.PubSub.Timeout <= 0 {
+		c := *k.PubSub
+		c.Timeout = defaultBrokerTimeout
+		k.PubSub = &c
+	}
+	return k
 }
 
 // validate reports the first configuration error, naming the field.

@@ -80,6 +80,63 @@ func (s *secretList) Set(v string) error { *s = append(*s, v); return nil }
 // At least one of --secret and --jwks-issuer is required. The returned
 // error lists the failed cases, so the command exits non-zero.
 func RunCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseCheckArgs(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	c := &checker{target: o.target, client: &http.Client{Timeout: o.timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}}
+	var results []Result
+	if o.preset != "" {
+		if results, err = c.presetCases(ctx, o.preset, o.secrets[0]); err != nil {
+			return err
+		}
+	} else if len(o.parsed) > 0 {
+		results = append(results, c.hmacCases(ctx, o.parsed)...)
+	}
+	if o.issuer != "" {
+		aud := o.audience
+		if aud == "" {
+			aud = o.target
+		}
+		js, err := startJWKS(o.issuer, o.keyFile)
+		if err != nil {
+			return err
+		}
+		defer js.close()
+		fmt.Fprintf(stderr, "check: serving JWKS at %s (issuer %s)\n", js.jwksURL(), js.issuer)
+		results = append(results, c.jwtCases(ctx, js, aud, o.project)...)
+	}
+	report(stdout, results, c.unreachable, o.asJSON)
+	if c.unreachable != nil {
+		return fmt.Errorf("check: cannot reach the receiver: %w", c.unreachable)
+	}
+	var failed []string
+	for _, r := range results {
+		if !r.Pass {
+			failed = append(failed, r.Case)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("check: %d of %d cases failed: %s", len(failed), len(results), strings.Join(failed, ", "))
+	}
+	return nil
+}
+
+// checkOptions are RunCheck's command line, parsed.
+type checkOptions struct {
+	target                                     string
+	secrets                                    secretList
+	parsed                                     []webhook.Secret // secrets parsed (none with a preset)
+	issuer, audience, project, keyFile, preset string
+	timeout                                    time.Duration
+	asJSON                                     bool
+}
+
+// parseCheckArgs parses RunCheck's command line and checks it: every
+// mistake on it is found before a case is sent.
+func parseCheckArgs(args []string, getenv func(string) string, stderr io.Writer) (*checkOptions, error) {
 	fs := envflag.New("check", getenv, stderr)
 	var secrets secretList
 	fs.Var(&secrets, "secret", "receiver's signing secret (whsec_...); repeatable")
@@ -93,97 +150,70 @@ func RunCheck(ctx context.Context, args []string, getenv func(string) string, st
 	fs.Alias("secret", "LONGHOOK_CHECK_SECRET")
 	target, err := parseInterspersed(fs, args)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := fs.FillFromEnv(); err != nil {
-		return err
+		return nil, err
 	}
 	for _, d := range fs.Deprecated() {
 		fmt.Fprintln(stderr, "check: warning:", d)
 	}
-	// Every mistake on the command line is found before a case is sent.
-	if u, err := url.Parse(target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("check: %w: the receiver URL %q is not an absolute http(s) URL", envflag.ErrUsage, target)
+	o := &checkOptions{target: target, secrets: secrets, issuer: *issuer, audience: *audience, project: *project,
+		keyFile: *keyFile, preset: *preset, timeout: *timeout, asJSON: *asJSON}
+	if err := o.check(); err != nil {
+		return nil, err
 	}
-	if len(secrets) == 0 && *issuer == "" {
+	return o, nil
+}
+
+// check refuses a command line that cannot run as asked, and parses the
+// secrets.
+func (o *checkOptions) check() error {
+	var err error
+	if u, err := url.Parse(o.target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("check: %w: the receiver URL %q is not an absolute http(s) URL", envflag.ErrUsage, o.target)
+	}
+	if len(o.secrets) == 0 && o.issuer == "" {
 		return fmt.Errorf("check: %w: give --secret (HMAC cases), --jwks-issuer (JWT cases) or both", envflag.ErrUsage)
 	}
-	if *timeout <= 0 {
-		return fmt.Errorf("check: %w: --timeout %s: want a positive duration", envflag.ErrUsage, *timeout)
+	if o.timeout <= 0 {
+		return fmt.Errorf("check: %w: --timeout %s: want a positive duration", envflag.ErrUsage, o.timeout)
 	}
-	if *issuer != "" {
-		if _, err := parseIssuer(*issuer); err != nil {
+	if o.issuer != "" {
+		if _, err := parseIssuer(o.issuer); err != nil {
 			return err
 		}
 	} else {
 		// The JWT settings apply only to the JWT cases: given alone they
 		// would be ignored, and a check the user asked for silently skipped.
-		for _, f := range []struct{ name, v string }{{"--project", *project}, {"--audience", *audience}, {"--jwt-key", *keyFile}} {
+		for _, f := range []struct{ name, v string }{{"--project", o.project}, {"--audience", o.audience}, {"--jwt-key", o.keyFile}} {
 			if f.v != "" {
 				return fmt.Errorf("check: %w: %s applies to the JWT cases: give --jwks-issuer too", envflag.ErrUsage, f.name)
 			}
 		}
 	}
-	if *preset == "standard-webhooks" || *preset == "gemini" {
+	if o.preset == "standard-webhooks" || o.preset == "gemini" {
 		// The gateway's kind names for check's default cases: Standard
 		// Webhooks HMAC with --secret, Gemini's JWTs with --jwks-issuer.
-		*preset = ""
+		o.preset = ""
 	}
-	var parsed []webhook.Secret
-	if *preset != "" {
-		if !slices.Contains(checkPresets, *preset) {
-			return fmt.Errorf("check: %w: --preset %q: unknown kind (one of %s, standard-webhooks, gemini)", envflag.ErrUsage, *preset, strings.Join(checkPresets, ", "))
+	if o.preset != "" {
+		if !slices.Contains(checkPresets, o.preset) {
+			return fmt.Errorf("check: %w: --preset %q: unknown kind (one of %s, standard-webhooks, gemini)", envflag.ErrUsage, o.preset, strings.Join(checkPresets, ", "))
 		}
-		if len(secrets) != 1 || *issuer != "" {
+		if len(o.secrets) != 1 || o.issuer != "" {
 			return fmt.Errorf("check: %w: --preset takes %s, exactly one --secret and no --jwks-issuer", envflag.ErrUsage, strings.Join(checkPresets, ", "))
 		}
-		if _, err := verify.New(verify.Spec{Kind: *preset, Secrets: [][]byte{[]byte(secrets[0])}}, nil); err != nil {
-			return fmt.Errorf("check: %w: --preset %s: %v", envflag.ErrUsage, *preset, err)
+		if _, err := verify.New(verify.Spec{Kind: o.preset, Secrets: [][]byte{[]byte(o.secrets[0])}}, nil); err != nil {
+			return fmt.Errorf("check: %w: --preset %s: %v", envflag.ErrUsage, o.preset, err)
 		}
-	} else {
-		parsed = make([]webhook.Secret, len(secrets))
-		for i, s := range secrets {
-			if parsed[i], err = webhook.ParseSecret(s); err != nil {
-				return fmt.Errorf("check: %w: --secret %d: %v", envflag.ErrUsage, i+1, err)
-			}
-		}
+		return nil
 	}
-	c := &checker{target: target, client: &http.Client{Timeout: *timeout, CheckRedirect: func(*http.Request, []*http.Request) error {
-		return http.ErrUseLastResponse
-	}}}
-	var results []Result
-	if *preset != "" {
-		if results, err = c.presetCases(ctx, *preset, secrets[0]); err != nil {
-			return err
+	o.parsed = make([]webhook.Secret, len(o.secrets))
+	for i, s := range o.secrets {
+		if o.parsed[i], err = webhook.ParseSecret(s); err != nil {
+			return fmt.Errorf("check: %w: --secret %d: %v", envflag.ErrUsage, i+1, err)
 		}
-	} else if len(parsed) > 0 {
-		results = append(results, c.hmacCases(ctx, parsed)...)
-	}
-	if *issuer != "" {
-		aud := *audience
-		if aud == "" {
-			aud = target
-		}
-		js, err := startJWKS(*issuer, *keyFile)
-		if err != nil {
-			return err
-		}
-		defer js.close()
-		fmt.Fprintf(stderr, "check: serving JWKS at %s (issuer %s)\n", js.jwksURL(), js.issuer)
-		results = append(results, c.jwtCases(ctx, js, aud, *project)...)
-	}
-	report(stdout, results, c.unreachable, *asJSON)
-	if c.unreachable != nil {
-		return fmt.Errorf("check: cannot reach the receiver: %w", c.unreachable)
-	}
-	var failed []string
-	for _, r := range results {
-		if !r.Pass {
-			failed = append(failed, r.Case)
-		}
-	}
-	if len(failed) > 0 {
-		return fmt.Errorf("check: %d of %d cases failed: %s", len(failed), len(results), strings.Join(failed, ", "))
 	}
 	return nil
 }

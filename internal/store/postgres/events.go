@@ -178,6 +178,25 @@ type eventRows struct {
 	created                        timeArray
 }
 
+// add appends ev, published with count deliveries.
+func (r *eventRows) add(ev *core.Event, count int) error {
+	dyn, err := encodeDynamic(ev.Dynamic)
+	if err != nil {
+		return err
+	}
+	r.id = append(r.id, ev.ID)
+	r.project = append(r.project, ev.ProjectID)
+	r.typ = append(r.typ, ev.Type)
+	r.subject = append(r.subject, ev.Subject)
+	r.payload = append(r.payload, orEmpty(ev.Payload))
+	r.dynamic = append(r.dynamic, dyn)
+	r.key = append(r.key, ev.IdempotencyKey)
+	r.count = append(r.count, int32(count))
+	r.created = append(r.created, ev.CreateTime)
+	r.trace = append(r.trace, ev.TraceParent)
+	return nil
+}
+
 type deliveryRows struct {
 	id, event, project, webhook, uri, dest, typ, status, lastError, leaseOwner textArray
 	queue                                                                      int16Array
@@ -212,6 +231,22 @@ func (r *deliveryRows) add(d core.Delivery) {
 	}
 	r.leaseTime = append(r.leaseTime, lt)
 	r.scheduleBase = append(r.scheduleBase, int32(d.ScheduleBase))
+}
+
+// addEvents adds the deliveries the publish of evs inserts: those of
+// the events not repeating an earlier one's idempotency key (firstOf, see
+// publishCall.collect), but the deferred ones.
+func (r *deliveryRows) addEvents(evs []core.NewEvent, firstOf []int) {
+	for i, ne := range evs {
+		if firstOf[i] != i {
+			continue
+		}
+		for _, d := range ne.Deliveries {
+			if d = d.ForInsert(&ne.Event); !deferrable(&d) || d.EventID != ne.Event.ID {
+				r.add(d)
+			}
+		}
+	}
 }
 
 // fanPublish enables insertFanSQL. Tests turn it off to compare.
@@ -272,99 +307,11 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 	if len(evs) == 0 {
 		return nil, nil
 	}
-	// A key repeated within the call refers to its first occurrence.
+	p := publishCall{fan: fanPublish}
 	firstOf := make([]int, len(evs))
-	seen := map[[2]string]int{}
-	var keyProjects, keys []string
-	var er eventRows
-	var dr deliveryRows
-	var fr fanRows
-	var dg deferGroupRecord // the call's deferred deliveries
-	fan := fanPublish       // every delivery so far fits fr
-	// The range of delivery ids of each event (migration 0012).
-	spans := map[string][2]string{}
-	wakes := make([]bool, len(evs)) // event i has due work for an engine
-	anyWake := false
-	for i, ne := range evs {
-		firstOf[i] = i
-		ev := ne.Event
-		if ev.IdempotencyKey != "" {
-			k := [2]string{ev.ProjectID, ev.IdempotencyKey}
-			if j, ok := seen[k]; ok {
-				firstOf[i] = j
-				continue
-			}
-			seen[k] = i
-			keyProjects = append(keyProjects, ev.ProjectID)
-			keys = append(keys, ev.IdempotencyKey)
-		}
-		dyn, err := encodeDynamic(ev.Dynamic)
-		if err != nil {
-			return nil, wrap("publish", err)
-		}
-		er.id = append(er.id, ev.ID)
-		er.project = append(er.project, ev.ProjectID)
-		er.typ = append(er.typ, ev.Type)
-		er.subject = append(er.subject, ev.Subject)
-		er.payload = append(er.payload, orEmpty(ev.Payload))
-		er.dynamic = append(er.dynamic, dyn)
-		er.key = append(er.key, ev.IdempotencyKey)
-		er.count = append(er.count, int32(len(ne.Deliveries)))
-		er.created = append(er.created, ev.CreateTime)
-		er.trace = append(er.trace, ev.TraceParent)
-		for _, d := range ne.Deliveries {
-			d = d.ForInsert(&ev)
-			switch {
-			case deferrable(&d) && d.EventID == ev.ID:
-				// Its row is written by its completion (deferred.go).
-				if dg.id == "" {
-					dg.id = core.NewSortableID(time.Now())
-					n := 0
-					for _, ne := range evs[i:] {
-						n += len(ne.Deliveries)
-					}
-					dg.ds = make([]core.Delivery, 0, n)
-				}
-				dg.add(d)
-			case fan && fr.fits(&d, &ev):
-				fr.add(&d)
-			default:
-				fan = false
-			}
-			if sp, ok := spans[d.EventID]; !ok {
-				spans[d.EventID] = [2]string{d.ID, d.ID}
-			} else {
-				spans[d.EventID] = [2]string{min(sp[0], d.ID), max(sp[1], d.ID)}
-			}
-			// Deliveries inserted already leased are handed to their
-			// engine in memory; only unleased ones need a wake-up.
-			if d.LeaseOwner == "" && d.Status == core.DeliveryPending {
-				wakes[i] = true
-				anyWake = true
-			}
-		}
-	}
-
-	if !fan {
-		for i, ne := range evs {
-			if firstOf[i] != i {
-				continue
-			}
-			for _, d := range ne.Deliveries {
-				if d = d.ForInsert(&ne.Event); !deferrable(&d) || d.EventID != ne.Event.ID {
-					dr.add(d)
-				}
-			}
-		}
-	}
-	// A delivery names its event (ForInsert fills in the one it is
-	// published with) and is inserted only if that event is inserted by
-	// the same statement, so the call's deliveries give each event's whole
-	// range.
-	for _, id := range er.id {
-		sp := spans[id]
-		er.first = append(er.first, sp[0])
-		er.last = append(er.last, sp[1])
+	wakes := make([]bool, len(evs))
+	if err := p.collect(evs, firstOf, wakes); err != nil {
+		return nil, wrap("publish", err)
 	}
 
 	var originals map[[2]string]*core.Event
@@ -372,57 +319,10 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 	attempt := 0
 	err := s.run(ctx, true, func(c *pgx.Conn) error {
 		attempt++
-		ps := publishSQL
-		if fan {
-			ps = publishFan
-		}
-		q := ps.keyed
-		switch {
-		case attempt > 1:
-			q = ps.retry
-		case len(keys) == 0:
-			q = ps.plain
-		}
 		b := &pgx.Batch{}
-		// The keyed and plain forms' plans join their arrays and insert,
-		// reading no table: their generic plans are the ones planning
-		// them for every call would make. The retry form reads events, so
-		// it keeps custom plans, as does the lookup of idempotency keys.
-		pm := planModes{b: b, s: s}
-		pm.use(q != ps.retry)
-		if fan {
-			b.Queue(q, er.id, er.project, er.typ, er.subject, er.payload, er.dynamic, er.key, er.count, er.created,
-				orEmpty(fr.id), orEmpty(fr.event), orEmpty(fr.webhook), orEmpty(fr.next), orEmpty(fr.leased),
-				fr.owner, !s.callerClock, er.trace, er.first, er.last)
-		} else {
-			b.Queue(q, er.id, er.project, er.typ, er.subject, er.payload, er.dynamic, er.key, er.count, er.created,
-				orEmpty(dr.id), orEmpty(dr.event), orEmpty(dr.project), orEmpty(dr.webhook), orEmpty(dr.uri),
-				orEmpty(dr.dest), orEmpty(dr.typ), orEmpty(dr.status), orEmpty(dr.queue), orEmpty(dr.attempts),
-				orEmpty(dr.next), orEmpty(dr.manual), orEmpty(dr.lastCode), orEmpty(dr.lastError),
-				orEmpty(dr.start), orEmpty(dr.created), orEmpty(dr.updated), orEmpty(dr.leaseOwner),
-				orEmpty(dr.leaseTime), orEmpty(dr.scheduleBase), !s.callerClock, er.trace, er.first, er.last)
-		}
-		if len(dg.ds) > 0 {
-			dg.queue(b, s, len(keys) > 0, attempt > 1)
-		}
 		originals = nil
-		if len(keys) > 0 {
-			pm.use(false)
-			b.Queue(`SELECT `+eventCols+` FROM events WHERE (project_id, idempotency_key) IN (
-				SELECT * FROM unnest($1::text[], $2::text[])) AND idempotency_key <> ''`, keyProjects, keys,
-			).Query(func(rows pgx.Rows) error {
-				originals = make(map[[2]string]*core.Event, len(keys))
-				for rows.Next() {
-					e, err := scanEvent(rows)
-					if err != nil {
-						return err
-					}
-					originals[[2]string{e.ProjectID, e.IdempotencyKey}] = e
-				}
-				return rows.Err()
-			})
-		}
-		led = anyWake && s.queueNotify(b)
+		p.queue(b, s, attempt, &originals)
+		led = p.anyWake && s.queueNotify(b)
 		s.hookBatch(b, "publish")
 		if err := c.SendBatch(ctx, b).Close(); err != nil {
 			return err
@@ -436,6 +336,163 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		return nil, wrap("publish", err)
 	}
 
+	results, wrote, err := publishResults(evs, originals, firstOf, wakes)
+	if err != nil {
+		return nil, wrap("publish", err)
+	}
+	if wrote {
+		s.committed(led)
+	}
+	if len(p.dg.ds) > 0 {
+		s.deferPublished(&p, evs, firstOf, results)
+	}
+	return results, nil
+}
+
+// publishCall is a PublishEvents call's rows, gathered from its events by
+// collect before the statements are queued. The call's per-event slices
+// (firstOf, wakes) are kept apart: the rows escape to the batch, and
+// they need not.
+type publishCall struct {
+	keyProjects []string
+	keys        []string
+	er          eventRows
+	dr          deliveryRows
+	fr          fanRows
+	dg          deferGroupRecord // the call's deferred deliveries
+	fan         bool             // every delivery so far fits fr
+	anyWake     bool
+}
+
+// collect fills the call's rows from evs. firstOf[i] is set to the event
+// whose idempotency key event i repeats (i if none: a key repeated within
+// the call refers to its first occurrence), and wakes[i] to whether event
+// i has due work for an engine.
+func (p *publishCall) collect(evs []core.NewEvent, firstOf []int, wakes []bool) error {
+	seen := map[[2]string]int{}
+	// The range of delivery ids of each event (migration 0012).
+	spans := map[string][2]string{}
+	for i, ne := range evs {
+		firstOf[i] = i
+		ev := ne.Event
+		if ev.IdempotencyKey != "" {
+			k := [2]string{ev.ProjectID, ev.IdempotencyKey}
+			if j, ok := seen[k]; ok {
+				firstOf[i] = j
+				continue
+			}
+			seen[k] = i
+			p.keyProjects = append(p.keyProjects, ev.ProjectID)
+			p.keys = append(p.keys, ev.IdempotencyKey)
+		}
+		if err := p.er.add(&ev, len(ne.Deliveries)); err != nil {
+			return err
+		}
+		for _, d := range ne.Deliveries {
+			d = d.ForInsert(&ev)
+			switch {
+			case deferrable(&d) && d.EventID == ev.ID:
+				// Its row is written by its completion (deferred_complete.go).
+				if p.dg.id == "" {
+					p.dg.start(evs[i:])
+				}
+				p.dg.add(d)
+			case p.fan && p.fr.fits(&d, &ev):
+				p.fr.add(&d)
+			default:
+				p.fan = false
+			}
+			if sp, ok := spans[d.EventID]; !ok {
+				spans[d.EventID] = [2]string{d.ID, d.ID}
+			} else {
+				spans[d.EventID] = [2]string{min(sp[0], d.ID), max(sp[1], d.ID)}
+			}
+			// Deliveries inserted already leased are handed to their
+			// engine in memory; only unleased ones need a wake-up.
+			if d.LeaseOwner == "" && d.Status == core.DeliveryPending {
+				wakes[i] = true
+				p.anyWake = true
+			}
+		}
+	}
+
+	if !p.fan {
+		p.dr.addEvents(evs, firstOf)
+	}
+	// A delivery names its event (ForInsert fills in the one it is
+	// published with) and is inserted only if that event is inserted by
+	// the same statement, so the call's deliveries give each event's whole
+	// range.
+	for _, id := range p.er.id {
+		sp := spans[id]
+		p.er.first = append(p.er.first, sp[0])
+		p.er.last = append(p.er.last, sp[1])
+	}
+	return nil
+}
+
+// queue queues the call's statements for its attempt: the publish in the
+// form for it (see publishEventsSQL), its deferred group's record, and
+// the lookup of the events holding its idempotency keys, which fills
+// *originals.
+func (p *publishCall) queue(b *pgx.Batch, s *Store, attempt int, originals *map[[2]string]*core.Event) {
+	ps := publishSQL
+	if p.fan {
+		ps = publishFan
+	}
+	q := ps.keyed
+	switch {
+	case attempt > 1:
+		q = ps.retry
+	case len(p.keys) == 0:
+		q = ps.plain
+	}
+	// The keyed and plain forms' plans join their arrays and insert,
+	// reading no table: their generic plans are the ones planning
+	// them for every call would make. The retry form reads events, so
+	// it keeps custom plans, as does the lookup of idempotency keys.
+	pm := planModes{b: b, s: s}
+	pm.use(q != ps.retry)
+	er, dr, fr := &p.er, &p.dr, &p.fr
+	if p.fan {
+		b.Queue(q, er.id, er.project, er.typ, er.subject, er.payload, er.dynamic, er.key, er.count, er.created,
+			orEmpty(fr.id), orEmpty(fr.event), orEmpty(fr.webhook), orEmpty(fr.next), orEmpty(fr.leased),
+			fr.owner, !s.callerClock, er.trace, er.first, er.last)
+	} else {
+		b.Queue(q, er.id, er.project, er.typ, er.subject, er.payload, er.dynamic, er.key, er.count, er.created,
+			orEmpty(dr.id), orEmpty(dr.event), orEmpty(dr.project), orEmpty(dr.webhook), orEmpty(dr.uri),
+			orEmpty(dr.dest), orEmpty(dr.typ), orEmpty(dr.status), orEmpty(dr.queue), orEmpty(dr.attempts),
+			orEmpty(dr.next), orEmpty(dr.manual), orEmpty(dr.lastCode), orEmpty(dr.lastError),
+			orEmpty(dr.start), orEmpty(dr.created), orEmpty(dr.updated), orEmpty(dr.leaseOwner),
+			orEmpty(dr.leaseTime), orEmpty(dr.scheduleBase), !s.callerClock, er.trace, er.first, er.last)
+	}
+	if len(p.dg.ds) > 0 {
+		p.dg.queue(b, s, len(p.keys) > 0, attempt > 1)
+	}
+	if len(p.keys) > 0 {
+		pm.use(false)
+		n := len(p.keys)
+		b.Queue(`SELECT `+eventCols+` FROM events WHERE (project_id, idempotency_key) IN (
+				SELECT * FROM unnest($1::text[], $2::text[])) AND idempotency_key <> ''`, p.keyProjects, p.keys,
+		).Query(func(rows pgx.Rows) error {
+			*originals = make(map[[2]string]*core.Event, n)
+			for rows.Next() {
+				e, err := scanEvent(rows)
+				if err != nil {
+					return err
+				}
+				(*originals)[[2]string{e.ProjectID, e.IdempotencyKey}] = e
+			}
+			return rows.Err()
+		})
+	}
+}
+
+// publishResults are a publish's outcomes: each event written, or the
+// original holding its idempotency key (a duplicate); wrote reports
+// whether an event written has due work for an engine.
+func publishResults(evs []core.NewEvent, originals map[[2]string]*core.Event, firstOf []int, wakes []bool) (
+	[]core.PublishResult, bool, error) {
 	results := make([]core.PublishResult, len(evs))
 	wrote := false
 	for i, ne := range evs {
@@ -449,7 +506,7 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		orig := originals[[2]string{ev.ProjectID, ev.IdempotencyKey}]
 		switch {
 		case orig == nil: // deleted by retention between the two statements
-			return nil, wrap("publish", fmt.Errorf("idempotency key %q: original event vanished", ev.IdempotencyKey))
+			return nil, false, fmt.Errorf("idempotency key %q: original event vanished", ev.IdempotencyKey)
 		case firstOf[i] == i && orig.ID == ev.ID:
 			results[i] = core.PublishResult{Event: &ev}
 			wrote = wrote || wakes[i]
@@ -458,33 +515,34 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 			results[i] = core.PublishResult{Event: &o, Duplicate: true}
 		}
 	}
-	if wrote {
-		s.committed(led)
-	}
-	if len(dg.ds) > 0 {
-		// Deliveries of an event skipped for its idempotency key were
-		// not inserted: their group's record holds them, but
-		// materializing skips them and nothing completes them.
-		ds := dg.ds
-		if len(keys) > 0 {
-			dup := map[string]bool{}
-			for i, ne := range evs {
-				if firstOf[i] == i && results[i].Duplicate {
-					dup[ne.Event.ID] = true
-				}
-			}
-			if len(dup) > 0 {
-				ds = slices.DeleteFunc(slices.Clone(ds), func(d core.Delivery) bool { return dup[d.EventID] })
+	return results, wrote, nil
+}
+
+// deferPublished hands the call's deferred group, committed, to the
+// store's tracker (deferred.go).
+func (s *Store) deferPublished(p *publishCall, evs []core.NewEvent, firstOf []int, results []core.PublishResult) {
+	dg := &p.dg
+	// Deliveries of an event skipped for its idempotency key were
+	// not inserted: their group's record holds them, but
+	// materializing skips them and nothing completes them.
+	ds := dg.ds
+	if len(p.keys) > 0 {
+		dup := map[string]bool{}
+		for i, ne := range evs {
+			if firstOf[i] == i && results[i].Duplicate {
+				dup[ne.Event.ID] = true
 			}
 		}
-		born := time.Now()
-		expires := dg.earliest
-		if !s.callerClock {
-			expires = born.Add(time.Duration(dg.minLease) * time.Microsecond)
+		if len(dup) > 0 {
+			ds = slices.DeleteFunc(slices.Clone(ds), func(d core.Delivery) bool { return dup[d.EventID] })
 		}
-		s.deferred.add(dg.id, born, expires, ds)
 	}
-	return results, nil
+	born := time.Now()
+	expires := dg.earliest
+	if !s.callerClock {
+		expires = born.Add(time.Duration(dg.minLease) * time.Microsecond)
+	}
+	s.deferred.add(dg.id, born, expires, ds)
 }
 
 // queueOf puts deliveries that were attempted before into the retry queue.

@@ -77,22 +77,13 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		for i, ne := range evs {
 			ev := ne.Event
 			if ev.IdempotencyKey != "" {
-				// The events buffered so far go in first: a key repeated
-				// within the call must find its first occurrence.
-				if err := insEvents.flush(); err != nil {
+				orig, err := findOriginal(tx, &insEvents, ev.ProjectID, ev.IdempotencyKey)
+				if err != nil {
 					return err
 				}
-				row, err := tx.queryRow(tx.st.findIdem, ev.ProjectID, ev.IdempotencyKey)
-				if err == nil {
-					orig, err := scanEvent(row)
-					if err != nil {
-						return err
-					}
+				if orig != nil {
 					results[i] = core.PublishResult{Event: orig, Duplicate: true}
 					continue
-				}
-				if !errors.Is(err, sql.ErrNoRows) {
-					return err
 				}
 			}
 			ev.DeliveryCount = len(ne.Deliveries)
@@ -119,28 +110,11 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 			}
 			results[i] = core.PublishResult{Event: &ev}
 		}
-		if err := insEvents.flush(); err != nil {
+		if err := flushPublish(tx, &insEvents, &ins, &span); err != nil {
 			return err
 		}
-		if err := ins.flush(); err != nil {
+		if err := widenSpans(tx, evs, elsewhere); err != nil {
 			return err
-		}
-		if span.first != "" {
-			if err := tx.exec(tx.st.addLeaseSpan, span.expire, span.first, span.last); err != nil {
-				return err
-			}
-		}
-		// Deliveries that name another event than the one they were
-		// published with (no caller in this repository does) widen that
-		// event's range.
-		for _, i := range elsewhere {
-			for _, d := range evs[i].Deliveries {
-				if d.EventID != "" && d.EventID != evs[i].Event.ID {
-					if err := tx.exec(tx.st.widenSpan, d.ID); err != nil {
-						return err
-					}
-				}
-			}
 		}
 		return addStats(tx, core.FoldPublished(evs, results))
 	})
@@ -151,6 +125,58 @@ func (s *Store) PublishEvents(ctx context.Context, evs []core.NewEvent) ([]core.
 		s.signal()
 	}
 	return results, nil
+}
+
+// findOriginal returns the event holding a publish's idempotency key in
+// its project, nil if none does.
+func findOriginal(tx *rawTx, insEvents *eventInserter, projectID, key string) (*core.Event, error) {
+	// The events buffered so far go in first: a key repeated
+	// within the call must find its first occurrence.
+	if err := insEvents.flush(); err != nil {
+		return nil, err
+	}
+	row, err := tx.queryRow(tx.st.findIdem, projectID, key)
+	if err == nil {
+		return scanEvent(row)
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// flushPublish writes a publish's buffered events and deliveries and the
+// lease span of its deliveries inserted already leased.
+func flushPublish(tx *rawTx, insEvents *eventInserter, ins *deliveryInserter, span *leaseSpan) error {
+	if err := insEvents.flush(); err != nil {
+		return err
+	}
+	if err := ins.flush(); err != nil {
+		return err
+	}
+	if span.first != "" {
+		if err := tx.exec(tx.st.addLeaseSpan, span.expire, span.first, span.last); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// widenSpans: deliveries that name another event than the one they were
+// published with (no caller in this repository does) widen that event's
+// range. elsewhere are the indexes in evs of the events with such
+// deliveries.
+func widenSpans(tx *rawTx, evs []core.NewEvent, elsewhere []int) error {
+	for _, i := range elsewhere {
+		for _, d := range evs[i].Deliveries {
+			if d.EventID != "" && d.EventID != evs[i].Event.ID {
+				if err := tx.exec(tx.st.widenSpan, d.ID); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // rowInserter buffers rows of one table and writes them with multi-row

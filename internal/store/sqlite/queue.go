@@ -271,7 +271,6 @@ func completeTx(tx *rawTx, cs []core.Completion, inline bool, order []string, ru
 			a.Response = a.Response[:MaxResponseBytes]
 		}
 		at := attemptTime(c)
-		attempted := a.Number != 0
 		if inline && inlineable(c) {
 			inlined++
 			var inl *rowInserter
@@ -295,32 +294,7 @@ func completeTx(tx *rawTx, cs []core.Completion, inline bool, order []string, ru
 			}
 			continue
 		}
-		var err error
-		switch {
-		case !attempted:
-		case shortRows && a.Error == "" && len(a.Response) == 0:
-			err = attempts.short.add(c.DeliveryID, a.Number, micros(at), a.URI, a.StatusCode, int64(a.Latency))
-		default:
-			err = attempts.full.add(c.DeliveryID, a.Number, micros(at), a.URI,
-				a.StatusCode, int64(a.Latency), a.Error, orEmpty(a.Response))
-		}
-		if err != nil {
-			return err
-		}
-		if c.Owner == "" {
-			continue // no lease can match
-		}
-		next := c.NextAttemptTime
-		if c.Status != core.DeliveryPending {
-			next = time.Time{}
-		}
-		if shortRows && c.Status == core.DeliverySucceeded && attempted && a.Error == "" {
-			err = complete.short.add(a.StatusCode, micros(at), c.DeliveryID, c.Owner)
-		} else {
-			err = complete.full.add(string(c.Status), micros(next), a.StatusCode,
-				a.Error, micros(at), c.DeliveryID, c.Owner, attempted)
-		}
-		if err != nil {
+		if err := addCompletion(&attempts, &complete, &c, &a, at); err != nil {
 			return err
 		}
 	}
@@ -339,6 +313,46 @@ func completeTx(tx *rawTx, cs []core.Completion, inline bool, order []string, ru
 			return err
 		}
 	}
+	if err := writeRuns(tx, order, runs, disable); err != nil {
+		return err
+	}
+	return addStats(tx, core.FoldCompleted(cs))
+}
+
+// addCompletion adds c, whose attempt a (its response cut) was made at
+// at, to the rows of attempts (its attempt, if one was made) and of
+// complete (its delivery's update, if it has an owner).
+func addCompletion(attempts, complete *shortFull, c *core.Completion, a *core.Attempt, at time.Time) error {
+	attempted := a.Number != 0
+	var err error
+	switch {
+	case !attempted:
+	case shortRows && a.Error == "" && len(a.Response) == 0:
+		err = attempts.short.add(c.DeliveryID, a.Number, micros(at), a.URI, a.StatusCode, int64(a.Latency))
+	default:
+		err = attempts.full.add(c.DeliveryID, a.Number, micros(at), a.URI,
+			a.StatusCode, int64(a.Latency), a.Error, orEmpty(a.Response))
+	}
+	if err != nil {
+		return err
+	}
+	if c.Owner == "" {
+		return nil // no lease can match
+	}
+	next := c.NextAttemptTime
+	if c.Status != core.DeliveryPending {
+		next = time.Time{}
+	}
+	if shortRows && c.Status == core.DeliverySucceeded && attempted && a.Error == "" {
+		return complete.short.add(a.StatusCode, micros(at), c.DeliveryID, c.Owner)
+	}
+	return complete.full.add(string(c.Status), micros(next), a.StatusCode,
+		a.Error, micros(at), c.DeliveryID, c.Owner, attempted)
+}
+
+// writeRuns folds the failure runs of the webhooks in order (sorted ids)
+// and disables those in disable.
+func writeRuns(tx *rawTx, order []string, runs map[string]*runAgg, disable map[string]int64) error {
 	if len(order) > 0 {
 		for _, id := range order {
 			reset, count, earliest := runs[id].fold()
@@ -361,7 +375,7 @@ func completeTx(tx *rawTx, cs []core.Completion, inline bool, order []string, ru
 			}
 		}
 	}
-	return addStats(tx, core.FoldCompleted(cs))
+	return nil
 }
 
 // inlineAttempts keeps the attempt that ends a delivery successfully in

@@ -102,12 +102,12 @@ type Store struct {
 
 var _ core.Store = (*Store)(nil)
 
-// Open opens (creating if needed) the database file at path with the
-// default Options and applies pending migrations.
 // writerCacheKiB is the writer connection's page cache (cache_size in
-// KiB; see OpenWithOptions for why it is small).
+// KiB; see openWriter for why it is small).
 const writerCacheKiB = 8 << 10
 
+// Open opens (creating if needed) the database file at path with the
+// default Options and applies pending migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
 	return OpenWithOptions(ctx, path, Options{})
 }
@@ -133,6 +133,50 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 	// vfs: SQLite's unix VFS appending each WAL frame in one write (walvfs.go).
 	base := "file:" + (&url.URL{Path: path}).EscapedPath() + "?vfs=" + walVFSName + "&_pragma=busy_timeout(" + busy + ")"
 
+	w, err := openWriter(ctx, base, o)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{w: w, wake: make(chan struct{}, 1), ckKick: make(chan struct{}, 1), ckStop: make(chan struct{}), ckDone: make(chan struct{}), ckIdle: o.checkpointIdle}
+	if err := s.migrate(ctx); err != nil {
+		_ = w.Close()
+		return nil, err
+	}
+
+	r, err := sql.Open("sqlite", base+
+		"&_pragma=cache_size(-16384)"+
+		"&_pragma=temp_store(MEMORY)"+
+		"&_query_only=1")
+	if err != nil {
+		_ = w.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	r.SetMaxOpenConns(o.ReadConns)
+	r.SetMaxIdleConns(o.ReadConns)
+	r.SetConnMaxLifetime(0)
+	r.SetConnMaxIdleTime(0)
+	s.r = r
+	if err := s.prepare(ctx); err != nil {
+		_ = s.Close()
+		return nil, err
+	}
+	ck, err := sql.Open("sqlite", base)
+	if err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("sqlite: open: %w", err)
+	}
+	ck.SetMaxOpenConns(1)
+	ck.SetMaxIdleConns(1)
+	ck.SetConnMaxLifetime(0)
+	ck.SetConnMaxIdleTime(0)
+	s.ck = ck
+	go s.checkpointer()
+	return s, nil
+}
+
+// openWriter opens and connects the writer's connection to base (the
+// file's URI).
+func openWriter(ctx context.Context, base string, o Options) (*sql.DB, error) {
 	// page_size must run before the file is first written, which setting
 	// WAL mode does: the driver runs the _pragma list (sorted by name, so
 	// a journal_mode there would come first) before its _journal_mode key.
@@ -168,49 +212,19 @@ func OpenWithOptions(ctx context.Context, path string, o Options) (*Store, error
 		_ = w.Close()
 		return nil, fmt.Errorf("sqlite: open: %w", err)
 	}
-	s := &Store{w: w, wake: make(chan struct{}, 1), ckKick: make(chan struct{}, 1), ckStop: make(chan struct{}), ckDone: make(chan struct{}), ckIdle: o.checkpointIdle}
-	if err := s.migrate(ctx); err != nil {
-		_ = w.Close()
-		return nil, err
-	}
+	return w, nil
+}
 
-	r, err := sql.Open("sqlite", base+
-		"&_pragma=cache_size(-16384)"+
-		"&_pragma=temp_store(MEMORY)"+
-		"&_query_only=1")
-	if err != nil {
-		_ = w.Close()
-		return nil, fmt.Errorf("sqlite: open: %w", err)
+// prepare checks the readers' connection and prepares the writer's
+// statements.
+func (s *Store) prepare(ctx context.Context) error {
+	if err := s.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: open: %w", err)
 	}
-	r.SetMaxOpenConns(o.ReadConns)
-	r.SetMaxIdleConns(o.ReadConns)
-	r.SetConnMaxLifetime(0)
-	r.SetConnMaxIdleTime(0)
-	s.r = r
-	if err := r.PingContext(ctx); err != nil {
-		_ = s.Close()
-		return nil, fmt.Errorf("sqlite: open: %w", err)
+	if err := s.st.prepare(ctx, s.w); err != nil {
+		return fmt.Errorf("sqlite: prepare: %w", err)
 	}
-	if err := s.st.prepare(ctx, w); err != nil {
-		_ = s.Close()
-		return nil, fmt.Errorf("sqlite: prepare: %w", err)
-	}
-	if err := s.withRaw(ctx, func(*rawStmts) error { return nil }); err != nil {
-		_ = s.Close()
-		return nil, err
-	}
-	ck, err := sql.Open("sqlite", base)
-	if err != nil {
-		_ = s.Close()
-		return nil, fmt.Errorf("sqlite: open: %w", err)
-	}
-	ck.SetMaxOpenConns(1)
-	ck.SetMaxIdleConns(1)
-	ck.SetConnMaxLifetime(0)
-	ck.SetConnMaxIdleTime(0)
-	s.ck = ck
-	go s.checkpointer()
-	return s, nil
+	return s.withRaw(ctx, func(*rawStmts) error { return nil })
 }
 
 // newPageSize is the page size of a new database file: SQLite's 4 KiB.

@@ -179,8 +179,19 @@ func argsOrEmpty(a json.RawMessage) json.RawMessage {
 }
 
 // checkFunctionResults requires a continuation of an interaction waiting
-// on function calls to answer each of them, and only them.
+// on function calls to answer each of them, and only them; a cancelled
+// interaction's calls can no longer be answered (its job has ended, with
+// interaction.cancelled).
 func checkFunctionResults(parent *core.Job, contents []executor.Content) error {
+	if parent != nil && parent.State == core.JobCancelled {
+		for _, c := range contents {
+			for _, p := range c.Parts {
+				if p.FunctionResponse != nil {
+					return core.Errorf(core.ErrFailedPrecondition, "Interaction %s was cancelled; its function calls can no longer be answered.", parent.ID)
+				}
+			}
+		}
+	}
 	pending := map[string]bool{}
 	for _, c := range pendingCalls(parent) {
 		pending[c.ID] = true

@@ -146,6 +146,8 @@ func TestBatchValidation(t *testing.T) {
 		"both inputs":   `{"batch":{"inputConfig":{"fileName":"files/x","requests":{"requests":[]}}}}`,
 		"missing file":  `{"batch":{"inputConfig":{"fileName":"files/nope"}}}`,
 		"bad uri":       `{"batch":{"inputConfig":{"requests":{"requests":[{"request":{"contents":[{"parts":[{"text":"x"}]}]}}]}},"webhookConfig":{"uris":["ftp://x"]}}}`,
+		"bad uri host":  `{"batch":{"inputConfig":{"requests":{"requests":[{"request":{"contents":[{"parts":[{"text":"x"}]}]}}]}},"webhookConfig":{"uris":["https://example..com/h"]}}}`,
+		"uri space":     `{"batch":{"inputConfig":{"requests":{"requests":[{"request":{"contents":[{"parts":[{"text":"x"}]}]}}]}},"webhookConfig":{"uris":["https://example.com/h "]}}}`,
 		"bad metadata":  `{"batch":{"inputConfig":{"requests":{"requests":[{"request":{"contents":[{"parts":[{"text":"x"}]}]}}]}},"webhookConfig":{"uris":["https://example.com/h"],"userMetadata":[1]}}}`,
 	} {
 		if r := f.call("POST", path, body); r.status != 400 || r.str("error.status") != "INVALID_ARGUMENT" {

@@ -32,6 +32,8 @@ func TestInteractionsREST(t *testing.T) {
 		"unknown field":              {map[string]any{"model": "m", "input": "x", "colour": 1}, "colour"},
 		"bad step":                   {map[string]any{"model": "m", "input": []any{map[string]any{"type": "dance"}}}, "dance"},
 		"unknown previous":           {map[string]any{"model": "m", "input": "x", "previous_interaction_id": "nope"}, "previous_interaction_id"},
+		"webhook uri with a space": {map[string]any{"model": "m", "input": "x", "background": true,
+			"webhook_config": map[string]any{"uris": []string{"https://example.com/h "}}}, "webhook_config.uris[0] must not contain spaces"},
 	} {
 		r := f.call("POST", path, tc.body)
 		if r.status != 400 || !strings.Contains(r.str("error.message"), tc.frag) {

@@ -206,3 +206,65 @@ func TestCancelDeleteRace(t *testing.T) {
 		t.Fatalf("%d more deliveries", n)
 	}
 }
+
+// An interaction in requires_action that a continuation answered is no
+// longer cancellable (the continuation brings its job's terminal event: a
+// cancel would be a second one), and deleting it emits nothing. An answer
+// and a cancel racing each other: exactly one of them wins.
+func TestCancelAnsweredInteraction(t *testing.T) {
+	t.Parallel()
+	f := setup(t, options{})
+	hook := newReceiver(t)
+	wc := map[string]any{"uris": []string{hook.srv.URL}}
+	const path = "/v1beta/interactions"
+	answer := func(id, callID string) *reply {
+		return f.call("POST", path, map[string]any{"model": "m", "previous_interaction_id": id, "background": true,
+			"input": []any{map[string]any{"type": "function_result", "call_id": callID, "result": "42"}}})
+	}
+
+	id, callID := f.waitingInteraction(hook, wc)
+	child := answer(id, callID).must(t, 200).str("id")
+	if d := hook.next(t); d.event["type"] != core.EventInteractionCompleted || d.data()["id"] != child {
+		t.Fatalf("completed: %s", d.body)
+	}
+	r := f.call("POST", path+"/"+id+"/cancel", nil)
+	if r.status != 400 || r.str("error.status") != "FAILED_PRECONDITION" || !strings.Contains(r.str("error.message"), "answered by interaction "+child) {
+		t.Fatalf("cancel of an answered interaction: %d %s", r.status, r.raw)
+	}
+	if g := f.call("GET", path+"/"+id, nil).must(t, 200); g.str("status") != "requires_action" {
+		t.Fatalf("get: %s", g.raw)
+	}
+	f.call("DELETE", path+"/"+id, nil).must(t, 200)
+	f.call("GET", path+"/"+id, nil).must(t, 404)
+	if got := f.jobEventTypes("interactions/" + id); !slices.Equal(got, []string{core.EventInteractionRequiresAction}) {
+		t.Fatalf("events of the answered interaction %v", got)
+	}
+
+	for range 5 {
+		id, callID := f.waitingInteraction(hook, wc)
+		var wg sync.WaitGroup
+		var cancelled, answered *reply
+		wg.Add(2)
+		go func() { defer wg.Done(); cancelled = f.call("POST", path+"/"+id+"/cancel", nil) }()
+		go func() { defer wg.Done(); answered = answer(id, callID) }()
+		wg.Wait()
+		switch {
+		case cancelled.status == 200 && answered.status == 400 && answered.str("error.status") == "FAILED_PRECONDITION":
+			if d := hook.next(t); d.event["type"] != core.EventInteractionCancelled || d.data()["id"] != id {
+				t.Fatalf("got %s", d.body)
+			}
+		case answered.status == 200 && cancelled.status == 400 && cancelled.str("error.status") == "FAILED_PRECONDITION":
+			if d := hook.next(t); d.event["type"] != core.EventInteractionCompleted || d.data()["id"] != answered.str("id") {
+				t.Fatalf("got %s", d.body)
+			}
+			if got := f.jobEventTypes("interactions/" + id); !slices.Equal(got, []string{core.EventInteractionRequiresAction}) {
+				t.Fatalf("events of the answered interaction %v", got)
+			}
+		default:
+			t.Fatalf("cancel %d %s, answer %d %s", cancelled.status, cancelled.raw, answered.status, answered.raw)
+		}
+	}
+	if n := len(hook.got); n != 0 {
+		t.Fatalf("%d more deliveries", n)
+	}
+}

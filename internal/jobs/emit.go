@@ -21,6 +21,9 @@ var (
 	// errOutboxBusy: the job's previous event is not yet published (its
 	// outbox holds one event at a time).
 	errOutboxBusy = errors.New("job has an unpublished event")
+	// errAnswered: the interaction waiting in requires_action was answered
+	// by a continuation, which brings its job's terminal event.
+	errAnswered = errors.New("interaction answered by a continuation")
 	// errLeaseLost: this runner no longer holds the job.
 	errLeaseLost = errors.New("job lease lost")
 )
@@ -48,14 +51,18 @@ func failure(code, msg string) outcome {
 // event. owner, when set, must still hold the job's lease. It fails with
 // errSettled when the job's state cannot move to o.state
 // (core.JobState.CanMoveTo: a racing cancel, expiry or completion won),
-// errLeaseLost when another runner took the job, and errOutboxBusy when its
-// previous event is not yet published.
+// errLeaseLost when another runner took the job, errOutboxBusy when its
+// previous event is not yet published, and errAnswered when it is an
+// interaction in requires_action that a continuation answered.
 func (s *Service) settle(ctx context.Context, projectID, id, owner string, o outcome) (*core.Job, error) {
 	ctx = context.WithoutCancel(ctx) // a transition, once decided, is written
 	now := s.cfg.Clock.Now()
 	j, err := s.store.UpdateJob(ctx, projectID, id, func(j *core.Job) error {
 		if !j.State.CanMoveTo(o.state) {
 			return errSettled
+		}
+		if answeredBy(j) != "" {
+			return errAnswered
 		}
 		if owner != "" && j.LeaseOwner != owner {
 			return errLeaseLost

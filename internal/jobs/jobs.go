@@ -33,14 +33,18 @@ func (s *Service) Jobs(ctx context.Context, p core.ListJobsParams) ([]*core.Job,
 // DeleteJob removes a job. A job not yet terminal — pending, running, or
 // an interaction waiting in requires_action — is first cancelled, as
 // Cancel does, so that it still emits its one terminal event (a cancel or
-// completion racing the delete emits it instead; never both). A job whose
+// completion racing the delete emits it instead; never both). An
+// interaction in requires_action that a continuation answered is deleted
+// without an event: the continuation brings its job's terminal event. A job whose
 // last event is still unpublished has it published first; when that
 // publish fails the delete is refused as UNAVAILABLE, for a retry.
 func (s *Service) DeleteJob(ctx context.Context, j *core.Job) error {
 	name := ResourceName(j)
 	if !j.State.Terminal() {
+		// errSettled: terminal meanwhile; errAnswered: its continuation
+		// brings its terminal event. Either way there is none to emit here.
 		_, err := s.cancel(ctx, j.ProjectID, j.ID)
-		if err != nil && !errors.Is(err, errSettled) {
+		if err != nil && !errors.Is(err, errSettled) && !errors.Is(err, errAnswered) {
 			return core.OrNotFound(err, name)
 		}
 		if j, err = s.store.GetJob(ctx, j.ProjectID, j.ID); err != nil {
@@ -63,7 +67,8 @@ func (s *Service) DeleteJob(ctx context.Context, j *core.Job) error {
 // Cancel cancels a job of kind that is not terminal (pending, running, or
 // an interaction in requires_action): the job becomes cancelled and emits
 // its cancelled event once. Cancelling a cancelled job succeeds again;
-// other terminal jobs are FAILED_PRECONDITION.
+// other terminal jobs, and an interaction in requires_action that a
+// continuation answered, are FAILED_PRECONDITION.
 func (s *Service) Cancel(ctx context.Context, projectID, id string, kind core.JobKind) (*core.Job, error) {
 	j, err := s.store.GetJob(ctx, projectID, id)
 	if err != nil || j.Kind != kind {
@@ -85,6 +90,13 @@ func (s *Service) Cancel(ctx context.Context, projectID, id string, kind core.Jo
 		}
 		return nil, core.Errorf(core.ErrFailedPrecondition, "%s is %s; only %s can be cancelled.", name, state, cancellable[kind])
 	}
+	if errors.Is(err, errAnswered) {
+		cur, gerr := s.store.GetJob(ctx, projectID, id)
+		if gerr != nil {
+			return nil, core.OrNotFound(gerr, name)
+		}
+		return nil, core.Errorf(core.ErrFailedPrecondition, "%s was answered by interaction %s, which ends its job; cancel that one instead.", name, answeredBy(cur))
+	}
 	if err != nil {
 		return nil, core.OrNotFound(err, name)
 	}
@@ -100,8 +112,9 @@ var cancelOutcome = outcome{state: core.JobCancelled, code: "CANCELLED", message
 // interaction.requires_action just recorded, a video interaction's
 // video.generated) is published first. It fails with errSettled when the
 // job is terminal (a racing cancel, expiry or completion won: that one
-// emitted the terminal event) and UNAVAILABLE when the earlier event
-// cannot be published now.
+// emitted the terminal event), errAnswered when it is an interaction a
+// continuation answered, and UNAVAILABLE when the earlier event cannot be
+// published now.
 func (s *Service) cancel(ctx context.Context, projectID, id string) (*core.Job, error) {
 	name := id
 	for range 3 {

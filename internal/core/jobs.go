@@ -22,7 +22,9 @@ const (
 //	pending ──claim──► running ──► succeeded | failed
 //	   │                  │  └───► requires_action (interactions: waiting for
 //	   │                  │        a function result; settled, not terminal)
-//	   └──────────────────┴──────► cancelled (user) | expired (batch window)
+//	   │                  │                │
+//	   ├──────────────────┴────────────────┴──► cancelled (user, or a delete)
+//	   └──────────────────┴──► expired (batch window)
 //
 // A job whose runner dies stays running with an expired lease and is
 // claimed again (resumed) or, after too many runs, failed.
@@ -103,6 +105,21 @@ func (s JobState) Terminal() bool {
 // Settled reports whether a runner has nothing left to do for s: terminal,
 // or an interaction waiting for its client.
 func (s JobState) Settled() bool { return s.Terminal() || s == JobRequiresAction }
+
+// CanMoveTo reports whether a job in state s may settle in state t: a
+// pending or running job in any settled state; an interaction waiting in
+// requires_action only in cancelled (the user gives up on it: that is then
+// its one terminal event, which an answer would otherwise have brought); a
+// terminal job in none.
+func (s JobState) CanMoveTo(t JobState) bool {
+	switch {
+	case s.Terminal():
+		return false
+	case s == JobRequiresAction:
+		return t == JobCancelled
+	}
+	return t.Settled()
+}
 
 // JobEvent is an event a job transition produced and has not yet been
 // confirmed published: the job's outbox. It is stored with the transition

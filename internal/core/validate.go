@@ -122,9 +122,11 @@ func (p AddressPolicy) AddrAllowed(a netip.Addr) bool {
 }
 
 // ValidateURI checks a destination URI for field (e.g. "uri",
-// "webhook_config.uris[0]"): absolute, https (http only in dev mode), a
-// host, no credentials, and — when the host is an IP literal — an allowed
-// address. Host names are checked again at dial time on the resolved IP.
+// "webhook_config.uris[0]"): absolute, https (http only in dev mode), no
+// spaces or control characters (percent-encode them), valid percent
+// escapes, a host, no credentials, and — when the host is an IP literal —
+// an allowed address, otherwise a well-formed host name (hostName). Host
+// names are checked again at dial time on the resolved IP.
 func (p AddressPolicy) ValidateURI(field, raw string) error {
 	if raw == "" {
 		return Invalid(field, "%s is required", field)
@@ -132,9 +134,18 @@ func (p AddressPolicy) ValidateURI(field, raw string) error {
 	if len(raw) > MaxURILength {
 		return Invalid(field, "%s is longer than %d characters", field, MaxURILength)
 	}
+	if i := strings.IndexFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f }); i >= 0 {
+		// url.Parse refuses control characters but takes a space, and a
+		// trailing one was stored and sent as %20.
+		return Invalid(field, "%s must not contain spaces or control characters (found %q at offset %d); percent-encode them, e.g. %%20", field, raw[i], i)
+	}
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" {
 		return Invalid(field, "%s must be an absolute URL such as https://example.com/hook", field)
+	}
+	if !validEscapes(u.RawQuery) {
+		// url.Parse checks the escapes of the path, not of the query.
+		return Invalid(field, "%s has a %% in its query that is not followed by two hex digits; write a %% as %%25", field)
 	}
 	switch u.Scheme {
 	case "https":
@@ -176,10 +187,65 @@ func (p AddressPolicy) ValidateURI(field, raw string) error {
 		default:
 			return Invalid(field, "%s host %q is the IPv4 address %s in a legacy notation; write it as %s", field, host, a, a)
 		}
+	} else if err := hostName(host); err != "" {
+		return Invalid(field, "%s host %q %s", field, host, err)
 	} else if !p.Dev && (strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost")) {
 		return Invalid(field, "%s points at localhost; use --dev for local targets", field)
 	}
 	return nil
+}
+
+// Limits of a DNS host name (RFC 1035 §2.3.4; RFC 1123 §2.1).
+const (
+	maxHostName  = 253
+	maxHostLabel = 63
+)
+
+// hostName checks host (a name, not an IP literal, without its root dot)
+// as a DNS name: at most 253 bytes, of dot-separated labels each 1 to 63
+// bytes of letters, digits, hyphens and underscores (container and service
+// names use them), neither starting nor ending with a hyphen. Bytes beyond
+// ASCII are let through, for internationalized names in Unicode (their
+// punycode "xn--" form is plain ASCII). It returns what is wrong, or "".
+func hostName(host string) string {
+	if len(host) > maxHostName {
+		return "is longer than " + itoa(maxHostName) + " bytes"
+	}
+	for _, l := range strings.Split(host, ".") {
+		switch {
+		case l == "":
+			return "has an empty label"
+		case len(l) > maxHostLabel:
+			return "has a label longer than " + itoa(maxHostLabel) + " bytes"
+		case l[0] == '-' || l[len(l)-1] == '-':
+			return "has a label that starts or ends with a hyphen"
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if c < 0x80 && c != '-' && c != '_' && !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+				return "contains " + strconv.QuoteRune(rune(c)) + "; a host name holds letters, digits, hyphens and dots"
+			}
+		}
+	}
+	return ""
+}
+
+// validEscapes reports whether every % of s starts a %XX escape.
+func validEscapes(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' {
+			continue
+		}
+		if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+			return false
+		}
+		i += 2
+	}
+	return true
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // legacyIPv4 reads host as inet_aton does: one to four dot-separated

@@ -289,3 +289,69 @@ func TestValidateModel(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateURIShape: a URI that is not well-formed — a space or control
+// character anywhere (a trailing space was stored and sent as %20), a bad
+// percent escape in the query, a host name with an empty label, a label
+// starting or ending with a hyphen, a label over 63 bytes or a name over
+// 253 — is refused naming the field, instead of failing at dial time;
+// every well-formed spelling accepted before still is.
+func TestValidateURIShape(t *testing.T) {
+	t.Parallel()
+	prod, dev := AddressPolicy{}, AddressPolicy{Dev: true}
+	label63 := strings.Repeat("a", 63)
+	host253 := strings.Join([]string{label63, label63, label63, strings.Repeat("b", 61)}, ".") // 63*3+61+3 = 253
+	for _, uri := range []string{
+		"https://example.com/hook",
+		"https://EXAMPLE.com/Hook",
+		"https://example.com",
+		"https://example.com/h?",
+		"https://example.com:8443/hook",
+		"https://example.com./hook",
+		"https://a.b-c.example.com/x_y/~z",
+		"https://my_service.example/hook",
+		"https://xn--bcher-kva.example/hook",
+		"https://bücher.example/hook",
+		"https://[2606:4700:4700::1111]/hook",
+		"https://[2606:4700:4700::1111]:8443/hook?x=1",
+		"https://example.com/a%20b/%E2%82%AC?q=a%20b&r=%2F&s=a+b",
+		"https://example.com/h?q=%7b%7D",
+		"https://" + label63 + ".com/",
+		"https://" + host253 + "/",
+		"https://1.1.1.1/hook",
+	} {
+		if err := prod.ValidateURI("uri", uri); err != nil {
+			t.Errorf("ValidateURI(%q) = %v, want ok", uri, err)
+		}
+	}
+	for _, uri := range []string{"http://localhost:3000/hook", "http://my_app:8080/h", "http://127.0.0.1/h"} {
+		if err := dev.ValidateURI("uri", uri); err != nil {
+			t.Errorf("dev: ValidateURI(%q) = %v, want ok", uri, err)
+		}
+	}
+	for _, c := range []struct{ uri, want string }{
+		{"https://example.com/h ", "spaces or control characters"},
+		{"https://example.com/a b", "spaces or control characters"},
+		{"https://example.com/h?q=a b", "spaces or control characters"},
+		{"https://example.com/h\t", "spaces or control characters"},
+		{" https://example.com/h", "spaces or control characters"},
+		{"https://example.com/h?q=%zz", "two hex digits"},
+		{"https://example.com/h?q=100%", "two hex digits"},
+		{"https://example.com/h?q=%4", "two hex digits"},
+		{"https://example..com/h", "empty label"},
+		{"https://.example.com/h", "empty label"},
+		{"https://example.com../h", "empty label"},
+		{"https://-bad-.com/h", "hyphen"},
+		{"https://bad-.example.com/h", "hyphen"},
+		{"https://ex!ample.com/h", "contains '!'"},
+		{"https://ex$ample.com/h", "contains '$'"},
+		{"https://" + strings.Repeat("a", 64) + ".com/", "label longer than 63 bytes"},
+		{"https://" + host253 + "c/", "longer than 253 bytes"},
+		{"https://" + host253 + ".com/", "longer than 253 bytes"},
+	} {
+		err := prod.ValidateURI("webhook_config.uris[0]", c.uri)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "webhook_config.uris[0]") {
+			t.Errorf("ValidateURI(%q) = %v, want an error naming the field and saying %q", c.uri, err, c.want)
+		}
+	}
+}

@@ -31,7 +31,17 @@
 //	created ─► pending ─claim─► running ─┬─► succeeded        (one terminal event)
 //	              │                │     ├─► failed
 //	              │                │     └─► requires_action  (interactions; settled)
-//	              └────────────────┴───────► cancelled | expired
+//	              │                │               │
+//	              └────────────────┴───────────────┴─► cancelled
+//	              └────────────────┴─► expired
+//
+// core.JobState.CanMoveTo holds the transitions. An interaction in
+// requires_action is answered by a new interaction (its continuation),
+// recorded on it as InteractionResult.AnsweredBy under its row lock before
+// the continuation is created; until then it can be cancelled, and after
+// it cannot (the continuation brings the job's terminal event), so an
+// answer racing a cancel has one winner. Deleting a job that is not
+// terminal cancels it first (an answered interaction is deleted as it is).
 //
 // The API spells the state per kind: BATCH_STATE_* for batches, done/error
 // on video operations, in_progress|requires_action|completed|failed|
@@ -48,8 +58,8 @@
 // the runner re-publishes it on start: the publisher answers a repeated
 // idempotency key with the original event, so the receiver sees it once.
 // Transitions check the current state inside the transaction, so a cancel
-// racing a completion or an expiry produces one terminal state and one
-// event, never two.
+// racing a completion, an expiry, a delete or an answer produces one
+// terminal state and one event, never two.
 //
 // data.sequence numbers a job's events 1, 2, 3…; an interaction continued
 // through previous_interaction_id continues its predecessor's numbering, so

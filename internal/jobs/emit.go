@@ -14,9 +14,16 @@ import (
 )
 
 var (
-	// errSettled: the job is already terminal or waiting for its client;
-	// a racing transition lost.
+	// errSettled: the job can no longer take the transition (it is
+	// terminal, or waiting for its client and the transition is not a
+	// cancel); a racing transition lost.
 	errSettled = errors.New("job already settled")
+	// errOutboxBusy: the job's previous event is not yet published (its
+	// outbox holds one event at a time).
+	errOutboxBusy = errors.New("job has an unpublished event")
+	// errAnswered: the interaction waiting in requires_action was answered
+	// by a continuation, which brings its job's terminal event.
+	errAnswered = errors.New("interaction answered by a continuation")
 	// errLeaseLost: this runner no longer holds the job.
 	errLeaseLost = errors.New("job lease lost")
 )
@@ -42,20 +49,26 @@ func failure(code, msg string) outcome {
 // settle moves a job to o.state and records the event that transition
 // emits in the job's outbox, in one transaction; then it publishes the
 // event. owner, when set, must still hold the job's lease. It fails with
-// errSettled when the job already settled (a racing cancel, expiry or
-// completion won) and errLeaseLost when another runner took the job.
+// errSettled when the job's state cannot move to o.state
+// (core.JobState.CanMoveTo: a racing cancel, expiry or completion won),
+// errLeaseLost when another runner took the job, errOutboxBusy when its
+// previous event is not yet published, and errAnswered when it is an
+// interaction in requires_action that a continuation answered.
 func (s *Service) settle(ctx context.Context, projectID, id, owner string, o outcome) (*core.Job, error) {
 	ctx = context.WithoutCancel(ctx) // a transition, once decided, is written
 	now := s.cfg.Clock.Now()
 	j, err := s.store.UpdateJob(ctx, projectID, id, func(j *core.Job) error {
-		if j.State.Settled() {
+		if !j.State.CanMoveTo(o.state) {
 			return errSettled
+		}
+		if answeredBy(j) != "" {
+			return errAnswered
 		}
 		if owner != "" && j.LeaseOwner != owner {
 			return errLeaseLost
 		}
 		if j.Outbox != nil {
-			return fmt.Errorf("jobs: job %s still has an unpublished event", j.ID)
+			return errOutboxBusy
 		}
 		j.State = o.state
 		if o.result != nil {

@@ -60,6 +60,10 @@ type InteractionResult struct {
 	Output  *executor.Content        `json:"output,omitempty"`
 	Usage   executor.Usage           `json:"usage"`
 	Pending []*executor.FunctionCall `json:"pending,omitempty"` // calls awaiting results
+	// AnsweredBy is the latest continuation that answered the pending
+	// calls: the job's terminal event comes with it, so this turn can no
+	// longer be cancelled.
+	AnsweredBy string `json:"answered_by,omitempty"`
 }
 
 // CreateInteraction validates and creates an interaction turn of the
@@ -131,17 +135,27 @@ func (s *Service) CreateInteraction(ctx context.Context, projectID string, in In
 			j.WebhookConfig = parent.WebhookConfig
 		}
 	}
-	if in.Background {
-		if err := s.createJob(ctx, j); err != nil {
+	if parent != nil && parent.State == core.JobRequiresAction {
+		// Recorded on the predecessor before the continuation exists, under
+		// its row lock: a cancel racing this answer either ends the
+		// predecessor first (and the answer is refused) or is refused.
+		if err := s.markAnswered(ctx, parent, j.ID); err != nil {
 			return nil, err
 		}
+	}
+	if !in.Background {
+		// Foreground: run it in this call, holding the lease like a runner.
+		j.State, j.LeaseOwner, j.LeaseExpire, j.Runs, j.StartTime = core.JobRunning, s.cfg.Owner, now.Add(s.cfg.LeaseTTL), 1, now
+	}
+	if err := s.createJob(ctx, j); err != nil {
+		if parent != nil && parent.State == core.JobRequiresAction {
+			s.unmarkAnswered(ctx, parent, j.ID)
+		}
+		return nil, err
+	}
+	if in.Background {
 		s.notify()
 		return j, nil
-	}
-	// Foreground: run it in this call, holding the lease like a runner.
-	j.State, j.LeaseOwner, j.LeaseExpire, j.Runs, j.StartTime = core.JobRunning, s.cfg.Owner, now.Add(s.cfg.LeaseTTL), 1, now
-	if err := s.createJob(ctx, j); err != nil {
-		return nil, err
 	}
 	rctx, cancel := context.WithCancelCause(ctx)
 	s.track(j.ID, cancel)
@@ -149,6 +163,78 @@ func (s *Service) CreateInteraction(ctx context.Context, projectID string, in In
 	s.untrack(j.ID)
 	cancel(nil)
 	return s.store.GetJob(context.WithoutCancel(ctx), projectID, j.ID)
+}
+
+// markAnswered records on an interaction waiting in requires_action that
+// the continuation childID answers it; FAILED_PRECONDITION when it is no
+// longer waiting (cancelled meanwhile).
+func (s *Service) markAnswered(ctx context.Context, parent *core.Job, childID string) error {
+	_, err := s.store.UpdateJob(ctx, parent.ProjectID, parent.ID, func(cur *core.Job) error {
+		if cur.State != core.JobRequiresAction {
+			return notAnswerable(cur)
+		}
+		return setAnsweredBy(cur, childID)
+	})
+	return err
+}
+
+// unmarkAnswered undoes markAnswered when the continuation could not be
+// created (unless another continuation answered since).
+func (s *Service) unmarkAnswered(ctx context.Context, parent *core.Job, childID string) {
+	_, err := s.store.UpdateJob(context.WithoutCancel(ctx), parent.ProjectID, parent.ID, func(cur *core.Job) error {
+		if answeredBy(cur) != childID {
+			return errSettled
+		}
+		return setAnsweredBy(cur, "")
+	})
+	if err != nil && !errors.Is(err, errSettled) {
+		s.log.Warn("job.unmark_answered_failed", slog.String("job", parent.ID), slog.String("error", err.Error()))
+	}
+}
+
+// notAnswerable is the error of a function result sent for an interaction
+// that no longer waits for it.
+func notAnswerable(j *core.Job) error {
+	if j.State == core.JobCancelled {
+		return core.Errorf(core.ErrFailedPrecondition, "Interaction %s was cancelled; its function calls can no longer be answered.", j.ID)
+	}
+	return core.Errorf(core.ErrFailedPrecondition, "Interaction %s is %s; it waits for no function result.", j.ID, j.State.Public(j.Kind))
+}
+
+// answeredBy returns the continuation that answered an interaction in
+// requires_action ("" when none did).
+func answeredBy(j *core.Job) string {
+	if j.Kind != core.JobInteraction || j.State != core.JobRequiresAction {
+		return ""
+	}
+	var res struct {
+		AnsweredBy string `json:"answered_by"`
+	}
+	_ = json.Unmarshal(j.Result, &res)
+	return res.AnsweredBy
+}
+
+// setAnsweredBy sets answered_by in j's result, leaving its other members
+// as they are.
+func setAnsweredBy(j *core.Job, id string) error {
+	m := map[string]json.RawMessage{}
+	if len(j.Result) > 0 {
+		if err := json.Unmarshal(j.Result, &m); err != nil {
+			return err
+		}
+	}
+	if id == "" {
+		delete(m, "answered_by")
+	} else {
+		b, _ := json.Marshal(id)
+		m["answered_by"] = b
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	j.Result = raw
+	return nil
 }
 
 // pendingCalls returns the function calls an interaction waits on.
@@ -179,8 +265,19 @@ func argsOrEmpty(a json.RawMessage) json.RawMessage {
 }
 
 // checkFunctionResults requires a continuation of an interaction waiting
-// on function calls to answer each of them, and only them.
+// on function calls to answer each of them, and only them; a cancelled
+// interaction's calls can no longer be answered (its job has ended, with
+// interaction.cancelled).
 func checkFunctionResults(parent *core.Job, contents []executor.Content) error {
+	if parent != nil && parent.State == core.JobCancelled {
+		for _, c := range contents {
+			for _, p := range c.Parts {
+				if p.FunctionResponse != nil {
+					return notAnswerable(parent)
+				}
+			}
+		}
+	}
 	pending := map[string]bool{}
 	for _, c := range pendingCalls(parent) {
 		pending[c.ID] = true

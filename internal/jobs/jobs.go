@@ -30,22 +30,45 @@ func (s *Service) Jobs(ctx context.Context, p core.ListJobsParams) ([]*core.Job,
 	return s.store.ListJobs(ctx, p)
 }
 
-// DeleteJob removes a settled job whose event went out. A job still
-// running must be cancelled first (deleting does not cancel, as with
-// Gemini); a job whose event is being published is briefly refused.
+// DeleteJob removes a job. A job not yet terminal — pending, running, or
+// an interaction waiting in requires_action — is first cancelled, as
+// Cancel does, so that it still emits its one terminal event (a cancel or
+// completion racing the delete emits it instead; never both). An
+// interaction in requires_action that a continuation answered is deleted
+// without an event: the continuation brings its job's terminal event. A job whose
+// last event is still unpublished has it published first; when that
+// publish fails the delete is refused as UNAVAILABLE, for a retry.
 func (s *Service) DeleteJob(ctx context.Context, j *core.Job) error {
-	if !j.State.Settled() {
-		return core.Errorf(core.ErrFailedPrecondition, "%s is still %s; cancel it before deleting it.", ResourceName(j), j.State.Public(j.Kind))
+	name := ResourceName(j)
+	if !j.State.Terminal() {
+		// errSettled: terminal meanwhile; errAnswered: its continuation
+		// brings its terminal event. Either way there is none to emit here.
+		_, err := s.cancel(ctx, j.ProjectID, j.ID)
+		if err != nil && !errors.Is(err, errSettled) && !errors.Is(err, errAnswered) {
+			return core.OrNotFound(err, name)
+		}
+		if j, err = s.store.GetJob(ctx, j.ProjectID, j.ID); err != nil {
+			return core.OrNotFound(err, name)
+		}
 	}
 	if j.Outbox != nil {
-		return core.Errorf(core.ErrUnavailable, "%s is publishing its last event; retry shortly.", ResourceName(j))
+		s.publishOutbox(ctx, j)
+		cur, err := s.store.GetJob(ctx, j.ProjectID, j.ID)
+		if err != nil {
+			return core.OrNotFound(err, name)
+		}
+		if cur.Outbox != nil {
+			return core.Errorf(core.ErrUnavailable, "%s is publishing its last event; retry shortly.", name)
+		}
 	}
-	return core.OrNotFound(s.store.DeleteJob(ctx, j.ProjectID, j.ID), ResourceName(j))
+	return core.OrNotFound(s.store.DeleteJob(ctx, j.ProjectID, j.ID), name)
 }
 
-// Cancel cancels a pending or running job of kind: the job becomes
-// cancelled and emits its cancelled event once. Cancelling a cancelled job
-// succeeds again; other settled jobs are FAILED_PRECONDITION.
+// Cancel cancels a job of kind that is not terminal (pending, running, or
+// an interaction in requires_action): the job becomes cancelled and emits
+// its cancelled event once. Cancelling a cancelled job succeeds again;
+// other terminal jobs, and an interaction in requires_action that a
+// continuation answered, are FAILED_PRECONDITION.
 func (s *Service) Cancel(ctx context.Context, projectID, id string, kind core.JobKind) (*core.Job, error) {
 	j, err := s.store.GetJob(ctx, projectID, id)
 	if err != nil || j.Kind != kind {
@@ -55,7 +78,7 @@ func (s *Service) Cancel(ctx context.Context, projectID, id string, kind core.Jo
 		return j, nil
 	}
 	name := ResourceName(j)
-	j, err = s.settle(ctx, projectID, id, "", outcome{state: core.JobCancelled, code: "CANCELLED", message: "Cancelled by the user."})
+	j, err = s.cancel(ctx, projectID, id)
 	if errors.Is(err, errSettled) {
 		cur, gerr := s.store.GetJob(ctx, projectID, id)
 		if gerr == nil && cur.State == core.JobCancelled {
@@ -67,16 +90,55 @@ func (s *Service) Cancel(ctx context.Context, projectID, id string, kind core.Jo
 		}
 		return nil, core.Errorf(core.ErrFailedPrecondition, "%s is %s; only %s can be cancelled.", name, state, cancellable[kind])
 	}
-	if err != nil {
-		return nil, err
+	if errors.Is(err, errAnswered) {
+		cur, gerr := s.store.GetJob(ctx, projectID, id)
+		if gerr != nil {
+			return nil, core.OrNotFound(gerr, name)
+		}
+		return nil, core.Errorf(core.ErrFailedPrecondition, "%s was answered by interaction %s, which ends its job; cancel that one instead.", name, answeredBy(cur))
 	}
-	s.stop(id, errSettled)
+	if err != nil {
+		return nil, core.OrNotFound(err, name)
+	}
 	return j, nil
+}
+
+// cancelOutcome is the transition of a cancel.
+var cancelOutcome = outcome{state: core.JobCancelled, code: "CANCELLED", message: "Cancelled by the user."}
+
+// cancel moves a job that is not terminal to cancelled and publishes its
+// interaction.cancelled (batch.cancelled...) event, then stops its
+// execution here. A job's earlier event still in its outbox (the
+// interaction.requires_action just recorded, a video interaction's
+// video.generated) is published first. It fails with errSettled when the
+// job is terminal (a racing cancel, expiry or completion won: that one
+// emitted the terminal event), errAnswered when it is an interaction a
+// continuation answered, and UNAVAILABLE when the earlier event cannot be
+// published now.
+func (s *Service) cancel(ctx context.Context, projectID, id string) (*core.Job, error) {
+	name := id
+	for range 3 {
+		j, err := s.settle(ctx, projectID, id, "", cancelOutcome)
+		if err == nil {
+			s.stop(id, errSettled)
+			return j, nil
+		}
+		if !errors.Is(err, errOutboxBusy) {
+			return nil, err
+		}
+		cur, err := s.store.GetJob(ctx, projectID, id)
+		if err != nil {
+			return nil, err
+		}
+		name = ResourceName(cur)
+		s.publishOutbox(ctx, cur)
+	}
+	return nil, core.Errorf(core.ErrUnavailable, "%s is publishing an event; retry shortly.", name)
 }
 
 // cancellable names, per kind, the jobs Cancel takes, in the API's words.
 var cancellable = map[core.JobKind]string{
 	core.JobBatch:       "a batch in BATCH_STATE_PENDING or BATCH_STATE_RUNNING",
-	core.JobInteraction: "an interaction in_progress",
+	core.JobInteraction: "an interaction in_progress or requires_action",
 	core.JobVideo:       "an operation not done",
 }

@@ -164,7 +164,8 @@ func (s *Service) execute(ctx context.Context, j *core.Job) {
 	switch {
 	case err == nil:
 		s.log.Debug("job.executed", slog.String("job", j.ID), slog.Duration("duration", time.Since(start)))
-	case errors.Is(err, errSettled), errors.Is(err, errLeaseLost):
+	case errors.Is(err, errSettled), errors.Is(err, errLeaseLost), errors.Is(err, core.ErrNotFound):
+		// Cancelled, expired, taken over or deleted meanwhile.
 		s.log.Info("job.result_discarded", slog.String("job", j.ID), slog.String("reason", err.Error()))
 	default:
 		// The job stays running; its lease runs out and it is resumed.

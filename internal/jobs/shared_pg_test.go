@@ -320,3 +320,95 @@ func TestJobsAcrossInstances(t *testing.T) {
 		t.Fatalf("video through A (%s): %d %d bytes", uri, res.StatusCode, len(got))
 	}
 }
+
+// TestCancelRacesAcrossInstances: on PostgreSQL, a cancel through one
+// instance racing a delete, or a function result, through the other ends
+// an interaction waiting in requires_action once: one
+// interaction.cancelled at most, never with a continuation that answered
+// it.
+func TestCancelRacesAcrossInstances(t *testing.T) {
+	t.Parallel()
+	a, b := sharedCluster(t)
+	ctx := context.Background()
+	tools := []any{map[string]any{"type": "function", "name": "lookup", "parameters": map[string]any{"type": "object"}}}
+	// waiting creates an interaction and waits until it requires action
+	// with its event published; it returns the id and the pending call.
+	waiting := func() (string, string) {
+		t.Helper()
+		id := a.json("POST", "/v1beta/interactions", map[string]any{"model": "m", "input": "lookup [[requires_action]]",
+			"tools": tools, "background": true}, 200)["id"].(string)
+		var j *core.Job
+		waitFor(t, "requires_action", func() bool {
+			var err error
+			if j, err = a.st.GetJob(ctx, "", id); err != nil {
+				t.Fatal(err)
+			}
+			return j.State == core.JobRequiresAction && j.Outbox == nil
+		})
+		var res jobs.InteractionResult
+		if err := json.Unmarshal(j.Result, &res); err != nil || len(res.Pending) != 1 {
+			t.Fatalf("result %s: %v", j.Result, err)
+		}
+		return id, res.Pending[0].ID
+	}
+	events := func(id string) []string {
+		t.Helper()
+		projects, err := a.st.ListProjects(ctx)
+		if err != nil || len(projects) != 1 {
+			t.Fatalf("projects %v: %v", projects, err)
+		}
+		evs, err := a.st.ListEvents(ctx, core.ListEventsParams{ProjectID: projects[0].ID, Limit: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for i := len(evs) - 1; i >= 0; i-- {
+			if evs[i].Subject == "interactions/"+id {
+				out = append(out, evs[i].Type)
+			}
+		}
+		return out
+	}
+	status := func(in *instance, method, path string, body any) int {
+		var raw []byte
+		if body != nil {
+			raw, _ = json.Marshal(body)
+		}
+		res, _ := in.do(method, in.srv.URL+path, map[string]string{"Content-Type": "application/json"}, raw)
+		return res.StatusCode
+	}
+	for range 4 {
+		id, _ := waiting()
+		var cancelled, deleted int
+		done := make(chan struct{})
+		go func() { defer close(done); cancelled = status(a, "POST", "/v1beta/interactions/"+id+"/cancel", nil) }()
+		deleted = status(b, "DELETE", "/v1beta/interactions/"+id, nil)
+		<-done
+		if deleted != 200 || (cancelled != 200 && cancelled != 404) {
+			t.Fatalf("delete %d, cancel %d", deleted, cancelled)
+		}
+		if got := events(id); strings.Join(got, ",") != core.EventInteractionRequiresAction+","+core.EventInteractionCancelled {
+			t.Fatalf("delete/cancel race: events %v", got)
+		}
+	}
+	for range 4 {
+		id, callID := waiting()
+		var cancelled, answered int
+		done := make(chan struct{})
+		go func() { defer close(done); cancelled = status(a, "POST", "/v1beta/interactions/"+id+"/cancel", nil) }()
+		answered = status(b, "POST", "/v1beta/interactions", map[string]any{"model": "m", "previous_interaction_id": id,
+			"background": true, "input": []any{map[string]any{"type": "function_result", "call_id": callID, "result": "42"}}})
+		<-done
+		want := core.EventInteractionRequiresAction
+		switch {
+		case cancelled == 200 && answered == 400:
+			want += "," + core.EventInteractionCancelled
+		case answered == 200 && cancelled == 400:
+		default:
+			t.Fatalf("cancel %d, answer %d", cancelled, answered)
+		}
+		if got := events(id); strings.Join(got, ",") != want {
+			t.Fatalf("answer/cancel race: events %v, want %s", got, want)
+		}
+	}
+}

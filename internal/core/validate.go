@@ -67,6 +67,7 @@ var (
 	teredo        = netip.MustParsePrefix("2001::/32") // server IPv4 in bits 32-63, client IPv4 inverted in 96-127
 	ipv4Compat    = netip.MustParsePrefix("::/96")     // deprecated IPv4-compatible
 	ipv4Translate = netip.MustParsePrefix("::ffff:0:0:0/96")
+	ipv6Loopback  = netip.IPv6Loopback()
 )
 
 // embeddedIPv4 returns the IPv4 addresses an IPv6 transition address leads
@@ -83,7 +84,11 @@ func embeddedIPv4(a netip.Addr) []netip.Addr {
 	case teredo.Contains(a):
 		client := netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]})
 		return []netip.Addr{v4(4), client}
-	case ipv4Compat.Contains(a), ipv4Translate.Contains(a):
+	case ipv4Compat.Contains(a) && a.Compare(ipv6Loopback) > 0, ipv4Translate.Contains(a):
+		// ::/96 less :: and ::1 (RFC 4291 §2.5.5.1): those two are the
+		// unspecified and the loopback address, judged as themselves —
+		// not as 0.0.0.0 and 0.0.0.1, which made http://[::1] refused
+		// even with --dev.
 		return []netip.Addr{v4(12)}
 	}
 	return nil

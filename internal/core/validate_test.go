@@ -32,6 +32,9 @@ func TestValidateURI(t *testing.T) {
 		{allow, "https://10.1.2.3/", true},
 		{dev, "http://127.0.0.1:3000/hook", true},
 		{dev, "http://localhost:3000/hook", true},
+		{dev, "http://[::1]:3000/hook", true}, // loopback, not the IPv4-compatible 0.0.0.1
+		{dev, "http://[::]:3000/hook", false},
+		{dev, "http://[::2]:3000/hook", false}, // IPv4-compatible 0.0.0.2
 		{prod, "", false},
 	}
 	for _, c := range cases {

@@ -298,7 +298,10 @@ func (s *server) recoverDeliveries(r *http.Request, key core.APIKey) (any, error
 		p.AfterID = after
 	}
 	if !p.Since.Before(p.Until) {
-		return nil, core.Invalid("until", "until (default: now) must be after since")
+		if req.Until == "" {
+			return nil, core.Invalid("since", "since must be in the past (until defaults to now)")
+		}
+		return nil, core.Invalid("until", "until must be after since")
 	}
 	if p.Limit, err = recoverLimit(req.Limit); err != nil {
 		return nil, err

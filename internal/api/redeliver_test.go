@@ -69,3 +69,16 @@ func TestRecoverNeedsAnEnabledWebhook(t *testing.T) {
 		t.Errorf("recovered delivery is %s, want pending", st)
 	}
 }
+
+// A :recover range that ends before it starts names the field at fault:
+// until when it was given, since when until is the default (now).
+func TestRecoverRangeNamesTheField(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	hook := f.createWebhook("rr", "batch.succeeded").str("id")
+	rec := "/v1/webhooks/" + hook + ":recover"
+	f.call("POST", rec, map[string]any{"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}).
+		mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", "until must be after since")
+	f.call("POST", rec, map[string]any{"since": "2999-01-01T00:00:00Z"}).
+		mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", "since must be in the past")
+}

@@ -1,18 +1,9 @@
 package cli
 
 import (
-	"context"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/longhook/longhook/internal/api"
-	"github.com/longhook/longhook/internal/core"
-	"github.com/longhook/longhook/internal/secretbox"
-	"github.com/longhook/longhook/internal/store/sqlite"
 )
 
 // `longhook webhooks get` shows a webhook's extensions — its rate limit,
@@ -21,30 +12,19 @@ import (
 // showed a rate-limited webhook as having no limit.
 func TestWebhooksGetShowsExtensions(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "longhook.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	box, err := secretbox.New(make([]byte, secretbox.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := core.Project{ID: core.NewID(), Name: "t", CreateTime: time.Now()}
-	if err := st.CreateProject(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	key, digest, hint := api.NewAPIKey()
-	if err := st.CreateAPIKey(ctx, core.APIKey{ID: core.NewID(), ProjectID: p.ID, Digest: digest, Hint: hint, CreateTime: time.Now()}); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(api.NewServer(api.Deps{Store: st, Cipher: box}))
-	t.Cleanup(srv.Close)
-	req, _ := http.NewRequest("POST", srv.URL+"/v1beta/webhooks", strings.NewReader(`{"uri":"https://example.com/h",
+	const key = "webhookshow-test-key-0123456789abcdef"
+	serveUntilReady(t, t.TempDir(), map[string]string{"LONGHOOK_BOOTSTRAP_API_KEY": key}, func(url string) {
+		showsExtensions(t, url, key)
+	})
+}
+
+// showsExtensions creates a webhook with every extension through the API
+// at url and checks what `webhooks list --json` and `webhooks get` print.
+func showsExtensions(t *testing.T, url, key string) {
+	req, _ := http.NewRequest("POST", url+"/v1beta/webhooks", strings.NewReader(`{"uri":"https://example.com/h",
 		"subscribed_events":["batch.succeeded"],"rate_limit":{"per_second":2.5,"burst":5},"trace_propagation":true,"retry_schedule":["1s","90s"]}`))
 	req.Header.Set("x-goog-api-key", key)
-	resp, err := srv.Client().Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +32,7 @@ func TestWebhooksGetShowsExtensions(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("create: %d", resp.StatusCode)
 	}
-	code, out, errs := run(t, nil, "webhooks", "list", "--json", "--server", srv.URL, "--api-key", key)
+	code, out, errs := run(t, nil, "webhooks", "list", "--json", "--server", url, "--api-key", key)
 	i := strings.Index(out, `"id": "`)
 	if code != 0 || i < 0 {
 		t.Fatalf("webhooks list --json: exit %d, %q %q", code, out, errs)
@@ -64,7 +44,7 @@ func TestWebhooksGetShowsExtensions(t *testing.T) {
 			t.Errorf("webhooks list --json lacks %s:\n%s", want, out)
 		}
 	}
-	code, out, errs = run(t, nil, "webhooks", "get", id, "--server", srv.URL, "--api-key", key)
+	code, out, errs = run(t, nil, "webhooks", "get", id, "--server", url, "--api-key", key)
 	if code != 0 {
 		t.Fatalf("webhooks get: exit %d, %q", code, errs)
 	}

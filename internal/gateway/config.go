@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -296,10 +297,10 @@ const OpenAPIPath = "/openapi.json"
 
 var nameRE = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
 
-// LoadConfig reads a YAML config file. ${NAME} in the file is replaced by
-// getenv(NAME) before parsing, so secrets can stay out of the file — but
-// not in comments, which may well explain the ${NAME} syntax; unknown keys
-// are an error.
+// LoadConfig reads a YAML config file. ${NAME} in a value is replaced by
+// getenv(NAME), so secrets can stay out of the file; ${NAME} in a comment
+// is left alone (comments may well explain the syntax). Unknown keys are
+// an error.
 func LoadConfig(path string, getenv func(string) string) (Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -309,35 +310,194 @@ func LoadConfig(path string, getenv func(string) string) (Config, error) {
 }
 
 // ParseConfig is LoadConfig for YAML already in memory.
+//
+// A variable's value is data, never YAML: each ${NAME} becomes a
+// placeholder word before the file is parsed, and the placeholders are
+// replaced in the parsed values, so a secret holding YAML syntax (a
+// quote, ": ", a leading "*" or "&", a comma inside [${SECRET}]) is taken
+// as it is instead of reshaping the config or failing to parse. A value
+// that is a variable alone is typed as YAML would type it written there
+// (max_body_bytes: ${MAX} is a number), except that one reading as null
+// stays a string.
 func ParseConfig(b []byte, getenv func(string) string) (Config, error) {
+	text, vars, err := placeholders(b, getenv)
+	if err != nil {
+		return Config{}, err
+	}
+	// Keys and structure, checked strictly on the text as written (line
+	// numbers as in the file); a placeholder standing for a whole value
+	// may be refused by the field's type here: its value is checked below.
+	dec := yaml.NewDecoder(bytes.NewReader(text))
+	dec.KnownFields(true)
+	var shape Config
+	if err := dec.Decode(&shape); err != nil && !errors.Is(err, io.EOF) {
+		if err = vars.structureError(err); err != nil {
+			return Config{}, fmt.Errorf("gateway: config: %w", err)
+		}
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(text, &root); err != nil {
+		return Config{}, fmt.Errorf("gateway: config: %w", err)
+	}
+	var c Config
+	if root.Kind == 0 { // empty or comments only
+		return c, nil
+	}
+	lines := vars.expand(&root)
+	if err := root.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("gateway: config: %w", valueError(err, lines))
+	}
+	return c, nil
+}
+
+// envVars maps the placeholder words of a config to their variables.
+type envVars struct {
+	names  map[string]string // placeholder → variable name
+	values map[string]string // placeholder → value
+}
+
+// placeholders replaces every ${NAME} outside comments by a placeholder
+// word of at most 10 characters (so YAML's messages quote it whole) that
+// occurs nowhere in b, and reads the variables; unset or empty ones are
+// an error naming them all.
+func placeholders(b []byte, getenv func(string) string) ([]byte, envVars, error) {
+	vars := envVars{names: map[string]string{}, values: map[string]string{}}
+	var prefix string
+	for prefix == "" || bytes.Contains(b, []byte(prefix)) {
+		prefix = "lh" + randomHex(2) + "v"
+	}
+	byName := map[string]string{}
 	var missing []string
 	replace := func(m []byte) []byte {
 		name := string(m[2 : len(m)-1])
+		if p, ok := byName[name]; ok {
+			return []byte(p)
+		}
 		v := ""
 		if getenv != nil {
 			v = getenv(name)
 		}
-		if v == "" && !slices.Contains(missing, name) {
+		if v == "" {
 			missing = append(missing, name)
 		}
-		return []byte(v)
+		p := fmt.Sprintf("%s%d", prefix, len(byName))
+		byName[name], vars.names[p], vars.values[p] = p, name, v
+		return []byte(p)
 	}
-	var expanded []byte
+	var text []byte
 	for line := range bytes.SplitAfterSeq(b, []byte("\n")) {
 		cut := commentStart(line)
-		expanded = append(expanded, envRE.ReplaceAllFunc(line[:cut], replace)...)
-		expanded = append(expanded, line[cut:]...)
+		text = append(text, envRE.ReplaceAllFunc(line[:cut], replace)...)
+		text = append(text, line[cut:]...)
 	}
 	if len(missing) > 0 {
-		return Config{}, fmt.Errorf("gateway: config: environment variables not set: %s", strings.Join(missing, ", "))
+		return nil, vars, fmt.Errorf("gateway: config: environment variables not set: %s", strings.Join(missing, ", "))
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(expanded))
-	dec.KnownFields(true)
-	var c Config
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return Config{}, fmt.Errorf("gateway: config: %w", err)
+	return text, vars, nil
+}
+
+// structureError is err of the strict pass without the type errors of
+// placeholders standing for whole values (their values are typed later),
+// with every placeholder in the rest named as ${NAME}; nil if nothing is
+// left.
+func (v envVars) structureError(err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return errors.New(v.named(err.Error()))
 	}
-	return c, nil
+	var kept []string
+	for _, m := range te.Errors {
+		if strings.Contains(m, "cannot unmarshal") && v.mentioned(m) {
+			continue
+		}
+		kept = append(kept, v.named(m))
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	return &yaml.TypeError{Errors: kept}
+}
+
+func (v envVars) mentioned(s string) bool {
+	for p := range v.names {
+		if strings.Contains(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (v envVars) named(s string) string {
+	for p, name := range v.names {
+		s = strings.ReplaceAll(s, p, "${"+name+"}")
+	}
+	return s
+}
+
+// expand replaces the placeholders in n's scalars (keys too) by their
+// values and returns the variables used on each line, for messages.
+func (v envVars) expand(n *yaml.Node) map[int][]string {
+	lines := map[int][]string{}
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n.Kind == yaml.ScalarNode && v.mentioned(n.Value) {
+			whole, isWhole := v.values[n.Value]
+			for p, name := range v.names {
+				if strings.Contains(n.Value, p) && !slices.Contains(lines[n.Line], name) {
+					lines[n.Line] = append(lines[n.Line], name)
+				}
+			}
+			if isWhole && n.Style == 0 {
+				n.Value, n.Tag = whole, "" // typed as if written here
+				if isNull(whole) {
+					n.Tag = "!!str"
+				}
+			} else {
+				for p, val := range v.values {
+					n.Value = strings.ReplaceAll(n.Value, p, val)
+				}
+			}
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(n)
+	return lines
+}
+
+// isNull reports whether YAML reads the plain scalar s as null.
+func isNull(s string) bool {
+	switch s {
+	case "~", "null", "Null", "NULL":
+		return true
+	}
+	return false
+}
+
+// valueErrorRE is the value a type error quotes.
+var valueErrorRE = regexp.MustCompile("^line (\\d+): cannot unmarshal (\\S+) `[^`]*`")
+
+// valueError is a type error of a variable's value, with the value —
+// perhaps a secret — replaced by the variables the line uses.
+func valueError(err error, lines map[int][]string) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	msgs := make([]string, len(te.Errors))
+	for i, m := range te.Errors {
+		msgs[i] = valueErrorRE.ReplaceAllStringFunc(m, func(s string) string {
+			sub := valueErrorRE.FindStringSubmatch(s)
+			line, _ := strconv.Atoi(sub[1])
+			names := make([]string, len(lines[line]))
+			for j, n := range lines[line] {
+				names[j] = "${" + n + "}"
+			}
+			return fmt.Sprintf("line %s: cannot unmarshal %s (the value of %s)", sub[1], sub[2], strings.Join(names, ", "))
+		})
+	}
+	return &yaml.TypeError{Errors: msgs}
 }
 
 // commentStart is where a YAML comment begins on line (len(line) if it

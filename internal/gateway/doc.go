@@ -59,7 +59,7 @@
 // # Configuration
 //
 // YAML, see testdata/gateway.example.yaml; ${NAME} is replaced from the
-// environment. Top level: addr ("127.0.0.1:8080"), data_dir ("longhook-data"),
+// environment, in the parsed values (a value is data, never YAML). Top level: addr ("127.0.0.1:8080"), data_dir ("longhook-data"),
 // database ("sqlite://<data_dir>/gateway.db", or postgres://...),
 // sqlite_synchronous (NORMAL; FULL to survive power loss), max_body_bytes
 // (1 MiB), shutdown_timeout (10s), sweep_interval (1m), sources. A source

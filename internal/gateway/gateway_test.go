@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -549,6 +550,58 @@ func TestNegativeSettingsRefused(t *testing.T) {
 	cfg.DataDir = filepath.Join(t.TempDir(), "data")
 	if _, err := NewGateway(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "max_body_bytes") {
 		t.Errorf("max_body_bytes -1: %v", err)
+	}
+}
+
+// TestConfigVariablesAreData: a variable's value is taken as it is, never
+// as YAML. Substituted into the text, a secret holding a quote split one
+// HMAC secret in two, a leading "*" failed as an unknown alias, a comma
+// inside [${SECRET}] made two secrets and a newline could add keys; a
+// value of the wrong type was quoted in the error, secret or not.
+func TestConfigVariablesAreData(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"QUOTED": `whsec_a", "whsec_b`, "LIST": "one, two", "STAR": "*abc", "NULL": "null",
+		"LINES": "x\n    sinks: []", "COLON": "a: b # c", "MAX": "2048", "PORT": "7", "BAD": "s3cr3t-value",
+	}
+	getenv := func(k string) string { return env[k] }
+	cfg, err := ParseConfig([]byte(`max_body_bytes: ${MAX}
+sources:
+  - name: s
+    verify: {hmac_secrets: ["${QUOTED}", ${LIST}, ${STAR}]}
+    sinks:
+      - name: k
+        http:
+          url: "http://127.0.0.1:${PORT}/x"
+          headers: {A: ${NULL}, B: ${LINES}, C: ${COLON}, D: 'pre ${STAR} post'}
+`), getenv)
+	if err != nil {
+		t.Fatalf("ParseConfig: %v", err)
+	}
+	if got := cfg.Sources[0].Verify.HMACSecrets; !slices.Equal(got, []string{env["QUOTED"], env["LIST"], env["STAR"]}) {
+		t.Errorf("hmac_secrets = %q", got)
+	}
+	h := cfg.Sources[0].Sinks[0].HTTP
+	if h.URL != "http://127.0.0.1:7/x" || h.Headers["A"] != "null" || h.Headers["B"] != env["LINES"] || h.Headers["C"] != env["COLON"] || h.Headers["D"] != "pre *abc post" {
+		t.Errorf("sink: %+v", h)
+	}
+	if cfg.MaxBodyBytes != 2048 || len(cfg.Sources[0].Sinks) != 1 {
+		t.Errorf("config: %+v", cfg)
+	}
+	// A value of the wrong type names the variable, not the value.
+	_, err = ParseConfig([]byte("max_body_bytes: ${BAD}\n"), getenv)
+	if err == nil || !strings.Contains(err.Error(), "line 1: cannot unmarshal !!str (the value of ${BAD}) into int64") || strings.Contains(err.Error(), "s3cr3t") {
+		t.Errorf("wrong type: %v", err)
+	}
+	// A key that is not one names the variable, not its placeholder.
+	_, err = ParseConfig([]byte("${COLON}: 1\n"), getenv)
+	if err == nil || !strings.Contains(err.Error(), "field ${COLON} not found") {
+		t.Errorf("unknown key: %v", err)
+	}
+	// Unknown keys written in the file are still refused, with their line.
+	_, err = ParseConfig([]byte("max_body_bytes: ${MAX}\nnope: 1\n"), getenv)
+	if err == nil || !strings.Contains(err.Error(), "line 2: field nope not found") {
+		t.Errorf("unknown key in the file: %v", err)
 	}
 }
 

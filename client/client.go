@@ -138,32 +138,37 @@ func (c *Client) newRequest(ctx context.Context, method, rawURL string, body any
 
 // do sends a JSON request and decodes a JSON answer into out (if non-nil).
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body, out any, header ...string) error {
+	_, err := c.send(ctx, method, path, q, body, out, header...)
+	return err
+}
+
+// send is do that also returns the answer's headers (nil with an error).
+func (c *Client) send(ctx context.Context, method, path string, q url.Values, body, out any, header ...string) (http.Header, error) {
 	req, err := c.newRequest(ctx, method, c.url(path, q), body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return fmt.Errorf("client: read %s %s: %w", method, path, err)
+		return nil, fmt.Errorf("client: read %s %s: %w", method, path, err)
 	}
 	if resp.StatusCode/100 != 2 {
-		return errorFrom(resp.StatusCode, data)
+		return nil, errorFrom(resp.StatusCode, data)
 	}
-	if out == nil {
-		return nil
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return nil, fmt.Errorf("client: decode %s %s: %w", method, path, err)
+		}
 	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("client: decode %s %s: %w", method, path, err)
-	}
-	return nil
+	return resp.Header, nil
 }
 
 // errorFrom reads a Google error envelope, or describes a non-JSON answer

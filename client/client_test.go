@@ -83,10 +83,12 @@ func TestClientRoundTrip(t *testing.T) {
 		t.Fatalf("ListWebhooks: %+v %v", page, err)
 	}
 	ev, err := c.Publish(ctx, client.PublishParams{Type: "batch.succeeded", Data: json.RawMessage(`{"id":"batches/1"}`), IdempotencyKey: "k1"})
-	if err != nil || ev.DeliveryCount != 1 {
+	if err != nil || ev.DeliveryCount != 1 || ev.Replayed {
 		t.Fatalf("Publish: %+v %v", ev, err)
 	}
-	if again, err := c.Publish(ctx, client.PublishParams{Type: "batch.succeeded", IdempotencyKey: "k1"}); err != nil || again.ID != ev.ID {
+	// A repeated key answers the original event, marked as a replay.
+	again, err := c.Publish(ctx, client.PublishParams{Type: "batch.succeeded", IdempotencyKey: "k1"})
+	if err != nil || again.ID != ev.ID || !again.Replayed || again.DeliveryCount != 1 {
 		t.Fatalf("idempotent Publish: %+v %v", again, err)
 	}
 	if got, err := c.GetEvent(ctx, ev.ID); err != nil || string(got.Data) != `{"id":"batches/1"}` || got.IdempotencyKey != "k1" {

@@ -14,6 +14,11 @@ type Event struct {
 	Timestamp     time.Time `json:"timestamp"`
 	CreateTime    time.Time `json:"create_time"`
 	DeliveryCount int       `json:"delivery_count"`
+	// Replayed is set by Publish when the idempotency key was used before:
+	// the event is the original one and nothing new was sent (the server
+	// answers Idempotent-Replayed: true). DeliveryCount is then the
+	// original publish's.
+	Replayed bool `json:"replayed,omitempty"`
 	// The fields below are filled by GetEvent and ListEvents.
 	Subject        string          `json:"subject,omitempty"`
 	IdempotencyKey string          `json:"idempotency_key,omitempty"`
@@ -48,11 +53,21 @@ type PublishParams struct {
 }
 
 // Publish accepts an event: the event and its deliveries are durable when
-// it returns.
+// it returns. When p.IdempotencyKey was used before, it returns the
+// original event with Replayed set, and nothing new was published.
 func (c *Client) Publish(ctx context.Context, p PublishParams) (*Event, error) {
 	var e Event
-	return &e, c.do(ctx, "POST", "/events", nil, p, &e)
+	h, err := c.send(ctx, "POST", "/events", nil, p, &e)
+	if err != nil {
+		return &e, err
+	}
+	e.Replayed = h.Get(replayedHeader) == "true"
+	return &e, nil
 }
+
+// replayedHeader marks the answer to a publish whose idempotency key was
+// used before.
+const replayedHeader = "Idempotent-Replayed"
 
 // GetEvent returns one event with its data.
 func (c *Client) GetEvent(ctx context.Context, id string) (*Event, error) {

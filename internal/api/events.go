@@ -127,6 +127,9 @@ func (s *server) publishEvent(r *http.Request, key core.APIKey) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if res[0].Duplicate {
+		return (*replayedEvent)(eventOut(res[0].Event)), nil
+	}
 	return (*publishedEvent)(eventOut(res[0].Event)), nil
 }
 
@@ -135,7 +138,20 @@ type batchPublishRequest struct {
 }
 
 type batchPublishResponse struct {
-	Events []*eventJSON `json:"events"`
+	Events []*batchEventJSON `json:"events"`
+	// allReplayed: every event repeats an earlier publish, so the call
+	// wrote nothing (api marks the answer Idempotent-Replayed).
+	allReplayed bool
+}
+
+// batchEventJSON is one event of the events:batchPublish response. A
+// header cannot say which events of a batch repeat an earlier publish, so
+// each says it itself: replayed is true when the event's idempotency key
+// was seen before (the answer is the original event; nothing new was
+// sent), and absent otherwise, so a fresh event reads as before.
+type batchEventJSON struct {
+	eventJSON
+	Replayed bool `json:"replayed,omitempty"`
 }
 
 // inputs converts a batch's events to publish.Inputs.
@@ -183,12 +199,32 @@ func (s *server) batchPublish(r *http.Request, key core.APIKey) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &batchPublishResponse{Events: make([]*eventJSON, len(res))}
+	out := &batchPublishResponse{Events: make([]*batchEventJSON, len(res)), allReplayed: true}
+	evs := make([]batchEventJSON, len(res)) // one allocation for the batch's events
 	for i, rr := range res {
-		out.Events[i] = eventOut(rr.Event)
+		evs[i] = batchEventJSON{eventJSON: eventValue(rr.Event), Replayed: rr.Duplicate}
+		out.Events[i] = &evs[i]
+		out.allReplayed = out.allReplayed && rr.Duplicate
 	}
 	return out, nil
 }
+
+// replayedHeader marks the answer to a publish that wrote nothing: its
+// idempotency key was seen before, and the body is the original event.
+// The name is Stripe's (and others'); the IETF draft on Idempotency-Key
+// (draft-ietf-httpapi-idempotency-key-header) names no response header.
+const replayedHeader = "Idempotent-Replayed"
+
+// replayedTrue is replayedHeader's value, shared (see jsonContentType).
+var replayedTrue = []string{"true"}
+
+// replayer is a response that may repeat an earlier one; api sets
+// replayedHeader on it when replayed says so.
+type replayer interface {
+	replayed() bool
+}
+
+func (r *batchPublishResponse) replayed() bool { return r.allReplayed }
 
 // publishedEvent is eventJSON as the publish response, which writes itself
 // (jsonAppender). A type of its own: types that embed *eventJSON (the
@@ -196,6 +232,15 @@ func (s *server) batchPublish(r *http.Request, key core.APIKey) (any, error) {
 type publishedEvent eventJSON
 
 func (e *publishedEvent) appendJSON(b []byte) []byte { return appendEventJSON(b, (*eventJSON)(e)) }
+
+// replayedEvent is the publish response for a repeated idempotency key:
+// the original event, the same JSON as publishedEvent's; a type of its own
+// so that api marks it (replayer) and a fresh publish does no more work.
+type replayedEvent eventJSON
+
+func (e *replayedEvent) appendJSON(b []byte) []byte { return appendEventJSON(b, (*eventJSON)(e)) }
+
+func (e *replayedEvent) replayed() bool { return true }
 
 // appendEventJSON writes e as json.Marshal does.
 func appendEventJSON(b []byte, e *eventJSON) []byte {
@@ -230,15 +275,34 @@ func (r *batchPublishResponse) appendJSON(b []byte) []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendEventJSON(b, e)
+		b = appendBatchEventJSON(b, e)
 	}
 	return append(b, "]}"...)
+}
+
+// appendBatchEventJSON writes e as json.Marshal does.
+func appendBatchEventJSON(b []byte, e *batchEventJSON) []byte {
+	if e == nil {
+		return append(b, "null"...)
+	}
+	b = appendEventJSON(b, &e.eventJSON)
+	if e.Replayed {
+		b = append(b[:len(b)-1], `,"replayed":true}`...) // before appendEventJSON's '}'
+	}
+	return b
 }
 
 // eventOut renders a stored or fresh event; a repeat of an idempotent
 // publish renders the original event, so it answers the same JSON.
 func eventOut(ev *core.Event) *eventJSON {
-	return &eventJSON{
+	e := eventValue(ev)
+	return &e
+}
+
+// eventValue is eventOut's value, for responses that hold events in an
+// array of their own (events:batchPublish).
+func eventValue(ev *core.Event) eventJSON {
+	return eventJSON{
 		ID:            ev.ID,
 		Type:          ev.Type,
 		Timestamp:     envelopeTimestamp(ev.Payload),

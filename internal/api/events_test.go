@@ -3,6 +3,7 @@ package api_test
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -111,6 +112,108 @@ func TestPublishIdempotency(t *testing.T) {
 	o := f.callWith(other, nil, "POST", "/v1/events", body).must(t, http.StatusOK)
 	if o.str("id") == first.str("id") {
 		t.Error("another project's publish returned this project's event")
+	}
+}
+
+// A publish whose idempotency key was seen before answers the original
+// event, byte for byte, and says so: Idempotent-Replayed: true, which a
+// fresh publish does not carry. Both ways a publish is served: the fast
+// path (the fixture's server) and net/http (the same handler behind a
+// plain server), with the key in the body and in the header.
+func TestPublishReplayMarked(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	hook := f.createWebhook("p", "batch.succeeded").str("id")
+	plain := httptest.NewServer(f.srv.Config.Handler)
+	t.Cleanup(plain.Close)
+	viaPlain := *f
+	viaPlain.srv = plain
+	for _, c := range []struct {
+		name string
+		f    *fixture
+		fast bool
+	}{{"fast path", f, true}, {"net/http", &viaPlain, false}} {
+		for _, inHeader := range []bool{false, true} {
+			key := fmt.Sprintf("%s-%v", c.name, inHeader)
+			body, hdr := `{"type":"batch.succeeded","data":{"id":"batches/1"},"idempotency_key":"`+key+`"}`, http.Header(nil)
+			if inHeader {
+				body, hdr = `{"type":"batch.succeeded","data":{"id":"batches/1"}}`, http.Header{"Idempotency-Key": {key}}
+			}
+			// A new connection: the fast path serves it until its first
+			// other request (createWebhook's) hands it to net/http.
+			c.f.srv.Client().CloseIdleConnections()
+			served := f.fast.Served()
+			first := c.f.callWith(f.key, hdr, "POST", "/v1/events", body).must(t, http.StatusOK)
+			again := c.f.callWith(f.key, hdr, "POST", "/v1/events", body).must(t, http.StatusOK)
+			if n := f.fast.Served() - served; (n == 2) != c.fast {
+				t.Fatalf("%s: the fast path served %d of the 2 publishes", c.name, n)
+			}
+			if v, ok := first.header["Idempotent-Replayed"]; ok {
+				t.Errorf("%s, key %s: a fresh publish has Idempotent-Replayed: %q", c.name, key, v)
+			}
+			if v := again.header.Values("Idempotent-Replayed"); len(v) != 1 || v[0] != "true" {
+				t.Errorf("%s, key %s: the repeat has Idempotent-Replayed %q, want [true]", c.name, key, v)
+			}
+			if string(again.raw) != string(first.raw) {
+				t.Errorf("%s, key %s: the repeat's body differs:\n%s\n%s", c.name, key, first.raw, again.raw)
+			}
+		}
+	}
+	if n := len(f.deliveries(hook)); n != 4 {
+		t.Errorf("%d deliveries, want 4: one per key", n)
+	}
+}
+
+// In a batch each event says whether it repeats an earlier publish
+// ("replayed": true; absent on a fresh event), and the header marks a
+// batch that wrote nothing at all: every event a repeat.
+func TestBatchPublishReplayMarked(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	hook := f.createWebhook("p", "batch.succeeded").str("id")
+	batch := func(keys ...string) string {
+		evs := make([]string, len(keys))
+		for i, k := range keys {
+			evs[i] = `{"type":"batch.succeeded","data":{"id":"batches/1"},"idempotency_key":"` + k + `"}`
+			if k == "" {
+				evs[i] = `{"type":"batch.succeeded","data":{"id":"batches/1"}}`
+			}
+		}
+		return `{"events":[` + strings.Join(evs, ",") + `]}`
+	}
+	first := f.call("POST", "/v1/events:batchPublish", batch("a", "")).must(t, http.StatusOK)
+	for _, c := range []struct {
+		body     string
+		replayed []bool
+		header   bool
+	}{
+		{batch("a", ""), []bool{true, false}, false},
+		{batch("b", "a"), []bool{false, true}, false},
+		{batch("c", "c"), []bool{false, true}, false}, // a key twice in one batch: the second repeats the first
+		{batch("b", "a", "c"), []bool{true, true, true}, true},
+	} {
+		r := f.call("POST", "/v1/events:batchPublish", c.body).must(t, http.StatusOK)
+		evs := r.body["events"].([]any)
+		for i, want := range c.replayed {
+			got, present := evs[i].(map[string]any)["replayed"]
+			if want && got != true || !want && present {
+				t.Errorf("%s: events[%d].replayed is %v, want %v (absent when false): %s", c.body, i, got, want, r.raw)
+			}
+		}
+		if got := r.header.Get("Idempotent-Replayed"); (got == "true") != c.header || (got == "") == c.header {
+			t.Errorf("%s: Idempotent-Replayed %q, want it only when every event is a repeat", c.body, got)
+		}
+	}
+	if strings.Contains(string(first.raw), "replayed") || first.header.Get("Idempotent-Replayed") != "" {
+		t.Errorf("a fresh batch is marked: %v %s", first.header, first.raw)
+	}
+	aID := first.body["events"].([]any)[0].(map[string]any)["id"]
+	r := f.call("POST", "/v1/events:batchPublish", batch("a")).must(t, http.StatusOK)
+	if got := r.body["events"].([]any)[0].(map[string]any)["id"]; got != aID {
+		t.Errorf("a repeat in a batch answers event %v, want the original %v", got, aID)
+	}
+	if n := len(f.deliveries(hook)); n != 5 {
+		t.Errorf("%d deliveries, want 5: a, two unkeyed events, b and c", n)
 	}
 }
 

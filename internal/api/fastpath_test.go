@@ -98,10 +98,15 @@ func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 	idem := `{"type":"batch.succeeded","data":{},"idempotency_key":"k1"}`
 	big := `{"type":"batch.succeeded","data":{"pad":"` + strings.Repeat("x", 300<<10) + `"}}`
 	huge := `{"type":"batch.succeeded","data":{"pad":"` + strings.Repeat("x", 500<<10) + `"}}`
+	// Keys k1 and k2 used once before: both servers answer repeats
+	// (Idempotent-Replayed), not one a fresh publish and the other its repeat.
+	f.call("POST", "/v1beta/events", idem).must(t, http.StatusOK)
+	f.call("POST", "/v1beta/events", strings.Replace(idem, "k1", "k2", 1)).must(t, http.StatusOK)
 	cases := map[string]string{
 		"publish":              rawRequest("POST", "/v1beta/events", f.key, "", publishBody),
 		"idempotent":           rawRequest("POST", "/v1beta/events", f.key, "", idem),
 		"batch":                rawRequest("POST", "/v1beta/events:batchPublish", f.key, "", `{"events":[`+publishBody+`]}`),
+		"idempotent batch":     rawRequest("POST", "/v1beta/events:batchPublish", f.key, "", `{"events":[`+idem+`]}`),
 		"big body":             rawRequest("POST", "/v1beta/events", f.key, "", big),
 		"too large":            rawRequest("POST", "/v1beta/events", f.key, "", huge),
 		"bad key":              rawRequest("POST", "/v1beta/events", "nope", "", publishBody),

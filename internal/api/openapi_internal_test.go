@@ -53,6 +53,7 @@ func TestOpenAPISchemasNameEveryField(t *testing.T) {
 		"EventDetail":          eventDetailJSON{},
 		"EventList":            listEventsResponse{},
 		"BatchPublishResponse": batchPublishResponse{},
+		"BatchPublishedEvent":  batchEventJSON{},
 		"Delivery":             deliveryJSON{},
 		"DeliveryDetail":       deliveryDetailJSON{},
 		"Attempt":              attemptJSON{},
@@ -226,6 +227,28 @@ func TestOpenAPINamesEveryRequestHeader(t *testing.T) {
 	}
 	if len(missing) > 0 {
 		t.Errorf("request headers read by the server but in no operation of docs/openapi.json: %v", missing)
+	}
+}
+
+// TestOpenAPIDeclaresReplayedHeader: both publish operations declare the
+// response header that marks a repeated idempotency key, so generated
+// clients can read it.
+func TestOpenAPIDeclaresReplayedHeader(t *testing.T) {
+	t.Parallel()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Responses map[string]struct {
+				Headers map[string]json.RawMessage `json:"headers"`
+			} `json:"responses"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(docs.OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/v1/events", "/v1/events:batchPublish"} {
+		if _, ok := doc.Paths[path]["post"].Responses["200"].Headers[replayedHeader]; !ok {
+			t.Errorf("POST %s: the 200 response does not declare the %s header", path, replayedHeader)
+		}
 	}
 }
 

@@ -148,10 +148,14 @@ func TestPublishResponseJSON(t *testing.T) {
 		{},
 	}
 	var nilEvent *publishedEvent
-	values := []jsonAppender{nilEvent, (*batchPublishResponse)(nil), &batchPublishResponse{}, &batchPublishResponse{Events: []*eventJSON{}},
-		&batchPublishResponse{Events: append(evs, nil)}}
+	var batch []*batchEventJSON
+	for i, e := range evs {
+		batch = append(batch, &batchEventJSON{eventJSON: *e, Replayed: i%2 == 1})
+	}
+	values := []jsonAppender{nilEvent, (*replayedEvent)(nil), (*batchPublishResponse)(nil), &batchPublishResponse{},
+		&batchPublishResponse{Events: []*batchEventJSON{}}, &batchPublishResponse{Events: append(batch, nil)}}
 	for _, e := range evs {
-		values = append(values, (*publishedEvent)(e))
+		values = append(values, (*publishedEvent)(e), (*replayedEvent)(e))
 	}
 	for _, v := range values {
 		want, err := json.Marshal(v)

@@ -382,6 +382,10 @@ func (s *server) api(limit int64, fn apiFunc) http.Handler {
 			WriteError(w, r, s.d.Logger, err)
 			return
 		}
+		if rp, ok := res.(replayer); ok && rp.replayed() {
+			// Set by hand, as WriteJSON sets its headers: no allocation.
+			w.Header()[replayedHeader] = replayedTrue
+		}
 		WriteJSON(w, http.StatusOK, res)
 	})
 }

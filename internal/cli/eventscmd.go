@@ -92,16 +92,28 @@ func eventsPublish(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		return showPublished(env.Stdout, f.json, ev)
+		return showPublished(env.Stdout, f.json, pf.idem, ev)
 	})
 }
 
-func showPublished(w io.Writer, asJSON bool, ev *client.Event) error {
+// showPublished prints a publish's outcome; key is its idempotency key.
+// A repeat of the key published nothing: saying "Published … to N
+// destinations" would be false, so it says so (--json: "replayed": true).
+func showPublished(w io.Writer, asJSON bool, key string, ev *client.Event) error {
 	if asJSON {
 		return printJSON(w, ev)
 	}
+	if ev.Replayed {
+		showReplayed(w, key, ev)
+		return nil
+	}
 	fmt.Fprintf(w, "Published %s %s to %d %s.\n", ev.Type, ev.ID, ev.DeliveryCount, plural(ev.DeliveryCount, "destination"))
 	return nil
+}
+
+// showReplayed describes a publish whose idempotency key was used before.
+func showReplayed(w io.Writer, key string, ev *client.Event) {
+	fmt.Fprintf(w, "Already published (idempotency key %s): event %s — nothing new was sent.\n", key, ev.ID)
 }
 
 func plural(n int, word string) string {

@@ -114,6 +114,10 @@ func runTrigger(ctx context.Context, args []string, env Env) error {
 		if f.json {
 			return printJSON(env.Stdout, ev)
 		}
+		if ev.Replayed {
+			showReplayed(env.Stdout, pf.idem, ev)
+			return nil
+		}
 		fmt.Fprintf(env.Stdout, "Triggered %s: event %s, %d %s.\n", typ, ev.ID, ev.DeliveryCount, plural(ev.DeliveryCount, "delivery"))
 		if ev.DeliveryCount == 0 {
 			fmt.Fprintf(env.Stdout, "No webhook of this project subscribes to %s (longhook webhooks list).\n", typ)

@@ -273,6 +273,12 @@ func TestOpenAPIValidatesAPITraffic(t *testing.T) {
 		"webhook_config": map[string]any{"uris": []string{"http://127.0.0.1:9/d"}, "rate_limit": map[string]any{"per_second": 1}, "trace_propagation": true}})
 	evID, _ := ev["id"].(string)
 	ok("GET", "/v1beta/events/"+evID, nil)
+	// A repeated idempotency key: Idempotent-Replayed, and "replayed" in a batch.
+	keyed := map[string]any{"type": "batch.succeeded", "idempotency_key": "openapi-1"}
+	ok("POST", "/v1beta/events", keyed)
+	ok("POST", "/v1beta/events", keyed)
+	ok("POST", "/v1beta/events:batchPublish", map[string]any{"events": []any{keyed, map[string]any{"type": "batch.succeeded"}}})
+	ok("POST", "/v1beta/events:batchPublish", map[string]any{"events": []any{keyed}})
 	ok("GET", "/v1beta/events", nil)
 
 	p := ok("POST", "/v1beta/projects", map[string]any{"name": "second"})

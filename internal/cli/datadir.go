@@ -84,3 +84,27 @@ func warnDataDirMode(dir string, logger *slog.Logger) {
 		slog.String("problem", "other users can read the data dir (keys, secrets, events)"),
 		slog.String("fix", "chmod 700 "+dir))
 }
+
+// lockDatabase takes the lock of a SQLite database (datadirlock.go),
+// once: first before the port is bound, when the database's directory
+// exists (else no serve can be using it, and a refused start must not
+// create it); then, with create, after the data dir is made.
+func (s *Server) lockDatabase(create bool) error {
+	if s.dbLock != nil || isPostgres(s.cfg.DatabaseURL) {
+		return nil
+	}
+	path := sqlitePath(s.cfg.DatabaseURL, s.cfg.DataDir)
+	if create {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return fmt.Errorf("sqlite: open: %w", err)
+		}
+	} else if _, err := os.Stat(filepath.Dir(path)); err != nil {
+		return nil
+	}
+	l, err := lockDatabase(path, "serve", hintServe)
+	if err != nil {
+		return err
+	}
+	s.dbLock = l
+	return nil
+}

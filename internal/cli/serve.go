@@ -141,6 +141,7 @@ type Server struct {
 	store     core.Store
 	listener  net.Listener
 	tls       *certs.TLS
+	dbLock    *dbLock // held while serving a SQLite database (datadirlock.go)
 	http      *http.Server
 	fast      *api.FastListener // the publish fast path, on plain HTTP
 	engine    *engine.Engine
@@ -177,6 +178,11 @@ func NewServer(ctx context.Context, cfg ServeConfig, env Env, logger *slog.Logge
 			s.closeUnstarted()
 		}
 	}()
+	// Before the port is bound: a second serve on the database hears why
+	// it is refused, not "address already in use".
+	if err := s.lockDatabase(false); err != nil {
+		return nil, err
+	}
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
@@ -243,6 +249,9 @@ func (s *Server) openData(ctx context.Context) (masterKey []byte, box *secretbox
 		return nil, nil, err
 	}
 	if s.store == nil {
+		if err := s.lockDatabase(true); err != nil {
+			return nil, nil, err
+		}
 		if s.store, err = openStore(ctx, cfg.DatabaseURL, cfg.DataDir, cfg.Migrate, logger); err != nil {
 			return nil, nil, err
 		}
@@ -402,13 +411,17 @@ func (s *Server) closeUnstarted() {
 	if s.store != nil {
 		s.store.Close()
 	}
+	s.dbLock.release(true)
 }
 
 // Run serves until ctx is cancelled, then shuts down in order: stop
 // accepting HTTP, stop claiming, let attempts finish (soft stop), close the
 // store.
 func (s *Server) Run(ctx context.Context) error {
-	defer s.store.Close()
+	defer func() {
+		s.store.Close()
+		s.dbLock.release(false)
+	}()
 	engineCtx, stopEngine := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopEngine()
 	g, gctx := errgroup.WithContext(engineCtx)

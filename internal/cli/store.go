@@ -90,39 +90,7 @@ func runMigrate(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	if !isPostgres(*dbURL) {
-		// Read first: opening a Store would apply what is pending (and
-		// create a missing file) before reporting it. A missing file is
-		// refused for up too: a mistyped --data-dir must not get a fresh,
-		// empty database reported as migrated.
-		path := filepath.Join(*dataDir, "longhook.db")
-		switch {
-		case strings.HasPrefix(*dbURL, "sqlite://"):
-			path = strings.TrimPrefix(*dbURL, "sqlite://")
-		case *dbURL != "":
-			return fmt.Errorf("%w: --database-url must start with sqlite:// or postgres://", errUsage)
-		}
-		applied, pending, err := sqlite.MigrationStatusOf(ctx, path)
-		if errors.Is(err, os.ErrNotExist) {
-			return errNoDatabase(path)
-		}
-		if err != nil {
-			return err
-		}
-		if args[0] == "status" {
-			printMigrations(env, applied, pending)
-			return nil
-		}
-		st, err := openStore(ctx, *dbURL, *dataDir, true, nil)
-		if err != nil {
-			return err
-		}
-		if len(pending) == 0 {
-			fmt.Fprintln(env.Stdout, "no pending migrations")
-		}
-		for _, m := range pending {
-			fmt.Fprintln(env.Stdout, "applied", m)
-		}
-		return st.Close()
+		return migrateSQLite(ctx, args[0], *dbURL, *dataDir, env)
 	}
 	if args[0] == "up" {
 		applied, err := postgres.MigrateUp(ctx, *dbURL, "")
@@ -143,6 +111,55 @@ func runMigrate(ctx context.Context, args []string, env Env) error {
 	}
 	printMigrations(env, applied, pending)
 	return nil
+}
+
+// migrateSQLite is migrate up|status (verb) on a SQLite database.
+func migrateSQLite(ctx context.Context, verb, dbURL, dataDir string, env Env) error {
+	// Read first: opening a Store would apply what is pending (and
+	// create a missing file) before reporting it. A missing file is
+	// refused for up too: a mistyped --data-dir must not get a fresh,
+	// empty database reported as migrated.
+	path := filepath.Join(dataDir, "longhook.db")
+	switch {
+	case strings.HasPrefix(dbURL, "sqlite://"):
+		path = strings.TrimPrefix(dbURL, "sqlite://")
+	case dbURL != "":
+		return fmt.Errorf("%w: --database-url must start with sqlite:// or postgres://", errUsage)
+	}
+	if verb == "up" {
+		// Not under a running serve: its statements and state assume
+		// the schema it opened (datadirlock.go). status only reads.
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return errNoDatabase(path)
+		}
+		l, err := lockDatabase(path, "migrate up", hintMigrate)
+		if err != nil {
+			return err
+		}
+		defer l.release(false)
+	}
+	applied, pending, err := sqlite.MigrationStatusOf(ctx, path)
+	if errors.Is(err, os.ErrNotExist) {
+		return errNoDatabase(path)
+	}
+	if err != nil {
+		return err
+	}
+	if verb == "status" {
+		printMigrations(env, applied, pending)
+		return nil
+	}
+	st, err := openStore(ctx, dbURL, dataDir, true, nil)
+	if err != nil {
+		return err
+	}
+	if len(pending) == 0 {
+		fmt.Fprintln(env.Stdout, "no pending migrations")
+	}
+	for _, m := range pending {
+		fmt.Fprintln(env.Stdout, "applied", m)
+	}
+	return st.Close()
 }
 
 func printMigrations(env Env, applied, pending []string) {

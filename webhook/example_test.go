@@ -259,5 +259,5 @@ func ExampleReceiver_Handler() {
 	// Output:
 	// handled msg_2KWPBgLlAfxdpx2AI54pPJ85f4W batch.succeeded
 	// 204
-	// 401 webhook: no matching signature
+	// 401 webhook: no matching signature: 1 v1 signature(s) checked against 1 secret(s): another secret, or the id, timestamp or body differ from what was signed (verify the raw body as received)
 }

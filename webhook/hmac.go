@@ -164,7 +164,7 @@ func (v *Verifier) verify(id, timestamp, signature string, body []byte) (time.Ti
 
 	var stack [stackSecrets][sha256.Size]byte
 	var macs [][sha256.Size]byte // computed on the first v1 entry
-	entries, matched := 0, false
+	entries, checked, matched := 0, 0, false
 	for rest := signature; rest != "" && !matched; {
 		var entry string
 		entry, rest = cutEntry(rest)
@@ -177,6 +177,7 @@ func (v *Verifier) verify(id, timestamp, signature string, body []byte) (time.Ti
 		if version != "v1" || !decodeMAC(&got, value) {
 			continue
 		}
+		checked++
 		if macs == nil {
 			macs = stack[:0]
 			if len(v.secrets) > stackSecrets {
@@ -198,13 +199,24 @@ func (v *Verifier) verify(id, timestamp, signature string, body []byte) (time.Ti
 		return time.Time{}, fmt.Errorf("%w: %s has no \"version,signature\" entry", ErrMalformed, HeaderSignature)
 	}
 	if !matched {
-		return time.Time{}, ErrNoMatchingSignature
+		return time.Time{}, noMatch(checked, len(v.secrets))
 	}
 	ts := time.Unix(unix, 0)
 	if err := checkSkew(v.now(), ts, v.tolerance); err != nil {
 		return time.Time{}, err
 	}
 	return ts, nil
+}
+
+// noMatch says why no signature matched: there was no v1 entry to check
+// (only other versions, or values that are not a base64 HMAC-SHA256), or
+// none of those checked was made with a configured secret over these bytes.
+func noMatch(checked, secrets int) error {
+	if checked == 0 {
+		return fmt.Errorf("%w: %s has no v1 entry with a base64 HMAC-SHA256", ErrNoMatchingSignature, HeaderSignature)
+	}
+	return fmt.Errorf("%w: %d v1 signature(s) checked against %d secret(s): another secret, or the id, timestamp or body differ from what was signed (verify the raw body as received)",
+		ErrNoMatchingSignature, checked, secrets)
 }
 
 // checkSkew reports whether ts lies within tol of now.

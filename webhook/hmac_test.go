@@ -361,3 +361,29 @@ func TestAllocations(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifyNoMatchSaysWhy: a signature that does not match says whether
+// there was a v1 entry to check at all and, if so, what usually differs,
+// so a receiver's log tells a wrong secret or a re-encoded body from a
+// sender of another scheme (the error was a bare "no matching signature").
+func TestVerifyNoMatchSaysWhy(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1674087231, 0)
+	v, err := NewVerifier([]string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := ParseSecret("whsec_c2Vjb25kLXNlY3JldC1rZXktbWF0ZXJpYWwtMzJieXQ=")
+	body := []byte(`{"type":"batch.succeeded"}`)
+	for _, tc := range []struct{ name, sig, want string }{
+		{"wrong secret", Sign(other, "msg_1", now, body), "1 v1 signature(s) checked against 1 secret(s)"},
+		{"two entries", Sign(other, "msg_1", now, body) + " " + Sign(other, "msg_1", now, body), "2 v1 signature(s)"},
+		{"only v1a", "v1a,c2ln", "no v1 entry"},
+		{"v1 not base64", "v1,not-a-mac", "no v1 entry"},
+	} {
+		err := v.Verify(hdr("msg_1", "1674087231", tc.sig), body)
+		if !errors.Is(err, ErrNoMatchingSignature) || !errors.Is(err, ErrInvalidSignature) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want ErrNoMatchingSignature saying %q", tc.name, err, tc.want)
+		}
+	}
+}

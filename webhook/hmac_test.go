@@ -120,6 +120,31 @@ func TestParseSecret(t *testing.T) {
 	}
 }
 
+// TestParseSecretSurroundingSpace: a secret read from a file or an env file
+// keeps a newline or spaces around it; they are not part of the base64 and
+// are ignored. A padded secret (every one NewSecret makes) with a trailing
+// newline was refused, an unpadded one accepted.
+func TestParseSecretSurroundingSpace(t *testing.T) {
+	t.Parallel()
+	ts := time.Unix(1674087231, 0)
+	for _, clean := range []string{"whsec_c2Vjb25kLXNlY3JldC1rZXktbWF0ZXJpYWwtMzJieXQ=", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"} {
+		want, err := ParseSecret(clean)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range []string{clean + "\n", clean + "\r\n", clean + " ", " \t" + clean} {
+			got, err := ParseSecret(in)
+			if err != nil {
+				t.Errorf("ParseSecret(%q): %v", in, err)
+				continue
+			}
+			if Sign(got, "msg_1", ts, nil) != Sign(want, "msg_1", ts, nil) {
+				t.Errorf("ParseSecret(%q) is another key than %q", in, clean)
+			}
+		}
+	}
+}
+
 func TestNewSecret(t *testing.T) {
 	t.Parallel()
 	a, err := NewSecret()

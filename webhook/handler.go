@@ -28,7 +28,9 @@ const DefaultMaxBodySize = 1 << 20
 //     may be genuine, so the sender should retry.
 //
 // Refusals carry the verification error's text, which never contains
-// secrets, keys or bodies, so the sender's delivery log shows the reason.
+// secrets, keys or bodies, so the sender's delivery log shows the reason
+// (for a token of another project, only [ErrProject]'s text: the pinned
+// project's id is not told to the sender; OnError gets the whole error).
 //
 // Delivery is at least once: the same message (the same res.ID) can arrive
 // again after fn succeeded, if the answer was lost. fn should record res.ID
@@ -80,10 +82,16 @@ func verifyStatus(err error) int {
 	return http.StatusUnauthorized
 }
 
-// refuse answers status with err's text and reports it.
+// refuse answers status with err's text and reports it. A token of another
+// project is answered without the pinned project's id: the sender is
+// unauthenticated, and any tenant of a shared server holds genuine tokens.
 func (r *Receiver) refuse(w http.ResponseWriter, req *http.Request, status int, err error) {
 	r.report(req, status, err)
-	http.Error(w, err.Error(), status)
+	text := err.Error()
+	if errors.Is(err, ErrProject) {
+		text = ErrProject.Error()
+	}
+	http.Error(w, text, status)
 }
 
 // report passes an error answer to OnError, if set.

@@ -138,3 +138,27 @@ func TestReceiverHandler(t *testing.T) {
 		t.Errorf("OnError saw %v, want %v", f.statuses, want)
 	}
 }
+
+// TestReceiverHandlerOtherProject: a genuine token of another project of
+// the same sender is refused 401 without telling the sender which project
+// the receiver is pinned to (a verification error's text names it); OnError
+// still gets the whole error.
+func TestReceiverHandlerOtherProject(t *testing.T) {
+	t.Parallel()
+	f := setupJWT(t, WithProject("proj-pinned"))
+	var logged error
+	r := &Receiver{JWKS: f.v, OnError: func(_ *http.Request, _ int, err error) { logged = err }}
+	h := r.Handler(func(context.Context, *Result, []byte) error { return nil })
+	c := f.claims("msg_1")
+	c.Project = "proj-other"
+	req := httptest.NewRequest(http.MethodPost, "/hooks", strings.NewReader(string(f.body)))
+	req.Header = hdr("msg_1", strconv.FormatInt(f.clock.Now().Unix(), 10), f.sign(t, c))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	if w.Code != http.StatusUnauthorized || strings.Contains(w.Body.String(), "proj-pinned") || !strings.Contains(w.Body.String(), "unexpected project") {
+		t.Errorf("answer %d %q, want 401 without the pinned project", w.Code, w.Body.String())
+	}
+	if !errors.Is(logged, ErrProject) || !strings.Contains(logged.Error(), "proj-pinned") {
+		t.Errorf("OnError got %v, want the whole ErrProject", logged)
+	}
+}

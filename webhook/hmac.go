@@ -99,7 +99,8 @@ type Verifier struct {
 
 // NewVerifier returns a Verifier that accepts a message signed with any of
 // secrets (each in "whsec_..." form, see [ParseSecret]). Options:
-// [WithTolerance] (default [DefaultTolerance]) and [WithClock]; others are
+// [WithTolerance] (default [DefaultTolerance], at least one second: the
+// timestamp check cannot be turned off) and [WithClock]; others are
 // ignored.
 func NewVerifier(secrets []string, opts ...Option) (*Verifier, error) {
 	if len(secrets) == 0 {
@@ -108,6 +109,11 @@ func NewVerifier(secrets []string, opts ...Option) (*Verifier, error) {
 	cfg, err := newConfig(DefaultTolerance, opts)
 	if err != nil {
 		return nil, fmt.Errorf("webhook: new verifier: %w", err)
+	}
+	if cfg.tolerance < time.Second {
+		// Zero does not turn the check off: it refuses almost every
+		// message, whose timestamp has whole seconds.
+		return nil, fmt.Errorf("webhook: new verifier: tolerance %v is below one second, the resolution of %s; the timestamp check cannot be turned off", cfg.tolerance, HeaderTimestamp)
 	}
 	v := &Verifier{tolerance: cfg.tolerance, now: cfg.now}
 	for i, s := range secrets {

@@ -182,7 +182,11 @@ func TestNewVerifierErrors(t *testing.T) {
 		"no secrets":         {nil, nil},
 		"bad secret":         {[]string{good, "whsec_%%%"}, nil},
 		"negative tolerance": {[]string{good}, []Option{WithTolerance(-time.Second)}},
-		"nil clock":          {[]string{good}, []Option{WithClock(nil)}},
+		// Zero or sub-second tolerances refused nearly every message:
+		// they do not turn the timestamp check off.
+		"zero tolerance":       {[]string{good}, []Option{WithTolerance(0)}},
+		"sub-second tolerance": {[]string{good}, []Option{WithTolerance(500 * time.Millisecond)}},
+		"nil clock":            {[]string{good}, []Option{WithClock(nil)}},
 	} {
 		if _, err := NewVerifier(tc.secrets, tc.opts...); err == nil {
 			t.Errorf("%s: NewVerifier succeeded", name)

@@ -8,7 +8,10 @@ import (
 )
 
 // DefaultMaxBodySize bounds the request body [Receiver.Handler] reads when
-// [Receiver.MaxBodySize] is zero: 1 MiB, longhook's own limit on event data.
+// [Receiver.MaxBodySize] is zero: 1 MiB, four times the largest event data
+// a longhook server accepts from a publisher (256 KiB). Set MaxBodySize
+// higher for a sender of larger events: a body over the limit is refused
+// on every retry.
 const DefaultMaxBodySize = 1 << 20
 
 // Handler returns an http.Handler for a webhook endpoint that does what

@@ -2,9 +2,31 @@
 // events, deliveries and the live deliveries stream. It uses only the
 // standard library. The longhook CLI is built on it.
 //
-// Every method takes a context and returns an *Error (matchable with
-// errors.Is against ErrNotFound, ErrInvalidArgument and the other
-// sentinels) when the server answers with an error.
+// # Errors
+//
+// When the server answers with an error, a method returns an *Error with
+// the Google error envelope's code (the HTTP status), status
+// (INVALID_ARGUMENT, NOT_FOUND, ...) and message (what was wrong, in
+// words). Match it with errors.Is against ErrNotFound, ErrInvalidArgument and
+// the other sentinels, or with errors.As to read the message. An answer
+// without the envelope (a proxy's error page) is an *Error too, with the
+// status of its HTTP code. Anything else (the server cannot be reached, ctx
+// ended) is returned as the HTTP client gave it: errors.Is(err,
+// context.Canceled) and errors.Is(err, context.DeadlineExceeded) work.
+//
+// # Timeouts and retries
+//
+// Every method takes a context, which bounds the whole call; the default HTTP
+// client (http.DefaultClient) has no timeout of its own, so give calls a
+// deadline or pass a client with one ([WithHTTPClient]). The client does not
+// retry. ErrUnavailable and ErrResourceExhausted, and network errors, are
+// worth retrying after a pause; Publish is safe to retry only with an
+// IdempotencyKey (without one, a publish whose answer was lost and is sent
+// again publishes the event twice). Reads, UpdateWebhook, EnableWebhook and
+// DisableWebhook are safe to retry; a retried DeleteWebhook may answer
+// ErrNotFound. CreateWebhook (a second webhook), RotateSigningSecret (a
+// second new secret), PingWebhook, Redeliver and Recover (sent again) are
+// not.
 package client
 
 import (
@@ -92,14 +114,49 @@ func (e *Error) Is(target error) bool {
 }
 
 // Sentinels for errors.Is; they match any *Error with their Status.
+// ErrUnavailable and ErrResourceExhausted are worth retrying after a pause
+// (Publish with an IdempotencyKey is safe to retry); the others are not.
 var (
 	ErrInvalidArgument    = &Error{Code: 400, Status: "INVALID_ARGUMENT"}
 	ErrFailedPrecondition = &Error{Code: 400, Status: "FAILED_PRECONDITION"}
 	ErrUnauthenticated    = &Error{Code: 401, Status: "UNAUTHENTICATED"}
 	ErrPermissionDenied   = &Error{Code: 403, Status: "PERMISSION_DENIED"}
 	ErrNotFound           = &Error{Code: 404, Status: "NOT_FOUND"}
+	ErrAlreadyExists      = &Error{Code: 409, Status: "ALREADY_EXISTS"}
+	ErrResourceExhausted  = &Error{Code: 429, Status: "RESOURCE_EXHAUSTED"}
+	ErrInternal           = &Error{Code: 500, Status: "INTERNAL"}
+	ErrUnimplemented      = &Error{Code: 501, Status: "UNIMPLEMENTED"}
 	ErrUnavailable        = &Error{Code: 503, Status: "UNAVAILABLE"}
 )
+
+// statusOf names the Google status of an HTTP status code, for answers
+// without an envelope (a proxy's or load balancer's error page), so that
+// errors.Is with the sentinels works on them too.
+func statusOf(code int) string {
+	switch code {
+	case http.StatusBadRequest:
+		return "INVALID_ARGUMENT"
+	case http.StatusUnauthorized:
+		return "UNAUTHENTICATED"
+	case http.StatusForbidden:
+		return "PERMISSION_DENIED"
+	case http.StatusNotFound:
+		return "NOT_FOUND"
+	case http.StatusConflict:
+		return "ALREADY_EXISTS"
+	case http.StatusTooManyRequests:
+		return "RESOURCE_EXHAUSTED"
+	case http.StatusInternalServerError:
+		return "INTERNAL"
+	case http.StatusNotImplemented:
+		return "UNIMPLEMENTED"
+	case http.StatusBadGateway, http.StatusServiceUnavailable:
+		return "UNAVAILABLE"
+	case http.StatusGatewayTimeout:
+		return "DEADLINE_EXCEEDED"
+	}
+	return "UNKNOWN"
+}
 
 // url builds a versioned API URL.
 func (c *Client) url(path string, q url.Values) string {
@@ -171,8 +228,9 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 	return resp.Header, nil
 }
 
-// errorFrom reads a Google error envelope, or describes a non-JSON answer
-// (a proxy's error page).
+// errorFrom reads a Google error envelope, or describes another answer (a
+// proxy's error page) with the Google status of its HTTP code and its text
+// as the message.
 func errorFrom(status int, body []byte) error {
 	var env struct {
 		Error *Error `json:"error"`
@@ -181,13 +239,19 @@ func errorFrom(status int, body []byte) error {
 		if env.Error.Code == 0 {
 			env.Error.Code = status
 		}
+		if env.Error.Status == "" {
+			env.Error.Status = statusOf(env.Error.Code)
+		}
 		return env.Error
 	}
 	msg := strings.TrimSpace(string(body))
 	if len(msg) > 200 {
 		msg = msg[:200] + "…"
 	}
-	return &Error{Code: status, Status: http.StatusText(status), Message: msg}
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	return &Error{Code: status, Status: statusOf(status), Message: msg}
 }
 
 // Health calls GET /readyz: nil when the server is ready to serve.

@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -201,5 +203,47 @@ func TestClientStream(t *testing.T) {
 	}
 	if err := <-done; err == nil || err.Error() != "enough" {
 		t.Fatalf("StreamDeliveries returned %v", err)
+	}
+}
+
+// TestErrorWithoutEnvelope: an answer that is not the Google envelope (a
+// proxy's or load balancer's error page) still gets a Google status, so the
+// sentinels match it (a 503 page was Status "Service Unavailable", which
+// errors.Is(err, ErrUnavailable) did not match), and an envelope without a
+// status gets the one of its code.
+func TestErrorWithoutEnvelope(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		code   int
+		body   string
+		want   error
+		status string
+	}{
+		{503, "<html>Service Temporarily Unavailable</html>", client.ErrUnavailable, "UNAVAILABLE"},
+		{502, "Bad Gateway", client.ErrUnavailable, "UNAVAILABLE"},
+		{429, "slow down", client.ErrResourceExhausted, "RESOURCE_EXHAUSTED"},
+		{404, "404 page not found", client.ErrNotFound, "NOT_FOUND"},
+		{500, "", client.ErrInternal, "INTERNAL"},
+		{409, `{"error":{"code":409,"message":"exists"}}`, client.ErrAlreadyExists, "ALREADY_EXISTS"},
+		{504, "upstream timed out", nil, "DEADLINE_EXCEEDED"},
+	}
+	for _, tc := range cases {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(tc.code)
+			_, _ = io.WriteString(w, tc.body)
+		}))
+		c, err := client.New(srv.URL, "k", client.WithHTTPClient(srv.Client()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.GetWebhook(t.Context(), "w")
+		srv.Close()
+		var apiErr *client.Error
+		if !errors.As(err, &apiErr) || apiErr.Code != tc.code || apiErr.Status != tc.status || apiErr.Message == "" {
+			t.Errorf("%d %q: got %#v (%v), want code %d status %s and a message", tc.code, tc.body, apiErr, err, tc.code, tc.status)
+		}
+		if tc.want != nil && !errors.Is(err, tc.want) {
+			t.Errorf("%d %q: errors.Is(%v, %v) = false", tc.code, tc.body, err, tc.want)
+		}
 	}
 }

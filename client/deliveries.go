@@ -97,7 +97,11 @@ func (c *Client) GetDelivery(ctx context.Context, id string) (*Delivery, error) 
 	return &d, c.do(ctx, "GET", "/deliveries/"+id, nil, nil, &d)
 }
 
-// Redeliver sends a delivery again now: one attempt, outside its schedule.
+// Redeliver sends a delivery again now. A finished delivery gets one
+// attempt, outside its schedule; a pending one is attempted now and keeps
+// its schedule. It returns the delivery as queued, before that attempt:
+// GetDelivery or StreamDeliveries shows the outcome. A delivery of a
+// disabled or deleted webhook is refused with ErrFailedPrecondition.
 func (c *Client) Redeliver(ctx context.Context, id string) (*Delivery, error) {
 	id, err := escape(id)
 	if err != nil {

@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"log"
 	"os"
+	"time"
 
 	"github.com/longhook/longhook/client"
 )
 
 // Create a webhook, publish an event to it and look at the delivery.
 func Example() {
-	ctx := context.Background()
+	// The default HTTP client has no timeout: bound every call.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 	c, err := client.New("http://127.0.0.1:8080", os.Getenv("LONGHOOK_API_KEY"))
 	if err != nil {
 		log.Fatal(err)
@@ -73,4 +76,36 @@ func ExampleClient_StreamDeliveries() {
 	if err != nil {
 		log.Fatal(err)
 	}
+}
+
+// The client does not retry. Publish with an idempotency key is safe to
+// repeat: a repeat that reaches the server after the first one returns the
+// original event (Replayed) and sends nothing new.
+func ExampleClient_Publish() {
+	c, err := client.New("", os.Getenv("LONGHOOK_API_KEY"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	p := client.PublishParams{
+		Type:           "batch.succeeded",
+		Data:           json.RawMessage(`{"id":"batches/123"}`),
+		IdempotencyKey: "batch-123-done", // the same on every try
+	}
+	var ev *client.Event
+	for try := 1; ; try++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ev, err = c.Publish(ctx, p)
+		cancel()
+		var apiErr *client.Error
+		retryable := errors.Is(err, client.ErrUnavailable) || errors.Is(err, client.ErrResourceExhausted) ||
+			(err != nil && !errors.As(err, &apiErr)) // no answer: network error or timeout
+		if !retryable || try == 5 {
+			break
+		}
+		time.Sleep(time.Duration(try) * time.Second)
+	}
+	if err != nil {
+		log.Fatal(err) // e.g. ErrInvalidArgument: the message says which field
+	}
+	fmt.Println(ev.ID, ev.Replayed)
 }

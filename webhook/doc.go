@@ -5,20 +5,36 @@
 //
 // # Receiving
 //
-// Read the raw body, verify, then decode. Verification works on the exact
-// bytes received; decoding and re-encoding JSON first breaks it.
+// [Receiver.Handler] is a whole receiving endpoint: it reads the raw body
+// with a size limit, verifies it, calls your function with the verified
+// message and answers 2xx only once that function returned nil, so a
+// failed write makes the sender retry instead of losing the message:
 //
-//	v, err := webhook.NewVerifier([]string{os.Getenv("WEBHOOK_SECRET")})
-//	...
-//	func handle(w http.ResponseWriter, r *http.Request) {
-//		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-//		if err != nil { ... }
-//		if err := v.Verify(r.Header, body); err != nil {
-//			http.Error(w, "invalid webhook", http.StatusUnauthorized)
-//			return
-//		}
-//		// Deduplicate on r.Header.Get(webhook.HeaderID), store, answer 2xx.
+//	v, err := webhook.NewVerifier([]string{os.Getenv("WEBHOOK_SECRET")}) // whsec_…
+//	if err != nil {
+//		log.Fatal(err) // no secret, or not a whsec_ secret
 //	}
+//	r := &webhook.Receiver{HMAC: v}
+//	http.Handle("POST /hooks", r.Handler(func(ctx context.Context, res *webhook.Result, body []byte) error {
+//		// In one transaction: if res.ID is already recorded, return nil (a
+//		// redelivery); else decode body, do the work, record res.ID.
+//		return nil
+//	}))
+//
+// To write the handler yourself, keep the same order: read the raw body,
+// verify, then decode. Verification works on the exact bytes received;
+// decoding and re-encoding JSON first breaks it.
+//
+//	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
+//	if err != nil {
+//		http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+//		return
+//	}
+//	if err := v.Verify(r.Header, body); err != nil {
+//		http.Error(w, err.Error(), http.StatusUnauthorized) // never contains secrets
+//		return
+//	}
+//	// Deduplicate on r.Header.Get(webhook.HeaderID), store durably, then answer 2xx.
 //
 // A [Verifier] accepts several secrets, so a receiver can roll a secret
 // without dropping messages: configure old and new, and the sender signs
@@ -38,6 +54,15 @@
 // every project's tokens with the same keys, so its receivers must pin
 // their project. A [Receiver] holds both verifiers and picks one by the shape
 // of the header, for endpoints that accept both kinds.
+//
+// For a longhook server the three values [NewJWKSVerifier] needs are: the
+// issuer is the server's public URL (its --public-url, in development
+// "http://127.0.0.1:8080", without a trailing slash) and the JWKS is at
+// issuer + "/.well-known/jwks.json"; the audience is the URI the event's
+// webhook_config listed, exactly (or its webhook_config.audience); and the
+// project is the id serve printed when it created the project (GET
+// /v1/projects with an admin key, such as the one serve printed on first
+// start, lists them).
 //
 // # Sending
 //

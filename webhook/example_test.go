@@ -218,3 +218,46 @@ func ExampleReceiver_Verify() {
 	// hmac-v1 msg_2KWPBgLlAfxdpx2AI54pPJ85f4W 2023-01-19T00:13:51Z
 	// true
 }
+
+// A whole receiver: Handler reads and verifies the request, and answers
+// 2xx only once fn has done its work (here, printed it), so a failure makes
+// the sender retry instead of losing the message.
+func ExampleReceiver_Handler() {
+	verifier, err := webhook.NewVerifier([]string{exampleSecret},
+		// Tests pin the clock; production code leaves it out.
+		webhook.WithClock(func() time.Time { return time.Unix(1674087231, 0) }))
+	if err != nil {
+		log.Fatal(err)
+	}
+	r := &webhook.Receiver{HMAC: verifier}
+	handler := r.Handler(func(ctx context.Context, res *webhook.Result, body []byte) error {
+		var event struct {
+			Type string          `json:"type"`
+			Data json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal(body, &event); err != nil {
+			return err
+		}
+		// In production: in one transaction, skip res.ID if it is already
+		// recorded, else do the work and record res.ID.
+		fmt.Println("handled", res.ID, event.Type)
+		return nil
+	})
+	// http.Handle("/hooks", handler)
+
+	send := func(sig string) {
+		req := httptest.NewRequest(http.MethodPost, "/hooks", strings.NewReader(exampleBody))
+		req.Header.Set(webhook.HeaderID, exampleID)
+		req.Header.Set(webhook.HeaderTimestamp, "1674087231")
+		req.Header.Set(webhook.HeaderSignature, sig)
+		w := httptest.NewRecorder()
+		handler.ServeHTTP(w, req)
+		fmt.Println(strings.TrimSpace(strconv.Itoa(w.Code) + " " + w.Body.String()))
+	}
+	send("v1,4fDzhQod1CQw83ly0LwffvNaCwTQr1oNJ+Z6Fe+/6L4=")
+	send("v1,AAAAhQod1CQw83ly0LwffvNaCwTQr1oNJ+Z6Fe+/6L4=")
+	// Output:
+	// handled msg_2KWPBgLlAfxdpx2AI54pPJ85f4W batch.succeeded
+	// 204
+	// 401 webhook: no matching signature: 1 v1 signature(s) checked against 1 secret(s): another secret, or the id, timestamp or body differ from what was signed (verify the raw body as received)
+}

@@ -99,7 +99,8 @@ type Verifier struct {
 
 // NewVerifier returns a Verifier that accepts a message signed with any of
 // secrets (each in "whsec_..." form, see [ParseSecret]). Options:
-// [WithTolerance] (default [DefaultTolerance]) and [WithClock]; others are
+// [WithTolerance] (default [DefaultTolerance], at least one second: the
+// timestamp check cannot be turned off) and [WithClock]; others are
 // ignored.
 func NewVerifier(secrets []string, opts ...Option) (*Verifier, error) {
 	if len(secrets) == 0 {
@@ -108,6 +109,11 @@ func NewVerifier(secrets []string, opts ...Option) (*Verifier, error) {
 	cfg, err := newConfig(DefaultTolerance, opts)
 	if err != nil {
 		return nil, fmt.Errorf("webhook: new verifier: %w", err)
+	}
+	if cfg.tolerance < time.Second {
+		// Zero does not turn the check off: it refuses almost every
+		// message, whose timestamp has whole seconds.
+		return nil, fmt.Errorf("webhook: new verifier: tolerance %v is below one second, the resolution of %s; the timestamp check cannot be turned off", cfg.tolerance, HeaderTimestamp)
 	}
 	v := &Verifier{tolerance: cfg.tolerance, now: cfg.now}
 	for i, s := range secrets {
@@ -164,7 +170,7 @@ func (v *Verifier) verify(id, timestamp, signature string, body []byte) (time.Ti
 
 	var stack [stackSecrets][sha256.Size]byte
 	var macs [][sha256.Size]byte // computed on the first v1 entry
-	entries, matched := 0, false
+	entries, checked, matched := 0, 0, false
 	for rest := signature; rest != "" && !matched; {
 		var entry string
 		entry, rest = cutEntry(rest)
@@ -177,6 +183,7 @@ func (v *Verifier) verify(id, timestamp, signature string, body []byte) (time.Ti
 		if version != "v1" || !decodeMAC(&got, value) {
 			continue
 		}
+		checked++
 		if macs == nil {
 			macs = stack[:0]
 			if len(v.secrets) > stackSecrets {
@@ -198,13 +205,24 @@ func (v *Verifier) verify(id, timestamp, signature string, body []byte) (time.Ti
 		return time.Time{}, fmt.Errorf("%w: %s has no \"version,signature\" entry", ErrMalformed, HeaderSignature)
 	}
 	if !matched {
-		return time.Time{}, ErrNoMatchingSignature
+		return time.Time{}, noMatch(checked, len(v.secrets))
 	}
 	ts := time.Unix(unix, 0)
 	if err := checkSkew(v.now(), ts, v.tolerance); err != nil {
 		return time.Time{}, err
 	}
 	return ts, nil
+}
+
+// noMatch says why no signature matched: there was no v1 entry to check
+// (only other versions, or values that are not a base64 HMAC-SHA256), or
+// none of those checked was made with a configured secret over these bytes.
+func noMatch(checked, secrets int) error {
+	if checked == 0 {
+		return fmt.Errorf("%w: %s has no v1 entry with a base64 HMAC-SHA256", ErrNoMatchingSignature, HeaderSignature)
+	}
+	return fmt.Errorf("%w: %d v1 signature(s) checked against %d secret(s): another secret, or the id, timestamp or body differ from what was signed (verify the raw body as received)",
+		ErrNoMatchingSignature, checked, secrets)
 }
 
 // checkSkew reports whether ts lies within tol of now.

@@ -120,6 +120,31 @@ func TestParseSecret(t *testing.T) {
 	}
 }
 
+// TestParseSecretSurroundingSpace: a secret read from a file or an env file
+// keeps a newline or spaces around it; they are not part of the base64 and
+// are ignored. A padded secret (every one NewSecret makes) with a trailing
+// newline was refused, an unpadded one accepted.
+func TestParseSecretSurroundingSpace(t *testing.T) {
+	t.Parallel()
+	ts := time.Unix(1674087231, 0)
+	for _, clean := range []string{"whsec_c2Vjb25kLXNlY3JldC1rZXktbWF0ZXJpYWwtMzJieXQ=", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"} {
+		want, err := ParseSecret(clean)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range []string{clean + "\n", clean + "\r\n", clean + " ", " \t" + clean} {
+			got, err := ParseSecret(in)
+			if err != nil {
+				t.Errorf("ParseSecret(%q): %v", in, err)
+				continue
+			}
+			if Sign(got, "msg_1", ts, nil) != Sign(want, "msg_1", ts, nil) {
+				t.Errorf("ParseSecret(%q) is another key than %q", in, clean)
+			}
+		}
+	}
+}
+
 func TestNewSecret(t *testing.T) {
 	t.Parallel()
 	a, err := NewSecret()
@@ -157,7 +182,11 @@ func TestNewVerifierErrors(t *testing.T) {
 		"no secrets":         {nil, nil},
 		"bad secret":         {[]string{good, "whsec_%%%"}, nil},
 		"negative tolerance": {[]string{good}, []Option{WithTolerance(-time.Second)}},
-		"nil clock":          {[]string{good}, []Option{WithClock(nil)}},
+		// Zero or sub-second tolerances refused nearly every message:
+		// they do not turn the timestamp check off.
+		"zero tolerance":       {[]string{good}, []Option{WithTolerance(0)}},
+		"sub-second tolerance": {[]string{good}, []Option{WithTolerance(500 * time.Millisecond)}},
+		"nil clock":            {[]string{good}, []Option{WithClock(nil)}},
 	} {
 		if _, err := NewVerifier(tc.secrets, tc.opts...); err == nil {
 			t.Errorf("%s: NewVerifier succeeded", name)
@@ -358,6 +387,32 @@ func TestAllocations(t *testing.T) {
 	} {
 		if got := testing.AllocsPerRun(100, tc.fn); got > tc.max {
 			t.Errorf("%s: %v allocations, want <= %v", tc.name, got, tc.max)
+		}
+	}
+}
+
+// TestVerifyNoMatchSaysWhy: a signature that does not match says whether
+// there was a v1 entry to check at all and, if so, what usually differs,
+// so a receiver's log tells a wrong secret or a re-encoded body from a
+// sender of another scheme (the error was a bare "no matching signature").
+func TestVerifyNoMatchSaysWhy(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1674087231, 0)
+	v, err := NewVerifier([]string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}, WithClock(func() time.Time { return now }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, _ := ParseSecret("whsec_c2Vjb25kLXNlY3JldC1rZXktbWF0ZXJpYWwtMzJieXQ=")
+	body := []byte(`{"type":"batch.succeeded"}`)
+	for _, tc := range []struct{ name, sig, want string }{
+		{"wrong secret", Sign(other, "msg_1", now, body), "1 v1 signature(s) checked against 1 secret(s)"},
+		{"two entries", Sign(other, "msg_1", now, body) + " " + Sign(other, "msg_1", now, body), "2 v1 signature(s)"},
+		{"only v1a", "v1a,c2ln", "no v1 entry"},
+		{"v1 not base64", "v1,not-a-mac", "no v1 entry"},
+	} {
+		err := v.Verify(hdr("msg_1", "1674087231", tc.sig), body)
+		if !errors.Is(err, ErrNoMatchingSignature) || !errors.Is(err, ErrInvalidSignature) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want ErrNoMatchingSignature saying %q", tc.name, err, tc.want)
 		}
 	}
 }

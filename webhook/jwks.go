@@ -168,7 +168,7 @@ func (v *JWKSVerifier) checkClaims(c *wireClaims, id string, body []byte) error 
 		return fmt.Errorf("%w: got %.200q, want %q", ErrIssuer, c.Issuer, v.issuer)
 	}
 	if !slices.Contains(c.Audience, v.audience) {
-		return fmt.Errorf("%w: token is not for %q", ErrAudience, v.audience)
+		return fmt.Errorf("%w: got %.200q, want %q", ErrAudience, strings.Join(c.Audience, " "), v.audience)
 	}
 	if v.project != "" && c.Project != v.project {
 		return fmt.Errorf("%w: got %.100q, want %q", ErrProject, c.Project, v.project)

@@ -387,3 +387,17 @@ func TestJWKSClaimsStrict(t *testing.T) {
 		}
 	}
 }
+
+// TestAudienceErrorNamesToken: a token for another URI says which one, so a
+// receiver behind a proxy sees the audience it should configure (the error
+// named only the expected audience).
+func TestAudienceErrorNamesToken(t *testing.T) {
+	t.Parallel()
+	f := setupJWT(t)
+	c := f.claims("msg_1")
+	c.Audience = "https://proxy.example/hooks"
+	_, err := f.verify(f.sign(t, c), "msg_1", f.body)
+	if !errors.Is(err, ErrAudience) || !strings.Contains(err.Error(), `got "https://proxy.example/hooks"`) || !strings.Contains(err.Error(), testAudience) {
+		t.Errorf("error %v, want ErrAudience naming both audiences", err)
+	}
+}

@@ -34,6 +34,15 @@ type Receiver struct {
 	HMAC *Verifier
 	// JWKS verifies JWT signatures. Nil rejects them.
 	JWKS *JWKSVerifier
+
+	// MaxBodySize bounds the request body [Receiver.Handler] reads; zero
+	// means [DefaultMaxBodySize]. Verify does not use it.
+	MaxBodySize int64
+	// OnError, if set, is called by [Receiver.Handler] for every request it
+	// answers with an error status, with the status and the reason (a
+	// verification error, or the error fn returned), for logging and
+	// metrics. Verify does not use it.
+	OnError func(r *http.Request, status int, err error)
 }
 
 // A Result describes a verified message.

@@ -44,10 +44,11 @@ type macState struct {
 
 // ParseSecret parses a secret in the Standard Webhooks form "whsec_" followed
 // by standard base64 of the key. The prefix is optional and the base64
-// padding may be omitted. An empty key is rejected. Errors wrap
-// [ErrInvalidKey] and never echo the input.
+// padding may be omitted. Spaces and line breaks around it are ignored (a
+// secret read from a file keeps its trailing newline). An empty key is
+// rejected. Errors wrap [ErrInvalidKey] and never echo the input.
 func ParseSecret(s string) (Secret, error) {
-	b64 := strings.TrimPrefix(s, SecretPrefix)
+	b64 := strings.TrimPrefix(strings.TrimSpace(s), SecretPrefix)
 	var key []byte
 	var err error
 	if len(b64)%4 == 0 {

@@ -66,6 +66,10 @@ func (s *server) deleteFile(r *http.Request, key core.APIKey) (any, error) {
 	return nil, s.d.Jobs.DeleteFile(r.Context(), key.ProjectID, r.PathValue("id"))
 }
 
+// downloadCSP is the Content-Security-Policy of a file's bytes: a unique
+// opaque origin (sandbox) that may load nothing.
+const downloadCSP = "sandbox; default-src 'none'"
+
 // getOrDownloadFile serves GET /{v}/files/{id} (metadata, or the bytes with
 // alt=media), GET /{v}/files/{id}:download (bytes, the path the SDKs
 // download with) and GET /download/{v}/files/{id}.
@@ -93,7 +97,12 @@ func (s *server) getOrDownloadFile(w http.ResponseWriter, r *http.Request) {
 	defer fh.Close()
 	extendDeadlines(w)
 	w.Header().Set("Content-Type", f.MIMEType)
+	// A file's bytes and type are a tenant's, served from the console's
+	// origin: attachment makes browsers save it, and should one render it
+	// anyway (HTML, SVG) the sandbox runs no script with the origin's
+	// cookies or storage.
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Disposition", "attachment")
+	w.Header().Set("Content-Security-Policy", downloadCSP)
 	http.ServeContent(w, r, "", f.UpdateTime, fh)
 }

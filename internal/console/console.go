@@ -98,6 +98,12 @@ type Deps struct {
 	// MaxStreamsPerSession caps the live streams one session holds open
 	// at once; one more is refused with 429. Default: 8.
 	MaxStreamsPerSession int
+	// MaxSessionsPerKey caps the sessions one API key holds at once:
+	// signing in once more ends the key's least recently used session.
+	// Sessions live in memory, so without a cap any key holder could
+	// grow the table (and with it every sign-in's sweep) without bound,
+	// and open MaxStreamsPerSession streams in each. Default: 16.
+	MaxSessionsPerKey int
 	// PublicURL is serve's --public-url: a form whose Origin is its
 	// origin is same-site even when a reverse proxy rewrote the Host
 	// header (nginx's default proxy_pass sends the upstream's).
@@ -119,6 +125,9 @@ func (d Deps) withDefaults() Deps {
 	}
 	if d.MaxStreamsPerSession <= 0 {
 		d.MaxStreamsPerSession = 8
+	}
+	if d.MaxSessionsPerKey <= 0 {
+		d.MaxSessionsPerKey = 16
 	}
 	return d
 }
@@ -162,7 +171,7 @@ func New(d Deps) *Console {
 		panic(err)
 	}
 	d = d.withDefaults()
-	c := &Console{d: d, mux: http.NewServeMux(), sessions: newSessions(d.SessionTTL), pages: mustParsePages(),
+	c := &Console{d: d, mux: http.NewServeMux(), sessions: newSessions(d.SessionTTL, d.MaxSessionsPerKey), pages: mustParsePages(),
 		streams: &streamGate{max: d.MaxStreamsPerSession, open: map[string]int{}}, stop: make(chan struct{})}
 	c.routes()
 	return c

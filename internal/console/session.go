@@ -10,6 +10,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -34,15 +35,17 @@ type session struct {
 	expires time.Time
 }
 
-// sessions is the in-memory session table.
+// sessions is the in-memory session table. One API key holds at most
+// perKey sessions (Deps.MaxSessionsPerKey).
 type sessions struct {
-	ttl time.Duration
-	mu  sync.Mutex
-	m   map[string]*session
+	ttl    time.Duration
+	perKey int
+	mu     sync.Mutex
+	m      map[string]*session
 }
 
-func newSessions(ttl time.Duration) *sessions {
-	return &sessions{ttl: ttl, m: map[string]*session{}}
+func newSessions(ttl time.Duration, perKey int) *sessions {
+	return &sessions{ttl: ttl, perKey: perKey, m: map[string]*session{}}
 }
 
 func randomToken() string {
@@ -57,9 +60,20 @@ func (ss *sessions) create(key string, k core.APIKey, now time.Time) *session {
 		project: k.ProjectID, csrf: randomToken(), expires: now.Add(ss.ttl)}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	var mine []*session       // the key's live sessions
 	for id, o := range ss.m { // forget expired sessions as new ones start
-		if now.After(o.expires) {
+		switch {
+		case now.After(o.expires):
 			delete(ss.m, id)
+		case o.keyID == k.ID:
+			mine = append(mine, o)
+		}
+	}
+	if over := len(mine) - ss.perKey + 1; over > 0 {
+		// The least recently used first: get extends expires on each use.
+		slices.SortFunc(mine, func(a, b *session) int { return a.expires.Compare(b.expires) })
+		for _, o := range mine[:over] {
+			delete(ss.m, o.id)
 		}
 	}
 	ss.m[s.id] = s

@@ -132,3 +132,37 @@ func TestFormsBehindAReverseProxy(t *testing.T) {
 		t.Fatalf("disable through the proxy: status %d, want 303", resp.StatusCode)
 	}
 }
+
+// Sessions live in memory, so one API key holds at most MaxSessionsPerKey
+// of them: signing in once more ends the key's least recently used
+// session. Without the cap any key holder could sign in without end,
+// growing the table (and every sign-in's sweep of it) and opening
+// MaxStreamsPerSession live streams in each new session.
+func TestSessionsPerKeyAreCapped(t *testing.T) {
+	t.Parallel()
+	f := newStreamFixture(t, func(d *console.Deps) { d.MaxSessionsPerKey = 2 })
+	status := func(ck *http.Cookie) int {
+		t.Helper()
+		resp := f.get(t.Context(), "/console/webhooks", ck)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	first, second := f.signIn(), f.signIn()
+	if got := status(first); got != http.StatusOK { // first is now the most recently used
+		t.Fatalf("the first session: status %d, want 200", got)
+	}
+	third := f.signIn() // ends second, the least recently used
+	for _, tc := range []struct {
+		name string
+		ck   *http.Cookie
+		want int
+	}{
+		{"first", first, http.StatusOK},
+		{"second", second, http.StatusSeeOther},
+		{"third", third, http.StatusOK},
+	} {
+		if got := status(tc.ck); got != tc.want {
+			t.Errorf("the %s session after a third sign-in: status %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}

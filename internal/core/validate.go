@@ -50,7 +50,7 @@ var blockedPrefixes = func() []netip.Prefix {
 		"fc00::/7",          // ULA
 		"fe80::/10",         // link-local
 		"ff00::/8",          // multicast
-		"fd00:ec2::254/128", // AWS metadata (inside ULA, listed for clarity)
+		"fd00:ec2::254/128", // AWS metadata (inside ULA; refused with Dev too: awsMetadataV6)
 		"64:ff9b::/96",      // NAT64 can reach IPv4-private space
 		"64:ff9b:1::/48",    // local-use NAT64 (RFC 8215): operator-defined mapping
 	} {
@@ -68,6 +68,12 @@ var (
 	ipv4Compat    = netip.MustParsePrefix("::/96")     // deprecated IPv4-compatible
 	ipv4Translate = netip.MustParsePrefix("::ffff:0:0:0/96")
 	ipv6Loopback  = netip.IPv6Loopback()
+	// awsMetadataV6 is EC2's IPv6 instance metadata service. It sits
+	// inside the ULA range that --dev opens (fc00::/7), yet --dev must
+	// keep it refused as it keeps 169.254.169.254 (link-local, which --dev
+	// never opens): a dev server on a cloud host would hand its instance
+	// credentials to whoever may create a webhook.
+	awsMetadataV6 = netip.MustParseAddr("fd00:ec2::254")
 )
 
 // embeddedIPv4 returns the IPv4 addresses an IPv6 transition address leads
@@ -98,7 +104,8 @@ func embeddedIPv4(a netip.Addr) []netip.Addr {
 // An IPv6 transition address (6to4, Teredo, IPv4-compatible or
 // -translated) is allowed only if the IPv4 addresses it embeds are; the
 // NAT64 prefixes are refused (the API check and the dial guard both call
-// this).
+// this). Dev opens loopback and private ranges but not the cloud metadata
+// addresses; only Allow (--allow-cidr) opens those.
 func (p AddressPolicy) AddrAllowed(a netip.Addr) bool {
 	a = a.Unmap()
 	for _, pre := range p.Allow {
@@ -111,7 +118,7 @@ func (p AddressPolicy) AddrAllowed(a netip.Addr) bool {
 			return false
 		}
 	}
-	if p.Dev && (a.IsLoopback() || a.IsPrivate()) {
+	if p.Dev && (a.IsLoopback() || a.IsPrivate()) && a.WithZone("") != awsMetadataV6 {
 		return true
 	}
 	if !a.IsValid() || a.IsUnspecified() || a.IsLoopback() || a.IsPrivate() ||
@@ -178,7 +185,7 @@ func (p AddressPolicy) ValidateURI(field, raw string) error {
 	host := strings.TrimSuffix(u.Hostname(), ".")
 	if a, err := netip.ParseAddr(host); err == nil {
 		if !p.AddrAllowed(a) {
-			return Invalid(field, "%s points at a private, loopback or reserved address (%s); allow it with --allow-cidr or use --dev", field, host)
+			return Invalid(field, "%s points at a private, loopback or reserved address (%s); %s", field, host, p.openHint())
 		}
 	} else if a, numeric, ok := legacyIPv4(host); numeric {
 		// "2130706433", "0x7f.1", "0177.0.0.1": C resolvers (inet_aton) read
@@ -188,7 +195,7 @@ func (p AddressPolicy) ValidateURI(field, raw string) error {
 		case !ok:
 			return Invalid(field, "%s host %q is neither a host name nor a valid IPv4 address", field, host)
 		case !p.AddrAllowed(a):
-			return Invalid(field, "%s points at a private, loopback or reserved address (%s, written %s); allow it with --allow-cidr or use --dev", field, a, host)
+			return Invalid(field, "%s points at a private, loopback or reserved address (%s, written %s); %s", field, a, host, p.openHint())
 		default:
 			return Invalid(field, "%s host %q is the IPv4 address %s in a legacy notation; write it as %s", field, host, a, a)
 		}
@@ -198,6 +205,15 @@ func (p AddressPolicy) ValidateURI(field, raw string) error {
 		return Invalid(field, "%s points at localhost; use --dev for local targets", field)
 	}
 	return nil
+}
+
+// openHint says how to reach a refused address: --dev does not open what
+// it refuses (link-local, cloud metadata, reserved ranges).
+func (p AddressPolicy) openHint() string {
+	if p.Dev {
+		return "allow it with --allow-cidr"
+	}
+	return "allow it with --allow-cidr or use --dev"
 }
 
 // Limits of a DNS host name (RFC 1035 §2.3.4; RFC 1123 §2.1).

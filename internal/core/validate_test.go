@@ -358,3 +358,45 @@ func TestValidateURIShape(t *testing.T) {
 		}
 	}
 }
+
+// --dev opens loopback and private ranges, not cloud metadata: AWS's IPv6
+// metadata address fd00:ec2::254 lies in the ULA range --dev opens, and
+// was reachable with --dev while 169.254.169.254 was refused. Both are
+// refused with --dev, in the API check and in AddrAllowed (the dial
+// guard); an explicit --allow-cidr still opens them.
+func TestDevKeepsMetadataRefused(t *testing.T) {
+	t.Parallel()
+	dev := AddressPolicy{Dev: true}
+	devAllow := AddressPolicy{Dev: true, Allow: []netip.Prefix{netip.MustParsePrefix("fd00:ec2::254/128")}}
+	for _, tc := range []struct {
+		p    AddressPolicy
+		addr string
+		ok   bool
+	}{
+		{dev, "169.254.169.254", false},
+		{dev, "fd00:ec2::254", false},
+		{dev, "fd00:ec2::253", true}, // the rest of the ULA range stays open with --dev
+		{dev, "fd00::1", true},
+		{dev, "10.0.0.1", true},
+		{devAllow, "fd00:ec2::254", true},
+	} {
+		a := netip.MustParseAddr(tc.addr)
+		if got := tc.p.AddrAllowed(a); got != tc.ok {
+			t.Errorf("AddrAllowed(%s, dev, allow %v) = %v, want %v", tc.addr, tc.p.Allow, got, tc.ok)
+		}
+		host := tc.addr
+		if a.Is6() {
+			host = "[" + host + "]"
+		}
+		err := tc.p.ValidateURI("uri", "http://"+host+"/latest/meta-data/")
+		if (err == nil) != tc.ok {
+			t.Errorf("ValidateURI(http://%s/…, dev, allow %v) = %v, want ok=%v", host, tc.p.Allow, err, tc.ok)
+		}
+		if err != nil && strings.Contains(err.Error(), "--dev") {
+			t.Errorf("ValidateURI(http://%s/…) with --dev suggests --dev: %v", host, err)
+		}
+	}
+	if (AddressPolicy{Dev: true}).AddrAllowed(netip.MustParseAddr("fd00:ec2::254%eth0")) {
+		t.Errorf("AddrAllowed(fd00:ec2::254%%eth0, dev) = true, want false")
+	}
+}

@@ -314,3 +314,44 @@ func TestFileMetadataNULRefused(t *testing.T) {
 		t.Errorf("refused uploads stored files: %s", r.raw)
 	}
 }
+
+// A file's bytes are a tenant's, served from the console's origin (and a
+// download link may carry its key in ?key=): every download path answers
+// as an attachment, nosniff, and under a sandbox CSP, so HTML or SVG a
+// browser renders anyway runs no script with the console's cookies.
+func TestDownloadIsSandboxed(t *testing.T) {
+	t.Parallel()
+	f := setup(t, options{noRunner: true})
+	base := f.srv.URL
+	for _, tc := range []struct{ name, mime, body string }{
+		{"page", "text/html", "<script>fetch('/console/admin')</script>"},
+		{"drawing", "image/svg+xml", `<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>`},
+	} {
+		res, body := f.send("POST", base+"/upload/v1beta/files", f.key, map[string]string{
+			"Content-Type": tc.mime, "X-Goog-Upload-Protocol": "raw"}, tc.body)
+		if res.StatusCode != 200 {
+			t.Fatalf("upload %s: %d %s", tc.mime, res.StatusCode, body)
+		}
+		id := strings.TrimPrefix(between(body, `"name":"`, `"`), "files/")
+		for _, path := range []string{"/v1beta/files/" + id + "?alt=media", "/v1beta/files/" + id + ":download?alt=media",
+			"/download/v1beta/files/" + id + "?alt=media"} {
+			res, got := f.send("GET", base+path+"&key="+f.key, "", nil, "")
+			h := res.Header
+			if res.StatusCode != 200 || got != tc.body || h.Get("Content-Type") != tc.mime {
+				t.Fatalf("GET %s: %d %q %v", path, res.StatusCode, got, h)
+			}
+			if csp := h.Get("Content-Security-Policy"); !strings.Contains(csp, "sandbox") || !strings.Contains(csp, "default-src 'none'") ||
+				h.Get("Content-Disposition") != "attachment" || h.Get("X-Content-Type-Options") != "nosniff" {
+				t.Errorf("GET %s (%s): Content-Security-Policy %q, Content-Disposition %q, X-Content-Type-Options %q; want a sandbox that loads nothing, attachment, nosniff",
+					path, tc.mime, csp, h.Get("Content-Disposition"), h.Get("X-Content-Type-Options"))
+			}
+		}
+	}
+}
+
+// between returns the text of s after the first open up to the next close.
+func between(s, open, close string) string {
+	_, rest, _ := strings.Cut(s, open)
+	v, _, _ := strings.Cut(rest, close)
+	return v
+}

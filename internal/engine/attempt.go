@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -165,13 +166,46 @@ func (e *Engine) logAttempt(ctx context.Context, c *core.Claimed, uri string, a 
 	e.cfg.Logger.LogAttrs(ctx, level, "delivery.attempt", attrs...)
 }
 
+// redactURI is a destination as the logs show it: without its query, and
+// with each path segment that may be a credential (secretLike) as "…" —
+// Slack's and Discord's incoming webhooks carry their token in the path
+// (/services/T…/B…/<token>, /api/webhooks/<id>/<token>).
 func redactURI(u string) string {
-	for i := 0; i < len(u); i++ {
-		if u[i] == '?' {
-			return u[:i] + "?…"
+	query := ""
+	if q := strings.IndexByte(u, '?'); q >= 0 {
+		u, query = u[:q], "?…"
+	}
+	i := strings.Index(u, "://")
+	if i < 0 {
+		return u + query
+	}
+	j := strings.IndexByte(u[i+3:], '/')
+	if j < 0 {
+		return u + query
+	}
+	head := u[:i+3+j]
+	segs := strings.Split(u[i+3+j:], "/")
+	for k, seg := range segs {
+		if secretLike(seg) {
+			segs[k] = "…"
 		}
 	}
-	return u
+	return head + strings.Join(segs, "/") + query
+}
+
+// secretLike reports whether a path segment may be a credential: 16
+// characters or more, not only lower-case letters, hyphens and dots (a
+// readable name such as "longhook-receiver" is kept).
+func secretLike(seg string) bool {
+	if len(seg) < 16 {
+		return false
+	}
+	for i := 0; i < len(seg); i++ {
+		if c := seg[i]; !(c >= 'a' && c <= 'z' || c == '-' || c == '.') {
+			return true
+		}
+	}
+	return false
 }
 
 // secretCache keeps opened signing secrets by secret id, so each sealed

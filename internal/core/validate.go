@@ -133,9 +133,15 @@ func (p AddressPolicy) AddrAllowed(a netip.Addr) bool {
 	return true
 }
 
+// uriExcluded are the printable ASCII characters RFC 3986 allows nowhere
+// in a URI (section 2: neither reserved nor unreserved), other than the
+// space, which ValidateURI refuses with control characters.
+const uriExcluded = "\"<>\\^`{|}"
+
 // ValidateURI checks a destination URI for field (e.g. "uri",
 // "webhook_config.uris[0]"): absolute, https (http only in dev mode), no
-// spaces or control characters (percent-encode them), valid percent
+// spaces, control characters or characters RFC 3986 excludes such as "
+// and < (percent-encode them), valid percent
 // escapes, a host, no credentials, and — when the host is an IP literal —
 // an allowed address, otherwise a well-formed host name (hostName). Host
 // names are checked again at dial time on the resolved IP.
@@ -150,6 +156,11 @@ func (p AddressPolicy) ValidateURI(field, raw string) error {
 		// url.Parse refuses control characters but takes a space, and a
 		// trailing one was stored and sent as %20.
 		return Invalid(field, "%s must not contain spaces or control characters (found %q at offset %d); percent-encode them, e.g. %%20", field, raw[i], i)
+	}
+	if i := strings.IndexAny(raw, uriExcluded); i >= 0 {
+		// url.Parse takes them and the sender wrote them into the
+		// request line as they were; RFC 3986 has them percent-encoded.
+		return Invalid(field, "%s must not contain %q (found at offset %d); percent-encode it as %%%02X", field, raw[i], i, raw[i])
 	}
 	u, err := url.Parse(raw)
 	if err != nil || !u.IsAbs() || u.Host == "" {

@@ -367,6 +367,19 @@ func (s *Server) composePeriodic(pub *publish.Publisher, policy core.AddressPoli
 	return nil
 }
 
+// strictTransport adds HSTS to every answer of a server that terminates
+// TLS itself: a browser that opened the console over https once does not
+// try plain http for this host again (a year; subdomains are not
+// included, they may be other services). Behind a proxy that terminates
+// TLS, the proxy sets it.
+func strictTransport(next http.Handler) http.Handler {
+	hsts := []string{"max-age=31536000"}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Strict-Transport-Security"] = hsts
+		next.ServeHTTP(w, r)
+	})
+}
+
 // composeHTTP builds the API, the console and the HTTP server.
 func (s *Server) composeHTTP(pub *publish.Publisher, catalog *core.Catalog, policy core.AddressPolicy, box *secretbox.Box, reg *prometheus.Registry, masterKey []byte) {
 	cfg, store, logger, keys := s.cfg, s.store, s.log, s.keys
@@ -385,6 +398,9 @@ func (s *Server) composeHTTP(pub *publish.Publisher, catalog *core.Catalog, poli
 			return con
 		},
 	})
+	if s.tls != nil {
+		handler = strictTransport(handler)
+	}
 	s.http = &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,

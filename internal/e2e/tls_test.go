@@ -41,6 +41,10 @@ func TestServeAndGatewayOverTLS(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 2 {
 			t.Fatalf("%s: %s %s, want 200 over HTTP/2", c.name, resp.Proto, resp.Status)
 		}
+		// serve, which has the console, pins https for browsers (HSTS).
+		if got := resp.Header.Get("Strict-Transport-Security"); c.name == "serve" && got != "max-age=31536000" {
+			t.Errorf("serve over https: Strict-Transport-Security %q, want max-age=31536000", got)
+		}
 		next := authority.Issue(t)
 		next.Write(t, c.dir)
 		waitSerial(t, hc, c.url+"/readyz", next.Serial)

@@ -19,7 +19,14 @@ import (
 // rightly did not grow).
 func TestFastDestinationWithABacklogGrowsItsCap(t *testing.T) {
 	t.Parallel()
-	b := setup(t, setupOpts{direct: true, workers: 32, perDest: 2, perDestMax: 8, attemptTimeout: 10 * time.Minute})
+	// The lease outlasts the attempt timeout, as serve requires: with a
+	// 60 s lease and a 10 min timeout every claimed delivery was stale at
+	// once and never parked, so the backlog came from the store one claim
+	// per freed slot, about half the attempts ended with a slot empty
+	// (not "held by its cap"), and whether an epoch counted as limited
+	// depended on how fast the claims ran on a loaded machine.
+	b := setup(t, setupOpts{direct: true, workers: 32, perDest: 2, perDestMax: 8,
+		attemptTimeout: waitLimit, lease: 2 * waitLimit})
 	const rtt = 20 * time.Millisecond
 	release := make(chan struct{})
 	var once sync.Once

@@ -97,12 +97,7 @@ func runMigrate(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		if len(applied) == 0 {
-			fmt.Fprintln(env.Stdout, "no pending migrations")
-		}
-		for _, m := range applied {
-			fmt.Fprintln(env.Stdout, "applied", m)
-		}
+		printApplied(env, applied)
 		return nil
 	}
 	applied, pending, err := postgres.MigrationStatus(ctx, *dbURL, "")
@@ -153,13 +148,18 @@ func migrateSQLite(ctx context.Context, verb, dbURL, dataDir string, env Env) er
 	if err != nil {
 		return err
 	}
-	if len(pending) == 0 {
+	printApplied(env, pending)
+	return st.Close()
+}
+
+// printApplied reports the migrations migrate up applied.
+func printApplied(env Env, applied []string) {
+	if len(applied) == 0 {
 		fmt.Fprintln(env.Stdout, "no pending migrations")
 	}
-	for _, m := range pending {
+	for _, m := range applied {
 		fmt.Fprintln(env.Stdout, "applied", m)
 	}
-	return st.Close()
 }
 
 func printMigrations(env Env, applied, pending []string) {

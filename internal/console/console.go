@@ -91,6 +91,10 @@ type Deps struct {
 	Logger *slog.Logger
 	// SessionTTL is how long a session lasts without use. Default: 12 h.
 	SessionTTL time.Duration
+	// SessionMaxAge is how long a session lasts however it is used: a
+	// tab kept in use does not keep a key signed in for ever (a stolen
+	// cookie ends with it). Default: 24 h.
+	SessionMaxAge time.Duration
 	// StreamRecheck is how often an open live stream looks its session,
 	// the session's API key (in the store) and its webhook up again; it
 	// ends when any is gone. Default: 2 s.
@@ -119,6 +123,9 @@ func (d Deps) withDefaults() Deps {
 	}
 	if d.SessionTTL <= 0 {
 		d.SessionTTL = 12 * time.Hour
+	}
+	if d.SessionMaxAge <= 0 {
+		d.SessionMaxAge = 24 * time.Hour
 	}
 	if d.StreamRecheck <= 0 {
 		d.StreamRecheck = 2 * time.Second
@@ -171,7 +178,7 @@ func New(d Deps) *Console {
 		panic(err)
 	}
 	d = d.withDefaults()
-	c := &Console{d: d, mux: http.NewServeMux(), sessions: newSessions(d.SessionTTL, d.MaxSessionsPerKey), pages: mustParsePages(),
+	c := &Console{d: d, mux: http.NewServeMux(), sessions: newSessions(d.SessionTTL, d.SessionMaxAge, d.MaxSessionsPerKey), pages: mustParsePages(),
 		streams: &streamGate{max: d.MaxStreamsPerSession, open: map[string]int{}}, stop: make(chan struct{})}
 	c.routes()
 	return c

@@ -32,20 +32,28 @@ type session struct {
 	admin   bool
 	project string // the project shown; an admin key may switch it
 	csrf    string
-	expires time.Time
+	expires time.Time // without use after this, the session ends
+	ends    time.Time // however it is used, the session ends then
+}
+
+// live reports whether s is still signed in at now.
+func (s *session) live(now time.Time) bool {
+	return !now.After(s.expires) && !now.After(s.ends)
 }
 
 // sessions is the in-memory session table. One API key holds at most
-// perKey sessions (Deps.MaxSessionsPerKey).
+// perKey sessions (Deps.MaxSessionsPerKey); a session lasts ttl after its
+// last use and maxAge at most (Deps.SessionTTL, Deps.SessionMaxAge).
 type sessions struct {
 	ttl    time.Duration
+	maxAge time.Duration
 	perKey int
 	mu     sync.Mutex
 	m      map[string]*session
 }
 
-func newSessions(ttl time.Duration, perKey int) *sessions {
-	return &sessions{ttl: ttl, perKey: perKey, m: map[string]*session{}}
+func newSessions(ttl, maxAge time.Duration, perKey int) *sessions {
+	return &sessions{ttl: ttl, maxAge: maxAge, perKey: perKey, m: map[string]*session{}}
 }
 
 func randomToken() string {
@@ -57,13 +65,13 @@ func randomToken() string {
 func (ss *sessions) create(key string, k core.APIKey, now time.Time) *session {
 	d := sha256.Sum256([]byte(key))
 	s := &session{id: randomToken(), key: key, digest: d[:], keyID: k.ID, admin: k.Admin,
-		project: k.ProjectID, csrf: randomToken(), expires: now.Add(ss.ttl)}
+		project: k.ProjectID, csrf: randomToken(), expires: now.Add(ss.ttl), ends: now.Add(ss.maxAge)}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	var mine []*session       // the key's live sessions
 	for id, o := range ss.m { // forget expired sessions as new ones start
 		switch {
-		case now.After(o.expires):
+		case !o.live(now):
 			delete(ss.m, id)
 		case o.keyID == k.ID:
 			mine = append(mine, o)
@@ -85,7 +93,7 @@ func (ss *sessions) get(id string, now time.Time) *session {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	s := ss.m[id]
-	if s == nil || now.After(s.expires) {
+	if s == nil || !s.live(now) {
 		delete(ss.m, id)
 		return nil
 	}
@@ -101,7 +109,7 @@ func (ss *sessions) alive(id string, now time.Time) bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	s := ss.m[id]
-	return s != nil && !now.After(s.expires)
+	return s != nil && s.live(now)
 }
 
 func (ss *sessions) setProject(id, project string) {

@@ -7,7 +7,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/longhook/longhook/internal/clocktest"
 	"github.com/longhook/longhook/internal/console"
 )
 
@@ -164,5 +166,34 @@ func TestSessionsPerKeyAreCapped(t *testing.T) {
 		if got := status(tc.ck); got != tc.want {
 			t.Errorf("the %s session after a third sign-in: status %d, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestSessionsEndAtTheirMaxAge: a session in steady use ends
+// SessionMaxAge after its sign-in; each use extended it by SessionTTL for
+// ever before. A session left unused still ends after SessionTTL.
+func TestSessionsEndAtTheirMaxAge(t *testing.T) {
+	t.Parallel()
+	clock := clocktest.New(time.Now())
+	f := newStreamFixture(t, func(d *console.Deps) {
+		d.Clock, d.SessionTTL, d.SessionMaxAge = clock, time.Hour, 3*time.Hour
+	})
+	status := func(ck *http.Cookie) int {
+		t.Helper()
+		resp := f.get(t.Context(), "/console/webhooks", ck)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	used := f.signIn()
+	for i, want := range []int{http.StatusOK, http.StatusOK, http.StatusOK, http.StatusSeeOther} {
+		clock.Advance(50 * time.Minute) // used every 50 minutes: within the TTL each time
+		if got := status(used); got != want {
+			t.Fatalf("%d minutes after sign-in: status %d, want %d", 50*(i+1), got, want)
+		}
+	}
+	idle := f.signIn()
+	clock.Advance(61 * time.Minute)
+	if got := status(idle); got != http.StatusSeeOther {
+		t.Errorf("61 minutes unused: status %d, want %d", got, http.StatusSeeOther)
 	}
 }

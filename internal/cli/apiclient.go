@@ -149,6 +149,41 @@ func table(w io.Writer, rows [][]string) error {
 	return tw.Flush()
 }
 
+// listView is how a list command shows a page of T without --json.
+type listView[T any] struct {
+	none   string           // the line for an empty page
+	header []string         // the table's first row
+	row    func(T) []string // one item's row
+	more   string           // said after the next page's token, e.g. ", or --all for every page"
+}
+
+// showPage prints a list command's page: with --json the page as it is
+// (its items, at items, an empty array rather than null), else v's table of
+// the items and the token of the next page, if any (next).
+func showPage[T any](w io.Writer, asJSON bool, page any, items *[]T, next string, v listView[T]) error {
+	if *items == nil {
+		*items = []T{}
+	}
+	if asJSON {
+		return printJSON(w, page)
+	}
+	if len(*items) == 0 {
+		fmt.Fprintln(w, v.none)
+		return nil
+	}
+	rows := [][]string{v.header}
+	for _, it := range *items {
+		rows = append(rows, v.row(it))
+	}
+	if err := table(w, rows); err != nil {
+		return err
+	}
+	if next != "" {
+		fmt.Fprintf(w, "(more: --page-token %s%s)\n", next, v.more)
+	}
+	return nil
+}
+
 // isTerminal reports whether stream (a reader or writer) is a terminal:
 // colours and progress bars only go there.
 func isTerminal(stream any) bool {

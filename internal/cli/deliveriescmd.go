@@ -73,28 +73,14 @@ func deliveriesList(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		if page.Deliveries == nil {
-			page.Deliveries = []*client.Delivery{}
-		}
-		if f.json {
-			return printJSON(env.Stdout, page)
-		}
-		if len(page.Deliveries) == 0 {
-			fmt.Fprintln(env.Stdout, "No deliveries.")
-			return nil
-		}
-		rows := [][]string{{"ID", "EVENT TYPE", "STATUS", "ATTEMPTS", "LAST", "CREATED"}}
-		for _, d := range page.Deliveries {
-			rows = append(rows, []string{d.ID, d.EventType, d.Status, strconv.Itoa(d.AttemptCount), lastResult(d),
-				d.CreateTime.Local().Format(time.DateTime)})
-		}
-		if err := table(env.Stdout, rows); err != nil {
-			return err
-		}
-		if page.NextPageToken != "" {
-			fmt.Fprintf(env.Stdout, "(more: --page-token %s)\n", page.NextPageToken)
-		}
-		return nil
+		return showPage(env.Stdout, f.json, page, &page.Deliveries, page.NextPageToken, listView[*client.Delivery]{
+			none:   "No deliveries.",
+			header: []string{"ID", "EVENT TYPE", "STATUS", "ATTEMPTS", "LAST", "CREATED"},
+			row: func(d *client.Delivery) []string {
+				return []string{d.ID, d.EventType, d.Status, strconv.Itoa(d.AttemptCount), lastResult(d),
+					d.CreateTime.Local().Format(time.DateTime)}
+			},
+		})
 	})
 }
 

@@ -180,27 +180,13 @@ func eventsList(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		if page.Events == nil {
-			page.Events = []*client.Event{}
-		}
-		if f.json {
-			return printJSON(env.Stdout, page)
-		}
-		if len(page.Events) == 0 {
-			fmt.Fprintln(env.Stdout, "No events.")
-			return nil
-		}
-		rows := [][]string{{"ID", "TYPE", "CREATED", "DELIVERIES", "IDEMPOTENCY KEY"}}
-		for _, ev := range page.Events {
-			rows = append(rows, []string{ev.ID, ev.Type, ev.CreateTime.Local().Format(time.DateTime),
-				strconv.Itoa(ev.DeliveryCount), orDash(ev.IdempotencyKey)})
-		}
-		if err := table(env.Stdout, rows); err != nil {
-			return err
-		}
-		if page.NextPageToken != "" {
-			fmt.Fprintf(env.Stdout, "(more: --page-token %s)\n", page.NextPageToken)
-		}
-		return nil
+		return showPage(env.Stdout, f.json, page, &page.Events, page.NextPageToken, listView[*client.Event]{
+			none:   "No events.",
+			header: []string{"ID", "TYPE", "CREATED", "DELIVERIES", "IDEMPOTENCY KEY"},
+			row: func(ev *client.Event) []string {
+				return []string{ev.ID, ev.Type, ev.CreateTime.Local().Format(time.DateTime),
+					strconv.Itoa(ev.DeliveryCount), orDash(ev.IdempotencyKey)}
+			},
+		})
 	})
 }

@@ -53,27 +53,14 @@ func webhooksList(ctx context.Context, args []string, env Env) error {
 			}
 			opts.PageToken = p.NextPageToken
 		}
-		if page.Webhooks == nil {
-			page.Webhooks = []*client.Webhook{}
-		}
-		if f.json {
-			return printJSON(env.Stdout, page)
-		}
-		if len(page.Webhooks) == 0 {
-			fmt.Fprintln(env.Stdout, "No webhooks. Create one with: longhook webhooks create --uri https://… --events batch.succeeded")
-			return nil
-		}
-		rows := [][]string{{"ID", "NAME", "STATE", "EVENTS", "URI"}}
-		for _, w := range page.Webhooks {
-			rows = append(rows, []string{w.ID, orDash(w.Name), w.State, strings.Join(w.SubscribedEvents, ","), w.URI})
-		}
-		if err := table(env.Stdout, rows); err != nil {
-			return err
-		}
-		if page.NextPageToken != "" {
-			fmt.Fprintf(env.Stdout, "(more: --page-token %s, or --all for every page)\n", page.NextPageToken)
-		}
-		return nil
+		return showPage(env.Stdout, f.json, page, &page.Webhooks, page.NextPageToken, listView[*client.Webhook]{
+			none:   "No webhooks. Create one with: longhook webhooks create --uri https://… --events batch.succeeded",
+			header: []string{"ID", "NAME", "STATE", "EVENTS", "URI"},
+			row: func(w *client.Webhook) []string {
+				return []string{w.ID, orDash(w.Name), w.State, strings.Join(w.SubscribedEvents, ","), w.URI}
+			},
+			more: ", or --all for every page",
+		})
 	})
 }
 

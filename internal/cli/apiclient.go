@@ -204,6 +204,23 @@ func clientCommand(ctx context.Context, f *apiFlags, fn func(ctx context.Context
 	return clientErr(fn(ctx, c))
 }
 
+// idCommand is a client command (name, e.g. "webhooks get") that takes
+// one id (of what, e.g. "webhook") and the API flags: run does the rest
+// with the client, the id and whether --json was given.
+func idCommand(name, what string, run func(ctx context.Context, c *client.Client, env Env, id string, asJSON bool) error) func(context.Context, []string, Env) error {
+	return func(ctx context.Context, args []string, env Env) error {
+		fs := newFlagSet(name, env)
+		f := addAPIFlags(fs)
+		pos, err := parseArgs(fs, args, 1, 1, "one "+what+" id")
+		if err != nil {
+			return err
+		}
+		return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
+			return run(ctx, c, env, pos[0], f.json)
+		})
+	}
+}
+
 // subcommand is one verb of a client command.
 type subcommand struct {
 	name, summary string

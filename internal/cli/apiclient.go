@@ -149,6 +149,41 @@ func table(w io.Writer, rows [][]string) error {
 	return tw.Flush()
 }
 
+// listView is how a list command shows a page of T without --json.
+type listView[T any] struct {
+	none   string           // the line for an empty page
+	header []string         // the table's first row
+	row    func(T) []string // one item's row
+	more   string           // said after the next page's token, e.g. ", or --all for every page"
+}
+
+// showPage prints a list command's page: with --json the page as it is
+// (its items, at items, an empty array rather than null), else v's table of
+// the items and the token of the next page, if any (next).
+func showPage[T any](w io.Writer, asJSON bool, page any, items *[]T, next string, v listView[T]) error {
+	if *items == nil {
+		*items = []T{}
+	}
+	if asJSON {
+		return printJSON(w, page)
+	}
+	if len(*items) == 0 {
+		fmt.Fprintln(w, v.none)
+		return nil
+	}
+	rows := [][]string{v.header}
+	for _, it := range *items {
+		rows = append(rows, v.row(it))
+	}
+	if err := table(w, rows); err != nil {
+		return err
+	}
+	if next != "" {
+		fmt.Fprintf(w, "(more: --page-token %s%s)\n", next, v.more)
+	}
+	return nil
+}
+
 // isTerminal reports whether stream (a reader or writer) is a terminal:
 // colours and progress bars only go there.
 func isTerminal(stream any) bool {
@@ -167,6 +202,23 @@ func clientCommand(ctx context.Context, f *apiFlags, fn func(ctx context.Context
 		return err
 	}
 	return clientErr(fn(ctx, c))
+}
+
+// idCommand is a client command (name, e.g. "webhooks get") that takes
+// one id (of what, e.g. "webhook") and the API flags: run does the rest
+// with the client, the id and whether --json was given.
+func idCommand(name, what string, run func(ctx context.Context, c *client.Client, env Env, id string, asJSON bool) error) func(context.Context, []string, Env) error {
+	return func(ctx context.Context, args []string, env Env) error {
+		fs := newFlagSet(name, env)
+		f := addAPIFlags(fs)
+		pos, err := parseArgs(fs, args, 1, 1, "one "+what+" id")
+		if err != nil {
+			return err
+		}
+		return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
+			return run(ctx, c, env, pos[0], f.json)
+		})
+	}
 }
 
 // subcommand is one verb of a client command.

@@ -73,28 +73,14 @@ func deliveriesList(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		if page.Deliveries == nil {
-			page.Deliveries = []*client.Delivery{}
-		}
-		if f.json {
-			return printJSON(env.Stdout, page)
-		}
-		if len(page.Deliveries) == 0 {
-			fmt.Fprintln(env.Stdout, "No deliveries.")
-			return nil
-		}
-		rows := [][]string{{"ID", "EVENT TYPE", "STATUS", "ATTEMPTS", "LAST", "CREATED"}}
-		for _, d := range page.Deliveries {
-			rows = append(rows, []string{d.ID, d.EventType, d.Status, strconv.Itoa(d.AttemptCount), lastResult(d),
-				d.CreateTime.Local().Format(time.DateTime)})
-		}
-		if err := table(env.Stdout, rows); err != nil {
-			return err
-		}
-		if page.NextPageToken != "" {
-			fmt.Fprintf(env.Stdout, "(more: --page-token %s)\n", page.NextPageToken)
-		}
-		return nil
+		return showPage(env.Stdout, f.json, page, &page.Deliveries, page.NextPageToken, listView[*client.Delivery]{
+			none:   "No deliveries.",
+			header: []string{"ID", "EVENT TYPE", "STATUS", "ATTEMPTS", "LAST", "CREATED"},
+			row: func(d *client.Delivery) []string {
+				return []string{d.ID, d.EventType, d.Status, strconv.Itoa(d.AttemptCount), lastResult(d),
+					d.CreateTime.Local().Format(time.DateTime)}
+			},
+		})
 	})
 }
 
@@ -110,24 +96,16 @@ func lastResult(d *client.Delivery) string {
 	return "-"
 }
 
-func deliveriesGet(ctx context.Context, args []string, env Env) error {
-	fs := newFlagSet("deliveries get", env)
-	f := addAPIFlags(fs)
-	pos, err := parseArgs(fs, args, 1, 1, "one delivery id")
+var deliveriesGet = idCommand("deliveries get", "delivery", func(ctx context.Context, c *client.Client, env Env, id string, asJSON bool) error {
+	d, err := c.GetDelivery(ctx, id)
 	if err != nil {
 		return err
 	}
-	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
-		d, err := c.GetDelivery(ctx, pos[0])
-		if err != nil {
-			return err
-		}
-		if f.json {
-			return printJSON(env.Stdout, d)
-		}
-		return showDelivery(env.Stdout, d)
-	})
-}
+	if asJSON {
+		return printJSON(env.Stdout, d)
+	}
+	return showDelivery(env.Stdout, d)
+})
 
 func showDelivery(w io.Writer, d *client.Delivery) error {
 	dest := d.WebhookID
@@ -159,25 +137,17 @@ func showDelivery(w io.Writer, d *client.Delivery) error {
 	return table(w, rows)
 }
 
-func deliveriesRedeliver(ctx context.Context, args []string, env Env) error {
-	fs := newFlagSet("deliveries redeliver", env)
-	f := addAPIFlags(fs)
-	pos, err := parseArgs(fs, args, 1, 1, "one delivery id")
+var deliveriesRedeliver = idCommand("deliveries redeliver", "delivery", func(ctx context.Context, c *client.Client, env Env, id string, asJSON bool) error {
+	d, err := c.Redeliver(ctx, id)
 	if err != nil {
 		return err
 	}
-	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
-		d, err := c.Redeliver(ctx, pos[0])
-		if err != nil {
-			return err
-		}
-		if f.json {
-			return printJSON(env.Stdout, d)
-		}
-		fmt.Fprintf(env.Stdout, "Queued %s for one more attempt now (follow it: longhook deliveries get %s).\n", d.ID, d.ID)
-		return nil
-	})
-}
+	if asJSON {
+		return printJSON(env.Stdout, d)
+	}
+	fmt.Fprintf(env.Stdout, "Queued %s for one more attempt now (follow it: longhook deliveries get %s).\n", d.ID, d.ID)
+	return nil
+})
 
 func deliveriesRecover(ctx context.Context, args []string, env Env) error {
 	fs := newFlagSet("deliveries recover", env)

@@ -126,42 +126,34 @@ func plural(n int, word string) string {
 	return word + "s"
 }
 
-func eventsGet(ctx context.Context, args []string, env Env) error {
-	fs := newFlagSet("events get", env)
-	f := addAPIFlags(fs)
-	pos, err := parseArgs(fs, args, 1, 1, "one event id")
+var eventsGet = idCommand("events get", "event", func(ctx context.Context, c *client.Client, env Env, id string, asJSON bool) error {
+	ev, err := c.GetEvent(ctx, id)
 	if err != nil {
 		return err
 	}
-	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
-		ev, err := c.GetEvent(ctx, pos[0])
-		if err != nil {
-			return err
-		}
-		if f.json {
-			return printJSON(env.Stdout, ev)
-		}
-		rows := [][]string{{"id:", ev.ID}, {"type:", ev.Type}, {"timestamp:", ev.Timestamp.Format(time.RFC3339)},
-			{"created:", ev.CreateTime.Format(time.RFC3339)}, {"deliveries:", strconv.Itoa(ev.DeliveryCount)}}
-		if ev.Subject != "" {
-			rows = append(rows, []string{"subject:", ev.Subject})
-		}
-		if ev.IdempotencyKey != "" {
-			rows = append(rows, []string{"idempotency key:", ev.IdempotencyKey})
-		}
-		if ev.WebhookConfig != nil {
-			rows = append(rows, []string{"webhook uris:", strings.Join(ev.WebhookConfig.URIs, ", ")})
-		}
-		if err := table(env.Stdout, rows); err != nil {
-			return err
-		}
-		var pretty bytes.Buffer
-		if len(ev.Data) > 0 && json.Indent(&pretty, ev.Data, "", "  ") == nil {
-			fmt.Fprintf(env.Stdout, "data:\n%s\n", pretty.String())
-		}
-		return nil
-	})
-}
+	if asJSON {
+		return printJSON(env.Stdout, ev)
+	}
+	rows := [][]string{{"id:", ev.ID}, {"type:", ev.Type}, {"timestamp:", ev.Timestamp.Format(time.RFC3339)},
+		{"created:", ev.CreateTime.Format(time.RFC3339)}, {"deliveries:", strconv.Itoa(ev.DeliveryCount)}}
+	if ev.Subject != "" {
+		rows = append(rows, []string{"subject:", ev.Subject})
+	}
+	if ev.IdempotencyKey != "" {
+		rows = append(rows, []string{"idempotency key:", ev.IdempotencyKey})
+	}
+	if ev.WebhookConfig != nil {
+		rows = append(rows, []string{"webhook uris:", strings.Join(ev.WebhookConfig.URIs, ", ")})
+	}
+	if err := table(env.Stdout, rows); err != nil {
+		return err
+	}
+	var pretty bytes.Buffer
+	if len(ev.Data) > 0 && json.Indent(&pretty, ev.Data, "", "  ") == nil {
+		fmt.Fprintf(env.Stdout, "data:\n%s\n", pretty.String())
+	}
+	return nil
+})
 
 func eventsList(ctx context.Context, args []string, env Env) error {
 	fs := newFlagSet("events list", env)
@@ -180,27 +172,13 @@ func eventsList(ctx context.Context, args []string, env Env) error {
 		if err != nil {
 			return err
 		}
-		if page.Events == nil {
-			page.Events = []*client.Event{}
-		}
-		if f.json {
-			return printJSON(env.Stdout, page)
-		}
-		if len(page.Events) == 0 {
-			fmt.Fprintln(env.Stdout, "No events.")
-			return nil
-		}
-		rows := [][]string{{"ID", "TYPE", "CREATED", "DELIVERIES", "IDEMPOTENCY KEY"}}
-		for _, ev := range page.Events {
-			rows = append(rows, []string{ev.ID, ev.Type, ev.CreateTime.Local().Format(time.DateTime),
-				strconv.Itoa(ev.DeliveryCount), orDash(ev.IdempotencyKey)})
-		}
-		if err := table(env.Stdout, rows); err != nil {
-			return err
-		}
-		if page.NextPageToken != "" {
-			fmt.Fprintf(env.Stdout, "(more: --page-token %s)\n", page.NextPageToken)
-		}
-		return nil
+		return showPage(env.Stdout, f.json, page, &page.Events, page.NextPageToken, listView[*client.Event]{
+			none:   "No events.",
+			header: []string{"ID", "TYPE", "CREATED", "DELIVERIES", "IDEMPOTENCY KEY"},
+			row: func(ev *client.Event) []string {
+				return []string{ev.ID, ev.Type, ev.CreateTime.Local().Format(time.DateTime),
+					strconv.Itoa(ev.DeliveryCount), orDash(ev.IdempotencyKey)}
+			},
+		})
 	})
 }

@@ -53,45 +53,24 @@ func webhooksList(ctx context.Context, args []string, env Env) error {
 			}
 			opts.PageToken = p.NextPageToken
 		}
-		if page.Webhooks == nil {
-			page.Webhooks = []*client.Webhook{}
-		}
-		if f.json {
-			return printJSON(env.Stdout, page)
-		}
-		if len(page.Webhooks) == 0 {
-			fmt.Fprintln(env.Stdout, "No webhooks. Create one with: longhook webhooks create --uri https://… --events batch.succeeded")
-			return nil
-		}
-		rows := [][]string{{"ID", "NAME", "STATE", "EVENTS", "URI"}}
-		for _, w := range page.Webhooks {
-			rows = append(rows, []string{w.ID, orDash(w.Name), w.State, strings.Join(w.SubscribedEvents, ","), w.URI})
-		}
-		if err := table(env.Stdout, rows); err != nil {
-			return err
-		}
-		if page.NextPageToken != "" {
-			fmt.Fprintf(env.Stdout, "(more: --page-token %s, or --all for every page)\n", page.NextPageToken)
-		}
-		return nil
+		return showPage(env.Stdout, f.json, page, &page.Webhooks, page.NextPageToken, listView[*client.Webhook]{
+			none:   "No webhooks. Create one with: longhook webhooks create --uri https://… --events batch.succeeded",
+			header: []string{"ID", "NAME", "STATE", "EVENTS", "URI"},
+			row: func(w *client.Webhook) []string {
+				return []string{w.ID, orDash(w.Name), w.State, strings.Join(w.SubscribedEvents, ","), w.URI}
+			},
+			more: ", or --all for every page",
+		})
 	})
 }
 
-func webhooksGet(ctx context.Context, args []string, env Env) error {
-	fs := newFlagSet("webhooks get", env)
-	f := addAPIFlags(fs)
-	pos, err := parseArgs(fs, args, 1, 1, "one webhook id")
+var webhooksGet = idCommand("webhooks get", "webhook", func(ctx context.Context, c *client.Client, env Env, id string, asJSON bool) error {
+	w, err := c.GetWebhook(ctx, id)
 	if err != nil {
 		return err
 	}
-	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
-		w, err := c.GetWebhook(ctx, pos[0])
-		if err != nil {
-			return err
-		}
-		return showWebhook(env.Stdout, f.json, w)
-	})
-}
+	return showWebhook(env.Stdout, asJSON, w)
+})
 
 // showWebhook prints a webhook (with its new secret, if any).
 func showWebhook(w io.Writer, asJSON bool, h *client.Webhook) error {
@@ -202,70 +181,46 @@ func webhooksUpdate(ctx context.Context, args []string, env Env) error {
 }
 
 func webhooksState(state string) func(ctx context.Context, args []string, env Env) error {
-	return func(ctx context.Context, args []string, env Env) error {
-		verb := "enable"
-		if state == client.StateDisabled {
-			verb = "disable"
-		}
-		fs := newFlagSet("webhooks "+verb, env)
-		f := addAPIFlags(fs)
-		pos, err := parseArgs(fs, args, 1, 1, "one webhook id")
+	verb := "enable"
+	if state == client.StateDisabled {
+		verb = "disable"
+	}
+	return idCommand("webhooks "+verb, "webhook", func(ctx context.Context, c *client.Client, env Env, id string, asJSON bool) error {
+		w, err := c.UpdateWebhook(ctx, id, client.WebhookParams{State: state}, "state")
 		if err != nil {
 			return err
 		}
-		return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
-			w, err := c.UpdateWebhook(ctx, pos[0], client.WebhookParams{State: state}, "state")
-			if err != nil {
-				return err
-			}
-			if f.json {
-				return printJSON(env.Stdout, w)
-			}
-			fmt.Fprintf(env.Stdout, "Webhook %s is %s.\n", w.ID, w.State)
-			return nil
-		})
-	}
-}
-
-func webhooksDelete(ctx context.Context, args []string, env Env) error {
-	fs := newFlagSet("webhooks delete", env)
-	f := addAPIFlags(fs)
-	pos, err := parseArgs(fs, args, 1, 1, "one webhook id")
-	if err != nil {
-		return err
-	}
-	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
-		if err := c.DeleteWebhook(ctx, pos[0]); err != nil {
-			return err
+		if asJSON {
+			return printJSON(env.Stdout, w)
 		}
-		if f.json {
-			// A JSON boolean, as every other flag in the API's answers is:
-			// a script testing .deleted == true must not meet the string "true".
-			return printJSON(env.Stdout, map[string]any{"id": pos[0], "deleted": true})
-		}
-		fmt.Fprintf(env.Stdout, "Deleted webhook %s (its pending deliveries are cancelled; history stays readable).\n", pos[0])
+		fmt.Fprintf(env.Stdout, "Webhook %s is %s.\n", w.ID, w.State)
 		return nil
 	})
 }
 
-func webhooksPing(ctx context.Context, args []string, env Env) error {
-	fs := newFlagSet("webhooks ping", env)
-	f := addAPIFlags(fs)
-	pos, err := parseArgs(fs, args, 1, 1, "one webhook id")
-	if err != nil {
+var webhooksDelete = idCommand("webhooks delete", "webhook", func(ctx context.Context, c *client.Client, env Env, id string, asJSON bool) error {
+	if err := c.DeleteWebhook(ctx, id); err != nil {
 		return err
 	}
-	return clientCommand(ctx, f, func(ctx context.Context, c *client.Client) error {
-		if err := c.PingWebhook(ctx, pos[0]); err != nil {
-			return err
-		}
-		if f.json {
-			return printJSON(env.Stdout, map[string]string{"id": pos[0], "queued": "webhook.ping"})
-		}
-		fmt.Fprintf(env.Stdout, "Queued a webhook.ping to %s (see: longhook deliveries list %s).\n", pos[0], pos[0])
-		return nil
-	})
-}
+	if asJSON {
+		// A JSON boolean, as every other flag in the API's answers is:
+		// a script testing .deleted == true must not meet the string "true".
+		return printJSON(env.Stdout, map[string]any{"id": id, "deleted": true})
+	}
+	fmt.Fprintf(env.Stdout, "Deleted webhook %s (its pending deliveries are cancelled; history stays readable).\n", id)
+	return nil
+})
+
+var webhooksPing = idCommand("webhooks ping", "webhook", func(ctx context.Context, c *client.Client, env Env, id string, asJSON bool) error {
+	if err := c.PingWebhook(ctx, id); err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(env.Stdout, map[string]string{"id": id, "queued": "webhook.ping"})
+	}
+	fmt.Fprintf(env.Stdout, "Queued a webhook.ping to %s (see: longhook deliveries list %s).\n", id, id)
+	return nil
+})
 
 func webhooksRotate(ctx context.Context, args []string, env Env) error {
 	fs := newFlagSet("webhooks rotate", env)

@@ -596,57 +596,39 @@ func (k SinkConfig) withDefaults(s SourceConfig) SinkConfig {
 	if k.Retry.MaxAge <= 0 {
 		k.Retry.MaxAge = s.DedupeHorizon
 	}
-	if k.HTTP != nil && k.HTTP.Timeout <= 0 {
-		h := *k.HTTP
-		h.Timeout = defaultHTTPTimeout
-		k.HTTP = &h
+	k.HTTP = withTimeout(k.HTTP, func(c *HTTPSinkConfig) *time.Duration { return &c.Timeout }, defaultHTTPTimeout)
+	k.Redis = withTimeout(k.Redis, func(c *RedisSinkConfig) *time.Duration { return &c.Timeout }, defaultBrokerTimeout)
+	if k.Redis != nil && k.Redis.DedupeWindow <= 0 {
+		k.Redis.DedupeWindow = defaultRedisDedupe
 	}
-	if k.Redis != nil {
-		r := *k.Redis
-		if r.Timeout <= 0 {
-			r.Timeout = defaultBrokerTimeout
-		}
-		if r.DedupeWindow <= 0 {
-			r.DedupeWindow = defaultRedisDedupe
-		}
-		k.Redis = &r
-	}
-	if k.NATS != nil && k.NATS.Timeout <= 0 {
-		n := *k.NATS
-		n.Timeout = defaultBrokerTimeout
-		k.NATS = &n
-	}
-	if k.Kafka != nil && k.Kafka.Timeout <= 0 {
-		c := *k.Kafka
-		c.Timeout = defaultBrokerTimeout
-		k.Kafka = &c
-	}
-	if k.AMQP != nil && k.AMQP.Timeout <= 0 {
-		c := *k.AMQP
-		c.Timeout = defaultBrokerTimeout
-		k.AMQP = &c
-	}
-	if k.MQTT != nil {
-		c := *k.MQTT
-		if c.Timeout <= 0 {
-			c.Timeout = defaultBrokerTimeout
-		}
-		if c.ClientID == "" {
-			// A broker closes a client's connection when another
-			// connects with its id: two gateways with the same source
-			// and sink names on one broker (two deployments, a blue/
-			// green switch) took it from each other every few seconds.
-			// The session is clean, so a fresh id per start loses nothing.
-			c.ClientID = "longhook-" + s.Name + "-" + k.Name + "-" + randomHex(4)
-		}
-		k.MQTT = &c
-	}
-	if k.PubSub != nil && k.PubSub.Timeout <= 0 {
-		c := *k.PubSub
-		c.Timeout = defaultBrokerTimeout
-		k.PubSub = &c
+	k.NATS = withTimeout(k.NATS, func(c *NATSSinkConfig) *time.Duration { return &c.Timeout }, defaultBrokerTimeout)
+	k.Kafka = withTimeout(k.Kafka, func(c *KafkaSinkConfig) *time.Duration { return &c.Timeout }, defaultBrokerTimeout)
+	k.AMQP = withTimeout(k.AMQP, func(c *AMQPSinkConfig) *time.Duration { return &c.Timeout }, defaultBrokerTimeout)
+	k.PubSub = withTimeout(k.PubSub, func(c *PubSubSinkConfig) *time.Duration { return &c.Timeout }, defaultBrokerTimeout)
+	k.MQTT = withTimeout(k.MQTT, func(c *MQTTSinkConfig) *time.Duration { return &c.Timeout }, defaultBrokerTimeout)
+	if k.MQTT != nil && k.MQTT.ClientID == "" {
+		// A broker closes a client's connection when another connects
+		// with its id: two gateways with the same source and sink names
+		// on one broker (two deployments, a blue/green switch) took it
+		// from each other every few seconds. The session is clean, so a
+		// fresh id per start loses nothing.
+		k.MQTT.ClientID = "longhook-" + s.Name + "-" + k.Name + "-" + randomHex(4)
 	}
 	return k
+}
+
+// withTimeout returns a copy of a sink's broker settings c (nil stays nil)
+// with the timeout, the field timeout points to, set to def where unset.
+// A copy, so the caller's Config is not changed.
+func withTimeout[T any](c *T, timeout func(*T) *time.Duration, def time.Duration) *T {
+	if c == nil {
+		return nil
+	}
+	cp := *c
+	if t := timeout(&cp); *t <= 0 {
+		*t = def
+	}
+	return &cp
 }
 
 // validate reports the first configuration error, naming the field.

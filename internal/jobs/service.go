@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -260,11 +262,7 @@ func (s *Service) stop(id string, cause error) {
 func (s *Service) runningIDs() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := make([]string, 0, len(s.running))
-	for id := range s.running {
-		ids = append(ids, id)
-	}
-	return ids
+	return slices.Collect(maps.Keys(s.running))
 }
 
 // claimedIDs lists the jobs the runner executes (foreground interactions
@@ -272,9 +270,5 @@ func (s *Service) runningIDs() []string {
 func (s *Service) claimedIDs() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ids := make([]string, 0, len(s.claimed))
-	for id := range s.claimed {
-		ids = append(ids, id)
-	}
-	return ids
+	return slices.Collect(maps.Keys(s.claimed))
 }

@@ -23,16 +23,39 @@ type completeRows struct {
 	aTime                   timeArray
 	aLatency                int64Array
 	aResponse               byteaArray
-	// delivery updates (completions with an owner); iNumber > 0 marks
-	// an attempt to keep in the row (see inlineAttempts), whose URI,
-	// latency and response are iURI, iLatency, iResponse
+	// delivery updates (completions with an owner), with the attempt
+	// kept in the row, if any (see inlineAttempts)
 	dID, dOwner, dStatus, dError textArray
 	dNext, dAt                   timeArray
-	dCode, iNumber               int32Array
+	dCode                        int32Array
 	dTried                       boolArray
-	iURI                         textArray
-	iLatency                     int64Array
-	iResponse                    byteaArray
+	kept                         inlineCols
+}
+
+// inlineCols are the columns of an attempt kept in its delivery's row
+// (inlineAttempts): its number (0: none is kept), URI, latency and
+// response.
+type inlineCols struct {
+	number   int32Array
+	uri      textArray
+	latency  int64Array
+	response byteaArray
+}
+
+// add adds a, its response stored as resp, to keep in its delivery's row.
+func (c *inlineCols) add(a *core.Attempt, resp []byte) {
+	c.number = append(c.number, int32(a.Number))
+	c.uri = append(c.uri, a.URI)
+	c.latency = append(c.latency, int64(a.Latency))
+	c.response = append(c.response, resp)
+}
+
+// none adds a row that keeps no attempt.
+func (c *inlineCols) none() {
+	c.number = append(c.number, 0)
+	c.uri = append(c.uri, "")
+	c.latency = append(c.latency, 0)
+	c.response = append(c.response, []byte{})
 }
 
 const (
@@ -358,7 +381,7 @@ func (cb *completeBatch) queue(b *pgx.Batch, s *Store) {
 	}
 	if len(r.dID) > 0 {
 		b.Queue(completeSQL, r.dID, r.dOwner, r.dStatus, r.dNext, r.dCode, r.dError, r.dAt, r.dTried,
-			r.iNumber, r.iURI, r.iLatency, r.iResponse)
+			r.kept.number, r.kept.uri, r.kept.latency, r.kept.response)
 	}
 	if len(cb.runIDs) > 0 {
 		b.Queue(failureRunSQL, cb.runIDs, cb.runReset, cb.runN, cb.runEarliest)
@@ -399,15 +422,9 @@ func (r *completeRows) add(c *core.Completion, at time.Time, resp []byte, tried,
 	r.dAt = append(r.dAt, at)
 	r.dTried = append(r.dTried, tried)
 	if inline {
-		r.iNumber = append(r.iNumber, int32(a.Number))
-		r.iURI = append(r.iURI, a.URI)
-		r.iLatency = append(r.iLatency, int64(a.Latency))
-		r.iResponse = append(r.iResponse, resp)
+		r.kept.add(a, resp)
 	} else {
-		r.iNumber = append(r.iNumber, 0)
-		r.iURI = append(r.iURI, "")
-		r.iLatency = append(r.iLatency, 0)
-		r.iResponse = append(r.iResponse, []byte{})
+		r.kept.none()
 	}
 }
 
@@ -476,11 +493,10 @@ var leanComplete = true
 
 // leanRows are the column arrays of completeLeanSQL.
 type leanRows struct {
-	id, uri, owner textArray
-	code, number   int32Array
-	at             timeArray
-	latency        int64Array
-	response       byteaArray
+	id, owner textArray
+	code      int32Array
+	at        timeArray
+	inlineCols
 }
 
 // add adds c, attempted at at with the response resp.
@@ -489,10 +505,7 @@ func (l *leanRows) add(c *core.Completion, at time.Time, resp []byte) {
 	l.id = append(l.id, c.DeliveryID)
 	l.code = append(l.code, int32(a.StatusCode))
 	l.at = append(l.at, at)
-	l.number = append(l.number, int32(a.Number))
-	l.uri = append(l.uri, a.URI)
-	l.latency = append(l.latency, int64(a.Latency))
-	l.response = append(l.response, resp)
+	l.inlineCols.add(a, resp)
 	l.owner = append(l.owner, c.Owner)
 }
 

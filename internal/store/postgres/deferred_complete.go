@@ -59,12 +59,11 @@ WHERE x.number > 0 AND x.grp NOT IN (SELECT id FROM ex) AND NOT EXISTS (SELECT 1
 
 // deferRows are completeDeferredSQL's arrays.
 type deferRows struct {
-	grp, id, owner, status, err, uri                  textArray
+	grp, id, owner, status, err                       textArray
 	next, at                                          timeArray
-	code, number                                      int32Array
+	code                                              int32Array
 	tried                                             boolArray
-	latency                                           int64Array
-	response                                          byteaArray
+	inlineCols                                        // the attempt kept in the row, if any
 	event, project, webhook, duri, dest, typ, lastErr textArray
 	queue                                             int16Array
 	attempts, lastCode, scheduleBase                  int32Array
@@ -89,15 +88,9 @@ func (r *deferRows) add(grp string, d *core.Delivery, c *core.Completion, at tim
 	r.at = append(r.at, at)
 	r.tried = append(r.tried, a.Number != 0)
 	if inline {
-		r.number = append(r.number, int32(a.Number))
-		r.uri = append(r.uri, a.URI)
-		r.latency = append(r.latency, int64(a.Latency))
-		r.response = append(r.response, resp)
+		r.inlineCols.add(a, resp)
 	} else {
-		r.number = append(r.number, 0)
-		r.uri = append(r.uri, "")
-		r.latency = append(r.latency, 0)
-		r.response = append(r.response, []byte{})
+		r.inlineCols.none()
 	}
 	r.event = append(r.event, f.EventID)
 	r.project = append(r.project, f.ProjectID)
@@ -235,10 +228,7 @@ func (r *deferRows) addLean(dc *deferredCompletion) {
 	r.owner = append(r.owner, dc.c.Owner)
 	r.code = append(r.code, int32(a.StatusCode))
 	r.at = append(r.at, dc.at)
-	r.number = append(r.number, int32(a.Number))
-	r.uri = append(r.uri, a.URI)
-	r.latency = append(r.latency, int64(a.Latency))
-	r.response = append(r.response, dc.resp)
+	r.inlineCols.add(a, dc.resp)
 	r.event = append(r.event, d.EventID)
 	r.project = append(r.project, d.ProjectID)
 	r.webhook = append(r.webhook, d.WebhookID)

@@ -259,43 +259,16 @@ func (s *server) recoverDeliveries(r *http.Request, key core.APIKey) (any, error
 	if err := DecodeJSON(r, &req); err != nil {
 		return nil, err
 	}
-	now := s.d.Clock.Now().UTC()
-	p := core.RecoverParams{
-		ProjectID:  key.ProjectID,
-		WebhookID:  r.PathValue("id"),
-		OnlyFailed: req.OnlyFailed == nil || *req.OnlyFailed,
-		DryRun:     req.DryRun,
-		Limit:      defaultRecoverLimit,
-		Until:      now,
-		Now:        now,
-	}
-	if req.Since == "" {
-		return nil, core.Invalid("since", "since is required: the start of the time range to replay, RFC 3339 (e.g. 2026-05-05T12:00:00Z)")
-	}
-	var err error
-	if p.Since, err = parseTime("since", req.Since); err != nil {
+	p, until, err := recoverRange(&req, s.d.Clock.Now().UTC())
+	if err != nil {
 		return nil, err
 	}
-	until := "" // as given, for the page token
-	if req.Until != "" {
-		if p.Until, err = parseTime("until", req.Until); err != nil {
-			return nil, err
-		}
-		until = p.Until.Format(time.RFC3339Nano)
-	}
+	p.ProjectID, p.WebhookID = key.ProjectID, r.PathValue("id")
 	collection := recoverCollection(p.WebhookID, p.Since, until, p.OnlyFailed, p.DryRun)
 	if req.PageToken != "" {
-		// The range ends where the first call fixed it (by default its
-		// now), so deliveries created since do not lengthen it.
-		cursor, err := s.tokens.decode(collection, key.ProjectID, req.PageToken)
-		if err != nil {
-			return nil, badRecoverToken()
+		if err := s.resumeRecover(&p, collection, req.PageToken); err != nil {
+			return nil, err
 		}
-		end, after, ok := strings.Cut(cursor, "|")
-		if p.Until, err = time.Parse(time.RFC3339Nano, end); !ok || err != nil {
-			return nil, badRecoverToken()
-		}
-		p.AfterID = after
 	}
 	if !p.Since.Before(p.Until) {
 		if req.Until == "" {
@@ -307,14 +280,8 @@ func (s *server) recoverDeliveries(r *http.Request, key core.APIKey) (any, error
 		return nil, err
 	}
 	if !p.DryRun {
-		// As for :redeliver: the deliveries of a disabled webhook would be
-		// skipped again at once, after a 200 that counted them.
-		w, err := s.hooks.GetWebhook(r.Context(), key.ProjectID, p.WebhookID)
-		if err != nil {
-			return nil, notFoundAs(err, "webhook", p.WebhookID)
-		}
-		if w.State != core.WebhookEnabled {
-			return nil, errorf(core.ErrFailedPrecondition, "webhook %q is %s: enable it (PATCH state: enabled), then recover", w.ID, w.State)
+		if err := s.checkRecoverable(r.Context(), p.ProjectID, p.WebhookID); err != nil {
+			return nil, err
 		}
 	}
 	n, next, err := s.deliveries.RecoverDeliveries(r.Context(), p)
@@ -326,6 +293,63 @@ func (s *server) recoverDeliveries(r *http.Request, key core.APIKey) (any, error
 		resp.NextPageToken = s.tokens.encode(collection, key.ProjectID, p.Until.Format(time.RFC3339Nano)+"|"+next)
 	}
 	return resp, nil
+}
+
+// recoverRange reads a :recover request's time range and options at now
+// (until defaults to now). until is the until given, for the page token
+// ("" without one).
+func recoverRange(req *recoverRequest, now time.Time) (p core.RecoverParams, until string, err error) {
+	p = core.RecoverParams{
+		OnlyFailed: req.OnlyFailed == nil || *req.OnlyFailed,
+		DryRun:     req.DryRun,
+		Limit:      defaultRecoverLimit,
+		Until:      now,
+		Now:        now,
+	}
+	if req.Since == "" {
+		return p, "", core.Invalid("since", "since is required: the start of the time range to replay, RFC 3339 (e.g. 2026-05-05T12:00:00Z)")
+	}
+	if p.Since, err = parseTime("since", req.Since); err != nil {
+		return p, "", err
+	}
+	if req.Until != "" {
+		if p.Until, err = parseTime("until", req.Until); err != nil {
+			return p, "", err
+		}
+		until = p.Until.Format(time.RFC3339Nano)
+	}
+	return p, until, nil
+}
+
+// resumeRecover continues a :recover from its page token: after the last
+// delivery the previous call took, up to the end of the range the first
+// call fixed (by default its now), so deliveries created since do not
+// lengthen it.
+func (s *server) resumeRecover(p *core.RecoverParams, collection, token string) error {
+	cursor, err := s.tokens.decode(collection, p.ProjectID, token)
+	if err != nil {
+		return badRecoverToken()
+	}
+	end, after, ok := strings.Cut(cursor, "|")
+	if p.Until, err = time.Parse(time.RFC3339Nano, end); !ok || err != nil {
+		return badRecoverToken()
+	}
+	p.AfterID = after
+	return nil
+}
+
+// checkRecoverable refuses to recover for a webhook that is not enabled.
+// As for :redeliver: the deliveries of a disabled webhook would be
+// skipped again at once, after a 200 that counted them.
+func (s *server) checkRecoverable(ctx context.Context, projectID, webhookID string) error {
+	w, err := s.hooks.GetWebhook(ctx, projectID, webhookID)
+	if err != nil {
+		return notFoundAs(err, "webhook", webhookID)
+	}
+	if w.State != core.WebhookEnabled {
+		return errorf(core.ErrFailedPrecondition, "webhook %q is %s: enable it (PATCH state: enabled), then recover", w.ID, w.State)
+	}
+	return nil
 }
 
 // recoverLimit applies AIP-158's page_size rule to :recover's limit, as

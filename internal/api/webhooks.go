@@ -344,7 +344,32 @@ func (s *server) parseUpdate(r *http.Request) (*webhookUpdate, error) {
 	if err := DecodeJSON(r, &req); err != nil {
 		return nil, err
 	}
-	u := &webhookUpdate{set: map[string]bool{}}
+	set, err := updateMask(r, &req)
+	if err != nil {
+		return nil, err
+	}
+	u := &webhookUpdate{set: set}
+	if err := s.parseUpdateFields(u, &req); err != nil {
+		return nil, err
+	}
+	if u.set["rate_limit"] && len(req.RateLimit) > 0 && string(req.RateLimit) != "null" {
+		if u.rate, err = parseUpdateRateLimit(req.RateLimit); err != nil {
+			return nil, err
+		}
+	}
+	if u.set["retry_schedule"] && len(req.RetrySchedule) > 0 && string(req.RetrySchedule) != "null" {
+		if u.sched, err = parseUpdateRetrySchedule(req.RetrySchedule); err != nil {
+			return nil, err
+		}
+	}
+	u.trace = deref(req.TracePropagation)
+	return u, nil
+}
+
+// updateMask returns the fields an update sets: the update_mask's paths,
+// or without a mask the fields present in the body.
+func updateMask(r *http.Request, req *updateWebhookRequest) (map[string]bool, error) {
+	set := map[string]bool{}
 	// A repeated update_mask (?update_mask=name&update_mask=uri) is one mask
 	// of every value's paths, as a FieldMask query parameter reads; only
 	// the first was taken and the others silently ignored.
@@ -354,33 +379,39 @@ func (s *server) parseUpdate(r *http.Request) (*webhookUpdate, error) {
 			if !ok {
 				return nil, core.Invalid("update_mask", "update_mask: unknown field path %q; valid paths: name, uri, subscribed_events, state, rate_limit, trace_propagation, retry_schedule", strings.TrimSpace(p))
 			}
-			u.set[path] = true
+			set[path] = true
 		}
-	} else {
-		u.set["name"] = req.Name != nil
-		u.set["uri"] = req.URI != nil
-		u.set["subscribed_events"] = req.SubscribedEvents != nil
-		u.set["state"] = req.State != nil
-		u.set["rate_limit"] = req.RateLimit != nil
-		u.set["trace_propagation"] = req.TracePropagation != nil
-		u.set["retry_schedule"] = req.RetrySchedule != nil
+		return set, nil
 	}
+	set["name"] = req.Name != nil
+	set["uri"] = req.URI != nil
+	set["subscribed_events"] = req.SubscribedEvents != nil
+	set["state"] = req.State != nil
+	set["rate_limit"] = req.RateLimit != nil
+	set["trace_propagation"] = req.TracePropagation != nil
+	set["retry_schedule"] = req.RetrySchedule != nil
+	return set, nil
+}
+
+// parseUpdateFields validates the update's name, uri, subscribed events
+// and state, those it sets, into u.
+func (s *server) parseUpdateFields(u *webhookUpdate, req *updateWebhookRequest) error {
 	if u.set["name"] {
 		u.name = deref(req.Name)
 		if err := validateName(u.name); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if u.set["uri"] {
 		u.uri = deref(req.URI)
 		if err := s.d.Policy.ValidateURI("uri", u.uri); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if u.set["subscribed_events"] {
 		var err error
 		if u.events, err = s.subscribedEvents(deref(req.SubscribedEvents)); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if u.set["state"] {
@@ -389,34 +420,35 @@ func (s *server) parseUpdate(r *http.Request) (*webhookUpdate, error) {
 		// server had disabled it (docs/api.md).
 		u.state = core.WebhookState(deref(req.State))
 		if !u.state.Valid() {
-			return nil, core.Invalid("state", "state: unknown value %q; valid values: enabled, disabled, disabled_due_to_failed_deliveries", deref(req.State))
+			return core.Invalid("state", "state: unknown value %q; valid values: enabled, disabled, disabled_due_to_failed_deliveries", deref(req.State))
 		}
 	}
-	if u.set["rate_limit"] && len(req.RateLimit) > 0 && string(req.RateLimit) != "null" {
-		u.rate = new(core.RateLimit)
-		if err := decodeBytes(req.RateLimit, u.rate); err != nil {
-			var ie *core.InvalidArgumentError
-			if errors.As(err, &ie) && ie.Field != "body" {
-				return nil, core.Invalid("rate_limit."+ie.Field, "rate_limit: %s", ie.Message)
-			}
-			return nil, core.Invalid("rate_limit", "rate_limit must be {\"per_second\": number, \"burst\": integer}")
+	return nil
+}
+
+// parseUpdateRateLimit decodes and validates an update's rate_limit object.
+func parseUpdateRateLimit(raw json.RawMessage) (*core.RateLimit, error) {
+	rate := new(core.RateLimit)
+	if err := decodeBytes(raw, rate); err != nil {
+		var ie *core.InvalidArgumentError
+		if errors.As(err, &ie) && ie.Field != "body" {
+			return nil, core.Invalid("rate_limit."+ie.Field, "rate_limit: %s", ie.Message)
 		}
-		if err := u.rate.Validate("rate_limit"); err != nil {
-			return nil, err
-		}
+		return nil, core.Invalid("rate_limit", "rate_limit must be {\"per_second\": number, \"burst\": integer}")
 	}
-	if u.set["retry_schedule"] && len(req.RetrySchedule) > 0 && string(req.RetrySchedule) != "null" {
-		var steps []string
-		if err := json.Unmarshal(req.RetrySchedule, &steps); err != nil {
-			return nil, core.Invalid("retry_schedule", "retry_schedule must be a list of durations such as [\"5s\", \"30s\"]")
-		}
-		var err error
-		if u.sched, err = parseRetrySchedule(steps); err != nil {
-			return nil, err
-		}
+	if err := rate.Validate("rate_limit"); err != nil {
+		return nil, err
 	}
-	u.trace = deref(req.TracePropagation)
-	return u, nil
+	return rate, nil
+}
+
+// parseUpdateRetrySchedule decodes an update's retry_schedule list.
+func parseUpdateRetrySchedule(raw json.RawMessage) ([]time.Duration, error) {
+	var steps []string
+	if err := json.Unmarshal(raw, &steps); err != nil {
+		return nil, core.Invalid("retry_schedule", "retry_schedule must be a list of durations such as [\"5s\", \"30s\"]")
+	}
+	return parseRetrySchedule(steps)
 }
 
 // setsAny reports whether the update sets at least one field.

@@ -104,22 +104,11 @@ func (p *publishTimes) add(q publishTimes) {
 // publishAll publishes c.Events events with c.Concurrency publishers and
 // returns how long publishing took and each call's times.
 func publishAll(ctx context.Context, clients []*benchClient, c benchConfig, padLen int, dynURIs []string) (publishTimes, error) {
-	pad := strings.Repeat("x", max(padLen-110, 0))
-	var uris []byte
-	if len(dynURIs) > 0 {
-		var err error
-		if uris, err = json.Marshal(dynURIs); err != nil {
-			return publishTimes{}, err
-		}
+	pr, err := newPublishRun(clients, c, padLen, dynURIs)
+	if err != nil {
+		return publishTimes{}, err
 	}
-	per := max(c.Batch, 1)
-	calls := (c.Events + per - 1) / per
-	var next atomic.Int64
-	var interval time.Duration
-	if c.Rate > 0 {
-		interval = time.Duration(float64(time.Second) * float64(per) / c.Rate)
-	}
-	start := time.Now()
+	pr.start = time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, c.Concurrency)
 	times := make([]publishTimes, c.Concurrency)
@@ -127,45 +116,13 @@ func publishAll(ctx context.Context, clients []*benchClient, c benchConfig, padL
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			mine := &times[g]
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= calls {
-					return
-				}
-				if interval > 0 {
-					slot := start.Add(time.Duration(i) * interval)
-					if d := time.Until(slot); d > 0 {
-						time.Sleep(d)
-					}
-					mine.lag = append(mine.lag, time.Since(slot))
-				}
-				sent := time.Now()
-				n := min(per, c.Events-i*per)
-				cl := clients[i%len(clients)]
-				var err error
-				if c.Batch == 0 {
-					err = cl.postJSON(ctx, "/events", appendEvent(make([]byte, 0, padLen+256), pad, uris), nil)
-				} else {
-					body := append(make([]byte, 0, n*(padLen+256)+16), `{"events":[`...)
-					for k := range n {
-						if k > 0 {
-							body = append(body, ',')
-						}
-						body = appendEvent(body, pad, uris)
-					}
-					err = cl.postJSON(ctx, "/events:batchPublish", append(body, "]}"...), nil)
-				}
-				mine.rtt = append(mine.rtt, time.Since(sent))
-				if err != nil {
-					errs <- err
-					return
-				}
+			if err := pr.publish(ctx, &times[g]); err != nil {
+				errs <- err
 			}
 		}()
 	}
 	wg.Wait()
-	all := publishTimes{elapsed: time.Since(start)}
+	all := publishTimes{elapsed: time.Since(pr.start)}
 	for _, t := range times {
 		all.rtt = append(all.rtt, t.rtt...)
 		all.lag = append(all.lag, t.lag...)
@@ -175,6 +132,79 @@ func publishAll(ctx context.Context, clients []*benchClient, c benchConfig, padL
 		return publishTimes{}, err
 	}
 	return all, nil
+}
+
+// publishRun is one publishAll: the calls its publishers share out, in
+// order, and what each call sends.
+type publishRun struct {
+	clients  []*benchClient
+	c        benchConfig
+	padLen   int
+	pad      string        // the data's padding to the event size
+	uris     []byte        // the dynamic webhook_config's uris (JSON), or empty
+	per      int           // events per call
+	calls    int           // calls to make
+	interval time.Duration // between two calls' slots with a rate, else 0
+	start    time.Time     // the schedule's start
+	next     atomic.Int64  // the next call to make
+}
+
+func newPublishRun(clients []*benchClient, c benchConfig, padLen int, dynURIs []string) (*publishRun, error) {
+	pr := &publishRun{clients: clients, c: c, padLen: padLen, pad: strings.Repeat("x", max(padLen-110, 0))}
+	if len(dynURIs) > 0 {
+		var err error
+		if pr.uris, err = json.Marshal(dynURIs); err != nil {
+			return nil, err
+		}
+	}
+	pr.per = max(c.Batch, 1)
+	pr.calls = (c.Events + pr.per - 1) / pr.per
+	if c.Rate > 0 {
+		pr.interval = time.Duration(float64(time.Second) * float64(pr.per) / c.Rate)
+	}
+	return pr, nil
+}
+
+// publish is one publisher: it makes the next call, at its slot with a
+// rate, until none is left or one fails, and records its times in mine.
+func (pr *publishRun) publish(ctx context.Context, mine *publishTimes) error {
+	for {
+		i := int(pr.next.Add(1)) - 1
+		if i >= pr.calls {
+			return nil
+		}
+		if pr.interval > 0 {
+			slot := pr.start.Add(time.Duration(i) * pr.interval)
+			if d := time.Until(slot); d > 0 {
+				time.Sleep(d)
+			}
+			mine.lag = append(mine.lag, time.Since(slot))
+		}
+		sent := time.Now()
+		err := pr.call(ctx, i)
+		mine.rtt = append(mine.rtt, time.Since(sent))
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// call makes call i, on the clients in turn: one event without a batch
+// size, else a batch of per events (the last call's may be fewer).
+func (pr *publishRun) call(ctx context.Context, i int) error {
+	cl := pr.clients[i%len(pr.clients)]
+	if pr.c.Batch == 0 {
+		return cl.postJSON(ctx, "/events", appendEvent(make([]byte, 0, pr.padLen+256), pr.pad, pr.uris), nil)
+	}
+	n := min(pr.per, pr.c.Events-i*pr.per)
+	body := append(make([]byte, 0, n*(pr.padLen+256)+16), `{"events":[`...)
+	for k := range n {
+		if k > 0 {
+			body = append(body, ',')
+		}
+		body = appendEvent(body, pr.pad, pr.uris)
+	}
+	return cl.postJSON(ctx, "/events:batchPublish", append(body, "]}"...), nil)
 }
 
 // bareCeiling measures plain POSTs of body to url with the given

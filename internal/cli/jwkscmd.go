@@ -45,60 +45,77 @@ func runJWKS(ctx context.Context, args []string, env Env) error {
 	defer store.Close()
 	switch args[0] {
 	case "rotate":
-		// The keys are sealed with the master key; list needs none. A new
-		// master key is made only for a database that holds no keys yet.
-		key, err := secretbox.LoadKey(env.Getenv("LONGHOOK_MASTER_KEY"), *dataDir)
-		if errors.Is(err, secretbox.ErrNoKey) {
-			keys, kerr := store.SigningKeys(ctx)
-			if kerr != nil {
-				return kerr
-			}
-			if len(keys) > 0 {
-				return errNoKeyForSealedData(*dataDir, "the database")
-			}
-			key, err = secretbox.CreateKey(*dataDir)
-		}
-		if err != nil {
-			return err
-		}
-		box, err := secretbox.New(key)
-		if err != nil {
-			return err
-		}
-		// Without --jwt-algorithm the new key keeps the current key's
-		// algorithm: a plain rotate switched an ES256 or EdDSA server's
-		// signatures to RS256 until its next start.
-		if *alg == "" {
-			cur, err := currentKeyAlgorithm(ctx, store)
-			if err != nil {
-				return err
-			}
-			*alg = cmp.Or(cur, "RS256")
-		}
-		m, err := jwks.New(ctx, jwks.Config{Store: store, Cipher: box, Algorithm: *alg, TokenTTL: *ttl, Margin: *margin})
-		if err != nil {
-			return err
-		}
-		kid, err := m.Rotate(ctx)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(env.Stdout, "new signing key %s; running servers pick it up within seconds\n", kid)
-		return nil
+		return rotateSigningKey(ctx, store, env, *dataDir, jwks.Config{Algorithm: *alg, TokenTTL: *ttl, Margin: *margin})
 	case "list":
-		keys, err := store.SigningKeys(ctx)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KID\tALG\tCREATED\tRETIRED\tUNPUBLISHED AT")
-		for _, k := range keys {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.CreateTime.Format(time.RFC3339), fmtTime(k.RetireTime), fmtTime(k.ExpireTime))
-		}
-		return tw.Flush()
+		return listSigningKeys(ctx, store, env)
 	default:
 		return fmt.Errorf("%w: unknown jwks command %q (rotate, list)", errUsage, args[0])
 	}
+}
+
+// rotateSigningKey makes a new signing key with cfg's algorithm (the
+// current key's without one) and retires the current key.
+func rotateSigningKey(ctx context.Context, store core.Store, env Env, dataDir string, cfg jwks.Config) error {
+	box, err := signingKeyCipher(ctx, store, env, dataDir)
+	if err != nil {
+		return err
+	}
+	// Without --jwt-algorithm the new key keeps the current key's
+	// algorithm: a plain rotate switched an ES256 or EdDSA server's
+	// signatures to RS256 until its next start.
+	if cfg.Algorithm == "" {
+		cur, err := currentKeyAlgorithm(ctx, store)
+		if err != nil {
+			return err
+		}
+		cfg.Algorithm = cmp.Or(cur, "RS256")
+	}
+	cfg.Store, cfg.Cipher = store, box
+	m, err := jwks.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	kid, err := m.Rotate(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "new signing key %s; running servers pick it up within seconds\n", kid)
+	return nil
+}
+
+// signingKeyCipher is the cipher signing keys are sealed with, made from
+// the master key (list needs none). A new master key is made only for a
+// database that holds no keys yet.
+func signingKeyCipher(ctx context.Context, store core.Store, env Env, dataDir string) (*secretbox.Box, error) {
+	key, err := secretbox.LoadKey(env.Getenv("LONGHOOK_MASTER_KEY"), dataDir)
+	if errors.Is(err, secretbox.ErrNoKey) {
+		keys, kerr := store.SigningKeys(ctx)
+		if kerr != nil {
+			return nil, kerr
+		}
+		if len(keys) > 0 {
+			return nil, errNoKeyForSealedData(dataDir, "the database")
+		}
+		key, err = secretbox.CreateKey(dataDir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return secretbox.New(key)
+}
+
+// listSigningKeys prints the signing keys, current and retired, as a table.
+func listSigningKeys(ctx context.Context, store core.Store, env Env) error {
+	keys, err := store.SigningKeys(ctx)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KID\tALG\tCREATED\tRETIRED\tUNPUBLISHED AT")
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.CreateTime.Format(time.RFC3339), fmtTime(k.RetireTime), fmtTime(k.ExpireTime))
+	}
+	return tw.Flush()
 }
 
 func fmtTime(t time.Time) string {

@@ -32,53 +32,70 @@ const eventsPage = 50
 // caused), or lists the project's events of a type and an hour, newest
 // first, keyset-paged by id — also those that reached no webhook.
 func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
-	ctx := r.Context()
 	q := r.URL.Query()
 	v := &eventsView{Query: strings.TrimSpace(q.Get("id")), Type: q.Get("type"), Since: q.Get("since"), Catalog: c.d.Catalog.Types()}
 	if v.Query != "" {
-		var ev *core.Event
-		var err error
-		if core.ValidMessageID("msg_" + v.Query) { // an event id's shape: anything else names no event
-			ev, err = c.d.Store.GetEvent(ctx, s.project, v.Query)
-		} else {
-			err = core.ErrNotFound
-		}
-		switch {
-		case errors.Is(err, core.ErrNotFound):
-			// Say so, and list the events below as without a search:
-			// the page once showed "No events yet" under the message, as
-			// if the project had none.
-			v.Message = "No event with id " + v.Query + " in this project."
-		case err != nil:
+		found, err := c.findEvent(r, s, v)
+		if err != nil {
 			c.fail(w, r, s, err)
 			return
-		default:
-			v.Event = ev
-			v.Payload = prettyJSON(ev.Payload)
-			if ev.Dynamic != nil {
-				v.Dynamic = prettyJSON(mustJSON(ev.Dynamic))
-			}
-			if v.Deliveries, err = c.eventDeliveries(r, s, ev); err != nil {
-				c.fail(w, r, s, err)
-				return
-			}
+		}
+		if found {
 			c.render(w, r, s, http.StatusOK, "events", v)
 			return
 		}
 	}
-	since, err := parseInputTime(v.Since)
-	if err != nil {
-		c.fail(w, r, s, &apiError{Status: http.StatusBadRequest, Message: "since: " + err.Error()})
-		return
-	}
-	if err := c.checkType(v.Type); err != nil {
+	if err := c.listEvents(r, s, v, q.Get("before")); err != nil {
 		c.fail(w, r, s, err)
 		return
 	}
-	before := q.Get("before")
+	c.render(w, r, s, http.StatusOK, "events", v)
+}
+
+// findEvent looks up the event v.Query names and fills v with it, its
+// payload and its deliveries. An event the project does not have is no
+// error: v.Message says so, and found is false.
+func (c *Console) findEvent(r *http.Request, s *session, v *eventsView) (found bool, err error) {
+	var ev *core.Event
+	if core.ValidMessageID("msg_" + v.Query) { // an event id's shape: anything else names no event
+		ev, err = c.d.Store.GetEvent(r.Context(), s.project, v.Query)
+	} else {
+		err = core.ErrNotFound
+	}
+	switch {
+	case errors.Is(err, core.ErrNotFound):
+		// Say so, and list the events below as without a search:
+		// the page once showed "No events yet" under the message, as
+		// if the project had none.
+		v.Message = "No event with id " + v.Query + " in this project."
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	v.Event = ev
+	v.Payload = prettyJSON(ev.Payload)
+	if ev.Dynamic != nil {
+		v.Dynamic = prettyJSON(mustJSON(ev.Dynamic))
+	}
+	if v.Deliveries, err = c.eventDeliveries(r, s, ev); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// listEvents fills v with a page of the project's events of v.Type in the
+// hour from v.Since, older than the event before names (the Older link's
+// page), and the next page's link when there may be more.
+func (c *Console) listEvents(r *http.Request, s *session, v *eventsView, before string) error {
+	since, err := parseInputTime(v.Since)
+	if err != nil {
+		return &apiError{Status: http.StatusBadRequest, Message: "since: " + err.Error()}
+	}
+	if err := c.checkType(v.Type); err != nil {
+		return err
+	}
 	if before != "" && !core.ValidMessageID("msg_"+before) {
-		c.fail(w, r, s, &apiError{Status: http.StatusBadRequest, Message: "before must be an event id"})
-		return
+		return &apiError{Status: http.StatusBadRequest, Message: "before must be an event id"}
 	}
 	p := core.ListEventsParams{ProjectID: s.project, Type: v.Type, BeforeID: before, Limit: eventsPage}
 	if !since.IsZero() {
@@ -87,10 +104,9 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 			p.BeforeID = end
 		}
 	}
-	evs, err := c.d.Store.ListEvents(ctx, p)
+	evs, err := c.d.Store.ListEvents(r.Context(), p)
 	if err != nil {
-		c.fail(w, r, s, err)
-		return
+		return err
 	}
 	for _, ev := range evs {
 		if !since.IsZero() && ev.CreateTime.Before(since) {
@@ -99,15 +115,21 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 		v.Events = append(v.Events, ev)
 	}
 	if len(v.Events) == eventsPage {
-		next := url.Values{"before": {v.Events[len(v.Events)-1].ID}}
-		for k, val := range map[string]string{"type": v.Type, "since": v.Since} {
-			if val != "" {
-				next.Set(k, val)
-			}
-		}
-		v.Next = template.URL(next.Encode()) // encoded: a template would escape the = and & of a string
+		v.Next = eventsNext(v)
 	}
-	c.render(w, r, s, http.StatusOK, "events", v)
+	return nil
+}
+
+// eventsNext is the Older link's query: the page after the last event
+// listed, of the same type and hour.
+func eventsNext(v *eventsView) template.URL {
+	next := url.Values{"before": {v.Events[len(v.Events)-1].ID}}
+	for k, val := range map[string]string{"type": v.Type, "since": v.Since} {
+		if val != "" {
+			next.Set(k, val)
+		}
+	}
+	return template.URL(next.Encode()) // encoded: a template would escape the = and & of a string
 }
 
 // checkType refuses a type filter that names no event type (a typo in a

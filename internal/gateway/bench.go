@@ -74,6 +74,66 @@ type BenchReport struct {
 // KIND[=ADDRESS],... and --sink-n (one scenario per sink, timed until its
 // broker confirmed every event; see bench_sinks.go).
 func RunBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	o, err := parseBenchFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	dir := o.dataDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "longhook-bench-")
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	b, err := newBench(ctx, dir, o.conc, o.bodyBytes, o.synchronous, o.sinkSpec)
+	if err != nil {
+		return err
+	}
+	defer b.close()
+	best, err := b.runScenarios(ctx, o, stderr)
+	if err != nil {
+		return err
+	}
+	if o.cpuProfile != "" {
+		if err := b.profile(ctx, o.cpuProfile, o.rounds, o.n); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "bench: wrote a CPU profile of %d gateway-hmac rounds to %s\n", o.rounds, o.cpuProfile)
+	}
+	best = append(best, b.runSinkScenarios(ctx, o, stderr)...)
+	rep := BenchReport{BodyBytes: len(b.body), Synchronous: o.synchronous, CPUs: runtime.GOMAXPROCS(0), Rounds: o.rounds, Results: best}
+	for i := range rep.Results[:3] {
+		rep.Results[i].Ratio = rep.Results[i].PerSecond / best[0].PerSecond
+	}
+	if o.asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printBenchTable(stdout, rep)
+	for _, r := range rep.Results {
+		if r.Errors > 0 {
+			return fmt.Errorf("bench: %s: %d requests failed", r.Scenario, r.Errors)
+		}
+	}
+	return nil
+}
+
+// benchOptions are RunBench's flags, with their defaults applied.
+type benchOptions struct {
+	n, jwtN, sinkN int // events per round: core scenarios, JWT, each sink
+	conc, rounds   int
+	bodyBytes      int
+	dataDir        string
+	synchronous    string // upper case
+	asJSON         bool
+	cpuProfile     string
+	sinkSpec       string
+}
+
+func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer) (benchOptions, error) {
 	fs := envflag.New("bench", getenv, stderr)
 	fs.Bool("gateway", true, "benchmark the gateway (the only benchmark here)")
 	n := fs.Int("n", 20000, "events per scenario and round")
@@ -90,13 +150,13 @@ func RunBench(ctx context.Context, args []string, getenv func(string) string, st
 	sinkN := fs.Int("sink-n", 0, "events per sink scenario and round (default n/4)")
 	fs.Alias("data-dir", "LONGHOOK_BENCH_DIR")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return benchOptions{}, err
 	}
 	for _, d := range fs.Deprecated() {
 		fmt.Fprintln(stderr, "bench: warning:", d)
 	}
 	if *n <= 0 || *conc <= 0 || *rounds <= 0 {
-		return errors.New("bench: -n, -c and --rounds must be positive")
+		return benchOptions{}, errors.New("bench: -n, -c and --rounds must be positive")
 	}
 	if *jwtN <= 0 {
 		*jwtN = max(*n/4, 1)
@@ -104,35 +164,29 @@ func RunBench(ctx context.Context, args []string, getenv func(string) string, st
 	if *sinkN <= 0 {
 		*sinkN = max(*n/4, 1)
 	}
-	dir := *dataDir
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "longhook-bench-")
-		if err != nil {
-			return fmt.Errorf("bench: %w", err)
-		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	}
-	b, err := newBench(ctx, dir, *conc, *bodyBytes, strings.ToUpper(*sync), *sinkSpec)
-	if err != nil {
-		return err
-	}
-	defer b.close()
-	fmt.Fprintf(stderr, "bench: signing %d HMAC and %d JWT requests...\n", *n**rounds, *jwtN**rounds)
-	hmacReqs := make([][]benchReq, *rounds)
-	jwtReqs := make([][]benchReq, *rounds)
-	for r := range *rounds {
-		hmacReqs[r] = b.hmacRequests(*n)
-		if jwtReqs[r], err = b.jwtRequests(*jwtN); err != nil {
-			return err
+	return benchOptions{n: *n, jwtN: *jwtN, sinkN: *sinkN, conc: *conc, rounds: *rounds, bodyBytes: *bodyBytes,
+		dataDir: *dataDir, synchronous: strings.ToUpper(*sync), asJSON: *asJSON, cpuProfile: *cpuProfile, sinkSpec: *sinkSpec}, nil
+}
+
+// runScenarios signs every round's requests up front, warms up, then runs
+// the bare-http, gateway-hmac and gateway-jwt scenarios interleaved for
+// o.rounds rounds and returns each one's best round (errors summed).
+func (b *bench) runScenarios(ctx context.Context, o benchOptions, stderr io.Writer) ([]BenchResult, error) {
+	fmt.Fprintf(stderr, "bench: signing %d HMAC and %d JWT requests...\n", o.n*o.rounds, o.jwtN*o.rounds)
+	hmacReqs := make([][]benchReq, o.rounds)
+	jwtReqs := make([][]benchReq, o.rounds)
+	for r := range o.rounds {
+		hmacReqs[r] = b.hmacRequests(o.n)
+		var err error
+		if jwtReqs[r], err = b.jwtRequests(o.jwtN); err != nil {
+			return nil, err
 		}
 	}
-	rep := BenchReport{BodyBytes: len(b.body), Synchronous: strings.ToUpper(*sync), CPUs: runtime.GOMAXPROCS(0), Rounds: *rounds}
 	// Warm up connections and code paths with requests that are not counted.
-	b.drive(ctx, "warmup", b.bareURL, b.hmacRequests(min(*n, 500)))
-	b.drive(ctx, "warmup", b.gwURL+"/hooks/bench-hmac", b.hmacRequests(min(*n, 500)))
+	b.drive(ctx, "warmup", b.bareURL, b.hmacRequests(min(o.n, 500)))
+	b.drive(ctx, "warmup", b.gwURL+"/hooks/bench-hmac", b.hmacRequests(min(o.n, 500)))
 	best := make([]BenchResult, 3)
-	for r := range *rounds {
+	for r := range o.rounds {
 		for i, res := range []BenchResult{
 			b.drive(ctx, "bare-http", b.bareURL, hmacReqs[r]),
 			b.drive(ctx, "gateway-hmac", b.gwURL+"/hooks/bench-hmac", hmacReqs[r]),
@@ -146,19 +200,19 @@ func RunBench(ctx context.Context, args []string, getenv func(string) string, st
 			best[i].Errors = errs
 		}
 	}
-	if *cpuProfile != "" {
-		if err := b.profile(ctx, *cpuProfile, *rounds, *n); err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "bench: wrote a CPU profile of %d gateway-hmac rounds to %s\n", *rounds, *cpuProfile)
-	}
-	// Sink scenarios: the bare ceiling is measured again right before each
-	// one, so every ratio compares runs seconds apart.
+	return best, nil
+}
+
+// runSinkScenarios returns each sink scenario's best round, with its ratio
+// to the best bare run. The bare ceiling is measured again right before
+// each round, so every ratio compares runs seconds apart.
+func (b *bench) runSinkScenarios(ctx context.Context, o benchOptions, stderr io.Writer) []BenchResult {
+	var results []BenchResult
 	for _, kind := range b.sinks.order {
 		var sinkBest, bareBest BenchResult
-		for range *rounds {
-			bare := b.drive(ctx, "bare-http", b.bareURL, b.hmacRequests(*sinkN))
-			res := b.driveSink(ctx, kind, b.hmacRequests(*sinkN))
+		for range o.rounds {
+			bare := b.drive(ctx, "bare-http", b.bareURL, b.hmacRequests(o.sinkN))
+			res := b.driveSink(ctx, kind, b.hmacRequests(o.sinkN))
 			fmt.Fprintf(stderr, "bench: sink %-7s %8.0f events/s confirmed by the broker (bare %0.f)\n", kind, res.PerSecond, bare.PerSecond)
 			errs := sinkBest.Errors + res.Errors
 			if res.PerSecond > sinkBest.PerSecond {
@@ -168,17 +222,13 @@ func RunBench(ctx context.Context, args []string, getenv func(string) string, st
 			bareBest.PerSecond = max(bareBest.PerSecond, bare.PerSecond)
 		}
 		sinkBest.Ratio = sinkBest.PerSecond / bareBest.PerSecond
-		best = append(best, sinkBest)
+		results = append(results, sinkBest)
 	}
-	rep.Results = best
-	for i := range rep.Results[:3] {
-		rep.Results[i].Ratio = rep.Results[i].PerSecond / best[0].PerSecond
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rep)
-	}
+	return results
+}
+
+// printBenchTable writes the report as a table and what it measured.
+func printBenchTable(stdout io.Writer, rep BenchReport) {
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "scenario\tevents\tclients\tseconds\tevents/s\tvs bare\tp50 ms\tp99 ms\tCPU µs/event\tgroup\terrors\t\n")
 	for _, r := range rep.Results {
@@ -193,13 +243,7 @@ func RunBench(ctx context.Context, args []string, getenv func(string) string, st
 	fmt.Fprintf(stdout, "best of %d rounds; body %d bytes; SQLite synchronous=%s; %d CPUs shared by client and server;\n"+
 		"gateway = verify + dedupe + durable write, forwarding to a discard sink;\n"+
 		"sink-* = the same, until the sink's broker confirmed every event (vs a bare run just before it)\n",
-		rep.Rounds, len(b.body), rep.Synchronous, rep.CPUs)
-	for _, r := range rep.Results {
-		if r.Errors > 0 {
-			return fmt.Errorf("bench: %s: %d requests failed", r.Scenario, r.Errors)
-		}
-	}
-	return nil
+		rep.Rounds, rep.BodyBytes, rep.Synchronous, rep.CPUs)
 }
 
 // profile runs the gateway-hmac scenario rounds more times, n events each,

@@ -108,34 +108,7 @@ func (f *forwarder) run(ctx, hard context.Context) {
 		free := f.free()
 		caughtUp := true
 		if free > 0 {
-			f.mu.Lock()
-			read, gen := f.read, f.replays
-			f.mu.Unlock()
-			evs, next, err := f.inbox.After(ctx, f.source, read, free)
-			if err != nil && ctx.Err() == nil {
-				f.log.LogAttrs(ctx, slog.LevelError, "gateway.forward.read", slog.String("sink", f.id), slog.Any("error", err))
-			}
-			got := len(evs)
-			f.mu.Lock()
-			if f.replays != gen {
-				// A replay moved reading back during the read: what was
-				// read is read again from there.
-				evs, got, err = nil, free, errReplayed
-			}
-			n := 0
-			for _, e := range evs {
-				if _, busy := f.first[e.Seq]; busy {
-					continue // a replay moved reading back over an event still in flight
-				}
-				f.first[e.Seq] = struct{}{}
-				evs[n] = e
-				n++
-			}
-			evs = evs[:n]
-			if err == nil && next > f.read {
-				f.read, f.dirty = next, true
-			}
-			f.mu.Unlock()
+			evs, got := f.readNew(ctx, free)
 			for _, e := range evs {
 				dispatch(Forward{Event: e, Sink: f.id}, false)
 			}
@@ -144,16 +117,8 @@ func (f *forwarder) run(ctx, hard context.Context) {
 		}
 		if now := f.now(); free > 0 && (moreRetries || f.retriesDue(now, lastRetryPoll)) {
 			lastRetryPoll = now
-			due, err := f.inbox.DueRetries(ctx, f.id, now, free, f.isRetrying)
-			moreRetries = len(due) == free
-			if err != nil && ctx.Err() == nil {
-				f.log.LogAttrs(ctx, slog.LevelError, "gateway.forward.retries", slog.String("sink", f.id), slog.Any("error", err))
-			}
-			f.mu.Lock()
-			for _, fw := range due {
-				f.retrying[fw.Seq] = struct{}{}
-			}
-			f.mu.Unlock()
+			var due []Forward
+			due, moreRetries = f.takeDueRetries(ctx, now, free)
 			for _, fw := range due {
 				dispatch(fw, true)
 			}
@@ -171,6 +136,58 @@ func (f *forwarder) run(ctx, hard context.Context) {
 		case <-timer.C:
 		}
 	}
+}
+
+// readNew reads up to free events after the read cursor, moves the cursor
+// past them and returns those to forward: not those still in flight. got
+// is how many slots the read used; all of them when a replay moved
+// reading back during the read, so that the caller reads again at once.
+func (f *forwarder) readNew(ctx context.Context, free int) (evs []Event, got int) {
+	f.mu.Lock()
+	read, gen := f.read, f.replays
+	f.mu.Unlock()
+	evs, next, err := f.inbox.After(ctx, f.source, read, free)
+	if err != nil && ctx.Err() == nil {
+		f.log.LogAttrs(ctx, slog.LevelError, "gateway.forward.read", slog.String("sink", f.id), slog.Any("error", err))
+	}
+	got = len(evs)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.replays != gen {
+		// A replay moved reading back during the read: what was
+		// read is read again from there.
+		evs, got, err = nil, free, errReplayed
+	}
+	n := 0
+	for _, e := range evs {
+		if _, busy := f.first[e.Seq]; busy {
+			continue // a replay moved reading back over an event still in flight
+		}
+		f.first[e.Seq] = struct{}{}
+		evs[n] = e
+		n++
+	}
+	if err == nil && next > f.read {
+		f.read, f.dirty = next, true
+	}
+	return evs[:n], got
+}
+
+// takeDueRetries reads up to free retries due at now, not already being
+// retried, and marks them retrying; more is set when the read was full
+// (more may be due).
+func (f *forwarder) takeDueRetries(ctx context.Context, now time.Time, free int) (due []Forward, more bool) {
+	due, err := f.inbox.DueRetries(ctx, f.id, now, free, f.isRetrying)
+	more = len(due) == free
+	if err != nil && ctx.Err() == nil {
+		f.log.LogAttrs(ctx, slog.LevelError, "gateway.forward.retries", slog.String("sink", f.id), slog.Any("error", err))
+	}
+	f.mu.Lock()
+	for _, fw := range due {
+		f.retrying[fw.Seq] = struct{}{}
+	}
+	f.mu.Unlock()
+	return due, more
 }
 
 // replay sends the source's events after from again: reading moves back

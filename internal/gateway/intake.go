@@ -62,37 +62,14 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, src *source, a
 	}
 	body, err := readBody(w, r, g.cfg.MaxBodyBytes)
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			msg := fmt.Sprintf("body exceeds the limit of %d bytes", g.cfg.MaxBodyBytes)
-			*attrs = append(*attrs, slog.String("error", msg+" (max_body_bytes)"))
-			return writeError(w, http.StatusRequestEntityTooLarge, "INVALID_ARGUMENT", msg), "too_large"
-		}
-		*attrs = append(*attrs, slog.String("error", "could not read the request body: "+err.Error()))
-		return writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "could not read the request body"), "invalid"
+		return g.refuseBody(w, err, attrs)
 	}
 	id, typ, scheme, challenge, err := src.verify(r, body)
 	if id != "" {
 		*attrs = append(*attrs, slog.String("webhook_id", truncate(id, 128)))
 	}
 	if err != nil {
-		status, code, outcome := classify(err, r.Header, src.preset != nil)
-		*attrs = append(*attrs, slog.String("error", err.Error()))
-		msg := strings.TrimPrefix(err.Error(), "webhook: ")
-		switch {
-		case status >= 500:
-			// The JWKS could not be fetched: its URL and the network
-			// error are the operator's (logged above), not the sender's.
-			msg = "the signing keys to verify this request could not be fetched; retry later"
-		case errors.Is(err, webhook.ErrProject):
-			// A validly signed token of another project: the pinned
-			// project is the operator's (logged above), and naming it
-			// would tell any holder of a token from the same signer
-			// (another tenant of a shared server) which tenant this
-			// source serves.
-			msg = "unexpected project: the token's project claim is not the one this source accepts"
-		}
-		return writeError(w, status, code, msg), outcome
+		return refuseUnverified(w, r, src, err, attrs)
 	}
 	if len(id) > 256 {
 		return writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "webhook-id is longer than 256 characters"), "invalid"
@@ -135,6 +112,41 @@ func (g *Gateway) receive(w http.ResponseWriter, r *http.Request, src *source, a
 		return writeJSON(w, http.StatusOK, challengeBody{Challenge: challenge}), outcome
 	}
 	return writeAccepted(w, id, ar.Duplicate), outcome
+}
+
+// refuseBody answers a request whose body could not be read: too large
+// for max_body_bytes, or cut off.
+func (g *Gateway) refuseBody(w http.ResponseWriter, err error, attrs *[]slog.Attr) (int, string) {
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		msg := fmt.Sprintf("body exceeds the limit of %d bytes", g.cfg.MaxBodyBytes)
+		*attrs = append(*attrs, slog.String("error", msg+" (max_body_bytes)"))
+		return writeError(w, http.StatusRequestEntityTooLarge, "INVALID_ARGUMENT", msg), "too_large"
+	}
+	*attrs = append(*attrs, slog.String("error", "could not read the request body: "+err.Error()))
+	return writeError(w, http.StatusBadRequest, "INVALID_ARGUMENT", "could not read the request body"), "invalid"
+}
+
+// refuseUnverified answers a request the source's verifier refused. The
+// log line gets the whole error; the sender gets what is the sender's.
+func refuseUnverified(w http.ResponseWriter, r *http.Request, src *source, err error, attrs *[]slog.Attr) (int, string) {
+	status, code, outcome := classify(err, r.Header, src.preset != nil)
+	*attrs = append(*attrs, slog.String("error", err.Error()))
+	msg := strings.TrimPrefix(err.Error(), "webhook: ")
+	switch {
+	case status >= 500:
+		// The JWKS could not be fetched: its URL and the network
+		// error are the operator's (logged above), not the sender's.
+		msg = "the signing keys to verify this request could not be fetched; retry later"
+	case errors.Is(err, webhook.ErrProject):
+		// A validly signed token of another project: the pinned
+		// project is the operator's (logged above), and naming it
+		// would tell any holder of a token from the same signer
+		// (another tenant of a shared server) which tenant this
+		// source serves.
+		msg = "unexpected project: the token's project claim is not the one this source accepts"
+	}
+	return writeError(w, status, code, msg), outcome
 }
 
 // challengeBody answers Slack's URL-verification handshake.

@@ -25,6 +25,25 @@ func parseInteractionInput(raw json.RawMessage, callNames map[string]string) ([]
 		}
 		return []executor.Content{{Role: "user", Parts: []executor.Part{{Text: text}}}}, nil
 	}
+	items, err := inputItems(raw)
+	if err != nil {
+		return nil, err
+	}
+	var out contents
+	for i, it := range items {
+		if err := out.addItem(it, fmt.Sprintf("input[%d]", i), callNames); err != nil {
+			return nil, err
+		}
+	}
+	if len(out) == 0 {
+		return nil, core.Invalid("input", "input holds no content")
+	}
+	return out, nil
+}
+
+// inputItems returns the content blocks and steps of an input that is not
+// a string: one object, or an array of them.
+func inputItems(raw json.RawMessage) ([]json.RawMessage, error) {
 	var items []json.RawMessage
 	switch t := bytes.TrimSpace(raw); {
 	case len(t) > 0 && t[0] == '{':
@@ -32,80 +51,110 @@ func parseInteractionInput(raw json.RawMessage, callNames map[string]string) ([]
 	case json.Unmarshal(t, &items) != nil:
 		return nil, core.Invalid("input", "input must be a string, a content object, or an array of contents and steps")
 	}
-	var out []executor.Content
-	add := func(role string, p executor.Part) {
-		if n := len(out); n > 0 && out[n-1].Role == role {
-			out[n-1].Parts = append(out[n-1].Parts, p)
-			return
-		}
-		out = append(out, executor.Content{Role: role, Parts: []executor.Part{p}})
+	return items, nil
+}
+
+// contents are Gemini contents being read from an input: consecutive
+// parts of one role join one content.
+type contents []executor.Content
+
+func (out *contents) add(role string, p executor.Part) {
+	if n := len(*out); n > 0 && (*out)[n-1].Role == role {
+		(*out)[n-1].Parts = append((*out)[n-1].Parts, p)
+		return
 	}
-	for i, it := range items {
-		what := fmt.Sprintf("input[%d]", i)
-		f, err := decodeFields(it, what)
+	*out = append(*out, executor.Content{Role: role, Parts: []executor.Part{p}})
+}
+
+// addItem adds one content block or step of the input (what names it in
+// errors); thoughts add nothing.
+func (out *contents) addItem(it json.RawMessage, what string, callNames map[string]string) error {
+	f, err := decodeFields(it, what)
+	if err != nil {
+		return err
+	}
+	var typ string
+	_ = json.Unmarshal(f.get("type"), &typ)
+	switch typ {
+	case "text", "image", "audio", "video", "document":
+		p, err := contentBlock(f, it, what)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		var typ string
-		_ = json.Unmarshal(f.get("type"), &typ)
-		switch typ {
-		case "text", "image", "audio", "video", "document":
-			p, err := contentBlock(f, it, what)
-			if err != nil {
-				return nil, err
-			}
-			add("user", p)
-		case "user_input", "model_output":
-			role := "user"
-			if typ == "model_output" {
-				role = "model"
-			}
-			var blocks []json.RawMessage
-			_ = json.Unmarshal(f.get("content"), &blocks)
-			for k, b := range blocks {
-				bf, err := decodeFields(b, fmt.Sprintf("%s.content[%d]", what, k))
-				if err != nil {
-					return nil, err
-				}
-				p, err := contentBlock(bf, b, what)
-				if err != nil {
-					return nil, err
-				}
-				add(role, p)
-			}
-		case "function_call":
-			var c struct {
-				ID        string          `json:"id"`
-				Name      string          `json:"name"`
-				Arguments json.RawMessage `json:"arguments"`
-			}
-			if json.Unmarshal(it, &c) != nil || c.Name == "" {
-				return nil, core.Invalid(what, "%s: a function_call step needs a name", what)
-			}
-			add("model", executor.Part{FunctionCall: &executor.FunctionCall{ID: c.ID, Name: c.Name, Args: c.Arguments}})
-		case "function_result":
-			var r struct {
-				CallID  string          `json:"call_id"`
-				Name    string          `json:"name"`
-				Result  json.RawMessage `json:"result"`
-				IsError bool            `json:"is_error"`
-			}
-			if json.Unmarshal(it, &r) != nil || r.CallID == "" {
-				return nil, core.Invalid(what, "%s: a function_result step needs a call_id", what)
-			}
-			if r.Name == "" {
-				r.Name = callNames[r.CallID]
-			}
-			add("user", executor.Part{FunctionResponse: &executor.FunctionResponse{ID: r.CallID, Name: r.Name, Response: resultObject(r.Result, r.IsError)}})
-		case "thought":
-		default:
-			return nil, core.Invalid(what+".type", "%s.type %q is not supported; use text, user_input, model_output, function_call or function_result", what, typ)
+		out.add("user", p)
+	case "user_input", "model_output":
+		role := "user"
+		if typ == "model_output" {
+			role = "model"
 		}
+		return out.addTurn(role, f, what)
+	case "function_call":
+		p, err := functionCallPart(it, what)
+		if err != nil {
+			return err
+		}
+		out.add("model", p)
+	case "function_result":
+		p, err := functionResultPart(it, what, callNames)
+		if err != nil {
+			return err
+		}
+		out.add("user", p)
+	case "thought":
+	default:
+		return core.Invalid(what+".type", "%s.type %q is not supported; use text, user_input, model_output, function_call or function_result", what, typ)
 	}
-	if len(out) == 0 {
-		return nil, core.Invalid("input", "input holds no content")
+	return nil
+}
+
+// addTurn adds the content blocks of a user_input or model_output step
+// as role's parts.
+func (out *contents) addTurn(role string, f fields, what string) error {
+	var blocks []json.RawMessage
+	_ = json.Unmarshal(f.get("content"), &blocks)
+	for k, b := range blocks {
+		bf, err := decodeFields(b, fmt.Sprintf("%s.content[%d]", what, k))
+		if err != nil {
+			return err
+		}
+		p, err := contentBlock(bf, b, what)
+		if err != nil {
+			return err
+		}
+		out.add(role, p)
 	}
-	return out, nil
+	return nil
+}
+
+// functionCallPart reads a function_call step.
+func functionCallPart(it json.RawMessage, what string) (executor.Part, error) {
+	var c struct {
+		ID        string          `json:"id"`
+		Name      string          `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+	}
+	if json.Unmarshal(it, &c) != nil || c.Name == "" {
+		return executor.Part{}, core.Invalid(what, "%s: a function_call step needs a name", what)
+	}
+	return executor.Part{FunctionCall: &executor.FunctionCall{ID: c.ID, Name: c.Name, Args: c.Arguments}}, nil
+}
+
+// functionResultPart reads a function_result step; without a name it is
+// the one of the call it answers (callNames).
+func functionResultPart(it json.RawMessage, what string, callNames map[string]string) (executor.Part, error) {
+	var r struct {
+		CallID  string          `json:"call_id"`
+		Name    string          `json:"name"`
+		Result  json.RawMessage `json:"result"`
+		IsError bool            `json:"is_error"`
+	}
+	if json.Unmarshal(it, &r) != nil || r.CallID == "" {
+		return executor.Part{}, core.Invalid(what, "%s: a function_result step needs a call_id", what)
+	}
+	if r.Name == "" {
+		r.Name = callNames[r.CallID]
+	}
+	return executor.Part{FunctionResponse: &executor.FunctionResponse{ID: r.CallID, Name: r.Name, Response: resultObject(r.Result, r.IsError)}}, nil
 }
 
 // contentBlock converts an interactions content block: text becomes a

@@ -78,20 +78,66 @@ func (s *Service) CreateInteraction(ctx context.Context, projectID string, in In
 			return nil, err
 		}
 	}
-	var parent *core.Job
-	var err error
-	callNames := map[string]string{}
-	if in.PreviousInteractionID != "" {
-		if parent, err = s.store.GetJob(ctx, projectID, in.PreviousInteractionID); err != nil || parent.Kind != core.JobInteraction {
-			return nil, core.Invalid("previous_interaction_id", "previous_interaction_id %q is not an interaction of this project", in.PreviousInteractionID)
-		}
-		if !parent.State.Settled() {
-			return nil, core.Errorf(core.ErrFailedPrecondition, "The previous interaction %s is still in progress.", parent.ID)
-		}
-		for _, c := range pendingCalls(parent) {
-			callNames[c.ID] = c.Name
+	parent, callNames, err := s.interactionParent(ctx, projectID, in.PreviousInteractionID)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := interactionRequest(in, parent, callNames)
+	if err != nil {
+		return nil, err
+	}
+	j := s.newInteractionJob(projectID, in, parent, raw)
+	answers := parent != nil && parent.State == core.JobRequiresAction
+	if answers {
+		// Recorded on the predecessor before the continuation exists, under
+		// its row lock: a cancel racing this answer either ends the
+		// predecessor first (and the answer is refused) or is refused.
+		if err := s.markAnswered(ctx, parent, j.ID); err != nil {
+			return nil, err
 		}
 	}
+	if err := s.createJob(ctx, j); err != nil {
+		if answers {
+			s.unmarkAnswered(ctx, parent, j.ID)
+		}
+		return nil, err
+	}
+	if in.Background {
+		s.notify()
+		return j, nil
+	}
+	rctx, cancel := context.WithCancelCause(ctx)
+	s.track(j.ID, cancel)
+	s.execute(rctx, j)
+	s.untrack(j.ID)
+	cancel(nil)
+	return s.store.GetJob(context.WithoutCancel(ctx), projectID, j.ID)
+}
+
+// interactionParent returns the settled interaction a continuation
+// follows (nil without previous_interaction_id) and the names of its
+// pending function calls by call id.
+func (s *Service) interactionParent(ctx context.Context, projectID, previousID string) (*core.Job, map[string]string, error) {
+	callNames := map[string]string{}
+	if previousID == "" {
+		return nil, callNames, nil
+	}
+	parent, err := s.store.GetJob(ctx, projectID, previousID)
+	if err != nil || parent.Kind != core.JobInteraction {
+		return nil, nil, core.Invalid("previous_interaction_id", "previous_interaction_id %q is not an interaction of this project", previousID)
+	}
+	if !parent.State.Settled() {
+		return nil, nil, core.Errorf(core.ErrFailedPrecondition, "The previous interaction %s is still in progress.", parent.ID)
+	}
+	for _, c := range pendingCalls(parent) {
+		callNames[c.ID] = c.Name
+	}
+	return parent, callNames, nil
+}
+
+// interactionRequest validates the turn's input, tools and settings into
+// the job's request (an InteractionRequest, JSON).
+func interactionRequest(in InteractionInput, parent *core.Job, callNames map[string]string) ([]byte, error) {
 	contents, err := parseInteractionInput(in.Input, callNames)
 	if err != nil {
 		return nil, err
@@ -117,10 +163,12 @@ func (s *Service) CreateInteraction(ctx context.Context, projectID string, in In
 			return nil, core.Invalid("generation_config", "generation_config must be a JSON object")
 		}
 	}
-	raw, err := json.Marshal(req)
-	if err != nil {
-		return nil, err
-	}
+	return json.Marshal(req)
+}
+
+// newInteractionJob is the turn's job: pending for the runner in the
+// background, else running under this process's lease.
+func (s *Service) newInteractionJob(projectID string, in InteractionInput, parent *core.Job, raw []byte) *core.Job {
 	now := s.cfg.Clock.Now()
 	j := &core.Job{ID: core.NewSortableID(now), ProjectID: projectID, Kind: core.JobInteraction, State: core.JobPending,
 		Model: in.Model, Request: raw, WebhookConfig: in.WebhookConfig, ParentID: in.PreviousInteractionID,
@@ -135,34 +183,11 @@ func (s *Service) CreateInteraction(ctx context.Context, projectID string, in In
 			j.WebhookConfig = parent.WebhookConfig
 		}
 	}
-	if parent != nil && parent.State == core.JobRequiresAction {
-		// Recorded on the predecessor before the continuation exists, under
-		// its row lock: a cancel racing this answer either ends the
-		// predecessor first (and the answer is refused) or is refused.
-		if err := s.markAnswered(ctx, parent, j.ID); err != nil {
-			return nil, err
-		}
-	}
 	if !in.Background {
 		// Foreground: run it in this call, holding the lease like a runner.
 		j.State, j.LeaseOwner, j.LeaseExpire, j.Runs, j.StartTime = core.JobRunning, s.cfg.Owner, now.Add(s.cfg.LeaseTTL), 1, now
 	}
-	if err := s.createJob(ctx, j); err != nil {
-		if parent != nil && parent.State == core.JobRequiresAction {
-			s.unmarkAnswered(ctx, parent, j.ID)
-		}
-		return nil, err
-	}
-	if in.Background {
-		s.notify()
-		return j, nil
-	}
-	rctx, cancel := context.WithCancelCause(ctx)
-	s.track(j.ID, cancel)
-	s.execute(rctx, j)
-	s.untrack(j.ID)
-	cancel(nil)
-	return s.store.GetJob(context.WithoutCancel(ctx), projectID, j.ID)
+	return j
 }
 
 // markAnswered records on an interaction waiting in requires_action that

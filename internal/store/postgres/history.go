@@ -228,62 +228,26 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (in
 	if err := s.settleAll(ctx); err != nil {
 		return 0, "", err
 	}
-	limit := p.Limit
-	if limit <= 0 {
-		limit = maxListLimit
-	}
-	statuses := []string{"succeeded", "failed", "skipped", "cancelled"}
-	if p.OnlyFailed {
-		statuses = []string{"failed", "skipped"}
-	}
-	until := time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
-	if !p.Until.IsZero() {
-		until = p.Until
-	}
-	const matches = `webhook_id = $1 AND project_id = $2 AND create_time >= $3 AND create_time < $4
-		  AND status = ANY ($5::text[]) AND id > $6`
-	const match = `SELECT id FROM deliveries WHERE ` + matches + ` ORDER BY id LIMIT $7`
+	q := newRecoverQuery(p)
 	var n int
 	var next string
 	var led bool
 	err := s.inTx(ctx, false, func(tx pgx.Tx) error {
 		led, next = false, ""
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = $1 AND project_id = $2)`,
-			p.WebhookID, p.ProjectID).Scan(&exists); err != nil {
+		if err := webhookInProject(ctx, tx, p.WebhookID, p.ProjectID); err != nil {
 			return err
-		}
-		if !exists {
-			return core.ErrNotFound
 		}
 		var last string
-		if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(max(id), '') FROM (`+match+`) m`,
-			p.WebhookID, p.ProjectID, p.Since, until, statuses, p.AfterID, limit).Scan(&n, &last); err != nil {
+		var err error
+		if n, last, next, err = q.page(ctx, tx); err != nil {
 			return err
-		}
-		if n == limit {
-			var beyond bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (`+match+`)`,
-				p.WebhookID, p.ProjectID, p.Since, until, statuses, last, 1).Scan(&beyond); err != nil {
-				return err
-			}
-			if beyond {
-				next = last
-			}
 		}
 		if p.DryRun || n == 0 {
 			return nil
 		}
-		tag, err := tx.Exec(ctx, `WITH `+spillInlineSQL(matches+` AND id <= $7`)+`
-			UPDATE deliveries SET status = 'pending', queue = 0, manual = false,
-			schedule_start = $8, schedule_base = attempts, next_attempt_time = $8, lease_owner = '', lease_time = `+zeroTime+`,
-			update_time = $8, `+clearInlineSQL+`
-			WHERE id IN (SELECT id FROM old)`,
-			p.WebhookID, p.ProjectID, p.Since, until, statuses, p.AfterID, last, p.Now)
-		if err != nil {
+		if n, err = q.requeue(ctx, tx, last); err != nil {
 			return err
 		}
-		n = int(tag.RowsAffected())
 		led, err = s.notifyInTx(ctx, tx)
 		return err
 	})
@@ -294,6 +258,91 @@ func (s *Store) RecoverDeliveries(ctx context.Context, p core.RecoverParams) (in
 		s.committed(led)
 	}
 	return n, next, nil
+}
+
+// recoverMatches are the deliveries a :recover call may take ($1 to $6:
+// webhook, project, since, until, statuses, after id); recoverMatch
+// selects the first $7 of them in id order.
+const (
+	recoverMatches = `webhook_id = $1 AND project_id = $2 AND create_time >= $3 AND create_time < $4
+		  AND status = ANY ($5::text[]) AND id > $6`
+	recoverMatch = `SELECT id FROM deliveries WHERE ` + recoverMatches + ` ORDER BY id LIMIT $7`
+)
+
+// recoverQuery is a :recover call with its defaults applied: the page
+// size, the statuses it re-queues and the end of its range.
+type recoverQuery struct {
+	p        core.RecoverParams
+	limit    int
+	statuses []string
+	until    time.Time
+}
+
+func newRecoverQuery(p core.RecoverParams) recoverQuery {
+	q := recoverQuery{p: p, limit: p.Limit, until: p.Until,
+		statuses: []string{"succeeded", "failed", "skipped", "cancelled"}}
+	if q.limit <= 0 {
+		q.limit = maxListLimit
+	}
+	if p.OnlyFailed {
+		q.statuses = []string{"failed", "skipped"}
+	}
+	if p.Until.IsZero() {
+		q.until = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+	return q
+}
+
+// webhookInProject returns core.ErrNotFound unless the project has the
+// webhook.
+func webhookInProject(ctx context.Context, tx pgx.Tx, webhookID, projectID string) error {
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = $1 AND project_id = $2)`,
+		webhookID, projectID).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		return core.ErrNotFound
+	}
+	return nil
+}
+
+// page counts the deliveries of this call's page and returns the last
+// one's id, and as next that id again when a delivery beyond the page
+// matches (the caller's next page starts after it).
+func (q recoverQuery) page(ctx context.Context, tx pgx.Tx) (n int, last, next string, err error) {
+	p := q.p
+	if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(max(id), '') FROM (`+recoverMatch+`) m`,
+		p.WebhookID, p.ProjectID, p.Since, q.until, q.statuses, p.AfterID, q.limit).Scan(&n, &last); err != nil {
+		return 0, "", "", err
+	}
+	if n == q.limit {
+		var beyond bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (`+recoverMatch+`)`,
+			p.WebhookID, p.ProjectID, p.Since, q.until, q.statuses, last, 1).Scan(&beyond); err != nil {
+			return 0, "", "", err
+		}
+		if beyond {
+			next = last
+		}
+	}
+	return n, last, next, nil
+}
+
+// requeue makes the page's deliveries, up to and including last, pending
+// again from p.Now, and returns how many it changed.
+func (q recoverQuery) requeue(ctx context.Context, tx pgx.Tx, last string) (int, error) {
+	p := q.p
+	tag, err := tx.Exec(ctx, `WITH `+spillInlineSQL(recoverMatches+` AND id <= $7`)+`
+			UPDATE deliveries SET status = 'pending', queue = 0, manual = false,
+			schedule_start = $8, schedule_base = attempts, next_attempt_time = $8, lease_owner = '', lease_time = `+zeroTime+`,
+			update_time = $8, `+clearInlineSQL+`
+			WHERE id IN (SELECT id FROM old)`,
+		p.WebhookID, p.ProjectID, p.Since, q.until, q.statuses, p.AfterID, last, p.Now)
+	if err != nil {
+		return 0, err
+	}
+	return int(tag.RowsAffected()), nil
 }
 
 // deleteChunk bounds each DeleteExpired statement, so the sweep never

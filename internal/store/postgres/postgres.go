@@ -134,14 +134,43 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	// Migrations run without the statement timeout (a future migration
-	// may build an index on a large table); the pool and the listener
-	// have it.
-	pcfg, err := connConfig(url, o.Schema)
+	cc, err := newConnConfigs(url, o)
 	if err != nil {
 		return nil, err
 	}
-	mcfg := pcfg.ConnConfig.Copy()
+	if err := prepareSchema(ctx, cc.migrate, o); err != nil {
+		return nil, err
+	}
+	pool, err := newPool(ctx, cc.pool, o.MaxConns)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: pool: %w", err)
+	}
+	s := storeOn(pool, cc, o)
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// connConfigs are the connection settings Open derives from the URL.
+type connConfigs struct {
+	pool    *pgxpool.Config // the pool's and the listener's
+	migrate *pgx.ConnConfig // the migrations': without the session timeouts
+
+	planMode     string // the pool's plan_cache_mode
+	userPlanMode bool   // set by the URL, not by the store
+}
+
+// newConnConfigs parses url into the pool's and the migrations'
+// configurations. Migrations run without the statement timeout (a future
+// migration may build an index on a large table); the pool and the
+// listener have it.
+func newConnConfigs(url string, o Options) (connConfigs, error) {
+	pcfg, err := connConfig(url, o.Schema)
+	if err != nil {
+		return connConfigs{}, err
+	}
+	cc := connConfigs{pool: pcfg, migrate: pcfg.ConnConfig.Copy()}
 	timeout := strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10)
 	pcfg.ConnConfig.RuntimeParams["statement_timeout"] = timeout
 	pcfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = timeout
@@ -154,53 +183,62 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	// `= ANY` filter per row while their tables grew to thousands of rows
 	// (three times the CPU per delivery; see design.md). Planning costs
 	// less than that: the statements stay prepared (parsed once).
-	planMode, userPlanMode := pcfg.ConnConfig.RuntimeParams["plan_cache_mode"]
-	if !userPlanMode {
-		planMode = "force_custom_plan"
-		pcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = planMode
+	cc.planMode, cc.userPlanMode = pcfg.ConnConfig.RuntimeParams["plan_cache_mode"]
+	if !cc.userPlanMode {
+		cc.planMode = "force_custom_plan"
+		pcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = cc.planMode
 	}
+	return cc, nil
+}
 
+// prepareSchema applies the pending migrations with Options.Migrate, and
+// otherwise refuses a schema that has any.
+func prepareSchema(ctx context.Context, mcfg *pgx.ConnConfig, o Options) error {
 	if o.Migrate {
-		if _, err := migrateUp(ctx, mcfg, o.Schema, o.Logger); err != nil {
-			return nil, err
-		}
-	} else {
-		_, pending, err := migrationStatus(ctx, mcfg)
-		if err != nil {
-			return nil, err
-		}
-		if len(pending) > 0 {
-			return nil, fmt.Errorf("%w: %v (run `longhook migrate up`)", ErrPendingMigrations, pending)
-		}
+		_, err := migrateUp(ctx, mcfg, o.Schema, o.Logger)
+		return err
 	}
-
-	pool, err := newPool(ctx, pcfg, o.MaxConns)
+	_, pending, err := migrationStatus(ctx, mcfg)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: pool: %w", err)
+		return err
 	}
+	if len(pending) > 0 {
+		return fmt.Errorf("%w: %v (run `longhook migrate up`)", ErrPendingMigrations, pending)
+	}
+	return nil
+}
+
+// storeOn makes the store around pool, with a random id that tells its
+// own notifications from other processes'.
+func storeOn(pool *pgxpool.Pool, cc connConfigs, o Options) *Store {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	s := &Store{
-		cfg:  pcfg.ConnConfig.Copy(),
+		cfg:  cc.pool.ConnConfig.Copy(),
 		pool: pool,
 		log:  o.Logger,
 		id:   hex.EncodeToString(rnd[:]),
 		wake: make(chan struct{}, 1),
 
 		callerClock: o.CallerClock,
-		planMode:    planMode,
+		planMode:    cc.planMode,
 		// A mode the URL sets is the user's to keep.
-		genericPlans: !userPlanMode,
+		genericPlans: !cc.userPlanMode,
 	}
 	s.notify = newNotifier(wakeChannel(o.Schema), s.id)
 	s.deferred.init()
+	return s
+}
 
-	// The first listener connection is made here, so that Open fails on
-	// an unreachable database and Wake works as soon as Open returns.
+// start connects the wake listener and starts the background loops; on
+// failure it closes the pool. The first listener connection is made here,
+// so that Open fails on an unreachable database and Wake works as soon as
+// Open returns.
+func (s *Store) start(ctx context.Context) error {
 	lc, err := s.connectListener(ctx)
 	if err != nil {
 		s.pool.Close()
-		return nil, fmt.Errorf("postgres: listen: %w", err)
+		return fmt.Errorf("postgres: listen: %w", err)
 	}
 	bg, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -211,7 +249,7 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		s.wg.Add(1)
 		go s.settleLoop(bg)
 	}
-	return s, nil
+	return nil
 }
 
 // connConfig parses url and applies what every connection of the driver

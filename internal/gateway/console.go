@@ -151,12 +151,34 @@ func consoleMAC(token, purpose string) string {
 	return hex.EncodeToString(mac.Sum(nil))
 }
 
+// consoleSessionAge is how long a console sign-in lasts.
+const consoleSessionAge = 24 * time.Hour
+
+// consoleCookie is the cookie of a sign-in that ends at end: the end in
+// Unix seconds and an HMAC of it under the console token, so it is checked
+// without server state and a copy of it is good until end only (not until
+// console_token changes).
+func consoleCookie(token string, end time.Time) string {
+	e := strconv.FormatInt(end.Unix(), 10)
+	return e + "." + consoleMAC(token, "longhook gateway console v2\x00"+e)
+}
+
+// consoleSigned reports whether v is a consoleCookie of token that has
+// not ended at now.
+func consoleSigned(token, v string, now time.Time) bool {
+	e, mac, ok := strings.Cut(v, ".")
+	if !ok || !hmac.Equal([]byte(mac), []byte(consoleMAC(token, "longhook gateway console v2\x00"+e))) {
+		return false
+	}
+	end, err := strconv.ParseInt(e, 10, 64)
+	return err == nil && now.Before(time.Unix(end, 0))
+}
+
 // console serves the gateway console: a token sign-in (the cookie holds an
-// HMAC of the token, so it is checked without server state), the page,
+// HMAC of the token and the sign-in's end, see consoleCookie), the page,
 // and two actions, a replay and signing out, whose forms carry a CSRF
 // token and must come from the console's own origin.
 func (g *Gateway) console() http.Handler {
-	cookieValue := consoleMAC(g.cfg.ConsoleToken, "longhook gateway console v1")
 	csrf := consoleMAC(g.cfg.ConsoleToken, "longhook gateway console csrf v1")
 	static := http.StripPrefix(ConsolePath+"static/", console.Assets())
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -169,10 +191,10 @@ func (g *Gateway) console() http.Handler {
 			return
 		}
 		ck, _ := r.Cookie("longhook_gateway_console")
-		signed := ck != nil && subtle.ConstantTimeCompare([]byte(ck.Value), []byte(cookieValue)) == 1
+		signed := ck != nil && consoleSigned(g.cfg.ConsoleToken, ck.Value, g.now())
 		switch {
 		case r.Method == http.MethodPost && r.URL.Path == ConsolePath+"signin":
-			g.consoleSignIn(w, r, cookieValue)
+			g.consoleSignIn(w, r)
 		case r.Method == http.MethodPost && r.URL.Path == ConsolePath+"signout":
 			g.consoleSignOut(w, r, csrf)
 		case r.Method == http.MethodPost && r.URL.Path == ConsolePath+"replay":
@@ -291,7 +313,7 @@ func parseSince(s string) (time.Time, error) {
 
 func strconvQuote(s string) string { return strconv.Quote(truncate(s, 100)) }
 
-func (g *Gateway) consoleSignIn(w http.ResponseWriter, r *http.Request, cookieValue string) {
+func (g *Gateway) consoleSignIn(w http.ResponseWriter, r *http.Request) {
 	if origin := r.Header.Get("Origin"); origin == "" || !sameOrigin(r) {
 		http.Error(w, "cross-origin sign-in refused", http.StatusForbidden)
 		return
@@ -302,7 +324,8 @@ func (g *Gateway) consoleSignIn(w http.ResponseWriter, r *http.Request, cookieVa
 		g.renderConsole(w, http.StatusUnauthorized, consoleView{Error: "That token is not the gateway's console_token."})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: "longhook_gateway_console", Value: cookieValue, Path: ConsolePath,
+	http.SetCookie(w, &http.Cookie{Name: "longhook_gateway_console", Path: ConsolePath,
+		Value: consoleCookie(g.cfg.ConsoleToken, g.now().Add(consoleSessionAge)), MaxAge: int(consoleSessionAge / time.Second),
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: sameorigin.TLS(r)})
 	http.Redirect(w, r, ConsolePath, http.StatusSeeOther)
 }
@@ -310,7 +333,8 @@ func (g *Gateway) consoleSignIn(w http.ResponseWriter, r *http.Request, cookieVa
 // consoleSignOut clears the console's cookie in this browser. The form
 // carries the CSRF token and must come from the console's own origin, so
 // another site cannot sign the operator out. (The cookie is an HMAC of the
-// token: a copy of it elsewhere stays valid until console_token changes.)
+// token and the sign-in's end: a copy of it elsewhere stays valid until
+// that end, 24 h after the sign-in, or until console_token changes.)
 func (g *Gateway) consoleSignOut(w http.ResponseWriter, r *http.Request, csrf string) {
 	if !consoleForm(w, r, csrf) {
 		return

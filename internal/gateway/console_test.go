@@ -8,6 +8,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -304,5 +305,64 @@ func TestConsoleRecentSaysWhy(t *testing.T) {
 		if w, ok := want[it.Outcome]; !ok || !strings.Contains(it.Reason, w) {
 			t.Errorf("recent %s (%d): reason %q, want it to contain %q", it.Outcome, it.Status, it.Reason, w)
 		}
+	}
+}
+
+// TestConsoleSignInEnds: a console sign-in lasts 24 hours. The cookie was
+// an HMAC of the token alone, so a copy of it stayed good until
+// console_token changed; a cookie whose end was moved later is refused.
+func TestConsoleSignInEnds(t *testing.T) {
+	t.Parallel()
+	var skew atomic.Int64 // the gateway's clock runs this far ahead of the real one
+	clock := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	gw := startGateway(t, Config{ConsoleToken: "tok", Sources: []SourceConfig{{
+		Name: "s", Verify: VerifyConfig{HMACSecrets: []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}},
+		Sinks: []SinkConfig{{Name: "d", Discard: &DiscardSinkConfig{}}},
+	}}}, WithClock(clock))
+	hc := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest("POST", gw.srv.URL+ConsolePath+"signin", strings.NewReader(url.Values{"token": {"tok"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", gw.srv.URL)
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var ck *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "longhook_gateway_console" {
+			ck = c
+		}
+	}
+	if ck == nil || ck.MaxAge != 24*60*60 {
+		t.Fatalf("sign-in cookie %v, want one with Max-Age 86400", ck)
+	}
+	signedIn := func(value string) bool {
+		t.Helper()
+		req, _ := http.NewRequest("GET", gw.srv.URL+ConsolePath, nil)
+		req.AddCookie(&http.Cookie{Name: ck.Name, Value: value})
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		page, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(page), `id="replay"`)
+	}
+	if !signedIn(ck.Value) {
+		t.Fatal("not signed in right after signing in")
+	}
+	end, mac, _ := strings.Cut(ck.Value, ".")
+	n, _ := strconv.ParseInt(end, 10, 64)
+	if signedIn(strconv.FormatInt(n+365*24*3600, 10) + "." + mac) {
+		t.Error("a cookie whose end was moved a year later is accepted")
+	}
+	skew.Store(int64(24*time.Hour - time.Minute))
+	if !signedIn(ck.Value) {
+		t.Error("signed out a minute before the sign-in's 24 hours are up")
+	}
+	skew.Store(int64(24*time.Hour + time.Second))
+	if signedIn(ck.Value) {
+		t.Error("still signed in 24 hours after signing in")
 	}
 }

@@ -59,6 +59,9 @@ type listEventsResponse struct {
 // first.
 func (s *server) listEvents(r *http.Request, key core.APIKey) (any, error) {
 	q := r.URL.Query()
+	if err := checkQueryParams(q, "type", "page_size", "page_token"); err != nil {
+		return nil, err
+	}
 	p := core.ListEventsParams{ProjectID: key.ProjectID}
 	if et := q.Get("type"); et != "" {
 		if err := s.checkEventTypeFilter("type", et); err != nil {

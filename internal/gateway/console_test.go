@@ -147,22 +147,7 @@ func TestConsoleSignInBehindAProxy(t *testing.T) {
 		{"another site", map[string]string{"Origin": "https://evil.example", "X-Forwarded-Host": "edge.example.com"}, false, false},
 		{"no forwarded host", map[string]string{"Origin": "https://edge.example.com"}, false, false},
 	} {
-		req, _ := http.NewRequest("POST", gw.srv.URL+ConsolePath+"signin", strings.NewReader(url.Values{"token": {"tok"}}.Encode()))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		for k, v := range tc.header {
-			req.Header.Set(k, v)
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		var ck *http.Cookie
-		for _, c := range resp.Cookies() {
-			if c.Name == "longhook_gateway_console" {
-				ck = c
-			}
-		}
+		resp, ck := consoleSignIn(t, hc, gw.srv.URL, "tok", tc.header)
 		if tc.ok != (resp.StatusCode == http.StatusSeeOther && ck != nil) {
 			t.Errorf("%s: sign-in answered %d (cookie %v), want signed in: %v", tc.name, resp.StatusCode, ck != nil, tc.ok)
 			continue
@@ -320,20 +305,7 @@ func TestConsoleSignInEnds(t *testing.T) {
 		Sinks: []SinkConfig{{Name: "d", Discard: &DiscardSinkConfig{}}},
 	}}}, WithClock(clock))
 	hc := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, _ := http.NewRequest("POST", gw.srv.URL+ConsolePath+"signin", strings.NewReader(url.Values{"token": {"tok"}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", gw.srv.URL)
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	var ck *http.Cookie
-	for _, c := range resp.Cookies() {
-		if c.Name == "longhook_gateway_console" {
-			ck = c
-		}
-	}
+	_, ck := consoleSignIn(t, hc, gw.srv.URL, "tok", map[string]string{"Origin": gw.srv.URL})
 	if ck == nil || ck.MaxAge != 24*60*60 {
 		t.Fatalf("sign-in cookie %v, want one with Max-Age 86400", ck)
 	}
@@ -365,4 +337,27 @@ func TestConsoleSignInEnds(t *testing.T) {
 	if signedIn(ck.Value) {
 		t.Error("still signed in 24 hours after signing in")
 	}
+}
+
+// consoleSignIn posts token to the console's sign-in of the gateway at
+// base with header set, and returns the answer (its body closed) and the
+// console cookie it set, if any.
+func consoleSignIn(t *testing.T, hc *http.Client, base, token string, header map[string]string) (*http.Response, *http.Cookie) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+ConsolePath+"signin", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	for _, c := range resp.Cookies() {
+		if c.Name == "longhook_gateway_console" {
+			return resp, c
+		}
+	}
+	return resp, nil
 }

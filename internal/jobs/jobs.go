@@ -80,15 +80,17 @@ func (s *Service) Cancel(ctx context.Context, projectID, id string, kind core.Jo
 	name := ResourceName(j)
 	j, err = s.cancel(ctx, projectID, id)
 	if errors.Is(err, errSettled) {
+		// Settled meanwhile: by another cancel (the answer is the same),
+		// by its run, or by a delete, which cancels first — gone by now,
+		// it is 404 as for any deleted job.
 		cur, gerr := s.store.GetJob(ctx, projectID, id)
-		if gerr == nil && cur.State == core.JobCancelled {
+		if gerr != nil {
+			return nil, core.OrNotFound(gerr, name)
+		}
+		if cur.State == core.JobCancelled {
 			return cur, nil
 		}
-		state := "settled"
-		if gerr == nil {
-			state = cur.State.Public(kind)
-		}
-		return nil, core.Errorf(core.ErrFailedPrecondition, "%s is %s; only %s can be cancelled.", name, state, cancellable[kind])
+		return nil, core.Errorf(core.ErrFailedPrecondition, "%s is %s; only %s can be cancelled.", name, cur.State.Public(kind), cancellable[kind])
 	}
 	if errors.Is(err, errAnswered) {
 		cur, gerr := s.store.GetJob(ctx, projectID, id)

@@ -146,7 +146,7 @@ func (s *Service) runInteractionVideo(ctx context.Context, j *core.Job, req *Int
 		// video.generated is not out yet: the turn stays running and is
 		// resumed (without rendering again) once its lease ends; the
 		// runner's outbox drain publishes the event meanwhile.
-		return outcome{}, fmt.Errorf("jobs: %s: video.generated not yet published", j.ID)
+		return outcome{}, fmt.Errorf("jobs: %s: video.generated not yet published: %w", j.ID, errResumeLater)
 	}
 	return outcome{state: core.JobSucceeded, result: cur.Result, outputFile: cur.OutputFile}, nil
 }

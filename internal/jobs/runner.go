@@ -157,6 +157,10 @@ func (s *Service) execute(ctx context.Context, j *core.Job) {
 				s.log.Info("job.interrupted", slog.String("job", j.ID), slog.Any("cause", context.Cause(ctx)))
 				return
 			}
+			if errors.Is(err, errResumeLater) {
+				s.log.Info("job.resume_later", slog.String("job", j.ID), slog.String("reason", err.Error()))
+				return
+			}
 			o = outcomeFromError(err)
 		}
 	}
@@ -185,6 +189,14 @@ func (s *Service) run(ctx context.Context, j *core.Job) (outcome, error) {
 	}
 	return failure("INTERNAL", fmt.Sprintf("unknown job kind %q", j.Kind)), nil
 }
+
+// errResumeLater ends an execution without an outcome: the job stays
+// running, and is resumed once its lease ends. Settling a failure instead
+// counted on the settle being refused while the job's previous event
+// waited in its outbox — but the outbox drain may publish it in between,
+// and the job failed (a video interaction whose video.generated was
+// late ended in interaction.failed).
+var errResumeLater = errors.New("resumed once its lease ends")
 
 // outcomeFromError turns an execution error into a failure outcome.
 func outcomeFromError(err error) outcome {

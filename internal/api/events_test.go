@@ -277,7 +277,9 @@ func TestPublishBadInput(t *testing.T) {
 		{`{"type":"batch.succeeded","timestamp":"0000-06-01T00:00:00Z"}`, "timestamp must be between"},
 		{`{"type":"batch.succeeded","timestamp":"0001-01-01T00:30:00+01:00"}`, "timestamp must be between"},
 		{`{"type":"batch.succeeded","timestamp":"9999-12-31T23:00:00-05:00"}`, "timestamp must be between"},
-		{`{"type":"batch.succeeded","webhook_config":{"uris":[]}}`, "webhook_config.uris"},
+		{`{"type":"batch.succeeded","webhook_config":{"uris":["h"]}}`, "webhook_config.uris[0]"},
+		// uris is optional, but what configures the delivery to them is not.
+		{`{"type":"batch.succeeded","webhook_config":{"uris":[],"audience":"https://x.example.com"}}`, "webhook_config.audience needs uris"},
 		{`{"type":"batch.succeeded","webhook_config":{"uris":["https://x.example.com"],"user_metadata":[1]}}`, "webhook_config.user_metadata"},
 		{`{"type":"batch.succeeded","idempotency_key":"` + strings.Repeat("k", 300) + `"}`, "idempotency_key"},
 		{`{"type":"batch.succeeded","data":{"pad":"` + strings.Repeat("x", 5<<10) + `"}}`, "payload size exceeds the limit: 4096 bytes"},

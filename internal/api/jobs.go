@@ -108,12 +108,16 @@ func (s *server) webhookConfig(field string, cs ...*wireWebhookConfig) (*core.We
 	return cfg, nil
 }
 
-// renderWebhookConfig echoes a job's webhook_config in snake_case.
+// renderWebhookConfig echoes a job's webhook_config in snake_case, as it
+// was sent (without uris when it had none).
 func renderWebhookConfig(c *core.WebhookConfig) map[string]any {
 	if c == nil {
 		return nil
 	}
-	m := map[string]any{"uris": c.URIs}
+	m := map[string]any{}
+	if len(c.URIs) > 0 {
+		m["uris"] = c.URIs
+	}
 	if len(c.UserMetadata) > 0 {
 		m["user_metadata"] = c.UserMetadata
 	}

@@ -26,7 +26,7 @@ type webhookStore interface {
 // webhookJSON is the Webhook resource on the wire (docs/contract.md §2).
 type webhookJSON struct {
 	ID               string              `json:"id"`
-	Name             string              `json:"name"`
+	Name             string              `json:"name,omitempty"` // optional; proto3 JSON leaves out an empty one
 	URI              string              `json:"uri"`
 	SubscribedEvents []string            `json:"subscribed_events"`
 	State            core.WebhookState   `json:"state"`

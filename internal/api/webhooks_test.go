@@ -78,6 +78,34 @@ func TestCreateWebhook(t *testing.T) {
 	}
 }
 
+// A webhook without a name has no name member, on create, get, list and
+// update: Webhook.name is optional and the API speaks proto3 JSON, which
+// leaves out a field holding its default. "name": "" made the Go SDK's
+// Webhook.Name a non-nil pointer to "" and Python's name "" instead of
+// None, as if the user had named it so.
+func TestWebhookWithoutNameHasNoName(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	noName := func(what string, m map[string]any) {
+		t.Helper()
+		if v, ok := m["name"]; ok {
+			t.Errorf("%s: name = %q, want no name member", what, v)
+		}
+	}
+	r := f.call("POST", "/v1/webhooks", map[string]any{
+		"uri": "https://example.com/hook", "subscribed_events": []string{"batch.succeeded"},
+	}).must(t, http.StatusOK)
+	noName("create", r.body)
+	id := r.str("id")
+	noName("get", f.call("GET", "/v1/webhooks/"+id, nil).must(t, http.StatusOK).body)
+	l := f.call("GET", "/v1/webhooks", nil).must(t, http.StatusOK)
+	noName("list", l.body["webhooks"].([]any)[0].(map[string]any))
+	if u := f.call("PATCH", "/v1/webhooks/"+id, map[string]any{"name": "n"}).must(t, http.StatusOK); u.str("name") != "n" {
+		t.Fatalf("rename: %s", u.raw)
+	}
+	noName("update to \"\"", f.call("PATCH", "/v1/webhooks/"+id, map[string]any{"name": ""}).must(t, http.StatusOK).body)
+}
+
 func TestWebhookBadInputChangesNothing(t *testing.T) {
 	t.Parallel()
 	f := setup(t)

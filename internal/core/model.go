@@ -112,7 +112,7 @@ func (w *Webhook) ActiveSecrets(now time.Time) []SigningSecret {
 // WebhookConfig is the per-job (dynamic) webhook configuration of
 // docs/contract.md §5.
 type WebhookConfig struct {
-	URIs         []string        `json:"uris"`
+	URIs         []string        `json:"uris,omitempty"`
 	UserMetadata json.RawMessage `json:"user_metadata,omitempty"`
 	// Audience overrides the JWT aud claim (default: the delivery URI). It
 	// must be one of URIs or the origin of one; see DynamicAudience.
@@ -124,6 +124,15 @@ type WebhookConfig struct {
 	TracePropagation bool `json:"trace_propagation,omitempty"`
 }
 
+// Routes reports whether c sends its job's events to its own URIs (in place
+// of the project's registered webhooks). A config without URIs only adds
+// its user_metadata to events that go to the registered webhooks: uris is
+// optional in the Gemini SDKs' WebhookConfig ("if set, these webhook URIs
+// will be used instead of the registered webhooks").
+func (c *WebhookConfig) Routes() bool {
+	return c != nil && len(c.URIs) > 0
+}
+
 // Event is one accepted event. Payload is the exact JSON body every
 // destination receives: {"type","version","timestamp","data"}.
 type Event struct {
@@ -132,7 +141,7 @@ type Event struct {
 	Type           string
 	Subject        string // resource name of the job that emitted it (JWT sub)
 	Payload        []byte
-	Dynamic        *WebhookConfig // non-nil: deliver only to these URIs, JWT-signed
+	Dynamic        *WebhookConfig // with URIs (Routes): deliver only to them, JWT-signed
 	IdempotencyKey string
 	DeliveryCount  int // deliveries created when the event was accepted
 	CreateTime     time.Time

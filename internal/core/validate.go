@@ -356,8 +356,22 @@ func (p AddressPolicy) ValidateWebhookConfig(field string, c *WebhookConfig) err
 	if c == nil {
 		return nil
 	}
-	if len(c.URIs) == 0 || len(c.URIs) > MaxDynamicURIs {
-		return Invalid(field+".uris", "%s.uris must hold 1 to %d URIs", field, MaxDynamicURIs)
+	// uris is optional, as in the SDKs' WebhookConfig: without it the
+	// config only tags the job's events with user_metadata, and they go to
+	// the project's registered webhooks (publish.Input.Dynamic).
+	if len(c.URIs) > MaxDynamicURIs {
+		return Invalid(field+".uris", "%s.uris must hold at most %d URIs", field, MaxDynamicURIs)
+	}
+	if len(c.URIs) == 0 {
+		// What configures the delivery to uris means nothing without them.
+		switch {
+		case c.Audience != "":
+			return Invalid(field+".audience", "%s.audience needs uris: it names where tokens go", field)
+		case c.RateLimit != nil:
+			return Invalid(field+".rate_limit", "%s.rate_limit needs uris: it limits each of them (a registered webhook has its own rate_limit)", field)
+		case c.TracePropagation:
+			return Invalid(field+".trace_propagation", "%s.trace_propagation needs uris (a registered webhook has its own trace_propagation)", field)
+		}
 	}
 	seen := map[string]bool{}
 	for i, u := range c.URIs {

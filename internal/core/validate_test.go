@@ -155,11 +155,16 @@ func TestWebhookConfigValidation(t *testing.T) {
 	t.Parallel()
 	p := AddressPolicy{}
 	ok := &WebhookConfig{URIs: []string{"https://a.example/x"}, UserMetadata: json.RawMessage(`{"k":"v"}`)}
-	if err := p.ValidateWebhookConfig("webhook_config", ok); err != nil {
-		t.Fatal(err)
+	// uris is optional (only user_metadata, for the registered webhooks).
+	for _, c := range []*WebhookConfig{ok, {}, {UserMetadata: json.RawMessage(`{"k":"v"}`)}} {
+		if err := p.ValidateWebhookConfig("webhook_config", c); err != nil {
+			t.Fatal(err)
+		}
 	}
 	bad := []*WebhookConfig{
-		{},
+		{Audience: "https://a.example"},
+		{RateLimit: &RateLimit{PerSecond: 1}},
+		{TracePropagation: true},
 		{URIs: make([]string, 11)},
 		{URIs: []string{"http://a.example/x"}},
 		{URIs: []string{"https://a.example/x", "https://a.example/x"}},

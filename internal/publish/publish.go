@@ -40,7 +40,10 @@ type Input struct {
 	Timestamp time.Time
 	// Subject is the resource name of the job that emitted the event (the
 	// JWT sub claim of dynamic deliveries).
-	Subject       string
+	Subject string
+	// WebhookConfig, when it has URIs, sends the event to them alone
+	// (JWT-signed) instead of the project's webhooks; its user_metadata,
+	// with or without URIs, goes into data.user_metadata.
 	WebhookConfig *core.WebhookConfig
 	// IdempotencyKey makes a repeat return the first result.
 	IdempotencyKey string
@@ -379,7 +382,7 @@ func (p *Publisher) destinations(ctx context.Context, batch []*request) (map[str
 				direct = append(direct, in.OnlyWebhook)
 				continue
 			}
-			if in.WebhookConfig != nil {
+			if in.WebhookConfig.Routes() {
 				continue
 			}
 			if types[r.projectID] == nil {
@@ -444,7 +447,7 @@ func (p *Publisher) build(now time.Time, projectID string, in *Input, hooks []*c
 	var few [16]*core.Webhook
 	targets := few[:0]
 	n := 0
-	if in.WebhookConfig != nil {
+	if in.WebhookConfig.Routes() {
 		n = len(in.WebhookConfig.URIs)
 	} else {
 		for _, w := range hooks {
@@ -470,7 +473,7 @@ func (p *Publisher) build(now time.Time, projectID string, in *Input, hooks []*c
 		ds = append(ds, d)
 	}
 	switch {
-	case in.WebhookConfig != nil:
+	case in.WebhookConfig.Routes():
 		for _, u := range in.WebhookConfig.URIs {
 			add(core.Delivery{URI: u, Dest: core.DynamicDest(projectID, u), Status: core.DeliveryPending})
 		}

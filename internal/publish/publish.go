@@ -31,10 +31,10 @@ type Input struct {
 	Type string
 	// Data is the event's data object; empty means {}.
 	Data json.RawMessage
-	// DataValid says Data is already known to be well-formed JSON (it was
-	// decoded as a json.RawMessage, which encoding/json validates), so
-	// Validate checks only that it is an object instead of scanning it
-	// again.
+	// DataValid says Data is already known to be well-formed JSON nested
+	// at most core.MaxDataDepth levels deep (the API's publish decoder
+	// checked both), so Validate checks only that it is an object instead
+	// of scanning it again.
 	DataValid bool
 	// Timestamp is when the event happened; zero means now.
 	Timestamp time.Time
@@ -209,6 +209,11 @@ func (p *Publisher) Validate(prefix string, in *Input) error {
 	}
 	if d := bytes.TrimSpace(in.Data); len(d) > 0 && (d[0] != '{' || !in.DataValid && !json.Valid(d)) {
 		return core.Invalid(prefix+"data", "%sdata must be a JSON object", prefix)
+	}
+	if !in.DataValid {
+		if err := core.CheckDepth(prefix+"data", in.Data, core.MaxDataDepth); err != nil {
+			return err
+		}
 	}
 	if len(in.IdempotencyKey) > core.MaxIdempotencyKeyLen {
 		return core.Invalid(prefix+"idempotency_key", "%sidempotency_key is longer than %d characters", prefix, core.MaxIdempotencyKeyLen)

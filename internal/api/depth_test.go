@@ -67,3 +67,21 @@ func TestDeepDataRefused(t *testing.T) {
 	f.call("POST", "/v1/events:batchPublish", `{"events":[{"type":"batch.succeeded","data":`+ok+`}]}`).must(t, http.StatusOK)
 	f.call("POST", "/v1/events", meta(nested(core.MaxUserMetadataDepth))).must(t, http.StatusOK)
 }
+
+// TestDeepUserMetadataRefusedOnJobs: a batch's webhook_config carries
+// user_metadata into every event of the job, so its depth is checked when
+// the job is made, and nothing is stored.
+func TestDeepUserMetadataRefusedOnJobs(t *testing.T) {
+	t.Parallel()
+	f := setup(t, withJobs(t))
+	batch := func(meta string) string {
+		return `{"batch":{"input_config":{"requests":{"requests":[{"request":{"contents":[{"parts":[{"text":"hi"}]}]}}]}},` +
+			`"webhook_config":{"uris":["https://example.com/h"],"user_metadata":` + meta + `}}}`
+	}
+	f.call("POST", "/v1beta/models/gemini-2.5-flash:batchGenerateContent", batch(nested(core.MaxUserMetadataDepth+1))).
+		mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", "webhook_config.user_metadata nests deeper than 62 levels")
+	if r := f.call("GET", "/v1beta/batches", nil).must(t, http.StatusOK); strings.TrimSpace(string(r.raw)) != "{}" {
+		t.Errorf("batches stored: %s", r.raw)
+	}
+	f.call("POST", "/v1beta/models/gemini-2.5-flash:batchGenerateContent", batch(nested(core.MaxUserMetadataDepth))).must(t, http.StatusOK)
+}

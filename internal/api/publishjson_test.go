@@ -106,7 +106,6 @@ func genericDecodeWith[T any](body []byte, v *T, decode func([]byte, *T) error) 
 	return decode(body, v)
 }
 
-
 // TestPublishDecoderFastPath: the shapes clients send take the fast path
 // (the differential check alone would pass if every body fell back).
 func TestPublishDecoderFastPath(t *testing.T) {

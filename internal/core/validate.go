@@ -378,9 +378,6 @@ func (p AddressPolicy) ValidateWebhookConfig(field string, c *WebhookConfig) err
 		if err := json.Unmarshal(c.UserMetadata, &m); err != nil || m == nil {
 			return Invalid(field+".user_metadata", "%s.user_metadata must be a JSON object", field)
 		}
-		if err := CheckDepth(field+".user_metadata", c.UserMetadata, MaxUserMetadataDepth); err != nil {
-			return err
-		}
 	}
 	if len(c.Audience) > MaxURILength {
 		return Invalid(field+".audience", "%s.audience is too long", field)

@@ -31,10 +31,10 @@ type Input struct {
 	Type string
 	// Data is the event's data object; empty means {}.
 	Data json.RawMessage
-	// DataValid says Data is already known to be well-formed JSON nested
-	// at most core.MaxDataDepth levels deep (the API's publish decoder
-	// checked both), so Validate checks only that it is an object instead
-	// of scanning it again.
+	// DataValid says Data is already known to be well-formed JSON (it was
+	// decoded as a json.RawMessage, which encoding/json validates), so
+	// Validate checks only that it is an object instead of scanning it
+	// again.
 	DataValid bool
 	// Timestamp is when the event happened; zero means now.
 	Timestamp time.Time
@@ -210,15 +210,19 @@ func (p *Publisher) Validate(prefix string, in *Input) error {
 	if d := bytes.TrimSpace(in.Data); len(d) > 0 && (d[0] != '{' || !in.DataValid && !json.Valid(d)) {
 		return core.Invalid(prefix+"data", "%sdata must be a JSON object", prefix)
 	}
-	if !in.DataValid {
-		if err := core.CheckDepth(prefix+"data", in.Data, core.MaxDataDepth); err != nil {
-			return err
-		}
-	}
 	if len(in.IdempotencyKey) > core.MaxIdempotencyKeyLen {
 		return core.Invalid(prefix+"idempotency_key", "%sidempotency_key is longer than %d characters", prefix, core.MaxIdempotencyKeyLen)
 	}
-	return p.cfg.Policy.ValidateWebhookConfig(prefix+"webhook_config", in.WebhookConfig)
+	if err := p.cfg.Policy.ValidateWebhookConfig(prefix+"webhook_config", in.WebhookConfig); err != nil {
+		return err
+	}
+	if in.WebhookConfig != nil && !in.Internal {
+		// Delivered inside data. Not for the server's own events: a job's
+		// config was checked when the job was made, and a job made before
+		// the limit must still get its events out.
+		return core.CheckDepth(prefix+"webhook_config.user_metadata", in.WebhookConfig.UserMetadata, core.MaxUserMetadataDepth)
+	}
+	return nil
 }
 
 // Publish validates, fans out and durably writes the inputs of one

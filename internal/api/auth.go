@@ -74,8 +74,16 @@ func headerValue(h http.Header, key string) string {
 	return ""
 }
 
-// actAs applies ProjectHeader to an authenticated key.
+// actAs applies ProjectHeader to an authenticated key. The header sent
+// twice with different values is 400: which project a request acts in
+// must not depend on which copy a proxy or a server reads first.
 func (s *server) actAs(r *http.Request, key core.APIKey) (core.APIKey, error) {
+	vs := r.Header[projectHeaderKey]
+	for _, v := range vs[min(1, len(vs)):] {
+		if v != vs[0] {
+			return core.APIKey{}, core.Invalid(ProjectHeader, "%s is sent more than once with different values (%q, %q): send it once", ProjectHeader, vs[0], v)
+		}
+	}
 	p := headerValue(r.Header, projectHeaderKey)
 	if p == "" || p == key.ProjectID {
 		return key, nil

@@ -1,10 +1,13 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -333,5 +336,50 @@ func TestJobPageTokensSigned(t *testing.T) {
 		if call.status != http.StatusBadRequest {
 			t.Errorf("%s: status %d, want 400: %s", name, call.status, call.raw)
 		}
+	}
+}
+
+// projectHeader is api.ProjectHeader as net/http keys it.
+var projectHeader = textproto.CanonicalMIMEHeaderKey(api.ProjectHeader)
+
+// TestProjectHeaderOnce: the project header sent twice with different
+// values is 400 and changes nothing, on every route and on the publish
+// fast path; the first value won, and the request acted in a project the
+// second copy did not name. Repeating one value is harmless.
+func TestProjectHeaderOnce(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	other := f.newProject("other")
+	twice := http.Header{projectHeader: {f.project.ID, other.ID}}
+	f.callWith(f.admin, twice, "POST", "/v1/webhooks", map[string]any{"name": "h", "uri": "https://example.com/h", "subscribed_events": []string{"batch.succeeded"}}).
+		mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", "x-longhook-project is sent more than once with different values")
+	f.callWith(f.admin, twice, "GET", "/v1/webhooks", nil).mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", "x-longhook-project")
+	f.callWith(f.key, twice, "GET", "/v1/webhooks", nil).mustError(t, http.StatusBadRequest, "INVALID_ARGUMENT", "x-longhook-project")
+	for _, p := range []string{f.project.ID, other.ID} {
+		r := f.callWith(f.admin, http.Header{projectHeader: {p}}, "GET", "/v1/webhooks", nil).must(t, http.StatusOK)
+		if string(r.raw) != "{}\n" {
+			t.Fatalf("project %s: a refused create stored %s", p, r.raw)
+		}
+	}
+	f.callWith(f.admin, http.Header{projectHeader: {other.ID, other.ID}}, "GET", "/v1/webhooks", nil).must(t, http.StatusOK)
+
+	// A publish the fast path serves: both copies reach the handler.
+	f.createWebhook("h", "batch.succeeded")
+	c := dial(t, f.srv)
+	req := rawRequest("POST", "/v1/events", f.admin, "x-longhook-project: "+f.project.ID+"\r\nx-longhook-project: "+other.ID+"\r\n", publishBody)
+	before := f.fast.Served()
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "x-longhook-project is sent more than once") || f.fast.Served() != before+1 {
+		t.Fatalf("publish with two project headers: %d %s (fast path served %d)", resp.StatusCode, body, f.fast.Served()-before)
+	}
+	if got := f.call("GET", "/v1/events", nil).must(t, http.StatusOK).body["events"]; got != nil {
+		t.Fatalf("a refused publish stored %v", got)
 	}
 }

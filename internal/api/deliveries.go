@@ -92,9 +92,6 @@ type listDeliveriesResponse struct {
 
 func (s *server) listDeliveries(r *http.Request, key core.APIKey) (any, error) {
 	q := r.URL.Query()
-	if err := checkQueryParams(q, "status", "event_type", "since", "until", "page_size", "page_token"); err != nil {
-		return nil, err
-	}
 	webhookID := r.PathValue("id")
 	p := core.ListDeliveriesParams{ProjectID: key.ProjectID, WebhookID: webhookID}
 	if st := q.Get("status"); st != "" {

@@ -59,9 +59,6 @@ type listEventsResponse struct {
 // first.
 func (s *server) listEvents(r *http.Request, key core.APIKey) (any, error) {
 	q := r.URL.Query()
-	if err := checkQueryParams(q, "type", "page_size", "page_token"); err != nil {
-		return nil, err
-	}
 	p := core.ListEventsParams{ProjectID: key.ProjectID}
 	if et := q.Get("type"); et != "" {
 		if err := s.checkEventTypeFilter("type", et); err != nil {
@@ -74,7 +71,7 @@ func (s *server) listEvents(r *http.Request, key core.APIKey) (any, error) {
 		return nil, err
 	}
 	const collection = "events"
-	if p.BeforeID, err = s.tokens.decode(collection, key.ProjectID, q.Get("page_token")); err != nil {
+	if p.BeforeID, err = s.tokens.decode(collection, key.ProjectID, pageToken(q)); err != nil {
 		return nil, err
 	}
 	p.Limit = size + 1

@@ -127,6 +127,8 @@ func TestFastPathAnswersAsNetHTTP(t *testing.T) {
 		"expect continue":      rawRequest("POST", "/v1beta/events", f.key, "Expect: 100-continue\r\n", publishBody),
 		"http 1.0":             strings.Replace(rawRequest("POST", "/v1beta/events", f.key, "", publishBody), "HTTP/1.1", "HTTP/1.0", 1),
 		"key in query":         "POST /v1beta/events?key=" + f.key + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + fmt.Sprint(len(publishBody)) + "\r\n\r\n" + publishBody,
+		"unknown query":        rawRequest("POST", "/v1beta/events?dry_run=1", f.key, "", publishBody),
+		"unknown batch query":  rawRequest("POST", "/v1beta/events:batchPublish?x=1", f.key, "", `{"events":[`+publishBody+`]}`),
 		"folded header":        rawRequest("POST", "/v1beta/events", f.key, "X-A: b\r\n c\r\n", publishBody),
 		"bare LF":              strings.ReplaceAll(rawRequest("POST", "/v1beta/events", f.key, "", publishBody), "\r\n", "\n"),
 		"space before colon":   rawRequest("POST", "/v1beta/events", f.key, "X-A : b\r\n", publishBody),

@@ -105,6 +105,10 @@ func (s *server) webhookConfig(field string, cs ...*wireWebhookConfig) (*core.We
 	if err := s.d.Policy.ValidateWebhookConfig(field, cfg); err != nil {
 		return nil, err
 	}
+	// Delivered inside data (publish.Validate checks a publish's).
+	if err := core.CheckDepth(field+".user_metadata", meta, core.MaxUserMetadataDepth); err != nil {
+		return nil, err
+	}
 	return cfg, nil
 }
 

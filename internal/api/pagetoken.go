@@ -79,14 +79,18 @@ func (p pageTokens) page(q url.Values, collection, projectID string) (size int, 
 	if size, err = pageSize(q); err != nil {
 		return 0, "", err
 	}
-	token := q.Get("page_token")
-	if token == "" {
-		token = q.Get("pageToken")
-	}
-	if cursor, err = p.decode(collection, projectID, token); err != nil {
+	if cursor, err = p.decode(collection, projectID, pageToken(q)); err != nil {
 		return 0, "", err
 	}
 	return size, cursor, nil
+}
+
+// pageToken reads page_token (or pageToken).
+func pageToken(q url.Values) string {
+	if t := q.Get("page_token"); t != "" {
+		return t
+	}
+	return q.Get("pageToken")
 }
 
 // pageSize reads page_size (or pageSize): default 50, values above 1000 are coerced to

@@ -21,7 +21,8 @@ import (
 // the same values; anything else — any refusal, and the rare shapes it
 // leaves alone (escapes in member names, null array elements, nesting
 // deeper than maxPublishDepth) — goes to decodeBytes, which decides and
-// words the error exactly as before. FuzzPublishDecoder holds the two
+// words the error exactly as before, and data nested too deep is refused
+// there (decodePublishGeneric). FuzzPublishDecoder holds the two
 // together on arbitrary input.
 
 // decodePublish strictly decodes one publish request (decodeBytes's
@@ -35,7 +36,16 @@ func decodePublish(data []byte, req *publishRequest) error {
 		return nil
 	}
 	*req = publishRequest{}
-	return decodeBytes(data, req)
+	return decodePublishGeneric(data, req)
+}
+
+// decodePublishGeneric is decodePublish's generic path: decodeBytes, then
+// data's depth (the fast path takes none too deep).
+func decodePublishGeneric(data []byte, req *publishRequest) error {
+	if err := decodeBytes(data, req); err != nil {
+		return err
+	}
+	return core.CheckDepth("data", req.Data, core.MaxDataDepth)
 }
 
 // decodeBatchPublish is decodePublish for events:batchPublish.
@@ -47,7 +57,20 @@ func decodeBatchPublish(data []byte, req *batchPublishRequest) error {
 		return nil
 	}
 	*req = batchPublishRequest{}
-	return decodeBytes(data, req)
+	return decodeBatchPublishGeneric(data, req)
+}
+
+// decodeBatchPublishGeneric is decodePublishGeneric for events:batchPublish.
+func decodeBatchPublishGeneric(data []byte, req *batchPublishRequest) error {
+	if err := decodeBytes(data, req); err != nil {
+		return err
+	}
+	for i := range req.Events {
+		if err := core.CheckDepth("events["+strconv.Itoa(i)+"].data", req.Events[i].Data, core.MaxDataDepth); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // fastPublish decodes data into req when it is a plain valid request,
@@ -82,9 +105,12 @@ func fastBatchPublish(data []byte, req *batchPublishRequest) bool {
 }
 
 // maxPublishDepth is the deepest nesting inside data or user_metadata the
-// fast path takes; deeper values go to encoding/json, which refuses
-// beyond 10,000.
-const maxPublishDepth = 500
+// fast path takes: the smaller of their limits (core.MaxDataDepth,
+// core.MaxUserMetadataDepth). A deeper value goes to the generic path,
+// which refuses data nested beyond its limit (decodePublishGeneric) and
+// leaves user_metadata to the webhook_config's validation; it costs the
+// fast path no work of its own, as it counts the depth anyway.
+const maxPublishDepth = min(core.MaxDataDepth, core.MaxUserMetadataDepth)
 
 // pubScan reads one body. keys holds the member names of the open objects
 // of data and user_metadata, for the duplicate check (as strictScan).

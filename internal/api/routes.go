@@ -15,6 +15,10 @@ import (
 //
 // Every registration goes through reg (or handle, handleVerbs), which also
 // records the route for Routes: the OpenAPI coverage test reads that list.
+// Beside each API route stand the query parameters it takes besides the
+// system ones (query.go): handle's trailing arguments, or a params by
+// verb; takesQuery refuses any other. Custom methods (handleVerbs) take
+// none.
 func (s *server) routes(mux *http.ServeMux) {
 	reg := func(method, path string, h http.Handler) {
 		mux.Handle(method+" "+path, h)
@@ -37,46 +41,51 @@ func (s *server) routes(mux *http.ServeMux) {
 
 	small, large := s.d.MaxBodyBytes, s.d.MaxPublishBodyBytes
 	for i, v := range apiVersions {
-		// record notes the route once, as /{v}/...; suffixes are the
-		// ":verb" operations sharing the pattern.
-		record := func(method, path string, suffixes ...string) {
+		// serve registers h for method on /{v}path, behind takesQuery's
+		// check of own, and records the route once, as /{v}/..., with one
+		// entry per key of own: the path itself for "", path:verb for a
+		// verb sharing the pattern.
+		serve := func(method, path string, own params, h http.Handler) {
+			mux.Handle(method+" /"+v+path, s.takesQuery(own, h))
 			if i > 0 {
 				return
 			}
-			if len(suffixes) == 0 {
-				suffixes = []string{""}
-			}
-			for _, sfx := range suffixes {
-				s.registered = append(s.registered, Route{Method: method, Path: "/{v}" + path + sfx})
+			for _, verb := range sortedKeys(own) {
+				p := "/{v}" + path
+				if verb != "" {
+					p += ":" + verb
+				}
+				s.registered = append(s.registered, Route{Method: method, Path: p, Query: own[verb]})
 			}
 		}
 		// noteID notes what a route ending in {id} serves there (allowed).
 		noteID := func(pattern string, bare bool, verbs ...string) {
 			s.idRoutes[pattern] = idRoute{bare: bare, verbs: verbs}
 		}
-		handle := func(method, path string, limit int64, fn apiFunc) {
-			mux.Handle(method+" /"+v+path, s.api(limit, fn))
+		// handle registers an API method taking the query parameters own.
+		handle := func(method, path string, limit int64, fn apiFunc, own ...string) {
+			serve(method, path, params{"": own}, s.api(limit, fn))
 			if strings.HasSuffix(path, "/{id}") {
 				noteID(method+" /"+v+path, true)
 			}
-			record(method, path)
 		}
 		// verbs registers a "{id}:verb" pattern dispatching on the verb.
 		handleVerbs := func(method, path string, limit int64, table map[string]apiFunc) {
-			mux.Handle(method+" /"+v+path, s.api(limit, verbs(table)))
-			noteID(method+" /"+v+path, false, sortedKeys(table)...)
-			for _, verb := range sortedKeys(table) {
-				record(method, path+":"+verb)
+			own := params{}
+			for verb := range table {
+				own[verb] = nil // custom methods take no query parameters
 			}
+			serve(method, path, own, s.api(limit, verbs(table)))
+			noteID(method+" /"+v+path, false, sortedKeys(table)...)
 		}
 
 		// WebhookService (docs/contract.md §2).
 		handle("POST", "/webhooks", small, s.createWebhook)
-		handle("GET", "/webhooks", small, s.listWebhooks)
-		mux.Handle("GET /"+v+"/webhooks/{id}", s.listenOr(s.api(small, noVerb(s.getWebhook)))) // {id}:listen streams (listen.go)
+		handle("GET", "/webhooks", small, s.listWebhooks, pageParams...)
+		serve("GET", "/webhooks/{id}", params{"": nil, relay.Verb: {"after"}}, // {id}:listen streams (listen.go)
+			s.listenOr(s.api(small, noVerb(s.getWebhook))))
 		noteID("GET /"+v+"/webhooks/{id}", true, relay.Verb)
-		record("GET", "/webhooks/{id}", "", ":"+relay.Verb)
-		handle("PATCH", "/webhooks/{id}", small, noVerb(s.updateWebhook))
+		handle("PATCH", "/webhooks/{id}", small, noVerb(s.updateWebhook), "update_mask")
 		handle("DELETE", "/webhooks/{id}", small, noVerb(s.deleteWebhook))
 		handleVerbs("POST", "/webhooks/{id}", small, map[string]apiFunc{
 			"ping":                s.pingWebhook,
@@ -89,17 +98,17 @@ func (s *server) routes(mux *http.ServeMux) {
 		// Publish (§7).
 		handle("POST", "/events", large, s.publishEvent)
 		handle("POST", "/events:batchPublish", large, s.batchPublish)
-		handle("GET", "/events", small, s.listEvents)
+		handle("GET", "/events", small, s.listEvents, append([]string{"type"}, pageParams...)...)
 		handle("GET", "/events/{id}", small, noVerb(s.getEvent))
 
 		// Deliveries (§7).
-		handle("GET", "/webhooks/{id}/deliveries", small, noVerb(s.listDeliveries))
+		handle("GET", "/webhooks/{id}/deliveries", small, noVerb(s.listDeliveries),
+			append([]string{"status", "event_type", "since", "until"}, pageParams...)...)
 		handle("GET", "/deliveries/{id}", small, noVerb(s.getDelivery))
 		handleVerbs("POST", "/deliveries/{id}", small, map[string]apiFunc{
 			"redeliver": s.redeliver,
 		})
-		mux.HandleFunc("GET /"+v+"/deliveries:stream", s.deliveriesStream) // tail.go
-		record("GET", "/deliveries:stream")
+		serve("GET", "/deliveries:stream", params{"": {"webhook_id", "event_type"}}, http.HandlerFunc(s.deliveriesStream)) // tail.go
 
 		// Admin (admin API keys only).
 		handle("POST", "/projects", small, admin(s.createProject))
@@ -121,33 +130,38 @@ func (s *server) routes(mux *http.ServeMux) {
 			"predictLongRunning":   s.createVideo,
 		})
 		handle("GET", "/models/{model}/operations/{id}", small, noVerb(s.getVideoOperation))
-		handle("GET", "/batches", small, s.listBatches)
+		handle("GET", "/batches", small, s.listBatches, pageParams...)
 		handle("GET", "/batches/{id}", small, noVerb(s.getBatch))
 		handle("DELETE", "/batches/{id}", small, noVerb(s.deleteBatch))
 		handleVerbs("POST", "/batches/{id}", small, map[string]apiFunc{"cancel": s.cancelBatch})
-		handle("GET", "/operations", small, s.listOperations)
+		handle("GET", "/operations", small, s.listOperations, pageParams...)
 		handle("GET", "/operations/{id}", small, noVerb(s.getOperation))
 
 		// Files (§11): metadata, bytes (/{v}/files/{id}:download or
 		// ?alt=media, /download/{v}/files/{id}) and uploads (/upload/{v}/files;
 		// ServeHTTP authenticates both prefixes, files.go and uploads.go).
-		handle("GET", "/files", small, s.listFiles)
+		handle("GET", "/files", small, s.listFiles, pageParams...)
 		handle("DELETE", "/files/{id}", small, noVerb(s.deleteFile))
-		mux.HandleFunc("GET /"+v+"/files/{id}", s.getOrDownloadFile)
+		fileParams := params{"": nil, "download": nil} // alt=media is a system parameter
+		serve("GET", "/files/{id}", fileParams, http.HandlerFunc(s.getOrDownloadFile))
 		noteID("GET /"+v+"/files/{id}", true, "download")
-		record("GET", "/files/{id}", "", ":download")
-		mux.HandleFunc("GET /download/"+v+"/files/{id}", s.getOrDownloadFile)
+		mux.Handle("GET /download/"+v+"/files/{id}", s.takesQuery(fileParams, http.HandlerFunc(s.getOrDownloadFile)))
 		noteID("GET /download/"+v+"/files/{id}", true, "download")
-		mux.HandleFunc("POST /upload/"+v+"/files", s.upload)
-		mux.HandleFunc("PUT /upload/"+v+"/files", s.upload)
+		// upload_id names a resumable session; uploadType and
+		// upload_protocol are system parameters.
+		uploadParams := params{"": {"upload_id"}}
+		mux.Handle("POST /upload/"+v+"/files", s.takesQuery(uploadParams, http.HandlerFunc(s.upload)))
+		mux.Handle("PUT /upload/"+v+"/files", s.takesQuery(uploadParams, http.HandlerFunc(s.upload)))
 		if i == 0 {
 			s.registered = append(s.registered, Route{Method: "GET", Path: "/download/{v}/files/{id}"},
-				Route{Method: "POST", Path: "/upload/{v}/files"}, Route{Method: "PUT", Path: "/upload/{v}/files"})
+				Route{Method: "POST", Path: "/upload/{v}/files", Query: uploadParams[""]},
+				Route{Method: "PUT", Path: "/upload/{v}/files", Query: uploadParams[""]})
 		}
 
 		// Interactions (§11).
 		handle("POST", "/interactions", small, s.createInteraction)
-		handle("GET", "/interactions/{id}", small, noVerb(s.getInteraction))
+		// The SDKs' last_event_id resumes a stream, which stream=true asks for and is refused.
+		handle("GET", "/interactions/{id}", small, noVerb(s.getInteraction), "include_input", "stream", "last_event_id")
 		handle("DELETE", "/interactions/{id}", small, noVerb(s.deleteInteraction))
 		handleVerbs("POST", "/interactions/{id}", small, map[string]apiFunc{"cancel": s.cancelInteraction})
 		handle("POST", "/interactions/{id}/cancel", small, noVerb(s.cancelInteraction))
@@ -161,6 +175,10 @@ type Route struct {
 	// Path is the path pattern. Versioned routes start with "/{v}" (served
 	// under /v1, /v1beta and /v1alpha); custom methods end in ":verb".
 	Path string
+	// Query is the query parameters the route takes besides Google's
+	// system parameters (key, alt, fields, …), which every route takes;
+	// any other is 400. Unversioned routes ignore their query.
+	Query []string
 }
 
 // Routes lists every route NewServer registers, in registration order, the

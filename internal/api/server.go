@@ -14,7 +14,8 @@
 //   - Responses are always JSON: results are 200 (an empty result is {}),
 //     errors use the Google envelope through the one table in errors.go.
 //   - Request bodies are size-limited, snake_case, and unknown fields are
-//     rejected.
+//     rejected; so are query parameters a route does not declare beside
+//     it in routes.go, but Google's system parameters (query.go).
 package api
 
 import (

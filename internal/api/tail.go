@@ -77,10 +77,6 @@ func (s *server) deliveriesStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	if err := checkQueryParams(q, "webhook_id", "event_type"); err != nil {
-		WriteError(w, r, s.d.Logger, err)
-		return
-	}
 	ts := &tailStream{s: s, p: core.ListDeliveriesParams{ProjectID: key.ProjectID, WebhookID: q.Get("webhook_id")},
 		opened: s.d.Clock.Now(), seen: map[string]tailSeen{}}
 	if et := q.Get("event_type"); et != "" {

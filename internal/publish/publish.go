@@ -216,7 +216,16 @@ func (p *Publisher) Validate(prefix string, in *Input) error {
 	if len(in.IdempotencyKey) > core.MaxIdempotencyKeyLen {
 		return core.Invalid(prefix+"idempotency_key", "%sidempotency_key is longer than %d characters", prefix, core.MaxIdempotencyKeyLen)
 	}
-	return p.cfg.Policy.ValidateWebhookConfig(prefix+"webhook_config", in.WebhookConfig)
+	if err := p.cfg.Policy.ValidateWebhookConfig(prefix+"webhook_config", in.WebhookConfig); err != nil {
+		return err
+	}
+	if in.WebhookConfig != nil && !in.Internal {
+		// Delivered inside data. Not for the server's own events: a job's
+		// config was checked when the job was made, and a job made before
+		// the limit must still get its events out.
+		return core.CheckDepth(prefix+"webhook_config.user_metadata", in.WebhookConfig.UserMetadata, core.MaxUserMetadataDepth)
+	}
+	return nil
 }
 
 // Publish validates, fans out and durably writes the inputs of one

@@ -141,6 +141,9 @@ type Result struct {
 	Latency    time.Duration
 	Response   []byte
 	Err        string
+	// Aborted: longhook ended the attempt itself (hard stop), not the
+	// receiver; the outcome says nothing about the destination.
+	Aborted bool
 }
 
 // Send makes one attempt and classifies its outcome. The attempt ends at
@@ -155,6 +158,10 @@ func (s *Sender) Send(ctx context.Context, r Request) Result {
 // they can stay on the caller's stack.
 func (s *Sender) send(ctx context.Context, uri string, body []byte, headers [][2]string) Result {
 	if err := ctx.Err(); err != nil {
+		if errors.Is(err, context.Canceled) {
+			f := errAborted() // hard stop before the request went out
+			return Result{Outcome: f, Err: f.Err, Aborted: true}
+		}
 		f := classifyError(ctx, err)
 		return Result{Outcome: f, Err: f.Err}
 	}
@@ -200,12 +207,13 @@ func (s *Sender) send(ctx context.Context, uri string, body []byte, headers [][2
 	if err != nil {
 		lat := time.Since(start)
 		f := classifyError(ctx, err)
-		if s.aborts.Load() != aborts || errors.Is(ctx.Err(), context.Canceled) {
+		aborted := s.aborts.Load() != aborts || errors.Is(ctx.Err(), context.Canceled)
+		if aborted {
 			// Ended by this side (hard stop), not by the receiver: the
 			// closed connection would otherwise read as the receiver's.
 			f = errAborted()
 		}
-		return Result{Outcome: f, Latency: lat, Err: f.Err}
+		return Result{Outcome: f, Latency: lat, Err: f.Err, Aborted: aborted}
 	}
 	var got []byte
 	if rs := resp.BodyStream(); rs != nil {

@@ -20,6 +20,7 @@ type task struct {
 
 	hang     bool // holds one of the HangingWorkers slots
 	timedOut bool // the attempt timed out (set by attempt, read by finished)
+	aborted  bool // longhook ended the attempt itself (hard stop; set by attempt, read by fail)
 	// signal is what the attempt says about its destination's load (set
 	// by attempt, read by finished): see adaptive.go.
 	signal loadSignal

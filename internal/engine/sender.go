@@ -191,14 +191,17 @@ func (s *Sender) send(ctx context.Context, uri string, body []byte, headers [][2
 	aborts := s.aborts.Load()
 	err := s.client.Do(req, resp)
 	// The clock is read for the resend only: most attempts do not need it.
-	if closedBeforeResponse(err) && s.aborts.Load() == aborts {
+	if closedBeforeResponse(err) && s.aborts.Load() == aborts && reusedConn(resp, start) {
 		if left := timeout - time.Since(start); left > 0 {
 			// A kept-alive connection that the receiver closed while it
 			// was idle (or closes as the request is written) fails before
 			// any response byte: send once more at once, on a new
 			// connection (a second pooled one may be just as stale), as
 			// net/http does. The failed try is not an attempt; what the
-			// resend gets is.
+			// resend gets is. Not on a connection made for this attempt:
+			// it was not stale, the receiver took the request and ended
+			// the connection, and a resend would hand the request over
+			// twice in one recorded attempt.
 			req.SetTimeout(left)
 			req.SetConnectionClose()
 			err = s.fresh.Do(req, resp)
@@ -236,6 +239,13 @@ func (s *Sender) send(ctx context.Context, uri string, body []byte, headers [][2
 		res.Err = f.Error()
 	}
 	return res
+}
+
+// reusedConn reports whether resp's request went out on a connection
+// dialed before start, a kept-alive one (or one it cannot tell).
+func reusedConn(resp *fasthttp.Response, start time.Time) bool {
+	a, ok := resp.LocalAddr().(*connAddr)
+	return !ok || a.c.dialed.Before(start)
 }
 
 // closedBeforeResponse reports whether err is a connection closed or
@@ -342,6 +352,9 @@ type trackedConn struct {
 	// never waits, so most attempts arm one deadline timer (the read's)
 	// instead of two. Writes and write deadlines come from one goroutine
 	// at a time (the attempt's, or crypto/tls's under its lock).
+	dialed time.Time // when the connection was made
+	laddr  connAddr  // the local address, leading back to the connection
+
 	raw    syscall.RawConn // nil: deadlines go straight to the socket
 	wdl    time.Time       // the write deadline last asked for
 	wdlSet bool            // wdl is on the socket
@@ -358,7 +371,8 @@ func (cs *connSet) dial(d *net.Dialer, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := &trackedConn{Conn: c, set: cs}
+	tc := &trackedConn{Conn: c, set: cs, dialed: time.Now()}
+	tc.laddr = connAddr{Addr: c.LocalAddr(), c: tc}
 	if t, ok := c.(*net.TCPConn); ok {
 		if raw, err := t.SyscallConn(); err == nil {
 			tc.raw = raw
@@ -370,6 +384,18 @@ func (cs *connSet) dial(d *net.Dialer, addr string) (net.Conn, error) {
 	cs.mu.Unlock()
 	return tc, nil
 }
+
+// connAddr is a connection's local address that leads back to the
+// connection: fasthttp records it in the response before it writes the
+// request (Response.LocalAddr), so a send that failed can tell which
+// connection it used, however it ended.
+type connAddr struct {
+	net.Addr
+	c *trackedConn
+}
+
+// LocalAddr returns the connection's local address as a *connAddr.
+func (c *trackedConn) LocalAddr() net.Addr { return &c.laddr }
 
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {

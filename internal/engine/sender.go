@@ -101,6 +101,10 @@ func NewSender(cfg SenderConfig) *Sender {
 // the sender's once it read it.
 const IdleConnTimeout = 4 * time.Second
 
+// readBufferSize is the sender's read buffer per connection, also the
+// limit of a response's headers.
+const readBufferSize = 32 << 10
+
 func (s *Sender) newClient(dialer *net.Dialer) *fasthttp.Client {
 	cfg := s.cfg
 	return &fasthttp.Client{
@@ -118,7 +122,7 @@ func (s *Sender) newClient(dialer *net.Dialer) *fasthttp.Client {
 		// The most recently used idle connection first: the least likely
 		// to be closing, and the others expire instead of rotating.
 		ConnPoolStrategy:              fasthttp.LIFO,
-		ReadBufferSize:                32 << 10, // also the limit of response headers
+		ReadBufferSize:                readBufferSize,
 		StreamResponseBody:            true,
 		DisableHeaderNamesNormalizing: true, // webhook-id, not Webhook-Id
 		DisablePathNormalizing:        true, // the URI exactly as configured
@@ -536,6 +540,13 @@ func classifyError(ctx context.Context, err error) *core.Failure {
 		return &core.Failure{Kind: core.FailConnection, Err: "connection refused"}
 	case errors.Is(err, syscall.ECONNRESET):
 		return &core.Failure{Kind: core.FailConnection, Err: "connection reset"}
+	// fasthttp's own messages for these give the receiver's or the
+	// operator's side advice that does not apply (return "Connection:
+	// close", increase ReadBufferSize): the record says what happened.
+	case errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF):
+		return &core.Failure{Kind: core.FailConnection, Err: "connection closed by the destination before a response"}
+	case errors.As(err, new(*fasthttp.ErrSmallBuffer)):
+		return &core.Failure{Kind: core.FailConnection, Err: "response headers larger than " + strconv.Itoa(readBufferSize>>10) + " KiB"}
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -130,6 +131,53 @@ func TestSenderSendsOnceOnANewConnectionEndedWithoutAnAnswer(t *testing.T) {
 				if got := requests.Load(); got != n {
 					t.Fatalf("after %d attempts the receiver got %d requests", n, got)
 				}
+			}
+		})
+	}
+}
+
+// A failed attempt's record says what the destination did, in words of
+// its own, not fasthttp's advice to the server's author ("make sure the
+// server returns 'Connection: close'") or to longhook's code ("increase
+// readbuffersize"), which the console and the API showed as the error.
+func TestSenderFailuresSayWhatHappened(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, answer, want string
+	}{
+		{"closed without an answer", "", "connection closed by the destination before a response"},
+		{"only an interim answer", "HTTP/1.1 100 Continue\r\n\r\n", "connection closed by the destination before a response"},
+		{"oversized headers", "HTTP/1.1 200 OK\r\nX-Big: " + strings.Repeat("a", 64<<10) + "\r\n\r\n", "response headers larger than 32 KiB"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = ln.Close() })
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					go func(c net.Conn) {
+						defer c.Close()
+						req, err := http.ReadRequest(bufio.NewReader(c))
+						if err != nil {
+							return
+						}
+						_, _ = io.Copy(io.Discard, req.Body)
+						_, _ = io.WriteString(c, tc.answer)
+					}(c)
+				}
+			}()
+			s := devSender(t, SenderConfig{AttemptTimeout: 20 * time.Second})
+			res := s.Send(context.Background(), Request{URI: "http://" + ln.Addr().String() + "/", Body: []byte("{}")})
+			if res.Err != tc.want {
+				t.Errorf("recorded error %q; want %q", res.Err, tc.want)
 			}
 		})
 	}

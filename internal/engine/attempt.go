@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -55,6 +56,7 @@ func (e *Engine) attempt(ctx context.Context, t *task) core.Completion {
 		var err error
 		sig, err = e.cfg.Dynamic.SignDynamic(ctx, c, uri, now)
 		if err != nil {
+			t.aborted = errors.Is(ctx.Err(), context.Canceled) // hard stop
 			return e.fail(comp, c, now, uri, &core.Failure{Kind: core.FailConnection, Err: "sign: " + err.Error()}, 0, t)
 		}
 	}
@@ -82,6 +84,7 @@ func (e *Engine) attempt(ctx context.Context, t *task) core.Completion {
 	}
 	f := res.Outcome.(*core.Failure)
 	t.timedOut = f.Kind == core.FailTimeout
+	t.aborted = res.Aborted
 	t.signal = failureSignal(f, res.StatusCode)
 	comp = e.fail(comp, c, now, uri, f, res.StatusCode, t)
 	if comp.Status == core.DeliveryPending && c.WebhookID != "" {
@@ -110,6 +113,13 @@ func (e *Engine) fail(comp core.Completion, c *core.Claimed, now time.Time, uri 
 	next, retry := time.Time{}, false
 	if !c.Manual {
 		next, retry = e.cfg.Retry.Next(f, c.Attempts-c.ScheduleBase+1, c.ScheduleStart, now, schedule, e.cfg.Rand)
+	}
+	if !retry && t.aborted {
+		// longhook ended the attempt itself (hard stop): that says
+		// nothing about the destination and must not end the delivery.
+		// A manual send, or the last attempt at the horizon, is made
+		// again at once (by another instance, or after the restart).
+		next, retry = now, true
 	}
 	outcome := "failed"
 	if retry {

@@ -93,8 +93,15 @@ func (e *Engine) Dispatch(r core.Reservation, cs []core.Claimed, hooks map[strin
 // false if the destination's parking is full (the caller releases it).
 // e.mu is held.
 func (e *Engine) admit(t *task) bool {
-	if e.held[t.c.ID] != nil {
-		return true // already ours (an expired lease claimed again)
+	if h := e.held[t.c.ID]; h != nil {
+		// Already ours: an expired lease claimed again, or a delivery
+		// made due again (:redeliver) while its attempt ran. The attempt
+		// in flight must not decide when it is next sent: its result
+		// leaves it due at once (enqueueResult).
+		if h.started {
+			h.again = true
+		}
+		return true
 	}
 	if t.at.IsZero() { // claimed: its webhook was read just now
 		t.gen, t.at = e.gen.Load(), time.Now()

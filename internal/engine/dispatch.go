@@ -50,6 +50,7 @@ func (e *Engine) noteLatency(dest string, d *destState, took time.Duration) {
 // attempts were in flight at once (at most Workers); reapWorkers ends
 // those that stayed idle.
 func (e *Engine) start(t *task) {
+	t.started = true
 	if e.onStart != nil {
 		e.onStart(t)
 	}

@@ -101,6 +101,10 @@ func NewSender(cfg SenderConfig) *Sender {
 // the sender's once it read it.
 const IdleConnTimeout = 4 * time.Second
 
+// readBufferSize is the sender's read buffer per connection, also the
+// limit of a response's headers.
+const readBufferSize = 32 << 10
+
 func (s *Sender) newClient(dialer *net.Dialer) *fasthttp.Client {
 	cfg := s.cfg
 	return &fasthttp.Client{
@@ -118,7 +122,7 @@ func (s *Sender) newClient(dialer *net.Dialer) *fasthttp.Client {
 		// The most recently used idle connection first: the least likely
 		// to be closing, and the others expire instead of rotating.
 		ConnPoolStrategy:              fasthttp.LIFO,
-		ReadBufferSize:                32 << 10, // also the limit of response headers
+		ReadBufferSize:                readBufferSize,
 		StreamResponseBody:            true,
 		DisableHeaderNamesNormalizing: true, // webhook-id, not Webhook-Id
 		DisablePathNormalizing:        true, // the URI exactly as configured
@@ -141,6 +145,9 @@ type Result struct {
 	Latency    time.Duration
 	Response   []byte
 	Err        string
+	// Aborted: longhook ended the attempt itself (hard stop), not the
+	// receiver; the outcome says nothing about the destination.
+	Aborted bool
 }
 
 // Send makes one attempt and classifies its outcome. The attempt ends at
@@ -155,6 +162,10 @@ func (s *Sender) Send(ctx context.Context, r Request) Result {
 // they can stay on the caller's stack.
 func (s *Sender) send(ctx context.Context, uri string, body []byte, headers [][2]string) Result {
 	if err := ctx.Err(); err != nil {
+		if errors.Is(err, context.Canceled) {
+			f := errAborted() // hard stop before the request went out
+			return Result{Outcome: f, Err: f.Err, Aborted: true}
+		}
 		f := classifyError(ctx, err)
 		return Result{Outcome: f, Err: f.Err}
 	}
@@ -184,14 +195,17 @@ func (s *Sender) send(ctx context.Context, uri string, body []byte, headers [][2
 	aborts := s.aborts.Load()
 	err := s.client.Do(req, resp)
 	// The clock is read for the resend only: most attempts do not need it.
-	if closedBeforeResponse(err) && s.aborts.Load() == aborts {
+	if closedBeforeResponse(err) && s.aborts.Load() == aborts && reusedConn(resp, start) {
 		if left := timeout - time.Since(start); left > 0 {
 			// A kept-alive connection that the receiver closed while it
 			// was idle (or closes as the request is written) fails before
 			// any response byte: send once more at once, on a new
 			// connection (a second pooled one may be just as stale), as
 			// net/http does. The failed try is not an attempt; what the
-			// resend gets is.
+			// resend gets is. Not on a connection made for this attempt:
+			// it was not stale, the receiver took the request and ended
+			// the connection, and a resend would hand the request over
+			// twice in one recorded attempt.
 			req.SetTimeout(left)
 			req.SetConnectionClose()
 			err = s.fresh.Do(req, resp)
@@ -200,12 +214,13 @@ func (s *Sender) send(ctx context.Context, uri string, body []byte, headers [][2
 	if err != nil {
 		lat := time.Since(start)
 		f := classifyError(ctx, err)
-		if s.aborts.Load() != aborts || errors.Is(ctx.Err(), context.Canceled) {
+		aborted := s.aborts.Load() != aborts || errors.Is(ctx.Err(), context.Canceled)
+		if aborted {
 			// Ended by this side (hard stop), not by the receiver: the
 			// closed connection would otherwise read as the receiver's.
 			f = errAborted()
 		}
-		return Result{Outcome: f, Latency: lat, Err: f.Err}
+		return Result{Outcome: f, Latency: lat, Err: f.Err, Aborted: aborted}
 	}
 	var got []byte
 	if rs := resp.BodyStream(); rs != nil {
@@ -228,6 +243,13 @@ func (s *Sender) send(ctx context.Context, uri string, body []byte, headers [][2
 		res.Err = f.Error()
 	}
 	return res
+}
+
+// reusedConn reports whether resp's request went out on a connection
+// dialed before start, a kept-alive one (or one it cannot tell).
+func reusedConn(resp *fasthttp.Response, start time.Time) bool {
+	a, ok := resp.LocalAddr().(*connAddr)
+	return !ok || a.c.dialed.Before(start)
 }
 
 // closedBeforeResponse reports whether err is a connection closed or
@@ -334,6 +356,9 @@ type trackedConn struct {
 	// never waits, so most attempts arm one deadline timer (the read's)
 	// instead of two. Writes and write deadlines come from one goroutine
 	// at a time (the attempt's, or crypto/tls's under its lock).
+	dialed time.Time // when the connection was made
+	laddr  connAddr  // the local address, leading back to the connection
+
 	raw    syscall.RawConn // nil: deadlines go straight to the socket
 	wdl    time.Time       // the write deadline last asked for
 	wdlSet bool            // wdl is on the socket
@@ -350,7 +375,8 @@ func (cs *connSet) dial(d *net.Dialer, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := &trackedConn{Conn: c, set: cs}
+	tc := &trackedConn{Conn: c, set: cs, dialed: time.Now()}
+	tc.laddr = connAddr{Addr: c.LocalAddr(), c: tc}
 	if t, ok := c.(*net.TCPConn); ok {
 		if raw, err := t.SyscallConn(); err == nil {
 			tc.raw = raw
@@ -362,6 +388,18 @@ func (cs *connSet) dial(d *net.Dialer, addr string) (net.Conn, error) {
 	cs.mu.Unlock()
 	return tc, nil
 }
+
+// connAddr is a connection's local address that leads back to the
+// connection: fasthttp records it in the response before it writes the
+// request (Response.LocalAddr), so a send that failed can tell which
+// connection it used, however it ended.
+type connAddr struct {
+	net.Addr
+	c *trackedConn
+}
+
+// LocalAddr returns the connection's local address as a *connAddr.
+func (c *trackedConn) LocalAddr() net.Addr { return &c.laddr }
 
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
@@ -502,6 +540,13 @@ func classifyError(ctx context.Context, err error) *core.Failure {
 		return &core.Failure{Kind: core.FailConnection, Err: "connection refused"}
 	case errors.Is(err, syscall.ECONNRESET):
 		return &core.Failure{Kind: core.FailConnection, Err: "connection reset"}
+	// fasthttp's own messages for these give the receiver's or the
+	// operator's side advice that does not apply (return "Connection:
+	// close", increase ReadBufferSize): the record says what happened.
+	case errors.Is(err, fasthttp.ErrConnectionClosed), errors.Is(err, io.EOF):
+		return &core.Failure{Kind: core.FailConnection, Err: "connection closed by the destination before a response"}
+	case errors.As(err, new(*fasthttp.ErrSmallBuffer)):
+		return &core.Failure{Kind: core.FailConnection, Err: "response headers larger than " + strconv.Itoa(readBufferSize>>10) + " KiB"}
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {

@@ -32,6 +32,7 @@ type bundle struct {
 	box     *secretbox.Box
 	pub     *publish.Publisher
 	engine  *Engine
+	cfg     Config // the engine's, for restart
 	project string
 	cancel  context.CancelFunc
 	done    chan error
@@ -85,26 +86,44 @@ func setup(t *testing.T, o setupOpts) *bundle {
 	if o.attemptTimeout == 0 {
 		o.attemptTimeout = 2 * time.Second
 	}
-	b.engine = New(Config{
+	b.cfg = Config{
 		Store: st, Cipher: box, Clock: clk, Retry: core.RetryPolicy{Scale: o.timeScale},
 		Sender:         NewSender(SenderConfig{Policy: core.AddressPolicy{Dev: true}, AttemptTimeout: o.attemptTimeout, TLS: o.tls}),
 		Rand:           func() float64 { return 0.5 }, // no jitter: exact schedule
 		PerDestination: o.perDest, PerDestinationMax: o.perDestMax, Workers: o.workers, Dynamic: o.dynamic,
 		SoftStop: cmp.Or(o.softStop, 5*time.Second), Logger: testLogger(t), Lease: o.lease, QueueBytes: o.queueBytes,
 		Metrics: o.metrics, MetricsPrune: o.metricsPrune, PollInterval: o.poll,
-	})
+	}
+	b.engine = New(b.cfg)
 	if o.direct {
 		b.pub = publish.New(publish.Config{Store: st, Catalog: cat, Clock: clk, Direct: b.engine,
 			Policy: core.AddressPolicy{Dev: true}})
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	b.cancel = cancel
-	b.done = make(chan error, 1)
-	go func() { b.done <- b.engine.Run(runCtx) }()
+	b.run()
 	t.Cleanup(func() {
 		b.stop()
 		st.Close()
 	})
+	return b
+}
+
+// run runs b.engine until stop.
+func (b *bundle) run() {
+	runCtx, cancel := context.WithCancel(context.Background())
+	b.cancel = cancel
+	b.done = make(chan error, 1)
+	go func() { b.done <- b.engine.Run(runCtx) }()
+}
+
+// restart stops the engine and runs a new one on the same store, as a
+// restarted `serve` does: a new lease owner, a new sender, nothing held.
+// (The publisher still hands direct-path work to the old engine.)
+func (b *bundle) restart() *bundle {
+	b.stop()
+	cfg := b.cfg
+	cfg.Sender = NewSender(cfg.Sender.cfg)
+	b.engine = New(cfg)
+	b.run()
 	return b
 }
 

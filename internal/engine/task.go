@@ -18,8 +18,15 @@ type task struct {
 	// instance may take it over meanwhile).
 	leaseEnd time.Time
 
-	hang     bool // holds one of the HangingWorkers slots
+	hang    bool // holds one of the HangingWorkers slots
+	started bool // its attempt was started (e.mu)
+	// again: a claim took the delivery again while the attempt ran (a
+	// :redeliver made it due meanwhile, and this engine took it back):
+	// the attempt's result leaves it due at once instead of scheduling
+	// it (e.mu).
+	again    bool
 	timedOut bool // the attempt timed out (set by attempt, read by finished)
+	aborted  bool // longhook ended the attempt itself (hard stop; set by attempt, read by fail)
 	// signal is what the attempt says about its destination's load (set
 	// by attempt, read by finished): see adaptive.go.
 	signal loadSignal
@@ -69,7 +76,14 @@ func (e *Engine) enqueueResult(t *task, comp core.Completion) {
 	e.mu.Lock()
 	e.letGo(t)
 	after := e.afterResult
+	again := t.again
 	e.mu.Unlock()
+	if again && comp.Attempt.Number != 0 && comp.Status != core.DeliveryCancelled {
+		// Made due again while this attempt ran (:redeliver): the
+		// attempt is recorded, and the delivery is sent again now, as it
+		// would be by another instance.
+		comp.Status, comp.NextAttemptTime = core.DeliveryPending, e.cfg.Clock.Now()
+	}
 	if after != nil {
 		defer after(t)
 	}

@@ -44,10 +44,12 @@ var pageParams = []string{"page_size", "page_token", "pageSize", "pageToken"}
 // INVALID_ARGUMENT a query the route does not take: a parameter neither
 // own (for the request's verb) nor the system takes, or a query string
 // that does not parse (url.Values would drop the malformed pair without a
-// word). Google's front ends refuse both the same way, so a misspelt
-// filter (webhook= for webhook_id=) or option is an error, not an answer
-// that silently ignores it. A request whose verb own does not list passes
-// through: its handler answers 404 for the unknown method. Without a
+// word). routes.go gives it longhook's own methods only, so that a
+// misspelt filter (webhook= for webhook_id=) or an option longhook lacks
+// is an error, not an answer that silently ignores it; the Gemini API's
+// methods ignore what they do not take, as the live API does. A request
+// whose verb own does not list passes through (a Gemini method sharing
+// the pattern, or an unknown method its handler answers 404). Without a
 // query it costs one comparison (the publish path).
 func (s *server) takesQuery(own params, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -17,8 +17,9 @@ import (
 // records the route for Routes: the OpenAPI coverage test reads that list.
 // Beside each API route stand the query parameters it takes besides the
 // system ones (query.go): handle's trailing arguments, or a params by
-// verb; takesQuery refuses any other. Custom methods (handleVerbs) take
-// none.
+// verb; takesQuery refuses any other on longhook's own methods. The
+// Gemini API's methods (geminiMethods) ignore what they do not take, as
+// the live API does. Custom methods (handleVerbs) take none.
 func (s *server) routes(mux *http.ServeMux) {
 	reg := func(method, path string, h http.Handler) {
 		mux.Handle(method+" "+path, h)
@@ -46,16 +47,19 @@ func (s *server) routes(mux *http.ServeMux) {
 		// entry per key of own: the path itself for "", path:verb for a
 		// verb sharing the pattern.
 		serve := func(method, path string, own params, h http.Handler) {
-			mux.Handle(method+" /"+v+path, s.takesQuery(own, h))
+			strict := params{}
+			for verb, names := range own {
+				if !geminiMethods[method+" "+recordedPath(path, verb)] {
+					strict[verb] = names
+				}
+			}
+			mux.Handle(method+" /"+v+path, s.takesQuery(strict, h))
 			if i > 0 {
 				return
 			}
 			for _, verb := range sortedKeys(own) {
-				p := "/{v}" + path
-				if verb != "" {
-					p += ":" + verb
-				}
-				s.registered = append(s.registered, Route{Method: method, Path: p, Query: own[verb]})
+				_, refuses := strict[verb]
+				s.registered = append(s.registered, Route{Method: method, Path: recordedPath(path, verb), Query: own[verb], Strict: refuses})
 			}
 		}
 		// noteID notes what a route ending in {id} serves there (allowed).
@@ -142,16 +146,15 @@ func (s *server) routes(mux *http.ServeMux) {
 		// ServeHTTP authenticates both prefixes, files.go and uploads.go).
 		handle("GET", "/files", small, s.listFiles, pageParams...)
 		handle("DELETE", "/files/{id}", small, noVerb(s.deleteFile))
-		fileParams := params{"": nil, "download": nil} // alt=media is a system parameter
-		serve("GET", "/files/{id}", fileParams, http.HandlerFunc(s.getOrDownloadFile))
+		serve("GET", "/files/{id}", params{"": nil, "download": nil}, http.HandlerFunc(s.getOrDownloadFile)) // alt=media is a system parameter
 		noteID("GET /"+v+"/files/{id}", true, "download")
-		mux.Handle("GET /download/"+v+"/files/{id}", s.takesQuery(fileParams, http.HandlerFunc(s.getOrDownloadFile)))
+		mux.HandleFunc("GET /download/"+v+"/files/{id}", s.getOrDownloadFile)
 		noteID("GET /download/"+v+"/files/{id}", true, "download")
 		// upload_id names a resumable session; uploadType and
 		// upload_protocol are system parameters.
 		uploadParams := params{"": {"upload_id"}}
-		mux.Handle("POST /upload/"+v+"/files", s.takesQuery(uploadParams, http.HandlerFunc(s.upload)))
-		mux.Handle("PUT /upload/"+v+"/files", s.takesQuery(uploadParams, http.HandlerFunc(s.upload)))
+		mux.HandleFunc("POST /upload/"+v+"/files", s.upload) // Gemini methods: geminiMethods
+		mux.HandleFunc("PUT /upload/"+v+"/files", s.upload)
 		if i == 0 {
 			s.registered = append(s.registered, Route{Method: "GET", Path: "/download/{v}/files/{id}"},
 				Route{Method: "POST", Path: "/upload/{v}/files", Query: uploadParams[""]},
@@ -168,6 +171,38 @@ func (s *server) routes(mux *http.ServeMux) {
 	}
 }
 
+// recordedPath is the recorded path of a route registered on /{v}path, with
+// ":verb" for a custom method sharing the pattern.
+func recordedPath(path, verb string) string {
+	if verb == "" {
+		return "/{v}" + path
+	}
+	return "/{v}" + path + ":" + verb
+}
+
+// geminiMethods are the routes of the Gemini API itself, as Routes records
+// them. They ignore a query parameter they do not take, as the live API
+// does (docs/api.md, "Query parameters"): a client written for Google's
+// API must not break here on one it adds. longhook's own methods (publish,
+// events, deliveries, recovery, projects, keys, listen) refuse it, so that
+// a misspelt filter or an option longhook lacks (?dry_run=1) is an error
+// instead of acting on everything.
+var geminiMethods = map[string]bool{
+	"POST /{v}/webhooks": true, "GET /{v}/webhooks": true,
+	"GET /{v}/webhooks/{id}": true, "PATCH /{v}/webhooks/{id}": true, "DELETE /{v}/webhooks/{id}": true,
+	"POST /{v}/webhooks/{id}:ping": true, "POST /{v}/webhooks/{id}:rotateSigningSecret": true,
+	"POST /{v}/webhooks/{id}/rotate_secret":      true,
+	"POST /{v}/models/{id}:batchGenerateContent": true, "POST /{v}/models/{id}:predictLongRunning": true,
+	"GET /{v}/models/{model}/operations/{id}": true,
+	"GET /{v}/batches":                        true, "GET /{v}/batches/{id}": true, "DELETE /{v}/batches/{id}": true,
+	"POST /{v}/batches/{id}:cancel": true,
+	"GET /{v}/operations":           true, "GET /{v}/operations/{id}": true,
+	"GET /{v}/files": true, "GET /{v}/files/{id}": true, "GET /{v}/files/{id}:download": true,
+	"DELETE /{v}/files/{id}": true,
+	"POST /{v}/interactions": true, "GET /{v}/interactions/{id}": true, "DELETE /{v}/interactions/{id}": true,
+	"POST /{v}/interactions/{id}:cancel": true, "POST /{v}/interactions/{id}/cancel": true,
+}
+
 // Route is one operation the API serves.
 type Route struct {
 	// Method is the HTTP method.
@@ -177,8 +212,11 @@ type Route struct {
 	Path string
 	// Query is the query parameters the route takes besides Google's
 	// system parameters (key, alt, fields, …), which every route takes;
-	// any other is 400. Unversioned routes ignore their query.
+	// any other is 400 when Strict. Unversioned routes ignore their query.
 	Query []string
+	// Strict: the route refuses a query parameter it does not take
+	// (longhook's own methods); the Gemini API's methods ignore it.
+	Strict bool
 }
 
 // Routes lists every route NewServer registers, in registration order, the

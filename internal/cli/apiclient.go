@@ -268,5 +268,9 @@ func checkVerb(group string, subs []subcommand, client bool, args []string, env 
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: unknown command %q for longhook %s (run 'longhook %s -h')", errUsage, args[0], group, group)
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		names[i] = s.name
+	}
+	return fmt.Errorf("%w: unknown command %q for longhook %s%s (run 'longhook %s -h')", errUsage, args[0], group, didYouMean(args[0], names), group)
 }

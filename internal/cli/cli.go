@@ -97,6 +97,15 @@ func Run(ctx context.Context, args []string, env Env) int {
 			}
 		}
 	}
+	var names []string
+	for _, c := range commands() {
+		names = append(names, c.name)
+	}
+	if hint := didYouMean(args[0], names); hint != "" {
+		// A near miss names the command; the whole list would bury it.
+		fmt.Fprintf(env.Stderr, "longhook: unknown command %q%s\nRun 'longhook help' for the commands.\n", args[0], hint)
+		return 2
+	}
 	fmt.Fprintf(env.Stderr, "longhook: unknown command %q\n", args[0])
 	usage(env.Stderr)
 	return 2

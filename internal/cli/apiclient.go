@@ -234,10 +234,21 @@ func runSubcommand(ctx context.Context, group string, subs []subcommand, args []
 	}
 	for _, s := range subs {
 		if s.name == args[0] {
+			env.verb = s.summary
 			return s.run(ctx, args[1:], env)
 		}
 	}
 	return nil // checkVerb found it
+}
+
+// withVerb is env for running verb of subs (its -h tells what it does).
+func withVerb(env Env, subs []subcommand, verb string) Env {
+	for _, s := range subs {
+		if s.name == verb {
+			env.verb = s.summary
+		}
+	}
+	return env
 }
 
 // checkVerb checks args[0] against the verbs of a command group before

@@ -24,6 +24,11 @@ type Env struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+
+	// verb is the summary of the verb being run ("show one webhook: get
+	// ID"), set by the group's dispatch so that the verb's -h can open
+	// with what it does and takes (verbUsage).
+	verb string
 }
 
 // errUsage marks a command-line mistake (exit code 2).
@@ -127,7 +132,49 @@ func usage(w io.Writer) {
 type flagSet struct{ *envflag.FlagSet }
 
 func newFlagSet(name string, env Env) *flagSet {
-	return &flagSet{envflag.New(name, env.Getenv, env.Stderr)}
+	fs := &flagSet{envflag.New(name, env.Getenv, env.Stderr)}
+	synopsis, what := verbUsage(name, env.verb)
+	fs.describe(synopsis, what)
+	return fs
+}
+
+// describe makes -h (and a flag mistake) open with the command line and
+// what the command does, then list the flags, instead of Go's bare "Usage
+// of NAME:". what may span lines (examples).
+func (fs *flagSet) describe(synopsis, what string) {
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: %s\n\n", synopsis)
+		if what != "" {
+			fmt.Fprintf(w, "%s\n\n", what)
+		}
+		fmt.Fprintln(w, "Flags:")
+		fs.PrintDefaults()
+	}
+}
+
+// verbUsage turns a verb's summary, "show one webhook: get ID", into the
+// synopsis "longhook webhooks get ID [flags]" and the sentence "Show one
+// webhook."; a summary without arguments after a colon gives
+// "longhook NAME [flags]". With no summary (serve, bench), what is "".
+func verbUsage(name, summary string) (synopsis, what string) {
+	verb := name[strings.LastIndex(name, " ")+1:]
+	what, args := summary, ""
+	if i := strings.LastIndex(summary, ": "); i >= 0 {
+		what, args = summary[:i], summary[i+2:]
+	} else if i := strings.Index(summary, " ["); i >= 0 {
+		what, args = summary[:i], summary[i+1:]
+	}
+	args = strings.TrimPrefix(strings.TrimPrefix(args, verb), " ")
+	synopsis = "longhook " + name
+	if args != "" {
+		synopsis += " " + args
+	}
+	synopsis += " [flags]"
+	if what != "" {
+		what = strings.ToUpper(what[:1]) + what[1:] + "."
+	}
+	return synopsis, what
 }
 
 func (fs *flagSet) parse(args []string) error     { return fs.Parse(args) }

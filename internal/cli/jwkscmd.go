@@ -24,6 +24,7 @@ func runJWKS(ctx context.Context, args []string, env Env) error {
 	if err := checkVerb("jwks", jwksVerbs, false, args, env); err != nil {
 		return err
 	}
+	env = withVerb(env, jwksVerbs, args[0])
 	fs := newFlagSet("jwks "+args[0], env)
 	dataDir, dbURL := storeFlags(fs)
 	alg := fs.String("jwt-algorithm", "", "algorithm of the new key: RS256, ES256 or EdDSA (default: the current key's, RS256 for the first)")

@@ -37,6 +37,7 @@ func runProjects(ctx context.Context, args []string, env Env) error {
 	if err := checkVerb("projects", projectVerbs, false, args, env); err != nil {
 		return err
 	}
+	env = withVerb(env, projectVerbs, args[0])
 	fs := newFlagSet("projects "+args[0], env)
 	dataDir, dbURL := storeFlags(fs)
 	asJSON := fs.Bool("json", false, "print JSON for scripts (the API's shape: POST and GET /v1/projects)")
@@ -118,6 +119,7 @@ func runKeys(ctx context.Context, args []string, env Env) error {
 	if err := checkVerb("keys", keyVerbs, false, args, env); err != nil {
 		return err
 	}
+	env = withVerb(env, keyVerbs, args[0])
 	fs := newFlagSet("keys "+args[0], env)
 	dataDir, dbURL := storeFlags(fs)
 	project := fs.String("project", "", "project id (default: the default project)")

@@ -21,6 +21,14 @@ type serveFlags struct {
 // variables) into a ServeConfig, refusing values out of range.
 func parseServeFlags(args []string, env Env) (ServeConfig, serveFlags, error) {
 	fs := newFlagSet("serve", env)
+	fs.describe("longhook serve [flags]", `Runs the webhook server: the API, the delivery engine, the jobs and the periodic work, until
+SIGINT or SIGTERM. The first start makes the data dir and prints the default project's API key
+(also saved to DATA_DIR/api-key). Every flag falls back to LONGHOOK_ + its name in capitals.
+
+Examples:
+  longhook serve --dev                                  # local development: http:// and loopback receivers allowed
+  longhook serve --addr :8080 --public-url https://hooks.example.com --data-dir /var/lib/longhook
+  longhook serve --database-url postgres://user@db/longhook --migrate   # one of several instances`)
 	var cfg ServeConfig
 	var f serveFlags
 	declareServeFlags(fs, &cfg, &f)

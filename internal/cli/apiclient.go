@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/longhook/longhook/client"
 )
@@ -66,6 +69,7 @@ type apiFlags struct {
 	apiKey  string
 	dataDir string
 	json    bool
+	timeout time.Duration
 }
 
 func addAPIFlags(fs *flagSet) *apiFlags {
@@ -74,6 +78,7 @@ func addAPIFlags(fs *flagSet) *apiFlags {
 	fs.StringVar(&f.apiKey, "api-key", "", "API key (default: the api-key file in --data-dir)")
 	fs.StringVar(&f.dataDir, "data-dir", "./longhook-data", "data directory whose api-key file is the default key")
 	fs.BoolVar(&f.json, "json", false, "print JSON for scripts instead of tables")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait for the server to accept the connection and to start answering (deliveries tail then follows until Ctrl-C)")
 	return f
 }
 
@@ -89,7 +94,10 @@ func (f *apiFlags) client() (*client.Client, error) {
 		}
 		key = strings.TrimSpace(string(data))
 	}
-	c, err := client.New(f.server, key, client.WithUserAgent("longhook-cli/"+Version))
+	if f.timeout <= 0 {
+		return nil, fmt.Errorf("%w: --timeout must be positive, got %s", errUsage, f.timeout)
+	}
+	c, err := client.New(f.server, key, client.WithUserAgent("longhook-cli/"+Version), client.WithHTTPClient(f.httpClient()))
 	if err != nil {
 		return nil, fmt.Errorf("%w: --server: %v", errUsage, err)
 	}
@@ -195,13 +203,38 @@ func isTerminal(stream any) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
+// httpClient is the client commands' HTTP client: without a deadline of
+// its own (deliveries tail streams for as long as it runs), but one that
+// gives up on a server that does not accept the connection, finish the TLS
+// handshake or start its answer within --timeout. Without it, a --server
+// that accepted the connection and then said nothing (a stuck process, a
+// wrong port behind a load balancer) left the command hanging for ever.
+func (f *apiFlags) httpClient() *http.Client {
+	dialer := &net.Dialer{Timeout: f.timeout, KeepAlive: 30 * time.Second}
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   f.timeout,
+		ResponseHeaderTimeout: f.timeout,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          4,
+		IdleConnTimeout:       30 * time.Second,
+	}}
+}
+
 // clientCommand runs fn with a client and maps its errors to exit codes.
 func clientCommand(ctx context.Context, f *apiFlags, fn func(ctx context.Context, c *client.Client) error) error {
 	c, err := f.client()
 	if err != nil {
 		return err
 	}
-	return clientErr(fn(ctx, c))
+	err = fn(ctx, c)
+	var urlErr *url.Error
+	var netErr *net.OpError
+	if errors.As(err, &urlErr) && urlErr.Timeout() && ctx.Err() == nil && !(errors.As(err, &netErr) && netErr.Op == "dial") {
+		return &exitError{code: exitUnreachable, err: fmt.Errorf("no answer from the server at %s within %s (--timeout): is it a longhook serve, and is it running well?", f.server, f.timeout)}
+	}
+	return clientErr(err)
 }
 
 // idCommand is a client command (name, e.g. "webhooks get") that takes

@@ -93,3 +93,37 @@ func decodeRun(t *testing.T, env map[string]string, v any, args ...string) {
 		t.Fatalf("%v: stdout is not one JSON value (%v): %q", args, err, out)
 	}
 }
+
+// A keys or jwks verb refuses a flag only another verb reads (exit 2,
+// naming it) instead of ignoring it: `keys list --admin` listed every key
+// as if it had filtered, `jwks list --jwt-algorithm ES256` did nothing.
+func TestAdminVerbsRefuseOtherVerbsFlags(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := map[string]string{"LONGHOOK_DATA_DIR": dir}
+	if code, _, errs := run(t, env, "projects", "create", "acme"); code != 0 {
+		t.Fatalf("projects create: %d %s", code, errs)
+	}
+	for _, c := range []struct {
+		flag string
+		args []string
+	}{
+		{"-admin", []string{"keys", "list", "--admin"}},
+		{"-name", []string{"keys", "list", "--name", "ci"}},
+		{"-project", []string{"keys", "revoke", "k1", "--project", "p"}},
+		{"-json", []string{"keys", "revoke", "k1", "--json"}},
+		{"-jwt-algorithm", []string{"jwks", "list", "--jwt-algorithm", "ES256"}},
+		{"-json", []string{"jwks", "rotate", "--json"}},
+	} {
+		code, out, errs := run(t, env, c.args...)
+		if code != 2 || out != "" || !strings.Contains(errs, "flag provided but not defined: "+c.flag) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 naming %s", c.args, code, out, firstLines(errs, 2), c.flag)
+		}
+	}
+	// Nothing was rotated by the refused rotate.
+	var signing struct{ Keys []map[string]string }
+	decodeRun(t, env, &signing, "jwks", "list", "--json")
+	if len(signing.Keys) != 0 {
+		t.Errorf("a refused jwks rotate made a key: %v", signing.Keys)
+	}
+}

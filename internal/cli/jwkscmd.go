@@ -27,10 +27,16 @@ func runJWKS(ctx context.Context, args []string, env Env) error {
 	env = withVerb(env, jwksVerbs, args[0])
 	fs := newFlagSet("jwks "+args[0], env)
 	dataDir, dbURL := storeFlags(fs)
-	alg := fs.String("jwt-algorithm", "", "algorithm of the new key: RS256, ES256 or EdDSA (default: the current key's, RS256 for the first)")
-	ttl := fs.Duration("jwt-ttl", 5*time.Minute, "token lifetime the server uses (the retired key stays published for it plus the margin)")
-	margin := fs.Duration("jwks-retire-margin", 10*time.Minute, "extra time a retired key stays published")
-	asJSON := fs.Bool("json", false, "list: print JSON for scripts")
+	// Each verb declares only the flags it reads (list took rotate's
+	// --jwt-algorithm and ignored it).
+	alg, ttl, margin, asJSON := new(string), new(time.Duration), new(time.Duration), new(bool)
+	if args[0] == "rotate" {
+		alg = fs.String("jwt-algorithm", "", "algorithm of the new key: RS256, ES256 or EdDSA (default: the current key's, RS256 for the first)")
+		ttl = fs.Duration("jwt-ttl", 5*time.Minute, "token lifetime the server uses (the retired key stays published for it plus the margin)")
+		margin = fs.Duration("jwks-retire-margin", 10*time.Minute, "extra time a retired key stays published")
+	} else {
+		asJSON = fs.Bool("json", false, "print JSON for scripts")
+	}
 	if _, err := parseArgs(fs, args[1:], 0, 0, "no arguments"); err != nil {
 		return err
 	}

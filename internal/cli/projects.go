@@ -122,10 +122,18 @@ func runKeys(ctx context.Context, args []string, env Env) error {
 	env = withVerb(env, keyVerbs, args[0])
 	fs := newFlagSet("keys "+args[0], env)
 	dataDir, dbURL := storeFlags(fs)
-	project := fs.String("project", "", "project id (default: the default project)")
-	name := fs.String("name", "", "key name")
-	admin := fs.Bool("admin", false, "the key may also manage projects and keys")
-	asJSON := fs.Bool("json", false, "print JSON for scripts (the API's shape: POST and GET /v1/projects/{id}/keys)")
+	// Each verb declares only the flags it reads: a shared set let
+	// `keys list --admin` (which lists every key) and `keys revoke ID
+	// --name x` pass silently, and every -h offered flags its verb ignored.
+	project, name, admin, asJSON := new(string), new(string), new(bool), new(bool)
+	if args[0] != "revoke" {
+		project = fs.String("project", "", "project id (default: the default project)")
+		asJSON = fs.Bool("json", false, "print JSON for scripts (the API's shape: POST and GET /v1/projects/{id}/keys)")
+	}
+	if args[0] == "create" {
+		name = fs.String("name", "", "key name")
+		admin = fs.Bool("admin", false, "the key may also manage projects and keys")
+	}
 	want, names := 0, "no arguments"
 	if args[0] == "revoke" {
 		want, names = 1, "one argument: KEY_ID"

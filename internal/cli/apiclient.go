@@ -126,9 +126,31 @@ func parseArgs(fs *flagSet, args []string, minArgs, maxArgs int, names string) (
 		return nil, err
 	}
 	if len(pos) < minArgs || maxArgs >= 0 && len(pos) > maxArgs {
-		return nil, fmt.Errorf("%w: %s takes %s", errUsage, fs.Name(), names)
+		for i, a := range args {
+			if (a == "true" || a == "false") && i > 0 && isBoolFlag(fs, args[i-1]) {
+				// "--dev false" is the flag --dev (true) and an argument.
+				return nil, fmt.Errorf("%w: %s takes %s, got %q: a boolean flag takes its value after =, as in %s=%s",
+					errUsage, fs.Name(), names, a, args[i-1], a)
+			}
+		}
+		return nil, fmt.Errorf("%w: %s takes %s, got %q", errUsage, fs.Name(), names, strings.Join(pos, " "))
 	}
 	return pos, nil
+}
+
+// isBoolFlag reports whether arg ("--dev") names a boolean flag of fs
+// given without a value.
+func isBoolFlag(fs *flagSet, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	if name == arg || strings.Contains(name, "=") {
+		return false
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // checkPageSize refuses a --page-size the API would refuse (negative) or

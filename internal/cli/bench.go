@@ -63,7 +63,10 @@ Examples:
 	var c benchConfig
 	var f benchFlags
 	declareBenchFlags(fs, &c, &f)
-	if err := fs.parse(args); err != nil {
+	// Flags anywhere, and no arguments: Go's flag package stops at the
+	// first argument, so "--dev false --addr :9000" ran in development
+	// mode on the default address, the rest unread.
+	if _, err := parseArgs(fs, args, 0, 0, "no arguments"); err != nil {
 		return err
 	}
 	if f.soak.Duration > 0 {

@@ -32,7 +32,10 @@ Examples:
 	var cfg ServeConfig
 	var f serveFlags
 	declareServeFlags(fs, &cfg, &f)
-	if err := fs.parse(args); err != nil {
+	// Flags anywhere, and no arguments: Go's flag package stops at the
+	// first argument, so "--dev false --addr :9000" ran in development
+	// mode on the default address, the rest unread.
+	if _, err := parseArgs(fs, args, 0, 0, "no arguments"); err != nil {
 		return cfg, f, err
 	}
 	if err := f.parseInto(&cfg); err != nil {

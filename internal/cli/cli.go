@@ -61,11 +61,22 @@ func commands() []command {
 		{"deliveries", "list, get, redeliver, recover deliveries; tail follows them live", runDeliveries},
 		{"trigger", "publish a realistic sample event of a type (like stripe trigger)", runTrigger},
 		{"completion", "print shell completion for bash, zsh or fish", runCompletion},
-		{"version", "print the version", func(_ context.Context, _ []string, env Env) error {
-			fmt.Fprintln(env.Stdout, "longhook", Version)
-			return nil
-		}},
+		{"version", "print the version", runVersion},
 	}
+}
+
+// runVersion is `longhook version`. It takes nothing: "version --json"
+// printed the text line to a script that asked for JSON.
+func runVersion(_ context.Context, args []string, env Env) error {
+	if len(args) > 0 {
+		if args[0] == "-h" || args[0] == "--help" {
+			fmt.Fprintln(env.Stderr, "Usage: longhook version\n\nPrints the version: longhook VERSION.")
+			return flag.ErrHelp
+		}
+		return fmt.Errorf("%w: version takes no arguments or flags, got %q", errUsage, strings.Join(args, " "))
+	}
+	fmt.Fprintln(env.Stdout, "longhook", Version)
+	return nil
 }
 
 // Run executes the command line args (without the program name) and

@@ -44,3 +44,24 @@ func TestServeAndBenchRefuseArguments(t *testing.T) {
 		t.Errorf("serve --addr bogus: exit %d, %q", code, errs)
 	}
 }
+
+// A bad --log-level names the valid levels (it quoted slog's "unknown
+// name"), and version refuses what it does not take (it printed its line
+// to "version --json").
+func TestLogLevelAndVersionUsage(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	if code, _, errs := run(t, nil, "serve", "--data-dir", dir, "--log-level", "loud"); code != 2 ||
+		!strings.Contains(errs, `--log-level "loud": use debug, info, warn or error`) {
+		t.Errorf("serve --log-level loud: exit %d, %q", code, errs)
+	}
+	if code, out, errs := run(t, nil, "version", "--json"); code != 2 || out != "" || !strings.Contains(errs, "version takes no arguments") {
+		t.Errorf("version --json: exit %d, %q %q", code, out, errs)
+	}
+	if code, out, _ := run(t, nil, "version"); code != 0 || out != "longhook "+Version+"\n" {
+		t.Errorf("version: exit %d, %q", code, out)
+	}
+	if code, _, errs := run(t, nil, "version", "-h"); code != 0 || !strings.HasPrefix(errs, "Usage: longhook version") {
+		t.Errorf("version -h: exit %d, %q", code, errs)
+	}
+}

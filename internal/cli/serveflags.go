@@ -103,7 +103,7 @@ func (f serveFlags) parseInto(cfg *ServeConfig) error {
 	}
 	cfg.TLS.ACMEDomains = splitList(f.acmeDomains)
 	if err := cfg.LogLevel.UnmarshalText([]byte(f.level)); err != nil {
-		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
+		return fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", errUsage, f.level)
 	}
 	if f.format != "text" && f.format != "json" {
 		return fmt.Errorf("%w: --log-format %q: use text or json", errUsage, f.format)

@@ -113,7 +113,7 @@ func parseArgs(fs *flagSet, args []string, minArgs, maxArgs int, names string) (
 	rest := args
 	for {
 		if err := fs.parseOnly(rest); err != nil {
-			return nil, err
+			return nil, withFlagHint(fs, err)
 		}
 		rest = fs.Args()
 		if len(rest) == 0 {
@@ -136,6 +136,23 @@ func parseArgs(fs *flagSet, args []string, minArgs, maxArgs int, names string) (
 		return nil, fmt.Errorf("%w: %s takes %s, got %q", errUsage, fs.Name(), names, strings.Join(pos, " "))
 	}
 	return pos, nil
+}
+
+// withFlagHint adds to an unknown-flag error the flag of fs it was
+// probably meant to be: "-event" → (did you mean "--events"?).
+func withFlagHint(fs *flagSet, err error) error {
+	const unknown = "flag provided but not defined: -"
+	msg := err.Error()
+	i := strings.Index(msg, unknown)
+	if i < 0 {
+		return err
+	}
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	if hint := didYouMean(strings.TrimLeft(msg[i+len(unknown):], "-"), names); hint != "" {
+		return fmt.Errorf("%w%s", err, strings.Replace(hint, `"`, `"--`, 1))
+	}
+	return err
 }
 
 // isBoolFlag reports whether arg ("--dev") names a boolean flag of fs

@@ -30,6 +30,21 @@ func TestTypoSuggestsTheCommand(t *testing.T) {
 			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 and %q", c.args, code, out, errs, c.want)
 		}
 	}
+	// A mistyped flag too, wherever the command reads its flags.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"webhooks", "create", "--event", "batch.succeeded", "--uri", "https://x"}, `flag provided but not defined: -event (did you mean "--events"?)`},
+		{[]string{"serve", "--data-dr", dir}, `-data-dr (did you mean "--data-dir"?)`},
+		{[]string{"keys", "create", "--projet", "p", "--data-dir", dir}, `-projet (did you mean "--project"?)`},
+		{[]string{"webhooks", "list", "--jsn"}, `-jsn (did you mean "--json"?)`},
+	} {
+		code, _, errs := run(t, nil, c.args...)
+		if code != 2 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, %q; want exit 2 and %q", c.args, code, firstLines(errs, 2), c.want)
+		}
+	}
 	code, _, errs := run(t, nil, "frobnicate")
 	if code != 2 || strings.Contains(errs, "did you mean") || !strings.Contains(errs, "Commands:") {
 		t.Errorf("frobnicate: exit %d, %q; want the command list and no guess", code, errs)

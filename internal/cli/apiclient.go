@@ -8,10 +8,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/longhook/longhook/client"
 )
@@ -66,6 +69,7 @@ type apiFlags struct {
 	apiKey  string
 	dataDir string
 	json    bool
+	timeout time.Duration
 }
 
 func addAPIFlags(fs *flagSet) *apiFlags {
@@ -74,6 +78,7 @@ func addAPIFlags(fs *flagSet) *apiFlags {
 	fs.StringVar(&f.apiKey, "api-key", "", "API key (default: the api-key file in --data-dir)")
 	fs.StringVar(&f.dataDir, "data-dir", "./longhook-data", "data directory whose api-key file is the default key")
 	fs.BoolVar(&f.json, "json", false, "print JSON for scripts instead of tables")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "how long to wait for the server to accept the connection and to start answering (deliveries tail then follows until Ctrl-C)")
 	return f
 }
 
@@ -89,7 +94,10 @@ func (f *apiFlags) client() (*client.Client, error) {
 		}
 		key = strings.TrimSpace(string(data))
 	}
-	c, err := client.New(f.server, key, client.WithUserAgent("longhook-cli/"+Version))
+	if f.timeout <= 0 {
+		return nil, fmt.Errorf("%w: --timeout must be positive, got %s", errUsage, f.timeout)
+	}
+	c, err := client.New(f.server, key, client.WithUserAgent("longhook-cli/"+Version), client.WithHTTPClient(f.httpClient()))
 	if err != nil {
 		return nil, fmt.Errorf("%w: --server: %v", errUsage, err)
 	}
@@ -105,7 +113,7 @@ func parseArgs(fs *flagSet, args []string, minArgs, maxArgs int, names string) (
 	rest := args
 	for {
 		if err := fs.parseOnly(rest); err != nil {
-			return nil, err
+			return nil, withFlagHint(fs, err)
 		}
 		rest = fs.Args()
 		if len(rest) == 0 {
@@ -118,9 +126,48 @@ func parseArgs(fs *flagSet, args []string, minArgs, maxArgs int, names string) (
 		return nil, err
 	}
 	if len(pos) < minArgs || maxArgs >= 0 && len(pos) > maxArgs {
-		return nil, fmt.Errorf("%w: %s takes %s", errUsage, fs.Name(), names)
+		for i, a := range args {
+			if (a == "true" || a == "false") && i > 0 && isBoolFlag(fs, args[i-1]) {
+				// "--dev false" is the flag --dev (true) and an argument.
+				return nil, fmt.Errorf("%w: %s takes %s, got %q: a boolean flag takes its value after =, as in %s=%s",
+					errUsage, fs.Name(), names, a, args[i-1], a)
+			}
+		}
+		return nil, fmt.Errorf("%w: %s takes %s, got %q", errUsage, fs.Name(), names, strings.Join(pos, " "))
 	}
 	return pos, nil
+}
+
+// withFlagHint adds to an unknown-flag error the flag of fs it was
+// probably meant to be: "-event" → (did you mean "--events"?).
+func withFlagHint(fs *flagSet, err error) error {
+	const unknown = "flag provided but not defined: -"
+	msg := err.Error()
+	i := strings.Index(msg, unknown)
+	if i < 0 {
+		return err
+	}
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	if hint := didYouMean(strings.TrimLeft(msg[i+len(unknown):], "-"), names); hint != "" {
+		return fmt.Errorf("%w%s", err, strings.Replace(hint, `"`, `"--`, 1))
+	}
+	return err
+}
+
+// isBoolFlag reports whether arg ("--dev") names a boolean flag of fs
+// given without a value.
+func isBoolFlag(fs *flagSet, arg string) bool {
+	name := strings.TrimLeft(arg, "-")
+	if name == arg || strings.Contains(name, "=") {
+		return false
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 // checkPageSize refuses a --page-size the API would refuse (negative) or
@@ -195,13 +242,38 @@ func isTerminal(stream any) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
+// httpClient is the client commands' HTTP client: without a deadline of
+// its own (deliveries tail streams for as long as it runs), but one that
+// gives up on a server that does not accept the connection, finish the TLS
+// handshake or start its answer within --timeout. Without it, a --server
+// that accepted the connection and then said nothing (a stuck process, a
+// wrong port behind a load balancer) left the command hanging for ever.
+func (f *apiFlags) httpClient() *http.Client {
+	dialer := &net.Dialer{Timeout: f.timeout, KeepAlive: 30 * time.Second}
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		TLSHandshakeTimeout:   f.timeout,
+		ResponseHeaderTimeout: f.timeout,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          4,
+		IdleConnTimeout:       30 * time.Second,
+	}}
+}
+
 // clientCommand runs fn with a client and maps its errors to exit codes.
 func clientCommand(ctx context.Context, f *apiFlags, fn func(ctx context.Context, c *client.Client) error) error {
 	c, err := f.client()
 	if err != nil {
 		return err
 	}
-	return clientErr(fn(ctx, c))
+	err = fn(ctx, c)
+	var urlErr *url.Error
+	var netErr *net.OpError
+	if errors.As(err, &urlErr) && urlErr.Timeout() && ctx.Err() == nil && !(errors.As(err, &netErr) && netErr.Op == "dial") {
+		return &exitError{code: exitUnreachable, err: fmt.Errorf("no answer from the server at %s within %s (--timeout): is it a longhook serve, and is it running well?", f.server, f.timeout)}
+	}
+	return clientErr(err)
 }
 
 // idCommand is a client command (name, e.g. "webhooks get") that takes
@@ -234,10 +306,21 @@ func runSubcommand(ctx context.Context, group string, subs []subcommand, args []
 	}
 	for _, s := range subs {
 		if s.name == args[0] {
+			env.verb = s.summary
 			return s.run(ctx, args[1:], env)
 		}
 	}
 	return nil // checkVerb found it
+}
+
+// withVerb is env for running verb of subs (its -h tells what it does).
+func withVerb(env Env, subs []subcommand, verb string) Env {
+	for _, s := range subs {
+		if s.name == verb {
+			env.verb = s.summary
+		}
+	}
+	return env
 }
 
 // checkVerb checks args[0] against the verbs of a command group before
@@ -268,5 +351,9 @@ func checkVerb(group string, subs []subcommand, client bool, args []string, env 
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: unknown command %q for longhook %s (run 'longhook %s -h')", errUsage, args[0], group, group)
+	names := make([]string, len(subs))
+	for i, s := range subs {
+		names[i] = s.name
+	}
+	return fmt.Errorf("%w: unknown command %q for longhook %s%s (run 'longhook %s -h')", errUsage, args[0], group, didYouMean(args[0], names), group)
 }

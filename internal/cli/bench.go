@@ -52,10 +52,21 @@ func runBench(ctx context.Context, args []string, env Env) error {
 		return gateway.RunBench(ctx, rest, env.Getenv, env.Stdout, env.Stderr)
 	}
 	fs := newFlagSet("bench", env)
+	fs.describe("longhook bench [flags]", `Measures delivery throughput and latency of serve (child processes on a temporary SQLite
+database, or --database-url) against the bare-HTTP ceiling of this machine. It loads the
+machine: run it on a quiet one. docs/benchmarks.md explains the report.
+
+Examples:
+  longhook bench --events 20000 --webhooks 1 --concurrency 64
+  longhook bench --events 10000 --webhooks 10 --batch 100 --json
+  longhook bench --gateway -h                           # the receiving gateway's benchmark`)
 	var c benchConfig
 	var f benchFlags
 	declareBenchFlags(fs, &c, &f)
-	if err := fs.parse(args); err != nil {
+	// Flags anywhere, and no arguments: Go's flag package stops at the
+	// first argument, so "--dev false --addr :9000" ran in development
+	// mode on the default address, the rest unread.
+	if _, err := parseArgs(fs, args, 0, 0, "no arguments"); err != nil {
 		return err
 	}
 	if f.soak.Duration > 0 {

@@ -24,6 +24,11 @@ type Env struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
+
+	// verb is the summary of the verb being run ("show one webhook: get
+	// ID"), set by the group's dispatch so that the verb's -h can open
+	// with what it does and takes (verbUsage).
+	verb string
 }
 
 // errUsage marks a command-line mistake (exit code 2).
@@ -56,11 +61,22 @@ func commands() []command {
 		{"deliveries", "list, get, redeliver, recover deliveries; tail follows them live", runDeliveries},
 		{"trigger", "publish a realistic sample event of a type (like stripe trigger)", runTrigger},
 		{"completion", "print shell completion for bash, zsh or fish", runCompletion},
-		{"version", "print the version", func(_ context.Context, _ []string, env Env) error {
-			fmt.Fprintln(env.Stdout, "longhook", Version)
-			return nil
-		}},
+		{"version", "print the version", runVersion},
 	}
+}
+
+// runVersion is `longhook version`. It takes nothing: "version --json"
+// printed the text line to a script that asked for JSON.
+func runVersion(_ context.Context, args []string, env Env) error {
+	if len(args) > 0 {
+		if args[0] == "-h" || args[0] == "--help" {
+			fmt.Fprintln(env.Stderr, "Usage: longhook version\n\nPrints the version: longhook VERSION.")
+			return flag.ErrHelp
+		}
+		return fmt.Errorf("%w: version takes no arguments or flags, got %q", errUsage, strings.Join(args, " "))
+	}
+	fmt.Fprintln(env.Stdout, "longhook", Version)
+	return nil
 }
 
 // Run executes the command line args (without the program name) and
@@ -97,6 +113,15 @@ func Run(ctx context.Context, args []string, env Env) int {
 			}
 		}
 	}
+	var names []string
+	for _, c := range commands() {
+		names = append(names, c.name)
+	}
+	if hint := didYouMean(args[0], names); hint != "" {
+		// A near miss names the command; the whole list would bury it.
+		fmt.Fprintf(env.Stderr, "longhook: unknown command %q%s\nRun 'longhook help' for the commands.\n", args[0], hint)
+		return 2
+	}
 	fmt.Fprintf(env.Stderr, "longhook: unknown command %q\n", args[0])
 	usage(env.Stderr)
 	return 2
@@ -118,7 +143,49 @@ func usage(w io.Writer) {
 type flagSet struct{ *envflag.FlagSet }
 
 func newFlagSet(name string, env Env) *flagSet {
-	return &flagSet{envflag.New(name, env.Getenv, env.Stderr)}
+	fs := &flagSet{envflag.New(name, env.Getenv, env.Stderr)}
+	synopsis, what := verbUsage(name, env.verb)
+	fs.describe(synopsis, what)
+	return fs
+}
+
+// describe makes -h (and a flag mistake) open with the command line and
+// what the command does, then list the flags, instead of Go's bare "Usage
+// of NAME:". what may span lines (examples).
+func (fs *flagSet) describe(synopsis, what string) {
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: %s\n\n", synopsis)
+		if what != "" {
+			fmt.Fprintf(w, "%s\n\n", what)
+		}
+		fmt.Fprintln(w, "Flags:")
+		fs.PrintDefaults()
+	}
+}
+
+// verbUsage turns a verb's summary, "show one webhook: get ID", into the
+// synopsis "longhook webhooks get ID [flags]" and the sentence "Show one
+// webhook."; a summary without arguments after a colon gives
+// "longhook NAME [flags]". With no summary (serve, bench), what is "".
+func verbUsage(name, summary string) (synopsis, what string) {
+	verb := name[strings.LastIndex(name, " ")+1:]
+	what, args := summary, ""
+	if i := strings.LastIndex(summary, ": "); i >= 0 {
+		what, args = summary[:i], summary[i+2:]
+	} else if i := strings.Index(summary, " ["); i >= 0 {
+		what, args = summary[:i], summary[i+1:]
+	}
+	args = strings.TrimPrefix(strings.TrimPrefix(args, verb), " ")
+	synopsis = "longhook " + name
+	if args != "" {
+		synopsis += " " + args
+	}
+	synopsis += " [flags]"
+	if what != "" {
+		what = strings.ToUpper(what[:1]) + what[1:] + "."
+	}
+	return synopsis, what
 }
 
 func (fs *flagSet) parse(args []string) error     { return fs.Parse(args) }

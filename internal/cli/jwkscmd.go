@@ -24,11 +24,19 @@ func runJWKS(ctx context.Context, args []string, env Env) error {
 	if err := checkVerb("jwks", jwksVerbs, false, args, env); err != nil {
 		return err
 	}
+	env = withVerb(env, jwksVerbs, args[0])
 	fs := newFlagSet("jwks "+args[0], env)
 	dataDir, dbURL := storeFlags(fs)
-	alg := fs.String("jwt-algorithm", "", "algorithm of the new key: RS256, ES256 or EdDSA (default: the current key's, RS256 for the first)")
-	ttl := fs.Duration("jwt-ttl", 5*time.Minute, "token lifetime the server uses (the retired key stays published for it plus the margin)")
-	margin := fs.Duration("jwks-retire-margin", 10*time.Minute, "extra time a retired key stays published")
+	// Each verb declares only the flags it reads (list took rotate's
+	// --jwt-algorithm and ignored it).
+	alg, ttl, margin, asJSON := new(string), new(time.Duration), new(time.Duration), new(bool)
+	if args[0] == "rotate" {
+		alg = fs.String("jwt-algorithm", "", "algorithm of the new key: RS256, ES256 or EdDSA (default: the current key's, RS256 for the first)")
+		ttl = fs.Duration("jwt-ttl", 5*time.Minute, "token lifetime the server uses (the retired key stays published for it plus the margin)")
+		margin = fs.Duration("jwks-retire-margin", 10*time.Minute, "extra time a retired key stays published")
+	} else {
+		asJSON = fs.Bool("json", false, "print JSON for scripts")
+	}
 	if _, err := parseArgs(fs, args[1:], 0, 0, "no arguments"); err != nil {
 		return err
 	}
@@ -47,7 +55,7 @@ func runJWKS(ctx context.Context, args []string, env Env) error {
 	case "rotate":
 		return rotateSigningKey(ctx, store, env, *dataDir, jwks.Config{Algorithm: *alg, TokenTTL: *ttl, Margin: *margin})
 	case "list":
-		return listSigningKeys(ctx, store, env)
+		return listSigningKeys(ctx, store, env, *asJSON)
 	default:
 		return fmt.Errorf("%w: unknown jwks command %q (rotate, list)", errUsage, args[0])
 	}
@@ -105,10 +113,28 @@ func signingKeyCipher(ctx context.Context, store core.Store, env Env, dataDir st
 }
 
 // listSigningKeys prints the signing keys, current and retired, as a table.
-func listSigningKeys(ctx context.Context, store core.Store, env Env) error {
+func listSigningKeys(ctx context.Context, store core.Store, env Env, asJSON bool) error {
 	keys, err := store.SigningKeys(ctx)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		// The table's columns; a time not reached yet is left out.
+		type keyJSON struct {
+			KID           string `json:"kid"`
+			Algorithm     string `json:"alg"`
+			CreateTime    string `json:"create_time"`
+			RetireTime    string `json:"retire_time,omitempty"`
+			UnpublishTime string `json:"unpublish_time,omitempty"`
+		}
+		out := struct {
+			Keys []keyJSON `json:"keys"`
+		}{Keys: []keyJSON{}}
+		for _, k := range keys {
+			out.Keys = append(out.Keys, keyJSON{KID: k.ID, Algorithm: k.Algorithm, CreateTime: jsonTime(k.CreateTime),
+				RetireTime: jsonTime(k.RetireTime), UnpublishTime: jsonTime(k.ExpireTime)})
+		}
+		return printJSON(env.Stdout, out)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KID\tALG\tCREATED\tRETIRED\tUNPUBLISHED AT")
@@ -116,6 +142,14 @@ func listSigningKeys(ctx context.Context, store core.Store, env Env) error {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.CreateTime.Format(time.RFC3339), fmtTime(k.RetireTime), fmtTime(k.ExpireTime))
 	}
 	return tw.Flush()
+}
+
+// jsonTime is t in RFC 3339, UTC, or "" for the zero time.
+func jsonTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339)
 }
 
 func fmtTime(t time.Time) string {

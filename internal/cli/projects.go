@@ -37,8 +37,10 @@ func runProjects(ctx context.Context, args []string, env Env) error {
 	if err := checkVerb("projects", projectVerbs, false, args, env); err != nil {
 		return err
 	}
+	env = withVerb(env, projectVerbs, args[0])
 	fs := newFlagSet("projects "+args[0], env)
 	dataDir, dbURL := storeFlags(fs)
+	asJSON := fs.Bool("json", false, "print JSON for scripts (the API's shape: POST and GET /v1/projects)")
 	var pos []string
 	var err error
 	if args[0] == "create" {
@@ -76,8 +78,15 @@ func runProjects(ctx context.Context, args []string, env Env) error {
 			return err
 		}
 		key, digest, hint := api.NewAPIKey()
-		if err := store.CreateAPIKey(ctx, core.APIKey{ID: core.NewID(), ProjectID: p.ID, Name: "default", Digest: digest, Hint: hint, CreateTime: now}); err != nil {
+		keyID := core.NewID()
+		if err := store.CreateAPIKey(ctx, core.APIKey{ID: keyID, ProjectID: p.ID, Name: "default", Digest: digest, Hint: hint, CreateTime: now}); err != nil {
 			return err
+		}
+		if *asJSON {
+			k := core.APIKey{ID: keyID, ProjectID: p.ID, Name: "default", Hint: hint, CreateTime: now}
+			out := toProjectJSON(p)
+			out.APIKey = toKeyJSON(k, key)
+			return printJSON(env.Stdout, out)
 		}
 		fmt.Fprintf(env.Stdout, "project %s (%s)\nAPI key (shown once): %s\n", p.Name, p.ID, key)
 		return nil
@@ -85,6 +94,15 @@ func runProjects(ctx context.Context, args []string, env Env) error {
 		ps, err := store.ListProjects(ctx)
 		if err != nil {
 			return err
+		}
+		if *asJSON {
+			out := struct {
+				Projects []projectJSON `json:"projects"`
+			}{Projects: []projectJSON{}}
+			for _, p := range ps {
+				out.Projects = append(out.Projects, toProjectJSON(p))
+			}
+			return printJSON(env.Stdout, out)
 		}
 		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tCREATED")
@@ -101,11 +119,21 @@ func runKeys(ctx context.Context, args []string, env Env) error {
 	if err := checkVerb("keys", keyVerbs, false, args, env); err != nil {
 		return err
 	}
+	env = withVerb(env, keyVerbs, args[0])
 	fs := newFlagSet("keys "+args[0], env)
 	dataDir, dbURL := storeFlags(fs)
-	project := fs.String("project", "", "project id (default: the default project)")
-	name := fs.String("name", "", "key name")
-	admin := fs.Bool("admin", false, "the key may also manage projects and keys")
+	// Each verb declares only the flags it reads: a shared set let
+	// `keys list --admin` (which lists every key) and `keys revoke ID
+	// --name x` pass silently, and every -h offered flags its verb ignored.
+	project, name, admin, asJSON := new(string), new(string), new(bool), new(bool)
+	if args[0] != "revoke" {
+		project = fs.String("project", "", "project id (default: the default project)")
+		asJSON = fs.Bool("json", false, "print JSON for scripts (the API's shape: POST and GET /v1/projects/{id}/keys)")
+	}
+	if args[0] == "create" {
+		name = fs.String("name", "", "key name")
+		admin = fs.Bool("admin", false, "the key may also manage projects and keys")
+	}
 	want, names := 0, "no arguments"
 	if args[0] == "revoke" {
 		want, names = 1, "one argument: KEY_ID"
@@ -125,9 +153,9 @@ func runKeys(ctx context.Context, args []string, env Env) error {
 	defer store.Close()
 	switch args[0] {
 	case "create":
-		return keysCreate(ctx, store, env, *project, *name, *admin)
+		return keysCreate(ctx, store, env, *project, *name, *admin, *asJSON)
 	case "list":
-		return keysList(ctx, store, env, *project)
+		return keysList(ctx, store, env, *project, *asJSON)
 	case "revoke":
 		return keysRevoke(ctx, store, env, pos[0])
 	default:
@@ -158,7 +186,7 @@ func resolveProject(ctx context.Context, store core.Store, project string) (stri
 }
 
 // keysCreate is `keys create`.
-func keysCreate(ctx context.Context, store core.Store, env Env, project, name string, admin bool) error {
+func keysCreate(ctx context.Context, store core.Store, env Env, project, name string, admin, asJSON bool) error {
 	pid, err := resolveProject(ctx, store, project)
 	if err != nil {
 		return err
@@ -168,12 +196,15 @@ func keysCreate(ctx context.Context, store core.Store, env Env, project, name st
 	if err := store.CreateAPIKey(ctx, k); err != nil {
 		return err
 	}
+	if asJSON {
+		return printJSON(env.Stdout, toKeyJSON(k, key))
+	}
 	fmt.Fprintf(env.Stdout, "key %s for project %s\nAPI key (shown once): %s\n", k.ID, pid, key)
 	return nil
 }
 
 // keysList is `keys list`.
-func keysList(ctx context.Context, store core.Store, env Env, project string) error {
+func keysList(ctx context.Context, store core.Store, env Env, project string, asJSON bool) error {
 	if project != "" {
 		if _, err := resolveProject(ctx, store, project); err != nil {
 			return err // an unknown --project, not an empty list
@@ -182,6 +213,15 @@ func keysList(ctx context.Context, store core.Store, env Env, project string) er
 	keys, err := store.ListAPIKeys(ctx, project)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		out := struct {
+			Keys []*apiKeyJSON `json:"keys"`
+		}{Keys: []*apiKeyJSON{}}
+		for _, k := range keys {
+			out.Keys = append(out.Keys, toKeyJSON(k, ""))
+		}
+		return printJSON(env.Stdout, out)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tPROJECT\tNAME\tKEY\tADMIN\tCREATED\tREVOKED")
@@ -206,4 +246,39 @@ func keysRevoke(ctx context.Context, store core.Store, env Env, id string) error
 	}
 	fmt.Fprintf(env.Stdout, "revoked %s\n", id)
 	return nil
+}
+
+// projectJSON and apiKeyJSON are what --json prints: the API's shapes
+// (docs/openapi.json Project and APIKey), so a script reads the same
+// members whether it provisions over the API or on the data dir. Key, the
+// secret, is only there when one was just made.
+type projectJSON struct {
+	ID         string      `json:"id"`
+	Name       string      `json:"name"`
+	CreateTime string      `json:"create_time"`
+	APIKey     *apiKeyJSON `json:"api_key,omitempty"`
+}
+
+type apiKeyJSON struct {
+	ID         string `json:"id"`
+	ProjectID  string `json:"project_id"`
+	Name       string `json:"name,omitempty"`
+	Key        string `json:"key,omitempty"`
+	Hint       string `json:"hint"`
+	Admin      bool   `json:"admin,omitempty"`
+	CreateTime string `json:"create_time"`
+	RevokeTime string `json:"revoke_time,omitempty"`
+}
+
+func toProjectJSON(p core.Project) projectJSON {
+	return projectJSON{ID: p.ID, Name: p.Name, CreateTime: p.CreateTime.UTC().Format(time.RFC3339)}
+}
+
+func toKeyJSON(k core.APIKey, secret string) *apiKeyJSON {
+	j := &apiKeyJSON{ID: k.ID, ProjectID: k.ProjectID, Name: k.Name, Key: secret, Hint: k.Hint, Admin: k.Admin,
+		CreateTime: k.CreateTime.UTC().Format(time.RFC3339)}
+	if !k.RevokeTime.IsZero() {
+		j.RevokeTime = k.RevokeTime.UTC().Format(time.RFC3339)
+	}
+	return j
 }

@@ -21,10 +21,21 @@ type serveFlags struct {
 // variables) into a ServeConfig, refusing values out of range.
 func parseServeFlags(args []string, env Env) (ServeConfig, serveFlags, error) {
 	fs := newFlagSet("serve", env)
+	fs.describe("longhook serve [flags]", `Runs the webhook server: the API, the delivery engine, the jobs and the periodic work, until
+SIGINT or SIGTERM. The first start makes the data dir and prints the default project's API key
+(also saved to DATA_DIR/api-key). Every flag falls back to LONGHOOK_ + its name in capitals.
+
+Examples:
+  longhook serve --dev                                  # local development: http:// and loopback receivers allowed
+  longhook serve --addr :8080 --public-url https://hooks.example.com --data-dir /var/lib/longhook
+  longhook serve --database-url postgres://user@db/longhook --migrate   # one of several instances`)
 	var cfg ServeConfig
 	var f serveFlags
 	declareServeFlags(fs, &cfg, &f)
-	if err := fs.parse(args); err != nil {
+	// Flags anywhere, and no arguments: Go's flag package stops at the
+	// first argument, so "--dev false --addr :9000" ran in development
+	// mode on the default address, the rest unread.
+	if _, err := parseArgs(fs, args, 0, 0, "no arguments"); err != nil {
 		return cfg, f, err
 	}
 	if err := f.parseInto(&cfg); err != nil {
@@ -92,7 +103,7 @@ func (f serveFlags) parseInto(cfg *ServeConfig) error {
 	}
 	cfg.TLS.ACMEDomains = splitList(f.acmeDomains)
 	if err := cfg.LogLevel.UnmarshalText([]byte(f.level)); err != nil {
-		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
+		return fmt.Errorf("%w: --log-level %q: use debug, info, warn or error", errUsage, f.level)
 	}
 	if f.format != "text" && f.format != "json" {
 		return fmt.Errorf("%w: --log-format %q: use text or json", errUsage, f.format)

@@ -76,7 +76,7 @@ func isPostgres(url string) bool {
 // given --migrate); SQLite migrates itself on open.
 // migrateVerbs are the verbs of migrate.
 var migrateVerbs = []subcommand{
-	{name: "up", summary: "apply pending migrations: up --database-url postgres://… (SQLite migrates itself on open)"},
+	{name: "up", summary: "apply pending migrations (SQLite migrates itself on open): up --database-url postgres://…"},
 	{name: "status", summary: "list applied and pending migrations, changing nothing"},
 }
 
@@ -84,6 +84,7 @@ func runMigrate(ctx context.Context, args []string, env Env) error {
 	if err := checkVerb("migrate", migrateVerbs, false, args, env); err != nil {
 		return err
 	}
+	env = withVerb(env, migrateVerbs, args[0])
 	fs := newFlagSet("migrate "+args[0], env)
 	dataDir, dbURL := storeFlags(fs)
 	if err := fs.parse(args[1:]); err != nil {

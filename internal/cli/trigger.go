@@ -90,6 +90,9 @@ func runTrigger(ctx context.Context, args []string, env Env) error {
 	if !ok {
 		data = map[string]any{}
 		if pf.data == "" {
+			if hint := didYouMean(typ, sampleTypes()); hint != "" {
+				return fmt.Errorf("%w: no sample for %q%s", errUsage, typ, hint)
+			}
 			return fmt.Errorf("%w: no sample for %q (samples: %s); pass its data with --data", errUsage, typ, strings.Join(sampleTypes(), ", "))
 		}
 	}

@@ -142,8 +142,11 @@ var eventsGet = idCommand("events get", "event", func(ctx context.Context, c *cl
 	if ev.IdempotencyKey != "" {
 		rows = append(rows, []string{"idempotency key:", ev.IdempotencyKey})
 	}
-	if ev.WebhookConfig != nil {
+	switch {
+	case ev.WebhookConfig != nil && len(ev.WebhookConfig.URIs) > 0:
 		rows = append(rows, []string{"webhook uris:", strings.Join(ev.WebhookConfig.URIs, ", ")})
+	case ev.WebhookConfig != nil: // user_metadata alone: the registered webhooks took it
+		rows = append(rows, []string{"webhook config:", "user_metadata only (sent to the registered webhooks)"})
 	}
 	if err := table(env.Stdout, rows); err != nil {
 		return err

@@ -278,6 +278,9 @@ func TestCLIEvents(t *testing.T) {
 
 	out := cli.run(t, "events", "get", a.ID)
 	mustContain(t, "events get", out, "id:               "+a.ID, "idempotency key:  run-2", `"id": "batches/2"`)
+	if out := cli.run(t, "events", "get", dyn.ID); !regexp.MustCompile(`(?m)^webhook uris:\s+` + regexp.QuoteMeta(rcv.URL("/dynamic")) + `$`).MatchString(out) {
+		t.Fatalf("events get of a dynamic event lacks its uris:\n%s", out)
+	}
 	var ev cliEvent
 	cli.json(t, &ev, "events", "get", first)
 	var compact bytes.Buffer
@@ -295,6 +298,15 @@ func TestCLIEvents(t *testing.T) {
 		t.Fatalf("events list --json: %+v", page)
 	}
 
+	// A webhook_config with user_metadata alone went to the registered
+	// webhook: no empty "webhook uris:" line.
+	tagged := s.client(t).publish(t, map[string]any{"type": "batch.succeeded", "data": map[string]any{"id": "batches/4"},
+		"webhook_config": map[string]any{"user_metadata": map[string]any{"k": "v"}}})
+	out = cli.run(t, "events", "get", tagged.ID)
+	if !regexp.MustCompile(`(?m)^webhook config:\s+user_metadata only \(sent to the registered webhooks\)$`).MatchString(out) ||
+		strings.Contains(out, "webhook uris:") {
+		t.Fatalf("events get of a user_metadata-only event:\n%s", out)
+	}
 	cli.fails(t, 2, "--data must be a JSON object", "events", "publish", "--type", "batch.succeeded", "--data", "[1]")
 	cli.fails(t, 2, "events publish needs --type", "events", "publish", "--data", "{}")
 	cli.fails(t, 6, `unknown event type "batch.done"; valid values: batch.succeeded, batch.expired, batch.failed,`, "events", "publish", "--type", "batch.done", "--data", "{}")

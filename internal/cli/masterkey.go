@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -224,4 +225,21 @@ func reseal(ctx context.Context, st core.Store, box *secretbox.Box) (resealCount
 		return out, nil
 	})
 	return n, err
+}
+
+// logKeyRing tells, at serve's start, that fallback master keys are
+// configured, and warns of a data-dir rotation left unfinished.
+func (s *Server) logKeyRing(keys secretbox.Keys, box *secretbox.Box) {
+	if n := box.Fallbacks(); n > 0 {
+		s.log.Info("serve.master_key_fallbacks", slog.Int("fallback_keys", n),
+			slog.String("hint", "fallback keys open secrets sealed before a master key rotation; 'longhook master-key reseal' re-seals any such secret under the primary key (docs/operations.md, \"Rotating the master key\")"))
+	}
+	if keys.FromEnv {
+		return
+	}
+	pending := filepath.Join(s.cfg.DataDir, secretbox.PendingKeyFileName)
+	if _, err := os.Stat(pending); err == nil {
+		s.log.Warn("serve.master_key_rotation_unfinished", slog.String("pending_key", pending),
+			slog.String("fix", "stop serve and run 'longhook master-key rotate' again to finish the rotation"))
+	}
 }

@@ -256,9 +256,12 @@ func TestMasterKeyRotateResumes(t *testing.T) {
 	if err != nil || resumed {
 		t.Fatal(err, resumed)
 	}
-	serveArgsUntilReady(t, env, func(url string) {
+	_, logs := serveArgsUntilReady(t, env, func(url string) {
 		deliverVerified(t, url, rcv1, secret1)
 	}, "--data-dir", dir, "--dev")
+	if !strings.Contains(logs, "serve.master_key_rotation_unfinished") {
+		t.Errorf("serve did not warn of the unfinished rotation: %s", logs)
+	}
 
 	// Crash 2: the re-seal under the pending key committed, master.key
 	// not replaced yet.
@@ -287,10 +290,13 @@ func TestMasterKeyRotateResumes(t *testing.T) {
 		t.Fatal("the resumed rotation did not install the pending key")
 	}
 	checkSealedUnder(t, dir, next, old)
-	serveArgsUntilReady(t, env, func(url string) {
+	_, logs = serveArgsUntilReady(t, env, func(url string) {
 		deliverVerified(t, url, rcv1, secret1)
 		deliverVerified(t, url, rcv2, secret2)
 	}, "--data-dir", dir, "--dev")
+	if strings.Contains(logs, "serve.master_key_rotation_unfinished") {
+		t.Errorf("serve warns of an unfinished rotation after it finished: %s", logs)
+	}
 }
 
 // TestMasterKeyResealPostgres: the rolling rotation of an environment key

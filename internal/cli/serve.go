@@ -251,10 +251,7 @@ func (s *Server) openData(ctx context.Context) (masterKey []byte, box *secretbox
 	if box, err = keys.Box(); err != nil {
 		return nil, nil, err
 	}
-	if n := box.Fallbacks(); n > 0 {
-		logger.Info("serve.master_key_fallbacks", slog.Int("fallback_keys", n),
-			slog.String("hint", "secrets sealed under a fallback key still open; 'longhook master-key reseal' re-seals them under the primary key (docs/operations.md, \"Rotating the master key\")"))
-	}
+	s.logKeyRing(keys, box)
 	masterKey = keys.Primary
 	if s.store == nil {
 		if err := s.lockDatabase(true); err != nil {

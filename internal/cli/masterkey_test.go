@@ -20,7 +20,6 @@ import (
 	"github.com/longhook/longhook/internal/core"
 	"github.com/longhook/longhook/internal/pgtest"
 	"github.com/longhook/longhook/internal/secretbox"
-	"github.com/longhook/longhook/internal/store/sqlite"
 	"github.com/longhook/longhook/webhook"
 )
 
@@ -119,17 +118,18 @@ func jwksKids(t *testing.T, url string) []string {
 	return kids
 }
 
-// sealedInDB reads every sealed value of the SQLite database in dir.
-func sealedInDB(t *testing.T, dir string) []core.SealedValue {
+// sealedInDB reads every sealed value of the database of dbURL (empty:
+// the SQLite database in dir).
+func sealedInDB(t *testing.T, dbURL, dir string) []core.SealedValue {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "longhook.db"))
+	st, err := openStore(context.Background(), dbURL, dir, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
 	var got []core.SealedValue
 	errStop := errors.New("read only")
-	err = st.ResealSecrets(context.Background(), func(v []core.SealedValue) ([][]byte, error) {
+	err = st.(core.Resealer).ResealSecrets(context.Background(), func(v []core.SealedValue) ([][]byte, error) {
 		got = v
 		return nil, errStop
 	})
@@ -139,11 +139,12 @@ func sealedInDB(t *testing.T, dir string) []core.SealedValue {
 	return got
 }
 
-// checkSealedUnder fails unless every sealed value in dir's database
-// opens with key and none with any of others.
-func checkSealedUnder(t *testing.T, dir string, key []byte, others ...[]byte) {
+// checkSealedUnder fails unless every sealed value in the database of
+// dbURL (empty: dir's SQLite database) opens with key and none with any
+// of others.
+func checkSealedUnder(t *testing.T, dbURL, dir string, key []byte, others ...[]byte) {
 	t.Helper()
-	vals := sealedInDB(t, dir)
+	vals := sealedInDB(t, dbURL, dir)
 	if len(vals) == 0 {
 		t.Fatal("no sealed values in the database")
 	}
@@ -205,7 +206,7 @@ func TestMasterKeyRotate(t *testing.T) {
 		t.Fatalf("the refused rotate left a pending key: %v", err)
 	}
 	old := readKey(t, filepath.Join(dir, secretbox.KeyFileName))
-	checkSealedUnder(t, dir, old)
+	checkSealedUnder(t, "", dir, old)
 
 	code, out, errs := run(t, nil, "master-key", "rotate", "--data-dir", dir)
 	if code != 0 || !strings.Contains(out, "1 webhook secret and 1 signing key re-sealed") {
@@ -218,7 +219,7 @@ func TestMasterKeyRotate(t *testing.T) {
 	if prev := readKey(t, filepath.Join(dir, secretbox.PreviousKeyFileName)); !bytes.Equal(prev, old) {
 		t.Fatal("master.key.previous is not the old key")
 	}
-	checkSealedUnder(t, dir, cur, old)
+	checkSealedUnder(t, "", dir, cur, old)
 
 	serveArgsUntilReady(t, env, func(url string) {
 		deliverVerified(t, url, rcv, secret)
@@ -272,7 +273,7 @@ func TestMasterKeyRotateResumes(t *testing.T) {
 	if code, out, errs := run(t, resealEnv, "master-key", "reseal", "--data-dir", dir); code != 0 || !strings.Contains(out, "1 webhook secret and 1 signing key re-sealed") {
 		t.Fatalf("reseal: exit %d, %q %q", code, out, errs)
 	}
-	checkSealedUnder(t, dir, next, old)
+	checkSealedUnder(t, "", dir, next, old)
 	serveArgsUntilReady(t, env, func(url string) {
 		deliverVerified(t, url, rcv1, secret1)
 		secret2 = createHook(t, url, rcv2) // sealed under the old key
@@ -289,7 +290,7 @@ func TestMasterKeyRotateResumes(t *testing.T) {
 	if cur := readKey(t, filepath.Join(dir, secretbox.KeyFileName)); !bytes.Equal(cur, next) {
 		t.Fatal("the resumed rotation did not install the pending key")
 	}
-	checkSealedUnder(t, dir, next, old)
+	checkSealedUnder(t, "", dir, next, old)
 	_, logs = serveArgsUntilReady(t, env, func(url string) {
 		deliverVerified(t, url, rcv1, secret1)
 		deliverVerified(t, url, rcv2, secret2)
@@ -373,4 +374,42 @@ func TestMasterKeyNew(t *testing.T) {
 	if code, _, errs := run(t, map[string]string{"LONGHOOK_MASTER_KEY_FALLBACK": "nope"}, "serve", "--data-dir", t.TempDir()); code != 2 || !strings.Contains(errs, "LONGHOOK_MASTER_KEY_FALLBACK") {
 		t.Errorf("serve with a bad fallback key: exit %d, %q", code, errs)
 	}
+}
+
+// TestMasterKeyRotatePostgres: rotate on a data-dir key with PostgreSQL:
+// serve (stopped) made a webhook and a JWKS key; after rotate the next
+// serve, on the same data dir, delivers signed with the same secret and
+// publishes the same kid, and the old key opens none of the values.
+func TestMasterKeyRotatePostgres(t *testing.T) {
+	base := pgtest.URL(t)
+	t.Parallel()
+	dbURL, drop, err := tempPostgresDB(context.Background(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drop)
+	dir := t.TempDir()
+	env := map[string]string{"LONGHOOK_BOOTSTRAP_API_KEY": mkAPIKey}
+	args := []string{"--data-dir", dir, "--database-url", dbURL, "--dev", "--migrate"}
+	rcv := newMKReceiver(t)
+	var secret string
+	var kids []string
+	serveArgsUntilReady(t, env, func(url string) {
+		secret = createHook(t, url, rcv)
+		kids = jwksKids(t, url)
+	}, args...)
+	old := readKey(t, filepath.Join(dir, secretbox.KeyFileName))
+
+	code, out, errs := run(t, nil, "master-key", "rotate", "--data-dir", dir, "--database-url", dbURL)
+	if code != 0 || !strings.Contains(out, "1 webhook secret and 1 signing key re-sealed") || !strings.Contains(out, "give every serve") {
+		t.Fatalf("rotate: exit %d, %q %q", code, out, errs)
+	}
+	cur := readKey(t, filepath.Join(dir, secretbox.KeyFileName))
+	checkSealedUnder(t, dbURL, dir, cur, old)
+	serveArgsUntilReady(t, env, func(url string) {
+		deliverVerified(t, url, rcv, secret)
+		if got := jwksKids(t, url); !slices.Equal(got, kids) {
+			t.Errorf("after the rotation JWKS publishes %v, want %v", got, kids)
+		}
+	}, args...)
 }

@@ -52,6 +52,7 @@ func commands() []command {
 		{"keys", "create, list or revoke API keys", runKeys},
 		{"migrate", "apply or show database migrations (PostgreSQL)", runMigrate},
 		{"jwks", "rotate or list the JWT signing keys of dynamic webhooks", runJWKS},
+		{"master-key", "rotate the master key that seals secrets: rotate, new, reseal", runMasterKey},
 		{"gateway", "run the receiving edge: verify, deduplicate, store, forward (--config gateway.yaml)", runGateway},
 		{"listen", "relay a serve webhook's or a gateway source's events to a local URL over an outbound connection", runListen},
 		{"check", "test a receiver for correct verification, replay rejection and deduplication", runCheck},

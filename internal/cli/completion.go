@@ -25,6 +25,7 @@ func completionTree() (cmds []string, subs map[string][]string) {
 		"keys":       {"create", "list", "revoke"},
 		"migrate":    {"up", "status"},
 		"jwks":       {"rotate", "list"},
+		"master-key": {"rotate", "new", "reseal"},
 		"completion": {"bash", "zsh", "fish"},
 		"trigger":    sampleTypes(),
 	}

@@ -92,24 +92,29 @@ func rotateSigningKey(ctx context.Context, store core.Store, env Env, dataDir st
 }
 
 // signingKeyCipher is the cipher signing keys are sealed with, made from
-// the master key (list needs none). A new master key is made only for a
+// the master key ring (list needs none). A new master key is made only for a
 // database that holds no keys yet.
 func signingKeyCipher(ctx context.Context, store core.Store, env Env, dataDir string) (*secretbox.Box, error) {
-	key, err := secretbox.LoadKey(env.Getenv("LONGHOOK_MASTER_KEY"), dataDir)
+	load := func() (secretbox.Keys, error) {
+		return secretbox.LoadKeys(env.Getenv("LONGHOOK_MASTER_KEY"), env.Getenv("LONGHOOK_MASTER_KEY_FALLBACK"), dataDir)
+	}
+	keys, err := load()
 	if errors.Is(err, secretbox.ErrNoKey) {
-		keys, kerr := store.SigningKeys(ctx)
+		stored, kerr := store.SigningKeys(ctx)
 		if kerr != nil {
 			return nil, kerr
 		}
-		if len(keys) > 0 {
+		if len(stored) > 0 {
 			return nil, errNoKeyForSealedData(dataDir, "the database")
 		}
-		key, err = secretbox.CreateKey(dataDir)
+		if _, err = secretbox.CreateKey(dataDir); err == nil {
+			keys, err = load()
+		}
 	}
 	if err != nil {
 		return nil, err
 	}
-	return secretbox.New(key)
+	return keys.Box()
 }
 
 // listSigningKeys prints the signing keys, current and retired, as a table.

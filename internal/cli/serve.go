@@ -226,7 +226,7 @@ func (s *Server) openData(ctx context.Context) (masterKey []byte, box *secretbox
 			return nil, nil, err
 		}
 	}
-	masterKey, err = secretbox.LoadKey(s.env.Getenv("LONGHOOK_MASTER_KEY"), cfg.DataDir)
+	keys, err := s.loadKeys()
 	newKey := errors.Is(err, secretbox.ErrNoKey)
 	if err != nil && !newKey {
 		return nil, nil, err
@@ -241,13 +241,18 @@ func (s *Server) openData(ctx context.Context) (masterKey []byte, box *secretbox
 	}
 	warnDataDirMode(cfg.DataDir, logger)
 	if newKey {
-		if masterKey, err = secretbox.CreateKey(cfg.DataDir); err != nil {
+		if _, err = secretbox.CreateKey(cfg.DataDir); err != nil {
+			return nil, nil, err
+		}
+		if keys, err = s.loadKeys(); err != nil {
 			return nil, nil, err
 		}
 	}
-	if box, err = secretbox.New(masterKey); err != nil {
+	if box, err = keys.Box(); err != nil {
 		return nil, nil, err
 	}
+	s.logKeyRing(keys, box)
+	masterKey = keys.Primary
 	if s.store == nil {
 		if err := s.lockDatabase(true); err != nil {
 			return nil, nil, err
@@ -257,6 +262,11 @@ func (s *Server) openData(ctx context.Context) (masterKey []byte, box *secretbox
 		}
 	}
 	return masterKey, box, nil
+}
+
+// loadKeys loads the master key ring (secretbox.LoadKeys).
+func (s *Server) loadKeys() (secretbox.Keys, error) {
+	return secretbox.LoadKeys(s.env.Getenv("LONGHOOK_MASTER_KEY"), s.env.Getenv("LONGHOOK_MASTER_KEY_FALLBACK"), s.cfg.DataDir)
 }
 
 // setURLs sets s.URL to the address listened on and, without

@@ -31,6 +31,9 @@ func checkServe(cfg ServeConfig, env Env) (checkedServe, error) {
 			return c, fmt.Errorf("%w: %v (openssl rand -base64 32 makes one)", errConfig, err)
 		}
 	}
+	if _, err := secretbox.ParseKeyList(env.Getenv("LONGHOOK_MASTER_KEY_FALLBACK")); err != nil {
+		return c, fmt.Errorf("%w: LONGHOOK_MASTER_KEY_FALLBACK: %v", errConfig, err)
+	}
 	if u := cfg.DatabaseURL; u != "" && !strings.HasPrefix(u, "sqlite://") && !isPostgres(u) {
 		return c, fmt.Errorf("%w: --database-url must start with sqlite:// or postgres://", errUsage)
 	}

@@ -1,6 +1,10 @@
 // Package secretbox seals secrets at rest with AES-256-GCM under the
 // server's master key, which comes from LONGHOOK_MASTER_KEY or from a 0600
 // key file created in the data directory on first start.
+//
+// A Box is a key ring: its primary key seals, fallback keys only open.
+// Fallbacks make rotating the master key possible (ring.go, and
+// docs/design.md, "Master key rotation").
 package secretbox
 
 import (
@@ -22,52 +26,75 @@ const KeySize = 32
 // version prefixes every sealed value so the format can evolve.
 const version byte = 1
 
-// Box implements core.Cipher.
+// Box implements core.Cipher with a key ring: the primary key seals, and
+// Open tries the primary, then each fallback key in order.
 type Box struct {
-	aead cipher.AEAD
+	aeads []cipher.AEAD // [0] is the primary
 }
 
-// New returns a Box for a 32-byte master key.
-func New(key []byte) (*Box, error) {
-	if len(key) != KeySize {
-		return nil, fmt.Errorf("secretbox: master key must be %d bytes, got %d", KeySize, len(key))
+// New returns a Box whose primary key is key (32 bytes) and whose
+// fallback keys, which only open, are fallbacks.
+func New(key []byte, fallbacks ...[]byte) (*Box, error) {
+	b := &Box{}
+	for i, k := range append([][]byte{key}, fallbacks...) {
+		if len(k) != KeySize {
+			what := "master key"
+			if i > 0 {
+				what = fmt.Sprintf("fallback master key %d", i)
+			}
+			return nil, fmt.Errorf("secretbox: %s must be %d bytes, got %d", what, KeySize, len(k))
+		}
+		block, err := aes.NewCipher(k)
+		if err != nil {
+			return nil, fmt.Errorf("secretbox: %w", err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, fmt.Errorf("secretbox: %w", err)
+		}
+		b.aeads = append(b.aeads, aead)
 	}
-	block, err := aes.NewCipher(key)
-	if err != nil {
-		return nil, fmt.Errorf("secretbox: %w", err)
-	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		return nil, fmt.Errorf("secretbox: %w", err)
-	}
-	return &Box{aead: aead}, nil
+	return b, nil
 }
 
-// Seal encrypts plaintext: version byte, 12-byte random nonce, ciphertext.
+// Fallbacks is the number of fallback keys.
+func (b *Box) Fallbacks() int { return len(b.aeads) - 1 }
+
+// Seal encrypts plaintext under the primary key: version byte, 12-byte
+// random nonce, ciphertext.
 func (b *Box) Seal(plaintext []byte) ([]byte, error) {
-	out := make([]byte, 1+b.aead.NonceSize(), 1+b.aead.NonceSize()+len(plaintext)+b.aead.Overhead())
+	aead := b.aeads[0]
+	out := make([]byte, 1+aead.NonceSize(), 1+aead.NonceSize()+len(plaintext)+aead.Overhead())
 	out[0] = version
 	if _, err := rand.Read(out[1:]); err != nil {
 		return nil, fmt.Errorf("secretbox: nonce: %w", err)
 	}
-	return b.aead.Seal(out, out[1:1+b.aead.NonceSize()], plaintext, []byte{version}), nil
+	return aead.Seal(out, out[1:1+aead.NonceSize()], plaintext, []byte{version}), nil
 }
 
 // ErrOpen means a sealed value could not be decrypted: wrong master key or
 // corrupted data.
 var ErrOpen = errors.New("secretbox: cannot open sealed value (wrong master key or corrupted data)")
 
-// Open decrypts a value produced by Seal.
+// Open decrypts a value produced by Seal under any key of the ring.
 func (b *Box) Open(sealed []byte) ([]byte, error) {
-	n := b.aead.NonceSize()
-	if len(sealed) < 1+n+b.aead.Overhead() || sealed[0] != version {
-		return nil, ErrOpen
+	pt, _, err := b.OpenKey(sealed)
+	return pt, err
+}
+
+// OpenKey is Open that also reports whether the value is sealed under the
+// primary key (a value under a fallback key is one to re-seal).
+func (b *Box) OpenKey(sealed []byte) (plaintext []byte, primary bool, err error) {
+	for i, aead := range b.aeads {
+		n := aead.NonceSize()
+		if len(sealed) < 1+n+aead.Overhead() || sealed[0] != version {
+			return nil, false, ErrOpen
+		}
+		if pt, err := aead.Open(nil, sealed[1:1+n], sealed[1+n:], []byte{version}); err == nil {
+			return pt, i == 0, nil
+		}
 	}
-	pt, err := b.aead.Open(nil, sealed[1:1+n], sealed[1+n:], []byte{version})
-	if err != nil {
-		return nil, ErrOpen
-	}
-	return pt, nil
+	return nil, false, ErrOpen
 }
 
 // KeyFileName is the master key file inside the data directory.

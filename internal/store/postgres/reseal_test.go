@@ -1,0 +1,14 @@
+package postgres
+
+import (
+	"testing"
+
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/pgtest"
+	"github.com/longhook/longhook/internal/store/storetest"
+)
+
+func TestReseal(t *testing.T) {
+	pgtest.URL(t)
+	storetest.RunReseal(t, func(t *testing.T) core.Store { return newStore(t) })
+}

@@ -55,6 +55,9 @@ type source struct {
 	recv   *webhook.Receiver
 	preset *verify.Verifier // a provider preset or generic HMAC; recv is unused then
 	tokens [][]byte
+	// signers are the hmac_secrets of a Standard Webhooks source: a listen
+	// stream signs its events again with them (see resign).
+	signers []webhook.Secret
 }
 
 // commitStater is implemented by inboxes that group commits.
@@ -204,6 +207,13 @@ func newSource(sc SourceConfig, o options) (*source, error) {
 			return nil, fmt.Errorf("gateway: source %s: hmac_secrets: %w", sc.Name, err)
 		}
 		src.recv.HMAC = v
+		for _, text := range sc.Verify.HMACSecrets {
+			sec, err := webhook.ParseSecret(text)
+			if err != nil { // NewVerifier parsed it already
+				return nil, fmt.Errorf("gateway: source %s: hmac_secrets: %w", sc.Name, err)
+			}
+			src.signers = append(src.signers, sec)
+		}
 	}
 	if j := sc.Verify.JWKS; j != nil {
 		jopts := vopts

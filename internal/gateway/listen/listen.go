@@ -154,7 +154,7 @@ type listener struct {
 	pos           int64               // gateway: last forwarded position; -1 = unknown (start at the newest)
 	cursor        string              // serve: resume cursor; "" = unknown (start at the newest)
 	recent        map[string]struct{} // serve: ids forwarded above cursor
-	skew          time.Duration       // serve: server clock minus ours
+	skew          time.Duration       // the server's or gateway's clock minus ours
 }
 
 type state struct {
@@ -402,6 +402,9 @@ func (l *listener) dispatch(ctx context.Context, event string, data []byte) erro
 		if err := json.Unmarshal(data, &r); err != nil {
 			return fmt.Errorf("bad ready event: %w", err)
 		}
+		if !r.Time.IsZero() {
+			l.skew = time.Until(r.Time)
+		}
 		if l.pos < 0 {
 			// Pin "from now on" to a position, so a reconnect does not
 			// skip what arrives in between.
@@ -420,7 +423,7 @@ func (l *listener) dispatch(ctx context.Context, event string, data []byte) erro
 			return nil // already forwarded before a reconnect
 		}
 		if err := l.forward(ctx, &e); err != nil {
-			return err
+			return err // errResign: the reconnect resumes below e
 		}
 		l.pos = e.Seq
 		if err := l.saveState(); err != nil {
@@ -431,14 +434,20 @@ func (l *listener) dispatch(ctx context.Context, event string, data []byte) erro
 }
 
 // forward POSTs a gateway event to the local URL until it answers 2xx or
-// rejects it.
+// rejects it, or until the signature the gateway made for it when it
+// streamed it is too old to be accepted (errResign). An event the gateway
+// did not sign again keeps its sender's signature, whatever its age.
 func (l *listener) forward(ctx context.Context, e *gateway.StreamEvent) error {
 	attrs := []slog.Attr{slog.Int64("seq", e.Seq), slog.String("webhook_id", e.WebhookID), slog.String("type", e.Type)}
+	var stale func() error
+	if e.Resigned {
+		stale = func() error { return l.staleSignature(e.Header) }
+	}
 	return l.deliver(ctx, attrs, func(ctx context.Context) (int, error) {
 		return l.post(ctx, e.Header, e.Body,
 			gateway.HeaderSource, e.Source,
 			gateway.HeaderReceivedAt, e.ReceivedAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
-	}, nil)
+	}, stale)
 }
 
 // deliver runs send until it answers 2xx or a 4xx that rejects the event

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,20 +32,25 @@ func TestMain(m *testing.M) {
 const token = "listen-token-0123456789"
 
 type fixture struct {
-	gw      *gateway.Gateway
-	srv     *httptest.Server // senders post here
-	stream  *httptest.Server // listen connects here; cut by the test
-	secret  webhook.Secret
-	mu      sync.Mutex
-	got     map[string]int
-	headers http.Header
-	local   *httptest.Server
+	gw     *gateway.Gateway
+	srv    *httptest.Server // senders post here
+	stream *httptest.Server // listen connects here; cut by the test
+	secret webhook.Secret
+	// secretText is secret as the source's hmac_secrets has it.
+	secretText string
+	mu         sync.Mutex
+	got        map[string]int
+	headers    http.Header
+	local      *httptest.Server
 	// answer, when set, is the local receiver's status for the n-th
 	// request (1, 2, …) carrying webhook-id id; unset, 200.
 	answer func(id string, n int) int
+	// verify, when set, is the local receiver's check of a request's
+	// signature: a request it refuses is answered 400 and not counted.
+	verify func(h http.Header, body []byte) error
 }
 
-func setup(t *testing.T) *fixture {
+func setup(t *testing.T, opts ...gateway.Option) *fixture {
 	t.Helper()
 	secretText, err := webhook.NewSecret()
 	if err != nil {
@@ -56,17 +62,24 @@ func setup(t *testing.T) *fixture {
 		Sources: []gateway.SourceConfig{{
 			Name: "s", Verify: gateway.VerifyConfig{HMACSecrets: []string{secretText}}, ListenTokens: []string{token},
 		}},
-	})
+	}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{gw: g, srv: httptest.NewServer(g.Handler()), stream: httptest.NewServer(g.Handler()), secret: secret, got: map[string]int{}}
+	f := &fixture{gw: g, srv: httptest.NewServer(g.Handler()), stream: httptest.NewServer(g.Handler()), secret: secret, secretText: secretText, got: map[string]int{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- g.Run(ctx) }()
 	f.local = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
+		body, _ := io.ReadAll(r.Body)
 		f.mu.Lock()
+		if f.verify != nil {
+			if err := f.verify(r.Header, body); err != nil {
+				f.mu.Unlock()
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+		}
 		id := r.Header.Get(webhook.HeaderID)
 		f.got[id]++
 		f.headers = r.Header.Clone()
@@ -91,9 +104,14 @@ func setup(t *testing.T) *fixture {
 
 func (f *fixture) send(t *testing.T, id string) {
 	t.Helper()
+	f.sendAt(t, id, time.Now())
+}
+
+// sendAt posts an event signed at now.
+func (f *fixture) sendAt(t *testing.T, id string, now time.Time) {
+	t.Helper()
 	body := []byte(`{"type":"batch.succeeded","data":{"id":"` + id + `"}}`)
 	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/hooks/s", bytes.NewReader(body))
-	now := time.Now()
 	req.Header.Set(webhook.HeaderID, id)
 	req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
 	req.Header.Set(webhook.HeaderSignature, webhook.Sign(f.secret, id, now, body))
@@ -183,6 +201,50 @@ func TestListenResumesAfterCuts(t *testing.T) {
 	}
 	if f.headers.Get(webhook.HeaderSignature) == "" || f.headers.Get(gateway.HeaderSource) != "s" {
 		t.Errorf("forwarded headers: %v", f.headers)
+	}
+}
+
+// An event listen relays more than the receiver's tolerance (5 minutes)
+// after the sender signed it — received while listen was stopped, or
+// replayed with --after — reaches the local receiver with a signature it
+// accepts: the gateway signs a Standard Webhooks event again, with the
+// source's secrets, when it streams it. It used to pass the sender's
+// headers on, which a receiver verifying as usual refuses as too old, and
+// listen then logged the 4xx and skipped the event.
+func TestListenRelaysEventsOlderThanTheTolerance(t *testing.T) {
+	t.Parallel()
+	var offset atomic.Int64 // the gateway's clock minus the real one
+	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	f := setup(t, gateway.WithClock(clock))
+	local, err := webhook.NewVerifier([]string{f.secretText}) // the local app's verifier, on the real clock
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.verify = func(h http.Header, body []byte) error { return local.Verify(h, body) }
+
+	// Received by the gateway ten minutes ago, signed then by the sender.
+	offset.Store(int64(-10 * time.Minute))
+	f.sendAt(t, "msg_old_1", clock())
+	f.sendAt(t, "msg_old_2", clock())
+	offset.Store(0)
+
+	state := filepath.Join(t.TempDir(), "state.json")
+	stop := startListen(t, f, state, "--after", "0")
+	f.send(t, "msg_new") // behind the old ones: it arrives once they were handled
+	waitFor(t, 20*time.Second, "msg_new at the local receiver", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.got["msg_new"] == 1
+	})
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range []string{"msg_old_1", "msg_old_2", "msg_new"} {
+		if f.got[id] != 1 {
+			t.Errorf("%s accepted %d times by the local receiver, want 1", id, f.got[id])
+		}
 	}
 }
 

@@ -52,9 +52,13 @@
 // dead. After a crash, forwarding resumes at the cursor, so a few events
 // may be sent twice: the Redis sink drops repeats with a per-webhook-id
 // marker (dedupe_window) and JetStream with Nats-Msg-Id = webhook-id. HTTP
-// targets get the original body and webhook-* headers (they can verify
-// the signature themselves, within its timestamp tolerance) plus
-// longhook-source and longhook-received-at.
+// targets get the original body and webhook-* headers plus
+// longhook-source and longhook-received-at. A Standard Webhooks source's
+// event is signed again at each attempt with the source's hmac_secrets
+// (webhook-timestamp = the attempt), so a target that verifies it takes
+// a retry made long after the sender signed; other events (JWT, provider
+// presets) keep the sender's signature, which a target can verify only
+// within its tolerance.
 //
 // # Configuration
 //

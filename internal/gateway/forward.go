@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,11 @@ type forwarder struct {
 	log    *slog.Logger
 	m      *sinkMetrics
 	now    func() time.Time
+	// resign, when set, signs an event's stored header again at the
+	// attempt (source.resign): a destination that verifies the signature
+	// refuses one older than its tolerance, and a retry after an outage
+	// is older than that.
+	resign func(h http.Header, body []byte, now time.Time) (http.Header, bool)
 
 	persisted atomic.Int64                 // last cursor written, read by the sweeper
 	lastErr   atomic.Pointer[forwardError] // the latest failed forward, for the console

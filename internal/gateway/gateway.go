@@ -55,8 +55,8 @@ type source struct {
 	recv   *webhook.Receiver
 	preset *verify.Verifier // a provider preset or generic HMAC; recv is unused then
 	tokens [][]byte
-	// signers are the hmac_secrets of a Standard Webhooks source: a listen
-	// stream signs its events again with them (see resign).
+	// signers are the hmac_secrets of a Standard Webhooks source: forwards
+	// and listen streams sign its events again with them (see resign).
 	signers []webhook.Secret
 }
 
@@ -157,6 +157,7 @@ func NewGateway(ctx context.Context, cfg Config, opts ...Option) (*Gateway, erro
 			}
 			sink = withRouting(sink, kc, sigHeader)
 			f := newForwarder(src.cfg.Name, kc.Name, kc, sink, g.inbox, g.log, g.m, g.now)
+			f.resign = src.resign
 			if err := f.start(ctx); err != nil {
 				_ = g.Close()
 				return nil, err

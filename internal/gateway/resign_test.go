@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,5 +59,57 @@ func TestStreamResign(t *testing.T) {
 	preset := http.Header{"X-Hub-Signature-256": {"sha256=00"}, "X-Github-Delivery": {"d1"}}
 	if h, resigned := gh.resign(preset, body, now); resigned || len(h) != len(preset) {
 		t.Errorf("a github event was signed again: %v", h)
+	}
+}
+
+// A destination that verifies the Standard Webhooks signature again (as
+// the docs invite) takes the backlog of an outage longer than its
+// tolerance: each attempt is signed when it is made. The sender's
+// signature used to be forwarded as it was, so after a 10-minute outage
+// the destination refused every retry as stale, until max_age parked them.
+func TestForwardSignsEachAttempt(t *testing.T) {
+	t.Parallel()
+	var offset atomic.Int64 // the gateway's clock minus the real one
+	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	secretText, secret := mustSecret(t)
+	verifier, err := webhook.NewVerifier([]string{secretText}, webhook.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var down atomic.Bool
+	var accepted, refused atomic.Int64
+	dest := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		switch {
+		case down.Load():
+			http.Error(w, "down", http.StatusServiceUnavailable)
+		case verifier.Verify(r.Header, body) != nil:
+			refused.Add(1)
+			http.Error(w, "bad signature", http.StatusBadRequest)
+		default:
+			accepted.Add(1)
+		}
+	}))
+	defer dest.Close()
+	down.Store(true)
+	gw := startGateway(t, Config{Sources: []SourceConfig{{
+		Name: "s", Verify: VerifyConfig{HMACSecrets: []string{secretText}},
+		Sinks: []SinkConfig{{Name: "dest", HTTP: &HTTPSinkConfig{URL: dest.URL},
+			Retry: RetryConfig{Initial: time.Millisecond, Max: time.Millisecond}}},
+	}}}, WithClock(clock))
+	if s, body := post(t, gw.srv.Client(), gw.srv.URL+"/hooks/s", secret, "msg_outage", clock(), testBody(1)); s != 200 {
+		t.Fatalf("post: %d %s", s, body)
+	}
+	waitFor(t, 20*time.Second, "a failed attempt queued for retry", func() bool {
+		p, err := gw.inbox.PendingRetries(t.Context())
+		return err == nil && p["s/dest"] == 1
+	})
+	offset.Store(int64(10 * time.Minute)) // the outage lasts ten minutes
+	down.Store(false)
+	waitFor(t, 20*time.Second, "the destination to accept the event after the outage", func() bool {
+		return accepted.Load() == 1 || refused.Load() > 0
+	})
+	if refused.Load() > 0 {
+		t.Fatalf("the destination refused the retried event's signature %d times", refused.Load())
 	}
 }

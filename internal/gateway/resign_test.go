@@ -52,6 +52,19 @@ func TestStreamResign(t *testing.T) {
 	if h, resigned := src.resign(jwt, body, now); resigned || h.Get("Webhook-Signature") != jwt.Get("Webhook-Signature") {
 		t.Errorf("a JWT event was signed again: %v", h)
 	}
+	for _, kind := range []string{"standard-webhooks", "gemini"} {
+		vc := VerifyConfig{Kind: kind, HMACSecrets: []string{oldText}}
+		if kind == "gemini" {
+			vc.JWKS = &JWKSConfig{URL: "https://issuer.example/jwks.json", Issuer: "https://issuer.example", Audience: "a"}
+		}
+		ks, err := newSource(SourceConfig{Name: kind, Verify: vc}, options{now: time.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, resigned := ks.resign(stored, body, now); !resigned {
+			t.Errorf("kind %s: an HMAC event was not signed again", kind)
+		}
+	}
 	gh, err := newSource(SourceConfig{Name: "gh", Verify: VerifyConfig{Kind: "github", HMACSecrets: []string{"gh-secret"}}}, options{now: time.Now})
 	if err != nil {
 		t.Fatal(err)

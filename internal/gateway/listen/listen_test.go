@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -245,6 +246,60 @@ func TestListenRelaysEventsOlderThanTheTolerance(t *testing.T) {
 		if f.got[id] != 1 {
 			t.Errorf("%s accepted %d times by the local receiver, want 1", id, f.got[id])
 		}
+	}
+}
+
+// A signature the gateway made for an event when it streamed it is not
+// used once it is nearly as old as a receiver's tolerance: listen
+// reconnects at that event, and the gateway signs it again. Here the
+// gateway's clock falls ten minutes behind between the stream's start (the
+// clock listen measures against) and the event, so the first signature
+// reads as ten minutes old.
+func TestListenReconnectsForAFreshSignature(t *testing.T) {
+	t.Parallel()
+	var offset atomic.Int64 // the gateway's clock minus the real one
+	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	f := setup(t, gateway.WithClock(clock))
+	local, err := webhook.NewVerifier([]string{f.secretText}, webhook.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.verify = func(h http.Header, body []byte) error { return local.Verify(h, body) }
+	var sessions atomic.Int64
+	counted := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sessions.Add(1)
+		f.gw.Handler().ServeHTTP(w, r)
+	}))
+	defer counted.Close()
+	defer counted.CloseClientConnections()
+
+	state := filepath.Join(t.TempDir(), "state.json")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- RunListen(ctx, []string{"--from", counted.URL + gateway.ListenPath + "s", "--forward-to", f.local.URL,
+			"--token", token, "--state", state, "--log-level", "error"},
+			func(string) string { return "" }, io.Discard, io.Discard)
+	}()
+	// The state file is written once the stream's ready event (the
+	// gateway's clock, the starting position) was handled.
+	waitFor(t, 20*time.Second, "listen connected", func() bool {
+		_, err := os.Stat(state)
+		return err == nil
+	})
+	offset.Store(int64(-10 * time.Minute))
+	f.sendAt(t, "msg_late", clock())
+	waitFor(t, 20*time.Second, "msg_late at the local receiver", func() bool {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.got["msg_late"] == 1
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := sessions.Load(); n < 2 {
+		t.Errorf("%d stream sessions: listen forwarded a signature it held as stale instead of reconnecting", n)
 	}
 }
 

@@ -16,8 +16,9 @@ const (
 	// it catches retries whose time has come and any missed wake-up.
 	pollInterval = time.Second
 	// cursorDelay is how long a forwarder may hold back persisting its
-	// cursor, so one cursor write covers many forwards. After a crash at
-	// most this much (plus what was in flight) is forwarded again.
+	// cursor, so one cursor write covers many forwards. After a crash
+	// this much is forwarded again, plus every event forwarded since the
+	// oldest attempt then in flight started (the cursor trails it).
 	cursorDelay = 50 * time.Millisecond
 )
 

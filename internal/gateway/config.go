@@ -734,6 +734,12 @@ func (c Config) validate() error {
 				return fmt.Errorf("gateway: config: %s.listen_tokens: tokens must have at least 16 characters", at)
 			}
 		}
+		if len(s.ListenTokens) > 0 && c.MaxBodyBytes > maxListenBody {
+			// longhook listen could not read an event that large: it would
+			// stop at it, and every later event with it.
+			return fmt.Errorf("gateway: config: max_body_bytes %d is over %d, the largest body longhook listen relays, and %s has listen_tokens: lower max_body_bytes",
+				c.MaxBodyBytes, maxListenBody, at)
+		}
 		sinkNames := map[string]bool{}
 		for j, k := range s.Sinks {
 			kat := fmt.Sprintf("%s.sinks[%d]", at, j)

@@ -42,6 +42,14 @@ const ListenPath = reservedPrefix + "listen/"
 // listen was away, or behind a local app that was down. Other events (a
 // JWT, a provider preset's signature) keep the headers they came with.
 const (
+	// MaxStreamLine is the longest SSE line `longhook listen` reads: an
+	// event's data line holds its body in base64, so a source with
+	// listen_tokens takes bodies of up to maxListenBody.
+	MaxStreamLine = 64 << 20
+	// maxListenBody is the largest max_body_bytes with listen_tokens: its
+	// base64 (4/3) and the event's headers fit in MaxStreamLine.
+	maxListenBody = 32 << 20
+
 	streamBatch     = 256
 	streamHeartbeat = 15 * time.Second
 	streamWrite     = 30 * time.Second // a client that stalls longer is cut

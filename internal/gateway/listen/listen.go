@@ -44,10 +44,12 @@ const (
 	idleTimeout = 45 * time.Second
 	minBackoff  = 250 * time.Millisecond
 	maxBackoff  = 15 * time.Second
-	// maxEventLine bounds one SSE data line (a base64 body of up to about
-	// 6 MiB of JSON).
-	maxEventLine = 8 << 20
 )
+
+// maxEventLine bounds one SSE line: a body of up to the gateway's largest
+// max_body_bytes with listen_tokens, base64 in JSON. A variable for the
+// test of an event over it.
+var maxEventLine = gateway.MaxStreamLine
 
 // errFatal marks errors that reconnecting cannot fix (bad token or API
 // key, unknown source or webhook).
@@ -341,24 +343,32 @@ func (l *listener) session(ctx context.Context) (progressed bool, err error) {
 			}
 		}
 	}()
-	return true, readEvents(resp.Body, func() {
+	err = readEvents(resp.Body, func() {
 		select {
 		case alive <- struct{}{}:
 		default:
 		}
 	}, func(event string, data []byte) error { return l.dispatch(ctx, event, data) })
+	if errors.Is(err, bufio.ErrTooLong) {
+		// The same event comes first again on every reconnect: reading it
+		// in a loop would hold every later event behind it for ever.
+		return true, fmt.Errorf("%w: %v: an event after position %s is larger than listen reads (%d MiB); skip it with a new --state and --after set to its position",
+			errFatal, err, l.posText(), maxEventLine>>20)
+	}
+	return true, err
 }
 
 // readEvents parses a Server-Sent Events stream: it calls line for every
 // line read and dispatch for every complete event (its "event" field and
 // its "data" lines joined by newlines); comments and other fields are
 // ignored, and a line longer than maxEventLine ends the stream with an
-// error. It returns dispatch's first error, the read error, or
+// error wrapping bufio.ErrTooLong (naming the event's id when its id line
+// came first). It returns dispatch's first error, the read error, or
 // io.ErrUnexpectedEOF when the stream ends (a stream never ends by itself).
 func readEvents(r io.Reader, line func(), dispatch func(event string, data []byte) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxEventLine)
-	var event string
+	var event, id string
 	var data bytes.Buffer
 	for sc.Scan() {
 		line()
@@ -377,6 +387,8 @@ func readEvents(r io.Reader, line func(), dispatch func(event string, data []byt
 			switch string(field) {
 			case "event":
 				event = string(value)
+			case "id":
+				id = string(value)
 			case "data":
 				if data.Len() > 0 {
 					data.WriteByte('\n')
@@ -386,6 +398,9 @@ func readEvents(r io.Reader, line func(), dispatch func(event string, data []byt
 		}
 	}
 	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) && id != "" {
+			return fmt.Errorf("event id %.40q: %w", id, err) // the id line comes before the data
+		}
 		return err
 	}
 	return io.ErrUnexpectedEOF

@@ -303,6 +303,48 @@ func TestListenReconnectsForAFreshSignature(t *testing.T) {
 	}
 }
 
+// An event larger than listen reads stops listen with an error naming the
+// position before it and how to skip it. It used to end the session and
+// reconnect at once (the session had made progress, so without backoff),
+// reading the same event four times a second for ever, with every later
+// event held behind it. Not parallel: it lowers maxEventLine.
+func TestListenStopsAtAnEventTooLarge(t *testing.T) {
+	defer func(n int) { maxEventLine = n }(maxEventLine)
+	maxEventLine = 64 << 10
+	f := setup(t)
+	f.send(t, "msg_small")
+	body := []byte(`{"type":"big","data":"` + strings.Repeat("x", 100<<10) + `"}`)
+	now := time.Now()
+	req, _ := http.NewRequest(http.MethodPost, f.srv.URL+"/hooks/s", bytes.NewReader(body))
+	req.Header.Set(webhook.HeaderID, "msg_big")
+	req.Header.Set(webhook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	req.Header.Set(webhook.HeaderSignature, webhook.Sign(f.secret, "msg_big", now, body))
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("send msg_big: %d", resp.StatusCode)
+	}
+	f.send(t, "msg_after")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = RunListen(ctx, []string{"--from", f.stream.URL + gateway.ListenPath + "s", "--forward-to", f.local.URL,
+		"--token", token, "--state", filepath.Join(t.TempDir(), "state.json"), "--after", "0", "--log-level", "error"},
+		func(string) string { return "" }, io.Discard, io.Discard)
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("listen kept reading the event it cannot read (err %v)", err)
+	}
+	if !strings.Contains(err.Error(), "after position 1") || !strings.Contains(err.Error(), "--after") {
+		t.Errorf("error %q does not name the position and how to skip the event", err)
+	}
+	if f.count() != 1 {
+		t.Errorf("%d events forwarded, want msg_small only", f.count())
+	}
+}
+
 // A 4xx from the local receiver is its verdict on that event: it is
 // reported and passed, not retried forever in front of every later event;
 // a 5xx, 408 or 429 is retried until the receiver takes the event.

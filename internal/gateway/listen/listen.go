@@ -44,6 +44,9 @@ const (
 	idleTimeout = 45 * time.Second
 	minBackoff  = 250 * time.Millisecond
 	maxBackoff  = 15 * time.Second
+	// healthySession is how long a session that moved no event must last
+	// to count as progress (a quiet stream that a proxy cut).
+	healthySession = 30 * time.Second
 )
 
 // maxEventLine bounds one SSE line: a body of up to the gateway's largest
@@ -249,17 +252,23 @@ func (l *listener) saveState() error {
 }
 
 // run reconnects with backoff until ctx is done or the gateway refuses.
+// The backoff starts again from minBackoff only after a session that made
+// progress: one that moved the position, ended to be signed again, or
+// lasted healthySession. A session that connects and fails at once, the
+// same way each time (an event it cannot read), backs off like a refused
+// connection instead of reconnecting four times a second for ever.
 func (l *listener) run(ctx context.Context) error {
 	backoff := minBackoff
 	for {
-		progressed, err := l.session(ctx)
+		start, before := time.Now(), l.posText()
+		connected, err := l.session(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if errors.Is(err, errFatal) {
 			return err
 		}
-		if progressed {
+		if connected && (l.posText() != before || errors.Is(err, errResign) || time.Since(start) >= healthySession) {
 			backoff = minBackoff
 		}
 		l.log.Warn("listen.disconnected", slog.Any("error", err), slog.Duration("retry_in", backoff))

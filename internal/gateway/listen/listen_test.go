@@ -345,6 +345,52 @@ func TestListenStopsAtAnEventTooLarge(t *testing.T) {
 	}
 }
 
+// A stream that connects and then fails the same way every time (here an
+// event listen cannot parse) is retried with a growing backoff. listen used
+// to count any connected session as progress and reconnect every 250 ms
+// for ever. Five sessions take 250+500+1000+2000 ms of backoff now, about
+// one second before.
+func TestListenBacksOffFromASessionThatFailsAtOnce(t *testing.T) {
+	t.Parallel()
+	var sessions atomic.Int64
+	first := make(chan time.Time, 1)
+	fifth := make(chan time.Time, 1)
+	bad := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch sessions.Add(1) {
+		case 1:
+			first <- time.Now()
+		case 5:
+			fifth <- time.Now()
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "id: 0\nevent: ready\ndata: {\"source\":\"s\",\"after\":0}\n\nid: 1\nevent: webhook\ndata: {not json\n\n")
+	}))
+	defer bad.Close()
+	local := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer local.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- RunListen(ctx, []string{"--from", bad.URL + gateway.ListenPath + "s", "--forward-to", local.URL,
+			"--token", token, "--state", filepath.Join(t.TempDir(), "state.json"), "--after", "0", "--log-level", "error"},
+			func(string) string { return "" }, io.Discard, io.Discard)
+	}()
+	start := <-first
+	var end time.Time
+	select {
+	case end = <-fifth:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no fifth session within 30 s")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d := end.Sub(start); d < 3*time.Second {
+		t.Errorf("five sessions in %s: listen reconnected without backing off", d)
+	}
+}
+
 // A 4xx from the local receiver is its verdict on that event: it is
 // reported and passed, not retried forever in front of every later event;
 // a 5xx, 408 or 429 is retried until the receiver takes the event.

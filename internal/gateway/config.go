@@ -734,6 +734,12 @@ func (c Config) validate() error {
 				return fmt.Errorf("gateway: config: %s.listen_tokens: tokens must have at least 16 characters", at)
 			}
 		}
+		if len(s.ListenTokens) > 0 && c.MaxBodyBytes > maxListenBody {
+			// longhook listen could not read an event that large: it would
+			// stop at it, and every later event with it.
+			return fmt.Errorf("gateway: config: max_body_bytes %d is over %d, the largest body longhook listen relays, and %s has listen_tokens: lower max_body_bytes",
+				c.MaxBodyBytes, maxListenBody, at)
+		}
 		sinkNames := map[string]bool{}
 		for j, k := range s.Sinks {
 			kat := fmt.Sprintf("%s.sinks[%d]", at, j)
@@ -842,20 +848,31 @@ func (l *SinkRateLimit) core() core.RateLimit {
 	return core.RateLimit{PerSecond: l.PerSecond, Burst: l.Burst}
 }
 
+// kinds lists the transports set on the sink, as the config names them
+// (a valid sink has exactly one).
+func (k SinkConfig) kinds() []string {
+	var out []string
+	for _, t := range []struct {
+		name string
+		set  bool
+	}{
+		{"http", k.HTTP != nil}, {"redis", k.Redis != nil}, {"nats", k.NATS != nil}, {"kafka", k.Kafka != nil},
+		{"amqp", k.AMQP != nil}, {"mqtt", k.MQTT != nil}, {"pubsub", k.PubSub != nil}, {"discard", k.Discard != nil},
+	} {
+		if t.set {
+			out = append(out, t.name)
+		}
+	}
+	return out
+}
+
 func (k SinkConfig) validate(at string) error {
 	if k.RateLimit != nil {
 		if err := k.RateLimit.core().Validate(at + ".rate_limit"); err != nil {
 			return fmt.Errorf("gateway: config: %v", err)
 		}
 	}
-	n := 0
-	for _, set := range []bool{k.HTTP != nil, k.Redis != nil, k.NATS != nil, k.Kafka != nil, k.AMQP != nil,
-		k.MQTT != nil, k.PubSub != nil, k.Discard != nil} {
-		if set {
-			n++
-		}
-	}
-	if n != 1 {
+	if len(k.kinds()) != 1 {
 		return fmt.Errorf("gateway: config: %s: set exactly one of http, redis, nats, kafka, amqp, mqtt, pubsub, discard", at)
 	}
 	switch {

@@ -391,17 +391,10 @@ func (g *Gateway) renderConsole(w http.ResponseWriter, status int, v consoleView
 	_, _ = w.Write(buf.Bytes())
 }
 
-// sinkKind names a sink's transport.
+// sinkKind names a sink's transport as the config spells it.
 func sinkKind(c SinkConfig) string {
-	switch {
-	case c.HTTP != nil:
-		return "http"
-	case c.Redis != nil:
-		return "redis"
-	case c.NATS != nil:
-		return "nats"
-	case c.Discard != nil:
-		return "discard"
+	if kinds := c.kinds(); len(kinds) == 1 {
+		return kinds[0]
 	}
-	return "other"
+	return "other" // not a valid config
 }

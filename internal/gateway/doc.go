@@ -49,12 +49,18 @@
 // flight (at most every 50 ms). A failed first attempt is written to the
 // retry table before the cursor may pass it, and retried with exponential
 // backoff (±20 % jitter) until retry.max_age, after which it is parked as
-// dead. After a crash, forwarding resumes at the cursor, so a few events
-// may be sent twice: the Redis sink drops repeats with a per-webhook-id
+// dead. After a crash, forwarding resumes at the cursor, which trails the
+// oldest attempt then in flight, so the events forwarded since that
+// attempt started are sent twice (a few with a prompt destination, more
+// behind one slow attempt): the Redis sink drops repeats with a per-webhook-id
 // marker (dedupe_window) and JetStream with Nats-Msg-Id = webhook-id. HTTP
-// targets get the original body and webhook-* headers (they can verify
-// the signature themselves, within its timestamp tolerance) plus
-// longhook-source and longhook-received-at.
+// targets get the original body and webhook-* headers plus
+// longhook-source and longhook-received-at. A Standard Webhooks source's
+// event is signed again at each attempt with the source's hmac_secrets
+// (webhook-timestamp = the attempt), so a target that verifies it takes
+// a retry made long after the sender signed; other events (JWT, provider
+// presets) keep the sender's signature, which a target can verify only
+// within its tolerance.
 //
 // # Configuration
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,8 +16,9 @@ const (
 	// it catches retries whose time has come and any missed wake-up.
 	pollInterval = time.Second
 	// cursorDelay is how long a forwarder may hold back persisting its
-	// cursor, so one cursor write covers many forwards. After a crash at
-	// most this much (plus what was in flight) is forwarded again.
+	// cursor, so one cursor write covers many forwards. After a crash
+	// this much is forwarded again, plus every event forwarded since the
+	// oldest attempt then in flight started (the cursor trails it).
 	cursorDelay = 50 * time.Millisecond
 )
 
@@ -39,6 +41,11 @@ type forwarder struct {
 	log    *slog.Logger
 	m      *sinkMetrics
 	now    func() time.Time
+	// resign, when set, signs an event's stored header again at the
+	// attempt (source.resign): a destination that verifies the signature
+	// refuses one older than its tolerance, and a retry after an outage
+	// is older than that.
+	resign func(h http.Header, body []byte, now time.Time) (http.Header, bool)
 
 	persisted atomic.Int64                 // last cursor written, read by the sweeper
 	lastErr   atomic.Pointer[forwardError] // the latest failed forward, for the console

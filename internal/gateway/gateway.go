@@ -55,6 +55,9 @@ type source struct {
 	recv   *webhook.Receiver
 	preset *verify.Verifier // a provider preset or generic HMAC; recv is unused then
 	tokens [][]byte
+	// signers are the hmac_secrets of a Standard Webhooks source: forwards
+	// and listen streams sign its events again with them (see resign).
+	signers []webhook.Secret
 }
 
 // commitStater is implemented by inboxes that group commits.
@@ -154,6 +157,7 @@ func NewGateway(ctx context.Context, cfg Config, opts ...Option) (*Gateway, erro
 			}
 			sink = withRouting(sink, kc, sigHeader)
 			f := newForwarder(src.cfg.Name, kc.Name, kc, sink, g.inbox, g.log, g.m, g.now)
+			f.resign = src.resign
 			if err := f.start(ctx); err != nil {
 				_ = g.Close()
 				return nil, err
@@ -204,6 +208,13 @@ func newSource(sc SourceConfig, o options) (*source, error) {
 			return nil, fmt.Errorf("gateway: source %s: hmac_secrets: %w", sc.Name, err)
 		}
 		src.recv.HMAC = v
+		for _, text := range sc.Verify.HMACSecrets {
+			sec, err := webhook.ParseSecret(text)
+			if err != nil { // NewVerifier parsed it already
+				return nil, fmt.Errorf("gateway: source %s: hmac_secrets: %w", sc.Name, err)
+			}
+			src.signers = append(src.signers, sec)
+		}
 	}
 	if j := sc.Verify.JWKS; j != nil {
 		jopts := vopts

@@ -334,6 +334,8 @@ func TestConfigValidation(t *testing.T) {
 		"missing env":        "sources: [{name: a, verify: {hmac_secrets: ['${NOPE_NOT_SET}']}}]",
 		"mysql":              "database: 'mysql://u:s3cr3tpw@h/db'\nsources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
 		"bad pg url":         "database: 'postgres://u:s3cr3tpw@h:notaport/db'\nsources: [{name: a, verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
+		// longhook listen could not read an event that large.
+		"body over listen": "max_body_bytes: 67108864\nsources: [{name: a, listen_tokens: [listen-token-0123456789], verify: {hmac_secrets: [whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw]}}]",
 	}
 	for name, y := range cases {
 		cfg, err := ParseConfig([]byte(y), func(string) string { return "" })

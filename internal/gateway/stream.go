@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/internal/relay"
+	"github.com/longhook/longhook/webhook"
 )
 
 // ListenPath is the prefix of the listen streams: GET ListenPath+{source}.
@@ -32,7 +33,23 @@ const ListenPath = reservedPrefix + "listen/"
 // ": ping" comment every streamHeartbeat while idle. Positions grow but
 // are not contiguous per source. Events stay available for the source's
 // dedupe horizon.
+//
+// An event a Standard Webhooks source took with an HMAC signature is sent
+// signed again, when it is streamed, with the source's hmac_secrets (a new
+// webhook-timestamp and webhook-signature; StreamEvent.Resigned): a
+// receiver enforces a timestamp tolerance (5 minutes), so the sender's
+// signature would refuse every event streamed later than that — after
+// listen was away, or behind a local app that was down. Other events (a
+// JWT, a provider preset's signature) keep the headers they came with.
 const (
+	// MaxStreamLine is the longest SSE line `longhook listen` reads: an
+	// event's data line holds its body in base64, so a source with
+	// listen_tokens takes bodies of up to maxListenBody.
+	MaxStreamLine = 64 << 20
+	// maxListenBody is the largest max_body_bytes with listen_tokens: its
+	// base64 (4/3) and the event's headers fit in MaxStreamLine.
+	maxListenBody = 32 << 20
+
 	streamBatch     = 256
 	streamHeartbeat = 15 * time.Second
 	streamWrite     = 30 * time.Second // a client that stalls longer is cut
@@ -47,12 +64,20 @@ type StreamEvent struct {
 	ReceivedAt time.Time   `json:"received_at"`
 	Header     http.Header `json:"headers"`
 	Body       []byte      `json:"body"` // base64 in JSON: the exact bytes received
+	// Resigned: webhook-timestamp and webhook-signature in Header were made
+	// when the event was streamed, with the source's hmac_secrets, not by
+	// the sender; a client holding it until it is stale reconnects at it
+	// for a fresh signature.
+	Resigned bool `json:"resigned,omitempty"`
 }
 
 // StreamReady is the data of the "ready" event that opens a stream.
 type StreamReady struct {
 	Source string `json:"source"`
 	After  int64  `json:"after"`
+	// Time is the gateway's clock, against which re-signed events'
+	// webhook-timestamp values are set.
+	Time time.Time `json:"time"`
 }
 
 func (g *Gateway) listen(w http.ResponseWriter, r *http.Request) {
@@ -108,7 +133,7 @@ func (g *Gateway) listen(w http.ResponseWriter, r *http.Request) {
 // the gateway drains, or a write fails. It returns how many it sent.
 func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, src *source, after int64) (int, error) {
 	bw, flush := relay.Open(w, streamWrite)
-	ready, _ := json.Marshal(StreamReady{Source: src.cfg.Name, After: after})
+	ready, _ := json.Marshal(StreamReady{Source: src.cfg.Name, After: after, Time: g.now().UTC()})
 	fmt.Fprintf(bw, "retry: 1000\nid: %d\nevent: ready\ndata: %s\n\n", after, ready)
 	if err := flush(); err != nil {
 		return 0, err
@@ -123,10 +148,12 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, src *source, af
 		if err != nil {
 			return sent, err
 		}
+		now := g.now()
 		for _, e := range evs {
+			h, resigned := src.resign(e.Header, e.Body, now)
 			data, err := json.Marshal(StreamEvent{
 				Seq: e.Seq, Source: e.Source, WebhookID: e.WebhookID, Type: e.Type,
-				ReceivedAt: e.ReceivedAt.UTC(), Header: e.Header, Body: e.Body,
+				ReceivedAt: e.ReceivedAt.UTC(), Header: h, Body: e.Body, Resigned: resigned,
 			})
 			if err != nil {
 				return sent, err
@@ -156,6 +183,23 @@ func (g *Gateway) stream(w http.ResponseWriter, r *http.Request, src *source, af
 			}
 		}
 	}
+}
+
+// resign returns the stored header h of an event signed again at now
+// with the source's hmac_secrets (every one, as during a rotation), when
+// the source is Standard Webhooks and the event came with an HMAC
+// signature; otherwise h as it is. The signature covers the stored
+// webhook-id, so the receiver's verification and deduplication see the
+// event the sender sent.
+func (s *source) resign(h http.Header, body []byte, now time.Time) (http.Header, bool) {
+	if len(s.signers) == 0 || !strings.Contains(h.Get(webhook.HeaderSignature), ",") {
+		return h, false // a JWT (no comma) or no secrets to sign with
+	}
+	id := h.Get(webhook.HeaderID)
+	out := h.Clone()
+	out.Set(webhook.HeaderTimestamp, strconv.FormatInt(now.Unix(), 10))
+	out.Set(webhook.HeaderSignature, webhook.SignAll(s.signers, id, now, body))
+	return out, true
 }
 
 // authorized checks a "Bearer <token>" header against the source's

@@ -57,8 +57,14 @@ func endStoreSpan(span trace.Span, ar AcceptResult, err error) {
 
 // send is one sink attempt, in a span when tracing is on.
 func (f *forwarder) send(ctx context.Context, fw *Forward) error {
+	ev := fw.Event
+	if f.resign != nil {
+		if h, ok := f.resign(ev.Header, ev.Body, f.now()); ok {
+			ev.Header = h // a copy: the stored header stays the sender's
+		}
+	}
 	if !telemetry.Enabled() {
-		return f.sink.Send(ctx, &fw.Event)
+		return f.sink.Send(ctx, &ev)
 	}
 	ctx = telemetry.Extract(ctx, fw.Header)
 	ctx, span := telemetry.Start(ctx, "gateway.sink "+f.id, trace.WithSpanKind(trace.SpanKindProducer),
@@ -67,7 +73,6 @@ func (f *forwarder) send(ctx context.Context, fw *Forward) error {
 			attribute.String("longhook.gateway.webhook_id", truncate(fw.WebhookID, 128)),
 			attribute.Int64("longhook.gateway.seq", fw.Seq),
 			attribute.Int("longhook.gateway.attempt", fw.Attempts+1)))
-	ev := fw.Event
 	if ev.Header.Get("Traceparent") != "" {
 		// The sink forwards this span's context, not the stored one.
 		ev.Header = ev.Header.Clone()

@@ -109,6 +109,12 @@ func RunCheck(ctx context.Context, args []string, getenv func(string) string, st
 		results = append(results, c.jwtCases(ctx, js, aud, o.project)...)
 	}
 	report(stdout, results, c.unreachable, o.asJSON)
+	if o.issuer != "" && o.keyFile == "" && refused(results, "jwt-valid") {
+		// The likeliest cause on a second run: each run signs with a new key
+		// under a new key id, and a receiver that cached the last run's JWKS
+		// refetches it at most once per its minimum refresh interval.
+		fmt.Fprintln(stderr, "check: hint: jwt-valid was refused; a receiver that cached the JWKS of an earlier check run may not fetch this run's new key yet: give --jwt-key FILE to sign every run with one key")
+	}
 	if c.unreachable != nil {
 		return fmt.Errorf("check: cannot reach the receiver: %w", c.unreachable)
 	}
@@ -122,6 +128,16 @@ func RunCheck(ctx context.Context, args []string, getenv func(string) string, st
 		return fmt.Errorf("check: %d of %d cases failed: %s", len(failed), len(results), strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// refused reports whether the named case was sent and answered 4xx.
+func refused(results []Result, name string) bool {
+	for _, r := range results {
+		if r.Case == name {
+			return !r.Pass && r.Status >= 400 && r.Status < 500
+		}
+	}
+	return false
 }
 
 // checkOptions are RunCheck's command line, parsed.

@@ -162,6 +162,33 @@ func TestCheckProjectPin(t *testing.T) {
 	}
 }
 
+// A second run without --jwt-key signs with a new key, which a receiver
+// that cached the first run's JWKS does not fetch yet (its refetch is rate
+// limited): jwt-valid fails, and check now says why and what to do instead
+// of leaving a receiver that is right looking wrong.
+func TestCheckHintsAtJWTKey(t *testing.T) {
+	t.Parallel()
+	secret, _ := webhook.NewSecret()
+	issuer := "http://" + freeAddr(t)
+	recv := correctReceiver(t, secret, issuer, "")
+	args := []string{recv.URL + "/hook", "--jwks-issuer", issuer, "--audience", "https://app.example/hook"}
+	var stderr strings.Builder
+	if err := RunCheck(context.Background(), args, func(string) string { return "" }, io.Discard, &stderr); err != nil {
+		t.Fatalf("first run: %v", err)
+	}
+	if strings.Contains(stderr.String(), "hint") {
+		t.Errorf("a passing run printed a hint:\n%s", stderr.String())
+	}
+	stderr.Reset()
+	err := RunCheck(context.Background(), args, func(string) string { return "" }, io.Discard, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "jwt-valid") {
+		t.Fatalf("second run with a new key: %v, want jwt-valid to fail", err)
+	}
+	if !strings.Contains(stderr.String(), "hint") || !strings.Contains(stderr.String(), "--jwt-key") {
+		t.Errorf("no hint at --jwt-key on stderr:\n%s", stderr.String())
+	}
+}
+
 func TestCheckUsage(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{

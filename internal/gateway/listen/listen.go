@@ -44,10 +44,15 @@ const (
 	idleTimeout = 45 * time.Second
 	minBackoff  = 250 * time.Millisecond
 	maxBackoff  = 15 * time.Second
-	// maxEventLine bounds one SSE data line (a base64 body of up to about
-	// 6 MiB of JSON).
-	maxEventLine = 8 << 20
+	// healthySession is how long a session that moved no event must last
+	// to count as progress (a quiet stream that a proxy cut).
+	healthySession = 30 * time.Second
 )
+
+// maxEventLine bounds one SSE line: a body of up to the gateway's largest
+// max_body_bytes with listen_tokens, base64 in JSON. A variable for the
+// test of an event over it.
+var maxEventLine = gateway.MaxStreamLine
 
 // errFatal marks errors that reconnecting cannot fix (bad token or API
 // key, unknown source or webhook).
@@ -154,7 +159,7 @@ type listener struct {
 	pos           int64               // gateway: last forwarded position; -1 = unknown (start at the newest)
 	cursor        string              // serve: resume cursor; "" = unknown (start at the newest)
 	recent        map[string]struct{} // serve: ids forwarded above cursor
-	skew          time.Duration       // serve: server clock minus ours
+	skew          time.Duration       // the server's or gateway's clock minus ours
 }
 
 type state struct {
@@ -247,17 +252,23 @@ func (l *listener) saveState() error {
 }
 
 // run reconnects with backoff until ctx is done or the gateway refuses.
+// The backoff starts again from minBackoff only after a session that made
+// progress: one that moved the position, ended to be signed again, or
+// lasted healthySession. A session that connects and fails at once, the
+// same way each time (an event it cannot read), backs off like a refused
+// connection instead of reconnecting four times a second for ever.
 func (l *listener) run(ctx context.Context) error {
 	backoff := minBackoff
 	for {
-		progressed, err := l.session(ctx)
+		start, before := time.Now(), l.posText()
+		connected, err := l.session(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if errors.Is(err, errFatal) {
 			return err
 		}
-		if progressed {
+		if connected && (l.posText() != before || errors.Is(err, errResign) || time.Since(start) >= healthySession) {
 			backoff = minBackoff
 		}
 		l.log.Warn("listen.disconnected", slog.Any("error", err), slog.Duration("retry_in", backoff))
@@ -341,24 +352,32 @@ func (l *listener) session(ctx context.Context) (progressed bool, err error) {
 			}
 		}
 	}()
-	return true, readEvents(resp.Body, func() {
+	err = readEvents(resp.Body, func() {
 		select {
 		case alive <- struct{}{}:
 		default:
 		}
 	}, func(event string, data []byte) error { return l.dispatch(ctx, event, data) })
+	if errors.Is(err, bufio.ErrTooLong) {
+		// The same event comes first again on every reconnect: reading it
+		// in a loop would hold every later event behind it for ever.
+		return true, fmt.Errorf("%w: %v: an event after position %s is larger than listen reads (%d MiB); skip it with a new --state and --after set to its position",
+			errFatal, err, l.posText(), maxEventLine>>20)
+	}
+	return true, err
 }
 
 // readEvents parses a Server-Sent Events stream: it calls line for every
 // line read and dispatch for every complete event (its "event" field and
 // its "data" lines joined by newlines); comments and other fields are
 // ignored, and a line longer than maxEventLine ends the stream with an
-// error. It returns dispatch's first error, the read error, or
+// error wrapping bufio.ErrTooLong (naming the event's id when its id line
+// came first). It returns dispatch's first error, the read error, or
 // io.ErrUnexpectedEOF when the stream ends (a stream never ends by itself).
 func readEvents(r io.Reader, line func(), dispatch func(event string, data []byte) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxEventLine)
-	var event string
+	var event, id string
 	var data bytes.Buffer
 	for sc.Scan() {
 		line()
@@ -377,6 +396,8 @@ func readEvents(r io.Reader, line func(), dispatch func(event string, data []byt
 			switch string(field) {
 			case "event":
 				event = string(value)
+			case "id":
+				id = string(value)
 			case "data":
 				if data.Len() > 0 {
 					data.WriteByte('\n')
@@ -386,6 +407,9 @@ func readEvents(r io.Reader, line func(), dispatch func(event string, data []byt
 		}
 	}
 	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) && id != "" {
+			return fmt.Errorf("event id %.40q: %w", id, err) // the id line comes before the data
+		}
 		return err
 	}
 	return io.ErrUnexpectedEOF
@@ -401,6 +425,9 @@ func (l *listener) dispatch(ctx context.Context, event string, data []byte) erro
 		var r gateway.StreamReady
 		if err := json.Unmarshal(data, &r); err != nil {
 			return fmt.Errorf("bad ready event: %w", err)
+		}
+		if !r.Time.IsZero() {
+			l.skew = time.Until(r.Time)
 		}
 		if l.pos < 0 {
 			// Pin "from now on" to a position, so a reconnect does not
@@ -420,7 +447,7 @@ func (l *listener) dispatch(ctx context.Context, event string, data []byte) erro
 			return nil // already forwarded before a reconnect
 		}
 		if err := l.forward(ctx, &e); err != nil {
-			return err
+			return err // errResign: the reconnect resumes below e
 		}
 		l.pos = e.Seq
 		if err := l.saveState(); err != nil {
@@ -431,14 +458,20 @@ func (l *listener) dispatch(ctx context.Context, event string, data []byte) erro
 }
 
 // forward POSTs a gateway event to the local URL until it answers 2xx or
-// rejects it.
+// rejects it, or until the signature the gateway made for it when it
+// streamed it is too old to be accepted (errResign). An event the gateway
+// did not sign again keeps its sender's signature, whatever its age.
 func (l *listener) forward(ctx context.Context, e *gateway.StreamEvent) error {
 	attrs := []slog.Attr{slog.Int64("seq", e.Seq), slog.String("webhook_id", e.WebhookID), slog.String("type", e.Type)}
+	var stale func() error
+	if e.Resigned {
+		stale = func() error { return l.staleSignature(e.Header) }
+	}
 	return l.deliver(ctx, attrs, func(ctx context.Context) (int, error) {
 		return l.post(ctx, e.Header, e.Body,
 			gateway.HeaderSource, e.Source,
 			gateway.HeaderReceivedAt, e.ReceivedAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"))
-	}, nil)
+	}, stale)
 }
 
 // deliver runs send until it answers 2xx or a 4xx that rejects the event

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -145,12 +146,16 @@ func (l *listener) dispatchServe(ctx context.Context, event string, data []byte)
 // rejects it with a 4xx, or until its signature is too old to be accepted (errResign).
 func (l *listener) forwardServe(ctx context.Context, e *relay.Event) error {
 	attrs := []slog.Attr{slog.String("delivery_id", e.ID), slog.String("webhook_id", e.WebhookID), slog.String("type", e.EventType)}
-	stale := func() error {
-		ts, err := strconv.ParseInt(e.Header.Get(webhook.HeaderTimestamp), 10, 64)
-		if err == nil && time.Now().Add(l.skew).Sub(time.Unix(ts, 0)) > staleAfter {
-			return errResign
-		}
-		return nil
-	}
+	stale := func() error { return l.staleSignature(e.Header) }
 	return l.deliver(ctx, attrs, func(ctx context.Context) (int, error) { return l.post(ctx, e.Header, e.Body) }, stale)
+}
+
+// staleSignature is errResign when the webhook-timestamp a server (or
+// gateway) signed h with is older than staleAfter by its clock.
+func (l *listener) staleSignature(h http.Header) error {
+	ts, err := strconv.ParseInt(h.Get(webhook.HeaderTimestamp), 10, 64)
+	if err == nil && time.Now().Add(l.skew).Sub(time.Unix(ts, 0)) > staleAfter {
+		return errResign
+	}
+	return nil
 }

@@ -40,6 +40,7 @@ func runMasterKey(ctx context.Context, args []string, env Env) error {
 	if err := checkVerb("master-key", masterKeyVerbs, false, args, env); err != nil {
 		return err
 	}
+	env = withVerb(env, masterKeyVerbs, args[0])
 	fs := newFlagSet("master-key "+args[0], env)
 	if args[0] == "new" {
 		enc := fs.String("encoding", "base64", "encoding of the printed key: base64 or hex")

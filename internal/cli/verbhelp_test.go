@@ -32,6 +32,9 @@ func TestHelpSaysWhatACommandTakes(t *testing.T) {
 			if code != 0 || !strings.HasPrefix(errs, head) || !strings.Contains(errs, "\n\nFlags:\n  -") {
 				t.Errorf("%v -h: exit %d, %q; want it to open with %q and list the flags", args, code, firstLines(errs, 6), head)
 			}
+			if _, rest, _ := strings.Cut(errs, "\n\n"); v != "" && strings.HasPrefix(rest, "Flags:") {
+				t.Errorf("%v -h: %q; want what the verb does before its flags", args, firstLines(errs, 4))
+			}
 		}
 	}
 	for args, want := range map[string]string{
@@ -44,6 +47,7 @@ func TestHelpSaysWhatACommandTakes(t *testing.T) {
 		"bench":                "\nExamples:\n  longhook bench --events",
 		"webhooks ping":        "Usage: longhook webhooks ping ID [flags]\n\nSend a webhook.ping event to a webhook.\n",
 		"deliveries redeliver": "Usage: longhook deliveries redeliver DELIVERY_ID [flags]\n",
+		"master-key rotate":    "Usage: longhook master-key rotate [flags]\n\nReplace the data dir's master.key, re-sealing every secret under the new key (stop serve first).\n",
 	} {
 		code, _, errs := run(t, nil, append(strings.Fields(args), "-h")...)
 		if code != 0 || !strings.Contains(errs, want) {

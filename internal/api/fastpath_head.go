@@ -147,7 +147,9 @@ func specialHeader(name []byte) int {
 			return hdrRefused
 		}
 	case 6:
-		if asciiEqualFold(name, "expect") || asciiEqualFold(name, "pragma") {
+		// A browser's request (Origin) gets its CORS headers from the
+		// generic path (cors.go).
+		if asciiEqualFold(name, "expect") || asciiEqualFold(name, "pragma") || asciiEqualFold(name, "origin") {
 			return hdrRefused
 		}
 	case 7:

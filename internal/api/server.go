@@ -81,6 +81,10 @@ type Deps struct {
 	// PublicURL is the server's external base URL, used in upload session
 	// URLs and file URIs. Default: derived from each request's Host.
 	PublicURL string
+	// CORSOrigins are the web origins whose pages may call the API from a
+	// browser ("https://app.example.com"; "*" for any): cors.go. Empty:
+	// none (no CORS headers; a preflight is 404 as any OPTIONS).
+	CORSOrigins []string
 	// Console, when set, builds the operator console mounted at /console/
 	// from this server's handler (the console makes its changes through
 	// it). The console authenticates its own requests.
@@ -345,6 +349,9 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.Int("status", rec.status), slog.Duration("duration", time.Since(start)),
 			slog.String("project", project))
 	}()
+	if s.cors(rec, r) {
+		return // a preflight, answered
+	}
 	if needsKey(r) {
 		key, err := s.authenticate(r)
 		if err == nil {

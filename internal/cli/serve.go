@@ -37,11 +37,12 @@ import (
 
 // ServeConfig is the configuration of `longhook serve`.
 type ServeConfig struct {
-	Addr        string // listen address (default 127.0.0.1:8080)
-	DataDir     string // data directory (default ./longhook-data)
-	DatabaseURL string // sqlite://path (default: DataDir/longhook.db) or postgres://…
-	PublicURL   string // the server's public base URL (JWT iss); default http://Addr
-	Dev         bool   // allow http:// and loopback/private destinations
+	Addr        string   // listen address (default 127.0.0.1:8080)
+	DataDir     string   // data directory (default ./longhook-data)
+	DatabaseURL string   // sqlite://path (default: DataDir/longhook.db) or postgres://…
+	PublicURL   string   // the server's public base URL (JWT iss); default http://Addr
+	CORSOrigins []string // web origins whose pages may call the API ("*": any; none: no CORS)
+	Dev         bool     // allow http:// and loopback/private destinations
 	AllowCIDRs  []netip.Prefix
 	TimeScale   float64       // divide every delay, horizon and window (default 1)
 	Workers     int           // attempts in flight (default 512)
@@ -400,7 +401,7 @@ func (s *Server) composeHTTP(pub *publish.Publisher, catalog *core.Catalog, poli
 		Store: store, Publisher: pub, Catalog: catalog, Cipher: box, Policy: policy,
 		Logger: logger, PageTokenKey: mac.Sum(nil), Ready: s.ready.Load, Degraded: s.diskFull,
 		Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), JWKS: keys,
-		Jobs: s.jobs, PublicURL: strings.TrimSuffix(s.cfg.PublicURL, "/"), TimeScale: cfg.TimeScale,
+		Jobs: s.jobs, PublicURL: strings.TrimSuffix(s.cfg.PublicURL, "/"), TimeScale: cfg.TimeScale, CORSOrigins: cfg.CORSOrigins,
 		Console: func(a http.Handler) http.Handler {
 			con = console.New(console.Deps{API: a, Store: store, Publisher: pub, Catalog: catalog, Jobs: store,
 				RotateJWKS: func(ctx context.Context) error { _, err := keys.Rotate(ctx); return err }, Logger: logger,

@@ -13,6 +13,7 @@ import (
 // are: the lists and names parsed into it, and the CPU profile's.
 type serveFlags struct {
 	cidrs, types, level, format, schedule, acmeDomains string
+	cors                                               string
 	cpuProfile                                         string
 	profileOnSignal                                    bool
 }
@@ -56,6 +57,7 @@ func declareServeFlags(fs *flagSet, cfg *ServeConfig, f *serveFlags) {
 	fs.StringVar(&cfg.DataDir, "data-dir", "./longhook-data", "data directory (SQLite database, master key, bootstrap key)")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", "", "database: sqlite://PATH (default DATA_DIR/longhook.db) or postgres://…")
 	fs.StringVar(&cfg.PublicURL, "public-url", "", "public base URL of this server (JWT issuer); default http://ADDR (localhost for an ADDR on every interface)")
+	fs.StringVar(&f.cors, "cors-origins", "*", "comma-separated web origins whose pages may call the API from a browser (https://app.example.com), * for any, none for no CORS; the API authenticates by key, never by cookie")
 	fs.BoolVar(&cfg.Migrate, "migrate", false, "apply pending PostgreSQL migrations on start (SQLite always migrates)")
 	fs.BoolVar(&cfg.Dev, "dev", false, "development mode: allow http:// and loopback/private webhook URIs")
 	fs.StringVar(&f.cidrs, "allow-cidr", "", "comma-separated CIDRs deliveries may reach even though they are private")
@@ -98,6 +100,9 @@ func (f serveFlags) parseInto(cfg *ServeConfig) error {
 	}
 	cfg.EventTypes = splitList(f.types)
 	var err error
+	if cfg.CORSOrigins, err = parseCORSOrigins(f.cors); err != nil {
+		return err
+	}
 	if cfg.RetrySchedule, err = parseRetryScheduleFlag(f.schedule); err != nil {
 		return err
 	}
@@ -110,6 +115,29 @@ func (f serveFlags) parseInto(cfg *ServeConfig) error {
 	}
 	cfg.LogJSON = f.format == "json"
 	return nil
+}
+
+// parseCORSOrigins reads --cors-origins: "*", "none" (or empty) or a list of
+// origins, each scheme://host[:port] as a browser sends it in Origin.
+func parseCORSOrigins(v string) ([]string, error) {
+	list := splitList(v)
+	if len(list) == 0 || (len(list) == 1 && list[0] == "none") {
+		return nil, nil
+	}
+	for _, o := range list {
+		if o == "*" {
+			if len(list) > 1 {
+				return nil, fmt.Errorf("%w: --cors-origins: * allows every origin and goes alone", errUsage)
+			}
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(o, "/") {
+			return nil, fmt.Errorf("%w: --cors-origins %q: an origin is scheme://host[:port], as a browser sends it (https://app.example.com), or * for any, or none", errUsage, o)
+		}
+	}
+	return list, nil
 }
 
 // checkServeFlags refuses flag values that serve cannot start with.

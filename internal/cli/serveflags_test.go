@@ -30,6 +30,10 @@ func TestServeRefusesOutOfRangeFlags(t *testing.T) {
 		{"--batch-window", "0s"}, {"--batch-window", "-1h"},
 		{"--jwks-rotate-every", "0s"}, {"--jwks-rotate-every", "-1h"},
 		{"--jwks-retire-margin", "-1m"},
+		// An origin is what a browser sends in Origin: no path, no slash.
+		{"--cors-origins", "app.example.com"}, {"--cors-origins", "https://app.example.com/"},
+		{"--cors-origins", "https://app.example.com/x"}, {"--cors-origins", "*,https://a.example"},
+		{"--cors-origins", "ftp://a.example"},
 	} {
 		dir := filepath.Join(t.TempDir(), "data")
 		ctx, cancel := context.WithCancel(context.Background())

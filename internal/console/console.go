@@ -9,7 +9,7 @@
 // with curl, and validation, secrets and rotation rules live in one place.
 //
 // Security: a session is server-side (the cookie holds a random id only;
-// HttpOnly, SameSite=Strict, Secure under TLS); the key is looked up again
+// HttpOnly, SameSite=Strict, Secure under TLS or an https --public-url); the key is looked up again
 // on every request, so revoking it ends its sessions (and a live stream
 // looks its session, key and webhook up again every Deps.StreamRecheck,
 // streams.go); every POST carries a

@@ -222,7 +222,7 @@ func (c *Console) authed(next http.HandlerFunc) http.Handler {
 			// SameSite=Strict cookie, and clearing it then would let any
 			// page sign the operator out.
 			if ck, err := r.Cookie(cookieName); err == nil && ck.Value != "" {
-				clearCookie(w, r)
+				c.clearCookie(w, r)
 			}
 			if r.Method == http.MethodGet {
 				http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
@@ -270,14 +270,27 @@ func (c *Console) post(fn pageFunc) http.Handler {
 // --public-url's origin as this site's too).
 func (c *Console) sameOrigin(r *http.Request) bool { return sameorigin.Request(r, c.d.PublicURL) }
 
-func setCookie(w http.ResponseWriter, r *http.Request, id string) {
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/console/", HttpOnly: true,
-		Secure: sameorigin.TLS(r), SameSite: http.SameSiteStrictMode})
+// secure reports whether the session cookie is Secure: the browser
+// reached this server over TLS (served here, or ended at a proxy that
+// says so), or --public-url is https — the site operators reach is
+// HTTPS even when the proxy in front sends no X-Forwarded-Proto, and the
+// cookie must then never travel over plain HTTP.
+func (c *Console) secure(r *http.Request) bool {
+	if sameorigin.TLS(r) {
+		return true
+	}
+	u, err := url.Parse(c.d.PublicURL)
+	return err == nil && strings.EqualFold(u.Scheme, "https")
 }
 
-func clearCookie(w http.ResponseWriter, r *http.Request) {
+func (c *Console) setCookie(w http.ResponseWriter, r *http.Request, id string) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/console/", HttpOnly: true,
+		Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
+}
+
+func (c *Console) clearCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/console/", MaxAge: -1, HttpOnly: true,
-		Secure: sameorigin.TLS(r), SameSite: http.SameSiteStrictMode})
+		Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
 }
 
 // signinPage shows the sign-in form.
@@ -310,7 +323,7 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := c.sessions.create(raw, k, c.d.Clock.Now())
-	setCookie(w, r, s.id)
+	c.setCookie(w, r, s.id)
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
@@ -324,7 +337,7 @@ func safeNext(next string) string {
 
 func (c *Console) signout(w http.ResponseWriter, r *http.Request, s *session) {
 	c.sessions.drop(s.id)
-	clearCookie(w, r)
+	c.clearCookie(w, r)
 	http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
 }
 

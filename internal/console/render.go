@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -56,6 +57,37 @@ type plotArgs struct {
 type errorView struct {
 	Title   string
 	Message string
+	// Back and BackLabel link to where the operator came from (backFrom
+	// fills them in by default).
+	Back, BackLabel string
+}
+
+// backFrom is where an error page's link leads: the page whose form was
+// refused (a webhook's, a delivery's, Admin), else the list the page
+// belongs to. The error page linked to the overview only: a mistyped
+// delete confirmation or a refused edit left the operator with no way
+// back to the webhook but the browser's.
+func backFrom(r *http.Request) (href, label string) {
+	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/console/"), "/"), "/")
+	if r.Method == http.MethodPost {
+		switch {
+		case len(parts) == 3 && parts[0] == "webhooks":
+			return "/console/webhooks/" + url.PathEscape(parts[1]), "← Back to the webhook"
+		case len(parts) == 3 && parts[0] == "deliveries":
+			return "/console/deliveries/" + url.PathEscape(parts[1]), "← Back to the delivery"
+		case parts[0] == "admin":
+			return "/console/admin", "← Back to Admin"
+		}
+	}
+	switch parts[0] {
+	case "webhooks", "deliveries":
+		return "/console/webhooks", "← Webhooks"
+	case "events":
+		return "/console/events", "← Events"
+	case "jobs":
+		return "/console/jobs", "← Jobs"
+	}
+	return "/console/", "← Overview"
 }
 
 type signinView struct {
@@ -66,6 +98,10 @@ type signinView struct {
 // render writes a page. Templates render into a buffer first, so a
 // failure mid-page becomes a clean 500 instead of half a page.
 func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, status int, name string, data any) {
+	if ev, ok := data.(errorView); ok && ev.Back == "" {
+		ev.Back, ev.BackLabel = backFrom(r)
+		data = ev
+	}
 	f := frame{Page: data, Nav: name}
 	if s != nil {
 		f.Flash = s.flash(r.URL.Query())

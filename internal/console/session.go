@@ -228,7 +228,12 @@ func (c *Console) authed(next http.HandlerFunc) http.Handler {
 				http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
-			http.Error(w, "Your session ended: sign in again.", http.StatusUnauthorized)
+			// A page, not a line of plain text: the operator who pressed a
+			// button after the session ended needs the way back in.
+			back, _ := backFrom(r)
+			c.render(w, r, nil, http.StatusUnauthorized, "error", errorView{Title: "Signed out",
+				Message: "Your console session ended (it expired, you signed out, or its API key was revoked), so nothing was changed. Sign in again, then repeat the change.",
+				Back:    "/console/signin?next=" + url.QueryEscape(back), BackLabel: "Sign in again →"})
 			return
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))

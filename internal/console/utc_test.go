@@ -1,0 +1,87 @@
+package console_test
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/store/storetest"
+)
+
+// TestTimesSayUTC: every time a page shows says it is UTC — in its
+// sentence, or, in a table, by its cell (class utc: on a phone the table
+// becomes one block per row, its header with "(UTC)" hidden, and the CSS
+// adds " UTC" to the cell). The overview's "failing since", a secret's
+// "until", a key's "revoked" and the narrow layout's table cells showed
+// bare times, which a reader in another zone takes for local ones.
+func TestTimesSayUTC(t *testing.T) {
+	t.Parallel()
+	f := newStreamFixture(t, nil)
+	ctx := t.Context()
+	admin, raw := storetest.NewAPIKey(f.hook.ProjectID)
+	admin.Admin = true
+	if err := f.st.CreateAPIKey(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	gone, _ := storetest.NewAPIKey(f.hook.ProjectID)
+	if err := f.st.CreateAPIKey(ctx, gone); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.st.RevokeAPIKey(ctx, gone.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ev := storetest.NewEvent(f.hook.ProjectID, core.EventBatchSucceeded, time.Now().UTC(), f.hook)
+	if _, err := f.st.PublishEvents(ctx, []core.NewEvent{ev}); err != nil {
+		t.Fatal(err)
+	}
+	// A failed attempt that starts the webhook's failure run.
+	if _, err := f.st.ClaimDeliveries(ctx, core.ClaimParams{Owner: "test", Now: time.Now().UTC(), Limit: 100, Lease: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	d := ev.Deliveries[0]
+	if err := f.st.CompleteDeliveries(ctx, []core.Completion{{DeliveryID: d.ID, Owner: "test", WebhookID: f.hook.ID, Status: core.DeliveryPending,
+		Attempt:         core.Attempt{DeliveryID: d.ID, Number: 1, Time: time.Now().UTC(), URI: f.hook.URI, StatusCode: 500},
+		NextAttemptTime: time.Now().UTC().Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	as := *f
+	as.key = raw
+	ck := as.signIn()
+	hook := "/console/webhooks/" + f.hook.ID
+	if status, _ := f.post(ck, hook, hook+"/rotate", url.Values{"revocation": {"revoke_previous_secrets_after_h24"}}); status != http.StatusOK {
+		t.Fatalf("rotate: %d", status)
+	}
+
+	stamp := regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d`)
+	tdOpen := regexp.MustCompile(`<td[^>]*>`)
+	for _, path := range []string{"/console/", hook, "/console/events", "/console/events?id=" + ev.Event.ID, "/console/admin"} {
+		body := f.page(t, path, ck)
+		if path == "/console/" && !strings.Contains(body, "failures in a row since") {
+			t.Errorf("the overview does not show the failing webhook")
+		}
+		n := 0
+		for _, at := range stamp.FindAllStringIndex(body, -1) {
+			n++
+			if strings.HasPrefix(body[at[1]:], " UTC") {
+				continue
+			}
+			before := body[:at[0]]
+			open := tdOpen.FindAllStringIndex(before, -1)
+			inCell := len(open) > 0 && !strings.Contains(before[open[len(open)-1][0]:], "</td>")
+			if !inCell || !regexp.MustCompile(`class="[^"]*\butc\b`).MatchString(before[open[len(open)-1][0]:open[len(open)-1][1]]) {
+				t.Errorf("%s: %q does not say UTC: …%s", path, body[at[0]:at[1]], body[max(0, at[0]-120):min(len(body), at[1]+20)])
+			}
+		}
+		if n == 0 {
+			t.Errorf("%s: no times on the page", path)
+		}
+	}
+	css := f.page(t, "/console/static/console.css", ck)
+	if !strings.Contains(css, `td.utc::after { content: " UTC"; }`) {
+		t.Error("the narrow layout does not say UTC after a table's times")
+	}
+}

@@ -16,6 +16,8 @@ type adminView struct {
 	CanRotate  bool
 	NewKey     string
 	NewKeyNote string
+	// Mine is the id of the key this session signed in with.
+	Mine string
 }
 
 // admin shows API keys (every project) and the JWKS signing keys. Admin
@@ -46,7 +48,7 @@ func (c *Console) renderAdmin(w http.ResponseWriter, r *http.Request, s *session
 		c.fail(w, r, s, err)
 		return
 	}
-	v := adminView{Keys: keys, Projects: map[string]string{}, Signing: sk, CanRotate: c.d.RotateJWKS != nil, NewKey: newKey, NewKeyNote: note}
+	v := adminView{Keys: keys, Projects: map[string]string{}, Signing: sk, CanRotate: c.d.RotateJWKS != nil, NewKey: newKey, NewKeyNote: note, Mine: s.keyID}
 	for _, p := range ps {
 		v.Projects[p.ID] = p.Name
 	}
@@ -86,6 +88,14 @@ func (c *Console) adminAction(w http.ResponseWriter, r *http.Request, s *session
 	case "revoke":
 		if err := c.call(ctx, s, "POST", "/v1/keys/"+url.PathEscape(r.PostForm.Get("key"))+":revoke", map[string]any{}, nil); err != nil {
 			c.fail(w, r, s, err)
+			return
+		}
+		if r.PostForm.Get("key") == s.keyID {
+			// This session's own key: it has ended with it. Say so on
+			// the sign-in page rather than land there without a word.
+			c.sessions.drop(s.id)
+			c.clearCookie(w, r)
+			http.Redirect(w, r, "/console/signin?bye=revoked", http.StatusSeeOther)
 			return
 		}
 		http.Redirect(w, r, s.doneURL("/console/admin", "Key revoked: its console sessions have ended too."), http.StatusSeeOther)

@@ -55,6 +55,15 @@ func TestEventPageShowsEveryDelivery(t *testing.T) {
 // the page at from) and returns the status and body.
 func (f *streamFixture) post(ck *http.Cookie, from, path string, form url.Values) (int, string) {
 	f.t.Helper()
+	resp := f.postResp(ck, from, path, form)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// postResp is post's response, its body unread (the caller closes it).
+func (f *streamFixture) postResp(ck *http.Cookie, from, path string, form url.Values) *http.Response {
+	f.t.Helper()
 	resp := f.get(f.t.Context(), from, ck)
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -71,9 +80,7 @@ func (f *streamFixture) post(ck *http.Cookie, from, path string, form url.Values
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	return resp
 }
 
 // TestCreateWebhookFormKeptOnError (issue 16): a new-webhook form the API

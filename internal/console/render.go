@@ -91,8 +91,9 @@ func backFrom(r *http.Request) (href, label string) {
 }
 
 type signinView struct {
-	Next  string
-	Error string
+	Next   string
+	Error  string
+	Notice string
 }
 
 // render writes a page. Templates render into a buffer first, so a

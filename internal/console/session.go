@@ -221,11 +221,13 @@ func (c *Console) authed(next http.HandlerFunc) http.Handler {
 			// cookie: a form another site posts comes without the
 			// SameSite=Strict cookie, and clearing it then would let any
 			// page sign the operator out.
+			bye := ""
 			if ck, err := r.Cookie(cookieName); err == nil && ck.Value != "" {
 				c.clearCookie(w, r)
+				bye = "&bye=ended"
 			}
 			if r.Method == http.MethodGet {
-				http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.RequestURI())+bye, http.StatusSeeOther)
 				return
 			}
 			// A page, not a line of plain text: the operator who pressed a
@@ -298,9 +300,20 @@ func (c *Console) clearCookie(w http.ResponseWriter, r *http.Request) {
 		Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
 }
 
+// signinNotices say why the sign-in page is shown (?bye=…): fixed texts,
+// so a link from elsewhere cannot make the page say anything else. It
+// said nothing: after signing out, an expired session or revoking one's
+// own key, the operator faced a bare sign-in form.
+var signinNotices = map[string]string{
+	"signedout": "You are signed out.",
+	"ended":     "Your session ended (it expired, or its API key was revoked). Sign in again.",
+	"revoked":   "You revoked the API key you were signed in with, so you are signed out. Sign in with another key.",
+}
+
 // signinPage shows the sign-in form.
 func (c *Console) signinPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, nil, http.StatusOK, "signin", signinView{Next: safeNext(r.URL.Query().Get("next"))})
+	q := r.URL.Query()
+	c.render(w, r, nil, http.StatusOK, "signin", signinView{Next: safeNext(q.Get("next")), Notice: signinNotices[q.Get("bye")]})
 }
 
 // signin checks the key and starts a session. The form has no CSRF token
@@ -343,7 +356,7 @@ func safeNext(next string) string {
 func (c *Console) signout(w http.ResponseWriter, r *http.Request, s *session) {
 	c.sessions.drop(s.id)
 	c.clearCookie(w, r)
-	http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
+	http.Redirect(w, r, "/console/signin?bye=signedout", http.StatusSeeOther)
 }
 
 // switchProject changes the project an admin session shows.

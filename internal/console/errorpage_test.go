@@ -34,10 +34,6 @@ func TestErrorPagesLeadBack(t *testing.T) {
 	if status != http.StatusBadRequest || back(body) != hook {
 		t.Errorf("a mistyped delete confirmation: %d, back link %q, want 400 and %q", status, back(body), hook)
 	}
-	status, body = f.post(ck, hook, hook+"/edit", url.Values{"uri": {"ftp://example.com/x"}, "events": {"batch.failed"}})
-	if status != http.StatusBadRequest || back(body) != hook {
-		t.Errorf("a refused edit: %d, back link %q, want 400 and %q", status, back(body), hook)
-	}
 	for path, want := range map[string]string{
 		"/console/webhooks/nosuchwebhook": "/console/webhooks",
 		"/console/events?since=yesterday": "/console/events",
@@ -69,5 +65,64 @@ func TestErrorPagesLeadBack(t *testing.T) {
 	if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || back(string(b)) != want {
 		t.Errorf("a form after the session ended: %d %s, back link %q, want a 401 page linking to %q",
 			resp.StatusCode, resp.Header.Get("Content-Type"), back(string(b)), want)
+	}
+}
+
+// TestWebhookEditKeptOnError: an edit the API refuses (or with no event
+// type checked) shows the webhook page again, the form holding what was
+// typed and the reason beside it and at the top, and changes nothing. It
+// led to an error page, the typing lost. The edit form also renames the
+// webhook now: the console could not change a webhook's name.
+func TestWebhookEditKeptOnError(t *testing.T) {
+	t.Parallel()
+	f := newStreamFixture(t, nil)
+	ck := f.signIn()
+	hook := "/console/webhooks/" + f.hook.ID
+	for _, tc := range []struct {
+		name string
+		form url.Values
+		why  string
+	}{
+		{"a refused URL", url.Values{"name": {"renamed <x>"}, "uri": {"ftp://example.com/x"}, "events": {"video.generated"}}, "https"},
+		{"no event type", url.Values{"name": {"renamed <x>"}, "uri": {"https://example.com/new"}}, "Choose at least one event type"},
+	} {
+		status, body := f.post(ck, hook, hook+"/edit", tc.form)
+		if status != http.StatusBadRequest || !strings.Contains(body, `role="alert">Not saved:`) || !strings.Contains(body, tc.why) {
+			t.Errorf("%s: %d, want 400 with the webhook page saying %q", tc.name, status, tc.why)
+		}
+		for _, want := range []string{`id="edit-name" name="name" value="renamed &lt;x&gt;"`, `value="` + tc.form.Get("uri") + `"`} {
+			if !strings.Contains(body, want) {
+				t.Errorf("%s: the form does not hold %s", tc.name, want)
+			}
+		}
+		if ev := tc.form.Get("events"); ev != "" && !strings.Contains(body, `value="`+ev+`" checked`) {
+			t.Errorf("%s: %s is not checked again", tc.name, ev)
+		}
+		h, err := f.st.GetWebhook(t.Context(), f.hook.ProjectID, f.hook.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Name != f.hook.Name || h.URI != f.hook.URI {
+			t.Errorf("%s: the webhook changed to %q %q", tc.name, h.Name, h.URI)
+		}
+	}
+	status, _ := f.post(ck, hook, hook+"/edit", url.Values{"name": {"renamed"}, "uri": {"https://example.com/new"}, "events": {"batch.failed"}})
+	h, err := f.st.GetWebhook(t.Context(), f.hook.ProjectID, f.hook.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != http.StatusSeeOther || h.Name != "renamed" || h.URI != "https://example.com/new" {
+		t.Errorf("a good edit: %d, webhook %q %q, want 303 and renamed at the new URL", status, h.Name, h.URI)
+	}
+}
+
+// TestCreateWebhookWithoutEvents: a new-webhook form with no event type
+// checked says so in the form's words, not the API's field name.
+func TestCreateWebhookWithoutEvents(t *testing.T) {
+	t.Parallel()
+	f := newStreamFixture(t, nil)
+	status, body := f.post(f.signIn(), "/console/webhooks", "/console/webhooks", url.Values{"name": {"x"}, "uri": {"https://example.com/hook"}})
+	if status != http.StatusBadRequest || !strings.Contains(body, "Choose at least one event type") || strings.Contains(body, "subscribed_events") {
+		t.Errorf("create without events: %d, want 400 asking to choose an event type (not naming subscribed_events)", status)
 	}
 }

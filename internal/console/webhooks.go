@@ -2,6 +2,7 @@ package console
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -112,7 +113,11 @@ func (c *Console) createWebhook(w http.ResponseWriter, r *http.Request, s *sessi
 		"subscribed_events": nonNil(r.PostForm["events"]),
 	}
 	var out webhookJSON
-	if err := c.call(r.Context(), s, "POST", "/v1/webhooks", body, &out); err != nil {
+	err := errNoEvents(r.PostForm["events"])
+	if err == nil {
+		err = c.call(r.Context(), s, "POST", "/v1/webhooks", body, &out)
+	}
+	if err != nil {
 		v, derr := c.webhooksData(r, s)
 		if derr != nil {
 			c.fail(w, r, s, derr)
@@ -130,6 +135,16 @@ func (c *Console) createWebhook(w http.ResponseWriter, r *http.Request, s *sessi
 	}
 	c.render(w, r, s, http.StatusOK, "created", createdView{Title: "Webhook created", Webhook: h, Secret: out.NewSigningSecret,
 		Note: "Copy the signing secret now: it is shown only once. Your receiver verifies each delivery's signature with it."})
+}
+
+// errNoEvents refuses a webhook form with no event type checked, in the
+// form's words (the API's "subscribed_events must not be empty; valid
+// values: …" names a JSON field the form does not show).
+func errNoEvents(events []string) error {
+	if len(events) == 0 {
+		return &apiError{Status: http.StatusBadRequest, Message: "Choose at least one event type: a webhook receives only the types it subscribes to."}
+	}
+	return nil
 }
 
 func nonNil(xs []string) []string {
@@ -150,7 +165,11 @@ type webhookView struct {
 	Catalog    []string
 	Statuses   []core.DeliveryStatus
 	Recover    *recoverView
-	Now        time.Time
+	// Edit is what a refused edit form held, shown again to correct
+	// with EditError (nil: the form shows the webhook as it is).
+	Edit      *webhookForm
+	EditError string
+	Now       time.Time
 	// Shown is when the deliveries were read (RFC 3339): the live stream
 	// sends again the rows that changed after it.
 	Shown string
@@ -287,8 +306,23 @@ func (c *Console) webhookAction(w http.ResponseWriter, r *http.Request, s *sessi
 	done := ""
 	switch action {
 	case "edit":
-		err = c.call(ctx, s, "PATCH", base+"?update_mask=uri,subscribed_events", map[string]any{
-			"uri": strings.TrimSpace(r.PostForm.Get("uri")), "subscribed_events": nonNil(r.PostForm["events"])}, nil)
+		form := webhookForm{Name: r.PostForm.Get("name"), URI: r.PostForm.Get("uri"), Events: r.PostForm["events"]}
+		if err = errNoEvents(form.Events); err == nil {
+			err = c.call(ctx, s, "PATCH", base+"?update_mask=name,uri,subscribed_events", map[string]any{"name": strings.TrimSpace(form.Name),
+				"uri": strings.TrimSpace(form.URI), "subscribed_events": nonNil(form.Events)}, nil)
+		}
+		if ae := (*apiError)(nil); errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
+			// Show the form again with what was typed and why: the
+			// error page lost both.
+			v, verr := c.webhookData(r, s)
+			if verr != nil {
+				c.fail(w, r, s, verr)
+				return
+			}
+			v.Edit, v.EditError = &form, ae.Message
+			c.render(w, r, s, http.StatusBadRequest, "webhook", v)
+			return
+		}
 		done = "Saved."
 	case "enable", "disable":
 		state := map[string]string{"enable": "enabled", "disable": "disabled"}[action]

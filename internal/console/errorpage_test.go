@@ -126,3 +126,22 @@ func TestCreateWebhookWithoutEvents(t *testing.T) {
 		t.Errorf("create without events: %d, want 400 asking to choose an event type (not naming subscribed_events)", status)
 	}
 }
+
+// TestWebhookFiltersAfterAForm: the deliveries filter of a webhook page
+// that answered a form (a recovery's dry run, a refused edit: the address
+// is then …/recover or …/edit) still filters the webhook's deliveries.
+// The filter form had no action, so it sent GET …/recover?status=… and
+// the operator got "There is no console page at this address".
+func TestWebhookFiltersAfterAForm(t *testing.T) {
+	t.Parallel()
+	f := newStreamFixture(t, nil)
+	ck := f.signIn()
+	hook := "/console/webhooks/" + f.hook.ID
+	_, body := f.post(ck, hook, hook+"/recover", url.Values{"since": {"2026-01-01T00:00"}})
+	if !strings.Contains(body, `id="recover-confirm"`) {
+		t.Fatal("no dry run on the page")
+	}
+	if !strings.Contains(body, `<form method="get" action="`+hook+`"`) {
+		t.Error("the deliveries filter does not send to the webhook's page")
+	}
+}

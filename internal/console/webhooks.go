@@ -319,7 +319,7 @@ func (c *Console) webhookAction(w http.ResponseWriter, r *http.Request, s *sessi
 				c.fail(w, r, s, verr)
 				return
 			}
-			v.Edit, v.EditError = &form, ae.Message
+			v.Edit, v.EditError = &form, strings.TrimSuffix(ae.Message, ".")
 			c.render(w, r, s, http.StatusBadRequest, "webhook", v)
 			return
 		}

@@ -145,3 +145,37 @@ func TestWebhookFiltersAfterAForm(t *testing.T) {
 		t.Error("the deliveries filter does not send to the webhook's page")
 	}
 }
+
+// TestDisabledWebhookSaysSoAtTheTop: a disabled webhook's page says at the
+// top what being disabled means (deliveries falling due are skipped) and
+// offers Enable there; the flash after disabling says the same. The page
+// showed only a grey "disabled" badge, Enable at the bottom of the page.
+func TestDisabledWebhookSaysSoAtTheTop(t *testing.T) {
+	t.Parallel()
+	f := newStreamFixture(t, nil)
+	ck := f.signIn()
+	hook := "/console/webhooks/" + f.hook.ID
+	if body := f.page(t, hook, ck); strings.Contains(body, `id="state-note"`) {
+		t.Error("an enabled webhook's page has a state note")
+	}
+	resp := f.postResp(ck, hook, hook+"/disable", url.Values{})
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("disable: %d", resp.StatusCode)
+	}
+	body := f.page(t, loc, ck)
+	note, deliveries := strings.Index(body, `id="state-note"`), strings.Index(body, `id="deliveries"`)
+	if note < 0 || note > deliveries {
+		t.Fatal("a disabled webhook's page does not say so above its deliveries")
+	}
+	top := body[note:deliveries]
+	for _, want := range []string{"skipped", `action="` + hook + `/enable"`, `href="#recover"`} {
+		if !strings.Contains(top, want) {
+			t.Errorf("the state note lacks %s", want)
+		}
+	}
+	if !strings.Contains(body, `<p class="flash" role="status">Webhook disabled. Deliveries that fall due are skipped`) {
+		t.Error("the flash does not say what disabling does")
+	}
+}

@@ -327,7 +327,8 @@ func (c *Console) webhookAction(w http.ResponseWriter, r *http.Request, s *sessi
 	case "enable", "disable":
 		state := map[string]string{"enable": "enabled", "disable": "disabled"}[action]
 		err = c.call(ctx, s, "PATCH", base+"?update_mask=state", map[string]any{"state": state}, nil)
-		done = "Webhook " + state + "."
+		done = map[string]string{"enabled": "Webhook enabled. Deliveries are sent again.",
+			"disabled": "Webhook disabled. Deliveries that fall due are skipped until you enable it."}[state]
 	case "ping":
 		err = c.call(ctx, s, "POST", base+":ping", map[string]any{}, nil)
 		done = "Ping sent: it appears below in a moment."

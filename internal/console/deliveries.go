@@ -211,7 +211,7 @@ func appendChanged(rows [][]byte, ds []*core.Delivery, seen map[string]string, f
 			continue // the page already shows it as it is
 		}
 		b, _ := json.Marshal(streamRow{ID: d.ID, EventType: d.EventType, Status: string(d.Status), Class: statusClass(d.Status),
-			Attempts: d.Attempts, Code: d.LastStatusCode, Error: d.LastError, Created: when(d.CreateTime)})
+			Attempts: d.Attempts, Code: d.LastStatusCode, Error: lastError(d.LastError), Created: when(d.CreateTime)})
 		rows = append(rows, b)
 	}
 	return rows

@@ -153,6 +153,7 @@ var funcs = template.FuncMap{
 	"stateCls":  stateClass,
 	"join":      strings.Join,
 	"explain":   explainAttempt,
+	"lastError": lastError,
 	"add":       func(a, b int) int { return a + b },
 	"list":      func(xs ...window) []window { return xs },
 	"int":       func(x int64) int { return int(x) },
@@ -254,6 +255,17 @@ func stateClass(s core.WebhookState) string {
 		return "bad"
 	}
 	return "muted"
+}
+
+// lastError is a delivery's last error as a table shows it: an HTTP
+// status's error ("http_status: HTTP 500") as the status ("HTTP 500"),
+// the engine's class prefix being no word for an operator; other errors
+// as they are ("connection: …" says what failed).
+func lastError(e string) string {
+	if rest, ok := strings.CutPrefix(e, "http_status: "); ok {
+		return rest
+	}
+	return e
 }
 
 // explainAttempt says in words why an attempt failed and what to do.

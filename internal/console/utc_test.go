@@ -1,6 +1,8 @@
 package console_test
 
 import (
+	"bufio"
+	"context"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -84,4 +86,36 @@ func TestTimesSayUTC(t *testing.T) {
 	if !strings.Contains(css, `td.utc::after { content: " UTC"; }`) {
 		t.Error("the narrow layout does not say UTC after a table's times")
 	}
+}
+
+// TestLastResultInWords: a delivery whose last attempt got an HTTP error
+// status shows "HTTP 500" in the webhook's table and its live rows, not
+// the engine's error class ("http_status: HTTP 500").
+func TestLastResultInWords(t *testing.T) {
+	t.Parallel()
+	f := newStreamFixture(t, nil)
+	ev := storetest.NewEvent(f.hook.ProjectID, core.EventBatchSucceeded, time.Now().UTC(), f.hook)
+	if _, err := f.st.PublishEvents(t.Context(), []core.NewEvent{ev}); err != nil {
+		t.Fatal(err)
+	}
+	f.attempt(ev.Deliveries[0].ID, core.Attempt{StatusCode: 500, Error: "http_status: HTTP 500"}, core.DeliveryPending, time.Now().UTC().Add(time.Hour))
+	ck := f.signIn()
+	body := f.page(t, "/console/webhooks/"+f.hook.ID, ck)
+	if !strings.Contains(body, `<span class="bad-text">HTTP 500</span>`) || strings.Contains(body, "http_status") {
+		t.Error("the deliveries table does not show the last result as HTTP 500")
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	resp := f.get(ctx, "/console/webhooks/"+f.hook.ID+"/stream", ck)
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			if !strings.Contains(data, `"error":"HTTP 500"`) {
+				t.Errorf("the live row is %s, want its error as HTTP 500", data)
+			}
+			return
+		}
+	}
+	t.Fatal("the stream sent no row")
 }

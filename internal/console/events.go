@@ -19,10 +19,13 @@ type eventsView struct {
 	Payload    string
 	Dynamic    string
 	Deliveries []*core.Delivery
-	Events     []*core.Event
-	Next       template.URL // the Older link's query (url.Values.Encode), "" on the last page
-	Catalog    []string
-	Message    string
+	// HookNames names the webhooks of Deliveries (id → name; a deleted
+	// or unnamed webhook is shown by its id).
+	HookNames map[string]string
+	Events    []*core.Event
+	Next      template.URL // the Older link's query (url.Values.Encode), "" on the last page
+	Catalog   []string
+	Message   string
 }
 
 // eventsPage is how many events the list shows at once.
@@ -79,6 +82,21 @@ func (c *Console) findEvent(r *http.Request, s *session, v *eventsView) (found b
 	}
 	if v.Deliveries, err = c.eventDeliveries(r, s, ev); err != nil {
 		return false, err
+	}
+	v.HookNames = map[string]string{}
+	for _, d := range v.Deliveries {
+		if _, seen := v.HookNames[d.WebhookID]; seen || d.WebhookID == "" {
+			continue
+		}
+		h, err := c.d.Store.GetWebhook(r.Context(), s.project, d.WebhookID)
+		switch {
+		case errors.Is(err, core.ErrNotFound):
+			v.HookNames[d.WebhookID] = ""
+		case err != nil:
+			return false, err
+		default:
+			v.HookNames[d.WebhookID] = h.Name
+		}
 	}
 	return true, nil
 }

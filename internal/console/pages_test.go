@@ -3,6 +3,7 @@ package console_test
 import (
 	"bufio"
 	"context"
+	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -118,4 +119,21 @@ func TestLastResultInWords(t *testing.T) {
 		}
 	}
 	t.Fatal("the stream sent no row")
+}
+
+// TestEventPageNamesWebhooks: the deliveries an event caused name their
+// webhooks, as every other page does; they showed "webhook <36-character
+// id>" only.
+func TestEventPageNamesWebhooks(t *testing.T) {
+	t.Parallel()
+	f := newStreamFixture(t, nil)
+	ev := storetest.NewEvent(f.hook.ProjectID, core.EventBatchSucceeded, time.Now().UTC(), f.hook)
+	if _, err := f.st.PublishEvents(t.Context(), []core.NewEvent{ev}); err != nil {
+		t.Fatal(err)
+	}
+	body := f.page(t, "/console/events?id="+ev.Event.ID, f.signIn())
+	want := `<a href="/console/webhooks/` + f.hook.ID + `">` + html.EscapeString(f.hook.Name) + `</a>`
+	if !strings.Contains(body, want) {
+		t.Errorf("the event's delivery does not name its webhook (%s)", want)
+	}
 }

@@ -137,3 +137,23 @@ func TestEventPageNamesWebhooks(t *testing.T) {
 		t.Errorf("the event's delivery does not name its webhook (%s)", want)
 	}
 }
+
+// TestOverviewGetsANewProjectStarted: the overview of a project with no
+// webhook says what to do first (create one, send an event, watch), with
+// a link to the form; once there is a webhook it does not. A new
+// project's overview was empty charts only.
+func TestOverviewGetsANewProjectStarted(t *testing.T) {
+	t.Parallel()
+	f := newStreamFixture(t, nil)
+	ck := f.signIn()
+	if body := f.page(t, "/console/", ck); strings.Contains(body, `id="start"`) {
+		t.Error("the overview of a project with a webhook shows Get started")
+	}
+	if err := f.st.DeleteWebhook(t.Context(), f.hook.ProjectID, f.hook.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	body := f.page(t, "/console/", ck)
+	if !strings.Contains(body, `id="start"`) || !strings.Contains(body, `href="/console/webhooks#new"`) {
+		t.Error("the overview of a project without webhooks does not say how to start")
+	}
+}

@@ -83,22 +83,32 @@ func (c *Console) findEvent(r *http.Request, s *session, v *eventsView) (found b
 	if v.Deliveries, err = c.eventDeliveries(r, s, ev); err != nil {
 		return false, err
 	}
-	v.HookNames = map[string]string{}
-	for _, d := range v.Deliveries {
-		if _, seen := v.HookNames[d.WebhookID]; seen || d.WebhookID == "" {
+	if v.HookNames, err = c.hookNames(r, s, v.Deliveries); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// hookNames names the webhooks of deliveries: id → name, "" for a
+// deleted or unnamed webhook (shown by its id). A page lists a few
+// deliveries, of fewer webhooks: one look-up each.
+func (c *Console) hookNames(r *http.Request, s *session, deliveries []*core.Delivery) (map[string]string, error) {
+	names := map[string]string{}
+	for _, d := range deliveries {
+		if _, seen := names[d.WebhookID]; seen || d.WebhookID == "" {
 			continue
 		}
 		h, err := c.d.Store.GetWebhook(r.Context(), s.project, d.WebhookID)
 		switch {
 		case errors.Is(err, core.ErrNotFound):
-			v.HookNames[d.WebhookID] = ""
+			names[d.WebhookID] = ""
 		case err != nil:
-			return false, err
+			return nil, err
 		default:
-			v.HookNames[d.WebhookID] = h.Name
+			names[d.WebhookID] = h.Name
 		}
 	}
-	return true, nil
+	return names, nil
 }
 
 // listEvents fills v with a page of the project's events of v.Type in the

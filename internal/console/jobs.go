@@ -73,6 +73,8 @@ type jobView struct {
 	// stored records.
 	Resource     string
 	ResourcePath string
+	// HookNames names the webhooks of the timeline's deliveries.
+	HookNames map[string]string
 }
 
 // job shows one job: its state, the timeline of its transitions and of
@@ -120,6 +122,14 @@ func (c *Console) job(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	v.Emitted = len(evs)
+	var ds []*core.Delivery
+	for _, e := range evs {
+		ds = append(ds, e.Deliveries...)
+	}
+	if v.HookNames, err = c.hookNames(r, s, ds); err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
 	v.Timeline = append(v.Timeline, evs...)
 	if ob := j.Outbox; ob != nil {
 		v.Timeline = append(v.Timeline, timelineEntry{Time: ob.Time, What: ob.Type, Class: "warn", Sequence: ob.Seq, Waiting: true})

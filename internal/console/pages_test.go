@@ -157,3 +157,44 @@ func TestOverviewGetsANewProjectStarted(t *testing.T) {
 		t.Error("the overview of a project without webhooks does not say how to start")
 	}
 }
+
+// TestRedeliverToADisabledWebhook: the page of a delivery whose webhook
+// is disabled says so and offers Enable (which comes back to the
+// delivery) instead of a Redeliver button the API refuses; a redeliver
+// sent anyway is refused in the console's words. Redeliver led to "The
+// API refused this: webhook "…" is disabled: enable it (PATCH state:
+// enabled), then redeliver".
+func TestRedeliverToADisabledWebhook(t *testing.T) {
+	t.Parallel()
+	f := newStreamFixture(t, nil)
+	ev := storetest.NewEvent(f.hook.ProjectID, core.EventBatchSucceeded, time.Now().UTC(), f.hook)
+	if _, err := f.st.PublishEvents(t.Context(), []core.NewEvent{ev}); err != nil {
+		t.Fatal(err)
+	}
+	ck := f.signIn()
+	hook, page := "/console/webhooks/"+f.hook.ID, "/console/deliveries/"+ev.Deliveries[0].ID
+	if status, _ := f.post(ck, hook, hook+"/disable", url.Values{}); status != http.StatusSeeOther {
+		t.Fatalf("disable: %d", status)
+	}
+	body := f.page(t, page, ck)
+	if !strings.Contains(body, `id="hook-off"`) || !strings.Contains(body, `id="enable-hook"`) || strings.Contains(body, `id="redeliver"`) {
+		t.Error("the delivery page of a disabled webhook does not offer to enable it instead of redelivering")
+	}
+	status, body := f.post(ck, page, page+"/redeliver", url.Values{})
+	if status != http.StatusBadRequest || !strings.Contains(body, "is disabled, so nothing is sent to it") || strings.Contains(body, "PATCH") {
+		t.Errorf("redeliver to a disabled webhook: %d, want 400 in the console's words", status)
+	}
+	resp := f.postResp(ck, page, hook+"/enable", url.Values{"return": {page}})
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, page+"?done=") {
+		t.Errorf("enable from the delivery page: %d to %q, want back to the delivery", resp.StatusCode, loc)
+	}
+	resp = f.postResp(ck, hook, hook+"/enable", url.Values{"return": {"https://evil.example/"}})
+	resp.Body.Close()
+	if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, hook+"?done=") {
+		t.Errorf("enable with a foreign return: to %q, want the webhook's page", loc)
+	}
+	if body := f.page(t, page, ck); !strings.Contains(body, `id="redeliver"`) {
+		t.Error("the delivery page of the enabled webhook does not offer Redeliver")
+	}
+}

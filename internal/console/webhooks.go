@@ -329,6 +329,10 @@ func (c *Console) webhookAction(w http.ResponseWriter, r *http.Request, s *sessi
 		err = c.call(ctx, s, "PATCH", base+"?update_mask=state", map[string]any{"state": state}, nil)
 		done = map[string]string{"enabled": "Webhook enabled. Deliveries are sent again.",
 			"disabled": "Webhook disabled. Deliveries that fall due are skipped until you enable it."}[state]
+		if ret := r.PostForm.Get("return"); action == "enable" && strings.HasPrefix(ret, "/console/deliveries/") && safeNext(ret) == ret {
+			// Enabled from a delivery's page: back to it, to redeliver.
+			back, done = ret, "Webhook enabled. You can redeliver this delivery now."
+		}
 	case "ping":
 		err = c.call(ctx, s, "POST", base+":ping", map[string]any{}, nil)
 		done = "Ping sent: it appears below in a moment."

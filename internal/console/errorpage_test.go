@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// TestErrorPagesLeadBack: an error page links back to where the operator
-// was — the webhook whose form was refused, the list a missing page
+// TestErrorPagesLeadBack: an error page, titled by what became of the
+// request (the console's own checks were "The API refused this"), links
+// back to where the operator was — the webhook whose form was refused, the list a missing page
 // belongs to — and a form sent after the session ended gets a page with
 // the way to sign in again. The error page linked to the overview only
 // (a mistyped delete confirmation left no way back to the webhook but
@@ -34,6 +35,10 @@ func TestErrorPagesLeadBack(t *testing.T) {
 	if status != http.StatusBadRequest || back(body) != hook {
 		t.Errorf("a mistyped delete confirmation: %d, back link %q, want 400 and %q", status, back(body), hook)
 	}
+	// The console's own check: the title blames no API.
+	if !strings.Contains(body, "<h1>Not done</h1>") {
+		t.Error("a mistyped delete confirmation's page is not titled Not done")
+	}
 	for path, want := range map[string]string{
 		"/console/webhooks/nosuchwebhook": "/console/webhooks",
 		"/console/events?since=yesterday": "/console/events",
@@ -43,6 +48,9 @@ func TestErrorPagesLeadBack(t *testing.T) {
 		resp := f.get(t.Context(), path, ck)
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if path == "/console/events?since=yesterday" && !strings.Contains(string(b), "<h1>This page cannot be shown</h1>") {
+			t.Errorf("GET %s: not titled This page cannot be shown", path)
+		}
 		if resp.StatusCode/100 != 4 || back(string(b)) != want {
 			t.Errorf("GET %s: %d, back link %q, want a 4xx and %q", path, resp.StatusCode, back(string(b)), want)
 		}

@@ -132,7 +132,13 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, s *session, err e
 	var ae *apiError
 	switch {
 	case errors.As(err, &ae):
-		c.render(w, r, s, ae.Status, "error", errorView{Title: "The API refused this", Message: ae.Message})
+		// The console's own checks end here too, so the title names no
+		// one: it says what became of the request.
+		title := "Not done"
+		if r.Method == http.MethodGet {
+			title = "This page cannot be shown"
+		}
+		c.render(w, r, s, ae.Status, "error", errorView{Title: title, Message: ae.Message})
 	case errors.Is(err, core.ErrNotFound):
 		c.render(w, r, s, http.StatusNotFound, "error", errorView{Title: "Not found",
 			Message: "Nothing with that id exists in this project."})

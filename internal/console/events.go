@@ -24,8 +24,10 @@ type eventsView struct {
 	HookNames map[string]string
 	Events    []*core.Event
 	Next      template.URL // the Older link's query (url.Values.Encode), "" on the last page
-	Catalog   []string
-	Message   string
+	// First is the newest page's query, with the same filters; "" on it.
+	First   template.URL
+	Catalog []string
+	Message string
 }
 
 // eventsPage is how many events the list shows at once.
@@ -144,6 +146,15 @@ func (c *Console) listEvents(r *http.Request, s *session, v *eventsView, before 
 	}
 	if len(v.Events) == eventsPage {
 		v.Next = eventsNext(v)
+	}
+	if before != "" {
+		first := url.Values{}
+		for k, val := range map[string]string{"type": v.Type, "since": v.Since} {
+			if val != "" {
+				first.Set(k, val)
+			}
+		}
+		v.First = template.URL("?" + first.Encode())
 	}
 	return nil
 }

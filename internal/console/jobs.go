@@ -17,13 +17,14 @@ type jobsView struct {
 	Kind     string
 	Jobs     []*core.Job
 	Next     string
+	Paged    bool // past the newest page
 	Disabled bool
 }
 
 // jobs lists the project's batches, video operations and interactions,
 // newest first.
 func (c *Console) jobs(w http.ResponseWriter, r *http.Request, s *session) {
-	v := &jobsView{Kind: r.URL.Query().Get("kind"), Disabled: c.d.Jobs == nil}
+	v := &jobsView{Kind: r.URL.Query().Get("kind"), Disabled: c.d.Jobs == nil, Paged: r.URL.Query().Get("before") != ""}
 	if c.d.Jobs != nil {
 		p := core.ListJobsParams{ProjectID: s.project, BeforeID: r.URL.Query().Get("before"), Limit: 50}
 		switch k := core.JobKind(v.Kind); k {

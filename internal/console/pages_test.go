@@ -198,3 +198,50 @@ func TestRedeliverToADisabledWebhook(t *testing.T) {
 		t.Error("the delivery page of the enabled webhook does not offer Redeliver")
 	}
 }
+
+// TestPagersLeadBackToTheFirstPage: past the first page of a list (the
+// webhooks, the events, a webhook's deliveries, the jobs) the pager
+// links back to the first, filters kept; only the browser's Back led
+// there.
+func TestPagersLeadBackToTheFirstPage(t *testing.T) {
+	t.Parallel()
+	f := newStreamFixture(t, nil)
+	ctx := t.Context()
+	for range 50 {
+		if err := f.st.CreateWebhook(ctx, storetest.NewWebhook(f.hook.ProjectID)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var evs []core.NewEvent
+	for range 51 {
+		evs = append(evs, storetest.NewEvent(f.hook.ProjectID, core.EventBatchSucceeded, time.Now().UTC(), f.hook))
+	}
+	if _, err := f.st.PublishEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	ck := f.signIn()
+	next := regexp.MustCompile(`<a href="([^"]+)">(?:Next page|Older) →</a>`)
+	first := regexp.MustCompile(`<a href="([^"]+)" class="first">`)
+	for _, tc := range []struct{ page, first string }{
+		{"/console/webhooks", "/console/webhooks"},
+		{"/console/events?type=batch.succeeded", "/console/events?type=batch.succeeded"},
+		{"/console/webhooks/" + f.hook.ID + "?status=pending", "/console/webhooks/" + f.hook.ID + "?status=pending"},
+	} {
+		body := f.page(t, tc.page, ck)
+		if first.MatchString(body) {
+			t.Errorf("%s: the first page links to the first page", tc.page)
+		}
+		m := next.FindStringSubmatch(body)
+		if m == nil {
+			t.Errorf("%s: no link to the next page", tc.page)
+			continue
+		}
+		body = f.page(t, html.UnescapeString(m[1]), ck)
+		if m := first.FindStringSubmatch(body); m == nil || html.UnescapeString(m[1]) != tc.first {
+			t.Errorf("%s, page 2: link to the first page %v, want %q", tc.page, m, tc.first)
+		}
+	}
+	if m := first.FindStringSubmatch(f.page(t, "/console/jobs?kind=batch&before="+f.hook.ID, ck)); m == nil || html.UnescapeString(m[1]) != "/console/jobs?kind=batch" {
+		t.Errorf("jobs past the first page: link to the first page %v", m)
+	}
+}

@@ -24,8 +24,10 @@ type webhookRow struct {
 }
 
 type webhooksView struct {
-	Rows      []webhookRow
-	Next      string
+	Rows []webhookRow
+	Next string
+	// Paged is true past the first page (the pager links back to it).
+	Paged     bool
 	Catalog   []string
 	FormError string
 	// Form is what a refused create form held, shown again to correct.
@@ -72,7 +74,7 @@ func (c *Console) webhooksData(r *http.Request, s *session) (*webhooksView, erro
 		cur.Add(row.StatsCounts)
 		rate[row.WebhookID] = cur
 	}
-	v := &webhooksView{Catalog: c.d.Catalog.Types()}
+	v := &webhooksView{Catalog: c.d.Catalog.Types(), Paged: r.URL.Query().Get("after") != ""}
 	for _, h := range hooks {
 		last, err := c.d.Store.ListDeliveries(ctx, core.ListDeliveriesParams{ProjectID: s.project, WebhookID: h.ID, Limit: 1})
 		if err != nil {
@@ -198,6 +200,10 @@ func (f deliveryFilter) values() url.Values {
 	}
 	return q
 }
+
+// Newest is the query of the first page with the same filters, typed as
+// a URL as Older is.
+func (f deliveryFilter) Newest() template.URL { return template.URL(f.values().Encode()) }
 
 // Older is the query of the page of deliveries older than id, with the
 // same filters — typed as a URL, already encoded, as a template would

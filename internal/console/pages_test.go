@@ -245,3 +245,49 @@ func TestPagersLeadBackToTheFirstPage(t *testing.T) {
 		t.Errorf("jobs past the first page: link to the first page %v", m)
 	}
 }
+
+// TestEnablingAnAutoDisabledWebhookKeepsWhenItFailed: enabling a webhook
+// longhook disabled starts a fresh failure run, which forgets when the
+// old one began — the time its banner said to recover from. The enable
+// now lands on the page with the recovery form's start filled in with
+// that time, and the flash says so.
+func TestEnablingAnAutoDisabledWebhookKeepsWhenItFailed(t *testing.T) {
+	t.Parallel()
+	f := newStreamFixture(t, nil)
+	ctx := t.Context()
+	ev := storetest.NewEvent(f.hook.ProjectID, core.EventBatchSucceeded, time.Now().UTC(), f.hook)
+	if _, err := f.st.PublishEvents(ctx, []core.NewEvent{ev}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.st.ClaimDeliveries(ctx, core.ClaimParams{Owner: "test", Now: time.Now().UTC(), Limit: 100, Lease: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	d := ev.Deliveries[0]
+	if err := f.st.CompleteDeliveries(ctx, []core.Completion{{DeliveryID: d.ID, Owner: "test", WebhookID: f.hook.ID, Status: core.DeliveryFailed, DisableWebhook: true,
+		Attempt: core.Attempt{DeliveryID: d.ID, Number: 1, Time: time.Now().UTC(), URI: f.hook.URI, StatusCode: 410, Error: "http_status: HTTP 410"}}}); err != nil {
+		t.Fatal(err)
+	}
+	h, err := f.st.GetWebhook(ctx, f.hook.ProjectID, f.hook.ID)
+	if err != nil || h.State != core.WebhookDisabledDueToFailedDeliveries || h.FailingSince.IsZero() {
+		t.Fatalf("the webhook is %v since %v (%v), want auto-disabled", h.State, h.FailingSince, err)
+	}
+	since := h.FailingSince.UTC().Format("2006-01-02T15:04")
+	ck := f.signIn()
+	hook := "/console/webhooks/" + f.hook.ID
+	resp := f.postResp(ck, hook, hook+"/enable", url.Values{})
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(loc, "recover_since="+url.QueryEscape(since)) {
+		t.Fatalf("enable: %d to %q, want the webhook's page with recover_since=%s", resp.StatusCode, loc, since)
+	}
+	body := f.page(t, loc, ck)
+	if !strings.Contains(body, `id="recover-since" value="`+since+`"`) {
+		t.Error("the recovery form's start is not filled in with when the webhook began failing")
+	}
+	if !strings.Contains(body, "count the deliveries since it began failing") {
+		t.Error("the flash does not say what to do next")
+	}
+	if h, _ := f.st.GetWebhook(ctx, f.hook.ProjectID, f.hook.ID); h.State != core.WebhookEnabled {
+		t.Errorf("the webhook is %v after enable", h.State)
+	}
+}

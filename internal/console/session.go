@@ -135,7 +135,11 @@ func (ss *sessions) drop(id string) {
 
 // doneURL is path with msg as its signed flash message.
 func (s *session) doneURL(path, msg string) string {
-	return path + "?done=" + url.QueryEscape(msg) + "&ds=" + s.flashMAC(msg)
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	return path + sep + "done=" + url.QueryEscape(msg) + "&ds=" + s.flashMAC(msg)
 }
 
 func (s *session) flashMAC(msg string) string {

@@ -169,9 +169,12 @@ type webhookView struct {
 	Recover    *recoverView
 	// Edit is what a refused edit form held, shown again to correct
 	// with EditError (nil: the form shows the webhook as it is).
-	Edit      *webhookForm
-	EditError string
-	Now       time.Time
+	Edit *webhookForm
+	// RecoverSince fills the recovery form's start (?recover_since=,
+	// set when an auto-disabled webhook is enabled).
+	RecoverSince string
+	EditError    string
+	Now          time.Time
 	// Shown is when the deliveries were read (RFC 3339): the live stream
 	// sends again the rows that changed after it.
 	Shown string
@@ -249,6 +252,7 @@ func (c *Console) webhookData(r *http.Request, s *session) (*webhookView, error)
 		return nil, err
 	}
 	q := r.URL.Query()
+	recoverSince := ""
 	f := deliveryFilter{Status: q.Get("status"), EventType: q.Get("type"), Since: q.Get("since"), Until: q.Get("until"), Before: q.Get("before")}
 	p := core.ListDeliveriesParams{ProjectID: s.project, WebhookID: h.ID, Status: core.DeliveryStatus(f.Status),
 		EventType: f.EventType, BeforeID: f.Before, Limit: deliveriesPage}
@@ -285,7 +289,12 @@ func (c *Console) webhookData(r *http.Request, s *session) (*webhookView, error)
 	if err != nil {
 		return nil, err
 	}
-	v := &webhookView{Hook: h, Deliveries: ds, Filter: f, Catalog: c.d.Catalog.Types(), Now: now, Shown: shown.Format(time.RFC3339Nano),
+	if rs := q.Get("recover_since"); rs != "" {
+		if t, err := parseInputTime(rs); err == nil {
+			recoverSince = t.Format(timeInput)
+		}
+	}
+	v := &webhookView{Hook: h, Deliveries: ds, Filter: f, RecoverSince: recoverSince, Catalog: c.d.Catalog.Types(), Now: now, Shown: shown.Format(time.RFC3339Nano),
 		Statuses: []core.DeliveryStatus{core.DeliveryPending, core.DeliverySucceeded, core.DeliveryFailed, core.DeliverySkipped, core.DeliveryCancelled}}
 	for _, row := range rows {
 		v.Stats.Add(row.StatsCounts)
@@ -331,6 +340,13 @@ func (c *Console) webhookAction(w http.ResponseWriter, r *http.Request, s *sessi
 		}
 		done = "Saved."
 	case "enable", "disable":
+		// Enabling starts a fresh failure run: the time an auto-disabled
+		// webhook began failing is gone from it afterwards, so read it
+		// first and hand it to the recovery form.
+		var failingSince time.Time
+		if h, gerr := c.d.Store.GetWebhook(ctx, s.project, id); gerr == nil && action == "enable" && h.State == core.WebhookDisabledDueToFailedDeliveries {
+			failingSince = h.FailingSince
+		}
 		state := map[string]string{"enable": "enabled", "disable": "disabled"}[action]
 		err = c.call(ctx, s, "PATCH", base+"?update_mask=state", map[string]any{"state": state}, nil)
 		done = map[string]string{"enabled": "Webhook enabled. Deliveries are sent again.",
@@ -338,6 +354,10 @@ func (c *Console) webhookAction(w http.ResponseWriter, r *http.Request, s *sessi
 		if ret := r.PostForm.Get("return"); action == "enable" && strings.HasPrefix(ret, "/console/deliveries/") && safeNext(ret) == ret {
 			// Enabled from a delivery's page: back to it, to redeliver.
 			back, done = ret, "Webhook enabled. You can redeliver this delivery now."
+		} else if !failingSince.IsZero() {
+			back += "?recover_since=" + url.QueryEscape(failingSince.UTC().Format(timeInput))
+			done = "Webhook enabled. To send what it missed, count the deliveries since it began failing (" + when(failingSince) +
+				" UTC): Recover a time range, below, is filled in."
 		}
 	case "ping":
 		err = c.call(ctx, s, "POST", base+":ping", map[string]any{}, nil)

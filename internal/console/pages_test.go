@@ -291,3 +291,27 @@ func TestEnablingAnAutoDisabledWebhookKeepsWhenItFailed(t *testing.T) {
 		t.Errorf("the webhook is %v after enable", h.State)
 	}
 }
+
+// TestDeliveryWithoutAttemptsSaysWhy: a delivery that ended without an
+// attempt (cancelled: its webhook was deleted) does not say "No attempt
+// yet", which promises one.
+func TestDeliveryWithoutAttemptsSaysWhy(t *testing.T) {
+	t.Parallel()
+	f := newStreamFixture(t, nil)
+	ev := storetest.NewEvent(f.hook.ProjectID, core.EventBatchSucceeded, time.Now().UTC(), f.hook)
+	if _, err := f.st.PublishEvents(t.Context(), []core.NewEvent{ev}); err != nil {
+		t.Fatal(err)
+	}
+	ck := f.signIn()
+	page := "/console/deliveries/" + ev.Deliveries[0].ID
+	if body := f.page(t, page, ck); !strings.Contains(body, `id="no-attempt">No attempt yet.`) {
+		t.Error("a pending delivery without attempts does not say No attempt yet")
+	}
+	if err := f.st.DeleteWebhook(t.Context(), f.hook.ProjectID, f.hook.ID, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	body := f.page(t, page, ck)
+	if strings.Contains(body, "No attempt yet") || !strings.Contains(body, "No attempt was made") {
+		t.Error("a cancelled delivery without attempts promises one")
+	}
+}

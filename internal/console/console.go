@@ -210,6 +210,7 @@ func (c *Console) routes() {
 	c.mux.Handle("POST /console/webhooks", c.post(c.createWebhook))
 	c.mux.Handle("GET /console/webhooks/{id}", c.page(c.webhook))
 	c.mux.Handle("GET /console/webhooks/{id}/stream", c.authed(c.stream))
+	c.mux.Handle("GET /console/webhooks/{id}/created", c.page(c.created))
 	c.mux.Handle("POST /console/webhooks/{id}/{action}", c.post(c.webhookAction))
 	c.mux.Handle("GET /console/deliveries/{id}", c.page(c.delivery))
 	c.mux.Handle("POST /console/deliveries/{id}/redeliver", c.post(c.redeliver))

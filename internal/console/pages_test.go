@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"html"
+	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -55,7 +56,7 @@ func TestTimesSayUTC(t *testing.T) {
 	as.key = raw
 	ck := as.signIn()
 	hook := "/console/webhooks/" + f.hook.ID
-	if status, _ := f.post(ck, hook, hook+"/rotate", url.Values{"revocation": {"revoke_previous_secrets_after_h24"}}); status != http.StatusOK {
+	if status, _ := f.postFollow(ck, hook, hook+"/rotate", url.Values{"revocation": {"revoke_previous_secrets_after_h24"}}); status != http.StatusOK {
 		t.Fatalf("rotate: %d", status)
 	}
 
@@ -313,5 +314,56 @@ func TestDeliveryWithoutAttemptsSaysWhy(t *testing.T) {
 	body := f.page(t, page, ck)
 	if strings.Contains(body, "No attempt yet") || !strings.Contains(body, "No attempt was made") {
 		t.Error("a cancelled delivery without attempts promises one")
+	}
+}
+
+// TestSecretPagesAreShownOnceAfterARedirect: creating a webhook and
+// rotating its secret answer with a redirect to a page that shows the
+// secret once; loading it again shows it no more. The forms answered
+// with the secret's page directly, so a reload sent the form again: a
+// second webhook, a second rotation.
+func TestSecretPagesAreShownOnceAfterARedirect(t *testing.T) {
+	t.Parallel()
+	f := newStreamFixture(t, nil)
+	ck := f.signIn()
+	hook := "/console/webhooks/" + f.hook.ID
+	for _, tc := range []struct {
+		name, from, path string
+		form             url.Values
+	}{
+		{"create", "/console/webhooks", "/console/webhooks", url.Values{"name": {"once"}, "uri": {"https://example.com/once"}, "events": {"batch.failed"}}},
+		{"rotate", hook, hook + "/rotate", url.Values{"revocation": {"revoke_previous_secrets_immediately"}}},
+	} {
+		resp := f.postResp(ck, tc.from, tc.path, tc.form)
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusSeeOther || !strings.Contains(loc, "/created?r=") {
+			t.Errorf("%s: %d to %q, want a redirect to the secret's page", tc.name, resp.StatusCode, loc)
+			continue
+		}
+		first := f.get(t.Context(), loc, ck)
+		b, _ := io.ReadAll(first.Body)
+		first.Body.Close()
+		if first.StatusCode != http.StatusOK || !regexp.MustCompile(`id="secret" class="mono" readonly value="whsec_[^"]+"`).Match(b) {
+			t.Errorf("%s: the secret's page: %d without the secret", tc.name, first.StatusCode)
+		}
+		again := f.get(t.Context(), loc, ck)
+		b, _ = io.ReadAll(again.Body)
+		again.Body.Close()
+		if again.StatusCode != http.StatusGone || strings.Contains(string(b), "whsec_") {
+			t.Errorf("%s: the secret's page loaded again: %d (secret shown: %v), want 410 without it", tc.name, again.StatusCode, strings.Contains(string(b), "whsec_"))
+		}
+	}
+	hooks, err := f.st.ListWebhooks(t.Context(), core.ListWebhooksParams{ProjectID: f.hook.ProjectID, Limit: 10})
+	if err != nil || len(hooks) != 2 {
+		t.Errorf("%d webhooks (%v), want the fixture's and the one created", len(hooks), err)
+	}
+	// Another session cannot take a secret stashed for this one.
+	resp := f.postResp(ck, hook, hook+"/rotate", url.Values{"revocation": {"revoke_previous_secrets_immediately"}})
+	resp.Body.Close()
+	other := f.get(t.Context(), resp.Header.Get("Location"), f.signIn())
+	other.Body.Close()
+	if other.StatusCode != http.StatusGone {
+		t.Errorf("another session's load of the secret's page: %d, want 410", other.StatusCode)
 	}
 }

@@ -34,6 +34,60 @@ type session struct {
 	csrf    string
 	expires time.Time // without use after this, the session ends
 	ends    time.Time // however it is used, the session ends then
+	// reveals are secrets a form made, kept for the one GET that shows
+	// them (stash, take): the form redirects, so reloading the page does
+	// not send it again (a second webhook, a second rotation).
+	reveals map[string]reveal
+}
+
+// reveal is one secret waiting to be shown, until at most its expiry.
+type reveal struct {
+	view    createdView
+	expires time.Time
+}
+
+// revealTTL is how long a stashed secret waits for its page; maxReveals
+// bounds how many one session holds.
+const (
+	revealTTL  = 10 * time.Minute
+	maxReveals = 8
+)
+
+// stash keeps v for one take by the session id and returns its token.
+func (ss *sessions) stash(id string, v createdView, now time.Time) string {
+	tok := randomToken()
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s := ss.m[id]
+	if s == nil {
+		return tok // signed out meanwhile: the page says the secret is gone
+	}
+	if s.reveals == nil {
+		s.reveals = map[string]reveal{}
+	}
+	for t, r := range s.reveals {
+		if now.After(r.expires) || len(s.reveals) >= maxReveals {
+			delete(s.reveals, t)
+		}
+	}
+	s.reveals[tok] = reveal{view: v, expires: now.Add(revealTTL)}
+	return tok
+}
+
+// take returns the view stashed under tok, once.
+func (ss *sessions) take(id, tok string, now time.Time) (createdView, bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s := ss.m[id]
+	if s == nil {
+		return createdView{}, false
+	}
+	r, ok := s.reveals[tok]
+	delete(s.reveals, tok)
+	if !ok || now.After(r.expires) {
+		return createdView{}, false
+	}
+	return r.view, true
 }
 
 // live reports whether s is still signed in at now.

@@ -135,7 +135,7 @@ func (c *Console) createWebhook(w http.ResponseWriter, r *http.Request, s *sessi
 		c.fail(w, r, s, err)
 		return
 	}
-	c.render(w, r, s, http.StatusOK, "created", createdView{Title: "Webhook created", Webhook: h, Secret: out.NewSigningSecret,
+	c.showOnce(w, r, s, createdView{Title: "Webhook created", Webhook: h, Secret: out.NewSigningSecret,
 		Note: "Copy the signing secret now: it is shown only once. Your receiver verifies each delivery's signature with it."})
 }
 
@@ -147,6 +147,26 @@ func errNoEvents(events []string) error {
 		return &apiError{Status: http.StatusBadRequest, Message: "Choose at least one event type: a webhook receives only the types it subscribes to."}
 	}
 	return nil
+}
+
+// showOnce redirects to the page that shows v's secret once (created):
+// a page a form answered directly would be sent again by a reload,
+// creating a second webhook or rotating the secret once more.
+func (c *Console) showOnce(w http.ResponseWriter, r *http.Request, s *session, v createdView) {
+	tok := c.sessions.stash(s.id, v, c.d.Clock.Now())
+	http.Redirect(w, r, "/console/webhooks/"+url.PathEscape(v.Webhook.ID)+"/created?r="+url.QueryEscape(tok), http.StatusSeeOther)
+}
+
+// created shows a stashed secret, once; again, it says it was shown.
+func (c *Console) created(w http.ResponseWriter, r *http.Request, s *session) {
+	v, ok := c.sessions.take(s.id, r.URL.Query().Get("r"), c.d.Clock.Now())
+	if !ok || v.Webhook.ID != r.PathValue("id") {
+		c.render(w, r, s, http.StatusGone, "error", errorView{Title: "Shown once already",
+			Message: "A signing secret is shown once, on the page after the form that made it. If it was not copied, rotate the secret on the webhook's page.",
+			Back:    "/console/webhooks/" + url.PathEscape(r.PathValue("id")), BackLabel: "← Back to the webhook"})
+		return
+	}
+	c.render(w, r, s, http.StatusOK, "created", v)
 }
 
 func nonNil(xs []string) []string {
@@ -398,7 +418,7 @@ func (c *Console) webhookAction(w http.ResponseWriter, r *http.Request, s *sessi
 			if behavior == "revoke_previous_secrets_immediately" {
 				note = "The previous secret was revoked at once: receivers still using it reject deliveries from now on."
 			}
-			c.render(w, r, s, http.StatusOK, "created", createdView{Title: "Signing secret rotated", Webhook: h, Secret: out.Secret,
+			c.showOnce(w, r, s, createdView{Title: "Signing secret rotated", Webhook: h, Secret: out.Secret,
 				Note: "Copy the new secret now: it is shown only once. " + note})
 			return
 		}

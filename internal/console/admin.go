@@ -23,7 +23,22 @@ type adminView struct {
 // admin shows API keys (every project) and the JWKS signing keys. Admin
 // keys only: a project key manages nothing here.
 func (c *Console) admin(w http.ResponseWriter, r *http.Request, s *session) {
-	c.renderAdmin(w, r, s, "", "")
+	var v adminReveal // the new key a form made, shown on this load only
+	if tok := r.URL.Query().Get("r"); tok != "" {
+		got, _ := c.sessions.take(s.id, tok, c.d.Clock.Now())
+		v, _ = got.(adminReveal)
+	}
+	c.renderAdmin(w, r, s, v.Key, v.Note)
+}
+
+// adminReveal is a new API key waiting for the one Admin page that shows
+// it (the form redirects there, so a reload creates no second key).
+type adminReveal struct{ Key, Note string }
+
+// showKeyOnce redirects to the Admin page that shows key once.
+func (c *Console) showKeyOnce(w http.ResponseWriter, r *http.Request, s *session, key, note string) {
+	tok := c.sessions.stash(s.id, adminReveal{Key: key, Note: note}, c.d.Clock.Now())
+	http.Redirect(w, r, "/console/admin?r="+url.QueryEscape(tok), http.StatusSeeOther)
 }
 
 func (c *Console) renderAdmin(w http.ResponseWriter, r *http.Request, s *session, newKey, note string) {
@@ -73,7 +88,7 @@ func (c *Console) adminAction(w http.ResponseWriter, r *http.Request, s *session
 			c.fail(w, r, s, err)
 			return
 		}
-		c.renderAdmin(w, r, s, out.Key, "Copy the new API key now: it is shown only once.")
+		c.showKeyOnce(w, r, s, out.Key, "Copy the new API key now: it is shown only once.")
 	case "project":
 		var out struct {
 			APIKey struct {
@@ -84,7 +99,7 @@ func (c *Console) adminAction(w http.ResponseWriter, r *http.Request, s *session
 			c.fail(w, r, s, err)
 			return
 		}
-		c.renderAdmin(w, r, s, out.APIKey.Key, "Project created. Copy its first API key now: it is shown only once.")
+		c.showKeyOnce(w, r, s, out.APIKey.Key, "Project created. Copy its first API key now: it is shown only once.")
 	case "revoke":
 		if err := c.call(ctx, s, "POST", "/v1/keys/"+url.PathEscape(r.PostForm.Get("key"))+":revoke", map[string]any{}, nil); err != nil {
 			c.fail(w, r, s, err)

@@ -367,3 +367,46 @@ func TestSecretPagesAreShownOnceAfterARedirect(t *testing.T) {
 		t.Errorf("another session's load of the secret's page: %d, want 410", other.StatusCode)
 	}
 }
+
+// TestNewAPIKeyShownOnceAfterARedirect: Admin's new-key and new-project
+// forms redirect to the page that shows the key once; a reload shows it
+// no more and creates nothing (it sent the form again: another key,
+// another project).
+func TestNewAPIKeyShownOnceAfterARedirect(t *testing.T) {
+	t.Parallel()
+	f := newStreamFixture(t, nil)
+	admin, raw := storetest.NewAPIKey(f.hook.ProjectID)
+	admin.Admin = true
+	if err := f.st.CreateAPIKey(t.Context(), admin); err != nil {
+		t.Fatal(err)
+	}
+	as := *f
+	as.key = raw
+	ck := as.signIn()
+	shown := regexp.MustCompile(`id="newkey" class="mono" readonly value="lh_[^"]+"`)
+	for _, tc := range []struct {
+		name, path string
+		form       url.Values
+	}{
+		{"new key", "/console/admin/keys", url.Values{"project": {f.hook.ProjectID}, "name": {"ci"}}},
+		{"new project", "/console/admin/project", url.Values{"name": {"second"}}},
+	} {
+		resp := f.postResp(ck, "/console/admin", tc.path, tc.form)
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/console/admin?r=") {
+			t.Errorf("%s: %d to %q, want a redirect to Admin", tc.name, resp.StatusCode, loc)
+			continue
+		}
+		if body := f.page(t, loc, ck); !shown.MatchString(body) {
+			t.Errorf("%s: Admin does not show the new key", tc.name)
+		}
+		if body := f.page(t, loc, ck); shown.MatchString(body) {
+			t.Errorf("%s: Admin loaded again shows the key again", tc.name)
+		}
+	}
+	keys, err := f.st.ListAPIKeys(t.Context(), "")
+	if err != nil || len(keys) != 4 { // the fixture's, the admin key, "ci", the new project's
+		t.Errorf("%d API keys (%v), want 4", len(keys), err)
+	}
+}

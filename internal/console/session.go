@@ -42,7 +42,7 @@ type session struct {
 
 // reveal is one secret waiting to be shown, until at most its expiry.
 type reveal struct {
-	view    createdView
+	view    any // createdView, adminReveal
 	expires time.Time
 }
 
@@ -54,7 +54,7 @@ const (
 )
 
 // stash keeps v for one take by the session id and returns its token.
-func (ss *sessions) stash(id string, v createdView, now time.Time) string {
+func (ss *sessions) stash(id string, v any, now time.Time) string {
 	tok := randomToken()
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -75,17 +75,17 @@ func (ss *sessions) stash(id string, v createdView, now time.Time) string {
 }
 
 // take returns the view stashed under tok, once.
-func (ss *sessions) take(id, tok string, now time.Time) (createdView, bool) {
+func (ss *sessions) take(id, tok string, now time.Time) (any, bool) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	s := ss.m[id]
 	if s == nil {
-		return createdView{}, false
+		return nil, false
 	}
 	r, ok := s.reveals[tok]
 	delete(s.reveals, tok)
 	if !ok || now.After(r.expires) {
-		return createdView{}, false
+		return nil, false
 	}
 	return r.view, true
 }

@@ -16,12 +16,29 @@ type adminView struct {
 	CanRotate  bool
 	NewKey     string
 	NewKeyNote string
+	// Mine is the id of the key this session signed in with.
+	Mine string
 }
 
 // admin shows API keys (every project) and the JWKS signing keys. Admin
 // keys only: a project key manages nothing here.
 func (c *Console) admin(w http.ResponseWriter, r *http.Request, s *session) {
-	c.renderAdmin(w, r, s, "", "")
+	var v adminReveal // the new key a form made, shown on this load only
+	if tok := r.URL.Query().Get("r"); tok != "" {
+		got, _ := c.sessions.take(s.id, tok, c.d.Clock.Now())
+		v, _ = got.(adminReveal)
+	}
+	c.renderAdmin(w, r, s, v.Key, v.Note)
+}
+
+// adminReveal is a new API key waiting for the one Admin page that shows
+// it (the form redirects there, so a reload creates no second key).
+type adminReveal struct{ Key, Note string }
+
+// showKeyOnce redirects to the Admin page that shows key once.
+func (c *Console) showKeyOnce(w http.ResponseWriter, r *http.Request, s *session, key, note string) {
+	tok := c.sessions.stash(s.id, adminReveal{Key: key, Note: note}, c.d.Clock.Now())
+	http.Redirect(w, r, "/console/admin?r="+url.QueryEscape(tok), http.StatusSeeOther)
 }
 
 func (c *Console) renderAdmin(w http.ResponseWriter, r *http.Request, s *session, newKey, note string) {
@@ -46,7 +63,7 @@ func (c *Console) renderAdmin(w http.ResponseWriter, r *http.Request, s *session
 		c.fail(w, r, s, err)
 		return
 	}
-	v := adminView{Keys: keys, Projects: map[string]string{}, Signing: sk, CanRotate: c.d.RotateJWKS != nil, NewKey: newKey, NewKeyNote: note}
+	v := adminView{Keys: keys, Projects: map[string]string{}, Signing: sk, CanRotate: c.d.RotateJWKS != nil, NewKey: newKey, NewKeyNote: note, Mine: s.keyID}
 	for _, p := range ps {
 		v.Projects[p.ID] = p.Name
 	}
@@ -71,7 +88,7 @@ func (c *Console) adminAction(w http.ResponseWriter, r *http.Request, s *session
 			c.fail(w, r, s, err)
 			return
 		}
-		c.renderAdmin(w, r, s, out.Key, "Copy the new API key now: it is shown only once.")
+		c.showKeyOnce(w, r, s, out.Key, "Copy the new API key now: it is shown only once.")
 	case "project":
 		var out struct {
 			APIKey struct {
@@ -82,10 +99,18 @@ func (c *Console) adminAction(w http.ResponseWriter, r *http.Request, s *session
 			c.fail(w, r, s, err)
 			return
 		}
-		c.renderAdmin(w, r, s, out.APIKey.Key, "Project created. Copy its first API key now: it is shown only once.")
+		c.showKeyOnce(w, r, s, out.APIKey.Key, "Project created. Copy its first API key now: it is shown only once.")
 	case "revoke":
 		if err := c.call(ctx, s, "POST", "/v1/keys/"+url.PathEscape(r.PostForm.Get("key"))+":revoke", map[string]any{}, nil); err != nil {
 			c.fail(w, r, s, err)
+			return
+		}
+		if r.PostForm.Get("key") == s.keyID {
+			// This session's own key: it has ended with it. Say so on
+			// the sign-in page rather than land there without a word.
+			c.sessions.drop(s.id)
+			c.clearCookie(w, r)
+			http.Redirect(w, r, "/console/signin?bye=revoked", http.StatusSeeOther)
 			return
 		}
 		http.Redirect(w, r, s.doneURL("/console/admin", "Key revoked: its console sessions have ended too."), http.StatusSeeOther)

@@ -9,7 +9,7 @@
 // with curl, and validation, secrets and rotation rules live in one place.
 //
 // Security: a session is server-side (the cookie holds a random id only;
-// HttpOnly, SameSite=Strict, Secure under TLS); the key is looked up again
+// HttpOnly, SameSite=Strict, Secure under TLS or an https --public-url); the key is looked up again
 // on every request, so revoking it ends its sessions (and a live stream
 // looks its session, key and webhook up again every Deps.StreamRecheck,
 // streams.go); every POST carries a
@@ -210,6 +210,7 @@ func (c *Console) routes() {
 	c.mux.Handle("POST /console/webhooks", c.post(c.createWebhook))
 	c.mux.Handle("GET /console/webhooks/{id}", c.page(c.webhook))
 	c.mux.Handle("GET /console/webhooks/{id}/stream", c.authed(c.stream))
+	c.mux.Handle("GET /console/webhooks/{id}/created", c.page(c.created))
 	c.mux.Handle("POST /console/webhooks/{id}/{action}", c.post(c.webhookAction))
 	c.mux.Handle("GET /console/deliveries/{id}", c.page(c.delivery))
 	c.mux.Handle("POST /console/deliveries/{id}/redeliver", c.post(c.redeliver))

@@ -2,6 +2,7 @@ package console
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -101,6 +102,15 @@ func whyDelivery(d *core.Delivery, as []core.Attempt) string {
 
 func (c *Console) redeliver(w http.ResponseWriter, r *http.Request, s *session) {
 	id := r.PathValue("id")
+	// A webhook that is off refuses redelivery: say so in the page's
+	// words (the API's message speaks of PATCH state: enabled).
+	if d, _, err := c.d.Store.GetDelivery(r.Context(), s.project, id); err == nil && d.WebhookID != "" {
+		if h, err := c.d.Store.GetWebhook(r.Context(), s.project, d.WebhookID); err == nil && h.State != core.WebhookEnabled {
+			c.fail(w, r, s, &apiError{Status: http.StatusBadRequest, Message: "The webhook " + cmp.Or(h.Name, h.ID) +
+				" is disabled, so nothing is sent to it. Enable it (on the delivery's page or the webhook's), then redeliver."})
+			return
+		}
+	}
 	if err := c.call(r.Context(), s, "POST", "/v1/deliveries/"+url.PathEscape(id)+":redeliver", map[string]any{}, nil); err != nil {
 		c.fail(w, r, s, err)
 		return
@@ -211,7 +221,7 @@ func appendChanged(rows [][]byte, ds []*core.Delivery, seen map[string]string, f
 			continue // the page already shows it as it is
 		}
 		b, _ := json.Marshal(streamRow{ID: d.ID, EventType: d.EventType, Status: string(d.Status), Class: statusClass(d.Status),
-			Attempts: d.Attempts, Code: d.LastStatusCode, Error: d.LastError, Created: when(d.CreateTime)})
+			Attempts: d.Attempts, Code: d.LastStatusCode, Error: lastError(d.LastError), Created: when(d.CreateTime)})
 		rows = append(rows, b)
 	}
 	return rows

@@ -19,10 +19,15 @@ type eventsView struct {
 	Payload    string
 	Dynamic    string
 	Deliveries []*core.Delivery
-	Events     []*core.Event
-	Next       template.URL // the Older link's query (url.Values.Encode), "" on the last page
-	Catalog    []string
-	Message    string
+	// HookNames names the webhooks of Deliveries (id → name; a deleted
+	// or unnamed webhook is shown by its id).
+	HookNames map[string]string
+	Events    []*core.Event
+	Next      template.URL // the Older link's query (url.Values.Encode), "" on the last page
+	// First is the newest page's query, with the same filters; "" on it.
+	First   template.URL
+	Catalog []string
+	Message string
 }
 
 // eventsPage is how many events the list shows at once.
@@ -80,7 +85,32 @@ func (c *Console) findEvent(r *http.Request, s *session, v *eventsView) (found b
 	if v.Deliveries, err = c.eventDeliveries(r, s, ev); err != nil {
 		return false, err
 	}
+	if v.HookNames, err = c.hookNames(r, s, v.Deliveries); err != nil {
+		return false, err
+	}
 	return true, nil
+}
+
+// hookNames names the webhooks of deliveries: id → name, "" for a
+// deleted or unnamed webhook (shown by its id). A page lists a few
+// deliveries, of fewer webhooks: one look-up each.
+func (c *Console) hookNames(r *http.Request, s *session, deliveries []*core.Delivery) (map[string]string, error) {
+	names := map[string]string{}
+	for _, d := range deliveries {
+		if _, seen := names[d.WebhookID]; seen || d.WebhookID == "" {
+			continue
+		}
+		h, err := c.d.Store.GetWebhook(r.Context(), s.project, d.WebhookID)
+		switch {
+		case errors.Is(err, core.ErrNotFound):
+			names[d.WebhookID] = ""
+		case err != nil:
+			return nil, err
+		default:
+			names[d.WebhookID] = h.Name
+		}
+	}
+	return names, nil
 }
 
 // listEvents fills v with a page of the project's events of v.Type in the
@@ -116,6 +146,15 @@ func (c *Console) listEvents(r *http.Request, s *session, v *eventsView, before 
 	}
 	if len(v.Events) == eventsPage {
 		v.Next = eventsNext(v)
+	}
+	if before != "" {
+		first := url.Values{}
+		for k, val := range map[string]string{"type": v.Type, "since": v.Since} {
+			if val != "" {
+				first.Set(k, val)
+			}
+		}
+		v.First = template.URL("?" + first.Encode())
 	}
 	return nil
 }

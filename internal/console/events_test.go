@@ -55,6 +55,31 @@ func TestEventPageShowsEveryDelivery(t *testing.T) {
 // the page at from) and returns the status and body.
 func (f *streamFixture) post(ck *http.Cookie, from, path string, form url.Values) (int, string) {
 	f.t.Helper()
+	resp := f.postResp(ck, from, path, form)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// postFollow is post, then, when the form answers with a redirect, the
+// page it leads to.
+func (f *streamFixture) postFollow(ck *http.Cookie, from, path string, form url.Values) (int, string) {
+	f.t.Helper()
+	resp := f.postResp(ck, from, path, form)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	page := f.get(f.t.Context(), resp.Header.Get("Location"), ck)
+	defer page.Body.Close()
+	body, _ := io.ReadAll(page.Body)
+	return page.StatusCode, string(body)
+}
+
+// postResp is post's response, its body unread (the caller closes it).
+func (f *streamFixture) postResp(ck *http.Cookie, from, path string, form url.Values) *http.Response {
+	f.t.Helper()
 	resp := f.get(f.t.Context(), from, ck)
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -71,9 +96,7 @@ func (f *streamFixture) post(ck *http.Cookie, from, path string, form url.Values
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	return resp
 }
 
 // TestCreateWebhookFormKeptOnError (issue 16): a new-webhook form the API
@@ -112,7 +135,7 @@ func TestRotateSaysUntilWhenOldSecretWorks(t *testing.T) {
 	f := newServeFixture(t, func(d *api.Deps) { d.TimeScale = 3600 }, nil)
 	ck := f.signIn()
 	before := time.Now().UTC()
-	status, body := f.post(ck, "/console/webhooks/"+f.hook.ID, "/console/webhooks/"+f.hook.ID+"/rotate",
+	status, body := f.postFollow(ck, "/console/webhooks/"+f.hook.ID, "/console/webhooks/"+f.hook.ID+"/rotate",
 		url.Values{"revocation": {"revoke_previous_secrets_after_h24"}})
 	if status != http.StatusOK || !strings.Contains(body, "whsec_") {
 		t.Fatalf("rotate: %d", status)

@@ -17,13 +17,14 @@ type jobsView struct {
 	Kind     string
 	Jobs     []*core.Job
 	Next     string
+	Paged    bool // past the newest page
 	Disabled bool
 }
 
 // jobs lists the project's batches, video operations and interactions,
 // newest first.
 func (c *Console) jobs(w http.ResponseWriter, r *http.Request, s *session) {
-	v := &jobsView{Kind: r.URL.Query().Get("kind"), Disabled: c.d.Jobs == nil}
+	v := &jobsView{Kind: r.URL.Query().Get("kind"), Disabled: c.d.Jobs == nil, Paged: r.URL.Query().Get("before") != ""}
 	if c.d.Jobs != nil {
 		p := core.ListJobsParams{ProjectID: s.project, BeforeID: r.URL.Query().Get("before"), Limit: 50}
 		switch k := core.JobKind(v.Kind); k {
@@ -73,6 +74,8 @@ type jobView struct {
 	// stored records.
 	Resource     string
 	ResourcePath string
+	// HookNames names the webhooks of the timeline's deliveries.
+	HookNames map[string]string
 }
 
 // job shows one job: its state, the timeline of its transitions and of
@@ -120,6 +123,14 @@ func (c *Console) job(w http.ResponseWriter, r *http.Request, s *session) {
 		return
 	}
 	v.Emitted = len(evs)
+	var ds []*core.Delivery
+	for _, e := range evs {
+		ds = append(ds, e.Deliveries...)
+	}
+	if v.HookNames, err = c.hookNames(r, s, ds); err != nil {
+		c.fail(w, r, s, err)
+		return
+	}
 	v.Timeline = append(v.Timeline, evs...)
 	if ob := j.Outbox; ob != nil {
 		v.Timeline = append(v.Timeline, timelineEntry{Time: ob.Time, What: ob.Type, Class: "warn", Sequence: ob.Seq, Waiting: true})

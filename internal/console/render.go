@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -56,16 +57,52 @@ type plotArgs struct {
 type errorView struct {
 	Title   string
 	Message string
+	// Back and BackLabel link to where the operator came from (backFrom
+	// fills them in by default).
+	Back, BackLabel string
+}
+
+// backFrom is where an error page's link leads: the page whose form was
+// refused (a webhook's, a delivery's, Admin), else the list the page
+// belongs to. The error page linked to the overview only: a mistyped
+// delete confirmation or a refused edit left the operator with no way
+// back to the webhook but the browser's.
+func backFrom(r *http.Request) (href, label string) {
+	parts := strings.Split(strings.Trim(strings.TrimPrefix(r.URL.Path, "/console/"), "/"), "/")
+	if r.Method == http.MethodPost {
+		switch {
+		case len(parts) == 3 && parts[0] == "webhooks":
+			return "/console/webhooks/" + url.PathEscape(parts[1]), "← Back to the webhook"
+		case len(parts) == 3 && parts[0] == "deliveries":
+			return "/console/deliveries/" + url.PathEscape(parts[1]), "← Back to the delivery"
+		case parts[0] == "admin":
+			return "/console/admin", "← Back to Admin"
+		}
+	}
+	switch parts[0] {
+	case "webhooks", "deliveries":
+		return "/console/webhooks", "← Webhooks"
+	case "events":
+		return "/console/events", "← Events"
+	case "jobs":
+		return "/console/jobs", "← Jobs"
+	}
+	return "/console/", "← Overview"
 }
 
 type signinView struct {
-	Next  string
-	Error string
+	Next   string
+	Error  string
+	Notice string
 }
 
 // render writes a page. Templates render into a buffer first, so a
 // failure mid-page becomes a clean 500 instead of half a page.
 func (c *Console) render(w http.ResponseWriter, r *http.Request, s *session, status int, name string, data any) {
+	if ev, ok := data.(errorView); ok && ev.Back == "" {
+		ev.Back, ev.BackLabel = backFrom(r)
+		data = ev
+	}
 	f := frame{Page: data, Nav: name}
 	if s != nil {
 		f.Flash = s.flash(r.URL.Query())
@@ -95,7 +132,13 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, s *session, err e
 	var ae *apiError
 	switch {
 	case errors.As(err, &ae):
-		c.render(w, r, s, ae.Status, "error", errorView{Title: "The API refused this", Message: ae.Message})
+		// The console's own checks end here too, so the title names no
+		// one: it says what became of the request.
+		title := "Not done"
+		if r.Method == http.MethodGet {
+			title = "This page cannot be shown"
+		}
+		c.render(w, r, s, ae.Status, "error", errorView{Title: title, Message: ae.Message})
 	case errors.Is(err, core.ErrNotFound):
 		c.render(w, r, s, http.StatusNotFound, "error", errorView{Title: "Not found",
 			Message: "Nothing with that id exists in this project."})
@@ -116,6 +159,7 @@ var funcs = template.FuncMap{
 	"stateCls":  stateClass,
 	"join":      strings.Join,
 	"explain":   explainAttempt,
+	"lastError": lastError,
 	"add":       func(a, b int) int { return a + b },
 	"list":      func(xs ...window) []window { return xs },
 	"int":       func(x int64) int { return int(x) },
@@ -217,6 +261,17 @@ func stateClass(s core.WebhookState) string {
 		return "bad"
 	}
 	return "muted"
+}
+
+// lastError is a delivery's last error as a table shows it: an HTTP
+// status's error ("http_status: HTTP 500") as the status ("HTTP 500"),
+// the engine's class prefix being no word for an operator; other errors
+// as they are ("connection: …" says what failed).
+func lastError(e string) string {
+	if rest, ok := strings.CutPrefix(e, "http_status: "); ok {
+		return rest
+	}
+	return e
 }
 
 // explainAttempt says in words why an attempt failed and what to do.

@@ -34,6 +34,60 @@ type session struct {
 	csrf    string
 	expires time.Time // without use after this, the session ends
 	ends    time.Time // however it is used, the session ends then
+	// reveals are secrets a form made, kept for the one GET that shows
+	// them (stash, take): the form redirects, so reloading the page does
+	// not send it again (a second webhook, a second rotation).
+	reveals map[string]reveal
+}
+
+// reveal is one secret waiting to be shown, until at most its expiry.
+type reveal struct {
+	view    any // createdView, adminReveal
+	expires time.Time
+}
+
+// revealTTL is how long a stashed secret waits for its page; maxReveals
+// bounds how many one session holds.
+const (
+	revealTTL  = 10 * time.Minute
+	maxReveals = 8
+)
+
+// stash keeps v for one take by the session id and returns its token.
+func (ss *sessions) stash(id string, v any, now time.Time) string {
+	tok := randomToken()
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s := ss.m[id]
+	if s == nil {
+		return tok // signed out meanwhile: the page says the secret is gone
+	}
+	if s.reveals == nil {
+		s.reveals = map[string]reveal{}
+	}
+	for t, r := range s.reveals {
+		if now.After(r.expires) || len(s.reveals) >= maxReveals {
+			delete(s.reveals, t)
+		}
+	}
+	s.reveals[tok] = reveal{view: v, expires: now.Add(revealTTL)}
+	return tok
+}
+
+// take returns the view stashed under tok, once.
+func (ss *sessions) take(id, tok string, now time.Time) (any, bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	s := ss.m[id]
+	if s == nil {
+		return nil, false
+	}
+	r, ok := s.reveals[tok]
+	delete(s.reveals, tok)
+	if !ok || now.After(r.expires) {
+		return nil, false
+	}
+	return r.view, true
 }
 
 // live reports whether s is still signed in at now.
@@ -135,7 +189,11 @@ func (ss *sessions) drop(id string) {
 
 // doneURL is path with msg as its signed flash message.
 func (s *session) doneURL(path, msg string) string {
-	return path + "?done=" + url.QueryEscape(msg) + "&ds=" + s.flashMAC(msg)
+	sep := "?"
+	if strings.Contains(path, "?") {
+		sep = "&"
+	}
+	return path + sep + "done=" + url.QueryEscape(msg) + "&ds=" + s.flashMAC(msg)
 }
 
 func (s *session) flashMAC(msg string) string {
@@ -221,14 +279,21 @@ func (c *Console) authed(next http.HandlerFunc) http.Handler {
 			// cookie: a form another site posts comes without the
 			// SameSite=Strict cookie, and clearing it then would let any
 			// page sign the operator out.
+			bye := ""
 			if ck, err := r.Cookie(cookieName); err == nil && ck.Value != "" {
-				clearCookie(w, r)
+				c.clearCookie(w, r)
+				bye = "&bye=ended"
 			}
 			if r.Method == http.MethodGet {
-				http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.RequestURI())+bye, http.StatusSeeOther)
 				return
 			}
-			http.Error(w, "Your session ended: sign in again.", http.StatusUnauthorized)
+			// A page, not a line of plain text: the operator who pressed a
+			// button after the session ended needs the way back in.
+			back, _ := backFrom(r)
+			c.render(w, r, nil, http.StatusUnauthorized, "error", errorView{Title: "Signed out",
+				Message: "Your console session ended (it expired, you signed out, or its API key was revoked), so nothing was changed. Sign in again, then repeat the change.",
+				Back:    "/console/signin?next=" + url.QueryEscape(back), BackLabel: "Sign in again →"})
 			return
 		}
 		next(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
@@ -270,19 +335,43 @@ func (c *Console) post(fn pageFunc) http.Handler {
 // --public-url's origin as this site's too).
 func (c *Console) sameOrigin(r *http.Request) bool { return sameorigin.Request(r, c.d.PublicURL) }
 
-func setCookie(w http.ResponseWriter, r *http.Request, id string) {
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/console/", HttpOnly: true,
-		Secure: sameorigin.TLS(r), SameSite: http.SameSiteStrictMode})
+// secure reports whether the session cookie is Secure: the browser
+// reached this server over TLS (served here, or ended at a proxy that
+// says so), or --public-url is https — the site operators reach is
+// HTTPS even when the proxy in front sends no X-Forwarded-Proto, and the
+// cookie must then never travel over plain HTTP.
+func (c *Console) secure(r *http.Request) bool {
+	if sameorigin.TLS(r) {
+		return true
+	}
+	u, err := url.Parse(c.d.PublicURL)
+	return err == nil && strings.EqualFold(u.Scheme, "https")
 }
 
-func clearCookie(w http.ResponseWriter, r *http.Request) {
+func (c *Console) setCookie(w http.ResponseWriter, r *http.Request, id string) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: id, Path: "/console/", HttpOnly: true,
+		Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
+}
+
+func (c *Console) clearCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/console/", MaxAge: -1, HttpOnly: true,
-		Secure: sameorigin.TLS(r), SameSite: http.SameSiteStrictMode})
+		Secure: c.secure(r), SameSite: http.SameSiteStrictMode})
+}
+
+// signinNotices say why the sign-in page is shown (?bye=…): fixed texts,
+// so a link from elsewhere cannot make the page say anything else. It
+// said nothing: after signing out, an expired session or revoking one's
+// own key, the operator faced a bare sign-in form.
+var signinNotices = map[string]string{
+	"signedout": "You are signed out.",
+	"ended":     "Your session ended (it expired, or its API key was revoked). Sign in again.",
+	"revoked":   "You revoked the API key you were signed in with, so you are signed out. Sign in with another key.",
 }
 
 // signinPage shows the sign-in form.
 func (c *Console) signinPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, nil, http.StatusOK, "signin", signinView{Next: safeNext(r.URL.Query().Get("next"))})
+	q := r.URL.Query()
+	c.render(w, r, nil, http.StatusOK, "signin", signinView{Next: safeNext(q.Get("next")), Notice: signinNotices[q.Get("bye")]})
 }
 
 // signin checks the key and starts a session. The form has no CSRF token
@@ -310,7 +399,7 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := c.sessions.create(raw, k, c.d.Clock.Now())
-	setCookie(w, r, s.id)
+	c.setCookie(w, r, s.id)
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
@@ -324,8 +413,8 @@ func safeNext(next string) string {
 
 func (c *Console) signout(w http.ResponseWriter, r *http.Request, s *session) {
 	c.sessions.drop(s.id)
-	clearCookie(w, r)
-	http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
+	c.clearCookie(w, r)
+	http.Redirect(w, r, "/console/signin?bye=signedout", http.StatusSeeOther)
 }
 
 // switchProject changes the project an admin session shows.

@@ -62,8 +62,9 @@ func TestCrossSiteFormKeepsTheSession(t *testing.T) {
 // sends the upstream's, 127.0.0.1:8080), the browser's Origin is the
 // public site: sign-in and every form must still count as same-site when
 // the Origin is --public-url's or the host the proxy says it forwarded,
-// and nothing else. A proxy that terminated TLS (X-Forwarded-Proto:
-// https) gets a Secure cookie.
+// and nothing else. The cookie is Secure: --public-url is https, so the
+// browser reaches the console over HTTPS even when the proxy sends no
+// X-Forwarded-Proto (TestSessionCookieSecure has the http cases).
 func TestFormsBehindAReverseProxy(t *testing.T) {
 	t.Parallel()
 	f := newStreamFixture(t, func(d *console.Deps) { d.PublicURL = "https://hooks.example.com" })
@@ -95,9 +96,9 @@ func TestFormsBehindAReverseProxy(t *testing.T) {
 		ok     bool
 		secure bool
 	}{
-		{"the public URL's origin", map[string]string{"Origin": "https://hooks.example.com"}, true, false},
+		{"the public URL's origin", map[string]string{"Origin": "https://hooks.example.com"}, true, true},
 		{"TLS ended at the proxy", map[string]string{"Origin": "https://hooks.example.com", "X-Forwarded-Proto": "https"}, true, true},
-		{"the forwarded host", map[string]string{"Origin": "https://console.example.org", "X-Forwarded-Host": "console.example.org"}, true, false},
+		{"the forwarded host", map[string]string{"Origin": "https://console.example.org", "X-Forwarded-Host": "console.example.org"}, true, true},
 		{"the public host over http", map[string]string{"Origin": "http://hooks.example.com"}, false, false},
 		{"another site", map[string]string{"Origin": "https://evil.example", "X-Forwarded-Proto": "https"}, false, false},
 		{"another site with a forwarded host", map[string]string{"Origin": "https://evil.example", "X-Forwarded-Host": "hooks.example.com"}, false, false},
@@ -195,5 +196,68 @@ func TestSessionsEndAtTheirMaxAge(t *testing.T) {
 	clock.Advance(61 * time.Minute)
 	if got := status(idle); got != http.StatusSeeOther {
 		t.Errorf("61 minutes unused: status %d, want %d", got, http.StatusSeeOther)
+	}
+}
+
+// TestSessionCookieSecure: the session cookie (and the cookie that signs
+// out) is Secure when the browser reached the console over TLS — a proxy
+// that says so with X-Forwarded-Proto — or when serve's --public-url is
+// https, whatever the proxy sends; without either it is not (plain
+// http://127.0.0.1 in development must keep working). It followed TLS
+// and X-Forwarded-Proto only: behind a proxy that ends TLS and sends no
+// X-Forwarded-Proto, the cookie of an https:// console was not Secure.
+func TestSessionCookieSecure(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		publicURL string
+		proto     string // X-Forwarded-Proto
+		secure    bool
+	}{
+		{"", "", false},
+		{"http://127.0.0.1:8080", "", false},
+		{"http://127.0.0.1:8080", "https", true},
+		{"https://hooks.example.com", "", true},
+		{"HTTPS://hooks.example.com/", "http", true},
+	} {
+		f := newStreamFixture(t, func(d *console.Deps) { d.PublicURL = tc.publicURL })
+		send := func(method, path string, form url.Values, ck *http.Cookie) *http.Cookie {
+			t.Helper()
+			req, _ := http.NewRequest(method, f.srv.URL+path, strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", f.srv.URL)
+			if tc.proto != "" {
+				req.Header.Set("X-Forwarded-Proto", tc.proto)
+			}
+			if ck != nil {
+				req.AddCookie(ck)
+			}
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			for _, c := range resp.Cookies() {
+				if c.Name == "longhook_console" {
+					return c
+				}
+			}
+			t.Fatalf("public URL %q, %s %s: no session cookie (status %d)", tc.publicURL, method, path, resp.StatusCode)
+			return nil
+		}
+		ck := send("POST", "/console/signin", url.Values{"key": {f.key}}, nil)
+		if ck.Secure != tc.secure {
+			t.Errorf("public URL %q, X-Forwarded-Proto %q: sign-in cookie Secure %v, want %v", tc.publicURL, tc.proto, ck.Secure, tc.secure)
+		}
+		page := f.get(t.Context(), "/console/webhooks", ck)
+		body, _ := io.ReadAll(page.Body)
+		page.Body.Close()
+		m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(body)
+		if m == nil {
+			t.Fatalf("public URL %q: no CSRF token on the webhooks page", tc.publicURL)
+		}
+		if out := send("POST", "/console/signout", url.Values{"csrf": {string(m[1])}}, ck); out.MaxAge >= 0 || out.Secure != tc.secure {
+			t.Errorf("public URL %q, X-Forwarded-Proto %q: sign-out cookie MaxAge %d Secure %v, want a clearing cookie with Secure %v",
+				tc.publicURL, tc.proto, out.MaxAge, out.Secure, tc.secure)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package console
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -23,8 +24,10 @@ type webhookRow struct {
 }
 
 type webhooksView struct {
-	Rows      []webhookRow
-	Next      string
+	Rows []webhookRow
+	Next string
+	// Paged is true past the first page (the pager links back to it).
+	Paged     bool
 	Catalog   []string
 	FormError string
 	// Form is what a refused create form held, shown again to correct.
@@ -71,7 +74,7 @@ func (c *Console) webhooksData(r *http.Request, s *session) (*webhooksView, erro
 		cur.Add(row.StatsCounts)
 		rate[row.WebhookID] = cur
 	}
-	v := &webhooksView{Catalog: c.d.Catalog.Types()}
+	v := &webhooksView{Catalog: c.d.Catalog.Types(), Paged: r.URL.Query().Get("after") != ""}
 	for _, h := range hooks {
 		last, err := c.d.Store.ListDeliveries(ctx, core.ListDeliveriesParams{ProjectID: s.project, WebhookID: h.ID, Limit: 1})
 		if err != nil {
@@ -112,7 +115,11 @@ func (c *Console) createWebhook(w http.ResponseWriter, r *http.Request, s *sessi
 		"subscribed_events": nonNil(r.PostForm["events"]),
 	}
 	var out webhookJSON
-	if err := c.call(r.Context(), s, "POST", "/v1/webhooks", body, &out); err != nil {
+	err := errNoEvents(r.PostForm["events"])
+	if err == nil {
+		err = c.call(r.Context(), s, "POST", "/v1/webhooks", body, &out)
+	}
+	if err != nil {
 		v, derr := c.webhooksData(r, s)
 		if derr != nil {
 			c.fail(w, r, s, derr)
@@ -128,8 +135,39 @@ func (c *Console) createWebhook(w http.ResponseWriter, r *http.Request, s *sessi
 		c.fail(w, r, s, err)
 		return
 	}
-	c.render(w, r, s, http.StatusOK, "created", createdView{Title: "Webhook created", Webhook: h, Secret: out.NewSigningSecret,
+	c.showOnce(w, r, s, createdView{Title: "Webhook created", Webhook: h, Secret: out.NewSigningSecret,
 		Note: "Copy the signing secret now: it is shown only once. Your receiver verifies each delivery's signature with it."})
+}
+
+// errNoEvents refuses a webhook form with no event type checked, in the
+// form's words (the API's "subscribed_events must not be empty; valid
+// values: …" names a JSON field the form does not show).
+func errNoEvents(events []string) error {
+	if len(events) == 0 {
+		return &apiError{Status: http.StatusBadRequest, Message: "Choose at least one event type: a webhook receives only the types it subscribes to."}
+	}
+	return nil
+}
+
+// showOnce redirects to the page that shows v's secret once (created):
+// a page a form answered directly would be sent again by a reload,
+// creating a second webhook or rotating the secret once more.
+func (c *Console) showOnce(w http.ResponseWriter, r *http.Request, s *session, v createdView) {
+	tok := c.sessions.stash(s.id, v, c.d.Clock.Now())
+	http.Redirect(w, r, "/console/webhooks/"+url.PathEscape(v.Webhook.ID)+"/created?r="+url.QueryEscape(tok), http.StatusSeeOther)
+}
+
+// created shows a stashed secret, once; again, it says it was shown.
+func (c *Console) created(w http.ResponseWriter, r *http.Request, s *session) {
+	got, _ := c.sessions.take(s.id, r.URL.Query().Get("r"), c.d.Clock.Now())
+	v, ok := got.(createdView)
+	if !ok || v.Webhook.ID != r.PathValue("id") {
+		c.render(w, r, s, http.StatusGone, "error", errorView{Title: "Shown once already",
+			Message: "A signing secret is shown once, on the page after the form that made it. If it was not copied, rotate the secret on the webhook's page.",
+			Back:    "/console/webhooks/" + url.PathEscape(r.PathValue("id")), BackLabel: "← Back to the webhook"})
+		return
+	}
+	c.render(w, r, s, http.StatusOK, "created", v)
 }
 
 func nonNil(xs []string) []string {
@@ -150,7 +188,14 @@ type webhookView struct {
 	Catalog    []string
 	Statuses   []core.DeliveryStatus
 	Recover    *recoverView
-	Now        time.Time
+	// Edit is what a refused edit form held, shown again to correct
+	// with EditError (nil: the form shows the webhook as it is).
+	Edit *webhookForm
+	// RecoverSince fills the recovery form's start (?recover_since=,
+	// set when an auto-disabled webhook is enabled).
+	RecoverSince string
+	EditError    string
+	Now          time.Time
 	// Shown is when the deliveries were read (RFC 3339): the live stream
 	// sends again the rows that changed after it.
 	Shown string
@@ -179,6 +224,10 @@ func (f deliveryFilter) values() url.Values {
 	}
 	return q
 }
+
+// Newest is the query of the first page with the same filters, typed as
+// a URL as Older is.
+func (f deliveryFilter) Newest() template.URL { return template.URL(f.values().Encode()) }
 
 // Older is the query of the page of deliveries older than id, with the
 // same filters — typed as a URL, already encoded, as a template would
@@ -224,6 +273,7 @@ func (c *Console) webhookData(r *http.Request, s *session) (*webhookView, error)
 		return nil, err
 	}
 	q := r.URL.Query()
+	recoverSince := ""
 	f := deliveryFilter{Status: q.Get("status"), EventType: q.Get("type"), Since: q.Get("since"), Until: q.Get("until"), Before: q.Get("before")}
 	p := core.ListDeliveriesParams{ProjectID: s.project, WebhookID: h.ID, Status: core.DeliveryStatus(f.Status),
 		EventType: f.EventType, BeforeID: f.Before, Limit: deliveriesPage}
@@ -260,7 +310,12 @@ func (c *Console) webhookData(r *http.Request, s *session) (*webhookView, error)
 	if err != nil {
 		return nil, err
 	}
-	v := &webhookView{Hook: h, Deliveries: ds, Filter: f, Catalog: c.d.Catalog.Types(), Now: now, Shown: shown.Format(time.RFC3339Nano),
+	if rs := q.Get("recover_since"); rs != "" {
+		if t, err := parseInputTime(rs); err == nil {
+			recoverSince = t.Format(timeInput)
+		}
+	}
+	v := &webhookView{Hook: h, Deliveries: ds, Filter: f, RecoverSince: recoverSince, Catalog: c.d.Catalog.Types(), Now: now, Shown: shown.Format(time.RFC3339Nano),
 		Statuses: []core.DeliveryStatus{core.DeliveryPending, core.DeliverySucceeded, core.DeliveryFailed, core.DeliverySkipped, core.DeliveryCancelled}}
 	for _, row := range rows {
 		v.Stats.Add(row.StatsCounts)
@@ -287,13 +342,44 @@ func (c *Console) webhookAction(w http.ResponseWriter, r *http.Request, s *sessi
 	done := ""
 	switch action {
 	case "edit":
-		err = c.call(ctx, s, "PATCH", base+"?update_mask=uri,subscribed_events", map[string]any{
-			"uri": strings.TrimSpace(r.PostForm.Get("uri")), "subscribed_events": nonNil(r.PostForm["events"])}, nil)
+		form := webhookForm{Name: r.PostForm.Get("name"), URI: r.PostForm.Get("uri"), Events: r.PostForm["events"]}
+		if err = errNoEvents(form.Events); err == nil {
+			err = c.call(ctx, s, "PATCH", base+"?update_mask=name,uri,subscribed_events", map[string]any{"name": strings.TrimSpace(form.Name),
+				"uri": strings.TrimSpace(form.URI), "subscribed_events": nonNil(form.Events)}, nil)
+		}
+		if ae := (*apiError)(nil); errors.As(err, &ae) && ae.Status == http.StatusBadRequest {
+			// Show the form again with what was typed and why: the
+			// error page lost both.
+			v, verr := c.webhookData(r, s)
+			if verr != nil {
+				c.fail(w, r, s, verr)
+				return
+			}
+			v.Edit, v.EditError = &form, strings.TrimSuffix(ae.Message, ".")
+			c.render(w, r, s, http.StatusBadRequest, "webhook", v)
+			return
+		}
 		done = "Saved."
 	case "enable", "disable":
+		// Enabling starts a fresh failure run: the time an auto-disabled
+		// webhook began failing is gone from it afterwards, so read it
+		// first and hand it to the recovery form.
+		var failingSince time.Time
+		if h, gerr := c.d.Store.GetWebhook(ctx, s.project, id); gerr == nil && action == "enable" && h.State == core.WebhookDisabledDueToFailedDeliveries {
+			failingSince = h.FailingSince
+		}
 		state := map[string]string{"enable": "enabled", "disable": "disabled"}[action]
 		err = c.call(ctx, s, "PATCH", base+"?update_mask=state", map[string]any{"state": state}, nil)
-		done = "Webhook " + state + "."
+		done = map[string]string{"enabled": "Webhook enabled. Deliveries are sent again.",
+			"disabled": "Webhook disabled. Deliveries that fall due are skipped until you enable it."}[state]
+		if ret := r.PostForm.Get("return"); action == "enable" && strings.HasPrefix(ret, "/console/deliveries/") && safeNext(ret) == ret {
+			// Enabled from a delivery's page: back to it, to redeliver.
+			back, done = ret, "Webhook enabled. You can redeliver this delivery now."
+		} else if !failingSince.IsZero() {
+			back += "?recover_since=" + url.QueryEscape(failingSince.UTC().Format(timeInput))
+			done = "Webhook enabled. To send what it missed, count the deliveries since it began failing (" + when(failingSince) +
+				" UTC): Recover a time range, below, is filled in."
+		}
 	case "ping":
 		err = c.call(ctx, s, "POST", base+":ping", map[string]any{}, nil)
 		done = "Ping sent: it appears below in a moment."
@@ -333,7 +419,7 @@ func (c *Console) webhookAction(w http.ResponseWriter, r *http.Request, s *sessi
 			if behavior == "revoke_previous_secrets_immediately" {
 				note = "The previous secret was revoked at once: receivers still using it reject deliveries from now on."
 			}
-			c.render(w, r, s, http.StatusOK, "created", createdView{Title: "Signing secret rotated", Webhook: h, Secret: out.Secret,
+			c.showOnce(w, r, s, createdView{Title: "Signing secret rotated", Webhook: h, Secret: out.Secret,
 				Note: "Copy the new secret now: it is shown only once. " + note})
 			return
 		}

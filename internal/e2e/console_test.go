@@ -532,3 +532,38 @@ func TestConsoleJobStatesAsTheAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleJobNamesItsWebhooks: a job's timeline names the webhooks its
+// events were delivered to (it showed "webhook <id>").
+func TestConsoleJobNamesItsWebhooks(t *testing.T) {
+	t.Parallel()
+	s := startServe(t, withFlags("--sim-duration", "batch=0s,video=0s,interaction=0s"))
+	c := s.client(t)
+	rcv := newReceiver(t, nil)
+	var wh webhookResource
+	c.call(t, "POST", "/v1beta/webhooks", map[string]any{"name": "nightly-results", "uri": rcv.URL("/hook"), "subscribed_events": []string{"batch.succeeded"}}, &wh)
+	var b struct {
+		Name string `json:"name"`
+	}
+	c.call(t, "POST", "/v1beta/models/gemini-2.5-flash:batchGenerateContent", map[string]any{"batch": map[string]any{
+		"displayName": "named", "inputConfig": map[string]any{"requests": map[string]any{"requests": []any{
+			map[string]any{"request": map[string]any{"contents": []any{map[string]any{"parts": []any{map[string]any{"text": "hi"}}}}}}}}}}}, &b)
+	hc := consoleHTTP(t)
+	cookie := signInHTTP(t, hc, s.URL(), s.APIKey)
+	want := `<span>nightly-results</span>`
+	pollUntil(t, 60*time.Second, 50*time.Millisecond, "the job page naming its webhook", func() (bool, string) {
+		req, _ := http.NewRequest("GET", s.URL()+"/console/jobs/"+strings.TrimPrefix(b.Name, "batches/"), nil)
+		req.AddCookie(cookie)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		i := strings.Index(string(body), `id="timeline"`)
+		if i < 0 {
+			return false, fmt.Sprintf("status %d, no timeline", resp.StatusCode)
+		}
+		return strings.Contains(string(body[i:]), want), string(body[i:min(len(body), i+1500)])
+	})
+}

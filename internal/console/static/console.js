@@ -49,7 +49,7 @@ function deliveryRow(d) {
   else if (d.code) { last.textContent = "HTTP " + d.code; }
   else { last.className = "muted"; last.textContent = "—"; }
   cell(tr, "small", last);
-  cell(tr, "small nowrap", d.created);
+  cell(tr, "small nowrap utc", d.created);
   return tr;
 }
 

@@ -350,6 +350,17 @@ func TestGatewayConsole(t *testing.T) {
 		t.Fatalf("the sink never received the forward\n%s", tail(gw.stderr.String(), 20))
 	}
 
+	// The sink can hold the forward before the intake that took the
+	// event has recorded it (the handler records after it answered, and
+	// the forwarder is another goroutine): the accepted request must be
+	// in the recent list before the forgery, or under load the forgery's
+	// row was not the newest. The metric is counted after the record.
+	mhc := newHTTPClient(t, 10*time.Second)
+	pollUntil(t, 30*time.Second, 10*time.Millisecond, "the accepted request recorded", func() (bool, string) {
+		n := gw.metric(t, mhc, "longhook_gateway_received_total", map[string]string{"source": "orders", "outcome": "accepted"})
+		return n >= 1, fmt.Sprintf("accepted %v", n)
+	})
+
 	// A forgery: a well-formed request with a made-up signature.
 	req, _ := http.NewRequest("POST", gw.URL+"/hooks/orders", strings.NewReader(`{"type":"batch.succeeded","data":{}}`))
 	req.Header.Set("webhook-id", "msg_forged")

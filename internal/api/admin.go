@@ -22,16 +22,18 @@ type projectStore interface {
 // Admin routes manage projects and API keys; admin() in routes.go has
 // already checked that the caller holds an admin key.
 
-type projectJSON struct {
-	ID         string      `json:"id"`
-	Name       string      `json:"name"`
-	CreateTime string      `json:"create_time"`
-	APIKey     *apiKeyJSON `json:"api_key,omitempty"`
+// ProjectResource is a project on the wire (docs/openapi.json Project);
+// the CLI's --json prints the same shape for what it makes on the data dir.
+type ProjectResource struct {
+	ID         string          `json:"id"`
+	Name       string          `json:"name"`
+	CreateTime string          `json:"create_time"`
+	APIKey     *APIKeyResource `json:"api_key,omitempty"`
 }
 
-// apiKeyJSON is an API key on the wire. Key (the plaintext) is set only in
-// the response that creates it.
-type apiKeyJSON struct {
+// APIKeyResource is an API key on the wire (docs/openapi.json APIKey).
+// Key (the plaintext) is set only in the response that creates it.
+type APIKeyResource struct {
 	ID         string `json:"id"`
 	ProjectID  string `json:"project_id"`
 	Name       string `json:"name,omitempty"`
@@ -69,18 +71,19 @@ func (s *server) createProject(r *http.Request, _ core.APIKey) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := projectOut(p)
+	out := ProjectOut(p)
 	out.APIKey = k
 	return out, nil
 }
 
-func projectOut(p core.Project) *projectJSON {
-	return &projectJSON{ID: p.ID, Name: p.Name, CreateTime: resourceTime(p.CreateTime)}
+// ProjectOut renders p, without a key.
+func ProjectOut(p core.Project) *ProjectResource {
+	return &ProjectResource{ID: p.ID, Name: p.Name, CreateTime: resourceTime(p.CreateTime)}
 }
 
 // issueKey creates a (non-admin) key for a project and returns it with its
 // plaintext, which is never shown again.
-func (s *server) issueKey(r *http.Request, projectID, name string) (*apiKeyJSON, error) {
+func (s *server) issueKey(r *http.Request, projectID, name string) (*APIKeyResource, error) {
 	plaintext, digest, hint := NewAPIKey()
 	k := core.APIKey{
 		ID:         core.NewID(),
@@ -93,13 +96,14 @@ func (s *server) issueKey(r *http.Request, projectID, name string) (*apiKeyJSON,
 	if err := s.projects.CreateAPIKey(r.Context(), k); err != nil {
 		return nil, err
 	}
-	out := keyOut(k)
+	out := KeyOut(k)
 	out.Key = plaintext
 	return out, nil
 }
 
-func keyOut(k core.APIKey) *apiKeyJSON {
-	return &apiKeyJSON{
+// KeyOut renders k, without its plaintext.
+func KeyOut(k core.APIKey) *APIKeyResource {
+	return &APIKeyResource{
 		ID:         k.ID,
 		ProjectID:  k.ProjectID,
 		Name:       k.Name,
@@ -111,7 +115,7 @@ func keyOut(k core.APIKey) *apiKeyJSON {
 }
 
 type listProjectsResponse struct {
-	Projects []*projectJSON `json:"projects,omitempty"`
+	Projects []*ProjectResource `json:"projects,omitempty"`
 }
 
 func (s *server) listProjects(r *http.Request, _ core.APIKey) (any, error) {
@@ -121,7 +125,7 @@ func (s *server) listProjects(r *http.Request, _ core.APIKey) (any, error) {
 	}
 	var resp listProjectsResponse
 	for _, p := range ps {
-		resp.Projects = append(resp.Projects, projectOut(p))
+		resp.Projects = append(resp.Projects, ProjectOut(p))
 	}
 	return &resp, nil
 }
@@ -146,7 +150,7 @@ func (s *server) createKey(r *http.Request, _ core.APIKey) (any, error) {
 }
 
 type listKeysResponse struct {
-	Keys []*apiKeyJSON `json:"keys,omitempty"`
+	Keys []*APIKeyResource `json:"keys,omitempty"`
 }
 
 func (s *server) listKeys(r *http.Request, _ core.APIKey) (any, error) {
@@ -160,7 +164,7 @@ func (s *server) listKeys(r *http.Request, _ core.APIKey) (any, error) {
 	}
 	var resp listKeysResponse
 	for _, k := range ks {
-		resp.Keys = append(resp.Keys, keyOut(k))
+		resp.Keys = append(resp.Keys, KeyOut(k))
 	}
 	return &resp, nil
 }

@@ -59,9 +59,9 @@ func TestOpenAPISchemasNameEveryField(t *testing.T) {
 		"Attempt":              attemptJSON{},
 		"DeliveryList":         listDeliveriesResponse{},
 		"RecoverResponse":      recoverResponse{},
-		"Project":              projectJSON{},
+		"Project":              ProjectResource{},
 		"ProjectList":          listProjectsResponse{},
-		"APIKey":               apiKeyJSON{},
+		"APIKey":               APIKeyResource{},
 		"KeyList":              listKeysResponse{},
 	}
 	for name, v := range wire {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/longhook/longhook/internal/api"
 )
 
 // projects, keys and jwks take --json, so a provisioning script reads the
@@ -17,23 +19,23 @@ func TestAdminCommandsPrintJSON(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	env := map[string]string{"LONGHOOK_DATA_DIR": dir}
-	var created projectJSON
+	var created api.ProjectResource
 	decodeRun(t, env, &created, "projects", "create", "acme", "--json")
 	if created.ID == "" || created.Name != "acme" || created.APIKey == nil ||
 		!strings.HasPrefix(created.APIKey.Key, "lh_") || created.APIKey.ProjectID != created.ID {
 		t.Fatalf("projects create --json: %+v", created)
 	}
-	var key apiKeyJSON
+	var key api.APIKeyResource
 	decodeRun(t, env, &key, "keys", "create", "--project", created.ID, "--name", "ci", "--json")
 	if key.ID == "" || key.Name != "ci" || !strings.HasPrefix(key.Key, "lh_") || key.Hint != key.Key[len(key.Key)-4:] {
 		t.Fatalf("keys create --json: %+v", key)
 	}
-	var admin apiKeyJSON
+	var admin api.APIKeyResource
 	decodeRun(t, env, &admin, "keys", "create", "--project", created.ID, "--admin", "--json")
 	if !admin.Admin || admin.Key == "" {
 		t.Fatalf("keys create --admin --json: %+v", admin)
 	}
-	var keys struct{ Keys []apiKeyJSON }
+	var keys struct{ Keys []api.APIKeyResource }
 	decodeRun(t, env, &keys, "keys", "list", "--project", created.ID, "--json")
 	if len(keys.Keys) != 3 {
 		t.Fatalf("keys list --json: %+v", keys)
@@ -66,7 +68,7 @@ func TestAdminCommandsPrintJSON(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		var fromAPI, fromCLI struct{ Projects []projectJSON }
+		var fromAPI, fromCLI struct{ Projects []api.ProjectResource }
 		if err := json.Unmarshal(body, &fromAPI); err != nil {
 			t.Fatalf("GET /v1/projects: %v %s", err, body)
 		}

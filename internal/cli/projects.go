@@ -84,8 +84,8 @@ func runProjects(ctx context.Context, args []string, env Env) error {
 		}
 		if *asJSON {
 			k := core.APIKey{ID: keyID, ProjectID: p.ID, Name: "default", Hint: hint, CreateTime: now}
-			out := toProjectJSON(p)
-			out.APIKey = toKeyJSON(k, key)
+			out := api.ProjectOut(p)
+			out.APIKey = keyJSON(k, key)
 			return printJSON(env.Stdout, out)
 		}
 		fmt.Fprintf(env.Stdout, "project %s (%s)\nAPI key (shown once): %s\n", p.Name, p.ID, key)
@@ -97,10 +97,10 @@ func runProjects(ctx context.Context, args []string, env Env) error {
 		}
 		if *asJSON {
 			out := struct {
-				Projects []projectJSON `json:"projects"`
-			}{Projects: []projectJSON{}}
+				Projects []*api.ProjectResource `json:"projects"`
+			}{Projects: []*api.ProjectResource{}}
 			for _, p := range ps {
-				out.Projects = append(out.Projects, toProjectJSON(p))
+				out.Projects = append(out.Projects, api.ProjectOut(p))
 			}
 			return printJSON(env.Stdout, out)
 		}
@@ -197,7 +197,7 @@ func keysCreate(ctx context.Context, store core.Store, env Env, project, name st
 		return err
 	}
 	if asJSON {
-		return printJSON(env.Stdout, toKeyJSON(k, key))
+		return printJSON(env.Stdout, keyJSON(k, key))
 	}
 	fmt.Fprintf(env.Stdout, "key %s for project %s\nAPI key (shown once): %s\n", k.ID, pid, key)
 	return nil
@@ -216,10 +216,10 @@ func keysList(ctx context.Context, store core.Store, env Env, project string, as
 	}
 	if asJSON {
 		out := struct {
-			Keys []*apiKeyJSON `json:"keys"`
-		}{Keys: []*apiKeyJSON{}}
+			Keys []*api.APIKeyResource `json:"keys"`
+		}{Keys: []*api.APIKeyResource{}}
 		for _, k := range keys {
-			out.Keys = append(out.Keys, toKeyJSON(k, ""))
+			out.Keys = append(out.Keys, keyJSON(k, ""))
 		}
 		return printJSON(env.Stdout, out)
 	}
@@ -248,37 +248,12 @@ func keysRevoke(ctx context.Context, store core.Store, env Env, id string) error
 	return nil
 }
 
-// projectJSON and apiKeyJSON are what --json prints: the API's shapes
-// (docs/openapi.json Project and APIKey), so a script reads the same
-// members whether it provisions over the API or on the data dir. Key, the
-// secret, is only there when one was just made.
-type projectJSON struct {
-	ID         string      `json:"id"`
-	Name       string      `json:"name"`
-	CreateTime string      `json:"create_time"`
-	APIKey     *apiKeyJSON `json:"api_key,omitempty"`
-}
-
-type apiKeyJSON struct {
-	ID         string `json:"id"`
-	ProjectID  string `json:"project_id"`
-	Name       string `json:"name,omitempty"`
-	Key        string `json:"key,omitempty"`
-	Hint       string `json:"hint"`
-	Admin      bool   `json:"admin,omitempty"`
-	CreateTime string `json:"create_time"`
-	RevokeTime string `json:"revoke_time,omitempty"`
-}
-
-func toProjectJSON(p core.Project) projectJSON {
-	return projectJSON{ID: p.ID, Name: p.Name, CreateTime: p.CreateTime.UTC().Format(time.RFC3339)}
-}
-
-func toKeyJSON(k core.APIKey, secret string) *apiKeyJSON {
-	j := &apiKeyJSON{ID: k.ID, ProjectID: k.ProjectID, Name: k.Name, Key: secret, Hint: k.Hint, Admin: k.Admin,
-		CreateTime: k.CreateTime.UTC().Format(time.RFC3339)}
-	if !k.RevokeTime.IsZero() {
-		j.RevokeTime = k.RevokeTime.UTC().Format(time.RFC3339)
-	}
+// keyJSON is what --json prints for k: the API's shape (api.KeyOut, as
+// projects print api.ProjectOut's), so a script reads the same members
+// whether it provisions over the API or on the data dir; secret, the key
+// itself, only when it was just made.
+func keyJSON(k core.APIKey, secret string) *api.APIKeyResource {
+	j := api.KeyOut(k)
+	j.Key = secret
 	return j
 }

@@ -375,9 +375,19 @@ func updateMask(r *http.Request, req *updateWebhookRequest) (map[string]bool, er
 	// the first was taken and the others silently ignored.
 	if mask := strings.TrimSpace(strings.Join(r.URL.Query()["update_mask"], ",")); strings.Trim(mask, ", ") != "" {
 		for _, p := range strings.Split(mask, ",") {
+			if strings.TrimSpace(p) == "*" {
+				// AIP-134: "*" replaces the webhook's configuration,
+				// every field from the body (an absent one cleared);
+				// its state, a lifecycle and not a setting, changes
+				// only when the body names it.
+				for _, path := range updatePaths {
+					set[path] = path != "state" || req.State != nil
+				}
+				continue
+			}
 			path, ok := updatePaths[strings.TrimSpace(p)]
 			if !ok {
-				return nil, core.Invalid("update_mask", "update_mask: unknown field path %q; valid paths: name, uri, subscribed_events, state, rate_limit, trace_propagation, retry_schedule", strings.TrimSpace(p))
+				return nil, core.Invalid("update_mask", "update_mask: unknown field path %q; valid paths: name, uri, subscribed_events, state, rate_limit, trace_propagation, retry_schedule, or * for all", strings.TrimSpace(p))
 			}
 			set[path] = true
 		}

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"net/http"
 	"slices"
 	"strconv"
 
@@ -29,8 +30,20 @@ type usageError struct{ error }
 
 func (u usageError) Is(target error) bool { return target == errUsage }
 
+// runListen runs listen; a stream the server refuses for good exits as the
+// client commands do for the same answer (4 not authorized, 5 not found),
+// with the server's message rather than its JSON.
 func runListen(ctx context.Context, args []string, env Env) error {
-	return listen.RunListen(ctx, args, env.Getenv, env.Stdout, env.Stderr)
+	err := listen.RunListen(ctx, args, env.Getenv, env.Stdout, env.Stderr)
+	var refused *listen.RefusedError
+	if errors.As(err, &refused) {
+		code := exitAuth
+		if refused.Status == http.StatusNotFound {
+			code = exitNotFound
+		}
+		return &exitError{code: code, err: refused}
+	}
+	return err
 }
 
 func runCheck(ctx context.Context, args []string, env Env) error {

@@ -324,8 +324,8 @@ func (l *listener) session(ctx context.Context) (progressed bool, err error) {
 		}
 		return false, fmt.Errorf("%w: %s answered 400: %s", errFatal, l.peer(), text)
 	case resp.StatusCode == http.StatusUnauthorized, resp.StatusCode == http.StatusForbidden, resp.StatusCode == http.StatusNotFound:
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return false, fmt.Errorf("%w: %s answered %d: %s", errFatal, l.peer(), resp.StatusCode, strings.TrimSpace(string(msg)))
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return false, fmt.Errorf("%w: %w", errFatal, &RefusedError{Peer: l.peer(), Status: resp.StatusCode, Message: errorMessage(msg)})
 	case resp.StatusCode >= 300 && resp.StatusCode < 400:
 		return false, fmt.Errorf("%w: %s answered %d, a redirect to %q: longhook listen does not follow redirects (credentials must not go to another URL); use the final URL",
 			errFatal, l.peer(), resp.StatusCode, resp.Header.Get("Location"))
@@ -365,6 +365,34 @@ func (l *listener) session(ctx context.Context) (progressed bool, err error) {
 			errFatal, err, l.posText(), maxEventLine>>20)
 	}
 	return true, err
+}
+
+// RefusedError is a stream the server refused for good: a key or token it
+// does not take (401, 403) or a webhook or source it does not have (404).
+// The CLI maps it to its exit codes (4 not authorized, 5 not found).
+type RefusedError struct {
+	Peer    string // what refused: "serve" or "gateway" and its URL
+	Status  int    // the HTTP status
+	Message string // the server's message (the error envelope's), or its body
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("%s answered %d: %s", e.Peer, e.Status, e.Message)
+}
+
+// errorMessage is the message of a Google error envelope
+// ({"error":{"message":…}}) serve and the gateway answer with, or the body
+// as it came when it is not one.
+func errorMessage(body []byte) string {
+	var env struct {
+		Error struct {
+			Message string `json:"message"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &env) == nil && env.Error.Message != "" {
+		return env.Error.Message
+	}
+	return strings.TrimSpace(string(body))
 }
 
 // readEvents parses a Server-Sent Events stream: it calls line for every

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/longhook/longhook/client"
+	"github.com/longhook/longhook/internal/envflag"
 )
 
 // Exit codes of the client commands (webhooks, events, deliveries,
@@ -113,7 +114,7 @@ func parseArgs(fs *flagSet, args []string, minArgs, maxArgs int, names string) (
 	rest := args
 	for {
 		if err := fs.parseOnly(rest); err != nil {
-			return nil, withFlagHint(fs, err)
+			return nil, err
 		}
 		rest = fs.Args()
 		if len(rest) == 0 {
@@ -136,23 +137,6 @@ func parseArgs(fs *flagSet, args []string, minArgs, maxArgs int, names string) (
 		return nil, fmt.Errorf("%w: %s takes %s, got %q", errUsage, fs.Name(), names, strings.Join(pos, " "))
 	}
 	return pos, nil
-}
-
-// withFlagHint adds to an unknown-flag error the flag of fs it was
-// probably meant to be: "-event" → (did you mean "--events"?).
-func withFlagHint(fs *flagSet, err error) error {
-	const unknown = "flag provided but not defined: -"
-	msg := err.Error()
-	i := strings.Index(msg, unknown)
-	if i < 0 {
-		return err
-	}
-	var names []string
-	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
-	if hint := didYouMean(strings.TrimLeft(msg[i+len(unknown):], "-"), names); hint != "" {
-		return fmt.Errorf("%w%s", err, strings.Replace(hint, `"`, `"--`, 1))
-	}
-	return err
 }
 
 // isBoolFlag reports whether arg ("--dev") names a boolean flag of fs
@@ -355,5 +339,5 @@ func checkVerb(group string, subs []subcommand, client bool, args []string, env 
 	for i, s := range subs {
 		names[i] = s.name
 	}
-	return fmt.Errorf("%w: unknown command %q for longhook %s%s (run 'longhook %s -h')", errUsage, args[0], group, didYouMean(args[0], names), group)
+	return fmt.Errorf("%w: unknown command %q for longhook %s%s (run 'longhook %s -h')", errUsage, args[0], group, envflag.DidYouMean(args[0], names), group)
 }

@@ -52,7 +52,7 @@ func runBench(ctx context.Context, args []string, env Env) error {
 		return gateway.RunBench(ctx, rest, env.Getenv, env.Stdout, env.Stderr)
 	}
 	fs := newFlagSet("bench", env)
-	fs.describe("longhook bench [flags]", `Measures delivery throughput and latency of serve (child processes on a temporary SQLite
+	fs.Describe("longhook bench [flags]", `Measures delivery throughput and latency of serve (child processes on a temporary SQLite
 database, or --database-url) against the bare-HTTP ceiling of this machine. It loads the
 machine: run it on a quiet one. docs/benchmarks.md explains the report.
 

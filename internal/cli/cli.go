@@ -118,7 +118,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 	for _, c := range commands() {
 		names = append(names, c.name)
 	}
-	if hint := didYouMean(args[0], names); hint != "" {
+	if hint := envflag.DidYouMean(args[0], names); hint != "" {
 		// A near miss names the command; the whole list would bury it.
 		fmt.Fprintf(env.Stderr, "longhook: unknown command %q%s\nRun 'longhook help' for the commands.\n", args[0], hint)
 		return 2
@@ -146,23 +146,8 @@ type flagSet struct{ *envflag.FlagSet }
 func newFlagSet(name string, env Env) *flagSet {
 	fs := &flagSet{envflag.New(name, env.Getenv, env.Stderr)}
 	synopsis, what := verbUsage(name, env.verb)
-	fs.describe(synopsis, what)
+	fs.Describe(synopsis, what)
 	return fs
-}
-
-// describe makes -h (and a flag mistake) open with the command line and
-// what the command does, then list the flags, instead of Go's bare "Usage
-// of NAME:". what may span lines (examples).
-func (fs *flagSet) describe(synopsis, what string) {
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintf(w, "Usage: %s\n\n", synopsis)
-		if what != "" {
-			fmt.Fprintf(w, "%s\n\n", what)
-		}
-		fmt.Fprintln(w, "Flags:")
-		fs.PrintDefaults()
-	}
 }
 
 // verbUsage turns a verb's summary, "show one webhook: get ID", into the

@@ -22,7 +22,7 @@ type serveFlags struct {
 // variables) into a ServeConfig, refusing values out of range.
 func parseServeFlags(args []string, env Env) (ServeConfig, serveFlags, error) {
 	fs := newFlagSet("serve", env)
-	fs.describe("longhook serve [flags]", `Runs the webhook server: the API, the delivery engine, the jobs and the periodic work, until
+	fs.Describe("longhook serve [flags]", `Runs the webhook server: the API, the delivery engine, the jobs and the periodic work, until
 SIGINT or SIGTERM. The first start makes the data dir and prints the default project's API key
 (also saved to DATA_DIR/api-key). Every flag falls back to LONGHOOK_ + its name in capitals.
 

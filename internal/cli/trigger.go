@@ -10,6 +10,7 @@ import (
 
 	"github.com/longhook/longhook/client"
 	"github.com/longhook/longhook/internal/core"
+	"github.com/longhook/longhook/internal/envflag"
 )
 
 // sampleData returns realistic data for an event type, shaped like what
@@ -90,7 +91,7 @@ func runTrigger(ctx context.Context, args []string, env Env) error {
 	if !ok {
 		data = map[string]any{}
 		if pf.data == "" {
-			if hint := didYouMean(typ, sampleTypes()); hint != "" {
+			if hint := envflag.DidYouMean(typ, sampleTypes()); hint != "" {
 				return fmt.Errorf("%w: no sample for %q%s", errUsage, typ, hint)
 			}
 			return fmt.Errorf("%w: no sample for %q (samples: %s); pass its data with --data", errUsage, typ, strings.Join(sampleTypes(), ", "))

@@ -86,9 +86,38 @@ func (fs *FlagSet) ParseOnly(args []string) error {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
-		return fmt.Errorf("%w: %v", ErrUsage, err)
+		return fmt.Errorf("%w: %v%s", ErrUsage, err, fs.flagHint(err))
 	}
 	return nil
+}
+
+// flagHint names the flag an unknown one was probably meant to be:
+// "-event" → ` (did you mean "--events"?)`; "" for any other error.
+func (fs *FlagSet) flagHint(err error) string {
+	const unknown = "flag provided but not defined: -"
+	msg := err.Error()
+	i := strings.Index(msg, unknown)
+	if i < 0 {
+		return ""
+	}
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, f.Name) })
+	return strings.Replace(DidYouMean(strings.TrimLeft(msg[i+len(unknown):], "-"), names), `"`, `"--`, 1)
+}
+
+// Describe makes -h (and a flag mistake) open with the command line and
+// what the command does, then list the flags, instead of Go's bare "Usage
+// of NAME:". what may span lines (examples); "" leaves it out.
+func (fs *FlagSet) Describe(synopsis, what string) {
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: %s\n\n", synopsis)
+		if what != "" {
+			fmt.Fprintf(w, "%s\n\n", what)
+		}
+		fmt.Fprintln(w, "Flags:")
+		fs.PrintDefaults()
+	}
 }
 
 // FillFromEnv sets every flag not given on the command line from its

@@ -135,6 +135,8 @@ type benchOptions struct {
 
 func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer) (benchOptions, error) {
 	fs := envflag.New("bench", getenv, stderr)
+	fs.Describe("longhook bench --gateway [flags]", `Measures the receiving gateway (verify, deduplicate, store, forward) against the bare-HTTP
+ceiling, each scenario in the same run.`)
 	fs.Bool("gateway", true, "benchmark the gateway (the only benchmark here)")
 	n := fs.Int("n", 20000, "events per scenario and round")
 	jwtN := fs.Int("jwt-n", 0, "events for the JWT scenario (default n/4; RS256 signing them takes a while)")

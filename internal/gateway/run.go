@@ -51,6 +51,10 @@ func (e configError) Unwrap() []error { return []error{e.error, ErrConfig} }
 // listening address is printed on stdout.
 func RunGateway(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := envflag.New("gateway", getenv, stderr)
+	fs.Describe("longhook gateway --config gateway.yaml [flags]", `Runs the receiving edge: verifies each source's webhooks, refuses replays, deduplicates on the
+sender's delivery id, answers 2xx once the event is stored, then forwards it to the source's
+sinks (HTTP, Redis, NATS, Kafka, RabbitMQ, MQTT, Pub/Sub). docs/operations.md, "longhook
+gateway", documents the config file. Every flag falls back to LONGHOOK_ + its name in capitals.`)
 	configPath := fs.String("config", "", "gateway config file (YAML)")
 	addr := fs.String("addr", "", "listen address, overrides addr in the config")
 	dataDir := fs.String("data-dir", "", "data directory, overrides data_dir in the config")

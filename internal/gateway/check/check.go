@@ -154,6 +154,14 @@ type checkOptions struct {
 // mistake on it is found before a case is sent.
 func parseCheckArgs(args []string, getenv func(string) string, stderr io.Writer) (*checkOptions, error) {
 	fs := envflag.New("check", getenv, stderr)
+	fs.Describe("longhook check URL (--secret whsec_… | --jwks-issuer URL) [flags]", `Tests your webhook receiver at URL from outside: a valid event, a bad signature, stale and
+future timestamps, a redelivery of the same webhook-id, a rotation with two signatures and, with
+--jwks-issuer, JWT cases; --preset signs as Stripe, GitHub, Slack or Shopify sign. It prints
+pass or fail per case and exits 1 when one fails.
+
+Examples:
+  longhook check http://localhost:3000/hook --secret whsec_…
+  longhook check http://localhost:3000/stripe --preset stripe --secret whsec_…`)
 	var secrets secretList
 	fs.Var(&secrets, "secret", "receiver's signing secret (whsec_...); repeatable")
 	issuer := fs.String("jwks-issuer", "", "run the JWT cases, serving a JWKS at this loopback URL, e.g. http://127.0.0.1:8765")

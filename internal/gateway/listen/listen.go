@@ -78,6 +78,12 @@ var errFatal = errors.New("listen: not retryable")
 // error).
 func RunListen(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := envflag.New("listen", getenv, stderr)
+	fs.Describe("longhook listen --from URL --forward-to URL [flags]", `Relays a serve webhook's events (--from http://HOST/v1beta/webhooks/ID --api-key KEY) or a
+gateway source's (--from https://GW/_longhook/listen/SOURCE --token T) to a local URL over an
+outbound connection, signed as the sender signs them, resuming where it stopped (--state).
+
+Examples:
+  longhook listen --from http://127.0.0.1:8080/v1beta/webhooks/ID --api-key KEY --forward-to http://127.0.0.1:3000/hooks`)
 	from := fs.String("from", "", "listen stream URL of a gateway source, or a serve webhook URL (…/v1beta/webhooks/<id>)")
 	to := fs.String("forward-to", "", "local URL to POST events to")
 	token := fs.String("token", "", "bearer token of the gateway source's listen stream")

@@ -1,15 +1,15 @@
-package cli
+package envflag
 
 import "strings"
 
-// didYouMean returns ` (did you mean "X"?)` for the candidate closest to
+// DidYouMean returns ` (did you mean "X"?)` for the candidate closest to
 // word, or "" when none is close: a typo of a command, a verb or an event
 // type names the right one instead of leaving the reader to compare the
 // list by eye. Close is an edit distance of at most 2 (1 for words of up to
 // 4 letters, where 2 edits turn most words into any other), or word — or
 // word without its last letter, for a singular such as "delivery" — being
 // a prefix of exactly one candidate.
-func didYouMean(word string, candidates []string) string {
+func DidYouMean(word string, candidates []string) string {
 	w := strings.ToLower(word)
 	if w == "" {
 		return ""

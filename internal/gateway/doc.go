@@ -56,9 +56,10 @@
 // marker (dedupe_window) and JetStream with Nats-Msg-Id = webhook-id. HTTP
 // targets get the original body and webhook-* headers plus
 // longhook-source and longhook-received-at. A Standard Webhooks source's
-// event is signed again at each attempt with the source's hmac_secrets
-// (webhook-timestamp = the attempt), so a target that verifies it takes
-// a retry made long after the sender signed; other events (JWT, provider
+// event is signed again at each attempt made a minute or more after the
+// sender signed it, with the source's hmac_secrets (webhook-timestamp =
+// the attempt), so a target that verifies it takes a retry made long
+// after the sender signed (a sooner forward goes as the sender signed); other events (JWT, provider
 // presets) keep the sender's signature, which a target can verify only
 // within its tolerance.
 //

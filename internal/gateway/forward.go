@@ -42,7 +42,7 @@ type forwarder struct {
 	m      *sinkMetrics
 	now    func() time.Time
 	// resign, when set, signs an event's stored header again at the
-	// attempt (source.resign): a destination that verifies the signature
+	// attempt when it is old (source.resignOld): a destination that verifies the signature
 	// refuses one older than its tolerance, and a retry after an outage
 	// is older than that.
 	resign func(h http.Header, body []byte, now time.Time) (http.Header, bool)

@@ -157,7 +157,7 @@ func NewGateway(ctx context.Context, cfg Config, opts ...Option) (*Gateway, erro
 			}
 			sink = withRouting(sink, kc, sigHeader)
 			f := newForwarder(src.cfg.Name, kc.Name, kc, sink, g.inbox, g.log, g.m, g.now)
-			f.resign = src.resign
+			f.resign = src.resignOld
 			if err := f.start(ctx); err != nil {
 				_ = g.Close()
 				return nil, err

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -126,5 +127,45 @@ func TestForwardSignsEachAttempt(t *testing.T) {
 	})
 	if refused.Load() > 0 {
 		t.Fatalf("the destination refused the retried event's signature %d times", refused.Load())
+	}
+}
+
+// A forward made soon after the sender signed (under resignAfter) carries
+// the sender's own signature and timestamp, unchanged — no signing on the
+// gateway's hot path; one signed longer ago (here two minutes, inside the
+// gateway's own tolerance) is signed again at the attempt.
+func TestForwardKeepsAFreshSignature(t *testing.T) {
+	t.Parallel()
+	secretText, secret := mustSecret(t)
+	type seen struct{ ts, sig string }
+	got := make(chan seen, 2)
+	dest := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		got <- seen{r.Header.Get(webhook.HeaderTimestamp), r.Header.Get(webhook.HeaderSignature)}
+	}))
+	defer dest.Close()
+	gw := startGateway(t, Config{Sources: []SourceConfig{{
+		Name: "s", Verify: VerifyConfig{HMACSecrets: []string{secretText}},
+		Sinks: []SinkConfig{{Name: "dest", HTTP: &HTTPSinkConfig{URL: dest.URL}}},
+	}}})
+	for _, c := range []struct {
+		id   string
+		age  time.Duration
+		kept bool
+	}{{"msg_fresh", 5 * time.Second, true}, {"msg_old", 2 * time.Minute, false}} {
+		ts := time.Now().Add(-c.age)
+		body := testBody(1)
+		if s, b := post(t, gw.srv.Client(), gw.srv.URL+"/hooks/s", secret, c.id, ts, body); s != 200 {
+			t.Fatalf("post %s: %d %s", c.id, s, b)
+		}
+		var h seen
+		select {
+		case h = <-got:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s never forwarded", c.id)
+		}
+		sent := seen{strconv.FormatInt(ts.Unix(), 10), webhook.Sign(secret, c.id, ts, body)}
+		if (h == sent) != c.kept {
+			t.Errorf("%s (signed %v ago) forwarded with %+v; the sender's was %+v, kept want %v", c.id, c.age, h, sent, c.kept)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 )
 
 // Files the data-dir key rotation (`longhook master-key rotate`) leaves
@@ -154,13 +155,26 @@ func PendingKey(dataDir string) (key []byte, resumed bool, err error) {
 // master.key.next over master.key, each step synced. After a crash at any
 // step master.key and master.key.next both still exist (or the rename
 // is done), so the ring LoadKeys builds opens every value, and running
-// the rotation again finishes it.
+// the rotation again finishes it. An earlier rotation's
+// master.key.previous is never overwritten (backups made before that
+// rotation need it): it is renamed master.key.previous.TIME (UTC) first.
 func CommitPendingKey(dataDir string) error {
+	if _, err := os.Stat(filepath.Join(dataDir, PendingKeyFileName)); err != nil {
+		return fmt.Errorf("no rotation to finish: %w", err)
+	}
 	cur, err := os.ReadFile(filepath.Join(dataDir, KeyFileName))
 	if err != nil {
 		return fmt.Errorf("read master key: %w", err)
 	}
-	if err := writeFileSynced(filepath.Join(dataDir, PreviousKeyFileName), cur); err != nil {
+	prev := filepath.Join(dataDir, PreviousKeyFileName)
+	if old, err := os.ReadFile(prev); err == nil && !bytes.Equal(old, cur) {
+		if err := os.Rename(prev, prev+"."+time.Now().UTC().Format("20060102T150405.000000000Z")); err != nil {
+			return fmt.Errorf("keep the earlier previous master key: %w", err)
+		}
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("read %s: %w", prev, err)
+	}
+	if err := writeFileSynced(prev, cur); err != nil {
 		return err
 	}
 	if err := os.Rename(filepath.Join(dataDir, PendingKeyFileName), filepath.Join(dataDir, KeyFileName)); err != nil {

@@ -173,4 +173,29 @@ func TestRotationFiles(t *testing.T) {
 	if len(entries) != 2 {
 		t.Fatalf("files left in the dir: %v", entries)
 	}
+
+	// A second rotation keeps the first one's previous key beside, under
+	// a name of its own: backups made before the first rotation need it.
+	if _, _, err := PendingKey(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := CommitPendingKey(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := CommitPendingKey(dir); err == nil {
+		t.Fatal("a commit without a pending key succeeded")
+	}
+	kept := 0
+	entries, _ = os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), PreviousKeyFileName+".") {
+			if got, err := readKeyFile(filepath.Join(dir, e.Name())); err == nil && bytes.Equal(got, old) {
+				kept++
+			}
+		}
+	}
+	if prev, err := readKeyFile(filepath.Join(dir, PreviousKeyFileName)); err != nil || !bytes.Equal(prev, next) || kept != 1 {
+		t.Fatalf("after a second rotation: previous is the first rotation's key %v (%v), the original kept %d times; files %v",
+			bytes.Equal(prev, next), err, kept, entries)
+	}
 }

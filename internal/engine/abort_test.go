@@ -16,7 +16,8 @@ import (
 // ordinary failure, so the attempts that get no retry after a failure
 // ended for good, as failed, with an error that said "it is retried": a
 // manual :redeliver of a finished delivery, and the last attempt at the
-// 24 h horizon.
+// 24 h horizon; and a retry cut mid-schedule waited the schedule's next
+// step (30 s, or hours later on) before the destination was tried again.
 func TestAttemptCutByHardStopIsNotTheLast(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -48,6 +49,26 @@ func TestAttemptCutByHardStopIsNotTheLast(t *testing.T) {
 			}
 		}},
 	}
+	// The retry an hour after the first attempt is cut too: it has
+	// retries after it, but the next is due at once, not a schedule step
+	// later (the destination was never heard from).
+	cases = append(cases, struct {
+		name  string
+		first int
+		next  func(b *bundle, id string, rec *recorder)
+	}{name: "a retry mid-schedule", first: http.StatusInternalServerError, next: func(b *bundle, id string, rec *recorder) {
+		b.clock.Set(b.clock.Now().Add(time.Hour))
+		deadline := time.Now().Add(waitLimit)
+		for i := 1; rec.count() < 2; i++ {
+			if i%25 == 0 {
+				b.clock.Advance(time.Second)
+			}
+			if time.Now().After(deadline) {
+				b.t.Fatal("the retry never came")
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -114,11 +114,12 @@ func (e *Engine) fail(comp core.Completion, c *core.Claimed, now time.Time, uri 
 	if !c.Manual {
 		next, retry = e.cfg.Retry.Next(f, c.Attempts-c.ScheduleBase+1, c.ScheduleStart, now, schedule, e.cfg.Rand)
 	}
-	if !retry && t.aborted {
+	if t.aborted {
 		// longhook ended the attempt itself (hard stop): that says
-		// nothing about the destination and must not end the delivery.
-		// A manual send, or the last attempt at the horizon, is made
-		// again at once (by another instance, or after the restart).
+		// nothing about the destination, so it neither ends the delivery
+		// (a manual send, the last attempt at the horizon) nor waits a
+		// step of the schedule: it is made again at once, by another
+		// instance or after the restart.
 		next, retry = now, true
 	}
 	outcome := "failed"

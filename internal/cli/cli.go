@@ -50,7 +50,7 @@ func commands() []command {
 		{"serve", "run the webhook server (API, delivery engine, jobs)", runServe},
 		{"projects", "create or list projects (on the data dir or database)", runProjects},
 		{"keys", "create, list or revoke API keys", runKeys},
-		{"migrate", "apply or show database migrations (PostgreSQL)", runMigrate},
+		{"migrate", "apply or show database migrations (PostgreSQL; SQLite migrates itself on open)", runMigrate},
 		{"jwks", "rotate or list the JWT signing keys of dynamic webhooks", runJWKS},
 		{"master-key", "rotate the master key that seals secrets: rotate, new, reseal", runMasterKey},
 		{"gateway", "run the receiving edge: verify, deduplicate, store, forward (--config gateway.yaml)", runGateway},

@@ -93,8 +93,8 @@ func WithRegistry(reg *prometheus.Registry) Option { return func(o *options) { o
 // WithJWKSClient sets the HTTP client used to fetch JWKS documents.
 func WithJWKSClient(c *http.Client) Option { return func(o *options) { o.jwks = c } }
 
-// NewGateway validates cfg (after applying defaults), opens the inbox and
-// connects the sinks. ctx bounds start-up only.
+// NewGateway validates cfg (after applying defaults), connects the sinks
+// and opens the inbox. ctx bounds start-up only.
 func NewGateway(ctx context.Context, cfg Config, opts ...Option) (*Gateway, error) {
 	o := options{now: time.Now}
 	for _, opt := range opts {
@@ -123,10 +123,31 @@ func NewGateway(ctx context.Context, cfg Config, opts ...Option) (*Gateway, erro
 		g.sources = append(g.sources, src)
 		g.byName[sc.Name] = src
 	}
+	// The sinks first: one that cannot be set up (a broker's URL,
+	// missing cloud credentials) refuses the start before the inbox, and
+	// the data dir it makes, exist.
+	type sinkOf struct {
+		src  *source
+		kc   SinkConfig
+		sink Sink
+	}
+	var built []sinkOf
+	for _, src := range g.sources {
+		for _, kc := range src.cfg.Sinks {
+			sink, err := newSink(ctx, src.cfg.Name, kc)
+			if err != nil {
+				_ = g.Close()
+				return nil, err
+			}
+			g.sinks = append(g.sinks, sink)
+			built = append(built, sinkOf{src, kc, sink})
+		}
+	}
 	g.inbox = o.inbox
 	if g.inbox == nil {
 		inbox, err := openInbox(ctx, cfg, o.log)
 		if err != nil {
+			_ = g.Close()
 			return nil, err
 		}
 		g.inbox, g.ownInbox = inbox, true
@@ -143,27 +164,18 @@ func NewGateway(ctx context.Context, cfg Config, opts ...Option) (*Gateway, erro
 			}, func() float64 { _, o := cs.CommitStats(); return float64(o) }),
 		)
 	}
-	for _, src := range g.sources {
-		for _, kc := range src.cfg.Sinks {
-			sink, err := newSink(ctx, src.cfg.Name, kc)
-			if err != nil {
-				_ = g.Close()
-				return nil, err
-			}
-			g.sinks = append(g.sinks, sink)
-			sigHeader := ""
-			if src.preset != nil {
-				sigHeader = src.preset.Header()
-			}
-			sink = withRouting(sink, kc, sigHeader)
-			f := newForwarder(src.cfg.Name, kc.Name, kc, sink, g.inbox, g.log, g.m, g.now)
-			f.resign = src.resignOld
-			if err := f.start(ctx); err != nil {
-				_ = g.Close()
-				return nil, err
-			}
-			g.forwarders = append(g.forwarders, f)
+	for _, b := range built {
+		sigHeader := ""
+		if b.src.preset != nil {
+			sigHeader = b.src.preset.Header()
 		}
+		f := newForwarder(b.src.cfg.Name, b.kc.Name, b.kc, withRouting(b.sink, b.kc, sigHeader), g.inbox, g.log, g.m, g.now)
+		f.resign = b.src.resignOld
+		if err := f.start(ctx); err != nil {
+			_ = g.Close()
+			return nil, err
+		}
+		g.forwarders = append(g.forwarders, f)
 	}
 	g.handler = g.routes()
 	return g, nil

@@ -108,7 +108,7 @@ func rotateMasterKey(ctx context.Context, env Env, dbURL, dataDir string, keys s
 		return err
 	}
 	defer st.Close()
-	next, resumed, err := secretbox.PendingKey(dataDir)
+	next, resumed, err := secretbox.NextKey(dataDir)
 	if err != nil {
 		return err
 	}
@@ -119,7 +119,15 @@ func rotateMasterKey(ctx context.Context, env Env, dbURL, dataDir string, keys s
 	if err != nil {
 		return err
 	}
-	n, err := reseal(ctx, st, box)
+	// The new key is written (master.key.next) once every value opens and
+	// before the re-seal commits: a refused rotation leaves no file behind.
+	save := func() error {
+		if resumed {
+			return nil
+		}
+		return secretbox.SavePendingKey(dataDir, next)
+	}
+	n, err := reseal(ctx, st, box, save)
 	if err != nil {
 		return err
 	}
@@ -156,7 +164,7 @@ func resealSecrets(ctx context.Context, env Env, dbURL, dataDir string, keys sec
 		return err
 	}
 	defer st.Close()
-	n, err := reseal(ctx, st, box)
+	n, err := reseal(ctx, st, box, nil)
 	if err != nil {
 		return err
 	}
@@ -185,7 +193,9 @@ func count(n int, what string) string {
 // reseal re-seals, in one transaction, every sealed value of st that box
 // opens with a fallback key under its primary key. When any value opens
 // with no key of box, nothing is changed and the error names them.
-func reseal(ctx context.Context, st core.Store, box *secretbox.Box) (resealCounts, error) {
+// Otherwise ready (when not nil) runs before anything is written, and its
+// error changes nothing either.
+func reseal(ctx context.Context, st core.Store, box *secretbox.Box, ready func() error) (resealCounts, error) {
 	rs, ok := st.(core.Resealer)
 	if !ok {
 		return resealCounts{}, fmt.Errorf("the %s store cannot re-seal secrets", st.Capabilities().Driver)
@@ -222,6 +232,11 @@ func reseal(ctx context.Context, st core.Store, box *secretbox.Box) (resealCount
 			return nil, fmt.Errorf("no configured master key opens %s: %s%s; nothing was changed — "+
 				"add the key they were sealed with to LONGHOOK_MASTER_KEY_FALLBACK",
 				count(total, "sealed value"), strings.Join(failed, ", "), more)
+		}
+		if ready != nil {
+			if err := ready(); err != nil {
+				return nil, err
+			}
 		}
 		return out, nil
 	})

@@ -56,6 +56,13 @@ func runMasterKey(ctx context.Context, args []string, env Env) error {
 	if args[0] == "rotate" && strings.TrimSpace(env.Getenv("LONGHOOK_MASTER_KEY")) != "" {
 		return errEnvKeyRotate
 	}
+	if args[0] == "rotate" {
+		l, err := lockRotation(*dataDir)
+		if err != nil {
+			return err
+		}
+		defer l.release(true)
+	}
 	keys, err := secretbox.LoadKeys(env.Getenv("LONGHOOK_MASTER_KEY"), env.Getenv("LONGHOOK_MASTER_KEY_FALLBACK"), *dataDir)
 	if errors.Is(err, secretbox.ErrNoKey) {
 		return fmt.Errorf("%w: set LONGHOOK_MASTER_KEY or --data-dir to the server's (serve makes the key on its first start)", err)
@@ -70,6 +77,28 @@ func runMasterKey(ctx context.Context, args []string, env Env) error {
 		return rotateMasterKey(ctx, env, *dbURL, *dataDir, keys)
 	}
 	return resealSecrets(ctx, env, *dbURL, *dataDir, keys)
+}
+
+// rotationLockName is the lock file rotate holds beside master.key. Two
+// rotations of one data dir at once each made a key and wrote it to
+// master.key.next through one temporary file, and the one that finished
+// could install a key other than the one it re-sealed under: with
+// PostgreSQL, which no database lock guards, two concurrent rotates left a
+// master.key that opened none of the secrets.
+const rotationLockName = secretbox.KeyFileName + ".lock"
+
+// lockRotation takes dataDir's rotation lock (nil when dataDir does not
+// exist: LoadKeys then says there is no key), or refuses while another
+// rotate holds it.
+func lockRotation(dataDir string) (*dbLock, error) {
+	if _, err := os.Stat(dataDir); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	l, busy, err := lockFile(filepath.Join(dataDir, rotationLockName), "master-key rotate")
+	if busy != nil {
+		return nil, fmt.Errorf("%s is rotating the master key of %s: wait for it to end (run rotate again if it failed)", *busy, dataDir)
+	}
+	return l, err
 }
 
 // printNewKey prints a new random master key in enc.

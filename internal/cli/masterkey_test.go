@@ -445,9 +445,31 @@ func TestMasterKeyRotatePostgres(t *testing.T) {
 	}, args...)
 	old := readKey(t, filepath.Join(dir, secretbox.KeyFileName))
 
+	// One rotation of a data dir at a time: no database lock guards
+	// PostgreSQL, and two rotates at once (each its own key, one
+	// master.key.next) left a master.key that opened no secret. A rotate
+	// beside one that holds the data dir's rotation lock is refused and
+	// changes nothing.
+	held, busy, err := lockFile(filepath.Join(dir, rotationLockName), "master-key rotate")
+	if err != nil || busy != nil {
+		t.Fatal(err, busy)
+	}
 	code, out, errs := run(t, nil, "master-key", "rotate", "--data-dir", dir, "--database-url", dbURL)
+	held.release(true)
+	if code != 1 || !strings.Contains(errs, "is rotating the master key") {
+		t.Fatalf("rotate beside another rotate: exit %d, %q %q; want exit 1, refused", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, secretbox.PendingKeyFileName)); !errors.Is(err, os.ErrNotExist) || !bytes.Equal(readKey(t, filepath.Join(dir, secretbox.KeyFileName)), old) {
+		t.Fatalf("the refused rotate changed the keys (pending key: %v)", err)
+	}
+	checkSealedUnder(t, dbURL, dir, old)
+
+	code, out, errs = run(t, nil, "master-key", "rotate", "--data-dir", dir, "--database-url", dbURL)
 	if code != 0 || !strings.Contains(out, "1 webhook secret and 1 signing key re-sealed") || !strings.Contains(out, "give every serve") {
 		t.Fatalf("rotate: exit %d, %q %q", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, rotationLockName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("rotate left its lock file: %v", err)
 	}
 	cur := readKey(t, filepath.Join(dir, secretbox.KeyFileName))
 	checkSealedUnder(t, dbURL, dir, cur, old)

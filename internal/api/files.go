@@ -104,5 +104,10 @@ func (s *server) getOrDownloadFile(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Content-Disposition", "attachment")
 	w.Header().Set("Content-Security-Policy", downloadCSP)
+	// Never stored, as no answer of the API is (codec.go): one URL serves
+	// each project its own file of that name, the key may come in a
+	// header no cache keys on, and ServeContent's Last-Modified alone lets
+	// a shared cache keep the bytes and hand them to anyone without a key.
+	w.Header()["Cache-Control"] = noStore
 	http.ServeContent(w, r, "", f.UpdateTime, fh)
 }

@@ -40,21 +40,31 @@ func dbLockPath(dbPath string) string { return dbPath + ".lock" }
 // with errDatabaseInUse, ending with hint, while another process holds it.
 // The database's directory has to exist.
 func lockDatabase(dbPath, command, hint string) (*dbLock, error) {
-	path := dbLockPath(dbPath)
+	l, busy, err := lockFile(dbLockPath(dbPath), command)
+	if busy != nil {
+		return nil, errDatabaseInUse(dbPath, *busy, hint)
+	}
+	return l, err
+}
+
+// lockFile takes the exclusive lock of the file at path for command,
+// creating the file if needed; while another process holds it, it returns
+// that process (busy) instead.
+func lockFile(path, command string) (l *dbLock, busy *holder, err error) {
 	for {
 		f, created, err := openLockFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("lock %s: %w", path, err)
+			return nil, nil, fmt.Errorf("lock %s: %w", path, err)
 		}
 		ok, err := tryLockFile(f)
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", path, err)
+			return nil, nil, fmt.Errorf("lock %s: %w", path, err)
 		}
 		if !ok {
-			holder := readHolder(f)
+			h := readHolder(f)
 			f.Close()
-			return nil, errDatabaseInUse(dbPath, holder, hint)
+			return nil, &h, nil
 		}
 		// A refused start removes the file it made while it holds the
 		// lock (release): one that opened that file before is then
@@ -65,7 +75,7 @@ func lockDatabase(dbPath, command, hint string) (*dbLock, error) {
 		}
 		l := &dbLock{f: f, path: path, created: created}
 		l.writeHolder(command)
-		return l, nil
+		return l, nil, nil
 	}
 }
 

@@ -56,6 +56,13 @@ func runMasterKey(ctx context.Context, args []string, env Env) error {
 	if args[0] == "rotate" && strings.TrimSpace(env.Getenv("LONGHOOK_MASTER_KEY")) != "" {
 		return errEnvKeyRotate
 	}
+	if args[0] == "rotate" {
+		l, err := lockRotation(*dataDir)
+		if err != nil {
+			return err
+		}
+		defer l.release(true)
+	}
 	keys, err := secretbox.LoadKeys(env.Getenv("LONGHOOK_MASTER_KEY"), env.Getenv("LONGHOOK_MASTER_KEY_FALLBACK"), *dataDir)
 	if errors.Is(err, secretbox.ErrNoKey) {
 		return fmt.Errorf("%w: set LONGHOOK_MASTER_KEY or --data-dir to the server's (serve makes the key on its first start)", err)
@@ -70,6 +77,28 @@ func runMasterKey(ctx context.Context, args []string, env Env) error {
 		return rotateMasterKey(ctx, env, *dbURL, *dataDir, keys)
 	}
 	return resealSecrets(ctx, env, *dbURL, *dataDir, keys)
+}
+
+// rotationLockName is the lock file rotate holds beside master.key. Two
+// rotations of one data dir at once each made a key and wrote it to
+// master.key.next through one temporary file, and the one that finished
+// could install a key other than the one it re-sealed under: with
+// PostgreSQL, which no database lock guards, two concurrent rotates left a
+// master.key that opened none of the secrets.
+const rotationLockName = secretbox.KeyFileName + ".lock"
+
+// lockRotation takes dataDir's rotation lock (nil when dataDir does not
+// exist: LoadKeys then says there is no key), or refuses while another
+// rotate holds it.
+func lockRotation(dataDir string) (*dbLock, error) {
+	if _, err := os.Stat(dataDir); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	l, busy, err := lockFile(filepath.Join(dataDir, rotationLockName), "master-key rotate")
+	if busy != nil {
+		return nil, fmt.Errorf("%s is rotating the master key of %s: wait for it to end (run rotate again if it failed)", *busy, dataDir)
+	}
+	return l, err
 }
 
 // printNewKey prints a new random master key in enc.
@@ -108,7 +137,7 @@ func rotateMasterKey(ctx context.Context, env Env, dbURL, dataDir string, keys s
 		return err
 	}
 	defer st.Close()
-	next, resumed, err := secretbox.PendingKey(dataDir)
+	next, resumed, err := secretbox.NextKey(dataDir)
 	if err != nil {
 		return err
 	}
@@ -119,7 +148,15 @@ func rotateMasterKey(ctx context.Context, env Env, dbURL, dataDir string, keys s
 	if err != nil {
 		return err
 	}
-	n, err := reseal(ctx, st, box)
+	// The new key is written (master.key.next) once every value opens and
+	// before the re-seal commits: a refused rotation leaves no file behind.
+	save := func() error {
+		if resumed {
+			return nil
+		}
+		return secretbox.SavePendingKey(dataDir, next)
+	}
+	n, err := reseal(ctx, st, box, save)
 	if err != nil {
 		return err
 	}
@@ -156,7 +193,7 @@ func resealSecrets(ctx context.Context, env Env, dbURL, dataDir string, keys sec
 		return err
 	}
 	defer st.Close()
-	n, err := reseal(ctx, st, box)
+	n, err := reseal(ctx, st, box, nil)
 	if err != nil {
 		return err
 	}
@@ -185,7 +222,9 @@ func count(n int, what string) string {
 // reseal re-seals, in one transaction, every sealed value of st that box
 // opens with a fallback key under its primary key. When any value opens
 // with no key of box, nothing is changed and the error names them.
-func reseal(ctx context.Context, st core.Store, box *secretbox.Box) (resealCounts, error) {
+// Otherwise ready (when not nil) runs before anything is written, and its
+// error changes nothing either.
+func reseal(ctx context.Context, st core.Store, box *secretbox.Box, ready func() error) (resealCounts, error) {
 	rs, ok := st.(core.Resealer)
 	if !ok {
 		return resealCounts{}, fmt.Errorf("the %s store cannot re-seal secrets", st.Capabilities().Driver)
@@ -222,6 +261,11 @@ func reseal(ctx context.Context, st core.Store, box *secretbox.Box) (resealCount
 			return nil, fmt.Errorf("no configured master key opens %s: %s%s; nothing was changed — "+
 				"add the key they were sealed with to LONGHOOK_MASTER_KEY_FALLBACK",
 				count(total, "sealed value"), strings.Join(failed, ", "), more)
+		}
+		if ready != nil {
+			if err := ready(); err != nil {
+				return nil, err
+			}
 		}
 		return out, nil
 	})

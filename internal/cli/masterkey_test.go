@@ -235,6 +235,51 @@ func TestMasterKeyRotate(t *testing.T) {
 	}
 }
 
+// TestMasterKeyRotateWithAWrongKey: rotate on a data dir whose master.key
+// opens none of the database's values (a key restored from the wrong
+// backup) exits 1 and changes nothing — no master.key.next is left, which
+// serve would have warned of as a rotation under way and reseal refused
+// on. With the right key back, reseal runs and serve starts without the
+// warning.
+func TestMasterKeyRotateWithAWrongKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := map[string]string{"LONGHOOK_BOOTSTRAP_API_KEY": mkAPIKey}
+	serveArgsUntilReady(t, env, func(string) {}, "--data-dir", dir, "--dev")
+	keyFile := filepath.Join(dir, secretbox.KeyFileName)
+	right, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong, _ := secretbox.NewKey()
+	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(wrong)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadDir(dir)
+	code, out, errs := run(t, nil, "master-key", "rotate", "--data-dir", dir)
+	if code != 1 || !strings.Contains(errs, "nothing was changed") {
+		t.Fatalf("rotate with a wrong master.key: exit %d, %q %q; want exit 1, nothing was changed", code, out, errs)
+	}
+	after, _ := os.ReadDir(dir)
+	if _, err := os.Stat(filepath.Join(dir, secretbox.PendingKeyFileName)); !errors.Is(err, os.ErrNotExist) || len(after) != len(before) {
+		t.Fatalf("the refused rotate changed the data dir: %v -> %v (pending key: %v)", before, after, err)
+	}
+	if !bytes.Equal(readKey(t, keyFile), wrong) {
+		t.Fatal("the refused rotate replaced master.key")
+	}
+
+	if err := os.WriteFile(keyFile, right, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := run(t, nil, "master-key", "reseal", "--data-dir", dir); code != 0 {
+		t.Fatalf("reseal with the right key after the refused rotate: exit %d, %q %q", code, out, errs)
+	}
+	_, logs := serveArgsUntilReady(t, env, func(string) {}, "--data-dir", dir, "--dev")
+	if strings.Contains(logs, "serve.master_key_rotation_unfinished") {
+		t.Errorf("serve warns of a rotation after a refused one: %s", logs)
+	}
+}
+
 // TestMasterKeyRotateResumes: a rotation that stopped part way — the
 // pending key written; then its re-seal committed but master.key not yet
 // replaced (made here by reseal with the pending key as primary) — leaves
@@ -400,9 +445,31 @@ func TestMasterKeyRotatePostgres(t *testing.T) {
 	}, args...)
 	old := readKey(t, filepath.Join(dir, secretbox.KeyFileName))
 
+	// One rotation of a data dir at a time: no database lock guards
+	// PostgreSQL, and two rotates at once (each its own key, one
+	// master.key.next) left a master.key that opened no secret. A rotate
+	// beside one that holds the data dir's rotation lock is refused and
+	// changes nothing.
+	held, busy, err := lockFile(filepath.Join(dir, rotationLockName), "master-key rotate")
+	if err != nil || busy != nil {
+		t.Fatal(err, busy)
+	}
 	code, out, errs := run(t, nil, "master-key", "rotate", "--data-dir", dir, "--database-url", dbURL)
+	held.release(true)
+	if code != 1 || !strings.Contains(errs, "is rotating the master key") {
+		t.Fatalf("rotate beside another rotate: exit %d, %q %q; want exit 1, refused", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, secretbox.PendingKeyFileName)); !errors.Is(err, os.ErrNotExist) || !bytes.Equal(readKey(t, filepath.Join(dir, secretbox.KeyFileName)), old) {
+		t.Fatalf("the refused rotate changed the keys (pending key: %v)", err)
+	}
+	checkSealedUnder(t, dbURL, dir, old)
+
+	code, out, errs = run(t, nil, "master-key", "rotate", "--data-dir", dir, "--database-url", dbURL)
 	if code != 0 || !strings.Contains(out, "1 webhook secret and 1 signing key re-sealed") || !strings.Contains(out, "give every serve") {
 		t.Fatalf("rotate: exit %d, %q %q", code, out, errs)
+	}
+	if _, err := os.Stat(filepath.Join(dir, rotationLockName)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("rotate left its lock file: %v", err)
 	}
 	cur := readKey(t, filepath.Join(dir, secretbox.KeyFileName))
 	checkSealedUnder(t, dbURL, dir, cur, old)

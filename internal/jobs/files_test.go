@@ -349,6 +349,46 @@ func TestDownloadIsSandboxed(t *testing.T) {
 	}
 }
 
+// TestDownloadIsNotStored: a file's bytes are answered with
+// Cache-Control: no-store on every download path, as every JSON answer of
+// the API is. One URL serves different bytes to different keys (file
+// names are per project: files/shared of two projects) and the key may
+// travel in a header no cache keys on, while the answer carries a
+// Last-Modified — enough for a shared cache (a proxy or CDN in front of
+// serve) to store it heuristically and serve one project's file, to
+// anyone asking that URL, without a key.
+func TestDownloadIsNotStored(t *testing.T) {
+	t.Parallel()
+	f := setup(t, options{noRunner: true})
+	base := f.srv.URL
+	other := core.NewID()
+	if err := f.store.CreateProject(context.Background(), core.Project{ID: other, Name: "c", CreateTime: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	c, digest, hint := api.NewAPIKey()
+	if err := f.store.CreateAPIKey(context.Background(), core.APIKey{ID: core.NewID(), ProjectID: other, Digest: digest, Hint: hint, CreateTime: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []struct{ key, data string }{{f.key, "d-bytes"}, {c, "c-bytes"}} {
+		mp := "--b\r\nContent-Type: application/json\r\n\r\n{\"file\":{\"name\":\"files/shared\"}}\r\n" +
+			"--b\r\nContent-Type: text/plain\r\n\r\n" + p.data + "\r\n--b--\r\n"
+		if res, body := f.send("POST", base+"/upload/v1beta/files?uploadType=multipart", p.key, map[string]string{"Content-Type": "multipart/related; boundary=b"}, mp); res.StatusCode != 200 {
+			t.Fatalf("upload: %d %s", res.StatusCode, body)
+		}
+		for _, path := range []string{"/v1beta/files/shared?alt=media", "/v1beta/files/shared:download?alt=media",
+			"/download/v1beta/files/shared?alt=media"} {
+			res, got := f.send("GET", base+path, p.key, nil, "")
+			if res.StatusCode != 200 || got != p.data {
+				t.Fatalf("GET %s: %d %q, want %q", path, res.StatusCode, got, p.data)
+			}
+			if cc := res.Header.Get("Cache-Control"); cc != "no-store" {
+				t.Errorf("GET %s: Cache-Control %q (Last-Modified %q), want no-store: a shared cache may keep one project's bytes for this URL",
+					path, cc, res.Header.Get("Last-Modified"))
+			}
+		}
+	}
+}
+
 // between returns the text of s after the first open up to the next close.
 func between(s, open, close string) string {
 	_, rest, _ := strings.Cut(s, open)

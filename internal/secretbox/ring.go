@@ -130,24 +130,37 @@ func NewKey() ([]byte, error) {
 // PendingKey returns the key of dataDir/master.key.next, creating that
 // file with a new random key when it does not exist; resumed tells that
 // it existed (a rotation that stopped part way). The file is written
-// whole or not at all: to a temporary name, synced, then renamed, and the
-// directory synced.
+// whole or not at all (SavePendingKey).
 func PendingKey(dataDir string) (key []byte, resumed bool, err error) {
-	path := filepath.Join(dataDir, PendingKeyFileName)
-	key, err = readKeyFile(path)
+	key, resumed, err = NextKey(dataDir)
+	if err != nil || resumed {
+		return key, resumed, err
+	}
+	return key, false, SavePendingKey(dataDir, key)
+}
+
+// NextKey returns the key a rotation seals under: that of
+// dataDir/master.key.next when the file exists (resumed: a rotation that
+// stopped part way), else a new random key, not written anywhere yet —
+// SavePendingKey writes it once the rotation knows every value opens, so
+// a rotation refused (a wrong master.key) leaves the data dir as it was.
+func NextKey(dataDir string) (key []byte, resumed bool, err error) {
+	key, err = readKeyFile(filepath.Join(dataDir, PendingKeyFileName))
 	if err == nil {
 		return key, true, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, false, err
 	}
-	if key, err = NewKey(); err != nil {
-		return nil, false, err
-	}
-	if err := writeFileSynced(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n")); err != nil {
-		return nil, false, err
-	}
-	return key, false, nil
+	key, err = NewKey()
+	return key, false, err
+}
+
+// SavePendingKey writes key to dataDir/master.key.next, before any value
+// is sealed under it: to a temporary name, synced, then renamed, and the
+// directory synced.
+func SavePendingKey(dataDir string, key []byte) error {
+	return writeFileSynced(filepath.Join(dataDir, PendingKeyFileName), []byte(base64.StdEncoding.EncodeToString(key)+"\n"))
 }
 
 // CommitPendingKey ends a rotation once every value is sealed under the
@@ -185,10 +198,15 @@ func CommitPendingKey(dataDir string) error {
 
 // writeFileSynced writes data to path (mode 0600) through a synced
 // temporary file renamed into place, then syncs the directory: a crash
-// leaves the old file or the new one, never a part of it.
+// leaves the old file or the new one, never a part of it. The temporary
+// is always a new file: one left there (a crash's, or another's of
+// another mode or a symlink) would lend its mode or target to a key.
 func writeFileSynced(path string, data []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}

@@ -135,16 +135,23 @@ func TestRotationFiles(t *testing.T) {
 			}
 		}
 	}
-	// A crash while the pending file was written leaves its temporary.
+	// A crash while the pending file was written leaves its temporary;
+	// one of another mode (a restore, another tool, a hand's) must not
+	// lend it to the key file, which stays 0600.
 	if err := os.WriteFile(filepath.Join(dir, PendingKeyFileName+".tmp"), []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(dir, PendingKeyFileName+".tmp"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	next, resumed, err := PendingKey(dir)
 	if err != nil || resumed {
 		t.Fatalf("PendingKey: %v %v", resumed, err)
 	}
-	if st, err := os.Stat(filepath.Join(dir, PendingKeyFileName)); err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("pending key file: %v %v", st, err)
+	if st, err := os.Stat(filepath.Join(dir, PendingKeyFileName)); err != nil {
+		t.Fatal(err)
+	} else if st.Mode().Perm() != 0o600 {
+		t.Fatalf("pending key file: mode %v, want 0600", st.Mode())
 	}
 	underNext := sealWith(t, next, "next")
 	opensAll("pending key written", underOld, underNext)

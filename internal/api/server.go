@@ -83,7 +83,7 @@ type Deps struct {
 	PublicURL string
 	// CORSOrigins are the web origins whose pages may call the API from a
 	// browser ("https://app.example.com"; "*" for any): cors.go. Empty:
-	// none (no CORS headers; a preflight is 404 as any OPTIONS).
+	// none (no CORS headers; a preflight is 403).
 	CORSOrigins []string
 	// Console, when set, builds the operator console mounted at /console/
 	// from this server's handler (the console makes its changes through

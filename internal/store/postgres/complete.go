@@ -81,16 +81,31 @@ SELECT * FROM unnest($1::text[], $2::int4[], $3::timestamptz[], $4::text[], $5::
 	attempts = d.attempts + CASE WHEN x.tried THEN 1 ELSE 0 END,
 	last_status_code = CASE WHEN x.tried THEN x.code ELSE d.last_status_code END,
 	last_error = CASE WHEN x.tried THEN x.err ELSE d.last_error END,
-	` + inlineAttemptSet + `
+	update_time = x.at, inline_attempt = CASE WHEN x.number > 0 THEN d.attempts + 1 ELSE 0 END,
+	inline_uri = CASE WHEN x.number = 0 OR x.uri = d.uri THEN '' ELSE x.uri END,
+	inline_latency_ns = CASE WHEN x.number > 0 THEN x.latency ELSE 0 END,
+	inline_response = CASE WHEN x.number > 0 THEN x.response ELSE '' END
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::int4[], $6::text[], $7::timestamptz[],
 	$8::bool[], $9::int4[], $10::text[], $11::int8[], $12::bytea[])
 	AS x(id, owner, status, next, code, err, at, tried, number, uri, latency, response)
-WHERE d.id = ANY ($1::text[]) AND d.id = x.id AND d.lease_owner = x.owner
-RETURNING d.id, x.owner)
-` + insertInlineAttemptSQL + `
-FROM unnest($1::text[], $2::text[], $9::int4[], $7::timestamptz[], $10::text[], $5::int4[], $11::int8[], $12::bytea[])
-	AS x(id, owner, number, at, uri, code, latency, response)
-WHERE x.number > 0 AND NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id AND u.owner = x.owner)`
+WHERE d.id = ANY ($1::text[]) AND d.id = x.id AND d.lease_owner = x.owner AND x.owner <> ''
+RETURNING d.id, d.attempts AS n, x.tried AND x.number = 0 AS row), ` + lostSQL + `
+` + insertAttemptsInto + `
+SELECT x.id, n.n, x.at, x.uri, x.code, x.latency, x.err, x.response
+FROM (SELECT id, n FROM u WHERE row UNION ALL SELECT id, n FROM l) n
+	JOIN unnest($1::text[], $7::timestamptz[], $10::text[], $5::int4[], $11::int8[], $6::text[], $12::bytea[])
+	AS x(id, at, uri, code, latency, err, response) ON x.id = n.id`
+
+	// lostSQL numbers the attempts of the completions whose lease was not
+	// held (not among u's rows, $1 the ids, $8 whether an attempt was
+	// made): each takes the next number of its delivery's count, which
+	// counts it, so every attempt recorded has a number of its own
+	// whichever completion comes first. The ids are collected before the
+	// UPDATE looks any row up: none when every lease was held.
+	lostSQL = `l AS (UPDATE deliveries d SET attempts = d.attempts + 1
+WHERE d.id = ANY (ARRAY(SELECT x.id FROM unnest($1::text[], $8::bool[]) AS x(id, tried)
+	WHERE x.tried AND NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id)))
+RETURNING d.id, d.attempts AS n)`
 
 	// completeLeanSQL is completeSQL for a batch of successes that are
 	// all kept in their rows, of distinct deliveries and one lease owner
@@ -106,16 +121,20 @@ WHERE x.number > 0 AND NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id AND u.owner
 	completeLeanSQL = `WITH u AS (UPDATE deliveries d SET status = 'succeeded',
 	next_attempt_time = ` + zeroTime + `, lease_owner = '', lease_time = ` + zeroTime + `,
 	attempts = d.attempts + 1, last_status_code = x.code, last_error = '',
-	` + inlineAttemptSet + `
+	update_time = x.at, inline_attempt = d.attempts + 1,
+	inline_uri = CASE WHEN x.uri = d.uri THEN '' ELSE x.uri END,
+	inline_latency_ns = x.latency, inline_response = x.response
 FROM unnest($1::text[], $2::int4[], $3::timestamptz[], $4::int4[], $5::text[], $6::int8[], $7::bytea[],
 	$8::text[])
 	AS x(id, code, at, number, uri, latency, response, owner)
 WHERE d.id = ANY ($1::text[]) AND d.id = x.id AND d.lease_owner = x.owner
-RETURNING d.id)
-` + insertInlineAttemptSQL + `
-FROM unnest($1::text[], $4::int4[], $3::timestamptz[], $5::text[], $2::int4[], $6::int8[], $7::bytea[])
-	AS x(id, number, at, uri, code, latency, response)
-WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id)`
+RETURNING d.id), l AS (UPDATE deliveries d SET attempts = d.attempts + 1
+WHERE d.id = ANY (ARRAY(SELECT x.id FROM unnest($1::text[]) AS x(id) WHERE NOT EXISTS (SELECT 1 FROM u WHERE u.id = x.id)))
+RETURNING d.id, d.attempts AS n)
+` + insertAttemptsInto + `
+SELECT x.id, l.n, x.at, x.uri, x.code, x.latency, '', x.response
+FROM l JOIN unnest($1::text[], $3::timestamptz[], $5::text[], $2::int4[], $6::int8[], $7::bytea[])
+	AS x(id, at, uri, code, latency, response) ON x.id = l.id`
 
 	// failureRunSQL folds a batch's attempts into webhooks' failure runs
 	// (see runAgg.fold); a success on a healthy webhook writes nothing.
@@ -259,10 +278,11 @@ func untaken(rest, cs []core.Completion, taken []deferRef) []core.Completion {
 // completeBatch is the column arrays of one CompleteDeliveries call's
 // statements, and the deferred groups it completes and reaps.
 type completeBatch struct {
-	r     completeRows
-	l     leanRows // lean: every completion of a row fits completeLeanSQL
-	df    deferRows
-	dlean bool // every deferred completion so far fits completeDeferredLeanSQL
+	r      completeRows   // the attempts of completions taken from memory
+	rounds []completeRows // completions of rows, each delivery at most once a round
+	l      leanRows       // lean: every completion of a row fits completeLeanSQL
+	df     deferRows
+	dlean  bool // every deferred completion so far fits completeDeferredLeanSQL
 	// failure runs per webhook (failureRunSQL)
 	runIDs      textArray
 	runReset    boolArray
@@ -284,7 +304,7 @@ func (cb *completeBatch) collect(cs []core.Completion, taken []deferRef, lean bo
 	dcs []deferredCompletion) []deferredCompletion {
 	runs := map[string]*runAgg{}
 	disable := map[string]time.Time{} // webhook id → time of the attempt that disables it
-	held := map[[2]string]bool{}
+	round := map[string]int{}         // delivery id → the completions of it so far
 	for i, c := range cs {
 		a := c.Attempt
 		at := attemptTime(c)
@@ -295,9 +315,8 @@ func (cb *completeBatch) collect(cs []core.Completion, taken []deferRef, lean bo
 		}
 		switch {
 		case taken != nil && taken[i].d != nil:
-			// The lease is held (as update below); a repetition of the
-			// completion later in cs finds it held no more.
-			held[[2]string{c.DeliveryID, c.Owner}] = true
+			// The lease is held; a repetition of the completion later in
+			// cs finds it held no more.
 			inline := inlineAttempts && c.Status == core.DeliverySucceeded && tried && a.Error == "" && a.URI != ""
 			if tried && !inline {
 				cb.r.addAttempt(c.DeliveryID, a, at, resp)
@@ -307,14 +326,16 @@ func (cb *completeBatch) collect(cs []core.Completion, taken []deferRef, lean bo
 		case lean:
 			cb.l.add(&c, at, resp)
 		default:
-			// An empty owner holds no lease; of repeated (delivery, owner)
-			// pairs only the first can find the lease held, as in sequence.
-			update := false
-			if k := [2]string{c.DeliveryID, c.Owner}; c.Owner != "" && !held[k] {
-				held[k] = true
-				update = true
+			// A delivery completed more than once in cs is completed by a
+			// statement a round, in order, each finding what the one
+			// before left: a lease held once, an attempt count.
+			// (The completions taken from memory are written before.)
+			k := round[c.DeliveryID]
+			round[c.DeliveryID] = k + 1
+			for len(cb.rounds) <= k {
+				cb.rounds = append(cb.rounds, completeRows{})
 			}
-			cb.r.add(&c, at, resp, tried, update)
+			cb.rounds[k].add(&c, at, resp, tried)
 		}
 		foldRun(c, at, tried, runs, disable)
 	}
@@ -379,7 +400,8 @@ func (cb *completeBatch) queue(b *pgx.Batch, s *Store) {
 	if len(l.id) > 0 {
 		b.Queue(completeLeanSQL, l.id, l.code, l.at, l.number, l.uri, l.latency, l.response, l.owner)
 	}
-	if len(r.dID) > 0 {
+	for i := range cb.rounds {
+		r := &cb.rounds[i]
 		b.Queue(completeSQL, r.dID, r.dOwner, r.dStatus, r.dNext, r.dCode, r.dError, r.dAt, r.dTried,
 			r.kept.number, r.kept.uri, r.kept.latency, r.kept.response)
 	}
@@ -397,18 +419,13 @@ func (cb *completeBatch) queue(b *pgx.Batch, s *Store) {
 }
 
 // add adds c (its attempt made at at, its response cut to resp; tried:
-// an attempt was made) to the rows: its attempt as a row, and, if update
-// (c holds the lease), its delivery's update, keeping a success's attempt
-// in the row (inlineAttempts).
-func (r *completeRows) add(c *core.Completion, at time.Time, resp []byte, tried, update bool) {
+// an attempt was made) to the rows of completeSQL, which numbers its
+// attempt and records it as a row unless it is a success kept in the
+// delivery row (inlineAttempts; number > 0) because its lease is held.
+func (r *completeRows) add(c *core.Completion, at time.Time, resp []byte, tried bool) {
 	a := &c.Attempt
-	inline := update && inlineAttempts && c.Status == core.DeliverySucceeded && tried && a.Error == "" && a.URI != ""
-	if tried && !inline {
-		r.addAttempt(c.DeliveryID, *a, at, resp)
-	}
-	if !update {
-		return
-	}
+	inline := c.Owner != "" && inlineAttempts && c.Status == core.DeliverySucceeded && tried && a.Error == "" &&
+		a.URI != ""
 	next := c.NextAttemptTime
 	if c.Status != core.DeliveryPending {
 		next = time.Time{}
@@ -421,10 +438,9 @@ func (r *completeRows) add(c *core.Completion, at time.Time, resp []byte, tried,
 	r.dError = append(r.dError, a.Error)
 	r.dAt = append(r.dAt, at)
 	r.dTried = append(r.dTried, tried)
-	if inline {
-		r.kept.add(a, resp)
-	} else {
-		r.kept.none()
+	r.kept.add(a, resp)
+	if !inline {
+		r.kept.number[len(r.kept.number)-1] = 0
 	}
 }
 

@@ -236,35 +236,136 @@ func (s *Store) CompleteDeliveries(ctx context.Context, cs []core.Completion) er
 	}
 	sort.Strings(order)
 
-	inline := inlineAttempts
-	for {
-		err := s.inRawTx(ctx, func(tx *rawTx) error { return completeTx(tx, cs, inline, order, runs, disable) })
-		if errors.Is(err, errLeaseLost) && inline {
-			// A success meant for its delivery row found the lease gone
-			// (or its delivery twice in cs): the transaction is rolled
-			// back and run again with every attempt in attempts, where
-			// such a completion's attempt is recorded.
-			inline = false
-			continue
-		}
-		return wrap("complete", err)
+	if !claimedCounts(cs) {
+		return wrap("complete", s.inRawTx(ctx, func(tx *rawTx) error { return completeEach(tx, cs, order, runs, disable) }))
 	}
+	err := s.inRawTx(ctx, func(tx *rawTx) error { return completeTx(tx, cs, inlineAttempts, order, runs, disable) })
+	if errors.Is(err, errLeaseLost) {
+		// A completion found its lease gone, or its delivery's attempt
+		// count moved since the claim (another holder's attempt was
+		// recorded meanwhile): the transaction is rolled back and run
+		// again one completion at a time, numbering each attempt from
+		// its delivery's count.
+		err = s.inRawTx(ctx, func(tx *rawTx) error { return completeEach(tx, cs, order, runs, disable) })
+	}
+	return wrap("complete", err)
 }
 
-// errLeaseLost aborts a completion transaction that kept attempts in
-// their delivery rows when one of those rows was not updated.
+// claimedCounts reports whether completeTx may apply cs: every completion
+// has a lease owner. completeTx's statements update a delivery only if
+// its lease is held and its attempt count is the one the completion's
+// attempt was numbered from (Number-1), and it returns errLeaseLost if
+// one did not — a lease lost, or a delivery twice in cs (the first
+// completion releases the lease).
+func claimedCounts(cs []core.Completion) bool {
+	for i := range cs {
+		if cs[i].Owner == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// completeEach is CompleteDeliveries' transaction when some completion
+// cannot be applied as numbered (see claimedCounts): one completion at a
+// time, each attempt takes the next number of its delivery's attempt
+// count, which counts it whether or not the lease is still held, and the
+// outcome is applied if it is (a success kept in the row as completeTx
+// keeps it).
+func completeEach(tx *rawTx, cs []core.Completion, order []string, runs map[string]*runAgg,
+	disable map[string]int64) error {
+	read, err := tx.st.prepare(tx.ctx, `SELECT attempts, lease_owner, status IN `+pendingSQL+`
+		FROM deliveries WHERE id = ?`)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = read.Close() }()
+	bump, err := tx.st.prepare(tx.ctx, `UPDATE deliveries SET attempts = attempts + 1 WHERE id = ?`)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = bump.Close() }()
+	for _, c := range cs {
+		a := c.Attempt
+		if len(a.Response) > MaxResponseBytes {
+			a.Response = a.Response[:MaxResponseBytes]
+		}
+		var count int64
+		var owner string
+		var pending bool
+		row, err := tx.queryRow(read, c.DeliveryID)
+		found := err == nil
+		switch {
+		case errors.Is(err, sql.ErrNoRows): // deleted: its attempt is recorded as numbered
+		case err != nil:
+			return err
+		default:
+			if err := row.Scan(&count, &owner, &pending); err != nil {
+				return err
+			}
+		}
+		held := found && c.Owner != "" && owner == c.Owner && pending
+		if a.Number != 0 && found {
+			a.Number = int(count) + 1
+		}
+		attempts := newShortFull(tx, "attempts", plainAttemptCols, famPlainAttempts, attemptInsertCols, famAttempts)
+		complete := newShortFull(tx, "complete", succeedCols, famSucceed, completeCols, famComplete)
+		cc := c
+		if !held {
+			cc.Owner = "" // the attempt alone
+		}
+		if held && inlineAttempts && inlineable(c) {
+			inl := newRowInserter(tx, "complete", inlineCols, famInline)
+			inl.shared, inl.sharedLast = []any{c.Owner}, true
+			var resp any
+			if len(a.Response) > 0 {
+				resp = a.Response
+			}
+			if err := inl.add(a.StatusCode, micros(attemptTime(c)), a.Number, a.URI, int64(a.Latency), resp,
+				c.DeliveryID); err != nil {
+				return err
+			}
+			if err := inl.flush(); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := addCompletion(&attempts, &complete, &cc, &a, attemptTime(c)); err != nil {
+			return err
+		}
+		for _, ins := range []shortFull{attempts, complete} {
+			if err := ins.flush(); err != nil {
+				return err
+			}
+		}
+		if !held && a.Number != 0 && found {
+			if err := tx.exec(bump, c.DeliveryID); err != nil {
+				return err
+			}
+		}
+	}
+	if err := writeRuns(tx, order, runs, disable); err != nil {
+		return err
+	}
+	return addStats(tx, core.FoldCompleted(cs))
+}
+
+// errLeaseLost aborts a completion transaction when one of its
+// deliveries was not updated (see claimedCounts).
 var errLeaseLost = errors.New("sqlite: complete: a lease was not held")
 
-// completeTx is CompleteDeliveries' transaction. With inline, the
-// successes that can be kept in their delivery rows (inlineable) are
-// written by inlineManySQL, without a row of attempts: if any of them
-// does not update its row, it returns errLeaseLost.
+// completeTx is CompleteDeliveries' transaction for completions that
+// claimedCounts accepts. With inline, the successes that can be kept in
+// their delivery rows (inlineable) are written by inlineManySQL, without
+// a row of attempts. If any completion does not update its row, it
+// returns errLeaseLost.
 func completeTx(tx *rawTx, cs []core.Completion, inline bool, order []string, runs map[string]*runAgg,
 	disable map[string]int64) error {
 	attempts := newShortFull(tx, "attempts", plainAttemptCols, famPlainAttempts, attemptInsertCols, famAttempts)
 	complete := newShortFull(tx, "complete", succeedCols, famSucceed, completeCols, famComplete)
+	var changed int
+	complete.short.changed, complete.full.changed = &changed, &changed
 	var inls []*rowInserter // by lease owner
-	var inlined, changed int
 	for _, c := range cs {
 		a := c.Attempt
 		if len(a.Response) > MaxResponseBytes {
@@ -272,7 +373,6 @@ func completeTx(tx *rawTx, cs []core.Completion, inline bool, order []string, ru
 		}
 		at := attemptTime(c)
 		if inline && inlineable(c) {
-			inlined++
 			var inl *rowInserter
 			for _, ins := range inls {
 				if ins.shared[0] == any(c.Owner) {
@@ -298,20 +398,18 @@ func completeTx(tx *rawTx, cs []core.Completion, inline bool, order []string, ru
 			return err
 		}
 	}
-	if inlined > 0 {
-		for _, inl := range inls {
-			if err := inl.flush(); err != nil {
-				return err
-			}
-		}
-		if changed != inlined {
-			return errLeaseLost
+	for _, inl := range inls {
+		if err := inl.flush(); err != nil {
+			return err
 		}
 	}
 	for _, ins := range []shortFull{attempts, complete} {
 		if err := ins.flush(); err != nil {
 			return err
 		}
+	}
+	if changed != len(cs) {
+		return errLeaseLost
 	}
 	if err := writeRuns(tx, order, runs, disable); err != nil {
 		return err
@@ -344,10 +442,10 @@ func addCompletion(attempts, complete *shortFull, c *core.Completion, a *core.At
 		next = time.Time{}
 	}
 	if shortRows && c.Status == core.DeliverySucceeded && attempted && a.Error == "" {
-		return complete.short.add(a.StatusCode, micros(at), c.DeliveryID, c.Owner)
+		return complete.short.add(a.StatusCode, micros(at), c.DeliveryID, c.Owner, a.Number)
 	}
 	return complete.full.add(string(c.Status), micros(next), a.StatusCode,
-		a.Error, micros(at), c.DeliveryID, c.Owner, attempted)
+		a.Error, micros(at), c.DeliveryID, c.Owner, a.Number)
 }
 
 // writeRuns folds the failure runs of the webhooks in order (sorted ids)

@@ -42,21 +42,22 @@ RETURNING ` + deliveryCols
 const completeCols = 8
 
 // completeManySQL applies the outcomes of rows attempts whose leases are
-// still held: rows of eight parameters (status, next attempt, status code,
-// error, update time, id, owner, whether an attempt was made), joined on
-// id. OR FAIL, as for multi-row inserts: no statement journal.
+// still held and whose deliveries' attempt counts are still the ones
+// claimed: rows of eight parameters (status, next attempt, status code,
+// error, update time, id, owner, the attempt's number — 0: none was
+// made), joined on id. OR FAIL, as for multi-row inserts: no statement journal.
 func completeManySQL(rows int) string {
 	return completeRowsSQL("(?, ?, ?, ?, ?, ?, ?, ?)", rows)
 }
 
 // succeedCols is the number of parameters of each row of succeedManySQL.
-const succeedCols = 4
+const succeedCols = 5
 
 // succeedManySQL is completeManySQL for successful attempts without an
-// error: rows of four parameters (status code, update time, id, owner),
-// the other four written in the statement.
+// error: rows of five parameters (status code, update time, id, owner,
+// number), the other three written in the statement.
 func succeedManySQL(rows int) string {
-	return completeRowsSQL("('succeeded', 0, ?, '', ?, ?, ?, 1)", rows)
+	return completeRowsSQL("('succeeded', 0, ?, '', ?, ?, ?, ?)", rows)
 }
 
 // inlineCols is the number of parameters of each row of inlineManySQL.
@@ -75,7 +76,8 @@ func inlineManySQL(rows int) string {
 	inline_uri = CASE WHEN v.column4 = uri THEN '' ELSE v.column4 END,
 	inline_latency_ns = v.column5, inline_response = coalesce(v.column6, x'')
 FROM (` + valuesSQL("(?, ?, ?, ?, ?, ?, ?)", rows) + `) AS v
-WHERE deliveries.id = v.column7 AND deliveries.lease_owner = ? AND deliveries.status IN ` + pendingSQL
+WHERE deliveries.id = v.column7 AND deliveries.lease_owner = ? AND deliveries.status IN ` + pendingSQL + `
+	AND deliveries.attempts = v.column3 - 1`
 }
 
 // completeRowsSQL is the completion UPDATE joined on rows copies of row.
@@ -96,7 +98,8 @@ FROM (VALUES `)
 		b.WriteString(row)
 	}
 	b.WriteString(`) AS v
-WHERE deliveries.id = v.column6 AND deliveries.lease_owner = v.column7 AND deliveries.status IN ` + pendingSQL)
+WHERE deliveries.id = v.column6 AND deliveries.lease_owner = v.column7 AND deliveries.status IN ` + pendingSQL + `
+	AND (v.column8 = 0 OR deliveries.attempts = v.column8 - 1)`)
 	return b.String()
 }
 

@@ -180,7 +180,8 @@ func testAttemptHistory(t *testing.T, b *bundle) {
 	t.Run("stale lease", func(t *testing.T) {
 		// a's lease runs out, b claims and succeeds first, then a's
 		// success arrives: both attempts are recorded, the delivery is
-		// b's. a's attempt is the later one, and is listed last.
+		// b's. a's attempt is the later one, and is listed last; it is
+		// counted, and numbered after b's (both claimed at 0 attempts).
 		id := fresh()
 		ca := claimOne("a", id)
 		at = at.Add(2 * time.Minute) // past a's lease
@@ -189,7 +190,8 @@ func testAttemptHistory(t *testing.T, b *bundle) {
 		sa := succeeded(ca, "a", at.Add(time.Second))
 		b.complete(sb)
 		b.complete(sa)
-		check("stale lease", id, core.DeliverySucceeded, 1, want(sb, sa))
+		sa.Attempt.Number = 2
+		check("stale lease", id, core.DeliverySucceeded, 2, want(sb, sa))
 		d, _ := b.delivery(id)
 		if !d.UpdateTime.Equal(sb.Attempt.Time) {
 			t.Errorf("stale lease: update time %v, want b's attempt %v", d.UpdateTime, sb.Attempt.Time)
@@ -204,7 +206,8 @@ func testAttemptHistory(t *testing.T, b *bundle) {
 		late := ok(cb, "b")
 		b.complete(early) // b's claim took a's lease
 		b.complete(late)
-		check("stale lease, earlier attempt", id, core.DeliverySucceeded, 1, want(early, late))
+		late.Attempt.Number = 2
+		check("stale lease, earlier attempt", id, core.DeliverySucceeded, 2, want(early, late))
 	})
 	t.Run("lease lost beside held ones", func(t *testing.T) {
 		id1, id2, id3 := fresh(), fresh(), fresh()
@@ -213,7 +216,7 @@ func testAttemptHistory(t *testing.T, b *bundle) {
 		s1, s2, s3 := ok(c1, "e"), ok(c2, "gone"), ok(c3, "e")
 		b.complete(s1, s2, s3)
 		check("held, first", id1, core.DeliverySucceeded, 1, want(s1))
-		check("not held", id2, core.DeliveryPending, 0, want(s2))
+		check("not held", id2, core.DeliveryPending, 1, want(s2))
 		check("held, last", id3, core.DeliverySucceeded, 1, want(s3))
 	})
 	t.Run("same delivery twice in a batch", func(t *testing.T) {
@@ -222,17 +225,18 @@ func testAttemptHistory(t *testing.T, b *bundle) {
 		s1, s2 := ok(c, "e"), ok(c, "e")
 		s2.Attempt.Number = 2
 		b.complete(s1, s2)
-		check("twice in a batch", id, core.DeliverySucceeded, 1, want(s1, s2))
+		check("twice in a batch", id, core.DeliverySucceeded, 2, want(s1, s2))
 	})
 	t.Run("no owner", func(t *testing.T) {
 		id := fresh()
 		c := claimOne("e", id)
 		s := ok(c, "")
 		b.complete(s)
-		check("no owner", id, core.DeliveryPending, 0, want(s))
+		check("no owner", id, core.DeliveryPending, 1, want(s))
 		s2 := ok(c, "e")
 		b.complete(s2)
-		check("no owner, then the owner", id, core.DeliverySucceeded, 1, want(s, s2))
+		s2.Attempt.Number = 2
+		check("no owner, then the owner", id, core.DeliverySucceeded, 2, want(s, s2))
 	})
 	t.Run("expired", func(t *testing.T) {
 		id := fresh()

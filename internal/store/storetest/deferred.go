@@ -163,15 +163,15 @@ func completionKinds() []completionKind {
 		}, status: core.DeliveryPending, next: 2 * time.Minute},
 		{name: "another owner", comps: func(d core.Delivery, w *core.Webhook, at time.Time) []core.Completion {
 			return one(ok(d, "other", uri(d, w), 200, []byte("ok")))
-		}, status: core.DeliveryPending, rows: 1, owner: direct, next: time.Minute},
+		}, status: core.DeliveryPending, attempts: 1, rows: 1, owner: direct, next: time.Minute},
 		{name: "no owner", comps: func(d core.Delivery, w *core.Webhook, at time.Time) []core.Completion {
 			return one(ok(d, "", uri(d, w), 200, nil))
-		}, status: core.DeliveryPending, rows: 1, owner: direct, next: time.Minute},
+		}, status: core.DeliveryPending, attempts: 1, rows: 1, owner: direct, next: time.Minute},
 		{name: "twice in a batch", comps: func(d core.Delivery, w *core.Webhook, at time.Time) []core.Completion {
 			s1, s2 := ok(d, direct, uri(d, w), 200, nil), ok(d, direct, uri(d, w), 200, []byte("again"))
 			s2.Attempt.Number = 2
 			return []core.Completion{s1, s2}
-		}, status: core.DeliverySucceeded, attempts: 1, rows: 2},
+		}, status: core.DeliverySucceeded, attempts: 2, rows: 2},
 		{name: "retry then success in a batch", comps: func(d core.Delivery, w *core.Webhook, at time.Time) []core.Completion {
 			f := fail(d, uri(d, w), 500, "http_status: HTTP 500", core.DeliveryPending, retryAt)
 			s := ok(d, direct, uri(d, w), 200, nil)
@@ -581,7 +581,8 @@ func testDeferredLeaseExpiry(t *testing.T, b *bundle) {
 	wantEqual(t, "claimed at the first lease's expiry", claimAll(T0.Add(time.Second)), ids(as))
 	wantEqual(t, "claimed at the second lease's expiry", claimAll(T0.Add(2*time.Second)), ids(cs[2:]))
 
-	// The first owner's completions come late: recorded, not applied.
+	// The first owner's completions come late: recorded and counted, not
+	// applied.
 	late := append(slices.Clone(as), cs[2:]...)
 	var comps []core.Completion
 	for _, d := range late {
@@ -590,8 +591,8 @@ func testDeferredLeaseExpiry(t *testing.T, b *bundle) {
 	b.complete(comps...)
 	for _, d := range late {
 		got, att := b.delivery(d.ID)
-		if got.Status != core.DeliveryPending || got.LeaseOwner != "late" || got.Attempts != 0 || len(att) != 1 {
-			t.Errorf("after a late completion: %s, owner %q, %d attempts, %d listed; want pending, late, 0, 1",
+		if got.Status != core.DeliveryPending || got.LeaseOwner != "late" || got.Attempts != 1 || len(att) != 1 {
+			t.Errorf("after a late completion: %s, owner %q, %d attempts, %d listed; want pending, late, 1, 1",
 				got.Status, got.LeaseOwner, got.Attempts, len(att))
 		}
 	}
@@ -601,8 +602,8 @@ func testDeferredLeaseExpiry(t *testing.T, b *bundle) {
 	}
 	b.complete(comps...)
 	for _, d := range late {
-		if got, att := b.delivery(d.ID); got.Status != core.DeliverySucceeded || got.Attempts != 1 || len(att) != 2 {
-			t.Errorf("the new holder's completion: %s, %d attempts, %d listed; want succeeded, 1, 2",
+		if got, att := b.delivery(d.ID); got.Status != core.DeliverySucceeded || got.Attempts != 2 || len(att) != 2 {
+			t.Errorf("the new holder's completion: %s, %d attempts, %d listed; want succeeded, 2, 2",
 				got.Status, got.Attempts, len(att))
 		}
 	}

@@ -184,7 +184,7 @@ func testDeferredOwners(t *testing.T, b *bundle) {
 	}{
 		{a0, core.DeliverySucceeded, "", 1, 1},
 		{evs[1].Deliveries[0], core.DeliverySucceeded, "", 1, 1},
-		{b0, core.DeliveryPending, "b", 0, 1},
+		{b0, core.DeliveryPending, "b", 1, 1},
 		{evs[1].Deliveries[1], core.DeliverySucceeded, "", 1, 1},
 		{evs[2].Deliveries[0], core.DeliveryPending, "a", 0, 0},
 	} {

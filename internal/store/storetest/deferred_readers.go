@@ -241,18 +241,18 @@ func testDeferredReaders(t *testing.T, b *bundle) {
 	}
 	b.wantHeld("after another's Redeliver", g, g.ds[0].ID, g.ds[2].ID, g.ds[3].ID)
 	// The first holder's completion comes after the Redeliver took its
-	// lease: recorded, not applied.
+	// lease: recorded and counted, not applied.
 	b.complete(succeeded(asClaimed(g.ds[1]), direct, now))
-	if got, as := b.get(g, g.ds[1].ID); got.Status != core.DeliveryPending || got.Attempts != 0 || len(as) != 1 {
-		t.Errorf("the first holder's completion after Redeliver: %s, %d attempts, %d listed; want pending, 0, 1",
+	if got, as := b.get(g, g.ds[1].ID); got.Status != core.DeliveryPending || got.Attempts != 1 || len(as) != 1 {
+		t.Errorf("the first holder's completion after Redeliver: %s, %d attempts, %d listed; want pending, 1, 1",
 			got.Status, got.Attempts, len(as))
 	}
 	if got := b.claimIDs("other", now); !slices.Equal(got, []string{g.ds[1].ID}) {
 		t.Errorf("after Redeliver: claimed %v, want the redelivered one", got)
 	}
 	b.complete(succeeded(asClaimed(g.ds[1]), "other", now))
-	if got, as := b.get(g, g.ds[1].ID); got.Status != core.DeliverySucceeded || got.Attempts != 1 || len(as) != 2 {
-		t.Errorf("the new holder's completion after Redeliver: %s, %d attempts, %d listed; want succeeded, 1, 2",
+	if got, as := b.get(g, g.ds[1].ID); got.Status != core.DeliverySucceeded || got.Attempts != 2 || len(as) != 2 {
+		t.Errorf("the new holder's completion after Redeliver: %s, %d attempts, %d listed; want succeeded, 2, 2",
 			got.Status, got.Attempts, len(as))
 	}
 	b.completeAll("after Redeliver", g, now, g.ds[0].ID, g.ds[2].ID, g.ds[3].ID)

@@ -69,6 +69,7 @@ func Run(t *testing.T, newStore func(t *testing.T) core.Store) {
 		{"ListDeliveries", testListDeliveries},
 		{"Redeliver", testRedeliver},
 		{"RedeliverRetrying", testRedeliverRetrying},
+		{"RedeliverInFlight", testRedeliverInFlight},
 		{"Recover", testRecover},
 		{"RecoverLimit", testRecoverLimit},
 		{"DeleteExpired", testDeleteExpired},

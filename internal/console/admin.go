@@ -25,7 +25,7 @@ type adminView struct {
 func (c *Console) admin(w http.ResponseWriter, r *http.Request, s *session) {
 	var v adminReveal // the new key a form made, shown on this load only
 	if tok := r.URL.Query().Get("r"); tok != "" {
-		got, _ := c.sessions.take(s.id, tok, c.d.Clock.Now())
+		got, _ := c.sessions.take(r, s.id, tok, c.d.Clock.Now())
 		v, _ = got.(adminReveal)
 	}
 	c.renderAdmin(w, r, s, v.Key, v.Note)

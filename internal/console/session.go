@@ -74,20 +74,24 @@ func (ss *sessions) stash(id string, v any, now time.Time) string {
 	return tok
 }
 
-// take returns the view stashed under tok, once.
-func (ss *sessions) take(id, tok string, now time.Time) (any, bool) {
+// take returns the view stashed under tok, once: r's GET uses it up; a
+// HEAD (a link checker, a browser's probe) reads it and leaves it for
+// the GET that shows it.
+func (ss *sessions) take(r *http.Request, id, tok string, now time.Time) (any, bool) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	s := ss.m[id]
 	if s == nil {
 		return nil, false
 	}
-	r, ok := s.reveals[tok]
-	delete(s.reveals, tok)
-	if !ok || now.After(r.expires) {
+	rv, ok := s.reveals[tok]
+	if r.Method != http.MethodHead {
+		delete(s.reveals, tok)
+	}
+	if !ok || now.After(rv.expires) {
 		return nil, false
 	}
-	return r.view, true
+	return rv.view, true
 }
 
 // live reports whether s is still signed in at now.

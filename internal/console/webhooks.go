@@ -159,7 +159,7 @@ func (c *Console) showOnce(w http.ResponseWriter, r *http.Request, s *session, v
 
 // created shows a stashed secret, once; again, it says it was shown.
 func (c *Console) created(w http.ResponseWriter, r *http.Request, s *session) {
-	got, _ := c.sessions.take(s.id, r.URL.Query().Get("r"), c.d.Clock.Now())
+	got, _ := c.sessions.take(r, s.id, r.URL.Query().Get("r"), c.d.Clock.Now())
 	v, ok := got.(createdView)
 	if !ok || v.Webhook.ID != r.PathValue("id") {
 		c.render(w, r, s, http.StatusGone, "error", errorView{Title: "Shown once already",

@@ -180,33 +180,18 @@ func TestOpenAPINamesEveryQueryParameter(t *testing.T) {
 // it (issue 17: the document describes the whole API).
 func TestOpenAPINamesEveryRequestHeader(t *testing.T) {
 	t.Parallel()
-	type param struct {
-		Ref  string `json:"$ref"`
-		Name string `json:"name"`
-		In   string `json:"in"`
-	}
-	var doc struct {
-		Paths      map[string]map[string]json.RawMessage `json:"paths"`
-		Components struct {
-			Parameters map[string]param `json:"parameters"`
-		} `json:"components"`
-	}
-	if err := json.Unmarshal(docs.OpenAPI, &doc); err != nil {
-		t.Fatal(err)
-	}
+	doc := loadOpenAPIParams(t)
 	documented := map[string]bool{"x-goog-api-key": true} // components.securitySchemes.apiKeyHeader
 	for path, item := range doc.Paths {
 		for method, raw := range item {
 			var op struct {
-				Parameters []param `json:"parameters"`
-				Security   *[]any  `json:"security"`
+				Parameters []openAPIParam `json:"parameters"`
+				Security   *[]any         `json:"security"`
 			}
 			_ = json.Unmarshal(raw, &op)
 			project := false
 			for _, p := range op.Parameters {
-				if p.Ref != "" {
-					p = doc.Components.Parameters[strings.TrimPrefix(p.Ref, "#/components/parameters/")]
-				}
+				p = doc.resolve(p)
 				if p.In == "header" {
 					documented[strings.ToLower(p.Name)] = true
 					project = project || strings.EqualFold(p.Name, ProjectHeader)
@@ -289,20 +274,7 @@ func sourceMatches(t *testing.T, re *regexp.Regexp) []sourceMatch {
 // but not declared is refused.
 func TestOpenAPIQueryParametersMatchRoutes(t *testing.T) {
 	t.Parallel()
-	type param struct {
-		Ref  string `json:"$ref"`
-		Name string `json:"name"`
-		In   string `json:"in"`
-	}
-	var doc struct {
-		Paths      map[string]map[string]json.RawMessage `json:"paths"`
-		Components struct {
-			Parameters map[string]param `json:"parameters"`
-		} `json:"components"`
-	}
-	if err := json.Unmarshal(docs.OpenAPI, &doc); err != nil {
-		t.Fatal(err)
-	}
+	doc := loadOpenAPIParams(t)
 	n := 0
 	for _, r := range Routes() {
 		if !strings.Contains(r.Path, "{v}") {
@@ -310,16 +282,14 @@ func TestOpenAPIQueryParametersMatchRoutes(t *testing.T) {
 		}
 		raw := doc.Paths[strings.ReplaceAll(r.Path, "{v}", "v1")][strings.ToLower(r.Method)]
 		var op struct {
-			Parameters []param `json:"parameters"`
+			Parameters []openAPIParam `json:"parameters"`
 		}
 		if err := json.Unmarshal(raw, &op); err != nil {
 			t.Fatalf("%s %s: %v", r.Method, r.Path, err)
 		}
 		var documented []string
 		for _, p := range op.Parameters {
-			if p.Ref != "" {
-				p = doc.Components.Parameters[strings.TrimPrefix(p.Ref, "#/components/parameters/")]
-			}
+			p = doc.resolve(p)
 			if p.In == "query" && !slices.Contains(systemParams, p.Name) {
 				documented = append(documented, p.Name)
 			}
@@ -334,4 +304,37 @@ func TestOpenAPIQueryParametersMatchRoutes(t *testing.T) {
 	if n < 40 {
 		t.Fatalf("checked %d routes", n)
 	}
+}
+
+// openAPIParam is an operation's parameter in docs/openapi.json, or a
+// reference to one of components.parameters.
+type openAPIParam struct {
+	Ref  string `json:"$ref"`
+	Name string `json:"name"`
+	In   string `json:"in"`
+}
+
+// openAPIParams is what the parameter tests read of docs/openapi.json.
+type openAPIParams struct {
+	Paths      map[string]map[string]json.RawMessage `json:"paths"`
+	Components struct {
+		Parameters map[string]openAPIParam `json:"parameters"`
+	} `json:"components"`
+}
+
+func loadOpenAPIParams(t *testing.T) openAPIParams {
+	t.Helper()
+	var doc openAPIParams
+	if err := json.Unmarshal(docs.OpenAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+// resolve returns the parameter p refers to, or p.
+func (d openAPIParams) resolve(p openAPIParam) openAPIParam {
+	if p.Ref == "" {
+		return p
+	}
+	return d.Components.Parameters[strings.TrimPrefix(p.Ref, "#/components/parameters/")]
 }

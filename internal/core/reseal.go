@@ -1,6 +1,10 @@
 package core
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+)
 
 // SealedKind names the kind of a SealedValue.
 type SealedKind string
@@ -32,3 +36,34 @@ type Resealer interface {
 	// fn rolls back and is returned as it is; nothing is changed then.
 	ResealSecrets(ctx context.Context, fn func(values []SealedValue) ([][]byte, error)) error
 }
+
+// Reseal runs a ResealSecrets callback fn on vals for a store: it checks
+// that fn returned one entry per value, and marks an error of fn's own so
+// that CallbackError gets it back, as it came, past the store's
+// transaction and wrapping.
+func Reseal(fn func(values []SealedValue) ([][]byte, error), vals []SealedValue) ([][]byte, error) {
+	repl, err := fn(vals)
+	if err != nil {
+		return nil, callbackError{err}
+	}
+	if len(repl) != len(vals) {
+		return nil, fmt.Errorf("reseal callback returned %d values for %d", len(repl), len(vals))
+	}
+	return repl, nil
+}
+
+// CallbackError returns the callback's own error if Reseal's marked err,
+// else nil.
+func CallbackError(err error) error {
+	var ce callbackError
+	if errors.As(err, &ce) {
+		return ce.err
+	}
+	return nil
+}
+
+// callbackError carries a ResealSecrets callback's error out of the
+// store's transaction.
+type callbackError struct{ err error }
+
+func (e callbackError) Error() string { return e.err.Error() }

@@ -2,19 +2,11 @@ package postgres
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/longhook/longhook/internal/core"
 )
-
-// fnError carries an error of a ResealSecrets callback out of the
-// transaction, to be returned unwrapped.
-type fnError struct{ err error }
-
-func (e fnError) Error() string { return e.err.Error() }
 
 // ResealSecrets implements core.Resealer in one transaction. The rows are
 // read FOR UPDATE: a webhook update or delete on another instance waits
@@ -27,12 +19,9 @@ func (s *Store) ResealSecrets(ctx context.Context, fn func(values []core.SealedV
 		if err != nil {
 			return err
 		}
-		repl, err := fn(vals)
+		repl, err := core.Reseal(fn, vals)
 		if err != nil {
-			return fnError{err}
-		}
-		if len(repl) != len(vals) {
-			return fmt.Errorf("callback returned %d values for %d", len(repl), len(vals))
+			return err
 		}
 		var hooks, ids, kids []string
 		var secs, ks [][]byte
@@ -60,8 +49,8 @@ func (s *Store) ResealSecrets(ctx context.Context, fn func(values []core.SealedV
 		}
 		return nil
 	})
-	if fe := (fnError{}); errors.As(err, &fe) {
-		return fe.err
+	if fe := core.CallbackError(err); fe != nil {
+		return fe
 	}
 	return wrap("reseal secrets", err)
 }

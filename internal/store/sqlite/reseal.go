@@ -3,17 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"errors"
-	"fmt"
 
 	"github.com/longhook/longhook/internal/core"
 )
-
-// fnError carries an error of a ResealSecrets callback out of the
-// transaction, to be returned unwrapped.
-type fnError struct{ err error }
-
-func (e fnError) Error() string { return e.err.Error() }
 
 // ResealSecrets implements core.Resealer in one write transaction.
 func (s *Store) ResealSecrets(ctx context.Context, fn func(values []core.SealedValue) ([][]byte, error)) error {
@@ -22,12 +14,9 @@ func (s *Store) ResealSecrets(ctx context.Context, fn func(values []core.SealedV
 		if err != nil {
 			return err
 		}
-		repl, err := fn(vals)
+		repl, err := core.Reseal(fn, vals)
 		if err != nil {
-			return fnError{err}
-		}
-		if len(repl) != len(vals) {
-			return fmt.Errorf("callback returned %d values for %d", len(repl), len(vals))
+			return err
 		}
 		for i, v := range vals {
 			if repl[i] == nil {
@@ -45,8 +34,8 @@ func (s *Store) ResealSecrets(ctx context.Context, fn func(values []core.SealedV
 		}
 		return nil
 	})
-	if fe := (fnError{}); errors.As(err, &fe) {
-		return fe.err
+	if fe := core.CallbackError(err); fe != nil {
+		return fe
 	}
 	return wrap("reseal secrets", err)
 }
